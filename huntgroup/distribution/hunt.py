@@ -1,0 +1,65 @@
+"""The hunt of one call: its passes over the group and the offers they make.
+
+Theory of operation
+-------------------
+A hunt walks a strategy's order one *pass* at a time. ``take(is_free)``
+returns the next member(s) to offer: the next free member of the pass (one at a
+time), or every free member left in the pass (``simultaneous``, ring all).
+Members that are not free when the walk reaches them are skipped for this
+pass. When the walk runs out, the pass is *exhausted*; the group core then
+applies the algorithm's end-of-pass rule (stop for linear, a new pass
+otherwise) or, when a fresh pass finds nobody free, puts the call back at the
+head of the queue with no pass in progress.
+
+Invariants: a member is offered at most once per pass; ``offers_in_pass``
+counts the offers of the pass in progress; no pass is in progress exactly when
+``in_pass`` is false.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from huntgroup.distribution.algorithms import Strategy
+
+
+@dataclass(slots=True)
+class Hunt:
+    strategy: Strategy
+    started_at: float | None = None
+    passes: int = 0
+    pass_started_at: float = float("-inf")
+    offers_in_pass: int = 0
+    _walk: Iterator[str] | None = field(default=None, repr=False)
+
+    @property
+    def in_pass(self) -> bool:
+        return self._walk is not None
+
+    def begin_pass(self, order: Iterator[str], *, now: float) -> None:
+        if self.started_at is None:
+            self.started_at = now
+        self._walk = order
+        self.passes += 1
+        self.pass_started_at = now
+        self.offers_in_pass = 0
+
+    def end_pass(self) -> None:
+        self._walk = None
+
+    def take(self, is_free: Callable[[str], bool]) -> list[str]:
+        """The member(s) to offer next in this pass; [] when the pass is exhausted."""
+        walk = self._walk
+        if walk is None:
+            return []
+        if self.strategy.simultaneous:
+            chosen = [m for m in walk if is_free(m)]
+        else:
+            chosen = []
+            for member in walk:
+                if is_free(member):
+                    chosen.append(member)
+                    break
+        self.offers_in_pass += len(chosen)
+        return chosen

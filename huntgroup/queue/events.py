@@ -1,0 +1,115 @@
+"""Events: facts that drivers (the SIP engine, the simulator) feed the group core.
+
+Each event is a frozen, slotted dataclass named as a fact. Time is never part
+of an event: it is given to ``RoutingCore.handle(event, now=...)``. A *member*
+is named by its key: the line number for a line, the SIP URI for a fixed URI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class CallArrived:
+    """A caller dialled a group's pilot number."""
+
+    call_id: str
+    group: str
+    caller: str
+    caller_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DirectCallArrived:
+    """A caller dialled a line's own number.
+
+    ``caller_internal`` is true when the caller is one of the configured lines
+    (inside the company); ``hunt_direct_calls`` only applies to outside callers.
+    """
+
+    call_id: str
+    line: str
+    caller: str
+    caller_name: str = ""
+    caller_internal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingCallStarted:
+    """A line started a call of its own (to another number): it is busy."""
+
+    call_id: str
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    """The far end of an outgoing call answered: talk time starts."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberAnswered:
+    """A member (or a line rung directly) answered an offer of a call."""
+
+    call_id: str
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberDeclined:
+    """A member refused an offer with a final status (486, 603, 480...)."""
+
+    call_id: str
+    member: str
+    status: int = 486
+
+
+@dataclass(frozen=True, slots=True)
+class MemberUnreachable:
+    """A member could not be reached (no registered contact, timeout, ICMP)."""
+
+    call_id: str
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallHungUp:
+    """The call ended from outside the core: caller CANCEL/BYE, member BYE.
+
+    Valid in every state of a call: waiting, hunting, ringing or connected.
+    """
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberJoined:
+    """A member logged into a group; its talk-time counter restarts at zero."""
+
+    group: str
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberLeft:
+    """A member logged out of a group; its offers for that group end."""
+
+    group: str
+    member: str
+
+
+Event = (
+    CallArrived
+    | DirectCallArrived
+    | OutgoingCallStarted
+    | CallAnswered
+    | MemberAnswered
+    | MemberDeclined
+    | MemberUnreachable
+    | CallHungUp
+    | MemberJoined
+    | MemberLeft
+)
