@@ -504,6 +504,8 @@ class DigestAuthenticator:
             return None
         if len(raw) != _NONCE_RAW_LENGTH:
             return None
+        if base64.urlsafe_b64encode(raw).decode("ascii") != nonce:
+            return None  # a non-canonical spelling would dodge the replay table
         issued, salt, mac = raw[:8], raw[8:16], raw[16:]
         if not hmac.compare_digest(mac, self._mac(issued, salt)):
             return None
