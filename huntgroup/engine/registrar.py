@@ -234,9 +234,12 @@ class Registrar:
         """
         if expires is not None and expires < 0:
             return RegisterResult(400, "Invalid Expires")
-        current = {k: b for k, b in self._aors.get(aor, {}).items() if b.expires_at > now}
+        stored = self._aors.get(aor, {})
+        current = {k: b for k, b in stored.items() if b.expires_at > now}
+        # Expired bindings not yet collected by handle_timer vanish on commit: that is a change.
+        lapsed = len(current) != len(stored)
         if any(c.is_wildcard for c in contacts):
-            return self._unregister_all(aor, contacts, current, call_id, cseq, now, expires)
+            return self._unregister_all(aor, contacts, stored, call_id, cseq, now, expires)
         if not contacts:
             return self._ok(aor, current, now, changed=False)
 
@@ -256,7 +259,7 @@ class Registrar:
 
         # Step 7: compute the new state on a copy; any failure leaves the state unchanged.
         updated = dict(current)
-        changed = False
+        changed = lapsed
         touched: set[str] = set()
         for entry, seconds in wanted:
             key = _binding_key(entry.uri, entry.instance)
@@ -311,7 +314,7 @@ class Registrar:
         self,
         aor: str,
         contacts: Sequence[ContactEntry],
-        current: dict[str, Binding],
+        stored: dict[str, Binding],
         call_id: str,
         cseq: int,
         now: float,
@@ -322,10 +325,10 @@ class Registrar:
         wildcard_expires = contacts[0].expires if contacts[0].expires is not None else expires
         if wildcard_expires != 0:
             return RegisterResult(400, "Wildcard Contact needs Expires: 0")
-        for binding in current.values():
-            if binding.call_id == call_id and cseq <= binding.cseq:
+        for binding in stored.values():
+            if binding.expires_at > now and binding.call_id == call_id and cseq <= binding.cseq:
                 return RegisterResult(500, "Out of order REGISTER (CSeq not higher)")
-        changed = bool(current)
+        changed = bool(stored)
         self._commit(aor, {}, set())
         return self._ok(aor, {}, now, changed=changed)
 
@@ -468,7 +471,7 @@ class _ContactScanner:
         start = self.pos
         while self.pos < len(self.text) and self.text[self.pos] not in stops:
             char = self.text[self.pos]
-            if ord(char) <= 0x20 or ord(char) == 0x7F or char in '<"':
+            if ord(char) <= 0x20 or ord(char) == 0x7F or char in '<>"':
                 raise _fail(f"invalid character in URI at offset {self.pos}")
             self.pos += 1
         uri = self.text[start : self.pos]
