@@ -1,0 +1,637 @@
+"""Digest access authentication for the registrar (RFC 3261 §22, RFC 7616, RFC 8760).
+
+Theory of operation
+-------------------
+This module is sans-I/O: it reads no clock, opens no socket and holds no
+message objects. It works on header *values* (the text after
+``Authorization:``) and returns values to put in ``WWW-Authenticate``.
+
+1. **Challenge.** :meth:`DigestAuthenticator.challenge` mints one nonce and
+   returns one ``WWW-Authenticate`` value per algorithm, most preferred first
+   (SHA-256 before MD5, as RFC 8760 §2.4 asks), each with ``qop="auth"`` and
+   the same ``opaque``. ``stale=true`` tells the client that its last answer
+   was right but its nonce had expired, so it can retry without asking the
+   user again.
+2. **Parse.** :func:`parse_credentials` turns an ``Authorization`` or
+   ``Proxy-Authorization`` value into :class:`DigestCredentials`. Anything
+   that does not follow the grammar raises
+   :class:`~huntgroup.errors.RemoteProtocolError` (status 400) and nothing
+   else.
+3. **Verify.** :meth:`DigestAuthenticator.verify` checks the credentials and
+   returns an :class:`AuthResult`: every failure is an *outcome*, never an
+   exception, so the engine decides between 401 (re-challenge) and 403.
+
+Nonces are stateless and self-validating::
+
+    nonce = base64url( issued_ms (8 bytes, signed) || salt (8 bytes) || mac (16 bytes) )
+    mac   = HMAC-SHA256(secret_key, "huntgroup-nonce" || realm || issued_ms || salt)[:16]
+
+A node checks a nonce with the key alone, so several nodes that share
+``secret_key`` accept each other's nonces. A nonce older than
+``nonce_lifetime`` but correctly signed is *stale*; a nonce with a bad MAC,
+from another realm, or from the future (beyond ``clock_skew``) is *invalid*.
+The ``now`` given to a node sharing its key with others must be wall-clock
+time (``time.time()``), so that their timestamps agree.
+
+Replay protection: for ``qop=auth`` the client counts its uses of a nonce in
+``nc``. The authenticator remembers the highest ``nc`` accepted per nonce in
+an LRU table of at most ``max_tracked_nonces`` entries. When an entry is
+evicted, the issue time of its nonce raises a watermark; a nonce that is not
+in the table and was issued at or before the watermark is answered as stale
+(the client re-authenticates with a fresh nonce) instead of being trusted
+again. The replay table is per node.
+
+Invariants:
+
+- memory is bounded: the replay table never holds more than
+  ``max_tracked_nonces`` entries;
+- a given (nonce, nc) pair is accepted at most once by one authenticator;
+- secrets and responses are compared with :func:`hmac.compare_digest`;
+- a nonce is accepted only if it carries our MAC and is at most
+  ``nonce_lifetime`` seconds old.
+
+Algorithms: ``MD5``, ``MD5-sess``, ``SHA-256``, ``SHA-256-sess``. The legacy
+RFC 2069 answer (no ``qop``, no ``cnonce``/``nc``) is accepted for plain
+``MD5`` only, when ``allow_legacy`` is set; it cannot be protected against
+replay within the nonce lifetime. An account whose secret is only
+``ha1_md5`` can only answer an MD5 challenge (see :func:`usable_algorithms`
+to challenge such a user with MD5 only).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import struct
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from huntgroup.errors import RemoteProtocolError
+
+__all__ = [
+    "SUPPORTED_ALGORITHMS",
+    "AuthOutcome",
+    "AuthResult",
+    "CredentialsLookup",
+    "DigestAuthenticator",
+    "DigestCredentials",
+    "DigestSecret",
+    "UserSecret",
+    "compute_ha1",
+    "compute_response",
+    "parse_credentials",
+    "usable_algorithms",
+]
+
+#: Algorithm names (as written on the wire, compared case-insensitively) -> hashlib name.
+_HASHES: dict[str, str] = {
+    "MD5": "md5",
+    "MD5-SESS": "md5",
+    "SHA-256": "sha256",
+    "SHA-256-SESS": "sha256",
+}
+SUPPORTED_ALGORITHMS: tuple[str, ...] = ("SHA-256", "SHA-256-sess", "MD5", "MD5-sess")
+_CANONICAL: dict[str, str] = {name.upper(): name for name in SUPPORTED_ALGORITHMS}
+
+MAX_HEADER_LENGTH = 4096
+_NONCE_TAG = b"huntgroup-nonce"
+_OPAQUE_TAG = b"huntgroup-opaque"
+_NONCE_RAW_LENGTH = 8 + 8 + 16
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+class UserSecret(Protocol):
+    """What the authenticator needs to know about an account.
+
+    A configured line (``LineConfig``) fits this protocol as it is: it has a
+    cleartext ``password`` or stored ``ha1_md5`` / ``ha1_sha256`` (hex of
+    H(username:realm:password) with the server's realm).
+    """
+
+    @property
+    def password(self) -> str | None: ...
+
+    @property
+    def ha1_md5(self) -> str | None: ...
+
+    @property
+    def ha1_sha256(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSecret:
+    """A concrete :class:`UserSecret`: a password, or stored HA1 values."""
+
+    password: str | None = None
+    ha1_md5: str | None = None
+    ha1_sha256: str | None = None
+
+
+CredentialsLookup = Callable[[str], UserSecret | None]
+"""Gives the secret of a username, or None when there is no such account."""
+
+
+def _canonical_algorithm(name: str) -> str | None:
+    return _CANONICAL.get(name.upper())
+
+
+def _hash_hex(algorithm: str, data: str) -> str:
+    return hashlib.new(_HASHES[algorithm.upper()], data.encode("utf-8")).hexdigest()
+
+
+def compute_ha1(algorithm: str, username: str, realm: str, password: str) -> str:
+    """H(username:realm:password) in lower-case hex (the value stored as ha1_*)."""
+    return _hash_hex(algorithm, f"{username}:{realm}:{password}")
+
+
+def _stored_ha1(secret: UserSecret, algorithm: str, username: str, realm: str) -> str | None:
+    """The (non -sess) HA1 of the account for ``algorithm``, or None when unknown."""
+    if secret.password is not None:
+        return compute_ha1(algorithm, username, realm, secret.password)
+    stored = secret.ha1_sha256 if algorithm.upper().startswith("SHA-256") else secret.ha1_md5
+    return stored.lower() if stored is not None else None
+
+
+def usable_algorithms(secret: UserSecret, offered: Sequence[str]) -> tuple[str, ...]:
+    """The algorithms of ``offered`` that this account can answer, in order."""
+    usable: list[str] = []
+    for name in offered:
+        canonical = _canonical_algorithm(name)
+        if canonical is None:
+            continue
+        if secret.password is not None:
+            usable.append(canonical)
+        elif canonical.upper().startswith("SHA-256"):
+            if secret.ha1_sha256 is not None:
+                usable.append(canonical)
+        elif secret.ha1_md5 is not None:
+            usable.append(canonical)
+    return tuple(usable)
+
+
+def compute_response(
+    *,
+    algorithm: str,
+    ha1: str,
+    nonce: str,
+    method: str,
+    uri: str,
+    qop: str | None,
+    nc: str | None,
+    cnonce: str | None,
+) -> str:
+    """The request-digest of RFC 7616 §3.4.1 (``qop=auth``) or RFC 2069 (no qop).
+
+    ``ha1`` is H(username:realm:password) in hex; for a ``-sess`` algorithm it
+    is turned into H(ha1:nonce:cnonce) here.
+    """
+    if algorithm.upper().endswith("-SESS"):
+        ha1 = _hash_hex(algorithm, f"{ha1}:{nonce}:{cnonce or ''}")
+    ha2 = _hash_hex(algorithm, f"{method}:{uri}")
+    if qop is None:
+        return _hash_hex(algorithm, f"{ha1}:{nonce}:{ha2}")
+    return _hash_hex(algorithm, f"{ha1}:{nonce}:{nc or ''}:{cnonce or ''}:{qop}:{ha2}")
+
+
+# --------------------------------------------------------------------------- parsing
+
+_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+_WS = " \t"
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+@dataclass(frozen=True, slots=True)
+class DigestCredentials:
+    """The parameters of a Digest ``Authorization`` value, unquoted."""
+
+    username: str
+    realm: str
+    nonce: str
+    uri: str
+    response: str
+    algorithm: str = "MD5"
+    cnonce: str | None = None
+    nc: str | None = None
+    qop: str | None = None
+    opaque: str | None = None
+    userhash: bool = False
+
+    @property
+    def nonce_count(self) -> int | None:
+        """``nc`` as an integer (it is 8 hex digits on the wire)."""
+        return int(self.nc, 16) if self.nc is not None else None
+
+
+class _Scanner:
+    """A cursor over one header value; every failure is a 400."""
+
+    __slots__ = ("pos", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def fail(self, message: str) -> RemoteProtocolError:
+        return RemoteProtocolError(f"malformed Digest credentials: {message}", status=400)
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.text)
+
+    def peek(self) -> str:
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def skip_ws(self) -> None:
+        while self.pos < len(self.text) and self.text[self.pos] in _WS:
+            self.pos += 1
+
+    def token(self) -> str:
+        start = self.pos
+        while self.pos < len(self.text) and self.text[self.pos] in _TOKEN_CHARS:
+            self.pos += 1
+        if self.pos == start:
+            raise self.fail(f"expected a token at offset {start}")
+        return self.text[start : self.pos]
+
+    def quoted(self) -> str:
+        if self.peek() != '"':
+            raise self.fail(f"expected a quoted string at offset {self.pos}")
+        self.pos += 1
+        out: list[str] = []
+        while True:
+            if self.at_end():
+                raise self.fail("unterminated quoted string")
+            char = self.text[self.pos]
+            if char == '"':
+                self.pos += 1
+                return "".join(out)
+            if char == "\\":
+                if self.pos + 1 >= len(self.text):
+                    raise self.fail("dangling escape in quoted string")
+                escaped = self.text[self.pos + 1]
+                if escaped in "\r\n" or ord(escaped) > 0x7F:
+                    raise self.fail("invalid escape in quoted string")
+                out.append(escaped)
+                self.pos += 2
+                continue
+            if (ord(char) < 0x20 and char != "\t") or ord(char) == 0x7F:
+                raise self.fail("control character in quoted string")
+            out.append(char)
+            self.pos += 1
+
+
+def _auth_params(scanner: _Scanner) -> dict[str, tuple[str, bool]]:
+    """name -> (value, was_quoted), names lower-cased; duplicates are a 400."""
+    params: dict[str, tuple[str, bool]] = {}
+    while True:
+        scanner.skip_ws()
+        if scanner.at_end():
+            break
+        if scanner.peek() == ",":  # tolerate empty list elements
+            scanner.pos += 1
+            continue
+        name = scanner.token().lower()
+        scanner.skip_ws()
+        if scanner.peek() != "=":
+            raise scanner.fail(f"expected '=' after {name!r}")
+        scanner.pos += 1
+        scanner.skip_ws()
+        if scanner.peek() == '"':
+            value, quoted = scanner.quoted(), True
+        else:
+            value, quoted = scanner.token(), False
+        if name in params:
+            raise scanner.fail(f"duplicate parameter {name!r}")
+        params[name] = (value, quoted)
+        scanner.skip_ws()
+        if scanner.at_end():
+            break
+        if scanner.peek() != ",":
+            raise scanner.fail(f"expected ',' at offset {scanner.pos}")
+        scanner.pos += 1
+    return params
+
+
+def parse_credentials(value: str) -> DigestCredentials:
+    """Parse a Digest ``Authorization`` / ``Proxy-Authorization`` header value.
+
+    Raises :class:`RemoteProtocolError` (400) for anything malformed: another
+    scheme, bad quoting, duplicate or missing parameters, a ``qop`` without
+    ``cnonce``/``nc``, an ``nc`` that is not 8 hex digits.
+    """
+    if len(value) > MAX_HEADER_LENGTH:
+        raise RemoteProtocolError("Digest credentials too long", status=400)
+    scanner = _Scanner(value)
+    scanner.skip_ws()
+    scheme = scanner.token()
+    if scheme.lower() != "digest":
+        raise scanner.fail(f"unsupported scheme {scheme!r}")
+    if scanner.peek() not in _WS or scanner.at_end():
+        raise scanner.fail("expected parameters after 'Digest'")
+    params = _auth_params(scanner)
+
+    def required(name: str) -> str:
+        if name not in params:
+            raise scanner.fail(f"missing parameter {name!r}")
+        return params[name][0]
+
+    def optional(name: str) -> str | None:
+        return params[name][0] if name in params else None
+
+    username = required("username")
+    realm = required("realm")
+    nonce = required("nonce")
+    uri = required("uri")
+    response = required("response").lower()
+    if not response or not set(response) <= _HEX:
+        raise scanner.fail("response is not hexadecimal")
+    algorithm = optional("algorithm") or "MD5"
+    qop = optional("qop")
+    cnonce = optional("cnonce")
+    nc = optional("nc")
+    if qop is not None:
+        if cnonce is None or nc is None:
+            raise scanner.fail("qop given without cnonce and nc")
+        if not qop or not set(qop) <= _TOKEN_CHARS:
+            raise scanner.fail("qop must be a single token")
+    elif cnonce is not None or nc is not None:
+        raise scanner.fail("cnonce/nc given without qop")
+    if nc is not None and (len(nc) != 8 or not set(nc) <= _HEX):
+        raise scanner.fail("nc must be 8 hexadecimal digits")
+    userhash_text = optional("userhash")
+    if userhash_text is not None and userhash_text.lower() not in ("true", "false"):
+        raise scanner.fail("userhash must be true or false")
+    return DigestCredentials(
+        username=username,
+        realm=realm,
+        nonce=nonce,
+        uri=uri,
+        response=response,
+        algorithm=algorithm,
+        cnonce=cnonce,
+        nc=nc.lower() if nc is not None else None,
+        qop=qop,
+        opaque=optional("opaque"),
+        userhash=userhash_text is not None and userhash_text.lower() == "true",
+    )
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# --------------------------------------------------------------------------- verifying
+
+
+class AuthOutcome(Enum):
+    """What came of checking one set of credentials."""
+
+    OK = "ok"
+    WRONG_PASSWORD = "wrong password"
+    UNKNOWN_USER = "unknown user"
+    STALE_NONCE = "stale nonce"  # right answer, expired nonce: re-challenge with stale=true
+    INVALID_NONCE = "invalid nonce"  # not ours, tampered, or opaque changed
+    REALM_MISMATCH = "realm mismatch"
+    NC_REPLAY = "nonce count replayed"
+    UNSUPPORTED = "unsupported algorithm, qop or userhash"
+    NO_SECRET_FOR_ALGORITHM = "account has no secret for this algorithm"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    """The outcome of :meth:`DigestAuthenticator.verify`.
+
+    Suggested answers: OK -> go on; STALE_NONCE -> 401 with
+    ``challenge(stale=True)``; WRONG_PASSWORD and UNKNOWN_USER -> 403 (answer
+    both alike, so as not to reveal which accounts exist); every other
+    outcome -> 401 with a fresh challenge (for NO_SECRET_FOR_ALGORITHM, offer
+    only :func:`usable_algorithms`).
+    """
+
+    outcome: AuthOutcome
+    username: str
+    algorithm: str
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is AuthOutcome.OK
+
+    @property
+    def stale(self) -> bool:
+        return self.outcome is AuthOutcome.STALE_NONCE
+
+
+@dataclass(frozen=True, slots=True)
+class _Nonce:
+    issued_ms: int
+
+
+class DigestAuthenticator:
+    """Challenges and verifies Digest credentials for one realm (see module doc)."""
+
+    def __init__(
+        self,
+        realm: str,
+        secret_key: bytes,
+        nonce_lifetime: float,
+        algorithms: Sequence[str] = ("SHA-256", "MD5"),
+        *,
+        max_tracked_nonces: int = 10_000,
+        clock_skew: float = 30.0,
+        allow_legacy: bool = True,
+        entropy: Callable[[int], bytes] = secrets.token_bytes,
+    ) -> None:
+        if not realm or any(ord(c) < 0x20 or ord(c) == 0x7F for c in realm):
+            raise ValueError("realm must be a non-empty printable string")
+        if len(secret_key) < 16:
+            raise ValueError("secret_key must hold at least 16 bytes")
+        if nonce_lifetime <= 0:
+            raise ValueError("nonce_lifetime must be positive")
+        if max_tracked_nonces < 1:
+            raise ValueError("max_tracked_nonces must be at least 1")
+        canonical: list[str] = []
+        for name in algorithms:
+            known = _canonical_algorithm(name)
+            if known is None:
+                raise ValueError(f"unsupported digest algorithm {name!r}")
+            if known not in canonical:
+                canonical.append(known)
+        if not canonical:
+            raise ValueError("at least one algorithm is needed")
+        self.realm = realm
+        self.algorithms: tuple[str, ...] = tuple(canonical)
+        self.nonce_lifetime = nonce_lifetime
+        self.max_tracked_nonces = max_tracked_nonces
+        self.clock_skew = clock_skew
+        self.allow_legacy = allow_legacy
+        self._key = bytes(secret_key)
+        self._entropy = entropy
+        self._opaque = hmac.new(
+            self._key, _OPAQUE_TAG + realm.encode("utf-8"), hashlib.sha256
+        ).hexdigest()[:32]
+        self._seen: OrderedDict[str, int] = OrderedDict()  # nonce -> highest nc accepted
+        self._evicted_watermark_ms: int | None = None
+
+    # -- nonces
+
+    def _mac(self, issued: bytes, salt: bytes) -> bytes:
+        message = _NONCE_TAG + self.realm.encode("utf-8") + issued + salt
+        return hmac.new(self._key, message, hashlib.sha256).digest()[:16]
+
+    def make_nonce(self, *, now: float) -> str:
+        """A fresh signed nonce, valid for ``nonce_lifetime`` seconds from ``now``."""
+        issued = struct.pack(">q", round(now * 1000))
+        salt = self._entropy(8)
+        if len(salt) != 8:
+            raise ValueError("the entropy source must return the number of bytes asked")
+        raw = issued + salt + self._mac(issued, salt)
+        return base64.urlsafe_b64encode(raw).decode("ascii")
+
+    def _open_nonce(self, nonce: str) -> _Nonce | None:
+        """The nonce's content if it carries our MAC, else None."""
+        if len(nonce) != 44:  # base64 of 32 bytes
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(nonce.encode("ascii"))
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            return None
+        if len(raw) != _NONCE_RAW_LENGTH:
+            return None
+        if base64.urlsafe_b64encode(raw).decode("ascii") != nonce:
+            return None  # a non-canonical spelling would dodge the replay table
+        issued, salt, mac = raw[:8], raw[8:16], raw[16:]
+        if not hmac.compare_digest(mac, self._mac(issued, salt)):
+            return None
+        return _Nonce(issued_ms=struct.unpack(">q", issued)[0])
+
+    # -- challenge
+
+    def challenge(
+        self, *, now: float, stale: bool = False, algorithms: Sequence[str] | None = None
+    ) -> list[str]:
+        """``WWW-Authenticate`` values: one per algorithm, preferred first, one shared nonce.
+
+        ``algorithms`` narrows the offer (e.g. to :func:`usable_algorithms` of
+        a known account); it keeps our order and drops what we do not offer.
+        """
+        wanted = self.algorithms
+        if algorithms is not None:
+            asked = {a.upper() for a in algorithms}
+            wanted = tuple(a for a in self.algorithms if a.upper() in asked) or self.algorithms
+        nonce = self.make_nonce(now=now)
+        values = []
+        for algorithm in wanted:
+            parts = [
+                f"Digest realm={_quote(self.realm)}",
+                f"nonce={_quote(nonce)}",
+                f"opaque={_quote(self._opaque)}",
+                f"algorithm={algorithm}",
+                'qop="auth"',
+            ]
+            if stale:
+                parts.append("stale=true")
+            values.append(", ".join(parts))
+        return values
+
+    # -- verify
+
+    def verify(
+        self,
+        credentials: DigestCredentials,
+        *,
+        method: str,
+        credentials_lookup: CredentialsLookup,
+        now: float,
+    ) -> AuthResult:
+        """Check ``credentials`` sent with a request of ``method`` (see :class:`AuthOutcome`).
+
+        The engine should also check that ``credentials.uri`` designates the
+        Request-URI, and that the username is the user of the To header.
+        """
+        algorithm = _canonical_algorithm(credentials.algorithm)
+
+        def result(outcome: AuthOutcome) -> AuthResult:
+            return AuthResult(outcome, credentials.username, algorithm or credentials.algorithm)
+
+        if algorithm is None or algorithm not in self.algorithms:
+            return result(AuthOutcome.UNSUPPORTED)
+        if credentials.qop is None:
+            if not self.allow_legacy or algorithm != "MD5":
+                return result(AuthOutcome.UNSUPPORTED)
+        elif credentials.qop.lower() != "auth":
+            return result(AuthOutcome.UNSUPPORTED)
+        if credentials.userhash:
+            return result(AuthOutcome.UNSUPPORTED)
+        if credentials.realm != self.realm:
+            return result(AuthOutcome.REALM_MISMATCH)
+        opened = self._open_nonce(credentials.nonce)
+        if opened is None:
+            return result(AuthOutcome.INVALID_NONCE)
+        if credentials.opaque is not None and not hmac.compare_digest(
+            credentials.opaque.encode("utf-8"), self._opaque.encode("utf-8")
+        ):
+            return result(AuthOutcome.INVALID_NONCE)
+        age = now - opened.issued_ms / 1000
+        if age < -self.clock_skew:
+            return result(AuthOutcome.INVALID_NONCE)
+
+        secret = credentials_lookup(credentials.username)
+        if secret is None:
+            return result(AuthOutcome.UNKNOWN_USER)
+        ha1 = _stored_ha1(secret, algorithm, credentials.username, self.realm)
+        if ha1 is None:
+            return result(AuthOutcome.NO_SECRET_FOR_ALGORITHM)
+        expected = compute_response(
+            algorithm=algorithm,
+            ha1=ha1,
+            nonce=credentials.nonce,
+            method=method,
+            uri=credentials.uri,
+            qop=credentials.qop,
+            nc=credentials.nc,
+            cnonce=credentials.cnonce,
+        )
+        if not hmac.compare_digest(expected.encode("ascii"), credentials.response.encode("ascii")):
+            return result(AuthOutcome.WRONG_PASSWORD)
+
+        # The answer is right: only now may the nonce be reported stale (RFC 7616 §3.3).
+        if age > self.nonce_lifetime:
+            return result(AuthOutcome.STALE_NONCE)
+        count = credentials.nonce_count
+        if count is not None:
+            outcome = self._record_nonce_count(credentials.nonce, opened.issued_ms, count)
+            if outcome is not AuthOutcome.OK:
+                return result(outcome)
+        return result(AuthOutcome.OK)
+
+    def _record_nonce_count(self, nonce: str, issued_ms: int, count: int) -> AuthOutcome:
+        highest = self._seen.get(nonce)
+        if highest is None:
+            watermark = self._evicted_watermark_ms
+            if watermark is not None and issued_ms <= watermark:
+                # We may have forgotten this nonce's history: make the client start afresh.
+                return AuthOutcome.STALE_NONCE
+        elif count <= highest:
+            return AuthOutcome.NC_REPLAY
+        self._seen[nonce] = count
+        self._seen.move_to_end(nonce)
+        while len(self._seen) > self.max_tracked_nonces:
+            evicted, _ = self._seen.popitem(last=False)
+            evicted_nonce = self._open_nonce(evicted)
+            if evicted_nonce is not None:
+                previous = self._evicted_watermark_ms
+                if previous is None or evicted_nonce.issued_ms > previous:
+                    self._evicted_watermark_ms = evicted_nonce.issued_ms
+        return AuthOutcome.OK
+
+    @property
+    def tracked_nonces(self) -> int:
+        """How many nonces the replay table holds now (never above the bound)."""
+        return len(self._seen)

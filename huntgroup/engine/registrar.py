@@ -1,0 +1,577 @@
+"""The location service: REGISTER processing (RFC 3261 §10.3) as a sans-I/O core.
+
+Theory of operation
+-------------------
+The engine authenticates a REGISTER (see :mod:`huntgroup.engine.digest`),
+turns its To header into an address-of-record (AOR, canonicalized by the
+caller, e.g. the line number) and its Contact header values into
+:class:`ContactEntry` items with :func:`parse_contact_values`, then calls
+:meth:`Registrar.register` with the Call-ID, CSeq number, Expires header,
+the source address and ``now``. The result carries the status to answer
+(200, 400, 423 with ``Min-Expires``, 500 for an out-of-order request, 403 for
+too many contacts) and, for a 200, the bindings to list in the response.
+
+A **binding** maps an AOR to one contact URI until ``expires_at``. Bindings
+are matched by ``+sip.instance`` when the contact carries one (RFC 5626: a
+phone that moves keeps its binding), else by URI compared with the
+case rules of RFC 3261 §19.1.4 (scheme and host part case-insensitive, user
+part case-sensitive; simplified: parameters are compared as written, lower
+case). Each binding keeps the transport address the REGISTER came from, so
+the engine can send to that address when the contact is private (NAT).
+
+Processing is atomic, as §10.3 asks: the new state of the AOR is computed on
+a copy and committed only when every contact passes. A contact whose binding
+was last refreshed with the same Call-ID and a CSeq greater than or equal to
+the request's fails the whole request (500): it is a delayed or replayed
+REGISTER. ``Contact: *`` with ``Expires: 0`` removes every binding (same
+Call-ID/CSeq rule); ``*`` with other contacts or another expiry is a 400.
+
+Expiry: ``contacts(now=...)`` never returns a binding whose ``expires_at`` is
+at or before ``now``, even when no timer ran. ``get_timer()`` gives the
+earliest expiry; ``handle_timer(now=...)`` removes expired bindings and
+reports, per AOR, what went away and how many bindings remain, so the engine
+learns when a line has no contact any more.
+
+Invariants:
+
+- no AOR holds more than ``max_contacts`` bindings (the least recently
+  refreshed bindings of other requests are evicted to make room, and
+  reported);
+- every binding satisfies ``min_expires <= expires_at - refreshed_at <= max_expires``;
+- a refused request leaves the location service unchanged;
+- the timer heap holds at most ``2 * bindings + 64`` entries (it is rebuilt
+  when stale entries accumulate).
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from huntgroup.errors import RemoteProtocolError
+
+__all__ = [
+    "Binding",
+    "BindingsExpired",
+    "ContactEntry",
+    "RegisterResult",
+    "Registrar",
+    "Source",
+    "parse_contact_values",
+]
+
+MAX_DELTA_SECONDS = 2**32 - 1
+MAX_CONTACT_VALUE_LENGTH = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """The transport address a request came from."""
+
+    transport: str  # "udp", "tcp", "tls"
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContactEntry:
+    """One Contact of a REGISTER: ``uri="*"`` is the wildcard."""
+
+    uri: str
+    expires: int | None = None  # the ;expires= parameter, None when absent
+    q: float = 1.0
+    instance: str | None = None  # +sip.instance, without the angle brackets
+
+    @property
+    def is_wildcard(self) -> bool:
+        return self.uri == "*"
+
+
+WILDCARD = ContactEntry("*")
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A live registration of ``uri`` for ``aor``."""
+
+    aor: str
+    uri: str
+    expires_at: float
+    q: float
+    call_id: str
+    cseq: int
+    registered_at: float  # when the binding was created or last refreshed
+    source: Source | None = None
+    instance: str | None = None
+
+    def expires_in(self, now: float) -> int:
+        """Whole seconds left, for the ``expires`` parameter of a 200 response."""
+        return max(0, int(self.expires_at - now + 0.5))
+
+    def contact_value(self, now: float) -> str:
+        """The Contact value to list in a 200 response."""
+        value = f"<{self.uri}>;expires={self.expires_in(now)}"
+        if self.q != 1.0:
+            value += f";q={_format_q(self.q)}"
+        if self.instance is not None:
+            value += f';+sip.instance="<{self.instance}>"'
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterResult:
+    """What to answer to a REGISTER, and what changed."""
+
+    status: int  # 200, 400, 403, 423 or 500
+    reason: str
+    bindings: tuple[Binding, ...] = ()  # the AOR's bindings after the request (200 only)
+    contact_values: tuple[str, ...] = ()  # Contact values for the 200 response
+    min_expires: int | None = None  # for a 423: the Min-Expires header value
+    changed: bool = False  # bindings were added, moved or removed (not just refreshed)
+    evicted: tuple[Binding, ...] = ()  # bindings dropped to honour max_contacts
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
+@dataclass(frozen=True, slots=True)
+class BindingsExpired:
+    """Bindings of ``aor`` ran out; ``remaining`` live bindings are left."""
+
+    aor: str
+    removed: tuple[Binding, ...]
+    remaining: int
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def _uri_key(uri: str) -> str:
+    """A comparison key after RFC 3261 §19.1.4 case rules (simplified)."""
+    scheme, sep, rest = uri.partition(":")
+    if not sep:
+        return uri.lower()
+    at = rest.find("@")
+    if at >= 0:
+        return f"{scheme.lower()}:{rest[: at + 1]}{rest[at + 1 :].lower()}"
+    return f"{scheme.lower()}:{rest.lower()}"
+
+
+def _binding_key(uri: str, instance: str | None) -> str:
+    return f"instance:{instance.lower()}" if instance is not None else f"uri:{_uri_key(uri)}"
+
+
+def _format_q(q: float) -> str:
+    text = f"{q:.3f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
+# --------------------------------------------------------------------------- registrar
+
+
+class Registrar:
+    """Bindings of every AOR, with RFC 3261 §10.3 processing (see module doc)."""
+
+    def __init__(
+        self,
+        max_expires: int = 3600,
+        min_expires: int = 60,
+        default_expires: int = 3600,
+        max_contacts: int = 10,
+    ) -> None:
+        if not (0 < min_expires <= max_expires):
+            raise ValueError("need 0 < min_expires <= max_expires")
+        if not (min_expires <= default_expires <= max_expires):
+            raise ValueError("need min_expires <= default_expires <= max_expires")
+        if max_contacts < 1:
+            raise ValueError("max_contacts must be at least 1")
+        self.max_expires = max_expires
+        self.min_expires = min_expires
+        self.default_expires = default_expires
+        self.max_contacts = max_contacts
+        self._aors: dict[str, dict[str, Binding]] = {}
+        self._heap: list[tuple[float, int, str, str]] = []  # (expires_at, seq, aor, key)
+        self._seq = 0
+        self._count = 0
+
+    # -- queries
+
+    def contacts(self, aor: str, *, now: float) -> list[Binding]:
+        """Live bindings of ``aor``: highest q first, then most recently refreshed first."""
+        live = [b for b in self._aors.get(aor, {}).values() if b.expires_at > now]
+        live.sort(key=lambda b: (-b.q, -b.registered_at, b.uri))
+        return live
+
+    def aors(self) -> list[str]:
+        """AORs that hold at least one binding (expired ones may linger until handle_timer)."""
+        return sorted(self._aors)
+
+    @property
+    def binding_count(self) -> int:
+        return self._count
+
+    # -- REGISTER
+
+    def register(
+        self,
+        aor: str,
+        contacts: Sequence[ContactEntry],
+        *,
+        call_id: str,
+        cseq: int,
+        now: float,
+        expires: int | None = None,
+        source: Source | None = None,
+    ) -> RegisterResult:
+        """Apply one REGISTER for ``aor`` (RFC 3261 §10.3 steps 6 to 8).
+
+        ``contacts`` are the request's Contact entries (empty: a query),
+        ``expires`` its Expires header (None when absent), ``source`` the
+        address the request came from.
+        """
+        if expires is not None and expires < 0:
+            return RegisterResult(400, "Invalid Expires")
+        stored = self._aors.get(aor, {})
+        current = {k: b for k, b in stored.items() if b.expires_at > now}
+        # Expired bindings not yet collected by handle_timer vanish on commit: that is a change.
+        lapsed = len(current) != len(stored)
+        if any(c.is_wildcard for c in contacts):
+            return self._unregister_all(aor, contacts, stored, call_id, cseq, now, expires)
+        if not contacts:
+            return self._ok(aor, current, now, changed=False)
+
+        # Step 6: the expiry of each contact, and the 423 check.
+        wanted: list[tuple[ContactEntry, int]] = []
+        for entry in contacts:
+            asked = entry.expires if entry.expires is not None else expires
+            if asked is None:
+                asked = self.default_expires
+            if asked < 0:
+                return RegisterResult(400, "Invalid expires parameter")
+            if not (0.0 <= entry.q <= 1.0):
+                return RegisterResult(400, "Invalid q value")
+            if 0 < asked < self.min_expires:
+                return RegisterResult(423, "Interval Too Brief", min_expires=self.min_expires)
+            wanted.append((entry, min(asked, self.max_expires)))
+
+        # Step 7: compute the new state on a copy; any failure leaves the state unchanged.
+        updated = dict(current)
+        changed = lapsed
+        touched: set[str] = set()
+        for entry, seconds in wanted:
+            key = _binding_key(entry.uri, entry.instance)
+            existing = updated.get(key)
+            # (A contact listed twice in one request: the last occurrence wins.)
+            if (
+                existing is not None
+                and key not in touched
+                and existing.call_id == call_id
+                and cseq <= existing.cseq
+            ):
+                return RegisterResult(500, "Out of order REGISTER (CSeq not higher)")
+            if seconds == 0:
+                if existing is not None:
+                    del updated[key]
+                    changed = True
+                touched.add(key)
+                continue
+            binding = Binding(
+                aor=aor,
+                uri=entry.uri,
+                expires_at=now + seconds,
+                q=entry.q,
+                call_id=call_id,
+                cseq=cseq,
+                registered_at=now,
+                source=source,
+                instance=entry.instance,
+            )
+            if existing is None or existing.uri != entry.uri or existing.q != entry.q:
+                changed = True
+            updated[key] = binding
+            touched.add(key)
+
+        fresh = [k for k in touched if k in updated]
+        if len(fresh) > self.max_contacts:
+            return RegisterResult(403, "Too Many Contacts")
+        evicted: list[Binding] = []
+        if len(updated) > self.max_contacts:
+            others = sorted(
+                (k for k in updated if k not in touched),
+                key=lambda k: (updated[k].registered_at, updated[k].expires_at),
+            )
+            for key in others[: len(updated) - self.max_contacts]:
+                evicted.append(updated.pop(key))
+            changed = True
+
+        self._commit(aor, updated, touched)
+        return self._ok(aor, updated, now, changed=changed, evicted=tuple(evicted))
+
+    def _unregister_all(
+        self,
+        aor: str,
+        contacts: Sequence[ContactEntry],
+        stored: dict[str, Binding],
+        call_id: str,
+        cseq: int,
+        now: float,
+        expires: int | None,
+    ) -> RegisterResult:
+        if len(contacts) != 1:
+            return RegisterResult(400, "Wildcard Contact with other contacts")
+        wildcard_expires = contacts[0].expires if contacts[0].expires is not None else expires
+        if wildcard_expires != 0:
+            return RegisterResult(400, "Wildcard Contact needs Expires: 0")
+        for binding in stored.values():
+            if binding.expires_at > now and binding.call_id == call_id and cseq <= binding.cseq:
+                return RegisterResult(500, "Out of order REGISTER (CSeq not higher)")
+        changed = bool(stored)
+        self._commit(aor, {}, set())
+        return self._ok(aor, {}, now, changed=changed)
+
+    def _ok(
+        self,
+        aor: str,
+        bindings: dict[str, Binding],
+        now: float,
+        *,
+        changed: bool,
+        evicted: tuple[Binding, ...] = (),
+    ) -> RegisterResult:
+        ordered = sorted(bindings.values(), key=lambda b: (-b.q, -b.registered_at, b.uri))
+        return RegisterResult(
+            200,
+            "OK",
+            bindings=tuple(ordered),
+            contact_values=tuple(b.contact_value(now) for b in ordered),
+            changed=changed,
+            evicted=evicted,
+        )
+
+    def _commit(self, aor: str, updated: dict[str, Binding], touched: set[str]) -> None:
+        old = self._aors.pop(aor, {})
+        self._count -= len(old)
+        if updated:
+            self._aors[aor] = updated
+            self._count += len(updated)
+        for key in touched:
+            binding = updated.get(key)
+            if binding is not None:
+                self._seq += 1
+                heapq.heappush(self._heap, (binding.expires_at, self._seq, aor, key))
+        if len(self._heap) > 2 * self._count + 64:
+            self._rebuild_heap()
+
+    def _rebuild_heap(self) -> None:
+        self._heap = []
+        for aor, bindings in self._aors.items():
+            for key, binding in bindings.items():
+                self._seq += 1
+                self._heap.append((binding.expires_at, self._seq, aor, key))
+        heapq.heapify(self._heap)
+
+    def drop(self, aor: str) -> tuple[Binding, ...]:
+        """Remove every binding of ``aor`` (e.g. a line deleted by a reload)."""
+        removed = tuple(self._aors.pop(aor, {}).values())
+        self._count -= len(removed)
+        return removed
+
+    # -- timers
+
+    def get_timer(self) -> float | None:
+        """When the next binding expires, or None when there is none."""
+        while self._heap:
+            expires_at, _, aor, key = self._heap[0]
+            binding = self._aors.get(aor, {}).get(key)
+            if binding is not None and binding.expires_at == expires_at:
+                return expires_at
+            heapq.heappop(self._heap)  # stale entry: refreshed or removed since
+        return None
+
+    def handle_timer(self, *, now: float) -> list[BindingsExpired]:
+        """Remove bindings expired at ``now``; report each AOR that lost some."""
+        removed: dict[str, list[Binding]] = {}
+        while self._heap and self._heap[0][0] <= now:
+            expires_at, _, aor, key = heapq.heappop(self._heap)
+            bindings = self._aors.get(aor)
+            binding = bindings.get(key) if bindings is not None else None
+            if bindings is None or binding is None or binding.expires_at != expires_at:
+                continue
+            del bindings[key]
+            self._count -= 1
+            if not bindings:
+                del self._aors[aor]
+            removed.setdefault(aor, []).append(binding)
+        return [
+            BindingsExpired(aor, tuple(gone), len(self._aors.get(aor, {})))
+            for aor, gone in sorted(removed.items())
+        ]
+
+
+# --------------------------------------------------------------------------- Contact values
+
+_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_QVALUE_RE = re.compile(r"(0(\.[0-9]{0,3})?|1(\.0{0,3})?)")
+_DELTA_RE = re.compile(r"[0-9]{1,20}")
+_WS = " \t"
+
+
+def _fail(message: str) -> RemoteProtocolError:
+    return RemoteProtocolError(f"malformed Contact: {message}", status=400)
+
+
+class _ContactScanner:
+    __slots__ = ("pos", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def peek(self) -> str:
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def skip_ws(self) -> None:
+        while self.pos < len(self.text) and self.text[self.pos] in _WS:
+            self.pos += 1
+
+    def token(self) -> str:
+        start = self.pos
+        while self.pos < len(self.text) and self.text[self.pos] in _TOKEN_CHARS:
+            self.pos += 1
+        if self.pos == start:
+            raise _fail(f"expected a token at offset {start}")
+        return self.text[start : self.pos]
+
+    def quoted(self) -> str:
+        self.pos += 1  # the opening quote
+        out: list[str] = []
+        while True:
+            if self.pos >= len(self.text):
+                raise _fail("unterminated quoted string")
+            char = self.text[self.pos]
+            if char == '"':
+                self.pos += 1
+                return "".join(out)
+            if char == "\\":
+                if self.pos + 1 >= len(self.text) or self.text[self.pos + 1] in "\r\n":
+                    raise _fail("bad escape in quoted string")
+                out.append(self.text[self.pos + 1])
+                self.pos += 2
+                continue
+            if ord(char) < 0x20 and char != "\t":
+                raise _fail("control character in quoted string")
+            out.append(char)
+            self.pos += 1
+
+    def uri_until(self, stops: str) -> str:
+        start = self.pos
+        while self.pos < len(self.text) and self.text[self.pos] not in stops:
+            char = self.text[self.pos]
+            if ord(char) <= 0x20 or ord(char) == 0x7F or char in '<>"':
+                raise _fail(f"invalid character in URI at offset {self.pos}")
+            self.pos += 1
+        uri = self.text[start : self.pos]
+        if not _SCHEME_RE.match(uri) or len(uri) == uri.index(":") + 1:
+            raise _fail(f"{uri!r} is not an absolute URI")
+        return uri
+
+
+def _one_contact(scanner: _ContactScanner) -> ContactEntry:
+    scanner.skip_ws()
+    char = scanner.peek()
+    if char == '"':
+        scanner.quoted()  # display name
+        scanner.skip_ws()
+        if scanner.peek() != "<":
+            raise _fail("expected '<' after the display name")
+    elif char != "<":
+        # Either a display name made of tokens before '<', or a bare addr-spec.
+        start = scanner.pos
+        bracket = scanner.text.find("<", start)
+        comma = scanner.text.find(",", start)
+        if bracket >= 0 and (comma < 0 or bracket < comma):
+            words = scanner.text[start:bracket].split()
+            if not all(w and set(w) <= _TOKEN_CHARS for w in words):
+                raise _fail("invalid display name")
+            scanner.pos = bracket
+    if scanner.peek() == "<":
+        scanner.pos += 1
+        uri = scanner.uri_until(">")
+        if scanner.peek() != ">":
+            raise _fail("missing '>'")
+        scanner.pos += 1
+    else:
+        uri = scanner.uri_until(";,")
+        if "?" in uri:
+            raise _fail("a URI with headers must be in angle brackets")
+    expires: int | None = None
+    q = 1.0
+    instance: str | None = None
+    seen: set[str] = set()
+    while True:
+        scanner.skip_ws()
+        if scanner.peek() != ";":
+            break
+        scanner.pos += 1
+        scanner.skip_ws()
+        name = scanner.token().lower()
+        if name in seen:
+            raise _fail(f"duplicate parameter {name!r}")
+        seen.add(name)
+        scanner.skip_ws()
+        value: str | None = None
+        if scanner.peek() == "=":
+            scanner.pos += 1
+            scanner.skip_ws()
+            if scanner.peek() == '"':
+                value = scanner.quoted()
+            elif scanner.peek() == "[":  # an IPv6 reference as a generic value
+                end = scanner.text.find("]", scanner.pos)
+                if end < 0:
+                    raise _fail("unterminated IPv6 reference")
+                value = scanner.text[scanner.pos : end + 1]
+                scanner.pos = end + 1
+            else:
+                value = scanner.token()
+        if name == "expires":
+            if value is None or not _DELTA_RE.fullmatch(value):
+                raise _fail("expires must be a number of seconds")
+            expires = min(int(value), MAX_DELTA_SECONDS)
+        elif name == "q":
+            if value is None or not _QVALUE_RE.fullmatch(value):
+                raise _fail("q must be between 0 and 1 with at most 3 decimals")
+            q = float(value)
+        elif name == "+sip.instance":
+            if value is None or not value:
+                raise _fail("+sip.instance needs a value")
+            instance = value[1:-1] if value.startswith("<") and value.endswith(">") else value
+            if not instance:
+                raise _fail("+sip.instance needs a value")
+    return ContactEntry(uri=uri, expires=expires, q=q, instance=instance)
+
+
+def parse_contact_values(value: str) -> list[ContactEntry]:
+    """Parse one Contact header value (a comma-separated list, or ``*``).
+
+    Returns the entries in order; ``*`` gives ``[WILDCARD]``. Raises
+    :class:`RemoteProtocolError` (400) for anything malformed. Several Contact
+    headers are parsed one by one and their entries concatenated.
+    """
+    if len(value) > MAX_CONTACT_VALUE_LENGTH:
+        raise RemoteProtocolError("Contact value too long", status=400)
+    if value.strip(_WS) == "*":
+        return [WILDCARD]
+    scanner = _ContactScanner(value)
+    entries: list[ContactEntry] = []
+    while True:
+        entries.append(_one_contact(scanner))
+        scanner.skip_ws()
+        if scanner.pos >= len(scanner.text):
+            return entries
+        if scanner.peek() != ",":
+            raise _fail(f"unexpected {scanner.peek()!r} at offset {scanner.pos}")
+        scanner.pos += 1
