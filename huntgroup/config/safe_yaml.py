@@ -280,8 +280,10 @@ class _Builder:
         node = ScalarNode(tag, event.value, style=event.style)
         try:
             return self._constructor.yaml_constructors[tag](self._constructor, node)
-        except (ValueError, KeyError, OverflowError, ArithmeticError):
-            self._problem(event, f"{event.value!r} is not a valid {tag[len(_YAML) :]}", path)
+        except Exception:  # untyped third-party code on untrusted text: any failure
+            # means "this scalar cannot be read as that type" (int(''), bool_values[...]...)
+            shown = event.value if len(event.value) <= 40 else event.value[:37] + "..."
+            self._problem(event, f"{shown!r} is not a valid {tag[len(_YAML) :]}", path)
             return None
 
     def _open(
