@@ -68,3 +68,24 @@ def test_shipped_schema_file_is_up_to_date() -> None:
     assert shipped == json_schema(), (
         "regenerate with: huntgroup schema > examples/huntgroup.schema.json"
     )
+
+
+def test_reference_documents_every_key() -> None:
+    reference = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    for model in MODELS:
+        for field in model.model_fields:
+            # top-level keys are section titles, the others rows of a table
+            expected = f"## `{field}`" if model is MODELS[0] else f"| `{field}` |"
+            assert expected in reference, f"{model.__name__}.{field}"
+
+
+def test_glossary_maps_every_algorithm() -> None:
+    glossary = (ROOT / "docs" / "glossary.md").read_text(encoding="utf-8")
+    for label, key in [
+        ("Sonner toutes les lignes", "ring_all"),
+        ("Linéaire", "linear"),
+        ("Circulaire", "circular"),
+        ("Uniforme (Round Robin)", "round_robin"),
+        ("Uniforme (la moins active)", "least_active"),
+    ]:
+        assert f"| {label} |" in glossary and f"`algorithm: {key}`" in glossary
