@@ -232,26 +232,38 @@ def _check_music(
     problems: list[ConfigProblem] = []
     for i, raw_group in enumerate(_items(doc.data.get("groups"))):
         music = _fields(_fields(raw_group).get("queue")).get("music")
-        if not isinstance(music, str) or not music:
+        if not isinstance(music, str):
             continue  # absent, null, or a type error that validation reports
         path: FieldPath = ("groups", i, "queue", "music")
-        where = doc.locations.of_value(path)
-        try:
-            target = (base_dir / Path(music).expanduser()).resolve()
-        except (OSError, RuntimeError, ValueError) as exc:
-            problems.append(_problem(filename, where, path, f"invalid path {music!r}: {exc}"))
-            continue
-        if not target.exists():
-            message = f"music file not found: {str(target)!r}"
-        elif not target.is_file():
-            message = f"music path is not a regular file: {str(target)!r}"
-        elif not os.access(target, os.R_OK):
-            message = f"music file is not readable: {str(target)!r}"
+        if music.strip():
+            target, message = _resolve_music(music, base_dir)
         else:
-            resolved[i] = str(target)
-            continue
-        problems.append(_problem(filename, where, path, message))
+            target, message = music, "empty music path; use null for the built-in music"
+        if message is None:
+            resolved[i] = target
+        else:
+            problems.append(_problem(filename, doc.locations.of_value(path), path, message))
     return resolved, problems
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def _resolve_music(music: str, base_dir: Path) -> tuple[str, str | None]:
+    """The absolute path of a music file and, when it is unusable, why."""
+    try:
+        target = (base_dir / Path(music).expanduser()).resolve()
+        if not target.exists():
+            return str(target), f"music file not found: {_short(str(target))}"
+        if not target.is_file():
+            return str(target), f"music path is not a regular file: {_short(str(target))}"
+        if not os.access(target, os.R_OK):
+            return str(target), f"music file is not readable: {_short(str(target))}"
+    except (OSError, RuntimeError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return music, f"invalid music path {_short(music)}: {reason}"
+    return str(target), None
 
 
 def _with_music(cfg: Config, music: dict[int, str]) -> Config:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -282,8 +284,6 @@ def test_fuzz_yaml_like_text(text: str) -> None:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2000))
 def test_fuzz_random_bytes_from_a_file(data: bytes) -> None:
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "fuzz.yaml"
         path.write_bytes(data)
@@ -293,3 +293,33 @@ def test_fuzz_random_bytes_from_a_file(data: bytes) -> None:
             assert exc.problems
         else:
             assert isinstance(result, Config)
+
+
+MUSIC_CONFIG = 'groups:\n  - name: a\n    pilot: "0140000001"\n    queue:\n      music: {}\n'
+
+
+@pytest.mark.parametrize(
+    ("music", "message"),
+    [
+        ('""', "empty music path; use null for the built-in music"),
+        ("a" * 5000, "invalid music path 'aaaa"),
+        ("~no-such-user-here/x.wav", "invalid music path '~no-such-user-here/x.wav'"),
+    ],
+)
+def test_unusable_music_paths(music: str, message: str) -> None:
+    out = messages(MUSIC_CONFIG.format(music))
+    assert len(out) == 1
+    assert out[0].startswith(f"evil.yaml:5:14: groups.0.queue.music: {message}")
+    assert len(out[0]) < 250
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text())
+def test_fuzz_music_paths(music: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            cfg = load_config_text(MUSIC_CONFIG.format(json.dumps(music)), "fuzz.yaml", Path(tmp))
+        except ConfigError as exc:
+            assert [p.path for p in exc.problems] == ["groups.0.queue.music"]
+        else:
+            assert Path(cfg.groups[0].queue.music or "").is_file()
