@@ -1,0 +1,134 @@
+"""The ``huntgroup`` command line.
+
+Each subcommand is a :class:`Command`: a name, a one-line help, a function
+that adds its arguments to its sub-parser, and a function that runs it and
+returns the exit status. :data:`COMMANDS` is the table that :func:`main`
+builds the parser from, so adding ``serve``, ``simulate`` or ``moh`` is one
+new ``Command`` in that table (its functions may live in their own module).
+
+Exit status: 0 success, 1 the input is invalid or unreadable (with every
+problem on stderr), 2 bad command-line usage. :func:`main` returns the status
+instead of exiting, so it can be tested with an argument list and used as
+``sys.exit(main())``; expected errors never show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from huntgroup import __version__
+from huntgroup.config.loader import load_config, summarize
+from huntgroup.config.schema import json_schema
+from huntgroup.errors import ConfigError, ConfigProblem
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One subcommand: ``configure`` adds its arguments, ``run`` returns the exit status."""
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def format_problem(problem: ConfigProblem) -> str:
+    """``FILE:LINE:COL: field.path: message``; ``FILE: message`` when there is no position."""
+    if problem.line == 0:
+        return f"{problem.file}: {problem.message}"
+    return str(problem)
+
+
+def report_config_error(error: ConfigError) -> None:
+    """Print every problem of ``error`` on stderr, one per line."""
+    for problem in error.problems:
+        print(format_problem(problem), file=sys.stderr)
+
+
+# -- check -----------------------------------------------------------------
+
+
+def _configure_check(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="the YAML configuration file to check")
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.file)
+    except ConfigError as error:
+        report_config_error(error)
+        return EXIT_INVALID
+    print(summarize(cfg))
+    return EXIT_OK
+
+
+# -- schema ----------------------------------------------------------------
+
+
+def _configure_schema(parser: argparse.ArgumentParser) -> None:
+    del parser  # no arguments
+
+
+def _run_schema(args: argparse.Namespace) -> int:
+    del args
+    print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "check",
+        "validate a configuration file and print a one-line summary",
+        _configure_check,
+        _run_check,
+    ),
+    Command(
+        "schema",
+        "print the JSON Schema of the configuration file (for editors)",
+        _configure_schema,
+        _run_schema,
+    ),
+)
+
+
+def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
+    """The argument parser with one sub-parser per command of ``commands``."""
+    parser = argparse.ArgumentParser(
+        prog="huntgroup",
+        description="SIP hunt groups: serve, check and simulate call distribution.",
+    )
+    parser.add_argument("--version", action="version", version=f"huntgroup {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in commands:
+        sub_parser = sub.add_parser(command.name, help=command.help, description=command.help)
+        command.configure(sub_parser)
+        sub_parser.set_defaults(run=command.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # argparse exits on --help, --version and usage errors
+        return stop.code if isinstance(stop.code, int) else EXIT_USAGE
+    run: Callable[[argparse.Namespace], int] | None = getattr(args, "run", None)
+    if run is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return run(args)
+    except ConfigError as error:
+        report_config_error(error)
+        return EXIT_INVALID
+    except BrokenPipeError:  # e.g. `huntgroup schema | head`
+        return EXIT_OK

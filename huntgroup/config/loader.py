@@ -1,0 +1,291 @@
+"""Loading a configuration file into a frozen :class:`Config`.
+
+Theory of operation, in three passes over one text:
+
+1. :func:`~huntgroup.config.safe_yaml.parse_yaml` reads untrusted YAML into
+   plain data plus the line/column of every node (size, alias, depth and tag
+   limits are enforced there).
+2. pydantic validates the data against :class:`Config`; each error is mapped
+   back to the YAML node of its field path (an unknown key to the key itself,
+   a missing key to the enclosing mapping) and reworded for admins.
+3. Cross-field rules (:func:`semantic_problems`: duplicate pilots, positions,
+   unknown lines...) and the hold-music files are checked. They run even when
+   pass 2 failed, on a best-effort view of the data, so that one run of
+   ``huntgroup check`` lists every problem of the file.
+
+Invariants: the result is either a valid ``Config`` (with every
+``queue.music`` resolved to an absolute, readable file) or a ``ConfigError``
+listing every problem found, sorted by position; no other exception escapes
+for any input text.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from huntgroup.config.messages import explain
+from huntgroup.config.models import (
+    NUMBER_RE,
+    Config,
+    GroupConfig,
+    LineConfig,
+    MemberConfig,
+    semantic_problems,
+)
+from huntgroup.config.safe_yaml import MAX_BYTES, Document, Position, parse_yaml
+from huntgroup.errors import ConfigError, ConfigProblem
+
+FieldPath = tuple[str | int, ...]
+
+__all__ = ["MAX_BYTES", "load_config", "load_config_text", "summarize"]
+
+
+def _dotted(path: FieldPath) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _problem(filename: str, pos: Position, path: FieldPath, message: str) -> ConfigProblem:
+    return ConfigProblem(filename, pos.line, pos.column, _dotted(path), message)
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read, validate and return the configuration file at ``path``.
+
+    Raises ``ConfigError`` when the file cannot be read or is invalid.
+    """
+    file = Path(os.fspath(path))
+    name = os.fspath(path)
+
+    def unreadable(reason: str) -> ConfigError:
+        return ConfigError([ConfigProblem(name, 0, 0, "", f"cannot read the file: {reason}")])
+
+    try:
+        with file.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise unreadable("no such file") from None
+    except IsADirectoryError:
+        raise unreadable("it is a directory") from None
+    except PermissionError:
+        raise unreadable("permission denied") from None
+    except OSError as exc:
+        raise unreadable(exc.strerror or str(exc)) from None
+    if len(data) > MAX_BYTES:
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    name,
+                    1,
+                    1,
+                    "",
+                    f"the file is larger than {MAX_BYTES // 1024} KiB; refusing to read it",
+                )
+            ]
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    name,
+                    line,
+                    column,
+                    "",
+                    f"not valid UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8",
+                )
+            ]
+        ) from None
+    return load_config_text(text, name, file.resolve().parent)
+
+
+def load_config_text(text: str, filename: str, base_dir: Path) -> Config:
+    """Validate configuration ``text``; ``filename`` is only used in messages.
+
+    Relative ``queue.music`` paths are resolved against ``base_dir``.
+    """
+    doc = parse_yaml(text, filename)
+    problems: list[ConfigProblem] = list(doc.problems)
+    reported: set[FieldPath] = set(doc.problem_paths)
+
+    def fresh(path: FieldPath) -> bool:
+        return not any(path[: len(r)] == r for r in reported)
+
+    cfg: Config | None = None
+    try:
+        cfg = Config.model_validate(doc.data)
+    except ValidationError as exc:
+        found = _validation_problems(exc, doc, filename)
+        problems += [p for path, p in found if fresh(path)]
+        reported |= {path for path, _ in found}
+    view = cfg if cfg is not None else _best_effort_view(doc.data)
+    for path, message in semantic_problems(view):
+        if fresh(path):
+            message = _FIRST_AT.sub(lambda m: _first_at_line(m, doc), message)
+            problems.append(_problem(filename, doc.locations.of_value(path), path, message))
+    music, music_problems = _check_music(doc, filename, base_dir)
+    problems += music_problems
+    if problems or cfg is None:
+        problems.sort(key=lambda p: (p.line, p.column))
+        raise ConfigError(problems)
+    return _with_music(cfg, music)
+
+
+_FIRST_AT = re.compile(r"\(first at ([A-Za-z0-9_.]+)\)")
+
+
+def _first_at_line(match: re.Match[str], doc: Document) -> str:
+    """Rewrite "(first at groups.0.pilot)" as "(first at line 12)" for admins."""
+    path = tuple(int(p) if p.isdigit() else p for p in match.group(1).split("."))
+    return f"(first at line {doc.locations.of_value(path).line})"
+
+
+def _validation_problems(
+    exc: ValidationError, doc: Document, filename: str
+) -> list[tuple[FieldPath, ConfigProblem]]:
+    problems: list[tuple[FieldPath, ConfigProblem]] = []
+    for error in exc.errors(include_url=False):
+        path: FieldPath = tuple(error["loc"])
+        kind = error["type"]
+        ctx: Mapping[str, Any] = error.get("ctx") or {}
+        raw = doc.locations.plain_scalars.get(path)
+        message = explain(kind, path, error.get("input"), ctx, raw, error["msg"])
+        if kind == "missing":
+            pos = doc.locations.of_value(path[:-1])
+        elif kind == "extra_forbidden":
+            pos = doc.locations.of_key(path)
+        else:
+            pos = doc.locations.of_value(path)
+        problems.append((path, _problem(filename, pos, path, message)))
+    return problems
+
+
+class _Unmatchable:
+    """A stand-in for an invalid value: equal to nothing but itself, never a duplicate."""
+
+    def __repr__(self) -> str:
+        return f"<invalid {id(self):x}>"
+
+
+def _text(value: Any) -> Any:
+    return value if isinstance(value, str) else _Unmatchable()
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _fields(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _best_effort_view(data: Mapping[str, Any]) -> Config:
+    """The fields that cross-field rules read, with invalid values made unmatchable.
+
+    Items keep their indexes so that problem paths match the file. No
+    validation runs here (``model_construct``): this view is only ever passed
+    to :func:`semantic_problems`.
+    """
+    lines = []
+    for raw in _items(data.get("lines")):
+        number = _fields(raw).get("number")
+        valid = isinstance(number, str) and NUMBER_RE.match(number)
+        line_fields: dict[str, Any] = {"number": number if valid else _Unmatchable()}
+        lines.append(LineConfig.model_construct(**line_fields))
+    groups = []
+    for raw_group in _items(data.get("groups")):
+        group = _fields(raw_group)
+        members = []
+        for raw_member in _items(group.get("members")):
+            member = _fields(raw_member)
+            position = member.get("position")
+            line, uri = member.get("line"), member.get("uri")
+            member_fields: dict[str, Any] = {
+                "position": position if type(position) is int else _Unmatchable(),
+                "line": line if isinstance(line, str) else None,
+                "uri": uri if isinstance(uri, str) or isinstance(line, str) else _Unmatchable(),
+            }
+            members.append(MemberConfig.model_construct(**member_fields))
+        groups.append(
+            GroupConfig.model_construct(
+                name=_text(group.get("name")),
+                pilot=_text(group.get("pilot")),
+                members=tuple(members),
+            )
+        )
+    return Config.model_construct(lines=tuple(lines), groups=tuple(groups))
+
+
+def _check_music(
+    doc: Document, filename: str, base_dir: Path
+) -> tuple[dict[int, str], list[ConfigProblem]]:
+    """Resolve each group's ``queue.music``; return {group index: absolute path}."""
+    resolved: dict[int, str] = {}
+    problems: list[ConfigProblem] = []
+    for i, raw_group in enumerate(_items(doc.data.get("groups"))):
+        music = _fields(_fields(raw_group).get("queue")).get("music")
+        if not isinstance(music, str):
+            continue  # absent, null, or a type error that validation reports
+        path: FieldPath = ("groups", i, "queue", "music")
+        if music.strip():
+            target, message = _resolve_music(music, base_dir)
+        else:
+            target, message = music, "empty music path; use null for the built-in music"
+        if message is None:
+            resolved[i] = target
+        else:
+            problems.append(_problem(filename, doc.locations.of_value(path), path, message))
+    return resolved, problems
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def _resolve_music(music: str, base_dir: Path) -> tuple[str, str | None]:
+    """The absolute path of a music file and, when it is unusable, why."""
+    try:
+        target = (base_dir / Path(music).expanduser()).resolve()
+        if not target.exists():
+            return str(target), f"music file not found: {_short(str(target))}"
+        if not target.is_file():
+            return str(target), f"music path is not a regular file: {_short(str(target))}"
+        if not os.access(target, os.R_OK):
+            return str(target), f"music file is not readable: {_short(str(target))}"
+    except (OSError, RuntimeError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return music, f"invalid music path {_short(music)}: {reason}"
+    return str(target), None
+
+
+def _with_music(cfg: Config, music: dict[int, str]) -> Config:
+    if not music:
+        return cfg
+    groups = tuple(
+        g.model_copy(update={"queue": g.queue.model_copy(update={"music": music[i]})})
+        if i in music
+        else g
+        for i, g in enumerate(cfg.groups)
+    )
+    return cfg.model_copy(update={"groups": groups})
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def summarize(cfg: Config) -> str:
+    """One line describing a valid configuration, for ``huntgroup check``."""
+    members = sum(len(g.members) for g in cfg.groups)
+    return (
+        f"ok: {_plural(len(cfg.groups), 'group')}, {_plural(len(cfg.lines), 'line')}, "
+        f"{_plural(members, 'member')}, listening on {' '.join(cfg.server.listen)}"
+    )

@@ -1,0 +1,172 @@
+"""JSON Schema of the configuration file, for editors and other tools.
+
+The schema is generated from the pydantic models (so it can never disagree
+with the loader about names, types, defaults and enums) and then annotated
+with the descriptions below, which are written for administrators and carry
+the seed's French labels where there is one. Editors that speak
+yaml-language-server pick it up from a first-line comment::
+
+    # yaml-language-server: $schema=huntgroup.schema.json
+
+Invariant: every field of every model has a description (tests enforce it),
+so adding a key to the models without documenting it fails the build.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from huntgroup.config.models import (
+    NUMBER_RE,
+    Config,
+    GroupConfig,
+    LineConfig,
+    MediaConfig,
+    MemberConfig,
+    NoAnswerConfig,
+    QueueConfig,
+    ServerConfig,
+    SipTimers,
+)
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+MODELS: tuple[type[BaseModel], ...] = (
+    Config,
+    ServerConfig,
+    MediaConfig,
+    SipTimers,
+    LineConfig,
+    GroupConfig,
+    QueueConfig,
+    NoAnswerConfig,
+    MemberConfig,
+)
+
+MODEL_DESCRIPTIONS: dict[str, str] = {
+    "Config": "huntgroup configuration: the SIP server, the lines (user licences) and the "
+    "call groups.",
+    "ServerConfig": "Where the SIP server listens and how it reaches the rest of the network.",
+    "MediaConfig": "Audio (RTP) handling: our address in SDP, the RTP port range, relay mode.",
+    "SipTimers": "RFC 3261 timer base values in seconds; the defaults suit almost every network.",
+    "LineConfig": "A line (user licence, «licence»): its 10-digit number is also its SIP login.",
+    "GroupConfig": "A call group («groupement d'appels»): a pilot number, an algorithm, "
+    "members and a queue.",
+    "QueueConfig": "The waiting queue («file d'attente») of a group.",
+    "NoAnswerConfig": "Where a call goes when nobody answers.",
+    "MemberConfig": "A member of a group: a line or a fixed SIP URI, with a position (1 = first).",
+}
+
+FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "Config": {
+        "server": "The SIP server: listen addresses, domain, upstream proxy, media, state store.",
+        "lines": "The lines (user licences) that register to this server.",
+        "groups": "The call groups (hunt groups).",
+    },
+    "ServerConfig": {
+        "listen": "Addresses to listen on, as TRANSPORT:HOST:PORT (udp, tcp or tls; IPv6 in "
+        "brackets, e.g. 'udp:[::1]:5060').",
+        "domain": "Our SIP domain, also the registrar's digest realm.",
+        "upstream": "SIP URI of the core proxy where lines' other calls go "
+        "(e.g. 'sip:core.example.net:5060'); null: none.",
+        "media": "Audio (RTP) settings.",
+        "state": "Where shared state lives: 'memory' (one node) or a redis:// URL (several nodes).",
+        "timers": "SIP transaction timers (T1, T2, T4) in seconds.",
+        "shutdown_grace": "Seconds to let calls in progress finish on shutdown.",
+    },
+    "MediaConfig": {
+        "address": "IP address written in our SDP (where peers send RTP to us).",
+        "rtp_ports": "RTP port range 'LOW-HIGH' (at least 2 ports, 1024..65535).",
+        "mode": "relay: audio flows through the server; direct: between the phones.",
+    },
+    "SipTimers": {
+        "t1": "RTT estimate (default 0.5 s).",
+        "t2": "Maximum retransmit interval for non-INVITE requests (default 4 s).",
+        "t4": "Maximum time a message stays in the network (default 5 s).",
+    },
+    "LineConfig": {
+        "number": "The line's number (digits, optional leading +); also its SIP login. Quote it.",
+        "name": "Display name of the line's user.",
+        "password": "SIP digest password (or give ha1_md5 / ha1_sha256 instead).",
+        "ha1_md5": "MD5 of 'number:domain:password', 32 hex digits, instead of the password.",
+        "ha1_sha256": "SHA-256 of 'number:domain:password', 64 hex digits, instead of the "
+        "password.",
+        "forward_busy": "Where the line's direct calls go when it is busy (number or SIP URI); "
+        "null: 486 Busy.",
+        "forward_no_answer": "Where the line's direct calls go when unanswered (number or SIP "
+        "URI); null: none.",
+        "no_answer_timeout": "Seconds a direct call rings before forward_no_answer applies.",
+    },
+    "GroupConfig": {
+        "name": "The group's name (1 to 64 characters, unique); shown as display name with "
+        "pilot_as_caller_id.",
+        "pilot": "The pilot number («pilote»): the number callers dial to reach the group. "
+        "Quote it.",
+        "algorithm": "How calls are distributed («Distribution d'appel»): ring_all (Sonner "
+        "toutes les lignes), linear (Linéaire), circular (Circulaire), round_robin (Uniforme "
+        "(Round Robin)), least_active (Uniforme (la moins active)).",
+        "no_answer_timeout": "Seconds a member rings before the next one is tried.",
+        "wrap_up": "Seconds after a group call before the member is offered another one.",
+        "call_waiting": "Offer calls to members who are already on a call.",
+        "hunt_direct_calls": "«La recherche est-elle appliquée aux lignes appelées "
+        "directement ?»: a busy member's direct call from outside the company is distributed "
+        "to the group.",
+        "pilot_as_caller_id": "«L'information du pilote est délivrée comme l'identification "
+        "de l'appelant»: members see the pilot number instead of the caller's.",
+        "queue": "The waiting queue («file d'attente»).",
+        "no_answer": "What happens when nobody answers.",
+        "members": "The members of the group, each with a position (1 = first).",
+    },
+    "QueueConfig": {
+        "max_length": "«Longueur maximale de file d'attente»: callers that may wait; 0 = no queue.",
+        "max_wait": "«Durée maximale en secondes de la file d'attente des appels»: seconds "
+        "from arrival to an answer before the call is released or overflows; null: no limit.",
+        "music": "Hold music («musique d'attente») audio file, relative to the configuration "
+        "file; null: the built-in music.",
+        "answer": "true: answer queued callers (200 OK) with music; false: music as early media "
+        "(183).",
+        "overflow_to": "Number or SIP URI for a full queue or max_wait; null: 486 Busy Here / "
+        "release.",
+    },
+    "NoAnswerConfig": {
+        "forward_to": "Number or SIP URI where the call goes when nobody answers (linear after "
+        "its pass, or after 'after' seconds); null: 480.",
+        "after": "Seconds of hunting after which any algorithm forwards to forward_to; null: "
+        "never.",
+    },
+    "MemberConfig": {
+        "line": "Number of a line above, reached at its registered contacts.",
+        "uri": "Or a fixed SIP URI (sip:user@host:port).",
+        "position": "Position in the group, 1 = first; unique within the group.",
+        "joined": "Whether the member is logged in to the group («connecté»); false: not "
+        "offered calls.",
+    },
+}
+
+# Patterns that an editor can check as the admin types (the loader checks them too).
+FIELD_PATTERNS: dict[tuple[str, str], str] = {
+    ("LineConfig", "number"): NUMBER_RE.pattern,
+    ("GroupConfig", "pilot"): NUMBER_RE.pattern,
+    ("MediaConfig", "rtp_ports"): r"^[0-9]{1,5}-[0-9]{1,5}$",
+}
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a huntgroup configuration file."""
+    schema = Config.model_json_schema(mode="validation")
+    definitions: dict[str, Any] = schema.get("$defs", {})
+    for model in MODELS:
+        name = model.__name__
+        node = schema if model is Config else definitions[name]
+        node["description"] = MODEL_DESCRIPTIONS[name]
+        for field, text in FIELD_DESCRIPTIONS[name].items():
+            node["properties"][field]["description"] = text
+    for (model_name, field), pattern in FIELD_PATTERNS.items():
+        definitions[model_name]["properties"][field]["pattern"] = pattern
+    return {
+        "$schema": SCHEMA_DIALECT,
+        **{k: v for k, v in schema.items() if k != "title"},
+        "title": "huntgroup configuration",
+    }
