@@ -223,7 +223,7 @@ def parse_name_address(value: str) -> NameAddress:
         if any(c in uri_text for c in ",?" + WSP):
             raise bad("Invalid address: URI with ',', '?' or spaces needs '<>'")
         pos = len(text) if semi < 0 else semi
-    if any(c in uri_text for c in WSP + "<>\""):
+    if any(c in uri_text for c in WSP + '<>"'):
         raise bad("Invalid address: bad URI")
     uri = parse_uri(uri_text)
     params, _ = parse_params(text, pos, what="address parameters")

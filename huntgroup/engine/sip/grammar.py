@@ -183,9 +183,7 @@ def format_params(params: Sequence[tuple[str, str | None]]) -> str:
     return "".join(f";{n}" if v is None else f";{n}={v}" for n, v in params)
 
 
-def set_param(
-    params: Sequence[tuple[str, str | None]], name: str, value: str | None
-) -> Params:
+def set_param(params: Sequence[tuple[str, str | None]], name: str, value: str | None) -> Params:
     """``params`` with ``name`` set to ``value`` (replaced in place, or appended)."""
     key = name.lower()
     out: list[tuple[str, str | None]] = []

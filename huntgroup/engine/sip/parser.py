@@ -289,9 +289,7 @@ def _best_effort_partial_from(start_line: str, headers: Headers) -> PartialMessa
 
 
 def _too_large(raw: bytes, limits: ParserLimits) -> SipParseError:
-    return SipParseError(
-        "Message too large", 413, partial=_best_effort_partial(raw, limits)
-    )
+    return SipParseError("Message too large", 413, partial=_best_effort_partial(raw, limits))
 
 
 def parse_datagram(data: bytes, *, limits: ParserLimits | None = None) -> Message:
@@ -310,9 +308,7 @@ def parse_datagram(data: bytes, *, limits: ParserLimits | None = None) -> Messag
     if head.content_length is None:
         body = available
     elif head.content_length > len(available):
-        raise SipParseError(
-            "Content-Length larger than the datagram", 400, partial=head.partial
-        )
+        raise SipParseError("Content-Length larger than the datagram", 400, partial=head.partial)
     else:
         body = available[: head.content_length]
     return head.build(bytes(body))
