@@ -244,6 +244,9 @@ def _parse_head(raw: bytes, limits: ParserLimits) -> _Head:
             partial = PartialMessage(start_line=start_line, headers=headers, status=status)
             _validate_headers(headers)
             return _Head(partial, None, _content_length(headers))
+        first = start_line.split(" ", 1)[0]
+        if is_token(first):
+            partial = PartialMessage(start_line=start_line, headers=headers, method=first)
         parts = start_line.split(" ")
         if len(parts) != 3 or not all(parts):
             raise bad("Invalid Request-Line")
@@ -283,8 +286,8 @@ def _best_effort_partial(raw: bytes, limits: ParserLimits) -> PartialMessage | N
 
 
 def _best_effort_partial_from(start_line: str, headers: Headers) -> PartialMessage:
-    parts = start_line.split(" ")
-    method = parts[0] if len(parts) == 3 and is_token(parts[0]) else None
+    first = start_line.split(" ", 1)[0]
+    method = first if is_token(first) else None
     return PartialMessage(start_line=start_line, headers=headers, method=method)
 
 
