@@ -270,7 +270,10 @@ def semantic_problems(cfg: Config) -> list[tuple[Path, str]]:
         if g.pilot in numbers:
             problems.append((("groups", i, "pilot"), f"pilot {g.pilot!r} is also a line number"))
         problems += _duplicates(
-            ((("groups", i, "members", j, "position"), m.position) for j, m in enumerate(g.members)),
+            (
+                (("groups", i, "members", j, "position"), m.position)
+                for j, m in enumerate(g.members)
+            ),
             "position",
         )
         problems += _duplicates(

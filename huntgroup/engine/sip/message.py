@@ -10,7 +10,8 @@ them; on a hand-built message a missing or malformed field raises
 
 Text is decoded from UTF-8 with ``surrogateescape`` so every byte of a received
 header survives; :meth:`Request.to_bytes` encodes it back the same way and
-always writes a ``Content-Length`` equal to the body length.
+always writes ``Content-Length`` (last) from the body length; parsed messages
+do not keep the received Content-Length field.
 
 Builders for the user agent core: :func:`make_response` (RFC 3261 §8.2.6),
 :func:`make_cancel` (§9.1), and identifiers from an injected ``random.Random``:
@@ -184,7 +185,9 @@ class _Fields:
         return self.headers.get("Content-Type")
 
     def _head_bytes(self, start_line: str) -> bytes:
-        headers = self.headers.with_replaced("Content-Length", str(len(self.body)))
+        headers = self.headers.without("Content-Length").with_added(
+            "Content-Length", str(len(self.body))
+        )
         lines = [start_line, *(f"{name}: {value}" for name, value in headers)]
         return encode_text("\r\n".join(lines) + "\r\n\r\n")
 

@@ -13,6 +13,8 @@ Theory of operation:
   then validate the fields the SIP core relies on (Via, From, To, Call-ID,
   CSeq, Max-Forwards, Content-Length, Contact, Route, Record-Route, Expires,
   Date) and the Request-URI.
+- Content-Length is framing, not content: it is used to cut the body and then
+  dropped from the message's headers; serialisation writes it from the body.
 
 Invariants:
 
@@ -209,13 +211,15 @@ class _Head:
 
     def build(self, body: bytes) -> Message:
         p = self.partial
+        # Content-Length is framing: the message's body length says it.
+        headers = p.headers.without("Content-Length")
         if p.method is not None and self.request_uri is not None:
             return Request(
-                method=p.method, uri=parse_uri(self.request_uri), headers=p.headers, body=body
+                method=p.method, uri=parse_uri(self.request_uri), headers=headers, body=body
             )
         assert p.status is not None
         reason = p.start_line.split(" ", 2)[2] if p.start_line.count(" ") >= 2 else ""
-        return Response(status=p.status, reason=reason, headers=p.headers, body=body)
+        return Response(status=p.status, reason=reason, headers=headers, body=body)
 
 
 def _parse_head(raw: bytes, limits: ParserLimits) -> _Head:

@@ -90,7 +90,11 @@ def test_wsinv_short_tortuous_invite() -> None:
     m = request("wsinv")
     assert m.method == "INVITE"
     uri = sip_uri(m.uri)
-    assert (uri.user, uri.host, uri.params) == ("vivekg", "chair-dnrc.example.com", (("unknownparam", None),))
+    assert (uri.user, uri.host, uri.params) == (
+        "vivekg",
+        "chair-dnrc.example.com",
+        (("unknownparam", None),),
+    )
     assert m.to.tag == "1918181833n"
     assert m.from_.display_name == 'J Rosenberg \\"'
     assert m.from_.tag == "98asjd8"

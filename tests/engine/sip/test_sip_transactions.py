@@ -194,9 +194,34 @@ def test_client_non_invite_proceeding_retransmits_every_t2() -> None:
 
 def test_configurable_timers() -> None:
     layer = TransactionLayer(timers=TimerConfig(t1=0.1, t2=0.3, t4=1.0))
-    key, _ = layer.send_request(make_request("MESSAGE"), UDP_PEER, now=0.0)
+    layer.send_request(make_request("MESSAGE"), UDP_PEER, now=0.0)
     events = run_until(layer, 10.0)
-    assert send_times(events) == pytest.approx([0.1, 0.3, 0.6, 0.9, 1.2, 1.5, 1.8, 2.1, 2.4, 2.7, 3.0, 3.3, 3.6, 3.9, 4.2, 4.5, 4.8, 5.1, 5.4, 5.7, 6.0, 6.3])
+    assert send_times(events) == pytest.approx(
+        [
+            0.1,
+            0.3,
+            0.6,
+            0.9,
+            1.2,
+            1.5,
+            1.8,
+            2.1,
+            2.4,
+            2.7,
+            3.0,
+            3.3,
+            3.6,
+            3.9,
+            4.2,
+            4.5,
+            4.8,
+            5.1,
+            5.4,
+            5.7,
+            6.0,
+            6.3,
+        ]
+    )
     assert [t for t, a in events if isinstance(a, TransactionTimedOut)] == pytest.approx([6.4])
     with pytest.raises(ConfigError):
         TimerConfig(t1=0)
@@ -207,7 +232,9 @@ def test_configurable_timers() -> None:
 # ---- server INVITE -----------------------------------------------------------
 
 
-def receive_invite(layer: TransactionLayer, invite: Request, source: Peer = UDP_PEER) -> tuple[RequestReceived, list[Action]]:
+def receive_invite(
+    layer: TransactionLayer, invite: Request, source: Peer = UDP_PEER
+) -> tuple[RequestReceived, list[Action]]:
     actions = layer.receive(invite, source, now=0.0)
     received = [a for a in actions if isinstance(a, RequestReceived)]
     assert len(received) == 1
@@ -328,7 +355,9 @@ def test_cancel_matches_the_invite_server_transaction() -> None:
     terminated = make_response(event.request, 487, to_tag="me")
     assert sends(layer.send_response(event.key, terminated, now=1.0)) == [terminated]
     # A retransmitted CANCEL is answered by its own transaction.
-    assert [m.status for m in sends(layer.receive(cancel, UDP_PEER, now=1.5)) if isinstance(m, Response)] == [200]
+    assert [
+        m.status for m in sends(layer.receive(cancel, UDP_PEER, now=1.5)) if isinstance(m, Response)
+    ] == [200]
 
 
 def test_cancel_without_invite() -> None:
@@ -401,7 +430,9 @@ def test_many_transactions_at_once() -> None:
         keys.append((key, request))
     server_keys = []
     for i in range(500):
-        request = make_request("INVITE", branch=new_branch(rng), call_id=f"s{i}", sent_by="192.0.2.99")
+        request = make_request(
+            "INVITE", branch=new_branch(rng), call_id=f"s{i}", sent_by="192.0.2.99"
+        )
         event, _ = receive_invite(layer, request)
         server_keys.append(event)
     assert len(layer) == 1000
@@ -434,7 +465,9 @@ def test_2xx_retransmitter_doubles_to_t2_and_stops_on_ack() -> None:
         times.append(deadline - 10.0)
     assert times == [0.5, 1.5, 3.5, 7.5]
     ack = make_request("ACK", branch="z9hG4bKother")
-    ack = Request(ack.method, ack.uri, ack.headers.with_replaced("To", "<sip:bob@example.com>;tag=me"))
+    ack = Request(
+        ack.method, ack.uri, ack.headers.with_replaced("To", "<sip:bob@example.com>;tag=me")
+    )
     assert helper.matches(ack)
     assert not helper.matches(make_request("ACK"))  # no To tag
     helper.ack_received()
