@@ -1,0 +1,213 @@
+"""Low-level SIP grammar helpers (RFC 3261 §25): character classes, quoted
+strings, list splitting and ``;name=value`` parameters.
+
+Theory of operation: the message parser first unfolds header lines, so every
+function here works on a single logical header value (a ``str`` decoded from
+UTF-8 with ``surrogateescape``, so any byte survives a round trip). Each
+function either returns a well-formed result or raises
+:class:`~huntgroup.errors.RemoteProtocolError` with status 400; nothing else
+escapes.
+
+Invariants:
+
+- ``split_list`` never splits inside a quoted string or inside ``<...>``.
+- ``parse_params`` keeps parameter order and the original spelling of names and
+  values; look-ups through :func:`param_lookup` are case-insensitive on names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from huntgroup.errors import RemoteProtocolError
+
+ALPHANUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+TOKEN_CHARS = ALPHANUM | frozenset("-.!%*_+`'~")
+# "word" (Call-ID) adds these to token.
+WORD_CHARS = TOKEN_CHARS | frozenset('()<>:\\"/[]?{}')
+WSP = " \t"
+
+Params = tuple[tuple[str, str | None], ...]
+"""Ordered parameters: ``(name, value)``; ``value`` is ``None`` for a bare name."""
+
+
+def is_token(text: str) -> bool:
+    """True when ``text`` is a non-empty RFC 3261 token."""
+    return bool(text) and all(c in TOKEN_CHARS for c in text)
+
+
+def is_word(text: str) -> bool:
+    """True when ``text`` is a non-empty RFC 3261 word (Call-ID part)."""
+    return bool(text) and all(c in WORD_CHARS for c in text)
+
+
+def bad(message: str) -> RemoteProtocolError:
+    """The error for a syntax problem: status 400 with ``message`` as reason."""
+    return RemoteProtocolError(message, status=400)
+
+
+def skip_ws(text: str, pos: int) -> int:
+    """Index of the first non-whitespace character at or after ``pos``."""
+    n = len(text)
+    while pos < n and text[pos] in WSP:
+        pos += 1
+    return pos
+
+
+def scan_quoted(text: str, pos: int) -> int:
+    """``text[pos]`` is a double quote: return the index just past the closing one.
+
+    Backslash escapes any character except CR and LF (quoted-pair).
+    """
+    n = len(text)
+    i = pos + 1
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            if i + 1 >= n or text[i + 1] in "\r\n":
+                raise bad("Bad escape in quoted string")
+            i += 2
+            continue
+        if c == '"':
+            return i + 1
+        if c in "\r\n":
+            break
+        i += 1
+    raise bad("Unterminated quoted string")
+
+
+def unquote(text: str) -> str:
+    """The content of a quoted string, escapes resolved; other text unchanged."""
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        return text
+    out: list[str] = []
+    i = 1
+    end = len(text) - 1
+    while i < end:
+        c = text[i]
+        if c == "\\" and i + 1 < end:
+            out.append(text[i + 1])
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def quote(text: str) -> str:
+    """``text`` as a quoted string, escaping backslashes and double quotes."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def split_list(value: str) -> list[str]:
+    """Split a header value on commas outside quotes and angle brackets.
+
+    Returns the stripped elements; an empty element (``a,,b``) raises 400.
+    """
+    items: list[str] = []
+    start = 0
+    i = 0
+    n = len(value)
+    angle = False
+    while i < n:
+        c = value[i]
+        if c == '"':
+            i = scan_quoted(value, i)
+            continue
+        if c == "<":
+            angle = True
+        elif c == ">":
+            angle = False
+        elif c == "," and not angle:
+            items.append(value[start:i].strip(WSP))
+            start = i + 1
+        i += 1
+    if angle:
+        raise bad("Unbalanced '<'")
+    items.append(value[start:].strip(WSP))
+    if any(not item for item in items):
+        raise bad("Empty element in header list")
+    return items
+
+
+def parse_params(text: str, pos: int, *, what: str) -> tuple[Params, int]:
+    """Parse ``*( SEMI generic-param )`` from ``text[pos:]``.
+
+    Stops at the end of text. Values may be tokens, hosts (``[v6]`` included)
+    or quoted strings. Raises 400 naming ``what`` on anything else.
+    """
+    params: list[tuple[str, str | None]] = []
+    n = len(text)
+    pos = skip_ws(text, pos)
+    while pos < n:
+        if text[pos] != ";":
+            raise bad(f"Invalid {what}: unexpected {text[pos]!r}")
+        pos = skip_ws(text, pos + 1)
+        start = pos
+        while pos < n and text[pos] in TOKEN_CHARS:
+            pos += 1
+        name = text[start:pos]
+        if not name:
+            raise bad(f"Invalid {what}: empty parameter")
+        pos = skip_ws(text, pos)
+        value: str | None = None
+        if pos < n and text[pos] == "=":
+            pos = skip_ws(text, pos + 1)
+            if pos < n and text[pos] == '"':
+                end = scan_quoted(text, pos)
+                value = text[pos:end]
+                pos = end
+            else:
+                start = pos
+                while pos < n and (text[pos] in TOKEN_CHARS or text[pos] in "[]:"):
+                    pos += 1
+                value = text[start:pos]
+                if not value:
+                    raise bad(f"Invalid {what}: empty value for {name!r}")
+            pos = skip_ws(text, pos)
+        params.append((name, value))
+    return tuple(params), pos
+
+
+def param_lookup(params: Sequence[tuple[str, str | None]], name: str) -> tuple[bool, str | None]:
+    """``(present, value)`` of the first parameter called ``name`` (any case)."""
+    key = name.lower()
+    for pname, pvalue in params:
+        if pname.lower() == key:
+            return True, pvalue
+    return False, None
+
+
+def format_params(params: Sequence[tuple[str, str | None]]) -> str:
+    """``;name=value`` text for ``params`` (bare names without ``=``)."""
+    return "".join(f";{n}" if v is None else f";{n}={v}" for n, v in params)
+
+
+def set_param(params: Sequence[tuple[str, str | None]], name: str, value: str | None) -> Params:
+    """``params`` with ``name`` set to ``value`` (replaced in place, or appended)."""
+    key = name.lower()
+    out: list[tuple[str, str | None]] = []
+    done = False
+    for pname, pvalue in params:
+        if pname.lower() == key:
+            if not done:
+                out.append((pname, value))
+                done = True
+        else:
+            out.append((pname, pvalue))
+    if not done:
+        out.append((name, value))
+    return tuple(out)
+
+
+def parse_uint(text: str, *, what: str, maximum: int) -> int:
+    """A decimal ``1*DIGIT`` value between 0 and ``maximum``, leading zeros allowed."""
+    text = text.strip(WSP)
+    if not text or not text.isascii() or not text.isdigit():
+        raise bad(f"Invalid {what}")
+    if len(text.lstrip("0")) > len(str(maximum)):
+        raise bad(f"Invalid {what}: too large")
+    value = int(text)
+    if value > maximum:
+        raise bad(f"Invalid {what}: too large")
+    return value

@@ -1,0 +1,265 @@
+"""An ordered, multi-valued, case-insensitive collection of SIP header fields.
+
+Theory of operation: a :class:`Headers` object is an immutable tuple of
+``(name, value)`` pairs in message order. Names are canonicalised on the way
+in: compact forms (``v``, ``f``, ``i``...) become full names, and known names
+take their usual spelling (``call-id`` -> ``Call-ID``); unknown names are kept
+as written and compared case-insensitively. Values are single logical values:
+the parser unfolds continuation lines and splits the comma-separated list
+headers (Via, Contact, Route...) so that each element is its own entry, which
+makes "the top Via" simply ``headers.get("Via")``.
+
+Invariants:
+
+- Order is preserved exactly; methods that "change" a collection return a new
+  one and leave the original untouched.
+- No name is empty, and no name or value holds CR or LF.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from huntgroup.errors import LocalProtocolError
+
+COMPACT_FORMS: dict[str, str] = {
+    "i": "Call-ID",
+    "m": "Contact",
+    "e": "Content-Encoding",
+    "l": "Content-Length",
+    "c": "Content-Type",
+    "f": "From",
+    "s": "Subject",
+    "k": "Supported",
+    "t": "To",
+    "v": "Via",
+    "o": "Event",
+    "u": "Allow-Events",
+    "r": "Refer-To",
+    "b": "Referred-By",
+    "x": "Session-Expires",
+    "y": "Identity",
+}
+
+_KNOWN_NAMES = (
+    "Accept",
+    "Accept-Encoding",
+    "Accept-Language",
+    "Alert-Info",
+    "Allow",
+    "Allow-Events",
+    "Authentication-Info",
+    "Authorization",
+    "Call-ID",
+    "Call-Info",
+    "Contact",
+    "Content-Disposition",
+    "Content-Encoding",
+    "Content-Language",
+    "Content-Length",
+    "Content-Type",
+    "CSeq",
+    "Date",
+    "Error-Info",
+    "Event",
+    "Expires",
+    "From",
+    "Identity",
+    "In-Reply-To",
+    "Max-Forwards",
+    "MIME-Version",
+    "Min-Expires",
+    "Min-SE",
+    "Organization",
+    "P-Asserted-Identity",
+    "P-Preferred-Identity",
+    "Path",
+    "Priority",
+    "Privacy",
+    "Proxy-Authenticate",
+    "Proxy-Authorization",
+    "Proxy-Require",
+    "Reason",
+    "Record-Route",
+    "Refer-To",
+    "Referred-By",
+    "Reply-To",
+    "Require",
+    "Retry-After",
+    "Route",
+    "RSeq",
+    "RAck",
+    "Server",
+    "Service-Route",
+    "Session-Expires",
+    "Subject",
+    "Supported",
+    "Timestamp",
+    "To",
+    "Unsupported",
+    "User-Agent",
+    "Via",
+    "Warning",
+    "WWW-Authenticate",
+)
+_CANONICAL: dict[str, str] = {name.lower(): name for name in _KNOWN_NAMES}
+
+LIST_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "alert-info",
+        "allow",
+        "allow-events",
+        "call-info",
+        "contact",
+        "content-encoding",
+        "content-language",
+        "error-info",
+        "in-reply-to",
+        "p-asserted-identity",
+        "p-preferred-identity",
+        "path",
+        "proxy-require",
+        "reason",
+        "record-route",
+        "require",
+        "route",
+        "service-route",
+        "supported",
+        "unsupported",
+        "via",
+        "warning",
+    }
+)
+"""Lower-case names of headers whose values are comma-separated lists."""
+
+
+def canonical_name(name: str) -> str:
+    """The full, conventionally spelled name for ``name`` (compact forms expanded)."""
+    lower = name.lower()
+    if lower in COMPACT_FORMS:
+        return COMPACT_FORMS[lower]
+    return _CANONICAL.get(lower, name)
+
+
+def _check(name: str, value: str) -> None:
+    if not name or any(c in name for c in ": \t\r\n"):
+        raise LocalProtocolError(f"Invalid header name {name!r}")
+    if "\r" in value or "\n" in value:
+        raise LocalProtocolError(f"Header {name} holds a line break")
+
+
+class Headers:
+    """Immutable ordered header fields; see the module docstring."""
+
+    __slots__ = ("_items",)
+
+    _items: tuple[tuple[str, str], ...]
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        checked: list[tuple[str, str]] = []
+        for name, value in items:
+            _check(name, value)
+            checked.append((canonical_name(name), value))
+        self._items = tuple(checked)
+
+    @classmethod
+    def _trusted(cls, items: tuple[tuple[str, str], ...]) -> Headers:
+        obj = cls.__new__(cls)
+        obj._items = items
+        return obj
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = canonical_name(name).lower()
+        return any(n.lower() == key for n, _ in self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return self._items == other._items
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self._items)!r})"
+
+    def get(self, name: str) -> str | None:
+        """The first value of ``name``, or None."""
+        key = canonical_name(name).lower()
+        for n, v in self._items:
+            if n.lower() == key:
+                return v
+        return None
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of ``name``, in order."""
+        key = canonical_name(name).lower()
+        return [v for n, v in self._items if n.lower() == key]
+
+    def with_added(self, name: str, value: str) -> Headers:
+        """A copy with ``name: value`` appended at the end."""
+        _check(name, value)
+        return Headers._trusted((*self._items, (canonical_name(name), value)))
+
+    def with_prepended(self, name: str, value: str) -> Headers:
+        """A copy with ``name: value`` first (e.g. a new top Via)."""
+        _check(name, value)
+        return Headers._trusted(((canonical_name(name), value), *self._items))
+
+    def without(self, name: str) -> Headers:
+        """A copy with every ``name`` field removed."""
+        key = canonical_name(name).lower()
+        return Headers._trusted(tuple((n, v) for n, v in self._items if n.lower() != key))
+
+    def without_first(self, name: str) -> Headers:
+        """A copy without the first ``name`` field (e.g. popping the top Via)."""
+        key = canonical_name(name).lower()
+        items = list(self._items)
+        for i, (n, _) in enumerate(items):
+            if n.lower() == key:
+                del items[i]
+                break
+        return Headers._trusted(tuple(items))
+
+    def with_first_replaced(self, name: str, value: str) -> Headers:
+        """A copy where the first ``name`` field holds ``value`` (appended when absent)."""
+        canon = canonical_name(name)
+        _check(canon, value)
+        key = canon.lower()
+        items = list(self._items)
+        for i, (n, _) in enumerate(items):
+            if n.lower() == key:
+                items[i] = (canon, value)
+                return Headers._trusted(tuple(items))
+        return Headers._trusted((*items, (canon, value)))
+
+    def with_replaced(self, name: str, *values: str) -> Headers:
+        """A copy where ``name`` holds ``values``, placed where ``name`` first was
+        (at the end when absent). No values removes the field."""
+        canon = canonical_name(name)
+        for value in values:
+            _check(canon, value)
+        key = canon.lower()
+        out: list[tuple[str, str]] = []
+        placed = False
+        for n, v in self._items:
+            if n.lower() == key:
+                if not placed:
+                    out.extend((canon, value) for value in values)
+                    placed = True
+            else:
+                out.append((n, v))
+        if not placed:
+            out.extend((canon, value) for value in values)
+        return Headers._trusted(tuple(out))

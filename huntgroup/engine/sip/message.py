@@ -1,0 +1,337 @@
+"""SIP requests and responses, their serialisation, and builders.
+
+Theory of operation: :class:`Request` and :class:`Response` are frozen
+dataclasses holding the start line, a :class:`~.headers.Headers` collection
+and the body bytes. The headers are the single source of truth: typed views
+(``vias``, ``from_``, ``cseq``...) parse the relevant field on access. Messages
+that come out of the parser were validated, so those views cannot fail on
+them; on a hand-built message a missing or malformed field raises
+``RemoteProtocolError`` (400) like a received one would.
+
+Text is decoded from UTF-8 with ``surrogateescape`` so every byte of a received
+header survives; :meth:`Request.to_bytes` encodes it back the same way and
+always writes ``Content-Length`` (last) from the body length; parsed messages
+do not keep the received Content-Length field.
+
+Builders for the user agent core: :func:`make_response` (RFC 3261 §8.2.6),
+:func:`make_cancel` (§9.1), and identifiers from an injected ``random.Random``:
+:func:`new_branch`, :func:`new_tag`, :func:`new_call_id`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from huntgroup.engine.sip.fields import (
+    MAGIC_COOKIE,
+    MAX_DELTA_SECONDS,
+    CSeq,
+    NameAddress,
+    Via,
+    parse_call_id,
+    parse_cseq,
+    parse_name_address,
+    parse_via,
+)
+from huntgroup.engine.sip.grammar import bad, parse_uint
+from huntgroup.engine.sip.headers import Headers
+from huntgroup.engine.sip.uri import Uri
+from huntgroup.errors import LocalProtocolError
+
+SIP_VERSION = "SIP/2.0"
+
+REASON_PHRASES: dict[int, str] = {
+    100: "Trying",
+    180: "Ringing",
+    181: "Call Is Being Forwarded",
+    182: "Queued",
+    183: "Session Progress",
+    200: "OK",
+    202: "Accepted",
+    300: "Multiple Choices",
+    301: "Moved Permanently",
+    302: "Moved Temporarily",
+    380: "Alternative Service",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    410: "Gone",
+    413: "Request Entity Too Large",
+    414: "Request-URI Too Long",
+    415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme",
+    420: "Bad Extension",
+    421: "Extension Required",
+    423: "Interval Too Brief",
+    480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected",
+    483: "Too Many Hops",
+    484: "Address Incomplete",
+    485: "Ambiguous",
+    486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    491: "Request Pending",
+    493: "Undecipherable",
+    500: "Server Internal Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Server Time-out",
+    505: "Version Not Supported",
+    513: "Message Too Large",
+    600: "Busy Everywhere",
+    603: "Decline",
+    604: "Does Not Exist Anywhere",
+    606: "Not Acceptable",
+}
+
+
+def encode_text(text: str) -> bytes:
+    """UTF-8 with surrogateescape: the inverse of how the parser decodes."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+class _Fields:
+    """Typed views over ``headers``, shared by requests and responses."""
+
+    __slots__ = ()
+    headers: Headers
+    body: bytes
+
+    def _one(self, name: str) -> str:
+        value = self.headers.get(name)
+        if value is None:
+            raise bad(f"Missing {name} header")
+        return value
+
+    @property
+    def vias(self) -> tuple[Via, ...]:
+        """Every Via, top first."""
+        return tuple(parse_via(v) for v in self.headers.get_all("Via"))
+
+    @property
+    def top_via(self) -> Via:
+        """The topmost Via."""
+        return parse_via(self._one("Via"))
+
+    @property
+    def from_(self) -> NameAddress:
+        """The From field."""
+        return parse_name_address(self._one("From"))
+
+    @property
+    def to(self) -> NameAddress:
+        """The To field."""
+        return parse_name_address(self._one("To"))
+
+    @property
+    def call_id(self) -> str:
+        """The Call-ID."""
+        return parse_call_id(self._one("Call-ID"))
+
+    @property
+    def cseq(self) -> CSeq:
+        """The CSeq field."""
+        return parse_cseq(self._one("CSeq"))
+
+    @property
+    def contacts(self) -> tuple[NameAddress, ...]:
+        """Contact values (a ``*`` wildcard is not included; see ``contact_is_wildcard``)."""
+        return tuple(
+            parse_name_address(v) for v in self.headers.get_all("Contact") if v.strip() != "*"
+        )
+
+    @property
+    def contact_is_wildcard(self) -> bool:
+        """True when the message carries ``Contact: *`` (REGISTER removal)."""
+        return any(v.strip() == "*" for v in self.headers.get_all("Contact"))
+
+    @property
+    def routes(self) -> tuple[NameAddress, ...]:
+        """Route values, in order."""
+        return tuple(parse_name_address(v) for v in self.headers.get_all("Route"))
+
+    @property
+    def record_routes(self) -> tuple[NameAddress, ...]:
+        """Record-Route values, in order."""
+        return tuple(parse_name_address(v) for v in self.headers.get_all("Record-Route"))
+
+    @property
+    def max_forwards(self) -> int | None:
+        """Max-Forwards (0-255), or None when absent."""
+        value = self.headers.get("Max-Forwards")
+        return None if value is None else parse_uint(value, what="Max-Forwards", maximum=255)
+
+    @property
+    def expires(self) -> int | None:
+        """The Expires header in seconds, or None when absent."""
+        value = self.headers.get("Expires")
+        if value is None:
+            return None
+        return parse_uint(value, what="Expires", maximum=MAX_DELTA_SECONDS)
+
+    @property
+    def content_type(self) -> str | None:
+        """The Content-Type value as written, or None."""
+        return self.headers.get("Content-Type")
+
+    def _head_bytes(self, start_line: str) -> bytes:
+        headers = self.headers.without("Content-Length").with_added(
+            "Content-Length", str(len(self.body))
+        )
+        lines = [start_line, *(f"{name}: {value}" for name, value in headers)]
+        return encode_text("\r\n".join(lines) + "\r\n\r\n")
+
+
+@dataclass(frozen=True, slots=True)
+class Request(_Fields):
+    """A SIP request."""
+
+    method: str
+    uri: Uri
+    headers: Headers
+    body: bytes = b""
+
+    @property
+    def is_invite(self) -> bool:
+        """True for INVITE."""
+        return self.method == "INVITE"
+
+    def to_bytes(self) -> bytes:
+        """The wire form; Content-Length always matches the body."""
+        return self._head_bytes(f"{self.method} {self.uri} {SIP_VERSION}") + self.body
+
+    def __bytes__(self) -> bytes:
+        return self.to_bytes()
+
+
+@dataclass(frozen=True, slots=True)
+class Response(_Fields):
+    """A SIP response."""
+
+    status: int
+    reason: str
+    headers: Headers
+    body: bytes = b""
+
+    @property
+    def is_provisional(self) -> bool:
+        """True for 1xx."""
+        return self.status < 200
+
+    @property
+    def is_success(self) -> bool:
+        """True for 2xx."""
+        return 200 <= self.status < 300
+
+    def to_bytes(self) -> bytes:
+        """The wire form; Content-Length always matches the body."""
+        return self._head_bytes(f"{SIP_VERSION} {self.status} {self.reason}") + self.body
+
+    def __bytes__(self) -> bytes:
+        return self.to_bytes()
+
+
+Message = Request | Response
+
+
+def reason_phrase(status: int) -> str:
+    """The usual reason phrase for ``status`` (a generic one when unknown)."""
+    if status in REASON_PHRASES:
+        return REASON_PHRASES[status]
+    return REASON_PHRASES.get(status // 100 * 100, "Unknown")
+
+
+def make_response(
+    request: Request,
+    status: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
+) -> Response:
+    """A response to ``request`` per RFC 3261 §8.2.6.
+
+    Copies every Via (in order), From, To, Call-ID and CSeq; for a dialog
+    creating status (101-299) also Record-Route. ``to_tag`` is added to To
+    unless To already has a tag or ``status`` is 100. Extra ``headers`` are
+    appended, and ``body`` becomes the body.
+    """
+    if not 100 <= status <= 699:
+        raise LocalProtocolError(f"Invalid status code {status}")
+    copied: list[tuple[str, str]] = [("Via", v) for v in request.headers.get_all("Via")]
+    for name in ("From", "To", "Call-ID", "CSeq"):
+        value = request.headers.get(name)
+        if value is None:
+            raise LocalProtocolError(f"Request has no {name} header")
+        if name == "To" and to_tag is not None and status != 100:
+            to = parse_name_address(value)
+            if to.tag is None:
+                value = str(to.with_tag(to_tag))
+        copied.append((name, value))
+    if 100 < status < 300:
+        copied.extend(("Record-Route", v) for v in request.headers.get_all("Record-Route"))
+    copied.extend(headers)
+    return Response(
+        status=status,
+        reason=reason if reason is not None else reason_phrase(status),
+        headers=Headers(copied),
+        body=body,
+    )
+
+
+def make_cancel(invite: Request) -> Request:
+    """The CANCEL for ``invite`` per RFC 3261 §9.1 (same branch, Route set)."""
+    if invite.method != "INVITE":
+        raise LocalProtocolError("Only an INVITE can be cancelled")
+    top_via = invite.headers.get("Via")
+    if top_via is None:
+        raise LocalProtocolError("INVITE has no Via")
+    items: list[tuple[str, str]] = [("Via", top_via)]
+    for name in ("From", "To", "Call-ID"):
+        value = invite.headers.get(name)
+        if value is None:
+            raise LocalProtocolError(f"INVITE has no {name} header")
+        items.append((name, value))
+    items.append(("CSeq", f"{invite.cseq.number} CANCEL"))
+    items.extend(("Route", v) for v in invite.headers.get_all("Route"))
+    items.append(("Max-Forwards", "70"))
+    return Request(method="CANCEL", uri=invite.uri, headers=Headers(items))
+
+
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def _random_text(rng: random.Random, length: int) -> str:
+    return "".join(rng.choice(_ID_ALPHABET) for _ in range(length))
+
+
+def new_branch(rng: random.Random, *, suffix: str = "") -> str:
+    """A fresh RFC 3261 branch (magic cookie + 16 random characters [+ suffix])."""
+    return MAGIC_COOKIE + _random_text(rng, 16) + (f"-{suffix}" if suffix else "")
+
+
+def new_tag(rng: random.Random) -> str:
+    """A fresh From/To tag (12 random characters, about 71 bits)."""
+    return _random_text(rng, 12)
+
+
+def new_call_id(rng: random.Random, host: str | None = None) -> str:
+    """A fresh Call-ID, ``random@host`` when ``host`` is given."""
+    local = _random_text(rng, 24)
+    return f"{local}@{host}" if host else local
+
+
+def with_top_via(message: Request, via: Via) -> Request:
+    """A copy of ``message`` with ``via`` pushed on top of its Via list."""
+    return replace(message, headers=message.headers.with_prepended("Via", str(via)))

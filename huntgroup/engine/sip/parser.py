@@ -1,0 +1,415 @@
+"""Parsing and framing of SIP messages (RFC 3261 §7, §18.3, §25).
+
+Theory of operation:
+
+- :func:`parse_datagram` parses one UDP datagram. The body is what follows the
+  blank line, cut to Content-Length when present (extra octets are ignored, as
+  §18.3 requires); a Content-Length larger than what arrived is an error.
+- :class:`StreamParser` buffers a TCP byte stream and returns each complete
+  message, framed by Content-Length (mandatory on streams). CRLFs between
+  messages (RFC 5626 keep-alives) are skipped.
+- Both run the same head parser: split on CRLF, unfold continuation lines,
+  read the start line, split the list headers on commas, expand compact names,
+  then validate the fields the SIP core relies on (Via, From, To, Call-ID,
+  CSeq, Max-Forwards, Content-Length, Contact, Route, Record-Route, Expires,
+  Date) and the Request-URI.
+- Content-Length is framing, not content: it is used to cut the body and then
+  dropped from the message's headers; serialisation writes it from the body.
+
+Invariants:
+
+- Any malformed input raises :class:`SipParseError` (a
+  ``RemoteProtocolError``) whose ``status`` is the response to send (400, 413,
+  416 or 505) and whose ``partial`` holds the headers read so far when the head
+  could be split into fields; :func:`error_response` turns that into the
+  response. Nothing else is ever raised.
+- Size limits (whole message, header count, line length) are checked before
+  the work they bound, so a hostile peer cannot make the parser buffer or scan
+  without limit. A :class:`StreamParser` that raised stays broken: framing is
+  lost and the connection must be closed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from huntgroup.engine.sip.fields import (
+    MAX_DELTA_SECONDS,
+    parse_call_id,
+    parse_cseq,
+    parse_date,
+    parse_name_address,
+    parse_via,
+)
+from huntgroup.engine.sip.grammar import WSP, bad, is_token, parse_uint, split_list
+from huntgroup.engine.sip.headers import LIST_HEADERS, Headers, canonical_name
+from huntgroup.engine.sip.message import Message, Request, Response, reason_phrase
+from huntgroup.engine.sip.uri import SipUri, parse_uri
+from huntgroup.errors import HuntgroupError, RemoteProtocolError
+
+DEFAULT_MAX_MESSAGE_SIZE = 65536
+DEFAULT_MAX_HEADERS = 256
+DEFAULT_MAX_LINE_LENGTH = 8192
+SUPPORTED_REQUEST_SCHEMES = frozenset({"sip", "sips", "tel"})
+
+_VERSION = re.compile(r"SIP/(\d+)\.(\d+)", re.ASCII | re.IGNORECASE)
+_SINGLE = ("From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Length", "Expires")
+_REQUIRED = ("Via", "From", "To", "Call-ID", "CSeq")
+_ADDRESS_LISTS = ("Route", "Record-Route")
+
+
+@dataclass(frozen=True, slots=True)
+class PartialMessage:
+    """What could be read of a malformed message: its start line and headers.
+
+    ``method`` is set for a request, ``status`` for a response (either may be
+    None when the start line itself was unreadable).
+    """
+
+    start_line: str
+    headers: Headers
+    method: str | None = None
+    status: int | None = None
+
+
+class SipParseError(RemoteProtocolError):
+    """A malformed SIP message. ``status`` is the status to answer with;
+    ``partial`` the headers read before the problem, when any."""
+
+    def __init__(
+        self, message: str, status: int = 400, *, partial: PartialMessage | None = None
+    ) -> None:
+        super().__init__(message, status)
+        self.partial = partial
+
+
+@dataclass(frozen=True, slots=True)
+class ParserLimits:
+    """Bounds on what one message may hold."""
+
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    max_headers: int = DEFAULT_MAX_HEADERS
+    max_line_length: int = DEFAULT_MAX_LINE_LENGTH
+
+
+def _wrap(exc: RemoteProtocolError, partial: PartialMessage | None) -> SipParseError:
+    if isinstance(exc, SipParseError):
+        return exc
+    return SipParseError(str(exc), exc.status, partial=partial)
+
+
+def _check_version(text: str) -> None:
+    match = _VERSION.fullmatch(text)
+    if match is None:
+        raise bad("Invalid SIP version")
+    if (int(match.group(1)), int(match.group(2))) != (2, 0):
+        raise RemoteProtocolError(f"Unsupported version {text}", status=505)
+
+
+def _split_head(
+    head: str, limits: ParserLimits
+) -> tuple[str, list[tuple[str, str]], RemoteProtocolError | None]:
+    """Start line, unfolded ``(name, value)`` lines with list headers split, and
+    the first list that could not be split (kept whole, reported afterwards so
+    that the error can carry the other headers)."""
+    lines = head.split("\r\n")
+    if any(len(line) > limits.max_line_length for line in lines):
+        raise bad("Header line too long")
+    if any("\r" in line or "\n" in line for line in lines):
+        raise bad("Bare CR or LF in header section")
+    start_line = lines[0]
+    logical: list[str] = []
+    for line in lines[1:]:
+        if line[:1] in (" ", "\t"):
+            if not logical:
+                raise bad("Continuation line before any header")
+            logical[-1] = logical[-1].rstrip(WSP) + " " + line.lstrip(WSP)
+        else:
+            logical.append(line)
+    if len(logical) > limits.max_headers:
+        raise bad("Too many header fields")
+    items: list[tuple[str, str]] = []
+    deferred: RemoteProtocolError | None = None
+    for line in logical:
+        name, colon, value = line.partition(":")
+        name = name.rstrip(WSP)
+        if not colon or not is_token(name):
+            raise bad("Invalid header line")
+        value = value.strip(WSP)
+        canon = canonical_name(name)
+        if canon.lower() in LIST_HEADERS and value:
+            try:
+                items.extend((canon, element) for element in split_list(value))
+            except RemoteProtocolError as exc:
+                deferred = deferred or bad(f"Invalid {canon}: {exc}")
+                items.append((canon, value))
+        else:
+            items.append((canon, value))
+    if len(items) > limits.max_headers:
+        raise bad("Too many header fields")
+    return start_line, items, deferred
+
+
+def _validate_headers(headers: Headers) -> None:
+    for name in _REQUIRED:
+        if name not in headers:
+            raise bad(f"Missing {name} header")
+    for name in _SINGLE:
+        if len(headers.get_all(name)) > 1:
+            raise bad(f"Several {name} headers")
+    for value in headers.get_all("Via"):
+        parse_via(value)
+    for name in ("From", "To"):
+        try:
+            parse_name_address(headers.get(name) or "")
+        except RemoteProtocolError as exc:
+            raise bad(f"Invalid {name}: {exc}") from None
+    parse_call_id(headers.get("Call-ID") or "")
+    parse_cseq(headers.get("CSeq") or "")
+    max_forwards = headers.get("Max-Forwards")
+    if max_forwards is not None:
+        parse_uint(max_forwards, what="Max-Forwards", maximum=255)
+    expires = headers.get("Expires")
+    if expires is not None:
+        parse_uint(expires, what="Expires", maximum=MAX_DELTA_SECONDS)
+    date = headers.get("Date")
+    if date is not None:
+        parse_date(date)
+    contacts = headers.get_all("Contact")
+    if any(c.strip(WSP) == "*" for c in contacts):
+        if len(contacts) != 1:
+            raise bad("Invalid Contact: '*' mixed with addresses")
+    else:
+        for value in contacts:
+            address = parse_name_address(value)
+            expires_param = address.param("expires")
+            if expires_param is not None:
+                parse_uint(expires_param, what="Contact expires", maximum=MAX_DELTA_SECONDS)
+    for name in _ADDRESS_LISTS:
+        for value in headers.get_all(name):
+            parse_name_address(value)
+
+
+def _content_length(headers: Headers) -> int | None:
+    value = headers.get("Content-Length")
+    if value is None:
+        return None
+    try:
+        return parse_uint(value, what="Content-Length", maximum=2**31 - 1)
+    except RemoteProtocolError:
+        raise bad("Invalid Content-Length") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """A parsed, validated head waiting for its body."""
+
+    partial: PartialMessage
+    request_uri: str | None
+    content_length: int | None
+
+    def build(self, body: bytes) -> Message:
+        p = self.partial
+        # Content-Length is framing: the message's body length says it.
+        headers = p.headers.without("Content-Length")
+        if p.method is not None and self.request_uri is not None:
+            return Request(
+                method=p.method, uri=parse_uri(self.request_uri), headers=headers, body=body
+            )
+        assert p.status is not None
+        reason = p.start_line.split(" ", 2)[2] if p.start_line.count(" ") >= 2 else ""
+        return Response(status=p.status, reason=reason, headers=headers, body=body)
+
+
+def _parse_head(raw: bytes, limits: ParserLimits) -> _Head:
+    head = raw.decode("utf-8", "surrogateescape")
+    try:
+        start_line, items, deferred = _split_head(head, limits)
+        headers = Headers(items)
+    except RemoteProtocolError as exc:
+        raise _wrap(exc, None) from None
+    except HuntgroupError as exc:  # a header name Headers refuses
+        raise SipParseError(str(exc), 400) from None
+    partial = PartialMessage(start_line=start_line, headers=headers)
+    try:
+        if deferred is not None:
+            partial = _best_effort_partial_from(start_line, headers)
+            raise deferred
+        if start_line[:4].upper() == "SIP/":
+            parts = start_line.split(" ", 2)
+            _check_version(parts[0])
+            code_text = parts[1] if len(parts) > 1 else ""
+            if len(code_text) != 3 or not code_text.isascii() or not code_text.isdigit():
+                raise bad("Invalid status code")
+            status = int(code_text)
+            if status < 100:
+                raise bad("Invalid status code")
+            partial = PartialMessage(start_line=start_line, headers=headers, status=status)
+            _validate_headers(headers)
+            return _Head(partial, None, _content_length(headers))
+        first = start_line.split(" ", 1)[0]
+        if is_token(first):
+            partial = PartialMessage(start_line=start_line, headers=headers, method=first)
+        parts = start_line.split(" ")
+        if len(parts) != 3 or not all(parts):
+            raise bad("Invalid Request-Line")
+        method, uri_text, version = parts
+        if not is_token(method):
+            raise bad("Invalid method")
+        partial = PartialMessage(start_line=start_line, headers=headers, method=method)
+        _check_version(version)
+        _validate_headers(headers)
+        try:
+            uri = parse_uri(uri_text)
+        except RemoteProtocolError:
+            raise bad("Invalid Request-URI") from None
+        if uri.scheme not in SUPPORTED_REQUEST_SCHEMES:
+            raise RemoteProtocolError(f"Unsupported URI scheme {uri.scheme}", status=416)
+        if isinstance(uri, SipUri) and uri.headers:
+            raise bad("Invalid Request-URI: headers are not allowed")
+        cseq = parse_cseq(headers.get("CSeq") or "")
+        if cseq.method != method:
+            raise bad("CSeq method does not match the Request-Line")
+        return _Head(partial, uri_text, _content_length(headers))
+    except RemoteProtocolError as exc:
+        raise _wrap(exc, partial) from None
+
+
+def _best_effort_partial(raw: bytes, limits: ParserLimits) -> PartialMessage | None:
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    try:
+        head = raw[:end].decode("utf-8", "surrogateescape")
+        start_line, items, _ = _split_head(head, limits)
+        headers = Headers(items)
+    except HuntgroupError:
+        return None
+    return _best_effort_partial_from(start_line, headers)
+
+
+def _best_effort_partial_from(start_line: str, headers: Headers) -> PartialMessage:
+    first = start_line.split(" ", 1)[0]
+    method = first if is_token(first) else None
+    return PartialMessage(start_line=start_line, headers=headers, method=method)
+
+
+def _too_large(raw: bytes, limits: ParserLimits) -> SipParseError:
+    return SipParseError("Message too large", 413, partial=_best_effort_partial(raw, limits))
+
+
+def parse_datagram(data: bytes, *, limits: ParserLimits | None = None) -> Message:
+    """Parse one message received as a datagram (UDP)."""
+    limits = limits or ParserLimits()
+    if len(data) > limits.max_message_size:
+        raise _too_large(data[: limits.max_message_size], limits)
+    start = 0
+    while data.startswith(b"\r\n", start):
+        start += 2
+    end = data.find(b"\r\n\r\n", start)
+    if end < 0:
+        raise SipParseError("Incomplete header section", 400)
+    head = _parse_head(data[start:end], limits)
+    available = data[end + 4 :]
+    if head.content_length is None:
+        body = available
+    elif head.content_length > len(available):
+        raise SipParseError("Content-Length larger than the datagram", 400, partial=head.partial)
+    else:
+        body = available[: head.content_length]
+    return head.build(bytes(body))
+
+
+class StreamParser:
+    """Frames messages out of a byte stream (TCP). Feed bytes, get messages."""
+
+    __slots__ = ("_buffer", "_error", "_head", "_head_size", "limits")
+
+    def __init__(self, *, limits: ParserLimits | None = None) -> None:
+        self.limits = limits or ParserLimits()
+        self._buffer = bytearray()
+        self._head: _Head | None = None
+        self._head_size = 0
+        self._error: SipParseError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held that do not yet form a complete message."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[Message]:
+        """Add received bytes; return every message now complete, in order.
+
+        Raises :class:`SipParseError` on malformed input; once it has raised,
+        every later call raises the same error.
+        """
+        if self._error is not None:
+            raise self._error
+        self._buffer += data
+        messages: list[Message] = []
+        try:
+            while True:
+                message = self._next()
+                if message is None:
+                    return messages
+                messages.append(message)
+        except SipParseError as exc:
+            self._error = exc
+            raise
+
+    def _next(self) -> Message | None:
+        buf = self._buffer
+        limits = self.limits
+        if self._head is None:
+            skip = 0
+            while buf.startswith(b"\r\n", skip):
+                skip += 2
+            if skip:
+                del buf[:skip]
+            if not buf or buf == b"\r":
+                return None
+            end = buf.find(b"\r\n\r\n", 0, limits.max_message_size + 4)
+            if end < 0:
+                if len(buf) > limits.max_message_size:
+                    raise _too_large(bytes(buf[: limits.max_message_size]), limits)
+                return None
+            head = _parse_head(bytes(buf[:end]), limits)
+            if head.content_length is None:
+                raise SipParseError(
+                    "Content-Length is required on stream transports", 400, partial=head.partial
+                )
+            if end + 4 + head.content_length > limits.max_message_size:
+                raise SipParseError("Message too large", 413, partial=head.partial)
+            self._head = head
+            self._head_size = end + 4
+        head = self._head
+        assert head.content_length is not None
+        total = self._head_size + head.content_length
+        if len(buf) < total:
+            return None
+        body = bytes(buf[self._head_size : total])
+        del buf[:total]
+        self._head = None
+        return head.build(body)
+
+
+def error_response(error: SipParseError) -> Response | None:
+    """The response to send for ``error``, or None when it cannot be formed.
+
+    It needs a request whose Via, From, To, Call-ID and CSeq fields were read;
+    they are copied as received (RFC 3261 §8.2.6), with the error text as reason.
+    """
+    partial = error.partial
+    if partial is None or partial.method is None or partial.method == "ACK":
+        return None
+    items: list[tuple[str, str]] = [("Via", v) for v in partial.headers.get_all("Via")]
+    if not items:
+        return None
+    for name in ("From", "To", "Call-ID", "CSeq"):
+        value = partial.headers.get(name)
+        if value is None:
+            return None
+        items.append((name, value))
+    reason = str(error).replace("\r", " ").replace("\n", " ")[:120] or reason_phrase(error.status)
+    return Response(status=error.status, reason=reason, headers=Headers(items))

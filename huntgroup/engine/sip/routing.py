@@ -1,0 +1,151 @@
+"""Where messages go: peers, Via stamping and response routing (RFC 3261 §18.2,
+RFC 3581), plus the hop checks of §8.2.2 / §16.3 (Max-Forwards and loops).
+
+Theory of operation: a :class:`Peer` names the other end of one hop (address,
+port, transport). When a request arrives, :func:`stamp_via` records on its
+top Via where it really came from (``received``, and ``rport`` when the sender
+asked for it); responses built from that request carry the stamped Via, and
+:func:`response_destination` reads it back to find where the response must
+go: the same connection for reliable transports, else ``maddr``, else
+``received``/``rport``, else the sent-by address.
+
+Invariants: these are pure functions of their inputs; they never touch the
+network or a clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Collection
+from dataclasses import dataclass, replace
+
+from huntgroup.engine.sip.fields import Via
+from huntgroup.engine.sip.message import Request
+
+DEFAULT_PORTS: dict[str, int] = {"UDP": 5060, "TCP": 5060, "SCTP": 5060, "TLS": 5061}
+
+TOO_MANY_HOPS = 483
+LOOP_DETECTED = 482
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """The far end of one hop: ``host`` (IP or name), ``port``, ``transport``."""
+
+    host: str
+    port: int
+    transport: str = "UDP"
+
+    @property
+    def reliable(self) -> bool:
+        """True when the transport never loses messages (no retransmissions)."""
+        return self.transport.upper() != "UDP"
+
+
+def _same_address(a: str, b: str) -> bool:
+    try:
+        return ipaddress.ip_address(a.strip("[]")) == ipaddress.ip_address(b.strip("[]"))
+    except ValueError:
+        return a.lower() == b.lower()
+
+
+def _host_param(host: str) -> str:
+    """An address as written in a Via ``received`` parameter (no brackets)."""
+    return host.strip("[]")
+
+
+def stamp_via(request: Request, source: Peer) -> Request:
+    """``request`` with its top Via stamped per §18.2.1 and RFC 3581.
+
+    Adds ``received`` when the sent-by host differs from the source address,
+    and fills an empty ``rport`` with the source port (``received`` is then
+    always added).
+    """
+    via = request.top_via
+    stamped = via
+    if via.has_rport and via.rport is None:
+        stamped = stamped.with_param("rport", str(source.port))
+        stamped = stamped.with_param("received", _host_param(source.host))
+    elif not _same_address(via.host, source.host):
+        stamped = stamped.with_param("received", _host_param(source.host))
+    if stamped == via:
+        return request
+    return replace(request, headers=request.headers.with_first_replaced("Via", str(stamped)))
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def response_destination(via: Via, source: Peer) -> Peer:
+    """Where to send a response whose top Via is ``via`` (§18.2.2, RFC 3581).
+
+    ``source`` is where the request came from. Over a reliable transport the
+    response goes back over the same connection, i.e. to ``source``.
+    """
+    transport = via.transport
+    if source.reliable:
+        return source
+    default_port = DEFAULT_PORTS.get(transport, 5060)
+    if via.maddr is not None:
+        return Peer(via.maddr, via.port or default_port, transport)
+    host = _bracket(via.received) if via.received else via.host
+    if via.rport is not None:
+        return Peer(host, via.rport, transport)
+    return Peer(host, via.port or default_port, transport)
+
+
+def check_max_forwards(request: Request) -> int | None:
+    """The status to refuse ``request`` with for its hop count, or None (§8.2.2).
+
+    Max-Forwards 0 gives 483 (Too Many Hops), except for OPTIONS, which the
+    element may answer itself (§16.3 item 3). A missing header is fine.
+    """
+    value = request.max_forwards
+    if value == 0 and request.method != "OPTIONS":
+        return TOO_MANY_HOPS
+    return None
+
+
+def next_hop_max_forwards(request: Request, default: int = 70) -> int:
+    """Max-Forwards for the request sent on the next hop (one less, or ``default``)."""
+    value = request.max_forwards
+    return default if value is None else max(value - 1, 0)
+
+
+def loop_key(request: Request) -> str:
+    """A digest of the fields that identify a request across hops (§16.6 item 8).
+
+    Covers the Request-URI, From and To tags, Call-ID, CSeq number, and the
+    Proxy-Require, Proxy-Authorization and Route fields. The received top Via
+    is left out so that a request coming back through another hop still
+    matches. An element that forwards puts this key at the end of its branch
+    (``new_branch(rng, suffix=loop_key(request))``).
+    """
+    parts = [
+        str(request.uri),
+        request.from_.tag or "",
+        request.to.tag or "",
+        request.call_id,
+        str(request.cseq.number),
+        *request.headers.get_all("Proxy-Require"),
+        *request.headers.get_all("Proxy-Authorization"),
+        *request.headers.get_all("Route"),
+    ]
+    return hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogateescape")).hexdigest()[:20]
+
+
+def detect_loop(request: Request, own_sent_by: Collection[str]) -> bool:
+    """True when ``request`` already went through us unchanged (§16.3 item 4).
+
+    A loop is a Via whose sent-by is one of ours (``host:port`` as we write it)
+    whose branch ends with this request's :func:`loop_key`. A request that came
+    back with a different Request-URI or Route (a spiral) is not a loop.
+    Answer a loop with 482 (Loop Detected).
+    """
+    ours = {s.lower() for s in own_sent_by}
+    key = "-" + loop_key(request)
+    return any(
+        via.sent_by.lower() in ours and (via.branch or "").endswith(key) for via in request.vias
+    )
