@@ -1,1 +1,11 @@
-"""huntgroup.media."""
+"""huntgroup.media: G.711, audio loading, hold music, SDP offer/answer, RTP and ports.
+
+Modules (all sans-I/O except the file reading in ``audio`` and ``music``):
+
+- ``g711``  — µ-law/A-law encode/decode with numpy lookup tables.
+- ``audio`` — any audio file to 8 kHz mono int16; ``convert_file``, ``check_music_file``.
+- ``music`` — ``HoldMusic`` (encoded once, shared clock), default music, ``MusicLibrary``.
+- ``sdp``   — SDP parse/serialise, ``answer_offer``, ``make_offer``, ``accept_answer``.
+- ``rtp``   — RTP packets, ``RtpStream``, one ``PacingScheduler`` for all streams.
+- ``ports`` — ``PortAllocator`` for even RTP/RTCP port pairs.
+"""
