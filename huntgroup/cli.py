@@ -83,6 +83,64 @@ def _run_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- serve -----------------------------------------------------------------
+
+
+def _configure_serve(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, metavar="FILE", help="the YAML configuration")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from huntgroup.engine.server import serve
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as error:
+        report_config_error(error)
+        return EXIT_INVALID
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return asyncio.run(serve(cfg))
+    except OSError as err:
+        print(f"huntgroup serve: {err}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+# -- moh -------------------------------------------------------------------
+
+
+def _configure_moh(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="moh_command", metavar="ACTION", required=True)
+    convert = sub.add_parser(
+        "convert", help="write the 8 kHz, mono, 16-bit PCM WAV of any audio file"
+    )
+    convert.add_argument("src", metavar="IN", help="an audio file (WAV, FLAC, OGG, MP3...)")
+    convert.add_argument("dst", metavar="OUT.wav", help="the WAV file to write")
+
+
+def _run_moh(args: argparse.Namespace) -> int:
+    from huntgroup.errors import MediaError
+    from huntgroup.media.audio import convert_file
+
+    try:
+        seconds = convert_file(args.src, args.dst)
+    except MediaError as err:
+        print(f"huntgroup moh convert: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"wrote {args.dst}: {seconds:.1f} s, 8 kHz, mono, 16-bit PCM")
+    return EXIT_OK
+
+
 COMMANDS: tuple[Command, ...] = (
     Command(
         "check",
@@ -96,6 +154,8 @@ COMMANDS: tuple[Command, ...] = (
         _configure_schema,
         _run_schema,
     ),
+    Command("serve", "run the SIP server on a configuration file", _configure_serve, _run_serve),
+    Command("moh", "hold music tools (convert)", _configure_moh, _run_moh),
 )
 
 

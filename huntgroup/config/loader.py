@@ -260,6 +260,13 @@ def _resolve_music(music: str, base_dir: Path) -> tuple[str, str | None]:
             return str(target), f"music path is not a regular file: {_short(str(target))}"
         if not os.access(target, os.R_OK):
             return str(target), f"music file is not readable: {_short(str(target))}"
+        from huntgroup.errors import MediaError
+        from huntgroup.media.audio import check_music_file
+
+        try:
+            check_music_file(target)
+        except MediaError as err:
+            return str(target), f"music file cannot be played: {err}"
     except (OSError, RuntimeError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return music, f"invalid music path {_short(music)}: {reason}"

@@ -227,6 +227,10 @@ class RoutingCore:
         call = self._calls.get(call_id)
         return list(call.offers) if call else []
 
+    def group_of_call(self, call_id: str) -> str | None:
+        call = self._calls.get(call_id)
+        return call.group.name if call is not None and call.group is not None else None
+
     def queue(self, group: str) -> list[str]:
         return list(self.store.queue(group))
 

@@ -148,9 +148,26 @@ def test_music_that_is_a_directory(tmp_path: Path) -> None:
     ]
 
 
+def write_tone(path: Path) -> None:
+    import numpy as np
+    import soundfile
+
+    t = np.arange(16000) / 16000
+    soundfile.write(path, 0.3 * np.sin(2 * np.pi * 440 * t), 16000)
+
+
+def test_music_that_is_not_audio_is_reported_at_check_time(tmp_path: Path) -> None:
+    (tmp_path / "hold.wav").write_bytes(b"RIFF not really")
+    text = BASE + "    queue:\n      music: hold.wav\n"
+    with pytest.raises(ConfigError) as err:
+        load_config_text(text, "cfg.yaml", tmp_path)
+    assert "groups.0.queue.music: music file cannot be played:" in str(err.value)
+    assert str(err.value).startswith("cfg.yaml:15:14:")
+
+
 def test_music_is_resolved_against_the_base_directory(tmp_path: Path) -> None:
     (tmp_path / "sounds").mkdir()
-    (tmp_path / "sounds" / "hold.wav").write_bytes(b"RIFF")
+    write_tone(tmp_path / "sounds" / "hold.wav")
     text = BASE + "    queue:\n      music: sounds/../sounds/hold.wav\n"
     cfg = load_config_text(text, "cfg.yaml", tmp_path)
     assert cfg.groups[0].queue.music == str((tmp_path / "sounds" / "hold.wav").resolve())

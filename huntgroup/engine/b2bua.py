@@ -1,0 +1,935 @@
+"""The back-to-back user agent: SIP calls in, group-core decisions, SIP calls out.
+
+Theory of operation
+-------------------
+``B2BUA`` is sans-I/O like the rest of the engine. The asyncio driver
+(:mod:`huntgroup.engine.server`) hands it every datagram or framed message
+with its source and ``now``, re-arms one timer at :meth:`get_timer`, and
+carries out the outputs: :class:`Transmit` (bytes to a peer) and the media
+commands of :mod:`huntgroup.engine.media_plan`.
+
+Inside, four sans-I/O parts are chained: the transaction layer (RFC 3261
+§17), the registrar with digest authentication, the :class:`RoutingCore` of
+the groups, and the call legs kept here. A caller's INVITE to a pilot or a
+line becomes a core event; the core's actions become SIP:
+
+- ``Ringback`` → 180 to the caller; ``Hold`` → 200 (or 183) with our SDP and
+  hold music; ``Ring`` → an INVITE per registered contact of the member (or to
+  its fixed URI); ``Cancel`` → CANCEL (or ACK+BYE for a leg that answered too
+  late); ``Bridge`` → ACK the member, 200 to the caller if not answered yet,
+  media relayed between the two; ``Release`` → final response or BYE;
+  ``Forward`` → an internal re-route when the target is one of our numbers,
+  else 302 (caller not answered) or a new leg to the target (caller answered).
+
+Every member leg is its own dialog (own Call-ID and tags). Media is anchored:
+the caller always talks to the port we answered with, so switching from music
+to a member needs no re-INVITE toward the caller.
+
+Invariants: each caller leg ends exactly once (final response, or BYE once
+answered); every member leg we started ends with a final response, a CANCEL
+or a BYE; no state outlives its call (indexes are cleaned in ``_forget``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from huntgroup.config.models import Config
+from huntgroup.engine.dialogs import Dialog, Local, uac_dialog, uas_dialog
+from huntgroup.engine.digest import DigestAuthenticator, parse_credentials
+from huntgroup.engine.media_plan import CallMedia, MediaCommand, MediaPlanner
+from huntgroup.engine.registrar import Registrar, Source, parse_contact_values
+from huntgroup.engine.sip.headers import Headers
+from huntgroup.engine.sip.layer import TransactionLayer
+from huntgroup.engine.sip.message import (
+    Message,
+    Request,
+    Response,
+    make_cancel,
+    make_response,
+    new_call_id,
+    new_tag,
+)
+from huntgroup.engine.sip.parser import SipParseError, error_response, parse_datagram
+from huntgroup.engine.sip.routing import Peer, check_max_forwards, response_destination
+from huntgroup.engine.sip.transaction import (
+    AckTimedOut,
+    CancelReceived,
+    RequestReceived,
+    ResponseReceived,
+    SendMessage,
+    TimerConfig,
+    TransactionKey,
+    TransactionTimedOut,
+    TransportFailed,
+    TwoXXRetransmitter,
+)
+from huntgroup.engine.sip.transaction import Action as TxAction
+from huntgroup.engine.sip.uri import SipUri, TelUri, Uri, parse_uri
+from huntgroup.errors import ProtocolError
+from huntgroup.queue.actions import (
+    Action,
+    Bridge,
+    Cancel,
+    Forward,
+    Hold,
+    Identity,
+    Release,
+    Ring,
+    Ringback,
+)
+from huntgroup.queue.core import RoutingCore
+from huntgroup.queue.events import (
+    CallArrived,
+    CallHungUp,
+    DirectCallArrived,
+    Event,
+    MemberAnswered,
+    MemberDeclined,
+    MemberUnreachable,
+)
+from huntgroup.queue.store import StateStore
+
+log = logging.getLogger("huntgroup.calls")
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE"
+RELAYED_IN_DIALOG = ("INVITE", "UPDATE", "INFO")
+KNOWN_METHODS = frozenset(
+    [*ALLOW.replace(" ", "").split(","), "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE"]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Transmit:
+    """Output: send ``data`` to ``destination``."""
+
+    data: bytes
+    destination: Peer
+
+
+Output = Transmit | MediaCommand
+
+
+@dataclass(slots=True)
+class _Leg:
+    """One INVITE we sent: to a member's contact, or to a forwarding target."""
+
+    id: str
+    call: str
+    member: str  # "" for a forwarding leg
+    invite: Request
+    tx: TransactionKey
+    destination: Peer
+    me: Local
+    state: str = "calling"  # calling | proceeding | confirmed | ended
+    cancel_pending: bool = False
+    cancelled: bool = False
+    dialog: Dialog | None = None
+
+
+@dataclass(slots=True)
+class _Call:
+    """The caller's leg and everything hanging off it."""
+
+    key: str
+    invite: Request
+    tx: TransactionKey
+    source: Peer
+    me: Local
+    to_tag: str
+    media: CallMedia
+    number: str
+    state: str = "early"  # early | answered | ended
+    ringing_sent: bool = False
+    dialog: Dialog | None = None
+    retransmit: TwoXXRetransmitter | None = None
+    legs: dict[str, _Leg] = field(default_factory=dict)
+    bridged: str | None = None  # leg id
+    core_id: str = ""
+
+
+class B2BUA:
+    """Routes SIP calls for one configuration (see module docstring)."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        now: float,
+        locals_: list[Local],
+        rng: random.Random,
+        secret: bytes,
+        media: MediaPlanner,
+        store: StateStore | None = None,
+        wall_clock: Callable[[], float] | None = None,
+    ) -> None:
+        if not locals_:
+            raise ValueError("at least one local address is needed")
+        self.config = config
+        self.rng = rng
+        self.locals = locals_
+        self.media = media
+        self.timers = TimerConfig(
+            t1=config.server.timers.t1, t2=config.server.timers.t2, t4=config.server.timers.t4
+        )
+        self.layer = TransactionLayer(timers=self.timers)
+        self.core = RoutingCore(config, now=now, store=store)
+        self.registrar = Registrar()
+        self.auth = DigestAuthenticator(config.server.domain, secret, nonce_lifetime=300.0)
+        self._wall = wall_clock
+        self._now = now
+        self._out: list[Output] = []
+        self._events: list[Event] = []
+        self._calls: dict[str, _Call] = {}  # by call key
+        self._by_core: dict[str, str] = {}  # core call id -> call key
+        self._by_server_tx: dict[TransactionKey, str] = {}
+        self._by_client_tx: dict[TransactionKey, tuple[str, str]] = {}  # -> (call, leg)
+        self._dialogs: dict[tuple[str, str, str], tuple[str, str]] = {}  # -> (call, leg or "")
+        self._legs_by_call_id: dict[str, tuple[str, str]] = {}
+        self._relays: dict[TransactionKey, TransactionKey] = {}  # client tx -> server tx
+        self._seq = itertools.count(1)
+        self.accepting = True
+        self._shutdown_at: float | None = None
+
+    # ================================================================ inputs
+    def receive_datagram(self, data: bytes, source: Peer, *, now: float) -> list[Output]:
+        if not data.strip(b"\r\n"):
+            return []  # keep-alive
+        try:
+            message = parse_datagram(data)
+        except SipParseError as err:
+            self._parse_failed(err, source)
+            return self._flush()
+        return self.receive_message(message, source, now=now)
+
+    def receive_message(self, message: Message, source: Peer, *, now: float) -> list[Output]:
+        self._now = max(self._now, now)
+        try:
+            self._tx_actions(self.layer.receive(message, source, now=self._now))
+        except ProtocolError as err:  # a message whose fields break a later layer
+            log.info("dropped a message from %s:%s: %s", source.host, source.port, err)
+        self._drain()
+        return self._flush()
+
+    def parse_failed(self, err: SipParseError, source: Peer) -> list[Output]:
+        self._parse_failed(err, source)
+        return self._flush()
+
+    def _parse_failed(self, err: SipParseError, source: Peer) -> None:
+        log.info("malformed SIP from %s:%s: %s", source.host, source.port, err)
+        try:
+            response = error_response(err)
+            if response is not None:
+                self._send(response, response_destination(response.top_via, source))
+        except ProtocolError:
+            pass
+
+    def get_timer(self) -> float | None:
+        times = [self.layer.get_timer(), self.core.get_timer(), self.registrar.get_timer()]
+        times += [c.retransmit.get_timer() for c in self._calls.values() if c.retransmit]
+        times.append(self._shutdown_at)
+        due = [t for t in times if t is not None]
+        return min(due) if due else None
+
+    def handle_timer(self, *, now: float) -> list[Output]:
+        self._now = max(self._now, now)
+        self._tx_actions(self.layer.handle_timer(now=self._now))
+        self._apply(self.core.handle_timer(now=self._now))
+        for expired in self.registrar.handle_timer(now=self._now):
+            log.info("line %s: %d contact(s) expired", expired.aor, len(expired.removed))
+        for call in list(self._calls.values()):
+            if call.retransmit is None:
+                continue
+            for item in call.retransmit.handle_timer(now=self._now):
+                if isinstance(item, SendMessage):
+                    self._send(item.message, item.destination)
+                elif isinstance(item, AckTimedOut):
+                    log.info("call %s: no ACK for our 200, hanging up", call.key)
+                    call.retransmit = None
+                    self._caller_gone(call, bye_caller=True)
+        if self._shutdown_at is not None and self._now >= self._shutdown_at:
+            self._shutdown_at = None
+            for call in list(self._calls.values()):
+                self._caller_gone(call, bye_caller=True, status=503)
+        self._drain()
+        return self._flush()
+
+    def begin_shutdown(self, *, now: float, grace: float) -> list[Output]:
+        """Refuse new calls (503) and end the remaining ones after ``grace`` seconds."""
+        self._now = max(self._now, now)
+        self.accepting = False
+        self._shutdown_at = self._now + grace
+        return self._flush()
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._calls)
+
+    # ============================================================ plumbing
+    def _flush(self) -> list[Output]:
+        out, self._out = self._out, []
+        return out
+
+    def _send(self, message: Request | Response, destination: Peer) -> None:
+        self._out.append(Transmit(message.to_bytes(), destination))
+
+    def _respond(
+        self,
+        key: TransactionKey,
+        request: Request,
+        status: int,
+        *,
+        to_tag: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        body: bytes = b"",
+    ) -> Response:
+        tag = to_tag if to_tag is not None else (new_tag(self.rng) if status > 100 else None)
+        response = make_response(request, status, to_tag=tag, headers=headers, body=body)
+        try:
+            self._tx_actions(self.layer.send_response(key, response, now=self._now))
+        except ProtocolError as err:
+            log.info("could not answer %s %s: %s", request.method, status, err)
+        return response
+
+    def _start(self, request: Request, destination: Peer) -> TransactionKey:
+        key, actions = self.layer.send_request(request, destination, now=self._now)
+        self._tx_actions(actions)
+        return key
+
+    def _tx_actions(self, actions: list[TxAction]) -> None:
+        for action in actions:
+            match action:
+                case SendMessage(message, destination):
+                    self._send(message, destination)
+                case RequestReceived(key, request, source):
+                    self._on_request(key, request, source)
+                case CancelReceived(key, request, _source, invite_key):
+                    self._on_cancel(key, request, invite_key)
+                case ResponseReceived(key, response, source):
+                    self._on_response(key, response, source)
+                case TransactionTimedOut(key, request, _timer):
+                    self._on_failure(key, request, 408)
+                case TransportFailed(key, request):
+                    self._on_failure(key, request, 503)
+
+    def _core(self, event: Event) -> None:
+        self._events.append(event)
+
+    def _drain(self) -> None:
+        while self._events:
+            event = self._events.pop(0)
+            self._apply(self.core.handle(event, now=self._now))
+
+    def _local_for(self, peer: Peer) -> Local:
+        v6 = ":" in peer.host
+        for me in self.locals:
+            if me.transport == peer.transport.upper() and (":" in me.host) == v6:
+                return me
+        for me in self.locals:
+            if me.transport == peer.transport.upper():
+                return me
+        return self.locals[0]
+
+    # ============================================================ requests
+    def _on_request(self, key: TransactionKey | None, request: Request, source: Peer) -> None:
+        if key is None:  # an ACK outside any transaction: the ACK of one of our 2xx
+            self._on_ack(request)
+            return
+        method = request.method
+        if request.to.tag is not None:
+            self._in_dialog(key, request, source)
+        elif method == "INVITE":
+            self._new_invite(key, request, source)
+        elif method == "REGISTER":
+            self._register(key, request, source)
+        elif method == "OPTIONS":
+            self._respond(
+                key,
+                request,
+                200,
+                headers=(("Allow", ALLOW), ("Accept", "application/sdp")),
+            )
+        elif method == "BYE":
+            self._respond(key, request, 481)
+        elif method in KNOWN_METHODS:
+            self._respond(key, request, 405, headers=(("Allow", ALLOW),))
+        else:
+            self._respond(key, request, 501, headers=(("Allow", ALLOW),))
+
+    def _register(self, key: TransactionKey, request: Request, source: Peer) -> None:
+        uri = request.to.uri
+        number = _user_of(uri)
+        line = self.config.line(number) if number else None
+        if line is None:
+            self._respond(key, request, 404)
+            return
+        credentials = request.headers.get("Authorization")
+        now = self._wall() if self._wall else self._now
+        challenge_stale = False
+        if credentials is not None:
+            try:
+                parsed = parse_credentials(credentials)
+            except ProtocolError:
+                self._respond(key, request, 400)
+                return
+            result = self.auth.verify(
+                parsed, method="REGISTER", credentials_lookup=self.config.line, now=now
+            )
+            if result.ok and parsed.username == number:
+                self._bind(key, request, source, number)
+                return
+            if result.ok or result.outcome.name in ("WRONG_PASSWORD", "UNKNOWN_USER"):
+                log.info("line %s: registration refused (%s)", number, result.outcome.name)
+                self._respond(key, request, 403)
+                return
+            challenge_stale = result.stale
+        headers = tuple(
+            ("WWW-Authenticate", v) for v in self.auth.challenge(now=now, stale=challenge_stale)
+        )
+        self._respond(key, request, 401, headers=headers)
+
+    def _bind(self, key: TransactionKey, request: Request, source: Peer, number: str) -> None:
+        try:
+            entries = [
+                e for v in request.headers.get_all("Contact") for e in parse_contact_values(v)
+            ]
+        except ProtocolError:
+            self._respond(key, request, 400)
+            return
+        result = self.registrar.register(
+            number,
+            entries,
+            call_id=request.call_id,
+            cseq=request.cseq.number,
+            now=self._now,
+            expires=request.expires,
+            source=Source(source.transport.lower(), source.host, source.port),
+        )
+        headers: list[tuple[str, str]] = [("Contact", v) for v in result.contact_values]
+        if result.min_expires is not None:
+            headers.append(("Min-Expires", str(result.min_expires)))
+        self._respond(key, request, result.status, headers=tuple(headers))
+        if result.ok:
+            log.info("line %s: %d contact(s) registered", number, len(result.bindings))
+
+    def _new_invite(self, key: TransactionKey, request: Request, source: Peer) -> None:
+        if not self.accepting:
+            self._respond(key, request, 503, headers=(("Retry-After", "30"),))
+            return
+        hops = check_max_forwards(request)
+        if hops is not None:
+            self._respond(key, request, hops)
+            return
+        number = _user_of(request.uri)
+        group = self.core.group_of_pilot(number) if number else None
+        line = self.config.line(number) if number and group is None else None
+        if group is None and line is None:
+            self._respond(key, request, 404)
+            return
+        try:
+            media = self.media.caller_offer(request.body, request.content_type)
+        except ProtocolError as err:
+            log.info("INVITE to %s refused: %s", number, err)
+            self._respond(key, request, err.status)
+            return
+        call = _Call(
+            key=f"k{next(self._seq)}",
+            invite=request,
+            tx=key,
+            source=source,
+            me=self._local_for(source),
+            to_tag=new_tag(self.rng),
+            media=media,
+            number=number,
+        )
+        self._calls[call.key] = call
+        self._by_server_tx[key] = call.key
+        self._dialogs[(request.call_id, call.to_tag, request.from_.tag or "")] = (call.key, "")
+        caller = request.from_
+        caller_number = _user_of(caller.uri) or "anonymous"
+        name = caller.display_name or ""
+        self._route(call, caller_number, name, group, number)
+
+    def _route(
+        self, call: _Call, caller_number: str, name: str, group: str | None, number: str
+    ) -> None:
+        call.core_id = f"{call.key}.{next(self._seq)}"
+        self._by_core[call.core_id] = call.key
+        if group is not None:
+            log.info("call %s: %s -> group %s (%s)", call.key, caller_number, group, number)
+            self._core(CallArrived(call.core_id, group, caller_number, name))
+        else:
+            internal = self.config.line(caller_number) is not None
+            log.info("call %s: %s -> line %s", call.key, caller_number, number)
+            self._core(DirectCallArrived(call.core_id, number, caller_number, name, internal))
+
+    def _on_ack(self, request: Request) -> None:
+        dialog_key = (request.call_id, request.to.tag or "", request.from_.tag or "")
+        found = self._dialogs.get(dialog_key)
+        if found is None:
+            return
+        call = self._calls.get(found[0])
+        retransmit = call.retransmit if call is not None and not found[1] else None
+        if call is not None and retransmit is not None and retransmit.matches(request):
+            retransmit.ack_received()
+            call.retransmit = None
+
+    def _on_cancel(
+        self, key: TransactionKey, request: Request, invite_key: TransactionKey | None
+    ) -> None:
+        call_key = self._by_server_tx.get(invite_key) if invite_key else None
+        if call_key is None:
+            self._respond(key, request, 481)
+            return
+        self._respond(key, request, 200)
+        call = self._calls.get(call_key)
+        if call is not None and call.state == "early":
+            log.info("call %s: caller cancelled", call.key)
+            self._caller_gone(call, bye_caller=False, status=487)
+
+    def _in_dialog(self, key: TransactionKey, request: Request, source: Peer) -> None:
+        dialog_key = (request.call_id, request.to.tag or "", request.from_.tag or "")
+        found = self._dialogs.get(dialog_key)
+        call = self._calls.get(found[0]) if found else None
+        if found is None or call is None:
+            self._respond(key, request, 481)
+            return
+        leg = call.legs.get(found[1]) if found[1] else None
+        method = request.method
+        if method == "BYE":
+            self._respond(key, request, 200)
+            if leg is None:
+                log.info("call %s: caller hung up", call.key)
+                self._caller_gone(call, bye_caller=False)
+            else:
+                log.info("call %s: member %s hung up", call.key, leg.member or "(forward)")
+                leg.state = "ended"
+                self._caller_gone(call, bye_caller=True, skip_leg=leg.id)
+            return
+        if method in RELAYED_IN_DIALOG:
+            other = self._other_side(call, leg)
+            if other is None:  # not bridged: answer ourselves (media is anchored here)
+                body = call.media.caller_answer if method != "INFO" and request.body else b""
+                ctype = (("Content-Type", "application/sdp"),) if body else ()
+                self._respond(key, request, 200, headers=ctype, body=body)
+                return
+            self._relay(key, request, other)
+            return
+        self._respond(key, request, 501, headers=(("Allow", ALLOW),))
+
+    def _other_side(self, call: _Call, leg: _Leg | None) -> Dialog | None:
+        if call.bridged is None:
+            return None
+        if leg is None:
+            bridged = call.legs.get(call.bridged)
+            return bridged.dialog if bridged else None
+        return call.dialog
+
+    def _relay(self, key: TransactionKey, request: Request, other: Dialog) -> None:
+        body, ctype = request.body, request.content_type
+        outgoing = other.request(request.method, self.rng, body=body, content_type=ctype)
+        client = self._start(outgoing, other.peer)
+        self._relays[client] = key
+
+    # =========================================================== responses
+    def _on_response(self, key: TransactionKey | None, response: Response, source: Peer) -> None:
+        if key is None:
+            self._stray_response(response)
+            return
+        if key in self._relays:
+            if response.status >= 200:
+                self._relay_response(self._relays.pop(key), response)
+            return
+        found = self._by_client_tx.get(key)
+        if found is None:
+            return
+        call = self._calls.get(found[0])
+        leg = call.legs.get(found[1]) if call else None
+        if call is None or leg is None:
+            return
+        status = response.status
+        if response.cseq.method != "INVITE":
+            return
+        if status < 200:
+            if status > 100 and leg.state == "calling":
+                leg.state = "proceeding"
+            if leg.cancel_pending:
+                leg.cancel_pending = False
+                self._send_cancel(leg)
+            elif status in (180, 183) and call.state == "early" and not call.ringing_sent:
+                self._ringing(call)
+            return
+        if status < 300:
+            self._leg_answered(call, leg, response, source)
+        else:
+            self._leg_failed(call, leg, status)
+
+    def _relay_response(self, server: TransactionKey, response: Response) -> None:
+        try:
+            request = self.layer.request_of(server)
+        except ProtocolError:
+            return
+        headers: tuple[tuple[str, str], ...] = ()
+        if response.body and response.content_type:
+            headers = (("Content-Type", response.content_type),)
+        found = self._dialogs.get((request.call_id, request.to.tag or "", request.from_.tag or ""))
+        if found is not None and 200 <= response.status < 300 and request.method == "INVITE":
+            call = self._calls.get(found[0])
+            side = call.dialog if call and not found[1] else None
+            if side is None and call is not None:
+                leg = call.legs.get(found[1])
+                side = leg.dialog if leg else None
+            if side is not None:
+                headers += (("Contact", side.me.contact()),)
+        self._respond(
+            server,
+            request,
+            response.status,
+            to_tag=request.to.tag,
+            headers=headers,
+            body=response.body,
+        )
+        if 200 <= response.status < 300 and response.cseq.method == "INVITE":
+            self._ack_relayed(response)
+
+    def _ack_relayed(self, response: Response) -> None:
+        for call in self._calls.values():
+            for leg in call.legs.values():
+                d = leg.dialog
+                if d is not None and d.call_id == response.call_id:
+                    self._send(d.ack_for_2xx(response.cseq.number, self.rng), d.peer)
+                    return
+            d = call.dialog
+            if d is not None and d.call_id == response.call_id:
+                self._send(d.ack_for_2xx(response.cseq.number, self.rng), d.peer)
+                return
+
+    def _stray_response(self, response: Response) -> None:
+        """A 2xx retransmission after the INVITE transaction ended: ACK it again."""
+        if not (200 <= response.status < 300) or response.cseq.method != "INVITE":
+            return
+        found = self._legs_by_call_id.get(response.call_id)
+        call = self._calls.get(found[0]) if found else None
+        leg = call.legs.get(found[1]) if call and found else None
+        if leg is not None and leg.dialog is not None:
+            self._send(leg.dialog.ack_for_2xx(response.cseq.number, self.rng), leg.dialog.peer)
+
+    def _on_failure(self, key: TransactionKey, request: Request, status: int) -> None:
+        if key in self._relays:
+            self._relay_response(
+                self._relays.pop(key), make_response(request, status, to_tag=new_tag(self.rng))
+            )
+            return
+        found = self._by_client_tx.get(key)
+        if found is None or request.method != "INVITE":
+            return
+        call = self._calls.get(found[0])
+        leg = call.legs.get(found[1]) if call else None
+        if call is not None and leg is not None:
+            self._leg_failed(call, leg, status)
+
+    # ============================================================== legs
+    def _leg_answered(self, call: _Call, leg: _Leg, response: Response, source: Peer) -> None:
+        if leg.dialog is not None:
+            return  # a retransmitted 2xx within the transaction
+        leg.dialog = uac_dialog(leg.invite, response, leg.destination, leg.me)
+        self._send(leg.dialog.ack_for_2xx(leg.invite.cseq.number, self.rng), leg.destination)
+        remote = self.media.member_answer(call.media, response.body)
+        if leg.cancelled or call.state == "ended" or remote is None:
+            self._bye_leg(leg)
+            if remote is None and not leg.cancelled:
+                self._core(MemberDeclined(call.core_id, leg.member, 488))
+            return
+        leg.state = "confirmed"
+        self._dialogs[(leg.dialog.call_id, leg.dialog.local_tag, leg.dialog.remote_tag)] = (
+            call.key,
+            leg.id,
+        )
+        if not leg.member:  # a forwarding leg: no core decision to wait for
+            self._connect(call, leg)
+            return
+        log.info("call %s: member %s answered", call.key, leg.member)
+        self._core(MemberAnswered(call.core_id, leg.member))
+
+    def _leg_failed(self, call: _Call, leg: _Leg, status: int) -> None:
+        if leg.state == "ended":
+            return
+        leg.state = "ended"
+        if leg.cancelled:
+            return
+        if not leg.member:
+            log.info("call %s: forwarding failed (%d)", call.key, status)
+            self._caller_gone(call, bye_caller=True, status=status)
+            return
+        others = [x for x in call.legs.values() if x.member == leg.member and x.state != "ended"]
+        if others:
+            return  # another contact of the same line still rings
+        log.info("call %s: member %s did not take the call (%d)", call.key, leg.member, status)
+        if status in (408, 503):
+            self._core(MemberUnreachable(call.core_id, leg.member))
+        else:
+            self._core(MemberDeclined(call.core_id, leg.member, status))
+
+    def _cancel_leg(self, leg: _Leg) -> None:
+        leg.cancelled = True
+        if leg.state == "calling":
+            leg.cancel_pending = True  # §9.1: CANCEL only after a provisional response
+        elif leg.state == "proceeding":
+            self._send_cancel(leg)
+        elif leg.state == "confirmed":
+            self._bye_leg(leg)
+
+    def _send_cancel(self, leg: _Leg) -> None:
+        try:
+            self._start(make_cancel(leg.invite), leg.destination)
+        except ProtocolError as err:
+            log.info("could not cancel leg %s: %s", leg.id, err)
+
+    def _bye_leg(self, leg: _Leg) -> None:
+        if leg.dialog is not None and leg.state != "ended":
+            leg.state = "ended"
+            self._start(leg.dialog.request("BYE", self.rng), leg.dialog.peer)
+        leg.state = "ended"
+
+    def _new_leg(
+        self, call: _Call, member: str, target: Uri, destination: Peer, caller: Identity
+    ) -> None:
+        me = self._local_for(destination)
+        domain = self.config.server.domain
+        display = f'"{_quote(caller.display_name)}" ' if caller.display_name else ""
+        from_ = f"{display}<sip:{caller.number}@{domain}>;tag={new_tag(self.rng)}"
+        to = f"<{target}>"
+        call_id = new_call_id(self.rng, me.host)
+        offer = self.media.member_offer(call.media)
+        headers = Headers(
+            [
+                ("Via", me.via(self.rng)),
+                ("Max-Forwards", str(max(0, (call.invite.max_forwards or 70) - 1))),
+                ("From", from_),
+                ("To", to),
+                ("Call-ID", call_id),
+                ("CSeq", "1 INVITE"),
+                ("Contact", me.contact()),
+                ("P-Asserted-Identity", f"{display}<sip:{caller.number}@{domain}>"),
+                ("Allow", ALLOW),
+                ("Content-Type", "application/sdp"),
+            ]
+        )
+        invite = Request(method="INVITE", uri=target, headers=headers, body=offer)
+        leg_id = f"{call.key}.l{next(self._seq)}"
+        try:
+            tx = self._start(invite, destination)
+        except ProtocolError as err:
+            log.info("call %s: could not ring %s: %s", call.key, member, err)
+            self._core(MemberUnreachable(call.core_id, member))
+            return
+        leg = _Leg(leg_id, call.key, member, invite, tx, destination, me)
+        call.legs[leg_id] = leg
+        self._by_client_tx[tx] = (call.key, leg_id)
+        self._legs_by_call_id[call_id] = (call.key, leg_id)
+
+    def _targets(self, member: str) -> list[tuple[Uri, Peer]]:
+        """Where to send INVITEs for a member: its registered contacts or its URI."""
+        if member.lower().startswith(("sip:", "sips:")):
+            uri = parse_uri(member)
+            peer = _peer_of(uri)
+            return [(uri, peer)] if peer else []
+        targets: list[tuple[Uri, Peer]] = []
+        for binding in self.registrar.contacts(member, now=self._now):
+            try:
+                uri = parse_uri(binding.uri)
+            except ProtocolError:
+                continue
+            src = binding.source
+            peer = Peer(src.host, src.port, src.transport.upper()) if src else _peer_of(uri)
+            if peer is not None:
+                targets.append((uri, peer))
+        return targets
+
+    # ========================================================= core actions
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            call_key = self._by_core.get(action.call_id)
+            call = self._calls.get(call_key) if call_key else None
+            if call is None:
+                continue
+            match action:
+                case Ringback():
+                    self._ringing(call)
+                case Hold(_, answer):
+                    self._hold(call, answer)
+                case Ring(_, member, caller_id, group, _timeout):
+                    self._ring(call, member, caller_id, group)
+                case Cancel(_, member):
+                    for leg in call.legs.values():
+                        if leg.member == member and leg.state != "ended":
+                            self._cancel_leg(leg)
+                case Bridge(_, member):
+                    winner = next(
+                        (x for x in call.legs.values() if x.member == member and x.dialog), None
+                    )
+                    if winner is not None:
+                        self._connect(call, winner)
+                case Release(_, status, reason):
+                    log.info("call %s: released (%s, %d)", call.key, reason, status)
+                    self._caller_gone(call, bye_caller=True, status=status, tell_core=False)
+                case Forward(_, target, reason):
+                    self._forward(call, target, reason)
+
+    def _ringing(self, call: _Call) -> None:
+        if call.state != "early" or call.ringing_sent:
+            return
+        call.ringing_sent = True
+        self._respond(call.tx, call.invite, 180, to_tag=call.to_tag)
+
+    def _hold(self, call: _Call, answer: bool) -> None:
+        log.info("call %s: queued (%s)", call.key, "answered" if answer else "early media")
+        if call.state == "early":
+            if answer:
+                self._answer_caller(call)
+            else:
+                self._respond(
+                    call.tx,
+                    call.invite,
+                    183,
+                    to_tag=call.to_tag,
+                    headers=(("Contact", call.me.contact()), ("Content-Type", "application/sdp")),
+                    body=call.media.caller_answer,
+                )
+        name = self.core.group_of_call(call.core_id)
+        music = self.config.group(name).queue.music if name else None
+        self._out.extend(self.media.play_music(call.media, music))
+
+    def _answer_caller(self, call: _Call) -> None:
+        response = self._respond(
+            call.tx,
+            call.invite,
+            200,
+            to_tag=call.to_tag,
+            headers=(("Contact", call.me.contact()), ("Content-Type", "application/sdp")),
+            body=call.media.caller_answer,
+        )
+        call.state = "answered"
+        call.dialog = uas_dialog(call.invite, response, call.source, call.me)
+        destination = response_destination(call.invite.top_via, call.source)
+        call.retransmit = TwoXXRetransmitter(
+            response, destination, now=self._now, timers=self.timers
+        )
+
+    def _ring(self, call: _Call, member: str, caller: Identity, group: str | None) -> None:
+        targets = self._targets(member)
+        if not targets:
+            log.info("call %s: member %s unreachable (no contact)", call.key, member)
+            self._core(MemberUnreachable(call.core_id, member))
+            return
+        log.info("call %s: ringing %s (%s)", call.key, member, group or "direct")
+        for uri, peer in targets:
+            self._new_leg(call, member, uri, peer, caller)
+
+    def _connect(self, call: _Call, leg: _Leg) -> None:
+        for other in call.legs.values():
+            if other is not leg and other.member == leg.member and other.state != "ended":
+                self._cancel_leg(other)
+        if call.state == "early":
+            self._answer_caller(call)
+        call.bridged = leg.id
+        log.info("call %s: bridged to %s", call.key, leg.member or "forward target")
+        self._out.extend(self.media.bridge(call.media))
+
+    def _forward(self, call: _Call, target: str, reason: str) -> None:
+        log.info("call %s: forwarded to %s (%s)", call.key, target, reason)
+        self._by_core.pop(call.core_id, None)
+        group = self.core.group_of_pilot(target)
+        if group is not None or self.config.line(target) is not None:
+            caller = call.invite.from_
+            self._route(
+                call, _user_of(caller.uri) or "anonymous", caller.display_name or "", group, target
+            )
+            return
+        uri = _target_uri(target, self.config.server.domain, self.config.server.upstream)
+        if call.state == "early":
+            self._respond(
+                call.tx, call.invite, 302, to_tag=call.to_tag, headers=(("Contact", f"<{uri}>"),)
+            )
+            call.state = "ended"
+            self._forget(call)
+            return
+        destination = _peer_of(parse_uri(self.config.server.upstream or str(uri)))
+        if destination is None:
+            self._caller_gone(call, bye_caller=True, tell_core=False)
+            return
+        self._new_leg(call, "", parse_uri(str(uri)), destination, Identity(call.number))
+
+    # ========================================================== teardown
+    def _caller_gone(
+        self,
+        call: _Call,
+        *,
+        bye_caller: bool,
+        status: int = 480,
+        skip_leg: str | None = None,
+        tell_core: bool = True,
+    ) -> None:
+        """End the whole call: caller leg, every member leg, media, core state."""
+        if call.state == "ended":
+            return
+        if call.state == "early":
+            self._respond(call.tx, call.invite, status, to_tag=call.to_tag)
+        elif bye_caller and call.dialog is not None:
+            self._start(call.dialog.request("BYE", self.rng), call.dialog.peer)
+        call.state = "ended"
+        call.retransmit = None
+        for leg in call.legs.values():
+            if leg.id != skip_leg and leg.state != "ended":
+                self._cancel_leg(leg)
+        if tell_core and call.core_id in self._by_core:
+            self._core(CallHungUp(call.core_id))
+        self._forget(call)
+
+    def _forget(self, call: _Call) -> None:
+        self._out.extend(self.media.close(call.media))
+        self._calls.pop(call.key, None)
+        self._by_server_tx.pop(call.tx, None)
+        for core_id in [k for k, v in self._by_core.items() if v == call.key]:
+            del self._by_core[core_id]
+        for key in [k for k, v in self._dialogs.items() if v[0] == call.key]:
+            del self._dialogs[key]
+        for leg in call.legs.values():
+            self._legs_by_call_id.pop(leg.invite.call_id, None)
+            self._by_client_tx.pop(leg.tx, None)
+
+
+# ================================================================ helpers
+def _user_of(uri: Uri) -> str:
+    if isinstance(uri, SipUri):
+        return (uri.user or "").split(";", 1)[0]
+    if isinstance(uri, TelUri):
+        return uri.number
+    return ""
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _peer_of(uri: Uri) -> Peer | None:
+    if not isinstance(uri, SipUri):
+        return None
+    transport = (uri.param("transport") or "udp").upper()
+    port = uri.port or (5061 if uri.secure else 5060)
+    return Peer(uri.host.strip("[]"), port, "TCP" if transport == "TCP" else "UDP")
+
+
+def _target_uri(target: str, domain: str, upstream: str | None) -> Uri:
+    if target.lower().startswith(("sip:", "sips:")):
+        return parse_uri(target)
+    host = domain
+    if upstream:
+        up = parse_uri(upstream)
+        if isinstance(up, SipUri):
+            host = up.host + (f":{up.port}" if up.port else "")
+    return parse_uri(f"sip:{target}@{host}")

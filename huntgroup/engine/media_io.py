@@ -1,0 +1,228 @@
+"""The asyncio side of media: RTP sockets, hold music pacing and the relay.
+
+Theory of operation
+-------------------
+The B2BUA decides; this layer only carries out :mod:`media_plan` commands.
+Each call (a *session*) owns at most two non-blocking UDP sockets bound to
+the ports the planner allocated: one toward the caller, one toward members.
+Reading uses ``loop.add_reader`` (no task per call), writing is a
+non-blocking ``sendto`` (a full socket buffer drops the packet, as RTP may).
+
+Hold music goes through ONE :class:`PacingScheduler` for the whole process:
+one ``loop.call_at`` timer sends every due packet of every queued caller.
+A session keeps its :class:`RtpStream`, so sequence numbers and timestamps
+continue if the music stops and starts again.
+
+Relay: a packet arriving on one side is sent out of the other side's socket.
+Symmetric RTP (latching): each side is sent to the address its own packets
+come from, which crosses NATs; until a side has sent anything, its SDP
+address is used. Datagrams that are not RTP version 2, or that come from
+another address than the latched one, are dropped and counted.
+
+Invariant: a closed session has no socket, no reader and no paced stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import random
+import socket
+from dataclasses import dataclass, field
+
+from huntgroup.engine.media_plan import CloseMedia, MediaCommand, PlayMusic, StartRelay
+from huntgroup.errors import MediaError
+from huntgroup.media.music import MusicLibrary
+from huntgroup.media.rtp import PacingScheduler, RtpStream
+
+log = logging.getLogger("huntgroup.media")
+
+
+@dataclass(slots=True)
+class _Side:
+    sock: socket.socket
+    remote: tuple[str, int] | None
+    latched: bool = False
+
+
+@dataclass(slots=True)
+class _Session:
+    sides: dict[int, _Side] = field(default_factory=dict)  # port -> side
+    caller_port: int | None = None
+    member_port: int | None = None
+    stream: RtpStream | None = None
+    relaying: bool = False
+
+
+@dataclass(slots=True)
+class MediaCounters:
+    music_packets: int = 0
+    relayed: int = 0
+    dropped_bad_header: int = 0
+    dropped_unexpected_source: int = 0
+    send_errors: int = 0
+
+
+class MediaEngine:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        address: str,
+        *,
+        library: MusicLibrary | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.loop = loop
+        self.address = address
+        self.library = library or MusicLibrary()
+        self.rng = rng or random.Random()
+        self.scheduler: PacingScheduler[str] = PacingScheduler()
+        self.counters = MediaCounters()
+        self._sessions: dict[str, _Session] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._epoch = loop.time()
+
+    @property
+    def sessions(self) -> int:
+        return len(self._sessions)
+
+    def execute(self, command: MediaCommand) -> None:
+        try:
+            match command:
+                case PlayMusic():
+                    self._play(command)
+                case StartRelay():
+                    self._relay(command)
+                case CloseMedia(session, _ports):
+                    self._close(session)
+        except (OSError, MediaError) as err:
+            log.warning("media %s: %s", command.session, err)
+        self._rearm()
+
+    def close_all(self) -> None:
+        for session in list(self._sessions):
+            self._close(session)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # ------------------------------------------------------------- sockets
+    def _bind(self, session: str, port: int, remote: tuple[str, int] | None) -> _Side:
+        state = self._sessions.setdefault(session, _Session())
+        side = state.sides.get(port)
+        if side is not None:
+            if remote is not None and not side.latched:
+                side.remote = remote
+            return side
+        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        try:
+            sock.bind((self.address, port))
+        except OSError as err:
+            if err.errno != errno.EADDRNOTAVAIL:
+                sock.close()
+                raise
+            sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
+        side = _Side(sock, remote)
+        state.sides[port] = side
+        self.loop.add_reader(sock.fileno(), self._readable, session, port)
+        return side
+
+    def _send(self, side: _Side, data: bytes) -> None:
+        if side.remote is None:
+            return
+        try:
+            side.sock.sendto(data, side.remote)
+        except (BlockingIOError, OSError):
+            self.counters.send_errors += 1
+
+    def _readable(self, session: str, port: int) -> None:
+        state = self._sessions.get(session)
+        side = state.sides.get(port) if state else None
+        if state is None or side is None:
+            return
+        for _ in range(64):  # bounded: never starve the loop
+            try:
+                data, addr = side.sock.recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            if len(data) < 12 or data[0] >> 6 != 2:
+                self.counters.dropped_bad_header += 1
+                continue
+            source = (addr[0], addr[1])
+            if side.latched and source != side.remote:
+                self.counters.dropped_unexpected_source += 1
+                continue
+            if not side.latched:
+                side.remote, side.latched = source, True
+            if not state.relaying:
+                continue  # the caller talks over the music: nobody listens
+            other_port = state.member_port if port == state.caller_port else state.caller_port
+            other = state.sides.get(other_port) if other_port is not None else None
+            if other is not None:
+                self._send(other, data)
+                self.counters.relayed += 1
+
+    # ------------------------------------------------------------ commands
+    def _play(self, cmd: PlayMusic) -> None:
+        self._bind(cmd.session, cmd.port, cmd.remote)
+        state = self._sessions[cmd.session]
+        state.caller_port = cmd.port
+        music = self.library.get(cmd.music)
+        now = self.loop.time()
+        cursor = music.cursor(cmd.codec, now=now, epoch=self._epoch)
+        if state.stream is None:
+            state.stream = RtpStream(cursor, payload_type=cmd.payload_type, rng=self.rng)
+        else:
+            state.stream.set_source(cursor, payload_type=cmd.payload_type)
+        if cmd.session not in self.scheduler:
+            self.scheduler.add(cmd.session, state.stream, now=now)
+
+    def _relay(self, cmd: StartRelay) -> None:
+        self.scheduler.remove(cmd.session)
+        self._bind(cmd.session, cmd.caller_port, cmd.caller_remote)
+        self._bind(cmd.session, cmd.member_port, cmd.member_remote)
+        state = self._sessions[cmd.session]
+        state.caller_port, state.member_port = cmd.caller_port, cmd.member_port
+        state.relaying = True
+
+    def _close(self, session: str) -> None:
+        self.scheduler.remove(session)
+        state = self._sessions.pop(session, None)
+        if state is None:
+            return
+        for side in state.sides.values():
+            try:
+                self.loop.remove_reader(side.sock.fileno())
+            finally:
+                side.sock.close()
+
+    # -------------------------------------------------------------- pacing
+    def _rearm(self) -> None:
+        due = self.scheduler.get_timer()
+        if due == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = due
+        if due is not None:
+            self._timer = self.loop.call_at(due, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        for session, packet in self.scheduler.handle_timer(now=self.loop.time()):
+            state = self._sessions.get(session)
+            if state is None or state.caller_port is None:
+                continue
+            side = state.sides.get(state.caller_port)
+            if side is not None:
+                self._send(side, packet)
+                self.counters.music_packets += 1
+        self._rearm()

@@ -1,0 +1,179 @@
+"""Media decisions of the B2BUA: SDP offer/answer and the media commands it emits.
+
+Theory of operation
+-------------------
+Media is anchored on the engine. Each call gets one RTP port toward the
+caller (the port of our SDP answer) and, once a member is rung, one port
+toward members (the port of our SDP offer; every leg of the call offers the
+same port, since only one member can win). The planner is sans-I/O: it
+allocates ports from ``server.media.rtp_ports``, writes and reads SDP, and
+returns commands that the asyncio media layer carries out:
+
+- :class:`PlayMusic`: send the hold music from the caller port;
+- :class:`StartRelay`: relay RTP between the caller port and the member port
+  (symmetric RTP: each side is sent to where its packets come from);
+- :class:`CloseMedia`: stop and close the call's sockets; ports go back to
+  the allocator here, so none leaks whatever the call's ending.
+
+Invariant: every port allocated for a call is released by ``close``, once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass
+
+from huntgroup.errors import MediaError, ProtocolError, RemoteProtocolError
+from huntgroup.media.g711 import Codec
+from huntgroup.media.ports import PortAllocator
+from huntgroup.media.sdp import MediaPlan, accept_answer, answer_offer, make_offer, parse_sdp
+
+
+@dataclass(frozen=True, slots=True)
+class PlayMusic:
+    session: str
+    port: int
+    remote: tuple[str, int]
+    codec: Codec
+    payload_type: int
+    music: str | None  # file path; None = the built-in music
+
+
+@dataclass(frozen=True, slots=True)
+class StartRelay:
+    session: str
+    caller_port: int
+    caller_remote: tuple[str, int]
+    member_port: int
+    member_remote: tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class CloseMedia:
+    session: str
+    ports: tuple[int, ...]
+
+
+MediaCommand = PlayMusic | StartRelay | CloseMedia
+
+
+@dataclass(slots=True)
+class CallMedia:
+    """The media state of one call."""
+
+    session: str
+    caller_port: int
+    caller_answer: bytes
+    caller_plan: MediaPlan
+    member_port: int | None = None
+    member_offer: bytes = b""
+    member_plan: MediaPlan | None = None
+    closed: bool = False
+
+
+class MediaPlanner:
+    def __init__(self, address: str, port_range: tuple[int, int], rng: random.Random) -> None:
+        self.address = address
+        self.ports = PortAllocator(port_range)
+        self._rng = rng
+        self._sessions = itertools.count(1)
+
+    def caller_offer(self, body: bytes, content_type: str | None) -> CallMedia:
+        """Answer a caller's SDP offer; ProtocolError 488/415/400/503 when we cannot."""
+        if not body:
+            raise RemoteProtocolError("an INVITE without an SDP offer is not supported", 488)
+        if content_type is not None and content_type.split(";")[0].strip().lower() != (
+            "application/sdp"
+        ):
+            raise RemoteProtocolError(f"unsupported body type {content_type}", 415)
+        offer = parse_sdp(body)
+        port = self._allocate()
+        try:
+            answer = answer_offer(
+                offer,
+                local_address=self.address,
+                local_port=port,
+                session_id=self._rng.getrandbits(62),
+                session_version=1,
+            )
+        except ProtocolError:
+            self.ports.release(port)
+            raise
+        return CallMedia(
+            session=f"m{next(self._sessions)}",
+            caller_port=port,
+            caller_answer=str(answer.sdp).encode(),
+            caller_plan=answer.plan,
+        )
+
+    def member_offer(self, media: CallMedia) -> bytes:
+        """Our offer to members: the caller's codec, plus telephone-event."""
+        if media.member_port is None:
+            media.member_port = self._allocate()
+            sdp = make_offer(
+                local_address=self.address,
+                local_port=media.member_port,
+                session_id=self._rng.getrandbits(62),
+                session_version=1,
+                codecs=(media.caller_plan.codec,),
+                telephone_event=media.caller_plan.telephone_event or 101,
+            )
+            media.member_offer = str(sdp).encode()
+        return media.member_offer
+
+    def member_answer(self, media: CallMedia, body: bytes) -> tuple[str, int] | None:
+        """Where the member wants RTP, from its SDP answer; None if unusable."""
+        if not body or not media.member_offer:
+            return None
+        try:
+            plan = accept_answer(parse_sdp(media.member_offer), parse_sdp(body))
+        except ProtocolError:
+            return None
+        media.member_plan = plan
+        return plan.remote_address, plan.remote_port
+
+    def play_music(self, media: CallMedia, music: str | None) -> list[MediaCommand]:
+        plan = media.caller_plan
+        if media.closed:
+            return []
+        return [
+            PlayMusic(
+                media.session,
+                media.caller_port,
+                (plan.remote_address, plan.remote_port),
+                plan.codec,
+                plan.payload_type,
+                music,
+            )
+        ]
+
+    def bridge(self, media: CallMedia) -> list[MediaCommand]:
+        member = media.member_plan
+        if media.closed or member is None or media.member_port is None:
+            return []
+        caller = media.caller_plan
+        return [
+            StartRelay(
+                media.session,
+                media.caller_port,
+                (caller.remote_address, caller.remote_port),
+                media.member_port,
+                (member.remote_address, member.remote_port),
+            )
+        ]
+
+    def close(self, media: CallMedia) -> list[MediaCommand]:
+        if media.closed:
+            return []
+        media.closed = True
+        ports = [media.caller_port] + ([media.member_port] if media.member_port else [])
+        for port in ports:
+            self.ports.release(port)
+        return [CloseMedia(media.session, tuple(ports))]
+
+    def _allocate(self) -> int:
+        try:
+            return self.ports.allocate()
+        except MediaError as err:
+            raise RemoteProtocolError(f"no RTP port free: {err}", 503) from err

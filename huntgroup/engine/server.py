@@ -1,0 +1,277 @@
+"""``huntgroup serve``: the asyncio driver of the B2BUA.
+
+Theory of operation
+-------------------
+A thin driver, aioquic-style: sockets feed bytes to the sans-I/O
+:class:`B2BUA` with ``now = loop.time()``, the outputs are carried out
+(``Transmit`` on the right socket, media commands on :class:`MediaEngine`),
+and ONE ``loop.call_at`` is re-armed at ``b2bua.get_timer()`` after every
+input. UDP uses one datagram endpoint per ``server.listen`` entry; TCP one
+server per entry, with a :class:`StreamParser` per connection. Requests to a
+TCP peer we have no connection to open one.
+
+Shutdown (SIGINT/SIGTERM): newcomers get 503, calls in progress may finish
+for ``server.shutdown_grace`` seconds, then the B2BUA ends them with BYE; the
+process exits once no call is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import secrets
+import signal
+import time
+from dataclasses import dataclass
+from typing import cast
+
+from huntgroup.config.models import LISTEN_RE, Config
+from huntgroup.engine.b2bua import B2BUA, Output, Transmit
+from huntgroup.engine.dialogs import Local
+from huntgroup.engine.media_io import MediaEngine
+from huntgroup.engine.media_plan import MediaPlanner
+from huntgroup.engine.sip.parser import SipParseError, StreamParser
+from huntgroup.engine.sip.routing import Peer
+
+log = logging.getLogger("huntgroup.server")
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    transport: str  # "UDP" | "TCP"
+    host: str
+    port: int
+
+
+def parse_listen(entry: str) -> ListenAddress:
+    m = LISTEN_RE.match(entry)
+    if m is None:
+        raise ValueError(f"bad listen address {entry!r}")
+    return ListenAddress(m.group(1).upper(), m.group(2).strip("[]"), int(m.group(3)))
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        peer = Peer(str(addr[0]), int(str(addr[1])), "UDP")
+        self.server.run(lambda now: self.server.b2bua.receive_datagram(data, peer, now=now))
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("UDP error: %s", exc)
+
+
+class Server:
+    def __init__(self, config: Config, *, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.loop = loop
+        self._udp: list[tuple[ListenAddress, _Udp]] = []
+        self._tcp_servers: list[asyncio.Server] = []
+        self._tcp: dict[tuple[str, int], asyncio.StreamWriter] = {}
+        self._pending_tcp: dict[tuple[str, int], list[bytes]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self.b2bua: B2BUA
+        self.media: MediaEngine
+        self.bound: list[ListenAddress] = []
+        self.stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        cfg = self.config
+        rng = random.Random(secrets.randbits(64))
+        locals_: list[Local] = []
+        for entry in cfg.server.listen:
+            addr = parse_listen(entry)
+            if addr.transport == "UDP":
+                transport, protocol = await self.loop.create_datagram_endpoint(
+                    lambda: _Udp(self), local_addr=(addr.host, addr.port)
+                )
+                port = transport.get_extra_info("sockname")[1]
+                self._udp.append((ListenAddress("UDP", addr.host, port), protocol))
+            elif addr.transport == "TCP":
+                server = await asyncio.start_server(self._accept, addr.host, addr.port)
+                port = server.sockets[0].getsockname()[1]
+                self._tcp_servers.append(server)
+            else:
+                log.warning("listen %s: TLS is not supported yet, skipped", entry)
+                continue
+            bound = ListenAddress(addr.transport, addr.host, port)
+            self.bound.append(bound)
+            locals_.append(Local(addr.transport, self._advertised(addr.host), port))
+            log.info("listening on %s:%s:%d", addr.transport.lower(), addr.host, port)
+        secret = os.environ.get("HUNTGROUP_SECRET", "").encode() or secrets.token_bytes(32)
+        media_cfg = cfg.server.media
+        self.media = MediaEngine(self.loop, media_cfg.address, rng=rng)
+        planner = MediaPlanner(media_cfg.address, media_cfg.port_range, rng)
+        self.b2bua = B2BUA(
+            cfg,
+            now=self.loop.time(),
+            locals_=locals_,
+            rng=rng,
+            secret=secret,
+            media=planner,
+            wall_clock=time.time,
+        )
+        self._rearm()
+
+    def _advertised(self, host: str) -> str:
+        if host in ("0.0.0.0", "::"):
+            media = self.config.server.media.address
+            if (":" in media) == (":" in host):
+                return media
+            return "127.0.0.1" if host == "0.0.0.0" else "::1"
+        return host
+
+    # ---------------------------------------------------------------- driving
+    def run(self, step: object) -> None:
+        """Run one B2BUA input (a callable taking ``now``) and carry out its outputs."""
+        assert callable(step)
+        try:
+            outputs: list[Output] = step(self.loop.time())
+        except Exception:  # a bug must not kill the server or other calls
+            log.exception("internal error while handling an input")
+            outputs = []
+        self._execute(outputs)
+        self._rearm()
+
+    def _execute(self, outputs: list[Output]) -> None:
+        for out in outputs:
+            if isinstance(out, Transmit):
+                self._transmit(out)
+            else:
+                self.media.execute(out)
+
+    def _transmit(self, out: Transmit) -> None:
+        dest = out.destination
+        if dest.transport.upper() == "TCP":
+            self._send_tcp(dest, out.data)
+            return
+        v6 = ":" in dest.host
+        for addr, proto in self._udp:
+            if (":" in addr.host) == v6 and proto.transport is not None:
+                proto.transport.sendto(out.data, (dest.host, dest.port))
+                return
+        for _, proto in self._udp:
+            if proto.transport is not None:
+                proto.transport.sendto(out.data, (dest.host, dest.port))
+                return
+        log.warning("no UDP socket to reach %s:%d", dest.host, dest.port)
+
+    def _rearm(self) -> None:
+        due = self.b2bua.get_timer()
+        if due == self._timer_at and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = due
+        if due is not None:
+            self._timer = self.loop.call_at(due, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.run(lambda now: self.b2bua.handle_timer(now=now))
+
+    # -------------------------------------------------------------------- TCP
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peername = writer.get_extra_info("peername")
+        key = (str(peername[0]), int(peername[1]))
+        self._tcp[key] = writer
+        await self._read_tcp(key, reader, writer)
+
+    async def _read_tcp(
+        self,
+        key: tuple[str, int],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        parser = StreamParser()
+        peer = Peer(key[0], key[1], "TCP")
+        try:
+            while data := await reader.read(65536):
+                try:
+                    messages = parser.feed(data)
+                except SipParseError as err:
+                    self.run(lambda now, e=err: self.b2bua.parse_failed(e, peer))
+                    break  # framing is lost on this connection
+                for message in messages:
+                    self.run(lambda now, m=message: self.b2bua.receive_message(m, peer, now=now))
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._tcp.pop(key, None)
+            writer.close()
+
+    def _send_tcp(self, dest: Peer, data: bytes) -> None:
+        key = (dest.host, dest.port)
+        writer = self._tcp.get(key)
+        if writer is not None and not writer.is_closing():
+            writer.write(data)
+            return
+        queued = self._pending_tcp.setdefault(key, [])
+        queued.append(data)
+        if len(queued) == 1:
+            self.loop.create_task(self._connect_tcp(dest))
+
+    async def _connect_tcp(self, dest: Peer) -> None:
+        key = (dest.host, dest.port)
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(dest.host, dest.port), timeout=5
+            )
+        except (OSError, TimeoutError) as err:
+            log.info("TCP connection to %s:%d failed: %s", dest.host, dest.port, err)
+            self._pending_tcp.pop(key, None)
+            return
+        self._tcp[key] = writer
+        for data in self._pending_tcp.pop(key, []):
+            writer.write(data)
+        await self._read_tcp(key, reader, writer)
+
+    # --------------------------------------------------------------- shutdown
+    async def shutdown(self) -> None:
+        grace = self.config.server.shutdown_grace
+        log.info(
+            "shutting down: %d call(s) in progress, grace %.0f s", self.b2bua.active_calls, grace
+        )
+        self.run(lambda now: self.b2bua.begin_shutdown(now=now, grace=grace))
+        deadline = self.loop.time() + grace + 5
+        while self.b2bua.active_calls and self.loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)  # let the last BYEs and responses leave
+        self.close()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for _, proto in self._udp:
+            if proto.transport is not None:
+                proto.transport.close()
+        for server in self._tcp_servers:
+            server.close()
+        for writer in list(self._tcp.values()):
+            writer.close()
+        self.media.close_all()
+        self.stopped.set()
+
+
+async def serve(config: Config) -> int:
+    loop = asyncio.get_running_loop()
+    server = Server(config, loop=loop)
+    await server.start()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    log.info("huntgroup ready: %d group(s), %d line(s)", len(config.groups), len(config.lines))
+    await stopping.wait()
+    await server.shutdown()
+    log.info("stopped")
+    return 0
