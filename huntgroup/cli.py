@@ -110,7 +110,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     try:
-        return asyncio.run(serve(cfg))
+        return asyncio.run(serve(cfg, config_path=args.config))
     except OSError as err:
         print(f"huntgroup serve: {err}", file=sys.stderr)
         return EXIT_INVALID

@@ -258,6 +258,18 @@ class B2BUA:
         self._drain()
         return self._flush()
 
+    def reload(self, config: Config, *, now: float) -> list[Output]:
+        """Apply a new configuration; calls in progress go on (see RoutingCore.reload)."""
+        self._now = max(self._now, now)
+        if config.server != self.config.server:
+            log.warning("reload: changes under 'server' take effect at the next restart")
+            config = config.model_copy(update={"server": self.config.server})
+        self.config = config
+        self._apply(self.core.reload(config, now=self._now))
+        self._drain()
+        log.info("reload: %d group(s), %d line(s)", len(config.groups), len(config.lines))
+        return self._flush()
+
     def begin_shutdown(self, *, now: float, grace: float) -> list[Output]:
         """Refuse new calls (503) and end the remaining ones after ``grace`` seconds."""
         self._now = max(self._now, now)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from huntgroup.engine.media_plan import CloseMedia, MediaCommand, PlayMusic, StartRelay
 from huntgroup.errors import MediaError
-from huntgroup.media.music import MusicLibrary
+from huntgroup.media.music import MusicLibrary, default_music
 from huntgroup.media.rtp import PacingScheduler, RtpStream
 
 log = logging.getLogger("huntgroup.media")
@@ -173,7 +173,11 @@ class MediaEngine:
         self._bind(cmd.session, cmd.port, cmd.remote)
         state = self._sessions[cmd.session]
         state.caller_port = cmd.port
-        music = self.library.get(cmd.music)
+        try:
+            music = self.library.get(cmd.music)
+        except MediaError as err:
+            log.warning("hold music %s unusable, playing the built-in music: %s", cmd.music, err)
+            music = default_music()
         now = self.loop.time()
         cursor = music.cursor(cmd.codec, now=now, epoch=self._epoch)
         if state.stream is None:

@@ -34,6 +34,7 @@ from huntgroup.engine.media_io import MediaEngine
 from huntgroup.engine.media_plan import MediaPlanner
 from huntgroup.engine.sip.parser import SipParseError, StreamParser
 from huntgroup.engine.sip.routing import Peer
+from huntgroup.errors import MediaError
 
 log = logging.getLogger("huntgroup.server")
 
@@ -105,7 +106,8 @@ class Server:
             bound = ListenAddress(addr.transport, addr.host, port)
             self.bound.append(bound)
             locals_.append(Local(addr.transport, self._advertised(addr.host), port))
-            log.info("listening on %s:%s:%d", addr.transport.lower(), addr.host, port)
+            shown = f"[{addr.host}]" if ":" in addr.host else addr.host
+            log.info("listening on %s:%s:%d", addr.transport.lower(), shown, port)
         secret = os.environ.get("HUNTGROUP_SECRET", "").encode() or secrets.token_bytes(32)
         media_cfg = cfg.server.media
         self.media = MediaEngine(self.loop, media_cfg.address, rng=rng)
@@ -119,6 +121,9 @@ class Server:
             media=planner,
             wall_clock=time.time,
         )
+        await self._preload_music(cfg)
+        if media_cfg.mode == "direct":
+            log.warning("server.media.mode 'direct' is not implemented yet: media is relayed")
         self._rearm()
 
     def _advertised(self, host: str) -> str:
@@ -236,6 +241,28 @@ class Server:
             writer.write(data)
         await self._read_tcp(key, reader, writer)
 
+    async def reload(self, path: str) -> None:
+        """SIGHUP: read the file again; a bad file is reported and changes nothing."""
+        from huntgroup.config.loader import load_config
+        from huntgroup.errors import ConfigError
+
+        try:
+            config = await asyncio.to_thread(load_config, path)
+        except ConfigError as err:
+            log.error("reload refused, the running configuration stays:\n%s", err)
+            return
+        await self._preload_music(config)
+        self.config = config
+        self.run(lambda now: self.b2bua.reload(config, now=now))
+
+    async def _preload_music(self, config: Config) -> None:
+        """Load and encode every group's music off the event loop, before it is needed."""
+        for group in config.groups:
+            try:
+                await asyncio.to_thread(self.media.library.get, group.queue.music)
+            except MediaError as err:
+                log.error("group %s: hold music unusable, built-in music used: %s", group.name, err)
+
     # --------------------------------------------------------------- shutdown
     async def shutdown(self) -> None:
         grace = self.config.server.shutdown_grace
@@ -263,13 +290,15 @@ class Server:
         self.stopped.set()
 
 
-async def serve(config: Config) -> int:
+async def serve(config: Config, *, config_path: str | None = None) -> int:
     loop = asyncio.get_running_loop()
     server = Server(config, loop=loop)
     await server.start()
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
+    if config_path is not None:
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(server.reload(config_path)))
     log.info("huntgroup ready: %d group(s), %d line(s)", len(config.groups), len(config.lines))
     await stopping.wait()
     await server.shutdown()
