@@ -240,6 +240,10 @@ class Config(_Model):
                 return line
         return None
 
+    def upstream_line(self, number: str) -> LineConfig | None:
+        """The line ``number`` when it may call out through ``server.upstream``."""
+        return self.line(number) if self.server.upstream is not None else None
+
 
 def _duplicates(items: Iterator[tuple[Path, object]], what: str) -> list[tuple[Path, str]]:
     seen: dict[object, Path] = {}

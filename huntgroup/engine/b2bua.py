@@ -84,6 +84,7 @@ from huntgroup.queue.actions import (
 )
 from huntgroup.queue.core import RoutingCore
 from huntgroup.queue.events import (
+    CallAnswered,
     CallArrived,
     CallHungUp,
     DirectCallArrived,
@@ -91,6 +92,7 @@ from huntgroup.queue.events import (
     MemberAnswered,
     MemberDeclined,
     MemberUnreachable,
+    OutgoingCallStarted,
 )
 from huntgroup.queue.store import StateStore
 
@@ -150,6 +152,7 @@ class _Call:
     legs: dict[str, _Leg] = field(default_factory=dict)
     bridged: str | None = None  # leg id
     core_id: str = ""
+    outgoing_line: str | None = None  # a line's own call out through the upstream
 
 
 class B2BUA:
@@ -373,36 +376,41 @@ class B2BUA:
             self._respond(key, request, 501, headers=(("Allow", ALLOW),))
 
     def _register(self, key: TransactionKey, request: Request, source: Peer) -> None:
-        uri = request.to.uri
-        number = _user_of(uri)
-        line = self.config.line(number) if number else None
-        if line is None:
+        number = _user_of(request.to.uri)
+        if not number or self.config.line(number) is None:
             self._respond(key, request, 404)
             return
-        credentials = request.headers.get("Authorization")
+        if self._authenticated(key, request, number, proxy=False):
+            self._bind(key, request, source, number)
+
+    def _authenticated(
+        self, key: TransactionKey, request: Request, number: str, *, proxy: bool
+    ) -> bool:
+        """Digest-check ``request`` as line ``number``; answers 401/407/403/400 when not."""
+        header = "Proxy-Authorization" if proxy else "Authorization"
+        credentials = request.headers.get(header)
         now = self._wall() if self._wall else self._now
-        challenge_stale = False
+        stale = False
         if credentials is not None:
             try:
                 parsed = parse_credentials(credentials)
             except ProtocolError:
                 self._respond(key, request, 400)
-                return
+                return False
             result = self.auth.verify(
-                parsed, method="REGISTER", credentials_lookup=self.config.line, now=now
+                parsed, method=request.method, credentials_lookup=self.config.line, now=now
             )
             if result.ok and parsed.username == number:
-                self._bind(key, request, source, number)
-                return
+                return True
             if result.ok or result.outcome.name in ("WRONG_PASSWORD", "UNKNOWN_USER"):
-                log.info("line %s: registration refused (%s)", number, result.outcome.name)
+                log.info("line %s: %s refused (%s)", number, request.method, result.outcome.name)
                 self._respond(key, request, 403)
-                return
-            challenge_stale = result.stale
-        headers = tuple(
-            ("WWW-Authenticate", v) for v in self.auth.challenge(now=now, stale=challenge_stale)
-        )
-        self._respond(key, request, 401, headers=headers)
+                return False
+            stale = result.stale
+        name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+        headers = tuple((name, v) for v in self.auth.challenge(now=now, stale=stale))
+        self._respond(key, request, 407 if proxy else 401, headers=headers)
+        return False
 
     def _bind(self, key: TransactionKey, request: Request, source: Peer, number: str) -> None:
         try:
@@ -439,9 +447,15 @@ class B2BUA:
         number = _user_of(request.uri)
         group = self.core.group_of_pilot(number) if number else None
         line = self.config.line(number) if number and group is None else None
-        if group is None and line is None:
-            self._respond(key, request, 404)
-            return
+        caller_number = _user_of(request.from_.uri) or "anonymous"
+        outgoing = group is None and line is None
+        if outgoing:
+            # A line calling another number: out through server.upstream, once authenticated.
+            if not number or self.config.upstream_line(caller_number) is None:
+                self._respond(key, request, 404)
+                return
+            if not self._authenticated(key, request, caller_number, proxy=True):
+                return
         try:
             media = self.media.caller_offer(request.body, request.content_type)
         except ProtocolError as err:
@@ -461,10 +475,26 @@ class B2BUA:
         self._calls[call.key] = call
         self._by_server_tx[key] = call.key
         self._dialogs[(request.call_id, call.to_tag, request.from_.tag or "")] = (call.key, "")
-        caller = request.from_
-        caller_number = _user_of(caller.uri) or "anonymous"
-        name = caller.display_name or ""
+        name = request.from_.display_name or ""
+        if outgoing:
+            self._outgoing(call, caller_number, name, number)
+            return
         self._route(call, caller_number, name, group, number)
+
+    def _outgoing(self, call: _Call, line: str, name: str, number: str) -> None:
+        call.core_id = f"{call.key}.{next(self._seq)}"
+        call.outgoing_line = line
+        self._by_core[call.core_id] = call.key
+        log.info("call %s: line %s -> %s via upstream", call.key, line, number)
+        self._core(OutgoingCallStarted(call.core_id, line))
+        upstream = self.config.server.upstream
+        assert upstream is not None
+        destination = _peer_of(parse_uri(upstream))
+        if destination is None:
+            self._caller_gone(call, bye_caller=False, status=502)
+            return
+        target = _target_uri(number, self.config.server.domain, upstream)
+        self._new_leg(call, "", target, destination, Identity(line, name))
 
     def _route(
         self, call: _Call, caller_number: str, name: str, group: str | None, number: str
@@ -661,7 +691,9 @@ class B2BUA:
             call.key,
             leg.id,
         )
-        if not leg.member:  # a forwarding leg: no core decision to wait for
+        if not leg.member:  # a forwarding or outgoing leg: no core decision to wait for
+            if call.outgoing_line is not None:
+                self._core(CallAnswered(call.core_id))
             self._connect(call, leg)
             return
         log.info("call %s: member %s answered", call.key, leg.member)
@@ -674,7 +706,12 @@ class B2BUA:
         if leg.cancelled:
             return
         if not leg.member:
-            log.info("call %s: forwarding failed (%d)", call.key, status)
+            log.info(
+                "call %s: %s failed (%d)",
+                call.key,
+                "outgoing call" if call.outgoing_line else "forwarding",
+                status,
+            )
             self._caller_gone(call, bye_caller=True, status=status)
             return
         others = [x for x in call.legs.values() if x.member == leg.member and x.state != "ended"]
