@@ -126,6 +126,7 @@ class RunResult:
     end: float
     events: int
     outgoing_skipped: int
+    own_calls: list[tuple[str, str, float, float]]  # (direct|outgoing, member, start, end)
 
 
 Progress = Callable[[float], None]
@@ -164,6 +165,7 @@ class _Run:
             g: [(0.0, 0)] for g in self.tracked
         }
         self.outgoing_skipped = 0
+        self.own_calls: list[tuple[str, str, float, float]] = []
         self.events = 0
 
     # ------------------------------------------------------------ schedule
@@ -296,6 +298,7 @@ class _Run:
             end=self.now,
             events=self.events,
             outgoing_skipped=self.outgoing_skipped,
+            own_calls=self.own_calls,
         )
 
     def feed(self, event: Event) -> None:
@@ -321,6 +324,8 @@ class _Run:
             self.feed(MemberDeclined(rec.call, member, 603))
 
     def on_talk_end(self, rec: CallRecord) -> None:
+        if rec.group is None and rec.answered_by is not None and rec.answered_at is not None:
+            self.own_calls.append(("direct", rec.answered_by, rec.answered_at, self.now))
         self._close(rec, "answered")
         self.feed(CallHungUp(rec.call))
 
@@ -353,9 +358,11 @@ class _Run:
             return
         self.feed(OutgoingCallStarted(call_id, member))
         self.feed(CallAnswered(call_id))
-        self.push(self.now + talk, self.on_outgoing_end, call_id)
+        self.push(self.now + talk, self.on_outgoing_end, (call_id, member, self.now))
 
-    def on_outgoing_end(self, call_id: str) -> None:
+    def on_outgoing_end(self, item: tuple[str, str, float]) -> None:
+        call_id, member, start = item
+        self.own_calls.append(("outgoing", member, start, self.now))
         self.feed(CallHungUp(call_id))
 
     def _adopt(self, rec: CallRecord, group: str) -> None:

@@ -27,8 +27,9 @@ ProgressFn = Callable[[str, float], None]
 class ProgressBar:
     """A one-line text bar redrawn in place on a terminal stream."""
 
-    def __init__(self, stream: TextIO = sys.stderr, width: int = 30) -> None:
-        self.stream, self.width = stream, width
+    def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.width = width
         self._last = ""
 
     def __call__(self, label: str, fraction: float) -> None:

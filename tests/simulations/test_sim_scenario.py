@@ -47,7 +47,10 @@ traffic:
     patience: null
 members:
   default: {answer_probability: 0.9, answer_delay: {fixed: 2}}
-  0102000002: {answer_probability: 0.8, answer_delay: {lognormal: {mean: 6, sigma: 0.5}}, joined: [[0, 1800]]}
+  0102000002:
+    answer_probability: 0.8
+    answer_delay: {lognormal: {mean: 6, sigma: 0.5}}
+    joined: [[0, 1800]]
 """
 
 
@@ -200,7 +203,9 @@ def test_inline_config_and_its_problems_point_at_the_scenario(tmp_path: Path) ->
 
 
 def test_csv_inputs_are_loaded(tmp_path: Path) -> None:
-    (tmp_path / "arrivals.csv").write_text("# recorded\ntime,caller\n5.5,0611\n1,0612\n\n900,0613\n")
+    (tmp_path / "arrivals.csv").write_text(
+        "# recorded\ntime,caller\n5.5,0611\n1,0612\n\n900,0613\n"
+    )
     (tmp_path / "talk.csv").write_text("30\n60\n90\n")
     text = GOOD.replace("{poisson: {per_hour: 120}}", "{trace: arrivals.csv}").replace(
         "{exponential: {mean: 180}}", "{empirical: talk.csv}"

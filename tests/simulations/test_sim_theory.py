@@ -55,7 +55,12 @@ def _poisson(mean: float, n: int) -> list[float]:
 def test_erlang_b_blocking(tmp_path: Path) -> None:
     # 5 members, 3 Erlangs (60 calls/h of 180 s), no queue.
     sc = mmc_scenario(
-        tmp_path, servers=5, per_hour=60, mean_talk=180, duration=480_000, replications=10,
+        tmp_path,
+        servers=5,
+        per_hour=60,
+        mean_talk=180,
+        duration=480_000,
+        replications=10,
         max_length=0,
     )
     reps, _ = per_replication(sc)
@@ -82,7 +87,8 @@ def test_erlang_c_wait(tmp_path: Path) -> None:
     )
     # Little's law on the queue: Lq = lambda * Wq.
     assert_matches(
-        [r["mean_queue_length"] for r in reps], lam * erlang_c_mean_wait(5, lam, mu),
+        [r["mean_queue_length"] for r in reps],
+        lam * erlang_c_mean_wait(5, lam, mu),
         max_rel_se=0.08,
     )
 
@@ -91,7 +97,12 @@ def test_mmck_blocking(tmp_path: Path) -> None:
     # 3 members and 3 waiting places, 3 Erlangs offered.
     lam, mu = 60 / 3600, 1 / 180
     sc = mmc_scenario(
-        tmp_path, servers=3, per_hour=60, mean_talk=180, duration=480_000, replications=10,
+        tmp_path,
+        servers=3,
+        per_hour=60,
+        mean_talk=180,
+        duration=480_000,
+        replications=10,
         max_length=3,
     )
     reps, _ = per_replication(sc)
@@ -102,12 +113,15 @@ def test_erlang_a_abandonment(tmp_path: Path) -> None:
     # 5 members, 5 Erlangs (100 calls/h of 180 s), patience exponential of mean 120 s.
     lam, mu, theta = 100 / 3600, 1 / 180, 1 / 120
     sc = mmc_scenario(
-        tmp_path, servers=5, per_hour=100, mean_talk=180, duration=300_000, replications=10,
+        tmp_path,
+        servers=5,
+        per_hour=100,
+        mean_talk=180,
+        duration=300_000,
+        replications=10,
         patience={"exponential": {"mean": 120}},
     )
     reps, _ = per_replication(sc)
     expected = erlang_a(5, lam, mu, theta)
     assert_matches([r["abandon_rate"] for r in reps], expected["abandon"], max_rel_se=0.05)
-    assert_matches(
-        [r["mean_queue_length"] for r in reps], expected["mean_queue"], max_rel_se=0.05
-    )
+    assert_matches([r["mean_queue_length"] for r in reps], expected["mean_queue"], max_rel_se=0.05)
