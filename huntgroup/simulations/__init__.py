@@ -1,1 +1,12 @@
-"""huntgroup.simulations."""
+"""huntgroup.simulations: calls in virtual time through the group core.
+
+``run_simulation(scenario_path, out_dir, compare=..., progress=...)`` is the
+whole ``huntgroup simulate`` command; ``load_scenario`` validates a scenario
+file; ``run_replication`` drives one replication through a RoutingCore.
+"""
+
+from huntgroup.simulations.driver import run_replication
+from huntgroup.simulations.runner import run_simulation
+from huntgroup.simulations.scenario import load_scenario
+
+__all__ = ["load_scenario", "run_replication", "run_simulation"]

@@ -1,0 +1,121 @@
+"""One simulation from a scenario file to its output directory.
+
+Theory of operation
+-------------------
+``simulate(scenario)`` runs the replications one after the other, each in a
+fresh :class:`RoutingCore` (replication r draws its random numbers from keys
+that include r), summarizes each and aggregates them. ``run_simulation`` is
+the whole command: load and validate the scenario, simulate, write the
+outputs, and with ``compare`` run the same scenario once per algorithm with
+common random numbers. ``progress`` draws a bar on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from huntgroup.simulations.driver import RunResult, run_replication
+from huntgroup.simulations.metrics import aggregate, summarize_run
+from huntgroup.simulations.scenario import Scenario, load_scenario
+
+ProgressFn = Callable[[str, float], None]
+
+
+class ProgressBar:
+    """A one-line text bar redrawn in place on a terminal stream."""
+
+    def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.width = width
+        self._last = ""
+
+    def __call__(self, label: str, fraction: float) -> None:
+        filled = int(self.width * max(0.0, min(1.0, fraction)))
+        line = f"\r{label:<22} [{'#' * filled}{'.' * (self.width - filled)}] {fraction:4.0%}"
+        if line != self._last:
+            self._last = line
+            self.stream.write(line)
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self._last:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._last = ""
+
+
+def scenario_meta(scenario: Scenario) -> dict[str, Any]:
+    return {
+        "file": scenario.file,
+        "seed": scenario.seed,
+        "replications": scenario.replications,
+        "duration": scenario.duration,
+        "warmup": scenario.warmup,
+        "algorithms": {g.name: g.algorithm for g in scenario.config.groups},
+    }
+
+
+def _scaled(progress: ProgressFn, label: str, r: int, total: int) -> Callable[[float], None]:
+    """Progress of replication ``r`` as a share of the whole run."""
+    return lambda fraction: progress(label, (r + fraction) / total)
+
+
+def simulate(
+    scenario: Scenario, *, progress: ProgressFn | None = None, label: str = "simulate"
+) -> tuple[dict[str, Any], list[RunResult]]:
+    """Run every replication; return the aggregated summary and the runs."""
+    runs: list[RunResult] = []
+    summaries = []
+    total = scenario.replications
+    for r in range(total):
+        tick = None
+        if progress is not None:
+            tick = _scaled(progress, label, r, total)
+        run = run_replication(scenario, r, progress=tick)
+        runs.append(run)
+        summaries.append(summarize_run(run, scenario))
+        if progress is not None:
+            progress(label, (r + 1) / total)
+    summary = dict(aggregate(summaries))
+    summary["scenario"] = scenario_meta(scenario)
+    return summary, runs
+
+
+def run_simulation(
+    scenario_path: str | Path,
+    out_dir: str | Path,
+    *,
+    compare: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Simulate a scenario file and write its outputs in ``out_dir``.
+
+    Returns the summary (as in summary.json); with ``compare`` it also holds
+    ``"compare": {"algorithms": {ALGORITHM: {"groups": ...}}}``. Raises
+    ConfigError (with file:line problems) for a bad scenario or groups file.
+    """
+    from huntgroup.simulations.compare import compare_algorithms
+    from huntgroup.simulations.report import write_outputs
+
+    scenario = load_scenario(scenario_path)
+    out = Path(out_dir)
+    bar = ProgressBar() if progress else None
+    try:
+        summary, runs = simulate(scenario, progress=bar)
+        sections: list[str] = []
+        result: dict[str, Any] = dict(summary)
+        if compare:
+            table, section = compare_algorithms(scenario, out, progress=bar)
+            sections.append(section)
+            result["compare"] = table
+        end = scenario.duration + scenario.drain
+        write_outputs(
+            out, summary, runs, end=min(end, max(r.end for r in runs)), extra_sections=sections
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    return result
