@@ -141,6 +141,21 @@ def _run_moh(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- simulate --------------------------------------------------------------
+
+
+def _configure_simulate(parser: argparse.ArgumentParser) -> None:
+    from huntgroup.simulations.cli import configure
+
+    configure(parser)
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    from huntgroup.simulations.cli import main_simulate
+
+    return main_simulate(args)
+
+
 COMMANDS: tuple[Command, ...] = (
     Command(
         "check",
@@ -156,6 +171,12 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("serve", "run the SIP server on a configuration file", _configure_serve, _run_serve),
     Command("moh", "hold music tools (convert)", _configure_moh, _run_moh),
+    Command(
+        "simulate",
+        "simulate a QA scenario in virtual time through the routing core",
+        _configure_simulate,
+        _run_simulate,
+    ),
 )
 
 

@@ -18,17 +18,8 @@ from huntgroup.simulations.runner import run_simulation
 __all__ = ["add_parser", "main_simulate", "run_simulation"]
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``simulate`` subcommand to an ``add_subparsers()`` object."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "simulate",
-        help="simulate calls in virtual time through the group core",
-        description=(
-            "Simulate a scenario (arrivals, talk times, patience, member behaviour) in "
-            "virtual time through the same routing core that 'serve' uses, and write "
-            "summary.json, calls.jsonl, plots and report.html in DIR."
-        ),
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the ``simulate`` arguments to its sub-parser."""
     parser.add_argument("scenario", help="scenario YAML file")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument(
@@ -41,6 +32,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="draw a progress bar on stderr even when it is not a terminal",
     )
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``simulate`` subcommand to an ``add_subparsers()`` object."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "simulate",
+        help="simulate calls in virtual time through the group core",
+        description=(
+            "Simulate a scenario (arrivals, talk times, patience, member behaviour) in "
+            "virtual time through the same routing core that 'serve' uses, and write "
+            "summary.json, calls.jsonl, plots and report.html in DIR."
+        ),
+    )
+    configure(parser)
     parser.set_defaults(handler=main_simulate)
     return parser
 

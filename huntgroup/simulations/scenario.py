@@ -296,8 +296,9 @@ def _load_groups_config(path: Path) -> Config:
     Kept in one function so that the project's configuration loader can take
     its place; raises ConfigError with the file and line of every problem.
     """
-    located = load_yaml(path)
-    return _config_from(located, (), located.data)
+    from huntgroup.config.loader import load_config
+
+    return load_config(path)
 
 
 def _config_from(located: Located, prefix: Sequence[str | int], data: Any) -> Config:
