@@ -559,7 +559,7 @@ class B2BUA:
                 ctype = (("Content-Type", "application/sdp"),) if body else ()
                 self._respond(key, request, 200, headers=ctype, body=body)
                 return
-            self._relay(key, request, other)
+            self._relay(key, request, other, call, from_caller=leg is None)
             return
         self._respond(key, request, 501, headers=(("Allow", ALLOW),))
 
@@ -571,8 +571,19 @@ class B2BUA:
             return bridged.dialog if bridged else None
         return call.dialog
 
-    def _relay(self, key: TransactionKey, request: Request, other: Dialog) -> None:
+    def _relay(
+        self,
+        key: TransactionKey,
+        request: Request,
+        other: Dialog,
+        call: _Call,
+        *,
+        from_caller: bool,
+    ) -> None:
         body, ctype = request.body, request.content_type
+        if body and _is_sdp(ctype):
+            body, commands = self.media.rewrite(call.media, body, from_caller=from_caller)
+            self._out.extend(commands)
         outgoing = other.request(request.method, self.rng, body=body, content_type=ctype)
         client = self._start(outgoing, other.peer)
         self._relays[client] = key
@@ -616,9 +627,17 @@ class B2BUA:
         except ProtocolError:
             return
         headers: tuple[tuple[str, str], ...] = ()
-        if response.body and response.content_type:
-            headers = (("Content-Type", response.content_type),)
+        body = response.body
         found = self._dialogs.get((request.call_id, request.to.tag or "", request.from_.tag or ""))
+        if body and response.content_type:
+            headers = (("Content-Type", response.content_type),)
+            owner = self._calls.get(found[0]) if found else None
+            if owner is not None and _is_sdp(response.content_type):
+                # the answer comes from the side opposite to the request's sender
+                body, commands = self.media.rewrite(
+                    owner.media, body, from_caller=bool(found and found[1])
+                )
+                self._out.extend(commands)
         if found is not None and 200 <= response.status < 300 and request.method == "INVITE":
             call = self._calls.get(found[0])
             side = call.dialog if call and not found[1] else None
@@ -633,7 +652,7 @@ class B2BUA:
             response.status,
             to_tag=request.to.tag,
             headers=headers,
-            body=response.body,
+            body=body,
         )
         if 200 <= response.status < 300 and response.cseq.method == "INVITE":
             self._ack_relayed(response)
@@ -959,6 +978,10 @@ def _user_of(uri: Uri) -> str:
     if isinstance(uri, TelUri):
         return uri.number
     return ""
+
+
+def _is_sdp(content_type: str | None) -> bool:
+    return (content_type or "").split(";")[0].strip().lower() == "application/sdp"
 
 
 def _quote(text: str) -> str:

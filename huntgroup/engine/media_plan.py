@@ -22,12 +22,19 @@ from __future__ import annotations
 
 import itertools
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from huntgroup.errors import MediaError, ProtocolError, RemoteProtocolError
 from huntgroup.media.g711 import Codec
 from huntgroup.media.ports import PortAllocator
-from huntgroup.media.sdp import MediaPlan, accept_answer, answer_offer, make_offer, parse_sdp
+from huntgroup.media.sdp import (
+    Connection,
+    MediaPlan,
+    accept_answer,
+    answer_offer,
+    make_offer,
+    parse_sdp,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +169,45 @@ class MediaPlanner:
                 (member.remote_address, member.remote_port),
             )
         ]
+
+    def rewrite(
+        self, media: CallMedia, body: bytes, *, from_caller: bool
+    ) -> tuple[bytes, list[MediaCommand]]:
+        """Anchor a relayed SDP (re-INVITE, UPDATE, or their answers) on our ports.
+
+        The sender's new RTP address is taken from ``body``; the SDP that goes on
+        names our address and the port facing the receiver, so media keeps flowing
+        through the relay. An SDP we cannot parse is passed on unchanged.
+        """
+        toward = media.member_port if from_caller else media.caller_port
+        if media.closed or toward is None:
+            return body, []
+        try:
+            sdp = parse_sdp(body)
+            ours = Connection.for_address(self.address)
+        except ProtocolError:
+            return body, []
+        streams = []
+        remote: tuple[str, int] | None = None
+        for m in sdp.media:
+            if m.media == "audio" and m.port != 0 and remote is None:
+                conn = sdp.connection_of(m)
+                if conn is not None:
+                    remote = (conn.address.split("/", 1)[0], m.port)
+                m = replace(m, port=toward, connection=None)
+            streams.append(m)
+        origin = replace(sdp.origin, address=self.address, addr_type=ours.addr_type)
+        rewritten = replace(sdp, origin=origin, connection=ours, media=tuple(streams))
+        if remote is not None:
+            if from_caller:
+                media.caller_plan = replace(
+                    media.caller_plan, remote_address=remote[0], remote_port=remote[1]
+                )
+            elif media.member_plan is not None:
+                media.member_plan = replace(
+                    media.member_plan, remote_address=remote[0], remote_port=remote[1]
+                )
+        return rewritten.to_bytes(), self.bridge(media)
 
     def close(self, media: CallMedia) -> list[MediaCommand]:
         if media.closed:
