@@ -275,8 +275,21 @@ class SippProcess:
     returncode: int | None = None
 
     @property
-    def uri_host(self) -> str:
-        return f"{HOST}:{self.port}"
+    def uri(self) -> str:
+        """``sip:NAME@127.0.0.1:PORT``: the fixed URI of a member in a group."""
+        return member_uri(self.name, self.port)
+
+    def final_status(self) -> int | None:
+        """The final status (>= 200) this caller received for its INVITE, if any."""
+        finals = [
+            m.status
+            for m in self.received_responses()
+            if m.cseq_method == "INVITE" and m.status is not None and m.status >= 200
+        ]
+        return finals[0] if finals else None
+
+    def received_responses(self) -> list[SipMessage]:
+        return [m for m in self.messages() if m.direction == "received" and not m.is_request]
 
     def messages(self) -> list[SipMessage]:
         """The messages of the run. SIPp buffers its log: a running SIPp is stopped first."""
