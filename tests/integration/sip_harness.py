@@ -38,6 +38,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from huntgroup.engine.digest import DigestAuthenticator, DigestSecret, parse_credentials
 
 HOST = "127.0.0.1"
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
@@ -559,6 +562,83 @@ def _is_retransmission(message: SipMessage, proc: SippProcess) -> bool:
     return bool(earlier)
 
 
+class DigestRegistrar:
+    """A stand-in registrar on huntgroup's DigestAuthenticator, for tests without the server.
+
+    One thread answers REGISTERs on UDP: 401 with one challenge per algorithm
+    (in the given order, like the server), then 200 or 403. It records the
+    algorithm, digest uri and outcome of every answer, and accepted Contacts.
+    """
+
+    def __init__(self, port: int, algorithms: Sequence[str], password: str) -> None:
+        self.auth = DigestAuthenticator(DOMAIN, b"k" * 32, 60, algorithms=algorithms)
+        self.password = password
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.settimeout(0.2)
+        self.outcomes: list[tuple[str, str, str]] = []  # (algorithm, uri, outcome)
+        self.contacts: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            lines = data.decode().split("\r\n")
+            first: dict[str, str] = {}
+            vias = []
+            for line in lines[1:]:
+                name, sep, value = line.partition(":")
+                if not sep:
+                    continue
+                if name.strip().lower() == "via":
+                    vias.append(line)
+                first.setdefault(name.strip().lower(), value.strip())
+            common = "\r\n".join(
+                [
+                    *vias,
+                    f"From: {first['from']}",
+                    f"To: {first['to']};tag=reg",
+                    f"Call-ID: {first['call-id']}",
+                    f"CSeq: {first['cseq']}",
+                ]
+            )
+            if "authorization" in first:
+                creds = parse_credentials(first["authorization"])
+                result = self.auth.verify(
+                    creds,
+                    method="REGISTER",
+                    credentials_lookup=lambda _user: DigestSecret(password=self.password),
+                    now=time.time(),
+                )
+                self.outcomes.append((creds.algorithm, creds.uri, result.outcome.value))
+                if result.ok:
+                    self.contacts.append(first["contact"])
+                    reply = (
+                        f"SIP/2.0 200 OK\r\n{common}\r\nContact: {first['contact']};expires=3600"
+                    )
+                else:
+                    reply = f"SIP/2.0 403 Forbidden\r\n{common}"
+            else:
+                challenges = self.auth.challenge(now=time.time())
+                reply = "SIP/2.0 401 Unauthorized\r\n" + common
+                reply += "".join(f"\r\nWWW-Authenticate: {c}" for c in challenges)
+            self.sock.sendto((reply + "\r\nContent-Length: 0\r\n\r\n").encode(), addr)
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
 # --------------------------------------------------------------------------- config
 
 
@@ -745,3 +825,113 @@ def running_server(config: dict[str, Any], workdir: Path) -> Iterator[HuntgroupS
         yield server.start()
     finally:
         server.kill()
+
+
+# --------------------------------------------------------------------------- baresip
+
+BARESIP_MISSING = (
+    "baresip is not installed (Debian package 'baresip-core'). The softphone test needs it: "
+    "run scripts/setup.sh, which installs it with apt-get."
+)
+BARESIP_MODULES = Path("/usr/lib/baresip/modules")
+
+
+def baresip_binary() -> str:
+    path = shutil.which("baresip")
+    if path is None:
+        raise HarnessError(BARESIP_MISSING)
+    return path
+
+
+@dataclass
+class Baresip:
+    """A headless baresip 1.0 softphone with one account that registers and auto-answers.
+
+    Its configuration directory (``-f``) is generated: SIP on 127.0.0.1 only,
+    no console UI, PCMU only, audio through the ``aubridge`` module (player
+    and source on an in-memory bridge: no sound card). The account line
+    registers ``number@domain`` through ``outbound`` = the registrar's
+    address, answers calls at once (``answermode=auto``).
+    """
+
+    workdir: Path
+    number: str
+    password: str
+    registrar_port: int
+    sip_port: int
+    domain: str = DOMAIN
+    lifetime: float = 60
+    popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / "baresip.log"
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+    def write_config(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = f"""\
+poll_method\t\tepoll
+sip_listen\t\t{HOST}:{self.sip_port}
+call_local_timeout\t120
+call_max_calls\t\t4
+audio_player\t\taubridge,huntgroup
+audio_source\t\taubridge,huntgroup
+audio_alert\t\taubridge,huntgroup
+module_path\t\t{BARESIP_MODULES}
+module\t\t\tg711.so
+module\t\t\taubridge.so
+module_tmp\t\taccount.so
+module_app\t\tmenu.so
+"""
+        account = (
+            f"<sip:{self.number}@{self.domain};transport=udp>"
+            f";auth_pass={self.password}"
+            f";answermode=auto;audio_codecs=pcmu;regint=600"
+            f';outbound="sip:{HOST}:{self.registrar_port};transport=udp"\n'
+        )
+        (self.workdir / "config").write_text(config)
+        (self.workdir / "accounts").write_text(account)
+        (self.workdir / "contacts").write_text("")
+
+    def start(self) -> Baresip:
+        binary = baresip_binary()
+        self.write_config()
+        command = [binary, "-f", str(self.workdir), "-t", f"{int(self.lifetime)}"]
+        stdbuf = shutil.which("stdbuf")
+        if stdbuf is not None:  # line-buffered log, so that registration shows at once
+            command = [stdbuf, "-oL", "-eL", *command]
+        with open(self.log_file, "wb") as out:
+            self.popen = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+            )
+        return self
+
+    def wait_registered(self, *, attempts: int = 100) -> str:
+        """Wait (bounded) for the registrar's 200; the log line that says so."""
+        pattern = re.compile(rf"{re.escape(self.number)}@\S+: \{{.*\}} 200 OK .*binding")
+        for _ in range(attempts):
+            match = pattern.search(self.log())
+            if match:
+                return match.group(0)
+            if self.popen is not None and self.popen.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise HarnessError("baresip did not register:\n" + self.log()[-4000:])
+
+    def stop(self) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=5)

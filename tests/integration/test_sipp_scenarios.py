@@ -9,10 +9,7 @@ server does.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +17,7 @@ import yaml
 from sip_harness import (
     DOMAIN,
     SCENARIOS,
+    DigestRegistrar,
     PortAllocator,
     Sipp,
     group,
@@ -32,7 +30,6 @@ from sip_harness import (
 )
 
 from huntgroup.config.models import Config, semantic_problems
-from huntgroup.engine.digest import DigestAuthenticator, DigestSecret, parse_credentials
 
 pytestmark = pytest.mark.integration
 
@@ -213,74 +210,6 @@ def test_message_log_parser_reads_timestamps_and_headers(tmp_path: Path) -> None
 
 
 # ----------------------------------------------------------------- registration
-
-
-class DigestRegistrar:
-    """A minimal UDP registrar on huntgroup's DigestAuthenticator (one thread)."""
-
-    def __init__(self, port: int, algorithms: Sequence[str], password: str) -> None:
-        self.auth = DigestAuthenticator(DOMAIN, b"k" * 32, 60, algorithms=algorithms)
-        self.password = password
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.settimeout(0.2)
-        self.outcomes: list[tuple[str, str, str]] = []  # (algorithm, uri, outcome)
-        self.contacts: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, addr = self.sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            lines = data.decode().split("\r\n")
-            first: dict[str, str] = {}
-            vias = []
-            for line in lines[1:]:
-                name, sep, value = line.partition(":")
-                if not sep:
-                    continue
-                if name.strip().lower() == "via":
-                    vias.append(line)
-                first.setdefault(name.strip().lower(), value.strip())
-            common = "\r\n".join(
-                [
-                    *vias,
-                    f"From: {first['from']}",
-                    f"To: {first['to']};tag=reg",
-                    f"Call-ID: {first['call-id']}",
-                    f"CSeq: {first['cseq']}",
-                ]
-            )
-            if "authorization" in first:
-                creds = parse_credentials(first["authorization"])
-                result = self.auth.verify(
-                    creds,
-                    method="REGISTER",
-                    credentials_lookup=lambda _user: DigestSecret(password=self.password),
-                    now=time.time(),
-                )
-                self.outcomes.append((creds.algorithm, creds.uri, result.outcome.value))
-                if result.ok:
-                    self.contacts.append(first["contact"])
-                    reply = (
-                        f"SIP/2.0 200 OK\r\n{common}\r\nContact: {first['contact']};expires=3600"
-                    )
-                else:
-                    reply = f"SIP/2.0 403 Forbidden\r\n{common}"
-            else:
-                challenges = self.auth.challenge(now=time.time())
-                reply = "SIP/2.0 401 Unauthorized\r\n" + common
-                reply += "".join(f"\r\nWWW-Authenticate: {c}" for c in challenges)
-            self.sock.sendto((reply + "\r\nContent-Length: 0\r\n\r\n").encode(), addr)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
 
 
 @pytest.fixture
