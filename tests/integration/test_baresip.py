@@ -68,8 +68,8 @@ def test_baresip_registers_with_md5_digest_and_auto_answers(
     tmp_path: Path,
     ports: PortAllocator,
     sipp: Sipp,
-    baresips: list[Baresip],
     registrars: list[DigestRegistrar],
+    baresips: list[Baresip],  # after registrars: the phone unregisters before they close
 ) -> None:
     registrar = DigestRegistrar(ports.port(), ["MD5"], PASSWORD)
     registrars.append(registrar)
@@ -91,8 +91,8 @@ def test_baresip_registers_with_md5_digest_and_auto_answers(
 def test_baresip_cannot_answer_a_sha256_first_challenge(
     tmp_path: Path,
     ports: PortAllocator,
-    baresips: list[Baresip],
     registrars: list[DigestRegistrar],
+    baresips: list[Baresip],
 ) -> None:
     """Documents baresip 1.0: a challenge set listing SHA-256 makes it give up."""
     registrar = DigestRegistrar(ports.port(), ["SHA-256", "MD5"], PASSWORD)

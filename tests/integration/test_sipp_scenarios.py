@@ -142,7 +142,7 @@ def test_caller_to_an_unreachable_port_fails(sipp: Sipp, ports: PortAllocator) -
     dead = ports.unreachable()
     assert udp_port_refuses(dead)
     assert options_ping(dead, wait=0.5) is None
-    caller = sipp.call("c1", dead, PILOT, "uac_call.xml", timeout=10)
+    caller = sipp.call("c1", dead, PILOT, "uac_call.xml", timeout=4)
     assert caller.wait() != 0
     assert not caller.received(200)
 
