@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything huntgroup and its tests need on a fresh Debian machine:
-# system packages (SIPp, redis-server, libsndfile) with apt-get when missing,
+# system packages (SIPp, baresip, redis-server, libsndfile) with apt-get when missing,
 # then a virtual environment in .venv with the package and its dev extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
+command -v baresip >/dev/null 2>&1 || need_apt+=(baresip-core)  # headless softphone (tests)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 ldconfig -p 2>/dev/null | grep -q 'libsndfile\.so' || need_apt+=(libsndfile1)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
