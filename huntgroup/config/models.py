@@ -83,6 +83,16 @@ class ServerConfig(_Model):
     state: str = "memory"
     timers: SipTimers = SipTimers()
     shutdown_grace: float = Field(30.0, ge=0, le=3600)
+    digest_algorithms: tuple[Literal["SHA-256", "MD5"], ...] = ("SHA-256", "MD5")
+
+    @field_validator("digest_algorithms")
+    @classmethod
+    def _algorithms(
+        cls, value: tuple[Literal["SHA-256", "MD5"], ...]
+    ) -> tuple[Literal["SHA-256", "MD5"], ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError("list SHA-256 and/or MD5, each once, preferred first")
+        return value
 
     @field_validator("listen")
     @classmethod

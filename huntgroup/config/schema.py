@@ -75,6 +75,10 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "state": "Where shared state lives: 'memory' (one node) or a redis:// URL (several nodes).",
         "timers": "SIP transaction timers (T1, T2, T4) in seconds.",
         "shutdown_grace": "Seconds to let calls in progress finish on shutdown.",
+        "digest_algorithms": (
+            "Digest algorithms offered to lines, preferred first (RFC 8760). Some phones "
+            "only read the first challenge: list MD5 first, or only MD5, for them."
+        ),
     },
     "MediaConfig": {
         "address": "IP address written in our SDP (where peers send RTP to us).",

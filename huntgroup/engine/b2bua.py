@@ -32,6 +32,7 @@ or a BYE; no state outlives its call (indexes are cleaned in ``_forget``).
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import logging
 import random
@@ -40,7 +41,7 @@ from dataclasses import dataclass, field
 
 from huntgroup.config.models import Config
 from huntgroup.engine.dialogs import Dialog, Local, uac_dialog, uas_dialog
-from huntgroup.engine.digest import DigestAuthenticator, parse_credentials
+from huntgroup.engine.digest import DigestAuthenticator, parse_credentials, usable_algorithms
 from huntgroup.engine.media_plan import CallMedia, MediaCommand, MediaPlanner
 from huntgroup.engine.registrar import Registrar, Source, parse_contact_values
 from huntgroup.engine.sip.headers import Headers
@@ -182,7 +183,12 @@ class B2BUA:
         self.layer = TransactionLayer(timers=self.timers)
         self.core = RoutingCore(config, now=now, store=store)
         self.registrar = Registrar()
-        self.auth = DigestAuthenticator(config.server.domain, secret, nonce_lifetime=300.0)
+        self.auth = DigestAuthenticator(
+            config.server.domain,
+            secret,
+            nonce_lifetime=300.0,
+            algorithms=config.server.digest_algorithms,
+        )
         self._wall = wall_clock
         self._now = now
         self._out: list[Output] = []
@@ -408,7 +414,10 @@ class B2BUA:
                 return False
             stale = result.stale
         name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
-        headers = tuple((name, v) for v in self.auth.challenge(now=now, stale=stale))
+        line = self.config.line(number)
+        usable = usable_algorithms(line, self.auth.algorithms) if line else None
+        values = self.auth.challenge(now=now, stale=stale, algorithms=usable or None)
+        headers = tuple((name, v) for v in values)
         self._respond(key, request, 407 if proxy else 401, headers=headers)
         return False
 
@@ -812,8 +821,10 @@ class B2BUA:
                 uri = parse_uri(binding.uri)
             except ProtocolError:
                 continue
+            peer = _peer_of(uri)
             src = binding.source
-            peer = Peer(src.host, src.port, src.transport.upper()) if src else _peer_of(uri)
+            if src is not None and (peer is None or _behind_nat(peer.host, src.host)):
+                peer = Peer(src.host, src.port, src.transport.upper())
             if peer is not None:
                 targets.append((uri, peer))
         return targets
@@ -978,6 +989,16 @@ def _user_of(uri: Uri) -> str:
     if isinstance(uri, TelUri):
         return uri.number
     return ""
+
+
+def _behind_nat(contact_host: str, source_host: str) -> bool:
+    """A private Contact address seen from another address: the phone is behind NAT."""
+    if contact_host == source_host:
+        return False
+    try:
+        return ipaddress.ip_address(contact_host).is_private
+    except ValueError:
+        return False  # a host name: trust it
 
 
 def _is_sdp(content_type: str | None) -> bool:

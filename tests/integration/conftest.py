@@ -1,12 +1,10 @@
 """Fixtures for the real-peer tests: ports, SIPp peers, the server under test.
 
-Tests marked ``needs_server`` drive ``huntgroup serve``; they are deselected
-(and counted as such in pytest's summary) unless HUNTGROUP_SERVER_TESTS=1.
+Tests marked ``needs_server`` drive ``huntgroup serve``; they always run.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,23 +12,9 @@ from typing import Any
 import pytest
 from sip_harness import HuntgroupServer, PortAllocator, Sipp, sipp_binary
 
-SERVER_GATE = "HUNTGROUP_SERVER_TESTS"
-
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        f"needs_server: drives `huntgroup serve`; deselected unless {SERVER_GATE}=1",
-    )
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get(SERVER_GATE) == "1":
-        return
-    gated = [item for item in items if item.get_closest_marker("needs_server")]
-    if gated:
-        config.hook.pytest_deselected(items=gated)
-        items[:] = [item for item in items if not item.get_closest_marker("needs_server")]
+    config.addinivalue_line("markers", "needs_server: drives `huntgroup serve`")
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 Members are SIPp UAS processes reached at fixed URIs ``sip:mN@127.0.0.1:PORT``
 (or at the contact a line registered). Assertions are on the order of the
 offers and on the SIP outcomes; times are only checked with wide margins.
-Run with:  HUNTGROUP_SERVER_TESTS=1 pytest tests/integration -m integration
+Run with:  pytest tests/integration -m integration
 """
 
 from __future__ import annotations
