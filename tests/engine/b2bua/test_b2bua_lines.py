@@ -59,7 +59,7 @@ def world(config: Config | None = None) -> tuple[Network, Phone, Phone, Phone]:
 
 
 def test_register_is_challenged_with_sha256_and_md5() -> None:
-    net, alice, _, _ = world()
+    _net, alice, _, _ = world()
     alice.register(LINE_A, call_id="reg@test", cseq=1)
     challenge = alice.response(401, "REGISTER")
     values = challenge.headers.get_all("WWW-Authenticate")
@@ -100,13 +100,13 @@ def test_register_with_another_lines_credentials_gets_403() -> None:
 
 
 def test_register_for_unknown_line_gets_404() -> None:
-    net, alice, _, _ = world()
+    _net, alice, _, _ = world()
     alice.register("0199999999", call_id="r@test", cseq=1)
     alice.response(404, "REGISTER")
 
 
 def test_garbled_authorization_gets_400() -> None:
-    net, alice, _, _ = world()
+    _net, alice, _, _ = world()
     alice.register(LINE_A, call_id="r@test", cseq=1, authorization="Digest ,,,=")
     alice.response(400, "REGISTER")
 
@@ -133,7 +133,7 @@ def test_direct_call_rings_the_registered_contact() -> None:
 
 
 def test_pilot_call_rings_the_registered_member_line() -> None:
-    net, alice, _, caller = world(make_config("linear", members=0, member_lines=[LINE_A]))
+    _net, alice, _, caller = world(make_config("linear", members=0, member_lines=[LINE_A]))
     register(alice, LINE_A, PASSWORD)
     caller.invite(PILOT)
     caller.response(180)
@@ -162,7 +162,7 @@ def test_direct_call_to_unregistered_line_is_refused_at_once() -> None:
 
 
 def test_all_unregistered_pilot_call_is_released_480() -> None:
-    net, _, bob, caller = world(make_config("linear", members=0, member_lines=[LINE_A, LINE_B]))
+    net, _, _bob, caller = world(make_config("linear", members=0, member_lines=[LINE_A, LINE_B]))
     caller.invite(PILOT)
     caller.response(480)
     assert net.ports_in_use == 0
@@ -253,3 +253,81 @@ def test_direct_call_forward_to_own_line_is_rerouted_internally() -> None:
     invite = bob.request("INVITE")
     assert str(invite.uri) == f"sip:{LINE_B}@127.0.0.1:7102"
     assert not caller.has(302)
+
+
+def test_expired_registration_makes_the_line_unreachable() -> None:
+    net, alice, _, caller = world()
+    alice.register(LINE_A, call_id="short@test", cseq=1)
+    challenge = alice.response(401, "REGISTER")
+    authorization = digest_authorization(
+        challenge.headers.get_all("WWW-Authenticate")[0],
+        username=LINE_A,
+        password=PASSWORD,
+        method="REGISTER",
+        uri=f"sip:{DOMAIN}",
+    )
+    alice.register(LINE_A, call_id="short@test", cseq=2, authorization=authorization, expires=60)
+    assert alice.response(200, "REGISTER").contacts[0].param("expires") == "60"
+    net.advance(61)
+    call = caller.invite(LINE_A)
+    final = caller.response(480)
+    call.ack_failure(final)
+    alice.quiet()
+
+
+def test_line_with_two_contacts_forks_and_cancels_the_loser() -> None:
+    net, alice, _, caller = world()
+    desk = net.phone("desk", 7103, LINE_A)
+    register(alice, LINE_A, PASSWORD, call_id="reg-alice@test")
+    register(desk, LINE_A, PASSWORD, call_id="reg-desk@test")
+    call = caller.invite(LINE_A)
+    inv_a, inv_d = alice.request("INVITE"), desk.request("INVITE")
+    assert inv_a.call_id != inv_d.call_id
+    leg_a, leg_d = alice.answering(inv_a), desk.answering(inv_d)
+    leg_a.reply(180)
+    leg_d.reply(486)  # one phone refuses: the other still rings, the caller waits
+    desk.request("ACK")
+    assert not caller.has(486) and not caller.has(480)
+    leg_a.reply(200)
+    alice.request("ACK")
+    call.ack(caller.response(200))
+    desk.quiet()
+
+
+def test_forking_cancels_the_other_ringing_contact_on_answer() -> None:
+    net, alice, _, caller = world()
+    desk = net.phone("desk", 7103, LINE_A)
+    register(alice, LINE_A, PASSWORD, call_id="reg-alice@test")
+    register(desk, LINE_A, PASSWORD, call_id="reg-desk@test")
+    call = caller.invite(LINE_A)
+    inv_a, inv_d = alice.request("INVITE"), desk.request("INVITE")
+    leg_a, leg_d = alice.answering(inv_a), desk.answering(inv_d)
+    leg_a.reply(180)
+    leg_d.reply(180)
+    leg_d.reply(200)
+    desk.request("ACK")
+    cancel = alice.request("CANCEL")
+    assert cancel.top_via.branch == inv_a.top_via.branch
+    call.ack(caller.response(200))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a line placing a call through the B2BUA is not reported busy to the core "
+    "(no OutgoingCallStarted), so a member on a call of its own is offered group calls",
+)
+def test_member_on_its_own_outgoing_call_is_not_offered_group_calls() -> None:
+    config = make_config("linear", members=0, member_lines=[LINE_A])
+    _net, alice, bob, caller = world(config)
+    register(alice, LINE_A, PASSWORD, call_id="reg-alice@test")
+    register(bob, LINE_B, PASSWORD, call_id="reg-bob@test")
+    alice.drop()
+    own = alice.invite(LINE_B)  # alice calls bob: alice is on a call
+    bob_leg = bob.answering(bob.request("INVITE"))
+    bob_leg.reply(200)
+    bob.request("ACK")
+    own.ack(alice.response(200))
+    alice.drop()
+    caller.invite(PILOT)
+    assert not alice.has("INVITE"), "alice is busy on her own call"
+    caller.response(200)  # queued with music instead

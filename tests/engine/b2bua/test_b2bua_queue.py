@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from b2bua_peers import PILOT, Network, UacCall, UasCall, make_config
 
 from huntgroup.engine.media_plan import PlayMusic, StartRelay
@@ -183,3 +184,76 @@ def test_overflow_target_gets_302_when_queue_full() -> None:
     assert [str(c.uri) for c in moved.contacts] == ["sip:0999888777@voip.example.net"]
     call.ack_failure(moved)
     assert w.net.ports_in_use == 2
+
+
+def test_max_wait_counts_hunting_time_and_cancels_the_ringing_member() -> None:
+    net = Network(make_config("linear", members=2, queue={"max_wait": 20}))
+    caller = net.phone("caller", 6000, "0600000000")
+    m1, m2 = net.phone("m1", 7001, "m1"), net.phone("m2", 7002, "m2")
+    call = caller.invite(PILOT)
+    m1.answering(m1.request("INVITE")).reply(180)
+    net.at(15)
+    m1.request("CANCEL")
+    inv2 = m2.request("INVITE")
+    m2.answering(inv2).reply(180)
+    net.at(19.9)
+    assert not caller.has(480)
+    net.at(20)
+    final = caller.response(480)
+    call.ack_failure(final)
+    cancel = m2.request("CANCEL")
+    assert cancel.top_via.branch == inv2.top_via.branch
+
+
+def test_overflow_of_an_answered_caller_is_a_new_leg_to_the_target() -> None:
+    target = "sip:overflow@127.0.0.1:7900"
+    w = QueueWorld(max_wait=30, overflow_to=target)
+    w.connect_first()
+    overflow = w.net.phone("overflow", 7900, "overflow")
+    c1 = w.callers[1]
+    queued = c1.invite(PILOT, rtp=10002)
+    c1.response(100)
+    ok = c1.response(200)
+    queued.ack(ok)
+    w.net.at(30)
+    inv = overflow.request("INVITE")
+    assert str(inv.uri) == target
+    leg = overflow.answering(inv)
+    leg.reply(200, rtp=27900)
+    overflow.request("ACK")
+    assert w.net.relays[-1].member_remote == ("127.0.0.1", 27900)
+    assert w.net.relays[-1].caller_port == port_of(ok.body)
+    c1.quiet()  # no new 200, no BYE: the caller stays on the same dialog
+    queued.bye()
+    c1.response(200, "BYE")
+    overflow.request("BYE")
+
+
+def test_linear_no_answer_forward_to_external_number_gives_302() -> None:
+    net = Network(make_config("linear", members=1, no_answer={"forward_to": "0999888777"}))
+    caller = net.phone("caller", 6000, "0600000000")
+    m1 = net.phone("m1", 7001, "m1")
+    call = caller.invite(PILOT)
+    m1.answering(m1.request("INVITE")).reply(486)
+    moved = caller.response(302)
+    assert [str(c.uri) for c in moved.contacts] == ["sip:0999888777@voip.example.net"]
+    call.ack_failure(moved)
+    assert net.ports_in_use == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: the forwarding leg of an answered caller presents the dialled number "
+    "(_Call.number, the pilot) as From/P-Asserted-Identity instead of the caller's "
+    "number (b2bua._forward: Identity(call.number)); the 302 path keeps the caller's",
+)
+def test_overflow_leg_presents_the_callers_identity() -> None:
+    w = QueueWorld(max_wait=30, overflow_to="sip:overflow@127.0.0.1:7900")
+    w.connect_first()
+    overflow = w.net.phone("overflow", 7900, "overflow")
+    c1 = w.callers[1]
+    queued = c1.invite(PILOT, rtp=10002)
+    queued.ack(c1.response(200))
+    w.net.at(30)
+    inv = overflow.request("INVITE")
+    assert inv.from_.uri.user == "0600000001"  # type: ignore[union-attr]
