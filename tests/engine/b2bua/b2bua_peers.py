@@ -728,6 +728,6 @@ def make_config(
     }
     settings.update(group)
     return Config(
-        lines=tuple(LineConfig(**d) for d in line_cfgs.values()),  # type: ignore[arg-type]
-        groups=(GroupConfig(**settings),),  # type: ignore[arg-type]
+        lines=tuple(LineConfig(**d) for d in line_cfgs.values()),
+        groups=(GroupConfig(**settings),),
     )
