@@ -154,6 +154,8 @@ class _Call:
     bridged: str | None = None  # leg id
     core_id: str = ""
     outgoing_line: str | None = None  # a line's own call out through the upstream
+    caller_line_id: str | None = None  # core id of the calling line's own activity
+    reinvite_pending: bool = False
 
 
 class B2BUA:
@@ -200,6 +202,7 @@ class B2BUA:
         self._dialogs: dict[tuple[str, str, str], tuple[str, str]] = {}  # -> (call, leg or "")
         self._legs_by_call_id: dict[str, tuple[str, str]] = {}
         self._relays: dict[TransactionKey, TransactionKey] = {}  # client tx -> server tx
+        self._orphans: dict[TransactionKey, _Leg] = {}  # legs of ended calls, still open
         self._seq = itertools.count(1)
         self.accepting = True
         self._shutdown_at: float | None = None
@@ -488,7 +491,21 @@ class B2BUA:
         if outgoing:
             self._outgoing(call, caller_number, name, number)
             return
+        if self._is_registered_line(caller_number, source):
+            # one of our lines calls a pilot or another line: it is busy meanwhile
+            call.caller_line_id = f"{call.key}.line"
+            self._core(OutgoingCallStarted(call.caller_line_id, caller_number))
         self._route(call, caller_number, name, group, number)
+
+    def _is_registered_line(self, number: str, source: Peer) -> bool:
+        """``number`` is a line and ``source`` one of the addresses it registered from."""
+        if self.config.line(number) is None:
+            return False
+        for binding in self.registrar.contacts(number, now=self._now):
+            src = binding.source
+            if src is not None and (src.host, src.port) == (source.host, source.port):
+                return True
+        return False
 
     def _outgoing(self, call: _Call, line: str, name: str, number: str) -> None:
         call.core_id = f"{call.key}.{next(self._seq)}"
@@ -551,17 +568,29 @@ class B2BUA:
             return
         leg = call.legs.get(found[1]) if found[1] else None
         method = request.method
+        dialog = leg.dialog if leg is not None else call.dialog
+        if dialog is not None:  # §12.2.2: requests within a dialog come in CSeq order
+            if request.cseq.number <= dialog.remote_cseq:
+                self._respond(key, request, 500, headers=(("Retry-After", "1"),))
+                return
+            dialog.remote_cseq = request.cseq.number
         if method == "BYE":
             self._respond(key, request, 200)
             if leg is None:
                 log.info("call %s: caller hung up", call.key)
-                self._caller_gone(call, bye_caller=False)
+                self._caller_gone(call, bye_caller=False, status=487)
             else:
                 log.info("call %s: member %s hung up", call.key, leg.member or "(forward)")
                 leg.state = "ended"
                 self._caller_gone(call, bye_caller=True, skip_leg=leg.id)
             return
+        if method == "OPTIONS":
+            self._respond(key, request, 200, headers=(("Allow", ALLOW),))
+            return
         if method in RELAYED_IN_DIALOG:
+            if method == "INVITE" and call.reinvite_pending:
+                self._respond(key, request, 491)  # §14.2: one re-INVITE at a time
+                return
             other = self._other_side(call, leg)
             if other is None:  # not bridged: answer ourselves (media is anchored here)
                 body = call.media.caller_answer if method != "INFO" and request.body else b""
@@ -596,6 +625,8 @@ class B2BUA:
         outgoing = other.request(request.method, self.rng, body=body, content_type=ctype)
         client = self._start(outgoing, other.peer)
         self._relays[client] = key
+        if request.method == "INVITE":
+            call.reinvite_pending = True
 
     # =========================================================== responses
     def _on_response(self, key: TransactionKey | None, response: Response, source: Peer) -> None:
@@ -605,6 +636,10 @@ class B2BUA:
         if key in self._relays:
             if response.status >= 200:
                 self._relay_response(self._relays.pop(key), response)
+            return
+        orphan = self._orphans.get(key)
+        if orphan is not None:
+            self._orphan_response(key, orphan, response)
             return
         found = self._by_client_tx.get(key)
         if found is None:
@@ -617,7 +652,7 @@ class B2BUA:
         if response.cseq.method != "INVITE":
             return
         if status < 200:
-            if status > 100 and leg.state == "calling":
+            if leg.state == "calling":  # any provisional, 100 included (§9.1)
                 leg.state = "proceeding"
             if leg.cancel_pending:
                 leg.cancel_pending = False
@@ -630,17 +665,33 @@ class B2BUA:
         else:
             self._leg_failed(call, leg, status)
 
+    def _orphan_response(self, key: TransactionKey, leg: _Leg, response: Response) -> None:
+        """A leg whose call is gone: finish the CANCEL it owes, or hang up its late answer."""
+        status = response.status
+        if status < 200:
+            if leg.cancel_pending:
+                leg.cancel_pending = False
+                self._send_cancel(leg)
+            return
+        del self._orphans[key]
+        if status < 300 and response.cseq.method == "INVITE":
+            dialog = uac_dialog(leg.invite, response, leg.destination, leg.me)
+            self._send(dialog.ack_for_2xx(leg.invite.cseq.number, self.rng), leg.destination)
+            self._start(dialog.request("BYE", self.rng), dialog.peer)
+
     def _relay_response(self, server: TransactionKey, response: Response) -> None:
         try:
             request = self.layer.request_of(server)
         except ProtocolError:
             return
+        found = self._dialogs.get((request.call_id, request.to.tag or "", request.from_.tag or ""))
+        owner = self._calls.get(found[0]) if found else None
+        if owner is not None and request.method == "INVITE":
+            owner.reinvite_pending = False
         headers: tuple[tuple[str, str], ...] = ()
         body = response.body
-        found = self._dialogs.get((request.call_id, request.to.tag or "", request.from_.tag or ""))
         if body and response.content_type:
             headers = (("Content-Type", response.content_type),)
-            owner = self._calls.get(found[0]) if found else None
             if owner is not None and _is_sdp(response.content_type):
                 # the answer comes from the side opposite to the request's sender
                 body, commands = self.media.rewrite(
@@ -694,6 +745,8 @@ class B2BUA:
                 self._relays.pop(key), make_response(request, status, to_tag=new_tag(self.rng))
             )
             return
+        if self._orphans.pop(key, None) is not None:
+            return
         found = self._by_client_tx.get(key)
         if found is None or request.method != "INVITE":
             return
@@ -704,8 +757,9 @@ class B2BUA:
 
     # ============================================================== legs
     def _leg_answered(self, call: _Call, leg: _Leg, response: Response, source: Peer) -> None:
-        if leg.dialog is not None:
-            return  # a retransmitted 2xx within the transaction
+        if leg.dialog is not None:  # a retransmitted 2xx: our ACK was lost, send it again
+            self._send(leg.dialog.ack_for_2xx(leg.invite.cseq.number, self.rng), leg.destination)
+            return
         leg.dialog = uac_dialog(leg.invite, response, leg.destination, leg.me)
         self._send(leg.dialog.ack_for_2xx(leg.invite.cseq.number, self.rng), leg.destination)
         remote = self.media.member_answer(call.media, response.body)
@@ -916,6 +970,8 @@ class B2BUA:
         if call.state == "early":
             self._answer_caller(call)
         call.bridged = leg.id
+        if call.caller_line_id is not None:
+            self._core(CallAnswered(call.caller_line_id))
         log.info("call %s: bridged to %s", call.key, leg.member or "forward target")
         self._out.extend(self.media.bridge(call.media))
 
@@ -941,7 +997,9 @@ class B2BUA:
         if destination is None:
             self._caller_gone(call, bye_caller=True, tell_core=False)
             return
-        self._new_leg(call, "", parse_uri(str(uri)), destination, Identity(call.number))
+        caller = call.invite.from_
+        identity = Identity(_user_of(caller.uri) or "anonymous", caller.display_name or "")
+        self._new_leg(call, "", parse_uri(str(uri)), destination, identity)
 
     # ========================================================== teardown
     def _caller_gone(
@@ -967,6 +1025,8 @@ class B2BUA:
                 self._cancel_leg(leg)
         if tell_core and call.core_id in self._by_core:
             self._core(CallHungUp(call.core_id))
+        if call.caller_line_id is not None:
+            self._core(CallHungUp(call.caller_line_id))
         self._forget(call)
 
     def _forget(self, call: _Call) -> None:
@@ -980,6 +1040,8 @@ class B2BUA:
         for leg in call.legs.values():
             self._legs_by_call_id.pop(leg.invite.call_id, None)
             self._by_client_tx.pop(leg.tx, None)
+            if leg.state in ("calling", "proceeding") and leg.tx in self.layer:
+                self._orphans[leg.tx] = leg  # still owes a CANCEL, or may answer late
 
 
 # ================================================================ helpers

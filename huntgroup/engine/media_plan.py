@@ -30,6 +30,7 @@ from huntgroup.media.ports import PortAllocator
 from huntgroup.media.sdp import (
     Connection,
     MediaPlan,
+    Origin,
     accept_answer,
     answer_offer,
     make_offer,
@@ -76,6 +77,8 @@ class CallMedia:
     member_port: int | None = None
     member_offer: bytes = b""
     member_plan: MediaPlan | None = None
+    caller_origin: Origin | None = None  # our o= line toward the caller
+    member_origin: Origin | None = None  # our o= line toward members
     closed: bool = False
 
 
@@ -112,6 +115,7 @@ class MediaPlanner:
             caller_port=port,
             caller_answer=str(answer.sdp).encode(),
             caller_plan=answer.plan,
+            caller_origin=answer.sdp.origin,
         )
 
     def member_offer(self, media: CallMedia) -> bytes:
@@ -127,6 +131,7 @@ class MediaPlanner:
                 telephone_event=media.caller_plan.telephone_event or 101,
             )
             media.member_offer = str(sdp).encode()
+            media.member_origin = sdp.origin
         return media.member_offer
 
     def member_answer(self, media: CallMedia, body: bytes) -> tuple[str, int] | None:
@@ -196,7 +201,15 @@ class MediaPlanner:
                     remote = (conn.address.split("/", 1)[0], m.port)
                 m = replace(m, port=toward, connection=None)
             streams.append(m)
-        origin = replace(sdp.origin, address=self.address, addr_type=ours.addr_type)
+        # RFC 3264 §8: toward each peer we keep one o= session, its version going up
+        mine = media.member_origin if from_caller else media.caller_origin
+        if mine is None:
+            mine = replace(sdp.origin, address=self.address, addr_type=ours.addr_type)
+        origin = replace(mine, session_version=mine.session_version + 1)
+        if from_caller:
+            media.member_origin = origin
+        else:
+            media.caller_origin = origin
         rewritten = replace(sdp, origin=origin, connection=ours, media=tuple(streams))
         if remote is not None:
             if from_caller:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from b2bua_peers import (
     CALLER_NUMBER,
     DOMAIN,
@@ -257,11 +256,6 @@ def test_silent_member_leg_times_out_without_cancel() -> None:
     assert w.m[1].count("INVITE") == retransmits
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a 100 Trying does not move a member leg to 'proceeding', so a CANCEL "
-    "decided afterwards waits forever for another provisional (b2bua._on_response)",
-)
 def test_cancel_is_sent_after_100_trying() -> None:
     """§9.1: any provisional response, 100 included, allows the CANCEL."""
     w = World("linear")
@@ -367,11 +361,6 @@ def test_caller_cancel_while_members_ring() -> None:
         w.m[i].quiet()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a CANCEL deferred by §9.1 is lost once the call is forgotten: the "
-    "member's later 180 no longer matches _by_client_tx (b2bua._forget)",
-)
 def test_caller_cancel_before_members_sent_provisional_still_cancels_them() -> None:
     w = World("ring_all")
     call = w.call()
@@ -386,11 +375,6 @@ def test_caller_cancel_before_members_sent_provisional_still_cancels_them() -> N
         assert cancel.top_via.branch == invs[i].top_via.branch
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a member's 200 after the caller left (call forgotten) is neither ACKed "
-    "nor BYEd (b2bua._on_response returns when _by_client_tx has no entry)",
-)
 def test_member_answering_after_caller_cancelled_gets_ack_and_bye() -> None:
     w = World("ring_all")
     call = w.call()
@@ -482,11 +466,6 @@ def test_invite_retransmission_after_200_does_not_create_a_second_call() -> None
     assert w.net.ports_in_use == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a 2xx retransmission inside the INVITE client transaction (Accepted "
-    "state, before Timer M) is not ACKed again (b2bua._leg_answered returns early)",
-)
 def test_member_200_retransmission_is_acked_again() -> None:
     """RFC 3261 §13.2.2.4: every 2xx retransmission gets the ACK again."""
     w = World("linear")
@@ -550,12 +529,6 @@ def test_reinvite_from_caller_is_relayed_to_member_and_answer_comes_back() -> No
     w.m[1].quiet()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: re-INVITE SDP is relayed verbatim, which unanchors media (the member is "
-    "told to send RTP to the caller's own address) and breaks the o= session of the leg "
-    "(b2bua._relay / _relay_response)",
-)
 def test_reinvite_sdp_keeps_media_anchored() -> None:
     w = World("linear")
     call, leg, _ok = answered_call(w)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from b2bua_peers import CALLER_NUMBER, PILOT, Network, Phone, UacCall, UasCall, make_config, sdp
 
 
@@ -43,33 +42,18 @@ def test_bye_in_early_dialog_ends_the_call_and_cancels_members() -> None:
     assert net.ports_in_use == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a BYE in the early dialog ends the INVITE with 480; §15.1.2 recommends "
-    "487 (b2bua._in_dialog calls _caller_gone with the default status=480)",
-)
 def test_bye_in_early_dialog_answers_the_invite_with_487() -> None:
     _net, call, _members = ringing()
     call.bye()
     call.phone.response(487)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: OPTIONS inside a dialog gets 501 although Allow lists OPTIONS "
-    "(b2bua._in_dialog only knows BYE and INVITE/UPDATE/INFO)",
-)
 def test_options_inside_a_dialog_gets_200() -> None:
     _net, call, _leg = bridged()
     call.phone.send(call.in_dialog("OPTIONS"))
     call.phone.response(200, "OPTIONS")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a second re-INVITE while one is pending is relayed too; §14.2 wants 500 "
-    "(or 491) for it (b2bua._in_dialog / _relay keep no pending-INVITE state)",
-)
 def test_second_reinvite_while_one_is_pending_is_refused() -> None:
     _net, call, leg = bridged()
     call.reinvite(sdp(10000))
@@ -78,11 +62,6 @@ def test_second_reinvite_while_one_is_pending_is_refused() -> None:
     assert call.phone.has(500) or call.phone.has(491)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: in-dialog requests with a CSeq lower than the last one are accepted; "
-    "§12.2.2 wants 500 (Dialog.remote_cseq is never checked nor updated)",
-)
 def test_request_with_old_cseq_is_refused_with_500() -> None:
     _net, call, leg = bridged()
     call.info(b"x")

@@ -311,11 +311,6 @@ def test_forking_cancels_the_other_ringing_contact_on_answer() -> None:
     call.ack(caller.response(200))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a line placing a call through the B2BUA is not reported busy to the core "
-    "(no OutgoingCallStarted), so a member on a call of its own is offered group calls",
-)
 def test_member_on_its_own_outgoing_call_is_not_offered_group_calls() -> None:
     config = make_config("linear", members=0, member_lines=[LINE_A])
     _net, alice, bob, caller = world(config)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from b2bua_peers import PILOT, Network, UacCall, UasCall, make_config
 
 from huntgroup.engine.media_plan import PlayMusic, StartRelay
@@ -241,12 +240,6 @@ def test_linear_no_answer_forward_to_external_number_gives_302() -> None:
     assert net.ports_in_use == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the forwarding leg of an answered caller presents the dialled number "
-    "(_Call.number, the pilot) as From/P-Asserted-Identity instead of the caller's "
-    "number (b2bua._forward: Identity(call.number)); the 302 path keeps the caller's",
-)
 def test_overflow_leg_presents_the_callers_identity() -> None:
     w = QueueWorld(max_wait=30, overflow_to="sip:overflow@127.0.0.1:7900")
     w.connect_first()
