@@ -148,10 +148,13 @@ class Server:
 
     def _execute(self, outputs: list[Output]) -> None:
         for out in outputs:
-            if isinstance(out, Transmit):
-                self._transmit(out)
-            else:
-                self.media.execute(out)
+            try:
+                if isinstance(out, Transmit):
+                    self._transmit(out)
+                else:
+                    self.media.execute(out)
+            except (OSError, ValueError) as err:  # one bad address must not stop the rest
+                log.warning("could not carry out %s: %s", type(out).__name__, err)
 
     def _transmit(self, out: Transmit) -> None:
         dest = out.destination

@@ -31,7 +31,8 @@ LOOP_DETECTED = 482
 
 @dataclass(frozen=True, slots=True)
 class Peer:
-    """The far end of one hop: ``host`` (IP or name), ``port``, ``transport``."""
+    """The far end of one hop: ``host`` (IP or name; IPv6 without brackets), ``port``,
+    ``transport``."""
 
     host: str
     port: int
@@ -74,10 +75,6 @@ def stamp_via(request: Request, source: Peer) -> Request:
     return replace(request, headers=request.headers.with_first_replaced("Via", str(stamped)))
 
 
-def _bracket(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
 def response_destination(via: Via, source: Peer) -> Peer:
     """Where to send a response whose top Via is ``via`` (§18.2.2, RFC 3581).
 
@@ -89,8 +86,9 @@ def response_destination(via: Via, source: Peer) -> Peer:
         return source
     default_port = DEFAULT_PORTS.get(transport, 5060)
     if via.maddr is not None:
-        return Peer(via.maddr, via.port or default_port, transport)
-    host = _bracket(via.received) if via.received else via.host
+        return Peer(via.maddr.strip("[]"), via.port or default_port, transport)
+    # Peer hosts are bare addresses (no IPv6 brackets): what sockets take.
+    host = (via.received or via.host).strip("[]")
     if via.rport is not None:
         return Peer(host, via.rport, transport)
     return Peer(host, via.port or default_port, transport)

@@ -390,7 +390,7 @@ def test_stamp_and_response_destination() -> None:
     tcp = Peer("192.0.2.50", 40000, "TCP")
     assert response_destination(parse_via("SIP/2.0/TCP a.example.com"), tcp) == tcp
     v6 = parse_via("SIP/2.0/UDP host;received=2001:db8::5")
-    assert response_destination(v6, source) == Peer("[2001:db8::5]", 5060, "UDP")
+    assert response_destination(v6, source) == Peer("2001:db8::5", 5060, "UDP")
 
 
 def test_max_forwards_and_loops() -> None:
