@@ -386,3 +386,20 @@ def test_digest_answers_pass_the_servers_check(secret: dict[str, str]) -> None:
         )
     )
     assert not auth.verify(bad, method="REGISTER", credentials_lookup=lambda n: line, now=1001.0).ok
+
+
+@pytest.mark.integration
+def test_a_line_with_the_wrong_password_is_named(server: Server, tmp_path: Path) -> None:
+    (tmp_path / "arrivals.csv").write_text("0\n")
+    path = write_scenario(
+        tmp_path,
+        server,
+        duration=5,
+        traffic=[{"group": "Solo", "arrivals": {"trace": "arrivals.csv"}, "talk_time": 2}],
+    )
+    groups = yaml.safe_load((tmp_path / "groups.yaml").read_text())
+    groups["lines"][0]["password"] = "not-the-served-one"
+    (tmp_path / "groups.yaml").write_text(yaml.safe_dump(groups))
+    options = LiveOptions(parse_target(server.target), speed=SPEED)
+    with pytest.raises(LiveError, match=r"line 0102000003: REGISTER refused with 403"):
+        run_live(load_scenario(path), options)
