@@ -4,6 +4,8 @@
 ``main_simulate(args)`` runs it: exit status 0 on success, 1 with every
 problem printed as ``file:line:column: path: message`` for a bad scenario or
 groups file, 1 with a message when the output directory cannot be written.
+With ``--live --target HOST:PORT`` the scenario is played as SIP calls
+against a running server (exit status 1 with a message when it cannot be).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import sys
 from typing import Any
 
 from huntgroup.errors import ConfigError
-from huntgroup.simulations.runner import run_simulation
+from huntgroup.simulations.live_sip import LiveError
+from huntgroup.simulations.runner import run_live_simulation, run_simulation
 
 __all__ = ["add_parser", "main_simulate", "run_simulation"]
 
@@ -31,6 +34,33 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--progress",
         action="store_true",
         help="draw a progress bar on stderr even when it is not a terminal",
+    )
+    live = parser.add_argument_group("live mode (real SIP calls against 'huntgroup serve')")
+    live.add_argument(
+        "--live",
+        action="store_true",
+        help="place the scenario's calls as SIP calls, in real time, against --target",
+    )
+    live.add_argument("--target", metavar="HOST:PORT", help="the server's UDP address")
+    live.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        metavar="X",
+        help="play X times faster: times (talk, delays, patience, duration) divided by X",
+    )
+    live.add_argument(
+        "--bind",
+        default=None,
+        metavar="ADDR",
+        help="address the callers and line members listen on (default 127.0.0.1)",
+    )
+    live.add_argument(
+        "--max-calls",
+        type=int,
+        default=None,
+        metavar="N",
+        help="refuse scenarios that place more than N calls (default 1000)",
     )
 
 
@@ -50,13 +80,51 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def _live_usage_error(args: argparse.Namespace) -> str | None:
+    live_only = [
+        name
+        for name in ("target", "speed", "bind", "max_calls")
+        if getattr(args, name, None) is not None
+    ]
+    if not getattr(args, "live", False):
+        if live_only:
+            flag = "--" + live_only[0].replace("_", "-")
+            return f"{flag} only goes with --live"
+        return None
+    if args.target is None:
+        return "--live needs --target HOST:PORT (the address of a running 'huntgroup serve')"
+    if args.compare:
+        return "--compare cannot be combined with --live"
+    return None
+
+
 def main_simulate(args: argparse.Namespace) -> int:
     progress = bool(args.progress) or sys.stderr.isatty()
+    usage = _live_usage_error(args)
+    if usage is not None:
+        print(f"huntgroup simulate: {usage}", file=sys.stderr)
+        return 1
     try:
-        summary = run_simulation(args.scenario, args.out, compare=args.compare, progress=progress)
+        if getattr(args, "live", False):
+            summary = run_live_simulation(
+                args.scenario,
+                args.out,
+                target=args.target,
+                speed=1.0 if args.speed is None else args.speed,
+                bind=args.bind or "127.0.0.1",
+                max_calls=1000 if args.max_calls is None else args.max_calls,
+                progress=progress,
+            )
+        else:
+            summary = run_simulation(
+                args.scenario, args.out, compare=args.compare, progress=progress
+            )
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        return 1
+    except LiveError as exc:
+        print(f"huntgroup simulate --live: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"huntgroup simulate: cannot write outputs: {exc}", file=sys.stderr)

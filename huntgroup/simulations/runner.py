@@ -7,7 +7,9 @@ fresh :class:`RoutingCore` (replication r draws its random numbers from keys
 that include r), summarizes each and aggregates them. ``run_simulation`` is
 the whole command: load and validate the scenario, simulate, write the
 outputs, and with ``compare`` run the same scenario once per algorithm with
-common random numbers. ``progress`` draws a bar on stderr.
+common random numbers. ``run_live_simulation`` is the ``--live`` variant: the
+scenario played as SIP calls against a running server (see ``live``), written
+to the same files. ``progress`` draws a bar on stderr.
 """
 
 from __future__ import annotations
@@ -119,3 +121,56 @@ def run_simulation(
         if bar is not None:
             bar.close()
     return result
+
+
+def run_live_simulation(
+    scenario_path: str | Path,
+    out_dir: str | Path,
+    *,
+    target: str,
+    speed: float = 1.0,
+    bind: str = "127.0.0.1",
+    max_calls: int = 1000,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Play a scenario file live against ``target`` (HOST:PORT) and write its outputs.
+
+    Returns the summary (as in summary.json, with a ``"live"`` section).
+    Raises ConfigError for a bad scenario, LiveError when the scenario cannot
+    be played live or the server or a member cannot be reached.
+    """
+    from huntgroup.simulations.live import LiveOptions, parse_target, run_live
+    from huntgroup.simulations.report import write_outputs
+
+    scenario = load_scenario(scenario_path)
+    options = LiveOptions(parse_target(target), speed=speed, bind=bind, max_calls=max_calls)
+    bar = ProgressBar() if progress else None
+    try:
+        tick = None if bar is None else (lambda fraction: bar("live", fraction))
+        live = run_live(scenario, options, progress=tick)
+    finally:
+        if bar is not None:
+            bar.close()
+    summary = dict(summarize_run(live.run, scenario))
+    summary["scenario"] = {**scenario_meta(scenario), "replications": 1, "mode": "live"}
+    summary["live"] = live.stats
+    write_outputs(
+        Path(out_dir),
+        summary,
+        [live.run],
+        end=live.run.end,
+        extra_sections=[live_section(live.stats)],
+    )
+    return summary
+
+
+def live_section(stats: dict[str, Any]) -> str:
+    """The report's "Live run" section: where and how the calls were placed."""
+    import html
+
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in stats.items()
+        if k != "members"
+    )
+    return f"<h2>Live run</h2><table>{rows}</table>"

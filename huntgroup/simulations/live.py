@@ -1,0 +1,261 @@
+"""Live mode: a scenario played as real SIP calls against a running ``huntgroup serve``.
+
+Theory of operation
+-------------------
+``huntgroup simulate SCENARIO --live --target HOST:PORT`` plays the same
+scenario as the virtual-time simulator, but the routing is done by a real
+server over UDP. This module is the outside world of that server, as SIP user
+agents on one asyncio loop:
+
+- **Calls** are planned exactly like the virtual driver plans them (same
+  random streams: arrival times, talk time and patience of the n-th call of
+  a group), so a live run and a virtual run of one scenario offer the same
+  callers. Each call is an INVITE to the group's pilot with a PCMU SDP, from
+  a caller number unique to the call (``06`` + 8 digits), sent from one
+  caller socket. A caller hangs up when its patience runs out and no member
+  answered yet: CANCEL before any 200, BYE after a 200 from the queue.
+- **Members** are one UDP socket each. A fixed-URI member is bound exactly at
+  its URI's address (which must be loopback or the ``--bind`` address); a
+  line member is bound on ``--bind`` and REGISTERs its Contact with digest
+  authentication (password, or the stored HA1). On an INVITE a member sends
+  180, then draws from the very keys the virtual driver uses (seed, call,
+  member, attempt) whether it answers and after which delay: 200 with SDP, or
+  603 when it declines (``on_no_answer: decline``), or it lets it ring. The
+  member who answered sends BYE after the call's talk time.
+- **Correlation.** The server tells a caller nothing when a member takes a
+  call that was answered by the queue (hold music), so answers are recorded
+  on the member side. The member finds the call from the INVITE's From user
+  (the caller's number). When the group shows its pilot as caller id
+  (``pilot_as_caller_id``), the B2BUA copies no header that could identify
+  the caller; the member then takes the oldest call of that group still
+  waiting for a member and not already ringing it (arrival order).
+- **Time.** Real time, scaled: at ``speed`` X a scenario second lasts 1/X
+  real seconds (arrivals, talk times, answer delays, patience, duration and
+  drain). Times recorded are scenario seconds, ``(loop time - start) * X``.
+  The server's own timers (``no_answer_timeout``, ``max_wait``, ``wrap_up``)
+  run in real time: serve a configuration with those divided by X for a
+  faithful comparison at speed X.
+
+The records built are the virtual driver's :class:`CallRecord`, so
+``metrics`` and ``report`` write the same files. Outcomes are inferred from
+what the callers see: 486 = queue full, 480 or a BYE before any member
+answered = ``no_answer`` (or ``timed_out`` once ``max_wait`` is reached), 302
+= ``forwarded``. The queue length is the number of callers answered by the
+queue (200 or 183 before a member answered) and not offered to a member since.
+
+Modules: ``live_plan`` (options, the calls to place, what cannot be played),
+``live_context`` (the scaled clock, records and queue view shared by the
+agents), ``live_callers`` and ``live_members`` (the two kinds of agents),
+``live_sip`` (UDP endpoint, digest answers, SDP); this module opens the
+sockets, registers the lines, plays the calls and tears everything down.
+
+Invariants: every socket is bound on a loopback or ``--bind`` address; a run
+places at most ``max_calls`` calls and lasts at most ``(duration + drain) /
+speed`` seconds, plus a bounded teardown; every call record gets exactly one
+outcome; line members are unregistered at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from huntgroup.config.models import Config
+from huntgroup.simulations.driver import RunResult
+from huntgroup.simulations.live_callers import Callers
+from huntgroup.simulations.live_context import LiveContext
+from huntgroup.simulations.live_members import REGISTER_EXPIRES, Member
+from huntgroup.simulations.live_plan import (
+    LiveOptions,
+    caller_number,
+    live_problems,
+    member_address,
+    parse_target,
+    plan_calls,
+)
+from huntgroup.simulations.live_sip import LiveError
+from huntgroup.simulations.scenario import Scenario
+
+__all__ = [
+    "LiveError",
+    "LiveOptions",
+    "LiveRun",
+    "caller_number",
+    "live_problems",
+    "parse_target",
+    "plan_calls",
+    "play_live",
+    "run_live",
+]
+
+TEARDOWN_SECONDS = 3.0  # real seconds for hang-ups and unregistrations at the end
+
+log = logging.getLogger("huntgroup.live")
+
+
+@dataclass(slots=True)
+class LiveRun:
+    """A live run: the records (as a virtual replication) and live-only numbers."""
+
+    run: RunResult
+    stats: dict[str, Any]
+
+
+# --------------------------------------------------------------- orchestration
+class _Discard(asyncio.DatagramProtocol):
+    """Where the simulated phones' SDP sends RTP: received and dropped."""
+
+
+async def _open_members(run: LiveContext) -> list[Member]:
+    config = run.config
+    members: list[Member] = []
+    for key in run.members:
+        line = config.line(key)
+        member = Member(run, key, line)
+        members.append(member)
+        if line is not None:
+            await member.open(run.opt.bind, 0)
+        else:
+            where = member_address(key, run.opt.bind)
+            if isinstance(where, str):
+                raise LiveError(f"member {where}")
+            await member.open(*where)
+    lines = [m for m in members if m.line is not None]
+    results = await asyncio.gather(
+        *(m.register(REGISTER_EXPIRES) for m in lines), return_exceptions=True
+    )
+    problems: list[str] = []
+    for member, result in zip(lines, results, strict=True):
+        if isinstance(result, LiveError):
+            problems.append(str(result))
+        elif isinstance(result, BaseException):
+            problems.append(f"line {member.key}: no answer to REGISTER")
+        elif result >= 300:
+            hint = " (check its password in the configuration)" if result in (401, 403) else ""
+            problems.append(f"line {member.key}: REGISTER refused with {result}{hint}")
+    if problems:
+        raise LiveError("members cannot be reached:\n  " + "\n  ".join(problems))
+    return members
+
+
+async def _play(
+    run: LiveContext, callers: Callers, progress: Callable[[float], None] | None
+) -> None:
+    sc = run.sc
+    run.t0 = run.loop.time()
+    for rec in run.calls:
+        run.call_at(rec.arrival, functools.partial(callers.place, rec))
+    if not run.calls:
+        run.done.set()
+    horizon = run.t0 + (sc.duration + sc.drain) / run.speed
+    while not run.done.is_set():
+        left = horizon - run.loop.time()
+        if left <= 0:
+            break
+        waiter: asyncio.Future[Any] = asyncio.ensure_future(run.done.wait())
+        await asyncio.wait((waiter, run.fatal), timeout=min(left, 0.5))
+        waiter.cancel()
+        if run.fatal.done():
+            run.fatal.result()  # raises the internal error
+        if progress is not None:
+            progress(min(1.0, run.now() / sc.duration))
+
+
+async def _teardown(run: LiveContext, callers: Callers, members: list[Member]) -> None:
+    run.stopping = True
+    for leg in list(callers.legs.values()):
+        if leg.state != "ended":
+            callers.hang_up(leg)
+    for member in members:
+        member.hang_up_all()
+    deadline = run.loop.time() + TEARDOWN_SECONDS
+    while run.loop.time() < deadline and any(leg.state != "ended" for leg in callers.legs.values()):
+        await asyncio.sleep(0.05)
+    lines = [m for m in members if m.registered]
+    for m in lines:
+        m.stop_refresh()
+    results = await asyncio.gather(*(m.register(0) for m in lines), return_exceptions=True)
+    for member, result in zip(lines, results, strict=True):
+        if isinstance(result, BaseException) or result >= 300:
+            log.warning("member %s: unregistration failed: %r", member.key, result)
+
+
+def _joined(config: Config) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    return {
+        (g.name, m.key): [(0.0, math.inf)] if m.joined else []
+        for g in config.groups
+        for m in g.members
+    }
+
+
+async def play_live(
+    scenario: Scenario,
+    options: LiveOptions,
+    *,
+    progress: Callable[[float], None] | None = None,
+) -> LiveRun:
+    """Play ``scenario`` against the server at ``options.target``; see the module doc."""
+    problems = live_problems(scenario, options)
+    if problems:
+        raise LiveError("this scenario cannot be played live:\n  " + "\n  ".join(problems))
+    run = LiveContext(scenario, options)
+    sink, _ = await run.loop.create_datagram_endpoint(_Discard, local_addr=(options.bind, 0))
+    run.sdp_port = int(sink.get_extra_info("sockname")[1])
+    callers = Callers(run)
+    members: list[Member] = []
+    started = time.monotonic()
+    try:
+        await callers.open()
+        await callers.check_server()
+        members = await _open_members(run)
+        try:
+            await _play(run, callers, progress)
+        finally:
+            end = run.now()
+            for rec in run.calls:
+                if rec.outcome is None:
+                    rec.outcome = "unfinished" if rec.answered_at is None else "answered"
+            await _teardown(run, callers, members)
+    finally:
+        for member in members:
+            member.close()
+        callers.endpoint.close()
+        sink.close()
+    result = RunResult(
+        replication=0,
+        calls=run.calls,
+        queue_lengths=run.queue_series,
+        joined=_joined(run.config),
+        end=end,
+        events=callers.endpoint.messages + sum(m.endpoint.messages for m in members),
+        outgoing_skipped=0,
+        own_calls=[],
+    )
+    stats: dict[str, Any] = {
+        "target": f"{options.target[0]}:{options.target[1]}",
+        "speed": options.speed,
+        "bind": options.bind,
+        "calls_placed": len(run.placed),
+        "real_seconds": round(time.monotonic() - started, 3),
+        "sip_messages": result.events,
+        "unmatched_invites": run.unmatched,
+        "unexpected_statuses": dict(sorted(run.unexpected.items())),
+        "members": {m.key: {"answers": m.answers, "declines": m.declines} for m in members},
+    }
+    return LiveRun(result, stats)
+
+
+def run_live(
+    scenario: Scenario,
+    options: LiveOptions,
+    *,
+    progress: Callable[[float], None] | None = None,
+) -> LiveRun:
+    """:func:`play_live` on a fresh event loop."""
+    return asyncio.run(play_live(scenario, options, progress=progress))

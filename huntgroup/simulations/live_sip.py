@@ -1,0 +1,333 @@
+"""SIP user-agent plumbing for live simulations: sockets, digest answers, messages.
+
+Theory of operation
+-------------------
+The live mode of ``huntgroup simulate`` plays callers and members as real SIP
+user agents. It reuses the project's sans-I/O SIP core (parser, transaction
+layer, dialogs, digest helpers); this module adds the thin asyncio layer a
+user agent needs around it, in the same style as the server's driver:
+
+- :class:`SipEndpoint` is one UDP socket with its own
+  :class:`~huntgroup.engine.sip.TransactionLayer`. Every datagram is parsed
+  and fed to the layer with ``now = loop.time()``; ``SendMessage`` actions go
+  out on the socket, the other actions (requests, responses, timeouts) are
+  handed to the owner's ``handler``. One ``loop.call_at`` is re-armed at the
+  earliest of the layer's timer and the 2xx retransmitters the endpoint
+  keeps for the INVITEs its owner answered.
+- :func:`digest_authorization` answers a ``WWW-Authenticate`` /
+  ``Proxy-Authenticate`` challenge for a configured line, with its password
+  or with a stored HA1 (``ha1_sha256`` / ``ha1_md5``) directly.
+- :func:`audio_offer` is the SDP a simulated phone sends or answers with:
+  one PCMU stream pointed at a discard socket (no RTP is sent).
+
+Invariants: an endpoint only binds the address it is given (the live run
+checks those are loopback or ``--bind`` addresses); a malformed datagram is
+dropped with a log line, never raised; an exception in the owner's handler
+is passed to ``on_error`` (the live run stops with it) instead of being lost
+in the event loop's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+from collections.abc import Callable, Sequence
+
+from huntgroup.config.models import LineConfig
+from huntgroup.engine.dialogs import Local
+from huntgroup.engine.digest import compute_ha1, compute_response, usable_algorithms
+from huntgroup.engine.sip import (
+    AckTimedOut,
+    Message,
+    Peer,
+    Request,
+    Response,
+    SendMessage,
+    SipParseError,
+    TimerConfig,
+    TransactionKey,
+    TransactionLayer,
+    TwoXXRetransmitter,
+    parse_datagram,
+)
+from huntgroup.engine.sip.transaction import Action as TxAction
+from huntgroup.errors import HuntgroupError, ProtocolError
+from huntgroup.media.g711 import Codec
+from huntgroup.media.sdp import make_offer
+
+log = logging.getLogger("huntgroup.live")
+
+Handler = Callable[[TxAction], None]
+ErrorSink = Callable[[BaseException], None]
+
+
+class LiveError(HuntgroupError):
+    """A live simulation cannot start or go on (unreachable server, unbindable member...)."""
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, endpoint: SipEndpoint) -> None:
+        self.endpoint = endpoint
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        self.endpoint.receive(data, Peer(str(addr[0]), int(str(addr[1])), "UDP"))
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("UDP error on %s: %s", self.endpoint.name, exc)
+
+
+class SipEndpoint:
+    """One UDP socket, its transaction layer and its 2xx retransmitters."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        timers: TimerConfig,
+        on_error: ErrorSink,
+    ) -> None:
+        self.name = name
+        self.loop = loop
+        self.layer = TransactionLayer(timers=timers)
+        self.timers = timers
+        self.on_error = on_error
+        self.handler: Handler = lambda action: None
+        self.local = Local("UDP", "127.0.0.1", 0)
+        self.messages = 0  # SIP messages sent and received
+        self._transport: asyncio.DatagramTransport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._answers: dict[str, tuple[TwoXXRetransmitter, Callable[[], None]]] = {}
+
+    async def open(self, host: str, port: int) -> None:
+        """Bind ``host:port`` (port 0: any free port); LiveError when that fails."""
+        try:
+            transport, _ = await self.loop.create_datagram_endpoint(
+                lambda: _Protocol(self), local_addr=(host, port)
+            )
+        except OSError as err:
+            raise LiveError(f"{self.name}: cannot bind udp {host}:{port}: {err}") from err
+        self._transport = transport
+        bound = self._transport.get_extra_info("sockname")
+        self.local = Local("UDP", host, int(bound[1]))
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    # ------------------------------------------------------------------ I/O
+    def receive(self, data: bytes, source: Peer) -> None:
+        if not data.strip(b"\r\n"):
+            return  # keep-alive
+        try:
+            message = parse_datagram(data)
+        except SipParseError as err:
+            log.info(
+                "%s: malformed SIP from %s:%d dropped: %s", self.name, source.host, source.port, err
+            )
+            return
+        self.messages += 1
+        self._guarded(lambda: self.layer.receive(message, source, now=self.loop.time()))
+
+    def send_request(self, request: Request, destination: Peer) -> TransactionKey:
+        """Start a client transaction for ``request``."""
+        key, actions = self.layer.send_request(request, destination, now=self.loop.time())
+        self._carry(actions)
+        self._rearm()
+        return key
+
+    def send_response(self, key: TransactionKey, response: Response) -> bool:
+        """Answer in server transaction ``key``; False when it is already over."""
+        try:
+            actions = self.layer.send_response(key, response, now=self.loop.time())
+        except ProtocolError as err:
+            log.debug("%s: response %d not sent: %s", self.name, response.status, err)
+            return False
+        self._carry(actions)
+        self._rearm()
+        return True
+
+    def send_raw(self, message: Message, destination: Peer) -> None:
+        """Send outside any transaction (an ACK for a 2xx)."""
+        if self._transport is None:
+            return
+        self.messages += 1
+        self._transport.sendto(message.to_bytes(), (destination.host, destination.port))
+
+    def retransmit_answer(
+        self, response: Response, destination: Peer, on_timeout: Callable[[], None]
+    ) -> None:
+        """Resend our 2xx to an INVITE until :meth:`ack_received` (§13.3.1.4)."""
+        retransmitter = TwoXXRetransmitter(
+            response, destination, now=self.loop.time(), timers=self.timers
+        )
+        self._answers[response.call_id] = (retransmitter, on_timeout)
+        self._rearm()
+
+    def ack_received(self, ack: Request) -> bool:
+        """Stop resending the 2xx ``ack`` acknowledges; True if it matched one."""
+        found = self._answers.get(ack.call_id)
+        if found is None or not found[0].matches(ack):
+            return False
+        del self._answers[ack.call_id]
+        self._rearm()
+        return True
+
+    # -------------------------------------------------------------- plumbing
+    def _guarded(self, step: Callable[[], list[TxAction]]) -> None:
+        try:
+            actions = step()
+        except ProtocolError as err:  # a message whose fields break a later layer
+            log.info("%s: message dropped: %s", self.name, err)
+            actions = []
+        try:
+            self._carry(actions)
+        except Exception as err:  # a bug in a simulated agent stops the run, loudly
+            self.on_error(err)
+        self._rearm()
+
+    def _carry(self, actions: Sequence[TxAction]) -> None:
+        for action in actions:
+            if isinstance(action, SendMessage):
+                self.send_raw(action.message, action.destination)
+            else:
+                self.handler(action)
+
+    def _next_due(self) -> float | None:
+        times = [self.layer.get_timer()]
+        times += [r.get_timer() for r, _ in self._answers.values()]
+        due = [t for t in times if t is not None]
+        return min(due) if due else None
+
+    def _rearm(self) -> None:
+        due = self._next_due()
+        if due == self._timer_at and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = due
+        if due is not None and self._transport is not None:
+            self._timer = self.loop.call_at(due, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        now = self.loop.time()
+        for call_id, (retransmitter, on_timeout) in list(self._answers.items()):
+            for item in retransmitter.handle_timer(now=now):
+                if isinstance(item, SendMessage):
+                    self.send_raw(item.message, item.destination)
+                elif isinstance(item, AckTimedOut):
+                    del self._answers[call_id]
+                    try:
+                        on_timeout()
+                    except Exception as err:
+                        self.on_error(err)
+        self._guarded(lambda: self.layer.handle_timer(now=now))
+
+
+# ------------------------------------------------------------------ digest
+_PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))\s*,?')
+
+
+def parse_challenge(value: str) -> dict[str, str] | None:
+    """The parameters of one Digest challenge (names lower-cased); None if not Digest."""
+    scheme, _, rest = value.strip().partition(" ")
+    if scheme.lower() != "digest":
+        return None
+    params: dict[str, str] = {}
+    pos = 0
+    while pos < len(rest):
+        m = _PARAM.match(rest, pos)
+        if m is None:
+            return None
+        quoted, token = m.group(2), m.group(3)
+        params[m.group(1).lower()] = (
+            re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else token
+        )
+        pos = m.end()
+    return params if "nonce" in params and "realm" in params else None
+
+
+def _ha1(line: LineConfig, algorithm: str, realm: str) -> str:
+    if line.password is not None:
+        return compute_ha1(algorithm, line.number, realm, line.password)
+    stored = line.ha1_sha256 if algorithm.upper().startswith("SHA-256") else line.ha1_md5
+    if stored is None:
+        raise LiveError(f"line {line.number}: no secret for a {algorithm} challenge")
+    return stored.lower()
+
+
+def digest_authorization(
+    line: LineConfig,
+    challenges: Sequence[str],
+    *,
+    method: str,
+    uri: str,
+    rng: random.Random,
+    nc: int = 1,
+) -> str:
+    """An ``Authorization`` value answering the first challenge this line can answer.
+
+    Challenges come in the server's order of preference (SHA-256 first); a
+    line configured with only ``ha1_md5`` answers the MD5 one with that HA1.
+    """
+    parsed = [p for p in (parse_challenge(c) for c in challenges) if p is not None]
+    offered = [p.get("algorithm", "MD5") for p in parsed]
+    usable = usable_algorithms(line, offered)
+    if not usable:
+        listed = ", ".join(offered) or "none"
+        raise LiveError(f"line {line.number}: cannot answer the server's challenge ({listed})")
+    params = next(p for p in parsed if p.get("algorithm", "MD5").upper() == usable[0].upper())
+    algorithm = usable[0]
+    realm, nonce = params["realm"], params["nonce"]
+    qops = [q.strip() for q in params.get("qop", "").split(",") if q.strip()]
+    qop = "auth" if "auth" in qops else None
+    cnonce = f"{rng.getrandbits(64):016x}" if qop else None
+    count = f"{nc:08x}" if qop else None
+    response = compute_response(
+        algorithm=algorithm,
+        ha1=_ha1(line, algorithm, realm),
+        nonce=nonce,
+        method=method,
+        uri=uri,
+        qop=qop,
+        nc=count,
+        cnonce=cnonce,
+    )
+    parts = [
+        f'Digest username="{line.number}"',
+        f'realm="{realm}"',
+        f'nonce="{nonce}"',
+        f'uri="{uri}"',
+        f'response="{response}"',
+        f"algorithm={algorithm}",
+    ]
+    if qop:
+        parts += [f"qop={qop}", f'cnonce="{cnonce}"', f"nc={count}"]
+    if "opaque" in params:
+        parts.append(f'opaque="{params["opaque"]}"')
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------- SDP
+def audio_offer(address: str, port: int, session_id: int) -> bytes:
+    """A one-stream PCMU SDP pointing RTP at ``address:port``."""
+    sdp = make_offer(
+        local_address=address,
+        local_port=port,
+        session_id=session_id,
+        session_version=1,
+        codecs=(Codec.PCMU,),
+        telephone_event=None,
+        username="huntgroup-live",
+    )
+    return sdp.to_bytes()
