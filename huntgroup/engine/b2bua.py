@@ -36,6 +36,7 @@ import ipaddress
 import itertools
 import logging
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -92,12 +93,17 @@ from huntgroup.queue.events import (
     Event,
     MemberAnswered,
     MemberDeclined,
+    MemberJoined,
+    MemberLeft,
     MemberUnreachable,
     OutgoingCallStarted,
 )
 from huntgroup.queue.store import StateStore
 
 log = logging.getLogger("huntgroup.calls")
+
+FEATURE_CODE = re.compile(r"\*(51|52)(\+?[0-9]{2,15})?")
+"""*51 joins, *52 leaves: every group of the calling line, or the group of the pilot."""
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE"
 RELAYED_IN_DIALOG = ("INVITE", "UPDATE", "INFO")
@@ -155,6 +161,7 @@ class _Call:
     core_id: str = ""
     outgoing_line: str | None = None  # a line's own call out through the upstream
     caller_line_id: str | None = None  # core id of the calling line's own activity
+    feature: bool = False  # a feature-code call (*51/*52): answered, then hung up
     reinvite_pending: bool = False
 
 
@@ -460,6 +467,10 @@ class B2BUA:
         group = self.core.group_of_pilot(number) if number else None
         line = self.config.line(number) if number and group is None else None
         caller_number = _user_of(request.from_.uri) or "anonymous"
+        feature = FEATURE_CODE.fullmatch(number or "")
+        if feature is not None:
+            self._feature_code(key, request, source, caller_number, feature)
+            return
         outgoing = group is None and line is None
         if outgoing:
             # A line calling another number: out through server.upstream, once authenticated.
@@ -496,6 +507,58 @@ class B2BUA:
             call.caller_line_id = f"{call.key}.line"
             self._core(OutgoingCallStarted(call.caller_line_id, caller_number))
         self._route(call, caller_number, name, group, number)
+
+    def _feature_code(
+        self,
+        key: TransactionKey,
+        request: Request,
+        source: Peer,
+        line: str,
+        code: re.Match[str],
+    ) -> None:
+        """*51 / *52 [pilot]: a line joins or leaves its groups (or the group of that pilot).
+
+        The line authenticates (407) like for an outgoing call; the server answers
+        200, then hangs up as soon as the ACK arrives: the phone shows a short call.
+        """
+        if self.config.line(line) is None:
+            self._respond(key, request, 403)
+            return
+        pilot = code.group(2)
+        names = [
+            g.name
+            for g in self.config.groups
+            if any(m.key == line for m in g.members) and (not pilot or g.pilot == pilot)
+        ]
+        if not names:
+            self._respond(key, request, 404)
+            return
+        if not self._authenticated(key, request, line, proxy=True):
+            return
+        try:
+            media = self.media.caller_offer(request.body, request.content_type)
+        except ProtocolError as err:
+            self._respond(key, request, err.status)
+            return
+        joining = code.group(1) == "51"
+        for name in names:
+            log.info("line %s %s group %s", line, "joins" if joining else "leaves", name)
+            self._core(MemberJoined(name, line) if joining else MemberLeft(name, line))
+        call = _Call(
+            key=f"k{next(self._seq)}",
+            invite=request,
+            tx=key,
+            source=source,
+            me=self._local_for(source),
+            to_tag=new_tag(self.rng),
+            media=media,
+            number=code.group(0),
+            feature=True,
+        )
+        self._calls[call.key] = call
+        self._by_server_tx[key] = call.key
+        self._dialogs[(request.call_id, call.to_tag, request.from_.tag or "")] = (call.key, "")
+        self._answer_caller(call)
 
     def _is_registered_line(self, number: str, source: Peer) -> bool:
         """``number`` is a line and ``source`` one of the addresses it registered from."""
@@ -545,6 +608,8 @@ class B2BUA:
         if call is not None and retransmit is not None and retransmit.matches(request):
             retransmit.ack_received()
             call.retransmit = None
+            if call.feature:  # a feature code is done once answered: hang up
+                self._caller_gone(call, bye_caller=True, tell_core=False)
 
     def _on_cancel(
         self, key: TransactionKey, request: Request, invite_key: TransactionKey | None
