@@ -479,25 +479,9 @@ class B2BUA:
                 return
             if not self._authenticated(key, request, caller_number, proxy=True):
                 return
-        try:
-            media = self.media.caller_offer(request.body, request.content_type)
-        except ProtocolError as err:
-            log.info("INVITE to %s refused: %s", number, err)
-            self._respond(key, request, err.status)
+        call = self._accept(key, request, source, number)
+        if call is None:
             return
-        call = _Call(
-            key=f"k{next(self._seq)}",
-            invite=request,
-            tx=key,
-            source=source,
-            me=self._local_for(source),
-            to_tag=new_tag(self.rng),
-            media=media,
-            number=number,
-        )
-        self._calls[call.key] = call
-        self._by_server_tx[key] = call.key
-        self._dialogs[(request.call_id, call.to_tag, request.from_.tag or "")] = (call.key, "")
         name = request.from_.display_name or ""
         if outgoing:
             self._outgoing(call, caller_number, name, number)
@@ -535,15 +519,26 @@ class B2BUA:
             return
         if not self._authenticated(key, request, line, proxy=True):
             return
-        try:
-            media = self.media.caller_offer(request.body, request.content_type)
-        except ProtocolError as err:
-            self._respond(key, request, err.status)
+        call = self._accept(key, request, source, code.group(0))
+        if call is None:
             return
+        call.feature = True
         joining = code.group(1) == "51"
         for name in names:
             log.info("line %s %s group %s", line, "joins" if joining else "leaves", name)
             self._core(MemberJoined(name, line) if joining else MemberLeft(name, line))
+        self._answer_caller(call)
+
+    def _accept(
+        self, key: TransactionKey, request: Request, source: Peer, number: str
+    ) -> _Call | None:
+        """Take a caller's INVITE in: its media answer, its call record, its dialog key."""
+        try:
+            media = self.media.caller_offer(request.body, request.content_type)
+        except ProtocolError as err:
+            log.info("INVITE to %s refused: %s", number, err)
+            self._respond(key, request, err.status)
+            return None
         call = _Call(
             key=f"k{next(self._seq)}",
             invite=request,
@@ -552,13 +547,12 @@ class B2BUA:
             me=self._local_for(source),
             to_tag=new_tag(self.rng),
             media=media,
-            number=code.group(0),
-            feature=True,
+            number=number,
         )
         self._calls[call.key] = call
         self._by_server_tx[key] = call.key
         self._dialogs[(request.call_id, call.to_tag, request.from_.tag or "")] = (call.key, "")
-        self._answer_caller(call)
+        return call
 
     def _is_registered_line(self, number: str, source: Peer) -> bool:
         """``number`` is a line and ``source`` one of the addresses it registered from."""

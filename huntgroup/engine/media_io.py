@@ -31,6 +31,7 @@ import random
 import socket
 from dataclasses import dataclass, field
 
+from huntgroup.engine.loop_timer import LoopTimer
 from huntgroup.engine.media_plan import CloseMedia, MediaCommand, PlayMusic, StartRelay
 from huntgroup.errors import MediaError
 from huntgroup.media.music import MusicLibrary, default_music
@@ -80,8 +81,7 @@ class MediaEngine:
         self.scheduler: PacingScheduler[str] = PacingScheduler()
         self.counters = MediaCounters()
         self._sessions: dict[str, _Session] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._timer = LoopTimer(loop, self._tick)
         self._epoch = loop.time()
 
     @property
@@ -104,9 +104,7 @@ class MediaEngine:
     def close_all(self) -> None:
         for session in list(self._sessions):
             self._close(session)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
 
     # ------------------------------------------------------------- sockets
     def _bind(self, session: str, port: int, remote: tuple[str, int] | None) -> _Side:
@@ -208,19 +206,9 @@ class MediaEngine:
 
     # -------------------------------------------------------------- pacing
     def _rearm(self) -> None:
-        due = self.scheduler.get_timer()
-        if due == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = due
-        if due is not None:
-            self._timer = self.loop.call_at(due, self._tick)
+        self._timer.arm(self.scheduler.get_timer())
 
     def _tick(self) -> None:
-        self._timer = None
-        self._timer_at = None
         for session, packet in self.scheduler.handle_timer(now=self.loop.time()):
             state = self._sessions.get(session)
             if state is None or state.caller_port is None:

@@ -30,6 +30,7 @@ from typing import cast
 from huntgroup.config.models import LISTEN_RE, Config
 from huntgroup.engine.b2bua import B2BUA, Output, Transmit
 from huntgroup.engine.dialogs import Local
+from huntgroup.engine.loop_timer import LoopTimer
 from huntgroup.engine.media_io import MediaEngine
 from huntgroup.engine.media_plan import MediaPlanner
 from huntgroup.engine.sip.parser import SipParseError, StreamParser
@@ -77,8 +78,7 @@ class Server:
         self._tcp_servers: list[asyncio.Server] = []
         self._tcp: dict[tuple[str, int], asyncio.StreamWriter] = {}
         self._pending_tcp: dict[tuple[str, int], list[bytes]] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._timer = LoopTimer(loop, self._on_timer)
         self.b2bua: B2BUA
         self.media: MediaEngine
         self.bound: list[ListenAddress] = []
@@ -173,19 +173,9 @@ class Server:
         log.warning("no UDP socket to reach %s:%d", dest.host, dest.port)
 
     def _rearm(self) -> None:
-        due = self.b2bua.get_timer()
-        if due == self._timer_at and self._timer is not None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = due
-        if due is not None:
-            self._timer = self.loop.call_at(due, self._on_timer)
+        self._timer.arm(self.b2bua.get_timer())
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
         self.run(lambda now: self.b2bua.handle_timer(now=now))
 
     # -------------------------------------------------------------------- TCP
@@ -280,8 +270,7 @@ class Server:
         self.close()
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._timer.cancel()
         for _, proto in self._udp:
             if proto.transport is not None:
                 proto.transport.close()
