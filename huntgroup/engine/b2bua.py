@@ -821,11 +821,12 @@ class B2BUA:
             return
         leg.dialog = uac_dialog(leg.invite, response, leg.destination, leg.me)
         self._send(leg.dialog.ack_for_2xx(leg.invite.cseq.number, self.rng), leg.destination)
-        remote = self.media.member_answer(call.media, response.body)
-        if leg.cancelled or call.state == "ended" or remote is None:
-            self._bye_leg(leg)
-            if remote is None and not leg.cancelled:
-                self._core(MemberDeclined(call.core_id, leg.member, 488))
+        if leg.cancelled or call.state == "ended" or call.bridged is not None:
+            self._bye_leg(leg)  # too late: another member won, or the caller left
+            return
+        if self.media.member_answer(call.media, response.body) is None:
+            self._bye_leg(leg)  # an answer we cannot relay counts as a refusal
+            self._core(MemberDeclined(call.core_id, leg.member, 488))
             return
         leg.state = "confirmed"
         self._dialogs[(leg.dialog.call_id, leg.dialog.local_tag, leg.dialog.remote_tag)] = (
