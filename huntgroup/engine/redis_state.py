@@ -343,6 +343,8 @@ class RedisStateSync:
         if self._client is None:
             return
         flushed = await self.flush()
+        if not flushed:
+            log.warning("Redis unreachable at stop: %d state change(s) lost", len(self._outbox))
         client, self._client = self._client, None
         with contextlib.suppress(*UNREACHABLE, RedisError):
             if flushed:
