@@ -143,7 +143,8 @@ return 1
 """
 )
 
-# KEYS: joined, joined stamps, talk, pointer, pointer stamps, marker; ARGV: image (JSON), token
+# KEYS: joined, joined stamps, talk, pointer, pointer stamps, marker, seq
+# ARGV: image (JSON), token, node, seq covered by the image, channel, message to publish
 _RESTORE = """
 if redis.call('EXISTS', KEYS[6]) == 1 then return 0 end
 local img = cjson.decode(ARGV[1])
@@ -157,8 +158,22 @@ for _, w in ipairs(img['p']) do
   redis.call('HSET', KEYS[5], w[1], w[3])
 end
 redis.call('SET', KEYS[6], ARGV[2])
+if tonumber(ARGV[4]) > 0 then redis.call('HSET', KEYS[7], ARGV[3], ARGV[4]) end
+if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
 return 1
 """
+
+
+def _still_running() -> None:
+    """Raise CancelledError if this task was cancelled.
+
+    On Python 3.11 a cancellation that races with a client-side timeout can
+    be turned into that timeout; the background loops check this on every
+    turn so that ``stop()`` (and the loop's shutdown) always ends them.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def default_node_id() -> str:
@@ -412,11 +427,17 @@ class RedisStateSync:
         seq = self._seq + 1
         offset = self._offset()
         message = encode_batch(Batch(self.node_id, seq, tuple(ops)), offset=offset)
-        writes = self._writes(ops, offset, shared=True)
+        writes = self._writes(ops, offset)
         result = await self._run_batch(seq, message, writes)
         if result == -1:  # Redis lost its data: the first node to notice restores it
-            if await self._restore_if_lost():
-                writes = self._writes(ops, offset, shared=False)
+            if await self._restore_if_lost(seq=seq, message=message):
+                # the image holds this batch and it was published with it; what
+                # Redis still lacks is this node's activity and queues
+                self._seq = seq
+                seq += 1
+                ops = [self.store.node_state()]
+                message = encode_batch(Batch(self.node_id, seq, tuple(ops)), offset=offset)
+                writes = self._writes(ops, offset)
             else:
                 await self._resync(unsent=ops)
             result = await self._run_batch(seq, message, writes)
@@ -442,20 +463,20 @@ class RedisStateSync:
         ]
         return int(await self._batch_script(keys=keys, args=args))
 
-    def _writes(self, ops: list[Op], offset: float, *, shared: bool) -> list[list[str]]:
-        """The Lua writes for ``ops``; ``shared=False`` keeps only this node's activity/queues."""
+    def _writes(self, ops: list[Op], offset: float) -> list[list[str]]:
+        """The writes the batch script makes for ``ops``."""
         writes: list[list[str]] = []
         touched: set[str] = set()
         queued: dict[str, str] = {}
         full = any(isinstance(op, NodeState) for op in ops)
         for op in ops:
             match op:
-                case SetJoined(g, m, since, stamp) if shared:
+                case SetJoined(g, m, since, stamp):
                     value = "-" if since is None else repr(since + offset)
                     writes.append(["j", _field(g, m), value, _stamp_str(stamp)])
-                case SetPointer(g, position, stamp) if shared:
+                case SetPointer(g, position, stamp):
                     writes.append(["p", g, str(position), _stamp_str(stamp)])
-                case AddTalk(g, m, seconds) if shared:
+                case AddTalk(g, m, seconds):
                     writes.append(["t", _field(g, m), repr(seconds)])
                 case SetRinging(member=m) | SetActive(member=m) | SetWrapUp(member=m):
                     touched.add(m)
@@ -463,7 +484,7 @@ class RedisStateSync:
                     queued[_field(g, call)] = json.dumps([t + offset, n])
                 case Dequeue(g, call, _):
                     queued[_field(g, call)] = ""
-        if full or not shared:
+        if full:
             state = self.store.node_state()
             writes.append(["clear"])
             for member, act in state.activity:
@@ -478,8 +499,13 @@ class RedisStateSync:
         writes.extend(["q", f, v] for f, v in queued.items())
         return writes
 
-    async def _restore_if_lost(self) -> bool:
-        """Write this node's image if Redis has no state marker; True if we did."""
+    async def _restore_if_lost(self, *, seq: int = 0, message: str = "") -> bool:
+        """Write this node's image if Redis has no state marker; True if we did.
+
+        The image holds every change of this node up to batch ``seq``, which
+        is recorded as applied and ``message`` (that batch) published in the
+        same atomic step, so that no node counts its talk time twice.
+        """
         assert self._client is not None
         offset = self._offset()
         image = self.store.image()
@@ -491,8 +517,15 @@ class RedisStateSync:
             "t": [[_field(g, m), repr(s)] for (g, m), s in image.talk.items()],
             "p": [[g, str(p), _stamp_str(stamp)] for g, (p, stamp) in image.pointers.items()],
         }
-        keys = [*self._k_state[:5], self._k_marker]
-        args = [json.dumps(payload, separators=(",", ":")), self.node_id]
+        keys = [*self._k_state[:5], self._k_marker, self._k_state[5]]
+        args = [
+            json.dumps(payload, separators=(",", ":")),
+            self.node_id,
+            self.node_id,
+            seq,
+            self.channel,
+            message,
+        ]
         restored = int(await self._restore_script(keys=keys, args=args)) == 1
         if restored and (image.joined or image.talk or image.pointers):
             log.warning("Redis %s had lost the shared state; restored it", redact(self.url))
@@ -635,6 +668,7 @@ class RedisStateSync:
     async def _subscriber(self) -> None:
         delay = self.backoff[0]
         while True:
+            _still_running()
             try:
                 if self._pubsub is None:
                     assert self._client is not None
@@ -672,6 +706,7 @@ class RedisStateSync:
     async def _flusher(self) -> None:
         delay = self.backoff[0]
         while True:
+            _still_running()
             await self._wake.wait()
             self._wake.clear()
             if await self.flush():
@@ -692,6 +727,7 @@ class RedisStateSync:
         beat = max(0.05, self.ttl / 3)
         since_resync = 0.0
         while True:
+            _still_running()
             await asyncio.sleep(beat)
             since_resync += beat
             try:
