@@ -1,0 +1,670 @@
+"""A state store that records its mutations, so that several nodes can share them.
+
+Theory of operation
+-------------------
+``JournalingStore`` is a :class:`MemoryStore` (the core reads it exactly as
+it reads the in-memory store) that also records every mutation as a small
+frozen *op*. A driver ``drain()``\\ s the ops, ships them to the other nodes
+(``huntgroup.engine.redis_state`` does it through Redis) and feeds the ops of
+the other nodes back with ``apply_remote``, which changes the local image
+without recording anything. Nothing here does I/O or reads a clock.
+
+How the kinds of state merge:
+
+- **membership** and the **round-robin pointer** are last-writer-wins. Each
+  write carries a Lamport stamp ``(counter, node)``: a node's counter is above
+  every stamp it has seen, so a write made after seeing another wins over it,
+  and two concurrent writes are ordered the same way everywhere (the node id
+  breaks ties). A winning *join* restarts the talk-time counter at zero.
+- **talk time** travels as increments (``AddTalk``), which commute: two nodes
+  crediting the same member add up instead of overwriting each other.
+- **member activity** (ringing, on a call, wrap-up end) is owned by the node
+  that carries the call. Another node's calls are kept apart, per node, under
+  ids that cannot collide with local call ids, so that they make the member
+  busy here too and can be dropped at once when that node is declared dead
+  (``forget_node``). A member's wrap-up end is the latest of all nodes'.
+- **queues** belong to the node that holds the callers' dialogs: their ops are
+  recorded (for monitoring) but another node's queue ops never enter the local
+  queues, which the core only fills with its own calls.
+
+Times in ops (``since``, ``until``, queue ranks) are in the local ``now`` of
+the core; :func:`encode_batch` and :func:`decode_batch` shift them by a clock
+offset given by the driver, so that nodes with different monotonic clocks
+agree on the wire (wall-clock seconds).
+
+Invariants: a recorded op, applied to a fresh store by ``apply_remote``,
+reproduces the recorded change; ``apply_remote`` never records; a stamp
+recorded here is above every stamp seen before; remote call ids in the
+activity sets always contain ``REMOTE_SEP`` and local ones never do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from huntgroup.errors import StateError
+from huntgroup.queue.store import MemoryStore
+
+Stamp = tuple[int, str]
+"""A Lamport stamp: (counter, node id); larger wins."""
+
+REMOTE_SEP = "\x00"
+"""Separates node and call id in the activity sets of another node's calls."""
+
+DEFAULT_MAX_PENDING = 10_000
+"""Ops kept before the journal is compacted (see :func:`compact`)."""
+
+
+# ---------------------------------------------------------------------- ops
+@dataclass(frozen=True, slots=True)
+class SetJoined:
+    """A member joined (``since`` = when) or left (``since`` = None) a group."""
+
+    group: str
+    member: str
+    since: float | None
+    stamp: Stamp
+
+
+@dataclass(frozen=True, slots=True)
+class AddTalk:
+    """``seconds`` of completed talk time credited to a member of a group."""
+
+    group: str
+    member: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class SetPointer:
+    """The round-robin pointer of a group moved to ``position``."""
+
+    group: str
+    position: int
+    stamp: Stamp
+
+
+@dataclass(frozen=True, slots=True)
+class SetRinging:
+    member: str
+    call: str
+    ringing: bool
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetActive:
+    member: str
+    call: str
+    active: bool
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetWrapUp:
+    member: str
+    until: float
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueue:
+    group: str
+    call: str
+    rank: tuple[float, int]
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dequeue:
+    group: str
+    call: str
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberActivity:
+    """One member's activity as seen by one node."""
+
+    ringing: frozenset[str] = frozenset()
+    active: frozenset[str] = frozenset()
+    wrap_up_until: float = -math.inf
+
+    @property
+    def idle(self) -> bool:
+        return not self.ringing and not self.active and self.wrap_up_until == -math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class NodeState:
+    """The whole activity and queues of one node; replaces what was known of it."""
+
+    node: str
+    activity: tuple[tuple[str, MemberActivity], ...]
+    queues: tuple[tuple[str, str, tuple[float, int]], ...]  # (group, call, rank)
+
+
+Op = (
+    SetJoined
+    | AddTalk
+    | SetPointer
+    | SetRinging
+    | SetActive
+    | SetWrapUp
+    | Enqueue
+    | Dequeue
+    | NodeState
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Shared state read back from a store of record (membership, talk, pointers, activity)."""
+
+    joined: Mapping[tuple[str, str], tuple[float | None, Stamp]] = field(default_factory=dict)
+    talk: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    pointers: Mapping[str, tuple[int, Stamp]] = field(default_factory=dict)
+    activity: Mapping[str, Mapping[str, MemberActivity]] = field(default_factory=dict)
+
+
+def compact(ops: Iterable[Op]) -> tuple[list[Op], bool]:
+    """Shrink a backlog of ops to one per key, keeping what they mean.
+
+    Membership and pointer writes keep the last one per key; talk increments
+    are summed per key (those before a join are dropped: the join restarts
+    the counter). Activity and queue ops cannot be shrunk by key: they are
+    dropped, and the second result says so; the caller then sends a
+    :class:`NodeState` of its current activity instead.
+    """
+    out: dict[tuple[str, ...], Op] = {}
+    dropped = False
+    for op in ops:
+        match op:
+            case SetJoined(group, member, since, _):
+                out.pop(("j", group, member), None)
+                if since is not None:
+                    out.pop(("t", group, member), None)
+                out[("j", group, member)] = op
+            case SetPointer(group, _, _):
+                out.pop(("p", group), None)
+                out[("p", group)] = op
+            case AddTalk(group, member, seconds):
+                prev = out.get(("t", group, member))
+                if isinstance(prev, AddTalk):
+                    op = AddTalk(group, member, prev.seconds + seconds)
+                out[("t", group, member)] = op
+            case _:
+                dropped = True
+    return list(out.values()), dropped
+
+
+# -------------------------------------------------------------------- store
+@dataclass(slots=True)
+class _Mutable:
+    ringing: set[str] = field(default_factory=set)
+    active: set[str] = field(default_factory=set)
+    wrap_up_until: float = -math.inf
+
+    def frozen(self) -> MemberActivity:
+        return MemberActivity(frozenset(self.ringing), frozenset(self.active), self.wrap_up_until)
+
+
+class JournalingStore(MemoryStore):
+    """A :class:`MemoryStore` that journals its mutations and merges other nodes' ops."""
+
+    def __init__(self, node_id: str, *, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+        if not node_id or REMOTE_SEP in node_id:
+            raise ValueError(f"bad node id {node_id!r}")
+        super().__init__()
+        self.node_id = node_id
+        self.max_pending = max_pending
+        self.listener: Callable[[], None] | None = None
+        """Called after an op is recorded (a driver wakes its flusher with it)."""
+        self._journal: list[Op] = []
+        self._clock = 0
+        self._join_stamps: dict[tuple[str, str], Stamp] = {}
+        self._pointer_stamps: dict[str, Stamp] = {}
+        self._local: dict[str, _Mutable] = {}
+        self._remote: dict[str, dict[str, _Mutable]] = {}
+        self._ranks: dict[tuple[str, str], tuple[float, int]] = {}
+
+    # ------------------------------------------------------------ journal
+    @property
+    def clock(self) -> int:
+        """The Lamport counter: above every stamp recorded or seen."""
+        return self._clock
+
+    def drain(self) -> list[Op]:
+        """The ops recorded since the last drain, oldest first."""
+        ops, self._journal = self._journal, []
+        return ops
+
+    @property
+    def pending(self) -> int:
+        return len(self._journal)
+
+    def _stamp(self) -> Stamp:
+        self._clock += 1
+        return (self._clock, self.node_id)
+
+    def _seen(self, stamp: Stamp) -> None:
+        self._clock = max(self._clock, stamp[0])
+
+    def _record(self, op: Op) -> None:
+        self._journal.append(op)
+        if len(self._journal) > self.max_pending:
+            kept, dropped = compact(self._journal)
+            if dropped:
+                kept.append(self.node_state())
+            self._journal = kept
+        if self.listener is not None:
+            self.listener()
+
+    # ------------------------------------------------------ local mutations
+    def set_joined(self, group: str, member: str, joined: bool, *, now: float) -> None:
+        key = (group, member)
+        known = key in self._joined
+        before = self._joined.get(key)
+        super().set_joined(group, member, joined, now=now)
+        after = self._joined.get(key)
+        if not known or (before is None) != (after is None):
+            stamp = self._stamp()
+            self._join_stamps[key] = stamp
+            self._record(SetJoined(group, member, after, stamp))
+
+    def add_talk_time(self, group: str, member: str, seconds: float) -> None:
+        super().add_talk_time(group, member, seconds)
+        if seconds > 0:
+            self._record(AddTalk(group, member, seconds))
+
+    def set_last_answered(self, group: str, position: int) -> None:
+        if self._pointer.get(group) == position:
+            return
+        super().set_last_answered(group, position)
+        stamp = self._stamp()
+        self._pointer_stamps[group] = stamp
+        self._record(SetPointer(group, position, stamp))
+
+    def _mine(self, member: str) -> _Mutable:
+        act = self._local.get(member)
+        if act is None:
+            act = self._local[member] = _Mutable()
+        return act
+
+    def set_ringing(self, member: str, call_id: str, ringing: bool) -> None:
+        mine = self._mine(member).ringing
+        if ringing == (call_id in mine):
+            return
+        (mine.add if ringing else mine.discard)(call_id)
+        super().set_ringing(member, call_id, ringing)
+        self._record(SetRinging(member, call_id, ringing, self.node_id))
+
+    def set_active(self, member: str, call_id: str, active: bool) -> None:
+        mine = self._mine(member).active
+        if active == (call_id in mine):
+            return
+        (mine.add if active else mine.discard)(call_id)
+        super().set_active(member, call_id, active)
+        self._record(SetActive(member, call_id, active, self.node_id))
+
+    def set_wrap_up_until(self, member: str, until: float) -> None:
+        self._mine(member).wrap_up_until = until
+        self._merge_wrap_up(member)
+        self._record(SetWrapUp(member, until, self.node_id))
+
+    def enqueue(self, group: str, call_id: str, rank: tuple[float, int]) -> None:
+        if call_id in self.queue(group):
+            return
+        super().enqueue(group, call_id, rank)
+        self._ranks[(group, call_id)] = rank
+        self._record(Enqueue(group, call_id, rank, self.node_id))
+
+    def dequeue(self, group: str, call_id: str) -> bool:
+        removed = super().dequeue(group, call_id)
+        if removed:
+            self._ranks.pop((group, call_id), None)
+            self._record(Dequeue(group, call_id, self.node_id))
+        return removed
+
+    # --------------------------------------------------------- local views
+    def local_activity(self, member: str) -> MemberActivity:
+        """What this node's own calls make of ``member``."""
+        act = self._local.get(member)
+        return act.frozen() if act is not None else MemberActivity()
+
+    def node_state(self) -> NodeState:
+        """This node's whole activity and queues, as one op."""
+        activity = tuple(
+            (member, act.frozen())
+            for member, act in sorted(self._local.items())
+            if not act.frozen().idle
+        )
+        queues = tuple((g, c, rank) for (g, c), rank in sorted(self._ranks.items()))
+        return NodeState(self.node_id, activity, queues)
+
+    def remote_nodes(self) -> set[str]:
+        """Nodes whose calls currently make some member busy here."""
+        return {node for node, members in self._remote.items() if members}
+
+    def image(self) -> Snapshot:
+        """Membership, talk time and pointers as this node sees them (to restore a store)."""
+        joined = {
+            key: (since, self._join_stamps.get(key, (0, self.node_id)))
+            for key, since in self._joined.items()
+        }
+        talk = {(g, m): s for g, counters in self._talk.items() for m, s in counters.items()}
+        pointers = {
+            g: (p, self._pointer_stamps.get(g, (0, self.node_id))) for g, p in self._pointer.items()
+        }
+        return Snapshot(joined=joined, talk=talk, pointers=pointers)
+
+    # ------------------------------------------------------- remote changes
+    def apply_remote(self, op: Op) -> bool:
+        """Apply another node's op without recording it; True when the image changed."""
+        match op:
+            case SetJoined(group, member, since, stamp):
+                self._seen(stamp)
+                key = (group, member)
+                if stamp <= self._join_stamps.get(key, (0, "")):
+                    return False
+                self._join_stamps[key] = stamp
+                self._joined[key] = since
+                if since is not None:
+                    self._talk.setdefault(group, {})[member] = 0.0
+                return True
+            case AddTalk(group, member, seconds):
+                if seconds <= 0:
+                    return False
+                super().add_talk_time(group, member, seconds)
+                return True
+            case SetPointer(group, position, stamp):
+                self._seen(stamp)
+                if stamp <= self._pointer_stamps.get(group, (0, "")):
+                    return False
+                self._pointer_stamps[group] = stamp
+                self._pointer[group] = position
+                return True
+            case SetRinging(member, call, on, node) if node != self.node_id:
+                return self._remote_call(node, member, call, on, ringing=True)
+            case SetActive(member, call, on, node) if node != self.node_id:
+                return self._remote_call(node, member, call, on, ringing=False)
+            case SetWrapUp(member, until, node) if node != self.node_id:
+                self._remote.setdefault(node, {}).setdefault(
+                    member, _Mutable()
+                ).wrap_up_until = until
+                self._merge_wrap_up(member)
+                return True
+            case NodeState(node, activity, _) if node != self.node_id:
+                self.forget_node(node)
+                for member, act in activity:
+                    for call in act.ringing:
+                        self._remote_call(node, member, call, True, ringing=True)
+                    for call in act.active:
+                        self._remote_call(node, member, call, True, ringing=False)
+                    if act.wrap_up_until != -math.inf:
+                        self._remote.setdefault(node, {}).setdefault(
+                            member, _Mutable()
+                        ).wrap_up_until = act.wrap_up_until
+                        self._merge_wrap_up(member)
+                return True
+            case _:
+                return False  # our own echo, or another node's queue
+
+    def _remote_call(self, node: str, member: str, call: str, on: bool, *, ringing: bool) -> bool:
+        acts = self._remote.setdefault(node, {})
+        act = acts.setdefault(member, _Mutable())
+        calls = act.ringing if ringing else act.active
+        if on == (call in calls):
+            return False
+        (calls.add if on else calls.discard)(call)
+        tagged = f"{node}{REMOTE_SEP}{call}"
+        if ringing:
+            super().set_ringing(member, tagged, on)
+        else:
+            super().set_active(member, tagged, on)
+        return True
+
+    def _merge_wrap_up(self, member: str) -> None:
+        until = self._local[member].wrap_up_until if member in self._local else -math.inf
+        for acts in self._remote.values():
+            act = acts.get(member)
+            if act is not None:
+                until = max(until, act.wrap_up_until)
+        super().set_wrap_up_until(member, until)
+
+    def forget_node(self, node: str) -> bool:
+        """Drop every call of ``node`` (it is dead or restarted); True if any was known."""
+        acts = self._remote.pop(node, None)
+        if not acts:
+            return False
+        for member, act in acts.items():
+            for call in act.ringing:
+                super().set_ringing(member, f"{node}{REMOTE_SEP}{call}", False)
+            for call in act.active:
+                super().set_active(member, f"{node}{REMOTE_SEP}{call}", False)
+            self._merge_wrap_up(member)
+        return True
+
+    def apply_snapshot(self, snap: Snapshot, *, unsent: Iterable[Op] = ()) -> None:
+        """Merge state read back from the store of record.
+
+        Membership and pointers merge by stamp. Talk counters take the
+        snapshot's value plus the increments the snapshot cannot hold: those
+        recorded here and not drained yet, and the drained ones the driver has
+        not sent (``unsent``); after such a local join, only the increments
+        recorded after it. Other nodes' activity is replaced by the snapshot's.
+        """
+        for key, (since, stamp) in snap.joined.items():
+            self._seen(stamp)
+            if stamp > self._join_stamps.get(key, (0, "")):
+                self._join_stamps[key] = stamp
+                self._joined[key] = since
+        for group, (position, stamp) in snap.pointers.items():
+            self._seen(stamp)
+            if stamp > self._pointer_stamps.get(group, (0, "")):
+                self._pointer_stamps[group] = stamp
+                self._pointer[group] = position
+        pending: dict[tuple[str, str], float] = {}
+        rejoined: set[tuple[str, str]] = set()
+        for op in [*unsent, *self._journal]:
+            if isinstance(op, SetJoined) and op.since is not None:
+                key = (op.group, op.member)
+                pending[key] = 0.0
+                rejoined.add(key)
+            elif isinstance(op, AddTalk):
+                key = (op.group, op.member)
+                pending[key] = pending.get(key, 0.0) + op.seconds
+        for (group, member), seconds in snap.talk.items():
+            if (group, member) in rejoined:
+                continue
+            extra = pending.get((group, member), 0.0)
+            self._talk.setdefault(group, {})[member] = max(0.0, seconds) + extra
+        for node in list(self._remote):
+            if node not in snap.activity:
+                self.forget_node(node)
+        for node, members in snap.activity.items():
+            if node == self.node_id:
+                continue
+            state = NodeState(node, tuple(members.items()), ())
+            self.apply_remote(state)
+
+
+# ------------------------------------------------------------------- codec
+def _wall(t: float, offset: float) -> float | None:
+    return None if math.isinf(t) else t + offset
+
+
+def _local(t: float | None, offset: float) -> float:
+    return -math.inf if t is None else t - offset
+
+
+def _activity_list(act: MemberActivity, offset: float) -> list[Any]:
+    return [sorted(act.ringing), sorted(act.active), _wall(act.wrap_up_until, offset)]
+
+
+def encode_op(op: Op, *, offset: float) -> list[Any]:
+    """A JSON-ready list for ``op``; times shifted by ``offset`` (local + offset = wall)."""
+    match op:
+        case SetJoined(g, m, since, (counter, node)):
+            return ["j", g, m, None if since is None else since + offset, counter, node]
+        case AddTalk(g, m, seconds):
+            return ["t", g, m, seconds]
+        case SetPointer(g, position, (counter, node)):
+            return ["p", g, position, counter, node]
+        case SetRinging(m, call, on, node):
+            return ["r", m, call, on, node]
+        case SetActive(m, call, on, node):
+            return ["a", m, call, on, node]
+        case SetWrapUp(m, until, node):
+            return ["w", m, _wall(until, offset), node]
+        case Enqueue(g, call, (t, seq), node):
+            return ["e", g, call, t + offset, seq, node]
+        case Dequeue(g, call, node):
+            return ["d", g, call, node]
+        case NodeState(node, activity, queues):
+            return [
+                "s",
+                node,
+                [[m, *_activity_list(a, offset)] for m, a in activity],
+                [[g, c, t + offset, seq] for g, c, (t, seq) in queues],
+            ]
+    raise TypeError(f"not an op: {op!r}")
+
+
+def _str(v: object) -> str:
+    if not isinstance(v, str):
+        raise StateError(f"expected a string, got {v!r}")
+    return v
+
+
+def _num(v: object) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v):
+        raise StateError(f"expected a number, got {v!r}")
+    return float(v)
+
+
+def _opt_num(v: object) -> float | None:
+    return None if v is None else _num(v)
+
+
+def _int(v: object) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise StateError(f"expected an integer, got {v!r}")
+    return v
+
+
+def _bool(v: object) -> bool:
+    if not isinstance(v, bool):
+        raise StateError(f"expected true or false, got {v!r}")
+    return v
+
+
+def _list(v: object) -> list[Any]:
+    if not isinstance(v, list):
+        raise StateError(f"expected a list, got {v!r}")
+    return v
+
+
+def decode_activity(v: object, *, offset: float) -> MemberActivity:
+    """The inverse of the activity lists written by :func:`encode_op`."""
+    ringing, active, until = _fields(v, 3)
+    return MemberActivity(
+        frozenset(_str(c) for c in _list(ringing)),
+        frozenset(_str(c) for c in _list(active)),
+        _local(_opt_num(until), offset),
+    )
+
+
+def encode_activity(act: MemberActivity, *, offset: float) -> list[Any]:
+    return _activity_list(act, offset)
+
+
+def _fields(v: object, n: int) -> list[Any]:
+    items = _list(v)
+    if len(items) != n:
+        raise StateError(f"expected {n} fields, got {len(items)}")
+    return items
+
+
+def decode_op(data: object, *, offset: float) -> Op:
+    """The op written by :func:`encode_op`; :class:`StateError` when malformed."""
+    items = _list(data)
+    if not items:
+        raise StateError("empty op")
+    kind, args = items[0], items[1:]
+    n = len(args)
+    match kind:
+        case "j" if n == 5:
+            since = _opt_num(args[2])
+            return SetJoined(
+                _str(args[0]),
+                _str(args[1]),
+                None if since is None else since - offset,
+                (_int(args[3]), _str(args[4])),
+            )
+        case "t" if n == 3:
+            return AddTalk(_str(args[0]), _str(args[1]), _num(args[2]))
+        case "p" if n == 4:
+            return SetPointer(_str(args[0]), _int(args[1]), (_int(args[2]), _str(args[3])))
+        case "r" if n == 4:
+            return SetRinging(_str(args[0]), _str(args[1]), _bool(args[2]), _str(args[3]))
+        case "a" if n == 4:
+            return SetActive(_str(args[0]), _str(args[1]), _bool(args[2]), _str(args[3]))
+        case "w" if n == 3:
+            return SetWrapUp(_str(args[0]), _local(_opt_num(args[1]), offset), _str(args[2]))
+        case "e" if n == 5:
+            rank = (_num(args[2]) - offset, _int(args[3]))
+            return Enqueue(_str(args[0]), _str(args[1]), rank, _str(args[4]))
+        case "d" if n == 3:
+            return Dequeue(_str(args[0]), _str(args[1]), _str(args[2]))
+        case "s" if n == 3:
+            activity = []
+            for entry in _list(args[1]):
+                fields = _fields(entry, 4)
+                activity.append((_str(fields[0]), decode_activity(fields[1:], offset=offset)))
+            queues = []
+            for entry in _list(args[2]):
+                g, c, t, seq = _fields(entry, 4)
+                queues.append((_str(g), _str(c), (_num(t) - offset, _int(seq))))
+            return NodeState(_str(args[0]), tuple(activity), tuple(queues))
+    raise StateError(f"unknown op {kind!r} with {n} fields")
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Ops one node flushed together, numbered ``seq`` (1, 2, ... per node)."""
+
+    node: str
+    seq: int
+    ops: tuple[Op, ...]
+
+
+def encode_batch(batch: Batch, *, offset: float) -> str:
+    return json.dumps(
+        {
+            "node": batch.node,
+            "seq": batch.seq,
+            "ops": [encode_op(o, offset=offset) for o in batch.ops],
+        },
+        separators=(",", ":"),
+    )
+
+
+def decode_batch(text: str | bytes, *, offset: float) -> Batch:
+    """Parse a batch; :class:`StateError` for anything malformed (never another exception)."""
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise StateError(f"a state message is not JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise StateError("a state message is not a JSON object")
+    ops: Sequence[object] = _list(data.get("ops"))
+    return Batch(
+        _str(data.get("node")),
+        _int(data.get("seq")),
+        tuple(decode_op(o, offset=offset) for o in ops),
+    )

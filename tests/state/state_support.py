@@ -1,0 +1,131 @@
+"""Helpers of the shared-state tests: a small group config, a node, a real redis-server."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from huntgroup.config.models import Config, GroupConfig, LineConfig, MemberConfig
+from huntgroup.queue.actions import Action, Ring
+from huntgroup.queue.core import RoutingCore
+from huntgroup.queue.events import Event
+from huntgroup.queue.journal import JournalingStore
+from huntgroup.queue.store import MemoryStore
+
+LINES = [f"010000000{i}" for i in range(1, 7)]
+
+
+def m(i: int) -> str:
+    """The key of member i (1-based)."""
+    return LINES[i - 1]
+
+
+def make_config(algorithm: str = "round_robin", members: int = 3, **group: Any) -> Config:
+    fields: dict[str, Any] = {
+        "name": "G",
+        "pilot": "0140000000",
+        "algorithm": algorithm,
+        "members": [MemberConfig(line=LINES[i], position=i + 1) for i in range(members)],
+    }
+    fields.update(group)
+    lines = tuple(LineConfig(number=n, password="pw") for n in LINES)
+    return Config(lines=lines, groups=(GroupConfig(**fields),))
+
+
+class Node:
+    """A RoutingCore on a store, driven with scripted time."""
+
+    def __init__(self, config: Config, store: MemoryStore, *, now: float = 0.0) -> None:
+        self.store = store
+        self.now = now
+        self.core = RoutingCore(config, now=now, store=store)
+        self.log: list[tuple[float, Action]] = []
+
+    def at(self, t: float) -> list[Action]:
+        out: list[Action] = []
+        while (due := self.core.get_timer()) is not None and due <= t:
+            self.now = max(self.now, due)
+            out += self.core.handle_timer(now=self.now)
+        self.now = max(self.now, t)
+        self.log.extend((self.now, a) for a in out)
+        return out
+
+    def ev(self, event: Event, at: float | None = None) -> list[Action]:
+        out = self.at(at) if at is not None else []
+        got = self.core.handle(event, now=self.now)
+        self.log.extend((self.now, a) for a in got)
+        return out + got
+
+    def rings(self, call: str) -> list[str]:
+        return [a.member for _, a in self.log if isinstance(a, Ring) and a.call_id == call]
+
+
+def journaling(node: str) -> JournalingStore:
+    return JournalingStore(node)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """A throw-away redis-server on 127.0.0.1 without persistence."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError(
+                "redis-server is not installed: run scripts/setup.sh (it installs the "
+                "Debian package redis-server); the shared-state tests need a real server"
+            )
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(500):  # up to ~5 s for the server to listen
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"redis-server exited at start: {err}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.01)
+        raise RuntimeError(f"redis-server did not listen on port {self.port}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            if self.proc.stderr:
+                self.proc.stderr.close()
+            self.proc = None
