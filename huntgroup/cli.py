@@ -98,6 +98,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     import logging
 
     from huntgroup.engine.server import serve
+    from huntgroup.errors import StateError
 
     try:
         cfg = load_config(args.config)
@@ -111,7 +112,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     )
     try:
         return asyncio.run(serve(cfg, config_path=args.config))
-    except OSError as err:
+    except (OSError, StateError) as err:
         print(f"huntgroup serve: {err}", file=sys.stderr)
         return EXIT_INVALID
 

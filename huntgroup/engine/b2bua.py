@@ -289,6 +289,13 @@ class B2BUA:
         log.info("reload: %d group(s), %d line(s)", len(config.groups), len(config.lines))
         return self._flush()
 
+    def state_changed(self, *, now: float) -> list[Output]:
+        """Another node changed the shared state: members may have become free."""
+        self._now = max(self._now, now)
+        self._apply(self.core.state_changed(now=self._now))
+        self._drain()
+        return self._flush()
+
     def begin_shutdown(self, *, now: float, grace: float) -> list[Output]:
         """Refuse new calls (503) and end the remaining ones after ``grace`` seconds."""
         self._now = max(self._now, now)

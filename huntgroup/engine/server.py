@@ -33,9 +33,11 @@ from huntgroup.engine.dialogs import Local
 from huntgroup.engine.loop_timer import LoopTimer
 from huntgroup.engine.media_io import MediaEngine
 from huntgroup.engine.media_plan import MediaPlanner
+from huntgroup.engine.redis_state import RedisStateSync, default_node_id, redact
 from huntgroup.engine.sip.parser import SipParseError, StreamParser
 from huntgroup.engine.sip.routing import Peer
 from huntgroup.errors import MediaError
+from huntgroup.queue.journal import JournalingStore
 
 log = logging.getLogger("huntgroup.server")
 
@@ -83,6 +85,7 @@ class Server:
         self.media: MediaEngine
         self.bound: list[ListenAddress] = []
         self.stopped = asyncio.Event()
+        self.state_sync: RedisStateSync | None = None
 
     async def start(self) -> None:
         cfg = self.config
@@ -112,6 +115,13 @@ class Server:
         media_cfg = cfg.server.media
         self.media = MediaEngine(self.loop, media_cfg.address, rng=rng)
         planner = MediaPlanner(media_cfg.address, media_cfg.port_range, rng)
+        store = None
+        if cfg.server.state != "memory":
+            journal = JournalingStore(os.environ.get("HUNTGROUP_NODE_ID") or default_node_id())
+            self.state_sync = RedisStateSync(cfg.server.state, journal)
+            await self.state_sync.start()  # StateError: the server refuses to start
+            store = journal
+            log.info("shared state: %s (node %s)", redact(cfg.server.state), journal.node_id)
         self.b2bua = B2BUA(
             cfg,
             now=self.loop.time(),
@@ -120,7 +130,12 @@ class Server:
             secret=secret,
             media=planner,
             wall_clock=time.time,
+            store=store,
         )
+        if self.state_sync is not None:
+            self.state_sync.on_change = lambda: self.run(
+                lambda now: self.b2bua.state_changed(now=now)
+            )
         await self._preload_music(cfg)
         if media_cfg.mode == "direct":
             log.warning("server.media.mode 'direct' is not implemented yet: media is relayed")
@@ -267,6 +282,8 @@ class Server:
         while self.b2bua.active_calls and self.loop.time() < deadline:
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.2)  # let the last BYEs and responses leave
+        if self.state_sync is not None:
+            await self.state_sync.stop()
         self.close()
 
     def close(self) -> None:

@@ -186,6 +186,13 @@ class RoutingCore:
         self._pilots = {g.pilot: g.name for g in config.groups}
         self._lines = {line.number: line for line in config.lines}
 
+    def state_changed(self, *, now: float) -> list[Action]:
+        """Shared state changed behind the core (another node): serve queued callers."""
+        self._now = max(self._now, now)
+        actions: list[Action] = []
+        self._dispatch(actions, None)
+        return actions
+
     def reload(self, config: Config, *, now: float) -> list[Action]:
         """Apply a new configuration without dropping calls.
 

@@ -1,0 +1,96 @@
+"""`huntgroup serve` with `server.state: redis://...`: wired to Redis, or refuses to start."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+import yaml
+from state_support import RedisServer, free_port
+
+OPTIONS = (
+    b"OPTIONS sip:ping@127.0.0.1 SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKstate1;rport\r\n"
+    b"Max-Forwards: 70\r\nFrom: <sip:t@127.0.0.1>;tag=t1\r\nTo: <sip:ping@127.0.0.1>\r\n"
+    b"Call-ID: state1@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+)
+
+
+def write_config(path: Path, state: str, port: int) -> None:
+    config = {
+        "server": {
+            "listen": [f"udp:127.0.0.1:{port}"],
+            "media": {"address": "127.0.0.1", "rtp_ports": "32000-32099"},
+            "state": state,
+            "shutdown_grace": 1,
+        },
+        "lines": [{"number": "0102030405", "password": "pw"}],
+        "groups": [
+            {
+                "name": "Support",
+                "pilot": "0140000000",
+                "members": [{"line": "0102030405", "position": 1}],
+            }
+        ],
+    }
+    path.write_text(yaml.safe_dump(config))
+
+
+def ping(port: int, attempts: int = 50) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.1)
+        for _ in range(attempts):
+            sock.sendto(OPTIONS, ("127.0.0.1", port))
+            try:
+                if sock.recv(65535).startswith(b"SIP/2.0 200"):
+                    return True
+            except TimeoutError:
+                continue
+    return False
+
+
+def test_serve_shares_its_state_in_redis(tmp_path: Path, redis_server: RedisServer) -> None:
+    port = free_port()
+    cfg = tmp_path / "cfg.yaml"
+    write_config(cfg, redis_server.url, port)
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "huntgroup", "serve", "--config", str(cfg)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert ping(port), (tmp_path / "serve.log").read_text()
+        client = redis.Redis(host="127.0.0.1", port=redis_server.port)
+        keys: list[bytes] = []
+        for _ in range(50):  # the membership written at start reaches Redis
+            keys = client.keys("huntgroup:*")
+            if keys:
+                break
+            time.sleep(0.1)
+        assert keys, "no state written to Redis"
+        assert b"0102030405" in b" ".join(
+            k + b" " + b" ".join(client.hkeys(k)) for k in keys if client.type(k) == b"hash"
+        )
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+        log.close()
+    assert "shared state: redis://127.0.0.1" in (tmp_path / "serve.log").read_text()
+
+
+def test_serve_refuses_to_start_without_its_redis(tmp_path: Path) -> None:
+    cfg = tmp_path / "cfg.yaml"
+    write_config(cfg, f"redis://127.0.0.1:{free_port()}/0", free_port())
+    run = subprocess.run(
+        [sys.executable, "-m", "huntgroup", "serve", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert "huntgroup serve:" in run.stderr and "redis" in run.stderr.lower()
