@@ -162,6 +162,8 @@ class _Call:
     outgoing_line: str | None = None  # a line's own call out through the upstream
     caller_line_id: str | None = None  # core id of the calling line's own activity
     feature: bool = False  # a feature-code call (*51/*52): answered, then hung up
+    core_ids: list[str] = field(default_factory=list)  # every core id it had (forwards)
+    dialog_keys: list[tuple[str, str, str]] = field(default_factory=list)
     reinvite_pending: bool = False
 
 
@@ -210,6 +212,7 @@ class B2BUA:
         self._legs_by_call_id: dict[str, tuple[str, str]] = {}
         self._relays: dict[TransactionKey, TransactionKey] = {}  # client tx -> server tx
         self._orphans: dict[TransactionKey, _Leg] = {}  # legs of ended calls, still open
+        self._unacked: dict[str, _Call] = {}  # calls whose 200 is retransmitted until ACK
         self._seq = itertools.count(1)
         self.accepting = True
         self._shutdown_at: float | None = None
@@ -249,7 +252,7 @@ class B2BUA:
 
     def get_timer(self) -> float | None:
         times = [self.layer.get_timer(), self.core.get_timer(), self.registrar.get_timer()]
-        times += [c.retransmit.get_timer() for c in self._calls.values() if c.retransmit]
+        times += [r.get_timer() for c in self._unacked.values() if (r := c.retransmit)]
         times.append(self._shutdown_at)
         due = [t for t in times if t is not None]
         return min(due) if due else None
@@ -260,8 +263,9 @@ class B2BUA:
         self._apply(self.core.handle_timer(now=self._now))
         for expired in self.registrar.handle_timer(now=self._now):
             log.info("line %s: %d contact(s) expired", expired.aor, len(expired.removed))
-        for call in list(self._calls.values()):
+        for call in list(self._unacked.values()):
             if call.retransmit is None:
+                self._unacked.pop(call.key, None)
                 continue
             for item in call.retransmit.handle_timer(now=self._now):
                 if isinstance(item, SendMessage):
@@ -558,7 +562,7 @@ class B2BUA:
         )
         self._calls[call.key] = call
         self._by_server_tx[key] = call.key
-        self._dialogs[(request.call_id, call.to_tag, request.from_.tag or "")] = (call.key, "")
+        self._index_dialog(call, (request.call_id, call.to_tag, request.from_.tag or ""), "")
         return call
 
     def _is_registered_line(self, number: str, source: Peer) -> bool:
@@ -575,6 +579,7 @@ class B2BUA:
         call.core_id = f"{call.key}.{next(self._seq)}"
         call.outgoing_line = line
         self._by_core[call.core_id] = call.key
+        call.core_ids.append(call.core_id)
         log.info("call %s: line %s -> %s via upstream", call.key, line, number)
         self._core(OutgoingCallStarted(call.core_id, line))
         upstream = self.config.server.upstream
@@ -591,6 +596,7 @@ class B2BUA:
     ) -> None:
         call.core_id = f"{call.key}.{next(self._seq)}"
         self._by_core[call.core_id] = call.key
+        call.core_ids.append(call.core_id)
         if group is not None:
             log.info("call %s: %s -> group %s (%s)", call.key, caller_number, group, number)
             self._core(CallArrived(call.core_id, group, caller_number, name))
@@ -609,6 +615,7 @@ class B2BUA:
         if call is not None and retransmit is not None and retransmit.matches(request):
             retransmit.ack_received()
             call.retransmit = None
+            self._unacked.pop(call.key, None)
             if call.feature:  # a feature code is done once answered: hang up
                 self._caller_gone(call, bye_caller=True, tell_core=False)
 
@@ -836,10 +843,8 @@ class B2BUA:
             self._core(MemberDeclined(call.core_id, leg.member, 488))
             return
         leg.state = "confirmed"
-        self._dialogs[(leg.dialog.call_id, leg.dialog.local_tag, leg.dialog.remote_tag)] = (
-            call.key,
-            leg.id,
-        )
+        dialog_key = (leg.dialog.call_id, leg.dialog.local_tag, leg.dialog.remote_tag)
+        self._index_dialog(call, dialog_key, leg.id)
         if not leg.member:  # a forwarding or outgoing leg: no core decision to wait for
             if call.outgoing_line is not None:
                 self._core(CallAnswered(call.core_id))
@@ -1019,6 +1024,7 @@ class B2BUA:
         call.retransmit = TwoXXRetransmitter(
             response, destination, now=self._now, timers=self.timers
         )
+        self._unacked[call.key] = call
 
     def _ring(self, call: _Call, member: str, caller: Identity, group: str | None) -> None:
         targets = self._targets(member)
@@ -1096,14 +1102,19 @@ class B2BUA:
             self._core(CallHungUp(call.caller_line_id))
         self._forget(call)
 
+    def _index_dialog(self, call: _Call, key: tuple[str, str, str], leg_id: str) -> None:
+        self._dialogs[key] = (call.key, leg_id)
+        call.dialog_keys.append(key)
+
     def _forget(self, call: _Call) -> None:
         self._out.extend(self.media.close(call.media))
         self._calls.pop(call.key, None)
         self._by_server_tx.pop(call.tx, None)
-        for core_id in [k for k, v in self._by_core.items() if v == call.key]:
-            del self._by_core[core_id]
-        for key in [k for k, v in self._dialogs.items() if v[0] == call.key]:
-            del self._dialogs[key]
+        self._unacked.pop(call.key, None)
+        for core_id in call.core_ids:
+            self._by_core.pop(core_id, None)
+        for key in call.dialog_keys:
+            self._dialogs.pop(key, None)
         for leg in call.legs.values():
             self._legs_by_call_id.pop(leg.invite.call_id, None)
             self._by_client_tx.pop(leg.tx, None)

@@ -12,6 +12,7 @@ and order; display names are stored unquoted and are always written quoted.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, replace
@@ -33,6 +34,10 @@ from huntgroup.engine.sip.grammar import (
     skip_ws,
 )
 from huntgroup.engine.sip.uri import SipUri, Uri, format_hostport, parse_hostport, parse_uri
+
+PARSE_CACHE_SIZE = 4096
+"""Parsed header values are memoized (they are immutable): a message's fields are
+validated by the parser and read again by the transaction layer and the B2BUA."""
 
 MAGIC_COOKIE = "z9hG4bK"
 """Prefix of RFC 3261 branch parameters (§8.1.1.7)."""
@@ -122,6 +127,7 @@ def _expect_slash(text: str, pos: int) -> int:
     return skip_ws(text, pos + 1)
 
 
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def parse_via(value: str) -> Via:
     """Parse one Via value (RFC 3261 §20.42, RFC 3581 rport)."""
     text = value.strip(WSP)
@@ -189,6 +195,7 @@ class NameAddress:
         return f"{display}<{self.uri}>{format_params(self.params)}"
 
 
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def parse_name_address(value: str) -> NameAddress:
     """Parse ``[display-name] <URI> *(;param)`` or ``URI *(;param)``."""
     text = value.strip(WSP)
@@ -258,6 +265,7 @@ class CSeq:
         return f"{self.number} {self.method}"
 
 
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def parse_cseq(value: str) -> CSeq:
     """Parse ``1*DIGIT LWS Method``; the number must be below 2**31."""
     parts = value.split()
@@ -266,6 +274,7 @@ def parse_cseq(value: str) -> CSeq:
     return CSeq(number=parse_uint(parts[0], what="CSeq", maximum=MAX_CSEQ), method=parts[1])
 
 
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def parse_call_id(value: str) -> str:
     """Validate ``word ["@" word]`` and return the Call-ID."""
     text = value.strip(WSP)

@@ -17,6 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from huntgroup.errors import RemoteProtocolError
@@ -31,14 +32,18 @@ Params = tuple[tuple[str, str | None], ...]
 """Ordered parameters: ``(name, value)``; ``value`` is ``None`` for a bare name."""
 
 
+_TOKEN_RE = re.compile("[" + re.escape("".join(sorted(TOKEN_CHARS))) + "]+")
+_WORD_RE = re.compile("[" + re.escape("".join(sorted(WORD_CHARS))) + "]+")
+
+
 def is_token(text: str) -> bool:
     """True when ``text`` is a non-empty RFC 3261 token."""
-    return bool(text) and all(c in TOKEN_CHARS for c in text)
+    return _TOKEN_RE.fullmatch(text) is not None
 
 
 def is_word(text: str) -> bool:
     """True when ``text`` is a non-empty RFC 3261 word (Call-ID part)."""
-    return bool(text) and all(c in WORD_CHARS for c in text)
+    return _WORD_RE.fullmatch(text) is not None
 
 
 def bad(message: str) -> RemoteProtocolError:

@@ -18,6 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 
 from huntgroup.errors import LocalProtocolError
@@ -144,8 +145,11 @@ def canonical_name(name: str) -> str:
     return _CANONICAL.get(lower, name)
 
 
+_BAD_NAME = re.compile(r"[: \t\r\n]")
+
+
 def _check(name: str, value: str) -> None:
-    if not name or any(c in name for c in ": \t\r\n"):
+    if not name or _BAD_NAME.search(name) is not None:
         raise LocalProtocolError(f"Invalid header name {name!r}")
     if "\r" in value or "\n" in value:
         raise LocalProtocolError(f"Header {name} holds a line break")
@@ -154,9 +158,10 @@ def _check(name: str, value: str) -> None:
 class Headers:
     """Immutable ordered header fields; see the module docstring."""
 
-    __slots__ = ("_items",)
+    __slots__ = ("_index", "_items")
 
     _items: tuple[tuple[str, str], ...]
+    _index: dict[str, list[str]] | None  # lower-case name -> values, built on first lookup
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         checked: list[tuple[str, str]] = []
@@ -164,12 +169,23 @@ class Headers:
             _check(name, value)
             checked.append((canonical_name(name), value))
         self._items = tuple(checked)
+        self._index = None
 
     @classmethod
     def _trusted(cls, items: tuple[tuple[str, str], ...]) -> Headers:
         obj = cls.__new__(cls)
         obj._items = items
+        obj._index = None
         return obj
+
+    def _lookup(self) -> dict[str, list[str]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for n, v in self._items:
+                index.setdefault(n.lower(), []).append(v)
+            self._index = index
+        return index
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
@@ -180,8 +196,7 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = canonical_name(name).lower()
-        return any(n.lower() == key for n, _ in self._items)
+        return canonical_name(name).lower() in self._lookup()
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
@@ -196,16 +211,12 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """The first value of ``name``, or None."""
-        key = canonical_name(name).lower()
-        for n, v in self._items:
-            if n.lower() == key:
-                return v
-        return None
+        values = self._lookup().get(canonical_name(name).lower())
+        return values[0] if values else None
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``, in order."""
-        key = canonical_name(name).lower()
-        return [v for n, v in self._items if n.lower() == key]
+        return list(self._lookup().get(canonical_name(name).lower(), ()))
 
     def with_added(self, name: str, value: str) -> Headers:
         """A copy with ``name: value`` appended at the end."""

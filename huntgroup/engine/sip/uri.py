@@ -17,6 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass, replace
 from urllib.parse import unquote_to_bytes
@@ -262,6 +263,7 @@ def _parse_tel(text: str) -> TelUri:
     return TelUri(number=number, params=params)
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_uri(text: str) -> Uri:
     """Parse one URI (no surrounding ``<>``, no whitespace)."""
     scheme, colon, rest = text.partition(":")
