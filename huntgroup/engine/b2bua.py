@@ -191,7 +191,8 @@ class B2BUA:
         self.timers = TimerConfig(
             t1=config.server.timers.t1, t2=config.server.timers.t2, t4=config.server.timers.t4
         )
-        self.layer = TransactionLayer(timers=self.timers)
+        # 100 Trying is ours to send: not when a 180 or a final answer leaves at once.
+        self.layer = TransactionLayer(timers=self.timers, send_trying=False)
         self.core = RoutingCore(config, now=now, store=store)
         self.registrar = Registrar()
         self.auth = DigestAuthenticator(
@@ -213,6 +214,7 @@ class B2BUA:
         self._relays: dict[TransactionKey, TransactionKey] = {}  # client tx -> server tx
         self._orphans: dict[TransactionKey, _Leg] = {}  # legs of ended calls, still open
         self._unacked: dict[str, _Call] = {}  # calls whose 200 is retransmitted until ACK
+        self._untried: list[tuple[TransactionKey, Request]] = []  # INVITEs of this input
         self._seq = itertools.count(1)
         self.accepting = True
         self._shutdown_at: float | None = None
@@ -235,7 +237,15 @@ class B2BUA:
         except ProtocolError as err:  # a message whose fields break a later layer
             log.info("dropped a message from %s:%s: %s", source.host, source.port, err)
         self._drain()
+        self._trying()
         return self._flush()
+
+    def _trying(self) -> None:
+        """100 Trying for the INVITEs of this input that got no other answer yet."""
+        for key, request in self._untried:
+            if not self.layer.has_response(key):
+                self._respond(key, request, 100)
+        self._untried.clear()
 
     def parse_failed(self, err: SipParseError, source: Peer) -> list[Output]:
         self._parse_failed(err, source)
@@ -382,6 +392,8 @@ class B2BUA:
             self._on_ack(request)
             return
         method = request.method
+        if method == "INVITE":
+            self._untried.append((key, request))
         if request.to.tag is not None:
             self._in_dialog(key, request, source)
         elif method == "INVITE":

@@ -36,6 +36,7 @@ Invariants
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
@@ -102,6 +103,7 @@ class SdpNotAcceptable(RemoteProtocolError):
 # --- Model ------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024)
 def _addr_type_of(address: str) -> Literal["IP4", "IP6"] | None:
     try:
         ip = ipaddress.ip_address(address)
@@ -427,6 +429,9 @@ class _MediaBuilder:
         )
 
 
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def _split_lines(data: bytes | str) -> list[tuple[str, str]]:
     if len(data) > MAX_SDP_SIZE:
         raise SdpSyntaxError(f"body larger than {MAX_SDP_SIZE} bytes", 413)
@@ -444,7 +449,7 @@ def _split_lines(data: bytes | str) -> list[tuple[str, str]]:
             continue
         if len(line) < 2 or line[1] != "=" or not ("a" <= line[0] <= "z"):
             raise SdpSyntaxError(f"line {number} is not 'x=value': {line[:40]!r}")
-        if any(ord(ch) < 32 and ch != "\t" for ch in line) or "\x7f" in line:
+        if _CONTROL.search(line) is not None:
             raise SdpSyntaxError(f"line {number} holds control characters")
         lines.append((line[0], line[2:]))
     return lines

@@ -172,6 +172,13 @@ class TransactionLayer:
         self._after(tx)
         return key, actions
 
+    def has_response(self, key: TransactionKey) -> bool:
+        """True when server transaction ``key`` has sent a response, or is gone."""
+        tx = self._transactions.get(key)
+        if isinstance(tx, ServerInviteTransaction | ServerNonInviteTransaction):
+            return tx.last_response is not None
+        return True
+
     def send_response(self, key: TransactionKey, response: Response, *, now: float) -> list[Action]:
         """Send the TU's ``response`` in server transaction ``key``."""
         tx = self._transactions.get(key)

@@ -398,6 +398,11 @@ class ServerInviteTransaction(Transaction):
             return [self._send(self._last)]
         return []
 
+    @property
+    def last_response(self) -> Response | None:
+        """The last response sent in this transaction, or None."""
+        return self._last
+
     def send_response(self, response: Response, *, now: float) -> list[Action]:
         """The TU answers the INVITE."""
         if self.state is State.ACCEPTED and 200 <= response.status < 300:
@@ -444,6 +449,11 @@ class ServerNonInviteTransaction(Transaction):
         if self._last is not None and not self.terminated:
             return [self._send(self._last)]
         return []
+
+    @property
+    def last_response(self) -> Response | None:
+        """The last response sent in this transaction, or None."""
+        return self._last
 
     def send_response(self, response: Response, *, now: float) -> list[Action]:
         """The TU answers the request."""

@@ -54,9 +54,8 @@ def test_linear_call_hunts_member_by_member_and_bridges() -> None:
     net, caller, m = w.net, w.caller, w.m
     call = w.call()
 
-    # The caller hears 100 then 180; m1 gets the first INVITE, nobody else.
-    trying = caller.response(100)
-    assert trying.to.tag is None
+    # The caller hears 180 at once (so no 100 Trying); m1 gets the first INVITE, nobody else.
+    assert not caller.has(100)
     ringing = caller.response(180)
     assert ringing.to.tag
     caller.quiet()
@@ -296,7 +295,6 @@ def test_ring_all_first_answer_wins_and_others_are_cancelled() -> None:
     legs = {i: w.m[i].answering(invs[i]) for i in (1, 2, 3)}
     for i in (1, 2, 3):
         legs[i].reply(180)
-    w.caller.response(100)
     w.caller.response(180)
     w.caller.quiet()
 
@@ -441,7 +439,7 @@ def test_invite_retransmission_does_not_create_a_second_call() -> None:
     call = w.call()
     call.retransmit_invite()
     assert w.caller.count(180) == 2, "the retransmission gets the last response (180) again"
-    assert w.caller.count(100) == 1
+    assert w.caller.count(100) == 0, "180 left at once: no 100 Trying is needed"
     assert w.net.b2b.active_calls == 1
     for i in (1, 2, 3):
         w.m[i].request("INVITE")
@@ -504,7 +502,6 @@ def test_reinvite_from_caller_is_relayed_to_member_and_answer_comes_back() -> No
         b"v=0\r\no=peer 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
         b"t=0 0\r\nm=audio 10000 RTP/AVP 0\r\na=sendonly\r\n"
     )
-    w.caller.response(100)
     reinv = w.m[1].request("INVITE")
     assert reinv.call_id == inv1.call_id
     assert reinv.from_.tag == inv1.from_.tag and reinv.to.tag == leg.tag

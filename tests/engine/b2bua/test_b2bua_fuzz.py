@@ -217,7 +217,7 @@ def test_templates_are_valid_before_mutation() -> None:
     fuzzer = net.phone("fuzzer", 6666, "fuzz")
     for template in TEMPLATES:
         net.deliver(template, FUZZER)
-    assert (fuzzer.has(100) and fuzzer.has(180)) or fuzzer.has(200, method="INVITE")
+    assert fuzzer.has(180) or fuzzer.has(200, method="INVITE")
     assert fuzzer.has(401, method="REGISTER")
     assert fuzzer.has(200, method="OPTIONS")
     assert fuzzer.has(481, method="BYE")

@@ -115,7 +115,8 @@ def test_direct_call_rings_the_registered_contact() -> None:
     net, alice, _, caller = world()
     assert register(alice, LINE_A, PASSWORD).status == 200
     call = caller.invite(LINE_A)
-    caller.response(100)
+    trying = caller.response(100)  # nothing else to say yet: the phone has not rung
+    assert trying.to.tag is None and not caller.has(180)
     invite = alice.request("INVITE")
     assert str(invite.uri) == f"sip:{LINE_A}@127.0.0.1:7101"
     assert invite.from_.uri.user == CALLER_NUMBER  # type: ignore[union-attr]
@@ -154,7 +155,6 @@ def test_unregistered_line_member_is_skipped_at_once() -> None:
 def test_direct_call_to_unregistered_line_is_refused_at_once() -> None:
     net, _, bob, caller = world()
     call = caller.invite(LINE_B)
-    caller.response(100)
     final = caller.response(480)
     call.ack_failure(final)
     bob.quiet()

@@ -40,7 +40,6 @@ def test_second_caller_is_answered_with_music_and_bridged_without_a_new_200() ->
     net, c1 = w.net, w.callers[1]
 
     queued = c1.invite(PILOT, rtp=10002)
-    c1.response(100)
     ok = c1.response(200)
     assert not c1.has(180), "a queued caller is answered, not rung"
     assert ok.content_type == "application/sdp"
@@ -115,7 +114,6 @@ def test_queue_without_answer_gives_183_and_480_at_max_wait() -> None:
     w.connect_first()
     c1 = w.callers[1]
     queued = c1.invite(PILOT, rtp=10002)
-    c1.response(100)
     early = c1.response(183)
     assert early.to.tag
     assert early.content_type == "application/sdp"
@@ -168,7 +166,6 @@ def test_queue_length_zero_sends_486_when_member_busy() -> None:
     w.connect_first()
     c1 = w.callers[1]
     c1.invite(PILOT)
-    c1.response(100)
     c1.response(486)
     c1.quiet()
     assert not w.net.music
@@ -211,7 +208,6 @@ def test_overflow_of_an_answered_caller_is_a_new_leg_to_the_target() -> None:
     overflow = w.net.phone("overflow", 7900, "overflow")
     c1 = w.callers[1]
     queued = c1.invite(PILOT, rtp=10002)
-    c1.response(100)
     ok = c1.response(200)
     queued.ack(ok)
     w.net.at(30)

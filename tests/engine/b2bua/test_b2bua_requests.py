@@ -61,7 +61,6 @@ def test_known_but_unsupported_method_gets_405(net: Network) -> None:
 def test_invite_to_unknown_number_gets_404(net: Network) -> None:
     caller = net.phone("caller", 6000, CALLER_NUMBER)
     call = caller.invite("0199999999")
-    caller.response(100)
     not_found = caller.response(404)
     assert not_found.call_id == call.call_id
     assert not_found.to.tag
@@ -86,7 +85,6 @@ def test_final_error_is_retransmitted_until_acked(net: Network) -> None:
 def test_final_error_stops_after_ack(net: Network) -> None:
     caller = net.phone("caller", 6000, CALLER_NUMBER)
     call = caller.invite("0199999998")
-    caller.response(100)
     refused = caller.response(404)
     call.ack_failure(refused)
     net.advance(60)
@@ -141,7 +139,6 @@ def test_unreadable_datagram_is_dropped_without_exception(net: Network, data: by
 def test_invite_without_g711_gets_488(net: Network) -> None:
     caller = net.phone("caller", 6000, CALLER_NUMBER)
     call = caller.invite(PILOT, body=sdp(10000, codecs=[(18, "G729")], event=None))
-    caller.response(100)
     refused = caller.response(488)
     call.ack_failure(refused)
     for member in range(1, 4):
@@ -169,7 +166,6 @@ def test_invite_with_other_body_type_gets_415(net: Network) -> None:
 def test_max_forwards_zero_gets_483(net: Network) -> None:
     caller = net.phone("caller", 6000, CALLER_NUMBER)
     caller.invite(PILOT, max_forwards=0)
-    caller.response(100)
     caller.response(483)
     caller.quiet()
     assert not net.stray

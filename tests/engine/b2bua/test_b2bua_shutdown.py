@@ -23,7 +23,6 @@ def test_shutdown_refuses_new_calls_and_ends_active_ones_after_grace() -> None:
     net.at(5.0)
     net.shutdown(grace=10.0)
     refused_call = late.invite(PILOT)
-    late.response(100)
     refused = late.response(503)
     assert refused.headers.get("Retry-After") == "30"
     refused_call.ack_failure(refused)
