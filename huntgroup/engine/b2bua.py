@@ -32,6 +32,7 @@ or a BYE; no state outlives its call (indexes are cleaned in ``_forget``).
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import itertools
 import logging
@@ -215,6 +216,7 @@ class B2BUA:
         self._orphans: dict[TransactionKey, _Leg] = {}  # legs of ended calls, still open
         self._unacked: dict[str, _Call] = {}  # calls whose 200 is retransmitted until ACK
         self._untried: list[tuple[TransactionKey, Request]] = []  # INVITEs of this input
+        self._retransmit_heap: list[tuple[float, int, str]] = []
         self._seq = itertools.count(1)
         self.accepting = True
         self._shutdown_at: float | None = None
@@ -262,8 +264,7 @@ class B2BUA:
 
     def get_timer(self) -> float | None:
         times = [self.layer.get_timer(), self.core.get_timer(), self.registrar.get_timer()]
-        times += [r.get_timer() for c in self._unacked.values() if (r := c.retransmit)]
-        times.append(self._shutdown_at)
+        times += [self._retransmit_due(), self._shutdown_at]
         due = [t for t in times if t is not None]
         return min(due) if due else None
 
@@ -273,10 +274,10 @@ class B2BUA:
         self._apply(self.core.handle_timer(now=self._now))
         for expired in self.registrar.handle_timer(now=self._now):
             log.info("line %s: %d contact(s) expired", expired.aor, len(expired.removed))
-        for call in list(self._unacked.values()):
-            if call.retransmit is None:
-                self._unacked.pop(call.key, None)
-                continue
+        while (due := self._retransmit_due()) is not None and due <= self._now:
+            _, _, key = heapq.heappop(self._retransmit_heap)
+            call = self._unacked[key]
+            assert call.retransmit is not None
             for item in call.retransmit.handle_timer(now=self._now):
                 if isinstance(item, SendMessage):
                     self._send(item.message, item.destination)
@@ -284,6 +285,8 @@ class B2BUA:
                     log.info("call %s: no ACK for our 200, hanging up", call.key)
                     call.retransmit = None
                     self._caller_gone(call, bye_caller=True)
+            if call.retransmit is not None:
+                self._schedule_retransmit(call)
         if self._shutdown_at is not None and self._now >= self._shutdown_at:
             self._shutdown_at = None
             for call in list(self._calls.values()):
@@ -309,6 +312,23 @@ class B2BUA:
         self._apply(self.core.state_changed(now=self._now))
         self._drain()
         return self._flush()
+
+    def _schedule_retransmit(self, call: _Call) -> None:
+        due = call.retransmit.get_timer() if call.retransmit is not None else None
+        if due is not None:
+            heapq.heappush(self._retransmit_heap, (due, next(self._seq), call.key))
+
+    def _retransmit_due(self) -> float | None:
+        """The next 2xx retransmission; stale heap entries are dropped on the way."""
+        heap = self._retransmit_heap
+        while heap:
+            due, _, key = heap[0]
+            call = self._unacked.get(key)
+            retransmit = call.retransmit if call is not None else None
+            if retransmit is not None and retransmit.get_timer() == due:
+                return due
+            heapq.heappop(heap)
+        return None
 
     def begin_shutdown(self, *, now: float, grace: float) -> list[Output]:
         """Refuse new calls (503) and end the remaining ones after ``grace`` seconds."""
@@ -1037,6 +1057,7 @@ class B2BUA:
             response, destination, now=self._now, timers=self.timers
         )
         self._unacked[call.key] = call
+        self._schedule_retransmit(call)
 
     def _ring(self, call: _Call, member: str, caller: Identity, group: str | None) -> None:
         targets = self._targets(member)

@@ -18,6 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 
@@ -137,12 +138,19 @@ LIST_HEADERS = frozenset(
 """Lower-case names of headers whose values are comma-separated lists."""
 
 
+@functools.lru_cache(maxsize=1024)
 def canonical_name(name: str) -> str:
     """The full, conventionally spelled name for ``name`` (compact forms expanded)."""
     lower = name.lower()
     if lower in COMPACT_FORMS:
         return COMPACT_FORMS[lower]
     return _CANONICAL.get(lower, name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _key(name: str) -> str:
+    """The lookup key of a header name: canonical, lower-case."""
+    return canonical_name(name).lower()
 
 
 _BAD_NAME = re.compile(r"[: \t\r\n]")
@@ -196,7 +204,7 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        return canonical_name(name).lower() in self._lookup()
+        return _key(name) in self._lookup()
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
@@ -211,12 +219,12 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """The first value of ``name``, or None."""
-        values = self._lookup().get(canonical_name(name).lower())
+        values = self._lookup().get(_key(name))
         return values[0] if values else None
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``, in order."""
-        return list(self._lookup().get(canonical_name(name).lower(), ()))
+        return list(self._lookup().get(_key(name), ()))
 
     def with_added(self, name: str, value: str) -> Headers:
         """A copy with ``name: value`` appended at the end."""
@@ -230,12 +238,12 @@ class Headers:
 
     def without(self, name: str) -> Headers:
         """A copy with every ``name`` field removed."""
-        key = canonical_name(name).lower()
+        key = _key(name)
         return Headers._trusted(tuple((n, v) for n, v in self._items if n.lower() != key))
 
     def without_first(self, name: str) -> Headers:
         """A copy without the first ``name`` field (e.g. popping the top Via)."""
-        key = canonical_name(name).lower()
+        key = _key(name)
         items = list(self._items)
         for i, (n, _) in enumerate(items):
             if n.lower() == key:

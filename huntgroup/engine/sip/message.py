@@ -313,7 +313,13 @@ _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 
 def _random_text(rng: random.Random, length: int) -> str:
-    return "".join(rng.choice(_ID_ALPHABET) for _ in range(length))
+    # One draw of 6 bits per character, read out in base 62 (bias below 2**-200).
+    n = rng.getrandbits(6 * length + 200)
+    chars = []
+    for _ in range(length):
+        n, digit = divmod(n, 62)
+        chars.append(_ID_ALPHABET[digit])
+    return "".join(chars)
 
 
 def new_branch(rng: random.Random, *, suffix: str = "") -> str:
