@@ -121,6 +121,8 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait(timeout=5)
 
+    close = stop  # so that closing_all() ends the process too
+
 
 def make_config(
     *,
