@@ -176,14 +176,15 @@ class MediaEngine:
         except MediaError as err:
             log.warning("hold music %s unusable, playing the built-in music: %s", cmd.music, err)
             music = default_music()
-        now = self.loop.time()
-        cursor = music.cursor(cmd.codec, now=now, epoch=self._epoch)
         if state.stream is None:
-            state.stream = RtpStream(cursor, payload_type=cmd.payload_type, rng=self.rng)
-        else:
-            state.stream.set_source(cursor, payload_type=cmd.payload_type)
+            state.stream = RtpStream(None, payload_type=cmd.payload_type, rng=self.rng)
         if cmd.session not in self.scheduler:
-            self.scheduler.add(cmd.session, state.stream, now=now)
+            self.scheduler.add(cmd.session, state.stream, now=self.loop.time())
+        # The shared position is read at the stream's first tick, on the scheduler's
+        # grid: callers who hear the music at the same tick hear the same frame.
+        first = self.scheduler.next_tick_time(cmd.session)
+        cursor = music.cursor(cmd.codec, now=first, epoch=self._epoch)
+        state.stream.set_source(cursor, payload_type=cmd.payload_type)
 
     def _relay(self, cmd: StartRelay) -> None:
         self.scheduler.remove(cmd.session)

@@ -390,6 +390,11 @@ class PacingScheduler(Generic[K]):
     def stream(self, stream_id: K) -> RtpStream:
         return self._streams[stream_id].stream
 
+    def next_tick_time(self, stream_id: K) -> float:
+        """When ``stream_id`` sends its next packet (on the shared tick grid)."""
+        assert self._origin is not None
+        return self._origin + self._streams[stream_id].next_tick * self.interval
+
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` must next run, or None with no stream."""
         if self._origin is None or not self._streams:

@@ -59,6 +59,8 @@ class Observer:
                             if other != call:
                                 assert self.arrival[other] >= self.arrival[call]
                     self.hunted.add(call)
+                    if call in queued_before:  # it left the queue within this step
+                        queued_before.remove(call)
                 case Cancel(call, member):
                     self.ringing.get(member, set()).discard(call)
                 case Bridge(call, member):
@@ -69,6 +71,8 @@ class Observer:
                     assert call not in self.ended, f"{call} ended twice"
                     assert call not in self.connected
                     self.ended.add(call)
+                    if call in queued_before:
+                        queued_before.remove(call)
                 case Hold(call):
                     self.was_queued.add(call)
 

@@ -38,15 +38,6 @@ async def _two_callers(wav: Path, first: RtpSocket, second: RtpSocket) -> None:
     engine.close_all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: MediaEngine._play takes the music cursor at the command's time on the "
-        "epoch grid, but packets go out on the PacingScheduler's grid (origin = first "
-        "stream added); a stream whose first tick falls in the next epoch frame is one "
-        "frame (20 ms) behind the others, and frame_at's shared-frame cache misses"
-    ),
-)
 def test_callers_started_together_get_the_same_frame_each_tick(tmp_path: Path) -> None:
     wav = write_tone_wav(tmp_path / "tones.wav", 8000)
     first, second = RtpSocket(), RtpSocket()
