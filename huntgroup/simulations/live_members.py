@@ -45,7 +45,7 @@ from huntgroup.engine.sip import (
 )
 from huntgroup.engine.sip.transaction import Action as TxAction
 from huntgroup.simulations.distributions import Sampler, uniform
-from huntgroup.simulations.driver import _ANSWER, _DELAY, CallRecord, Offer
+from huntgroup.simulations.driver import ANSWER, DELAY, CallRecord, Offer
 from huntgroup.simulations.live_context import NEAR, LiveContext, user_of
 from huntgroup.simulations.live_sip import LiveError, digest_authorization
 
@@ -244,11 +244,11 @@ class Member:
         g, k = rec.keys
         mi = run.member_index.get(self.key, -1)
         answers = (
-            uniform(_ANSWER, run.seed, 0, g, k, mi, attempt) < self.behaviour.answer_probability
+            uniform(ANSWER, run.seed, 0, g, k, mi, attempt) < self.behaviour.answer_probability
         )
         if not answers and self.behaviour.on_no_answer != "decline":
             return  # lets it ring until the server's no-answer timeout
-        delay = self.delay.draw(uniform(_DELAY, run.seed, 0, g, k, mi, attempt))
+        delay = self.delay.draw(uniform(DELAY, run.seed, 0, g, k, mi, attempt))
         if delay < timeout:
             leg.timer = run.call_later(delay, lambda: self.react(leg, answers))
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from huntgroup.engine.sip import SipUri, parse_uri
 from huntgroup.errors import ProtocolError
 from huntgroup.simulations.distributions import Sampler, arrival_times, name_key, stream
-from huntgroup.simulations.driver import _ARRIVALS, _PATIENCE, _TALK, CallRecord
+from huntgroup.simulations.driver import ARRIVALS, PATIENCE, TALK, CallRecord
 from huntgroup.simulations.live_sip import LiveError
 from huntgroup.simulations.scenario import Scenario
 
@@ -70,12 +70,12 @@ def plan_calls(scenario: Scenario) -> list[CallRecord]:
     for gi, traffic in enumerate(scenario.traffic):
         gkey = name_key(traffic.group)
         times = arrival_times(
-            traffic.arrivals, scenario.duration, stream(_ARRIVALS, seed, rep, gkey)
+            traffic.arrivals, scenario.duration, stream(ARRIVALS, seed, rep, gkey)
         )
         n = len(times)
-        talks = Sampler(traffic.talk_time).draw_many(stream(_TALK, seed, rep, gkey).random(n))
+        talks = Sampler(traffic.talk_time).draw_many(stream(TALK, seed, rep, gkey).random(n))
         patience = (
-            Sampler(traffic.patience).draw_many(stream(_PATIENCE, seed, rep, gkey).random(n))
+            Sampler(traffic.patience).draw_many(stream(PATIENCE, seed, rep, gkey).random(n))
             if traffic.patience is not None
             else None
         )
