@@ -257,11 +257,23 @@ async def play_live(
         "sip_messages": result.events,
         "unmatched_invites": run.unmatched,
         "unexpected_statuses": dict(sorted(run.unexpected.items())),
-        "members": {m.key: {"answers": m.answers, "declines": m.declines} for m in members},
-        "availability": availability.log,
+        "members": {m.key: _member_stats(m, availability) for m in members},
         "availability_failures": availability.failures,
     }
     return LiveRun(result, stats)
+
+
+def _member_stats(member: Member, availability: Availability) -> dict[str, Any]:
+    """What one simulated phone did; with its ``*51`` / ``*52`` calls when it dialled any."""
+    stats: dict[str, Any] = {"answers": member.answers, "declines": member.declines}
+    calls = [
+        {k: v for k, v in c.items() if k != "member"}
+        for c in availability.log
+        if c["member"] == member.key
+    ]
+    if calls:
+        stats["feature_calls"] = calls
+    return stats
 
 
 def run_live(

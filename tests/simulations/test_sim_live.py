@@ -355,13 +355,15 @@ def test_a_line_follows_its_joined_window_live(server: Server, tmp_path: Path) -
         # accepted when the server's 200 came back: a few ms of real time late
         assert start == pytest.approx(14.0, abs=1.0) and end == pytest.approx(28.0, abs=1.0)
     assert live.run.joined[("Sales", server.m3)] == [(0.0, math.inf)]  # no schedule
-    calls = live.stats["availability"]
+    calls = live.stats["members"][server.line]["feature_calls"]
     dialled = [(c["group"], c["joined"], c["planned"]) for c in calls if not c["restore"]]
     assert dialled == [(g, joined, at) for joined, at in SWITCHES for g in groups]
     assert all(c["status"] == 200 for c in calls)
     # The line is back in its groups, as configured, for the next run.
     assert [(c["group"], c["joined"]) for c in calls if c["restore"]] == [(g, True) for g in groups]
     assert live.stats["availability_failures"] == 0
+    assert "feature_calls" not in live.stats["members"][server.m1]
+    assert json.loads(json.dumps(live.stats))["members"][server.line]["feature_calls"] == calls
     assert live.stats["unexpected_statuses"] == {}
 
 
