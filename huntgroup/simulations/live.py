@@ -268,7 +268,7 @@ def _member_stats(member: Member, availability: Availability) -> dict[str, Any]:
     stats: dict[str, Any] = {"answers": member.answers, "declines": member.declines}
     calls = [
         {k: v for k, v in c.items() if k != "member"}
-        for c in availability.log
+        for c in availability.feature_calls
         if c["member"] == member.key
     ]
     if calls:

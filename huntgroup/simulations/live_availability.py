@@ -225,7 +225,7 @@ class Availability:
         self.dialers = dialers
         self.state: dict[tuple[str, str], bool] = {}  # (group, member) -> joined, as accepted
         self.changes: dict[tuple[str, str], list[tuple[float, bool]]] = {}
-        self.log: list[dict[str, Any]] = []  # every feature call, for the live stats
+        self.feature_calls: list[dict[str, Any]] = []  # every feature call, for the live stats
         self.failures = 0
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -354,7 +354,7 @@ class Availability:
         at: float | None,
         planned: float | None,
     ) -> None:
-        self.log.append(
+        self.feature_calls.append(
             {
                 "member": member,
                 "group": group,
