@@ -66,8 +66,9 @@ from huntgroup.simulations.distributions import (
 )
 from huntgroup.simulations.scenario import ResolvedLoad, Scenario
 
-# What a random number is for: the first key of every stream.
-_ARRIVALS, _TALK, _PATIENCE, _ANSWER, _DELAY, _DIRECT, _OUTGOING = range(1, 8)
+# What a random number is for: the first key of every stream. The first five are
+# public: live mode (live_plan, live_members) draws from the very same streams.
+ARRIVALS, TALK, PATIENCE, ANSWER, DELAY, _DIRECT, _OUTGOING = range(1, 8)
 
 
 OUTCOMES = ("answered", "abandoned", "timed_out", "rejected_full", "forwarded", "no_answer")
@@ -202,12 +203,12 @@ class _Run:
         for gi, traffic in enumerate(self.sc.traffic):
             gkey = name_key(traffic.group)
             times = arrival_times(
-                traffic.arrivals, self.sc.duration, stream(_ARRIVALS, seed, rep, gkey)
+                traffic.arrivals, self.sc.duration, stream(ARRIVALS, seed, rep, gkey)
             )
             n = len(times)
-            talks = Sampler(traffic.talk_time).draw_many(stream(_TALK, seed, rep, gkey).random(n))
+            talks = Sampler(traffic.talk_time).draw_many(stream(TALK, seed, rep, gkey).random(n))
             patience = (
-                Sampler(traffic.patience).draw_many(stream(_PATIENCE, seed, rep, gkey).random(n))
+                Sampler(traffic.patience).draw_many(stream(PATIENCE, seed, rep, gkey).random(n))
                 if traffic.patience is not None
                 else None
             )
@@ -419,10 +420,10 @@ class _Run:
         seed, rep = self.keys
         mi = self.member_index.get(member, -1)
         g, k = rec.keys
-        answers = uniform(_ANSWER, seed, rep, g, k, mi, attempt) < self.answer_p[member]
+        answers = uniform(ANSWER, seed, rep, g, k, mi, attempt) < self.answer_p[member]
         if not answers and member not in self.declines:
             return  # lets it ring until the core's no-answer timeout
-        delay = self.delay[member].draw(uniform(_DELAY, seed, rep, g, k, mi, attempt))
+        delay = self.delay[member].draw(uniform(DELAY, seed, rep, g, k, mi, attempt))
         if delay < ring.timeout:
             self.push(self.now + delay, self.on_reaction, (rec, member, offer, answers))
 

@@ -22,6 +22,13 @@ agents on one asyncio loop:
   member, attempt) whether it answers and after which delay: 200 with SDP, or
   603 when it declines (``on_no_answer: decline``), or it lets it ring. The
   member who answered sends BYE after the call's talk time.
+- **Availability.** A line member with a ``joined:`` schedule logs in and
+  out with the server's feature codes, ``*51<pilot>`` / ``*52<pilot>``, once
+  per group it belongs to (the driver applies a schedule to every group of
+  the member): its state at 0 before the clock starts, then each window's
+  start and end at its scaled time (``live_availability``). The intervals
+  recorded are those the server accepted; at the end every scheduled member
+  is put back in its configured state.
 - **Correlation.** The server tells a caller nothing when a member takes a
   call that was answered by the queue (hold music), so answers are recorded
   on the member side. The member finds the call from the INVITE's From user
@@ -46,13 +53,15 @@ queue (200 or 183 before a member answered) and not offered to a member since.
 Modules: ``live_plan`` (options, the calls to place, what cannot be played),
 ``live_context`` (the scaled clock, records and queue view shared by the
 agents), ``live_callers`` and ``live_members`` (the two kinds of agents),
+``live_availability`` (the ``joined:`` schedules as feature calls),
 ``live_sip`` (UDP endpoint, digest answers, SDP); this module opens the
 sockets, registers the lines, plays the calls and tears everything down.
 
 Invariants: every socket is bound on a loopback or ``--bind`` address; a run
 places at most ``max_calls`` calls and lasts at most ``(duration + drain) /
 speed`` seconds, plus a bounded teardown; every call record gets exactly one
-outcome; line members are unregistered at the end.
+outcome; line members are unregistered at the end, and members with a
+``joined:`` schedule are back in their configured state.
 """
 
 from __future__ import annotations
@@ -60,14 +69,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from huntgroup.config.models import Config
 from huntgroup.simulations.driver import RunResult
+from huntgroup.simulations.live_availability import Availability
 from huntgroup.simulations.live_callers import Callers
 from huntgroup.simulations.live_context import LiveContext
 from huntgroup.simulations.live_members import REGISTER_EXPIRES, Member
@@ -145,10 +153,14 @@ async def _open_members(run: LiveContext) -> list[Member]:
 
 
 async def _play(
-    run: LiveContext, callers: Callers, progress: Callable[[float], None] | None
+    run: LiveContext,
+    callers: Callers,
+    availability: Availability,
+    progress: Callable[[float], None] | None,
 ) -> None:
     sc = run.sc
     run.t0 = run.loop.time()
+    availability.start()
     for rec in run.calls:
         run.call_at(rec.arrival, functools.partial(callers.place, rec))
     if not run.calls:
@@ -167,7 +179,9 @@ async def _play(
             progress(min(1.0, run.now() / sc.duration))
 
 
-async def _teardown(run: LiveContext, callers: Callers, members: list[Member]) -> None:
+async def _teardown(
+    run: LiveContext, callers: Callers, members: list[Member], availability: Availability
+) -> None:
     run.stopping = True
     for leg in list(callers.legs.values()):
         if leg.state != "ended":
@@ -177,6 +191,7 @@ async def _teardown(run: LiveContext, callers: Callers, members: list[Member]) -
     deadline = run.loop.time() + TEARDOWN_SECONDS
     while run.loop.time() < deadline and any(leg.state != "ended" for leg in callers.legs.values()):
         await asyncio.sleep(0.05)
+    await availability.restore()
     lines = [m for m in members if m.registered]
     for m in lines:
         m.stop_refresh()
@@ -184,14 +199,6 @@ async def _teardown(run: LiveContext, callers: Callers, members: list[Member]) -
     for member, result in zip(lines, results, strict=True):
         if isinstance(result, BaseException) or result >= 300:
             log.warning("member %s: unregistration failed: %r", member.key, result)
-
-
-def _joined(config: Config) -> dict[tuple[str, str], list[tuple[float, float]]]:
-    return {
-        (g.name, m.key): [(0.0, math.inf)] if m.joined else []
-        for g in config.groups
-        for m in g.members
-    }
 
 
 async def play_live(
@@ -209,19 +216,23 @@ async def play_live(
     run.sdp_port = int(sink.get_extra_info("sockname")[1])
     callers = Callers(run)
     members: list[Member] = []
+    availability = Availability(run, {})
     started = time.monotonic()
     try:
         await callers.open()
         await callers.check_server()
         members = await _open_members(run)
+        dialers = {m.key: m.dialer for m in members if m.dialer is not None}
+        availability = Availability(run, dialers)
         try:
-            await _play(run, callers, progress)
+            await availability.apply_initial()
+            await _play(run, callers, availability, progress)
         finally:
             end = run.now()
             for rec in run.calls:
                 if rec.outcome is None:
                     rec.outcome = "unfinished" if rec.answered_at is None else "answered"
-            await _teardown(run, callers, members)
+            await _teardown(run, callers, members, availability)
     finally:
         for member in members:
             member.close()
@@ -231,7 +242,7 @@ async def play_live(
         replication=0,
         calls=run.calls,
         queue_lengths=run.queue_series,
-        joined=_joined(run.config),
+        joined=availability.intervals(),
         end=end,
         events=callers.endpoint.messages + sum(m.endpoint.messages for m in members),
         outgoing_skipped=0,
@@ -246,9 +257,23 @@ async def play_live(
         "sip_messages": result.events,
         "unmatched_invites": run.unmatched,
         "unexpected_statuses": dict(sorted(run.unexpected.items())),
-        "members": {m.key: {"answers": m.answers, "declines": m.declines} for m in members},
+        "members": {m.key: _member_stats(m, availability) for m in members},
+        "availability_failures": availability.failures,
     }
     return LiveRun(result, stats)
+
+
+def _member_stats(member: Member, availability: Availability) -> dict[str, Any]:
+    """What one simulated phone did; with its ``*51`` / ``*52`` calls when it dialled any."""
+    stats: dict[str, Any] = {"answers": member.answers, "declines": member.declines}
+    calls = [
+        {k: v for k, v in c.items() if k != "member"}
+        for c in availability.feature_calls
+        if c["member"] == member.key
+    ]
+    if calls:
+        stats["feature_calls"] = calls
+    return stats
 
 
 def run_live(

@@ -12,7 +12,9 @@ time), 603 when it declines, or nothing (it rings until the server cancels).
 A CANCEL gets 200 and 487; the offer is ``no_answer`` when it rang for (about)
 the no-answer timeout, else ``cancelled``. The member whose 200 came first
 claims the call (``answered_by``, ``answered_at``); a later 200 (a lost race)
-is marked ``cancelled`` and the server hangs it up.
+is marked ``cancelled`` and the server hangs it up. A line member also carries
+a :class:`~huntgroup.simulations.live_availability.FeatureDialer` for its
+``*51`` / ``*52`` calls; their responses and the server's BYE go to it.
 
 Invariants: an offer gets one outcome; only the claiming member ends the call
 as ``answered``; no reaction is sent for an offer that is no longer ringing.
@@ -45,7 +47,8 @@ from huntgroup.engine.sip import (
 )
 from huntgroup.engine.sip.transaction import Action as TxAction
 from huntgroup.simulations.distributions import Sampler, uniform
-from huntgroup.simulations.driver import _ANSWER, _DELAY, CallRecord, Offer
+from huntgroup.simulations.driver import ANSWER, DELAY, CallRecord, Offer
+from huntgroup.simulations.live_availability import FeatureDialer
 from huntgroup.simulations.live_context import NEAR, LiveContext, user_of
 from huntgroup.simulations.live_sip import LiveError, digest_authorization
 
@@ -99,6 +102,8 @@ class Member:
         self._reg_waiter: asyncio.Future[int] | None = None
         self._refresh: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # a line dials *51 / *52 from its own socket to follow a 'joined:' schedule
+        self.dialer = FeatureDialer(run, self.endpoint, line) if line is not None else None
 
     async def open(self, host: str, port: int) -> None:
         await self.endpoint.open(host, port)
@@ -203,7 +208,11 @@ class Member:
             case ResponseReceived(_, response, _):
                 if response.cseq.method == "REGISTER":
                     self._on_register_response(response)
+                elif self.dialer is not None and self.dialer.owns(response.call_id):
+                    self.dialer.on_response(response)
             case TransactionTimedOut(_, request, _) | TransportFailed(_, request):
+                if self.dialer is not None:
+                    self.dialer.on_failure(request)
                 waiter = self._reg_waiter
                 if request.method == "REGISTER" and waiter is not None and not waiter.done():
                     waiter.set_result(408)
@@ -212,6 +221,8 @@ class Member:
         method = request.method
         if method == "INVITE" and request.to.tag is None:
             self.on_invite(key, request, source)
+        elif method == "BYE" and self.dialer is not None and self.dialer.owns(request.call_id):
+            self.dialer.on_bye(key, request)
         elif method == "BYE":
             leg = self.offered.get(request.call_id)
             self.endpoint.send_response(key, make_response(request, 200 if leg else 481))
@@ -244,11 +255,11 @@ class Member:
         g, k = rec.keys
         mi = run.member_index.get(self.key, -1)
         answers = (
-            uniform(_ANSWER, run.seed, 0, g, k, mi, attempt) < self.behaviour.answer_probability
+            uniform(ANSWER, run.seed, 0, g, k, mi, attempt) < self.behaviour.answer_probability
         )
         if not answers and self.behaviour.on_no_answer != "decline":
             return  # lets it ring until the server's no-answer timeout
-        delay = self.delay.draw(uniform(_DELAY, run.seed, 0, g, k, mi, attempt))
+        delay = self.delay.draw(uniform(DELAY, run.seed, 0, g, k, mi, attempt))
         if delay < timeout:
             leg.timer = run.call_later(delay, lambda: self.react(leg, answers))
 

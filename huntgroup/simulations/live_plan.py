@@ -8,8 +8,9 @@ group, replication 0), so a live run offers exactly the callers the virtual
 run offers. ``caller_number`` gives each call a unique caller number, which
 is how the simulated members recognise the call they are offered.
 ``live_problems`` lists every reason a scenario cannot be played live with
-the given options (availability schedules, members' own calls, member URIs
-the run cannot bind, too many calls, a bad speed or bind address).
+the given options (availability schedules of fixed-URI members, members' own
+calls, member URIs the run cannot bind, too many calls, a bad speed or bind
+address).
 
 Invariants: the plan is a pure function of the scenario; a member address is
 accepted only when it is loopback or the ``--bind`` address, over UDP.
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from huntgroup.engine.sip import SipUri, parse_uri
 from huntgroup.errors import ProtocolError
 from huntgroup.simulations.distributions import Sampler, arrival_times, name_key, stream
-from huntgroup.simulations.driver import _ARRIVALS, _PATIENCE, _TALK, CallRecord
+from huntgroup.simulations.driver import ARRIVALS, PATIENCE, TALK, CallRecord
 from huntgroup.simulations.live_sip import LiveError
 from huntgroup.simulations.scenario import Scenario
 
@@ -70,12 +71,12 @@ def plan_calls(scenario: Scenario) -> list[CallRecord]:
     for gi, traffic in enumerate(scenario.traffic):
         gkey = name_key(traffic.group)
         times = arrival_times(
-            traffic.arrivals, scenario.duration, stream(_ARRIVALS, seed, rep, gkey)
+            traffic.arrivals, scenario.duration, stream(ARRIVALS, seed, rep, gkey)
         )
         n = len(times)
-        talks = Sampler(traffic.talk_time).draw_many(stream(_TALK, seed, rep, gkey).random(n))
+        talks = Sampler(traffic.talk_time).draw_many(stream(TALK, seed, rep, gkey).random(n))
         patience = (
-            Sampler(traffic.patience).draw_many(stream(_PATIENCE, seed, rep, gkey).random(n))
+            Sampler(traffic.patience).draw_many(stream(PATIENCE, seed, rep, gkey).random(n))
             if traffic.patience is not None
             else None
         )
@@ -131,11 +132,13 @@ def live_problems(scenario: Scenario, options: LiveOptions) -> list[str]:
         problems.append(f"--speed must be > 0 and <= {MAX_SPEED:g}, got {options.speed:g}")
     if not is_local_address(options.bind):
         problems.append(f"--bind {options.bind!r} is not an IP address of this host")
+    lines = {m.key for g in scenario.config.groups for m in g.members if m.line is not None}
     for key, b in sorted(scenario.behaviours.items()):
-        if b.joined is not None:
+        if b.joined is not None and key not in lines:
             problems.append(
-                f"member {key}: 'joined' schedules are not supported live (the server has "
-                "no runtime join/leave protocol yet); use the configuration's joined flag"
+                f"member {key}: a 'joined' schedule needs a line member, which logs in and "
+                "out by dialling *51 / *52; a fixed-URI member cannot dial (use the "
+                "configuration's joined flag, or make the member a line)"
             )
         if b.direct_calls is not None or b.outgoing_calls is not None:
             problems.append(f"member {key}: direct_calls and outgoing_calls are not supported live")

@@ -9,6 +9,7 @@ seconds, so both runs are comparable call by call.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -25,7 +26,9 @@ import yaml
 from huntgroup.config.models import LineConfig
 from huntgroup.engine.digest import DigestAuthenticator, compute_ha1, parse_credentials
 from huntgroup.simulations.cli import main
+from huntgroup.simulations.driver import CallRecord, run_replication
 from huntgroup.simulations.live import LiveOptions, live_problems, parse_target, run_live
+from huntgroup.simulations.live_availability import Switch, availability_plan
 from huntgroup.simulations.live_sip import LiveError, digest_authorization
 from huntgroup.simulations.report import PLOTS
 from huntgroup.simulations.runner import run_live_simulation, run_simulation
@@ -102,6 +105,28 @@ def groups_config(port: int, uris: list[str], *, scale: float) -> dict[str, Any]
                 "no_answer_timeout": 15 / scale,
                 "queue": {"max_length": 1, "max_wait": 60 / scale, "answer": True},
                 "members": [{"uri": m3, "position": 1}],
+            },
+            {
+                "name": "Sales",
+                "pilot": "0140000002",
+                "algorithm": "linear",
+                "no_answer_timeout": 15 / scale,
+                "queue": {"max_length": 5, "max_wait": 120 / scale},
+                "members": [
+                    {"line": "0102000003", "position": 1},
+                    {"uri": m3, "position": 2},
+                ],
+            },
+            {
+                "name": "Back",
+                "pilot": "0140000003",
+                "algorithm": "linear",
+                "no_answer_timeout": 15 / scale,
+                "queue": {"max_length": 5, "max_wait": 120 / scale},
+                "members": [
+                    {"line": "0102000003", "position": 1},
+                    {"uri": m1, "position": 2},
+                ],
             },
         ],
     }
@@ -287,6 +312,64 @@ def test_the_cli_plays_live(server: Server, tmp_path: Path) -> None:
     assert summary["live"]["calls_placed"] == 1
 
 
+@pytest.mark.integration
+def test_a_line_follows_its_joined_window_live(server: Server, tmp_path: Path) -> None:
+    # The line is in Support, Sales and Back (two linear groups, no state carried
+    # over from other runs), logged in only from 14 to 28: it leaves its three
+    # groups at 0 (*52<pilot> each), joins them at 14 and leaves them at 28.
+    (tmp_path / "sales.csv").write_text("".join(f"{t}\n" for t in range(0, 44, 6)))
+    (tmp_path / "back.csv").write_text("2\n22.5\n38\n")
+    path = write_scenario(
+        tmp_path,
+        server,
+        duration=44,
+        drain=20,
+        seed=3,
+        traffic=[
+            {"group": "Sales", "arrivals": {"trace": "sales.csv"}, "talk_time": 2},
+            {"group": "Back", "arrivals": {"trace": "back.csv"}, "talk_time": 2},
+        ],
+        members={"default": {"answer_delay": 1}, server.line: {"joined": [[14, 28]]}},
+    )
+    scenario = load_scenario(path)
+    live = run_live(scenario, LiveOptions(parse_target(server.target), speed=SPEED))
+    virtual = run_replication(scenario, 0)
+
+    def offers(calls: list[CallRecord]) -> list[tuple[str, list[tuple[str, str]]]]:
+        ordered = sorted(calls, key=lambda c: (c.arrival, c.call))
+        return [(c.call, [(o.member, o.outcome) for o in c.offers]) for c in ordered]
+
+    assert offers(live.run.calls) == offers(virtual.calls)
+    to_line = [(c.group, o.at) for c in live.run.calls for o in c.offers if o.member == server.line]
+    assert all(14 <= at <= 28 for _, at in to_line), to_line
+    assert {g for g, _ in to_line} == {"Sales", "Back"}, "the line takes calls in its window"
+    outside = [c for c in live.run.calls if not 14 <= c.arrival <= 28]
+    assert outside and all(c.answered_by in (server.m1, server.m3) for c in outside)
+    assert all(c.outcome == "answered" for c in live.run.calls)
+
+    # The intervals recorded are those the server accepted, as the driver records them.
+    groups = ("Support", "Sales", "Back")
+    for group in groups:
+        assert virtual.joined[(group, server.line)] == [(14.0, 28.0)]
+        [(start, end)] = live.run.joined[(group, server.line)]
+        # accepted when the server's 200 came back: a few ms of real time late
+        assert start == pytest.approx(14.0, abs=1.0) and end == pytest.approx(28.0, abs=1.0)
+    assert live.run.joined[("Sales", server.m3)] == [(0.0, math.inf)]  # no schedule
+    calls = live.stats["members"][server.line]["feature_calls"]
+    dialled = [(c["group"], c["joined"], c["planned"]) for c in calls if not c["restore"]]
+    assert dialled == [(g, joined, at) for joined, at in SWITCHES for g in groups]
+    assert all(c["status"] == 200 for c in calls)
+    # The line is back in its groups, as configured, for the next run.
+    assert [(c["group"], c["joined"]) for c in calls if c["restore"]] == [(g, True) for g in groups]
+    assert live.stats["availability_failures"] == 0
+    assert "feature_calls" not in live.stats["members"][server.m1]
+    assert json.loads(json.dumps(live.stats))["members"][server.line]["feature_calls"] == calls
+    assert live.stats["unexpected_statuses"] == {}
+
+
+SWITCHES = [(False, 0.0), (True, 14.0), (False, 28.0)]
+
+
 # ---------------------------------------------------------- errors (no server)
 def scenario_file(tmp_path: Path, group_members: list[dict[str, Any]], **fields: Any) -> Path:
     config = {
@@ -313,7 +396,10 @@ def test_live_refuses_what_it_cannot_play(tmp_path: Path) -> None:
             {"uri": "sip:tcp@127.0.0.1:5999;transport=tcp", "position": 2},
             {"line": "0102000003", "position": 3},
         ],
-        members={"0102000003": {"joined": [[0, 30]]}},
+        members={
+            "0102000003": {"joined": [[0, 30]]},
+            "sip:tcp@127.0.0.1:5999;transport=tcp": {"joined": [[10, 30]]},
+        },
         seed=1,
     )
     scenario = load_scenario(path)
@@ -321,11 +407,45 @@ def test_live_refuses_what_it_cannot_play(tmp_path: Path) -> None:
     text = "\n".join(problems)
     assert "192.0.2.20" in text and "loopback" in text
     assert "only UDP members" in text
-    assert "'joined' schedules are not supported live" in text
+    # a line follows its schedule with *51 / *52; a fixed URI cannot dial
+    assert "member sip:tcp@127.0.0.1:5999;transport=tcp: a 'joined' schedule needs a line" in text
+    assert "member 0102000003" not in text
     assert "--speed must be > 0" in text
     assert "more than --max-calls 0" in text
     with pytest.raises(LiveError, match="cannot be played live"):
         run_live(scenario, LiveOptions(("127.0.0.1", 5060)))
+
+
+def test_availability_plan_follows_the_drivers_order(tmp_path: Path) -> None:
+    path = scenario_file(
+        tmp_path,
+        [
+            {"line": "0102000003", "position": 1, "joined": False},
+            {"uri": "sip:m@127.0.0.1:5999", "position": 2},
+        ],
+        members={"0102000003": {"joined": [[0, 10], [10, 20], [40, None]]}},
+    )
+    plan = availability_plan(load_scenario(path))
+    assert list(plan) == ["0102000003"]  # members without a schedule dial nothing
+    # Configured logged out, in at 0; where one window ends and the next starts it
+    # leaves, then joins (the driver's order); the last window never ends.
+    assert plan["0102000003"] == [
+        Switch(0.0, True),
+        Switch(10.0, False),
+        Switch(10.0, True),
+        Switch(20.0, False),
+        Switch(40.0, True),
+    ]
+    later = scenario_file(
+        tmp_path,
+        [{"line": "0102000003", "position": 1}],
+        members={"0102000003": {"joined": [[5, 9]]}},
+    )
+    assert availability_plan(load_scenario(later))["0102000003"] == [
+        Switch(0.0, False),  # configured logged in, first window later: leaves at 0
+        Switch(5.0, True),
+        Switch(9.0, False),
+    ]
 
 
 def test_a_silent_target_is_a_clear_error(tmp_path: Path) -> None:
