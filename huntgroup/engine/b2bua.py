@@ -582,6 +582,7 @@ class B2BUA:
             log.info("INVITE to %s refused: %s", number, err)
             self._respond(key, request, err.status)
             return None
+        self._out.extend(self.media.open_caller_port(media))
         call = _Call(
             key=f"k{next(self._seq)}",
             invite=request,
@@ -940,6 +941,7 @@ class B2BUA:
         to = f"<{target}>"
         call_id = new_call_id(self.rng, me.host)
         offer = self.media.member_offer(call.media)
+        self._out.extend(self.media.open_member_port(call.media))
         headers = Headers(
             [
                 ("Via", me.via(self.rng)),

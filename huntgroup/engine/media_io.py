@@ -13,6 +13,11 @@ one ``loop.call_at`` timer sends every due packet of every queued caller.
 A session keeps its :class:`RtpStream`, so sequence numbers and timestamps
 continue if the music stops and starts again.
 
+Ports are bound as soon as our SDP names them (``OpenPort``), so nothing sent
+to them is lost to a not-yet-bound port. Packets that reach the member port
+before a member has won (early media of every rung member) are kept, a few
+at most, and the winner's are played out when the relay starts.
+
 Relay: a packet arriving on one side is sent out of the other side's socket.
 Symmetric RTP (latching): each side is sent to the address its own packets
 come from, which crosses NATs; until a side has sent anything, its SDP
@@ -29,10 +34,17 @@ import errno
 import logging
 import random
 import socket
+from collections import deque
 from dataclasses import dataclass, field
 
 from huntgroup.engine.loop_timer import LoopTimer
-from huntgroup.engine.media_plan import CloseMedia, MediaCommand, PlayMusic, StartRelay
+from huntgroup.engine.media_plan import (
+    CloseMedia,
+    MediaCommand,
+    OpenPort,
+    PlayMusic,
+    StartRelay,
+)
 from huntgroup.errors import MediaError
 from huntgroup.media.music import MusicLibrary, default_music
 from huntgroup.media.rtp import PacingScheduler, RtpStream
@@ -54,6 +66,8 @@ class _Session:
     member_port: int | None = None
     stream: RtpStream | None = None
     relaying: bool = False
+    # packets from members before the relay starts (the answer's first words)
+    early: deque[tuple[tuple[str, int], bytes]] = field(default_factory=lambda: deque(maxlen=8))
 
 
 @dataclass(slots=True)
@@ -95,6 +109,12 @@ class MediaEngine:
                     self._play(command)
                 case StartRelay():
                     self._relay(command)
+                case OpenPort(session, port, side):
+                    self._bind(session, port, None)
+                    if side == "member":
+                        self._sessions[session].member_port = port
+                    else:
+                        self._sessions[session].caller_port = port
                 case CloseMedia(session, _ports):
                     self._close(session)
         except (OSError, MediaError) as err:
@@ -153,6 +173,9 @@ class MediaEngine:
                 self.counters.dropped_bad_header += 1
                 continue
             source = (addr[0], addr[1])
+            if not state.relaying and port == state.member_port:
+                state.early.append((source, data))  # no member has won yet: keep, don't latch
+                continue
             if side.latched and source != side.remote:
                 self.counters.dropped_unexpected_source += 1
                 continue
@@ -193,6 +216,14 @@ class MediaEngine:
         state = self._sessions[cmd.session]
         state.caller_port, state.member_port = cmd.caller_port, cmd.member_port
         state.relaying = True
+        member, caller = state.sides[cmd.member_port], state.sides[cmd.caller_port]
+        member.remote, member.latched = cmd.member_remote, False
+        for source, data in state.early:  # what the winner said before we were ready
+            if source == cmd.member_remote:
+                member.latched = True
+                self._send(caller, data)
+                self.counters.relayed += 1
+        state.early.clear()
 
     def _close(self, session: str) -> None:
         self.scheduler.remove(session)

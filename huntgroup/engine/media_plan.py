@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from huntgroup.errors import MediaError, ProtocolError, RemoteProtocolError
 from huntgroup.media.g711 import Codec
@@ -58,12 +59,22 @@ class StartRelay:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenPort:
+    """Bind a port as soon as our SDP names it (to the caller, or to members), so
+    the first packets sent to it are never lost before music or relay start."""
+
+    session: str
+    port: int
+    side: Literal["caller", "member"]
+
+
+@dataclass(frozen=True, slots=True)
 class CloseMedia:
     session: str
     ports: tuple[int, ...]
 
 
-MediaCommand = PlayMusic | StartRelay | CloseMedia
+MediaCommand = PlayMusic | StartRelay | OpenPort | CloseMedia
 
 
 @dataclass(slots=True)
@@ -79,6 +90,7 @@ class CallMedia:
     member_plan: MediaPlan | None = None
     caller_origin: Origin | None = None  # our o= line toward the caller
     member_origin: Origin | None = None  # our o= line toward members
+    member_port_open: bool = False
     closed: bool = False
 
 
@@ -133,6 +145,17 @@ class MediaPlanner:
             media.member_offer = str(sdp).encode()
             media.member_origin = sdp.origin
         return media.member_offer
+
+    def open_member_port(self, media: CallMedia) -> list[MediaCommand]:
+        """Once per call, after ``member_offer``: the command binding the member port."""
+        if media.closed or media.member_port is None or media.member_port_open:
+            return []
+        media.member_port_open = True
+        return [OpenPort(media.session, media.member_port, "member")]
+
+    def open_caller_port(self, media: CallMedia) -> list[MediaCommand]:
+        """After ``caller_offer``: the command binding the caller port of our answer."""
+        return [] if media.closed else [OpenPort(media.session, media.caller_port, "caller")]
 
     def member_answer(self, media: CallMedia, body: bytes) -> tuple[str, int] | None:
         """Where the member wants RTP, from its SDP answer; None if unusable."""

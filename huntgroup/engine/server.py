@@ -91,6 +91,11 @@ class Server:
     async def start(self) -> None:
         cfg = self.config
         rng = random.Random(secrets.randbits(64))
+        media_cfg = cfg.server.media
+        self.media = MediaEngine(self.loop, media_cfg.address, rng=rng)
+        # Music is decoded and encoded before the first call can arrive: a caller
+        # queued in the first second must not stall every other stream.
+        await self._preload_music(cfg)
         locals_: list[Local] = []
         for entry in cfg.server.listen:
             addr = parse_listen(entry)
@@ -113,8 +118,6 @@ class Server:
             shown = f"[{addr.host}]" if ":" in addr.host else addr.host
             log.info("listening on %s:%s:%d", addr.transport.lower(), shown, port)
         secret = os.environ.get("HUNTGROUP_SECRET", "").encode() or secrets.token_bytes(32)
-        media_cfg = cfg.server.media
-        self.media = MediaEngine(self.loop, media_cfg.address, rng=rng)
         planner = MediaPlanner(media_cfg.address, media_cfg.port_range, rng)
         store = None
         if cfg.server.state != "memory":
@@ -137,7 +140,6 @@ class Server:
             self.state_sync.on_change = lambda: self.run(
                 lambda now: self.b2bua.state_changed(now=now)
             )
-        await self._preload_music(cfg)
         if media_cfg.mode == "direct":
             log.warning("server.media.mode 'direct' is not implemented yet: media is relayed")
         self._rearm()

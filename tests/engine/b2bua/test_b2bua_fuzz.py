@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from huntgroup.engine.b2bua import Transmit
-from huntgroup.engine.media_plan import CloseMedia, PlayMusic, StartRelay
+from huntgroup.engine.media_plan import CloseMedia, OpenPort, PlayMusic, StartRelay
 from huntgroup.engine.sip.routing import Peer
 
 FUZZER = Peer("127.0.0.1", 6666, "UDP")
@@ -159,7 +159,7 @@ def deliver_all(net: Network, datagrams: list[tuple[bytes, float, Peer]]) -> Non
     for data, dt, source in datagrams:
         outputs = net.deliver(data, source)
         for out in outputs:
-            assert isinstance(out, Transmit | PlayMusic | StartRelay | CloseMedia)
+            assert isinstance(out, Transmit | PlayMusic | StartRelay | OpenPort | CloseMedia)
         net.advance(dt)
 
 

@@ -58,7 +58,7 @@ def check_stream(arrivals: list[Arrival], payload_type: int) -> None:
     assert set(ts_steps) == {FRAME_SAMPLES}, f"timestamp steps: {sorted(set(ts_steps))}"
     assert packets[0].marker, "the first packet of the music starts a talkspurt (marker bit)"
     gaps = np.diff([a.at for a in arrivals])
-    late = [round(g * 1000, 1) for g in gaps if g > 2 * PACKET_INTERVAL]
+    late = [(i, round(g * 1000, 1)) for i, g in enumerate(gaps) if g > 2 * PACKET_INTERVAL]
     assert not late, f"gaps longer than two packet intervals (ms): {late}"
     assert abs(float(np.median(gaps)) - PACKET_INTERVAL) < 0.002
 
