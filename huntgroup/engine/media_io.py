@@ -24,7 +24,14 @@ come from, which crosses NATs; until a side has sent anything, its SDP
 address is used. Datagrams that are not RTP version 2, or that come from
 another address than the latched one, are dropped and counted.
 
-Invariant: a closed session has no socket, no reader and no paced stream.
+Sockets outlive calls: a port, once used, stays bound with its reader
+registered, and the next call given that port by the allocator takes the
+socket over (after reading away what was queued on it); at most
+``MAX_IDLE_SOCKETS`` idle ones are kept. This saves a socket, a bind, two
+epoll changes and a close per port and per call.
+
+Invariant: a closed session owns no port and no paced stream; a port is used
+by at most one session at a time.
 """
 
 from __future__ import annotations
@@ -51,6 +58,9 @@ from huntgroup.media.rtp import PacingScheduler, RtpStream
 
 log = logging.getLogger("huntgroup.media")
 
+MAX_IDLE_SOCKETS = 1024
+"""Bound RTP sockets kept open between calls, at most (the oldest idle are closed)."""
+
 
 @dataclass(slots=True)
 class _Side:
@@ -76,6 +86,7 @@ class MediaCounters:
     relayed: int = 0
     dropped_bad_header: int = 0
     dropped_unexpected_source: int = 0
+    dropped_idle: int = 0
     send_errors: int = 0
 
 
@@ -95,6 +106,9 @@ class MediaEngine:
         self.scheduler: PacingScheduler[str] = PacingScheduler()
         self.counters = MediaCounters()
         self._sessions: dict[str, _Session] = {}
+        self._sockets: dict[int, socket.socket] = {}  # every bound RTP port
+        self._owner: dict[int, str] = {}  # port -> session using it
+        self._idle: dict[int, None] = {}  # bound ports no session uses, oldest first
         self._timer = LoopTimer(loop, self._tick)
         self._epoch = loop.time()
 
@@ -124,6 +138,9 @@ class MediaEngine:
     def close_all(self) -> None:
         for session in list(self._sessions):
             self._close(session)
+        for port in list(self._sockets):
+            self._close_socket(port)
+        self._idle.clear()
         self._timer.cancel()
 
     # ------------------------------------------------------------- sockets
@@ -134,6 +151,22 @@ class MediaEngine:
             if remote is not None and not side.latched:
                 side.remote = remote
             return side
+        side = _Side(self._socket_for(port), remote)
+        state.sides[port] = side
+        self._owner[port] = session
+        return side
+
+    def _socket_for(self, port: int) -> socket.socket:
+        """The bound socket of ``port``: kept open between calls, opened on first use.
+
+        Ports stay bound and watched once used (no socket, bind, epoll and close
+        per call); what reaches an idle port is read and dropped.
+        """
+        sock = self._sockets.get(port)
+        if sock is not None:
+            self._idle.pop(port, None)
+            self._drain(sock)
+            return sock
         family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         sock.setblocking(False)
@@ -144,10 +177,45 @@ class MediaEngine:
                 sock.close()
                 raise
             sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
-        side = _Side(sock, remote)
-        state.sides[port] = side
-        self.loop.add_reader(sock.fileno(), self._readable, session, port)
-        return side
+        self._sockets[port] = sock
+        self.loop.add_reader(sock.fileno(), self._readable_port, port)
+        return sock
+
+    def _release_port(self, port: int) -> None:
+        self._owner.pop(port, None)
+        sock = self._sockets.get(port)
+        if sock is None:
+            return
+        self._idle[port] = None
+        while len(self._idle) > MAX_IDLE_SOCKETS:  # the oldest idle ones are closed
+            oldest = next(iter(self._idle))
+            del self._idle[oldest]
+            self._close_socket(oldest)
+
+    def _close_socket(self, port: int) -> None:
+        sock = self._sockets.pop(port, None)
+        if sock is not None:
+            try:
+                self.loop.remove_reader(sock.fileno())
+            finally:
+                sock.close()
+
+    def _drain(self, sock: socket.socket) -> None:
+        for _ in range(256):
+            try:
+                sock.recv(2048)
+            except OSError:
+                return
+            self.counters.dropped_idle += 1
+
+    def _readable_port(self, port: int) -> None:
+        session = self._owner.get(port)
+        if session is None:
+            sock = self._sockets.get(port)
+            if sock is not None:
+                self._drain(sock)
+            return
+        self._readable(session, port)
 
     def _send(self, side: _Side, data: bytes) -> None:
         if side.remote is None:
@@ -230,11 +298,8 @@ class MediaEngine:
         state = self._sessions.pop(session, None)
         if state is None:
             return
-        for side in state.sides.values():
-            try:
-                self.loop.remove_reader(side.sock.fileno())
-            finally:
-                side.sock.close()
+        for port in state.sides:
+            self._release_port(port)
 
     # -------------------------------------------------------------- pacing
     def _rearm(self) -> None:

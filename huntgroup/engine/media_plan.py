@@ -32,6 +32,7 @@ from huntgroup.media.sdp import (
     Connection,
     MediaPlan,
     Origin,
+    SessionDescription,
     accept_answer,
     answer_offer,
     make_offer,
@@ -87,6 +88,7 @@ class CallMedia:
     caller_plan: MediaPlan
     member_port: int | None = None
     member_offer: bytes = b""
+    member_offer_sdp: SessionDescription | None = None
     member_plan: MediaPlan | None = None
     caller_origin: Origin | None = None  # our o= line toward the caller
     member_origin: Origin | None = None  # our o= line toward members
@@ -142,7 +144,8 @@ class MediaPlanner:
                 codecs=(media.caller_plan.codec,),
                 telephone_event=media.caller_plan.telephone_event or 101,
             )
-            media.member_offer = str(sdp).encode()
+            media.member_offer = sdp.to_bytes()
+            media.member_offer_sdp = sdp
             media.member_origin = sdp.origin
         return media.member_offer
 
@@ -159,10 +162,10 @@ class MediaPlanner:
 
     def member_answer(self, media: CallMedia, body: bytes) -> tuple[str, int] | None:
         """Where the member wants RTP, from its SDP answer; None if unusable."""
-        if not body or not media.member_offer:
+        if not body or media.member_offer_sdp is None:
             return None
         try:
-            plan = accept_answer(parse_sdp(media.member_offer), parse_sdp(body))
+            plan = accept_answer(media.member_offer_sdp, parse_sdp(body))
         except ProtocolError:
             return None
         media.member_plan = plan

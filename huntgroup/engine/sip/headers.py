@@ -222,6 +222,10 @@ class Headers:
         values = self._lookup().get(_key(name))
         return values[0] if values else None
 
+    def count(self, name: str) -> int:
+        """How many ``name`` fields there are."""
+        return len(self._lookup().get(_key(name), ()))
+
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``, in order."""
         return list(self._lookup().get(_key(name), ()))

@@ -114,9 +114,9 @@ def _split_head(
     the first list that could not be split (kept whole, reported afterwards so
     that the error can carry the other headers)."""
     lines = head.split("\r\n")
-    if any(len(line) > limits.max_line_length for line in lines):
+    if max(map(len, lines)) > limits.max_line_length:
         raise bad("Header line too long")
-    if any("\r" in line or "\n" in line for line in lines):
+    if "\r" in head.replace("\r\n", "") or "\n" in head.replace("\r\n", ""):
         raise bad("Bare CR or LF in header section")
     start_line = lines[0]
     logical: list[str] = []
@@ -138,7 +138,10 @@ def _split_head(
             raise bad("Invalid header line")
         value = value.strip(WSP)
         canon = canonical_name(name)
-        if canon.lower() in LIST_HEADERS and value:
+        if value and canon.lower() in LIST_HEADERS:
+            if "," not in value and '"' not in value:  # the usual case: one plain element
+                items.append((canon, value))
+                continue
             try:
                 items.extend((canon, element) for element in split_list(value))
             except RemoteProtocolError as exc:
@@ -156,7 +159,7 @@ def _validate_headers(headers: Headers) -> None:
         if name not in headers:
             raise bad(f"Missing {name} header")
     for name in _SINGLE:
-        if len(headers.get_all(name)) > 1:
+        if headers.count(name) > 1:
             raise bad(f"Several {name} headers")
     for value in headers.get_all("Via"):
         parse_via(value)

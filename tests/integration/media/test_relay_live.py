@@ -31,7 +31,6 @@ from media_live_harness import (
     free_port_range,
     invite_pilot,
     make_config,
-    port_is_free,
     rtp,
     start_server,
 )
@@ -196,7 +195,8 @@ def test_ports_are_freed_after_bye_and_the_next_call_reuses_them(setup: Setup) -
         first.hang_up()
     used = {first.call.server_rtp[1], first.engine_member_rtp[1]}
     assert used == {setup.rtp_ports[0], setup.rtp_ports[0] + 2}
-    assert all(port_is_free(p) for p in used), "a port of the ended call is still bound"
+    # The server keeps its RTP sockets bound between calls (no bind/close per call):
+    # "freed" means back in its allocator, which the second call below proves.
 
     # The range holds one call: a second call works only with the same two ports.
     second = bridge(setup, "second")
