@@ -940,7 +940,15 @@ class B2BUA:
         from_ = f"{display}<sip:{caller.number}@{domain}>;tag={new_tag(self.rng)}"
         to = f"<{target}>"
         call_id = new_call_id(self.rng, me.host)
-        offer = self.media.member_offer(call.media)
+        try:
+            offer = self.media.member_offer(call.media)
+        except ProtocolError as err:  # no RTP port left: this member cannot be rung
+            log.warning("call %s: cannot ring %s: %s", call.key, member or "target", err)
+            if member:
+                self._core(MemberUnreachable(call.core_id, member))
+            else:
+                self._caller_gone(call, bye_caller=True, status=503)
+            return
         self._out.extend(self.media.open_member_port(call.media))
         headers = Headers(
             [

@@ -192,3 +192,20 @@ def test_cancel_for_unknown_transaction_gets_481(net: Network) -> None:
     caller = net.phone("caller", 6000, CALLER_NUMBER)
     caller.simple("CANCEL", f"sip:{PILOT}@{DOMAIN}")
     caller.response(481, "CANCEL")
+
+
+def test_no_rtp_port_left_for_members_ends_the_call_cleanly() -> None:
+    from b2bua_peers import CALLER_NUMBER, PILOT, Network, make_config
+
+    from huntgroup.media.ports import PortAllocator
+
+    net = Network(make_config("linear", members=2))
+    net.b2b.media.ports = PortAllocator((40000, 40001))  # one pair: the caller's only
+    caller = net.phone("caller", 6000, CALLER_NUMBER)
+    caller.invite(PILOT)
+    final = caller.response(480)  # every member unreachable: linear ends at once
+    assert final.status == 480
+    assert net.b2b.active_calls == 0
+    assert net.b2b.media.ports.in_use == 0
+    caller.invite(PILOT)  # and the next caller is served the same way, no leak
+    caller.response(480)
