@@ -622,7 +622,8 @@ process's CPU nears 100%, the limit may be the generator's, not the engine's.
 """
     print(body)
     if not args.no_write:
-        write_section("media", "python benchmarks/bench_media.py --runs 3 --seconds 3", body)
+        command = f"python benchmarks/bench_media.py --runs {args.runs} --seconds {args.seconds}"
+        write_section("media", command + (" --pin" if args.pin else ""), body)
     return 0
 
 
