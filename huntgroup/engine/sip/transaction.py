@@ -370,16 +370,37 @@ class ClientNonInviteTransaction(Transaction):
         return []
 
 
-class ServerInviteTransaction(Transaction):
-    """§17.2.1 plus RFC 6026: Proceeding -> Completed -> Confirmed, or Accepted."""
+class _ServerTransaction(Transaction):
+    """What both server transactions keep: the last response they sent."""
 
     __slots__ = ("_last",)
+
+    def __init__(
+        self,
+        key: TransactionKey,
+        request: Request,
+        peer: Peer,
+        timers: TimerConfig,
+        state: State,
+    ) -> None:
+        super().__init__(key, request, peer, timers, state)
+        self._last: Response | None = None
+
+    @property
+    def last_response(self) -> Response | None:
+        """The last response sent in this transaction, or None."""
+        return self._last
+
+
+class ServerInviteTransaction(_ServerTransaction):
+    """§17.2.1 plus RFC 6026: Proceeding -> Completed -> Confirmed, or Accepted."""
+
+    __slots__ = ()
 
     def __init__(
         self, key: TransactionKey, request: Request, peer: Peer, timers: TimerConfig
     ) -> None:
         super().__init__(key, request, peer, timers, State.PROCEEDING)
-        self._last: Response | None = None
 
     def receive_request(self, request: Request, source: Peer, *, now: float) -> list[Action]:
         """A retransmitted INVITE, or the ACK of our non-2xx final response."""
@@ -397,11 +418,6 @@ class ServerInviteTransaction(Transaction):
         if self.state in (State.PROCEEDING, State.COMPLETED) and self._last is not None:
             return [self._send(self._last)]
         return []
-
-    @property
-    def last_response(self) -> Response | None:
-        """The last response sent in this transaction, or None."""
-        return self._last
 
     def send_response(self, response: Response, *, now: float) -> list[Action]:
         """The TU answers the INVITE."""
@@ -433,27 +449,21 @@ class ServerInviteTransaction(Transaction):
         return []
 
 
-class ServerNonInviteTransaction(Transaction):
+class ServerNonInviteTransaction(_ServerTransaction):
     """§17.2.2: Trying -> Proceeding -> Completed."""
 
-    __slots__ = ("_last",)
+    __slots__ = ()
 
     def __init__(
         self, key: TransactionKey, request: Request, peer: Peer, timers: TimerConfig
     ) -> None:
         super().__init__(key, request, peer, timers, State.TRYING)
-        self._last: Response | None = None
 
     def receive_request(self, request: Request, source: Peer, *, now: float) -> list[Action]:
         """A retransmission of the request: resend the last response, if any."""
         if self._last is not None and not self.terminated:
             return [self._send(self._last)]
         return []
-
-    @property
-    def last_response(self) -> Response | None:
-        """The last response sent in this transaction, or None."""
-        return self._last
 
     def send_response(self, response: Response, *, now: float) -> list[Action]:
         """The TU answers the request."""
