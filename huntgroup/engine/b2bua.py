@@ -212,7 +212,8 @@ class B2BUA:
         self._by_client_tx: dict[TransactionKey, tuple[str, str]] = {}  # -> (call, leg)
         self._dialogs: dict[tuple[str, str, str], tuple[str, str]] = {}  # -> (call, leg or "")
         self._legs_by_call_id: dict[str, tuple[str, str]] = {}
-        self._relays: dict[TransactionKey, TransactionKey] = {}  # client tx -> server tx
+        # relayed in-dialog requests: client tx -> (server tx, dialog it was relayed on)
+        self._relays: dict[TransactionKey, tuple[TransactionKey, Dialog]] = {}
         self._orphans: dict[TransactionKey, _Leg] = {}  # legs of ended calls, still open
         self._unacked: dict[str, _Call] = {}  # calls whose 200 is retransmitted until ACK
         self._untried: list[tuple[TransactionKey, Request]] = []  # INVITEs of this input
@@ -730,7 +731,7 @@ class B2BUA:
             self._out.extend(commands)
         outgoing = other.request(request.method, self.rng, body=body, content_type=ctype)
         client = self._start(outgoing, other.peer)
-        self._relays[client] = key
+        self._relays[client] = (key, other)
         if request.method == "INVITE":
             call.reinvite_pending = True
 
@@ -741,7 +742,7 @@ class B2BUA:
             return
         if key in self._relays:
             if response.status >= 200:
-                self._relay_response(self._relays.pop(key), response)
+                self._relay_response(*self._relays.pop(key), response)
             return
         orphan = self._orphans.get(key)
         if orphan is not None:
@@ -785,7 +786,8 @@ class B2BUA:
             self._send(dialog.ack_for_2xx(leg.invite.cseq.number, self.rng), leg.destination)
             self._start(dialog.request("BYE", self.rng), dialog.peer)
 
-    def _relay_response(self, server: TransactionKey, response: Response) -> None:
+    def _relay_response(self, server: TransactionKey, target: Dialog, response: Response) -> None:
+        """Answer a relayed request with the other side's ``response`` (sent on ``target``)."""
         try:
             request = self.layer.request_of(server)
         except ProtocolError:
@@ -804,13 +806,10 @@ class B2BUA:
                     owner.media, body, from_caller=bool(found and found[1])
                 )
                 self._out.extend(commands)
-        if found is not None and 200 <= response.status < 300 and request.method == "INVITE":
-            call = self._calls.get(found[0])
-            side = call.dialog if call and not found[1] else None
-            if side is None and call is not None:
-                leg = call.legs.get(found[1])
-                side = leg.dialog if leg else None
-            if side is not None:
+        if owner is not None and found is not None and 200 <= response.status < 300:
+            leg = owner.legs.get(found[1]) if found[1] else None
+            side = leg.dialog if leg is not None else owner.dialog
+            if side is not None and request.method == "INVITE":
                 headers += (("Contact", side.me.contact()),)
         self._respond(
             server,
@@ -821,19 +820,7 @@ class B2BUA:
             body=body,
         )
         if 200 <= response.status < 300 and response.cseq.method == "INVITE":
-            self._ack_relayed(response)
-
-    def _ack_relayed(self, response: Response) -> None:
-        for call in self._calls.values():
-            for leg in call.legs.values():
-                d = leg.dialog
-                if d is not None and d.call_id == response.call_id:
-                    self._send(d.ack_for_2xx(response.cseq.number, self.rng), d.peer)
-                    return
-            d = call.dialog
-            if d is not None and d.call_id == response.call_id:
-                self._send(d.ack_for_2xx(response.cseq.number, self.rng), d.peer)
-                return
+            self._send(target.ack_for_2xx(response.cseq.number, self.rng), target.peer)
 
     def _stray_response(self, response: Response) -> None:
         """A 2xx retransmission after the INVITE transaction ended: ACK it again."""
@@ -847,9 +834,9 @@ class B2BUA:
 
     def _on_failure(self, key: TransactionKey, request: Request, status: int) -> None:
         if key in self._relays:
-            self._relay_response(
-                self._relays.pop(key), make_response(request, status, to_tag=new_tag(self.rng))
-            )
+            server, target = self._relays.pop(key)
+            failed = make_response(request, status, to_tag=new_tag(self.rng))
+            self._relay_response(server, target, failed)
             return
         if self._orphans.pop(key, None) is not None:
             return
