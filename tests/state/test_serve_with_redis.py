@@ -66,16 +66,18 @@ def test_serve_shares_its_state_in_redis(tmp_path: Path, redis_server: RedisServ
     try:
         assert ping(port), (tmp_path / "serve.log").read_text()
         client = redis.Redis(host="127.0.0.1", port=redis_server.port)
-        keys: list[bytes] = []
-        for _ in range(50):  # the membership written at start reaches Redis
+        shared = b""
+        for _ in range(100):  # the membership written at start reaches Redis
+            # Other keys (the node's liveness, the marker) may land first: wait
+            # for the hash that names the member, not for any key at all.
             keys = client.keys("huntgroup:*")
-            if keys:
+            shared = b" ".join(
+                k + b" " + b" ".join(client.hkeys(k)) for k in keys if client.type(k) == b"hash"
+            )
+            if b"0102030405" in shared:
                 break
             time.sleep(0.1)
-        assert keys, "no state written to Redis"
-        assert b"0102030405" in b" ".join(
-            k + b" " + b" ".join(client.hkeys(k)) for k in keys if client.type(k) == b"hash"
-        )
+        assert b"0102030405" in shared, f"membership not in Redis: {client.keys('huntgroup:*')}"
     finally:
         proc.terminate()
         assert proc.wait(timeout=20) == 0
