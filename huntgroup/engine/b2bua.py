@@ -33,18 +33,19 @@ or a BYE; no state outlives its call (indexes are cleaned in ``_forget``).
 from __future__ import annotations
 
 import heapq
-import ipaddress
 import itertools
 import logging
 import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from huntgroup.config.models import Config
 from huntgroup.engine.dialogs import Dialog, Local, uac_dialog, uas_dialog
 from huntgroup.engine.digest import DigestAuthenticator, parse_credentials, usable_algorithms
 from huntgroup.engine.media_plan import CallMedia, MediaCommand, MediaPlanner
+from huntgroup.engine.nat import behind_nat
 from huntgroup.engine.registrar import Registrar, Source, parse_contact_values
 from huntgroup.engine.sip.headers import Headers
 from huntgroup.engine.sip.layer import TransactionLayer
@@ -108,6 +109,9 @@ FEATURE_CODE = re.compile(r"\*(51|52)(\+?[0-9]{2,15})?")
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE"
 RELAYED_IN_DIALOG = ("INVITE", "UPDATE", "INFO")
+MAX_MEDIA_UPDATES = 4
+"""Direct media: re-INVITEs per call before giving up on end-to-end media."""
+MediaSide = Literal["caller", "member"]
 KNOWN_METHODS = frozenset(
     [*ALLOW.replace(" ", "").split(","), "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE"]
 )
@@ -166,6 +170,8 @@ class _Call:
     core_ids: list[str] = field(default_factory=list)  # every core id it had (forwards)
     dialog_keys: list[tuple[str, str, str]] = field(default_factory=list)
     reinvite_pending: bool = False
+    media_update_after_ack: bool = False  # direct media: re-INVITE the caller once it ACKs
+    media_updates: int = 0  # re-INVITEs sent to put the media end to end
 
 
 class B2BUA:
@@ -218,6 +224,9 @@ class B2BUA:
         self._unacked: dict[str, _Call] = {}  # calls whose 200 is retransmitted until ACK
         self._untried: list[tuple[TransactionKey, Request]] = []  # INVITEs of this input
         self._retransmit_heap: list[tuple[float, int, str]] = []
+        # direct media: our re-INVITEs (client tx -> call, side, dialog) and their retries
+        self._updates: dict[TransactionKey, tuple[str, MediaSide, Dialog]] = {}
+        self._update_retries: list[tuple[float, int, str, MediaSide]] = []
         self._seq = itertools.count(1)
         self.accepting = True
         self._shutdown_at: float | None = None
@@ -266,6 +275,7 @@ class B2BUA:
     def get_timer(self) -> float | None:
         times = [self.layer.get_timer(), self.core.get_timer(), self.registrar.get_timer()]
         times += [self._retransmit_due(), self._shutdown_at]
+        times.append(self._update_retries[0][0] if self._update_retries else None)
         due = [t for t in times if t is not None]
         return min(due) if due else None
 
@@ -288,6 +298,11 @@ class B2BUA:
                     self._caller_gone(call, bye_caller=True)
             if call.retransmit is not None:
                 self._schedule_retransmit(call)
+        while self._update_retries and self._update_retries[0][0] <= self._now:
+            _, _, call_key, side = heapq.heappop(self._update_retries)
+            retried = self._calls.get(call_key)
+            if retried is not None:
+                self._update_media(retried, side)
         if self._shutdown_at is not None and self._now >= self._shutdown_at:
             self._shutdown_at = None
             for call in list(self._calls.values()):
@@ -578,7 +593,9 @@ class B2BUA:
     ) -> _Call | None:
         """Take a caller's INVITE in: its media answer, its call record, its dialog key."""
         try:
-            media = self.media.caller_offer(request.body, request.content_type)
+            media = self.media.caller_offer(
+                request.body, request.content_type, source_host=source.host
+            )
         except ProtocolError as err:
             log.info("INVITE to %s refused: %s", number, err)
             self._respond(key, request, err.status)
@@ -650,6 +667,9 @@ class B2BUA:
             retransmit.ack_received()
             call.retransmit = None
             self._unacked.pop(call.key, None)
+            if call.media_update_after_ack:
+                call.media_update_after_ack = False
+                self._update_media(call, "caller")
             if call.feature:  # a feature code is done once answered: hang up
                 self._caller_gone(call, bye_caller=True, tell_core=False)
 
@@ -744,6 +764,10 @@ class B2BUA:
             if response.status >= 200:
                 self._relay_response(*self._relays.pop(key), response)
             return
+        if key in self._updates:
+            if response.status >= 200:
+                self._media_updated(*self._updates.pop(key), response)
+            return
         orphan = self._orphans.get(key)
         if orphan is not None:
             self._orphan_response(key, orphan, response)
@@ -833,6 +857,10 @@ class B2BUA:
             self._send(leg.dialog.ack_for_2xx(response.cseq.number, self.rng), leg.dialog.peer)
 
     def _on_failure(self, key: TransactionKey, request: Request, status: int) -> None:
+        if key in self._updates:
+            failed = make_response(request, status, to_tag=new_tag(self.rng))
+            self._media_updated(*self._updates.pop(key), failed)
+            return
         if key in self._relays:
             server, target = self._relays.pop(key)
             failed = make_response(request, status, to_tag=new_tag(self.rng))
@@ -978,7 +1006,7 @@ class B2BUA:
                 continue
             peer = _peer_of(uri)
             src = binding.source
-            if src is not None and (peer is None or _behind_nat(peer.host, src.host)):
+            if src is not None and (peer is None or behind_nat(peer.host, src.host)):
                 peer = Peer(src.host, src.port, src.transport.upper())
             if peer is not None:
                 targets.append((uri, peer))
@@ -1023,6 +1051,7 @@ class B2BUA:
     def _hold(self, call: _Call, answer: bool) -> None:
         log.info("call %s: queued (%s)", call.key, "answered" if answer else "early media")
         if call.state == "early":
+            call.media.caller_heard_us = True
             if answer:
                 self._answer_caller(call)
             else:
@@ -1038,14 +1067,18 @@ class B2BUA:
         music = self.config.group(name).queue.music if name else None
         self._out.extend(self.media.play_music(call.media, music))
 
-    def _answer_caller(self, call: _Call) -> None:
+    def _answer_caller(self, call: _Call, body: bytes | None = None) -> None:
+        """200 OK to the caller: with our SDP, or ``body`` (direct media: the member's)."""
+        if body is None:
+            body = call.media.caller_answer
+            call.media.caller_heard_us = True
         response = self._respond(
             call.tx,
             call.invite,
             200,
             to_tag=call.to_tag,
             headers=(("Contact", call.me.contact()), ("Content-Type", "application/sdp")),
-            body=call.media.caller_answer,
+            body=body,
         )
         call.state = "answered"
         call.dialog = uas_dialog(call.invite, response, call.source, call.me)
@@ -1070,13 +1103,87 @@ class B2BUA:
         for other in call.legs.values():
             if other is not leg and other.member == leg.member and other.state != "ended":
                 self._cancel_leg(other)
+        media = call.media
         if call.state == "early":
-            self._answer_caller(call)
+            if media.direct and not media.caller_heard_us:
+                body, commands = self.media.answer_with_member(media)
+                self._answer_caller(call, body)
+                self._out.extend(commands)
+            else:
+                self._answer_caller(call)
         call.bridged = leg.id
         if call.caller_line_id is not None:
             self._core(CallAnswered(call.caller_line_id))
-        log.info("call %s: bridged to %s", call.key, leg.member or "forward target")
-        self._out.extend(self.media.bridge(call.media))
+        log.info(
+            "call %s: bridged to %s%s",
+            call.key,
+            leg.member or "forward target",
+            " (media end to end)" if media.bypassed else "",
+        )
+        self._out.extend(self.media.bridge(media))
+        if media.direct and not media.bypassed:
+            if call.retransmit is not None:  # §14.1: our 200 first, then its ACK
+                call.media_update_after_ack = True
+            else:
+                self._update_media(call, "caller")
+
+    # ========================================================= direct media
+    def _update_media(self, call: _Call, side: MediaSide) -> None:
+        """Direct media: re-INVITE ``side`` with the other side's SDP."""
+        bridged = call.legs.get(call.bridged) if call.bridged else None
+        dialog = call.dialog if side == "caller" else bridged.dialog if bridged else None
+        if call.state == "ended" or dialog is None or call.media.bypassed:
+            return
+        if call.reinvite_pending:  # a relayed re-INVITE is under way: try again later
+            self._retry_update(call, side, 1.0)
+            return
+        if call.media_updates >= MAX_MEDIA_UPDATES:
+            log.warning("call %s: media addresses keep moving; media stays relayed", call.key)
+            return
+        call.media_updates += 1
+        body = self.media.offer_toward(call.media, side)
+        request = dialog.request("INVITE", self.rng, body=body, content_type="application/sdp")
+        try:
+            tx = self._start(request, dialog.peer)
+        except ProtocolError as err:
+            log.info("call %s: cannot re-INVITE the %s: %s", call.key, side, err)
+            return
+        self._updates[tx] = (call.key, side, dialog)
+        call.reinvite_pending = True
+
+    def _media_updated(
+        self, call_key: str, side: MediaSide, dialog: Dialog, response: Response
+    ) -> None:
+        """The final answer to a direct-media re-INVITE."""
+        status = response.status
+        if 200 <= status < 300:
+            self._send(dialog.ack_for_2xx(response.cseq.number, self.rng), dialog.peer)
+        call = self._calls.get(call_key)
+        if call is None or call.state == "ended":
+            return
+        call.reinvite_pending = False
+        if 200 <= status < 300:
+            moved = self.media.peer_answered(call.media, side, response.body)
+            if moved is None:
+                log.warning("call %s: unusable SDP from the %s; relayed", call.key, side)
+            elif moved:  # the other side must learn the new address
+                self._update_media(call, "member" if side == "caller" else "caller")
+            else:
+                log.info("call %s: media end to end", call.key)
+                self._out.extend(self.media.bypass(call.media))
+            return
+        if status == 491 and call.media_updates < MAX_MEDIA_UPDATES:
+            # §14.1 glare: the owner of the Call-ID (us, on member legs) waits 2.1-4 s
+            delay = self.rng.uniform(0.0, 2.0) if side == "caller" else self.rng.uniform(2.1, 4.0)
+            self._retry_update(call, side, delay)
+        elif status in (408, 481):  # §14.1: the dialog is gone
+            log.info("call %s: the %s's dialog is gone (%d)", call.key, side, status)
+            self._caller_gone(call, bye_caller=True)
+        else:
+            log.info("call %s: the %s refused direct media (%d); relayed", call.key, side, status)
+
+    def _retry_update(self, call: _Call, side: MediaSide, delay: float) -> None:
+        heapq.heappush(self._update_retries, (self._now + delay, next(self._seq), call.key, side))
 
     def _forward(self, call: _Call, target: str, reason: str) -> None:
         log.info("call %s: forwarded to %s (%s)", call.key, target, reason)
@@ -1159,16 +1266,6 @@ def _user_of(uri: Uri) -> str:
     if isinstance(uri, TelUri):
         return uri.number
     return ""
-
-
-def _behind_nat(contact_host: str, source_host: str) -> bool:
-    """A private Contact address seen from another address: the phone is behind NAT."""
-    if contact_host == source_host:
-        return False
-    try:
-        return ipaddress.ip_address(contact_host).is_private
-    except ValueError:
-        return False  # a host name: trust it
 
 
 def _is_sdp(content_type: str | None) -> bool:

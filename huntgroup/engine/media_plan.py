@@ -15,7 +15,19 @@ returns commands that the asyncio media layer carries out:
 - :class:`CloseMedia`: stop and close the call's sockets; ports go back to
   the allocator here, so none leaks whatever the call's ending.
 
-Invariant: every port allocated for a call is released by ``close``, once.
+With ``server.media.mode: direct`` a call whose caller is not behind NAT
+keeps its media end to end once bridged. Members are offered the caller's
+own SDP (under our ``o=`` line); a caller who never heard our SDP gets the
+member's answer in its 200; a caller who did (queued with music, or early
+media) is re-INVITEd with the member's SDP, and the member is re-INVITEd in
+turn only if the caller's answer moved its media address. Until the caller
+switches, a relay carries the caller's audio to the member, then
+:meth:`MediaPlanner.bypass` gives the call's ports back. A call with a
+caller behind NAT is relayed as in ``relay`` mode, since only the relay can
+latch onto the NAT's public address.
+
+Invariant: every port allocated for a call is released once, by ``bypass``
+or by ``close``.
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ import random
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from huntgroup.engine.nat import behind_nat
 from huntgroup.errors import MediaError, ProtocolError, RemoteProtocolError
 from huntgroup.media.g711 import Codec
 from huntgroup.media.ports import PortAllocator
@@ -35,6 +48,7 @@ from huntgroup.media.sdp import (
     SessionDescription,
     accept_answer,
     answer_offer,
+    audio_endpoint,
     make_offer,
     parse_sdp,
 )
@@ -94,17 +108,43 @@ class CallMedia:
     member_origin: Origin | None = None  # our o= line toward members
     member_port_open: bool = False
     closed: bool = False
+    # server.media.mode: direct (see the module docstring)
+    direct: bool = False  # this call's media goes end to end once bridged
+    caller_sdp: SessionDescription | None = None  # the caller's latest SDP
+    member_sdp: SessionDescription | None = None  # the bridged member's latest SDP
+    caller_heard_us: bool = False  # our SDP reached the caller: a switch takes a re-INVITE
+    told_caller: tuple[str, int] | None = None  # the member address the caller was given
+    told_member: tuple[str, int] | None = None  # the caller address members were given
+    bypassed: bool = False  # ports given back: media flows end to end
+
+
+MediaMode = Literal["relay", "direct"]
 
 
 class MediaPlanner:
-    def __init__(self, address: str, port_range: tuple[int, int], rng: random.Random) -> None:
+    def __init__(
+        self,
+        address: str,
+        port_range: tuple[int, int],
+        rng: random.Random,
+        *,
+        mode: MediaMode = "relay",
+    ) -> None:
         self.address = address
+        self.mode: MediaMode = mode
         self.ports = PortAllocator(port_range)
         self._rng = rng
         self._sessions = itertools.count(1)
 
-    def caller_offer(self, body: bytes, content_type: str | None) -> CallMedia:
-        """Answer a caller's SDP offer; ProtocolError 488/415/400/503 when we cannot."""
+    def caller_offer(
+        self, body: bytes, content_type: str | None, *, source_host: str | None = None
+    ) -> CallMedia:
+        """Answer a caller's SDP offer; ProtocolError 488/415/400/503 when we cannot.
+
+        ``source_host`` is where the INVITE came from: in direct mode, a caller
+        whose SDP names a private address seen from elsewhere is behind NAT and
+        its media stays relayed.
+        """
         if not body:
             raise RemoteProtocolError("an INVITE without an SDP offer is not supported", 488)
         if content_type is not None and content_type.split(";")[0].strip().lower() != (
@@ -124,16 +164,33 @@ class MediaPlanner:
         except ProtocolError:
             self.ports.release(port)
             raise
+        endpoint = audio_endpoint(offer)
         return CallMedia(
             session=f"m{next(self._sessions)}",
             caller_port=port,
             caller_answer=str(answer.sdp).encode(),
             caller_plan=answer.plan,
             caller_origin=answer.sdp.origin,
+            direct=self.mode == "direct"
+            and endpoint is not None
+            and not behind_nat(endpoint[0], source_host),
+            caller_sdp=offer,
         )
 
     def member_offer(self, media: CallMedia) -> bytes:
-        """Our offer to members: the caller's codec, plus telephone-event."""
+        """Our offer to members: the caller's codec, plus telephone-event.
+
+        In direct mode: the caller's own SDP under our ``o=`` line, so the member
+        answers with where it wants the caller's RTP; no port is allocated.
+        """
+        if media.direct and media.caller_sdp is not None:
+            if not media.member_offer:
+                origin = self._origin()
+                sdp = replace(media.caller_sdp, origin=origin)
+                media.member_offer, media.member_offer_sdp = sdp.to_bytes(), sdp
+                media.member_origin = origin
+                media.told_member = audio_endpoint(sdp)
+            return media.member_offer
         if media.member_port is None:
             media.member_port = self._allocate()
             sdp = make_offer(
@@ -165,11 +222,85 @@ class MediaPlanner:
         if not body or media.member_offer_sdp is None:
             return None
         try:
-            plan = accept_answer(media.member_offer_sdp, parse_sdp(body))
+            answer = parse_sdp(body)
+            if media.direct:  # any codec the caller offered: we only pass it on
+                endpoint = audio_endpoint(answer)
+                if endpoint is None or len(answer.media) != len(media.member_offer_sdp.media):
+                    return None
+                media.member_sdp = answer
+                media.member_plan = replace(
+                    media.caller_plan, remote_address=endpoint[0], remote_port=endpoint[1]
+                )
+                return endpoint
+            plan = accept_answer(media.member_offer_sdp, answer)
         except ProtocolError:
             return None
         media.member_plan = plan
         return plan.remote_address, plan.remote_port
+
+    # ------------------------------------------------------------ direct media
+    def answer_with_member(self, media: CallMedia) -> tuple[bytes, list[MediaCommand]]:
+        """Direct mode, caller not answered yet: the member's SDP as our 200's answer.
+
+        The call's ports are given back at once: the media never touches us.
+        """
+        assert media.member_sdp is not None and media.caller_origin is not None
+        sdp = replace(media.member_sdp, origin=media.caller_origin)
+        media.told_caller = audio_endpoint(sdp)
+        media.caller_heard_us = True
+        return sdp.to_bytes(), self.bypass(media)
+
+    def offer_toward(self, media: CallMedia, side: Literal["caller", "member"]) -> bytes:
+        """Direct mode: the re-INVITE offer giving ``side`` the other side's SDP."""
+        if side == "caller":
+            assert media.member_sdp is not None and media.caller_origin is not None
+            origin = _next_version(media.caller_origin)
+            media.caller_origin = origin
+            sdp = replace(media.member_sdp, origin=origin)
+            media.told_caller = audio_endpoint(sdp)
+        else:
+            assert media.caller_sdp is not None and media.member_origin is not None
+            origin = _next_version(media.member_origin)
+            media.member_origin = origin
+            sdp = replace(media.caller_sdp, origin=origin)
+            media.told_member = audio_endpoint(sdp)
+        return sdp.to_bytes()
+
+    def peer_answered(
+        self, media: CallMedia, side: Literal["caller", "member"], body: bytes
+    ) -> bool | None:
+        """Direct mode: ``side`` answered our re-INVITE with ``body``.
+
+        True when its media address is not the one the other side was given (the
+        other side must be re-INVITEd), False when both sides agree, None when the
+        answer is unusable.
+        """
+        try:
+            sdp = parse_sdp(body) if body else None
+        except ProtocolError:
+            return None
+        endpoint = audio_endpoint(sdp) if sdp is not None else None
+        if sdp is None or endpoint is None:
+            return None
+        if side == "caller":
+            media.caller_sdp = sdp
+            media.caller_plan = replace(
+                media.caller_plan, remote_address=endpoint[0], remote_port=endpoint[1]
+            )
+            return endpoint != media.told_member
+        media.member_sdp = sdp
+        if media.member_plan is not None:
+            media.member_plan = replace(
+                media.member_plan, remote_address=endpoint[0], remote_port=endpoint[1]
+            )
+        return endpoint != media.told_caller
+
+    def bypass(self, media: CallMedia) -> list[MediaCommand]:
+        """Direct mode: both sides talk to each other; stop relaying, give the ports back."""
+        if media.closed or media.bypassed:
+            return []
+        media.bypassed = True
+        return [CloseMedia(media.session, self._release(media))]
 
     def play_music(self, media: CallMedia, music: str | None) -> list[MediaCommand]:
         plan = media.caller_plan
@@ -187,9 +318,15 @@ class MediaPlanner:
         ]
 
     def bridge(self, media: CallMedia) -> list[MediaCommand]:
+        """Relay the bridged call; in direct mode only until the caller switches."""
         member = media.member_plan
-        if media.closed or member is None or media.member_port is None:
+        if media.closed or media.bypassed or member is None:
             return []
+        if media.member_port is None:  # direct mode: a port for the interim relay
+            try:
+                media.member_port = self._allocate()
+            except ProtocolError:
+                return []  # no relay meanwhile: the caller's audio waits for the switch
         caller = media.caller_plan
         return [
             StartRelay(
@@ -210,6 +347,8 @@ class MediaPlanner:
         names our address and the port facing the receiver, so media keeps flowing
         through the relay. An SDP we cannot parse is passed on unchanged.
         """
+        if media.direct:
+            return self._pass_through(media, body, from_caller=from_caller), []
         toward = media.member_port if from_caller else media.caller_port
         if media.closed or toward is None:
             return body, []
@@ -231,7 +370,7 @@ class MediaPlanner:
         mine = media.member_origin if from_caller else media.caller_origin
         if mine is None:
             mine = replace(sdp.origin, address=self.address, addr_type=ours.addr_type)
-        origin = replace(mine, session_version=mine.session_version + 1)
+        origin = _next_version(mine)
         if from_caller:
             media.member_origin = origin
         else:
@@ -248,17 +387,48 @@ class MediaPlanner:
                 )
         return rewritten.to_bytes(), self.bridge(media)
 
+    def _pass_through(self, media: CallMedia, body: bytes, *, from_caller: bool) -> bytes:
+        """Direct mode: a relayed SDP keeps its addresses; only the ``o=`` line is ours."""
+        try:
+            sdp = parse_sdp(body)
+        except ProtocolError:
+            return body
+        mine = media.member_origin if from_caller else media.caller_origin
+        if mine is None:
+            return body
+        origin = _next_version(mine)
+        endpoint = audio_endpoint(sdp)
+        if from_caller:
+            media.member_origin, media.caller_sdp, media.told_member = origin, sdp, endpoint
+        else:
+            media.caller_origin, media.member_sdp, media.told_caller = origin, sdp, endpoint
+        return replace(sdp, origin=origin).to_bytes()
+
     def close(self, media: CallMedia) -> list[MediaCommand]:
         if media.closed:
             return []
         media.closed = True
-        ports = [media.caller_port] + ([media.member_port] if media.member_port else [])
+        if media.bypassed:
+            return []  # the ports went back when the media went end to end
+        return [CloseMedia(media.session, self._release(media))]
+
+    def _release(self, media: CallMedia) -> tuple[int, ...]:
+        ports = (media.caller_port,) + ((media.member_port,) if media.member_port else ())
         for port in ports:
             self.ports.release(port)
-        return [CloseMedia(media.session, tuple(ports))]
+        return ports
+
+    def _origin(self) -> Origin:
+        ours = Connection.for_address(self.address)
+        return Origin("huntgroup", self._rng.getrandbits(62), 1, self.address, ours.addr_type)
 
     def _allocate(self) -> int:
         try:
             return self.ports.allocate()
         except MediaError as err:
             raise RemoteProtocolError(f"no RTP port free: {err}", 503) from err
+
+
+def _next_version(origin: Origin) -> Origin:
+    """RFC 3264 §8: each new offer or answer in a session bumps the ``o=`` version."""
+    return replace(origin, session_version=origin.session_version + 1)

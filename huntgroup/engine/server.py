@@ -118,7 +118,7 @@ class Server:
             shown = f"[{addr.host}]" if ":" in addr.host else addr.host
             log.info("listening on %s:%s:%d", addr.transport.lower(), shown, port)
         secret = os.environ.get("HUNTGROUP_SECRET", "").encode() or secrets.token_bytes(32)
-        planner = MediaPlanner(media_cfg.address, media_cfg.port_range, rng)
+        planner = MediaPlanner(media_cfg.address, media_cfg.port_range, rng, mode=media_cfg.mode)
         store = None
         if cfg.server.state != "memory":
             journal = JournalingStore(os.environ.get("HUNTGROUP_NODE_ID") or default_node_id())
@@ -140,8 +140,7 @@ class Server:
             self.state_sync.on_change = lambda: self.run(
                 lambda now: self.b2bua.state_changed(now=now)
             )
-        if media_cfg.mode == "direct":
-            log.warning("server.media.mode 'direct' is not implemented yet: media is relayed")
+        log.info("media: %s, RTP ports %d-%d", media_cfg.mode, *media_cfg.port_range)
         self._rearm()
 
     def _advertised(self, host: str) -> str:

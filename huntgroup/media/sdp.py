@@ -687,6 +687,21 @@ def make_offer(
     return SessionDescription(origin=origin, connection=connection, media=(audio,))
 
 
+def audio_endpoint(sdp: SessionDescription) -> tuple[str, int] | None:
+    """Where the first active audio stream of ``sdp`` wants RTP: (address, port).
+
+    None when no audio stream has a port and a connection address; any codec
+    counts (a pass-through of media does not need to understand it).
+    """
+    for m in sdp.media:
+        if m.media != "audio" or m.port == 0:
+            continue
+        conn = sdp.connection_of(m)
+        if conn is not None:
+            return conn.address.split("/", 1)[0], m.port
+    return None
+
+
 def accept_answer(offer: SessionDescription, answer: SessionDescription) -> MediaPlan:
     """The plan agreed by the peer's ``answer`` to our ``offer``.
 

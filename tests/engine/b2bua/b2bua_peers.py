@@ -37,6 +37,7 @@ from huntgroup.engine.dialogs import Local
 from huntgroup.engine.media_plan import (
     CloseMedia,
     MediaCommand,
+    MediaMode,
     MediaPlanner,
     PlayMusic,
     StartRelay,
@@ -126,10 +127,12 @@ class Received:
 class Network:
     """The B2BUA, the scripted clock, and the phones around it."""
 
-    def __init__(self, config: Config, *, now: float = 0.0) -> None:
+    def __init__(
+        self, config: Config, *, now: float = 0.0, media_mode: MediaMode = "relay"
+    ) -> None:
         self.now = now
         self.config = config
-        self.planner = MediaPlanner(HOST, RTP_RANGE, random.Random(2))
+        self.planner = MediaPlanner(HOST, RTP_RANGE, random.Random(2), mode=media_mode)
         self.b2b = B2BUA(
             config,
             now=now,

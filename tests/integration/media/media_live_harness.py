@@ -341,7 +341,7 @@ class SipUA:
             f'From: "{self.name}" <sip:0611223344@{LOOPBACK}>;tag={from_tag}',
             f"To: {to}",
             f"Call-ID: {call_id}",
-            f"CSeq: {cseq} {'INVITE' if method == 'ACK' else method}",
+            f"CSeq: {cseq} {method}",
             f"Contact: <sip:{self.name}@{LOOPBACK}:{self.port}>",
         ]
         if body:
