@@ -48,7 +48,7 @@ from huntgroup.engine.media_plan import CallMedia, MediaCommand, MediaPlanner
 from huntgroup.engine.nat import behind_nat
 from huntgroup.engine.registrar import Registrar, Source, parse_contact_values
 from huntgroup.engine.sip.headers import Headers
-from huntgroup.engine.sip.layer import TransactionLayer
+from huntgroup.engine.sip.layer import TransactionLayer, client_key_of_datagram
 from huntgroup.engine.sip.message import (
     Message,
     Request,
@@ -69,6 +69,7 @@ from huntgroup.engine.sip.transaction import (
     TimerConfig,
     TransactionKey,
     TransactionTimedOut,
+    TransportError,
     TransportFailed,
     TwoXXRetransmitter,
 )
@@ -258,6 +259,21 @@ class B2BUA:
             if not self.layer.has_response(key):
                 self._respond(key, request, 100)
         self._untried.clear()
+
+    def send_failed(self, data: bytes, destination: Peer, *, now: float) -> list[Output]:
+        """``data``, sent to ``destination``, could not be delivered (an ICMP error, a
+        refused TCP connection): its client transaction fails at once with 503
+        (§8.1.3.1), e.g. a member whose phone is off counts as unreachable now
+        rather than after timer B. ``data`` may be cut short (ICMP quotes only
+        the start of a datagram). Responses and ACKs are left to their timers.
+        """
+        self._now = max(self._now, now)
+        key = client_key_of_datagram(data)
+        if key is not None and key in self.layer:
+            log.info("%s to %s:%d undeliverable", key.method, destination.host, destination.port)
+            self._tx_actions(self.layer.transport_error(TransportError(key), now=self._now))
+            self._drain()
+        return self._flush()
 
     def parse_failed(self, err: SipParseError, source: Peer) -> list[Output]:
         self._parse_failed(err, source)

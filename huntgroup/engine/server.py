@@ -18,17 +18,20 @@ process exits once no call is left.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import os
 import random
 import secrets
 import signal
+import socket
 import time
 from dataclasses import dataclass
 from typing import cast
 
 from huntgroup.config.models import LISTEN_RE, Config
+from huntgroup.engine import udp_errors
 from huntgroup.engine.b2bua import B2BUA, Output, Transmit
 from huntgroup.engine.dialogs import Local
 from huntgroup.engine.loop_timer import LoopTimer
@@ -57,9 +60,32 @@ def parse_listen(entry: str) -> ListenAddress:
     return ListenAddress(m.group(1).upper(), m.group(2).strip("[]"), int(m.group(3)))
 
 
+def _udp_socket(host: str, port: int) -> socket.socket:
+    """A bound, non-blocking UDP socket for SIP, with ICMP errors reported (Linux)."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.bind(address)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    udp_errors.enable(sock)
+    return sock
+
+
+def _buffered(transport: asyncio.DatagramTransport) -> int:
+    """Bytes asyncio holds for ``transport``, waiting for the socket to be writable."""
+    size = getattr(transport, "get_write_buffer_size", None)
+    return int(size()) if size is not None else 0
+
+
 class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, server: Server) -> None:
+    """One SIP UDP socket; ICMP errors on it fail the transaction they concern."""
+
+    def __init__(self, server: Server, sock: socket.socket) -> None:
         self.server = server
+        self.sock = sock
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -71,6 +97,26 @@ class _Udp(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         log.debug("UDP error: %s", exc)
+        self._report(udp_errors.drain(self.sock))
+
+    def send(self, data: bytes, destination: tuple[str, int]) -> None:
+        transport = self.transport
+        assert transport is not None
+        if _buffered(transport):  # keep the order of what is queued
+            transport.sendto(data, destination)
+            return
+        try:
+            self._report(udp_errors.send(self.sock, data, destination))
+        except BlockingIOError:
+            transport.sendto(data, destination)  # the socket buffer is full: queue it
+        except OSError as err:
+            log.debug("UDP send to %s:%d failed: %s", *destination, err)
+            self._report([udp_errors.Undelivered(data, destination, err.errno or 0)])
+
+    def _report(self, undelivered: list[udp_errors.Undelivered]) -> None:
+        for item in undelivered:
+            peer = Peer(item.destination[0], item.destination[1], "UDP")
+            self.server.loop.call_soon(self.server.undelivered, item.data, peer)
 
 
 class Server:
@@ -100,8 +146,9 @@ class Server:
         for entry in cfg.server.listen:
             addr = parse_listen(entry)
             if addr.transport == "UDP":
+                sock = _udp_socket(addr.host, addr.port)
                 transport, protocol = await self.loop.create_datagram_endpoint(
-                    lambda: _Udp(self), local_addr=(addr.host, addr.port)
+                    functools.partial(_Udp, self, sock), sock=sock
                 )
                 port = transport.get_extra_info("sockname")[1]
                 self._udp.append((ListenAddress("UDP", addr.host, port), protocol))
@@ -181,13 +228,17 @@ class Server:
         v6 = ":" in dest.host
         for addr, proto in self._udp:
             if (":" in addr.host) == v6 and proto.transport is not None:
-                proto.transport.sendto(out.data, (dest.host, dest.port))
+                proto.send(out.data, (dest.host, dest.port))
                 return
         for _, proto in self._udp:
             if proto.transport is not None:
-                proto.transport.sendto(out.data, (dest.host, dest.port))
+                proto.send(out.data, (dest.host, dest.port))
                 return
         log.warning("no UDP socket to reach %s:%d", dest.host, dest.port)
+
+    def undelivered(self, data: bytes, destination: Peer) -> None:
+        """What we sent to ``destination`` came back undeliverable (ICMP, TCP refused)."""
+        self.run(lambda now: self.b2bua.send_failed(data, destination, now=now))
 
     def _rearm(self) -> None:
         self._timer.arm(self.b2bua.get_timer())
@@ -244,7 +295,8 @@ class Server:
             )
         except (OSError, TimeoutError) as err:
             log.info("TCP connection to %s:%d failed: %s", dest.host, dest.port, err)
-            self._pending_tcp.pop(key, None)
+            for data in self._pending_tcp.pop(key, []):
+                self.undelivered(data, dest)
             return
         self._tcp[key] = writer
         for data in self._pending_tcp.pop(key, []):

@@ -34,7 +34,7 @@ import hashlib
 import heapq
 from dataclasses import replace
 
-from huntgroup.engine.sip.fields import MAGIC_COOKIE
+from huntgroup.engine.sip.fields import MAGIC_COOKIE, parse_via
 from huntgroup.engine.sip.message import Message, Request, Response, make_response
 from huntgroup.engine.sip.routing import Peer, response_destination, stamp_via
 from huntgroup.engine.sip.transaction import (
@@ -51,7 +51,7 @@ from huntgroup.engine.sip.transaction import (
     TransactionKey,
     TransportError,
 )
-from huntgroup.errors import LocalProtocolError
+from huntgroup.errors import LocalProtocolError, ProtocolError
 
 
 def server_key(request: Request) -> TransactionKey:
@@ -77,6 +77,30 @@ def client_key(message: Message) -> TransactionKey:
     via = message.top_via
     method = message.method if isinstance(message, Request) else message.cseq.method
     return TransactionKey(via.branch or "", via.sent_by.lower(), method, server=False)
+
+
+def client_key_of_datagram(data: bytes) -> TransactionKey | None:
+    """The client transaction of a request we sent, from its datagram, maybe truncated.
+
+    An ICMP error quotes only the start of the datagram (about 500 bytes for
+    IPv4), so the message cannot be parsed whole; its request line and first
+    Via, which come first in everything we send, are enough. None for a
+    response, an ACK (no transaction), or what cannot be read.
+    """
+    lines = data.split(b"\r\n")
+    request_line = lines[0].decode("utf-8", "replace").split(" ")
+    if len(request_line) != 3 or request_line[2] != "SIP/2.0" or request_line[0] == "ACK":
+        return None
+    for raw in lines[1:-1]:  # the last line may be cut short
+        name, colon, value = raw.decode("utf-8", "replace").partition(":")
+        if not colon or name.strip().lower() not in ("via", "v"):
+            continue
+        try:
+            via = parse_via(value.split(",", 1)[0])
+        except ProtocolError:
+            return None
+        return TransactionKey(via.branch or "", via.sent_by.lower(), request_line[0], server=False)
+    return None
 
 
 class TransactionLayer:

@@ -439,14 +439,19 @@ def await_answer(ua: SipUA, call_id: str, *, timeout: float = 5.0) -> CallerCall
 
 
 def answer_invite(
-    member: SipUA, rtp_port: int, *, ring_for: float = 0.0, codecs: tuple[str, ...] = ("PCMU",)
+    member: SipUA,
+    rtp_port: int,
+    *,
+    ring_for: float = 0.0,
+    codecs: tuple[str, ...] = ("PCMU",),
+    timeout: float = 5.0,
 ) -> tuple[SipMessage, tuple[str, int]]:
     """Member side: wait for the server's INVITE, answer 180 (then 200 after ``ring_for``).
 
     Returns the INVITE and the engine's RTP address from its SDP offer. The ACK
     that follows our 200 is awaited too.
     """
-    invite = member.wait(lambda m: m.is_request and m.method == "INVITE", timeout=5)
+    invite = member.wait(lambda m: m.is_request and m.method == "INVITE", timeout=timeout)
     tag = f"mt{next(SipUA._counter)}"
     member.send(member.response(invite, 180, "Ringing", tag=tag), invite.source)
     if ring_for:
