@@ -133,10 +133,18 @@ def load_config_text(text: str, filename: str, base_dir: Path) -> Config:
             problems.append(_problem(filename, doc.locations.of_value(path), path, message))
     music, music_problems = _check_music(doc, filename, base_dir)
     problems += music_problems
+    tls, tls_problems = _check_tls(doc, filename, base_dir)
+    problems += tls_problems
     if problems or cfg is None:
         problems.sort(key=lambda p: (p.line, p.column))
         raise ConfigError(problems)
-    return _with_music(cfg, music)
+    cfg = _with_music(cfg, music)
+    if tls:
+        server = cfg.server
+        cfg = cfg.model_copy(
+            update={"server": server.model_copy(update={"tls": server.tls.model_copy(update=tls)})}
+        )
+    return cfg
 
 
 _FIRST_AT = re.compile(r"\(first at ([A-Za-z0-9_.]+)\)")
@@ -246,31 +254,92 @@ def _check_music(
     return resolved, problems
 
 
+TLS_FILES = ("certificate", "private_key", "ca")
+
+
+def _check_tls(
+    doc: Document, filename: str, base_dir: Path
+) -> tuple[dict[str, str], list[ConfigProblem]]:
+    """Resolve ``server.tls`` files and load them as the server will; {key: absolute path}."""
+    raw = _fields(_fields(doc.data.get("server")).get("tls"))
+    resolved: dict[str, str] = {}
+    problems: list[ConfigProblem] = []
+
+    def problem(key: str, message: str) -> None:
+        path: FieldPath = ("server", "tls", key)
+        problems.append(_problem(filename, doc.locations.of_value(path), path, message))
+
+    for key in TLS_FILES:
+        value = raw.get(key)
+        if not isinstance(value, str):
+            continue  # null, absent, or a type error that validation reports
+        target, message = _resolve_file(value, base_dir, "TLS file", "TLS file path")
+        if message is None:
+            resolved[key] = target
+        else:
+            problem(key, message)
+    if problems or not resolved:
+        return resolved, problems
+    import ssl
+
+    from huntgroup.config.models import TlsConfig
+    from huntgroup.engine.tls import client_context, server_context
+
+    try:
+        settings = TlsConfig.model_validate({**raw, **resolved})
+    except ValidationError:
+        return resolved, problems  # reported by validation
+    if settings.certificate is not None:
+        try:
+            server_context(settings)
+        except (OSError, ssl.SSLError, ValueError) as err:
+            problem("certificate", f"cannot use the certificate and its key: {err}")
+    if settings.ca is not None:
+        try:
+            client_context(settings)
+        except (OSError, ssl.SSLError, ValueError) as err:
+            problem("ca", f"cannot use the CA bundle: {err}")
+    return resolved, problems
+
+
+def _resolve_file(value: str, base_dir: Path, what: str, path_word: str) -> tuple[str, str | None]:
+    """The absolute path of a file the configuration names and, when unusable, why."""
+    if not value.strip():
+        return value, f"empty {path_word}; use null for none"
+    try:
+        target = (base_dir / Path(value).expanduser()).resolve()
+        if not target.exists():
+            return str(target), f"{what} not found: {_short(str(target))}"
+        if not target.is_file():
+            return str(target), f"{path_word} is not a regular file: {_short(str(target))}"
+        if not os.access(target, os.R_OK):
+            return str(target), f"{what} is not readable: {_short(str(target))}"
+    except (OSError, RuntimeError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return value, f"invalid {path_word} {_short(value)}: {reason}"
+    return str(target), None
+
+
 def _short(text: str, limit: int = 120) -> str:
     return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 def _resolve_music(music: str, base_dir: Path) -> tuple[str, str | None]:
     """The absolute path of a music file and, when it is unusable, why."""
-    try:
-        target = (base_dir / Path(music).expanduser()).resolve()
-        if not target.exists():
-            return str(target), f"music file not found: {_short(str(target))}"
-        if not target.is_file():
-            return str(target), f"music path is not a regular file: {_short(str(target))}"
-        if not os.access(target, os.R_OK):
-            return str(target), f"music file is not readable: {_short(str(target))}"
-        from huntgroup.errors import MediaError
-        from huntgroup.media.audio import check_music_file
+    target, message = _resolve_file(music, base_dir, "music file", "music path")
+    if message is not None:
+        return target, message
+    from huntgroup.errors import MediaError
+    from huntgroup.media.audio import check_music_file
 
-        try:
-            check_music_file(target)
-        except MediaError as err:
-            return str(target), f"music file cannot be played: {err}"
+    try:
+        check_music_file(Path(target))
+    except MediaError as err:
+        return target, f"music file cannot be played: {err}"
     except (OSError, RuntimeError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return music, f"invalid music path {_short(music)}: {reason}"
-    return str(target), None
+    return target, None
 
 
 def _with_music(cfg: Config, music: dict[int, str]) -> Config:

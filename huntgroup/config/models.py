@@ -75,6 +75,13 @@ class SipTimers(_Model):
     t4: float = Field(5.0, gt=0, le=600)
 
 
+class TlsConfig(_Model):
+    certificate: str | None = None
+    private_key: str | None = None
+    ca: str | None = None
+    verify_peers: bool = True
+
+
 class ServerConfig(_Model):
     listen: tuple[str, ...] = ("udp:0.0.0.0:5060", "tcp:0.0.0.0:5060")
     domain: str = "voip.example.net"
@@ -84,6 +91,7 @@ class ServerConfig(_Model):
     timers: SipTimers = SipTimers()
     shutdown_grace: float = Field(30.0, ge=0, le=3600)
     digest_algorithms: tuple[Literal["SHA-256", "MD5"], ...] = ("SHA-256", "MD5")
+    tls: TlsConfig = TlsConfig()
 
     @field_validator("digest_algorithms")
     @classmethod
@@ -276,6 +284,12 @@ def semantic_problems(cfg: Config) -> list[tuple[Path, str]]:
     problems += _duplicates(
         ((("groups", i, "name"), g.name) for i, g in enumerate(cfg.groups)), "group name"
     )
+    if cfg.server.tls.certificate is None:
+        for i, entry in enumerate(cfg.server.listen):
+            if entry.startswith("tls:"):
+                problems.append(
+                    (("server", "listen", i), "a tls: address needs server.tls.certificate")
+                )
     numbers = {line.number for line in cfg.lines}
     problems += _duplicates(
         ((("groups", i, "pilot"), g.pilot) for i, g in enumerate(cfg.groups)), "pilot"

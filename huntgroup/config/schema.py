@@ -29,6 +29,7 @@ from huntgroup.config.models import (
     QueueConfig,
     ServerConfig,
     SipTimers,
+    TlsConfig,
 )
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -38,6 +39,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     ServerConfig,
     MediaConfig,
     SipTimers,
+    TlsConfig,
     LineConfig,
     GroupConfig,
     QueueConfig,
@@ -51,6 +53,8 @@ MODEL_DESCRIPTIONS: dict[str, str] = {
     "ServerConfig": "Where the SIP server listens and how it reaches the rest of the network.",
     "MediaConfig": "Audio (RTP) handling: our address in SDP, the RTP port range, relay mode.",
     "SipTimers": "RFC 3261 timer base values in seconds; the defaults suit almost every network.",
+    "TlsConfig": "SIP over TLS: our certificate for tls: listen addresses, and how the "
+    "certificates of peers we call over TLS are checked.",
     "LineConfig": "A line (user licence, «licence»): its 10-digit number is also its SIP login.",
     "GroupConfig": "A call group («groupement d'appels»): a pilot number, an algorithm, "
     "members and a queue.",
@@ -75,6 +79,7 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "state": "Where shared state lives: 'memory' (one node) or a redis:// URL (several nodes).",
         "timers": "SIP transaction timers (T1, T2, T4) in seconds.",
         "shutdown_grace": "Seconds to let calls in progress finish on shutdown.",
+        "tls": "SIP over TLS: certificate, key, and peer verification.",
         "digest_algorithms": (
             "Digest algorithms offered to lines, preferred first (RFC 8760). Some phones "
             "only read the first challenge: list MD5 first, or only MD5, for them."
@@ -84,6 +89,16 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "address": "IP address written in our SDP (where peers send RTP to us).",
         "rtp_ports": "RTP port range 'LOW-HIGH' (at least 2 ports, 1024..65535).",
         "mode": "relay: audio flows through the server; direct: between the phones.",
+    },
+    "TlsConfig": {
+        "certificate": "PEM file with our certificate (and its chain), relative to the "
+        "configuration file; needed by tls: listen addresses.",
+        "private_key": "PEM file with the certificate's private key; null: it is in the "
+        "certificate file.",
+        "ca": "PEM bundle of the authorities that sign the certificates of members and the "
+        "upstream we call over TLS (sips: or ;transport=tls); null: the system's.",
+        "verify_peers": "Check the certificate and name of peers we call over TLS; false "
+        "accepts any certificate (a lab with self-signed phones only).",
     },
     "SipTimers": {
         "t1": "RTT estimate (default 0.5 s).",

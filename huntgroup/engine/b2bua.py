@@ -1022,7 +1022,10 @@ class B2BUA:
                 continue
             peer = _peer_of(uri)
             src = binding.source
-            if src is not None and (peer is None or behind_nat(peer.host, src.host)):
+            # A phone on TLS (or behind NAT) is reached over the way it came in.
+            if src is not None and (
+                peer is None or src.transport.upper() == "TLS" or behind_nat(peer.host, src.host)
+            ):
                 peer = Peer(src.host, src.port, src.transport.upper())
             if peer is not None:
                 targets.append((uri, peer))
@@ -1296,8 +1299,9 @@ def _peer_of(uri: Uri) -> Peer | None:
     if not isinstance(uri, SipUri):
         return None
     transport = (uri.param("transport") or "udp").upper()
-    port = uri.port or (5061 if uri.secure else 5060)
-    return Peer(uri.host.strip("[]"), port, "TCP" if transport == "TCP" else "UDP")
+    if uri.secure or transport == "TLS":  # sips: is TLS on every hop (§26.2.2)
+        return Peer(uri.host.strip("[]"), uri.port or 5061, "TLS")
+    return Peer(uri.host.strip("[]"), uri.port or 5060, "TCP" if transport == "TCP" else "UDP")
 
 
 def _target_uri(target: str, domain: str, upstream: str | None) -> Uri:

@@ -41,7 +41,7 @@ class Local:
 
     def contact(self, user: str = "huntgroup") -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        param = ";transport=tcp" if self.transport == "TCP" else ""
+        param = f";transport={self.transport.lower()}" if self.transport != "UDP" else ""
         return f"<sip:{user}@{host}:{self.port}{param}>"
 
 

@@ -6,9 +6,11 @@ A thin driver, aioquic-style: sockets feed bytes to the sans-I/O
 :class:`B2BUA` with ``now = loop.time()``, the outputs are carried out
 (``Transmit`` on the right socket, media commands on :class:`MediaEngine`),
 and ONE ``loop.call_at`` is re-armed at ``b2bua.get_timer()`` after every
-input. UDP uses one datagram endpoint per ``server.listen`` entry; TCP one
-server per entry, with a :class:`StreamParser` per connection. Requests to a
-TCP peer we have no connection to open one.
+input. UDP uses one datagram endpoint per ``server.listen`` entry (with
+ICMP errors read, see :mod:`udp_errors`); TCP and TLS one server per entry,
+with a :class:`StreamParser` per connection. Requests to a TCP or TLS peer
+we have no connection to open one (TLS checked per :mod:`tls`); a connection
+that cannot be opened fails the requests it was to carry.
 
 Shutdown (SIGINT/SIGTERM): newcomers get 503, calls in progress may finish
 for ``server.shutdown_grace`` seconds, then the B2BUA ends them with BYE; the
@@ -26,12 +28,13 @@ import random
 import secrets
 import signal
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from typing import cast
 
 from huntgroup.config.models import LISTEN_RE, Config
-from huntgroup.engine import udp_errors
+from huntgroup.engine import tls, udp_errors
 from huntgroup.engine.b2bua import B2BUA, Output, Transmit
 from huntgroup.engine.dialogs import Local
 from huntgroup.engine.loop_timer import LoopTimer
@@ -44,6 +47,10 @@ from huntgroup.errors import MediaError
 from huntgroup.queue.journal import JournalingStore
 
 log = logging.getLogger("huntgroup.server")
+
+
+StreamKey = tuple[str, str, int]
+"""A stream connection: (transport "TCP" or "TLS", peer host, peer port)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +132,10 @@ class Server:
         self.loop = loop
         self._udp: list[tuple[ListenAddress, _Udp]] = []
         self._tcp_servers: list[asyncio.Server] = []
-        self._tcp: dict[tuple[str, int], asyncio.StreamWriter] = {}
-        self._pending_tcp: dict[tuple[str, int], list[bytes]] = {}
+        # stream connections (TCP and TLS), by (transport, host, port) of the peer
+        self._tcp: dict[StreamKey, asyncio.StreamWriter] = {}
+        self._pending_tcp: dict[StreamKey, list[bytes]] = {}
+        self._tls_client: ssl.SSLContext | None = None
         self._timer = LoopTimer(loop, self._on_timer)
         self.b2bua: B2BUA
         self.media: MediaEngine
@@ -143,6 +152,7 @@ class Server:
         # queued in the first second must not stall every other stream.
         await self._preload_music(cfg)
         locals_: list[Local] = []
+        self._tls_client = tls.client_context(cfg.server.tls)  # for sips: and transport=tls
         for entry in cfg.server.listen:
             addr = parse_listen(entry)
             if addr.transport == "UDP":
@@ -152,13 +162,17 @@ class Server:
                 )
                 port = transport.get_extra_info("sockname")[1]
                 self._udp.append((ListenAddress("UDP", addr.host, port), protocol))
-            elif addr.transport == "TCP":
-                server = await asyncio.start_server(self._accept, addr.host, addr.port)
+            else:  # TCP or TLS
+                context = tls.server_context(cfg.server.tls) if addr.transport == "TLS" else None
+                server = await asyncio.start_server(
+                    functools.partial(self._accept, addr.transport),
+                    addr.host,
+                    addr.port,
+                    ssl=context,
+                    ssl_handshake_timeout=10 if context is not None else None,
+                )
                 port = server.sockets[0].getsockname()[1]
                 self._tcp_servers.append(server)
-            else:
-                log.warning("listen %s: TLS is not supported yet, skipped", entry)
-                continue
             bound = ListenAddress(addr.transport, addr.host, port)
             self.bound.append(bound)
             locals_.append(Local(addr.transport, self._advertised(addr.host), port))
@@ -222,7 +236,7 @@ class Server:
 
     def _transmit(self, out: Transmit) -> None:
         dest = out.destination
-        if dest.transport.upper() == "TCP":
+        if dest.transport.upper() in ("TCP", "TLS"):
             self._send_tcp(dest, out.data)
             return
         v6 = ":" in dest.host
@@ -247,20 +261,22 @@ class Server:
         self.run(lambda now: self.b2bua.handle_timer(now=now))
 
     # -------------------------------------------------------------------- TCP
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _accept(
+        self, transport: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         peername = writer.get_extra_info("peername")
-        key = (str(peername[0]), int(peername[1]))
+        key = (transport, str(peername[0]), int(peername[1]))
         self._tcp[key] = writer
         await self._read_tcp(key, reader, writer)
 
     async def _read_tcp(
         self,
-        key: tuple[str, int],
+        key: StreamKey,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
         parser = StreamParser()
-        peer = Peer(key[0], key[1], "TCP")
+        peer = Peer(key[1], key[2], key[0])
         try:
             while data := await reader.read(65536):
                 try:
@@ -277,7 +293,7 @@ class Server:
             writer.close()
 
     def _send_tcp(self, dest: Peer, data: bytes) -> None:
-        key = (dest.host, dest.port)
+        key = (dest.transport.upper(), dest.host, dest.port)
         writer = self._tcp.get(key)
         if writer is not None and not writer.is_closing():
             writer.write(data)
@@ -288,13 +304,20 @@ class Server:
             self.loop.create_task(self._connect_tcp(dest))
 
     async def _connect_tcp(self, dest: Peer) -> None:
-        key = (dest.host, dest.port)
+        key = (dest.transport.upper(), dest.host, dest.port)
+        context = self._tls_client if key[0] == "TLS" else None
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(dest.host, dest.port), timeout=5
+                asyncio.open_connection(
+                    dest.host,
+                    dest.port,
+                    ssl=context,
+                    server_hostname=dest.host if context is not None else None,
+                ),
+                timeout=5,
             )
-        except (OSError, TimeoutError) as err:
-            log.info("TCP connection to %s:%d failed: %s", dest.host, dest.port, err)
+        except (OSError, TimeoutError) as err:  # ssl.SSLError (a bad certificate) included
+            log.info("%s connection to %s:%d failed: %s", key[0], dest.host, dest.port, err)
             for data in self._pending_tcp.pop(key, []):
                 self.undelivered(data, dest)
             return

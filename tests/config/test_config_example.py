@@ -23,7 +23,7 @@ def test_example_loads_and_summarizes() -> None:
     cfg = load_config(EXAMPLE)
     assert summarize(cfg) == (
         "ok: 3 groups, 5 lines, 8 members, listening on "
-        "udp:127.0.0.1:5060 tcp:127.0.0.1:5060 udp:[::1]:5060"
+        "udp:127.0.0.1:5060 tcp:127.0.0.1:5060 udp:[::1]:5060 tls:127.0.0.1:5061"
     )
     assert {g.algorithm for g in cfg.groups} >= {"round_robin", "linear", "ring_all"}
     assert any(m.uri == "sip:agent@127.0.0.1:5080" for g in cfg.groups for m in g.members)
