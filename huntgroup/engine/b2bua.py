@@ -75,6 +75,7 @@ from huntgroup.engine.sip.transaction import (
 )
 from huntgroup.engine.sip.transaction import Action as TxAction
 from huntgroup.engine.sip.uri import SipUri, TelUri, Uri, parse_uri
+from huntgroup.engine.stats import SipCounters
 from huntgroup.errors import ProtocolError
 from huntgroup.queue.actions import (
     Action,
@@ -231,6 +232,7 @@ class B2BUA:
         self._seq = itertools.count(1)
         self.accepting = True
         self._shutdown_at: float | None = None
+        self.counters = SipCounters()
 
     # ================================================================ inputs
     def receive_datagram(self, data: bytes, source: Peer, *, now: float) -> list[Output]:
@@ -245,6 +247,7 @@ class B2BUA:
 
     def receive_message(self, message: Message, source: Peer, *, now: float) -> list[Output]:
         self._now = max(self._now, now)
+        self.counters.messages_in += 1
         try:
             self._tx_actions(self.layer.receive(message, source, now=self._now))
         except ProtocolError as err:  # a message whose fields break a later layer
@@ -270,6 +273,7 @@ class B2BUA:
         self._now = max(self._now, now)
         key = client_key_of_datagram(data)
         if key is not None and key in self.layer:
+            self.counters.undeliverable += 1
             log.info("%s to %s:%d undeliverable", key.method, destination.host, destination.port)
             self._tx_actions(self.layer.transport_error(TransportError(key), now=self._now))
             self._drain()
@@ -280,6 +284,7 @@ class B2BUA:
         return self._flush()
 
     def _parse_failed(self, err: SipParseError, source: Peer) -> None:
+        self.counters.malformed += 1
         log.info("malformed SIP from %s:%s: %s", source.host, source.port, err)
         try:
             response = error_response(err)
@@ -372,6 +377,17 @@ class B2BUA:
     @property
     def active_calls(self) -> int:
         return len(self._calls)
+
+    def gauges(self) -> dict[str, int]:
+        """What is in progress now: calls, queued callers, contacts, transactions, RTP ports."""
+        queued = sum(len(self.core.store.queue(g.name)) for g in self.config.groups)
+        return {
+            "calls_active": len(self._calls),
+            "queued": queued,
+            "contacts": self.registrar.binding_count,
+            "transactions": len(self.layer),
+            "rtp_ports_in_use": self.media.ports.in_use,
+        }
 
     # ============================================================ plumbing
     def _flush(self) -> list[Output]:
@@ -531,6 +547,7 @@ class B2BUA:
             log.info("line %s: %d contact(s) registered", number, len(result.bindings))
 
     def _new_invite(self, key: TransactionKey, request: Request, source: Peer) -> None:
+        self.counters.invites += 1
         if not self.accepting:
             self._respond(key, request, 503, headers=(("Retry-After", "30"),))
             return
@@ -629,6 +646,7 @@ class B2BUA:
         )
         self._calls[call.key] = call
         self._by_server_tx[key] = call.key
+        self.counters.calls += 1
         self._index_dialog(call, (request.call_id, call.to_tag, request.from_.tag or ""), "")
         return call
 
@@ -1131,6 +1149,7 @@ class B2BUA:
             else:
                 self._answer_caller(call)
         call.bridged = leg.id
+        self.counters.bridged += 1
         if call.caller_line_id is not None:
             self._core(CallAnswered(call.caller_line_id))
         log.info(

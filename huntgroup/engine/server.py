@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from huntgroup.config.models import LISTEN_RE, Config
-from huntgroup.engine import tls, udp_errors
+from huntgroup.engine import stats, tls, udp_errors
 from huntgroup.engine.b2bua import B2BUA, Output, Transmit
 from huntgroup.engine.dialogs import Local
 from huntgroup.engine.loop_timer import LoopTimer
@@ -250,6 +250,23 @@ class Server:
                 return
         log.warning("no UDP socket to reach %s:%d", dest.host, dest.port)
 
+    def log_stats(self) -> str:
+        """Log (and return) the stats line: gauges and counters (see :mod:`stats`)."""
+        gauges = {**self.b2bua.gauges(), "media_sessions": self.media.sessions}
+        line = stats.stats_line(gauges, self.b2bua.counters, self.media.counters)
+        log.info("stats: %s", line)
+        return line
+
+    async def report_stats(self, interval: float) -> None:
+        """Every ``interval`` seconds, the stats line, when a counter moved."""
+        last = ""
+        while True:
+            await asyncio.sleep(interval)
+            now = stats.stats_line({}, self.b2bua.counters, self.media.counters)
+            if now != last:
+                self.log_stats()
+                last = now
+
     def undelivered(self, data: bytes, destination: Peer) -> None:
         """What we sent to ``destination`` came back undeliverable (ICMP, TCP refused)."""
         self.run(lambda now: self.b2bua.send_failed(data, destination, now=now))
@@ -390,8 +407,12 @@ async def serve(config: Config, *, config_path: str | None = None) -> int:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
+    loop.add_signal_handler(signal.SIGUSR1, server.log_stats)
     log.info("huntgroup ready: %d group(s), %d line(s)", len(config.groups), len(config.lines))
+    reporter = loop.create_task(server.report_stats(stats.INTERVAL))
     await stopping.wait()
+    reporter.cancel()
     await server.shutdown()
+    server.log_stats()
     log.info("stopped")
     return 0
