@@ -111,7 +111,8 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        for _ in range(500):  # up to ~5 s for the server to listen
+        end = time.monotonic() + 30  # generous: the machine may be loaded
+        while time.monotonic() < end:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""
                 raise RuntimeError(f"redis-server exited at start: {err}")
