@@ -528,13 +528,22 @@ class Sipp:
             proc.kill()
 
 
-def _wait_udp_bound(proc: SippProcess) -> None:
-    """Wait until the SIPp process has bound its UDP port (bounded retries)."""
-    for _ in range(100):
+# Start-up deadlines: generous, because a loaded 2-core CI machine can take
+# seconds to start a process (the server imports pydantic, numpy, ...). They
+# only bound a failure; a healthy start returns as soon as it is ready.
+STARTUP_DEADLINE = 60.0
+
+
+def _wait_udp_bound(proc: SippProcess, *, deadline: float = STARTUP_DEADLINE) -> None:
+    """Wait until the SIPp process has bound its UDP port (bounded by ``deadline`` s)."""
+    end = time.monotonic() + deadline
+    while True:
         if proc.popen.poll() is not None:
             raise HarnessError(f"{proc.name}: sipp exited at start-up\n{proc.describe()}")
         if not _bindable(proc.port, (socket.SOCK_DGRAM,)):
             return
+        if time.monotonic() > end:
+            break
         time.sleep(0.05)
     raise HarnessError(f"{proc.name}: sipp did not bind udp {HOST}:{proc.port}")
 
@@ -765,7 +774,7 @@ class HuntgroupServer:
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
-    def start(self, *, ready_attempts: int = 75) -> HuntgroupServer:
+    def start(self, *, deadline: float = STARTUP_DEADLINE) -> HuntgroupServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(yaml.safe_dump(self.config, sort_keys=False))
         env = dict(os.environ)
@@ -782,7 +791,8 @@ class HuntgroupServer:
                 cwd=self.workdir,
                 env=env,
             )
-        for _ in range(ready_attempts):
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
             if self.popen.poll() is not None:
                 raise HarnessError(
                     f"huntgroup serve exited with {self.popen.returncode} at start-up:\n"
@@ -795,6 +805,25 @@ class HuntgroupServer:
         raise HarnessError(
             "huntgroup serve never answered OPTIONS with 200:\n" + self.log()[-4000:]
         )
+
+    def wait_for_log(self, pattern: str, *, count: int = 1, deadline: float = 30.0) -> None:
+        """Wait until the server's log holds ``count`` matches of the regex ``pattern``.
+
+        The server logs each step of a call at INFO level as it takes it (``call
+        k1: queued (answered)``): a test that needs one step done before its next
+        move waits for that line instead of sleeping. Fails after ``deadline`` s.
+        """
+        regex = re.compile(pattern)
+        end = time.monotonic() + deadline
+        while len(regex.findall(self.log())) < count:
+            if self.popen is not None and self.popen.poll() is not None:
+                raise HarnessError(f"huntgroup serve exited:\n{self.log()[-4000:]}")
+            if time.monotonic() > end:
+                raise HarnessError(
+                    f"no {count} line(s) matching {pattern!r} in the server log after "
+                    f"{deadline} s:\n{self.log()[-4000:]}"
+                )
+            time.sleep(0.02)
 
     def stop(self, *, grace: float = 15) -> int:
         """SIGTERM, then wait (bounded) for the exit status; SIGKILL and fail if it hangs."""
@@ -913,8 +942,8 @@ module_app\t\tmenu.so
             )
         return self
 
-    def wait_registered(self, *, attempts: int = 100) -> str:
-        """Wait (bounded) for the registrar's 200; the log line that says so."""
+    def wait_registered(self, *, attempts: int = 300) -> str:
+        """Wait (``attempts`` x 0.1 s) for the registrar's 200; the log line that says so."""
         pattern = re.compile(rf"{re.escape(self.number)}@\S+: \{{.*\}} 200 OK .*binding")
         for _ in range(attempts):
             match = pattern.search(self.log())
