@@ -353,8 +353,13 @@ def test_a_line_follows_its_joined_window_live(server: Server, tmp_path: Path) -
     for group in groups:
         assert virtual.joined[(group, server.line)] == [(14.0, 28.0)]
         [(start, end)] = live.run.joined[(group, server.line)]
-        # accepted when the server's 200 came back: a few ms of real time late
-        assert start == pytest.approx(14.0, abs=1.0) and end == pytest.approx(28.0, abs=1.0)
+        # Accepted when the server's 200 came back: never before the switch, and
+        # usually a few ms of real time after it (x SPEED in scenario seconds),
+        # but a loaded machine was seen to take 116 ms (1.2 scenario s). The
+        # bound that matters is the next call that depends on the switch: Sales
+        # calls at 18 and 30 (the offers compared above would differ otherwise).
+        assert 14.0 <= start < 18.0, start
+        assert 28.0 <= end < 30.0, end
     assert live.run.joined[("Sales", server.m3)] == [(0.0, math.inf)]  # no schedule
     calls = live.stats["members"][server.line]["feature_calls"]
     dialled = [(c["group"], c["joined"], c["planned"]) for c in calls if not c["restore"]]
