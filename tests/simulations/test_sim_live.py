@@ -249,7 +249,14 @@ def test_round_robin_live_matches_the_virtual_run(server: Server, tmp_path: Path
         assert call["offers"][0]["member"] == ring[(ring.index(previous) + 1) % 3]
     for lc, vc in zip(live_calls, virtual_calls, strict=True):
         assert lc["arrival"] == vc["arrival"]
-        assert lc["wait"] == pytest.approx(vc["wait"], abs=0.8)
+        # The live wait also counts the INVITE's way to the first member: real
+        # milliseconds x SPEED, and on a loaded machine the caller itself can be
+        # late (270 ms of real time was seen, 2.7 scenario seconds). That lag is
+        # bounded on its own; the rest of the wait (the members' answer delays
+        # and declines) must be the virtual run's.
+        lag, virtual_lag = (c["offers"][0]["at"] - c["arrival"] for c in (lc, vc))
+        assert 0 <= lag < 4.0, lc
+        assert lc["wait"] - lag == pytest.approx(vc["wait"] - virtual_lag, abs=0.8), lc
         assert lc["talk"] == pytest.approx(vc["talk"], abs=0.8)
 
 
