@@ -330,13 +330,15 @@ class SippProcess:
         if rc != 0:
             raise HarnessError(f"{self.name}: sipp exited with {rc}\n{self.describe()}")
 
-    def stop(self, *, grace: float = 2) -> int | None:
+    def stop(self, *, grace: float = 5) -> int | None:
         """End SIPp so that its logs are flushed.
 
         SIGUSR1 is SIPp's soft exit (calls in progress finish, no new one
-        starts); a second SIGUSR1 quits at once; SIGKILL is the last resort.
+        starts); a second SIGUSR1 quits at once; SIGKILL is the last resort
+        (it loses the buffered message log, so the waits are generous: SIPp
+        usually exits in milliseconds, a loaded machine may take longer).
         """
-        for wait in (grace, 3.0):
+        for wait in (grace, 5.0):
             if self.popen.poll() is not None:
                 break
             with contextlib.suppress(ProcessLookupError):
