@@ -536,13 +536,28 @@ class Sipp:
 STARTUP_DEADLINE = 60.0
 
 
+def udp_port_bound(port: int) -> bool:
+    """True when some socket is bound to UDP ``port`` on 127.0.0.1 (or the wildcard).
+
+    Read from ``/proc/net/udp`` where it exists: probing by binding the port
+    ourselves could make the very process we wait for fail its own bind.
+    """
+    table = Path("/proc/net/udp")
+    if not table.exists():
+        return not _bindable(port, (socket.SOCK_DGRAM,))
+    wanted = {f"0100007F:{port:04X}", f"00000000:{port:04X}"}
+    return any(
+        line.split()[1] in wanted for line in table.read_text().splitlines()[1:] if line.strip()
+    )
+
+
 def _wait_udp_bound(proc: SippProcess, *, deadline: float = STARTUP_DEADLINE) -> None:
     """Wait until the SIPp process has bound its UDP port (bounded by ``deadline`` s)."""
     end = time.monotonic() + deadline
     while True:
         if proc.popen.poll() is not None:
             raise HarnessError(f"{proc.name}: sipp exited at start-up\n{proc.describe()}")
-        if not _bindable(proc.port, (socket.SOCK_DGRAM,)):
+        if udp_port_bound(proc.port):
             return
         if time.monotonic() > end:
             break

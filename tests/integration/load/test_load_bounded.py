@@ -114,11 +114,11 @@ def _wait_udp_bound(proc: subprocess.Popen[bytes], port: int) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"sipp exited at start-up with {proc.returncode}")
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            try:
-                probe.bind((HOST, port))
-            except OSError:
-                return  # taken: SIPp listens
+        # Read the namespace's socket table: binding the port to probe it could
+        # make SIPp's own bind fail.
+        table = Path("/proc/net/udp").read_text().splitlines()[1:]
+        if any(line.split()[1].endswith(f":{port:04X}") for line in table if line.strip()):
+            return
         time.sleep(0.05)
     raise RuntimeError(f"sipp did not bind udp {HOST}:{port}")
 
