@@ -330,13 +330,15 @@ class SippProcess:
         if rc != 0:
             raise HarnessError(f"{self.name}: sipp exited with {rc}\n{self.describe()}")
 
-    def stop(self, *, grace: float = 2) -> int | None:
+    def stop(self, *, grace: float = 5) -> int | None:
         """End SIPp so that its logs are flushed.
 
         SIGUSR1 is SIPp's soft exit (calls in progress finish, no new one
-        starts); a second SIGUSR1 quits at once; SIGKILL is the last resort.
+        starts); a second SIGUSR1 quits at once; SIGKILL is the last resort
+        (it loses the buffered message log, so the waits are generous: SIPp
+        usually exits in milliseconds, a loaded machine may take longer).
         """
-        for wait in (grace, 3.0):
+        for wait in (grace, 5.0):
             if self.popen.poll() is not None:
                 break
             with contextlib.suppress(ProcessLookupError):
@@ -528,13 +530,37 @@ class Sipp:
             proc.kill()
 
 
-def _wait_udp_bound(proc: SippProcess) -> None:
-    """Wait until the SIPp process has bound its UDP port (bounded retries)."""
-    for _ in range(100):
+# Start-up deadlines: generous, because a loaded 2-core CI machine can take
+# seconds to start a process (the server imports pydantic, numpy, ...). They
+# only bound a failure; a healthy start returns as soon as it is ready.
+STARTUP_DEADLINE = 60.0
+
+
+def udp_port_bound(port: int) -> bool:
+    """True when some socket is bound to UDP ``port`` on 127.0.0.1 (or the wildcard).
+
+    Read from ``/proc/net/udp`` where it exists: probing by binding the port
+    ourselves could make the very process we wait for fail its own bind.
+    """
+    table = Path("/proc/net/udp")
+    if not table.exists():
+        return not _bindable(port, (socket.SOCK_DGRAM,))
+    wanted = {f"0100007F:{port:04X}", f"00000000:{port:04X}"}
+    return any(
+        line.split()[1] in wanted for line in table.read_text().splitlines()[1:] if line.strip()
+    )
+
+
+def _wait_udp_bound(proc: SippProcess, *, deadline: float = STARTUP_DEADLINE) -> None:
+    """Wait until the SIPp process has bound its UDP port (bounded by ``deadline`` s)."""
+    end = time.monotonic() + deadline
+    while True:
         if proc.popen.poll() is not None:
             raise HarnessError(f"{proc.name}: sipp exited at start-up\n{proc.describe()}")
-        if not _bindable(proc.port, (socket.SOCK_DGRAM,)):
+        if udp_port_bound(proc.port):
             return
+        if time.monotonic() > end:
+            break
         time.sleep(0.05)
     raise HarnessError(f"{proc.name}: sipp did not bind udp {HOST}:{proc.port}")
 
@@ -765,7 +791,7 @@ class HuntgroupServer:
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
-    def start(self, *, ready_attempts: int = 75) -> HuntgroupServer:
+    def start(self, *, deadline: float = STARTUP_DEADLINE) -> HuntgroupServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(yaml.safe_dump(self.config, sort_keys=False))
         env = dict(os.environ)
@@ -782,7 +808,8 @@ class HuntgroupServer:
                 cwd=self.workdir,
                 env=env,
             )
-        for _ in range(ready_attempts):
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
             if self.popen.poll() is not None:
                 raise HarnessError(
                     f"huntgroup serve exited with {self.popen.returncode} at start-up:\n"
@@ -795,6 +822,25 @@ class HuntgroupServer:
         raise HarnessError(
             "huntgroup serve never answered OPTIONS with 200:\n" + self.log()[-4000:]
         )
+
+    def wait_for_log(self, pattern: str, *, count: int = 1, deadline: float = 30.0) -> None:
+        """Wait until the server's log holds ``count`` matches of the regex ``pattern``.
+
+        The server logs each step of a call at INFO level as it takes it (``call
+        k1: queued (answered)``): a test that needs one step done before its next
+        move waits for that line instead of sleeping. Fails after ``deadline`` s.
+        """
+        regex = re.compile(pattern)
+        end = time.monotonic() + deadline
+        while len(regex.findall(self.log())) < count:
+            if self.popen is not None and self.popen.poll() is not None:
+                raise HarnessError(f"huntgroup serve exited:\n{self.log()[-4000:]}")
+            if time.monotonic() > end:
+                raise HarnessError(
+                    f"no {count} line(s) matching {pattern!r} in the server log after "
+                    f"{deadline} s:\n{self.log()[-4000:]}"
+                )
+            time.sleep(0.02)
 
     def stop(self, *, grace: float = 15) -> int:
         """SIGTERM, then wait (bounded) for the exit status; SIGKILL and fail if it hangs."""
@@ -913,8 +959,8 @@ module_app\t\tmenu.so
             )
         return self
 
-    def wait_registered(self, *, attempts: int = 100) -> str:
-        """Wait (bounded) for the registrar's 200; the log line that says so."""
+    def wait_registered(self, *, attempts: int = 300) -> str:
+        """Wait (``attempts`` x 0.1 s) for the registrar's 200; the log line that says so."""
         pattern = re.compile(rf"{re.escape(self.number)}@\S+: \{{.*\}} 200 OK .*binding")
         for _ in range(attempts):
             match = pattern.search(self.log())

@@ -167,9 +167,11 @@ def test_full_queue_answers_486_and_max_wait_releases_the_queued_caller(
         )
     )
     talking = sipp.call("talking", server.port, PILOT, duration_ms=8000)
-    time.sleep(1.5)  # m1 answered (after 100 ms) and is on the call
+    # Each caller starts only once the server has taken the previous one in: the
+    # three SIPp processes race otherwise (a loaded machine can start them out of order).
+    server.wait_for_log(r"call \S+: bridged to sip:m1@")  # m1 is on the call
     queued = sipp.call("queued", server.port, PILOT, "uac_queue.xml")
-    time.sleep(0.5)
+    server.wait_for_log(r"call \S+: queued \(")  # the only place in the queue is taken
     refused = sipp.call("refused", server.port, PILOT, "uac_expect_busy.xml")
 
     refused.expect_success()

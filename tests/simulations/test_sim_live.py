@@ -171,7 +171,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         env=env,
     )
     try:
-        for _ in range(100):
+        ready_by = time.monotonic() + 60  # generous: a loaded machine starts Python slowly
+        while time.monotonic() < ready_by:
             if process.poll() is not None or options_ok(port):
                 break
             time.sleep(0.1)
@@ -248,7 +249,14 @@ def test_round_robin_live_matches_the_virtual_run(server: Server, tmp_path: Path
         assert call["offers"][0]["member"] == ring[(ring.index(previous) + 1) % 3]
     for lc, vc in zip(live_calls, virtual_calls, strict=True):
         assert lc["arrival"] == vc["arrival"]
-        assert lc["wait"] == pytest.approx(vc["wait"], abs=0.8)
+        # The live wait also counts the INVITE's way to the first member: real
+        # milliseconds x SPEED, and on a loaded machine the caller itself can be
+        # late (270 ms of real time was seen, 2.7 scenario seconds). That lag is
+        # bounded on its own; the rest of the wait (the members' answer delays
+        # and declines) must be the virtual run's.
+        lag, virtual_lag = (c["offers"][0]["at"] - c["arrival"] for c in (lc, vc))
+        assert 0 <= lag < 4.0, lc
+        assert lc["wait"] - lag == pytest.approx(vc["wait"] - virtual_lag, abs=0.8), lc
         assert lc["talk"] == pytest.approx(vc["talk"], abs=0.8)
 
 
@@ -352,8 +360,13 @@ def test_a_line_follows_its_joined_window_live(server: Server, tmp_path: Path) -
     for group in groups:
         assert virtual.joined[(group, server.line)] == [(14.0, 28.0)]
         [(start, end)] = live.run.joined[(group, server.line)]
-        # accepted when the server's 200 came back: a few ms of real time late
-        assert start == pytest.approx(14.0, abs=1.0) and end == pytest.approx(28.0, abs=1.0)
+        # Accepted when the server's 200 came back: never before the switch, and
+        # usually a few ms of real time after it (x SPEED in scenario seconds),
+        # but a loaded machine was seen to take 116 ms (1.2 scenario s). The
+        # bound that matters is the next call that depends on the switch: Sales
+        # calls at 18 and 30 (the offers compared above would differ otherwise).
+        assert 14.0 <= start < 18.0, start
+        assert 28.0 <= end < 30.0, end
     assert live.run.joined[("Sales", server.m3)] == [(0.0, math.inf)]  # no schedule
     calls = live.stats["members"][server.line]["feature_calls"]
     dialled = [(c["group"], c["joined"], c["planned"]) for c in calls if not c["restore"]]

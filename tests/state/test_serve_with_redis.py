@@ -40,15 +40,22 @@ def write_config(path: Path, state: str, port: int) -> None:
     path.write_text(yaml.safe_dump(config))
 
 
-def ping(port: int, attempts: int = 50) -> bool:
+# Generous deadlines: on a loaded 2-core machine the server alone can take
+# several seconds to start (imports, then the connection to Redis).
+DEADLINE = 60.0
+
+
+def ping(port: int, proc: subprocess.Popen[bytes], deadline: float = DEADLINE) -> bool:
+    """True once the server answers OPTIONS with 200; False if it exits or ``deadline`` passes."""
+    end = time.monotonic() + deadline
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(0.1)
-        for _ in range(attempts):
+        while time.monotonic() < end and proc.poll() is None:
             sock.sendto(OPTIONS, ("127.0.0.1", port))
             try:
                 if sock.recv(65535).startswith(b"SIP/2.0 200"):
                     return True
-            except TimeoutError:
+            except (TimeoutError, ConnectionRefusedError):
                 continue
     return False
 
@@ -64,10 +71,11 @@ def test_serve_shares_its_state_in_redis(tmp_path: Path, redis_server: RedisServ
         stderr=subprocess.STDOUT,
     )
     try:
-        assert ping(port), (tmp_path / "serve.log").read_text()
+        assert ping(port, proc), (tmp_path / "serve.log").read_text()
         client = redis.Redis(host="127.0.0.1", port=redis_server.port)
         shared = b""
-        for _ in range(100):  # the membership written at start reaches Redis
+        end = time.monotonic() + DEADLINE
+        while time.monotonic() < end:  # the membership written at start reaches Redis
             # Other keys (the node's liveness, the marker) may land first: wait
             # for the hash that names the member, not for any key at all.
             keys = client.keys("huntgroup:*")

@@ -40,8 +40,11 @@ RATE = 30
 SECONDS = 5
 # Several fixed-URI members reaching the same SIPp member: a member ringing for
 # one call is not offered another, so with a single member two calls whose
-# ringing phases overlap would get 486 by the group contract.
-MEMBERS = 10
+# ringing phases overlap would get 486 by the group contract. One member per
+# call of a second: on a loaded machine SIPp falls behind and then sends its
+# late calls in a burst, and ten members ringing at once was seen to be too few
+# (2 calls of 150 got 486 while the CPU was busy).
+MEMBERS = RATE
 
 
 def _config() -> str:
@@ -96,13 +99,28 @@ def _options_status(tag: str) -> int | None:
 
 def _wait_options(server: subprocess.Popen[bytes]) -> int | None:
     status = None
-    for attempt in range(40):  # 40 tries of at most 0.5 s
+    for attempt in range(120):  # 120 tries of at most 0.5 s: a loaded machine starts slowly
         if server.poll() is not None:
             return None
         status = _options_status(f"probe{attempt}")
         if status is not None:
             return status
     return status
+
+
+def _wait_udp_bound(proc: subprocess.Popen[bytes], port: int) -> None:
+    """Wait (at most 60 s) until ``proc`` has bound UDP ``port``; fail if it exits first."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"sipp exited at start-up with {proc.returncode}")
+        # Read the namespace's socket table: binding the port to probe it could
+        # make SIPp's own bind fail.
+        table = Path("/proc/net/udp").read_text().splitlines()[1:]
+        if any(line.split()[1].endswith(f":{port:04X}") for line in table if line.strip()):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"sipp did not bind udp {HOST}:{port}")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -137,7 +155,7 @@ def _inside(work: Path) -> dict[str, object]:
             cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         started.append(uas)
-        time.sleep(0.5)  # SIPp binds its port at once; this only orders the start-up
+        _wait_udp_bound(uas, UAS_PORT)  # no call before the member listens
         stats = work / "uac.csv"
         uac = subprocess.run(
             ["sipp", f"{HOST}:{SERVER_PORT}", "-sf", str(SCENARIOS / "uac_1s.xml"),

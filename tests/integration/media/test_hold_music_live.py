@@ -45,7 +45,7 @@ LISTEN_SECONDS = 3.0
 
 
 def check_stream(arrivals: list[Arrival], payload_type: int) -> None:
-    """One SSRC, consecutive sequence numbers, +160 timestamps, no late packet."""
+    """One SSRC, consecutive sequence numbers, +160 timestamps, paced every 20 ms."""
     assert arrivals, "no RTP received"
     packets = [a.packet for a in arrivals]
     assert {p.ssrc for p in packets} == {packets[0].ssrc}, "the music changed SSRC"
@@ -57,8 +57,13 @@ def check_stream(arrivals: list[Arrival], payload_type: int) -> None:
     assert set(ts_steps) == {FRAME_SAMPLES}, f"timestamp steps: {sorted(set(ts_steps))}"
     assert packets[0].marker, "the first packet of the music starts a talkspurt (marker bit)"
     gaps = np.diff([a.at for a in arrivals])
+    # The pacer's clock is absolute: a tick that runs late is caught up by the
+    # next ones. A loaded machine delays the server's timer now and then (gaps
+    # of 40 to 49 ms, one to three per 3 s stream, with two CPU burners on two
+    # cores): rare late ticks are tolerated, a slow, drifting or bursty pacer is not.
     late = [(i, round(g * 1000, 1)) for i, g in enumerate(gaps) if g > 2 * PACKET_INTERVAL]
-    assert not late, f"gaps longer than two packet intervals (ms): {late}"
+    assert len(late) <= len(gaps) // 50, f"gaps longer than two packet intervals (ms): {late}"
+    assert max(gaps) < 5 * PACKET_INTERVAL, f"a gap of {max(gaps) * 1000:.1f} ms"
     assert abs(float(np.median(gaps)) - PACKET_INTERVAL) < 0.002
 
 
@@ -85,10 +90,13 @@ def test_queued_caller_hears_the_group_music(tmp_path: Path, codec: Codec, file_
         time.sleep(LISTEN_SECONDS)
         arrivals = list(audio.arrivals)
         call.hang_up()
-        time.sleep(0.2)
-        after_bye = len(audio.arrivals)
-        time.sleep(0.2)
-        assert len(audio.arrivals) == after_bye, "music still sent after BYE"
+        bye_answered = time.time()
+        time.sleep(0.4)
+        # Judged on the kernel's receive times, not on when the recording thread
+        # got to each packet (it may lag on a loaded machine): a stream still
+        # running would put a packet every 20 ms past the first 0.2 s.
+        late = [a for a in audio.arrivals if a.at > bye_answered + 0.2]
+        assert not late, f"music still sent after BYE: {len(late)} packet(s)"
 
     assert len(arrivals) >= (LISTEN_SECONDS - 0.5) / PACKET_INTERVAL
     assert {a.source for a in arrivals} == {call.server_rtp}, "music not sent from our SDP port"
@@ -160,8 +168,9 @@ def test_music_continues_while_a_member_rings_then_relays(tmp_path: Path) -> Non
                 rtp(0, 7000 + i, 9000 + 160 * i, 0xCA11, bytes([200 - i]) * 160), b.server_rtp
             )
             time.sleep(PACKET_INTERVAL)
-        heard_by_member = member_audio.wait_for(25, timeout=2)
-        time.sleep(0.1)
+        heard_by_member = member_audio.wait_for(25)
+        # the member's 25 packets relayed to the waiting caller, before it hangs up
+        second_audio.wait_until(lambda got: sum(x.packet.ssrc == member_ssrc for x in got) >= 25)
         b.hang_up()
         answer_bye(member, leg_b.call_id)
 

@@ -123,8 +123,8 @@ def test_rtp_and_telephone_events_are_relayed_both_ways(setup: Setup) -> None:
     with closing_all(b.caller_audio, b.member_audio, b.caller):
         assert b.engine_member_rtp != b.call.server_rtp, "one port per side of the call"
         talk(b)
-        b.member_audio.wait_for(20, timeout=3)
-        b.caller_audio.wait_for(20, timeout=3)
+        b.member_audio.wait_for(20)
+        b.caller_audio.wait_for(20)
         # RFC 4733 events (PT 101): digit 5 from the caller, digit 9 from the member.
         events = [dtmf(5, end=False, duration=160 * k) for k in (1, 2, 3)]
         events += [dtmf(5, end=True, duration=480)] * 3
@@ -138,8 +138,8 @@ def test_rtp_and_telephone_events_are_relayed_both_ways(setup: Setup) -> None:
                 b.engine_member_rtp,
             )
             time.sleep(0.004)
-        b.member_audio.wait_for(26, timeout=3)
-        b.caller_audio.wait_for(26, timeout=3)
+        b.member_audio.wait_for(26)
+        b.caller_audio.wait_for(26)
         b.hang_up()
 
     # Voice: every payload arrives, in order, on the other side only.
@@ -163,8 +163,8 @@ def test_strangers_and_non_rtp_datagrams_are_dropped(setup: Setup) -> None:
     stranger = RtpSocket()
     with closing_all(stranger, b.caller_audio, b.member_audio, b.caller):
         talk(b, 5)  # both sides latch on their first packets
-        b.member_audio.wait_for(5, timeout=3)
-        b.caller_audio.wait_for(5, timeout=3)
+        b.member_audio.wait_for(5)
+        b.caller_audio.wait_for(5)
         for i in range(10):
             # From an address the engine did not latch, on both of the call's ports.
             stranger.sendto(rtp(0, i, 160 * i, STRANGER_SSRC, b"\x00" * 160), b.call.server_rtp)
@@ -174,8 +174,8 @@ def test_strangers_and_non_rtp_datagrams_are_dropped(setup: Setup) -> None:
             b.caller_audio.sendto(junk, b.call.server_rtp)
             b.member_audio.sendto(junk, b.engine_member_rtp)
         talk(b, 5, first=5)  # the latched peers still get through afterwards
-        b.member_audio.wait_for(10, timeout=3)
-        b.caller_audio.wait_for(10, timeout=3)
+        b.member_audio.wait_for(10)
+        b.caller_audio.wait_for(10)
         time.sleep(0.1)
         b.hang_up()
 
@@ -191,7 +191,7 @@ def test_ports_are_freed_after_bye_and_the_next_call_reuses_them(setup: Setup) -
     first = bridge(setup, "first")
     with closing_all(first.caller_audio, first.member_audio, first.caller):
         talk(first, 5)
-        first.member_audio.wait_for(5, timeout=3)
+        first.member_audio.wait_for(5)
         first.hang_up()
     used = {first.call.server_rtp[1], first.engine_member_rtp[1]}
     assert used == {setup.rtp_ports[0], setup.rtp_ports[0] + 2}
@@ -202,8 +202,8 @@ def test_ports_are_freed_after_bye_and_the_next_call_reuses_them(setup: Setup) -
     second = bridge(setup, "second")
     with closing_all(second.caller_audio, second.member_audio, second.caller):
         talk(second, 10)
-        second.member_audio.wait_for(10, timeout=3)
-        second.caller_audio.wait_for(10, timeout=3)
+        second.member_audio.wait_for(10)
+        second.caller_audio.wait_for(10)
         second.hang_up()
     assert {second.call.server_rtp[1], second.engine_member_rtp[1]} == used
     assert received(second.member_audio, CALLER_SSRC) == [bytes([i]) * 160 for i in range(10)]
