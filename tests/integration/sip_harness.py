@@ -99,7 +99,9 @@ def _bindable(port: int, kinds: Sequence[int]) -> bool:
 class PortAllocator:
     """Free loopback ports, each handed out once per allocator."""
 
-    def __init__(self, low: int = 30000, high: int = 59999) -> None:
+    # RTP blocks are picked below the kernel's ephemeral ports (32768 and up on
+    # Linux), which any socket may take between our check and the server's bind.
+    def __init__(self, low: int = 10000, high: int = 32000) -> None:
         self._low, self._high = low, high
         self._given: set[int] = set()
 

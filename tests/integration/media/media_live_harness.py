@@ -45,7 +45,8 @@ def free_port_range(count: int) -> tuple[int, int]:
     """``(low, high)``: ``count`` consecutive UDP ports on loopback, low even, all free now."""
     rng = random.Random(os.getpid() ^ time.monotonic_ns())
     for _ in range(200):
-        low = rng.randrange(30000, 60000 - count) & ~1
+        # below the kernel's ephemeral ports (32768+), which other sockets take at will
+        low = rng.randrange(10000, 32000 - count) & ~1
         socks: list[socket.socket] = []
         try:
             for port in range(low, low + count):
