@@ -70,6 +70,32 @@ def _run_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- diff ------------------------------------------------------------------
+
+
+def _configure_diff(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("old", metavar="OLD", help="the configuration running now")
+    parser.add_argument("new", metavar="NEW", help="the configuration to reload")
+
+
+def _run_diff(args: argparse.Namespace) -> int:
+    from huntgroup.config.diff import config_changes
+
+    configs = []
+    for path in (args.old, args.new):
+        try:
+            configs.append(load_config(path))
+        except ConfigError as error:
+            report_config_error(error)
+            return EXIT_INVALID
+    changes = config_changes(*configs)
+    for change in changes:
+        print(change)
+    if not changes:
+        print("no change")
+    return EXIT_OK
+
+
 # -- schema ----------------------------------------------------------------
 
 
@@ -163,6 +189,12 @@ COMMANDS: tuple[Command, ...] = (
         "validate a configuration file and print a one-line summary",
         _configure_check,
         _run_check,
+    ),
+    Command(
+        "diff",
+        "what reloading NEW in place of OLD would change (lines, groups, members, settings)",
+        _configure_diff,
+        _run_diff,
     ),
     Command(
         "schema",

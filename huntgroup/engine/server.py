@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass
 from typing import cast
 
+from huntgroup.config.diff import config_changes
 from huntgroup.config.models import LISTEN_RE, Config
 from huntgroup.engine import stats, tls, udp_errors
 from huntgroup.engine.b2bua import B2BUA, Output, Transmit
@@ -354,6 +355,11 @@ class Server:
             log.error("reload refused, the running configuration stays:\n%s", err)
             return
         await self._preload_music(config)
+        changes = config_changes(self.config, config)
+        for change in changes:
+            log.info("reload: %s", change)
+        if not changes:
+            log.info("reload: the file did not change")
         self.config = config
         self.run(lambda now: self.b2bua.reload(config, now=now))
 
