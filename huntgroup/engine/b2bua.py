@@ -174,6 +174,7 @@ class _Call:
     reinvite_pending: bool = False
     media_update_after_ack: bool = False  # direct media: re-INVITE the caller once it ACKs
     media_updates: int = 0  # re-INVITEs sent to put the media end to end
+    music: str | None = None  # while held: the music file ("" = built-in); None otherwise
 
 
 class B2BUA:
@@ -754,6 +755,10 @@ class B2BUA:
                 return
             other = self._other_side(call, leg)
             if other is None:  # not bridged: answer ourselves (media is anchored here)
+                if leg is None and method != "INFO" and _is_sdp(request.content_type):
+                    moved = self.media.caller_reoffered(call.media, request.body)
+                    if moved and call.music is not None:  # the music follows the caller
+                        self._out.extend(self.media.play_music(call.media, call.music or None))
                 body = call.media.caller_answer if method != "INFO" and request.body else b""
                 ctype = (("Content-Type", "application/sdp"),) if body else ()
                 self._respond(key, request, 200, headers=ctype, body=body)
@@ -1102,6 +1107,7 @@ class B2BUA:
                 )
         name = self.core.group_of_call(call.core_id)
         music = self.config.group(name).queue.music if name else None
+        call.music = music or ""
         self._out.extend(self.media.play_music(call.media, music))
 
     def _answer_caller(self, call: _Call, body: bytes | None = None) -> None:
@@ -1149,6 +1155,7 @@ class B2BUA:
             else:
                 self._answer_caller(call)
         call.bridged = leg.id
+        call.music = None
         self.counters.bridged += 1
         if call.caller_line_id is not None:
             self._core(CallAnswered(call.caller_line_id))

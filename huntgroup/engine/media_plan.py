@@ -238,6 +238,28 @@ class MediaPlanner:
         media.member_plan = plan
         return plan.remote_address, plan.remote_port
 
+    def caller_reoffered(self, media: CallMedia, body: bytes) -> bool:
+        """The caller sent a new SDP while we alone answer it (queued, not bridged).
+
+        Our answer stays the same; what changes is where the caller wants RTP
+        (the music follows it) and, in direct mode, the SDP members are offered.
+        True when the caller's media address moved.
+        """
+        try:
+            sdp = parse_sdp(body)
+        except ProtocolError:
+            return False
+        endpoint = audio_endpoint(sdp)
+        if endpoint is None or media.closed:
+            return False
+        plan = media.caller_plan
+        moved = endpoint != (plan.remote_address, plan.remote_port)
+        media.caller_sdp = sdp
+        media.caller_plan = replace(plan, remote_address=endpoint[0], remote_port=endpoint[1])
+        if media.direct:
+            media.member_offer = b""  # members rung from now on get the new SDP
+        return moved
+
     # ------------------------------------------------------------ direct media
     def answer_with_member(self, media: CallMedia) -> tuple[bytes, list[MediaCommand]]:
         """Direct mode, caller not answered yet: the member's SDP as our 200's answer.

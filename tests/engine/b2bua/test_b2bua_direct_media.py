@@ -242,3 +242,20 @@ def test_after_the_switch_relayed_offers_keep_the_phones_addresses() -> None:
     assert parsed(ok.body).origin.session_version == 2
     call.ack(ok)
     assert not net.relays and net.ports_in_use == 0
+
+
+def test_a_queued_caller_that_moves_its_media_gets_the_music_there_and_members_its_sdp() -> None:
+    w = World()
+    net, c1 = w.net, w.callers[1]
+    first, _ = w.bridge_first()
+    queued, our_answer = w.queue_second()
+    music = net.music[-1]
+    queued.reinvite(sdp(10060))  # e.g. the phone's network changed while on hold
+    ok = c1.response(200)
+    assert ok.body == our_answer, "our side of the session did not change"
+    queued.ack(ok)
+    assert net.music[-1] == music.__class__(
+        music.session, music.port, ("127.0.0.1", 10060), music.codec, music.payload_type, None
+    ), "the music follows the caller, on the same session (same RTP stream)"
+    invite = w.free_m1(first)
+    assert endpoint(invite.body) == ("127.0.0.1", 10060), "the member gets the new address"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from b2bua_peers import PILOT, Network, UacCall, UasCall, make_config
+from b2bua_peers import sdp as sdp_body
 
 from huntgroup.engine.media_plan import PlayMusic, StartRelay
 from huntgroup.media.g711 import Codec
@@ -246,3 +247,24 @@ def test_overflow_leg_presents_the_callers_identity() -> None:
     w.net.at(30)
     inv = overflow.request("INVITE")
     assert inv.from_.uri.user == "0600000001"  # type: ignore[union-attr]
+
+
+def test_a_queued_caller_that_moves_its_media_gets_the_music_at_its_new_address() -> None:
+    w = QueueWorld()
+    w.connect_first()
+    net, c1 = w.net, w.callers[1]
+    queued = c1.invite(PILOT, rtp=10002)
+    ok = c1.response(200)
+    queued.ack(ok)
+    music = net.music[-1]
+    queued.reinvite(sdp_body(10070))
+    again = c1.response(200)
+    assert again.body == ok.body
+    queued.ack(again)
+    assert net.music[-1].remote == ("127.0.0.1", 10070)
+    assert net.music[-1].session == music.session
+    # the same address again: nothing to re-send
+    count = len(net.music)
+    queued.reinvite(sdp_body(10070))
+    queued.ack(c1.response(200))
+    assert len(net.music) == count
