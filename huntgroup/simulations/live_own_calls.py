@@ -34,7 +34,6 @@ import functools
 import logging
 from typing import Any
 
-from huntgroup.engine.dialogs import uas_dialog
 from huntgroup.engine.sip import (
     CancelReceived,
     Peer,
@@ -125,7 +124,6 @@ class Upstream:
         response = self._answer(invite, new_tag(self.run.rng))
         if not self.endpoint.send_response(key, response):
             return
-        uas_dialog(invite, response, source, self.endpoint.local)  # checks the INVITE's fields
         destination = response_destination(invite.top_via, source)
         self.endpoint.retransmit_answer(response, destination, lambda: None)
 
