@@ -66,9 +66,9 @@ from huntgroup.simulations.distributions import (
 )
 from huntgroup.simulations.scenario import ResolvedLoad, Scenario
 
-# What a random number is for: the first key of every stream. The first five are
-# public: live mode (live_plan, live_members) draws from the very same streams.
-ARRIVALS, TALK, PATIENCE, ANSWER, DELAY, _DIRECT, _OUTGOING = range(1, 8)
+# What a random number is for: the first key of every stream. Live mode (live_plan,
+# live_members) draws from the very same streams.
+ARRIVALS, TALK, PATIENCE, ANSWER, DELAY, DIRECT, OUTGOING = range(1, 8)
 
 
 OUTCOMES = ("answered", "abandoned", "timed_out", "rejected_full", "forwarded", "no_answer")
@@ -225,36 +225,19 @@ class _Run:
                 self.push(rec.arrival, self.on_arrival, rec)
 
     def schedule_own_calls(self) -> None:
-        seed, rep = self.keys
         for member in self.members:
             b = self.sc.behaviours[member]
-            self._own_calls(member, b.direct_calls, _DIRECT, seed, rep)
-            self._own_calls(member, b.outgoing_calls, _OUTGOING, seed, rep)
+            self._own_calls(member, b.direct_calls, DIRECT)
+            self._own_calls(member, b.outgoing_calls, OUTGOING)
 
-    def _own_calls(
-        self, member: str, load: ResolvedLoad | None, purpose: int, seed: int, rep: int
-    ) -> None:
+    def _own_calls(self, member: str, load: ResolvedLoad | None, purpose: int) -> None:
         if load is None:
             return
-        mkey = name_key(member)
-        times = poisson_times(
-            load.per_hour, 0.0, self.sc.duration, stream(purpose, seed, rep, mkey)
-        )
-        talks = Sampler(load.talk_time).draw_many(
-            stream(purpose, seed, rep, mkey, 1).random(len(times))
-        )
         mi = self.member_index[member]
-        for k, (t, talk) in enumerate(zip(times.tolist(), talks.tolist(), strict=True)):
-            if purpose == _DIRECT:
-                rec = CallRecord(
-                    call=f"direct:{member}#{k + 1}",
-                    group=None,
-                    origin="direct",
-                    arrival=t,
-                    talk_planned=talk,
-                    patience=None,
-                    keys=(-1 - mi, k),
-                )
+        draws = own_call_draws(self.sc, member, load, purpose, self.replication)
+        for k, (t, talk) in enumerate(draws):
+            if purpose == DIRECT:
+                rec = direct_record(member, mi, k, t, talk)
                 self.push(t, self.on_direct_call, (rec, member))
             else:
                 self.push(t, self.on_outgoing_call, (f"out:{member}#{k + 1}", member, talk))
@@ -426,6 +409,39 @@ class _Run:
         delay = self.delay[member].draw(uniform(DELAY, seed, rep, g, k, mi, attempt))
         if delay < ring.timeout:
             self.push(self.now + delay, self.on_reaction, (rec, member, offer, answers))
+
+
+def own_call_draws(
+    scenario: Scenario, member: str, load: ResolvedLoad, purpose: int, replication: int
+) -> list[tuple[float, float]]:
+    """``(time, talk time)`` of a member's own calls (``purpose``: DIRECT or OUTGOING).
+
+    Poisson times in ``[0, duration)`` and talk times from streams keyed by the
+    purpose, the seed, the replication and the member: the live mode plays the
+    very same calls.
+    """
+    seed = scenario.seed & ((1 << 64) - 1)
+    mkey = name_key(member)
+    times = poisson_times(
+        load.per_hour, 0.0, scenario.duration, stream(purpose, seed, replication, mkey)
+    )
+    talks = Sampler(load.talk_time).draw_many(
+        stream(purpose, seed, replication, mkey, 1).random(len(times))
+    )
+    return list(zip(times.tolist(), talks.tolist(), strict=True))
+
+
+def direct_record(member: str, member_index: int, k: int, at: float, talk: float) -> CallRecord:
+    """The record of the ``k``-th (from 0) direct call to ``member``'s line."""
+    return CallRecord(
+        call=f"direct:{member}#{k + 1}",
+        group=None,
+        origin="direct",
+        arrival=at,
+        talk_planned=talk,
+        patience=None,
+        keys=(-1 - member_index, k),
+    )
 
 
 def _caller_number(rec: CallRecord) -> str:

@@ -29,6 +29,18 @@ agents on one asyncio loop:
   start and end at its scaled time (``live_availability``). The intervals
   recorded are those the server accepted; at the end every scheduled member
   is put back in its configured state.
+- **Own calls.** A line member's ``direct_calls`` are INVITEs to the line's
+  own number from a caller number unique to the call (``07`` + 8 digits),
+  drawn from the driver's streams; the server rings the line (or follows its
+  forwarding, or hunts the call to a group with ``hunt_direct_calls`` when
+  the line is busy: the record then joins that group, ``origin: direct``),
+  the member answers with the driver's keys for that call, and the caller
+  hangs up after the talk time. A line's ``outgoing_calls`` are INVITEs from
+  its own socket to an external number (``09`` + 8 digits), authenticated
+  after the 407, which the server sends to ``server.upstream``: the run plays
+  that upstream (``live_own_calls``), which answers at once; the member hangs
+  up after the talk time, and does not dial while ringing or on a call
+  (``skipped``). Both are recorded as the driver's ``own_calls``.
 - **Correlation.** The server tells a caller nothing when a member takes a
   call that was answered by the queue (hold music), so answers are recorded
   on the member side. The member finds the call from the INVITE's From user
@@ -54,8 +66,10 @@ Modules: ``live_plan`` (options, the calls to place, what cannot be played),
 ``live_context`` (the scaled clock, records and queue view shared by the
 agents), ``live_callers`` and ``live_members`` (the two kinds of agents),
 ``live_availability`` (the ``joined:`` schedules as feature calls),
-``live_sip`` (UDP endpoint, digest answers, SDP); this module opens the
-sockets, registers the lines, plays the calls and tears everything down.
+``live_own_calls`` (outgoing calls and the played upstream), ``live_dialer``
+(a line's calls through the server), ``live_sip`` (UDP endpoint, digest
+answers, SDP); this module opens the sockets, registers the lines, plays the
+calls and tears everything down.
 
 Invariants: every socket is bound on a loopback or ``--bind`` address; a run
 places at most ``max_calls`` calls and lasts at most ``(duration + drain) /
@@ -79,6 +93,7 @@ from huntgroup.simulations.live_availability import Availability
 from huntgroup.simulations.live_callers import Callers
 from huntgroup.simulations.live_context import LiveContext
 from huntgroup.simulations.live_members import REGISTER_EXPIRES, Member
+from huntgroup.simulations.live_own_calls import OutgoingCalls, Upstream
 from huntgroup.simulations.live_plan import (
     LiveOptions,
     caller_number,
@@ -86,6 +101,9 @@ from huntgroup.simulations.live_plan import (
     member_address,
     parse_target,
     plan_calls,
+    plan_direct_calls,
+    plan_outgoing_calls,
+    upstream_address,
 )
 from huntgroup.simulations.live_sip import LiveError
 from huntgroup.simulations.scenario import Scenario
@@ -98,6 +116,8 @@ __all__ = [
     "live_problems",
     "parse_target",
     "plan_calls",
+    "plan_direct_calls",
+    "plan_outgoing_calls",
     "play_live",
     "run_live",
 ]
@@ -152,18 +172,32 @@ async def _open_members(run: LiveContext) -> list[Member]:
     return members
 
 
+async def _open_upstream(run: LiveContext) -> Upstream | None:
+    """The played ``server.upstream``, when a member places outgoing calls."""
+    if not any(b.outgoing_calls is not None for b in run.sc.behaviours.values()):
+        return None
+    where = upstream_address(run.config, run.opt.bind)
+    if isinstance(where, str):
+        raise LiveError(where)
+    upstream = Upstream(run)
+    await upstream.open(*where)
+    return upstream
+
+
 async def _play(
     run: LiveContext,
     callers: Callers,
     availability: Availability,
+    outgoing: OutgoingCalls,
     progress: Callable[[float], None] | None,
 ) -> None:
     sc = run.sc
     run.t0 = run.loop.time()
     availability.start()
-    for rec in run.calls:
+    for rec in (*run.calls, *run.direct):
         run.call_at(rec.arrival, functools.partial(callers.place, rec))
-    if not run.calls:
+    outgoing.start()
+    if run.open_calls <= 0:
         run.done.set()
     horizon = run.t0 + (sc.duration + sc.drain) / run.speed
     while not run.done.is_set():
@@ -180,7 +214,11 @@ async def _play(
 
 
 async def _teardown(
-    run: LiveContext, callers: Callers, members: list[Member], availability: Availability
+    run: LiveContext,
+    callers: Callers,
+    members: list[Member],
+    availability: Availability,
+    outgoing: OutgoingCalls,
 ) -> None:
     run.stopping = True
     for leg in list(callers.legs.values()):
@@ -188,8 +226,11 @@ async def _teardown(
             callers.hang_up(leg)
     for member in members:
         member.hang_up_all()
+    outgoing.hang_up_all()
     deadline = run.loop.time() + TEARDOWN_SECONDS
-    while run.loop.time() < deadline and any(leg.state != "ended" for leg in callers.legs.values()):
+    while run.loop.time() < deadline and (
+        outgoing.dialling or any(leg.state != "ended" for leg in callers.legs.values())
+    ):
         await asyncio.sleep(0.05)
     await availability.restore()
     lines = [m for m in members if m.registered]
@@ -217,36 +258,48 @@ async def play_live(
     callers = Callers(run)
     members: list[Member] = []
     availability = Availability(run, {})
+    outgoing = OutgoingCalls(run, {})
+    upstream: Upstream | None = None
     started = time.monotonic()
     try:
         await callers.open()
         await callers.check_server()
+        upstream = await _open_upstream(run)
         members = await _open_members(run)
         dialers = {m.key: m.dialer for m in members if m.dialer is not None}
         availability = Availability(run, dialers)
+        outgoing = OutgoingCalls(run, {m.key: m for m in members})
         try:
             await availability.apply_initial()
-            await _play(run, callers, availability, progress)
+            await _play(run, callers, availability, outgoing, progress)
         finally:
             end = run.now()
-            for rec in run.calls:
+            for rec in (*run.calls, *run.direct):
                 if rec.outcome is None:
                     rec.outcome = "unfinished" if rec.answered_at is None else "answered"
-            await _teardown(run, callers, members, availability)
+            await _teardown(run, callers, members, availability, outgoing)
     finally:
         for member in members:
             member.close()
+        if upstream is not None:
+            upstream.close()
         callers.endpoint.close()
         sink.close()
+    endpoints = [callers.endpoint, *(m.endpoint for m in members)]
+    if upstream is not None:
+        endpoints.append(upstream.endpoint)
+    own_calls = sorted(
+        [*_direct_own_calls(run), *outgoing.records()], key=lambda c: (c[2], c[0], c[1])
+    )
     result = RunResult(
         replication=0,
-        calls=run.calls,
+        calls=[*run.calls, *(r for r in run.direct if r.group is not None)],
         queue_lengths=run.queue_series,
         joined=availability.intervals(),
         end=end,
-        events=callers.endpoint.messages + sum(m.endpoint.messages for m in members),
-        outgoing_skipped=0,
-        own_calls=[],
+        events=sum(e.messages for e in endpoints),
+        outgoing_skipped=sum(c.skipped for c in run.outgoing),
+        own_calls=own_calls,
     )
     stats: dict[str, Any] = {
         "target": f"{options.target[0]}:{options.target[1]}",
@@ -260,7 +313,43 @@ async def play_live(
         "members": {m.key: _member_stats(m, availability) for m in members},
         "availability_failures": availability.failures,
     }
+    if run.direct:
+        stats["direct_calls"] = _direct_stats(run)
+    if run.outgoing:
+        stats["outgoing_calls"] = outgoing.stats()
+    if upstream is not None:
+        stats["upstream"] = upstream.stats()
     return LiveRun(result, stats)
+
+
+def _direct_own_calls(run: LiveContext) -> list[tuple[str, str, float, float]]:
+    """``("direct", line, answered, ended)`` of the direct calls their own line took."""
+    return [
+        ("direct", r.answered_by, r.answered_at, r.ended_at)
+        for r in run.direct
+        if r.group is None
+        and r.outcome == "answered"
+        and r.answered_by == run.direct_line[r.call]
+        and r.answered_at is not None
+        and r.ended_at is not None
+    ]
+
+
+def _direct_stats(run: LiveContext) -> dict[str, Any]:
+    """What became of the direct calls: taken by their line, hunted, other outcomes."""
+    outcomes: dict[str, int] = {}
+    for r in run.direct:
+        if r.group is None:
+            outcome = r.outcome or "unfinished"
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return {
+        "planned": len(run.direct),
+        "answered_by_line": sum(
+            r.group is None and r.answered_by == run.direct_line[r.call] for r in run.direct
+        ),
+        "hunted": sum(r.group is not None for r in run.direct),
+        "outcomes": dict(sorted(outcomes.items())),
+    }
 
 
 def _member_stats(member: Member, availability: Availability) -> dict[str, Any]:

@@ -13,8 +13,9 @@ dials ``*51<pilot>`` (join) or ``*52<pilot>`` (leave) once per group, so
 the server applies the switch to exactly that group, as the driver does.
 
 :func:`availability_plan` turns the schedules into :class:`Switch` lists.
-:class:`FeatureDialer` is the line's side of one feature call, on the
-member's own socket: INVITE with a PCMU offer, the digest answer to the 407
+The line's side of one feature call is a
+:class:`~huntgroup.simulations.live_dialer.LineDialer` call on the member's
+own socket: INVITE with a PCMU offer, the digest answer to the 407
 (``Proxy-Authorization``, like the REGISTER digest), ACK to the 200, 200 to
 the BYE the server sends right after. :class:`Availability` applies the
 state at 0 *before* the clock starts (so no call of the run meets a member in
@@ -39,24 +40,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from huntgroup.config.models import Config, LineConfig
-from huntgroup.engine.dialogs import uac_dialog
-from huntgroup.engine.sip import (
-    Headers,
-    Request,
-    Response,
-    TransactionKey,
-    make_response,
-    new_call_id,
-    new_tag,
-    parse_uri,
-)
+from huntgroup.config.models import Config
 from huntgroup.simulations.live_context import LiveContext
-from huntgroup.simulations.live_sip import LiveError, SipEndpoint, digest_authorization
+from huntgroup.simulations.live_dialer import LineDialer
+from huntgroup.simulations.live_sip import LiveError
 from huntgroup.simulations.scenario import Scenario
 
 JOIN, LEAVE = "*51", "*52"
-AUTH_TRIES = 2  # challenges answered per feature call before giving up
 
 log = logging.getLogger("huntgroup.live")
 
@@ -98,128 +88,11 @@ def pilots_of(config: Config, member: str) -> list[tuple[str, str]]:
     return [(g.name, g.pilot) for g in config.groups if any(m.key == member for m in g.members)]
 
 
-# ------------------------------------------------------------- one feature call
-@dataclass(slots=True)
-class _Dial:
-    code: str
-    fixed: list[tuple[str, str]]  # the headers every INVITE of this call repeats
-    body: bytes
-    done: asyncio.Future[int]
-    invite: Request | None = None
-    tries: int = 0
-    acked: bool = False
-
-
-class FeatureDialer:
-    """A line dialling feature codes from its member's socket."""
-
-    def __init__(self, run: LiveContext, endpoint: SipEndpoint, line: LineConfig) -> None:
-        self.run = run
-        self.endpoint = endpoint
-        self.line = line
-        self._calls: dict[str, _Dial] = {}  # by Call-ID, until the server's BYE
-
-    def owns(self, call_id: str) -> bool:
-        return call_id in self._calls
-
-    async def dial(self, code: str) -> int:
-        """Dial ``code`` (``*51<pilot>``...): the final status once authenticated.
-
-        Raises TimeoutError when the server never answers, LiveError when the
-        line cannot answer the server's challenge.
-        """
-        run, me = self.run, self.endpoint.local
-        uri = f"sip:{code}@{run.domain}"
-        fixed = [
-            ("Max-Forwards", "70"),
-            ("From", f"<sip:{self.line.number}@{run.domain}>;tag={new_tag(run.rng)}"),
-            ("To", f"<{uri}>"),
-            ("Call-ID", new_call_id(run.rng, me.host)),
-            ("Contact", me.contact(self.line.number)),
-            ("Content-Type", "application/sdp"),
-        ]
-        call = _Dial(code, fixed, run.sdp(), run.loop.create_future())
-        self._send(call, None)
-        assert call.invite is not None
-        call_id = call.invite.call_id
-        self._calls[call_id] = call
-        try:
-            return await asyncio.wait_for(asyncio.shield(call.done), 64 * run.timers.t1 + 1)
-        finally:
-            if not call.acked:
-                self._calls.pop(call_id, None)
-
-    def _send(self, call: _Dial, authorization: tuple[str, str] | None) -> None:
-        """An INVITE of ``call``: a new branch and CSeq each time (§8.1.3.5)."""
-        run = self.run
-        cseq = 1 if call.invite is None else call.invite.cseq.number + 1
-        headers = [
-            ("Via", self.endpoint.local.via(run.rng)),
-            *call.fixed,
-            ("CSeq", f"{cseq} INVITE"),
-        ]
-        if authorization is not None:
-            headers.append(authorization)
-        uri = parse_uri(f"sip:{call.code}@{run.domain}")
-        call.invite = Request("INVITE", uri, Headers(headers), call.body)
-        self.endpoint.send_request(call.invite, run.target)
-
-    def on_response(self, response: Response) -> None:
-        call = self._calls.get(response.call_id)
-        if call is None or response.cseq.method != "INVITE" or response.status < 200:
-            return
-        if 200 <= response.status < 300:
-            self._ack(call, response)
-        elif call.done.done():
-            return
-        elif response.status in (401, 407) and call.tries < AUTH_TRIES:
-            call.tries += 1  # the transaction layer ACKed the challenge
-            proxy = response.status == 407
-            challenges = response.headers.get_all(
-                "Proxy-Authenticate" if proxy else "WWW-Authenticate"
-            )
-            try:
-                value = digest_authorization(
-                    self.line,
-                    challenges,
-                    method="INVITE",
-                    uri=f"sip:{call.code}@{self.run.domain}",
-                    rng=self.run.rng,
-                )
-            except LiveError as err:
-                call.done.set_exception(err)
-                return
-            self._send(call, ("Proxy-Authorization" if proxy else "Authorization", value))
-        else:
-            call.done.set_result(response.status)
-
-    def _ack(self, call: _Dial, response: Response) -> None:
-        """ACK every 2xx (retransmissions too); the first one ends :meth:`dial`."""
-        run, invite = self.run, call.invite
-        assert invite is not None
-        dialog = uac_dialog(invite, response, run.target, self.endpoint.local)
-        self.endpoint.send_raw(dialog.ack_for_2xx(invite.cseq.number, run.rng), dialog.peer)
-        call.acked = True  # kept until the server's BYE, to answer it
-        if not call.done.done():
-            call.done.set_result(response.status)
-
-    def on_bye(self, key: TransactionKey, request: Request) -> None:
-        """The server hangs the feature call up once answered: 200."""
-        self._calls.pop(request.call_id, None)
-        self.endpoint.send_response(key, make_response(request, 200))
-
-    def on_failure(self, request: Request) -> None:
-        """No answer to an INVITE of ours (timeout or transport error): 408."""
-        call = self._calls.get(request.call_id)
-        if call is not None and request.method == "INVITE" and not call.done.done():
-            call.done.set_result(408)
-
-
 # -------------------------------------------------------------- the schedules
 class Availability:
     """Plays every ``joined:`` schedule of a run and records what the server accepted."""
 
-    def __init__(self, run: LiveContext, dialers: dict[str, FeatureDialer]) -> None:
+    def __init__(self, run: LiveContext, dialers: dict[str, LineDialer]) -> None:
         self.run = run
         self.plan = availability_plan(run.sc)
         self.dialers = dialers
@@ -382,6 +255,7 @@ class Availability:
         if self.state.get(key) is joined:
             return
         self.state[key] = joined
+        self.run.joined_state[key] = joined
         self.changes.setdefault(key, []).append((at, joined))
 
 

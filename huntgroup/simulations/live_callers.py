@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 :class:`Callers` places each planned call at its arrival time: an INVITE to
-the group's pilot with a PCMU offer, from the call's own caller number. It
+the group's pilot (or, for a direct call, to the line's own number) with a
+PCMU offer, from the call's own caller number. It
 plays the caller's side of RFC 3261: ACK for every 2xx, CANCEL before an
 answer (sent only after a provisional response, §9.1), BYE after one, 200 to
 the server's BYE. When the patience runs out and no member answered yet the
@@ -12,7 +13,11 @@ caller sees: 487 after our CANCEL, 486 = ``rejected_full``, 302 =
 ``forwarded`` (``rejected_full`` when it points at ``overflow_to`` before any
 offer), 480 or a BYE before a member answered = ``no_answer``, or
 ``timed_out`` when ``max_wait`` had (nearly) run out. A 200 or 183 before any
-member answered means the queue holds the caller.
+member answered means the queue holds the caller (for a direct call: the
+server hunted it to a group of the line, and queued it). A direct call ends
+like the virtual driver ends it: the caller hangs up (BYE) the call's talk
+time after its member answered; a direct call no group took that gets 486
+was refused because the line was busy (``no_answer``, as in the driver).
 
 Invariants: each caller leg ends once (``finished`` is called once per call);
 a 200 that crosses our CANCEL is ACKed and hung up at once.
@@ -68,7 +73,9 @@ class Callers:
         self.run = run
         self.endpoint = run.endpoint("callers")
         self.endpoint.handler = self.handle
+        run.direct_answered = self.direct_answered
         self.legs: dict[str, CallerLeg] = {}
+        self.by_record: dict[str, CallerLeg] = {}
         self.probe: asyncio.Future[int] | None = None
 
     async def open(self) -> None:
@@ -104,9 +111,10 @@ class Callers:
 
     def place(self, rec: CallRecord) -> None:
         run = self.run
-        group = run.config.group(rec.group or "")
+        line = run.direct_line.get(rec.call)
+        dialled = line if line is not None else run.config.group(rec.group or "").pilot
         number = caller_number(rec)
-        to = f"sip:{group.pilot}@{run.domain}"
+        to = f"sip:{dialled}@{run.domain}"
         headers = self._request("INVITE", to, number, to)
         headers += [
             ("Contact", self.endpoint.local.contact(number)),
@@ -115,6 +123,7 @@ class Callers:
         invite = Request("INVITE", parse_uri(to), Headers(headers), run.sdp())
         leg = CallerLeg(rec, invite)
         self.legs[invite.call_id] = leg
+        self.by_record[rec.call] = leg
         run.placed.append(rec)
         self.endpoint.send_request(invite, run.target)
         if rec.patience is not None:
@@ -125,6 +134,18 @@ class Callers:
         if rec.outcome is not None or rec.answered_at is not None or leg.state == "ended":
             return
         self.run.close(rec, "abandoned")
+        self.hang_up(leg)
+
+    def direct_answered(self, rec: CallRecord) -> None:
+        """A member took direct call ``rec``: its caller hangs up after the talk time."""
+        leg = self.by_record.get(rec.call)
+        if leg is not None:
+            self.run.call_later(rec.talk_planned, lambda: self.talk_over(leg))
+
+    def talk_over(self, leg: CallerLeg) -> None:
+        if leg.state in ("ended", "bye_sent"):
+            return
+        self.run.close(leg.rec, "answered")
         self.hang_up(leg)
 
     def hang_up(self, leg: CallerLeg) -> None:
@@ -178,7 +199,7 @@ class Callers:
                 leg.cancel_pending = False
                 self.hang_up(leg)
             elif status == 183 and rec.answered_at is None and leg.state == "early":
-                run.enqueue(rec)  # held in early media: queue.answer is false
+                run.held_by_queue(rec)  # held in early media: queue.answer is false
             return
         if status < 300:
             first = leg.dialog is None
@@ -196,7 +217,7 @@ class Callers:
                 return
             leg.state = "confirmed"
             if rec.answered_at is None:
-                run.enqueue(rec)  # answered by the queue, with music
+                run.held_by_queue(rec)  # answered by the queue, with music
             return
         self.on_final_failure(leg, response)
 
@@ -207,6 +228,8 @@ class Callers:
         late = max_wait is not None and elapsed >= NEAR * max_wait
         if status == 487:
             run.close(rec, "abandoned")
+        elif status in (486, 600) and rec.origin == "direct" and rec.group is None:
+            run.close(rec, "no_answer")  # the line was busy
         elif status in (486, 600):
             run.close(rec, "rejected_full")
         elif status in (301, 302):

@@ -12,8 +12,18 @@ and not at all once the run is stopping (open calls become ``unfinished``).
 The queue view counts callers held by the queue (answered with music, or in
 early media) until a member is offered their call or the call ends.
 
-Invariants: a record's outcome is set once; ``open_calls`` reaches 0 exactly
-when every placed call's caller leg is over.
+Direct calls to a line are records of their own (``origin: direct``, no
+group). The server hunts one to a group of the line (the first group of the
+configuration where the line is joined and ``hunt_direct_calls`` is set)
+when the line is busy; the run sees it when another member is offered the
+call, when the line is offered it while busy, or when the queue holds the
+caller, and only then does the record join that group (``adopt``), as the
+virtual driver adopts it when the core rings a member of the group or queues
+the call.
+
+Invariants: a record's outcome is set once; a record joins a group at most
+once; ``open_calls`` reaches 0 exactly when every placed call's caller leg
+and every outgoing call is over.
 """
 
 from __future__ import annotations
@@ -26,7 +36,13 @@ from collections.abc import Callable
 from huntgroup.config.models import Config
 from huntgroup.engine.sip import Peer, SipUri, TimerConfig
 from huntgroup.simulations.driver import CallRecord
-from huntgroup.simulations.live_plan import LiveOptions, caller_number, plan_calls
+from huntgroup.simulations.live_plan import (
+    LiveOptions,
+    caller_number,
+    plan_calls,
+    plan_direct_calls,
+    plan_outgoing_calls,
+)
 from huntgroup.simulations.live_sip import SipEndpoint, audio_offer
 from huntgroup.simulations.scenario import Scenario
 
@@ -58,9 +74,20 @@ class LiveContext:
         self.speed = options.speed
         self.seed = scenario.seed & _MASK
         self.calls = plan_calls(scenario)
-        self.by_number = {caller_number(r): r for r in self.calls}
+        direct = plan_direct_calls(scenario)
+        self.direct_line = {r.call: line for line, recs in direct.items() for r in recs}
+        self.direct = sorted(
+            (r for recs in direct.values() for r in recs), key=lambda r: (r.arrival, r.keys)
+        )
+        self.outgoing = plan_outgoing_calls(scenario)
+        self.by_number = {caller_number(r): r for r in (*self.calls, *self.direct)}
         self.placed: list[CallRecord] = []
-        self.open_calls = len(self.calls)
+        self.open_calls = len(self.calls) + len(self.direct) + len(self.outgoing)
+        self.joined_state = {
+            (g.name, m.key): m.joined for g in self.config.groups for m in g.members
+        }
+        # the callers hang up a direct call once its member answered: set by Callers
+        self.direct_answered: Callable[[CallRecord], None] = lambda rec: None
         self.done = asyncio.Event()
         self.fatal: asyncio.Future[None] = self.loop.create_future()
         self.stopping = False
@@ -117,9 +144,10 @@ class LiveContext:
             rec.ended_at = self.now()
             rec.forwarded_to = target
 
-    def finished(self, rec: CallRecord) -> None:
-        """The caller's leg of ``rec`` is over."""
-        self.dequeue(rec)
+    def finished(self, rec: CallRecord | None) -> None:
+        """The caller's leg of ``rec`` is over (None: one outgoing call is over)."""
+        if rec is not None:
+            self.dequeue(rec)
         self.open_calls -= 1
         if self.open_calls <= 0:
             self.done.set()
@@ -149,15 +177,54 @@ class LiveContext:
         waiting = [
             r
             for r in self.placed
-            if r.group in groups
+            if (r.group in groups or self._may_be_hunted(r, groups))
             and r.outcome is None
             and r.answered_by is None
             and not any(o.member == member and o.outcome == "open" for o in r.offers)
         ]
         return min(waiting, key=lambda r: (r.arrival, r.keys)) if waiting else None
 
+    def _may_be_hunted(self, rec: CallRecord, groups: list[str]) -> bool:
+        """A direct call not adopted yet, whose hunt group is one of ``groups``."""
+        if rec.origin != "direct" or rec.group is not None:
+            return False
+        line = self.direct_line.get(rec.call)
+        ringing_line = any(o.member == line and o.outcome == "open" for o in rec.offers)
+        return not ringing_line and self.hunt_group(rec) in groups
+
+    # ----------------------------------------------------- direct calls
+    def hunt_group(self, rec: CallRecord) -> str | None:
+        """The group the server hunts direct call ``rec`` to when its line is busy."""
+        line = self.direct_line.get(rec.call)
+        for g in self.config.groups:
+            if (
+                g.hunt_direct_calls
+                and any(m.key == line for m in g.members)
+                and self.joined_state.get((g.name, line or ""), False)
+            ):
+                return g.name
+        return None
+
+    def adopt(self, rec: CallRecord) -> None:
+        """Direct call ``rec`` was hunted: it joins its line's hunt group (once)."""
+        if rec.origin == "direct" and rec.group is None:
+            rec.group = self.hunt_group(rec)
+
+    def direct_offered(self, rec: CallRecord, member: str, *, busy: bool) -> None:
+        """``member`` is offered direct call ``rec``: hunted unless it rings its own free line."""
+        if member != self.direct_line.get(rec.call) or busy:
+            self.adopt(rec)
+
+    def held_by_queue(self, rec: CallRecord) -> None:
+        """The queue answered the caller of ``rec`` (music or early media)."""
+        self.adopt(rec)
+        self.enqueue(rec)
+
     def timeout_of(self, rec: CallRecord) -> float:
-        return self.config.group(rec.group).no_answer_timeout if rec.group else 15.0
+        if rec.group:
+            return self.config.group(rec.group).no_answer_timeout
+        line = self.config.line(self.direct_line.get(rec.call, ""))
+        return line.no_answer_timeout if line is not None else 15.0
 
     def max_wait_of(self, rec: CallRecord) -> float | None:
         return self.config.group(rec.group).queue.max_wait if rec.group else None

@@ -12,9 +12,15 @@ time), 603 when it declines, or nothing (it rings until the server cancels).
 A CANCEL gets 200 and 487; the offer is ``no_answer`` when it rang for (about)
 the no-answer timeout, else ``cancelled``. The member whose 200 came first
 claims the call (``answered_by``, ``answered_at``); a later 200 (a lost race)
-is marked ``cancelled`` and the server hangs it up. A line member also carries
-a :class:`~huntgroup.simulations.live_availability.FeatureDialer` for its
-``*51`` / ``*52`` calls; their responses and the server's BYE go to it.
+is marked ``cancelled`` and the server hangs it up. A direct call (a call to
+a line's own number, recognised by its caller number) is answered with the
+same keys, and its caller hangs up after the talk time; a line offered a
+direct call while busy, or any other member offered one, means the server
+hunted it to a group. A line member also carries a
+:class:`~huntgroup.simulations.live_dialer.LineDialer` for its ``*51`` /
+``*52`` calls and its outgoing calls; their responses and the server's BYE
+go to it. A member is ``busy`` while an offer rings it, while it is on a call
+it answered, and while it places an outgoing call.
 
 Invariants: an offer gets one outcome; only the claiming member ends the call
 as ``answered``; no reaction is sent for an offer that is no longer ringing.
@@ -48,8 +54,8 @@ from huntgroup.engine.sip import (
 from huntgroup.engine.sip.transaction import Action as TxAction
 from huntgroup.simulations.distributions import Sampler, uniform
 from huntgroup.simulations.driver import ANSWER, DELAY, CallRecord, Offer
-from huntgroup.simulations.live_availability import FeatureDialer
 from huntgroup.simulations.live_context import NEAR, LiveContext, user_of
+from huntgroup.simulations.live_dialer import LineDialer
 from huntgroup.simulations.live_sip import LiveError, digest_authorization
 
 REGISTER_EXPIRES = 3600
@@ -102,11 +108,18 @@ class Member:
         self._reg_waiter: asyncio.Future[int] | None = None
         self._refresh: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        # a line dials *51 / *52 from its own socket to follow a 'joined:' schedule
-        self.dialer = FeatureDialer(run, self.endpoint, line) if line is not None else None
+        # a line dials from its own socket: *51 / *52 for a 'joined:' schedule, own calls
+        self.dialer = LineDialer(run, self.endpoint, line) if line is not None else None
+        self.dialling = 0  # outgoing calls in progress (placed by live_own_calls)
 
     async def open(self, host: str, port: int) -> None:
         await self.endpoint.open(host, port)
+
+    def busy(self) -> bool:
+        """Ringing, on a call it answered, or on an outgoing call of its own."""
+        return self.dialling > 0 or any(
+            leg.state in ("ringing", "answered") for leg in self.offered.values()
+        )
 
     @property
     def registered(self) -> bool:
@@ -243,6 +256,8 @@ class Member:
             self.endpoint.send_response(key, make_response(invite, 480, to_tag=to_tag))
             return
         run.dequeue(rec)
+        if rec.origin == "direct":
+            run.direct_offered(rec, self.key, busy=self.busy())
         timeout = run.timeout_of(rec)
         attempt = sum(1 for o in rec.offers if o.member == self.key)
         offer = Offer(self.key, run.now(), timeout)
@@ -296,7 +311,10 @@ class Member:
             leg.offer.outcome = "answered"
             rec.answered_by = self.key
             rec.answered_at = run.now()
-            leg.timer = run.call_later(rec.talk_planned, lambda: self.hang_up(leg))
+            if rec.origin == "direct":
+                run.direct_answered(rec)  # its caller hangs up after the talk time
+            else:
+                leg.timer = run.call_later(rec.talk_planned, lambda: self.hang_up(leg))
         else:
             leg.offer.outcome = "cancelled"  # another member or the caller was first
 

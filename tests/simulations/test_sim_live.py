@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from live_helpers import OUTCOMES, free_tcp_range, free_udp_port, serving
 
 from huntgroup.config.models import LineConfig
 from huntgroup.engine.digest import DigestAuthenticator, compute_ha1, parse_credentials
@@ -35,29 +32,6 @@ from huntgroup.simulations.runner import run_live_simulation, run_simulation
 from huntgroup.simulations.scenario import load_scenario
 
 SPEED = 10.0
-REPO = Path(__file__).resolve().parents[2]
-OUTCOMES = (
-    "answered",
-    "abandoned",
-    "timed_out",
-    "rejected_full",
-    "forwarded",
-    "no_answer",
-    "unfinished",
-)
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def free_tcp_range(size: int = 200) -> str:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        low = 30000 + int(s.getsockname()[1]) % 20000
-    return f"{low}-{low + size - 1}"
 
 
 @dataclass(frozen=True)
@@ -132,58 +106,15 @@ def groups_config(port: int, uris: list[str], *, scale: float) -> dict[str, Any]
     }
 
 
-def options_ok(port: int) -> bool:
-    """True once the server answers an OPTIONS with 200."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        s.settimeout(0.2)
-        me = s.getsockname()[1]
-        request = (
-            "OPTIONS sip:live.test SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK-probe{time.monotonic_ns()}\r\n"
-            "Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\n"
-            "To: <sip:live.test>\r\nCall-ID: probe@127.0.0.1\r\nCSeq: 1 OPTIONS\r\n"
-            "Content-Length: 0\r\n\r\n"
-        )
-        s.sendto(request.encode(), ("127.0.0.1", port))
-        try:
-            data = s.recv(65536)
-        except OSError:
-            return False
-    return data.startswith(b"SIP/2.0 200")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     directory = tmp_path_factory.mktemp("live-server")
     port = free_udp_port()
     uris = [f"sip:m{i}@127.0.0.1:{free_udp_port()}" for i in (1, 2, 3)]
-    served = directory / "served.yaml"
-    served.write_text(yaml.safe_dump(groups_config(port, uris, scale=SPEED)))
     groups = directory / "groups.yaml"
     groups.write_text(yaml.safe_dump(groups_config(port, uris, scale=1.0)))
-    log = (directory / "server.log").open("w")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "huntgroup", "serve", "--config", str(served)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    try:
-        ready_by = time.monotonic() + 60  # generous: a loaded machine starts Python slowly
-        while time.monotonic() < ready_by:
-            if process.poll() is not None or options_ok(port):
-                break
-            time.sleep(0.1)
-        if process.poll() is not None or not options_ok(port):
-            log.flush()
-            pytest.fail("huntgroup serve did not start:\n" + (directory / "server.log").read_text())
+    with serving(directory, groups_config(port, uris, scale=SPEED), port):
         yield Server(port, *uris, line="0102000003", groups=groups)
-    finally:
-        process.kill()
-        process.wait()
-        log.close()
 
 
 def write_scenario(directory: Path, server: Server, **fields: Any) -> Path:
