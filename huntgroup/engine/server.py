@@ -42,6 +42,7 @@ from huntgroup.engine.loop_timer import LoopTimer
 from huntgroup.engine.media_io import MediaEngine
 from huntgroup.engine.media_plan import MediaPlanner
 from huntgroup.engine.redis_state import RedisStateSync, default_node_id, redact
+from huntgroup.engine.resolver import HostResolver, is_address
 from huntgroup.engine.sip.parser import SipParseError, StreamParser
 from huntgroup.engine.sip.routing import Peer
 from huntgroup.errors import MediaError
@@ -179,6 +180,8 @@ class Server:
             locals_.append(Local(addr.transport, self._advertised(addr.host), port))
             shown = f"[{addr.host}]" if ":" in addr.host else addr.host
             log.info("listening on %s:%s:%d", addr.transport.lower(), shown, port)
+        families = [socket.AF_INET6 if ":" in a.host else socket.AF_INET for a, _ in self._udp]
+        self._resolver = HostResolver(self.loop, sorted(families))  # IPv4 first
         secret = os.environ.get("HUNTGROUP_SECRET", "").encode() or secrets.token_bytes(32)
         planner = MediaPlanner(media_cfg.address, media_cfg.port_range, rng, mode=media_cfg.mode)
         store = None
@@ -240,16 +243,29 @@ class Server:
         if dest.transport.upper() in ("TCP", "TLS"):
             self._send_tcp(dest, out.data)
             return
-        v6 = ":" in dest.host
+        if is_address(dest.host):
+            self._send_udp(out.data, dest.host, dest.port)
+            return
+
+        # A host name: resolved off the event loop, then sent (or failed: 503).
+        def failed() -> None:
+            self.loop.call_soon(self.undelivered, out.data, dest)
+
+        self._resolver.resolve(
+            dest.host, lambda address: self._send_udp(out.data, address, dest.port), failed
+        )
+
+    def _send_udp(self, data: bytes, host: str, port: int) -> None:
+        v6 = ":" in host
         for addr, proto in self._udp:
             if (":" in addr.host) == v6 and proto.transport is not None:
-                proto.send(out.data, (dest.host, dest.port))
+                proto.send(data, (host, port))
                 return
         for _, proto in self._udp:
             if proto.transport is not None:
-                proto.send(out.data, (dest.host, dest.port))
+                proto.send(data, (host, port))
                 return
-        log.warning("no UDP socket to reach %s:%d", dest.host, dest.port)
+        log.warning("no UDP socket to reach %s:%d", host, port)
 
     def log_stats(self) -> str:
         """Log (and return) the stats line: gauges and counters (see :mod:`stats`)."""

@@ -77,3 +77,35 @@ def test_the_next_member_is_rung_as_soon_as_the_first_is_unreachable(
     # Timer B (32 s) and the no-answer timeout (20 s) are both far away.
     assert offered_after < 10, f"the second member was rung after {offered_after:.1f} s"
     assert "member sip:off" in log and "did not take the call (503)" in log, log
+
+
+def test_a_member_named_by_host_name_is_reached_and_a_dead_name_is_skipped(
+    tmp_path: Path,
+) -> None:
+    """``localhost`` resolves from /etc/hosts (no DNS needed); ``.invalid`` never resolves
+    (RFC 6761): that member is skipped as unreachable, without blocking the server."""
+    member, caller = SipUA("member", ("0.0.0.0", 0)), SipUA("caller", ("0.0.0.0", 0))
+    caller_audio, member_audio = RtpSocket(), RtpSocket()
+    config = make_config(
+        rtp_ports=free_port_range(4),
+        members=[
+            {"uri": "sip:ghost@no-such-host.invalid:5060", "position": 1},
+            {"uri": f"sip:agent@localhost:{member.port}", "position": 2},
+        ],
+        max_wait=120,
+    )
+    # Without DNS at all, the resolver may take its timeouts (glibc: up to ~30 s) to
+    # fail: the no-answer timeout stays longer, so only the failure moves the hunt on.
+    config["groups"][0]["no_answer_timeout"] = 90
+    server = start_server(tmp_path, config)
+    with closing_all(member, caller, caller_audio, member_audio, server):
+        caller.server = server.sip
+        call_id = invite_pilot(caller, caller_audio.port, ("PCMU",))
+        invite, _ = answer_invite(member, member_audio.port, timeout=60)
+        call = await_answer(caller, call_id)
+        call.hang_up()
+        answer_bye(member, invite.call_id)
+        log = server.log()
+    assert invite.start.startswith(f"INVITE sip:agent@localhost:{member.port}")
+    assert "cannot resolve no-such-host.invalid" in log
+    assert "member sip:ghost@no-such-host.invalid:5060 did not take the call (503)" in log
