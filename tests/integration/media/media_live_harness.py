@@ -113,6 +113,14 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_log(self, pattern: str, *, timeout: float = 10.0) -> str:
+        """The first match of ``pattern`` in the log, once it is there (fails after ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while not (m := re.search(pattern, self.log())):
+            assert time.monotonic() < deadline, f"no {pattern!r} in the log:\n{self.log()}"
+            time.sleep(0.02)
+        return m.group(0)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

@@ -9,7 +9,6 @@ SDP, after which the music stops and the engine's ports are free again.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,13 +67,6 @@ def two_pairs(tmp_path: Path) -> Iterator[Setup]:
     yield from direct_server(tmp_path, 4)
 
 
-def wait_log(server: ServerProcess, pattern: str, *, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not re.search(pattern, server.log()):
-        assert time.monotonic() < deadline, f"no {pattern!r} in the log:\n{server.log()}"
-        time.sleep(0.02)
-
-
 def test_a_call_answered_while_ringing_keeps_no_port_on_the_engine(one_pair: Setup) -> None:
     s = one_pair
     caller, waiting = SipUA("caller", s.server.sip), SipUA("waiting", s.server.sip)
@@ -85,7 +77,7 @@ def test_a_call_answered_while_ringing_keeps_no_port_on_the_engine(one_pair: Set
         assert offered == (LOOPBACK, caller_audio.port), "the member got the caller's RTP"
         call = await_answer(caller, call_id)
         assert call.server_rtp == (LOOPBACK, member_audio.port), "and the caller the member's"
-        wait_log(s.server, r"bridged to .* \(media end to end\)")
+        s.server.wait_log(r"bridged to .* \(media end to end\)")
         # The phones talk to each other; nothing passes through the engine.
         for seq in range(5):
             caller_audio.sendto(rtp(0, seq, 160 * seq, 0xCA11, b"\x7f" * 160), call.server_rtp)
@@ -134,7 +126,7 @@ def test_a_queued_caller_is_switched_to_the_member_and_the_music_stops(two_pairs
         )
         ack = queued_ua.wait(lambda m: m.is_request and m.method == "ACK")
         assert ack.header("CSeq").split()[0] == reinvite.header("CSeq").split()[0]
-        wait_log(s.server, r"media end to end")
+        s.server.wait_log(r"media end to end")
         time.sleep(0.1)  # packets already in flight
         heard = len(queued_audio.arrivals)
         time.sleep(0.3)

@@ -3,9 +3,7 @@ is refused and the running configuration stays."""
 
 from __future__ import annotations
 
-import re
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,6 @@ import yaml
 from media_live_harness import (
     LOOPBACK,
     RtpSocket,
-    ServerProcess,
     SipUA,
     answer_bye,
     answer_invite,
@@ -27,14 +24,6 @@ from media_live_harness import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-def wait_log(server: ServerProcess, pattern: str, *, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while not (m := re.search(pattern, server.log())):
-        assert time.monotonic() < deadline, f"no {pattern!r} in the log:\n{server.log()}"
-        time.sleep(0.05)
-    return m.group(0)
 
 
 def test_sighup_applies_a_good_file_refuses_a_bad_one_and_keeps_the_call(tmp_path: Path) -> None:
@@ -59,14 +48,14 @@ def test_sighup_applies_a_good_file_refuses_a_bad_one_and_keeps_the_call(tmp_pat
         )
         path.write_text(yaml.safe_dump(config))
         server.process.send_signal(signal.SIGHUP)
-        wait_log(server, r"reload: group Live: algorithm linear -> round_robin")
-        wait_log(server, rf"reload: group Live: member sip:second@{LOOPBACK}:\d+ added")
-        wait_log(server, r"reload: 1 group\(s\)")
+        server.wait_log(r"reload: group Live: algorithm linear -> round_robin")
+        server.wait_log(rf"reload: group Live: member sip:second@{LOOPBACK}:\d+ added")
+        server.wait_log(r"reload: 1 group\(s\)")
 
         # A bad file: refused, with its error, and nothing changes.
         path.write_text(path.read_text().replace("round_robin", "spiral"))
         server.process.send_signal(signal.SIGHUP)
-        wait_log(server, r"reload refused.*\n.*groups\.0\.algorithm")
+        server.wait_log(r"reload refused.*\n.*groups\.0\.algorithm")
 
         # The call bridged before both reloads still carries audio both ways.
         for i in range(5):
