@@ -180,10 +180,15 @@ class Headers:
         self._index = None
 
     @classmethod
-    def _trusted(cls, items: tuple[tuple[str, str], ...]) -> Headers:
+    def _trusted(
+        cls, items: tuple[tuple[str, str], ...], index: dict[str, list[str]] | None = None
+    ) -> Headers:
+        """Headers from ``items`` already checked and canonical (the parser's, or a
+        copy of another collection's), with their lookup ``index`` when known.
+        Package-internal: nothing here validates ``items`` again."""
         obj = cls.__new__(cls)
         obj._items = items
-        obj._index = None
+        obj._index = index
         return obj
 
     def _lookup(self) -> dict[str, list[str]]:
@@ -204,7 +209,7 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        return _key(name) in self._lookup()
+        return _key(name) in (self._index or self._lookup())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
@@ -219,16 +224,16 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """The first value of ``name``, or None."""
-        values = self._lookup().get(_key(name))
+        values = (self._index or self._lookup()).get(_key(name))
         return values[0] if values else None
 
     def count(self, name: str) -> int:
         """How many ``name`` fields there are."""
-        return len(self._lookup().get(_key(name), ()))
+        return len((self._index or self._lookup()).get(_key(name), ()))
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``, in order."""
-        return list(self._lookup().get(_key(name), ()))
+        return list((self._index or self._lookup()).get(_key(name), ()))
 
     def with_added(self, name: str, value: str) -> Headers:
         """A copy with ``name: value`` appended at the end."""
