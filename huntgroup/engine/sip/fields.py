@@ -46,6 +46,7 @@ MAX_CSEQ = 2**31 - 1
 MAX_DELTA_SECONDS = 2**32 - 1
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text[1:-1] if text.startswith("[") else text)

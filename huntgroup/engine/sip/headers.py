@@ -156,11 +156,21 @@ def _key(name: str) -> str:
 _BAD_NAME = re.compile(r"[: \t\r\n]")
 
 
-def _check(name: str, value: str) -> None:
+@functools.lru_cache(maxsize=1024)
+def _checked_name(name: str) -> str:
+    """``canonical_name(name)``, after refusing a name no header may have."""
     if not name or _BAD_NAME.search(name) is not None:
         raise LocalProtocolError(f"Invalid header name {name!r}")
+    return canonical_name(name)
+
+
+def check_field(name: str, value: str) -> str:
+    """The canonical name of a ``name: value`` field about to be written;
+    raises ``LocalProtocolError`` for a bad name or a value holding CR or LF."""
+    canon = _checked_name(name)
     if "\r" in value or "\n" in value:
         raise LocalProtocolError(f"Header {name} holds a line break")
+    return canon
 
 
 class Headers:
@@ -172,11 +182,7 @@ class Headers:
     _index: dict[str, list[str]] | None  # lower-case name -> values, built on first lookup
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        checked: list[tuple[str, str]] = []
-        for name, value in items:
-            _check(name, value)
-            checked.append((canonical_name(name), value))
-        self._items = tuple(checked)
+        self._items = tuple([(check_field(name, value), value) for name, value in items])
         self._index = None
 
     @classmethod
@@ -237,13 +243,11 @@ class Headers:
 
     def with_added(self, name: str, value: str) -> Headers:
         """A copy with ``name: value`` appended at the end."""
-        _check(name, value)
-        return Headers._trusted((*self._items, (canonical_name(name), value)))
+        return Headers._trusted((*self._items, (check_field(name, value), value)))
 
     def with_prepended(self, name: str, value: str) -> Headers:
         """A copy with ``name: value`` first (e.g. a new top Via)."""
-        _check(name, value)
-        return Headers._trusted(((canonical_name(name), value), *self._items))
+        return Headers._trusted(((check_field(name, value), value), *self._items))
 
     def without(self, name: str) -> Headers:
         """A copy with every ``name`` field removed."""
@@ -262,8 +266,7 @@ class Headers:
 
     def with_first_replaced(self, name: str, value: str) -> Headers:
         """A copy where the first ``name`` field holds ``value`` (appended when absent)."""
-        canon = canonical_name(name)
-        _check(canon, value)
+        canon = check_field(canonical_name(name), value)
         key = canon.lower()
         items = list(self._items)
         for i, (n, _) in enumerate(items):
@@ -277,7 +280,7 @@ class Headers:
         (at the end when absent). No values removes the field."""
         canon = canonical_name(name)
         for value in values:
-            _check(canon, value)
+            check_field(canon, value)
         key = canon.lower()
         out: list[tuple[str, str]] = []
         placed = False
