@@ -238,6 +238,11 @@ class MediaDescription:
     def attribute_values(self, name: str) -> list[str]:
         return [a.value or "" for a in self.attributes if a.name == name]
 
+    def _attribute_texts(self) -> list[str]:
+        return [
+            f"a={a.name}" if a.value is None else f"a={a.name}:{a.value}" for a in self.attributes
+        ]
+
     def rtpmaps(self) -> dict[int, RtpMap]:
         """``rtpmap`` attributes by payload type."""
         maps: dict[int, RtpMap] = {}
@@ -296,12 +301,15 @@ class MediaDescription:
     def lines(self) -> list[str]:
         port = f"{self.port}/{self.port_count}" if self.port_count is not None else str(self.port)
         out = [f"m={self.media} {port} {self.proto} {' '.join(self.formats)}"]
-        out += [f"i={v}" for k, v in self.info if k == "i"]
+        if self.info:
+            out += [f"i={v}" for k, v in self.info if k == "i"]
         if self.connection is not None:
             out.append(f"c={self.connection}")
-        out += [f"b={b}" for b in self.bandwidths]
-        out += [f"k={v}" for k, v in self.info if k == "k"]
-        out += [f"a={a}" for a in self.attributes]
+        if self.bandwidths:
+            out += [f"b={b}" for b in self.bandwidths]
+        if self.info:
+            out += [f"k={v}" for k, v in self.info if k == "k"]
+        out += self._attribute_texts()
         return out
 
 
@@ -331,20 +339,26 @@ class SessionDescription:
         return media.connection or self.connection
 
     def lines(self) -> list[str]:
+        info = self.info
         out = [f"v={self.version}", f"o={self.origin}", f"s={self.session_name}"]
-        out += [f"{k}={v}" for t in _SESSION_INFO_BEFORE_C for k, v in self.info if k == t]
+        if info:
+            out += [f"{k}={v}" for t in _SESSION_INFO_BEFORE_C for k, v in info if k == t]
         if self.connection is not None:
             out.append(f"c={self.connection}")
-        out += [f"b={b}" for b in self.bandwidths]
+        if self.bandwidths:
+            out += [f"b={b}" for b in self.bandwidths]
         out += [f"t={start} {stop}" for start, stop in self.times]
-        out += [f"{k}={v}" for t in _SESSION_INFO_AFTER_T for k, v in self.info if k == t]
-        out += [f"a={a}" for a in self.attributes]
+        if info:
+            out += [f"{k}={v}" for t in _SESSION_INFO_AFTER_T for k, v in info if k == t]
+        out += [
+            f"a={a.name}" if a.value is None else f"a={a.name}:{a.value}" for a in self.attributes
+        ]
         for m in self.media:
             out += m.lines()
         return out
 
     def __str__(self) -> str:
-        return "".join(line + "\r\n" for line in self.lines())
+        return "\r\n".join(self.lines()) + "\r\n"
 
     def to_bytes(self) -> bytes:
         return str(self).encode("utf-8")

@@ -200,7 +200,9 @@ def param_lookup(params: Sequence[tuple[str, str | None]], name: str) -> tuple[b
 
 def format_params(params: Sequence[tuple[str, str | None]]) -> str:
     """``;name=value`` text for ``params`` (bare names without ``=``)."""
-    return "".join(f";{n}" if v is None else f";{n}={v}" for n, v in params)
+    if not params:
+        return ""
+    return "".join([f";{n}" if v is None else f";{n}={v}" for n, v in params])
 
 
 def set_param(params: Sequence[tuple[str, str | None]], name: str, value: str | None) -> Params:

@@ -312,13 +312,20 @@ def make_cancel(invite: Request) -> Request:
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 
+# Two base-62 digits at a time, least significant first: _ID_PAIRS[d] spells d % 62
+# then d // 62, as two single-digit steps would.
+_ID_PAIRS = tuple(_ID_ALPHABET[d % 62] + _ID_ALPHABET[d // 62] for d in range(62 * 62))
+
+
 def _random_text(rng: random.Random, length: int) -> str:
     # One draw of 6 bits per character, read out in base 62 (bias below 2**-200).
     n = rng.getrandbits(6 * length + 200)
     chars = []
-    for _ in range(length):
-        n, digit = divmod(n, 62)
-        chars.append(_ID_ALPHABET[digit])
+    for _ in range(length // 2):
+        n, pair = divmod(n, 62 * 62)
+        chars.append(_ID_PAIRS[pair])
+    if length % 2:
+        chars.append(_ID_ALPHABET[n % 62])
     return "".join(chars)
 
 
