@@ -179,7 +179,10 @@ class Headers:
     __slots__ = ("_index", "_items")
 
     _items: tuple[tuple[str, str], ...]
-    _index: dict[str, list[str]] | None  # lower-case name -> values, built on first lookup
+    # Lower-case name -> values, built on first lookup. Tuples of strings, not
+    # lists: the garbage collector stops tracking them, and messages held by
+    # transactions for 32 s would otherwise be most of what it scans.
+    _index: dict[str, tuple[str, ...]] | None
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items = tuple([(check_field(name, value), value) for name, value in items])
@@ -187,7 +190,7 @@ class Headers:
 
     @classmethod
     def _trusted(
-        cls, items: tuple[tuple[str, str], ...], index: dict[str, list[str]] | None = None
+        cls, items: tuple[tuple[str, str], ...], index: dict[str, tuple[str, ...]] | None = None
     ) -> Headers:
         """Headers from ``items`` already checked and canonical (the parser's, or a
         copy of another collection's), with their lookup ``index`` when known.
@@ -197,12 +200,14 @@ class Headers:
         obj._index = index
         return obj
 
-    def _lookup(self) -> dict[str, list[str]]:
+    def _lookup(self) -> dict[str, tuple[str, ...]]:
         index = self._index
         if index is None:
             index = {}
             for n, v in self._items:
-                index.setdefault(n.lower(), []).append(v)
+                key = n.lower()
+                values = index.get(key)
+                index[key] = (v,) if values is None else (*values, v)
             self._index = index
         return index
 

@@ -65,7 +65,7 @@ _SINGLE = tuple(
 _REQUIRED = tuple((name, name.lower()) for name in ("Via", "From", "To", "Call-ID", "CSeq"))
 _ADDRESS_LISTS = ("route", "record-route")
 
-Index = dict[str, list[str]]
+Index = dict[str, tuple[str, ...]]
 """Header values by lower-case canonical name, in message order (what Headers looks up)."""
 
 
@@ -171,21 +171,18 @@ def _split_head(
             raise bad("Invalid header line")
         canon, key, is_list = known
         value = value.strip(WSP)
-        values = index.get(key)
-        if values is None:
-            values = index[key] = []
+        values = index.get(key, ())
         if is_list and value and ("," in value or '"' in value):
             try:
                 elements = split_list(value)
             except RemoteProtocolError as exc:
                 deferred = deferred or bad(f"Invalid {canon}: {exc}")
                 elements = [value]
-            for element in elements:
-                items.append((canon, element))
-                values.append(element)
+            items.extend([(canon, element) for element in elements])
+            index[key] = (*values, *elements)
         else:  # the usual case: one plain element
             items.append((canon, value))
-            values.append(value)
+            index[key] = (*values, value) if values else (value,)
     if len(items) > limits.max_headers:
         raise bad("Too many header fields")
     return start_line, items, index, deferred
