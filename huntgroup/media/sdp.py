@@ -40,7 +40,7 @@ import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Final, Literal, cast
 
 from huntgroup.errors import LocalProtocolError, RemoteProtocolError
@@ -80,6 +80,13 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
 _DIGITS = re.compile(r"[0-9]{1,20}")
+_RTPMAP = re.compile(r"([0-9]{1,3}) +([^/ ]+)/([0-9]{1,9})(?:/([0-9]{1,3}))?\s*")
+_PORT = re.compile(r"([0-9]{1,5})(?:/([0-9]{1,5}))?")
+_PROTO = re.compile(r"[A-Za-z0-9/._+-]+")
+_FMTP = re.compile(r"\S+( .*)?")
+PARSE_CACHE_SIZE: Final = 1024
+"""Lines that recur in every call (``a=rtpmap:0 PCMU/8000``, ``c=IN IP4 ...``) are
+parsed once: their parsers are pure and return immutable values."""
 _SESSION_TYPES: Final = frozenset("vosiuepcbtrzka")
 _MEDIA_TYPES: Final = frozenset("micbka")
 _SESSION_INFO_BEFORE_C: Final = "iuep"
@@ -190,11 +197,7 @@ class RtpMap:
 
     @classmethod
     def parse(cls, value: str) -> RtpMap:
-        m = re.fullmatch(r"([0-9]{1,3}) +([^/ ]+)/([0-9]{1,9})(?:/([0-9]{1,3}))?\s*", value)
-        if m is None or int(m.group(1)) > 127:
-            raise SdpSyntaxError(f"rtpmap {value!r} is not 'PT NAME/RATE[/CHANNELS]'")
-        channels = int(m.group(4)) if m.group(4) is not None else None
-        return cls(int(m.group(1)), m.group(2), int(m.group(3)), channels)
+        return _parse_rtpmap(value)
 
     def __str__(self) -> str:
         tail = f"/{self.channels}" if self.channels is not None else ""
@@ -207,6 +210,15 @@ class RtpMap:
         if self.clock_rate != 8000 or self.channels not in (None, 1):
             return None
         return Codec.PCMU if name == "PCMU" else Codec.PCMA if name == "PCMA" else None
+
+
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
+def _parse_rtpmap(value: str) -> RtpMap:
+    m = _RTPMAP.fullmatch(value)
+    if m is None or int(m.group(1)) > 127:
+        raise SdpSyntaxError(f"rtpmap {value!r} is not 'PT NAME/RATE[/CHANNELS]'")
+    channels = int(m.group(4)) if m.group(4) is not None else None
+    return RtpMap(int(m.group(1)), m.group(2), int(m.group(3)), channels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +237,11 @@ class MediaDescription:
 
     def attribute_values(self, name: str) -> list[str]:
         return [a.value or "" for a in self.attributes if a.name == name]
+
+    def _attribute_texts(self) -> list[str]:
+        return [
+            f"a={a.name}" if a.value is None else f"a={a.name}:{a.value}" for a in self.attributes
+        ]
 
     def rtpmaps(self) -> dict[int, RtpMap]:
         """``rtpmap`` attributes by payload type."""
@@ -284,12 +301,15 @@ class MediaDescription:
     def lines(self) -> list[str]:
         port = f"{self.port}/{self.port_count}" if self.port_count is not None else str(self.port)
         out = [f"m={self.media} {port} {self.proto} {' '.join(self.formats)}"]
-        out += [f"i={v}" for k, v in self.info if k == "i"]
+        if self.info:
+            out += [f"i={v}" for k, v in self.info if k == "i"]
         if self.connection is not None:
             out.append(f"c={self.connection}")
-        out += [f"b={b}" for b in self.bandwidths]
-        out += [f"k={v}" for k, v in self.info if k == "k"]
-        out += [f"a={a}" for a in self.attributes]
+        if self.bandwidths:
+            out += [f"b={b}" for b in self.bandwidths]
+        if self.info:
+            out += [f"k={v}" for k, v in self.info if k == "k"]
+        out += self._attribute_texts()
         return out
 
 
@@ -319,20 +339,26 @@ class SessionDescription:
         return media.connection or self.connection
 
     def lines(self) -> list[str]:
+        info = self.info
         out = [f"v={self.version}", f"o={self.origin}", f"s={self.session_name}"]
-        out += [f"{k}={v}" for t in _SESSION_INFO_BEFORE_C for k, v in self.info if k == t]
+        if info:
+            out += [f"{k}={v}" for t in _SESSION_INFO_BEFORE_C for k, v in info if k == t]
         if self.connection is not None:
             out.append(f"c={self.connection}")
-        out += [f"b={b}" for b in self.bandwidths]
+        if self.bandwidths:
+            out += [f"b={b}" for b in self.bandwidths]
         out += [f"t={start} {stop}" for start, stop in self.times]
-        out += [f"{k}={v}" for t in _SESSION_INFO_AFTER_T for k, v in self.info if k == t]
-        out += [f"a={a}" for a in self.attributes]
+        if info:
+            out += [f"{k}={v}" for t in _SESSION_INFO_AFTER_T for k, v in info if k == t]
+        out += [
+            f"a={a.name}" if a.value is None else f"a={a.name}:{a.value}" for a in self.attributes
+        ]
         for m in self.media:
             out += m.lines()
         return out
 
     def __str__(self) -> str:
-        return "".join(line + "\r\n" for line in self.lines())
+        return "\r\n".join(self.lines()) + "\r\n"
 
     def to_bytes(self) -> bytes:
         return str(self).encode("utf-8")
@@ -364,6 +390,7 @@ def _parse_origin(value: str) -> Origin:
     return Origin(user, int(sid), int(version), address, cast(Literal["IP4", "IP6"], addr_type))
 
 
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def _parse_connection(value: str) -> Connection:
     parts = value.split(" ")
     if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
@@ -377,10 +404,10 @@ def _parse_media(value: str) -> MediaDescription:
     if len(parts) < 4 or not all(parts):
         raise SdpSyntaxError(f"m={value!r}: expected 'media port proto format...'")
     media, port_text, proto, *formats = parts
-    m = re.fullmatch(r"([0-9]{1,5})(?:/([0-9]{1,5}))?", port_text)
+    m = _PORT.fullmatch(port_text)
     if not _TOKEN.fullmatch(media) or m is None or int(m.group(1)) > 65535:
         raise SdpSyntaxError(f"m={value!r}: bad media type or port")
-    if not re.fullmatch(r"[A-Za-z0-9/._+-]+", proto):
+    if not _PROTO.fullmatch(proto):
         raise SdpSyntaxError(f"m={value!r}: bad transport protocol")
     if not all(_TOKEN.fullmatch(f) for f in formats):
         raise SdpSyntaxError(f"m={value!r}: bad format list")
@@ -390,6 +417,7 @@ def _parse_media(value: str) -> MediaDescription:
     return MediaDescription(media, int(m.group(1)), proto, tuple(formats), count)
 
 
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def _parse_attribute(value: str) -> Attribute:
     name, sep, rest = value.partition(":")
     if not _TOKEN.fullmatch(name):
@@ -399,7 +427,7 @@ def _parse_attribute(value: str) -> Attribute:
         RtpMap.parse(rest)
     elif name == "ptime" or name == "maxptime":
         _parse_ptime(rest)
-    elif name == "fmtp" and not re.fullmatch(r"\S+( .*)?", rest):
+    elif name == "fmtp" and not _FMTP.fullmatch(rest):
         raise SdpSyntaxError(f"a={value!r}: expected 'fmtp:FORMAT PARAMETERS'")
     return attribute
 
@@ -420,8 +448,13 @@ class _MediaBuilder:
     info: list[tuple[str, str]] = field(default_factory=list)
 
     def build(self) -> MediaDescription:
-        return replace(
-            self.description,
+        d = self.description
+        return MediaDescription(
+            d.media,
+            d.port,
+            d.proto,
+            d.formats,
+            d.port_count,
             connection=self.connection,
             bandwidths=tuple(self.bandwidths),
             attributes=tuple(self.attributes),
@@ -430,6 +463,8 @@ class _MediaBuilder:
 
 
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+# Control characters other than CR and LF, for a check of the whole text at once.
+_CONTROL_NOT_EOL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _split_lines(data: bytes | str) -> list[tuple[str, str]]:
@@ -442,6 +477,10 @@ def _split_lines(data: bytes | str) -> list[tuple[str, str]]:
             raise SdpSyntaxError("not UTF-8 text") from None
     else:
         text = data
+    # Usually no line holds a control character: every CR ends a line, nothing
+    # else is below 0x20. Then the per-line search can be skipped.
+    stray_cr = text.count("\r") - text.count("\r\n") - text.endswith("\r")
+    clean = stray_cr == 0 and _CONTROL_NOT_EOL.search(text) is None
     lines: list[tuple[str, str]] = []
     for number, raw in enumerate(text.split("\n"), start=1):
         line = raw[:-1] if raw.endswith("\r") else raw
@@ -449,7 +488,7 @@ def _split_lines(data: bytes | str) -> list[tuple[str, str]]:
             continue
         if len(line) < 2 or line[1] != "=" or not ("a" <= line[0] <= "z"):
             raise SdpSyntaxError(f"line {number} is not 'x=value': {line[:40]!r}")
-        if _CONTROL.search(line) is not None:
+        if not clean and _CONTROL.search(line) is not None:
             raise SdpSyntaxError(f"line {number} holds control characters")
         lines.append((line[0], line[2:]))
     return lines

@@ -46,6 +46,7 @@ MAX_CSEQ = 2**31 - 1
 MAX_DELTA_SECONDS = 2**32 - 1
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text[1:-1] if text.startswith("[") else text)
@@ -127,24 +128,34 @@ def _expect_slash(text: str, pos: int) -> int:
     return skip_ws(text, pos + 1)
 
 
+# ``SIP/2.0/UDP host:port`` with single spaces: the sent-protocol and sent-by
+# as the general scan in parse_via reads them.
+_PLAIN_VIA = re.compile(r"SIP/2\.0/([A-Za-z]+) ([^; \t]+)")
+
+
 @functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def parse_via(value: str) -> Via:
     """Parse one Via value (RFC 3261 §20.42, RFC 3581 rport)."""
     text = value.strip(WSP)
-    name, pos = _read_token(text, 0)
-    pos = _expect_slash(text, pos)
-    version, pos = _read_token(text, pos)
-    pos = _expect_slash(text, pos)
-    transport, pos = _read_token(text, pos)
-    if name.upper() != "SIP" or version != "2.0" or not transport:
-        raise bad("Invalid Via: bad sent-protocol")
-    if pos >= len(text) or text[pos] not in WSP:
-        raise bad("Invalid Via: no sent-by")
-    pos = skip_ws(text, pos)
-    start = pos
-    while pos < len(text) and text[pos] not in ";" + WSP:
-        pos += 1
-    host, port = parse_hostport(text[start:pos])
+    plain = _PLAIN_VIA.match(text)
+    if plain is not None:  # the usual spelling: what the general scan would read
+        transport, sent_by, pos = plain.group(1), plain.group(2), plain.end()
+    else:
+        name, pos = _read_token(text, 0)
+        pos = _expect_slash(text, pos)
+        version, pos = _read_token(text, pos)
+        pos = _expect_slash(text, pos)
+        transport, pos = _read_token(text, pos)
+        if name.upper() != "SIP" or version != "2.0" or not transport:
+            raise bad("Invalid Via: bad sent-protocol")
+        if pos >= len(text) or text[pos] not in WSP:
+            raise bad("Invalid Via: no sent-by")
+        pos = skip_ws(text, pos)
+        start = pos
+        while pos < len(text) and text[pos] not in ";" + WSP:
+            pos += 1
+        sent_by = text[start:pos]
+    host, port = parse_hostport(sent_by)
     params, pos = parse_params(text, pos, what="Via")
     for pname, pvalue in params:
         key = pname.lower()

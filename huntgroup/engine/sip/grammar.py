@@ -33,6 +33,11 @@ Params = tuple[tuple[str, str | None], ...]
 
 
 _TOKEN_RE = re.compile("[" + re.escape("".join(sorted(TOKEN_CHARS))) + "]+")
+_PLAIN_PARAM = re.compile(
+    ";([" + re.escape("".join(sorted(TOKEN_CHARS))) + "]+)"
+    "(?:=([" + re.escape("".join(sorted(TOKEN_CHARS | frozenset("[]:")))) + "]+))?"
+    r"(?=;|\Z)"
+)
 _WORD_RE = re.compile("[" + re.escape("".join(sorted(WORD_CHARS))) + "]+")
 
 
@@ -143,6 +148,16 @@ def parse_params(text: str, pos: int, *, what: str) -> tuple[Params, int]:
     """
     params: list[tuple[str, str | None]] = []
     n = len(text)
+    # Fast path for the usual spelling, ``;name`` or ``;name=token``, with no
+    # whitespace or quotes: a parameter is taken only when ``;`` or the end
+    # follows, so anything else is left whole to the general loop below.
+    fast = _PLAIN_PARAM.match
+    while pos < n:
+        plain = fast(text, pos)
+        if plain is None:
+            break
+        params.append((plain.group(1), plain.group(2)))
+        pos = plain.end()
     pos = skip_ws(text, pos)
     while pos < n:
         if text[pos] != ";":
@@ -185,7 +200,9 @@ def param_lookup(params: Sequence[tuple[str, str | None]], name: str) -> tuple[b
 
 def format_params(params: Sequence[tuple[str, str | None]]) -> str:
     """``;name=value`` text for ``params`` (bare names without ``=``)."""
-    return "".join(f";{n}" if v is None else f";{n}={v}" for n, v in params)
+    if not params:
+        return ""
+    return "".join([f";{n}" if v is None else f";{n}={v}" for n, v in params])
 
 
 def set_param(params: Sequence[tuple[str, str | None]], name: str, value: str | None) -> Params:

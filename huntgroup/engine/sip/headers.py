@@ -156,11 +156,21 @@ def _key(name: str) -> str:
 _BAD_NAME = re.compile(r"[: \t\r\n]")
 
 
-def _check(name: str, value: str) -> None:
+@functools.lru_cache(maxsize=1024)
+def _checked_name(name: str) -> str:
+    """``canonical_name(name)``, after refusing a name no header may have."""
     if not name or _BAD_NAME.search(name) is not None:
         raise LocalProtocolError(f"Invalid header name {name!r}")
+    return canonical_name(name)
+
+
+def check_field(name: str, value: str) -> str:
+    """The canonical name of a ``name: value`` field about to be written;
+    raises ``LocalProtocolError`` for a bad name or a value holding CR or LF."""
+    canon = _checked_name(name)
     if "\r" in value or "\n" in value:
         raise LocalProtocolError(f"Header {name} holds a line break")
+    return canon
 
 
 class Headers:
@@ -169,29 +179,35 @@ class Headers:
     __slots__ = ("_index", "_items")
 
     _items: tuple[tuple[str, str], ...]
-    _index: dict[str, list[str]] | None  # lower-case name -> values, built on first lookup
+    # Lower-case name -> values, built on first lookup. Tuples of strings, not
+    # lists: the garbage collector stops tracking them, and messages held by
+    # transactions for 32 s would otherwise be most of what it scans.
+    _index: dict[str, tuple[str, ...]] | None
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        checked: list[tuple[str, str]] = []
-        for name, value in items:
-            _check(name, value)
-            checked.append((canonical_name(name), value))
-        self._items = tuple(checked)
+        self._items = tuple([(check_field(name, value), value) for name, value in items])
         self._index = None
 
     @classmethod
-    def _trusted(cls, items: tuple[tuple[str, str], ...]) -> Headers:
+    def _trusted(
+        cls, items: tuple[tuple[str, str], ...], index: dict[str, tuple[str, ...]] | None = None
+    ) -> Headers:
+        """Headers from ``items`` already checked and canonical (the parser's, or a
+        copy of another collection's), with their lookup ``index`` when known.
+        Package-internal: nothing here validates ``items`` again."""
         obj = cls.__new__(cls)
         obj._items = items
-        obj._index = None
+        obj._index = index
         return obj
 
-    def _lookup(self) -> dict[str, list[str]]:
+    def _lookup(self) -> dict[str, tuple[str, ...]]:
         index = self._index
         if index is None:
             index = {}
             for n, v in self._items:
-                index.setdefault(n.lower(), []).append(v)
+                key = n.lower()
+                values = index.get(key)
+                index[key] = (v,) if values is None else (*values, v)
             self._index = index
         return index
 
@@ -204,7 +220,7 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        return _key(name) in self._lookup()
+        return _key(name) in (self._index or self._lookup())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
@@ -219,26 +235,24 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """The first value of ``name``, or None."""
-        values = self._lookup().get(_key(name))
+        values = (self._index or self._lookup()).get(_key(name))
         return values[0] if values else None
 
     def count(self, name: str) -> int:
         """How many ``name`` fields there are."""
-        return len(self._lookup().get(_key(name), ()))
+        return len((self._index or self._lookup()).get(_key(name), ()))
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``, in order."""
-        return list(self._lookup().get(_key(name), ()))
+        return list((self._index or self._lookup()).get(_key(name), ()))
 
     def with_added(self, name: str, value: str) -> Headers:
         """A copy with ``name: value`` appended at the end."""
-        _check(name, value)
-        return Headers._trusted((*self._items, (canonical_name(name), value)))
+        return Headers._trusted((*self._items, (check_field(name, value), value)))
 
     def with_prepended(self, name: str, value: str) -> Headers:
         """A copy with ``name: value`` first (e.g. a new top Via)."""
-        _check(name, value)
-        return Headers._trusted(((canonical_name(name), value), *self._items))
+        return Headers._trusted(((check_field(name, value), value), *self._items))
 
     def without(self, name: str) -> Headers:
         """A copy with every ``name`` field removed."""
@@ -257,8 +271,7 @@ class Headers:
 
     def with_first_replaced(self, name: str, value: str) -> Headers:
         """A copy where the first ``name`` field holds ``value`` (appended when absent)."""
-        canon = canonical_name(name)
-        _check(canon, value)
+        canon = check_field(canonical_name(name), value)
         key = canon.lower()
         items = list(self._items)
         for i, (n, _) in enumerate(items):
@@ -272,7 +285,7 @@ class Headers:
         (at the end when absent). No values removes the field."""
         canon = canonical_name(name)
         for value in values:
-            _check(canon, value)
+            check_field(canon, value)
         key = canon.lower()
         out: list[tuple[str, str]] = []
         placed = False

@@ -36,7 +36,7 @@ from huntgroup.engine.sip.fields import (
     parse_via,
 )
 from huntgroup.engine.sip.grammar import bad, parse_uint
-from huntgroup.engine.sip.headers import Headers
+from huntgroup.engine.sip.headers import Headers, check_field
 from huntgroup.engine.sip.uri import Uri
 from huntgroup.errors import LocalProtocolError
 
@@ -185,11 +185,9 @@ class _Fields:
         return self.headers.get("Content-Type")
 
     def _head_bytes(self, start_line: str) -> bytes:
-        headers = self.headers.without("Content-Length").with_added(
-            "Content-Length", str(len(self.body))
-        )
-        lines = [start_line, *(f"{name}: {value}" for name, value in headers)]
-        return encode_text("\r\n".join(lines) + "\r\n\r\n")
+        # Names are canonical in Headers, so any Content-Length is spelled so.
+        fields = "".join([f"{n}: {v}\r\n" for n, v in self.headers if n != "Content-Length"])
+        return encode_text(f"{start_line}\r\n{fields}Content-Length: {len(self.body)}\r\n\r\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +267,7 @@ def make_response(
     """
     if not 100 <= status <= 699:
         raise LocalProtocolError(f"Invalid status code {status}")
+    # Fields copied from the request were checked when it was built or parsed.
     copied: list[tuple[str, str]] = [("Via", v) for v in request.headers.get_all("Via")]
     for name in ("From", "To", "Call-ID", "CSeq"):
         value = request.headers.get(name)
@@ -278,14 +277,15 @@ def make_response(
             to = parse_name_address(value)
             if to.tag is None:
                 value = str(to.with_tag(to_tag))
+                check_field(name, value)
         copied.append((name, value))
     if 100 < status < 300:
         copied.extend(("Record-Route", v) for v in request.headers.get_all("Record-Route"))
-    copied.extend(headers)
+    copied.extend(Headers(headers))
     return Response(
         status=status,
         reason=reason if reason is not None else reason_phrase(status),
-        headers=Headers(copied),
+        headers=Headers._trusted(tuple(copied)),
         body=body,
     )
 
@@ -312,13 +312,20 @@ def make_cancel(invite: Request) -> Request:
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 
+# Two base-62 digits at a time, least significant first: _ID_PAIRS[d] spells d % 62
+# then d // 62, as two single-digit steps would.
+_ID_PAIRS = tuple(_ID_ALPHABET[d % 62] + _ID_ALPHABET[d // 62] for d in range(62 * 62))
+
+
 def _random_text(rng: random.Random, length: int) -> str:
     # One draw of 6 bits per character, read out in base 62 (bias below 2**-200).
     n = rng.getrandbits(6 * length + 200)
     chars = []
-    for _ in range(length):
-        n, digit = divmod(n, 62)
-        chars.append(_ID_ALPHABET[digit])
+    for _ in range(length // 2):
+        n, pair = divmod(n, 62 * 62)
+        chars.append(_ID_PAIRS[pair])
+    if length % 2:
+        chars.append(_ID_ALPHABET[n % 62])
     return "".join(chars)
 
 

@@ -12,7 +12,9 @@ Theory of operation:
   read the start line, split the list headers on commas, expand compact names,
   then validate the fields the SIP core relies on (Via, From, To, Call-ID,
   CSeq, Max-Forwards, Content-Length, Contact, Route, Record-Route, Expires,
-  Date) and the Request-URI.
+  Date) and the Request-URI. The split also fills the lookup index that
+  :class:`Headers` keeps, so validation and later look-ups do not walk the
+  fields again; what a header name canonicalises to is memoized.
 - Content-Length is framing, not content: it is used to cut the body and then
   dropped from the message's headers; serialisation writes it from the body.
 
@@ -31,6 +33,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -45,7 +48,7 @@ from huntgroup.engine.sip.fields import (
 from huntgroup.engine.sip.grammar import WSP, bad, is_token, parse_uint, split_list
 from huntgroup.engine.sip.headers import LIST_HEADERS, Headers, canonical_name
 from huntgroup.engine.sip.message import Message, Request, Response, reason_phrase
-from huntgroup.engine.sip.uri import SipUri, parse_uri
+from huntgroup.engine.sip.uri import SipUri, Uri, parse_uri
 from huntgroup.errors import HuntgroupError, RemoteProtocolError
 
 DEFAULT_MAX_MESSAGE_SIZE = 65536
@@ -54,9 +57,16 @@ DEFAULT_MAX_LINE_LENGTH = 8192
 SUPPORTED_REQUEST_SCHEMES = frozenset({"sip", "sips", "tel"})
 
 _VERSION = re.compile(r"SIP/(\d+)\.(\d+)", re.ASCII | re.IGNORECASE)
-_SINGLE = ("From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Length", "Expires")
-_REQUIRED = ("Via", "From", "To", "Call-ID", "CSeq")
-_ADDRESS_LISTS = ("Route", "Record-Route")
+# (name, lookup key) pairs of the fields _validate_headers checks.
+_SINGLE = tuple(
+    (name, name.lower())
+    for name in ("From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Length", "Expires")
+)
+_REQUIRED = tuple((name, name.lower()) for name in ("Via", "From", "To", "Call-ID", "CSeq"))
+_ADDRESS_LISTS = ("route", "record-route")
+
+Index = dict[str, tuple[str, ...]]
+"""Header values by lower-case canonical name, in message order (what Headers looks up)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,18 +117,21 @@ def _check_version(text: str) -> None:
         raise RemoteProtocolError(f"Unsupported version {text}", status=505)
 
 
-def _split_head(
-    head: str, limits: ParserLimits
-) -> tuple[str, list[tuple[str, str]], RemoteProtocolError | None]:
-    """Start line, unfolded ``(name, value)`` lines with list headers split, and
-    the first list that could not be split (kept whole, reported afterwards so
-    that the error can carry the other headers)."""
-    lines = head.split("\r\n")
-    if max(map(len, lines)) > limits.max_line_length:
-        raise bad("Header line too long")
-    if "\r" in head.replace("\r\n", "") or "\n" in head.replace("\r\n", ""):
-        raise bad("Bare CR or LF in header section")
-    start_line = lines[0]
+@functools.lru_cache(maxsize=1024)
+def _field_name(name: str) -> tuple[str, str, bool] | None:
+    """``(canonical name, lookup key, is a list header)`` for a received header
+    name (trailing whitespace allowed), or None when it is not a token. Memoized:
+    peers send the same few names in every message."""
+    name = name.rstrip(WSP)
+    if not is_token(name):
+        return None
+    canon = canonical_name(name)
+    key = canon.lower()
+    return canon, key, key in LIST_HEADERS
+
+
+def _unfold(lines: list[str]) -> list[str]:
+    """The header lines (after the start line) with continuation lines joined."""
     logical: list[str] = []
     for line in lines[1:]:
         if line[:1] in (" ", "\t"):
@@ -127,59 +140,81 @@ def _split_head(
             logical[-1] = logical[-1].rstrip(WSP) + " " + line.lstrip(WSP)
         else:
             logical.append(line)
+    return logical
+
+
+def _split_head(
+    head: str, limits: ParserLimits
+) -> tuple[str, list[tuple[str, str]], Index, RemoteProtocolError | None]:
+    """Start line, unfolded ``(name, value)`` lines with list headers split, their
+    lookup index, and the first list that could not be split (kept whole,
+    reported afterwards so that the error can carry the other headers)."""
+    lines = head.split("\r\n")
+    if max(map(len, lines)) > limits.max_line_length:
+        raise bad("Header line too long")
+    # Every CR and LF must belong to a CRLF separator.
+    separators = len(lines) - 1
+    if head.count("\r") != separators or head.count("\n") != separators:
+        raise bad("Bare CR or LF in header section")
+    start_line = lines[0]
+    folded = "\r\n " in head or "\r\n\t" in head
+    logical = _unfold(lines) if folded else lines[1:]
     if len(logical) > limits.max_headers:
         raise bad("Too many header fields")
     items: list[tuple[str, str]] = []
+    index: Index = {}
     deferred: RemoteProtocolError | None = None
     for line in logical:
         name, colon, value = line.partition(":")
-        name = name.rstrip(WSP)
-        if not colon or not is_token(name):
+        known = _field_name(name)
+        if not colon or known is None:
             raise bad("Invalid header line")
+        canon, key, is_list = known
         value = value.strip(WSP)
-        canon = canonical_name(name)
-        if value and canon.lower() in LIST_HEADERS:
-            if "," not in value and '"' not in value:  # the usual case: one plain element
-                items.append((canon, value))
-                continue
+        values = index.get(key, ())
+        if is_list and value and ("," in value or '"' in value):
             try:
-                items.extend((canon, element) for element in split_list(value))
+                elements = split_list(value)
             except RemoteProtocolError as exc:
                 deferred = deferred or bad(f"Invalid {canon}: {exc}")
-                items.append((canon, value))
-        else:
+                elements = [value]
+            items.extend([(canon, element) for element in elements])
+            index[key] = (*values, *elements)
+        else:  # the usual case: one plain element
             items.append((canon, value))
+            index[key] = (*values, value) if values else (value,)
     if len(items) > limits.max_headers:
         raise bad("Too many header fields")
-    return start_line, items, deferred
+    return start_line, items, index, deferred
 
 
-def _validate_headers(headers: Headers) -> None:
-    for name in _REQUIRED:
-        if name not in headers:
+def _validate_headers(index: Index) -> None:
+    for name, key in _REQUIRED:
+        if key not in index:
             raise bad(f"Missing {name} header")
-    for name in _SINGLE:
-        if headers.count(name) > 1:
+    for name, key in _SINGLE:
+        values = index.get(key)
+        if values is not None and len(values) > 1:
             raise bad(f"Several {name} headers")
-    for value in headers.get_all("Via"):
+    for value in index["via"]:
         parse_via(value)
-    for name in ("From", "To"):
+    for name, key in (("From", "from"), ("To", "to")):
         try:
-            parse_name_address(headers.get(name) or "")
+            parse_name_address(index[key][0])
         except RemoteProtocolError as exc:
             raise bad(f"Invalid {name}: {exc}") from None
-    parse_call_id(headers.get("Call-ID") or "")
-    parse_cseq(headers.get("CSeq") or "")
-    max_forwards = headers.get("Max-Forwards")
-    if max_forwards is not None:
-        parse_uint(max_forwards, what="Max-Forwards", maximum=255)
-    expires = headers.get("Expires")
-    if expires is not None:
-        parse_uint(expires, what="Expires", maximum=MAX_DELTA_SECONDS)
-    date = headers.get("Date")
-    if date is not None:
-        parse_date(date)
-    contacts = headers.get_all("Contact")
+    parse_call_id(index["call-id"][0])
+    parse_cseq(index["cseq"][0])
+    values = index.get("max-forwards")
+    if values is not None:
+        parse_uint(values[0], what="Max-Forwards", maximum=255)
+    values = index.get("expires")
+    if values is not None:
+        parse_uint(values[0], what="Expires", maximum=MAX_DELTA_SECONDS)
+    values = index.get("date")
+    if values is not None:
+        parse_date(values[0])
+    contacts = index.get("contact", ())
     if any(c.strip(WSP) == "*" for c in contacts):
         if len(contacts) != 1:
             raise bad("Invalid Contact: '*' mixed with addresses")
@@ -189,55 +224,79 @@ def _validate_headers(headers: Headers) -> None:
             expires_param = address.param("expires")
             if expires_param is not None:
                 parse_uint(expires_param, what="Contact expires", maximum=MAX_DELTA_SECONDS)
-    for name in _ADDRESS_LISTS:
-        for value in headers.get_all(name):
+    for key in _ADDRESS_LISTS:
+        for value in index.get(key, ()):
             parse_name_address(value)
 
 
-def _content_length(headers: Headers) -> int | None:
-    value = headers.get("Content-Length")
-    if value is None:
+def _content_length(index: Index) -> int | None:
+    values = index.get("content-length")
+    if values is None:
         return None
     try:
-        return parse_uint(value, what="Content-Length", maximum=2**31 - 1)
+        return parse_uint(values[0], what="Content-Length", maximum=2**31 - 1)
     except RemoteProtocolError:
         raise bad("Invalid Content-Length") from None
 
 
-@dataclass(frozen=True, slots=True)
 class _Head:
     """A parsed, validated head waiting for its body."""
 
-    partial: PartialMessage
-    request_uri: str | None
-    content_length: int | None
+    __slots__ = ("content_length", "headers", "index", "method", "start_line", "status", "uri")
+
+    def __init__(
+        self,
+        start_line: str,
+        headers: Headers,
+        index: Index,
+        content_length: int | None,
+        *,
+        method: str | None = None,
+        uri: Uri | None = None,
+        status: int | None = None,
+    ) -> None:
+        self.start_line = start_line
+        self.headers = headers
+        self.index = index
+        self.content_length = content_length
+        self.method = method
+        self.uri = uri
+        self.status = status
+
+    @property
+    def partial(self) -> PartialMessage:
+        """What an error found after the head (in the body's framing) carries."""
+        return PartialMessage(self.start_line, self.headers, self.method, self.status)
 
     def build(self, body: bytes) -> Message:
-        p = self.partial
-        # Content-Length is framing: the message's body length says it.
-        headers = p.headers.without("Content-Length")
-        if p.method is not None and self.request_uri is not None:
-            return Request(
-                method=p.method, uri=parse_uri(self.request_uri), headers=headers, body=body
-            )
-        assert p.status is not None
-        reason = p.start_line.split(" ", 2)[2] if p.start_line.count(" ") >= 2 else ""
-        return Response(status=p.status, reason=reason, headers=headers, body=body)
+        headers = self.headers
+        if "content-length" in self.index:
+            # Content-Length is framing: the message's body length says it.
+            index = dict(self.index)
+            del index["content-length"]
+            items = tuple(item for item in headers if item[0] != "Content-Length")
+            headers = Headers._trusted(items, index)
+        if self.method is not None and self.uri is not None:
+            return Request(method=self.method, uri=self.uri, headers=headers, body=body)
+        assert self.status is not None
+        line = self.start_line
+        reason = line.split(" ", 2)[2] if line.count(" ") >= 2 else ""
+        return Response(status=self.status, reason=reason, headers=headers, body=body)
 
 
 def _parse_head(raw: bytes, limits: ParserLimits) -> _Head:
     head = raw.decode("utf-8", "surrogateescape")
     try:
-        start_line, items, deferred = _split_head(head, limits)
-        headers = Headers(items)
+        start_line, items, index, deferred = _split_head(head, limits)
     except RemoteProtocolError as exc:
         raise _wrap(exc, None) from None
-    except HuntgroupError as exc:  # a header name Headers refuses
-        raise SipParseError(str(exc), 400) from None
-    partial = PartialMessage(start_line=start_line, headers=headers)
+    # Names are tokens (so canonical_name accepts them) and no value holds CR or LF.
+    headers = Headers._trusted(tuple(items), index)
+    method: str | None = None
+    status: int | None = None
     try:
         if deferred is not None:
-            partial = _best_effort_partial_from(start_line, headers)
+            method = _best_effort_partial_from(start_line, headers).method
             raise deferred
         if start_line[:4].upper() == "SIP/":
             parts = start_line.split(" ", 2)
@@ -245,24 +304,23 @@ def _parse_head(raw: bytes, limits: ParserLimits) -> _Head:
             code_text = parts[1] if len(parts) > 1 else ""
             if len(code_text) != 3 or not code_text.isascii() or not code_text.isdigit():
                 raise bad("Invalid status code")
-            status = int(code_text)
-            if status < 100:
+            if int(code_text) < 100:
                 raise bad("Invalid status code")
-            partial = PartialMessage(start_line=start_line, headers=headers, status=status)
-            _validate_headers(headers)
-            return _Head(partial, None, _content_length(headers))
+            status = int(code_text)
+            _validate_headers(index)
+            return _Head(start_line, headers, index, _content_length(index), status=status)
         first = start_line.split(" ", 1)[0]
         if is_token(first):
-            partial = PartialMessage(start_line=start_line, headers=headers, method=first)
+            method = first
         parts = start_line.split(" ")
         if len(parts) != 3 or not all(parts):
             raise bad("Invalid Request-Line")
-        method, uri_text, version = parts
-        if not is_token(method):
+        method_text, uri_text, version = parts
+        if not is_token(method_text):
             raise bad("Invalid method")
-        partial = PartialMessage(start_line=start_line, headers=headers, method=method)
+        method = method_text
         _check_version(version)
-        _validate_headers(headers)
+        _validate_headers(index)
         try:
             uri = parse_uri(uri_text)
         except RemoteProtocolError:
@@ -271,12 +329,11 @@ def _parse_head(raw: bytes, limits: ParserLimits) -> _Head:
             raise RemoteProtocolError(f"Unsupported URI scheme {uri.scheme}", status=416)
         if isinstance(uri, SipUri) and uri.headers:
             raise bad("Invalid Request-URI: headers are not allowed")
-        cseq = parse_cseq(headers.get("CSeq") or "")
-        if cseq.method != method:
+        if parse_cseq(index["cseq"][0]).method != method:
             raise bad("CSeq method does not match the Request-Line")
-        return _Head(partial, uri_text, _content_length(headers))
+        return _Head(start_line, headers, index, _content_length(index), method=method, uri=uri)
     except RemoteProtocolError as exc:
-        raise _wrap(exc, partial) from None
+        raise _wrap(exc, PartialMessage(start_line, headers, method, status)) from None
 
 
 def _best_effort_partial(raw: bytes, limits: ParserLimits) -> PartialMessage | None:
@@ -285,10 +342,10 @@ def _best_effort_partial(raw: bytes, limits: ParserLimits) -> PartialMessage | N
         return None
     try:
         head = raw[:end].decode("utf-8", "surrogateescape")
-        start_line, items, _ = _split_head(head, limits)
-        headers = Headers(items)
+        start_line, items, index, _ = _split_head(head, limits)
     except HuntgroupError:
         return None
+    headers = Headers._trusted(tuple(items), index)
     return _best_effort_partial_from(start_line, headers)
 
 

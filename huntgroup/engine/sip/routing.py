@@ -15,6 +15,7 @@ network or a clock.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 from collections.abc import Collection
@@ -44,7 +45,10 @@ class Peer:
         return self.transport.upper() != "UDP"
 
 
+@functools.lru_cache(maxsize=1024)
 def _same_address(a: str, b: str) -> bool:
+    if a == b:
+        return True
     try:
         return ipaddress.ip_address(a.strip("[]")) == ipaddress.ip_address(b.strip("[]"))
     except ValueError:
