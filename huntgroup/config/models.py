@@ -82,6 +82,11 @@ class TlsConfig(_Model):
     verify_peers: bool = True
 
 
+class LimitsConfig(_Model):
+    max_calls: int | None = Field(None, ge=1)
+    max_call_rate: float | None = Field(None, gt=0)
+
+
 class ServerConfig(_Model):
     listen: tuple[str, ...] = ("udp:0.0.0.0:5060", "tcp:0.0.0.0:5060")
     domain: str = "voip.example.net"
@@ -92,6 +97,7 @@ class ServerConfig(_Model):
     shutdown_grace: float = Field(30.0, ge=0, le=3600)
     digest_algorithms: tuple[Literal["SHA-256", "MD5"], ...] = ("SHA-256", "MD5")
     tls: TlsConfig = TlsConfig()
+    limits: LimitsConfig = LimitsConfig()
 
     @field_validator("digest_algorithms")
     @classmethod

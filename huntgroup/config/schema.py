@@ -22,6 +22,7 @@ from huntgroup.config.models import (
     NUMBER_RE,
     Config,
     GroupConfig,
+    LimitsConfig,
     LineConfig,
     MediaConfig,
     MemberConfig,
@@ -40,6 +41,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     MediaConfig,
     SipTimers,
     TlsConfig,
+    LimitsConfig,
     LineConfig,
     GroupConfig,
     QueueConfig,
@@ -53,6 +55,8 @@ MODEL_DESCRIPTIONS: dict[str, str] = {
     "ServerConfig": "Where the SIP server listens and how it reaches the rest of the network.",
     "MediaConfig": "Audio (RTP) handling: our address in SDP, the RTP port range, relay mode.",
     "SipTimers": "RFC 3261 timer base values in seconds; the defaults suit almost every network.",
+    "LimitsConfig": "Admission limits: beyond them, new calls get 503 and calls in progress "
+    "keep the capacity.",
     "TlsConfig": "SIP over TLS: our certificate for tls: listen addresses, and how the "
     "certificates of peers we call over TLS are checked.",
     "LineConfig": "A line (user licence, «licence»): its 10-digit number is also its SIP login.",
@@ -80,6 +84,7 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "timers": "SIP transaction timers (T1, T2, T4) in seconds.",
         "shutdown_grace": "Seconds to let calls in progress finish on shutdown.",
         "tls": "SIP over TLS: certificate, key, and peer verification.",
+        "limits": "Admission limits on new calls (503 beyond them).",
         "digest_algorithms": (
             "Digest algorithms offered to lines, preferred first (RFC 8760). Some phones "
             "only read the first challenge: list MD5 first, or only MD5, for them."
@@ -89,6 +94,12 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "address": "IP address written in our SDP (where peers send RTP to us).",
         "rtp_ports": "RTP port range 'LOW-HIGH' (at least 2 ports, 1024..65535).",
         "mode": "relay: audio flows through the server; direct: between the phones.",
+    },
+    "LimitsConfig": {
+        "max_calls": "Calls in progress at once (ringing, queued or bridged); beyond, new "
+        "calls get 503 with Retry-After. null: no limit.",
+        "max_call_rate": "New calls per second (with a burst of one second's worth); beyond, "
+        "503 with Retry-After. null: no limit.",
     },
     "TlsConfig": {
         "certificate": "PEM file with our certificate (and its chain), relative to the "

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from huntgroup.config.models import Config
+from huntgroup.engine.admission import CallAdmission
 from huntgroup.engine.dialogs import Dialog, Local, uac_dialog, uas_dialog
 from huntgroup.engine.digest import DigestAuthenticator, parse_credentials, usable_algorithms
 from huntgroup.engine.media_plan import CallMedia, MediaCommand, MediaPlanner
@@ -234,6 +235,8 @@ class B2BUA:
         self.accepting = True
         self._shutdown_at: float | None = None
         self.counters = SipCounters()
+        limits = config.server.limits
+        self.admission = CallAdmission(limits.max_calls, limits.max_call_rate, now=now)
 
     # ================================================================ inputs
     def receive_datagram(self, data: bytes, source: Peer, *, now: float) -> list[Output]:
@@ -572,6 +575,14 @@ class B2BUA:
                 return
             if not self._authenticated(key, request, caller_number, proxy=True):
                 return
+        # server.limits: only what would become a call counts (not a 404 nor a 407);
+        # feature codes (above) still pass, they are over at once.
+        refusal = self.admission.admit(len(self._calls), now=self._now)
+        if refusal is not None:
+            self.counters.over_limits += 1
+            log.info("INVITE to %s refused (503): %s", number, refusal.reason)
+            self._respond(key, request, 503, headers=(("Retry-After", str(refusal.retry_after)),))
+            return
         call = self._accept(key, request, source, number)
         if call is None:
             return

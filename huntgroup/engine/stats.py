@@ -31,6 +31,7 @@ class SipCounters:
     undeliverable: int = 0  # requests failed by an ICMP error or a refused connection
     invites: int = 0  # INVITEs that would start a call
     calls: int = 0  # of those, taken in as calls (feature codes included); others refused
+    over_limits: int = 0  # of the refused, those refused by server.limits (503)
     bridged: int = 0  # calls connected to a member, a forward target or the upstream
 
 
