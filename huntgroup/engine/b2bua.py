@@ -162,6 +162,7 @@ class _Call:
     number: str
     state: str = "early"  # early | answered | ended
     ringing_sent: bool = False
+    early_media: bool = False  # a 183 with our SDP went to the caller (queue.answer: false)
     dialog: Dialog | None = None
     retransmit: TwoXXRetransmitter | None = None
     legs: dict[str, _Leg] = field(default_factory=dict)
@@ -1104,10 +1105,10 @@ class B2BUA:
     def _hold(self, call: _Call, answer: bool) -> None:
         log.info("call %s: queued (%s)", call.key, "answered" if answer else "early media")
         if call.state == "early":
-            call.media.caller_heard_us = True
             if answer:
                 self._answer_caller(call)
             else:
+                call.early_media = True
                 self._respond(
                     call.tx,
                     call.invite,
@@ -1125,7 +1126,6 @@ class B2BUA:
         """200 OK to the caller: with our SDP, or ``body`` (direct media: the member's)."""
         if body is None:
             body = call.media.caller_answer
-            call.media.caller_heard_us = True
         response = self._respond(
             call.tx,
             call.invite,
@@ -1159,7 +1159,7 @@ class B2BUA:
                 self._cancel_leg(other)
         media = call.media
         if call.state == "early":
-            if media.direct and not media.caller_heard_us:
+            if media.direct and not call.early_media:  # our SDP never reached the caller
                 body, commands = self.media.answer_with_member(media)
                 self._answer_caller(call, body)
                 self._out.extend(commands)

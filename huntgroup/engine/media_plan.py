@@ -112,7 +112,6 @@ class CallMedia:
     direct: bool = False  # this call's media goes end to end once bridged
     caller_sdp: SessionDescription | None = None  # the caller's latest SDP
     member_sdp: SessionDescription | None = None  # the bridged member's latest SDP
-    caller_heard_us: bool = False  # our SDP reached the caller: a switch takes a re-INVITE
     told_caller: tuple[str, int] | None = None  # the member address the caller was given
     told_member: tuple[str, int] | None = None  # the caller address members were given
     bypassed: bool = False  # ports given back: media flows end to end
@@ -228,9 +227,7 @@ class MediaPlanner:
                 if endpoint is None or len(answer.media) != len(media.member_offer_sdp.media):
                     return None
                 media.member_sdp = answer
-                media.member_plan = replace(
-                    media.caller_plan, remote_address=endpoint[0], remote_port=endpoint[1]
-                )
+                media.member_plan = _aimed(media.caller_plan, endpoint)
                 return endpoint
             plan = accept_answer(media.member_offer_sdp, answer)
         except ProtocolError:
@@ -254,8 +251,7 @@ class MediaPlanner:
             return False
         plan = media.caller_plan
         moved = endpoint != (plan.remote_address, plan.remote_port)
-        media.caller_sdp = sdp
-        media.caller_plan = replace(plan, remote_address=endpoint[0], remote_port=endpoint[1])
+        self._learn(media, sdp, endpoint, from_caller=True)
         if media.direct:
             media.member_offer = b""  # members rung from now on get the new SDP
         return moved
@@ -269,22 +265,18 @@ class MediaPlanner:
         assert media.member_sdp is not None and media.caller_origin is not None
         sdp = replace(media.member_sdp, origin=media.caller_origin)
         media.told_caller = audio_endpoint(sdp)
-        media.caller_heard_us = True
         return sdp.to_bytes(), self.bypass(media)
 
     def offer_toward(self, media: CallMedia, side: Literal["caller", "member"]) -> bytes:
         """Direct mode: the re-INVITE offer giving ``side`` the other side's SDP."""
-        if side == "caller":
-            assert media.member_sdp is not None and media.caller_origin is not None
-            origin = _next_version(media.caller_origin)
-            media.caller_origin = origin
-            sdp = replace(media.member_sdp, origin=origin)
+        toward_caller = side == "caller"
+        other = media.member_sdp if toward_caller else media.caller_sdp
+        origin = self._bump_origin(media, toward_caller=toward_caller)
+        assert other is not None and origin is not None
+        sdp = replace(other, origin=origin)
+        if toward_caller:
             media.told_caller = audio_endpoint(sdp)
         else:
-            assert media.caller_sdp is not None and media.member_origin is not None
-            origin = _next_version(media.member_origin)
-            media.member_origin = origin
-            sdp = replace(media.caller_sdp, origin=origin)
             media.told_member = audio_endpoint(sdp)
         return sdp.to_bytes()
 
@@ -304,18 +296,8 @@ class MediaPlanner:
         endpoint = audio_endpoint(sdp) if sdp is not None else None
         if sdp is None or endpoint is None:
             return None
-        if side == "caller":
-            media.caller_sdp = sdp
-            media.caller_plan = replace(
-                media.caller_plan, remote_address=endpoint[0], remote_port=endpoint[1]
-            )
-            return endpoint != media.told_member
-        media.member_sdp = sdp
-        if media.member_plan is not None:
-            media.member_plan = replace(
-                media.member_plan, remote_address=endpoint[0], remote_port=endpoint[1]
-            )
-        return endpoint != media.told_caller
+        self._learn(media, sdp, endpoint, from_caller=side == "caller")
+        return endpoint != (media.told_member if side == "caller" else media.told_caller)
 
     def bypass(self, media: CallMedia) -> list[MediaCommand]:
         """Direct mode: both sides talk to each other; stop relaying, give the ports back."""
@@ -388,25 +370,12 @@ class MediaPlanner:
                     remote = (conn.address.split("/", 1)[0], m.port)
                 m = replace(m, port=toward, connection=None)
             streams.append(m)
-        # RFC 3264 §8: toward each peer we keep one o= session, its version going up
-        mine = media.member_origin if from_caller else media.caller_origin
-        if mine is None:
-            mine = replace(sdp.origin, address=self.address, addr_type=ours.addr_type)
-        origin = _next_version(mine)
-        if from_caller:
-            media.member_origin = origin
-        else:
-            media.caller_origin = origin
+        start = replace(sdp.origin, address=self.address, addr_type=ours.addr_type)
+        origin = self._bump_origin(media, toward_caller=not from_caller, start=start)
+        assert origin is not None
         rewritten = replace(sdp, origin=origin, connection=ours, media=tuple(streams))
         if remote is not None:
-            if from_caller:
-                media.caller_plan = replace(
-                    media.caller_plan, remote_address=remote[0], remote_port=remote[1]
-                )
-            elif media.member_plan is not None:
-                media.member_plan = replace(
-                    media.member_plan, remote_address=remote[0], remote_port=remote[1]
-                )
+            self._learn(media, sdp, remote, from_caller=from_caller)
         return rewritten.to_bytes(), self.bridge(media)
 
     def _pass_through(self, media: CallMedia, body: bytes, *, from_caller: bool) -> bytes:
@@ -415,16 +384,47 @@ class MediaPlanner:
             sdp = parse_sdp(body)
         except ProtocolError:
             return body
-        mine = media.member_origin if from_caller else media.caller_origin
-        if mine is None:
+        origin = self._bump_origin(media, toward_caller=not from_caller)
+        if origin is None:
             return body
-        origin = _next_version(mine)
         endpoint = audio_endpoint(sdp)
         if from_caller:
-            media.member_origin, media.caller_sdp, media.told_member = origin, sdp, endpoint
+            media.caller_sdp, media.told_member = sdp, endpoint
         else:
-            media.caller_origin, media.member_sdp, media.told_caller = origin, sdp, endpoint
+            media.member_sdp, media.told_caller = sdp, endpoint
         return replace(sdp, origin=origin).to_bytes()
+
+    def _bump_origin(
+        self, media: CallMedia, *, toward_caller: bool, start: Origin | None = None
+    ) -> Origin | None:
+        """RFC 3264 §8: toward each peer we keep one ``o=`` session, its version going up
+        with each SDP we send; ``start`` when we sent that peer none yet (None: no SDP)."""
+        mine = (media.caller_origin if toward_caller else media.member_origin) or start
+        if mine is None:
+            return None
+        origin = _next_version(mine)
+        if toward_caller:
+            media.caller_origin = origin
+        else:
+            media.member_origin = origin
+        return origin
+
+    def _learn(
+        self,
+        media: CallMedia,
+        sdp: SessionDescription,
+        endpoint: tuple[str, int],
+        *,
+        from_caller: bool,
+    ) -> None:
+        """A side's new SDP: kept as its latest, and its RTP now goes to ``endpoint``."""
+        if from_caller:
+            media.caller_sdp = sdp
+            media.caller_plan = _aimed(media.caller_plan, endpoint)
+        else:
+            media.member_sdp = sdp
+            if media.member_plan is not None:
+                media.member_plan = _aimed(media.member_plan, endpoint)
 
     def close(self, media: CallMedia) -> list[MediaCommand]:
         if media.closed:
@@ -449,6 +449,11 @@ class MediaPlanner:
             return self.ports.allocate()
         except MediaError as err:
             raise RemoteProtocolError(f"no RTP port free: {err}", 503) from err
+
+
+def _aimed(plan: MediaPlan, endpoint: tuple[str, int]) -> MediaPlan:
+    """``plan`` with RTP sent to ``endpoint``."""
+    return replace(plan, remote_address=endpoint[0], remote_port=endpoint[1])
 
 
 def _next_version(origin: Origin) -> Origin:
