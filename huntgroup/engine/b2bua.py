@@ -48,6 +48,7 @@ from huntgroup.engine.digest import DigestAuthenticator, parse_credentials, usab
 from huntgroup.engine.media_plan import CallMedia, MediaCommand, MediaPlanner
 from huntgroup.engine.nat import behind_nat
 from huntgroup.engine.registrar import Registrar, Source, parse_contact_values
+from huntgroup.engine.sip.grammar import quote
 from huntgroup.engine.sip.headers import Headers
 from huntgroup.engine.sip.layer import TransactionLayer, client_key_of_datagram
 from huntgroup.engine.sip.message import (
@@ -60,7 +61,12 @@ from huntgroup.engine.sip.message import (
     new_tag,
 )
 from huntgroup.engine.sip.parser import SipParseError, error_response, parse_datagram
-from huntgroup.engine.sip.routing import Peer, check_max_forwards, response_destination
+from huntgroup.engine.sip.routing import (
+    Peer,
+    check_max_forwards,
+    next_hop_max_forwards,
+    response_destination,
+)
 from huntgroup.engine.sip.transaction import (
     AckTimedOut,
     CancelReceived,
@@ -929,11 +935,12 @@ class B2BUA:
 
     # ============================================================== legs
     def _leg_answered(self, call: _Call, leg: _Leg, response: Response, source: Peer) -> None:
-        if leg.dialog is not None:  # a retransmitted 2xx: our ACK was lost, send it again
-            self._send(leg.dialog.ack_for_2xx(leg.invite.cseq.number, self.rng), leg.destination)
-            return
-        leg.dialog = uac_dialog(leg.invite, response, leg.destination, leg.me)
+        retransmitted = leg.dialog is not None  # our ACK was lost: send it again, only
+        if leg.dialog is None:
+            leg.dialog = uac_dialog(leg.invite, response, leg.destination, leg.me)
         self._send(leg.dialog.ack_for_2xx(leg.invite.cseq.number, self.rng), leg.destination)
+        if retransmitted:
+            return
         if leg.cancelled or call.state == "ended" or call.bridged is not None:
             self._bye_leg(leg)  # too late: another member won, or the caller left
             return
@@ -993,7 +1000,6 @@ class B2BUA:
 
     def _bye_leg(self, leg: _Leg) -> None:
         if leg.dialog is not None and leg.state != "ended":
-            leg.state = "ended"
             self._start(leg.dialog.request("BYE", self.rng), leg.dialog.peer)
         leg.state = "ended"
 
@@ -1002,7 +1008,7 @@ class B2BUA:
     ) -> None:
         me = self._local_for(destination)
         domain = self.config.server.domain
-        display = f'"{_quote(caller.display_name)}" ' if caller.display_name else ""
+        display = f"{quote(caller.display_name)} " if caller.display_name else ""
         from_ = f"{display}<sip:{caller.number}@{domain}>;tag={new_tag(self.rng)}"
         to = f"<{target}>"
         call_id = new_call_id(self.rng, me.host)
@@ -1019,7 +1025,7 @@ class B2BUA:
         headers = Headers(
             [
                 ("Via", me.via(self.rng)),
-                ("Max-Forwards", str(max(0, (call.invite.max_forwards or 70) - 1))),
+                ("Max-Forwards", str(next_hop_max_forwards(call.invite, default=69))),
                 ("From", from_),
                 ("To", to),
                 ("Call-ID", call_id),
@@ -1326,10 +1332,6 @@ def _user_of(uri: Uri) -> str:
 
 def _is_sdp(content_type: str | None) -> bool:
     return (content_type or "").split(";")[0].strip().lower() == "application/sdp"
-
-
-def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _peer_of(uri: Uri) -> Peer | None:

@@ -18,12 +18,12 @@ Invariant: the local CSeq only grows; the ACK reuses the INVITE's number.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from huntgroup.engine.sip.fields import NameAddress
 from huntgroup.engine.sip.headers import Headers
 from huntgroup.engine.sip.message import Request, Response, new_branch
-from huntgroup.engine.sip.routing import Peer
+from huntgroup.engine.sip.routing import Peer, bracket
 from huntgroup.engine.sip.uri import Uri
 
 
@@ -36,13 +36,12 @@ class Local:
     port: int
 
     def via(self, rng: random.Random) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"SIP/2.0/{self.transport} {host}:{self.port};branch={new_branch(rng)};rport"
+        sent_by = f"{bracket(self.host)}:{self.port}"
+        return f"SIP/2.0/{self.transport} {sent_by};branch={new_branch(rng)};rport"
 
     def contact(self, user: str = "huntgroup") -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
         param = f";transport={self.transport.lower()}" if self.transport != "UDP" else ""
-        return f"<sip:{user}@{host}:{self.port}{param}>"
+        return f"<sip:{user}@{bracket(self.host)}:{self.port}{param}>"
 
 
 @dataclass(slots=True)
@@ -56,7 +55,6 @@ class Dialog:
     me: Local
     local_cseq: int
     remote_cseq: int = 0
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def local_tag(self) -> str:

@@ -86,6 +86,7 @@ __all__ = [
     "compute_ha1",
     "compute_response",
     "parse_credentials",
+    "stored_ha1",
     "usable_algorithms",
 ]
 
@@ -152,7 +153,7 @@ def compute_ha1(algorithm: str, username: str, realm: str, password: str) -> str
     return _hash_hex(algorithm, f"{username}:{realm}:{password}")
 
 
-def _stored_ha1(secret: UserSecret, algorithm: str, username: str, realm: str) -> str | None:
+def stored_ha1(secret: UserSecret, algorithm: str, username: str, realm: str) -> str | None:
     """The (non -sess) HA1 of the account for ``algorithm``, or None when unknown."""
     if secret.password is not None:
         return compute_ha1(algorithm, username, realm, secret.password)
@@ -585,7 +586,7 @@ class DigestAuthenticator:
         secret = credentials_lookup(credentials.username)
         if secret is None:
             return result(AuthOutcome.UNKNOWN_USER)
-        ha1 = _stored_ha1(secret, algorithm, credentials.username, self.realm)
+        ha1 = stored_ha1(secret, algorithm, credentials.username, self.realm)
         if ha1 is None:
             return result(AuthOutcome.NO_SECRET_FOR_ALGORITHM)
         expected = compute_response(

@@ -233,9 +233,7 @@ class MediaEngine:
         for _ in range(64):  # bounded: never starve the loop
             try:
                 data, addr = side.sock.recvfrom(2048)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
+            except OSError:  # BlockingIOError included: nothing more to read
                 return
             if len(data) < 12 or data[0] >> 6 != 2:
                 self.counters.dropped_bad_header += 1

@@ -44,7 +44,7 @@ from huntgroup.engine.media_plan import MediaPlanner
 from huntgroup.engine.redis_state import RedisStateSync, default_node_id, redact
 from huntgroup.engine.resolver import HostResolver, is_address
 from huntgroup.engine.sip.parser import SipParseError, StreamParser
-from huntgroup.engine.sip.routing import Peer
+from huntgroup.engine.sip.routing import Peer, bracket
 from huntgroup.errors import MediaError
 from huntgroup.queue.journal import JournalingStore
 
@@ -141,7 +141,6 @@ class Server:
         self._timer = LoopTimer(loop, self._on_timer)
         self.b2bua: B2BUA
         self.media: MediaEngine
-        self.bound: list[ListenAddress] = []
         self.stopped = asyncio.Event()
         self.state_sync: RedisStateSync | None = None
 
@@ -154,6 +153,7 @@ class Server:
         # queued in the first second must not stall every other stream.
         await self._preload_music(cfg)
         locals_: list[Local] = []
+        tls_server: ssl.SSLContext | None = None
         self._tls_client = tls.client_context(cfg.server.tls)  # for sips: and transport=tls
         for entry in cfg.server.listen:
             addr = parse_listen(entry)
@@ -165,7 +165,9 @@ class Server:
                 port = transport.get_extra_info("sockname")[1]
                 self._udp.append((ListenAddress("UDP", addr.host, port), protocol))
             else:  # TCP or TLS
-                context = tls.server_context(cfg.server.tls) if addr.transport == "TLS" else None
+                if addr.transport == "TLS" and tls_server is None:
+                    tls_server = tls.server_context(cfg.server.tls)  # once for every entry
+                context = tls_server if addr.transport == "TLS" else None
                 server = await asyncio.start_server(
                     functools.partial(self._accept, addr.transport),
                     addr.host,
@@ -175,11 +177,8 @@ class Server:
                 )
                 port = server.sockets[0].getsockname()[1]
                 self._tcp_servers.append(server)
-            bound = ListenAddress(addr.transport, addr.host, port)
-            self.bound.append(bound)
             locals_.append(Local(addr.transport, self._advertised(addr.host), port))
-            shown = f"[{addr.host}]" if ":" in addr.host else addr.host
-            log.info("listening on %s:%s:%d", addr.transport.lower(), shown, port)
+            log.info("listening on %s:%s:%d", addr.transport.lower(), bracket(addr.host), port)
         families = [socket.AF_INET6 if ":" in a.host else socket.AF_INET for a, _ in self._udp]
         self._resolver = HostResolver(self.loop, sorted(families))  # IPv4 first
         secret = os.environ.get("HUNTGROUP_SECRET", "").encode() or secrets.token_bytes(32)

@@ -82,9 +82,7 @@ def drain(sock: socket.socket) -> list[Undelivered]:
             data, ancillary, _flags, address = sock.recvmsg(
                 65535, 512, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT
             )
-        except (BlockingIOError, InterruptedError):
-            break
-        except OSError:
+        except OSError:  # BlockingIOError included: the queue is empty
             break
         error = errno.EIO
         for level, _kind, cdata in ancillary:

@@ -151,10 +151,6 @@ class _Run:
         self.pending: dict[tuple[str, str], Offer] = {}
         self.members = sorted({m.key for g in self.config.groups for m in g.members})
         self.member_index = {m: i for i, m in enumerate(self.members)}
-        self.groups_of: dict[str, list[str]] = {}
-        for g in self.config.groups:
-            for m in g.members:
-                self.groups_of.setdefault(m.key, []).append(g.name)
         self.answer_p = {m: scenario.behaviours[m].answer_probability for m in self.members}
         self.delay = {m: Sampler(scenario.behaviours[m].answer_delay) for m in self.members}
         self.declines = {
@@ -199,30 +195,8 @@ class _Run:
                     self.push(end, self.on_leave, (group, member))
 
     def schedule_arrivals(self) -> None:
-        seed, rep = self.keys
-        for gi, traffic in enumerate(self.sc.traffic):
-            gkey = name_key(traffic.group)
-            times = arrival_times(
-                traffic.arrivals, self.sc.duration, stream(ARRIVALS, seed, rep, gkey)
-            )
-            n = len(times)
-            talks = Sampler(traffic.talk_time).draw_many(stream(TALK, seed, rep, gkey).random(n))
-            patience = (
-                Sampler(traffic.patience).draw_many(stream(PATIENCE, seed, rep, gkey).random(n))
-                if traffic.patience is not None
-                else None
-            )
-            for k in range(n):
-                rec = CallRecord(
-                    call=f"{traffic.group}#{k + 1}",
-                    group=traffic.group,
-                    origin="pilot",
-                    arrival=float(times[k]),
-                    talk_planned=float(talks[k]),
-                    patience=None if patience is None else float(patience[k]),
-                    keys=(gi, k),
-                )
-                self.push(rec.arrival, self.on_arrival, rec)
+        for rec in arrival_records(self.sc, *self.keys):
+            self.push(rec.arrival, self.on_arrival, rec)
 
     def schedule_own_calls(self) -> None:
         for member in self.members:
@@ -329,10 +303,9 @@ class _Run:
         self.calls[rec.call] = rec
         self.feed(DirectCallArrived(rec.call, member, _caller_number(rec)))
         if rec.group is None and self.core.call_state(rec.call) is CallState.QUEUED:
-            for g in self.groups_of.get(member, ()):
-                if rec.call in self.core.store.queue(g):
-                    self._adopt(rec, g)
-                    break
+            group = self.core.group_of_call(rec.call)  # hunted to a group, queued there
+            if group is not None:
+                self._adopt(rec, group)
 
     def on_outgoing_call(self, item: tuple[str, str, float]) -> None:
         call_id, member, talk = item
@@ -409,6 +382,39 @@ class _Run:
         delay = self.delay[member].draw(uniform(DELAY, seed, rep, g, k, mi, attempt))
         if delay < ring.timeout:
             self.push(self.now + delay, self.on_reaction, (rec, member, offer, answers))
+
+
+def arrival_records(scenario: Scenario, seed: int, rep: int) -> list[CallRecord]:
+    """The pilot calls of one replication, group by group, in the order they are drawn.
+
+    The virtual driver schedules them; the live mode places the very same calls.
+    """
+    records: list[CallRecord] = []
+    for gi, traffic in enumerate(scenario.traffic):
+        gkey = name_key(traffic.group)
+        times = arrival_times(
+            traffic.arrivals, scenario.duration, stream(ARRIVALS, seed, rep, gkey)
+        )
+        n = len(times)
+        talks = Sampler(traffic.talk_time).draw_many(stream(TALK, seed, rep, gkey).random(n))
+        patience = (
+            Sampler(traffic.patience).draw_many(stream(PATIENCE, seed, rep, gkey).random(n))
+            if traffic.patience is not None
+            else None
+        )
+        records += [
+            CallRecord(
+                call=f"{traffic.group}#{k + 1}",
+                group=traffic.group,
+                origin="pilot",
+                arrival=float(times[k]),
+                talk_planned=float(talks[k]),
+                patience=None if patience is None else float(patience[k]),
+                keys=(gi, k),
+            )
+            for k in range(n)
+        ]
+    return records
 
 
 def own_call_draws(

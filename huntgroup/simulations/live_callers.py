@@ -46,6 +46,7 @@ from huntgroup.engine.sip import (
     new_tag,
     parse_uri,
 )
+from huntgroup.engine.sip.routing import bracket
 from huntgroup.engine.sip.transaction import Action as TxAction
 from huntgroup.simulations.driver import CallRecord
 from huntgroup.simulations.live_context import NEAR, LiveContext, user_of
@@ -83,7 +84,7 @@ class Callers:
 
     def _request(self, method: str, uri: str, from_user: str, to: str) -> list[tuple[str, str]]:
         me = self.endpoint.local
-        host = f"[{me.host}]" if ":" in me.host else me.host
+        host = bracket(me.host)
         return [
             ("Via", me.via(self.run.rng)),
             ("Max-Forwards", "70"),

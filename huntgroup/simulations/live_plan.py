@@ -35,14 +35,11 @@ from dataclasses import dataclass
 from huntgroup.config.models import Config
 from huntgroup.engine.sip import SipUri, parse_uri
 from huntgroup.errors import ProtocolError
-from huntgroup.simulations.distributions import Sampler, arrival_times, name_key, stream
 from huntgroup.simulations.driver import (
-    ARRIVALS,
     DIRECT,
     OUTGOING,
-    PATIENCE,
-    TALK,
     CallRecord,
+    arrival_records,
     direct_record,
     own_call_draws,
 )
@@ -118,32 +115,7 @@ def outgoing_number(member_index: int, k: int) -> str:
 
 def plan_calls(scenario: Scenario) -> list[CallRecord]:
     """The calls of replication 0, drawn from the virtual driver's streams, by arrival."""
-    seed, rep = scenario.seed & _MASK, 0
-    calls: list[CallRecord] = []
-    for gi, traffic in enumerate(scenario.traffic):
-        gkey = name_key(traffic.group)
-        times = arrival_times(
-            traffic.arrivals, scenario.duration, stream(ARRIVALS, seed, rep, gkey)
-        )
-        n = len(times)
-        talks = Sampler(traffic.talk_time).draw_many(stream(TALK, seed, rep, gkey).random(n))
-        patience = (
-            Sampler(traffic.patience).draw_many(stream(PATIENCE, seed, rep, gkey).random(n))
-            if traffic.patience is not None
-            else None
-        )
-        for k in range(n):
-            calls.append(
-                CallRecord(
-                    call=f"{traffic.group}#{k + 1}",
-                    group=traffic.group,
-                    origin="pilot",
-                    arrival=float(times[k]),
-                    talk_planned=float(talks[k]),
-                    patience=None if patience is None else float(patience[k]),
-                    keys=(gi, k),
-                )
-            )
+    calls = arrival_records(scenario, scenario.seed & _MASK, 0)
     calls.sort(key=lambda c: (c.arrival, c.keys))
     return calls
 

@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 
 from huntgroup.config.models import LineConfig
 from huntgroup.engine.dialogs import Local
-from huntgroup.engine.digest import compute_ha1, compute_response, usable_algorithms
+from huntgroup.engine.digest import compute_response, stored_ha1, usable_algorithms
 from huntgroup.engine.sip import (
     AckTimedOut,
     Message,
@@ -257,15 +257,6 @@ def parse_challenge(value: str) -> dict[str, str] | None:
     return params if "nonce" in params and "realm" in params else None
 
 
-def _ha1(line: LineConfig, algorithm: str, realm: str) -> str:
-    if line.password is not None:
-        return compute_ha1(algorithm, line.number, realm, line.password)
-    stored = line.ha1_sha256 if algorithm.upper().startswith("SHA-256") else line.ha1_md5
-    if stored is None:
-        raise LiveError(f"line {line.number}: no secret for a {algorithm} challenge")
-    return stored.lower()
-
-
 def digest_authorization(
     line: LineConfig,
     challenges: Sequence[str],
@@ -293,9 +284,11 @@ def digest_authorization(
     qop = "auth" if "auth" in qops else None
     cnonce = f"{rng.getrandbits(64):016x}" if qop else None
     count = f"{nc:08x}" if qop else None
+    ha1 = stored_ha1(line, algorithm, line.number, realm)
+    assert ha1 is not None  # usable_algorithms kept only those the line has a secret for
     response = compute_response(
         algorithm=algorithm,
-        ha1=_ha1(line, algorithm, realm),
+        ha1=ha1,
         nonce=nonce,
         method=method,
         uri=uri,

@@ -46,6 +46,11 @@ class Peer:
 
 
 @functools.lru_cache(maxsize=1024)
+def bracket(host: str) -> str:
+    """``host`` as written in a URI or Via: IPv6 addresses in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
 def _same_address(a: str, b: str) -> bool:
     if a == b:
         return True
