@@ -232,7 +232,6 @@ class B2BUA:
         # relayed in-dialog requests: client tx -> (server tx, dialog it was relayed on)
         self._relays: dict[TransactionKey, tuple[TransactionKey, Dialog]] = {}
         self._orphans: dict[TransactionKey, _Leg] = {}  # legs of ended calls, still open
-        self._unacked: dict[str, _Call] = {}  # calls whose 200 is retransmitted until ACK
         self._untried: list[tuple[TransactionKey, Request]] = []  # INVITEs of this input
         self._retransmit_heap: list[tuple[float, int, str]] = []
         # direct media: our re-INVITEs (client tx -> call, side, dialog) and their retries
@@ -319,7 +318,7 @@ class B2BUA:
             log.info("line %s: %d contact(s) expired", expired.aor, len(expired.removed))
         while (due := self._retransmit_due()) is not None and due <= self._now:
             _, _, key = heapq.heappop(self._retransmit_heap)
-            call = self._unacked[key]
+            call = self._calls[key]  # _retransmit_due checked it still retransmits
             assert call.retransmit is not None
             for item in call.retransmit.handle_timer(now=self._now):
                 if isinstance(item, SendMessage):
@@ -371,7 +370,7 @@ class B2BUA:
         heap = self._retransmit_heap
         while heap:
             due, _, key = heap[0]
-            call = self._unacked.get(key)
+            call = self._calls.get(key)
             retransmit = call.retransmit if call is not None else None
             if retransmit is not None and retransmit.get_timer() == due:
                 return due
@@ -719,7 +718,6 @@ class B2BUA:
         if call is not None and retransmit is not None and retransmit.matches(request):
             retransmit.ack_received()
             call.retransmit = None
-            self._unacked.pop(call.key, None)
             if call.media_update_after_ack:
                 call.media_update_after_ack = False
                 self._update_media(call, "caller")
@@ -1146,7 +1144,6 @@ class B2BUA:
         call.retransmit = TwoXXRetransmitter(
             response, destination, now=self._now, timers=self.timers
         )
-        self._unacked[call.key] = call
         self._schedule_retransmit(call)
 
     def _ring(self, call: _Call, member: str, caller: Identity, group: str | None) -> None:
@@ -1309,7 +1306,6 @@ class B2BUA:
         self._out.extend(self.media.close(call.media))
         self._calls.pop(call.key, None)
         self._by_server_tx.pop(call.tx, None)
-        self._unacked.pop(call.key, None)
         for core_id in call.core_ids:
             self._by_core.pop(core_id, None)
         for key in call.dialog_keys:
