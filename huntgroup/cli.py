@@ -81,14 +81,7 @@ def _configure_diff(parser: argparse.ArgumentParser) -> None:
 def _run_diff(args: argparse.Namespace) -> int:
     from huntgroup.config.diff import config_changes
 
-    configs = []
-    for path in (args.old, args.new):
-        try:
-            configs.append(load_config(path))
-        except ConfigError as error:
-            report_config_error(error)
-            return EXIT_INVALID
-    changes = config_changes(*configs)
+    changes = config_changes(load_config(args.old), load_config(args.new))  # main() reports
     for change in changes:
         print(change)
     if not changes:

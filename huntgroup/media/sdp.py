@@ -110,7 +110,7 @@ class SdpNotAcceptable(RemoteProtocolError):
 # --- Model ------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def _addr_type_of(address: str) -> Literal["IP4", "IP6"] | None:
     try:
         ip = ipaddress.ip_address(address)
