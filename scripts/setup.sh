@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything huntgroup and its tests need on a fresh Debian machine:
 # system packages (SIPp, baresip, redis-server, libsndfile) with apt-get when missing,
-# then a virtual environment in .venv with the package and its dev extras.
+# then a virtual environment in .venv holding exactly requirements.lock (every file
+# checked against its sha256) and the package itself, editable, with no further
+# resolution: a new release elsewhere never changes what the tests run on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,10 +27,14 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
+stamp=.venv/.installed-$(cat pyproject.toml requirements.lock | sha1sum | cut -c1-12)
 if [ ! -f "$stamp" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  # The machine's pip configuration files (extra indexes, constraints) do not apply:
+  # the lock is the whole set.
+  export PIP_CONFIG_FILE=/dev/null PIP_CONSTRAINT= PIP_FIND_LINKS=
+  .venv/bin/python -m pip install -q --require-hashes --no-deps -r requirements.lock
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+  .venv/bin/python -m pip check >/dev/null
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

@@ -368,7 +368,7 @@ class RedisStateSync:
                 )
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+                await self._pubsub.aclose()
             self._pubsub = None
         with contextlib.suppress(Exception):
             await client.aclose()
@@ -684,7 +684,7 @@ class RedisStateSync:
                 self._went_down(err)
                 if self._pubsub is not None:
                     with contextlib.suppress(Exception):
-                        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+                        await self._pubsub.aclose()
                     self._pubsub = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff[1])

@@ -98,9 +98,24 @@ def _live_usage_error(args: argparse.Namespace) -> str | None:
     return None
 
 
+PLOTS_MISSING = (
+    "the report's plots need matplotlib, which the server does not install: "
+    "pip install 'huntgroup[sim]'"
+)
+
+
+def _plots_missing() -> str | None:
+    """Why the report cannot be drawn here, checked before any call is simulated."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return PLOTS_MISSING
+    return None
+
+
 def main_simulate(args: argparse.Namespace) -> int:
     progress = bool(args.progress) or sys.stderr.isatty()
-    usage = _live_usage_error(args)
+    usage = _live_usage_error(args) or _plots_missing()
     if usage is not None:
         print(f"huntgroup simulate: {usage}", file=sys.stderr)
         return 1
