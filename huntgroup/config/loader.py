@@ -36,6 +36,8 @@ from huntgroup.config.models import (
     GroupConfig,
     LineConfig,
     MemberConfig,
+    NoAnswerConfig,
+    QueueConfig,
     semantic_problems,
 )
 from huntgroup.config.safe_yaml import MAX_BYTES, Document, Position, parse_yaml
@@ -187,6 +189,11 @@ def _text(value: Any) -> Any:
     return value if isinstance(value, str) else _Unmatchable()
 
 
+def _target(value: Any) -> str | None:
+    """A forwarding target as written (for the loop check), None when it is not text."""
+    return value if isinstance(value, str) else None
+
+
 def _items(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
@@ -207,6 +214,8 @@ def _best_effort_view(data: Mapping[str, Any]) -> Config:
         number = _fields(raw).get("number")
         valid = isinstance(number, str) and NUMBER_RE.match(number)
         line_fields: dict[str, Any] = {"number": number if valid else _Unmatchable()}
+        for key in ("forward_busy", "forward_no_answer"):
+            line_fields[key] = _target(_fields(raw).get(key))
         lines.append(LineConfig.model_construct(**line_fields))
     groups = []
     for raw_group in _items(data.get("groups")):
@@ -222,11 +231,15 @@ def _best_effort_view(data: Mapping[str, Any]) -> Config:
                 "uri": uri if isinstance(uri, str) or isinstance(line, str) else _Unmatchable(),
             }
             members.append(MemberConfig.model_construct(**member_fields))
+        overflow = _target(_fields(group.get("queue")).get("overflow_to"))
+        forward_to = _target(_fields(group.get("no_answer")).get("forward_to"))
         groups.append(
             GroupConfig.model_construct(
                 name=_text(group.get("name")),
                 pilot=_text(group.get("pilot")),
                 members=tuple(members),
+                queue=QueueConfig.model_construct(overflow_to=overflow),
+                no_answer=NoAnswerConfig.model_construct(forward_to=forward_to),
             )
         )
     return Config.model_construct(lines=tuple(lines), groups=tuple(groups))

@@ -10,11 +10,12 @@ field paths so that the loader can point at the offending line.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Algorithm = Literal["ring_all", "linear", "circular", "round_robin", "least_active"]
 ALGORITHMS: tuple[str, ...] = ("ring_all", "linear", "circular", "round_robin", "least_active")
@@ -34,6 +35,21 @@ def _check_number(value: str) -> str:
     if not NUMBER_RE.match(value):
         raise ValueError(f"{value!r} is not a phone number (digits, optional leading +)")
     return value
+
+
+def _check_peer(value: str) -> str:
+    """A trusted peer: one IP address or a network in CIDR notation, IPv4 or IPv6."""
+    try:
+        ipaddress.ip_network(value.strip("[]"))
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IP address or a CIDR network with its host bits zero "
+            "(e.g. 192.0.2.10, 198.51.100.0/24, 2001:db8::/32)"
+        ) from None
+    return value
+
+
+PeerAddress = Annotated[str, AfterValidator(_check_peer)]
 
 
 def _check_target(value: str) -> str:
@@ -85,12 +101,15 @@ class TlsConfig(_Model):
 class LimitsConfig(_Model):
     max_calls: int | None = Field(None, ge=1)
     max_call_rate: float | None = Field(None, gt=0)
+    max_internal_forwards: int = Field(5, ge=0, le=50)
+    """Forwards to our own numbers one call may follow (a chain at run time); then 483."""
 
 
 class ServerConfig(_Model):
     listen: tuple[str, ...] = ("udp:0.0.0.0:5060", "tcp:0.0.0.0:5060")
     domain: str = "voip.example.net"
     upstream: str | None = None
+    trusted_peers: tuple[PeerAddress, ...] = ()
     media: MediaConfig = MediaConfig()
     state: str = "memory"
     timers: SipTimers = SipTimers()
@@ -318,4 +337,76 @@ def semantic_problems(cfg: Config) -> list[tuple[Path, str]]:
                 problems.append(
                     (("groups", i, "members", j, "line"), f"no line {m.line!r} in 'lines'")
                 )
+    problems += forward_loops(cfg)
+    return problems
+
+
+def forward_edges(cfg: Config) -> dict[object, list[tuple[object, Path]]]:
+    """Where each of our numbers may send a call: {number: [(our number, field path)]}.
+
+    The edges are every ``forward_busy`` and ``forward_no_answer`` of a line and
+    every ``queue.overflow_to`` and ``no_answer.forward_to`` of a group (from its
+    pilot) that names one of our own numbers (a line or a pilot): the B2BUA
+    re-routes such a forward internally. Targets elsewhere leave the server.
+    """
+    ours = {line.number for line in cfg.lines} | {g.pilot for g in cfg.groups}
+    edges: dict[object, list[tuple[object, Path]]] = {}
+
+    def edge(source: object, target: object, path: Path) -> None:
+        if isinstance(target, str) and target in ours:
+            edges.setdefault(source, []).append((target, path))
+
+    for i, line in enumerate(cfg.lines):
+        edge(line.number, line.forward_busy, ("lines", i, "forward_busy"))
+        edge(line.number, line.forward_no_answer, ("lines", i, "forward_no_answer"))
+    for i, g in enumerate(cfg.groups):
+        edge(g.pilot, g.queue.overflow_to, ("groups", i, "queue", "overflow_to"))
+        edge(g.pilot, g.no_answer.forward_to, ("groups", i, "no_answer", "forward_to"))
+    return edges
+
+
+def forward_loops(cfg: Config) -> list[tuple[Path, str]]:
+    """Cycles among the forwards to our own numbers, each reported once at its first edge.
+
+    Whatever the conditions (busy, no answer, queue full), a call could go
+    round such a cycle for ever: ``huntgroup check`` refuses it. Depth-first
+    search, iterative (a long chain cannot exhaust the stack); every back edge
+    is one cycle, printed from the number that comes first in the file.
+    """
+    edges = forward_edges(cfg)
+    numbers: list[object] = [line.number for line in cfg.lines]
+    numbers += [g.pilot for g in cfg.groups]
+    order = {n: k for k, n in enumerate(numbers)}
+    done: set[object] = set()
+    seen_cycles: set[tuple[object, ...]] = set()
+    problems: list[tuple[Path, str]] = []
+    for root in order:
+        if root in done:
+            continue
+        stack: list[tuple[object, int]] = [(root, 0)]  # (node, index of its next edge)
+        on_path: dict[object, int] = {root: 0}
+        while stack:
+            node, index = stack[-1]
+            out = edges.get(node, [])
+            if index >= len(out):
+                stack.pop()
+                del on_path[node]
+                done.add(node)
+                continue
+            stack[-1] = (node, index + 1)
+            target = out[index][0]
+            if target in on_path:
+                cycle = [n for n, _ in stack[on_path[target] :]]
+                start = min(range(len(cycle)), key=lambda k: order.get(cycle[k], len(order)))
+                cycle = cycle[start:] + cycle[:start]
+                if tuple(cycle) in seen_cycles:
+                    continue
+                seen_cycles.add(tuple(cycle))
+                after = cycle[1] if len(cycle) > 1 else cycle[0]
+                path = next(p for t, p in edges[cycle[0]] if t == after)
+                shown = " -> ".join(str(n) for n in [*cycle, cycle[0]])
+                problems.append((path, f"forward loop: {shown}"))
+            elif target not in done:
+                on_path[target] = len(stack)
+                stack.append((target, 0))
     return problems

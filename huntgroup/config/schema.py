@@ -79,6 +79,9 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "domain": "Our SIP domain, also the registrar's digest realm.",
         "upstream": "SIP URI of the core proxy where lines' other calls go "
         "(e.g. 'sip:core.example.net:5060'); null: none.",
+        "trusted_peers": "IP addresses or CIDR networks of the RFC 3325 trust domain besides "
+        "the upstream (an SBC, a proxy in front): their P-Asserted-Identity is kept and "
+        "they may register contacts on other hosts. Default: none.",
         "media": "Audio (RTP) settings.",
         "state": "Where shared state lives: 'memory' (one node) or a redis:// URL (several nodes).",
         "timers": "SIP transaction timers (T1, T2, T4) in seconds.",
@@ -100,6 +103,8 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "calls get 503 with Retry-After. null: no limit.",
         "max_call_rate": "New calls per second (with a burst of one second's worth); beyond, "
         "503 with Retry-After. null: no limit.",
+        "max_internal_forwards": "Forwards to our own numbers (lines, pilots) one call may "
+        "follow; one more gets 483 Too Many Hops, a number seen twice 482 Loop Detected.",
     },
     "TlsConfig": {
         "certificate": "PEM file with our certificate (and its chain), relative to the "
