@@ -47,8 +47,14 @@ from huntgroup.engine.dialogs import Dialog, Local, uac_dialog, uas_dialog
 from huntgroup.engine.digest import DigestAuthenticator, parse_credentials, usable_algorithms
 from huntgroup.engine.media_plan import CallMedia, MediaCommand, MediaPlanner
 from huntgroup.engine.nat import behind_nat
-from huntgroup.engine.registrar import Registrar, Source, parse_contact_values
-from huntgroup.engine.sip.grammar import quote
+from huntgroup.engine.registrar import (
+    Registrar,
+    Source,
+    contact_on_source,
+    parse_contact_values,
+)
+from huntgroup.engine.sip.fields import parse_name_address
+from huntgroup.engine.sip.grammar import quote, split_list
 from huntgroup.engine.sip.headers import Headers
 from huntgroup.engine.sip.layer import TransactionLayer, client_key_of_datagram
 from huntgroup.engine.sip.message import (
@@ -83,6 +89,7 @@ from huntgroup.engine.sip.transaction import (
 from huntgroup.engine.sip.transaction import Action as TxAction
 from huntgroup.engine.sip.uri import SipUri, TelUri, Uri, parse_uri
 from huntgroup.engine.stats import SipCounters
+from huntgroup.engine.trust import TrustDomain
 from huntgroup.errors import ProtocolError
 from huntgroup.queue.actions import (
     Action,
@@ -121,6 +128,8 @@ RELAYED_IN_DIALOG = ("INVITE", "UPDATE", "INFO")
 MAX_MEDIA_UPDATES = 4
 """Direct media: re-INVITEs per call before giving up on end-to-end media."""
 MediaSide = Literal["caller", "member"]
+MAX_ASSERTED = 2
+"""RFC 3325 §9.1: at most two P-Asserted-Identity values (one sip:/sips:, one tel:)."""
 KNOWN_METHODS = frozenset(
     [*ALLOW.replace(" ", "").split(","), "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE"]
 )
@@ -135,6 +144,8 @@ class Transmit:
 
 
 Output = Transmit | MediaCommand
+_CallerIdentity = tuple[str | None, tuple[str, ...]]
+"""The line a caller is authenticated as (or None), and the PAI values presented for it."""
 
 
 @dataclass(slots=True)
@@ -183,6 +194,12 @@ class _Call:
     media_update_after_ack: bool = False  # direct media: re-INVITE the caller once it ACKs
     media_updates: int = 0  # re-INVITEs sent to put the media end to end
     music: str | None = None  # while held: the music file ("" = built-in); None otherwise
+    # RFC 3325: the line the caller is authenticated as (None: an outside caller), and the
+    # P-Asserted-Identity values the server vouches for when it presents the caller.
+    verified_line: str | None = None
+    asserted: tuple[str, ...] = ()
+    privacy: str | None = None  # the caller's Privacy header, sent along with the PAI
+    route: list[str] = field(default_factory=list)  # our numbers it went to (forwards)
 
 
 class B2BUA:
@@ -243,6 +260,12 @@ class B2BUA:
         self.counters = SipCounters()
         limits = config.server.limits
         self.admission = CallAdmission(limits.max_calls, limits.max_call_rate, now=now)
+        self.trust = TrustDomain(config.server.trusted_peers, config.server.upstream)
+        if self.trust.upstream_named:
+            log.warning(
+                "server.upstream names a host: list its addresses in server.trusted_peers, "
+                "or the identities it asserts (P-Asserted-Identity) are dropped"
+            )
 
     # ================================================================ inputs
     def receive_datagram(self, data: bytes, source: Peer, *, now: float) -> list[Output]:
@@ -540,6 +563,26 @@ class B2BUA:
         except ProtocolError:
             self._respond(key, request, 400)
             return
+        if not self.trust.trusts(source.host):
+            foreign = next(
+                (
+                    e.uri
+                    for e in entries
+                    if not e.is_wildcard and not contact_on_source(e.uri, source.host)
+                ),
+                None,
+            )
+            if foreign is not None:  # a line binds itself, not a trunk or another host's port
+                log.warning(
+                    "line %s: REGISTER from %s:%s refused (403): contact %.120s is not on "
+                    "the source host",
+                    number,
+                    source.host,
+                    source.port,
+                    foreign,
+                )
+                self._respond(key, request, 403)
+                return
         result = self.registrar.register(
             number,
             entries,
@@ -581,6 +624,15 @@ class B2BUA:
                 return
             if not self._authenticated(key, request, caller_number, proxy=True):
                 return
+            identity: _CallerIdentity = (
+                caller_number,
+                (self._asserted_line(request, caller_number),),
+            )
+        else:
+            found = self._caller_identity(key, request, source, caller_number)
+            if found is None:
+                return  # answered (403 or 407): credentials that do not hold
+            identity = found
         # server.limits: only what would become a call counts (not a 404 nor a 407);
         # feature codes (above) still pass, they are over at once.
         refusal = self.admission.admit(len(self._calls), now=self._now)
@@ -592,15 +644,53 @@ class B2BUA:
         call = self._accept(key, request, source, number)
         if call is None:
             return
+        call.verified_line, call.asserted = identity
+        if call.asserted:
+            call.privacy = request.headers.get("Privacy")
         name = request.from_.display_name or ""
         if outgoing:
             self._outgoing(call, caller_number, name, number)
             return
-        if self._is_registered_line(caller_number, source):
+        if call.verified_line is not None:
             # one of our lines calls a pilot or another line: it is busy meanwhile
             call.caller_line_id = f"{call.key}.line"
-            self._core(OutgoingCallStarted(call.caller_line_id, caller_number))
+            self._core(OutgoingCallStarted(call.caller_line_id, call.verified_line))
         self._route(call, caller_number, name, group, number)
+
+    def _caller_identity(
+        self, key: TransactionKey, request: Request, source: Peer, number: str
+    ) -> _CallerIdentity | None:
+        """Who vouches for the caller of an INVITE to a pilot or a line (RFC 3325).
+
+        - A trusted peer (the upstream, ``server.trusted_peers``): its
+          P-Asserted-Identity is kept; it names one of our lines: an internal call.
+        - Anybody else: their P-Asserted-Identity is dropped. The caller is line
+          ``number`` (the From) only when the INVITE comes from the transport
+          address that line registered from, or carries Proxy-Authorization
+          credentials of that line that verify (wrong ones: 403, stale: 407).
+          Otherwise the call is an outside call and its From is only a claim:
+          no P-Asserted-Identity is made of it.
+
+        Returns (the authenticated line or None, the PAI values to present), or
+        None when the INVITE was answered.
+        """
+        if self.trust.trusts(source.host):
+            values = _asserted_values(request)
+            users = (_user_of(parse_name_address(v).uri) for v in values)
+            line = next((u for u in users if u and self.config.line(u) is not None), None)
+            return line, values
+        if self.config.line(number) is None:
+            return None, ()
+        if not self._is_registered_line(number, source):
+            if request.headers.get("Proxy-Authorization") is None:
+                return None, ()
+            if not self._authenticated(key, request, number, proxy=True):
+                return None
+        return number, (self._asserted_line(request, number),)
+
+    def _asserted_line(self, request: Request, number: str) -> str:
+        """The P-Asserted-Identity of our authenticated line ``number``."""
+        return self._identity_value(Identity(number, request.from_.display_name or ""))
 
     def _feature_code(
         self,
@@ -669,12 +759,14 @@ class B2BUA:
         return call
 
     def _is_registered_line(self, number: str, source: Peer) -> bool:
-        """``number`` is a line and ``source`` one of the addresses it registered from."""
+        """``number`` is a line and ``source`` the very transport address (transport, host,
+        port) a live binding of it registered from, with digest authentication."""
         if self.config.line(number) is None:
             return False
+        here = (source.transport.lower(), source.host, source.port)
         for binding in self.registrar.contacts(number, now=self._now):
             src = binding.source
-            if src is not None and (src.host, src.port) == (source.host, source.port):
+            if src is not None and (src.transport.lower(), src.host, src.port) == here:
                 return True
         return False
 
@@ -692,7 +784,7 @@ class B2BUA:
             self._caller_gone(call, bye_caller=False, status=502)
             return
         target = _target_uri(number, self.config.server.domain, upstream)
-        self._new_leg(call, "", target, destination, Identity(line, name))
+        self._new_leg(call, "", target, destination, Identity(line, name), call.asserted)
 
     def _route(
         self, call: _Call, caller_number: str, name: str, group: str | None, number: str
@@ -704,8 +796,14 @@ class B2BUA:
             log.info("call %s: %s -> group %s (%s)", call.key, caller_number, group, number)
             self._core(CallArrived(call.core_id, group, caller_number, name))
         else:
-            internal = self.config.line(caller_number) is not None
-            log.info("call %s: %s -> line %s", call.key, caller_number, number)
+            internal = call.verified_line is not None  # authenticated, not a From claim
+            log.info(
+                "call %s: %s -> line %s (%s)",
+                call.key,
+                caller_number,
+                number,
+                "internal" if internal else "external",
+            )
             self._core(DirectCallArrived(call.core_id, number, caller_number, name, internal))
 
     def _on_ack(self, request: Request) -> None:
@@ -1002,8 +1100,16 @@ class B2BUA:
         leg.state = "ended"
 
     def _new_leg(
-        self, call: _Call, member: str, target: Uri, destination: Peer, caller: Identity
+        self,
+        call: _Call,
+        member: str,
+        target: Uri,
+        destination: Peer,
+        caller: Identity,
+        asserted: tuple[str, ...],
     ) -> None:
+        """INVITE ``target``: From shows ``caller``; P-Asserted-Identity is ``asserted``
+        only, the identities the server vouches for (none for an outside caller)."""
         me = self._local_for(destination)
         domain = self.config.server.domain
         display = f"{quote(caller.display_name)} " if caller.display_name else ""
@@ -1029,7 +1135,8 @@ class B2BUA:
                 ("Call-ID", call_id),
                 ("CSeq", "1 INVITE"),
                 ("Contact", me.contact()),
-                ("P-Asserted-Identity", f"{display}<sip:{caller.number}@{domain}>"),
+                *(("P-Asserted-Identity", value) for value in asserted),
+                *((("Privacy", call.privacy),) if asserted and call.privacy else ()),
                 ("Allow", ALLOW),
                 ("Content-Type", "application/sdp"),
             ]
@@ -1153,8 +1260,17 @@ class B2BUA:
             self._core(MemberUnreachable(call.core_id, member))
             return
         log.info("call %s: ringing %s (%s)", call.key, member, group or "direct")
+        asserted = call.asserted
+        g = next((x for x in self.config.groups if x.name == group), None)
+        if g is not None and g.pilot_as_caller_id and caller.number == g.pilot:
+            asserted = (self._identity_value(caller),)  # our own pilot: we vouch for it
         for uri, peer in targets:
-            self._new_leg(call, member, uri, peer, caller)
+            self._new_leg(call, member, uri, peer, caller, asserted)
+
+    def _identity_value(self, identity: Identity) -> str:
+        """``identity`` as a P-Asserted-Identity value in our domain."""
+        display = f"{quote(identity.display_name)} " if identity.display_name else ""
+        return f"{display}<sip:{identity.number}@{self.config.server.domain}>"
 
     def _connect(self, call: _Call, leg: _Leg) -> None:
         for other in call.legs.values():
@@ -1249,6 +1365,23 @@ class B2BUA:
         self._by_core.pop(call.core_id, None)
         group = self.core.group_of_pilot(target)
         if group is not None or self.config.line(target) is not None:
+            # One of our numbers: routed again here, a bounded number of times. The loops
+            # `huntgroup check` cannot see (hunt_direct_calls, a reload) end with 482/483.
+            route = call.route or [call.number]
+            status = 482 if target in route else None
+            if status is None and len(route) > self.config.server.limits.max_internal_forwards:
+                status = 483
+            if status is not None:
+                log.warning(
+                    "call %s: forward loop %s -> %s: ended (%d)",
+                    call.key,
+                    " -> ".join(route),
+                    target,
+                    status,
+                )
+                self._caller_gone(call, bye_caller=True, status=status, tell_core=False)
+                return
+            call.route = [*route, target]
             caller = call.invite.from_
             self._route(
                 call, _user_of(caller.uri) or "anonymous", caller.display_name or "", group, target
@@ -1268,7 +1401,7 @@ class B2BUA:
             return
         caller = call.invite.from_
         identity = Identity(_user_of(caller.uri) or "anonymous", caller.display_name or "")
-        self._new_leg(call, "", parse_uri(str(uri)), destination, identity)
+        self._new_leg(call, "", parse_uri(str(uri)), destination, identity, call.asserted)
 
     # ========================================================== teardown
     def _caller_gone(
@@ -1324,6 +1457,20 @@ def _user_of(uri: Uri) -> str:
     if isinstance(uri, TelUri):
         return uri.number
     return ""
+
+
+def _asserted_values(request: Request) -> tuple[str, ...]:
+    """The P-Asserted-Identity values of a trusted peer's request that parse (at most 2)."""
+    values: list[str] = []
+    for header in request.headers.get_all("P-Asserted-Identity"):
+        try:
+            items = split_list(header)
+            for item in items:
+                parse_name_address(item)
+        except ProtocolError:
+            continue
+        values += items
+    return tuple(values[:MAX_ASSERTED])
 
 
 def _is_sdp(content_type: str | None) -> bool:

@@ -50,7 +50,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from huntgroup.errors import RemoteProtocolError
+from huntgroup.engine.sip.uri import SipUri, parse_uri
+from huntgroup.engine.trust import ip_of
+from huntgroup.errors import ProtocolError, RemoteProtocolError
 
 __all__ = [
     "Binding",
@@ -59,6 +61,7 @@ __all__ = [
     "RegisterResult",
     "Registrar",
     "Source",
+    "contact_on_source",
     "parse_contact_values",
 ]
 
@@ -575,3 +578,30 @@ def parse_contact_values(value: str) -> list[ContactEntry]:
         if scanner.peek() != ",":
             raise _fail(f"unexpected {scanner.peek()!r} at offset {scanner.pos}")
         scanner.pos += 1
+
+
+def contact_on_source(uri: str, source_host: str) -> bool:
+    """A REGISTER from ``source_host`` may bind the contact ``uri``.
+
+    RFC 3261 §10.3 leaves the registrar's policy open; ours is that a phone
+    registers itself, not somebody else: the contact's host is the REGISTER's
+    source address (any port: it is the phone's own host), or a private address
+    announced from another address — a phone behind NAT, which the B2BUA then
+    reaches at the source address, never at the announced one
+    (:func:`huntgroup.engine.nat.behind_nat`). A loopback address is never
+    taken for NAT (on either side), a host name never matches an address
+    (this core resolves no names), and a URI that is not ``sip:``/``sips:`` is
+    refused. The caller exempts trusted peers (``server.trusted_peers``).
+    """
+    try:
+        parsed = parse_uri(uri)
+    except ProtocolError:
+        return False
+    if not isinstance(parsed, SipUri):
+        return False
+    announced, source = ip_of(parsed.host), ip_of(source_host)
+    if announced is None or source is None:
+        return announced is None and source is None and parsed.host.lower() == source_host.lower()
+    if announced == source:
+        return True
+    return announced.is_private and not announced.is_loopback and not source.is_loopback

@@ -238,7 +238,8 @@ def test_hunt_direct_calls_does_not_apply_to_internal_callers() -> None:
     net, alice, bob, _ = world(config)
     m1 = net.phone("m1", 7001, "m1")
     busy_alice(net, alice)
-    call = bob.invite(LINE_A)  # bob is LINE_B: a line of the company
+    register(bob, LINE_B, PASSWORD, call_id="reg-bob@test")
+    call = bob.invite(LINE_A)  # bob is LINE_B, calling from where it registered: internal
     busy = bob.response(486)
     call.ack_failure(busy)
     m1.quiet()
