@@ -508,14 +508,16 @@ class Sipp:
         password: str,
         *,
         contact_port: int,
+        contact_host: str = HOST,
         domain: str = DOMAIN,
         scenario: str = "uac_register_auth.xml",
         timeout: float = 15,
     ) -> SippProcess:
-        """Register line ``number`` with digest auth; its Contact is ``127.0.0.1:contact_port``."""
+        """Register line ``number`` with digest auth; its Contact is
+        ``contact_host:contact_port`` (the server refuses a host other than SIPp's own)."""
         csv = self.tmp_path / "sipp" / f"{name}.csv"
         csv.parent.mkdir(exist_ok=True)
-        csv.write_text(f"SEQUENTIAL\n{number};{domain};{HOST};{contact_port};\n")
+        csv.write_text(f"SEQUENTIAL\n{number};{domain};{contact_host};{contact_port};\n")
         extra = [
             "-inf", str(csv),
             "-au", number, "-ap", password, "-auth_uri", domain,
