@@ -662,8 +662,9 @@ class B2BUA:
     ) -> _CallerIdentity | None:
         """Who vouches for the caller of an INVITE to a pilot or a line (RFC 3325).
 
-        - A trusted peer (the upstream, ``server.trusted_peers``): its
-          P-Asserted-Identity is kept; it names one of our lines: an internal call.
+        - A trusted peer (the upstream, ``server.trusted_peers``) that asserts an
+          identity: its P-Asserted-Identity is kept; when it names one of our
+          lines, the call is internal.
         - Anybody else: their P-Asserted-Identity is dropped. The caller is line
           ``number`` (the From) only when the INVITE comes from the transport
           address that line registered from, or carries Proxy-Authorization
@@ -674,8 +675,8 @@ class B2BUA:
         Returns (the authenticated line or None, the PAI values to present), or
         None when the INVITE was answered.
         """
-        if self.trust.trusts(source.host):
-            values = _asserted_values(request)
+        values = _asserted_values(request) if self.trust.trusts(source.host) else ()
+        if values:
             users = (_user_of(parse_name_address(v).uri) for v in values)
             line = next((u for u in users if u and self.config.line(u) is not None), None)
             return line, values

@@ -161,6 +161,20 @@ def test_a_trusted_peers_pai_is_kept_and_a_line_it_names_is_internal() -> None:
     call.ack_failure(busy)
 
 
+@pytest.mark.parametrize("from_binding", [True, False])
+def test_a_trusted_peer_without_pai_is_judged_like_anybody_else(from_binding: bool) -> None:
+    config = with_server(make_config("linear", members=1), trusted_peers=(HOST,))
+    net, alice, _, caller = world(config)
+    register(alice, LINE_A, PASSWORD)
+    m1 = net.phone("m1", 7001, "m1")
+    if from_binding:
+        alice.invite(PILOT)  # from where LINE_A registered: the line
+    else:
+        caller.invite(PILOT, from_user=LINE_A)  # a claim only
+    expected = [f"<sip:{LINE_A}@{DOMAIN}>"] if from_binding else []
+    assert m1.request("INVITE").headers.get_all(PAI) == expected
+
+
 def test_the_upstream_address_is_trusted_and_its_pai_passed_with_privacy() -> None:
     config = with_server(make_config("linear", members=1), upstream=f"sip:{HOST}:5090")
     net = Network(config)
@@ -170,6 +184,29 @@ def test_the_upstream_address_is_trusted_and_its_pai_passed_with_privacy() -> No
     invite = m1.request("INVITE")
     assert invite.headers.get_all(PAI) == ["<tel:+33612345678>"]
     assert invite.headers.get("Privacy") == "id"
+
+
+@pytest.mark.parametrize("authenticated", [True, False])
+def test_a_call_forwarded_to_the_upstream_asserts_only_an_authenticated_line(
+    authenticated: bool,
+) -> None:
+    config = make_config(
+        "linear", members=0, queue={"max_wait": 5, "overflow_to": "0999888777", "answer": True}
+    )
+    net, alice, _, caller = world(with_server(config, upstream=f"sip:{HOST}:5090"))
+    trunk = net.phone("trunk", 5090, "trunk")
+    if authenticated:
+        register(alice, LINE_A, PASSWORD)
+        call = alice.invite(PILOT)
+        call.ack(alice.response(200))
+    else:
+        call = caller.invite(PILOT, from_user=LINE_A)
+        call.ack(caller.response(200))
+    net.advance(6)  # max_wait: the answered caller goes out through the upstream
+    invite = trunk.request("INVITE")
+    assert str(invite.uri) == f"sip:0999888777@{HOST}:5090"
+    expected = [f"<sip:{LINE_A}@{DOMAIN}>"] if authenticated else []
+    assert invite.headers.get_all(PAI) == expected
 
 
 def test_a_trusted_peer_passes_at_most_two_valid_identities() -> None:
