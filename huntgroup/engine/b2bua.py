@@ -668,9 +668,12 @@ class B2BUA:
         - Anybody else: their P-Asserted-Identity is dropped. The caller is line
           ``number`` (the From) only when the INVITE comes from the transport
           address that line registered from, or carries Proxy-Authorization
-          credentials of that line that verify (wrong ones: 403, stale: 407).
-          Otherwise the call is an outside call and its From is only a claim:
-          no P-Asserted-Identity is made of it.
+          credentials for our realm that verify as that line. Credentials for
+          our realm that do not hold are answered by ``_authenticated`` (403,
+          or 407 when stale) whether or not ``number`` is a line, so the answer
+          tells nothing about which numbers exist. Without credentials for our
+          realm the call is an outside call and its From only a claim: no
+          P-Asserted-Identity is made of it.
 
         Returns (the authenticated line or None, the PAI values to present), or
         None when the INVITE was answered.
@@ -680,14 +683,23 @@ class B2BUA:
             users = (_user_of(parse_name_address(v).uri) for v in values)
             line = next((u for u in users if u and self.config.line(u) is not None), None)
             return line, values
-        if self.config.line(number) is None:
-            return None, ()
         if not self._is_registered_line(number, source):
-            if request.headers.get("Proxy-Authorization") is None:
+            if not self._credentials_for_us(request):
                 return None, ()
             if not self._authenticated(key, request, number, proxy=True):
                 return None
         return number, (self._asserted_line(request, number),)
+
+    def _credentials_for_us(self, request: Request) -> bool:
+        """The INVITE carries Proxy-Authorization credentials for our realm (others, or
+        malformed ones, may be meant for another proxy on the way: ignored)."""
+        value = request.headers.get("Proxy-Authorization")
+        if value is None:
+            return False
+        try:
+            return parse_credentials(value).realm == self.config.server.domain
+        except ProtocolError:
+            return False
 
     def _asserted_line(self, request: Request, number: str) -> str:
         """The P-Asserted-Identity of our authenticated line ``number``."""

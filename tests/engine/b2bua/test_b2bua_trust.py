@@ -135,6 +135,32 @@ def test_wrong_proxy_credentials_on_the_invite_are_refused() -> None:
     m1.quiet()
 
 
+@pytest.mark.parametrize("claimed", [LINE_B, "0699999999"])
+def test_credentials_that_do_not_hold_get_the_same_403_for_a_line_or_not(claimed: str) -> None:
+    net, _, _, caller = world(make_config("linear", members=1))
+    m1 = net.phone("m1", 7001, "m1")
+    caller.register(LINE_B, call_id="nonce@test", cseq=1)
+    challenge = caller.response(401, "REGISTER").headers.get_all("WWW-Authenticate")[0]
+    credentials = digest_authorization(
+        challenge, username=claimed, password="guess", method="INVITE", uri=f"sip:{PILOT}@{DOMAIN}"
+    )
+    caller.invite(PILOT, from_user=claimed, extra=[("Proxy-Authorization", credentials)])
+    assert caller.has(403)
+    m1.quiet()
+
+
+def test_credentials_for_another_realm_are_left_to_their_proxy() -> None:
+    net, _, _, caller = world(make_config("linear", members=1))
+    m1 = net.phone("m1", 7001, "m1")
+    foreign = (
+        'Digest username="0102030406", realm="trunk.example.net", nonce="abc", '
+        'uri="sip:x@trunk.example.net", response="0123456789abcdef0123456789abcdef"'
+    )
+    caller.invite(PILOT, from_user=LINE_B, extra=[("Proxy-Authorization", foreign)])
+    caller.response(180)
+    assert m1.request("INVITE").headers.get_all(PAI) == []  # an outside call
+
+
 def test_a_pai_from_an_untrusted_caller_is_dropped() -> None:
     net, _, _, caller = world(make_config("linear", members=1))
     m1 = net.phone("m1", 7001, "m1")
