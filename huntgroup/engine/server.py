@@ -10,7 +10,9 @@ input. UDP uses one datagram endpoint per ``server.listen`` entry (with
 ICMP errors read, see :mod:`udp_errors`); TCP and TLS one server per entry,
 with a :class:`StreamParser` per connection. Requests to a TCP or TLS peer
 we have no connection to open one (TLS checked per :mod:`tls`); a connection
-that cannot be opened fails the requests it was to carry.
+that cannot be opened fails the requests it was to carry. Responses never
+open a connection nor resolve a name: they go back on the connection their
+request came on (dropped when it is gone), or to the UDP source address.
 
 Shutdown (SIGINT/SIGTERM): newcomers get 503, calls in progress may finish
 for ``server.shutdown_grace`` seconds, then the B2BUA ends them with BYE; the
@@ -239,11 +241,18 @@ class Server:
 
     def _transmit(self, out: Transmit) -> None:
         dest = out.destination
+        response = out.data.startswith(b"SIP/2.0 ")
         if dest.transport.upper() in ("TCP", "TLS"):
-            self._send_tcp(dest, out.data)
+            if response:  # only on the connection its request came on, never a new one
+                self._respond_on_stream(dest, out.data)
+            else:
+                self._send_tcp(dest, out.data)
             return
         if is_address(dest.host):
             self._send_udp(out.data, dest.host, dest.port)
+            return
+        if response:  # never resolve a name for a response (it goes to a source address)
+            log.debug("response for %s:%d dropped: not an address", dest.host, dest.port)
             return
 
         # A host name: resolved off the event loop, then sent (or failed: 503).
@@ -324,6 +333,15 @@ class Server:
         finally:
             self._tcp.pop(key, None)
             writer.close()
+
+    def _respond_on_stream(self, dest: Peer, data: bytes) -> None:
+        """A response over TCP or TLS: on its request's connection, or dropped when it is
+        gone (never a new connection, whatever §18.2.2 or the Via says)."""
+        writer = self._tcp.get((dest.transport.upper(), dest.host, dest.port))
+        if writer is None or writer.is_closing():
+            log.debug("response to %s:%d dropped: its connection is gone", dest.host, dest.port)
+            return
+        writer.write(data)
 
     def _send_tcp(self, dest: Peer, data: bytes) -> None:
         key = (dest.transport.upper(), dest.host, dest.port)
