@@ -14,7 +14,7 @@ that cannot be opened fails the requests it was to carry. Responses never
 open a connection nor resolve a name: they go back on the connection their
 request came on (dropped when it is gone), or to the UDP source address.
 
-Shutdown (SIGINT/SIGTERM): newcomers get 503, calls in progress may finish
+Shutdown (SIGINT/SIGTERM): newcomers and OPTIONS probes get 503, calls in progress may finish
 for ``server.shutdown_grace`` seconds, then the B2BUA ends them with BYE; the
 process exits once no call is left.
 """
