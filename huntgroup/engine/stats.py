@@ -35,6 +35,20 @@ class SipCounters:
     bridged: int = 0  # calls connected to a member, a forward target or the upstream
 
 
+@dataclass(slots=True)
+class ConnectionCounters:
+    """TCP and TLS connections (docs/security.md, "Connection exhaustion")."""
+
+    conn_accepted: int = 0  # connections taken in (within the caps)
+    conn_refused_source: int = 0  # closed at once: server.connections.max_per_source reached
+    conn_refused_total: int = 0  # closed at once (or not opened): the total cap reached
+    conn_message_timeouts: int = 0  # closed: a message incomplete after message_timeout
+    conn_idle_timeouts: int = 0  # closed: nothing received for idle_timeout
+    conn_write_overflows: int = 0  # closed: the peer did not read what we sent
+    keepalive_pongs: int = 0  # RFC 5626 CRLF keep-alives answered
+    responses_dropped: int = 0  # responses whose TCP/TLS connection was gone (never reopened)
+
+
 def stats_line(gauges: dict[str, int], *counters: Any) -> str:
     """``gauges`` (values of the moment), then each counters dataclass, as key=value pairs."""
     fields: dict[str, int] = dict(gauges)

@@ -416,3 +416,25 @@ def test_max_forwards_and_loops() -> None:
     # ...but a spiral (new Request-URI) is not.
     spiral = Request(back.method, parse_uri("sip:carol@example.com"), back.headers)
     assert not detect_loop(spiral, ours)
+
+
+def test_stream_keepalive_pings_are_counted_and_are_not_a_message() -> None:
+    """RFC 5626 §3.5.1: a double CRLF between messages is a ping (the driver pongs)."""
+    parser = StreamParser()
+    assert parser.feed(b"\r\n\r\n") == [] and parser.take_pings() == 1
+    assert not parser.in_message and parser.take_pings() == 0
+    for piece in (b"\r", b"\n\r", b"\n"):  # split anywhere
+        assert parser.feed(piece) == []
+        assert not parser.in_message
+    assert parser.take_pings() == 1
+    parser.feed(b"\r\n\r\n\r\n\r\n\r\n")  # two pings and half of a third
+    assert parser.take_pings() == 2
+    parser.feed(b"\r\nOPTIONS sip:a@b SIP/2.0\r\n")  # the half CRLF then a message begins
+    assert parser.take_pings() == 1 and parser.in_message
+    parser.feed(b"Via: SIP/2.0/TCP h;branch=z9hG4bKk\r\nFrom: <sip:a@b>;tag=1\r\n")
+    messages = parser.feed(
+        b"To: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n\r\n"
+    )
+    assert len(messages) == 1 and not parser.in_message and parser.take_pings() == 0
+    parser.feed(b"\r\nINV")  # one CRLF after the message, then a new one
+    assert parser.in_message and parser.take_pings() == 1
