@@ -14,6 +14,14 @@ that cannot be opened fails the requests it was to carry. Responses never
 open a connection nor resolve a name: they go back on the connection their
 request came on (dropped when it is gone), or to the UDP source address.
 
+Connections (``server.connections``, :mod:`connections`): the open-files
+limit is raised at start, and the TCP/TLS connections get what it leaves once
+the RTP ports are set aside; a connection beyond the cap per source or the
+total cap is closed at once (before any TLS handshake). Each connection must
+complete a message within ``message_timeout`` of its first byte and receive
+something (an RFC 5626 CRLF keep-alive, answered with a CRLF, counts) every
+``idle_timeout``; a peer that does not read what we send is cut off.
+
 Shutdown (SIGINT/SIGTERM): newcomers and OPTIONS probes get 503, calls in progress may finish
 for ``server.shutdown_grace`` seconds, then the B2BUA ends them with BYE; the
 process exits once no call is left.

@@ -6,9 +6,13 @@ The B2BUA counts what happens to SIP (:class:`SipCounters`: messages in,
 those refused as malformed, requests the network could not deliver, calls
 taken in, bridged); the media engine counts RTP (music packets
 sent, packets relayed, packets dropped for a bad header, an unexpected
-source or an idle port, send errors). :func:`stats_line` puts them, with
+source or an idle port, send errors); the server counts TCP and TLS
+connections (:class:`ConnectionCounters`: taken in, refused by a cap, closed
+by a deadline, keep-alives answered, responses whose connection was gone).
+:func:`stats_line` puts them, with
 the gauges of the moment (calls, queued callers, media sessions, RTP ports
-in use, registered contacts, open transactions), on one ``key=value`` line.
+in use, registered contacts, open transactions, connections), on one
+``key=value`` line.
 
 The server logs that line every :data:`INTERVAL` seconds when a counter
 moved, on ``SIGUSR1`` at once, and when it stops. Counters only grow; they

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -209,3 +210,34 @@ def test_limit_raised_at_start_and_a_cap_that_does_not_fit_refused(
     )
     assert result.returncode != 0
     assert "server.connections.max_total (1000000000) does not fit" in result.stderr
+
+
+def test_tls_caps_apply_before_the_handshake(tmp_path: Path, ports: PortAllocator) -> None:
+    """Connections that never start their TLS handshake are capped like any other."""
+    cert = REPO_ROOT / "examples" / "tls" / "example-cert.pem"
+    key = REPO_ROOT / "examples" / "tls" / "example-key.pem"
+    config = server_config(ports)
+    tls_port = ports.port()
+    config["server"]["listen"].append(f"tls:127.0.0.1:{tls_port}")
+    config["server"]["tls"] = {"certificate": str(cert), "private_key": str(key)}
+    config["server"]["connections"] = {"max_per_source": 2}
+    server = HuntgroupServer(config=config, workdir=tmp_path / "tls").start()
+    try:
+        silent = [connect(tls_port) for _ in range(2)]  # no ClientHello, ever
+        extra = connect(tls_port)
+        try:
+            assert closed_by_server(extra, within=3.0) is not None
+            assert all(closed_by_server(s, within=0.5) is None for s in silent)
+            context = ssl.create_default_context(cafile=str(cert))
+            with (
+                connect(tls_port, "127.0.0.2") as raw,
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as phone,
+            ):
+                assert answered(phone, tls_port, "tls1")  # type: ignore[arg-type]
+        finally:
+            for sock in [*silent, extra]:
+                sock.close()
+        stats = stats_line(server, 1)
+        assert stats["conn_refused_source"] == 1
+    finally:
+        server.kill()
