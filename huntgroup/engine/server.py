@@ -166,6 +166,7 @@ class Server:
         self._refusal_log = connections.ReportThrottle(REPORT_INTERVAL)
         self._timeout_log = connections.ReportThrottle(REPORT_INTERVAL)
         self.conn_counters = stats.ConnectionCounters()
+        self._conn_settings = config.server.connections
         self._timer = LoopTimer(loop, self._on_timer)
         self.b2bua: B2BUA
         self.media: MediaEngine
@@ -396,7 +397,7 @@ class Server:
         receives nothing (CRLF keep-alives count) for ``idle_timeout`` is closed."""
         parser = StreamParser()
         peer = Peer(key[1], key[2], key[0])
-        limits = self.config.server.connections
+        limits = self._conn_settings  # as at start: changes under server: need a restart
         loop = self.loop
         started: float | None = None  # when the first byte of the message being read came
         try:
