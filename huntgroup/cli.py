@@ -116,6 +116,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
+    from huntgroup.engine.connections import ResourceLimitError
     from huntgroup.engine.server import serve
     from huntgroup.errors import StateError
 
@@ -131,7 +132,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     )
     try:
         return asyncio.run(serve(cfg, config_path=args.config))
-    except (OSError, StateError) as err:
+    except (OSError, StateError, ResourceLimitError) as err:
         print(f"huntgroup serve: {err}", file=sys.stderr)
         return EXIT_INVALID
 

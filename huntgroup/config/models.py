@@ -98,6 +98,15 @@ class TlsConfig(_Model):
     verify_peers: bool = True
 
 
+class ConnectionsConfig(_Model):
+    """TCP and TLS connections (docs/security.md, "Connection exhaustion")."""
+
+    message_timeout: float = Field(20.0, gt=0, le=300)
+    idle_timeout: float = Field(3900.0, gt=0, le=86400)
+    max_per_source: int = Field(64, ge=1)
+    max_total: int | None = Field(None, ge=1)
+
+
 class LimitsConfig(_Model):
     max_calls: int | None = Field(None, ge=1)
     max_call_rate: float | None = Field(None, gt=0)
@@ -116,6 +125,7 @@ class ServerConfig(_Model):
     shutdown_grace: float = Field(30.0, ge=0, le=3600)
     digest_algorithms: tuple[Literal["SHA-256", "MD5"], ...] = ("SHA-256", "MD5")
     tls: TlsConfig = TlsConfig()
+    connections: ConnectionsConfig = ConnectionsConfig()
     limits: LimitsConfig = LimitsConfig()
 
     @field_validator("digest_algorithms")

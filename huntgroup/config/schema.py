@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from huntgroup.config.models import (
     NUMBER_RE,
     Config,
+    ConnectionsConfig,
     GroupConfig,
     LimitsConfig,
     LineConfig,
@@ -41,6 +42,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     MediaConfig,
     SipTimers,
     TlsConfig,
+    ConnectionsConfig,
     LimitsConfig,
     LineConfig,
     GroupConfig,
@@ -55,6 +57,8 @@ MODEL_DESCRIPTIONS: dict[str, str] = {
     "ServerConfig": "Where the SIP server listens and how it reaches the rest of the network.",
     "MediaConfig": "Audio (RTP) handling: our address in SDP, the RTP port range, relay mode.",
     "SipTimers": "RFC 3261 timer base values in seconds; the defaults suit almost every network.",
+    "ConnectionsConfig": "TCP and TLS connections: how long one may take to send a message "
+    "or stay idle, and how many may be open from one source and in total.",
     "LimitsConfig": "Admission limits: beyond them, new calls get 503 and calls in progress "
     "keep the capacity.",
     "TlsConfig": "SIP over TLS: our certificate for tls: listen addresses, and how the "
@@ -87,6 +91,7 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "timers": "SIP transaction timers (T1, T2, T4) in seconds.",
         "shutdown_grace": "Seconds to let calls in progress finish on shutdown.",
         "tls": "SIP over TLS: certificate, key, and peer verification.",
+        "connections": "TCP and TLS connections: message deadline, idle timeout, caps.",
         "limits": "Admission limits on new calls (503 beyond them).",
         "digest_algorithms": (
             "Digest algorithms offered to lines, preferred first (RFC 8760). Some phones "
@@ -97,6 +102,18 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "address": "IP address written in our SDP (where peers send RTP to us).",
         "rtp_ports": "RTP port range 'LOW-HIGH' (at least 2 ports, 1024..65535).",
         "mode": "relay: audio flows through the server; direct: between the phones.",
+    },
+    "ConnectionsConfig": {
+        "message_timeout": "Seconds from the first byte of a message on a TCP or TLS "
+        "connection until it is complete; beyond, the connection is closed.",
+        "idle_timeout": "Seconds a TCP or TLS connection may stay without receiving anything "
+        "(a CRLF keep-alive counts) before it is closed; above the registration expiry (3600 "
+        "s) so that phones keep their registration connections.",
+        "max_per_source": "TCP and TLS connections open at once from one IP address (one /64 "
+        "for IPv6); beyond, new ones are closed at once.",
+        "max_total": "TCP and TLS connections open at once, both directions; beyond, new ones "
+        "are closed at once. null: what the open-files limit leaves once every RTP port and "
+        "a margin are kept for media.",
     },
     "LimitsConfig": {
         "max_calls": "Calls in progress at once (ringing, queued or bridged); beyond, new "

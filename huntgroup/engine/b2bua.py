@@ -502,12 +502,15 @@ class B2BUA:
         elif method == "REGISTER":
             self._register(key, request, source)
         elif method == "OPTIONS":
-            self._respond(
-                key,
-                request,
-                200,
-                headers=(("Allow", ALLOW), ("Accept", "application/sdp")),
-            )
+            if not self.accepting:  # draining: a load balancer's probe takes the node out
+                self._respond(key, request, 503, headers=(("Retry-After", "30"),))
+            else:
+                self._respond(
+                    key,
+                    request,
+                    200,
+                    headers=(("Allow", ALLOW), ("Accept", "application/sdp")),
+                )
         elif method == "BYE":
             self._respond(key, request, 481)
         elif method in KNOWN_METHODS:

@@ -10,9 +10,19 @@ input. UDP uses one datagram endpoint per ``server.listen`` entry (with
 ICMP errors read, see :mod:`udp_errors`); TCP and TLS one server per entry,
 with a :class:`StreamParser` per connection. Requests to a TCP or TLS peer
 we have no connection to open one (TLS checked per :mod:`tls`); a connection
-that cannot be opened fails the requests it was to carry.
+that cannot be opened fails the requests it was to carry. Responses never
+open a connection nor resolve a name: they go back on the connection their
+request came on (dropped when it is gone), or to the UDP source address.
 
-Shutdown (SIGINT/SIGTERM): newcomers get 503, calls in progress may finish
+Connections (``server.connections``, :mod:`connections`): the open-files
+limit is raised at start, and the TCP/TLS connections get what it leaves once
+the RTP ports are set aside; a connection beyond the cap per source or the
+total cap is closed at once (before any TLS handshake). Each connection must
+complete a message within ``message_timeout`` of its first byte and receive
+something (an RFC 5626 CRLF keep-alive, answered with a CRLF, counts) every
+``idle_timeout``; a peer that does not read what we send is cut off.
+
+Shutdown (SIGINT/SIGTERM): newcomers and OPTIONS probes get 503, calls in progress may finish
 for ``server.shutdown_grace`` seconds, then the B2BUA ends them with BYE; the
 process exits once no call is left.
 """
@@ -25,6 +35,7 @@ import gc
 import logging
 import os
 import random
+import resource
 import secrets
 import signal
 import socket
@@ -35,7 +46,7 @@ from typing import cast
 
 from huntgroup.config.diff import config_changes
 from huntgroup.config.models import LISTEN_RE, Config
-from huntgroup.engine import stats, tls, udp_errors
+from huntgroup.engine import connections, stats, tls, udp_errors
 from huntgroup.engine.b2bua import B2BUA, Output, Transmit
 from huntgroup.engine.dialogs import Local
 from huntgroup.engine.loop_timer import LoopTimer
@@ -50,6 +61,18 @@ from huntgroup.queue.journal import JournalingStore
 
 log = logging.getLogger("huntgroup.server")
 
+
+TLS_HANDSHAKE_TIMEOUT = 10.0
+"""Seconds an accepted TLS connection has to complete its handshake."""
+
+MAX_WRITE_BUFFER = 1 << 20
+"""Bytes queued on one TCP/TLS connection whose peer does not read, before it is closed."""
+
+REPORT_INTERVAL = 10.0
+"""Seconds between two log lines about refused or timed-out connections (counted meanwhile)."""
+
+CLOSE_LINGER = 5.0
+"""Seconds a closed TCP/TLS connection may take to send what is queued on it."""
 
 StreamKey = tuple[str, str, int]
 """A stream connection: (transport "TCP" or "TLS", peer host, peer port)."""
@@ -138,6 +161,12 @@ class Server:
         self._tcp: dict[StreamKey, asyncio.StreamWriter] = {}
         self._pending_tcp: dict[StreamKey, list[bytes]] = {}
         self._tls_client: ssl.SSLContext | None = None
+        self._tls_server: ssl.SSLContext | None = None
+        self._limiter = connections.ConnectionLimiter(max_per_source=1, max_total=1)  # start()
+        self._refusal_log = connections.ReportThrottle(REPORT_INTERVAL)
+        self._timeout_log = connections.ReportThrottle(REPORT_INTERVAL)
+        self.conn_counters = stats.ConnectionCounters()
+        self._conn_settings = config.server.connections
         self._timer = LoopTimer(loop, self._on_timer)
         self.b2bua: B2BUA
         self.media: MediaEngine
@@ -152,8 +181,8 @@ class Server:
         # Music is decoded and encoded before the first call can arrive: a caller
         # queued in the first second must not stall every other stream.
         await self._preload_music(cfg)
+        self._limiter = connection_limiter(cfg)  # ResourceLimitError: refuses to start
         locals_: list[Local] = []
-        tls_server: ssl.SSLContext | None = None
         self._tls_client = tls.client_context(cfg.server.tls)  # for sips: and transport=tls
         for entry in cfg.server.listen:
             addr = parse_listen(entry)
@@ -164,16 +193,11 @@ class Server:
                 )
                 port = transport.get_extra_info("sockname")[1]
                 self._udp.append((ListenAddress("UDP", addr.host, port), protocol))
-            else:  # TCP or TLS
-                if addr.transport == "TLS" and tls_server is None:
-                    tls_server = tls.server_context(cfg.server.tls)  # once for every entry
-                context = tls_server if addr.transport == "TLS" else None
+            else:  # TCP or TLS (TLS is started per connection, once it is within the caps)
+                if addr.transport == "TLS" and self._tls_server is None:
+                    self._tls_server = tls.server_context(cfg.server.tls)  # once for every entry
                 server = await asyncio.start_server(
-                    functools.partial(self._accept, addr.transport),
-                    addr.host,
-                    addr.port,
-                    ssl=context,
-                    ssl_handshake_timeout=10 if context is not None else None,
+                    functools.partial(self._accept, addr.transport), addr.host, addr.port
                 )
                 port = server.sockets[0].getsockname()[1]
                 self._tcp_servers.append(server)
@@ -239,11 +263,18 @@ class Server:
 
     def _transmit(self, out: Transmit) -> None:
         dest = out.destination
+        response = out.data.startswith(b"SIP/2.0 ")
         if dest.transport.upper() in ("TCP", "TLS"):
-            self._send_tcp(dest, out.data)
+            if response:  # only on the connection its request came on, never a new one
+                self._respond_on_stream(dest, out.data)
+            else:
+                self._send_tcp(dest, out.data)
             return
         if is_address(dest.host):
             self._send_udp(out.data, dest.host, dest.port)
+            return
+        if response:  # never resolve a name for a response (it goes to a source address)
+            log.debug("response for %s:%d dropped: not an address", dest.host, dest.port)
             return
 
         # A host name: resolved off the event loop, then sent (or failed: 503).
@@ -268,8 +299,14 @@ class Server:
 
     def log_stats(self) -> str:
         """Log (and return) the stats line: gauges and counters (see :mod:`stats`)."""
-        gauges = {**self.b2bua.gauges(), "media_sessions": self.media.sessions}
-        line = stats.stats_line(gauges, self.b2bua.counters, self.media.counters)
+        gauges = {
+            **self.b2bua.gauges(),
+            "media_sessions": self.media.sessions,
+            "connections": self._limiter.open,
+        }
+        line = stats.stats_line(
+            gauges, self.b2bua.counters, self.media.counters, self.conn_counters
+        )
         log.info("stats: %s", line)
         return line
 
@@ -278,7 +315,7 @@ class Server:
         last = ""
         while True:
             await asyncio.sleep(interval)
-            now = stats.stats_line({}, self.b2bua.counters, self.media.counters)
+            now = stats.stats_line({}, self.b2bua.counters, self.media.counters, self.conn_counters)
             if now != last:
                 self.log_stats()
                 last = now
@@ -297,10 +334,57 @@ class Server:
     async def _accept(
         self, transport: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        """A TCP connection arrived on a tcp: or tls: listener: capped, then served.
+
+        The caps apply before any TLS handshake (which the connection then has
+        :data:`TLS_HANDSHAKE_TIMEOUT` seconds to complete): a handshake in
+        progress holds a descriptor too.
+        """
         peername = writer.get_extra_info("peername")
-        key = (transport, str(peername[0]), int(peername[1]))
-        self._tcp[key] = writer
-        await self._read_tcp(key, reader, writer)
+        host, port = str(peername[0]), int(peername[1])
+        source = connections.source_of(host)
+        refusal = self._limiter.accept(source)
+        if refusal is not None:
+            self._refused(refusal, transport, host, source)
+            writer.transport.abort()
+            return
+        self.conn_counters.conn_accepted += 1
+        try:
+            if transport == "TLS":
+                assert self._tls_server is not None
+                try:
+                    await writer.start_tls(
+                        self._tls_server, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT
+                    )
+                except (OSError, TimeoutError) as err:  # ssl.SSLError included
+                    log.debug("TLS handshake with %s:%d failed: %s", host, port, err)
+                    return
+            key = (transport, host, port)
+            self._tcp[key] = writer
+            await self._read_tcp(key, reader, writer)
+        finally:
+            self._limiter.release(source)
+            self._close(writer)
+
+    def _refused(
+        self, refusal: connections.Refusal, transport: str, host: str, source: str
+    ) -> None:
+        if refusal == "total":
+            self.conn_counters.conn_refused_total += 1
+            cap = f"total cap ({self._limiter.max_total})"
+        else:
+            self.conn_counters.conn_refused_source += 1
+            cap = f"cap per source ({self._limiter.max_per_source} from {source})"
+        held = self._refusal_log.due(now=self.loop.time())
+        if held is not None:
+            log.warning(
+                "%s connection from %s refused: %s reached (%d more refused since the last "
+                "such line)",
+                transport,
+                host,
+                cap,
+                held,
+            )
 
     async def _read_tcp(
         self,
@@ -308,56 +392,147 @@ class Server:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
+        """Read messages until the peer closes, or a deadline passes: a message must be
+        complete ``message_timeout`` seconds after its first byte, and a connection that
+        receives nothing (CRLF keep-alives count) for ``idle_timeout`` is closed."""
         parser = StreamParser()
         peer = Peer(key[1], key[2], key[0])
+        limits = self._conn_settings  # as at start: changes under server: need a restart
+        loop = self.loop
+        started: float | None = None  # when the first byte of the message being read came
         try:
-            while data := await reader.read(65536):
-                try:
-                    messages = parser.feed(data)
-                except SipParseError as err:
-                    self.run(lambda now, e=err: self.b2bua.parse_failed(e, peer))
-                    break  # framing is lost on this connection
-                for message in messages:
-                    self.run(lambda now, m=message: self.b2bua.receive_message(m, peer, now=now))
+            async with asyncio.timeout_at(loop.time() + limits.idle_timeout) as deadline:
+                while data := await reader.read(65536):
+                    now = loop.time()
+                    try:
+                        messages = parser.feed(data)
+                    except SipParseError as err:
+                        self.run(lambda now, e=err: self.b2bua.parse_failed(e, peer))
+                        break  # framing is lost on this connection
+                    pings = parser.take_pings()
+                    if pings:  # RFC 5626 §4.4.1: each double CRLF gets a single CRLF
+                        self.conn_counters.keepalive_pongs += pings
+                        self._write(writer, b"\r\n" * pings)
+                    for message in messages:
+                        self.run(
+                            lambda now, m=message: self.b2bua.receive_message(m, peer, now=now)
+                        )
+                    if parser.in_message:
+                        if started is None or messages:
+                            started = now
+                        deadline.reschedule(
+                            min(started + limits.message_timeout, now + limits.idle_timeout)
+                        )
+                    else:
+                        started = None
+                        deadline.reschedule(now + limits.idle_timeout)
+        except TimeoutError:
+            if started is not None:
+                self.conn_counters.conn_message_timeouts += 1
+                why = f"no complete message {limits.message_timeout:g} s after its first byte"
+            else:
+                self.conn_counters.conn_idle_timeouts += 1
+                why = f"idle for {limits.idle_timeout:g} s"
+            held = self._timeout_log.due(now=loop.time())
+            if held is not None:
+                log.info(
+                    "%s connection with %s:%d closed: %s (%d more since the last such line)",
+                    key[0],
+                    bracket(key[1]),
+                    key[2],
+                    why,
+                    held,
+                )
         except (ConnectionError, OSError):
             pass
         finally:
-            self._tcp.pop(key, None)
-            writer.close()
+            if self._tcp.get(key) is writer:
+                del self._tcp[key]
+            self._close(writer)
+
+    def _close(self, writer: asyncio.StreamWriter) -> None:
+        """Close a connection: what is queued may still leave for :data:`CLOSE_LINGER`
+        seconds, then the socket goes (a peer that does not read cannot keep it)."""
+        transport = writer.transport
+        writer.close()
+        if transport.get_write_buffer_size():
+            self.loop.call_later(CLOSE_LINGER, transport.abort)
+
+    def _write(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        """Queue ``data`` on a connection; one whose peer does not read (more than
+        :data:`MAX_WRITE_BUFFER` bytes queued) is closed instead."""
+        transport = writer.transport
+        if transport.get_write_buffer_size() + len(data) > MAX_WRITE_BUFFER:
+            self.conn_counters.conn_write_overflows += 1
+            log.debug("connection closed: its peer does not read what we send")
+            transport.abort()
+            return
+        writer.write(data)
+
+    def _respond_on_stream(self, dest: Peer, data: bytes) -> None:
+        """A response over TCP or TLS: on its request's connection, or dropped when it is
+        gone (never a new connection, whatever §18.2.2 or the Via says)."""
+        writer = self._tcp.get((dest.transport.upper(), dest.host, dest.port))
+        if writer is None or writer.is_closing():
+            self.conn_counters.responses_dropped += 1
+            log.debug("response to %s:%d dropped: its connection is gone", dest.host, dest.port)
+            return
+        self._write(writer, data)
 
     def _send_tcp(self, dest: Peer, data: bytes) -> None:
         key = (dest.transport.upper(), dest.host, dest.port)
         writer = self._tcp.get(key)
         if writer is not None and not writer.is_closing():
-            writer.write(data)
+            self._write(writer, data)
             return
-        queued = self._pending_tcp.setdefault(key, [])
-        queued.append(data)
-        if len(queued) == 1:
-            self.loop.create_task(self._connect_tcp(dest))
+        queued = self._pending_tcp.get(key)
+        if queued is not None:
+            queued.append(data)
+            return
+        if not self._limiter.connect():
+            self.conn_counters.conn_refused_total += 1
+            held = self._refusal_log.due(now=self.loop.time())
+            if held is not None:
+                log.warning(
+                    "no %s connection opened to %s:%d: total cap (%d) reached (%d more refused "
+                    "since the last such line)",
+                    key[0],
+                    bracket(dest.host),
+                    dest.port,
+                    self._limiter.max_total,
+                    held,
+                )
+            self.loop.call_soon(self.undelivered, data, dest)
+            return
+        self._pending_tcp[key] = [data]
+        self.loop.create_task(self._connect_tcp(dest))
 
     async def _connect_tcp(self, dest: Peer) -> None:
+        """Open a connection we need (counted by the limiter), send what waits for it, read."""
         key = (dest.transport.upper(), dest.host, dest.port)
         context = self._tls_client if key[0] == "TLS" else None
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(
-                    dest.host,
-                    dest.port,
-                    ssl=context,
-                    server_hostname=dest.host if context is not None else None,
-                ),
-                timeout=5,
-            )
-        except (OSError, TimeoutError) as err:  # ssl.SSLError (a bad certificate) included
-            log.info("%s connection to %s:%d failed: %s", key[0], dest.host, dest.port, err)
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(
+                        dest.host,
+                        dest.port,
+                        ssl=context,
+                        server_hostname=dest.host if context is not None else None,
+                    ),
+                    timeout=5,
+                )
+            except (OSError, TimeoutError) as err:  # ssl.SSLError (a bad certificate) included
+                log.info("%s connection to %s:%d failed: %s", key[0], dest.host, dest.port, err)
+                for data in self._pending_tcp.pop(key, []):
+                    self.undelivered(data, dest)
+                return
+            self._tcp[key] = writer
             for data in self._pending_tcp.pop(key, []):
-                self.undelivered(data, dest)
-            return
-        self._tcp[key] = writer
-        for data in self._pending_tcp.pop(key, []):
-            writer.write(data)
-        await self._read_tcp(key, reader, writer)
+                self._write(writer, data)
+            await self._read_tcp(key, reader, writer)
+        finally:
+            self._limiter.release(None)
 
     async def reload(self, path: str) -> None:
         """SIGHUP: read the file again; a bad file is reported and changes nothing."""
@@ -412,6 +587,49 @@ class Server:
             writer.close()
         self.media.close_all()
         self.stopped.set()
+
+
+def raise_open_files_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (logged); return the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if hard == resource.RLIM_INFINITY:  # Linux refuses more than fs.nr_open
+        try:
+            with open("/proc/sys/fs/nr_open") as f:
+                target = int(f.read())
+        except (OSError, ValueError):
+            target = 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError) as err:
+            log.warning(
+                "open files: could not raise the limit from %d to %d: %s", soft, target, err
+            )
+            return soft
+        log.info("open files: limit raised from %d to %d (the hard limit)", soft, target)
+        return target
+    if soft == resource.RLIM_INFINITY:
+        soft = target
+    log.info("open files: limit %d (the hard limit)", soft)
+    return soft
+
+
+def connection_limiter(config: Config) -> connections.ConnectionLimiter:
+    """The caps on TCP/TLS connections, within what the open-files limit leaves once
+    the RTP ports have their sockets (raises ResourceLimitError when they do not fit)."""
+    low, high = config.server.media.port_range
+    limits = config.server.connections
+    total = connections.connection_budget(
+        raise_open_files_limit(), rtp_ports=high - low + 1, max_total=limits.max_total
+    )
+    log.info(
+        "connections: at most %d TCP/TLS in total, %d per source; %d descriptors kept for RTP",
+        total,
+        limits.max_per_source,
+        high - low + 1,
+    )
+    return connections.ConnectionLimiter(max_per_source=limits.max_per_source, max_total=total)
 
 
 async def serve(config: Config, *, config_path: str | None = None) -> int:

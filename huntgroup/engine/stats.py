@@ -6,9 +6,13 @@ The B2BUA counts what happens to SIP (:class:`SipCounters`: messages in,
 those refused as malformed, requests the network could not deliver, calls
 taken in, bridged); the media engine counts RTP (music packets
 sent, packets relayed, packets dropped for a bad header, an unexpected
-source or an idle port, send errors). :func:`stats_line` puts them, with
+source or an idle port, send errors); the server counts TCP and TLS
+connections (:class:`ConnectionCounters`: taken in, refused by a cap, closed
+by a deadline, keep-alives answered, responses whose connection was gone).
+:func:`stats_line` puts them, with
 the gauges of the moment (calls, queued callers, media sessions, RTP ports
-in use, registered contacts, open transactions), on one ``key=value`` line.
+in use, registered contacts, open transactions, connections), on one
+``key=value`` line.
 
 The server logs that line every :data:`INTERVAL` seconds when a counter
 moved, on ``SIGUSR1`` at once, and when it stops. Counters only grow; they
@@ -33,6 +37,20 @@ class SipCounters:
     calls: int = 0  # of those, taken in as calls (feature codes included); others refused
     over_limits: int = 0  # of the refused, those refused by server.limits (503)
     bridged: int = 0  # calls connected to a member, a forward target or the upstream
+
+
+@dataclass(slots=True)
+class ConnectionCounters:
+    """TCP and TLS connections (docs/security.md, "Connection exhaustion")."""
+
+    conn_accepted: int = 0  # connections taken in (within the caps)
+    conn_refused_source: int = 0  # closed at once: server.connections.max_per_source reached
+    conn_refused_total: int = 0  # closed at once (or not opened): the total cap reached
+    conn_message_timeouts: int = 0  # closed: a message incomplete after message_timeout
+    conn_idle_timeouts: int = 0  # closed: nothing received for idle_timeout
+    conn_write_overflows: int = 0  # closed: the peer did not read what we sent
+    keepalive_pongs: int = 0  # RFC 5626 CRLF keep-alives answered
+    responses_dropped: int = 0  # responses whose TCP/TLS connection was gone (never reopened)
 
 
 def stats_line(gauges: dict[str, int], *counters: Any) -> str:

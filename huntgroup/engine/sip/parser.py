@@ -382,9 +382,14 @@ def parse_datagram(data: bytes, *, limits: ParserLimits | None = None) -> Messag
 
 
 class StreamParser:
-    """Frames messages out of a byte stream (TCP). Feed bytes, get messages."""
+    """Frames messages out of a byte stream (TCP). Feed bytes, get messages.
 
-    __slots__ = ("_buffer", "_error", "_head", "_head_size", "limits")
+    CRLFs between messages are skipped; each double CRLF among them is an RFC
+    5626 keep-alive ping (§3.5.1), counted for :meth:`take_pings` so that the
+    driver answers it with a single CRLF (the pong).
+    """
+
+    __slots__ = ("_buffer", "_crlfs", "_error", "_head", "_head_size", "_pings", "limits")
 
     def __init__(self, *, limits: ParserLimits | None = None) -> None:
         self.limits = limits or ParserLimits()
@@ -392,11 +397,23 @@ class StreamParser:
         self._head: _Head | None = None
         self._head_size = 0
         self._error: SipParseError | None = None
+        self._crlfs = 0  # CRLFs seen since the last message or ping
+        self._pings = 0
 
     @property
     def buffered(self) -> int:
         """Bytes held that do not yet form a complete message."""
         return len(self._buffer)
+
+    @property
+    def in_message(self) -> bool:
+        """True when part of a message is held (more than keep-alive CRLFs)."""
+        return self._head is not None or (bool(self._buffer) and self._buffer != b"\r")
+
+    def take_pings(self) -> int:
+        """Keep-alive pings (double CRLFs between messages) received since the last call."""
+        pings, self._pings = self._pings, 0
+        return pings
 
     def feed(self, data: bytes) -> list[Message]:
         """Add received bytes; return every message now complete, in order.
@@ -427,8 +444,12 @@ class StreamParser:
                 skip += 2
             if skip:
                 del buf[:skip]
+                crlfs = self._crlfs + skip // 2
+                self._pings += crlfs // 2
+                self._crlfs = crlfs % 2
             if not buf or buf == b"\r":
                 return None
+            self._crlfs = 0  # a message starts
             end = buf.find(b"\r\n\r\n", 0, limits.max_message_size + 4)
             if end < 0:
                 if len(buf) > limits.max_message_size:

@@ -5,9 +5,13 @@ Theory of operation: a :class:`Peer` names the other end of one hop (address,
 port, transport). When a request arrives, :func:`stamp_via` records on its
 top Via where it really came from (``received``, and ``rport`` when the sender
 asked for it); responses built from that request carry the stamped Via, and
-:func:`response_destination` reads it back to find where the response must
-go: the same connection for reliable transports, else ``maddr``, else
-``received``/``rport``, else the sent-by address.
+:func:`response_destination` says where the response goes: back to where the
+request really came from, on the transport it came over (the same connection
+for TCP and TLS, the packet's source address and port for UDP). The Via's
+``maddr``, transport, sent-by and port are deliberately never followed: they
+are written by the sender, and following them would let anyone steer our
+responses (and their retransmissions) at a third party, or make us open a
+connection to any host and port (RFC 3581 symmetric response routing, always).
 
 Invariants: these are pure functions of their inputs; they never touch the
 network or a clock.
@@ -85,22 +89,20 @@ def stamp_via(request: Request, source: Peer) -> Request:
 
 
 def response_destination(via: Via, source: Peer) -> Peer:
-    """Where to send a response whose top Via is ``via`` (§18.2.2, RFC 3581).
+    """Where to send a response to a request that arrived from ``source``.
 
-    ``source`` is where the request came from. Over a reliable transport the
-    response goes back over the same connection, i.e. to ``source``.
+    Always ``source``: the connection the request came on (TCP, TLS), or
+    the datagram's real source address and port (UDP), as RFC 3581 symmetric
+    response routing does whether or not the sender asked for ``rport``.
+    ``via`` (the request's top Via) is not consulted on purpose: its
+    ``maddr``, transport and sent-by are the sender's say-so, and a response
+    never goes where the sender merely claims to be (§18.2.2's ``maddr`` and
+    sent-by rules are not followed). The driver never opens a connection to
+    send a response: over a stream transport whose connection is gone the
+    response is dropped.
     """
-    transport = via.transport
-    if source.reliable:
-        return source
-    default_port = DEFAULT_PORTS.get(transport, 5060)
-    if via.maddr is not None:
-        return Peer(via.maddr.strip("[]"), via.port or default_port, transport)
-    # Peer hosts are bare addresses (no IPv6 brackets): what sockets take.
-    host = (via.received or via.host).strip("[]")
-    if via.rport is not None:
-        return Peer(host, via.rport, transport)
-    return Peer(host, via.port or default_port, transport)
+    del via  # deliberately unused (see above)
+    return source
 
 
 def check_max_forwards(request: Request) -> int | None:

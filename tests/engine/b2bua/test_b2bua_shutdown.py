@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from b2bua_peers import CALLER_NUMBER, DOMAIN, PILOT, Network, make_config
+from b2bua_peers import CALLER_NUMBER, DOMAIN, LINE_A, PILOT, Network, make_config
 
 
 def test_shutdown_refuses_new_calls_and_ends_active_ones_after_grace() -> None:
@@ -71,12 +71,15 @@ def test_shutdown_ends_a_ringing_call_with_503_and_cancels_members() -> None:
     assert net.ports_in_use == 0
 
 
-def test_options_and_register_still_answered_while_shutting_down() -> None:
+def test_options_refused_but_register_still_answered_while_shutting_down() -> None:
     net = Network(make_config())
     caller = net.phone("caller", 6000, CALLER_NUMBER)
     net.shutdown(grace=30.0)
     caller.simple("OPTIONS", f"sip:{DOMAIN}")
-    caller.response(200, "OPTIONS")
+    caller.response(503, "OPTIONS")
+    phone = net.phone("a", 6001, LINE_A)
+    phone.register(LINE_A, call_id="reg-drain@test", cseq=1)
+    phone.response(401, "REGISTER")  # phones keep registering while calls finish
 
 
 def test_shutdown_with_zero_grace_ends_everything_at_the_next_timer() -> None:
@@ -92,3 +95,36 @@ def test_shutdown_with_zero_grace_ends_everything_at_the_next_timer() -> None:
     caller.request("BYE")
     m1.request("BYE")
     assert net.b2b.active_calls == 0
+
+
+def test_a_draining_node_answers_options_with_503_but_calls_in_progress_get_200() -> None:
+    """A load balancer's OPTIONS probe takes a draining node out (503 + Retry-After);
+    an OPTIONS inside a call in progress still gets 200: that call keeps working."""
+    net = Network(make_config("linear", members=1))
+    caller = net.phone("caller", 6000, CALLER_NUMBER)
+    prober = net.phone("lb", 6100, "lb")
+    m1 = net.phone("m1", 7001, "m1")
+    call = caller.invite(PILOT)
+    leg = m1.answering(m1.request("INVITE"))
+    leg.reply(200)
+    m1.request("ACK")
+    call.ack(caller.response(200))
+    caller.drop()
+
+    prober.simple("OPTIONS", f"sip:{DOMAIN}")
+    assert prober.response(200, "OPTIONS").headers.get("Retry-After") is None
+    net.at(5.0)
+    net.shutdown(grace=60.0)
+    prober.simple("OPTIONS", f"sip:{DOMAIN}")
+    refused = prober.response(503, "OPTIONS")
+    assert refused.headers.get("Retry-After") == "30"
+    prober.simple("OPTIONS", f"sip:{PILOT}@{DOMAIN}")  # whatever its Request-URI
+    prober.response(503, "OPTIONS")
+
+    caller.send(call.in_dialog("OPTIONS"))
+    caller.response(200, "OPTIONS")
+    assert net.b2b.active_calls == 1
+    net.at(65.0)  # the grace is over: the call ends, the node keeps refusing probes
+    assert net.b2b.active_calls == 0
+    prober.simple("OPTIONS", f"sip:{DOMAIN}")
+    prober.response(503, "OPTIONS")

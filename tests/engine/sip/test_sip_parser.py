@@ -378,7 +378,7 @@ def test_stamp_and_response_destination() -> None:
     stamped = stamp_via(request, source)
     via = stamped.top_via
     assert via.received == "192.0.2.50" and not via.has_rport
-    assert response_destination(via, source) == Peer("192.0.2.50", 5060, "UDP")
+    assert response_destination(via, source) == source  # symmetric, rport or not
     rport = parse_request(INVITE.replace(b";branch", b";rport;branch"))
     via = stamp_via(rport, source).top_via
     assert (via.received, via.rport) == ("192.0.2.50", 5066)
@@ -386,11 +386,11 @@ def test_stamp_and_response_destination() -> None:
     same = stamp_via(request, Peer("pc33.example.com", 5060))
     assert same == request  # sent-by is the source: nothing to add
     maddr = parse_via("SIP/2.0/UDP a.example.com:5070;maddr=224.0.1.75;branch=z9hG4bKm")
-    assert response_destination(maddr, source) == Peer("224.0.1.75", 5070, "UDP")
+    assert response_destination(maddr, source) == source  # maddr is never followed
     tcp = Peer("192.0.2.50", 40000, "TCP")
     assert response_destination(parse_via("SIP/2.0/TCP a.example.com"), tcp) == tcp
     v6 = parse_via("SIP/2.0/UDP host;received=2001:db8::5")
-    assert response_destination(v6, source) == Peer("2001:db8::5", 5060, "UDP")
+    assert response_destination(v6, source) == source
 
 
 def test_max_forwards_and_loops() -> None:
@@ -416,3 +416,25 @@ def test_max_forwards_and_loops() -> None:
     # ...but a spiral (new Request-URI) is not.
     spiral = Request(back.method, parse_uri("sip:carol@example.com"), back.headers)
     assert not detect_loop(spiral, ours)
+
+
+def test_stream_keepalive_pings_are_counted_and_are_not_a_message() -> None:
+    """RFC 5626 §3.5.1: a double CRLF between messages is a ping (the driver pongs)."""
+    parser = StreamParser()
+    assert parser.feed(b"\r\n\r\n") == [] and parser.take_pings() == 1
+    assert not parser.in_message and parser.take_pings() == 0
+    for piece in (b"\r", b"\n\r", b"\n"):  # split anywhere
+        assert parser.feed(piece) == []
+        assert not parser.in_message
+    assert parser.take_pings() == 1
+    parser.feed(b"\r\n\r\n\r\n\r\n\r\n")  # two pings and half of a third
+    assert parser.take_pings() == 2
+    parser.feed(b"\r\nOPTIONS sip:a@b SIP/2.0\r\n")  # the half CRLF then a message begins
+    assert parser.take_pings() == 1 and parser.in_message
+    parser.feed(b"Via: SIP/2.0/TCP h;branch=z9hG4bKk\r\nFrom: <sip:a@b>;tag=1\r\n")
+    messages = parser.feed(
+        b"To: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n\r\n"
+    )
+    assert len(messages) == 1 and not parser.in_message and parser.take_pings() == 0
+    parser.feed(b"\r\nINV")  # one CRLF after the message, then a new one
+    assert parser.in_message and parser.take_pings() == 1

@@ -1,0 +1,47 @@
+"""The driver's stream sends: a response never opens a connection (it goes on its request's
+connection or is dropped), and a request beyond the total connection cap fails at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from huntgroup.config.models import Config
+from huntgroup.engine.b2bua import Transmit
+from huntgroup.engine.connections import ConnectionLimiter
+from huntgroup.engine.server import Server
+from huntgroup.engine.sip.routing import Peer
+
+RESPONSE = b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"
+REQUEST = b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r\n"
+
+
+def test_a_response_whose_connection_is_gone_is_dropped_not_reconnected() -> None:
+    async def scenario() -> Server:
+        server = Server(Config(), loop=asyncio.get_running_loop())
+        for transport in ("TCP", "TLS"):
+            server._transmit(Transmit(RESPONSE, Peer("127.0.0.1", 9, transport)))
+        server._transmit(Transmit(RESPONSE, Peer("victim.example.com", 9, "UDP")))
+        await asyncio.sleep(0)
+        return server
+
+    server = asyncio.run(scenario())
+    assert server._pending_tcp == {}  # no connection attempted
+    assert server._limiter.open == 0
+    assert server.conn_counters.responses_dropped == 2
+
+
+def test_a_request_beyond_the_total_cap_fails_at_once() -> None:
+    failed: list[tuple[bytes, Peer]] = []
+
+    async def scenario() -> Server:
+        server = Server(Config(), loop=asyncio.get_running_loop())
+        server._limiter = ConnectionLimiter(max_per_source=1, max_total=1)
+        assert server._limiter.accept("192.0.2.1") is None  # the only place is taken
+        server.undelivered = lambda data, peer: failed.append((data, peer))  # type: ignore[method-assign]
+        server._transmit(Transmit(REQUEST, Peer("127.0.0.1", 9, "TCP")))
+        await asyncio.sleep(0)
+        return server
+
+    server = asyncio.run(scenario())
+    assert failed == [(REQUEST, Peer("127.0.0.1", 9, "TCP"))]
+    assert server._pending_tcp == {} and server.conn_counters.conn_refused_total == 1
