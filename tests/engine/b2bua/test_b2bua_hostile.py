@@ -64,6 +64,8 @@ def tables(b2b: B2BUA) -> dict[str, int]:
         "events": len(b2b._events),
         "out": len(b2b._out),
         "rtp_ports": b2b.media.ports.in_use,
+        "core_calls": len(b2b.core._calls),
+        "queued": sum(len(b2b.core.store.queue(g.name)) for g in b2b.config.groups),
     }
 
 
