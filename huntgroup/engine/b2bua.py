@@ -245,6 +245,10 @@ class B2BUA:
             lockout_max=auth.lockout_max,
             max_entries=auth.max_tracked,
         )
+        # the hosts that name this server in a Request-URI (digest uri binding)
+        self._our_hosts = frozenset(
+            [config.server.domain.lower(), *(me.host.strip("[]").lower() for me in locals_)]
+        )
         self._wall = wall_clock
         self._now = now
         self._out: list[Output] = []
@@ -644,7 +648,7 @@ class B2BUA:
                 log.info("%s %s refused (400): %s", request.method, number, err)
                 self._respond(key, request, 400)
                 return False
-            if not uri_matches(parsed.uri, str(request.uri)):
+            if not uri_matches(parsed.uri, str(request.uri), our_hosts=self._our_hosts):
                 log.info(
                     "%s %s refused (400): digest uri is not the Request-URI", request.method, number
                 )

@@ -78,7 +78,7 @@ import hmac
 import secrets
 import struct
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -520,14 +520,17 @@ class MemoryNonceCounts:
         return AuthOutcome.OK
 
 
-def uri_matches(credentials_uri: str, request_uri: str) -> bool:
+def uri_matches(credentials_uri: str, request_uri: str, *, our_hosts: Collection[str] = ()) -> bool:
     """Whether the credentials' ``uri`` designates the Request-URI (RFC 7616 §3.4.6).
 
-    Equal strings match. Otherwise both are parsed as URIs and match when
-    scheme, user, host (case-insensitive) and port are equal: a client that
-    re-spells parameters or the host's case is still bound to the same
-    destination, and an answer computed for another number or host is not.
-    An omitted port does not match an explicit one (RFC 3261 §19.1.4).
+    Equal strings match. Otherwise both are parsed as URIs and must have the
+    same scheme and user (``%`` escapes resolved), and the same host (case
+    does not matter) and port, an omitted port not matching an explicit one
+    (RFC 3261 §19.1.4); URI parameters are ignored. A Request-URI rewritten on
+    the way (an SBC that puts our address where the phone wrote our domain)
+    still matches when both hosts are among ``our_hosts`` (IPv6 without
+    brackets, lower case): the user, i.e. the number called, must match
+    always. ``tel:`` URIs compare their numbers.
     """
     if credentials_uri == request_uri:
         return True
@@ -536,12 +539,14 @@ def uri_matches(credentials_uri: str, request_uri: str) -> bool:
     except (RemoteProtocolError, ValueError):
         return False
     if isinstance(ours, SipUri) and isinstance(theirs, SipUri):
-        return (ours.scheme.lower(), unescape(ours.user or ""), ours.host, ours.port) == (
+        if (ours.scheme.lower(), unescape(ours.user or "")) != (
             theirs.scheme.lower(),
             unescape(theirs.user or ""),
-            theirs.host,
-            theirs.port,
-        )
+        ):
+            return False
+        if (ours.host, ours.port) == (theirs.host, theirs.port):
+            return True
+        return ours.host.strip("[]") in our_hosts and theirs.host.strip("[]") in our_hosts
     if isinstance(ours, TelUri) and isinstance(theirs, TelUri):
         return ours.number == theirs.number
     return False

@@ -158,6 +158,28 @@ def test_uri_matches_the_request_target(credentials: str, request_uri: str, matc
     assert uri_matches(credentials, request_uri) is matches
 
 
+OURS = frozenset({"voip.example.net", "192.0.2.5", "2001:db8::5"})
+
+
+@pytest.mark.parametrize(
+    ("credentials", "request_uri", "matches"),
+    [
+        # an SBC put our address where the phone wrote our domain: still us, same number
+        ("sip:0611223344@voip.example.net", "sip:0611223344@192.0.2.5:5060", True),
+        ("sip:0611223344@voip.example.net", "sip:0611223344@[2001:db8::5]", True),
+        ("sip:voip.example.net", "sip:192.0.2.5", True),
+        # never another number, nor a host that is not ours
+        ("sip:0699999999@voip.example.net", "sip:0611223344@192.0.2.5:5060", False),
+        ("sip:0611223344@evil.example.com", "sip:0611223344@192.0.2.5", False),
+        ("sip:0611223344@voip.example.net", "sip:0611223344@198.51.100.1", False),
+    ],
+)
+def test_uri_matches_a_request_uri_rewritten_to_another_of_our_names(
+    credentials: str, request_uri: str, matches: bool
+) -> None:
+    assert uri_matches(credentials, request_uri, our_hosts=OURS) is matches
+
+
 def test_the_right_answer_for_another_uri_is_a_wrong_answer_if_not_caught_before() -> None:
     """verify() checks the hash over the credentials' own uri: the binding is the
     engine's job (uri_matches), which is why the B2BUA answers 400 before verifying."""

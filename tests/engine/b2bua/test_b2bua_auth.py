@@ -13,9 +13,11 @@ from b2bua_peers import (
     PASSWORD,
     Network,
     Phone,
+    UacCall,
     digest_authorization,
     make_config,
     parse_challenge,
+    sdp,
 )
 
 from huntgroup.config.models import AuthConfig, Config
@@ -156,6 +158,31 @@ def test_an_answer_computed_for_another_request_uri_is_400() -> None:
     alice.invite(EXTERNAL, extra=[("Proxy-Authorization", auth)])
     assert alice.response(400)
     assert not upstream.inbox
+
+
+def test_a_request_uri_rewritten_to_our_address_still_matches_the_answer() -> None:
+    """An SBC may put our address where the phone wrote our domain: the number binds."""
+    net = Network(config())
+    upstream = net.phone("upstream", UPSTREAM_PORT, "core")
+    alice = net.phone("alice", 7101, LINE_A)
+    resp = outgoing_challenge(alice, LINE_A)
+    for number, accepted in (("0600000000", False), (EXTERNAL, True)):
+        call = UacCall(
+            phone=alice,
+            ruri=f"sip:{EXTERNAL}@{HOST}:5060",  # rewritten on the way
+            call_id=alice.new_id("call") + "@test",
+            from_tag=alice.new_id("tag"),
+            from_uri=f"sip:{LINE_A}@{DOMAIN}",
+        )
+        call.body = sdp(10000)
+        auth = proxy_answer(resp, LINE_A, PASSWORD, f"sip:{number}@{DOMAIN}")
+        call.cseq = 2 if accepted else 1
+        call.send_invite(extra=[("Proxy-Authorization", auth)])
+        if accepted:
+            assert upstream.request("INVITE")
+        else:
+            assert alice.response(400)
+            assert not upstream.inbox
 
 
 def test_a_register_answer_for_another_uri_is_400() -> None:
