@@ -27,7 +27,9 @@ to a member needs no re-INVITE toward the caller.
 
 Invariants: each caller leg ends exactly once (final response, or BYE once
 answered); every member leg we started ends with a final response, a CANCEL
-or a BYE; no state outlives its call (indexes are cleaned in ``_forget``).
+or a BYE; no state outlives its call (indexes are cleaned in ``_forget``);
+whatever raises while one message is handled stays with it: a request gets
+400 or 500 and its call is ended (``_request_failed``), nothing escapes.
 """
 
 from __future__ import annotations
