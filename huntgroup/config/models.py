@@ -114,6 +114,24 @@ class LimitsConfig(_Model):
     """Forwards to our own numbers one call may follow (a chain at run time); then 483."""
 
 
+class AuthConfig(_Model):
+    """Digest authentication hardening (docs/security.md)."""
+
+    allow_legacy_digest: bool = False
+    failure_window: float = Field(300.0, gt=0, le=86_400)
+    max_failures_per_source: int = Field(20, ge=1)
+    max_failures_per_line: int = Field(10, ge=1)
+    lockout_base: float = Field(60.0, gt=0, le=86_400)
+    lockout_max: float = Field(3600.0, gt=0, le=7 * 86_400)
+    max_tracked: int = Field(10_000, ge=100, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _lockouts(self) -> AuthConfig:
+        if self.lockout_max < self.lockout_base:
+            raise ValueError("lockout_max must be at least lockout_base")
+        return self
+
+
 class ServerConfig(_Model):
     listen: tuple[str, ...] = ("udp:0.0.0.0:5060", "tcp:0.0.0.0:5060")
     domain: str = "voip.example.net"
@@ -127,6 +145,7 @@ class ServerConfig(_Model):
     tls: TlsConfig = TlsConfig()
     connections: ConnectionsConfig = ConnectionsConfig()
     limits: LimitsConfig = LimitsConfig()
+    auth: AuthConfig = AuthConfig()
 
     @field_validator("digest_algorithms")
     @classmethod

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from huntgroup.config.models import (
     NUMBER_RE,
+    AuthConfig,
     Config,
     ConnectionsConfig,
     GroupConfig,
@@ -44,6 +45,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     TlsConfig,
     ConnectionsConfig,
     LimitsConfig,
+    AuthConfig,
     LineConfig,
     GroupConfig,
     QueueConfig,
@@ -61,6 +63,8 @@ MODEL_DESCRIPTIONS: dict[str, str] = {
     "or stay idle, and how many may be open from one source and in total.",
     "LimitsConfig": "Admission limits: beyond them, new calls get 503 and calls in progress "
     "keep the capacity.",
+    "AuthConfig": "Digest authentication hardening: legacy answers, and the limits on failed "
+    "authentications (per source IP, per line) with their lockouts.",
     "TlsConfig": "SIP over TLS: our certificate for tls: listen addresses, and how the "
     "certificates of peers we call over TLS are checked.",
     "LineConfig": "A line (user licence, «licence»): its 10-digit number is also its SIP login.",
@@ -93,6 +97,7 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "tls": "SIP over TLS: certificate, key, and peer verification.",
         "connections": "TCP and TLS connections: message deadline, idle timeout, caps.",
         "limits": "Admission limits on new calls (503 beyond them).",
+        "auth": "Digest authentication hardening: legacy answers, failure limits, lockouts.",
         "digest_algorithms": (
             "Digest algorithms offered to lines, preferred first (RFC 8760). Some phones "
             "only read the first challenge: list MD5 first, or only MD5, for them."
@@ -122,6 +127,20 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "503 with Retry-After. null: no limit.",
         "max_internal_forwards": "Forwards to our own numbers (lines, pilots) one call may "
         "follow; one more gets 483 Too Many Hops, a number seen twice 482 Loop Detected.",
+    },
+    "AuthConfig": {
+        "allow_legacy_digest": "Accept RFC 2069 digest answers (no qop, no nc), which can be "
+        "replayed for a nonce's lifetime; a warning is logged at start. Only for very old phones.",
+        "failure_window": "Seconds over which failed authentications are counted.",
+        "max_failures_per_source": "Failed authentications from one source IP address within "
+        "the window before that address is locked out.",
+        "max_failures_per_line": "Failed authentications of one number (known or not) within "
+        "the window before that number is locked out (its registered hosts are spared).",
+        "lockout_base": "Seconds of a first lockout; each further one of the same source or "
+        "line lasts twice as long as the one before.",
+        "lockout_max": "Longest lockout, in seconds.",
+        "max_tracked": "Bound of each table: sources and lines with failures, and digest "
+        "nonces whose count is tracked against replays (least recent dropped first).",
     },
     "TlsConfig": {
         "certificate": "PEM file with our certificate (and its chain), relative to the "

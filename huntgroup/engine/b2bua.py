@@ -27,7 +27,9 @@ to a member needs no re-INVITE toward the caller.
 
 Invariants: each caller leg ends exactly once (final response, or BYE once
 answered); every member leg we started ends with a final response, a CANCEL
-or a BYE; no state outlives its call (indexes are cleaned in ``_forget``).
+or a BYE; no state outlives its call (indexes are cleaned in ``_forget``);
+whatever raises while one message is handled stays with it: a request gets
+400 or 500 and its call is ended (``_request_failed``), nothing escapes.
 """
 
 from __future__ import annotations
@@ -43,8 +45,16 @@ from typing import Literal
 
 from huntgroup.config.models import Config
 from huntgroup.engine.admission import CallAdmission
+from huntgroup.engine.auth_guard import AuthGuard
 from huntgroup.engine.dialogs import Dialog, Local, uac_dialog, uas_dialog
-from huntgroup.engine.digest import DigestAuthenticator, parse_credentials, usable_algorithms
+from huntgroup.engine.digest import (
+    AuthOutcome,
+    DigestAuthenticator,
+    NonceCounts,
+    parse_credentials,
+    uri_matches,
+    usable_algorithms,
+)
 from huntgroup.engine.media_plan import CallMedia, MediaCommand, MediaPlanner
 from huntgroup.engine.nat import behind_nat
 from huntgroup.engine.registrar import (
@@ -90,7 +100,7 @@ from huntgroup.engine.sip.transaction import Action as TxAction
 from huntgroup.engine.sip.uri import SipUri, TelUri, Uri, parse_uri
 from huntgroup.engine.stats import SipCounters
 from huntgroup.engine.trust import TrustDomain
-from huntgroup.errors import ProtocolError
+from huntgroup.errors import LocalProtocolError, ProtocolError
 from huntgroup.queue.actions import (
     Action,
     Bridge,
@@ -216,6 +226,7 @@ class B2BUA:
         media: MediaPlanner,
         store: StateStore | None = None,
         wall_clock: Callable[[], float] | None = None,
+        nonce_counts: NonceCounts | None = None,
     ) -> None:
         if not locals_:
             raise ValueError("at least one local address is needed")
@@ -230,11 +241,32 @@ class B2BUA:
         self.layer = TransactionLayer(timers=self.timers, send_trying=False)
         self.core = RoutingCore(config, now=now, store=store)
         self.registrar = Registrar()
+        auth = config.server.auth
         self.auth = DigestAuthenticator(
             config.server.domain,
             secret,
             nonce_lifetime=300.0,
             algorithms=config.server.digest_algorithms,
+            max_tracked_nonces=auth.max_tracked,
+            allow_legacy=auth.allow_legacy_digest,
+            nonce_counts=nonce_counts,  # a store shared by the nodes refuses replays across them
+        )
+        if auth.allow_legacy_digest:
+            log.warning(
+                "server.auth.allow_legacy_digest is on: RFC 2069 digest answers (no qop, "
+                "no nc) are accepted, and a sniffed one can be replayed for 300 s"
+            )
+        self.guard = AuthGuard(
+            window=auth.failure_window,
+            max_failures_per_source=auth.max_failures_per_source,
+            max_failures_per_line=auth.max_failures_per_line,
+            lockout_base=auth.lockout_base,
+            lockout_max=auth.lockout_max,
+            max_entries=auth.max_tracked,
+        )
+        # the hosts that name this server in a Request-URI (digest uri binding)
+        self._our_hosts = frozenset(
+            [config.server.domain.lower(), *(me.host.strip("[]").lower() for me in locals_)]
         )
         self._wall = wall_clock
         self._now = now
@@ -276,18 +308,44 @@ class B2BUA:
         except SipParseError as err:
             self._parse_failed(err, source)
             return self._flush()
+        except Exception as err:  # a parser bug: the datagram is dropped, nothing else
+            self.counters.malformed += 1
+            self._internal_error("parsing a datagram", source, err)
+            return self._flush()
         return self.receive_message(message, source, now=now)
 
     def receive_message(self, message: Message, source: Peer, *, now: float) -> list[Output]:
+        """One message in. Whatever fails while handling it stays with it: a request
+        gets its final response (see :meth:`_request_failed`), nothing escapes."""
         self._now = max(self._now, now)
         self.counters.messages_in += 1
         try:
             self._tx_actions(self.layer.receive(message, source, now=self._now))
         except ProtocolError as err:  # a message whose fields break a later layer
             log.info("dropped a message from %s:%s: %s", source.host, source.port, err)
-        self._drain()
-        self._trying()
+        except Exception as err:
+            self._internal_error(f"handling a {_kind(message)}", source, err)
+        try:
+            self._drain()
+            self._trying()
+        except Exception as err:
+            self._events.clear()
+            self._untried.clear()
+            self._internal_error(f"handling a {_kind(message)}", source, err)
         return self._flush()
+
+    def _internal_error(self, what: str, source: Peer, err: Exception) -> None:
+        """One WARNING line for a failure that is not the message's fault (traceback at DEBUG)."""
+        self.counters.internal_errors += 1
+        log.warning(
+            "internal error %s from %s:%s: %s: %s",
+            what,
+            source.host,
+            source.port,
+            type(err).__name__,
+            err,
+        )
+        log.debug("traceback of that internal error", exc_info=err)
 
     def _trying(self) -> None:
         """100 Trying for the INVITEs of this input that got no other answer yet."""
@@ -328,6 +386,7 @@ class B2BUA:
 
     def get_timer(self) -> float | None:
         times = [self.layer.get_timer(), self.core.get_timer(), self.registrar.get_timer()]
+        times.append(self.guard.get_timer())
         times += [self._retransmit_due(), self._shutdown_at]
         times.append(self._update_retries[0][0] if self._update_retries else None)
         due = [t for t in times if t is not None]
@@ -337,6 +396,7 @@ class B2BUA:
         self._now = max(self._now, now)
         self._tx_actions(self.layer.handle_timer(now=self._now))
         self._apply(self.core.handle_timer(now=self._now))
+        self.guard.handle_timer(now=self._now)
         for expired in self.registrar.handle_timer(now=self._now):
             log.info("line %s: %d contact(s) expired", expired.aor, len(expired.removed))
         while (due := self._retransmit_due()) is not None and due <= self._now:
@@ -419,6 +479,7 @@ class B2BUA:
             "queued": queued,
             "contacts": self.registrar.binding_count,
             "transactions": len(self.layer),
+            "auth_tracked": len(self.guard),
             "rtp_ports_in_use": self.media.ports.in_use,
         }
 
@@ -460,8 +521,8 @@ class B2BUA:
                     self._send(message, destination)
                 case RequestReceived(key, request, source):
                     self._on_request(key, request, source)
-                case CancelReceived(key, request, _source, invite_key):
-                    self._on_cancel(key, request, invite_key)
+                case CancelReceived(key, request, source, invite_key):
+                    self._on_cancel(key, request, source, invite_key)
                 case ResponseReceived(key, response, source):
                     self._on_response(key, response, source)
                 case TransactionTimedOut(key, request, _timer):
@@ -489,9 +550,71 @@ class B2BUA:
 
     # ============================================================ requests
     def _on_request(self, key: TransactionKey | None, request: Request, source: Peer) -> None:
-        if key is None:  # an ACK outside any transaction: the ACK of one of our 2xx
-            self._on_ack(request)
+        """Handle one request, and everything the core decides about it at once: any
+        exception on the way ends with :meth:`_request_failed`, never escapes."""
+        try:
+            if key is None:  # an ACK outside any transaction: the ACK of one of our 2xx
+                self._on_ack(request)
+            else:
+                self._dispatch_request(key, request, source)
+            self._drain()
+        except Exception as err:
+            self._events.clear()
+            self._request_failed(key, request, source, err)
+
+    def _request_failed(
+        self, key: TransactionKey | None, request: Request, source: Peer, err: Exception
+    ) -> None:
+        """The handling of ``request`` raised ``err``: answer it and leave no state.
+
+        400 (or the error's own status) when the message is at fault (a
+        ProtocolError raised by a remote's fields), 500 otherwise; a call the
+        request had started is ended; the server transaction then ends on its
+        normal timers, or is dropped when not even an answer can be built.
+        """
+        status = 500
+        if isinstance(err, ProtocolError) and not isinstance(err, LocalProtocolError):
+            status = err.status if 400 <= err.status < 600 else 400
+        self.counters.request_errors += 1
+        if status == 500:
+            self._internal_error(f"handling {request.method}", source, err)
+        else:
+            log.info(
+                "%s from %s:%s refused (%d): %s",
+                request.method,
+                source.host,
+                source.port,
+                status,
+                err,
+            )
+        if key is None:
             return
+        call = self._calls.get(self._by_server_tx.get(key, ""))
+        if call is not None:
+            try:
+                self._caller_gone(call, bye_caller=True, status=status)
+                self._drain()  # the core forgets it too
+            except Exception as again:
+                self._events.clear()
+                log.debug("ending the call of a failed request failed too", exc_info=again)
+                call.state = "ended"
+                try:
+                    self._forget(call)
+                except Exception as third:
+                    log.debug("forgetting it failed as well", exc_info=third)
+                    self._calls.pop(call.key, None)
+                    self._by_server_tx.pop(key, None)
+        if self.layer.awaits_final(key):
+            try:
+                response = make_response(request, status, to_tag=new_tag(self.rng))
+                self._tx_actions(self.layer.send_response(key, response, now=self._now))
+            except Exception as again:
+                log.debug("no answer could be built for a failed request", exc_info=again)
+        if self.layer.awaits_final(key):
+            self.layer.abandon(key)
+        self._untried = [(k, r) for k, r in self._untried if k != key]
+
+    def _dispatch_request(self, key: TransactionKey, request: Request, source: Peer) -> None:
         method = request.method
         if method == "INVITE":
             self._untried.append((key, request))
@@ -520,33 +643,57 @@ class B2BUA:
 
     def _register(self, key: TransactionKey, request: Request, source: Peer) -> None:
         number = _user_of(request.to.uri)
-        if not number or self.config.line(number) is None:
+        if not number:
             self._respond(key, request, 404)
             return
-        if self._authenticated(key, request, number, proxy=False):
+        # a number that is no line is challenged all the same (docs/security.md)
+        if self._authenticated(key, request, source, number, proxy=False):
             self._bind(key, request, source, number)
 
     def _authenticated(
-        self, key: TransactionKey, request: Request, number: str, *, proxy: bool
+        self, key: TransactionKey, request: Request, source: Peer, number: str, *, proxy: bool
     ) -> bool:
-        """Digest-check ``request`` as line ``number``; answers 401/407/403/400 when not."""
+        """Digest-check ``request`` as line ``number``; answers 401/407/403/400/503 when not.
+
+        Known and unknown numbers get the same answers: a challenge, then 403
+        for a wrong answer. Failures count against ``source`` and ``number``
+        (:class:`AuthGuard`); while either is locked out, 503 with Retry-After.
+        """
         header = "Proxy-Authorization" if proxy else "Authorization"
         credentials = request.headers.get(header)
         now = self._wall() if self._wall else self._now
+        hosts = {b.source.host for b in self.registrar.contacts(number, now=self._now) if b.source}
+        wait = self.guard.locked(source.host, number, now=self._now, line_hosts=hosts)
+        if wait is not None:
+            self.counters.auth_locked_out += 1
+            self._respond(key, request, 503, headers=(("Retry-After", str(wait)),))
+            return False
         stale = False
         if credentials is not None:
             try:
                 parsed = parse_credentials(credentials)
-            except ProtocolError:
+            except ProtocolError as err:
+                log.info("%s %s refused (400): %s", request.method, number, err)
+                self._respond(key, request, 400)
+                return False
+            if not uri_matches(parsed.uri, str(request.uri), our_hosts=self._our_hosts):
+                log.info(
+                    "%s %s refused (400): digest uri is not the Request-URI", request.method, number
+                )
                 self._respond(key, request, 400)
                 return False
             result = self.auth.verify(
                 parsed, method=request.method, credentials_lookup=self.config.line, now=now
             )
             if result.ok and parsed.username == number:
+                self.guard.succeeded(number)
                 return True
-            if result.ok or result.outcome.name in ("WRONG_PASSWORD", "UNKNOWN_USER"):
-                log.info("line %s: %s refused (%s)", number, request.method, result.outcome.name)
+            if result.ok or result.outcome in (
+                AuthOutcome.WRONG_PASSWORD,
+                AuthOutcome.UNKNOWN_USER,
+            ):
+                reason = "credentials of another line" if result.ok else result.outcome.value
+                self._auth_failed(request, source, number, reason)
                 self._respond(key, request, 403)
                 return False
             stale = result.stale
@@ -557,6 +704,19 @@ class B2BUA:
         headers = tuple((name, v) for v in values)
         self._respond(key, request, 407 if proxy else 401, headers=headers)
         return False
+
+    def _auth_failed(self, request: Request, source: Peer, number: str, reason: str) -> None:
+        self.counters.auth_failures += 1
+        log.info("%s %s from %s refused (403): %s", request.method, number, source.host, reason)
+        for lockout in self.guard.failed(source.host, number, now=self._now):
+            self.counters.auth_lockouts += 1
+            log.warning(
+                "auth: %s %s locked out for %.0f s after %d failed authentications",
+                lockout.kind,
+                lockout.key,
+                lockout.seconds,
+                lockout.failures,
+            )
 
     def _bind(self, key: TransactionKey, request: Request, source: Peer, number: str) -> None:
         try:
@@ -622,10 +782,11 @@ class B2BUA:
         outgoing = group is None and line is None
         if outgoing:
             # A line calling another number: out through server.upstream, once authenticated.
-            if not number or self.config.upstream_line(caller_number) is None:
+            # Every caller is challenged alike, a line or not (no hint of which numbers exist).
+            if not number or self.config.server.upstream is None:
                 self._respond(key, request, 404)
                 return
-            if not self._authenticated(key, request, caller_number, proxy=True):
+            if not self._authenticated(key, request, source, caller_number, proxy=True):
                 return
             identity: _CallerIdentity = (
                 caller_number,
@@ -689,7 +850,7 @@ class B2BUA:
         if not self._is_registered_line(number, source):
             if not self._credentials_for_us(request):
                 return None, ()
-            if not self._authenticated(key, request, number, proxy=True):
+            if not self._authenticated(key, request, source, number, proxy=True):
                 return None
         return number, (self._asserted_line(request, number),)
 
@@ -721,8 +882,8 @@ class B2BUA:
         The line authenticates (407) like for an outgoing call; the server answers
         200, then hangs up as soon as the ACK arrives: the phone shows a short call.
         """
-        if self.config.line(line) is None:
-            self._respond(key, request, 403)
+        # authenticated first, so a number that is no line is answered like one (407, 403)
+        if not self._authenticated(key, request, source, line, proxy=True):
             return
         pilot = code.group(2)
         names = [
@@ -732,8 +893,6 @@ class B2BUA:
         ]
         if not names:
             self._respond(key, request, 404)
-            return
-        if not self._authenticated(key, request, line, proxy=True):
             return
         call = self._accept(key, request, source, code.group(0))
         if call is None:
@@ -839,6 +998,20 @@ class B2BUA:
                 self._caller_gone(call, bye_caller=True, tell_core=False)
 
     def _on_cancel(
+        self,
+        key: TransactionKey,
+        request: Request,
+        source: Peer,
+        invite_key: TransactionKey | None,
+    ) -> None:
+        try:
+            self._cancel(key, request, invite_key)
+            self._drain()
+        except Exception as err:  # like any request (_on_request): answered, nothing kept
+            self._events.clear()
+            self._request_failed(key, request, source, err)
+
+    def _cancel(
         self, key: TransactionKey, request: Request, invite_key: TransactionKey | None
     ) -> None:
         call_key = self._by_server_tx.get(invite_key) if invite_key else None
@@ -1467,6 +1640,10 @@ class B2BUA:
 
 
 # ================================================================ helpers
+def _kind(message: Message) -> str:
+    return f"{message.method} request" if isinstance(message, Request) else "response"
+
+
 def _user_of(uri: Uri) -> str:
     if isinstance(uri, SipUri):
         return (uri.user or "").split(";", 1)[0]

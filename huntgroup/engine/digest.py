@@ -34,12 +34,17 @@ The ``now`` given to a node sharing its key with others must be wall-clock
 time (``time.time()``), so that their timestamps agree.
 
 Replay protection: for ``qop=auth`` the client counts its uses of a nonce in
-``nc``. The authenticator remembers the highest ``nc`` accepted per nonce in
-an LRU table of at most ``max_tracked_nonces`` entries. When an entry is
-evicted, the issue time of its nonce raises a watermark; a nonce that is not
-in the table and was issued at or before the watermark is answered as stale
-(the client re-authenticates with a fresh nonce) instead of being trusted
-again. The replay table is per node.
+``nc``. The authenticator asks a :class:`NonceCounts` store to record each
+accepted (nonce, nc): the store refuses a count that is not above the
+highest one already accepted for that nonce. The store is an interface so
+that several nodes can share one (issue 13 plugs a Redis store in); the
+default, :class:`MemoryNonceCounts`, is per node: a FIFO table of at most
+``max_tracked_nonces`` entries, each dropped once its nonce is past its
+lifetime (it could only be answered as stale by then). When an entry is
+evicted *early* (the table is full), the issue time of its nonce raises a
+watermark; a nonce that is not in the table and was issued at or before the
+watermark is answered as stale (the client re-authenticates with a fresh
+nonce) instead of being trusted again.
 
 Invariants:
 
@@ -52,8 +57,14 @@ Invariants:
 
 Algorithms: ``MD5``, ``MD5-sess``, ``SHA-256``, ``SHA-256-sess``. The legacy
 RFC 2069 answer (no ``qop``, no ``cnonce``/``nc``) is accepted for plain
-``MD5`` only, when ``allow_legacy`` is set; it cannot be protected against
-replay within the nonce lifetime. An account whose secret is only
+``MD5`` only, when ``allow_legacy`` is set (off by default); it cannot be
+protected against replay within the nonce lifetime.
+
+Grammar: every quoted value must be printable US-ASCII (RFC 7616 §4: a
+username outside ASCII travels as ``username*`` or ``userhash``, which are not
+supported); any other byte (a control character, 0x80-0xFF, an undecodable
+byte kept as a surrogate) is a 400, so nothing past the parser can fail on
+encoding. An account whose secret is only
 ``ha1_md5`` can only answer an MD5 challenge (see :func:`usable_algorithms`
 to challenge such a user with MD5 only).
 """
@@ -67,11 +78,12 @@ import hmac
 import secrets
 import struct
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+from huntgroup.engine.sip.uri import SipUri, TelUri, parse_uri, unescape
 from huntgroup.errors import RemoteProtocolError
 
 __all__ = [
@@ -82,11 +94,14 @@ __all__ = [
     "DigestAuthenticator",
     "DigestCredentials",
     "DigestSecret",
+    "MemoryNonceCounts",
+    "NonceCounts",
     "UserSecret",
     "compute_ha1",
     "compute_response",
     "parse_credentials",
     "stored_ha1",
+    "uri_matches",
     "usable_algorithms",
 ]
 
@@ -209,6 +224,11 @@ _WS = " \t"
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
+def _printable(char: str) -> bool:
+    """Printable US-ASCII, or a tab (what a quoted Digest value may hold)."""
+    return " " <= char <= "~" or char == "\t"
+
+
 @dataclass(frozen=True, slots=True)
 class DigestCredentials:
     """The parameters of a Digest ``Authorization`` value, unquoted."""
@@ -277,13 +297,13 @@ class _Scanner:
                 if self.pos + 1 >= len(self.text):
                     raise self.fail("dangling escape in quoted string")
                 escaped = self.text[self.pos + 1]
-                if escaped in "\r\n" or ord(escaped) > 0x7F:
+                if not _printable(escaped):
                     raise self.fail("invalid escape in quoted string")
                 out.append(escaped)
                 self.pos += 2
                 continue
-            if (ord(char) < 0x20 and char != "\t") or ord(char) == 0x7F:
-                raise self.fail("control character in quoted string")
+            if not _printable(char):
+                raise self.fail("a quoted string holds a byte that is not printable ASCII")
             out.append(char)
             self.pos += 1
 
@@ -434,6 +454,104 @@ class _Nonce:
     issued_ms: int
 
 
+class NonceCounts(Protocol):
+    """Where the highest accepted ``nc`` of each nonce is kept (see module doc).
+
+    One store serves every path that verifies credentials (REGISTER, and
+    INVITE with ``Proxy-Authorization``). A store shared by several nodes (a
+    Redis one, issue 13) must make :meth:`record` atomic across them.
+    """
+
+    def record(self, nonce: str, issued_ms: int, count: int, *, now: float) -> AuthOutcome:
+        """Accept ``count`` for ``nonce`` (OK), or refuse it: NC_REPLAY when it is
+        not above the highest count accepted, STALE_NONCE when the store may
+        have forgotten that nonce's history."""
+        ...
+
+    def __len__(self) -> int: ...
+
+
+class MemoryNonceCounts:
+    """A per-node :class:`NonceCounts`: bounded, and each entry ends with its nonce.
+
+    Entries are kept in first-use order. An entry is dropped once its nonce is
+    older than ``lifetime`` (plus ``clock_skew``): such a nonce is answered as
+    stale before its count is looked at. When more than ``max_entries`` are
+    in use, the oldest is evicted and raises the watermark (module doc).
+    """
+
+    def __init__(self, max_entries: int, lifetime: float, clock_skew: float = 30.0) -> None:
+        if max_entries < 1:
+            raise ValueError("max_tracked_nonces must be at least 1")
+        self.max_entries = max_entries
+        self.lifetime = lifetime
+        self.clock_skew = clock_skew
+        self._seen: OrderedDict[str, tuple[int, int]] = OrderedDict()  # nonce -> (nc, issued)
+        self._watermark_ms: int | None = None
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def expire(self, *, now: float) -> None:
+        """Drop the entries of nonces past their lifetime (oldest first used first)."""
+        horizon_ms = (now - self.lifetime - self.clock_skew) * 1000
+        while self._seen:
+            _, (_, issued_ms) = next(iter(self._seen.items()))
+            if issued_ms >= horizon_ms:
+                break
+            self._seen.popitem(last=False)
+
+    def record(self, nonce: str, issued_ms: int, count: int, *, now: float) -> AuthOutcome:
+        self.expire(now=now)
+        entry = self._seen.get(nonce)
+        if entry is None:
+            watermark = self._watermark_ms
+            if watermark is not None and issued_ms <= watermark:
+                # We may have forgotten this nonce's history: make the client start afresh.
+                return AuthOutcome.STALE_NONCE
+        elif count <= entry[0]:
+            return AuthOutcome.NC_REPLAY
+        self._seen[nonce] = (count, issued_ms)
+        while len(self._seen) > self.max_entries:
+            _, (_, evicted_ms) = self._seen.popitem(last=False)
+            previous = self._watermark_ms
+            if previous is None or evicted_ms > previous:
+                self._watermark_ms = evicted_ms
+        return AuthOutcome.OK
+
+
+def uri_matches(credentials_uri: str, request_uri: str, *, our_hosts: Collection[str] = ()) -> bool:
+    """Whether the credentials' ``uri`` designates the Request-URI (RFC 7616 §3.4.6).
+
+    Equal strings match. Otherwise both are parsed as URIs and must have the
+    same scheme and user (``%`` escapes resolved), and the same host (case
+    does not matter) and port, an omitted port not matching an explicit one
+    (RFC 3261 §19.1.4); URI parameters are ignored. A Request-URI rewritten on
+    the way (an SBC that puts our address where the phone wrote our domain)
+    still matches when both hosts are among ``our_hosts`` (IPv6 without
+    brackets, lower case): the user, i.e. the number called, must match
+    always. ``tel:`` URIs compare their numbers.
+    """
+    if credentials_uri == request_uri:
+        return True
+    try:
+        ours, theirs = parse_uri(request_uri), parse_uri(credentials_uri)
+    except (RemoteProtocolError, ValueError):
+        return False
+    if isinstance(ours, SipUri) and isinstance(theirs, SipUri):
+        if (ours.scheme.lower(), unescape(ours.user or "")) != (
+            theirs.scheme.lower(),
+            unescape(theirs.user or ""),
+        ):
+            return False
+        if (ours.host, ours.port) == (theirs.host, theirs.port):
+            return True
+        return ours.host.strip("[]") in our_hosts and theirs.host.strip("[]") in our_hosts
+    if isinstance(ours, TelUri) and isinstance(theirs, TelUri):
+        return ours.number == theirs.number
+    return False
+
+
 class DigestAuthenticator:
     """Challenges and verifies Digest credentials for one realm (see module doc)."""
 
@@ -446,8 +564,9 @@ class DigestAuthenticator:
         *,
         max_tracked_nonces: int = 10_000,
         clock_skew: float = 30.0,
-        allow_legacy: bool = True,
+        allow_legacy: bool = False,
         entropy: Callable[[int], bytes] = secrets.token_bytes,
+        nonce_counts: NonceCounts | None = None,
     ) -> None:
         if not realm or any(ord(c) < 0x20 or ord(c) == 0x7F for c in realm):
             raise ValueError("realm must be a non-empty printable string")
@@ -477,8 +596,11 @@ class DigestAuthenticator:
         self._opaque = hmac.new(
             self._key, _OPAQUE_TAG + realm.encode("utf-8"), hashlib.sha256
         ).hexdigest()[:32]
-        self._seen: OrderedDict[str, int] = OrderedDict()  # nonce -> highest nc accepted
-        self._evicted_watermark_ms: int | None = None
+        if nonce_counts is None:  # (not `or`: an empty store has len() 0)
+            nonce_counts = MemoryNonceCounts(max_tracked_nonces, nonce_lifetime, clock_skew)
+        self.nonce_counts: NonceCounts = nonce_counts
+        # what an unknown username's answer is checked against (so it takes as long)
+        self._decoy = hmac.new(self._key, b"huntgroup-decoy", hashlib.sha256).hexdigest()
 
     # -- nonces
 
@@ -584,9 +706,11 @@ class DigestAuthenticator:
             return result(AuthOutcome.INVALID_NONCE)
 
         secret = credentials_lookup(credentials.username)
-        if secret is None:
-            return result(AuthOutcome.UNKNOWN_USER)
-        ha1 = stored_ha1(secret, algorithm, credentials.username, self.realm)
+        ha1 = (
+            stored_ha1(secret, algorithm, credentials.username, self.realm)
+            if secret is not None
+            else compute_ha1(algorithm, credentials.username, self.realm, self._decoy)
+        )
         if ha1 is None:
             return result(AuthOutcome.NO_SECRET_FOR_ALGORITHM)
         expected = compute_response(
@@ -599,7 +723,10 @@ class DigestAuthenticator:
             nc=credentials.nc,
             cnonce=credentials.cnonce,
         )
-        if not hmac.compare_digest(expected.encode("ascii"), credentials.response.encode("ascii")):
+        right = hmac.compare_digest(expected.encode("ascii"), credentials.response.encode("ascii"))
+        if secret is None:  # checked against a decoy all the same, so it takes as long
+            return result(AuthOutcome.UNKNOWN_USER)
+        if not right:
             return result(AuthOutcome.WRONG_PASSWORD)
 
         # The answer is right: only now may the nonce be reported stale (RFC 7616 §3.3).
@@ -607,32 +734,12 @@ class DigestAuthenticator:
             return result(AuthOutcome.STALE_NONCE)
         count = credentials.nonce_count
         if count is not None:
-            outcome = self._record_nonce_count(credentials.nonce, opened.issued_ms, count)
+            outcome = self.nonce_counts.record(credentials.nonce, opened.issued_ms, count, now=now)
             if outcome is not AuthOutcome.OK:
                 return result(outcome)
         return result(AuthOutcome.OK)
 
-    def _record_nonce_count(self, nonce: str, issued_ms: int, count: int) -> AuthOutcome:
-        highest = self._seen.get(nonce)
-        if highest is None:
-            watermark = self._evicted_watermark_ms
-            if watermark is not None and issued_ms <= watermark:
-                # We may have forgotten this nonce's history: make the client start afresh.
-                return AuthOutcome.STALE_NONCE
-        elif count <= highest:
-            return AuthOutcome.NC_REPLAY
-        self._seen[nonce] = count
-        self._seen.move_to_end(nonce)
-        while len(self._seen) > self.max_tracked_nonces:
-            evicted, _ = self._seen.popitem(last=False)
-            evicted_nonce = self._open_nonce(evicted)
-            if evicted_nonce is not None:
-                previous = self._evicted_watermark_ms
-                if previous is None or evicted_nonce.issued_ms > previous:
-                    self._evicted_watermark_ms = evicted_nonce.issued_ms
-        return AuthOutcome.OK
-
     @property
     def tracked_nonces(self) -> int:
         """How many nonces the replay table holds now (never above the bound)."""
-        return len(self._seen)
+        return len(self.nonce_counts)

@@ -37,6 +37,11 @@ class SipCounters:
     calls: int = 0  # of those, taken in as calls (feature codes included); others refused
     over_limits: int = 0  # of the refused, those refused by server.limits (503)
     bridged: int = 0  # calls connected to a member, a forward target or the upstream
+    request_errors: int = 0  # requests whose handling failed: answered 400 or 500 anyway
+    internal_errors: int = 0  # of all inputs, those that hit a bug (one WARNING line each)
+    auth_failures: int = 0  # wrong digest answers, unknown usernames, another line's credentials
+    auth_lockouts: int = 0  # sources or lines locked out by server.auth (a WARNING line each)
+    auth_locked_out: int = 0  # requests refused (503) while their source or line was locked out
 
 
 @dataclass(slots=True)

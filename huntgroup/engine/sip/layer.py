@@ -46,6 +46,7 @@ from huntgroup.engine.sip.transaction import (
     ResponseReceived,
     ServerInviteTransaction,
     ServerNonInviteTransaction,
+    State,
     TimerConfig,
     Transaction,
     TransactionKey,
@@ -202,6 +203,22 @@ class TransactionLayer:
         if isinstance(tx, ServerInviteTransaction | ServerNonInviteTransaction):
             return tx.last_response is not None
         return True
+
+    def awaits_final(self, key: TransactionKey) -> bool:
+        """True when server transaction ``key`` is live and has sent no final response yet."""
+        tx = self._transactions.get(key)
+        return isinstance(tx, ServerInviteTransaction | ServerNonInviteTransaction) and (
+            tx.state in (State.TRYING, State.PROCEEDING)
+        )
+
+    def abandon(self, key: TransactionKey) -> None:
+        """Forget server transaction ``key``: the last resort for a request that could
+        not be answered at all (it would otherwise wait for a final response forever)."""
+        if isinstance(
+            self._transactions.get(key), ServerInviteTransaction | ServerNonInviteTransaction
+        ):
+            del self._transactions[key]
+            self._scheduled.pop(key, None)
 
     def send_response(self, key: TransactionKey, response: Response, *, now: float) -> list[Action]:
         """Send the TU's ``response`` in server transaction ``key``."""

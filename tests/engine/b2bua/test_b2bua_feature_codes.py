@@ -64,11 +64,11 @@ def test_feature_code_for_one_group_by_pilot_and_unknown_pilot() -> None:
     call.ack(alice.response(200))
     assert net.b2b.core.is_free("Support", LINE_A, now=net.now) is False
     alice.drop()
-    alice.invite("*510199999999")
+    dial(alice, "*510199999999")  # once authenticated: no such group of hers
     alice.response(404)
 
 
-def test_feature_code_from_a_stranger_is_refused() -> None:
+def test_feature_code_from_a_stranger_is_challenged_then_refused_like_a_line() -> None:
     _net, _alice, caller = world()
-    caller.invite("*52")
+    dial(caller, "*52")  # challenged like a line (407), so as not to tell it is none
     caller.response(403)

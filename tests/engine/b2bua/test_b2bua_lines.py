@@ -99,10 +99,11 @@ def test_register_with_another_lines_credentials_gets_403() -> None:
     assert not net.b2b.registrar.contacts(LINE_A, now=net.now)
 
 
-def test_register_for_unknown_line_gets_404() -> None:
-    _net, alice, _, _ = world()
-    alice.register("0199999999", call_id="r@test", cseq=1)
-    alice.response(404, "REGISTER")
+def test_register_for_unknown_line_is_challenged_then_refused_like_a_line() -> None:
+    net, alice, _, _ = world()
+    refused = register(alice, "0199999999", PASSWORD)  # 401 first, like a line
+    assert refused.status == 403
+    assert not net.b2b.registrar.contacts("0199999999", now=net.now)
 
 
 def test_garbled_authorization_gets_400() -> None:
