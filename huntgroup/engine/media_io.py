@@ -316,7 +316,7 @@ class MediaEngine:
             if not state.relaying and port == state.member_port:
                 state.early.append((source, data))  # no member has won yet: keep, don't latch
                 continue
-            if not self._accepts(side, source, now):
+            if (source != side.remote or not side.latched) and not self._accepts(side, source, now):
                 self._stranger(session, port, side, source)
                 continue
             side.last_rx = now

@@ -163,10 +163,13 @@ class MediaPlanner:
         rng: random.Random,
         *,
         mode: MediaMode = "relay",
+        port_rng: random.Random | None = None,
     ) -> None:
+        """``port_rng`` draws the RTP ports (default ``rng``): the driver gives a
+        ``random.SystemRandom``, tests a seeded generator."""
         self.address = address
         self.mode: MediaMode = mode
-        self.ports = PortAllocator(port_range, rng=rng)
+        self.ports = PortAllocator(port_range, rng=port_rng or rng)
         self._rng = rng
         self._sessions = itertools.count(1)
 

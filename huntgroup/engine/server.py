@@ -189,7 +189,13 @@ class Server:
         families = [socket.AF_INET6 if ":" in a.host else socket.AF_INET for a, _ in self._udp]
         self._resolver = HostResolver(self.loop, sorted(families))  # IPv4 first
         secret = os.environ.get("HUNTGROUP_SECRET", "").encode() or secrets.token_bytes(32)
-        planner = MediaPlanner(media_cfg.address, media_cfg.port_range, rng, mode=media_cfg.mode)
+        planner = MediaPlanner(
+            media_cfg.address,
+            media_cfg.port_range,
+            rng,
+            mode=media_cfg.mode,
+            port_rng=random.SystemRandom(),  # RTP ports nobody can predict (security.md)
+        )
         store = None
         if cfg.server.state != "memory":
             journal = JournalingStore(os.environ.get("HUNTGROUP_NODE_ID") or default_node_id())
