@@ -140,7 +140,8 @@ class MediaEngine:
         self._idle: dict[int, None] = {}  # bound ports no session uses, oldest first
         self._timer = LoopTimer(loop, self._tick)
         self._epoch = loop.time()
-        # RTP inactivity: (due, session), at most one entry per session (``watch_queued``)
+        # RTP inactivity: (due, session), at most one entry per session (``watch_queued``);
+        # a closed session's entry leaves at its due time (at most rtp_timeout later)
         self._deadlines: list[tuple[float, str]] = []
         self._watch_timer = LoopTimer(loop, self._check_inactivity)
 

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from media_live_harness import (
     LOOPBACK,
+    PILOT,
     RtpSocket,
     ServerProcess,
     SipUA,
@@ -36,6 +37,7 @@ from media_live_harness import (
     invite_pilot,
     make_config,
     rtp,
+    sdp_offer,
     start_server,
 )
 
@@ -264,3 +266,34 @@ def test_without_rtp_timeout_a_silent_call_stays(tmp_path: Path) -> None:
         assert stats(server)["calls_active"] == 1
         call.hang_up()
         answer_bye(member, leg.call_id)
+
+
+def test_a_caller_behind_nat_is_latched_from_its_sip_address_and_then_fixed(
+    tmp_path: Path,
+) -> None:
+    """The caller's SDP names a private address; its RTP comes from where its SIP came from."""
+    cfg = make_config(
+        rtp_ports=free_port_range(8),
+        members=[{"uri": f"sip:agent@{LOOPBACK}:9", "position": 1, "joined": False}],
+    )
+    server = start_server(tmp_path, cfg)
+    caller, caller_audio = SipUA("caller", server.sip), RtpSocket()
+    with closing_all(caller_audio, caller, server):
+        call_id = caller.new_call_id()
+        private = sdp_offer(4000).replace(f"IN IP4 {LOOPBACK}".encode(), b"IN IP4 10.1.2.3")
+        caller.send(caller.request("INVITE", f"sip:{PILOT}@test.invalid", call_id, 1, body=private))
+        call = await_answer(caller, call_id)
+        time.sleep(0.3)
+        assert not caller_audio.arrivals, "the music goes to the private address until latched"
+        # The NAT maps the phone's RTP to some port of the address its SIP came from.
+        talk([(caller_audio, call.server_rtp, CALLER_SSRC)], 3)
+        caller_audio.wait_for(25)
+        with Sprayer([call.server_rtp]) as attacker:  # same IP, another port: too late
+            since = len(caller_audio.arrivals)
+            caller_audio.wait_for(25, since=since)
+        counters = stats(server)
+        call.hang_up()
+
+    assert len(caller_audio.arrivals) >= 50, "the music follows the latched address"
+    assert not attacker.audio.arrivals, "the latch moved to the attacker"
+    assert counters["dropped_unexpected_source"] >= attacker.sent // 2
