@@ -82,6 +82,11 @@ class MediaConfig(_Model):
         low, high = self.rtp_ports.split("-")
         return int(low), int(high)
 
+    # RTP hijacking and dead calls (docs/security.md): the window in which a peer behind
+    # NAT may latch from its signalling IP, and the silence that ends a relayed call.
+    latch_window: float = Field(5.0, ge=0, le=60)
+    rtp_timeout: float | None = Field(60.0, ge=0, le=86400)
+
 
 class SipTimers(_Model):
     """RFC 3261 timer base values, in seconds."""

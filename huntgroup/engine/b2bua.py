@@ -55,7 +55,7 @@ from huntgroup.engine.digest import (
     uri_matches,
     usable_algorithms,
 )
-from huntgroup.engine.media_plan import CallMedia, MediaCommand, MediaPlanner
+from huntgroup.engine.media_plan import CallMedia, MediaCommand, MediaPlanner, RtpTimedOut
 from huntgroup.engine.nat import behind_nat
 from huntgroup.engine.registrar import (
     Registrar,
@@ -421,6 +421,27 @@ class B2BUA:
             self._shutdown_at = None
             for call in list(self._calls.values()):
                 self._caller_gone(call, bye_caller=True, status=503)
+        self._drain()
+        return self._flush()
+
+    def media_timed_out(self, fact: RtpTimedOut, *, now: float) -> list[Output]:
+        """The relay heard no RTP from a side of a bridged call for ``fact.after`` seconds
+        (``server.media.rtp_timeout``): the call is dead, its BYE lost. It ends as a BYE
+        from the far side would end it, on both sides: BYE to the caller and to the
+        member, the member freed in the core, the ports released."""
+        self._now = max(self._now, now)
+        # A linear scan: timeouts are rare, and a media session index would be one more
+        # table to keep in step with every call's end.
+        call = next((c for c in self._calls.values() if c.media.session == fact.session), None)
+        if call is not None and call.state != "ended":
+            log.info(
+                "call %s: no RTP from the %s for %.0f s (server.media.rtp_timeout): "
+                "ended, BYE to both sides",
+                call.key,
+                " and the ".join(fact.silent),
+                fact.after,
+            )
+            self._caller_gone(call, bye_caller=True)
         self._drain()
         return self._flush()
 
@@ -1229,7 +1250,7 @@ class B2BUA:
         if leg.cancelled or call.state == "ended" or call.bridged is not None:
             self._bye_leg(leg)  # too late: another member won, or the caller left
             return
-        if self.media.member_answer(call.media, response.body) is None:
+        if self.media.member_answer(call.media, response.body, source_host=source.host) is None:
             self._bye_leg(leg)  # an answer we cannot relay counts as a refusal
             self._core(MemberDeclined(call.core_id, leg.member, 488))
             return

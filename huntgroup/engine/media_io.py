@@ -19,10 +19,20 @@ before a member has won (early media of every rung member) are kept, a few
 at most, and the winner's are played out when the relay starts.
 
 Relay: a packet arriving on one side is sent out of the other side's socket.
-Symmetric RTP (latching): each side is sent to the address its own packets
-come from, which crosses NATs; until a side has sent anything, its SDP
-address is used. Datagrams that are not RTP version 2, or that come from
-another address than the latched one, are dropped and counted.
+
+Latching (docs/security.md, "RTP hijacking"): a side's packets are taken
+only from the address its SDP named (music and relay alike). A side behind
+NAT (the command carries its signalling IP) is latched onto its first packet
+from that IP, any port, within ``latch_window`` seconds of the stream
+starting, and is then sent to that address; after the window, or once
+latched, the address is fixed. A new SDP address for a side starts over.
+Datagrams that are not RTP version 2 are dropped and counted; so are those
+from any other address ("strangers"): never relayed, they never move a latch.
+
+RTP inactivity: a relay started with ``watch`` notes when each side last
+sent; one heap of deadlines (at most one entry per session) and one timer
+find a side silent for ``rtp_timeout`` seconds, and ``on_timeout`` reports
+:class:`RtpTimedOut` to the driver, which hands it to the B2BUA.
 
 Sockets outlive calls: a port, once used, stays bound with its reader
 registered, and the next call given that port by the allocator takes the
@@ -38,18 +48,23 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import heapq
+import ipaddress
 import logging
 import random
 import socket
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from huntgroup.engine.loop_timer import LoopTimer
 from huntgroup.engine.media_plan import (
     CloseMedia,
     MediaCommand,
+    MediaSide,
     OpenPort,
     PlayMusic,
+    RtpTimedOut,
     StartRelay,
 )
 from huntgroup.errors import MediaError
@@ -65,8 +80,13 @@ MAX_IDLE_SOCKETS = 1024
 @dataclass(slots=True)
 class _Side:
     sock: socket.socket
-    remote: tuple[str, int] | None
-    latched: bool = False
+    remote: tuple[str, int] | None = None  # where we send: the SDP address, or the latched one
+    signalled: tuple[str, int] | None = None  # the address the SDP named
+    nat: str | None = None  # behind NAT: its signalling IP, where it may latch from
+    window_end: float = 0.0  # until when a NAT'd side may latch
+    latched: bool = False  # the address is fixed
+    last_rx: float = 0.0  # when it last sent an RTP packet we took
+    strangers: int = 0  # packets from other addresses, dropped
 
 
 @dataclass(slots=True)
@@ -76,6 +96,8 @@ class _Session:
     member_port: int | None = None
     stream: RtpStream | None = None
     relaying: bool = False
+    watch: bool = False  # RTP inactivity: both sides of the relay should send
+    watch_queued: bool = False  # an entry of the deadline heap is for this session
     # packets from members before the relay starts (the answer's first words)
     early: deque[tuple[tuple[str, int], bytes]] = field(default_factory=lambda: deque(maxlen=8))
 
@@ -88,6 +110,7 @@ class MediaCounters:
     dropped_unexpected_source: int = 0
     dropped_idle: int = 0
     send_errors: int = 0
+    rtp_timeouts: int = 0  # relayed calls found silent (server.media.rtp_timeout)
 
 
 class MediaEngine:
@@ -98,9 +121,15 @@ class MediaEngine:
         *,
         library: MusicLibrary | None = None,
         rng: random.Random | None = None,
+        latch_window: float = 5.0,
+        rtp_timeout: float | None = None,
+        on_timeout: Callable[[RtpTimedOut], None] | None = None,
     ) -> None:
         self.loop = loop
         self.address = address
+        self.latch_window = latch_window
+        self.rtp_timeout = rtp_timeout or None  # 0: never
+        self.on_timeout = on_timeout
         self.library = library or MusicLibrary()
         self.rng = rng or random.Random()
         self.scheduler: PacingScheduler[str] = PacingScheduler()
@@ -111,6 +140,10 @@ class MediaEngine:
         self._idle: dict[int, None] = {}  # bound ports no session uses, oldest first
         self._timer = LoopTimer(loop, self._tick)
         self._epoch = loop.time()
+        # RTP inactivity: (due, session), at most one entry per session (``watch_queued``);
+        # a closed session's entry leaves at its due time (at most rtp_timeout later)
+        self._deadlines: list[tuple[float, str]] = []
+        self._watch_timer = LoopTimer(loop, self._check_inactivity)
 
     @property
     def sessions(self) -> int:
@@ -124,7 +157,7 @@ class MediaEngine:
                 case StartRelay():
                     self._relay(command)
                 case OpenPort(session, port, side):
-                    self._bind(session, port, None)
+                    self._bind(session, port)
                     if side == "member":
                         self._sessions[session].member_port = port
                     else:
@@ -142,19 +175,60 @@ class MediaEngine:
             self._close_socket(port)
         self._idle.clear()
         self._timer.cancel()
+        self._deadlines.clear()
+        self._watch_timer.cancel()
 
     # ------------------------------------------------------------- sockets
-    def _bind(self, session: str, port: int, remote: tuple[str, int] | None) -> _Side:
+    def _bind(self, session: str, port: int) -> _Side:
         state = self._sessions.setdefault(session, _Session())
         side = state.sides.get(port)
         if side is not None:
-            if remote is not None and not side.latched:
-                side.remote = remote
             return side
-        side = _Side(self._socket_for(port), remote)
+        side = _Side(self._socket_for(port))
         state.sides[port] = side
         self._owner[port] = session
         return side
+
+    def _aim(self, side: _Side, remote: tuple[str, int], nat: str | None, now: float) -> None:
+        """The side's SDP names ``remote`` (and, behind NAT, it signals from ``nat``).
+
+        The same SDP again keeps the latch; a new address starts over: sent to
+        the SDP address, latched by its first packet (from ``nat`` within the
+        window), and its silence counted from now.
+        """
+        if remote == side.signalled and nat == side.nat:
+            return
+        side.signalled, side.nat = remote, nat
+        side.remote = None if _unspecified(remote[0]) else remote  # c=0.0.0.0: hold, send nothing
+        side.latched = False
+        side.window_end = now + self.latch_window
+        side.last_rx = now
+
+    def _accepts(self, side: _Side, source: tuple[str, int], now: float) -> bool:
+        """A packet from ``source`` is the side's own (latching it if need be)."""
+        if source == side.remote:
+            side.latched = True  # it came from there: the address is fixed
+            return True
+        if side.latched or side.signalled is None:
+            return False
+        if _same_address(source, side.signalled) or (
+            side.nat is not None and now <= side.window_end and _same_host(source[0], side.nat)
+        ):
+            side.remote, side.latched = source, True
+            return True
+        return False
+
+    def _stranger(self, session: str, port: int, side: _Side, source: tuple[str, int]) -> None:
+        self.counters.dropped_unexpected_source += 1
+        side.strangers += 1
+        if side.strangers == 1:  # once per side: a flood must not flood the log
+            log.info(
+                "media %s: RTP from %s:%d on port %d dropped (expected %s)",
+                session,
+                *source,
+                port,
+                f"{side.remote[0]}:{side.remote[1]}" if side.remote else "no address yet",
+            )
 
     def _socket_for(self, port: int) -> socket.socket:
         """The bound socket of ``port``: kept open between calls, opened on first use.
@@ -230,6 +304,7 @@ class MediaEngine:
         side = state.sides.get(port) if state else None
         if state is None or side is None:
             return
+        now = self.loop.time()
         for _ in range(64):  # bounded: never starve the loop
             try:
                 data, addr = side.sock.recvfrom(2048)
@@ -242,11 +317,10 @@ class MediaEngine:
             if not state.relaying and port == state.member_port:
                 state.early.append((source, data))  # no member has won yet: keep, don't latch
                 continue
-            if side.latched and source != side.remote:
-                self.counters.dropped_unexpected_source += 1
+            if (source != side.remote or not side.latched) and not self._accepts(side, source, now):
+                self._stranger(session, port, side, source)
                 continue
-            if not side.latched:
-                side.remote, side.latched = source, True
+            side.last_rx = now
             if not state.relaying:
                 continue  # the caller talks over the music: nobody listens
             other_port = state.member_port if port == state.caller_port else state.caller_port
@@ -257,7 +331,7 @@ class MediaEngine:
 
     # ------------------------------------------------------------ commands
     def _play(self, cmd: PlayMusic) -> None:
-        self._bind(cmd.session, cmd.port, cmd.remote)
+        self._aim(self._bind(cmd.session, cmd.port), cmd.remote, cmd.nat, self.loop.time())
         state = self._sessions[cmd.session]
         state.caller_port = cmd.port
         try:
@@ -276,20 +350,82 @@ class MediaEngine:
         state.stream.set_source(cursor, payload_type=cmd.payload_type)
 
     def _relay(self, cmd: StartRelay) -> None:
+        now = self.loop.time()
         self.scheduler.remove(cmd.session)
-        self._bind(cmd.session, cmd.caller_port, cmd.caller_remote)
-        self._bind(cmd.session, cmd.member_port, cmd.member_remote)
+        caller = self._bind(cmd.session, cmd.caller_port)
+        member = self._bind(cmd.session, cmd.member_port)
+        self._aim(caller, cmd.caller_remote, cmd.caller_nat, now)
+        self._aim(member, cmd.member_remote, cmd.member_nat, now)
         state = self._sessions[cmd.session]
         state.caller_port, state.member_port = cmd.caller_port, cmd.member_port
         state.relaying = True
-        member, caller = state.sides[cmd.member_port], state.sides[cmd.caller_port]
-        member.remote, member.latched = cmd.member_remote, False
         for source, data in state.early:  # what the winner said before we were ready
-            if source == cmd.member_remote:
-                member.latched = True
+            if self._accepts(member, source, now):  # others: the members who lost
+                member.last_rx = now
                 self._send(caller, data)
                 self.counters.relayed += 1
         state.early.clear()
+        self._watch(cmd.session, state, cmd.watch and self.rtp_timeout is not None, now)
+
+    # --------------------------------------------------------- inactivity
+    def _watch(self, session: str, state: _Session, watch: bool, now: float) -> None:
+        """Watch the relay's two streams for silence from now on (or stop)."""
+        if watch and not state.watch:  # started, or taken off hold: silence counts from now
+            for side in state.sides.values():
+                side.last_rx = now
+        state.watch = watch
+        if watch and not state.watch_queued and self.rtp_timeout is not None:
+            state.watch_queued = True
+            heapq.heappush(self._deadlines, (now + self.rtp_timeout, session))
+        self._watch_timer.arm(self._deadlines[0][0] if self._deadlines else None)
+
+    def _silent(self, state: _Session, now: float) -> tuple[tuple[MediaSide, ...], float]:
+        """The sides silent for ``rtp_timeout`` at ``now``, and when the next one may be."""
+        assert self.rtp_timeout is not None
+        silent: list[MediaSide] = []
+        first = now
+        sides: tuple[tuple[MediaSide, int | None], ...] = (
+            ("caller", state.caller_port),
+            ("member", state.member_port),
+        )
+        for name, port in sides:
+            side = state.sides.get(port) if port is not None else None
+            if side is None:
+                continue
+            if side.last_rx + self.rtp_timeout <= now:
+                silent.append(name)
+            first = min(first, side.last_rx)
+        return tuple(silent), first + self.rtp_timeout
+
+    def _check_inactivity(self) -> None:
+        now = self.loop.time()
+        timed_out: list[RtpTimedOut] = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, session = heapq.heappop(self._deadlines)
+            state = self._sessions.get(session)
+            if state is None:
+                continue  # closed meanwhile
+            state.watch_queued = False
+            if not state.watch or not state.relaying or self.rtp_timeout is None:
+                continue  # on hold: _watch queues it again when it is taken off hold
+            silent, due = self._silent(state, now)
+            if silent:
+                state.watch = False  # reported once; the B2BUA closes the session
+                self.counters.rtp_timeouts += 1
+                timed_out.append(RtpTimedOut(session, silent, self.rtp_timeout))
+                continue
+            state.watch_queued = True
+            heapq.heappush(self._deadlines, (due, session))
+        self._watch_timer.arm(self._deadlines[0][0] if self._deadlines else None)
+        for fact in timed_out:
+            log.info(
+                "media %s: no RTP from the %s for %.0f s",
+                fact.session,
+                " and the ".join(fact.silent),
+                fact.after,
+            )
+            if self.on_timeout is not None:
+                self.on_timeout(fact)
 
     def _close(self, session: str) -> None:
         self.scheduler.remove(session)
@@ -313,3 +449,29 @@ class MediaEngine:
                 self._send(side, packet)
                 self.counters.music_packets += 1
         self._rearm()
+
+
+def _same_host(a: str, b: str) -> bool:
+    """One IP address, whatever its spelling (IPv6 forms, IPv4-mapped IPv6)."""
+    if a == b:
+        return True
+    try:
+        x, y = ipaddress.ip_address(a.split("%", 1)[0]), ipaddress.ip_address(b.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(x, ipaddress.IPv6Address) and x.ipv4_mapped is not None:
+        x = x.ipv4_mapped
+    if isinstance(y, ipaddress.IPv6Address) and y.ipv4_mapped is not None:
+        y = y.ipv4_mapped
+    return x == y
+
+
+def _unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
+def _same_address(a: tuple[str, int], b: tuple[str, int]) -> bool:
+    return a[1] == b[1] and _same_host(a[0], b[0])

@@ -10,10 +10,23 @@ allocates ports from ``server.media.rtp_ports``, writes and reads SDP, and
 returns commands that the asyncio media layer carries out:
 
 - :class:`PlayMusic`: send the hold music from the caller port;
-- :class:`StartRelay`: relay RTP between the caller port and the member port
-  (symmetric RTP: each side is sent to where its packets come from);
+- :class:`StartRelay`: relay RTP between the caller port and the member port;
 - :class:`CloseMedia`: stop and close the call's sockets; ports go back to
   the allocator here, so none leaks whatever the call's ending.
+
+Latching (RTP hijacking, docs/security.md): the relay takes RTP on a port
+only from the address the side's SDP named. A side whose SDP names a private
+address while its SIP came from elsewhere is behind NAT
+(:func:`~huntgroup.engine.nat.behind_nat`): the commands carry its
+signalling IP (``PlayMusic.nat``, ``StartRelay.caller_nat``/``member_nat``),
+and the relay latches onto the first packet from that IP, any port, within
+``server.media.latch_window`` seconds; then the latched address is fixed.
+
+RTP inactivity: ``StartRelay.watch`` says both streams should flow (relay
+mode, neither side's latest SDP on hold), so the relay watches them for
+``server.media.rtp_timeout``; when one falls silent, the driver hands the
+fact back as :class:`RtpTimedOut` to :meth:`B2BUA.media_timed_out
+<huntgroup.engine.b2bua.B2BUA.media_timed_out>`, which ends the call.
 
 With ``server.media.mode: direct`` a call whose caller is not behind NAT
 keeps its media end to end once bridged. Members are offered the caller's
@@ -53,6 +66,8 @@ from huntgroup.media.sdp import (
     parse_sdp,
 )
 
+MediaSide = Literal["caller", "member"]
+
 
 @dataclass(frozen=True, slots=True)
 class PlayMusic:
@@ -62,15 +77,33 @@ class PlayMusic:
     codec: Codec
     payload_type: int
     music: str | None  # file path; None = the built-in music
+    nat: str | None = None  # the caller's signalling IP when it is behind NAT
 
 
 @dataclass(frozen=True, slots=True)
 class StartRelay:
+    """Relay RTP between the two ports; each side is latched onto its SDP address,
+    or, behind NAT, onto the first packet from its signalling IP (``*_nat``) in the
+    latch window. ``watch``: both streams should flow (RTP inactivity timeout)."""
+
     session: str
     caller_port: int
     caller_remote: tuple[str, int]
     member_port: int
     member_remote: tuple[str, int]
+    caller_nat: str | None = None
+    member_nat: str | None = None
+    watch: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RtpTimedOut:
+    """A fact from the media driver: no RTP came from ``silent`` for ``after`` seconds
+    on a watched relay (see :class:`StartRelay`)."""
+
+    session: str
+    silent: tuple[MediaSide, ...]
+    after: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +141,8 @@ class CallMedia:
     member_origin: Origin | None = None  # our o= line toward members
     member_port_open: bool = False
     closed: bool = False
+    caller_nat: str | None = None  # the caller's signalling IP, when it is behind NAT
+    member_nat: str | None = None  # the bridged member's signalling IP, when behind NAT
     # server.media.mode: direct (see the module docstring)
     direct: bool = False  # this call's media goes end to end once bridged
     caller_sdp: SessionDescription | None = None  # the caller's latest SDP
@@ -128,10 +163,13 @@ class MediaPlanner:
         rng: random.Random,
         *,
         mode: MediaMode = "relay",
+        port_rng: random.Random | None = None,
     ) -> None:
+        """``port_rng`` draws the RTP ports (default ``rng``): the driver gives a
+        ``random.SystemRandom``, tests a seeded generator."""
         self.address = address
         self.mode: MediaMode = mode
-        self.ports = PortAllocator(port_range)
+        self.ports = PortAllocator(port_range, rng=port_rng or rng)
         self._rng = rng
         self._sessions = itertools.count(1)
 
@@ -164,16 +202,16 @@ class MediaPlanner:
             self.ports.release(port)
             raise
         endpoint = audio_endpoint(offer)
+        nat = endpoint is not None and behind_nat(endpoint[0], source_host)
         return CallMedia(
             session=f"m{next(self._sessions)}",
             caller_port=port,
             caller_answer=str(answer.sdp).encode(),
             caller_plan=answer.plan,
             caller_origin=answer.sdp.origin,
-            direct=self.mode == "direct"
-            and endpoint is not None
-            and not behind_nat(endpoint[0], source_host),
+            direct=self.mode == "direct" and endpoint is not None and not nat,
             caller_sdp=offer,
+            caller_nat=source_host if nat else None,
         )
 
     def member_offer(self, media: CallMedia) -> bytes:
@@ -216,14 +254,26 @@ class MediaPlanner:
         """After ``caller_offer``: the command binding the caller port of our answer."""
         return [] if media.closed else [OpenPort(media.session, media.caller_port, "caller")]
 
-    def member_answer(self, media: CallMedia, body: bytes) -> tuple[str, int] | None:
-        """Where the member wants RTP, from its SDP answer; None if unusable."""
+    def member_answer(
+        self, media: CallMedia, body: bytes, *, source_host: str | None = None
+    ) -> tuple[str, int] | None:
+        """Where the member wants RTP, from its SDP answer; None if unusable.
+
+        ``source_host`` is where the answer came from: a member whose SDP names a
+        private address seen from elsewhere is behind NAT (the relay latches onto
+        its signalling IP).
+        """
         if not body or media.member_offer_sdp is None:
             return None
         try:
             answer = parse_sdp(body)
+            endpoint = audio_endpoint(answer)
+            media.member_nat = (
+                source_host
+                if endpoint is not None and behind_nat(endpoint[0], source_host)
+                else None
+            )
             if media.direct:  # any codec the caller offered: we only pass it on
-                endpoint = audio_endpoint(answer)
                 if endpoint is None or len(answer.media) != len(media.member_offer_sdp.media):
                     return None
                 media.member_sdp = answer
@@ -232,6 +282,7 @@ class MediaPlanner:
             plan = accept_answer(media.member_offer_sdp, answer)
         except ProtocolError:
             return None
+        media.member_sdp = answer
         media.member_plan = plan
         return plan.remote_address, plan.remote_port
 
@@ -318,6 +369,7 @@ class MediaPlanner:
                 plan.codec,
                 plan.payload_type,
                 music,
+                media.caller_nat,
             )
         ]
 
@@ -339,6 +391,12 @@ class MediaPlanner:
                 (caller.remote_address, caller.remote_port),
                 media.member_port,
                 (member.remote_address, member.remote_port),
+                caller_nat=media.caller_nat,
+                member_nat=media.member_nat,
+                # direct mode's interim relay: the member sends to the caller, not to us
+                watch=not media.direct
+                and not on_hold(media.caller_sdp)
+                and not on_hold(media.member_sdp),
             )
         ]
 
@@ -376,6 +434,10 @@ class MediaPlanner:
         rewritten = replace(sdp, origin=origin, connection=ours, media=tuple(streams))
         if remote is not None:
             self._learn(media, sdp, remote, from_caller=from_caller)
+        elif from_caller:  # no audio port left: nothing flows (the latest SDP says so)
+            media.caller_sdp = sdp
+        else:
+            media.member_sdp = sdp
         return rewritten.to_bytes(), self.bridge(media)
 
     def _pass_through(self, media: CallMedia, body: bytes, *, from_caller: bool) -> bytes:
@@ -449,6 +511,21 @@ class MediaPlanner:
             return self.ports.allocate()
         except MediaError as err:
             raise RemoteProtocolError(f"no RTP port free: {err}", 503) from err
+
+
+def on_hold(sdp: SessionDescription | None) -> bool:
+    """``sdp`` holds its audio: sendonly, recvonly or inactive, ``c=0.0.0.0``, or no
+    audio stream with a port. Such a call's RTP may stop: no inactivity timeout."""
+    if sdp is None:
+        return False
+    for m in sdp.media:
+        if m.media != "audio" or m.port == 0:
+            continue
+        conn = sdp.connection_of(m)
+        if conn is not None and conn.is_unspecified:
+            return True
+        return m.direction(sdp.direction) != "sendrecv"
+    return True
 
 
 def _aimed(plan: MediaPlan, endpoint: tuple[str, int]) -> MediaPlan:

@@ -51,7 +51,7 @@ from huntgroup.engine.b2bua import B2BUA, Output, Transmit
 from huntgroup.engine.dialogs import Local
 from huntgroup.engine.loop_timer import LoopTimer
 from huntgroup.engine.media_io import MediaEngine
-from huntgroup.engine.media_plan import MediaPlanner
+from huntgroup.engine.media_plan import MediaPlanner, RtpTimedOut
 from huntgroup.engine.redis_state import RedisStateSync, default_node_id, redact
 from huntgroup.engine.resolver import HostResolver, is_address
 from huntgroup.engine.sip.parser import SipParseError, StreamParser
@@ -177,7 +177,14 @@ class Server:
         cfg = self.config
         rng = random.Random(secrets.randbits(64))
         media_cfg = cfg.server.media
-        self.media = MediaEngine(self.loop, media_cfg.address, rng=rng)
+        self.media = MediaEngine(
+            self.loop,
+            media_cfg.address,
+            rng=rng,
+            latch_window=media_cfg.latch_window,
+            rtp_timeout=media_cfg.rtp_timeout,
+            on_timeout=self._media_timed_out,
+        )
         # Music is decoded and encoded before the first call can arrive: a caller
         # queued in the first second must not stall every other stream.
         await self._preload_music(cfg)
@@ -206,7 +213,13 @@ class Server:
         families = [socket.AF_INET6 if ":" in a.host else socket.AF_INET for a, _ in self._udp]
         self._resolver = HostResolver(self.loop, sorted(families))  # IPv4 first
         secret = os.environ.get("HUNTGROUP_SECRET", "").encode() or secrets.token_bytes(32)
-        planner = MediaPlanner(media_cfg.address, media_cfg.port_range, rng, mode=media_cfg.mode)
+        planner = MediaPlanner(
+            media_cfg.address,
+            media_cfg.port_range,
+            rng,
+            mode=media_cfg.mode,
+            port_rng=random.SystemRandom(),  # RTP ports nobody can predict (security.md)
+        )
         store = None
         if cfg.server.state != "memory":
             journal = JournalingStore(os.environ.get("HUNTGROUP_NODE_ID") or default_node_id())
@@ -230,6 +243,10 @@ class Server:
             )
         log.info("media: %s, RTP ports %d-%d", media_cfg.mode, *media_cfg.port_range)
         self._rearm()
+
+    def _media_timed_out(self, fact: RtpTimedOut) -> None:
+        """A relayed call fell silent (server.media.rtp_timeout): the B2BUA ends it."""
+        self.run(lambda now: self.b2bua.media_timed_out(fact, now=now))
 
     def _advertised(self, host: str) -> str:
         if host in ("0.0.0.0", "::"):

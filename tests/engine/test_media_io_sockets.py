@@ -7,7 +7,7 @@ import socket
 
 from huntgroup.engine import media_io
 from huntgroup.engine.media_io import MediaEngine
-from huntgroup.engine.media_plan import CloseMedia, OpenPort, StartRelay
+from huntgroup.engine.media_plan import CloseMedia, OpenPort, RtpTimedOut, StartRelay
 
 
 def free_even_port() -> int:
@@ -66,5 +66,146 @@ def test_idle_sockets_are_bounded() -> None:
             engine.close_all()
         finally:
             media_io.MAX_IDLE_SOCKETS = 1024
+
+    asyncio.run(scenario())
+
+
+class _Peers:
+    """UDP sockets on loopback standing for phones and attackers."""
+
+    def __init__(self, count: int) -> None:
+        self.socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
+        for s in self.socks:
+            s.bind(("127.0.0.1", 0))
+            s.setblocking(False)
+
+    def addr(self, i: int) -> tuple[str, int]:
+        host, port = self.socks[i].getsockname()[:2]
+        return str(host), int(port)
+
+    def received(self, i: int) -> list[bytes]:
+        out: list[bytes] = []
+        while True:
+            try:
+                out.append(self.socks[i].recv(2048))
+            except BlockingIOError:
+                return out
+
+    def close(self) -> None:
+        for s in self.socks:
+            s.close()
+
+
+def _rtp(tag: bytes) -> bytes:
+    return b"\x80\x00" + bytes(10) + tag
+
+
+async def _settle() -> None:
+    """Let the engine read what was sent on loopback (a few loop turns)."""
+    for _ in range(5):
+        await asyncio.sleep(0.01)
+
+
+def test_a_peer_behind_nat_latches_from_its_signalling_ip_then_the_address_is_fixed() -> None:
+    """SDP names a private address; RTP comes from the NAT (here 127.0.0.1, any port)."""
+
+    async def scenario() -> None:
+        engine = MediaEngine(asyncio.get_running_loop(), "127.0.0.1", latch_window=30)
+        caller_port, member_port = free_even_port(), free_even_port() + 2
+        peers = _Peers(3)  # 0: the caller behind NAT, 1: the member, 2: another port there
+        try:
+            engine.execute(
+                StartRelay(
+                    "s1",
+                    caller_port,
+                    ("10.1.2.3", 4000),  # the caller's private SDP address
+                    member_port,
+                    peers.addr(1),
+                    caller_nat="127.0.0.1",
+                )
+            )
+            peers.socks[0].sendto(_rtp(b"hello"), ("127.0.0.1", caller_port))
+            await _settle()
+            assert peers.received(1) == [_rtp(b"hello")], "relayed: latched from the NAT"
+            peers.socks[1].sendto(_rtp(b"answer"), ("127.0.0.1", member_port))
+            await _settle()
+            assert peers.received(0) == [_rtp(b"answer")], "sent back to the latched address"
+            # The latch is fixed: the same IP from another port is a stranger now.
+            peers.socks[2].sendto(_rtp(b"hijack"), ("127.0.0.1", caller_port))
+            await _settle()
+            assert peers.received(1) == [] and engine.counters.dropped_unexpected_source == 1
+            peers.socks[1].sendto(_rtp(b"again"), ("127.0.0.1", member_port))
+            await _settle()
+            assert peers.received(0) == [_rtp(b"again")] and peers.received(2) == []
+        finally:
+            engine.close_all()
+            peers.close()
+
+    asyncio.run(scenario())
+
+
+def test_after_the_latch_window_a_nat_peer_cannot_latch_and_strangers_never_do() -> None:
+    async def scenario() -> None:
+        engine = MediaEngine(asyncio.get_running_loop(), "127.0.0.1", latch_window=0.05)
+        caller_port, member_port = free_even_port(), free_even_port() + 2
+        peers = _Peers(2)  # 0: the caller behind NAT, too late; 1: the member
+        try:
+            engine.execute(
+                StartRelay(
+                    "s1",
+                    caller_port,
+                    ("10.1.2.3", 4000),
+                    member_port,
+                    peers.addr(1),
+                    caller_nat="127.0.0.1",
+                )
+            )
+            # A stranger (not the member's SDP address, no NAT there) never latches.
+            peers.socks[0].sendto(_rtp(b"x"), ("127.0.0.1", member_port))
+            await asyncio.sleep(0.1)  # the caller's window (0.05 s) is over
+            peers.socks[0].sendto(_rtp(b"late"), ("127.0.0.1", caller_port))
+            await _settle()
+            assert peers.received(1) == [] and peers.received(0) == []
+            assert engine.counters.dropped_unexpected_source == 2
+            assert engine.counters.relayed == 0
+        finally:
+            engine.close_all()
+            peers.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_silent_watched_relay_is_reported_once_and_a_held_one_never() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        reported: list[RtpTimedOut] = []
+        done = asyncio.Event()
+
+        def on_timeout(fact: RtpTimedOut) -> None:
+            reported.append(fact)
+            done.set()
+
+        engine = MediaEngine(loop, "127.0.0.1", rtp_timeout=0.2, on_timeout=on_timeout)
+        ports = [free_even_port() for _ in range(2)]
+        peers = _Peers(4)
+        try:
+            # s1 is watched; its caller keeps talking, its member is silent.
+            engine.execute(StartRelay("s1", ports[0], peers.addr(0), ports[0] + 1, peers.addr(1)))
+            # s2 is on hold: nobody talks, nothing is reported.
+            engine.execute(
+                StartRelay("s2", ports[1], peers.addr(2), ports[1] + 1, peers.addr(3), watch=False)
+            )
+            for _ in range(100):  # bounded: the report comes after 0.2 s
+                peers.socks[0].sendto(_rtp(b"talk"), ("127.0.0.1", ports[0]))
+                if done.is_set():
+                    break
+                await asyncio.sleep(0.02)
+            assert reported == [RtpTimedOut("s1", ("member",), 0.2)]
+            assert engine.counters.rtp_timeouts == 1
+            await asyncio.sleep(0.5)  # no second report, and none for the held call
+            assert len(reported) == 1
+        finally:
+            engine.close_all()
+            peers.close()
 
     asyncio.run(scenario())

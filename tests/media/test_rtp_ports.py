@@ -1,7 +1,8 @@
-"""The RTP port allocator: even ports, pairs, FIFO reuse, exhaustion, no leak."""
+"""The RTP port allocator: even ports, pairs, random order, cooled reuse, exhaustion, no leak."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -13,10 +14,10 @@ from huntgroup.media.ports import PortAllocator, PortError, PortsExhausted, pars
 
 
 def test_even_ports_with_room_for_rtcp() -> None:
-    ports = PortAllocator("20001-20008")  # odd LOW: starts at 20002; 20008 has no RTCP port
-    assert ports.capacity == 3
+    ports = PortAllocator("20001-20008", rng=random.Random(1))  # odd LOW: starts at 20002
+    assert ports.capacity == 3  # 20008 has no RTCP port
     got = [ports.allocate() for _ in range(3)]
-    assert got == [20002, 20004, 20006]
+    assert sorted(got) == [20002, 20004, 20006]
     assert all(p % 2 == 0 and p + 1 <= 20008 for p in got)
     with pytest.raises(PortsExhausted, match="all 3 RTP port pairs") as info:
         ports.allocate()
@@ -24,11 +25,11 @@ def test_even_ports_with_room_for_rtcp() -> None:
 
 
 def test_release_returns_the_port_and_reuses_it_last() -> None:
-    ports = PortAllocator((30000, 30007))
+    ports = PortAllocator((30000, 30007), rng=random.Random(7))  # 4 pairs: 2 may cool down
     a, b = ports.allocate(), ports.allocate()
     ports.release(a)
-    assert ports.allocate() == 30004
-    assert ports.allocate() == 30006
+    never_used = {30000, 30002, 30004, 30006} - {a, b}
+    assert {ports.allocate(), ports.allocate()} == never_used
     assert ports.allocate() == a  # the released port comes back after the never-used ones
     assert ports.is_allocated(b)
     with pytest.raises(PortsExhausted):
@@ -38,6 +39,42 @@ def test_release_returns_the_port_and_reuses_it_last() -> None:
         ports.release(b)
     with pytest.raises(PortError, match="not allocated"):
         ports.release(12345)
+
+
+def test_ports_are_handed_out_in_a_random_order_reproducible_under_a_seed() -> None:
+    """The next call's port cannot be guessed from the last one's (RTP hijacking)."""
+
+    def order(seed: int) -> list[int]:
+        ports = PortAllocator((20000, 20999), rng=random.Random(seed))
+        return [ports.allocate() for _ in range(ports.capacity)]
+
+    first = order(42)
+    assert sorted(first) == list(range(20000, 20999, 2)), "every pair, once"
+    assert first == order(42), "the same seed gives the same order"
+    assert first != order(43)
+    steps = [b - a for a, b in itertools.pairwise(first)]
+    assert steps.count(2) < len(steps) // 10, "mostly the next pair up: predictable"
+    assert first[:20] != sorted(first[:20]) and first[:20] != sorted(first[:20], reverse=True)
+
+
+def test_released_pairs_cool_down_before_the_draw_takes_them_again() -> None:
+    """A pair just released is not handed out while half the range has not cooled."""
+    for seed in range(20):
+        ports = PortAllocator((20000, 20039), rng=random.Random(seed))  # 20 pairs, 10 cool
+        first = ports.allocate()
+        ports.release(first)
+        others = [ports.allocate() for _ in range(19)]
+        assert first not in others, "a pair just released came back while others were free"
+        assert ports.allocate() == first
+        for port in [first, *others]:
+            ports.release(port)
+        held = [ports.allocate() for _ in range(20)]
+        for port in held[:10]:
+            ports.release(port)
+        again = [ports.allocate() for _ in range(10)]
+        assert again == held[:10], "all pool pairs in use: the longest cooled come first"
+        ports.release(again[0])  # the only free pair: it comes straight back
+        assert ports.allocate() == again[0]
 
 
 @pytest.mark.parametrize("text", ["", "20000", "a-b", "20010-20000", "0-10", "70000-70010", "5-5"])
@@ -60,7 +97,7 @@ def test_parse_port_range() -> None:
 )
 def test_no_leak_and_no_double_allocation(low: int, size: int, seed: int, bias: float) -> None:
     """Thousands of allocate/release steps, drawn from a seeded generator."""
-    ports = PortAllocator((low, low + size - 1))
+    ports = PortAllocator((low, low + size - 1), rng=random.Random(seed + 1))
     capacity = ports.capacity
     held: list[int] = []
     rng = random.Random(seed)
