@@ -300,13 +300,16 @@ class MediaEngine:
             return
         self._readable(session, port)
 
-    def _send(self, side: _Side, data: bytes) -> None:
+    def _send(self, side: _Side, data: bytes) -> bool:
+        """Send ``data`` to the side; False when it has no address (yet) or it failed."""
         if side.remote is None:
-            return
+            return False
         try:
             side.sock.sendto(data, side.remote)
         except (BlockingIOError, OSError):
             self.counters.send_errors += 1
+            return False
+        return True
 
     def _readable(self, session: str, port: int) -> None:
         state = self._sessions.get(session)
@@ -334,8 +337,7 @@ class MediaEngine:
                 continue  # the caller talks over the music: nobody listens
             other_port = state.member_port if port == state.caller_port else state.caller_port
             other = state.sides.get(other_port) if other_port is not None else None
-            if other is not None:
-                self._send(other, data)
+            if other is not None and self._send(other, data):
                 self.counters.relayed += 1
 
     # ------------------------------------------------------------ commands
@@ -371,8 +373,8 @@ class MediaEngine:
         for source, data in state.early:  # what the winner said before we were ready
             if self._accepts(member, source, now):  # others: the members who lost
                 member.last_rx = now
-                self._send(caller, data)
-                self.counters.relayed += 1
+                if self._send(caller, data):
+                    self.counters.relayed += 1
         state.early.clear()
         self._watch(cmd.session, state, cmd.watch and self.rtp_timeout is not None, now)
 
@@ -454,8 +456,7 @@ class MediaEngine:
             if state is None or state.caller_port is None:
                 continue
             side = state.sides.get(state.caller_port)
-            if side is not None:
-                self._send(side, packet)
+            if side is not None and self._send(side, packet):
                 self.counters.music_packets += 1
         self._rearm()
 
