@@ -107,9 +107,10 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "address": "IP address written in our SDP (where peers send RTP to us).",
         "rtp_ports": "RTP port range 'LOW-HIGH' (at least 2 ports, 1024..65535).",
         "mode": "relay: audio flows through the server; direct: between the phones.",
-        "latch_window": "Seconds after a stream starts in which RTP from a peer behind NAT "
-        "is taken from its signalling IP on any port (then that address is fixed); RTP is "
-        "otherwise only taken from the address the peer's SDP names.",
+        "latch_window": "Seconds after a stream starts in which a peer whose SDP address is "
+        "not its (public) signalling IP, nor a trusted peer's, may latch: its first RTP "
+        "packet from its SDP address or its signalling IP (any port) fixes the address; it "
+        "is sent nothing before. Other peers' RTP is only taken from their SDP address.",
         "rtp_timeout": "Seconds without RTP from a side of a bridged, relayed call not on "
         "hold before the call is ended on both sides (BYE); 0 or null: never. Not in "
         "direct media.",
