@@ -117,7 +117,9 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
     },
     "ConnectionsConfig": {
         "message_timeout": "Seconds from the first byte of a message on a TCP or TLS "
-        "connection until it is complete; beyond, the connection is closed.",
+        "connection until it is complete, and from the accept of an incoming connection "
+        "until its first complete message (CRLF keep-alives do not count); beyond, the "
+        "connection is closed.",
         "idle_timeout": "Seconds a TCP or TLS connection may stay without receiving anything "
         "(a CRLF keep-alive counts) before it is closed; above the registration expiry (3600 "
         "s) so that phones keep their registration connections.",
@@ -126,6 +128,9 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "max_total": "TCP and TLS connections open at once, both directions; beyond, new ones "
         "are closed at once. null: what the open-files limit leaves once every RTP port and "
         "a margin are kept for media.",
+        "outgoing_reserve": "Places of max_total that incoming connections never take: kept "
+        "for the connections the server opens (upstream, TCP and TLS members), so that a "
+        "flood of incoming connections cannot stop calls; max_total must be above it.",
     },
     "LimitsConfig": {
         "max_calls": "Calls in progress at once (ringing, queued or bridged); beyond, new "
