@@ -85,6 +85,28 @@ class TlsConfig(_Model):
 class LimitsConfig(_Model):
     max_calls: int | None = Field(None, ge=1)
     max_call_rate: float | None = Field(None, gt=0)
+    # overload and floods (docs/security.md, "Overload and floods")
+    max_loop_lag: float | None = Field(0.1, gt=0, le=10)
+    max_load: float | None = Field(0.9, gt=0, le=1)
+    per_source_invite_rate: float | None = Field(50.0, gt=0)
+    per_source_invite_burst: int = Field(100, ge=1)
+    per_source_register_rate: float | None = Field(50.0, gt=0)
+    per_source_register_burst: int = Field(200, ge=1)
+    per_source_table: int = Field(16384, ge=16, le=10_000_000)
+
+
+class CallsConfig(_Model):
+    """Dead calls: session timers (RFC 4028) and the longest call (docs/security.md)."""
+
+    session_expires: int = Field(1800, ge=90, le=86400)
+    min_se: int = Field(90, ge=90, le=86400)
+    max_duration: float | None = Field(None, gt=0, le=604800)
+
+    @model_validator(mode="after")
+    def _min_below(self) -> CallsConfig:
+        if self.min_se > self.session_expires:
+            raise ValueError("min_se must not exceed session_expires")
+        return self
 
 
 class ServerConfig(_Model):
@@ -98,6 +120,7 @@ class ServerConfig(_Model):
     digest_algorithms: tuple[Literal["SHA-256", "MD5"], ...] = ("SHA-256", "MD5")
     tls: TlsConfig = TlsConfig()
     limits: LimitsConfig = LimitsConfig()
+    calls: CallsConfig = CallsConfig()
 
     @field_validator("digest_algorithms")
     @classmethod

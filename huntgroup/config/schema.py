@@ -22,6 +22,7 @@ from huntgroup.config.models import (
     NUMBER_RE,
     Config,
     GroupConfig,
+    CallsConfig,
     LimitsConfig,
     LineConfig,
     MediaConfig,
@@ -42,6 +43,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     SipTimers,
     TlsConfig,
     LimitsConfig,
+    CallsConfig,
     LineConfig,
     GroupConfig,
     QueueConfig,
@@ -57,6 +59,7 @@ MODEL_DESCRIPTIONS: dict[str, str] = {
     "SipTimers": "RFC 3261 timer base values in seconds; the defaults suit almost every network.",
     "LimitsConfig": "Admission limits: beyond them, new calls get 503 and calls in progress "
     "keep the capacity.",
+    "CallsConfig": "Dead calls: session timers (RFC 4028) and the longest a call may last.",
     "TlsConfig": "SIP over TLS: our certificate for tls: listen addresses, and how the "
     "certificates of peers we call over TLS are checked.",
     "LineConfig": "A line (user licence, «licence»): its 10-digit number is also its SIP login.",
@@ -85,6 +88,7 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "shutdown_grace": "Seconds to let calls in progress finish on shutdown.",
         "tls": "SIP over TLS: certificate, key, and peer verification.",
         "limits": "Admission limits on new calls (503 beyond them).",
+        "calls": "Calls in progress: session timers (RFC 4028) and the longest call.",
         "digest_algorithms": (
             "Digest algorithms offered to lines, preferred first (RFC 8760). Some phones "
             "only read the first challenge: list MD5 first, or only MD5, for them."
@@ -100,6 +104,27 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "calls get 503 with Retry-After. null: no limit.",
         "max_call_rate": "New calls per second (with a burst of one second's worth); beyond, "
         "503 with Retry-After. null: no limit.",
+        "max_loop_lag": "Seconds the event loop may run late (smoothed) before new calls get "
+        "503 at once. null: never.",
+        "max_load": "Share of one CPU (0..1, smoothed) the process may use before new calls "
+        "get 503 at once. null: never.",
+        "per_source_invite_rate": "New INVITEs per second from one IP address; beyond, 503 "
+        "with Retry-After, and past twice the rate no answer. null: no limit.",
+        "per_source_invite_burst": "INVITEs one IP address may send at once before its rate "
+        "applies.",
+        "per_source_register_rate": "REGISTERs per second from one IP address; beyond, 503 "
+        "with Retry-After, and past twice the rate no answer. null: no limit.",
+        "per_source_register_burst": "REGISTERs one IP address may send at once before its "
+        "rate applies.",
+        "per_source_table": "Source addresses tracked by the per-source limits at once; the "
+        "least recently seen is forgotten first.",
+    },
+    "CallsConfig": {
+        "session_expires": "Session interval in seconds (RFC 4028 Session-Expires, >= 90) "
+        "offered to members and the most we accept from callers.",
+        "min_se": "The shortest session interval accepted (Min-SE, >= 90); shorter gets 422.",
+        "max_duration": "Seconds an answered call may last before the server ends it on both "
+        "sides. null: no limit.",
     },
     "TlsConfig": {
         "certificate": "PEM file with our certificate (and its chain), relative to the "

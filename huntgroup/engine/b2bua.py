@@ -42,15 +42,24 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from huntgroup.config.models import Config
-from huntgroup.engine.admission import CallAdmission
+from huntgroup.engine.admission import DROP, REFUSE, CallAdmission, SourceLimiter
 from huntgroup.engine.dialogs import Dialog, Local, uac_dialog, uas_dialog
 from huntgroup.engine.digest import DigestAuthenticator, parse_credentials, usable_algorithms
 from huntgroup.engine.media_plan import CallMedia, MediaCommand, MediaPlanner
 from huntgroup.engine.nat import behind_nat
 from huntgroup.engine.registrar import Registrar, Source, parse_contact_values
+from huntgroup.engine.session_timer import (
+    SessionTimer,
+    has_option,
+    min_se_of,
+    negotiate_as_uac,
+    negotiate_as_uas,
+    request_headers,
+    uas_refusal,
+)
 from huntgroup.engine.sip.grammar import quote
 from huntgroup.engine.sip.headers import Headers
-from huntgroup.engine.sip.layer import TransactionLayer, client_key_of_datagram
+from huntgroup.engine.sip.layer import TransactionLayer, client_key_of_datagram, server_key
 from huntgroup.engine.sip.message import (
     Message,
     Request,
@@ -152,6 +161,7 @@ class _Leg:
     cancel_pending: bool = False
     cancelled: bool = False
     dialog: Dialog | None = None
+    session: SessionTimer | None = None  # RFC 4028, once the leg is confirmed
 
 
 @dataclass(slots=True)
@@ -183,6 +193,7 @@ class _Call:
     media_update_after_ack: bool = False  # direct media: re-INVITE the caller once it ACKs
     media_updates: int = 0  # re-INVITEs sent to put the media end to end
     music: str | None = None  # while held: the music file ("" = built-in); None otherwise
+    session: SessionTimer | None = None  # RFC 4028 on the caller's dialog, once answered
 
 
 class B2BUA:
@@ -242,7 +253,27 @@ class B2BUA:
         self._shutdown_at: float | None = None
         self.counters = SipCounters()
         limits = config.server.limits
-        self.admission = CallAdmission(limits.max_calls, limits.max_call_rate, now=now)
+        self.admission = CallAdmission(
+            limits.max_calls,
+            limits.max_call_rate,
+            now=now,
+            max_loop_lag=limits.max_loop_lag,
+            max_load=limits.max_load,
+        )
+        self.source_limits: dict[str, SourceLimiter] = {}
+        for method, rate, burst in (
+            ("INVITE", limits.per_source_invite_rate, limits.per_source_invite_burst),
+            ("REGISTER", limits.per_source_register_rate, limits.per_source_register_burst),
+        ):
+            if rate is not None:
+                self.source_limits[method] = SourceLimiter(
+                    rate, burst, table_size=limits.per_source_table
+                )
+        self._overloaded = False  # for one log line per overload episode
+        # session timers and maximum durations: (due, seq, call key, leg id | "" | "*")
+        self._session_heap: list[tuple[float, int, str, str]] = []
+        # our session refreshes: client tx -> (call key, leg id or "", dialog)
+        self._refreshes: dict[TransactionKey, tuple[str, str, Dialog]] = {}
 
     # ================================================================ inputs
     def receive_datagram(self, data: bytes, source: Peer, *, now: float) -> list[Output]:
@@ -258,6 +289,8 @@ class B2BUA:
     def receive_message(self, message: Message, source: Peer, *, now: float) -> list[Output]:
         self._now = max(self._now, now)
         self.counters.messages_in += 1
+        if isinstance(message, Request) and self._shed(message, source):
+            return self._flush()
         try:
             self._tx_actions(self.layer.receive(message, source, now=self._now))
         except ProtocolError as err:  # a message whose fields break a later layer
@@ -265,6 +298,55 @@ class B2BUA:
         self._drain()
         self._trying()
         return self._flush()
+
+    def _shed(self, request: Request, source: Peer) -> bool:
+        """Overload and floods: refuse a new INVITE or REGISTER before it takes any state.
+
+        Per source address (``server.limits.per_source_*``): over the rate, 503
+        with Retry-After; past twice the rate, nothing. A new INVITE while the
+        node is saturated (:meth:`CallAdmission.overloaded`): 503 at once. The
+        503 is sent statelessly, so a flood creates no transaction; requests
+        inside a dialog, retransmissions of requests taken in, ACK, BYE, CANCEL
+        and responses are never shed.
+        """
+        method = request.method
+        if method not in ("INVITE", "REGISTER"):
+            return False
+        try:
+            if request.to.tag is not None or server_key(request) in self.layer:
+                return False
+            limiter = self.source_limits.get(method)
+            verdict = limiter.check(source.host, now=self._now) if limiter is not None else None
+            if limiter is not None and verdict == DROP:
+                self.counters.flood_dropped += 1
+                return True
+            if limiter is not None and verdict == REFUSE:
+                self.counters.flood_refused += 1
+                log.debug("%s from %s over its rate: 503", method, source.host)
+                self._refuse_stateless(request, source, limiter.retry_after)
+                return True
+            if method != "INVITE":
+                return False
+            refusal = self.admission.overloaded(now=self._now)
+            if refusal is None:
+                if self._overloaded:
+                    self._overloaded = False
+                    log.warning("overload over: new calls are taken in again")
+                return False
+            if not self._overloaded:
+                self._overloaded = True
+                log.warning("overloaded, new calls get 503: %s", refusal.reason)
+            self.counters.overload_refused += 1
+            self._refuse_stateless(request, source, refusal.retry_after)
+            return True
+        except ProtocolError:
+            return False  # the transaction layer answers what is wrong with it
+
+    def _refuse_stateless(self, request: Request, source: Peer, retry_after: int) -> None:
+        response = make_response(
+            request, 503, to_tag=new_tag(self.rng), headers=(("Retry-After", str(retry_after)),)
+        )
+        self._send(response, response_destination(request.top_via, source))
 
     def _trying(self) -> None:
         """100 Trying for the INVITEs of this input that got no other answer yet."""
@@ -307,6 +389,7 @@ class B2BUA:
         times = [self.layer.get_timer(), self.core.get_timer(), self.registrar.get_timer()]
         times += [self._retransmit_due(), self._shutdown_at]
         times.append(self._update_retries[0][0] if self._update_retries else None)
+        times.append(self._session_heap[0][0] if self._session_heap else None)
         due = [t for t in times if t is not None]
         return min(due) if due else None
 
@@ -334,6 +417,7 @@ class B2BUA:
             retried = self._calls.get(call_key)
             if retried is not None:
                 self._update_media(retried, side)
+        self._session_timers()
         if self._shutdown_at is not None and self._now >= self._shutdown_at:
             self._shutdown_at = None
             for call in list(self._calls.values()):
@@ -581,6 +665,10 @@ class B2BUA:
                 return
             if not self._authenticated(key, request, caller_number, proxy=True):
                 return
+        brief = uas_refusal(request, min_se=self.config.server.calls.min_se)
+        if brief is not None:  # RFC 4028: Session-Expires below our Min-SE
+            self._respond(key, request, brief[0], headers=brief[1])
+            return
         # server.limits: only what would become a call counts (not a 404 nor a 407);
         # feature codes (above) still pass, they are over at once.
         refusal = self.admission.admit(len(self._calls), now=self._now)
@@ -765,6 +853,11 @@ class B2BUA:
         if method == "OPTIONS":
             self._respond(key, request, 200, headers=(("Allow", ALLOW),))
             return
+        if method in ("INVITE", "UPDATE"):
+            brief = uas_refusal(request, min_se=self.config.server.calls.min_se)
+            if brief is not None:  # RFC 4028: Session-Expires below our Min-SE
+                self._respond(key, request, brief[0], headers=brief[1])
+                return
         if method in RELAYED_IN_DIALOG:
             if method == "INVITE" and call.reinvite_pending:
                 self._respond(key, request, 491)  # §14.2: one re-INVITE at a time
@@ -776,7 +869,13 @@ class B2BUA:
                     if moved and call.music is not None:  # the music follows the caller
                         self._out.extend(self.media.play_music(call.media, call.music or None))
                 body = call.media.caller_answer if method != "INFO" and request.body else b""
-                ctype = (("Content-Type", "application/sdp"),) if body else ()
+                ctype: tuple[tuple[str, str], ...] = ()
+                if body:
+                    ctype = (("Content-Type", "application/sdp"),)
+                if method != "INFO":  # a re-INVITE or UPDATE refreshes the session
+                    ctype = self._peer_refreshed(call, found[1], request) + ctype
+                    if body and dialog is not None:
+                        dialog.local_sdp = body
                 self._respond(key, request, 200, headers=ctype, body=body)
                 return
             self._relay(key, request, other, call, from_caller=leg is None)
@@ -804,7 +903,13 @@ class B2BUA:
         if body and _is_sdp(ctype):
             body, commands = self.media.rewrite(call.media, body, from_caller=from_caller)
             self._out.extend(commands)
-        outgoing = other.request(request.method, self.rng, body=body, content_type=ctype)
+        headers: tuple[tuple[str, str], ...] = ()
+        timer = self._timer_of(call, other)[0]
+        if timer is not None and request.method in ("INVITE", "UPDATE"):
+            headers = request_headers(timer.interval, min_se=self.config.server.calls.min_se)
+        outgoing = other.request(
+            request.method, self.rng, body=body, content_type=ctype, headers=headers
+        )
         client = self._start(outgoing, other.peer)
         self._relays[client] = (key, other)
         if request.method == "INVITE":
@@ -822,6 +927,10 @@ class B2BUA:
         if key in self._updates:
             if response.status >= 200:
                 self._media_updated(*self._updates.pop(key), response)
+            return
+        if key in self._refreshes:
+            if response.status >= 200:
+                self._refresh_done(*self._refreshes.pop(key), response)
             return
         orphan = self._orphans.get(key)
         if orphan is not None:
@@ -890,6 +999,11 @@ class B2BUA:
             side = leg.dialog if leg is not None else owner.dialog
             if side is not None and request.method == "INVITE":
                 headers += (("Contact", side.me.contact()),)
+            if request.method in ("INVITE", "UPDATE"):  # both sessions are refreshed
+                headers = self._peer_refreshed(owner, found[1], request) + headers
+                self._refresh_answered(owner, target, response)
+                if side is not None and body and _is_sdp(response.content_type):
+                    side.local_sdp = body
         self._respond(
             server,
             request,
@@ -921,6 +1035,10 @@ class B2BUA:
             failed = make_response(request, status, to_tag=new_tag(self.rng))
             self._relay_response(server, target, failed)
             return
+        if key in self._refreshes:  # no answer at all: the peer is gone
+            failed = make_response(request, status, to_tag=new_tag(self.rng))
+            self._refresh_done(*self._refreshes.pop(key), failed, dead=True)
+            return
         if self._orphans.pop(key, None) is not None:
             return
         found = self._by_client_tx.get(key)
@@ -949,6 +1067,13 @@ class B2BUA:
         leg.state = "confirmed"
         dialog_key = (leg.dialog.call_id, leg.dialog.local_tag, leg.dialog.remote_tag)
         self._index_dialog(call, dialog_key, leg.id)
+        interval, we_refresh = negotiate_as_uac(
+            response, interval=self.config.server.calls.session_expires
+        )
+        leg.session = SessionTimer(
+            interval, we_refresh, self._now, use_update=has_option(response, "Allow", "UPDATE")
+        )
+        self._schedule_session(call, leg.id, leg.session)
         if not leg.member:  # a forwarding or outgoing leg: no core decision to wait for
             if call.outgoing_line is not None:
                 self._core(CallAnswered(call.core_id))
@@ -1006,6 +1131,7 @@ class B2BUA:
     ) -> None:
         me = self._local_for(destination)
         domain = self.config.server.domain
+        calls = self.config.server.calls
         display = f"{quote(caller.display_name)} " if caller.display_name else ""
         from_ = f"{display}<sip:{caller.number}@{domain}>;tag={new_tag(self.rng)}"
         to = f"<{target}>"
@@ -1031,6 +1157,7 @@ class B2BUA:
                 ("Contact", me.contact()),
                 ("P-Asserted-Identity", f"{display}<sip:{caller.number}@{domain}>"),
                 ("Allow", ALLOW),
+                *request_headers(calls.session_expires, min_se=calls.min_se),
                 ("Content-Type", "application/sdp"),
             ]
         )
@@ -1130,16 +1257,34 @@ class B2BUA:
         """200 OK to the caller: with our SDP, or ``body`` (direct media: the member's)."""
         if body is None:
             body = call.media.caller_answer
+        calls = self.config.server.calls
+        timer = negotiate_as_uas(
+            call.invite, session_expires=calls.session_expires, min_se=calls.min_se
+        )
         response = self._respond(
             call.tx,
             call.invite,
             200,
             to_tag=call.to_tag,
-            headers=(("Contact", call.me.contact()), ("Content-Type", "application/sdp")),
+            headers=(
+                ("Contact", call.me.contact()),
+                *timer.headers,
+                ("Content-Type", "application/sdp"),
+            ),
             body=body,
         )
         call.state = "answered"
         call.dialog = uas_dialog(call.invite, response, call.source, call.me)
+        call.session = SessionTimer(
+            timer.interval,
+            timer.we_refresh,
+            self._now,
+            use_update=has_option(call.invite, "Allow", "UPDATE"),
+        )
+        self._schedule_session(call, "", call.session)
+        if calls.max_duration is not None:
+            due = self._now + calls.max_duration
+            heapq.heappush(self._session_heap, (due, next(self._seq), call.key, "*"))
         destination = response_destination(call.invite.top_via, call.source)
         call.retransmit = TwoXXRetransmitter(
             response, destination, now=self._now, timers=self.timers
@@ -1201,7 +1346,12 @@ class B2BUA:
             return
         call.media_updates += 1
         body = self.media.offer_toward(call.media, side)
-        request = dialog.request("INVITE", self.rng, body=body, content_type="application/sdp")
+        timer = self._timer_of(call, dialog)[0]
+        calls = self.config.server.calls
+        headers = request_headers(timer.interval, min_se=calls.min_se) if timer else ()
+        request = dialog.request(
+            "INVITE", self.rng, body=body, content_type="application/sdp", headers=headers
+        )
         try:
             tx = self._start(request, dialog.peer)
         except ProtocolError as err:
@@ -1222,6 +1372,7 @@ class B2BUA:
             return
         call.reinvite_pending = False
         if 200 <= status < 300:
+            self._refresh_answered(call, dialog, response)
             moved = self.media.peer_answered(call.media, side, response.body)
             if moved is None:
                 log.warning("call %s: unusable SDP from the %s; relayed", call.key, side)
@@ -1269,6 +1420,179 @@ class B2BUA:
         caller = call.invite.from_
         identity = Identity(_user_of(caller.uri) or "anonymous", caller.display_name or "")
         self._new_leg(call, "", parse_uri(str(uri)), destination, identity)
+
+    # ====================================================== session timers
+    def _session(self, call: _Call, which: str) -> tuple[SessionTimer | None, Dialog | None]:
+        """The session timer and dialog of the caller (``which`` = "") or of a confirmed leg."""
+        if call.state == "ended":
+            return None, None
+        if not which:
+            return (call.session, call.dialog) if call.state == "answered" else (None, None)
+        leg = call.legs.get(which)
+        if leg is None or leg.state != "confirmed":
+            return None, None
+        return leg.session, leg.dialog
+
+    def _timer_of(self, call: _Call, dialog: Dialog) -> tuple[SessionTimer | None, str]:
+        """The session timer of ``dialog`` (one of the call's) and its ``which``."""
+        if dialog is call.dialog:
+            return call.session, ""
+        for leg in call.legs.values():
+            if leg.dialog is dialog:
+                return leg.session, leg.id
+        return None, ""
+
+    def _schedule_session(self, call: _Call, which: str, timer: SessionTimer) -> None:
+        """One heap entry per timer: a later due time is picked up when the entry fires."""
+        due = timer.due
+        if timer.scheduled is not None and timer.scheduled <= due:
+            return
+        timer.scheduled = due
+        heapq.heappush(self._session_heap, (due, next(self._seq), call.key, which))
+        if len(self._session_heap) > 64 + 4 * len(self._calls):
+            self._compact_sessions()
+
+    def _compact_sessions(self) -> None:
+        """Drop heap entries of calls that ended, or superseded by an earlier entry."""
+        kept = []
+        for entry in self._session_heap:
+            due, _, key, which = entry
+            call = self._calls.get(key)
+            if call is None:
+                continue
+            if which != "*":
+                timer = self._session(call, which)[0]
+                if timer is None or timer.scheduled != due:
+                    continue
+            kept.append(entry)
+        heapq.heapify(kept)
+        self._session_heap = kept
+
+    def _session_timers(self) -> None:
+        heap = self._session_heap
+        while heap and heap[0][0] <= self._now:
+            at, _, key, which = heapq.heappop(heap)
+            call = self._calls.get(key)
+            if call is None or call.state == "ended":
+                continue
+            if which == "*":
+                log.info("call %s: longer than server.calls.max_duration, hanging up", call.key)
+                self.counters.max_duration_ended += 1
+                self._caller_gone(call, bye_caller=True)
+                continue
+            timer, dialog = self._session(call, which)
+            if timer is None or dialog is None or timer.scheduled != at:
+                continue
+            timer.scheduled = None
+            if timer.due > self._now:
+                self._schedule_session(call, which, timer)
+            elif timer.we_refresh or timer.retry_at is not None:
+                self._refresh(call, which, timer, dialog)
+            else:
+                side = f"member {call.legs[which].member or '(forward)'}" if which else "caller"
+                log.info("call %s: no session refresh from the %s (RFC 4028)", call.key, side)
+                self.counters.sessions_expired += 1
+                self._caller_gone(call, bye_caller=True)
+
+    def _refresh(self, call: _Call, which: str, timer: SessionTimer, dialog: Dialog) -> None:
+        """We are the refresher: an UPDATE without body, or a re-INVITE with our last SDP."""
+        if timer.refreshing:
+            return  # its transaction ends on its own timers, then we go on
+        method = "UPDATE" if timer.use_update else "INVITE"
+        if method == "INVITE" and call.reinvite_pending:  # §14.1: one re-INVITE at a time
+            timer.retry_at = self._now + 1.0
+            self._schedule_session(call, which, timer)
+            return
+        timer.retry_at = None
+        body = dialog.local_sdp if method == "INVITE" else b""
+        calls = self.config.server.calls
+        request = dialog.request(
+            method,
+            self.rng,
+            body=body,
+            content_type="application/sdp" if body else None,
+            headers=request_headers(timer.interval, min_se=calls.min_se, refresher="uac"),
+        )
+        try:
+            tx = self._start(request, dialog.peer)
+        except ProtocolError as err:
+            log.info("call %s: cannot refresh the session: %s", call.key, err)
+            self._caller_gone(call, bye_caller=True)
+            return
+        self._refreshes[tx] = (call.key, which, dialog)
+        timer.refreshing = True
+        if method == "INVITE":
+            call.reinvite_pending = True
+        self.counters.session_refreshes += 1
+
+    def _refresh_done(
+        self, key: str, which: str, dialog: Dialog, response: Response, *, dead: bool = False
+    ) -> None:
+        """The final answer to our session refresh (``dead``: none came, or undeliverable)."""
+        status, method = response.status, response.cseq.method
+        if 200 <= status < 300 and method == "INVITE":
+            self._send(dialog.ack_for_2xx(response.cseq.number, self.rng), dialog.peer)
+        call = self._calls.get(key)
+        if call is None or call.state == "ended":
+            return
+        if method == "INVITE":
+            call.reinvite_pending = False
+        timer = self._session(call, which)[0]
+        if timer is None:
+            return
+        timer.refreshing = False
+        if 200 <= status < 300:
+            interval, we_refresh = negotiate_as_uac(response, interval=timer.interval)
+            timer.refreshed(self._now, interval=interval, we_refresh=we_refresh)
+        elif dead or status in (408, 481):  # RFC 4028 §10: the session is over
+            side = "member" if which else "caller"
+            log.info("call %s: session refresh to the %s failed (%d)", call.key, side, status)
+            self.counters.sessions_expired += 1
+            self._caller_gone(call, bye_caller=True)
+            return
+        elif status in (405, 501) and timer.use_update:
+            timer.use_update = False  # try again at once, with a re-INVITE
+            timer.retry_at = self._now
+        elif status == 422 and self._min_se(response) > timer.interval:
+            timer.interval = min(self._min_se(response), self.config.server.calls.session_expires)
+            timer.retry_at = self._now
+        elif status == 491:
+            timer.retry_at = self._now + self.rng.uniform(2.1, 4.0)
+        else:  # refused, but answered: the dialog is alive
+            timer.refreshed(self._now)
+        self._schedule_session(call, which, timer)
+
+    @staticmethod
+    def _min_se(response: Response) -> int:
+        try:
+            return min_se_of(response)
+        except ProtocolError:
+            return 0
+
+    def _peer_refreshed(
+        self, call: _Call, which: str, request: Request
+    ) -> tuple[tuple[str, str], ...]:
+        """A re-INVITE or UPDATE from the peer on ``which`` gets our 2xx: it refreshes
+        that session, renegotiated from its fields; returns the fields for the 2xx."""
+        timer = self._session(call, which)[0]
+        if timer is None:
+            return ()
+        calls = self.config.server.calls
+        agreed = negotiate_as_uas(
+            request, session_expires=calls.session_expires, min_se=calls.min_se
+        )
+        timer.refreshed(self._now, interval=agreed.interval, we_refresh=agreed.we_refresh)
+        self._schedule_session(call, which, timer)
+        return agreed.headers
+
+    def _refresh_answered(self, call: _Call, dialog: Dialog, response: Response) -> None:
+        """A 2xx to a re-INVITE or UPDATE we sent on ``dialog`` refreshes that session."""
+        timer, which = self._timer_of(call, dialog)
+        if timer is None:
+            return
+        interval, we_refresh = negotiate_as_uac(response, interval=timer.interval)
+        timer.refreshed(self._now, interval=interval, we_refresh=we_refresh)
+        self._schedule_session(call, which, timer)
 
     # ========================================================== teardown
     def _caller_gone(

@@ -33,6 +33,12 @@ class SipCounters:
     calls: int = 0  # of those, taken in as calls (feature codes included); others refused
     over_limits: int = 0  # of the refused, those refused by server.limits (503)
     bridged: int = 0  # calls connected to a member, a forward target or the upstream
+    overload_refused: int = 0  # new INVITEs refused (503) while the node was saturated
+    flood_refused: int = 0  # INVITEs/REGISTERs over their source's rate (503)
+    flood_dropped: int = 0  # ... past twice that rate: no answer
+    session_refreshes: int = 0  # session refreshes we sent (RFC 4028)
+    sessions_expired: int = 0  # calls ended: no refresh in time, or our refresh failed
+    max_duration_ended: int = 0  # calls ended by server.calls.max_duration
 
 
 def stats_line(gauges: dict[str, int], *counters: Any) -> str:
