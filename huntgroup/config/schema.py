@@ -20,9 +20,9 @@ from pydantic import BaseModel
 
 from huntgroup.config.models import (
     NUMBER_RE,
+    CallsConfig,
     Config,
     GroupConfig,
-    CallsConfig,
     LimitsConfig,
     LineConfig,
     MediaConfig,
