@@ -859,7 +859,7 @@ class B2BUA:
                 self._respond(key, request, brief[0], headers=brief[1])
                 return
         if method in RELAYED_IN_DIALOG:
-            if method == "INVITE" and call.reinvite_pending:
+            if method == "INVITE" and (call.reinvite_pending or self._refreshing(call)):
                 self._respond(key, request, 491)  # §14.2: one re-INVITE at a time
                 return
             other = self._other_side(call, leg)
@@ -1338,7 +1338,7 @@ class B2BUA:
         dialog = call.dialog if side == "caller" else bridged.dialog if bridged else None
         if call.state == "ended" or dialog is None or call.media.bypassed:
             return
-        if call.reinvite_pending:  # a relayed re-INVITE is under way: try again later
+        if call.reinvite_pending or self._refreshing(call):  # a re-INVITE is under way
             self._retry_update(call, side, 1.0)
             return
         if call.media_updates >= MAX_MEDIA_UPDATES:
@@ -1500,7 +1500,7 @@ class B2BUA:
             return  # its transaction ends on its own timers, then we go on
         method = "UPDATE" if timer.use_update else "INVITE"
         if method == "INVITE" and call.reinvite_pending:  # §14.1: one re-INVITE at a time
-            timer.retry_at = self._now + 1.0
+            timer.retry_at = self._now + 1.0  # (a relayed or direct-media one)
             self._schedule_session(call, which, timer)
             return
         timer.retry_at = None
@@ -1521,8 +1521,7 @@ class B2BUA:
             return
         self._refreshes[tx] = (call.key, which, dialog)
         timer.refreshing = True
-        if method == "INVITE":
-            call.reinvite_pending = True
+        timer.refreshing_invite = method == "INVITE"
         self.counters.session_refreshes += 1
 
     def _refresh_done(
@@ -1535,12 +1534,10 @@ class B2BUA:
         call = self._calls.get(key)
         if call is None or call.state == "ended":
             return
-        if method == "INVITE":
-            call.reinvite_pending = False
         timer = self._session(call, which)[0]
         if timer is None:
             return
-        timer.refreshing = False
+        timer.refreshing = timer.refreshing_invite = False
         if 200 <= status < 300:
             interval, we_refresh = negotiate_as_uac(response, interval=timer.interval)
             timer.refreshed(self._now, interval=interval, we_refresh=we_refresh)
@@ -1561,6 +1558,14 @@ class B2BUA:
         else:  # refused, but answered: the dialog is alive
             timer.refreshed(self._now)
         self._schedule_session(call, which, timer)
+
+    def _refreshing(self, call: _Call) -> bool:
+        """One of our refresh re-INVITEs is under way on one of the call's dialogs."""
+        if call.session is not None and call.session.refreshing_invite:
+            return True
+        return any(
+            x.session is not None and x.session.refreshing_invite for x in call.legs.values()
+        )
 
     @staticmethod
     def _min_se(response: Response) -> int:

@@ -56,6 +56,7 @@ class SessionTimer:
     last: float  # when the session was last refreshed (or set up)
     use_update: bool = False  # refresh with UPDATE (the peer allows it) rather than re-INVITE
     refreshing: bool = False  # our refresh request is under way
+    refreshing_invite: bool = False  # ... and it is a re-INVITE (one at a time per call)
     scheduled: float | None = None  # the time of its entry in the B2BUA's heap
     retry_at: float | None = None  # a refresh to try again then (491, re-INVITE pending)
 
