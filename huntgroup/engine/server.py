@@ -12,6 +12,11 @@ with a :class:`StreamParser` per connection. Requests to a TCP or TLS peer
 we have no connection to open one (TLS checked per :mod:`tls`); a connection
 that cannot be opened fails the requests it was to carry.
 
+Saturation: every :data:`PROBE_INTERVAL` a callback measures how late the
+event loop ran it and which share of a CPU the process used since the last
+one; both go to the B2BUA's admission as facts (``loop_lag``, ``loop_load``),
+which sheds new INVITEs past ``server.limits.max_loop_lag`` / ``max_load``.
+
 Shutdown (SIGINT/SIGTERM): newcomers get 503, calls in progress may finish
 for ``server.shutdown_grace`` seconds, then the B2BUA ends them with BYE; the
 process exits once no call is left.
@@ -49,6 +54,9 @@ from huntgroup.errors import MediaError
 from huntgroup.queue.journal import JournalingStore
 
 log = logging.getLogger("huntgroup.server")
+
+PROBE_INTERVAL = 0.05
+"""Seconds between two saturation probes (loop lag and CPU share, see ``Server._probe``)."""
 
 
 StreamKey = tuple[str, str, int]
@@ -143,6 +151,10 @@ class Server:
         self.media: MediaEngine
         self.stopped = asyncio.Event()
         self.state_sync: RedisStateSync | None = None
+        self._probe_handle: asyncio.TimerHandle | None = None
+        self._probe_due = 0.0
+        self._probe_last = 0.0
+        self._cpu_last = 0.0
 
     async def start(self) -> None:
         cfg = self.config
@@ -206,6 +218,23 @@ class Server:
             )
         log.info("media: %s, RTP ports %d-%d", media_cfg.mode, *media_cfg.port_range)
         self._rearm()
+        self._probe_last = self.loop.time()
+        self._cpu_last = time.process_time()
+        self._probe_due = self._probe_last + PROBE_INTERVAL
+        self._probe_handle = self.loop.call_at(self._probe_due, self._probe)
+
+    def _probe(self) -> None:
+        """Measure loop lag and CPU share, hand them to admission, and come back."""
+        now = self.loop.time()
+        cpu = time.process_time()
+        elapsed = now - self._probe_last
+        admission = self.b2bua.admission
+        admission.loop_lag(now - self._probe_due, now=now)
+        if elapsed > 0:
+            admission.loop_load((cpu - self._cpu_last) / elapsed, now=now)
+        self._probe_last, self._cpu_last = now, cpu
+        self._probe_due = now + PROBE_INTERVAL
+        self._probe_handle = self.loop.call_at(self._probe_due, self._probe)
 
     def _advertised(self, host: str) -> str:
         if host in ("0.0.0.0", "::"):
@@ -268,7 +297,14 @@ class Server:
 
     def log_stats(self) -> str:
         """Log (and return) the stats line: gauges and counters (see :mod:`stats`)."""
-        gauges = {**self.b2bua.gauges(), "media_sessions": self.media.sessions}
+        now = self.loop.time()
+        admission = self.b2bua.admission
+        gauges = {
+            **self.b2bua.gauges(),
+            "media_sessions": self.media.sessions,
+            "loop_lag_ms": round(admission.lag(now=now) * 1000),
+            "load_percent": round(admission.load(now=now) * 100),
+        }
         line = stats.stats_line(gauges, self.b2bua.counters, self.media.counters)
         log.info("stats: %s", line)
         return line
@@ -403,6 +439,8 @@ class Server:
 
     def close(self) -> None:
         self._timer.cancel()
+        if self._probe_handle is not None:
+            self._probe_handle.cancel()
         for _, proto in self._udp:
             if proto.transport is not None:
                 proto.transport.close()

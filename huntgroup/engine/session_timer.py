@@ -23,7 +23,8 @@ holds the header logic, sans-I/O and stateless:
   (``Supported: timer``, ``Session-Expires``, ``Min-SE``), and
   :func:`negotiate_as_uac` reads the 2xx that answers it; a 2xx without
   ``Session-Expires`` leaves us the refresher (§7.2: a UAC may use the timer
-  alone).
+  alone). A peer's interval below 90 s (the RFC's floor) is raised to it, so no
+  peer can make us refresh more often than every 45 s.
 
 :meth:`SessionTimer.due` is when something must happen: the refresher's next
 refresh at half the interval, or, when the peer refreshes, the moment to give
@@ -39,6 +40,8 @@ from huntgroup.engine.sip.message import Message, Request, Response
 from huntgroup.errors import ProtocolError
 
 MAX_INTERVAL = 86400 * 7
+MIN_INTERVAL = 90
+"""RFC 4028 §4: no session interval is shorter (a peer's smaller value is raised to it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,4 +185,4 @@ def negotiate_as_uac(response: Response, *, interval: int) -> tuple[int, bool]:
         se = None
     if se is None:
         return interval, True
-    return se.interval, se.refresher != "uas"
+    return max(MIN_INTERVAL, se.interval), se.refresher != "uas"
