@@ -67,9 +67,8 @@ class _Smoothed:
         self.at: float | None = None
 
     def add(self, sample: float, now: float) -> None:
-        if self.at is None:
-            self.value = sample
-        else:
+        """The first sample only starts the clock: one spike at start-up trips nothing."""
+        if self.at is not None:
             weight = 1.0 - math.exp(-max(0.0, now - self.at) / SMOOTHING)
             self.value += weight * (sample - self.value)
         self.at = now if self.at is None else max(self.at, now)

@@ -35,7 +35,7 @@ def test_no_limits_admit_everything() -> None:
 def test_a_lagging_loop_makes_the_node_overloaded_until_the_lag_goes_away() -> None:
     admission = CallAdmission(None, None, now=0.0, max_loop_lag=0.1)
     assert admission.overloaded(now=0.0) is None, "no fact yet: not overloaded"
-    admission.loop_lag(0.01, now=0.0)
+    admission.loop_lag(2.0, now=0.0)  # the first sample (start-up) only starts the clock
     assert admission.overloaded(now=0.0) is None
     t = 0.0
     for _ in range(20):  # 2 s of a loop 300 ms late: the smoothed lag passes 100 ms
@@ -68,7 +68,8 @@ def test_cpu_load_past_its_limit_makes_the_node_overloaded() -> None:
 
 def test_a_stale_fact_no_longer_blocks_calls() -> None:
     admission = CallAdmission(None, None, now=0.0, max_loop_lag=0.1)
-    admission.loop_lag(5.0, now=0.0)
+    admission.loop_lag(0.0, now=0.0)
+    admission.loop_lag(5.0, now=0.5)
     assert admission.overloaded(now=1.0) is not None
     assert admission.overloaded(now=10.0) is None, "a driver that stopped measuring"
 
