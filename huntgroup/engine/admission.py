@@ -18,10 +18,11 @@ Saturation is noticed without a configured rate too. The asyncio driver
 measures two facts and hands them over: how late a periodic callback of the
 event loop runs (:meth:`CallAdmission.loop_lag`) and which share of the wall
 clock the process spent on the CPU (:meth:`CallAdmission.loop_load`). Both
-are smoothed (an exponential moving average over about half a second); while
+are smoothed (an exponential moving average over about 0.15 s); while
 either is past its limit (``max_loop_lag``, ``max_load``) the node is
-:meth:`~CallAdmission.overloaded` and new INVITEs get 503 at once, while
-everything inside a dialog goes on. A fact older than :data:`STALE` seconds
+:meth:`~CallAdmission.overloaded`: new INVITEs get 503 at once, a share that
+grows with how far past the limit it is (all of them from 1.5 times the
+limit), while everything inside a dialog goes on. A fact older than :data:`STALE` seconds
 no longer counts: a driver that stopped measuring does not block calls for
 good.
 
@@ -45,7 +46,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
-SMOOTHING = 0.5
+SMOOTHING = 0.15
 """Seconds: the time constant of the moving averages of lag and load."""
 STALE = 2.0
 """Seconds: a lag or load fact older than this no longer makes the node overloaded."""
@@ -95,6 +96,7 @@ class CallAdmission:
         self._at = now
         self._lag = _Smoothed()
         self._load = _Smoothed()
+        self._credit = 0.0  # admissions owed while overloaded (see overloaded())
 
     def admit(self, active_calls: int, *, now: float) -> Refusal | None:
         """None when a new call may start now (it takes a token); else why not."""
@@ -125,14 +127,30 @@ class CallAdmission:
         return self._load.current(now)
 
     def overloaded(self, *, now: float) -> Refusal | None:
-        """Why a new call must be refused now that the node is saturated, or None."""
+        """Why a new call must be refused now that the node is saturated, or None.
+
+        Past a limit by a share ``x`` (lag at 1.25 times ``max_loop_lag``: x = 0.25),
+        the node refuses a share ``min(1, 2 x)`` of new calls, spread evenly (every
+        other call at x = 0.25, all from x = 0.5): the load comes down without
+        the all-or-nothing swings that would leave the node idle in between.
+        """
         lag = self._lag.current(now)
-        if self.max_loop_lag is not None and lag > self.max_loop_lag:
-            return Refusal(f"event loop {lag * 1000:.0f} ms late (server.limits.max_loop_lag)", 1)
         load = self._load.current(now)
-        if self.max_load is not None and load > self.max_load:
-            return Refusal(f"process at {load:.0%} of a CPU (server.limits.max_load)", 1)
-        return None
+        over, reason = 0.0, ""
+        if self.max_loop_lag is not None and lag > self.max_loop_lag:
+            over = lag / self.max_loop_lag - 1.0
+            reason = f"event loop {lag * 1000:.0f} ms late (server.limits.max_loop_lag)"
+        if self.max_load is not None and load / self.max_load - 1.0 > max(over, 0.0):
+            over = load / self.max_load - 1.0
+            reason = f"process at {load:.0%} of a CPU (server.limits.max_load)"
+        if not reason:
+            self._credit = 0.0
+            return None
+        self._credit = min(1.0, self._credit + 1.0 - min(1.0, 2.0 * over))
+        if self._credit >= 1.0:
+            self._credit -= 1.0
+            return None
+        return Refusal(reason, 1)
 
 
 Verdict = Literal["pass", "refuse", "drop"]

@@ -42,7 +42,15 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from huntgroup.config.models import Config
-from huntgroup.engine.admission import DROP, REFUSE, CallAdmission, SourceLimiter
+from huntgroup.engine.admission import (
+    DROP,
+    PASS,
+    REFUSE,
+    CallAdmission,
+    Refusal,
+    SourceLimiter,
+    Verdict,
+)
 from huntgroup.engine.dialogs import Dialog, Local, uac_dialog, uas_dialog
 from huntgroup.engine.digest import DigestAuthenticator, parse_credentials, usable_algorithms
 from huntgroup.engine.media_plan import CallMedia, MediaCommand, MediaPlanner
@@ -57,6 +65,7 @@ from huntgroup.engine.session_timer import (
     request_headers,
     uas_refusal,
 )
+from huntgroup.engine.sip.fields import Via, parse_via
 from huntgroup.engine.sip.grammar import quote
 from huntgroup.engine.sip.headers import Headers
 from huntgroup.engine.sip.layer import TransactionLayer, client_key_of_datagram, server_key
@@ -130,6 +139,22 @@ RELAYED_IN_DIALOG = ("INVITE", "UPDATE", "INFO")
 MAX_MEDIA_UPDATES = 4
 """Direct media: re-INVITEs per call before giving up on end-to-end media."""
 MediaSide = Literal["caller", "member"]
+SHED_TAG = "shed-"
+"""The To tag of our stateless 503s starts so: their ACK is recognised without parsing
+(our other tags are base62, without a dash)."""
+_SHED_ACK = re.compile(rb"\r\n(?:To|t)[ \t]*:[^\r\n]*;[ \t]*tag=shed-", re.IGNORECASE)
+_TO_TAG = re.compile(rb";[ \t]*tag[ \t]*=", re.IGNORECASE)
+_QUICK_FIELDS = {
+    b"via": "via",
+    b"v": "via",
+    b"from": "from",
+    b"f": "from",
+    b"to": "to",
+    b"t": "to",
+    b"call-id": "call-id",
+    b"i": "call-id",
+    b"cseq": "cseq",
+}
 KNOWN_METHODS = frozenset(
     [*ALLOW.replace(" ", "").split(","), "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE"]
 )
@@ -279,17 +304,27 @@ class B2BUA:
     def receive_datagram(self, data: bytes, source: Peer, *, now: float) -> list[Output]:
         if not data.strip(b"\r\n"):
             return []  # keep-alive
+        self._now = max(self._now, now)
+        quick = self._quick_shed(data, source)
+        if quick is not None and quick != PASS:
+            self.counters.messages_in += 1
+            return self._flush()
         try:
             message = parse_datagram(data)
         except SipParseError as err:
             self._parse_failed(err, source)
             return self._flush()
-        return self.receive_message(message, source, now=now)
+        return self._receive(message, source, now=now, checked=quick == PASS)
 
     def receive_message(self, message: Message, source: Peer, *, now: float) -> list[Output]:
+        return self._receive(message, source, now=now, checked=False)
+
+    def _receive(
+        self, message: Message, source: Peer, *, now: float, checked: bool
+    ) -> list[Output]:
         self._now = max(self._now, now)
         self.counters.messages_in += 1
-        if isinstance(message, Request) and self._shed(message, source):
+        if not checked and isinstance(message, Request) and self._shed(message, source):
             return self._flush()
         try:
             self._tx_actions(self.layer.receive(message, source, now=self._now))
@@ -328,14 +363,9 @@ class B2BUA:
             if method != "INVITE":
                 return False
             refusal = self.admission.overloaded(now=self._now)
+            self._overload_log(refusal)
             if refusal is None:
-                if self._overloaded:
-                    self._overloaded = False
-                    log.warning("overload over: new calls are taken in again")
                 return False
-            if not self._overloaded:
-                self._overloaded = True
-                log.warning("overloaded, new calls get 503: %s", refusal.reason)
             self.counters.overload_refused += 1
             self._refuse_stateless(request, source, refusal.retry_after)
             return True
@@ -343,10 +373,91 @@ class B2BUA:
             return False  # the transaction layer answers what is wrong with it
 
     def _refuse_stateless(self, request: Request, source: Peer, retry_after: int) -> None:
+        tag = SHED_TAG + new_tag(self.rng)
         response = make_response(
-            request, 503, to_tag=new_tag(self.rng), headers=(("Retry-After", str(retry_after)),)
+            request, 503, to_tag=tag, headers=(("Retry-After", str(retry_after)),)
         )
         self._send(response, response_destination(request.top_via, source))
+
+    def _quick_shed(self, data: bytes, source: Peer) -> Verdict | None:
+        """:meth:`_shed` on a datagram's bytes, before the full parser runs: under a
+        flood the parser is most of what a refused request costs.
+
+        Reads only the request line and the Via, From, To, Call-ID and CSeq lines.
+        PASS: taken in (the full path skips :meth:`_shed`); REFUSE: 503 sent; DROP:
+        no answer; None: not a new INVITE or REGISTER, or anything unusual (folded
+        or repeated fields, a pre-RFC 3261 branch...): the full path decides.
+        The ACK of one of these 503s (its To tag starts with :data:`SHED_TAG`) is
+        dropped here too.
+        """
+        if data.startswith(b"ACK "):
+            return DROP if _SHED_ACK.search(data, 0, 4096) is not None else None
+        if data.startswith(b"INVITE "):
+            method = "INVITE"
+        elif data.startswith(b"REGISTER "):
+            method = "REGISTER"
+        else:
+            return None
+        fields = _quick_fields(data)
+        if fields is None:
+            return None
+        vias, found = fields
+        if _TO_TAG.search(found["to"]) is not None:
+            return None  # inside a dialog
+        try:
+            via = parse_via(vias[0].split(b",", 1)[0].decode("utf-8", "surrogateescape"))
+        except ProtocolError:
+            return None
+        branch = via.branch
+        if branch is None or not branch.startswith("z9hG4bK"):
+            return None
+        if TransactionKey(branch, via.sent_by.lower(), method, server=True) in self.layer:
+            return None  # a retransmission: its transaction answers
+        limiter = self.source_limits.get(method)
+        verdict = limiter.check(source.host, now=self._now) if limiter is not None else PASS
+        if verdict == DROP:
+            self.counters.flood_dropped += 1
+            return DROP
+        if verdict == REFUSE and limiter is not None:
+            self.counters.flood_refused += 1
+            self._quick_refuse(vias, found, via, source, limiter.retry_after)
+            return REFUSE
+        if method == "INVITE":
+            refusal = self.admission.overloaded(now=self._now)
+            self._overload_log(refusal)
+            if refusal is not None:
+                self.counters.overload_refused += 1
+                self._quick_refuse(vias, found, via, source, refusal.retry_after)
+                return REFUSE
+        return PASS
+
+    def _quick_refuse(
+        self, vias: list[bytes], found: dict[str, bytes], via: Via, source: Peer, retry: int
+    ) -> None:
+        """A 503 built from the request's own field lines (§8.2.6), without a transaction."""
+        tag = f"{SHED_TAG}{next(self._seq):x}".encode()  # no dialog: unique is enough
+        lines = [b"SIP/2.0 503 Service Unavailable"]
+        lines += [b"Via: " + v for v in vias]
+        lines += [
+            b"From: " + found["from"],
+            b"To: " + found["to"] + b";tag=" + tag,
+            b"Call-ID: " + found["call-id"],
+            b"CSeq: " + found["cseq"],
+            b"Retry-After: " + str(retry).encode(),
+            b"Content-Length: 0",
+            b"",
+            b"",
+        ]
+        self._out.append(Transmit(b"\r\n".join(lines), response_destination(via, source)))
+
+    def _overload_log(self, refusal: Refusal | None) -> None:
+        """One warning when the node starts shedding, one when it stops."""
+        if refusal is not None and not self._overloaded:
+            self._overloaded = True
+            log.warning("overloaded, new calls get 503: %s", refusal.reason)
+        elif refusal is None and self._overloaded:
+            self._overloaded = False
+            log.warning("overload over: new calls are taken in again")
 
     def _trying(self) -> None:
         """100 Trying for the INVITEs of this input that got no other answer yet."""
@@ -1647,6 +1758,37 @@ class B2BUA:
 
 
 # ================================================================ helpers
+def _quick_fields(data: bytes) -> tuple[list[bytes], dict[str, bytes]] | None:
+    """The Via values and the From, To, Call-ID and CSeq values of a request's bytes,
+    or None when anything is unusual (the full parser then decides)."""
+    end = data.find(b"\r\n\r\n", 0, 16384)
+    if end < 0:
+        return None
+    head = data[:end]
+    crlf = head.count(b"\r\n")
+    if head.count(b"\r") != crlf or head.count(b"\n") != crlf:
+        return None  # a bare CR or LF: never copied into a response
+    vias: list[bytes] = []
+    found: dict[str, bytes] = {}
+    for line in head.split(b"\r\n")[1:]:
+        if not line or line[0] in b" \t":
+            return None  # folded
+        name, sep, value = line.partition(b":")
+        key = _QUICK_FIELDS.get(name.strip().lower())
+        if not sep or key is None:
+            continue
+        value = value.strip()
+        if key == "via":
+            vias.append(value)
+        elif key in found or not value:
+            return None
+        else:
+            found[key] = value
+    if not vias or len(found) != 4:
+        return None
+    return vias, found
+
+
 def _user_of(uri: Uri) -> str:
     if isinstance(uri, SipUri):
         return (uri.user or "").split(";", 1)[0]

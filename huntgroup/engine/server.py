@@ -57,6 +57,13 @@ log = logging.getLogger("huntgroup.server")
 
 PROBE_INTERVAL = 0.05
 """Seconds between two saturation probes (loop lag and CPU share, see ``Server._probe``)."""
+UDP_RECEIVE_BUFFER = 4 << 20
+"""Bytes of kernel receive buffer asked for each SIP UDP socket: a burst waits there
+(and is measured, see ``Server._probe``) rather than being dropped at once."""
+SKB_OVERHEAD = 1400
+"""Bytes the kernel accounts per queued datagram beyond its payload (Linux truesize,
+about 2.3 KB for a 900-byte INVITE), to count the datagrams in a receive queue."""
+_SO_MEMINFO = 55  # Linux: getsockopt(SOL_SOCKET) -> u32[9], the first the receive queue bytes
 
 
 StreamKey = tuple[str, str, int]
@@ -88,7 +95,23 @@ def _udp_socket(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     udp_errors.enable(sock)
+    for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+        if option is None:
+            continue
+        try:  # FORCE passes net.core.rmem_max when allowed (root); else as much as allowed
+            sock.setsockopt(socket.SOL_SOCKET, option, UDP_RECEIVE_BUFFER)
+            break
+        except OSError:
+            continue
     return sock
+
+
+def udp_backlog(sock: socket.socket) -> int | None:
+    """Bytes waiting in ``sock``'s receive queue (Linux SO_MEMINFO), None when unknown."""
+    try:
+        return int.from_bytes(sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, 36)[:4], "little")
+    except OSError:
+        return None
 
 
 def _buffered(transport: asyncio.DatagramTransport) -> int:
@@ -109,6 +132,8 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        self.server.datagrams += 1
+        self.server.datagram_bytes += len(data)
         peer = Peer(str(addr[0]), int(str(addr[1])), "UDP")
         self.server.run(lambda now: self.server.b2bua.receive_datagram(data, peer, now=now))
 
@@ -155,6 +180,10 @@ class Server:
         self._probe_due = 0.0
         self._probe_last = 0.0
         self._cpu_last = 0.0
+        self.datagrams = 0  # SIP datagrams read, and their bytes (for the probe)
+        self.datagram_bytes = 0
+        self._datagrams_last = 0
+        self._bytes_last = 0
 
     async def start(self) -> None:
         cfg = self.config
@@ -224,14 +253,30 @@ class Server:
         self._probe_handle = self.loop.call_at(self._probe_due, self._probe)
 
     def _probe(self) -> None:
-        """Measure loop lag and CPU share, hand them to admission, and come back."""
+        """Measure how late inputs are handled and the CPU share, hand them to admission
+        as facts, and come back in :data:`PROBE_INTERVAL`.
+
+        The lag is the larger of two: how late this callback runs, and how long the
+        SIP datagrams waiting in the kernel will wait (their count, from the receive
+        queue's bytes, over the rate they were read at lately). asyncio reads one
+        datagram per loop turn, so a saturated server keeps its loop on time while
+        its queue grows: the queue is where saturation shows.
+        """
         now = self.loop.time()
         cpu = time.process_time()
         elapsed = now - self._probe_last
         admission = self.b2bua.admission
-        admission.loop_lag(now - self._probe_due, now=now)
+        lag = now - self._probe_due
+        read = self.datagrams - self._datagrams_last
         if elapsed > 0:
             admission.loop_load((cpu - self._cpu_last) / elapsed, now=now)
+            backlog = sum(udp_backlog(proto.sock) or 0 for _, proto in self._udp)
+            if backlog:
+                size = (self.datagram_bytes - self._bytes_last) / read if read else 0.0
+                waiting = backlog / (size + SKB_OVERHEAD)
+                lag = max(lag, waiting / (read / elapsed) if read else elapsed)
+        admission.loop_lag(lag, now=now)
+        self._datagrams_last, self._bytes_last = self.datagrams, self.datagram_bytes
         self._probe_last, self._cpu_last = now, cpu
         self._probe_due = now + PROBE_INTERVAL
         self._probe_handle = self.loop.call_at(self._probe_due, self._probe)
