@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from b2bua_peers import LINE_A, PILOT, Network, make_config
+from b2bua_peers import LINE_A, PILOT, Network, build, make_config
 
 from huntgroup.engine.sip.routing import Peer
 
@@ -123,3 +123,50 @@ def test_one_source_over_its_register_rate_gets_503() -> None:
     phone.register(LINE_A, call_id="r1@test", cseq=2)
     refused = phone.response(503, "REGISTER")
     assert refused.headers.get("Retry-After") == "1"
+
+
+def test_shed_invites_are_refused_from_their_bytes_or_parsed_alike() -> None:
+    net = limited(max_loop_lag=0.1)
+    net.phone("m1", 7001, "m1")
+    for i in range(10):
+        net.b2b.admission.loop_lag(0.5, now=i * 0.1)
+    net.advance(1.0)
+    caller = net.phone("a", 6001, "0600000001")
+    call = caller.invite(PILOT)  # the quick path, from the bytes
+    quick = caller.response(503)
+    assert quick.to.tag and quick.to.tag.startswith("shed-")
+    assert quick.call_id == call.call_id and quick.headers.get("Retry-After") == "1"
+    transactions = len(net.b2b.layer)
+    assert call.ack_failure(quick) == [], "its ACK is dropped unparsed"
+    assert len(net.b2b.layer) == transactions
+    # a folded header line: the quick path steps aside, the parsed path refuses it alike
+    folded = caller.invite(PILOT, extra=(("Subject", "a\r\n folded subject"),))
+    parsed = caller.response(503)
+    assert parsed.call_id == folded.call_id and parsed.headers.get("Retry-After") == "1"
+    assert net.b2b.counters.overload_refused == 2
+    assert net.b2b.active_calls == 0 and len(net.b2b.layer) == transactions
+
+
+def test_a_request_from_a_stream_is_shed_after_parsing() -> None:
+    from huntgroup.engine.sip.parser import parse_datagram
+
+    net = limited(per_source_invite_rate=1, per_source_invite_burst=1)
+    net.phone("m1", 7001, "m1")
+    caller = net.phone("a", 6001, "0600000001")
+    caller.invite(PILOT)  # takes the only token
+    data = build(
+        f"INVITE sip:{PILOT}@voip.example.net SIP/2.0",
+        [
+            ("Via", "SIP/2.0/TCP 127.0.0.1:6001;branch=z9hG4bKtcp1"),
+            ("From", "<sip:0600000001@voip.example.net>;tag=t1"),
+            ("To", f"<sip:{PILOT}@voip.example.net>"),
+            ("Call-ID", "tcp-1@test"),
+            ("CSeq", "1 INVITE"),
+            ("Contact", "<sip:0600000001@127.0.0.1:6001;transport=tcp>"),
+            ("Max-Forwards", "70"),
+        ],
+    )
+    tcp = Peer("127.0.0.1", 6001, "TCP")
+    outputs = net.b2b.receive_message(parse_datagram(data), tcp, now=net.now)
+    assert len(outputs) == 1 and b" 503 " in outputs[0].data.split(b"\r\n", 1)[0]
+    assert outputs[0].destination == tcp
