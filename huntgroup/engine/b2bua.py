@@ -297,6 +297,7 @@ class B2BUA:
         self._overloaded = False  # for one log line per overload episode
         # session timers and maximum durations: (due, seq, call key, leg id | "" | "*")
         self._session_heap: list[tuple[float, int, str, str]] = []
+        self._compact_at = 64  # heap size that triggers dropping stale entries
         # our session refreshes: client tx -> (call key, leg id or "", dialog)
         self._refreshes: dict[TransactionKey, tuple[str, str, Dialog]] = {}
 
@@ -1048,7 +1049,8 @@ class B2BUA:
             self._orphan_response(key, orphan, response)
             return
         found = self._by_client_tx.get(key)
-        if found is None:
+        if found is None:  # e.g. a 2xx retransmission to a re-INVITE already answered
+            self._stray_response(response)
             return
         call = self._calls.get(found[0])
         leg = call.legs.get(found[1]) if call else None
@@ -1127,7 +1129,7 @@ class B2BUA:
             self._send(target.ack_for_2xx(response.cseq.number, self.rng), target.peer)
 
     def _stray_response(self, response: Response) -> None:
-        """A 2xx retransmission after the INVITE transaction ended: ACK it again."""
+        """A 2xx retransmission to an INVITE already answered: ACK it again."""
         if not (200 <= response.status < 300) or response.cseq.method != "INVITE":
             return
         found = self._legs_by_call_id.get(response.call_id)
@@ -1135,6 +1137,14 @@ class B2BUA:
         leg = call.legs.get(found[1]) if call and found else None
         if leg is not None and leg.dialog is not None:
             self._send(leg.dialog.ack_for_2xx(response.cseq.number, self.rng), leg.dialog.peer)
+            return
+        # a re-INVITE we sent the caller (session refresh, direct media): its dialog
+        mine = (response.call_id, response.from_.tag or "", response.to.tag or "")
+        owner = self._dialogs.get(mine)
+        caller = self._calls.get(owner[0]) if owner is not None and not owner[1] else None
+        if caller is not None and caller.dialog is not None:
+            dialog = caller.dialog
+            self._send(dialog.ack_for_2xx(response.cseq.number, self.rng), dialog.peer)
 
     def _on_failure(self, key: TransactionKey, request: Request, status: int) -> None:
         if key in self._updates:
@@ -1560,7 +1570,7 @@ class B2BUA:
             return
         timer.scheduled = due
         heapq.heappush(self._session_heap, (due, next(self._seq), call.key, which))
-        if len(self._session_heap) > 64 + 4 * len(self._calls):
+        if len(self._session_heap) > self._compact_at:
             self._compact_sessions()
 
     def _compact_sessions(self) -> None:
@@ -1578,6 +1588,7 @@ class B2BUA:
             kept.append(entry)
         heapq.heapify(kept)
         self._session_heap = kept
+        self._compact_at = max(64, 2 * len(kept))  # amortised: the heap doubles first
 
     def _session_timers(self) -> None:
         heap = self._session_heap

@@ -223,3 +223,17 @@ def test_the_timer_heap_stays_bounded_over_many_calls() -> None:
         w.caller.drop()
     assert w.net.b2b.active_calls == 0
     assert len(w.net.b2b._session_heap) <= 64 + 8
+
+
+def test_a_retransmitted_2xx_to_our_refresh_is_acked_again() -> None:
+    w = World(session_expires=90)
+    w.answered()
+    w.net.at(w.net.now + 45)
+    refresh = w.caller.request("INVITE")
+    w.m1.drop()
+    data = response_bytes(refresh, 200, "OK", contact=w.caller.contact, body=sdp(10000), extra=())
+    w.caller.send(data)
+    w.caller.request("ACK")
+    w.caller.send(data)  # our ACK was lost: the caller sends its 200 again
+    assert w.caller.count("ACK") == 2
+    assert w.net.b2b.active_calls == 1
