@@ -84,6 +84,7 @@ from huntgroup.engine.sip.routing import (
     check_max_forwards,
     next_hop_max_forwards,
     response_destination,
+    stamp_via,
 )
 from huntgroup.engine.sip.transaction import (
     AckTimedOut,
@@ -374,11 +375,15 @@ class B2BUA:
             return False  # the transaction layer answers what is wrong with it
 
     def _refuse_stateless(self, request: Request, source: Peer, retry_after: int) -> None:
-        tag = SHED_TAG + new_tag(self.rng)
+        """503 without a transaction, to where the request came from (never its Via)."""
+        tag = f"{SHED_TAG}{next(self._seq):x}"  # no dialog: unique is enough
         response = make_response(
-            request, 503, to_tag=tag, headers=(("Retry-After", str(retry_after)),)
+            stamp_via(request, source),
+            503,
+            to_tag=tag,
+            headers=(("Retry-After", str(retry_after)),),
         )
-        self._send(response, response_destination(request.top_via, source))
+        self._send(response, source)
 
     def _quick_shed(self, data: bytes, source: Peer) -> Verdict | None:
         """:meth:`_shed` on a datagram's bytes, before the full parser runs: under a
@@ -391,6 +396,12 @@ class B2BUA:
         The ACK of one of these 503s (its To tag starts with :data:`SHED_TAG`) is
         dropped here too.
         """
+        try:
+            return self._quick_verdict(data, source)
+        except ProtocolError:
+            return None  # the full path answers what is wrong with it
+
+    def _quick_verdict(self, data: bytes, source: Peer) -> Verdict | None:
         if data.startswith(b"ACK "):
             return DROP if _SHED_ACK.search(data, 0, 4096) is not None else None
         if data.startswith(b"INVITE "):
@@ -405,10 +416,7 @@ class B2BUA:
         vias, found = fields
         if _TO_TAG.search(found["to"]) is not None:
             return None  # inside a dialog
-        try:
-            via = parse_via(vias[0].split(b",", 1)[0].decode("utf-8", "surrogateescape"))
-        except ProtocolError:
-            return None
+        via = parse_via(vias[0].partition(b",")[0].decode("utf-8", "surrogateescape"))
         branch = via.branch
         if branch is None or not branch.startswith("z9hG4bK"):
             return None
@@ -435,10 +443,16 @@ class B2BUA:
     def _quick_refuse(
         self, vias: list[bytes], found: dict[str, bytes], via: Via, source: Peer, retry: int
     ) -> None:
-        """A 503 built from the request's own field lines (§8.2.6), without a transaction."""
+        """A 503 built from the request's own field lines (§8.2.6), without a
+        transaction, sent to where the request came from (never to its Via)."""
         tag = f"{SHED_TAG}{next(self._seq):x}".encode()  # no dialog: unique is enough
+        stamped = via.with_param("received", source.host.strip("[]"))
+        if via.has_rport:  # RFC 3581
+            stamped = stamped.with_param("rport", str(source.port))
+        _, comma, others = vias[0].partition(b",")
         lines = [b"SIP/2.0 503 Service Unavailable"]
-        lines += [b"Via: " + v for v in vias]
+        lines.append(b"Via: " + str(stamped).encode("utf-8", "surrogateescape") + comma + others)
+        lines += [b"Via: " + v for v in vias[1:]]
         lines += [
             b"From: " + found["from"],
             b"To: " + found["to"] + b";tag=" + tag,
@@ -449,7 +463,7 @@ class B2BUA:
             b"",
             b"",
         ]
-        self._out.append(Transmit(b"\r\n".join(lines), response_destination(via, source)))
+        self._out.append(Transmit(b"\r\n".join(lines), source))
 
     def _overload_log(self, refusal: Refusal | None) -> None:
         """One warning when the node starts shedding, one when it stops."""

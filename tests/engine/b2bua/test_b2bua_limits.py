@@ -170,3 +170,27 @@ def test_a_request_from_a_stream_is_shed_after_parsing() -> None:
     outputs = net.b2b.receive_message(parse_datagram(data), tcp, now=net.now)
     assert len(outputs) == 1 and b" 503 " in outputs[0].data.split(b"\r\n", 1)[0]
     assert outputs[0].destination == tcp
+
+
+def test_a_shed_503_goes_to_the_real_source_never_to_the_via() -> None:
+    net = limited(max_loop_lag=0.1)
+    for i in range(10):
+        net.b2b.admission.loop_lag(0.5, now=i * 0.1)
+    net.advance(1.0)
+    phone = net.phone("a", 6001, "0600000001")
+    for n, folded in enumerate((False, True)):  # the quick path, then the parsed one
+        headers = [
+            ("Via", f"SIP/2.0/UDP 192.0.2.99:5999;branch=z9hG4bKvictim{n};rport"),
+            ("From", "<sip:0600000001@voip.example.net>;tag=t1"),
+            ("To", f"<sip:{PILOT}@voip.example.net>"),
+            ("Call-ID", f"victim-{n}@test"),
+            ("CSeq", "1 INVITE"),
+            ("Max-Forwards", "70"),
+        ]
+        if folded:
+            headers.append(("Subject", "a\r\n folded line"))
+        outputs = phone.send(build(f"INVITE sip:{PILOT}@voip.example.net SIP/2.0", headers))
+        assert [o.destination for o in outputs] == [phone.peer]
+        refused = phone.response(503)
+        assert refused.top_via.received == "127.0.0.1" and refused.top_via.rport == 6001
+    assert not net.stray
