@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -232,17 +233,24 @@ def _median(runs: list[Run], value: str) -> float:
     return float(statistics.median(getattr(r, value) for r in runs))
 
 
-def report(held: int, results: dict[tuple[str, int], list[Run]], repeat: int) -> str:
+def report(
+    held: int,
+    results: dict[tuple[str, int], list[Run]],
+    repeat: int,
+    loads: tuple[float, float],
+) -> str:
     lines = [
         f"Held rate (1x): **{held} calls/s** (calls held 1 s). Medians of {repeat} run(s) "
         "per row. *completed/s* counts calls answered and hung up normally per second of "
-        "offered load; *503* calls shed at once; *failed* calls that broke after being "
-        "taken in; *INVITE->200* the mean setup time of completed calls. *baseline*: the "
-        "same server with `max_loop_lag` and `max_load` off. The machine is shared with "
-        "other jobs: the numbers are indicative.",
+        "offered load (each run's in brackets); *503* calls shed at once; *failed* calls "
+        "that broke after being taken in; *INVITE->200* the mean setup time of completed "
+        "calls; *cpu* the server's share of one core. *baseline*: the same server with "
+        "`max_loop_lag` and `max_load` off. The machine is shared with other jobs (load "
+        f"average {loads[0]:.1f} at the start, {loads[1]:.1f} at the end): a server that "
+        "gets well under a core holds less, and the numbers are indicative.",
         "",
-        "| load | rate | mode | completed/s | % of held | 503 | failed | INVITE->200 ms |",
-        "|---|---|---|---|---|---|---|---|",
+        "| load | rate | mode | completed/s | % of held | 503 | failed | INVITE->200 ms | cpu |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for factor in FACTORS:
         rate = round(held * factor)
@@ -251,10 +259,13 @@ def report(held: int, results: dict[tuple[str, int], list[Run]], repeat: int) ->
             if not runs:
                 continue
             completed = statistics.median(r.completed_rate for r in runs)
+            each = ", ".join(f"{r.completed_rate:.0f}" for r in runs)
+            cpu = statistics.median(100 * r.cpu_seconds / max(r.elapsed, 0.1) for r in runs)
             lines.append(
-                f"| {factor:g}x | {rate} | {mode} | {completed:.0f} | "
+                f"| {factor:g}x | {rate} | {mode} | {completed:.0f} ({each}) | "
                 f"{100 * completed / held:.0f}% | {_median(runs, 'refused'):.0f} | "
-                f"{_median(runs, 'failed'):.0f} | {_median(runs, 'invite_ms'):.1f} |"
+                f"{_median(runs, 'failed'):.0f} | {_median(runs, 'invite_ms'):.1f} | "
+                f"{cpu:.0f}% |"
             )
     return "\n".join(lines) + "\n"
 
@@ -273,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     seconds = max(1, min(args.seconds, 30))
     repeat = max(1, min(args.repeat, 5))
+    load_start = os.getloadavg()[0]
     held = args.held or find_held(seconds)
     if held <= 0:
         print("not even the lowest rate held", file=sys.stderr)
@@ -284,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             rate = round(held * factor)
             for mode in MODES:
                 results.setdefault((mode, rate), []).append(run_isolated(mode, rate, seconds))
-    body = report(held, results, repeat)
+    body = report(held, results, repeat, (load_start, os.getloadavg()[0]))
     print(body)
     if not args.no_write:
         command = "python benchmarks/bench_overload.py " + " ".join(argv or sys.argv[1:])
