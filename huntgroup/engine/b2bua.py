@@ -140,6 +140,8 @@ RELAYED_IN_DIALOG = ("INVITE", "UPDATE", "INFO")
 MAX_MEDIA_UPDATES = 4
 """Direct media: re-INVITEs per call before giving up on end-to-end media."""
 MediaSide = Literal["caller", "member"]
+MAX_SESSION_INTERVAL = 7200
+"""The longest session interval a member's 422 can make us ask for (RFC 4028 §7.4)."""
 SHED_TAG = "shed-"
 """The To tag of our stateless 503s starts so: their ACK is recognised without parsing
 (our other tags are base62, without a dash)."""
@@ -1084,8 +1086,47 @@ class B2BUA:
             return
         if status < 300:
             self._leg_answered(call, leg, response, source)
+        elif status == 422 and self._retry_brief(call, leg, response):
+            return
         else:
             self._leg_failed(call, leg, status)
+
+    def _retry_brief(self, call: _Call, leg: _Leg, response: Response) -> bool:
+        """422 to our INVITE (RFC 4028 §7.4): once, the same INVITE again (CSeq + 1, new
+        branch) with the peer's ``Min-SE`` as our interval, when that is not above
+        ``MAX_SESSION_INTERVAL``. False when there is nothing to retry."""
+        wanted = self._min_se(response)
+        current = leg.invite.headers.get("Session-Expires") or ""
+        if (
+            leg.cancelled
+            or leg.state == "ended"
+            or call.state == "ended"
+            or leg.invite.cseq.number > 1  # retried once already
+            or wanted > MAX_SESSION_INTERVAL
+            or wanted <= int(current.split(";", 1)[0] or 0)
+        ):
+            return False
+        headers = (
+            leg.invite.headers.with_first_replaced("Via", leg.me.via(self.rng))
+            .with_replaced("CSeq", f"{leg.invite.cseq.number + 1} INVITE")
+            .with_replaced("Session-Expires", str(wanted))
+            .with_replaced("Min-SE", str(wanted))
+        )
+        invite = Request(method="INVITE", uri=leg.invite.uri, headers=headers, body=leg.invite.body)
+        try:
+            tx = self._start(invite, leg.destination)
+        except ProtocolError:
+            return False
+        log.info(
+            "call %s: %s wants sessions of %d s at least, asked again",
+            call.key,
+            leg.member or "the target",
+            wanted,
+        )
+        self._by_client_tx.pop(leg.tx, None)
+        leg.invite, leg.tx, leg.state = invite, tx, "calling"
+        self._by_client_tx[tx] = (call.key, leg.id)
+        return True
 
     def _orphan_response(self, key: TransactionKey, leg: _Leg, response: Response) -> None:
         """A leg whose call is gone: finish the CANCEL it owes, or hang up its late answer."""

@@ -237,3 +237,31 @@ def test_a_retransmitted_2xx_to_our_refresh_is_acked_again() -> None:
     w.caller.send(data)  # our ACK was lost: the caller sends its 200 again
     assert w.caller.count("ACK") == 2
     assert w.net.b2b.active_calls == 1
+
+
+def test_a_member_answering_422_is_asked_again_once_with_its_min_se() -> None:
+    w = World()
+    call = w.caller.invite(PILOT)
+    first = w.m1.request("INVITE")
+    w.m1.send(response_bytes(first, 422, "Session Interval Too Small", extra=(("Min-SE", "3600"),)))
+    w.m1.request("ACK")  # the transaction layer ACKs the 422
+    second = w.m1.request("INVITE")
+    assert second.call_id == first.call_id and second.cseq.number == 2
+    assert second.top_via.branch != first.top_via.branch
+    assert second.headers.get("Session-Expires") == "3600"
+    assert second.headers.get("Min-SE") == "3600"
+    leg = w.m1.answering(second)
+    leg.reply(200, rtp=27001)
+    w.m1.request("ACK")
+    call.ack(w.caller.response(200))
+    assert w.net.b2b.active_calls == 1 and not w.member_free()
+
+
+def test_a_second_422_counts_as_a_refusal() -> None:
+    w = World()
+    w.caller.invite(PILOT)
+    for _ in range(2):
+        invite = w.m1.request("INVITE")
+        w.m1.send(response_bytes(invite, 422, "Too Small", extra=(("Min-SE", "3600"),)))
+        w.m1.drop(lambda m: isinstance(m, Request) and m.method == "ACK")
+    assert not w.m1.has("INVITE"), "asked again once only"
