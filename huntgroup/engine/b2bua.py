@@ -25,6 +25,20 @@ Every member leg is its own dialog (own Call-ID and tags). Media is anchored:
 the caller always talks to the port we answered with, so switching from music
 to a member needs no re-INVITE toward the caller.
 
+Dead calls end on their own: every dialog (the caller's, each confirmed
+leg's) has a session timer (RFC 4028, :mod:`session_timer`): the refresher
+side refreshes at half the interval (we send an UPDATE or a re-INVITE), the
+other side gives up when no refresh came, and a failed refresh (408, 481,
+no answer) or an expired session ends the call like a BYE; an optional
+``server.calls.max_duration`` caps any answered call. Their due times live
+in one heap, one entry per timer, with ``handle_timer``.
+
+Overload: a new INVITE or REGISTER is refused before it takes any state when
+its source is over its rate or the node is saturated (:mod:`admission`); over
+UDP the decision is taken on the datagram's bytes, before the parser
+(``_quick_shed``), and the 503 is stateless. Requests inside a dialog,
+retransmissions, ACK, CANCEL and responses always go through.
+
 Invariants: each caller leg ends exactly once (final response, or BYE once
 answered); every member leg we started ends with a final response, a CANCEL
 or a BYE; no state outlives its call (indexes are cleaned in ``_forget``).
