@@ -1000,6 +1000,11 @@ class B2BUA:
             if brief is not None:  # RFC 4028: Session-Expires below our Min-SE
                 self._respond(key, request, brief[0], headers=brief[1])
                 return
+        if method == "UPDATE" and not request.body:
+            # a session refresh: each leg's session is ours, nothing to tell the other side
+            headers = self._peer_refreshed(call, found[1], request)
+            self._respond(key, request, 200, headers=headers)
+            return
         if method in RELAYED_IN_DIALOG:
             if method == "INVITE" and (call.reinvite_pending or self._refreshing(call)):
                 self._respond(key, request, 491)  # §14.2: one re-INVITE at a time
