@@ -1000,6 +1000,7 @@ class B2BUA:
             if brief is not None:  # RFC 4028: Session-Expires below our Min-SE
                 self._respond(key, request, brief[0], headers=brief[1])
                 return
+            self._peer_alive(call, found[1])
         if method == "UPDATE" and not request.body:
             # a session refresh: each leg's session is ours, nothing to tell the other side
             headers = self._peer_refreshed(call, found[1], request)
@@ -1785,6 +1786,14 @@ class B2BUA:
         timer.refreshed(self._now, interval=agreed.interval, we_refresh=agreed.we_refresh)
         self._schedule_session(call, which, timer)
         return agreed.headers
+
+    def _peer_alive(self, call: _Call, which: str) -> None:
+        """A re-INVITE or UPDATE came in on ``which``: its peer is alive, whatever the
+        answer (a relayed one may fail on the other side); the 2xx renegotiates."""
+        timer = self._session(call, which)[0]
+        if timer is not None and not timer.we_refresh:
+            timer.refreshed(self._now)
+            self._schedule_session(call, which, timer)
 
     def _refresh_answered(self, call: _Call, dialog: Dialog, response: Response) -> None:
         """A 2xx to a re-INVITE or UPDATE we sent on ``dialog`` refreshes that session."""

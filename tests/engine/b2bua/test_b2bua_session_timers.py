@@ -265,3 +265,33 @@ def test_a_second_422_counts_as_a_refusal() -> None:
         w.m1.send(response_bytes(invite, 422, "Too Small", extra=(("Min-SE", "3600"),)))
         w.m1.drop(lambda m: isinstance(m, Request) and m.method == "ACK")
     assert not w.m1.has("INVITE"), "asked again once only"
+
+
+def test_a_member_refresh_the_caller_refuses_still_proves_the_member_alive() -> None:
+    w = World()
+    _call, invite, _ok = w.answered(
+        member_extra=(("Session-Expires", "90;refresher=uas"), ("Require", "timer")),
+    )
+    start = w.net.now
+    from b2bua_peers import build
+
+    for n in range(1, 5):  # a re-INVITE every 40 s, which the caller refuses each time
+        w.net.at(start + 40 * n)
+        target = str(invite.contacts[0].uri)
+        headers = [
+            ("Via", w.m1.via(w.m1.branch())),
+            ("From", f"{invite.headers.get('To')};tag=m1tag"),
+            ("To", invite.headers.get("From") or ""),
+            ("Call-ID", invite.call_id),
+            ("CSeq", f"{100 + n} INVITE"),
+            ("Contact", w.m1.contact),
+            ("Content-Type", "application/sdp"),
+        ]
+        w.m1.send(build(f"INVITE {target} SIP/2.0", headers, sdp(27001)))
+        relayed = w.caller.request("INVITE")
+        w.caller.respond(relayed, 488)
+        w.caller.drop()
+        w.m1.response(488)
+        w.m1.drop()
+    w.net.at(start + 40 * 4 + 50)  # 50 s after the last: inside 60 s
+    assert w.net.b2b.active_calls == 1 and not w.m1.has("BYE")
