@@ -127,6 +127,14 @@ class LimitsConfig(_Model):
     max_call_rate: float | None = Field(None, gt=0)
     max_internal_forwards: int = Field(5, ge=0, le=50)
     """Forwards to our own numbers one call may follow (a chain at run time); then 483."""
+    # overload and floods (docs/security.md, "Overload and floods")
+    max_loop_lag: float | None = Field(0.1, gt=0, le=10)
+    max_load: float | None = Field(0.9, gt=0, le=1)
+    per_source_invite_rate: float | None = Field(50.0, gt=0)
+    per_source_invite_burst: int = Field(100, ge=1)
+    per_source_register_rate: float | None = Field(50.0, gt=0)
+    per_source_register_burst: int = Field(200, ge=1)
+    per_source_table: int = Field(16384, ge=16, le=10_000_000)
 
 
 class AuthConfig(_Model):
@@ -147,6 +155,20 @@ class AuthConfig(_Model):
         return self
 
 
+class CallsConfig(_Model):
+    """Dead calls: session timers (RFC 4028) and the longest call (docs/security.md)."""
+
+    session_expires: int = Field(1800, ge=90, le=86400)
+    min_se: int = Field(90, ge=90, le=86400)
+    max_duration: float | None = Field(None, gt=0, le=604800)
+
+    @model_validator(mode="after")
+    def _min_below(self) -> CallsConfig:
+        if self.min_se > self.session_expires:
+            raise ValueError("min_se must not exceed session_expires")
+        return self
+
+
 class ServerConfig(_Model):
     listen: tuple[str, ...] = ("udp:0.0.0.0:5060", "tcp:0.0.0.0:5060")
     domain: str = "voip.example.net"
@@ -161,6 +183,7 @@ class ServerConfig(_Model):
     connections: ConnectionsConfig = ConnectionsConfig()
     limits: LimitsConfig = LimitsConfig()
     auth: AuthConfig = AuthConfig()
+    calls: CallsConfig = CallsConfig()
 
     @field_validator("digest_algorithms")
     @classmethod

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from huntgroup.config.models import (
     NUMBER_RE,
     AuthConfig,
+    CallsConfig,
     Config,
     ConnectionsConfig,
     GroupConfig,
@@ -46,6 +47,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     ConnectionsConfig,
     LimitsConfig,
     AuthConfig,
+    CallsConfig,
     LineConfig,
     GroupConfig,
     QueueConfig,
@@ -65,6 +67,7 @@ MODEL_DESCRIPTIONS: dict[str, str] = {
     "keep the capacity.",
     "AuthConfig": "Digest authentication hardening: legacy answers, and the limits on failed "
     "authentications (per source IP, per line) with their lockouts.",
+    "CallsConfig": "Dead calls: session timers (RFC 4028) and the longest a call may last.",
     "TlsConfig": "SIP over TLS: our certificate for tls: listen addresses, and how the "
     "certificates of peers we call over TLS are checked.",
     "LineConfig": "A line (user licence, «licence»): its 10-digit number is also its SIP login.",
@@ -98,6 +101,7 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "connections": "TCP and TLS connections: message deadline, idle timeout, caps.",
         "limits": "Admission limits on new calls (503 beyond them).",
         "auth": "Digest authentication hardening: legacy answers, failure limits, lockouts.",
+        "calls": "Calls in progress: session timers (RFC 4028) and the longest call.",
         "digest_algorithms": (
             "Digest algorithms offered to lines, preferred first (RFC 8760). Some phones "
             "only read the first challenge: list MD5 first, or only MD5, for them."
@@ -139,6 +143,20 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "503 with Retry-After. null: no limit.",
         "max_internal_forwards": "Forwards to our own numbers (lines, pilots) one call may "
         "follow; one more gets 483 Too Many Hops, a number seen twice 482 Loop Detected.",
+        "max_loop_lag": "Seconds the event loop may run late (smoothed) before new calls get "
+        "503 at once. null: never.",
+        "max_load": "Share of one CPU (0..1, smoothed) the process may use before new calls "
+        "get 503 at once. null: never.",
+        "per_source_invite_rate": "New INVITEs per second from one IP address; beyond, 503 "
+        "with Retry-After, and past twice the rate no answer. null: no limit.",
+        "per_source_invite_burst": "INVITEs one IP address may send at once before its rate "
+        "applies.",
+        "per_source_register_rate": "REGISTERs per second from one IP address; beyond, 503 "
+        "with Retry-After, and past twice the rate no answer. null: no limit.",
+        "per_source_register_burst": "REGISTERs one IP address may send at once before its "
+        "rate applies.",
+        "per_source_table": "Source addresses tracked by the per-source limits at once; the "
+        "least recently seen is forgotten first.",
     },
     "AuthConfig": {
         "allow_legacy_digest": "Accept RFC 2069 digest answers (no qop, no nc), which can be "
@@ -153,6 +171,13 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "lockout_max": "Longest lockout, in seconds.",
         "max_tracked": "Bound of each table: sources and lines with failures, and digest "
         "nonces whose count is tracked against replays (least recent dropped first).",
+    },
+    "CallsConfig": {
+        "session_expires": "Session interval in seconds (RFC 4028 Session-Expires, >= 90) "
+        "offered to members and the most we accept from callers.",
+        "min_se": "The shortest session interval accepted (Min-SE, >= 90); shorter gets 422.",
+        "max_duration": "Seconds an answered call may last before the server ends it on both "
+        "sides. null: no limit.",
     },
     "TlsConfig": {
         "certificate": "PEM file with our certificate (and its chain), relative to the "

@@ -25,6 +25,20 @@ Every member leg is its own dialog (own Call-ID and tags). Media is anchored:
 the caller always talks to the port we answered with, so switching from music
 to a member needs no re-INVITE toward the caller.
 
+Dead calls end on their own: every dialog (the caller's, each confirmed
+leg's) has a session timer (RFC 4028, :mod:`session_timer`): the refresher
+side refreshes at half the interval (we send an UPDATE or a re-INVITE), the
+other side gives up when no refresh came, and a failed refresh (408, 481,
+no answer) or an expired session ends the call like a BYE; an optional
+``server.calls.max_duration`` caps any answered call. Their due times live
+in one heap, one entry per timer, with ``handle_timer``.
+
+Overload: a new INVITE or REGISTER is refused before it takes any state when
+its source is over its rate or the node is saturated (:mod:`admission`); over
+UDP the decision is taken on the datagram's bytes, before the parser
+(``_quick_shed``), and the 503 is stateless. Requests inside a dialog,
+retransmissions, ACK, CANCEL and responses always go through.
+
 Invariants: each caller leg ends exactly once (final response, or BYE once
 answered); every member leg we started ends with a final response, a CANCEL
 or a BYE; no state outlives its call (indexes are cleaned in ``_forget``);
@@ -44,7 +58,15 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from huntgroup.config.models import Config
-from huntgroup.engine.admission import CallAdmission
+from huntgroup.engine.admission import (
+    DROP,
+    PASS,
+    REFUSE,
+    CallAdmission,
+    Refusal,
+    SourceLimiter,
+    Verdict,
+)
 from huntgroup.engine.auth_guard import AuthGuard
 from huntgroup.engine.dialogs import Dialog, Local, uac_dialog, uas_dialog
 from huntgroup.engine.digest import (
@@ -63,10 +85,19 @@ from huntgroup.engine.registrar import (
     contact_on_source,
     parse_contact_values,
 )
-from huntgroup.engine.sip.fields import parse_name_address
+from huntgroup.engine.session_timer import (
+    SessionTimer,
+    has_option,
+    min_se_of,
+    negotiate_as_uac,
+    negotiate_as_uas,
+    request_headers,
+    uas_refusal,
+)
+from huntgroup.engine.sip.fields import Via, parse_name_address, parse_via
 from huntgroup.engine.sip.grammar import quote, split_list
 from huntgroup.engine.sip.headers import Headers
-from huntgroup.engine.sip.layer import TransactionLayer, client_key_of_datagram
+from huntgroup.engine.sip.layer import TransactionLayer, client_key_of_datagram, server_key
 from huntgroup.engine.sip.message import (
     Message,
     Request,
@@ -82,6 +113,7 @@ from huntgroup.engine.sip.routing import (
     check_max_forwards,
     next_hop_max_forwards,
     response_destination,
+    stamp_via,
 )
 from huntgroup.engine.sip.transaction import (
     AckTimedOut,
@@ -140,6 +172,24 @@ MAX_MEDIA_UPDATES = 4
 MediaSide = Literal["caller", "member"]
 MAX_ASSERTED = 2
 """RFC 3325 §9.1: at most two P-Asserted-Identity values (one sip:/sips:, one tel:)."""
+MAX_SESSION_INTERVAL = 7200
+"""The longest session interval a member's 422 can make us ask for (RFC 4028 §7.4)."""
+SHED_TAG = "shed-"
+"""The To tag of our stateless 503s starts so: their ACK is recognised without parsing
+(our other tags are base62, without a dash)."""
+_SHED_ACK = re.compile(rb"\r\n(?:To|t)[ \t]*:[^\r\n]*;[ \t]*tag=shed-", re.IGNORECASE)
+_TO_TAG = re.compile(rb";[ \t]*tag[ \t]*=", re.IGNORECASE)
+_QUICK_FIELDS = {
+    b"via": "via",
+    b"v": "via",
+    b"from": "from",
+    b"f": "from",
+    b"to": "to",
+    b"t": "to",
+    b"call-id": "call-id",
+    b"i": "call-id",
+    b"cseq": "cseq",
+}
 KNOWN_METHODS = frozenset(
     [*ALLOW.replace(" ", "").split(","), "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE"]
 )
@@ -173,6 +223,7 @@ class _Leg:
     cancel_pending: bool = False
     cancelled: bool = False
     dialog: Dialog | None = None
+    session: SessionTimer | None = None  # RFC 4028, once the leg is confirmed
 
 
 @dataclass(slots=True)
@@ -210,6 +261,7 @@ class _Call:
     asserted: tuple[str, ...] = ()
     privacy: str | None = None  # the caller's Privacy header, sent along with the PAI
     route: list[str] = field(default_factory=list)  # our numbers it went to (forwards)
+    session: SessionTimer | None = None  # RFC 4028 on the caller's dialog, once answered
 
 
 class B2BUA:
@@ -291,7 +343,28 @@ class B2BUA:
         self._shutdown_at: float | None = None
         self.counters = SipCounters()
         limits = config.server.limits
-        self.admission = CallAdmission(limits.max_calls, limits.max_call_rate, now=now)
+        self.admission = CallAdmission(
+            limits.max_calls,
+            limits.max_call_rate,
+            now=now,
+            max_loop_lag=limits.max_loop_lag,
+            max_load=limits.max_load,
+        )
+        self.source_limits: dict[str, SourceLimiter] = {}
+        for method, rate, burst in (
+            ("INVITE", limits.per_source_invite_rate, limits.per_source_invite_burst),
+            ("REGISTER", limits.per_source_register_rate, limits.per_source_register_burst),
+        ):
+            if rate is not None:
+                self.source_limits[method] = SourceLimiter(
+                    rate, burst, table_size=limits.per_source_table
+                )
+        self._overloaded = False  # for one log line per overload episode
+        # session timers and maximum durations: (due, seq, call key, leg id | "" | "*")
+        self._session_heap: list[tuple[float, int, str, str]] = []
+        self._compact_at = 64  # heap size that triggers dropping stale entries
+        # our session refreshes: client tx -> (call key, leg id or "", dialog)
+        self._refreshes: dict[TransactionKey, tuple[str, str, Dialog]] = {}
         self.trust = TrustDomain(config.server.trusted_peers, config.server.upstream)
         if self.trust.upstream_named:
             log.warning(
@@ -303,6 +376,11 @@ class B2BUA:
     def receive_datagram(self, data: bytes, source: Peer, *, now: float) -> list[Output]:
         if not data.strip(b"\r\n"):
             return []  # keep-alive
+        self._now = max(self._now, now)
+        quick = self._quick_shed(data, source)
+        if quick is not None and quick != PASS:
+            self.counters.messages_in += 1
+            return self._flush()
         try:
             message = parse_datagram(data)
         except SipParseError as err:
@@ -312,13 +390,20 @@ class B2BUA:
             self.counters.malformed += 1
             self._internal_error("parsing a datagram", source, err)
             return self._flush()
-        return self.receive_message(message, source, now=now)
+        return self._receive(message, source, now=now, checked=quick == PASS)
 
     def receive_message(self, message: Message, source: Peer, *, now: float) -> list[Output]:
         """One message in. Whatever fails while handling it stays with it: a request
         gets its final response (see :meth:`_request_failed`), nothing escapes."""
+        return self._receive(message, source, now=now, checked=False)
+
+    def _receive(
+        self, message: Message, source: Peer, *, now: float, checked: bool
+    ) -> list[Output]:
         self._now = max(self._now, now)
         self.counters.messages_in += 1
+        if not checked and isinstance(message, Request) and self._shed(message, source):
+            return self._flush()
         try:
             self._tx_actions(self.layer.receive(message, source, now=self._now))
         except ProtocolError as err:  # a message whose fields break a later layer
@@ -346,6 +431,155 @@ class B2BUA:
             err,
         )
         log.debug("traceback of that internal error", exc_info=err)
+
+    def _shed(self, request: Request, source: Peer) -> bool:
+        """Overload and floods: refuse a new INVITE or REGISTER before it takes any state.
+
+        Per source address (``server.limits.per_source_*``): over the rate, 503
+        with Retry-After; past twice the rate, nothing. A new INVITE while the
+        node is saturated (:meth:`CallAdmission.overloaded`): 503 at once. The
+        503 is sent statelessly, so a flood creates no transaction; requests
+        inside a dialog, retransmissions of requests taken in, ACK, BYE, CANCEL
+        and responses are never shed.
+        """
+        method = request.method
+        if method not in ("INVITE", "REGISTER"):
+            return False
+        try:
+            if request.to.tag is not None or server_key(request) in self.layer:
+                return False
+            limiter = self._source_limiter(method, source)
+            verdict = limiter.check(source.host, now=self._now) if limiter is not None else None
+            if limiter is not None and verdict == DROP:
+                self.counters.flood_dropped += 1
+                return True
+            if limiter is not None and verdict == REFUSE:
+                self.counters.flood_refused += 1
+                log.debug("%s from %s over its rate: 503", method, source.host)
+                self._refuse_stateless(request, source, limiter.retry_after)
+                return True
+            if method != "INVITE":
+                return False
+            refusal = self.admission.overloaded(now=self._now)
+            self._overload_log(refusal)
+            if refusal is None:
+                return False
+            self.counters.overload_refused += 1
+            self._refuse_stateless(request, source, refusal.retry_after)
+            return True
+        except ProtocolError:
+            return False  # the transaction layer answers what is wrong with it
+
+    def _source_limiter(self, method: str, source: Peer) -> SourceLimiter | None:
+        """The per-source limit of ``method`` for ``source``; None for the trust domain
+        (the upstream, ``server.trusted_peers``): a trunk or an SBC carries many callers
+        from one address, and is bounded by the node's own limits instead."""
+        if self.trust.trusts(source.host):
+            return None
+        return self.source_limits.get(method)
+
+    def _refuse_stateless(self, request: Request, source: Peer, retry_after: int) -> None:
+        """503 without a transaction, to where the request came from (never its Via)."""
+        tag = f"{SHED_TAG}{next(self._seq):x}"  # no dialog: unique is enough
+        response = make_response(
+            stamp_via(request, source),
+            503,
+            to_tag=tag,
+            headers=(("Retry-After", str(retry_after)),),
+        )
+        self._send(response, source)
+
+    def _quick_shed(self, data: bytes, source: Peer) -> Verdict | None:
+        """:meth:`_shed` on a datagram's bytes, before the full parser runs: under a
+        flood the parser is most of what a refused request costs.
+
+        Reads only the request line and the Via, From, To, Call-ID and CSeq lines.
+        PASS: taken in (the full path skips :meth:`_shed`); REFUSE: 503 sent; DROP:
+        no answer; None: not a new INVITE or REGISTER, or anything unusual (folded
+        or repeated fields, a pre-RFC 3261 branch...): the full path decides.
+        The ACK of one of these 503s (its To tag starts with :data:`SHED_TAG`) is
+        dropped here too.
+        """
+        try:
+            return self._quick_verdict(data, source)
+        except ProtocolError:
+            return None  # the full path answers what is wrong with it
+        except Exception as err:  # a bug of this shortcut: the full path decides
+            self._internal_error("pre-checking a datagram", source, err)
+            return None
+
+    def _quick_verdict(self, data: bytes, source: Peer) -> Verdict | None:
+        if data.startswith(b"ACK "):
+            return DROP if _SHED_ACK.search(data, 0, 4096) is not None else None
+        if data.startswith(b"INVITE "):
+            method = "INVITE"
+        elif data.startswith(b"REGISTER "):
+            method = "REGISTER"
+        else:
+            return None
+        fields = _quick_fields(data)
+        if fields is None:
+            return None
+        vias, found = fields
+        if _TO_TAG.search(found["to"]) is not None:
+            return None  # inside a dialog
+        via = parse_via(vias[0].partition(b",")[0].decode("utf-8", "surrogateescape"))
+        branch = via.branch
+        if branch is None or not branch.startswith("z9hG4bK"):
+            return None
+        if TransactionKey(branch, via.sent_by.lower(), method, server=True) in self.layer:
+            return None  # a retransmission: its transaction answers
+        limiter = self._source_limiter(method, source)
+        verdict = limiter.check(source.host, now=self._now) if limiter is not None else PASS
+        if verdict == DROP:
+            self.counters.flood_dropped += 1
+            return DROP
+        if verdict == REFUSE and limiter is not None:
+            self.counters.flood_refused += 1
+            self._quick_refuse(vias, found, via, source, limiter.retry_after)
+            return REFUSE
+        if method == "INVITE":
+            refusal = self.admission.overloaded(now=self._now)
+            self._overload_log(refusal)
+            if refusal is not None:
+                self.counters.overload_refused += 1
+                self._quick_refuse(vias, found, via, source, refusal.retry_after)
+                return REFUSE
+        return PASS
+
+    def _quick_refuse(
+        self, vias: list[bytes], found: dict[str, bytes], via: Via, source: Peer, retry: int
+    ) -> None:
+        """A 503 built from the request's own field lines (§8.2.6), without a
+        transaction, sent to where the request came from (never to its Via)."""
+        tag = f"{SHED_TAG}{next(self._seq):x}".encode()  # no dialog: unique is enough
+        stamped = via.with_param("received", source.host.strip("[]"))
+        if via.has_rport:  # RFC 3581
+            stamped = stamped.with_param("rport", str(source.port))
+        _, comma, others = vias[0].partition(b",")
+        lines = [b"SIP/2.0 503 Service Unavailable"]
+        lines.append(b"Via: " + str(stamped).encode("utf-8", "surrogateescape") + comma + others)
+        lines += [b"Via: " + v for v in vias[1:]]
+        lines += [
+            b"From: " + found["from"],
+            b"To: " + found["to"] + b";tag=" + tag,
+            b"Call-ID: " + found["call-id"],
+            b"CSeq: " + found["cseq"],
+            b"Retry-After: " + str(retry).encode(),
+            b"Content-Length: 0",
+            b"",
+            b"",
+        ]
+        self._out.append(Transmit(b"\r\n".join(lines), source))
+
+    def _overload_log(self, refusal: Refusal | None) -> None:
+        """One warning when the node starts shedding, one when it stops."""
+        if refusal is not None and not self._overloaded:
+            self._overloaded = True
+            log.warning("overloaded, new calls get 503: %s", refusal.reason)
+        elif refusal is None and self._overloaded:
+            self._overloaded = False
+            log.warning("overload over: new calls are taken in again")
 
     def _trying(self) -> None:
         """100 Trying for the INVITEs of this input that got no other answer yet."""
@@ -389,6 +623,7 @@ class B2BUA:
         times.append(self.guard.get_timer())
         times += [self._retransmit_due(), self._shutdown_at]
         times.append(self._update_retries[0][0] if self._update_retries else None)
+        times.append(self._session_heap[0][0] if self._session_heap else None)
         due = [t for t in times if t is not None]
         return min(due) if due else None
 
@@ -417,6 +652,7 @@ class B2BUA:
             retried = self._calls.get(call_key)
             if retried is not None:
                 self._update_media(retried, side)
+        self._session_timers()
         if self._shutdown_at is not None and self._now >= self._shutdown_at:
             self._shutdown_at = None
             for call in list(self._calls.values()):
@@ -818,6 +1054,10 @@ class B2BUA:
             if found is None:
                 return  # answered (403 or 407): credentials that do not hold
             identity = found
+        brief = uas_refusal(request, min_se=self.config.server.calls.min_se)
+        if brief is not None:  # RFC 4028: Session-Expires below our Min-SE
+            self._respond(key, request, brief[0], headers=brief[1])
+            return
         # server.limits: only what would become a call counts (not a 404 nor a 407);
         # feature codes (above) still pass, they are over at once.
         refusal = self.admission.admit(len(self._calls), now=self._now)
@@ -1076,8 +1316,19 @@ class B2BUA:
         if method == "OPTIONS":
             self._respond(key, request, 200, headers=(("Allow", ALLOW),))
             return
+        if method in ("INVITE", "UPDATE"):
+            brief = uas_refusal(request, min_se=self.config.server.calls.min_se)
+            if brief is not None:  # RFC 4028: Session-Expires below our Min-SE
+                self._respond(key, request, brief[0], headers=brief[1])
+                return
+            self._peer_alive(call, found[1])
+        if method == "UPDATE" and not request.body:
+            # a session refresh: each leg's session is ours, nothing to tell the other side
+            headers = self._peer_refreshed(call, found[1], request)
+            self._respond(key, request, 200, headers=headers)
+            return
         if method in RELAYED_IN_DIALOG:
-            if method == "INVITE" and call.reinvite_pending:
+            if method == "INVITE" and (call.reinvite_pending or self._refreshing(call)):
                 self._respond(key, request, 491)  # §14.2: one re-INVITE at a time
                 return
             other = self._other_side(call, leg)
@@ -1087,7 +1338,13 @@ class B2BUA:
                     if moved and call.music is not None:  # the music follows the caller
                         self._out.extend(self.media.play_music(call.media, call.music or None))
                 body = call.media.caller_answer if method != "INFO" and request.body else b""
-                ctype = (("Content-Type", "application/sdp"),) if body else ()
+                ctype: tuple[tuple[str, str], ...] = ()
+                if body:
+                    ctype = (("Content-Type", "application/sdp"),)
+                if method != "INFO":  # a re-INVITE or UPDATE refreshes the session
+                    ctype = self._peer_refreshed(call, found[1], request) + ctype
+                    if body and dialog is not None:
+                        dialog.local_sdp = body
                 self._respond(key, request, 200, headers=ctype, body=body)
                 return
             self._relay(key, request, other, call, from_caller=leg is None)
@@ -1115,7 +1372,13 @@ class B2BUA:
         if body and _is_sdp(ctype):
             body, commands = self.media.rewrite(call.media, body, from_caller=from_caller)
             self._out.extend(commands)
-        outgoing = other.request(request.method, self.rng, body=body, content_type=ctype)
+        headers: tuple[tuple[str, str], ...] = ()
+        timer = self._timer_of(call, other)[0]
+        if timer is not None and request.method in ("INVITE", "UPDATE"):
+            headers = request_headers(timer.interval, min_se=self.config.server.calls.min_se)
+        outgoing = other.request(
+            request.method, self.rng, body=body, content_type=ctype, headers=headers
+        )
         client = self._start(outgoing, other.peer)
         self._relays[client] = (key, other)
         if request.method == "INVITE":
@@ -1134,12 +1397,17 @@ class B2BUA:
             if response.status >= 200:
                 self._media_updated(*self._updates.pop(key), response)
             return
+        if key in self._refreshes:
+            if response.status >= 200:
+                self._refresh_done(*self._refreshes.pop(key), response)
+            return
         orphan = self._orphans.get(key)
         if orphan is not None:
             self._orphan_response(key, orphan, response)
             return
         found = self._by_client_tx.get(key)
-        if found is None:
+        if found is None:  # e.g. a 2xx retransmission to a re-INVITE already answered
+            self._stray_response(response)
             return
         call = self._calls.get(found[0])
         leg = call.legs.get(found[1]) if call else None
@@ -1159,8 +1427,47 @@ class B2BUA:
             return
         if status < 300:
             self._leg_answered(call, leg, response, source)
+        elif status == 422 and self._retry_brief(call, leg, response):
+            return
         else:
             self._leg_failed(call, leg, status)
+
+    def _retry_brief(self, call: _Call, leg: _Leg, response: Response) -> bool:
+        """422 to our INVITE (RFC 4028 §7.4): once, the same INVITE again (CSeq + 1, new
+        branch) with the peer's ``Min-SE`` as our interval, when that is not above
+        ``MAX_SESSION_INTERVAL``. False when there is nothing to retry."""
+        wanted = self._min_se(response)
+        current = leg.invite.headers.get("Session-Expires") or ""
+        if (
+            leg.cancelled
+            or leg.state == "ended"
+            or call.state == "ended"
+            or leg.invite.cseq.number > 1  # retried once already
+            or wanted > MAX_SESSION_INTERVAL
+            or wanted <= int(current.split(";", 1)[0] or 0)
+        ):
+            return False
+        headers = (
+            leg.invite.headers.with_first_replaced("Via", leg.me.via(self.rng))
+            .with_replaced("CSeq", f"{leg.invite.cseq.number + 1} INVITE")
+            .with_replaced("Session-Expires", str(wanted))
+            .with_replaced("Min-SE", str(wanted))
+        )
+        invite = Request(method="INVITE", uri=leg.invite.uri, headers=headers, body=leg.invite.body)
+        try:
+            tx = self._start(invite, leg.destination)
+        except ProtocolError:
+            return False
+        log.info(
+            "call %s: %s wants sessions of %d s at least, asked again",
+            call.key,
+            leg.member or "the target",
+            wanted,
+        )
+        self._by_client_tx.pop(leg.tx, None)
+        leg.invite, leg.tx, leg.state = invite, tx, "calling"
+        self._by_client_tx[tx] = (call.key, leg.id)
+        return True
 
     def _orphan_response(self, key: TransactionKey, leg: _Leg, response: Response) -> None:
         """A leg whose call is gone: finish the CANCEL it owes, or hang up its late answer."""
@@ -1201,6 +1508,11 @@ class B2BUA:
             side = leg.dialog if leg is not None else owner.dialog
             if side is not None and request.method == "INVITE":
                 headers += (("Contact", side.me.contact()),)
+            if request.method in ("INVITE", "UPDATE"):  # both sessions are refreshed
+                headers = self._peer_refreshed(owner, found[1], request) + headers
+                self._refresh_answered(owner, target, response)
+                if side is not None and body and _is_sdp(response.content_type):
+                    side.local_sdp = body
         self._respond(
             server,
             request,
@@ -1213,7 +1525,7 @@ class B2BUA:
             self._send(target.ack_for_2xx(response.cseq.number, self.rng), target.peer)
 
     def _stray_response(self, response: Response) -> None:
-        """A 2xx retransmission after the INVITE transaction ended: ACK it again."""
+        """A 2xx retransmission to an INVITE already answered: ACK it again."""
         if not (200 <= response.status < 300) or response.cseq.method != "INVITE":
             return
         found = self._legs_by_call_id.get(response.call_id)
@@ -1221,6 +1533,14 @@ class B2BUA:
         leg = call.legs.get(found[1]) if call and found else None
         if leg is not None and leg.dialog is not None:
             self._send(leg.dialog.ack_for_2xx(response.cseq.number, self.rng), leg.dialog.peer)
+            return
+        # a re-INVITE we sent the caller (session refresh, direct media): its dialog
+        mine = (response.call_id, response.from_.tag or "", response.to.tag or "")
+        owner = self._dialogs.get(mine)
+        caller = self._calls.get(owner[0]) if owner is not None and not owner[1] else None
+        if caller is not None and caller.dialog is not None:
+            dialog = caller.dialog
+            self._send(dialog.ack_for_2xx(response.cseq.number, self.rng), dialog.peer)
 
     def _on_failure(self, key: TransactionKey, request: Request, status: int) -> None:
         if key in self._updates:
@@ -1231,6 +1551,10 @@ class B2BUA:
             server, target = self._relays.pop(key)
             failed = make_response(request, status, to_tag=new_tag(self.rng))
             self._relay_response(server, target, failed)
+            return
+        if key in self._refreshes:  # no answer at all: the peer is gone
+            failed = make_response(request, status, to_tag=new_tag(self.rng))
+            self._refresh_done(*self._refreshes.pop(key), failed, dead=True)
             return
         if self._orphans.pop(key, None) is not None:
             return
@@ -1268,6 +1592,13 @@ class B2BUA:
         leg.state = "confirmed"
         dialog_key = (leg.dialog.call_id, leg.dialog.local_tag, leg.dialog.remote_tag)
         self._index_dialog(call, dialog_key, leg.id)
+        interval, we_refresh = negotiate_as_uac(
+            response, interval=self.config.server.calls.session_expires
+        )
+        leg.session = SessionTimer(
+            interval, we_refresh, self._now, use_update=has_option(response, "Allow", "UPDATE")
+        )
+        self._schedule_session(call, leg.id, leg.session)
         if not leg.member:  # a forwarding or outgoing leg: no core decision to wait for
             if call.outgoing_line is not None:
                 self._core(CallAnswered(call.core_id))
@@ -1333,6 +1664,7 @@ class B2BUA:
         only, the identities the server vouches for (none for an outside caller)."""
         me = self._local_for(destination)
         domain = self.config.server.domain
+        calls = self.config.server.calls
         display = f"{quote(caller.display_name)} " if caller.display_name else ""
         from_ = f"{display}<sip:{caller.number}@{domain}>;tag={new_tag(self.rng)}"
         to = f"<{target}>"
@@ -1359,6 +1691,7 @@ class B2BUA:
                 *(("P-Asserted-Identity", value) for value in asserted),
                 *((("Privacy", call.privacy),) if asserted and call.privacy else ()),
                 ("Allow", ALLOW),
+                *request_headers(calls.session_expires, min_se=calls.min_se),
                 ("Content-Type", "application/sdp"),
             ]
         )
@@ -1458,16 +1791,34 @@ class B2BUA:
         """200 OK to the caller: with our SDP, or ``body`` (direct media: the member's)."""
         if body is None:
             body = call.media.caller_answer
+        calls = self.config.server.calls
+        timer = negotiate_as_uas(
+            call.invite, session_expires=calls.session_expires, min_se=calls.min_se
+        )
         response = self._respond(
             call.tx,
             call.invite,
             200,
             to_tag=call.to_tag,
-            headers=(("Contact", call.me.contact()), ("Content-Type", "application/sdp")),
+            headers=(
+                ("Contact", call.me.contact()),
+                *timer.headers,
+                ("Content-Type", "application/sdp"),
+            ),
             body=body,
         )
         call.state = "answered"
         call.dialog = uas_dialog(call.invite, response, call.source, call.me)
+        call.session = SessionTimer(
+            timer.interval,
+            timer.we_refresh,
+            self._now,
+            use_update=has_option(call.invite, "Allow", "UPDATE"),
+        )
+        self._schedule_session(call, "", call.session)
+        if calls.max_duration is not None:
+            due = self._now + calls.max_duration
+            heapq.heappush(self._session_heap, (due, next(self._seq), call.key, "*"))
         destination = response_destination(call.invite.top_via, call.source)
         call.retransmit = TwoXXRetransmitter(
             response, destination, now=self._now, timers=self.timers
@@ -1530,7 +1881,7 @@ class B2BUA:
         dialog = call.dialog if side == "caller" else bridged.dialog if bridged else None
         if call.state == "ended" or dialog is None or call.media.bypassed:
             return
-        if call.reinvite_pending:  # a relayed re-INVITE is under way: try again later
+        if call.reinvite_pending or self._refreshing(call):  # a re-INVITE is under way
             self._retry_update(call, side, 1.0)
             return
         if call.media_updates >= MAX_MEDIA_UPDATES:
@@ -1538,7 +1889,12 @@ class B2BUA:
             return
         call.media_updates += 1
         body = self.media.offer_toward(call.media, side)
-        request = dialog.request("INVITE", self.rng, body=body, content_type="application/sdp")
+        timer = self._timer_of(call, dialog)[0]
+        calls = self.config.server.calls
+        headers = request_headers(timer.interval, min_se=calls.min_se) if timer else ()
+        request = dialog.request(
+            "INVITE", self.rng, body=body, content_type="application/sdp", headers=headers
+        )
         try:
             tx = self._start(request, dialog.peer)
         except ProtocolError as err:
@@ -1559,6 +1915,7 @@ class B2BUA:
             return
         call.reinvite_pending = False
         if 200 <= status < 300:
+            self._refresh_answered(call, dialog, response)
             moved = self.media.peer_answered(call.media, side, response.body)
             if moved is None:
                 log.warning("call %s: unusable SDP from the %s; relayed", call.key, side)
@@ -1624,6 +1981,193 @@ class B2BUA:
         identity = Identity(_user_of(caller.uri) or "anonymous", caller.display_name or "")
         self._new_leg(call, "", parse_uri(str(uri)), destination, identity, call.asserted)
 
+    # ====================================================== session timers
+    def _session(self, call: _Call, which: str) -> tuple[SessionTimer | None, Dialog | None]:
+        """The session timer and dialog of the caller (``which`` = "") or of a confirmed leg."""
+        if call.state == "ended":
+            return None, None
+        if not which:
+            return (call.session, call.dialog) if call.state == "answered" else (None, None)
+        leg = call.legs.get(which)
+        if leg is None or leg.state != "confirmed":
+            return None, None
+        return leg.session, leg.dialog
+
+    def _timer_of(self, call: _Call, dialog: Dialog) -> tuple[SessionTimer | None, str]:
+        """The session timer of ``dialog`` (one of the call's) and its ``which``."""
+        if dialog is call.dialog:
+            return call.session, ""
+        for leg in call.legs.values():
+            if leg.dialog is dialog:
+                return leg.session, leg.id
+        return None, ""
+
+    def _schedule_session(self, call: _Call, which: str, timer: SessionTimer) -> None:
+        """One heap entry per timer: a later due time is picked up when the entry fires."""
+        due = timer.due
+        if timer.scheduled is not None and timer.scheduled <= due:
+            return
+        timer.scheduled = due
+        heapq.heappush(self._session_heap, (due, next(self._seq), call.key, which))
+        if len(self._session_heap) > self._compact_at:
+            self._compact_sessions()
+
+    def _compact_sessions(self) -> None:
+        """Drop heap entries of calls that ended, or superseded by an earlier entry."""
+        kept = []
+        for entry in self._session_heap:
+            due, _, key, which = entry
+            call = self._calls.get(key)
+            if call is None:
+                continue
+            if which != "*":
+                timer = self._session(call, which)[0]
+                if timer is None or timer.scheduled != due:
+                    continue
+            kept.append(entry)
+        heapq.heapify(kept)
+        self._session_heap = kept
+        self._compact_at = max(64, 2 * len(kept))  # amortised: the heap doubles first
+
+    def _session_timers(self) -> None:
+        heap = self._session_heap
+        while heap and heap[0][0] <= self._now:
+            at, _, key, which = heapq.heappop(heap)
+            call = self._calls.get(key)
+            if call is None or call.state == "ended":
+                continue
+            if which == "*":
+                log.info("call %s: longer than server.calls.max_duration, hanging up", call.key)
+                self.counters.max_duration_ended += 1
+                self._caller_gone(call, bye_caller=True)
+                continue
+            timer, dialog = self._session(call, which)
+            if timer is None or dialog is None or timer.scheduled != at:
+                continue
+            timer.scheduled = None
+            if timer.due > self._now:
+                self._schedule_session(call, which, timer)
+            elif timer.we_refresh or timer.retry_at is not None:
+                self._refresh(call, which, timer, dialog)
+            else:
+                side = f"member {call.legs[which].member or '(forward)'}" if which else "caller"
+                log.info("call %s: no session refresh from the %s (RFC 4028)", call.key, side)
+                self.counters.sessions_expired += 1
+                self._caller_gone(call, bye_caller=True)
+
+    def _refresh(self, call: _Call, which: str, timer: SessionTimer, dialog: Dialog) -> None:
+        """We are the refresher: an UPDATE without body, or a re-INVITE with our last SDP."""
+        if timer.refreshing:
+            return  # its transaction ends on its own timers, then we go on
+        method = "UPDATE" if timer.use_update else "INVITE"
+        if method == "INVITE" and call.reinvite_pending:  # §14.1: one re-INVITE at a time
+            timer.retry_at = self._now + 1.0  # (a relayed or direct-media one)
+            self._schedule_session(call, which, timer)
+            return
+        timer.retry_at = None
+        body = dialog.local_sdp if method == "INVITE" else b""
+        calls = self.config.server.calls
+        request = dialog.request(
+            method,
+            self.rng,
+            body=body,
+            content_type="application/sdp" if body else None,
+            headers=request_headers(timer.interval, min_se=calls.min_se, refresher="uac"),
+        )
+        try:
+            tx = self._start(request, dialog.peer)
+        except ProtocolError as err:
+            log.info("call %s: cannot refresh the session: %s", call.key, err)
+            self._caller_gone(call, bye_caller=True)
+            return
+        self._refreshes[tx] = (call.key, which, dialog)
+        timer.refreshing = True
+        timer.refreshing_invite = method == "INVITE"
+        self.counters.session_refreshes += 1
+
+    def _refresh_done(
+        self, key: str, which: str, dialog: Dialog, response: Response, *, dead: bool = False
+    ) -> None:
+        """The final answer to our session refresh (``dead``: none came, or undeliverable)."""
+        status, method = response.status, response.cseq.method
+        if 200 <= status < 300 and method == "INVITE":
+            self._send(dialog.ack_for_2xx(response.cseq.number, self.rng), dialog.peer)
+        call = self._calls.get(key)
+        if call is None or call.state == "ended":
+            return
+        timer = self._session(call, which)[0]
+        if timer is None:
+            return
+        timer.refreshing = timer.refreshing_invite = False
+        if 200 <= status < 300:
+            interval, we_refresh = negotiate_as_uac(response, interval=timer.interval)
+            timer.refreshed(self._now, interval=interval, we_refresh=we_refresh)
+        elif dead or status in (408, 481):  # RFC 4028 §10: the session is over
+            side = "member" if which else "caller"
+            log.info("call %s: session refresh to the %s failed (%d)", call.key, side, status)
+            self.counters.sessions_expired += 1
+            self._caller_gone(call, bye_caller=True)
+            return
+        elif status in (405, 501) and timer.use_update:
+            timer.use_update = False  # try again at once, with a re-INVITE
+            timer.retry_at = self._now
+        elif status == 422 and self._min_se(response) > timer.interval:
+            timer.interval = min(self._min_se(response), self.config.server.calls.session_expires)
+            timer.retry_at = self._now
+        elif status == 491:
+            timer.retry_at = self._now + self.rng.uniform(2.1, 4.0)
+        else:  # refused, but answered: the dialog is alive
+            timer.refreshed(self._now)
+        self._schedule_session(call, which, timer)
+
+    def _refreshing(self, call: _Call) -> bool:
+        """One of our refresh re-INVITEs is under way on one of the call's dialogs."""
+        if call.session is not None and call.session.refreshing_invite:
+            return True
+        return any(
+            x.session is not None and x.session.refreshing_invite for x in call.legs.values()
+        )
+
+    @staticmethod
+    def _min_se(response: Response) -> int:
+        try:
+            return min_se_of(response)
+        except ProtocolError:
+            return 0
+
+    def _peer_refreshed(
+        self, call: _Call, which: str, request: Request
+    ) -> tuple[tuple[str, str], ...]:
+        """A re-INVITE or UPDATE from the peer on ``which`` gets our 2xx: it refreshes
+        that session, renegotiated from its fields; returns the fields for the 2xx."""
+        timer = self._session(call, which)[0]
+        if timer is None:
+            return ()
+        calls = self.config.server.calls
+        agreed = negotiate_as_uas(
+            request, session_expires=calls.session_expires, min_se=calls.min_se
+        )
+        timer.refreshed(self._now, interval=agreed.interval, we_refresh=agreed.we_refresh)
+        self._schedule_session(call, which, timer)
+        return agreed.headers
+
+    def _peer_alive(self, call: _Call, which: str) -> None:
+        """A re-INVITE or UPDATE came in on ``which``: its peer is alive, whatever the
+        answer (a relayed one may fail on the other side); the 2xx renegotiates."""
+        timer = self._session(call, which)[0]
+        if timer is not None and not timer.we_refresh:
+            timer.refreshed(self._now)
+            self._schedule_session(call, which, timer)
+
+    def _refresh_answered(self, call: _Call, dialog: Dialog, response: Response) -> None:
+        """A 2xx to a re-INVITE or UPDATE we sent on ``dialog`` refreshes that session."""
+        timer, which = self._timer_of(call, dialog)
+        if timer is None:
+            return
+        interval, we_refresh = negotiate_as_uac(response, interval=timer.interval)
+        timer.refreshed(self._now, interval=interval, we_refresh=we_refresh)
+        self._schedule_session(call, which, timer)
+
     # ========================================================== teardown
     def _caller_gone(
         self,
@@ -1674,6 +2218,37 @@ class B2BUA:
 # ================================================================ helpers
 def _kind(message: Message) -> str:
     return f"{message.method} request" if isinstance(message, Request) else "response"
+
+
+def _quick_fields(data: bytes) -> tuple[list[bytes], dict[str, bytes]] | None:
+    """The Via values and the From, To, Call-ID and CSeq values of a request's bytes,
+    or None when anything is unusual (the full parser then decides)."""
+    end = data.find(b"\r\n\r\n", 0, 16384)
+    if end < 0:
+        return None
+    head = data[:end]
+    crlf = head.count(b"\r\n")
+    if head.count(b"\r") != crlf or head.count(b"\n") != crlf:
+        return None  # a bare CR or LF: never copied into a response
+    vias: list[bytes] = []
+    found: dict[str, bytes] = {}
+    for line in head.split(b"\r\n")[1:]:
+        if not line or line[0] in b" \t":
+            return None  # folded
+        name, sep, value = line.partition(b":")
+        key = _QUICK_FIELDS.get(name.strip().lower())
+        if not sep or key is None:
+            continue
+        value = value.strip()
+        if key == "via":
+            vias.append(value)
+        elif key in found or not value:
+            return None
+        else:
+            found[key] = value
+    if not vias or len(found) != 4:
+        return None
+    return vias, found
 
 
 def _user_of(uri: Uri) -> str:

@@ -55,6 +55,7 @@ class Dialog:
     me: Local
     local_cseq: int
     remote_cseq: int = 0
+    local_sdp: bytes = b""  # the last SDP we sent on it (a session refresh offers it again)
 
     @property
     def local_tag(self) -> str:
@@ -102,6 +103,8 @@ class Dialog:
         items += list(headers)
         if content_type and body:
             items.append(("Content-Type", content_type))
+            if content_type.split(";")[0].strip().lower() == "application/sdp":
+                self.local_sdp = body
         return Request(method=method, uri=self.remote_target, headers=Headers(items), body=body)
 
 
@@ -119,6 +122,7 @@ def uas_dialog(invite: Request, response: Response, peer: Peer, me: Local) -> Di
         me=me,
         local_cseq=0,
         remote_cseq=invite.cseq.number,
+        local_sdp=response.body,
     )
 
 
@@ -135,4 +139,5 @@ def uac_dialog(invite: Request, response: Response, peer: Peer, me: Local) -> Di
         peer=peer,
         me=me,
         local_cseq=invite.cseq.number,
+        local_sdp=invite.body,
     )

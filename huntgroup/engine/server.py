@@ -26,6 +26,11 @@ byte, and something (an RFC 5626 CRLF keep-alive, answered with a CRLF,
 counts) must arrive every ``idle_timeout``. A peer that does not read what we
 send is cut off.
 
+Saturation: every :data:`PROBE_INTERVAL` a callback measures how late the
+event loop ran it and which share of a CPU the process used since the last
+one; both go to the B2BUA's admission as facts (``loop_lag``, ``loop_load``),
+which sheds new INVITEs past ``server.limits.max_loop_lag`` / ``max_load``.
+
 Shutdown (SIGINT/SIGTERM): newcomers and OPTIONS probes get 503, calls in progress may finish
 for ``server.shutdown_grace`` seconds, then the B2BUA ends them with BYE; the
 process exits once no call is left.
@@ -64,6 +69,16 @@ from huntgroup.errors import MediaError
 from huntgroup.queue.journal import JournalingStore
 
 log = logging.getLogger("huntgroup.server")
+
+PROBE_INTERVAL = 0.05
+"""Seconds between two saturation probes (loop lag and CPU share, see ``Server._probe``)."""
+UDP_RECEIVE_BUFFER = 4 << 20
+"""Bytes of kernel receive buffer asked for each SIP UDP socket: a burst waits there
+(and is measured, see ``Server._probe``) rather than being dropped at once."""
+SKB_OVERHEAD = 1400
+"""Bytes the kernel accounts per queued datagram beyond its payload (Linux truesize,
+about 2.3 KB for a 900-byte INVITE), to count the datagrams in a receive queue."""
+_SO_MEMINFO = 55  # Linux: getsockopt(SOL_SOCKET) -> u32[9], the first the receive queue bytes
 
 
 TLS_HANDSHAKE_TIMEOUT = 10.0
@@ -107,7 +122,23 @@ def _udp_socket(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     udp_errors.enable(sock)
+    for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+        if option is None:
+            continue
+        try:  # FORCE passes net.core.rmem_max when allowed (root); else as much as allowed
+            sock.setsockopt(socket.SOL_SOCKET, option, UDP_RECEIVE_BUFFER)
+            break
+        except OSError:
+            continue
     return sock
+
+
+def udp_backlog(sock: socket.socket) -> int | None:
+    """Bytes waiting in ``sock``'s receive queue (Linux SO_MEMINFO), None when unknown."""
+    try:
+        return int.from_bytes(sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, 36)[:4], "little")
+    except OSError:
+        return None
 
 
 def _buffered(transport: asyncio.DatagramTransport) -> int:
@@ -128,6 +159,8 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        self.server.datagrams += 1
+        self.server.datagram_bytes += len(data)
         peer = Peer(str(addr[0]), int(str(addr[1])), "UDP")
         self.server.run(lambda now: self.server.b2bua.receive_datagram(data, peer, now=now))
 
@@ -176,6 +209,14 @@ class Server:
         self.media: MediaEngine
         self.stopped = asyncio.Event()
         self.state_sync: RedisStateSync | None = None
+        self._probe_handle: asyncio.TimerHandle | None = None
+        self._probe_due = 0.0
+        self._probe_last = 0.0
+        self._cpu_last = 0.0
+        self.datagrams = 0  # SIP datagrams read, and their bytes (for the probe)
+        self.datagram_bytes = 0
+        self._datagrams_last = 0
+        self._bytes_last = 0
 
     async def start(self) -> None:
         cfg = self.config
@@ -247,6 +288,39 @@ class Server:
             )
         log.info("media: %s, RTP ports %d-%d", media_cfg.mode, *media_cfg.port_range)
         self._rearm()
+        self._probe_last = self.loop.time()
+        self._cpu_last = time.process_time()
+        self._probe_due = self._probe_last + PROBE_INTERVAL
+        self._probe_handle = self.loop.call_at(self._probe_due, self._probe)
+
+    def _probe(self) -> None:
+        """Measure how late inputs are handled and the CPU share, hand them to admission
+        as facts, and come back in :data:`PROBE_INTERVAL`.
+
+        The lag is the larger of two: how late this callback runs, and how long the
+        SIP datagrams waiting in the kernel will wait (their count, from the receive
+        queue's bytes, over the rate they were read at lately). asyncio reads one
+        datagram per loop turn, so a saturated server keeps its loop on time while
+        its queue grows: the queue is where saturation shows.
+        """
+        now = self.loop.time()
+        cpu = time.process_time()
+        elapsed = now - self._probe_last
+        admission = self.b2bua.admission
+        lag = now - self._probe_due
+        read = self.datagrams - self._datagrams_last
+        if elapsed > 0:
+            admission.loop_load((cpu - self._cpu_last) / elapsed, now=now)
+            backlog = sum(udp_backlog(proto.sock) or 0 for _, proto in self._udp)
+            if backlog:
+                size = (self.datagram_bytes - self._bytes_last) / read if read else 0.0
+                waiting = backlog / (size + SKB_OVERHEAD)
+                lag = max(lag, waiting / (read / elapsed) if read else elapsed)
+        admission.loop_lag(lag, now=now)
+        self._datagrams_last, self._bytes_last = self.datagrams, self.datagram_bytes
+        self._probe_last, self._cpu_last = now, cpu
+        self._probe_due = now + PROBE_INTERVAL
+        self._probe_handle = self.loop.call_at(self._probe_due, self._probe)
 
     def _media_timed_out(self, fact: RtpTimedOut) -> None:
         """A relayed call fell silent (server.media.rtp_timeout): the B2BUA ends it."""
@@ -320,10 +394,14 @@ class Server:
 
     def log_stats(self) -> str:
         """Log (and return) the stats line: gauges and counters (see :mod:`stats`)."""
+        now = self.loop.time()
+        admission = self.b2bua.admission
         gauges = {
             **self.b2bua.gauges(),
             "media_sessions": self.media.sessions,
             "connections": self._limiter.open,
+            "loop_lag_ms": round(admission.lag(now=now) * 1000),
+            "load_percent": round(admission.load(now=now) * 100),
         }
         line = stats.stats_line(
             gauges, self.b2bua.counters, self.media.counters, self.conn_counters
@@ -627,6 +705,8 @@ class Server:
 
     def close(self) -> None:
         self._timer.cancel()
+        if self._probe_handle is not None:
+            self._probe_handle.cancel()
         for _, proto in self._udp:
             if proto.transport is not None:
                 proto.transport.close()

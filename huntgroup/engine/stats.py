@@ -42,6 +42,12 @@ class SipCounters:
     auth_failures: int = 0  # wrong digest answers, unknown usernames, another line's credentials
     auth_lockouts: int = 0  # sources or lines locked out by server.auth (a WARNING line each)
     auth_locked_out: int = 0  # requests refused (503) while their source or line was locked out
+    overload_refused: int = 0  # new INVITEs refused (503) while the node was saturated
+    flood_refused: int = 0  # INVITEs/REGISTERs over their source's rate (503)
+    flood_dropped: int = 0  # ... past twice that rate: no answer
+    session_refreshes: int = 0  # session refreshes we sent (RFC 4028)
+    sessions_expired: int = 0  # calls ended: no refresh in time, or our refresh failed
+    max_duration_ended: int = 0  # calls ended by server.calls.max_duration
 
 
 @dataclass(slots=True)

@@ -61,13 +61,14 @@ SIPP_MISSING = (
     "run scripts/setup.sh (or scripts/test.sh), which installs it with apt-get."
 )
 
-Behaviour = Literal["answer", "noanswer", "busy", "decline", "bye"]
+Behaviour = Literal["answer", "noanswer", "busy", "decline", "bye", "timer"]
 MEMBER_SCENARIOS: dict[str, str] = {
     "answer": "uas_answer.xml",
     "noanswer": "uas_noanswer.xml",
     "busy": "uas_busy.xml",
     "decline": "uas_decline.xml",
     "bye": "uas_bye.xml",
+    "timer": "uas_timer.xml",
 }
 
 
@@ -463,7 +464,9 @@ class Sipp:
         ``answer``: 100, 180, 200 after ``answer_ms``, then waits for the BYE;
         ``bye``: the same, then hangs up after ``hangup_ms``; ``noanswer``:
         100, 180, then waits for CANCEL (200, 487); ``busy``: 486;
-        ``decline``: 603. Answering members reply 487 to a CANCEL while ringing.
+        ``decline``: 603; ``timer``: like ``answer``, and it wants session timers
+        offered (RFC 4028) and takes the refresher role. Answering members reply 487
+        to a CANCEL while ringing.
         OPTIONS pings are answered 200 (``-aa``).
         """
         extra = ["-aa", "-d", str(answer_ms)]

@@ -65,6 +65,15 @@ def test_answering_member_and_caller_who_hangs_up(sipp: Sipp) -> None:
     assert "transport=udp" in (ok.header("Contact") or "")
 
 
+def test_session_timer_caller_and_member(sipp: Sipp) -> None:
+    member = sipp.member("m1", "timer", answer_ms=100)
+    caller = sipp.call("c1", member.port, PILOT, "uac_timer.xml", duration_ms=200)
+    caller.expect_success()
+    ok = caller.received(200)[0]
+    assert ok.header("Session-Expires") == "1800;refresher=uas"
+    assert ok.header("Require") == "timer"
+
+
 def test_caller_cancels_a_ringing_answering_member(sipp: Sipp) -> None:
     member = sipp.member("m1", "answer", answer_ms=5000)
     caller = sipp.call("c1", member.port, PILOT, "uac_cancel.xml", duration_ms=300)

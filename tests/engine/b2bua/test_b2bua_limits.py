@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from b2bua_peers import PILOT, Network, make_config
+from b2bua_peers import LINE_A, PILOT, Network, build, make_config
+
+from huntgroup.engine.sip.routing import Peer
 
 
 @pytest.mark.parametrize(
@@ -39,3 +41,156 @@ def test_the_b2bua_refuses_new_calls_beyond_the_limits_and_keeps_the_others(
     second_phone.invite(PILOT)
     assert m1.has("INVITE") or m2.has("INVITE")
     assert net.b2b.counters.over_limits == 1
+
+
+# ------------------------------------------- overload and floods (issue 9, point 11)
+
+
+def limited(**limits: object) -> Network:
+    config = make_config("linear", members=2)
+    server = config.server.model_copy(
+        update={"limits": config.server.limits.model_validate(limits)}
+    )
+    return Network(config.model_copy(update={"server": server}))
+
+
+def test_a_lagging_loop_refuses_new_invites_at_once_while_calls_in_progress_go_on() -> None:
+    net = limited(max_loop_lag=0.1)
+    m1 = net.phone("m1", 7001, "m1")
+    caller = net.phone("a", 6001, "0600000001")
+    call = caller.invite(PILOT)
+    leg = m1.answering(m1.request("INVITE"))
+    leg.reply(200, rtp=27001)
+    m1.request("ACK")
+    call.ack(caller.response(200))
+    caller.drop()
+    ringing_caller = net.phone("r", 6003, "0600000003")
+    ringing = ringing_caller.invite(PILOT)  # rings m2 (m1 is busy)
+    assert net.phone("m2", 7002, "m2") is not None
+    for i in range(10):  # the driver reports a loop 300 ms late for 1 s
+        net.b2b.admission.loop_lag(0.3, now=net.now + i * 0.1)
+    net.advance(1.0)
+    transactions = len(net.b2b.layer)
+    newcomer = net.phone("b", 6002, "0600000002")
+    newcomer.invite(PILOT)
+    refused = newcomer.response(503)
+    assert refused.headers.get("Retry-After") == "1"
+    assert len(net.b2b.layer) == transactions, "the 503 is stateless: no transaction kept"
+    assert net.b2b.counters.overload_refused == 1
+    ringing.retransmit_invite()  # a call taken in before: its retransmission is no newcomer
+    assert not ringing_caller.has(503)
+    ringing.cancel()  # CANCEL of a call in progress
+    ringing_caller.response(200, "CANCEL")
+    ringing_caller.response(487)
+    call.reinvite(b"")  # in-dialog requests pass: relayed to the member
+    reinvite = m1.request("INVITE")
+    m1.respond(reinvite, 200, body=b"")
+    caller.response(200)
+    call.bye()
+    caller.response(200, "BYE")
+    assert m1.has("BYE")
+    assert net.b2b.active_calls == 0
+    assert net.b2b.counters.overload_refused == 1
+
+
+def test_one_source_over_its_invite_rate_gets_503_then_silence_and_others_still_call() -> None:
+    net = limited(per_source_invite_rate=1, per_source_invite_burst=2)
+    net.phone("m1", 7001, "m1"), net.phone("m2", 7002, "m2")
+    flooder = net.phone("f", 6001, "0600000001")
+    for _ in range(6):
+        flooder.invite(PILOT)
+    assert flooder.count(180) + flooder.count(100) >= 2, "the burst is taken in"
+    refusals = [m for m in flooder.log if getattr(m.message, "status", 0) == 503]
+    assert len(refusals) == 2
+    assert all(r.message.headers.get("Retry-After") == "2" for r in refusals)
+    assert net.b2b.counters.flood_refused == 2 and net.b2b.counters.flood_dropped == 2
+    other = net.phone("o", 6100, "0600000009")
+    other.peer = Peer("127.0.0.2", 6100, "UDP")  # another source address
+    net.phones[("127.0.0.2", 6100)] = other
+    other.invite(PILOT)
+    assert not other.has(503) and net.b2b.active_calls == 3, "taken in (queued)"
+    net.advance(2.0)  # two tokens back for the flooder
+    flooder.drop()
+    flooder.invite(PILOT)
+    assert not flooder.has(503)
+
+
+def test_one_source_over_its_register_rate_gets_503() -> None:
+    net = limited(per_source_register_rate=1, per_source_register_burst=1)
+    phone = net.phone("p", 6001, LINE_A)
+    phone.register(LINE_A, call_id="r1@test", cseq=1)
+    assert phone.has(401)
+    phone.register(LINE_A, call_id="r1@test", cseq=2)
+    refused = phone.response(503, "REGISTER")
+    assert refused.headers.get("Retry-After") == "1"
+
+
+def test_shed_invites_are_refused_from_their_bytes_or_parsed_alike() -> None:
+    net = limited(max_loop_lag=0.1)
+    net.phone("m1", 7001, "m1")
+    for i in range(10):
+        net.b2b.admission.loop_lag(0.5, now=i * 0.1)
+    net.advance(1.0)
+    caller = net.phone("a", 6001, "0600000001")
+    call = caller.invite(PILOT)  # the quick path, from the bytes
+    quick = caller.response(503)
+    assert quick.to.tag and quick.to.tag.startswith("shed-")
+    assert quick.call_id == call.call_id and quick.headers.get("Retry-After") == "1"
+    transactions = len(net.b2b.layer)
+    assert call.ack_failure(quick) == [], "its ACK is dropped unparsed"
+    assert len(net.b2b.layer) == transactions
+    # a folded header line: the quick path steps aside, the parsed path refuses it alike
+    folded = caller.invite(PILOT, extra=(("Subject", "a\r\n folded subject"),))
+    parsed = caller.response(503)
+    assert parsed.call_id == folded.call_id and parsed.headers.get("Retry-After") == "1"
+    assert net.b2b.counters.overload_refused == 2
+    assert net.b2b.active_calls == 0 and len(net.b2b.layer) == transactions
+
+
+def test_a_request_from_a_stream_is_shed_after_parsing() -> None:
+    from huntgroup.engine.sip.parser import parse_datagram
+
+    net = limited(per_source_invite_rate=1, per_source_invite_burst=1)
+    net.phone("m1", 7001, "m1")
+    caller = net.phone("a", 6001, "0600000001")
+    caller.invite(PILOT)  # takes the only token
+    data = build(
+        f"INVITE sip:{PILOT}@voip.example.net SIP/2.0",
+        [
+            ("Via", "SIP/2.0/TCP 127.0.0.1:6001;branch=z9hG4bKtcp1"),
+            ("From", "<sip:0600000001@voip.example.net>;tag=t1"),
+            ("To", f"<sip:{PILOT}@voip.example.net>"),
+            ("Call-ID", "tcp-1@test"),
+            ("CSeq", "1 INVITE"),
+            ("Contact", "<sip:0600000001@127.0.0.1:6001;transport=tcp>"),
+            ("Max-Forwards", "70"),
+        ],
+    )
+    tcp = Peer("127.0.0.1", 6001, "TCP")
+    outputs = net.b2b.receive_message(parse_datagram(data), tcp, now=net.now)
+    assert len(outputs) == 1 and b" 503 " in outputs[0].data.split(b"\r\n", 1)[0]
+    assert outputs[0].destination == tcp
+
+
+def test_a_shed_503_goes_to_the_real_source_never_to_the_via() -> None:
+    net = limited(max_loop_lag=0.1)
+    for i in range(10):
+        net.b2b.admission.loop_lag(0.5, now=i * 0.1)
+    net.advance(1.0)
+    phone = net.phone("a", 6001, "0600000001")
+    for n, folded in enumerate((False, True)):  # the quick path, then the parsed one
+        headers = [
+            ("Via", f"SIP/2.0/UDP 192.0.2.99:5999;branch=z9hG4bKvictim{n};rport"),
+            ("From", "<sip:0600000001@voip.example.net>;tag=t1"),
+            ("To", f"<sip:{PILOT}@voip.example.net>"),
+            ("Call-ID", f"victim-{n}@test"),
+            ("CSeq", "1 INVITE"),
+            ("Max-Forwards", "70"),
+        ]
+        if folded:
+            headers.append(("Subject", "a\r\n folded line"))
+        outputs = phone.send(build(f"INVITE sip:{PILOT}@voip.example.net SIP/2.0", headers))
+        assert [o.destination for o in outputs] == [phone.peer]
+        refused = phone.response(503)
+        assert refused.top_via.received == "127.0.0.1" and refused.top_via.rport == 6001
+    assert not net.stray
