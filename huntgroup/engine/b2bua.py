@@ -852,7 +852,8 @@ class B2BUA:
         - The trust domain (``server.trusted_peers``, the upstream) asserting an
           identity: its P-Asserted-Identity is kept. Only a trusted peer (an SBC
           in front of our phones) makes the call internal when it names one of
-          our lines; the upstream speaks for outside callers, never for a line.
+          our lines. The upstream speaks for outside callers, never for a line:
+          a call from it is outside whatever it carries (PAI, credentials).
         - Otherwise their P-Asserted-Identity is dropped. The caller is line
           ``number`` (the From) only when the INVITE comes from the transport
           address that line, and no other line, registered from, that address not
@@ -867,12 +868,13 @@ class B2BUA:
         Returns (the authenticated line or None, the PAI values to present), or
         None when the INVITE was answered.
         """
-        values = _asserted_values(request) if self.trust.trusts(source.host) else ()
+        trusted = self.trust.trusts(source.host)
+        values = _asserted_values(request) if trusted else ()
+        if trusted and not self.trust.is_peer(source.host):
+            return None, values  # the upstream: an outside call, whatever it carries
         if values:
-            line = None
-            if self.trust.is_peer(source.host):
-                users = (_user_of(parse_name_address(v).uri) for v in values)
-                line = next((u for u in users if u and self.config.line(u) is not None), None)
+            users = (_user_of(parse_name_address(v).uri) for v in values)
+            line = next((u for u in users if u and self.config.line(u) is not None), None)
             return line, values
         if not self._is_registered_line(number, source):
             if not self._credentials_for_us(request):
@@ -1627,8 +1629,9 @@ class B2BUA:
         An outside caller keeps the number it called from, and a line its own number. But a
         From naming one of our numbers (a line, a pilot) that is not the verified caller is a
         claim nobody checked: the trunk must not present it. It becomes the verified line
-        (a trusted peer asserted one, no Privacy asked), else the pilot of the group whose
-        overflow sends the call out, else anonymous (RFC 3323)."""
+        (a trusted peer asserted one, no Privacy asked), else the pilot the call was
+        routed to last (the group whose overflow sends it out), else anonymous (RFC 3323:
+        a line's own forward; the core no longer says which group a finished call had)."""
         caller = call.invite.from_
         user = _user_of(caller.uri) or ANONYMOUS
         if user == call.verified_line or not self._ours(user):

@@ -163,6 +163,18 @@ def test_the_upstreams_pai_naming_a_line_is_kept_but_the_call_stays_outside() ->
     assert verified_lines(net) == [None, None]  # LINE_B is not marked busy
 
 
+def test_a_call_from_the_upstream_is_outside_even_with_a_lines_credentials() -> None:
+    config = make_config("linear", members=1, member_lines=[LINE_A], hunt_direct_calls=True)
+    net, alice, trunk = trunk_world(config)
+    m1 = net.phone("m1", 7001, "m1")
+    busy_alice(net, alice)
+    credentials = proxy_credentials(trunk, LINE_B, f"sip:{LINE_A}@{DOMAIN}")
+    trunk.invite(LINE_A, from_user=LINE_B, extra=[("Proxy-Authorization", credentials)])
+    trunk.response(180)
+    assert m1.request("INVITE").headers.get_all(PAI) == []  # hunted: an outside call
+    assert verified_lines(net) == [None, None]
+
+
 def test_an_upstream_listed_as_trusted_peer_speaks_for_our_lines() -> None:
     config = make_config("linear", members=1, member_lines=[LINE_A], hunt_direct_calls=True)
     net, alice, trunk = trunk_world(with_server(config, trusted_peers=(TRUNK_HOST,)))
