@@ -24,6 +24,8 @@ from b2bua_peers import (
     digest_authorization,
     make_config,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_b2bua_lines import busy_alice, register, world
 from test_b2bua_trust import PAI, phone_at, register_contact, with_server
 
@@ -138,6 +140,58 @@ def test_the_registrar_knows_which_lines_registered_from_an_address() -> None:
     registrar.handle_timer(now=601.0)
     assert registrar.binding_count == 0
     assert registrar._by_source == {}  # bounded: nothing outlives its bindings
+
+
+_SOURCES = [Source("udp", "198.51.100.7", 5060), Source("udp", "198.51.100.7", 5062)]
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["bind", "unbind", "drop", "expire"]),
+        st.sampled_from(["0101", "0102", "0103"]),
+        st.integers(0, 2),  # contact
+        st.integers(0, 1),  # source
+        st.integers(0, 400),  # seconds later
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_OPS)
+def test_the_index_by_address_always_matches_the_live_bindings(
+    ops: list[tuple[str, str, int, int, int]],
+) -> None:
+    registrar = Registrar(min_expires=60, max_contacts=2)
+    now = 0.0
+    for cseq, (op, aor, contact, source, later) in enumerate(ops, start=1):
+        now += later
+        entry = ContactEntry(f"sip:{aor}@198.51.100.7:{6000 + contact}")
+        if op in ("bind", "unbind"):
+            expires = 120 if op == "bind" else 0
+            registrar.register(
+                aor,
+                [entry],
+                call_id=aor,
+                cseq=cseq,
+                now=now,
+                expires=expires,
+                source=_SOURCES[source],
+            )
+        elif op == "drop":
+            registrar.drop(aor)
+        else:
+            registrar.handle_timer(now=now)
+        for where in _SOURCES:
+            expected = {
+                b.aor
+                for a in ("0101", "0102", "0103")
+                for b in registrar.contacts(a, now=now)
+                if b.source == where
+            }
+            assert registrar.aors_at(where, now=now) == expected
+        index = registrar._by_source.values()
+        assert sum(sum(counts.values()) for counts in index) <= registrar.binding_count
+    registrar.handle_timer(now=now + 1000)
+    assert registrar._by_source == {}  # nothing outlives the bindings
 
 
 # ============================================== finding 10: the upstream is outside
