@@ -155,6 +155,16 @@ class ConnectionsConfig(_Model):
     idle_timeout: float = Field(3900.0, gt=0, le=86400)
     max_per_source: int = Field(64, ge=1)
     max_total: int | None = Field(None, ge=1)
+    outgoing_reserve: int = Field(32, ge=0, le=100_000)
+
+    @model_validator(mode="after")
+    def _reserve_fits(self) -> ConnectionsConfig:
+        if self.max_total is not None and self.max_total <= self.outgoing_reserve:
+            raise ValueError(
+                f"max_total ({self.max_total}) must be above outgoing_reserve "
+                f"({self.outgoing_reserve}): incoming connections need a place too"
+            )
+        return self
 
 
 class LimitsConfig(_Model):

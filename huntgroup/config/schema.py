@@ -108,16 +108,19 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "address": "IP address written in our SDP (where peers send RTP to us).",
         "rtp_ports": "RTP port range 'LOW-HIGH' (at least 2 ports, 1024..65535).",
         "mode": "relay: audio flows through the server; direct: between the phones.",
-        "latch_window": "Seconds after a stream starts in which RTP from a peer behind NAT "
-        "is taken from its signalling IP on any port (then that address is fixed); RTP is "
-        "otherwise only taken from the address the peer's SDP names.",
+        "latch_window": "Seconds after a stream starts in which a peer whose SDP address is "
+        "not its (public) signalling IP, nor a trusted peer's, may latch: its first RTP "
+        "packet from its SDP address or its signalling IP (any port) fixes the address; it "
+        "is sent nothing before. Other peers' RTP is only taken from their SDP address.",
         "rtp_timeout": "Seconds without RTP from a side of a bridged, relayed call not on "
         "hold before the call is ended on both sides (BYE); 0 or null: never. Not in "
         "direct media.",
     },
     "ConnectionsConfig": {
         "message_timeout": "Seconds from the first byte of a message on a TCP or TLS "
-        "connection until it is complete; beyond, the connection is closed.",
+        "connection until it is complete, and from the accept of an incoming connection "
+        "until its first complete message (CRLF keep-alives do not count); beyond, the "
+        "connection is closed.",
         "idle_timeout": "Seconds a TCP or TLS connection may stay without receiving anything "
         "(a CRLF keep-alive counts) before it is closed; above the registration expiry (3600 "
         "s) so that phones keep their registration connections.",
@@ -126,6 +129,9 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "max_total": "TCP and TLS connections open at once, both directions; beyond, new ones "
         "are closed at once. null: what the open-files limit leaves once every RTP port and "
         "a margin are kept for media.",
+        "outgoing_reserve": "Places of max_total that incoming connections never take: kept "
+        "for the connections the server opens (upstream, TCP and TLS members), so that a "
+        "flood of incoming connections cannot stop calls; max_total must be above it.",
     },
     "LimitsConfig": {
         "max_calls": "Calls in progress at once (ringing, queued or bridged); beyond, new "

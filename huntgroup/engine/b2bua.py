@@ -939,7 +939,10 @@ class B2BUA:
         """Take a caller's INVITE in: its media answer, its call record, its dialog key."""
         try:
             media = self.media.caller_offer(
-                request.body, request.content_type, source_host=source.host
+                request.body,
+                request.content_type,
+                source_host=source.host,
+                trusted=self.trust.trusts(source.host),
             )
         except ProtocolError as err:
             log.info("INVITE to %s refused: %s", number, err)
@@ -1258,7 +1261,15 @@ class B2BUA:
         if leg.cancelled or call.state == "ended" or call.bridged is not None:
             self._bye_leg(leg)  # too late: another member won, or the caller left
             return
-        if self.media.member_answer(call.media, response.body, source_host=source.host) is None:
+        if (
+            self.media.member_answer(
+                call.media,
+                response.body,
+                source_host=source.host,
+                trusted=self.trust.trusts(source.host),
+            )
+            is None
+        ):
             self._bye_leg(leg)  # an answer we cannot relay counts as a refusal
             self._core(MemberDeclined(call.core_id, leg.member, 488))
             return

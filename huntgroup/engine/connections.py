@@ -18,13 +18,19 @@ created: calls lose their audio. So:
 - :class:`ConnectionLimiter` counts open connections in total (both
   directions) and accepted ones per source (an IPv4 address, or the /64 of
   an IPv6 address: one host owns a whole /64). A connection beyond a cap is
-  refused; the driver closes it at once.
+  refused; the driver closes it at once. Accepted connections may hold at
+  most ``max_total - outgoing_reserve``: the last ``outgoing_reserve``
+  places are for connections the server opens itself (to the upstream, to
+  TCP/TLS members), so a flood of incoming connections cannot stop calls
+  from reaching their members.
 - :class:`ReportThrottle` keeps a log line an attacker can trigger to one per
   interval, with the count of those it held back.
 
 Invariants: pure bookkeeping, no clock (``now`` is passed in) and no socket;
 the per-source table holds only sources with an open connection, so it never
-has more entries than the total cap.
+has more entries than the cap on accepted connections; accepted connections
+never number more than ``max_total - outgoing_reserve``, and all of them
+together never more than ``max_total``.
 """
 
 from __future__ import annotations
@@ -48,32 +54,44 @@ class ResourceLimitError(HuntgroupError):
     """The process's limits cannot hold what the configuration asks for."""
 
 
-def connection_budget(open_files: int, *, rtp_ports: int, max_total: int | None) -> int:
-    """How many TCP/TLS connections the process may hold at once.
+def connection_budget(
+    open_files: int, *, rtp_ports: int, max_total: int | None, outgoing_reserve: int = 0
+) -> int:
+    """How many TCP/TLS connections the process may hold at once (both directions).
 
     ``open_files`` is the open-files limit (RLIMIT_NOFILE, soft, once raised),
     ``rtp_ports`` the size of the RTP port range (one socket each at most),
-    ``max_total`` the configured cap (None: all that is left). Raises
-    :class:`ResourceLimitError` when the cap, or :data:`MIN_CONNECTIONS`, does
-    not fit beside the media's sockets.
+    ``max_total`` the configured cap (None: all that is left) and
+    ``outgoing_reserve`` the places within it kept for connections the server
+    opens. Raises :class:`ResourceLimitError` when the cap, or the reserve plus
+    :data:`MIN_CONNECTIONS` accepted ones, does not fit beside the media's sockets.
     """
     available = open_files - rtp_ports - RESERVED_DESCRIPTORS
     fix = (
         "raise the hard open-files limit (ulimit -Hn; LimitNOFILE= in a systemd unit), "
         "narrow server.media.rtp_ports"
     )
-    wanted = MIN_CONNECTIONS if max_total is None else max_total
+    wanted = outgoing_reserve + MIN_CONNECTIONS if max_total is None else max_total
     if wanted > available:
-        what = (
-            f"server.connections.max_total ({max_total})"
-            if max_total is not None
-            else f"the minimum of {MIN_CONNECTIONS} TCP/TLS connections"
-        )
-        lower = ", or lower server.connections.max_total" if max_total is not None else ""
+        if max_total is not None:
+            what = f"server.connections.max_total ({max_total})"
+            lower = ", or lower server.connections.max_total"
+        else:
+            what = (
+                f"the minimum of {MIN_CONNECTIONS} TCP/TLS connections plus "
+                f"server.connections.outgoing_reserve ({outgoing_reserve})"
+            )
+            lower = ", or lower server.connections.outgoing_reserve"
         raise ResourceLimitError(
             f"{what} does not fit in the open-files limit: {open_files} descriptors - "
             f"{rtp_ports} RTP ports (server.media.rtp_ports) - {RESERVED_DESCRIPTORS} reserved "
             f"leave {max(available, 0)} for connections; {fix}{lower}"
+        )
+    if max_total is not None and max_total <= outgoing_reserve:
+        raise ResourceLimitError(
+            f"server.connections.max_total ({max_total}) leaves no place for incoming "
+            f"connections beside server.connections.outgoing_reserve ({outgoing_reserve}); "
+            "raise max_total or lower outgoing_reserve"
         )
     return wanted if max_total is not None else available
 
@@ -93,32 +111,51 @@ def source_of(host: str) -> str:
 
 
 class ConnectionLimiter:
-    """Open TCP/TLS connections: in total (both directions) and accepted per source."""
+    """Open TCP/TLS connections: in total (both directions), accepted ones in total
+    (at most ``max_total - outgoing_reserve``) and per source."""
 
-    __slots__ = ("_by_source", "max_per_source", "max_total", "open")
+    __slots__ = (
+        "_by_source",
+        "accepted",
+        "max_per_source",
+        "max_total",
+        "open",
+        "outgoing_reserve",
+    )
 
-    def __init__(self, *, max_per_source: int, max_total: int) -> None:
+    def __init__(self, *, max_per_source: int, max_total: int, outgoing_reserve: int = 0) -> None:
         if max_per_source < 1 or max_total < 1:
             raise ValueError("caps must be at least 1")
+        if not 0 <= outgoing_reserve < max_total:
+            raise ValueError("outgoing_reserve must leave a place for accepted connections")
         self.max_per_source = max_per_source
         self.max_total = max_total
+        self.outgoing_reserve = outgoing_reserve
         self.open = 0
+        self.accepted = 0
         self._by_source: dict[str, int] = {}
+
+    @property
+    def max_accepted(self) -> int:
+        """The cap on accepted connections: the total cap less the outgoing reserve."""
+        return self.max_total - self.outgoing_reserve
 
     def accept(self, source: str) -> Refusal | None:
         """A connection from ``source`` arrived: None when it is taken (counted), else why
         it is refused (not counted)."""
-        if self.open >= self.max_total:
+        if self.open >= self.max_total or self.accepted >= self.max_accepted:
             return "total"
         held = self._by_source.get(source, 0)
         if held >= self.max_per_source:
             return "per-source"
         self._by_source[source] = held + 1
+        self.accepted += 1
         self.open += 1
         return None
 
     def connect(self) -> bool:
-        """We want to open a connection: True when it fits (counted)."""
+        """We want to open a connection: True when it fits (counted). Accepted
+        connections never take the last ``outgoing_reserve`` places."""
         if self.open >= self.max_total:
             return False
         self.open += 1
@@ -130,6 +167,7 @@ class ConnectionLimiter:
         self.open = max(self.open - 1, 0)
         if source is None:
             return
+        self.accepted = max(self.accepted - 1, 0)
         held = self._by_source.get(source, 0) - 1
         if held > 0:
             self._by_source[source] = held

@@ -20,14 +20,18 @@ at most, and the winner's are played out when the relay starts.
 
 Relay: a packet arriving on one side is sent out of the other side's socket.
 
-Latching (docs/security.md, "RTP hijacking"): a side's packets are taken
-only from the address its SDP named (music and relay alike). A side behind
-NAT (the command carries its signalling IP) is latched onto its first packet
-from that IP, any port, within ``latch_window`` seconds of the stream
-starting, and is then sent to that address; after the window, or once
-latched, the address is fixed. A new SDP address for a side starts over.
-Datagrams that are not RTP version 2 are dropped and counted; so are those
-from any other address ("strangers"): never relayed, they never move a latch.
+Latching (docs/security.md, "RTP hijacking"): a side whose SDP address is
+vouched for (the command carries no signalling IP for it) is sent to at once
+and its packets are taken only from that address (music and relay alike). A
+side whose SDP address is unverified (the command carries its signalling IP:
+NAT, a SIP ALG, or a forged INVITE naming a victim) is sent NOTHING until it
+latches: its first packet from its SDP address, or from its signalling IP on
+any port, within ``latch_window`` seconds of the stream starting, fixes the
+address it is sent to and taken from. After the window an unlatched side is
+never sent anything. A new SDP address for a side starts over. Datagrams
+that are not RTP version 2 are dropped and counted; so are those from any
+other address ("strangers"): never relayed, they never move a latch nor
+count as the side's liveness.
 
 RTP inactivity: a relay started with ``watch`` notes when each side last
 sent; one heap of deadlines (at most one entry per session) and one timer
@@ -80,10 +84,10 @@ MAX_IDLE_SOCKETS = 1024
 @dataclass(slots=True)
 class _Side:
     sock: socket.socket
-    remote: tuple[str, int] | None = None  # where we send: the SDP address, or the latched one
+    remote: tuple[str, int] | None = None  # where we send: SDP address (vouched for) or latched
     signalled: tuple[str, int] | None = None  # the address the SDP named
-    nat: str | None = None  # behind NAT: its signalling IP, where it may latch from
-    window_end: float = 0.0  # until when a NAT'd side may latch
+    nat: str | None = None  # SDP address unverified: the signalling IP it may latch from
+    window_end: float = 0.0  # until when an unverified side may latch
     latched: bool = False  # the address is fixed
     last_rx: float = 0.0  # when it last sent an RTP packet we took
     strangers: int = 0  # packets from other addresses, dropped
@@ -190,16 +194,18 @@ class MediaEngine:
         return side
 
     def _aim(self, side: _Side, remote: tuple[str, int], nat: str | None, now: float) -> None:
-        """The side's SDP names ``remote`` (and, behind NAT, it signals from ``nat``).
+        """The side's SDP names ``remote`` (unverified: it signals from ``nat``).
 
         The same SDP again keeps the latch; a new address starts over: sent to
-        the SDP address, latched by its first packet (from ``nat`` within the
-        window), and its silence counted from now.
+        the SDP address at once if it is vouched for (``nat`` None), else sent
+        nothing until latched by its first packet (from the SDP address, or from
+        ``nat`` on any port, within the window); its silence counted from now.
         """
         if remote == side.signalled and nat == side.nat:
             return
         side.signalled, side.nat = remote, nat
-        side.remote = None if _unspecified(remote[0]) else remote  # c=0.0.0.0: hold, send nothing
+        # c=0.0.0.0: hold, send nothing; unverified: nothing before the latch
+        side.remote = None if nat is not None or _unspecified(remote[0]) else remote
         side.latched = False
         side.window_end = now + self.latch_window
         side.last_rx = now
@@ -211,12 +217,15 @@ class MediaEngine:
             return True
         if side.latched or side.signalled is None:
             return False
-        if _same_address(source, side.signalled) or (
-            side.nat is not None and now <= side.window_end and _same_host(source[0], side.nat)
-        ):
+        if side.nat is None:  # vouched for: its SDP address alone, at any time
+            latch = _same_address(source, side.signalled)
+        else:  # unverified: the SDP address or the signalling IP, in the window
+            latch = now <= side.window_end and (
+                _same_address(source, side.signalled) or _same_host(source[0], side.nat)
+            )
+        if latch:
             side.remote, side.latched = source, True
-            return True
-        return False
+        return latch
 
     def _stranger(self, session: str, port: int, side: _Side, source: tuple[str, int]) -> None:
         self.counters.dropped_unexpected_source += 1
@@ -291,13 +300,16 @@ class MediaEngine:
             return
         self._readable(session, port)
 
-    def _send(self, side: _Side, data: bytes) -> None:
+    def _send(self, side: _Side, data: bytes) -> bool:
+        """Send ``data`` to the side; False when it has no address (yet) or it failed."""
         if side.remote is None:
-            return
+            return False
         try:
             side.sock.sendto(data, side.remote)
         except (BlockingIOError, OSError):
             self.counters.send_errors += 1
+            return False
+        return True
 
     def _readable(self, session: str, port: int) -> None:
         state = self._sessions.get(session)
@@ -325,8 +337,7 @@ class MediaEngine:
                 continue  # the caller talks over the music: nobody listens
             other_port = state.member_port if port == state.caller_port else state.caller_port
             other = state.sides.get(other_port) if other_port is not None else None
-            if other is not None:
-                self._send(other, data)
+            if other is not None and self._send(other, data):
                 self.counters.relayed += 1
 
     # ------------------------------------------------------------ commands
@@ -362,8 +373,8 @@ class MediaEngine:
         for source, data in state.early:  # what the winner said before we were ready
             if self._accepts(member, source, now):  # others: the members who lost
                 member.last_rx = now
-                self._send(caller, data)
-                self.counters.relayed += 1
+                if self._send(caller, data):
+                    self.counters.relayed += 1
         state.early.clear()
         self._watch(cmd.session, state, cmd.watch and self.rtp_timeout is not None, now)
 
@@ -445,8 +456,7 @@ class MediaEngine:
             if state is None or state.caller_port is None:
                 continue
             side = state.sides.get(state.caller_port)
-            if side is not None:
-                self._send(side, packet)
+            if side is not None and self._send(side, packet):
                 self.counters.music_packets += 1
         self._rearm()
 

@@ -15,12 +15,16 @@ returns commands that the asyncio media layer carries out:
   the allocator here, so none leaks whatever the call's ending.
 
 Latching (RTP hijacking, docs/security.md): the relay takes RTP on a port
-only from the address the side's SDP named. A side whose SDP names a private
-address while its SIP came from elsewhere is behind NAT
-(:func:`~huntgroup.engine.nat.behind_nat`): the commands carry its
-signalling IP (``PlayMusic.nat``, ``StartRelay.caller_nat``/``member_nat``),
-and the relay latches onto the first packet from that IP, any port, within
-``server.media.latch_window`` seconds; then the latched address is fixed.
+only from the address the side's SDP named, and sends there at once, when
+that address is vouched for: it is the IP the side's SIP came from and not in
+a private network, or the SIP came from a trusted peer. Otherwise
+(:func:`~huntgroup.engine.nat.unverified_media`: NAT, a SIP ALG, a forged
+INVITE naming a victim) the commands carry the side's signalling IP
+(``PlayMusic.nat``, ``StartRelay.caller_nat``/``member_nat``): the relay
+sends that side nothing until it latches onto its first packet from the SDP
+address or from that IP (any port) within ``server.media.latch_window``
+seconds; then the latched address is fixed. Each side's signalling IP is
+kept, and the judgement made again whenever its SDP address changes.
 
 RTP inactivity: ``StartRelay.watch`` says both streams should flow (relay
 mode, neither side's latest SDP on hold), so the relay watches them for
@@ -28,16 +32,17 @@ mode, neither side's latest SDP on hold), so the relay watches them for
 fact back as :class:`RtpTimedOut` to :meth:`B2BUA.media_timed_out
 <huntgroup.engine.b2bua.B2BUA.media_timed_out>`, which ends the call.
 
-With ``server.media.mode: direct`` a call whose caller is not behind NAT
-keeps its media end to end once bridged. Members are offered the caller's
+With ``server.media.mode: direct`` a call whose caller's SDP address is
+vouched for keeps its media end to end once bridged. Members are offered the caller's
 own SDP (under our ``o=`` line); a caller who never heard our SDP gets the
 member's answer in its 200; a caller who did (queued with music, or early
 media) is re-INVITEd with the member's SDP, and the member is re-INVITEd in
 turn only if the caller's answer moved its media address. Until the caller
 switches, a relay carries the caller's audio to the member, then
-:meth:`MediaPlanner.bypass` gives the call's ports back. A call with a
-caller behind NAT is relayed as in ``relay`` mode, since only the relay can
-latch onto the NAT's public address.
+:meth:`MediaPlanner.bypass` gives the call's ports back. A call whose
+caller's SDP address is unverified (behind NAT, say) is relayed as in
+``relay`` mode, since only the relay can latch onto the address its packets
+really come from.
 
 Invariant: every port allocated for a call is released once, by ``bypass``
 or by ``close``.
@@ -50,7 +55,7 @@ import random
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from huntgroup.engine.nat import behind_nat
+from huntgroup.engine.nat import unverified_media
 from huntgroup.errors import MediaError, ProtocolError, RemoteProtocolError
 from huntgroup.media.g711 import Codec
 from huntgroup.media.ports import PortAllocator
@@ -77,14 +82,15 @@ class PlayMusic:
     codec: Codec
     payload_type: int
     music: str | None  # file path; None = the built-in music
-    nat: str | None = None  # the caller's signalling IP when it is behind NAT
+    nat: str | None = None  # the caller's signalling IP when its SDP address is unverified
 
 
 @dataclass(frozen=True, slots=True)
 class StartRelay:
     """Relay RTP between the two ports; each side is latched onto its SDP address,
-    or, behind NAT, onto the first packet from its signalling IP (``*_nat``) in the
-    latch window. ``watch``: both streams should flow (RTP inactivity timeout)."""
+    or, when that address is unverified (``*_nat``: its signalling IP), onto its
+    first packet from the SDP address or that IP in the latch window, and is sent
+    nothing before. ``watch``: both streams should flow (RTP inactivity timeout)."""
 
     session: str
     caller_port: int
@@ -141,8 +147,14 @@ class CallMedia:
     member_origin: Origin | None = None  # our o= line toward members
     member_port_open: bool = False
     closed: bool = False
-    caller_nat: str | None = None  # the caller's signalling IP, when it is behind NAT
-    member_nat: str | None = None  # the bridged member's signalling IP, when behind NAT
+    # Latching: each side's signalling IP, whether it is a trusted peer, and (``*_nat``)
+    # that IP when the side's current SDP address is unverified (it must latch first)
+    caller_source: str | None = None
+    caller_trusted: bool = False
+    caller_nat: str | None = None
+    member_source: str | None = None
+    member_trusted: bool = False
+    member_nat: str | None = None
     # server.media.mode: direct (see the module docstring)
     direct: bool = False  # this call's media goes end to end once bridged
     caller_sdp: SessionDescription | None = None  # the caller's latest SDP
@@ -174,13 +186,19 @@ class MediaPlanner:
         self._sessions = itertools.count(1)
 
     def caller_offer(
-        self, body: bytes, content_type: str | None, *, source_host: str | None = None
+        self,
+        body: bytes,
+        content_type: str | None,
+        *,
+        source_host: str | None = None,
+        trusted: bool = False,
     ) -> CallMedia:
         """Answer a caller's SDP offer; ProtocolError 488/415/400/503 when we cannot.
 
-        ``source_host`` is where the INVITE came from: in direct mode, a caller
-        whose SDP names a private address seen from elsewhere is behind NAT and
-        its media stays relayed.
+        ``source_host`` is where the INVITE came from, ``trusted`` whether that is
+        a trusted peer: a caller whose SDP address is unverified
+        (:func:`~huntgroup.engine.nat.unverified_media`) must send before it is
+        sent anything, and in direct mode its media stays relayed.
         """
         if not body:
             raise RemoteProtocolError("an INVITE without an SDP offer is not supported", 488)
@@ -202,7 +220,10 @@ class MediaPlanner:
             self.ports.release(port)
             raise
         endpoint = audio_endpoint(offer)
-        nat = endpoint is not None and behind_nat(endpoint[0], source_host)
+        unverified = unverified_media(
+            endpoint[0] if endpoint else None, source_host, trusted=trusted
+        )
+        nat = unverified is not None
         return CallMedia(
             session=f"m{next(self._sessions)}",
             caller_port=port,
@@ -211,7 +232,9 @@ class MediaPlanner:
             caller_origin=answer.sdp.origin,
             direct=self.mode == "direct" and endpoint is not None and not nat,
             caller_sdp=offer,
-            caller_nat=source_host if nat else None,
+            caller_source=source_host,
+            caller_trusted=trusted,
+            caller_nat=unverified,
         )
 
     def member_offer(self, media: CallMedia) -> bytes:
@@ -255,23 +278,27 @@ class MediaPlanner:
         return [] if media.closed else [OpenPort(media.session, media.caller_port, "caller")]
 
     def member_answer(
-        self, media: CallMedia, body: bytes, *, source_host: str | None = None
+        self,
+        media: CallMedia,
+        body: bytes,
+        *,
+        source_host: str | None = None,
+        trusted: bool = False,
     ) -> tuple[str, int] | None:
         """Where the member wants RTP, from its SDP answer; None if unusable.
 
-        ``source_host`` is where the answer came from: a member whose SDP names a
-        private address seen from elsewhere is behind NAT (the relay latches onto
-        its signalling IP).
+        ``source_host`` is where the answer came from, ``trusted`` whether that is
+        a trusted peer: a member whose SDP address is unverified must send before
+        it is sent anything (the relay latches onto it).
         """
         if not body or media.member_offer_sdp is None:
             return None
         try:
             answer = parse_sdp(body)
             endpoint = audio_endpoint(answer)
-            media.member_nat = (
-                source_host
-                if endpoint is not None and behind_nat(endpoint[0], source_host)
-                else None
+            media.member_source, media.member_trusted = source_host, trusted
+            media.member_nat = unverified_media(
+                endpoint[0] if endpoint else None, source_host, trusted=trusted
             )
             if media.direct:  # any codec the caller offered: we only pass it on
                 if endpoint is None or len(answer.media) != len(media.member_offer_sdp.media):
@@ -479,14 +506,21 @@ class MediaPlanner:
         *,
         from_caller: bool,
     ) -> None:
-        """A side's new SDP: kept as its latest, and its RTP now goes to ``endpoint``."""
+        """A side's new SDP: kept as its latest, and its RTP now goes to ``endpoint``
+        (vouched for or not, judged again against the side's signalling IP)."""
         if from_caller:
             media.caller_sdp = sdp
             media.caller_plan = _aimed(media.caller_plan, endpoint)
+            media.caller_nat = unverified_media(
+                endpoint[0], media.caller_source, trusted=media.caller_trusted
+            )
         else:
             media.member_sdp = sdp
             if media.member_plan is not None:
                 media.member_plan = _aimed(media.member_plan, endpoint)
+            media.member_nat = unverified_media(
+                endpoint[0], media.member_source, trusted=media.member_trusted
+            )
 
     def close(self, media: CallMedia) -> list[MediaCommand]:
         if media.closed:

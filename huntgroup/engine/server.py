@@ -17,10 +17,14 @@ request came on (dropped when it is gone), or to the UDP source address.
 Connections (``server.connections``, :mod:`connections`): the open-files
 limit is raised at start, and the TCP/TLS connections get what it leaves once
 the RTP ports are set aside; a connection beyond the cap per source or the
-total cap is closed at once (before any TLS handshake). Each connection must
-complete a message within ``message_timeout`` of its first byte and receive
-something (an RFC 5626 CRLF keep-alive, answered with a CRLF, counts) every
-``idle_timeout``; a peer that does not read what we send is cut off.
+cap on accepted connections (the total cap less ``outgoing_reserve``, kept for
+the connections we open) is closed at once (before any TLS handshake). An
+accepted connection must deliver its first complete message within
+``message_timeout`` of its accept (keep-alives do not count until then); from
+then on each message must be complete within ``message_timeout`` of its first
+byte, and something (an RFC 5626 CRLF keep-alive, answered with a CRLF,
+counts) must arrive every ``idle_timeout``. A peer that does not read what we
+send is cut off.
 
 Shutdown (SIGINT/SIGTERM): newcomers and OPTIONS probes get 503, calls in progress may finish
 for ``server.shutdown_grace`` seconds, then the B2BUA ends them with BYE; the
@@ -354,9 +358,12 @@ class Server:
         """A TCP connection arrived on a tcp: or tls: listener: capped, then served.
 
         The caps apply before any TLS handshake (which the connection then has
-        :data:`TLS_HANDSHAKE_TIMEOUT` seconds to complete): a handshake in
-        progress holds a descriptor too.
+        :data:`TLS_HANDSHAKE_TIMEOUT` seconds to complete, ``message_timeout`` if
+        shorter): a handshake in progress holds a descriptor too. The first
+        complete message must arrive ``message_timeout`` after the accept,
+        handshake included (:meth:`_read_tcp`).
         """
+        accepted_at = self.loop.time()
         peername = writer.get_extra_info("peername")
         host, port = str(peername[0]), int(peername[1])
         source = connections.source_of(host)
@@ -371,14 +378,18 @@ class Server:
                 assert self._tls_server is not None
                 try:
                     await writer.start_tls(
-                        self._tls_server, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT
+                        self._tls_server,
+                        ssl_handshake_timeout=min(
+                            TLS_HANDSHAKE_TIMEOUT, self._conn_settings.message_timeout
+                        ),
                     )
                 except (OSError, TimeoutError) as err:  # ssl.SSLError included
                     log.debug("TLS handshake with %s:%d failed: %s", host, port, err)
                     return
             key = (transport, host, port)
             self._tcp[key] = writer
-            await self._read_tcp(key, reader, writer)
+            first_by = accepted_at + self._conn_settings.message_timeout
+            await self._read_tcp(key, reader, writer, first_by=first_by)
         finally:
             self._limiter.release(source)
             self._close(writer)
@@ -388,7 +399,10 @@ class Server:
     ) -> None:
         if refusal == "total":
             self.conn_counters.conn_refused_total += 1
-            cap = f"total cap ({self._limiter.max_total})"
+            cap = (
+                f"total cap ({self._limiter.max_accepted} incoming; "
+                f"{self._limiter.outgoing_reserve} more kept for outgoing)"
+            )
         else:
             self.conn_counters.conn_refused_source += 1
             cap = f"cap per source ({self._limiter.max_per_source} from {source})"
@@ -408,17 +422,28 @@ class Server:
         key: StreamKey,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        *,
+        first_by: float | None = None,
     ) -> None:
-        """Read messages until the peer closes, or a deadline passes: a message must be
-        complete ``message_timeout`` seconds after its first byte, and a connection that
-        receives nothing (CRLF keep-alives count) for ``idle_timeout`` is closed."""
+        """Read messages until the peer closes, or a deadline passes.
+
+        ``first_by`` (loop time; accepted connections): the first complete message
+        must have arrived by then, or the connection is closed; CRLF keep-alives
+        before it are answered but do not extend it, so a connection that never
+        says anything cannot hold a descriptor longer than ``message_timeout``.
+        After the first message (from the start on connections we opened,
+        ``first_by`` None), a message must be complete ``message_timeout`` seconds
+        after its first byte, and a connection that receives nothing (CRLF
+        keep-alives count) for ``idle_timeout`` is closed."""
         parser = StreamParser()
         peer = Peer(key[1], key[2], key[0])
         limits = self._conn_settings  # as at start: changes under server: need a restart
         loop = self.loop
         started: float | None = None  # when the first byte of the message being read came
+        greeted = first_by is None  # a complete message came (or we opened the connection)
+        first = loop.time() + limits.idle_timeout if first_by is None else first_by
         try:
-            async with asyncio.timeout_at(loop.time() + limits.idle_timeout) as deadline:
+            async with asyncio.timeout_at(first) as deadline:
                 while data := await reader.read(65536):
                     now = loop.time()
                     try:
@@ -434,6 +459,10 @@ class Server:
                         self.run(
                             lambda now, m=message: self.b2bua.receive_message(m, peer, now=now)
                         )
+                    if messages:
+                        greeted = True
+                    if not greeted:
+                        continue  # the deadline stays at first_by
                     if parser.in_message:
                         if started is None or messages:
                             started = now
@@ -444,7 +473,10 @@ class Server:
                         started = None
                         deadline.reschedule(now + limits.idle_timeout)
         except TimeoutError:
-            if started is not None:
+            if not greeted:
+                self.conn_counters.conn_message_timeouts += 1
+                why = f"no complete message {limits.message_timeout:g} s after it was accepted"
+            elif started is not None:
                 self.conn_counters.conn_message_timeouts += 1
                 why = f"no complete message {limits.message_timeout:g} s after its first byte"
             else:
@@ -511,8 +543,8 @@ class Server:
             held = self._refusal_log.due(now=self.loop.time())
             if held is not None:
                 log.warning(
-                    "no %s connection opened to %s:%d: total cap (%d) reached (%d more refused "
-                    "since the last such line)",
+                    "no %s connection opened to %s:%d: total cap (%d, outgoing reserve "
+                    "included) reached (%d more refused since the last such line)",
                     key[0],
                     bracket(dest.host),
                     dest.port,
@@ -638,15 +670,24 @@ def connection_limiter(config: Config) -> connections.ConnectionLimiter:
     low, high = config.server.media.port_range
     limits = config.server.connections
     total = connections.connection_budget(
-        raise_open_files_limit(), rtp_ports=high - low + 1, max_total=limits.max_total
+        raise_open_files_limit(),
+        rtp_ports=high - low + 1,
+        max_total=limits.max_total,
+        outgoing_reserve=limits.outgoing_reserve,
     )
     log.info(
-        "connections: at most %d TCP/TLS in total, %d per source; %d descriptors kept for RTP",
+        "connections: at most %d TCP/TLS in total, of which %d kept for outgoing ones; "
+        "%d per source; %d descriptors kept for RTP",
         total,
+        limits.outgoing_reserve,
         limits.max_per_source,
         high - low + 1,
     )
-    return connections.ConnectionLimiter(max_per_source=limits.max_per_source, max_total=total)
+    return connections.ConnectionLimiter(
+        max_per_source=limits.max_per_source,
+        max_total=total,
+        outgoing_reserve=limits.outgoing_reserve,
+    )
 
 
 async def serve(config: Config, *, config_path: str | None = None) -> int:

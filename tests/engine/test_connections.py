@@ -72,6 +72,46 @@ def test_limiter_caps_per_source_and_in_total() -> None:
     assert limiter.held_by("a") == 0
 
 
+def test_accepted_connections_never_take_the_outgoing_reserve() -> None:
+    limiter = ConnectionLimiter(max_per_source=100, max_total=6, outgoing_reserve=2)
+    assert limiter.max_accepted == 4
+    assert [limiter.accept(f"10.0.0.{i}") for i in range(5)] == [None] * 4 + ["total"]
+    assert limiter.connect() and limiter.connect()  # the reserve is there for our own
+    assert not limiter.connect() and limiter.open == 6
+    limiter.release(None)
+    limiter.release(None)
+    assert limiter.accept("10.0.0.9") == "total"  # free places, but only the reserve's
+    limiter.release("10.0.0.0")
+    assert limiter.accept("10.0.0.9") is None
+    # our own connections may also use free places beyond the reserve...
+    limiter.release("10.0.0.9")
+    assert [limiter.connect() for _ in range(3)] == [True, True, True]
+    # ...and then accepted ones are held by the total cap
+    assert limiter.accept("10.0.0.9") == "total"
+    with pytest.raises(ValueError):
+        ConnectionLimiter(max_per_source=1, max_total=2, outgoing_reserve=2)
+
+
+def test_the_outgoing_reserve_counts_in_the_descriptor_budget() -> None:
+    budget = connection_budget(20000, rtp_ports=1000, max_total=None, outgoing_reserve=32)
+    assert budget == 20000 - 1000 - RESERVED_DESCRIPTORS  # the reserve is within it
+    tight = 1024 - RESERVED_DESCRIPTORS - MIN_CONNECTIONS - 32
+    assert connection_budget(1024, rtp_ports=tight, max_total=None, outgoing_reserve=32) == (
+        MIN_CONNECTIONS + 32
+    )
+    with pytest.raises(ResourceLimitError, match=r"outgoing_reserve \(32\)"):
+        connection_budget(1024, rtp_ports=tight + 1, max_total=None, outgoing_reserve=32)
+    with pytest.raises(ResourceLimitError, match="leaves no place for incoming"):
+        connection_budget(20000, rtp_ports=1000, max_total=32, outgoing_reserve=32)
+
+
+def test_a_max_total_within_the_outgoing_reserve_is_refused_by_the_config() -> None:
+    assert ConnectionsConfig().outgoing_reserve == 32
+    with pytest.raises(ValueError, match="must be above outgoing_reserve"):
+        ConnectionsConfig(max_total=10, outgoing_reserve=10)
+    assert ConnectionsConfig(max_total=10, outgoing_reserve=0).outgoing_reserve == 0
+
+
 def test_report_throttle_holds_back_and_counts() -> None:
     throttle = ReportThrottle(10.0)
     assert throttle.due(now=0.0) == 0
@@ -110,6 +150,9 @@ def test_server_caps_come_from_the_config_and_the_limit() -> None:
 
     limiter = connection_limiter(config(max_per_source=5, max_total=100))
     assert (limiter.max_per_source, limiter.max_total) == (5, 100)
+    assert (limiter.outgoing_reserve, limiter.max_accepted) == (32, 68)
+    limiter = connection_limiter(config(max_total=100, outgoing_reserve=4))
+    assert limiter.max_accepted == 96
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     derived = connection_limiter(config())
     if hard != resource.RLIM_INFINITY:

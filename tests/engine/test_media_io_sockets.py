@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
+
+import pytest
 
 from huntgroup.engine import media_io
 from huntgroup.engine.media_io import MediaEngine
-from huntgroup.engine.media_plan import CloseMedia, OpenPort, RtpTimedOut, StartRelay
+from huntgroup.engine.media_plan import (
+    CloseMedia,
+    OpenPort,
+    PlayMusic,
+    RtpTimedOut,
+    StartRelay,
+)
+from huntgroup.media.g711 import Codec
 
 
 def free_even_port() -> int:
@@ -73,10 +83,11 @@ def test_idle_sockets_are_bounded() -> None:
 class _Peers:
     """UDP sockets on loopback standing for phones and attackers."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, *, hosts: tuple[str, ...] = ()) -> None:
+        """``count`` sockets; the i-th on ``hosts[i]`` (a loopback alias), else 127.0.0.1."""
         self.socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
-        for s in self.socks:
-            s.bind(("127.0.0.1", 0))
+        for i, s in enumerate(self.socks):
+            s.bind((hosts[i] if i < len(hosts) else "127.0.0.1", 0))
             s.setblocking(False)
 
     def addr(self, i: int) -> tuple[str, int]:
@@ -204,6 +215,102 @@ def test_a_silent_watched_relay_is_reported_once_and_a_held_one_never() -> None:
             assert engine.counters.rtp_timeouts == 1
             await asyncio.sleep(0.5)  # no second report, and none for the held call
             assert len(reported) == 1
+        finally:
+            engine.close_all()
+            peers.close()
+
+    asyncio.run(scenario())
+
+
+async def _until(done: Callable[[], bool], turns: int = 200) -> None:
+    """Let the loop run until ``done()`` (bounded: ``turns`` sleeps of 10 ms)."""
+    for _ in range(turns):
+        if done():
+            return
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("latch_from", ["signalling ip", "sdp address"])
+def test_an_unverified_sdp_address_gets_no_music_until_a_packet_latches(latch_from: str) -> None:
+    """One forged INVITE from 127.0.0.2 names the victim 127.0.0.1:v (review finding 3):
+    the victim receives nothing; a packet from the caller's signalling IP (any port)
+    or from the SDP address itself latches, and the music goes there only."""
+
+    async def scenario() -> None:
+        engine = MediaEngine(asyncio.get_running_loop(), "127.0.0.1", latch_window=30)
+        port = free_even_port()
+        peers = _Peers(2, hosts=("127.0.0.1", "127.0.0.2"))  # 0: the victim, 1: the caller
+        try:
+            engine.execute(
+                PlayMusic("s1", port, peers.addr(0), Codec.PCMU, 0, None, nat="127.0.0.2")
+            )
+            await asyncio.sleep(0.3)  # some fifteen music packets are due meanwhile
+            assert peers.received(0) == [], "music reflected at the SDP address"
+            assert engine.counters.music_packets == 0
+            sender = 1 if latch_from == "signalling ip" else 0
+            peers.socks[sender].sendto(_rtp(b"hello"), ("127.0.0.1", port))
+            got: list[bytes] = []
+            await _until(lambda: got.extend(peers.received(sender)) or len(got) >= 5)
+            assert len(got) >= 5, "the music follows the latched address"
+            assert peers.received(1 - sender) == []
+            # Latched: another port of the signalling IP is a stranger now.
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+                other.bind(("127.0.0.2", 0))
+                other.sendto(_rtp(b"move"), ("127.0.0.1", port))
+                await _settle()
+            assert engine.counters.dropped_unexpected_source == 1
+            assert peers.received(1 - sender) == []
+        finally:
+            engine.close_all()
+            peers.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_alg_peer_latches_from_its_signalling_ip_is_relayed_and_stays_alive() -> None:
+    """A SIP ALG / STUN caller (review finding 8): its SDP names 127.0.0.3:p, its SIP and
+    its RTP come from 127.0.0.2 (another port). Nothing goes to the SDP address; once
+    latched its RTP is relayed both ways and counts as liveness for rtp_timeout."""
+
+    async def scenario() -> None:
+        reported: list[RtpTimedOut] = []
+        engine = MediaEngine(
+            asyncio.get_running_loop(),
+            "127.0.0.1",
+            latch_window=30,
+            rtp_timeout=0.3,
+            on_timeout=reported.append,
+        )
+        caller_port, member_port = free_even_port(), free_even_port() + 2
+        # 0: the address the caller's SDP names, 1: where its RTP comes from, 2: the member
+        peers = _Peers(3, hosts=("127.0.0.3", "127.0.0.2", "127.0.0.1"))
+        try:
+            engine.execute(
+                StartRelay(
+                    "s1",
+                    caller_port,
+                    peers.addr(0),
+                    member_port,
+                    peers.addr(2),
+                    caller_nat="127.0.0.2",
+                )
+            )
+            heard = {1: 0, 2: 0}
+            for i in range(60):  # 1.2 s of audio, four times rtp_timeout
+                peers.socks[2].sendto(_rtp(b"m%d" % i), ("127.0.0.1", member_port))
+                if i >= 5:  # the member speaks first: nothing may reach the SDP address
+                    peers.socks[1].sendto(_rtp(b"c%d" % i), ("127.0.0.1", caller_port))
+                await asyncio.sleep(0.02)
+                for j in heard:
+                    heard[j] += len(peers.received(j))
+            await _settle()
+            for j in heard:
+                heard[j] += len(peers.received(j))
+            assert peers.received(0) == [], "sent to the unverified SDP address"
+            assert heard[2] >= 50, "the caller's RTP was not relayed"
+            assert heard[1] >= 50, "the member's RTP did not reach the latched caller"
+            assert reported == [], "a talking call was ended by rtp_timeout"
+            assert engine.counters.rtp_timeouts == 0
         finally:
             engine.close_all()
             peers.close()

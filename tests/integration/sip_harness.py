@@ -278,11 +278,14 @@ class SippProcess:
     screen_file: Path
     timeout: float
     returncode: int | None = None
+    transport: str = "udp"
 
     @property
     def uri(self) -> str:
-        """``sip:NAME@127.0.0.1:PORT``: the fixed URI of a member in a group."""
-        return member_uri(self.name, self.port)
+        """``sip:NAME@127.0.0.1:PORT``: the fixed URI of a member in a group
+        (with ``;transport=tcp`` for a member on TCP)."""
+        uri = member_uri(self.name, self.port)
+        return uri if self.transport == "udp" else f"{uri};transport={self.transport}"
 
     def final_status(self) -> int | None:
         """The final status (>= 200) this caller received for its INVITE, if any."""
@@ -391,6 +394,7 @@ class Sipp:
         port: int | None,
         timeout: float,
         remote: str | None = None,
+        transport: str = "udp",
     ) -> SippProcess:
         scenario_path = SCENARIOS / scenario
         if not scenario_path.is_file():
@@ -406,7 +410,7 @@ class Sipp:
             "-sf", str(scenario_path),
             "-i", HOST, "-p", str(port),
             "-mi", HOST, "-mp", str(media),
-            "-t", "u1",
+            "-t", "t1" if transport == "tcp" else "u1",
             "-nostdin",
             "-timeout", f"{timeout:g}s",
             "-max_retrans", "4",
@@ -435,6 +439,7 @@ class Sipp:
             error_file=error_file,
             screen_file=screen_file,
             timeout=timeout,
+            transport=transport,
         )
         self.processes.append(proc)
         return proc
@@ -448,8 +453,12 @@ class Sipp:
         hangup_ms: int = 1000,
         port: int | None = None,
         timeout: float = 60,
+        transport: str = "udp",
     ) -> SippProcess:
         """A SIPp UAS at ``sip:NAME@127.0.0.1:PORT`` that answers every call it gets the same way.
+
+        ``transport``: ``udp``, or ``tcp`` (SIPp listens on TCP; its URI says
+        ``;transport=tcp``, so the server opens a connection to it).
 
         ``answer``: 100, 180, 200 after ``answer_ms``, then waits for the BYE;
         ``bye``: the same, then hangs up after ``hangup_ms``; ``noanswer``:
@@ -460,8 +469,18 @@ class Sipp:
         extra = ["-aa", "-d", str(answer_ms)]
         if behaviour == "bye":
             extra += ["-set", "hangup_ms", str(hangup_ms)]
-        proc = self._start(name, MEMBER_SCENARIOS[behaviour], extra, port=port, timeout=timeout)
-        _wait_udp_bound(proc)
+        proc = self._start(
+            name,
+            MEMBER_SCENARIOS[behaviour],
+            extra,
+            port=port,
+            timeout=timeout,
+            transport=transport,
+        )
+        if transport == "tcp":
+            _wait_tcp_listening(proc)
+        else:
+            _wait_udp_bound(proc)
         return proc
 
     def call(
@@ -567,6 +586,34 @@ def _wait_udp_bound(proc: SippProcess, *, deadline: float = STARTUP_DEADLINE) ->
             break
         time.sleep(0.05)
     raise HarnessError(f"{proc.name}: sipp did not bind udp {HOST}:{proc.port}")
+
+
+def tcp_port_listening(port: int) -> bool:
+    """True when some socket listens on TCP ``port`` on 127.0.0.1 (or the wildcard), read
+    from ``/proc/net/tcp`` where it exists (else by connecting to it)."""
+    table = Path("/proc/net/tcp")
+    if not table.exists():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.settimeout(1)
+            return probe.connect_ex((HOST, port)) == 0
+    wanted = {f"0100007F:{port:04X}", f"00000000:{port:04X}"}
+    return any(
+        fields[1] in wanted and fields[3] == "0A"  # 0A: LISTEN
+        for fields in (line.split() for line in table.read_text().splitlines()[1:])
+        if len(fields) > 3
+    )
+
+
+def _wait_tcp_listening(proc: SippProcess, *, deadline: float = STARTUP_DEADLINE) -> None:
+    """Wait until the SIPp process listens on its TCP port (bounded by ``deadline`` s)."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if proc.popen.poll() is not None:
+            raise HarnessError(f"{proc.name}: sipp exited at start-up\n{proc.describe()}")
+        if tcp_port_listening(proc.port):
+            return
+        time.sleep(0.05)
+    raise HarnessError(f"{proc.name}: sipp did not listen on tcp {HOST}:{proc.port}")
 
 
 def invites_in_order(members: dict[str, SippProcess]) -> list[str]:

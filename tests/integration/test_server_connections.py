@@ -1,5 +1,7 @@
-"""TCP connections to a live server are bounded: a message deadline, an idle timeout
-that RFC 5626 keep-alives hold off, caps per source and in total, counted and logged."""
+"""TCP connections to a live server are bounded: a deadline for the first message after
+the accept and for each message, an idle timeout that RFC 5626 keep-alives hold off, caps
+per source and in total with a reserve for the server's own connections, counted and
+logged."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from sip_harness import REPO_ROOT, HuntgroupServer, PortAllocator, server_config
+from sip_harness import REPO_ROOT, HuntgroupServer, PortAllocator, Sipp, group, server_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
 
@@ -102,7 +104,9 @@ def stats_line(server: HuntgroupServer, count: int) -> dict[str, int]:
 def test_a_half_sent_message_is_closed_after_the_message_deadline(make_server: Any) -> None:
     server = make_server(message_timeout=1.0, idle_timeout=30)
     with connect(server.port) as slow, connect(server.port) as good:
-        slow.sendall(options(server.port, "h1", slow.getsockname())[:60])  # never finished
+        assert answered(slow, server.port, "h0")  # past its first message...
+        assert answered(good, server.port, "h3")
+        slow.sendall(options(server.port, "h1", slow.getsockname())[:60])  # ...one never finished
         started = time.monotonic()
         for _ in range(4):  # a byte now and then is no activity that saves it
             time.sleep(0.2)
@@ -121,6 +125,8 @@ def test_idle_connections_close_but_crlf_keepalives_keep_theirs_with_pongs(
 ) -> None:
     server = make_server(message_timeout=1.0, idle_timeout=1.5)
     with connect(server.port) as idle, connect(server.port) as phone:
+        # a first complete message on each: from then on the idle timeout applies
+        assert answered(idle, server.port, "k0") and answered(phone, server.port, "k2")
         pongs = b""
         phone.settimeout(0.5)
         idle_closed = None
@@ -175,7 +181,7 @@ def test_per_source_cap_refuses_extra_connections_and_existing_ones_keep_working
 
 
 def test_total_cap_refuses_extra_connections_from_any_source(make_server: Any) -> None:
-    server = make_server(max_per_source=3, max_total=5)
+    server = make_server(max_per_source=3, max_total=7, outgoing_reserve=2)
     kept = [connect(server.port, f"127.0.0.{2 + i // 3}") for i in range(5)]
     extra = [connect(server.port, f"127.0.0.{10 + i}") for i in range(3)]
     try:
@@ -188,7 +194,88 @@ def test_total_cap_refuses_extra_connections_from_any_source(make_server: Any) -
             sock.close()
     stats = stats_line(server, 1)
     assert stats["conn_refused_total"] == 3 and stats["conn_refused_source"] == 0
-    assert "refused: total cap (5) reached" in server.log()
+    assert "refused: total cap (5 incoming; 2 more kept for outgoing) reached" in server.log()
+
+
+def test_a_connection_that_never_completes_a_message_is_closed_after_message_timeout(
+    make_server: Any,
+) -> None:
+    """Silence, or keep-alives alone, do not hold a connection until the idle timeout:
+    the first complete message must come ``message_timeout`` after the accept."""
+    server = make_server(message_timeout=1.0, idle_timeout=30)
+    started = time.monotonic()
+    with (
+        connect(server.port) as silent,
+        connect(server.port) as pinger,
+        connect(server.port) as phone,
+    ):
+        assert answered(phone, server.port, "s1")  # a complete message: idle_timeout now
+        silent.settimeout(0.01)
+        closed: dict[str, float] = {}
+        pongs = 0
+        while len(closed) < 2 and time.monotonic() - started < 10:  # bounded
+            if "pinger" not in closed:
+                try:
+                    pinger.sendall(b"\r\n\r\n")  # RFC 5626 pings, never a message
+                    pinger.settimeout(0.2)
+                    got = pinger.recv(64)
+                    pongs += got.count(b"\r\n")
+                    if not got:
+                        closed["pinger"] = time.monotonic() - started
+                except TimeoutError:
+                    pass
+                except OSError:
+                    closed["pinger"] = time.monotonic() - started
+            if "silent" not in closed:
+                try:
+                    if silent.recv(1) == b"":
+                        closed["silent"] = time.monotonic() - started
+                except TimeoutError:
+                    pass
+                except OSError:
+                    closed["silent"] = time.monotonic() - started
+            time.sleep(0.1)
+        assert set(closed) == {"silent", "pinger"}, closed
+        assert all(0.8 <= t <= 6.0 for t in closed.values()), closed  # idle_timeout is 30
+        assert pongs >= 1  # keep-alives were answered, they just did not extend the deadline
+        phone.settimeout(5)
+        assert answered(phone, server.port, "s2")  # past message_timeout, still open
+    stats = stats_line(server, 1)
+    assert stats["conn_message_timeouts"] == 2 and stats["conn_idle_timeouts"] == 0
+    assert "no complete message 1 s after it was accepted" in server.log()
+
+
+def test_an_incoming_flood_leaves_outgoing_connections_their_reserve(
+    tmp_path: Path, ports: PortAllocator, sipp: Sipp
+) -> None:
+    """Incoming connections filling their cap do not stop a call from reaching a member
+    the server must open a TCP connection to."""
+    member = sipp.member("m1", "answer", answer_ms=200, transport="tcp")
+    pilot = "0140000000"
+    config = server_config(
+        ports, groups=[group("G", pilot, "linear", [member.uri], no_answer_timeout=5)]
+    )
+    config["server"]["connections"] = {
+        "max_per_source": 100,
+        "max_total": 12,
+        "outgoing_reserve": 2,
+        "message_timeout": 60,
+    }
+    server = HuntgroupServer(config=config, workdir=tmp_path / "reserve").start()
+    flood = [connect(server.port) for _ in range(15)]  # 3 more than max_total
+    try:
+        time.sleep(1.0)  # the server closes the refused ones at once
+        kept = [sock for sock in flood if closed_by_server(sock, within=0.2) is None]
+        assert len(kept) == 10  # max_total - outgoing_reserve: the incoming cap is full
+        caller = sipp.call("caller", server.port, pilot, "uac_call.xml", duration_ms=300)
+        caller.expect_success()
+        assert len(member.received("INVITE")) == 1
+        assert all(closed_by_server(sock, within=0.05) is None for sock in kept)
+    finally:
+        for sock in flood:
+            sock.close()
+        server.kill()
+    assert "refused: total cap (10 incoming; 2 more kept for outgoing) reached" in server.log()
 
 
 def test_limit_raised_at_start_and_a_cap_that_does_not_fit_refused(

@@ -28,7 +28,7 @@ def options(host: str, port: int, transport: str, branch: str) -> bytes:
 def udp_exchange(host: str, port: int, data: bytes) -> bytes:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(3)
+        sock.settimeout(15)
         sock.bind((host, 0))
         sock.sendto(data, (host, port))
         reply, _ = sock.recvfrom(65535)
@@ -71,7 +71,7 @@ def test_options_over_udp_v4_and_v6_with_rport(dual_stack: Any) -> None:
 def test_options_and_register_over_tcp_reuse_the_connection(dual_stack: Any, host: str) -> None:
     _server, v4, v6 = dual_stack
     port = v6 if ":" in host else v4
-    with socket.create_connection((host, port), timeout=3) as sock:
+    with socket.create_connection((host, port), timeout=15) as sock:
         sock.sendall(options(host, port, "TCP", "t1"))
         assert tcp_read_message(sock).startswith(b"SIP/2.0 200 ")
         register = (
@@ -88,7 +88,7 @@ def test_options_and_register_over_tcp_reuse_the_connection(dual_stack: Any, hos
 
 def test_garbage_on_tcp_gets_400_and_the_server_goes_on(dual_stack: Any) -> None:
     server, v4, _v6 = dual_stack
-    with socket.create_connection(("127.0.0.1", v4), timeout=3) as sock:
+    with socket.create_connection(("127.0.0.1", v4), timeout=15) as sock:
         bad = options("127.0.0.1", v4, "TCP", "g1").replace(b"SIP/2.0\r\nVia", b"SIP/9.9\r\nVia")
         sock.sendall(bad)
         reply = tcp_read_message(sock)

@@ -32,6 +32,7 @@ from test_b2bua_trust import PAI, phone_at, register_contact, with_server
 from huntgroup.config.models import Config
 from huntgroup.engine.registrar import ContactEntry, Registrar, Source
 from huntgroup.engine.sip.message import Request
+from huntgroup.engine.trust import TrustDomain
 
 TRUNK_HOST = "192.0.2.50"  # the upstream, on a host of its own
 UPSTREAM = f"sip:{TRUNK_HOST}:5060"
@@ -215,6 +216,16 @@ def test_the_upstreams_pai_naming_a_line_is_kept_but_the_call_stays_outside() ->
     assert invite.headers.get_all(PAI) == [f"<sip:{LINE_B}@{DOMAIN}>"]  # shown to members
     assert not trunk.has(486)
     assert verified_lines(net) == [None, None]  # LINE_B is not marked busy
+
+
+def test_the_trust_domain_tells_the_upstream_from_the_peers() -> None:
+    trust = TrustDomain(["198.51.100.0/24"], UPSTREAM)
+    assert trust.trusts(TRUNK_HOST) and not trust.is_peer(TRUNK_HOST)
+    assert trust.trusts("198.51.100.9") and trust.is_peer("::ffff:198.51.100.9")
+    assert not trust.trusts("203.0.113.1") and not trust.is_peer("203.0.113.1")
+    both = TrustDomain([TRUNK_HOST], UPSTREAM)  # one SBC in front of carrier and phones
+    assert both.trusts(TRUNK_HOST) and both.is_peer(TRUNK_HOST)
+    assert TrustDomain([], UPSTREAM) and not TrustDomain([], UPSTREAM).is_peer(TRUNK_HOST)
 
 
 def test_a_call_from_the_upstream_is_outside_even_with_a_lines_credentials() -> None:

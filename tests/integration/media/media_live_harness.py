@@ -311,11 +311,13 @@ class SipUA:
 
     _counter = itertools.count(1)
 
-    def __init__(self, name: str, server: tuple[str, int]) -> None:
+    def __init__(self, name: str, server: tuple[str, int], *, host: str = LOOPBACK) -> None:
+        """``host``: the loopback address it sends from (127.0.0.2 stands for another host)."""
         self.name = name
         self.server = server
+        self.host = host
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((LOOPBACK, 0))
+        self.sock.bind((host, 0))
         self.port = int(self.sock.getsockname()[1])
         self.pending: list[SipMessage] = []
 
@@ -346,13 +348,13 @@ class SipUA:
         to = f"<sip:{PILOT}@test.invalid>" + (f";tag={to_tag}" if to_tag else "")
         lines = [
             f"{method} {uri} SIP/2.0",
-            f"Via: SIP/2.0/UDP {LOOPBACK}:{self.port};branch={branch or self.branch()}",
+            f"Via: SIP/2.0/UDP {self.host}:{self.port};branch={branch or self.branch()}",
             "Max-Forwards: 70",
             f'From: "{self.name}" <sip:0611223344@{LOOPBACK}>;tag={from_tag}',
             f"To: {to}",
             f"Call-ID: {call_id}",
             f"CSeq: {cseq} {method}",
-            f"Contact: <sip:{self.name}@{LOOPBACK}:{self.port}>",
+            f"Contact: <sip:{self.name}@{self.host}:{self.port}>",
         ]
         if body:
             lines.append("Content-Type: application/sdp")
@@ -372,7 +374,7 @@ class SipUA:
             f"To: {to}",
             f"Call-ID: {request.call_id}",
             f"CSeq: {request.header('CSeq')}",
-            f"Contact: <sip:{self.name}@{LOOPBACK}:{self.port}>",
+            f"Contact: <sip:{self.name}@{self.host}:{self.port}>",
         ]
         if body:
             lines.append("Content-Type: application/sdp")
@@ -503,9 +505,10 @@ class RtpSocket:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _kernel_time: bool = False
+    host: str = LOOPBACK  # the loopback address it is bound to
 
     def __post_init__(self) -> None:
-        self.sock.bind((LOOPBACK, 0))
+        self.sock.bind((self.host, 0))
         if sys.platform.startswith("linux"):
             with contextlib.suppress(OSError):
                 self.sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)

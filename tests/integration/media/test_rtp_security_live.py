@@ -297,3 +297,80 @@ def test_a_caller_behind_nat_is_latched_from_its_sip_address_and_then_fixed(
     assert len(caller_audio.arrivals) >= 50, "the music follows the latched address"
     assert not attacker.audio.arrivals, "the latch moved to the attacker"
     assert counters["dropped_unexpected_source"] >= attacker.sent // 2
+
+
+@pytest.mark.parametrize("latch_from", ["signalling ip", "sdp address"])
+def test_a_forged_invite_naming_a_victim_sends_it_nothing_until_a_latch(
+    tmp_path: Path, latch_from: str
+) -> None:
+    """RTP reflection (one spoofed INVITE): its SDP names 127.0.0.1:<victim>, its SIP
+    comes from 127.0.0.2. The victim receives no music; once a packet comes from the
+    caller's signalling IP (any port) or from the SDP address, the music goes there."""
+    cfg = make_config(
+        rtp_ports=free_port_range(8),
+        members=[{"uri": f"sip:agent@{LOOPBACK}:9", "position": 1, "joined": False}],
+    )
+    server = start_server(tmp_path, cfg)
+    caller = SipUA("caller", server.sip, host="127.0.0.2")
+    victim, caller_audio = RtpSocket(), RtpSocket(host="127.0.0.2")
+    with closing_all(victim, caller_audio, caller, server):
+        call_id = caller.new_call_id()
+        body = sdp_offer(victim.port)  # names 127.0.0.1, not where the INVITE came from
+        caller.send(caller.request("INVITE", f"sip:{PILOT}@test.invalid", call_id, 1, body=body))
+        call = await_answer(caller, call_id)
+        time.sleep(0.5)  # some 25 music packets are due meanwhile
+        reflected = len(victim.arrivals)
+        latched = caller_audio if latch_from == "signalling ip" else victim
+        other = victim if latched is caller_audio else caller_audio
+        talk([(latched, call.server_rtp, CALLER_SSRC)], 1)
+        latched.wait_for(25)
+        counters = stats(server)
+        call.hang_up()
+
+    assert reflected == 0, "the music was reflected at the SDP address before any latch"
+    assert len(latched.arrivals) >= 25, "the music did not follow the latched address"
+    assert {a.source for a in latched.arrivals} == {call.server_rtp}
+    assert not other.arrivals
+    assert counters["music_packets"] >= 25
+    assert "Traceback" not in server.log()
+
+
+def test_an_alg_caller_latches_from_its_signalling_ip_and_its_call_stays(tmp_path: Path) -> None:
+    """A SIP ALG / STUN phone: its SDP names an address (127.0.0.3) that is not where its
+    SIP comes from (127.0.0.2); its NAT sends the RTP from another port of 127.0.0.2.
+    Nothing goes to the SDP address; the RTP is latched, relayed both ways, and it
+    counts as liveness: the rtp_timeout (2 s) does not end the call."""
+    member = SipUA("member", ("0.0.0.0", 0))
+    server = start_server(tmp_path, _timeout_config(member.port, 2))
+    member.server = server.sip
+    caller = SipUA("caller", server.sip, host="127.0.0.2")
+    announced, caller_audio = RtpSocket(host="127.0.0.3"), RtpSocket(host="127.0.0.2")
+    member_audio = RtpSocket()
+    with closing_all(announced, caller_audio, member_audio, caller, member, server):
+        call_id = caller.new_call_id()
+        body = sdp_offer(announced.port).replace(f"IN IP4 {LOOPBACK}".encode(), b"IN IP4 127.0.0.3")
+        caller.send(caller.request("INVITE", f"sip:{PILOT}@test.invalid", call_id, 1, body=body))
+        leg, engine_member_rtp = answer_invite(member, member_audio.port, ring_for=0.05)
+        call = await_answer(caller, call_id)
+        # The member speaks first: the caller has not latched, nothing may go to 127.0.0.3.
+        talk([(member_audio, engine_member_rtp, MEMBER_SSRC)], 10)
+        both = [
+            (caller_audio, call.server_rtp, CALLER_SSRC),
+            (member_audio, engine_member_rtp, MEMBER_SSRC),
+        ]
+        talk(both, 300, first=10)  # 3 s or more: longer than rtp_timeout
+        member_audio.wait_until(lambda a: len(a) >= 300)
+        caller_audio.wait_until(lambda a: len(a) >= 300)
+        with pytest.raises(TimeoutError):  # the call is still up
+            caller.wait(lambda m: m.is_request and m.method == "BYE", timeout=0.5)
+        counters = stats(server)
+        call.hang_up()
+        answer_bye(member, leg.call_id)
+
+    assert not announced.arrivals and not announced.junk, "sent to the unverified SDP address"
+    said = [bytes([i % 256]) * 160 for i in range(10, 310)]
+    assert payloads(member_audio, CALLER_SSRC) == said, "the caller's RTP was not relayed"
+    assert payloads(caller_audio, MEMBER_SSRC)[-300:] == said
+    assert {a.source for a in caller_audio.arrivals} == {call.server_rtp}
+    assert counters["rtp_timeouts"] == 0 and counters["calls_active"] == 1
+    assert "Traceback" not in server.log()
