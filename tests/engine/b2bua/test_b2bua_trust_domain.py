@@ -346,3 +346,12 @@ def test_a_claim_sent_out_by_a_line_not_a_group_is_anonymous() -> None:
     assert str(invite.from_.uri) == "sip:anonymous@anonymous.invalid"
     assert invite.from_.display_name == "Anonymous"
     assert invite.headers.get_all(PAI) == []
+
+
+def test_an_anonymous_caller_is_shown_to_members_as_rfc_3323_asks() -> None:
+    net, _, _, caller = world(make_config("linear", members=1))
+    m1 = net.phone("m1", 7001, "m1")
+    caller.invite(PILOT, from_user="anonymous", display="Anonymous")
+    invite = m1.request("INVITE")
+    assert str(invite.from_.uri) == "sip:anonymous@anonymous.invalid"
+    assert invite.headers.get_all(PAI) == []
