@@ -37,16 +37,61 @@ def _check_number(value: str) -> str:
     return value
 
 
+# The broadest networks ``server.trusted_peers`` accepts: the largest block one
+# operator holds (a legacy IPv4 /8 such as 10.0.0.0/8; the smallest IPv6
+# allocation a RIR makes to an operator, /32). Anything broader holds other
+# people's hosts, and every host of a trusted network may claim any of our lines.
+MIN_PEER_PREFIX_V4 = 8
+MIN_PEER_PREFIX_V6 = 32
+
+_PeerNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
 def _check_peer(value: str) -> str:
-    """A trusted peer: one IP address or a network in CIDR notation, IPv4 or IPv6."""
+    """A trusted peer: one IP address or a network in CIDR notation, IPv4 or IPv6, no
+    broader than /8 (IPv4) or /32 (IPv6); never a catch-all, the unspecified address
+    or an IPv4-mapped IPv6 form (sources are judged as IPv4, it would never match)."""
     try:
-        ipaddress.ip_network(value.strip("[]"))
+        network = ipaddress.ip_network(value.strip("[]"))
     except ValueError:
         raise ValueError(
             f"{value!r} is not an IP address or a CIDR network with its host bits zero "
             "(e.g. 192.0.2.10, 198.51.100.0/24, 2001:db8::/32)"
         ) from None
+    if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
+        mapped = network.network_address.ipv4_mapped
+        if mapped is not None:
+            ipv4 = ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}")
+            _check_peer_size(ipv4, value)  # too broad as IPv4: that message first
+            shown = str(ipv4.network_address) if ipv4.prefixlen == 32 else str(ipv4)
+            raise ValueError(
+                f"{value!r} is an IPv4-mapped IPv6 form, which never matches: sources "
+                f"are judged as IPv4. Write {shown}"
+            )
+    _check_peer_size(network, value)
     return value
+
+
+def _check_peer_size(network: _PeerNetwork, value: str) -> None:
+    """Refuse a catch-all, a network broader than the floor, the unspecified address."""
+    if network.prefixlen == 0:
+        raise ValueError(
+            f"{value!r} is every address: a trusted peer may claim any of our lines and "
+            "register contacts anywhere, so the whole Internet cannot be one. List the "
+            "addresses of your SBC or proxy (docs/security.md, 'Behind a firewall or an SBC')"
+        )
+    floor = MIN_PEER_PREFIX_V4 if network.version == 4 else MIN_PEER_PREFIX_V6
+    if network.prefixlen < floor:
+        raise ValueError(
+            f"{value!r} is broader than /{floor}, more than one operator holds, and every "
+            "host in a trusted network may claim any of our lines. List the addresses or "
+            "the network of your SBC or proxy"
+        )
+    if network.network_address.is_unspecified:
+        raise ValueError(
+            f"{value!r} is the unspecified address, which no peer sends from (it does not "
+            "mean 'any'). List the addresses of your SBC or proxy"
+        )
 
 
 PeerAddress = Annotated[str, AfterValidator(_check_peer)]

@@ -91,7 +91,8 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "upstream": "SIP URI of the core proxy where lines' other calls go "
         "(e.g. 'sip:core.example.net:5060'); null: none.",
         "trusted_peers": "IP addresses or CIDR networks of the RFC 3325 trust domain besides "
-        "the upstream (an SBC, a proxy in front): their P-Asserted-Identity is kept and "
+        "the upstream: SBCs or proxies in front of our phones (none broader than /8 IPv4 "
+        "or /32 IPv6). Their P-Asserted-Identity is kept and may make a call internal; "
         "they may register contacts on other hosts. Default: none.",
         "media": "Audio (RTP) settings.",
         "state": "Where shared state lives: 'memory' (one node) or a redis:// URL (several nodes).",

@@ -190,6 +190,8 @@ _QUICK_FIELDS = {
     b"i": "call-id",
     b"cseq": "cseq",
 }
+ANONYMOUS = "anonymous"
+"""The caller's number when it has none or hides it (From: sip:anonymous@anonymous.invalid)."""
 KNOWN_METHODS = frozenset(
     [*ALLOW.replace(" ", "").split(","), "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE"]
 )
@@ -983,7 +985,7 @@ class B2BUA:
         except ProtocolError:
             self._respond(key, request, 400)
             return
-        if not self.trust.trusts(source.host):
+        if not self.trust.is_peer(source.host):
             foreign = next(
                 (
                     e.uri
@@ -1087,23 +1089,29 @@ class B2BUA:
     ) -> _CallerIdentity | None:
         """Who vouches for the caller of an INVITE to a pilot or a line (RFC 3325).
 
-        - A trusted peer (the upstream, ``server.trusted_peers``) that asserts an
-          identity: its P-Asserted-Identity is kept; when it names one of our
-          lines, the call is internal.
-        - Anybody else: their P-Asserted-Identity is dropped. The caller is line
+        - The trust domain (``server.trusted_peers``, the upstream) asserting an
+          identity: its P-Asserted-Identity is kept. Only a trusted peer (an SBC
+          in front of our phones) makes the call internal when it names one of
+          our lines. The upstream speaks for outside callers, never for a line:
+          a call from it is outside whatever it carries (PAI, credentials).
+        - Otherwise their P-Asserted-Identity is dropped. The caller is line
           ``number`` (the From) only when the INVITE comes from the transport
-          address that line registered from, or carries Proxy-Authorization
-          credentials for our realm that verify as that line. Credentials for
-          our realm that do not hold are answered by ``_authenticated`` (403,
-          or 407 when stale) whether or not ``number`` is a line, so the answer
-          tells nothing about which numbers exist. Without credentials for our
-          realm the call is an outside call and its From only a claim: no
-          P-Asserted-Identity is made of it.
+          address that line, and no other line, registered from, that address not
+          being in the trust domain (see :meth:`_is_registered_line`); or when it
+          carries Proxy-Authorization credentials for our realm that verify as
+          that line. Credentials for our realm that do not hold are answered by
+          ``_authenticated`` (403, or 407 when stale) whether or not ``number``
+          is a line, so the answer tells nothing about which numbers exist.
+          Without credentials for our realm the call is an outside call and its
+          From only a claim: no P-Asserted-Identity is made of it.
 
         Returns (the authenticated line or None, the PAI values to present), or
         None when the INVITE was answered.
         """
-        values = _asserted_values(request) if self.trust.trusts(source.host) else ()
+        trusted = self.trust.trusts(source.host)
+        values = _asserted_values(request) if trusted else ()
+        if trusted and not self.trust.is_peer(source.host):
+            return None, values  # the upstream: an outside call, whatever it carries
         if values:
             users = (_user_of(parse_name_address(v).uri) for v in values)
             line = next((u for u in users if u and self.config.line(u) is not None), None)
@@ -1199,15 +1207,15 @@ class B2BUA:
 
     def _is_registered_line(self, number: str, source: Peer) -> bool:
         """``number`` is a line and ``source`` the very transport address (transport, host,
-        port) a live binding of it registered from, with digest authentication."""
-        if self.config.line(number) is None:
+        port) a live binding of it registered from, with digest authentication, and of no
+        other line. An address several lines registered from (a shared NAT address, a
+        proxy relaying every phone from one port) proves nobody; so does one in the trust
+        domain (an SBC, the upstream), which speaks for others: its PAI or the line's own
+        Proxy-Authorization must say who calls."""
+        if self.config.line(number) is None or self.trust.trusts(source.host):
             return False
-        here = (source.transport.lower(), source.host, source.port)
-        for binding in self.registrar.contacts(number, now=self._now):
-            src = binding.source
-            if src is not None and (src.transport.lower(), src.host, src.port) == here:
-                return True
-        return False
+        here = Source(source.transport.lower(), source.host, source.port)
+        return self.registrar.aors_at(here, now=self._now) == {number}
 
     def _outgoing(self, call: _Call, line: str, name: str, number: str) -> None:
         call.core_id = f"{call.key}.{next(self._seq)}"
@@ -1666,7 +1674,8 @@ class B2BUA:
         domain = self.config.server.domain
         calls = self.config.server.calls
         display = f"{quote(caller.display_name)} " if caller.display_name else ""
-        from_ = f"{display}<sip:{caller.number}@{domain}>;tag={new_tag(self.rng)}"
+        host = "anonymous.invalid" if caller.number == ANONYMOUS else domain  # RFC 3323 §4.1.1.3
+        from_ = f"{display}<sip:{caller.number}@{host}>;tag={new_tag(self.rng)}"
         to = f"<{target}>"
         call_id = new_call_id(self.rng, me.host)
         try:
@@ -1977,9 +1986,36 @@ class B2BUA:
         if destination is None:
             self._caller_gone(call, bye_caller=True, tell_core=False)
             return
+        self._new_leg(
+            call, "", parse_uri(str(uri)), destination, self._presented_outside(call), call.asserted
+        )
+
+    def _presented_outside(self, call: _Call) -> Identity:
+        """The caller shown in the From of a call forwarded out of the server (a trunk that
+        gets no PAI takes the caller ID from it).
+
+        An outside caller keeps the number it called from, and a line its own number. But a
+        From naming one of our numbers (a line, a pilot) that is not the verified caller is a
+        claim nobody checked: the trunk must not present it. It becomes the verified line
+        (a trusted peer asserted one, no Privacy asked), else the pilot the call was
+        routed to last (the group whose overflow sends it out), else anonymous (RFC 3323:
+        a line's own forward; the core no longer says which group a finished call had)."""
         caller = call.invite.from_
-        identity = Identity(_user_of(caller.uri) or "anonymous", caller.display_name or "")
-        self._new_leg(call, "", parse_uri(str(uri)), destination, identity, call.asserted)
+        user = _user_of(caller.uri) or ANONYMOUS
+        if user == call.verified_line or not self._ours(user):
+            return Identity(user, caller.display_name or "")
+        hidden = call.privacy is not None and call.privacy.strip().lower() != "none"
+        if call.verified_line is not None and not hidden:
+            return Identity(call.verified_line)
+        forwarding = call.route[-1] if call.route else call.number
+        group = self.core.group_of_pilot(forwarding)
+        if group is not None:
+            return Identity(forwarding, group)
+        return Identity(ANONYMOUS, "Anonymous")
+
+    def _ours(self, number: str) -> bool:
+        """``number`` is one of our lines or pilots."""
+        return self.config.line(number) is not None or self.core.group_of_pilot(number) is not None
 
     # ====================================================== session timers
     def _session(self, call: _Call, which: str) -> tuple[SessionTimer | None, Dialog | None]:

@@ -40,7 +40,10 @@ Invariants:
 - every binding satisfies ``min_expires <= expires_at - refreshed_at <= max_expires``;
 - a refused request leaves the location service unchanged;
 - the timer heap holds at most ``2 * bindings + 64`` entries (it is rebuilt
-  when stale entries accumulate).
+  when stale entries accumulate);
+- the index by source address (:meth:`Registrar.aors_at`, which tells whether
+  several lines registered from one transport address) holds one count per
+  (source, AOR) of the stored bindings, never more entries than bindings.
 """
 
 from __future__ import annotations
@@ -152,6 +155,14 @@ class BindingsExpired:
 # --------------------------------------------------------------------------- keys
 
 
+def _source_key(source: Source) -> tuple[str, str, int]:
+    return (source.transport.lower(), source.host, source.port)
+
+
+def _same(a: Source, b: Source) -> bool:
+    return _source_key(a) == _source_key(b)
+
+
 def _uri_key(uri: str) -> str:
     """A comparison key after RFC 3261 §19.1.4 case rules (simplified)."""
     scheme, sep, rest = uri.partition(":")
@@ -199,6 +210,9 @@ class Registrar:
         self._heap: list[tuple[float, int, str, str]] = []  # (expires_at, seq, aor, key)
         self._seq = 0
         self._count = 0
+        # transport address a REGISTER came from -> AOR -> bindings registered from it
+        # (at most one entry per binding: bounded like the bindings themselves)
+        self._by_source: dict[tuple[str, str, int], dict[str, int]] = {}
 
     # -- queries
 
@@ -207,6 +221,19 @@ class Registrar:
         live = [b for b in self._aors.get(aor, {}).values() if b.expires_at > now]
         live.sort(key=lambda b: (-b.q, -b.registered_at, b.uri))
         return live
+
+    def aors_at(self, source: Source, *, now: float) -> set[str]:
+        """AORs with a live binding registered from exactly ``source`` (transport, host,
+        port): one phone's address, or a NAT or proxy many phones share."""
+        at = self._by_source.get(_source_key(source), {})
+        return {
+            aor
+            for aor in at
+            if any(
+                b.expires_at > now and b.source is not None and _same(b.source, source)
+                for b in self._aors.get(aor, {}).values()
+            )
+        }
 
     def aors(self) -> list[str]:
         """AORs that hold at least one binding (expired ones may linger until handle_timer)."""
@@ -357,9 +384,15 @@ class Registrar:
     def _commit(self, aor: str, updated: dict[str, Binding], touched: set[str]) -> None:
         old = self._aors.pop(aor, {})
         self._count -= len(old)
+        for gone in old.values():
+            self._unindex(gone)
         if updated:
             self._aors[aor] = updated
             self._count += len(updated)
+        for kept in updated.values():
+            if kept.source is not None:
+                at = self._by_source.setdefault(_source_key(kept.source), {})
+                at[aor] = at.get(aor, 0) + 1
         for key in touched:
             binding = updated.get(key)
             if binding is not None:
@@ -380,7 +413,22 @@ class Registrar:
         """Remove every binding of ``aor`` (e.g. a line deleted by a reload)."""
         removed = tuple(self._aors.pop(aor, {}).values())
         self._count -= len(removed)
+        for binding in removed:
+            self._unindex(binding)
         return removed
+
+    def _unindex(self, binding: Binding) -> None:
+        if binding.source is None:
+            return
+        key = _source_key(binding.source)
+        at = self._by_source.get(key)
+        if at is None or binding.aor not in at:
+            return
+        at[binding.aor] -= 1
+        if at[binding.aor] <= 0:
+            del at[binding.aor]
+            if not at:
+                del self._by_source[key]
 
     # -- timers
 
@@ -405,6 +453,7 @@ class Registrar:
                 continue
             del bindings[key]
             self._count -= 1
+            self._unindex(binding)
             if not bindings:
                 del self._aors[aor]
             removed.setdefault(aor, []).append(binding)

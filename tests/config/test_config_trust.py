@@ -183,6 +183,34 @@ def test_trusted_peers_refuse_what_is_not_an_address(value: str) -> None:
     assert "is not an IP address or a CIDR network" in found[0]
 
 
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("0.0.0.0/0", "is every address"),
+        ("::/0", "is every address"),
+        ("::ffff:0:0/96", "is every address"),  # 0.0.0.0/0, written as IPv6
+        ("0.0.0.0/1", "is broader than /8"),
+        ("8.0.0.0/7", "is broader than /8"),
+        ("2000::/3", "is broader than /32"),
+        ("2001:db8::/31", "is broader than /32"),
+        ("0.0.0.0", "is the unspecified address"),
+        ("::", "is the unspecified address"),
+        ("::ffff:192.0.2.10", "Write 192.0.2.10"),
+        ("::ffff:198.51.100.0/120", "Write 198.51.100.0/24"),
+    ],
+)
+def test_trusted_peers_refuse_catch_alls_and_networks_too_broad(value: str, reason: str) -> None:
+    found = problems(f'server:\n  trusted_peers: ["192.0.2.10", "{value}"]\n')
+    assert len(found) == 1
+    assert found[0].startswith(f"cfg.yaml:2:33: server.trusted_peers.1: {value!r} ")
+    assert reason in found[0]
+
+
+def test_trusted_peers_accept_the_broadest_networks_allowed() -> None:
+    cfg = load('server:\n  trusted_peers: ["10.0.0.0/8", "2001:db8::/32", "[2001:db8::1]"]\n')
+    assert cfg.server.trusted_peers == ("10.0.0.0/8", "2001:db8::/32", "[2001:db8::1]")
+
+
 def test_max_internal_forwards_defaults_to_five_and_is_bounded() -> None:
     assert LimitsConfig().max_internal_forwards == 5
     assert "max_internal_forwards" in LimitsConfig.model_fields
