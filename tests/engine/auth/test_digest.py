@@ -338,17 +338,22 @@ def test_tampered_nonce_is_invalid(position: int) -> None:
 
 
 def test_respelled_nonce_cannot_replay() -> None:
-    """base64 leaves 2 spare bits in the last character: flipping them keeps the bytes."""
+    """A nonce is 42 bytes, 56 base64 characters without padding: no spare bits, so
+    no other spelling decodes to the same bytes, and any respelling is refused."""
     auth = make_auth()
     challenge = auth.challenge(now=0.0)[0]
     nonce = _challenge_params(challenge)["nonce"]
+    assert len(nonce) == 56 and not nonce.endswith("=")
     assert verify(auth, client_authorization(challenge), now=1.0).ok
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-    spare = alphabet[alphabet.index(nonce[42]) ^ 1]
-    respelled = nonce[:42] + spare + nonce[43:]
-    assert base64.urlsafe_b64decode(respelled) == base64.urlsafe_b64decode(nonce)
-    replay = client_authorization(challenge.replace(nonce, respelled))
-    assert verify(auth, replay, now=2.0).outcome is AuthOutcome.INVALID_NONCE
+    for position in (0, 42, 55):
+        spare = alphabet[alphabet.index(nonce[position]) ^ 1]
+        respelled = nonce[:position] + spare + nonce[position + 1 :]
+        assert base64.urlsafe_b64decode(respelled) != base64.urlsafe_b64decode(nonce)
+        replay = client_authorization(challenge.replace(nonce, respelled))
+        assert verify(auth, replay, now=2.0).outcome is AuthOutcome.INVALID_NONCE
+    padded = client_authorization(challenge.replace(nonce, nonce[:-4] + nonce[-4:-2] + "=="))
+    assert verify(auth, padded, now=2.0).outcome is AuthOutcome.INVALID_NONCE
 
 
 def test_foreign_and_garbage_nonces_are_invalid() -> None:

@@ -128,7 +128,12 @@ class Network:
     """The B2BUA, the scripted clock, and the phones around it."""
 
     def __init__(
-        self, config: Config, *, now: float = 0.0, media_mode: MediaMode = "relay"
+        self,
+        config: Config,
+        *,
+        now: float = 0.0,
+        media_mode: MediaMode = "relay",
+        node_id: str = "",
     ) -> None:
         self.now = now
         self.config = config
@@ -140,6 +145,7 @@ class Network:
             rng=random.Random(1),
             secret=SECRET,
             media=self.planner,
+            node_id=node_id,
         )
         self.phones: dict[tuple[str, int], Phone] = {}
         self.media: list[MediaCommand] = []
