@@ -85,7 +85,7 @@ def build(start: str, headers: Iterable[tuple[str, str]], body: bytes = b"") -> 
     """A SIP message as bytes; Content-Length is always added, last."""
     items = [*headers, ("Content-Length", str(len(body)))]
     head = start + CRLF + "".join(f"{n}: {v}{CRLF}" for n, v in items) + CRLF
-    return head.encode() + body
+    return head.encode("utf-8", "surrogateescape") + body  # bytes a peer copied back
 
 
 def response_bytes(
