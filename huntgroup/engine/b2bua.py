@@ -680,9 +680,13 @@ class B2BUA:
     ) -> bool:
         """Digest-check ``request`` as line ``number``; answers 401/407/403/400/503 when not.
 
-        Known and unknown numbers get the same answers: a challenge, then 403
-        for a wrong answer. Failures count against ``source`` and ``number``
-        (:class:`AuthGuard`); while either is locked out, 503 with Retry-After.
+        Known and unknown numbers get the same answers: a challenge (for an
+        unknown number, the algorithms of a line drawn by :class:`DecoyAlgorithms`),
+        then 403 for a wrong answer (or one with an algorithm the line has no
+        secret for). Failures count against ``source`` and ``number``
+        (:class:`AuthGuard`; for a line registered from ``source``, against
+        that pair instead of the source; a trusted peer has no per-source count);
+        while locked out, 503 with Retry-After.
         """
         header = "Proxy-Authorization" if proxy else "Authorization"
         credentials = request.headers.get(header)
