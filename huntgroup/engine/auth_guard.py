@@ -1,12 +1,13 @@
-"""Limits on failed digest authentications: per source IP and per line, with back-off.
+"""Limits on failed digest authentications: per source, per line, per (source, line).
 
 Theory of operation
 -------------------
 A password guesser answers challenges with wrong passwords as fast as it can.
 :class:`AuthGuard` counts each failed authentication (a wrong answer, an
-unknown username, credentials of another line) twice: under the source IP
+unknown username, credentials of another line) twice: under the source
 address and under the line (the number that was being authenticated, known
-or not, so unknown numbers behave exactly like known ones). When either
+or not, so unknown numbers behave exactly like known ones; the exceptions,
+registered lines and trusted peers, are below). When either
 count reaches its maximum within ``window`` seconds, that key is *locked
 out*: every request that needs authentication from that source, or for that
 line, is refused without being checked until the lockout ends. The first

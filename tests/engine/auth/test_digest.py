@@ -605,3 +605,47 @@ def test_verify_never_raises_on_parsed_garbage(text: str) -> None:
         return
     result = make_auth().verify(creds, method="REGISTER", credentials_lookup=lookup, now=0.0)
     assert result.outcome in (AuthOutcome.INVALID_NONCE, AuthOutcome.WRONG_PASSWORD)
+
+
+# --------------------------------------------------------------------------- node binding
+
+
+def test_another_nodes_nonce_is_stale_for_a_right_answer_and_counted_when_wrong() -> None:
+    """Review finding 9: a nonce is bound to the node that issued it (its tag is in the
+    MAC'd part); another node sharing the key answers a right answer as stale."""
+    node_a = DigestAuthenticator(REALM, KEY, 300.0, node_id="node-a")
+    node_b = DigestAuthenticator(REALM, KEY, 300.0, node_id="node-b")
+    challenge = node_a.challenge(now=0.0)[0]
+    right = client_authorization(challenge)
+    assert verify(node_a, right, now=1.0).ok
+    assert verify(node_b, right, now=1.0).outcome is AuthOutcome.STALE_NONCE
+    assert len(node_b.nonce_counts) == 0  # B's table never sees A's nonces
+    wrong = client_authorization(challenge, password="guess")
+    assert verify(node_b, wrong, now=1.0).outcome is AuthOutcome.WRONG_PASSWORD
+    unknown = client_authorization(challenge, username="0199999999")
+    assert verify(node_b, unknown, now=1.0).outcome is AuthOutcome.UNKNOWN_USER
+    # the tag cannot be swapped: it is under the MAC
+    nonce = _challenge_params(challenge)["nonce"]
+    raw = bytearray(base64.urlsafe_b64decode(nonce))
+    raw[16:26] = base64.urlsafe_b64decode(_challenge_params(node_b.challenge(now=0.0)[0])["nonce"])[
+        16:26
+    ]
+    swapped = base64.urlsafe_b64encode(bytes(raw)).decode()
+    forged = client_authorization(challenge.replace(nonce, swapped))
+    assert verify(node_b, forged, now=1.0).outcome is AuthOutcome.INVALID_NONCE
+
+
+def test_decoy_offers_follow_the_lines_profiles_and_are_stable() -> None:
+    from huntgroup.engine.digest import DecoyAlgorithms
+
+    auth = DigestAuthenticator(REALM, KEY, 300.0)
+    lines = [DigestSecret(password="x")] + [DigestSecret(ha1_md5="0" * 32)] * 3
+    decoys = DecoyAlgorithms(auth, lines)
+    assert decoys.profiles == ((("MD5",), 3), (("SHA-256", "MD5"), 1))
+    offers = [decoys.offer(f"0199{n:06d}") for n in range(2000)]
+    assert 0.70 < offers.count(("MD5",)) / len(offers) < 0.80
+    assert decoys.offer("0199000007") == offers[7]
+    other_key = DigestAuthenticator(REALM, b"another key, 32 bytes long......", 300.0)
+    again = DecoyAlgorithms(other_key, lines)
+    assert [again.offer(f"0199{n:06d}") for n in range(2000)] != offers  # keyed
+    assert DecoyAlgorithms(auth, []).offer("0199") == auth.algorithms

@@ -102,7 +102,7 @@ def finals(net: Network, since: int, call_id: str, method: str) -> set[bytes]:
     return found
 
 
-_BRANCH = re.compile(r";\s*branch=([^;,\s]+)", re.IGNORECASE)
+_BRANCH = re.compile(r";\s*branch\s*=\s*([^;,\s]+)", re.IGNORECASE)
 
 
 def _branch(message: Message) -> str | None:
