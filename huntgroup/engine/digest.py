@@ -473,8 +473,9 @@ class NonceCounts(Protocol):
     """Where the highest accepted ``nc`` of each nonce is kept (see module doc).
 
     One store serves every path that verifies credentials (REGISTER, and
-    INVITE with ``Proxy-Authorization``). A store shared by several nodes (a
-    Redis one, issue 13) must make :meth:`record` atomic across them.
+    INVITE with ``Proxy-Authorization``). Nonces are bound to their node, so a
+    node's store only ever sees its own; a store shared by several processes
+    would have to make :meth:`record` atomic across them.
     """
 
     def record(self, nonce: str, issued_ms: int, count: int, *, now: float) -> AuthOutcome:
