@@ -238,7 +238,8 @@ class Server:
             media=planner,
             wall_clock=time.time,
             store=store,
-            node_id=node_id,
+            # a restart forgets the replay table: the challenges of the last run go stale
+            node_id=f"{node_id}/{secrets.token_hex(8)}",
         )
         if self.state_sync is not None:
             self.state_sync.on_change = lambda: self.run(

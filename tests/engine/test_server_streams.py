@@ -51,7 +51,8 @@ def test_a_request_beyond_the_total_cap_fails_at_once() -> None:
 
 def test_the_node_id_binds_the_b2buas_digest_nonces(monkeypatch: pytest.MonkeyPatch) -> None:
     """Review finding 9: the driver gives the B2BUA the node id (HUNTGROUP_NODE_ID, else a
-    fresh default), so its nonces are refused as stale by every other node."""
+    fresh default) and a part drawn at each start, so its nonces are refused as stale by
+    every other node, and by itself once restarted (its replay table is gone)."""
     from huntgroup.config.models import ServerConfig
 
     config = Config(server=ServerConfig(listen=("udp:127.0.0.1:0",)))
@@ -64,8 +65,10 @@ def test_the_node_id_binds_the_b2buas_digest_nonces(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setenv("HUNTGROUP_NODE_ID", "node-7")
     monkeypatch.setenv("HUNTGROUP_SECRET", "a shared secret of 32 bytes......")
-    named = asyncio.run(start())
-    assert named.b2bua.auth.node_id == "node-7"
+    named, restarted = asyncio.run(start()), asyncio.run(start())
+    assert named.b2bua.auth.node_id.startswith("node-7/")
+    assert restarted.b2bua.auth.node_id.startswith("node-7/")
+    assert named.b2bua.auth.node_id != restarted.b2bua.auth.node_id
     monkeypatch.delenv("HUNTGROUP_NODE_ID")
     first, second = asyncio.run(start()), asyncio.run(start())
     assert first.b2bua.auth.node_id and first.b2bua.auth.node_id != second.b2bua.auth.node_id
