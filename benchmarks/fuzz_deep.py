@@ -14,6 +14,7 @@ Targets (the properties live in the test files named):
 - ``sdp``: parse_sdp, answer_offer, the media plan (tests/media/test_media_fuzz.py)
 - ``rtp``: RtpPacket.parse (tests/media/test_media_fuzz.py)
 - ``b2bua``: hostile requests through the sans-I/O B2BUA (tests/engine/b2bua/test_b2bua_hostile.py)
+- ``b2bua-call``: hostile in-dialog requests, CANCELs and member responses in a call (same file)
 
 Run:  .venv/bin/python benchmarks/fuzz_deep.py [--examples 20000] [--seconds 600]
                                                [--target sip --target b2bua ...] [--seed N]
@@ -74,6 +75,7 @@ def targets() -> dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], None]]]
         "sdp": (media.sdp_inputs(), media.check_sdp),
         "rtp": (media.rtp_inputs(), media.check_rtp),
         "b2bua": (hostile.hostile_cases(), hostile.check_hostile),
+        "b2bua-call": (hostile.call_cases(), hostile.check_hostile_in_call),
     }
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from huntgroup import __version__
-from huntgroup.config.loader import load_config, summarize
+from huntgroup.config.loader import config_warnings, load_config, summarize
 from huntgroup.config.schema import json_schema
 from huntgroup.errors import ConfigError, ConfigProblem
 
@@ -66,6 +66,8 @@ def _run_check(args: argparse.Namespace) -> int:
     except ConfigError as error:
         report_config_error(error)
         return EXIT_INVALID
+    for warning in config_warnings(cfg):
+        print(f"{args.file}: {warning}", file=sys.stderr)
     print(summarize(cfg))
     return EXIT_OK
 

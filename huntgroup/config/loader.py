@@ -378,3 +378,24 @@ def summarize(cfg: Config) -> str:
         f"ok: {_plural(len(cfg.groups), 'group')}, {_plural(len(cfg.lines), 'line')}, "
         f"{_plural(members, 'member')}, listening on {' '.join(cfg.server.listen)}"
     )
+
+
+def config_warnings(cfg: Config) -> list[str]:
+    """What ``huntgroup check`` warns about in a valid configuration (not errors)."""
+    warnings: list[str] = []
+    for i, line in enumerate(cfg.lines):
+        if line.password is not None or (line.ha1_md5 is None) == (line.ha1_sha256 is None):
+            continue
+        only, other, algorithm = (
+            ("ha1_md5", "ha1_sha256", "MD5")
+            if line.ha1_md5 is not None
+            else ("ha1_sha256", "ha1_md5", "SHA-256")
+        )
+        warnings.append(
+            f"lines.{i} ({line.number}): warning: only {only} is set, so the line is "
+            f"challenged with {algorithm} alone: phones that lack it cannot register, and "
+            f"the narrowed challenge sets the line apart from the other numbers (a prober "
+            f"learns it exists unless enough lines look the same); give it a password, or "
+            f'{other} too (docs/security.md, "Enumeration and password guessing")'
+        )
+    return warnings

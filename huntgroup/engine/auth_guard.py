@@ -1,22 +1,40 @@
-"""Limits on failed digest authentications: per source IP and per line, with back-off.
+"""Limits on failed digest authentications: per source, per line, per (source, line).
 
 Theory of operation
 -------------------
 A password guesser answers challenges with wrong passwords as fast as it can.
 :class:`AuthGuard` counts each failed authentication (a wrong answer, an
-unknown username, credentials of another line) twice: under the source IP
+unknown username, credentials of another line) twice: under the source
 address and under the line (the number that was being authenticated, known
-or not, so unknown numbers behave exactly like known ones). When either
+or not, so unknown numbers behave exactly like known ones; the exceptions,
+registered lines and trusted peers, are below). When either
 count reaches its maximum within ``window`` seconds, that key is *locked
 out*: every request that needs authentication from that source, or for that
 line, is refused without being checked until the lockout ends. The first
 lockout of a key lasts ``lockout_base`` seconds, each further one of the same
 key twice as long as the one before, up to ``lockout_max``.
 
-A line's lockout does not apply to the hosts that line is registered from
-(the caller passes them): a guesser elsewhere cannot knock a registered phone
-offline by locking its line, while it stays limited by its own source's
-count.
+Sources are keyed like the connection caps
+(:func:`huntgroup.engine.connections.source_of`): an IPv4 address, or the
+/64 of an IPv6 address (one host owns a whole /64, so an IPv6 guesser cannot
+hop addresses to escape its count).
+
+Nobody may knock a registered phone offline with someone else's failures.
+The caller passes the sources the line has a live binding from; a request
+for that line from one of them is judged by a third key, the (source, line)
+*pair*, and by nothing else:
+
+- the line's lockout does not apply to it (a guesser elsewhere cannot lock a
+  registered phone's line), nor the source's (failures against unknown
+  numbers or other lines from the phone's address, an office NAT or a
+  spoofer that fetched a nonce from its own port, cannot lock it either);
+- its failures count under the pair (with the per-line maximum) and the line,
+  not under the source: a guesser on the phone's own address who guesses
+  that line's password is held by the pair.
+
+A trusted peer (an SBC, the upstream: the caller says so) is exempt from the
+per-source count, which would otherwise lock every phone behind it at once;
+it stays subject to the per-line counts (the line's, or the pair's).
 
 The module is sans-I/O: every call takes ``now``. Each table is bounded
 (``max_entries``, least recently failed evicted first) and every entry ends on
@@ -26,7 +44,7 @@ remembered that long. Entries are kept in last-failure order, so the table's
 first entry is always the next to expire: :meth:`get_timer` gives its
 deadline and :meth:`handle_timer` drops what is due.
 
-Invariants: ``len(sources) <= max_entries`` and ``len(lines) <= max_entries``;
+Invariants: ``len(sources)``, ``len(lines)`` and ``len(pairs)`` ``<= max_entries``;
 no entry outlives ``window + 2 * lockout_max`` seconds without a new failure;
 a success never resets a source's count (one valid account must not let a
 guesser go on), only its line's.
@@ -38,6 +56,8 @@ import math
 from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
+
+from huntgroup.engine.connections import source_of
 
 __all__ = ["AuthGuard", "Lockout"]
 
@@ -55,10 +75,15 @@ class _Entry:
 class Lockout:
     """A key that was just locked out (what to log)."""
 
-    kind: str  # "source" or "line"
-    key: str
+    kind: str  # "source", "line" or "pair"
+    key: str  # the source key, the line, or "LINE from SOURCE"
     failures: int
     seconds: float
+
+    @property
+    def what(self) -> str:
+        """What is locked, for a log line: ``line 0102``, ``source 192.0.2.9``..."""
+        return f"line {self.key}" if self.kind == "pair" else f"{self.kind} {self.key}"
 
 
 class _Table:
@@ -132,24 +157,51 @@ class AuthGuard:
         self.forget_after = window + 2 * lockout_max
         self.sources = _Table("source", max_failures_per_source, self)
         self.lines = _Table("line", max_failures_per_line, self)
+        self.pairs = _Table("pair", max_failures_per_line, self)
 
     def locked(
-        self, source: str, line: str, *, now: float, line_hosts: Collection[str] = ()
+        self,
+        source: str,
+        line: str,
+        *,
+        now: float,
+        line_hosts: Collection[str] = (),
+        trusted: bool = False,
     ) -> int | None:
-        """Seconds (rounded up) until ``source`` may authenticate ``line`` again, or None.
+        """Seconds (rounded up) until host ``source`` may authenticate ``line`` again, or None.
 
-        ``line_hosts``: the hosts the line is registered from, spared its lockout.
+        ``line_hosts``: the hosts the line has a live binding from (see module
+        doc); ``trusted``: the source is a trusted peer, exempt from the
+        per-source count.
         """
         self.handle_timer(now=now)
-        wait = self.sources.locked_for(source, now)
-        if source not in line_hosts:
-            wait = max(wait, self.lines.locked_for(line, now))
+        key = source_of(source)
+        if key in {source_of(host) for host in line_hosts}:
+            wait = self.pairs.locked_for(_pair(key, line), now)
+        else:
+            wait = self.lines.locked_for(line, now)
+            if not trusted:
+                wait = max(wait, self.sources.locked_for(key, now))
         return math.ceil(wait) if wait > 0 else None
 
-    def failed(self, source: str, line: str, *, now: float) -> list[Lockout]:
-        """One failed authentication of ``line`` from ``source``; the lockouts it starts."""
+    def failed(
+        self,
+        source: str,
+        line: str,
+        *,
+        now: float,
+        line_hosts: Collection[str] = (),
+        trusted: bool = False,
+    ) -> list[Lockout]:
+        """One failed authentication of ``line`` from host ``source``; the lockouts it
+        starts (``line_hosts`` and ``trusted`` as for :meth:`locked`)."""
         self.handle_timer(now=now)
-        found = [self.sources.fail(source, now), self.lines.fail(line, now)]
+        key = source_of(source)
+        found = [self.lines.fail(line, now)]
+        if key in {source_of(host) for host in line_hosts}:
+            found.append(self.pairs.fail(_pair(key, line), now))
+        elif not trusted:
+            found.append(self.sources.fail(key, now))
         return [lockout for lockout in found if lockout is not None]
 
     def succeeded(self, line: str) -> None:
@@ -159,12 +211,17 @@ class AuthGuard:
             entry.failures = 0
 
     def get_timer(self) -> float | None:
-        due = [t for t in (self.sources.first_due(), self.lines.first_due()) if t is not None]
-        return min(due) if due else None
+        due = [t.first_due() for t in (self.sources, self.lines, self.pairs)]
+        return min((t for t in due if t is not None), default=None)
 
     def handle_timer(self, *, now: float) -> None:
         self.sources.expire(now)
         self.lines.expire(now)
+        self.pairs.expire(now)
 
     def __len__(self) -> int:
-        return len(self.sources.entries) + len(self.lines.entries)
+        return len(self.sources.entries) + len(self.lines.entries) + len(self.pairs.entries)
+
+
+def _pair(source: str, line: str) -> str:
+    return f"{line} from {source}"

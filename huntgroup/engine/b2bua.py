@@ -71,6 +71,7 @@ from huntgroup.engine.auth_guard import AuthGuard
 from huntgroup.engine.dialogs import Dialog, Local, uac_dialog, uas_dialog
 from huntgroup.engine.digest import (
     AuthOutcome,
+    DecoyAlgorithms,
     DigestAuthenticator,
     NonceCounts,
     parse_credentials,
@@ -281,6 +282,7 @@ class B2BUA:
         store: StateStore | None = None,
         wall_clock: Callable[[], float] | None = None,
         nonce_counts: NonceCounts | None = None,
+        node_id: str = "",
     ) -> None:
         if not locals_:
             raise ValueError("at least one local address is needed")
@@ -303,8 +305,10 @@ class B2BUA:
             algorithms=config.server.digest_algorithms,
             max_tracked_nonces=auth.max_tracked,
             allow_legacy=auth.allow_legacy_digest,
-            nonce_counts=nonce_counts,  # a store shared by the nodes refuses replays across them
+            nonce_counts=nonce_counts,
+            node_id=node_id,  # nonces are bound to this node: no replay on another one
         )
+        self._decoys = DecoyAlgorithms(self.auth, config.lines)
         if auth.allow_legacy_digest:
             log.warning(
                 "server.auth.allow_legacy_digest is on: RFC 2069 digest answers (no qop, "
@@ -914,15 +918,22 @@ class B2BUA:
     ) -> bool:
         """Digest-check ``request`` as line ``number``; answers 401/407/403/400/503 when not.
 
-        Known and unknown numbers get the same answers: a challenge, then 403
-        for a wrong answer. Failures count against ``source`` and ``number``
-        (:class:`AuthGuard`); while either is locked out, 503 with Retry-After.
+        Known and unknown numbers get the same answers: a challenge (for an
+        unknown number, the algorithms of a line drawn by :class:`DecoyAlgorithms`),
+        then 403 for a wrong answer (or one with an algorithm the line has no
+        secret for). Failures count against ``source`` and ``number``
+        (:class:`AuthGuard`; for a line registered from ``source``, against
+        that pair instead of the source; a trusted peer has no per-source count);
+        while locked out, 503 with Retry-After.
         """
         header = "Proxy-Authorization" if proxy else "Authorization"
         credentials = request.headers.get(header)
         now = self._wall() if self._wall else self._now
         hosts = {b.source.host for b in self.registrar.contacts(number, now=self._now) if b.source}
-        wait = self.guard.locked(source.host, number, now=self._now, line_hosts=hosts)
+        trusted = self.trust.trusts(source.host)
+        wait = self.guard.locked(
+            source.host, number, now=self._now, line_hosts=hosts, trusted=trusted
+        )
         if wait is not None:
             self.counters.auth_locked_out += 1
             self._respond(key, request, 503, headers=(("Retry-After", str(wait)),))
@@ -950,29 +961,46 @@ class B2BUA:
             if result.ok or result.outcome in (
                 AuthOutcome.WRONG_PASSWORD,
                 AuthOutcome.UNKNOWN_USER,
+                AuthOutcome.NO_SECRET_FOR_ALGORITHM,  # as a wrong password: tells nothing
             ):
                 reason = "credentials of another line" if result.ok else result.outcome.value
-                self._auth_failed(request, source, number, reason)
+                self._auth_failed(request, source, number, reason, hosts=hosts, trusted=trusted)
                 self._respond(key, request, 403)
                 return False
             stale = result.stale
         name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
         line = self.config.line(number)
-        usable = usable_algorithms(line, self.auth.algorithms) if line else None
-        values = self.auth.challenge(now=now, stale=stale, algorithms=usable or None)
+        if line is not None:
+            offer = usable_algorithms(line, self.auth.algorithms) or None
+        else:  # a number that is no line is offered what a line would be (DecoyAlgorithms)
+            if self._decoys.lines is not self.config.lines:  # reloaded
+                self._decoys = DecoyAlgorithms(self.auth, self.config.lines)
+            offer = self._decoys.offer(number)
+        values = self.auth.challenge(now=now, stale=stale, algorithms=offer)
         headers = tuple((name, v) for v in values)
         self._respond(key, request, 407 if proxy else 401, headers=headers)
         return False
 
-    def _auth_failed(self, request: Request, source: Peer, number: str, reason: str) -> None:
+    def _auth_failed(
+        self,
+        request: Request,
+        source: Peer,
+        number: str,
+        reason: str,
+        *,
+        hosts: set[str],
+        trusted: bool,
+    ) -> None:
         self.counters.auth_failures += 1
         log.info("%s %s from %s refused (403): %s", request.method, number, source.host, reason)
-        for lockout in self.guard.failed(source.host, number, now=self._now):
+        failed = self.guard.failed(
+            source.host, number, now=self._now, line_hosts=hosts, trusted=trusted
+        )
+        for lockout in failed:
             self.counters.auth_lockouts += 1
             log.warning(
-                "auth: %s %s locked out for %.0f s after %d failed authentications",
-                lockout.kind,
-                lockout.key,
+                "auth: %s locked out for %.0f s after %d failed authentications",
+                lockout.what,
                 lockout.seconds,
                 lockout.failures,
             )

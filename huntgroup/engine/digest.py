@@ -23,21 +23,29 @@ message objects. It works on header *values* (the text after
 
 Nonces are stateless and self-validating::
 
-    nonce = base64url( issued_ms (8 bytes, signed) || salt (8 bytes) || mac (16 bytes) )
-    mac   = HMAC-SHA256(secret_key, "huntgroup-nonce" || realm || issued_ms || salt)[:16]
+    nonce = base64url( issued_ms (8 bytes, signed) || salt (8 bytes) || node (10 bytes)
+                       || mac (16 bytes) )
+    node  = HMAC-SHA256(secret_key, "huntgroup-node" || node_id)[:10]
+    mac   = HMAC-SHA256(secret_key, "huntgroup-nonce" || realm || issued_ms || salt || node)[:16]
 
-A node checks a nonce with the key alone, so several nodes that share
-``secret_key`` accept each other's nonces. A nonce older than
-``nonce_lifetime`` but correctly signed is *stale*; a nonce with a bad MAC,
-from another realm, or from the future (beyond ``clock_skew``) is *invalid*.
-The ``now`` given to a node sharing its key with others must be wall-clock
-time (``time.time()``), so that their timestamps agree.
+A nonce is checked with the key alone, and is bound to the node that issued
+it (``node_id``; the tag is keyed, so it does not reveal the node's name).
+Several nodes share ``secret_key``; a node that receives a correctly signed
+nonce issued by another node treats it like an expired one: a right answer
+gets ``stale=true`` with a fresh nonce of its own, and the phone
+re-authenticates without a prompt. So each node's replay table only ever
+sees its own nonces, and an answer accepted by one node can never be
+replayed on another. A nonce older than ``nonce_lifetime`` but correctly
+signed is *stale* as well; a nonce with a bad MAC, from another realm, or
+from the future (beyond ``clock_skew``) is *invalid*. The ``now`` given to a
+node sharing its key with others must be wall-clock time (``time.time()``),
+so that their timestamps agree.
 
 Replay protection: for ``qop=auth`` the client counts its uses of a nonce in
 ``nc``. The authenticator asks a :class:`NonceCounts` store to record each
 accepted (nonce, nc): the store refuses a count that is not above the
-highest one already accepted for that nonce. The store is an interface so
-that several nodes can share one (issue 13 plugs a Redis store in); the
+highest one already accepted for that nonce. The store is an interface (a
+store shared by nodes with the same ``node_id`` would plug in there); the
 default, :class:`MemoryNonceCounts`, is per node: a FIFO table of at most
 ``max_tracked_nonces`` entries, each dropped once its nonce is past its
 lifetime (it could only be answered as stale by then). When an entry is
@@ -66,7 +74,9 @@ supported); any other byte (a control character, 0x80-0xFF, an undecodable
 byte kept as a surrogate) is a 400, so nothing past the parser can fail on
 encoding. An account whose secret is only
 ``ha1_md5`` can only answer an MD5 challenge (see :func:`usable_algorithms`
-to challenge such a user with MD5 only).
+to challenge such a user with MD5 only); :class:`DecoyAlgorithms` gives an
+unknown username a challenge drawn from the same profiles, so that the
+narrowed offer does not tell a line from a number that is none.
 """
 
 from __future__ import annotations
@@ -77,8 +87,8 @@ import hashlib
 import hmac
 import secrets
 import struct
-from collections import OrderedDict
-from collections.abc import Callable, Collection, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -91,6 +101,7 @@ __all__ = [
     "AuthOutcome",
     "AuthResult",
     "CredentialsLookup",
+    "DecoyAlgorithms",
     "DigestAuthenticator",
     "DigestCredentials",
     "DigestSecret",
@@ -118,7 +129,10 @@ _CANONICAL: dict[str, str] = {name.upper(): name for name in SUPPORTED_ALGORITHM
 MAX_HEADER_LENGTH = 4096
 _NONCE_TAG = b"huntgroup-nonce"
 _OPAQUE_TAG = b"huntgroup-opaque"
-_NONCE_RAW_LENGTH = 8 + 8 + 16
+_NODE_TAG = b"huntgroup-node"
+_DECOY_TAG = b"huntgroup-decoy-algorithms"
+_NODE_LENGTH = 10
+_NONCE_RAW_LENGTH = 8 + 8 + _NODE_LENGTH + 16  # 42 bytes: 56 base64 characters, no padding
 
 
 # --------------------------------------------------------------------------- secrets
@@ -430,10 +444,10 @@ class AuthResult:
     """The outcome of :meth:`DigestAuthenticator.verify`.
 
     Suggested answers: OK -> go on; STALE_NONCE -> 401 with
-    ``challenge(stale=True)``; WRONG_PASSWORD and UNKNOWN_USER -> 403 (answer
-    both alike, so as not to reveal which accounts exist); every other
-    outcome -> 401 with a fresh challenge (for NO_SECRET_FOR_ALGORITHM, offer
-    only :func:`usable_algorithms`).
+    ``challenge(stale=True)``; WRONG_PASSWORD, UNKNOWN_USER and
+    NO_SECRET_FOR_ALGORITHM -> 403 (answer them alike, so as not to reveal
+    which accounts exist: an unknown username answering any algorithm is
+    UNKNOWN_USER); every other outcome -> 401 with a fresh challenge.
     """
 
     outcome: AuthOutcome
@@ -452,14 +466,16 @@ class AuthResult:
 @dataclass(frozen=True, slots=True)
 class _Nonce:
     issued_ms: int
+    ours: bool  # issued by this node (else by another node sharing the key)
 
 
 class NonceCounts(Protocol):
     """Where the highest accepted ``nc`` of each nonce is kept (see module doc).
 
     One store serves every path that verifies credentials (REGISTER, and
-    INVITE with ``Proxy-Authorization``). A store shared by several nodes (a
-    Redis one, issue 13) must make :meth:`record` atomic across them.
+    INVITE with ``Proxy-Authorization``). Nonces are bound to their node, so a
+    node's store only ever sees its own; a store shared by several processes
+    would have to make :meth:`record` atomic across them.
     """
 
     def record(self, nonce: str, issued_ms: int, count: int, *, now: float) -> AuthOutcome:
@@ -567,6 +583,7 @@ class DigestAuthenticator:
         allow_legacy: bool = False,
         entropy: Callable[[int], bytes] = secrets.token_bytes,
         nonce_counts: NonceCounts | None = None,
+        node_id: str = "",
     ) -> None:
         if not realm or any(ord(c) < 0x20 or ord(c) == 0x7F for c in realm):
             raise ValueError("realm must be a non-empty printable string")
@@ -601,11 +618,15 @@ class DigestAuthenticator:
         self.nonce_counts: NonceCounts = nonce_counts
         # what an unknown username's answer is checked against (so it takes as long)
         self._decoy = hmac.new(self._key, b"huntgroup-decoy", hashlib.sha256).hexdigest()
+        self.node_id = node_id
+        self._node = hmac.new(
+            self._key, _NODE_TAG + node_id.encode("utf-8"), hashlib.sha256
+        ).digest()[:_NODE_LENGTH]
 
     # -- nonces
 
-    def _mac(self, issued: bytes, salt: bytes) -> bytes:
-        message = _NONCE_TAG + self.realm.encode("utf-8") + issued + salt
+    def _mac(self, issued: bytes, salt: bytes, node: bytes) -> bytes:
+        message = _NONCE_TAG + self.realm.encode("utf-8") + issued + salt + node
         return hmac.new(self._key, message, hashlib.sha256).digest()[:16]
 
     def make_nonce(self, *, now: float) -> str:
@@ -614,12 +635,12 @@ class DigestAuthenticator:
         salt = self._entropy(8)
         if len(salt) != 8:
             raise ValueError("the entropy source must return the number of bytes asked")
-        raw = issued + salt + self._mac(issued, salt)
+        raw = issued + salt + self._node + self._mac(issued, salt, self._node)
         return base64.urlsafe_b64encode(raw).decode("ascii")
 
     def _open_nonce(self, nonce: str) -> _Nonce | None:
         """The nonce's content if it carries our MAC, else None."""
-        if len(nonce) != 44:  # base64 of 32 bytes
+        if len(nonce) != 56:  # base64 of 42 bytes
             return None
         try:
             raw = base64.urlsafe_b64decode(nonce.encode("ascii"))
@@ -629,10 +650,12 @@ class DigestAuthenticator:
             return None
         if base64.urlsafe_b64encode(raw).decode("ascii") != nonce:
             return None  # a non-canonical spelling would dodge the replay table
-        issued, salt, mac = raw[:8], raw[8:16], raw[16:]
-        if not hmac.compare_digest(mac, self._mac(issued, salt)):
+        issued, salt = raw[:8], raw[8:16]
+        node, mac = raw[16 : 16 + _NODE_LENGTH], raw[16 + _NODE_LENGTH :]
+        if not hmac.compare_digest(mac, self._mac(issued, salt, node)):
             return None
-        return _Nonce(issued_ms=struct.unpack(">q", issued)[0])
+        ours = hmac.compare_digest(node, self._node)
+        return _Nonce(issued_ms=struct.unpack(">q", issued)[0], ours=ours)
 
     # -- challenge
 
@@ -730,7 +753,9 @@ class DigestAuthenticator:
             return result(AuthOutcome.WRONG_PASSWORD)
 
         # The answer is right: only now may the nonce be reported stale (RFC 7616 §3.3).
-        if age > self.nonce_lifetime:
+        # Another node's nonce is answered the same way: its replay table is not ours,
+        # so the phone gets a nonce of ours and answers it (module doc).
+        if age > self.nonce_lifetime or not opened.ours:
             return result(AuthOutcome.STALE_NONCE)
         count = credentials.nonce_count
         if count is not None:
@@ -739,7 +764,49 @@ class DigestAuthenticator:
                 return result(outcome)
         return result(AuthOutcome.OK)
 
+    def decoy_choice(self, username: str, total: int) -> int:
+        """A number in ``range(total)`` that depends only on ``username`` and the key."""
+        digest = hmac.new(self._key, _DECOY_TAG + username.encode("utf-8"), hashlib.sha256)
+        return int.from_bytes(digest.digest()[:8], "big") % total
+
     @property
     def tracked_nonces(self) -> int:
         """How many nonces the replay table holds now (never above the bound)."""
         return len(self.nonce_counts)
+
+
+class DecoyAlgorithms:
+    """The algorithms to challenge an unknown username with, so that it looks like a line.
+
+    A line with only ``ha1_md5`` (or only ``ha1_sha256``) is challenged with
+    the algorithms it can answer (:func:`usable_algorithms`); offering every
+    algorithm to a number that is no line would set the lines apart. Each
+    configured line has a *profile*, the offer its challenge carries; an
+    unknown username gets one of these profiles, picked with the weight of
+    the number of lines that have it, by a keyed hash of the username
+    (:meth:`DigestAuthenticator.decoy_choice`): the same number always gets
+    the same offer, and a prober cannot tell the draw from a line's.
+
+    ``lines`` is kept (compared by identity) so that a caller can tell when
+    the configured lines changed and build a new one.
+    """
+
+    def __init__(self, auth: DigestAuthenticator, lines: Iterable[UserSecret]) -> None:
+        self.auth = auth
+        self.lines = lines
+        counts: Counter[tuple[str, ...]] = Counter(
+            usable_algorithms(line, auth.algorithms) or auth.algorithms for line in lines
+        )
+        self.profiles: tuple[tuple[tuple[str, ...], int], ...] = tuple(sorted(counts.items()))
+        self.total = sum(counts.values())
+
+    def offer(self, username: str) -> tuple[str, ...]:
+        """The algorithms to offer ``username``, a number that is no line."""
+        if self.total == 0:
+            return self.auth.algorithms
+        pick = self.auth.decoy_choice(username, self.total)
+        for profile, weight in self.profiles:
+            if pick < weight:
+                return profile
+            pick -= weight
+        raise AssertionError("unreachable: the weights add up to total")

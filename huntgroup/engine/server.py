@@ -266,8 +266,10 @@ class Server:
             port_rng=random.SystemRandom(),  # RTP ports nobody can predict (security.md)
         )
         store = None
+        # one id per node: names it in the shared state, and binds its digest nonces to it
+        node_id = os.environ.get("HUNTGROUP_NODE_ID") or default_node_id()
         if cfg.server.state != "memory":
-            journal = JournalingStore(os.environ.get("HUNTGROUP_NODE_ID") or default_node_id())
+            journal = JournalingStore(node_id)
             self.state_sync = RedisStateSync(cfg.server.state, journal)
             await self.state_sync.start()  # StateError: the server refuses to start
             store = journal
@@ -281,6 +283,8 @@ class Server:
             media=planner,
             wall_clock=time.time,
             store=store,
+            # a restart forgets the replay table: the challenges of the last run go stale
+            node_id=f"{node_id}/{secrets.token_hex(8)}",
         )
         if self.state_sync is not None:
             self.state_sync.on_change = lambda: self.run(

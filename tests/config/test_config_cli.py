@@ -127,3 +127,31 @@ def test_python_m_huntgroup_check_invalid_has_no_traceback(tmp_path: Path) -> No
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr == f"{path}:1:1: not valid UTF-8 (byte 0xff); save the file as UTF-8\n"
+
+
+def test_check_warns_about_lines_with_a_single_hash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A line with only ha1_md5 (or only ha1_sha256) is valid, but check says why a
+    password or both hashes is better (issue 9 review, finding 4)."""
+    path = tmp_path / "single.yaml"
+    path.write_text(
+        "lines:\n"
+        '  - {number: "0102030403", password: "chloe-Pass-3"}\n'
+        '  - {number: "0102030404", ha1_md5: "b2cabf214b749b215df4d58eb9b322fa"}\n'
+        '  - {number: "0102030405", ha1_sha256: "'
+        + "4377774278082827391a9b26cdc294d39ecd73e2760ab52a77f11198f1e35c43"
+        + '"}\n'
+        '  - number: "0102030406"\n'
+        '    ha1_md5: "a85aaceefd7c1eb069ca18f73a7237f2"\n'
+        '    ha1_sha256: "4377774278082827391a9b26cdc294d39ecd73e2760ab52a77f11198f1e35c43"\n',
+        encoding="utf-8",
+    )
+    assert main(["check", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("ok: ")
+    lines = captured.err.splitlines()
+    assert len(lines) == 2, captured.err
+    assert lines[0].startswith(f"{path}: lines.1 (0102030404): warning: only ha1_md5 is set")
+    assert lines[1].startswith(f"{path}: lines.2 (0102030405): warning: only ha1_sha256 is set")
+    assert all("give it a password" in line for line in lines)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from huntgroup.config.models import Config
 from huntgroup.engine.b2bua import Transmit
 from huntgroup.engine.connections import ConnectionLimiter
@@ -45,3 +47,28 @@ def test_a_request_beyond_the_total_cap_fails_at_once() -> None:
     server = asyncio.run(scenario())
     assert failed == [(REQUEST, Peer("127.0.0.1", 9, "TCP"))]
     assert server._pending_tcp == {} and server.conn_counters.conn_refused_total == 1
+
+
+def test_the_node_id_binds_the_b2buas_digest_nonces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review finding 9: the driver gives the B2BUA the node id (HUNTGROUP_NODE_ID, else a
+    fresh default) and a part drawn at each start, so its nonces are refused as stale by
+    every other node, and by itself once restarted (its replay table is gone)."""
+    from huntgroup.config.models import ServerConfig
+
+    config = Config(server=ServerConfig(listen=("udp:127.0.0.1:0",)))
+
+    async def start() -> Server:
+        server = Server(config, loop=asyncio.get_running_loop())
+        await server.start()
+        server.close()
+        return server
+
+    monkeypatch.setenv("HUNTGROUP_NODE_ID", "node-7")
+    monkeypatch.setenv("HUNTGROUP_SECRET", "a shared secret of 32 bytes......")
+    named, restarted = asyncio.run(start()), asyncio.run(start())
+    assert named.b2bua.auth.node_id.startswith("node-7/")
+    assert restarted.b2bua.auth.node_id.startswith("node-7/")
+    assert named.b2bua.auth.node_id != restarted.b2bua.auth.node_id
+    monkeypatch.delenv("HUNTGROUP_NODE_ID")
+    first, second = asyncio.run(start()), asyncio.run(start())
+    assert first.b2bua.auth.node_id and first.b2bua.auth.node_id != second.b2bua.auth.node_id

@@ -129,3 +129,46 @@ def test_no_entry_outlives_its_deadline_and_no_lockout_exceeds_the_max(
         assert wait is None or 0 < wait <= 600
     g.handle_timer(now=now + g.forget_after)
     assert len(g) == 0
+
+
+def test_a_source_lockout_spares_the_lines_registered_from_it() -> None:
+    """Review finding 1: failures for other numbers from a phone's address lock the
+    source, not the line that has a live binding from it (keyed by source and line)."""
+    g = guard()
+    for i in range(5):
+        g.failed("192.0.2.1", f"unknown{i}", now=float(i))
+    assert g.locked("192.0.2.1", "other", now=5.0) == 59
+    assert g.locked("192.0.2.1", "L", now=5.0, line_hosts={"192.0.2.1"}) is None
+
+
+def test_failures_for_a_registered_line_from_its_host_count_under_the_pair() -> None:
+    g = guard()
+    for i in range(2):
+        assert g.failed("192.0.2.1", "L", now=float(i), line_hosts={"192.0.2.1"}) == []
+    found = g.failed("192.0.2.1", "L", now=2.0, line_hosts={"192.0.2.1"})
+    assert {(x.kind, x.what) for x in found} == {
+        ("pair", "line L from 192.0.2.1"),
+        ("line", "line L"),
+    }
+    assert g.locked("192.0.2.1", "L", now=3.0, line_hosts={"192.0.2.1"}) == 59
+    assert g.locked("192.0.2.1", "M", now=3.0) is None  # the source is not locked
+    assert g.locked("192.0.2.7", "L", now=3.0) == 59  # they count for the line too
+
+
+def test_trusted_peers_skip_the_source_count_not_the_line_count() -> None:
+    g = guard()
+    for i in range(10):
+        g.failed("192.0.2.1", f"L{i % 3}", now=float(i), trusted=True)
+    assert "192.0.2.1" not in g.sources.entries
+    assert g.locked("192.0.2.1", "other", now=10.0, trusted=True) is None
+    assert g.locked("192.0.2.1", "L0", now=10.0, trusted=True) is not None
+
+
+def test_ipv6_sources_count_per_64() -> None:
+    """Review finding 5: the same key as the connection caps (connections.source_of)."""
+    g = guard()
+    for i in range(5):
+        g.failed(f"2001:db8::{i + 1}", f"L{i}", now=float(i))
+    assert g.locked("2001:db8::ffff:1", "x", now=5.0) == 59
+    assert g.locked("2001:db8:0:1::1", "x", now=5.0) is None
+    assert list(g.sources.entries) == ["2001:db8::/64"]

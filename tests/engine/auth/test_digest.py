@@ -338,17 +338,22 @@ def test_tampered_nonce_is_invalid(position: int) -> None:
 
 
 def test_respelled_nonce_cannot_replay() -> None:
-    """base64 leaves 2 spare bits in the last character: flipping them keeps the bytes."""
+    """A nonce is 42 bytes, 56 base64 characters without padding: no spare bits, so
+    no other spelling decodes to the same bytes, and any respelling is refused."""
     auth = make_auth()
     challenge = auth.challenge(now=0.0)[0]
     nonce = _challenge_params(challenge)["nonce"]
+    assert len(nonce) == 56 and not nonce.endswith("=")
     assert verify(auth, client_authorization(challenge), now=1.0).ok
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-    spare = alphabet[alphabet.index(nonce[42]) ^ 1]
-    respelled = nonce[:42] + spare + nonce[43:]
-    assert base64.urlsafe_b64decode(respelled) == base64.urlsafe_b64decode(nonce)
-    replay = client_authorization(challenge.replace(nonce, respelled))
-    assert verify(auth, replay, now=2.0).outcome is AuthOutcome.INVALID_NONCE
+    for position in (0, 42, 55):
+        spare = alphabet[alphabet.index(nonce[position]) ^ 1]
+        respelled = nonce[:position] + spare + nonce[position + 1 :]
+        assert base64.urlsafe_b64decode(respelled) != base64.urlsafe_b64decode(nonce)
+        replay = client_authorization(challenge.replace(nonce, respelled))
+        assert verify(auth, replay, now=2.0).outcome is AuthOutcome.INVALID_NONCE
+    padded = client_authorization(challenge.replace(nonce, nonce[:-4] + nonce[-4:-2] + "=="))
+    assert verify(auth, padded, now=2.0).outcome is AuthOutcome.INVALID_NONCE
 
 
 def test_foreign_and_garbage_nonces_are_invalid() -> None:
@@ -600,3 +605,47 @@ def test_verify_never_raises_on_parsed_garbage(text: str) -> None:
         return
     result = make_auth().verify(creds, method="REGISTER", credentials_lookup=lookup, now=0.0)
     assert result.outcome in (AuthOutcome.INVALID_NONCE, AuthOutcome.WRONG_PASSWORD)
+
+
+# --------------------------------------------------------------------------- node binding
+
+
+def test_another_nodes_nonce_is_stale_for_a_right_answer_and_counted_when_wrong() -> None:
+    """Review finding 9: a nonce is bound to the node that issued it (its tag is in the
+    MAC'd part); another node sharing the key answers a right answer as stale."""
+    node_a = DigestAuthenticator(REALM, KEY, 300.0, node_id="node-a")
+    node_b = DigestAuthenticator(REALM, KEY, 300.0, node_id="node-b")
+    challenge = node_a.challenge(now=0.0)[0]
+    right = client_authorization(challenge)
+    assert verify(node_a, right, now=1.0).ok
+    assert verify(node_b, right, now=1.0).outcome is AuthOutcome.STALE_NONCE
+    assert len(node_b.nonce_counts) == 0  # B's table never sees A's nonces
+    wrong = client_authorization(challenge, password="guess")
+    assert verify(node_b, wrong, now=1.0).outcome is AuthOutcome.WRONG_PASSWORD
+    unknown = client_authorization(challenge, username="0199999999")
+    assert verify(node_b, unknown, now=1.0).outcome is AuthOutcome.UNKNOWN_USER
+    # the tag cannot be swapped: it is under the MAC
+    nonce = _challenge_params(challenge)["nonce"]
+    raw = bytearray(base64.urlsafe_b64decode(nonce))
+    raw[16:26] = base64.urlsafe_b64decode(_challenge_params(node_b.challenge(now=0.0)[0])["nonce"])[
+        16:26
+    ]
+    swapped = base64.urlsafe_b64encode(bytes(raw)).decode()
+    forged = client_authorization(challenge.replace(nonce, swapped))
+    assert verify(node_b, forged, now=1.0).outcome is AuthOutcome.INVALID_NONCE
+
+
+def test_decoy_offers_follow_the_lines_profiles_and_are_stable() -> None:
+    from huntgroup.engine.digest import DecoyAlgorithms
+
+    auth = DigestAuthenticator(REALM, KEY, 300.0)
+    lines = [DigestSecret(password="x")] + [DigestSecret(ha1_md5="0" * 32)] * 3
+    decoys = DecoyAlgorithms(auth, lines)
+    assert decoys.profiles == ((("MD5",), 3), (("SHA-256", "MD5"), 1))
+    offers = [decoys.offer(f"0199{n:06d}") for n in range(2000)]
+    assert 0.70 < offers.count(("MD5",)) / len(offers) < 0.80
+    assert decoys.offer("0199000007") == offers[7]
+    other_key = DigestAuthenticator(REALM, b"another key, 32 bytes long......", 300.0)
+    again = DecoyAlgorithms(other_key, lines)
+    assert [again.offer(f"0199{n:06d}") for n in range(2000)] != offers  # keyed
+    assert DecoyAlgorithms(auth, []).offer("0199") == auth.algorithms

@@ -85,7 +85,7 @@ def build(start: str, headers: Iterable[tuple[str, str]], body: bytes = b"") -> 
     """A SIP message as bytes; Content-Length is always added, last."""
     items = [*headers, ("Content-Length", str(len(body)))]
     head = start + CRLF + "".join(f"{n}: {v}{CRLF}" for n, v in items) + CRLF
-    return head.encode() + body
+    return head.encode("utf-8", "surrogateescape") + body  # bytes a peer copied back
 
 
 def response_bytes(
@@ -128,7 +128,12 @@ class Network:
     """The B2BUA, the scripted clock, and the phones around it."""
 
     def __init__(
-        self, config: Config, *, now: float = 0.0, media_mode: MediaMode = "relay"
+        self,
+        config: Config,
+        *,
+        now: float = 0.0,
+        media_mode: MediaMode = "relay",
+        node_id: str = "",
     ) -> None:
         self.now = now
         self.config = config
@@ -140,6 +145,7 @@ class Network:
             rng=random.Random(1),
             secret=SECRET,
             media=self.planner,
+            node_id=node_id,
         )
         self.phones: dict[tuple[str, int], Phone] = {}
         self.media: list[MediaCommand] = []

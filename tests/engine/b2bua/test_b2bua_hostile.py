@@ -2,18 +2,29 @@
 
 A request whose handling raises gets a final response (400 when the message
 is at fault, 500 otherwise), its transaction ends on the normal timers, and no
-state outlives it. The property test throws hostile bytes into every header
-and parameter of REGISTER and INVITE (with their Authorization and
-Proxy-Authorization) through the sans-I/O B2BUA, with the clock scripted.
+state outlives it. The property tests throw hostile bytes into every header
+and parameter, through the sans-I/O B2BUA with the clock scripted, of:
+
+- out-of-dialog requests: REGISTER and INVITE (with their Authorization and
+  Proxy-Authorization computed against a real challenge);
+- in-dialog requests of an established call (BYE, re-INVITE, INFO), a CANCEL
+  of a ringing call, and the responses of a member leg (180, 200, 486).
+
+The peers behave (:func:`settle`: they ACK, answer BYE and CANCEL), so every
+transaction ends on its RFC 3261 timers; the tables are checked right after
+64·T1 (no margin beyond it: every timer a well-behaved exchange leaves is at
+most 64·T1 long, and they all start when the hostile message is handled).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 import pytest
 from b2bua_peers import (
+    B2B_PEER,
     CALLER_NUMBER,
     DOMAIN,
     HOST,
@@ -22,8 +33,12 @@ from b2bua_peers import (
     PILOT,
     Network,
     Phone,
+    UacCall,
+    UasCall,
+    build,
     digest_authorization,
     make_config,
+    response_bytes,
     sdp,
 )
 from hypothesis import HealthCheck, given, settings
@@ -31,7 +46,7 @@ from hypothesis import strategies as st
 
 from huntgroup.config.models import Config
 from huntgroup.engine.b2bua import B2BUA
-from huntgroup.engine.sip.message import Request, Response
+from huntgroup.engine.sip.message import Message, Request, Response
 from huntgroup.engine.sip.parser import SipParseError, parse_datagram
 
 UPSTREAM_PORT = 7900
@@ -87,12 +102,119 @@ def finals(net: Network, since: int, call_id: str, method: str) -> set[bytes]:
     return found
 
 
+_BRANCH = re.compile(r";\s*branch\s*=\s*([^;,\s]+)", re.IGNORECASE)
+
+
+def _branch(message: Message) -> str | None:
+    vias = message.headers.get_all("Via")
+    match = _BRANCH.search(vias[0]) if vias else None
+    return match.group(1) if match else None
+
+
+def finals_to(net: Network, since: int, request: Request) -> set[bytes]:
+    """Distinct final responses to this very request (its Call-ID, CSeq and branch)."""
+    found: set[bytes] = set()
+    for _, out in net.transmits[since:]:
+        try:
+            message = parse_datagram(out.data)
+        except SipParseError:
+            continue
+        if (
+            isinstance(message, Response)
+            and message.status >= 200
+            and message.call_id == request.call_id
+            and message.cseq.method == request.method
+            and message.cseq.number == request.cseq.number
+            and _branch(message) == _branch(request)
+        ):
+            found.add(out.data)
+    return found
+
+
 def advance_past_transactions(net: Network) -> None:
-    """64*T1 after every final answer: a refused INVITE's final waits for its ACK,
-    a call to the silent upstream ends on timer B, then its final waits too."""
+    """Set-up only (before a baseline): the silent exchanges of building a template
+    (challenges nobody ACKs) end on their timers, at most 2 x 64*T1 later."""
     t1 = net.config.server.timers.t1
-    for _ in range(4):
+    for _ in range(2):
         net.advance(64 * t1 + 1)
+
+
+def after_64_t1(net: Network) -> None:
+    """Right after 64*T1: when every transaction of a well-behaved exchange is over."""
+    net.advance(64 * net.config.server.timers.t1)
+
+
+# ------------------------------------------------------------ well-behaved peers
+
+
+@dataclass
+class Peers:
+    """How the phones around the B2BUA answer (see :func:`settle`)."""
+
+    busy: set[str] = field(default_factory=set)  # phones that answer a new INVITE 486
+    pending: dict[str, tuple[Phone, Request]] = field(default_factory=dict)  # ringing
+    answered: dict[str, Response] = field(default_factory=dict)  # 2xx to INVITEs, by Call-ID
+
+
+def _ack_for(phone: Phone, response: Response) -> bytes:
+    """The ACK of a response to an INVITE: a 2xx's is a new transaction to its
+    Contact; a failure's reuses the INVITE's Via (same branch, §17.1.1.3)."""
+    if response.status < 300:
+        contacts = response.contacts
+        target = str(contacts[0].uri) if contacts else f"sip:{HOST}:{B2B_PEER.port}"
+        via = phone.via(phone.branch())
+    else:
+        target = f"sip:{DOMAIN}"
+        via = response.headers.get_all("Via")[0]
+    headers = [
+        ("Via", via),
+        ("Max-Forwards", "70"),
+        ("From", response.headers.get("From") or ""),
+        ("To", response.headers.get("To") or ""),
+        ("Call-ID", response.call_id),
+        ("CSeq", f"{response.cseq.number} ACK"),
+    ]
+    return build(f"ACK {target} SIP/2.0", headers)
+
+
+def settle(net: Network, peers: Peers) -> None:
+    """Let every phone answer what it received, until nobody has anything to answer.
+
+    A response to an INVITE is ACKed (a 2xx is remembered); a new INVITE is
+    answered 486 by a busy phone, else keeps ringing (``peers.pending``); a
+    CANCEL gets 200 and its INVITE 487; a re-INVITE gets 200 with SDP; any
+    other request gets 200.
+    """
+    for _ in range(500):
+        busy = [phone for phone in net.phones.values() if phone.inbox]
+        if not busy:
+            return
+        for phone in busy:
+            item = phone.inbox.pop(0)
+            message = item.message
+            if isinstance(message, Response):
+                if message.cseq.method == "INVITE" and message.status >= 200:
+                    if message.status < 300:
+                        peers.answered[message.call_id] = message
+                    phone.send(_ack_for(phone, message))
+                continue
+            if message.method == "ACK":
+                continue
+            if message.method == "INVITE" and message.to.tag is None:
+                if phone.name in peers.busy:
+                    phone.respond(message, 486)
+                else:
+                    peers.pending[message.call_id] = (phone, message)
+            elif message.method == "INVITE":
+                phone.respond(message, 200, body=sdp(30000 + phone.peer.port), contact=True)
+            elif message.method == "CANCEL":
+                phone.respond(message, 200)
+                ringing = peers.pending.pop(message.call_id, None)
+                if ringing is not None:
+                    ringing[0].respond(ringing[1], 487)
+            else:
+                phone.respond(message, 200)
+    raise AssertionError("the peers never settle")
 
 
 # ------------------------------------------------------------------ the 0xFF byte
@@ -307,23 +429,27 @@ def check_hostile(case: tuple[str, int, int, int, bytes]) -> None:
     kind, line, segment, offset, hostile = case
     net = Network(config())
     alice = net.phone("alice", 7101, LINE_A)
+    upstream = net.phone("upstream", UPSTREAM_PORT, "core")
+    peers = Peers(busy={"upstream"})
     template = _template(net, alice, kind)
     advance_past_transactions(net)
     alice.drop()
+    upstream.drop()
     baseline = tables(net.b2b)
     data = _mutate(template, line, segment, offset, hostile)
     since = len(net.transmits)
     outputs = net.b2b.receive_datagram(data, alice.peer, now=net.now)  # never raises
     net._route(outputs)
+    settle(net, peers)
     try:
         request = parse_datagram(data)
     except SipParseError:
         request = None
-    advance_past_transactions(net)
+    after_64_t1(net)
     if isinstance(request, Request) and request.method != "ACK":
-        got = finals(net, since, request.call_id, request.method)
+        got = finals_to(net, since, request)
         assert len(got) == 1, (data, [parse_datagram(g).status for g in got])  # type: ignore[union-attr]
-    assert tables(net.b2b) == baseline, data
+    assert tables(net.b2b) == baseline, (data, tables(net.b2b))
     assert net.b2b.counters.internal_errors == 0, data
     # the per-source and per-line failure counts end on their own timers too
     guard = net.b2b.guard
@@ -341,6 +467,165 @@ def test_hostile_bytes_in_any_header_or_parameter_get_one_final_and_leave_nothin
     case: tuple[str, int, int, int, bytes],
 ) -> None:
     check_hostile(case)
+
+
+# ------------------------------------- hostile bytes in a call: in-dialog, CANCEL, responses
+
+CALL_KINDS = ["bye", "reinvite", "info", "cancel", "r180", "r200", "r486"]
+
+
+@dataclass
+class CallScene:
+    """A call from ``caller`` to the pilot, ringing member m1 or bridged to it, and a
+    valid message of ``kind`` for it (not sent): the template to mutate."""
+
+    net: Network
+    peers: Peers
+    caller: Phone
+    member: Phone
+    call: UacCall
+    invite: Request  # the caller's INVITE
+    uas: UasCall  # the member's side of its INVITE
+    template: Template
+    sender: Phone
+
+
+def _template_of(kind: str, data: bytes) -> Template:
+    head, _, body = data.partition(CRLF + CRLF)
+    lines = [x for x in head.split(CRLF) if not x.lower().startswith(b"content-length")]
+    return Template(kind, lines, body)
+
+
+def call_scene(kind: str) -> CallScene:
+    net = Network(make_config("linear", members=1))  # m1 at 127.0.0.1:7001
+    caller = net.phone("caller", 6000, CALLER_NUMBER)
+    member = net.phone("m1", 7001, "m1")
+    peers = Peers()
+    call = caller.invite(PILOT)
+    invite = parse_datagram(call.invite_bytes)
+    assert isinstance(invite, Request)
+    uas = member.answering(member.request("INVITE"))
+    uas.reply(180)
+    sender = caller
+    if kind in ("bye", "reinvite", "info"):
+        uas.reply(200)
+        call.ack(caller.response(200))
+        method = {"bye": "BYE", "reinvite": "INVITE", "info": "INFO"}[kind]
+        body = {"reinvite": sdp(10002, session=2), "info": b"Signal=5\r\nDuration=160\r\n"}
+        content_type = "application/dtmf-relay" if kind == "info" else "application/sdp"
+        data = call.in_dialog(method, body=body.get(kind, b""), content_type=content_type)
+    elif kind == "cancel":
+        headers = [
+            ("Via", caller.via(call.branch)),
+            ("Max-Forwards", "70"),
+            ("From", call.from_header),
+            ("To", f"<{call.ruri}>"),
+            ("Call-ID", call.call_id),
+            ("CSeq", f"{call.invite_cseq} CANCEL"),
+        ]
+        data = build(f"CANCEL {call.ruri} SIP/2.0", headers)
+        peers.pending[uas.invite.call_id] = (member, uas.invite)
+    else:
+        status = int(kind[1:])
+        data = response_bytes(
+            uas.invite,
+            status,
+            {180: "Ringing", 200: "OK", 486: "Busy Here"}[status],
+            to_tag=uas.tag,
+            contact=member.contact if status < 300 else None,
+            body=sdp(27001) if status == 200 else b"",
+        )
+        sender = member
+        peers.pending[uas.invite.call_id] = (member, uas.invite)
+    caller.drop()
+    member.drop()
+    template = _template_of(kind, data)
+    return CallScene(net, peers, caller, member, call, invite, uas, template, sender)
+
+
+def end_the_call(scene: CallScene) -> None:
+    """Whatever the hostile message did, end the call the way real peers would."""
+    net, peers, call, uas = scene.net, scene.peers, scene.call, scene.uas
+    settle(net, peers)
+    if net.b2b._calls and uas.invite.call_id in peers.pending:  # m1 still rings: it answers
+        del peers.pending[uas.invite.call_id]
+        uas.reply(200)
+        settle(net, peers)
+    if net.b2b._calls and uas.answered:  # m1 hangs up (its own CSeq: untouched)
+        uas.bye()
+        settle(net, peers)
+    if net.b2b._calls and call.call_id in peers.answered:  # the caller hangs up
+        call.confirmed(peers.answered[call.call_id])
+        call.cseq = max(call.cseq, 10**6)  # above any CSeq a mutation may have left
+        call.bye()
+        settle(net, peers)
+    if net.b2b._calls and call.call_id not in peers.answered:  # the caller gives up
+        call.cancel()
+        settle(net, peers)
+
+
+@st.composite
+def call_cases(draw: st.DrawFn) -> tuple[str, int, int, int, bytes]:
+    return (
+        draw(st.sampled_from(CALL_KINDS)),
+        draw(st.integers(0, 10)),
+        draw(st.integers(0, 40)),
+        draw(st.integers(0, 200)),
+        draw(HOSTILE),
+    )
+
+
+def check_hostile_in_call(case: tuple[str, int, int, int, bytes]) -> None:
+    kind, line, segment, offset, hostile = case
+    scene = call_scene(kind)
+    net = scene.net
+    empty = {name: 0 for name in tables(net.b2b)}
+    data = _mutate(scene.template, line, segment, offset, hostile)
+    since = len(net.transmits)
+    outputs = net.b2b.receive_datagram(data, scene.sender.peer, now=net.now)  # never raises
+    net._route(outputs)
+    end_the_call(scene)
+    after_64_t1(net)
+    try:
+        message: Message | None = parse_datagram(data)
+    except SipParseError:
+        message = None
+    if isinstance(message, Request) and message.method != "ACK":
+        got = finals_to(net, since, message)
+        assert len(got) == 1, (data, [parse_datagram(g).status for g in got])  # type: ignore[union-attr]
+    assert len(finals_to(net, 0, scene.invite)) == 1, data  # the caller's INVITE: one final
+    assert tables(net.b2b) == empty, (data, tables(net.b2b))
+    assert net.b2b.counters.internal_errors == 0, data
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(call_cases())
+def test_hostile_bytes_in_a_call_get_one_final_and_leave_nothing(
+    case: tuple[str, int, int, int, bytes],
+) -> None:
+    """In-dialog requests, a CANCEL and a member's responses, mutated: one final for a
+    request, the call still ends, and every table is empty right after 64*T1."""
+    check_hostile_in_call(case)
+
+
+@pytest.mark.parametrize("kind", CALL_KINDS)
+def test_the_unmutated_call_templates_work(kind: str) -> None:
+    """The property above starts from messages that do what they say."""
+    scene = call_scene(kind)
+    net = scene.net
+    scene.sender.send(_mutate(scene.template, 0, 0, 0, b""))
+    calls_left = len(net.b2b._calls)
+    expected = {"bye": 0, "cancel": 0, "r486": 0}.get(kind, 1)  # m1 declines: 480
+    assert calls_left == expected, (kind, calls_left)
+    if kind == "r200":
+        assert scene.caller.has(200)
+    end_the_call(scene)
+    after_64_t1(net)
+    assert not any(tables(net.b2b).values()), tables(net.b2b)
 
 
 @pytest.mark.parametrize("kind", ["register", "outgoing", "feature", "pilot", "line"])
