@@ -194,3 +194,33 @@ def test_a_shed_503_goes_to_the_real_source_never_to_the_via() -> None:
         refused = phone.response(503)
         assert refused.top_via.received == "127.0.0.1" and refused.top_via.rport == 6001
     assert not net.stray
+
+
+@pytest.mark.parametrize("quick", [True, False], ids=["from-bytes", "parsed"])
+def test_a_trusted_peer_has_no_per_source_limit(quick: bool) -> None:
+    """A trunk or an SBC carries many callers from one address: the per-source bucket
+    that stops a flooder (above) does not apply to ``server.trusted_peers``."""
+    config = make_config("linear", members=2)
+    server = config.server.model_copy(
+        update={
+            "limits": config.server.limits.model_validate(
+                {"per_source_invite_rate": 1, "per_source_invite_burst": 2}
+            ),
+            "trusted_peers": ("127.0.0.2",),
+        }
+    )
+    net = Network(config.model_copy(update={"server": server}))
+    net.phone("m1", 7001, "m1"), net.phone("m2", 7002, "m2")
+    sbc = net.phone("sbc", 6200, "0600000007")
+    sbc.peer = Peer("127.0.0.2", 6200, "UDP")
+    net.phones[("127.0.0.2", 6200)] = sbc
+    extra = () if quick else (("Subject", "a\r\n folded subject"),)  # folded: parsed path
+    for _ in range(6):
+        sbc.invite(PILOT, extra=extra)
+    assert not sbc.has(503)
+    assert net.b2b.counters.flood_refused == 0 and net.b2b.counters.flood_dropped == 0
+    assert net.b2b.active_calls == 6
+    flooder = net.phone("f", 6001, "0600000001")  # an untrusted source: limited as before
+    for _ in range(4):
+        flooder.invite(PILOT)
+    assert flooder.has(503)
