@@ -177,7 +177,10 @@ def negotiate_as_uac(response: Response, *, interval: int) -> tuple[int, bool]:
     """(interval, we refresh) from the 2xx to our INVITE or UPDATE.
 
     No ``Session-Expires`` in it: the peer does not do session timers, we
-    refresh on our own at ``interval``. A malformed one counts as absent.
+    refresh on our own at ``interval``. A malformed one counts as absent. The
+    peer may shorten the interval we asked for, never lengthen it (RFC 4028
+    §9): a longer value is cut back to ``interval``, so no peer can stretch the
+    time a dead call lasts.
     """
     try:
         se = session_expires_of(response)
@@ -185,4 +188,4 @@ def negotiate_as_uac(response: Response, *, interval: int) -> tuple[int, bool]:
         se = None
     if se is None:
         return interval, True
-    return max(MIN_INTERVAL, se.interval), se.refresher != "uas"
+    return min(interval, max(MIN_INTERVAL, se.interval)), se.refresher != "uas"

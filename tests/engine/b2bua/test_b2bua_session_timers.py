@@ -9,6 +9,7 @@ member free again, ports released. Time is scripted (``Network.at``).
 
 from __future__ import annotations
 
+import pytest
 from b2bua_peers import (
     CALLER_NUMBER,
     GROUP,
@@ -23,7 +24,9 @@ from b2bua_peers import (
 )
 
 from huntgroup.config.models import CallsConfig, Config
+from huntgroup.engine.session_timer import negotiate_as_uac
 from huntgroup.engine.sip.message import Request, Response
+from huntgroup.engine.sip.parser import parse_datagram
 
 
 def config(**calls: object) -> Config:
@@ -120,6 +123,31 @@ def test_a_member_that_never_refreshes_gets_the_call_torn_down_at_expiry() -> No
     w.net.at(start + 61)
     w.assert_ended_on_both_sides()
     assert w.net.b2b.counters.sessions_expired == 1
+
+
+@pytest.mark.parametrize(
+    ("answered", "expected"),
+    [
+        ("604800;refresher=uas", (1800, False)),
+        ("600;refresher=uac", (600, True)),
+        ("30;refresher=uas", (90, False)),
+        (None, (1800, True)),
+    ],
+)
+def test_a_peer_may_shorten_the_session_we_asked_for_never_lengthen_it(
+    answered: str | None, expected: tuple[int, bool]
+) -> None:
+    """RFC 4028 §9: the answerer may shorten the interval, never lengthen it, so no
+    peer stretches the life of a dead call (a week asked for here is cut to ours)."""
+    w = World()
+    w.caller.invite(PILOT)
+    invite = w.m1.request("INVITE")
+    extra = () if answered is None else (("Session-Expires", answered),)
+    ok = parse_datagram(
+        response_bytes(invite, 200, "OK", to_tag="m1tag", contact=w.m1.contact, extra=extra)
+    )
+    assert isinstance(ok, Response)
+    assert negotiate_as_uac(ok, interval=1800) == expected
 
 
 def test_a_refreshing_member_keeps_its_call() -> None:
