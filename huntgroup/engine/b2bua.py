@@ -130,7 +130,7 @@ from huntgroup.engine.sip.transaction import (
     TwoXXRetransmitter,
 )
 from huntgroup.engine.sip.transaction import Action as TxAction
-from huntgroup.engine.sip.uri import SipUri, TelUri, Uri, parse_uri
+from huntgroup.engine.sip.uri import SipUri, TelUri, Uri, parse_uri, unescape
 from huntgroup.engine.stats import SipCounters
 from huntgroup.engine.trust import TrustDomain
 from huntgroup.errors import LocalProtocolError, ProtocolError
@@ -1141,7 +1141,7 @@ class B2BUA:
         if trusted and not self.trust.is_peer(source.host):
             return None, values  # the upstream: an outside call, whatever it carries
         if values:
-            users = (_user_of(parse_name_address(v).uri) for v in values)
+            users = (_number_of(_user_of(parse_name_address(v).uri)) for v in values)
             line = next((u for u in users if u and self.config.line(u) is not None), None)
             return line, values
         if not self._is_registered_line(number, source):
@@ -2030,7 +2030,10 @@ class B2BUA:
         a line's own forward; the core no longer says which group a finished call had)."""
         caller = call.invite.from_
         user = _user_of(caller.uri) or ANONYMOUS
-        if user == call.verified_line or not self._ours(user):
+        number = _number_of(user)  # %30102030405 and 01-02-03-04-05 are 0102030405
+        if _PLAIN_NUMBER.fullmatch(number):
+            user = number  # presented as compared
+        if number == call.verified_line or not self._ours(number):
             return Identity(user, caller.display_name or "")
         hidden = call.privacy is not None and call.privacy.strip().lower() != "none"
         if call.verified_line is not None and not hidden:
@@ -2042,7 +2045,9 @@ class B2BUA:
         return Identity(ANONYMOUS, "Anonymous")
 
     def _ours(self, number: str) -> bool:
-        """``number`` is one of our lines or pilots."""
+        """``number`` (a user part: escapes and visual separators do not hide it, see
+        :func:`_number_of`) is one of our lines or pilots."""
+        number = _number_of(number)
         return self.config.line(number) is not None or self.core.group_of_pilot(number) is not None
 
     # ====================================================== session timers
@@ -2313,6 +2318,18 @@ def _quick_fields(data: bytes) -> tuple[list[bytes], dict[str, bytes]] | None:
     if not vias or len(found) != 4:
         return None
     return vias, found
+
+
+_VISUAL_SEPARATORS = str.maketrans("", "", "-.() \t")
+_PLAIN_NUMBER = re.compile(r"\+?[0-9A-Za-z*#]+")
+
+
+def _number_of(user: str) -> str:
+    """A URI's user part as a number, to compare with our lines and pilots: its escapes
+    resolved (RFC 3261 §19.1.4: ``%30`` is ``0``, the same URI) and the RFC 3966 visual
+    separators (``-``, ``.``, ``(``, ``)``) dropped, so neither disguises one of our
+    numbers."""
+    return unescape(user).translate(_VISUAL_SEPARATORS)
 
 
 def _user_of(uri: Uri) -> str:
