@@ -67,7 +67,7 @@ from huntgroup.engine.admission import (
     SourceLimiter,
     Verdict,
 )
-from huntgroup.engine.auth_guard import AuthGuard
+from huntgroup.engine.auth_guard import AuthGuard, address_of
 from huntgroup.engine.dialogs import Dialog, Local, uac_dialog, uas_dialog
 from huntgroup.engine.digest import (
     AuthOutcome,
@@ -922,17 +922,23 @@ class B2BUA:
         unknown number, the algorithms of a line drawn by :class:`DecoyAlgorithms`),
         then 403 for a wrong answer (or one with an algorithm the line has no
         secret for). Failures count against ``source`` and ``number``
-        (:class:`AuthGuard`; for a line registered from ``source``, against
-        that pair instead of the source; a trusted peer has no per-source count);
+        (:class:`AuthGuard`; for a line with a live binding from ``source``'s exact
+        transport address, host and port, against that (address, line) pair instead
+        of the source; a trusted peer has no per-source count);
         while locked out, 503 with Retry-After.
         """
         header = "Proxy-Authorization" if proxy else "Authorization"
         credentials = request.headers.get(header)
         now = self._wall() if self._wall else self._now
-        hosts = {b.source.host for b in self.registrar.contacts(number, now=self._now) if b.source}
+        bound = {
+            address_of(b.source.transport, b.source.host, b.source.port)
+            for b in self.registrar.contacts(number, now=self._now)
+            if b.source
+        }
+        here = address_of(source.transport, source.host, source.port)
         trusted = self.trust.trusts(source.host)
         wait = self.guard.locked(
-            source.host, number, now=self._now, line_hosts=hosts, trusted=trusted
+            source.host, number, now=self._now, address=here, line_addresses=bound, trusted=trusted
         )
         if wait is not None:
             self.counters.auth_locked_out += 1
@@ -964,7 +970,7 @@ class B2BUA:
                 AuthOutcome.NO_SECRET_FOR_ALGORITHM,  # as a wrong password: tells nothing
             ):
                 reason = "credentials of another line" if result.ok else result.outcome.value
-                self._auth_failed(request, source, number, reason, hosts=hosts, trusted=trusted)
+                self._auth_failed(request, source, number, reason, bound=bound, trusted=trusted)
                 self._respond(key, request, 403)
                 return False
             stale = result.stale
@@ -988,13 +994,14 @@ class B2BUA:
         number: str,
         reason: str,
         *,
-        hosts: set[str],
+        bound: set[str],
         trusted: bool,
     ) -> None:
         self.counters.auth_failures += 1
         log.info("%s %s from %s refused (403): %s", request.method, number, source.host, reason)
+        here = address_of(source.transport, source.host, source.port)
         failed = self.guard.failed(
-            source.host, number, now=self._now, line_hosts=hosts, trusted=trusted
+            source.host, number, now=self._now, address=here, line_addresses=bound, trusted=trusted
         )
         for lockout in failed:
             self.counters.auth_lockouts += 1
