@@ -68,6 +68,7 @@ from huntgroup.engine.admission import (
     Verdict,
 )
 from huntgroup.engine.auth_guard import AuthGuard, address_of
+from huntgroup.engine.connections import source_of
 from huntgroup.engine.dialogs import Dialog, Local, uac_dialog, uas_dialog
 from huntgroup.engine.digest import (
     AuthOutcome,
@@ -365,6 +366,15 @@ class B2BUA:
                 self.source_limits[method] = SourceLimiter(
                     rate, burst, table_size=limits.per_source_table
                 )
+        # REGISTERs of server.trusted_peers (an SBC registers every phone behind it)
+        self.peer_register_limits: SourceLimiter | None = None
+        register_rate = limits.per_source_register_rate
+        if register_rate is not None and config.server.trusted_peers:
+            self.peer_register_limits = SourceLimiter(
+                register_rate * TRUSTED_PEER_REGISTER_FACTOR,
+                limits.per_source_register_burst * TRUSTED_PEER_REGISTER_FACTOR,
+                table_size=limits.per_source_table,
+            )
         self._overloaded = False  # for one log line per overload episode
         # session timers and maximum durations: (due, seq, call key, leg id | "" | "*")
         self._session_heap: list[tuple[float, int, str, str]] = []
@@ -454,8 +464,7 @@ class B2BUA:
         try:
             if request.to.tag is not None or server_key(request) in self.layer:
                 return False
-            limiter = self._source_limiter(method, source)
-            verdict = limiter.check(source.host, now=self._now) if limiter is not None else None
+            limiter, verdict = self._flood_check(method, source)
             if limiter is not None and verdict == DROP:
                 self.counters.flood_dropped += 1
                 return True
@@ -476,13 +485,38 @@ class B2BUA:
         except ProtocolError:
             return False  # the transaction layer answers what is wrong with it
 
-    def _source_limiter(self, method: str, source: Peer) -> SourceLimiter | None:
-        """The per-source limit of ``method`` for ``source``; None for the trust domain
-        (the upstream, ``server.trusted_peers``): a trunk or an SBC carries many callers
-        from one address, and is bounded by the node's own limits instead."""
+    def _flood_check(self, method: str, source: Peer) -> tuple[SourceLimiter | None, Verdict]:
+        """The per-source flood limit of a new ``method`` request from ``source``: the
+        limiter that judged it (None: not limited) and its verdict.
+
+        - An INVITE from the trust domain (the upstream, ``server.trusted_peers``) is
+          not limited: a trunk or an SBC carries many callers from one address, and is
+          bounded by the node's own limits instead.
+        - A REGISTER from a trusted peer (an SBC registers every phone behind it) draws
+          from its own bucket, :data:`TRUSTED_PEER_REGISTER_FACTOR` times the rate and
+          burst. The upstream never registers, and a spoofed UDP source can use its
+          address: its REGISTERs are limited like anyone's.
+        - A request from the exact transport address (transport, host, port) of a live
+          binding draws from that address's own bucket: a flood from other ports of the
+          phone's host (an office NAT, a blind UDP spoofer) does not silence the phone.
+        - Any other request draws from its source's bucket, keyed like the connection
+          caps (:func:`source_of`: an IPv4 address, an IPv6 /64).
+        """
+        limiter = self.source_limits.get(method)
+        if limiter is None:
+            return None, PASS
         if self.trust.trusts(source.host):
-            return None
-        return self.source_limits.get(method)
+            if method == "INVITE":
+                return None, PASS
+            if self.trust.is_peer(source.host) and self.peer_register_limits is not None:
+                peers = self.peer_register_limits
+                return peers, peers.check(source_of(source.host), now=self._now)
+        here = Source(source.transport.lower(), source.host, source.port)
+        if self.registrar.aors_at(here, now=self._now):
+            key = address_of(source.transport, source.host, source.port)
+        else:
+            key = source_of(source.host)
+        return limiter, limiter.check(key, now=self._now)
 
     def _refuse_stateless(self, request: Request, source: Peer, retry_after: int) -> None:
         """503 without a transaction, to where the request came from (never its Via)."""
@@ -535,8 +569,7 @@ class B2BUA:
             return None
         if TransactionKey(branch, via.sent_by.lower(), method, server=True) in self.layer:
             return None  # a retransmission: its transaction answers
-        limiter = self._source_limiter(method, source)
-        verdict = limiter.check(source.host, now=self._now) if limiter is not None else PASS
+        limiter, verdict = self._flood_check(method, source)
         if verdict == DROP:
             self.counters.flood_dropped += 1
             return DROP
@@ -2329,6 +2362,11 @@ def _quick_fields(data: bytes) -> tuple[list[bytes], dict[str, bytes]] | None:
 
 _VISUAL_SEPARATORS = str.maketrans("", "", "-.() \t")
 _PLAIN_NUMBER = re.compile(r"\+?[0-9A-Za-z*#]+")
+
+
+TRUSTED_PEER_REGISTER_FACTOR = 10
+"""A trusted peer's REGISTERs may come this many times faster (rate and burst) than the
+per-source limit: an SBC registers every phone behind it from one address."""
 
 
 def _number_of(user: str) -> str:
