@@ -2071,8 +2071,8 @@ class B2BUA:
         caller = call.invite.from_
         user = _user_of(caller.uri) or ANONYMOUS
         number = _number_of(user)  # %30102030405 and 01-02-03-04-05 are 0102030405
-        if _PLAIN_NUMBER.fullmatch(number):
-            user = number  # presented as compared
+        if _PHONE_NUMBER.fullmatch(number):
+            user = number  # a telephone number is presented as compared (john.doe stays)
         if number == call.verified_line or not self._ours(number):
             return Identity(user, caller.display_name or "")
         hidden = call.privacy is not None and call.privacy.strip().lower() != "none"
@@ -2361,7 +2361,7 @@ def _quick_fields(data: bytes) -> tuple[list[bytes], dict[str, bytes]] | None:
 
 
 _VISUAL_SEPARATORS = str.maketrans("", "", "-.() \t")
-_PLAIN_NUMBER = re.compile(r"\+?[0-9A-Za-z*#]+")
+_PHONE_NUMBER = re.compile(r"\+?[0-9*#]+")
 
 
 TRUSTED_PEER_REGISTER_FACTOR = 10

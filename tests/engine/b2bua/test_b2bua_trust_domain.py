@@ -373,11 +373,16 @@ def test_a_line_disguised_by_escapes_or_separators_is_still_no_caller_id(disguis
     assert "Alice Martin" not in invite.to_bytes().decode()
 
 
-def test_an_outside_caller_is_sent_out_as_its_number_without_separators() -> None:
+@pytest.mark.parametrize(
+    ("written", "sent"), [("06.11.22.33.44", "0611223344"), ("jean.dupont", "jean.dupont")]
+)
+def test_an_outside_caller_is_sent_out_as_its_number_without_separators(
+    written: str, sent: str
+) -> None:
     net, _, _, caller = world(overflowing())
     trunk = phone_at(net, "trunk", TRUNK_HOST, 5060, "trunk")
-    call = caller.invite(PILOT, from_user="06.11.22.33.44", display="Jean Dupont")
+    call = caller.invite(PILOT, from_user=written, display="Jean Dupont")
     call.ack(caller.response(200))
     invite = sent_out(net, trunk)
-    assert invite.from_.uri.user == "0611223344"  # type: ignore[union-attr]
+    assert invite.from_.uri.user == sent  # type: ignore[union-attr]
     assert invite.from_.display_name == "Jean Dupont"
