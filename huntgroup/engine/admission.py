@@ -27,16 +27,26 @@ no longer counts: a driver that stopped measuring does not block calls for
 good.
 
 :class:`SourceLimiter` is the per-source flood guard (the idea of Kamailio's
-``pike``): one token bucket per source IP address (``rate`` per second,
+``pike``): one token bucket per source (``rate`` per second,
 ``burst`` at once) decides whether a new INVITE or REGISTER from that address
 is taken in. Over the rate, the request gets 503 with Retry-After, itself
 limited by a second bucket of the same size; a source that goes on past
 twice its rate gets no answer at all (:data:`DROP`), so a flood cannot turn
-the server into a reflector. The table keeps at most ``table_size`` sources
-and forgets the least recently seen first.
+the server into a reflector. The caller chooses the key: the B2BUA uses the
+source's address (the /64 of an IPv6 one,
+:func:`huntgroup.engine.connections.source_of`), or a registered phone's
+exact transport address.
+
+The table keeps at most ``table_size`` keys. A key that was refused is
+*held* for ``burst / rate`` seconds after its last refusal (until its bucket
+would be full again, when forgetting it loses nothing): a flood of new keys
+(spoofed UDP sources) cannot evict it to give it a fresh bucket. A new key
+evicts the least recently seen key that is not held; when every key is
+held, the new key is not taken in and its request gets :data:`DROP`.
 
 Invariants: a refused call takes no token; a bucket never holds more than
-its capacity; the source table never holds more than ``table_size`` entries.
+its capacity; the table never holds more than ``table_size`` keys; a held key
+stays held ``burst / rate`` seconds after its last refusal, no longer.
 """
 
 from __future__ import annotations
@@ -160,16 +170,17 @@ DROP: Verdict = "drop"  # no answer at all
 
 
 class _Bucket:
-    __slots__ = ("at", "refusals", "tokens")
+    __slots__ = ("at", "held_until", "refusals", "tokens")
 
     def __init__(self, burst: float, now: float) -> None:
         self.tokens = burst
         self.refusals = burst  # 503s this source may still get before silence
         self.at = now
+        self.held_until = 0.0  # refused lately: not evicted before then
 
 
 class SourceLimiter:
-    """Per-source-address token buckets for one kind of request (see module docstring)."""
+    """Per-key token buckets for one kind of request (see module docstring)."""
 
     def __init__(self, rate: float, burst: int, *, table_size: int) -> None:
         if rate <= 0 or burst < 1 or table_size < 1:
@@ -177,25 +188,38 @@ class SourceLimiter:
         self.rate = rate
         self.burst = float(burst)
         self.table_size = table_size
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self.hold = self.burst / rate  # seconds a refused key cannot be evicted
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()  # not held, least recent first
+        self._held: OrderedDict[str, _Bucket] = OrderedDict()  # held, by end of hold
 
     def __len__(self) -> int:
-        return len(self._buckets)
+        return len(self._buckets) + len(self._held)
 
     @property
     def retry_after(self) -> int:
         """Seconds until a source that emptied its bucket has a full one again."""
         return max(1, math.ceil(self.burst / self.rate))
 
-    def check(self, source: str, *, now: float) -> Verdict:
-        bucket = self._buckets.get(source)
+    def held(self, key: str, *, now: float) -> bool:
+        """``key`` was refused within the last ``burst / rate`` seconds."""
+        self._release(now)
+        return key in self._held
+
+    def check(self, key: str, *, now: float) -> Verdict:
+        self._release(now)
+        bucket = self._held.get(key)
         if bucket is None:
+            bucket = self._buckets.get(key)
+            if bucket is not None:
+                self._buckets.move_to_end(key)
+        if bucket is None:
+            if len(self) >= self.table_size:
+                if not self._buckets:
+                    return DROP  # every key is held: a flood of new keys evicts none
+                self._buckets.popitem(last=False)  # the least recently seen, not held
             bucket = _Bucket(self.burst, now)
-            self._buckets[source] = bucket
-            if len(self._buckets) > self.table_size:
-                self._buckets.popitem(last=False)  # the least recently seen source
+            self._buckets[key] = bucket
         else:
-            self._buckets.move_to_end(source)
             elapsed = max(0.0, now - bucket.at)
             bucket.tokens = min(self.burst, bucket.tokens + elapsed * self.rate)
             bucket.refusals = min(self.burst, bucket.refusals + elapsed * self.rate)
@@ -203,7 +227,22 @@ class SourceLimiter:
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
             return PASS
+        # over its rate: held (moved to the end, the latest hold ends last)
+        bucket.held_until = now + self.hold
+        self._buckets.pop(key, None)
+        self._held.pop(key, None)
+        self._held[key] = bucket
         if bucket.refusals >= 1.0:
             bucket.refusals -= 1.0
             return REFUSE
         return DROP
+
+    def _release(self, now: float) -> None:
+        """Keys whose hold ended go back among the evictable ones, as the least recent."""
+        while self._held:
+            key, bucket = next(iter(self._held.items()))
+            if bucket.held_until > now:
+                break
+            del self._held[key]
+            self._buckets[key] = bucket
+            self._buckets.move_to_end(key, last=False)

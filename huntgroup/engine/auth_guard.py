@@ -20,17 +20,23 @@ Sources are keyed like the connection caps
 hop addresses to escape its count).
 
 Nobody may knock a registered phone offline with someone else's failures.
-The caller passes the sources the line has a live binding from; a request
-for that line from one of them is judged by a third key, the (source, line)
-*pair*, and by nothing else:
+The caller passes the exact transport addresses (:func:`address_of`:
+transport, host *and* port) the line has a live binding from, and the
+request's own; a request for that line from one of them is judged by a
+third key, the (address, line) *pair*, and by nothing else:
 
 - the line's lockout does not apply to it (a guesser elsewhere cannot lock a
   registered phone's line), nor the source's (failures against unknown
-  numbers or other lines from the phone's address, an office NAT or a
+  numbers or other lines from the phone's host, an office NAT or a
   spoofer that fetched a nonce from its own port, cannot lock it either);
 - its failures count under the pair (with the per-line maximum) and the line,
-  not under the source: a guesser on the phone's own address who guesses
-  that line's password is held by the pair.
+  not under the source.
+
+Failures from any other port of the phone's host are a stranger's: they
+count under the source (the host, or its /64) and the line, like anyone's,
+and lock those, never the pair. So locking a registered phone out takes
+guessing its exact port (and transport), and even then only that pair is
+locked, for the line's requests from that address.
 
 A trusted peer (an SBC, the upstream: the caller says so) is exempt from the
 per-source count, which would otherwise lock every phone behind it at once;
@@ -59,7 +65,7 @@ from dataclasses import dataclass
 
 from huntgroup.engine.connections import source_of
 
-__all__ = ["AuthGuard", "Lockout"]
+__all__ = ["AuthGuard", "Lockout", "address_of"]
 
 
 @dataclass(slots=True)
@@ -76,7 +82,7 @@ class Lockout:
     """A key that was just locked out (what to log)."""
 
     kind: str  # "source", "line" or "pair"
-    key: str  # the source key, the line, or "LINE from SOURCE"
+    key: str  # the source key, the line, or "LINE from ADDRESS"
     failures: int
     seconds: float
 
@@ -165,23 +171,24 @@ class AuthGuard:
         line: str,
         *,
         now: float,
-        line_hosts: Collection[str] = (),
+        address: str = "",
+        line_addresses: Collection[str] = (),
         trusted: bool = False,
     ) -> int | None:
         """Seconds (rounded up) until host ``source`` may authenticate ``line`` again, or None.
 
-        ``line_hosts``: the hosts the line has a live binding from (see module
+        ``address``: the request's exact transport address (:func:`address_of`);
+        ``line_addresses``: those the line has a live binding from (see module
         doc); ``trusted``: the source is a trusted peer, exempt from the
         per-source count.
         """
         self.handle_timer(now=now)
-        key = source_of(source)
-        if key in {source_of(host) for host in line_hosts}:
-            wait = self.pairs.locked_for(_pair(key, line), now)
+        if address and address in line_addresses:
+            wait = self.pairs.locked_for(_pair(address, line), now)
         else:
             wait = self.lines.locked_for(line, now)
             if not trusted:
-                wait = max(wait, self.sources.locked_for(key, now))
+                wait = max(wait, self.sources.locked_for(source_of(source), now))
         return math.ceil(wait) if wait > 0 else None
 
     def failed(
@@ -190,18 +197,18 @@ class AuthGuard:
         line: str,
         *,
         now: float,
-        line_hosts: Collection[str] = (),
+        address: str = "",
+        line_addresses: Collection[str] = (),
         trusted: bool = False,
     ) -> list[Lockout]:
         """One failed authentication of ``line`` from host ``source``; the lockouts it
-        starts (``line_hosts`` and ``trusted`` as for :meth:`locked`)."""
+        starts (``address``, ``line_addresses`` and ``trusted`` as for :meth:`locked`)."""
         self.handle_timer(now=now)
-        key = source_of(source)
         found = [self.lines.fail(line, now)]
-        if key in {source_of(host) for host in line_hosts}:
-            found.append(self.pairs.fail(_pair(key, line), now))
+        if address and address in line_addresses:
+            found.append(self.pairs.fail(_pair(address, line), now))
         elif not trusted:
-            found.append(self.sources.fail(key, now))
+            found.append(self.sources.fail(source_of(source), now))
         return [lockout for lockout in found if lockout is not None]
 
     def succeeded(self, line: str) -> None:
@@ -223,5 +230,11 @@ class AuthGuard:
         return len(self.sources.entries) + len(self.lines.entries) + len(self.pairs.entries)
 
 
-def _pair(source: str, line: str) -> str:
-    return f"{line} from {source}"
+def address_of(transport: str, host: str, port: int) -> str:
+    """One exact transport address as a key: ``udp 192.0.2.9:5060``, ``tcp [2001:db8::1]:5061``."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"{transport.lower()} {shown}:{port}"
+
+
+def _pair(address: str, line: str) -> str:
+    return f"{line} from {address}"

@@ -67,7 +67,8 @@ from huntgroup.engine.admission import (
     SourceLimiter,
     Verdict,
 )
-from huntgroup.engine.auth_guard import AuthGuard
+from huntgroup.engine.auth_guard import AuthGuard, address_of
+from huntgroup.engine.connections import source_of
 from huntgroup.engine.dialogs import Dialog, Local, uac_dialog, uas_dialog
 from huntgroup.engine.digest import (
     AuthOutcome,
@@ -130,7 +131,7 @@ from huntgroup.engine.sip.transaction import (
     TwoXXRetransmitter,
 )
 from huntgroup.engine.sip.transaction import Action as TxAction
-from huntgroup.engine.sip.uri import SipUri, TelUri, Uri, parse_uri
+from huntgroup.engine.sip.uri import SipUri, TelUri, Uri, parse_uri, unescape
 from huntgroup.engine.stats import SipCounters
 from huntgroup.engine.trust import TrustDomain
 from huntgroup.errors import LocalProtocolError, ProtocolError
@@ -365,6 +366,15 @@ class B2BUA:
                 self.source_limits[method] = SourceLimiter(
                     rate, burst, table_size=limits.per_source_table
                 )
+        # REGISTERs of server.trusted_peers (an SBC registers every phone behind it)
+        self.peer_register_limits: SourceLimiter | None = None
+        register_rate = limits.per_source_register_rate
+        if register_rate is not None and config.server.trusted_peers:
+            self.peer_register_limits = SourceLimiter(
+                register_rate * TRUSTED_PEER_REGISTER_FACTOR,
+                limits.per_source_register_burst * TRUSTED_PEER_REGISTER_FACTOR,
+                table_size=limits.per_source_table,
+            )
         self._overloaded = False  # for one log line per overload episode
         # session timers and maximum durations: (due, seq, call key, leg id | "" | "*")
         self._session_heap: list[tuple[float, int, str, str]] = []
@@ -454,8 +464,7 @@ class B2BUA:
         try:
             if request.to.tag is not None or server_key(request) in self.layer:
                 return False
-            limiter = self._source_limiter(method, source)
-            verdict = limiter.check(source.host, now=self._now) if limiter is not None else None
+            limiter, verdict = self._flood_check(method, source)
             if limiter is not None and verdict == DROP:
                 self.counters.flood_dropped += 1
                 return True
@@ -476,13 +485,38 @@ class B2BUA:
         except ProtocolError:
             return False  # the transaction layer answers what is wrong with it
 
-    def _source_limiter(self, method: str, source: Peer) -> SourceLimiter | None:
-        """The per-source limit of ``method`` for ``source``; None for the trust domain
-        (the upstream, ``server.trusted_peers``): a trunk or an SBC carries many callers
-        from one address, and is bounded by the node's own limits instead."""
+    def _flood_check(self, method: str, source: Peer) -> tuple[SourceLimiter | None, Verdict]:
+        """The per-source flood limit of a new ``method`` request from ``source``: the
+        limiter that judged it (None: not limited) and its verdict.
+
+        - An INVITE from the trust domain (the upstream, ``server.trusted_peers``) is
+          not limited: a trunk or an SBC carries many callers from one address, and is
+          bounded by the node's own limits instead.
+        - A REGISTER from a trusted peer (an SBC registers every phone behind it) draws
+          from its own bucket, :data:`TRUSTED_PEER_REGISTER_FACTOR` times the rate and
+          burst. The upstream never registers, and a spoofed UDP source can use its
+          address: its REGISTERs are limited like anyone's.
+        - A request from the exact transport address (transport, host, port) of a live
+          binding draws from that address's own bucket: a flood from other ports of the
+          phone's host (an office NAT, a blind UDP spoofer) does not silence the phone.
+        - Any other request draws from its source's bucket, keyed like the connection
+          caps (:func:`source_of`: an IPv4 address, an IPv6 /64).
+        """
+        limiter = self.source_limits.get(method)
+        if limiter is None:
+            return None, PASS
         if self.trust.trusts(source.host):
-            return None
-        return self.source_limits.get(method)
+            if method == "INVITE":
+                return None, PASS
+            if self.trust.is_peer(source.host) and self.peer_register_limits is not None:
+                peers = self.peer_register_limits
+                return peers, peers.check(source_of(source.host), now=self._now)
+        here = Source(source.transport.lower(), source.host, source.port)
+        if self.registrar.aors_at(here, now=self._now):
+            key = address_of(source.transport, source.host, source.port)
+        else:
+            key = source_of(source.host)
+        return limiter, limiter.check(key, now=self._now)
 
     def _refuse_stateless(self, request: Request, source: Peer, retry_after: int) -> None:
         """503 without a transaction, to where the request came from (never its Via)."""
@@ -535,8 +569,7 @@ class B2BUA:
             return None
         if TransactionKey(branch, via.sent_by.lower(), method, server=True) in self.layer:
             return None  # a retransmission: its transaction answers
-        limiter = self._source_limiter(method, source)
-        verdict = limiter.check(source.host, now=self._now) if limiter is not None else PASS
+        limiter, verdict = self._flood_check(method, source)
         if verdict == DROP:
             self.counters.flood_dropped += 1
             return DROP
@@ -922,17 +955,23 @@ class B2BUA:
         unknown number, the algorithms of a line drawn by :class:`DecoyAlgorithms`),
         then 403 for a wrong answer (or one with an algorithm the line has no
         secret for). Failures count against ``source`` and ``number``
-        (:class:`AuthGuard`; for a line registered from ``source``, against
-        that pair instead of the source; a trusted peer has no per-source count);
+        (:class:`AuthGuard`; for a line with a live binding from ``source``'s exact
+        transport address, host and port, against that (address, line) pair instead
+        of the source; a trusted peer has no per-source count);
         while locked out, 503 with Retry-After.
         """
         header = "Proxy-Authorization" if proxy else "Authorization"
         credentials = request.headers.get(header)
         now = self._wall() if self._wall else self._now
-        hosts = {b.source.host for b in self.registrar.contacts(number, now=self._now) if b.source}
+        bound = {
+            address_of(b.source.transport, b.source.host, b.source.port)
+            for b in self.registrar.contacts(number, now=self._now)
+            if b.source
+        }
+        here = address_of(source.transport, source.host, source.port)
         trusted = self.trust.trusts(source.host)
         wait = self.guard.locked(
-            source.host, number, now=self._now, line_hosts=hosts, trusted=trusted
+            source.host, number, now=self._now, address=here, line_addresses=bound, trusted=trusted
         )
         if wait is not None:
             self.counters.auth_locked_out += 1
@@ -964,7 +1003,7 @@ class B2BUA:
                 AuthOutcome.NO_SECRET_FOR_ALGORITHM,  # as a wrong password: tells nothing
             ):
                 reason = "credentials of another line" if result.ok else result.outcome.value
-                self._auth_failed(request, source, number, reason, hosts=hosts, trusted=trusted)
+                self._auth_failed(request, source, number, reason, bound=bound, trusted=trusted)
                 self._respond(key, request, 403)
                 return False
             stale = result.stale
@@ -988,13 +1027,14 @@ class B2BUA:
         number: str,
         reason: str,
         *,
-        hosts: set[str],
+        bound: set[str],
         trusted: bool,
     ) -> None:
         self.counters.auth_failures += 1
         log.info("%s %s from %s refused (403): %s", request.method, number, source.host, reason)
+        here = address_of(source.transport, source.host, source.port)
         failed = self.guard.failed(
-            source.host, number, now=self._now, line_hosts=hosts, trusted=trusted
+            source.host, number, now=self._now, address=here, line_addresses=bound, trusted=trusted
         )
         for lockout in failed:
             self.counters.auth_lockouts += 1
@@ -1141,7 +1181,7 @@ class B2BUA:
         if trusted and not self.trust.is_peer(source.host):
             return None, values  # the upstream: an outside call, whatever it carries
         if values:
-            users = (_user_of(parse_name_address(v).uri) for v in values)
+            users = (_number_of(_user_of(parse_name_address(v).uri)) for v in values)
             line = next((u for u in users if u and self.config.line(u) is not None), None)
             return line, values
         if not self._is_registered_line(number, source):
@@ -2030,7 +2070,10 @@ class B2BUA:
         a line's own forward; the core no longer says which group a finished call had)."""
         caller = call.invite.from_
         user = _user_of(caller.uri) or ANONYMOUS
-        if user == call.verified_line or not self._ours(user):
+        number = _number_of(user)  # %30102030405 and 01-02-03-04-05 are 0102030405
+        if _PHONE_NUMBER.fullmatch(number):
+            user = number  # a telephone number is presented as compared (john.doe stays)
+        if number == call.verified_line or not self._ours(number):
             return Identity(user, caller.display_name or "")
         hidden = call.privacy is not None and call.privacy.strip().lower() != "none"
         if call.verified_line is not None and not hidden:
@@ -2042,7 +2085,9 @@ class B2BUA:
         return Identity(ANONYMOUS, "Anonymous")
 
     def _ours(self, number: str) -> bool:
-        """``number`` is one of our lines or pilots."""
+        """``number`` (a user part: escapes and visual separators do not hide it, see
+        :func:`_number_of`) is one of our lines or pilots."""
+        number = _number_of(number)
         return self.config.line(number) is not None or self.core.group_of_pilot(number) is not None
 
     # ====================================================== session timers
@@ -2313,6 +2358,23 @@ def _quick_fields(data: bytes) -> tuple[list[bytes], dict[str, bytes]] | None:
     if not vias or len(found) != 4:
         return None
     return vias, found
+
+
+_VISUAL_SEPARATORS = str.maketrans("", "", "-.() \t")
+_PHONE_NUMBER = re.compile(r"\+?[0-9*#]+")
+
+
+TRUSTED_PEER_REGISTER_FACTOR = 10
+"""A trusted peer's REGISTERs may come this many times faster (rate and burst) than the
+per-source limit: an SBC registers every phone behind it from one address."""
+
+
+def _number_of(user: str) -> str:
+    """A URI's user part as a number, to compare with our lines and pilots: its escapes
+    resolved (RFC 3261 §19.1.4: ``%30`` is ``0``, the same URI) and the RFC 3966 visual
+    separators (``-``, ``.``, ``(``, ``)``) dropped, so neither disguises one of our
+    numbers."""
+    return unescape(user).translate(_VISUAL_SEPARATORS)
 
 
 def _user_of(uri: Uri) -> str:

@@ -94,8 +94,28 @@ def test_the_source_table_stays_bounded_and_forgets_the_least_recent() -> None:
         limiter.check(f"198.51.100.{i % 250}.{i}", now=float(i))
         assert len(limiter) <= 16
     assert len(limiter) == 16
-    limiter.check("203.0.113.9", now=2000.0)
-    assert limiter.check("203.0.113.9", now=2000.0) == REFUSE
+    limiter.check("203.0.113.1", now=2000.0)  # seen first, never over its rate
     for i in range(16):  # 16 newer sources push it out: it starts afresh
         limiter.check(f"203.0.113.{100 + i}", now=2000.0)
-    assert limiter.check("203.0.113.9", now=2000.0) == PASS
+    assert not limiter.held("203.0.113.1", now=2000.0)
+    assert limiter.check("203.0.113.1", now=2000.0) == PASS
+
+
+def test_a_flood_of_new_sources_cannot_evict_a_source_over_its_rate() -> None:
+    """Review 2, C: a key refused lately is held for burst / rate seconds; new keys
+    evict the least recent among the others, and none at all when every key is held."""
+    limiter = SourceLimiter(1.0, 1, table_size=16)
+    assert [limiter.check("203.0.113.9", now=0.0) for _ in range(3)] == [PASS, REFUSE, DROP]
+    for i in range(1000):  # spoofed sources, each new
+        limiter.check(f"198.51.100.{i % 250}.{i}", now=0.5)
+        assert len(limiter) <= 16
+    assert limiter.held("203.0.113.9", now=0.5)
+    assert limiter.check("203.0.113.9", now=0.5) == DROP  # still over its rate
+    for i in range(985, 1000):  # the others over their rates too: every key is held
+        assert limiter.check(f"198.51.100.{i % 250}.{i}", now=0.6) == REFUSE
+    assert limiter.check("192.0.2.77", now=0.6) == DROP  # a new key evicts nobody
+    assert len(limiter) == 16 and limiter.held("203.0.113.9", now=0.6)
+    # a hold ends burst / rate seconds after the last refusal: then evictable again
+    assert not limiter.held("203.0.113.9", now=1.5)
+    assert limiter.check("192.0.2.77", now=1.6) == PASS
+    assert len(limiter) == 16

@@ -65,7 +65,16 @@ def test_a_lines_registered_hosts_are_spared_its_lockout_not_their_own() -> None
     for i in range(3):
         g.failed(f"10.0.0.{i}", "L", now=0.0)
     assert g.locked("192.0.2.1", "L", now=1.0) == 59
-    assert g.locked("192.0.2.1", "L", now=1.0, line_hosts={"192.0.2.1"}) is None
+    assert (
+        g.locked(
+            "192.0.2.1",
+            "L",
+            now=1.0,
+            address="udp 192.0.2.1:5060",
+            line_addresses={"udp 192.0.2.1:5060"},
+        )
+        is None
+    )
 
 
 def test_success_resets_the_lines_count_not_the_sources() -> None:
@@ -138,19 +147,52 @@ def test_a_source_lockout_spares_the_lines_registered_from_it() -> None:
     for i in range(5):
         g.failed("192.0.2.1", f"unknown{i}", now=float(i))
     assert g.locked("192.0.2.1", "other", now=5.0) == 59
-    assert g.locked("192.0.2.1", "L", now=5.0, line_hosts={"192.0.2.1"}) is None
+    assert (
+        g.locked(
+            "192.0.2.1",
+            "L",
+            now=5.0,
+            address="udp 192.0.2.1:5060",
+            line_addresses={"udp 192.0.2.1:5060"},
+        )
+        is None
+    )
 
 
 def test_failures_for_a_registered_line_from_its_host_count_under_the_pair() -> None:
     g = guard()
     for i in range(2):
-        assert g.failed("192.0.2.1", "L", now=float(i), line_hosts={"192.0.2.1"}) == []
-    found = g.failed("192.0.2.1", "L", now=2.0, line_hosts={"192.0.2.1"})
+        assert (
+            g.failed(
+                "192.0.2.1",
+                "L",
+                now=float(i),
+                address="udp 192.0.2.1:5060",
+                line_addresses={"udp 192.0.2.1:5060"},
+            )
+            == []
+        )
+    found = g.failed(
+        "192.0.2.1",
+        "L",
+        now=2.0,
+        address="udp 192.0.2.1:5060",
+        line_addresses={"udp 192.0.2.1:5060"},
+    )
     assert {(x.kind, x.what) for x in found} == {
-        ("pair", "line L from 192.0.2.1"),
+        ("pair", "line L from udp 192.0.2.1:5060"),
         ("line", "line L"),
     }
-    assert g.locked("192.0.2.1", "L", now=3.0, line_hosts={"192.0.2.1"}) == 59
+    assert (
+        g.locked(
+            "192.0.2.1",
+            "L",
+            now=3.0,
+            address="udp 192.0.2.1:5060",
+            line_addresses={"udp 192.0.2.1:5060"},
+        )
+        == 59
+    )
     assert g.locked("192.0.2.1", "M", now=3.0) is None  # the source is not locked
     assert g.locked("192.0.2.7", "L", now=3.0) == 59  # they count for the line too
 
@@ -172,3 +214,30 @@ def test_ipv6_sources_count_per_64() -> None:
     assert g.locked("2001:db8::ffff:1", "x", now=5.0) == 59
     assert g.locked("2001:db8:0:1::1", "x", now=5.0) is None
     assert list(g.sources.entries) == ["2001:db8::/64"]
+
+
+PHONE = "udp 192.0.2.1:5060"
+
+
+def test_only_the_bindings_exact_address_is_spared_not_its_host() -> None:
+    """Review 2, A: another port of the phone's host (an office NAT, a blind UDP spoofer)
+    counts as a stranger: its failures lock the line and the host, never the pair, and
+    the phone at its exact address keeps authenticating."""
+    g = guard()
+    for i in range(5):
+        g.failed(
+            "192.0.2.1", "L", now=float(i), address="udp 192.0.2.1:7199", line_addresses={PHONE}
+        )
+    assert "line L from udp 192.0.2.1:7199" not in g.pairs.entries
+    assert g.locked("192.0.2.1", "L", now=5.0, address="udp 192.0.2.1:7199") == 59
+    assert g.locked("192.0.2.1", "M", now=5.0, address="udp 192.0.2.1:7199") == 59  # the host
+    assert g.locked("192.0.2.1", "L", now=5.0, address=PHONE, line_addresses={PHONE}) is None
+    # another transport on the same host and port is another address too
+    assert g.locked("192.0.2.1", "L", now=5.0, address="tcp 192.0.2.1:5060", line_addresses={PHONE})
+
+
+def test_address_of_keys_transport_host_and_port() -> None:
+    from huntgroup.engine.auth_guard import address_of
+
+    assert address_of("UDP", "192.0.2.1", 5060) == "udp 192.0.2.1:5060"
+    assert address_of("tls", "2001:db8::1", 5061) == "tls [2001:db8::1]:5061"

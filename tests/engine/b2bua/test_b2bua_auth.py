@@ -371,9 +371,10 @@ def test_guesses_from_a_phones_own_address_do_not_knock_it_offline() -> None:
     assert net.b2b.registrar.contacts(LINE_A, now=net.now)
 
 
-def test_a_guesser_on_the_phones_address_is_held_per_source_and_line() -> None:
-    """The pair (source, line) has the per-line limit: guessing the registered line's
-    own password from its address is still limited."""
+def test_a_guesser_on_the_phones_host_is_held_per_source_and_line() -> None:
+    """Guessing the registered line's own password from another port of its host is
+    limited like anyone's: the line is locked (for everyone but the phone's own
+    address), the host by its own count."""
     net = Network(plain_config(max_failures_per_source=100, max_failures_per_line=3))
     alice = net.phone("alice", 7101, LINE_A)
     assert registered(net, alice, LINE_A, "a@test") == 200
@@ -386,6 +387,26 @@ def test_a_guesser_on_the_phones_address_is_held_per_source_and_line() -> None:
     other.register(LINE_A, call_id="o@test", cseq=1)
     assert other.response(503, "REGISTER")
     assert guess(net, attacker, UNKNOWN, 9).status == 403  # the source is not locked
+
+
+def test_guessing_a_lines_password_from_another_port_of_its_host_cannot_lock_the_phone() -> None:
+    """Review 2, A: the exemption is the binding's exact transport address, not its host.
+    An attacker on the phone's IP (office NAT, blind UDP spoofer) guessing the line's own
+    password locks the line and its host for everyone else; the phone at its exact
+    address (host, port, transport) still refreshes, calls and uses feature codes."""
+    net = Network(plain_config(max_failures_per_source=3, max_failures_per_line=3))
+    alice = net.phone("alice", 7101, LINE_A)
+    assert registered(net, alice, LINE_A, "a@test") == 200
+    attacker = net.phone("attacker", 7199, "x")  # same host, another port
+    for n in range(3):
+        assert guess(net, attacker, LINE_A, n).status == 403
+    attacker.register(LINE_A, call_id="held@test", cseq=1)
+    assert attacker.response(503, "REGISTER")
+    attacker.register(UNKNOWN, call_id="held2@test", cseq=1)
+    assert attacker.response(503, "REGISTER")  # the host is locked for the rest
+    assert not net.b2b.guard.pairs.entries  # nothing counted against the phone's pair
+    assert registered(net, alice, LINE_A, "a2@test") == 200
+    assert feature_call(alice, LINE_A) == 200
 
 
 def test_a_trusted_peer_is_exempt_from_the_per_source_limit_not_the_per_line_one() -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from b2bua_peers import LINE_A, PILOT, Network, build, make_config
+from b2bua_peers import DOMAIN, LINE_A, PASSWORD, PILOT, Network, build, make_config
+from test_b2bua_lines import register
 
 from huntgroup.engine.sip.routing import Peer
 
@@ -224,3 +225,77 @@ def test_a_trusted_peer_has_no_per_source_limit(quick: bool) -> None:
     for _ in range(4):
         flooder.invite(PILOT)
     assert flooder.has(503)
+
+
+# ------------------------------------------------------ review 2: C, D, suspicion 1
+
+
+def raw(method: str, i: int, host: str, port: int = 5060) -> tuple[bytes, Peer]:
+    """A new out-of-dialog INVITE or REGISTER from ``host``:``port`` (no credentials)."""
+    shown = f"[{host}]" if ":" in host else host
+    number = f"01999{i:05d}"
+    ruri = f"sip:{PILOT}@{DOMAIN}" if method == "INVITE" else f"sip:{DOMAIN}"
+    to = PILOT if method == "INVITE" else number
+    headers = [
+        ("Via", f"SIP/2.0/UDP {shown}:{port};branch=z9hG4bKr2{method}{i}"),
+        ("Max-Forwards", "70"),
+        ("From", f"<sip:{number}@{DOMAIN}>;tag=t{i}"),
+        ("To", f"<sip:{to}@{DOMAIN}>"),
+        ("Call-ID", f"r2-{method}-{i}@{shown}"),
+        ("CSeq", f"1 {method}"),
+        ("Contact", f"<sip:{number}@{shown}:{port}>"),
+    ]
+    return build(f"{method} {ruri} SIP/2.0", headers), Peer(host, port, "UDP")
+
+
+def flood(net: Network, method: str, hosts: list[str], port: int = 5060) -> int:
+    """Each host sends one new request; how many the per-source limits stopped."""
+    before = net.b2b.counters.flood_refused + net.b2b.counters.flood_dropped
+    for i, host in enumerate(hosts):
+        net.b2b.receive_datagram(*raw(method, i, host, port), now=net.now)
+    return net.b2b.counters.flood_refused + net.b2b.counters.flood_dropped - before
+
+
+def test_ipv6_flooders_are_limited_per_64_like_the_connection_caps() -> None:
+    """Review 2, C: one host owns a /64; rotating addresses in it does not get a new
+    bucket each time (connections.source_of is the key)."""
+    net = limited(per_source_invite_rate=1, per_source_invite_burst=1)
+    assert flood(net, "INVITE", [f"2001:db8:1:2::{i + 1:x}" for i in range(40)]) == 39
+    assert len(net.b2b.source_limits["INVITE"]) == 1
+    assert flood(net, "INVITE", ["2001:db8:1:3::1"]) == 0  # another /64
+
+
+def test_a_flood_from_a_phones_host_does_not_silence_the_registered_phone() -> None:
+    """Review 2, D: unauthenticated REGISTERs from another port of the phone's IP (an
+    office NAT, a blind UDP spoofer) empty that host's bucket, not the phone's: a
+    request from the exact transport address of a live binding has a bucket of its own."""
+    net = limited(per_source_register_rate=1, per_source_register_burst=4)
+    alice = net.phone("alice", 7101, LINE_A)
+    assert register(alice, LINE_A, PASSWORD).status == 200
+    assert flood(net, "REGISTER", ["127.0.0.1"] * 40, port=7199) == 40 - 2  # 2 tokens left
+    alice.register(LINE_A, call_id="refresh@test", cseq=1)
+    assert alice.response(401, "REGISTER")  # answered: the phone's own bucket
+    for n in range(4):  # that bucket is limited too, at the same rate
+        alice.register(LINE_A, call_id=f"more{n}@test", cseq=1)
+    assert alice.has(503)
+
+
+def test_the_upstreams_registers_are_limited_a_trusted_peers_draw_a_tenfold_bucket() -> None:
+    """Review 2, suspicion 1: only INVITE is exempt for the trust domain. The upstream never
+    registers and a spoofed UDP source can take its address: its REGISTERs are limited
+    like anyone's. An SBC in trusted_peers registers many phones: its own bucket, ten
+    times the rate and burst."""
+    config = make_config("linear", members=2)
+    server = config.server.model_copy(
+        update={
+            "limits": config.server.limits.model_validate(
+                {"per_source_register_rate": 1, "per_source_register_burst": 2}
+            ),
+            "trusted_peers": ("198.51.100.7",),
+            "upstream": "sip:192.0.2.50:5060",
+        }
+    )
+    net = Network(config.model_copy(update={"server": server}))
+    assert flood(net, "REGISTER", ["192.0.2.50"] * 30) == 30 - 2
+    assert flood(net, "REGISTER", ["198.51.100.7"] * 30) == 30 - 20
+    assert flood(net, "INVITE", ["198.51.100.7"] * 30) == 0  # its calls: not limited

@@ -355,3 +355,34 @@ def test_an_anonymous_caller_is_shown_to_members_as_rfc_3323_asks() -> None:
     invite = m1.request("INVITE")
     assert str(invite.from_.uri) == "sip:anonymous@anonymous.invalid"
     assert invite.headers.get_all(PAI) == []
+
+
+@pytest.mark.parametrize(
+    "disguised",
+    ["%30102030405", "%30%31%30%32%30%33%30%34%30%35", "01-02-03-04-05", "(01)02.03.04.05"],
+)
+def test_a_line_disguised_by_escapes_or_separators_is_still_no_caller_id(disguised: str) -> None:
+    """RFC 3261 §19.1.4: ``%30`` is ``0``; RFC 3966: ``-.()`` are only visual separators.
+    A From naming one of our lines that way is the same claim, and is not sent out."""
+    net, _, _, caller = world(overflowing())
+    trunk = phone_at(net, "trunk", TRUNK_HOST, 5060, "trunk")
+    call = caller.invite(PILOT, from_user=disguised, display="Alice Martin")
+    call.ack(caller.response(200))
+    invite = sent_out(net, trunk)
+    assert invite.from_.uri.user == PILOT  # type: ignore[union-attr]
+    assert "Alice Martin" not in invite.to_bytes().decode()
+
+
+@pytest.mark.parametrize(
+    ("written", "sent"), [("06.11.22.33.44", "0611223344"), ("jean.dupont", "jean.dupont")]
+)
+def test_an_outside_caller_is_sent_out_as_its_number_without_separators(
+    written: str, sent: str
+) -> None:
+    net, _, _, caller = world(overflowing())
+    trunk = phone_at(net, "trunk", TRUNK_HOST, 5060, "trunk")
+    call = caller.invite(PILOT, from_user=written, display="Jean Dupont")
+    call.ack(caller.response(200))
+    invite = sent_out(net, trunk)
+    assert invite.from_.uri.user == sent  # type: ignore[union-attr]
+    assert invite.from_.display_name == "Jean Dupont"
