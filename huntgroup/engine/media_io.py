@@ -494,8 +494,12 @@ class MediaEngine:
             if state is None or state.caller_port is None:
                 continue
             side = state.sides.get(state.caller_port)
-            if side is not None and self._send(side, packet):
+            if side is None:
+                continue
+            if self._send(side, packet):
                 self.counters.music_packets += 1
+            elif side.remote is None and state.stream is not None:
+                state.stream.mark()  # not sent (held, not latched): the first one sent is marked
         self._rearm()
 
 

@@ -349,6 +349,8 @@ def test_an_unconfirmed_caller_gets_no_music_until_its_ack_or_its_first_packet(
             got: list[bytes] = []
             await _until(lambda: got.extend(peers.received(0)) or len(got) >= 5)
             assert len(got) >= 5, "the music starts once released"
+            assert got[0][1] & 0x80, "the first packet sent starts a talkspurt (marker)"
+            assert not any(p[1] & 0x80 for p in got[1:])
             assert peers.received(1) == []
         finally:
             engine.close_all()
