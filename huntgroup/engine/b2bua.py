@@ -1245,12 +1245,15 @@ class B2BUA:
         self, key: TransactionKey, request: Request, source: Peer, number: str
     ) -> _Call | None:
         """Take a caller's INVITE in: its media answer, its call record, its dialog key."""
+        trusted = self.trust.trusts(source.host)
         try:
             media = self.media.caller_offer(
                 request.body,
                 request.content_type,
                 source_host=source.host,
-                trusted=self.trust.trusts(source.host),
+                trusted=trusted,
+                # a UDP source may be forged: no media before the ACK or its first packet
+                spoofable=source.transport.upper() == "UDP" and not trusted,
             )
         except ProtocolError as err:
             log.info("INVITE to %s refused: %s", number, err)
@@ -1331,6 +1334,8 @@ class B2BUA:
         if call is not None and retransmit is not None and retransmit.matches(request):
             retransmit.ack_received()
             call.retransmit = None
+            # our To tag came back: the caller is no forger, its media may flow
+            self._out.extend(self.media.confirm(call.media))
             if call.media_update_after_ack:
                 call.media_update_after_ack = False
                 self._update_media(call, "caller")

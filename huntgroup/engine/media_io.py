@@ -28,7 +28,11 @@ NAT, a SIP ALG, or a forged INVITE naming a victim) is sent NOTHING until it
 latches: its first packet from its SDP address, or from its signalling IP on
 any port, within ``latch_window`` seconds of the stream starting, fixes the
 address it is sent to and taken from. After the window an unlatched side is
-never sent anything. A new SDP address for a side starts over. Datagrams
+never sent anything. A side vouched for only by a source that may be forged
+(``PlayMusic.unconfirmed``, ``StartRelay.caller_unconfirmed``: a caller over
+UDP) is *held*: sent nothing until a packet from its SDP address latches it
+(at any time) or :class:`ConfirmMedia` (its ACK) releases it. A new SDP
+address for a side starts over. Datagrams
 that are not RTP version 2 are dropped and counted; so are those from any
 other address ("strangers"): never relayed, they never move a latch nor
 count as the side's liveness.
@@ -64,6 +68,7 @@ from dataclasses import dataclass, field
 from huntgroup.engine.loop_timer import LoopTimer
 from huntgroup.engine.media_plan import (
     CloseMedia,
+    ConfirmMedia,
     MediaCommand,
     MediaSide,
     OpenPort,
@@ -89,6 +94,8 @@ class _Side:
     nat: str | None = None  # SDP address unverified: the signalling IP it may latch from
     window_end: float = 0.0  # until when an unverified side may latch
     latched: bool = False  # the address is fixed
+    held: bool = False  # vouched for by a source that may be forged: nothing sent until
+    # a packet came from the SDP address or the dialog is confirmed (ConfirmMedia)
     last_rx: float = 0.0  # when it last sent an RTP packet we took
     strangers: int = 0  # packets from other addresses, dropped
 
@@ -166,6 +173,8 @@ class MediaEngine:
                         self._sessions[session].member_port = port
                     else:
                         self._sessions[session].caller_port = port
+                case ConfirmMedia(session, port):
+                    self._confirm(session, port)
                 case CloseMedia(session, _ports):
                     self._close(session)
         except (OSError, MediaError) as err:
@@ -193,19 +202,30 @@ class MediaEngine:
         self._owner[port] = session
         return side
 
-    def _aim(self, side: _Side, remote: tuple[str, int], nat: str | None, now: float) -> None:
+    def _aim(
+        self,
+        side: _Side,
+        remote: tuple[str, int],
+        nat: str | None,
+        now: float,
+        *,
+        held: bool = False,
+    ) -> None:
         """The side's SDP names ``remote`` (unverified: it signals from ``nat``).
 
         The same SDP again keeps the latch; a new address starts over: sent to
-        the SDP address at once if it is vouched for (``nat`` None), else sent
-        nothing until latched by its first packet (from the SDP address, or from
-        ``nat`` on any port, within the window); its silence counted from now.
+        the SDP address at once if it is vouched for (``nat`` None) and not
+        ``held``, else sent nothing until latched by its first packet (from the
+        SDP address, or from ``nat`` on any port, within the window) or, when
+        ``held`` only, until :meth:`_confirm`; its silence counted from now.
         """
         if remote == side.signalled and nat == side.nat:
+            if side.held and not held:  # confirmed meanwhile: as ConfirmMedia
+                self._release_held(side)
             return
-        side.signalled, side.nat = remote, nat
-        # c=0.0.0.0: hold, send nothing; unverified: nothing before the latch
-        side.remote = None if nat is not None or _unspecified(remote[0]) else remote
+        side.signalled, side.nat, side.held = remote, nat, held and nat is None
+        # c=0.0.0.0: hold, send nothing; unverified or held: nothing before the latch
+        side.remote = None if nat is not None or held or _unspecified(remote[0]) else remote
         side.latched = False
         side.window_end = now + self.latch_window
         side.last_rx = now
@@ -224,8 +244,25 @@ class MediaEngine:
                 _same_address(source, side.signalled) or _same_host(source[0], side.nat)
             )
         if latch:
-            side.remote, side.latched = source, True
+            side.remote, side.latched, side.held = source, True, False
         return latch
+
+    def _confirm(self, session: str, port: int) -> None:
+        """The caller's dialog is confirmed: a held side may be sent to from now on."""
+        state = self._sessions.get(session)
+        side = state.sides.get(port) if state is not None else None
+        if side is None:
+            return
+        if side.signalled is None:  # not aimed yet: nothing to release
+            side.held = False
+        elif side.held:
+            self._release_held(side)
+
+    @staticmethod
+    def _release_held(side: _Side) -> None:
+        side.held = False
+        if not side.latched and side.nat is None and side.signalled is not None:
+            side.remote = None if _unspecified(side.signalled[0]) else side.signalled
 
     def _stranger(self, session: str, port: int, side: _Side, source: tuple[str, int]) -> None:
         self.counters.dropped_unexpected_source += 1
@@ -342,7 +379,8 @@ class MediaEngine:
 
     # ------------------------------------------------------------ commands
     def _play(self, cmd: PlayMusic) -> None:
-        self._aim(self._bind(cmd.session, cmd.port), cmd.remote, cmd.nat, self.loop.time())
+        side = self._bind(cmd.session, cmd.port)
+        self._aim(side, cmd.remote, cmd.nat, self.loop.time(), held=cmd.unconfirmed)
         state = self._sessions[cmd.session]
         state.caller_port = cmd.port
         try:
@@ -365,7 +403,7 @@ class MediaEngine:
         self.scheduler.remove(cmd.session)
         caller = self._bind(cmd.session, cmd.caller_port)
         member = self._bind(cmd.session, cmd.member_port)
-        self._aim(caller, cmd.caller_remote, cmd.caller_nat, now)
+        self._aim(caller, cmd.caller_remote, cmd.caller_nat, now, held=cmd.caller_unconfirmed)
         self._aim(member, cmd.member_remote, cmd.member_nat, now)
         state = self._sessions[cmd.session]
         state.caller_port, state.member_port = cmd.caller_port, cmd.member_port
@@ -456,8 +494,12 @@ class MediaEngine:
             if state is None or state.caller_port is None:
                 continue
             side = state.sides.get(state.caller_port)
-            if side is not None and self._send(side, packet):
+            if side is None:
+                continue
+            if self._send(side, packet):
                 self.counters.music_packets += 1
+            elif side.remote is None and state.stream is not None:
+                state.stream.mark()  # not sent (held, not latched): the first one sent is marked
         self._rearm()
 
 

@@ -26,6 +26,14 @@ address or from that IP (any port) within ``server.media.latch_window``
 seconds; then the latched address is fixed. Each side's signalling IP is
 kept, and the judgement made again whenever its SDP address changes.
 
+A UDP source can be forged, so a caller whose INVITE came over UDP from an
+untrusted source (``caller_offer(spoofable=True)``) is held even when its SDP
+address is vouched for (``PlayMusic.unconfirmed``,
+``StartRelay.caller_unconfirmed``): the relay sends it nothing until a packet
+came from that address, or until the B2BUA says its dialog is confirmed (its
+ACK to our 2xx, which carries our To tag: :meth:`MediaPlanner.confirm` emits
+:class:`ConfirmMedia`). Members are never held: we sent them their INVITE.
+
 RTP inactivity: ``StartRelay.watch`` says both streams should flow (relay
 mode, neither side's latest SDP on hold), so the relay watches them for
 ``server.media.rtp_timeout``; when one falls silent, the driver hands the
@@ -83,6 +91,10 @@ class PlayMusic:
     payload_type: int
     music: str | None  # file path; None = the built-in music
     nat: str | None = None  # the caller's signalling IP when its SDP address is unverified
+    # the caller's SDP address is vouched for by a source that may be forged (UDP, not a
+    # trusted peer) and its dialog is not confirmed yet: nothing is sent to it before its
+    # first packet from there or ConfirmMedia
+    unconfirmed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +102,8 @@ class StartRelay:
     """Relay RTP between the two ports; each side is latched onto its SDP address,
     or, when that address is unverified (``*_nat``: its signalling IP), onto its
     first packet from the SDP address or that IP in the latch window, and is sent
-    nothing before. ``watch``: both streams should flow (RTP inactivity timeout)."""
+    nothing before. ``caller_unconfirmed``: as :attr:`PlayMusic.unconfirmed`.
+    ``watch``: both streams should flow (RTP inactivity timeout)."""
 
     session: str
     caller_port: int
@@ -100,6 +113,16 @@ class StartRelay:
     caller_nat: str | None = None
     member_nat: str | None = None
     watch: bool = True
+    caller_unconfirmed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmMedia:
+    """The caller's dialog is confirmed (its ACK to our 2xx came, with our To tag that a
+    forger never sees): its SDP address, if vouched for, may be sent to from now on."""
+
+    session: str
+    port: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +151,7 @@ class CloseMedia:
     ports: tuple[int, ...]
 
 
-MediaCommand = PlayMusic | StartRelay | OpenPort | CloseMedia
+MediaCommand = PlayMusic | StartRelay | OpenPort | ConfirmMedia | CloseMedia
 
 
 @dataclass(slots=True)
@@ -152,6 +175,10 @@ class CallMedia:
     caller_source: str | None = None
     caller_trusted: bool = False
     caller_nat: str | None = None
+    # the caller's SIP source may be forged (UDP, not a trusted peer): until its dialog is
+    # confirmed (``caller_confirmed``) or it sent a packet, it is sent nothing
+    caller_spoofable: bool = False
+    caller_confirmed: bool = False
     member_source: str | None = None
     member_trusted: bool = False
     member_nat: str | None = None
@@ -192,13 +219,17 @@ class MediaPlanner:
         *,
         source_host: str | None = None,
         trusted: bool = False,
+        spoofable: bool = False,
     ) -> CallMedia:
         """Answer a caller's SDP offer; ProtocolError 488/415/400/503 when we cannot.
 
         ``source_host`` is where the INVITE came from, ``trusted`` whether that is
         a trusted peer: a caller whose SDP address is unverified
         (:func:`~huntgroup.engine.nat.unverified_media`) must send before it is
-        sent anything, and in direct mode its media stays relayed.
+        sent anything, and in direct mode its media stays relayed. ``spoofable``:
+        that source may be forged (the INVITE came over UDP, not from a trusted
+        peer); the caller is then sent nothing until it sent a packet from its SDP
+        address or :meth:`confirm` was called (its ACK to our 2xx).
         """
         if not body:
             raise RemoteProtocolError("an INVITE without an SDP offer is not supported", 488)
@@ -235,6 +266,7 @@ class MediaPlanner:
             caller_source=source_host,
             caller_trusted=trusted,
             caller_nat=unverified,
+            caller_spoofable=spoofable,
         )
 
     def member_offer(self, media: CallMedia) -> bytes:
@@ -397,8 +429,21 @@ class MediaPlanner:
                 plan.payload_type,
                 music,
                 media.caller_nat,
+                unconfirmed=_unconfirmed(media),
             )
         ]
+
+    def confirm(self, media: CallMedia) -> list[MediaCommand]:
+        """The caller's dialog is confirmed (its ACK to our 2xx): media may go to it.
+
+        Once per call; a command only when the caller was being held back.
+        """
+        if media.caller_confirmed or media.closed or media.bypassed:
+            return []
+        media.caller_confirmed = True
+        if not media.caller_spoofable:
+            return []
+        return [ConfirmMedia(media.session, media.caller_port)]
 
     def bridge(self, media: CallMedia) -> list[MediaCommand]:
         """Relay the bridged call; in direct mode only until the caller switches."""
@@ -420,6 +465,7 @@ class MediaPlanner:
                 (member.remote_address, member.remote_port),
                 caller_nat=media.caller_nat,
                 member_nat=media.member_nat,
+                caller_unconfirmed=_unconfirmed(media),
                 # direct mode's interim relay: the member sends to the caller, not to us
                 watch=not media.direct
                 and not on_hold(media.caller_sdp)
@@ -560,6 +606,11 @@ def on_hold(sdp: SessionDescription | None) -> bool:
             return True
         return m.direction(sdp.direction) != "sendrecv"
     return True
+
+
+def _unconfirmed(media: CallMedia) -> bool:
+    """The caller's SDP address is vouched for only by a source that may be forged."""
+    return media.caller_spoofable and not media.caller_confirmed and media.caller_nat is None
 
 
 def _aimed(plan: MediaPlan, endpoint: tuple[str, int]) -> MediaPlan:

@@ -42,7 +42,9 @@ def unverified_media(
     gateway is not its signalling address). Otherwise (NAT, a SIP ALG or STUN
     phone whose NAT changes the port, a forged INVITE naming a victim) the
     relay waits for the peer's first packet, from its SDP address or from the
-    returned signalling IP, before it sends anything. An unknown source (None),
+    returned signalling IP, before it sends anything. (A caller vouched for by
+    a UDP source, which may be forged, is held until its ACK or its first
+    packet all the same: :mod:`~huntgroup.engine.media_plan`.) An unknown source (None),
     no SDP address (None) and a hold address (``0.0.0.0``, nothing is sent)
     need no latch.
     """

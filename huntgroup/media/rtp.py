@@ -306,6 +306,10 @@ class RtpStream:
         self.source = source
         self._marker = True
 
+    def mark(self) -> None:
+        """The next packet starts a talkspurt (marker bit): the last one was not sent."""
+        self._marker = True
+
     def tick(self) -> bytes | None:
         """The packet for one tick, or None when the source has nothing to send."""
         payload = self.source.next_frame() if self.source is not None else None

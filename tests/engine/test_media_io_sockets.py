@@ -12,6 +12,7 @@ from huntgroup.engine import media_io
 from huntgroup.engine.media_io import MediaEngine
 from huntgroup.engine.media_plan import (
     CloseMedia,
+    ConfirmMedia,
     OpenPort,
     PlayMusic,
     RtpTimedOut,
@@ -311,6 +312,76 @@ def test_an_alg_peer_latches_from_its_signalling_ip_is_relayed_and_stays_alive()
             assert heard[1] >= 50, "the member's RTP did not reach the latched caller"
             assert reported == [], "a talking call was ended by rtp_timeout"
             assert engine.counters.rtp_timeouts == 0
+        finally:
+            engine.close_all()
+            peers.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("released_by", ["confirm", "packet"])
+def test_an_unconfirmed_caller_gets_no_music_until_its_ack_or_its_first_packet(
+    released_by: str,
+) -> None:
+    """Second review, finding B: a UDP INVITE forged with the victim's source names the
+    victim's own address, so the address is vouched for; while the caller's dialog is
+    not confirmed the music goes nowhere. ConfirmMedia (its ACK) or its first packet
+    from the SDP address releases it; a stranger's packet releases nothing."""
+
+    async def scenario() -> None:
+        engine = MediaEngine(asyncio.get_running_loop(), "127.0.0.1", latch_window=0.05)
+        port = free_even_port()
+        peers = _Peers(2, hosts=("127.0.0.1", "127.0.0.2"))  # 0: the caller, 1: a stranger
+        try:
+            engine.execute(OpenPort("s1", port, "caller"))
+            engine.execute(
+                PlayMusic("s1", port, peers.addr(0), Codec.PCMU, 0, None, unconfirmed=True)
+            )
+            peers.socks[1].sendto(_rtp(b"stranger"), ("127.0.0.1", port))
+            await asyncio.sleep(0.3)  # some fifteen music packets are due; the window is over
+            assert peers.received(0) == [] and peers.received(1) == []
+            assert engine.counters.music_packets == 0
+            assert engine.counters.dropped_unexpected_source == 1
+            if released_by == "confirm":
+                engine.execute(ConfirmMedia("s1", port))
+            else:  # any time: the latch window is for unverified addresses only
+                peers.socks[0].sendto(_rtp(b"hello"), ("127.0.0.1", port))
+            got: list[bytes] = []
+            await _until(lambda: got.extend(peers.received(0)) or len(got) >= 5)
+            assert len(got) >= 5, "the music starts once released"
+            assert got[0][1] & 0x80, "the first packet sent starts a talkspurt (marker)"
+            assert not any(p[1] & 0x80 for p in got[1:])
+            assert peers.received(1) == []
+        finally:
+            engine.close_all()
+            peers.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_unconfirmed_caller_is_relayed_nothing_until_confirmed() -> None:
+    async def scenario() -> None:
+        engine = MediaEngine(asyncio.get_running_loop(), "127.0.0.1", latch_window=30)
+        caller_port, member_port = free_even_port(), free_even_port() + 2
+        peers = _Peers(2)  # 0: the caller (victim's address), 1: the member
+        try:
+            relay = StartRelay(
+                "s1",
+                caller_port,
+                peers.addr(0),
+                member_port,
+                peers.addr(1),
+                caller_unconfirmed=True,
+            )
+            engine.execute(relay)
+            peers.socks[1].sendto(_rtp(b"early"), ("127.0.0.1", member_port))
+            await _settle()
+            assert peers.received(0) == [] and engine.counters.relayed == 0
+            engine.execute(relay)  # the same command again holds it still
+            engine.execute(ConfirmMedia("s1", caller_port))
+            peers.socks[1].sendto(_rtp(b"answer"), ("127.0.0.1", member_port))
+            await _settle()
+            assert peers.received(0) == [_rtp(b"answer")]
         finally:
             engine.close_all()
             peers.close()

@@ -14,7 +14,7 @@ from b2bua_peers import (
     member_uri,
 )
 
-from huntgroup.engine.media_plan import CloseMedia, StartRelay
+from huntgroup.engine.media_plan import CloseMedia, ConfirmMedia, StartRelay
 from huntgroup.engine.sip.message import Response
 from huntgroup.engine.sip.uri import SipUri
 from huntgroup.media.sdp import parse_sdp
@@ -119,15 +119,21 @@ def test_linear_call_hunts_member_by_member_and_bridges() -> None:
     caller_port = sdp_port(ok.body)
     assert ok.contacts and "127.0.0.1:5060" in str(ok.contacts[0].uri)
     relays = net.relays
-    assert relays == [
+    assert relays == [  # the caller (UDP: its source may be forged) is held until its ACK
         StartRelay(
-            relays[0].session, caller_port, ("127.0.0.1", 10000), offer_port, ("127.0.0.1", 27003)
+            relays[0].session,
+            caller_port,
+            ("127.0.0.1", 10000),
+            offer_port,
+            ("127.0.0.1", 27003),
+            caller_unconfirmed=True,
         )
     ]
     assert net.b2b.active_calls == 1
 
-    # The caller ACKs; then hangs up: 200 to the caller, BYE to m3.
+    # The caller ACKs (its media may flow); then hangs up: 200 to the caller, BYE to m3.
     call.ack(ok)
+    assert net.media_of(ConfirmMedia) == [ConfirmMedia(relays[0].session, caller_port)]
     caller.quiet()
     w.silent_members(1, 2, 3)
     call.bye()

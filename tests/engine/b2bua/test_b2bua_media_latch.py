@@ -15,6 +15,7 @@ import pytest
 from b2bua_peers import PILOT, Network, Phone, make_config, sdp
 
 from huntgroup.config.models import Config
+from huntgroup.engine.media_plan import ConfirmMedia
 from huntgroup.engine.nat import unverified_media
 from huntgroup.engine.sip.routing import Peer
 
@@ -119,3 +120,69 @@ def test_a_new_sdp_address_of_a_side_is_judged_again() -> None:
     assert first.caller_nat is None and later
     assert {r.caller_nat for r in later} == {"127.0.0.1"}
     assert net.relays[-1].caller_remote == (PUBLIC, 10100)
+
+
+# A UDP source can be forged (second review, finding B): an INVITE "from" the victim
+# naming the victim's own address is vouched for by that address, so a caller whose SIP
+# came over UDP from an untrusted source is sent nothing (music, relayed audio) until its
+# dialog is confirmed (its ACK carries our To tag, which a forger never sees) or it sent
+# a packet from its SDP address (tests/engine/test_media_io_sockets.py).
+
+
+def test_a_forged_udp_invite_naming_its_own_source_gets_no_music_in_early_media() -> None:
+    """queue.answer false: 183 and music with no ACK to wait for; one packet releases it."""
+    net = Network(make_config("linear", members=0, queue={"max_length": 2, "answer": False}))
+    victim = caller_at(net, PUBLIC, 6000)
+    victim.invite(PILOT, body=sdp(4444, host=PUBLIC))
+    assert victim.response(183).status == 183
+    (music,) = net.music
+    assert music.remote == (PUBLIC, 4444) and music.nat is None
+    assert music.unconfirmed, "nothing may be sent before a packet from the caller"
+    assert not net.media_of(ConfirmMedia)
+
+
+def test_an_answered_udp_caller_is_sent_music_from_its_ack_on() -> None:
+    net = Network(make_config("linear", members=0, queue={"max_length": 2}))
+    caller = caller_at(net, PUBLIC, 6000)
+    call = caller.invite(PILOT, body=sdp(4444, host=PUBLIC))
+    ok = caller.response(200)
+    (music,) = net.music
+    assert music.unconfirmed and not net.media_of(ConfirmMedia)
+    call.ack(ok)
+    (confirm,) = net.media_of(ConfirmMedia)
+    assert confirm == ConfirmMedia(music.session, music.port)
+    call.ack(ok)  # a retransmitted ACK confirms nothing more
+    assert len(net.media_of(ConfirmMedia)) == 1
+    call.reinvite(sdp(4446, host=PUBLIC, session=1))  # the music follows it, unheld
+    caller.response(200)
+    assert net.music[-1].remote == (PUBLIC, 4446) and not net.music[-1].unconfirmed
+
+
+def test_a_bridged_udp_caller_hears_the_member_only_from_its_ack_on() -> None:
+    net = Network(make_config("linear", members=1))
+    m1 = net.phone("m1", 7001, "m1")
+    caller = caller_at(net, PUBLIC, 6000)
+    call = caller.invite(PILOT, body=sdp(4444, host=PUBLIC))
+    leg = m1.answering(m1.request("INVITE"))
+    leg.reply(200, rtp=27001)
+    m1.request("ACK")
+    ok = caller.response(200)
+    (relay,) = net.relays
+    assert relay.caller_unconfirmed and relay.caller_nat is None
+    call.ack(ok)
+    (confirm,) = net.media_of(ConfirmMedia)
+    assert (confirm.session, confirm.port) == (relay.session, relay.caller_port)
+
+
+@pytest.mark.parametrize("how", ["tcp", "trusted"])
+def test_a_source_that_cannot_be_forged_or_is_trusted_is_sent_music_at_once(how: str) -> None:
+    config = make_config("linear", members=0, queue={"max_length": 2, "answer": False})
+    if how == "trusted":
+        config = with_server(config, trusted_peers=(PUBLIC,))
+    net = Network(config)
+    caller = caller_at(net, PUBLIC, 6000)
+    if how == "tcp":
+        caller.peer = Peer(PUBLIC, 6000, "TCP")
+    caller.invite(PILOT, body=sdp(4444, host=PUBLIC))
+    (music,) = net.music
+    assert music.remote == (PUBLIC, 4444) and not music.unconfirmed

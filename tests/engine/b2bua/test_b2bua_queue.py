@@ -5,7 +5,7 @@ from __future__ import annotations
 from b2bua_peers import PILOT, Network, UacCall, UasCall, make_config
 from b2bua_peers import sdp as sdp_body
 
-from huntgroup.engine.media_plan import PlayMusic, StartRelay
+from huntgroup.engine.media_plan import ConfirmMedia, PlayMusic, StartRelay
 from huntgroup.media.g711 import Codec
 from huntgroup.media.sdp import parse_sdp
 
@@ -46,10 +46,19 @@ def test_second_caller_is_answered_with_music_and_bridged_without_a_new_200() ->
     assert ok.content_type == "application/sdp"
     caller_port = port_of(ok.body)
     music = net.music
-    assert music == [
-        PlayMusic(music[0].session, caller_port, ("127.0.0.1", 10002), Codec.PCMU, 0, None)
+    assert music == [  # held until its ACK or first packet: a UDP source may be forged
+        PlayMusic(
+            music[0].session,
+            caller_port,
+            ("127.0.0.1", 10002),
+            Codec.PCMU,
+            0,
+            None,
+            unconfirmed=True,
+        )
     ]
     queued.ack(ok)
+    assert net.media_of(ConfirmMedia)[-1] == ConfirmMedia(music[0].session, caller_port)
     w.m1.quiet()  # m1 is busy: not offered the queued call
 
     # A third caller finds the queue full: 486.

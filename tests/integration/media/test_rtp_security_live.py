@@ -37,6 +37,7 @@ from media_live_harness import (
     invite_pilot,
     make_config,
     rtp,
+    sdp_audio,
     sdp_offer,
     start_server,
 )
@@ -373,4 +374,39 @@ def test_an_alg_caller_latches_from_its_signalling_ip_and_its_call_stays(tmp_pat
     assert payloads(caller_audio, MEMBER_SSRC)[-300:] == said
     assert {a.source for a in caller_audio.arrivals} == {call.server_rtp}
     assert counters["rtp_timeouts"] == 0 and counters["calls_active"] == 1
+    assert "Traceback" not in server.log()
+
+
+def test_a_forged_udp_source_naming_its_own_address_gets_no_early_media_music(
+    tmp_path: Path,
+) -> None:
+    """RTP reflection with a forged UDP source (second review, finding B): the INVITE
+    "comes from" the victim's IP and names the victim's own address, so the address
+    looks vouched for; with ``queue.answer: false`` (183, no ACK to wait for) the victim
+    receives nothing. A real phone's first early-media packet from that address starts
+    the music."""
+    cfg = make_config(
+        rtp_ports=free_port_range(8),
+        members=[{"uri": f"sip:agent@{LOOPBACK}:9", "position": 1, "joined": False}],
+    )
+    cfg["groups"][0]["queue"]["answer"] = False
+    server = start_server(tmp_path, cfg)
+    forger, victim = SipUA("forger", server.sip), RtpSocket()  # both on the victim's IP
+    with closing_all(victim, forger, server):
+        call_id = forger.new_call_id()
+        body = sdp_offer(victim.port)  # 127.0.0.1: the very IP the INVITE came from
+        forger.send(forger.request("INVITE", f"sip:{PILOT}@test.invalid", call_id, 1, body=body))
+        early = forger.wait(lambda m: not m.is_request and m.call_id == call_id and m.status == 183)
+        server_rtp = sdp_audio(early.body)[:2]
+        time.sleep(0.8)  # some 40 music packets are due meanwhile; no ACK ever comes
+        reflected = len(victim.arrivals)
+        held = stats(server)
+        talk([(victim, server_rtp, CALLER_SSRC)], 1)  # a real phone's early media
+        victim.wait_for(25)
+
+    assert reflected == 0, "the music was reflected at a forged source's SDP address"
+    assert held["music_packets"] == 0
+    assert len(victim.arrivals) >= 25, "the music did not start at the caller's first packet"
+    assert {a.source for a in victim.arrivals} == {server_rtp}
+    assert victim.arrivals[0].packet.marker
     assert "Traceback" not in server.log()
