@@ -102,7 +102,7 @@ server:
   listen: ["udp:{HOST}:{SERVER_PORT}"]
   media:
     address: {HOST}
-    rtp_ports: "20000-39999"
+    rtp_ports: "20000-29999"  # wide, and inside the open-files budget (docs/security.md)
   shutdown_grace: 0
 groups:
   - name: Bench
