@@ -45,7 +45,14 @@ from huntgroup.errors import ConfigError, ConfigProblem
 
 FieldPath = tuple[str | int, ...]
 
-__all__ = ["MAX_BYTES", "load_config", "load_config_text", "summarize"]
+__all__ = [
+    "MAX_BYTES",
+    "load_config",
+    "load_config_document",
+    "load_config_text",
+    "read_yaml_file",
+    "summarize",
+]
 
 
 def _dotted(path: FieldPath) -> str:
@@ -60,6 +67,16 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     """Read, validate and return the configuration file at ``path``.
 
     Raises ``ConfigError`` when the file cannot be read or is invalid.
+    """
+    text = read_yaml_file(path)
+    return load_config_text(text, os.fspath(path), Path(os.fspath(path)).resolve().parent)
+
+
+def read_yaml_file(path: str | os.PathLike[str]) -> str:
+    """The text of a YAML file (configuration or scenario), at most ``MAX_BYTES`` of UTF-8.
+
+    Raises ``ConfigError`` (named ``path``) when the file cannot be read, is
+    too large or is not UTF-8.
     """
     file = Path(os.fspath(path))
     name = os.fspath(path)
@@ -91,7 +108,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
             ]
         )
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
@@ -106,7 +123,6 @@ def load_config(path: str | os.PathLike[str]) -> Config:
                 )
             ]
         ) from None
-    return load_config_text(text, name, file.resolve().parent)
 
 
 def load_config_text(text: str, filename: str, base_dir: Path) -> Config:
@@ -114,7 +130,17 @@ def load_config_text(text: str, filename: str, base_dir: Path) -> Config:
 
     Relative ``queue.music`` paths are resolved against ``base_dir``.
     """
-    doc = parse_yaml(text, filename)
+    return load_config_document(parse_yaml(text, filename), filename, base_dir)
+
+
+def load_config_document(doc: Document, filename: str, base_dir: Path) -> Config:
+    """Validate an already parsed configuration document (passes 2 and 3).
+
+    ``doc`` may be a part of a larger file (a scenario's inline ``config``, see
+    :meth:`~huntgroup.config.safe_yaml.Document.subdocument`): its positions
+    are those of that file, named ``filename``; relative paths are resolved
+    against ``base_dir``.
+    """
     problems: list[ConfigProblem] = list(doc.problems)
     reported: set[FieldPath] = set(doc.problem_paths)
 

@@ -107,6 +107,26 @@ class Document:
     problems: tuple[ConfigProblem, ...] = ()
     problem_paths: tuple[Path, ...] = ()
 
+    def subdocument(self, prefix: Path) -> Document:
+        """The mapping at ``prefix`` as a document of its own, keeping its positions.
+
+        Field paths lose ``prefix``; positions stay those of the whole text (so
+        that an inline part of a larger file is reported at its line there).
+        The caller must have checked that the value at ``prefix`` is a mapping
+        and handled ``problems`` of the whole document.
+        """
+        data: Any = self.data
+        for part in prefix:
+            data = data[part]
+        assert isinstance(data, dict)
+        n = len(prefix)
+
+        def cut(table: dict[Path, Any]) -> dict[Path, Any]:
+            return {p[n:]: v for p, v in table.items() if p[:n] == prefix}
+
+        loc = self.locations
+        return Document(data, Locations(cut(loc.values), cut(loc.keys), cut(loc.plain_scalars)))
+
 
 class _Fatal(Exception):
     """Stops the builder at once: the text cannot be read any further."""
@@ -319,8 +339,17 @@ def _describe(value: Any) -> str:
     return "text"
 
 
-def parse_yaml(text: str, filename: str) -> Document:
-    """Parse one configuration document.
+_EMPTY = "empty configuration: expected a mapping with server, lines, groups"
+_TOP_LEVEL = "the top level must be a mapping (server, lines, groups)"
+
+
+def parse_yaml(
+    text: str, filename: str, *, empty: str = _EMPTY, top_level: str = _TOP_LEVEL
+) -> Document:
+    """Parse one configuration (or scenario) document.
+
+    ``empty`` is the message for an empty text and ``top_level`` the start of
+    the one for a top level that is not a mapping (", not a list" follows).
 
     Raises ``ConfigError`` when the text cannot be read as one mapping; other
     problems are returned in ``Document.problems``.
@@ -366,12 +395,10 @@ def parse_yaml(text: str, filename: str) -> Document:
     if problems and not isinstance(root, dict):
         raise ConfigError(list(problems))
     if root is None or root == "":
-        raise fail(
-            Position(1, 1), "empty configuration: expected a mapping with server, lines, groups"
-        )
+        raise fail(Position(1, 1), empty)
     if not isinstance(root, dict):
         raise fail(
             builder.locations.of_value(()),
-            f"the top level must be a mapping (server, lines, groups), not {_describe(root)}",
+            f"{top_level}, not {_describe(root)}",
         )
     return Document(root, builder.locations, problems, tuple(p for _, _, p in builder.problems))

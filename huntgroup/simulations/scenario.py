@@ -27,9 +27,11 @@ non-empty; empirical samples and traces are finite and non-negative.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -43,9 +45,11 @@ from pydantic import (
     field_validator,
 )
 
-from huntgroup.config.models import Config, semantic_problems
+from huntgroup.config.models import Config
+from huntgroup.config.safe_yaml import Document, parse_yaml
 from huntgroup.errors import ConfigError, ConfigProblem
-from huntgroup.simulations.yamlmap import Loc, Located, load_yaml
+
+Loc = tuple[str | int, ...]
 
 
 class _Model(BaseModel):
@@ -301,15 +305,124 @@ def _load_groups_config(path: Path) -> Config:
     return load_config(path)
 
 
-def _config_from(located: Located, prefix: Sequence[str | int], data: Any) -> Config:
+@dataclass(slots=True)
+class Located:
+    """A scenario read by the safe YAML reader, and where each field path sits.
+
+    ``where`` turns a pydantic error location into (line, column, dotted
+    path): it walks the document's positions as far as the location matches
+    and skips the parts of a location that name no key of the document (union
+    tags, model names), so that an error points at the innermost key or value
+    that exists. A mapping or list is placed at its key, a scalar at its value.
+    """
+
+    file: str
+    doc: Document
+    index: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        locations = self.doc.locations
+        for path, pos in locations.values.items():
+            key = locations.keys.get(path)
+            if key is not None and isinstance(_at(self.doc.data, path), dict | list):
+                pos = key
+            self.index[path] = (pos.line, pos.column)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.doc.data
+
+    def where(self, loc: Sequence[str | int]) -> tuple[int, int, str]:
+        """(line, column, dotted path) of the innermost part of ``loc`` in the file."""
+        matched: list[str | int] = []
+        line, col = self.index.get((), (1, 1))
+        last_missing: str | int | None = None
+        for part in loc:
+            key = (*matched, part)
+            if key in self.index:
+                matched.append(part)
+                line, col = self.index[key]
+                last_missing = None
+            else:
+                last_missing = part
+        shown = [*matched] if last_missing is None else [*matched, last_missing]
+        return line, col, ".".join(str(p) for p in shown)
+
+    def problem(self, loc: Sequence[str | int], message: str) -> ConfigProblem:
+        line, col, path = self.where(loc)
+        return ConfigProblem(self.file, line, col, path, message)
+
+    def validation_problems(self, error: ValidationError) -> list[ConfigProblem]:
+        """One problem per pydantic error, placed at its line in this file."""
+        problems = []
+        for err in error.errors(include_url=False):
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(self.problem(err["loc"], message))
+        return problems
+
+
+def _at(data: Any, path: Loc) -> Any:
+    for part in path:
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
+_SCENARIO_MAPPING = "a scenario is a mapping (config, duration, traffic...)"
+_FIRST_AT_LINE = re.compile(r" \(first at line \d+\)$")
+
+
+def read_scenario_yaml(path: Path) -> Located:
+    """Read a scenario with the configuration's safe YAML reader and its limits.
+
+    Size, alias expansion, nesting depth and tags are limited as for a
+    configuration file; every problem is a ``ConfigError`` at FILE:LINE:COL.
+    """
+    from huntgroup.config.loader import read_yaml_file
+
+    name = str(path)
+    doc = parse_yaml(
+        read_yaml_file(path),
+        name,
+        empty=f"empty scenario: {_SCENARIO_MAPPING}",
+        top_level=_SCENARIO_MAPPING,
+    )
+    if doc.problems:  # duplicate keys, disallowed tags: a scenario has no best-effort mode
+        raise ConfigError(
+            sorted(
+                (
+                    dataclasses.replace(p, message=_FIRST_AT_LINE.sub("", p.message))
+                    for p in doc.problems
+                ),
+                key=lambda p: (p.line, p.column),
+            )
+        )
+    return Located(name, doc)
+
+
+def _inline_config(located: Located, base: Path) -> Config:
+    """The scenario's inline ``config``, validated exactly as a configuration file.
+
+    The project's loader checks it (reworded messages, cross-field rules,
+    music and TLS files relative to the scenario); problems are reported at
+    their line in the scenario, with paths under ``config``.
+    """
+    from huntgroup.config.loader import load_config_document
+
+    doc = located.doc.subdocument(("config",))
     try:
-        config = Config.model_validate(data if data is not None else {})
-    except ValidationError as exc:
-        raise ConfigError(located.validation_problems(exc, prefix)) from exc
-    problems = [located.problem((*prefix, *path), msg) for path, msg in semantic_problems(config)]
-    if problems:
-        raise ConfigError(problems)
-    return config
+        return load_config_document(doc, located.file, base.resolve())
+    except ConfigError as exc:
+        raise ConfigError(
+            [
+                dataclasses.replace(p, path=f"config.{p.path}" if p.path else "config")
+                for p in exc.problems
+            ]
+        ) from None
 
 
 def read_numbers(path: Path, *, what: str) -> tuple[float, ...]:
@@ -382,9 +495,7 @@ class _Resolver:
 def load_scenario(path: str | Path) -> Scenario:
     """Read, validate and resolve a scenario file; ConfigError lists every problem."""
     path = Path(path)
-    located = load_yaml(path)
-    if not isinstance(located.data, dict):
-        raise ConfigError([located.problem((), "a scenario is a mapping (config, traffic...)")])
+    located = read_scenario_yaml(path)
     try:
         raw = ScenarioFile.model_validate(located.data)
     except ValidationError as exc:
@@ -396,7 +507,7 @@ def load_scenario(path: str | Path) -> Scenario:
             raise ConfigError([located.problem(("config",), f"no such file: {config_path}")])
         config = _load_groups_config(config_path)
     else:
-        config = _config_from(located, ("config",), raw.config)
+        config = _inline_config(located, base)
     return _resolve(raw, config, located, base)
 
 
