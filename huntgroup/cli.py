@@ -24,6 +24,7 @@ from huntgroup import __version__
 from huntgroup.config.loader import config_warnings, load_config, summarize
 from huntgroup.config.schema import json_schema
 from huntgroup.errors import ConfigError, ConfigProblem
+from huntgroup.file_checks import FILE_CHECKS
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -62,7 +63,7 @@ def _configure_check(parser: argparse.ArgumentParser) -> None:
 
 def _run_check(args: argparse.Namespace) -> int:
     try:
-        cfg = load_config(args.file)
+        cfg = load_config(args.file, checks=FILE_CHECKS)
     except ConfigError as error:
         report_config_error(error)
         return EXIT_INVALID
@@ -83,7 +84,9 @@ def _configure_diff(parser: argparse.ArgumentParser) -> None:
 def _run_diff(args: argparse.Namespace) -> int:
     from huntgroup.config.diff import config_changes
 
-    changes = config_changes(load_config(args.old), load_config(args.new))  # main() reports
+    changes = config_changes(
+        load_config(args.old, checks=FILE_CHECKS), load_config(args.new, checks=FILE_CHECKS)
+    )  # main() reports
     for change in changes:
         print(change)
     if not changes:
@@ -123,7 +126,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     from huntgroup.errors import StateError
 
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, checks=FILE_CHECKS)
     except ConfigError as error:
         report_config_error(error)
         return EXIT_INVALID

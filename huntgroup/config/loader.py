@@ -13,6 +13,13 @@ Theory of operation, in three passes over one text:
    pass 2 failed, on a best-effort view of the data, so that one run of
    ``huntgroup check`` lists every problem of the file.
 
+The loader only checks that the files the configuration names (music, TLS)
+exist and can be read. Whether they are usable (audio that decodes, a key
+that matches its certificate) is asked of :class:`FileChecks` given by the
+caller: the command line and the drivers pass
+:data:`huntgroup.file_checks.FILE_CHECKS`, so this package never imports the
+media or TLS code (nor numpy or ssl).
+
 Invariants: the result is either a valid ``Config`` (with every
 ``queue.music`` resolved to an absolute, readable file) or a ``ConfigError``
 listing every problem found, sorted by position; no other exception escapes
@@ -23,7 +30,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +46,7 @@ from huntgroup.config.models import (
     MemberConfig,
     NoAnswerConfig,
     QueueConfig,
+    TlsConfig,
     semantic_problems,
 )
 from huntgroup.config.safe_yaml import MAX_BYTES, Document, Position, parse_yaml
@@ -63,13 +72,39 @@ def _problem(filename: str, pos: Position, path: FieldPath, message: str) -> Con
     return ConfigProblem(filename, pos.line, pos.column, _dotted(path), message)
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
+def _playable(_: Path) -> str | None:
+    return None
+
+
+def _usable(_: TlsConfig) -> list[tuple[str, str]]:
+    return []
+
+
+@dataclass(frozen=True, slots=True)
+class FileChecks:
+    """Whether the files a configuration names are usable, beyond readable.
+
+    ``music(path)``: why that audio file cannot be played, or None.
+    ``tls(settings)``: the ``(server.tls key, why)`` of each file that cannot be
+    used. The defaults accept every readable file.
+    """
+
+    music: Callable[[Path], str | None] = _playable
+    tls: Callable[[TlsConfig], list[tuple[str, str]]] = _usable
+
+
+PATH_ONLY = FileChecks()
+"""Files are checked to exist and be readable, nothing more."""
+
+
+def load_config(path: str | os.PathLike[str], *, checks: FileChecks = PATH_ONLY) -> Config:
     """Read, validate and return the configuration file at ``path``.
 
     Raises ``ConfigError`` when the file cannot be read or is invalid.
     """
     text = read_yaml_file(path)
-    return load_config_text(text, os.fspath(path), Path(os.fspath(path)).resolve().parent)
+    base_dir = Path(os.fspath(path)).resolve().parent
+    return load_config_text(text, os.fspath(path), base_dir, checks=checks)
 
 
 def read_yaml_file(path: str | os.PathLike[str]) -> str:
@@ -125,15 +160,19 @@ def read_yaml_file(path: str | os.PathLike[str]) -> str:
         ) from None
 
 
-def load_config_text(text: str, filename: str, base_dir: Path) -> Config:
+def load_config_text(
+    text: str, filename: str, base_dir: Path, *, checks: FileChecks = PATH_ONLY
+) -> Config:
     """Validate configuration ``text``; ``filename`` is only used in messages.
 
     Relative ``queue.music`` paths are resolved against ``base_dir``.
     """
-    return load_config_document(parse_yaml(text, filename), filename, base_dir)
+    return load_config_document(parse_yaml(text, filename), filename, base_dir, checks=checks)
 
 
-def load_config_document(doc: Document, filename: str, base_dir: Path) -> Config:
+def load_config_document(
+    doc: Document, filename: str, base_dir: Path, *, checks: FileChecks = PATH_ONLY
+) -> Config:
     """Validate an already parsed configuration document (passes 2 and 3).
 
     ``doc`` may be a part of a larger file (a scenario's inline ``config``, see
@@ -159,9 +198,9 @@ def load_config_document(doc: Document, filename: str, base_dir: Path) -> Config
         if fresh(path):
             message = _FIRST_AT.sub(lambda m: _first_at_line(m, doc), message)
             problems.append(_problem(filename, doc.locations.of_value(path), path, message))
-    music, music_problems = _check_music(doc, filename, base_dir)
+    music, music_problems = _check_music(doc, filename, base_dir, checks)
     problems += music_problems
-    tls, tls_problems = _check_tls(doc, filename, base_dir)
+    tls, tls_problems = _check_tls(doc, filename, base_dir, checks)
     problems += tls_problems
     if problems or cfg is None:
         problems.sort(key=lambda p: (p.line, p.column))
@@ -272,7 +311,7 @@ def _best_effort_view(data: Mapping[str, Any]) -> Config:
 
 
 def _check_music(
-    doc: Document, filename: str, base_dir: Path
+    doc: Document, filename: str, base_dir: Path, checks: FileChecks
 ) -> tuple[dict[int, str], list[ConfigProblem]]:
     """Resolve each group's ``queue.music``; return {group index: absolute path}."""
     resolved: dict[int, str] = {}
@@ -283,7 +322,7 @@ def _check_music(
             continue  # absent, null, or a type error that validation reports
         path: FieldPath = ("groups", i, "queue", "music")
         if music.strip():
-            target, message = _resolve_music(music, base_dir)
+            target, message = _resolve_music(music, base_dir, checks)
         else:
             target, message = music, "empty music path; use null for the built-in music"
         if message is None:
@@ -297,7 +336,7 @@ TLS_FILES = ("certificate", "private_key", "ca")
 
 
 def _check_tls(
-    doc: Document, filename: str, base_dir: Path
+    doc: Document, filename: str, base_dir: Path, checks: FileChecks
 ) -> tuple[dict[str, str], list[ConfigProblem]]:
     """Resolve ``server.tls`` files and load them as the server will; {key: absolute path}."""
     raw = _fields(_fields(doc.data.get("server")).get("tls"))
@@ -319,25 +358,12 @@ def _check_tls(
             problem(key, message)
     if problems or not resolved:
         return resolved, problems
-    import ssl
-
-    from huntgroup.config.models import TlsConfig
-    from huntgroup.engine.tls import client_context, server_context
-
     try:
         settings = TlsConfig.model_validate({**raw, **resolved})
     except ValidationError:
         return resolved, problems  # reported by validation
-    if settings.certificate is not None:
-        try:
-            server_context(settings)
-        except (OSError, ssl.SSLError, ValueError) as err:
-            problem("certificate", f"cannot use the certificate and its key: {err}")
-    if settings.ca is not None:
-        try:
-            client_context(settings)
-        except (OSError, ssl.SSLError, ValueError) as err:
-            problem("ca", f"cannot use the CA bundle: {err}")
+    for key, message in checks.tls(settings):
+        problem(key, message)
     return resolved, problems
 
 
@@ -363,18 +389,15 @@ def _short(text: str, limit: int = 120) -> str:
     return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
-def _resolve_music(music: str, base_dir: Path) -> tuple[str, str | None]:
+def _resolve_music(music: str, base_dir: Path, checks: FileChecks) -> tuple[str, str | None]:
     """The absolute path of a music file and, when it is unusable, why."""
     target, message = _resolve_file(music, base_dir, "music file", "music path")
     if message is not None:
         return target, message
-    from huntgroup.errors import MediaError
-    from huntgroup.media.audio import check_music_file
-
     try:
-        check_music_file(Path(target))
-    except MediaError as err:
-        return target, f"music file cannot be played: {err}"
+        unplayable = checks.music(Path(target))
+        if unplayable is not None:
+            return target, unplayable
     except (OSError, RuntimeError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return music, f"invalid music path {_short(music)}: {reason}"

@@ -669,9 +669,12 @@ class Server:
         """SIGHUP: read the file again; a bad file is reported and changes nothing."""
         from huntgroup.config.loader import load_config
         from huntgroup.errors import ConfigError
+        from huntgroup.file_checks import FILE_CHECKS
 
         try:
-            config = await asyncio.to_thread(load_config, path)
+            config = await asyncio.to_thread(
+                functools.partial(load_config, path, checks=FILE_CHECKS)
+            )
         except ConfigError as err:
             log.error("reload refused, the running configuration stays:\n%s", err)
             return

@@ -301,8 +301,9 @@ def _load_groups_config(path: Path) -> Config:
     its place; raises ConfigError with the file and line of every problem.
     """
     from huntgroup.config.loader import load_config
+    from huntgroup.file_checks import FILE_CHECKS
 
-    return load_config(path)
+    return load_config(path, checks=FILE_CHECKS)
 
 
 @dataclass(slots=True)
@@ -412,10 +413,11 @@ def _inline_config(located: Located, base: Path) -> Config:
     their line in the scenario, with paths under ``config``.
     """
     from huntgroup.config.loader import load_config_document
+    from huntgroup.file_checks import FILE_CHECKS
 
     doc = located.doc.subdocument(("config",))
     try:
-        return load_config_document(doc, located.file, base.resolve())
+        return load_config_document(doc, located.file, base.resolve(), checks=FILE_CHECKS)
     except ConfigError as exc:
         raise ConfigError(
             [

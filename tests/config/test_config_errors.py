@@ -9,6 +9,7 @@ import pytest
 
 from huntgroup.config.loader import load_config_text
 from huntgroup.errors import ConfigError
+from huntgroup.file_checks import FILE_CHECKS
 
 BASE = """\
 lines:
@@ -160,7 +161,7 @@ def test_music_that_is_not_audio_is_reported_at_check_time(tmp_path: Path) -> No
     (tmp_path / "hold.wav").write_bytes(b"RIFF not really")
     text = BASE + "    queue:\n      music: hold.wav\n"
     with pytest.raises(ConfigError) as err:
-        load_config_text(text, "cfg.yaml", tmp_path)
+        load_config_text(text, "cfg.yaml", tmp_path, checks=FILE_CHECKS)
     assert "groups.0.queue.music: music file cannot be played:" in str(err.value)
     assert str(err.value).startswith("cfg.yaml:15:14:")
 
@@ -268,3 +269,12 @@ def test_second_document_is_an_error() -> None:
     assert problems("lines: []\n---\ngroups: []\n") == [
         "cfg.yaml:2:1: only one YAML document is allowed (found a second '---')"
     ]
+
+
+def test_the_loader_alone_checks_music_is_readable_not_playable(tmp_path: Path) -> None:
+    """Whether audio plays is the caller's check (huntgroup.file_checks): the config
+    layer imports no media code; without it a readable file is taken as it is."""
+    (tmp_path / "hold.wav").write_bytes(b"RIFF not really")
+    text = BASE + "    queue:\n      music: hold.wav\n"
+    cfg = load_config_text(text, "cfg.yaml", tmp_path)
+    assert cfg.groups[0].queue.music == str((tmp_path / "hold.wav").resolve())

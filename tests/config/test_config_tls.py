@@ -10,6 +10,7 @@ import pytest
 
 from huntgroup.config.loader import load_config_text
 from huntgroup.errors import ConfigError
+from huntgroup.file_checks import FILE_CHECKS
 
 ROOT = Path(__file__).resolve().parents[2]
 CERT = ROOT / "examples" / "tls" / "example-cert.pem"
@@ -22,7 +23,7 @@ def config(listen: str, tls: str) -> str:
 
 def problems(text: str, base_dir: Path) -> list[str]:
     with pytest.raises(ConfigError) as info:
-        load_config_text(text, "cfg.yaml", base_dir)
+        load_config_text(text, "cfg.yaml", base_dir, checks=FILE_CHECKS)
     return [str(p) for p in info.value.problems]
 
 

@@ -62,3 +62,19 @@ def test_the_scan_catches_a_forbidden_import(tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
     probe.write_text("import time\nfrom asyncio import sleep\n")
     assert imported_roots(probe) >= {"time", "asyncio"}
+
+
+CONFIG = sorted((PACKAGE / "config").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", CONFIG, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_the_config_layer_imports_no_io_and_nothing_above_it(path: Path) -> None:
+    """Loading a configuration needs no socket, TLS or media code: the deep file checks
+    are passed in (huntgroup.file_checks), function-level imports included."""
+    bad = imported_roots(path) & (FORBIDDEN | {"__import__"})
+    assert not bad, f"{path.name} imports {sorted(bad)}"
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            assert not node.module.startswith(
+                ("huntgroup.engine", "huntgroup.media", "huntgroup.simulations")
+            ), f"{path.name} imports {node.module}"
