@@ -365,12 +365,10 @@ def measure_point(system: str, rate: int, profile: Path | None = None) -> Point:
 # --------------------------------------------------------------- outside: driving
 
 
-def run_isolated(system: str, rate: int, profile: Path | None = None) -> Point:
-    """Run :func:`measure_point` in a fresh network namespace with only loopback."""
-    inner = [sys.executable, str(Path(__file__).resolve()), "--point", system, str(rate)]
-    if profile is not None:
-        inner += ["--profile-out", str(profile)]
-    script = "ip link set lo up && exec " + " ".join(_quote(a) for a in inner)
+def in_loopback_netns(argv: list[str], what: str) -> dict[str, object]:
+    """Run ``argv`` in a fresh network namespace holding only loopback (at most 180 s);
+    the JSON object of its last output line. ``what`` names the run in errors."""
+    script = "ip link set lo up && exec " + " ".join(_quote(a) for a in argv)
     done = subprocess.run(
         ["unshare", "-n", "sh", "-c", script],
         capture_output=True,
@@ -380,11 +378,18 @@ def run_isolated(system: str, rate: int, profile: Path | None = None) -> Point:
     )
     if done.returncode != 0:
         raise RuntimeError(
-            f"measurement {system} @ {rate}/s failed (status {done.returncode}):\n"
-            f"{done.stderr[-3000:]}"
+            f"measurement {what} failed (status {done.returncode}):\n{done.stderr[-3000:]}"
         )
-    data = json.loads(done.stdout.strip().splitlines()[-1])
-    return Point(**data)
+    data: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return data
+
+
+def run_isolated(system: str, rate: int, profile: Path | None = None) -> Point:
+    """Run :func:`measure_point` in a fresh network namespace with only loopback."""
+    inner = [sys.executable, str(Path(__file__).resolve()), "--point", system, str(rate)]
+    if profile is not None:
+        inner += ["--profile-out", str(profile)]
+    return Point(**in_loopback_netns(inner, f"{system} @ {rate}/s"))  # type: ignore[arg-type]
 
 
 def _quote(arg: str) -> str:

@@ -63,10 +63,10 @@ from bench_b2bua import (
     UAS_PORT,
     _last_stats,
     _proc_cpu_seconds,
-    _quote,
     _sipp_ms,
     _stop,
     _wait_bound,
+    in_loopback_netns,
 )
 from report import write_section
 
@@ -199,17 +199,7 @@ def measure(mode: str, rate: int, seconds: int) -> Run:
 def run_isolated(mode: str, rate: int, seconds: int) -> Run:
     inner = [sys.executable, str(Path(__file__).resolve()), "--point", mode, str(rate)]
     inner += [str(seconds)]
-    script = "ip link set lo up && exec " + " ".join(_quote(a) for a in inner)
-    done = subprocess.run(
-        ["unshare", "-n", "sh", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{mode} @ {rate}/s failed:\n{done.stderr[-3000:]}")
-    run = Run(**json.loads(done.stdout.strip().splitlines()[-1]))
+    run = Run(**in_loopback_netns(inner, f"{mode} @ {rate}/s"))  # type: ignore[arg-type]
     print(
         f"  {run.mode:9} {run.rate:5}/s  completed {run.completed_rate:6.1f}/s  "
         f"503 {run.refused:5}  failed {run.failed:5}  INVITE->200 {run.invite_ms:7.1f} ms  "
