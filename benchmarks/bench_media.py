@@ -55,10 +55,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from report import write_section
 
-from huntgroup.engine.media_io import MediaEngine
-from huntgroup.engine.media_plan import PlayMusic, StartRelay
+from huntgroup.engine.aio.media_io import MediaEngine
 from huntgroup.media.g711 import Codec
 from huntgroup.media.music import default_music
+from huntgroup.media.offer_answer import PlayMusic, StartRelay
 from huntgroup.media.rtp import RtpPacket, RtpStream
 
 HOST = "127.0.0.1"

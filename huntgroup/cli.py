@@ -121,8 +121,8 @@ def _run_serve(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from huntgroup.engine.connections import ResourceLimitError
-    from huntgroup.engine.server import serve
+    from huntgroup.engine.aio.server import serve
+    from huntgroup.engine.b2bua.connections import ResourceLimitError
     from huntgroup.errors import StateError
 
     try:

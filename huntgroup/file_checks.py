@@ -15,7 +15,7 @@ from pathlib import Path
 
 from huntgroup.config.loader import FileChecks
 from huntgroup.config.models import TlsConfig
-from huntgroup.engine.tls import client_context, server_context
+from huntgroup.engine.aio.tls import client_context, server_context
 from huntgroup.errors import MediaError
 from huntgroup.media.audio import check_music_file
 

@@ -77,7 +77,7 @@ from huntgroup.queue.events import (
     MemberUnreachable,
     OutgoingCallStarted,
 )
-from huntgroup.queue.store import MemoryStore, StateStore
+from huntgroup.queue.state.store import MemoryStore, StateStore
 
 PASS_SPACING = 1.0
 """Minimum seconds between the starts of two passes of one hunt."""

@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from huntgroup.errors import ConfigError
-from huntgroup.simulations.live_sip import LiveError
+from huntgroup.simulations.live.sip import LiveError
 from huntgroup.simulations.runner import run_live_simulation, run_simulation
 
 __all__ = ["add_parser", "main_simulate", "run_simulation"]

@@ -66,8 +66,8 @@ from huntgroup.simulations.distributions import (
 )
 from huntgroup.simulations.scenario import ResolvedLoad, Scenario
 
-# What a random number is for: the first key of every stream. Live mode (live_plan,
-# live_members) draws from the very same streams.
+# What a random number is for: the first key of every stream. Live mode (live.plan,
+# live.members) draws from the very same streams.
 ARRIVALS, TALK, PATIENCE, ANSWER, DELAY, DIRECT, OUTGOING = range(1, 8)
 
 

@@ -18,7 +18,7 @@ from huntgroup.queue.events import (
     MemberLeft,
     OutgoingCallStarted,
 )
-from huntgroup.queue.store import MemoryStore
+from huntgroup.queue.state.store import MemoryStore
 
 
 def arrive(h: Harness, call: str, at: float | None = None, caller: str = "0611111111") -> None:

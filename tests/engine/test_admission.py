@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from huntgroup.engine.admission import DROP, PASS, REFUSE, CallAdmission, SourceLimiter
+from huntgroup.engine.b2bua.admission import DROP, PASS, REFUSE, CallAdmission, SourceLimiter
 
 
 def test_max_calls_counts_the_calls_in_progress() -> None:

@@ -9,7 +9,8 @@ import resource
 import pytest
 
 from huntgroup.config.models import Config, ConnectionsConfig, MediaConfig, ServerConfig
-from huntgroup.engine.connections import (
+from huntgroup.engine.aio.server import connection_limiter, raise_open_files_limit
+from huntgroup.engine.b2bua.connections import (
     MIN_CONNECTIONS,
     RESERVED_DESCRIPTORS,
     ConnectionLimiter,
@@ -18,7 +19,6 @@ from huntgroup.engine.connections import (
     connection_budget,
     source_of,
 )
-from huntgroup.engine.server import connection_limiter, raise_open_files_limit
 
 
 def test_budget_keeps_every_rtp_port_and_a_margin_out_of_the_connections() -> None:

@@ -8,9 +8,10 @@ from collections.abc import Callable
 
 import pytest
 
-from huntgroup.engine import media_io
-from huntgroup.engine.media_io import MediaEngine
-from huntgroup.engine.media_plan import (
+from huntgroup.engine.aio import media_io
+from huntgroup.engine.aio.media_io import MediaEngine
+from huntgroup.media.g711 import Codec
+from huntgroup.media.offer_answer import (
     CloseMedia,
     ConfirmMedia,
     OpenPort,
@@ -18,7 +19,6 @@ from huntgroup.engine.media_plan import (
     RtpTimedOut,
     StartRelay,
 )
-from huntgroup.media.g711 import Codec
 
 
 def free_even_port() -> int:

@@ -6,7 +6,7 @@ import asyncio
 import socket
 from typing import Any
 
-from huntgroup.engine.resolver import MAX_WAITING, HostResolver, is_address
+from huntgroup.engine.aio.resolver import MAX_WAITING, HostResolver, is_address
 
 V4 = (socket.AF_INET, socket.SOCK_DGRAM, 17, "", ("192.0.2.10", 0))
 V6 = (socket.AF_INET6, socket.SOCK_DGRAM, 17, "", ("2001:db8::10", 0, 0, 0))

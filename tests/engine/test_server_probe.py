@@ -1,11 +1,11 @@
-"""The saturation probe's measurement of the SIP receive queue (engine/server.py)."""
+"""The saturation probe's measurement of the SIP receive queue (engine/aio/server.py)."""
 
 from __future__ import annotations
 
 import socket
 from pathlib import Path
 
-from huntgroup.engine.server import UDP_RECEIVE_BUFFER, _udp_socket, udp_backlog
+from huntgroup.engine.aio.server import UDP_RECEIVE_BUFFER, _udp_socket, udp_backlog
 
 
 def test_the_receive_queue_is_measured_in_bytes_and_drains_to_zero() -> None:

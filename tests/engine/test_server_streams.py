@@ -8,10 +8,10 @@ import asyncio
 import pytest
 
 from huntgroup.config.models import Config
+from huntgroup.engine.aio.server import Server
 from huntgroup.engine.b2bua import Transmit
-from huntgroup.engine.connections import ConnectionLimiter
-from huntgroup.engine.server import Server
-from huntgroup.engine.sip.routing import Peer
+from huntgroup.engine.b2bua.connections import ConnectionLimiter
+from huntgroup.engine.sip.next_hop import Peer
 
 RESPONSE = b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"
 REQUEST = b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r\n"

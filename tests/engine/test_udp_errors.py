@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from huntgroup.engine import udp_errors
+from huntgroup.engine.aio import udp_errors
 from huntgroup.engine.sip.layer import client_key_of_datagram
 
 INVITE = (

@@ -48,7 +48,7 @@ from typing import Any, Literal
 
 import yaml
 
-from huntgroup.engine.digest import DigestAuthenticator, DigestSecret, parse_credentials
+from huntgroup.engine.sip.digest import DigestAuthenticator, DigestSecret, parse_credentials
 
 HOST = "127.0.0.1"
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"

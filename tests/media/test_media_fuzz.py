@@ -12,8 +12,8 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from huntgroup.engine.media_plan import MediaPlanner
 from huntgroup.errors import ProtocolError, RemoteProtocolError
+from huntgroup.media.offer_answer import MediaPlanner
 from huntgroup.media.rtp import InvalidRtpPacket, RtpExtension, RtpPacket
 from huntgroup.media.sdp import answer_offer, parse_sdp
 

@@ -36,7 +36,7 @@ from huntgroup.simulations.live import (
     plan_outgoing_calls,
     run_live,
 )
-from huntgroup.simulations.live_sip import LiveError
+from huntgroup.simulations.live.sip import LiveError
 from huntgroup.simulations.runner import run_live_simulation, run_simulation
 from huntgroup.simulations.scenario import load_scenario
 

@@ -13,8 +13,8 @@ from huntgroup.config.models import Config, GroupConfig, LineConfig, MemberConfi
 from huntgroup.queue.actions import Action, Ring
 from huntgroup.queue.core import RoutingCore
 from huntgroup.queue.events import Event
-from huntgroup.queue.journal import JournalingStore
-from huntgroup.queue.store import MemoryStore
+from huntgroup.queue.state.journal import JournalingStore
+from huntgroup.queue.state.store import MemoryStore
 
 LINES = [f"010000000{i}" for i in range(1, 7)]
 

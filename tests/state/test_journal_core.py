@@ -16,8 +16,8 @@ from huntgroup.queue.events import (
     MemberLeft,
     OutgoingCallStarted,
 )
-from huntgroup.queue.journal import JournalingStore
-from huntgroup.queue.store import MemoryStore
+from huntgroup.queue.state.journal import JournalingStore
+from huntgroup.queue.state.store import MemoryStore
 
 ALGORITHMS = ["ring_all", "linear", "circular", "round_robin", "least_active"]
 CALLS = ["c1", "c2", "c3"]

@@ -12,7 +12,7 @@ from state_support import Node, m, make_config
 
 from huntgroup.errors import StateError
 from huntgroup.queue.events import CallArrived, CallHungUp, MemberAnswered, MemberLeft
-from huntgroup.queue.journal import (
+from huntgroup.queue.state.journal import (
     REMOTE_SEP,
     AddTalk,
     Batch,

@@ -33,15 +33,7 @@ from huntgroup.engine.sip.message import (
     reason_phrase,
     with_top_via,
 )
-from huntgroup.engine.sip.parser import (
-    ParserLimits,
-    PartialMessage,
-    SipParseError,
-    StreamParser,
-    error_response,
-    parse_datagram,
-)
-from huntgroup.engine.sip.routing import (
+from huntgroup.engine.sip.next_hop import (
     LOOP_DETECTED,
     TOO_MANY_HOPS,
     Peer,
@@ -51,6 +43,14 @@ from huntgroup.engine.sip.routing import (
     next_hop_max_forwards,
     response_destination,
     stamp_via,
+)
+from huntgroup.engine.sip.parser import (
+    ParserLimits,
+    PartialMessage,
+    SipParseError,
+    StreamParser,
+    error_response,
+    parse_datagram,
 )
 from huntgroup.engine.sip.transaction import (
     AckTimedOut,

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 from huntgroup.engine.sip.headers import Headers
 from huntgroup.engine.sip.message import Request, Response
-from huntgroup.engine.sip.routing import Peer
+from huntgroup.engine.sip.next_hop import Peer
 from huntgroup.errors import ConfigError, ConfigProblem, LocalProtocolError, ProtocolError
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from huntgroup.engine.auth_guard import AuthGuard
+from huntgroup.engine.b2bua.auth_guard import AuthGuard
 
 
 def guard(**kwargs: float) -> AuthGuard:
@@ -237,7 +237,7 @@ def test_only_the_bindings_exact_address_is_spared_not_its_host() -> None:
 
 
 def test_address_of_keys_transport_host_and_port() -> None:
-    from huntgroup.engine.auth_guard import address_of
+    from huntgroup.engine.b2bua.auth_guard import address_of
 
     assert address_of("UDP", "192.0.2.1", 5060) == "udp 192.0.2.1:5060"
     assert address_of("tls", "2001:db8::1", 5061) == "tls [2001:db8::1]:5061"

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from huntgroup.engine.digest import (
+from huntgroup.engine.sip.digest import (
     AuthOutcome,
     AuthResult,
     DigestAuthenticator,
@@ -636,7 +636,7 @@ def test_another_nodes_nonce_is_stale_for_a_right_answer_and_counted_when_wrong(
 
 
 def test_decoy_offers_follow_the_lines_profiles_and_are_stable() -> None:
-    from huntgroup.engine.digest import DecoyAlgorithms
+    from huntgroup.engine.sip.digest import DecoyAlgorithms
 
     auth = DigestAuthenticator(REALM, KEY, 300.0)
     lines = [DigestSecret(password="x")] + [DigestSecret(ha1_md5="0" * 32)] * 3

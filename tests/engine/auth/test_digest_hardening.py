@@ -15,7 +15,7 @@ from test_digest import (
     verify,
 )
 
-from huntgroup.engine.digest import (
+from huntgroup.engine.sip.digest import (
     AuthOutcome,
     DigestAuthenticator,
     MemoryNonceCounts,

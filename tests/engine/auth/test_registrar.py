@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from huntgroup.engine.registrar import (
+from huntgroup.engine.sip.registrar import (
     Binding,
     BindingsExpired,
     ContactEntry,

@@ -33,8 +33,11 @@ from dataclasses import dataclass, field
 
 from huntgroup.config.models import Config
 from huntgroup.engine.b2bua import B2BUA, Output, Transmit
-from huntgroup.engine.dialogs import Local
-from huntgroup.engine.media_plan import (
+from huntgroup.engine.sip.dialogs import Local
+from huntgroup.engine.sip.message import Message, Request, Response
+from huntgroup.engine.sip.next_hop import Peer
+from huntgroup.engine.sip.parser import SipParseError, parse_datagram
+from huntgroup.media.offer_answer import (
     CloseMedia,
     MediaCommand,
     MediaMode,
@@ -42,9 +45,6 @@ from huntgroup.engine.media_plan import (
     PlayMusic,
     StartRelay,
 )
-from huntgroup.engine.sip.message import Message, Request, Response
-from huntgroup.engine.sip.parser import SipParseError, parse_datagram
-from huntgroup.engine.sip.routing import Peer
 
 CRLF = "\r\n"
 HOST = "127.0.0.1"

@@ -23,7 +23,7 @@ from b2bua_peers import (
 
 from huntgroup.config.models import AuthConfig, Config, LimitsConfig
 from huntgroup.engine.sip.message import Response
-from huntgroup.engine.sip.routing import Peer
+from huntgroup.engine.sip.next_hop import Peer
 
 UNKNOWN = "0199999999"
 EXTERNAL = "0611223344"

@@ -14,9 +14,9 @@ from b2bua_peers import (
     member_uri,
 )
 
-from huntgroup.engine.media_plan import CloseMedia, ConfirmMedia, StartRelay
 from huntgroup.engine.sip.message import Response
 from huntgroup.engine.sip.uri import SipUri
+from huntgroup.media.offer_answer import CloseMedia, ConfirmMedia, StartRelay
 from huntgroup.media.sdp import parse_sdp
 
 

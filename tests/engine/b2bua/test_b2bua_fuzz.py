@@ -25,8 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from huntgroup.engine.b2bua import Transmit
-from huntgroup.engine.media_plan import CloseMedia, OpenPort, PlayMusic, StartRelay
-from huntgroup.engine.sip.routing import Peer
+from huntgroup.engine.sip.next_hop import Peer
+from huntgroup.media.offer_answer import CloseMedia, OpenPort, PlayMusic, StartRelay
 
 FUZZER = Peer("127.0.0.1", 6666, "UDP")
 

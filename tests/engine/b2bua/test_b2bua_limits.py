@@ -6,7 +6,7 @@ import pytest
 from b2bua_peers import DOMAIN, LINE_A, PASSWORD, PILOT, Network, build, make_config
 from test_b2bua_lines import register
 
-from huntgroup.engine.sip.routing import Peer
+from huntgroup.engine.sip.next_hop import Peer
 
 
 @pytest.mark.parametrize(

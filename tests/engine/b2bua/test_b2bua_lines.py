@@ -19,7 +19,7 @@ from b2bua_peers import (
 
 from huntgroup.config.models import Config
 from huntgroup.engine.sip.message import Response
-from huntgroup.engine.sip.routing import Peer
+from huntgroup.engine.sip.next_hop import Peer
 
 
 def register(

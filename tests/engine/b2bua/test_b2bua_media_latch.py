@@ -15,9 +15,9 @@ import pytest
 from b2bua_peers import PILOT, Network, Phone, make_config, sdp
 
 from huntgroup.config.models import Config
-from huntgroup.engine.media_plan import ConfirmMedia
-from huntgroup.engine.nat import unverified_media
-from huntgroup.engine.sip.routing import Peer
+from huntgroup.engine.sip.next_hop import Peer
+from huntgroup.media.nat import unverified_media
+from huntgroup.media.offer_answer import ConfirmMedia
 
 PUBLIC = "8.8.4.4"  # stands for a public address; no packet is sent anywhere here
 

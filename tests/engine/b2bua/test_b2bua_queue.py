@@ -5,8 +5,8 @@ from __future__ import annotations
 from b2bua_peers import PILOT, Network, UacCall, UasCall, make_config
 from b2bua_peers import sdp as sdp_body
 
-from huntgroup.engine.media_plan import ConfirmMedia, PlayMusic, StartRelay
 from huntgroup.media.g711 import Codec
+from huntgroup.media.offer_answer import ConfirmMedia, PlayMusic, StartRelay
 from huntgroup.media.sdp import parse_sdp
 
 

@@ -15,7 +15,7 @@ from b2bua_peers import (
 )
 
 from huntgroup.engine.b2bua import Transmit
-from huntgroup.engine.sip.routing import Peer
+from huntgroup.engine.sip.next_hop import Peer
 
 ALLOWED = {"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE"}
 

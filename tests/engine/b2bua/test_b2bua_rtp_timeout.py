@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from b2bua_peers import PILOT, Network, UacCall, UasCall, make_config
 
-from huntgroup.engine.media_plan import RtpTimedOut, on_hold
+from huntgroup.media.offer_answer import RtpTimedOut, on_hold
 from huntgroup.media.sdp import parse_sdp
 
 

@@ -24,7 +24,7 @@ from b2bua_peers import (
 )
 
 from huntgroup.config.models import CallsConfig, Config
-from huntgroup.engine.session_timer import negotiate_as_uac
+from huntgroup.engine.b2bua.session_timer import negotiate_as_uac
 from huntgroup.engine.sip.message import Request, Response
 from huntgroup.engine.sip.parser import parse_datagram
 

@@ -29,10 +29,10 @@ from test_b2bua_lines import busy_alice, register, world
 
 from huntgroup.config.models import Config, GroupConfig, LineConfig, MemberConfig, QueueConfig
 from huntgroup.engine.b2bua import B2BUA
-from huntgroup.engine.registrar import contact_on_source
+from huntgroup.engine.b2bua.trust import TrustDomain
 from huntgroup.engine.sip.message import Request, Response
-from huntgroup.engine.sip.routing import Peer
-from huntgroup.engine.trust import TrustDomain
+from huntgroup.engine.sip.next_hop import Peer
+from huntgroup.engine.sip.registrar import contact_on_source
 
 PAI = "P-Asserted-Identity"
 

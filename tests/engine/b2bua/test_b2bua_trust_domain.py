@@ -30,9 +30,9 @@ from test_b2bua_lines import busy_alice, register, world
 from test_b2bua_trust import PAI, phone_at, register_contact, with_server
 
 from huntgroup.config.models import Config
-from huntgroup.engine.registrar import ContactEntry, Registrar, Source
+from huntgroup.engine.b2bua.trust import TrustDomain
 from huntgroup.engine.sip.message import Request
-from huntgroup.engine.trust import TrustDomain
+from huntgroup.engine.sip.registrar import ContactEntry, Registrar, Source
 
 TRUNK_HOST = "192.0.2.50"  # the upstream, on a host of its own
 UPSTREAM = f"sip:{TRUNK_HOST}:5060"

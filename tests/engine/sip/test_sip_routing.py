@@ -9,8 +9,8 @@ import pytest
 from huntgroup.engine.sip.fields import parse_via
 from huntgroup.engine.sip.layer import TransactionLayer
 from huntgroup.engine.sip.message import Request, make_response
+from huntgroup.engine.sip.next_hop import Peer, response_destination, stamp_via
 from huntgroup.engine.sip.parser import parse_datagram
-from huntgroup.engine.sip.routing import Peer, response_destination, stamp_via
 from huntgroup.engine.sip.transaction import SendMessage
 
 SOURCE = Peer("192.0.2.50", 5066, "UDP")

@@ -21,10 +21,10 @@ from media_live_harness import (
     write_tone_wav,
 )
 
-from huntgroup.engine.media_io import MediaEngine
-from huntgroup.engine.media_plan import CloseMedia, PlayMusic
+from huntgroup.engine.aio.media_io import MediaEngine
 from huntgroup.media.g711 import Codec
 from huntgroup.media.music import FRAME_SECONDS, MusicLibrary
+from huntgroup.media.offer_answer import CloseMedia, PlayMusic
 
 pytestmark = pytest.mark.integration
 

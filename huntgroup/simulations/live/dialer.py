@@ -31,7 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from huntgroup.config.models import LineConfig
-from huntgroup.engine.dialogs import Dialog, uac_dialog
 from huntgroup.engine.sip import (
     Headers,
     Request,
@@ -42,8 +41,9 @@ from huntgroup.engine.sip import (
     new_tag,
     parse_uri,
 )
-from huntgroup.simulations.live_context import LiveContext
-from huntgroup.simulations.live_sip import LiveError, SipEndpoint, digest_authorization
+from huntgroup.engine.sip.dialogs import Dialog, uac_dialog
+from huntgroup.simulations.live.context import LiveContext
+from huntgroup.simulations.live.sip import LiveError, SipEndpoint, digest_authorization
 
 AUTH_TRIES = 2  # challenges answered per call before giving up
 

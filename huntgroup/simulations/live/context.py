@@ -36,14 +36,14 @@ from collections.abc import Callable
 from huntgroup.config.models import Config
 from huntgroup.engine.sip import Peer, SipUri, TimerConfig
 from huntgroup.simulations.driver import CallRecord
-from huntgroup.simulations.live_plan import (
+from huntgroup.simulations.live.plan import (
     LiveOptions,
     caller_number,
     plan_calls,
     plan_direct_calls,
     plan_outgoing_calls,
 )
-from huntgroup.simulations.live_sip import SipEndpoint, audio_offer
+from huntgroup.simulations.live.sip import SipEndpoint, audio_offer
 from huntgroup.simulations.scenario import Scenario
 
 _MASK = (1 << 64) - 1

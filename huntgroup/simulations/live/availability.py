@@ -14,7 +14,7 @@ the server applies the switch to exactly that group, as the driver does.
 
 :func:`availability_plan` turns the schedules into :class:`Switch` lists.
 The line's side of one feature call is a
-:class:`~huntgroup.simulations.live_dialer.LineDialer` call on the member's
+:class:`~huntgroup.simulations.live.dialer.LineDialer` call on the member's
 own socket: INVITE with a PCMU offer, the digest answer to the 407
 (``Proxy-Authorization``, like the REGISTER digest), ACK to the 200, 200 to
 the BYE the server sends right after. :class:`Availability` applies the
@@ -41,9 +41,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from huntgroup.config.models import Config
-from huntgroup.simulations.live_context import LiveContext
-from huntgroup.simulations.live_dialer import LineDialer
-from huntgroup.simulations.live_sip import LiveError
+from huntgroup.simulations.live.context import LiveContext
+from huntgroup.simulations.live.dialer import LineDialer
+from huntgroup.simulations.live.sip import LiveError
 from huntgroup.simulations.scenario import Scenario
 
 JOIN, LEAVE = "*51", "*52"

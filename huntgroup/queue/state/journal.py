@@ -5,7 +5,7 @@ Theory of operation
 ``JournalingStore`` is a :class:`MemoryStore` (the core reads it exactly as
 it reads the in-memory store) that also records every mutation as a small
 frozen *op*. A driver ``drain()``\\ s the ops, ships them to the other nodes
-(``huntgroup.engine.redis_state`` does it through Redis) and feeds the ops of
+(``huntgroup.engine.aio.redis_state`` does it through Redis) and feeds the ops of
 the other nodes back with ``apply_remote``, which changes the local image
 without recording anything. Nothing here does I/O or reads a clock.
 
@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from huntgroup.errors import StateError
-from huntgroup.queue.store import MemoryStore
+from huntgroup.queue.state.store import MemoryStore
 
 Stamp = tuple[int, str]
 """A Lamport stamp: (counter, node id); larger wins."""

@@ -43,7 +43,7 @@ from huntgroup.simulations.driver import (
     direct_record,
     own_call_draws,
 )
-from huntgroup.simulations.live_sip import LiveError
+from huntgroup.simulations.live.sip import LiveError
 from huntgroup.simulations.scenario import Scenario
 
 _MASK = (1 << 64) - 1

@@ -29,7 +29,6 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from huntgroup.engine.dialogs import Dialog, uac_dialog
 from huntgroup.engine.sip import (
     CancelReceived,
     Headers,
@@ -46,12 +45,13 @@ from huntgroup.engine.sip import (
     new_tag,
     parse_uri,
 )
-from huntgroup.engine.sip.routing import bracket
+from huntgroup.engine.sip.dialogs import Dialog, uac_dialog
+from huntgroup.engine.sip.next_hop import bracket
 from huntgroup.engine.sip.transaction import Action as TxAction
 from huntgroup.simulations.driver import CallRecord
-from huntgroup.simulations.live_context import NEAR, LiveContext, user_of
-from huntgroup.simulations.live_plan import caller_number
-from huntgroup.simulations.live_sip import LiveError
+from huntgroup.simulations.live.context import NEAR, LiveContext, user_of
+from huntgroup.simulations.live.plan import caller_number
+from huntgroup.simulations.live.sip import LiveError
 
 log = logging.getLogger("huntgroup.live")
 

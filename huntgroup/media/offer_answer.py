@@ -18,7 +18,7 @@ Latching (RTP hijacking, docs/security.md): the relay takes RTP on a port
 only from the address the side's SDP named, and sends there at once, when
 that address is vouched for: it is the IP the side's SIP came from and not in
 a private network, or the SIP came from a trusted peer. Otherwise
-(:func:`~huntgroup.engine.nat.unverified_media`: NAT, a SIP ALG, a forged
+(:func:`~huntgroup.media.nat.unverified_media`: NAT, a SIP ALG, a forged
 INVITE naming a victim) the commands carry the side's signalling IP
 (``PlayMusic.nat``, ``StartRelay.caller_nat``/``member_nat``): the relay
 sends that side nothing until it latches onto its first packet from the SDP
@@ -63,9 +63,9 @@ import random
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from huntgroup.engine.nat import unverified_media
 from huntgroup.errors import MediaError, ProtocolError, RemoteProtocolError
 from huntgroup.media.g711 import Codec
+from huntgroup.media.nat import unverified_media
 from huntgroup.media.ports import PortAllocator
 from huntgroup.media.sdp import (
     Connection,
@@ -225,7 +225,7 @@ class MediaPlanner:
 
         ``source_host`` is where the INVITE came from, ``trusted`` whether that is
         a trusted peer: a caller whose SDP address is unverified
-        (:func:`~huntgroup.engine.nat.unverified_media`) must send before it is
+        (:func:`~huntgroup.media.nat.unverified_media`) must send before it is
         sent anything, and in direct mode its media stays relayed. ``spoofable``:
         that source may be forged (the INVITE came over UDP, not from a trusted
         peer); the caller is then sent nothing until it sent a packet from its SDP

@@ -15,7 +15,7 @@ lockout of a key lasts ``lockout_base`` seconds, each further one of the same
 key twice as long as the one before, up to ``lockout_max``.
 
 Sources are keyed like the connection caps
-(:func:`huntgroup.engine.connections.source_of`): an IPv4 address, or the
+(:func:`huntgroup.engine.b2bua.connections.source_of`): an IPv4 address, or the
 /64 of an IPv6 address (one host owns a whole /64, so an IPv6 guesser cannot
 hop addresses to escape its count).
 
@@ -63,7 +63,7 @@ from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from huntgroup.engine.connections import source_of
+from huntgroup.engine.b2bua.connections import source_of
 
 __all__ = ["AuthGuard", "Lockout", "address_of"]
 

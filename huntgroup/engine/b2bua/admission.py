@@ -34,7 +34,7 @@ limited by a second bucket of the same size; a source that goes on past
 twice its rate gets no answer at all (:data:`DROP`), so a flood cannot turn
 the server into a reflector. The caller chooses the key: the B2BUA uses the
 source's address (the /64 of an IPv6 one,
-:func:`huntgroup.engine.connections.source_of`), or a registered phone's
+:func:`huntgroup.engine.b2bua.connections.source_of`), or a registered phone's
 exact transport address.
 
 The table keeps at most ``table_size`` keys. A key that was refused is

@@ -3,10 +3,10 @@
 Theory of operation
 -------------------
 ``B2BUA`` is sans-I/O like the rest of the engine. The asyncio driver
-(:mod:`huntgroup.engine.server`) hands it every datagram or framed message
+(:mod:`huntgroup.engine.aio.server`) hands it every datagram or framed message
 with its source and ``now``, re-arms one timer at :meth:`get_timer`, and
 carries out the outputs: :class:`Transmit` (bytes to a peer) and the media
-commands of :mod:`huntgroup.engine.media_plan`.
+commands of :mod:`huntgroup.media.offer_answer`.
 
 Inside, four sans-I/O parts are chained: the transaction layer (RFC 3261
 §17), the registrar with digest authentication, the :class:`RoutingCore` of
@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from huntgroup.config.models import Config
-from huntgroup.engine.admission import (
+from huntgroup.engine.b2bua.admission import (
     DROP,
     PASS,
     REFUSE,
@@ -67,27 +67,9 @@ from huntgroup.engine.admission import (
     SourceLimiter,
     Verdict,
 )
-from huntgroup.engine.auth_guard import AuthGuard, address_of
-from huntgroup.engine.connections import source_of
-from huntgroup.engine.dialogs import Dialog, Local, uac_dialog, uas_dialog
-from huntgroup.engine.digest import (
-    AuthOutcome,
-    DecoyAlgorithms,
-    DigestAuthenticator,
-    NonceCounts,
-    parse_credentials,
-    uri_matches,
-    usable_algorithms,
-)
-from huntgroup.engine.media_plan import CallMedia, MediaCommand, MediaPlanner, RtpTimedOut
-from huntgroup.engine.nat import behind_nat
-from huntgroup.engine.registrar import (
-    Registrar,
-    Source,
-    contact_on_source,
-    parse_contact_values,
-)
-from huntgroup.engine.session_timer import (
+from huntgroup.engine.b2bua.auth_guard import AuthGuard, address_of
+from huntgroup.engine.b2bua.connections import source_of
+from huntgroup.engine.b2bua.session_timer import (
     SessionTimer,
     has_option,
     min_se_of,
@@ -95,6 +77,18 @@ from huntgroup.engine.session_timer import (
     negotiate_as_uas,
     request_headers,
     uas_refusal,
+)
+from huntgroup.engine.b2bua.stats import SipCounters
+from huntgroup.engine.b2bua.trust import TrustDomain
+from huntgroup.engine.sip.dialogs import Dialog, Local, uac_dialog, uas_dialog
+from huntgroup.engine.sip.digest import (
+    AuthOutcome,
+    DecoyAlgorithms,
+    DigestAuthenticator,
+    NonceCounts,
+    parse_credentials,
+    uri_matches,
+    usable_algorithms,
 )
 from huntgroup.engine.sip.fields import Via, parse_name_address, parse_via
 from huntgroup.engine.sip.grammar import quote, split_list
@@ -109,13 +103,19 @@ from huntgroup.engine.sip.message import (
     new_call_id,
     new_tag,
 )
-from huntgroup.engine.sip.parser import SipParseError, error_response, parse_datagram
-from huntgroup.engine.sip.routing import (
+from huntgroup.engine.sip.next_hop import (
     Peer,
     check_max_forwards,
     next_hop_max_forwards,
     response_destination,
     stamp_via,
+)
+from huntgroup.engine.sip.parser import SipParseError, error_response, parse_datagram
+from huntgroup.engine.sip.registrar import (
+    Registrar,
+    Source,
+    contact_on_source,
+    parse_contact_values,
 )
 from huntgroup.engine.sip.transaction import (
     AckTimedOut,
@@ -132,9 +132,9 @@ from huntgroup.engine.sip.transaction import (
 )
 from huntgroup.engine.sip.transaction import Action as TxAction
 from huntgroup.engine.sip.uri import SipUri, TelUri, Uri, parse_uri, unescape
-from huntgroup.engine.stats import SipCounters
-from huntgroup.engine.trust import TrustDomain
 from huntgroup.errors import LocalProtocolError, ProtocolError
+from huntgroup.media.nat import behind_nat
+from huntgroup.media.offer_answer import CallMedia, MediaCommand, MediaPlanner, RtpTimedOut
 from huntgroup.queue.actions import (
     Action,
     Bridge,
@@ -160,7 +160,7 @@ from huntgroup.queue.events import (
     MemberUnreachable,
     OutgoingCallStarted,
 )
-from huntgroup.queue.store import StateStore
+from huntgroup.queue.state.store import StateStore
 
 log = logging.getLogger("huntgroup.calls")
 

@@ -8,7 +8,7 @@ time; a member already ringing or on a call does not start one (the attempt
 is dropped and counted). Live mode plays the same calls against the server:
 
 - :class:`OutgoingCalls` dials each planned call at its scaled time from the
-  member's own socket (a :class:`~huntgroup.simulations.live_dialer.LineDialer`
+  member's own socket (a :class:`~huntgroup.simulations.live.dialer.LineDialer`
   call to an external number, digest-authenticated after the server's 407),
   unless the member is ringing or on a call then (``skipped``). The member
   is busy from the first INVITE; once the server's 200 comes back it hangs up
@@ -24,7 +24,7 @@ is dropped and counted). Live mode plays the same calls against the server:
 
 Invariants: a member has at most one outgoing call at a time, and none while
 it rings or talks; each planned call is finished exactly once (skipped,
-failed, or over); the upstream only binds the address ``live_plan`` accepted.
+failed, or over); the upstream only binds the address ``live.plan`` accepted.
 """
 
 from __future__ import annotations
@@ -46,10 +46,10 @@ from huntgroup.engine.sip import (
     response_destination,
 )
 from huntgroup.engine.sip.transaction import Action as TxAction
-from huntgroup.simulations.live_context import LiveContext, user_of
-from huntgroup.simulations.live_members import Member
-from huntgroup.simulations.live_plan import OutgoingCall
-from huntgroup.simulations.live_sip import LiveError
+from huntgroup.simulations.live.context import LiveContext, user_of
+from huntgroup.simulations.live.members import Member
+from huntgroup.simulations.live.plan import OutgoingCall
+from huntgroup.simulations.live.sip import LiveError
 
 log = logging.getLogger("huntgroup.live")
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from huntgroup.engine.sip.fields import NameAddress
 from huntgroup.engine.sip.headers import Headers
 from huntgroup.engine.sip.message import Request, Response, new_branch
-from huntgroup.engine.sip.routing import Peer, bracket
+from huntgroup.engine.sip.next_hop import Peer, bracket
 from huntgroup.engine.sip.uri import Uri
 
 

@@ -44,7 +44,7 @@ def unverified_media(
     relay waits for the peer's first packet, from its SDP address or from the
     returned signalling IP, before it sends anything. (A caller vouched for by
     a UDP source, which may be forged, is held until its ACK or its first
-    packet all the same: :mod:`~huntgroup.engine.media_plan`.) An unknown source (None),
+    packet all the same: :mod:`~huntgroup.media.offer_answer`.) An unknown source (None),
     no SDP address (None) and a hold address (``0.0.0.0``, nothing is sent)
     need no latch.
     """

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-The engine authenticates a REGISTER (see :mod:`huntgroup.engine.digest`),
+The engine authenticates a REGISTER (see :mod:`huntgroup.engine.sip.digest`),
 turns its To header into an address-of-record (AOR, canonicalized by the
 caller, e.g. the line number) and its Contact header values into
 :class:`ContactEntry` items with :func:`parse_contact_values`, then calls
@@ -53,8 +53,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from huntgroup.engine.b2bua.trust import ip_of
 from huntgroup.engine.sip.uri import SipUri, parse_uri
-from huntgroup.engine.trust import ip_of
 from huntgroup.errors import ProtocolError, RemoteProtocolError
 
 __all__ = [
@@ -637,7 +637,7 @@ def contact_on_source(uri: str, source_host: str) -> bool:
     source address (any port: it is the phone's own host), or a private address
     announced from another address — a phone behind NAT, which the B2BUA then
     reaches at the source address, never at the announced one
-    (:func:`huntgroup.engine.nat.behind_nat`). A loopback address is never
+    (:func:`huntgroup.media.nat.behind_nat`). A loopback address is never
     taken for NAT (on either side), a host name never matches an address
     (this core resolves no names), and a URI that is not ``sip:``/``sips:`` is
     refused. The caller exempts trusted peers (``server.trusted_peers``).

@@ -17,7 +17,7 @@ a line's own number, recognised by its caller number) is answered with the
 same keys, and its caller hangs up after the talk time; a line offered a
 direct call while busy, or any other member offered one, means the server
 hunted it to a group. A line member also carries a
-:class:`~huntgroup.simulations.live_dialer.LineDialer` for its ``*51`` /
+:class:`~huntgroup.simulations.live.dialer.LineDialer` for its ``*51`` /
 ``*52`` calls and its outgoing calls; their responses and the server's BYE
 go to it. A member is ``busy`` while an offer rings it, while it is on a call
 it answered, and while it places an outgoing call.
@@ -33,7 +33,6 @@ import logging
 from dataclasses import dataclass
 
 from huntgroup.config.models import LineConfig
-from huntgroup.engine.dialogs import Dialog, uas_dialog
 from huntgroup.engine.sip import (
     CancelReceived,
     Headers,
@@ -51,12 +50,13 @@ from huntgroup.engine.sip import (
     parse_uri,
     response_destination,
 )
+from huntgroup.engine.sip.dialogs import Dialog, uas_dialog
 from huntgroup.engine.sip.transaction import Action as TxAction
 from huntgroup.simulations.distributions import Sampler, uniform
 from huntgroup.simulations.driver import ANSWER, DELAY, CallRecord, Offer
-from huntgroup.simulations.live_context import NEAR, LiveContext, user_of
-from huntgroup.simulations.live_dialer import LineDialer
-from huntgroup.simulations.live_sip import LiveError, digest_authorization
+from huntgroup.simulations.live.context import NEAR, LiveContext, user_of
+from huntgroup.simulations.live.dialer import LineDialer
+from huntgroup.simulations.live.sip import LiveError, digest_authorization
 
 REGISTER_EXPIRES = 3600
 
@@ -110,7 +110,7 @@ class Member:
         self._tasks: set[asyncio.Task[None]] = set()
         # a line dials from its own socket: *51 / *52 for a 'joined:' schedule, own calls
         self.dialer = LineDialer(run, self.endpoint, line) if line is not None else None
-        self.dialling = 0  # outgoing calls in progress (placed by live_own_calls)
+        self.dialling = 0  # outgoing calls in progress (placed by live.own_calls)
 
     async def open(self, host: str, port: int) -> None:
         await self.endpoint.open(host, port)

@@ -26,7 +26,7 @@ agents on one asyncio loop:
   out with the server's feature codes, ``*51<pilot>`` / ``*52<pilot>``, once
   per group it belongs to (the driver applies a schedule to every group of
   the member): its state at 0 before the clock starts, then each window's
-  start and end at its scaled time (``live_availability``). The intervals
+  start and end at its scaled time (``live.availability``). The intervals
   recorded are those the server accepted; at the end every scheduled member
   is put back in its configured state.
 - **Own calls.** A line member's ``direct_calls`` are INVITEs to the line's
@@ -38,7 +38,7 @@ agents on one asyncio loop:
   hangs up after the talk time. A line's ``outgoing_calls`` are INVITEs from
   its own socket to an external number (``09`` + 8 digits), authenticated
   after the 407, which the server sends to ``server.upstream``: the run plays
-  that upstream (``live_own_calls``), which answers at once; the member hangs
+  that upstream (``live.own_calls``), which answers at once; the member hangs
   up after the talk time, and does not dial while ringing or on a call
   (``skipped``). Both are recorded as the driver's ``own_calls``.
 - **Correlation.** The server tells a caller nothing when a member takes a
@@ -62,12 +62,12 @@ answered = ``no_answer`` (or ``timed_out`` once ``max_wait`` is reached), 302
 = ``forwarded``. The queue length is the number of callers answered by the
 queue (200 or 183 before a member answered) and not offered to a member since.
 
-Modules: ``live_plan`` (options, the calls to place, what cannot be played),
-``live_context`` (the scaled clock, records and queue view shared by the
-agents), ``live_callers`` and ``live_members`` (the two kinds of agents),
-``live_availability`` (the ``joined:`` schedules as feature calls),
-``live_own_calls`` (outgoing calls and the played upstream), ``live_dialer``
-(a line's calls through the server), ``live_sip`` (UDP endpoint, digest
+Modules: ``live.plan`` (options, the calls to place, what cannot be played),
+``live.context`` (the scaled clock, records and queue view shared by the
+agents), ``live.callers`` and ``live.members`` (the two kinds of agents),
+``live.availability`` (the ``joined:`` schedules as feature calls),
+``live.own_calls`` (outgoing calls and the played upstream), ``live.dialer``
+(a line's calls through the server), ``live.sip`` (UDP endpoint, digest
 answers, SDP); this module opens the sockets, registers the lines, plays the
 calls and tears everything down.
 
@@ -89,12 +89,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from huntgroup.simulations.driver import RunResult
-from huntgroup.simulations.live_availability import Availability
-from huntgroup.simulations.live_callers import Callers
-from huntgroup.simulations.live_context import LiveContext
-from huntgroup.simulations.live_members import REGISTER_EXPIRES, Member
-from huntgroup.simulations.live_own_calls import OutgoingCalls, Upstream
-from huntgroup.simulations.live_plan import (
+from huntgroup.simulations.live.availability import Availability
+from huntgroup.simulations.live.callers import Callers
+from huntgroup.simulations.live.context import LiveContext
+from huntgroup.simulations.live.members import REGISTER_EXPIRES, Member
+from huntgroup.simulations.live.own_calls import OutgoingCalls, Upstream
+from huntgroup.simulations.live.plan import (
     LiveOptions,
     caller_number,
     live_problems,
@@ -105,7 +105,7 @@ from huntgroup.simulations.live_plan import (
     plan_outgoing_calls,
     upstream_address,
 )
-from huntgroup.simulations.live_sip import LiveError
+from huntgroup.simulations.live.sip import LiveError
 from huntgroup.simulations.scenario import Scenario
 
 __all__ = [

@@ -55,18 +55,18 @@ from typing import cast
 
 from huntgroup.config.diff import config_changes
 from huntgroup.config.models import LISTEN_RE, Config
-from huntgroup.engine import connections, stats, tls, udp_errors
-from huntgroup.engine.b2bua import B2BUA, Output, Transmit
-from huntgroup.engine.dialogs import Local
-from huntgroup.engine.loop_timer import LoopTimer
-from huntgroup.engine.media_io import MediaEngine
-from huntgroup.engine.media_plan import MediaPlanner, RtpTimedOut
-from huntgroup.engine.redis_state import RedisStateSync, default_node_id, redact
-from huntgroup.engine.resolver import HostResolver, is_address
+from huntgroup.engine.aio import tls, udp_errors
+from huntgroup.engine.aio.loop_timer import LoopTimer
+from huntgroup.engine.aio.media_io import MediaEngine
+from huntgroup.engine.aio.redis_state import RedisStateSync, default_node_id, redact
+from huntgroup.engine.aio.resolver import HostResolver, is_address
+from huntgroup.engine.b2bua import B2BUA, Output, Transmit, connections, stats
+from huntgroup.engine.sip.dialogs import Local
+from huntgroup.engine.sip.next_hop import Peer, bracket
 from huntgroup.engine.sip.parser import SipParseError, StreamParser
-from huntgroup.engine.sip.routing import Peer, bracket
 from huntgroup.errors import MediaError
-from huntgroup.queue.journal import JournalingStore
+from huntgroup.media.offer_answer import MediaPlanner, RtpTimedOut
+from huntgroup.queue.state.journal import JournalingStore
 
 log = logging.getLogger("huntgroup.server")
 

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-The B2BUA decides; this layer only carries out :mod:`media_plan` commands.
+The B2BUA decides; this layer only carries out :mod:`huntgroup.media.offer_answer` commands.
 Each call (a *session*) owns at most two non-blocking UDP sockets bound to
 the ports the planner allocated: one toward the caller, one toward members.
 Reading uses ``loop.add_reader`` (no task per call), writing is a
@@ -65,8 +65,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from huntgroup.engine.loop_timer import LoopTimer
-from huntgroup.engine.media_plan import (
+from huntgroup.engine.aio.loop_timer import LoopTimer
+from huntgroup.errors import MediaError
+from huntgroup.media.music import MusicLibrary, default_music
+from huntgroup.media.offer_answer import (
     CloseMedia,
     ConfirmMedia,
     MediaCommand,
@@ -76,8 +78,6 @@ from huntgroup.engine.media_plan import (
     RtpTimedOut,
     StartRelay,
 )
-from huntgroup.errors import MediaError
-from huntgroup.media.music import MusicLibrary, default_music
 from huntgroup.media.rtp import PacingScheduler, RtpStream
 
 log = logging.getLogger("huntgroup.media")

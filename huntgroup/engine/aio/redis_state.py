@@ -28,7 +28,7 @@ node keeps routing from its local image, and catches up when it returns.
 
 Invariants: ops are removed from the outbox only once Redis has accepted them;
 the outbox never holds more than ``max_outbox`` ops (beyond, it is compacted,
-see :func:`huntgroup.queue.journal.compact`); a batch is applied at most once
+see :func:`huntgroup.queue.state.journal.compact`); a batch is applied at most once
 by Redis and by each node.
 """
 
@@ -57,7 +57,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from huntgroup.errors import StateError
-from huntgroup.queue.journal import (
+from huntgroup.queue.state.journal import (
     AddTalk,
     Batch,
     Dequeue,

@@ -36,8 +36,6 @@ import re
 from collections.abc import Callable, Sequence
 
 from huntgroup.config.models import LineConfig
-from huntgroup.engine.dialogs import Local
-from huntgroup.engine.digest import compute_response, stored_ha1, usable_algorithms
 from huntgroup.engine.sip import (
     AckTimedOut,
     Message,
@@ -52,6 +50,8 @@ from huntgroup.engine.sip import (
     TwoXXRetransmitter,
     parse_datagram,
 )
+from huntgroup.engine.sip.dialogs import Local
+from huntgroup.engine.sip.digest import compute_response, stored_ha1, usable_algorithms
 from huntgroup.engine.sip.transaction import Action as TxAction
 from huntgroup.errors import HuntgroupError, ProtocolError
 from huntgroup.media.g711 import Codec

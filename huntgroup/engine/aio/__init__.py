@@ -1,0 +1,1 @@
+"""asyncio drivers: the only modules that touch sockets, clocks and TLS."""

@@ -1,0 +1,1 @@
+"""Shared state of the group core: operations, merge rules, the journal."""
