@@ -34,9 +34,10 @@ from media_live_harness import (
     write_tone_wav,
 )
 
+from huntgroup.engine.aio.music_library import MusicLibrary
 from huntgroup.media import g711
 from huntgroup.media.g711 import Codec
-from huntgroup.media.music import FRAME_SAMPLES, MusicLibrary
+from huntgroup.media.music import FRAME_SAMPLES
 from huntgroup.media.rtp import seq_diff, ts_diff
 
 pytestmark = pytest.mark.integration

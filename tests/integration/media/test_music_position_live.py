@@ -22,8 +22,9 @@ from media_live_harness import (
 )
 
 from huntgroup.engine.aio.media_io import MediaEngine
+from huntgroup.engine.aio.music_library import MusicLibrary
 from huntgroup.media.g711 import Codec
-from huntgroup.media.music import FRAME_SECONDS, MusicLibrary
+from huntgroup.media.music import FRAME_SECONDS
 from huntgroup.media.offer_answer import CloseMedia, PlayMusic
 
 pytestmark = pytest.mark.integration
