@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from huntgroup import __version__
 from huntgroup.config.loader import config_warnings, load_config, summarize
 from huntgroup.config.schema import json_schema
+from huntgroup.engine.aio.file_checks import FILE_CHECKS
 from huntgroup.errors import ConfigError, ConfigProblem
-from huntgroup.file_checks import FILE_CHECKS
 
 EXIT_OK = 0
 EXIT_INVALID = 1

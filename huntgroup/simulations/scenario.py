@@ -301,7 +301,7 @@ def _load_groups_config(path: Path) -> Config:
     its place; raises ConfigError with the file and line of every problem.
     """
     from huntgroup.config.loader import load_config
-    from huntgroup.file_checks import FILE_CHECKS
+    from huntgroup.engine.aio.file_checks import FILE_CHECKS
 
     return load_config(path, checks=FILE_CHECKS)
 
@@ -413,7 +413,7 @@ def _inline_config(located: Located, base: Path) -> Config:
     their line in the scenario, with paths under ``config``.
     """
     from huntgroup.config.loader import load_config_document
-    from huntgroup.file_checks import FILE_CHECKS
+    from huntgroup.engine.aio.file_checks import FILE_CHECKS
 
     doc = located.doc.subdocument(("config",))
     try:

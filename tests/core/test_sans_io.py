@@ -70,7 +70,7 @@ CONFIG = sorted((PACKAGE / "config").rglob("*.py"))
 @pytest.mark.parametrize("path", CONFIG, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_the_config_layer_imports_no_io_and_nothing_above_it(path: Path) -> None:
     """Loading a configuration needs no socket, TLS or media code: the deep file checks
-    are passed in (huntgroup.file_checks), function-level imports included."""
+    are passed in (huntgroup.engine.aio.file_checks), function-level imports included."""
     bad = imported_roots(path) & (FORBIDDEN | {"__import__"})
     assert not bad, f"{path.name} imports {sorted(bad)}"
     for node in ast.walk(ast.parse(path.read_text())):
