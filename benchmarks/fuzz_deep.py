@@ -10,7 +10,7 @@ every request exactly once and be back at its baseline state after 64*T1.
 Targets (the properties live in the test files named):
 
 - ``sip``: the SIP parser, datagrams and streams (tests/engine/sip/test_sip_fuzz.py)
-- ``digest``: Authorization values, then verify() (tests/engine/auth/test_digest_hardening.py)
+- ``digest``: Authorization values, then verify() (tests/engine/sip/test_digest_hardening.py)
 - ``sdp``: parse_sdp, answer_offer, the media plan (tests/media/test_media_fuzz.py)
 - ``rtp``: RtpPacket.parse (tests/media/test_media_fuzz.py)
 - ``b2bua``: hostile requests through the sans-I/O B2BUA (tests/engine/b2bua/test_b2bua_hostile.py)
@@ -36,17 +36,15 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent
-for folder in ("tests/engine/sip", "tests/engine/auth", "tests/engine/b2bua", "tests/media"):
-    sys.path.insert(0, str(ROOT / folder))
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # the tests package
 
 
 def targets() -> dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], None]]]:
     """name -> (strategy, check); imported here so that --help needs no test module."""
-    import test_b2bua_hostile as hostile
-    import test_digest_hardening as digest
-    import test_media_fuzz as media
-    import test_sip_fuzz as sip
+    from tests.engine.b2bua import test_b2bua_hostile as hostile
+    from tests.engine.sip import test_digest_hardening as digest
+    from tests.engine.sip import test_sip_fuzz as sip
+    from tests.media import test_media_fuzz as media
 
     def sip_stream(case: tuple[bytes, list[int]]) -> None:
         from huntgroup.engine.sip import Request, Response, StreamParser

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sip_harness import HuntgroupServer, PortAllocator, Sipp, sipp_binary
+
+from tests.support.sip_harness import HuntgroupServer, PortAllocator, Sipp, sipp_binary
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sip_harness import (
+
+from tests.support.sip_harness import (
     DOMAIN,
     Baresip,
     DigestRegistrar,

@@ -18,7 +18,15 @@ from typing import Any
 
 import pytest
 import yaml
-from sip_harness import REPO_ROOT, HuntgroupServer, PortAllocator, Sipp, group, server_config
+
+from tests.support.sip_harness import (
+    REPO_ROOT,
+    HuntgroupServer,
+    PortAllocator,
+    Sipp,
+    group,
+    server_config,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
 

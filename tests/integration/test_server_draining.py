@@ -8,7 +8,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sip_harness import HuntgroupServer, PortAllocator, Sipp, group, options_ping, server_config
+
+from tests.support.sip_harness import (
+    HuntgroupServer,
+    PortAllocator,
+    Sipp,
+    group,
+    options_ping,
+    server_config,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
 

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sip_harness import HOST, HuntgroupServer, PortAllocator, server_config
+
+from tests.support.sip_harness import HOST, HuntgroupServer, PortAllocator, server_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
 

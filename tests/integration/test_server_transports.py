@@ -6,7 +6,8 @@ import socket
 from typing import Any
 
 import pytest
-from sip_harness import HuntgroupServer, PortAllocator, server_config
+
+from tests.support.sip_harness import HuntgroupServer, PortAllocator, server_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
 

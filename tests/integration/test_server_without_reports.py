@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sip_harness import REPO_ROOT, HuntgroupServer, PortAllocator, Sipp, group, server_config
+
+from tests.support.sip_harness import (
+    REPO_ROOT,
+    HuntgroupServer,
+    PortAllocator,
+    Sipp,
+    group,
+    server_config,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
 

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sip_harness import (
+
+from tests.support.sip_harness import (
     DOMAIN,
     HuntgroupServer,
     PortAllocator,

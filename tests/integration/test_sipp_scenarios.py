@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sip_harness import (
+
+from huntgroup.config.models import Config, semantic_problems
+from tests.support.sip_harness import (
     DOMAIN,
     SCENARIOS,
     DigestRegistrar,
@@ -28,8 +30,6 @@ from sip_harness import (
     server_config,
     udp_port_refuses,
 )
-
-from huntgroup.config.models import Config, semantic_problems
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sip_harness import DOMAIN, HuntgroupServer, PortAllocator, Sipp, group, server_config
+
+from tests.support.sip_harness import (
+    DOMAIN,
+    HuntgroupServer,
+    PortAllocator,
+    Sipp,
+    group,
+    server_config,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sim_helpers import groups_config, member_number, write_scenario
 
 from huntgroup.simulations.driver import RunResult, run_replication
 from huntgroup.simulations.scenario import Scenario, load_scenario
+from tests.support.sim_helpers import groups_config, member_number, write_scenario
 
 M1, M2, M3 = member_number(1), member_number(2), member_number(3)
 

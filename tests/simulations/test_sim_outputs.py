@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sim_helpers import groups_config, member_number, write_scenario
 
 from huntgroup.config.models import ALGORITHMS
 from huntgroup.simulations.cli import add_parser, main_simulate
 from huntgroup.simulations.runner import ProgressBar, run_simulation
+from tests.support.sim_helpers import groups_config, member_number, write_scenario
 
 GROUP_KEYS = {
     "offered",

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sim_helpers import groups_config, member_number, write_scenario
 
 from huntgroup.errors import ConfigError
 from huntgroup.simulations.scenario import (
@@ -18,6 +17,7 @@ from huntgroup.simulations.scenario import (
     load_scenario,
     read_numbers,
 )
+from tests.support.sim_helpers import groups_config, member_number, write_scenario
 
 GROUPS = groups_config(3)
 

@@ -18,7 +18,8 @@ import math
 from pathlib import Path
 
 import pytest
-from queueing_theory import (
+
+from tests.support.queueing_theory import (
     erlang_a,
     erlang_b,
     erlang_c,
@@ -26,7 +27,7 @@ from queueing_theory import (
     erlang_c_service_level,
     mmck_blocking,
 )
-from sim_helpers import assert_matches, mmc_scenario, per_replication
+from tests.support.sim_helpers import assert_matches, mmc_scenario, per_replication
 
 
 def test_formulas_against_published_values() -> None:

@@ -6,7 +6,11 @@ import hashlib
 import logging
 
 import pytest
-from b2bua_peers import (
+
+from huntgroup.config.models import AuthConfig, Config, LimitsConfig
+from huntgroup.engine.sip.message import Response
+from huntgroup.engine.sip.next_hop import Peer
+from tests.support.b2bua_peers import (
     DOMAIN,
     HOST,
     LINE_A,
@@ -20,10 +24,6 @@ from b2bua_peers import (
     parse_challenge,
     sdp,
 )
-
-from huntgroup.config.models import AuthConfig, Config, LimitsConfig
-from huntgroup.engine.sip.message import Response
-from huntgroup.engine.sip.next_hop import Peer
 
 UNKNOWN = "0199999999"
 EXTERNAL = "0611223344"

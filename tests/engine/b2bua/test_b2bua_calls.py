@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from b2bua_peers import (
+from huntgroup.engine.sip.message import Response
+from huntgroup.engine.sip.uri import SipUri
+from huntgroup.media.offer_answer import CloseMedia, ConfirmMedia, StartRelay
+from huntgroup.media.sdp import parse_sdp
+from tests.support.b2bua_peers import (
     CALLER_NUMBER,
     DOMAIN,
     GROUP,
@@ -13,11 +17,6 @@ from b2bua_peers import (
     make_config,
     member_uri,
 )
-
-from huntgroup.engine.sip.message import Response
-from huntgroup.engine.sip.uri import SipUri
-from huntgroup.media.offer_answer import CloseMedia, ConfirmMedia, StartRelay
-from huntgroup.media.sdp import parse_sdp
 
 
 def sdp_port(body: bytes) -> int:

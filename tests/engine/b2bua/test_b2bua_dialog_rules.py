@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from b2bua_peers import CALLER_NUMBER, PILOT, Network, Phone, UacCall, UasCall, make_config, sdp
+from tests.support.b2bua_peers import (
+    CALLER_NUMBER,
+    PILOT,
+    Network,
+    Phone,
+    UacCall,
+    UasCall,
+    make_config,
+    sdp,
+)
 
 
 def bridged(algorithm: str = "linear") -> tuple[Network, UacCall, UasCall]:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from b2bua_peers import PILOT, Network, UacCall, UasCall, make_config, sdp
-
 from huntgroup.engine.sip.message import Request
 from huntgroup.media.sdp import SessionDescription, audio_endpoint, parse_sdp
+from tests.support.b2bua_peers import PILOT, Network, UacCall, UasCall, make_config, sdp
 
 
 def parsed(body: bytes) -> SessionDescription:

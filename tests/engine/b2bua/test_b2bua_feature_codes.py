@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from b2bua_peers import (
+from tests.engine.b2bua.test_b2bua_lines import register
+from tests.support.b2bua_peers import (
     CALLER_NUMBER,
     DOMAIN,
     LINE_A,
@@ -15,7 +16,6 @@ from b2bua_peers import (
     make_config,
     parse_challenge,
 )
-from test_b2bua_lines import register
 
 
 def dial(phone: Phone, code: str) -> UacCall:

@@ -9,7 +9,13 @@ that, once every timer has run, no call and no RTP port is left behind.
 
 from __future__ import annotations
 
-from b2bua_peers import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from huntgroup.engine.b2bua import Transmit
+from huntgroup.engine.sip.next_hop import Peer
+from huntgroup.media.offer_answer import CloseMedia, OpenPort, PlayMusic, StartRelay
+from tests.support.b2bua_peers import (
     CALLER_NUMBER,
     DOMAIN,
     LINE_A,
@@ -21,12 +27,6 @@ from b2bua_peers import (
     make_config,
     sdp,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from huntgroup.engine.b2bua import Transmit
-from huntgroup.engine.sip.next_hop import Peer
-from huntgroup.media.offer_answer import CloseMedia, OpenPort, PlayMusic, StartRelay
 
 FUZZER = Peer("127.0.0.1", 6666, "UDP")
 

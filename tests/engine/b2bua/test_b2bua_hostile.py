@@ -23,7 +23,14 @@ import re
 from dataclasses import dataclass, field
 
 import pytest
-from b2bua_peers import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from huntgroup.config.models import Config
+from huntgroup.engine.b2bua import B2BUA
+from huntgroup.engine.sip.message import Message, Request, Response
+from huntgroup.engine.sip.parser import SipParseError, parse_datagram
+from tests.support.b2bua_peers import (
     B2B_PEER,
     CALLER_NUMBER,
     DOMAIN,
@@ -41,13 +48,6 @@ from b2bua_peers import (
     response_bytes,
     sdp,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from huntgroup.config.models import Config
-from huntgroup.engine.b2bua import B2BUA
-from huntgroup.engine.sip.message import Message, Request, Response
-from huntgroup.engine.sip.parser import SipParseError, parse_datagram
 
 UPSTREAM_PORT = 7900
 EXTERNAL = "0611223344"

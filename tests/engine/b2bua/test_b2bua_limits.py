@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from b2bua_peers import DOMAIN, LINE_A, PASSWORD, PILOT, Network, build, make_config
-from test_b2bua_lines import register
 
 from huntgroup.engine.sip.next_hop import Peer
+from tests.engine.b2bua.test_b2bua_lines import register
+from tests.support.b2bua_peers import DOMAIN, LINE_A, PASSWORD, PILOT, Network, build, make_config
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from b2bua_peers import (
+
+from huntgroup.config.models import Config
+from huntgroup.engine.sip.message import Response
+from huntgroup.engine.sip.next_hop import Peer
+from tests.support.b2bua_peers import (
     CALLER_NUMBER,
     DOMAIN,
     LINE_A,
@@ -16,10 +20,6 @@ from b2bua_peers import (
     make_config,
     parse_challenge,
 )
-
-from huntgroup.config.models import Config
-from huntgroup.engine.sip.message import Response
-from huntgroup.engine.sip.next_hop import Peer
 
 
 def register(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from b2bua_peers import PILOT, Network, UacCall, UasCall, make_config
-from b2bua_peers import sdp as sdp_body
-
 from huntgroup.media.g711 import Codec
 from huntgroup.media.offer_answer import ConfirmMedia, PlayMusic, StartRelay
 from huntgroup.media.sdp import parse_sdp
+from tests.support.b2bua_peers import PILOT, Network, UacCall, UasCall, make_config
+from tests.support.b2bua_peers import sdp as sdp_body
 
 
 class QueueWorld:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from b2bua_peers import (
+
+from huntgroup.engine.b2bua import Transmit
+from huntgroup.engine.sip.next_hop import Peer
+from tests.support.b2bua_peers import (
     CALLER_NUMBER,
     DOMAIN,
     PILOT,
@@ -13,9 +16,6 @@ from b2bua_peers import (
     make_config,
     sdp,
 )
-
-from huntgroup.engine.b2bua import Transmit
-from huntgroup.engine.sip.next_hop import Peer
 
 ALLOWED = {"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE"}
 
@@ -195,9 +195,8 @@ def test_cancel_for_unknown_transaction_gets_481(net: Network) -> None:
 
 
 def test_no_rtp_port_left_for_members_ends_the_call_cleanly() -> None:
-    from b2bua_peers import CALLER_NUMBER, PILOT, Network, make_config
-
     from huntgroup.media.ports import PortAllocator
+    from tests.support.b2bua_peers import CALLER_NUMBER, PILOT, Network, make_config
 
     net = Network(make_config("linear", members=2))
     net.b2b.media.ports = PortAllocator((40000, 40001))  # one pair: the caller's only

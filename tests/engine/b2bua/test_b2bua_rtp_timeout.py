@@ -9,10 +9,9 @@ free for the next call.
 
 from __future__ import annotations
 
-from b2bua_peers import PILOT, Network, UacCall, UasCall, make_config
-
 from huntgroup.media.offer_answer import RtpTimedOut, on_hold
 from huntgroup.media.sdp import parse_sdp
+from tests.support.b2bua_peers import PILOT, Network, UacCall, UasCall, make_config
 
 
 class World:

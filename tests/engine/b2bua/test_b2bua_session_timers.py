@@ -10,7 +10,12 @@ member free again, ports released. Time is scripted (``Network.at``).
 from __future__ import annotations
 
 import pytest
-from b2bua_peers import (
+
+from huntgroup.config.models import CallsConfig, Config
+from huntgroup.engine.b2bua.session_timer import negotiate_as_uac
+from huntgroup.engine.sip.message import Request, Response
+from huntgroup.engine.sip.parser import parse_datagram
+from tests.support.b2bua_peers import (
     CALLER_NUMBER,
     GROUP,
     PILOT,
@@ -22,11 +27,6 @@ from b2bua_peers import (
     response_bytes,
     sdp,
 )
-
-from huntgroup.config.models import CallsConfig, Config
-from huntgroup.engine.b2bua.session_timer import negotiate_as_uac
-from huntgroup.engine.sip.message import Request, Response
-from huntgroup.engine.sip.parser import parse_datagram
 
 
 def config(**calls: object) -> Config:
@@ -81,7 +81,7 @@ class World:
 
 def in_dialog_from_member(phone: Phone, invite: Request, method: str, cseq: int) -> bytes:
     """A request m1 sends inside the dialog of ``invite`` (which it answered with tag m1tag)."""
-    from b2bua_peers import build
+    from tests.support.b2bua_peers import build
 
     contacts = invite.contacts
     target = str(contacts[0].uri)
@@ -301,7 +301,7 @@ def test_a_member_refresh_the_caller_refuses_still_proves_the_member_alive() -> 
         member_extra=(("Session-Expires", "90;refresher=uas"), ("Require", "timer")),
     )
     start = w.net.now
-    from b2bua_peers import build
+    from tests.support.b2bua_peers import build
 
     for n in range(1, 5):  # a re-INVITE every 40 s, which the caller refuses each time
         w.net.at(start + 40 * n)

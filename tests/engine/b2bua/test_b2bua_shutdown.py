@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from b2bua_peers import CALLER_NUMBER, DOMAIN, LINE_A, PILOT, Network, make_config
+from tests.support.b2bua_peers import CALLER_NUMBER, DOMAIN, LINE_A, PILOT, Network, make_config
 
 
 def test_shutdown_refuses_new_calls_and_ends_active_ones_after_grace() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from b2bua_peers import PILOT, Network, Phone, make_config
+from tests.support.b2bua_peers import PILOT, Network, Phone, make_config
 
 
 def world() -> tuple[Network, Phone, Phone, Phone]:

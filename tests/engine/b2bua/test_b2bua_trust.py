@@ -10,7 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from b2bua_peers import (
+
+from huntgroup.config.models import Config, GroupConfig, LineConfig, MemberConfig, QueueConfig
+from huntgroup.engine.b2bua import B2BUA
+from huntgroup.engine.b2bua.trust import TrustDomain
+from huntgroup.engine.sip.message import Request, Response
+from huntgroup.engine.sip.next_hop import Peer
+from huntgroup.engine.sip.registrar import contact_on_source
+from tests.engine.b2bua.test_b2bua_lines import busy_alice, register, world
+from tests.support.b2bua_peers import (
     CALLER_NUMBER,
     DOMAIN,
     GROUP,
@@ -25,14 +33,6 @@ from b2bua_peers import (
     digest_authorization,
     make_config,
 )
-from test_b2bua_lines import busy_alice, register, world
-
-from huntgroup.config.models import Config, GroupConfig, LineConfig, MemberConfig, QueueConfig
-from huntgroup.engine.b2bua import B2BUA
-from huntgroup.engine.b2bua.trust import TrustDomain
-from huntgroup.engine.sip.message import Request, Response
-from huntgroup.engine.sip.next_hop import Peer
-from huntgroup.engine.sip.registrar import contact_on_source
 
 PAI = "P-Asserted-Identity"
 

@@ -11,7 +11,16 @@ Review findings on issue 9 (docs/security.md, "Forged caller identity" and
 from __future__ import annotations
 
 import pytest
-from b2bua_peers import (
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from huntgroup.config.models import Config
+from huntgroup.engine.b2bua.trust import TrustDomain
+from huntgroup.engine.sip.message import Request
+from huntgroup.engine.sip.registrar import ContactEntry, Registrar, Source
+from tests.engine.b2bua.test_b2bua_lines import busy_alice, register, world
+from tests.engine.b2bua.test_b2bua_trust import PAI, phone_at, register_contact, with_server
+from tests.support.b2bua_peers import (
     CALLER_NUMBER,
     DOMAIN,
     GROUP,
@@ -24,15 +33,6 @@ from b2bua_peers import (
     digest_authorization,
     make_config,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from test_b2bua_lines import busy_alice, register, world
-from test_b2bua_trust import PAI, phone_at, register_contact, with_server
-
-from huntgroup.config.models import Config
-from huntgroup.engine.b2bua.trust import TrustDomain
-from huntgroup.engine.sip.message import Request
-from huntgroup.engine.sip.registrar import ContactEntry, Registrar, Source
 
 TRUNK_HOST = "192.0.2.50"  # the upstream, on a host of its own
 UPSTREAM = f"sip:{TRUNK_HOST}:5060"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from b2bua_peers import (
+from huntgroup.config.models import Config
+from tests.engine.b2bua.test_b2bua_lines import register
+from tests.support.b2bua_peers import (
     CALLER_NUMBER,
     DOMAIN,
     LINE_A,
@@ -13,9 +15,6 @@ from b2bua_peers import (
     make_config,
     parse_challenge,
 )
-from test_b2bua_lines import register
-
-from huntgroup.config.models import Config
 
 UPSTREAM_PORT = 7900
 EXTERNAL = "0611223344"

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from media_live_harness import (
+
+from tests.support.media_live_harness import (
     LOOPBACK,
     RtpSocket,
     ServerProcess,

@@ -16,7 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media_live_harness import (
+
+from huntgroup.engine.aio.music_library import MusicLibrary
+from huntgroup.media import g711
+from huntgroup.media.g711 import Codec
+from huntgroup.media.music import FRAME_SAMPLES
+from huntgroup.media.rtp import seq_diff, ts_diff
+from tests.support.media_live_harness import (
     LOOPBACK,
     PACKET_INTERVAL,
     Arrival,
@@ -33,12 +39,6 @@ from media_live_harness import (
     tone_sequence,
     write_tone_wav,
 )
-
-from huntgroup.engine.aio.music_library import MusicLibrary
-from huntgroup.media import g711
-from huntgroup.media.g711 import Codec
-from huntgroup.media.music import FRAME_SAMPLES
-from huntgroup.media.rtp import seq_diff, ts_diff
 
 pytestmark = pytest.mark.integration
 
@@ -190,7 +190,7 @@ def test_music_continues_while_a_member_rings_then_relays(tmp_path: Path) -> Non
 
 
 def _ports() -> tuple[int, int]:
-    from media_live_harness import free_port_range
+    from tests.support.media_live_harness import free_port_range
 
     return free_port_range(8)
 

@@ -12,7 +12,13 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from media_live_harness import (
+
+from huntgroup.engine.aio.media_io import MediaEngine
+from huntgroup.engine.aio.music_library import MusicLibrary
+from huntgroup.media.g711 import Codec
+from huntgroup.media.music import FRAME_SECONDS
+from huntgroup.media.offer_answer import CloseMedia, PlayMusic
+from tests.support.media_live_harness import (
     LOOPBACK,
     Arrival,
     RtpSocket,
@@ -20,12 +26,6 @@ from media_live_harness import (
     free_port_range,
     write_tone_wav,
 )
-
-from huntgroup.engine.aio.media_io import MediaEngine
-from huntgroup.engine.aio.music_library import MusicLibrary
-from huntgroup.media.g711 import Codec
-from huntgroup.media.music import FRAME_SECONDS
-from huntgroup.media.offer_answer import CloseMedia, PlayMusic
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from media_live_harness import (
+
+from tests.support.media_live_harness import (
     LOOPBACK,
     RtpSocket,
     SipUA,

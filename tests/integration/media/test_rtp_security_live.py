@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from media_live_harness import (
+
+from huntgroup.media.rtp import seq_diff
+from tests.support.media_live_harness import (
     LOOPBACK,
     PILOT,
     RtpSocket,
@@ -41,8 +43,6 @@ from media_live_harness import (
     sdp_offer,
     start_server,
 )
-
-from huntgroup.media.rtp import seq_diff
 
 pytestmark = pytest.mark.integration
 

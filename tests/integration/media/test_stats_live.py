@@ -9,7 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from media_live_harness import (
+
+from tests.support.media_live_harness import (
     LOOPBACK,
     RtpSocket,
     SipUA,

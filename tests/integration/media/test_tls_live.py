@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from media_live_harness import (
+
+from tests.support.media_live_harness import (
     LOOPBACK,
     RtpSocket,
     ServerProcess,

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from media_live_harness import (
+
+from tests.support.media_live_harness import (
     LOOPBACK,
     RtpSocket,
     SipUA,

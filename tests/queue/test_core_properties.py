@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core_harness import LINES, Harness, make_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +27,7 @@ from huntgroup.queue.events import (
     MemberUnreachable,
     OutgoingCallStarted,
 )
+from tests.support.core_harness import LINES, Harness, make_config
 
 EPS = 1e-9
 

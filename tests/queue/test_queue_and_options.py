@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from core_harness import Harness, m, make_config
 
 from huntgroup.queue.actions import Bridge, Cancel, Forward, Identity, Release, Ring
 from huntgroup.queue.core import CallState, RoutingCore
@@ -19,6 +18,7 @@ from huntgroup.queue.events import (
     OutgoingCallStarted,
 )
 from huntgroup.queue.state.store import MemoryStore
+from tests.support.core_harness import Harness, m, make_config
 
 
 def arrive(h: Harness, call: str, at: float | None = None, caller: str = "0611111111") -> None:

@@ -5,15 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_digest import (
-    KEY,
-    REALM,
-    URI,
-    client_authorization,
-    lookup,
-    make_auth,
-    verify,
-)
 
 from huntgroup.engine.sip.digest import (
     AuthOutcome,
@@ -23,6 +14,15 @@ from huntgroup.engine.sip.digest import (
     uri_matches,
 )
 from huntgroup.errors import RemoteProtocolError
+from tests.engine.sip.test_digest import (
+    KEY,
+    REALM,
+    URI,
+    client_authorization,
+    lookup,
+    make_auth,
+    verify,
+)
 
 # --------------------------------------------------------------------------- grammar
 

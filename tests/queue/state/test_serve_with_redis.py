@@ -10,7 +10,8 @@ from pathlib import Path
 
 import redis
 import yaml
-from state_support import RedisServer, free_port
+
+from tests.support.state_harness import RedisServer, free_port
 
 OPTIONS = (
     b"OPTIONS sip:ping@127.0.0.1 SIP/2.0\r\n"

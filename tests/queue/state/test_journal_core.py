@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from state_support import LINES, Node, make_config
 
 from huntgroup.queue.events import (
     CallArrived,
@@ -18,6 +17,7 @@ from huntgroup.queue.events import (
 )
 from huntgroup.queue.state.journal import JournalingStore
 from huntgroup.queue.state.store import MemoryStore
+from tests.support.state_harness import LINES, Node, make_config
 
 ALGORITHMS = ["ring_all", "linear", "circular", "round_robin", "least_active"]
 CALLS = ["c1", "c2", "c3"]

@@ -51,8 +51,8 @@ import yaml
 from huntgroup.engine.sip.digest import DigestAuthenticator, DigestSecret, parse_credentials
 
 HOST = "127.0.0.1"
-SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = REPO_ROOT / "tests" / "integration" / "scenarios"
 DOMAIN = "voip.test"
 CALLER_NUMBER = "0611111111"
 

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from state_support import RedisServer
+
+from tests.support.state_harness import RedisServer
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 import yaml
-from live_helpers import OUTCOMES, free_tcp_range, free_udp_port, serving
 
 from huntgroup.simulations.driver import CallRecord, run_replication
 from huntgroup.simulations.live import (
@@ -39,6 +38,7 @@ from huntgroup.simulations.live import (
 from huntgroup.simulations.live.sip import LiveError
 from huntgroup.simulations.runner import run_live_simulation, run_simulation
 from huntgroup.simulations.scenario import load_scenario
+from tests.support.live_helpers import OUTCOMES, free_tcp_range, free_udp_port, serving
 
 SPEED = 10.0
 A, B, C = "0102000021", "0102000022", "0102000023"

@@ -7,12 +7,12 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
-from state_support import Node, RedisServer, free_port, m, make_config
 
 from huntgroup.engine.aio.redis_state import RedisStateSync, redact
 from huntgroup.errors import StateError
 from huntgroup.queue.events import CallArrived, CallHungUp, MemberAnswered, MemberLeft
 from huntgroup.queue.state.journal import AddTalk, JournalingStore, SetJoined
+from tests.support.state_harness import Node, RedisServer, free_port, m, make_config
 
 FAST = {"backoff": (0.02, 0.1), "wall_clock": lambda: 1000.0, "local_clock": lambda: 0.0}
 

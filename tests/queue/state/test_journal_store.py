@@ -8,7 +8,6 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from state_support import Node, m, make_config
 
 from huntgroup.errors import StateError
 from huntgroup.queue.events import CallArrived, CallHungUp, MemberAnswered, MemberLeft
@@ -32,6 +31,7 @@ from huntgroup.queue.state.journal import (
     decode_batch,
     encode_batch,
 )
+from tests.support.state_harness import Node, m, make_config
 
 
 def exchange(*stores: JournalingStore) -> None:

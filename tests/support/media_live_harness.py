@@ -37,7 +37,7 @@ LOOPBACK = "127.0.0.1"
 PILOT = "0140000000"
 PACKET_INTERVAL = 0.020
 _SO_TIMESTAMPNS = 35  # Linux: kernel receive time of each datagram (struct timespec)
-_ROOT = Path(__file__).resolve().parents[3]
+_ROOT = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------- ports

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from core_harness import Harness, m, make_config
 
 from huntgroup.queue.actions import Bridge, Cancel, Forward, Hold, Release, Ring, Ringback
 from huntgroup.queue.core import PASS_SPACING, CallState
@@ -19,6 +18,7 @@ from huntgroup.queue.events import (
     MemberUnreachable,
     OutgoingCallStarted,
 )
+from tests.support.core_harness import Harness, m, make_config
 
 
 def arrive(h: Harness, call: str = "c1", at: float | None = None) -> None:

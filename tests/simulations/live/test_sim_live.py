@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import yaml
-from live_helpers import OUTCOMES, free_tcp_range, free_udp_port, serving
 
 from huntgroup.config.models import LineConfig
 from huntgroup.engine.sip.digest import DigestAuthenticator, compute_ha1, parse_credentials
@@ -30,6 +29,7 @@ from huntgroup.simulations.live.sip import LiveError, digest_authorization
 from huntgroup.simulations.report import PLOTS
 from huntgroup.simulations.runner import run_live_simulation, run_simulation
 from huntgroup.simulations.scenario import load_scenario
+from tests.support.live_helpers import OUTCOMES, free_tcp_range, free_udp_port, serving
 
 SPEED = 10.0
 
