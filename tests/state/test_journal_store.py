@@ -12,13 +12,13 @@ from state_support import Node, m, make_config
 
 from huntgroup.errors import StateError
 from huntgroup.queue.events import CallArrived, CallHungUp, MemberAnswered, MemberLeft
-from huntgroup.queue.state.journal import (
-    REMOTE_SEP,
+from huntgroup.queue.state.codec import decode_batch, encode_batch
+from huntgroup.queue.state.journal import REMOTE_SEP, JournalingStore
+from huntgroup.queue.state.operations import (
     AddTalk,
     Batch,
     Dequeue,
     Enqueue,
-    JournalingStore,
     MemberActivity,
     NodeState,
     Op,
@@ -29,8 +29,6 @@ from huntgroup.queue.state.journal import (
     SetWrapUp,
     Snapshot,
     compact,
-    decode_batch,
-    encode_batch,
 )
 
 

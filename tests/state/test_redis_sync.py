@@ -12,7 +12,8 @@ from state_support import Node, RedisServer, free_port, m, make_config
 from huntgroup.engine.aio.redis_state import RedisStateSync, redact
 from huntgroup.errors import StateError
 from huntgroup.queue.events import CallArrived, CallHungUp, MemberAnswered, MemberLeft
-from huntgroup.queue.state.journal import AddTalk, JournalingStore, SetJoined
+from huntgroup.queue.state.journal import JournalingStore
+from huntgroup.queue.state.operations import AddTalk, SetJoined
 
 FAST = {"backoff": (0.02, 0.1), "wall_clock": lambda: 1000.0, "local_clock": lambda: 0.0}
 
