@@ -271,6 +271,7 @@ class StateSync:
             case FlushDue():
                 return self._flush(offset)
             case ResyncDue():
+                self._flight = None  # never part of a batch's flight (the driver serialises them)
                 return [LoadSnapshot()]
             case BatchReceived(data):
                 return self._received(data, now=now, offset=offset)
