@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from state_support import Node
 
@@ -65,6 +65,8 @@ class FakeRedis:
         self.queues: dict[str, dict[str, str]] = {}
         self.marker = False
         self.inboxes: dict[str, deque[str]] = {}
+        self.before_restore: Callable[[], object] | None = None
+        """Runs once, just before the next restore script (another node's race)."""
 
     def _check(self) -> None:
         if not self.up:
@@ -120,6 +122,9 @@ class FakeRedis:
     def run_restore(self, node: str, command: RestoreImage) -> bool:
         """What the restore script does."""
         self._check()
+        hook, self.before_restore = self.before_restore, None
+        if hook is not None:
+            hook()
         if self.marker:
             return False
         image = json.loads(command.image)

@@ -184,6 +184,28 @@ def test_after_an_outage_the_second_node_merges_its_changes_into_the_restored_st
     assert float(redis.hashes["talk"]['["G","0100000001"]']) == 15.0
 
 
+def test_a_node_that_loses_the_race_to_restore_reads_the_state_back_then_writes() -> None:
+    redis = FakeRedis()
+    a, b = two_nodes(redis)
+    redis.up = False
+    a.store.add_talk_time("G", m(1), 10.0)
+    b.store.add_talk_time("G", m(1), 5.0)
+    a.store.set_last_answered("G", 2)
+    assert not a.flusher() and not b.flusher()
+    redis.lose_everything()
+    redis.up = True
+    # A's batch finds the state lost; B restores it just before A tries to
+    redis.before_restore = b.flusher
+    assert a.flusher()
+    assert redis.before_restore is None  # the race happened
+    a.receive()
+    b.receive()
+    for peer in (a, b):
+        assert peer.store.talk_time("G", m(1)) == 15.0
+        assert peer.store.last_answered("G") == 2
+    assert float(redis.hashes["talk"]['["G","0100000001"]']) == 15.0
+
+
 def test_a_dead_nodes_calls_are_forgotten() -> None:
     redis = FakeRedis()
     a, b = two_nodes(redis)
