@@ -43,6 +43,25 @@ def imported_roots(path: Path) -> set[str]:
 def test_core_modules_exist() -> None:
     names = {p.name for p in CORE}
     assert {"core.py", "store.py", "hunt.py", "algorithms.py"} <= names
+    assert {"operations.py", "journal.py", "codec.py", "sync.py"} <= names  # queue/state
+
+
+STATE = sorted((PACKAGE / "queue" / "state").rglob("*.py"))
+BELOW_STATE = ("huntgroup.errors", "huntgroup.config", "huntgroup.distribution", "huntgroup.queue")
+
+
+@pytest.mark.parametrize("path", STATE, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_the_shared_state_imports_only_the_layers_below_it(path: Path) -> None:
+    """The sync protocol runs in virtual time: no driver, no Redis, no event loop."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            if name.split(".")[0] == "huntgroup":
+                assert name.startswith(BELOW_STATE), f"{path.name} imports {name}"
 
 
 @pytest.mark.parametrize("path", CORE, ids=lambda p: str(p.relative_to(PACKAGE)))
