@@ -1,4 +1,5 @@
-"""Digest access authentication for the registrar (RFC 3261 §22, RFC 7616, RFC 8760).
+"""Digest access authentication (RFC 3261 §22, RFC 7616, RFC 8760): the
+registrar's server side, and the client side a user agent answers with.
 
 Theory of operation
 -------------------
@@ -20,6 +21,10 @@ message objects. It works on header *values* (the text after
 3. **Verify.** :meth:`DigestAuthenticator.verify` checks the credentials and
    returns an :class:`AuthResult`: every failure is an *outcome*, never an
    exception, so the engine decides between 401 (re-challenge) and 403.
+4. **Answer** (client side). :func:`parse_challenge` reads a
+   ``WWW-Authenticate`` / ``Proxy-Authenticate`` value and
+   :func:`authorization` computes the value a user agent sends back, from a
+   password or a stored HA1 (the live simulator's phones and the tests' peers).
 
 Nonces are stateless and self-validating::
 
@@ -112,14 +117,17 @@ __all__ = [
     "CredentialsLookup",
     "DecoyAlgorithms",
     "DigestAuthenticator",
+    "DigestChallenge",
     "DigestCredentials",
     "DigestSecret",
     "MemoryNonceCounts",
     "NonceCounts",
     "UserSecret",
+    "authorization",
     "compute_ha1",
     "compute_response",
     "parse_auth_params",
+    "parse_challenge",
     "parse_credentials",
     "stored_ha1",
     "uri_matches",
@@ -392,6 +400,90 @@ def parse_credentials(value: str) -> DigestCredentials:
         opaque=optional("opaque"),
         userhash=userhash_text is not None and userhash_text.lower() == "true",
     )
+
+
+# --------------------------------------------------------------------------- client side
+
+
+@dataclass(frozen=True, slots=True)
+class DigestChallenge:
+    """One Digest ``WWW-Authenticate`` / ``Proxy-Authenticate`` challenge, unquoted."""
+
+    realm: str
+    nonce: str
+    algorithm: str = "MD5"
+    qop: tuple[str, ...] = ()  # the qop options offered (empty: an RFC 2069 challenge)
+    opaque: str | None = None
+    stale: bool = False
+
+
+def parse_challenge(value: str) -> DigestChallenge:
+    """Parse a Digest challenge; another scheme or a malformed one is a 400."""
+    scheme, params = parse_auth_params(value, what="challenge")
+    if scheme.lower() != "digest":
+        raise _fail("challenge", f"unsupported scheme {scheme!r}")
+    if "realm" not in params or "nonce" not in params:
+        raise _fail("challenge", "realm and nonce are required")
+    return DigestChallenge(
+        realm=params["realm"],
+        nonce=params["nonce"],
+        algorithm=params.get("algorithm", "MD5"),
+        qop=tuple(q.strip() for q in params.get("qop", "").split(",") if q.strip()),
+        opaque=params.get("opaque"),
+        stale=params.get("stale", "").lower() == "true",
+    )
+
+
+def authorization(
+    challenge: DigestChallenge,
+    *,
+    username: str,
+    method: str,
+    uri: str,
+    cnonce: str,
+    nc: int = 1,
+    password: str | None = None,
+    ha1: str | None = None,
+) -> str:
+    """The ``Authorization`` / ``Proxy-Authorization`` value answering ``challenge``
+    (the client side of RFC 7616 §3.4, and of RFC 2069 when no ``qop=auth`` is offered).
+
+    The secret is the ``password``, or ``ha1`` = H(username:realm:password) for
+    the challenge's algorithm. ``cnonce`` and the nonce count ``nc`` are used
+    with ``qop=auth`` only.
+    """
+    algorithm = challenge.algorithm
+    if _canonical_algorithm(algorithm) is None:
+        raise ValueError(f"unsupported Digest algorithm {algorithm!r}")
+    if ha1 is None:
+        if password is None:
+            raise ValueError("a Digest answer needs a password or an HA1")
+        ha1 = compute_ha1(algorithm, username, challenge.realm, password)
+    qop = "auth" if "auth" in challenge.qop else None
+    count = f"{nc:08x}" if qop else None
+    response = compute_response(
+        algorithm=algorithm,
+        ha1=ha1,
+        nonce=challenge.nonce,
+        method=method,
+        uri=uri,
+        qop=qop,
+        nc=count,
+        cnonce=cnonce if qop else None,
+    )
+    parts = [
+        f"Digest username={quote(username)}",
+        f"realm={quote(challenge.realm)}",
+        f"nonce={quote(challenge.nonce)}",
+        f"uri={quote(uri)}",
+        f'response="{response}"',
+        f"algorithm={algorithm}",
+    ]
+    if qop:
+        parts += [f"qop={qop}", f"cnonce={quote(cnonce)}", f"nc={count}"]
+    if challenge.opaque is not None:
+        parts.append(f"opaque={quote(challenge.opaque)}")
+    return ", ".join(parts)
 
 
 # --------------------------------------------------------------------------- verifying
