@@ -122,15 +122,15 @@ from huntgroup.engine.sip.transaction import (
     CancelReceived,
     RequestReceived,
     ResponseReceived,
+    SendFailed,
     SendMessage,
     TimerConfig,
     TransactionKey,
+    TransactionOutput,
     TransactionTimedOut,
-    TransportError,
     TransportFailed,
     TwoXXRetransmitter,
 )
-from huntgroup.engine.sip.transaction import Action as TxAction
 from huntgroup.engine.sip.uri import SipUri, TelUri, Uri, parse_uri, unescape
 from huntgroup.errors import LocalProtocolError, ProtocolError
 from huntgroup.media.nat import behind_nat
@@ -639,7 +639,7 @@ class B2BUA:
         if key is not None and key in self.layer:
             self.counters.undeliverable += 1
             log.info("%s to %s:%d undeliverable", key.method, destination.host, destination.port)
-            self._tx_actions(self.layer.transport_error(TransportError(key), now=self._now))
+            self._tx_actions(self.layer.transport_error(SendFailed(key), now=self._now))
             self._drain()
         return self._flush()
 
@@ -810,7 +810,7 @@ class B2BUA:
         self._tx_actions(actions)
         return key
 
-    def _tx_actions(self, actions: list[TxAction]) -> None:
+    def _tx_actions(self, actions: list[TransactionOutput]) -> None:
         for action in actions:
             match action:
                 case SendMessage(message, destination):

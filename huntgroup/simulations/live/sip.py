@@ -58,14 +58,14 @@ from huntgroup.engine.sip.digest import (
     stored_ha1,
     usable_algorithms,
 )
-from huntgroup.engine.sip.transaction import Action as TxAction
+from huntgroup.engine.sip.transaction import TransactionOutput
 from huntgroup.errors import HuntgroupError, ProtocolError
 from huntgroup.media.g711 import Codec
 from huntgroup.media.sdp import make_offer
 
 log = logging.getLogger("huntgroup.live")
 
-Handler = Callable[[TxAction], None]
+Handler = Callable[[TransactionOutput], None]
 ErrorSink = Callable[[BaseException], None]
 
 
@@ -187,7 +187,7 @@ class SipEndpoint:
         return True
 
     # -------------------------------------------------------------- plumbing
-    def _guarded(self, step: Callable[[], list[TxAction]]) -> None:
+    def _guarded(self, step: Callable[[], list[TransactionOutput]]) -> None:
         try:
             actions = step()
         except ProtocolError as err:  # a message whose fields break a later layer
@@ -199,7 +199,7 @@ class SipEndpoint:
             self.on_error(err)
         self._rearm()
 
-    def _carry(self, actions: Sequence[TxAction]) -> None:
+    def _carry(self, actions: Sequence[TransactionOutput]) -> None:
         for action in actions:
             if isinstance(action, SendMessage):
                 self.send_raw(action.message, action.destination)
