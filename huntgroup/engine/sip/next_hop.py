@@ -1,5 +1,9 @@
-"""Where messages go: peers, Via stamping and response routing (RFC 3261 §18.2,
-RFC 3581), plus the hop checks of §8.2.2 / §16.3 (Max-Forwards and loops).
+"""Next-hop handling: the peer at the other end of a hop, Via stamping and
+where responses go (RFC 3261 §18.2, RFC 3581), plus the hop checks of §8.2.2 /
+§16.3 (Max-Forwards and loops). The Route and Record-Route sets a request
+carries are read by :mod:`~huntgroup.engine.sip.message` (``routes``,
+``record_routes``); choosing which member a call rings is not SIP at all, it
+is the group core's distribution (``huntgroup.distribution``).
 
 Theory of operation: a :class:`Peer` names the other end of one hop (address,
 port, transport). When a request arrives, :func:`stamp_via` records on its
