@@ -53,7 +53,7 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from huntgroup.engine.b2bua.trust import ip_of
+from huntgroup.engine.sip.address import ip_of
 from huntgroup.engine.sip.fields import ContactEntry, parse_contact_values
 from huntgroup.engine.sip.uri import SipUri, parse_uri
 from huntgroup.errors import ProtocolError
