@@ -8,6 +8,7 @@ bytes into :class:`Request`/:class:`Response` (:func:`parse_datagram`,
 returns actions. See docs/sip.md for what is supported.
 """
 
+from huntgroup.engine.sip.address import Peer, bracket, ip_of
 from huntgroup.engine.sip.fields import (
     MAGIC_COOKIE,
     CSeq,
@@ -36,7 +37,6 @@ from huntgroup.engine.sip.message import (
 from huntgroup.engine.sip.next_hop import (
     LOOP_DETECTED,
     TOO_MANY_HOPS,
-    Peer,
     check_max_forwards,
     detect_loop,
     loop_key,
@@ -107,11 +107,13 @@ __all__ = [
     "TwoXXRetransmitter",
     "Uri",
     "Via",
+    "bracket",
     "canonical_name",
     "check_max_forwards",
     "client_key",
     "detect_loop",
     "error_response",
+    "ip_of",
     "loop_key",
     "make_ack",
     "make_cancel",

@@ -34,9 +34,10 @@ import hashlib
 import heapq
 from dataclasses import replace
 
+from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.fields import MAGIC_COOKIE, parse_via
 from huntgroup.engine.sip.message import Message, Request, Response, make_response
-from huntgroup.engine.sip.next_hop import Peer, response_destination, stamp_via
+from huntgroup.engine.sip.next_hop import response_destination, stamp_via
 from huntgroup.engine.sip.transaction import (
     CancelReceived,
     ClientInviteTransaction,

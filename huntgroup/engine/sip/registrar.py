@@ -53,7 +53,7 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from huntgroup.engine.sip.address import ip_of
+from huntgroup.engine.sip.address import Peer, ip_of
 from huntgroup.engine.sip.fields import ContactEntry, parse_contact_values
 from huntgroup.engine.sip.uri import SipUri, parse_uri
 from huntgroup.errors import ProtocolError
@@ -64,19 +64,9 @@ __all__ = [
     "ContactEntry",
     "RegisterResult",
     "Registrar",
-    "Source",
     "contact_on_source",
     "parse_contact_values",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """The transport address a request came from."""
-
-    transport: str  # "udp", "tcp", "tls"
-    host: str
-    port: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +80,7 @@ class Binding:
     call_id: str
     cseq: int
     registered_at: float  # when the binding was created or last refreshed
-    source: Source | None = None
+    source: Peer | None = None  # the transport address the REGISTER came from
     instance: str | None = None
 
     def expires_in(self, now: float) -> int:
@@ -134,14 +124,6 @@ class BindingsExpired:
 
 
 # --------------------------------------------------------------------------- keys
-
-
-def _source_key(source: Source) -> tuple[str, str, int]:
-    return (source.transport.lower(), source.host, source.port)
-
-
-def _same(a: Source, b: Source) -> bool:
-    return _source_key(a) == _source_key(b)
 
 
 def _uri_key(uri: str) -> str:
@@ -193,7 +175,7 @@ class Registrar:
         self._count = 0
         # transport address a REGISTER came from -> AOR -> bindings registered from it
         # (at most one entry per binding: bounded like the bindings themselves)
-        self._by_source: dict[tuple[str, str, int], dict[str, int]] = {}
+        self._by_source: dict[Peer, dict[str, int]] = {}
 
     # -- queries
 
@@ -203,16 +185,15 @@ class Registrar:
         live.sort(key=lambda b: (-b.q, -b.registered_at, b.uri))
         return live
 
-    def aors_at(self, source: Source, *, now: float) -> set[str]:
+    def aors_at(self, source: Peer, *, now: float) -> set[str]:
         """AORs with a live binding registered from exactly ``source`` (transport, host,
         port): one phone's address, or a NAT or proxy many phones share."""
-        at = self._by_source.get(_source_key(source), {})
+        at = self._by_source.get(source, {})
         return {
             aor
             for aor in at
             if any(
-                b.expires_at > now and b.source is not None and _same(b.source, source)
-                for b in self._aors.get(aor, {}).values()
+                b.expires_at > now and b.source == source for b in self._aors.get(aor, {}).values()
             )
         }
 
@@ -235,7 +216,7 @@ class Registrar:
         cseq: int,
         now: float,
         expires: int | None = None,
-        source: Source | None = None,
+        source: Peer | None = None,
     ) -> RegisterResult:
         """Apply one REGISTER for ``aor`` (RFC 3261 §10.3 steps 6 to 8).
 
@@ -372,7 +353,7 @@ class Registrar:
             self._count += len(updated)
         for kept in updated.values():
             if kept.source is not None:
-                at = self._by_source.setdefault(_source_key(kept.source), {})
+                at = self._by_source.setdefault(kept.source, {})
                 at[aor] = at.get(aor, 0) + 1
         for key in touched:
             binding = updated.get(key)
@@ -401,7 +382,7 @@ class Registrar:
     def _unindex(self, binding: Binding) -> None:
         if binding.source is None:
             return
-        key = _source_key(binding.source)
+        key = binding.source
         at = self._by_source.get(key)
         if at is None or binding.aor not in at:
             return

@@ -43,9 +43,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.headers import Headers
 from huntgroup.engine.sip.message import Request, Response
-from huntgroup.engine.sip.next_hop import Peer
 from huntgroup.errors import ConfigError, ConfigProblem, LocalProtocolError, ProtocolError
 
 

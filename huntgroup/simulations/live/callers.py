@@ -45,8 +45,8 @@ from huntgroup.engine.sip import (
     new_tag,
     parse_uri,
 )
+from huntgroup.engine.sip.address import bracket
 from huntgroup.engine.sip.dialogs import Dialog, uac_dialog
-from huntgroup.engine.sip.next_hop import bracket
 from huntgroup.engine.sip.transaction import TransactionOutput
 from huntgroup.simulations.driver import CallRecord
 from huntgroup.simulations.live.context import NEAR, LiveContext, user_of

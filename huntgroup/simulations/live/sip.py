@@ -50,7 +50,6 @@ from huntgroup.engine.sip import (
     TwoXXRetransmitter,
     parse_datagram,
 )
-from huntgroup.engine.sip.dialogs import Local
 from huntgroup.engine.sip.digest import (
     DigestChallenge,
     authorization,
@@ -101,7 +100,7 @@ class SipEndpoint:
         self.timers = timers
         self.on_error = on_error
         self.handler: Handler = lambda action: None
-        self.local = Local("UDP", "127.0.0.1", 0)
+        self.local = Peer("127.0.0.1", 0, "UDP")
         self.messages = 0  # SIP messages sent and received
         self._transport: asyncio.DatagramTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -118,7 +117,7 @@ class SipEndpoint:
             raise LiveError(f"{self.name}: cannot bind udp {host}:{port}: {err}") from err
         self._transport = transport
         bound = self._transport.get_extra_info("sockname")
-        self.local = Local("UDP", host, int(bound[1]))
+        self.local = Peer(host, int(bound[1]), "UDP")
 
     def close(self) -> None:
         if self._timer is not None:

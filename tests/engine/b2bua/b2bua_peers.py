@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from huntgroup.config.models import Config
 from huntgroup.engine.b2bua import B2BUA, Output, Transmit
 from huntgroup.engine.sip import digest
-from huntgroup.engine.sip.dialogs import Local
 from huntgroup.engine.sip.message import Message, Request, Response
 from huntgroup.engine.sip.next_hop import Peer
 from huntgroup.engine.sip.parser import SipParseError, parse_datagram
@@ -49,7 +48,7 @@ from huntgroup.media.offer_answer import (
 CRLF = "\r\n"
 HOST = "127.0.0.1"
 B2B_PEER = Peer(HOST, 5060, "UDP")
-LOCAL = Local("UDP", HOST, 5060)
+LOCAL = Peer(HOST, 5060, "UDP")
 SECRET = b"b2bua-test-secret-0123456789abcdef"
 RTP_RANGE = (40000, 40999)
 DOMAIN = "voip.example.net"
