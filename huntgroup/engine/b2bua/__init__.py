@@ -80,7 +80,8 @@ from huntgroup.engine.b2bua.session_timer import (
 )
 from huntgroup.engine.b2bua.stats import SipCounters
 from huntgroup.engine.b2bua.trust import TrustDomain
-from huntgroup.engine.sip.dialogs import Dialog, Local, uac_dialog, uas_dialog
+from huntgroup.engine.sip.address import Peer
+from huntgroup.engine.sip.dialogs import Dialog, uac_dialog, uas_dialog
 from huntgroup.engine.sip.digest import (
     AuthOutcome,
     DecoyAlgorithms,
@@ -104,7 +105,6 @@ from huntgroup.engine.sip.message import (
     new_tag,
 )
 from huntgroup.engine.sip.next_hop import (
-    Peer,
     check_max_forwards,
     next_hop_max_forwards,
     response_destination,
@@ -113,7 +113,6 @@ from huntgroup.engine.sip.next_hop import (
 from huntgroup.engine.sip.parser import SipParseError, error_response, parse_datagram
 from huntgroup.engine.sip.registrar import (
     Registrar,
-    Source,
     contact_on_source,
     parse_contact_values,
 )
@@ -122,15 +121,15 @@ from huntgroup.engine.sip.transaction import (
     CancelReceived,
     RequestReceived,
     ResponseReceived,
+    SendFailed,
     SendMessage,
     TimerConfig,
     TransactionKey,
+    TransactionOutput,
     TransactionTimedOut,
-    TransportError,
     TransportFailed,
     TwoXXRetransmitter,
 )
-from huntgroup.engine.sip.transaction import Action as TxAction
 from huntgroup.engine.sip.uri import SipUri, TelUri, Uri, parse_uri, unescape
 from huntgroup.errors import LocalProtocolError, ProtocolError
 from huntgroup.media.nat import behind_nat
@@ -222,7 +221,7 @@ class _Leg:
     invite: Request
     tx: TransactionKey
     destination: Peer
-    me: Local
+    me: Peer
     state: str = "calling"  # calling | proceeding | confirmed | ended
     cancel_pending: bool = False
     cancelled: bool = False
@@ -238,7 +237,7 @@ class _Call:
     invite: Request
     tx: TransactionKey
     source: Peer
-    me: Local
+    me: Peer
     to_tag: str
     media: CallMedia
     number: str
@@ -276,7 +275,7 @@ class B2BUA:
         config: Config,
         *,
         now: float,
-        locals_: list[Local],
+        locals_: list[Peer],
         rng: random.Random,
         secret: bytes,
         media: MediaPlanner,
@@ -511,7 +510,7 @@ class B2BUA:
             if self.trust.is_peer(source.host) and self.peer_register_limits is not None:
                 peers = self.peer_register_limits
                 return peers, peers.check(source_of(source.host), now=self._now)
-        here = Source(source.transport.lower(), source.host, source.port)
+        here = source
         if self.registrar.aors_at(here, now=self._now):
             key = address_of(source.transport, source.host, source.port)
         else:
@@ -639,7 +638,7 @@ class B2BUA:
         if key is not None and key in self.layer:
             self.counters.undeliverable += 1
             log.info("%s to %s:%d undeliverable", key.method, destination.host, destination.port)
-            self._tx_actions(self.layer.transport_error(TransportError(key), now=self._now))
+            self._tx_actions(self.layer.transport_error(SendFailed(key), now=self._now))
             self._drain()
         return self._flush()
 
@@ -810,7 +809,7 @@ class B2BUA:
         self._tx_actions(actions)
         return key
 
-    def _tx_actions(self, actions: list[TxAction]) -> None:
+    def _tx_actions(self, actions: list[TransactionOutput]) -> None:
         for action in actions:
             match action:
                 case SendMessage(message, destination):
@@ -834,7 +833,7 @@ class B2BUA:
             event = self._events.pop(0)
             self._apply(self.core.handle(event, now=self._now))
 
-    def _local_for(self, peer: Peer) -> Local:
+    def _local_for(self, peer: Peer) -> Peer:
         v6 = ":" in peer.host
         for me in self.locals:
             if me.transport == peer.transport.upper() and (":" in me.host) == v6:
@@ -1080,7 +1079,7 @@ class B2BUA:
             cseq=request.cseq.number,
             now=self._now,
             expires=request.expires,
-            source=Source(source.transport.lower(), source.host, source.port),
+            source=source,
         )
         headers: list[tuple[str, str]] = [("Contact", v) for v in result.contact_values]
         if result.min_expires is not None:
@@ -1285,7 +1284,7 @@ class B2BUA:
         Proxy-Authorization must say who calls."""
         if self.config.line(number) is None or self.trust.trusts(source.host):
             return False
-        here = Source(source.transport.lower(), source.host, source.port)
+        here = source
         return self.registrar.aors_at(here, now=self._now) == {number}
 
     def _outgoing(self, call: _Call, line: str, name: str, number: str) -> None:
