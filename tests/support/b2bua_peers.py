@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from huntgroup.config.models import Config
 from huntgroup.engine.b2bua import B2BUA, Output, Transmit
 from huntgroup.engine.sip import digest
+from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.message import Message, Request, Response
-from huntgroup.engine.sip.next_hop import Peer
 from huntgroup.engine.sip.parser import SipParseError, parse_datagram
 from huntgroup.media.offer_answer import (
     CloseMedia,
