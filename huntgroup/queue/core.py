@@ -303,7 +303,8 @@ class RoutingCore:
             entry = heapq.heappop(timers)
             if self._timer_valid(entry):
                 self._fire(entry, actions)
-        self._follow_forwards(actions)
+        if self._reentries:
+            self._follow_forwards(actions)
         return actions
 
     def _arm(self, when: float, kind: _Timer, key: str, token: int = 0) -> None:
@@ -368,7 +369,8 @@ class RoutingCore:
                 self._join(group, member, actions)
             case MemberLeft(group, member):
                 self._leave(group, member, actions)
-        self._follow_forwards(actions)
+        if self._reentries:
+            self._follow_forwards(actions)
         return actions
 
     # ------------------------------------------------------------- arrivals
@@ -396,7 +398,9 @@ class RoutingCore:
             return
         g = info.config
         call = self._new_call(call_id, CallKind.GROUP, CallState.HUNTING, caller)
-        call.group, call.route, call.caller_internal = g, route or (g.pilot,), internal
+        call.group = g
+        call.route = route or (g.pilot,)
+        call.caller_internal = internal
         call.hunt = Hunt(info.strategy)
         if g.queue.max_wait is not None:
             self._arm(call.arrival + g.queue.max_wait, _Timer.MAX_WAIT, call_id)
