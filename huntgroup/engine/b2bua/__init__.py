@@ -253,11 +253,10 @@ class _Call:
     retransmit: TwoXXRetransmitter | None = None
     legs: dict[str, _Leg] = field(default_factory=dict)
     bridged: str | None = None  # leg id
-    core_id: str = ""
+    core_id: str = ""  # its id in the group core, for its whole life (forwards included)
     outgoing_line: str | None = None  # a line's own call out through the upstream
     caller_line_id: str | None = None  # core id of the calling line's own activity
     feature: bool = False  # a feature-code call (*51/*52): answered, then hung up
-    core_ids: list[str] = field(default_factory=list)  # every core id it had
     dialog_keys: list[tuple[str, str, str]] = field(default_factory=list)
     reinvite_pending: bool = False
     media_update_after_ack: bool = False  # direct media: re-INVITE the caller once it ACKs
@@ -1153,9 +1152,7 @@ class B2BUA:
             # one of our lines calls a pilot or another line: it is busy meanwhile
             call.caller_line_id = f"{call.key}.line"
             self._core(OutgoingCallStarted(call.caller_line_id, call.verified_line))
-        call.core_id = f"{call.key}.{next(self._seq)}"
-        self._by_core[call.core_id] = call.key
-        call.core_ids.append(call.core_id)
+        self._enter_core(call)
         self._route(call, caller_number, group, number)
         internal = call.verified_line is not None  # authenticated, not a From claim
         if group is not None:
@@ -1299,11 +1296,13 @@ class B2BUA:
         here = Source(source.transport.lower(), source.host, source.port)
         return self.registrar.aors_at(here, now=self._now) == {number}
 
-    def _outgoing(self, call: _Call, line: str, name: str, number: str) -> None:
+    def _enter_core(self, call: _Call) -> None:
         call.core_id = f"{call.key}.{next(self._seq)}"
-        call.outgoing_line = line
         self._by_core[call.core_id] = call.key
-        call.core_ids.append(call.core_id)
+
+    def _outgoing(self, call: _Call, line: str, name: str, number: str) -> None:
+        self._enter_core(call)
+        call.outgoing_line = line
         log.info("call %s: line %s -> %s via upstream", call.key, line, number)
         self._core(OutgoingCallStarted(call.core_id, line))
         upstream = self.config.server.upstream
@@ -2308,8 +2307,7 @@ class B2BUA:
         self._out.extend(self.media.close(call.media))
         self._calls.pop(call.key, None)
         self._by_server_tx.pop(call.tx, None)
-        for core_id in call.core_ids:
-            self._by_core.pop(core_id, None)
+        self._by_core.pop(call.core_id, None)
         for key in call.dialog_keys:
             self._dialogs.pop(key, None)
         for leg in call.legs.values():
