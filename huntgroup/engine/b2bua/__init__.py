@@ -1297,6 +1297,7 @@ class B2BUA:
         return self.registrar.aors_at(here, now=self._now) == {number}
 
     def _enter_core(self, call: _Call) -> None:
+        """Give the call its id in the group core, kept for its whole life."""
         call.core_id = f"{call.key}.{next(self._seq)}"
         self._by_core[call.core_id] = call.key
 
