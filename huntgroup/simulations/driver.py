@@ -358,10 +358,15 @@ class _Run:
             self.queue_len[group] = 0
             self.queue_series[group] = [(0.0, 0)]
 
+    def _forwarded(self, forward: Forward | Reroute | RefuseForward) -> CallRecord:
+        """The call left its group (or line) by a forward: its record ends there."""
+        rec = self.calls[forward.call_id]
+        self._close(rec, _RELEASE_OUTCOME.get(forward.reason, "forwarded"), forward.target)
+        return rec
+
     def _reroute(self, reroute: Reroute) -> None:
         """The core forwarded the call to our number ``reroute.target`` and goes on there."""
-        rec = self.calls[reroute.call_id]
-        self._close(rec, _RELEASE_OUTCOME.get(reroute.reason, "forwarded"), reroute.target)
+        rec = self._forwarded(reroute)
         after = CallRecord(
             call=rec.call,
             group=None,
@@ -406,8 +411,7 @@ class _Run:
                 rec = self.calls[a.call_id]
                 self._close(rec, _RELEASE_OUTCOME.get(a.reason, "no_answer"))
             elif type(a) is Forward:
-                rec = self.calls[a.call_id]
-                self._close(rec, _RELEASE_OUTCOME.get(a.reason, "forwarded"), a.target)
+                self._forwarded(a)
             elif type(a) is Hold:
                 rec = self.calls[a.call_id]
                 if rec.group is None:  # a call to a line, hunted to a group: queued there
@@ -417,9 +421,7 @@ class _Run:
             elif type(a) is Reroute:
                 self._reroute(a)
             elif type(a) is RefuseForward:
-                rec = self.calls[a.call_id]
-                self._close(rec, _RELEASE_OUTCOME.get(a.reason, "forwarded"), a.target)
-                rec.forward_refused = a.status
+                self._forwarded(a).forward_refused = a.status
         for g in self.tracked:
             n = len(self.core.store.queue(g))
             if n != self.queue_len[g]:
