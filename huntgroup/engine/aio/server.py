@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from huntgroup.config.diff import config_changes
+from huntgroup.config.loader import load_config
 from huntgroup.config.models import LISTEN_RE, Config
 from huntgroup.engine.aio import tls, udp_errors
 from huntgroup.engine.aio.loop_timer import LoopTimer
@@ -64,7 +65,8 @@ from huntgroup.engine.b2bua import B2BUA, Output, Transmit, connections, stats
 from huntgroup.engine.sip.dialogs import Local
 from huntgroup.engine.sip.next_hop import Peer, bracket
 from huntgroup.engine.sip.parser import SipParseError, StreamParser
-from huntgroup.errors import MediaError
+from huntgroup.errors import ConfigError, MediaError
+from huntgroup.file_checks import FILE_CHECKS
 from huntgroup.media.offer_answer import MediaPlanner, RtpTimedOut
 from huntgroup.queue.state.journal import JournalingStore
 
@@ -667,10 +669,6 @@ class Server:
 
     async def reload(self, path: str) -> None:
         """SIGHUP: read the file again; a bad file is reported and changes nothing."""
-        from huntgroup.config.loader import load_config
-        from huntgroup.errors import ConfigError
-        from huntgroup.file_checks import FILE_CHECKS
-
         try:
             config = await asyncio.to_thread(
                 functools.partial(load_config, path, checks=FILE_CHECKS)
