@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -14,6 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.support.waiting import WaitTimeout, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 OUTCOMES = (
@@ -75,11 +78,11 @@ def serving(directory: Path, config: dict[str, Any], port: int) -> Iterator[None
         env=env,
     )
     try:
-        ready_by = time.monotonic() + 60  # generous: a loaded machine starts Python slowly
-        while time.monotonic() < ready_by:
-            if process.poll() is not None or options_ok(port):
-                break
-            time.sleep(0.1)
+        # generous: a loaded machine starts Python slowly
+        with contextlib.suppress(WaitTimeout):
+            wait_until(
+                lambda: process.poll() is not None or options_ok(port), timeout=60, interval=0.1
+            )
         if process.poll() is not None or not options_ok(port):
             log.flush()
             pytest.fail("huntgroup serve did not start:\n" + (directory / "server.log").read_text())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import redis
 import yaml
 
 from tests.support.state_harness import RedisServer, free_port
+from tests.support.waiting import WaitTimeout, wait_until
 
 OPTIONS = (
     b"OPTIONS sip:ping@127.0.0.1 SIP/2.0\r\n"
@@ -75,17 +77,19 @@ def test_serve_shares_its_state_in_redis(tmp_path: Path, redis_server: RedisServ
         assert ping(port, proc), (tmp_path / "serve.log").read_text()
         client = redis.Redis(host="127.0.0.1", port=redis_server.port)
         shared = b""
-        end = time.monotonic() + DEADLINE
-        while time.monotonic() < end:  # the membership written at start reaches Redis
+
+        def member_shared() -> bool:  # the membership written at start reaches Redis
+            nonlocal shared
             # Other keys (the node's liveness, the marker) may land first: wait
             # for the hash that names the member, not for any key at all.
             keys = client.keys("huntgroup:*")
             shared = b" ".join(
                 k + b" " + b" ".join(client.hkeys(k)) for k in keys if client.type(k) == b"hash"
             )
-            if b"0102030405" in shared:
-                break
-            time.sleep(0.1)
+            return b"0102030405" in shared
+
+        with contextlib.suppress(WaitTimeout):
+            wait_until(member_shared, timeout=DEADLINE, interval=0.1)
         assert b"0102030405" in shared, f"membership not in Redis: {client.keys('huntgroup:*')}"
     finally:
         proc.terminate()
