@@ -32,6 +32,7 @@ import soundfile as sf
 import yaml
 
 from huntgroup.media.rtp import InvalidRtpPacket, RtpPacket
+from tests.support.sip_harness import answers_options
 from tests.support.waiting import WaitTimeout, wait_until
 
 LOOPBACK = "127.0.0.1"
@@ -200,9 +201,8 @@ def start_server(tmp_path: Path, config: dict[str, Any]) -> ServerProcess:
             env=env,
             cwd=tmp_path,
         )
-    # Generous: a loaded 2-core machine can take seconds to start the server.
-    deadline = time.monotonic() + 60
 
+    # Generous: a loaded 2-core machine can take seconds to start the server.
     def listening() -> re.Match[bytes] | None:
         found = re.search(rb"listening on udp:127\.0\.0\.1:(\d+)", log_path.read_bytes())
         if found is None and process.poll() is not None:
@@ -215,19 +215,10 @@ def start_server(tmp_path: Path, config: dict[str, Any]) -> ServerProcess:
         process.kill()
         raise
     server = ServerProcess(process, log_path, (LOOPBACK, port))
-    probe = SipUA("probe", server.sip)
-    try:
-        while True:
-            call_id = probe.new_call_id()
-            probe.send(probe.request("OPTIONS", f"sip:{PILOT}@test.invalid", call_id, 1))
-            with contextlib.suppress(TimeoutError):
-                if probe.wait(lambda m, c=call_id: m.call_id == c, timeout=0.3).status == 200:
-                    return server
-            if process.poll() is not None or time.monotonic() > deadline:
-                server.stop()
-                raise AssertionError(f"server never answered OPTIONS:\n{server.log()}")
-    finally:
-        probe.close()
+    if not answers_options(process, port):
+        server.stop()
+        raise AssertionError(f"server never answered OPTIONS:\n{server.log()}")
+    return server
 
 
 # ------------------------------------------------------------------------ SIP

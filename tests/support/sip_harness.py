@@ -482,9 +482,9 @@ class Sipp:
             transport=transport,
         )
         if transport == "tcp":
-            _wait_tcp_listening(proc)
+            _wait_started(proc, tcp_port_listening, f"listen on tcp {HOST}:{proc.port}")
         else:
-            _wait_udp_bound(proc)
+            _wait_started(proc, udp_port_bound, f"bind udp {HOST}:{proc.port}")
         return proc
 
     def call(
@@ -578,24 +578,6 @@ def udp_port_bound(port: int) -> bool:
     )
 
 
-def _started(proc: SippProcess, ready: Callable[[int], bool]) -> bool:
-    """``ready(port)`` for a SIPp process still running; HarnessError once it exited."""
-    if proc.popen.poll() is not None:
-        raise HarnessError(f"{proc.name}: sipp exited at start-up\n{proc.describe()}")
-    return ready(proc.port)
-
-
-def _wait_udp_bound(proc: SippProcess, *, deadline: float = STARTUP_DEADLINE) -> None:
-    """Wait until the SIPp process has bound its UDP port (bounded by ``deadline`` s)."""
-    wait_until(
-        lambda: _started(proc, udp_port_bound),
-        timeout=deadline,
-        interval=0.05,
-        message=f"{proc.name}: sipp did not bind udp {HOST}:{proc.port}",
-        error=HarnessError,
-    )
-
-
 def tcp_port_listening(port: int) -> bool:
     """True when some socket listens on TCP ``port`` on 127.0.0.1 (or the wildcard), read
     from ``/proc/net/tcp`` where it exists (else by connecting to it)."""
@@ -639,13 +621,26 @@ def tcp_server_side_open(port: int, peer: tuple[str, int]) -> bool:
     )
 
 
-def _wait_tcp_listening(proc: SippProcess, *, deadline: float = STARTUP_DEADLINE) -> None:
-    """Wait until the SIPp process listens on its TCP port (bounded by ``deadline`` s)."""
+def _wait_started(
+    proc: SippProcess,
+    ready: Callable[[int], bool],
+    what: str,
+    *,
+    deadline: float = STARTUP_DEADLINE,
+) -> None:
+    """Wait until ``ready(proc.port)``: the SIPp process is up (bounded by ``deadline`` s);
+    HarnessError if it exits first or never gets there."""
+
+    def started() -> bool:
+        if proc.popen.poll() is not None:
+            raise HarnessError(f"{proc.name}: sipp exited at start-up\n{proc.describe()}")
+        return ready(proc.port)
+
     wait_until(
-        lambda: _started(proc, tcp_port_listening),
+        started,
         timeout=deadline,
         interval=0.05,
-        message=f"{proc.name}: sipp did not listen on tcp {HOST}:{proc.port}",
+        message=f"{proc.name}: sipp did not {what}",
         error=HarnessError,
     )
 
@@ -850,6 +845,20 @@ def options_ping(port: int, *, host: str = HOST, wait: float = 0.3) -> int | Non
         except (TimeoutError, ConnectionRefusedError, ValueError):
             return None
     return None
+
+
+def answers_options(
+    process: subprocess.Popen[bytes], port: int, *, deadline: float = STARTUP_DEADLINE
+) -> bool:
+    """Wait until the server ``process`` answers OPTIONS with 200 on UDP ``port``: True;
+    False once it exited, or after ``deadline`` s."""
+    with contextlib.suppress(WaitTimeout):
+        wait_until(
+            lambda: process.poll() is not None or options_ping(port) == 200,
+            timeout=deadline,
+            interval=0.1,
+        )
+    return process.poll() is None and options_ping(port) == 200
 
 
 @dataclass

@@ -23,11 +23,22 @@ class WaitTimeout(AssertionError):
     """The condition did not hold within the timeout."""
 
 
-def _failure(
-    message: str | Callable[[], str], timeout: float, error: Callable[[str], BaseException]
-) -> BaseException:
-    text = message() if callable(message) else message
-    return error(f"{text} (waited {timeout:g} s)")
+def _attempt(
+    condition: Callable[[], T],
+    deadline: float,
+    timeout: float,
+    message: str | Callable[[], str],
+    error: Callable[[str], BaseException],
+) -> tuple[T] | None:
+    """``(value,)`` once ``condition()`` is truthy; None to poll again; raises after
+    ``deadline`` (a ``time.monotonic()``)."""
+    value = condition()
+    if value:
+        return (value,)
+    if time.monotonic() >= deadline:
+        text = message() if callable(message) else message
+        raise error(f"{text} (waited {timeout:g} s)")
+    return None
 
 
 def wait_until(
@@ -40,13 +51,9 @@ def wait_until(
 ) -> T:
     """``condition()``'s first truthy value, polled every ``interval`` s for ``timeout`` s."""
     deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise _failure(message, timeout, error)
+    while (found := _attempt(condition, deadline, timeout, message, error)) is None:
         time.sleep(interval)  # the polling period, not a synchronisation
+    return found[0]
 
 
 async def async_wait_until(
@@ -59,10 +66,6 @@ async def async_wait_until(
 ) -> T:
     """:func:`wait_until` on the running loop: the loop's other tasks run between polls."""
     deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise _failure(message, timeout, error)
+    while (found := _attempt(condition, deadline, timeout, message, error)) is None:
         await asyncio.sleep(interval)  # the polling period, not a synchronisation
+    return found[0]

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import redis
 import yaml
 
+from tests.support.sip_harness import answers_options
 from tests.support.state_harness import RedisServer, free_port
 from tests.support.waiting import WaitTimeout, wait_until
-
-OPTIONS = (
-    b"OPTIONS sip:ping@127.0.0.1 SIP/2.0\r\n"
-    b"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKstate1;rport\r\n"
-    b"Max-Forwards: 70\r\nFrom: <sip:t@127.0.0.1>;tag=t1\r\nTo: <sip:ping@127.0.0.1>\r\n"
-    b"Call-ID: state1@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-)
 
 
 def write_config(path: Path, state: str, port: int) -> None:
@@ -48,21 +40,6 @@ def write_config(path: Path, state: str, port: int) -> None:
 DEADLINE = 60.0
 
 
-def ping(port: int, proc: subprocess.Popen[bytes], deadline: float = DEADLINE) -> bool:
-    """True once the server answers OPTIONS with 200; False if it exits or ``deadline`` passes."""
-    end = time.monotonic() + deadline
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(0.1)
-        while time.monotonic() < end and proc.poll() is None:
-            sock.sendto(OPTIONS, ("127.0.0.1", port))
-            try:
-                if sock.recv(65535).startswith(b"SIP/2.0 200"):
-                    return True
-            except (TimeoutError, ConnectionRefusedError):
-                continue
-    return False
-
-
 def test_serve_shares_its_state_in_redis(tmp_path: Path, redis_server: RedisServer) -> None:
     port = free_port()
     cfg = tmp_path / "cfg.yaml"
@@ -74,7 +51,7 @@ def test_serve_shares_its_state_in_redis(tmp_path: Path, redis_server: RedisServ
         stderr=subprocess.STDOUT,
     )
     try:
-        assert ping(port, proc), (tmp_path / "serve.log").read_text()
+        assert answers_options(proc, port, deadline=DEADLINE), (tmp_path / "serve.log").read_text()
         client = redis.Redis(host="127.0.0.1", port=redis_server.port)
         shared = b""
 
