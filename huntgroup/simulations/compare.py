@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from huntgroup.config.models import ALGORITHMS, Config
+from huntgroup.simulations.replications import ProgressFn, simulate
+from huntgroup.simulations.report import embedded_image, new_figure, write_json, write_outputs
 from huntgroup.simulations.scenario import Scenario
 
 ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -92,8 +94,6 @@ def html_table(table: dict[str, Any]) -> str:
 
 
 def plot_compare(path: Path, table: dict[str, Any]) -> None:
-    from huntgroup.simulations.report import _figure
-
     algorithms = list(table["algorithms"])
     groups = list(next(iter(table["algorithms"].values()))["groups"]) if algorithms else []
     panels = (
@@ -101,7 +101,7 @@ def plot_compare(path: Path, table: dict[str, Any]) -> None:
         ("service level 20 s (%)", ("service_level", "20"), 100.0),
         ("fairness (Jain)", ("fairness",), 1.0),
     )
-    fig = _figure(12, 3.5)
+    fig = new_figure(12, 3.5)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     width = 0.8 / max(1, len(groups))
     for ax, (title, key, scale) in zip(axes, panels, strict=True):
@@ -119,12 +119,9 @@ def plot_compare(path: Path, table: dict[str, Any]) -> None:
 
 
 def compare_algorithms(
-    scenario: Scenario, out_dir: Path, *, progress: Any = None
+    scenario: Scenario, out_dir: Path, *, progress: ProgressFn | None = None
 ) -> tuple[dict[str, Any], str]:
     """Run the scenario once per algorithm; write the comparison; return (table, html)."""
-    from huntgroup.simulations.report import _img, write_json, write_outputs
-    from huntgroup.simulations.runner import simulate
-
     table: dict[str, Any] = {"algorithms": {}}
     for algorithm in ALGORITHMS:
         variant = scenario.with_config(with_algorithm(scenario.config, algorithm))
@@ -136,4 +133,4 @@ def compare_algorithms(
     write_json(out_dir / "compare.json", table)
     (out_dir / "compare.md").write_text(markdown_table(table), encoding="utf-8")
     plot_compare(out_dir / "compare.png", table)
-    return table, html_table(table) + _img(out_dir / "compare.png")
+    return table, html_table(table) + embedded_image(out_dir / "compare.png")

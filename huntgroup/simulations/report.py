@@ -65,14 +65,16 @@ def write_calls(path: Path, runs: Sequence[RunResult]) -> None:
 
 
 # ------------------------------------------------------------------------ plots
-def _figure(width: float, height: float) -> Any:
+def new_figure(width: float, height: float) -> Any:
+    """A matplotlib Figure; matplotlib is imported here, when a plot is drawn, because it
+    is an optional dependency (``pip install huntgroup[sim]``)."""
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
 def plot_wait_times(path: Path, runs: Sequence[RunResult], groups: Sequence[str]) -> None:
-    fig = _figure(8, 4)
+    fig = new_figure(8, 4)
     ax = fig.add_subplot()
     for g in groups:
         waits = [w for r in runs for c in r.calls if c.group == g and (w := c.wait) is not None]
@@ -87,7 +89,7 @@ def plot_wait_times(path: Path, runs: Sequence[RunResult], groups: Sequence[str]
 
 
 def plot_queue_length(path: Path, run: RunResult, end: float) -> None:
-    fig = _figure(8, 4)
+    fig = new_figure(8, 4)
     ax = fig.add_subplot()
     for g, series in run.queue_lengths.items():
         times = [t for t, _ in series] + [end]
@@ -103,7 +105,7 @@ def plot_queue_length(path: Path, run: RunResult, end: float) -> None:
 
 def plot_members(path: Path, summary: dict[str, Any]) -> None:
     groups = summary["groups"]
-    fig = _figure(10, 3.2 * max(1, len(groups)))
+    fig = new_figure(10, 3.2 * max(1, len(groups)))
     axes = fig.subplots(max(1, len(groups)), 2, squeeze=False)
     for row, (name, g) in enumerate(groups.items()):
         members = list(g["members"])
@@ -181,7 +183,8 @@ def member_table(g: dict[str, Any]) -> str:
     return "<table>" + head + "".join(rows) + "</table>"
 
 
-def _img(path: Path) -> str:
+def embedded_image(path: Path) -> str:
+    """An HTML ``<img>`` with the PNG at ``path`` inline (the report is one file)."""
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
 
@@ -208,7 +211,8 @@ def html_report(
         parts.append(f"<h2>Group {html.escape(name)}</h2>")
         parts.append(group_table(g))
         parts.append("<h3>Members</h3>" + member_table(g))
-    parts += [f"<h2>{html.escape(p.stem.replace('_', ' '))}</h2>{_img(p)}" for p in images]
+    for image in images:
+        parts.append(f"<h2>{html.escape(image.stem.replace('_', ' '))}</h2>{embedded_image(image)}")
     parts += list(extra_sections)
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -2,28 +2,30 @@
 
 Theory of operation
 -------------------
-``simulate(scenario)`` runs the replications one after the other, each in a
-fresh :class:`RoutingCore` (replication r draws its random numbers from keys
-that include r), summarizes each and aggregates them. ``run_simulation`` is
-the whole command: load and validate the scenario, simulate, write the
-outputs, and with ``compare`` run the same scenario once per algorithm with
-common random numbers. ``run_live_simulation`` is the ``--live`` variant: the
-scenario played as SIP calls against a running server (see ``live``), written
-to the same files. ``progress`` draws a bar on stderr.
+``run_simulation`` is the whole command: load and validate the scenario,
+simulate its replications (``replications.simulate``), write the outputs
+(``report``), and with ``compare`` run the same scenario once per algorithm
+with common random numbers (``compare``). ``run_live_simulation`` is the
+``--live`` variant: the scenario played as SIP calls against a running server
+(see ``live``), written to the same files. ``progress`` draws a bar on stderr.
+
+Imports go one way: ``cli`` -> ``runner`` -> ``compare`` -> ``report`` and
+``replications``; nothing below imports this module.
 """
 
 from __future__ import annotations
 
+import html
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from huntgroup.simulations.driver import RunResult, run_replication
-from huntgroup.simulations.metrics import aggregate, summarize_run
-from huntgroup.simulations.scenario import Scenario, load_scenario
-
-ProgressFn = Callable[[str, float], None]
+from huntgroup.simulations.compare import compare_algorithms
+from huntgroup.simulations.live import LiveOptions, parse_target, run_live
+from huntgroup.simulations.metrics import summarize_run
+from huntgroup.simulations.replications import scenario_meta, simulate
+from huntgroup.simulations.report import write_outputs
+from huntgroup.simulations.scenario import load_scenario
 
 
 class ProgressBar:
@@ -49,43 +51,6 @@ class ProgressBar:
             self._last = ""
 
 
-def scenario_meta(scenario: Scenario) -> dict[str, Any]:
-    return {
-        "file": scenario.file,
-        "seed": scenario.seed,
-        "replications": scenario.replications,
-        "duration": scenario.duration,
-        "warmup": scenario.warmup,
-        "algorithms": {g.name: g.algorithm for g in scenario.config.groups},
-    }
-
-
-def _scaled(progress: ProgressFn, label: str, r: int, total: int) -> Callable[[float], None]:
-    """Progress of replication ``r`` as a share of the whole run."""
-    return lambda fraction: progress(label, (r + fraction) / total)
-
-
-def simulate(
-    scenario: Scenario, *, progress: ProgressFn | None = None, label: str = "simulate"
-) -> tuple[dict[str, Any], list[RunResult]]:
-    """Run every replication; return the aggregated summary and the runs."""
-    runs: list[RunResult] = []
-    summaries = []
-    total = scenario.replications
-    for r in range(total):
-        tick = None
-        if progress is not None:
-            tick = _scaled(progress, label, r, total)
-        run = run_replication(scenario, r, progress=tick)
-        runs.append(run)
-        summaries.append(summarize_run(run, scenario))
-        if progress is not None:
-            progress(label, (r + 1) / total)
-    summary = dict(aggregate(summaries))
-    summary["scenario"] = scenario_meta(scenario)
-    return summary, runs
-
-
 def run_simulation(
     scenario_path: str | Path,
     out_dir: str | Path,
@@ -99,9 +64,6 @@ def run_simulation(
     ``"compare": {"algorithms": {ALGORITHM: {"groups": ...}}}``. Raises
     ConfigError (with file:line problems) for a bad scenario or groups file.
     """
-    from huntgroup.simulations.compare import compare_algorithms
-    from huntgroup.simulations.report import write_outputs
-
     scenario = load_scenario(scenario_path)
     out = Path(out_dir)
     bar = ProgressBar() if progress else None
@@ -139,9 +101,6 @@ def run_live_simulation(
     Raises ConfigError for a bad scenario, LiveError when the scenario cannot
     be played live or the server or a member cannot be reached.
     """
-    from huntgroup.simulations.live import LiveOptions, parse_target, run_live
-    from huntgroup.simulations.report import write_outputs
-
     scenario = load_scenario(scenario_path)
     options = LiveOptions(parse_target(target), speed=speed, bind=bind, max_calls=max_calls)
     bar = ProgressBar() if progress else None
@@ -166,8 +125,6 @@ def run_live_simulation(
 
 def live_section(stats: dict[str, Any]) -> str:
     """The report's "Live run" section: where and how the calls were placed."""
-    import html
-
     rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
         for k, v in stats.items()

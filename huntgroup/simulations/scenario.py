@@ -45,8 +45,10 @@ from pydantic import (
     field_validator,
 )
 
+from huntgroup.config.loader import load_config, load_config_document, read_yaml_file
 from huntgroup.config.models import Config
 from huntgroup.config.safe_yaml import Document, parse_yaml
+from huntgroup.engine.aio.file_checks import FILE_CHECKS
 from huntgroup.errors import ConfigError, ConfigProblem
 
 Loc = tuple[str | int, ...]
@@ -300,9 +302,6 @@ def _load_groups_config(path: Path) -> Config:
     Kept in one function so that the project's configuration loader can take
     its place; raises ConfigError with the file and line of every problem.
     """
-    from huntgroup.config.loader import load_config
-    from huntgroup.engine.aio.file_checks import FILE_CHECKS
-
     return load_config(path, checks=FILE_CHECKS)
 
 
@@ -383,8 +382,6 @@ def read_scenario_yaml(path: Path) -> Located:
     Size, alias expansion, nesting depth and tags are limited as for a
     configuration file; every problem is a ``ConfigError`` at FILE:LINE:COL.
     """
-    from huntgroup.config.loader import read_yaml_file
-
     name = str(path)
     doc = parse_yaml(
         read_yaml_file(path),
@@ -412,9 +409,6 @@ def _inline_config(located: Located, base: Path) -> Config:
     music and TLS files relative to the scenario); problems are reported at
     their line in the scenario, with paths under ``config``.
     """
-    from huntgroup.config.loader import load_config_document
-    from huntgroup.engine.aio.file_checks import FILE_CHECKS
-
     doc = located.doc.subdocument(("config",))
     try:
         return load_config_document(doc, located.file, base.resolve(), checks=FILE_CHECKS)

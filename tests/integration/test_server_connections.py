@@ -26,7 +26,10 @@ from tests.support.sip_harness import (
     Sipp,
     group,
     server_config,
+    tcp_accept_backlog,
+    tcp_server_side_open,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
 
@@ -117,7 +120,7 @@ def test_a_half_sent_message_is_closed_after_the_message_deadline(make_server: A
         slow.sendall(options(server.port, "h1", slow.getsockname())[:60])  # ...one never finished
         started = time.monotonic()
         for _ in range(4):  # a byte now and then is no activity that saves it
-            time.sleep(0.2)
+            time.sleep(0.2)  # the behaviour: a byte now and then
             slow.sendall(b"X")
         closed = closed_by_server(slow, within=6.0)
         assert closed is not None, "a half-sent message held the connection"
@@ -152,7 +155,7 @@ def test_idle_connections_close_but_crlf_keepalives_keep_theirs_with_pongs(
                     pass
                 except ConnectionResetError:
                     idle_closed = time.monotonic() - start
-            time.sleep(0.3)
+            time.sleep(0.3)  # the behaviour: pings at a pace
         assert idle_closed is not None and 1.2 <= idle_closed <= 4.5, idle_closed
         assert pongs and set(pongs.split(b"\r\n")) == {b""}  # single CRLFs only
         assert len(pongs) >= 2 * 8
@@ -175,8 +178,10 @@ def test_per_source_cap_refuses_extra_connections_and_existing_ones_keep_working
             assert answered(sock, server.port, f"p{i}")
         with connect(server.port, "127.0.0.2") as other:  # another source is not concerned
             assert answered(other, server.port, "p-other")
-        kept.pop().close()
-        time.sleep(0.3)
+        closing = kept.pop()
+        peer = closing.getsockname()
+        closing.close()
+        wait_until(lambda: not tcp_server_side_open(server.port, peer), timeout=10)
         with connect(server.port) as again:  # a place is free again
             assert answered(again, server.port, "p-again")
     finally:
@@ -242,7 +247,7 @@ def test_a_connection_that_never_completes_a_message_is_closed_after_message_tim
                     pass
                 except OSError:
                     closed["silent"] = time.monotonic() - started
-            time.sleep(0.1)
+            time.sleep(0.1)  # the behaviour: pings at a pace
         assert set(closed) == {"silent", "pinger"}, closed
         assert all(0.8 <= t <= 6.0 for t in closed.values()), closed  # idle_timeout is 30
         assert pongs >= 1  # keep-alives were answered, they just did not extend the deadline
@@ -272,7 +277,8 @@ def test_an_incoming_flood_leaves_outgoing_connections_their_reserve(
     server = HuntgroupServer(config=config, workdir=tmp_path / "reserve").start()
     flood = [connect(server.port) for _ in range(15)]  # 3 more than max_total
     try:
-        time.sleep(1.0)  # the server closes the refused ones at once
+        # the server accepts every connection and closes the refused ones at once
+        wait_until(lambda: tcp_accept_backlog(server.port) == 0, timeout=10)
         kept = [sock for sock in flood if closed_by_server(sock, within=0.2) is None]
         assert len(kept) == 10  # max_total - outgoing_reserve: the incoming cap is full
         caller = sipp.call("caller", server.port, pilot, "uac_call.xml", duration_ms=300)

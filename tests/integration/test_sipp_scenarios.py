@@ -28,6 +28,7 @@ from tests.support.sip_harness import (
     options_ping,
     parse_message_log,
     server_config,
+    sipp_binary,
     udp_port_refuses,
 )
 
@@ -157,11 +158,9 @@ def test_caller_to_an_unreachable_port_fails(sipp: Sipp, ports: PortAllocator) -
 
 
 def test_missing_sipp_fails_with_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sip_harness
-
     monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(AssertionError, match="sip-tester"):
-        sip_harness.sipp_binary()
+        sipp_binary()
 
 
 def test_server_config_is_valid_against_the_contract(ports: PortAllocator) -> None:

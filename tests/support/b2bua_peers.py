@@ -5,7 +5,7 @@ Theory of operation
 :class:`Network` owns one :class:`~huntgroup.engine.b2bua.B2BUA` (built the
 way the server builds it, with seeded randomness) and a clock that only moves
 when a test says so. :meth:`Network.at` fires the B2BUA's timers in order up
-to a time, like ``tests/core/core_harness.py`` does for the group core.
+to a time, like ``tests/support/core_harness.py`` does for the group core.
 
 Every output is routed at once: a :class:`Transmit` is parsed with the real
 parser and dropped in the inbox of the :class:`Phone` listening at its

@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.support.sip_harness import answers_options
 
 REPO = Path(__file__).resolve().parents[2]
 OUTCOMES = (
@@ -40,27 +41,6 @@ def free_tcp_range(size: int = 200) -> str:
     return f"{low}-{low + size - 1}"
 
 
-def options_ok(port: int) -> bool:
-    """True once the server answers an OPTIONS with 200."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        s.settimeout(0.2)
-        me = s.getsockname()[1]
-        request = (
-            "OPTIONS sip:live.test SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK-probe{time.monotonic_ns()}\r\n"
-            "Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\n"
-            "To: <sip:live.test>\r\nCall-ID: probe@127.0.0.1\r\nCSeq: 1 OPTIONS\r\n"
-            "Content-Length: 0\r\n\r\n"
-        )
-        s.sendto(request.encode(), ("127.0.0.1", port))
-        try:
-            data = s.recv(65536)
-        except OSError:
-            return False
-    return data.startswith(b"SIP/2.0 200")
-
-
 @contextmanager
 def serving(directory: Path, config: dict[str, Any], port: int) -> Iterator[None]:
     """``huntgroup serve`` on ``config`` (listening on udp 127.0.0.1:``port``) until exit."""
@@ -75,12 +55,8 @@ def serving(directory: Path, config: dict[str, Any], port: int) -> Iterator[None
         env=env,
     )
     try:
-        ready_by = time.monotonic() + 60  # generous: a loaded machine starts Python slowly
-        while time.monotonic() < ready_by:
-            if process.poll() is not None or options_ok(port):
-                break
-            time.sleep(0.1)
-        if process.poll() is not None or not options_ok(port):
+        # generous: a loaded machine starts Python slowly
+        if not answers_options(process, port, deadline=60):
             log.flush()
             pytest.fail("huntgroup serve did not start:\n" + (directory / "server.log").read_text())
         yield

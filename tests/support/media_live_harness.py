@@ -32,6 +32,8 @@ import soundfile as sf
 import yaml
 
 from huntgroup.media.rtp import InvalidRtpPacket, RtpPacket
+from tests.support.sip_harness import answers_options
+from tests.support.waiting import WaitTimeout, wait_until
 
 LOOPBACK = "127.0.0.1"
 PILOT = "0140000000"
@@ -72,6 +74,20 @@ def port_is_free(port: int) -> bool:
     finally:
         s.close()
     return True
+
+
+def datagrams_waiting(port: int) -> bool:
+    """True while datagrams wait, unread, on the UDP socket bound to ``127.0.0.1:port``.
+
+    Read from ``/proc/net/udp`` (the rx_queue column): once it is empty the
+    server has read, and so handled, everything sent to that port.
+    """
+    local = f"0100007F:{port:04X}"
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 4 and fields[1] == local:
+            return int(fields[4].split(":")[1], 16) > 0
+    return False
 
 
 # ---------------------------------------------------------------------- music
@@ -115,11 +131,13 @@ class ServerProcess:
 
     def wait_log(self, pattern: str, *, timeout: float = 10.0) -> str:
         """The first match of ``pattern`` in the log, once it is there (fails after ``timeout``)."""
-        deadline = time.monotonic() + timeout
-        while not (m := re.search(pattern, self.log())):
-            assert time.monotonic() < deadline, f"no {pattern!r} in the log:\n{self.log()}"
-            time.sleep(0.02)
-        return m.group(0)
+        found = wait_until(
+            lambda: re.search(pattern, self.log()),
+            timeout=timeout,
+            interval=0.02,
+            message=lambda: f"no {pattern!r} in the log:\n{self.log()}",
+        )
+        return found.group(0)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -183,32 +201,24 @@ def start_server(tmp_path: Path, config: dict[str, Any]) -> ServerProcess:
             env=env,
             cwd=tmp_path,
         )
+
     # Generous: a loaded 2-core machine can take seconds to start the server.
-    deadline = time.monotonic() + 60
-    port: int | None = None
-    while port is None:
-        m = re.search(rb"listening on udp:127\.0\.0\.1:(\d+)", log_path.read_bytes())
-        if m:
-            port = int(m.group(1))
-            break
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
+    def listening() -> re.Match[bytes] | None:
+        found = re.search(rb"listening on udp:127\.0\.0\.1:(\d+)", log_path.read_bytes())
+        if found is None and process.poll() is not None:
             raise AssertionError(f"server did not start:\n{log_path.read_text()}")
-        time.sleep(0.02)
-    server = ServerProcess(process, log_path, (LOOPBACK, port))
-    probe = SipUA("probe", server.sip)
+        return found
+
     try:
-        while True:
-            call_id = probe.new_call_id()
-            probe.send(probe.request("OPTIONS", f"sip:{PILOT}@test.invalid", call_id, 1))
-            with contextlib.suppress(TimeoutError):
-                if probe.wait(lambda m, c=call_id: m.call_id == c, timeout=0.3).status == 200:
-                    return server
-            if process.poll() is not None or time.monotonic() > deadline:
-                server.stop()
-                raise AssertionError(f"server never answered OPTIONS:\n{server.log()}")
-    finally:
-        probe.close()
+        port = int(wait_until(listening, timeout=60, interval=0.02).group(1))
+    except AssertionError:
+        process.kill()
+        raise
+    server = ServerProcess(process, log_path, (LOOPBACK, port))
+    if not answers_options(process, port):
+        server.stop()
+        raise AssertionError(f"server never answered OPTIONS:\n{server.log()}")
+    return server
 
 
 # ------------------------------------------------------------------------ SIP
@@ -467,7 +477,7 @@ def answer_invite(
     tag = f"mt{next(SipUA._counter)}"
     member.send(member.response(invite, 180, "Ringing", tag=tag), invite.source)
     if ring_for:
-        time.sleep(ring_for)
+        time.sleep(ring_for)  # the behaviour: the member lets it ring that long
     member.send(
         member.response(invite, 200, "OK", tag=tag, body=sdp_offer(rtp_port, codecs)),
         invite.source,
@@ -557,9 +567,8 @@ class RtpSocket:
         self, done: Callable[[list[Arrival]], bool], *, timeout: float = 10.0
     ) -> list[Arrival]:
         """Wait (at most ``timeout`` s) until ``done(arrivals)`` holds; return the arrivals."""
-        deadline = time.monotonic() + timeout
-        while not done(list(self.arrivals)) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        with contextlib.suppress(WaitTimeout):  # the caller's assertions say what is missing
+            wait_until(lambda: done(list(self.arrivals)), timeout=timeout)
         return list(self.arrivals)
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ import yaml
 
 from huntgroup.simulations.driver import RunResult
 from huntgroup.simulations.metrics import summarize_run
-from huntgroup.simulations.runner import simulate
+from huntgroup.simulations.replications import simulate
 from huntgroup.simulations.scenario import Scenario, load_scenario
 
 

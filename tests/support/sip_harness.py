@@ -40,7 +40,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -49,6 +49,7 @@ from typing import Any, Literal
 import yaml
 
 from huntgroup.engine.sip.digest import DigestAuthenticator, DigestSecret, parse_credentials
+from tests.support.waiting import WaitTimeout, wait_until
 
 HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -481,9 +482,9 @@ class Sipp:
             transport=transport,
         )
         if transport == "tcp":
-            _wait_tcp_listening(proc)
+            _wait_started(proc, tcp_port_listening, f"listen on tcp {HOST}:{proc.port}")
         else:
-            _wait_udp_bound(proc)
+            _wait_started(proc, udp_port_bound, f"bind udp {HOST}:{proc.port}")
         return proc
 
     def call(
@@ -577,20 +578,6 @@ def udp_port_bound(port: int) -> bool:
     )
 
 
-def _wait_udp_bound(proc: SippProcess, *, deadline: float = STARTUP_DEADLINE) -> None:
-    """Wait until the SIPp process has bound its UDP port (bounded by ``deadline`` s)."""
-    end = time.monotonic() + deadline
-    while True:
-        if proc.popen.poll() is not None:
-            raise HarnessError(f"{proc.name}: sipp exited at start-up\n{proc.describe()}")
-        if udp_port_bound(proc.port):
-            return
-        if time.monotonic() > end:
-            break
-        time.sleep(0.05)
-    raise HarnessError(f"{proc.name}: sipp did not bind udp {HOST}:{proc.port}")
-
-
 def tcp_port_listening(port: int) -> bool:
     """True when some socket listens on TCP ``port`` on 127.0.0.1 (or the wildcard), read
     from ``/proc/net/tcp`` where it exists (else by connecting to it)."""
@@ -607,16 +594,55 @@ def tcp_port_listening(port: int) -> bool:
     )
 
 
-def _wait_tcp_listening(proc: SippProcess, *, deadline: float = STARTUP_DEADLINE) -> None:
-    """Wait until the SIPp process listens on its TCP port (bounded by ``deadline`` s)."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
+def _tcp_table() -> list[list[str]]:
+    """The rows of ``/proc/net/tcp`` (Linux), split in fields."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return [fields for fields in (row.split() for row in rows) if len(fields) > 4]
+
+
+def tcp_accept_backlog(port: int) -> int:
+    """Connections waiting, not yet accepted, on the socket listening on TCP ``port``."""
+    wanted = {f"0100007F:{port:04X}", f"00000000:{port:04X}"}
+    return sum(
+        int(fields[4].split(":")[1], 16)  # rx_queue of a LISTEN socket: its accept queue
+        for fields in _tcp_table()
+        if fields[1] in wanted and fields[3] == "0A"
+    )
+
+
+def tcp_server_side_open(port: int, peer: tuple[str, int]) -> bool:
+    """True while the server on TCP ``port`` has not closed its side of the connection
+    from ``peer`` (the entry is ESTABLISHED or CLOSE_WAIT: the peer's FIN not acted on)."""
+    host = socket.inet_aton(peer[0])[::-1].hex().upper()
+    remote = f"{host}:{peer[1]:04X}"
+    return any(
+        fields[2] == remote and fields[1].endswith(f":{port:04X}") and fields[3] in ("01", "08")
+        for fields in _tcp_table()
+    )
+
+
+def _wait_started(
+    proc: SippProcess,
+    ready: Callable[[int], bool],
+    what: str,
+    *,
+    deadline: float = STARTUP_DEADLINE,
+) -> None:
+    """Wait until ``ready(proc.port)``: the SIPp process is up (bounded by ``deadline`` s);
+    HarnessError if it exits first or never gets there."""
+
+    def started() -> bool:
         if proc.popen.poll() is not None:
             raise HarnessError(f"{proc.name}: sipp exited at start-up\n{proc.describe()}")
-        if tcp_port_listening(proc.port):
-            return
-        time.sleep(0.05)
-    raise HarnessError(f"{proc.name}: sipp did not listen on tcp {HOST}:{proc.port}")
+        return ready(proc.port)
+
+    wait_until(
+        started,
+        timeout=deadline,
+        interval=0.05,
+        message=f"{proc.name}: sipp did not {what}",
+        error=HarnessError,
+    )
 
 
 def invites_in_order(members: dict[str, SippProcess]) -> list[str]:
@@ -821,6 +847,20 @@ def options_ping(port: int, *, host: str = HOST, wait: float = 0.3) -> int | Non
     return None
 
 
+def answers_options(
+    process: subprocess.Popen[bytes], port: int, *, deadline: float = STARTUP_DEADLINE
+) -> bool:
+    """Wait until the server ``process`` answers OPTIONS with 200 on UDP ``port``: True;
+    False once it exited, or after ``deadline`` s."""
+    with contextlib.suppress(WaitTimeout):
+        wait_until(
+            lambda: process.poll() is not None or options_ping(port) == 200,
+            timeout=deadline,
+            interval=0.1,
+        )
+    return process.poll() is None and options_ping(port) == 200
+
+
 @dataclass
 class HuntgroupServer:
     """``huntgroup serve --config FILE`` in a subprocess."""
@@ -862,20 +902,24 @@ class HuntgroupServer:
                 cwd=self.workdir,
                 env=env,
             )
-        end = time.monotonic() + deadline
-        while time.monotonic() < end:
-            if self.popen.poll() is not None:
+        popen = self.popen
+
+        def answers() -> bool:
+            if popen.poll() is not None:
                 raise HarnessError(
-                    f"huntgroup serve exited with {self.popen.returncode} at start-up:\n"
+                    f"huntgroup serve exited with {popen.returncode} at start-up:\n"
                     + self.log()[-4000:]
                 )
-            if options_ping(self.port) == 200:
-                return self
-            time.sleep(0.1)
-        self.kill()
-        raise HarnessError(
-            "huntgroup serve never answered OPTIONS with 200:\n" + self.log()[-4000:]
-        )
+            return options_ping(self.port) == 200
+
+        try:
+            wait_until(answers, timeout=deadline, interval=0.1)
+        except WaitTimeout:
+            self.kill()
+            raise HarnessError(
+                "huntgroup serve never answered OPTIONS with 200:\n" + self.log()[-4000:]
+            ) from None
+        return self
 
     def wait_for_log(self, pattern: str, *, count: int = 1, deadline: float = 30.0) -> None:
         """Wait until the server's log holds ``count`` matches of the regex ``pattern``.
@@ -885,16 +929,23 @@ class HuntgroupServer:
         move waits for that line instead of sleeping. Fails after ``deadline`` s.
         """
         regex = re.compile(pattern)
-        end = time.monotonic() + deadline
-        while len(regex.findall(self.log())) < count:
+
+        def logged() -> bool:
+            if len(regex.findall(self.log())) >= count:
+                return True
             if self.popen is not None and self.popen.poll() is not None:
                 raise HarnessError(f"huntgroup serve exited:\n{self.log()[-4000:]}")
-            if time.monotonic() > end:
-                raise HarnessError(
-                    f"no {count} line(s) matching {pattern!r} in the server log after "
-                    f"{deadline} s:\n{self.log()[-4000:]}"
-                )
-            time.sleep(0.02)
+            return False
+
+        wait_until(
+            logged,
+            timeout=deadline,
+            interval=0.02,
+            message=lambda: (
+                f"no {count} line(s) matching {pattern!r} in the server log:\n" + self.log()[-4000:]
+            ),
+            error=HarnessError,
+        )
 
     def stop(self, *, grace: float = 15) -> int:
         """SIGTERM, then wait (bounded) for the exit status; SIGKILL and fail if it hangs."""
@@ -1016,14 +1067,24 @@ module_app\t\tmenu.so
     def wait_registered(self, *, attempts: int = 300) -> str:
         """Wait (``attempts`` x 0.1 s) for the registrar's 200; the log line that says so."""
         pattern = re.compile(rf"{re.escape(self.number)}@\S+: \{{.*\}} 200 OK .*binding")
-        for _ in range(attempts):
+        popen = self.popen
+
+        def registered() -> str | None:
             match = pattern.search(self.log())
             if match:
                 return match.group(0)
-            if self.popen is not None and self.popen.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise HarnessError("baresip did not register:\n" + self.log()[-4000:])
+            if popen is not None and popen.poll() is not None:
+                raise HarnessError("baresip did not register:\n" + self.log()[-4000:])
+            return None
+
+        found: str = wait_until(
+            registered,
+            timeout=attempts * 0.1,
+            interval=0.1,
+            message=lambda: "baresip did not register:\n" + self.log()[-4000:],
+            error=HarnessError,
+        )
+        return found
 
     def stop(self) -> None:
         if self.popen is None or self.popen.poll() is not None:

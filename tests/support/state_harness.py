@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from huntgroup.queue.core import RoutingCore
 from huntgroup.queue.events import Event
 from huntgroup.queue.state.journal import JournalingStore
 from huntgroup.queue.state.store import MemoryStore
+from tests.support.waiting import wait_until
 
 LINES = [f"010000000{i}" for i in range(1, 7)]
 
@@ -120,17 +120,24 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        end = time.monotonic() + 30  # generous: the machine may be loaded
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+        proc = self.proc
+
+        def listening() -> bool:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
                 raise RuntimeError(f"redis-server exited at start: {err}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
+                    return True
             except OSError:
-                time.sleep(0.01)
-        raise RuntimeError(f"redis-server did not listen on port {self.port}")
+                return False
+
+        wait_until(  # generous: the machine may be loaded
+            listening,
+            timeout=30,
+            message=f"redis-server did not listen on port {self.port}",
+            error=RuntimeError,
+        )
 
     def stop(self) -> None:
         if self.proc is not None:

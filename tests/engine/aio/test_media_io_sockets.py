@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
 
 import pytest
 
@@ -19,6 +18,7 @@ from huntgroup.media.offer_answer import (
     RtpTimedOut,
     StartRelay,
 )
+from tests.support.waiting import async_wait_until
 
 
 def free_even_port() -> int:
@@ -48,7 +48,7 @@ def test_a_port_is_reused_by_the_next_call_without_stale_packets() -> None:
         assert caller_port in engine._sockets and engine.sessions == 0
         # a late packet of the old call lands on the idle port: it must not be relayed
         peer_a.sendto(b"\x80\x00" + bytes(10) + b"late", ("127.0.0.1", caller_port))
-        await asyncio.sleep(0.05)
+        await _settle(engine)
         engine.execute(StartRelay("s2", caller_port, a, member_port, b))
         assert engine._sockets[caller_port] is first, "the bound socket was reused"
         peer_a.sendto(b"\x80\x00" + bytes(10) + b"voice", ("127.0.0.1", caller_port))
@@ -112,10 +112,23 @@ def _rtp(tag: bytes) -> bytes:
     return b"\x80\x00" + bytes(10) + tag
 
 
-async def _settle() -> None:
-    """Let the engine read what was sent on loopback (a few loop turns)."""
-    for _ in range(5):
-        await asyncio.sleep(0.01)
+def _read_all(engine: MediaEngine) -> bool:
+    """True when no datagram waits on any of the engine's ports (each one read is handled
+    in the same loop callback: relayed, answered or dropped)."""
+    for sock in engine._sockets.values():
+        try:
+            sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            continue
+        except OSError:  # a pending ICMP error: no datagram
+            continue
+        return False
+    return True
+
+
+async def _settle(engine: MediaEngine) -> None:
+    """Wait until the engine has read what was sent to it on loopback."""
+    await async_wait_until(lambda: _read_all(engine), timeout=10)
 
 
 def test_a_peer_behind_nat_latches_from_its_signalling_ip_then_the_address_is_fixed() -> None:
@@ -137,17 +150,17 @@ def test_a_peer_behind_nat_latches_from_its_signalling_ip_then_the_address_is_fi
                 )
             )
             peers.socks[0].sendto(_rtp(b"hello"), ("127.0.0.1", caller_port))
-            await _settle()
+            await _settle(engine)
             assert peers.received(1) == [_rtp(b"hello")], "relayed: latched from the NAT"
             peers.socks[1].sendto(_rtp(b"answer"), ("127.0.0.1", member_port))
-            await _settle()
+            await _settle(engine)
             assert peers.received(0) == [_rtp(b"answer")], "sent back to the latched address"
             # The latch is fixed: the same IP from another port is a stranger now.
             peers.socks[2].sendto(_rtp(b"hijack"), ("127.0.0.1", caller_port))
-            await _settle()
+            await _settle(engine)
             assert peers.received(1) == [] and engine.counters.dropped_unexpected_source == 1
             peers.socks[1].sendto(_rtp(b"again"), ("127.0.0.1", member_port))
-            await _settle()
+            await _settle(engine)
             assert peers.received(0) == [_rtp(b"again")] and peers.received(2) == []
         finally:
             engine.close_all()
@@ -174,9 +187,9 @@ def test_after_the_latch_window_a_nat_peer_cannot_latch_and_strangers_never_do()
             )
             # A stranger (not the member's SDP address, no NAT there) never latches.
             peers.socks[0].sendto(_rtp(b"x"), ("127.0.0.1", member_port))
-            await asyncio.sleep(0.1)  # the caller's window (0.05 s) is over
+            await asyncio.sleep(0.1)  # the behaviour: the caller's window (0.05 s) runs out
             peers.socks[0].sendto(_rtp(b"late"), ("127.0.0.1", caller_port))
-            await _settle()
+            await _settle(engine)
             assert peers.received(1) == [] and peers.received(0) == []
             assert engine.counters.dropped_unexpected_source == 2
             assert engine.counters.relayed == 0
@@ -211,24 +224,17 @@ def test_a_silent_watched_relay_is_reported_once_and_a_held_one_never() -> None:
                 peers.socks[0].sendto(_rtp(b"talk"), ("127.0.0.1", ports[0]))
                 if done.is_set():
                     break
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # the caller talks at the RTP pace meanwhile
             assert reported == [RtpTimedOut("s1", ("member",), 0.2)]
             assert engine.counters.rtp_timeouts == 1
-            await asyncio.sleep(0.5)  # no second report, and none for the held call
+            # Real time passing is the behaviour: no second report, and none for the held call.
+            await asyncio.sleep(0.5)
             assert len(reported) == 1
         finally:
             engine.close_all()
             peers.close()
 
     asyncio.run(scenario())
-
-
-async def _until(done: Callable[[], bool], turns: int = 200) -> None:
-    """Let the loop run until ``done()`` (bounded: ``turns`` sleeps of 10 ms)."""
-    for _ in range(turns):
-        if done():
-            return
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize("latch_from", ["signalling ip", "sdp address"])
@@ -245,20 +251,22 @@ def test_an_unverified_sdp_address_gets_no_music_until_a_packet_latches(latch_fr
             engine.execute(
                 PlayMusic("s1", port, peers.addr(0), Codec.PCMU, 0, None, nat="127.0.0.2")
             )
-            await asyncio.sleep(0.3)  # some fifteen music packets are due meanwhile
+            await asyncio.sleep(0.3)  # the behaviour: some fifteen music packets fall due
             assert peers.received(0) == [], "music reflected at the SDP address"
             assert engine.counters.music_packets == 0
             sender = 1 if latch_from == "signalling ip" else 0
             peers.socks[sender].sendto(_rtp(b"hello"), ("127.0.0.1", port))
             got: list[bytes] = []
-            await _until(lambda: got.extend(peers.received(sender)) or len(got) >= 5)
+            await async_wait_until(
+                lambda: got.extend(peers.received(sender)) or len(got) >= 5, timeout=10
+            )
             assert len(got) >= 5, "the music follows the latched address"
             assert peers.received(1 - sender) == []
             # Latched: another port of the signalling IP is a stranger now.
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
                 other.bind(("127.0.0.2", 0))
                 other.sendto(_rtp(b"move"), ("127.0.0.1", port))
-                await _settle()
+                await _settle(engine)
             assert engine.counters.dropped_unexpected_source == 1
             assert peers.received(1 - sender) == []
         finally:
@@ -301,10 +309,10 @@ def test_an_alg_peer_latches_from_its_signalling_ip_is_relayed_and_stays_alive()
                 peers.socks[2].sendto(_rtp(b"m%d" % i), ("127.0.0.1", member_port))
                 if i >= 5:  # the member speaks first: nothing may reach the SDP address
                     peers.socks[1].sendto(_rtp(b"c%d" % i), ("127.0.0.1", caller_port))
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # both talk at the RTP pace: liveness is the behaviour
                 for j in heard:
                     heard[j] += len(peers.received(j))
-            await _settle()
+            await _settle(engine)
             for j in heard:
                 heard[j] += len(peers.received(j))
             assert peers.received(0) == [], "sent to the unverified SDP address"
@@ -338,7 +346,7 @@ def test_an_unconfirmed_caller_gets_no_music_until_its_ack_or_its_first_packet(
                 PlayMusic("s1", port, peers.addr(0), Codec.PCMU, 0, None, unconfirmed=True)
             )
             peers.socks[1].sendto(_rtp(b"stranger"), ("127.0.0.1", port))
-            await asyncio.sleep(0.3)  # some fifteen music packets are due; the window is over
+            await asyncio.sleep(0.3)  # the behaviour: fifteen music packets due, the window over
             assert peers.received(0) == [] and peers.received(1) == []
             assert engine.counters.music_packets == 0
             assert engine.counters.dropped_unexpected_source == 1
@@ -347,7 +355,9 @@ def test_an_unconfirmed_caller_gets_no_music_until_its_ack_or_its_first_packet(
             else:  # any time: the latch window is for unverified addresses only
                 peers.socks[0].sendto(_rtp(b"hello"), ("127.0.0.1", port))
             got: list[bytes] = []
-            await _until(lambda: got.extend(peers.received(0)) or len(got) >= 5)
+            await async_wait_until(
+                lambda: got.extend(peers.received(0)) or len(got) >= 5, timeout=10
+            )
             assert len(got) >= 5, "the music starts once released"
             assert got[0][1] & 0x80, "the first packet sent starts a talkspurt (marker)"
             assert not any(p[1] & 0x80 for p in got[1:])
@@ -375,12 +385,12 @@ def test_an_unconfirmed_caller_is_relayed_nothing_until_confirmed() -> None:
             )
             engine.execute(relay)
             peers.socks[1].sendto(_rtp(b"early"), ("127.0.0.1", member_port))
-            await _settle()
+            await _settle(engine)
             assert peers.received(0) == [] and engine.counters.relayed == 0
             engine.execute(relay)  # the same command again holds it still
             engine.execute(ConfirmMedia("s1", caller_port))
             peers.socks[1].sendto(_rtp(b"answer"), ("127.0.0.1", member_port))
-            await _settle()
+            await _settle(engine)
             assert peers.received(0) == [_rtp(b"answer")]
         finally:
             engine.close_all()

@@ -7,6 +7,7 @@ import socket
 from typing import Any
 
 from huntgroup.engine.aio.resolver import MAX_WAITING, HostResolver, is_address
+from tests.support.waiting import async_wait_until
 
 V4 = (socket.AF_INET, socket.SOCK_DGRAM, 17, "", ("192.0.2.10", 0))
 V6 = (socket.AF_INET6, socket.SOCK_DGRAM, 17, "", ("2001:db8::10", 0, 0, 0))
@@ -45,7 +46,7 @@ def test_one_lookup_per_name_serves_every_waiting_datagram_in_order() -> None:
         for _ in range(3):
             collect(resolver, "pbx.example", out)
         assert out == [], "nothing is sent before the answer"
-        await asyncio.sleep(0.01)
+        await async_wait_until(lambda: len(out) == 3, timeout=10)
         assert out == ["192.0.2.10"] * 3, "IPv4 preferred, every datagram delivered"
         collect(resolver, "pbx.example", out)
         assert out[-1] == "192.0.2.10" and dns.lookups == ["pbx.example"], "cached"
@@ -62,13 +63,13 @@ def test_a_name_that_does_not_resolve_fails_its_datagrams_and_is_remembered() ->
         out: list[str] = []
         collect(resolver, "dead.invalid", out)
         collect(resolver, "dead.invalid", out)
-        await asyncio.sleep(0.01)
+        await async_wait_until(lambda: len(out) == 2, timeout=10)
         assert out == ["FAILED", "FAILED"]
         collect(resolver, "dead.invalid", out)
         assert out[-1] == "FAILED" and dns.lookups == ["dead.invalid"], "negative cache"
-        await asyncio.sleep(0.06)
+        await asyncio.sleep(0.06)  # the behaviour: the negative entry (0.05 s) expires
         collect(resolver, "dead.invalid", out)
-        await asyncio.sleep(0.01)
+        await async_wait_until(lambda: len(out) == 4, timeout=10)
         assert dns.lookups == ["dead.invalid"] * 2, "looked up again once expired"
 
     run(body)
@@ -83,7 +84,7 @@ def test_only_families_the_server_sends_from_and_a_bounded_wait() -> None:
         for _ in range(MAX_WAITING + 2):
             collect(resolver, "v6only.example", out)
         assert out == ["FAILED", "FAILED"], "beyond the bound, datagrams fail at once"
-        await asyncio.sleep(0.01)
+        await async_wait_until(lambda: len(out) == MAX_WAITING + 2, timeout=10)
         assert out == ["FAILED"] * (MAX_WAITING + 2), "no IPv4 address: undeliverable"
 
     run(body)

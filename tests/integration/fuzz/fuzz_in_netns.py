@@ -199,7 +199,7 @@ def main() -> int:
                 except (BlockingIOError, TimeoutError):
                     pass
         result.update(sent=sent, tcp_sent=tcp_sent, alive=server.poll() is None)
-        time.sleep(0.5)
+        time.sleep(0.5)  # the last replies in flight land before the drain
         sock.settimeout(0)
         try:
             while True:

@@ -128,9 +128,9 @@ def test_a_queued_caller_is_switched_to_the_member_and_the_music_stops(two_pairs
         ack = queued_ua.wait(lambda m: m.is_request and m.method == "ACK")
         assert ack.header("CSeq").split()[0] == reinvite.header("CSeq").split()[0]
         s.server.wait_log(r"media end to end")
-        time.sleep(0.1)  # packets already in flight
+        time.sleep(0.1)  # packets already in flight land; then the test checks a silence
         heard = len(queued_audio.arrivals)
-        time.sleep(0.3)
+        time.sleep(0.3)  # the behaviour: nothing more comes from the engine
         assert len(queued_audio.arrivals) == heard, "the engine still sends to the caller"
         queued.hang_up()
         answer_bye(s.member, invite.call_id)

@@ -88,11 +88,11 @@ def test_queued_caller_hears_the_group_music(tmp_path: Path, codec: Codec, file_
         call_id = invite_pilot(caller, audio.port, (codec.value,))
         call = await_answer(caller, call_id)
         assert call.payload_types[0] == codec.payload_type
-        time.sleep(LISTEN_SECONDS)
+        time.sleep(LISTEN_SECONDS)  # the behaviour: music streams in real time
         arrivals = list(audio.arrivals)
         call.hang_up()
         bye_answered = time.time()
-        time.sleep(0.4)
+        time.sleep(0.4)  # the behaviour: the music stops (judged below)
         # Judged on the kernel's receive times, not on when the recording thread
         # got to each packet (it may lag on a loaded machine): a stream still
         # running would put a packet every 20 ms past the first 0.2 s.
@@ -151,7 +151,7 @@ def test_music_continues_while_a_member_rings_then_relays(tmp_path: Path) -> Non
         # The second caller waits in the queue, answered, with music.
         call_b = invite_pilot(second, second_audio.port, ("PCMU",))
         b = await_answer(second, call_b)
-        time.sleep(1.0)
+        time.sleep(1.0)  # the behaviour: the queued caller hears music
         # The first call ends: the member is free, the queued caller is offered to it.
         a.hang_up()
         answer_bye(member, leg_a.call_id)
@@ -168,7 +168,7 @@ def test_music_continues_while_a_member_rings_then_relays(tmp_path: Path) -> Non
             second_audio.sendto(
                 rtp(0, 7000 + i, 9000 + 160 * i, 0xCA11, bytes([200 - i]) * 160), b.server_rtp
             )
-            time.sleep(PACKET_INTERVAL)
+            time.sleep(PACKET_INTERVAL)  # the caller talks at the RTP pace
         heard_by_member = member_audio.wait_for(25)
         # the member's 25 packets relayed to the waiting caller, before it hangs up
         second_audio.wait_until(lambda got: sum(x.packet.ssrc == member_ssrc for x in got) >= 25)
@@ -221,7 +221,7 @@ def test_callers_queued_at_different_times_hear_the_same_position(tmp_path: Path
         a = await_answer(early, invite_pilot(early, early_audio.port, ("PCMU",)))
         time.sleep(0.51)  # join mid-file, off the 20 ms grid
         b = await_answer(late, invite_pilot(late, late_audio.port, ("PCMU",)))
-        time.sleep(1.0)
+        time.sleep(1.0)  # the behaviour: both hear the music a while
         a.hang_up()
         b.hang_up()
     pairs = []

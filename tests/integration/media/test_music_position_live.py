@@ -39,7 +39,7 @@ async def _two_callers(wav: Path, first: RtpSocket, second: RtpSocket) -> None:
     await asyncio.sleep(FRAME_SECONDS / 2)
     engine.execute(PlayMusic("a", low, (LOOPBACK, first.port), Codec.PCMU, 0, str(wav)))
     engine.execute(PlayMusic("b", low + 2, (LOOPBACK, second.port), Codec.PCMU, 0, str(wav)))
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # the behaviour: both streams play a while
     engine.execute(CloseMedia("a", (low,)))
     engine.execute(CloseMedia("b", (low + 2,)))
     engine.close_all()

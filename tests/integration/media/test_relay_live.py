@@ -107,7 +107,7 @@ def talk(b: Bridged, count: int = 20, *, first: int = 0) -> None:
             rtp(0, 900 + i, 320 * i, MEMBER_SSRC, bytes([255 - i % 256]) * 160),
             b.engine_member_rtp,
         )
-        time.sleep(0.004)
+        time.sleep(0.004)  # the peers talk at a pace, not in one burst
 
 
 def received(sock: RtpSocket, ssrc: int) -> list[bytes]:
@@ -138,7 +138,7 @@ def test_rtp_and_telephone_events_are_relayed_both_ways(setup: Setup) -> None:
                 rtp(101, 950 + k, 320 * 40, MEMBER_SSRC, payload.replace(b"\x05", b"\x09", 1)),
                 b.engine_member_rtp,
             )
-            time.sleep(0.004)
+            time.sleep(0.004)  # events at a phone's pace
         b.member_audio.wait_for(26)
         b.caller_audio.wait_for(26)
         b.hang_up()
@@ -177,7 +177,7 @@ def test_strangers_and_non_rtp_datagrams_are_dropped(setup: Setup) -> None:
         talk(b, 5, first=5)  # the latched peers still get through afterwards
         b.member_audio.wait_for(10)
         b.caller_audio.wait_for(10)
-        time.sleep(0.1)
+        time.sleep(0.1)  # a stranger's packet in flight lands, or not: a silence
         b.hang_up()
 
     assert received(b.member_audio, CALLER_SSRC) == [bytes([i]) * 160 for i in range(10)]

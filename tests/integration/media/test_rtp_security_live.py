@@ -14,6 +14,7 @@ offered the next call.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import signal
@@ -43,6 +44,7 @@ from tests.support.media_live_harness import (
     sdp_offer,
     start_server,
 )
+from tests.support.waiting import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -53,10 +55,14 @@ def stats(server: ServerProcess) -> dict[str, int]:
     """The counters of a stats line logged on SIGUSR1, once it is there."""
     before = len(re.findall(r"stats: ", server.log()))
     server.process.send_signal(signal.SIGUSR1)
-    deadline = time.monotonic() + 10
-    while len(lines := re.findall(r"stats: (.*)", server.log())) <= before:
-        assert time.monotonic() < deadline, f"no stats line:\n{server.log()}"
-        time.sleep(0.02)
+
+    def lines_now() -> list[str]:
+        found: list[str] = re.findall(r"stats: (.*)", server.log())
+        return found if len(found) > before else []
+
+    lines = wait_until(
+        lines_now, timeout=10, interval=0.02, message=lambda: f"no stats line:\n{server.log()}"
+    )
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", lines[-1])}
 
 
@@ -73,9 +79,8 @@ class Sprayer:
     def __enter__(self) -> Sprayer:
         self._thread.start()
         # the first packets are out before the legitimate peers send anything
-        deadline = time.monotonic() + 5
-        while self.sent < 10 * len(self.targets) and time.monotonic() < deadline:
-            time.sleep(0.005)
+        with contextlib.suppress(WaitTimeout):  # the test's assertions say what is missing
+            wait_until(lambda: self.sent >= 10 * len(self.targets), timeout=5, interval=0.005)
         return self
 
     def _run(self) -> None:
@@ -85,12 +90,12 @@ class Sprayer:
             for target in self.targets:
                 self.audio.sendto(rtp(0, i, 160 * i, ATTACKER_SSRC, b"\x55" * 160), target)
                 self.sent += 1
-            time.sleep(0.005)
+            time.sleep(0.005)  # an attacker's stream, paced like RTP: the behaviour
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        time.sleep(0.1)  # what is in flight arrives, or not
+        time.sleep(0.1)  # what is in flight arrives, or not: the test checks a silence
         self.audio.close()
 
 
@@ -101,7 +106,7 @@ def talk(
     for i in range(first, first + count):
         for sock, to, ssrc in pairs:
             sock.sendto(rtp(0, 100 + i, 160 * i, ssrc, bytes([i % 256]) * 160), to)
-        time.sleep(0.01)
+        time.sleep(0.01)  # the peers talk at an RTP-like pace, not in one burst
 
 
 def payloads(sock: RtpSocket, ssrc: int) -> list[bytes]:
@@ -284,7 +289,7 @@ def test_a_caller_behind_nat_is_latched_from_its_sip_address_and_then_fixed(
         private = sdp_offer(4000).replace(f"IN IP4 {LOOPBACK}".encode(), b"IN IP4 10.1.2.3")
         caller.send(caller.request("INVITE", f"sip:{PILOT}@test.invalid", call_id, 1, body=private))
         call = await_answer(caller, call_id)
-        time.sleep(0.3)
+        time.sleep(0.3)  # the behaviour: some fifteen music packets are due meanwhile
         assert not caller_audio.arrivals, "the music goes to the private address until latched"
         # The NAT maps the phone's RTP to some port of the address its SIP came from.
         talk([(caller_audio, call.server_rtp, CALLER_SSRC)], 3)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,12 +18,14 @@ from tests.support.media_live_harness import (
     answer_invite,
     await_answer,
     closing_all,
+    datagrams_waiting,
     free_port_range,
     invite_pilot,
     make_config,
     rtp,
     start_server,
 )
+from tests.support.waiting import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -36,12 +38,9 @@ def stats_lines(log: str) -> list[dict[str, int]]:
 
 
 def wait_stats(log_of: Callable[[], str], count: int) -> list[dict[str, int]]:
-    deadline = time.monotonic() + 10
-    while True:
-        found = stats_lines(log_of())
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
+    with contextlib.suppress(WaitTimeout):  # the caller's assertions say what is missing
+        wait_until(lambda: len(stats_lines(log_of())) >= count, timeout=10, interval=0.05)
+    return stats_lines(log_of())
 
 
 def test_sigusr1_and_the_stop_report_calls_sip_and_rtp_counters(tmp_path: Path) -> None:
@@ -67,7 +66,7 @@ def test_sigusr1_and_the_stop_report_calls_sip_and_rtp_counters(tmp_path: Path) 
             stranger.sendto(rtp(0, i, 160 * i, 0x2222, b"\x00" * 160), call.server_rtp)
         for _ in range(3):
             caller_audio.sendto(b"not rtp", call.server_rtp)
-        time.sleep(0.3)
+        wait_until(lambda: not datagrams_waiting(call.server_rtp[1]), timeout=10)
         server.process.send_signal(signal.SIGUSR1)
         [during] = wait_stats(server.log, 1)
         call.hang_up()

@@ -14,6 +14,7 @@ from huntgroup.queue.events import CallArrived, CallHungUp, MemberAnswered, Memb
 from huntgroup.queue.state.journal import JournalingStore
 from huntgroup.queue.state.operations import AddTalk, SetJoined
 from tests.support.state_harness import Node, RedisServer, free_port, m, make_config
+from tests.support.waiting import async_wait_until
 
 FAST = {"backoff": (0.02, 0.1), "wall_clock": lambda: 1000.0, "local_clock": lambda: 0.0}
 
@@ -23,12 +24,8 @@ def sync_for(url: str, node: str, **kw: object) -> RedisStateSync:
 
 
 async def until(cond: Callable[[], bool], what: str) -> None:
-    """Yield to the loop until ``cond`` holds (pytest-timeout bounds a hang)."""
-    for _ in range(2000):
-        if cond():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"never happened: {what}")
+    """Yield to the loop until ``cond`` holds (fails after 20 s)."""
+    await async_wait_until(cond, timeout=20, interval=0.01, message=f"never happened: {what}")
 
 
 def run(coro: Callable[[], Awaitable[None]]) -> None:

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import socket
+import contextlib
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import redis
 import yaml
 
+from tests.support.sip_harness import answers_options
 from tests.support.state_harness import RedisServer, free_port
-
-OPTIONS = (
-    b"OPTIONS sip:ping@127.0.0.1 SIP/2.0\r\n"
-    b"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKstate1;rport\r\n"
-    b"Max-Forwards: 70\r\nFrom: <sip:t@127.0.0.1>;tag=t1\r\nTo: <sip:ping@127.0.0.1>\r\n"
-    b"Call-ID: state1@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-)
+from tests.support.waiting import WaitTimeout, wait_until
 
 
 def write_config(path: Path, state: str, port: int) -> None:
@@ -46,21 +40,6 @@ def write_config(path: Path, state: str, port: int) -> None:
 DEADLINE = 60.0
 
 
-def ping(port: int, proc: subprocess.Popen[bytes], deadline: float = DEADLINE) -> bool:
-    """True once the server answers OPTIONS with 200; False if it exits or ``deadline`` passes."""
-    end = time.monotonic() + deadline
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(0.1)
-        while time.monotonic() < end and proc.poll() is None:
-            sock.sendto(OPTIONS, ("127.0.0.1", port))
-            try:
-                if sock.recv(65535).startswith(b"SIP/2.0 200"):
-                    return True
-            except (TimeoutError, ConnectionRefusedError):
-                continue
-    return False
-
-
 def test_serve_shares_its_state_in_redis(tmp_path: Path, redis_server: RedisServer) -> None:
     port = free_port()
     cfg = tmp_path / "cfg.yaml"
@@ -72,20 +51,22 @@ def test_serve_shares_its_state_in_redis(tmp_path: Path, redis_server: RedisServ
         stderr=subprocess.STDOUT,
     )
     try:
-        assert ping(port, proc), (tmp_path / "serve.log").read_text()
+        assert answers_options(proc, port, deadline=DEADLINE), (tmp_path / "serve.log").read_text()
         client = redis.Redis(host="127.0.0.1", port=redis_server.port)
         shared = b""
-        end = time.monotonic() + DEADLINE
-        while time.monotonic() < end:  # the membership written at start reaches Redis
+
+        def member_shared() -> bool:  # the membership written at start reaches Redis
+            nonlocal shared
             # Other keys (the node's liveness, the marker) may land first: wait
             # for the hash that names the member, not for any key at all.
             keys = client.keys("huntgroup:*")
             shared = b" ".join(
                 k + b" " + b" ".join(client.hkeys(k)) for k in keys if client.type(k) == b"hash"
             )
-            if b"0102030405" in shared:
-                break
-            time.sleep(0.1)
+            return b"0102030405" in shared
+
+        with contextlib.suppress(WaitTimeout):
+            wait_until(member_shared, timeout=DEADLINE, interval=0.1)
         assert b"0102030405" in shared, f"membership not in Redis: {client.keys('huntgroup:*')}"
     finally:
         proc.terminate()
