@@ -26,8 +26,8 @@ from huntgroup import __version__
 from huntgroup.config.diff import config_changes
 from huntgroup.config.loader import config_warnings, load_config, summarize
 from huntgroup.config.schema import json_schema
+from huntgroup.engine.aio.file_checks import FILE_CHECKS
 from huntgroup.errors import ConfigError, ConfigProblem, MediaError, StateError
-from huntgroup.file_checks import FILE_CHECKS
 from huntgroup.media.audio import convert_file
 from huntgroup.simulations.cli import configure as configure_simulate
 from huntgroup.simulations.cli import main_simulate

@@ -43,6 +43,25 @@ def imported_roots(path: Path) -> set[str]:
 def test_core_modules_exist() -> None:
     names = {p.name for p in CORE}
     assert {"core.py", "store.py", "hunt.py", "algorithms.py"} <= names
+    assert {"operations.py", "journal.py", "codec.py", "sync.py"} <= names  # queue/state
+
+
+STATE = sorted((PACKAGE / "queue" / "state").rglob("*.py"))
+BELOW_STATE = ("huntgroup.errors", "huntgroup.config", "huntgroup.distribution", "huntgroup.queue")
+
+
+@pytest.mark.parametrize("path", STATE, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_the_shared_state_imports_only_the_layers_below_it(path: Path) -> None:
+    """The sync protocol runs in virtual time: no driver, no Redis, no event loop."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            if name.split(".")[0] == "huntgroup":
+                assert name.startswith(BELOW_STATE), f"{path.name} imports {name}"
 
 
 @pytest.mark.parametrize("path", CORE, ids=lambda p: str(p.relative_to(PACKAGE)))
@@ -70,7 +89,7 @@ CONFIG = sorted((PACKAGE / "config").rglob("*.py"))
 @pytest.mark.parametrize("path", CONFIG, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_the_config_layer_imports_no_io_and_nothing_above_it(path: Path) -> None:
     """Loading a configuration needs no socket, TLS or media code: the deep file checks
-    are passed in (huntgroup.file_checks), function-level imports included."""
+    are passed in (huntgroup.engine.aio.file_checks), function-level imports included."""
     bad = imported_roots(path) & (FORBIDDEN | {"__import__"})
     assert not bad, f"{path.name} imports {sorted(bad)}"
     for node in ast.walk(ast.parse(path.read_text())):

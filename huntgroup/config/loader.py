@@ -17,7 +17,7 @@ The loader only checks that the files the configuration names (music, TLS)
 exist and can be read. Whether they are usable (audio that decodes, a key
 that matches its certificate) is asked of :class:`FileChecks` given by the
 caller: the command line and the drivers pass
-:data:`huntgroup.file_checks.FILE_CHECKS`, so this package never imports the
+:data:`huntgroup.engine.aio.file_checks.FILE_CHECKS`, so this package never imports the
 media or TLS code (nor numpy or ssl).
 
 Invariants: the result is either a valid ``Config`` (with every

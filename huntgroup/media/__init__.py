@@ -4,8 +4,10 @@ Modules (all sans-I/O except the file reading in ``audio`` and ``music``):
 
 - ``g711``  — µ-law/A-law encode/decode with numpy lookup tables.
 - ``audio`` — any audio file to 8 kHz mono int16; ``convert_file``, ``check_music_file``.
-- ``music`` — ``HoldMusic`` (encoded once, shared clock), default music, ``MusicLibrary``.
+- ``music`` — ``HoldMusic`` (encoded once, shared clock), default music.
 - ``sdp``   — SDP parse/serialise, ``answer_offer``, ``make_offer``, ``accept_answer``.
 - ``rtp``   — RTP packets, ``RtpStream``, one ``PacingScheduler`` for all streams.
 - ``ports`` — ``PortAllocator`` for even RTP/RTCP port pairs.
+- ``offer_answer`` — the B2BUA's media plan: which SDP each side gets, relay or direct.
+- ``nat``   — telling a peer behind NAT from the addresses it announces.
 """

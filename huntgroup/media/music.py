@@ -18,11 +18,8 @@ time), and a caller who joins mid-file starts at the current frame
 frame per packet, so a caller never skips or repeats a frame because of
 timer jitter.
 
-:class:`MusicLibrary` loads each file once (keyed by its resolved path, size
-and modification time, so a file replaced before a reload is read again) and
-builds the default music for ``music: null``. Loading reads the disk: drivers
-call it outside the event loop (e.g. ``asyncio.to_thread``), before the reload
-takes effect.
+Files are loaded once each by the driver's cache,
+:class:`huntgroup.engine.aio.music_library.MusicLibrary`.
 
 Invariants
 ----------
@@ -35,11 +32,7 @@ Invariants
 from __future__ import annotations
 
 import math
-import os
-import threading
-from collections.abc import Callable, Iterable
 from functools import cache
-from pathlib import Path
 from typing import Final
 
 import numpy as np
@@ -47,7 +40,7 @@ from numpy.typing import NDArray
 
 from huntgroup.errors import MediaError
 from huntgroup.media import g711
-from huntgroup.media.audio import SAMPLE_RATE, load_audio
+from huntgroup.media.audio import SAMPLE_RATE
 from huntgroup.media.g711 import Codec
 
 __all__ = [
@@ -55,7 +48,6 @@ __all__ = [
     "FRAME_SECONDS",
     "HoldMusic",
     "MusicCursor",
-    "MusicLibrary",
     "SilenceSource",
     "default_music",
     "ringback_tone",
@@ -209,43 +201,3 @@ def ringback_tone(*, frequency: float = 440.0, on: float = 1.5, off: float = 3.5
     burst = 0.3 * np.sin(2 * np.pi * frequency * t) * _envelope(n_on, min(40, n_on // 2 or 1))
     pcm = np.concatenate([burst, np.zeros(round(off * SAMPLE_RATE))])
     return HoldMusic(np.round(pcm * 32767).astype(np.int16), name=f"ringback {frequency:g} Hz")
-
-
-class MusicLibrary:
-    """Hold music by file, each file loaded once; ``None`` is the default music."""
-
-    def __init__(self, loader: Callable[[Path], NDArray[np.int16]] = load_audio) -> None:
-        self._loader = loader
-        self._items: dict[tuple[str, int, int], HoldMusic] = {}
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def _key(path: str | os.PathLike[str]) -> tuple[str, int, int]:
-        try:
-            resolved = Path(path).resolve()
-            st = resolved.stat()
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise MediaError(f"{os.fspath(path)!r}: cannot open hold music: {exc}") from exc
-        return str(resolved), st.st_size, st.st_mtime_ns
-
-    def get(self, path: str | os.PathLike[str] | None) -> HoldMusic:
-        """The music for ``path`` (loading it on first use), or the default music."""
-        if path is None:
-            return default_music()
-        key = self._key(path)
-        with self._lock:
-            music = self._items.get(key)
-            if music is None:
-                music = HoldMusic(self._loader(Path(key[0])), name=os.fspath(path))
-                self._items[key] = music
-            return music
-
-    def retain(self, paths: Iterable[str | os.PathLike[str] | None]) -> None:
-        """Forget every loaded file not in ``paths`` (after a reload)."""
-        keep = {str(Path(p).resolve()) for p in paths if p is not None}
-        with self._lock:
-            for key in [k for k in self._items if k[0] not in keep]:
-                del self._items[key]
-
-    def __len__(self) -> int:
-        return len(self._items)

@@ -1,9 +1,11 @@
 """Actions: commands the group core returns to its driver.
 
 The driver carries them out (SIP INVITE, CANCEL, 180, 200 with music...) and
-reports what happened as events. A ``Release`` or a ``Forward`` is the end of
-the caller's call inside the core; ``reason`` says why, in the vocabulary of
-simulation reports.
+reports what happened as events. A ``Release``, a ``Forward`` or a
+``RefuseForward`` is the end of the caller's call inside the core; ``reason``
+says why, in the vocabulary of simulation reports. A forward to one of our own
+numbers is no end: the core routes the call there itself and says so with
+``Reroute`` (see :mod:`huntgroup.queue.forwards`).
 """
 
 from __future__ import annotations
@@ -54,10 +56,15 @@ class Ringback:
 
 @dataclass(frozen=True, slots=True)
 class Hold:
-    """The caller enters the queue: answer with hold music, or 183 early media."""
+    """The caller enters the queue: answer with hold music, or 183 early media.
+
+    ``music`` is the file to play (the group's ``queue.music``), None for the
+    built-in music.
+    """
 
     call_id: str
     answer: bool
+    music: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +86,45 @@ class Release:
 
 @dataclass(frozen=True, slots=True)
 class Forward:
-    """Send the caller's call to ``target`` (a number or a SIP URI)."""
+    """Send the caller's call to ``target``, outside the server (a number or a SIP URI)."""
 
     call_id: str
     target: str
     reason: ForwardReason
 
 
-Action = Ring | Cancel | Ringback | Hold | Bridge | Release | Forward
+@dataclass(frozen=True, slots=True)
+class Reroute:
+    """The call goes on at ``target``, one of our own numbers: note it, send nothing.
+
+    The core routes the call there itself, under the same call id: to the group
+    ``group`` when ``target`` is its pilot, to the line ``target`` when
+    ``group`` is None. ``route`` is our numbers the call went to before
+    ``target`` (the number first dialled, then each forward).
+    """
+
+    call_id: str
+    target: str
+    reason: ForwardReason
+    group: str | None
+    route: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RefuseForward:
+    """End the caller's call instead of forwarding it to ``target``, one of our numbers.
+
+    ``status`` is 482 (Loop Detected: ``target`` is on the call's ``route``
+    already) or 483 (Too Many Hops: the call followed
+    ``server.limits.max_internal_forwards`` forwards); a BYE once the caller
+    was answered. ``route`` is as in :class:`Reroute`.
+    """
+
+    call_id: str
+    target: str
+    reason: ForwardReason
+    status: int
+    route: tuple[str, ...]
+
+
+Action = Ring | Cancel | Ringback | Hold | Bridge | Release | Forward | Reroute | RefuseForward

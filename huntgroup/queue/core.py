@@ -20,8 +20,12 @@ A call to a pilot (DESIGN.md §1):
    queued (``Hold``);
 3. else the queue is full: ``Release(486)`` or ``Forward(overflow_to)``.
 
+A forward to one of our own pilots or lines does not leave the core: the call
+arrives there again, and the driver only gets ``Reroute`` (``forwards``).
+
 Hunting follows the group's strategy (``distribution``). Each offer lasts
-``no_answer_timeout``; a decline or an unreachable member ends it at once.
+``no_answer_timeout``; a refusal (``refusals``: busy, declined, unreachable)
+ends it at once.
 When a pass is exhausted linear stops (forward or 480) and the others start a
 new pass; passes start at least ``PASS_SPACING`` seconds apart, so that a
 group whose members all refuse at once is not rung in a tight loop. When a
@@ -35,15 +39,17 @@ hunt. Talk time is credited to every group a member is joined to, for the part
 of the call after the member joined.
 
 Invariants (checked by the property tests): a member rings for at most one
-call at a time; a call ends exactly once (``Release``, ``Forward`` or a
-``CallHungUp`` event); a caller is queued only while the queue holds fewer than
-``max_length`` callers who arrived through it; nobody waits past ``max_wait``.
+call at a time; a call ends exactly once (``Release``, ``Forward``,
+``RefuseForward`` or a ``CallHungUp`` event); a caller is queued only while
+the queue holds fewer than ``max_length`` callers who arrived through it;
+nobody waits past ``max_wait``.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -61,6 +67,7 @@ from huntgroup.queue.actions import (
     Identity,
     Release,
     ReleaseReason,
+    Reroute,
     Ring,
     Ringback,
 )
@@ -71,12 +78,14 @@ from huntgroup.queue.events import (
     DirectCallArrived,
     Event,
     MemberAnswered,
-    MemberDeclined,
+    MemberFailed,
     MemberJoined,
     MemberLeft,
     MemberUnreachable,
     OutgoingCallStarted,
 )
+from huntgroup.queue.forwards import Reentry, follow
+from huntgroup.queue.refusals import Refusal, refusal_of
 from huntgroup.queue.state.store import MemoryStore, StateStore
 
 PASS_SPACING = 1.0
@@ -113,6 +122,8 @@ class _Call:
     arrival: float
     rank: tuple[float, int]
     caller: Identity
+    route: tuple[str, ...] = ()  # our numbers it went to: the one dialled, then forwards
+    caller_internal: bool = False
     group: GroupConfig | None = None
     line: LineConfig | None = None
     hunt: Hunt | None = None
@@ -162,6 +173,7 @@ class RoutingCore:
         self._pilots: dict[str, str] = {}
         self._lines: dict[str, LineConfig] = {}
         self._groups_of: dict[str, tuple[str, ...]] = {}
+        self._reentries: deque[Reentry] = deque()  # forwards to our numbers, to follow
         self.config = config
         self._install(config, now=now)
 
@@ -191,6 +203,7 @@ class RoutingCore:
         self._now = max(self._now, now)
         actions: list[Action] = []
         self._dispatch(actions, None)
+        self._follow_forwards(actions)
         return actions
 
     def reload(self, config: Config, *, now: float) -> list[Action]:
@@ -220,6 +233,7 @@ class RoutingCore:
             if call.state is CallState.HUNTING and not call.offers:
                 self._advance(call, actions)
         self._dispatch(actions, None)
+        self._follow_forwards(actions)
         return actions
 
     # ------------------------------------------------------------ inspection
@@ -289,6 +303,8 @@ class RoutingCore:
             entry = heapq.heappop(timers)
             if self._timer_valid(entry):
                 self._fire(entry, actions)
+        if self._reentries:
+            self._follow_forwards(actions)
         return actions
 
     def _arm(self, when: float, kind: _Timer, key: str, token: int = 0) -> None:
@@ -317,7 +333,7 @@ class RoutingCore:
             expired = [m for m, t in call.offers.items() if t == token]
             for member in expired:
                 actions.append(Cancel(call.id, member))
-            self._offers_failed(call, expired, actions, busy=False)
+            self._offers_failed(call, expired, actions, Refusal.NO_ANSWER)
         elif kind is _Timer.NEXT_PASS:
             self._advance(call, actions)
         elif kind is _Timer.MAX_WAIT:
@@ -333,8 +349,8 @@ class RoutingCore:
         self._now = max(self._now, now)
         actions: list[Action] = []
         match event:
-            case CallArrived(call_id, group, caller, caller_name):
-                self._call_arrived(call_id, group, Identity(caller, caller_name), actions)
+            case CallArrived(call_id, group, caller, caller_name, internal):
+                self._call_arrived(call_id, group, Identity(caller, caller_name), internal, actions)
             case DirectCallArrived(call_id, line, caller, caller_name, internal):
                 self._direct_call(call_id, line, Identity(caller, caller_name), internal, actions)
             case OutgoingCallStarted(call_id, line):
@@ -343,16 +359,18 @@ class RoutingCore:
                 self._far_end_answered(call_id)
             case MemberAnswered(call_id, member):
                 self._answered(call_id, member, actions)
-            case MemberDeclined(call_id, member, status):
-                self._declined(call_id, member, actions, busy=status in (486, 600))
+            case MemberFailed(call_id, member, status):
+                self._refused(call_id, member, refusal_of(status), actions)
             case MemberUnreachable(call_id, member):
-                self._declined(call_id, member, actions, busy=False)
+                self._refused(call_id, member, Refusal.UNREACHABLE, actions)
             case CallHungUp(call_id):
                 self._hung_up(call_id, actions)
             case MemberJoined(group, member):
                 self._join(group, member, actions)
             case MemberLeft(group, member):
                 self._leave(group, member, actions)
+        if self._reentries:
+            self._follow_forwards(actions)
         return actions
 
     # ------------------------------------------------------------- arrivals
@@ -363,8 +381,15 @@ class RoutingCore:
         return call
 
     def _call_arrived(
-        self, call_id: str, group: str, caller: Identity, actions: list[Action]
+        self,
+        call_id: str,
+        group: str,
+        caller: Identity,
+        internal: bool,
+        actions: list[Action],
+        route: tuple[str, ...] = (),
     ) -> None:
+        """A call to ``group``; ``route`` as it arrives (default: the group's pilot dialled)."""
         info = self._groups.get(group)
         if call_id in self._calls:
             return  # a retransmission of an arrival: already routed
@@ -374,6 +399,8 @@ class RoutingCore:
         g = info.config
         call = self._new_call(call_id, CallKind.GROUP, CallState.HUNTING, caller)
         call.group = g
+        call.route = route or (g.pilot,)
+        call.caller_internal = internal
         call.hunt = Hunt(info.strategy)
         if g.queue.max_wait is not None:
             self._arm(call.arrival + g.queue.max_wait, _Timer.MAX_WAIT, call_id)
@@ -399,22 +426,25 @@ class RoutingCore:
         caller: Identity,
         internal: bool,
         actions: list[Action],
+        route: tuple[str, ...] = (),
     ) -> None:
+        """A call to line ``number``; ``route`` as it arrives (default: the line dialled)."""
         if call_id in self._calls:
             return
         line = self._lines.get(number)
         if line is None:
             actions.append(Release(call_id, 404, "not_found"))
             return
+        route = route or (number,)  # default: the line was dialled
         busy = self.store.is_ringing(number) or self.store.is_on_call(number)
         if busy and not internal:
             for g in self._groups_of.get(number, ()):
                 cfg = self._groups[g].config
                 if cfg.hunt_direct_calls and self.store.joined_since(g, number) is not None:
-                    self._call_arrived(call_id, g, caller, actions)
+                    self._call_arrived(call_id, g, caller, internal, actions, route)
                     return
         call = self._new_call(call_id, CallKind.DIRECT, CallState.RINGING, caller)
-        call.line = line
+        call.line, call.route, call.caller_internal = line, route, internal
         if busy:
             self._line_rule(call, busy=True, actions=actions)
             return
@@ -527,7 +557,7 @@ class RoutingCore:
         self.store.enqueue(call.group.name, call.id, call.rank)
         if not call.holding:
             call.holding = True
-            actions.append(Hold(call.id, call.group.queue.answer))
+            actions.append(Hold(call.id, call.group.queue.answer, call.group.queue.music))
 
     # -------------------------------------------------------------- outcomes
     def _answered(self, call_id: str, member: str, actions: list[Action]) -> None:
@@ -550,24 +580,21 @@ class RoutingCore:
         actions.append(Bridge(call_id, member))
         self._dispatch(actions, self._groups_of.get(member, ()))
 
-    def _declined(self, call_id: str, member: str, actions: list[Action], *, busy: bool) -> None:
+    def _refused(self, call_id: str, member: str, refusal: Refusal, actions: list[Action]) -> None:
         call = self._calls.get(call_id)
         if call is None or member not in call.offers:
             return
-        self._offer_failed(call, member, actions, busy=busy)
-
-    def _offer_failed(self, call: _Call, member: str, actions: list[Action], *, busy: bool) -> None:
-        self._offers_failed(call, [member], actions, busy=busy)
+        self._offers_failed(call, [member], actions, refusal)
 
     def _offers_failed(
-        self, call: _Call, members: list[str], actions: list[Action], *, busy: bool
+        self, call: _Call, members: list[str], actions: list[Action], refusal: Refusal
     ) -> None:
         touched: set[str] = set()
         for member in members:
             self._end_offer(call, member)
             touched.update(self._groups_of.get(member, ()))
         if call.kind is CallKind.DIRECT:
-            self._line_rule(call, busy=busy, actions=actions)
+            self._line_rule(call, busy=refusal is Refusal.BUSY, actions=actions)
         else:
             self._advance(call, actions)
         self._dispatch(actions, touched)
@@ -576,7 +603,7 @@ class RoutingCore:
         """A direct call the line did not take follows the line's own forwarding."""
         line = call.line
         assert line is not None
-        final: Action
+        final: Release | Forward
         if busy:
             target = line.forward_busy
             final = Forward(call.id, target, "busy") if target else Release(call.id, 486, "busy")
@@ -612,12 +639,33 @@ class RoutingCore:
         if call.group is not None:
             self._dispatch(actions, (call.group.name,))
 
-    def _finish(self, call: _Call, final: Action, actions: list[Action]) -> None:
-        """The caller's call leaves the core (released or forwarded)."""
+    def _finish(self, call: _Call, final: Release | Forward, actions: list[Action]) -> None:
+        """The caller's call leaves the core (released or forwarded), or this group or line
+        of ours: a forward to another of our numbers arrives there once the event that
+        caused it is handled (``_follow_forwards``)."""
         if call.group is not None:
             self.store.dequeue(call.group.name, call.id)
         self._calls.pop(call.id, None)
+        if type(final) is Forward:
+            limit = self.config.server.limits.max_internal_forwards
+            step = follow(final, call.route, pilots=self._pilots, lines=self._lines, limit=limit)
+            if type(step) is Reroute:
+                self._reentries.append(Reentry(step, call.caller, call.caller_internal))
+            actions.append(step)
+            return
         actions.append(final)
+
+    def _follow_forwards(self, actions: list[Action]) -> None:
+        """Calls forwarded to our own numbers arrive there, in the order they were forwarded
+        (a call may be forwarded again at once: each one follows the chain to its end)."""
+        reentries = self._reentries
+        while reentries:
+            entry = reentries.popleft()
+            step, caller, internal = entry.reroute, entry.caller, entry.caller_internal
+            if step.group is not None:
+                self._call_arrived(step.call_id, step.group, caller, internal, actions, entry.route)
+            else:
+                self._direct_call(step.call_id, step.target, caller, internal, actions, entry.route)
 
     def _hung_up(self, call_id: str, actions: list[Action]) -> None:
         call = self._calls.pop(call_id, None)
@@ -666,7 +714,7 @@ class RoutingCore:
         for call in list(self._calls.values()):
             if call.group is not None and call.group.name == group and member in call.offers:
                 actions.append(Cancel(call.id, member))
-                self._offer_failed(call, member, actions, busy=False)
+                self._offers_failed(call, [member], actions, Refusal.UNREACHABLE)
 
     # --------------------------------------------------------------- dispatch
     def _dispatch(self, actions: list[Action], groups: Iterable[str] | None) -> None:

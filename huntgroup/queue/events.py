@@ -12,12 +12,18 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class CallArrived:
-    """A caller dialled a group's pilot number."""
+    """A caller dialled a group's pilot number.
+
+    ``caller_internal`` is true when the caller is one of the configured lines
+    (authenticated): should the group forward the call to a line of ours, it is
+    an internal call there (see :class:`DirectCallArrived`).
+    """
 
     call_id: str
     group: str
     caller: str
     caller_name: str = ""
+    caller_internal: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +65,12 @@ class MemberAnswered:
 
 
 @dataclass(frozen=True, slots=True)
-class MemberDeclined:
-    """A member refused an offer with a final status (486, 603, 480...)."""
+class MemberFailed:
+    """A member's leg ended with a final status other than 2xx (486, 603, 408, 503...).
+
+    ``status`` is the raw SIP status; what it means (busy, declined, unreachable)
+    is the core's reading, :func:`huntgroup.queue.refusals.refusal_of`.
+    """
 
     call_id: str
     member: str
@@ -69,7 +79,8 @@ class MemberDeclined:
 
 @dataclass(frozen=True, slots=True)
 class MemberUnreachable:
-    """A member could not be reached (no registered contact, timeout, ICMP)."""
+    """A member could not be offered the call at all, so no SIP status came back: no
+    registered contact, no media port for its leg, its INVITE could not be sent."""
 
     call_id: str
     member: str
@@ -107,7 +118,7 @@ Event = (
     | OutgoingCallStarted
     | CallAnswered
     | MemberAnswered
-    | MemberDeclined
+    | MemberFailed
     | MemberUnreachable
     | CallHungUp
     | MemberJoined

@@ -15,12 +15,24 @@ only plays the outside world:
 - members react to each ``Ring``: with their answer probability they answer
   after their answer delay (``MemberAnswered``; a delay of 0 answers at the
   same virtual instant, after the ring), otherwise they let it ring until the
-  core's ``no_answer_timeout`` or decline after the delay (``MemberDeclined``);
+  core's ``no_answer_timeout`` or decline after the delay (``MemberFailed``
+  with 603);
 - a bridged call lasts its talk time, then ends (``CallHungUp``);
 - availability schedules log members in and out (``MemberJoined`` /
   ``MemberLeft``) of every group they belong to;
 - direct calls to a member's line (``DirectCallArrived``) and outgoing calls
   (``OutgoingCallStarted`` + ``CallAnswered``) keep members busy.
+
+A forward to one of our own numbers is followed by the core itself
+(``Reroute``): the call's record in the group it leaves ends there (with the
+outcome of that forward and ``forwarded_to``), and a new record of the same
+call starts in the group it reaches (``origin`` ``"forward"``,
+``forwarded_from``). So a call that overflows from A to B counts in both
+groups' ``offered``: in A as overflowed, in B with the outcome it finally had.
+A forward the core refuses (a loop, or past
+``server.limits.max_internal_forwards``: ``RefuseForward``) ends the record
+with the forward's outcome, ``forwarded_to`` and ``forward_refused`` (482 or
+483, what the caller got).
 
 Arrivals stop at ``duration``; the run goes on for at most ``drain`` seconds
 more so that calls in progress can end, and calls still open then are
@@ -42,8 +54,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from huntgroup.config.models import Config
-from huntgroup.queue.actions import Action, Bridge, Cancel, Forward, Release, Ring
-from huntgroup.queue.core import CallState, RoutingCore
+from huntgroup.queue.actions import (
+    Action,
+    Bridge,
+    Cancel,
+    Forward,
+    Hold,
+    RefuseForward,
+    Release,
+    Reroute,
+    Ring,
+)
+from huntgroup.queue.core import RoutingCore
 from huntgroup.queue.events import (
     CallAnswered,
     CallArrived,
@@ -51,7 +73,7 @@ from huntgroup.queue.events import (
     DirectCallArrived,
     Event,
     MemberAnswered,
-    MemberDeclined,
+    MemberFailed,
     MemberJoined,
     MemberLeft,
     OutgoingCallStarted,
@@ -89,12 +111,16 @@ class Offer:
 
 @dataclass(slots=True)
 class CallRecord:
-    """What happened to one call, as written to calls.jsonl."""
+    """What happened to one call in one group, as written to calls.jsonl.
+
+    A call forwarded to another of our numbers has one record per group (or line)
+    it reached, all with the same ``call``: see the module docstring.
+    """
 
     call: str
     group: str | None
-    origin: str  # "pilot" or "direct" (a direct call hunted to the group)
-    arrival: float
+    origin: str  # "pilot", "direct" (a direct call hunted to the group) or "forward"
+    arrival: float  # when the call reached this group (or line)
     talk_planned: float
     patience: float | None
     keys: tuple[int, int]
@@ -104,6 +130,9 @@ class CallRecord:
     ended_at: float | None = None
     outcome: str | None = None
     forwarded_to: str | None = None
+    forward_refused: int | None = None  # 482 or 483: the forward to forwarded_to was refused
+    forwarded_from: str | None = None  # origin "forward": the group it left (or the line)
+    previous: CallRecord | None = None  # the record of the same call before its forward
 
     @property
     def wait(self) -> float | None:
@@ -279,7 +308,7 @@ class _Run:
         else:
             del self.pending[(rec.call, member)]
             offer.outcome = "declined"
-            self.feed(MemberDeclined(rec.call, member, 603))
+            self.feed(MemberFailed(rec.call, member, 603))
 
     def on_talk_end(self, rec: CallRecord) -> None:
         if rec.group is None and rec.answered_by is not None and rec.answered_at is not None:
@@ -287,7 +316,8 @@ class _Run:
         self._close(rec, "answered")
         self.feed(CallHungUp(rec.call))
 
-    def on_give_up(self, rec: CallRecord) -> None:
+    def on_give_up(self, first: CallRecord) -> None:
+        rec = self.calls[first.call]  # where the call is now (it may have been forwarded)
         if rec.outcome is None and rec.answered_at is None:
             self._close(rec, "abandoned")
             self.feed(CallHungUp(rec.call))
@@ -302,10 +332,6 @@ class _Run:
         rec, member = item
         self.calls[rec.call] = rec
         self.feed(DirectCallArrived(rec.call, member, _caller_number(rec)))
-        if rec.group is None and self.core.call_state(rec.call) is CallState.QUEUED:
-            group = self.core.group_of_call(rec.call)  # hunted to a group, queued there
-            if group is not None:
-                self._adopt(rec, group)
 
     def on_outgoing_call(self, item: tuple[str, str, float]) -> None:
         call_id, member, talk = item
@@ -323,9 +349,38 @@ class _Run:
         self.feed(CallHungUp(call_id))
 
     def _adopt(self, rec: CallRecord, group: str) -> None:
-        """A direct call that the core hunts to a group (``hunt_direct_calls``)."""
+        """A call reached a group other than by its pilot: a direct call the core hunts to
+        it (``hunt_direct_calls``), or a forward. From then on its queue is followed too."""
         rec.group = group
         self.group_calls.append(rec)
+        if group not in self.queue_len:  # nobody waited there before this call came
+            self.tracked.append(group)
+            self.queue_len[group] = 0
+            self.queue_series[group] = [(0.0, 0)]
+
+    def _forwarded(self, forward: Forward | Reroute | RefuseForward) -> CallRecord:
+        """The call left its group (or line) by a forward: its record ends there."""
+        rec = self.calls[forward.call_id]
+        self._close(rec, _RELEASE_OUTCOME.get(forward.reason, "forwarded"), forward.target)
+        return rec
+
+    def _reroute(self, reroute: Reroute) -> None:
+        """The core forwarded the call to our number ``reroute.target`` and goes on there."""
+        rec = self._forwarded(reroute)
+        after = CallRecord(
+            call=rec.call,
+            group=None,
+            origin="forward",
+            arrival=self.now,
+            talk_planned=rec.talk_planned,
+            patience=rec.patience,
+            keys=rec.keys,
+            forwarded_from=rec.group or reroute.route[-1],
+            previous=rec,
+        )
+        self.calls[rec.call] = after
+        if reroute.group is not None:
+            self._adopt(after, reroute.group)
 
     def _close(self, rec: CallRecord, outcome: str, target: str | None = None) -> None:
         if rec.outcome is None:
@@ -356,8 +411,17 @@ class _Run:
                 rec = self.calls[a.call_id]
                 self._close(rec, _RELEASE_OUTCOME.get(a.reason, "no_answer"))
             elif type(a) is Forward:
+                self._forwarded(a)
+            elif type(a) is Hold:
                 rec = self.calls[a.call_id]
-                self._close(rec, _RELEASE_OUTCOME.get(a.reason, "forwarded"), a.target)
+                if rec.group is None:  # a call to a line, hunted to a group: queued there
+                    group = self.core.group_of_call(a.call_id)
+                    if group is not None:
+                        self._adopt(rec, group)
+            elif type(a) is Reroute:
+                self._reroute(a)
+            elif type(a) is RefuseForward:
+                self._forwarded(a).forward_refused = a.status
         for g in self.tracked:
             n = len(self.core.store.queue(g))
             if n != self.queue_len[g]:
@@ -371,6 +435,10 @@ class _Run:
         member = ring.member
         offer = Offer(member, self.now, ring.timeout)
         attempt = sum(1 for o in rec.offers if o.member == member)
+        earlier = rec.previous
+        while earlier is not None:  # offers of the same call before a forward count too
+            attempt += sum(1 for o in earlier.offers if o.member == member)
+            earlier = earlier.previous
         rec.offers.append(offer)
         self.pending[(rec.call, member)] = offer
         seed, rep = self.keys

@@ -48,6 +48,8 @@ def call_line(rec: CallRecord, replication: int) -> dict[str, Any]:
         "talk": _r(rec.talk),
         "outcome": rec.outcome,
         "forwarded_to": rec.forwarded_to,
+        "forwarded_from": rec.forwarded_from,
+        "forward_refused": rec.forward_refused,
     }
 
 

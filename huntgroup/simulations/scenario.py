@@ -48,8 +48,8 @@ from pydantic import (
 from huntgroup.config.loader import load_config, load_config_document, read_yaml_file
 from huntgroup.config.models import Config
 from huntgroup.config.safe_yaml import Document, parse_yaml
+from huntgroup.engine.aio.file_checks import FILE_CHECKS
 from huntgroup.errors import ConfigError, ConfigProblem
-from huntgroup.file_checks import FILE_CHECKS
 
 Loc = tuple[str | int, ...]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from huntgroup.config.loader import load_config_text
+from huntgroup.engine.aio.file_checks import FILE_CHECKS
 from huntgroup.errors import ConfigError
-from huntgroup.file_checks import FILE_CHECKS
 
 BASE = """\
 lines:
@@ -272,7 +272,7 @@ def test_second_document_is_an_error() -> None:
 
 
 def test_the_loader_alone_checks_music_is_readable_not_playable(tmp_path: Path) -> None:
-    """Whether audio plays is the caller's check (huntgroup.file_checks): the config
+    """Whether audio plays is the caller's check (huntgroup.engine.aio.file_checks): the config
     layer imports no media code; without it a readable file is taken as it is."""
     (tmp_path / "hold.wav").write_bytes(b"RIFF not really")
     text = BASE + "    queue:\n      music: hold.wav\n"

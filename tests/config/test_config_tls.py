@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from huntgroup.config.loader import load_config_text
+from huntgroup.engine.aio.file_checks import FILE_CHECKS
 from huntgroup.errors import ConfigError
-from huntgroup.file_checks import FILE_CHECKS
 
 ROOT = Path(__file__).resolve().parents[2]
 CERT = ROOT / "examples" / "tls" / "example-cert.pem"

@@ -12,7 +12,7 @@ from huntgroup.queue.events import (
     CallHungUp,
     DirectCallArrived,
     MemberAnswered,
-    MemberDeclined,
+    MemberFailed,
     MemberJoined,
     MemberLeft,
     MemberUnreachable,
@@ -89,7 +89,7 @@ def test_ring_all_first_answer_wins_and_others_are_cancelled() -> None:
 def test_ring_all_new_pass_only_when_every_offer_failed() -> None:
     h = Harness(make_config("ring_all"))
     arrive(h)
-    h.ev(MemberDeclined("c1", m(1), 486), at=2)
+    h.ev(MemberFailed("c1", m(1), 486), at=2)
     h.ev(MemberUnreachable("c1", m(2)), at=3)
     assert len(h.rings()) == 3  # m3 still rings: the pass goes on
     h.at(15)
@@ -190,7 +190,7 @@ def test_busy_and_unjoined_members_are_skipped() -> None:
 def test_decline_and_unreachable_count_as_no_answer_at_once() -> None:
     h = Harness(make_config("linear"))
     arrive(h)
-    last = h.ev(MemberDeclined("c1", m(1), 603), at=1)[-1]
+    last = h.ev(MemberFailed("c1", m(1), 603), at=1)[-1]
     assert isinstance(last, Ring) and last.member == m(2)
     h.ev(MemberUnreachable("c1", m(2)), at=2)
     assert [(t, mem) for t, _, mem in h.rings()] == [(0, m(1)), (1, m(2)), (2, m(3))]
@@ -199,8 +199,8 @@ def test_decline_and_unreachable_count_as_no_answer_at_once() -> None:
 def test_passes_are_spaced_when_every_member_refuses_at_once() -> None:
     h = Harness(make_config("circular", members=2, queue={"max_wait": 10}))
     arrive(h)
-    h.ev(MemberDeclined("c1", m(1)))
-    h.ev(MemberDeclined("c1", m(2)))
+    h.ev(MemberFailed("c1", m(1)))
+    h.ev(MemberFailed("c1", m(2)))
     assert len(h.rings()) == 2  # no tight loop at t=0
     h.at(PASS_SPACING)
     assert [(t, mem) for t, _, mem in h.rings()][-1] == (PASS_SPACING, m(1))

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
+from huntgroup.engine.aio.music_library import MusicLibrary
 from huntgroup.errors import MediaError
 from huntgroup.media import g711
 from huntgroup.media.g711 import Codec
@@ -18,7 +19,6 @@ from huntgroup.media.music import (
     FRAME_SAMPLES,
     HoldMusic,
     MusicCursor,
-    MusicLibrary,
     SilenceSource,
     default_music,
     ringback_tone,

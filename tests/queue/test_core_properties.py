@@ -21,7 +21,7 @@ from huntgroup.queue.events import (
     CallArrived,
     CallHungUp,
     MemberAnswered,
-    MemberDeclined,
+    MemberFailed,
     MemberJoined,
     MemberLeft,
     MemberUnreachable,
@@ -152,7 +152,7 @@ def test_invariants_hold_under_random_events(
                 c, mem = offered[pick % len(offered)]
                 event = {
                     "answer": MemberAnswered(c, mem),
-                    "decline": MemberDeclined(c, mem, 603),
+                    "decline": MemberFailed(c, mem, 603),
                     "unreachable": MemberUnreachable(c, mem),
                 }[op]
                 if op != "answer":

@@ -12,7 +12,7 @@ from huntgroup.queue.events import (
     CallHungUp,
     DirectCallArrived,
     MemberAnswered,
-    MemberDeclined,
+    MemberFailed,
     MemberJoined,
     MemberLeft,
     OutgoingCallStarted,
@@ -236,7 +236,7 @@ def test_hunt_direct_calls_does_not_apply_to_a_free_member() -> None:
 def test_direct_decline_busy_follows_busy_forwarding() -> None:
     h = Harness(direct_cfg(False, forward_busy="0677"))
     h.ev(DirectCallArrived("d", m(1), "0612345678"))
-    assert h.ev(MemberDeclined("d", m(1), 486)) == [Forward("d", "0677", "busy")]
+    assert h.ev(MemberFailed("d", m(1), 486)) == [Forward("d", "0677", "busy")]
 
 
 def test_direct_call_to_unknown_line_is_404() -> None:
@@ -250,7 +250,7 @@ def test_direct_call_to_unknown_line_is_404() -> None:
 def test_events_for_unknown_calls_are_ignored() -> None:
     h = Harness(make_config("linear"))
     assert h.ev(CallHungUp("nope")) == []
-    assert h.ev(MemberDeclined("nope", m(1))) == []
+    assert h.ev(MemberFailed("nope", m(1))) == []
     assert h.ev(MemberJoined("nope", m(1))) == []
     assert h.ev(CallArrived("x", "NoSuchGroup", "1")) == [Release("x", 480, "group_removed")]
 

@@ -24,7 +24,6 @@ test sees exactly what a real peer would send.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import random
 from collections import Counter
@@ -33,9 +32,9 @@ from dataclasses import dataclass, field
 
 from huntgroup.config.models import Config
 from huntgroup.engine.b2bua import B2BUA, Output, Transmit
-from huntgroup.engine.sip.dialogs import Local
+from huntgroup.engine.sip import digest
+from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.message import Message, Request, Response
-from huntgroup.engine.sip.next_hop import Peer
 from huntgroup.engine.sip.parser import SipParseError, parse_datagram
 from huntgroup.media.offer_answer import (
     CloseMedia,
@@ -49,7 +48,7 @@ from huntgroup.media.offer_answer import (
 CRLF = "\r\n"
 HOST = "127.0.0.1"
 B2B_PEER = Peer(HOST, 5060, "UDP")
-LOCAL = Local("UDP", HOST, 5060)
+LOCAL = Peer(HOST, 5060, "UDP")
 SECRET = b"b2bua-test-secret-0123456789abcdef"
 RTP_RANGE = (40000, 40999)
 DOMAIN = "voip.example.net"
@@ -608,41 +607,21 @@ def digest_authorization(
     nc: str = "00000001",
 ) -> str:
     """An ``Authorization`` value answering one ``WWW-Authenticate`` challenge (RFC 7616)."""
-    params = parse_challenge(challenge)
-    algorithm = params["algorithm"]
-    realm, nonce = params["realm"], params["nonce"]
-
-    def h(text: str) -> str:
-        name = "sha256" if algorithm.upper() == "SHA-256" else "md5"
-        return hashlib.new(name, text.encode()).hexdigest()
-
-    ha1 = h(f"{username}:{realm}:{password}")
-    ha2 = h(f"{method}:{uri}")
-    response = h(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
-    parts = [
-        f'username="{username}"',
-        f'realm="{realm}"',
-        f'nonce="{nonce}"',
-        f'uri="{uri}"',
-        f"algorithm={algorithm}",
-        f'response="{response}"',
-        "qop=auth",
-        f"nc={nc}",
-        f'cnonce="{cnonce}"',
-    ]
-    if "opaque" in params:
-        parts.append(f'opaque="{params["opaque"]}"')
-    return "Digest " + ", ".join(parts)
+    return digest.authorization(
+        digest.parse_challenge(challenge),
+        username=username,
+        password=password,
+        method=method,
+        uri=uri,
+        cnonce=cnonce,
+        nc=int(nc, 16),
+    )
 
 
 def parse_challenge(value: str) -> dict[str, str]:
-    """The parameters of a ``Digest ...`` challenge (enough for our own server's)."""
-    scheme, _, rest = value.partition(" ")
+    """The parameters of a ``Digest ...`` challenge, unquoted, names lower-cased."""
+    scheme, params = digest.parse_auth_params(value, what="challenge")
     assert scheme == "Digest", value
-    params: dict[str, str] = {}
-    for part in rest.split(","):
-        name, _, raw = part.strip().partition("=")
-        params[name.strip()] = raw.strip().strip('"')
     return params
 
 

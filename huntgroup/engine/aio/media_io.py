@@ -66,8 +66,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from huntgroup.engine.aio.loop_timer import LoopTimer
+from huntgroup.engine.aio.music_library import MusicLibrary
 from huntgroup.errors import MediaError
-from huntgroup.media.music import MusicLibrary, default_music
+from huntgroup.media.music import default_music
 from huntgroup.media.offer_answer import (
     CloseMedia,
     ConfirmMedia,

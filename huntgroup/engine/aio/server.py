@@ -50,23 +50,21 @@ import signal
 import socket
 import ssl
 import time
-from dataclasses import dataclass
 from typing import cast
 
 from huntgroup.config.diff import config_changes
 from huntgroup.config.loader import load_config
 from huntgroup.config.models import LISTEN_RE, Config
 from huntgroup.engine.aio import tls, udp_errors
+from huntgroup.engine.aio.file_checks import FILE_CHECKS
 from huntgroup.engine.aio.loop_timer import LoopTimer
 from huntgroup.engine.aio.media_io import MediaEngine
 from huntgroup.engine.aio.redis_state import RedisStateSync, default_node_id, redact
 from huntgroup.engine.aio.resolver import HostResolver, is_address
 from huntgroup.engine.b2bua import B2BUA, Output, Transmit, connections, stats
-from huntgroup.engine.sip.dialogs import Local
-from huntgroup.engine.sip.next_hop import Peer, bracket
+from huntgroup.engine.sip.address import Peer, bracket
 from huntgroup.engine.sip.parser import SipParseError, StreamParser
 from huntgroup.errors import ConfigError, MediaError
-from huntgroup.file_checks import FILE_CHECKS
 from huntgroup.media.offer_answer import MediaPlanner, RtpTimedOut
 from huntgroup.queue.state.journal import JournalingStore
 
@@ -95,22 +93,13 @@ REPORT_INTERVAL = 10.0
 CLOSE_LINGER = 5.0
 """Seconds a closed TCP/TLS connection may take to send what is queued on it."""
 
-StreamKey = tuple[str, str, int]
-"""A stream connection: (transport "TCP" or "TLS", peer host, peer port)."""
 
-
-@dataclass(frozen=True, slots=True)
-class ListenAddress:
-    transport: str  # "UDP" | "TCP"
-    host: str
-    port: int
-
-
-def parse_listen(entry: str) -> ListenAddress:
+def parse_listen(entry: str) -> Peer:
+    """A ``server.listen`` entry (``udp:host:port``) as the address it names."""
     m = LISTEN_RE.match(entry)
     if m is None:
         raise ValueError(f"bad listen address {entry!r}")
-    return ListenAddress(m.group(1).upper(), m.group(2).strip("[]"), int(m.group(3)))
+    return Peer(m.group(2).strip("[]"), int(m.group(3)), m.group(1).upper())
 
 
 def _udp_socket(host: str, port: int) -> socket.socket:
@@ -194,11 +183,11 @@ class Server:
     def __init__(self, config: Config, *, loop: asyncio.AbstractEventLoop) -> None:
         self.config = config
         self.loop = loop
-        self._udp: list[tuple[ListenAddress, _Udp]] = []
+        self._udp: list[tuple[Peer, _Udp]] = []
         self._tcp_servers: list[asyncio.Server] = []
         # stream connections (TCP and TLS), by (transport, host, port) of the peer
-        self._tcp: dict[StreamKey, asyncio.StreamWriter] = {}
-        self._pending_tcp: dict[StreamKey, list[bytes]] = {}
+        self._tcp: dict[Peer, asyncio.StreamWriter] = {}
+        self._pending_tcp: dict[Peer, list[bytes]] = {}
         self._tls_client: ssl.SSLContext | None = None
         self._tls_server: ssl.SSLContext | None = None
         self._limiter = connections.ConnectionLimiter(max_per_source=1, max_total=1)  # start()
@@ -236,7 +225,7 @@ class Server:
         # queued in the first second must not stall every other stream.
         await self._preload_music(cfg)
         self._limiter = connection_limiter(cfg)  # ResourceLimitError: refuses to start
-        locals_: list[Local] = []
+        locals_: list[Peer] = []
         self._tls_client = tls.client_context(cfg.server.tls)  # for sips: and transport=tls
         for entry in cfg.server.listen:
             addr = parse_listen(entry)
@@ -246,7 +235,7 @@ class Server:
                     functools.partial(_Udp, self, sock), sock=sock
                 )
                 port = transport.get_extra_info("sockname")[1]
-                self._udp.append((ListenAddress("UDP", addr.host, port), protocol))
+                self._udp.append((Peer(addr.host, port, "UDP"), protocol))
             else:  # TCP or TLS (TLS is started per connection, once it is within the caps)
                 if addr.transport == "TLS" and self._tls_server is None:
                     self._tls_server = tls.server_context(cfg.server.tls)  # once for every entry
@@ -255,7 +244,7 @@ class Server:
                 )
                 port = server.sockets[0].getsockname()[1]
                 self._tcp_servers.append(server)
-            locals_.append(Local(addr.transport, self._advertised(addr.host), port))
+            locals_.append(Peer(self._advertised(addr.host), port, addr.transport))
             log.info("listening on %s:%s:%d", addr.transport.lower(), bracket(addr.host), port)
         families = [socket.AF_INET6 if ":" in a.host else socket.AF_INET for a, _ in self._udp]
         self._resolver = HostResolver(self.loop, sorted(families))  # IPv4 first
@@ -365,7 +354,7 @@ class Server:
     def _transmit(self, out: Transmit) -> None:
         dest = out.destination
         response = out.data.startswith(b"SIP/2.0 ")
-        if dest.transport.upper() in ("TCP", "TLS"):
+        if dest.transport in ("TCP", "TLS"):
             if response:  # only on the connection its request came on, never a new one
                 self._respond_on_stream(dest, out.data)
             else:
@@ -470,10 +459,10 @@ class Server:
                 except (OSError, TimeoutError) as err:  # ssl.SSLError included
                     log.debug("TLS handshake with %s:%d failed: %s", host, port, err)
                     return
-            key = (transport, host, port)
-            self._tcp[key] = writer
+            peer = Peer(host, port, transport)
+            self._tcp[peer] = writer
             first_by = accepted_at + self._conn_settings.message_timeout
-            await self._read_tcp(key, reader, writer, first_by=first_by)
+            await self._read_tcp(peer, reader, writer, first_by=first_by)
         finally:
             self._limiter.release(source)
             self._close(writer)
@@ -503,7 +492,7 @@ class Server:
 
     async def _read_tcp(
         self,
-        key: StreamKey,
+        peer: Peer,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         *,
@@ -520,7 +509,6 @@ class Server:
         after its first byte, and a connection that receives nothing (CRLF
         keep-alives count) for ``idle_timeout`` is closed."""
         parser = StreamParser()
-        peer = Peer(key[1], key[2], key[0])
         limits = self._conn_settings  # as at start: changes under server: need a restart
         loop = self.loop
         started: float | None = None  # when the first byte of the message being read came
@@ -570,17 +558,17 @@ class Server:
             if held is not None:
                 log.info(
                     "%s connection with %s:%d closed: %s (%d more since the last such line)",
-                    key[0],
-                    bracket(key[1]),
-                    key[2],
+                    peer.transport,
+                    bracket(peer.host),
+                    peer.port,
                     why,
                     held,
                 )
         except (ConnectionError, OSError):
             pass
         finally:
-            if self._tcp.get(key) is writer:
-                del self._tcp[key]
+            if self._tcp.get(peer) is writer:
+                del self._tcp[peer]
             self._close(writer)
 
     def _close(self, writer: asyncio.StreamWriter) -> None:
@@ -605,7 +593,7 @@ class Server:
     def _respond_on_stream(self, dest: Peer, data: bytes) -> None:
         """A response over TCP or TLS: on its request's connection, or dropped when it is
         gone (never a new connection, whatever §18.2.2 or the Via says)."""
-        writer = self._tcp.get((dest.transport.upper(), dest.host, dest.port))
+        writer = self._tcp.get(dest)
         if writer is None or writer.is_closing():
             self.conn_counters.responses_dropped += 1
             log.debug("response to %s:%d dropped: its connection is gone", dest.host, dest.port)
@@ -613,12 +601,11 @@ class Server:
         self._write(writer, data)
 
     def _send_tcp(self, dest: Peer, data: bytes) -> None:
-        key = (dest.transport.upper(), dest.host, dest.port)
-        writer = self._tcp.get(key)
+        writer = self._tcp.get(dest)
         if writer is not None and not writer.is_closing():
             self._write(writer, data)
             return
-        queued = self._pending_tcp.get(key)
+        queued = self._pending_tcp.get(dest)
         if queued is not None:
             queued.append(data)
             return
@@ -629,7 +616,7 @@ class Server:
                 log.warning(
                     "no %s connection opened to %s:%d: total cap (%d, outgoing reserve "
                     "included) reached (%d more refused since the last such line)",
-                    key[0],
+                    dest.transport,
                     bracket(dest.host),
                     dest.port,
                     self._limiter.max_total,
@@ -637,13 +624,12 @@ class Server:
                 )
             self.loop.call_soon(self.undelivered, data, dest)
             return
-        self._pending_tcp[key] = [data]
+        self._pending_tcp[dest] = [data]
         self.loop.create_task(self._connect_tcp(dest))
 
     async def _connect_tcp(self, dest: Peer) -> None:
         """Open a connection we need (counted by the limiter), send what waits for it, read."""
-        key = (dest.transport.upper(), dest.host, dest.port)
-        context = self._tls_client if key[0] == "TLS" else None
+        context = self._tls_client if dest.transport == "TLS" else None
         try:
             try:
                 reader, writer = await asyncio.wait_for(
@@ -656,14 +642,16 @@ class Server:
                     timeout=5,
                 )
             except (OSError, TimeoutError) as err:  # ssl.SSLError (a bad certificate) included
-                log.info("%s connection to %s:%d failed: %s", key[0], dest.host, dest.port, err)
-                for data in self._pending_tcp.pop(key, []):
+                log.info(
+                    "%s connection to %s:%d failed: %s", dest.transport, dest.host, dest.port, err
+                )
+                for data in self._pending_tcp.pop(dest, []):
                     self.undelivered(data, dest)
                 return
-            self._tcp[key] = writer
-            for data in self._pending_tcp.pop(key, []):
+            self._tcp[dest] = writer
+            for data in self._pending_tcp.pop(dest, []):
                 self._write(writer, data)
-            await self._read_tcp(key, reader, writer)
+            await self._read_tcp(dest, reader, writer)
         finally:
             self._limiter.release(None)
 

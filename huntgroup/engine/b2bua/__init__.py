@@ -18,8 +18,10 @@ line becomes a core event; the core's actions become SIP:
   its fixed URI); ``Cancel`` → CANCEL (or ACK+BYE for a leg that answered too
   late); ``Bridge`` → ACK the member, 200 to the caller if not answered yet,
   media relayed between the two; ``Release`` → final response or BYE;
-  ``Forward`` → an internal re-route when the target is one of our numbers,
-  else 302 (caller not answered) or a new leg to the target (caller answered).
+  ``Forward`` (a target outside the server) → 302 (caller not answered) or a
+  new leg to the target (caller answered). A forward to one of our own numbers
+  is followed by the core itself: ``Reroute`` is only noted (logged, and the
+  number the call is at now), ``RefuseForward`` ends the call (482/483).
 
 Every member leg is its own dialog (own Call-ID and tags). Media is anchored:
 the caller always talks to the port we answered with, so switching from music
@@ -80,7 +82,8 @@ from huntgroup.engine.b2bua.session_timer import (
 )
 from huntgroup.engine.b2bua.stats import SipCounters
 from huntgroup.engine.b2bua.trust import TrustDomain
-from huntgroup.engine.sip.dialogs import Dialog, Local, uac_dialog, uas_dialog
+from huntgroup.engine.sip.address import Peer
+from huntgroup.engine.sip.dialogs import Dialog, uac_dialog, uas_dialog
 from huntgroup.engine.sip.digest import (
     AuthOutcome,
     DecoyAlgorithms,
@@ -104,7 +107,6 @@ from huntgroup.engine.sip.message import (
     new_tag,
 )
 from huntgroup.engine.sip.next_hop import (
-    Peer,
     check_max_forwards,
     next_hop_max_forwards,
     response_destination,
@@ -113,7 +115,6 @@ from huntgroup.engine.sip.next_hop import (
 from huntgroup.engine.sip.parser import SipParseError, error_response, parse_datagram
 from huntgroup.engine.sip.registrar import (
     Registrar,
-    Source,
     contact_on_source,
     parse_contact_values,
 )
@@ -122,15 +123,15 @@ from huntgroup.engine.sip.transaction import (
     CancelReceived,
     RequestReceived,
     ResponseReceived,
+    SendFailed,
     SendMessage,
     TimerConfig,
     TransactionKey,
+    TransactionOutput,
     TransactionTimedOut,
-    TransportError,
     TransportFailed,
     TwoXXRetransmitter,
 )
-from huntgroup.engine.sip.transaction import Action as TxAction
 from huntgroup.engine.sip.uri import SipUri, TelUri, Uri, parse_uri, unescape
 from huntgroup.errors import LocalProtocolError, ProtocolError
 from huntgroup.media.nat import behind_nat
@@ -142,7 +143,9 @@ from huntgroup.queue.actions import (
     Forward,
     Hold,
     Identity,
+    RefuseForward,
     Release,
+    Reroute,
     Ring,
     Ringback,
 )
@@ -154,7 +157,7 @@ from huntgroup.queue.events import (
     DirectCallArrived,
     Event,
     MemberAnswered,
-    MemberDeclined,
+    MemberFailed,
     MemberJoined,
     MemberLeft,
     MemberUnreachable,
@@ -222,7 +225,7 @@ class _Leg:
     invite: Request
     tx: TransactionKey
     destination: Peer
-    me: Local
+    me: Peer
     state: str = "calling"  # calling | proceeding | confirmed | ended
     cancel_pending: bool = False
     cancelled: bool = False
@@ -238,10 +241,10 @@ class _Call:
     invite: Request
     tx: TransactionKey
     source: Peer
-    me: Local
+    me: Peer
     to_tag: str
     media: CallMedia
-    number: str
+    number: str  # our number the call is at: the one dialled, then each forward to ours
     state: str = "early"  # early | answered | ended
     ringing_sent: bool = False
     early_media: bool = False  # a 183 with our SDP went to the caller (queue.answer: false)
@@ -249,11 +252,10 @@ class _Call:
     retransmit: TwoXXRetransmitter | None = None
     legs: dict[str, _Leg] = field(default_factory=dict)
     bridged: str | None = None  # leg id
-    core_id: str = ""
+    core_id: str = ""  # its id in the group core, for its whole life (forwards included)
     outgoing_line: str | None = None  # a line's own call out through the upstream
     caller_line_id: str | None = None  # core id of the calling line's own activity
     feature: bool = False  # a feature-code call (*51/*52): answered, then hung up
-    core_ids: list[str] = field(default_factory=list)  # every core id it had (forwards)
     dialog_keys: list[tuple[str, str, str]] = field(default_factory=list)
     reinvite_pending: bool = False
     media_update_after_ack: bool = False  # direct media: re-INVITE the caller once it ACKs
@@ -264,7 +266,6 @@ class _Call:
     verified_line: str | None = None
     asserted: tuple[str, ...] = ()
     privacy: str | None = None  # the caller's Privacy header, sent along with the PAI
-    route: list[str] = field(default_factory=list)  # our numbers it went to (forwards)
     session: SessionTimer | None = None  # RFC 4028 on the caller's dialog, once answered
 
 
@@ -276,7 +277,7 @@ class B2BUA:
         config: Config,
         *,
         now: float,
-        locals_: list[Local],
+        locals_: list[Peer],
         rng: random.Random,
         secret: bytes,
         media: MediaPlanner,
@@ -511,7 +512,7 @@ class B2BUA:
             if self.trust.is_peer(source.host) and self.peer_register_limits is not None:
                 peers = self.peer_register_limits
                 return peers, peers.check(source_of(source.host), now=self._now)
-        here = Source(source.transport.lower(), source.host, source.port)
+        here = source
         if self.registrar.aors_at(here, now=self._now):
             key = address_of(source.transport, source.host, source.port)
         else:
@@ -639,7 +640,7 @@ class B2BUA:
         if key is not None and key in self.layer:
             self.counters.undeliverable += 1
             log.info("%s to %s:%d undeliverable", key.method, destination.host, destination.port)
-            self._tx_actions(self.layer.transport_error(TransportError(key), now=self._now))
+            self._tx_actions(self.layer.transport_error(SendFailed(key), now=self._now))
             self._drain()
         return self._flush()
 
@@ -810,7 +811,7 @@ class B2BUA:
         self._tx_actions(actions)
         return key
 
-    def _tx_actions(self, actions: list[TxAction]) -> None:
+    def _tx_actions(self, actions: list[TransactionOutput]) -> None:
         for action in actions:
             match action:
                 case SendMessage(message, destination):
@@ -834,7 +835,7 @@ class B2BUA:
             event = self._events.pop(0)
             self._apply(self.core.handle(event, now=self._now))
 
-    def _local_for(self, peer: Peer) -> Local:
+    def _local_for(self, peer: Peer) -> Peer:
         v6 = ":" in peer.host
         for me in self.locals:
             if me.transport == peer.transport.upper() and (":" in me.host) == v6:
@@ -1080,7 +1081,7 @@ class B2BUA:
             cseq=request.cseq.number,
             now=self._now,
             expires=request.expires,
-            source=Source(source.transport.lower(), source.host, source.port),
+            source=source,
         )
         headers: list[tuple[str, str]] = [("Contact", v) for v in result.contact_values]
         if result.min_expires is not None:
@@ -1150,7 +1151,13 @@ class B2BUA:
             # one of our lines calls a pilot or another line: it is busy meanwhile
             call.caller_line_id = f"{call.key}.line"
             self._core(OutgoingCallStarted(call.caller_line_id, call.verified_line))
-        self._route(call, caller_number, name, group, number)
+        self._enter_core(call)
+        self._route(call, caller_number, group, number)
+        internal = call.verified_line is not None  # authenticated, not a From claim
+        if group is not None:
+            self._core(CallArrived(call.core_id, group, caller_number, name, internal))
+        else:
+            self._core(DirectCallArrived(call.core_id, number, caller_number, name, internal))
 
     def _caller_identity(
         self, key: TransactionKey, request: Request, source: Peer, number: str
@@ -1285,14 +1292,17 @@ class B2BUA:
         Proxy-Authorization must say who calls."""
         if self.config.line(number) is None or self.trust.trusts(source.host):
             return False
-        here = Source(source.transport.lower(), source.host, source.port)
+        here = source
         return self.registrar.aors_at(here, now=self._now) == {number}
 
-    def _outgoing(self, call: _Call, line: str, name: str, number: str) -> None:
+    def _enter_core(self, call: _Call) -> None:
+        """Give the call its id in the group core, kept for its whole life."""
         call.core_id = f"{call.key}.{next(self._seq)}"
-        call.outgoing_line = line
         self._by_core[call.core_id] = call.key
-        call.core_ids.append(call.core_id)
+
+    def _outgoing(self, call: _Call, line: str, name: str, number: str) -> None:
+        self._enter_core(call)
+        call.outgoing_line = line
         log.info("call %s: line %s -> %s via upstream", call.key, line, number)
         self._core(OutgoingCallStarted(call.core_id, line))
         upstream = self.config.server.upstream
@@ -1304,25 +1314,20 @@ class B2BUA:
         target = _target_uri(number, self.config.server.domain, upstream)
         self._new_leg(call, "", target, destination, Identity(line, name), call.asserted)
 
-    def _route(
-        self, call: _Call, caller_number: str, name: str, group: str | None, number: str
-    ) -> None:
-        call.core_id = f"{call.key}.{next(self._seq)}"
-        self._by_core[call.core_id] = call.key
-        call.core_ids.append(call.core_id)
+    def _route(self, call: _Call, caller_number: str, group: str | None, number: str) -> None:
+        """The call is at our ``number`` now (the pilot of ``group``, else a line): when it
+        arrives, then at each forward to another of our numbers, which the core follows."""
+        call.number = number
         if group is not None:
             log.info("call %s: %s -> group %s (%s)", call.key, caller_number, group, number)
-            self._core(CallArrived(call.core_id, group, caller_number, name))
         else:
-            internal = call.verified_line is not None  # authenticated, not a From claim
             log.info(
                 "call %s: %s -> line %s (%s)",
                 call.key,
                 caller_number,
                 number,
-                "internal" if internal else "external",
+                "internal" if call.verified_line is not None else "external",
             )
-            self._core(DirectCallArrived(call.core_id, number, caller_number, name, internal))
 
     def _on_ack(self, request: Request) -> None:
         dialog_key = (request.call_id, request.to.tag or "", request.from_.tag or "")
@@ -1668,7 +1673,7 @@ class B2BUA:
             is None
         ):
             self._bye_leg(leg)  # an answer we cannot relay counts as a refusal
-            self._core(MemberDeclined(call.core_id, leg.member, 488))
+            self._core(MemberFailed(call.core_id, leg.member, 488))
             return
         leg.state = "confirmed"
         dialog_key = (leg.dialog.call_id, leg.dialog.local_tag, leg.dialog.remote_tag)
@@ -1707,10 +1712,7 @@ class B2BUA:
         if others:
             return  # another contact of the same line still rings
         log.info("call %s: member %s did not take the call (%d)", call.key, leg.member, status)
-        if status in (408, 503):
-            self._core(MemberUnreachable(call.core_id, leg.member))
-        else:
-            self._core(MemberDeclined(call.core_id, leg.member, status))
+        self._core(MemberFailed(call.core_id, leg.member, status))
 
     def _cancel_leg(self, leg: _Leg) -> None:
         leg.cancelled = True
@@ -1823,8 +1825,8 @@ class B2BUA:
             match action:
                 case Ringback():
                     self._ringing(call)
-                case Hold(_, answer):
-                    self._hold(call, answer)
+                case Hold(_, answer, music):
+                    self._hold(call, answer, music)
                 case Ring(_, member, caller_id, group, _timeout):
                     self._ring(call, member, caller_id, group)
                 case Cancel(_, member):
@@ -1842,6 +1844,19 @@ class B2BUA:
                     self._caller_gone(call, bye_caller=True, status=status, tell_core=False)
                 case Forward(_, target, reason):
                     self._forward(call, target, reason)
+                case Reroute(_, target, reason, group):
+                    log.info("call %s: forwarded to %s (%s)", call.key, target, reason)
+                    self._route(call, _user_of(call.invite.from_.uri) or "anonymous", group, target)
+                case RefuseForward(_, target, reason, status, route):
+                    log.info("call %s: forwarded to %s (%s)", call.key, target, reason)
+                    log.warning(
+                        "call %s: forward loop %s -> %s: ended (%d)",
+                        call.key,
+                        " -> ".join(route),
+                        target,
+                        status,
+                    )
+                    self._caller_gone(call, bye_caller=True, status=status, tell_core=False)
 
     def _ringing(self, call: _Call) -> None:
         if call.state != "early" or call.ringing_sent:
@@ -1849,7 +1864,7 @@ class B2BUA:
         call.ringing_sent = True
         self._respond(call.tx, call.invite, 180, to_tag=call.to_tag)
 
-    def _hold(self, call: _Call, answer: bool) -> None:
+    def _hold(self, call: _Call, answer: bool, music: str | None) -> None:
         log.info("call %s: queued (%s)", call.key, "answered" if answer else "early media")
         if call.state == "early":
             if answer:
@@ -1864,8 +1879,6 @@ class B2BUA:
                     headers=(("Contact", call.me.contact()), ("Content-Type", "application/sdp")),
                     body=call.media.caller_answer,
                 )
-        name = self.core.group_of_call(call.core_id)
-        music = self.config.group(name).queue.music if name else None
         call.music = music or ""
         self._out.extend(self.media.play_music(call.media, music))
 
@@ -2021,32 +2034,9 @@ class B2BUA:
         heapq.heappush(self._update_retries, (self._now + delay, next(self._seq), call.key, side))
 
     def _forward(self, call: _Call, target: str, reason: str) -> None:
+        """Out of the server (the core follows forwards to our own numbers itself)."""
         log.info("call %s: forwarded to %s (%s)", call.key, target, reason)
         self._by_core.pop(call.core_id, None)
-        group = self.core.group_of_pilot(target)
-        if group is not None or self.config.line(target) is not None:
-            # One of our numbers: routed again here, a bounded number of times. The loops
-            # `huntgroup check` cannot see (hunt_direct_calls, a reload) end with 482/483.
-            route = call.route or [call.number]
-            status = 482 if target in route else None
-            if status is None and len(route) > self.config.server.limits.max_internal_forwards:
-                status = 483
-            if status is not None:
-                log.warning(
-                    "call %s: forward loop %s -> %s: ended (%d)",
-                    call.key,
-                    " -> ".join(route),
-                    target,
-                    status,
-                )
-                self._caller_gone(call, bye_caller=True, status=status, tell_core=False)
-                return
-            call.route = [*route, target]
-            caller = call.invite.from_
-            self._route(
-                call, _user_of(caller.uri) or "anonymous", caller.display_name or "", group, target
-            )
-            return
         uri = _target_uri(target, self.config.server.domain, self.config.server.upstream)
         if call.state == "early":
             self._respond(
@@ -2083,10 +2073,9 @@ class B2BUA:
         hidden = call.privacy is not None and call.privacy.strip().lower() != "none"
         if call.verified_line is not None and not hidden:
             return Identity(call.verified_line)
-        forwarding = call.route[-1] if call.route else call.number
-        group = self.core.group_of_pilot(forwarding)
+        group = self.core.group_of_pilot(call.number)
         if group is not None:
-            return Identity(forwarding, group)
+            return Identity(call.number, group)
         return Identity(ANONYMOUS, "Anonymous")
 
     def _ours(self, number: str) -> bool:
@@ -2318,8 +2307,7 @@ class B2BUA:
         self._out.extend(self.media.close(call.media))
         self._calls.pop(call.key, None)
         self._by_server_tx.pop(call.tx, None)
-        for core_id in call.core_ids:
-            self._by_core.pop(core_id, None)
+        self._by_core.pop(call.core_id, None)
         for key in call.dialog_keys:
             self._dialogs.pop(key, None)
         for leg in call.legs.values():

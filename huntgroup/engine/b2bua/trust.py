@@ -35,24 +35,13 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+from huntgroup.engine.sip.address import IPAddress, ip_of
 from huntgroup.engine.sip.uri import SipUri, parse_uri
 from huntgroup.errors import ProtocolError
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 __all__ = ["TrustDomain", "ip_of"]
-
-
-def ip_of(host: str) -> IPAddress | None:
-    """``host`` as an IP address (brackets and an IPv4 mapping undone), or None for a name."""
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
 
 
 def _network(value: str) -> IPNetwork:

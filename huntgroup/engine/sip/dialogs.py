@@ -20,28 +20,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.fields import NameAddress
 from huntgroup.engine.sip.headers import Headers
-from huntgroup.engine.sip.message import Request, Response, new_branch
-from huntgroup.engine.sip.next_hop import Peer, bracket
+from huntgroup.engine.sip.message import Request, Response
 from huntgroup.engine.sip.uri import Uri
-
-
-@dataclass(frozen=True, slots=True)
-class Local:
-    """How we name ourselves on one transport: Via sent-by and Contact."""
-
-    transport: str  # "UDP" | "TCP"
-    host: str
-    port: int
-
-    def via(self, rng: random.Random) -> str:
-        sent_by = f"{bracket(self.host)}:{self.port}"
-        return f"SIP/2.0/{self.transport} {sent_by};branch={new_branch(rng)};rport"
-
-    def contact(self, user: str = "huntgroup") -> str:
-        param = f";transport={self.transport.lower()}" if self.transport != "UDP" else ""
-        return f"<sip:{user}@{bracket(self.host)}:{self.port}{param}>"
 
 
 @dataclass(slots=True)
@@ -52,7 +35,7 @@ class Dialog:
     remote_target: Uri
     route_set: list[str]
     peer: Peer
-    me: Local
+    me: Peer  # ourselves on the transport the dialog uses
     local_cseq: int
     remote_cseq: int = 0
     local_sdp: bytes = b""  # the last SDP we sent on it (a session refresh offers it again)
@@ -108,7 +91,7 @@ class Dialog:
         return Request(method=method, uri=self.remote_target, headers=Headers(items), body=body)
 
 
-def uas_dialog(invite: Request, response: Response, peer: Peer, me: Local) -> Dialog:
+def uas_dialog(invite: Request, response: Response, peer: Peer, me: Peer) -> Dialog:
     """Our dialog with the sender of ``invite``, which we answered with ``response``."""
     contacts = invite.contacts
     target = contacts[0].uri if contacts else invite.from_.uri
@@ -126,7 +109,7 @@ def uas_dialog(invite: Request, response: Response, peer: Peer, me: Local) -> Di
     )
 
 
-def uac_dialog(invite: Request, response: Response, peer: Peer, me: Local) -> Dialog:
+def uac_dialog(invite: Request, response: Response, peer: Peer, me: Peer) -> Dialog:
     """Our dialog with the UA that answered ``invite`` with ``response`` (a 2xx)."""
     contacts = response.contacts
     target = contacts[0].uri if contacts else invite.uri

@@ -1,4 +1,5 @@
-"""Digest access authentication for the registrar (RFC 3261 §22, RFC 7616, RFC 8760).
+"""Digest access authentication (RFC 3261 §22, RFC 7616, RFC 8760): the
+registrar's server side, and the client side a user agent answers with.
 
 Theory of operation
 -------------------
@@ -20,6 +21,10 @@ message objects. It works on header *values* (the text after
 3. **Verify.** :meth:`DigestAuthenticator.verify` checks the credentials and
    returns an :class:`AuthResult`: every failure is an *outcome*, never an
    exception, so the engine decides between 401 (re-challenge) and 403.
+4. **Answer** (client side). :func:`parse_challenge` reads a
+   ``WWW-Authenticate`` / ``Proxy-Authenticate`` value and
+   :func:`authorization` computes the value a user agent sends back, from a
+   password or a stored HA1 (the live simulator's phones and the tests' peers).
 
 Nonces are stateless and self-validating::
 
@@ -93,6 +98,15 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+from huntgroup.engine.sip.grammar import (
+    WSP,
+    is_token,
+    quote,
+    scan_quoted,
+    scan_token,
+    skip_ws,
+    unquote,
+)
 from huntgroup.engine.sip.uri import SipUri, TelUri, parse_uri, unescape
 from huntgroup.errors import RemoteProtocolError
 
@@ -103,13 +117,17 @@ __all__ = [
     "CredentialsLookup",
     "DecoyAlgorithms",
     "DigestAuthenticator",
+    "DigestChallenge",
     "DigestCredentials",
     "DigestSecret",
     "MemoryNonceCounts",
     "NonceCounts",
     "UserSecret",
+    "authorization",
     "compute_ha1",
     "compute_response",
+    "parse_auth_params",
+    "parse_challenge",
     "parse_credentials",
     "stored_ha1",
     "uri_matches",
@@ -233,14 +251,74 @@ def compute_response(
 
 # --------------------------------------------------------------------------- parsing
 
-_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
-_WS = " \t"
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
-def _printable(char: str) -> bool:
-    """Printable US-ASCII, or a tab (what a quoted Digest value may hold)."""
-    return " " <= char <= "~" or char == "\t"
+def _printable(text: str) -> bool:
+    """Printable US-ASCII and tabs only (what a quoted Digest value may hold)."""
+    return all(" " <= char <= "~" or char == "\t" for char in text)
+
+
+def _fail(what: str, message: str) -> RemoteProtocolError:
+    return RemoteProtocolError(f"malformed Digest {what}: {message}", status=400)
+
+
+def parse_auth_params(value: str, *, what: str) -> tuple[str, dict[str, str]]:
+    """``(scheme, parameters)`` of a ``challenge`` or ``credentials`` value
+    (RFC 3261 §25.1, RFC 7616 §3): ``scheme 1*WSP name=value *(, name=value)``.
+
+    Names are lower-cased, values unquoted. A value is a token or a quoted
+    string (RFC 3261 rules) holding printable US-ASCII only (RFC 7616 §4);
+    empty list elements are tolerated, a parameter given twice is not. Every
+    failure is a 400 naming ``what`` ("credentials", "challenge").
+    """
+    text = value
+    n = len(text)
+    pos = skip_ws(text, 0)
+    end = scan_token(text, pos)
+    if end == pos:
+        raise _fail(what, f"expected a token at offset {pos}")
+    scheme, pos = text[pos:end], end
+    if pos >= n or text[pos] not in WSP:
+        raise _fail(what, f"expected parameters after {scheme!r}")
+    params: dict[str, str] = {}
+    while True:
+        pos = skip_ws(text, pos)
+        if pos >= n:
+            break
+        if text[pos] == ",":  # tolerate empty list elements
+            pos += 1
+            continue
+        end = scan_token(text, pos)
+        if end == pos:
+            raise _fail(what, f"expected a token at offset {pos}")
+        name, pos = text[pos:end].lower(), skip_ws(text, end)
+        if pos >= n or text[pos] != "=":
+            raise _fail(what, f"expected '=' after {name!r}")
+        pos = skip_ws(text, pos + 1)
+        if pos < n and text[pos] == '"':
+            try:
+                end = scan_quoted(text, pos)
+            except RemoteProtocolError as err:
+                raise _fail(what, str(err)) from None
+            item = unquote(text[pos:end])
+            if not _printable(item):
+                raise _fail(what, "a quoted string holds a byte that is not printable ASCII")
+        else:
+            end = scan_token(text, pos)
+            if end == pos:
+                raise _fail(what, f"expected a token at offset {pos}")
+            item = text[pos:end]
+        if name in params:
+            raise _fail(what, f"duplicate parameter {name!r}")
+        params[name] = item
+        pos = skip_ws(text, end)
+        if pos >= n:
+            break
+        if text[pos] != ",":
+            raise _fail(what, f"expected ',' at offset {pos}")
+        pos += 1
+    return scheme, params
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,95 +343,6 @@ class DigestCredentials:
         return int(self.nc, 16) if self.nc is not None else None
 
 
-class _Scanner:
-    """A cursor over one header value; every failure is a 400."""
-
-    __slots__ = ("pos", "text")
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.pos = 0
-
-    def fail(self, message: str) -> RemoteProtocolError:
-        return RemoteProtocolError(f"malformed Digest credentials: {message}", status=400)
-
-    def at_end(self) -> bool:
-        return self.pos >= len(self.text)
-
-    def peek(self) -> str:
-        return self.text[self.pos] if self.pos < len(self.text) else ""
-
-    def skip_ws(self) -> None:
-        while self.pos < len(self.text) and self.text[self.pos] in _WS:
-            self.pos += 1
-
-    def token(self) -> str:
-        start = self.pos
-        while self.pos < len(self.text) and self.text[self.pos] in _TOKEN_CHARS:
-            self.pos += 1
-        if self.pos == start:
-            raise self.fail(f"expected a token at offset {start}")
-        return self.text[start : self.pos]
-
-    def quoted(self) -> str:
-        if self.peek() != '"':
-            raise self.fail(f"expected a quoted string at offset {self.pos}")
-        self.pos += 1
-        out: list[str] = []
-        while True:
-            if self.at_end():
-                raise self.fail("unterminated quoted string")
-            char = self.text[self.pos]
-            if char == '"':
-                self.pos += 1
-                return "".join(out)
-            if char == "\\":
-                if self.pos + 1 >= len(self.text):
-                    raise self.fail("dangling escape in quoted string")
-                escaped = self.text[self.pos + 1]
-                if not _printable(escaped):
-                    raise self.fail("invalid escape in quoted string")
-                out.append(escaped)
-                self.pos += 2
-                continue
-            if not _printable(char):
-                raise self.fail("a quoted string holds a byte that is not printable ASCII")
-            out.append(char)
-            self.pos += 1
-
-
-def _auth_params(scanner: _Scanner) -> dict[str, tuple[str, bool]]:
-    """name -> (value, was_quoted), names lower-cased; duplicates are a 400."""
-    params: dict[str, tuple[str, bool]] = {}
-    while True:
-        scanner.skip_ws()
-        if scanner.at_end():
-            break
-        if scanner.peek() == ",":  # tolerate empty list elements
-            scanner.pos += 1
-            continue
-        name = scanner.token().lower()
-        scanner.skip_ws()
-        if scanner.peek() != "=":
-            raise scanner.fail(f"expected '=' after {name!r}")
-        scanner.pos += 1
-        scanner.skip_ws()
-        if scanner.peek() == '"':
-            value, quoted = scanner.quoted(), True
-        else:
-            value, quoted = scanner.token(), False
-        if name in params:
-            raise scanner.fail(f"duplicate parameter {name!r}")
-        params[name] = (value, quoted)
-        scanner.skip_ws()
-        if scanner.at_end():
-            break
-        if scanner.peek() != ",":
-            raise scanner.fail(f"expected ',' at offset {scanner.pos}")
-        scanner.pos += 1
-    return params
-
-
 def parse_credentials(value: str) -> DigestCredentials:
     """Parse a Digest ``Authorization`` / ``Proxy-Authorization`` header value.
 
@@ -363,22 +352,17 @@ def parse_credentials(value: str) -> DigestCredentials:
     """
     if len(value) > MAX_HEADER_LENGTH:
         raise RemoteProtocolError("Digest credentials too long", status=400)
-    scanner = _Scanner(value)
-    scanner.skip_ws()
-    scheme = scanner.token()
+    scheme, params = parse_auth_params(value, what="credentials")
     if scheme.lower() != "digest":
-        raise scanner.fail(f"unsupported scheme {scheme!r}")
-    if scanner.peek() not in _WS or scanner.at_end():
-        raise scanner.fail("expected parameters after 'Digest'")
-    params = _auth_params(scanner)
+        raise _fail("credentials", f"unsupported scheme {scheme!r}")
 
     def required(name: str) -> str:
         if name not in params:
-            raise scanner.fail(f"missing parameter {name!r}")
-        return params[name][0]
+            raise _fail("credentials", f"missing parameter {name!r}")
+        return params[name]
 
     def optional(name: str) -> str | None:
-        return params[name][0] if name in params else None
+        return params.get(name)
 
     username = required("username")
     realm = required("realm")
@@ -386,23 +370,23 @@ def parse_credentials(value: str) -> DigestCredentials:
     uri = required("uri")
     response = required("response").lower()
     if not response or not set(response) <= _HEX:
-        raise scanner.fail("response is not hexadecimal")
+        raise _fail("credentials", "response is not hexadecimal")
     algorithm = optional("algorithm") or "MD5"
     qop = optional("qop")
     cnonce = optional("cnonce")
     nc = optional("nc")
     if qop is not None:
         if cnonce is None or nc is None:
-            raise scanner.fail("qop given without cnonce and nc")
-        if not qop or not set(qop) <= _TOKEN_CHARS:
-            raise scanner.fail("qop must be a single token")
+            raise _fail("credentials", "qop given without cnonce and nc")
+        if not qop or not is_token(qop):
+            raise _fail("credentials", "qop must be a single token")
     elif cnonce is not None or nc is not None:
-        raise scanner.fail("cnonce/nc given without qop")
+        raise _fail("credentials", "cnonce/nc given without qop")
     if nc is not None and (len(nc) != 8 or not set(nc) <= _HEX):
-        raise scanner.fail("nc must be 8 hexadecimal digits")
+        raise _fail("credentials", "nc must be 8 hexadecimal digits")
     userhash_text = optional("userhash")
     if userhash_text is not None and userhash_text.lower() not in ("true", "false"):
-        raise scanner.fail("userhash must be true or false")
+        raise _fail("credentials", "userhash must be true or false")
     return DigestCredentials(
         username=username,
         realm=realm,
@@ -418,8 +402,88 @@ def parse_credentials(value: str) -> DigestCredentials:
     )
 
 
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+# --------------------------------------------------------------------------- client side
+
+
+@dataclass(frozen=True, slots=True)
+class DigestChallenge:
+    """One Digest ``WWW-Authenticate`` / ``Proxy-Authenticate`` challenge, unquoted."""
+
+    realm: str
+    nonce: str
+    algorithm: str = "MD5"
+    qop: tuple[str, ...] = ()  # the qop options offered (empty: an RFC 2069 challenge)
+    opaque: str | None = None
+    stale: bool = False
+
+
+def parse_challenge(value: str) -> DigestChallenge:
+    """Parse a Digest challenge; another scheme or a malformed one is a 400."""
+    scheme, params = parse_auth_params(value, what="challenge")
+    if scheme.lower() != "digest":
+        raise _fail("challenge", f"unsupported scheme {scheme!r}")
+    if "realm" not in params or "nonce" not in params:
+        raise _fail("challenge", "realm and nonce are required")
+    return DigestChallenge(
+        realm=params["realm"],
+        nonce=params["nonce"],
+        algorithm=params.get("algorithm", "MD5"),
+        qop=tuple(q.strip() for q in params.get("qop", "").split(",") if q.strip()),
+        opaque=params.get("opaque"),
+        stale=params.get("stale", "").lower() == "true",
+    )
+
+
+def authorization(
+    challenge: DigestChallenge,
+    *,
+    username: str,
+    method: str,
+    uri: str,
+    cnonce: str,
+    nc: int = 1,
+    password: str | None = None,
+    ha1: str | None = None,
+) -> str:
+    """The ``Authorization`` / ``Proxy-Authorization`` value answering ``challenge``
+    (the client side of RFC 7616 §3.4, and of RFC 2069 when no ``qop=auth`` is offered).
+
+    The secret is the ``password``, or ``ha1`` = H(username:realm:password) for
+    the challenge's algorithm. ``cnonce`` and the nonce count ``nc`` are used
+    with ``qop=auth`` only.
+    """
+    algorithm = challenge.algorithm
+    if _canonical_algorithm(algorithm) is None:
+        raise ValueError(f"unsupported Digest algorithm {algorithm!r}")
+    if ha1 is None:
+        if password is None:
+            raise ValueError("a Digest answer needs a password or an HA1")
+        ha1 = compute_ha1(algorithm, username, challenge.realm, password)
+    qop = "auth" if "auth" in challenge.qop else None
+    count = f"{nc:08x}" if qop else None
+    response = compute_response(
+        algorithm=algorithm,
+        ha1=ha1,
+        nonce=challenge.nonce,
+        method=method,
+        uri=uri,
+        qop=qop,
+        nc=count,
+        cnonce=cnonce if qop else None,
+    )
+    parts = [
+        f"Digest username={quote(username)}",
+        f"realm={quote(challenge.realm)}",
+        f"nonce={quote(challenge.nonce)}",
+        f"uri={quote(uri)}",
+        f'response="{response}"',
+        f"algorithm={algorithm}",
+    ]
+    if qop:
+        parts += [f"qop={qop}", f"cnonce={quote(cnonce)}", f"nc={count}"]
+    if challenge.opaque is not None:
+        parts.append(f"opaque={quote(challenge.opaque)}")
+    return ", ".join(parts)
 
 
 # --------------------------------------------------------------------------- verifying
@@ -675,9 +739,9 @@ class DigestAuthenticator:
         values = []
         for algorithm in wanted:
             parts = [
-                f"Digest realm={_quote(self.realm)}",
-                f"nonce={_quote(nonce)}",
-                f"opaque={_quote(self._opaque)}",
+                f"Digest realm={quote(self.realm)}",
+                f"nonce={quote(nonce)}",
+                f"opaque={quote(self._opaque)}",
                 f"algorithm={algorithm}",
                 'qop="auth"',
             ]

@@ -32,6 +32,8 @@ from huntgroup.engine.sip.grammar import (
     scan_quoted,
     set_param,
     skip_ws,
+    split_list,
+    unquote,
 )
 from huntgroup.engine.sip.uri import SipUri, Uri, format_hostport, parse_hostport, parse_uri
 
@@ -206,16 +208,13 @@ class NameAddress:
         return f"{display}<{self.uri}>{format_params(self.params)}"
 
 
-@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
-def parse_name_address(value: str) -> NameAddress:
-    """Parse ``[display-name] <URI> *(;param)`` or ``URI *(;param)``."""
-    text = value.strip(WSP)
-    if not text:
-        raise bad("Invalid address: empty")
+def _split_address(text: str) -> tuple[str | None, str, int]:
+    """``(display name, URI text as written, index of the parameters)`` of a
+    stripped, non-empty ``name-addr`` or ``addr-spec`` with its parameters."""
     display: str | None = None
     if text[0] == '"':
         end = scan_quoted(text, 0)
-        display = _unquote_display(text[:end])
+        display = unquote(text[:end])
         pos = skip_ws(text, end)
         if pos >= len(text) or text[pos] != "<":
             raise bad("Invalid address: no '<' after display name")
@@ -243,6 +242,16 @@ def parse_name_address(value: str) -> NameAddress:
         pos = len(text) if semi < 0 else semi
     if any(c in uri_text for c in WSP + '<>"'):
         raise bad("Invalid address: bad URI")
+    return display, uri_text, pos
+
+
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
+def parse_name_address(value: str) -> NameAddress:
+    """Parse ``[display-name] <URI> *(;param)`` or ``URI *(;param)``."""
+    text = value.strip(WSP)
+    if not text:
+        raise bad("Invalid address: empty")
+    display, uri_text, pos = _split_address(text)
     uri = parse_uri(uri_text)
     params, _ = parse_params(text, pos, what="address parameters")
     for pname, pvalue in params:
@@ -251,18 +260,79 @@ def parse_name_address(value: str) -> NameAddress:
     return NameAddress(uri=uri, display_name=display, params=params)
 
 
-def _unquote_display(quoted: str) -> str:
-    out: list[str] = []
-    i = 1
-    end = len(quoted) - 1
-    while i < end:
-        if quoted[i] == "\\":
-            out.append(quoted[i + 1])
-            i += 2
-        else:
-            out.append(quoted[i])
-            i += 1
-    return "".join(out)
+# --------------------------------------------------------------------------- Contact
+
+
+@dataclass(frozen=True, slots=True)
+class ContactEntry:
+    """One Contact of a REGISTER as the registrar reads it: ``uri="*"`` is the wildcard.
+
+    ``uri`` is the URI as written (a binding keeps the phone's spelling);
+    ``expires``, ``q`` and ``instance`` are its ``expires``, ``q`` and
+    ``+sip.instance`` (RFC 5626, without the angle brackets) parameters.
+    """
+
+    uri: str
+    expires: int | None = None  # the ;expires= parameter, None when absent
+    q: float = 1.0
+    instance: str | None = None
+
+    @property
+    def is_wildcard(self) -> bool:
+        return self.uri == "*"
+
+
+WILDCARD = ContactEntry("*")
+MAX_CONTACT_VALUE_LENGTH = 8192
+_QVALUE_RE = re.compile(r"(0(\.[0-9]{0,3})?|1(\.0{0,3})?)")
+_DELTA_RE = re.compile(r"[0-9]{1,20}")
+
+
+def parse_contact_values(value: str) -> list[ContactEntry]:
+    """Parse one Contact header value (a comma-separated list, or ``*``).
+
+    Returns the entries in order; ``*`` gives ``[WILDCARD]``. Raises
+    ``RemoteProtocolError`` (400) for anything malformed, a parameter given
+    twice, a bad ``expires`` (an ``expires`` beyond 2**32-1 is clamped), ``q``
+    or ``+sip.instance`` included. Several Contact headers are parsed one by
+    one and their entries concatenated.
+    """
+    if len(value) > MAX_CONTACT_VALUE_LENGTH:
+        raise bad("Contact value too long")
+    if value.strip(WSP) == "*":
+        return [WILDCARD]
+    return [_contact_entry(item) for item in split_list(value)]
+
+
+def _contact_entry(text: str) -> ContactEntry:
+    _, uri_text, pos = _split_address(text)
+    parse_uri(uri_text)
+    params, _ = parse_params(text, pos, what="Contact")
+    expires: int | None = None
+    q = 1.0
+    instance: str | None = None
+    seen: set[str] = set()
+    for pname, pvalue in params:
+        name = pname.lower()
+        if name in seen:
+            raise bad(f"Invalid Contact: duplicate parameter {name!r}")
+        seen.add(name)
+        if name == "expires":
+            if pvalue is None or not _DELTA_RE.fullmatch(pvalue):
+                raise bad("Invalid Contact: expires must be a number of seconds")
+            expires = min(int(pvalue), MAX_DELTA_SECONDS)
+        elif name == "q":
+            if pvalue is None or not _QVALUE_RE.fullmatch(pvalue):
+                raise bad("Invalid Contact: q must be between 0 and 1 with at most 3 decimals")
+            q = float(pvalue)
+        elif name == "+sip.instance":
+            value = unquote(pvalue or "")
+            if value.startswith("<") and value.endswith(">"):
+                value = value[1:-1]
+            if not value:
+                raise bad("Invalid Contact: +sip.instance needs a value")
+            instance = value
+    return ContactEntry(uri=uri_text, expires=expires, q=q, instance=instance)
 
 
 @dataclass(frozen=True, slots=True)

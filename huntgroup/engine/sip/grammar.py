@@ -32,12 +32,19 @@ Params = tuple[tuple[str, str | None], ...]
 """Ordered parameters: ``(name, value)``; ``value`` is ``None`` for a bare name."""
 
 
-_TOKEN_RE = re.compile("[" + re.escape("".join(sorted(TOKEN_CHARS))) + "]+")
-_PLAIN_PARAM = re.compile(
-    ";([" + re.escape("".join(sorted(TOKEN_CHARS))) + "]+)"
-    "(?:=([" + re.escape("".join(sorted(TOKEN_CHARS | frozenset("[]:")))) + "]+))?"
-    r"(?=;|\Z)"
-)
+_TOKEN_CLASS = "[" + re.escape("".join(sorted(TOKEN_CHARS))) + "]"
+_TOKEN_RE = re.compile(_TOKEN_CLASS + "+")
+# quoted-string (RFC 3261 §25.1): qdtext is any character but a control (HTAB
+# aside), '"' and '\\' (UTF8-NONASCII included); quoted-pair escapes %x00-7F
+# except CR and LF.
+_QUOTED_RE = re.compile(r'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*"')
+# gen-value = token / host / quoted-string (§25.1): a hostname or an IPv4
+# address is a token; an IPv6 address is written in brackets, or bare where
+# the grammar asks for one (Via received, §20.42). Lexical rules only: a
+# parameter that holds an address is checked as one by its reader.
+_IPV6 = r"[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*|\[[0-9A-Fa-f:.]+\]"
+_GEN_VALUE_RE = re.compile(f"{_IPV6}|{_TOKEN_CLASS}+")
+_PLAIN_PARAM = re.compile(f";({_TOKEN_CLASS}+)(?:=({_IPV6}|{_TOKEN_CLASS}+))?" r"(?=;|\Z)")
 _WORD_RE = re.compile("[" + re.escape("".join(sorted(WORD_CHARS))) + "]+")
 
 
@@ -67,23 +74,20 @@ def skip_ws(text: str, pos: int) -> int:
 def scan_quoted(text: str, pos: int) -> int:
     """``text[pos]`` is a double quote: return the index just past the closing one.
 
-    Backslash escapes any character except CR and LF (quoted-pair).
+    The quoted-string follows RFC 3261 §25.1: no control character but HTAB
+    inside, and a backslash escapes one US-ASCII character other than CR and
+    LF (quoted-pair).
     """
-    n = len(text)
-    i = pos + 1
-    while i < n:
-        c = text[i]
-        if c == "\\":
-            if i + 1 >= n or text[i + 1] in "\r\n":
-                raise bad("Bad escape in quoted string")
-            i += 2
-            continue
-        if c == '"':
-            return i + 1
-        if c in "\r\n":
-            break
-        i += 1
-    raise bad("Unterminated quoted string")
+    match = _QUOTED_RE.match(text, pos)
+    if match is None:
+        raise bad("Invalid quoted string")
+    return match.end()
+
+
+def scan_token(text: str, pos: int) -> int:
+    """The index just past the token that starts at ``pos`` (``pos`` when there is none)."""
+    match = _TOKEN_RE.match(text, pos)
+    return pos if match is None else match.end()
 
 
 def unquote(text: str) -> str:
@@ -143,8 +147,10 @@ def split_list(value: str) -> list[str]:
 def parse_params(text: str, pos: int, *, what: str) -> tuple[Params, int]:
     """Parse ``*( SEMI generic-param )`` from ``text[pos:]``.
 
-    Stops at the end of text. Values may be tokens, hosts (``[v6]`` included)
-    or quoted strings. Raises 400 naming ``what`` on anything else.
+    Stops at the end of text. A value is a gen-value (RFC 3261 §25.1): a
+    token (host names and IPv4 addresses are tokens), an IPv6 reference in
+    brackets, or a quoted string, kept with its quotes (see :func:`unquote`).
+    Raises 400 naming ``what`` on anything else.
     """
     params: list[tuple[str, str | None]] = []
     n = len(text)
@@ -164,8 +170,7 @@ def parse_params(text: str, pos: int, *, what: str) -> tuple[Params, int]:
             raise bad(f"Invalid {what}: unexpected {text[pos]!r}")
         pos = skip_ws(text, pos + 1)
         start = pos
-        while pos < n and text[pos] in TOKEN_CHARS:
-            pos += 1
+        pos = scan_token(text, pos)
         name = text[start:pos]
         if not name:
             raise bad(f"Invalid {what}: empty parameter")
@@ -178,12 +183,11 @@ def parse_params(text: str, pos: int, *, what: str) -> tuple[Params, int]:
                 value = text[pos:end]
                 pos = end
             else:
-                start = pos
-                while pos < n and (text[pos] in TOKEN_CHARS or text[pos] in "[]:"):
-                    pos += 1
-                value = text[start:pos]
-                if not value:
-                    raise bad(f"Invalid {what}: empty value for {name!r}")
+                plain_value = _GEN_VALUE_RE.match(text, pos)
+                if plain_value is None:
+                    raise bad(f"Invalid {what}: bad value for {name!r}")
+                value = plain_value.group()
+                pos = plain_value.end()
             pos = skip_ws(text, pos)
         params.append((name, value))
     return tuple(params), pos

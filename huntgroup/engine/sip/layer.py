@@ -34,23 +34,24 @@ import hashlib
 import heapq
 from dataclasses import replace
 
+from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.fields import MAGIC_COOKIE, parse_via
 from huntgroup.engine.sip.message import Message, Request, Response, make_response
-from huntgroup.engine.sip.next_hop import Peer, response_destination, stamp_via
+from huntgroup.engine.sip.next_hop import response_destination, stamp_via
 from huntgroup.engine.sip.transaction import (
-    Action,
     CancelReceived,
     ClientInviteTransaction,
     ClientNonInviteTransaction,
     RequestReceived,
     ResponseReceived,
+    SendFailed,
     ServerInviteTransaction,
     ServerNonInviteTransaction,
     State,
     TimerConfig,
     Transaction,
     TransactionKey,
-    TransportError,
+    TransactionOutput,
 )
 from huntgroup.errors import LocalProtocolError, ProtocolError
 
@@ -132,7 +133,7 @@ class TransactionLayer:
 
     # ---- inputs ----------------------------------------------------------
 
-    def receive(self, message: Message, source: Peer, *, now: float) -> list[Action]:
+    def receive(self, message: Message, source: Peer, *, now: float) -> list[TransactionOutput]:
         """A parsed message arrived from ``source``."""
         if isinstance(message, Response):
             return self._receive_response(message, source, now=now)
@@ -149,7 +150,7 @@ class TransactionLayer:
         if request.method == "INVITE":
             invite_tx = ServerInviteTransaction(key, request, destination, self.timers)
             self._transactions[key] = invite_tx
-            actions: list[Action] = []
+            actions: list[TransactionOutput] = []
             if self.send_trying:
                 actions = invite_tx.send_response(make_response(request, 100), now=now)
             actions.append(RequestReceived(key, request, source))
@@ -163,7 +164,9 @@ class TransactionLayer:
             return [CancelReceived(key, request, source, found)]
         return [RequestReceived(key, request, source)]
 
-    def _receive_response(self, response: Response, source: Peer, *, now: float) -> list[Action]:
+    def _receive_response(
+        self, response: Response, source: Peer, *, now: float
+    ) -> list[TransactionOutput]:
         key = client_key(response)
         tx = self._transactions.get(key)
         if not isinstance(tx, ClientInviteTransaction | ClientNonInviteTransaction):
@@ -174,7 +177,7 @@ class TransactionLayer:
 
     def send_request(
         self, request: Request, destination: Peer, *, now: float
-    ) -> tuple[TransactionKey, list[Action]]:
+    ) -> tuple[TransactionKey, list[TransactionOutput]]:
         """Start a client transaction for ``request`` (never an ACK).
 
         The request's top Via must carry a fresh ``z9hG4bK`` branch.
@@ -220,7 +223,9 @@ class TransactionLayer:
             del self._transactions[key]
             self._scheduled.pop(key, None)
 
-    def send_response(self, key: TransactionKey, response: Response, *, now: float) -> list[Action]:
+    def send_response(
+        self, key: TransactionKey, response: Response, *, now: float
+    ) -> list[TransactionOutput]:
         """Send the TU's ``response`` in server transaction ``key``."""
         tx = self._transactions.get(key)
         if not isinstance(tx, ServerInviteTransaction | ServerNonInviteTransaction):
@@ -229,7 +234,7 @@ class TransactionLayer:
         self._after(tx)
         return actions
 
-    def transport_error(self, error: TransportError, *, now: float) -> list[Action]:
+    def transport_error(self, error: SendFailed, *, now: float) -> list[TransactionOutput]:
         """The transport failed to send for ``error.key``."""
         tx = self._transactions.get(error.key)
         if tx is None:
@@ -250,9 +255,9 @@ class TransactionLayer:
             heapq.heappop(heap)
         return None
 
-    def handle_timer(self, *, now: float) -> list[Action]:
+    def handle_timer(self, *, now: float) -> list[TransactionOutput]:
         """Fire every timer due at ``now``."""
-        actions: list[Action] = []
+        actions: list[TransactionOutput] = []
         heap = self._heap
         while heap and heap[0][0] <= now:
             deadline, _, key = heapq.heappop(heap)

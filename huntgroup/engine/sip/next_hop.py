@@ -1,13 +1,18 @@
-"""Where messages go: peers, Via stamping and response routing (RFC 3261 §18.2,
-RFC 3581), plus the hop checks of §8.2.2 / §16.3 (Max-Forwards and loops).
+"""Next-hop handling: the peer at the other end of a hop, Via stamping and
+where responses go (RFC 3261 §18.2, RFC 3581), plus the hop checks of §8.2.2 /
+§16.3 (Max-Forwards and loops). The Route and Record-Route sets a request
+carries are read by :mod:`~huntgroup.engine.sip.message` (``routes``,
+``record_routes``); choosing which member a call rings is not SIP at all, it
+is the group core's distribution (``huntgroup.distribution``).
 
-Theory of operation: a :class:`Peer` names the other end of one hop (address,
-port, transport). When a request arrives, :func:`stamp_via` records on its
-top Via where it really came from (``received``, and ``rport`` when the sender
-asked for it); responses built from that request carry the stamped Via, and
-:func:`response_destination` says where the response goes: back to where the
-request really came from, on the transport it came over (the same connection
-for TCP and TLS, the packet's source address and port for UDP). The Via's
+Theory of operation: a :class:`~huntgroup.engine.sip.address.Peer` names the
+other end of one hop (address, port, transport). When a request arrives,
+:func:`stamp_via` records on its top Via where it really came from
+(``received``, and ``rport`` when the sender asked for it); responses built
+from that request carry the stamped Via, and :func:`response_destination`
+says where the response goes: back to where the request really came from, on
+the transport it came over (the same connection for TCP and TLS, the packet's
+source address and port for UDP). The Via's
 ``maddr``, transport, sent-by and port are deliberately never followed: they
 are written by the sender, and following them would let anyone steer our
 responses (and their retransmissions) at a third party, or make us open a
@@ -19,40 +24,17 @@ network or a clock.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import ipaddress
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.fields import Via
 from huntgroup.engine.sip.message import Request
 
-DEFAULT_PORTS: dict[str, int] = {"UDP": 5060, "TCP": 5060, "SCTP": 5060, "TLS": 5061}
-
 TOO_MANY_HOPS = 483
 LOOP_DETECTED = 482
-
-
-@dataclass(frozen=True, slots=True)
-class Peer:
-    """The far end of one hop: ``host`` (IP or name; IPv6 without brackets), ``port``,
-    ``transport``."""
-
-    host: str
-    port: int
-    transport: str = "UDP"
-
-    @property
-    def reliable(self) -> bool:
-        """True when the transport never loses messages (no retransmissions)."""
-        return self.transport.upper() != "UDP"
-
-
-@functools.lru_cache(maxsize=1024)
-def bracket(host: str) -> str:
-    """``host`` as written in a URI or Via: IPv6 addresses in brackets."""
-    return f"[{host}]" if ":" in host else host
 
 
 def _same_address(a: str, b: str) -> bool:

@@ -5,7 +5,8 @@ Theory of operation
 The engine authenticates a REGISTER (see :mod:`huntgroup.engine.sip.digest`),
 turns its To header into an address-of-record (AOR, canonicalized by the
 caller, e.g. the line number) and its Contact header values into
-:class:`ContactEntry` items with :func:`parse_contact_values`, then calls
+:class:`~huntgroup.engine.sip.fields.ContactEntry` items with
+:func:`~huntgroup.engine.sip.fields.parse_contact_values`, then calls
 :meth:`Registrar.register` with the Call-ID, CSeq number, Expires header,
 the source address and ``now``. The result carries the status to answer
 (200, 400, 423 with ``Min-Expires``, 500 for an out-of-order request, 403 for
@@ -49,13 +50,13 @@ Invariants:
 from __future__ import annotations
 
 import heapq
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from huntgroup.engine.b2bua.trust import ip_of
+from huntgroup.engine.sip.address import Peer, ip_of
+from huntgroup.engine.sip.fields import ContactEntry, parse_contact_values
 from huntgroup.engine.sip.uri import SipUri, parse_uri
-from huntgroup.errors import ProtocolError, RemoteProtocolError
+from huntgroup.errors import ProtocolError
 
 __all__ = [
     "Binding",
@@ -63,39 +64,9 @@ __all__ = [
     "ContactEntry",
     "RegisterResult",
     "Registrar",
-    "Source",
     "contact_on_source",
     "parse_contact_values",
 ]
-
-MAX_DELTA_SECONDS = 2**32 - 1
-MAX_CONTACT_VALUE_LENGTH = 8192
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """The transport address a request came from."""
-
-    transport: str  # "udp", "tcp", "tls"
-    host: str
-    port: int
-
-
-@dataclass(frozen=True, slots=True)
-class ContactEntry:
-    """One Contact of a REGISTER: ``uri="*"`` is the wildcard."""
-
-    uri: str
-    expires: int | None = None  # the ;expires= parameter, None when absent
-    q: float = 1.0
-    instance: str | None = None  # +sip.instance, without the angle brackets
-
-    @property
-    def is_wildcard(self) -> bool:
-        return self.uri == "*"
-
-
-WILDCARD = ContactEntry("*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +80,7 @@ class Binding:
     call_id: str
     cseq: int
     registered_at: float  # when the binding was created or last refreshed
-    source: Source | None = None
+    source: Peer | None = None  # the transport address the REGISTER came from
     instance: str | None = None
 
     def expires_in(self, now: float) -> int:
@@ -153,14 +124,6 @@ class BindingsExpired:
 
 
 # --------------------------------------------------------------------------- keys
-
-
-def _source_key(source: Source) -> tuple[str, str, int]:
-    return (source.transport.lower(), source.host, source.port)
-
-
-def _same(a: Source, b: Source) -> bool:
-    return _source_key(a) == _source_key(b)
 
 
 def _uri_key(uri: str) -> str:
@@ -212,7 +175,7 @@ class Registrar:
         self._count = 0
         # transport address a REGISTER came from -> AOR -> bindings registered from it
         # (at most one entry per binding: bounded like the bindings themselves)
-        self._by_source: dict[tuple[str, str, int], dict[str, int]] = {}
+        self._by_source: dict[Peer, dict[str, int]] = {}
 
     # -- queries
 
@@ -222,16 +185,15 @@ class Registrar:
         live.sort(key=lambda b: (-b.q, -b.registered_at, b.uri))
         return live
 
-    def aors_at(self, source: Source, *, now: float) -> set[str]:
+    def aors_at(self, source: Peer, *, now: float) -> set[str]:
         """AORs with a live binding registered from exactly ``source`` (transport, host,
         port): one phone's address, or a NAT or proxy many phones share."""
-        at = self._by_source.get(_source_key(source), {})
+        at = self._by_source.get(source, {})
         return {
             aor
             for aor in at
             if any(
-                b.expires_at > now and b.source is not None and _same(b.source, source)
-                for b in self._aors.get(aor, {}).values()
+                b.expires_at > now and b.source == source for b in self._aors.get(aor, {}).values()
             )
         }
 
@@ -254,7 +216,7 @@ class Registrar:
         cseq: int,
         now: float,
         expires: int | None = None,
-        source: Source | None = None,
+        source: Peer | None = None,
     ) -> RegisterResult:
         """Apply one REGISTER for ``aor`` (RFC 3261 §10.3 steps 6 to 8).
 
@@ -391,7 +353,7 @@ class Registrar:
             self._count += len(updated)
         for kept in updated.values():
             if kept.source is not None:
-                at = self._by_source.setdefault(_source_key(kept.source), {})
+                at = self._by_source.setdefault(kept.source, {})
                 at[aor] = at.get(aor, 0) + 1
         for key in touched:
             binding = updated.get(key)
@@ -420,7 +382,7 @@ class Registrar:
     def _unindex(self, binding: Binding) -> None:
         if binding.source is None:
             return
-        key = _source_key(binding.source)
+        key = binding.source
         at = self._by_source.get(key)
         if at is None or binding.aor not in at:
             return
@@ -461,172 +423,6 @@ class Registrar:
             BindingsExpired(aor, tuple(gone), len(self._aors.get(aor, {})))
             for aor, gone in sorted(removed.items())
         ]
-
-
-# --------------------------------------------------------------------------- Contact values
-
-_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
-_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
-_QVALUE_RE = re.compile(r"(0(\.[0-9]{0,3})?|1(\.0{0,3})?)")
-_DELTA_RE = re.compile(r"[0-9]{1,20}")
-_WS = " \t"
-
-
-def _fail(message: str) -> RemoteProtocolError:
-    return RemoteProtocolError(f"malformed Contact: {message}", status=400)
-
-
-class _ContactScanner:
-    __slots__ = ("pos", "text")
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.pos = 0
-
-    def peek(self) -> str:
-        return self.text[self.pos] if self.pos < len(self.text) else ""
-
-    def skip_ws(self) -> None:
-        while self.pos < len(self.text) and self.text[self.pos] in _WS:
-            self.pos += 1
-
-    def token(self) -> str:
-        start = self.pos
-        while self.pos < len(self.text) and self.text[self.pos] in _TOKEN_CHARS:
-            self.pos += 1
-        if self.pos == start:
-            raise _fail(f"expected a token at offset {start}")
-        return self.text[start : self.pos]
-
-    def quoted(self) -> str:
-        self.pos += 1  # the opening quote
-        out: list[str] = []
-        while True:
-            if self.pos >= len(self.text):
-                raise _fail("unterminated quoted string")
-            char = self.text[self.pos]
-            if char == '"':
-                self.pos += 1
-                return "".join(out)
-            if char == "\\":
-                if self.pos + 1 >= len(self.text) or self.text[self.pos + 1] in "\r\n":
-                    raise _fail("bad escape in quoted string")
-                out.append(self.text[self.pos + 1])
-                self.pos += 2
-                continue
-            if ord(char) < 0x20 and char != "\t":
-                raise _fail("control character in quoted string")
-            out.append(char)
-            self.pos += 1
-
-    def uri_until(self, stops: str) -> str:
-        start = self.pos
-        while self.pos < len(self.text) and self.text[self.pos] not in stops:
-            char = self.text[self.pos]
-            if ord(char) <= 0x20 or ord(char) == 0x7F or char in '<>"':
-                raise _fail(f"invalid character in URI at offset {self.pos}")
-            self.pos += 1
-        uri = self.text[start : self.pos]
-        if not _SCHEME_RE.match(uri) or len(uri) == uri.index(":") + 1:
-            raise _fail(f"{uri!r} is not an absolute URI")
-        return uri
-
-
-def _one_contact(scanner: _ContactScanner) -> ContactEntry:
-    scanner.skip_ws()
-    char = scanner.peek()
-    if char == '"':
-        scanner.quoted()  # display name
-        scanner.skip_ws()
-        if scanner.peek() != "<":
-            raise _fail("expected '<' after the display name")
-    elif char != "<":
-        # Either a display name made of tokens before '<', or a bare addr-spec.
-        start = scanner.pos
-        bracket = scanner.text.find("<", start)
-        comma = scanner.text.find(",", start)
-        if bracket >= 0 and (comma < 0 or bracket < comma):
-            words = scanner.text[start:bracket].split()
-            if not all(w and set(w) <= _TOKEN_CHARS for w in words):
-                raise _fail("invalid display name")
-            scanner.pos = bracket
-    if scanner.peek() == "<":
-        scanner.pos += 1
-        uri = scanner.uri_until(">")
-        if scanner.peek() != ">":
-            raise _fail("missing '>'")
-        scanner.pos += 1
-    else:
-        uri = scanner.uri_until(";,")
-        if "?" in uri:
-            raise _fail("a URI with headers must be in angle brackets")
-    expires: int | None = None
-    q = 1.0
-    instance: str | None = None
-    seen: set[str] = set()
-    while True:
-        scanner.skip_ws()
-        if scanner.peek() != ";":
-            break
-        scanner.pos += 1
-        scanner.skip_ws()
-        name = scanner.token().lower()
-        if name in seen:
-            raise _fail(f"duplicate parameter {name!r}")
-        seen.add(name)
-        scanner.skip_ws()
-        value: str | None = None
-        if scanner.peek() == "=":
-            scanner.pos += 1
-            scanner.skip_ws()
-            if scanner.peek() == '"':
-                value = scanner.quoted()
-            elif scanner.peek() == "[":  # an IPv6 reference as a generic value
-                end = scanner.text.find("]", scanner.pos)
-                if end < 0:
-                    raise _fail("unterminated IPv6 reference")
-                value = scanner.text[scanner.pos : end + 1]
-                scanner.pos = end + 1
-            else:
-                value = scanner.token()
-        if name == "expires":
-            if value is None or not _DELTA_RE.fullmatch(value):
-                raise _fail("expires must be a number of seconds")
-            expires = min(int(value), MAX_DELTA_SECONDS)
-        elif name == "q":
-            if value is None or not _QVALUE_RE.fullmatch(value):
-                raise _fail("q must be between 0 and 1 with at most 3 decimals")
-            q = float(value)
-        elif name == "+sip.instance":
-            if value is None or not value:
-                raise _fail("+sip.instance needs a value")
-            instance = value[1:-1] if value.startswith("<") and value.endswith(">") else value
-            if not instance:
-                raise _fail("+sip.instance needs a value")
-    return ContactEntry(uri=uri, expires=expires, q=q, instance=instance)
-
-
-def parse_contact_values(value: str) -> list[ContactEntry]:
-    """Parse one Contact header value (a comma-separated list, or ``*``).
-
-    Returns the entries in order; ``*`` gives ``[WILDCARD]``. Raises
-    :class:`RemoteProtocolError` (400) for anything malformed. Several Contact
-    headers are parsed one by one and their entries concatenated.
-    """
-    if len(value) > MAX_CONTACT_VALUE_LENGTH:
-        raise RemoteProtocolError("Contact value too long", status=400)
-    if value.strip(_WS) == "*":
-        return [WILDCARD]
-    scanner = _ContactScanner(value)
-    entries: list[ContactEntry] = []
-    while True:
-        entries.append(_one_contact(scanner))
-        scanner.skip_ws()
-        if scanner.pos >= len(scanner.text):
-            return entries
-        if scanner.peek() != ",":
-            raise _fail(f"unexpected {scanner.peek()!r} at offset {scanner.pos}")
-        scanner.pos += 1
 
 
 def contact_on_source(uri: str, source_host: str) -> bool:

@@ -43,9 +43,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.headers import Headers
 from huntgroup.engine.sip.message import Request, Response
-from huntgroup.engine.sip.next_hop import Peer
 from huntgroup.errors import ConfigError, ConfigProblem, LocalProtocolError, ProtocolError
 
 
@@ -149,21 +149,21 @@ class TransportFailed:
 
 
 @dataclass(frozen=True, slots=True)
-class TransportError:
-    """Input: the transport failed to send a message of transaction ``key``."""
+class SendFailed:
+    """Input from the driver: the transport could not send a message of
+    transaction ``key`` (the layer answers with :class:`TransportFailed`)."""
 
     key: TransactionKey
 
 
-Action = (
-    SendMessage
-    | RequestReceived
-    | CancelReceived
-    | ResponseReceived
-    | TransactionTimedOut
-    | TransportFailed
+TransactionEvent = (
+    RequestReceived | CancelReceived | ResponseReceived | TransactionTimedOut | TransportFailed
 )
-"""What transactions and the transaction layer emit."""
+"""What transactions and the transaction layer tell the transaction user."""
+
+TransactionOutput = SendMessage | TransactionEvent
+"""What transactions and the transaction layer emit: the one command,
+:class:`SendMessage`, and events for the transaction user."""
 
 
 class State(enum.Enum):
@@ -229,9 +229,9 @@ class Transaction:
         """When ``handle_timer`` must next be called, or None."""
         return min(self._deadlines.values(), default=None)
 
-    def handle_timer(self, *, now: float) -> list[Action]:
+    def handle_timer(self, *, now: float) -> list[TransactionOutput]:
         """Fire every timer due at ``now``, earliest first."""
-        actions: list[Action] = []
+        actions: list[TransactionOutput] = []
         while self._deadlines and not self.terminated:
             name, deadline = min(self._deadlines.items(), key=lambda item: item[1])
             if deadline > now:
@@ -240,7 +240,7 @@ class Transaction:
             actions.extend(self._fire(name, deadline))
         return actions
 
-    def transport_error(self) -> list[Action]:
+    def transport_error(self) -> list[TransactionOutput]:
         """The transport failed: terminate and tell the TU."""
         if self.terminated:
             return []
@@ -263,7 +263,7 @@ class Transaction:
     def _send(self, message: Request | Response) -> SendMessage:
         return SendMessage(message, self.peer, self.key)
 
-    def _fire(self, name: str, deadline: float) -> list[Action]:
+    def _fire(self, name: str, deadline: float) -> list[TransactionOutput]:
         raise LocalProtocolError(f"No timer {name} in {type(self).__name__}")
 
 
@@ -278,14 +278,16 @@ class ClientInviteTransaction(Transaction):
         super().__init__(key, request, peer, timers, State.CALLING)
         self._ack: Request | None = None
 
-    def start(self, *, now: float) -> list[Action]:
+    def start(self, *, now: float) -> list[TransactionOutput]:
         """Send the INVITE and start timers A and B."""
         if not self.reliable:
             self._start("A", now + self.timers.t1, self.timers.t1)
         self._start("B", now + self.timers.timeout)
         return [self._send(self.request)]
 
-    def receive_response(self, response: Response, source: Peer, *, now: float) -> list[Action]:
+    def receive_response(
+        self, response: Response, source: Peer, *, now: float
+    ) -> list[TransactionOutput]:
         """A response matched this transaction."""
         event = ResponseReceived(self.key, response, source)
         if self.state in (State.CALLING, State.PROCEEDING):
@@ -311,7 +313,7 @@ class ClientInviteTransaction(Transaction):
             return [self._send(self._ack)]
         return []
 
-    def _fire(self, name: str, deadline: float) -> list[Action]:
+    def _fire(self, name: str, deadline: float) -> list[TransactionOutput]:
         if name == "A":
             interval = self._intervals["A"] * 2
             self._start("A", deadline + interval, interval)
@@ -333,14 +335,16 @@ class ClientNonInviteTransaction(Transaction):
     ) -> None:
         super().__init__(key, request, peer, timers, State.TRYING)
 
-    def start(self, *, now: float) -> list[Action]:
+    def start(self, *, now: float) -> list[TransactionOutput]:
         """Send the request and start timers E and F."""
         if not self.reliable:
             self._start("E", now + self.timers.t1, self.timers.t1)
         self._start("F", now + self.timers.timeout)
         return [self._send(self.request)]
 
-    def receive_response(self, response: Response, source: Peer, *, now: float) -> list[Action]:
+    def receive_response(
+        self, response: Response, source: Peer, *, now: float
+    ) -> list[TransactionOutput]:
         """A response matched this transaction."""
         if self.state not in (State.TRYING, State.PROCEEDING):
             return []
@@ -355,7 +359,7 @@ class ClientNonInviteTransaction(Transaction):
                 self._start("K", now + self.timers.t4)
         return [ResponseReceived(self.key, response, source)]
 
-    def _fire(self, name: str, deadline: float) -> list[Action]:
+    def _fire(self, name: str, deadline: float) -> list[TransactionOutput]:
         if name == "E":
             if self.state is State.PROCEEDING:
                 interval = self.timers.t2
@@ -402,7 +406,9 @@ class ServerInviteTransaction(_ServerTransaction):
     ) -> None:
         super().__init__(key, request, peer, timers, State.PROCEEDING)
 
-    def receive_request(self, request: Request, source: Peer, *, now: float) -> list[Action]:
+    def receive_request(
+        self, request: Request, source: Peer, *, now: float
+    ) -> list[TransactionOutput]:
         """A retransmitted INVITE, or the ACK of our non-2xx final response."""
         if request.method == "ACK":
             if self.state is State.COMPLETED:
@@ -419,7 +425,7 @@ class ServerInviteTransaction(_ServerTransaction):
             return [self._send(self._last)]
         return []
 
-    def send_response(self, response: Response, *, now: float) -> list[Action]:
+    def send_response(self, response: Response, *, now: float) -> list[TransactionOutput]:
         """The TU answers the INVITE."""
         if self.state is State.ACCEPTED and 200 <= response.status < 300:
             return [self._send(response)]
@@ -436,7 +442,7 @@ class ServerInviteTransaction(_ServerTransaction):
             self._start("H", now + self.timers.timeout)
         return [self._send(response)]
 
-    def _fire(self, name: str, deadline: float) -> list[Action]:
+    def _fire(self, name: str, deadline: float) -> list[TransactionOutput]:
         if name == "G":
             interval = min(self._intervals["G"] * 2, self.timers.t2)
             self._start("G", deadline + interval, interval)
@@ -459,13 +465,15 @@ class ServerNonInviteTransaction(_ServerTransaction):
     ) -> None:
         super().__init__(key, request, peer, timers, State.TRYING)
 
-    def receive_request(self, request: Request, source: Peer, *, now: float) -> list[Action]:
+    def receive_request(
+        self, request: Request, source: Peer, *, now: float
+    ) -> list[TransactionOutput]:
         """A retransmission of the request: resend the last response, if any."""
         if self._last is not None and not self.terminated:
             return [self._send(self._last)]
         return []
 
-    def send_response(self, response: Response, *, now: float) -> list[Action]:
+    def send_response(self, response: Response, *, now: float) -> list[TransactionOutput]:
         """The TU answers the request."""
         if self.state not in (State.TRYING, State.PROCEEDING):
             raise LocalProtocolError(f"{self.request.method} transaction is {self.state.value}")
@@ -479,7 +487,7 @@ class ServerNonInviteTransaction(_ServerTransaction):
             self._start("J", now + self.timers.timeout)
         return [self._send(response)]
 
-    def _fire(self, name: str, deadline: float) -> list[Action]:
+    def _fire(self, name: str, deadline: float) -> list[TransactionOutput]:
         self._terminate()  # J
         return []
 

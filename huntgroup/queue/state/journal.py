@@ -4,9 +4,9 @@ Theory of operation
 -------------------
 ``JournalingStore`` is a :class:`MemoryStore` (the core reads it exactly as
 it reads the in-memory store) that also records every mutation as a small
-frozen *op*. A driver ``drain()``\\ s the ops, ships them to the other nodes
-(``huntgroup.engine.aio.redis_state`` does it through Redis) and feeds the ops of
-the other nodes back with ``apply_remote``, which changes the local image
+frozen *op*. The sync protocol (:mod:`huntgroup.queue.state.sync`)
+``drain()``\\ s the ops, ships them to the other nodes and feeds the ops of the
+other nodes back with ``apply_remote``, which changes the local image
 without recording anything. Nothing here does I/O or reads a clock.
 
 How the kinds of state merge:
@@ -28,9 +28,9 @@ How the kinds of state merge:
   queues, which the core only fills with its own calls.
 
 Times in ops (``since``, ``until``, queue ranks) are in the local ``now`` of
-the core; :func:`encode_batch` and :func:`decode_batch` shift them by a clock
-offset given by the driver, so that nodes with different monotonic clocks
-agree on the wire (wall-clock seconds).
+the core; the codec (:mod:`huntgroup.queue.state.codec`) shifts them to
+wall-clock seconds on the wire. The ops themselves are in
+:mod:`huntgroup.queue.state.operations`.
 
 Invariants: a recorded op, applied to a fresh store by ``apply_remote``,
 reproduces the recorded change; ``apply_remote`` never records; a stamp
@@ -40,166 +40,33 @@ activity sets always contain ``REMOTE_SEP`` and local ones never do.
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-from huntgroup.errors import StateError
+from huntgroup.queue.state.operations import (
+    AddTalk,
+    Dequeue,
+    Enqueue,
+    MemberActivity,
+    NodeState,
+    Op,
+    SetActive,
+    SetJoined,
+    SetPointer,
+    SetRinging,
+    SetWrapUp,
+    Snapshot,
+    Stamp,
+    compact,
+)
 from huntgroup.queue.state.store import MemoryStore
-
-Stamp = tuple[int, str]
-"""A Lamport stamp: (counter, node id); larger wins."""
 
 REMOTE_SEP = "\x00"
 """Separates node and call id in the activity sets of another node's calls."""
 
 DEFAULT_MAX_PENDING = 10_000
 """Ops kept before the journal is compacted (see :func:`compact`)."""
-
-
-# ---------------------------------------------------------------------- ops
-@dataclass(frozen=True, slots=True)
-class SetJoined:
-    """A member joined (``since`` = when) or left (``since`` = None) a group."""
-
-    group: str
-    member: str
-    since: float | None
-    stamp: Stamp
-
-
-@dataclass(frozen=True, slots=True)
-class AddTalk:
-    """``seconds`` of completed talk time credited to a member of a group."""
-
-    group: str
-    member: str
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class SetPointer:
-    """The round-robin pointer of a group moved to ``position``."""
-
-    group: str
-    position: int
-    stamp: Stamp
-
-
-@dataclass(frozen=True, slots=True)
-class SetRinging:
-    member: str
-    call: str
-    ringing: bool
-    node: str
-
-
-@dataclass(frozen=True, slots=True)
-class SetActive:
-    member: str
-    call: str
-    active: bool
-    node: str
-
-
-@dataclass(frozen=True, slots=True)
-class SetWrapUp:
-    member: str
-    until: float
-    node: str
-
-
-@dataclass(frozen=True, slots=True)
-class Enqueue:
-    group: str
-    call: str
-    rank: tuple[float, int]
-    node: str
-
-
-@dataclass(frozen=True, slots=True)
-class Dequeue:
-    group: str
-    call: str
-    node: str
-
-
-@dataclass(frozen=True, slots=True)
-class MemberActivity:
-    """One member's activity as seen by one node."""
-
-    ringing: frozenset[str] = frozenset()
-    active: frozenset[str] = frozenset()
-    wrap_up_until: float = -math.inf
-
-    @property
-    def idle(self) -> bool:
-        return not self.ringing and not self.active and self.wrap_up_until == -math.inf
-
-
-@dataclass(frozen=True, slots=True)
-class NodeState:
-    """The whole activity and queues of one node; replaces what was known of it."""
-
-    node: str
-    activity: tuple[tuple[str, MemberActivity], ...]
-    queues: tuple[tuple[str, str, tuple[float, int]], ...]  # (group, call, rank)
-
-
-Op = (
-    SetJoined
-    | AddTalk
-    | SetPointer
-    | SetRinging
-    | SetActive
-    | SetWrapUp
-    | Enqueue
-    | Dequeue
-    | NodeState
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """Shared state read back from a store of record (membership, talk, pointers, activity)."""
-
-    joined: Mapping[tuple[str, str], tuple[float | None, Stamp]] = field(default_factory=dict)
-    talk: Mapping[tuple[str, str], float] = field(default_factory=dict)
-    pointers: Mapping[str, tuple[int, Stamp]] = field(default_factory=dict)
-    activity: Mapping[str, Mapping[str, MemberActivity]] = field(default_factory=dict)
-
-
-def compact(ops: Iterable[Op]) -> tuple[list[Op], bool]:
-    """Shrink a backlog of ops to one per key, keeping what they mean.
-
-    Membership and pointer writes keep the last one per key; talk increments
-    are summed per key (those before a join are dropped: the join restarts
-    the counter). Activity and queue ops cannot be shrunk by key: they are
-    dropped, and the second result says so; the caller then sends a
-    :class:`NodeState` of its current activity instead.
-    """
-    out: dict[tuple[str, ...], Op] = {}
-    dropped = False
-    for op in ops:
-        match op:
-            case SetJoined(group, member, since, _):
-                out.pop(("j", group, member), None)
-                if since is not None:
-                    out.pop(("t", group, member), None)
-                out[("j", group, member)] = op
-            case SetPointer(group, _, _):
-                out.pop(("p", group), None)
-                out[("p", group)] = op
-            case AddTalk(group, member, seconds):
-                prev = out.get(("t", group, member))
-                if isinstance(prev, AddTalk):
-                    op = AddTalk(group, member, prev.seconds + seconds)
-                out[("t", group, member)] = op
-            case _:
-                dropped = True
-    return list(out.values()), dropped
 
 
 # -------------------------------------------------------------------- store
@@ -491,180 +358,3 @@ class JournalingStore(MemoryStore):
                 continue
             state = NodeState(node, tuple(members.items()), ())
             self.apply_remote(state)
-
-
-# ------------------------------------------------------------------- codec
-def _wall(t: float, offset: float) -> float | None:
-    return None if math.isinf(t) else t + offset
-
-
-def _local(t: float | None, offset: float) -> float:
-    return -math.inf if t is None else t - offset
-
-
-def _activity_list(act: MemberActivity, offset: float) -> list[Any]:
-    return [sorted(act.ringing), sorted(act.active), _wall(act.wrap_up_until, offset)]
-
-
-def encode_op(op: Op, *, offset: float) -> list[Any]:
-    """A JSON-ready list for ``op``; times shifted by ``offset`` (local + offset = wall)."""
-    match op:
-        case SetJoined(g, m, since, (counter, node)):
-            return ["j", g, m, None if since is None else since + offset, counter, node]
-        case AddTalk(g, m, seconds):
-            return ["t", g, m, seconds]
-        case SetPointer(g, position, (counter, node)):
-            return ["p", g, position, counter, node]
-        case SetRinging(m, call, on, node):
-            return ["r", m, call, on, node]
-        case SetActive(m, call, on, node):
-            return ["a", m, call, on, node]
-        case SetWrapUp(m, until, node):
-            return ["w", m, _wall(until, offset), node]
-        case Enqueue(g, call, (t, seq), node):
-            return ["e", g, call, t + offset, seq, node]
-        case Dequeue(g, call, node):
-            return ["d", g, call, node]
-        case NodeState(node, activity, queues):
-            return [
-                "s",
-                node,
-                [[m, *_activity_list(a, offset)] for m, a in activity],
-                [[g, c, t + offset, seq] for g, c, (t, seq) in queues],
-            ]
-    raise TypeError(f"not an op: {op!r}")
-
-
-def _str(v: object) -> str:
-    if not isinstance(v, str):
-        raise StateError(f"expected a string, got {v!r}")
-    return v
-
-
-def _num(v: object) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v):
-        raise StateError(f"expected a number, got {v!r}")
-    return float(v)
-
-
-def _opt_num(v: object) -> float | None:
-    return None if v is None else _num(v)
-
-
-def _int(v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise StateError(f"expected an integer, got {v!r}")
-    return v
-
-
-def _bool(v: object) -> bool:
-    if not isinstance(v, bool):
-        raise StateError(f"expected true or false, got {v!r}")
-    return v
-
-
-def _list(v: object) -> list[Any]:
-    if not isinstance(v, list):
-        raise StateError(f"expected a list, got {v!r}")
-    return v
-
-
-def decode_activity(v: object, *, offset: float) -> MemberActivity:
-    """The inverse of the activity lists written by :func:`encode_op`."""
-    ringing, active, until = _fields(v, 3)
-    return MemberActivity(
-        frozenset(_str(c) for c in _list(ringing)),
-        frozenset(_str(c) for c in _list(active)),
-        _local(_opt_num(until), offset),
-    )
-
-
-def encode_activity(act: MemberActivity, *, offset: float) -> list[Any]:
-    return _activity_list(act, offset)
-
-
-def _fields(v: object, n: int) -> list[Any]:
-    items = _list(v)
-    if len(items) != n:
-        raise StateError(f"expected {n} fields, got {len(items)}")
-    return items
-
-
-def decode_op(data: object, *, offset: float) -> Op:
-    """The op written by :func:`encode_op`; :class:`StateError` when malformed."""
-    items = _list(data)
-    if not items:
-        raise StateError("empty op")
-    kind, args = items[0], items[1:]
-    n = len(args)
-    match kind:
-        case "j" if n == 5:
-            since = _opt_num(args[2])
-            return SetJoined(
-                _str(args[0]),
-                _str(args[1]),
-                None if since is None else since - offset,
-                (_int(args[3]), _str(args[4])),
-            )
-        case "t" if n == 3:
-            return AddTalk(_str(args[0]), _str(args[1]), _num(args[2]))
-        case "p" if n == 4:
-            return SetPointer(_str(args[0]), _int(args[1]), (_int(args[2]), _str(args[3])))
-        case "r" if n == 4:
-            return SetRinging(_str(args[0]), _str(args[1]), _bool(args[2]), _str(args[3]))
-        case "a" if n == 4:
-            return SetActive(_str(args[0]), _str(args[1]), _bool(args[2]), _str(args[3]))
-        case "w" if n == 3:
-            return SetWrapUp(_str(args[0]), _local(_opt_num(args[1]), offset), _str(args[2]))
-        case "e" if n == 5:
-            rank = (_num(args[2]) - offset, _int(args[3]))
-            return Enqueue(_str(args[0]), _str(args[1]), rank, _str(args[4]))
-        case "d" if n == 3:
-            return Dequeue(_str(args[0]), _str(args[1]), _str(args[2]))
-        case "s" if n == 3:
-            activity = []
-            for entry in _list(args[1]):
-                fields = _fields(entry, 4)
-                activity.append((_str(fields[0]), decode_activity(fields[1:], offset=offset)))
-            queues = []
-            for entry in _list(args[2]):
-                g, c, t, seq = _fields(entry, 4)
-                queues.append((_str(g), _str(c), (_num(t) - offset, _int(seq))))
-            return NodeState(_str(args[0]), tuple(activity), tuple(queues))
-    raise StateError(f"unknown op {kind!r} with {n} fields")
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """Ops one node flushed together, numbered ``seq`` (1, 2, ... per node)."""
-
-    node: str
-    seq: int
-    ops: tuple[Op, ...]
-
-
-def encode_batch(batch: Batch, *, offset: float) -> str:
-    return json.dumps(
-        {
-            "node": batch.node,
-            "seq": batch.seq,
-            "ops": [encode_op(o, offset=offset) for o in batch.ops],
-        },
-        separators=(",", ":"),
-    )
-
-
-def decode_batch(text: str | bytes, *, offset: float) -> Batch:
-    """Parse a batch; :class:`StateError` for anything malformed (never another exception)."""
-    try:
-        data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise StateError(f"a state message is not JSON: {err}") from None
-    if not isinstance(data, dict):
-        raise StateError("a state message is not a JSON object")
-    ops: Sequence[object] = _list(data.get("ops"))
-    return Batch(
-        _str(data.get("node")),
-        _int(data.get("seq")),
-        tuple(decode_op(o, offset=offset) for o in ops),
-    )

@@ -45,9 +45,9 @@ from huntgroup.engine.sip import (
     new_tag,
     parse_uri,
 )
+from huntgroup.engine.sip.address import bracket
 from huntgroup.engine.sip.dialogs import Dialog, uac_dialog
-from huntgroup.engine.sip.next_hop import bracket
-from huntgroup.engine.sip.transaction import Action as TxAction
+from huntgroup.engine.sip.transaction import TransactionOutput
 from huntgroup.simulations.driver import CallRecord
 from huntgroup.simulations.live.context import NEAR, LiveContext, user_of
 from huntgroup.simulations.live.plan import caller_number
@@ -165,7 +165,7 @@ class Callers:
             self.run.finished(leg.rec)
 
     # --------------------------------------------------------------- input
-    def handle(self, action: TxAction) -> None:
+    def handle(self, action: TransactionOutput) -> None:
         match action:
             case ResponseReceived(_, response, _):
                 self.on_response(response)

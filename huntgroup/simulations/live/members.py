@@ -51,7 +51,7 @@ from huntgroup.engine.sip import (
     response_destination,
 )
 from huntgroup.engine.sip.dialogs import Dialog, uas_dialog
-from huntgroup.engine.sip.transaction import Action as TxAction
+from huntgroup.engine.sip.transaction import TransactionOutput
 from huntgroup.simulations.distributions import Sampler, uniform
 from huntgroup.simulations.driver import ANSWER, DELAY, CallRecord, Offer
 from huntgroup.simulations.live.context import NEAR, LiveContext, user_of
@@ -210,7 +210,7 @@ class Member:
         waiter.set_result(response.status)
 
     # --------------------------------------------------------------- input
-    def handle(self, action: TxAction) -> None:
+    def handle(self, action: TransactionOutput) -> None:
         match action:
             case RequestReceived(None, request, _):
                 self.on_ack(request)

@@ -45,7 +45,7 @@ from huntgroup.engine.sip import (
     new_tag,
     response_destination,
 )
-from huntgroup.engine.sip.transaction import Action as TxAction
+from huntgroup.engine.sip.transaction import TransactionOutput
 from huntgroup.simulations.live.context import LiveContext, user_of
 from huntgroup.simulations.live.members import Member
 from huntgroup.simulations.live.plan import OutgoingCall
@@ -83,7 +83,7 @@ class Upstream:
             "unmatched": self.unmatched,
         }
 
-    def handle(self, action: TxAction) -> None:
+    def handle(self, action: TransactionOutput) -> None:
         match action:
             case RequestReceived(None, request, _):
                 self.endpoint.ack_received(request)

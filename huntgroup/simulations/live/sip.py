@@ -14,9 +14,10 @@ user agent needs around it, in the same style as the server's driver:
   handed to the owner's ``handler``. One ``loop.call_at`` is re-armed at the
   earliest of the layer's timer and the 2xx retransmitters the endpoint
   keeps for the INVITEs its owner answered.
-- :func:`digest_authorization` answers a ``WWW-Authenticate`` /
-  ``Proxy-Authenticate`` challenge for a configured line, with its password
-  or with a stored HA1 (``ha1_sha256`` / ``ha1_md5``) directly.
+- :func:`digest_authorization` picks the ``WWW-Authenticate`` /
+  ``Proxy-Authenticate`` challenge a configured line can answer, and answers
+  it with :func:`huntgroup.engine.sip.digest.authorization`, from the line's
+  password or its stored HA1 (``ha1_sha256`` / ``ha1_md5``).
 - :func:`audio_offer` is the SDP a simulated phone sends or answers with:
   one PCMU stream pointed at a discard socket (no RTP is sent).
 
@@ -32,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 from collections.abc import Callable, Sequence
 
 from huntgroup.config.models import LineConfig
@@ -50,16 +50,21 @@ from huntgroup.engine.sip import (
     TwoXXRetransmitter,
     parse_datagram,
 )
-from huntgroup.engine.sip.dialogs import Local
-from huntgroup.engine.sip.digest import compute_response, stored_ha1, usable_algorithms
-from huntgroup.engine.sip.transaction import Action as TxAction
+from huntgroup.engine.sip.digest import (
+    DigestChallenge,
+    authorization,
+    parse_challenge,
+    stored_ha1,
+    usable_algorithms,
+)
+from huntgroup.engine.sip.transaction import TransactionOutput
 from huntgroup.errors import HuntgroupError, ProtocolError
 from huntgroup.media.g711 import Codec
 from huntgroup.media.sdp import make_offer
 
 log = logging.getLogger("huntgroup.live")
 
-Handler = Callable[[TxAction], None]
+Handler = Callable[[TransactionOutput], None]
 ErrorSink = Callable[[BaseException], None]
 
 
@@ -95,7 +100,7 @@ class SipEndpoint:
         self.timers = timers
         self.on_error = on_error
         self.handler: Handler = lambda action: None
-        self.local = Local("UDP", "127.0.0.1", 0)
+        self.local = Peer("127.0.0.1", 0, "UDP")
         self.messages = 0  # SIP messages sent and received
         self._transport: asyncio.DatagramTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -112,7 +117,7 @@ class SipEndpoint:
             raise LiveError(f"{self.name}: cannot bind udp {host}:{port}: {err}") from err
         self._transport = transport
         bound = self._transport.get_extra_info("sockname")
-        self.local = Local("UDP", host, int(bound[1]))
+        self.local = Peer(host, int(bound[1]), "UDP")
 
     def close(self) -> None:
         if self._timer is not None:
@@ -181,7 +186,7 @@ class SipEndpoint:
         return True
 
     # -------------------------------------------------------------- plumbing
-    def _guarded(self, step: Callable[[], list[TxAction]]) -> None:
+    def _guarded(self, step: Callable[[], list[TransactionOutput]]) -> None:
         try:
             actions = step()
         except ProtocolError as err:  # a message whose fields break a later layer
@@ -193,7 +198,7 @@ class SipEndpoint:
             self.on_error(err)
         self._rearm()
 
-    def _carry(self, actions: Sequence[TxAction]) -> None:
+    def _carry(self, actions: Sequence[TransactionOutput]) -> None:
         for action in actions:
             if isinstance(action, SendMessage):
                 self.send_raw(action.message, action.destination)
@@ -235,28 +240,6 @@ class SipEndpoint:
 
 
 # ------------------------------------------------------------------ digest
-_PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))\s*,?')
-
-
-def parse_challenge(value: str) -> dict[str, str] | None:
-    """The parameters of one Digest challenge (names lower-cased); None if not Digest."""
-    scheme, _, rest = value.strip().partition(" ")
-    if scheme.lower() != "digest":
-        return None
-    params: dict[str, str] = {}
-    pos = 0
-    while pos < len(rest):
-        m = _PARAM.match(rest, pos)
-        if m is None:
-            return None
-        quoted, token = m.group(2), m.group(3)
-        params[m.group(1).lower()] = (
-            re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else token
-        )
-        pos = m.end()
-    return params if "nonce" in params and "realm" in params else None
-
-
 def digest_authorization(
     line: LineConfig,
     challenges: Sequence[str],
@@ -270,45 +253,26 @@ def digest_authorization(
 
     Challenges come in the server's order of preference (SHA-256 first); a
     line configured with only ``ha1_md5`` answers the MD5 one with that HA1.
+    A challenge that is not a well-formed Digest one is skipped.
     """
-    parsed = [p for p in (parse_challenge(c) for c in challenges) if p is not None]
-    offered = [p.get("algorithm", "MD5") for p in parsed]
+    parsed: list[DigestChallenge] = []
+    for value in challenges:
+        try:
+            parsed.append(parse_challenge(value))
+        except ProtocolError:
+            continue
+    offered = [p.algorithm for p in parsed]
     usable = usable_algorithms(line, offered)
     if not usable:
         listed = ", ".join(offered) or "none"
         raise LiveError(f"line {line.number}: cannot answer the server's challenge ({listed})")
-    params = next(p for p in parsed if p.get("algorithm", "MD5").upper() == usable[0].upper())
-    algorithm = usable[0]
-    realm, nonce = params["realm"], params["nonce"]
-    qops = [q.strip() for q in params.get("qop", "").split(",") if q.strip()]
-    qop = "auth" if "auth" in qops else None
-    cnonce = f"{rng.getrandbits(64):016x}" if qop else None
-    count = f"{nc:08x}" if qop else None
-    ha1 = stored_ha1(line, algorithm, line.number, realm)
+    challenge = next(p for p in parsed if p.algorithm.upper() == usable[0].upper())
+    ha1 = stored_ha1(line, usable[0], line.number, challenge.realm)
     assert ha1 is not None  # usable_algorithms kept only those the line has a secret for
-    response = compute_response(
-        algorithm=algorithm,
-        ha1=ha1,
-        nonce=nonce,
-        method=method,
-        uri=uri,
-        qop=qop,
-        nc=count,
-        cnonce=cnonce,
+    cnonce = f"{rng.getrandbits(64):016x}" if "auth" in challenge.qop else ""
+    return authorization(
+        challenge, username=line.number, method=method, uri=uri, cnonce=cnonce, nc=nc, ha1=ha1
     )
-    parts = [
-        f'Digest username="{line.number}"',
-        f'realm="{realm}"',
-        f'nonce="{nonce}"',
-        f'uri="{uri}"',
-        f'response="{response}"',
-        f"algorithm={algorithm}",
-    ]
-    if qop:
-        parts += [f"qop={qop}", f'cnonce="{cnonce}"', f"nc={count}"]
-    if "opaque" in params:
-        parts.append(f'opaque="{params["opaque"]}"')
-    return ", ".join(parts)
 
 
 # --------------------------------------------------------------------- SDP

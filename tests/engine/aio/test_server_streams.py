@@ -11,7 +11,7 @@ from huntgroup.config.models import Config
 from huntgroup.engine.aio.server import Server
 from huntgroup.engine.b2bua import Transmit
 from huntgroup.engine.b2bua.connections import ConnectionLimiter
-from huntgroup.engine.sip.next_hop import Peer
+from huntgroup.engine.sip.address import Peer
 
 RESPONSE = b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"
 REQUEST = b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r\n"

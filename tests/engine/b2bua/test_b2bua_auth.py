@@ -8,8 +8,8 @@ import logging
 import pytest
 
 from huntgroup.config.models import AuthConfig, Config, LimitsConfig
+from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.message import Response
-from huntgroup.engine.sip.next_hop import Peer
 from tests.support.b2bua_peers import (
     DOMAIN,
     HOST,

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from huntgroup.engine.b2bua import Transmit
-from huntgroup.engine.sip.next_hop import Peer
+from huntgroup.engine.sip.address import Peer
 from huntgroup.media.offer_answer import CloseMedia, OpenPort, PlayMusic, StartRelay
 from tests.support.b2bua_peers import (
     CALLER_NUMBER,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from huntgroup.engine.sip.next_hop import Peer
+from huntgroup.engine.sip.address import Peer
 from tests.engine.b2bua.test_b2bua_lines import register
 from tests.support.b2bua_peers import DOMAIN, LINE_A, PASSWORD, PILOT, Network, build, make_config
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from huntgroup.config.models import Config
+from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.message import Response
-from huntgroup.engine.sip.next_hop import Peer
 from tests.support.b2bua_peers import (
     CALLER_NUMBER,
     DOMAIN,

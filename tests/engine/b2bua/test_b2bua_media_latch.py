@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from huntgroup.config.models import Config
-from huntgroup.engine.sip.next_hop import Peer
+from huntgroup.engine.sip.address import Peer
 from huntgroup.media.nat import unverified_media
 from huntgroup.media.offer_answer import ConfirmMedia
 from tests.support.b2bua_peers import PILOT, Network, Phone, make_config, sdp

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from huntgroup.engine.b2bua import Transmit
-from huntgroup.engine.sip.next_hop import Peer
+from huntgroup.engine.sip.address import Peer
 from tests.support.b2bua_peers import (
     CALLER_NUMBER,
     DOMAIN,

@@ -14,8 +14,8 @@ import pytest
 from huntgroup.config.models import Config, GroupConfig, LineConfig, MemberConfig, QueueConfig
 from huntgroup.engine.b2bua import B2BUA
 from huntgroup.engine.b2bua.trust import TrustDomain
+from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.message import Request, Response
-from huntgroup.engine.sip.next_hop import Peer
 from huntgroup.engine.sip.registrar import contact_on_source
 from tests.engine.b2bua.test_b2bua_lines import busy_alice, register, world
 from tests.support.b2bua_peers import (

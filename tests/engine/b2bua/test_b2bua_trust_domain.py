@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from huntgroup.config.models import Config
 from huntgroup.engine.b2bua.trust import TrustDomain
+from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.message import Request
-from huntgroup.engine.sip.registrar import ContactEntry, Registrar, Source
+from huntgroup.engine.sip.registrar import ContactEntry, Registrar
 from tests.engine.b2bua.test_b2bua_lines import busy_alice, register, world
 from tests.engine.b2bua.test_b2bua_trust import PAI, phone_at, register_contact, with_server
 from tests.support.b2bua_peers import (
@@ -117,10 +118,10 @@ def test_an_address_proves_its_line_again_once_the_other_lines_binding_expired()
 
 def test_the_registrar_knows_which_lines_registered_from_an_address() -> None:
     registrar = Registrar(min_expires=60)
-    office = Source("udp", "198.51.100.7", 5060)
-    other = Source("udp", "198.51.100.7", 5062)
+    office = Peer("198.51.100.7", 5060, "UDP")
+    other = Peer("198.51.100.7", 5062, "UDP")
 
-    def bind(aor: str, uri: str, source: Source, cseq: int, expires: int = 600) -> None:
+    def bind(aor: str, uri: str, source: Peer, cseq: int, expires: int = 600) -> None:
         entry = ContactEntry(uri)
         result = registrar.register(
             aor, [entry], call_id=aor, cseq=cseq, now=0.0, expires=expires, source=source
@@ -130,8 +131,8 @@ def test_the_registrar_knows_which_lines_registered_from_an_address() -> None:
     bind("0101", "sip:0101@198.51.100.7", office, 1)
     bind("0102", "sip:0102@198.51.100.7:5062", office, 1, expires=120)
     assert registrar.aors_at(office, now=0.0) == {"0101", "0102"}
-    assert registrar.aors_at(Source("UDP", "198.51.100.7", 5060), now=0.0) == {"0101", "0102"}
-    assert registrar.aors_at(Source("tcp", "198.51.100.7", 5060), now=0.0) == set()
+    assert registrar.aors_at(Peer("198.51.100.7", 5060, "UDP"), now=0.0) == {"0101", "0102"}
+    assert registrar.aors_at(Peer("198.51.100.7", 5060, "TCP"), now=0.0) == set()
     assert registrar.aors_at(office, now=120.0) == {"0101"}  # expired, not yet collected
     bind("0102", "sip:0102@198.51.100.7:5062", other, 2)  # moved to another port
     assert registrar.aors_at(office, now=0.0) == {"0101"}
@@ -143,7 +144,7 @@ def test_the_registrar_knows_which_lines_registered_from_an_address() -> None:
     assert registrar._by_source == {}  # bounded: nothing outlives its bindings
 
 
-_SOURCES = [Source("udp", "198.51.100.7", 5060), Source("udp", "198.51.100.7", 5062)]
+_SOURCES = [Peer("198.51.100.7", 5060, "UDP"), Peer("198.51.100.7", 5062, "UDP")]
 _OPS = st.lists(
     st.tuples(
         st.sampled_from(["bind", "unbind", "drop", "expire"]),

@@ -6,12 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.registrar import (
     Binding,
     BindingsExpired,
     ContactEntry,
     Registrar,
-    Source,
     parse_contact_values,
 )
 from huntgroup.errors import RemoteProtocolError
@@ -19,7 +19,7 @@ from huntgroup.errors import RemoteProtocolError
 AOR = "0102030405"
 PHONE = "sip:0102030405@192.168.1.20:5060"
 SOFTPHONE = "sip:0102030405@10.0.0.7:5062;transport=tcp"
-NAT = Source("udp", "203.0.113.9", 40123)
+NAT = Peer("203.0.113.9", 40123, "UDP")
 
 
 def entry(uri: str = PHONE, expires: int | None = None, q: float = 1.0) -> ContactEntry:

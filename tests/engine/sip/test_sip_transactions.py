@@ -8,7 +8,6 @@ import pytest
 
 from huntgroup.engine.sip import (
     AckTimedOut,
-    Action,
     CancelReceived,
     Headers,
     Peer,
@@ -16,11 +15,12 @@ from huntgroup.engine.sip import (
     RequestReceived,
     Response,
     ResponseReceived,
+    SendFailed,
     SendMessage,
     TimerConfig,
     TransactionLayer,
+    TransactionOutput,
     TransactionTimedOut,
-    TransportError,
     TransportFailed,
     TwoXXRetransmitter,
     make_cancel,
@@ -60,19 +60,19 @@ def make_request(
     )
 
 
-def sends(actions: list[Action]) -> list[Request | Response]:
+def sends(actions: list[TransactionOutput]) -> list[Request | Response]:
     return [a.message for a in actions if isinstance(a, SendMessage)]
 
 
-def run_until(layer: TransactionLayer, end: float) -> list[tuple[float, Action]]:
+def run_until(layer: TransactionLayer, end: float) -> list[tuple[float, TransactionOutput]]:
     """Fire the layer's timers up to ``end``; return (time, action) pairs."""
-    out: list[tuple[float, Action]] = []
+    out: list[tuple[float, TransactionOutput]] = []
     while (deadline := layer.get_timer()) is not None and deadline <= end:
         out.extend((deadline, a) for a in layer.handle_timer(now=deadline))
     return out
 
 
-def send_times(events: list[tuple[float, Action]]) -> list[float]:
+def send_times(events: list[tuple[float, TransactionOutput]]) -> list[float]:
     return [t for t, a in events if isinstance(a, SendMessage)]
 
 
@@ -234,7 +234,7 @@ def test_configurable_timers() -> None:
 
 def receive_invite(
     layer: TransactionLayer, invite: Request, source: Peer = UDP_PEER
-) -> tuple[RequestReceived, list[Action]]:
+) -> tuple[RequestReceived, list[TransactionOutput]]:
     actions = layer.receive(invite, source, now=0.0)
     received = [a for a in actions if isinstance(a, RequestReceived)]
     assert len(received) == 1
@@ -398,9 +398,9 @@ def test_transport_error_ends_the_transaction() -> None:
     layer = TransactionLayer()
     invite = make_request()
     key, _ = layer.send_request(invite, UDP_PEER, now=0.0)
-    assert layer.transport_error(TransportError(key), now=0.1) == [TransportFailed(key, invite)]
+    assert layer.transport_error(SendFailed(key), now=0.1) == [TransportFailed(key, invite)]
     assert key not in layer and layer.get_timer() is None
-    assert layer.transport_error(TransportError(key), now=0.2) == []
+    assert layer.transport_error(SendFailed(key), now=0.2) == []
 
 
 def test_responses_are_routed_per_via_received_and_rport() -> None:

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from huntgroup.engine.aio.music_library import MusicLibrary
 from huntgroup.media import g711
 from huntgroup.media.g711 import Codec
-from huntgroup.media.music import FRAME_SAMPLES, MusicLibrary
+from huntgroup.media.music import FRAME_SAMPLES
 from huntgroup.media.rtp import seq_diff, ts_diff
 from tests.support.media_live_harness import (
     LOOPBACK,

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from huntgroup.engine.aio.media_io import MediaEngine
+from huntgroup.engine.aio.music_library import MusicLibrary
 from huntgroup.media.g711 import Codec
-from huntgroup.media.music import FRAME_SECONDS, MusicLibrary
+from huntgroup.media.music import FRAME_SECONDS
 from huntgroup.media.offer_answer import CloseMedia, PlayMusic
 from tests.support.media_live_harness import (
     LOOPBACK,

@@ -9,7 +9,6 @@ skipped at once like an unreachable one.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import socket
 import ssl
@@ -22,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from huntgroup.engine.sip import digest as digest_auth
 from tests.support.media_live_harness import (
     LOOPBACK,
     RtpSocket,
@@ -109,19 +109,13 @@ def register(phone: TlsPhone, authorization: str | None, cseq: int) -> bytes:
 
 
 def digest(challenge: str, uri: str) -> str:
-    params = dict(re.findall(r'(\w+)="?([^",]+)"?', challenge))
-    name = "sha256" if params.get("algorithm", "MD5").upper() == "SHA-256" else "md5"
-
-    def h(text: str) -> str:
-        return hashlib.new(name, text.encode()).hexdigest()
-
-    ha1 = h(f"{LINE}:{params['realm']}:{PASSWORD}")
-    response = h(f"{ha1}:{params['nonce']}:00000001:c0ffee:auth:{h(f'REGISTER:{uri}')}")
-    return (
-        f'Digest username="{LINE}", realm="{params["realm"]}", nonce="{params["nonce"]}", '
-        f'uri="{uri}", algorithm={params.get("algorithm", "MD5")}, response="{response}", '
-        f'qop=auth, nc=00000001, cnonce="c0ffee"'
-        + (f', opaque="{params["opaque"]}"' if "opaque" in params else "")
+    return digest_auth.authorization(
+        digest_auth.parse_challenge(challenge),
+        username=LINE,
+        password=PASSWORD,
+        method="REGISTER",
+        uri=uri,
+        cnonce="c0ffee",
     )
 
 

@@ -10,7 +10,7 @@ from huntgroup.queue.events import (
     CallHungUp,
     Event,
     MemberAnswered,
-    MemberDeclined,
+    MemberFailed,
     MemberJoined,
     MemberLeft,
     OutgoingCallStarted,
@@ -32,7 +32,7 @@ def next_event(data: st.DataObject, node: Node) -> Event | None:
     offered = [(c, mb) for c in node.core.call_ids() for mb in node.core.offers_of(c)]
     if kind in ("answer", "decline") and offered:
         call, member = data.draw(st.sampled_from(offered))
-        return MemberAnswered(call, member) if kind == "answer" else MemberDeclined(call, member)
+        return MemberAnswered(call, member) if kind == "answer" else MemberFailed(call, member)
     if kind == "arrive":
         return CallArrived(data.draw(st.sampled_from(CALLS)), "G", "0611111111")
     if kind == "hangup" and node.core.call_ids():

@@ -11,13 +11,13 @@ from hypothesis import strategies as st
 
 from huntgroup.errors import StateError
 from huntgroup.queue.events import CallArrived, CallHungUp, MemberAnswered, MemberLeft
-from huntgroup.queue.state.journal import (
-    REMOTE_SEP,
+from huntgroup.queue.state.codec import decode_batch, encode_batch
+from huntgroup.queue.state.journal import REMOTE_SEP, JournalingStore
+from huntgroup.queue.state.operations import (
     AddTalk,
     Batch,
     Dequeue,
     Enqueue,
-    JournalingStore,
     MemberActivity,
     NodeState,
     Op,
@@ -28,8 +28,6 @@ from huntgroup.queue.state.journal import (
     SetWrapUp,
     Snapshot,
     compact,
-    decode_batch,
-    encode_batch,
 )
 from tests.support.state_harness import Node, m, make_config
 

@@ -11,7 +11,8 @@ import redis.asyncio as aioredis
 from huntgroup.engine.aio.redis_state import RedisStateSync, redact
 from huntgroup.errors import StateError
 from huntgroup.queue.events import CallArrived, CallHungUp, MemberAnswered, MemberLeft
-from huntgroup.queue.state.journal import AddTalk, JournalingStore, SetJoined
+from huntgroup.queue.state.journal import JournalingStore
+from huntgroup.queue.state.operations import AddTalk, SetJoined
 from tests.support.state_harness import Node, RedisServer, free_port, m, make_config
 from tests.support.waiting import async_wait_until
 
@@ -253,3 +254,27 @@ def test_an_unreachable_server_is_a_state_error() -> None:
 def test_redact_hides_the_password() -> None:
     assert redact("redis://u:pw@h:1/0") == "redis://u:***@h:1/0"
     assert redact("redis://h:1/0") == "redis://h:1/0"
+
+
+def test_the_end_of_another_nodes_wrap_up_wakes_the_core(redis_server: RedisServer) -> None:
+    """The driver arms its one timer from the sync object's get_timer() (loop clock)."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        sa = RedisStateSync(redis_server.url, JournalingStore("A"), backoff=(0.02, 0.1))
+        sb = RedisStateSync(redis_server.url, JournalingStore("B"), backoff=(0.02, 0.1))
+        await sa.start()
+        await sb.start()
+        end = loop.time() + 0.3
+        sa.store.set_wrap_up_until("m1", end)
+        assert await sa.flush()
+        await sb.barrier()
+        assert sb.store.wrap_up_until("m1") == pytest.approx(end, abs=0.01)
+        woken: list[float] = []
+        sb.on_change = lambda: woken.append(loop.time())
+        await until(lambda: bool(woken), "node B woken when A's wrap-up ended")
+        assert woken[0] >= sb.store.wrap_up_until("m1")
+        await sa.stop()
+        await sb.stop()
+
+    run(main)

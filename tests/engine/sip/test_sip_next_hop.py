@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.fields import parse_via
 from huntgroup.engine.sip.layer import TransactionLayer
 from huntgroup.engine.sip.message import Request, make_response
-from huntgroup.engine.sip.next_hop import Peer, response_destination, stamp_via
+from huntgroup.engine.sip.next_hop import response_destination, stamp_via
 from huntgroup.engine.sip.parser import parse_datagram
 from huntgroup.engine.sip.transaction import SendMessage
 
