@@ -35,9 +35,9 @@ import simpy
 import yaml
 from report import write_section
 
-from huntgroup.simulations.driver import run_replication
-from huntgroup.simulations.metrics import summarize_run
-from huntgroup.simulations.scenario import Scenario, load_scenario
+from huntgroup.simulations.model.scenario import Scenario, load_scenario
+from huntgroup.simulations.virtual.driver import run_replication
+from huntgroup.simulations.virtual.metrics import summarize_run
 
 MEMBERS = 100
 PER_HOUR = 20_000 / 24

@@ -5,8 +5,8 @@ whole ``huntgroup simulate`` command; ``load_scenario`` validates a scenario
 file; ``run_replication`` drives one replication through a RoutingCore.
 """
 
-from huntgroup.simulations.driver import run_replication
+from huntgroup.simulations.model.scenario import load_scenario
 from huntgroup.simulations.runner import run_simulation
-from huntgroup.simulations.scenario import load_scenario
+from huntgroup.simulations.virtual.driver import run_replication
 
 __all__ = ["load_scenario", "run_replication", "run_simulation"]

@@ -20,12 +20,12 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from huntgroup.simulations.compare import compare_algorithms
 from huntgroup.simulations.live import LiveOptions, parse_target, run_live
-from huntgroup.simulations.metrics import summarize_run
-from huntgroup.simulations.replications import scenario_meta, simulate
-from huntgroup.simulations.report import write_outputs
-from huntgroup.simulations.scenario import load_scenario
+from huntgroup.simulations.model.scenario import load_scenario
+from huntgroup.simulations.reports.compare import compare_algorithms
+from huntgroup.simulations.reports.report import write_outputs
+from huntgroup.simulations.virtual.metrics import summarize_run
+from huntgroup.simulations.virtual.replications import scenario_meta, simulate
 
 
 class ProgressBar:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from huntgroup.simulations.distributions import (
+from huntgroup.simulations.model.distributions import (
     Sampler,
     arrival_times,
     name_key,
@@ -15,7 +15,7 @@ from huntgroup.simulations.distributions import (
     stream,
     uniform,
 )
-from huntgroup.simulations.scenario import (
+from huntgroup.simulations.model.scenario import (
     Exponential,
     Fixed,
     Lognormal,

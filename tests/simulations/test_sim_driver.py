@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from huntgroup.simulations.driver import RunResult, run_replication
-from huntgroup.simulations.scenario import Scenario, load_scenario
+from huntgroup.simulations.model.scenario import Scenario, load_scenario
+from huntgroup.simulations.virtual.driver import RunResult, run_replication
 from tests.support.sim_helpers import groups_config, member_number, write_scenario
 
 M1, M2, M3 = member_number(1), member_number(2), member_number(3)

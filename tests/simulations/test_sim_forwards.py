@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from huntgroup.simulations.driver import CallRecord, RunResult, run_replication
-from huntgroup.simulations.metrics import summarize_run
+from huntgroup.simulations.model.scenario import Scenario, load_scenario
 from huntgroup.simulations.runner import run_simulation
-from huntgroup.simulations.scenario import Scenario, load_scenario
+from huntgroup.simulations.virtual.driver import CallRecord, RunResult, run_replication
+from huntgroup.simulations.virtual.metrics import summarize_run
 from tests.support.sim_helpers import member_number, write_scenario
 
 M1, M2, M3 = member_number(1), member_number(2), member_number(3)

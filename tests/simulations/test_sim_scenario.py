@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from huntgroup.errors import ConfigError
-from huntgroup.simulations.scenario import (
+from huntgroup.simulations.model.scenario import (
     Exponential,
     Fixed,
     Lognormal,

@@ -14,7 +14,7 @@ import yaml
 from huntgroup.config.loader import load_config
 from huntgroup.config.safe_yaml import MAX_DEPTH, MAX_NODES
 from huntgroup.errors import ConfigError
-from huntgroup.simulations.scenario import load_scenario
+from huntgroup.simulations.model.scenario import load_scenario
 from tests.support.sim_helpers import groups_config, write_scenario
 
 TRAFFIC = [{"group": "G", "arrivals": {"poisson": {"per_hour": 10}}, "talk_time": 30}]

@@ -9,10 +9,10 @@ from typing import Any
 
 import yaml
 
-from huntgroup.simulations.driver import RunResult
-from huntgroup.simulations.metrics import summarize_run
-from huntgroup.simulations.replications import simulate
-from huntgroup.simulations.scenario import Scenario, load_scenario
+from huntgroup.simulations.model.scenario import Scenario, load_scenario
+from huntgroup.simulations.virtual.driver import RunResult
+from huntgroup.simulations.virtual.metrics import summarize_run
+from huntgroup.simulations.virtual.replications import simulate
 
 
 def member_number(i: int) -> str:

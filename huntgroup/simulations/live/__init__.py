@@ -88,7 +88,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from huntgroup.simulations.driver import RunResult
 from huntgroup.simulations.live.availability import Availability
 from huntgroup.simulations.live.callers import Callers
 from huntgroup.simulations.live.context import LiveContext
@@ -106,7 +105,8 @@ from huntgroup.simulations.live.plan import (
     upstream_address,
 )
 from huntgroup.simulations.live.sip import LiveError
-from huntgroup.simulations.scenario import Scenario
+from huntgroup.simulations.model.scenario import Scenario
+from huntgroup.simulations.virtual.driver import RunResult
 
 __all__ = [
     "LiveError",

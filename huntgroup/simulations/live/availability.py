@@ -44,7 +44,7 @@ from huntgroup.config.models import Config
 from huntgroup.simulations.live.context import LiveContext
 from huntgroup.simulations.live.dialer import LineDialer
 from huntgroup.simulations.live.sip import LiveError
-from huntgroup.simulations.scenario import Scenario
+from huntgroup.simulations.model.scenario import Scenario
 
 JOIN, LEAVE = "*51", "*52"
 

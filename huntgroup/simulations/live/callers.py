@@ -48,10 +48,10 @@ from huntgroup.engine.sip import (
 from huntgroup.engine.sip.address import bracket
 from huntgroup.engine.sip.dialogs import Dialog, uac_dialog
 from huntgroup.engine.sip.transaction import TransactionOutput
-from huntgroup.simulations.driver import CallRecord
 from huntgroup.simulations.live.context import NEAR, LiveContext, user_of
 from huntgroup.simulations.live.plan import caller_number
 from huntgroup.simulations.live.sip import LiveError
+from huntgroup.simulations.virtual.driver import CallRecord
 
 log = logging.getLogger("huntgroup.live")
 

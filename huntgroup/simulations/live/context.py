@@ -35,7 +35,6 @@ from collections.abc import Callable
 
 from huntgroup.config.models import Config
 from huntgroup.engine.sip import Peer, SipUri, TimerConfig
-from huntgroup.simulations.driver import CallRecord
 from huntgroup.simulations.live.plan import (
     LiveOptions,
     caller_number,
@@ -44,7 +43,8 @@ from huntgroup.simulations.live.plan import (
     plan_outgoing_calls,
 )
 from huntgroup.simulations.live.sip import SipEndpoint, audio_offer
-from huntgroup.simulations.scenario import Scenario
+from huntgroup.simulations.model.scenario import Scenario
+from huntgroup.simulations.virtual.driver import CallRecord
 
 _MASK = (1 << 64) - 1
 NEAR = 0.9  # share of a server timer after which an end is put down to that timer

@@ -52,11 +52,11 @@ from huntgroup.engine.sip import (
 )
 from huntgroup.engine.sip.dialogs import Dialog, uas_dialog
 from huntgroup.engine.sip.transaction import TransactionOutput
-from huntgroup.simulations.distributions import Sampler, uniform
-from huntgroup.simulations.driver import ANSWER, DELAY, CallRecord, Offer
 from huntgroup.simulations.live.context import NEAR, LiveContext, user_of
 from huntgroup.simulations.live.dialer import LineDialer
 from huntgroup.simulations.live.sip import LiveError, digest_authorization
+from huntgroup.simulations.model.distributions import Sampler, uniform
+from huntgroup.simulations.virtual.driver import ANSWER, DELAY, CallRecord, Offer
 
 REGISTER_EXPIRES = 3600
 

@@ -35,7 +35,9 @@ from dataclasses import dataclass
 from huntgroup.config.models import Config
 from huntgroup.engine.sip import SipUri, parse_uri
 from huntgroup.errors import ProtocolError
-from huntgroup.simulations.driver import (
+from huntgroup.simulations.live.sip import LiveError
+from huntgroup.simulations.model.scenario import Scenario
+from huntgroup.simulations.virtual.driver import (
     DIRECT,
     OUTGOING,
     CallRecord,
@@ -43,8 +45,6 @@ from huntgroup.simulations.driver import (
     direct_record,
     own_call_draws,
 )
-from huntgroup.simulations.live.sip import LiveError
-from huntgroup.simulations.scenario import Scenario
 
 _MASK = (1 << 64) - 1
 MAX_SPEED = 1000.0

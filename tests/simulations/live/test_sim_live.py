@@ -22,13 +22,13 @@ import yaml
 from huntgroup.config.models import LineConfig
 from huntgroup.engine.sip.digest import DigestAuthenticator, compute_ha1, parse_credentials
 from huntgroup.simulations.cli import main
-from huntgroup.simulations.driver import CallRecord, run_replication
 from huntgroup.simulations.live import LiveOptions, live_problems, parse_target, run_live
 from huntgroup.simulations.live.availability import Switch, availability_plan
 from huntgroup.simulations.live.sip import LiveError, digest_authorization
-from huntgroup.simulations.report import PLOTS
+from huntgroup.simulations.model.scenario import load_scenario
+from huntgroup.simulations.reports.report import PLOTS
 from huntgroup.simulations.runner import run_live_simulation, run_simulation
-from huntgroup.simulations.scenario import load_scenario
+from huntgroup.simulations.virtual.driver import CallRecord, run_replication
 from tests.support.live_helpers import OUTCOMES, free_tcp_range, free_udp_port, serving
 
 SPEED = 10.0

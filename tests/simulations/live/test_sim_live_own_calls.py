@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 import yaml
 
-from huntgroup.simulations.driver import CallRecord, run_replication
 from huntgroup.simulations.live import (
     LiveOptions,
     caller_number,
@@ -36,8 +35,9 @@ from huntgroup.simulations.live import (
     run_live,
 )
 from huntgroup.simulations.live.sip import LiveError
+from huntgroup.simulations.model.scenario import load_scenario
 from huntgroup.simulations.runner import run_live_simulation, run_simulation
-from huntgroup.simulations.scenario import load_scenario
+from huntgroup.simulations.virtual.driver import CallRecord, run_replication
 from tests.support.live_helpers import OUTCOMES, free_tcp_range, free_udp_port, serving
 
 SPEED = 10.0

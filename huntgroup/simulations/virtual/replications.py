@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from huntgroup.simulations.driver import RunResult, run_replication
-from huntgroup.simulations.metrics import aggregate, summarize_run
-from huntgroup.simulations.scenario import Scenario
+from huntgroup.simulations.model.scenario import Scenario
+from huntgroup.simulations.virtual.driver import RunResult, run_replication
+from huntgroup.simulations.virtual.metrics import aggregate, summarize_run
 
 ProgressFn = Callable[[str, float], None]
 

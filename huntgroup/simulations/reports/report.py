@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from huntgroup.simulations.driver import CallRecord, RunResult
+from huntgroup.simulations.virtual.driver import CallRecord, RunResult
 
 PLOTS = ("wait_times.png", "queue_length.png", "members.png")
 

@@ -78,7 +78,7 @@ from huntgroup.queue.events import (
     MemberLeft,
     OutgoingCallStarted,
 )
-from huntgroup.simulations.distributions import (
+from huntgroup.simulations.model.distributions import (
     Sampler,
     arrival_times,
     name_key,
@@ -86,7 +86,7 @@ from huntgroup.simulations.distributions import (
     stream,
     uniform,
 )
-from huntgroup.simulations.scenario import ResolvedLoad, Scenario
+from huntgroup.simulations.model.scenario import ResolvedLoad, Scenario
 
 # What a random number is for: the first key of every stream. Live mode (live.plan,
 # live.members) draws from the very same streams.

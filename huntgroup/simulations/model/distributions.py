@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtri
 
-from huntgroup.simulations.scenario import (
+from huntgroup.simulations.model.scenario import (
     Exponential,
     Fixed,
     Lognormal,

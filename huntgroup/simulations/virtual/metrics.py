@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from huntgroup.simulations.driver import OUTCOMES, CallRecord, RunResult
-from huntgroup.simulations.scenario import Scenario
+from huntgroup.simulations.model.scenario import Scenario
+from huntgroup.simulations.virtual.driver import OUTCOMES, CallRecord, RunResult
 
 SERVICE_LEVELS = (10, 20, 30)
 ALL_OUTCOMES = (*OUTCOMES, "unfinished")

@@ -19,9 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from huntgroup.config.models import ALGORITHMS, Config
-from huntgroup.simulations.replications import ProgressFn, simulate
-from huntgroup.simulations.report import embedded_image, new_figure, write_json, write_outputs
-from huntgroup.simulations.scenario import Scenario
+from huntgroup.simulations.model.scenario import Scenario
+from huntgroup.simulations.reports.report import (
+    embedded_image,
+    new_figure,
+    write_json,
+    write_outputs,
+)
+from huntgroup.simulations.virtual.replications import ProgressFn, simulate
 
 ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("offered", ("offered",)),

@@ -1,0 +1,1 @@
+"""The model of a scenario, shared by both modes: the scenario file and the random draws."""

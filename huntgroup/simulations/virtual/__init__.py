@@ -1,0 +1,1 @@
+"""The virtual-time simulator: the group core driven by modelled callers and members."""
