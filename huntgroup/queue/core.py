@@ -115,7 +115,9 @@ class _Timer(Enum):
 
 
 @dataclass(slots=True)
-class _Call:
+class _RoutedCall:
+    """One call as the group core knows it: where it is, who it was offered to."""
+
     id: str
     kind: CallKind
     state: CallState
@@ -165,7 +167,7 @@ class RoutingCore:
 
     def __init__(self, config: Config, *, now: float, store: StateStore | None = None) -> None:
         self.store: StateStore = store if store is not None else MemoryStore()
-        self._calls: dict[str, _Call] = {}
+        self._calls: dict[str, _RoutedCall] = {}
         self._timers: list[tuple[float, int, _Timer, str, int]] = []
         self._seq = itertools.count(1)
         self._now = now
@@ -374,9 +376,11 @@ class RoutingCore:
         return actions
 
     # ------------------------------------------------------------- arrivals
-    def _new_call(self, call_id: str, kind: CallKind, state: CallState, caller: Identity) -> _Call:
+    def _new_call(
+        self, call_id: str, kind: CallKind, state: CallState, caller: Identity
+    ) -> _RoutedCall:
         now = self._now
-        call = _Call(call_id, kind, state, now, (now, next(self._seq)), caller)
+        call = _RoutedCall(call_id, kind, state, now, (now, next(self._seq)), caller)
         self._calls[call_id] = call
         return call
 
@@ -474,7 +478,7 @@ class RoutingCore:
     def _order(self, info: _GroupInfo) -> Iterator[str]:
         return info.strategy.order(info.candidates, _View(self, info.config.name, self._now))
 
-    def _start_hunting(self, call: _Call, actions: list[Action]) -> None:
+    def _start_hunting(self, call: _RoutedCall, actions: list[Action]) -> None:
         call.state = CallState.HUNTING
         assert call.group is not None and call.hunt is not None
         first = call.hunt.started_at is None
@@ -483,7 +487,7 @@ class RoutingCore:
         if first and after is not None and call.id in self._calls:
             self._arm(self._now + after, _Timer.AFTER, call.id)
 
-    def _advance(self, call: _Call, actions: list[Action]) -> None:
+    def _advance(self, call: _RoutedCall, actions: list[Action]) -> None:
         """Make the next offer(s) of a hunting call, or apply the end-of-pass rule."""
         if call.offers:
             return  # ring all: the pass goes on while someone still rings
@@ -523,7 +527,7 @@ class RoutingCore:
         is_free, name, now, waiting = self.store.is_free, g.name, self._now, g.call_waiting
         return lambda member: is_free(name, member, now=now, call_waiting=waiting)
 
-    def _offer_all(self, call: _Call, members: list[str], actions: list[Action]) -> None:
+    def _offer_all(self, call: _RoutedCall, members: list[str], actions: list[Action]) -> None:
         g = call.group
         assert g is not None
         caller = Identity(g.pilot, g.name) if g.pilot_as_caller_id else call.caller
@@ -531,7 +535,7 @@ class RoutingCore:
 
     def _offer(
         self,
-        call: _Call,
+        call: _RoutedCall,
         members: list[str],
         timeout: float,
         caller: Identity,
@@ -547,11 +551,11 @@ class RoutingCore:
             actions.append(Ring(call_id, member, caller, group, timeout))
         self._arm(self._now + timeout, _Timer.OFFER, call_id, token)
 
-    def _end_offer(self, call: _Call, member: str) -> None:
+    def _end_offer(self, call: _RoutedCall, member: str) -> None:
         del call.offers[member]
         self.store.set_ringing(member, call.id, False)
 
-    def _enqueue(self, call: _Call, actions: list[Action]) -> None:
+    def _enqueue(self, call: _RoutedCall, actions: list[Action]) -> None:
         assert call.group is not None
         call.state = CallState.QUEUED
         self.store.enqueue(call.group.name, call.id, call.rank)
@@ -587,7 +591,7 @@ class RoutingCore:
         self._offers_failed(call, [member], actions, refusal)
 
     def _offers_failed(
-        self, call: _Call, members: list[str], actions: list[Action], refusal: Refusal
+        self, call: _RoutedCall, members: list[str], actions: list[Action], refusal: Refusal
     ) -> None:
         touched: set[str] = set()
         for member in members:
@@ -599,7 +603,7 @@ class RoutingCore:
             self._advance(call, actions)
         self._dispatch(actions, touched)
 
-    def _line_rule(self, call: _Call, *, busy: bool, actions: list[Action]) -> None:
+    def _line_rule(self, call: _RoutedCall, *, busy: bool, actions: list[Action]) -> None:
         """A direct call the line did not take follows the line's own forwarding."""
         line = call.line
         assert line is not None
@@ -618,7 +622,7 @@ class RoutingCore:
 
     def _give_up(
         self,
-        call: _Call,
+        call: _RoutedCall,
         target: str | None,
         reason: ForwardReason,
         actions: list[Action],
@@ -639,7 +643,7 @@ class RoutingCore:
         if call.group is not None:
             self._dispatch(actions, (call.group.name,))
 
-    def _finish(self, call: _Call, final: Release | Forward, actions: list[Action]) -> None:
+    def _finish(self, call: _RoutedCall, final: Release | Forward, actions: list[Action]) -> None:
         """The caller's call leaves the core (released or forwarded), or this group or line
         of ours: a forward to another of our numbers arrives there once the event that
         caused it is handled (``_follow_forwards``)."""
@@ -722,7 +726,7 @@ class RoutingCore:
         names = list(self._groups) if groups is None else [g for g in groups if g in self._groups]
         store = self.store
         while True:
-            best: tuple[tuple[float, int], _Call] | None = None
+            best: tuple[tuple[float, int], _RoutedCall] | None = None
             for name in names:
                 queued = store.queue(name)
                 while queued and queued[0] not in self._calls:
