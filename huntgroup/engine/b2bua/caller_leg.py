@@ -33,9 +33,14 @@ from huntgroup.engine.sip.transaction import (
     TwoXXRetransmitter,
 )
 from huntgroup.errors import ProtocolError
+from huntgroup.media.ports import PortsExhausted
 from huntgroup.queue.events import CallAnswered
 
 log = logging.getLogger("huntgroup.calls")
+
+NO_PORT_STATUS = 503
+"""What a call gets when no RTP port is free for it (:class:`PortsExhausted`): Service
+Unavailable, a condition of this server, not of the request (§21.5.4)."""
 
 
 def accept(
@@ -55,6 +60,10 @@ def accept(
     except ProtocolError as err:
         log.info("INVITE to %s refused: %s", number, err)
         ctx.respond(key, request, err.status)
+        return None
+    except PortsExhausted as err:  # ours, not the caller's fault: 503, as SIP has it
+        log.info("INVITE to %s refused: no RTP port free: %s", number, err)
+        ctx.respond(key, request, NO_PORT_STATUS)
         return None
     ctx.out.extend(ctx.media.open_caller_port(media))
     call = Call(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 
 from huntgroup.engine.b2bua.addressing import ANONYMOUS, identity_value, peer_of
-from huntgroup.engine.b2bua.caller_leg import connect, ringing
+from huntgroup.engine.b2bua.caller_leg import NO_PORT_STATUS, connect, ringing
 from huntgroup.engine.b2bua.calls import Call, CallState, Leg, LegState
 from huntgroup.engine.b2bua.context import ALLOW, Context
 from huntgroup.engine.b2bua.session_refresh import min_se, schedule
@@ -40,6 +40,7 @@ from huntgroup.engine.sip.transaction import TransactionKey
 from huntgroup.engine.sip.uri import Uri, parse_uri
 from huntgroup.errors import ProtocolError
 from huntgroup.media.nat import behind_nat
+from huntgroup.media.ports import PortsExhausted
 from huntgroup.queue.actions import Identity
 from huntgroup.queue.events import (
     CallAnswered,
@@ -116,12 +117,13 @@ def new_leg(
     call_id = new_call_id(ctx.rng, me.host)
     try:
         offer = ctx.media.member_offer(call.media)
-    except ProtocolError as err:  # no RTP port left: this member cannot be rung
-        log.warning("call %s: cannot ring %s: %s", call.key, member or "target", err)
+    except (PortsExhausted, ProtocolError) as err:  # no RTP port left: cannot be rung
+        reason = f"no RTP port free: {err}" if isinstance(err, PortsExhausted) else str(err)
+        log.warning("call %s: cannot ring %s: %s", call.key, member or "target", reason)
         if member:
             ctx.tell_core(MemberUnreachable(call.core_id, member))
         else:
-            end_call(ctx, call, bye_caller=True, status=503)
+            end_call(ctx, call, bye_caller=True, status=NO_PORT_STATUS)
         return
     ctx.out.extend(ctx.media.open_member_port(call.media))
     headers = Headers(
