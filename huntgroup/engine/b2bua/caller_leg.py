@@ -19,7 +19,7 @@ import logging
 from huntgroup.engine.b2bua.calls import Call, CallState, Leg, LegState
 from huntgroup.engine.b2bua.context import Context, TimerKind
 from huntgroup.engine.b2bua.direct_media import update_media
-from huntgroup.engine.b2bua.session_refresh import schedule
+from huntgroup.engine.b2bua.session_refresh import schedule_session
 from huntgroup.engine.b2bua.session_timer import SessionTimer, has_option, negotiate_as_uas
 from huntgroup.engine.b2bua.teardown import cancel_leg, end_call
 from huntgroup.engine.sip.address import Peer
@@ -143,7 +143,7 @@ def answer_caller(ctx: Context, call: Call, body: bytes | None = None) -> None:
         ctx.now,
         use_update=has_option(call.invite, "Allow", "UPDATE"),
     )
-    schedule(ctx, call, "", call.session)
+    schedule_session(ctx, call, "", call.session)
     if calls.max_duration is not None:
         ctx.arm(ctx.now + calls.max_duration, TimerKind.MAX_DURATION, call.key)
     destination = response_destination(call.invite.top_via, call.source)

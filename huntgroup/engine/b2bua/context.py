@@ -9,7 +9,7 @@ heap, the counters, the admission limits, and the output buffer of the input
 being handled. The concern modules (:mod:`inbound`, :mod:`lines`,
 :mod:`caller_leg`, :mod:`member_legs`, :mod:`relay`, :mod:`direct_media`,
 :mod:`session_refresh`, :mod:`core_actions`, :mod:`shedding`, :mod:`teardown`)
-are functions over it; the facade :class:`~huntgroup.engine.b2bua.b2bua.B2BUA`
+are functions over it; the facade :class:`~huntgroup.engine.b2bua.facade.B2BUA`
 is a Context with the public inputs, and dispatches what the transaction
 layer reports (:meth:`Context.tx_actions`).
 

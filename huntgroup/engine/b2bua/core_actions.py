@@ -5,7 +5,7 @@ Theory of operation
 A call taken in becomes a core event (:func:`route`: ``CallArrived`` for a
 pilot, ``DirectCallArrived`` for a line; :func:`outgoing`:
 ``OutgoingCallStarted`` for a line calling out through the upstream). The
-core's actions come back through :func:`apply`: ``Ringback`` → 180,
+core's actions come back through :func:`carry_out`: ``Ringback`` → 180,
 ``Hold`` → 183 or 200 with music, ``Ring`` → member legs, ``Cancel`` → the
 member's legs cancelled, ``Bridge`` → the winning leg connected, ``Release``
 → the call ended with its status, ``Forward`` → :func:`forward` (routed again
@@ -46,7 +46,7 @@ from huntgroup.queue.events import CallArrived, DirectCallArrived, OutgoingCallS
 log = logging.getLogger("huntgroup.calls")
 
 
-def apply(ctx: Context, actions: list[Action]) -> None:
+def carry_out(ctx: Context, actions: list[Action]) -> None:
     by_core = ctx.index.by_core
     for action in actions:
         call = by_core.get(action.call_id)

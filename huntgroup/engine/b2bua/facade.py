@@ -67,11 +67,11 @@ from huntgroup.engine.b2bua.admission import PASS
 from huntgroup.engine.b2bua.caller_leg import retransmit_2xx
 from huntgroup.engine.b2bua.calls import CallState
 from huntgroup.engine.b2bua.context import Context, Output, TimerKind
-from huntgroup.engine.b2bua.core_actions import apply
+from huntgroup.engine.b2bua.core_actions import carry_out
 from huntgroup.engine.b2bua.direct_media import update_media
 from huntgroup.engine.b2bua.inbound import dispatch_request
-from huntgroup.engine.b2bua.relay import cancel, on_ack, on_failure, on_response
-from huntgroup.engine.b2bua.session_refresh import fire
+from huntgroup.engine.b2bua.relay import on_ack, on_cancel, on_failure, on_response
+from huntgroup.engine.b2bua.session_refresh import session_due
 from huntgroup.engine.b2bua.shedding import quick_shed, shed
 from huntgroup.engine.b2bua.teardown import end_call, forget
 from huntgroup.engine.sip.address import Peer
@@ -194,7 +194,7 @@ class B2BUA(Context):
     def handle_timer(self, *, now: float) -> list[Output]:
         self.now = max(self.now, now)
         self.tx_actions(self.layer.handle_timer(now=self.now))
-        apply(self, self.core.handle_timer(now=self.now))
+        carry_out(self, self.core.handle_timer(now=self.now))
         self.guard.handle_timer(now=self.now)
         for expired in self.registrar.handle_timer(now=self.now):
             log.info("line %s: %d contact(s) expired", expired.aor, len(expired.removed))
@@ -218,7 +218,7 @@ class B2BUA(Context):
         if kind is TimerKind.RETRANSMIT_2XX:
             retransmit_2xx(self, call)
         elif kind is TimerKind.SESSION:
-            fire(self, call, which, due)
+            session_due(self, call, which, due)
         elif kind is TimerKind.MAX_DURATION:
             log.info("call %s: longer than server.calls.max_duration, hanging up", call.key)
             self.counters.max_duration_ended += 1
@@ -255,7 +255,7 @@ class B2BUA(Context):
             log.warning("reload: changes under 'server' take effect at the next restart")
             config = config.model_copy(update={"server": self.config.server})
         self.config = config
-        apply(self, self.core.reload(config, now=self.now))
+        carry_out(self, self.core.reload(config, now=self.now))
         self._drain()
         log.info("reload: %d group(s), %d line(s)", len(config.groups), len(config.lines))
         return self.flush()
@@ -263,7 +263,7 @@ class B2BUA(Context):
     def state_changed(self, *, now: float) -> list[Output]:
         """Another node changed the shared state: members may have become free."""
         self.now = max(self.now, now)
-        apply(self, self.core.state_changed(now=self.now))
+        carry_out(self, self.core.state_changed(now=self.now))
         self._drain()
         return self.flush()
 
@@ -312,7 +312,7 @@ class B2BUA(Context):
         events = self.events
         while events:
             event = events.pop(0)
-            apply(self, self.core.handle(event, now=self.now))
+            carry_out(self, self.core.handle(event, now=self.now))
 
     def _on_request(self, key: TransactionKey | None, request: Request, source: Peer) -> None:
         """Handle one request, and everything the core decides about it at once: any
@@ -335,7 +335,7 @@ class B2BUA(Context):
         invite_key: TransactionKey | None,
     ) -> None:
         try:
-            cancel(self, key, request, invite_key)
+            on_cancel(self, key, request, invite_key)
             self._drain()
         except Exception as err:  # like any request (_on_request): answered, nothing kept
             self.events.clear()

@@ -22,7 +22,7 @@ from huntgroup.engine.b2bua.addressing import ANONYMOUS, identity_value, peer_of
 from huntgroup.engine.b2bua.caller_leg import NO_PORT_STATUS, connect, ringing
 from huntgroup.engine.b2bua.calls import Call, CallState, Leg, LegState
 from huntgroup.engine.b2bua.context import ALLOW, Context
-from huntgroup.engine.b2bua.session_refresh import min_se, schedule
+from huntgroup.engine.b2bua.session_refresh import min_se, schedule_session
 from huntgroup.engine.b2bua.session_timer import (
     SessionTimer,
     has_option,
@@ -258,7 +258,7 @@ def leg_answered(ctx: Context, call: Call, leg: Leg, response: Response, source:
     leg.session = SessionTimer(
         interval, we_refresh, ctx.now, use_update=has_option(response, "Allow", "UPDATE")
     )
-    schedule(ctx, call, leg.id, leg.session)
+    schedule_session(ctx, call, leg.id, leg.session)
     if not leg.member:  # a forwarding or outgoing leg: no core decision to wait for
         if call.outgoing_line is not None:
             ctx.tell_core(CallAnswered(call.core_id))

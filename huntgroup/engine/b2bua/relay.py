@@ -74,7 +74,7 @@ def on_ack(ctx: Context, request: Request) -> None:
             end_call(ctx, call, bye_caller=True, tell_core=False)
 
 
-def cancel(
+def on_cancel(
     ctx: Context, key: TransactionKey, request: Request, invite_key: TransactionKey | None
 ) -> None:
     call = ctx.index.by_invite.get(invite_key) if invite_key else None

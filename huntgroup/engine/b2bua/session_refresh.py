@@ -4,9 +4,9 @@ Theory of operation
 -------------------
 Every dialog of a call (the caller's, each confirmed leg's) has a
 :class:`SessionTimer` (header logic in :mod:`session_timer`), named by
-``which``: "" for the caller's, a leg id for a leg's. :func:`schedule` puts
+``which``: "" for the caller's, a leg id for a leg's. :func:`schedule_session` puts
 its due time in the timer heap (one entry per timer: a later due time is
-picked up when the entry fires); :func:`fire` runs it: we refresh
+picked up when the entry fires); :func:`session_due` runs it: we refresh
 (:func:`refresh`: UPDATE, or a re-INVITE with our last SDP), or the peer did
 not and the call ends like on a BYE. :func:`refresh_done` reads the answer to
 our refresh: 2xx renegotiates, 408/481 or none ends the call, 405/501 falls
@@ -36,7 +36,7 @@ from huntgroup.errors import ProtocolError
 log = logging.getLogger("huntgroup.calls")
 
 
-def schedule(ctx: Context, call: Call, which: str, timer: SessionTimer) -> None:
+def schedule_session(ctx: Context, call: Call, which: str, timer: SessionTimer) -> None:
     """One heap entry per timer: a later due time is picked up when the entry fires."""
     due = timer.due
     if timer.scheduled is not None and timer.scheduled <= due:
@@ -45,14 +45,14 @@ def schedule(ctx: Context, call: Call, which: str, timer: SessionTimer) -> None:
     ctx.arm(due, TimerKind.SESSION, call.key, which)
 
 
-def fire(ctx: Context, call: Call, which: str, at: float) -> None:
+def session_due(ctx: Context, call: Call, which: str, at: float) -> None:
     """The heap entry of ``which``'s session timer, due ``at``, came up."""
     timer, dialog = call.session_of(which)
     if timer is None or dialog is None or timer.scheduled != at:
         return
     timer.scheduled = None
     if timer.due > ctx.now:
-        schedule(ctx, call, which, timer)
+        schedule_session(ctx, call, which, timer)
     elif timer.we_refresh or timer.retry_at is not None:
         refresh(ctx, call, which, timer, dialog)
     else:
@@ -69,7 +69,7 @@ def refresh(ctx: Context, call: Call, which: str, timer: SessionTimer, dialog: D
     method = "UPDATE" if timer.use_update else "INVITE"
     if method == "INVITE" and call.reinvite_pending:  # §14.1: one re-INVITE at a time
         timer.retry_at = ctx.now + 1.0  # (a relayed or direct-media one)
-        schedule(ctx, call, which, timer)
+        schedule_session(ctx, call, which, timer)
         return
     timer.retry_at = None
     body = dialog.local_sdp if method == "INVITE" else b""
@@ -127,7 +127,7 @@ def refresh_done(
         timer.retry_at = ctx.now + ctx.rng.uniform(2.1, 4.0)
     else:  # refused, but answered: the dialog is alive
         timer.refreshed(ctx.now)
-    schedule(ctx, call, which, timer)
+    schedule_session(ctx, call, which, timer)
 
 
 def min_se(response: Response) -> int:
@@ -148,7 +148,7 @@ def peer_refreshed(
     calls = ctx.config.server.calls
     agreed = negotiate_as_uas(request, session_expires=calls.session_expires, min_se=calls.min_se)
     timer.refreshed(ctx.now, interval=agreed.interval, we_refresh=agreed.we_refresh)
-    schedule(ctx, call, which, timer)
+    schedule_session(ctx, call, which, timer)
     return agreed.headers
 
 
@@ -158,7 +158,7 @@ def peer_alive(ctx: Context, call: Call, which: str) -> None:
     timer = call.session_of(which)[0]
     if timer is not None and not timer.we_refresh:
         timer.refreshed(ctx.now)
-        schedule(ctx, call, which, timer)
+        schedule_session(ctx, call, which, timer)
 
 
 def refresh_answered(ctx: Context, call: Call, dialog: Dialog, response: Response) -> None:
@@ -168,4 +168,4 @@ def refresh_answered(ctx: Context, call: Call, dialog: Dialog, response: Respons
         return
     interval, we_refresh = negotiate_as_uac(response, interval=timer.interval)
     timer.refreshed(ctx.now, interval=interval, we_refresh=we_refresh)
-    schedule(ctx, call, which, timer)
+    schedule_session(ctx, call, which, timer)

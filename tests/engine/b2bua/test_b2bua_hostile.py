@@ -645,7 +645,7 @@ def test_a_cancel_whose_handling_raises_answers_500(monkeypatch: pytest.MonkeyPa
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("huntgroup.engine.b2bua.facade.cancel", broken)
+    monkeypatch.setattr("huntgroup.engine.b2bua.facade.on_cancel", broken)
     call.cancel()
     assert caller.response(500, "CANCEL")
     monkeypatch.undo()
