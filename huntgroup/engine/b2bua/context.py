@@ -28,6 +28,7 @@ import heapq
 import itertools
 import logging
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -87,7 +88,7 @@ TimerEntry = tuple[float, int, TimerKind, str, str]
 """(due, seq, kind, call key, which)."""
 
 
-class Context:
+class Context(ABC):
     """The shared state of one B2BUA and the plumbing every concern module uses."""
 
     def __init__(
@@ -193,10 +194,10 @@ class Context:
             )
 
     # ------------------------------------------------------------ dispatch
+    @abstractmethod
     def tx_actions(self, actions: list[TransactionOutput]) -> None:
         """Carry out what the transaction layer returned (the facade dispatches what it
         reports: requests, responses, failures)."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------ plumbing
     def flush(self) -> list[Output]:
