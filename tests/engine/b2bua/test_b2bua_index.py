@@ -31,14 +31,20 @@ EMPTY = {
 }
 
 
-def ringing_call() -> tuple[Network, UacCall, UasCall]:
+def call_to_m1(status: int) -> tuple[Network, UacCall, UasCall]:
+    """A caller calls the pilot; m1 answers its INVITE with ``status`` (180 or 200)."""
     net = Network(make_config("linear", members=1))
     caller = net.phone("caller", 6000, CALLER_NUMBER)
     m1 = net.phone("m1", 7001, "m1")
     call = caller.invite(PILOT)
     leg = m1.answering(m1.request("INVITE"))
-    leg.reply(180)
-    caller.response(180)
+    leg.reply(status)
+    return net, call, leg
+
+
+def ringing_call() -> tuple[Network, UacCall, UasCall]:
+    net, call, leg = call_to_m1(180)
+    call.phone.response(180)
     return net, call, leg
 
 
@@ -81,12 +87,8 @@ def test_a_cancelled_call_is_forgotten_at_once_and_its_leg_orphaned_until_it_end
 
 
 def test_stale_timer_entries_are_skipped_and_dropped() -> None:
-    net = Network(make_config("linear", members=1))
-    caller = net.phone("caller", 6000, CALLER_NUMBER)
-    m1 = net.phone("m1", 7001, "m1")
-    call = caller.invite(PILOT)
-    leg = m1.answering(m1.request("INVITE"))
-    leg.reply(200)
+    net, call, leg = call_to_m1(200)
+    caller, m1 = call.phone, leg.phone
     m1.request("ACK")
     ok = caller.response(200)
     kinds = {entry[2] for entry in net.b2b.timer_heap}
