@@ -157,7 +157,7 @@ def test_caller_to_an_unreachable_port_fails(sipp: Sipp, ports: PortAllocator) -
 
 
 def test_missing_sipp_fails_with_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sip_harness
+    from tests.support import sip_harness
 
     monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(AssertionError, match="sip-tester"):
