@@ -63,10 +63,10 @@ import random
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from huntgroup.errors import MediaError, ProtocolError, RemoteProtocolError
+from huntgroup.errors import ProtocolError, RemoteProtocolError
 from huntgroup.media.g711 import Codec
 from huntgroup.media.nat import unverified_media
-from huntgroup.media.ports import PortAllocator
+from huntgroup.media.ports import PortAllocator, PortsExhausted
 from huntgroup.media.sdp import (
     Connection,
     MediaPlan,
@@ -221,7 +221,9 @@ class MediaPlanner:
         trusted: bool = False,
         spoofable: bool = False,
     ) -> CallMedia:
-        """Answer a caller's SDP offer; ProtocolError 488/415/400/503 when we cannot.
+        """Answer a caller's SDP offer; ProtocolError 488/415/400 when we cannot, and
+        :class:`PortsExhausted` (a local condition, not the peer's fault) when no RTP
+        port is free.
 
         ``source_host`` is where the INVITE came from, ``trusted`` whether that is
         a trusted peer: a caller whose SDP address is unverified
@@ -238,7 +240,7 @@ class MediaPlanner:
         ):
             raise RemoteProtocolError(f"unsupported body type {content_type}", 415)
         offer = parse_sdp(body)
-        port = self._allocate()
+        port = self.ports.allocate()
         try:
             answer = answer_offer(
                 offer,
@@ -274,6 +276,8 @@ class MediaPlanner:
 
         In direct mode: the caller's own SDP under our ``o=`` line, so the member
         answers with where it wants the caller's RTP; no port is allocated.
+        Otherwise the member port is allocated once: :class:`PortsExhausted` when
+        none is free.
         """
         if media.direct and media.caller_sdp is not None:
             if not media.member_offer:
@@ -284,7 +288,7 @@ class MediaPlanner:
                 media.told_member = audio_endpoint(sdp)
             return media.member_offer
         if media.member_port is None:
-            media.member_port = self._allocate()
+            media.member_port = self.ports.allocate()
             sdp = make_offer(
                 local_address=self.address,
                 local_port=media.member_port,
@@ -452,8 +456,8 @@ class MediaPlanner:
             return []
         if media.member_port is None:  # direct mode: a port for the interim relay
             try:
-                media.member_port = self._allocate()
-            except ProtocolError:
+                media.member_port = self.ports.allocate()
+            except PortsExhausted:
                 return []  # no relay meanwhile: the caller's audio waits for the switch
         caller = media.caller_plan
         return [
@@ -585,12 +589,6 @@ class MediaPlanner:
     def _origin(self) -> Origin:
         ours = Connection.for_address(self.address)
         return Origin("huntgroup", self._rng.getrandbits(62), 1, self.address, ours.addr_type)
-
-    def _allocate(self) -> int:
-        try:
-            return self.ports.allocate()
-        except MediaError as err:
-            raise RemoteProtocolError(f"no RTP port free: {err}", 503) from err
 
 
 def on_hold(sdp: SessionDescription | None) -> bool:

@@ -64,20 +64,11 @@ def tables(b2b: B2BUA) -> dict[str, int]:
     """Every per-call and per-request table of the B2BUA, and the RTP ports."""
     return {
         "transactions": len(b2b.layer),
-        "calls": len(b2b._calls),
-        "by_core": len(b2b._by_core),
-        "by_server_tx": len(b2b._by_server_tx),
-        "by_client_tx": len(b2b._by_client_tx),
-        "dialogs": len(b2b._dialogs),
-        "legs_by_call_id": len(b2b._legs_by_call_id),
-        "relays": len(b2b._relays),
-        "orphans": len(b2b._orphans),
-        "untried": len(b2b._untried),
-        "updates": len(b2b._updates),
-        "update_retries": len(b2b._update_retries),
-        "retransmit_heap": len(b2b._retransmit_heap),
-        "events": len(b2b._events),
-        "out": len(b2b._out),
+        **b2b.index.sizes(),
+        "untried": len(b2b.untried),
+        "timers": len(b2b.timer_heap),
+        "events": len(b2b.events),
+        "out": len(b2b.out),
         "rtp_ports": b2b.media.ports.in_use,
         "core_calls": len(b2b.core._calls),
         "queued": sum(len(b2b.core.store.queue(g.name)) for g in b2b.config.groups),
@@ -301,7 +292,7 @@ def test_a_register_handler_that_raises_answers_500(monkeypatch: pytest.MonkeyPa
     def broken(*_args: object, **_kwargs: object) -> None:
         raise KeyError("registrar")
 
-    monkeypatch.setattr(net.b2b, "_authenticated", broken)
+    monkeypatch.setattr("huntgroup.engine.b2bua.lines.authenticated", broken)
     alice.register(LINE_A, call_id="r@test", cseq=1)
     assert alice.response(500, "REGISTER")
     assert not alice.inbox
@@ -318,8 +309,8 @@ def test_a_request_that_cannot_even_be_answered_is_dropped_not_kept(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("no answer possible")
 
-    monkeypatch.setattr(net.b2b, "_dispatch_request", broken)
-    monkeypatch.setattr("huntgroup.engine.b2bua.make_response", broken)
+    monkeypatch.setattr("huntgroup.engine.b2bua.facade.dispatch_request", broken)
+    monkeypatch.setattr("huntgroup.engine.b2bua.facade.make_response", broken)
     alice.register(LINE_A, call_id="r@test", cseq=1)
     assert len(net.b2b.layer) == 0, "the server transaction is abandoned at once"
 
@@ -547,19 +538,19 @@ def end_the_call(scene: CallScene) -> None:
     """Whatever the hostile message did, end the call the way real peers would."""
     net, peers, call, uas = scene.net, scene.peers, scene.call, scene.uas
     settle(net, peers)
-    if net.b2b._calls and uas.invite.call_id in peers.pending:  # m1 still rings: it answers
+    if net.b2b.index.calls and uas.invite.call_id in peers.pending:  # m1 still rings: it answers
         del peers.pending[uas.invite.call_id]
         uas.reply(200)
         settle(net, peers)
-    if net.b2b._calls and uas.answered:  # m1 hangs up (its own CSeq: untouched)
+    if net.b2b.index.calls and uas.answered:  # m1 hangs up (its own CSeq: untouched)
         uas.bye()
         settle(net, peers)
-    if net.b2b._calls and call.call_id in peers.answered:  # the caller hangs up
+    if net.b2b.index.calls and call.call_id in peers.answered:  # the caller hangs up
         call.confirmed(peers.answered[call.call_id])
         call.cseq = max(call.cseq, 10**6)  # above any CSeq a mutation may have left
         call.bye()
         settle(net, peers)
-    if net.b2b._calls and call.call_id not in peers.answered:  # the caller gives up
+    if net.b2b.index.calls and call.call_id not in peers.answered:  # the caller gives up
         call.cancel()
         settle(net, peers)
 
@@ -618,7 +609,7 @@ def test_the_unmutated_call_templates_work(kind: str) -> None:
     scene = call_scene(kind)
     net = scene.net
     scene.sender.send(_mutate(scene.template, 0, 0, 0, b""))
-    calls_left = len(net.b2b._calls)
+    calls_left = len(net.b2b.index.calls)
     expected = {"bye": 0, "cancel": 0, "r486": 0}.get(kind, 1)  # m1 declines: 480
     assert calls_left == expected, (kind, calls_left)
     if kind == "r200":
@@ -654,7 +645,7 @@ def test_a_cancel_whose_handling_raises_answers_500(monkeypatch: pytest.MonkeyPa
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(net.b2b, "_cancel", broken)
+    monkeypatch.setattr("huntgroup.engine.b2bua.facade.on_cancel", broken)
     call.cancel()
     assert caller.response(500, "CANCEL")
     monkeypatch.undo()

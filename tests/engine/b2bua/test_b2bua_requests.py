@@ -208,3 +208,43 @@ def test_no_rtp_port_left_for_members_ends_the_call_cleanly() -> None:
     assert net.b2b.media.ports.in_use == 0
     caller.invite(PILOT)  # and the next caller is served the same way, no leak
     caller.response(480)
+
+
+def test_no_rtp_port_left_for_the_caller_gets_503_and_takes_nothing() -> None:
+    """Running out of RTP ports is a local condition (PortsExhausted), answered as today:
+    503 Service Unavailable, without Retry-After, and no call kept."""
+    from huntgroup.media.ports import PortAllocator
+
+    net = Network(make_config("linear", members=1))
+    ports = PortAllocator((40000, 40001))
+    ports.allocate()  # the only pair is taken
+    net.b2b.media.ports = ports
+    caller = net.phone("caller", 6000, CALLER_NUMBER)
+    call = caller.invite(PILOT)
+    refused = caller.response(503)
+    assert refused.reason == "Service Unavailable"
+    assert refused.headers.get("Retry-After") is None
+    call.ack_failure(refused)
+    assert net.b2b.active_calls == 0
+    assert ports.in_use == 1
+    assert net.b2b.counters.internal_errors == 0
+
+
+def test_no_rtp_port_left_for_an_outgoing_leg_gets_the_caller_503() -> None:
+    from huntgroup.media.ports import PortAllocator
+    from tests.engine.b2bua.test_b2bua_upstream import (
+        UPSTREAM_PORT,
+        authorised_invite,
+        upstream_config,
+    )
+
+    net = Network(upstream_config())
+    upstream = net.phone("upstream", UPSTREAM_PORT, "core")
+    net.b2b.media.ports = PortAllocator((40000, 40001))  # one pair: the caller's only
+    alice, call = authorised_invite(net)
+    refused = alice.response(503)
+    assert refused.reason == "Service Unavailable"
+    call.ack_failure(refused)
+    upstream.quiet()
+    assert net.b2b.active_calls == 0
+    assert net.b2b.media.ports.in_use == 0

@@ -250,7 +250,7 @@ def test_the_timer_heap_stays_bounded_over_many_calls() -> None:
         w.m1.respond(w.m1.request("BYE"), 200)
         w.caller.drop()
     assert w.net.b2b.active_calls == 0
-    assert len(w.net.b2b._session_heap) <= 64 + 8
+    assert len(w.net.b2b.timer_heap) <= 64 + 8
 
 
 def test_a_retransmitted_2xx_to_our_refresh_is_acked_again() -> None:

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from huntgroup.config.models import Config, GroupConfig, LineConfig, MemberConfig, QueueConfig
-from huntgroup.engine.b2bua import B2BUA
+from huntgroup.engine.b2bua import B2BUA, core_actions, inbound
+from huntgroup.engine.b2bua.context import Context
 from huntgroup.engine.b2bua.trust import TrustDomain
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.message import Request, Response
@@ -52,13 +53,7 @@ def phone_at(net: Network, name: str, host: str, port: int, user: str) -> Phone:
 def tables(b2b: B2BUA) -> dict[str, int]:
     """The size of every per-call table of the B2BUA and its core."""
     return {
-        "calls": len(b2b._calls),
-        "by_core": len(b2b._by_core),
-        "by_server_tx": len(b2b._by_server_tx),
-        "by_client_tx": len(b2b._by_client_tx),
-        "dialogs": len(b2b._dialogs),
-        "legs_by_call_id": len(b2b._legs_by_call_id),
-        "orphans": len(b2b._orphans),
+        **b2b.index.sizes(),
         "core_calls": len(b2b.core._calls),
         "rtp_ports": b2b.media.ports.in_use,
     }
@@ -416,16 +411,19 @@ def test_contact_on_source(uri: str, source: str, allowed: bool) -> None:
 
 
 def count_routes(monkeypatch: pytest.MonkeyPatch, bound: int = 100) -> list[int]:
-    """Count B2BUA._route calls; fail (instead of hanging) past ``bound``."""
+    """Count the calls routed to the core (``core_actions.route``); fail (instead of
+    hanging) past ``bound``."""
     calls = [0]
-    original = B2BUA._route
+    original = core_actions.route
 
-    def counted(self: B2BUA, *args: Any) -> None:
+    def counted(ctx: Context, *args: Any) -> None:
         calls[0] += 1
         assert calls[0] <= bound, "_route keeps being called: the forward loop has no bound"
-        original(self, *args)
+        original(ctx, *args)
 
-    monkeypatch.setattr(B2BUA, "_route", counted)
+    # a new INVITE routes through inbound, a forward through core_actions
+    monkeypatch.setattr(core_actions, "route", counted)
+    monkeypatch.setattr(inbound, "route", counted)
     return calls
 
 

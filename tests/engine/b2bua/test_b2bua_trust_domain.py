@@ -42,7 +42,7 @@ OUT = "0999888777"  # a number out through the upstream
 
 def verified_lines(net: Network) -> list[str | None]:
     """The line each call in progress is authenticated as (None: an outside caller)."""
-    return [call.verified_line for call in net.b2b._calls.values()]
+    return [call.verified_line for call in net.b2b.index.calls.values()]
 
 
 def proxy_credentials(phone: Phone, line: str, ruri: str) -> str:

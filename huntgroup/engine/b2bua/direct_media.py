@@ -1,0 +1,94 @@
+"""Direct media (``server.media.mode: direct``): re-INVITEs that put RTP end to end.
+
+Theory of operation
+-------------------
+Once a call is bridged, :func:`update_media` re-INVITEs one side with the
+other side's SDP (the caller after its ACK, §14.1: our 2xx first). The answer
+(:func:`media_updated`) either confirms the addresses (the media planner then
+bypasses the relay), moves one side (the other side is re-INVITEd in turn), or
+refuses (the media stays relayed). One re-INVITE at a time per call: while one
+is under way (relayed, a session refresh) the update is retried a second
+later, and a 491 glare backs off as §14.1 says. At most
+:data:`MAX_MEDIA_UPDATES` re-INVITEs per call.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from huntgroup.engine.b2bua.calls import Call, CallState, MediaSide, MediaUpdate
+from huntgroup.engine.b2bua.context import Context, TimerKind
+from huntgroup.engine.b2bua.session_refresh import refresh_answered
+from huntgroup.engine.b2bua.session_timer import request_headers
+from huntgroup.engine.b2bua.teardown import end_call
+from huntgroup.engine.sip.message import Response
+from huntgroup.errors import ProtocolError
+
+log = logging.getLogger("huntgroup.calls")
+
+MAX_MEDIA_UPDATES = 4
+"""Direct media: re-INVITEs per call before giving up on end-to-end media."""
+
+
+def update_media(ctx: Context, call: Call, side: MediaSide) -> None:
+    """Direct media: re-INVITE ``side`` with the other side's SDP."""
+    bridged = call.legs.get(call.bridged) if call.bridged else None
+    dialog = call.dialog if side == "caller" else bridged.dialog if bridged else None
+    if call.state is CallState.ENDED or dialog is None or call.media.bypassed:
+        return
+    if call.reinvite_pending or call.refreshing():  # a re-INVITE is under way
+        retry_update(ctx, call, side, 1.0)
+        return
+    if call.media_updates >= MAX_MEDIA_UPDATES:
+        log.warning("call %s: media addresses keep moving; media stays relayed", call.key)
+        return
+    call.media_updates += 1
+    body = ctx.media.offer_toward(call.media, side)
+    timer = call.timer_of(dialog)[0]
+    calls = ctx.config.server.calls
+    headers = request_headers(timer.interval, min_se=calls.min_se) if timer else ()
+    request = dialog.request(
+        "INVITE", ctx.rng, body=body, content_type="application/sdp", headers=headers
+    )
+    try:
+        tx = ctx.start(request, dialog.peer)
+    except ProtocolError as err:
+        log.info("call %s: cannot re-INVITE the %s: %s", call.key, side, err)
+        return
+    ctx.index.requests[tx] = MediaUpdate(call.key, side, dialog)
+    call.reinvite_pending = True
+
+
+def media_updated(ctx: Context, ours: MediaUpdate, response: Response) -> None:
+    """The final answer to a direct-media re-INVITE."""
+    status, side, dialog = response.status, ours.side, ours.dialog
+    if 200 <= status < 300:
+        ctx.send(dialog.ack_for_2xx(response.cseq.number, ctx.rng), dialog.peer)
+    call = ctx.index.calls.get(ours.call)
+    if call is None or call.state is CallState.ENDED:
+        return
+    call.reinvite_pending = False
+    if 200 <= status < 300:
+        refresh_answered(ctx, call, dialog, response)
+        moved = ctx.media.peer_answered(call.media, side, response.body)
+        if moved is None:
+            log.warning("call %s: unusable SDP from the %s; relayed", call.key, side)
+        elif moved:  # the other side must learn the new address
+            update_media(ctx, call, "member" if side == "caller" else "caller")
+        else:
+            log.info("call %s: media end to end", call.key)
+            ctx.out.extend(ctx.media.bypass(call.media))
+        return
+    if status == 491 and call.media_updates < MAX_MEDIA_UPDATES:
+        # §14.1 glare: the owner of the Call-ID (us, on member legs) waits 2.1-4 s
+        delay = ctx.rng.uniform(0.0, 2.0) if side == "caller" else ctx.rng.uniform(2.1, 4.0)
+        retry_update(ctx, call, side, delay)
+    elif status in (408, 481):  # §14.1: the dialog is gone
+        log.info("call %s: the %s's dialog is gone (%d)", call.key, side, status)
+        end_call(ctx, call, bye_caller=True)
+    else:
+        log.info("call %s: the %s refused direct media (%d); relayed", call.key, side, status)
+
+
+def retry_update(ctx: Context, call: Call, side: MediaSide, delay: float) -> None:
+    ctx.arm(ctx.now + delay, TimerKind.MEDIA_RETRY, call.key, side)

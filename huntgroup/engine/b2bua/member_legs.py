@@ -1,0 +1,288 @@
+"""Member legs: the INVITEs we send for a call, and what their answers mean.
+
+Theory of operation
+-------------------
+The core's ``Ring`` becomes :func:`ring`: one INVITE per registered contact
+of the member (or to its fixed URI), each its own dialog (:func:`new_leg`).
+A leg's responses (:func:`leg_response`): a provisional makes it
+``PROCEEDING`` (a CANCEL held back since §9.1 goes now) and may ring the
+caller; a 2xx (:func:`leg_answered`) is ACKed and told to the core, unless
+the call no longer wants it (then BYE); a failure (:func:`leg_failed`) is
+told to the core with its status (``MemberFailed``: the core reads what it
+means) once no other contact of that member still rings; a 422
+(:func:`retry_brief`) asks again once with the peer's Min-SE. A leg whose
+call ended meanwhile is an orphan (:func:`orphan_response`): it gets the
+CANCEL it still owed, or an ACK and a BYE for its late 2xx.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from huntgroup.engine.b2bua.addressing import ANONYMOUS, identity_value, peer_of
+from huntgroup.engine.b2bua.caller_leg import NO_PORT_STATUS, connect, ringing
+from huntgroup.engine.b2bua.calls import Call, CallState, Leg, LegState
+from huntgroup.engine.b2bua.context import ALLOW, Context
+from huntgroup.engine.b2bua.session_refresh import min_se, schedule_session
+from huntgroup.engine.b2bua.session_timer import (
+    SessionTimer,
+    has_option,
+    negotiate_as_uac,
+    request_headers,
+)
+from huntgroup.engine.b2bua.teardown import bye_leg, end_call, send_cancel
+from huntgroup.engine.sip.address import Peer
+from huntgroup.engine.sip.dialogs import uac_dialog
+from huntgroup.engine.sip.grammar import quote
+from huntgroup.engine.sip.headers import Headers
+from huntgroup.engine.sip.message import Request, Response, new_call_id, new_tag
+from huntgroup.engine.sip.next_hop import next_hop_max_forwards
+from huntgroup.engine.sip.transaction import TransactionKey
+from huntgroup.engine.sip.uri import Uri, parse_uri
+from huntgroup.errors import ProtocolError
+from huntgroup.media.nat import behind_nat
+from huntgroup.media.ports import PortsExhausted
+from huntgroup.queue.actions import Identity
+from huntgroup.queue.events import CallAnswered, MemberAnswered, MemberFailed, MemberUnreachable
+
+log = logging.getLogger("huntgroup.calls")
+
+MAX_SESSION_INTERVAL = 7200
+"""The longest session interval a member's 422 can make us ask for (RFC 4028 §7.4)."""
+
+
+def ring(ctx: Context, call: Call, member: str, caller: Identity, group: str | None) -> None:
+    targets = targets_of(ctx, member)
+    if not targets:
+        log.info("call %s: member %s unreachable (no contact)", call.key, member)
+        ctx.tell_core(MemberUnreachable(call.core_id, member))
+        return
+    log.info("call %s: ringing %s (%s)", call.key, member, group or "direct")
+    asserted = call.asserted
+    g = next((x for x in ctx.config.groups if x.name == group), None)
+    if g is not None and g.pilot_as_caller_id and caller.number == g.pilot:
+        # our own pilot: we vouch for it
+        asserted = (identity_value(caller, ctx.config.server.domain),)
+    for uri, peer in targets:
+        new_leg(ctx, call, member, uri, peer, caller, asserted)
+
+
+def targets_of(ctx: Context, member: str) -> list[tuple[Uri, Peer]]:
+    """Where to send INVITEs for a member: its registered contacts or its URI."""
+    if member.lower().startswith(("sip:", "sips:")):
+        uri = parse_uri(member)
+        peer = peer_of(uri)
+        return [(uri, peer)] if peer else []
+    targets: list[tuple[Uri, Peer]] = []
+    for binding in ctx.registrar.contacts(member, now=ctx.now):
+        try:
+            uri = parse_uri(binding.uri)
+        except ProtocolError:
+            continue
+        peer = peer_of(uri)
+        src = binding.source
+        # A phone on TLS (or behind NAT) is reached over the way it came in.
+        if src is not None and (
+            peer is None or src.transport.upper() == "TLS" or behind_nat(peer.host, src.host)
+        ):
+            peer = Peer(src.host, src.port, src.transport.upper())
+        if peer is not None:
+            targets.append((uri, peer))
+    return targets
+
+
+def new_leg(
+    ctx: Context,
+    call: Call,
+    member: str,
+    target: Uri,
+    destination: Peer,
+    caller: Identity,
+    asserted: tuple[str, ...],
+) -> None:
+    """INVITE ``target``: From shows ``caller``; P-Asserted-Identity is ``asserted``
+    only, the identities the server vouches for (none for an outside caller)."""
+    me = ctx.local_for(destination)
+    domain = ctx.config.server.domain
+    calls = ctx.config.server.calls
+    display = f"{quote(caller.display_name)} " if caller.display_name else ""
+    host = "anonymous.invalid" if caller.number == ANONYMOUS else domain  # RFC 3323 §4.1.1.3
+    from_ = f"{display}<sip:{caller.number}@{host}>;tag={new_tag(ctx.rng)}"
+    to = f"<{target}>"
+    call_id = new_call_id(ctx.rng, me.host)
+    try:
+        offer = ctx.media.member_offer(call.media)
+    except (PortsExhausted, ProtocolError) as err:  # no RTP port left: cannot be rung
+        reason = f"no RTP port free: {err}" if isinstance(err, PortsExhausted) else str(err)
+        log.warning("call %s: cannot ring %s: %s", call.key, member or "target", reason)
+        if member:
+            ctx.tell_core(MemberUnreachable(call.core_id, member))
+        else:
+            end_call(ctx, call, bye_caller=True, status=NO_PORT_STATUS)
+        return
+    ctx.out.extend(ctx.media.open_member_port(call.media))
+    headers = Headers(
+        [
+            ("Via", me.via(ctx.rng)),
+            ("Max-Forwards", str(next_hop_max_forwards(call.invite, default=69))),
+            ("From", from_),
+            ("To", to),
+            ("Call-ID", call_id),
+            ("CSeq", "1 INVITE"),
+            ("Contact", me.contact()),
+            *(("P-Asserted-Identity", value) for value in asserted),
+            *((("Privacy", call.privacy),) if asserted and call.privacy else ()),
+            ("Allow", ALLOW),
+            *request_headers(calls.session_expires, min_se=calls.min_se),
+            ("Content-Type", "application/sdp"),
+        ]
+    )
+    invite = Request(method="INVITE", uri=target, headers=headers, body=offer)
+    leg_id = f"{call.key}.l{next(ctx.seq)}"
+    try:
+        tx = ctx.start(invite, destination)
+    except ProtocolError as err:
+        log.info("call %s: could not ring %s: %s", call.key, member, err)
+        ctx.tell_core(MemberUnreachable(call.core_id, member))
+        return
+    ctx.index.add_leg(call, Leg(leg_id, call.key, member, invite, tx, destination, me))
+
+
+def leg_response(ctx: Context, call: Call, leg: Leg, response: Response, source: Peer) -> None:
+    """A response to the INVITE of ``leg`` (a leg of a call in progress)."""
+    status = response.status
+    if response.cseq.method != "INVITE":
+        return
+    if status < 200:
+        if leg.state is LegState.CALLING:  # any provisional, 100 included (§9.1)
+            leg.state = LegState.PROCEEDING
+        if leg.cancel_pending:
+            leg.cancel_pending = False
+            send_cancel(ctx, leg)
+        elif status in (180, 183) and call.state is CallState.EARLY and not call.ringing_sent:
+            ringing(ctx, call)
+        return
+    if status < 300:
+        leg_answered(ctx, call, leg, response, source)
+    elif status == 422 and retry_brief(ctx, call, leg, response):
+        return
+    else:
+        leg_failed(ctx, call, leg, status)
+
+
+def retry_brief(ctx: Context, call: Call, leg: Leg, response: Response) -> bool:
+    """422 to our INVITE (RFC 4028 §7.4): once, the same INVITE again (CSeq + 1, new
+    branch) with the peer's ``Min-SE`` as our interval, when that is not above
+    ``MAX_SESSION_INTERVAL``. False when there is nothing to retry."""
+    wanted = min_se(response)
+    current = leg.invite.headers.get("Session-Expires") or ""
+    if (
+        leg.cancelled
+        or leg.state is LegState.ENDED
+        or call.state is CallState.ENDED
+        or leg.invite.cseq.number > 1  # retried once already
+        or wanted > MAX_SESSION_INTERVAL
+        or wanted <= int(current.split(";", 1)[0] or 0)
+    ):
+        return False
+    headers = (
+        leg.invite.headers.with_first_replaced("Via", leg.me.via(ctx.rng))
+        .with_replaced("CSeq", f"{leg.invite.cseq.number + 1} INVITE")
+        .with_replaced("Session-Expires", str(wanted))
+        .with_replaced("Min-SE", str(wanted))
+    )
+    invite = Request(method="INVITE", uri=leg.invite.uri, headers=headers, body=leg.invite.body)
+    try:
+        tx = ctx.start(invite, leg.destination)
+    except ProtocolError:
+        return False
+    log.info(
+        "call %s: %s wants sessions of %d s at least, asked again",
+        call.key,
+        leg.member or "the target",
+        wanted,
+    )
+    leg.invite, leg.state = invite, LegState.CALLING
+    ctx.index.move_leg(call, leg, tx)
+    return True
+
+
+def orphan_response(ctx: Context, key: TransactionKey, leg: Leg, response: Response) -> None:
+    """A leg whose call is gone: finish the CANCEL it owes, or hang up its late answer."""
+    status = response.status
+    if status < 200:
+        if leg.cancel_pending:
+            leg.cancel_pending = False
+            send_cancel(ctx, leg)
+        return
+    del ctx.index.orphans[key]
+    if status < 300 and response.cseq.method == "INVITE":
+        dialog = uac_dialog(leg.invite, response, leg.destination, leg.me)
+        ctx.send(dialog.ack_for_2xx(leg.invite.cseq.number, ctx.rng), leg.destination)
+        ctx.start(dialog.request("BYE", ctx.rng), dialog.peer)
+
+
+def leg_answered(ctx: Context, call: Call, leg: Leg, response: Response, source: Peer) -> None:
+    retransmitted = leg.dialog is not None  # our ACK was lost: send it again, only
+    if leg.dialog is None:
+        leg.dialog = uac_dialog(leg.invite, response, leg.destination, leg.me)
+    ctx.send(leg.dialog.ack_for_2xx(leg.invite.cseq.number, ctx.rng), leg.destination)
+    if retransmitted:
+        return
+    if leg.cancelled or call.state is CallState.ENDED or call.bridged is not None:
+        bye_leg(ctx, leg)  # too late: another member won, or the caller left
+        return
+    if (
+        ctx.media.member_answer(
+            call.media,
+            response.body,
+            source_host=source.host,
+            trusted=ctx.trust.trusts(source.host),
+        )
+        is None
+    ):
+        bye_leg(ctx, leg)  # an answer we cannot relay counts as a refusal
+        ctx.tell_core(MemberFailed(call.core_id, leg.member, 488))
+        return
+    leg.state = LegState.CONFIRMED
+    dialog_key = (leg.dialog.call_id, leg.dialog.local_tag, leg.dialog.remote_tag)
+    ctx.index.add_dialog(call, dialog_key, leg)
+    interval, we_refresh = negotiate_as_uac(
+        response, interval=ctx.config.server.calls.session_expires
+    )
+    leg.session = SessionTimer(
+        interval, we_refresh, ctx.now, use_update=has_option(response, "Allow", "UPDATE")
+    )
+    schedule_session(ctx, call, leg.id, leg.session)
+    if not leg.member:  # a forwarding or outgoing leg: no core decision to wait for
+        if call.outgoing_line is not None:
+            ctx.tell_core(CallAnswered(call.core_id))
+        connect(ctx, call, leg)
+        return
+    log.info("call %s: member %s answered", call.key, leg.member)
+    ctx.tell_core(MemberAnswered(call.core_id, leg.member))
+
+
+def leg_failed(ctx: Context, call: Call, leg: Leg, status: int) -> None:
+    if leg.state is LegState.ENDED:
+        return
+    leg.state = LegState.ENDED
+    if leg.cancelled:
+        return
+    if not leg.member:
+        log.info(
+            "call %s: %s failed (%d)",
+            call.key,
+            "outgoing call" if call.outgoing_line else "forwarding",
+            status,
+        )
+        end_call(ctx, call, bye_caller=True, status=status)
+        return
+    others = [
+        x for x in call.legs.values() if x.member == leg.member and x.state is not LegState.ENDED
+    ]
+    if others:
+        return  # another contact of the same line still rings
+    log.info("call %s: member %s did not take the call (%d)", call.key, leg.member, status)
+    # what the status means (busy, declined, unreachable) is the core's reading
+    ctx.tell_core(MemberFailed(call.core_id, leg.member, status))

@@ -1,0 +1,79 @@
+"""Ending calls and legs: the one way a call ends, and the ways a leg we started ends.
+
+Theory of operation
+-------------------
+:func:`end_call` ends the whole call: the caller's leg (a final response while
+early, else a BYE when asked), every member leg still up (:func:`cancel_leg`:
+CANCEL once a provisional came, §9.1, or BYE once confirmed), the core's state
+(``CallHungUp``), then :func:`forget` closes the media and removes the call
+from the index. A call ends exactly once: a second call is a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from huntgroup.engine.b2bua.calls import Call, CallState, Leg, LegState
+from huntgroup.engine.b2bua.context import Context
+from huntgroup.engine.sip.message import make_cancel
+from huntgroup.errors import ProtocolError
+from huntgroup.queue.events import CallHungUp
+
+log = logging.getLogger("huntgroup.calls")
+
+
+def end_call(
+    ctx: Context,
+    call: Call,
+    *,
+    bye_caller: bool,
+    status: int = 480,
+    skip_leg: str | None = None,
+    tell_core: bool = True,
+) -> None:
+    """End the whole call: caller leg, every member leg, media, core state."""
+    if call.state is CallState.ENDED:
+        return
+    if call.state is CallState.EARLY:
+        ctx.respond(call.tx, call.invite, status, to_tag=call.to_tag)
+    elif bye_caller and call.dialog is not None:
+        ctx.start(call.dialog.request("BYE", ctx.rng), call.dialog.peer)
+    call.state = CallState.ENDED
+    call.retransmit = None
+    for leg in call.legs.values():
+        if leg.id != skip_leg and leg.state is not LegState.ENDED:
+            cancel_leg(ctx, leg)
+    if tell_core and call.core_id in ctx.index.by_core:
+        ctx.tell_core(CallHungUp(call.core_id))
+    if call.caller_line_id is not None:
+        ctx.tell_core(CallHungUp(call.caller_line_id))
+    forget(ctx, call)
+
+
+def forget(ctx: Context, call: Call) -> None:
+    """Close the call's media and remove it from the index (it has ended)."""
+    ctx.out.extend(ctx.media.close(call.media))
+    ctx.index.forget(call, ctx.layer)
+
+
+def cancel_leg(ctx: Context, leg: Leg) -> None:
+    leg.cancelled = True
+    if leg.state is LegState.CALLING:
+        leg.cancel_pending = True  # §9.1: CANCEL only after a provisional response
+    elif leg.state is LegState.PROCEEDING:
+        send_cancel(ctx, leg)
+    elif leg.state is LegState.CONFIRMED:
+        bye_leg(ctx, leg)
+
+
+def send_cancel(ctx: Context, leg: Leg) -> None:
+    try:
+        ctx.start(make_cancel(leg.invite), leg.destination)
+    except ProtocolError as err:
+        log.info("could not cancel leg %s: %s", leg.id, err)
+
+
+def bye_leg(ctx: Context, leg: Leg) -> None:
+    if leg.dialog is not None and leg.state is not LegState.ENDED:
+        ctx.start(leg.dialog.request("BYE", ctx.rng), leg.dialog.peer)
+    leg.state = LegState.ENDED
