@@ -55,7 +55,7 @@ def accept(
             source_host=source.host,
             trusted=trusted,
             # a UDP source may be forged: no media before the ACK or its first packet
-            spoofable=source.transport.upper() == "UDP" and not trusted,
+            spoofable=source.transport == "UDP" and not trusted,
         )
     except ProtocolError as err:
         log.info("INVITE to %s refused: %s", number, err)

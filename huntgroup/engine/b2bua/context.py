@@ -274,10 +274,10 @@ class Context(ABC):
     def local_for(self, peer: Peer) -> Peer:
         v6 = ":" in peer.host
         for me in self.locals:
-            if me.transport == peer.transport.upper() and (":" in me.host) == v6:
+            if me.transport == peer.transport and (":" in me.host) == v6:
                 return me
         for me in self.locals:
-            if me.transport == peer.transport.upper():
+            if me.transport == peer.transport:
                 return me
         return self.locals[0]
 

@@ -29,8 +29,9 @@ from huntgroup.engine.sip.digest import (
     uri_matches,
     usable_algorithms,
 )
+from huntgroup.engine.sip.fields import parse_contact_values
 from huntgroup.engine.sip.message import Request
-from huntgroup.engine.sip.registrar import contact_on_source, parse_contact_values
+from huntgroup.engine.sip.registrar import contact_on_source
 from huntgroup.engine.sip.transaction import TransactionKey
 from huntgroup.errors import ProtocolError
 from huntgroup.queue.events import MemberJoined, MemberLeft

@@ -83,9 +83,9 @@ def targets_of(ctx: Context, member: str) -> list[tuple[Uri, Peer]]:
         src = binding.source
         # A phone on TLS (or behind NAT) is reached over the way it came in.
         if src is not None and (
-            peer is None or src.transport.upper() == "TLS" or behind_nat(peer.host, src.host)
+            peer is None or src.transport == "TLS" or behind_nat(peer.host, src.host)
         ):
-            peer = Peer(src.host, src.port, src.transport.upper())
+            peer = src
         if peer is not None:
             targets.append((uri, peer))
     return targets

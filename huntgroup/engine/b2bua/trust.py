@@ -41,7 +41,7 @@ from huntgroup.errors import ProtocolError
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-__all__ = ["TrustDomain", "ip_of"]
+__all__ = ["TrustDomain"]
 
 
 def _network(value: str) -> IPNetwork:

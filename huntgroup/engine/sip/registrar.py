@@ -54,18 +54,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from huntgroup.engine.sip.address import Peer, ip_of
-from huntgroup.engine.sip.fields import ContactEntry, parse_contact_values
+from huntgroup.engine.sip.fields import ContactEntry
 from huntgroup.engine.sip.uri import SipUri, parse_uri
 from huntgroup.errors import ProtocolError
 
 __all__ = [
     "Binding",
     "BindingsExpired",
-    "ContactEntry",
     "RegisterResult",
     "Registrar",
     "contact_on_source",
-    "parse_contact_values",
 ]
 
 

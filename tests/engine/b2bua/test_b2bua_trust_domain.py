@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from huntgroup.config.models import Config
 from huntgroup.engine.b2bua.trust import TrustDomain
 from huntgroup.engine.sip.address import Peer
+from huntgroup.engine.sip.fields import ContactEntry
 from huntgroup.engine.sip.message import Request
-from huntgroup.engine.sip.registrar import ContactEntry, Registrar
+from huntgroup.engine.sip.registrar import Registrar
 from tests.engine.b2bua.test_b2bua_lines import busy_alice, register, world
 from tests.engine.b2bua.test_b2bua_trust import PAI, phone_at, register_contact, with_server
 from tests.support.b2bua_peers import (

@@ -7,13 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from huntgroup.engine.sip.address import Peer
-from huntgroup.engine.sip.registrar import (
-    Binding,
-    BindingsExpired,
-    ContactEntry,
-    Registrar,
-    parse_contact_values,
-)
+from huntgroup.engine.sip.fields import ContactEntry, parse_contact_values
+from huntgroup.engine.sip.registrar import Binding, BindingsExpired, Registrar
 from huntgroup.errors import RemoteProtocolError
 
 AOR = "0102030405"
