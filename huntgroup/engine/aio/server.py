@@ -272,7 +272,7 @@ class Server:
             rng=rng,
             secret=secret,
             media=planner,
-            wall_clock=time.time,
+            wall=time.time(),
             store=store,
             # a restart forgets the replay table: the challenges of the last run go stale
             node_id=f"{node_id}/{secrets.token_hex(8)}",
@@ -312,6 +312,7 @@ class Server:
                 waiting = backlog / (size + SKB_OVERHEAD)
                 lag = max(lag, waiting / (read / elapsed) if read else elapsed)
         admission.loop_lag(lag, now=now)
+        self.b2bua.wall_clock_read(time.time(), now=now)
         self._datagrams_last, self._bytes_last = self.datagrams, self.datagram_bytes
         self._probe_last, self._cpu_last = now, cpu
         self._probe_due = now + PROBE_INTERVAL

@@ -29,7 +29,6 @@ import itertools
 import logging
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -101,7 +100,7 @@ class Context(ABC):
         secret: bytes,
         media: MediaPlanner,
         store: StateStore | None = None,
-        wall_clock: Callable[[], float] | None = None,
+        wall: float | None = None,
         nonce_counts: NonceCounts | None = None,
         node_id: str = "",
     ) -> None:
@@ -147,7 +146,11 @@ class Context(ABC):
         self.our_hosts = frozenset(
             [config.server.domain.lower(), *(me.host.strip("[]").lower() for me in locals_)]
         )
-        self.wall = wall_clock
+        # wall-clock time minus ``now``: digest nonces carry wall time, so that a
+        # nonce issued by one node is judged alike by every node sharing the key.
+        # The driver reads the clock, at start (``wall``) and then on every probe
+        # (``B2BUA.wall_clock_read``); without one, wall time is ``now``.
+        self.wall_offset = 0.0 if wall is None else wall - now
         self.now = now
         self.out: list[Output] = []
         self.events: list[Event] = []

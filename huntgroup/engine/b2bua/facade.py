@@ -262,6 +262,16 @@ class B2BUA(Context):
         log.info("reload: %d group(s), %d line(s)", len(config.groups), len(config.lines))
         return self.flush()
 
+    def wall_clock_read(self, wall: float, *, now: float) -> None:
+        """The driver read the wall clock: ``wall`` seconds since the epoch at ``now``.
+
+        Digest nonces carry wall-clock time (several nodes judge each other's);
+        this object never reads a clock itself, so the driver hands it the
+        reading now and then, and wall time is ``now`` plus the last offset.
+        """
+        self.now = max(self.now, now)
+        self.wall_offset = wall - now
+
     def state_changed(self, *, now: float) -> list[Output]:
         """Another node changed the shared state: members may have become free."""
         self.now = max(self.now, now)

@@ -74,7 +74,7 @@ def authenticated(
     """
     header = "Proxy-Authorization" if proxy else "Authorization"
     credentials = request.headers.get(header)
-    now = ctx.wall() if ctx.wall else ctx.now
+    now = ctx.now + ctx.wall_offset
     bound = {
         address_of(b.source.transport, b.source.host, b.source.port)
         for b in ctx.registrar.contacts(number, now=ctx.now)

@@ -544,3 +544,19 @@ def test_an_invite_answer_accepted_by_one_node_is_refused_on_another() -> None:
     fresh = proxy_answer(stale, LINE_A, PASSWORD, uri)
     eve.invite(EXTERNAL, extra=[("Proxy-Authorization", fresh)])
     assert upstream_b.request("INVITE")
+
+
+def test_nonces_age_by_the_wall_clock_the_driver_reads() -> None:
+    """The B2BUA reads no clock: a nonce carries the wall time the driver last read.
+    A reading a day later than the nonce's makes the answer stale, though the
+    monotonic clock moved one second; a challenge issued after it is good."""
+    net = Network(config())
+    alice = net.phone("alice", 7101, LINE_A)
+    old = answer(challenge(alice, LINE_A, "w1@test"), LINE_A, PASSWORD)
+    net.at(1.0)
+    net.b2b.wall_clock_read(86_400.0, now=1.0)
+    refused = register_with(alice, LINE_A, old, "w1@test")
+    assert refused.status == 401
+    assert all("stale=true" in v for v in refused.headers.get_all("WWW-Authenticate"))
+    fresh = answer(refused, LINE_A, PASSWORD)
+    assert register_with(alice, LINE_A, fresh, "w2@test").status == 200
