@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.sip_harness import HuntgroupServer, PortAllocator, Sipp, sipp_binary
+from tests.support.ports import PortAllocator
+from tests.support.sip_harness import HuntgroupServer, Sipp, sipp_binary
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
+from tests.support.ports import PortAllocator
 from tests.support.sip_harness import (
     DOMAIN,
     Baresip,
     DigestRegistrar,
     HuntgroupServer,
-    PortAllocator,
     Sipp,
     baresip_binary,
     group,

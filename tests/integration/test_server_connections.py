@@ -19,15 +19,13 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.ports import PortAllocator, tcp_accept_backlog, tcp_server_side_open
 from tests.support.sip_harness import (
     REPO_ROOT,
     HuntgroupServer,
-    PortAllocator,
     Sipp,
     group,
     server_config,
-    tcp_accept_backlog,
-    tcp_server_side_open,
 )
 from tests.support.waiting import wait_until
 

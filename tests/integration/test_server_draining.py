@@ -10,14 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.sip_harness import (
-    HuntgroupServer,
-    PortAllocator,
-    Sipp,
-    group,
-    options_ping,
-    server_config,
-)
+from tests.support.ports import PortAllocator
+from tests.support.sip_harness import HuntgroupServer, Sipp, group, options_ping, server_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
 

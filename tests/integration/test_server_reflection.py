@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.sip_harness import HOST, HuntgroupServer, PortAllocator, server_config
+from tests.support.ports import PortAllocator
+from tests.support.sip_harness import HOST, HuntgroupServer, server_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
 

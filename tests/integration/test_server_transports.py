@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.sip_harness import HuntgroupServer, PortAllocator, server_config
+from tests.support.ports import PortAllocator
+from tests.support.sip_harness import HuntgroupServer, server_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
 

@@ -17,14 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.sip_harness import (
-    REPO_ROOT,
-    HuntgroupServer,
-    PortAllocator,
-    Sipp,
-    group,
-    server_config,
-)
+from tests.support.ports import PortAllocator
+from tests.support.sip_harness import REPO_ROOT, HuntgroupServer, Sipp, group, server_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
 

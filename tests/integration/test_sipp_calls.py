@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.ports import PortAllocator
 from tests.support.sip_harness import (
     DOMAIN,
     HuntgroupServer,
-    PortAllocator,
     Sipp,
     SippProcess,
     group,

@@ -16,11 +16,11 @@ import pytest
 import yaml
 
 from huntgroup.config.models import Config, semantic_problems
+from tests.support.ports import PortAllocator, udp_port_refuses
 from tests.support.sip_harness import (
     DOMAIN,
     SCENARIOS,
     DigestRegistrar,
-    PortAllocator,
     Sipp,
     group,
     invites_in_order,
@@ -29,8 +29,8 @@ from tests.support.sip_harness import (
     parse_message_log,
     server_config,
     sipp_binary,
-    udp_port_refuses,
 )
+from tests.support.sip_messages import parse_message
 
 pytestmark = pytest.mark.integration
 
@@ -215,6 +215,29 @@ def test_message_log_parser_reads_timestamps_and_headers(tmp_path: Path) -> None
     assert first.call_id == "abc@h" and first.cseq_method == "INVITE"
     assert second.status == 486 and second.direction == "sent"
     assert second.time - first.time == pytest.approx(0.5)
+
+
+def test_a_received_message_is_read_with_huntgroups_parser() -> None:
+    data = (
+        b"SIP/2.0 200 OK\r\n"
+        b"v: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1, SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK2\r\n"
+        b"f: <sip:a@h>;tag=1\r\nt: <sip:b@h>;tag=2\r\n"
+        b"i: abc@h\r\nCSeq: 7 BYE\r\nSupported: replaces,\r\n timer\r\n"
+        b"l: 3\r\n\r\nv=0 and more"
+    )
+    message = parse_message(data, source=("127.0.0.1", 5060))
+    assert (message.status, message.method, message.is_request) == (200, None, False)
+    assert (message.call_id, message.cseq, message.cseq_method) == ("abc@h", (7, "BYE"), "BYE")
+    assert message.tag("To") == "2" and message.tag("f") == "1"
+    assert len(message.all("Via")) == 2 and message.headers_named("v") == message.all("Via")
+    assert message.header("Supported") == "replaces, timer"
+    assert message.body == "v=0" and message.source == ("127.0.0.1", 5060)
+
+
+def test_a_message_the_parser_refuses_is_read_from_its_split_head() -> None:
+    message = parse_message(b"INVITE sip:x@h SIP/2.0\r\ni: id\r\nContent-Length: 2\r\n\r\nabc")
+    assert (message.method, message.request_uri, message.call_id) == ("INVITE", "sip:x@h", "id")
+    assert message.body == "ab" and message.header("From") is None
 
 
 # ----------------------------------------------------------------- registration

@@ -15,14 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.sip_harness import (
-    DOMAIN,
-    HuntgroupServer,
-    PortAllocator,
-    Sipp,
-    group,
-    server_config,
-)
+from tests.support.ports import PortAllocator
+from tests.support.sip_harness import DOMAIN, HuntgroupServer, Sipp, group, server_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
 

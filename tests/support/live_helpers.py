@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,19 +25,6 @@ OUTCOMES = (
     "no_answer",
     "unfinished",
 )
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def free_tcp_range(size: int = 200) -> str:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        low = 10000 + int(s.getsockname()[1]) % 20000  # below the ephemeral ports (32768+)
-    return f"{low}-{low + size - 1}"
 
 
 @contextmanager

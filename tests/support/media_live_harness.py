@@ -2,8 +2,11 @@
 
 Everything here talks to the server over loopback UDP only, exactly as a phone
 would: the server is a subprocess started from a YAML file, the callers and
-members are small SIP user agents written out by hand (no code of the package
-builds their messages), and RTP is read from plain sockets. Every wait is
+members are small SIP user agents that write their requests and responses out
+by hand (so a test can send anything, malformed included), read what they
+receive with huntgroup's parser (:mod:`tests.support.sip_messages`) and offer
+SDP built by the live simulator's :func:`~huntgroup.simulations.live.sip.audio_offer`;
+RTP is read from plain sockets. Every wait is
 bounded by a deadline so that a missing message fails the test instead of
 hanging it.
 """
@@ -31,8 +34,12 @@ import numpy as np
 import soundfile as sf
 import yaml
 
+from huntgroup.media.g711 import Codec
 from huntgroup.media.rtp import InvalidRtpPacket, RtpPacket
+from huntgroup.media.sdp import parse_sdp
+from huntgroup.simulations.live.sip import audio_offer
 from tests.support.sip_harness import answers_options
+from tests.support.sip_messages import SipMessage, parse_message
 from tests.support.waiting import WaitTimeout, wait_until
 
 LOOPBACK = "127.0.0.1"
@@ -40,54 +47,6 @@ PILOT = "0140000000"
 PACKET_INTERVAL = 0.020
 _SO_TIMESTAMPNS = 35  # Linux: kernel receive time of each datagram (struct timespec)
 _ROOT = Path(__file__).resolve().parents[2]
-
-
-# --------------------------------------------------------------------- ports
-def free_port_range(count: int) -> tuple[int, int]:
-    """``(low, high)``: ``count`` consecutive UDP ports on loopback, low even, all free now."""
-    rng = random.Random(os.getpid() ^ time.monotonic_ns())
-    for _ in range(200):
-        # below the kernel's ephemeral ports (32768+), which other sockets take at will
-        low = rng.randrange(10000, 32000 - count) & ~1
-        socks: list[socket.socket] = []
-        try:
-            for port in range(low, low + count):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind((LOOPBACK, port))
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return low, low + count - 1
-    raise RuntimeError(f"no {count} consecutive free UDP ports on loopback")
-
-
-def port_is_free(port: int) -> bool:
-    """True when nothing is bound to UDP ``127.0.0.1:port`` any more."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.bind((LOOPBACK, port))
-    except OSError:
-        return False
-    finally:
-        s.close()
-    return True
-
-
-def datagrams_waiting(port: int) -> bool:
-    """True while datagrams wait, unread, on the UDP socket bound to ``127.0.0.1:port``.
-
-    Read from ``/proc/net/udp`` (the rx_queue column): once it is empty the
-    server has read, and so handled, everything sent to that port.
-    """
-    local = f"0100007F:{port:04X}"
-    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if len(fields) > 4 and fields[1] == local:
-            return int(fields[4].split(":")[1], 16) > 0
-    return False
 
 
 # ---------------------------------------------------------------------- music
@@ -222,98 +181,20 @@ def start_server(tmp_path: Path, config: dict[str, Any]) -> ServerProcess:
 
 
 # ------------------------------------------------------------------------ SIP
-@dataclass
-class SipMessage:
-    start: str
-    headers: list[tuple[str, str]]
-    body: bytes
-    source: tuple[str, int]
-
-    @property
-    def is_request(self) -> bool:
-        return not self.start.startswith("SIP/2.0")
-
-    @property
-    def method(self) -> str:
-        return self.start.split(" ", 1)[0] if self.is_request else self.cseq[1]
-
-    @property
-    def status(self) -> int:
-        return int(self.start.split(" ")[1]) if not self.is_request else 0
-
-    def header(self, name: str) -> str:
-        for key, value in self.headers:
-            if key.lower() == name.lower():
-                return value
-        raise KeyError(name)
-
-    def all(self, name: str) -> list[str]:
-        return [v for k, v in self.headers if k.lower() == name.lower()]
-
-    @property
-    def call_id(self) -> str:
-        return self.header("Call-ID")
-
-    @property
-    def cseq(self) -> tuple[int, str]:
-        number, method = self.header("CSeq").split()
-        return int(number), method
-
-    def tag(self, name: str) -> str | None:
-        m = re.search(r";\s*tag=([^;>\s]+)", self.header(name))
-        return m.group(1) if m else None
-
-
-_COMPACT = {
-    "i": "Call-ID",
-    "f": "From",
-    "t": "To",
-    "v": "Via",
-    "m": "Contact",
-    "l": "Content-Length",
-}
-
-
-def parse_sip(data: bytes, source: tuple[str, int]) -> SipMessage:
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("utf-8", "replace").split("\r\n")
-    headers: list[tuple[str, str]] = []
-    for line in lines[1:]:
-        if line[:1] in (" ", "\t") and headers:
-            headers[-1] = (headers[-1][0], headers[-1][1] + " " + line.strip())
-            continue
-        name, _, value = line.partition(":")
-        name = name.strip()
-        headers.append((_COMPACT.get(name.lower(), name), value.strip()))
-    return SipMessage(lines[0], headers, body, source)
-
-
 def sdp_offer(port: int, codecs: tuple[str, ...] = ("PCMU",)) -> bytes:
-    """A minimal SDP audio offer from 127.0.0.1:port with telephone-event 101."""
-    pts = {"PCMU": 0, "PCMA": 8}
-    fmts = " ".join(str(pts[c]) for c in codecs)
-    lines = [
-        "v=0",
-        f"o=test 1 1 IN IP4 {LOOPBACK}",
-        "s=-",
-        f"c=IN IP4 {LOOPBACK}",
-        "t=0 0",
-        f"m=audio {port} RTP/AVP {fmts} 101",
-        *(f"a=rtpmap:{pts[c]} {c}/8000" for c in codecs),
-        "a=rtpmap:101 telephone-event/8000",
-        "a=fmtp:101 0-15",
-        "a=sendrecv",
-    ]
-    return ("\r\n".join(lines) + "\r\n").encode()
+    """An SDP audio offer from 127.0.0.1:port (``codecs`` by name) with telephone-event 101."""
+    return audio_offer(
+        LOOPBACK, port, 1, codecs=tuple(Codec(name) for name in codecs), telephone_event=101
+    )
 
 
-def sdp_audio(body: bytes) -> tuple[str, int, list[int]]:
+def sdp_audio(body: bytes | str) -> tuple[str, int, list[int]]:
     """The connection address, port and payload types of the audio stream of an SDP."""
-    text = body.decode()
-    address = re.search(r"^c=IN IP[46] (\S+)", text, re.M)
-    media = re.search(r"^m=audio (\d+) RTP/AVP ([0-9 ]+)", text, re.M)
-    assert address and media, f"no audio stream in SDP:\n{text}"
-    return address.group(1), int(media.group(1)), [int(x) for x in media.group(2).split()]
+    sdp = parse_sdp(body)
+    audio = next((m for m in sdp.media if m.media == "audio"), None)
+    connection = None if audio is None else sdp.connection_of(audio)
+    assert audio and connection, f"no audio stream in SDP:\n{sdp}"
+    return connection.address, audio.port, [int(x) for x in audio.formats]
 
 
 class SipUA:
@@ -366,17 +247,14 @@ class SipUA:
             f"CSeq: {cseq} {method}",
             f"Contact: <sip:{self.name}@{self.host}:{self.port}>",
         ]
-        if body:
-            lines.append("Content-Type: application/sdp")
-        lines.append(f"Content-Length: {len(body)}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+        return _wire(lines, body)
 
     def response(
         self, request: SipMessage, status: int, reason: str, *, tag: str, body: bytes = b""
     ) -> bytes:
         lines = [f"SIP/2.0 {status} {reason}"]
         lines += [f"Via: {v}" for v in request.all("Via")]
-        to = request.header("To")
+        to = request.header("To") or ""
         if ";tag=" not in to and status > 100:
             to += f";tag={tag}"
         lines += [
@@ -386,10 +264,7 @@ class SipUA:
             f"CSeq: {request.header('CSeq')}",
             f"Contact: <sip:{self.name}@{self.host}:{self.port}>",
         ]
-        if body:
-            lines.append("Content-Type: application/sdp")
-        lines.append(f"Content-Length: {len(body)}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+        return _wire(lines, body)
 
     def wait(self, match: Callable[[SipMessage], bool], *, timeout: float = 5.0) -> SipMessage:
         """The first message (kept or new) that ``match`` accepts; others are kept."""
@@ -405,11 +280,19 @@ class SipUA:
                 break
             if not data.strip():
                 continue
-            message = parse_sip(data, (addr[0], addr[1]))
+            message = parse_message(data, source=(addr[0], addr[1]))
             if match(message):
                 return message
             self.pending.append(message)
         raise TimeoutError(f"{self.name}: no matching SIP message; kept {self.pending!r}")
+
+
+def _wire(lines: list[str], body: bytes) -> bytes:
+    """The start line and headers ``lines``, then the SDP ``body`` with its length."""
+    if body:
+        lines = [*lines, "Content-Type: application/sdp"]
+    lines = [*lines, f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
 @dataclass
@@ -447,13 +330,13 @@ def await_answer(ua: SipUA, call_id: str, *, timeout: float = 5.0) -> CallerCall
     """Wait for the 200 to our INVITE, ACK it, and describe the call."""
 
     def final(m: SipMessage) -> bool:
-        return (not m.is_request) and m.call_id == call_id and m.status >= 200
+        return (not m.is_request) and m.call_id == call_id and (m.status or 0) >= 200
 
     ok = ua.wait(final, timeout=timeout)
     assert ok.status == 200, f"INVITE answered {ok.start}"
     to_tag = ok.tag("To")
     assert to_tag
-    contact = re.search(r"<([^>]+)>", ok.header("Contact"))
+    contact = re.search(r"<([^>]+)>", ok.header("Contact") or "")
     assert contact
     ua.send(ua.request("ACK", contact.group(1), call_id, 1, to_tag=to_tag))
     address, port, pts = sdp_audio(ok.body)

@@ -2,9 +2,9 @@
 
 Theory of operation
 -------------------
-* **Ports.** :class:`PortAllocator` hands out loopback ports that are free
-  for UDP *and* TCP at the time of the call, never the same port twice in a
-  session, and blocks of consecutive ports for RTP ranges.
+* **Ports.** :class:`~tests.support.ports.PortAllocator` hands out loopback
+  ports that are free for UDP *and* TCP at the time of the call, never the
+  same port twice in a session, and blocks of consecutive ports for RTP ranges.
 * **Config.** :func:`server_config` builds the YAML document of the contract
   (DESIGN.md, "The configuration file"): the server listens on one UDP and
   one TCP port, media on 127.0.0.1 with a private RTP range, state in memory.
@@ -48,7 +48,10 @@ from typing import Any, Literal
 
 import yaml
 
+from huntgroup.engine.sip import SipParseError
 from huntgroup.engine.sip.digest import DigestAuthenticator, DigestSecret, parse_credentials
+from tests.support.ports import PortAllocator, tcp_port_listening, udp_port_bound
+from tests.support.sip_messages import SipMessage, parse_message
 from tests.support.waiting import WaitTimeout, wait_until
 
 HOST = "127.0.0.1"
@@ -85,142 +88,9 @@ def sipp_binary() -> str:
     return path
 
 
-# --------------------------------------------------------------------------- ports
-
-
-def _bindable(port: int, kinds: Sequence[int]) -> bool:
-    for kind in kinds:
-        with socket.socket(socket.AF_INET, kind) as s:
-            try:
-                s.bind((HOST, port))
-            except OSError:
-                return False
-    return True
-
-
-class PortAllocator:
-    """Free loopback ports, each handed out once per allocator."""
-
-    # RTP blocks are picked below the kernel's ephemeral ports (32768 and up on
-    # Linux), which any socket may take between our check and the server's bind.
-    def __init__(self, low: int = 10000, high: int = 32000) -> None:
-        self._low, self._high = low, high
-        self._given: set[int] = set()
-
-    def port(self) -> int:
-        """A port free for both UDP and TCP on 127.0.0.1 (the kernel picks it)."""
-        for _ in range(200):
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.bind((HOST, 0))
-                port = int(s.getsockname()[1])
-            if port not in self._given and _bindable(port, (socket.SOCK_DGRAM, socket.SOCK_STREAM)):
-                self._given.add(port)
-                return port
-        raise HarnessError("no free loopback port found")
-
-    def block(self, count: int) -> int:
-        """The first of ``count`` consecutive ports free for UDP (an RTP range)."""
-        rng = secrets.SystemRandom()
-        for _ in range(200):
-            start = rng.randrange(self._low, self._high - count) & ~1
-            ports = range(start, start + count)
-            if any(p in self._given for p in ports):
-                continue
-            if all(_bindable(p, (socket.SOCK_DGRAM,)) for p in ports):
-                self._given.update(ports)
-                return start
-        raise HarnessError(f"no block of {count} free loopback ports found")
-
-    def unreachable(self) -> int:
-        """A UDP port that nothing listens on: datagrams to it get ICMP port unreachable."""
-        port = self.port()
-        if not udp_port_refuses(port):
-            raise HarnessError(f"port {port} was expected to be closed")
-        return port
-
-
-def udp_port_refuses(port: int, *, wait: float = 1.0) -> bool:
-    """True when a datagram to ``127.0.0.1:port`` is refused (ICMP port unreachable)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect((HOST, port))
-        s.settimeout(wait)
-        try:
-            s.send(b"\r\n\r\n")
-            s.recv(1)
-        except ConnectionRefusedError:
-            return True
-        except TimeoutError:
-            return False
-    return False
-
-
 # --------------------------------------------------------------------------- SIP message log
 
 
-@dataclass(frozen=True, slots=True)
-class SipMessage:
-    """One message from a SIPp ``-trace_msg`` log."""
-
-    time: float  # seconds since the epoch (SIPp's local-time stamp)
-    direction: Literal["sent", "received"]
-    first_line: str
-    headers: tuple[tuple[str, str], ...]
-    body: str
-
-    @property
-    def is_request(self) -> bool:
-        return not self.first_line.startswith("SIP/2.0")
-
-    @property
-    def method(self) -> str | None:
-        """The request method, or None for a response."""
-        return self.first_line.split(" ", 1)[0] if self.is_request else None
-
-    @property
-    def status(self) -> int | None:
-        """The response status, or None for a request."""
-        if self.is_request:
-            return None
-        return int(self.first_line.split(" ", 2)[1])
-
-    @property
-    def request_uri(self) -> str | None:
-        return self.first_line.split(" ")[1] if self.is_request else None
-
-    def header(self, name: str) -> str | None:
-        """The first value of header ``name`` (case-insensitive, compact forms too)."""
-        names = {name.lower(), _COMPACT.get(name.lower(), name.lower())}
-        for key, value in self.headers:
-            if key.lower() in names:
-                return value
-        return None
-
-    def headers_named(self, name: str) -> list[str]:
-        names = {name.lower(), _COMPACT.get(name.lower(), name.lower())}
-        return [value for key, value in self.headers if key.lower() in names]
-
-    @property
-    def call_id(self) -> str:
-        return self.header("Call-ID") or ""
-
-    @property
-    def cseq_method(self) -> str:
-        cseq = self.header("CSeq") or ""
-        return cseq.split()[-1] if cseq else ""
-
-    def __str__(self) -> str:
-        return f"{self.direction} {self.first_line}"
-
-
-_COMPACT = {
-    "call-id": "i",
-    "from": "f",
-    "to": "t",
-    "via": "v",
-    "contact": "m",
-    "content-length": "l",
-    "content-type": "c",
-}
 _SEPARATOR = re.compile(
     r"^-{20,} (\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d+)\n"
     r"(?:UDP|TCP|TLS|SCTP) message (sent|received) (?:\[\d+\] bytes :|\(\d+ bytes\):)\n\n?",
@@ -239,27 +109,18 @@ def parse_message_log(path: Path) -> list[SipMessage]:
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
         chunk = text[match.end() : end]
         # SIPp appends notes (e.g. "Unexpected UDP message received") after a dashed line.
-        chunk = re.split(r"\n-{20,}\n", chunk, maxsplit=1)[0].strip("\n")
+        chunk = re.split(r"\n-{20,}\n", chunk, maxsplit=1)[0].lstrip("\n")
         if not chunk.strip():
             continue
         head, _, body = chunk.partition("\n\n")
-        lines = head.split("\n")
-        headers: list[tuple[str, str]] = []
-        for line in lines[1:]:
-            if ":" in line:
-                key, value = line.split(":", 1)
-                headers.append((key.strip(), value.strip()))
+        wire = (head.rstrip("\n") + "\n\n" + body).replace("\n", "\r\n")
         stamp = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
         direction: Literal["sent", "received"] = "sent" if match.group(2) == "sent" else "received"
-        messages.append(
-            SipMessage(
-                time=stamp,
-                direction=direction,
-                first_line=lines[0].strip(),
-                headers=tuple(headers),
-                body=body.strip("\n"),
-            )
-        )
+        try:
+            message = parse_message(wire.encode(), time=stamp, direction=direction)
+        except SipParseError as exc:
+            raise HarnessError(f"{path}: unreadable SIP message ({exc}):\n{chunk}") from None
+        messages.append(message)
     return messages
 
 
@@ -563,64 +424,6 @@ class Sipp:
 STARTUP_DEADLINE = 60.0
 
 
-def udp_port_bound(port: int) -> bool:
-    """True when some socket is bound to UDP ``port`` on 127.0.0.1 (or the wildcard).
-
-    Read from ``/proc/net/udp`` where it exists: probing by binding the port
-    ourselves could make the very process we wait for fail its own bind.
-    """
-    table = Path("/proc/net/udp")
-    if not table.exists():
-        return not _bindable(port, (socket.SOCK_DGRAM,))
-    wanted = {f"0100007F:{port:04X}", f"00000000:{port:04X}"}
-    return any(
-        line.split()[1] in wanted for line in table.read_text().splitlines()[1:] if line.strip()
-    )
-
-
-def tcp_port_listening(port: int) -> bool:
-    """True when some socket listens on TCP ``port`` on 127.0.0.1 (or the wildcard), read
-    from ``/proc/net/tcp`` where it exists (else by connecting to it)."""
-    table = Path("/proc/net/tcp")
-    if not table.exists():
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.settimeout(1)
-            return probe.connect_ex((HOST, port)) == 0
-    wanted = {f"0100007F:{port:04X}", f"00000000:{port:04X}"}
-    return any(
-        fields[1] in wanted and fields[3] == "0A"  # 0A: LISTEN
-        for fields in (line.split() for line in table.read_text().splitlines()[1:])
-        if len(fields) > 3
-    )
-
-
-def _tcp_table() -> list[list[str]]:
-    """The rows of ``/proc/net/tcp`` (Linux), split in fields."""
-    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    return [fields for fields in (row.split() for row in rows) if len(fields) > 4]
-
-
-def tcp_accept_backlog(port: int) -> int:
-    """Connections waiting, not yet accepted, on the socket listening on TCP ``port``."""
-    wanted = {f"0100007F:{port:04X}", f"00000000:{port:04X}"}
-    return sum(
-        int(fields[4].split(":")[1], 16)  # rx_queue of a LISTEN socket: its accept queue
-        for fields in _tcp_table()
-        if fields[1] in wanted and fields[3] == "0A"
-    )
-
-
-def tcp_server_side_open(port: int, peer: tuple[str, int]) -> bool:
-    """True while the server on TCP ``port`` has not closed its side of the connection
-    from ``peer`` (the entry is ESTABLISHED or CLOSE_WAIT: the peer's FIN not acted on)."""
-    host = socket.inet_aton(peer[0])[::-1].hex().upper()
-    remote = f"{host}:{peer[1]:04X}"
-    return any(
-        fields[2] == remote and fields[1].endswith(f":{port:04X}") and fields[3] in ("01", "08")
-        for fields in _tcp_table()
-    )
-
-
 def _wait_started(
     proc: SippProcess,
     ready: Callable[[int], bool],
@@ -694,27 +497,20 @@ class DigestRegistrar:
                 data, addr = self.sock.recvfrom(65535)
             except TimeoutError:
                 continue
-            lines = data.decode().split("\r\n")
-            first: dict[str, str] = {}
-            vias = []
-            for line in lines[1:]:
-                name, sep, value = line.partition(":")
-                if not sep:
-                    continue
-                if name.strip().lower() == "via":
-                    vias.append(line)
-                first.setdefault(name.strip().lower(), value.strip())
+            request = parse_message(data)
             common = "\r\n".join(
                 [
-                    *vias,
-                    f"From: {first['from']}",
-                    f"To: {first['to']};tag=reg",
-                    f"Call-ID: {first['call-id']}",
-                    f"CSeq: {first['cseq']}",
+                    *(f"Via: {via}" for via in request.all("Via")),
+                    f"From: {request.header('From')}",
+                    f"To: {request.header('To')};tag=reg",
+                    f"Call-ID: {request.call_id}",
+                    f"CSeq: {request.header('CSeq')}",
                 ]
             )
-            if "authorization" in first:
-                creds = parse_credentials(first["authorization"])
+            contact = request.header("Contact")
+            authorization = request.header("Authorization")
+            if authorization is not None:
+                creds = parse_credentials(authorization)
                 result = self.auth.verify(
                     creds,
                     method="REGISTER",
@@ -723,10 +519,8 @@ class DigestRegistrar:
                 )
                 self.outcomes.append((creds.algorithm, creds.uri, result.outcome.value))
                 if result.ok:
-                    self.contacts.append(first["contact"])
-                    reply = (
-                        f"SIP/2.0 200 OK\r\n{common}\r\nContact: {first['contact']};expires=3600"
-                    )
+                    self.contacts.append(contact or "")
+                    reply = f"SIP/2.0 200 OK\r\n{common}\r\nContact: {contact};expires=3600"
                 else:
                     reply = f"SIP/2.0 403 Forbidden\r\n{common}"
             else:
@@ -836,13 +630,10 @@ def options_ping(port: int, *, host: str = HOST, wait: float = 0.3) -> int | Non
             s.sendto(request.encode(), (host, port))
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
-                data = s.recv(65535).decode("utf-8", errors="replace")
-                if call_id not in data or not data.startswith("SIP/2.0 "):
-                    continue
-                status = int(data.split(" ", 2)[1])
-                if status >= 200:
-                    return status
-        except (TimeoutError, ConnectionRefusedError, ValueError):
+                reply = parse_message(s.recv(65535))
+                if reply.status is not None and reply.status >= 200 and reply.call_id == call_id:
+                    return reply.status
+        except (TimeoutError, ConnectionRefusedError, SipParseError):
             return None
     return None
 

@@ -14,6 +14,7 @@ from huntgroup.queue.core import RoutingCore
 from huntgroup.queue.events import Event
 from huntgroup.queue.state.journal import JournalingStore
 from huntgroup.queue.state.store import MemoryStore
+from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
 LINES = [f"010000000{i}" for i in range(1, 7)]
@@ -66,21 +67,6 @@ class Node:
 
 def journaling(node: str) -> JournalingStore:
     return JournalingStore(node)
-
-
-def free_port() -> int:
-    """A loopback port free for TCP (Redis) and for UDP (the SIP listener) right now."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            try:
-                u.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no loopback port free for both TCP and UDP")
 
 
 class RedisServer:

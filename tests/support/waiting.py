@@ -24,7 +24,7 @@ class WaitTimeout(AssertionError):
 
 
 def _attempt(
-    condition: Callable[[], T],
+    condition: Callable[[], T | None],
     deadline: float,
     timeout: float,
     message: str | Callable[[], str],
@@ -42,7 +42,7 @@ def _attempt(
 
 
 def wait_until(
-    condition: Callable[[], T],
+    condition: Callable[[], T | None],
     *,
     timeout: float,
     interval: float = 0.01,
@@ -57,7 +57,7 @@ def wait_until(
 
 
 async def async_wait_until(
-    condition: Callable[[], T],
+    condition: Callable[[], T | None],
     *,
     timeout: float,
     interval: float = 0.001,

@@ -19,7 +19,8 @@ user agent needs around it, in the same style as the server's driver:
   it with :func:`huntgroup.engine.sip.digest.authorization`, from the line's
   password or its stored HA1 (``ha1_sha256`` / ``ha1_md5``).
 - :func:`audio_offer` is the SDP a simulated phone sends or answers with:
-  one PCMU stream pointed at a discard socket (no RTP is sent).
+  one PCMU stream pointed at a discard socket (no RTP is sent); the tests'
+  phones offer other codecs and telephone-event with it too.
 
 Invariants: an endpoint only binds the address it is given (the live run
 checks those are loopback or ``--bind`` addresses); a malformed datagram is
@@ -276,15 +277,24 @@ def digest_authorization(
 
 
 # --------------------------------------------------------------------- SDP
-def audio_offer(address: str, port: int, session_id: int) -> bytes:
-    """A one-stream PCMU SDP pointing RTP at ``address:port``."""
+def audio_offer(
+    address: str,
+    port: int,
+    session_id: int,
+    *,
+    codecs: Sequence[Codec] = (Codec.PCMU,),
+    telephone_event: int | None = None,
+) -> bytes:
+    """A one-stream SDP pointing RTP at ``address:port``: ``codecs`` in order of
+    preference (PCMU alone by default), and ``telephone-event`` on that payload
+    type when one is given."""
     sdp = make_offer(
         local_address=address,
         local_port=port,
         session_id=session_id,
         session_version=1,
-        codecs=(Codec.PCMU,),
-        telephone_event=None,
+        codecs=codecs,
+        telephone_event=telephone_event,
         username="huntgroup-live",
     )
     return sdp.to_bytes()

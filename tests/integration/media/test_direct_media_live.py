@@ -25,7 +25,6 @@ from tests.support.media_live_harness import (
     answer_invite,
     await_answer,
     closing_all,
-    free_port_range,
     invite_pilot,
     make_config,
     rtp,
@@ -33,6 +32,7 @@ from tests.support.media_live_harness import (
     sdp_offer,
     start_server,
 )
+from tests.support.ports import free_port_range
 
 pytestmark = pytest.mark.integration
 

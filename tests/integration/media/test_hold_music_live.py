@@ -190,7 +190,7 @@ def test_music_continues_while_a_member_rings_then_relays(tmp_path: Path) -> Non
 
 
 def _ports() -> tuple[int, int]:
-    from tests.support.media_live_harness import free_port_range
+    from tests.support.ports import free_port_range
 
     return free_port_range(8)
 

@@ -23,9 +23,9 @@ from tests.support.media_live_harness import (
     Arrival,
     RtpSocket,
     closing_all,
-    free_port_range,
     write_tone_wav,
 )
+from tests.support.ports import free_port_range
 
 pytestmark = pytest.mark.integration
 

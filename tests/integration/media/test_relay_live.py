@@ -23,18 +23,18 @@ from tests.support.media_live_harness import (
     CallerCall,
     RtpSocket,
     ServerProcess,
-    SipMessage,
     SipUA,
     answer_bye,
     answer_invite,
     await_answer,
     closing_all,
-    free_port_range,
     invite_pilot,
     make_config,
     rtp,
     start_server,
 )
+from tests.support.ports import free_port_range
+from tests.support.sip_messages import SipMessage
 
 pytestmark = pytest.mark.integration
 

@@ -36,7 +36,6 @@ from tests.support.media_live_harness import (
     answer_invite,
     await_answer,
     closing_all,
-    free_port_range,
     invite_pilot,
     make_config,
     rtp,
@@ -44,6 +43,7 @@ from tests.support.media_live_harness import (
     sdp_offer,
     start_server,
 )
+from tests.support.ports import free_port_range
 from tests.support.waiting import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.integration

@@ -18,13 +18,12 @@ from tests.support.media_live_harness import (
     answer_invite,
     await_answer,
     closing_all,
-    datagrams_waiting,
-    free_port_range,
     invite_pilot,
     make_config,
     rtp,
     start_server,
 )
+from tests.support.ports import datagrams_waiting, free_port_range
 from tests.support.waiting import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.integration

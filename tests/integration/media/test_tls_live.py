@@ -31,12 +31,12 @@ from tests.support.media_live_harness import (
     answer_invite,
     await_answer,
     closing_all,
-    free_port_range,
     invite_pilot,
     make_config,
     sdp_offer,
     start_server,
 )
+from tests.support.ports import free_port_range
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,8 @@ from huntgroup.errors import StateError
 from huntgroup.queue.events import CallArrived, CallHungUp, MemberAnswered, MemberLeft
 from huntgroup.queue.state.journal import JournalingStore
 from huntgroup.queue.state.operations import AddTalk, SetJoined
-from tests.support.state_harness import Node, RedisServer, free_port, m, make_config
+from tests.support.ports import free_port
+from tests.support.state_harness import Node, RedisServer, m, make_config
 from tests.support.waiting import async_wait_until
 
 FAST = {"backoff": (0.02, 0.1), "wall_clock": lambda: 1000.0, "local_clock": lambda: 0.0}

@@ -10,8 +10,9 @@ from pathlib import Path
 import redis
 import yaml
 
+from tests.support.ports import free_port
 from tests.support.sip_harness import answers_options
-from tests.support.state_harness import RedisServer, free_port
+from tests.support.state_harness import RedisServer
 from tests.support.waiting import WaitTimeout, wait_until
 
 

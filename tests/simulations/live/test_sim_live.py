@@ -29,7 +29,8 @@ from huntgroup.simulations.model.scenario import load_scenario
 from huntgroup.simulations.reports.report import PLOTS
 from huntgroup.simulations.runner import run_live_simulation, run_simulation
 from huntgroup.simulations.virtual.driver import CallRecord, run_replication
-from tests.support.live_helpers import OUTCOMES, free_tcp_range, free_udp_port, serving
+from tests.support.live_helpers import OUTCOMES, serving
+from tests.support.ports import free_port, free_port_range
 
 SPEED = 10.0
 
@@ -54,7 +55,7 @@ def groups_config(port: int, uris: list[str], *, scale: float) -> dict[str, Any]
         "server": {
             "listen": [f"udp:127.0.0.1:{port}"],
             "domain": "live.test",
-            "media": {"address": "127.0.0.1", "rtp_ports": free_tcp_range()},
+            "media": {"address": "127.0.0.1", "rtp_ports": "{}-{}".format(*free_port_range(200))},
             "shutdown_grace": 0,
         },
         "lines": [{"number": "0102000003", "password": "s3cret-3"}],
@@ -109,8 +110,8 @@ def groups_config(port: int, uris: list[str], *, scale: float) -> dict[str, Any]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     directory = tmp_path_factory.mktemp("live-server")
-    port = free_udp_port()
-    uris = [f"sip:m{i}@127.0.0.1:{free_udp_port()}" for i in (1, 2, 3)]
+    port = free_port()
+    uris = [f"sip:m{i}@127.0.0.1:{free_port()}" for i in (1, 2, 3)]
     groups = directory / "groups.yaml"
     groups.write_text(yaml.safe_dump(groups_config(port, uris, scale=1.0)))
     with serving(directory, groups_config(port, uris, scale=SPEED), port):

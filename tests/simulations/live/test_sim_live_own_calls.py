@@ -38,7 +38,8 @@ from huntgroup.simulations.live.sip import LiveError
 from huntgroup.simulations.model.scenario import load_scenario
 from huntgroup.simulations.runner import run_live_simulation, run_simulation
 from huntgroup.simulations.virtual.driver import CallRecord, run_replication
-from tests.support.live_helpers import OUTCOMES, free_tcp_range, free_udp_port, serving
+from tests.support.live_helpers import OUTCOMES, serving
+from tests.support.ports import free_port, free_port_range
 
 SPEED = 10.0
 A, B, C = "0102000021", "0102000022", "0102000023"
@@ -62,7 +63,7 @@ def own_config(port: int, upstream: int, *, scale: float) -> dict[str, Any]:
             "listen": [f"udp:127.0.0.1:{port}"],
             "domain": "own.test",
             "upstream": f"sip:127.0.0.1:{upstream}",
-            "media": {"address": "127.0.0.1", "rtp_ports": free_tcp_range()},
+            "media": {"address": "127.0.0.1", "rtp_ports": "{}-{}".format(*free_port_range(200))},
             "shutdown_grace": 0,
         },
         "lines": [
@@ -100,7 +101,7 @@ def own_config(port: int, upstream: int, *, scale: float) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     directory = tmp_path_factory.mktemp("own-calls-server")
-    port, upstream = free_udp_port(), free_udp_port()
+    port, upstream = free_port(), free_port()
     groups = directory / "groups.yaml"
     groups.write_text(yaml.safe_dump(own_config(port, upstream, scale=1.0)))
     with serving(directory, own_config(port, upstream, scale=SPEED), port):
