@@ -104,6 +104,11 @@ server:
     address: {HOST}
     rtp_ports: "20000-29999"  # wide, and inside the open-files budget (docs/security.md)
   shutdown_grace: 0
+  limits:
+    # SIPp is one source standing for many callers: the per-source flood limits
+    # (50 INVITEs/s by default, docs/security.md) would measure the limiter.
+    per_source_invite_rate: null
+    per_source_register_rate: null
 groups:
   - name: Bench
     pilot: "{PILOT}"
@@ -270,12 +275,13 @@ def _server_command(system: str, work: Path) -> list[str] | None:
     raise ValueError(f"unknown system {system!r}")
 
 
-def measure_point(system: str, rate: int, profile: Path | None = None) -> Point:
-    """One run; must be called inside the network namespace."""
+def measure_point(system: str, rate: int, profile: Path | None = None, tree: Path = ROOT) -> Point:
+    """One run; must be called inside the network namespace. ``tree``: the source
+    tree whose ``huntgroup`` package the server runs (another revision's, say)."""
     calls = rate * RUN_SECONDS
     with tempfile.TemporaryDirectory(prefix="hg-bench-") as tmp:
         work = Path(tmp)
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env = dict(os.environ, PYTHONPATH=str(tree))
         started: list[subprocess.Popen[bytes]] = []
         server: subprocess.Popen[bytes] | None = None
         try:
@@ -631,10 +637,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--point", nargs=2, metavar=("SYSTEM", "RATE"), help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--tree", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.point:  # inside the namespace: one run, one JSON line
-        point = measure_point(args.point[0], int(args.point[1]), args.profile_out)
+        point = measure_point(args.point[0], int(args.point[1]), args.profile_out, args.tree)
         print(json.dumps(asdict(point)))
         return 0
 

@@ -78,7 +78,6 @@ LIMITS = {
     "shedding": "    max_loop_lag: 0.1\n    max_load: 0.9\n",
     "baseline": "    max_loop_lag: null\n    max_load: null\n",
 }
-PER_SOURCE_OFF = "    per_source_invite_rate: null\n    per_source_register_rate: null\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +107,8 @@ class Run:
 
 
 def _config(mode: str) -> str:
-    head, sep, rest = HUNTGROUP_CONFIG.partition("  shutdown_grace: 0\n")
-    return head + sep + "  limits:\n" + LIMITS[mode] + PER_SOURCE_OFF + rest
+    head, sep, rest = HUNTGROUP_CONFIG.partition("  limits:\n")  # per-source limits off
+    return head + sep + LIMITS[mode] + rest
 
 
 def _refused(work: Path) -> int:
