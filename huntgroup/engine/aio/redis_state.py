@@ -186,22 +186,9 @@ class RedisStateSync:
         return self.sync.connected
 
     @property
-    def max_outbox(self) -> int:
-        return self.sync.max_outbox
-
-    @property
     def outbox(self) -> int:
         """Ops drained from the store and not yet accepted by Redis."""
         return self.sync.outbox
-
-    @property
-    def _seq(self) -> int:
-        """The number of this node's last batch Redis applied."""
-        return self.sync.seq
-
-    @_seq.setter
-    def _seq(self, seq: int) -> None:
-        self.sync.seq = seq
 
     # ------------------------------------------------------------- clocks
     def _now(self) -> float:

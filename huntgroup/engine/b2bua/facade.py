@@ -187,11 +187,14 @@ class B2BUA(Context):
 
     # ================================================================ timers
     def get_timer(self) -> float | None:
-        times = [self.layer.get_timer(), self.core.get_timer(), self.registrar.get_timer()]
-        times.append(self.guard.get_timer())
-        times.append(self.next_timer())
-        due = [t for t in times if t is not None]
-        return min(due) if due else None
+        times = (
+            self.layer.get_timer(),
+            self.core.get_timer(),
+            self.registrar.get_timer(),
+            self.guard.get_timer(),
+            self.next_timer(),
+        )
+        return min((t for t in times if t is not None), default=None)
 
     def handle_timer(self, *, now: float) -> list[Output]:
         self.now = max(self.now, now)

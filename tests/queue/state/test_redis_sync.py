@@ -203,7 +203,7 @@ def test_a_batch_replayed_after_a_lost_reply_is_counted_once(redis_server: Redis
         sa.store.add_talk_time("G", "m1", 7.0)
         ops = sa.store.drain()
         await sa._write_batch(ops)
-        sa._seq -= 1  # as if the reply had been lost: the same batch is sent again
+        sa.sync.seq -= 1  # as if the reply had been lost: the same batch is sent again
         await sa._write_batch(ops)
         client = aioredis.from_url(redis_server.url, decode_responses=True)
         assert float(await client.hget("huntgroup:talk", '["G","m1"]') or 0) == 7.0
