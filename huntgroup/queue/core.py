@@ -77,6 +77,7 @@ from huntgroup.queue.events import (
     CallHungUp,
     DirectCallArrived,
     Event,
+    LineActivity,
     MemberAnswered,
     MemberFailed,
     MemberJoined,
@@ -371,6 +372,8 @@ class RoutingCore:
                 self._join(group, member, actions)
             case MemberLeft(group, member):
                 self._leave(group, member, actions)
+            case LineActivity():
+                pass  # issue 11 (core branch): a line busy outside the server is not offered
         if self._reentries:
             self._follow_forwards(actions)
         return actions

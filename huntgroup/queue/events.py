@@ -112,6 +112,16 @@ class MemberLeft:
     member: str
 
 
+@dataclass(frozen=True, slots=True)
+class LineActivity:
+    """A line's phone reports calls of its own (RFC 4235 dialog events it publishes or
+    notifies), calls that may never have gone through the server: ``busy`` while it has
+    one early or confirmed dialog, not busy when it has none."""
+
+    member: str
+    busy: bool
+
+
 Event = (
     CallArrived
     | DirectCallArrived
@@ -123,4 +133,5 @@ Event = (
     | CallHungUp
     | MemberJoined
     | MemberLeft
+    | LineActivity
 )
