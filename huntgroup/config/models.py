@@ -18,6 +18,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Algorithm = Literal["ring_all", "linear", "circular", "round_robin", "least_active"]
+WhenEmpty = Literal["wait", "overflow"]
+"""What a caller does when no member of the group is available (``queue.when_empty``)."""
 ALGORITHMS: tuple[str, ...] = ("ring_all", "linear", "circular", "round_robin", "least_active")
 
 NUMBER_RE = re.compile(r"^\+?[0-9]{2,15}$")
@@ -311,6 +313,7 @@ class QueueConfig(_Model):
     music: str | None = None
     answer: bool = True
     overflow_to: str | None = None
+    when_empty: WhenEmpty = "wait"
 
     @field_validator("overflow_to")
     @classmethod
@@ -368,6 +371,7 @@ class GroupConfig(_Model):
     call_waiting: bool = False
     hunt_direct_calls: bool = False
     pilot_as_caller_id: bool = False
+    priority: int = Field(0, ge=-1000, le=1000)
     queue: QueueConfig = QueueConfig()
     no_answer: NoAnswerConfig = NoAnswerConfig()
     members: tuple[MemberConfig, ...] = ()

@@ -224,6 +224,8 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "to the group.",
         "pilot_as_caller_id": "«L'information du pilote est délivrée comme l'identification "
         "de l'appelant»: members see the pilot number instead of the caller's.",
+        "priority": "A member of several groups takes the waiting callers of the group with "
+        "the higher priority first (-1000 to 1000, default 0; equal: the earliest arrival).",
         "queue": "The waiting queue («file d'attente»).",
         "no_answer": "What happens when nobody answers.",
         "members": "The members of the group, each with a position (1 = first).",
@@ -236,8 +238,11 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "file; null: the built-in music.",
         "answer": "true: answer queued callers (200 OK) with music; false: music as early media "
         "(183).",
-        "overflow_to": "Number or SIP URI for a full queue or max_wait; null: 486 Busy Here / "
-        "release.",
+        "overflow_to": "Number or SIP URI for a full queue, max_wait or when_empty; null: "
+        "486 Busy Here / release.",
+        "when_empty": "When no member of the group is available (all logged out or "
+        "unreachable): wait (callers queue as usual) or overflow (callers go to overflow_to "
+        "at once, on arrival and while waiting; null overflow_to: 480).",
     },
     "NoAnswerConfig": {
         "forward_to": "Number or SIP URI where the call goes when nobody answers (linear after "

@@ -13,8 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-ReleaseReason = Literal["queue_full", "max_wait", "no_answer", "busy", "group_removed", "not_found"]
-ForwardReason = Literal["queue_full", "max_wait", "no_answer", "no_answer_after", "busy"]
+ReleaseReason = Literal[
+    "queue_full", "max_wait", "no_answer", "busy", "group_removed", "not_found", "empty"
+]
+ForwardReason = Literal["queue_full", "max_wait", "no_answer", "no_answer_after", "busy", "empty"]
+"""``empty``: no member of the group was available (``queue.when_empty: overflow``)."""
 
 
 @dataclass(frozen=True, slots=True)

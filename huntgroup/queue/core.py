@@ -14,11 +14,21 @@ the same for all of them.
 
 A call to a pilot (DESIGN.md §1):
 
-1. a member is free and nobody waits in the group's queue: hunting starts at
+1. no member of the group is available (every joined member unreachable, or
+   none joined) and ``queue.when_empty`` is ``overflow``: ``Forward(overflow_to)``
+   or ``Release(480)`` at once;
+2. a member is free and nobody waits in the group's queue: hunting starts at
    once (``Ringback``);
-2. else if the queue holds fewer than ``max_length`` callers: the caller is
+3. else if the queue holds fewer than ``max_length`` callers: the caller is
    queued (``Hold``);
-3. else the queue is full: ``Release(486)`` or ``Forward(overflow_to)``.
+4. else the queue is full: ``Release(486)`` or ``Forward(overflow_to)``.
+
+A member is *free* when the shared state says so (joined, not ringing, not on
+a call, not in wrap-up) and this node can offer it a call (``availability``:
+it has a registered contact, is not backing off after an unreachable offer,
+and is not busy on calls of its own unless ``call_waiting``). An unavailable
+member is skipped by every algorithm without costing a pass, and never counts
+as free: callers who find nobody free wait in the queue, in order.
 
 A forward to one of our own pilots or lines does not leave the core: the call
 arrives there again, and the driver only gets ``Reroute`` (``forwards``).
@@ -30,9 +40,13 @@ When a pass is exhausted linear stops (forward or 480) and the others start a
 new pass; passes start at least ``PASS_SPACING`` seconds apart, so that a
 group whose members all refuse at once is not rung in a tight loop. When a
 fresh pass finds nobody free the call goes back to the head of the queue (its
-arrival order is kept; ``max_length`` is not checked again). Whenever a member
-may have become free, ``_dispatch`` hands queue heads to free members, the
-earliest arrival first across groups that share the member.
+arrival order is kept; ``max_length`` is not checked again, but a group with
+``max_length: 0`` releases it as for a full queue). Whenever a member may have
+become free, ``_dispatch`` hands queue heads to free members: the queue of
+the group with the highest ``priority`` first, the earliest arrival first
+between groups of equal priority. When the last available member of a group
+with ``when_empty: overflow`` goes (unreachable, logged out, removed), its
+waiting callers overflow.
 
 ``max_wait`` runs from arrival to answer; ``no_answer.after`` from the first
 hunt. Talk time is credited to every group a member is joined to, for the part
@@ -49,6 +63,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -71,6 +86,7 @@ from huntgroup.queue.actions import (
     Ring,
     Ringback,
 )
+from huntgroup.queue.availability import Availability, MemberState
 from huntgroup.queue.events import (
     CallAnswered,
     CallArrived,
@@ -82,12 +98,15 @@ from huntgroup.queue.events import (
     MemberFailed,
     MemberJoined,
     MemberLeft,
+    MemberReachable,
     MemberUnreachable,
     OutgoingCallStarted,
 )
 from huntgroup.queue.forwards import Reentry, follow
 from huntgroup.queue.refusals import Refusal, refusal_of
-from huntgroup.queue.state.store import MemoryStore, StateStore
+from huntgroup.queue.state.store import MemoryStore, Pointer, StateStore
+
+log = logging.getLogger("huntgroup.members")
 
 PASS_SPACING = 1.0
 """Minimum seconds between the starts of two passes of one hunt."""
@@ -113,6 +132,7 @@ class _Timer(Enum):
     AFTER = 3
     NEXT_PASS = 4
     WRAP_UP = 5
+    RETRY = 6  # a member's back-off ends: it may be offered calls again
 
 
 @dataclass(slots=True)
@@ -145,6 +165,14 @@ class _GroupInfo:
     positions: dict[str, int]
 
 
+def _position_of(info: _GroupInfo, pointer: Pointer | None) -> int | None:
+    """Where ``pointer`` stands in the group: its member's position (None when that
+    member is not in the group); a position stored by an older version as is."""
+    if pointer is None or isinstance(pointer, int):
+        return pointer
+    return info.positions.get(pointer)
+
+
 class _View:
     """What strategies read about a group at the start of a pass."""
 
@@ -155,7 +183,9 @@ class _View:
         self._talk: dict[str, float] | None = None
 
     def last_answered(self) -> int | None:
-        return self._core.store.last_answered(self._group)
+        """The position, in today's numbering, of the member who took the last call."""
+        info = self._core._groups[self._group]
+        return _position_of(info, self._core.store.last_answered(self._group))
 
     def talk_time(self, member: str) -> float:
         if self._talk is None:
@@ -177,29 +207,67 @@ class RoutingCore:
         self._lines: dict[str, LineConfig] = {}
         self._groups_of: dict[str, tuple[str, ...]] = {}
         self._reentries: deque[Reentry] = deque()  # forwards to our numbers, to follow
+        self.availability = Availability()
         self.config = config
         self._install(config, now=now)
 
     # ------------------------------------------------------------------ setup
-    def _install(self, config: Config, *, now: float) -> None:
+    def _install(self, config: Config, *, now: float) -> list[tuple[str, str, bool]]:
+        """Take ``config`` on; returns the (group, member, joined) whose ``joined`` flag
+        the file changed, for :meth:`reload` to log them in or out."""
+        old = self._groups
         self.config = config
         self._groups = {}
         groups_of: dict[str, list[str]] = {}
+        flipped: list[tuple[str, str, bool]] = []
         for g in config.groups:
             members = g.ordered_members()
-            self._groups[g.name] = _GroupInfo(
+            info = self._groups[g.name] = _GroupInfo(
                 config=g,
                 strategy=strategy_for(g.algorithm),
                 candidates=tuple(Candidate(m.key, m.position) for m in members),
                 positions={m.key: m.position for m in members},
             )
+            was = old.get(g.name)
+            before = {m.key: m.joined for m in was.config.members} if was else {}
             for m in members:
                 groups_of.setdefault(m.key, []).append(g.name)
-                if not self.store.knows_membership(g.name, m.key):
+                if m.key in before:
+                    if before[m.key] != m.joined:
+                        flipped.append((g.name, m.key, m.joined))
+                elif was is not None or not self.store.knows_membership(g.name, m.key):
+                    # new to the group (or to a store that never saw it): joins afresh
                     self.store.set_joined(g.name, m.key, m.joined, now=now)
+            if was is not None:
+                self._leave_removed(was, info, now=now)
+        for name, was in old.items():
+            if name not in self._groups:  # a group removed: its members leave it
+                for c in was.candidates:
+                    self.store.set_joined(name, c.key, False, now=now)
         self._groups_of = {k: tuple(v) for k, v in groups_of.items()}
         self._pilots = {g.pilot: g.name for g in config.groups}
         self._lines = {line.number: line for line in config.lines}
+        self.availability.retain({*self._groups_of, *self._lines})
+        return flipped
+
+    def _leave_removed(self, was: _GroupInfo, now_info: _GroupInfo, *, now: float) -> None:
+        """Members a reload took out of a group leave it (added back, they join afresh:
+        new join date, talk time zero). The round-robin pointer on a removed member
+        moves back to the nearest member before it, in the old order, that is still in
+        the group: the next call starts with the member that followed it."""
+        name, kept = was.config.name, now_info.positions
+        removed = [c.key for c in was.candidates if c.key not in kept]
+        for key in removed:
+            self.store.set_joined(name, key, False, now=now)
+        pointer = self.store.last_answered(name)
+        position = _position_of(was, pointer)
+        if not removed or position is None or (isinstance(pointer, str) and pointer in kept):
+            return
+        before = [c.key for c in was.candidates if c.position <= position]
+        after = [c.key for c in was.candidates if c.position > position]
+        survivor = next((k for k in reversed(after + before) if k in kept), None)
+        if survivor is not None:
+            self.store.set_last_answered(name, survivor)
 
     def state_changed(self, *, now: float) -> list[Action]:
         """Shared state changed behind the core (another node): serve queued callers."""
@@ -212,13 +280,16 @@ class RoutingCore:
     def reload(self, config: Config, *, now: float) -> list[Action]:
         """Apply a new configuration without dropping calls.
 
-        Pointers, talk time and membership live in the store and are kept.
+        Pointers, talk time and membership live in the store and are kept, but a
+        member the file removed from a group leaves it (added back, it joins
+        afresh), and a member whose ``joined`` flag the file changed logs in or
+        out of that group (a ``*51`` / ``*52`` since is overridden only then).
         Calls waiting for a group that no longer exists are released (480);
         offers to members removed from a group end as unanswered.
         """
         self._now = max(self._now, now)
         actions: list[Action] = []
-        self._install(config, now=now)
+        flipped = self._install(config, now=now)
         for call in list(self._calls.values()):
             if call.kind is not CallKind.GROUP or call.state is CallState.CONNECTED:
                 continue
@@ -235,6 +306,12 @@ class RoutingCore:
                 actions.append(Cancel(call.id, member))
             if call.state is CallState.HUNTING and not call.offers:
                 self._advance(call, actions)
+        for group, member, joined in flipped:
+            log.info(
+                "reload: member %s %s group %s", member, "joins" if joined else "leaves", group
+            )
+            (self._join if joined else self._leave)(group, member, actions)
+        self._empty_groups(None, actions)
         self._dispatch(actions, None)
         self._follow_forwards(actions)
         return actions
@@ -290,6 +367,41 @@ class RoutingCore:
         info = self._groups.get(group)
         return info is not None and self._free(info.config, member, now)
 
+    def member_state(self, group: str, member: str, *, now: float) -> MemberState | None:
+        """What ``member`` is doing for ``group`` (None: not a member of that group).
+
+        The first that applies: logged out, unavailable (no registered contact,
+        or backing off after an unreachable offer), ringing, talking (on a call,
+        or busy on calls of its own), in wrap-up, free.
+        """
+        info = self._groups.get(group)
+        if info is None or member not in info.positions:
+            return None
+        store = self.store
+        if store.joined_since(group, member) is None:
+            return MemberState.LOGGED_OUT
+        if not self.availability.is_reachable(member, now=now):
+            return MemberState.UNAVAILABLE
+        if store.is_ringing(member):
+            return MemberState.RINGING
+        if store.is_on_call(member) or self.availability.busy_outside(member):
+            return MemberState.TALKING
+        if store.wrap_up_until(member) > now:
+            return MemberState.WRAP_UP
+        return MemberState.FREE
+
+    def member_states(self, group: str, *, now: float) -> dict[str, MemberState]:
+        """The state of every member of ``group``, by position (empty: no such group)."""
+        info = self._groups.get(group)
+        if info is None:
+            return {}
+        states: dict[str, MemberState] = {}
+        for c in info.candidates:
+            state = self.member_state(group, c.key, now=now)
+            assert state is not None
+            states[c.key] = state
+        return states
+
     # ----------------------------------------------------------------- timers
     def get_timer(self) -> float | None:
         """When the core next needs ``handle_timer``; None when it has nothing due."""
@@ -314,9 +426,11 @@ class RoutingCore:
         heapq.heappush(self._timers, (when, next(self._seq), kind, key, token))
 
     def _timer_valid(self, entry: tuple[float, int, _Timer, str, int]) -> bool:
-        _, _, kind, key, token = entry
+        when, _, kind, key, token = entry
         if kind is _Timer.WRAP_UP:
             return True
+        if kind is _Timer.RETRY:
+            return self.availability.backoff_until(key) == when
         call = self._calls.get(key)
         if call is None:
             return False
@@ -330,6 +444,11 @@ class RoutingCore:
         _, _, kind, key, token = entry
         if kind is _Timer.WRAP_UP:
             self._dispatch(actions, self._groups_of.get(key, ()))
+            return
+        if kind is _Timer.RETRY:
+            if self.availability.is_reachable(key, now=self._now):
+                log.info("member %s: available again, its back-off is over", key)
+                self._dispatch(actions, self._groups_of.get(key, ()))
             return
         call = self._calls[key]
         if kind is _Timer.OFFER:
@@ -364,16 +483,18 @@ class RoutingCore:
                 self._answered(call_id, member, actions)
             case MemberFailed(call_id, member, status):
                 self._refused(call_id, member, refusal_of(status), actions)
-            case MemberUnreachable(call_id, member):
-                self._refused(call_id, member, Refusal.UNREACHABLE, actions)
+            case MemberUnreachable(call_id, member, ours):
+                self._refused(call_id, member, Refusal.UNREACHABLE, actions, ours=ours)
             case CallHungUp(call_id):
                 self._hung_up(call_id, actions)
             case MemberJoined(group, member):
                 self._join(group, member, actions)
             case MemberLeft(group, member):
                 self._leave(group, member, actions)
-            case LineActivity():
-                pass  # issue 11 (core branch): a line busy outside the server is not offered
+            case MemberReachable(member, reachable):
+                self._reachability(member, reachable, actions)
+            case LineActivity(member, busy):
+                self._line_activity(member, busy, actions)
         if self._reentries:
             self._follow_forwards(actions)
         return actions
@@ -411,20 +532,37 @@ class RoutingCore:
         call.hunt = Hunt(info.strategy)
         if g.queue.max_wait is not None:
             self._arm(call.arrival + g.queue.max_wait, _Timer.MAX_WAIT, call_id)
-        if not self.store.queue(g.name) and self._has_free(info):
+        if self._is_empty(info):
+            self._overflow_empty(call, actions)
+        elif not self.store.queue(g.name) and self._has_free(info):
             actions.append(Ringback(call_id))
             self._start_hunting(call, actions)
         elif len(self.store.queue(g.name)) < g.queue.max_length:
             self._enqueue(call, actions)
         else:
-            target = g.queue.overflow_to
-            self._finish(
-                call,
-                Forward(call_id, target, "queue_full")
-                if target
-                else Release(call_id, 486, "queue_full"),
-                actions,
-            )
+            self._queue_full(call, actions)
+
+    def _queue_full(self, call: _RoutedCall, actions: list[Action]) -> None:
+        """No place in the queue: ``overflow_to``, else 486 Busy Here."""
+        assert call.group is not None
+        target = call.group.queue.overflow_to
+        self._finish(
+            call,
+            Forward(call.id, target, "queue_full")
+            if target
+            else Release(call.id, 486, "queue_full"),
+            actions,
+        )
+
+    def _overflow_empty(self, call: _RoutedCall, actions: list[Action]) -> None:
+        """No member available and ``when_empty: overflow``: ``overflow_to``, else 480."""
+        assert call.group is not None
+        target = call.group.queue.overflow_to
+        self._finish(
+            call,
+            Forward(call.id, target, "empty") if target else Release(call.id, 480, "empty"),
+            actions,
+        )
 
     def _direct_call(
         self,
@@ -472,7 +610,20 @@ class RoutingCore:
 
     # ---------------------------------------------------------------- hunting
     def _free(self, group: GroupConfig, member: str, now: float) -> bool:
-        return self.store.is_free(group.name, member, now=now, call_waiting=group.call_waiting)
+        waiting = group.call_waiting
+        return self.store.is_free(
+            group.name, member, now=now, call_waiting=waiting
+        ) and self.availability.offerable(member, now=now, call_waiting=waiting)
+
+    def _is_empty(self, info: _GroupInfo) -> bool:
+        """``when_empty: overflow`` applies: no member is available (joined and reachable)."""
+        if info.config.queue.when_empty != "overflow":
+            return False
+        name, now, store, reachable = info.config.name, self._now, self.store, self.availability
+        return not any(
+            store.joined_since(name, c.key) is not None and reachable.is_reachable(c.key, now=now)
+            for c in info.candidates
+        )
 
     def _has_free(self, info: _GroupInfo) -> bool:
         g, now = info.config, self._now
@@ -523,12 +674,21 @@ class RoutingCore:
             self._offer_all(call, chosen, actions)
             return
         hunt.end_pass()
-        self._enqueue(call, actions)
+        if self._is_empty(info):
+            self._overflow_empty(call, actions)
+        elif g.queue.max_length == 0:
+            self._queue_full(call, actions)  # no queue: nobody ever waits
+        else:
+            self._enqueue(call, actions)
 
     def _free_predicate(self, g: GroupConfig) -> Callable[[str], bool]:
         """``is_free`` for one group at this instant, as the hunt's predicate."""
         is_free, name, now, waiting = self.store.is_free, g.name, self._now, g.call_waiting
-        return lambda member: is_free(name, member, now=now, call_waiting=waiting)
+        offerable = self.availability.offerable
+        return lambda member: (
+            is_free(name, member, now=now, call_waiting=waiting)
+            and offerable(member, now=now, call_waiting=waiting)
+        )
 
     def _offer_all(self, call: _RoutedCall, members: list[str], actions: list[Action]) -> None:
         g = call.group
@@ -580,18 +740,42 @@ class RoutingCore:
         call.member = member
         call.connected_at = self._now
         self.store.set_active(member, call_id, True)
+        self.availability.answered(member)
         if call.group is not None:
-            self.store.set_last_answered(
-                call.group.name, self._groups[call.group.name].positions[member]
-            )
+            self.store.set_last_answered(call.group.name, member)
         actions.append(Bridge(call_id, member))
         self._dispatch(actions, self._groups_of.get(member, ()))
 
-    def _refused(self, call_id: str, member: str, refusal: Refusal, actions: list[Action]) -> None:
+    def _refused(
+        self,
+        call_id: str,
+        member: str,
+        refusal: Refusal,
+        actions: list[Action],
+        *,
+        ours: bool = False,
+    ) -> None:
+        """A member's offer failed. Unreachable (and not ``ours``, a shortage of our own):
+        the member backs off; any other answer shows it is reachable."""
         call = self._calls.get(call_id)
         if call is None or member not in call.offers:
             return
+        if refusal is not Refusal.UNREACHABLE:
+            self.availability.answered(member)
+        backing_off = (
+            refusal is Refusal.UNREACHABLE and not ours and self.availability.has_contact(member)
+        )
+        if backing_off:  # before the hunt goes on: the next pass must not pick it
+            until = self.availability.failed(member, now=self._now)
+            self._arm(until, _Timer.RETRY, member)
+            log.info(
+                "member %s: unavailable (unreachable), tried again in %.0f s",
+                member,
+                until - self._now,
+            )
         self._offers_failed(call, [member], actions, refusal)
+        if backing_off:
+            self._empty_groups(self._groups_of.get(member, ()), actions)
 
     def _offers_failed(
         self, call: _RoutedCall, members: list[str], actions: list[Action], refusal: Refusal
@@ -722,14 +906,65 @@ class RoutingCore:
             if call.group is not None and call.group.name == group and member in call.offers:
                 actions.append(Cancel(call.id, member))
                 self._offers_failed(call, [member], actions, Refusal.UNREACHABLE)
+        self._empty_groups((group,), actions)
+
+    # ---------------------------------------------------------- availability
+    def _reachability(self, member: str, reachable: bool, actions: list[Action]) -> None:
+        """A line registered its first contact, or lost its last one."""
+        groups = self._groups_of.get(member, ())
+        if member not in self._lines and not groups:
+            return  # not ours: nothing to keep
+        was = self.availability.is_reachable(member, now=self._now)
+        self.availability.set_contact(member, reachable)
+        now_reachable = self.availability.is_reachable(member, now=self._now)
+        if was != now_reachable and groups:
+            log.info(
+                "member %s: %s",
+                member,
+                "available (registered)" if reachable else "unavailable (no registered contact)",
+            )
+        if now_reachable:
+            self._dispatch(actions, groups)
+        else:
+            self._empty_groups(groups, actions)
+
+    def _line_activity(self, member: str, busy: bool, actions: list[Action]) -> None:
+        """A line's phone has calls of its own (``busy``), or has none any more."""
+        groups = self._groups_of.get(member, ())
+        if not groups:
+            return  # offered no group call: nothing to keep
+        if self.availability.set_busy(member, busy) and not busy:
+            self._dispatch(actions, groups)
+
+    def _empty_groups(self, groups: Iterable[str] | None, actions: list[Action]) -> None:
+        """Waiting callers of groups with ``when_empty: overflow`` and no member available
+        any more overflow, the earliest arrival first."""
+        names = self._groups if groups is None else groups
+        empty = {n for n in names if n in self._groups and self._is_empty(self._groups[n])}
+        if not empty:
+            return
+        waiting = sorted(
+            (
+                c
+                for c in self._calls.values()
+                if c.group is not None
+                and c.group.name in empty
+                and not c.offers
+                and c.state in (CallState.QUEUED, CallState.HUNTING)
+            ),
+            key=lambda c: c.rank,
+        )
+        for call in waiting:
+            self._overflow_empty(call, actions)
 
     # --------------------------------------------------------------- dispatch
     def _dispatch(self, actions: list[Action], groups: Iterable[str] | None) -> None:
-        """Hand queued callers to free members, the earliest arrival first."""
+        """Hand queued callers to free members: the group of the highest ``priority``
+        first, then the earliest arrival."""
         names = list(self._groups) if groups is None else [g for g in groups if g in self._groups]
         store = self.store
         while True:
-            best: tuple[tuple[float, int], _RoutedCall] | None = None
+            best: tuple[tuple[int, float, int], _RoutedCall] | None = None
             for name in names:
                 queued = store.queue(name)
                 while queued and queued[0] not in self._calls:
@@ -738,8 +973,10 @@ class RoutingCore:
                 if not queued:
                     continue
                 head = self._calls[queued[0]]
-                if (best is None or head.rank < best[0]) and self._has_free(self._groups[name]):
-                    best = (head.rank, head)
+                info = self._groups[name]
+                order = (-info.config.priority, *head.rank)
+                if (best is None or order < best[0]) and self._has_free(info):
+                    best = (order, head)
             if best is None:
                 return
             call = best[1]

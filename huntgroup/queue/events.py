@@ -80,10 +80,14 @@ class MemberFailed:
 @dataclass(frozen=True, slots=True)
 class MemberUnreachable:
     """A member could not be offered the call at all, so no SIP status came back: no
-    registered contact, no media port for its leg, its INVITE could not be sent."""
+    registered contact, no media port for its leg, its INVITE could not be sent.
+
+    ``ours`` is true when the cause is on our side (no media port left): the member is
+    not to blame, so it does not back off (:mod:`huntgroup.queue.availability`)."""
 
     call_id: str
     member: str
+    ours: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +126,16 @@ class LineActivity:
     busy: bool
 
 
+@dataclass(frozen=True, slots=True)
+class MemberReachable:
+    """Whether a line can be reached at all: ``reachable`` when it registered its first
+    contact, not when it lost its last one (unregistered, expired), and for every line
+    at start. A member the core was never told about is reachable."""
+
+    member: str
+    reachable: bool
+
+
 Event = (
     CallArrived
     | DirectCallArrived
@@ -134,4 +148,5 @@ Event = (
     | MemberJoined
     | MemberLeft
     | LineActivity
+    | MemberReachable
 )

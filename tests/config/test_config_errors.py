@@ -44,7 +44,7 @@ def test_unknown_key_points_at_the_key_and_lists_allowed_keys() -> None:
     assert problems(text) == [
         "cfg.yaml:8:5: groups.0.colour: unknown key 'colour'; allowed keys: name, pilot, "
         "algorithm, no_answer_timeout, wrap_up, call_waiting, hunt_direct_calls, "
-        "pilot_as_caller_id, queue, no_answer, members"
+        "pilot_as_caller_id, priority, queue, no_answer, members"
     ]
 
 
@@ -67,7 +67,7 @@ def test_wrong_types_say_what_was_expected() -> None:
         "cfg.yaml:14:14: groups.0.wrap_up: expected a number, got the text 'soon'",
         "cfg.yaml:15:19: groups.0.call_waiting: expected true or false, got the text 'maybe'",
         "cfg.yaml:16:12: groups.0.queue: expected a mapping (keys: max_length, max_wait, "
-        "music, answer, overflow_to), got the number 5",
+        "music, answer, overflow_to, when_empty), got the number 5",
     ]
 
 
@@ -241,7 +241,7 @@ def test_several_errors_are_all_reported_in_file_order(tmp_path: Path) -> None:
         "cfg.yaml:24:12: groups.1.pilot: duplicate pilot '0140000001' (first at line 11)",
         "cfg.yaml:25:5: groups.1.colour: unknown key 'colour'; allowed keys: name, pilot, "
         "algorithm, no_answer_timeout, wrap_up, call_waiting, hunt_direct_calls, "
-        "pilot_as_caller_id, queue, no_answer, members",
+        "pilot_as_caller_id, priority, queue, no_answer, members",
     ]
 
 

@@ -48,7 +48,7 @@ from huntgroup.engine.sip.transaction import TimerConfig, TransactionKey, Transa
 from huntgroup.errors import ProtocolError
 from huntgroup.media.offer_answer import MediaCommand, MediaPlanner
 from huntgroup.queue.core import RoutingCore
-from huntgroup.queue.events import Event
+from huntgroup.queue.events import Event, MemberReachable
 from huntgroup.queue.state.store import StateStore
 
 log = logging.getLogger("huntgroup.calls")
@@ -117,6 +117,10 @@ class Context(ABC):
         self.layer = TransactionLayer(timers=self.timers, send_trying=False)
         self.core = RoutingCore(config, now=now, store=store)
         self.registrar = Registrar()
+        # No line has a registered contact yet: none can be offered a call until it
+        # registers (lines.report_contacts tells the core of every change).
+        for line in config.lines:
+            self.core.handle(MemberReachable(line.number, False), now=now)
         auth = config.server.auth
         self.auth = DigestAuthenticator(
             config.server.domain,

@@ -72,6 +72,7 @@ from huntgroup.engine.b2bua.context import Context, Output, TimerKind
 from huntgroup.engine.b2bua.core_actions import carry_out
 from huntgroup.engine.b2bua.direct_media import update_media
 from huntgroup.engine.b2bua.inbound import dispatch_request
+from huntgroup.engine.b2bua.lines import report_all_contacts, report_contacts
 from huntgroup.engine.b2bua.relay import on_ack, on_cancel, on_failure, on_response
 from huntgroup.engine.b2bua.session_refresh import session_due
 from huntgroup.engine.b2bua.shedding import quick_shed, shed
@@ -203,6 +204,8 @@ class B2BUA(Context):
         self.guard.handle_timer(now=self.now)
         for expired in self.registrar.handle_timer(now=self.now):
             log.info("line %s: %d contact(s) expired", expired.aor, len(expired.removed))
+            if expired.remaining == 0:
+                report_contacts(self, expired.aor)
         heap = self.timer_heap
         while heap and heap[0][0] <= self.now:
             entry = heapq.heappop(heap)
@@ -261,6 +264,7 @@ class B2BUA(Context):
             config = config.model_copy(update={"server": self.config.server})
         self.config = config
         carry_out(self, self.core.reload(config, now=self.now))
+        report_all_contacts(self)
         self._drain()
         log.info("reload: %d group(s), %d line(s)", len(config.groups), len(config.lines))
         return self.flush()

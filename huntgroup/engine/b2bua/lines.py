@@ -34,7 +34,7 @@ from huntgroup.engine.sip.message import Request
 from huntgroup.engine.sip.registrar import contact_on_source
 from huntgroup.engine.sip.transaction import TransactionKey
 from huntgroup.errors import ProtocolError
-from huntgroup.queue.events import MemberJoined, MemberLeft
+from huntgroup.queue.events import MemberJoined, MemberLeft, MemberReachable
 
 log = logging.getLogger("huntgroup.calls")
 
@@ -200,6 +200,21 @@ def bind(ctx: Context, key: TransactionKey, request: Request, source: Peer, numb
     ctx.respond(key, request, result.status, headers=tuple(headers))
     if result.ok:
         log.info("line %s: %d contact(s) registered", number, len(result.bindings))
+        report_contacts(ctx, number)
+
+
+def report_contacts(ctx: Context, number: str) -> None:
+    """Tell the core whether line ``number`` has a live contact now: a line without one
+    is unavailable to its groups. Told after every REGISTER (a refresh from a phone
+    found unreachable ends its back-off), every expiry of its last contact, at start
+    (:class:`Context`) and after a reload (:func:`report_all_contacts`)."""
+    ctx.tell_core(MemberReachable(number, bool(ctx.registrar.contacts(number, now=ctx.now))))
+
+
+def report_all_contacts(ctx: Context) -> None:
+    """:func:`report_contacts` for every line (after a reload: lines it added)."""
+    for line in ctx.config.lines:
+        report_contacts(ctx, line.number)
 
 
 def feature_code(

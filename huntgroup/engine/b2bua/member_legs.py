@@ -115,8 +115,8 @@ def new_leg(
     except (PortsExhausted, ProtocolError) as err:  # no RTP port left: cannot be rung
         reason = f"no RTP port free: {err}" if isinstance(err, PortsExhausted) else str(err)
         log.warning("call %s: cannot ring %s: %s", call.key, member or "target", reason)
-        if member:
-            ctx.tell_core(MemberUnreachable(call.core_id, member))
+        if member:  # our shortage, not the member's fault: no back-off
+            ctx.tell_core(MemberUnreachable(call.core_id, member, ours=True))
         else:
             end_call(ctx, call, bye_caller=True, status=NO_PORT_STATUS)
         return

@@ -55,6 +55,7 @@ from huntgroup.queue.state.operations import (
     Snapshot,
     Stamp,
 )
+from huntgroup.queue.state.store import Pointer
 
 log = logging.getLogger("huntgroup.state")
 
@@ -79,8 +80,8 @@ def encode_op(op: Op, *, offset: float) -> list[Any]:
             return ["j", g, m, None if since is None else since + offset, counter, node]
         case AddTalk(g, m, seconds):
             return ["t", g, m, seconds]
-        case SetPointer(g, position, (counter, node)):
-            return ["p", g, position, counter, node]
+        case SetPointer(g, member, (counter, node)):
+            return ["p", g, member, counter, node]
         case SetRinging(m, call, on, node):
             return ["r", m, call, on, node]
         case SetActive(m, call, on, node):
@@ -129,6 +130,11 @@ def _bool(v: object) -> bool:
     return v
 
 
+def _pointer(v: object) -> Pointer:
+    """A member key, or the position an older node wrote (an integer)."""
+    return v if isinstance(v, str) else _int(v)
+
+
 def _list(v: object) -> list[Any]:
     if not isinstance(v, list):
         raise StateError(f"expected a list, got {v!r}")
@@ -175,7 +181,7 @@ def decode_op(data: object, *, offset: float) -> Op:
         case "t" if n == 3:
             return AddTalk(_str(args[0]), _str(args[1]), _num(args[2]))
         case "p" if n == 4:
-            return SetPointer(_str(args[0]), _int(args[1]), (_int(args[2]), _str(args[3])))
+            return SetPointer(_str(args[0]), _pointer(args[1]), (_int(args[2]), _str(args[3])))
         case "r" if n == 4:
             return SetRinging(_str(args[0]), _str(args[1]), _bool(args[2]), _str(args[3]))
         case "a" if n == 4:
@@ -259,6 +265,19 @@ def _stored_rank(rank: tuple[float, int], offset: float) -> str:
     return json.dumps([rank[0] + offset, rank[1]])
 
 
+def _stored_pointer(member: Pointer) -> str:
+    """A pointer as stored: a JSON string (the member's key); older versions stored the
+    position, a bare integer, which :func:`_read_pointer` still reads."""
+    return json.dumps(member)
+
+
+def _read_pointer(text: str) -> Pointer:
+    value = json.loads(text)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError(f"bad pointer {text!r}")
+    return value
+
+
 def _stored_activity(act: MemberActivity, offset: float) -> str:
     return json.dumps(encode_activity(act, offset=offset))
 
@@ -281,8 +300,8 @@ def encode_writes(ops: Sequence[Op], store: JournalingStore, *, offset: float) -
                 writes.append(
                     ["j", hash_field(g, m), _stored_since(since, offset), encode_stamp(stamp)]
                 )
-            case SetPointer(g, position, stamp):
-                writes.append(["p", g, str(position), encode_stamp(stamp)])
+            case SetPointer(g, member, stamp):
+                writes.append(["p", g, _stored_pointer(member), encode_stamp(stamp)])
             case AddTalk(g, m, seconds):
                 writes.append(["t", hash_field(g, m), repr(seconds)])
             case SetRinging(member=m) | SetActive(member=m) | SetWrapUp(member=m):
@@ -314,7 +333,9 @@ def encode_image(image: Snapshot, *, offset: float) -> str:
             for (g, m), (since, stamp) in image.joined.items()
         ],
         "t": [[hash_field(g, m), repr(s)] for (g, m), s in image.talk.items()],
-        "p": [[g, str(p), encode_stamp(stamp)] for g, (p, stamp) in image.pointers.items()],
+        "p": [
+            [g, _stored_pointer(p), encode_stamp(stamp)] for g, (p, stamp) in image.pointers.items()
+        ],
     }
     return json.dumps(payload, separators=(",", ":"))
 
@@ -337,7 +358,7 @@ def decode_stored(stored: StoredState, *, offset: float) -> tuple[Snapshot, dict
     """The snapshot and the last batch number of every node; bad entries are skipped."""
     joined: dict[tuple[str, str], tuple[float | None, Stamp]] = {}
     talk: dict[tuple[str, str], float] = {}
-    pointers: dict[str, tuple[int, Stamp]] = {}
+    pointers: dict[str, tuple[Pointer, Stamp]] = {}
     activity: dict[str, dict[str, MemberActivity]] = {}
     seqs: dict[str, int] = {}
     for f, value in stored.joined.items():
@@ -353,7 +374,7 @@ def decode_stored(stored: StoredState, *, offset: float) -> tuple[Snapshot, dict
             log.warning("ignored a bad talk-time entry in Redis: %s", err)
     for g, value in stored.pointers.items():
         try:
-            pointers[g] = (int(value), decode_stamp(stored.pointer_stamps.get(g, "0|")))
+            pointers[g] = (_read_pointer(value), decode_stamp(stored.pointer_stamps.get(g, "0|")))
         except ValueError as err:
             log.warning("ignored a bad pointer entry in Redis: %s", err)
     for node, value in stored.seqs.items():

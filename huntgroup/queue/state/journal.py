@@ -60,7 +60,7 @@ from huntgroup.queue.state.operations import (
     Stamp,
     compact,
 )
-from huntgroup.queue.state.store import MemoryStore
+from huntgroup.queue.state.store import MemoryStore, Pointer
 
 REMOTE_SEP = "\x00"
 """Separates node and call id in the activity sets of another node's calls."""
@@ -148,13 +148,13 @@ class JournalingStore(MemoryStore):
         if seconds > 0:
             self._record(AddTalk(group, member, seconds))
 
-    def set_last_answered(self, group: str, position: int) -> None:
-        if self._pointer.get(group) == position:
+    def set_last_answered(self, group: str, member: Pointer) -> None:
+        if self._pointer.get(group) == member:
             return
-        super().set_last_answered(group, position)
+        super().set_last_answered(group, member)
         stamp = self._stamp()
         self._pointer_stamps[group] = stamp
-        self._record(SetPointer(group, position, stamp))
+        self._record(SetPointer(group, member, stamp))
 
     def _mine(self, member: str) -> _Mutable:
         act = self._local.get(member)
@@ -248,12 +248,12 @@ class JournalingStore(MemoryStore):
                     return False
                 super().add_talk_time(group, member, seconds)
                 return True
-            case SetPointer(group, position, stamp):
+            case SetPointer(group, member, stamp):
                 self._seen(stamp)
                 if stamp <= self._pointer_stamps.get(group, (0, "")):
                     return False
                 self._pointer_stamps[group] = stamp
-                self._pointer[group] = position
+                self._pointer[group] = member
                 return True
             case SetRinging(member, call, on, node) if node != self.node_id:
                 return self._remote_call(node, member, call, on, ringing=True)
@@ -330,11 +330,11 @@ class JournalingStore(MemoryStore):
             if stamp > self._join_stamps.get(key, (0, "")):
                 self._join_stamps[key] = stamp
                 self._joined[key] = since
-        for group, (position, stamp) in snap.pointers.items():
+        for group, (member, stamp) in snap.pointers.items():
             self._seen(stamp)
             if stamp > self._pointer_stamps.get(group, (0, "")):
                 self._pointer_stamps[group] = stamp
-                self._pointer[group] = position
+                self._pointer[group] = member
         pending: dict[tuple[str, str], float] = {}
         rejoined: set[tuple[str, str]] = set()
         for op in [*unsent, *self._journal]:

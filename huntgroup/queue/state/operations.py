@@ -25,6 +25,8 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from huntgroup.queue.state.store import Pointer
+
 Stamp = tuple[int, str]
 """A Lamport stamp: (counter, node id); larger wins."""
 
@@ -51,10 +53,11 @@ class AddTalk:
 
 @dataclass(frozen=True, slots=True)
 class SetPointer:
-    """The round-robin pointer of a group moved to ``position``."""
+    """The round-robin pointer of a group moved to ``member`` (an ``int``: a position,
+    from a node of a version before issue 11)."""
 
     group: str
-    position: int
+    member: Pointer
     stamp: Stamp
 
 
@@ -137,7 +140,7 @@ class Snapshot:
 
     joined: Mapping[tuple[str, str], tuple[float | None, Stamp]] = field(default_factory=dict)
     talk: Mapping[tuple[str, str], float] = field(default_factory=dict)
-    pointers: Mapping[str, tuple[int, Stamp]] = field(default_factory=dict)
+    pointers: Mapping[str, tuple[Pointer, Stamp]] = field(default_factory=dict)
     activity: Mapping[str, Mapping[str, MemberActivity]] = field(default_factory=dict)
 
 

@@ -9,8 +9,9 @@ interface:
 
 - membership: whether a member is joined to a group, and since when;
 - talk-time counters per (group, member), restarted at zero on each join;
-- the round-robin pointer of each group (the position of the member who took
-  the last call);
+- the round-robin pointer of each group: the member who took the last call
+  (its key; an integer is a position stored by a version before issue 11, read
+  as the member at or before that position);
 - member activity shared by all groups: the calls a member is ringing for,
   the calls it is on, the end of its wrap-up;
 - the order of each group's queue.
@@ -29,6 +30,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+Pointer = str | int
+"""A round-robin pointer: the key of the member who took the last call, or (stored
+by an older version) the position of that member, an ``int``."""
+
 
 class StateStore(Protocol):
     """What the group core reads and writes about members, pointers and queues."""
@@ -43,8 +48,8 @@ class StateStore(Protocol):
     def add_talk_time(self, group: str, member: str, seconds: float) -> None: ...
 
     # round robin -----------------------------------------------------------
-    def last_answered(self, group: str) -> int | None: ...
-    def set_last_answered(self, group: str, position: int) -> None: ...
+    def last_answered(self, group: str) -> Pointer | None: ...
+    def set_last_answered(self, group: str, member: Pointer) -> None: ...
 
     # member activity -------------------------------------------------------
     def ringing(self, member: str) -> frozenset[str]: ...
@@ -82,7 +87,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._joined: dict[tuple[str, str], float | None] = {}
         self._talk: dict[str, dict[str, float]] = {}
-        self._pointer: dict[str, int] = {}
+        self._pointer: dict[str, Pointer] = {}
         self._activity: dict[str, _Activity] = {}
         self._queues: dict[str, list[tuple[tuple[float, int], str]]] = {}
 
@@ -114,11 +119,11 @@ class MemoryStore:
         counters = self._talk.setdefault(group, {})
         counters[member] = counters.get(member, 0.0) + max(0.0, seconds)
 
-    def last_answered(self, group: str) -> int | None:
+    def last_answered(self, group: str) -> Pointer | None:
         return self._pointer.get(group)
 
-    def set_last_answered(self, group: str, position: int) -> None:
-        self._pointer[group] = position
+    def set_last_answered(self, group: str, member: Pointer) -> None:
+        self._pointer[group] = member
 
     def ringing(self, member: str) -> frozenset[str]:
         act = self._activity.get(member)

@@ -55,7 +55,8 @@ CRLF = b"\r\n"
 
 
 def config() -> Config:
-    cfg = make_config("linear", members=0, member_lines=[LINE_A])
+    # LINE_A never registers: unavailable, so a call to the pilot gets 480 at once
+    cfg = make_config("linear", members=0, member_lines=[LINE_A], queue={"when_empty": "overflow"})
     server = cfg.server.model_copy(update={"upstream": f"sip:{HOST}:{UPSTREAM_PORT}"})
     return cfg.model_copy(update={"server": server})
 

@@ -10,6 +10,7 @@ from huntgroup.engine.sip.message import Response
 from tests.support.b2bua_peers import (
     CALLER_NUMBER,
     DOMAIN,
+    GROUP,
     LINE_A,
     LINE_B,
     PASSWORD,
@@ -162,8 +163,26 @@ def test_direct_call_to_unregistered_line_is_refused_at_once() -> None:
     assert net.ports_in_use == 0
 
 
-def test_all_unregistered_pilot_call_is_released_480() -> None:
-    net, _, _bob, caller = world(make_config("linear", members=0, member_lines=[LINE_A, LINE_B]))
+def test_all_unregistered_pilot_caller_waits_with_music_until_a_line_registers() -> None:
+    """Issue 11: a line with no registered phone is unavailable, not free. The caller
+    is queued (answered, music) instead of hunting through unreachable lines, and is
+    offered to the first line that registers."""
+    net, alice, _bob, caller = world(
+        make_config("linear", members=0, member_lines=[LINE_A, LINE_B])
+    )
+    call = caller.invite(PILOT)
+    call.ack(caller.response(200))  # queued: answered with the hold music
+    assert not alice.inbox
+    assert net.b2b.core.queue(GROUP) == [net.b2b.core.call_ids()[0]]
+    register(alice, LINE_A, PASSWORD)
+    alice.request("INVITE")  # offered at once
+
+
+def test_all_unregistered_pilot_call_is_released_480_when_empty_overflows() -> None:
+    config = make_config(
+        "linear", members=0, member_lines=[LINE_A, LINE_B], queue={"when_empty": "overflow"}
+    )
+    net, _, _bob, caller = world(config)
     caller.invite(PILOT)
     caller.response(480)
     assert net.ports_in_use == 0
