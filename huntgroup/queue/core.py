@@ -209,12 +209,17 @@ class RoutingCore:
         self._reentries: deque[Reentry] = deque()  # forwards to our numbers, to follow
         self.availability = Availability()
         self.config = config
-        self._install(config, now=now)
+        self._install(config, now=now, first=True)
 
     # ------------------------------------------------------------------ setup
-    def _install(self, config: Config, *, now: float) -> list[tuple[str, str, bool]]:
+    def _install(
+        self, config: Config, *, now: float, first: bool = False
+    ) -> list[tuple[str, str, bool]]:
         """Take ``config`` on; returns the (group, member, joined) whose ``joined`` flag
-        the file changed, for :meth:`reload` to log them in or out."""
+        the file changed, for :meth:`reload` to log them in or out.
+
+        At start (``first``) a member the store knows keeps its membership (a restart
+        on shared state); on a reload a member new to its group joins afresh."""
         old = self._groups
         self.config = config
         self._groups = {}
@@ -235,7 +240,7 @@ class RoutingCore:
                 if m.key in before:
                     if before[m.key] != m.joined:
                         flipped.append((g.name, m.key, m.joined))
-                elif was is not None or not self.store.knows_membership(g.name, m.key):
+                elif not first or not self.store.knows_membership(g.name, m.key):
                     # new to the group (or to a store that never saw it): joins afresh
                     self.store.set_joined(g.name, m.key, m.joined, now=now)
             if was is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 
 import pytest
@@ -392,3 +393,26 @@ def test_core_on_a_journaling_store_replicates_to_another_node() -> None:
     assert store_b.talk_time("G", m(1)) == 30.0
     assert store_b.joined_since("G", m(3)) is None
     assert store_b.is_free("G", m(1), now=40, call_waiting=False)
+
+
+# ------------------------------------------- issue 11: pointers name members
+def test_pointer_ops_carry_the_member_and_still_read_an_older_nodes_position() -> None:
+    new = encode_batch(Batch("A", 1, (SetPointer("G", "0102030401", (3, "A")),)), offset=0.0)
+    assert decode_batch(new, offset=0.0).ops == (SetPointer("G", "0102030401", (3, "A")),)
+    old = '{"node":"A","seq":1,"ops":[["p","G",2,3,"A"]]}'  # a node before issue 11
+    assert decode_batch(old, offset=0.0).ops == (SetPointer("G", 2, (3, "A")),)
+
+
+def test_stored_pointers_are_members_and_old_positions_stay_readable() -> None:
+    from huntgroup.queue.state.codec import StoredState, decode_stored, encode_writes
+
+    store = JournalingStore("A")
+    store.set_last_answered("G", "sip:agent@127.0.0.1:5080")
+    writes = json.loads(encode_writes(store.drain(), store, offset=0.0))
+    assert writes == [["p", "G", '"sip:agent@127.0.0.1:5080"', "1|A"]]
+    stored = StoredState(
+        pointers={"G": writes[0][2], "Old": "3", "Bad": "[1]"},
+        pointer_stamps={"G": "1|A", "Old": "2|B"},
+    )
+    snap, _ = decode_stored(stored, offset=0.0)
+    assert snap.pointers == {"G": ("sip:agent@127.0.0.1:5080", (1, "A")), "Old": (3, (2, "B"))}
