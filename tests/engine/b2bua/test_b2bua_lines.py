@@ -347,3 +347,29 @@ def test_member_on_its_own_outgoing_call_is_not_offered_group_calls() -> None:
     caller.invite(PILOT)
     assert not alice.has("INVITE"), "alice is busy on her own call"
     caller.response(200)  # queued with music instead
+
+
+def test_registrar_tells_the_core_when_a_line_gains_and_loses_its_contact() -> None:
+    """Issue 11: the line is unavailable until it registers, available while it has a
+    contact, and unavailable again when its last contact expires (no INVITE is sent to a
+    line without contact, so no 'unreachable (no contact)' hunting)."""
+    from huntgroup.queue.availability import MemberState
+
+    net, alice, _bob, caller = world(make_config("linear", members=0, member_lines=[LINE_A]))
+    core = net.b2b.core
+    assert core.member_state(GROUP, LINE_A, now=net.now) is MemberState.UNAVAILABLE
+    assert register(alice, LINE_A, PASSWORD).status == 200
+    assert core.member_state(GROUP, LINE_A, now=net.now) is MemberState.FREE
+    net.advance(3601)  # the binding expires (registrar timer)
+    assert core.member_state(GROUP, LINE_A, now=net.now) is MemberState.UNAVAILABLE
+    caller.invite(PILOT)
+    caller.response(200)  # waits with music: alice is not tried
+    assert not alice.has("INVITE")
+
+
+def test_a_line_added_by_a_reload_is_unavailable_until_it_registers() -> None:
+    from huntgroup.queue.availability import MemberState
+
+    net, _alice, _bob, _caller = world(make_config("linear", members=1))
+    net.b2b.reload(make_config("linear", members=1, member_lines=[LINE_B]), now=net.now)
+    assert net.b2b.core.member_state(GROUP, LINE_B, now=net.now) is MemberState.UNAVAILABLE
