@@ -39,6 +39,8 @@ from collections.abc import Container
 from dataclasses import dataclass
 from enum import Enum
 
+from huntgroup.queue.state.store import StateStore
+
 BACKOFF_FIRST = 5.0
 """Seconds a member found unreachable is left alone the first time."""
 
@@ -140,3 +142,22 @@ class Availability:
         self._no_contact = {m for m in self._no_contact if m in members}
         self._busy = {m for m in self._busy if m in members}
         self._backoff = {m: b for m, b in self._backoff.items() if m in members}
+
+
+def state_of(
+    store: StateStore, availability: Availability, group: str, member: str, *, now: float
+) -> MemberState:
+    """``member``'s state in ``group``: the first that applies of logged out,
+    unavailable, ringing, talking (on a call, or busy on calls of its own), in
+    wrap-up, free."""
+    if store.joined_since(group, member) is None:
+        return MemberState.LOGGED_OUT
+    if not availability.is_reachable(member, now=now):
+        return MemberState.UNAVAILABLE
+    if store.is_ringing(member):
+        return MemberState.RINGING
+    if store.is_on_call(member) or availability.busy_outside(member):
+        return MemberState.TALKING
+    if store.wrap_up_until(member) > now:
+        return MemberState.WRAP_UP
+    return MemberState.FREE

@@ -70,7 +70,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from huntgroup.config.models import Config, GroupConfig, LineConfig
-from huntgroup.distribution.algorithms import Candidate, Strategy, strategy_for
 from huntgroup.distribution.hunt import Hunt
 from huntgroup.queue.actions import (
     Action,
@@ -86,7 +85,7 @@ from huntgroup.queue.actions import (
     Ring,
     Ringback,
 )
-from huntgroup.queue.availability import Availability, MemberState
+from huntgroup.queue.availability import Availability, MemberState, state_of
 from huntgroup.queue.events import (
     CallAnswered,
     CallArrived,
@@ -103,8 +102,9 @@ from huntgroup.queue.events import (
     OutgoingCallStarted,
 )
 from huntgroup.queue.forwards import Reentry, follow
+from huntgroup.queue.groups import GroupInfo, install, position_of
 from huntgroup.queue.refusals import Refusal, refusal_of
-from huntgroup.queue.state.store import MemoryStore, Pointer, StateStore
+from huntgroup.queue.state.store import MemoryStore, StateStore
 
 log = logging.getLogger("huntgroup.members")
 
@@ -157,22 +157,6 @@ class _RoutedCall:
     pass_token: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class _GroupInfo:
-    config: GroupConfig
-    strategy: Strategy
-    candidates: tuple[Candidate, ...]
-    positions: dict[str, int]
-
-
-def _position_of(info: _GroupInfo, pointer: Pointer | None) -> int | None:
-    """Where ``pointer`` stands in the group: its member's position (None when that
-    member is not in the group); a position stored by an older version as is."""
-    if pointer is None or isinstance(pointer, int):
-        return pointer
-    return info.positions.get(pointer)
-
-
 class _View:
     """What strategies read about a group at the start of a pass."""
 
@@ -185,7 +169,7 @@ class _View:
     def last_answered(self) -> int | None:
         """The position, in today's numbering, of the member who took the last call."""
         info = self._core._groups[self._group]
-        return _position_of(info, self._core.store.last_answered(self._group))
+        return position_of(info, self._core.store.last_answered(self._group))
 
     def talk_time(self, member: str) -> float:
         if self._talk is None:
@@ -202,7 +186,7 @@ class RoutingCore:
         self._timers: list[tuple[float, int, _Timer, str, int]] = []
         self._seq = itertools.count(1)
         self._now = now
-        self._groups: dict[str, _GroupInfo] = {}
+        self._groups: dict[str, GroupInfo] = {}
         self._pilots: dict[str, str] = {}
         self._lines: dict[str, LineConfig] = {}
         self._groups_of: dict[str, tuple[str, ...]] = {}
@@ -215,64 +199,15 @@ class RoutingCore:
     def _install(
         self, config: Config, *, now: float, first: bool = False
     ) -> list[tuple[str, str, bool]]:
-        """Take ``config`` on; returns the (group, member, joined) whose ``joined`` flag
-        the file changed, for :meth:`reload` to log them in or out.
-
-        At start (``first``) a member the store knows keeps its membership (a restart
-        on shared state); on a reload a member new to its group joins afresh."""
-        old = self._groups
+        """Take ``config`` on (:func:`~huntgroup.queue.groups.install`); returns the
+        (group, member, joined) whose ``joined`` flag the file changed."""
+        installed = install(config, self._groups, self.store, now=now, first=first)
         self.config = config
-        self._groups = {}
-        groups_of: dict[str, list[str]] = {}
-        flipped: list[tuple[str, str, bool]] = []
-        for g in config.groups:
-            members = g.ordered_members()
-            info = self._groups[g.name] = _GroupInfo(
-                config=g,
-                strategy=strategy_for(g.algorithm),
-                candidates=tuple(Candidate(m.key, m.position) for m in members),
-                positions={m.key: m.position for m in members},
-            )
-            was = old.get(g.name)
-            before = {m.key: m.joined for m in was.config.members} if was else {}
-            for m in members:
-                groups_of.setdefault(m.key, []).append(g.name)
-                if m.key in before:
-                    if before[m.key] != m.joined:
-                        flipped.append((g.name, m.key, m.joined))
-                elif not first or not self.store.knows_membership(g.name, m.key):
-                    # new to the group (or to a store that never saw it): joins afresh
-                    self.store.set_joined(g.name, m.key, m.joined, now=now)
-            if was is not None:
-                self._leave_removed(was, info, now=now)
-        for name, was in old.items():
-            if name not in self._groups:  # a group removed: its members leave it
-                for c in was.candidates:
-                    self.store.set_joined(name, c.key, False, now=now)
-        self._groups_of = {k: tuple(v) for k, v in groups_of.items()}
+        self._groups, self._groups_of = installed.groups, installed.groups_of
         self._pilots = {g.pilot: g.name for g in config.groups}
         self._lines = {line.number: line for line in config.lines}
         self.availability.retain({*self._groups_of, *self._lines})
-        return flipped
-
-    def _leave_removed(self, was: _GroupInfo, now_info: _GroupInfo, *, now: float) -> None:
-        """Members a reload took out of a group leave it (added back, they join afresh:
-        new join date, talk time zero). The round-robin pointer on a removed member
-        moves back to the nearest member before it, in the old order, that is still in
-        the group: the next call starts with the member that followed it."""
-        name, kept = was.config.name, now_info.positions
-        removed = [c.key for c in was.candidates if c.key not in kept]
-        for key in removed:
-            self.store.set_joined(name, key, False, now=now)
-        pointer = self.store.last_answered(name)
-        position = _position_of(was, pointer)
-        if not removed or position is None or (isinstance(pointer, str) and pointer in kept):
-            return
-        before = [c.key for c in was.candidates if c.position <= position]
-        after = [c.key for c in was.candidates if c.position > position]
-        survivor = next((k for k in reversed(after + before) if k in kept), None)
-        if survivor is not None:
-            self.store.set_last_answered(name, survivor)
+        return installed.flipped
 
     def state_changed(self, *, now: float) -> list[Action]:
         """Shared state changed behind the core (another node): serve queued callers."""
@@ -382,30 +317,17 @@ class RoutingCore:
         info = self._groups.get(group)
         if info is None or member not in info.positions:
             return None
-        store = self.store
-        if store.joined_since(group, member) is None:
-            return MemberState.LOGGED_OUT
-        if not self.availability.is_reachable(member, now=now):
-            return MemberState.UNAVAILABLE
-        if store.is_ringing(member):
-            return MemberState.RINGING
-        if store.is_on_call(member) or self.availability.busy_outside(member):
-            return MemberState.TALKING
-        if store.wrap_up_until(member) > now:
-            return MemberState.WRAP_UP
-        return MemberState.FREE
+        return state_of(self.store, self.availability, group, member, now=now)
 
     def member_states(self, group: str, *, now: float) -> dict[str, MemberState]:
         """The state of every member of ``group``, by position (empty: no such group)."""
         info = self._groups.get(group)
         if info is None:
             return {}
-        states: dict[str, MemberState] = {}
-        for c in info.candidates:
-            state = self.member_state(group, c.key, now=now)
-            assert state is not None
-            states[c.key] = state
-        return states
+        store, availability = self.store, self.availability
+        return {
+            c.key: state_of(store, availability, group, c.key, now=now) for c in info.candidates
+        }
 
     # ----------------------------------------------------------------- timers
     def get_timer(self) -> float | None:
@@ -620,7 +542,7 @@ class RoutingCore:
             group.name, member, now=now, call_waiting=waiting
         ) and self.availability.offerable(member, now=now, call_waiting=waiting)
 
-    def _is_empty(self, info: _GroupInfo) -> bool:
+    def _is_empty(self, info: GroupInfo) -> bool:
         """``when_empty: overflow`` applies: no member is available (joined and reachable)."""
         if info.config.queue.when_empty != "overflow":
             return False
@@ -630,11 +552,11 @@ class RoutingCore:
             for c in info.candidates
         )
 
-    def _has_free(self, info: _GroupInfo) -> bool:
+    def _has_free(self, info: GroupInfo) -> bool:
         g, now = info.config, self._now
         return any(self._free(g, c.key, now) for c in info.candidates)
 
-    def _order(self, info: _GroupInfo) -> Iterator[str]:
+    def _order(self, info: GroupInfo) -> Iterator[str]:
         return info.strategy.order(info.candidates, _View(self, info.config.name, self._now))
 
     def _start_hunting(self, call: _RoutedCall, actions: list[Action]) -> None:

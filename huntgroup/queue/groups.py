@@ -1,0 +1,113 @@
+"""The groups of a configuration as the core holds them, and what a reload changes.
+
+Theory of operation
+-------------------
+:func:`install` turns the groups of a :class:`Config` into :class:`GroupInfo`
+(the group's settings, its strategy, its members in position order) and brings
+the membership in the state store in line with the file:
+
+- at start (``first``), a member the store already knows keeps its membership
+  and talk time (a restart on shared state); any other member takes the file's
+  ``joined``;
+- on a reload, a member new to its group joins afresh (new join date, talk time
+  zero); a member removed from its group, or whose group is removed, leaves it,
+  so that added back it starts again; a member whose ``joined`` flag the file
+  changed is returned, for the core to log it in or out (and end its offers);
+- the round-robin pointer names a member (:data:`Pointer`). When a reload
+  removes that member, the pointer moves back to the nearest member before it,
+  in the old order and wrapping around, that is still in the group: the next
+  call starts with the member that followed the removed one.
+
+Invariants: after :func:`install`, every member of every group has a membership
+entry in the store; a member the file removed from a group is not joined to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from huntgroup.config.models import Config, GroupConfig
+from huntgroup.distribution.algorithms import Candidate, Strategy, strategy_for
+from huntgroup.queue.state.store import Pointer, StateStore
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    """One group: its settings, its strategy, its members by position."""
+
+    config: GroupConfig
+    strategy: Strategy
+    candidates: tuple[Candidate, ...]
+    positions: dict[str, int]
+
+
+def position_of(info: GroupInfo, pointer: Pointer | None) -> int | None:
+    """Where ``pointer`` stands in the group: its member's position (None when that
+    member is not in the group); a position stored by an older version as is."""
+    if pointer is None or isinstance(pointer, int):
+        return pointer
+    return info.positions.get(pointer)
+
+
+@dataclass(frozen=True, slots=True)
+class Installed:
+    """What :func:`install` made of a configuration."""
+
+    groups: dict[str, GroupInfo]
+    groups_of: dict[str, tuple[str, ...]]  # member -> the groups it is a member of
+    flipped: list[tuple[str, str, bool]]  # (group, member, joined) the file changed
+
+
+def install(
+    config: Config,
+    old: dict[str, GroupInfo],
+    store: StateStore,
+    *,
+    now: float,
+    first: bool,
+) -> Installed:
+    """The groups of ``config``, after ``old`` (empty at start); membership written."""
+    groups: dict[str, GroupInfo] = {}
+    groups_of: dict[str, list[str]] = {}
+    flipped: list[tuple[str, str, bool]] = []
+    for g in config.groups:
+        members = g.ordered_members()
+        info = groups[g.name] = GroupInfo(
+            config=g,
+            strategy=strategy_for(g.algorithm),
+            candidates=tuple(Candidate(m.key, m.position) for m in members),
+            positions={m.key: m.position for m in members},
+        )
+        was = old.get(g.name)
+        before = {m.key: m.joined for m in was.config.members} if was else {}
+        for m in members:
+            groups_of.setdefault(m.key, []).append(g.name)
+            if m.key in before:
+                if before[m.key] != m.joined:
+                    flipped.append((g.name, m.key, m.joined))
+            elif not first or not store.knows_membership(g.name, m.key):
+                store.set_joined(g.name, m.key, m.joined, now=now)  # joins afresh
+        if was is not None:
+            _leave_removed(was, info, store, now=now)
+    for name, was in old.items():
+        if name not in groups:  # a group removed: its members leave it
+            for c in was.candidates:
+                store.set_joined(name, c.key, False, now=now)
+    return Installed(groups, {k: tuple(v) for k, v in groups_of.items()}, flipped)
+
+
+def _leave_removed(was: GroupInfo, info: GroupInfo, store: StateStore, *, now: float) -> None:
+    """Members a reload took out of a group leave it; the pointer leaves them too."""
+    name, kept = was.config.name, info.positions
+    removed = [c.key for c in was.candidates if c.key not in kept]
+    for key in removed:
+        store.set_joined(name, key, False, now=now)
+    pointer = store.last_answered(name)
+    position = position_of(was, pointer)
+    if not removed or position is None or (isinstance(pointer, str) and pointer in kept):
+        return
+    before = [c.key for c in was.candidates if c.position <= position]
+    after = [c.key for c in was.candidates if c.position > position]
+    survivor = next((k for k in reversed(after + before) if k in kept), None)
+    if survivor is not None:
+        store.set_last_answered(name, survivor)
