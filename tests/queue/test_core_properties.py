@@ -1,7 +1,8 @@
 """Property tests of the group core over random event sequences (hypothesis).
 
 A random scenario drives one core with arrivals, answers, refusals, hang-ups,
-joins, leaves and outgoing calls at random times; an observer rebuilds what the
+joins, leaves, outgoing calls, lines losing and regaining their contact and
+calls of a phone's own at random times; an observer rebuilds what the
 driver would see from the actions alone and checks the invariants of
 DESIGN.md after every step.
 """
@@ -15,15 +16,18 @@ from hypothesis import strategies as st
 
 from huntgroup.config.models import ALGORITHMS
 from huntgroup.queue.actions import Action, Bridge, Cancel, Forward, Hold, Release, Ring
+from huntgroup.queue.availability import MemberState
 from huntgroup.queue.core import CallState
 from huntgroup.queue.events import (
     CallAnswered,
     CallArrived,
     CallHungUp,
+    LineActivity,
     MemberAnswered,
     MemberFailed,
     MemberJoined,
     MemberLeft,
+    MemberReachable,
     MemberUnreachable,
     OutgoingCallStarted,
 )
@@ -86,7 +90,20 @@ class Observer:
 ops = st.lists(
     st.tuples(
         st.sampled_from(
-            ["arrive", "answer", "decline", "unreachable", "hangup", "join", "leave", "out"]
+            [
+                "arrive",
+                "answer",
+                "decline",
+                "unreachable",
+                "hangup",
+                "join",
+                "leave",
+                "out",
+                "contact",
+                "no_contact",
+                "own_call",
+                "idle",
+            ]
         ),
         st.integers(0, 10_000),
         st.floats(0, 40),
@@ -104,6 +121,7 @@ ops = st.lists(
     wrap_up=st.sampled_from([0, 0, 5, 30]),
     call_waiting=st.booleans(),
     timeout=st.sampled_from([3, 15]),
+    when_empty=st.sampled_from(["wait", "overflow"]),
     script=ops,
 )
 def test_invariants_hold_under_random_events(
@@ -114,6 +132,7 @@ def test_invariants_hold_under_random_events(
     wrap_up: float,
     call_waiting: bool,
     timeout: float,
+    when_empty: str,
     script: list[tuple[str, int, float]],
 ) -> None:
     cfg = make_config(
@@ -122,7 +141,7 @@ def test_invariants_hold_under_random_events(
         wrap_up=wrap_up,
         call_waiting=call_waiting,
         no_answer_timeout=timeout,
-        queue={"max_length": max_length, "max_wait": max_wait},
+        queue={"max_length": max_length, "max_wait": max_wait, "when_empty": when_empty},
     )
     h = Harness(cfg)
     obs = Observer(max_length, max_wait, call_waiting)
@@ -133,6 +152,12 @@ def test_invariants_hold_under_random_events(
 
     def step(actions: list[Action], before: list[str]) -> None:
         obs.apply(actions, before)
+        for a in actions:
+            if isinstance(a, Ring):  # nobody unavailable, or busy on its own calls, rings
+                offerable = h.core.availability.offerable
+                assert offerable(a.member, now=h.now, call_waiting=call_waiting), a
+            if isinstance(a, Hold):
+                assert max_length > 0, "max_length 0: nobody is held"
 
     for op, pick, dt in script:
         before = h.core.queue("G")
@@ -169,6 +194,12 @@ def test_invariants_hold_under_random_events(
             mem = keys[pick % len(keys)]
             cls = MemberJoined if op == "join" else MemberLeft
             step(h.ev(cls("G", mem)), before)
+        elif op in ("contact", "no_contact"):
+            mem = keys[pick % len(keys)]
+            step(h.ev(MemberReachable(mem, op == "contact")), before)
+        elif op in ("own_call", "idle"):
+            mem = keys[pick % len(keys)]
+            step(h.ev(LineActivity(mem, op == "own_call")), before)
         elif op == "out":
             mem = keys[pick % len(keys)]
             oid = f"o{len(outgoing)}"
@@ -190,6 +221,11 @@ def test_invariants_hold_under_random_events(
                 assert (c in obs.connected) == (state is CallState.CONNECTED)
         for mem, ringing in obs.ringing.items():
             assert set(ringing) == {c for c in calls if mem in h.core.offers_of(c)}
+        states = h.core.member_states("G", now=h.now).values()
+        if when_empty == "overflow" and all(
+            s in (MemberState.LOGGED_OUT, MemberState.UNAVAILABLE) for s in states
+        ):
+            assert queued == [], "an empty group with when_empty: overflow holds callers"
 
     # Everyone hangs up: every call ends exactly once and nothing is left behind.
     for c in calls:
