@@ -38,7 +38,11 @@ class Candidate:
 class OrderView(Protocol):
     """What an ordering may read about the group, at the start of a pass."""
 
-    def last_answered(self) -> int | None: ...
+    def last_answered(self) -> int | None:
+        """The position, in today's numbering, of the member who took the group's last
+        call (None: no call yet, or that member is not in the group any more)."""
+        ...
+
     def talk_time(self, member: str) -> float: ...
 
 
