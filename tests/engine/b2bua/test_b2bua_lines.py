@@ -373,3 +373,22 @@ def test_a_line_added_by_a_reload_is_unavailable_until_it_registers() -> None:
     net, _alice, _bob, _caller = world(make_config("linear", members=1))
     net.b2b.reload(make_config("linear", members=1, member_lines=[LINE_B]), now=net.now)
     assert net.b2b.core.member_state(GROUP, LINE_B, now=net.now) is MemberState.UNAVAILABLE
+
+
+def test_a_reload_that_changes_joined_logs_the_member_in_or_out() -> None:
+    """Issue 11: SIGHUP applies a changed `joined:` (as `huntgroup diff` reports it)."""
+    from huntgroup.config.diff import config_changes
+    from huntgroup.queue.availability import MemberState
+
+    net, _alice, _bob, _caller = world(make_config("linear", members=1))
+    before = net.b2b.config
+    group = before.groups[0]
+    member = group.members[0].model_copy(update={"joined": False})
+    after = before.model_copy(update={"groups": (group.model_copy(update={"members": (member,)}),)})
+    assert config_changes(before, after) == [
+        f"group {GROUP}: member {member.key} joined true -> false"
+    ]
+    net.b2b.reload(after, now=net.now)
+    assert net.b2b.core.member_state(GROUP, member.key, now=net.now) is MemberState.LOGGED_OUT
+    net.b2b.reload(before, now=net.now)
+    assert net.b2b.core.member_state(GROUP, member.key, now=net.now) is MemberState.FREE
