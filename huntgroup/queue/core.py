@@ -305,7 +305,7 @@ class RoutingCore:
 
     def is_free(self, group: str, member: str, *, now: float) -> bool:
         info = self._groups.get(group)
-        return info is not None and self._free(info.config, member, now)
+        return info is not None and self._free_predicate(info.config, now)(member)
 
     def member_state(self, group: str, member: str, *, now: float) -> MemberState | None:
         """What ``member`` is doing for ``group`` (None: not a member of that group).
@@ -536,12 +536,6 @@ class RoutingCore:
             call.connected_at = self._now
 
     # ---------------------------------------------------------------- hunting
-    def _free(self, group: GroupConfig, member: str, now: float) -> bool:
-        waiting = group.call_waiting
-        return self.store.is_free(
-            group.name, member, now=now, call_waiting=waiting
-        ) and self.availability.offerable(member, now=now, call_waiting=waiting)
-
     def _is_empty(self, info: GroupInfo) -> bool:
         """``when_empty: overflow`` applies: no member is available (joined and reachable)."""
         if info.config.queue.when_empty != "overflow":
@@ -553,8 +547,8 @@ class RoutingCore:
         )
 
     def _has_free(self, info: GroupInfo) -> bool:
-        g, now = info.config, self._now
-        return any(self._free(g, c.key, now) for c in info.candidates)
+        free = self._free_predicate(info.config, self._now)
+        return any(free(c.key) for c in info.candidates)
 
     def _order(self, info: GroupInfo) -> Iterator[str]:
         return info.strategy.order(info.candidates, _View(self, info.config.name, self._now))
@@ -576,7 +570,7 @@ class RoutingCore:
         assert hunt is not None and g is not None
         info = self._groups[g.name]
         now = self._now
-        free = self._free_predicate(g)
+        free = self._free_predicate(g, now)
         if hunt.in_pass:
             chosen = hunt.take(free)
             if chosen:
@@ -608,9 +602,10 @@ class RoutingCore:
         else:
             self._enqueue(call, actions)
 
-    def _free_predicate(self, g: GroupConfig) -> Callable[[str], bool]:
-        """``is_free`` for one group at this instant, as the hunt's predicate."""
-        is_free, name, now, waiting = self.store.is_free, g.name, self._now, g.call_waiting
+    def _free_predicate(self, g: GroupConfig, now: float) -> Callable[[str], bool]:
+        """Whether a member is free for group ``g`` at ``now``: free in the shared state
+        and offerable from this node (``availability``); the hunt's predicate."""
+        is_free, name, waiting = self.store.is_free, g.name, g.call_waiting
         offerable = self.availability.offerable
         return lambda member: (
             is_free(name, member, now=now, call_waiting=waiting)
