@@ -18,7 +18,10 @@ INVITE that could not be sent). The core reads them here, and only here:
 
 In a group every refusal ends the offer at once and the hunt goes on; a call
 to a line's own number follows ``forward_busy`` when the line is busy and
-``forward_no_answer`` otherwise.
+``forward_no_answer`` otherwise. An ``UNREACHABLE`` member also backs off
+(not offered calls for a while, :mod:`huntgroup.queue.availability`), unless
+the cause was ours (``MemberUnreachable.ours``: no media port left); any other
+answer shows the phone is there and ends its back-off series.
 """
 
 from __future__ import annotations
