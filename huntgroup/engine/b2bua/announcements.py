@@ -25,10 +25,10 @@ then goes on where it stopped).
   (``Call.music``): once bridged (``connect`` clears ``Call.announcing``) or
   hung up, nothing more is said. The group's settings are read again at each
   announcement, so a reload that removes them stops them.
-- The schedule is the group's the caller was held in. A caller forwarded to
-  another group's queue meanwhile (overflow) is told that group's
-  announcements from its next due announcement on (a fresh schedule, greeting
-  included).
+- The schedule is the group's the caller waits for. A waiting caller
+  forwarded to another group (``overflow_to``) is held again by that group
+  (a new ``Hold``, with its music): that group's schedule starts afresh,
+  greeting included. Held again in the same group, the schedule goes on.
 """
 
 from __future__ import annotations

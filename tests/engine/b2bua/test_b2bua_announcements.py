@@ -211,3 +211,58 @@ def test_early_media_queueing_is_announced_too() -> None:
 )
 def test_spoken_number(n: int, available: set[str], words: tuple[str, ...] | None) -> None:
     assert spoken_number(n, available) == words
+
+
+def test_overflow_into_another_group_starts_that_groups_announcements() -> None:
+    """Support's queue gives up after 10 s (max_wait) and overflows to Sales, whose only
+    member (m1, busy too) cannot take the call: the caller waits on, told Sales's
+    greeting at once and Sales's message from then on, never Support's again."""
+    from huntgroup.config.models import GroupConfig, MemberConfig, QueueConfig
+
+    sales_pilot = "0140000009"
+    base = make_config("linear", members=1)
+    support = base.groups[0].model_copy(
+        update={
+            "queue": QueueConfig(
+                max_length=3,
+                max_wait=10,
+                overflow_to=sales_pilot,
+                announcements={"periodic": {"file": BUSY, "every": 4}},  # type: ignore[arg-type]
+            )
+        }
+    )
+    sales = GroupConfig(
+        name="Sales",
+        pilot=sales_pilot,
+        algorithm="linear",
+        members=(MemberConfig(uri=base.groups[0].members[0].uri, position=1),),
+        queue=QueueConfig(
+            max_length=3,
+            max_wait=None,
+            announcements={
+                "greeting": "/audio/sales.wav",
+                "periodic": {"file": "/audio/s.wav", "every": 5},
+            },  # type: ignore[arg-type]
+        ),
+    )
+    net = Network(base.model_copy(update={"groups": (support, sales)}))
+    m1 = net.phone("m1", 7001, "m1")
+    c0, c1 = net.phone("c0", 6000, "0600000000"), net.phone("c1", 6001, "0600000001")
+    first = c0.invite(PILOT)
+    m1.answering(m1.request("INVITE")).reply(200)
+    m1.request("ACK")
+    first.ack(c0.response(200))
+    waiting = c1.invite(PILOT, rtp=10002)
+    waiting.ack(c1.response(200))
+    session = net.music[-1].session
+
+    def said() -> list[tuple[str, ...]]:
+        return [m.clips for m in net.media_of(PlayAnnouncement) if m.session == session]  # type: ignore[union-attr]
+
+    net.at(9.9)
+    assert said() == [(BUSY,), (BUSY,)]  # at 4 and 8 in Support
+    net.at(10)  # max_wait: overflow to Sales, where m1 is still busy
+    assert said()[2:] == [("/audio/sales.wav",)]
+    net.at(20)
+    assert said()[2:] == [("/audio/sales.wav",), ("/audio/s.wav",), ("/audio/s.wav",)]
+    assert net.b2b.active_calls == 2
