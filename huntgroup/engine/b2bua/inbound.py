@@ -3,13 +3,13 @@
 Theory of operation
 -------------------
 :func:`dispatch_request` sends an in-dialog request (a To tag) to
-:mod:`relay`, a REGISTER to :mod:`lines`, and answers OPTIONS, a stray BYE
-and unknown methods itself. Any request that requires an extension we do not
+:mod:`relay`, a REGISTER to :mod:`lines`, and answers OPTIONS, a stray BYE and
+unknown methods itself. Any request that requires an extension we do not
 understand is refused first (:func:`refused_extension`: 420 Bad Extension with
-``Unsupported``, RFC 3261 §8.2.2.3; see :mod:`huntgroup.engine.sip.extensions`).
-A new INVITE (:func:`new_invite`) is refused
-while draining (503), on a Max-Forwards loop (483), and for a feature code
-goes to :func:`~huntgroup.engine.b2bua.lines.feature_code`. Otherwise the
+``Unsupported``, RFC 3261 §8.2.2.3; see
+:mod:`huntgroup.engine.sip.extensions`). A new INVITE (:func:`new_invite`) is
+refused while draining (503), on a Max-Forwards loop (483), and for a feature
+code goes to :func:`~huntgroup.engine.b2bua.lines.feature_code`. Otherwise the
 caller's identity is settled (:func:`caller_identity`, RFC 3325: who vouches
 for it), the session timer checked (RFC 4028 422), the node's limits applied
 (:class:`CallAdmission`, 503), and the call taken in
