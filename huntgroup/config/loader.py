@@ -37,9 +37,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from huntgroup.config.announcement_files import announcement_files
 from huntgroup.config.messages import explain
 from huntgroup.config.models import (
     NUMBER_RE,
+    AnnouncementsConfig,
     Config,
     GroupConfig,
     LineConfig,
@@ -200,12 +202,19 @@ def load_config_document(
             problems.append(_problem(filename, doc.locations.of_value(path), path, message))
     music, music_problems = _check_music(doc, filename, base_dir, checks)
     problems += music_problems
+    announcements, misfits = announcement_files(
+        _items(doc.data.get("groups")),
+        base_dir,
+        lambda value: _resolve_music(value, base_dir, checks, what="announcement"),
+    )
+    problems += [_problem(filename, doc.locations.of_value(p), p, m) for p, m in misfits]
     tls, tls_problems = _check_tls(doc, filename, base_dir, checks)
     problems += tls_problems
     if problems or cfg is None:
         problems.sort(key=lambda p: (p.line, p.column))
         raise ConfigError(problems)
     cfg = _with_music(cfg, music)
+    cfg = _with_announcements(cfg, announcements, filename)
     if tls:
         server = cfg.server
         cfg = cfg.model_copy(
@@ -389,18 +398,21 @@ def _short(text: str, limit: int = 120) -> str:
     return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
-def _resolve_music(music: str, base_dir: Path, checks: FileChecks) -> tuple[str, str | None]:
-    """The absolute path of a music file and, when it is unusable, why."""
-    target, message = _resolve_file(music, base_dir, "music file", "music path")
+def _resolve_music(
+    music: str, base_dir: Path, checks: FileChecks, *, what: str = "music"
+) -> tuple[str, str | None]:
+    """The absolute path of a music file (or another audio file: ``what``, e.g. an
+    announcement) and, when it is unusable, why."""
+    target, message = _resolve_file(music, base_dir, f"{what} file", f"{what} path")
     if message is not None:
         return target, message
     try:
         unplayable = checks.music(Path(target))
-        if unplayable is not None:
-            return target, unplayable
+        if unplayable is not None:  # the check words it for music
+            return target, unplayable.replace("music file", f"{what} file", 1)
     except (OSError, RuntimeError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return music, f"invalid music path {_short(music)}: {reason}"
+        return music, f"invalid {what} path {_short(music)}: {reason}"
     return target, None
 
 
@@ -414,6 +426,22 @@ def _with_music(cfg: Config, music: dict[int, str]) -> Config:
         for i, g in enumerate(cfg.groups)
     )
     return cfg.model_copy(update={"groups": groups})
+
+
+def _with_announcements(cfg: Config, resolved: dict[int, dict[str, Any]], filename: str) -> Config:
+    """Put each group's announcements with their files resolved (prompt directories made
+    mappings) in place."""
+    groups = list(cfg.groups)
+    for i, update in resolved.items():
+        group = groups[i]
+        try:
+            announcements = AnnouncementsConfig.model_validate(update)
+        except ValidationError as exc:  # cannot be: the same values passed above
+            path: FieldPath = ("groups", i, "queue", "announcements")
+            raise ConfigError([_problem(filename, Position(1, 1), path, str(exc))]) from None
+        queue = group.queue.model_copy(update={"announcements": announcements})
+        groups[i] = group.model_copy(update={"queue": queue})
+    return cfg.model_copy(update={"groups": tuple(groups)}) if resolved else cfg
 
 
 def _plural(n: int, word: str) -> str:

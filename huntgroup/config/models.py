@@ -307,6 +307,63 @@ class LineConfig(_Model):
         return self
 
 
+PROMPT_WORDS: tuple[str, ...] = ("you-are-caller", "in-queue")
+"""The words of the position announcement besides numbers: "you are caller number" before
+the position, "in the queue" after it."""
+PROMPT_NAMES: frozenset[str] = frozenset([*PROMPT_WORDS, *(str(n) for n in range(100))])
+"""Every prompt name ``queue.announcements.position.prompts`` may provide: the words, and
+the numbers 0 to 99 (a file per number, each said as one)."""
+REQUIRED_PROMPTS: tuple[str, ...] = ("you-are-caller", *(str(d) for d in range(10)))
+"""The prompts a position announcement cannot do without: any position can be said digit
+by digit."""
+MIN_ANNOUNCE_EVERY = 1.0
+MAX_ANNOUNCE_EVERY = 3600.0
+
+
+class PeriodicAnnouncement(_Model):
+    file: str
+    every: float = Field(ge=MIN_ANNOUNCE_EVERY, le=MAX_ANNOUNCE_EVERY)
+
+
+class PositionAnnouncement(_Model):
+    # a directory (resolved by the loader to the mapping), or prompt name -> file
+    prompts: str | dict[str, str]
+    every: float = Field(ge=MIN_ANNOUNCE_EVERY, le=MAX_ANNOUNCE_EVERY)
+
+    @field_validator("prompts")
+    @classmethod
+    def _names(cls, value: str | dict[str, str]) -> str | dict[str, str]:
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - PROMPT_NAMES)
+            if unknown:
+                raise ValueError(
+                    f"unknown prompt name(s) {', '.join(map(repr, unknown[:5]))}: the names "
+                    f"are {', '.join(PROMPT_WORDS)} and the numbers 0 to 99"
+                )
+            missing = [name for name in REQUIRED_PROMPTS if name not in value]
+            if missing:
+                raise ValueError(f"missing prompt(s) {', '.join(missing)}")
+        return value
+
+    def files(self) -> dict[str, str]:
+        """Prompt name -> file (empty while ``prompts`` is still a directory: the loader
+        turns it into the mapping of the files it holds)."""
+        return dict(self.prompts) if isinstance(self.prompts, dict) else {}
+
+
+class AnnouncementsConfig(_Model):
+    greeting: str | None = None
+    periodic: PeriodicAnnouncement | None = None
+    position: PositionAnnouncement | None = None
+
+    def files(self) -> tuple[str, ...]:
+        """Every audio file these announcements name."""
+        named = [self.greeting, self.periodic.file if self.periodic else None]
+        if self.position is not None:
+            named += sorted(self.position.files().values())
+        return tuple(f for f in named if f is not None)
+
+
 class QueueConfig(_Model):
     max_length: int = Field(10, ge=0)
     max_wait: float | None = Field(120, gt=0)
@@ -314,6 +371,7 @@ class QueueConfig(_Model):
     answer: bool = True
     overflow_to: str | None = None
     when_empty: WhenEmpty = "wait"
+    announcements: AnnouncementsConfig = AnnouncementsConfig()
 
     @field_validator("overflow_to")
     @classmethod

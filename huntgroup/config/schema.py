@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from huntgroup.config.models import (
     NUMBER_RE,
+    AnnouncementsConfig,
     AuthConfig,
     CallsConfig,
     Config,
@@ -30,6 +31,8 @@ from huntgroup.config.models import (
     MediaConfig,
     MemberConfig,
     NoAnswerConfig,
+    PeriodicAnnouncement,
+    PositionAnnouncement,
     QueueConfig,
     ServerConfig,
     SipTimers,
@@ -51,6 +54,9 @@ MODELS: tuple[type[BaseModel], ...] = (
     LineConfig,
     GroupConfig,
     QueueConfig,
+    AnnouncementsConfig,
+    PeriodicAnnouncement,
+    PositionAnnouncement,
     NoAnswerConfig,
     MemberConfig,
 )
@@ -74,6 +80,12 @@ MODEL_DESCRIPTIONS: dict[str, str] = {
     "GroupConfig": "A call group («groupement d'appels»): a pilot number, an algorithm, "
     "members and a queue.",
     "QueueConfig": "The waiting queue («file d'attente») of a group.",
+    "AnnouncementsConfig": "What a waiting caller is told over the hold music: a greeting on "
+    "entry, a message every N seconds, their position in the queue.",
+    "PeriodicAnnouncement": "A message played every 'every' seconds while the caller waits "
+    "(the music pauses meanwhile).",
+    "PositionAnnouncement": "The caller's position in the queue, said every 'every' seconds "
+    "from prompt files.",
     "NoAnswerConfig": "Where a call goes when nobody answers.",
     "MemberConfig": "A member of a group: a line or a fixed SIP URI, with a position (1 = first).",
 }
@@ -243,6 +255,25 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "when_empty": "When no member of the group is available (all logged out or "
         "unreachable): wait (callers queue as usual) or overflow (callers go to overflow_to "
         "at once, on arrival and while waiting; null overflow_to: 480).",
+        "announcements": "Messages to waiting callers: greeting, periodic message, position.",
+    },
+    "AnnouncementsConfig": {
+        "greeting": "Audio file played once when the caller enters the queue, before the "
+        "music; relative to the configuration file; null: none.",
+        "periodic": "A message every N seconds over the music; null: none.",
+        "position": "Tell the caller their position in the queue every N seconds; null: never.",
+    },
+    "PeriodicAnnouncement": {
+        "file": "The message's audio file, relative to the configuration file.",
+        "every": "Seconds between two messages, the first this long after the caller entered "
+        "the queue (1 to 3600).",
+    },
+    "PositionAnnouncement": {
+        "prompts": "A directory holding the prompt files you-are-caller, in-queue (optional) "
+        "and 0 to 9 (10 to 99 optional), any audio extension; or a mapping of those names "
+        "to files.",
+        "every": "Seconds between two position announcements, the first this long after the "
+        "caller entered the queue (1 to 3600).",
     },
     "NoAnswerConfig": {
         "forward_to": "Number or SIP URI where the call goes when nobody answers (linear after "

@@ -10,6 +10,8 @@ allocates ports from ``server.media.rtp_ports``, writes and reads SDP, and
 returns commands that the asyncio media layer carries out:
 
 - :class:`PlayMusic`: send the hold music from the caller port;
+- :class:`~huntgroup.media.announcements.PlayAnnouncement` (emitted by the B2BUA's
+  announcements): play audio files over that music, which pauses meanwhile;
 - :class:`StartRelay`: relay RTP between the caller port and the member port;
 - :class:`CloseMedia`: stop and close the call's sockets; ports go back to
   the allocator here, so none leaks whatever the call's ending.
@@ -64,6 +66,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from huntgroup.errors import ProtocolError, RemoteProtocolError
+from huntgroup.media.announcements import PlayAnnouncement
 from huntgroup.media.g711 import Codec
 from huntgroup.media.nat import unverified_media
 from huntgroup.media.ports import PortAllocator, PortsExhausted
@@ -151,7 +154,7 @@ class CloseMedia:
     ports: tuple[int, ...]
 
 
-MediaCommand = PlayMusic | StartRelay | OpenPort | ConfirmMedia | CloseMedia
+MediaCommand = PlayMusic | StartRelay | OpenPort | ConfirmMedia | CloseMedia | PlayAnnouncement
 
 
 @dataclass(slots=True)

@@ -67,7 +67,7 @@ def test_wrong_types_say_what_was_expected() -> None:
         "cfg.yaml:14:14: groups.0.wrap_up: expected a number, got the text 'soon'",
         "cfg.yaml:15:19: groups.0.call_waiting: expected true or false, got the text 'maybe'",
         "cfg.yaml:16:12: groups.0.queue: expected a mapping (keys: max_length, max_wait, "
-        "music, answer, overflow_to, when_empty), got the number 5",
+        "music, answer, overflow_to, when_empty, announcements), got the number 5",
     ]
 
 

@@ -68,7 +68,8 @@ from dataclasses import dataclass, field
 from huntgroup.engine.aio.loop_timer import LoopTimer
 from huntgroup.engine.aio.music_library import MusicLibrary
 from huntgroup.errors import MediaError
-from huntgroup.media.music import default_music
+from huntgroup.media.announcements import AnnouncementSource, PlayAnnouncement
+from huntgroup.media.music import HoldMusic, default_music
 from huntgroup.media.offer_answer import (
     CloseMedia,
     ConfirmMedia,
@@ -176,6 +177,8 @@ class MediaEngine:
                         self._sessions[session].caller_port = port
                 case ConfirmMedia(session, port):
                     self._confirm(session, port)
+                case PlayAnnouncement():
+                    self._announce(command)
                 case CloseMedia(session, _ports):
                     self._close(session)
         except (OSError, MediaError) as err:
@@ -399,6 +402,37 @@ class MediaEngine:
         cursor = music.cursor(cmd.codec, now=first, epoch=self._epoch)
         state.stream.set_source(cursor, payload_type=cmd.payload_type)
 
+    def _announce(self, cmd: PlayAnnouncement) -> None:
+        """Play ``cmd.clips`` over the session's music (see
+        :mod:`huntgroup.media.announcements`): the music pauses, then goes on."""
+        state = self._sessions.get(cmd.session)
+        if (
+            state is None
+            or state.stream is None
+            or state.relaying
+            or state.caller_port != cmd.port
+            or cmd.session not in self.scheduler
+        ):
+            return  # no music plays to this caller any more
+        clips: list[HoldMusic] = []
+        for path in cmd.clips:
+            try:
+                clips.append(self.library.get(path))
+            except MediaError as err:
+                log.warning("announcement %s unusable, skipped: %s", path, err)
+        if not clips:
+            return
+        current = state.stream.source
+        if isinstance(current, AnnouncementSource) and current.codec is cmd.codec:
+            if current.done:
+                current = current.after
+            elif not current.append(clips):
+                log.info("media %s: announcement dropped, the last one still plays", cmd.session)
+                return
+            else:
+                return
+        state.stream.set_source(AnnouncementSource(clips, cmd.codec, current))
+
     def _relay(self, cmd: StartRelay) -> None:
         now = self.loop.time()
         self.scheduler.remove(cmd.session)
@@ -501,7 +535,15 @@ class MediaEngine:
                 self.counters.music_packets += 1
             elif side.remote is None and state.stream is not None:
                 state.stream.mark()  # not sent (held, not latched): the first one sent is marked
+                _unsent(state.stream)
         self._rearm()
+
+
+def _unsent(stream: RtpStream) -> None:
+    """The stream's last frame was not sent: an announcement plays it again (the caller
+    must hear it from its start); music goes on (a shared clock)."""
+    if isinstance(stream.source, AnnouncementSource):
+        stream.source.give_back()
 
 
 def _same_host(a: str, b: str) -> bool:

@@ -54,7 +54,7 @@ from typing import cast
 
 from huntgroup.config.diff import config_changes
 from huntgroup.config.loader import load_config
-from huntgroup.config.models import LISTEN_RE, Config
+from huntgroup.config.models import LISTEN_RE, Config, GroupConfig
 from huntgroup.engine.aio import tls, udp_errors
 from huntgroup.engine.aio.file_checks import FILE_CHECKS
 from huntgroup.engine.aio.loop_timer import LoopTimer
@@ -681,6 +681,17 @@ class Server:
                 await asyncio.to_thread(self.media.library.get, group.queue.music)
             except MediaError as err:
                 log.error("group %s: hold music unusable, built-in music used: %s", group.name, err)
+            await self._preload_announcements(group)
+
+    async def _preload_announcements(self, group: GroupConfig) -> None:
+        """Load and encode the group's announcement files off the event loop."""
+        for path in group.queue.announcements.files():
+            try:
+                await asyncio.to_thread(self.media.library.get, path)
+            except MediaError as err:
+                log.error(
+                    "group %s: announcement unusable, it will be skipped: %s", group.name, err
+                )
 
     # --------------------------------------------------------------- shutdown
     async def shutdown(self) -> None:

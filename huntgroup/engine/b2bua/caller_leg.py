@@ -5,17 +5,19 @@ Theory of operation
 :func:`accept` takes a caller's INVITE in: our SDP answer (the caller's RTP
 port), the :class:`Call` record, its dialog key in the index. What the caller
 then hears follows the core: :func:`ringing` (180), :func:`hold` (183 with our
-SDP, or 200, then the group's music), :func:`connect` when a leg answered
-(our 200 if not sent yet, the media bridged; in direct mode the member's SDP,
-or a re-INVITE of the caller once it ACKed). :func:`answer_caller` sends the
-200, starts the caller's session timer, the maximum duration and the 2xx
-retransmissions (:func:`retransmit_2xx`, until the ACK, §13.3.1.4).
+SDP, or 200, then the group's music and announcements: :mod:`announcements`),
+:func:`connect` when a leg answered (our 200 if not sent yet, the media
+bridged; in direct mode the member's SDP, or a re-INVITE of the caller once it
+ACKed). :func:`answer_caller` sends the 200, starts the caller's session
+timer, the maximum duration and the 2xx retransmissions
+(:func:`retransmit_2xx`, until the ACK, §13.3.1.4).
 """
 
 from __future__ import annotations
 
 import logging
 
+from huntgroup.engine.b2bua.announcements import start_announcements
 from huntgroup.engine.b2bua.calls import Call, CallState, Leg, LegState
 from huntgroup.engine.b2bua.context import Context, TimerKind
 from huntgroup.engine.b2bua.direct_media import update_media
@@ -108,6 +110,7 @@ def hold(ctx: Context, call: Call, answer: bool, music: str | None) -> None:
             )
     call.music = music or ""
     ctx.out.extend(ctx.media.play_music(call.media, music))
+    start_announcements(ctx, call)
 
 
 def answer_caller(ctx: Context, call: Call, body: bytes | None = None) -> None:
@@ -182,6 +185,7 @@ def connect(ctx: Context, call: Call, leg: Leg) -> None:
             answer_caller(ctx, call)
     call.bridged = leg.id
     call.music = None
+    call.announcing = None
     ctx.counters.bridged += 1
     if call.caller_line_id is not None:
         ctx.tell_core(CallAnswered(call.caller_line_id))

@@ -74,6 +74,16 @@ class Leg:
 
 
 @dataclass(slots=True)
+class Announcing:
+    """What a queued caller is told, and when (:mod:`huntgroup.engine.b2bua.announcements`)."""
+
+    group: str  # the group whose queue.announcements apply
+    periodic_at: float | None  # the next periodic message (None: none)
+    position_at: float | None  # the next position announcement (None: none)
+    due: float | None = None  # the armed timer: the earlier of the two
+
+
+@dataclass(slots=True)
 class Call:
     """The caller's leg and everything hanging off it."""
 
@@ -101,6 +111,7 @@ class Call:
     media_update_after_ack: bool = False  # direct media: re-INVITE the caller once it ACKs
     media_updates: int = 0  # re-INVITEs sent to put the media end to end
     music: str | None = None  # while held: the music file ("" = built-in); None otherwise
+    announcing: Announcing | None = None  # while held: greeting, periodic, position
     # RFC 3325: the line the caller is authenticated as (None: an outside caller), and the
     # P-Asserted-Identity values the server vouches for when it presents the caller.
     verified_line: str | None = None

@@ -66,6 +66,7 @@ import logging
 
 from huntgroup.config.models import Config
 from huntgroup.engine.b2bua.admission import PASS
+from huntgroup.engine.b2bua.announcements import announcement_due
 from huntgroup.engine.b2bua.caller_leg import retransmit_2xx
 from huntgroup.engine.b2bua.calls import CallState
 from huntgroup.engine.b2bua.context import Context, Output, TimerKind
@@ -233,6 +234,8 @@ class B2BUA(Context):
             end_call(self, call, bye_caller=True)
         elif kind is TimerKind.MEDIA_RETRY:
             update_media(self, call, "caller" if which == "caller" else "member")
+        elif kind is TimerKind.ANNOUNCE:
+            announcement_due(self, call)
 
     # ========================================================== other inputs
     def media_timed_out(self, fact: RtpTimedOut, *, now: float) -> list[Output]:

@@ -3,10 +3,13 @@
 Theory of operation
 -------------------
 :func:`dispatch_request` sends an in-dialog request (a To tag) to
-:mod:`relay`, a REGISTER to :mod:`lines`, and answers OPTIONS, a stray BYE
-and unknown methods itself. A new INVITE (:func:`new_invite`) is refused
-while draining (503), on a Max-Forwards loop (483), and for a feature code
-goes to :func:`~huntgroup.engine.b2bua.lines.feature_code`. Otherwise the
+:mod:`relay`, a REGISTER to :mod:`lines`, and answers OPTIONS, a stray BYE and
+unknown methods itself. Any request that requires an extension we do not
+understand is refused first (:func:`refused_extension`: 420 Bad Extension with
+``Unsupported``, RFC 3261 §8.2.2.3; see
+:mod:`huntgroup.engine.sip.extensions`). A new INVITE (:func:`new_invite`) is
+refused while draining (503), on a Max-Forwards loop (483), and for a feature
+code goes to :func:`~huntgroup.engine.b2bua.lines.feature_code`. Otherwise the
 caller's identity is settled (:func:`caller_identity`, RFC 3325: who vouches
 for it), the session timer checked (RFC 4028 422), the node's limits applied
 (:class:`CallAdmission`, 503), and the call taken in
@@ -30,6 +33,7 @@ from huntgroup.engine.b2bua.relay import in_dialog
 from huntgroup.engine.b2bua.session_timer import uas_refusal
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.digest import parse_credentials
+from huntgroup.engine.sip.extensions import supported_value, unsupported_required
 from huntgroup.engine.sip.fields import parse_name_address
 from huntgroup.engine.sip.message import Request
 from huntgroup.engine.sip.next_hop import check_max_forwards
@@ -48,6 +52,8 @@ def dispatch_request(ctx: Context, key: TransactionKey, request: Request, source
     method = request.method
     if method == "INVITE":
         ctx.untried.append((key, request))
+    if refused_extension(ctx, key, request):
+        return
     if request.to.tag is not None:
         in_dialog(ctx, key, request, source)
     elif method == "INVITE":
@@ -62,7 +68,11 @@ def dispatch_request(ctx: Context, key: TransactionKey, request: Request, source
                 key,
                 request,
                 200,
-                headers=(("Allow", ALLOW), ("Accept", "application/sdp")),
+                headers=(
+                    ("Allow", ALLOW),
+                    ("Accept", "application/sdp"),
+                    ("Supported", supported_value()),
+                ),
             )
     elif method == "BYE":
         ctx.respond(key, request, 481)
@@ -70,6 +80,33 @@ def dispatch_request(ctx: Context, key: TransactionKey, request: Request, source
         ctx.respond(key, request, 405, headers=(("Allow", ALLOW),))
     else:
         ctx.respond(key, request, 501, headers=(("Allow", ALLOW),))
+
+
+def refused_extension(ctx: Context, key: TransactionKey, request: Request) -> bool:
+    """Answer a request that requires an extension we do not understand: 420 Bad
+    Extension listing those tags in ``Unsupported`` (RFC 3261 §8.2.2.3), or 400 for a
+    malformed ``Require``. True when answered. ``Proxy-Require`` is not ours to check
+    (§20.29: a UAS ignores it)."""
+    try:
+        unknown = unsupported_required(request)
+    except ProtocolError as err:
+        ctx.respond(key, request, err.status)
+        return True
+    if not unknown:
+        return False
+    log.info(
+        "%s from %s refused (420): requires %s",
+        request.method,
+        user_of(request.from_.uri) or "anonymous",
+        ", ".join(unknown),
+    )
+    ctx.respond(
+        key,
+        request,
+        420,
+        headers=(("Unsupported", ", ".join(unknown)), ("Supported", supported_value())),
+    )
+    return True
 
 
 def new_invite(ctx: Context, key: TransactionKey, request: Request, source: Peer) -> None:

@@ -154,6 +154,10 @@ def leg_response(ctx: Context, call: Call, leg: Leg, response: Response, source:
     if response.cseq.method != "INVITE":
         return
     if status < 200:
+        if status > 100 and has_option(response, "Require", "100rel"):
+            # RFC 3262 §3: not ours to get, we never offer 100rel; taken as unreliable (the
+            # member retransmits it, then gives up with a 5xx that ends the leg as a refusal)
+            log.debug("call %s: %s sent a reliable %d unasked", call.key, leg.member, status)
         if leg.state is LegState.CALLING:  # any provisional, 100 included (§9.1)
             leg.state = LegState.PROCEEDING
         if leg.cancel_pending:

@@ -44,6 +44,7 @@ from huntgroup.engine.b2bua.session_timer import request_headers, uas_refusal
 from huntgroup.engine.b2bua.teardown import end_call
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.dialogs import Dialog
+from huntgroup.engine.sip.extensions import supported_value
 from huntgroup.engine.sip.message import Request, Response, make_response, new_tag
 from huntgroup.engine.sip.transaction import TransactionKey
 from huntgroup.errors import ProtocolError
@@ -114,7 +115,7 @@ def in_dialog(ctx: Context, key: TransactionKey, request: Request, source: Peer)
             end_call(ctx, call, bye_caller=True, skip_leg=leg.id)
         return
     if method == "OPTIONS":
-        ctx.respond(key, request, 200, headers=(("Allow", ALLOW),))
+        ctx.respond(key, request, 200, headers=(("Allow", ALLOW), ("Supported", supported_value())))
         return
     if method in ("INVITE", "UPDATE"):
         brief = uas_refusal(request, min_se=ctx.config.server.calls.min_se)

@@ -20,7 +20,8 @@ holds the header logic, sans-I/O and stateless:
   knows when it needs to), else us (RFC 4028 §9: a UAS may use session timers
   on its own, as the refresher).
 - :func:`request_headers`: what every INVITE or UPDATE we send carries
-  (``Supported: timer``, ``Session-Expires``, ``Min-SE``), and
+  (``Supported`` with every option tag we understand, ``timer`` among them, see
+  :mod:`huntgroup.engine.sip.extensions`; ``Session-Expires``, ``Min-SE``), and
   :func:`negotiate_as_uac` reads the 2xx that answers it; a 2xx without
   ``Session-Expires`` leaves us the refresher (§7.2: a UAC may use the timer
   alone). A peer's interval below 90 s (the RFC's floor) is raised to it, so no
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from huntgroup.engine.sip.extensions import supported_value
 from huntgroup.engine.sip.grammar import param_lookup, parse_params, parse_uint
 from huntgroup.engine.sip.message import Message, Request, Response
 from huntgroup.errors import ProtocolError
@@ -153,7 +155,7 @@ def negotiate_as_uas(request: Request, *, session_expires: int, min_se: int) -> 
         refresher = "uac" if supported and se is not None else "uas"
     headers: list[tuple[str, str]] = [
         ("Session-Expires", f"{interval};refresher={refresher}"),
-        ("Supported", "timer"),
+        ("Supported", supported_value()),
     ]
     if supported:  # §9: MUST when the UAC refreshes, SHOULD otherwise
         headers.append(("Require", "timer"))
@@ -167,7 +169,7 @@ def request_headers(
     the peer pick, "uac" asks to stay the refresher (our own refreshes)."""
     param = f";refresher={refresher}" if refresher else ""
     return (
-        ("Supported", "timer"),
+        ("Supported", supported_value()),
         ("Session-Expires", f"{interval}{param}"),
         ("Min-SE", str(min(min_se, interval))),
     )
