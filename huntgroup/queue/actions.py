@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 ReleaseReason = Literal["queue_full", "max_wait", "no_answer", "busy", "group_removed", "not_found"]
-ForwardReason = Literal["queue_full", "max_wait", "no_answer", "no_answer_after", "busy"]
+ForwardReason = Literal[
+    "queue_full", "max_wait", "no_answer", "no_answer_after", "busy", "transfer"
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,6 +75,8 @@ from huntgroup.queue.events import (
     CallAnswered,
     CallArrived,
     CallHungUp,
+    CallsJoined,
+    CallTransferred,
     DirectCallArrived,
     Event,
     LineActivity,
@@ -88,6 +90,7 @@ from huntgroup.queue.events import (
 from huntgroup.queue.forwards import Reentry, follow
 from huntgroup.queue.refusals import Refusal, refusal_of
 from huntgroup.queue.state.store import MemoryStore, StateStore
+from huntgroup.queue.transfers import transfer
 
 PASS_SPACING = 1.0
 """Minimum seconds between the starts of two passes of one hunt."""
@@ -372,6 +375,8 @@ class RoutingCore:
                 self._join(group, member, actions)
             case MemberLeft(group, member):
                 self._leave(group, member, actions)
+            case CallTransferred() | CallsJoined():
+                transfer(self, event, actions)  # queue/transfers.py
             case LineActivity():
                 pass  # issue 11 (core branch): a line busy outside the server is not offered
         if self._reentries:
