@@ -53,7 +53,7 @@ from huntgroup.queue.state.store import StateStore
 
 log = logging.getLogger("huntgroup.calls")
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, REFER"
 KNOWN_METHODS = frozenset(
     [*ALLOW.replace(" ", "").split(","), "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE"]
 )
@@ -81,6 +81,7 @@ class TimerKind(IntEnum):
     MAX_DURATION = 3  # server.calls.max_duration of an answered call
     MEDIA_RETRY = 4  # direct media: re-INVITE the side ``which`` again
     SHUTDOWN = 5  # the grace of begin_shutdown is over
+    TRANSFER = 6  # a transfer's implicit subscription ran out (engine/b2bua/transfer.py)
 
 
 TimerEntry = tuple[float, int, TimerKind, str, str]

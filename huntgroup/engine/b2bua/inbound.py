@@ -66,6 +66,8 @@ def dispatch_request(ctx: Context, key: TransactionKey, request: Request, source
             )
     elif method == "BYE":
         ctx.respond(key, request, 481)
+    elif method == "REFER":  # only in a call's dialog (engine/b2bua/transfer.py)
+        ctx.respond(key, request, 403)
     elif method in KNOWN_METHODS:
         ctx.respond(key, request, 405, headers=(("Allow", ALLOW),))
     else:
