@@ -48,7 +48,7 @@ def config(*, upstream: bool = False, sales_music: str | None = None) -> Config:
         pilot=SALES,
         algorithm="linear",
         members=(MemberConfig(uri=member_uri(2), position=1),),
-        queue={"music": sales_music},  # type: ignore[arg-type]
+        queue={"music": sales_music},
     )
     lines = tuple(
         LineConfig(number=n, password=PASSWORD, no_answer_timeout=200) if n == LINE_B else line
