@@ -38,7 +38,8 @@ call's media (:func:`join_answered`): relayed to the caller's port, or in
 direct mode the caller's own SDP, then the caller re-INVITEd in turn. Its
 2xx settles the transfer (200, BYE to the transferor's first leg); a refusal
 ends the joined call. The core is told ``CallsJoined``, and the first call
-goes on under the consultation's core id.
+goes on under the consultation's core id. A new INVITE carrying Replaces
+(:func:`replacing_invite`) is refused: calls are joined by REFER only.
 """
 
 from __future__ import annotations
@@ -59,9 +60,14 @@ from huntgroup.engine.b2bua.session_refresh import refresh_answered, schedule_se
 from huntgroup.engine.b2bua.teardown import end_call
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.message import Request, Response
-from huntgroup.engine.sip.refer import Replaces, refer_target, wants_subscription
+from huntgroup.engine.sip.refer import (
+    Replaces,
+    parse_replaces,
+    refer_target,
+    wants_subscription,
+)
 from huntgroup.engine.sip.transaction import TransactionKey
-from huntgroup.errors import ProtocolError
+from huntgroup.errors import ProtocolError, RemoteProtocolError
 from huntgroup.queue.core import CallState as CoreState
 from huntgroup.queue.events import CallsJoined, CallTransferred
 
@@ -166,6 +172,34 @@ def transfer_expired(ctx: Context, call: Call, due: float) -> None:
 
 
 # ------------------------------------------------------------------ attended
+
+
+def replacing_invite(ctx: Context, key: TransactionKey, request: Request) -> bool:
+    """A new INVITE with a Replaces field (RFC 3891): True when it was answered here.
+
+    Calls are joined by REFER only (see the module docstring): an INVITE that asks
+    to take a party's place in one of our calls is refused, 403 when it names a
+    dialog of ours, 481 when it names none (§3), 400 when the field is malformed or
+    repeated. It never becomes a new call that ignores what it asked for."""
+    values = request.headers.get_all("Replaces")
+    if not values:
+        return False
+    try:
+        if len(values) > 1:
+            raise RemoteProtocolError("several Replaces fields")
+        replaces = parse_replaces(values[0])
+    except ProtocolError as err:
+        ctx.respond(key, request, err.status)
+        return True
+    index = ctx.index.by_dialog
+    known = (replaces.call_id, replaces.to_tag, replaces.from_tag) in index or (
+        replaces.call_id,
+        replaces.from_tag,
+        replaces.to_tag,
+    ) in index
+    log.info("INVITE with Replaces refused (%s dialog)", "a known" if known else "an unknown")
+    ctx.respond(key, request, 403 if known else 481)
+    return True
 
 
 def attended(ctx: Context, call: Call, leg: Leg, transfer: Transfer, replaces: Replaces) -> None:

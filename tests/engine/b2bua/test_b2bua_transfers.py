@@ -446,3 +446,23 @@ def test_replaces_naming_someone_elses_dialog_is_as_unknown() -> None:
     assert [s for s, _ in notifies(w.alice)] == ["SIP/2.0 481 Call/Transaction Does Not Exist"]
     w.bob.quiet()
     w.m2.quiet()
+
+
+@pytest.mark.parametrize(
+    ("replaces", "status"),
+    [
+        (None, 403),  # a dialog of ours: calls are joined by REFER only
+        ("nope@x;to-tag=1;from-tag=2", 481),
+        ("nope@x;to-tag=1", 400),
+    ],
+)
+def test_an_invite_with_replaces_never_becomes_a_new_call(
+    replaces: str | None, status: int
+) -> None:
+    w = World()
+    call, _leg = w.call_alice()
+    value = replaces or f"{call.call_id};to-tag={call.remote_tag};from-tag={call.from_tag}"
+    other = w.bob.invite(SALES, extra=[("Replaces", value)])
+    other.ack_failure(w.bob.response(status))
+    w.m2.quiet()  # Sales was never rung
+    assert w.net.b2b.active_calls == 1
