@@ -13,7 +13,8 @@ import pytest
 from huntgroup.config.models import Config, GroupConfig, LineConfig, MemberConfig
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.message import Request, Response
-from huntgroup.media.offer_answer import PlayMusic, StartRelay
+from huntgroup.media.offer_answer import MediaMode, PlayMusic, StartRelay
+from huntgroup.media.sdp import audio_endpoint, parse_sdp
 from huntgroup.queue.core import CallState as CoreState
 from tests.engine.b2bua.test_b2bua_lines import register
 from tests.support.b2bua_peers import (
@@ -62,8 +63,8 @@ def config(*, upstream: bool = False, sales_music: str | None = None) -> Config:
 
 
 class World:
-    def __init__(self, cfg: Config | None = None) -> None:
-        self.net = Network(cfg or config())
+    def __init__(self, cfg: Config | None = None, *, media_mode: MediaMode = "relay") -> None:
+        self.net = Network(cfg or config(), media_mode=media_mode)
         self.alice = self.net.phone("alice", 7101, LINE_A)
         self.bob = self.net.phone("bob", 7102, LINE_B)
         self.m2 = self.net.phone("m2", 7002, "m2")
@@ -466,3 +467,43 @@ def test_an_invite_with_replaces_never_becomes_a_new_call(
     other.ack_failure(w.bob.response(status))
     w.m2.quiet()  # Sales was never rung
     assert w.net.b2b.active_calls == 1
+
+
+# ---------------------------------------------------------------- direct media
+
+
+def test_direct_media_blind_transfer_re_invites_the_caller_toward_the_new_member() -> None:
+    w = World(media_mode="direct")
+    call, leg = w.call_alice()
+    assert not w.net.relays and w.net.ports_in_use == 0  # end to end with alice
+    refer(w.alice, leg, f"<sip:{SALES}@{DOMAIN}>")
+    invite = w.m2.request("INVITE")
+    assert audio_endpoint(parse_sdp(invite.body)) == (HOST, 10000)  # the caller's own RTP
+    w.m2.answering(invite).reply(200, rtp=20002)
+    w.m2.request("ACK")
+    reinvite = w.caller.request("INVITE")  # the caller learns where m2 wants its RTP
+    assert audio_endpoint(parse_sdp(reinvite.body)) == (HOST, 20002)
+    assert parse_sdp(reinvite.body).origin.username == "huntgroup"
+    w.caller.respond(reinvite, 200, to_tag=call.from_tag, body=sdp(10000))
+    w.caller.request("ACK")
+    assert [s for s, _ in notifies(w.alice)] == ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]
+    w.alice.request("BYE")
+    assert w.net.ports_in_use == 0 and not w.net.music
+
+
+def test_direct_media_attended_transfer_gives_each_side_the_others_media() -> None:
+    w = World(media_mode="direct")
+    call, leg = w.call_alice()
+    consultation, m2_leg = consult(w)
+    assert refer(w.alice, leg, replaces_uri(consultation)).status == 202
+    w.alice.respond(w.alice.request("BYE"), 200)
+    reinvite = w.m2.request("INVITE")
+    assert audio_endpoint(parse_sdp(reinvite.body)) == (HOST, 10000)  # the caller's RTP
+    w.m2.respond(reinvite, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    w.m2.request("ACK")
+    toward_caller = w.caller.request("INVITE")
+    assert audio_endpoint(parse_sdp(toward_caller.body)) == (HOST, 20002)
+    w.caller.respond(toward_caller, 200, to_tag=call.from_tag, body=sdp(10000))
+    w.caller.request("ACK")
+    assert [s for s, _ in notifies(w.alice)] == ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]
+    w.alice.request("BYE")
