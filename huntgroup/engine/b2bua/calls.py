@@ -197,5 +197,12 @@ class JoinOffer:
     dialog: Dialog
 
 
-OurRequest = RelayedRequest | MediaUpdate | SessionRefresh | JoinOffer
+@dataclass(frozen=True, slots=True)
+class ReferNotify:
+    """A NOTIFY we sent the transferor of call ``call`` (RFC 3515)."""
+
+    call: str
+
+
+OurRequest = RelayedRequest | MediaUpdate | SessionRefresh | JoinOffer | ReferNotify
 """A request we sent inside one of a call's dialogs, awaiting its final answer."""

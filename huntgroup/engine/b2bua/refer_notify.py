@@ -15,16 +15,19 @@ call was over in the core at the REFER, its dialog only lived on to carry the
 NOTIFYs. With ``Refer-Sub: false`` (RFC 4488) there is no NOTIFY, the BYE
 goes out after the 202.
 
-Responses to our NOTIFYs are not waited for: a transfer never depends on
-them, and the transferor's BYE (:func:`transferor_left`) ends the NOTIFYs.
+A transfer never waits for the answers to our NOTIFYs; a failure answer to
+``100 Trying`` (481: the phone forgot the subscription; a timeout) ends the
+subscription (:func:`notify_answered`: no more NOTIFYs, our BYE still goes);
+the transferor's own BYE (:func:`transferor_left`) ends both.
 """
 
 from __future__ import annotations
 
 import logging
 
-from huntgroup.engine.b2bua.calls import Call, LegState, Transfer
+from huntgroup.engine.b2bua.calls import Call, LegState, ReferNotify, Transfer
 from huntgroup.engine.b2bua.context import Context
+from huntgroup.engine.sip.message import Response
 from huntgroup.engine.sip.refer import SIPFRAG, sipfrag
 from huntgroup.errors import ProtocolError
 
@@ -37,9 +40,16 @@ transferor gets our BYE (the call itself goes on where the transfer sent it)."""
 
 
 def notify(
-    ctx: Context, transfer: Transfer, status: int, *, final: bool, reason: str = "noresource"
+    ctx: Context,
+    transfer: Transfer,
+    status: int,
+    *,
+    final: bool,
+    reason: str = "noresource",
+    call_key: str = "",
 ) -> None:
-    """One NOTIFY of the refer event package on the transferor's dialog."""
+    """One NOTIFY of the refer event package on the transferor's dialog; the answer to
+    one that is not ``final`` is read (:func:`notify_answered`) for call ``call_key``."""
     if not transfer.subscribed:
         return
     state = (
@@ -60,15 +70,27 @@ def notify(
         ),
     )
     try:
-        ctx.start(request, dialog.peer)
+        tx = ctx.start(request, dialog.peer)
     except ProtocolError as err:
         log.info("could not send NOTIFY (%d) to the transferor: %s", status, err)
+        return
+    if not final:
+        ctx.index.requests[tx] = ReferNotify(call_key)
+
+
+def notify_answered(ctx: Context, ours: ReferNotify, response: Response) -> None:
+    """The final answer to a NOTIFY of ours: a failure (481, a timeout...) ends the
+    subscription (RFC 6665 §4.1.3): no more NOTIFYs, the transfer itself goes on."""
+    call = ctx.index.calls.get(ours.call)
+    if response.status >= 300 and call is not None and call.transfer is not None:
+        log.info("call %s: the transferor refused our NOTIFY (%d)", call.key, response.status)
+        call.transfer.subscribed = False
 
 
 def notify_progress(ctx: Context, call: Call) -> None:
     """``100 Trying``: the REFER was accepted, the target is being sought."""
     if call.transfer is not None:
-        notify(ctx, call.transfer, 100, final=False)
+        notify(ctx, call.transfer, 100, final=False, call_key=call.key)
 
 
 def transfer_outcome(ctx: Context, call: Call, status: int, *, reason: str = "noresource") -> None:

@@ -30,13 +30,14 @@ from huntgroup.engine.b2bua.calls import (
     LegState,
     MediaUpdate,
     OurRequest,
+    ReferNotify,
     RelayedRequest,
     SessionRefresh,
 )
 from huntgroup.engine.b2bua.context import ALLOW, Context
 from huntgroup.engine.b2bua.direct_media import media_updated, update_media
 from huntgroup.engine.b2bua.member_legs import leg_failed, leg_response, orphan_response
-from huntgroup.engine.b2bua.refer_notify import transferor_left
+from huntgroup.engine.b2bua.refer_notify import notify_answered, transferor_left
 from huntgroup.engine.b2bua.session_refresh import (
     peer_alive,
     peer_refreshed,
@@ -234,6 +235,8 @@ def our_request_answered(ctx: Context, ours: OurRequest, response: Response) -> 
             refresh_done(ctx, ours, response)
         case JoinOffer():
             join_answered(ctx, ours, response)
+        case ReferNotify():
+            notify_answered(ctx, ours, response)
 
 
 def relay_response(

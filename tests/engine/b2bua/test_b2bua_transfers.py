@@ -327,6 +327,17 @@ def test_the_transferor_hanging_up_first_is_fine() -> None:
     assert w.net.b2b.active_calls == 1
 
 
+def test_a_notify_refused_by_the_transferor_ends_the_subscription() -> None:
+    w = World()
+    _call, leg = w.call_alice()
+    refer(w.alice, leg, f"<sip:{SALES}@{DOMAIN}>")
+    w.alice.respond(w.alice.request("NOTIFY"), 481)
+    offer = w.m2.answering(w.m2.request("INVITE"))
+    offer.reply(200)
+    w.m2.request("ACK")
+    assert order(w.alice)[-2:] == ["NOTIFY 100", "BYE"]  # no NOTIFY 200, the BYE all the same
+
+
 def test_a_second_refer_after_the_transfer_is_refused() -> None:
     w = World()
     _call, leg = w.call_alice()
