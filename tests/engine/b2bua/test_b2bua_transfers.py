@@ -9,6 +9,8 @@ answers, then transfers.
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from huntgroup.config.models import Config, GroupConfig, LineConfig, MemberConfig
 from huntgroup.engine.sip.address import Peer
@@ -518,3 +520,51 @@ def test_direct_media_attended_transfer_gives_each_side_the_others_media() -> No
     w.caller.request("ACK")
     assert [s for s, _ in notifies(w.alice)] == ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]
     w.alice.request("BYE")
+
+
+# ---------------------------------------------------------------------- hostile
+
+_PIECE = st.text("0123456789%;=@-.abXY3BD", max_size=12)
+HOSTILE_REFER_TO = st.one_of(
+    st.text(max_size=120).map(lambda t: t.replace("\r", "").replace("\n", "")),
+    st.builds(lambda u: f"<sip:{u}@{DOMAIN}>", st.text("0123456789+*#%-.()ab", max_size=16)),
+    st.builds(lambda u: f"tel:{u}", st.text("0123456789+-.", min_size=1, max_size=16)),
+    st.builds(
+        lambda cid, a, b, tail: (
+            f"<sip:{SALES}@{DOMAIN}?Replaces={cid}%3Bto-tag%3D{a}%3Bfrom-tag%3D{b}{tail}>"
+        ),
+        _PIECE,
+        _PIECE,
+        _PIECE,
+        st.sampled_from(["", "%3Bearly-only", "%3Bearly-only%3Dx", "&Replaces=x", "%FF", "%3B"]),
+    ),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=HOSTILE_REFER_TO)
+def test_any_refer_to_gets_a_final_answer_and_no_internal_error(value: str) -> None:
+    w = World(config(upstream=True))
+    _call, leg = w.call_alice()
+    inv = leg.invite
+    leg.cseq += 1
+    w.alice.send(
+        build(
+            f"REFER {inv.contacts[0].uri} SIP/2.0",
+            [
+                ("Via", w.alice.via(w.alice.branch())),
+                ("Max-Forwards", "70"),
+                ("From", f"{inv.headers.get('To')};tag={leg.tag}"),
+                ("To", inv.headers.get("From") or ""),
+                ("Call-ID", inv.call_id),
+                ("CSeq", f"{leg.cseq} REFER"),
+                ("Refer-To", value),
+            ],
+        )
+    )
+    replies = (r.message for r in w.alice.log)
+    answers = [m for m in replies if isinstance(m, Response) and m.cseq.method == "REFER"]
+    if answers:  # a value the parser refuses as a message is dropped or answered 400 there
+        assert answers[-1].status in (202, 400, 403, 404, 416)
+    assert w.net.b2b.counters.internal_errors == 0
+    assert w.net.b2b.counters.request_errors == 0 or answers[-1].status == 400
