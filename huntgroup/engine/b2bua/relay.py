@@ -46,7 +46,7 @@ from huntgroup.engine.b2bua.session_refresh import (
 )
 from huntgroup.engine.b2bua.session_timer import request_headers, uas_refusal
 from huntgroup.engine.b2bua.teardown import end_call
-from huntgroup.engine.b2bua.transfer import join_answered, on_refer
+from huntgroup.engine.b2bua.transfer import join_answered, on_notify, on_refer
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.dialogs import Dialog
 from huntgroup.engine.sip.message import Request, Response, make_response, new_tag
@@ -110,6 +110,9 @@ def in_dialog(ctx: Context, key: TransactionKey, request: Request, source: Peer)
         dialog.remote_cseq = request.cseq.number
     if method == "REFER":  # a transfer (engine/b2bua/transfer.py)
         on_refer(ctx, key, request, call, leg, source)
+        return
+    if method == "NOTIFY":  # the progress of a transfer the caller asked for
+        on_notify(ctx, key, request, call, leg)
         return
     if method == "BYE":
         ctx.respond(key, request, 200)

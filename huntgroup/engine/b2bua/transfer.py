@@ -5,9 +5,21 @@ Theory of operation
 A REFER comes in the dialog of a member leg (:func:`on_refer`). Only the member
 bridged to the call may transfer it: it is one of our lines or group members,
 authenticated by the dialog we opened to its registered contact (the REFER must
-come from that host too). A REFER from the caller's side, from a leg out
-through the upstream, or out of any dialog is refused (403): nothing outside
-the server picks a destination.
+come from that host too). A REFER from a leg out through the upstream, or
+out of any dialog, is refused (403): nothing outside the server picks a
+destination.
+
+**From the caller** (:func:`caller_refer`): only a caller authenticated as
+one of our lines, bridged to a member, may transfer that member; anyone else
+gets 403. The server does not move the member itself: it passes the REFER on
+to the member's phone, its Refer-To rewritten to the number at our domain
+(the host asked for is dropped), and relays the NOTIFYs that come back
+(:func:`on_notify`). The member's phone calls the target through the server,
+as a call of its own, judged by the usual rules (an outside number only for a
+line, authenticated, through the upstream), then hangs up the first call. The
+same destination rule applies as if the member had asked (a member at a
+fixed URI is sent to our pilots and lines only); an attended transfer from
+the caller's side (Replaces) is refused (403).
 
 **Blind** (Refer-To names a number): the target is read from the URI's user
 part only (the host is ignored, so no REFER names a server to call). A pilot
@@ -47,7 +59,14 @@ from __future__ import annotations
 import logging
 
 from huntgroup.engine.b2bua.addressing import PHONE_NUMBER, number_of, user_of
-from huntgroup.engine.b2bua.calls import Call, CallState, JoinOffer, Leg, Transfer
+from huntgroup.engine.b2bua.calls import (
+    Call,
+    CallState,
+    JoinOffer,
+    Leg,
+    RelayedRequest,
+    Transfer,
+)
 from huntgroup.engine.b2bua.context import Context, TimerKind
 from huntgroup.engine.b2bua.direct_media import update_media
 from huntgroup.engine.b2bua.refer_notify import (
@@ -78,6 +97,9 @@ def on_refer(
     ctx: Context, key: TransactionKey, request: Request, call: Call, leg: Leg | None, source: Peer
 ) -> None:
     """A REFER in one of ``call``'s dialogs (``leg`` None: the caller's)."""
+    if leg is None:
+        caller_refer(ctx, key, request, call)
+        return
     refusal = who_may_not(ctx, call, leg, source)
     if refusal is not None:
         ctx.respond(key, request, refusal)
@@ -169,6 +191,94 @@ def transfer_expired(ctx: Context, call: Call, due: float) -> None:
     """The implicit subscription ran out before the target was reached."""
     if call.transfer is not None and call.transfer.expires == due:
         transfer_outcome(ctx, call, 100, reason="timeout")
+
+
+# ------------------------------------------------------------ the caller's side
+
+
+def caller_refer(ctx: Context, key: TransactionKey, request: Request, call: Call) -> None:
+    """A REFER from the caller: only an authenticated line bridged to a member may send
+    one, and it is passed on to that member's phone, which carries the transfer out
+    itself (it calls the target through the server as any call of its own, then hangs
+    up): the server relays the REFER and the NOTIFYs that come back."""
+    bridged = call.legs.get(call.bridged) if call.bridged else None
+    if (
+        call.verified_line is None
+        or bridged is None
+        or not bridged.member
+        or bridged.dialog is None
+        or call.refer_passed
+        or call.reinvite_pending
+    ):
+        ctx.respond(key, request, 403)
+        return
+    try:
+        target = refer_target(request)
+        subscribed = wants_subscription(request)
+    except ProtocolError as err:
+        ctx.respond(key, request, err.status)
+        return
+    number = number_of(user_of(target.uri))
+    status = (  # an attended transfer is for members only
+        403 if target.replaces is not None else destination_refusal(ctx, bridged.member, number)
+    )
+    if status is not None:
+        who = call.verified_line
+        log.info("call %s: %s may not transfer to %r (%d)", call.key, who, number, status)
+        ctx.respond(key, request, status)
+        return
+    log.info(
+        "call %s: %s transfers %s to %s (REFER passed on)",
+        call.key,
+        call.verified_line,
+        bridged.member,
+        number,
+    )
+    domain = ctx.config.server.domain
+    headers = (
+        ("Refer-To", f"<sip:{number}@{domain}>"),  # through the server, whatever was asked
+        ("Referred-By", f"<sip:{call.verified_line}@{domain}>"),
+        *refer_sub(subscribed),
+    )
+    outgoing = bridged.dialog.request("REFER", ctx.rng, headers=headers)
+    try:
+        client = ctx.start(outgoing, bridged.dialog.peer)
+    except ProtocolError as err:
+        log.info("call %s: could not pass the REFER on: %s", call.key, err)
+        ctx.respond(key, request, 503)
+        return
+    ctx.index.requests[client] = RelayedRequest(key, bridged.dialog)
+    call.refer_passed = True
+
+
+def on_notify(
+    ctx: Context, key: TransactionKey, request: Request, call: Call, leg: Leg | None
+) -> None:
+    """A NOTIFY in one of ``call``'s dialogs: the progress of a REFER passed on to the
+    bridged member (:func:`caller_refer`) goes back to the caller; any other is 481
+    (no subscription of ours, RFC 6665 §4.1.3)."""
+    if not call.refer_passed or leg is None or leg.id != call.bridged or call.dialog is None:
+        ctx.respond(key, request, 481)
+        return
+    kept = tuple(
+        (name, value)
+        for name in ("Event", "Subscription-State")
+        for value in request.headers.get_all(name)
+    )
+    outgoing = call.dialog.request(
+        "NOTIFY",
+        ctx.rng,
+        body=request.body,
+        content_type=request.content_type,
+        headers=(*kept, ("Contact", call.dialog.me.contact())),
+    )
+    try:
+        client = ctx.start(outgoing, call.dialog.peer)
+    except ProtocolError as err:
+        log.info("call %s: could not pass a NOTIFY on: %s", call.key, err)
+        ctx.respond(key, request, 503)
+        return
+    ctx.index.requests[client] = RelayedRequest(key, call.dialog)
 
 
 # ------------------------------------------------------------------ attended

@@ -86,24 +86,34 @@ class World:
         return call, leg
 
 
-def refer(phone: Phone, leg: UasCall, refer_to: str, *extra: tuple[str, str]) -> Response:
-    """``phone`` sends REFER in the dialog of ``leg`` (a call it answered); its answer."""
+def member_request(
+    phone: Phone,
+    leg: UasCall,
+    method: str,
+    headers: list[tuple[str, str]],
+    body: bytes = b"",
+) -> None:
+    """``phone`` sends ``method`` in the dialog of ``leg`` (a call it answered)."""
     inv = leg.invite
     leg.cseq += 1
     contacts = inv.contacts
     target = str(contacts[0].uri) if contacts else str(inv.from_.uri)
-    headers = [
+    items = [
         ("Via", phone.via(phone.branch())),
         ("Max-Forwards", "70"),
         ("From", f"{inv.headers.get('To')};tag={leg.tag}"),
         ("To", inv.headers.get("From") or ""),
         ("Call-ID", inv.call_id),
-        ("CSeq", f"{leg.cseq} REFER"),
+        ("CSeq", f"{leg.cseq} {method}"),
         ("Contact", phone.contact),
-        ("Refer-To", refer_to),
-        *extra,
+        *headers,
     ]
-    phone.send(build(f"REFER {target} SIP/2.0", headers))
+    phone.send(build(f"{method} {target} SIP/2.0", items, body))
+
+
+def refer(phone: Phone, leg: UasCall, refer_to: str, *extra: tuple[str, str]) -> Response:
+    """``phone`` sends REFER in the dialog of ``leg`` (a call it answered); its answer."""
+    member_request(phone, leg, "REFER", [("Refer-To", refer_to), *extra])
     return phone.response(next(s for s in (202, 400, 403, 404, 416, 491) if phone.has(s)), "REFER")
 
 
@@ -345,6 +355,83 @@ def test_a_second_refer_after_the_transfer_is_refused() -> None:
     _call, leg = w.call_alice()
     refer(w.alice, leg, f"<sip:{SALES}@{DOMAIN}>")
     assert refer(w.alice, leg, f"<sip:{LINE_B}@{DOMAIN}>").status == 403
+
+
+# ------------------------------------------------------------- the caller's side
+
+
+def caller_sends(call: UacCall, method: str, *headers: tuple[str, str]) -> None:
+    data = call.in_dialog(method)
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    call.phone.send(data.replace(b"Content-Length", f"{extra}Content-Length".encode()))
+
+
+def bob_calls_alice(w: World) -> tuple[UacCall, UasCall]:
+    """Line B (authenticated: it calls from where it registered) calls Support."""
+    call = w.bob.invite(PILOT, rtp=30102)
+    leg = w.alice.answering(w.alice.request("INVITE"))
+    leg.reply(200, rtp=20101)
+    w.alice.request("ACK")
+    call.ack(w.bob.response(200))
+    w.bob.drop()
+    return call, leg
+
+
+def test_an_authenticated_caller_refer_is_passed_on_to_the_member_and_notifies_come_back() -> None:
+    w = World()
+    call, leg = bob_calls_alice(w)
+    caller_sends(call, "REFER", ("Refer-To", f"<sip:{SALES}@evil.example>"))
+    passed = w.alice.request("REFER")
+    assert passed.headers.get("Refer-To") == f"<sip:{SALES}@{DOMAIN}>"  # through us
+    assert passed.headers.get("Referred-By") == f"<sip:{LINE_B}@{DOMAIN}>"
+    w.alice.respond(passed, 202)
+    assert w.bob.response(202, "REFER")
+    frag = b"SIP/2.0 200 OK\r\n"
+    member_request(
+        w.alice,
+        leg,
+        "NOTIFY",
+        [
+            ("Event", "refer"),
+            ("Subscription-State", "terminated;reason=noresource"),
+            ("Content-Type", "message/sipfrag;version=2.0"),
+        ],
+        frag,
+    )
+    notify = w.bob.request("NOTIFY")
+    assert notify.body == frag
+    assert notify.headers.get("Event") == "refer"
+    assert notify.headers.get("Subscription-State") == "terminated;reason=noresource"
+    assert notify.content_type == "message/sipfrag;version=2.0"
+    w.bob.respond(notify, 200)
+    assert w.alice.response(200, "NOTIFY")
+    leg.bye()  # the member's phone hangs up once its own call to Sales is up
+    w.bob.request("BYE")
+    assert w.net.b2b.active_calls == 0
+
+
+@pytest.mark.parametrize(
+    ("refer_to", "status"),
+    [
+        (f"<sip:{OUTSIDE}@{DOMAIN}>", 403),  # no upstream: nothing goes out
+        (f"<sip:{SALES}@{DOMAIN}?Replaces=a%3Bto-tag%3D1%3Bfrom-tag%3D2>", 403),
+        ("<sip:@>", 400),
+    ],
+)
+def test_a_caller_refer_that_may_not_be_passed_on(refer_to: str, status: int) -> None:
+    w = World()
+    call, _leg = bob_calls_alice(w)
+    caller_sends(call, "REFER", ("Refer-To", refer_to))
+    assert w.bob.response(status, "REFER")
+    w.alice.quiet()
+
+
+def test_a_notify_nobody_asked_for_gets_481() -> None:
+    w = World()
+    _call, leg = w.call_alice()
+    member_request(w.alice, leg, "NOTIFY", [("Event", "refer")])
+    assert w.alice.response(481, "NOTIFY")
+    w.caller.quiet()
 
 
 # ------------------------------------------------------------------- attended
