@@ -160,6 +160,74 @@ def test_baresip_blind_transfer_to_a_pilot(
     server.wait_for_log(r"transfer by 0102030405 done \(200\)")
 
 
+CALLER_LINE = "0102030406"
+
+
+def test_baresip_caller_transfers_the_baresip_member_it_called(
+    tmp_path: Path,
+    ports: PortAllocator,
+    baresips: list[Baresip],
+    start_server: Callable[[dict[str, Any]], HuntgroupServer],
+) -> None:
+    """The caller is a line too (baresip L): its REFER goes on to the member's baresip
+    (M), which calls Sales through the server itself and hangs up the first call."""
+    sales = SipUA("sales", (HOST, 0))
+
+    def md5(number: str) -> str:
+        return hashlib.md5(f"{number}:{DOMAIN}:{PASSWORD}".encode()).hexdigest()
+
+    config = server_config(
+        ports,
+        lines=[
+            {"number": LINE, "name": "member", "ha1_md5": md5(LINE)},
+            {"number": CALLER_LINE, "name": "caller", "ha1_md5": md5(CALLER_LINE)},
+        ],
+        groups=[
+            group("Support", PILOT, "linear", [LINE], no_answer_timeout=10),
+            group("Sales", SALES, "linear", [f"sip:sales@{HOST}:{sales.port}"]),
+        ],
+    )
+    server = start_server(config)
+    sales.server = (HOST, server.port)
+    phones = {
+        number: Baresip(
+            workdir=tmp_path / f"baresip-{number}",
+            number=number,
+            password=PASSWORD,
+            registrar_port=server.port,
+            sip_port=ports.port(),
+            ctrl_port=ports.port(),
+            sip_trace=True,
+        )
+        for number in (LINE, CALLER_LINE)
+    }
+    for phone in phones.values():
+        baresips.append(phone.start())
+    for phone in phones.values():
+        phone.wait_registered()
+    member, caller = phones[LINE], phones[CALLER_LINE]
+    with closing_all(sales):
+        assert caller.command("dial", f"sip:{PILOT}@{DOMAIN}").get("ok")
+        wait_until(lambda: "Call established" in member.log(), timeout=15)
+        wait_until(lambda: "Call established" in caller.log(), timeout=15)
+        assert caller.command("transfer", f"sip:{SALES}@{DOMAIN}").get("ok")
+        invite = sales.wait(lambda m: m.method == "INVITE", timeout=15)
+        assert f"sip:{LINE}" in (invite.header("From") or "")  # the member calls Sales
+        tag = "s1"
+        sales.send(sales.response(invite, 200, "OK", tag=tag, body=sdp_offer(40000)), invite.source)
+        sales.wait(lambda m: m.method == "ACK", timeout=10)
+
+        def settled() -> bool:  # the NOTIFYs came back to the caller; the first call ended
+            received = requests_in_trace(caller)
+            return "NOTIFY 200" in received and "BYE" in requests_in_trace(member)
+
+        wait_until(settled, timeout=15, message=lambda: caller.log()[-6000:])
+        notifies = [r for r in requests_in_trace(caller) if r.startswith("NOTIFY")]
+        assert notifies == ["NOTIFY 100", "NOTIFY 200"], notifies
+        assert "REFER" in requests_in_trace(member)
+    server.wait_for_log(r"transfers 0102030405 to 0150000000 \(REFER passed on\)")
+
+
 # ------------------------------------------------------------------ attended
 
 

@@ -108,7 +108,7 @@ class Call:
     privacy: str | None = None  # the caller's Privacy header, sent along with the PAI
     session: SessionTimer | None = None  # RFC 4028 on the caller's dialog, once answered
     transfer: Transfer | None = None  # a blind or attended transfer under way (REFER)
-    refer_passed: bool = False  # the caller's REFER went on to the bridged member's phone
+    refer_passed: int = 0  # CSeq of the caller's REFER passed on to the member's phone
 
     def session_of(self, which: str) -> tuple[SessionTimer | None, Dialog | None]:
         """The session timer and dialog of the caller (``which`` = "") or of a confirmed leg."""

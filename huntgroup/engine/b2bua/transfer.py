@@ -248,7 +248,7 @@ def caller_refer(ctx: Context, key: TransactionKey, request: Request, call: Call
         ctx.respond(key, request, 503)
         return
     ctx.index.requests[client] = RelayedRequest(key, bridged.dialog)
-    call.refer_passed = True
+    call.refer_passed = request.cseq.number
 
 
 def on_notify(
@@ -256,14 +256,22 @@ def on_notify(
 ) -> None:
     """A NOTIFY in one of ``call``'s dialogs: the progress of a REFER passed on to the
     bridged member (:func:`caller_refer`) goes back to the caller; any other is 481
-    (no subscription of ours, RFC 6665 §4.1.3)."""
-    if not call.refer_passed or leg is None or leg.id != call.bridged or call.dialog is None:
+    (no subscription of ours, RFC 6665 §4.1.3). The ``id`` of its Event names the
+    REFER by its CSeq (RFC 3515 §2.4.6): the member's, so it becomes the caller's."""
+    event = (request.headers.get("Event") or "").split(";", 1)
+    if (
+        not call.refer_passed
+        or leg is None
+        or leg.id != call.bridged
+        or call.dialog is None
+        or event[0].strip().lower() != "refer"
+    ):
         ctx.respond(key, request, 481)
         return
-    kept = tuple(
-        (name, value)
-        for name in ("Event", "Subscription-State")
-        for value in request.headers.get_all(name)
+    named = len(event) > 1 and "id=" in event[1].replace(" ", "").lower()
+    kept = (
+        ("Event", f"refer;id={call.refer_passed}" if named else "refer"),
+        *(("Subscription-State", v) for v in request.headers.get_all("Subscription-State")),
     )
     outgoing = call.dialog.request(
         "NOTIFY",

@@ -392,7 +392,7 @@ def test_an_authenticated_caller_refer_is_passed_on_to_the_member_and_notifies_c
         leg,
         "NOTIFY",
         [
-            ("Event", "refer"),
+            ("Event", "refer;id=2"),  # the CSeq of the REFER the member got
             ("Subscription-State", "terminated;reason=noresource"),
             ("Content-Type", "message/sipfrag;version=2.0"),
         ],
@@ -400,7 +400,7 @@ def test_an_authenticated_caller_refer_is_passed_on_to_the_member_and_notifies_c
     )
     notify = w.bob.request("NOTIFY")
     assert notify.body == frag
-    assert notify.headers.get("Event") == "refer"
+    assert notify.headers.get("Event") == f"refer;id={call.cseq}"  # the caller's REFER
     assert notify.headers.get("Subscription-State") == "terminated;reason=noresource"
     assert notify.content_type == "message/sipfrag;version=2.0"
     w.bob.respond(notify, 200)
