@@ -160,8 +160,9 @@ def destination_refusal(ctx: Context, member: str, number: str) -> int | None:
 
 
 def refer_sub(subscribed: bool) -> tuple[tuple[str, str], ...]:
-    """RFC 4488 §4: a ``Refer-Sub: false`` honoured is said so in the 2xx."""
-    return () if subscribed else (("Refer-Sub", "false"),)
+    """The headers of our 202: RFC 4488 §4, a ``Refer-Sub: false`` honoured is said so,
+    and the ``norefersub`` option tag is supported (a REFER may require it)."""
+    return (("Supported", "norefersub"),) + (() if subscribed else (("Refer-Sub", "false"),))
 
 
 def blind(ctx: Context, call: Call, leg: Leg, transfer: Transfer, number: str) -> None:

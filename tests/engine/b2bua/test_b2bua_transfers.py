@@ -289,8 +289,16 @@ def test_a_bad_refer_to_is_refused_and_nothing_changes(refer_to: str, status: in
 def test_refer_sub_false_sends_no_notify_and_says_so() -> None:
     w = World()
     _call, leg = w.call_alice()
-    accepted = refer(w.alice, leg, f"<sip:{SALES}@{DOMAIN}>", ("Refer-Sub", "false"))
+    accepted = refer(
+        w.alice,
+        leg,
+        f"<sip:{SALES}@{DOMAIN}>",
+        ("Refer-Sub", "false"),
+        ("Require", "norefersub"),
+    )
+    assert accepted.status == 202
     assert accepted.headers.get("Refer-Sub") == "false"
+    assert accepted.headers.get("Supported") == "norefersub"
     offer = w.m2.answering(w.m2.request("INVITE"))
     offer.reply(200)
     w.m2.request("ACK")
