@@ -305,6 +305,21 @@ class MediaPlanner:
             media.member_origin = sdp.origin
         return media.member_offer
 
+    def rejoin_offer(self, media: CallMedia, previous: CallMedia) -> bytes:
+        """Attended transfer: our re-INVITE offer to a member of call ``previous`` who
+        joins call ``media``: ``media``'s offer to members (its member port; in direct
+        mode its caller's SDP), under the ``o=`` session that member knows from
+        ``previous``, one version up (RFC 3264 §8). It is ``media``'s member session
+        from now on."""
+        self.member_offer(media)
+        assert media.member_offer_sdp is not None
+        origin = self._bump_origin(previous, toward_caller=False) or self._origin()
+        sdp = replace(media.member_offer_sdp, origin=origin)
+        media.member_origin = origin
+        if media.direct:
+            media.told_member = audio_endpoint(sdp)
+        return sdp.to_bytes()
+
     def open_member_port(self, media: CallMedia) -> list[MediaCommand]:
         """Once per call, after ``member_offer``: the command binding the member port."""
         if media.closed or media.member_port is None or media.member_port_open:

@@ -16,7 +16,9 @@ from typing import Literal
 ReleaseReason = Literal[
     "queue_full", "max_wait", "no_answer", "busy", "group_removed", "not_found", "empty"
 ]
-ForwardReason = Literal["queue_full", "max_wait", "no_answer", "no_answer_after", "busy", "empty"]
+ForwardReason = Literal[
+    "queue_full", "max_wait", "no_answer", "no_answer_after", "busy", "empty", "transfer"
+]
 """``empty``: no member of the group was available (``queue.when_empty: overflow``)."""
 
 

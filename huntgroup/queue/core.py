@@ -90,6 +90,8 @@ from huntgroup.queue.events import (
     CallAnswered,
     CallArrived,
     CallHungUp,
+    CallsJoined,
+    CallTransferred,
     DirectCallArrived,
     Event,
     LineActivity,
@@ -105,6 +107,7 @@ from huntgroup.queue.forwards import Reentry, follow
 from huntgroup.queue.groups import GroupInfo, install, position_of
 from huntgroup.queue.refusals import Refusal, refusal_of
 from huntgroup.queue.state.store import MemoryStore, StateStore
+from huntgroup.queue.transfers import transfer
 
 log = logging.getLogger("huntgroup.members")
 
@@ -422,6 +425,8 @@ class RoutingCore:
                 self._reachability(member, reachable, actions)
             case LineActivity(member, busy):
                 self._line_activity(member, busy, actions)
+            case CallTransferred() | CallsJoined():
+                transfer(self, event, actions)  # queue/transfers.py
         if self._reentries:
             self._follow_forwards(actions)
         return actions

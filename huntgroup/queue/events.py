@@ -136,6 +136,29 @@ class MemberReachable:
     reachable: bool
 
 
+@dataclass(frozen=True, slots=True)
+class CallTransferred:
+    """Blind transfer (RFC 3515): ``member``, connected to the call, sent it on to
+    ``target`` (a pilot, a line or an outside number). The member's part ends (talk time
+    credited, wrap-up), and the call is routed to ``target`` like a forward, from now."""
+
+    call_id: str
+    member: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallsJoined:
+    """Attended transfer (RFC 3891): ``member``, connected to ``call_id``, joined that
+    call's caller with the member connected to ``joined`` (a call it made itself, to a
+    pilot or a line). ``member``'s part of ``call_id`` ends; the joined call goes on
+    under the id ``joined``, its member's talk time running on from its own answer."""
+
+    call_id: str
+    member: str
+    joined: str
+
+
 Event = (
     CallArrived
     | DirectCallArrived
@@ -149,4 +172,6 @@ Event = (
     | MemberLeft
     | LineActivity
     | MemberReachable
+    | CallTransferred
+    | CallsJoined
 )

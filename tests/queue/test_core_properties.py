@@ -15,13 +15,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from huntgroup.config.models import ALGORITHMS
-from huntgroup.queue.actions import Action, Bridge, Cancel, Forward, Hold, Release, Ring
+from huntgroup.queue.actions import (
+    Action,
+    Bridge,
+    Cancel,
+    Forward,
+    Hold,
+    Release,
+    Reroute,
+    Ring,
+)
 from huntgroup.queue.availability import MemberState
 from huntgroup.queue.core import CallState
 from huntgroup.queue.events import (
     CallAnswered,
     CallArrived,
     CallHungUp,
+    CallTransferred,
     LineActivity,
     MemberAnswered,
     MemberFailed,
@@ -79,6 +89,11 @@ class Observer:
                         queued_before.remove(call)
                 case Hold(call):
                     self.was_queued.add(call)
+                case Reroute(call, _, "transfer"):  # the call starts again at the target
+                    assert call not in self.ended
+                    self.connected.discard(call)
+                    self.hunted.discard(call)
+                    self.was_queued.discard(call)
 
     def hung_up(self, call: str) -> None:
         assert call not in self.ended, f"{call} ended twice"
@@ -103,6 +118,7 @@ ops = st.lists(
                 "no_contact",
                 "own_call",
                 "idle",
+                "transfer",
             ]
         ),
         st.integers(0, 10_000),
@@ -206,6 +222,15 @@ def test_invariants_hold_under_random_events(
             outgoing.append(oid)
             step(h.ev(OutgoingCallStarted(oid, mem)), before)
             step(h.ev(CallAnswered(oid)), before)
+        elif op == "transfer":  # a member sends its call back to the group, a line, or out
+            connected = [c for c in live if h.core.call_state(c) is CallState.CONNECTED]
+            if connected:
+                c = connected[pick % len(connected)]
+                target = ("0140000000", LINES[pick % len(LINES)], "0699999999")[pick % 3]
+                member = next(m for m in LINES if c in h.core.store.active_calls(m))
+                obs.arrival[c] = h.now  # FIFO by the time of the transfer
+                obs.connected.discard(c)  # its member's part is over
+                step(h.ev(CallTransferred(c, member, target)), before)
 
         # --- invariants after every step ---
         queued = h.core.queue("G")

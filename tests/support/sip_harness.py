@@ -30,6 +30,7 @@ message that says how to install it, it is never skipped.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -804,6 +805,8 @@ class Baresip:
     domain: str = DOMAIN
     lifetime: float = 60
     popen: subprocess.Popen[bytes] | None = None
+    ctrl_port: int | None = None  # ctrl_tcp: commands over TCP (see :meth:`command`)
+    sip_trace: bool = False  # -s: every SIP message in the log
 
     @property
     def log_file(self) -> Path:
@@ -828,6 +831,8 @@ module\t\t\taubridge.so
 module_tmp\t\taccount.so
 module_app\t\tmenu.so
 """
+        if self.ctrl_port is not None:
+            config += f"module_app\t\tctrl_tcp.so\nctrl_tcp_listen\t\t{HOST}:{self.ctrl_port}\n"
         account = (
             f"<sip:{self.number}@{self.domain};transport=udp>"
             f";auth_pass={self.password}"
@@ -842,6 +847,8 @@ module_app\t\tmenu.so
         binary = baresip_binary()
         self.write_config()
         command = [binary, "-f", str(self.workdir), "-t", f"{int(self.lifetime)}"]
+        if self.sip_trace:
+            command.append("-s")
         stdbuf = shutil.which("stdbuf")
         if stdbuf is not None:  # line-buffered log, so that registration shows at once
             command = [stdbuf, "-oL", "-eL", *command]
@@ -876,6 +883,27 @@ module_app\t\tmenu.so
             error=HarnessError,
         )
         return found
+
+    def command(self, name: str, params: str = "") -> dict[str, Any]:
+        """One ctrl_tcp command (a JSON netstring); baresip's answer."""
+        assert self.ctrl_port is not None, "baresip was started without ctrl_port"
+        body = json.dumps({"command": name, "params": params, "token": name}).encode()
+        with socket.create_connection((HOST, self.ctrl_port), timeout=5) as conn:
+            conn.sendall(b"%d:%s," % (len(body), body))
+            data = b""
+            while True:  # events may come first: read netstrings up to our response
+                chunk = conn.recv(65536)
+                if not chunk:
+                    raise HarnessError(f"baresip closed ctrl_tcp; got {data!r}")
+                data += chunk
+                while b":" in data:
+                    size, _, rest = data.partition(b":")
+                    if len(rest) < int(size) + 1:
+                        break
+                    message = json.loads(rest[: int(size)])
+                    data = rest[int(size) + 1 :]
+                    if message.get("response"):
+                        return dict(message)
 
     def stop(self) -> None:
         if self.popen is None or self.popen.poll() is not None:

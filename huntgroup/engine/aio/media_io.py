@@ -387,6 +387,9 @@ class MediaEngine:
         self._aim(side, cmd.remote, cmd.nat, self.loop.time(), held=cmd.unconfirmed)
         state = self._sessions[cmd.session]
         state.caller_port = cmd.port
+        if state.relaying:  # music again after a bridge (a transfer): the relay stops
+            state.relaying = False
+            self._watch(cmd.session, state, False, self.loop.time())
         try:
             music = self.library.get(cmd.music)
         except MediaError as err:

@@ -21,6 +21,7 @@ from huntgroup.engine.b2bua.announcements import start_announcements
 from huntgroup.engine.b2bua.calls import Call, CallState, Leg, LegState
 from huntgroup.engine.b2bua.context import Context, TimerKind
 from huntgroup.engine.b2bua.direct_media import update_media
+from huntgroup.engine.b2bua.refer_notify import transfer_outcome
 from huntgroup.engine.b2bua.session_refresh import schedule_session
 from huntgroup.engine.b2bua.session_timer import SessionTimer, has_option, negotiate_as_uas
 from huntgroup.engine.b2bua.teardown import cancel_leg, end_call
@@ -110,6 +111,7 @@ def hold(ctx: Context, call: Call, answer: bool, music: str | None) -> None:
             )
     call.music = music or ""
     ctx.out.extend(ctx.media.play_music(call.media, music))
+    transfer_outcome(ctx, call, 200)  # a transfer's target group has the call now
     start_announcements(ctx, call)
 
 
@@ -201,3 +203,6 @@ def connect(ctx: Context, call: Call, leg: Leg) -> None:
             call.media_update_after_ack = True
         else:
             update_media(ctx, call, "caller")
+    elif media.direct and call.transfer is not None:  # transferred: end to end already
+        update_media(ctx, call, "caller", again=True)
+    transfer_outcome(ctx, call, 200)  # a transfer reached its target

@@ -118,6 +118,8 @@ class Call:
     asserted: tuple[str, ...] = ()
     privacy: str | None = None  # the caller's Privacy header, sent along with the PAI
     session: SessionTimer | None = None  # RFC 4028 on the caller's dialog, once answered
+    transfer: Transfer | None = None  # a blind or attended transfer under way (REFER)
+    refer_passed: int = 0  # CSeq of the caller's REFER passed on to the member's phone
 
     def session_of(self, which: str) -> tuple[SessionTimer | None, Dialog | None]:
         """The session timer and dialog of the caller (``which`` = "") or of a confirmed leg."""
@@ -156,7 +158,19 @@ class Call:
         if leg is None:
             bridged = self.legs.get(self.bridged)
             return bridged.dialog if bridged else None
-        return self.dialog
+        return self.dialog if leg.id == self.bridged else None  # e.g. a transferor's leg
+
+
+@dataclass(slots=True)
+class Transfer:
+    """A REFER we accepted from the member of leg ``leg`` (RFC 3515): its outcome goes
+    back in NOTIFYs on ``dialog`` while ``subscribed`` (RFC 4488: ``Refer-Sub: false``
+    turns that off), until ``expires`` at the latest; then the leg gets our BYE."""
+
+    leg: str
+    dialog: Dialog
+    subscribed: bool
+    expires: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,5 +199,22 @@ class SessionRefresh:
     dialog: Dialog
 
 
-OurRequest = RelayedRequest | MediaUpdate | SessionRefresh
+@dataclass(frozen=True, slots=True)
+class JoinOffer:
+    """Attended transfer: our re-INVITE of leg ``leg``, moved into call ``call``, whose
+    member now talks to that call's caller."""
+
+    call: str
+    leg: str
+    dialog: Dialog
+
+
+@dataclass(frozen=True, slots=True)
+class ReferNotify:
+    """A NOTIFY we sent the transferor of call ``call`` (RFC 3515)."""
+
+    call: str
+
+
+OurRequest = RelayedRequest | MediaUpdate | SessionRefresh | JoinOffer | ReferNotify
 """A request we sent inside one of a call's dialogs, awaiting its final answer."""

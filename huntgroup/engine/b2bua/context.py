@@ -53,7 +53,7 @@ from huntgroup.queue.state.store import StateStore
 
 log = logging.getLogger("huntgroup.calls")
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, REFER"
 KNOWN_METHODS = frozenset(
     [*ALLOW.replace(" ", "").split(","), "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE"]
 )
@@ -82,6 +82,7 @@ class TimerKind(IntEnum):
     MEDIA_RETRY = 4  # direct media: re-INVITE the side ``which`` again
     SHUTDOWN = 5  # the grace of begin_shutdown is over
     ANNOUNCE = 6  # a queued caller's next announcement (periodic message, position)
+    TRANSFER = 7  # a transfer's implicit subscription ran out (engine/b2bua/transfer.py)
 
 
 TimerEntry = tuple[float, int, TimerKind, str, str]

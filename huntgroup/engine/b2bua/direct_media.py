@@ -30,11 +30,12 @@ MAX_MEDIA_UPDATES = 4
 """Direct media: re-INVITEs per call before giving up on end-to-end media."""
 
 
-def update_media(ctx: Context, call: Call, side: MediaSide) -> None:
-    """Direct media: re-INVITE ``side`` with the other side's SDP."""
+def update_media(ctx: Context, call: Call, side: MediaSide, *, again: bool = False) -> None:
+    """Direct media: re-INVITE ``side`` with the other side's SDP. ``again``: the media
+    went end to end already, and the other side changed since (a transfer)."""
     bridged = call.legs.get(call.bridged) if call.bridged else None
     dialog = call.dialog if side == "caller" else bridged.dialog if bridged else None
-    if call.state is CallState.ENDED or dialog is None or call.media.bypassed:
+    if call.state is CallState.ENDED or dialog is None or (call.media.bypassed and not again):
         return
     if call.reinvite_pending or call.refreshing():  # a re-INVITE is under way
         retry_update(ctx, call, side, 1.0)

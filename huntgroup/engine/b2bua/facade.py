@@ -78,6 +78,7 @@ from huntgroup.engine.b2bua.relay import on_ack, on_cancel, on_failure, on_respo
 from huntgroup.engine.b2bua.session_refresh import session_due
 from huntgroup.engine.b2bua.shedding import quick_shed, shed
 from huntgroup.engine.b2bua.teardown import end_call, forget
+from huntgroup.engine.b2bua.transfer import transfer_expired
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.layer import client_key_of_datagram
 from huntgroup.engine.sip.message import Message, Request, make_response, new_tag
@@ -236,6 +237,8 @@ class B2BUA(Context):
             update_media(self, call, "caller" if which == "caller" else "member")
         elif kind is TimerKind.ANNOUNCE:
             announcement_due(self, call)
+        elif kind is TimerKind.TRANSFER:
+            transfer_expired(self, call, due)
 
     # ========================================================== other inputs
     def media_timed_out(self, fact: RtpTimedOut, *, now: float) -> list[Output]:

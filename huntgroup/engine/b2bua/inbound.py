@@ -31,6 +31,7 @@ from huntgroup.engine.b2bua.core_actions import enter_core, outgoing, route
 from huntgroup.engine.b2bua.lines import FEATURE_CODE, authenticated, feature_code, register
 from huntgroup.engine.b2bua.relay import in_dialog
 from huntgroup.engine.b2bua.session_timer import uas_refusal
+from huntgroup.engine.b2bua.transfer import replacing_invite
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.digest import parse_credentials
 from huntgroup.engine.sip.extensions import supported_value, unsupported_required
@@ -76,6 +77,8 @@ def dispatch_request(ctx: Context, key: TransactionKey, request: Request, source
             )
     elif method == "BYE":
         ctx.respond(key, request, 481)
+    elif method == "REFER":  # only in a call's dialog (engine/b2bua/transfer.py)
+        ctx.respond(key, request, 403)
     elif method in KNOWN_METHODS:
         ctx.respond(key, request, 405, headers=(("Allow", ALLOW),))
     else:
@@ -117,6 +120,8 @@ def new_invite(ctx: Context, key: TransactionKey, request: Request, source: Peer
     hops = check_max_forwards(request)
     if hops is not None:
         ctx.respond(key, request, hops)
+        return
+    if replacing_invite(ctx, key, request):  # RFC 3891: refused (engine/b2bua/transfer.py)
         return
     number = user_of(request.uri)
     group = ctx.core.group_of_pilot(number) if number else None

@@ -79,6 +79,19 @@ class CallIndex:
         leg.tx = tx
         self.legs_by_tx[tx] = (call, leg)
 
+    def move_leg_to(self, leg: Leg, old: Call, new: Call) -> None:
+        """Attended transfer: confirmed ``leg`` of ``old`` belongs to ``new`` from now on."""
+        del old.legs[leg.id]
+        new.legs[leg.id] = leg
+        leg.call = new.key
+        found = (new, leg)
+        if leg.tx in self.legs_by_tx:
+            self.legs_by_tx[leg.tx] = found
+        self.legs_by_call_id[leg.invite.call_id] = found
+        for key in [k for k in old.dialog_keys if self.by_dialog.get(k, (None, None))[1] is leg]:
+            old.dialog_keys.remove(key)
+            self.add_dialog(new, key, leg)
+
     def forget(self, call: Call, open_transactions: Container[TransactionKey]) -> None:
         """Remove ``call`` from every table. Its legs whose INVITE transaction is still
         open and unanswered become orphans: they still owe a CANCEL, or may answer late."""

@@ -25,15 +25,19 @@ from huntgroup.engine.b2bua.addressing import is_sdp
 from huntgroup.engine.b2bua.calls import (
     Call,
     CallState,
+    JoinOffer,
     Leg,
     LegState,
     MediaUpdate,
+    OurRequest,
+    ReferNotify,
     RelayedRequest,
     SessionRefresh,
 )
 from huntgroup.engine.b2bua.context import ALLOW, Context
 from huntgroup.engine.b2bua.direct_media import media_updated, update_media
 from huntgroup.engine.b2bua.member_legs import leg_failed, leg_response, orphan_response
+from huntgroup.engine.b2bua.refer_notify import notify_answered, transferor_left
 from huntgroup.engine.b2bua.session_refresh import (
     peer_alive,
     peer_refreshed,
@@ -42,6 +46,7 @@ from huntgroup.engine.b2bua.session_refresh import (
 )
 from huntgroup.engine.b2bua.session_timer import request_headers, uas_refusal
 from huntgroup.engine.b2bua.teardown import end_call
+from huntgroup.engine.b2bua.transfer import join_answered, on_notify, on_refer
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.dialogs import Dialog
 from huntgroup.engine.sip.extensions import supported_value
@@ -104,6 +109,12 @@ def in_dialog(ctx: Context, key: TransactionKey, request: Request, source: Peer)
             ctx.respond(key, request, 500, headers=(("Retry-After", "1"),))
             return
         dialog.remote_cseq = request.cseq.number
+    if method == "REFER":  # a transfer (engine/b2bua/transfer.py)
+        on_refer(ctx, key, request, call, leg, source)
+        return
+    if method == "NOTIFY":  # the progress of a transfer the caller asked for
+        on_notify(ctx, key, request, call, leg)
+        return
     if method == "BYE":
         ctx.respond(key, request, 200)
         if leg is None:
@@ -112,6 +123,9 @@ def in_dialog(ctx: Context, key: TransactionKey, request: Request, source: Peer)
         else:
             log.info("call %s: member %s hung up", call.key, leg.member or "(forward)")
             leg.state = LegState.ENDED
+            if leg.id != call.bridged:  # a leg no longer bridged (a transferor): it alone
+                transferor_left(ctx, call, leg.id)
+                return
             end_call(ctx, call, bye_caller=True, skip_leg=leg.id)
         return
     if method == "OPTIONS":
@@ -214,9 +228,7 @@ def on_response(ctx: Context, key: TransactionKey | None, response: Response, so
     leg_response(ctx, found[0], found[1], response, source)
 
 
-def our_request_answered(
-    ctx: Context, ours: RelayedRequest | MediaUpdate | SessionRefresh, response: Response
-) -> None:
+def our_request_answered(ctx: Context, ours: OurRequest, response: Response) -> None:
     """The final answer to one of our in-dialog requests (or the one standing for none)."""
     match ours:
         case RelayedRequest(server, target):
@@ -225,6 +237,10 @@ def our_request_answered(
             media_updated(ctx, ours, response)
         case SessionRefresh():
             refresh_done(ctx, ours, response)
+        case JoinOffer():
+            join_answered(ctx, ours, response)
+        case ReferNotify():
+            notify_answered(ctx, ours, response)
 
 
 def relay_response(

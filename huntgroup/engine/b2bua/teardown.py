@@ -15,6 +15,7 @@ import logging
 
 from huntgroup.engine.b2bua.calls import Call, CallState, Leg, LegState
 from huntgroup.engine.b2bua.context import Context
+from huntgroup.engine.b2bua.refer_notify import transfer_outcome
 from huntgroup.engine.sip.message import make_cancel
 from huntgroup.errors import ProtocolError
 from huntgroup.queue.events import CallHungUp
@@ -40,6 +41,7 @@ def end_call(
         ctx.start(call.dialog.request("BYE", ctx.rng), call.dialog.peer)
     call.state = CallState.ENDED
     call.retransmit = None
+    transfer_outcome(ctx, call, status)  # a transfer under way ends with the call
     for leg in call.legs.values():
         if leg.id != skip_leg and leg.state is not LegState.ENDED:
             cancel_leg(ctx, leg)

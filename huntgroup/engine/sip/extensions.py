@@ -10,12 +10,13 @@ Extension and lists them in ``Unsupported`` (§8.2.2.3, §20.40); every request
 is so checked except CANCEL and ACK (their ``Require`` is that of their
 INVITE). ``Proxy-Require`` (§20.29) is for proxies: a UAS ignores it.
 
-:data:`SUPPORTED` is what the server understands. Only ``timer`` (RFC 4028
-session timers) today: reliable provisional responses (``100rel``, RFC 3262)
-are *not* supported, so an INVITE with ``Require: 100rel`` is refused with
-420 ``Unsupported: 100rel``, and our own requests never list ``100rel`` in
-``Supported`` (a member must then not send a reliable provisional, §3 of RFC
-3262).
+:data:`SUPPORTED` is what the server understands: ``timer`` (RFC 4028
+session timers) and ``norefersub`` (RFC 4488: a REFER with ``Refer-Sub:
+false`` creates no subscription, engine/b2bua/transfer.py). Reliable
+provisional responses (``100rel``, RFC 3262) are *not* supported, so an INVITE
+with ``Require: 100rel`` is refused with 420 ``Unsupported: 100rel``, and our
+own requests never list ``100rel`` in ``Supported`` (a member must then not
+send a reliable provisional, §3 of RFC 3262).
 
 Tags are matched without regard to case (a lenient reading: RFC 3261 does not
 say). ``Unsupported`` echoes each unknown tag as it came, once, only when it
@@ -39,7 +40,7 @@ __all__ = [
     "unsupported_required",
 ]
 
-SUPPORTED: Final = frozenset({"timer"})
+SUPPORTED: Final = frozenset({"norefersub", "timer"})
 """The option tags this server understands (lower case)."""
 
 MAX_LISTED: Final = 16

@@ -397,3 +397,35 @@ def test_an_unconfirmed_caller_is_relayed_nothing_until_confirmed() -> None:
             peers.close()
 
     asyncio.run(scenario())
+
+
+def test_music_after_a_bridge_stops_the_relay_and_its_silence_watch() -> None:
+    """A transfer plays music to a caller that was bridged: the old member is no longer
+    relayed to it, and its silence is no dead call."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        reported: list[RtpTimedOut] = []
+        engine = MediaEngine(loop, "127.0.0.1", rtp_timeout=0.2, on_timeout=reported.append)
+        caller_port = free_even_port()
+        member_port = caller_port + 1
+        peers = _Peers(2)
+        try:
+            engine.execute(StartRelay("s1", caller_port, peers.addr(0), member_port, peers.addr(1)))
+            peers.socks[1].sendto(_rtp(b"before"), ("127.0.0.1", member_port))
+            await _settle(engine)
+            await async_wait_until(lambda: bool(peers.received(0)), timeout=10)
+            engine.execute(PlayMusic("s1", caller_port, peers.addr(0), Codec.PCMU, 0, None, None))
+            peers.socks[1].sendto(_rtp(b"after"), ("127.0.0.1", member_port))
+            await _settle(engine)
+            # Real time passing is the behaviour: past rtp_timeout, with the member silent.
+            await asyncio.sleep(0.5)
+            heard = peers.received(0)
+            assert heard, "the caller hears the music"
+            assert not any(data.endswith(b"after") for data in heard), "old member relayed"
+            assert reported == [], "a caller on music was taken for a dead call"
+        finally:
+            engine.close_all()
+            peers.close()
+
+    asyncio.run(scenario())

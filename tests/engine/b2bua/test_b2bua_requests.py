@@ -17,7 +17,7 @@ from tests.support.b2bua_peers import (
     sdp,
 )
 
-ALLOWED = {"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE"}
+ALLOWED = {"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE", "REFER"}
 
 
 @pytest.fixture

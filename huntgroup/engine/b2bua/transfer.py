@@ -1,0 +1,435 @@
+"""Transfers asked by a member: REFER, blind (RFC 3515) or attended (RFC 3891 Replaces).
+
+Theory of operation
+-------------------
+A REFER comes in the dialog of a member leg (:func:`on_refer`). Only the member
+bridged to the call may transfer it: it is one of our lines or group members,
+authenticated by the dialog we opened to its registered contact (the REFER must
+come from that host too). A REFER from a leg out through the upstream, or
+out of any dialog, is refused (403): nothing outside the server picks a
+destination.
+
+**From the caller** (:func:`caller_refer`): only a caller authenticated as
+one of our lines, bridged to a member, may transfer that member; anyone else
+gets 403. The server does not move the member itself: it passes the REFER on
+to the member's phone, its Refer-To rewritten to the number at our domain
+(the host asked for is dropped), and relays the NOTIFYs that come back
+(:func:`on_notify`). The member's phone calls the target through the server,
+as a call of its own, judged by the usual rules (an outside number only for a
+line, authenticated, through the upstream), then hangs up the first call. The
+same destination rule applies as if the member had asked (a member at a
+fixed URI is sent to our pilots and lines only); an attended transfer from
+the caller's side (Replaces) is refused (403).
+
+**Blind** (Refer-To names a number): the target is read from the URI's user
+part only (the host is ignored, so no REFER names a server to call). A pilot
+or a line of ours is always allowed; an outside number only when the
+transferor is one of our lines and ``server.upstream`` is set (a group member
+reached at a fixed URI, outside the server, may not dial out through us).
+Anything else is 403. Accepted, the REFER gets 202 and ``NOTIFY 100 Trying``
+(:mod:`refer_notify`); the caller is unbridged and hears the target group's
+music (or the built-in one) while the target is sought, and the core is told
+``CallTransferred``: it ends the member's part at once (talk time, wrap-up)
+and routes the call on to the target like a forward (queue, algorithm, line,
+or ``Forward`` out). The transfer is settled (last NOTIFY, then our BYE to
+the transferor) when the call is bridged again or queued (200), or ends (its
+status); after ``REFER_EXPIRES`` at the latest.
+
+**Attended** (Refer-To carries ``Replaces``): the transferor called a pilot or
+a line through us (the consultation call) and asks to join its caller with
+whoever answered there. Replaces names the transferor's own dialog with us,
+from our side: ``to-tag`` ours, ``from-tag`` the transferor's (the reverse
+order is tried too, for phones that swap them). A dialog we do not hold, or
+not the transferor's own, gets ``NOTIFY 481`` and nothing changes; an early
+(unanswered) one 481 too (RFC 3891 §3: an early dialog we did not initiate);
+``early-only`` on an answered one 486; a consultation still queued, or
+answered out through the upstream, 403. Otherwise the consultation's member
+leg moves into the first call (:func:`join`), the consultation's caller leg
+(the transferor) gets BYE, and the moved leg is re-INVITEd with the first
+call's media (:func:`join_answered`): relayed to the caller's port, or in
+direct mode the caller's own SDP, then the caller re-INVITEd in turn. Its
+2xx settles the transfer (200, BYE to the transferor's first leg); a refusal
+ends the joined call. The core is told ``CallsJoined``, and the first call
+goes on under the consultation's core id. A new INVITE carrying Replaces
+(:func:`replacing_invite`) is refused: calls are joined by REFER only.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from huntgroup.engine.b2bua.addressing import PHONE_NUMBER, number_of, user_of
+from huntgroup.engine.b2bua.calls import (
+    Call,
+    CallState,
+    JoinOffer,
+    Leg,
+    RelayedRequest,
+    Transfer,
+)
+from huntgroup.engine.b2bua.context import Context, TimerKind
+from huntgroup.engine.b2bua.direct_media import update_media
+from huntgroup.engine.b2bua.refer_notify import (
+    REFER_EXPIRES,
+    notify,
+    notify_progress,
+    transfer_outcome,
+)
+from huntgroup.engine.b2bua.session_refresh import refresh_answered, schedule_session
+from huntgroup.engine.b2bua.teardown import end_call
+from huntgroup.engine.sip.address import Peer
+from huntgroup.engine.sip.extensions import supported_value
+from huntgroup.engine.sip.message import Request, Response
+from huntgroup.engine.sip.refer import (
+    Replaces,
+    parse_replaces,
+    refer_target,
+    wants_subscription,
+)
+from huntgroup.engine.sip.transaction import TransactionKey
+from huntgroup.errors import ProtocolError, RemoteProtocolError
+from huntgroup.queue.core import CallState as CoreState
+from huntgroup.queue.events import CallsJoined, CallTransferred
+
+log = logging.getLogger("huntgroup.calls")
+
+
+def on_refer(
+    ctx: Context, key: TransactionKey, request: Request, call: Call, leg: Leg | None, source: Peer
+) -> None:
+    """A REFER in one of ``call``'s dialogs (``leg`` None: the caller's)."""
+    if leg is None:
+        caller_refer(ctx, key, request, call)
+        return
+    refusal = who_may_not(ctx, call, leg, source)
+    if refusal is not None:
+        ctx.respond(key, request, refusal)
+        return
+    assert leg is not None and leg.dialog is not None  # who_may_not checked it
+    try:
+        target = refer_target(request)
+        subscribed = wants_subscription(request)
+    except ProtocolError as err:
+        log.info("call %s: REFER refused (%d): %s", call.key, err.status, err)
+        ctx.respond(key, request, err.status)
+        return
+    transfer = Transfer(leg.id, leg.dialog, subscribed, ctx.now + REFER_EXPIRES)
+    if target.replaces is not None:
+        ctx.respond(key, request, 202, headers=refer_sub(subscribed))
+        attended(ctx, call, leg, transfer, target.replaces)
+        return
+    number = number_of(user_of(target.uri))
+    status = destination_refusal(ctx, leg.member, number)
+    if status is not None:
+        log.info("call %s: %s may not transfer to %r (%d)", call.key, leg.member, number, status)
+        ctx.respond(key, request, status)
+        return
+    ctx.respond(key, request, 202, headers=refer_sub(subscribed))
+    blind(ctx, call, leg, transfer, number)
+
+
+def who_may_not(ctx: Context, call: Call, leg: Leg | None, source: Peer) -> int | None:
+    """Why this REFER may not transfer ``call`` (a status), or None."""
+    if leg is None or not leg.member or leg.dialog is None:
+        return 403  # the caller's side, or a leg out of the server: not ours to move
+    if source.host != leg.dialog.peer.host:
+        return 403  # not from the phone we rang
+    if (
+        call.state is not CallState.ANSWERED
+        or call.bridged != leg.id
+        or call.transfer is not None
+        or ctx.core.call_state(call.core_id) is not CoreState.CONNECTED
+    ):
+        return 403
+    if call.reinvite_pending or call.refreshing():
+        return 491  # a re-INVITE is under way across the bridge
+    return None
+
+
+def destination_refusal(ctx: Context, member: str, number: str) -> int | None:
+    """403 when ``member`` may not send a call to ``number`` (see the module docstring)."""
+    if not number:
+        return 404
+    if ctx.core.group_of_pilot(number) is not None or ctx.config.line(number) is not None:
+        return None
+    outside_allowed = (
+        ctx.config.line(member) is not None
+        and ctx.config.server.upstream is not None
+        and PHONE_NUMBER.fullmatch(number) is not None
+    )
+    return None if outside_allowed else 403
+
+
+def refer_sub(subscribed: bool) -> tuple[tuple[str, str], ...]:
+    """The headers of our 202: RFC 4488 §4, a ``Refer-Sub: false`` honoured is said so,
+    and the ``norefersub`` option tag is supported (a REFER may require it)."""
+    return (("Supported", supported_value()),) + (() if subscribed else (("Refer-Sub", "false"),))
+
+
+def blind(ctx: Context, call: Call, leg: Leg, transfer: Transfer, number: str) -> None:
+    """The caller goes on to ``number``: the member's part ends now."""
+    log.info("call %s: %s transfers the call to %s", call.key, leg.member, number)
+    start(ctx, call, transfer)
+    call.bridged = None
+    group = ctx.core.group_of_pilot(number)
+    music = next(
+        (g.queue.music for g in ctx.config.groups if g.name == group and group is not None),
+        None,
+    )
+    if not call.media.bypassed:  # direct mode, end to end: silence until the next bridge
+        call.music = music or ""
+        ctx.out.extend(ctx.media.play_music(call.media, music))
+    ctx.tell_core(CallTransferred(call.core_id, leg.member, number))
+
+
+def start(ctx: Context, call: Call, transfer: Transfer) -> None:
+    """The transfer is under way: ``100 Trying``, and its deadline armed."""
+    call.transfer = transfer
+    ctx.arm(transfer.expires, TimerKind.TRANSFER, call.key)
+    notify_progress(ctx, call)
+
+
+def transfer_expired(ctx: Context, call: Call, due: float) -> None:
+    """The implicit subscription ran out before the target was reached."""
+    if call.transfer is not None and call.transfer.expires == due:
+        transfer_outcome(ctx, call, 100, reason="timeout")
+
+
+# ------------------------------------------------------------ the caller's side
+
+
+def caller_refer(ctx: Context, key: TransactionKey, request: Request, call: Call) -> None:
+    """A REFER from the caller: only an authenticated line bridged to a member may send
+    one, and it is passed on to that member's phone, which carries the transfer out
+    itself (it calls the target through the server as any call of its own, then hangs
+    up): the server relays the REFER and the NOTIFYs that come back."""
+    bridged = call.legs.get(call.bridged) if call.bridged else None
+    if (
+        call.verified_line is None
+        or bridged is None
+        or not bridged.member
+        or bridged.dialog is None
+        or call.refer_passed
+        or call.reinvite_pending
+    ):
+        ctx.respond(key, request, 403)
+        return
+    try:
+        target = refer_target(request)
+        subscribed = wants_subscription(request)
+    except ProtocolError as err:
+        ctx.respond(key, request, err.status)
+        return
+    number = number_of(user_of(target.uri))
+    status = (  # an attended transfer is for members only
+        403 if target.replaces is not None else destination_refusal(ctx, bridged.member, number)
+    )
+    if status is not None:
+        who = call.verified_line
+        log.info("call %s: %s may not transfer to %r (%d)", call.key, who, number, status)
+        ctx.respond(key, request, status)
+        return
+    log.info(
+        "call %s: %s transfers %s to %s (REFER passed on)",
+        call.key,
+        call.verified_line,
+        bridged.member,
+        number,
+    )
+    domain = ctx.config.server.domain
+    headers = (
+        ("Refer-To", f"<sip:{number}@{domain}>"),  # through the server, whatever was asked
+        ("Referred-By", f"<sip:{call.verified_line}@{domain}>"),
+        *refer_sub(subscribed),
+    )
+    outgoing = bridged.dialog.request("REFER", ctx.rng, headers=headers)
+    try:
+        client = ctx.start(outgoing, bridged.dialog.peer)
+    except ProtocolError as err:
+        log.info("call %s: could not pass the REFER on: %s", call.key, err)
+        ctx.respond(key, request, 503)
+        return
+    ctx.index.requests[client] = RelayedRequest(key, bridged.dialog)
+    call.refer_passed = request.cseq.number
+
+
+def on_notify(
+    ctx: Context, key: TransactionKey, request: Request, call: Call, leg: Leg | None
+) -> None:
+    """A NOTIFY in one of ``call``'s dialogs: the progress of a REFER passed on to the
+    bridged member (:func:`caller_refer`) goes back to the caller; any other is 481
+    (no subscription of ours, RFC 6665 §4.1.3). The ``id`` of its Event names the
+    REFER by its CSeq (RFC 3515 §2.4.6): the member's, so it becomes the caller's."""
+    event = (request.headers.get("Event") or "").split(";", 1)
+    if (
+        not call.refer_passed
+        or leg is None
+        or leg.id != call.bridged
+        or call.dialog is None
+        or event[0].strip().lower() != "refer"
+    ):
+        ctx.respond(key, request, 481)
+        return
+    named = len(event) > 1 and "id=" in event[1].replace(" ", "").lower()
+    kept = (
+        ("Event", f"refer;id={call.refer_passed}" if named else "refer"),
+        *(("Subscription-State", v) for v in request.headers.get_all("Subscription-State")),
+    )
+    outgoing = call.dialog.request(
+        "NOTIFY",
+        ctx.rng,
+        body=request.body,
+        content_type=request.content_type,
+        headers=(*kept, ("Contact", call.dialog.me.contact())),
+    )
+    try:
+        client = ctx.start(outgoing, call.dialog.peer)
+    except ProtocolError as err:
+        log.info("call %s: could not pass a NOTIFY on: %s", call.key, err)
+        ctx.respond(key, request, 503)
+        return
+    ctx.index.requests[client] = RelayedRequest(key, call.dialog)
+
+
+# ------------------------------------------------------------------ attended
+
+
+def replacing_invite(ctx: Context, key: TransactionKey, request: Request) -> bool:
+    """A new INVITE with a Replaces field (RFC 3891): True when it was answered here.
+
+    Calls are joined by REFER only (see the module docstring): an INVITE that asks
+    to take a party's place in one of our calls is refused, 403 when it names a
+    dialog of ours, 481 when it names none (§3), 400 when the field is malformed or
+    repeated. It never becomes a new call that ignores what it asked for."""
+    values = request.headers.get_all("Replaces")
+    if not values:
+        return False
+    try:
+        if len(values) > 1:
+            raise RemoteProtocolError("several Replaces fields")
+        replaces = parse_replaces(values[0])
+    except ProtocolError as err:
+        ctx.respond(key, request, err.status)
+        return True
+    index = ctx.index.by_dialog
+    known = (replaces.call_id, replaces.to_tag, replaces.from_tag) in index or (
+        replaces.call_id,
+        replaces.from_tag,
+        replaces.to_tag,
+    ) in index
+    log.info("INVITE with Replaces refused (%s dialog)", "a known" if known else "an unknown")
+    ctx.respond(key, request, 403 if known else 481)
+    return True
+
+
+def attended(ctx: Context, call: Call, leg: Leg, transfer: Transfer, replaces: Replaces) -> None:
+    """REFER with Replaces (already answered 202): join, or NOTIFY why not."""
+    found = consultation(ctx, leg, replaces)
+    if isinstance(found, int):
+        log.info("call %s: attended transfer by %s refused (%d)", call.key, leg.member, found)
+        notify(ctx, transfer, found, final=True)
+        return
+    if found is call:
+        notify(ctx, transfer, 481, final=True)
+        return
+    join(ctx, call, leg, transfer, found)
+
+
+def consultation(ctx: Context, transferor: Leg, replaces: Replaces) -> Call | int:
+    """The transferor's consultation call that ``replaces`` names, or the sipfrag status
+    saying why it cannot be joined (see the module docstring)."""
+    index = ctx.index.by_dialog
+    found = index.get((replaces.call_id, replaces.to_tag, replaces.from_tag)) or index.get(
+        (replaces.call_id, replaces.from_tag, replaces.to_tag)
+    )
+    if found is None or found[1] is not None:
+        return 481
+    other = found[0]
+    if other.verified_line is None or other.verified_line != transferor.member:
+        return 481  # not the transferor's own dialog: as unknown to it as any other
+    if other.state is not CallState.ANSWERED:
+        return 481  # RFC 3891 §3: an early dialog we did not initiate
+    if replaces.early_only:
+        return 486
+    bridged = other.legs.get(other.bridged) if other.bridged else None
+    if (
+        bridged is None
+        or not bridged.member
+        or bridged.dialog is None
+        or other.transfer is not None
+        or other.reinvite_pending
+        or other.refreshing()
+        or ctx.core.call_state(other.core_id) is not CoreState.CONNECTED
+    ):
+        return 403
+    return other
+
+
+def join(ctx: Context, call: Call, leg: Leg, transfer: Transfer, other: Call) -> None:
+    """Move ``other``'s member leg into ``call``; ``other`` (the consultation) ends."""
+    moved = other.legs[other.bridged or ""]
+    log.info(
+        "call %s: %s joins its caller with %s (call %s)",
+        call.key,
+        leg.member,
+        moved.member,
+        other.key,
+    )
+    ctx.tell_core(CallsJoined(call.core_id, leg.member, other.core_id))
+    index = ctx.index
+    index.by_core.pop(call.core_id, None)
+    joined_id, other.core_id = other.core_id, ""
+    index.by_core.pop(joined_id, None)
+    index.add_core_id(call, joined_id)
+    index.move_leg_to(moved, other, call)
+    other.bridged = None
+    call.bridged = moved.id
+    start(ctx, call, transfer)
+    end_call(ctx, other, bye_caller=True, tell_core=False)
+    if moved.session is not None:
+        moved.session.scheduled = None
+        schedule_session(ctx, call, moved.id, moved.session)
+    assert moved.dialog is not None
+    offer = ctx.media.rejoin_offer(call.media, other.media)
+    request = moved.dialog.request("INVITE", ctx.rng, body=offer, content_type="application/sdp")
+    try:
+        tx = ctx.start(request, moved.dialog.peer)
+    except ProtocolError as err:
+        log.info("call %s: cannot re-INVITE %s: %s", call.key, moved.member, err)
+        transfer_outcome(ctx, call, 503)
+        end_call(ctx, call, bye_caller=True)
+        return
+    index.requests[tx] = JoinOffer(call.key, moved.id, moved.dialog)
+    call.reinvite_pending = True
+
+
+def join_answered(ctx: Context, ours: JoinOffer, response: Response) -> None:
+    """The joined member answered our re-INVITE: its media now meets the caller's."""
+    status, dialog = response.status, ours.dialog
+    if 200 <= status < 300:
+        ctx.send(dialog.ack_for_2xx(response.cseq.number, ctx.rng), dialog.peer)
+    call = ctx.index.calls.get(ours.call)
+    if call is None or call.state is CallState.ENDED:
+        return
+    call.reinvite_pending = False
+    media = call.media
+    usable = 200 <= status < 300 and (
+        ctx.media.member_answer(
+            media,
+            response.body,
+            source_host=dialog.peer.host,
+            trusted=ctx.trust.trusts(dialog.peer.host),
+        )
+        is not None
+    )
+    if not usable:
+        log.info("call %s: the joined member refused our media (%d)", call.key, status)
+        transfer_outcome(ctx, call, status if status >= 300 else 488)
+        end_call(ctx, call, bye_caller=True)
+        return
+    refresh_answered(ctx, call, dialog, response)
+    call.music = None
+    ctx.out.extend(ctx.media.bridge(media))
+    if media.direct:  # the caller learns where the joined member wants its RTP
+        update_media(ctx, call, "caller", again=True)
+    transfer_outcome(ctx, call, 200)

@@ -1,0 +1,422 @@
+"""Transfers through a real ``huntgroup serve``: baresip's blind transfer, SIPp's attended one.
+
+Blind: a hand-written caller (with an RTP socket) calls the pilot of Support, whose
+member is a real baresip 1.0 line; baresip answers, then transfers the call (its
+``transfer`` command, REFER) to the pilot of Sales, whose member is a hand-written
+UAS. Checked: baresip gets 202, then ``NOTIFY 100 Trying``, then ``NOTIFY 200 OK``,
+then BYE, in that order (its SIP trace); the caller is never hung up on and hears
+the Sales member's RTP afterwards.
+
+baresip 1.0.0 has blind transfer only (no Replaces, no attended transfer): the
+attended transfer is driven by hand-written user agents instead (SIPp's scenario
+language cannot build the Replaces value out of the tags of another call).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from huntgroup.engine.sip import digest
+from tests.support.media_live_harness import (
+    RtpSocket,
+    SipUA,
+    answer_bye,
+    answer_invite,
+    await_answer,
+    closing_all,
+    invite_pilot,
+    rtp,
+    sdp_audio,
+    sdp_offer,
+)
+from tests.support.ports import PortAllocator
+from tests.support.sip_harness import (
+    DOMAIN,
+    HOST,
+    Baresip,
+    HuntgroupServer,
+    baresip_binary,
+    group,
+    server_config,
+)
+from tests.support.sip_messages import SipMessage
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
+
+LINE = "0102030405"
+PASSWORD = "s3cret"
+PILOT = "0140000000"  # Support: the baresip line
+SALES = "0150000000"  # Sales: a hand-written member
+MEMBER_SSRC = 0x5A1E5
+
+
+@pytest.fixture
+def baresips() -> Iterator[list[Baresip]]:
+    baresip_binary()  # fails with the install hint when missing
+    phones: list[Baresip] = []
+    yield phones
+    for phone in phones:
+        phone.stop()
+
+
+def requests_in_trace(phone: Baresip) -> list[str]:
+    """The requests ``phone`` received, in order, from its SIP trace (``-s``): the method,
+    and for a NOTIFY the status of its sipfrag."""
+    out: list[str] = []
+    to_phone = re.compile(rf"UDP \S+ -> 127\.0\.0\.1:{phone.sip_port}$")
+    for block in re.split(r"\n(?=UDP \S+ -> \S+)", phone.log()):  # one block per message
+        head = block.split("\n", 1)
+        if len(head) < 2 or not to_phone.match(head[0].strip()):
+            continue
+        start = re.search(r"^([A-Z]+) sip:\S+ SIP/2\.0", head[1], re.M)
+        if start is None:
+            continue
+        method = start.group(1)
+        if method == "NOTIFY":
+            frag = re.search(r"SIP/2\.0 (\d{3}) ", head[1].split("\n", 1)[1])
+            method += f" {frag.group(1) if frag else '?'}"
+        out.append(method)
+    return out
+
+
+def test_baresip_blind_transfer_to_a_pilot(
+    tmp_path: Path,
+    ports: PortAllocator,
+    baresips: list[Baresip],
+    start_server: Callable[[dict[str, Any]], HuntgroupServer],
+) -> None:
+    sales = SipUA("sales", (HOST, 0))
+    ha1 = hashlib.md5(f"{LINE}:{DOMAIN}:{PASSWORD}".encode()).hexdigest()
+    config = server_config(
+        ports,
+        lines=[{"number": LINE, "name": "baresip", "ha1_md5": ha1}],
+        groups=[
+            group("Support", PILOT, "linear", [LINE], no_answer_timeout=10),
+            group("Sales", SALES, "linear", [f"sip:sales@{HOST}:{sales.port}"]),
+        ],
+    )
+    server = start_server(config)
+    sales.server = (HOST, server.port)
+    phone = Baresip(
+        workdir=tmp_path / "baresip",
+        number=LINE,
+        password=PASSWORD,
+        registrar_port=server.port,
+        sip_port=ports.port(),
+        ctrl_port=ports.port(),
+        sip_trace=True,
+    )
+    baresips.append(phone.start())
+    phone.wait_registered()
+
+    caller = SipUA("caller", (HOST, server.port))
+    caller_audio, sales_audio = RtpSocket(), RtpSocket()
+    with closing_all(caller, sales, caller_audio, sales_audio):
+        call_id = invite_pilot(caller, caller_audio.port, ("PCMU",))
+        call = await_answer(caller, call_id, timeout=15)
+        wait_until(lambda: "Call established" in phone.log(), timeout=10)
+
+        answer = phone.command("transfer", f"sip:{SALES}@{DOMAIN}")
+        assert answer.get("ok"), answer
+        leg, engine_rtp = answer_invite(sales, sales_audio.port, timeout=15)
+
+        # baresip: 202 (its log), NOTIFY 100, NOTIFY 200, then BYE
+        def transferred() -> bool:
+            received = requests_in_trace(phone)
+            return "NOTIFY 200" in received and "BYE" in received[received.index("NOTIFY 200") :]
+
+        wait_until(transferred, timeout=10, message=lambda: phone.log()[-6000:])
+        received = requests_in_trace(phone)
+        assert [r for r in received if r.startswith(("NOTIFY", "BYE"))][-3:] == [
+            "NOTIFY 100",
+            "NOTIFY 200",
+            "BYE",
+        ], received
+        assert re.search(r"SIP/2\.0 202 Accepted", phone.log())
+
+        # the caller is still in its call, and hears Sales now
+        for i in range(25):
+            sales_audio.sendto(rtp(0, 500 + i, 160 * i, MEMBER_SSRC, bytes([i]) * 160), engine_rtp)
+            time.sleep(0.005)  # a pace, not a burst
+        heard = caller_audio.wait_until(
+            lambda arrivals: sum(a.packet.ssrc == MEMBER_SSRC for a in arrivals) >= 20
+        )
+        assert sum(a.packet.ssrc == MEMBER_SSRC for a in heard) >= 20
+        assert not any(m.is_request and m.method == "BYE" for m in caller.pending), (
+            "the caller was hung up on"
+        )
+        call.hang_up()
+        answer_bye(sales, leg.call_id)
+    server.wait_for_log(r"transfer by 0102030405 done \(200\)")
+
+
+CALLER_LINE = "0102030406"
+
+
+def test_baresip_caller_transfers_the_baresip_member_it_called(
+    tmp_path: Path,
+    ports: PortAllocator,
+    baresips: list[Baresip],
+    start_server: Callable[[dict[str, Any]], HuntgroupServer],
+) -> None:
+    """The caller is a line too (baresip L): its REFER goes on to the member's baresip
+    (M), which calls Sales through the server itself and hangs up the first call."""
+    sales = SipUA("sales", (HOST, 0))
+
+    def md5(number: str) -> str:
+        return hashlib.md5(f"{number}:{DOMAIN}:{PASSWORD}".encode()).hexdigest()
+
+    config = server_config(
+        ports,
+        lines=[
+            {"number": LINE, "name": "member", "ha1_md5": md5(LINE)},
+            {"number": CALLER_LINE, "name": "caller", "ha1_md5": md5(CALLER_LINE)},
+        ],
+        groups=[
+            group("Support", PILOT, "linear", [LINE], no_answer_timeout=10),
+            group("Sales", SALES, "linear", [f"sip:sales@{HOST}:{sales.port}"]),
+        ],
+    )
+    server = start_server(config)
+    sales.server = (HOST, server.port)
+    phones = {
+        number: Baresip(
+            workdir=tmp_path / f"baresip-{number}",
+            number=number,
+            password=PASSWORD,
+            registrar_port=server.port,
+            sip_port=ports.port(),
+            ctrl_port=ports.port(),
+            sip_trace=True,
+        )
+        for number in (LINE, CALLER_LINE)
+    }
+    for phone in phones.values():
+        baresips.append(phone.start())
+    for phone in phones.values():
+        phone.wait_registered()
+    member, caller = phones[LINE], phones[CALLER_LINE]
+    with closing_all(sales):
+        assert caller.command("dial", f"sip:{PILOT}@{DOMAIN}").get("ok")
+        wait_until(lambda: "Call established" in member.log(), timeout=15)
+        wait_until(lambda: "Call established" in caller.log(), timeout=15)
+        assert caller.command("transfer", f"sip:{SALES}@{DOMAIN}").get("ok")
+        invite = sales.wait(lambda m: m.method == "INVITE", timeout=15)
+        assert f"sip:{LINE}" in (invite.header("From") or "")  # the member calls Sales
+        tag = "s1"
+        sales.send(sales.response(invite, 200, "OK", tag=tag, body=sdp_offer(40000)), invite.source)
+        sales.wait(lambda m: m.method == "ACK", timeout=10)
+
+        def settled() -> bool:  # the NOTIFYs came back to the caller; the first call ended
+            received = requests_in_trace(caller)
+            return "NOTIFY 200" in received and "BYE" in requests_in_trace(member)
+
+        wait_until(settled, timeout=15, message=lambda: caller.log()[-6000:])
+        notifies = [r for r in requests_in_trace(caller) if r.startswith("NOTIFY")]
+        assert notifies == ["NOTIFY 100", "NOTIFY 200"], notifies
+        assert "REFER" in requests_in_trace(member)
+    server.wait_for_log(r"transfers 0102030405 to 0150000000 \(REFER passed on\)")
+
+
+# ------------------------------------------------------------------ attended
+
+
+class Line(SipUA):
+    """A hand-written phone registered as one of our lines, that answers and transfers."""
+
+    def __init__(self, server: tuple[str, int], number: str) -> None:
+        super().__init__(f"line{number}", server)
+        self.number = number
+        self.cseq = itertools.count(1)
+
+    def message(self, start: str, headers: list[tuple[str, str]], body: bytes = b"") -> bytes:
+        items = [*headers]
+        if body:
+            items.append(("Content-Type", "application/sdp"))
+        items.append(("Content-Length", str(len(body))))
+        text = start + "\r\n" + "".join(f"{n}: {v}\r\n" for n, v in items) + "\r\n"
+        return text.encode() + body
+
+    def out_of_dialog(
+        self,
+        method: str,
+        uri: str,
+        to: str,
+        call_id: str,
+        *extra: tuple[str, str],
+        body: bytes = b"",
+    ) -> bytes:
+        return self.message(
+            f"{method} {uri} SIP/2.0",
+            [
+                ("Via", f"SIP/2.0/UDP {self.host}:{self.port};branch={self.branch()};rport"),
+                ("Max-Forwards", "70"),
+                ("From", f"<sip:{self.number}@{DOMAIN}>;tag=t{call_id[:8]}"),
+                ("To", to),
+                ("Call-ID", call_id),
+                ("CSeq", f"{next(self.cseq)} {method}"),
+                ("Contact", f"<sip:{self.number}@{self.host}:{self.port}>"),
+                *extra,
+            ],
+            body,
+        )
+
+    def register(self) -> None:
+        call_id = self.new_call_id()
+        aor = f"<sip:{self.number}@{DOMAIN}>"
+        self.send(self.out_of_dialog("REGISTER", f"sip:{DOMAIN}", aor, call_id))
+        challenge = self.wait(lambda m: m.status == 401)
+        value = challenge.all("WWW-Authenticate")[0]
+        answer = digest.authorization(
+            digest.parse_challenge(value),
+            username=self.number,
+            password=PASSWORD,
+            method="REGISTER",
+            uri=f"sip:{DOMAIN}",
+            cnonce="c0ffee",
+            nc=1,
+        )
+        self.send(
+            self.out_of_dialog("REGISTER", f"sip:{DOMAIN}", aor, call_id, ("Authorization", answer))
+        )
+        assert self.wait(lambda m: m.status is not None and m.status >= 200).status == 200
+
+    def respond(self, request: SipMessage, status: int, tag: str, body: bytes = b"") -> None:
+        self.send(self.response(request, status, "OK", tag=tag, body=body), request.source)
+
+    def in_dialog(
+        self, invite: SipMessage, tag: str, method: str, cseq: int, *extra: tuple[str, str]
+    ) -> bytes:
+        """A request in the dialog of ``invite``, which this phone answered with ``tag``."""
+        contact = re.search(r"<([^>]+)>", invite.header("Contact") or "")
+        assert contact
+        return self.message(
+            f"{method} {contact.group(1)} SIP/2.0",
+            [
+                ("Via", f"SIP/2.0/UDP {self.host}:{self.port};branch={self.branch()};rport"),
+                ("Max-Forwards", "70"),
+                ("From", f"{invite.header('To')};tag={tag}"),
+                ("To", invite.header("From") or ""),
+                ("Call-ID", invite.call_id),
+                ("CSeq", f"{cseq} {method}"),
+                ("Contact", f"<sip:{self.number}@{self.host}:{self.port}>"),
+                *extra,
+            ],
+        )
+
+
+def test_attended_transfer_joins_the_caller_with_the_consulted_member(
+    tmp_path: Path,
+    ports: PortAllocator,
+    start_server: Callable[[dict[str, Any]], HuntgroupServer],
+) -> None:
+    sales = SipUA("sales", (HOST, 0))
+    config = server_config(
+        ports,
+        lines=[{"number": LINE, "name": "agent", "password": PASSWORD}],
+        groups=[
+            group("Support", PILOT, "linear", [LINE], no_answer_timeout=10),
+            group("Sales", SALES, "linear", [f"sip:sales@{HOST}:{sales.port}"]),
+        ],
+    )
+    server = start_server(config)
+    sales.server = (HOST, server.port)
+    agent = Line((HOST, server.port), LINE)
+    caller = SipUA("caller", (HOST, server.port))
+    caller_audio, agent_audio, sales_audio = RtpSocket(), RtpSocket(), RtpSocket()
+    with closing_all(agent, caller, sales, caller_audio, agent_audio, sales_audio):
+        agent.register()
+        # call 1: the caller reaches the agent through Support
+        call_id = invite_pilot(caller, caller_audio.port, ("PCMU",))
+        leg1 = agent.wait(lambda m: m.method == "INVITE", timeout=10)
+        agent.respond(leg1, 200, "a1", sdp_offer(agent_audio.port))
+        agent.wait(lambda m: m.method == "ACK" and m.call_id == leg1.call_id)
+        call = await_answer(caller, call_id, timeout=10)
+        # call 2: the agent consults Sales itself; the Sales member answers
+        consult_id = agent.new_call_id()
+        agent.send(
+            agent.out_of_dialog(
+                "INVITE",
+                f"sip:{SALES}@{DOMAIN}",
+                f"<sip:{SALES}@{DOMAIN}>",
+                consult_id,
+                body=sdp_offer(agent_audio.port + 2),
+            )
+        )
+        leg2, _ = answer_invite(sales, sales_audio.port, timeout=10)
+        ok = agent.wait(lambda m: m.status == 200 and m.call_id == consult_id, timeout=10)
+        our_tag, agent_tag = ok.tag("To"), ok.tag("From")
+        contact = re.search(r"<([^>]+)>", ok.header("Contact") or "")
+        assert contact and our_tag and agent_tag
+        ack = agent.out_of_dialog("ACK", contact.group(1), ok.header("To") or "", consult_id)
+        agent.send(ack.replace(b"CSeq: 3 ACK", b"CSeq: 2 ACK"))
+        # the agent transfers call 1 to the consultation (REFER with Replaces)
+        replaces = f"{consult_id.replace('@', '%40')}%3Bto-tag%3D{our_tag}%3Bfrom-tag%3D{agent_tag}"
+        agent.send(
+            agent.in_dialog(
+                leg1, "a1", "REFER", 2, ("Refer-To", f"<sip:{SALES}@{DOMAIN}?Replaces={replaces}>")
+            )
+        )
+        assert agent.wait(lambda m: m.cseq == (2, "REFER"), timeout=5).status == 202
+        events: list[str] = []
+        reinvite: SipMessage | None = None
+        deadline = time.monotonic() + 15
+        while not {"NOTIFY 200", f"BYE {leg1.call_id}"} <= set(events):
+            assert time.monotonic() < deadline, events
+            message = agent.wait(lambda m: m.is_request, timeout=10)
+            if message.method == "NOTIFY":
+                assert message.header("Event") == "refer"
+                events.append(f"NOTIFY {message.body.split()[1]}")
+            else:
+                events.append(f"{message.method} {message.call_id}")
+            agent.respond(message, 200, "x")
+            if reinvite is None:  # the Sales member is moved onto call 1: our re-INVITE
+                with contextlib.suppress(TimeoutError):
+                    reinvite = sales.wait(
+                        lambda m: m.method == "INVITE" and m.call_id == leg2.call_id, timeout=0.5
+                    )
+                    sales.send(
+                        sales.response(
+                            reinvite,
+                            200,
+                            "OK",
+                            tag=leg2.tag("To") or "s",
+                            body=sdp_offer(sales_audio.port),
+                        ),
+                        reinvite.source,
+                    )
+        assert events == [
+            "NOTIFY 100",
+            f"BYE {consult_id}",  # the consultation ends
+            "NOTIFY 200",
+            f"BYE {leg1.call_id}",  # then the agent's part of call 1
+        ], events
+        assert reinvite is not None
+        _, engine_rtp, _ = sdp_audio(reinvite.body)
+        # the caller and the Sales member hear each other
+        for i in range(25):
+            sales_audio.sendto(
+                rtp(0, 700 + i, 160 * i, MEMBER_SSRC, bytes([i]) * 160), (HOST, engine_rtp)
+            )
+            caller_audio.sendto(rtp(0, 100 + i, 160 * i, 0xCA11, bytes([i]) * 160), call.server_rtp)
+            time.sleep(0.005)
+        heard = caller_audio.wait_until(
+            lambda arrivals: sum(a.packet.ssrc == MEMBER_SSRC for a in arrivals) >= 20
+        )
+        assert sum(a.packet.ssrc == MEMBER_SSRC for a in heard) >= 20
+        said = sales_audio.wait_until(
+            lambda arrivals: sum(a.packet.ssrc == 0xCA11 for a in arrivals) >= 20
+        )
+        assert sum(a.packet.ssrc == 0xCA11 for a in said) >= 20
+        call.hang_up()
+        answer_bye(sales, leg2.call_id)
