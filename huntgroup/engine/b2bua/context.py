@@ -16,10 +16,10 @@ layer reports (:meth:`Context.tx_actions`).
 The timer heap holds ``(due, seq, kind, call key, which)`` entries, one per
 armed timer: a 2xx retransmission to the caller, a session timer of one of a
 call's dialogs, a call's maximum duration, a direct-media re-INVITE to try
-again, the end of a shutdown's grace. An entry is never removed when its
-timer changes: it is skipped when it fires or reaches the head and no longer
-matches (:meth:`Context.timer_live`), and the heap is compacted when it has
-grown to twice its live entries.
+again, the end of a shutdown's grace, a hold re-INVITE to try again. An entry
+is never removed when its timer changes: it is skipped when it fires or
+reaches the head and no longer matches (:meth:`Context.timer_live`), and the
+heap is compacted when it has grown to twice its live entries.
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ class TimerKind(IntEnum):
     MAX_DURATION = 3  # server.calls.max_duration of an answered call
     MEDIA_RETRY = 4  # direct media: re-INVITE the side ``which`` again
     SHUTDOWN = 5  # the grace of begin_shutdown is over
+    HOLD_RETRY = 6  # direct media: re-INVITE ``which`` onto the hold music again (491)
 
 
 TimerEntry = tuple[float, int, TimerKind, str, str]

@@ -66,6 +66,7 @@ import logging
 
 from huntgroup.config.models import Config
 from huntgroup.engine.b2bua.admission import PASS
+from huntgroup.engine.b2bua.call_hold import move_to_music
 from huntgroup.engine.b2bua.caller_leg import retransmit_2xx
 from huntgroup.engine.b2bua.calls import CallState
 from huntgroup.engine.b2bua.context import Context, Output, TimerKind
@@ -230,6 +231,8 @@ class B2BUA(Context):
             end_call(self, call, bye_caller=True)
         elif kind is TimerKind.MEDIA_RETRY:
             update_media(self, call, "caller" if which == "caller" else "member")
+        elif kind is TimerKind.HOLD_RETRY:
+            move_to_music(self, call, "caller" if which == "caller" else "member")
 
     # ========================================================== other inputs
     def media_timed_out(self, fact: RtpTimedOut, *, now: float) -> list[Output]:
