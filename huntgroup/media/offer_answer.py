@@ -52,8 +52,19 @@ caller's SDP address is unverified (behind NAT, say) is relayed as in
 ``relay`` mode, since only the relay can latch onto the address its packets
 really come from.
 
+Call hold (:mod:`huntgroup.media.hold`): a bridged side's hold or resume
+offer is answered by :meth:`MediaPlanner.answer_reoffer` from the port that
+side talks to; :meth:`MediaPlanner.set_hold` notes who holds, and
+:meth:`MediaPlanner.bridge` then plays the hold music (``PlayMusic.side``) to
+the other side instead of relaying, with no inactivity watch. In direct mode
+:meth:`MediaPlanner.anchor` takes two ports again for the hold,
+:meth:`MediaPlanner.music_offer` and :meth:`MediaPlanner.music_answered`
+move the held party onto the music, and ``bypass`` gives the ports back on
+resume.
+
 Invariant: every port allocated for a call is released once, by ``bypass``
-or by ``close``.
+or by ``close`` (a direct-mode hold allocates again, and ``bypass`` or
+``close`` releases again).
 """
 
 from __future__ import annotations
