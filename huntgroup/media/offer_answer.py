@@ -479,14 +479,17 @@ class MediaPlanner:
         return answer.sdp.to_bytes()
 
     @staticmethod
-    def set_hold(media: CallMedia, side: MediaSide, holding: bool, music: str | None) -> None:
-        """``side``'s latest offer holds (or not); ``music``: what the other side hears."""
+    def set_hold(media: CallMedia, side: MediaSide, holding: bool) -> MediaSide | None:
+        """``side``'s latest offer holds (or not); returns the side that alone holds now
+        (whose music the other side hears: set ``media.hold_music``), or None."""
         if side == "caller":
             media.caller_holds = holding
         else:
             media.member_holds = holding
-        if holding:
-            media.hold_music = music
+        hearing = _hears_music(media)
+        if hearing is None:
+            return None
+        return "member" if hearing == "caller" else "caller"
 
     def anchor(self, media: CallMedia) -> list[MediaCommand]:
         """Direct mode, media end to end: back onto two ports of ours while a side holds

@@ -92,9 +92,8 @@ def on_offer(
     if request.method == "UPDATE" and call.reinvite_pending:
         ctx.respond(key, request, 491)  # RFC 3311 §5.2: our offer is outstanding
         return True
-    music = music_for(ctx, call, side)
     body = ctx.media.answer_reoffer(media, offer, side)
-    ctx.media.set_hold(media, side, holding, music)
+    music = note_hold(ctx, call, side, holding)
     if body is None:  # cannot answer with the codec in use: the other side does
         return False
     answer_here(ctx, key, request, call, side, dialog, body)
@@ -108,6 +107,15 @@ def on_offer(
         )
     ctx.out.extend(ctx.media.bridge(media))
     return True
+
+
+def note_hold(ctx: Context, call: Call, side: MediaSide, holding: bool) -> str | None:
+    """``side`` holds (or not) from now on; the music of the side that alone holds now
+    (what the other side hears) is kept with the call's media, and returned."""
+    media = call.media
+    holder = ctx.media.set_hold(media, side, holding)
+    media.hold_music = music_for(ctx, call, holder) if holder is not None else None
+    return media.hold_music
 
 
 def answer_here(
@@ -175,8 +183,7 @@ def hold_direct(
     if body is None:  # no G.711 in the holder's offer: relayed as is, no music
         ctx.out.extend(ctx.media.bypass(media))
         return False
-    music = music_for(ctx, call, side)
-    ctx.media.set_hold(media, side, True, music)
+    music = note_hold(ctx, call, side, True)
     answer_here(ctx, key, request, call, side, dialog, body)
     log.info("call %s: put on hold by the %s (music %s)", call.key, side, music or "built-in")
     call.hold_retries = 0
@@ -254,7 +261,7 @@ def resume_answered(ctx: Context, call: Call, response: Response) -> None:
     media.resuming = None
     if side is None or not media.anchored or not 200 <= response.status < 300:
         return
-    ctx.media.set_hold(media, side, False, None)
+    note_hold(ctx, call, side, False)
     log.info("call %s: resumed by the %s; media end to end", call.key, side)
     ctx.out.extend(ctx.media.bypass(media))
 

@@ -232,6 +232,28 @@ def test_both_holding_nothing_is_played_and_nothing_is_watched() -> None:
     assert isinstance(music, PlayMusic) and music.side == "caller"
 
 
+def test_when_one_of_two_holders_resumes_the_other_holders_music_plays() -> None:
+    w = World(alice_music=ALICE_MUSIC, bob_music=BOB_MUSIC, members=0)
+    register(w.alice, LINE_A, PASSWORD, call_id="reg-alice@test")
+    register(w.bob, LINE_B, PASSWORD, call_id="reg-bob@test")
+    w.alice.drop()
+    w.bob.drop()
+    call, leg = w.bridge(caller=w.bob)  # bob calls the group, alice answers
+    hold(call, w.bob, offer(10000, "sendonly"))
+    assert w.net.music[-1].music == BOB_MUSIC
+    w.alice.send(leg.in_dialog("INVITE", body=offer(27001, "sendonly")))
+    w.alice.response(200)  # both hold: nothing plays
+    w.alice.send(leg.in_dialog("INVITE", body=offer(27001, "sendrecv")))
+    w.alice.response(200)  # alice resumes: bob alone holds, alice hears bob's music
+    music = w.net.media[-1]
+    assert isinstance(music, PlayMusic) and (music.side, music.music) == ("member", BOB_MUSIC)
+    hold(call, w.bob, offer(10000, "sendrecv"))
+    w.alice.send(leg.in_dialog("INVITE", body=offer(27001, "inactive")))
+    w.alice.response(200)  # now alice holds: bob hears alice's music
+    music = w.net.media[-1]
+    assert isinstance(music, PlayMusic) and (music.side, music.music) == ("caller", ALICE_MUSIC)
+
+
 def test_a_hold_with_another_codec_is_relayed_and_the_music_still_plays() -> None:
     w = World()
     net = w.net
