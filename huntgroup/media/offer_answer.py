@@ -586,10 +586,10 @@ class MediaPlanner:
 
         Once per call; a command only when the caller was being held back.
         """
-        if media.caller_confirmed or media.closed or media.bypassed:
+        if media.caller_confirmed or media.closed:
             return []
-        media.caller_confirmed = True
-        if not media.caller_spoofable:
+        media.caller_confirmed = True  # end to end too: a later hold may play it music
+        if media.bypassed or not media.caller_spoofable:
             return []
         return [ConfirmMedia(media.session, media.caller_port)]
 

@@ -433,3 +433,4 @@ def test_direct_a_member_holding_moves_the_caller() -> None:
         "caller",
         ("127.0.0.1", 10000),
     )
+    assert not music.unconfirmed, "the caller's ACK confirmed it, end to end as it was"
