@@ -179,6 +179,19 @@ def test_the_resume_is_answered_here_and_the_relay_starts_again() -> None:
     assert net.ports_in_use == 0
 
 
+def test_a_hold_and_a_resume_by_update_are_answered_here_too() -> None:
+    w = World()
+    net = w.net
+    call, _ = w.bridge()
+    w.c0.send(call.in_dialog("UPDATE", body=offer(10000, "sendonly")))
+    assert audio(w.c0.response(200, "UPDATE").body)[1] == "recvonly"
+    assert isinstance(net.media[-1], PlayMusic) and net.media[-1].side == "member"
+    w.c0.send(call.in_dialog("UPDATE", body=offer(10000, "sendrecv")))
+    assert audio(w.c0.response(200, "UPDATE").body)[1] == "sendrecv"
+    assert isinstance(net.media[-1], StartRelay)
+    w.m1.quiet()
+
+
 def test_a_member_holding_gets_the_caller_music_from_the_callers_port() -> None:
     w = World()
     net = w.net
