@@ -417,6 +417,17 @@ def test_direct_a_held_party_whose_dialog_is_gone_ends_the_call() -> None:
     assert w.net.ports_in_use == 0
 
 
+def test_direct_a_held_party_that_never_answers_the_move_ends_the_call_on_timer_b() -> None:
+    w, call, _leg = direct_world()
+    hold(call, w.c0, offer(10000, "sendonly"))
+    w.m1.request("INVITE")  # never answered
+    w.net.advance(31.0)
+    assert not w.c0.has("BYE"), "Timer B is 64 x T1 = 32 s"
+    w.net.advance(2.0)
+    assert w.c0.request("BYE").call_id == call.call_id
+    assert w.net.ports_in_use == 0 and w.net.b2b.active_calls == 0
+
+
 def test_direct_a_failed_resume_keeps_the_hold() -> None:
     w, call, _leg = direct_world()
     net = w.net
