@@ -232,6 +232,8 @@ def moved_to_music(ctx: Context, ours: HoldReinvite, response: Response) -> None
     media = call.media
     if 200 <= status < 300:
         refresh_answered(ctx, call, dialog, response)
+        if media.music_offer_sdp is not None:  # what a refresh re-INVITE offers again
+            dialog.local_sdp = media.music_offer_sdp.to_bytes()
         if not ctx.media.music_answered(media, side, response.body):
             log.warning("call %s: unusable SDP from the %s; it hears no music", call.key, side)
             return

@@ -372,6 +372,10 @@ def test_direct_a_caller_holding_moves_the_member_onto_the_music_and_back() -> N
         GROUP_MUSIC,
     )
     assert net.ports_in_use == 2
+    leg_dialog = next(iter(net.b2b.index.calls.values())).legs
+    assert [x.dialog.local_sdp for x in leg_dialog.values() if x.dialog] == [moved.body], (
+        "a session refresh re-INVITE would offer the music SDP again"
+    )
     # resume: relayed end to end, with the caller's own SDP
     call.reinvite(offer(10000, "sendrecv"))
     resumed = w.m1.request("INVITE")
