@@ -72,11 +72,12 @@ class World:
         bob_music: str | None = None,
         members: int = 1,
         mode: str = "relay",
+        member_lines: tuple[str, ...] = (LINE_A,),
     ) -> None:
         config = make_config(
             "linear",
             members=members,
-            member_lines=[LINE_A],
+            member_lines=member_lines,
             lines=[
                 {"number": LINE_A, "music": alice_music},
                 {"number": LINE_B, "music": bob_music},
@@ -289,6 +290,19 @@ def test_the_server_default_music_for_a_group_without_music() -> None:
     call, _ = w.bridge()
     hold(call, w.c0, offer(10000, "sendonly"))
     assert w.net.music[-1].music == SERVER_MUSIC
+
+
+def test_a_queued_caller_of_a_group_without_music_hears_the_server_default() -> None:
+    w = World(group_music=None, member_lines=())
+    w.bridge()  # m1 is busy: the next caller waits
+    waiting = w.net.phone("c1", 6001, "0600000001")
+    waiting.invite(PILOT, rtp=10002)
+    queued = w.net.music[-1]
+    assert (queued.side, queued.music, queued.remote) == (
+        "caller",
+        SERVER_MUSIC,
+        ("127.0.0.1", 10002),
+    )
 
 
 def test_the_built_in_music_without_any() -> None:
