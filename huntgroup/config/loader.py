@@ -21,7 +21,7 @@ caller: the command line and the drivers pass
 media or TLS code (nor numpy or ssl).
 
 Invariants: the result is either a valid ``Config`` (with every
-``queue.music`` resolved to an absolute, readable file) or a ``ConfigError``
+music setting resolved to an absolute, readable file) or a ``ConfigError``
 listing every problem found, sorted by position; no other exception escapes
 for any input text.
 """
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,7 +167,8 @@ def load_config_text(
 ) -> Config:
     """Validate configuration ``text``; ``filename`` is only used in messages.
 
-    Relative ``queue.music`` paths are resolved against ``base_dir``.
+    Relative music paths (``server.media.music``, ``lines[].music``, ``queue.music``)
+    are resolved against ``base_dir``.
     """
     return load_config_document(parse_yaml(text, filename), filename, base_dir, checks=checks)
 
@@ -319,23 +320,34 @@ def _best_effort_view(data: Mapping[str, Any]) -> Config:
     return Config.model_construct(lines=tuple(lines), groups=tuple(groups))
 
 
+def _music_fields(doc: Document) -> Iterator[tuple[FieldPath, object]]:
+    """Every music setting of the file: ``server.media.music``, each line's ``music``
+    and each group's ``queue.music``, with its field path."""
+    yield (
+        ("server", "media", "music"),
+        _fields(_fields(doc.data.get("server")).get("media")).get("music"),
+    )
+    for i, raw_line in enumerate(_items(doc.data.get("lines"))):
+        yield ("lines", i, "music"), _fields(raw_line).get("music")
+    for i, raw_group in enumerate(_items(doc.data.get("groups"))):
+        yield ("groups", i, "queue", "music"), _fields(_fields(raw_group).get("queue")).get("music")
+
+
 def _check_music(
     doc: Document, filename: str, base_dir: Path, checks: FileChecks
-) -> tuple[dict[int, str], list[ConfigProblem]]:
-    """Resolve each group's ``queue.music``; return {group index: absolute path}."""
-    resolved: dict[int, str] = {}
+) -> tuple[dict[FieldPath, str], list[ConfigProblem]]:
+    """Resolve every music setting; return {field path: absolute path}."""
+    resolved: dict[FieldPath, str] = {}
     problems: list[ConfigProblem] = []
-    for i, raw_group in enumerate(_items(doc.data.get("groups"))):
-        music = _fields(_fields(raw_group).get("queue")).get("music")
+    for path, music in _music_fields(doc):
         if not isinstance(music, str):
             continue  # absent, null, or a type error that validation reports
-        path: FieldPath = ("groups", i, "queue", "music")
         if music.strip():
             target, message = _resolve_music(music, base_dir, checks)
         else:
-            target, message = music, "empty music path; use null for the built-in music"
+            target, message = music, "empty music path; use null for the default music"
         if message is None:
-            resolved[i] = target
+            resolved[path] = target
         else:
             problems.append(_problem(filename, doc.locations.of_value(path), path, message))
     return resolved, problems
@@ -416,16 +428,28 @@ def _resolve_music(
     return target, None
 
 
-def _with_music(cfg: Config, music: dict[int, str]) -> Config:
+def _with_music(cfg: Config, music: dict[FieldPath, str]) -> Config:
+    """``cfg`` with every music setting replaced by its absolute path."""
     if not music:
         return cfg
+    server = cfg.server
+    media_music = music.get(("server", "media", "music"))
+    if media_music is not None:
+        media = server.media.model_copy(update={"music": media_music})
+        server = server.model_copy(update={"media": media})
+    lines = tuple(
+        line.model_copy(update={"music": music[("lines", i, "music")]})
+        if ("lines", i, "music") in music
+        else line
+        for i, line in enumerate(cfg.lines)
+    )
     groups = tuple(
-        g.model_copy(update={"queue": g.queue.model_copy(update={"music": music[i]})})
-        if i in music
+        g.model_copy(update={"queue": g.queue.model_copy(update={"music": path})})
+        if (path := music.get(("groups", i, "queue", "music"))) is not None
         else g
         for i, g in enumerate(cfg.groups)
     )
-    return cfg.model_copy(update={"groups": groups})
+    return cfg.model_copy(update={"server": server, "lines": lines, "groups": groups})
 
 
 def _with_announcements(cfg: Config, resolved: dict[int, dict[str, Any]], filename: str) -> Config:

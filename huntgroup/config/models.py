@@ -133,6 +133,9 @@ class MediaConfig(_Model):
     # NAT may latch from its signalling IP, and the silence that ends a relayed call.
     latch_window: float = Field(5.0, ge=0, le=60)
     rtp_timeout: float | None = Field(60.0, ge=0, le=86400)
+    # the server's default hold music (null: the built-in music): direct calls put on hold,
+    # and groups and lines that name none
+    music: str | None = None
 
 
 class SipTimers(_Model):
@@ -269,9 +272,31 @@ class ServerConfig(_Model):
         return value
 
 
+MAX_DISPLAY_NAME = 64
+"""The longest ``lines[].name`` (characters): it is sent in From and P-Asserted-Identity."""
+
+
+def _check_display_name(value: str) -> str:
+    """A line's name, sent as a SIP display name (a quoted-string, RFC 3261 §25.1): any
+    printable text; control characters (CR, LF, TAB, DEL ...) have no place in it."""
+    bad = next((c for c in value if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0), None)
+    if bad is not None:
+        raise ValueError(
+            f"the name holds a control character (U+{ord(bad):04X}); a display name is "
+            "printable text on one line"
+        )
+    return value
+
+
+DisplayName = Annotated[
+    str, Field(max_length=MAX_DISPLAY_NAME), AfterValidator(_check_display_name)
+]
+
+
 class LineConfig(_Model):
     number: str
-    name: str = ""
+    name: DisplayName = ""
+    music: str | None = None  # the line's own hold music (file), for calls it holds
     password: str | None = None
     ha1_md5: str | None = None
     ha1_sha256: str | None = None

@@ -124,6 +124,10 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "address": "IP address written in our SDP (where peers send RTP to us).",
         "rtp_ports": "RTP port range 'LOW-HIGH' (at least 2 ports, 1024..65535).",
         "mode": "relay: audio flows through the server; direct: between the phones.",
+        "music": "The server's default hold music («musique d'attente»): an audio file, "
+        "relative to the configuration file, heard by the other party when a direct call "
+        "is put on hold, and by callers of groups and lines that name no music of their "
+        "own; null: the built-in music.",
         "latch_window": "Seconds after a stream starts in which a peer whose SDP address is "
         "not its (public) signalling IP, nor a trusted peer's, may latch: its first RTP "
         "packet from its SDP address or its signalling IP (any port) fixes the address; it "
@@ -209,7 +213,13 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
     },
     "LineConfig": {
         "number": "The line's number (digits, optional leading +); also its SIP login. Quote it.",
-        "name": "Display name of the line's user.",
+        "name": "The licence's name («nom de la licence»): the display name of the line's "
+        "calls (From and P-Asserted-Identity of its internal and outgoing calls, the caller "
+        "name members see on group calls from it). Printable text, at most 64 characters; "
+        "quotes and backslashes are escaped in SIP.",
+        "music": "The line's own hold music: an audio file, relative to the configuration "
+        "file, heard by the other party when this line puts a call on hold; null: the "
+        "group's music for a group call, else server.media.music.",
         "password": "SIP digest password (or give ha1_md5 / ha1_sha256 instead).",
         "ha1_md5": "MD5 of 'number:domain:password', 32 hex digits, instead of the password.",
         "ha1_sha256": "SHA-256 of 'number:domain:password', 64 hex digits, instead of the "
@@ -247,7 +257,8 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "max_wait": "«Durée maximale en secondes de la file d'attente des appels»: seconds "
         "from arrival to an answer before the call is released or overflows; null: no limit.",
         "music": "Hold music («musique d'attente») audio file, relative to the configuration "
-        "file; null: the built-in music.",
+        "file, for callers waiting in the queue and for a group call put on hold; null: the "
+        "server's default music (server.media.music).",
         "answer": "true: answer queued callers (200 OK) with music; false: music as early media "
         "(183).",
         "overflow_to": "Number or SIP URI for a full queue, max_wait or when_empty; null: "

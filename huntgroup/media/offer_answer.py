@@ -54,8 +54,19 @@ caller's SDP address is unverified (behind NAT, say) is relayed as in
 ``relay`` mode, since only the relay can latch onto the address its packets
 really come from.
 
+Call hold (:mod:`huntgroup.media.hold`): a bridged side's hold or resume
+offer is answered by :meth:`MediaPlanner.answer_reoffer` from the port that
+side talks to; :meth:`MediaPlanner.set_hold` notes who holds, and
+:meth:`MediaPlanner.bridge` then plays the hold music (``PlayMusic.side``) to
+the other side instead of relaying, with no inactivity watch. In direct mode
+:meth:`MediaPlanner.anchor` takes two ports again for the hold,
+:meth:`MediaPlanner.music_offer` and :meth:`MediaPlanner.music_answered`
+move the held party onto the music, and ``bypass`` gives the ports back on
+resume.
+
 Invariant: every port allocated for a call is released once, by ``bypass``
-or by ``close``.
+or by ``close`` (a direct-mode hold allocates again, and ``bypass`` or
+``close`` releases again).
 """
 
 from __future__ import annotations
@@ -68,6 +79,7 @@ from typing import Literal
 from huntgroup.errors import ProtocolError, RemoteProtocolError
 from huntgroup.media.announcements import PlayAnnouncement
 from huntgroup.media.g711 import Codec
+from huntgroup.media.hold import answer_in_place
 from huntgroup.media.nat import unverified_media
 from huntgroup.media.ports import PortAllocator, PortsExhausted
 from huntgroup.media.sdp import (
@@ -98,6 +110,8 @@ class PlayMusic:
     # trusted peer) and its dialog is not confirmed yet: nothing is sent to it before its
     # first packet from there or ConfirmMedia
     unconfirmed: bool = False
+    side: MediaSide = "caller"  # who hears it: the caller (queued, or held by the member),
+    # or the member (held by the caller); ``port`` is that side's port
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +206,14 @@ class CallMedia:
     told_caller: tuple[str, int] | None = None  # the member address the caller was given
     told_member: tuple[str, int] | None = None  # the caller address members were given
     bypassed: bool = False  # ports given back: media flows end to end
+    # call hold (media/hold.py): the side whose latest offer holds; the other hears music
+    caller_holds: bool = False
+    member_holds: bool = False
+    hold_music: str | None = None  # the music of the hold (file; None: the built-in music)
+    # direct mode: the call is back on our ports while one side holds (see ``anchor``)
+    anchored: bool = False
+    resuming: MediaSide | None = None  # direct mode: the last resume, relayed end to end
+    music_offer_sdp: SessionDescription | None = None  # our offer moving a side onto music
 
 
 MediaMode = Literal["relay", "direct"]
@@ -431,27 +453,149 @@ class MediaPlanner:
         self._learn(media, sdp, endpoint, from_caller=side == "caller")
         return endpoint != (media.told_member if side == "caller" else media.told_caller)
 
+    # ---------------------------------------------------------------- call hold
+    def answer_reoffer(
+        self, media: CallMedia, offer: SessionDescription, side: MediaSide
+    ) -> bytes | None:
+        """A bridged ``side``'s new offer (a hold, a resume), answered here from the port
+        it talks to (see :mod:`huntgroup.media.hold`); None when we cannot (media not
+        anchored on our ports, the codec in use gone): the offer is then relayed.
+
+        Relay mode keeps the codec and payload type in use (the relay passes RTP
+        through); a direct-mode call anchored for a hold takes any G.711 (what that
+        side sends is not passed on). Where the side wants RTP is learnt. The caller
+        of this sets the hold (:meth:`set_hold`) and asks :meth:`bridge` what flows.
+        """
+        toward_caller = side == "caller"
+        port = media.caller_port if toward_caller else media.member_port
+        plan = media.caller_plan if toward_caller else media.member_plan
+        if media.closed or media.bypassed or port is None or plan is None:
+            return None
+        if media.direct and not media.anchored:
+            return None
+        mine = media.caller_origin if toward_caller else media.member_origin
+        if mine is None:
+            return None
+        anchored = media.direct
+        answer = answer_in_place(
+            offer,
+            local_address=self.address,
+            local_port=port,
+            origin=_next_version(mine),
+            codecs=(Codec.PCMU, Codec.PCMA) if anchored else (plan.codec,),
+            payload_type=None if anchored else plan.payload_type,
+        )
+        if answer is None:
+            return None
+        self._bump_origin(media, toward_caller=toward_caller)
+        endpoint = (answer.plan.remote_address, answer.plan.remote_port)
+        if toward_caller:
+            media.caller_plan = answer.plan
+        else:
+            media.member_plan = answer.plan
+        self._learn(media, offer, endpoint, from_caller=toward_caller)
+        return answer.sdp.to_bytes()
+
+    @staticmethod
+    def set_hold(media: CallMedia, side: MediaSide, holding: bool) -> MediaSide | None:
+        """``side``'s latest offer holds (or not); returns the side that alone holds now
+        (whose music the other side hears: set ``media.hold_music``), or None."""
+        if side == "caller":
+            media.caller_holds = holding
+        else:
+            media.member_holds = holding
+        hearing = _hears_music(media)
+        if hearing is None:
+            return None
+        return "member" if hearing == "caller" else "caller"
+
+    def anchor(self, media: CallMedia) -> list[MediaCommand]:
+        """Direct mode, media end to end: back onto two ports of ours while a side holds
+        (given back by :meth:`bypass` on resume). :class:`PortsExhausted` when none is free."""
+        if media.closed or not media.bypassed:
+            return []
+        caller_port = self.ports.allocate()
+        try:
+            member_port = self.ports.allocate()
+        except PortsExhausted:
+            self.ports.release(caller_port)
+            raise
+        media.caller_port, media.member_port = caller_port, member_port
+        media.bypassed, media.anchored = False, True
+        return [
+            OpenPort(media.session, caller_port, "caller"),
+            OpenPort(media.session, member_port, "member"),
+        ]
+
+    def music_offer(self, media: CallMedia, side: MediaSide) -> bytes:
+        """Direct mode, anchored: the re-INVITE offer moving ``side`` onto our port for
+        the music (``a=sendonly``: we only send; G.711)."""
+        toward_caller = side == "caller"
+        port = media.caller_port if toward_caller else media.member_port
+        assert port is not None
+        origin = self._bump_origin(media, toward_caller=toward_caller, start=self._origin())
+        assert origin is not None
+        sdp = replace(
+            make_offer(
+                local_address=self.address,
+                local_port=port,
+                session_id=origin.session_id,
+                session_version=origin.session_version,
+                direction="sendonly",
+            ),
+            origin=origin,
+        )
+        media.music_offer_sdp = sdp
+        return sdp.to_bytes()
+
+    def music_answered(self, media: CallMedia, side: MediaSide, body: bytes) -> bool:
+        """``side`` answered :meth:`music_offer`: where and how it takes the music.
+        False when the answer is unusable (it then hears nothing until the resume)."""
+        if media.music_offer_sdp is None or media.closed or not media.anchored:
+            return False
+        try:
+            answer = parse_sdp(body)
+            plan = accept_answer(media.music_offer_sdp, answer)
+        except ProtocolError:
+            return False
+        endpoint = (plan.remote_address, plan.remote_port)
+        if side == "caller":
+            media.caller_plan = plan
+        else:
+            media.member_plan = plan
+        self._learn(media, answer, endpoint, from_caller=side == "caller")
+        return True
+
     def bypass(self, media: CallMedia) -> list[MediaCommand]:
         """Direct mode: both sides talk to each other; stop relaying, give the ports back."""
         if media.closed or media.bypassed:
             return []
-        media.bypassed = True
+        media.bypassed, media.anchored = True, False
         return [CloseMedia(media.session, self._release(media))]
 
-    def play_music(self, media: CallMedia, music: str | None) -> list[MediaCommand]:
-        plan = media.caller_plan
+    def play_music(
+        self, media: CallMedia, music: str | None, side: MediaSide = "caller"
+    ) -> list[MediaCommand]:
+        """Music to ``side`` from its port (the caller: queued, or held by the member)."""
         if media.closed:
             return []
+        if side == "caller":
+            plan, port, nat = media.caller_plan, media.caller_port, media.caller_nat
+        else:
+            if media.member_plan is None or media.member_port is None:
+                return []
+            plan, port, nat = media.member_plan, media.member_port, media.member_nat
         return [
             PlayMusic(
                 media.session,
-                media.caller_port,
+                port,
                 (plan.remote_address, plan.remote_port),
                 plan.codec,
                 plan.payload_type,
                 music,
-                media.caller_nat,
-                unconfirmed=_unconfirmed(media),
+                nat,
+                unconfirmed=side == "caller" and _unconfirmed(media),
+                side=side,
             )
         ]
 
@@ -460,10 +604,10 @@ class MediaPlanner:
 
         Once per call; a command only when the caller was being held back.
         """
-        if media.caller_confirmed or media.closed or media.bypassed:
+        if media.caller_confirmed or media.closed:
             return []
-        media.caller_confirmed = True
-        if not media.caller_spoofable:
+        media.caller_confirmed = True  # end to end too: a later hold may play it music
+        if media.bypassed or not media.caller_spoofable:
             return []
         return [ConfirmMedia(media.session, media.caller_port)]
 
@@ -477,6 +621,9 @@ class MediaPlanner:
                 media.member_port = self.ports.allocate()
             except PortsExhausted:
                 return []  # no relay meanwhile: the caller's audio waits for the switch
+        hearing = _hears_music(media)
+        if hearing is not None:  # one side holds: the other hears the music of the hold
+            return self.play_music(media, media.hold_music, hearing)
         caller = media.caller_plan
         return [
             StartRelay(
@@ -490,6 +637,8 @@ class MediaPlanner:
                 caller_unconfirmed=_unconfirmed(media),
                 # direct mode's interim relay: the member sends to the caller, not to us
                 watch=not media.direct
+                and not media.caller_holds
+                and not media.member_holds
                 and not on_hold(media.caller_sdp)
                 and not on_hold(media.member_sdp),
             )
@@ -622,6 +771,14 @@ def on_hold(sdp: SessionDescription | None) -> bool:
             return True
         return m.direction(sdp.direction) != "sendrecv"
     return True
+
+
+def _hears_music(media: CallMedia) -> MediaSide | None:
+    """The side that hears the music of a hold: the other side of the one that holds (none
+    when neither or both hold: both holding, the relay carries what little they send)."""
+    if media.caller_holds == media.member_holds:
+        return None
+    return "member" if media.caller_holds else "caller"
 
 
 def _unconfirmed(media: CallMedia) -> bool:

@@ -278,3 +278,43 @@ def test_the_loader_alone_checks_music_is_readable_not_playable(tmp_path: Path) 
     text = BASE + "    queue:\n      music: hold.wav\n"
     cfg = load_config_text(text, "cfg.yaml", tmp_path)
     assert cfg.groups[0].queue.music == str((tmp_path / "hold.wav").resolve())
+
+
+def test_line_and_server_music_are_resolved_and_checked(tmp_path: Path) -> None:
+    """lines[].music and server.media.music are music files like queue.music: resolved
+    against the base directory, and reported at their own line when missing."""
+    (tmp_path / "alice.wav").write_bytes(b"RIFF")
+    (tmp_path / "default.wav").write_bytes(b"RIFF")
+    text = "server:\n  media:\n    music: default.wav\n" + BASE.replace(
+        "    password: a\n", "    password: a\n    music: alice.wav\n", 1
+    )
+    cfg = load_config_text(text, "cfg.yaml", tmp_path)
+    assert cfg.server.media.music == str((tmp_path / "default.wav").resolve())
+    assert cfg.lines[0].music == str((tmp_path / "alice.wav").resolve())
+    assert cfg.lines[1].music is None
+    text = "server:\n  media:\n    music: nope.wav\n" + BASE.replace(
+        "    password: b\n", '    password: b\n    music: ""\n', 1
+    )
+    assert problems(text, tmp_path) == [
+        f"cfg.yaml:3:12: server.media.music: music file not found: '{tmp_path / 'nope.wav'}'",
+        "cfg.yaml:9:12: lines.1.music: empty music path; use null for the default music",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("escaped", "code"),
+    [("Alice\\r\\nVia: SIP/2.0/UDP evil", "000D"), ("tab\\there", "0009"), ("bell\\a", "0007")],
+)
+def test_a_line_name_with_control_characters_is_refused(escaped: str, code: str) -> None:
+    """The name goes into From and P-Asserted-Identity: CR/LF would split the header."""
+    text = BASE.replace("    password: a\n", f'    password: a\n    name: "{escaped}"\n', 1)
+    assert problems(text) == [
+        f"cfg.yaml:4:11: lines.0.name: the name holds a control character (U+{code}); a "
+        "display name is printable text on one line"
+    ]
+
+
+def test_a_line_name_with_quotes_and_backslashes_is_fine() -> None:
+    text = BASE.replace("    password: a\n", "    password: a\n    name: 'Al \"Boss\" \\\\'\n", 1)
+    cfg = load_config_text(text, "cfg.yaml", Path("/nonexistent"))
+    assert cfg.lines[0].name == 'Al "Boss" \\\\'

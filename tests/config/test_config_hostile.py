@@ -301,7 +301,7 @@ MUSIC_CONFIG = 'groups:\n  - name: a\n    pilot: "0140000001"\n    queue:\n     
 @pytest.mark.parametrize(
     ("music", "message"),
     [
-        ('""', "empty music path; use null for the built-in music"),
+        ('""', "empty music path; use null for the default music"),
         ("a" * 5000, "invalid music path 'aaaa"),
         ("~no-such-user-here/x.wav", "invalid music path '~no-such-user-here/x.wav'"),
     ],

@@ -126,8 +126,7 @@ def test_baresip_blind_transfer_to_a_pilot(
         call = await_answer(caller, call_id, timeout=15)
         wait_until(lambda: "Call established" in phone.log(), timeout=10)
 
-        answer = phone.command("transfer", f"sip:{SALES}@{DOMAIN}")
-        assert answer.get("ok"), answer
+        phone.command("transfer", f"sip:{SALES}@{DOMAIN}")  # fails unless baresip says ok
         leg, engine_rtp = answer_invite(sales, sales_audio.port, timeout=15)
 
         # baresip: 202 (its log), NOTIFY 100, NOTIFY 200, then BYE
@@ -207,10 +206,10 @@ def test_baresip_caller_transfers_the_baresip_member_it_called(
         phone.wait_registered()
     member, caller = phones[LINE], phones[CALLER_LINE]
     with closing_all(sales):
-        assert caller.command("dial", f"sip:{PILOT}@{DOMAIN}").get("ok")
+        caller.command("dial", f"sip:{PILOT}@{DOMAIN}")
         wait_until(lambda: "Call established" in member.log(), timeout=15)
         wait_until(lambda: "Call established" in caller.log(), timeout=15)
-        assert caller.command("transfer", f"sip:{SALES}@{DOMAIN}").get("ok")
+        caller.command("transfer", f"sip:{SALES}@{DOMAIN}")
         invite = sales.wait(lambda m: m.method == "INVITE", timeout=15)
         assert f"sip:{LINE}" in (invite.header("From") or "")  # the member calls Sales
         tag = "s1"

@@ -779,6 +779,12 @@ BARESIP_MISSING = (
 BARESIP_MODULES = Path("/usr/lib/baresip/modules")
 
 
+def _netstring_end(buffer: bytes) -> int:
+    """The length of the netstring at the start of ``buffer`` (``LEN:DATA,``)."""
+    length, _, _ = buffer.partition(b":")
+    return len(length) + 1 + int(length) + 1
+
+
 def baresip_binary() -> str:
     path = shutil.which("baresip")
     if path is None:
@@ -805,8 +811,11 @@ class Baresip:
     domain: str = DOMAIN
     lifetime: float = 60
     popen: subprocess.Popen[bytes] | None = None
-    ctrl_port: int | None = None  # ctrl_tcp: commands over TCP (see :meth:`command`)
+    ctrl_port: int | None = None  # baresip's ctrl_tcp module listens there (see command())
     sip_trace: bool = False  # -s: every SIP message in the log
+    # what the phone says: "aubridge,huntgroup" echoes what it hears (player and source on
+    # one bridge), "ausine,440" a 440 Hz tone from its own thread
+    audio_source: str = "aubridge,huntgroup"
 
     @property
     def log_file(self) -> Path:
@@ -823,15 +832,18 @@ sip_listen\t\t{HOST}:{self.sip_port}
 call_local_timeout\t120
 call_max_calls\t\t4
 audio_player\t\taubridge,huntgroup
-audio_source\t\taubridge,huntgroup
+audio_source\t\t{self.audio_source}
 audio_alert\t\taubridge,huntgroup
 module_path\t\t{BARESIP_MODULES}
 module\t\t\tg711.so
 module\t\t\taubridge.so
+module\t\t\tausine.so
 module_tmp\t\taccount.so
 module_app\t\tmenu.so
 """
-        if self.ctrl_port is not None:
+        if self.audio_source.startswith("ausine"):  # it makes 48 kHz stereo only
+            config += "ausrc_srate\t\t48000\nausrc_channels\t\t2\n"
+        if self.ctrl_port is not None:  # commands over TCP: netstrings of JSON
             config += f"module_app\t\tctrl_tcp.so\nctrl_tcp_listen\t\t{HOST}:{self.ctrl_port}\n"
         account = (
             f"<sip:{self.number}@{self.domain};transport=udp>"
@@ -884,26 +896,29 @@ module_app\t\tmenu.so
         )
         return found
 
-    def command(self, name: str, params: str = "") -> dict[str, Any]:
-        """One ctrl_tcp command (a JSON netstring); baresip's answer."""
-        assert self.ctrl_port is not None, "baresip was started without ctrl_port"
-        body = json.dumps({"command": name, "params": params, "token": name}).encode()
-        with socket.create_connection((HOST, self.ctrl_port), timeout=5) as conn:
-            conn.sendall(b"%d:%s," % (len(body), body))
-            data = b""
-            while True:  # events may come first: read netstrings up to our response
-                chunk = conn.recv(65536)
-                if not chunk:
-                    raise HarnessError(f"baresip closed ctrl_tcp; got {data!r}")
-                data += chunk
-                while b":" in data:
-                    size, _, rest = data.partition(b":")
-                    if len(rest) < int(size) + 1:
-                        break
-                    message = json.loads(rest[: int(size)])
-                    data = rest[int(size) + 1 :]
-                    if message.get("response"):
-                        return dict(message)
+    def command(self, name: str, params: str = "", *, timeout: float = 10.0) -> str:
+        """Run a menu command (``hold``, ``resume``, ``dial`` ...) through ctrl_tcp (needs
+        ``ctrl_port``); its output. Fails when baresip says the command failed."""
+        assert self.ctrl_port is not None, "start baresip with a ctrl_port"
+        message = json.dumps({"command": name, "params": params, "token": name}).encode()
+        with socket.create_connection((HOST, self.ctrl_port), timeout=timeout) as sock:
+            sock.sendall(f"{len(message)}:".encode() + message + b",")
+            buffer = b""
+            reply: dict[str, Any] = {}
+            while not reply.get("response"):  # events may come first: one netstring each
+                while b":" not in buffer or len(buffer) < _netstring_end(buffer):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        raise HarnessError(f"baresip closed ctrl_tcp:\n{self.log()[-2000:]}")
+                    buffer += chunk
+                end = _netstring_end(buffer)
+                reply = json.loads(buffer[buffer.index(b":") + 1 : end - 1])
+                buffer = buffer[end:]
+        if not reply.get("ok"):
+            raise HarnessError(
+                f"baresip {name} {params}: {reply.get('data')}\n{self.log()[-2000:]}"
+            )
+        return str(reply.get("data", ""))
 
     def stop(self) -> None:
         if self.popen is None or self.popen.poll() is not None:

@@ -20,6 +20,13 @@ at most, and the winner's are played out when the relay starts.
 
 Relay: a packet arriving on one side is sent out of the other side's socket.
 
+Hold (``PlayMusic.side``): when one side of a bridged call holds, the music
+goes out of the *other* side's port (the member's when the caller holds), the
+relay stops (what the holder sends is dropped) and so does the inactivity
+watch; a ``StartRelay`` on resume takes over again. The music keeps the
+session's one :class:`RtpStream`: one SSRC, sequence numbers and timestamps
+that go on from packet to packet.
+
 Latching (docs/security.md, "RTP hijacking"): a side whose SDP address is
 vouched for (the command carries no signalling IP for it) is sent to at once
 and its packets are taken only from that address (music and relay alike). A
@@ -108,7 +115,9 @@ class _Session:
     caller_port: int | None = None
     member_port: int | None = None
     stream: RtpStream | None = None
+    music_port: int | None = None  # the port the music goes out of (caller or member side)
     relaying: bool = False
+    bridged: bool = False  # a relay started once: the member port's packets are the winner's
     watch: bool = False  # RTP inactivity: both sides of the relay should send
     watch_queued: bool = False  # an entry of the deadline heap is for this session
     # packets from members before the relay starts (the answer's first words)
@@ -367,7 +376,7 @@ class MediaEngine:
                 self.counters.dropped_bad_header += 1
                 continue
             source = (addr[0], addr[1])
-            if not state.relaying and port == state.member_port:
+            if not state.bridged and port == state.member_port:
                 state.early.append((source, data))  # no member has won yet: keep, don't latch
                 continue
             if (source != side.remote or not side.latched) and not self._accepts(side, source, now):
@@ -375,7 +384,7 @@ class MediaEngine:
                 continue
             side.last_rx = now
             if not state.relaying:
-                continue  # the caller talks over the music: nobody listens
+                continue  # a side talks over the music (queued, or holding): nobody listens
             other_port = state.member_port if port == state.caller_port else state.caller_port
             other = state.sides.get(other_port) if other_port is not None else None
             if other is not None and self._send(other, data):
@@ -383,13 +392,18 @@ class MediaEngine:
 
     # ------------------------------------------------------------ commands
     def _play(self, cmd: PlayMusic) -> None:
+        now = self.loop.time()
         side = self._bind(cmd.session, cmd.port)
-        self._aim(side, cmd.remote, cmd.nat, self.loop.time(), held=cmd.unconfirmed)
+        self._aim(side, cmd.remote, cmd.nat, now, held=cmd.unconfirmed)
         state = self._sessions[cmd.session]
-        state.caller_port = cmd.port
-        if state.relaying:  # music again after a bridge (a transfer): the relay stops
+        if cmd.side == "member":  # the caller holds: the member hears the music
+            state.member_port = cmd.port
+        else:
+            state.caller_port = cmd.port
+        state.music_port = cmd.port
+        if state.relaying:  # a hold: the relay stops, and a silent holder ends nothing
             state.relaying = False
-            self._watch(cmd.session, state, False, self.loop.time())
+            self._watch(cmd.session, state, False, now)
         try:
             music = self.library.get(cmd.music)
         except MediaError as err:
@@ -445,7 +459,8 @@ class MediaEngine:
         self._aim(member, cmd.member_remote, cmd.member_nat, now)
         state = self._sessions[cmd.session]
         state.caller_port, state.member_port = cmd.caller_port, cmd.member_port
-        state.relaying = True
+        state.relaying = state.bridged = True
+        state.music_port = None
         for source, data in state.early:  # what the winner said before we were ready
             if self._accepts(member, source, now):  # others: the members who lost
                 member.last_rx = now
@@ -529,9 +544,9 @@ class MediaEngine:
     def _tick(self) -> None:
         for session, packet in self.scheduler.handle_timer(now=self.loop.time()):
             state = self._sessions.get(session)
-            if state is None or state.caller_port is None:
+            if state is None or state.music_port is None:
                 continue
-            side = state.sides.get(state.caller_port)
+            side = state.sides.get(state.music_port)
             if side is None:
                 continue
             if self._send(side, packet):

@@ -675,12 +675,19 @@ class Server:
         self.run(lambda now: self.b2bua.reload(config, now=now))
 
     async def _preload_music(self, config: Config) -> None:
-        """Load and encode every group's music off the event loop, before it is needed."""
-        for group in config.groups:
+        """Load and encode every music file (the server's default, each line's, each
+        group's) off the event loop, before it is needed."""
+        owners = [("server.media", config.server.media.music)]
+        owners += [(f"line {line.number}", line.music) for line in config.lines]
+        owners += [(f"group {group.name}", group.queue.music) for group in config.groups]
+        for owner, music in owners:
+            if music is None:
+                continue
             try:
-                await asyncio.to_thread(self.media.library.get, group.queue.music)
+                await asyncio.to_thread(self.media.library.get, music)
             except MediaError as err:
-                log.error("group %s: hold music unusable, built-in music used: %s", group.name, err)
+                log.error("%s: hold music unusable, built-in music used: %s", owner, err)
+        for group in config.groups:
             await self._preload_announcements(group)
 
     async def _preload_announcements(self, group: GroupConfig) -> None:

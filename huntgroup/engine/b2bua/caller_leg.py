@@ -94,7 +94,10 @@ def ringing(ctx: Context, call: Call) -> None:
 
 def hold(ctx: Context, call: Call, answer: bool, music: str | None) -> None:
     """The caller waits: 200 (``answer``) or 183 with our SDP, then ``music`` (the
-    group's file; None: the built-in music)."""
+    group's file; None: the server's default, ``server.media.music``, itself None for
+    the built-in music)."""
+    if music is None:
+        music = ctx.config.server.media.music
     log.info("call %s: queued (%s)", call.key, "answered" if answer else "early media")
     if call.state is CallState.EARLY:
         if answer:

@@ -110,6 +110,7 @@ class Call:
     reinvite_pending: bool = False
     media_update_after_ack: bool = False  # direct media: re-INVITE the caller once it ACKs
     media_updates: int = 0  # re-INVITEs sent to put the media end to end
+    hold_retries: int = 0  # direct media: 491s to the re-INVITE moving a held party to music
     music: str | None = None  # while held: the music file ("" = built-in); None otherwise
     announcing: Announcing | None = None  # while held: greeting, periodic, position
     # RFC 3325: the line the caller is authenticated as (None: an outside caller), and the
@@ -191,6 +192,15 @@ class MediaUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class HoldReinvite:
+    """Direct media: our re-INVITE moving ``side`` (the held party) onto our hold music."""
+
+    call: str
+    side: MediaSide
+    dialog: Dialog
+
+
+@dataclass(frozen=True, slots=True)
 class SessionRefresh:
     """RFC 4028: our refresh of the session of ``which`` ("" the caller, else a leg id)."""
 
@@ -216,5 +226,5 @@ class ReferNotify:
     call: str
 
 
-OurRequest = RelayedRequest | MediaUpdate | SessionRefresh | JoinOffer | ReferNotify
+OurRequest = RelayedRequest | MediaUpdate | HoldReinvite | SessionRefresh | JoinOffer | ReferNotify
 """A request we sent inside one of a call's dialogs, awaiting its final answer."""

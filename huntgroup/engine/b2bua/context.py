@@ -16,8 +16,9 @@ layer reports (:meth:`Context.tx_actions`).
 The timer heap holds ``(due, seq, kind, call key, which)`` entries, one per
 armed timer: a 2xx retransmission to the caller, a session timer of one of a
 call's dialogs, a call's maximum duration, a direct-media re-INVITE to try
-again, a queued caller's next announcement, the end of a shutdown's grace. An
-entry is never removed when its timer changes: it is skipped when it fires or
+again, a queued caller's next announcement, the end of a shutdown's grace, a hold
+re-INVITE to try again. An entry is never removed when its timer changes: it is
+skipped when it fires or
 reaches the head and no longer matches (:meth:`Context.timer_live`), and the
 heap is compacted when it has grown to twice its live entries.
 """
@@ -83,6 +84,7 @@ class TimerKind(IntEnum):
     SHUTDOWN = 5  # the grace of begin_shutdown is over
     ANNOUNCE = 6  # a queued caller's next announcement (periodic message, position)
     TRANSFER = 7  # a transfer's implicit subscription ran out (engine/b2bua/transfer.py)
+    HOLD_RETRY = 8  # direct media: re-INVITE ``which`` onto the hold music again (491)
 
 
 TimerEntry = tuple[float, int, TimerKind, str, str]

@@ -177,15 +177,24 @@ def presented_outside(ctx: Context, call: Call) -> Identity:
     number = number_of(user)  # %30102030405 and 01-02-03-04-05 are 0102030405
     if PHONE_NUMBER.fullmatch(number):
         user = number  # a telephone number is presented as compared (john.doe stays)
-    if number == call.verified_line or not ours(ctx, number):
+    if number == call.verified_line:  # our line: its licence name, if it has one
+        return Identity(user, line_name(ctx, number) or caller.display_name or "")
+    if not ours(ctx, number):
         return Identity(user, caller.display_name or "")
     hidden = call.privacy is not None and call.privacy.strip().lower() != "none"
     if call.verified_line is not None and not hidden:
-        return Identity(call.verified_line)
+        return Identity(call.verified_line, line_name(ctx, call.verified_line))
     group = ctx.core.group_of_pilot(call.number)
     if group is not None:
         return Identity(call.number, group)
     return Identity(ANONYMOUS, "Anonymous")
+
+
+def line_name(ctx: Context, line: str | None) -> str:
+    """The licence name of our line ``line`` (``lines[].name``), "" for none: the display
+    name the line's calls are presented under."""
+    config = ctx.config.line(line) if line is not None else None
+    return config.name if config is not None else ""
 
 
 def ours(ctx: Context, number: str) -> bool:

@@ -67,6 +67,7 @@ import logging
 from huntgroup.config.models import Config
 from huntgroup.engine.b2bua.admission import PASS
 from huntgroup.engine.b2bua.announcements import announcement_due
+from huntgroup.engine.b2bua.call_hold import move_to_music
 from huntgroup.engine.b2bua.caller_leg import retransmit_2xx
 from huntgroup.engine.b2bua.calls import CallState
 from huntgroup.engine.b2bua.context import Context, Output, TimerKind
@@ -239,6 +240,8 @@ class B2BUA(Context):
             announcement_due(self, call)
         elif kind is TimerKind.TRANSFER:
             transfer_expired(self, call, due)
+        elif kind is TimerKind.HOLD_RETRY:
+            move_to_music(self, call, "caller" if which == "caller" else "member")
 
     # ========================================================== other inputs
     def media_timed_out(self, fact: RtpTimedOut, *, now: float) -> list[Output]:

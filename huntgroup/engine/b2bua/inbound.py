@@ -14,7 +14,8 @@ caller's identity is settled (:func:`caller_identity`, RFC 3325: who vouches
 for it), the session timer checked (RFC 4028 422), the node's limits applied
 (:class:`CallAdmission`, 503), and the call taken in
 (:func:`~huntgroup.engine.b2bua.caller_leg.accept`) and handed to the core
-under its id (:func:`~huntgroup.engine.b2bua.core_actions.enter_core`): to a
+under its id (:func:`~huntgroup.engine.b2bua.core_actions.enter_core`), an
+authenticated line under its licence name (:func:`display_name`): to a
 group (``CallArrived``) or a line (``DirectCallArrived``), the number noted by
 :func:`~huntgroup.engine.b2bua.core_actions.route`, or out through the
 upstream (a line calling another number, authenticated).
@@ -27,7 +28,7 @@ import logging
 from huntgroup.engine.b2bua.addressing import asserted_values, identity_value, number_of, user_of
 from huntgroup.engine.b2bua.caller_leg import accept
 from huntgroup.engine.b2bua.context import ALLOW, KNOWN_METHODS, Context
-from huntgroup.engine.b2bua.core_actions import enter_core, outgoing, route
+from huntgroup.engine.b2bua.core_actions import enter_core, line_name, outgoing, route
 from huntgroup.engine.b2bua.lines import FEATURE_CODE, authenticated, feature_code, register
 from huntgroup.engine.b2bua.relay import in_dialog
 from huntgroup.engine.b2bua.session_timer import uas_refusal
@@ -167,7 +168,7 @@ def new_invite(ctx: Context, key: TransactionKey, request: Request, source: Peer
     call.verified_line, call.asserted = identity
     if call.asserted:
         call.privacy = request.headers.get("Privacy")
-    name = request.from_.display_name or ""
+    name = display_name(ctx, request, call.verified_line)
     if is_outgoing:
         outgoing(ctx, call, caller_number, name, number)
         return
@@ -239,8 +240,16 @@ def credentials_for_us(ctx: Context, request: Request) -> bool:
 
 def asserted_line(ctx: Context, request: Request, number: str) -> str:
     """The P-Asserted-Identity of our authenticated line ``number``."""
-    identity = Identity(number, request.from_.display_name or "")
+    identity = Identity(number, display_name(ctx, request, number))
     return identity_value(identity, ctx.config.server.domain)
+
+
+def display_name(ctx: Context, request: Request, line: str | None) -> str:
+    """The caller's display name: the name of our authenticated ``line`` (its licence
+    name, ``lines[].name``) when it has one, else what its From says. Shown in the From
+    and P-Asserted-Identity of what we send (quoted there, RFC 3261 §25.1), and to
+    members as the caller's name on group calls."""
+    return line_name(ctx, line) or request.from_.display_name or ""
 
 
 def is_registered_line(ctx: Context, number: str, source: Peer) -> bool:

@@ -5,7 +5,8 @@ Theory of operation
 A request with a To tag finds its dialog in the index (:func:`in_dialog`);
 it must come in CSeq order (§12.2.2). BYE ends the call from that side;
 re-INVITE, UPDATE and INFO are relayed on the other side's dialog once the
-call is bridged (:func:`relay`, SDP rewritten for the anchored media), and
+call is bridged (:func:`relay`, SDP rewritten for the anchored media; an offer
+that holds or resumes is first offered to :mod:`call_hold`), and
 answered here while it is not (the media is anchored: nothing to tell the
 other side). An UPDATE without body is a session refresh, answered here. One
 re-INVITE at a time per call (491).
@@ -22,9 +23,11 @@ from __future__ import annotations
 import logging
 
 from huntgroup.engine.b2bua.addressing import is_sdp
+from huntgroup.engine.b2bua.call_hold import moved_to_music, on_offer, resume_answered
 from huntgroup.engine.b2bua.calls import (
     Call,
     CallState,
+    HoldReinvite,
     JoinOffer,
     Leg,
     LegState,
@@ -150,6 +153,9 @@ def in_dialog(ctx: Context, key: TransactionKey, request: Request, source: Peer)
         if other is None:  # not bridged: answer ourselves (media is anchored here)
             answer_in_dialog(ctx, key, request, call, which, dialog)
             return
+        offer = method != "INFO" and is_sdp(request.content_type) and bool(request.body)
+        if offer and on_offer(ctx, key, request, call, leg, dialog):
+            return  # a hold or a resume, answered here (call_hold)
         relay(ctx, key, request, other, call, from_caller=leg is None)
         return
     ctx.respond(key, request, 501, headers=(("Allow", ALLOW),))
@@ -235,6 +241,8 @@ def our_request_answered(ctx: Context, ours: OurRequest, response: Response) -> 
             relay_response(ctx, server, target, response)
         case MediaUpdate():
             media_updated(ctx, ours, response)
+        case HoldReinvite():
+            moved_to_music(ctx, ours, response)
         case SessionRefresh():
             refresh_done(ctx, ours, response)
         case JoinOffer():
@@ -257,6 +265,7 @@ def relay_response(
     owner, leg = found if found is not None else (None, None)
     if owner is not None and request.method == "INVITE":
         owner.reinvite_pending = False
+    resumed = owner is not None and owner.media.resuming is not None
     headers: tuple[tuple[str, str], ...] = ()
     body = response.body
     if body and response.content_type:
@@ -285,6 +294,8 @@ def relay_response(
     )
     if 200 <= response.status < 300 and response.cseq.method == "INVITE":
         ctx.send(target.ack_for_2xx(response.cseq.number, ctx.rng), target.peer)
+    if resumed and owner is not None and request.method in ("INVITE", "UPDATE"):
+        resume_answered(ctx, owner, response)  # direct media: end to end again, or still held
 
 
 def stray_response(ctx: Context, response: Response) -> None:

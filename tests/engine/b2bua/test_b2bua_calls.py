@@ -501,30 +501,31 @@ def test_reinvite_from_caller_is_relayed_to_member_and_answer_comes_back() -> No
     w = World("linear")
     call, leg, ok = answered_call(w)
     inv1 = leg.invite
+    # a new offer that does not hold (a hold is answered here: test_b2bua_hold.py)
     call.reinvite(
         b"v=0\r\no=peer 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
-        b"t=0 0\r\nm=audio 10000 RTP/AVP 0\r\na=sendonly\r\n"
+        b"t=0 0\r\nm=audio 10010 RTP/AVP 0\r\na=recvonly\r\n"
     )
     reinv = w.m[1].request("INVITE")
     assert reinv.call_id == inv1.call_id
     assert reinv.from_.tag == inv1.from_.tag and reinv.to.tag == leg.tag
     assert reinv.cseq.number > inv1.cseq.number
     assert reinv.content_type == "application/sdp"
-    assert b"a=sendonly" in reinv.body
+    assert b"a=recvonly" in reinv.body
     w.m[1].respond(
         reinv,
         200,
         to_tag=leg.tag,
         contact=True,
         body=b"v=0\r\no=m1 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
-        b"t=0 0\r\nm=audio 27001 RTP/AVP 0\r\na=recvonly\r\n",
+        b"t=0 0\r\nm=audio 27001 RTP/AVP 0\r\na=sendonly\r\n",
     )
     ack = w.m[1].request("ACK")
     assert ack.cseq.number == reinv.cseq.number
     reok = w.caller.response(200)
     assert reok.cseq.number == call.invite_cseq
     assert reok.to.tag == ok.to.tag
-    assert b"a=recvonly" in reok.body
+    assert b"a=sendonly" in reok.body
     call.ack(reok)
     w.m[1].quiet()
 
@@ -536,7 +537,7 @@ def test_reinvite_sdp_keeps_media_anchored() -> None:
     member_port = sdp_port(inv1.body)
     call.reinvite(
         b"v=0\r\no=peer 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
-        b"t=0 0\r\nm=audio 10000 RTP/AVP 0\r\na=sendonly\r\n"
+        b"t=0 0\r\nm=audio 10010 RTP/AVP 0\r\na=sendrecv\r\n"
     )
     reinv = w.m[1].request("INVITE")
     assert sdp_port(reinv.body) == member_port

@@ -233,7 +233,7 @@ def test_a_call_forwarded_to_the_upstream_asserts_only_an_authenticated_line(
     net.advance(6)  # max_wait: the answered caller goes out through the upstream
     invite = trunk.request("INVITE")
     assert str(invite.uri) == "sip:0999888777@192.0.2.50:5090"
-    expected = [f"<sip:{LINE_A}@{DOMAIN}>"] if authenticated else []
+    expected = [f'"Alice Martin" <sip:{LINE_A}@{DOMAIN}>'] if authenticated else []
     assert invite.headers.get_all(PAI) == expected
 
 

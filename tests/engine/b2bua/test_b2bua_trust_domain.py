@@ -86,7 +86,7 @@ def test_behind_a_trusted_sbc_the_line_is_known_by_its_pai_or_its_credentials(
     else:
         credentials = proxy_credentials(alice, LINE_A, f"sip:{PILOT}@{DOMAIN}")
         alice.invite(PILOT, extra=[("Proxy-Authorization", credentials)])
-        expected = [f"<sip:{LINE_A}@{DOMAIN}>"]
+        expected = [f'"Alice Martin" <sip:{LINE_A}@{DOMAIN}>']  # the line's name
     assert m1.request("INVITE").headers.get_all(PAI) == expected
     assert verified_lines(net) == [LINE_A]
 
@@ -113,8 +113,8 @@ def test_an_address_proves_its_line_again_once_the_other_lines_binding_expired()
     alice.invite(PILOT)
     assert m1.request("INVITE").headers.get_all(PAI) == []  # LINE_B still shares it
     net.advance(1801)  # LINE_B's binding is gone: the address is LINE_A's alone
-    alice.invite(PILOT, display="Alice")
-    assert m1.request("INVITE").headers.get_all(PAI) == [f'"Alice" <sip:{LINE_A}@{DOMAIN}>']
+    alice.invite(PILOT, display="Alice")  # the line's name wins over the phone's
+    assert m1.request("INVITE").headers.get_all(PAI) == [f'"Alice Martin" <sip:{LINE_A}@{DOMAIN}>']
 
 
 def test_the_registrar_knows_which_lines_registered_from_an_address() -> None:
