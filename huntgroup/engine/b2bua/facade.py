@@ -75,6 +75,12 @@ from huntgroup.engine.b2bua.inbound import dispatch_request
 from huntgroup.engine.b2bua.relay import on_ack, on_cancel, on_failure, on_response
 from huntgroup.engine.b2bua.session_refresh import session_due
 from huntgroup.engine.b2bua.shedding import quick_shed, shed
+from huntgroup.engine.b2bua.subscriptions import (
+    expire,
+    is_notify_response,
+    notify_answered,
+    publish,
+)
 from huntgroup.engine.b2bua.teardown import end_call, forget
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.layer import client_key_of_datagram
@@ -185,6 +191,15 @@ class B2BUA(Context):
         except ProtocolError:
             pass
 
+    def flush(self) -> list[Output]:
+        """The outputs of this input, after the one observer of call states: the supervision
+        keys watching a line or pilot whose dialogs changed are notified (:func:`publish`)."""
+        try:
+            publish(self)
+        except Exception as err:  # a bug there costs the NOTIFYs, never the input
+            self.internal_error("notifying dialog state", self.locals[0], err)
+        return super().flush()
+
     # ================================================================ timers
     def get_timer(self) -> float | None:
         times = (
@@ -192,6 +207,7 @@ class B2BUA(Context):
             self.core.get_timer(),
             self.registrar.get_timer(),
             self.guard.get_timer(),
+            self.subscriptions.get_timer(),
             self.next_timer(),
         )
         return min((t for t in times if t is not None), default=None)
@@ -201,6 +217,7 @@ class B2BUA(Context):
         self.tx_actions(self.layer.handle_timer(now=self.now))
         carry_out(self, self.core.handle_timer(now=self.now))
         self.guard.handle_timer(now=self.now)
+        expire(self)
         for expired in self.registrar.handle_timer(now=self.now):
             log.info("line %s: %d contact(s) expired", expired.aor, len(expired.removed))
         heap = self.timer_heap
@@ -317,11 +334,14 @@ class B2BUA(Context):
                 case CancelReceived(key, request, source, invite_key):
                     self._on_cancel(key, request, source, invite_key)
                 case ResponseReceived(key, response, source):
-                    on_response(self, key, response, source)
+                    if not is_notify_response(self, key, response):
+                        on_response(self, key, response, source)
                 case TransactionTimedOut(key, request, _timer):
-                    on_failure(self, key, request, 408)
+                    if not notify_answered(self, key, 408):
+                        on_failure(self, key, request, 408)
                 case TransportFailed(key, request):
-                    on_failure(self, key, request, 503)
+                    if not notify_answered(self, key, 503):
+                        on_failure(self, key, request, 503)
 
     def _drain(self) -> None:
         events = self.events

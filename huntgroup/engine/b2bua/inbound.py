@@ -3,8 +3,10 @@
 Theory of operation
 -------------------
 :func:`dispatch_request` sends an in-dialog request (a To tag) to
-:mod:`relay`, a REGISTER to :mod:`lines`, and answers OPTIONS, a stray BYE
-and unknown methods itself. A new INVITE (:func:`new_invite`) is refused
+:mod:`relay` (a SUBSCRIBE inside one of our subscriptions to
+:mod:`subscriptions`), a REGISTER to :mod:`lines`, a SUBSCRIBE to
+:mod:`subscriptions`, and answers OPTIONS, a stray BYE or NOTIFY and unknown
+methods itself. A new INVITE (:func:`new_invite`) is refused
 while draining (503), on a Max-Forwards loop (483), and for a feature code
 goes to :func:`~huntgroup.engine.b2bua.lines.feature_code`. Otherwise the
 caller's identity is settled (:func:`caller_identity`, RFC 3325: who vouches
@@ -23,11 +25,12 @@ import logging
 
 from huntgroup.engine.b2bua.addressing import asserted_values, identity_value, number_of, user_of
 from huntgroup.engine.b2bua.caller_leg import accept
-from huntgroup.engine.b2bua.context import ALLOW, KNOWN_METHODS, Context
+from huntgroup.engine.b2bua.context import ALLOW, ALLOW_EVENTS, KNOWN_METHODS, Context
 from huntgroup.engine.b2bua.core_actions import enter_core, outgoing, route
 from huntgroup.engine.b2bua.lines import FEATURE_CODE, authenticated, feature_code, register
 from huntgroup.engine.b2bua.relay import in_dialog
 from huntgroup.engine.b2bua.session_timer import uas_refusal
+from huntgroup.engine.b2bua.subscriptions import in_subscription, subscribe
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.digest import parse_credentials
 from huntgroup.engine.sip.fields import parse_name_address
@@ -49,7 +52,8 @@ def dispatch_request(ctx: Context, key: TransactionKey, request: Request, source
     if method == "INVITE":
         ctx.untried.append((key, request))
     if request.to.tag is not None:
-        in_dialog(ctx, key, request, source)
+        if not in_subscription(ctx, key, request):
+            in_dialog(ctx, key, request, source)
     elif method == "INVITE":
         new_invite(ctx, key, request, source)
     elif method == "REGISTER":
@@ -62,9 +66,15 @@ def dispatch_request(ctx: Context, key: TransactionKey, request: Request, source
                 key,
                 request,
                 200,
-                headers=(("Allow", ALLOW), ("Accept", "application/sdp")),
+                headers=(
+                    ("Allow", ALLOW),
+                    ("Accept", "application/sdp"),
+                    ("Allow-Events", ALLOW_EVENTS),
+                ),
             )
-    elif method == "BYE":
+    elif method == "SUBSCRIBE":
+        subscribe(ctx, key, request, source)
+    elif method in ("BYE", "NOTIFY"):
         ctx.respond(key, request, 481)
     elif method in KNOWN_METHODS:
         ctx.respond(key, request, 405, headers=(("Allow", ALLOW),))

@@ -17,7 +17,18 @@ from tests.support.b2bua_peers import (
     sdp,
 )
 
-ALLOWED = {"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE"}
+ALLOWED = {
+    "INVITE",
+    "ACK",
+    "CANCEL",
+    "BYE",
+    "OPTIONS",
+    "REGISTER",
+    "INFO",
+    "UPDATE",
+    "SUBSCRIBE",
+    "NOTIFY",
+}
 
 
 @pytest.fixture
