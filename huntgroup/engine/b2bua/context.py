@@ -38,7 +38,7 @@ from huntgroup.engine.b2bua.auth_guard import AuthGuard
 from huntgroup.engine.b2bua.calls import CallState
 from huntgroup.engine.b2bua.index import CallIndex
 from huntgroup.engine.b2bua.stats import SipCounters
-from huntgroup.engine.b2bua.subscription_table import SubscriptionTable
+from huntgroup.engine.b2bua.subscription_table import SubscriptionTable, WatchTable
 from huntgroup.engine.b2bua.trust import TrustDomain
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.digest import DecoyAlgorithms, DigestAuthenticator, NonceCounts
@@ -157,6 +157,7 @@ class Context(ABC):
         self.events: list[Event] = []
         self.index = CallIndex()
         self.subscriptions = SubscriptionTable()  # RFC 4235 dialog events we serve
+        self.watches = WatchTable()  # our subscriptions to members' phones
         self.untried: list[tuple[TransactionKey, Request]] = []  # INVITEs of this input
         self.timer_heap: list[TimerEntry] = []
         self.compact_at = 64  # heap size that triggers dropping stale entries

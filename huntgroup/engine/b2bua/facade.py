@@ -72,14 +72,15 @@ from huntgroup.engine.b2bua.context import Context, Output, TimerKind
 from huntgroup.engine.b2bua.core_actions import carry_out
 from huntgroup.engine.b2bua.direct_media import update_media
 from huntgroup.engine.b2bua.inbound import dispatch_request
+from huntgroup.engine.b2bua.phone_watch import look_at_registrations, watches_due
 from huntgroup.engine.b2bua.relay import on_ack, on_cancel, on_failure, on_response
 from huntgroup.engine.b2bua.session_refresh import session_due
 from huntgroup.engine.b2bua.shedding import quick_shed, shed
 from huntgroup.engine.b2bua.subscriptions import (
     expire,
-    is_notify_response,
-    notify_answered,
     publish,
+    subscription_failed,
+    subscription_response,
 )
 from huntgroup.engine.b2bua.teardown import end_call, forget
 from huntgroup.engine.sip.address import Peer
@@ -192,9 +193,13 @@ class B2BUA(Context):
             pass
 
     def flush(self) -> list[Output]:
-        """The outputs of this input, after the one observer of call states: the supervision
-        keys watching a line or pilot whose dialogs changed are notified (:func:`publish`)."""
+        """The outputs of this input, after the one observer of state changes: members'
+        phones that registered or went are watched or not (:func:`look_at_registrations`),
+        and the supervision keys watching a line or pilot whose dialogs changed are
+        notified (:func:`publish`)."""
         try:
+            look_at_registrations(self)
+            self._drain()
             publish(self)
         except Exception as err:  # a bug there costs the NOTIFYs, never the input
             self.internal_error("notifying dialog state", self.locals[0], err)
@@ -208,6 +213,7 @@ class B2BUA(Context):
             self.registrar.get_timer(),
             self.guard.get_timer(),
             self.subscriptions.get_timer(),
+            self.watches.get_timer(),
             self.next_timer(),
         )
         return min((t for t in times if t is not None), default=None)
@@ -218,6 +224,7 @@ class B2BUA(Context):
         carry_out(self, self.core.handle_timer(now=self.now))
         self.guard.handle_timer(now=self.now)
         expire(self)
+        watches_due(self)
         for expired in self.registrar.handle_timer(now=self.now):
             log.info("line %s: %d contact(s) expired", expired.aor, len(expired.removed))
         heap = self.timer_heap
@@ -334,13 +341,13 @@ class B2BUA(Context):
                 case CancelReceived(key, request, source, invite_key):
                     self._on_cancel(key, request, source, invite_key)
                 case ResponseReceived(key, response, source):
-                    if not is_notify_response(self, key, response):
+                    if not subscription_response(self, key, response):
                         on_response(self, key, response, source)
                 case TransactionTimedOut(key, request, _timer):
-                    if not notify_answered(self, key, 408):
+                    if not subscription_failed(self, key, request, 408):
                         on_failure(self, key, request, 408)
                 case TransportFailed(key, request):
-                    if not notify_answered(self, key, 503):
+                    if not subscription_failed(self, key, request, 503):
                         on_failure(self, key, request, 503)
 
     def _drain(self) -> None:

@@ -14,6 +14,10 @@ them per watching line, and keeps a heap of expiry times whose stale entries
 (a refresh moved the time) are skipped. Nothing here sends anything: the
 functions of :mod:`subscriptions` do.
 
+The other direction, our own subscriptions to members' phones
+(:mod:`phone_watch`), are :class:`Watch` entries in a :class:`WatchTable`:
+one per line at most, with the back-off of phones that refused.
+
 Invariants: every subscription is in ``by_dialog``, ``by_target`` and the
 per-line count exactly while it is in ``subs``; every subscription has an
 expiry time in the heap; the table never holds more than the bound the
@@ -24,12 +28,15 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from huntgroup.engine.b2bua.calls import DialogKey
-from huntgroup.engine.sip.dialog_info import DialogEntry
+from huntgroup.engine.sip.address import Peer
+from huntgroup.engine.sip.dialog_info import DialogEntry, ReportedDialog
 from huntgroup.engine.sip.dialogs import Dialog
+from huntgroup.engine.sip.message import Request
 from huntgroup.engine.sip.transaction import TransactionKey
 
 
@@ -119,3 +126,60 @@ class SubscriptionTable:
     def _live(self, entry: tuple[float, int, str]) -> bool:
         sub = self.subs.get(entry[2])
         return sub is not None and sub.expires_at == entry[0] and sub.ending is None
+
+
+@dataclass(slots=True)
+class Watch:
+    """Our subscription to the dialog events of ``line``'s phone (we are the subscriber)."""
+
+    line: str
+    call_id: str
+    tag: str  # our From tag
+    request: Request  # the last SUBSCRIBE sent (a refresh builds on its dialog)
+    peer: Peer
+    tx: TransactionKey | None = None  # our SUBSCRIBE in flight
+    dialog: Dialog | None = None  # once a 2xx came
+    refresh_at: float | None = None  # when to refresh (None: waiting for an answer)
+    version: int | None = None  # of the last document taken
+    dialogs: dict[str, ReportedDialog] = field(default_factory=dict)  # live on the phone
+    busy: bool = False  # as last told to the core
+
+
+class WatchTable:
+    """Our subscriptions to phones: one per line at most, the back-off of refusals.
+
+    Bounded by the configuration: one entry per line that is a group member,
+    in ``watches`` and in ``backoff`` (forgotten once its time is past and the
+    line is watched again or no longer a member).
+    """
+
+    __slots__ = ("backoff", "by_call", "by_tx", "registrations", "watches")
+
+    def __init__(self) -> None:
+        self.watches: dict[str, Watch] = {}  # by line
+        self.by_tx: dict[TransactionKey, str] = {}  # our SUBSCRIBE in flight -> line
+        self.by_call: dict[tuple[str, str], str] = {}  # (Call-ID, our tag) -> line
+        self.backoff: dict[str, tuple[float, int]] = {}  # line -> (not before, failures)
+        self.registrations = -1  # the registrar's binding count at the last look
+
+    def add(self, watch: Watch) -> None:
+        self.watches[watch.line] = watch
+        self.by_call[(watch.call_id, watch.tag)] = watch.line
+
+    def drop(self, watch: Watch) -> None:
+        if self.watches.get(watch.line) is watch:
+            del self.watches[watch.line]
+        self.by_call.pop((watch.call_id, watch.tag), None)
+        if watch.tx is not None:
+            self.by_tx.pop(watch.tx, None)
+
+    def find(self, call_id: str, tag: str) -> Watch | None:
+        """The watch whose dialog is ``call_id`` with our tag ``tag``."""
+        line = self.by_call.get((call_id, tag))
+        return self.watches.get(line) if line is not None else None
+
+    def get_timer(self) -> float | None:
+        """The next refresh of a watch, or the end of a back-off (one still to wait out)."""
+        times = [w.refresh_at for w in self.watches.values() if w.refresh_at is not None]
+        times += [until for until, _ in self.backoff.values() if until != math.inf]
+        return min(times, default=None)

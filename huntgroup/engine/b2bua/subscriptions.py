@@ -48,9 +48,10 @@ from huntgroup.engine.b2bua.addressing import asserted_values, number_of, user_o
 from huntgroup.engine.b2bua.context import ALLOW_EVENTS, Context
 from huntgroup.engine.b2bua.line_states import dialogs_of
 from huntgroup.engine.b2bua.lines import authenticated
+from huntgroup.engine.b2bua.phone_watch import watch_failed, watch_notify, watch_response
 from huntgroup.engine.b2bua.subscription_table import Subscription
 from huntgroup.engine.sip.address import Peer
-from huntgroup.engine.sip.dialog_info import CONTENT_TYPE, EVENT, DialogEntry, render
+from huntgroup.engine.sip.dialog_info import CONTENT_TYPE, EVENT, DialogEntry, event_of, render
 from huntgroup.engine.sip.dialogs import uas_dialog
 from huntgroup.engine.sip.fields import parse_name_address
 from huntgroup.engine.sip.message import Request, Response
@@ -61,13 +62,6 @@ log = logging.getLogger("huntgroup.calls")
 
 FULL_RETRY_AFTER = "60"
 """Retry-After of the 503 when the subscription table is full."""
-
-
-def event_of(request: Request) -> str:
-    """The event package of a SUBSCRIBE or NOTIFY (``Event``, compact ``o``), without
-    its parameters, lower case; "" when absent."""
-    value = request.headers.get("Event") or ""
-    return value.split(";", 1)[0].strip().lower()
 
 
 def subscribe(ctx: Context, key: TransactionKey, request: Request, source: Peer) -> None:
@@ -125,7 +119,10 @@ def subscribe(ctx: Context, key: TransactionKey, request: Request, source: Peer)
 
 def in_subscription(ctx: Context, key: TransactionKey, request: Request) -> bool:
     """A SUBSCRIBE inside the dialog of one of our subscriptions: a refresh, or with
-    ``Expires: 0`` the end of it. False when ``request`` belongs to none."""
+    ``Expires: 0`` the end of it; a NOTIFY inside one of our subscriptions to a phone
+    (:mod:`phone_watch`). False when ``request`` belongs to none."""
+    if request.method == "NOTIFY":
+        return watch_notify(ctx, key, request)
     sub = ctx.subscriptions.by_dialog.get(
         (request.call_id, request.to.tag or "", request.from_.tag or "")
     )
@@ -220,11 +217,26 @@ def notify_answered(ctx: Context, key: TransactionKey, status: int) -> bool:
     return True
 
 
-def is_notify_response(ctx: Context, key: TransactionKey | None, response: Response) -> bool:
-    """``response`` answers one of our NOTIFYs (and was handled)."""
-    if key is None or response.status < 200 or response.cseq.method != "NOTIFY":
+def subscription_response(ctx: Context, key: TransactionKey | None, response: Response) -> bool:
+    """``response`` finally answers one of our NOTIFYs or of our SUBSCRIBEs to phones
+    (and was handled); False when it answers something else."""
+    if key is None or response.status < 200:
         return False
-    return notify_answered(ctx, key, response.status)
+    method = response.cseq.method
+    if method == "NOTIFY":
+        return notify_answered(ctx, key, response.status)
+    if method == "SUBSCRIBE":
+        return watch_response(ctx, key, response)
+    return False
+
+
+def subscription_failed(ctx: Context, key: TransactionKey, request: Request, status: int) -> bool:
+    """One of our NOTIFYs or SUBSCRIBEs got no answer (408) or could not be sent (503)."""
+    if request.method == "NOTIFY":
+        return notify_answered(ctx, key, status)
+    if request.method == "SUBSCRIBE":
+        return watch_failed(ctx, key, status)
+    return False
 
 
 # ------------------------------------------------------------------ helpers

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Literal
 from xml.sax.saxutils import escape, quoteattr
 
+from huntgroup.engine.sip.message import Request
 from huntgroup.errors import ProtocolError
 
 CONTENT_TYPE = "application/dialog-info+xml"
@@ -62,6 +63,13 @@ class DialogEntry:
     def ended(self) -> DialogEntry:
         """The same dialog, terminated."""
         return DialogEntry(self.id, "terminated", self.direction, self.remote, self.remote_name)
+
+
+def event_of(request: Request) -> str:
+    """The event package of a SUBSCRIBE or NOTIFY (``Event``, compact ``o``), without
+    its parameters, lower case; "" when absent."""
+    value = request.headers.get("Event") or ""
+    return value.split(";", 1)[0].strip().lower()
 
 
 def render(entity: str, version: int, dialogs: tuple[DialogEntry, ...]) -> bytes:
