@@ -412,6 +412,33 @@ class Sipp:
             name, scenario, extra, port=None, timeout=timeout, remote=f"{HOST}:{registrar_port}"
         )
 
+    def watch(
+        self,
+        name: str,
+        server_port: int,
+        watcher: str,
+        password: str,
+        target: str,
+        scenario: str,
+        *,
+        domain: str = DOMAIN,
+        timeout: float = 30,
+    ) -> SippProcess:
+        """A BLF key: line ``watcher`` SUBSCRIBEs (dialog events, digest auth) to
+        ``target`` and checks the NOTIFYs ``scenario`` expects (uac_blf_*.xml)."""
+        csv = self.tmp_path / "sipp" / f"{name}.csv"
+        csv.parent.mkdir(exist_ok=True)
+        csv.write_text(f"SEQUENTIAL\n{watcher};{domain};{target};\n")
+        extra = [
+            "-inf", str(csv),
+            "-au", watcher, "-ap", password, "-auth_uri", f"{target}@{domain}",
+            "-m", "1", "-l", "1",
+            "-timeout_error",
+        ]  # fmt: skip
+        return self._start(
+            name, scenario, extra, port=None, timeout=timeout, remote=f"{HOST}:{server_port}"
+        )
+
     def close(self) -> None:
         for proc in self.processes:
             proc.stop()
