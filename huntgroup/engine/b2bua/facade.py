@@ -72,11 +72,13 @@ from huntgroup.engine.b2bua.context import Context, Output, TimerKind
 from huntgroup.engine.b2bua.core_actions import carry_out
 from huntgroup.engine.b2bua.direct_media import update_media
 from huntgroup.engine.b2bua.inbound import dispatch_request
-from huntgroup.engine.b2bua.phone_watch import look_at_registrations, watches_due
+from huntgroup.engine.b2bua.phone_watch import look_at_registrations, reconcile, watches_due
 from huntgroup.engine.b2bua.relay import on_ack, on_cancel, on_failure, on_response
 from huntgroup.engine.b2bua.session_refresh import session_due
 from huntgroup.engine.b2bua.shedding import quick_shed, shed
 from huntgroup.engine.b2bua.subscriptions import (
+    end_all,
+    end_unknown,
     expire,
     publish,
     subscription_failed,
@@ -285,6 +287,8 @@ class B2BUA(Context):
             config = config.model_copy(update={"server": self.config.server})
         self.config = config
         carry_out(self, self.core.reload(config, now=self.now))
+        end_unknown(self)  # subscriptions of lines or to numbers the reload removed
+        reconcile(self)  # the phones watched follow the groups' members
         self._drain()
         log.info("reload: %d group(s), %d line(s)", len(config.groups), len(config.lines))
         return self.flush()
@@ -312,6 +316,7 @@ class B2BUA(Context):
         self.accepting = False
         self.shutdown_at = self.now + grace
         self.arm(self.shutdown_at, TimerKind.SHUTDOWN)
+        end_all(self, "deactivated")  # RFC 6665: subscribe again (to another node)
         return self.flush()
 
     @property

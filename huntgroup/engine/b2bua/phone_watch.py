@@ -74,9 +74,10 @@ def look_at_registrations(ctx: Context) -> None:
 
 
 def reconcile(ctx: Context) -> None:
-    """One watch per member line with a contact, none for the others (back-off kept)."""
+    """One watch per member line with a contact, none for the others (back-off kept);
+    none at all unless ``watch_phones``."""
     table = ctx.watches
-    lines = member_lines(ctx)
+    lines = member_lines(ctx) if ctx.config.server.subscriptions.watch_phones else set()
     for line, watch in list(table.watches.items()):
         if line not in lines or not ctx.registrar.contacts(line, now=ctx.now):
             stop(ctx, watch)

@@ -30,6 +30,10 @@ final NOTIFY, ``terminated;reason=timeout``). A subscription that is not
 refreshed ends on its timer the same way (:func:`expire`). A NOTIFY answered
 with anything but 2xx (481 first of all), timed out or undeliverable ends
 the subscription at once, without another NOTIFY (:func:`notify_answered`).
+A reload that removes the watched number ends its subscriptions
+(``noresource``), one that removes the watching line ends its own
+(``deactivated``); a node that starts draining ends them all
+(``deactivated``: the phones subscribe again, to another node).
 
 Changes: :func:`publish` runs at the end of every input the B2BUA handles
 (the one observer hook, in the facade's ``flush``): when anybody is
@@ -128,6 +132,9 @@ def in_subscription(ctx: Context, key: TransactionKey, request: Request) -> bool
     )
     if sub is None or request.method != "SUBSCRIBE":
         return False
+    if sub.ending is not None:  # its final NOTIFY is on the way: nothing to refresh
+        ctx.respond(key, request, 481)
+        return True
     dialog = sub.dialog
     if request.cseq.number <= dialog.remote_cseq:  # §12.2.2
         ctx.respond(key, request, 500, headers=(("Retry-After", "1"),))
@@ -164,6 +171,27 @@ def end(ctx: Context, sub: Subscription, reason: str) -> None:
     sub.ending = reason
     if sub.pending is None:
         _send(ctx, sub, _state(ctx, sub.target), final=reason)
+
+
+def end_all(ctx: Context, reason: str) -> None:
+    """End every subscription (``deactivated`` when the node drains: RFC 6665 §4.2.2,
+    the watcher subscribes again at once, to another node)."""
+    for sub in list(ctx.subscriptions.subs.values()):
+        if sub.ending is None:
+            end(ctx, sub, reason)
+
+
+def end_unknown(ctx: Context) -> None:
+    """After a reload: end the subscriptions of a watcher that is no longer a line
+    (``deactivated``) or to a number that is no longer a line or a pilot
+    (``noresource``)."""
+    for sub in list(ctx.subscriptions.subs.values()):
+        if sub.ending is not None:
+            continue
+        if not _known(ctx, sub.target):
+            end(ctx, sub, "noresource")
+        elif ctx.config.line(sub.watcher) is None:
+            end(ctx, sub, "deactivated")
 
 
 def expire(ctx: Context) -> None:
@@ -240,6 +268,11 @@ def subscription_failed(ctx: Context, key: TransactionKey, request: Request, sta
 
 
 # ------------------------------------------------------------------ helpers
+def _known(ctx: Context, number: str) -> bool:
+    """``number`` is one of our lines or pilots."""
+    return ctx.config.line(number) is not None or ctx.core.group_of_pilot(number) is not None
+
+
 def _state(ctx: Context, target: str) -> tuple[DialogEntry, ...]:
     table = ctx.subscriptions
     entries = dialogs_of(ctx, (target,))[target]

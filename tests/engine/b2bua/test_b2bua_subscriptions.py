@@ -439,3 +439,38 @@ def test_the_xml_of_a_ringing_line_reads_as_rfc_4235() -> None:
         body,
     ), body
     assert HOST not in body  # no address or Call-ID of the call is published
+
+
+def test_a_reload_that_removes_the_watched_line_ends_with_noresource() -> None:
+    net, _alice, bob, _ = world()
+    w = watch(bob, LINE_A)
+    w.notify()
+    smaller = net.config.model_copy(
+        update={
+            "lines": tuple(x for x in net.config.lines if x.number != LINE_A),
+            "groups": (),
+        }
+    )
+    net._route(net.b2b.reload(smaller, now=net.now))
+    final = w.notify()
+    assert final.headers.get("Subscription-State") == "terminated;reason=noresource"
+    assert len(net.b2b.subscriptions) == 0
+
+
+def test_draining_ends_every_subscription_deactivated_and_refuses_new_ones() -> None:
+    net, _alice, bob, _ = world()
+    w = watch(bob, LINE_A)
+    w.notify()
+    net.shutdown(30)
+    assert w.notify().headers.get("Subscription-State") == "terminated;reason=deactivated"
+    Watcher(bob, PILOT, call_id="late@test", tag="l").send()
+    bob.response(503, "SUBSCRIBE")
+
+
+def test_no_phone_is_subscribed_to_unless_watch_phones() -> None:
+    net, alice, _bob, _ = world()
+    register(alice, LINE_A, PASSWORD)
+    net._route(net.b2b.reload(net.config, now=net.now))
+    net.advance(4000)
+    assert not alice.has("SUBSCRIBE")
+    assert not any(b"SUBSCRIBE" in t.data[:10] for _, t in net.transmits)
