@@ -20,9 +20,9 @@ progress (:class:`~huntgroup.engine.b2bua.index.CallIndex`):
 Whose identity is shown (``server.subscriptions.show_remote``): ``never``;
 ``lines`` (the default): only our own authenticated lines and our pilots and
 lines as dialled numbers, so colleagues see each other but outside callers'
-numbers stay on the phones that ring; ``all``: outside callers too, except
-those who asked for privacy (a ``Privacy`` of ``id``, ``user`` or
-``header``, RFC 3323/3325) or are anonymous. Dialog ids are the call's key
+numbers stay on the phones that ring; ``all``: outside callers too. Never a
+caller who asked for privacy (a ``Privacy`` of ``id``, ``user`` or
+``header``, RFC 3323/3325), a line included, nor an anonymous one. Dialog ids are the call's key
 inside this server: neither Call-IDs nor tags are published (no pickup by
 ``Replaces`` from a BLF key).
 """
@@ -81,7 +81,7 @@ def _received(ctx: Context, call: Call, state: DialogState, policy: str) -> Dial
     caller = call.verified_line
     number = caller or user_of(call.invite.from_.uri)
     show = policy == "all" or (policy == "lines" and caller is not None)
-    if caller is None and (number == ANONYMOUS or _private(call)):
+    if number == ANONYMOUS or _private(call):
         show = False
     if not show or not number:
         return DialogEntry(call.key, state, "recipient")

@@ -474,3 +474,45 @@ def test_no_phone_is_subscribed_to_unless_watch_phones() -> None:
     net.advance(4000)
     assert not alice.has("SUBSCRIBE")
     assert not any(b"SUBSCRIBE" in t.data[:10] for _, t in net.transmits)
+
+
+def test_a_trusted_peer_subscribes_for_the_line_it_asserts() -> None:
+    cfg = make_config("linear", members=0, member_lines=[LINE_A])
+    cfg = cfg.model_copy(
+        update={"server": cfg.server.model_copy(update={"trusted_peers": ("127.0.0.1",)})}
+    )
+    _net, _alice, bob, _ = world(cfg)
+    sbc = Watcher(bob, LINE_A, call_id="sbc@test", tag="s")
+    bob.send(
+        build(
+            f"SUBSCRIBE sip:{LINE_A}@{DOMAIN} SIP/2.0",
+            [
+                ("Via", bob.via(bob.branch())),
+                ("Max-Forwards", "70"),
+                ("From", f"<sip:{LINE_B}@{DOMAIN}>;tag=s"),
+                ("To", f"<sip:{LINE_A}@{DOMAIN}>"),
+                ("Call-ID", "sbc@test"),
+                ("CSeq", "1 SUBSCRIBE"),
+                ("Contact", bob.contact),
+                ("Event", "dialog"),
+                ("P-Asserted-Identity", f"<sip:{LINE_B}@{DOMAIN}>"),
+            ],
+        )
+    )
+    assert final_response(bob, "SUBSCRIBE").status == 200
+    assert sbc.notify().headers.get("Subscription-State") == "active;expires=600"
+    Watcher(bob, LINE_A, call_id="nopai@test", tag="n").send()  # no PAI: digest as usual
+    bob.response(407, "SUBSCRIBE")
+
+
+def test_a_line_that_asked_for_privacy_is_not_shown() -> None:
+    _net, alice, bob, _ = world()
+    register(alice, LINE_A, PASSWORD)
+    register(bob, LINE_B, PASSWORD, call_id="reg-b@test")
+    alice.drop()
+    bob.drop()
+    on_alice = watch(bob, LINE_A)
+    on_alice.notify()
+    bob.invite(PILOT, extra=[("Privacy", "id")])
+    alice.request("INVITE")
+    assert "<remote>" not in on_alice.notify().body.decode()
