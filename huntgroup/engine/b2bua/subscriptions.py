@@ -84,7 +84,7 @@ def subscribe(ctx: Context, key: TransactionKey, request: Request, source: Peer)
     if watcher is None:
         return  # answered: 401, 407, 403 or 503
     target = number_of(user_of(request.uri))
-    if not target or (ctx.config.line(target) is None and ctx.core.group_of_pilot(target) is None):
+    if not target or not _known(ctx, target):
         ctx.respond(key, request, 404)
         return
     expires = _granted(ctx, key, request)
