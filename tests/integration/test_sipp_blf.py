@@ -4,6 +4,9 @@ A SIPp watcher (a line, digest-authenticated) subscribes to the dialog
 events of another line, or of a pilot, and checks every NOTIFY with regexps
 (``tests/integration/scenarios/uac_blf_*.xml``): a mismatch, a missing
 NOTIFY or an extra one fails the SIPp run.
+A SIPp phone that serves the package itself (``uas_dialog_notifier.xml``)
+reports a call of its own: the server, subscribed to it (``watch_phones``),
+turns it into LineActivity for the core (busy, then free).
 Run with:  pytest tests/integration/test_sipp_blf.py
 """
 
@@ -70,3 +73,22 @@ def test_a_key_on_a_pilot_shows_waiting_callers(
     first.expect_success()
     second.expect_success()
     assert len(key.received("NOTIFY")) == 5
+
+
+def test_a_phone_that_reports_its_own_call_makes_its_line_busy_then_free(
+    sipp: Sipp, ports: PortAllocator, start_server: StartServer
+) -> None:
+    phone = sipp.member("phone", "dialog_notifier", answer_ms=1500)
+    config = server_config(
+        ports,
+        lines=[_md5_line(LINE_A)],
+        groups=[group("G", PILOT, "linear", [LINE_A])],
+    )
+    config["server"]["subscriptions"] = {"watch_phones": True}
+    server = start_server(config)
+    sipp.register("register", server.port, LINE_A, PASSWORD, contact_port=phone.port).wait()
+    server.wait_for_log(rf"line {LINE_A}: subscribing to its phone's dialog events")
+    server.wait_for_log(rf"line {LINE_A}: busy on its own")
+    server.wait_for_log(rf"line {LINE_A}: free on its own")
+    phone.expect_success()
+    assert "not watched" not in server.log()
