@@ -332,6 +332,8 @@ class B2BUA(Context):
             "contacts": self.registrar.binding_count,
             "transactions": len(self.layer),
             "auth_tracked": len(self.guard),
+            "subscriptions": len(self.subscriptions),
+            "phones_watched": len(self.watches.watches),
             "rtp_ports_in_use": self.media.ports.in_use,
         }
 

@@ -108,13 +108,14 @@ def watched(**settings: object) -> tuple[Network, Phone, Phone, list[Event]]:
 
 
 def test_a_registered_member_line_is_subscribed_to() -> None:
-    _net, alice, _caller, _seen = watched()
+    net, alice, _caller, _seen = watched()
     sub: Request = alice.request("SUBSCRIBE")
     assert sub.headers.get("Event") == "dialog"
     assert sub.headers.get("Accept") == "application/dialog-info+xml"
     assert sub.headers.get("Expires") == "600"
     assert str(sub.uri) == f"sip:{LINE_A}@127.0.0.1:7101"
     assert sub.to.uri.user == LINE_A  # type: ignore[union-attr]
+    assert net.b2b.gauges()["phones_watched"] == 1
 
 
 def test_a_call_of_the_phones_own_makes_the_line_busy_then_free() -> None:

@@ -268,6 +268,7 @@ def test_refresh_rearms_and_unsubscribe_ends_with_terminated() -> None:
     net, _alice, bob, _ = world()
     w = watch(bob, LINE_A, expires=120)
     w.notify()
+    assert net.b2b.gauges()["subscriptions"] == 1
     net.advance(100)
     w.send(expires=300)
     ok = bob.response(200, "SUBSCRIBE")
@@ -280,6 +281,7 @@ def test_refresh_rearms_and_unsubscribe_ends_with_terminated() -> None:
     final = w.notify()
     assert final.headers.get("Subscription-State") == "terminated;reason=timeout"
     assert len(net.b2b.subscriptions) == 0
+    assert net.b2b.gauges()["subscriptions"] == 0
     net.advance(1000)
     bob.quiet()
 
