@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 :func:`dialogs_of` answers, for a set of watched numbers, the RFC 4235 dialogs
 each one has through this server now, in one pass over the calls in
-progress (:class:`~huntgroup.engine.b2bua.index.CallIndex`):
+progress (:class:`~huntgroup.engine.b2bua.index.CallIndex`), naming only the
+numbers that have some (the others are idle):
 
 - a **line** is the *recipient* of every call that rings one of its contacts
   or is bridged to it (a group call offered to it as a member, or a direct
@@ -29,7 +30,7 @@ inside this server: neither Call-IDs nor tags are published (no pickup by
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container
 
 from huntgroup.engine.b2bua.addressing import ANONYMOUS, user_of
 from huntgroup.engine.b2bua.calls import Call, CallState, LegState
@@ -41,38 +42,39 @@ MAX_PILOT_DIALOGS = 32
 PRIVATE = frozenset(["id", "user", "header"])
 
 
-def dialogs_of(ctx: Context, watched: Iterable[str]) -> dict[str, tuple[DialogEntry, ...]]:
-    """The dialogs of every watched number (a line or a pilot) now."""
-    found: dict[str, list[DialogEntry]] = {number: [] for number in watched}
-    if not found:
-        return {}
-    pilots = {n for n in found if ctx.core.group_of_pilot(n) is not None}
+def dialogs_of(ctx: Context, watched: Container[str]) -> dict[str, tuple[DialogEntry, ...]]:
+    """The dialogs of the watched numbers (lines or pilots) that have any now; a number
+    left out is idle. One pass over the calls: the cost does not grow with the number
+    of subscriptions."""
+    found: dict[str, list[DialogEntry]] = {}
+    pilot_of = ctx.core.group_of_pilot
     policy = ctx.config.server.subscriptions.show_remote
     for call in ctx.index.calls.values():
         if call.state is CallState.ENDED or call.feature:
             continue
         own = call.verified_line
-        if own is not None and own in found and own not in pilots:
+        if own is not None and own in watched:
             state: DialogState = "confirmed" if call.state is CallState.ANSWERED else "early"
             dialled = user_of(call.invite.uri)
             show = policy == "all" or (policy == "lines" and _ours(ctx, dialled))
             remote = f"sip:{dialled}@{ctx.config.server.domain}" if show and dialled else None
-            found[own].append(DialogEntry(f"{call.key}-out", state, "initiator", remote))
-        if call.number in pilots and call.bridged is None:
-            entries = found[call.number]
+            entry = DialogEntry(f"{call.key}-out", state, "initiator", remote)
+            found.setdefault(own, []).append(entry)
+        if call.bridged is None and call.number in watched and pilot_of(call.number):
+            entries = found.setdefault(call.number, [])
             if len(entries) < MAX_PILOT_DIALOGS:
                 entries.append(_received(ctx, call, "early", policy))
         members: dict[str, DialogState] = {}
         for leg in call.legs.values():
             member = leg.member
-            if not member or member not in found or member in pilots:
+            if not member or member not in watched:
                 continue
             if leg.state is LegState.CONFIRMED or leg.id == call.bridged:
                 members[member] = "confirmed"
             elif leg.state is not LegState.ENDED:
                 members.setdefault(member, "early")
         for member, leg_state in members.items():
-            found[member].append(_received(ctx, call, leg_state, policy))
+            found.setdefault(member, []).append(_received(ctx, call, leg_state, policy))
     return {number: tuple(entries) for number, entries in found.items()}
 
 

@@ -71,7 +71,7 @@ class SubscriptionTable:
         self.by_target: dict[str, set[str]] = {}
         self.per_line: Counter[str] = Counter()
         self.notifies: dict[TransactionKey, str] = {}  # NOTIFY in flight -> subscription id
-        self.last: dict[str, tuple[DialogEntry, ...]] = {}  # a watched number's last state
+        self.last: dict[str, tuple[DialogEntry, ...]] = {}  # watched numbers not idle, as notified
         self._heap: list[tuple[float, int, str]] = []
         self._seq = itertools.count(1)
 

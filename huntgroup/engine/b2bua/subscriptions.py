@@ -53,7 +53,7 @@ from huntgroup.engine.b2bua.context import ALLOW_EVENTS, Context
 from huntgroup.engine.b2bua.line_states import dialogs_of
 from huntgroup.engine.b2bua.lines import authenticated
 from huntgroup.engine.b2bua.phone_watch import watch_failed, watch_notify, watch_response
-from huntgroup.engine.b2bua.subscription_table import Subscription
+from huntgroup.engine.b2bua.subscription_table import Subscription, SubscriptionTable
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.dialog_info import CONTENT_TYPE, EVENT, DialogEntry, event_of, render
 from huntgroup.engine.sip.dialogs import uas_dialog
@@ -203,14 +203,18 @@ def expire(ctx: Context) -> None:
 
 def publish(ctx: Context) -> None:
     """Notify the subscriptions whose watched number's dialogs changed (see the module
-    docstring); nothing to do, and nothing read, when nobody is subscribed."""
+    docstring); nothing to do, and nothing read, when nobody is subscribed. Only numbers
+    with dialogs now or at the last look are compared: the cost is one pass over the
+    calls, whatever the number of subscriptions."""
     table = ctx.subscriptions
     if not table.by_target:
         return
-    for target, entries in dialogs_of(ctx, list(table.by_target)).items():
-        if table.last.get(target) == entries:
+    now = dialogs_of(ctx, table.by_target)
+    for target in [*now, *(t for t in table.last if t not in now)]:
+        entries = now.get(target, ())
+        if table.last.get(target, ()) == entries:
             continue
-        table.last[target] = entries
+        _remember(table, target, entries)
         for sid in list(table.by_target.get(target, ())):
             sub = table.subs[sid]
             if sub.ending is None:
@@ -275,10 +279,18 @@ def _known(ctx: Context, number: str) -> bool:
 
 def _state(ctx: Context, target: str) -> tuple[DialogEntry, ...]:
     table = ctx.subscriptions
-    entries = dialogs_of(ctx, (target,))[target]
+    entries = dialogs_of(ctx, {target}).get(target, ())
     if target in table.by_target:
-        table.last[target] = entries
+        _remember(table, target, entries)
     return entries
+
+
+def _remember(table: SubscriptionTable, target: str, entries: tuple[DialogEntry, ...]) -> None:
+    """``target``'s state as last notified (an idle one is not kept)."""
+    if entries:
+        table.last[target] = entries
+    else:
+        table.last.pop(target, None)
 
 
 def _send(
