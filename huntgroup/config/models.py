@@ -219,6 +219,27 @@ class CallsConfig(_Model):
         return self
 
 
+class SubscriptionsConfig(_Model):
+    """The dialog event package, RFC 4235 (BLF keys): docs/sip.md, docs/security.md."""
+
+    enabled: bool = True
+    max_subscriptions: int = Field(10_000, ge=1, le=1_000_000)
+    max_per_line: int = Field(100, ge=1, le=10_000)
+    min_expires: int = Field(60, ge=10, le=86_400)
+    default_expires: int = Field(600, ge=10, le=86_400)
+    max_expires: int = Field(3600, ge=10, le=86_400)
+    show_remote: Literal["never", "lines", "all"] = "lines"
+    watch_phones: bool = False
+    watch_expires: int = Field(600, ge=60, le=86_400)
+    watch_retry: float = Field(3600.0, ge=60, le=7 * 86_400)
+
+    @model_validator(mode="after")
+    def _expires_order(self) -> SubscriptionsConfig:
+        if not self.min_expires <= self.default_expires <= self.max_expires:
+            raise ValueError("expires must satisfy min_expires <= default_expires <= max_expires")
+        return self
+
+
 class ServerConfig(_Model):
     listen: tuple[str, ...] = ("udp:0.0.0.0:5060", "tcp:0.0.0.0:5060")
     domain: str = "voip.example.net"
@@ -234,6 +255,7 @@ class ServerConfig(_Model):
     limits: LimitsConfig = LimitsConfig()
     auth: AuthConfig = AuthConfig()
     calls: CallsConfig = CallsConfig()
+    subscriptions: SubscriptionsConfig = SubscriptionsConfig()
 
     @field_validator("digest_algorithms")
     @classmethod

@@ -36,6 +36,7 @@ from huntgroup.config.models import (
     QueueConfig,
     ServerConfig,
     SipTimers,
+    SubscriptionsConfig,
     TlsConfig,
 )
 
@@ -51,6 +52,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     LimitsConfig,
     AuthConfig,
     CallsConfig,
+    SubscriptionsConfig,
     LineConfig,
     GroupConfig,
     QueueConfig,
@@ -74,6 +76,9 @@ MODEL_DESCRIPTIONS: dict[str, str] = {
     "AuthConfig": "Digest authentication hardening: legacy answers, and the limits on failed "
     "authentications (per source IP, per line) with their lockouts.",
     "CallsConfig": "Dead calls: session timers (RFC 4028) and the longest a call may last.",
+    "SubscriptionsConfig": "Supervision keys («touches de supervision», BLF): the dialog "
+    "event package (RFC 4235) served to lines, its bounds and expiry, and the server's own "
+    "subscriptions to phones that report their calls.",
     "TlsConfig": "SIP over TLS: our certificate for tls: listen addresses, and how the "
     "certificates of peers we call over TLS are checked.",
     "LineConfig": "A line (user licence, «licence»): its 10-digit number is also its SIP login.",
@@ -115,6 +120,8 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "limits": "Admission limits on new calls (503 beyond them).",
         "auth": "Digest authentication hardening: legacy answers, failure limits, lockouts.",
         "calls": "Calls in progress: session timers (RFC 4028) and the longest call.",
+        "subscriptions": "Supervision keys (BLF, RFC 4235 dialog events): bounds, expiry, "
+        "what a watcher sees, subscriptions to phones.",
         "digest_algorithms": (
             "Digest algorithms offered to lines, preferred first (RFC 8760). Some phones "
             "only read the first challenge: list MD5 first, or only MD5, for them."
@@ -195,6 +202,23 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "min_se": "The shortest session interval accepted (Min-SE, >= 90); shorter gets 422.",
         "max_duration": "Seconds an answered call may last before the server ends it on both "
         "sides. null: no limit.",
+    },
+    "SubscriptionsConfig": {
+        "enabled": "Serve SUBSCRIBE for the dialog event package (BLF keys); false: 489.",
+        "max_subscriptions": "Subscriptions kept at once on this node; beyond, 503 with "
+        "Retry-After.",
+        "max_per_line": "Subscriptions one line may hold at once (one per BLF key); beyond, 403.",
+        "min_expires": "Shortest subscription accepted, in seconds; shorter gets 423 with "
+        "Min-Expires.",
+        "default_expires": "Subscription duration when the SUBSCRIBE has no Expires, in seconds.",
+        "max_expires": "Longest subscription granted, in seconds (a longer Expires is cut down).",
+        "show_remote": "Whose identity a watcher sees in a dialog: never; lines (only our own "
+        "lines and pilots); all (outside callers too, unless they asked for privacy).",
+        "watch_phones": "Subscribe to the dialog events of each registered line that is a group "
+        "member, so calls it makes or takes without the server count as busy.",
+        "watch_expires": "Expires asked for in those subscriptions, in seconds.",
+        "watch_retry": "Seconds before a phone that refused them (489, 405, 501, or no "
+        "answer) is asked again.",
     },
     "TlsConfig": {
         "certificate": "PEM file with our certificate (and its chain), relative to the "

@@ -66,7 +66,7 @@ SIPP_MISSING = (
     "run scripts/setup.sh (or scripts/test.sh), which installs it with apt-get."
 )
 
-Behaviour = Literal["answer", "noanswer", "busy", "decline", "bye", "timer"]
+Behaviour = Literal["answer", "noanswer", "busy", "decline", "bye", "timer", "dialog_notifier"]
 MEMBER_SCENARIOS: dict[str, str] = {
     "answer": "uas_answer.xml",
     "noanswer": "uas_noanswer.xml",
@@ -74,6 +74,7 @@ MEMBER_SCENARIOS: dict[str, str] = {
     "decline": "uas_decline.xml",
     "bye": "uas_bye.xml",
     "timer": "uas_timer.xml",
+    "dialog_notifier": "uas_dialog_notifier.xml",
 }
 
 
@@ -328,8 +329,10 @@ class Sipp:
         ``bye``: the same, then hangs up after ``hangup_ms``; ``noanswer``:
         100, 180, then waits for CANCEL (200, 487); ``busy``: 486;
         ``decline``: 603; ``timer``: like ``answer``, and it wants session timers
-        offered (RFC 4028) and takes the refresher role. Answering members reply 487
-        to a CANCEL while ringing.
+        offered (RFC 4028) and takes the refresher role; ``dialog_notifier``: a
+        phone that answers the server's dialog SUBSCRIBE and reports a call of
+        its own for ``answer_ms`` (RFC 4235). Answering members reply 487 to a
+        CANCEL while ringing.
         OPTIONS pings are answered 200 (``-aa``).
         """
         extra = ["-aa", "-d", str(answer_ms)]
@@ -411,6 +414,33 @@ class Sipp:
         ]  # fmt: skip
         return self._start(
             name, scenario, extra, port=None, timeout=timeout, remote=f"{HOST}:{registrar_port}"
+        )
+
+    def watch(
+        self,
+        name: str,
+        server_port: int,
+        watcher: str,
+        password: str,
+        target: str,
+        scenario: str,
+        *,
+        domain: str = DOMAIN,
+        timeout: float = 30,
+    ) -> SippProcess:
+        """A BLF key: line ``watcher`` SUBSCRIBEs (dialog events, digest auth) to
+        ``target`` and checks the NOTIFYs ``scenario`` expects (uac_blf_*.xml)."""
+        csv = self.tmp_path / "sipp" / f"{name}.csv"
+        csv.parent.mkdir(exist_ok=True)
+        csv.write_text(f"SEQUENTIAL\n{watcher};{domain};{target};\n")
+        extra = [
+            "-inf", str(csv),
+            "-au", watcher, "-ap", password, "-auth_uri", f"{target}@{domain}",
+            "-m", "1", "-l", "1",
+            "-timeout_error",
+        ]  # fmt: skip
+        return self._start(
+            name, scenario, extra, port=None, timeout=timeout, remote=f"{HOST}:{server_port}"
         )
 
     def close(self) -> None:

@@ -39,6 +39,7 @@ from huntgroup.engine.b2bua.auth_guard import AuthGuard
 from huntgroup.engine.b2bua.calls import CallState
 from huntgroup.engine.b2bua.index import CallIndex
 from huntgroup.engine.b2bua.stats import SipCounters
+from huntgroup.engine.b2bua.subscription_table import SubscriptionTable, WatchTable
 from huntgroup.engine.b2bua.trust import TrustDomain
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.digest import DecoyAlgorithms, DigestAuthenticator, NonceCounts
@@ -54,10 +55,10 @@ from huntgroup.queue.state.store import StateStore
 
 log = logging.getLogger("huntgroup.calls")
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, REFER"
-KNOWN_METHODS = frozenset(
-    [*ALLOW.replace(" ", "").split(","), "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE"]
-)
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, REFER, SUBSCRIBE, NOTIFY"
+ALLOW_EVENTS = "dialog"
+"""The event packages a SUBSCRIBE may ask for (RFC 6665 Allow-Events)."""
+KNOWN_METHODS = frozenset([*ALLOW.replace(" ", "").split(","), "PRACK", "PUBLISH", "MESSAGE"])
 TRUSTED_PEER_REGISTER_FACTOR = 10
 """A trusted peer's REGISTERs may come this many times faster (rate and burst) than the
 per-source limit: an SBC registers every phone behind it from one address."""
@@ -163,6 +164,8 @@ class Context(ABC):
         self.out: list[Output] = []
         self.events: list[Event] = []
         self.index = CallIndex()
+        self.subscriptions = SubscriptionTable()  # RFC 4235 dialog events we serve
+        self.watches = WatchTable()  # our subscriptions to members' phones
         self.untried: list[tuple[TransactionKey, Request]] = []  # INVITEs of this input
         self.timer_heap: list[TimerEntry] = []
         self.compact_at = 64  # heap size that triggers dropping stale entries

@@ -75,9 +75,18 @@ from huntgroup.engine.b2bua.core_actions import carry_out
 from huntgroup.engine.b2bua.direct_media import update_media
 from huntgroup.engine.b2bua.inbound import dispatch_request
 from huntgroup.engine.b2bua.lines import report_all_contacts, report_contacts
+from huntgroup.engine.b2bua.phone_watch import look_at_registrations, reconcile, watches_due
 from huntgroup.engine.b2bua.relay import on_ack, on_cancel, on_failure, on_response
 from huntgroup.engine.b2bua.session_refresh import session_due
 from huntgroup.engine.b2bua.shedding import quick_shed, shed
+from huntgroup.engine.b2bua.subscriptions import (
+    end_all,
+    end_unknown,
+    expire,
+    publish,
+    subscription_failed,
+    subscription_response,
+)
 from huntgroup.engine.b2bua.teardown import end_call, forget
 from huntgroup.engine.b2bua.transfer import transfer_expired
 from huntgroup.engine.sip.address import Peer
@@ -189,6 +198,19 @@ class B2BUA(Context):
         except ProtocolError:
             pass
 
+    def flush(self) -> list[Output]:
+        """The outputs of this input, after the one observer of state changes: members'
+        phones that registered or went are watched or not (:func:`look_at_registrations`),
+        and the supervision keys watching a line or pilot whose dialogs changed are
+        notified (:func:`publish`)."""
+        try:
+            look_at_registrations(self)
+            self._drain()
+            publish(self)
+        except Exception as err:  # a bug there costs the NOTIFYs, never the input
+            self.internal_error("notifying dialog state", self.locals[0], err)
+        return super().flush()
+
     # ================================================================ timers
     def get_timer(self) -> float | None:
         times = (
@@ -196,6 +218,8 @@ class B2BUA(Context):
             self.core.get_timer(),
             self.registrar.get_timer(),
             self.guard.get_timer(),
+            self.subscriptions.get_timer(),
+            self.watches.get_timer(),
             self.next_timer(),
         )
         return min((t for t in times if t is not None), default=None)
@@ -205,6 +229,8 @@ class B2BUA(Context):
         self.tx_actions(self.layer.handle_timer(now=self.now))
         carry_out(self, self.core.handle_timer(now=self.now))
         self.guard.handle_timer(now=self.now)
+        expire(self)
+        watches_due(self)
         for expired in self.registrar.handle_timer(now=self.now):
             log.info("line %s: %d contact(s) expired", expired.aor, len(expired.removed))
             if expired.remaining == 0:
@@ -274,6 +300,8 @@ class B2BUA(Context):
         self.config = config
         carry_out(self, self.core.reload(config, now=self.now))
         report_all_contacts(self)
+        end_unknown(self)  # subscriptions of lines or to numbers the reload removed
+        reconcile(self)  # the phones watched follow the groups' members
         self._drain()
         log.info("reload: %d group(s), %d line(s)", len(config.groups), len(config.lines))
         return self.flush()
@@ -301,6 +329,7 @@ class B2BUA(Context):
         self.accepting = False
         self.shutdown_at = self.now + grace
         self.arm(self.shutdown_at, TimerKind.SHUTDOWN)
+        end_all(self, "deactivated")  # RFC 6665: subscribe again (to another node)
         return self.flush()
 
     @property
@@ -316,6 +345,8 @@ class B2BUA(Context):
             "contacts": self.registrar.binding_count,
             "transactions": len(self.layer),
             "auth_tracked": len(self.guard),
+            "subscriptions": len(self.subscriptions),
+            "phones_watched": len(self.watches.watches),
             "rtp_ports_in_use": self.media.ports.in_use,
         }
 
@@ -330,11 +361,14 @@ class B2BUA(Context):
                 case CancelReceived(key, request, source, invite_key):
                     self._on_cancel(key, request, source, invite_key)
                 case ResponseReceived(key, response, source):
-                    on_response(self, key, response, source)
+                    if not subscription_response(self, key, response):
+                        on_response(self, key, response, source)
                 case TransactionTimedOut(key, request, _timer):
-                    on_failure(self, key, request, 408)
+                    if not subscription_failed(self, key, request, 408):
+                        on_failure(self, key, request, 408)
                 case TransportFailed(key, request):
-                    on_failure(self, key, request, 503)
+                    if not subscription_failed(self, key, request, 503):
+                        on_failure(self, key, request, 503)
 
     def _drain(self) -> None:
         events = self.events

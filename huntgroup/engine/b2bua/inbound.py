@@ -3,13 +3,15 @@
 Theory of operation
 -------------------
 :func:`dispatch_request` sends an in-dialog request (a To tag) to
-:mod:`relay`, a REGISTER to :mod:`lines`, and answers OPTIONS, a stray BYE and
-unknown methods itself. Any request that requires an extension we do not
-understand is refused first (:func:`refused_extension`: 420 Bad Extension with
-``Unsupported``, RFC 3261 §8.2.2.3; see
-:mod:`huntgroup.engine.sip.extensions`). A new INVITE (:func:`new_invite`) is
-refused while draining (503), on a Max-Forwards loop (483), and for a feature
-code goes to :func:`~huntgroup.engine.b2bua.lines.feature_code`. Otherwise the
+:mod:`relay` (a SUBSCRIBE inside one of our subscriptions to
+:mod:`subscriptions`), a REGISTER to :mod:`lines`, a SUBSCRIBE to
+:mod:`subscriptions`, and answers OPTIONS, a stray BYE or NOTIFY and unknown
+methods itself. Any request that requires an extension we do not understand is
+refused first (:func:`refused_extension`: 420 Bad Extension with
+``Unsupported``, RFC 3261 §8.2.2.3; see :mod:`huntgroup.engine.sip.extensions`).
+A new INVITE (:func:`new_invite`) is refused while draining (503), on a
+Max-Forwards loop (483), and for a feature code goes to
+:func:`~huntgroup.engine.b2bua.lines.feature_code`. Otherwise the
 caller's identity is settled (:func:`caller_identity`, RFC 3325: who vouches
 for it), the session timer checked (RFC 4028 422), the node's limits applied
 (:class:`CallAdmission`, 503), and the call taken in
@@ -27,11 +29,12 @@ import logging
 
 from huntgroup.engine.b2bua.addressing import asserted_values, identity_value, number_of, user_of
 from huntgroup.engine.b2bua.caller_leg import accept
-from huntgroup.engine.b2bua.context import ALLOW, KNOWN_METHODS, Context
+from huntgroup.engine.b2bua.context import ALLOW, ALLOW_EVENTS, KNOWN_METHODS, Context
 from huntgroup.engine.b2bua.core_actions import enter_core, line_name, outgoing, route
 from huntgroup.engine.b2bua.lines import FEATURE_CODE, authenticated, feature_code, register
 from huntgroup.engine.b2bua.relay import in_dialog
 from huntgroup.engine.b2bua.session_timer import uas_refusal
+from huntgroup.engine.b2bua.subscriptions import in_subscription, subscribe
 from huntgroup.engine.b2bua.transfer import replacing_invite
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.digest import parse_credentials
@@ -57,7 +60,8 @@ def dispatch_request(ctx: Context, key: TransactionKey, request: Request, source
     if refused_extension(ctx, key, request):
         return
     if request.to.tag is not None:
-        in_dialog(ctx, key, request, source)
+        if not in_subscription(ctx, key, request):
+            in_dialog(ctx, key, request, source)
     elif method == "INVITE":
         new_invite(ctx, key, request, source)
     elif method == "REGISTER":
@@ -74,9 +78,12 @@ def dispatch_request(ctx: Context, key: TransactionKey, request: Request, source
                     ("Allow", ALLOW),
                     ("Accept", "application/sdp"),
                     ("Supported", supported_value()),
+                    ("Allow-Events", ALLOW_EVENTS),
                 ),
             )
-    elif method == "BYE":
+    elif method == "SUBSCRIBE":
+        subscribe(ctx, key, request, source)
+    elif method in ("BYE", "NOTIFY"):
         ctx.respond(key, request, 481)
     elif method == "REFER":  # only in a call's dialog (engine/b2bua/transfer.py)
         ctx.respond(key, request, 403)

@@ -17,7 +17,19 @@ from tests.support.b2bua_peers import (
     sdp,
 )
 
-ALLOWED = {"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE", "REFER"}
+ALLOWED = {
+    "INVITE",
+    "ACK",
+    "CANCEL",
+    "BYE",
+    "OPTIONS",
+    "REGISTER",
+    "INFO",
+    "UPDATE",
+    "REFER",
+    "SUBSCRIBE",
+    "NOTIFY",
+}
 
 
 @pytest.fixture

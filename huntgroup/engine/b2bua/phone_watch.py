@@ -1,0 +1,288 @@
+"""Our subscriptions to members' phones: their own calls make the line busy for the core.
+
+Theory of operation
+-------------------
+A phone may place or take calls the server never sees (a second account,
+a call to a colleague's extension on the same PBX, a call placed straight to
+a SIP URI). When ``server.subscriptions.watch_phones`` is on, the server
+subscribes (SUBSCRIBE, ``Event: dialog``, RFC 4235) to the first registered
+contact of every line that is a member of a group: only lines that
+registered with digest authentication, one subscription per line (so the
+table is bounded by the configuration). The phone's NOTIFYs list its
+dialogs (full or partial documents, :func:`~huntgroup.engine.sip.dialog_info.parse`);
+the dialogs of calls that went through the server (a Call-ID of one of our
+member legs, or of a caller's INVITE we took) are left out, so those calls
+never count twice; while any other dialog is not terminated the line is
+busy, and each change is told to the core as ``LineActivity(line, busy)``
+on the B2BUA's normal core-event path.
+
+When: the registrar's binding count is looked at after every input
+(:func:`look_at_registrations`, from the facade's observer hook); a change
+starts the watches of lines that registered and stops those whose contacts
+are gone (a busy line is then told not busy). A watch is refreshed at 80% of
+the Expires the phone granted (:func:`watches_due`).
+
+Phones that do not serve the package: a refusal (``489 Bad Event``,
+``405``, ``501``) is not asked again for ``watch_retry`` seconds; any other
+failure (a 4xx-6xx, no answer, a ``terminated`` Subscription-State) backs
+off 60 s, doubling up to ``watch_retry``. Both ends of the subscription
+end on timers: ours by refresh or back-off, theirs by the Expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from huntgroup.engine.b2bua.context import Context
+from huntgroup.engine.b2bua.member_legs import targets_of
+from huntgroup.engine.b2bua.subscription_table import Watch
+from huntgroup.engine.sip.address import Peer
+from huntgroup.engine.sip.dialog_info import CONTENT_TYPE, EVENT, event_of, parse
+from huntgroup.engine.sip.dialogs import uac_dialog
+from huntgroup.engine.sip.headers import Headers
+from huntgroup.engine.sip.message import Request, Response, new_call_id, new_tag
+from huntgroup.engine.sip.transaction import TransactionKey
+from huntgroup.engine.sip.uri import Uri
+from huntgroup.errors import ProtocolError
+from huntgroup.queue.events import LineActivity
+
+log = logging.getLogger("huntgroup.calls")
+
+REFUSALS = frozenset([405, 489, 501])
+"""A phone that answers these does not serve the dialog package: asked again much later."""
+FIRST_RETRY = 60.0
+"""Back-off after the first failure that is not a refusal; it doubles up to watch_retry."""
+MAX_WATCHED_DIALOGS = 64
+"""Dialogs kept per phone (partial documents cannot grow the table beyond)."""
+
+
+def member_lines(ctx: Context) -> set[str]:
+    """The lines that are members of a group."""
+    return {m.line for g in ctx.config.groups for m in g.members if m.line}
+
+
+def look_at_registrations(ctx: Context) -> None:
+    """After an input: when the registrar's bindings changed, start and stop watches."""
+    table = ctx.watches
+    if not ctx.config.server.subscriptions.watch_phones:
+        return
+    count = ctx.registrar.binding_count
+    if count != table.registrations:
+        table.registrations = count
+        reconcile(ctx)
+
+
+def reconcile(ctx: Context) -> None:
+    """One watch per member line with a contact, none for the others (back-off kept);
+    none at all unless ``watch_phones``."""
+    table = ctx.watches
+    lines = member_lines(ctx) if ctx.config.server.subscriptions.watch_phones else set()
+    for line, watch in list(table.watches.items()):
+        if line not in lines or not ctx.registrar.contacts(line, now=ctx.now):
+            stop(ctx, watch)
+    for line, (until, failures) in list(table.backoff.items()):
+        if line not in lines:
+            del table.backoff[line]
+        elif until <= ctx.now:
+            table.backoff[line] = (math.inf, failures)  # waited out: may be asked again
+    for line in lines:
+        if line in table.watches:
+            continue
+        until = table.backoff.get(line, (math.inf, 0))[0]
+        if ctx.now < until < math.inf:
+            continue
+        targets = targets_of(ctx, line)
+        if targets:
+            start(ctx, line, *targets[0])
+
+
+def watches_due(ctx: Context) -> None:
+    """Timers: refresh the watches due, ask again the phones whose back-off is over."""
+    table = ctx.watches
+    for watch in list(table.watches.values()):
+        if watch.refresh_at is not None and watch.refresh_at <= ctx.now:
+            refresh(ctx, watch)
+    if any(until <= ctx.now for until, _ in table.backoff.values()):
+        reconcile(ctx)
+
+
+def start(ctx: Context, line: str, uri: Uri, peer: Peer) -> None:
+    me = ctx.local_for(peer)
+    domain = ctx.config.server.domain
+    request = Request(
+        method="SUBSCRIBE",
+        uri=uri,
+        headers=Headers(
+            [
+                ("Via", me.via(ctx.rng)),
+                ("Max-Forwards", "70"),
+                ("From", f"<sip:huntgroup@{domain}>;tag={new_tag(ctx.rng)}"),
+                ("To", f"<sip:{line}@{domain}>"),
+                ("Call-ID", new_call_id(ctx.rng, me.host)),
+                ("CSeq", "1 SUBSCRIBE"),
+                *_subscribe_headers(ctx, me),
+            ]
+        ),
+    )
+    watch = Watch(line, request.call_id, request.from_.tag or "", request, peer)
+    ctx.watches.add(watch)
+    log.info("line %s: subscribing to its phone's dialog events", line)
+    _send(ctx, watch, request)
+
+
+def refresh(ctx: Context, watch: Watch) -> None:
+    if watch.dialog is None:  # never confirmed: start again
+        stop(ctx, watch)
+        reconcile(ctx)
+        return
+    me = watch.dialog.me
+    request = watch.dialog.request("SUBSCRIBE", ctx.rng, headers=_subscribe_headers(ctx, me))
+    _send(ctx, watch, request)
+
+
+def stop(ctx: Context, watch: Watch) -> None:
+    """Forget ``watch``; a line it made busy is not busy any more."""
+    ctx.watches.drop(watch)
+    if watch.busy:
+        watch.busy = False
+        ctx.tell_core(LineActivity(watch.line, False))
+
+
+def watch_response(ctx: Context, key: TransactionKey, response: Response) -> bool:
+    """The final answer to one of our SUBSCRIBEs; False when ``key`` is none of ours."""
+    table = ctx.watches
+    line = table.by_tx.pop(key, None)
+    if line is None:
+        return False
+    watch = table.watches.get(line)
+    if watch is None or watch.tx != key:
+        return True
+    watch.tx = None
+    if not 200 <= response.status < 300:
+        failed(ctx, watch, response.status)
+        return True
+    try:
+        granted = response.expires
+        if watch.dialog is None:
+            watch.dialog = uac_dialog(
+                watch.request, response, watch.peer, ctx.local_for(watch.peer)
+            )
+    except ProtocolError as err:
+        log.info("line %s: unusable answer to our SUBSCRIBE: %s", line, err)
+        failed(ctx, watch, 400)
+        return True
+    if granted is None:
+        granted = ctx.config.server.subscriptions.watch_expires
+    if granted <= 0:
+        stop(ctx, watch)
+        return True
+    watch.refresh_at = ctx.now + max(5.0, 0.8 * granted)
+    table.backoff.pop(line, None)
+    return True
+
+
+def watch_failed(ctx: Context, key: TransactionKey, status: int) -> bool:
+    """Our SUBSCRIBE got no answer (408) or could not be sent (503)."""
+    line = ctx.watches.by_tx.pop(key, None)
+    if line is None:
+        return False
+    watch = ctx.watches.watches.get(line)
+    if watch is not None and watch.tx == key:
+        watch.tx = None
+        failed(ctx, watch, status)
+    return True
+
+
+def failed(ctx: Context, watch: Watch, status: int) -> None:
+    """The phone refused or failed: stop, and ask again after the back-off."""
+    stop(ctx, watch)
+    table = ctx.watches
+    failures = table.backoff.get(watch.line, (0.0, 0))[1] + 1
+    retry = ctx.config.server.subscriptions.watch_retry
+    delay = retry if status in REFUSALS else min(retry, FIRST_RETRY * 2 ** min(failures - 1, 20))
+    table.backoff[watch.line] = (ctx.now + delay, failures)
+    log.info(
+        "line %s: the phone's dialog events are not watched (%d); asked again in %.0f s",
+        watch.line,
+        status,
+        delay,
+    )
+
+
+def watch_notify(ctx: Context, key: TransactionKey, request: Request) -> bool:
+    """A NOTIFY in one of our subscriptions to a phone; False when it is none of ours."""
+    watch = ctx.watches.find(request.call_id, request.to.tag or "")
+    if watch is None:
+        return False
+    dialog = watch.dialog
+    if dialog is not None:
+        if request.from_.tag != dialog.remote_tag:
+            ctx.respond(key, request, 481)
+            return True
+        if request.cseq.number <= dialog.remote_cseq:  # §12.2.2
+            ctx.respond(key, request, 500, headers=(("Retry-After", "1"),))
+            return True
+        dialog.remote_cseq = request.cseq.number
+    if event_of(request) != EVENT:
+        ctx.respond(key, request, 489)
+        return True
+    info = None
+    if request.body:
+        ctype = (request.content_type or "").split(";")[0].strip().lower()
+        try:
+            if ctype != CONTENT_TYPE:
+                raise ProtocolError(f"content type {ctype or 'none'}")
+            info = parse(request.body)
+        except ProtocolError as err:
+            log.info("line %s: NOTIFY refused (400): %s", watch.line, err)
+            ctx.respond(key, request, 400)
+            return True
+    ctx.respond(key, request, 200, to_tag=request.to.tag)
+    if info is not None and (watch.version is None or info.version > watch.version):
+        watch.version = info.version
+        if info.full:
+            watch.dialogs.clear()
+        for d in info.dialogs:
+            if d.state == "terminated":
+                watch.dialogs.pop(d.id, None)
+            elif d.id in watch.dialogs or len(watch.dialogs) < MAX_WATCHED_DIALOGS:
+                watch.dialogs[d.id] = d
+    state = (request.headers.get("Subscription-State") or "").split(";")[0].strip().lower()
+    if state == "terminated":
+        failed(ctx, watch, 0)
+        return True
+    _tell(ctx, watch)
+    return True
+
+
+def _tell(ctx: Context, watch: Watch) -> None:
+    """Tell the core when the line's busy state, calls through the server left out, changed."""
+    busy = False
+    if watch.dialogs:
+        index = ctx.index
+        ours = set(index.legs_by_call_id)
+        ours.update(c.invite.call_id for c in index.calls.values())
+        ours.update(leg.invite.call_id for leg in index.orphans.values())
+        busy = any(not d.call_id or d.call_id not in ours for d in watch.dialogs.values())
+    if busy != watch.busy:
+        watch.busy = busy
+        log.info("line %s: %s on its own", watch.line, "busy" if busy else "free")
+        ctx.tell_core(LineActivity(watch.line, busy))
+
+
+def _send(ctx: Context, watch: Watch, request: Request) -> None:
+    key = ctx.start(request, watch.peer)
+    watch.request = request
+    watch.tx = key
+    watch.refresh_at = None
+    ctx.watches.by_tx[key] = watch.line
+
+
+def _subscribe_headers(ctx: Context, me: Peer) -> tuple[tuple[str, str], ...]:
+    return (
+        ("Contact", me.contact()),
+        ("Event", EVENT),
+        ("Accept", CONTENT_TYPE),
+        ("Expires", str(ctx.config.server.subscriptions.watch_expires)),
+    )
