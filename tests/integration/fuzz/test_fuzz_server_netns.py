@@ -50,7 +50,9 @@ def test_server_survives_mutated_sip_and_still_routes_calls(tmp_path: Path) -> N
         "options": 200,
         "unknown_number": 404,
         "no_common_codec": 488,
-        "pilot_call": 480,
+        # no member is available (m1's port is closed: unreachable; the line never
+        # registered), so with queue.when_empty: wait the caller is queued with music
+        "pilot_call": 200,
     }, (result, log[-3000:])
     assert result["internal_errors"] == 0 and result["tracebacks"] == 0, log[-5000:]
     assert result["exit"] == 0, log[-2000:]
