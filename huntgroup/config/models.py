@@ -229,7 +229,7 @@ class SubscriptionsConfig(_Model):
     default_expires: int = Field(600, ge=10, le=86_400)
     max_expires: int = Field(3600, ge=10, le=86_400)
     show_remote: Literal["never", "lines", "all"] = "lines"
-    watch_phones: bool = False
+    watch_phones: Literal["auto"] | bool = "auto"
     watch_expires: int = Field(600, ge=60, le=86_400)
     watch_retry: float = Field(3600.0, ge=60, le=7 * 86_400)
 

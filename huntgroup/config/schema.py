@@ -214,8 +214,9 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "max_expires": "Longest subscription granted, in seconds (a longer Expires is cut down).",
         "show_remote": "Whose identity a watcher sees in a dialog: never; lines (only our own "
         "lines and pilots); all (outside callers too, unless they asked for privacy).",
-        "watch_phones": "Subscribe to the dialog events of each registered line that is a group "
-        "member, so calls it makes or takes without the server count as busy.",
+        "watch_phones": "Subscribe to the dialog events of the phones of group members, so "
+        "calls they make or take without the server count as busy: auto (only a phone whose "
+        "REGISTER lists dialog in Allow-Events), true (every registered member's phone), false.",
         "watch_expires": "Expires asked for in those subscriptions, in seconds.",
         "watch_retry": "Seconds before a phone that refused them (489, 405, 501, or no "
         "answer) is asked again.",

@@ -10,7 +10,7 @@ from tests.config.test_config_errors import BASE, problems
 
 def test_defaults() -> None:
     subs = load_config_text(BASE, "cfg.yaml", Path("/nonexistent")).server.subscriptions
-    assert subs.enabled and not subs.watch_phones
+    assert subs.enabled and subs.watch_phones == "auto"
     assert (subs.min_expires, subs.default_expires, subs.max_expires) == (60, 600, 3600)
     assert (subs.max_subscriptions, subs.max_per_line, subs.show_remote) == (10000, 100, "lines")
 
@@ -27,3 +27,18 @@ def test_show_remote_is_one_of_three() -> None:
     text = "server:\n  subscriptions:\n    show_remote: everyone\n" + BASE
     (problem,) = problems(text)
     assert "server.subscriptions.show_remote" in problem
+
+
+def test_watch_phones_is_auto_true_or_false() -> None:
+    for written, taken in (("auto", "auto"), ("true", True), ("false", False)):
+        text = f"server:\n  subscriptions:\n    watch_phones: {written}\n" + BASE
+        subs = load_config_text(text, "cfg.yaml", Path("/nonexistent")).server.subscriptions
+        assert subs.watch_phones == taken
+
+
+def test_watch_phones_refuses_other_values() -> None:
+    for written in ("sometimes", "3", "[dialog]"):
+        text = f"server:\n  subscriptions:\n    watch_phones: {written}\n" + BASE
+        found = problems(text)
+        assert found, written
+        assert all("server.subscriptions.watch_phones" in p for p in found), found

@@ -13,6 +13,7 @@ Run with:  pytest tests/integration/test_sipp_blf.py
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -92,3 +93,45 @@ def test_a_phone_that_reports_its_own_call_makes_its_line_busy_then_free(
     server.wait_for_log(rf"line {LINE_A}: free on its own")
     phone.expect_success()
     assert "not watched" not in server.log()
+
+
+def test_by_default_only_a_phone_that_advertises_dialog_is_watched_and_kept_from_group_calls(
+    sipp: Sipp, ports: PortAllocator, start_server: StartServer
+) -> None:
+    """The default ``watch_phones: auto``: LINE_A's phone registers with ``Allow-Events:
+    dialog`` and gets our SUBSCRIBE; its own call (8 s) makes LINE_A busy, so a group
+    call goes to LINE_B (first in the linear order is LINE_A). LINE_B's SIPp phone
+    registers without Allow-Events and gets no SUBSCRIBE; the notifier gets no INVITE
+    (an unexpected request would fail its run)."""
+    phone = sipp.member("phone", "dialog_notifier", answer_ms=8000)
+    agent = sipp.member("agent", "answer", answer_ms=300)
+    config = server_config(
+        ports,
+        lines=[_md5_line(LINE_A), _md5_line(LINE_B)],
+        groups=[group("G", PILOT, "linear", [LINE_A, LINE_B])],
+    )
+    assert "subscriptions" not in config["server"]  # the default configuration
+    server = start_server(config)
+    sipp.register("register_b", server.port, LINE_B, PASSWORD, contact_port=agent.port).wait()
+    server.wait_for_log(rf"line {LINE_B}: 1 contact\(s\) registered")
+    sipp.register(
+        "register_a",
+        server.port,
+        LINE_A,
+        PASSWORD,
+        contact_port=phone.port,
+        scenario="uac_register_auth_dialog.xml",
+    ).wait()
+    server.wait_for_log(rf"line {LINE_A}: busy on its own")
+    call = sipp.call("caller", server.port, PILOT, duration_ms=1000)
+    call.expect_success()
+    server.wait_for_log(rf"call \S+: bridged to {LINE_B}")
+    server.wait_for_log(rf"line {LINE_A}: free on its own")
+    phone.expect_success()
+    log = server.log()
+    assert log.count("subscribing to its phone's dialog events") == 1
+    assert f"line {LINE_B}: subscribing" not in log
+    assert not re.search(rf"bridged to {LINE_A}", log)
+    assert agent.received("SUBSCRIBE") == []
+    assert len(agent.received("INVITE")) == 1
+    assert phone.received("INVITE") == []

@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from huntgroup.config.models import Config
@@ -360,6 +360,7 @@ class Phone:
         cseq: int,
         authorization: str | None = None,
         expires: int = 3600,
+        extra: Sequence[tuple[str, str]] = (),
     ) -> list[Output]:
         uri = f"sip:{number}@{DOMAIN}"
         headers = [
@@ -373,6 +374,7 @@ class Phone:
         ]
         if authorization is not None:
             headers.append(("Authorization", authorization))
+        headers.extend(extra)
         return self.send(build(f"REGISTER sip:{DOMAIN} SIP/2.0", headers))
 
     def respond(

@@ -8,8 +8,9 @@ wrong (401/407 challenge, 403, 400, 503 while locked out by
 :class:`AuthGuard`) and counts failures; known and unknown numbers get the
 same answers. :func:`register` then binds the contacts in the registrar
 (:func:`bind`: a line binds only contacts on its own source host, a trusted
-peer any). :func:`feature_code` handles ``*51`` / ``*52`` [pilot]: the line
-joins or leaves its groups, the call is answered and hung up at the ACK.
+peer any; each binding keeps whether its REGISTER listed ``dialog`` in
+Allow-Events, for :mod:`phone_watch`). :func:`feature_code` handles ``*51``
+/ ``*52`` [pilot]: the line joins or leaves its groups, the call is answered and hung up at the ACK.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from huntgroup.engine.b2bua.addressing import user_of
 from huntgroup.engine.b2bua.auth_guard import address_of
 from huntgroup.engine.b2bua.caller_leg import accept, answer_caller
 from huntgroup.engine.b2bua.context import Context
+from huntgroup.engine.b2bua.phone_watch import WATCHED_EVENTS, registered
 from huntgroup.engine.sip.address import Peer
+from huntgroup.engine.sip.dialog_info import allowed_events
 from huntgroup.engine.sip.digest import (
     AuthOutcome,
     DecoyAlgorithms,
@@ -193,6 +196,7 @@ def bind(ctx: Context, key: TransactionKey, request: Request, source: Peer, numb
         now=ctx.now,
         expires=request.expires,
         source=source,
+        events=allowed_events(request) & WATCHED_EVENTS,
     )
     headers: list[tuple[str, str]] = [("Contact", v) for v in result.contact_values]
     if result.min_expires is not None:
@@ -201,6 +205,7 @@ def bind(ctx: Context, key: TransactionKey, request: Request, source: Peer, numb
     if result.ok:
         log.info("line %s: %d contact(s) registered", number, len(result.bindings))
         report_contacts(ctx, number)
+        registered(ctx, number)
 
 
 def report_contacts(ctx: Context, number: str) -> None:

@@ -37,6 +37,7 @@ from huntgroup.engine.sip.grammar import quote
 from huntgroup.engine.sip.headers import Headers
 from huntgroup.engine.sip.message import Request, Response, new_call_id, new_tag
 from huntgroup.engine.sip.next_hop import next_hop_max_forwards
+from huntgroup.engine.sip.registrar import Binding
 from huntgroup.engine.sip.transaction import TransactionKey
 from huntgroup.engine.sip.uri import Uri, parse_uri
 from huntgroup.errors import ProtocolError
@@ -73,22 +74,24 @@ def targets_of(ctx: Context, member: str) -> list[tuple[Uri, Peer]]:
         uri = parse_uri(member)
         peer = peer_of(uri)
         return [(uri, peer)] if peer else []
-    targets: list[tuple[Uri, Peer]] = []
-    for binding in ctx.registrar.contacts(member, now=ctx.now):
-        try:
-            uri = parse_uri(binding.uri)
-        except ProtocolError:
-            continue
-        peer = peer_of(uri)
-        src = binding.source
-        # A phone on TLS (or behind NAT) is reached over the way it came in.
-        if src is not None and (
-            peer is None or src.transport == "TLS" or behind_nat(peer.host, src.host)
-        ):
-            peer = src
-        if peer is not None:
-            targets.append((uri, peer))
-    return targets
+    bindings = ctx.registrar.contacts(member, now=ctx.now)
+    return [t for t in map(binding_target, bindings) if t is not None]
+
+
+def binding_target(binding: Binding) -> tuple[Uri, Peer] | None:
+    """Where to send a request for a registered contact; None when it cannot be reached."""
+    try:
+        uri = parse_uri(binding.uri)
+    except ProtocolError:
+        return None
+    peer = peer_of(uri)
+    src = binding.source
+    # A phone on TLS (or behind NAT) is reached over the way it came in.
+    if src is not None and (
+        peer is None or src.transport == "TLS" or behind_nat(peer.host, src.host)
+    ):
+        peer = src
+    return (uri, peer) if peer is not None else None
 
 
 def new_leg(

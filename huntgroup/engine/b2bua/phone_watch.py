@@ -4,23 +4,31 @@ Theory of operation
 -------------------
 A phone may place or take calls the server never sees (a second account,
 a call to a colleague's extension on the same PBX, a call placed straight to
-a SIP URI). When ``server.subscriptions.watch_phones`` is on, the server
-subscribes (SUBSCRIBE, ``Event: dialog``, RFC 4235) to the first registered
-contact of every line that is a member of a group: only lines that
-registered with digest authentication, one subscription per line (so the
-table is bounded by the configuration). The phone's NOTIFYs list its
-dialogs (full or partial documents, :func:`~huntgroup.engine.sip.dialog_info.parse`);
-the dialogs of calls that went through the server (a Call-ID of one of our
-member legs, or of a caller's INVITE we took) are left out, so those calls
-never count twice; while any other dialog is not terminated the line is
-busy, and each change is told to the core as ``LineActivity(line, busy)``
-on the B2BUA's normal core-event path.
+a SIP URI). The server subscribes (SUBSCRIBE, ``Event: dialog``, RFC 4235)
+to one registered contact of every line that is a member of a group: only
+lines that registered with digest authentication, one subscription per line
+(so the table is bounded by the configuration). Which contacts, by
+``server.subscriptions.watch_phones``: ``auto`` (the default), only a
+contact whose last REGISTER listed ``dialog`` in ``Allow-Events`` (RFC 6665
+§8.2.2: the phone says it notifies that package; the registrar keeps it per
+binding, :data:`WATCHED_EVENTS`); ``true``, any contact; ``false``, none.
+The phone's NOTIFYs list its dialogs (full or partial documents,
+:func:`~huntgroup.engine.sip.dialog_info.parse`); the dialogs of calls that
+went through the server (a Call-ID of one of our member legs, or of a
+caller's INVITE we took) are left out, so those calls never count twice;
+while any other dialog is not terminated the line is busy, and each change
+is told to the core as ``LineActivity(line, busy)`` on the B2BUA's normal
+core-event path.
 
-When: the registrar's binding count is looked at after every input
-(:func:`look_at_registrations`, from the facade's observer hook); a change
-starts the watches of lines that registered and stops those whose contacts
-are gone (a busy line is then told not busy). A watch is refreshed at 80% of
-the Expires the phone granted (:func:`watches_due`).
+When: after every REGISTER of a member line (:func:`registered`: a refresh
+that stops advertising ``dialog`` stops the watch, one that starts
+advertising it starts one), and when the registrar's binding count changed
+(:func:`look_at_registrations`, from the facade's observer hook: contacts
+that expired or were evicted). A watch stays on its contact while that
+contact may be watched; when it goes, the watch stops (a busy line is then
+told not busy) and another eligible contact of the line, if any, is watched.
+A watch is refreshed at 80% of the Expires the phone granted
+(:func:`watches_due`).
 
 Phones that do not serve the package: a refusal (``489 Bad Event``,
 ``405``, ``501``) is not asked again for ``watch_retry`` seconds; any other
@@ -35,8 +43,8 @@ import logging
 import math
 
 from huntgroup.engine.b2bua.context import Context
-from huntgroup.engine.b2bua.member_legs import targets_of
-from huntgroup.engine.b2bua.subscription_table import Watch
+from huntgroup.engine.b2bua.member_legs import binding_target
+from huntgroup.engine.b2bua.subscription_table import Watch, take_answer
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.dialog_info import CONTENT_TYPE, EVENT, event_of, parse
 from huntgroup.engine.sip.dialogs import uac_dialog
@@ -55,6 +63,13 @@ FIRST_RETRY = 60.0
 """Back-off after the first failure that is not a refusal; it doubles up to watch_retry."""
 MAX_WATCHED_DIALOGS = 64
 """Dialogs kept per phone (partial documents cannot grow the table beyond)."""
+WATCHED_EVENTS = frozenset([EVENT])
+"""The event packages of a REGISTER's Allow-Events the registrar keeps per binding."""
+
+
+def watching(ctx: Context) -> bool:
+    """``watch_phones`` is ``auto`` or ``true``."""
+    return ctx.config.server.subscriptions.watch_phones is not False
 
 
 def member_lines(ctx: Context) -> set[str]:
@@ -65,7 +80,7 @@ def member_lines(ctx: Context) -> set[str]:
 def look_at_registrations(ctx: Context) -> None:
     """After an input: when the registrar's bindings changed, start and stop watches."""
     table = ctx.watches
-    if not ctx.config.server.subscriptions.watch_phones:
+    if not watching(ctx):
         return
     count = ctx.registrar.binding_count
     if count != table.registrations:
@@ -73,13 +88,20 @@ def look_at_registrations(ctx: Context) -> None:
         reconcile(ctx)
 
 
+def registered(ctx: Context, line: str) -> None:
+    """After a REGISTER of ``line`` was accepted: what its phone advertised may have
+    changed (Allow-Events), or its contact moved."""
+    if watching(ctx) and line in member_lines(ctx):
+        reconcile_line(ctx, line)
+
+
 def reconcile(ctx: Context) -> None:
-    """One watch per member line with a contact, none for the others (back-off kept);
-    none at all unless ``watch_phones``."""
+    """One watch per member line with a contact that may be watched, none for the
+    others (back-off kept); none at all when ``watch_phones`` is false."""
     table = ctx.watches
-    lines = member_lines(ctx) if ctx.config.server.subscriptions.watch_phones else set()
+    lines = member_lines(ctx) if watching(ctx) else set()
     for line, watch in list(table.watches.items()):
-        if line not in lines or not ctx.registrar.contacts(line, now=ctx.now):
+        if line not in lines:
             stop(ctx, watch)
     for line, (until, failures) in list(table.backoff.items()):
         if line not in lines:
@@ -87,14 +109,38 @@ def reconcile(ctx: Context) -> None:
         elif until <= ctx.now:
             table.backoff[line] = (math.inf, failures)  # waited out: may be asked again
     for line in lines:
-        if line in table.watches:
+        reconcile_line(ctx, line)
+
+
+def reconcile_line(ctx: Context, line: str) -> None:
+    """Keep ``line``'s watch while its contact may be watched; else stop it and, past
+    any back-off, watch the first contact that may be."""
+    table = ctx.watches
+    contacts = eligible(ctx, line)
+    watch = table.watches.get(line)
+    if watch is not None:
+        if any(contact == watch.contact for contact, _, _ in contacts):
+            return
+        log.info("line %s: contact %.120s no longer watched", line, watch.contact)
+        stop(ctx, watch)
+    until = table.backoff.get(line, (math.inf, 0))[0]
+    if contacts and not ctx.now < until < math.inf:
+        start(ctx, line, *contacts[0])
+
+
+def eligible(ctx: Context, line: str) -> list[tuple[str, Uri, Peer]]:
+    """``line``'s registered contacts that may be watched, best first, with where to
+    send: every one (``watch_phones: true``), or those whose REGISTER listed ``dialog``
+    in Allow-Events (``auto``)."""
+    auto = ctx.config.server.subscriptions.watch_phones == "auto"
+    out: list[tuple[str, Uri, Peer]] = []
+    for binding in ctx.registrar.contacts(line, now=ctx.now):
+        if auto and EVENT not in binding.events:
             continue
-        until = table.backoff.get(line, (math.inf, 0))[0]
-        if ctx.now < until < math.inf:
-            continue
-        targets = targets_of(ctx, line)
-        if targets:
-            start(ctx, line, *targets[0])
+        target = binding_target(binding)
+        if target is not None:
+            out.append((binding.uri, *target))
+    return out
 
 
 def watches_due(ctx: Context) -> None:
@@ -107,7 +153,7 @@ def watches_due(ctx: Context) -> None:
         reconcile(ctx)
 
 
-def start(ctx: Context, line: str, uri: Uri, peer: Peer) -> None:
+def start(ctx: Context, line: str, contact: str, uri: Uri, peer: Peer) -> None:
     me = ctx.local_for(peer)
     domain = ctx.config.server.domain
     request = Request(
@@ -125,7 +171,7 @@ def start(ctx: Context, line: str, uri: Uri, peer: Peer) -> None:
             ]
         ),
     )
-    watch = Watch(line, request.call_id, request.from_.tag or "", request, peer)
+    watch = Watch(line, contact, request.call_id, request.from_.tag or "", request, peer)
     ctx.watches.add(watch)
     log.info("line %s: subscribing to its phone's dialog events", line)
     _send(ctx, watch, request)
@@ -134,7 +180,7 @@ def start(ctx: Context, line: str, uri: Uri, peer: Peer) -> None:
 def refresh(ctx: Context, watch: Watch) -> None:
     if watch.dialog is None:  # never confirmed: start again
         stop(ctx, watch)
-        reconcile(ctx)
+        reconcile_line(ctx, watch.line)
         return
     me = watch.dialog.me
     request = watch.dialog.request("SUBSCRIBE", ctx.rng, headers=_subscribe_headers(ctx, me))
@@ -152,13 +198,9 @@ def stop(ctx: Context, watch: Watch) -> None:
 def watch_response(ctx: Context, key: TransactionKey, response: Response) -> bool:
     """The final answer to one of our SUBSCRIBEs; False when ``key`` is none of ours."""
     table = ctx.watches
-    line = table.by_tx.pop(key, None)
-    if line is None:
-        return False
-    watch = table.watches.get(line)
-    if watch is None or watch.tx != key:
-        return True
-    watch.tx = None
+    ours, watch = take_answer(table.by_tx, table.watches, key)
+    if watch is None:
+        return ours
     if not 200 <= response.status < 300:
         failed(ctx, watch, response.status)
         return True
@@ -169,7 +211,7 @@ def watch_response(ctx: Context, key: TransactionKey, response: Response) -> boo
                 watch.request, response, watch.peer, ctx.local_for(watch.peer)
             )
     except ProtocolError as err:
-        log.info("line %s: unusable answer to our SUBSCRIBE: %s", line, err)
+        log.info("line %s: unusable answer to our SUBSCRIBE: %s", watch.line, err)
         failed(ctx, watch, 400)
         return True
     if granted is None:
@@ -178,20 +220,16 @@ def watch_response(ctx: Context, key: TransactionKey, response: Response) -> boo
         stop(ctx, watch)
         return True
     watch.refresh_at = ctx.now + max(5.0, 0.8 * granted)
-    table.backoff.pop(line, None)
+    table.backoff.pop(watch.line, None)
     return True
 
 
 def watch_failed(ctx: Context, key: TransactionKey, status: int) -> bool:
     """Our SUBSCRIBE got no answer (408) or could not be sent (503)."""
-    line = ctx.watches.by_tx.pop(key, None)
-    if line is None:
-        return False
-    watch = ctx.watches.watches.get(line)
-    if watch is not None and watch.tx == key:
-        watch.tx = None
+    ours, watch = take_answer(ctx.watches.by_tx, ctx.watches.watches, key)
+    if watch is not None:
         failed(ctx, watch, status)
-    return True
+    return ours
 
 
 def failed(ctx: Context, watch: Watch, status: int) -> None:
@@ -274,7 +312,7 @@ def _tell(ctx: Context, watch: Watch) -> None:
 def _send(ctx: Context, watch: Watch, request: Request) -> None:
     key = ctx.start(request, watch.peer)
     watch.request = request
-    watch.tx = key
+    watch.pending = key
     watch.refresh_at = None
     ctx.watches.by_tx[key] = watch.line
 

@@ -18,6 +18,10 @@ The other direction, our own subscriptions to members' phones
 (:mod:`phone_watch`), are :class:`Watch` entries in a :class:`WatchTable`:
 one per line at most, with the back-off of phones that refused.
 
+Both kinds have one request of ours in flight at most (``pending``), found
+again by its transaction when the answer (or the failure) comes:
+:func:`take_answer` serves both tables.
+
 Invariants: every subscription is in ``by_dialog``, ``by_target`` and the
 per-line count exactly while it is in ``subs``; every subscription has an
 expiry time in the heap; the table never holds more than the bound the
@@ -30,7 +34,9 @@ import heapq
 import itertools
 import math
 from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from huntgroup.engine.b2bua.calls import DialogKey
 from huntgroup.engine.sip.address import Peer
@@ -38,6 +44,30 @@ from huntgroup.engine.sip.dialog_info import DialogEntry, ReportedDialog
 from huntgroup.engine.sip.dialogs import Dialog
 from huntgroup.engine.sip.message import Request
 from huntgroup.engine.sip.transaction import TransactionKey
+
+
+class _InFlight(Protocol):
+    pending: TransactionKey | None
+
+
+_E = TypeVar("_E", bound=_InFlight)
+_K = TypeVar("_K", bound=Hashable)
+
+
+def take_answer(
+    in_flight: dict[TransactionKey, _K], entries: dict[_K, _E], key: TransactionKey
+) -> tuple[bool, _E | None]:
+    """The entry the answer to our request ``key`` is for, no longer waiting for it:
+    ``(False, None)`` when ``key`` is no request of this table, ``(True, None)`` when its
+    entry is gone or has sent another request since (the answer is stale)."""
+    ident = in_flight.pop(key, None)
+    if ident is None:
+        return False, None
+    entry = entries.get(ident)
+    if entry is None or entry.pending != key:
+        return True, None
+    entry.pending = None
+    return True, entry
 
 
 @dataclass(slots=True)
@@ -133,11 +163,12 @@ class Watch:
     """Our subscription to the dialog events of ``line``'s phone (we are the subscriber)."""
 
     line: str
+    contact: str  # the registered contact watched (a binding's URI)
     call_id: str
     tag: str  # our From tag
     request: Request  # the last SUBSCRIBE sent (a refresh builds on its dialog)
     peer: Peer
-    tx: TransactionKey | None = None  # our SUBSCRIBE in flight
+    pending: TransactionKey | None = None  # our SUBSCRIBE in flight
     dialog: Dialog | None = None  # once a 2xx came
     refresh_at: float | None = None  # when to refresh (None: waiting for an answer)
     version: int | None = None  # of the last document taken
@@ -170,8 +201,8 @@ class WatchTable:
         if self.watches.get(watch.line) is watch:
             del self.watches[watch.line]
         self.by_call.pop((watch.call_id, watch.tag), None)
-        if watch.tx is not None:
-            self.by_tx.pop(watch.tx, None)
+        if watch.pending is not None:
+            self.by_tx.pop(watch.pending, None)
 
     def find(self, call_id: str, tag: str) -> Watch | None:
         """The watch whose dialog is ``call_id`` with our tag ``tag``."""

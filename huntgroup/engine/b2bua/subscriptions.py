@@ -53,7 +53,11 @@ from huntgroup.engine.b2bua.context import ALLOW_EVENTS, Context
 from huntgroup.engine.b2bua.line_states import dialogs_of
 from huntgroup.engine.b2bua.lines import authenticated
 from huntgroup.engine.b2bua.phone_watch import watch_failed, watch_notify, watch_response
-from huntgroup.engine.b2bua.subscription_table import Subscription, SubscriptionTable
+from huntgroup.engine.b2bua.subscription_table import (
+    Subscription,
+    SubscriptionTable,
+    take_answer,
+)
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.dialog_info import CONTENT_TYPE, EVENT, DialogEntry, event_of, render
 from huntgroup.engine.sip.dialogs import uas_dialog
@@ -225,13 +229,9 @@ def notify_answered(ctx: Context, key: TransactionKey, status: int) -> bool:
     """The final answer (or failure: 408, 503) to one of our NOTIFYs; False when ``key``
     is no NOTIFY of ours."""
     table = ctx.subscriptions
-    sid = table.notifies.pop(key, None)
-    if sid is None:
-        return False
-    sub = table.subs.get(sid)
-    if sub is None or sub.pending != key:
-        return True
-    sub.pending = None
+    ours, sub = take_answer(table.notifies, table.subs, key)
+    if sub is None:
+        return ours
     if not 200 <= status < 300:
         log.info(
             "line %s: NOTIFY for %s answered %d, subscription ended",

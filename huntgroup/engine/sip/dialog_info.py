@@ -21,11 +21,19 @@ size, a document type declaration (and so any entity, the "billion laughs")
 is refused before the XML parser sees it, and every field read is bounded;
 anything malformed raises :class:`~huntgroup.errors.ProtocolError`.
 
+:func:`allowed_events` reads the event packages a request says its sender
+notifies (``Allow-Events``, compact ``u``; RFC 6665 §8.2.2, RFC 3265
+§3.3.7): a REGISTER listing ``dialog`` tells the registrar that the phone
+answers a dialog SUBSCRIBE. The list is read strictly: any item that is not
+an ``event-type`` (a token without dots, then ``.template`` parts) makes the
+whole header say nothing, so a hostile value never adds a package.
+
 This is a leaf of the SIP library: it knows nothing about calls or lines.
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from typing import Literal
@@ -43,6 +51,11 @@ MAX_DIALOGS = 64
 """Dialog elements read from one document; the rest are ignored."""
 MAX_FIELD = 256
 """Characters kept of an id, a Call-ID or a state read from a document."""
+
+MAX_ALLOWED_EVENTS = 64
+"""Items of Allow-Events read; a longer list says nothing (no phone lists that many)."""
+_EVENT_TYPE = re.compile(r"[A-Za-z0-9\-!%*_+`'~]+(?:\.[A-Za-z0-9\-!%*_+`'~]+)*")
+"""RFC 6665 §8.4: event-type = event-package *( "." event-template ), token-nodot each."""
 
 DialogState = Literal["trying", "proceeding", "early", "confirmed", "terminated"]
 Direction = Literal["initiator", "recipient"]
@@ -70,6 +83,20 @@ def event_of(request: Request) -> str:
     its parameters, lower case; "" when absent."""
     value = request.headers.get("Event") or ""
     return value.split(";", 1)[0].strip().lower()
+
+
+def allowed_events(request: Request) -> frozenset[str]:
+    """The event packages ``request``'s Allow-Events headers list, lower case (RFC 6665
+    §8.2.2); empty when there is none, or when any item is not an event-type or there
+    are more than :data:`MAX_ALLOWED_EVENTS` (the header then says nothing)."""
+    items = [
+        item.strip(" \t")
+        for value in request.headers.get_all("Allow-Events")
+        for item in value.split(",")
+    ]
+    if len(items) > MAX_ALLOWED_EVENTS or not all(_EVENT_TYPE.fullmatch(i) for i in items):
+        return frozenset()
+    return frozenset(i.lower() for i in items)
 
 
 def render(entity: str, version: int, dialogs: tuple[DialogEntry, ...]) -> bytes:

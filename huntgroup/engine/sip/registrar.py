@@ -18,7 +18,9 @@ phone that moves keeps its binding), else by URI compared with the
 case rules of RFC 3261 §19.1.4 (scheme and host part case-insensitive, user
 part case-sensitive; simplified: parameters are compared as written, lower
 case). Each binding keeps the transport address the REGISTER came from, so
-the engine can send to that address when the contact is private (NAT).
+the engine can send to that address when the contact is private (NAT), and
+the event packages its last REGISTER advertised (``events``: what the caller
+read from Allow-Events and chose to keep; a refresh replaces them).
 
 Processing is atomic, as §10.3 asks: the new state of the AOR is computed on
 a copy and committed only when every contact passes. A contact whose binding
@@ -80,6 +82,7 @@ class Binding:
     registered_at: float  # when the binding was created or last refreshed
     source: Peer | None = None  # the transport address the REGISTER came from
     instance: str | None = None
+    events: frozenset[str] = frozenset()  # event packages its last REGISTER said it notifies
 
     def expires_in(self, now: float) -> int:
         """Whole seconds left, for the ``expires`` parameter of a 200 response."""
@@ -215,12 +218,16 @@ class Registrar:
         now: float,
         expires: int | None = None,
         source: Peer | None = None,
+        events: frozenset[str] = frozenset(),
     ) -> RegisterResult:
         """Apply one REGISTER for ``aor`` (RFC 3261 §10.3 steps 6 to 8).
 
         ``contacts`` are the request's Contact entries (empty: a query),
         ``expires`` its Expires header (None when absent), ``source`` the
-        address the request came from.
+        address the request came from, ``events`` the event packages it
+        advertised (Allow-Events, as far as the caller keeps them): every
+        binding the request adds or refreshes takes them, a refresh without
+        them forgets the old ones.
         """
         if expires is not None and expires < 0:
             return RegisterResult(400, "Invalid Expires")
@@ -278,6 +285,7 @@ class Registrar:
                 registered_at=now,
                 source=source,
                 instance=entry.instance,
+                events=events,
             )
             if existing is None or existing.uri != entry.uri or existing.q != entry.q:
                 changed = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from huntgroup.config.models import Config
@@ -31,9 +33,11 @@ def register(
     algorithm: str = "SHA-256",
     username: str | None = None,
     call_id: str = "reg-1@test",
+    extra: Sequence[tuple[str, str]] = (),
 ) -> Response:
-    """The full REGISTER exchange; returns the final response to the authorised REGISTER."""
-    phone.register(number, call_id=call_id, cseq=1)
+    """The full REGISTER exchange (``extra`` headers in both REGISTERs); returns the final
+    response to the authorised REGISTER."""
+    phone.register(number, call_id=call_id, cseq=1, extra=extra)
     challenge = phone.response(401, "REGISTER")
     offered = {
         parse_challenge(v)["algorithm"]: v for v in challenge.headers.get_all("WWW-Authenticate")
@@ -45,7 +49,7 @@ def register(
         method="REGISTER",
         uri=f"sip:{DOMAIN}",
     )
-    phone.register(number, call_id=call_id, cseq=2, authorization=authorization)
+    phone.register(number, call_id=call_id, cseq=2, authorization=authorization, extra=extra)
     final = phone.next()
     assert isinstance(final, Response)
     return final

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from huntgroup.engine.sip.message import Request
 from huntgroup.queue.events import Event, LineActivity
 from tests.engine.b2bua.test_b2bua_lines import register
@@ -202,3 +204,111 @@ def test_hostile_documents_are_refused() -> None:
     side.notify(document(0), ctype="text/plain")
     alice.response(400, "NOTIFY")
     assert activity(seen) == []
+
+
+# ------------------------------------------------------------------ watch_phones: auto
+
+ADVERTISES = (("Allow-Events", "presence, dialog, message-summary"),)
+
+
+def auto(*, extra: tuple[tuple[str, str], ...] = ADVERTISES) -> tuple[Network, Phone, list[Event]]:
+    """The default configuration (``watch_phones: auto``); alice registers with ``extra``."""
+    net, alice, _bob, _caller = world()
+    assert net.config.server.subscriptions.watch_phones == "auto"
+    seen = spy(net)
+    assert register(alice, LINE_A, PASSWORD, extra=extra).status == 200
+    return net, alice, seen
+
+
+def test_auto_subscribes_to_a_phone_that_advertised_dialog_events() -> None:
+    net, alice, seen = auto()
+    side = PhoneSide(alice)
+    assert side.subscribe.headers.get("Event") == "dialog"
+    assert net.b2b.gauges()["phones_watched"] == 1
+    side.accept()
+    side.notify(document(0, ("d1", FOREIGN, "confirmed")))
+    alice.response(200, "NOTIFY")
+    assert activity(seen) == [(LINE_A, True)]
+
+
+def test_auto_does_not_subscribe_to_a_phone_that_did_not() -> None:
+    net, alice, _seen = auto(extra=(("Allow-Events", "presence, message-summary"),))
+    net.advance(4000)
+    assert not alice.has("SUBSCRIBE")
+    assert net.b2b.gauges()["phones_watched"] == 0
+
+
+def test_a_refresh_without_dialog_stops_the_watch_and_one_with_it_starts_another() -> None:
+    net, alice, seen = auto()
+    side = PhoneSide(alice)
+    side.accept(expires=7200)
+    side.notify(document(0, ("d1", FOREIGN, "confirmed")))
+    alice.response(200, "NOTIFY")
+    assert register(alice, LINE_A, PASSWORD, call_id="reg-2@test").status == 200
+    assert activity(seen) == [(LINE_A, True), (LINE_A, False)]
+    assert net.b2b.gauges()["phones_watched"] == 0
+    assert not alice.has("SUBSCRIBE")
+    assert register(alice, LINE_A, PASSWORD, call_id="reg-3@test", extra=ADVERTISES).status == 200
+    again = alice.request("SUBSCRIBE")
+    assert again.call_id != side.subscribe.call_id and again.to.tag is None
+    assert net.b2b.gauges()["phones_watched"] == 1
+
+
+def test_a_refresh_that_still_advertises_keeps_the_same_watch() -> None:
+    net, alice, _seen = auto()
+    PhoneSide(alice).accept()
+    assert register(alice, LINE_A, PASSWORD, call_id="reg-2@test", extra=ADVERTISES).status == 200
+    assert not alice.has("SUBSCRIBE")
+    assert net.b2b.gauges()["phones_watched"] == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        (("Allow-Events", "dialog.winfo"),),  # another event-type (a template of dialog)
+        (("Allow-Events", "dialogue, presence"),),
+        (("Allow-Events", "dialog;sla"),),  # no parameters in Allow-Events
+        (("Allow-Events", "dia log"),),
+        (("Allow-Events", '"dialog"'),),
+        (("Allow-Events", "presence, dialog\u00e9"),),
+        (("Allow-Events", ",".join(["x"] * 64 + ["dialog"])),),  # past MAX_ALLOWED_EVENTS
+        (("Allow-Events", ""),),
+        (("Event", "dialog"), ("Supported", "dialog")),  # other headers say nothing
+    ],
+)
+def test_hostile_or_foreign_allow_events_never_start_a_watch(
+    headers: tuple[tuple[str, str], ...],
+) -> None:
+    net, alice, _seen = auto(extra=headers)  # the REGISTER still gets its 200
+    assert not alice.has("SUBSCRIBE")
+    assert net.b2b.gauges()["phones_watched"] == 0
+
+
+def test_an_allow_events_list_the_parser_cannot_split_is_a_malformed_register() -> None:
+    _net, alice, _bob, _caller = world()
+    alice.register(LINE_A, call_id="r@test", cseq=1, extra=(("Allow-Events", "presence,,dialog"),))
+    alice.response(400, "REGISTER")  # as any malformed list header: never a watch
+    assert not alice.has("SUBSCRIBE")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        (("Allow-Events", "DIALOG"),),  # tokens are matched case-insensitively
+        (("u", "presence , Dialog"),),  # the compact form
+        (("Allow-Events", "presence"), ("Allow-Events", "dialog")),  # several headers
+    ],
+)
+def test_allow_events_is_read_in_all_its_forms(headers: tuple[tuple[str, str], ...]) -> None:
+    _net, alice, _seen = auto(extra=headers)
+    assert alice.has("SUBSCRIBE")
+
+
+def test_watch_phones_true_subscribes_without_the_header_and_false_never() -> None:
+    net, alice, _bob, _caller = world(watch_phones=True)
+    register(alice, LINE_A, PASSWORD)
+    assert alice.has("SUBSCRIBE")
+    net, alice, _bob, _caller = world(watch_phones=False)
+    register(alice, LINE_A, PASSWORD, extra=ADVERTISES)
+    net.advance(4000)
+    assert not alice.has("SUBSCRIBE")

@@ -7,13 +7,18 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 
 from huntgroup.engine.sip.dialog_info import (
+    MAX_ALLOWED_EVENTS,
     MAX_DIALOGS,
     NAMESPACE,
     DialogEntry,
+    allowed_events,
     parse,
     render,
 )
+from huntgroup.engine.sip.message import Request
+from huntgroup.engine.sip.parser import parse_datagram
 from huntgroup.errors import ProtocolError
+from tests.support.b2bua_peers import build
 
 NS = {"d": NAMESPACE}
 
@@ -90,3 +95,41 @@ def test_only_so_many_dialogs_are_read() -> None:
     many = "".join(f'<dialog id="{i}"><state>early</state></dialog>' for i in range(200))
     body = f'<dialog-info xmlns="{NAMESPACE}" version="1" state="full">{many}</dialog-info>'
     assert len(parse(body.encode()).dialogs) == MAX_DIALOGS
+
+
+def register_with(*headers: str) -> Request:
+    fields = [
+        ("Via", "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1"),
+        ("From", "<sip:100@example.com>;tag=1"),
+        ("To", "<sip:100@example.com>"),
+        ("Call-ID", "reg@test"),
+        ("CSeq", "1 REGISTER"),
+    ]
+    for header in headers:
+        name, _, value = header.partition(":")
+        fields.append((name, value.strip()))
+    message = parse_datagram(build("REGISTER sip:example.com SIP/2.0", fields))
+    assert isinstance(message, Request)
+    return message
+
+
+@pytest.mark.parametrize(
+    ("headers", "events"),
+    [
+        ((), set()),
+        (("Allow-Events: dialog",), {"dialog"}),
+        (("Allow-Events: Presence , DIALOG",), {"presence", "dialog"}),
+        (("u: dialog",), {"dialog"}),
+        (("Allow-Events: talk", "Allow-Events: dialog.winfo"), {"talk", "dialog.winfo"}),
+        (("Allow-Events: dialog;sla",), set()),
+        (("Allow-Events: dia log",), set()),
+        (('Allow-Events: "dialog"',), set()),
+        (("Allow-Events: dialog.",), set()),
+        (("Allow-Events: .dialog",), set()),
+        (("Allow-Events: dialog, pr\u00e9sence",), set()),
+        (("Allow-Events:",), set()),
+        ((f"Allow-Events: {','.join(['x'] * MAX_ALLOWED_EVENTS)},dialog",), set()),
+    ],
+)
+def test_allow_events_is_read_strictly(headers: tuple[str, ...], events: set[str]) -> None:
+    assert allowed_events(register_with(*headers)) == events

@@ -64,6 +64,15 @@ def test_refresh_moves_expiry_and_is_not_a_change() -> None:
     assert reg.contacts(AOR, now=500.0) == []
 
 
+def test_each_binding_keeps_the_events_its_last_register_advertised() -> None:
+    reg = Registrar()
+    dialog = frozenset(["dialog"])
+    reg.register(AOR, [entry()], call_id="c", cseq=1, now=0.0, events=dialog)
+    assert [b.events for b in reg.contacts(AOR, now=1.0)] == [dialog]
+    reg.register(AOR, [entry()], call_id="c", cseq=2, now=10.0)  # a refresh without them
+    assert [b.events for b in reg.contacts(AOR, now=11.0)] == [frozenset()]
+
+
 def test_uri_matching_ignores_case_of_scheme_and_host_not_user() -> None:
     reg = Registrar()
     reg.register(AOR, [entry("sip:alice@Example.COM:5060")], call_id="c", cseq=1, now=0.0)
