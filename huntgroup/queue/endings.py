@@ -23,6 +23,8 @@ The rules that pick that final action:
 
 from __future__ import annotations
 
+from typing import Literal
+
 from huntgroup.queue.actions import Action, Forward, Release, Reroute
 from huntgroup.queue.context import RoutedCall, RoutingContext
 from huntgroup.queue.forwards import Reentry, follow
@@ -47,41 +49,40 @@ def finish(
     actions.append(final)
 
 
+FinalReason = Literal["queue_full", "empty", "busy", "no_answer"]
+"""The reasons that are both a forward's and a release's."""
+
+
+def forward_or_release(
+    core: RoutingContext,
+    call: RoutedCall,
+    target: str | None,
+    reason: FinalReason,
+    status: int,
+    actions: list[Action],
+) -> None:
+    """The call goes to ``target`` when there is one, else is released with ``status``."""
+    final = Forward(call.id, target, reason) if target else Release(call.id, status, reason)
+    finish(core, call, final, actions)
+
+
 def queue_full(core: RoutingContext, call: RoutedCall, actions: list[Action]) -> None:
     """No place in the queue: ``overflow_to``, else 486 Busy Here."""
     assert call.group is not None
-    target = call.group.queue.overflow_to
-    finish(
-        core,
-        call,
-        Forward(call.id, target, "queue_full") if target else Release(call.id, 486, "queue_full"),
-        actions,
-    )
+    forward_or_release(core, call, call.group.queue.overflow_to, "queue_full", 486, actions)
 
 
 def overflow_empty(core: RoutingContext, call: RoutedCall, actions: list[Action]) -> None:
     """No member available and ``when_empty: overflow``: ``overflow_to``, else 480."""
     assert call.group is not None
-    target = call.group.queue.overflow_to
-    finish(
-        core,
-        call,
-        Forward(call.id, target, "empty") if target else Release(call.id, 480, "empty"),
-        actions,
-    )
+    forward_or_release(core, call, call.group.queue.overflow_to, "empty", 480, actions)
 
 
 def line_rule(core: RoutingContext, call: RoutedCall, *, busy: bool, actions: list[Action]) -> None:
     """A direct call the line did not take follows the line's own forwarding."""
     line = call.line
     assert line is not None
-    final: Release | Forward
     if busy:
-        target = line.forward_busy
-        final = Forward(call.id, target, "busy") if target else Release(call.id, 486, "busy")
+        forward_or_release(core, call, line.forward_busy, "busy", 486, actions)
     else:
-        target = line.forward_no_answer
-        final = (
-            Forward(call.id, target, "no_answer") if target else Release(call.id, 480, "no_answer")
-        )
-    finish(core, call, final, actions)
+        forward_or_release(core, call, line.forward_no_answer, "no_answer", 480, actions)
