@@ -41,7 +41,8 @@ class HoldMedia(PlannerBase):
         Relay mode keeps the codec and payload type in use (the relay passes RTP
         through); a direct-mode call anchored for a hold takes any G.711 (what that
         side sends is not passed on). Where the side wants RTP is learnt. The caller
-        of this sets the hold (:meth:`set_hold`) and asks :meth:`bridge` what flows.
+        of this sets the hold (:meth:`set_hold`) and asks
+        :meth:`~huntgroup.media.offer_answer.MediaPlanner.bridge` what flows.
         """
         toward_caller = side == "caller"
         port = media.caller_port if toward_caller else media.member_port
