@@ -56,9 +56,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section
 
 from huntgroup.engine.aio.media_io import MediaEngine
+from huntgroup.media.commands import PlayMusic, StartRelay
 from huntgroup.media.g711 import Codec
 from huntgroup.media.music import default_music
-from huntgroup.media.offer_answer import PlayMusic, StartRelay
 from huntgroup.media.rtp import RtpPacket, RtpStream
 
 HOST = "127.0.0.1"

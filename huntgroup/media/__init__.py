@@ -8,6 +8,10 @@ Modules (all sans-I/O except the file reading in ``audio`` and ``music``):
 - ``sdp``   — SDP parse/serialise, ``answer_offer``, ``make_offer``, ``accept_answer``.
 - ``rtp``   — RTP packets, ``RtpStream``, one ``PacingScheduler`` for all streams.
 - ``ports`` — ``PortAllocator`` for even RTP/RTCP port pairs.
-- ``offer_answer`` — the B2BUA's media plan: which SDP each side gets, relay or direct.
+- ``offer_answer`` — ``MediaPlanner``, the B2BUA's media plan: which SDP each side gets.
+- ``planner_base``, ``direct_media``, ``hold_media`` — the planner's ports and ``o=``
+  sessions, its direct-media part, its call-hold part.
+- ``call_media`` — ``CallMedia``, one call's media state; ``commands`` — the media commands.
+- ``hold``  — what puts a call on hold in SDP, and our answer to it.
 - ``nat``   — telling a peer behind NAT from the addresses it announces.
 """

@@ -31,46 +31,14 @@ ends exactly once.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Container, Mapping
-from typing import Protocol
-
-from huntgroup.config.models import Config
-from huntgroup.queue.actions import Action, Forward, Identity, Reroute
+from huntgroup.queue.actions import Action, Forward, Reroute
+from huntgroup.queue.context import RoutedCall, RoutingContext
 from huntgroup.queue.events import CallsJoined, CallTransferred
 from huntgroup.queue.forwards import Reentry, follow
+from huntgroup.queue.outcomes import hung_up
 
 
-class RoutedCall(Protocol):
-    """What a transfer reads of one of the core's calls."""
-
-    @property
-    def member(self) -> str | None: ...
-    @property
-    def connected_at(self) -> float | None: ...
-    @property
-    def caller(self) -> Identity: ...
-    @property
-    def caller_internal(self) -> bool: ...
-
-
-class TransferHost(Protocol):
-    """The parts of :class:`~huntgroup.queue.core.RoutingCore` a transfer works with."""
-
-    @property
-    def config(self) -> Config: ...
-    @property
-    def _calls(self) -> Mapping[str, RoutedCall]: ...
-    @property
-    def _pilots(self) -> Mapping[str, str]: ...
-    @property
-    def _lines(self) -> Container[str]: ...
-    @property
-    def _reentries(self) -> deque[Reentry]: ...
-    def _hung_up(self, call_id: str, actions: list[Action]) -> None: ...
-
-
-def connected_to(core: TransferHost, call_id: str, member: str) -> RoutedCall | None:
+def connected_to(core: RoutingContext, call_id: str, member: str) -> RoutedCall | None:
     """The call ``call_id`` when ``member`` is the member connected to it."""
     call = core._calls.get(call_id)
     if call is None or call.member != member or call.connected_at is None:
@@ -79,7 +47,7 @@ def connected_to(core: TransferHost, call_id: str, member: str) -> RoutedCall | 
 
 
 def transfer(
-    core: TransferHost, event: CallTransferred | CallsJoined, actions: list[Action]
+    core: RoutingContext, event: CallTransferred | CallsJoined, actions: list[Action]
 ) -> None:
     """Carry out one transfer fact (see the module docstring)."""
     match event:
@@ -88,7 +56,7 @@ def transfer(
             if call is None or not target:
                 return
             caller, internal = call.caller, call.caller_internal
-            core._hung_up(call_id, actions)  # the member's part ends, the member is freed
+            hung_up(core, call_id, actions)  # the member's part ends, the member is freed
             limit = core.config.server.limits.max_internal_forwards
             step = follow(
                 Forward(call_id, target, "transfer"),
@@ -109,4 +77,4 @@ def transfer(
                 or other.connected_at is None
             ):
                 return
-            core._hung_up(call_id, actions)
+            hung_up(core, call_id, actions)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from huntgroup.queue.actions import Bridge, Cancel, Forward, Hold, Release, Ring, Ringback
-from huntgroup.queue.core import PASS_SPACING, CallState
+from huntgroup.queue.core import CallState
 from huntgroup.queue.events import (
     CallAnswered,
     CallArrived,
@@ -18,6 +18,7 @@ from huntgroup.queue.events import (
     MemberUnreachable,
     OutgoingCallStarted,
 )
+from huntgroup.queue.hunting import PASS_SPACING
 from tests.support.core_harness import Harness, m, make_config
 
 

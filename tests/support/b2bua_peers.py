@@ -36,14 +36,9 @@ from huntgroup.engine.sip import digest
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.message import Message, Request, Response
 from huntgroup.engine.sip.parser import SipParseError, parse_datagram
-from huntgroup.media.offer_answer import (
-    CloseMedia,
-    MediaCommand,
-    MediaMode,
-    MediaPlanner,
-    PlayMusic,
-    StartRelay,
-)
+from huntgroup.media.call_media import MediaMode
+from huntgroup.media.commands import CloseMedia, MediaCommand, PlayMusic, StartRelay
+from huntgroup.media.offer_answer import MediaPlanner
 
 CRLF = "\r\n"
 HOST = "127.0.0.1"

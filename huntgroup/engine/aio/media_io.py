@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-The B2BUA decides; this layer only carries out :mod:`huntgroup.media.offer_answer` commands.
+The B2BUA decides; this layer only carries out :mod:`huntgroup.media.commands`.
 Each call (a *session*) owns at most two non-blocking UDP sockets bound to
 the ports the planner allocated: one toward the caller, one toward members.
 Reading uses ``loop.add_reader`` (no task per call), writing is a
@@ -76,8 +76,7 @@ from huntgroup.engine.aio.loop_timer import LoopTimer
 from huntgroup.engine.aio.music_library import MusicLibrary
 from huntgroup.errors import MediaError
 from huntgroup.media.announcements import AnnouncementSource, PlayAnnouncement
-from huntgroup.media.music import HoldMusic, default_music
-from huntgroup.media.offer_answer import (
+from huntgroup.media.commands import (
     CloseMedia,
     ConfirmMedia,
     MediaCommand,
@@ -87,6 +86,7 @@ from huntgroup.media.offer_answer import (
     RtpTimedOut,
     StartRelay,
 )
+from huntgroup.media.music import HoldMusic, default_music
 from huntgroup.media.rtp import PacingScheduler, RtpStream
 
 log = logging.getLogger("huntgroup.media")

@@ -65,7 +65,8 @@ from huntgroup.engine.b2bua import B2BUA, Output, Transmit, connections, stats
 from huntgroup.engine.sip.address import Peer, bracket
 from huntgroup.engine.sip.parser import SipParseError, StreamParser
 from huntgroup.errors import ConfigError, MediaError
-from huntgroup.media.offer_answer import MediaPlanner, RtpTimedOut
+from huntgroup.media.commands import RtpTimedOut
+from huntgroup.media.offer_answer import MediaPlanner
 from huntgroup.queue.state.journal import JournalingStore
 
 log = logging.getLogger("huntgroup.server")

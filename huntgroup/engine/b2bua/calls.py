@@ -30,7 +30,7 @@ from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.dialogs import Dialog
 from huntgroup.engine.sip.message import Request
 from huntgroup.engine.sip.transaction import TransactionKey, TwoXXRetransmitter
-from huntgroup.media.offer_answer import CallMedia
+from huntgroup.media.call_media import CallMedia
 
 DialogKey = tuple[str, str, str]
 """(Call-ID, our tag, the peer's tag): how an in-dialog request finds its dialog."""

@@ -48,7 +48,8 @@ from huntgroup.engine.sip.message import Request, Response, make_response, new_t
 from huntgroup.engine.sip.registrar import Registrar
 from huntgroup.engine.sip.transaction import TimerConfig, TransactionKey, TransactionOutput
 from huntgroup.errors import ProtocolError
-from huntgroup.media.offer_answer import MediaCommand, MediaPlanner
+from huntgroup.media.commands import MediaCommand
+from huntgroup.media.offer_answer import MediaPlanner
 from huntgroup.queue.core import RoutingCore
 from huntgroup.queue.events import Event, MemberReachable
 from huntgroup.queue.state.store import StateStore

@@ -6,7 +6,7 @@ Theory of operation
 (:mod:`huntgroup.engine.aio.server`) hands it every datagram or framed message
 with its source and ``now``, re-arms one timer at :meth:`B2BUA.get_timer`, and
 carries out the outputs: :class:`Transmit` (bytes to a peer) and the media
-commands of :mod:`huntgroup.media.offer_answer`.
+commands of :mod:`huntgroup.media.commands`.
 
 Inside, four sans-I/O parts are chained: the transaction layer (RFC 3261
 §17), the registrar with digest authentication, the :class:`RoutingCore` of
@@ -106,7 +106,7 @@ from huntgroup.engine.sip.transaction import (
     TransportFailed,
 )
 from huntgroup.errors import LocalProtocolError, ProtocolError
-from huntgroup.media.offer_answer import RtpTimedOut
+from huntgroup.media.commands import RtpTimedOut
 
 log = logging.getLogger("huntgroup.calls")
 

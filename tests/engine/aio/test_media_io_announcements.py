@@ -13,9 +13,9 @@ import soundfile as sf
 
 from huntgroup.engine.aio.media_io import MediaEngine
 from huntgroup.media.announcements import AnnouncementSource, PlayAnnouncement
+from huntgroup.media.commands import ConfirmMedia, OpenPort, PlayMusic, StartRelay
 from huntgroup.media.g711 import Codec
 from huntgroup.media.music import HoldMusic
-from huntgroup.media.offer_answer import ConfirmMedia, OpenPort, PlayMusic, StartRelay
 from huntgroup.media.rtp import RtpPacket
 from tests.engine.aio.test_media_io_sockets import free_even_port
 from tests.support.waiting import async_wait_until

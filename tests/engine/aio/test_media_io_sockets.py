@@ -10,8 +10,7 @@ import pytest
 
 from huntgroup.engine.aio import media_io
 from huntgroup.engine.aio.media_io import MediaEngine
-from huntgroup.media.g711 import Codec
-from huntgroup.media.offer_answer import (
+from huntgroup.media.commands import (
     CloseMedia,
     ConfirmMedia,
     OpenPort,
@@ -19,6 +18,7 @@ from huntgroup.media.offer_answer import (
     RtpTimedOut,
     StartRelay,
 )
+from huntgroup.media.g711 import Codec
 from tests.support.waiting import async_wait_until
 
 

@@ -12,8 +12,8 @@ from huntgroup.config.models import Config
 from huntgroup.engine.b2bua.announcements import spoken_number
 from huntgroup.engine.b2bua.context import TimerKind
 from huntgroup.media.announcements import PlayAnnouncement
+from huntgroup.media.commands import PlayMusic
 from huntgroup.media.g711 import Codec
-from huntgroup.media.offer_answer import PlayMusic
 from tests.support.b2bua_peers import PILOT, Network, Phone, UacCall, UasCall, make_config
 
 GREETING = "/audio/greeting.wav"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from huntgroup.engine.sip.message import Response
 from huntgroup.engine.sip.uri import SipUri
-from huntgroup.media.offer_answer import CloseMedia, ConfirmMedia, StartRelay
+from huntgroup.media.commands import CloseMedia, ConfirmMedia, StartRelay
 from huntgroup.media.sdp import parse_sdp
 from tests.support.b2bua_peers import (
     CALLER_NUMBER,

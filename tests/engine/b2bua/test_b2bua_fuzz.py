@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from huntgroup.engine.b2bua import Transmit
 from huntgroup.engine.sip.address import Peer
-from huntgroup.media.offer_answer import CloseMedia, OpenPort, PlayMusic, StartRelay
+from huntgroup.media.commands import CloseMedia, OpenPort, PlayMusic, StartRelay
 from tests.support.b2bua_peers import (
     CALLER_NUMBER,
     DOMAIN,

@@ -12,7 +12,7 @@ import pytest
 
 from huntgroup.config.models import Config, MediaConfig
 from huntgroup.engine.sip.message import Response
-from huntgroup.media.offer_answer import CloseMedia, PlayMusic, StartRelay
+from huntgroup.media.commands import CloseMedia, PlayMusic, StartRelay
 from huntgroup.media.sdp import SessionDescription, audio_endpoint, parse_sdp
 from tests.engine.b2bua.test_b2bua_lines import register
 from tests.support.b2bua_peers import (

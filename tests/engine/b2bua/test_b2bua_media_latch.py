@@ -15,8 +15,8 @@ import pytest
 
 from huntgroup.config.models import Config
 from huntgroup.engine.sip.address import Peer
+from huntgroup.media.commands import ConfirmMedia
 from huntgroup.media.nat import unverified_media
-from huntgroup.media.offer_answer import ConfirmMedia
 from tests.support.b2bua_peers import PILOT, Network, Phone, make_config, sdp
 
 PUBLIC = "8.8.4.4"  # stands for a public address; no packet is sent anywhere here

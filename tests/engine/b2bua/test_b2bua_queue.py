@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from huntgroup.media.commands import ConfirmMedia, PlayMusic, StartRelay
 from huntgroup.media.g711 import Codec
-from huntgroup.media.offer_answer import ConfirmMedia, PlayMusic, StartRelay
 from huntgroup.media.sdp import parse_sdp
 from tests.support.b2bua_peers import PILOT, Network, UacCall, UasCall, make_config
 from tests.support.b2bua_peers import sdp as sdp_body

@@ -9,7 +9,8 @@ free for the next call.
 
 from __future__ import annotations
 
-from huntgroup.media.offer_answer import RtpTimedOut, on_hold
+from huntgroup.media.commands import RtpTimedOut
+from huntgroup.media.hold import on_hold
 from huntgroup.media.sdp import parse_sdp
 from tests.support.b2bua_peers import PILOT, Network, UacCall, UasCall, make_config
 

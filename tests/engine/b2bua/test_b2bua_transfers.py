@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from huntgroup.config.models import Config, GroupConfig, LineConfig, MemberConfig
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.message import Request, Response
-from huntgroup.media.offer_answer import MediaMode, PlayMusic, StartRelay
+from huntgroup.media.call_media import MediaMode
+from huntgroup.media.commands import PlayMusic, StartRelay
 from huntgroup.media.sdp import audio_endpoint, parse_sdp
 from huntgroup.queue.core import CallState as CoreState
 from tests.engine.b2bua.test_b2bua_lines import register

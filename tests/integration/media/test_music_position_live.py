@@ -15,9 +15,9 @@ import pytest
 
 from huntgroup.engine.aio.media_io import MediaEngine
 from huntgroup.engine.aio.music_library import MusicLibrary
+from huntgroup.media.commands import CloseMedia, PlayMusic
 from huntgroup.media.g711 import Codec
 from huntgroup.media.music import FRAME_SECONDS
-from huntgroup.media.offer_answer import CloseMedia, PlayMusic
 from tests.support.media_live_harness import (
     LOOPBACK,
     Arrival,

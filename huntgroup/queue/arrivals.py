@@ -1,0 +1,142 @@
+"""Calls arriving at the core: to a pilot, to a line, from a line, or by a forward.
+
+Theory of operation
+-------------------
+A call to a pilot (DESIGN.md §1, :func:`call_arrived`):
+
+1. no member of the group is available (every joined member unreachable, or
+   none joined) and ``queue.when_empty`` is ``overflow``: ``Forward(overflow_to)``
+   or ``Release(480)`` at once;
+2. a member is free and nobody waits in the group's queue: hunting starts at
+   once (``Ringback``);
+3. else if the queue holds fewer than ``max_length`` callers: the caller is
+   queued (``Hold``);
+4. else the queue is full: ``Release(486)`` or ``Forward(overflow_to)``.
+
+``max_wait`` runs from the arrival. A call to a line's own number
+(:func:`direct_call`) rings that line for its ``no_answer_timeout``; a busy
+line follows its ``forward_busy``, unless the call comes from outside and the
+line is joined to a group with ``hunt_direct_calls``: that group takes it. A
+call a line makes (:func:`outgoing`) makes it busy until it ends; its talk
+time counts from the far end's answer.
+
+A forward to one of our numbers arrives there (:func:`follow_forwards`) once
+the event that caused it is handled, under the same call id and with the route
+it took. A second arrival under a call id the core already holds is a
+retransmission and changes nothing.
+"""
+
+from __future__ import annotations
+
+from huntgroup.distribution.hunt import Hunt
+from huntgroup.queue.actions import Action, Identity, Release, Ringback
+from huntgroup.queue.context import CallKind, CallState, RoutedCall, RoutingContext, TimerKind
+from huntgroup.queue.endings import line_rule, overflow_empty, queue_full
+from huntgroup.queue.hunting import enqueue, start_hunting
+from huntgroup.queue.offers import has_free, is_empty, offer
+
+
+def new_call(
+    core: RoutingContext, call_id: str, kind: CallKind, state: CallState, caller: Identity
+) -> RoutedCall:
+    now = core._now
+    call = RoutedCall(call_id, kind, state, now, (now, next(core._seq)), caller)
+    core._calls[call_id] = call
+    return call
+
+
+def call_arrived(
+    core: RoutingContext,
+    call_id: str,
+    group: str,
+    caller: Identity,
+    internal: bool,
+    actions: list[Action],
+    route: tuple[str, ...] = (),
+) -> None:
+    """A call to ``group``; ``route`` as it arrives (default: the group's pilot dialled)."""
+    info = core._groups.get(group)
+    if call_id in core._calls:
+        return  # a retransmission of an arrival: already routed
+    if info is None:
+        actions.append(Release(call_id, 480, "group_removed"))
+        return
+    g = info.config
+    call = new_call(core, call_id, CallKind.GROUP, CallState.HUNTING, caller)
+    call.group = g
+    call.route = route or (g.pilot,)
+    call.caller_internal = internal
+    call.hunt = Hunt(info.strategy)
+    if g.queue.max_wait is not None:
+        core._arm(call.arrival + g.queue.max_wait, TimerKind.MAX_WAIT, call_id)
+    if is_empty(core, info):
+        overflow_empty(core, call, actions)
+    elif not core.store.queue(g.name) and has_free(core, info):
+        actions.append(Ringback(call_id))
+        start_hunting(core, call, actions)
+    elif len(core.store.queue(g.name)) < g.queue.max_length:
+        enqueue(core, call, actions)
+    else:
+        queue_full(core, call, actions)
+
+
+def direct_call(
+    core: RoutingContext,
+    call_id: str,
+    number: str,
+    caller: Identity,
+    internal: bool,
+    actions: list[Action],
+    route: tuple[str, ...] = (),
+) -> None:
+    """A call to line ``number``; ``route`` as it arrives (default: the line dialled)."""
+    if call_id in core._calls:
+        return
+    line = core._lines.get(number)
+    if line is None:
+        actions.append(Release(call_id, 404, "not_found"))
+        return
+    route = route or (number,)  # default: the line was dialled
+    busy = core.store.is_ringing(number) or core.store.is_on_call(number)
+    if busy and not internal:
+        for g in core._groups_of.get(number, ()):
+            cfg = core._groups[g].config
+            if cfg.hunt_direct_calls and core.store.joined_since(g, number) is not None:
+                call_arrived(core, call_id, g, caller, internal, actions, route)
+                return
+    call = new_call(core, call_id, CallKind.DIRECT, CallState.RINGING, caller)
+    call.line, call.route, call.caller_internal = line, route, internal
+    if busy:
+        line_rule(core, call, busy=True, actions=actions)
+        return
+    offer(core, call, [number], line.no_answer_timeout, caller, actions)
+
+
+def outgoing(core: RoutingContext, call_id: str, number: str) -> None:
+    """Line ``number`` calls out: it is on a call until the call ends."""
+    if call_id in core._calls:
+        return
+    call = new_call(core, call_id, CallKind.OUTGOING, CallState.DIALING, Identity(number))
+    call.member = number
+    core.store.set_active(number, call_id, True)
+
+
+def far_end_answered(core: RoutingContext, call_id: str) -> None:
+    """An outgoing call was answered: its talk time starts."""
+    call = core._calls.get(call_id)
+    if call is not None and call.state is CallState.DIALING:
+        call.state = CallState.CONNECTED
+        call.connected_at = core._now
+
+
+def follow_forwards(core: RoutingContext, actions: list[Action]) -> None:
+    """Calls forwarded to our own numbers arrive there, in the order they were forwarded
+    (a call may be forwarded again at once: each one follows the chain to its end)."""
+    reentries = core._reentries
+    while reentries:
+        entry = reentries.popleft()
+        step, caller, internal = entry.reroute, entry.caller, entry.caller_internal
+        if step.group is not None:
+            call_arrived(core, step.call_id, step.group, caller, internal, actions, entry.route)
+        else:
+            direct_call(core, step.call_id, step.target, caller, internal, actions, entry.route)

@@ -1,0 +1,116 @@
+"""What every part of the group core works on: its calls, its tables, its timer heap.
+
+Theory of operation
+-------------------
+:class:`RoutingContext` holds the state of one group core: the shared state
+store, the calls it routes (:class:`RoutedCall`, by call id), the groups of
+the configuration (:mod:`~huntgroup.queue.groups`), our pilots and lines,
+which groups each member serves, the availability of the members
+(:mod:`~huntgroup.queue.availability`), the forwards to our own numbers still
+to follow (:mod:`~huntgroup.queue.forwards`), the latest ``now``, and the one
+timer heap. The parts of the core are functions over it, in modules by
+concern: who is free and the offers (:mod:`~huntgroup.queue.offers`), how a
+call leaves (:mod:`~huntgroup.queue.endings`), the hunt and the dispatch of
+the queues (:mod:`~huntgroup.queue.hunting`), what becomes of offers and calls
+(:mod:`~huntgroup.queue.outcomes`), arrivals (:mod:`~huntgroup.queue.arrivals`),
+members coming and going (:mod:`~huntgroup.queue.membership`), talk time
+(:mod:`~huntgroup.queue.talk_time`) and transfers
+(:mod:`~huntgroup.queue.transfers`). The facade
+:class:`~huntgroup.queue.core.RoutingCore` is a RoutingContext with the public
+inputs, the timers and the inspection.
+
+The attributes with a leading underscore are the core's own: only the modules
+of the group core read or change them, never a driver.
+
+The timer heap holds ``(due, seq, kind, key, token)`` entries: ``key`` is a
+call id, or a member for ``WRAP_UP`` and ``RETRY``; ``token`` tells an offer
+or a pass from the later ones of the same call. An entry is never removed: it
+is skipped when it reaches the head or fires and no longer matches
+(:meth:`RoutingCore._timer_valid <huntgroup.queue.core.RoutingCore._timer_valid>`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+
+from huntgroup.config.models import Config, GroupConfig, LineConfig
+from huntgroup.distribution.hunt import Hunt
+from huntgroup.queue.actions import Identity
+from huntgroup.queue.availability import Availability
+from huntgroup.queue.forwards import Reentry
+from huntgroup.queue.groups import GroupInfo
+from huntgroup.queue.state.store import MemoryStore, StateStore
+
+
+class CallKind(Enum):
+    GROUP = "group"
+    DIRECT = "direct"
+    OUTGOING = "outgoing"
+
+
+class CallState(Enum):
+    QUEUED = "queued"
+    HUNTING = "hunting"
+    RINGING = "ringing"  # a direct call ringing its line
+    DIALING = "dialing"  # an outgoing call not answered yet
+    CONNECTED = "connected"
+
+
+class TimerKind(Enum):
+    OFFER = 1
+    MAX_WAIT = 2
+    AFTER = 3
+    NEXT_PASS = 4
+    WRAP_UP = 5
+    RETRY = 6  # a member's back-off ends: it may be offered calls again
+
+
+TimerEntry = tuple[float, int, TimerKind, str, int]
+"""(due, seq, kind, key, token)."""
+
+
+@dataclass(slots=True)
+class RoutedCall:
+    """One call as the group core knows it: where it is, who it was offered to."""
+
+    id: str
+    kind: CallKind
+    state: CallState
+    arrival: float
+    rank: tuple[float, int]
+    caller: Identity
+    route: tuple[str, ...] = ()  # our numbers it went to: the one dialled, then forwards
+    caller_internal: bool = False
+    group: GroupConfig | None = None
+    line: LineConfig | None = None
+    hunt: Hunt | None = None
+    offers: dict[str, int] = field(default_factory=dict)  # member -> offer token
+    member: str | None = None
+    connected_at: float | None = None
+    holding: bool = False
+    pass_token: int = 0
+
+
+class RoutingContext:
+    """The state of one group core, shared by the modules that route its calls."""
+
+    def __init__(self, config: Config, *, now: float, store: StateStore | None = None) -> None:
+        self.store: StateStore = store if store is not None else MemoryStore()
+        self._calls: dict[str, RoutedCall] = {}
+        self._timers: list[TimerEntry] = []
+        self._seq = itertools.count(1)
+        self._now = now
+        self._groups: dict[str, GroupInfo] = {}
+        self._pilots: dict[str, str] = {}
+        self._lines: dict[str, LineConfig] = {}
+        self._groups_of: dict[str, tuple[str, ...]] = {}
+        self._reentries: deque[Reentry] = deque()  # forwards to our numbers, to follow
+        self.availability = Availability()
+        self.config = config
+
+    def _arm(self, when: float, kind: TimerKind, key: str, token: int = 0) -> None:
+        heapq.heappush(self._timers, (when, next(self._seq), kind, key, token))

@@ -1,0 +1,183 @@
+"""The hunt of one call, and the dispatch of the queues by priority.
+
+Theory of operation
+-------------------
+Hunting follows the group's strategy (:mod:`~huntgroup.distribution`). A call
+starts hunting when it arrives and a member is free with nobody waiting
+before it, or when the dispatch takes it from the head of its queue
+(:func:`start_hunting`); ``no_answer.after`` runs from that first hunt.
+:func:`advance` makes the next offer(s) (:mod:`~huntgroup.queue.offers`),
+each lasting ``no_answer_timeout``. When a pass is exhausted linear stops
+(``no_answer.forward_to``, else 480) and the others start a new pass; passes
+start at least :data:`PASS_SPACING` seconds apart, so that a group whose
+members all refuse at once is not rung in a tight loop. When a fresh pass
+finds nobody free the call goes back to the head of the queue
+(:func:`enqueue`: its arrival order is kept; ``max_length`` is not checked
+again, but a group with ``max_length: 0`` releases it as for a full queue).
+
+Whenever a member may have become free, :func:`dispatch` hands queue heads to
+free members: the queue of the group with the highest ``priority`` first,
+the earliest arrival first between groups of equal priority. When the last
+available member of a group with ``when_empty: overflow`` goes (unreachable,
+logged out, removed), its waiting callers overflow (:func:`empty_groups`).
+
+The hunt and the dispatch call each other (a call that gives up frees its
+group for the next caller, whose hunt may give up in turn), so they live
+together here; every step either makes an offer, queues the call or ends it,
+so the recursion ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from huntgroup.queue.actions import (
+    Action,
+    Cancel,
+    Forward,
+    ForwardReason,
+    Hold,
+    Release,
+    ReleaseReason,
+)
+from huntgroup.queue.context import CallState, RoutedCall, RoutingContext, TimerKind
+from huntgroup.queue.endings import finish, overflow_empty, queue_full
+from huntgroup.queue.offers import end_offer, free_predicate, has_free, is_empty, offer_all, order
+
+PASS_SPACING = 1.0
+"""Minimum seconds between the starts of two passes of one hunt."""
+
+
+def enqueue(core: RoutingContext, call: RoutedCall, actions: list[Action]) -> None:
+    """The call waits at its place in its group's queue, hearing the group's music."""
+    assert call.group is not None
+    call.state = CallState.QUEUED
+    core.store.enqueue(call.group.name, call.id, call.rank)
+    if not call.holding:
+        call.holding = True
+        actions.append(Hold(call.id, call.group.queue.answer, call.group.queue.music))
+
+
+def start_hunting(core: RoutingContext, call: RoutedCall, actions: list[Action]) -> None:
+    call.state = CallState.HUNTING
+    assert call.group is not None and call.hunt is not None
+    first = call.hunt.started_at is None
+    advance(core, call, actions)
+    after = call.group.no_answer.after
+    if first and after is not None and call.id in core._calls:
+        core._arm(core._now + after, TimerKind.AFTER, call.id)
+
+
+def advance(core: RoutingContext, call: RoutedCall, actions: list[Action]) -> None:
+    """Make the next offer(s) of a hunting call, or apply the end-of-pass rule."""
+    if call.offers:
+        return  # ring all: the pass goes on while someone still rings
+    hunt, g = call.hunt, call.group
+    assert hunt is not None and g is not None
+    info = core._groups[g.name]
+    now = core._now
+    free = free_predicate(core, g, now)
+    if hunt.in_pass:
+        chosen = hunt.take(free)
+        if chosen:
+            offer_all(core, call, chosen, actions)
+            return
+        hunt.end_pass()
+        if info.strategy.stop_after_pass:
+            give_up(core, call, g.no_answer.forward_to, "no_answer", actions, status=480)
+            return
+        if now < hunt.pass_started_at + PASS_SPACING:
+            call.pass_token = next(core._seq)
+            core._arm(
+                hunt.pass_started_at + PASS_SPACING,
+                TimerKind.NEXT_PASS,
+                call.id,
+                call.pass_token,
+            )
+            return
+    hunt.begin_pass(order(core, info), now=now)
+    chosen = hunt.take(free)
+    if chosen:
+        offer_all(core, call, chosen, actions)
+        return
+    hunt.end_pass()
+    if is_empty(core, info):
+        overflow_empty(core, call, actions)
+    elif g.queue.max_length == 0:
+        queue_full(core, call, actions)  # no queue: nobody ever waits
+    else:
+        enqueue(core, call, actions)
+
+
+def give_up(
+    core: RoutingContext,
+    call: RoutedCall,
+    target: str | None,
+    reason: ForwardReason,
+    actions: list[Action],
+    *,
+    status: int = 480,
+) -> None:
+    """The hunt ends without an answer: the offers are cancelled, the call forwarded to
+    ``target`` (else released with ``status``), and its group serves its queue."""
+    for member in list(call.offers):
+        end_offer(core, call, member)
+        actions.append(Cancel(call.id, member))
+    release_reason: ReleaseReason = "max_wait" if reason == "max_wait" else "no_answer"
+    finish(
+        core,
+        call,
+        Forward(call.id, target, reason) if target else Release(call.id, status, release_reason),
+        actions,
+    )
+    if call.group is not None:
+        dispatch(core, actions, (call.group.name,))
+
+
+def empty_groups(core: RoutingContext, groups: Iterable[str] | None, actions: list[Action]) -> None:
+    """Waiting callers of groups with ``when_empty: overflow`` and no member available
+    any more overflow, the earliest arrival first."""
+    names = core._groups if groups is None else groups
+    empty = {n for n in names if n in core._groups and is_empty(core, core._groups[n])}
+    if not empty:
+        return
+    waiting = sorted(
+        (
+            c
+            for c in core._calls.values()
+            if c.group is not None
+            and c.group.name in empty
+            and not c.offers
+            and c.state in (CallState.QUEUED, CallState.HUNTING)
+        ),
+        key=lambda c: c.rank,
+    )
+    for call in waiting:
+        overflow_empty(core, call, actions)
+
+
+def dispatch(core: RoutingContext, actions: list[Action], groups: Iterable[str] | None) -> None:
+    """Hand queued callers to free members: the group of the highest ``priority``
+    first, then the earliest arrival."""
+    names = list(core._groups) if groups is None else [g for g in groups if g in core._groups]
+    store, calls = core.store, core._calls
+    while True:
+        best: tuple[tuple[int, float, int], RoutedCall] | None = None
+        for name in names:
+            queued = store.queue(name)
+            while queued and queued[0] not in calls:
+                store.dequeue(name, queued[0])  # stale: a call this core no longer has
+                queued = store.queue(name)
+            if not queued:
+                continue
+            head = calls[queued[0]]
+            info = core._groups[name]
+            rank = (-info.config.priority, *head.rank)
+            if (best is None or rank < best[0]) and has_free(core, info):
+                best = (rank, head)
+        if best is None:
+            return
+        call = best[1]
+        assert call.group is not None
+        store.dequeue(call.group.name, call.id)
+        start_hunting(core, call, actions)

@@ -1,0 +1,117 @@
+"""Who can be offered a call, in which order, and the offers themselves.
+
+Theory of operation
+-------------------
+A member is *free* for a group when the shared state says so (joined, not
+ringing, not on a call, not in wrap-up) and this node can offer it a call
+(:mod:`~huntgroup.queue.availability`: a registered contact, no back-off, not
+busy on calls of its own unless the group has ``call_waiting``):
+:func:`free_predicate` is that test, the one the hunt and the dispatch use. A
+group with ``when_empty: overflow`` is *empty* (:func:`is_empty`) when none of
+its joined members is reachable.
+
+At the start of a pass the group's strategy orders the members
+(:func:`order`) from what it may read of the group (:class:`GroupView`: who
+took the last call, each member's talk time, read once per pass).
+
+An offer rings one or more members for a call (:func:`offer`): each is marked
+ringing in the shared state, a ``Ring`` goes out, and the offers made together
+share one timer token, so that they expire together. :func:`end_offer` undoes
+one, whatever ended it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from huntgroup.config.models import GroupConfig
+from huntgroup.queue.actions import Action, Identity, Ring
+from huntgroup.queue.context import RoutedCall, RoutingContext, TimerKind
+from huntgroup.queue.groups import GroupInfo, position_of
+from huntgroup.queue.talk_time import talk_times
+
+
+class GroupView:
+    """What strategies read about a group at the start of a pass."""
+
+    __slots__ = ("_core", "_group", "_now", "_talk")
+
+    def __init__(self, core: RoutingContext, group: str, now: float) -> None:
+        self._core, self._group, self._now = core, group, now
+        self._talk: dict[str, float] | None = None
+
+    def last_answered(self) -> int | None:
+        """The position, in today's numbering, of the member who took the last call."""
+        info = self._core._groups[self._group]
+        return position_of(info, self._core.store.last_answered(self._group))
+
+    def talk_time(self, member: str) -> float:
+        if self._talk is None:
+            self._talk = talk_times(self._core, self._group, now=self._now)
+        return self._talk.get(member, 0.0)
+
+
+def free_predicate(core: RoutingContext, g: GroupConfig, now: float) -> Callable[[str], bool]:
+    """Whether a member is free for group ``g`` at ``now``: free in the shared state
+    and offerable from this node (``availability``); the hunt's predicate."""
+    is_free, name, waiting = core.store.is_free, g.name, g.call_waiting
+    offerable = core.availability.offerable
+    return lambda member: (
+        is_free(name, member, now=now, call_waiting=waiting)
+        and offerable(member, now=now, call_waiting=waiting)
+    )
+
+
+def has_free(core: RoutingContext, info: GroupInfo) -> bool:
+    free = free_predicate(core, info.config, core._now)
+    return any(free(c.key) for c in info.candidates)
+
+
+def is_empty(core: RoutingContext, info: GroupInfo) -> bool:
+    """``when_empty: overflow`` applies: no member is available (joined and reachable)."""
+    if info.config.queue.when_empty != "overflow":
+        return False
+    name, now, store, reachable = info.config.name, core._now, core.store, core.availability
+    return not any(
+        store.joined_since(name, c.key) is not None and reachable.is_reachable(c.key, now=now)
+        for c in info.candidates
+    )
+
+
+def order(core: RoutingContext, info: GroupInfo) -> Iterator[str]:
+    """The members of a new pass, in the order of the group's strategy."""
+    return info.strategy.order(info.candidates, GroupView(core, info.config.name, core._now))
+
+
+def offer_all(
+    core: RoutingContext, call: RoutedCall, members: list[str], actions: list[Action]
+) -> None:
+    """Ring ``members`` for a group call, for the group's ``no_answer_timeout``."""
+    g = call.group
+    assert g is not None
+    caller = Identity(g.pilot, g.name) if g.pilot_as_caller_id else call.caller
+    offer(core, call, members, g.no_answer_timeout, caller, actions)
+
+
+def offer(
+    core: RoutingContext,
+    call: RoutedCall,
+    members: list[str],
+    timeout: float,
+    caller: Identity,
+    actions: list[Action],
+) -> None:
+    """Ring ``members`` for ``call``; offers made together share one timer."""
+    token = next(core._seq)
+    group = call.group.name if call.group is not None else None
+    set_ringing, offers, call_id = core.store.set_ringing, call.offers, call.id
+    for member in members:
+        offers[member] = token
+        set_ringing(member, call_id, True)
+        actions.append(Ring(call_id, member, caller, group, timeout))
+    core._arm(core._now + timeout, TimerKind.OFFER, call_id, token)
+
+
+def end_offer(core: RoutingContext, call: RoutedCall, member: str) -> None:
+    del call.offers[member]
+    core.store.set_ringing(member, call.id, False)

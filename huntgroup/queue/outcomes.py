@@ -1,0 +1,135 @@
+"""What becomes of an offer and of a call: a member answers or refuses, a call ends.
+
+Theory of operation
+-------------------
+The first member to answer takes the call (:func:`answered`): the other offers
+of the call are cancelled, the member is on the call (``set_active``), it is
+the group's last answerer (round robin), and ``Bridge`` goes out. An answer to
+an offer that already ended is too late: that leg is cancelled.
+
+A refusal (:func:`refused`, read by :mod:`~huntgroup.queue.refusals`) ends the
+offer at once; the hunt goes on, or a call to a line's own number follows the
+line's forwarding. An ``UNREACHABLE`` member also backs off
+(:mod:`~huntgroup.queue.availability`) before the hunt goes on, so that the
+next pass does not pick it, unless the cause was ours (no media port left);
+any other answer shows the phone is there and ends its back-off series.
+Offers that ran out of time end the same way (:func:`offers_failed`).
+
+When a call ends (:func:`hung_up`), its offers are cancelled, it leaves its
+queue, and its member's part ends: talk time credited
+(:mod:`~huntgroup.queue.talk_time`), wrap-up started (the group's
+``wrap_up``, never shortening one already running). Every group touched then
+serves its queue (:func:`~huntgroup.queue.hunting.dispatch`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from huntgroup.queue.actions import Action, Bridge, Cancel
+from huntgroup.queue.context import CallKind, CallState, RoutedCall, RoutingContext, TimerKind
+from huntgroup.queue.endings import line_rule
+from huntgroup.queue.hunting import advance, dispatch, empty_groups
+from huntgroup.queue.offers import end_offer
+from huntgroup.queue.refusals import Refusal
+from huntgroup.queue.talk_time import credit
+
+log = logging.getLogger("huntgroup.members")
+
+
+def answered(core: RoutingContext, call_id: str, member: str, actions: list[Action]) -> None:
+    call = core._calls.get(call_id)
+    if call is None or member not in call.offers:
+        actions.append(Cancel(call_id, member))  # too late: hang that leg up
+        return
+    end_offer(core, call, member)
+    for other in list(call.offers):
+        end_offer(core, call, other)
+        actions.append(Cancel(call_id, other))
+    call.state = CallState.CONNECTED
+    call.member = member
+    call.connected_at = core._now
+    core.store.set_active(member, call_id, True)
+    core.availability.answered(member)
+    if call.group is not None:
+        core.store.set_last_answered(call.group.name, member)
+    actions.append(Bridge(call_id, member))
+    dispatch(core, actions, core._groups_of.get(member, ()))
+
+
+def refused(
+    core: RoutingContext,
+    call_id: str,
+    member: str,
+    refusal: Refusal,
+    actions: list[Action],
+    *,
+    ours: bool = False,
+) -> None:
+    """A member's offer failed. Unreachable (and not ``ours``, a shortage of our own):
+    the member backs off; any other answer shows it is reachable."""
+    call = core._calls.get(call_id)
+    if call is None or member not in call.offers:
+        return
+    if refusal is not Refusal.UNREACHABLE:
+        core.availability.answered(member)
+    backing_off = (
+        refusal is Refusal.UNREACHABLE and not ours and core.availability.has_contact(member)
+    )
+    if backing_off:  # before the hunt goes on: the next pass must not pick it
+        until = core.availability.failed(member, now=core._now)
+        core._arm(until, TimerKind.RETRY, member)
+        log.info(
+            "member %s: unavailable (unreachable), tried again in %.0f s",
+            member,
+            until - core._now,
+        )
+    offers_failed(core, call, [member], actions, refusal)
+    if backing_off:
+        empty_groups(core, core._groups_of.get(member, ()), actions)
+
+
+def offers_failed(
+    core: RoutingContext,
+    call: RoutedCall,
+    members: list[str],
+    actions: list[Action],
+    refusal: Refusal,
+) -> None:
+    """Offers of ``call`` to ``members`` ended without an answer: the hunt goes on (a
+    direct call follows its line's forwarding), and the members' groups are served."""
+    touched: set[str] = set()
+    for member in members:
+        end_offer(core, call, member)
+        touched.update(core._groups_of.get(member, ()))
+    if call.kind is CallKind.DIRECT:
+        line_rule(core, call, busy=refusal is Refusal.BUSY, actions=actions)
+    else:
+        advance(core, call, actions)
+    dispatch(core, actions, touched)
+
+
+def hung_up(core: RoutingContext, call_id: str, actions: list[Action]) -> None:
+    """The call ended (or its member's part did, a transfer): see the module docstring."""
+    call = core._calls.pop(call_id, None)
+    if call is None:
+        return
+    touched: set[str] = set()
+    for member in list(call.offers):
+        end_offer(core, call, member)
+        actions.append(Cancel(call_id, member))
+        touched.update(core._groups_of.get(member, ()))
+    if call.group is not None:
+        core.store.dequeue(call.group.name, call_id)
+        touched.add(call.group.name)
+    if call.member is not None:
+        member = call.member
+        core.store.set_active(member, call_id, False)
+        if call.connected_at is not None:
+            credit(core, member, call.connected_at)
+        if call.group is not None and call.group.wrap_up > 0:
+            until = core._now + call.group.wrap_up
+            core.store.set_wrap_up_until(member, max(until, core.store.wrap_up_until(member)))
+            core._arm(until, TimerKind.WRAP_UP, member)
+        touched.update(core._groups_of.get(member, ()))
+    dispatch(core, actions, touched)
