@@ -110,6 +110,7 @@ class Call:
     reinvite_pending: bool = False
     media_update_after_ack: bool = False  # direct media: re-INVITE the caller once it ACKs
     media_updates: int = 0  # re-INVITEs sent to put the media end to end
+    media_again: bool = False  # direct media: end to end, but a side changed (a transfer)
     hold_retries: int = 0  # direct media: 491s to the re-INVITE moving a held party to music
     music: str | None = None  # while held: the music file ("" = built-in); None otherwise
     announcing: Announcing | None = None  # while held: greeting, periodic, position

@@ -617,6 +617,52 @@ def test_direct_media_attended_transfer_gives_each_side_the_others_media() -> No
     w.alice.request("BYE")
 
 
+@pytest.mark.parametrize("refusals", [1, 2])
+def test_direct_media_a_glare_on_the_callers_re_invite_after_a_join_is_retried(
+    refusals: int,
+) -> None:
+    """The caller learns where the joined member wants its RTP even when its phone
+    answers our re-INVITE 491 (RFC 3261 §14.1: retried after 0-2 s, media end to end)."""
+    w = World(media_mode="direct")
+    call, leg = w.call_alice()
+    consultation, m2_leg = consult(w)
+    assert refer(w.alice, leg, replaces_uri(consultation)).status == 202
+    w.alice.respond(w.alice.request("BYE"), 200)
+    reinvite = w.m2.request("INVITE")
+    w.m2.respond(reinvite, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    w.m2.request("ACK")
+    for _ in range(refusals):
+        w.caller.respond(w.caller.request("INVITE"), 491, to_tag=call.from_tag)
+        w.caller.request("ACK")
+        w.net.advance(2.01)
+    toward_caller = w.caller.request("INVITE")
+    assert audio_endpoint(parse_sdp(toward_caller.body)) == (HOST, 20002)
+    w.caller.respond(toward_caller, 200, to_tag=call.from_tag, body=sdp(10000))
+    w.caller.request("ACK")
+    assert [s for s, _ in notifies(w.alice)] == ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]
+    w.alice.request("BYE")
+    assert w.net.ports_in_use == 0
+
+
+def test_direct_media_a_caller_moving_its_media_after_a_join_re_invites_the_member() -> None:
+    w = World(media_mode="direct")
+    call, leg = w.call_alice()
+    consultation, m2_leg = consult(w)
+    assert refer(w.alice, leg, replaces_uri(consultation)).status == 202
+    w.alice.respond(w.alice.request("BYE"), 200)
+    w.m2.respond(w.m2.request("INVITE"), 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    w.m2.request("ACK")
+    toward_caller = w.caller.request("INVITE")
+    w.caller.respond(toward_caller, 200, to_tag=call.from_tag, body=sdp(10004))  # moved
+    w.caller.request("ACK")
+    toward_m2 = w.m2.request("INVITE")  # m2 learns where the caller wants its RTP now
+    assert toward_m2.call_id == m2_leg.invite.call_id
+    assert audio_endpoint(parse_sdp(toward_m2.body)) == (HOST, 10004)
+    w.m2.respond(toward_m2, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    w.m2.request("ACK")
+    w.caller.quiet()
+
+
 # ---------------------------------------------------------------------- hostile
 
 _PIECE = st.text("0123456789%;=@-.abXY3BD", max_size=12)
