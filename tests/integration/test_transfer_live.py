@@ -159,6 +159,103 @@ def test_baresip_blind_transfer_to_a_pilot(
     server.wait_for_log(r"transfer by 0102030405 done \(200\)")
 
 
+def test_baresip_blind_transfer_in_direct_media_mode_plays_the_targets_music(
+    tmp_path: Path,
+    ports: PortAllocator,
+    baresips: list[Baresip],
+    start_server: Callable[[dict[str, Any]], HuntgroupServer],
+) -> None:
+    """``server.media.mode: direct``: the caller talks to baresip end to end; on the
+    transfer it is re-INVITEd onto a port of the server and hears music there while
+    Sales is rung; once Sales answers it is re-INVITEd toward Sales, end to end."""
+    sales = SipUA("sales", (HOST, 0))
+    ha1 = hashlib.md5(f"{LINE}:{DOMAIN}:{PASSWORD}".encode()).hexdigest()
+    config = server_config(
+        ports,
+        lines=[{"number": LINE, "name": "baresip", "ha1_md5": ha1}],
+        groups=[
+            group("Support", PILOT, "linear", [LINE], no_answer_timeout=10),
+            group("Sales", SALES, "linear", [f"sip:sales@{HOST}:{sales.port}"]),
+        ],
+    )
+    config["server"]["media"]["mode"] = "direct"
+    low, high = (int(p) for p in config["server"]["media"]["rtp_ports"].split("-"))
+    server = start_server(config)
+    sales.server = (HOST, server.port)
+    phone = Baresip(
+        workdir=tmp_path / "baresip",
+        number=LINE,
+        password=PASSWORD,
+        registrar_port=server.port,
+        sip_port=ports.port(),
+        ctrl_port=ports.port(),
+        sip_trace=True,
+    )
+    baresips.append(phone.start())
+    phone.wait_registered()
+
+    caller = SipUA("caller", (HOST, server.port))
+    caller_audio, sales_audio = RtpSocket(), RtpSocket()
+    with closing_all(caller, sales, caller_audio, sales_audio):
+        call_id = invite_pilot(caller, caller_audio.port, ("PCMU",))
+        call = await_answer(caller, call_id, timeout=15)
+        assert not low <= call.server_rtp[1] <= high, "end to end with baresip"
+        wait_until(lambda: "Call established" in phone.log(), timeout=10)
+
+        phone.command("transfer", f"sip:{SALES}@{DOMAIN}")
+
+        def reinvite_of_caller() -> SipMessage:
+            return caller.wait(
+                lambda m: m.is_request and m.method == "INVITE" and m.call_id == call_id,
+                timeout=10,
+            )
+
+        def accept(reinvite: SipMessage) -> None:
+            body = sdp_offer(caller_audio.port)
+            caller.send(
+                caller.response(reinvite, 200, "OK", tag=call.to_tag, body=body), reinvite.source
+            )
+            cseq = reinvite.cseq
+            caller.wait(lambda m: m.is_request and m.method == "ACK" and m.cseq[0] == cseq[0])
+
+        onto_music = reinvite_of_caller()
+        address, music_port, _ = sdp_audio(onto_music.body)
+        assert address == HOST and low <= music_port <= high, "a port of the server"
+        assert "a=sendonly" in onto_music.body
+        accept(onto_music)
+        ours = (HOST, music_port)
+        music = caller_audio.wait_until(  # the music, from our port (baresip may still send)
+            lambda arrivals: sum(a.source == ours for a in arrivals) >= 25
+        )
+        assert sum(a.source == ours for a in music) >= 25
+
+        leg, offered = answer_invite(sales, sales_audio.port, timeout=15)
+        assert offered == (HOST, caller_audio.port), "Sales is offered the caller's own RTP"
+        toward_sales = reinvite_of_caller()
+        assert sdp_audio(toward_sales.body)[:2] == (HOST, sales_audio.port)
+        accept(toward_sales)
+        server.wait_for_log(r"media end to end")
+        for i in range(25):  # Sales talks to the caller directly
+            sales_audio.sendto(rtp(0, 500 + i, 160 * i, MEMBER_SSRC, bytes([i]) * 160), offered)
+            time.sleep(0.005)  # a pace, not a burst
+        heard = caller_audio.wait_until(
+            lambda arrivals: sum(a.packet.ssrc == MEMBER_SSRC for a in arrivals) >= 20
+        )
+        assert sum(a.packet.ssrc == MEMBER_SSRC for a in heard) >= 20
+
+        def transferred() -> bool:
+            received = requests_in_trace(phone)
+            return "NOTIFY 200" in received and "BYE" in received[received.index("NOTIFY 200") :]
+
+        wait_until(transferred, timeout=10, message=lambda: phone.log()[-6000:])
+        assert not any(m.is_request and m.method == "BYE" for m in caller.pending), (
+            "the caller was hung up on"
+        )
+        call.hang_up()
+        answer_bye(sales, leg.call_id)
+    server.wait_for_log(r"transfer by 0102030405 done \(200\)")
+
+
 CALLER_LINE = "0102030406"
 
 

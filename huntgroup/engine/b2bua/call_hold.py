@@ -30,6 +30,11 @@ A 491 (glare) retries the re-INVITE after the RFC 3261 §14.1 delay
 leaves the held party where it was (it hears silence, the call stays up). The
 re-INVITE is an INVITE client transaction: Timer B bounds it.
 
+The caller of a blind transfer, media end to end, is moved onto our music the
+same way while the target is sought (:func:`move_to_music`, called by
+:mod:`transfer`); once the new member answers, the usual direct-media
+re-INVITE puts the media end to end again.
+
 *Which music* (:func:`music_for`): the holding side's own ``lines[].music`` when
 it is one of our lines and names one; else the group's ``queue.music`` when the
 call is a group call (the number it is at is a pilot); else the server's
@@ -192,12 +197,11 @@ def hold_direct(
 
 
 def move_to_music(ctx: Context, call: Call, side: MediaSide) -> None:
-    """Direct mode, anchored: re-INVITE ``side`` (the held party) onto our music port."""
+    """Direct mode, anchored: re-INVITE ``side`` onto our music port: the held party, or
+    the caller of a blind transfer while its target is sought (:func:`hears_music`)."""
     media = call.media
-    if call.state is CallState.ENDED or not media.anchored:
-        return
-    if (media.caller_holds if side == "member" else media.member_holds) is False:
-        return  # resumed meanwhile
+    if call.state is CallState.ENDED or not media.anchored or not hears_music(call, side):
+        return  # resumed, or bridged again, meanwhile
     dialog = dialog_of(call, side)
     if dialog is None:
         return
@@ -237,7 +241,10 @@ def moved_to_music(ctx: Context, ours: HoldReinvite, response: Response) -> None
         if not ctx.media.music_answered(media, side, response.body):
             log.warning("call %s: unusable SDP from the %s; it hears no music", call.key, side)
             return
-        ctx.out.extend(ctx.media.bridge(media))
+        if call.bridged is not None:
+            ctx.out.extend(ctx.media.bridge(media))
+        elif call.music is not None:  # a transfer's target is sought: its music
+            ctx.out.extend(ctx.media.play_music(media, call.music or None))
         return
     if status == 491 and call.hold_retries < MAX_HOLD_RETRIES:
         call.hold_retries += 1
@@ -249,6 +256,15 @@ def moved_to_music(ctx: Context, ours: HoldReinvite, response: Response) -> None
         end_call(ctx, call, bye_caller=True)
     else:  # the held party stays where it was: silence until the resume
         log.info("call %s: the %s refused the hold music (%d)", call.key, side, status)
+
+
+def hears_music(call: Call, side: MediaSide) -> bool:
+    """``side`` hears music from us now: the caller while it is bridged to nobody (a
+    blind transfer seeks its target), else the party the other side alone holds."""
+    media = call.media
+    if call.bridged is None:
+        return side == "caller" and call.music is not None
+    return media.member_holds if side == "caller" else media.caller_holds
 
 
 def retry_later(ctx: Context, call: Call, side: MediaSide, delay: float) -> None:

@@ -28,7 +28,10 @@ transferor is one of our lines and ``server.upstream`` is set (a group member
 reached at a fixed URI, outside the server, may not dial out through us).
 Anything else is 403. Accepted, the REFER gets 202 and ``NOTIFY 100 Trying``
 (:mod:`refer_notify`); the caller is unbridged and hears the target group's
-music (or the built-in one) while the target is sought, and the core is told
+music (or the built-in one) while the target is sought (:func:`wait_with_music`:
+in direct mode, media end to end, it is first re-INVITEd onto a port of ours,
+and the new member's answer puts the media end to end again, as for any
+caller who heard our music), and the core is told
 ``CallTransferred``: it ends the member's part at once (talk time, wrap-up)
 and routes the call on to the target like a forward (queue, algorithm, line,
 or ``Forward`` out). The transfer is settled (last NOTIFY, then our BYE to
@@ -59,6 +62,7 @@ from __future__ import annotations
 import logging
 
 from huntgroup.engine.b2bua.addressing import PHONE_NUMBER, number_of, user_of
+from huntgroup.engine.b2bua.call_hold import move_to_music, note_hold
 from huntgroup.engine.b2bua.calls import (
     Call,
     CallState,
@@ -88,6 +92,7 @@ from huntgroup.engine.sip.refer import (
 )
 from huntgroup.engine.sip.transaction import TransactionKey
 from huntgroup.errors import ProtocolError, RemoteProtocolError
+from huntgroup.media.ports import PortsExhausted
 from huntgroup.queue.core import CallState as CoreState
 from huntgroup.queue.events import CallsJoined, CallTransferred
 
@@ -171,15 +176,33 @@ def blind(ctx: Context, call: Call, leg: Leg, transfer: Transfer, number: str) -
     log.info("call %s: %s transfers the call to %s", call.key, leg.member, number)
     start(ctx, call, transfer)
     call.bridged = None
+    note_hold(ctx, call, "member", False)  # a hold before the REFER ends with that member
     group = ctx.core.group_of_pilot(number)
     music = next(
         (g.queue.music for g in ctx.config.groups if g.name == group and group is not None),
         None,
     )
-    if not call.media.bypassed:  # direct mode, end to end: silence until the next bridge
-        call.music = music or ""
-        ctx.out.extend(ctx.media.play_music(call.media, music))
+    wait_with_music(ctx, call, music)
     ctx.tell_core(CallTransferred(call.core_id, leg.member, number))
+
+
+def wait_with_music(ctx: Context, call: Call, music: str | None) -> None:
+    """The caller, bridged to nobody, hears ``music`` while the target is sought. Media
+    end to end (direct mode) is first moved onto a port of ours by a re-INVITE, as a
+    held party's is (:func:`~huntgroup.engine.b2bua.call_hold.move_to_music`)."""
+    media = call.media
+    if media.bypassed:
+        try:
+            ctx.out.extend(ctx.media.anchor(media))
+        except PortsExhausted as err:
+            log.warning("call %s: no RTP port for the transfer's music: %s", call.key, err)
+            return  # silence until the next bridge
+        call.music = music or ""
+        call.hold_retries = 0
+        move_to_music(ctx, call, "caller")  # it hears the music once it answers
+        return
+    call.music = music or ""
+    ctx.out.extend(ctx.media.play_music(media, music))
 
 
 def start(ctx: Context, call: Call, transfer: Transfer) -> None:
@@ -384,6 +407,7 @@ def join(ctx: Context, call: Call, leg: Leg, transfer: Transfer, other: Call) ->
     index.move_leg_to(moved, other, call)
     other.bridged = None
     call.bridged = moved.id
+    note_hold(ctx, call, "member", False)  # the transferor's hold ends with it
     start(ctx, call, transfer)
     end_call(ctx, other, bye_caller=True, tell_core=False)
     if moved.session is not None:

@@ -580,15 +580,36 @@ def test_an_invite_with_replaces_never_becomes_a_new_call(
 # ---------------------------------------------------------------- direct media
 
 
-def test_direct_media_blind_transfer_re_invites_the_caller_toward_the_new_member() -> None:
-    w = World(media_mode="direct")
+def music_offer_port(body: bytes) -> int:
+    """The port of our re-INVITE moving a phone onto the music (``a=sendonly``, ours)."""
+    offer = parse_sdp(body)
+    assert offer.origin.username == "huntgroup"
+    assert offer.media[0].direction(offer.direction) == "sendonly"
+    endpoint = audio_endpoint(offer)
+    assert endpoint is not None and endpoint[0] == HOST
+    return endpoint[1]
+
+
+def test_direct_media_blind_transfer_plays_the_targets_music_then_goes_end_to_end() -> None:
+    w = World(config(sales_music="/moh/sales.wav"), media_mode="direct")
     call, leg = w.call_alice()
     assert not w.net.relays and w.net.ports_in_use == 0  # end to end with alice
     refer(w.alice, leg, f"<sip:{SALES}@{DOMAIN}>")
+    # the caller is moved onto a port of ours, and hears Sales' music there
+    onto_music = w.caller.request("INVITE")
+    port = music_offer_port(onto_music.body)
+    assert w.net.ports_in_use == 2
+    recvonly = sdp(10000).replace(b"sendrecv", b"recvonly")
+    w.caller.respond(onto_music, 200, to_tag=call.from_tag, body=recvonly)
+    w.caller.request("ACK")
+    music = w.net.music[-1]
+    assert (music.port, music.remote, music.music) == (port, (HOST, 10000), "/moh/sales.wav")
     invite = w.m2.request("INVITE")
     assert audio_endpoint(parse_sdp(invite.body)) == (HOST, 10000)  # the caller's own RTP
     w.m2.answering(invite).reply(200, rtp=20002)
     w.m2.request("ACK")
+    relay = w.net.relays[-1]  # the caller's audio reaches m2 until the switch
+    assert (relay.caller_port, relay.member_remote) == (port, (HOST, 20002))
     reinvite = w.caller.request("INVITE")  # the caller learns where m2 wants its RTP
     assert audio_endpoint(parse_sdp(reinvite.body)) == (HOST, 20002)
     assert parse_sdp(reinvite.body).origin.username == "huntgroup"
@@ -596,7 +617,64 @@ def test_direct_media_blind_transfer_re_invites_the_caller_toward_the_new_member
     w.caller.request("ACK")
     assert [s for s, _ in notifies(w.alice)] == ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]
     w.alice.request("BYE")
-    assert w.net.ports_in_use == 0 and not w.net.music
+    assert w.net.ports_in_use == 0  # end to end again
+
+
+def test_direct_media_the_target_answering_before_the_caller_moved_to_the_music() -> None:
+    w = World(media_mode="direct")
+    call, leg = w.call_alice()
+    refer(w.alice, leg, f"<sip:{SALES}@{DOMAIN}>")
+    onto_music = w.caller.request("INVITE")
+    w.m2.answering(w.m2.request("INVITE")).reply(200, rtp=20002)
+    w.m2.request("ACK")
+    w.caller.respond(onto_music, 200, to_tag=call.from_tag, body=sdp(10000))
+    w.caller.request("ACK")
+    assert isinstance(w.net.media[-1], StartRelay)  # bridged: no music any more
+    w.net.advance(1.01)  # the re-INVITE toward m2 waited for ours to be answered
+    reinvite = w.caller.request("INVITE")
+    assert audio_endpoint(parse_sdp(reinvite.body)) == (HOST, 20002)
+    w.caller.respond(reinvite, 200, to_tag=call.from_tag, body=sdp(10000))
+    w.caller.request("ACK")
+    assert w.net.ports_in_use == 0
+
+
+def test_direct_media_a_transfer_with_no_port_free_leaves_the_caller_in_silence() -> None:
+    w = World(media_mode="direct")
+    call, leg = w.call_alice()
+    planner = w.net.b2b.media
+    taken = [planner.ports.allocate() for _ in range(planner.ports.available)]
+    refer(w.alice, leg, f"<sip:{SALES}@{DOMAIN}>")
+    w.caller.quiet()  # not moved: nowhere to move it to
+    for port in taken:
+        planner.ports.release(port)
+    w.m2.answering(w.m2.request("INVITE")).reply(200, rtp=20002)
+    w.m2.request("ACK")
+    reinvite = w.caller.request("INVITE")  # end to end with m2 straight away
+    assert audio_endpoint(parse_sdp(reinvite.body)) == (HOST, 20002)
+    w.caller.respond(reinvite, 200, to_tag=call.from_tag, body=sdp(10000))
+    w.caller.request("ACK")
+    assert w.net.ports_in_use == 0
+
+
+@pytest.mark.parametrize("media_mode", ["relay", "direct"])
+def test_a_member_that_held_before_its_blind_transfer_leaves_no_hold_behind(
+    media_mode: MediaMode,
+) -> None:
+    w = World(media_mode=media_mode)
+    call, leg = w.call_alice()
+    w.alice.send(leg.in_dialog("INVITE", body=sdp(20101).replace(b"sendrecv", b"sendonly")))
+    w.alice.response(200)
+    if media_mode == "direct":  # the caller was moved onto the music of the hold
+        onto_music = w.caller.request("INVITE")
+        recvonly = sdp(10000).replace(b"sendrecv", b"recvonly")
+        w.caller.respond(onto_music, 200, to_tag=call.from_tag, body=recvonly)
+        w.caller.request("ACK")
+    refer(w.alice, leg, f"<sip:{SALES}@{DOMAIN}>")
+    w.m2.answering(w.m2.request("INVITE")).reply(200, rtp=20002)
+    w.m2.request("ACK")
+    relay = w.net.media[-1]
+    assert isinstance(relay, StartRelay), "the caller and m2 talk: no music of a hold"
+    assert relay.member_remote == (HOST, 20002)
 
 
 def test_direct_media_attended_transfer_gives_each_side_the_others_media() -> None:
