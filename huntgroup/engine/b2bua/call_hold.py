@@ -47,8 +47,8 @@ import logging
 
 from huntgroup.engine.b2bua.calls import Call, CallState, HoldReinvite, Leg, MediaSide
 from huntgroup.engine.b2bua.context import Context, TimerKind
-from huntgroup.engine.b2bua.session_refresh import peer_refreshed, refresh_answered
-from huntgroup.engine.b2bua.session_timer import request_headers
+from huntgroup.engine.b2bua.our_requests import glare_delay, reinvite, reinvite_answered
+from huntgroup.engine.b2bua.session_refresh import peer_refreshed
 from huntgroup.engine.b2bua.teardown import end_call
 from huntgroup.engine.sip.dialogs import Dialog
 from huntgroup.engine.sip.message import Request, Response
@@ -209,33 +209,17 @@ def move_to_music(ctx: Context, call: Call, side: MediaSide) -> None:
         retry_later(ctx, call, side, 1.0)
         return
     body = ctx.media.music_offer(media, side)
-    timer = call.timer_of(dialog)[0]
-    calls = ctx.config.server.calls
-    headers = request_headers(timer.interval, min_se=calls.min_se) if timer else ()
-    request = dialog.request(
-        "INVITE", ctx.rng, body=body, content_type="application/sdp", headers=headers
-    )
-    try:
-        tx = ctx.start(request, dialog.peer)
-    except ProtocolError as err:
-        log.info("call %s: cannot move the %s onto the music: %s", call.key, side, err)
-        return
-    ctx.index.requests[tx] = HoldReinvite(call.key, side, dialog)
-    call.reinvite_pending = True
+    reinvite(ctx, call, HoldReinvite(call.key, side, dialog), body, f"the {side} onto the music")
 
 
 def moved_to_music(ctx: Context, ours: HoldReinvite, response: Response) -> None:
     """The final answer to :func:`move_to_music`'s re-INVITE."""
     status, side, dialog = response.status, ours.side, ours.dialog
-    if 200 <= status < 300:
-        ctx.send(dialog.ack_for_2xx(response.cseq.number, ctx.rng), dialog.peer)
-    call = ctx.index.calls.get(ours.call)
-    if call is None or call.state is CallState.ENDED:
+    call = reinvite_answered(ctx, ours, response)
+    if call is None:
         return
-    call.reinvite_pending = False
     media = call.media
     if 200 <= status < 300:
-        refresh_answered(ctx, call, dialog, response)
         if media.music_offer_sdp is not None:  # what a refresh re-INVITE offers again
             dialog.local_sdp = media.music_offer_sdp.to_bytes()
         if not ctx.media.music_answered(media, side, response.body):
@@ -248,9 +232,7 @@ def moved_to_music(ctx: Context, ours: HoldReinvite, response: Response) -> None
         return
     if status == 491 and call.hold_retries < MAX_HOLD_RETRIES:
         call.hold_retries += 1
-        # §14.1 glare: the owner of the Call-ID (us, on member legs) waits 2.1-4 s
-        delay = ctx.rng.uniform(0.0, 2.0) if side == "caller" else ctx.rng.uniform(2.1, 4.0)
-        retry_later(ctx, call, side, delay)
+        retry_later(ctx, call, side, glare_delay(ctx, side))
     elif status in (408, 481):  # §14.1: the dialog is gone
         log.info("call %s: the %s's dialog is gone (%d)", call.key, side, status)
         end_call(ctx, call, bye_caller=True)

@@ -227,5 +227,8 @@ class ReferNotify:
     call: str
 
 
+OurReinvite = MediaUpdate | HoldReinvite | JoinOffer
+"""One of our re-INVITEs with an SDP offer (:func:`.our_requests.reinvite`)."""
+
 OurRequest = RelayedRequest | MediaUpdate | HoldReinvite | SessionRefresh | JoinOffer | ReferNotify
 """A request we sent inside one of a call's dialogs, awaiting its final answer."""

@@ -24,11 +24,9 @@ import logging
 
 from huntgroup.engine.b2bua.calls import Call, CallState, MediaSide, MediaUpdate
 from huntgroup.engine.b2bua.context import Context, TimerKind
-from huntgroup.engine.b2bua.session_refresh import refresh_answered
-from huntgroup.engine.b2bua.session_timer import request_headers
+from huntgroup.engine.b2bua.our_requests import glare_delay, reinvite, reinvite_answered
 from huntgroup.engine.b2bua.teardown import end_call
 from huntgroup.engine.sip.message import Response
-from huntgroup.errors import ProtocolError
 
 log = logging.getLogger("huntgroup.calls")
 
@@ -56,32 +54,16 @@ def update_media(ctx: Context, call: Call, side: MediaSide, *, again: bool = Fal
         return
     call.media_updates += 1
     body = ctx.media.offer_toward(call.media, side)
-    timer = call.timer_of(dialog)[0]
-    calls = ctx.config.server.calls
-    headers = request_headers(timer.interval, min_se=calls.min_se) if timer else ()
-    request = dialog.request(
-        "INVITE", ctx.rng, body=body, content_type="application/sdp", headers=headers
-    )
-    try:
-        tx = ctx.start(request, dialog.peer)
-    except ProtocolError as err:
-        log.info("call %s: cannot re-INVITE the %s: %s", call.key, side, err)
-        return
-    ctx.index.requests[tx] = MediaUpdate(call.key, side, dialog)
-    call.reinvite_pending = True
+    reinvite(ctx, call, MediaUpdate(call.key, side, dialog), body, f"the {side}")
 
 
 def media_updated(ctx: Context, ours: MediaUpdate, response: Response) -> None:
     """The final answer to a direct-media re-INVITE."""
-    status, side, dialog = response.status, ours.side, ours.dialog
-    if 200 <= status < 300:
-        ctx.send(dialog.ack_for_2xx(response.cseq.number, ctx.rng), dialog.peer)
-    call = ctx.index.calls.get(ours.call)
-    if call is None or call.state is CallState.ENDED:
+    status, side = response.status, ours.side
+    call = reinvite_answered(ctx, ours, response)
+    if call is None:
         return
-    call.reinvite_pending = False
     if 200 <= status < 300:
-        refresh_answered(ctx, call, dialog, response)
         moved = ctx.media.peer_answered(call.media, side, response.body)
         if moved:  # the other side must learn the new address
             update_media(ctx, call, "member" if side == "caller" else "caller")
@@ -94,9 +76,7 @@ def media_updated(ctx: Context, ours: MediaUpdate, response: Response) -> None:
             ctx.out.extend(ctx.media.bypass(call.media))
         return
     if status == 491 and call.media_updates < MAX_MEDIA_UPDATES:
-        # §14.1 glare: the owner of the Call-ID (us, on member legs) waits 2.1-4 s
-        delay = ctx.rng.uniform(0.0, 2.0) if side == "caller" else ctx.rng.uniform(2.1, 4.0)
-        retry_update(ctx, call, side, delay)
+        retry_update(ctx, call, side, glare_delay(ctx, side))
         return
     call.media_again = False
     if status in (408, 481):  # §14.1: the dialog is gone

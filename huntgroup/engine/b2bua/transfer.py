@@ -68,18 +68,18 @@ from huntgroup.engine.b2bua.calls import (
     CallState,
     JoinOffer,
     Leg,
-    RelayedRequest,
     Transfer,
 )
 from huntgroup.engine.b2bua.context import Context, TimerKind
 from huntgroup.engine.b2bua.direct_media import update_media
+from huntgroup.engine.b2bua.our_requests import pass_on, reinvite, reinvite_answered
 from huntgroup.engine.b2bua.refer_notify import (
     REFER_EXPIRES,
     notify,
     notify_progress,
     transfer_outcome,
 )
-from huntgroup.engine.b2bua.session_refresh import refresh_answered, schedule_session
+from huntgroup.engine.b2bua.session_refresh import schedule_session
 from huntgroup.engine.b2bua.teardown import end_call
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.extensions import supported_value
@@ -266,14 +266,8 @@ def caller_refer(ctx: Context, key: TransactionKey, request: Request, call: Call
         *refer_sub(subscribed),
     )
     outgoing = bridged.dialog.request("REFER", ctx.rng, headers=headers)
-    try:
-        client = ctx.start(outgoing, bridged.dialog.peer)
-    except ProtocolError as err:
-        log.info("call %s: could not pass the REFER on: %s", call.key, err)
-        ctx.respond(key, request, 503)
-        return
-    ctx.index.requests[client] = RelayedRequest(key, bridged.dialog)
-    call.refer_passed = request.cseq.number
+    if pass_on(ctx, call, key, request, outgoing, bridged.dialog):
+        call.refer_passed = request.cseq.number
 
 
 def on_notify(
@@ -305,13 +299,7 @@ def on_notify(
         content_type=request.content_type,
         headers=(*kept, ("Contact", call.dialog.me.contact())),
     )
-    try:
-        client = ctx.start(outgoing, call.dialog.peer)
-    except ProtocolError as err:
-        log.info("call %s: could not pass a NOTIFY on: %s", call.key, err)
-        ctx.respond(key, request, 503)
-        return
-    ctx.index.requests[client] = RelayedRequest(key, call.dialog)
+    pass_on(ctx, call, key, request, outgoing, call.dialog)
 
 
 # ------------------------------------------------------------------ attended
@@ -415,27 +403,17 @@ def join(ctx: Context, call: Call, leg: Leg, transfer: Transfer, other: Call) ->
         schedule_session(ctx, call, moved.id, moved.session)
     assert moved.dialog is not None
     offer = ctx.media.rejoin_offer(call.media, other.media)
-    request = moved.dialog.request("INVITE", ctx.rng, body=offer, content_type="application/sdp")
-    try:
-        tx = ctx.start(request, moved.dialog.peer)
-    except ProtocolError as err:
-        log.info("call %s: cannot re-INVITE %s: %s", call.key, moved.member, err)
+    if not reinvite(ctx, call, JoinOffer(call.key, moved.id, moved.dialog), offer, moved.member):
         transfer_outcome(ctx, call, 503)
         end_call(ctx, call, bye_caller=True)
-        return
-    index.requests[tx] = JoinOffer(call.key, moved.id, moved.dialog)
-    call.reinvite_pending = True
 
 
 def join_answered(ctx: Context, ours: JoinOffer, response: Response) -> None:
     """The joined member answered our re-INVITE: its media now meets the caller's."""
     status, dialog = response.status, ours.dialog
-    if 200 <= status < 300:
-        ctx.send(dialog.ack_for_2xx(response.cseq.number, ctx.rng), dialog.peer)
-    call = ctx.index.calls.get(ours.call)
-    if call is None or call.state is CallState.ENDED:
+    call = reinvite_answered(ctx, ours, response)
+    if call is None:
         return
-    call.reinvite_pending = False
     media = call.media
     usable = 200 <= status < 300 and (
         ctx.media.member_answer(
@@ -451,7 +429,6 @@ def join_answered(ctx: Context, ours: JoinOffer, response: Response) -> None:
         transfer_outcome(ctx, call, status if status >= 300 else 488)
         end_call(ctx, call, bye_caller=True)
         return
-    refresh_answered(ctx, call, dialog, response)
     call.music = None
     ctx.out.extend(ctx.media.bridge(media))
     if media.direct:  # the caller learns where the joined member wants its RTP
