@@ -620,6 +620,31 @@ def test_direct_media_blind_transfer_plays_the_targets_music_then_goes_end_to_en
     assert w.net.ports_in_use == 0  # end to end again
 
 
+def test_direct_media_a_caller_offering_anew_meanwhile_is_answered_from_the_music_port() -> None:
+    w = World(media_mode="direct")
+    call, leg = w.call_alice()
+    refer(w.alice, leg, f"<sip:{SALES}@{DOMAIN}>")
+    onto_music = w.caller.request("INVITE")
+    port = music_offer_port(onto_music.body)
+    recvonly = sdp(10000).replace(b"sendrecv", b"recvonly")
+    w.caller.respond(onto_music, 200, to_tag=call.from_tag, body=recvonly)
+    w.caller.request("ACK")
+    version = parse_sdp(onto_music.body).origin.session_version
+    call.reinvite(sdp(10006))  # a refresh, the caller's RTP moved
+    answer = parse_sdp(w.caller.response(200).body)
+    assert audio_endpoint(answer) == (HOST, port), "the port it was moved onto"
+    assert answer.origin.session_version == version + 1
+    assert w.net.music[-1].remote == (HOST, 10006)  # the music follows the caller
+    m2_leg = w.m2.answering(w.m2.request("INVITE"))  # rung before the caller moved
+    m2_leg.reply(200, rtp=20002)
+    w.m2.request("ACK")
+    reinvite = w.caller.request("INVITE")
+    w.caller.respond(reinvite, 200, to_tag=call.from_tag, body=sdp(10006))
+    w.caller.request("ACK")
+    told = w.m2.request("INVITE")  # m2 learns where the caller is now
+    assert audio_endpoint(parse_sdp(told.body)) == (HOST, 10006)
+
+
 def test_direct_media_the_target_answering_before_the_caller_moved_to_the_music() -> None:
     w = World(media_mode="direct")
     call, leg = w.call_alice()
