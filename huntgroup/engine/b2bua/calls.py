@@ -213,7 +213,8 @@ class SessionRefresh:
 @dataclass(frozen=True, slots=True)
 class JoinOffer:
     """Attended transfer: our re-INVITE of leg ``leg``, moved into call ``call``, whose
-    member now talks to that call's caller."""
+    member now talks to that call's caller; ``leg`` "": the moved leg is the call's
+    caller side now (a transfer from the caller's side), talking to its member."""
 
     call: str
     leg: str

@@ -26,6 +26,7 @@ import logging
 
 from huntgroup.engine.b2bua.addressing import is_sdp
 from huntgroup.engine.b2bua.call_hold import moved_to_music, on_offer, resume_answered
+from huntgroup.engine.b2bua.caller_transfer import caller_refer, on_notify
 from huntgroup.engine.b2bua.calls import (
     Call,
     CallState,
@@ -51,7 +52,7 @@ from huntgroup.engine.b2bua.session_refresh import (
 )
 from huntgroup.engine.b2bua.session_timer import request_headers, uas_refusal
 from huntgroup.engine.b2bua.teardown import end_call
-from huntgroup.engine.b2bua.transfer import join_answered, on_notify, on_refer
+from huntgroup.engine.b2bua.transfer import join_answered, on_refer
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.dialogs import Dialog
 from huntgroup.engine.sip.extensions import supported_value
@@ -115,8 +116,11 @@ def in_dialog(ctx: Context, key: TransactionKey, request: Request, source: Peer)
             ctx.respond(key, request, 500, headers=(("Retry-After", "1"),))
             return
         dialog.remote_cseq = request.cseq.number
-    if method == "REFER":  # a transfer (engine/b2bua/transfer.py)
-        on_refer(ctx, key, request, call, leg, source)
+    if method == "REFER":  # a transfer (engine/b2bua/transfer.py, caller_transfer.py)
+        if leg is None:
+            caller_refer(ctx, key, request, call)
+        else:
+            on_refer(ctx, key, request, call, leg, source)
         return
     if method == "NOTIFY":  # the progress of a transfer the caller asked for
         on_notify(ctx, key, request, call, leg)

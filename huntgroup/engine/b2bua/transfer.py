@@ -9,17 +9,10 @@ come from that host too). A REFER from a leg out through the upstream, or
 out of any dialog, is refused (403): nothing outside the server picks a
 destination.
 
-**From the caller** (:func:`caller_refer`): only a caller authenticated as
-one of our lines, bridged to a member, may transfer that member; anyone else
-gets 403. The server does not move the member itself: it passes the REFER on
-to the member's phone, its Refer-To rewritten to the number at our domain
-(the host asked for is dropped), and relays the NOTIFYs that come back
-(:func:`on_notify`). The member's phone calls the target through the server,
-as a call of its own, judged by the usual rules (an outside number only for a
-line, authenticated, through the upstream), then hangs up the first call. The
-same destination rule applies as if the member had asked (a member at a
-fixed URI is sent to our pilots and lines only); an attended transfer from
-the caller's side (Replaces) is refused (403).
+**From the caller**: a REFER in the caller's dialog is
+:mod:`caller_transfer`'s (passed on to the member's phone when blind; two calls
+of the line joined when attended); it uses :func:`destination_refusal`,
+:func:`consultation` and :func:`join_answered` from here.
 
 **Blind** (Refer-To names a number): the target is read from the URI's user
 part only (the host is ignored, so no REFER names a server to call). A pilot
@@ -72,7 +65,7 @@ from huntgroup.engine.b2bua.calls import (
 )
 from huntgroup.engine.b2bua.context import Context, TimerKind
 from huntgroup.engine.b2bua.direct_media import update_media
-from huntgroup.engine.b2bua.our_requests import pass_on, reinvite, reinvite_answered
+from huntgroup.engine.b2bua.our_requests import reinvite, reinvite_answered
 from huntgroup.engine.b2bua.refer_notify import (
     REFER_EXPIRES,
     notify,
@@ -100,12 +93,9 @@ log = logging.getLogger("huntgroup.calls")
 
 
 def on_refer(
-    ctx: Context, key: TransactionKey, request: Request, call: Call, leg: Leg | None, source: Peer
+    ctx: Context, key: TransactionKey, request: Request, call: Call, leg: Leg, source: Peer
 ) -> None:
-    """A REFER in one of ``call``'s dialogs (``leg`` None: the caller's)."""
-    if leg is None:
-        caller_refer(ctx, key, request, call)
-        return
+    """A REFER in the dialog of ``leg`` (the caller's are :mod:`caller_transfer`'s)."""
     refusal = who_may_not(ctx, call, leg, source)
     if refusal is not None:
         ctx.respond(key, request, refusal)
@@ -218,90 +208,6 @@ def transfer_expired(ctx: Context, call: Call, due: float) -> None:
         transfer_outcome(ctx, call, 100, reason="timeout")
 
 
-# ------------------------------------------------------------ the caller's side
-
-
-def caller_refer(ctx: Context, key: TransactionKey, request: Request, call: Call) -> None:
-    """A REFER from the caller: only an authenticated line bridged to a member may send
-    one, and it is passed on to that member's phone, which carries the transfer out
-    itself (it calls the target through the server as any call of its own, then hangs
-    up): the server relays the REFER and the NOTIFYs that come back."""
-    bridged = call.legs.get(call.bridged) if call.bridged else None
-    if (
-        call.verified_line is None
-        or bridged is None
-        or not bridged.member
-        or bridged.dialog is None
-        or call.refer_passed
-        or call.reinvite_pending
-    ):
-        ctx.respond(key, request, 403)
-        return
-    try:
-        target = refer_target(request)
-        subscribed = wants_subscription(request)
-    except ProtocolError as err:
-        ctx.respond(key, request, err.status)
-        return
-    number = number_of(user_of(target.uri))
-    status = (  # an attended transfer is for members only
-        403 if target.replaces is not None else destination_refusal(ctx, bridged.member, number)
-    )
-    if status is not None:
-        who = call.verified_line
-        log.info("call %s: %s may not transfer to %r (%d)", call.key, who, number, status)
-        ctx.respond(key, request, status)
-        return
-    log.info(
-        "call %s: %s transfers %s to %s (REFER passed on)",
-        call.key,
-        call.verified_line,
-        bridged.member,
-        number,
-    )
-    domain = ctx.config.server.domain
-    headers = (
-        ("Refer-To", f"<sip:{number}@{domain}>"),  # through the server, whatever was asked
-        ("Referred-By", f"<sip:{call.verified_line}@{domain}>"),
-        *refer_sub(subscribed),
-    )
-    outgoing = bridged.dialog.request("REFER", ctx.rng, headers=headers)
-    if pass_on(ctx, call, key, request, outgoing, bridged.dialog):
-        call.refer_passed = request.cseq.number
-
-
-def on_notify(
-    ctx: Context, key: TransactionKey, request: Request, call: Call, leg: Leg | None
-) -> None:
-    """A NOTIFY in one of ``call``'s dialogs: the progress of a REFER passed on to the
-    bridged member (:func:`caller_refer`) goes back to the caller; any other is 481
-    (no subscription of ours, RFC 6665 §4.1.3). The ``id`` of its Event names the
-    REFER by its CSeq (RFC 3515 §2.4.6): the member's, so it becomes the caller's."""
-    event = (request.headers.get("Event") or "").split(";", 1)
-    if (
-        not call.refer_passed
-        or leg is None
-        or leg.id != call.bridged
-        or call.dialog is None
-        or event[0].strip().lower() != "refer"
-    ):
-        ctx.respond(key, request, 481)
-        return
-    named = len(event) > 1 and "id=" in event[1].replace(" ", "").lower()
-    kept = (
-        ("Event", f"refer;id={call.refer_passed}" if named else "refer"),
-        *(("Subscription-State", v) for v in request.headers.get_all("Subscription-State")),
-    )
-    outgoing = call.dialog.request(
-        "NOTIFY",
-        ctx.rng,
-        body=request.body,
-        content_type=request.content_type,
-        headers=(*kept, ("Contact", call.dialog.me.contact())),
-    )
-    pass_on(ctx, call, key, request, outgoing, call.dialog)
-
-
 # ------------------------------------------------------------------ attended
 
 
@@ -335,7 +241,7 @@ def replacing_invite(ctx: Context, key: TransactionKey, request: Request) -> boo
 
 def attended(ctx: Context, call: Call, leg: Leg, transfer: Transfer, replaces: Replaces) -> None:
     """REFER with Replaces (already answered 202): join, or NOTIFY why not."""
-    found = consultation(ctx, leg, replaces)
+    found = consultation(ctx, leg.member, replaces)
     if isinstance(found, int):
         log.info("call %s: attended transfer by %s refused (%d)", call.key, leg.member, found)
         notify(ctx, transfer, found, final=True)
@@ -346,9 +252,9 @@ def attended(ctx: Context, call: Call, leg: Leg, transfer: Transfer, replaces: R
     join(ctx, call, leg, transfer, found)
 
 
-def consultation(ctx: Context, transferor: Leg, replaces: Replaces) -> Call | int:
-    """The transferor's consultation call that ``replaces`` names, or the sipfrag status
-    saying why it cannot be joined (see the module docstring)."""
+def consultation(ctx: Context, transferor: str, replaces: Replaces) -> Call | int:
+    """The consultation call of line ``transferor`` that ``replaces`` names, or the
+    sipfrag status saying why it cannot be joined (see the module docstring)."""
     index = ctx.index.by_dialog
     found = index.get((replaces.call_id, replaces.to_tag, replaces.from_tag)) or index.get(
         (replaces.call_id, replaces.from_tag, replaces.to_tag)
@@ -356,7 +262,7 @@ def consultation(ctx: Context, transferor: Leg, replaces: Replaces) -> Call | in
     if found is None or found[1] is not None:
         return 481
     other = found[0]
-    if other.verified_line is None or other.verified_line != transferor.member:
+    if other.verified_line is None or other.verified_line != transferor:
         return 481  # not the transferor's own dialog: as unknown to it as any other
     if other.state is not CallState.ANSWERED:
         return 481  # RFC 3891 §3: an early dialog we did not initiate
@@ -414,16 +320,15 @@ def join_answered(ctx: Context, ours: JoinOffer, response: Response) -> None:
     call = reinvite_answered(ctx, ours, response)
     if call is None:
         return
-    media = call.media
-    usable = 200 <= status < 300 and (
-        ctx.media.member_answer(
-            media,
-            response.body,
-            source_host=dialog.peer.host,
-            trusted=ctx.trust.trusts(dialog.peer.host),
-        )
-        is not None
-    )
+    media, host = call.media, dialog.peer.host
+    trusted = ctx.trust.trusts(host)
+    if not 200 <= status < 300:
+        usable = False
+    elif ours.leg:  # the consulted member, bridged in place of the transferor
+        answer = ctx.media.member_answer(media, response.body, source_host=host, trusted=trusted)
+        usable = answer is not None
+    else:  # the consulted member, in place of the transferring caller
+        usable = ctx.media.caller_rejoined(media, response.body, source_host=host, trusted=trusted)
     if not usable:
         log.info("call %s: the joined member refused our media (%d)", call.key, status)
         transfer_outcome(ctx, call, status if status >= 300 else 488)
@@ -431,6 +336,6 @@ def join_answered(ctx: Context, ours: JoinOffer, response: Response) -> None:
         return
     call.music = None
     ctx.out.extend(ctx.media.bridge(media))
-    if media.direct:  # the caller learns where the joined member wants its RTP
-        update_media(ctx, call, "caller", again=True)
+    if media.direct:  # the other side learns where the joined member wants its RTP
+        update_media(ctx, call, "caller" if ours.leg else "member", again=True)
     transfer_outcome(ctx, call, 200)

@@ -422,7 +422,6 @@ def test_an_authenticated_caller_refer_is_passed_on_to_the_member_and_notifies_c
     ("refer_to", "status"),
     [
         (f"<sip:{OUTSIDE}@{DOMAIN}>", 403),  # no upstream: nothing goes out
-        (f"<sip:{SALES}@{DOMAIN}?Replaces=a%3Bto-tag%3D1%3Bfrom-tag%3D2>", 403),
         ("<sip:@>", 400),
     ],
 )
@@ -764,6 +763,206 @@ def test_direct_media_a_caller_moving_its_media_after_a_join_re_invites_the_memb
     w.m2.respond(toward_m2, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
     w.m2.request("ACK")
     w.caller.quiet()
+
+
+# ----------------------------------------------------- attended, the caller's side
+
+
+def bob_consults_sales(w: World) -> tuple[UacCall, UasCall]:
+    """Line B calls Sales too (call 2, the consultation); m2 answers."""
+    consultation = w.bob.invite(SALES, rtp=30104)
+    m2_leg = w.m2.answering(w.m2.request("INVITE"))
+    m2_leg.reply(200, rtp=20002)
+    w.m2.request("ACK")
+    consultation.ack(w.bob.response(200))
+    w.bob.drop()
+    return consultation, m2_leg
+
+
+def caller_joins(w: World, call: UacCall, consultation: UacCall) -> None:
+    """Line B sends REFER with Replaces naming call 2 in call 1: accepted (202), call 2
+    ends (our BYE, answered)."""
+    caller_sends(call, "REFER", ("Refer-To", replaces_uri(consultation)))
+    assert w.bob.response(202, "REFER")
+    bye = w.bob.request("BYE")
+    assert bye.call_id == consultation.call_id
+    w.bob.respond(bye, 200)
+
+
+def test_a_callers_attended_transfer_joins_its_two_members() -> None:
+    w = World()
+    call, alice_leg = bob_calls_alice(w)
+    consultation, m2_leg = bob_consults_sales(w)
+    core = w.net.b2b.core
+    c1, c2 = core.store.active_calls(LINE_A), core.store.active_calls(member_uri(2))
+    first: StartRelay = w.net.relays[0]  # call 1: bob with alice
+    caller_joins(w, call, consultation)
+    reinvite = w.m2.request("INVITE")  # m2, in its own dialog, onto call 1's caller port
+    assert reinvite.call_id == m2_leg.invite.call_id
+    assert audio_endpoint(parse_sdp(reinvite.body)) == (HOST, first.caller_port)
+    assert parse_sdp(reinvite.body).origin.session_version == 2  # m2's o= session, one up
+    assert reinvite.headers.get("Session-Expires")  # a re-INVITE refreshes the session
+    w.alice.quiet()  # alice keeps talking to our member port: nothing to tell her
+    w.m2.respond(reinvite, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    w.m2.request("ACK")
+    relay = w.net.relays[-1]
+    assert (relay.session, relay.caller_port, relay.member_port) == (
+        first.session,
+        first.caller_port,
+        first.member_port,
+    )
+    assert (relay.caller_remote, relay.member_remote) == ((HOST, 20002), (HOST, 20101))
+    assert [s for s, _ in notifies(w.bob)] == ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]
+    final_bye = w.bob.request("BYE")
+    assert final_bye.call_id == call.call_id
+    w.bob.respond(final_bye, 200)
+    # the core: both members still on their calls, line B on none
+    assert core.store.active_calls(LINE_A) == c1 and core.store.active_calls(member_uri(2)) == c2
+    assert core.store.active_calls(LINE_B) == frozenset()
+    # m2 hangs up: alice gets BYE in her own dialog; both calls end in the core
+    m2_leg.bye()
+    assert w.m2.response(200, "BYE")
+    alice_bye = w.alice.request("BYE")
+    assert alice_bye.call_id == alice_leg.invite.call_id
+    w.alice.respond(alice_bye, 200)
+    w.net.advance(64)
+    assert w.net.b2b.active_calls == 0 and w.net.ports_in_use == 0
+    assert core.call_ids() == []
+    assert all(size == 0 for size in w.net.b2b.index.sizes().values())
+
+
+def test_direct_media_a_callers_attended_transfer_gives_each_member_the_others_media() -> None:
+    w = World(media_mode="direct")
+    call, alice_leg = bob_calls_alice(w)
+    consultation, m2_leg = bob_consults_sales(w)
+    assert w.net.ports_in_use == 0
+    caller_joins(w, call, consultation)
+    toward_m2 = w.m2.request("INVITE")
+    assert audio_endpoint(parse_sdp(toward_m2.body)) == (HOST, 20101)  # alice's RTP
+    w.m2.respond(toward_m2, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    w.m2.request("ACK")
+    toward_alice = w.alice.request("INVITE")  # and alice learns m2's
+    assert toward_alice.call_id == alice_leg.invite.call_id
+    offered = parse_sdp(toward_alice.body)
+    assert audio_endpoint(offered) == (HOST, 20002)
+    assert offered.origin.username == "huntgroup" and offered.origin.session_version > 1
+    w.alice.respond(toward_alice, 200, to_tag=alice_leg.tag, body=sdp(20101))
+    w.alice.request("ACK")
+    assert [s for s, _ in notifies(w.bob)] == ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]
+    w.bob.respond(w.bob.request("BYE"), 200)
+    w.m2.quiet()
+    assert w.net.ports_in_use == 0 and not w.net.relays
+    alice_leg.bye()
+    w.m2.respond(w.m2.request("BYE"), 200)
+    assert w.net.b2b.active_calls == 0
+
+
+def test_a_callers_attended_transfer_refused_by_the_consulted_member_ends_the_joined_call() -> None:
+    w = World()
+    call, _alice_leg = bob_calls_alice(w)
+    consultation, m2_leg = bob_consults_sales(w)
+    caller_joins(w, call, consultation)
+    w.m2.respond(w.m2.request("INVITE"), 488, to_tag=m2_leg.tag)
+    w.m2.request("ACK")
+    assert [s for s, _ in notifies(w.bob)][-1] == "SIP/2.0 488 Not Acceptable Here"
+    w.bob.respond(w.bob.request("BYE"), 200)
+    w.m2.respond(w.m2.request("BYE"), 200)
+    w.alice.respond(w.alice.request("BYE"), 200)
+    w.net.advance(64)
+    assert w.net.b2b.active_calls == 0 and w.net.b2b.core.call_ids() == []
+
+
+def test_a_callers_transferor_hanging_up_after_the_202_does_not_stop_the_join() -> None:
+    w = World()
+    call, _alice_leg = bob_calls_alice(w)
+    consultation, m2_leg = bob_consults_sales(w)
+    caller_joins(w, call, consultation)
+    call.bye()
+    assert w.bob.response(200, "BYE")
+    reinvite = w.m2.request("INVITE")
+    w.m2.respond(reinvite, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    w.m2.request("ACK")
+    assert w.net.relays[-1].caller_remote == (HOST, 20002)
+    w.bob.drop()
+    w.bob.quiet()  # no NOTIFY, no BYE to a dialog that is gone
+    assert w.net.b2b.active_calls == 1
+
+
+def bob_holds(w: World, call: UacCall) -> None:
+    """Line B puts call 1 on hold (answered here), as phones do before consulting."""
+    call.reinvite(sdp(30102).replace(b"sendrecv", b"sendonly"))
+    call.ack(w.bob.response(200))
+
+
+def test_a_callers_hold_before_its_attended_transfer_ends_with_it() -> None:
+    w = World()
+    call, _alice_leg = bob_calls_alice(w)
+    bob_holds(w, call)
+    assert isinstance(w.net.media[-1], PlayMusic)  # alice hears the music of the hold
+    consultation, m2_leg = bob_consults_sales(w)
+    caller_joins(w, call, consultation)
+    w.m2.respond(w.m2.request("INVITE"), 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    w.m2.request("ACK")
+    relay = w.net.media[-1]
+    assert isinstance(relay, StartRelay), "alice and m2 talk: no music"
+    assert (relay.caller_remote, relay.member_remote) == ((HOST, 20002), (HOST, 20101))
+
+
+def test_direct_media_a_callers_hold_before_its_attended_transfer_then_end_to_end() -> None:
+    w = World(media_mode="direct")
+    call, alice_leg = bob_calls_alice(w)
+    bob_holds(w, call)
+    onto_music = w.alice.request("INVITE")  # alice moved onto our music port
+    recvonly = sdp(20101).replace(b"sendrecv", b"recvonly")
+    w.alice.respond(onto_music, 200, to_tag=alice_leg.tag, body=recvonly)
+    w.alice.request("ACK")
+    consultation, m2_leg = bob_consults_sales(w)
+    caller_joins(w, call, consultation)
+    toward_m2 = w.m2.request("INVITE")  # our caller port of call 1: alice is anchored there
+    ours = audio_endpoint(parse_sdp(toward_m2.body))
+    assert ours is not None and ours[0] == HOST and ours[1] >= 40000, "a port of ours"
+    w.m2.respond(toward_m2, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    w.m2.request("ACK")
+    toward_alice = w.alice.request("INVITE")  # alice: end to end with m2, sendrecv again
+    assert audio_endpoint(parse_sdp(toward_alice.body)) == (HOST, 20002)
+    w.alice.respond(toward_alice, 200, to_tag=alice_leg.tag, body=sdp(20101))
+    w.alice.request("ACK")
+    again = w.m2.request("INVITE")  # and m2 learns alice's own address
+    assert audio_endpoint(parse_sdp(again.body)) == (HOST, 20101)
+    w.m2.respond(again, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    w.m2.request("ACK")
+    assert w.net.ports_in_use == 0, "end to end: our ports went back"
+
+
+@pytest.mark.parametrize("case", ["unknown", "not its own", "early", "early-only"])
+def test_a_callers_attended_transfer_that_cannot_join_notifies_why(case: str) -> None:
+    w = World()
+    call, _alice_leg = bob_calls_alice(w)
+    expected = "SIP/2.0 481 Call/Transaction Does Not Exist"
+    if case == "unknown":
+        uri = f"<sip:{SALES}@{DOMAIN}?Replaces=nope%40x%3Bto-tag%3D1%3Bfrom-tag%3D2>"
+    elif case == "not its own":  # the caller's call 1 itself, seen from alice's side
+        other = w.caller.invite(SALES, rtp=10000)
+        leg = w.m2.answering(w.m2.request("INVITE"))
+        leg.reply(200)
+        w.m2.request("ACK")
+        other.ack(w.caller.response(200))
+        uri = replaces_uri(other)
+    elif case == "early":
+        ringing = w.bob.invite(SALES, rtp=30104)
+        w.m2.answering(w.m2.request("INVITE")).reply(180)
+        ringing.remote_tag = w.bob.response(180).to.tag
+        uri = replaces_uri(ringing)
+    else:
+        consultation, _ = bob_consults_sales(w)
+        uri = replaces_uri(consultation, extra="%3Bearly-only")
+        expected = "SIP/2.0 486 Busy Here"
+    caller_sends(call, "REFER", ("Refer-To", uri))
+    assert w.bob.response(202, "REFER")
+    assert notifies(w.bob) == [(expected, "terminated;reason=noresource")]
+    assert not w.bob.has("BYE")
+    w.alice.quiet()
+    assert w.net.b2b.core.store.active_calls(LINE_B)  # nothing changed
 
 
 # ---------------------------------------------------------------------- hostile
