@@ -7,9 +7,15 @@ UAS. Checked: baresip gets 202, then ``NOTIFY 100 Trying``, then ``NOTIFY 200 OK
 then BYE, in that order (its SIP trace); the caller is never hung up on and hears
 the Sales member's RTP afterwards.
 
+The same blind transfer in direct media mode: the caller, end to end with
+baresip, is re-INVITEd onto a port of the server and hears music there while
+Sales is rung, then re-INVITEd toward Sales (end to end again).
+
 baresip 1.0.0 has blind transfer only (no Replaces, no attended transfer): the
-attended transfer is driven by hand-written user agents instead (SIPp's scenario
-language cannot build the Replaces value out of the tags of another call).
+attended transfers, from a member and from the caller's side (a line joining
+the member it called with the one it consulted), are driven by hand-written
+user agents instead (SIPp's scenario language cannot build the Replaces value
+out of the tags of another call).
 """
 
 from __future__ import annotations
@@ -516,3 +522,143 @@ def test_attended_transfer_joins_the_caller_with_the_consulted_member(
         assert sum(a.packet.ssrc == 0xCA11 for a in said) >= 20
         call.hang_up()
         answer_bye(sales, leg2.call_id)
+
+
+def test_attended_transfer_from_the_callers_side_joins_its_two_members(
+    tmp_path: Path,
+    ports: PortAllocator,
+    start_server: Callable[[dict[str, Any]], HuntgroupServer],
+) -> None:
+    """A line (hand-written) calls the agent through Support (call 1), consults Sales
+    (call 2), then REFERs in call 1 with Replaces naming call 2: the agent and the Sales
+    member are joined through the server, and the line is hung up on both calls."""
+    sales = SipUA("sales", (HOST, 0))
+    config = server_config(
+        ports,
+        lines=[
+            {"number": LINE, "name": "agent", "password": PASSWORD},
+            {"number": CALLER_LINE, "name": "caller", "password": PASSWORD},
+        ],
+        groups=[
+            group("Support", PILOT, "linear", [LINE], no_answer_timeout=10),
+            group("Sales", SALES, "linear", [f"sip:sales@{HOST}:{sales.port}"]),
+        ],
+    )
+    server = start_server(config)
+    sales.server = (HOST, server.port)
+    agent = Line((HOST, server.port), LINE)
+    line = Line((HOST, server.port), CALLER_LINE)
+    line_audio, agent_audio, sales_audio = RtpSocket(), RtpSocket(), RtpSocket()
+    with closing_all(agent, line, sales, line_audio, agent_audio, sales_audio):
+        agent.register()
+        line.register()
+
+        def contact_of(message: SipMessage) -> str:
+            found = re.search(r"<([^>]+)>", message.header("Contact") or "")
+            assert found
+            return found.group(1)
+
+        def ack(invite: bytes, ok: SipMessage) -> None:
+            """The line's ACK of ``ok``, the 200 to its ``invite`` (the same CSeq)."""
+            cseq = re.search(rb"CSeq: (\d+) INVITE", invite)
+            assert cseq
+            data = line.out_of_dialog("ACK", contact_of(ok), ok.header("To") or "", ok.call_id)
+            line.send(re.sub(rb"CSeq: \d+ ACK", b"CSeq: " + cseq.group(1) + b" ACK", data))
+
+        # call 1: the line reaches the agent through Support
+        call_id1 = line.new_call_id()
+        invite1 = line.out_of_dialog(
+            "INVITE",
+            f"sip:{PILOT}@{DOMAIN}",
+            f"<sip:{PILOT}@{DOMAIN}>",
+            call_id1,
+            body=sdp_offer(line_audio.port),
+        )
+        line.send(invite1)
+        leg1 = agent.wait(lambda m: m.method == "INVITE", timeout=10)
+        agent.respond(leg1, 200, "a1", sdp_offer(agent_audio.port))
+        agent.wait(lambda m: m.method == "ACK" and m.call_id == leg1.call_id)
+        ok1 = line.wait(lambda m: m.status == 200 and m.call_id == call_id1, timeout=10)
+        ack(invite1, ok1)
+        _, engine_toward_agent, _ = sdp_audio(leg1.body)
+        # call 2: the line consults Sales; the Sales member answers
+        consult_id = line.new_call_id()
+        invite2 = line.out_of_dialog(
+            "INVITE",
+            f"sip:{SALES}@{DOMAIN}",
+            f"<sip:{SALES}@{DOMAIN}>",
+            consult_id,
+            body=sdp_offer(line_audio.port + 2),
+        )
+        line.send(invite2)
+        leg2, _ = answer_invite(sales, sales_audio.port, timeout=10)
+        ok2 = line.wait(lambda m: m.status == 200 and m.call_id == consult_id, timeout=10)
+        ack(invite2, ok2)
+        our_tag, line_tag = ok2.tag("To"), ok2.tag("From")
+        assert our_tag and line_tag
+        # the line REFERs in call 1, naming call 2
+        replaces = f"{consult_id.replace('@', '%40')}%3Bto-tag%3D{our_tag}%3Bfrom-tag%3D{line_tag}"
+        refer = line.out_of_dialog(
+            "REFER",
+            contact_of(ok1),
+            ok1.header("To") or "",
+            call_id1,
+            ("Refer-To", f"<sip:{SALES}@{DOMAIN}?Replaces={replaces}>"),
+        )
+        line.send(refer)
+        assert line.wait(lambda m: m.cseq_method == "REFER", timeout=5).status == 202
+        events: list[str] = []
+        reinvite: SipMessage | None = None
+        deadline = time.monotonic() + 15
+        while not {"NOTIFY 200", f"BYE {call_id1}"} <= set(events):
+            assert time.monotonic() < deadline, events
+            message = line.wait(lambda m: m.is_request, timeout=10)
+            if message.method == "NOTIFY":
+                assert message.header("Event") == "refer"
+                events.append(f"NOTIFY {message.body.split()[1]}")
+            else:
+                events.append(f"{message.method} {message.call_id}")
+            line.respond(message, 200, "x")
+            if reinvite is None:  # the Sales member is moved onto call 1: our re-INVITE
+                with contextlib.suppress(TimeoutError):
+                    reinvite = sales.wait(
+                        lambda m: m.method == "INVITE" and m.call_id == leg2.call_id, timeout=0.5
+                    )
+                    sales.send(
+                        sales.response(
+                            reinvite,
+                            200,
+                            "OK",
+                            tag=leg2.tag("To") or "s",
+                            body=sdp_offer(sales_audio.port),
+                        ),
+                        reinvite.source,
+                    )
+        assert events == [
+            "NOTIFY 100",
+            f"BYE {consult_id}",  # the consultation ends
+            "NOTIFY 200",
+            f"BYE {call_id1}",  # then the line's part of call 1
+        ], events
+        assert reinvite is not None
+        _, engine_toward_sales, _ = sdp_audio(reinvite.body)
+        # the agent and the Sales member hear each other, through the server
+        for i in range(25):
+            sales_audio.sendto(
+                rtp(0, 700 + i, 160 * i, MEMBER_SSRC, bytes([i]) * 160), (HOST, engine_toward_sales)
+            )
+            agent_audio.sendto(
+                rtp(0, 100 + i, 160 * i, 0xA6E7, bytes([i]) * 160), (HOST, engine_toward_agent)
+            )
+            time.sleep(0.005)
+        heard = agent_audio.wait_until(
+            lambda arrivals: sum(a.packet.ssrc == MEMBER_SSRC for a in arrivals) >= 20
+        )
+        assert sum(a.packet.ssrc == MEMBER_SSRC for a in heard) >= 20
+        said = sales_audio.wait_until(
+            lambda arrivals: sum(a.packet.ssrc == 0xA6E7 for a in arrivals) >= 20
+        )
+        assert sum(a.packet.ssrc == 0xA6E7 for a in said) >= 20
+        agent.send(agent.in_dialog(leg1, "a1", "BYE", 2))  # the agent hangs up
+        answer_bye(sales, leg2.call_id)
+    server.wait_for_log(r"joins 0102030405 with sip:sales@")
