@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 Only a caller authenticated as one of our lines, bridged to a member, may
 transfer (anyone else gets 403): it is the member's peer in call 1, the one
-its REFER arrives in (:func:`caller_refer`).
+its REFER arrives in (:func:`caller_refer`), from the host of that dialog.
 
 *Blind* (Refer-To names a number): the server does not move the member itself.
 It passes the REFER on to the member's phone, its Refer-To rewritten to the
@@ -23,7 +23,9 @@ it, with the same refusals in a final NOTIFY (481 unknown, not the line's own,
 or early; 486 ``early-only``; 403 not joinable). Joined
 (:func:`join_caller_side`): X's leg becomes call 1's caller side, in place of
 the line, whose dialog of call 1 stays a leg of the call only to carry the
-transfer's NOTIFYs and our BYE; call 2 ends (BYE to the line). X is re-INVITEd
+transfer's NOTIFYs and our BYE; call 2 ends (BYE to the line). X counts as
+the caller from then on: a calling line of ours when it is one (it may
+transfer in turn), else an outside party (its REFER gets 403). X is re-INVITEd
 with call 1's media (:meth:`~huntgroup.media.offer_answer.MediaPlanner.
 rejoin_caller_offer`): relayed, our caller port of call 1 with the codec in
 use (M keeps talking to our member port, nothing changes for it); end to end
@@ -55,6 +57,7 @@ from huntgroup.engine.b2bua.refer_notify import REFER_EXPIRES, notify, transfer_
 from huntgroup.engine.b2bua.session_refresh import schedule_session
 from huntgroup.engine.b2bua.teardown import end_call
 from huntgroup.engine.b2bua.transfer import consultation, destination_refusal, refer_sub, start
+from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.message import Request
 from huntgroup.engine.sip.refer import Replaces, refer_target, wants_subscription
 from huntgroup.engine.sip.transaction import TransactionKey
@@ -65,7 +68,9 @@ from huntgroup.queue.events import CallHungUp
 log = logging.getLogger("huntgroup.calls")
 
 
-def caller_refer(ctx: Context, key: TransactionKey, request: Request, call: Call) -> None:
+def caller_refer(
+    ctx: Context, key: TransactionKey, request: Request, call: Call, source: Peer
+) -> None:
     """A REFER from the caller: only an authenticated line bridged to a member may send
     one, and it is passed on to that member's phone, which carries the transfer out
     itself (it calls the target through the server as any call of its own, then hangs
@@ -73,6 +78,8 @@ def caller_refer(ctx: Context, key: TransactionKey, request: Request, call: Call
     bridged = call.legs.get(call.bridged) if call.bridged else None
     if (
         call.verified_line is None
+        or call.dialog is None
+        or source.host != call.dialog.peer.host  # not from the phone of that dialog
         or bridged is None
         or not bridged.member
         or bridged.dialog is None
@@ -216,7 +223,10 @@ def join_caller_side(ctx: Context, call: Call, transfer: Transfer, other: Call) 
     index.by_core.pop(other.core_id, None)
     call.caller_line_id, other.core_id = other.core_id, ""  # ends with the joined call
     call.dialog, call.session = moved.dialog, moved.session
-    call.verified_line, call.asserted, call.privacy, call.refer_passed = None, (), None, 0
+    # X is the caller's side now: a line of ours when it is one (authenticated by the
+    # dialog we opened to its registered contact), else nobody who may transfer
+    call.verified_line = moved.member if ctx.config.line(moved.member) is not None else None
+    call.asserted, call.privacy, call.refer_passed = (), None, 0
     if moved.session is not None:
         moved.session.scheduled = None
         schedule_session(ctx, call, "", moved.session)

@@ -118,7 +118,7 @@ def in_dialog(ctx: Context, key: TransactionKey, request: Request, source: Peer)
         dialog.remote_cseq = request.cseq.number
     if method == "REFER":  # a transfer (engine/b2bua/transfer.py, caller_transfer.py)
         if leg is None:
-            caller_refer(ctx, key, request, call)
+            caller_refer(ctx, key, request, call, source)
         else:
             on_refer(ctx, key, request, call, leg, source)
         return

@@ -433,6 +433,17 @@ def test_a_caller_refer_that_may_not_be_passed_on(refer_to: str, status: int) ->
     w.alice.quiet()
 
 
+def test_a_caller_refer_from_another_host_is_refused() -> None:
+    w = World()
+    call, _leg = bob_calls_alice(w)
+    data = call.in_dialog("REFER").replace(
+        b"Content-Length", f"Refer-To: <sip:{SALES}@{DOMAIN}>\r\nContent-Length".encode()
+    )
+    outputs = w.net.b2b.receive_datagram(data, Peer("127.0.0.2", 7102, "UDP"), now=w.net.now)
+    assert b" 403 " in outputs[0].data.split(b"\r\n")[0]  # type: ignore[union-attr]
+    w.alice.quiet()
+
+
 def test_a_notify_nobody_asked_for_gets_481() -> None:
     w = World()
     _call, leg = w.call_alice()
@@ -816,6 +827,8 @@ def test_a_callers_attended_transfer_joins_its_two_members() -> None:
     final_bye = w.bob.request("BYE")
     assert final_bye.call_id == call.call_id
     w.bob.respond(final_bye, 200)
+    # m2 is the caller's side now, and no line of ours: it may not transfer the call
+    assert refer(w.m2, m2_leg, f"<sip:{LINE_B}@{DOMAIN}>").status == 403
     # the core: both members still on their calls, line B on none
     assert core.store.active_calls(LINE_A) == c1 and core.store.active_calls(member_uri(2)) == c2
     assert core.store.active_calls(LINE_B) == frozenset()
@@ -1011,3 +1024,20 @@ def test_any_refer_to_gets_a_final_answer_and_no_internal_error(value: str) -> N
         assert answers[-1].status in (202, 400, 403, 404, 416)
     assert w.net.b2b.counters.internal_errors == 0
     assert w.net.b2b.counters.request_errors == 0 or answers[-1].status == 400
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=HOSTILE_REFER_TO)
+def test_any_refer_to_from_the_callers_side_gets_a_final_answer(value: str) -> None:
+    w = World()
+    call, _leg = bob_calls_alice(w)
+    consultation, _m2_leg = bob_consults_sales(w)
+    if "Replaces=" in value:  # now and then, the right dialog in a hostile tail
+        value = value.replace("Replaces=", f"Replaces={consultation.call_id}%3B", 1)
+    data = call.in_dialog("REFER")
+    w.bob.send(data.replace(b"Content-Length", f"Refer-To: {value}\r\nContent-Length".encode()))
+    replies = (r.message for r in w.bob.log)
+    answers = [m for m in replies if isinstance(m, Response) and m.cseq.method == "REFER"]
+    if answers:
+        assert answers[-1].status in (202, 400, 403, 404, 416)
+    assert w.net.b2b.counters.internal_errors == 0
