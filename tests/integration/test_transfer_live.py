@@ -240,7 +240,7 @@ def test_baresip_blind_transfer_in_direct_media_mode_plays_the_targets_music(
         toward_sales = reinvite_of_caller()
         assert sdp_audio(toward_sales.body)[:2] == (HOST, sales_audio.port)
         accept(toward_sales)
-        server.wait_for_log(r"media end to end")
+        server.wait_for_log(r": media end to end")
         for i in range(25):  # Sales talks to the caller directly
             sales_audio.sendto(rtp(0, 500 + i, 160 * i, MEMBER_SSRC, bytes([i]) * 160), offered)
             time.sleep(0.005)  # a pace, not a burst
@@ -524,14 +524,17 @@ def test_attended_transfer_joins_the_caller_with_the_consulted_member(
         answer_bye(sales, leg2.call_id)
 
 
+@pytest.mark.parametrize("mode", ["relay", "direct"])
 def test_attended_transfer_from_the_callers_side_joins_its_two_members(
+    mode: str,
     tmp_path: Path,
     ports: PortAllocator,
     start_server: Callable[[dict[str, Any]], HuntgroupServer],
 ) -> None:
     """A line (hand-written) calls the agent through Support (call 1), consults Sales
     (call 2), then REFERs in call 1 with Replaces naming call 2: the agent and the Sales
-    member are joined through the server, and the line is hung up on both calls."""
+    member are joined (through the server in relay mode, end to end in direct mode),
+    and the line is hung up on both calls."""
     sales = SipUA("sales", (HOST, 0))
     config = server_config(
         ports,
@@ -544,6 +547,7 @@ def test_attended_transfer_from_the_callers_side_joins_its_two_members(
             group("Sales", SALES, "linear", [f"sip:sales@{HOST}:{sales.port}"]),
         ],
     )
+    config["server"]["media"]["mode"] = mode
     server = start_server(config)
     sales.server = (HOST, server.port)
     agent = Line((HOST, server.port), LINE)
@@ -642,7 +646,17 @@ def test_attended_transfer_from_the_callers_side_joins_its_two_members(
         ], events
         assert reinvite is not None
         _, engine_toward_sales, _ = sdp_audio(reinvite.body)
-        # the agent and the Sales member hear each other, through the server
+        if mode == "direct":  # the agent learns where the Sales member wants its RTP
+            assert engine_toward_sales == agent_audio.port, "Sales got the agent's own RTP"
+            toward_agent = agent.wait(
+                lambda m: m.method == "INVITE" and m.call_id == leg1.call_id, timeout=10
+            )
+            _, engine_toward_agent, _ = sdp_audio(toward_agent.body)
+            assert engine_toward_agent == sales_audio.port
+            agent.respond(toward_agent, 200, "a1", sdp_offer(agent_audio.port))
+            agent.wait(lambda m: m.method == "ACK" and m.call_id == leg1.call_id)
+            server.wait_for_log(r": media end to end")
+        # the agent and the Sales member hear each other
         for i in range(25):
             sales_audio.sendto(
                 rtp(0, 700 + i, 160 * i, MEMBER_SSRC, bytes([i]) * 160), (HOST, engine_toward_sales)
