@@ -72,9 +72,10 @@ def caller_refer(
     ctx: Context, key: TransactionKey, request: Request, call: Call, source: Peer
 ) -> None:
     """A REFER from the caller: only an authenticated line bridged to a member may send
-    one, and it is passed on to that member's phone, which carries the transfer out
+    one. Blind, it is passed on to that member's phone, which carries the transfer out
     itself (it calls the target through the server as any call of its own, then hangs
-    up): the server relays the REFER and the NOTIFYs that come back."""
+    up): the server relays the REFER and the NOTIFYs that come back. Attended
+    (Replaces), the server joins the member with the one the line consulted."""
     bridged = call.legs.get(call.bridged) if call.bridged else None
     if (
         call.verified_line is None
@@ -100,7 +101,6 @@ def caller_refer(
             ctx.respond(key, request, status)
             return
         ctx.respond(key, request, 202, headers=refer_sub(subscribed))
-        assert call.dialog is not None  # answered: bridged
         expires = ctx.now + REFER_EXPIRES
         transfer = Transfer(f"{call.key}.transferor", call.dialog, subscribed, expires)
         caller_attended(ctx, call, transfer, target.replaces)
