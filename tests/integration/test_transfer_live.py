@@ -95,12 +95,15 @@ def requests_in_trace(phone: Baresip) -> list[str]:
     return out
 
 
-def test_baresip_blind_transfer_to_a_pilot(
+def baresip_in_support(
     tmp_path: Path,
     ports: PortAllocator,
     baresips: list[Baresip],
     start_server: Callable[[dict[str, Any]], HuntgroupServer],
-) -> None:
+    mode: str,
+) -> tuple[HuntgroupServer, Baresip, SipUA]:
+    """A server (media ``mode``) whose Support group is a registered baresip line and
+    whose Sales group is a hand-written member (returned, to answer Sales' calls)."""
     sales = SipUA("sales", (HOST, 0))
     ha1 = hashlib.md5(f"{LINE}:{DOMAIN}:{PASSWORD}".encode()).hexdigest()
     config = server_config(
@@ -111,6 +114,7 @@ def test_baresip_blind_transfer_to_a_pilot(
             group("Sales", SALES, "linear", [f"sip:sales@{HOST}:{sales.port}"]),
         ],
     )
+    config["server"]["media"]["mode"] = mode
     server = start_server(config)
     sales.server = (HOST, server.port)
     phone = Baresip(
@@ -124,6 +128,16 @@ def test_baresip_blind_transfer_to_a_pilot(
     )
     baresips.append(phone.start())
     phone.wait_registered()
+    return server, phone, sales
+
+
+def test_baresip_blind_transfer_to_a_pilot(
+    tmp_path: Path,
+    ports: PortAllocator,
+    baresips: list[Baresip],
+    start_server: Callable[[dict[str, Any]], HuntgroupServer],
+) -> None:
+    server, phone, sales = baresip_in_support(tmp_path, ports, baresips, start_server, "relay")
 
     caller = SipUA("caller", (HOST, server.port))
     caller_audio, sales_audio = RtpSocket(), RtpSocket()
@@ -174,31 +188,8 @@ def test_baresip_blind_transfer_in_direct_media_mode_plays_the_targets_music(
     """``server.media.mode: direct``: the caller talks to baresip end to end; on the
     transfer it is re-INVITEd onto a port of the server and hears music there while
     Sales is rung; once Sales answers it is re-INVITEd toward Sales, end to end."""
-    sales = SipUA("sales", (HOST, 0))
-    ha1 = hashlib.md5(f"{LINE}:{DOMAIN}:{PASSWORD}".encode()).hexdigest()
-    config = server_config(
-        ports,
-        lines=[{"number": LINE, "name": "baresip", "ha1_md5": ha1}],
-        groups=[
-            group("Support", PILOT, "linear", [LINE], no_answer_timeout=10),
-            group("Sales", SALES, "linear", [f"sip:sales@{HOST}:{sales.port}"]),
-        ],
-    )
-    config["server"]["media"]["mode"] = "direct"
-    low, high = (int(p) for p in config["server"]["media"]["rtp_ports"].split("-"))
-    server = start_server(config)
-    sales.server = (HOST, server.port)
-    phone = Baresip(
-        workdir=tmp_path / "baresip",
-        number=LINE,
-        password=PASSWORD,
-        registrar_port=server.port,
-        sip_port=ports.port(),
-        ctrl_port=ports.port(),
-        sip_trace=True,
-    )
-    baresips.append(phone.start())
-    phone.wait_registered()
+    server, phone, sales = baresip_in_support(tmp_path, ports, baresips, start_server, "direct")
+    low, high = (int(p) for p in server.config["server"]["media"]["rtp_ports"].split("-"))
 
     caller = SipUA("caller", (HOST, server.port))
     caller_audio, sales_audio = RtpSocket(), RtpSocket()
@@ -417,6 +408,37 @@ class Line(SipUA):
         )
 
 
+def settle(
+    transferor: Line, first: str, sales: SipUA, leg2: SipMessage, sales_rtp: int
+) -> tuple[list[str], SipMessage]:
+    """After an attended REFER: the requests ``transferor`` gets (each answered 200) until
+    ``NOTIFY 200`` and the BYE of call ``first``, as ``NOTIFY <status>`` or ``<method>
+    <Call-ID>``; meanwhile the Sales member answers our re-INVITE of ``leg2`` (returned)
+    with ``sales_rtp``."""
+    events: list[str] = []
+    reinvite: SipMessage | None = None
+    deadline = time.monotonic() + 15
+    while not {"NOTIFY 200", f"BYE {first}"} <= set(events):
+        assert time.monotonic() < deadline, events
+        message = transferor.wait(lambda m: m.is_request, timeout=10)
+        if message.method == "NOTIFY":
+            assert message.header("Event") == "refer"
+            events.append(f"NOTIFY {message.body.split()[1]}")
+        else:
+            events.append(f"{message.method} {message.call_id}")
+        transferor.respond(message, 200, "x")
+        if reinvite is None:  # the Sales member is moved: our re-INVITE
+            with contextlib.suppress(TimeoutError):
+                reinvite = sales.wait(
+                    lambda m: m.method == "INVITE" and m.call_id == leg2.call_id, timeout=0.5
+                )
+                body = sdp_offer(sales_rtp)
+                tag = leg2.tag("To") or "s"
+                sales.send(sales.response(reinvite, 200, "OK", tag=tag, body=body), reinvite.source)
+    assert reinvite is not None
+    return events, reinvite
+
+
 def test_attended_transfer_joins_the_caller_with_the_consulted_member(
     tmp_path: Path,
     ports: PortAllocator,
@@ -470,40 +492,13 @@ def test_attended_transfer_joins_the_caller_with_the_consulted_member(
             )
         )
         assert agent.wait(lambda m: m.cseq == (2, "REFER"), timeout=5).status == 202
-        events: list[str] = []
-        reinvite: SipMessage | None = None
-        deadline = time.monotonic() + 15
-        while not {"NOTIFY 200", f"BYE {leg1.call_id}"} <= set(events):
-            assert time.monotonic() < deadline, events
-            message = agent.wait(lambda m: m.is_request, timeout=10)
-            if message.method == "NOTIFY":
-                assert message.header("Event") == "refer"
-                events.append(f"NOTIFY {message.body.split()[1]}")
-            else:
-                events.append(f"{message.method} {message.call_id}")
-            agent.respond(message, 200, "x")
-            if reinvite is None:  # the Sales member is moved onto call 1: our re-INVITE
-                with contextlib.suppress(TimeoutError):
-                    reinvite = sales.wait(
-                        lambda m: m.method == "INVITE" and m.call_id == leg2.call_id, timeout=0.5
-                    )
-                    sales.send(
-                        sales.response(
-                            reinvite,
-                            200,
-                            "OK",
-                            tag=leg2.tag("To") or "s",
-                            body=sdp_offer(sales_audio.port),
-                        ),
-                        reinvite.source,
-                    )
+        events, reinvite = settle(agent, leg1.call_id, sales, leg2, sales_audio.port)
         assert events == [
             "NOTIFY 100",
             f"BYE {consult_id}",  # the consultation ends
             "NOTIFY 200",
             f"BYE {leg1.call_id}",  # then the agent's part of call 1
         ], events
-        assert reinvite is not None
         _, engine_rtp, _ = sdp_audio(reinvite.body)
         # the caller and the Sales member hear each other
         for i in range(25):
@@ -611,40 +606,13 @@ def test_attended_transfer_from_the_callers_side_joins_its_two_members(
         )
         line.send(refer)
         assert line.wait(lambda m: m.cseq_method == "REFER", timeout=5).status == 202
-        events: list[str] = []
-        reinvite: SipMessage | None = None
-        deadline = time.monotonic() + 15
-        while not {"NOTIFY 200", f"BYE {call_id1}"} <= set(events):
-            assert time.monotonic() < deadline, events
-            message = line.wait(lambda m: m.is_request, timeout=10)
-            if message.method == "NOTIFY":
-                assert message.header("Event") == "refer"
-                events.append(f"NOTIFY {message.body.split()[1]}")
-            else:
-                events.append(f"{message.method} {message.call_id}")
-            line.respond(message, 200, "x")
-            if reinvite is None:  # the Sales member is moved onto call 1: our re-INVITE
-                with contextlib.suppress(TimeoutError):
-                    reinvite = sales.wait(
-                        lambda m: m.method == "INVITE" and m.call_id == leg2.call_id, timeout=0.5
-                    )
-                    sales.send(
-                        sales.response(
-                            reinvite,
-                            200,
-                            "OK",
-                            tag=leg2.tag("To") or "s",
-                            body=sdp_offer(sales_audio.port),
-                        ),
-                        reinvite.source,
-                    )
+        events, reinvite = settle(line, call_id1, sales, leg2, sales_audio.port)
         assert events == [
             "NOTIFY 100",
             f"BYE {consult_id}",  # the consultation ends
             "NOTIFY 200",
             f"BYE {call_id1}",  # then the line's part of call 1
         ], events
-        assert reinvite is not None
         _, engine_toward_sales, _ = sdp_audio(reinvite.body)
         if mode == "direct":  # the agent learns where the Sales member wants its RTP
             assert engine_toward_sales == agent_audio.port, "Sales got the agent's own RTP"

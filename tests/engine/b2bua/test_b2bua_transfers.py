@@ -455,13 +455,15 @@ def test_a_notify_nobody_asked_for_gets_481() -> None:
 # ------------------------------------------------------------------- attended
 
 
-def consult(w: World) -> tuple[UacCall, UasCall]:
-    """Alice (the line) calls Sales herself; m2 answers: the consultation call."""
-    consultation = w.alice.invite(SALES, rtp=30101)
+def consult(w: World, phone: Phone | None = None, *, rtp: int = 30101) -> tuple[UacCall, UasCall]:
+    """``phone`` (a line; alice by default) calls Sales itself; m2 answers: the
+    consultation call."""
+    phone = phone or w.alice
+    consultation = phone.invite(SALES, rtp=rtp)
     m2_leg = w.m2.answering(w.m2.request("INVITE"))
     m2_leg.reply(200, rtp=20002)
     w.m2.request("ACK")
-    consultation.ack(w.alice.response(200))
+    consultation.ack(phone.response(200))
     return consultation, m2_leg
 
 
@@ -781,11 +783,7 @@ def test_direct_media_a_caller_moving_its_media_after_a_join_re_invites_the_memb
 
 def bob_consults_sales(w: World) -> tuple[UacCall, UasCall]:
     """Line B calls Sales too (call 2, the consultation); m2 answers."""
-    consultation = w.bob.invite(SALES, rtp=30104)
-    m2_leg = w.m2.answering(w.m2.request("INVITE"))
-    m2_leg.reply(200, rtp=20002)
-    w.m2.request("ACK")
-    consultation.ack(w.bob.response(200))
+    consultation, m2_leg = consult(w, w.bob, rtp=30104)
     w.bob.drop()
     return consultation, m2_leg
 
