@@ -408,6 +408,26 @@ class Line(SipUA):
         )
 
 
+def hear_each_other(
+    sales_audio: RtpSocket,
+    sales_target: tuple[str, int],
+    other_audio: RtpSocket,
+    other_target: tuple[str, int],
+) -> None:
+    """The Sales member and the party it was joined with send each other 25 packets (to
+    where their SDP says), paced: each hears at least 20 of the other's."""
+    for i in range(25):
+        sales_audio.sendto(rtp(0, 700 + i, 160 * i, MEMBER_SSRC, bytes([i]) * 160), sales_target)
+        other_audio.sendto(rtp(0, 100 + i, 160 * i, 0xCA11, bytes([i]) * 160), other_target)
+        time.sleep(0.005)  # a pace, not a burst
+    for audio, ssrc in ((other_audio, MEMBER_SSRC), (sales_audio, 0xCA11)):
+
+        def enough(arrivals: list[Any], ssrc: int = ssrc) -> bool:
+            return sum(a.packet.ssrc == ssrc for a in arrivals) >= 20
+
+        assert enough(audio.wait_until(enough))
+
+
 def settle(
     transferor: Line, first: str, sales: SipUA, leg2: SipMessage, sales_rtp: int
 ) -> tuple[list[str], SipMessage]:
@@ -501,20 +521,7 @@ def test_attended_transfer_joins_the_caller_with_the_consulted_member(
         ], events
         _, engine_rtp, _ = sdp_audio(reinvite.body)
         # the caller and the Sales member hear each other
-        for i in range(25):
-            sales_audio.sendto(
-                rtp(0, 700 + i, 160 * i, MEMBER_SSRC, bytes([i]) * 160), (HOST, engine_rtp)
-            )
-            caller_audio.sendto(rtp(0, 100 + i, 160 * i, 0xCA11, bytes([i]) * 160), call.server_rtp)
-            time.sleep(0.005)
-        heard = caller_audio.wait_until(
-            lambda arrivals: sum(a.packet.ssrc == MEMBER_SSRC for a in arrivals) >= 20
-        )
-        assert sum(a.packet.ssrc == MEMBER_SSRC for a in heard) >= 20
-        said = sales_audio.wait_until(
-            lambda arrivals: sum(a.packet.ssrc == 0xCA11 for a in arrivals) >= 20
-        )
-        assert sum(a.packet.ssrc == 0xCA11 for a in said) >= 20
+        hear_each_other(sales_audio, (HOST, engine_rtp), caller_audio, call.server_rtp)
         call.hang_up()
         answer_bye(sales, leg2.call_id)
 
@@ -625,22 +632,9 @@ def test_attended_transfer_from_the_callers_side_joins_its_two_members(
             agent.wait(lambda m: m.method == "ACK" and m.call_id == leg1.call_id)
             server.wait_for_log(r": media end to end")
         # the agent and the Sales member hear each other
-        for i in range(25):
-            sales_audio.sendto(
-                rtp(0, 700 + i, 160 * i, MEMBER_SSRC, bytes([i]) * 160), (HOST, engine_toward_sales)
-            )
-            agent_audio.sendto(
-                rtp(0, 100 + i, 160 * i, 0xA6E7, bytes([i]) * 160), (HOST, engine_toward_agent)
-            )
-            time.sleep(0.005)
-        heard = agent_audio.wait_until(
-            lambda arrivals: sum(a.packet.ssrc == MEMBER_SSRC for a in arrivals) >= 20
+        hear_each_other(
+            sales_audio, (HOST, engine_toward_sales), agent_audio, (HOST, engine_toward_agent)
         )
-        assert sum(a.packet.ssrc == MEMBER_SSRC for a in heard) >= 20
-        said = sales_audio.wait_until(
-            lambda arrivals: sum(a.packet.ssrc == 0xA6E7 for a in arrivals) >= 20
-        )
-        assert sum(a.packet.ssrc == 0xA6E7 for a in said) >= 20
         agent.send(agent.in_dialog(leg1, "a1", "BYE", 2))  # the agent hangs up
         answer_bye(sales, leg2.call_id)
     server.wait_for_log(r"joins 0102030405 with sip:sales@")
