@@ -95,6 +95,29 @@ def requests_in_trace(phone: Baresip) -> list[str]:
     return out
 
 
+def support_and_sales(
+    ports: PortAllocator,
+    start_server: Callable[[dict[str, Any]], HuntgroupServer],
+    lines: list[dict[str, Any]],
+    mode: str = "relay",
+) -> tuple[HuntgroupServer, SipUA]:
+    """A server (media ``mode``) with ``lines``, whose Support group is line ``LINE`` and
+    whose Sales group is a hand-written member (returned, to answer Sales' calls)."""
+    sales = SipUA("sales", (HOST, 0))
+    config = server_config(
+        ports,
+        lines=lines,
+        groups=[
+            group("Support", PILOT, "linear", [LINE], no_answer_timeout=10),
+            group("Sales", SALES, "linear", [f"sip:sales@{HOST}:{sales.port}"]),
+        ],
+    )
+    config["server"]["media"]["mode"] = mode
+    server = start_server(config)
+    sales.server = (HOST, server.port)
+    return server, sales
+
+
 def baresip_in_support(
     tmp_path: Path,
     ports: PortAllocator,
@@ -104,19 +127,9 @@ def baresip_in_support(
 ) -> tuple[HuntgroupServer, Baresip, SipUA]:
     """A server (media ``mode``) whose Support group is a registered baresip line and
     whose Sales group is a hand-written member (returned, to answer Sales' calls)."""
-    sales = SipUA("sales", (HOST, 0))
     ha1 = hashlib.md5(f"{LINE}:{DOMAIN}:{PASSWORD}".encode()).hexdigest()
-    config = server_config(
-        ports,
-        lines=[{"number": LINE, "name": "baresip", "ha1_md5": ha1}],
-        groups=[
-            group("Support", PILOT, "linear", [LINE], no_answer_timeout=10),
-            group("Sales", SALES, "linear", [f"sip:sales@{HOST}:{sales.port}"]),
-        ],
-    )
-    config["server"]["media"]["mode"] = mode
-    server = start_server(config)
-    sales.server = (HOST, server.port)
+    lines = [{"number": LINE, "name": "baresip", "ha1_md5": ha1}]
+    server, sales = support_and_sales(ports, start_server, lines, mode)
     phone = Baresip(
         workdir=tmp_path / "baresip",
         number=LINE,
@@ -264,24 +277,15 @@ def test_baresip_caller_transfers_the_baresip_member_it_called(
 ) -> None:
     """The caller is a line too (baresip L): its REFER goes on to the member's baresip
     (M), which calls Sales through the server itself and hangs up the first call."""
-    sales = SipUA("sales", (HOST, 0))
 
     def md5(number: str) -> str:
         return hashlib.md5(f"{number}:{DOMAIN}:{PASSWORD}".encode()).hexdigest()
 
-    config = server_config(
-        ports,
-        lines=[
-            {"number": LINE, "name": "member", "ha1_md5": md5(LINE)},
-            {"number": CALLER_LINE, "name": "caller", "ha1_md5": md5(CALLER_LINE)},
-        ],
-        groups=[
-            group("Support", PILOT, "linear", [LINE], no_answer_timeout=10),
-            group("Sales", SALES, "linear", [f"sip:sales@{HOST}:{sales.port}"]),
-        ],
-    )
-    server = start_server(config)
-    sales.server = (HOST, server.port)
+    lines = [
+        {"number": LINE, "name": "member", "ha1_md5": md5(LINE)},
+        {"number": CALLER_LINE, "name": "caller", "ha1_md5": md5(CALLER_LINE)},
+    ]
+    server, sales = support_and_sales(ports, start_server, lines)
     phones = {
         number: Baresip(
             workdir=tmp_path / f"baresip-{number}",
@@ -464,17 +468,8 @@ def test_attended_transfer_joins_the_caller_with_the_consulted_member(
     ports: PortAllocator,
     start_server: Callable[[dict[str, Any]], HuntgroupServer],
 ) -> None:
-    sales = SipUA("sales", (HOST, 0))
-    config = server_config(
-        ports,
-        lines=[{"number": LINE, "name": "agent", "password": PASSWORD}],
-        groups=[
-            group("Support", PILOT, "linear", [LINE], no_answer_timeout=10),
-            group("Sales", SALES, "linear", [f"sip:sales@{HOST}:{sales.port}"]),
-        ],
-    )
-    server = start_server(config)
-    sales.server = (HOST, server.port)
+    lines = [{"number": LINE, "name": "agent", "password": PASSWORD}]
+    server, sales = support_and_sales(ports, start_server, lines)
     agent = Line((HOST, server.port), LINE)
     caller = SipUA("caller", (HOST, server.port))
     caller_audio, agent_audio, sales_audio = RtpSocket(), RtpSocket(), RtpSocket()
@@ -537,21 +532,11 @@ def test_attended_transfer_from_the_callers_side_joins_its_two_members(
     (call 2), then REFERs in call 1 with Replaces naming call 2: the agent and the Sales
     member are joined (through the server in relay mode, end to end in direct mode),
     and the line is hung up on both calls."""
-    sales = SipUA("sales", (HOST, 0))
-    config = server_config(
-        ports,
-        lines=[
-            {"number": LINE, "name": "agent", "password": PASSWORD},
-            {"number": CALLER_LINE, "name": "caller", "password": PASSWORD},
-        ],
-        groups=[
-            group("Support", PILOT, "linear", [LINE], no_answer_timeout=10),
-            group("Sales", SALES, "linear", [f"sip:sales@{HOST}:{sales.port}"]),
-        ],
-    )
-    config["server"]["media"]["mode"] = mode
-    server = start_server(config)
-    sales.server = (HOST, server.port)
+    lines = [
+        {"number": LINE, "name": "agent", "password": PASSWORD},
+        {"number": CALLER_LINE, "name": "caller", "password": PASSWORD},
+    ]
+    server, sales = support_and_sales(ports, start_server, lines, mode)
     agent = Line((HOST, server.port), LINE)
     line = Line((HOST, server.port), CALLER_LINE)
     line_audio, agent_audio, sales_audio = RtpSocket(), RtpSocket(), RtpSocket()
