@@ -433,12 +433,12 @@ def hear_each_other(
 
 
 def settle(
-    transferor: Line, first: str, sales: SipUA, leg2: SipMessage, sales_rtp: int
-) -> tuple[list[str], SipMessage]:
-    """After an attended REFER: the requests ``transferor`` gets (each answered 200) until
-    ``NOTIFY 200`` and the BYE of call ``first``, as ``NOTIFY <status>`` or ``<method>
-    <Call-ID>``; meanwhile the Sales member answers our re-INVITE of ``leg2`` (returned)
-    with ``sales_rtp``."""
+    transferor: Line, first: str, consultation: str, sales: SipUA, leg2: SipMessage, sales_rtp: int
+) -> SipMessage:
+    """After an attended REFER: ``transferor`` gets (and answers 200) ``NOTIFY 100``, our
+    BYE of call ``consultation``, ``NOTIFY 200`` and our BYE of call ``first``, in that
+    order; meanwhile the Sales member answers our re-INVITE of ``leg2`` (returned) with
+    ``sales_rtp``."""
     events: list[str] = []
     reinvite: SipMessage | None = None
     deadline = time.monotonic() + 15
@@ -459,8 +459,14 @@ def settle(
                 body = sdp_offer(sales_rtp)
                 tag = leg2.tag("To") or "s"
                 sales.send(sales.response(reinvite, 200, "OK", tag=tag, body=body), reinvite.source)
+    assert events == [
+        "NOTIFY 100",
+        f"BYE {consultation}",  # the consultation ends
+        "NOTIFY 200",
+        f"BYE {first}",  # then the transferor's part of call 1
+    ], events
     assert reinvite is not None
-    return events, reinvite
+    return reinvite
 
 
 def test_attended_transfer_joins_the_caller_with_the_consulted_member(
@@ -507,13 +513,7 @@ def test_attended_transfer_joins_the_caller_with_the_consulted_member(
             )
         )
         assert agent.wait(lambda m: m.cseq == (2, "REFER"), timeout=5).status == 202
-        events, reinvite = settle(agent, leg1.call_id, sales, leg2, sales_audio.port)
-        assert events == [
-            "NOTIFY 100",
-            f"BYE {consult_id}",  # the consultation ends
-            "NOTIFY 200",
-            f"BYE {leg1.call_id}",  # then the agent's part of call 1
-        ], events
+        reinvite = settle(agent, leg1.call_id, consult_id, sales, leg2, sales_audio.port)
         _, engine_rtp, _ = sdp_audio(reinvite.body)
         # the caller and the Sales member hear each other
         hear_each_other(sales_audio, (HOST, engine_rtp), caller_audio, call.server_rtp)
@@ -598,13 +598,7 @@ def test_attended_transfer_from_the_callers_side_joins_its_two_members(
         )
         line.send(refer)
         assert line.wait(lambda m: m.cseq_method == "REFER", timeout=5).status == 202
-        events, reinvite = settle(line, call_id1, sales, leg2, sales_audio.port)
-        assert events == [
-            "NOTIFY 100",
-            f"BYE {consult_id}",  # the consultation ends
-            "NOTIFY 200",
-            f"BYE {call_id1}",  # then the line's part of call 1
-        ], events
+        reinvite = settle(line, call_id1, consult_id, sales, leg2, sales_audio.port)
         _, engine_toward_sales, _ = sdp_audio(reinvite.body)
         if mode == "direct":  # the agent learns where the Sales member wants its RTP
             assert engine_toward_sales == agent_audio.port, "Sales got the agent's own RTP"
