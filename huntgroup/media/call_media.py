@@ -71,6 +71,7 @@ class CallMedia:
     anchored: bool = False
     resuming: MediaSide | None = None  # direct mode: the last resume, relayed end to end
     music_offer_sdp: SessionDescription | None = None  # our offer moving a side onto music
+    caller_offer_sdp: SessionDescription | None = None  # our offer to a new caller side
 
 
 MediaMode = Literal["relay", "direct"]

@@ -201,6 +201,57 @@ class MediaPlanner(HoldMedia, DirectMedia):
             media.told_member = audio_endpoint(sdp)
         return sdp.to_bytes()
 
+    def rejoin_caller_offer(self, media: CallMedia, previous: CallMedia) -> bytes:
+        """Attended transfer from the caller's side: our re-INVITE offer to the member of
+        call ``previous`` who becomes ``media``'s caller side, under the ``o=`` session
+        that member knows from ``previous``, one version up (RFC 3264 §8). Media end to
+        end: the bridged member's SDP; else ``media``'s caller port, codec in use."""
+        origin = bump_origin(previous, toward_caller=False) or self._origin()
+        if media.bypassed and media.member_sdp is not None:
+            sdp = replace(media.member_sdp, origin=origin)
+            media.told_caller = audio_endpoint(sdp)
+        else:
+            plan = media.caller_plan
+            offer = make_offer(
+                local_address=self.address,
+                local_port=media.caller_port,
+                session_id=origin.session_id,
+                session_version=origin.session_version,
+                codecs=(plan.codec,),
+                telephone_event=plan.telephone_event or 101,
+            )
+            sdp = replace(offer, origin=origin)
+            media.told_caller = (self.address, media.caller_port)
+        media.caller_origin, media.caller_offer_sdp = origin, sdp
+        return sdp.to_bytes()
+
+    def caller_rejoined(
+        self, media: CallMedia, body: bytes, *, source_host: str, trusted: bool
+    ) -> bool:
+        """The new caller side answered :meth:`rejoin_caller_offer` from ``source_host``
+        (a member we called: never held back); False when the answer is unusable."""
+        offer = media.caller_offer_sdp
+        if offer is None or media.closed or not body:
+            return False
+        try:
+            answer = parse_sdp(body)
+            endpoint = audio_endpoint(answer)
+            if endpoint is None:
+                return False
+            if media.bypassed:  # passed on end to end: any codec the member offered
+                if len(answer.media) != len(offer.media):
+                    return False
+                plan = aimed(media.caller_plan, endpoint)
+            else:
+                plan = accept_answer(offer, answer)
+        except ProtocolError:
+            return False
+        media.caller_source, media.caller_trusted = source_host, trusted
+        media.caller_spoofable, media.caller_confirmed = False, True
+        media.caller_plan = plan
+        learn(media, answer, endpoint, from_caller=True)
+        return True
+
     def open_member_port(self, media: CallMedia) -> list[MediaCommand]:
         """Once per call, after ``member_offer``: the command binding the member port."""
         if media.closed or media.member_port is None or media.member_port_open:

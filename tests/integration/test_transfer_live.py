@@ -7,9 +7,15 @@ UAS. Checked: baresip gets 202, then ``NOTIFY 100 Trying``, then ``NOTIFY 200 OK
 then BYE, in that order (its SIP trace); the caller is never hung up on and hears
 the Sales member's RTP afterwards.
 
+The same blind transfer in direct media mode: the caller, end to end with
+baresip, is re-INVITEd onto a port of the server and hears music there while
+Sales is rung, then re-INVITEd toward Sales (end to end again).
+
 baresip 1.0.0 has blind transfer only (no Replaces, no attended transfer): the
-attended transfer is driven by hand-written user agents instead (SIPp's scenario
-language cannot build the Replaces value out of the tags of another call).
+attended transfers, from a member and from the caller's side (a line joining
+the member it called with the one it consulted), are driven by hand-written
+user agents instead (SIPp's scenario language cannot build the Replaces value
+out of the tags of another call).
 """
 
 from __future__ import annotations
@@ -89,24 +95,41 @@ def requests_in_trace(phone: Baresip) -> list[str]:
     return out
 
 
-def test_baresip_blind_transfer_to_a_pilot(
-    tmp_path: Path,
+def support_and_sales(
     ports: PortAllocator,
-    baresips: list[Baresip],
     start_server: Callable[[dict[str, Any]], HuntgroupServer],
-) -> None:
+    lines: list[dict[str, Any]],
+    mode: str = "relay",
+) -> tuple[HuntgroupServer, SipUA]:
+    """A server (media ``mode``) with ``lines``, whose Support group is line ``LINE`` and
+    whose Sales group is a hand-written member (returned, to answer Sales' calls)."""
     sales = SipUA("sales", (HOST, 0))
-    ha1 = hashlib.md5(f"{LINE}:{DOMAIN}:{PASSWORD}".encode()).hexdigest()
     config = server_config(
         ports,
-        lines=[{"number": LINE, "name": "baresip", "ha1_md5": ha1}],
+        lines=lines,
         groups=[
             group("Support", PILOT, "linear", [LINE], no_answer_timeout=10),
             group("Sales", SALES, "linear", [f"sip:sales@{HOST}:{sales.port}"]),
         ],
     )
+    config["server"]["media"]["mode"] = mode
     server = start_server(config)
     sales.server = (HOST, server.port)
+    return server, sales
+
+
+def baresip_in_support(
+    tmp_path: Path,
+    ports: PortAllocator,
+    baresips: list[Baresip],
+    start_server: Callable[[dict[str, Any]], HuntgroupServer],
+    mode: str,
+) -> tuple[HuntgroupServer, Baresip, SipUA]:
+    """A server (media ``mode``) whose Support group is a registered baresip line and
+    whose Sales group is a hand-written member (returned, to answer Sales' calls)."""
+    ha1 = hashlib.md5(f"{LINE}:{DOMAIN}:{PASSWORD}".encode()).hexdigest()
+    lines = [{"number": LINE, "name": "baresip", "ha1_md5": ha1}]
+    server, sales = support_and_sales(ports, start_server, lines, mode)
     phone = Baresip(
         workdir=tmp_path / "baresip",
         number=LINE,
@@ -118,6 +141,16 @@ def test_baresip_blind_transfer_to_a_pilot(
     )
     baresips.append(phone.start())
     phone.wait_registered()
+    return server, phone, sales
+
+
+def test_baresip_blind_transfer_to_a_pilot(
+    tmp_path: Path,
+    ports: PortAllocator,
+    baresips: list[Baresip],
+    start_server: Callable[[dict[str, Any]], HuntgroupServer],
+) -> None:
+    server, phone, sales = baresip_in_support(tmp_path, ports, baresips, start_server, "relay")
 
     caller = SipUA("caller", (HOST, server.port))
     caller_audio, sales_audio = RtpSocket(), RtpSocket()
@@ -159,6 +192,80 @@ def test_baresip_blind_transfer_to_a_pilot(
     server.wait_for_log(r"transfer by 0102030405 done \(200\)")
 
 
+def test_baresip_blind_transfer_in_direct_media_mode_plays_the_targets_music(
+    tmp_path: Path,
+    ports: PortAllocator,
+    baresips: list[Baresip],
+    start_server: Callable[[dict[str, Any]], HuntgroupServer],
+) -> None:
+    """``server.media.mode: direct``: the caller talks to baresip end to end; on the
+    transfer it is re-INVITEd onto a port of the server and hears music there while
+    Sales is rung; once Sales answers it is re-INVITEd toward Sales, end to end."""
+    server, phone, sales = baresip_in_support(tmp_path, ports, baresips, start_server, "direct")
+    low, high = (int(p) for p in server.config["server"]["media"]["rtp_ports"].split("-"))
+
+    caller = SipUA("caller", (HOST, server.port))
+    caller_audio, sales_audio = RtpSocket(), RtpSocket()
+    with closing_all(caller, sales, caller_audio, sales_audio):
+        call_id = invite_pilot(caller, caller_audio.port, ("PCMU",))
+        call = await_answer(caller, call_id, timeout=15)
+        assert not low <= call.server_rtp[1] <= high, "end to end with baresip"
+        wait_until(lambda: "Call established" in phone.log(), timeout=10)
+
+        phone.command("transfer", f"sip:{SALES}@{DOMAIN}")
+
+        def reinvite_of_caller() -> SipMessage:
+            return caller.wait(
+                lambda m: m.is_request and m.method == "INVITE" and m.call_id == call_id,
+                timeout=10,
+            )
+
+        def accept(reinvite: SipMessage) -> None:
+            body = sdp_offer(caller_audio.port)
+            caller.send(
+                caller.response(reinvite, 200, "OK", tag=call.to_tag, body=body), reinvite.source
+            )
+            cseq = reinvite.cseq
+            caller.wait(lambda m: m.is_request and m.method == "ACK" and m.cseq[0] == cseq[0])
+
+        onto_music = reinvite_of_caller()
+        address, music_port, _ = sdp_audio(onto_music.body)
+        assert address == HOST and low <= music_port <= high, "a port of the server"
+        assert "a=sendonly" in onto_music.body
+        accept(onto_music)
+        ours = (HOST, music_port)
+        music = caller_audio.wait_until(  # the music, from our port (baresip may still send)
+            lambda arrivals: sum(a.source == ours for a in arrivals) >= 25
+        )
+        assert sum(a.source == ours for a in music) >= 25
+
+        leg, offered = answer_invite(sales, sales_audio.port, timeout=15)
+        assert offered == (HOST, caller_audio.port), "Sales is offered the caller's own RTP"
+        toward_sales = reinvite_of_caller()
+        assert sdp_audio(toward_sales.body)[:2] == (HOST, sales_audio.port)
+        accept(toward_sales)
+        server.wait_for_log(r": media end to end")
+        for i in range(25):  # Sales talks to the caller directly
+            sales_audio.sendto(rtp(0, 500 + i, 160 * i, MEMBER_SSRC, bytes([i]) * 160), offered)
+            time.sleep(0.005)  # a pace, not a burst
+        heard = caller_audio.wait_until(
+            lambda arrivals: sum(a.packet.ssrc == MEMBER_SSRC for a in arrivals) >= 20
+        )
+        assert sum(a.packet.ssrc == MEMBER_SSRC for a in heard) >= 20
+
+        def transferred() -> bool:
+            received = requests_in_trace(phone)
+            return "NOTIFY 200" in received and "BYE" in received[received.index("NOTIFY 200") :]
+
+        wait_until(transferred, timeout=10, message=lambda: phone.log()[-6000:])
+        assert not any(m.is_request and m.method == "BYE" for m in caller.pending), (
+            "the caller was hung up on"
+        )
+        call.hang_up()
+        answer_bye(sales, leg.call_id)
+    server.wait_for_log(r"transfer by 0102030405 done \(200\)")
+
+
 CALLER_LINE = "0102030406"
 
 
@@ -170,24 +277,15 @@ def test_baresip_caller_transfers_the_baresip_member_it_called(
 ) -> None:
     """The caller is a line too (baresip L): its REFER goes on to the member's baresip
     (M), which calls Sales through the server itself and hangs up the first call."""
-    sales = SipUA("sales", (HOST, 0))
 
     def md5(number: str) -> str:
         return hashlib.md5(f"{number}:{DOMAIN}:{PASSWORD}".encode()).hexdigest()
 
-    config = server_config(
-        ports,
-        lines=[
-            {"number": LINE, "name": "member", "ha1_md5": md5(LINE)},
-            {"number": CALLER_LINE, "name": "caller", "ha1_md5": md5(CALLER_LINE)},
-        ],
-        groups=[
-            group("Support", PILOT, "linear", [LINE], no_answer_timeout=10),
-            group("Sales", SALES, "linear", [f"sip:sales@{HOST}:{sales.port}"]),
-        ],
-    )
-    server = start_server(config)
-    sales.server = (HOST, server.port)
+    lines = [
+        {"number": LINE, "name": "member", "ha1_md5": md5(LINE)},
+        {"number": CALLER_LINE, "name": "caller", "ha1_md5": md5(CALLER_LINE)},
+    ]
+    server, sales = support_and_sales(ports, start_server, lines)
     phones = {
         number: Baresip(
             workdir=tmp_path / f"baresip-{number}",
@@ -314,22 +412,70 @@ class Line(SipUA):
         )
 
 
+def hear_each_other(
+    sales_audio: RtpSocket,
+    sales_target: tuple[str, int],
+    other_audio: RtpSocket,
+    other_target: tuple[str, int],
+) -> None:
+    """The Sales member and the party it was joined with send each other 25 packets (to
+    where their SDP says), paced: each hears at least 20 of the other's."""
+    for i in range(25):
+        sales_audio.sendto(rtp(0, 700 + i, 160 * i, MEMBER_SSRC, bytes([i]) * 160), sales_target)
+        other_audio.sendto(rtp(0, 100 + i, 160 * i, 0xCA11, bytes([i]) * 160), other_target)
+        time.sleep(0.005)  # a pace, not a burst
+    for audio, ssrc in ((other_audio, MEMBER_SSRC), (sales_audio, 0xCA11)):
+
+        def enough(arrivals: list[Any], ssrc: int = ssrc) -> bool:
+            return sum(a.packet.ssrc == ssrc for a in arrivals) >= 20
+
+        assert enough(audio.wait_until(enough))
+
+
+def settle(
+    transferor: Line, first: str, consultation: str, sales: SipUA, leg2: SipMessage, sales_rtp: int
+) -> SipMessage:
+    """After an attended REFER: ``transferor`` gets (and answers 200) ``NOTIFY 100``, our
+    BYE of call ``consultation``, ``NOTIFY 200`` and our BYE of call ``first``, in that
+    order; meanwhile the Sales member answers our re-INVITE of ``leg2`` (returned) with
+    ``sales_rtp``."""
+    events: list[str] = []
+    reinvite: SipMessage | None = None
+    deadline = time.monotonic() + 15
+    while not {"NOTIFY 200", f"BYE {first}"} <= set(events):
+        assert time.monotonic() < deadline, events
+        message = transferor.wait(lambda m: m.is_request, timeout=10)
+        if message.method == "NOTIFY":
+            assert message.header("Event") == "refer"
+            events.append(f"NOTIFY {message.body.split()[1]}")
+        else:
+            events.append(f"{message.method} {message.call_id}")
+        transferor.respond(message, 200, "x")
+        if reinvite is None:  # the Sales member is moved: our re-INVITE
+            with contextlib.suppress(TimeoutError):
+                reinvite = sales.wait(
+                    lambda m: m.method == "INVITE" and m.call_id == leg2.call_id, timeout=0.5
+                )
+                body = sdp_offer(sales_rtp)
+                tag = leg2.tag("To") or "s"
+                sales.send(sales.response(reinvite, 200, "OK", tag=tag, body=body), reinvite.source)
+    assert events == [
+        "NOTIFY 100",
+        f"BYE {consultation}",  # the consultation ends
+        "NOTIFY 200",
+        f"BYE {first}",  # then the transferor's part of call 1
+    ], events
+    assert reinvite is not None
+    return reinvite
+
+
 def test_attended_transfer_joins_the_caller_with_the_consulted_member(
     tmp_path: Path,
     ports: PortAllocator,
     start_server: Callable[[dict[str, Any]], HuntgroupServer],
 ) -> None:
-    sales = SipUA("sales", (HOST, 0))
-    config = server_config(
-        ports,
-        lines=[{"number": LINE, "name": "agent", "password": PASSWORD}],
-        groups=[
-            group("Support", PILOT, "linear", [LINE], no_answer_timeout=10),
-            group("Sales", SALES, "linear", [f"sip:sales@{HOST}:{sales.port}"]),
-        ],
-    )
-    server = start_server(config)
-    sales.server = (HOST, server.port)
+    lines = [{"number": LINE, "name": "agent", "password": PASSWORD}]
+    server, sales = support_and_sales(ports, start_server, lines)
     agent = Line((HOST, server.port), LINE)
     caller = SipUA("caller", (HOST, server.port))
     caller_audio, agent_audio, sales_audio = RtpSocket(), RtpSocket(), RtpSocket()
@@ -367,55 +513,107 @@ def test_attended_transfer_joins_the_caller_with_the_consulted_member(
             )
         )
         assert agent.wait(lambda m: m.cseq == (2, "REFER"), timeout=5).status == 202
-        events: list[str] = []
-        reinvite: SipMessage | None = None
-        deadline = time.monotonic() + 15
-        while not {"NOTIFY 200", f"BYE {leg1.call_id}"} <= set(events):
-            assert time.monotonic() < deadline, events
-            message = agent.wait(lambda m: m.is_request, timeout=10)
-            if message.method == "NOTIFY":
-                assert message.header("Event") == "refer"
-                events.append(f"NOTIFY {message.body.split()[1]}")
-            else:
-                events.append(f"{message.method} {message.call_id}")
-            agent.respond(message, 200, "x")
-            if reinvite is None:  # the Sales member is moved onto call 1: our re-INVITE
-                with contextlib.suppress(TimeoutError):
-                    reinvite = sales.wait(
-                        lambda m: m.method == "INVITE" and m.call_id == leg2.call_id, timeout=0.5
-                    )
-                    sales.send(
-                        sales.response(
-                            reinvite,
-                            200,
-                            "OK",
-                            tag=leg2.tag("To") or "s",
-                            body=sdp_offer(sales_audio.port),
-                        ),
-                        reinvite.source,
-                    )
-        assert events == [
-            "NOTIFY 100",
-            f"BYE {consult_id}",  # the consultation ends
-            "NOTIFY 200",
-            f"BYE {leg1.call_id}",  # then the agent's part of call 1
-        ], events
-        assert reinvite is not None
+        reinvite = settle(agent, leg1.call_id, consult_id, sales, leg2, sales_audio.port)
         _, engine_rtp, _ = sdp_audio(reinvite.body)
         # the caller and the Sales member hear each other
-        for i in range(25):
-            sales_audio.sendto(
-                rtp(0, 700 + i, 160 * i, MEMBER_SSRC, bytes([i]) * 160), (HOST, engine_rtp)
-            )
-            caller_audio.sendto(rtp(0, 100 + i, 160 * i, 0xCA11, bytes([i]) * 160), call.server_rtp)
-            time.sleep(0.005)
-        heard = caller_audio.wait_until(
-            lambda arrivals: sum(a.packet.ssrc == MEMBER_SSRC for a in arrivals) >= 20
-        )
-        assert sum(a.packet.ssrc == MEMBER_SSRC for a in heard) >= 20
-        said = sales_audio.wait_until(
-            lambda arrivals: sum(a.packet.ssrc == 0xCA11 for a in arrivals) >= 20
-        )
-        assert sum(a.packet.ssrc == 0xCA11 for a in said) >= 20
+        hear_each_other(sales_audio, (HOST, engine_rtp), caller_audio, call.server_rtp)
         call.hang_up()
         answer_bye(sales, leg2.call_id)
+
+
+@pytest.mark.parametrize("mode", ["relay", "direct"])
+def test_attended_transfer_from_the_callers_side_joins_its_two_members(
+    mode: str,
+    tmp_path: Path,
+    ports: PortAllocator,
+    start_server: Callable[[dict[str, Any]], HuntgroupServer],
+) -> None:
+    """A line (hand-written) calls the agent through Support (call 1), consults Sales
+    (call 2), then REFERs in call 1 with Replaces naming call 2: the agent and the Sales
+    member are joined (through the server in relay mode, end to end in direct mode),
+    and the line is hung up on both calls."""
+    lines = [
+        {"number": LINE, "name": "agent", "password": PASSWORD},
+        {"number": CALLER_LINE, "name": "caller", "password": PASSWORD},
+    ]
+    server, sales = support_and_sales(ports, start_server, lines, mode)
+    agent = Line((HOST, server.port), LINE)
+    line = Line((HOST, server.port), CALLER_LINE)
+    line_audio, agent_audio, sales_audio = RtpSocket(), RtpSocket(), RtpSocket()
+    with closing_all(agent, line, sales, line_audio, agent_audio, sales_audio):
+        agent.register()
+        line.register()
+
+        def contact_of(message: SipMessage) -> str:
+            found = re.search(r"<([^>]+)>", message.header("Contact") or "")
+            assert found
+            return found.group(1)
+
+        def ack(invite: bytes, ok: SipMessage) -> None:
+            """The line's ACK of ``ok``, the 200 to its ``invite`` (the same CSeq)."""
+            cseq = re.search(rb"CSeq: (\d+) INVITE", invite)
+            assert cseq
+            data = line.out_of_dialog("ACK", contact_of(ok), ok.header("To") or "", ok.call_id)
+            line.send(re.sub(rb"CSeq: \d+ ACK", b"CSeq: " + cseq.group(1) + b" ACK", data))
+
+        # call 1: the line reaches the agent through Support
+        call_id1 = line.new_call_id()
+        invite1 = line.out_of_dialog(
+            "INVITE",
+            f"sip:{PILOT}@{DOMAIN}",
+            f"<sip:{PILOT}@{DOMAIN}>",
+            call_id1,
+            body=sdp_offer(line_audio.port),
+        )
+        line.send(invite1)
+        leg1 = agent.wait(lambda m: m.method == "INVITE", timeout=10)
+        agent.respond(leg1, 200, "a1", sdp_offer(agent_audio.port))
+        agent.wait(lambda m: m.method == "ACK" and m.call_id == leg1.call_id)
+        ok1 = line.wait(lambda m: m.status == 200 and m.call_id == call_id1, timeout=10)
+        ack(invite1, ok1)
+        _, engine_toward_agent, _ = sdp_audio(leg1.body)
+        # call 2: the line consults Sales; the Sales member answers
+        consult_id = line.new_call_id()
+        invite2 = line.out_of_dialog(
+            "INVITE",
+            f"sip:{SALES}@{DOMAIN}",
+            f"<sip:{SALES}@{DOMAIN}>",
+            consult_id,
+            body=sdp_offer(line_audio.port + 2),
+        )
+        line.send(invite2)
+        leg2, _ = answer_invite(sales, sales_audio.port, timeout=10)
+        ok2 = line.wait(lambda m: m.status == 200 and m.call_id == consult_id, timeout=10)
+        ack(invite2, ok2)
+        our_tag, line_tag = ok2.tag("To"), ok2.tag("From")
+        assert our_tag and line_tag
+        # the line REFERs in call 1, naming call 2
+        replaces = f"{consult_id.replace('@', '%40')}%3Bto-tag%3D{our_tag}%3Bfrom-tag%3D{line_tag}"
+        refer = line.out_of_dialog(
+            "REFER",
+            contact_of(ok1),
+            ok1.header("To") or "",
+            call_id1,
+            ("Refer-To", f"<sip:{SALES}@{DOMAIN}?Replaces={replaces}>"),
+        )
+        line.send(refer)
+        assert line.wait(lambda m: m.cseq_method == "REFER", timeout=5).status == 202
+        reinvite = settle(line, call_id1, consult_id, sales, leg2, sales_audio.port)
+        _, engine_toward_sales, _ = sdp_audio(reinvite.body)
+        if mode == "direct":  # the agent learns where the Sales member wants its RTP
+            assert engine_toward_sales == agent_audio.port, "Sales got the agent's own RTP"
+            toward_agent = agent.wait(
+                lambda m: m.method == "INVITE" and m.call_id == leg1.call_id, timeout=10
+            )
+            _, engine_toward_agent, _ = sdp_audio(toward_agent.body)
+            assert engine_toward_agent == sales_audio.port
+            agent.respond(toward_agent, 200, "a1", sdp_offer(agent_audio.port))
+            agent.wait(lambda m: m.method == "ACK" and m.call_id == leg1.call_id)
+            server.wait_for_log(r": media end to end")
+        # the agent and the Sales member hear each other
+        hear_each_other(
+            sales_audio, (HOST, engine_toward_sales), agent_audio, (HOST, engine_toward_agent)
+        )
+        agent.send(agent.in_dialog(leg1, "a1", "BYE", 2))  # the agent hangs up
+        answer_bye(sales, leg2.call_id)
+    server.wait_for_log(r"joins 0102030405 with sip:sales@")

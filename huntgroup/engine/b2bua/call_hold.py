@@ -30,6 +30,11 @@ A 491 (glare) retries the re-INVITE after the RFC 3261 §14.1 delay
 leaves the held party where it was (it hears silence, the call stays up). The
 re-INVITE is an INVITE client transaction: Timer B bounds it.
 
+The caller of a blind transfer, media end to end, is moved onto our music the
+same way while the target is sought (:func:`move_to_music`, called by
+:mod:`transfer`); once the new member answers, the usual direct-media
+re-INVITE puts the media end to end again.
+
 *Which music* (:func:`music_for`): the holding side's own ``lines[].music`` when
 it is one of our lines and names one; else the group's ``queue.music`` when the
 call is a group call (the number it is at is a pilot); else the server's
@@ -42,8 +47,8 @@ import logging
 
 from huntgroup.engine.b2bua.calls import Call, CallState, HoldReinvite, Leg, MediaSide
 from huntgroup.engine.b2bua.context import Context, TimerKind
-from huntgroup.engine.b2bua.session_refresh import peer_refreshed, refresh_answered
-from huntgroup.engine.b2bua.session_timer import request_headers
+from huntgroup.engine.b2bua.our_requests import glare_delay, reinvite, reinvite_answered
+from huntgroup.engine.b2bua.session_refresh import peer_refreshed
 from huntgroup.engine.b2bua.teardown import end_call
 from huntgroup.engine.sip.dialogs import Dialog
 from huntgroup.engine.sip.message import Request, Response
@@ -192,12 +197,11 @@ def hold_direct(
 
 
 def move_to_music(ctx: Context, call: Call, side: MediaSide) -> None:
-    """Direct mode, anchored: re-INVITE ``side`` (the held party) onto our music port."""
+    """Direct mode, anchored: re-INVITE ``side`` onto our music port: the held party, or
+    the caller of a blind transfer while its target is sought (:func:`hears_music`)."""
     media = call.media
-    if call.state is CallState.ENDED or not media.anchored:
-        return
-    if (media.caller_holds if side == "member" else media.member_holds) is False:
-        return  # resumed meanwhile
+    if call.state is CallState.ENDED or not media.anchored or not hears_music(call, side):
+        return  # resumed, or bridged again, meanwhile
     dialog = dialog_of(call, side)
     if dialog is None:
         return
@@ -205,50 +209,44 @@ def move_to_music(ctx: Context, call: Call, side: MediaSide) -> None:
         retry_later(ctx, call, side, 1.0)
         return
     body = ctx.media.music_offer(media, side)
-    timer = call.timer_of(dialog)[0]
-    calls = ctx.config.server.calls
-    headers = request_headers(timer.interval, min_se=calls.min_se) if timer else ()
-    request = dialog.request(
-        "INVITE", ctx.rng, body=body, content_type="application/sdp", headers=headers
-    )
-    try:
-        tx = ctx.start(request, dialog.peer)
-    except ProtocolError as err:
-        log.info("call %s: cannot move the %s onto the music: %s", call.key, side, err)
-        return
-    ctx.index.requests[tx] = HoldReinvite(call.key, side, dialog)
-    call.reinvite_pending = True
+    reinvite(ctx, call, HoldReinvite(call.key, side, dialog), body, f"the {side} onto the music")
 
 
 def moved_to_music(ctx: Context, ours: HoldReinvite, response: Response) -> None:
     """The final answer to :func:`move_to_music`'s re-INVITE."""
     status, side, dialog = response.status, ours.side, ours.dialog
-    if 200 <= status < 300:
-        ctx.send(dialog.ack_for_2xx(response.cseq.number, ctx.rng), dialog.peer)
-    call = ctx.index.calls.get(ours.call)
-    if call is None or call.state is CallState.ENDED:
+    call = reinvite_answered(ctx, ours, response)
+    if call is None:
         return
-    call.reinvite_pending = False
     media = call.media
     if 200 <= status < 300:
-        refresh_answered(ctx, call, dialog, response)
         if media.music_offer_sdp is not None:  # what a refresh re-INVITE offers again
             dialog.local_sdp = media.music_offer_sdp.to_bytes()
         if not ctx.media.music_answered(media, side, response.body):
             log.warning("call %s: unusable SDP from the %s; it hears no music", call.key, side)
             return
-        ctx.out.extend(ctx.media.bridge(media))
+        if call.bridged is not None:
+            ctx.out.extend(ctx.media.bridge(media))
+        elif call.music is not None:  # a transfer's target is sought: its music
+            ctx.out.extend(ctx.media.play_music(media, call.music or None))
         return
     if status == 491 and call.hold_retries < MAX_HOLD_RETRIES:
         call.hold_retries += 1
-        # §14.1 glare: the owner of the Call-ID (us, on member legs) waits 2.1-4 s
-        delay = ctx.rng.uniform(0.0, 2.0) if side == "caller" else ctx.rng.uniform(2.1, 4.0)
-        retry_later(ctx, call, side, delay)
+        retry_later(ctx, call, side, glare_delay(ctx, side))
     elif status in (408, 481):  # §14.1: the dialog is gone
         log.info("call %s: the %s's dialog is gone (%d)", call.key, side, status)
         end_call(ctx, call, bye_caller=True)
     else:  # the held party stays where it was: silence until the resume
         log.info("call %s: the %s refused the hold music (%d)", call.key, side, status)
+
+
+def hears_music(call: Call, side: MediaSide) -> bool:
+    """``side`` hears music from us now: the caller while it is bridged to nobody (a
+    blind transfer seeks its target), else the party the other side alone holds."""
+    media = call.media
+    if call.bridged is None:
+        return side == "caller" and call.music is not None
+    return media.member_holds if side == "caller" else media.caller_holds
 
 
 def retry_later(ctx: Context, call: Call, side: MediaSide, delay: float) -> None:

@@ -110,6 +110,7 @@ class Call:
     reinvite_pending: bool = False
     media_update_after_ack: bool = False  # direct media: re-INVITE the caller once it ACKs
     media_updates: int = 0  # re-INVITEs sent to put the media end to end
+    media_again: bool = False  # direct media: end to end, but a side changed (a transfer)
     hold_retries: int = 0  # direct media: 491s to the re-INVITE moving a held party to music
     music: str | None = None  # while held: the music file ("" = built-in); None otherwise
     announcing: Announcing | None = None  # while held: greeting, periodic, position
@@ -212,7 +213,8 @@ class SessionRefresh:
 @dataclass(frozen=True, slots=True)
 class JoinOffer:
     """Attended transfer: our re-INVITE of leg ``leg``, moved into call ``call``, whose
-    member now talks to that call's caller."""
+    member now talks to that call's caller; ``leg`` "": the moved leg is the call's
+    caller side now (a transfer from the caller's side), talking to its member."""
 
     call: str
     leg: str
@@ -225,6 +227,9 @@ class ReferNotify:
 
     call: str
 
+
+OurReinvite = MediaUpdate | HoldReinvite | JoinOffer
+"""One of our re-INVITEs with an SDP offer (:func:`.our_requests.reinvite`)."""
 
 OurRequest = RelayedRequest | MediaUpdate | HoldReinvite | SessionRefresh | JoinOffer | ReferNotify
 """A request we sent inside one of a call's dialogs, awaiting its final answer."""

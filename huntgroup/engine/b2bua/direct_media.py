@@ -10,6 +10,12 @@ refuses (the media stays relayed). One re-INVITE at a time per call: while one
 is under way (relayed, a session refresh) the update is retried a second
 later, and a 491 glare backs off as §14.1 says. At most
 :data:`MAX_MEDIA_UPDATES` re-INVITEs per call.
+
+Media already end to end is re-INVITEd only when a side changed since (a
+transfer: ``again``). That is kept with the call (``Call.media_again``) until the
+update is settled, so a retry, a 491 backing off, or the other side moved in
+turn by the answer, still goes out; it is settled when both sides agree, when a
+side refuses, or when the updates run out.
 """
 
 from __future__ import annotations
@@ -18,11 +24,9 @@ import logging
 
 from huntgroup.engine.b2bua.calls import Call, CallState, MediaSide, MediaUpdate
 from huntgroup.engine.b2bua.context import Context, TimerKind
-from huntgroup.engine.b2bua.session_refresh import refresh_answered
-from huntgroup.engine.b2bua.session_timer import request_headers
+from huntgroup.engine.b2bua.our_requests import glare_delay, reinvite, reinvite_answered
 from huntgroup.engine.b2bua.teardown import end_call
 from huntgroup.engine.sip.message import Response
-from huntgroup.errors import ProtocolError
 
 log = logging.getLogger("huntgroup.calls")
 
@@ -35,56 +39,47 @@ def update_media(ctx: Context, call: Call, side: MediaSide, *, again: bool = Fal
     went end to end already, and the other side changed since (a transfer)."""
     bridged = call.legs.get(call.bridged) if call.bridged else None
     dialog = call.dialog if side == "caller" else bridged.dialog if bridged else None
-    if call.state is CallState.ENDED or dialog is None or (call.media.bypassed and not again):
+    if again:
+        call.media_again = True
+    if call.state is CallState.ENDED or dialog is None:
+        return
+    if call.media.bypassed and not call.media_again:
         return
     if call.reinvite_pending or call.refreshing():  # a re-INVITE is under way
         retry_update(ctx, call, side, 1.0)
         return
     if call.media_updates >= MAX_MEDIA_UPDATES:
         log.warning("call %s: media addresses keep moving; media stays relayed", call.key)
+        call.media_again = False
         return
     call.media_updates += 1
     body = ctx.media.offer_toward(call.media, side)
-    timer = call.timer_of(dialog)[0]
-    calls = ctx.config.server.calls
-    headers = request_headers(timer.interval, min_se=calls.min_se) if timer else ()
-    request = dialog.request(
-        "INVITE", ctx.rng, body=body, content_type="application/sdp", headers=headers
-    )
-    try:
-        tx = ctx.start(request, dialog.peer)
-    except ProtocolError as err:
-        log.info("call %s: cannot re-INVITE the %s: %s", call.key, side, err)
-        return
-    ctx.index.requests[tx] = MediaUpdate(call.key, side, dialog)
-    call.reinvite_pending = True
+    reinvite(ctx, call, MediaUpdate(call.key, side, dialog), body, f"the {side}")
 
 
 def media_updated(ctx: Context, ours: MediaUpdate, response: Response) -> None:
     """The final answer to a direct-media re-INVITE."""
-    status, side, dialog = response.status, ours.side, ours.dialog
-    if 200 <= status < 300:
-        ctx.send(dialog.ack_for_2xx(response.cseq.number, ctx.rng), dialog.peer)
-    call = ctx.index.calls.get(ours.call)
-    if call is None or call.state is CallState.ENDED:
+    status, side = response.status, ours.side
+    call = reinvite_answered(ctx, ours, response)
+    if call is None:
         return
-    call.reinvite_pending = False
     if 200 <= status < 300:
-        refresh_answered(ctx, call, dialog, response)
         moved = ctx.media.peer_answered(call.media, side, response.body)
+        if moved:  # the other side must learn the new address
+            update_media(ctx, call, "member" if side == "caller" else "caller")
+            return
+        call.media_again = False
         if moved is None:
             log.warning("call %s: unusable SDP from the %s; relayed", call.key, side)
-        elif moved:  # the other side must learn the new address
-            update_media(ctx, call, "member" if side == "caller" else "caller")
         else:
             log.info("call %s: media end to end", call.key)
             ctx.out.extend(ctx.media.bypass(call.media))
         return
     if status == 491 and call.media_updates < MAX_MEDIA_UPDATES:
-        # §14.1 glare: the owner of the Call-ID (us, on member legs) waits 2.1-4 s
-        delay = ctx.rng.uniform(0.0, 2.0) if side == "caller" else ctx.rng.uniform(2.1, 4.0)
-        retry_update(ctx, call, side, delay)
-    elif status in (408, 481):  # §14.1: the dialog is gone
+        retry_update(ctx, call, side, glare_delay(ctx, side))
+        return
+    call.media_again = False
+    if status in (408, 481):  # §14.1: the dialog is gone
         log.info("call %s: the %s's dialog is gone (%d)", call.key, side, status)
         end_call(ctx, call, bye_caller=True)
     else:

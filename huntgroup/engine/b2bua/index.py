@@ -92,6 +92,22 @@ class CallIndex:
             old.dialog_keys.remove(key)
             self.add_dialog(new, key, leg)
 
+    def move_leg_to_caller(self, leg: Leg, old: Call, new: Call, transferor: Leg) -> None:
+        """Attended transfer from the caller's side: confirmed ``leg`` of ``old`` is
+        ``new``'s caller side from now on, and ``new``'s caller dialog so far is that of
+        ``transferor``, a leg of ``new`` (kept for the transfer's NOTIFYs and BYE)."""
+        for key in new.dialog_keys:
+            found = self.by_dialog.get(key)
+            if found is not None and found[1] is None:
+                self.by_dialog[key] = (new, transferor)
+        new.legs[transferor.id] = transferor
+        del old.legs[leg.id]
+        self.legs_by_tx.pop(leg.tx, None)
+        self.legs_by_call_id.pop(leg.invite.call_id, None)
+        for key in [k for k in old.dialog_keys if self.by_dialog.get(k, (None, None))[1] is leg]:
+            old.dialog_keys.remove(key)
+            self.add_dialog(new, key, None)
+
     def forget(self, call: Call, open_transactions: Container[TransactionKey]) -> None:
         """Remove ``call`` from every table. Its legs whose INVITE transaction is still
         open and unanswered become orphans: they still owe a CANCEL, or may answer late."""

@@ -2,8 +2,9 @@
 
 Theory of operation
 -------------------
-Once we accept a REFER (202), the member who sent it is told how its transfer
-goes in NOTIFYs on its own dialog (the implicit subscription of RFC 3515
+Once we accept a REFER (202), the member who sent it (or the line, for an
+attended transfer from the caller's side) is told how its transfer goes in
+NOTIFYs on its own dialog (the implicit subscription of RFC 3515
 §2.4.4): ``Event: refer``, a ``message/sipfrag`` body holding one status line.
 :func:`notify_progress` sends ``100 Trying`` at once; :func:`transfer_outcome`
 sends the outcome and ends the subscription (``Subscription-State:

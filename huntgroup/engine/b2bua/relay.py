@@ -8,8 +8,10 @@ re-INVITE, UPDATE and INFO are relayed on the other side's dialog once the
 call is bridged (:func:`relay`, SDP rewritten for the anchored media; an offer
 that holds or resumes is first offered to :mod:`call_hold`), and
 answered here while it is not (the media is anchored: nothing to tell the
-other side). An UPDATE without body is a session refresh, answered here. One
-re-INVITE at a time per call (491).
+other side; a direct-mode caller moved onto a port of ours for a transfer's
+music is answered from that port, :func:`answer_from_anchor`). An UPDATE
+without body is a session refresh, answered here. One re-INVITE at a time per
+call (491).
 
 Responses to our client transactions are dispatched by what the transaction
 was for (:func:`on_response`): a relayed request (:func:`relay_response`), a
@@ -24,6 +26,7 @@ import logging
 
 from huntgroup.engine.b2bua.addressing import is_sdp
 from huntgroup.engine.b2bua.call_hold import moved_to_music, on_offer, resume_answered
+from huntgroup.engine.b2bua.caller_transfer import caller_refer, on_notify
 from huntgroup.engine.b2bua.calls import (
     Call,
     CallState,
@@ -49,13 +52,14 @@ from huntgroup.engine.b2bua.session_refresh import (
 )
 from huntgroup.engine.b2bua.session_timer import request_headers, uas_refusal
 from huntgroup.engine.b2bua.teardown import end_call
-from huntgroup.engine.b2bua.transfer import join_answered, on_notify, on_refer
+from huntgroup.engine.b2bua.transfer import join_answered, on_refer
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.dialogs import Dialog
 from huntgroup.engine.sip.extensions import supported_value
 from huntgroup.engine.sip.message import Request, Response, make_response, new_tag
 from huntgroup.engine.sip.transaction import TransactionKey
 from huntgroup.errors import ProtocolError
+from huntgroup.media.sdp import parse_sdp
 
 log = logging.getLogger("huntgroup.calls")
 
@@ -112,8 +116,11 @@ def in_dialog(ctx: Context, key: TransactionKey, request: Request, source: Peer)
             ctx.respond(key, request, 500, headers=(("Retry-After", "1"),))
             return
         dialog.remote_cseq = request.cseq.number
-    if method == "REFER":  # a transfer (engine/b2bua/transfer.py)
-        on_refer(ctx, key, request, call, leg, source)
+    if method == "REFER":  # a transfer (engine/b2bua/transfer.py, caller_transfer.py)
+        if leg is None:
+            caller_refer(ctx, key, request, call, source)
+        else:
+            on_refer(ctx, key, request, call, leg, source)
         return
     if method == "NOTIFY":  # the progress of a transfer the caller asked for
         on_notify(ctx, key, request, call, leg)
@@ -171,11 +178,16 @@ def answer_in_dialog(
 ) -> None:
     """A re-INVITE, UPDATE or INFO of a call not bridged: answered here."""
     method = request.method
+    fresh: bytes | None = None
     if not which and method != "INFO" and is_sdp(request.content_type):
-        moved = ctx.media.caller_reoffered(call.media, request.body)
-        if moved and call.music is not None:  # the music follows the caller
-            ctx.out.extend(ctx.media.play_music(call.media, call.music or None))
+        media = call.media
+        moved = ctx.media.caller_reoffered(media, request.body)
+        if media.anchored:  # direct mode, moved onto a port of ours (a transfer): from it
+            fresh = answer_from_anchor(ctx, call, request.body)
+        if (moved or fresh) and call.music is not None:  # the music follows the caller
+            ctx.out.extend(ctx.media.play_music(media, call.music or None))
     body = call.media.caller_answer if method != "INFO" and request.body else b""
+    body = fresh or body
     ctype: tuple[tuple[str, str], ...] = ()
     if body:
         ctype = (("Content-Type", "application/sdp"),)
@@ -184,6 +196,17 @@ def answer_in_dialog(
         if body and dialog is not None:
             dialog.local_sdp = body
     ctx.respond(key, request, 200, headers=ctype, body=body)
+
+
+def answer_from_anchor(ctx: Context, call: Call, offer: bytes) -> bytes | None:
+    """Direct mode: the caller, moved onto a port of ours that is not the one of our first
+    answer, offers anew: answered from that port, our ``o=`` version one up (RFC 3264
+    §8); None when the offer cannot be answered so."""
+    try:
+        sdp = parse_sdp(offer)
+    except ProtocolError:
+        return None
+    return ctx.media.answer_reoffer(call.media, sdp, "caller")
 
 
 def relay(

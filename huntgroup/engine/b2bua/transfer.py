@@ -9,17 +9,10 @@ come from that host too). A REFER from a leg out through the upstream, or
 out of any dialog, is refused (403): nothing outside the server picks a
 destination.
 
-**From the caller** (:func:`caller_refer`): only a caller authenticated as
-one of our lines, bridged to a member, may transfer that member; anyone else
-gets 403. The server does not move the member itself: it passes the REFER on
-to the member's phone, its Refer-To rewritten to the number at our domain
-(the host asked for is dropped), and relays the NOTIFYs that come back
-(:func:`on_notify`). The member's phone calls the target through the server,
-as a call of its own, judged by the usual rules (an outside number only for a
-line, authenticated, through the upstream), then hangs up the first call. The
-same destination rule applies as if the member had asked (a member at a
-fixed URI is sent to our pilots and lines only); an attended transfer from
-the caller's side (Replaces) is refused (403).
+**From the caller**: a REFER in the caller's dialog is
+:mod:`caller_transfer`'s (passed on to the member's phone when blind; two calls
+of the line joined when attended); it uses :func:`destination_refusal`,
+:func:`consultation` and :func:`join_answered` from here.
 
 **Blind** (Refer-To names a number): the target is read from the URI's user
 part only (the host is ignored, so no REFER names a server to call). A pilot
@@ -28,7 +21,10 @@ transferor is one of our lines and ``server.upstream`` is set (a group member
 reached at a fixed URI, outside the server, may not dial out through us).
 Anything else is 403. Accepted, the REFER gets 202 and ``NOTIFY 100 Trying``
 (:mod:`refer_notify`); the caller is unbridged and hears the target group's
-music (or the built-in one) while the target is sought, and the core is told
+music (or the built-in one) while the target is sought (:func:`wait_with_music`:
+in direct mode, media end to end, it is first re-INVITEd onto a port of ours,
+and the new member's answer puts the media end to end again, as for any
+caller who heard our music), and the core is told
 ``CallTransferred``: it ends the member's part at once (talk time, wrap-up)
 and routes the call on to the target like a forward (queue, algorithm, line,
 or ``Forward`` out). The transfer is settled (last NOTIFY, then our BYE to
@@ -59,23 +55,24 @@ from __future__ import annotations
 import logging
 
 from huntgroup.engine.b2bua.addressing import PHONE_NUMBER, number_of, user_of
+from huntgroup.engine.b2bua.call_hold import move_to_music, note_hold
 from huntgroup.engine.b2bua.calls import (
     Call,
     CallState,
     JoinOffer,
     Leg,
-    RelayedRequest,
     Transfer,
 )
 from huntgroup.engine.b2bua.context import Context, TimerKind
 from huntgroup.engine.b2bua.direct_media import update_media
+from huntgroup.engine.b2bua.our_requests import reinvite, reinvite_answered
 from huntgroup.engine.b2bua.refer_notify import (
     REFER_EXPIRES,
     notify,
     notify_progress,
     transfer_outcome,
 )
-from huntgroup.engine.b2bua.session_refresh import refresh_answered, schedule_session
+from huntgroup.engine.b2bua.session_refresh import schedule_session
 from huntgroup.engine.b2bua.teardown import end_call
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.extensions import supported_value
@@ -88,6 +85,7 @@ from huntgroup.engine.sip.refer import (
 )
 from huntgroup.engine.sip.transaction import TransactionKey
 from huntgroup.errors import ProtocolError, RemoteProtocolError
+from huntgroup.media.ports import PortsExhausted
 from huntgroup.queue.core import CallState as CoreState
 from huntgroup.queue.events import CallsJoined, CallTransferred
 
@@ -95,12 +93,9 @@ log = logging.getLogger("huntgroup.calls")
 
 
 def on_refer(
-    ctx: Context, key: TransactionKey, request: Request, call: Call, leg: Leg | None, source: Peer
+    ctx: Context, key: TransactionKey, request: Request, call: Call, leg: Leg, source: Peer
 ) -> None:
-    """A REFER in one of ``call``'s dialogs (``leg`` None: the caller's)."""
-    if leg is None:
-        caller_refer(ctx, key, request, call)
-        return
+    """A REFER in the dialog of ``leg`` (the caller's are :mod:`caller_transfer`'s)."""
     refusal = who_may_not(ctx, call, leg, source)
     if refusal is not None:
         ctx.respond(key, request, refusal)
@@ -171,15 +166,33 @@ def blind(ctx: Context, call: Call, leg: Leg, transfer: Transfer, number: str) -
     log.info("call %s: %s transfers the call to %s", call.key, leg.member, number)
     start(ctx, call, transfer)
     call.bridged = None
+    note_hold(ctx, call, "member", False)  # a hold before the REFER ends with that member
     group = ctx.core.group_of_pilot(number)
     music = next(
         (g.queue.music for g in ctx.config.groups if g.name == group and group is not None),
         None,
     )
-    if not call.media.bypassed:  # direct mode, end to end: silence until the next bridge
-        call.music = music or ""
-        ctx.out.extend(ctx.media.play_music(call.media, music))
+    wait_with_music(ctx, call, music)
     ctx.tell_core(CallTransferred(call.core_id, leg.member, number))
+
+
+def wait_with_music(ctx: Context, call: Call, music: str | None) -> None:
+    """The caller, bridged to nobody, hears ``music`` while the target is sought. Media
+    end to end (direct mode) is first moved onto a port of ours by a re-INVITE, as a
+    held party's is (:func:`~huntgroup.engine.b2bua.call_hold.move_to_music`)."""
+    media = call.media
+    if media.bypassed:
+        try:
+            ctx.out.extend(ctx.media.anchor(media))
+        except PortsExhausted as err:
+            log.warning("call %s: no RTP port for the transfer's music: %s", call.key, err)
+            return  # silence until the next bridge
+        call.music = music or ""
+        call.hold_retries = 0
+        move_to_music(ctx, call, "caller")  # it hears the music once it answers
+        return
+    call.music = music or ""
+    ctx.out.extend(ctx.media.play_music(media, music))
 
 
 def start(ctx: Context, call: Call, transfer: Transfer) -> None:
@@ -193,102 +206,6 @@ def transfer_expired(ctx: Context, call: Call, due: float) -> None:
     """The implicit subscription ran out before the target was reached."""
     if call.transfer is not None and call.transfer.expires == due:
         transfer_outcome(ctx, call, 100, reason="timeout")
-
-
-# ------------------------------------------------------------ the caller's side
-
-
-def caller_refer(ctx: Context, key: TransactionKey, request: Request, call: Call) -> None:
-    """A REFER from the caller: only an authenticated line bridged to a member may send
-    one, and it is passed on to that member's phone, which carries the transfer out
-    itself (it calls the target through the server as any call of its own, then hangs
-    up): the server relays the REFER and the NOTIFYs that come back."""
-    bridged = call.legs.get(call.bridged) if call.bridged else None
-    if (
-        call.verified_line is None
-        or bridged is None
-        or not bridged.member
-        or bridged.dialog is None
-        or call.refer_passed
-        or call.reinvite_pending
-    ):
-        ctx.respond(key, request, 403)
-        return
-    try:
-        target = refer_target(request)
-        subscribed = wants_subscription(request)
-    except ProtocolError as err:
-        ctx.respond(key, request, err.status)
-        return
-    number = number_of(user_of(target.uri))
-    status = (  # an attended transfer is for members only
-        403 if target.replaces is not None else destination_refusal(ctx, bridged.member, number)
-    )
-    if status is not None:
-        who = call.verified_line
-        log.info("call %s: %s may not transfer to %r (%d)", call.key, who, number, status)
-        ctx.respond(key, request, status)
-        return
-    log.info(
-        "call %s: %s transfers %s to %s (REFER passed on)",
-        call.key,
-        call.verified_line,
-        bridged.member,
-        number,
-    )
-    domain = ctx.config.server.domain
-    headers = (
-        ("Refer-To", f"<sip:{number}@{domain}>"),  # through the server, whatever was asked
-        ("Referred-By", f"<sip:{call.verified_line}@{domain}>"),
-        *refer_sub(subscribed),
-    )
-    outgoing = bridged.dialog.request("REFER", ctx.rng, headers=headers)
-    try:
-        client = ctx.start(outgoing, bridged.dialog.peer)
-    except ProtocolError as err:
-        log.info("call %s: could not pass the REFER on: %s", call.key, err)
-        ctx.respond(key, request, 503)
-        return
-    ctx.index.requests[client] = RelayedRequest(key, bridged.dialog)
-    call.refer_passed = request.cseq.number
-
-
-def on_notify(
-    ctx: Context, key: TransactionKey, request: Request, call: Call, leg: Leg | None
-) -> None:
-    """A NOTIFY in one of ``call``'s dialogs: the progress of a REFER passed on to the
-    bridged member (:func:`caller_refer`) goes back to the caller; any other is 481
-    (no subscription of ours, RFC 6665 §4.1.3). The ``id`` of its Event names the
-    REFER by its CSeq (RFC 3515 §2.4.6): the member's, so it becomes the caller's."""
-    event = (request.headers.get("Event") or "").split(";", 1)
-    if (
-        not call.refer_passed
-        or leg is None
-        or leg.id != call.bridged
-        or call.dialog is None
-        or event[0].strip().lower() != "refer"
-    ):
-        ctx.respond(key, request, 481)
-        return
-    named = len(event) > 1 and "id=" in event[1].replace(" ", "").lower()
-    kept = (
-        ("Event", f"refer;id={call.refer_passed}" if named else "refer"),
-        *(("Subscription-State", v) for v in request.headers.get_all("Subscription-State")),
-    )
-    outgoing = call.dialog.request(
-        "NOTIFY",
-        ctx.rng,
-        body=request.body,
-        content_type=request.content_type,
-        headers=(*kept, ("Contact", call.dialog.me.contact())),
-    )
-    try:
-        client = ctx.start(outgoing, call.dialog.peer)
-    except ProtocolError as err:
-        log.info("call %s: could not pass a NOTIFY on: %s", call.key, err)
-        ctx.respond(key, request, 503)
-        return
-    ctx.index.requests[client] = RelayedRequest(key, call.dialog)
 
 
 # ------------------------------------------------------------------ attended
@@ -324,7 +241,7 @@ def replacing_invite(ctx: Context, key: TransactionKey, request: Request) -> boo
 
 def attended(ctx: Context, call: Call, leg: Leg, transfer: Transfer, replaces: Replaces) -> None:
     """REFER with Replaces (already answered 202): join, or NOTIFY why not."""
-    found = consultation(ctx, leg, replaces)
+    found = consultation(ctx, leg.member, replaces)
     if isinstance(found, int):
         log.info("call %s: attended transfer by %s refused (%d)", call.key, leg.member, found)
         notify(ctx, transfer, found, final=True)
@@ -335,9 +252,9 @@ def attended(ctx: Context, call: Call, leg: Leg, transfer: Transfer, replaces: R
     join(ctx, call, leg, transfer, found)
 
 
-def consultation(ctx: Context, transferor: Leg, replaces: Replaces) -> Call | int:
-    """The transferor's consultation call that ``replaces`` names, or the sipfrag status
-    saying why it cannot be joined (see the module docstring)."""
+def consultation(ctx: Context, transferor: str, replaces: Replaces) -> Call | int:
+    """The consultation call of line ``transferor`` that ``replaces`` names, or the
+    sipfrag status saying why it cannot be joined (see the module docstring)."""
     index = ctx.index.by_dialog
     found = index.get((replaces.call_id, replaces.to_tag, replaces.from_tag)) or index.get(
         (replaces.call_id, replaces.from_tag, replaces.to_tag)
@@ -345,7 +262,7 @@ def consultation(ctx: Context, transferor: Leg, replaces: Replaces) -> Call | in
     if found is None or found[1] is not None:
         return 481
     other = found[0]
-    if other.verified_line is None or other.verified_line != transferor.member:
+    if other.verified_line is None or other.verified_line != transferor:
         return 481  # not the transferor's own dialog: as unknown to it as any other
     if other.state is not CallState.ANSWERED:
         return 481  # RFC 3891 §3: an early dialog we did not initiate
@@ -384,6 +301,7 @@ def join(ctx: Context, call: Call, leg: Leg, transfer: Transfer, other: Call) ->
     index.move_leg_to(moved, other, call)
     other.bridged = None
     call.bridged = moved.id
+    note_hold(ctx, call, "member", False)  # the transferor's hold ends with it
     start(ctx, call, transfer)
     end_call(ctx, other, bye_caller=True, tell_core=False)
     if moved.session is not None:
@@ -391,45 +309,33 @@ def join(ctx: Context, call: Call, leg: Leg, transfer: Transfer, other: Call) ->
         schedule_session(ctx, call, moved.id, moved.session)
     assert moved.dialog is not None
     offer = ctx.media.rejoin_offer(call.media, other.media)
-    request = moved.dialog.request("INVITE", ctx.rng, body=offer, content_type="application/sdp")
-    try:
-        tx = ctx.start(request, moved.dialog.peer)
-    except ProtocolError as err:
-        log.info("call %s: cannot re-INVITE %s: %s", call.key, moved.member, err)
+    if not reinvite(ctx, call, JoinOffer(call.key, moved.id, moved.dialog), offer, moved.member):
         transfer_outcome(ctx, call, 503)
         end_call(ctx, call, bye_caller=True)
-        return
-    index.requests[tx] = JoinOffer(call.key, moved.id, moved.dialog)
-    call.reinvite_pending = True
 
 
 def join_answered(ctx: Context, ours: JoinOffer, response: Response) -> None:
     """The joined member answered our re-INVITE: its media now meets the caller's."""
     status, dialog = response.status, ours.dialog
-    if 200 <= status < 300:
-        ctx.send(dialog.ack_for_2xx(response.cseq.number, ctx.rng), dialog.peer)
-    call = ctx.index.calls.get(ours.call)
-    if call is None or call.state is CallState.ENDED:
+    call = reinvite_answered(ctx, ours, response)
+    if call is None:
         return
-    call.reinvite_pending = False
-    media = call.media
-    usable = 200 <= status < 300 and (
-        ctx.media.member_answer(
-            media,
-            response.body,
-            source_host=dialog.peer.host,
-            trusted=ctx.trust.trusts(dialog.peer.host),
-        )
-        is not None
-    )
+    media, host = call.media, dialog.peer.host
+    trusted = ctx.trust.trusts(host)
+    if not 200 <= status < 300:
+        usable = False
+    elif ours.leg:  # the consulted member, bridged in place of the transferor
+        answer = ctx.media.member_answer(media, response.body, source_host=host, trusted=trusted)
+        usable = answer is not None
+    else:  # the consulted member, in place of the transferring caller
+        usable = ctx.media.caller_rejoined(media, response.body, source_host=host, trusted=trusted)
     if not usable:
         log.info("call %s: the joined member refused our media (%d)", call.key, status)
         transfer_outcome(ctx, call, status if status >= 300 else 488)
         end_call(ctx, call, bye_caller=True)
         return
-    refresh_answered(ctx, call, dialog, response)
     call.music = None
     ctx.out.extend(ctx.media.bridge(media))
-    if media.direct:  # the caller learns where the joined member wants its RTP
-        update_media(ctx, call, "caller", again=True)
+    if media.direct:  # the other side learns where the joined member wants its RTP
+        update_media(ctx, call, "caller" if ours.leg else "member", again=True)
     transfer_outcome(ctx, call, 200)

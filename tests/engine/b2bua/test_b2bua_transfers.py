@@ -423,7 +423,6 @@ def test_an_authenticated_caller_refer_is_passed_on_to_the_member_and_notifies_c
     ("refer_to", "status"),
     [
         (f"<sip:{OUTSIDE}@{DOMAIN}>", 403),  # no upstream: nothing goes out
-        (f"<sip:{SALES}@{DOMAIN}?Replaces=a%3Bto-tag%3D1%3Bfrom-tag%3D2>", 403),
         ("<sip:@>", 400),
     ],
 )
@@ -432,6 +431,17 @@ def test_a_caller_refer_that_may_not_be_passed_on(refer_to: str, status: int) ->
     call, _leg = bob_calls_alice(w)
     caller_sends(call, "REFER", ("Refer-To", refer_to))
     assert w.bob.response(status, "REFER")
+    w.alice.quiet()
+
+
+def test_a_caller_refer_from_another_host_is_refused() -> None:
+    w = World()
+    call, _leg = bob_calls_alice(w)
+    data = call.in_dialog("REFER").replace(
+        b"Content-Length", f"Refer-To: <sip:{SALES}@{DOMAIN}>\r\nContent-Length".encode()
+    )
+    outputs = w.net.b2b.receive_datagram(data, Peer("127.0.0.2", 7102, "UDP"), now=w.net.now)
+    assert b" 403 " in outputs[0].data.split(b"\r\n")[0]  # type: ignore[union-attr]
     w.alice.quiet()
 
 
@@ -446,13 +456,15 @@ def test_a_notify_nobody_asked_for_gets_481() -> None:
 # ------------------------------------------------------------------- attended
 
 
-def consult(w: World) -> tuple[UacCall, UasCall]:
-    """Alice (the line) calls Sales herself; m2 answers: the consultation call."""
-    consultation = w.alice.invite(SALES, rtp=30101)
+def consult(w: World, phone: Phone | None = None, *, rtp: int = 30101) -> tuple[UacCall, UasCall]:
+    """``phone`` (a line; alice by default) calls Sales itself; m2 answers: the
+    consultation call."""
+    phone = phone or w.alice
+    consultation = phone.invite(SALES, rtp=rtp)
     m2_leg = w.m2.answering(w.m2.request("INVITE"))
     m2_leg.reply(200, rtp=20002)
     w.m2.request("ACK")
-    consultation.ack(w.alice.response(200))
+    consultation.ack(phone.response(200))
     return consultation, m2_leg
 
 
@@ -581,15 +593,36 @@ def test_an_invite_with_replaces_never_becomes_a_new_call(
 # ---------------------------------------------------------------- direct media
 
 
-def test_direct_media_blind_transfer_re_invites_the_caller_toward_the_new_member() -> None:
-    w = World(media_mode="direct")
+def music_offer_port(body: bytes) -> int:
+    """The port of our re-INVITE moving a phone onto the music (``a=sendonly``, ours)."""
+    offer = parse_sdp(body)
+    assert offer.origin.username == "huntgroup"
+    assert offer.media[0].direction(offer.direction) == "sendonly"
+    endpoint = audio_endpoint(offer)
+    assert endpoint is not None and endpoint[0] == HOST
+    return endpoint[1]
+
+
+def test_direct_media_blind_transfer_plays_the_targets_music_then_goes_end_to_end() -> None:
+    w = World(config(sales_music="/moh/sales.wav"), media_mode="direct")
     call, leg = w.call_alice()
     assert not w.net.relays and w.net.ports_in_use == 0  # end to end with alice
     refer(w.alice, leg, f"<sip:{SALES}@{DOMAIN}>")
+    # the caller is moved onto a port of ours, and hears Sales' music there
+    onto_music = w.caller.request("INVITE")
+    port = music_offer_port(onto_music.body)
+    assert w.net.ports_in_use == 2
+    recvonly = sdp(10000).replace(b"sendrecv", b"recvonly")
+    w.caller.respond(onto_music, 200, to_tag=call.from_tag, body=recvonly)
+    w.caller.request("ACK")
+    music = w.net.music[-1]
+    assert (music.port, music.remote, music.music) == (port, (HOST, 10000), "/moh/sales.wav")
     invite = w.m2.request("INVITE")
     assert audio_endpoint(parse_sdp(invite.body)) == (HOST, 10000)  # the caller's own RTP
     w.m2.answering(invite).reply(200, rtp=20002)
     w.m2.request("ACK")
+    relay = w.net.relays[-1]  # the caller's audio reaches m2 until the switch
+    assert (relay.caller_port, relay.member_remote) == (port, (HOST, 20002))
     reinvite = w.caller.request("INVITE")  # the caller learns where m2 wants its RTP
     assert audio_endpoint(parse_sdp(reinvite.body)) == (HOST, 20002)
     assert parse_sdp(reinvite.body).origin.username == "huntgroup"
@@ -597,7 +630,89 @@ def test_direct_media_blind_transfer_re_invites_the_caller_toward_the_new_member
     w.caller.request("ACK")
     assert [s for s, _ in notifies(w.alice)] == ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]
     w.alice.request("BYE")
-    assert w.net.ports_in_use == 0 and not w.net.music
+    assert w.net.ports_in_use == 0  # end to end again
+
+
+def test_direct_media_a_caller_offering_anew_meanwhile_is_answered_from_the_music_port() -> None:
+    w = World(media_mode="direct")
+    call, leg = w.call_alice()
+    refer(w.alice, leg, f"<sip:{SALES}@{DOMAIN}>")
+    onto_music = w.caller.request("INVITE")
+    port = music_offer_port(onto_music.body)
+    recvonly = sdp(10000).replace(b"sendrecv", b"recvonly")
+    w.caller.respond(onto_music, 200, to_tag=call.from_tag, body=recvonly)
+    w.caller.request("ACK")
+    version = parse_sdp(onto_music.body).origin.session_version
+    call.reinvite(sdp(10006))  # a refresh, the caller's RTP moved
+    answer = parse_sdp(w.caller.response(200).body)
+    assert audio_endpoint(answer) == (HOST, port), "the port it was moved onto"
+    assert answer.origin.session_version == version + 1
+    assert w.net.music[-1].remote == (HOST, 10006)  # the music follows the caller
+    m2_leg = w.m2.answering(w.m2.request("INVITE"))  # rung before the caller moved
+    m2_leg.reply(200, rtp=20002)
+    w.m2.request("ACK")
+    reinvite = w.caller.request("INVITE")
+    w.caller.respond(reinvite, 200, to_tag=call.from_tag, body=sdp(10006))
+    w.caller.request("ACK")
+    told = w.m2.request("INVITE")  # m2 learns where the caller is now
+    assert audio_endpoint(parse_sdp(told.body)) == (HOST, 10006)
+
+
+def test_direct_media_the_target_answering_before_the_caller_moved_to_the_music() -> None:
+    w = World(media_mode="direct")
+    call, leg = w.call_alice()
+    refer(w.alice, leg, f"<sip:{SALES}@{DOMAIN}>")
+    onto_music = w.caller.request("INVITE")
+    w.m2.answering(w.m2.request("INVITE")).reply(200, rtp=20002)
+    w.m2.request("ACK")
+    w.caller.respond(onto_music, 200, to_tag=call.from_tag, body=sdp(10000))
+    w.caller.request("ACK")
+    assert isinstance(w.net.media[-1], StartRelay)  # bridged: no music any more
+    w.net.advance(1.01)  # the re-INVITE toward m2 waited for ours to be answered
+    reinvite = w.caller.request("INVITE")
+    assert audio_endpoint(parse_sdp(reinvite.body)) == (HOST, 20002)
+    w.caller.respond(reinvite, 200, to_tag=call.from_tag, body=sdp(10000))
+    w.caller.request("ACK")
+    assert w.net.ports_in_use == 0
+
+
+def test_direct_media_a_transfer_with_no_port_free_leaves_the_caller_in_silence() -> None:
+    w = World(media_mode="direct")
+    call, leg = w.call_alice()
+    planner = w.net.b2b.media
+    taken = [planner.ports.allocate() for _ in range(planner.ports.available)]
+    refer(w.alice, leg, f"<sip:{SALES}@{DOMAIN}>")
+    w.caller.quiet()  # not moved: nowhere to move it to
+    for port in taken:
+        planner.ports.release(port)
+    w.m2.answering(w.m2.request("INVITE")).reply(200, rtp=20002)
+    w.m2.request("ACK")
+    reinvite = w.caller.request("INVITE")  # end to end with m2 straight away
+    assert audio_endpoint(parse_sdp(reinvite.body)) == (HOST, 20002)
+    w.caller.respond(reinvite, 200, to_tag=call.from_tag, body=sdp(10000))
+    w.caller.request("ACK")
+    assert w.net.ports_in_use == 0
+
+
+@pytest.mark.parametrize("media_mode", ["relay", "direct"])
+def test_a_member_that_held_before_its_blind_transfer_leaves_no_hold_behind(
+    media_mode: MediaMode,
+) -> None:
+    w = World(media_mode=media_mode)
+    call, leg = w.call_alice()
+    w.alice.send(leg.in_dialog("INVITE", body=sdp(20101).replace(b"sendrecv", b"sendonly")))
+    w.alice.response(200)
+    if media_mode == "direct":  # the caller was moved onto the music of the hold
+        onto_music = w.caller.request("INVITE")
+        recvonly = sdp(10000).replace(b"sendrecv", b"recvonly")
+        w.caller.respond(onto_music, 200, to_tag=call.from_tag, body=recvonly)
+        w.caller.request("ACK")
+    refer(w.alice, leg, f"<sip:{SALES}@{DOMAIN}>")
+    w.m2.answering(w.m2.request("INVITE")).reply(200, rtp=20002)
+    w.m2.request("ACK")
+    relay = w.net.media[-1]
+    assert isinstance(relay, StartRelay), "the caller and m2 talk: no music of a hold"
+    assert relay.member_remote == (HOST, 20002)
 
 
 def test_direct_media_attended_transfer_gives_each_side_the_others_media() -> None:
@@ -616,6 +731,250 @@ def test_direct_media_attended_transfer_gives_each_side_the_others_media() -> No
     w.caller.request("ACK")
     assert [s for s, _ in notifies(w.alice)] == ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]
     w.alice.request("BYE")
+
+
+@pytest.mark.parametrize("refusals", [1, 2])
+def test_direct_media_a_glare_on_the_callers_re_invite_after_a_join_is_retried(
+    refusals: int,
+) -> None:
+    """The caller learns where the joined member wants its RTP even when its phone
+    answers our re-INVITE 491 (RFC 3261 §14.1: retried after 0-2 s, media end to end)."""
+    w = World(media_mode="direct")
+    call, leg = w.call_alice()
+    consultation, m2_leg = consult(w)
+    assert refer(w.alice, leg, replaces_uri(consultation)).status == 202
+    w.alice.respond(w.alice.request("BYE"), 200)
+    reinvite = w.m2.request("INVITE")
+    w.m2.respond(reinvite, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    w.m2.request("ACK")
+    for _ in range(refusals):
+        w.caller.respond(w.caller.request("INVITE"), 491, to_tag=call.from_tag)
+        w.caller.request("ACK")
+        w.net.advance(2.01)
+    toward_caller = w.caller.request("INVITE")
+    assert audio_endpoint(parse_sdp(toward_caller.body)) == (HOST, 20002)
+    w.caller.respond(toward_caller, 200, to_tag=call.from_tag, body=sdp(10000))
+    w.caller.request("ACK")
+    assert [s for s, _ in notifies(w.alice)] == ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]
+    w.alice.request("BYE")
+    assert w.net.ports_in_use == 0
+
+
+def test_direct_media_a_caller_moving_its_media_after_a_join_re_invites_the_member() -> None:
+    w = World(media_mode="direct")
+    call, leg = w.call_alice()
+    consultation, m2_leg = consult(w)
+    assert refer(w.alice, leg, replaces_uri(consultation)).status == 202
+    w.alice.respond(w.alice.request("BYE"), 200)
+    w.m2.respond(w.m2.request("INVITE"), 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    w.m2.request("ACK")
+    toward_caller = w.caller.request("INVITE")
+    w.caller.respond(toward_caller, 200, to_tag=call.from_tag, body=sdp(10004))  # moved
+    w.caller.request("ACK")
+    toward_m2 = w.m2.request("INVITE")  # m2 learns where the caller wants its RTP now
+    assert toward_m2.call_id == m2_leg.invite.call_id
+    assert audio_endpoint(parse_sdp(toward_m2.body)) == (HOST, 10004)
+    w.m2.respond(toward_m2, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    w.m2.request("ACK")
+    w.caller.quiet()
+
+
+# ----------------------------------------------------- attended, the caller's side
+
+
+def bob_consults_sales(w: World) -> tuple[UacCall, UasCall]:
+    """Line B calls Sales too (call 2, the consultation); m2 answers."""
+    consultation, m2_leg = consult(w, w.bob, rtp=30104)
+    w.bob.drop()
+    return consultation, m2_leg
+
+
+def caller_joins(w: World, call: UacCall, consultation: UacCall) -> None:
+    """Line B sends REFER with Replaces naming call 2 in call 1: accepted (202), call 2
+    ends (our BYE, answered)."""
+    caller_sends(call, "REFER", ("Refer-To", replaces_uri(consultation)))
+    assert w.bob.response(202, "REFER")
+    bye = w.bob.request("BYE")
+    assert bye.call_id == consultation.call_id
+    w.bob.respond(bye, 200)
+
+
+def test_a_callers_attended_transfer_joins_its_two_members() -> None:
+    w = World()
+    call, alice_leg = bob_calls_alice(w)
+    consultation, m2_leg = bob_consults_sales(w)
+    core = w.net.b2b.core
+    c1, c2 = core.store.active_calls(LINE_A), core.store.active_calls(member_uri(2))
+    first: StartRelay = w.net.relays[0]  # call 1: bob with alice
+    caller_joins(w, call, consultation)
+    reinvite = w.m2.request("INVITE")  # m2, in its own dialog, onto call 1's caller port
+    assert reinvite.call_id == m2_leg.invite.call_id
+    assert audio_endpoint(parse_sdp(reinvite.body)) == (HOST, first.caller_port)
+    assert parse_sdp(reinvite.body).origin.session_version == 2  # m2's o= session, one up
+    assert reinvite.headers.get("Session-Expires")  # a re-INVITE refreshes the session
+    w.alice.quiet()  # alice keeps talking to our member port: nothing to tell her
+    w.m2.respond(reinvite, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    w.m2.request("ACK")
+    relay = w.net.relays[-1]
+    assert (relay.session, relay.caller_port, relay.member_port) == (
+        first.session,
+        first.caller_port,
+        first.member_port,
+    )
+    assert (relay.caller_remote, relay.member_remote) == ((HOST, 20002), (HOST, 20101))
+    assert [s for s, _ in notifies(w.bob)] == ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]
+    final_bye = w.bob.request("BYE")
+    assert final_bye.call_id == call.call_id
+    w.bob.respond(final_bye, 200)
+    # m2 is the caller's side now, and no line of ours: it may not transfer the call
+    assert refer(w.m2, m2_leg, f"<sip:{LINE_B}@{DOMAIN}>").status == 403
+    # the core: both members still on their calls, line B on none
+    assert core.store.active_calls(LINE_A) == c1 and core.store.active_calls(member_uri(2)) == c2
+    assert core.store.active_calls(LINE_B) == frozenset()
+    # m2 hangs up: alice gets BYE in her own dialog; both calls end in the core
+    m2_leg.bye()
+    assert w.m2.response(200, "BYE")
+    alice_bye = w.alice.request("BYE")
+    assert alice_bye.call_id == alice_leg.invite.call_id
+    w.alice.respond(alice_bye, 200)
+    w.net.advance(64)
+    assert w.net.b2b.active_calls == 0 and w.net.ports_in_use == 0
+    assert core.call_ids() == []
+    assert all(size == 0 for size in w.net.b2b.index.sizes().values())
+
+
+def test_direct_media_a_callers_attended_transfer_gives_each_member_the_others_media() -> None:
+    w = World(media_mode="direct")
+    call, alice_leg = bob_calls_alice(w)
+    consultation, m2_leg = bob_consults_sales(w)
+    assert w.net.ports_in_use == 0
+    caller_joins(w, call, consultation)
+    toward_m2 = w.m2.request("INVITE")
+    assert audio_endpoint(parse_sdp(toward_m2.body)) == (HOST, 20101)  # alice's RTP
+    w.m2.respond(toward_m2, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    w.m2.request("ACK")
+    toward_alice = w.alice.request("INVITE")  # and alice learns m2's
+    assert toward_alice.call_id == alice_leg.invite.call_id
+    offered = parse_sdp(toward_alice.body)
+    assert audio_endpoint(offered) == (HOST, 20002)
+    assert offered.origin.username == "huntgroup" and offered.origin.session_version > 1
+    w.alice.respond(toward_alice, 200, to_tag=alice_leg.tag, body=sdp(20101))
+    w.alice.request("ACK")
+    assert [s for s, _ in notifies(w.bob)] == ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]
+    w.bob.respond(w.bob.request("BYE"), 200)
+    w.m2.quiet()
+    assert w.net.ports_in_use == 0 and not w.net.relays
+    alice_leg.bye()
+    w.m2.respond(w.m2.request("BYE"), 200)
+    assert w.net.b2b.active_calls == 0
+
+
+def test_a_callers_attended_transfer_refused_by_the_consulted_member_ends_the_joined_call() -> None:
+    w = World()
+    call, _alice_leg = bob_calls_alice(w)
+    consultation, m2_leg = bob_consults_sales(w)
+    caller_joins(w, call, consultation)
+    w.m2.respond(w.m2.request("INVITE"), 488, to_tag=m2_leg.tag)
+    w.m2.request("ACK")
+    assert [s for s, _ in notifies(w.bob)][-1] == "SIP/2.0 488 Not Acceptable Here"
+    w.bob.respond(w.bob.request("BYE"), 200)
+    w.m2.respond(w.m2.request("BYE"), 200)
+    w.alice.respond(w.alice.request("BYE"), 200)
+    w.net.advance(64)
+    assert w.net.b2b.active_calls == 0 and w.net.b2b.core.call_ids() == []
+
+
+def test_a_callers_transferor_hanging_up_after_the_202_does_not_stop_the_join() -> None:
+    w = World()
+    call, _alice_leg = bob_calls_alice(w)
+    consultation, m2_leg = bob_consults_sales(w)
+    caller_joins(w, call, consultation)
+    call.bye()
+    assert w.bob.response(200, "BYE")
+    reinvite = w.m2.request("INVITE")
+    w.m2.respond(reinvite, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    w.m2.request("ACK")
+    assert w.net.relays[-1].caller_remote == (HOST, 20002)
+    w.bob.drop()
+    w.bob.quiet()  # no NOTIFY, no BYE to a dialog that is gone
+    assert w.net.b2b.active_calls == 1
+
+
+def bob_holds(w: World, call: UacCall) -> None:
+    """Line B puts call 1 on hold (answered here), as phones do before consulting."""
+    call.reinvite(sdp(30102).replace(b"sendrecv", b"sendonly"))
+    call.ack(w.bob.response(200))
+
+
+def test_a_callers_hold_before_its_attended_transfer_ends_with_it() -> None:
+    w = World()
+    call, _alice_leg = bob_calls_alice(w)
+    bob_holds(w, call)
+    assert isinstance(w.net.media[-1], PlayMusic)  # alice hears the music of the hold
+    consultation, m2_leg = bob_consults_sales(w)
+    caller_joins(w, call, consultation)
+    w.m2.respond(w.m2.request("INVITE"), 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    w.m2.request("ACK")
+    relay = w.net.media[-1]
+    assert isinstance(relay, StartRelay), "alice and m2 talk: no music"
+    assert (relay.caller_remote, relay.member_remote) == ((HOST, 20002), (HOST, 20101))
+
+
+def test_direct_media_a_callers_hold_before_its_attended_transfer_then_end_to_end() -> None:
+    w = World(media_mode="direct")
+    call, alice_leg = bob_calls_alice(w)
+    bob_holds(w, call)
+    onto_music = w.alice.request("INVITE")  # alice moved onto our music port
+    recvonly = sdp(20101).replace(b"sendrecv", b"recvonly")
+    w.alice.respond(onto_music, 200, to_tag=alice_leg.tag, body=recvonly)
+    w.alice.request("ACK")
+    consultation, m2_leg = bob_consults_sales(w)
+    caller_joins(w, call, consultation)
+    toward_m2 = w.m2.request("INVITE")  # our caller port of call 1: alice is anchored there
+    ours = audio_endpoint(parse_sdp(toward_m2.body))
+    assert ours is not None and ours[0] == HOST and ours[1] >= 40000, "a port of ours"
+    w.m2.respond(toward_m2, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    w.m2.request("ACK")
+    toward_alice = w.alice.request("INVITE")  # alice: end to end with m2, sendrecv again
+    assert audio_endpoint(parse_sdp(toward_alice.body)) == (HOST, 20002)
+    w.alice.respond(toward_alice, 200, to_tag=alice_leg.tag, body=sdp(20101))
+    w.alice.request("ACK")
+    again = w.m2.request("INVITE")  # and m2 learns alice's own address
+    assert audio_endpoint(parse_sdp(again.body)) == (HOST, 20101)
+    w.m2.respond(again, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    w.m2.request("ACK")
+    assert w.net.ports_in_use == 0, "end to end: our ports went back"
+
+
+@pytest.mark.parametrize("case", ["unknown", "not its own", "early", "early-only"])
+def test_a_callers_attended_transfer_that_cannot_join_notifies_why(case: str) -> None:
+    w = World()
+    call, _alice_leg = bob_calls_alice(w)
+    expected = "SIP/2.0 481 Call/Transaction Does Not Exist"
+    if case == "unknown":
+        uri = f"<sip:{SALES}@{DOMAIN}?Replaces=nope%40x%3Bto-tag%3D1%3Bfrom-tag%3D2>"
+    elif case == "not its own":  # the caller's call 1 itself, seen from alice's side
+        other = w.caller.invite(SALES, rtp=10000)
+        leg = w.m2.answering(w.m2.request("INVITE"))
+        leg.reply(200)
+        w.m2.request("ACK")
+        other.ack(w.caller.response(200))
+        uri = replaces_uri(other)
+    elif case == "early":
+        ringing = w.bob.invite(SALES, rtp=30104)
+        w.m2.answering(w.m2.request("INVITE")).reply(180)
+        ringing.remote_tag = w.bob.response(180).to.tag
+        uri = replaces_uri(ringing)
+    else:
+        consultation, _ = bob_consults_sales(w)
+        uri = replaces_uri(consultation, extra="%3Bearly-only")
+        expected = "SIP/2.0 486 Busy Here"
+    caller_sends(call, "REFER", ("Refer-To", uri))
+    assert w.bob.response(202, "REFER")
+    assert notifies(w.bob) == [(expected, "terminated;reason=noresource")]
+    assert not w.bob.has("BYE")
+    w.alice.quiet()
+    assert w.net.b2b.core.store.active_calls(LINE_B)  # nothing changed
 
 
 # ---------------------------------------------------------------------- hostile
@@ -664,3 +1023,20 @@ def test_any_refer_to_gets_a_final_answer_and_no_internal_error(value: str) -> N
         assert answers[-1].status in (202, 400, 403, 404, 416)
     assert w.net.b2b.counters.internal_errors == 0
     assert w.net.b2b.counters.request_errors == 0 or answers[-1].status == 400
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=HOSTILE_REFER_TO)
+def test_any_refer_to_from_the_callers_side_gets_a_final_answer(value: str) -> None:
+    w = World()
+    call, _leg = bob_calls_alice(w)
+    consultation, _m2_leg = bob_consults_sales(w)
+    if "Replaces=" in value:  # now and then, the right dialog in a hostile tail
+        value = value.replace("Replaces=", f"Replaces={consultation.call_id}%3B", 1)
+    data = call.in_dialog("REFER")
+    w.bob.send(data.replace(b"Content-Length", f"Refer-To: {value}\r\nContent-Length".encode()))
+    replies = (r.message for r in w.bob.log)
+    answers = [m for m in replies if isinstance(m, Response) and m.cseq.method == "REFER"]
+    if answers:
+        assert answers[-1].status in (202, 400, 403, 404, 416)
+    assert w.net.b2b.counters.internal_errors == 0
