@@ -4,7 +4,8 @@ With ``server.subscriptions.watch_phones`` on, the server SUBSCRIBEs
 (``Event: dialog``) to each registered member line's phone. baresip 1.0.0
 serves no dialog package and does not even answer such a SUBSCRIBE (it
 drops it: no 489, no 405; it answers OPTIONS, MESSAGE and NOTIFY). This
-documents that, and that the server then gives up on timer F (32 s, 408)
+documents that, and that the server then gives up on timer F (64*T1: 32 s by
+default, 6.4 s in this test, 408)
 and backs off (60 s, doubling up to ``watch_retry``) instead of asking
 again at once (docs/sip.md, "Which phones report their calls").
 Run with:  pytest tests/integration/test_baresip_blf.py
@@ -58,6 +59,7 @@ def test_baresip_ignores_the_dialog_package_and_is_left_alone(
         groups=[group("G", PILOT, "linear", [LINE])],
     )
     config["server"]["subscriptions"] = {"watch_phones": True, "watch_retry": 3600}
+    config["server"]["timers"] = {"t1": 0.1}  # timer F = 64*T1: 6.4 s instead of 32 s
     server = start_server(config)
     phone = Baresip(
         workdir=tmp_path / "baresip",
@@ -72,6 +74,6 @@ def test_baresip_ignores_the_dialog_package_and_is_left_alone(
     server.wait_for_log(
         rf"line {LINE}: the phone's dialog events are not watched \(408\); "
         r"asked again in 60 s",
-        deadline=45,
+        deadline=30,
     )
     assert server.log().count("subscribing to its phone's dialog events") == 1

@@ -338,6 +338,8 @@ class Sipp:
         extra = ["-aa", "-d", str(answer_ms)]
         if behaviour == "bye":
             extra += ["-set", "hangup_ms", str(hangup_ms)]
+        if behaviour == "dialog_notifier":  # one subscription, then exit (not at -timeout)
+            extra += ["-m", "1"]
         proc = self._start(
             name,
             MEMBER_SCENARIOS[behaviour],
@@ -953,10 +955,13 @@ module_app\t\tmenu.so
     def stop(self) -> None:
         if self.popen is None or self.popen.poll() is not None:
             return
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
+        # a first signal unregisters and waits for the answer (none once the server is
+        # gone); a second one makes baresip quit at once; SIGKILL is the last resort
+        for wait in (2.0, 3.0):
+            self.popen.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(timeout=5)
+                self.popen.wait(timeout=wait)
+                return
+        self.popen.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=5)
