@@ -323,8 +323,10 @@ class MediaPlanner(HoldMedia, DirectMedia):
     def play_music(
         self, media: CallMedia, music: str | None, side: MediaSide = "caller"
     ) -> list[MediaCommand]:
-        """Music to ``side`` from its port (the caller: queued, or held by the member)."""
-        if media.closed:
+        """Music to ``side`` from its port (the caller: queued, or held by the member).
+        Nothing once the media went end to end (direct mode): the ports went back to the
+        allocator and may be another call's; the call must be anchored again first."""
+        if media.closed or media.bypassed:
             return []
         if side == "caller":
             plan, port, nat = media.caller_plan, media.caller_port, media.caller_nat

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support.ports import PortAllocator
-from tests.support.sip_harness import HuntgroupServer, Sipp, sipp_binary
+from tests.support.sip_harness import Baresip, HuntgroupServer, Sipp, baresip_binary, sipp_binary
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -54,3 +54,14 @@ def start_server(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], Huntgrou
     finally:
         for server in servers:
             server.kill()
+
+
+@pytest.fixture
+def baresips() -> Iterator[list[Baresip]]:
+    """A list the test appends its started baresip phones to; each is stopped at teardown.
+    Fails (never skips) when baresip is not installed."""
+    baresip_binary()  # fails with the install hint when missing
+    phones: list[Baresip] = []
+    yield phones
+    for phone in phones:
+        phone.stop()

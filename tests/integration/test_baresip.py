@@ -26,7 +26,6 @@ from tests.support.sip_harness import (
     DigestRegistrar,
     HuntgroupServer,
     Sipp,
-    baresip_binary,
     group,
     server_config,
 )
@@ -36,15 +35,6 @@ pytestmark = pytest.mark.integration
 LINE = "0102030405"
 PASSWORD = "s3cret"
 PILOT = "0140000000"
-
-
-@pytest.fixture
-def baresips(tmp_path: Path) -> Iterator[list[Baresip]]:
-    baresip_binary()  # fails with the install hint when missing
-    phones: list[Baresip] = []
-    yield phones
-    for phone in phones:
-        phone.stop()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ Run with:  pytest tests/integration/test_baresip_blf.py
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,6 @@ from tests.support.sip_harness import (
     DOMAIN,
     Baresip,
     HuntgroupServer,
-    baresip_binary,
     group,
     server_config,
 )
@@ -35,15 +34,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
 LINE = "0102030405"
 PASSWORD = "s3cret"
 PILOT = "0140000000"
-
-
-@pytest.fixture
-def baresips() -> Iterator[list[Baresip]]:
-    baresip_binary()  # fails with the install hint when missing
-    phones: list[Baresip] = []
-    yield phones
-    for phone in phones:
-        phone.stop()
 
 
 def test_baresip_ignores_the_dialog_package_and_is_left_alone(

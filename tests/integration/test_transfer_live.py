@@ -25,7 +25,7 @@ import hashlib
 import itertools
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,6 @@ from tests.support.sip_harness import (
     HOST,
     Baresip,
     HuntgroupServer,
-    baresip_binary,
     group,
     server_config,
 )
@@ -64,15 +63,6 @@ PASSWORD = "s3cret"
 PILOT = "0140000000"  # Support: the baresip line
 SALES = "0150000000"  # Sales: a hand-written member
 MEMBER_SSRC = 0x5A1E5
-
-
-@pytest.fixture
-def baresips() -> Iterator[list[Baresip]]:
-    baresip_binary()  # fails with the install hint when missing
-    phones: list[Baresip] = []
-    yield phones
-    for phone in phones:
-        phone.stop()
 
 
 def requests_in_trace(phone: Baresip) -> list[str]:

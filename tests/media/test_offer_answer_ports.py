@@ -37,3 +37,19 @@ def test_a_bad_offer_is_still_a_protocol_error() -> None:
     with pytest.raises(ProtocolError) as info:
         planner.caller_offer(b"", "application/sdp")
     assert info.value.status == 488
+
+
+def test_no_music_on_ports_given_back() -> None:
+    """Direct mode, media end to end: the call's ports went back to the allocator and may
+    be another call's now, so music to either side must not name them (no other call is
+    touched); the call stays silent until it is anchored again."""
+    planner = MediaPlanner("192.0.2.5", (20000, 20003), random.Random(1), mode="direct")
+    media = planner.caller_offer(sdp(4000), "application/sdp")
+    planner.member_offer(media)
+    assert planner.play_music(media, None), "music while anchored"
+    planner.bypass(media)
+    assert planner.ports.in_use == 0
+    other = planner.caller_offer(sdp(4002), "application/sdp")  # takes a port given back
+    assert planner.play_music(media, None) == []
+    assert planner.play_music(media, None, side="member") == []
+    planner.close(other)
