@@ -19,6 +19,5 @@ upgrade=(--upgrade)
   --generate-hashes --allow-unsafe --strip-extras \
   --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
   --extra sim --extra dev \
-  --custom-compile-command "scripts/lock.sh" \
   --output-file requirements.lock pyproject.toml build-requirements.in
 echo "lock: requirements.lock refreshed; now run: make test" >&2
