@@ -263,6 +263,8 @@ class AdminConfig(_Model):
     token_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
     token_file: str | None = Field(None, min_length=1, max_length=4096)
     max_connections: int = Field(64, ge=1, le=10_000)
+    # the wallboard's service level: share of the calls answered within this many seconds
+    service_level: float = Field(20, gt=0, le=3600)
 
     @field_validator("listen")
     @classmethod

@@ -236,6 +236,8 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "token_file": "File holding the bearer token (relative to the configuration file; "
         "surrounding whitespace ignored), instead of token_env.",
         "max_connections": "Admin HTTP connections open at once; more are closed at once.",
+        "service_level": "The wallboard's service-level threshold, in seconds: the share of "
+        "a group's calls answered within it, today.",
     },
     "TlsConfig": {
         "certificate": "PEM file with our certificate (and its chain), relative to the "

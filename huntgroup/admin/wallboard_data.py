@@ -1,0 +1,181 @@
+"""What the wallboard shows: one JSON snapshot of every group, and today's service level.
+
+Theory of operation
+-------------------
+:class:`WallboardData` builds the snapshot the page renders
+(:meth:`WallboardData.snapshot`) from the B2BUA's views of the queues and
+members and from :class:`TodaysServiceLevels`, a report sink fed with every
+call record. Durations are sent as the wall-clock time they started
+(``oldest_since``, ``since``, whole epoch seconds), not as seconds elapsed: the
+page makes them tick, and two snapshots of an unchanged node are equal, so the
+event stream sends one only when something changed. The snapshot's ``time``
+(the server's clock, which the page uses to correct its own) is left out of
+that comparison (:func:`without_time`).
+
+"Today" is the server's local day: :class:`TodaysServiceLevels` starts
+afresh at the first record or snapshot of a new local date (the day boundary
+is read from the wall clock here, in the driver, never in the sans-I/O code).
+Records of an earlier day (a call that ended at 23:59:59, delivered after
+midnight) are not counted.
+
+Until the B2BUA exposes ``view_queues``/``view_members``, :class:`CoreViews`
+builds the same dictionaries from what the routing core exposes: the members'
+states and the queues; time in state and the wait are then measured from when
+it first saw them (the wallboard watches only while a page is open).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from huntgroup.admin.service_level import EndedCall, ServiceLevels
+
+if TYPE_CHECKING:
+    from huntgroup.engine.aio.server import Server
+    from huntgroup.engine.b2bua import B2BUA
+
+Snapshot = dict[str, Any]
+
+
+def local_day(wall: float) -> datetime.date:
+    """The server's local date at epoch ``wall``."""
+    return datetime.datetime.fromtimestamp(wall).date()  # local time: "today"
+
+
+class TodaysServiceLevels:
+    """A report sink: today's service level per group (see the module docstring)."""
+
+    def __init__(self, threshold: float, groups: Iterable[str], *, wall: float) -> None:
+        self.levels = ServiceLevels(threshold, groups)
+        self.day = local_day(wall)
+
+    def roll(self, wall: float) -> datetime.date:
+        """Start afresh when ``wall`` is on a later local day; return that day."""
+        day = local_day(wall)
+        if day > self.day:
+            self.levels.reset()
+            self.day = day
+        return day
+
+    def call_ended(self, record: EndedCall) -> None:
+        """A call record (``Server.reports``): counted when it ended today."""
+        if self.roll(record.end) == self.day:
+            self.levels.add(record)
+
+    def member_changed(self, change: object) -> None:
+        """Member changes do not move the service level."""
+
+
+class CoreViews:
+    """``view_queues``/``view_members`` built from the routing core (see the module doc).
+
+    ``_seen`` remembers, per queued call and per member, the state and the loop
+    time it was first seen in; entries not seen in a pass are dropped, so the
+    table holds no more than the queued calls and the members of the groups.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], tuple[str, float]] = {}
+        self._touched: set[tuple[str, str]] = set()
+
+    def _age(self, key: tuple[str, str], state: str, now: float) -> float:
+        self._touched.add(key)
+        seen = self._seen.get(key)
+        if seen is None or seen[0] != state:
+            self._seen[key] = (state, now)
+            return 0.0
+        return now - seen[1]
+
+    def sweep(self) -> None:
+        """Forget what the last pass did not see."""
+        self._seen = {k: v for k, v in self._seen.items() if k in self._touched}
+        self._touched = set()
+
+    def view_queues(self, b2bua: B2BUA, *, now: float) -> list[dict[str, Any]]:
+        core = b2bua.core
+        views: list[dict[str, Any]] = []
+        for group in b2bua.config.groups:
+            queued = core.queue(group.name)
+            waits = [self._age(("call", call_id), "queued", now) for call_id in queued]
+            states = core.member_states(group.name, now=now)
+            views.append(
+                {
+                    "group": group.name,
+                    "pilot": group.pilot,
+                    "algorithm": group.algorithm,
+                    "callers": len(queued),
+                    "oldest_wait_seconds": max(waits, default=0.0),
+                    "members_total": len(states),
+                    "members_free": sum(s.value == "free" for s in states.values()),
+                }
+            )
+        return views
+
+    def view_members(self, b2bua: B2BUA, group: str, *, now: float) -> list[dict[str, Any]]:
+        names = {line.number: line.name for line in b2bua.config.lines}
+        return [
+            {
+                "member": member,
+                "name": names.get(member, ""),
+                "state": state.value,
+                "state_seconds": self._age((group, member), state.value, now),
+            }
+            for member, state in b2bua.core.member_states(group, now=now).items()
+        ]
+
+
+class WallboardData:
+    """Builds the wallboard's snapshots for one server (see the module docstring)."""
+
+    def __init__(self, server: Server, service_levels: TodaysServiceLevels) -> None:
+        self.server = server
+        self.service_levels = service_levels
+        self.views = CoreViews()
+
+    def snapshot(self, *, now: float, wall: float) -> Snapshot:
+        """Every group as the page shows it; ``now`` is the loop's clock, ``wall`` epoch."""
+        b2bua = self.server.b2bua
+        levels = self.service_levels
+        levels.roll(wall)
+        levels.levels.regroup(g.name for g in b2bua.config.groups)
+        groups: list[dict[str, Any]] = []
+        for queue in self.views.view_queues(b2bua, now=now):
+            name = queue["group"]
+            callers = int(queue["callers"])
+            groups.append(
+                {
+                    "group": name,
+                    "pilot": queue["pilot"],
+                    "callers": callers,
+                    "oldest_since": (
+                        round(wall - float(queue["oldest_wait_seconds"])) if callers else None
+                    ),
+                    "members_total": queue["members_total"],
+                    "members_free": queue["members_free"],
+                    "service_level": levels.levels.of(name).as_dict(),
+                    "members": [
+                        {
+                            "member": m["member"],
+                            "name": m["name"],
+                            "state": m["state"],
+                            "since": round(wall - float(m["state_seconds"])),
+                        }
+                        for m in self.views.view_members(b2bua, name, now=now) or []
+                    ],
+                }
+            )
+        self.views.sweep()
+        return {
+            "time": wall,
+            "day": levels.day.isoformat(),
+            "service_level_seconds": levels.levels.threshold,
+            "draining": not b2bua.accepting,
+            "groups": groups,
+        }
+
+
+def without_time(snapshot: Snapshot) -> Snapshot:
+    """The snapshot less its ``time``: what says whether anything changed."""
+    return {k: v for k, v in snapshot.items() if k != "time"}
