@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.browser import browser as browser  # the fixture, for the wallboard test
 from tests.support.ports import PortAllocator
 from tests.support.sip_harness import Baresip, HuntgroupServer, Sipp, baresip_binary, sipp_binary
 

@@ -51,8 +51,12 @@ async def next_event(response: aiohttp.ClientResponse, *, timeout: float = 30.0)
 
 
 async def next_snapshot(response: aiohttp.ClientResponse, *, timeout: float = 30.0) -> Any:
-    """The JSON of the next ``snapshot`` event (heartbeats skipped)."""
-    while True:
-        event = await next_event(response, timeout=timeout)
-        if event.name == "snapshot":
-            return event.json()
+    """The JSON of the next ``snapshot`` event (heartbeats skipped), within ``timeout``."""
+
+    async def read() -> Any:
+        while True:
+            event = await next_event(response, timeout=timeout)
+            if event.name == "snapshot":
+                return event.json()
+
+    return await asyncio.wait_for(read(), timeout)

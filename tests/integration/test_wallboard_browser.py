@@ -1,0 +1,154 @@
+"""The wallboard in a real browser: Debian's Chromium, headless, under Selenium, on a real
+``huntgroup serve`` with its admin listener and a token; SIPp places the call.
+
+The group's only member is a line with no phone registered, so a caller waits in the
+queue (``when_empty: wait``). The page is opened through its sign-in form; it must show the
+group with nobody waiting, then the caller waiting, then, once the line registers (its
+contact a SIPp phone that rings 3 s, answers, talks 8 s and hangs up), the member ringing,
+talking, and free again with nobody waiting. Each step is read from the page's DOM,
+updated by the event stream alone: the page is never reloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.support.ports import PortAllocator
+from tests.support.sip_harness import DOMAIN, HuntgroupServer, Sipp, group, server_config
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
+
+PILOT = "0140000077"
+LINE = "0102030477"
+PASSWORD = "s3cret"
+TOKEN = "wallboard-browser-token-0123456789"
+NONE = "\N{EN DASH}"  # what the page shows for no wait
+StartServer = Callable[[dict[str, Any]], HuntgroupServer]
+DEADLINE = 60.0  # bounds a failure only: each wait ends as soon as the page shows it
+
+# What the page shows of the group, read from its DOM; and, from the moment it is installed,
+# every state the member's row went through (a MutationObserver: no step is missed between
+# two polls).
+READ_GROUP = """
+const section = [...document.querySelectorAll("section.group")]
+  .find((s) => s.dataset.group === arguments[0]);
+if (!section) { return null; }
+const rows = [...section.querySelectorAll("tr[data-member]")];
+return {
+  waiting: section.querySelector(".waiting").textContent,
+  oldest: section.querySelector(".oldest-wait").textContent,
+  members: Object.fromEntries(rows.map((r) => [r.dataset.member, r.dataset.state])),
+  connection: document.getElementById("connection").dataset.state,
+  seen: window.statesSeen || [],
+};
+"""
+WATCH_STATES = """
+window.statesSeen = [];
+const note = () => {
+  for (const row of document.querySelectorAll("tr[data-member]")) {
+    const last = window.statesSeen[window.statesSeen.length - 1];
+    if (last !== row.dataset.state) { window.statesSeen.push(row.dataset.state); }
+  }
+};
+note();
+new MutationObserver(note).observe(document.getElementById("groups"),
+  { childList: true, subtree: true, attributes: true });
+"""
+
+
+def _md5_line(number: str) -> dict[str, Any]:
+    """A line storing only ha1_md5: the server challenges it with MD5 alone, which SIPp needs."""
+    ha1 = hashlib.md5(f"{number}:{DOMAIN}:{PASSWORD}".encode()).hexdigest()
+    return {"number": number, "name": "Desk 77", "ha1_md5": ha1}
+
+
+def _healthy(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def _page_shows(
+    browser: webdriver.Chrome, what: str, condition: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """Poll the page until ``condition`` holds of what it shows of the group."""
+    seen: list[dict[str, Any] | None] = [None]
+
+    def holds(driver: webdriver.Chrome) -> dict[str, Any] | bool:
+        shown = driver.execute_script(READ_GROUP, "sales")
+        seen[0] = shown
+        return shown if shown is not None and condition(shown) else False
+
+    wait = WebDriverWait(browser, DEADLINE, poll_frequency=0.1)
+    result: dict[str, Any] = wait.until(holds, message=f"never {what}; last: {seen[0]}")
+    return result
+
+
+def test_the_wallboard_shows_a_caller_wait_and_the_member_take_it(
+    sipp: Sipp,
+    ports: PortAllocator,
+    start_server: StartServer,
+    browser: webdriver.Chrome,
+    tmp_path: Path,
+) -> None:
+    token_file = tmp_path / "admin.token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
+    admin_port = ports.port()
+    config = server_config(
+        ports,
+        lines=[_md5_line(LINE)],
+        groups=[group("sales", PILOT, "linear", [LINE], no_answer_timeout=20)],
+    )
+    config["server"]["admin"] = {"listen": f"127.0.0.1:{admin_port}", "token_file": str(token_file)}
+    server = start_server(config)
+    base = f"http://127.0.0.1:{admin_port}"
+    wait_until(lambda: _healthy(base), timeout=DEADLINE, message="no admin listener")
+
+    # the token, once, in the sign-in form: then the page itself
+    browser.get(f"{base}/")
+    WebDriverWait(browser, DEADLINE).until(lambda d: d.current_url.endswith("/login"))
+    browser.find_element(By.ID, "token").send_keys(TOKEN)
+    browser.find_element(By.CSS_SELECTOR, "#login button").click()
+    WebDriverWait(browser, DEADLINE).until(lambda d: d.current_url == f"{base}/")
+    assert TOKEN not in browser.current_url
+    shown = _page_shows(browser, "showed the group", lambda g: g["connection"] == "live")
+    assert shown["waiting"] == "0" and shown["oldest"] == NONE
+    assert shown["members"] == {LINE: "unavailable"}
+    browser.execute_script(WATCH_STATES)
+
+    # a caller: nobody can take it, it waits; the oldest wait ticks on the page
+    caller = sipp.call("caller", server.port, PILOT, "uac_wait_bye.xml", timeout=120)
+    server.wait_for_log(r"call \S+: queued")
+    shown = _page_shows(browser, "showed the caller waiting", lambda g: g["waiting"] == "1")
+    _page_shows(browser, "ticked the oldest wait", lambda g: g["oldest"] not in (NONE, "0:00"))
+
+    # the line registers: it rings, answers, talks, hangs up; nobody waits any more
+    phone = sipp.member("phone", "bye", answer_ms=3000, hangup_ms=8000, timeout=120)
+    sipp.register("register", server.port, LINE, PASSWORD, contact_port=phone.port).wait()
+    _page_shows(
+        browser,
+        "showed the member talking",
+        lambda g: g["members"][LINE] == "talking" and g["waiting"] == "0",
+    )
+    caller.expect_success(timeout=DEADLINE)
+    shown = _page_shows(
+        browser,
+        "showed the member free again",
+        lambda g: g["members"][LINE] == "free" and g["waiting"] == "0",
+    )
+    assert shown["oldest"] == NONE
+    assert shown["seen"] == ["unavailable", "ringing", "talking", "free"], shown["seen"]
+    assert shown["connection"] == "live"
