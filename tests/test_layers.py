@@ -59,6 +59,8 @@ IO_ALLOWED = (*TOP, "huntgroup.__main__")
 LAZY = {
     ("huntgroup.cli", "huntgroup.engine.aio.server"): "serve: the server costs ~0.5 s at --help",
     ("huntgroup.cli", "huntgroup.engine.b2bua.connections"): "serve: same (the B2BUA package)",
+    ("huntgroup.cli", "huntgroup.engine.aio.records.schema"): "records init-db: psycopg at --help",
+    ("huntgroup.cli", "huntgroup.engine.aio.records.sinks"): "records init-db: same (the sinks)",
 }
 
 

@@ -59,9 +59,12 @@ from huntgroup.engine.aio import tls, udp_errors
 from huntgroup.engine.aio.file_checks import FILE_CHECKS
 from huntgroup.engine.aio.loop_timer import LoopTimer
 from huntgroup.engine.aio.media_io import MediaEngine
+from huntgroup.engine.aio.records.reports import Reports
+from huntgroup.engine.aio.records.sinks import open_sinks
 from huntgroup.engine.aio.redis_state import RedisStateSync, default_node_id, redact
 from huntgroup.engine.aio.resolver import HostResolver, is_address
 from huntgroup.engine.b2bua import B2BUA, Output, Transmit, connections, stats
+from huntgroup.engine.b2bua.call_records import RecordOutput
 from huntgroup.engine.sip.address import Peer, bracket
 from huntgroup.engine.sip.parser import SipParseError, StreamParser
 from huntgroup.errors import ConfigError, MediaError
@@ -200,6 +203,8 @@ class Server:
         self.b2bua: B2BUA
         self.media: MediaEngine
         self.stopped = asyncio.Event()
+        # call records and member changes, to every report sink (engine/aio/records/)
+        self.reports = Reports()
         self.state_sync: RedisStateSync | None = None
         self._probe_handle: asyncio.TimerHandle | None = None
         self._probe_due = 0.0
@@ -212,6 +217,8 @@ class Server:
 
     async def start(self) -> None:
         cfg = self.config
+        for sink in open_sinks(cfg.records):  # OSError, ConfigError: the server does not start
+            self.reports.add(sink)
         rng = random.Random(secrets.randbits(64))
         media_cfg = cfg.server.media
         self.media = MediaEngine(
@@ -348,6 +355,8 @@ class Server:
             try:
                 if isinstance(out, Transmit):
                     self._transmit(out)
+                elif isinstance(out, RecordOutput):
+                    self.reports.deliver(out.record)  # a failing sink is its own problem
                 else:
                     self.media.execute(out)
             except (OSError, ValueError) as err:  # one bad address must not stop the rest
@@ -657,8 +666,12 @@ class Server:
         finally:
             self._limiter.release(None)
 
-    async def reload(self, path: str) -> None:
-        """SIGHUP: read the file again; a bad file is reported and changes nothing."""
+    async def reload(self, path: str | None) -> None:
+        """SIGHUP: the record files are opened again (logrotate moved them), and the
+        configuration file read again; a bad file is reported and changes nothing."""
+        self.reports.reopen()
+        if path is None:
+            return
         try:
             config = await asyncio.to_thread(
                 functools.partial(load_config, path, checks=FILE_CHECKS)
@@ -728,6 +741,7 @@ class Server:
         for writer in list(self._tcp.values()):
             writer.close()
         self.media.close_all()
+        self.reports.close()  # the records still pending are written (PostgreSQL: a while)
         self.stopped.set()
 
 
@@ -790,8 +804,8 @@ async def serve(config: Config, *, config_path: str | None = None) -> int:
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    if config_path is not None:
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(server.reload(config_path)))
+    # SIGHUP: reopen the record files (log rotation) and reload the file, when there is one
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(server.reload(config_path)))
     # Everything loaded so far lives as long as the process: keep it out of the
     # collector's way, and collect young objects less often (a call makes many).
     gc.collect()

@@ -64,9 +64,11 @@ def carry_out(ctx: Context, actions: list[Action]) -> None:
                 ringing(ctx, call)
             case Hold(_, answer, music):
                 hold(ctx, call, answer, music)
-            case Ring(_, member, caller_id, group, _timeout):
+            case Ring(_, member, caller_id, group, timeout):
+                ctx.records.offered(call.key, member, wall=ctx.wall(), deadline=ctx.now + timeout)
                 ring(ctx, call, member, caller_id, group)
             case Cancel(_, member):
+                ctx.records.offer_cancelled(call.key, member, now=ctx.now)
                 for leg in call.legs.values():
                     if leg.member == member and leg.state is not LegState.ENDED:
                         cancel_leg(ctx, leg)
@@ -78,6 +80,7 @@ def carry_out(ctx: Context, actions: list[Action]) -> None:
                     connect(ctx, call, winner)
             case Release(_, status, reason):
                 log.info("call %s: released (%s, %d)", call.key, reason, status)
+                ctx.records.released(call.key, reason)
                 end_call(ctx, call, bye_caller=True, status=status, tell_core=False)
             case Forward(_, target, reason):
                 forward(ctx, call, target, reason)
@@ -93,6 +96,7 @@ def carry_out(ctx: Context, actions: list[Action]) -> None:
                     target,
                     status,
                 )
+                ctx.records.caused(call.key, "refused")
                 end_call(ctx, call, bye_caller=True, status=status, tell_core=False)
 
 
@@ -105,6 +109,7 @@ def route(ctx: Context, call: Call, caller_number: str, group: str | None, numbe
     """The call is at our ``number`` now (the pilot of ``group``, else a line): when it
     arrives, then at each forward to another of our numbers, which the core follows."""
     call.number = number
+    ctx.records.routed(call.key, group, number)
     if group is not None:
         log.info("call %s: %s -> group %s (%s)", call.key, caller_number, group, number)
     else:
@@ -121,12 +126,14 @@ def outgoing(ctx: Context, call: Call, line: str, name: str, number: str) -> Non
     """Line ``line`` calls ``number`` out through the upstream."""
     enter_core(ctx, call)
     call.outgoing_line = line
+    ctx.records.outgoing(call.key)
     log.info("call %s: line %s -> %s via upstream", call.key, line, number)
     ctx.tell_core(OutgoingCallStarted(call.core_id, line))
     upstream = ctx.config.server.upstream
     assert upstream is not None
     destination = peer_of(parse_uri(upstream))
     if destination is None:
+        ctx.records.caused(call.key, "refused")
         end_call(ctx, call, bye_caller=False, status=502)
         return
     target = target_uri(number, ctx.config.server.domain, upstream)
@@ -138,6 +145,7 @@ def forward(ctx: Context, call: Call, target: str, reason: str) -> None:
     answered yet) or a new leg out through the upstream. (The core follows forwards to
     our own numbers itself: :class:`Reroute`.)"""
     log.info("call %s: forwarded to %s (%s)", call.key, target, reason)
+    ctx.records.caused(call.key, "forwarded")
     ctx.index.by_core.pop(call.core_id, None)
     uri = target_uri(target, ctx.config.server.domain, ctx.config.server.upstream)
     if call.state is CallState.EARLY:
@@ -145,6 +153,7 @@ def forward(ctx: Context, call: Call, target: str, reason: str) -> None:
             call.tx, call.invite, 302, to_tag=call.to_tag, headers=(("Contact", f"<{uri}>"),)
         )
         call.state = CallState.ENDED
+        ctx.records.ending(call.key, 302)
         forget(ctx, call)
         return
     destination = peer_of(parse_uri(ctx.config.server.upstream or str(uri)))

@@ -56,6 +56,7 @@ def ring(ctx: Context, call: Call, member: str, caller: Identity, group: str | N
     targets = targets_of(ctx, member)
     if not targets:
         log.info("call %s: member %s unreachable (no contact)", call.key, member)
+        ctx.records.offer_failed(call.key, member, None)
         ctx.tell_core(MemberUnreachable(call.core_id, member))
         return
     log.info("call %s: ringing %s (%s)", call.key, member, group or "direct")
@@ -118,9 +119,11 @@ def new_leg(
     except (PortsExhausted, ProtocolError) as err:  # no RTP port left: cannot be rung
         reason = f"no RTP port free: {err}" if isinstance(err, PortsExhausted) else str(err)
         log.warning("call %s: cannot ring %s: %s", call.key, member or "target", reason)
+        ctx.records.offer_failed(call.key, member, None)
         if member:  # our shortage, not the member's fault: no back-off
             ctx.tell_core(MemberUnreachable(call.core_id, member, ours=True))
         else:
+            ctx.records.caused(call.key, "refused")
             end_call(ctx, call, bye_caller=True, status=NO_PORT_STATUS)
         return
     ctx.out.extend(ctx.media.open_member_port(call.media))
@@ -146,9 +149,11 @@ def new_leg(
         tx = ctx.start(invite, destination)
     except ProtocolError as err:
         log.info("call %s: could not ring %s: %s", call.key, member, err)
+        ctx.records.offer_failed(call.key, member, None)
         ctx.tell_core(MemberUnreachable(call.core_id, member))
         return
     ctx.index.add_leg(call, Leg(leg_id, call.key, member, invite, tx, destination, me))
+    ctx.records.presented(call.key, caller.number)
 
 
 def leg_response(ctx: Context, call: Call, leg: Leg, response: Response, source: Peer) -> None:
@@ -249,6 +254,7 @@ def leg_answered(ctx: Context, call: Call, leg: Leg, response: Response, source:
         is None
     ):
         bye_leg(ctx, leg)  # an answer we cannot relay counts as a refusal
+        ctx.records.offer_failed(call.key, leg.member, 488)
         ctx.tell_core(MemberFailed(call.core_id, leg.member, 488))
         return
     leg.state = LegState.CONFIRMED
@@ -277,6 +283,7 @@ def leg_failed(ctx: Context, call: Call, leg: Leg, status: int) -> None:
     if leg.cancelled:
         return
     if not leg.member:
+        ctx.records.caused(call.key, "no_answer")  # a forward out keeps "forwarded"
         log.info(
             "call %s: %s failed (%d)",
             call.key,
@@ -292,4 +299,5 @@ def leg_failed(ctx: Context, call: Call, leg: Leg, status: int) -> None:
         return  # another contact of the same line still rings
     log.info("call %s: member %s did not take the call (%d)", call.key, leg.member, status)
     # what the status means (busy, declined, unreachable) is the core's reading
+    ctx.records.offer_failed(call.key, leg.member, status)
     ctx.tell_core(MemberFailed(call.core_id, leg.member, status))

@@ -35,6 +35,7 @@ def end_call(
     """End the whole call: caller leg, every member leg, media, core state."""
     if call.state is CallState.ENDED:
         return
+    ctx.records.ending(call.key, status)
     if call.state is CallState.EARLY:
         ctx.respond(call.tx, call.invite, status, to_tag=call.to_tag)
     elif bye_caller and call.dialog is not None:
@@ -53,7 +54,8 @@ def end_call(
 
 
 def forget(ctx: Context, call: Call) -> None:
-    """Close the call's media and remove it from the index (it has ended)."""
+    """Close the call's media and remove it from the index (it has ended); its record."""
+    ctx.records.ended(ctx.out, call.key, wall=ctx.wall())
     ctx.out.extend(ctx.media.close(call.media))
     ctx.index.forget(call, ctx.layer)
 
