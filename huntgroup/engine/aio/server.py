@@ -408,6 +408,7 @@ class Server:
             "connections": self._limiter.open,
             "loop_lag_ms": round(admission.lag(now=now) * 1000),
             "load_percent": round(admission.load(now=now) * 100),
+            **self.reports.counters(),
         }
         line = stats.stats_line(
             gauges, self.b2bua.counters, self.media.counters, self.conn_counters

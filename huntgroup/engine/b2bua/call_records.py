@@ -224,6 +224,12 @@ class CallRecords:
         elif track.kind == "outgoing":
             track.cause = "answered"
 
+    def served(self, key: str, *, wall: float) -> None:
+        """The server itself answered the call (a feature code): answered, no member."""
+        track = self.tracks.get(key)
+        if track is not None:
+            track.answer, track.cause = wall, "answered"
+
     def caused(self, key: str, outcome: Outcome) -> None:
         """What ends the call, unless a cause was noted before (the first one counts)."""
         track = self.tracks.get(key)

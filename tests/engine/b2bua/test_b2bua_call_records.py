@@ -7,6 +7,7 @@ import pytest
 
 from huntgroup.engine.b2bua import core_actions
 from huntgroup.engine.b2bua.call_records import CallRecord, OfferRecord
+from tests.engine.b2bua.test_b2bua_feature_codes import dial
 from tests.engine.b2bua.test_b2bua_lines import register
 from tests.engine.b2bua.test_b2bua_upstream import (
     EXTERNAL,
@@ -314,3 +315,22 @@ def test_max_duration_hangs_up_an_answered_call_with_its_record() -> None:
     net.advance(60.0)
     record = w.only()
     assert (record.outcome, record.hangup, record.talk) == ("answered", "server", 60.0)
+
+
+def test_a_feature_code_is_a_short_call_answered_by_the_server() -> None:
+    net = Network(make_config("linear", members=0, member_lines=[LINE_A]))
+    alice = net.phone("alice", 7101, LINE_A)
+    register(alice, LINE_A, PASSWORD)
+    alice.drop()
+    call = dial(alice, "*52")
+    call.ack(alice.response(200))
+    alice.respond(alice.request("BYE"), 200)
+    assert len(net.records) == 1, "the 407 before it is no record"
+    record = net.records[0]
+    assert (record.kind, record.callee, record.outcome, record.member) == (
+        "direct",
+        "*52",
+        "answered",
+        None,
+    )
+    assert (record.release_code, record.hangup, record.answer) == (200, "server", 0.0)

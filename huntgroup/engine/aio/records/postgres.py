@@ -106,6 +106,15 @@ class PostgresSink:
         """Records queued, not committed yet (the batch being written included)."""
         return len(self._queue)
 
+    def counters(self) -> dict[str, int]:
+        """The ``stats:`` line's view of the writer."""
+        return {
+            "records_pending": len(self._queue),
+            "records_written": self.written,
+            "records_dropped": self.dropped,
+            "records_db_failures": self.failures,
+        }
+
     # ------------------------------------------------------------ event loop
     def call_ended(self, record: CallRecord) -> None:
         self._put(record)

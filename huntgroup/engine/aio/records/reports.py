@@ -79,6 +79,16 @@ class Reports:
     def member_changed(self, change: MemberChange) -> None:
         self.deliver(change)
 
+    def counters(self) -> dict[str, int]:
+        """For the ``stats:`` line: sink failures, and the counts of the sinks that keep
+        some (``counters()``: the PostgreSQL writer's pending, written, dropped)."""
+        found = {"records_sink_errors": self.failures}
+        for sink in self.sinks:
+            counters = getattr(sink, "counters", None)
+            if counters is not None:
+                found.update(counters())
+        return found
+
     def reopen(self) -> None:
         """SIGHUP: the sinks that write files open them again (after a log rotation)."""
         for sink in self.sinks:
