@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import yaml
 
 from huntgroup.engine.aio.records.schema import init_db
 from tests.support.ports import PortAllocator
@@ -80,8 +81,11 @@ def test_records_of_real_calls_in_every_sink_through_a_rotation_and_a_db_outage(
     jsonl.rename(tmp_path / "calls.jsonl.1")
     queue_log.rename(tmp_path / "queue_log.1")
     assert server.popen is not None
+    changed = {**config, "records": {**config["records"], "jsonl": str(tmp_path / "other.jsonl")}}
+    server.config_file.write_text(yaml.safe_dump(changed, sort_keys=False))
     server.popen.send_signal(signal.SIGHUP)
     wait_until(jsonl.exists, timeout=30, message="the JSON-lines file was not reopened")
+    server.wait_for_log(r"changes under 'records' take effect at the next restart")
 
     # PostgreSQL goes away: the call goes on, its record waits, then lands once
     postgres.stop()
@@ -96,4 +100,5 @@ def test_records_of_real_calls_in_every_sink_through_a_rotation_and_a_db_outage(
     postgres.start()
     wait_until(lambda: len(calls_in(postgres.dsn)) == 2, timeout=60)
     assert server.stop() == 0
+    assert not (tmp_path / "other.jsonl").exists()
     assert [r[0] for r in calls_in(postgres.dsn)] == [first["call_id"], second["call_id"]]

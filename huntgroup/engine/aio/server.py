@@ -690,6 +690,9 @@ class Server:
             log.error("reload refused, the running configuration stays:\n%s", err)
             return
         await self._preload_music(config)
+        if config.records != self.config.records:  # the sinks were opened at start
+            log.warning("reload: changes under 'records' take effect at the next restart")
+            config = config.model_copy(update={"records": self.config.records})
         changes = config_changes(self.config, config)
         for change in changes:
             log.info("reload: %s", change)
