@@ -12,7 +12,10 @@ time order:
   keeps no queue position in a record: positions are written ``1``);
 - ``RINGNOANSWER|ringtime`` (milliseconds) for each offer the member did not
   take (no answer, busy, declined, unreachable); an offer cancelled because
-  another member answered writes nothing, as in Asterisk;
+  another member answered writes nothing, as in Asterisk. A record keeps when
+  an offer started, not when it ended: the line is dated, and a no-answer's
+  ring time measured, up to the start of the call's next offer (else its
+  answer, else its end); a refusal's ring time is 0;
 - ``CONNECT|holdtime|bridgedchanneluniqueid|ringtime`` when answered (the
   call id stands for the member's channel);
 - then, for an answered call, ``COMPLETECALLER`` or ``COMPLETEAGENT``
