@@ -27,6 +27,7 @@ from huntgroup.config.diff import config_changes
 from huntgroup.config.loader import config_warnings, load_config, summarize
 from huntgroup.config.schema import json_schema
 from huntgroup.engine.aio.file_checks import FILE_CHECKS
+from huntgroup.engine.aio.json_logs import LOG_FORMATS, log_formatter
 from huntgroup.errors import ConfigError, ConfigProblem, MediaError, StateError
 from huntgroup.media.audio import convert_file
 from huntgroup.simulations.cli import configure as configure_simulate
@@ -119,6 +120,12 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=LOG_FORMATS,
+        help="text lines (the default), or one JSON object per line (docs/operations.md)",
+    )
 
 
 def _run_serve(args: argparse.Namespace) -> int:
@@ -132,11 +139,9 @@ def _run_serve(args: argparse.Namespace) -> int:
     except ConfigError as error:
         report_config_error(error)
         return EXIT_INVALID
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(log_formatter(args.log_format))
+    logging.basicConfig(level=args.log_level, handlers=[handler])
     try:
         return asyncio.run(serve(cfg, config_path=args.config))
     except (OSError, StateError, ResourceLimitError) as err:
