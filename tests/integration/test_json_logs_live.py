@@ -4,9 +4,9 @@ A SIPp caller (its number full of characters a URI allows but a log reader may n
 like: a quote, escapes) calls a group; m1 is busy, m2 answers. A hostile datagram
 (quotes, backslashes, escape sequences, a NUL, a bare CR) is thrown in first: it is
 logged as malformed. Every line the server writes must parse as JSON, and the call's
-lines must carry one call id and the group. (The SIP parser lets no control character
-through to a log line; the formatter's escaping of them is tested in
-``tests/engine/aio/test_json_logs.py``.)
+lines must carry one call id and the group. (The SIP parser lets no line break through
+to a log line; the formatter's escaping of line breaks, control characters and the
+like is tested in ``tests/engine/aio/test_json_logs.py``.)
 """
 
 from __future__ import annotations
