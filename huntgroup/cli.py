@@ -27,7 +27,7 @@ from huntgroup.config.diff import config_changes
 from huntgroup.config.loader import config_warnings, load_config, summarize
 from huntgroup.config.schema import json_schema
 from huntgroup.engine.aio.file_checks import FILE_CHECKS
-from huntgroup.engine.aio.json_logs import LOG_FORMATS, log_formatter
+from huntgroup.engine.aio.json_logs import LOG_FORMATS, capture_python_output, log_formatter
 from huntgroup.errors import ConfigError, ConfigProblem, MediaError, StateError
 from huntgroup.media.audio import convert_file
 from huntgroup.simulations.cli import configure as configure_simulate
@@ -143,10 +143,15 @@ def _run_serve(args: argparse.Namespace) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(log_formatter(args.log_format))
     logging.basicConfig(level=args.log_level, handlers=[handler])
+    if args.log_format == "json":
+        capture_python_output()
     try:
         return asyncio.run(serve(cfg, config_path=args.config))
     except (OSError, StateError, ResourceLimitError, AdminTokenError) as err:
-        print(f"huntgroup serve: {err}", file=sys.stderr)
+        if args.log_format == "json":  # one object per line, this one too
+            logging.getLogger("huntgroup.server").error("huntgroup serve: %s", err)
+        else:
+            print(f"huntgroup serve: {err}", file=sys.stderr)
         return EXIT_INVALID
 
 

@@ -76,3 +76,19 @@ def test_every_line_is_json_and_a_calls_lines_share_its_id_and_group(
     assert CALLER in calls[0]["message"]
     assert any(e["message"].startswith("stats: ") for e in entries)
     assert any(e["message"].startswith("malformed SIP from 127.0.0.1:") for e in entries)
+
+
+def test_the_error_that_stops_the_server_at_start_is_a_json_line_too(
+    ports: PortAllocator, tmp_path: Path
+) -> None:
+    config = server_config(ports)
+    server = HuntgroupServer(config, tmp_path / "server", args=("--log-format", "json"))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind((HOST, server.port))  # the server's SIP port is in use
+        try:
+            assert server.launch().wait(timeout=60) == 1
+        finally:
+            server.kill()
+    entries = json_lines(server)
+    assert entries[-1]["level"] == "ERROR", entries
+    assert entries[-1]["message"].startswith("huntgroup serve: "), entries

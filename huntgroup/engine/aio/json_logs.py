@@ -16,7 +16,9 @@ call passed with ``extra=`` follows, in its order: the lines about a call carry
 ``call_id``, ``group`` (null for a call to a line), ``event`` and, when about a
 member, ``member`` (:mod:`huntgroup.engine.b2bua.call_log` builds them). A
 traceback (``exc_info``) goes into the one field ``exception``, a stack
-(``stack_info``) into ``stack``: never a line of its own.
+(``stack_info``) into ``stack``: never a line of its own. With the JSON format,
+Python's own warnings and the traceback of an uncaught exception are logged too
+(:func:`capture_python_output`), and so is the error that stops the server at start.
 
 The object is written by :func:`json.dumps` with ``ensure_ascii``: quotes,
 backslashes, newlines, control characters, U+2028/U+2029 (which some readers
@@ -30,7 +32,9 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
+from types import TracebackType
 from typing import Any
 
 LOG_FORMATS = ("text", "json")
@@ -85,6 +89,20 @@ def _plain(value: object) -> object:
     if value is None or isinstance(value, (bool, int, str)):
         return value
     return str(value)
+
+
+def capture_python_output() -> None:
+    """Send what Python itself writes on stderr (warnings, the traceback of an uncaught
+    exception) through logging, so that in the JSON format it is an object like every
+    other line."""
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+
+
+def _log_uncaught(
+    kind: type[BaseException], error: BaseException, trace: TracebackType | None
+) -> None:
+    logging.getLogger("huntgroup").critical("uncaught exception", exc_info=(kind, error, trace))
 
 
 def log_formatter(log_format: str) -> logging.Formatter:

@@ -7,10 +7,17 @@ import json
 import logging
 import math
 import sys
+import warnings
 
 import pytest
 
-from huntgroup.engine.aio.json_logs import TEXT_FORMAT, JsonFormatter, log_formatter, rfc3339
+from huntgroup.engine.aio.json_logs import (
+    TEXT_FORMAT,
+    JsonFormatter,
+    capture_python_output,
+    log_formatter,
+    rfc3339,
+)
 
 HOSTILE = 'caller "0611"\n\r{"level": "FAKE"}\\ \x00\x1b[31m\u2028\u2029\ud800 Équipe'
 
@@ -122,3 +129,27 @@ def test_a_real_handler_writes_one_parsable_line_per_record() -> None:
     parsed = [json.loads(line) for line in lines[:-1]]
     assert [p["message"] for p in parsed] == [f"one {HOSTILE}", "two"]
     assert parsed[0]["call_id"] == "k9" and "ZeroDivisionError" in parsed[1]["exception"]
+
+
+def test_python_own_output_goes_through_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(log_formatter("json"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        capture_python_output()
+        try:
+            raise OSError("uncaught\\nat start")
+        except OSError as err:
+            sys.excepthook(type(err), err, err.__traceback__)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("a deprecated thing", DeprecationWarning, stacklevel=1)
+    finally:
+        root.removeHandler(handler)
+        logging.captureWarnings(False)
+    parsed = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert parsed[0]["level"] == "CRITICAL" and "OSError: uncaught" in parsed[0]["exception"]
+    assert parsed[1]["logger"] == "py.warnings" and "a deprecated thing" in parsed[1]["message"]
