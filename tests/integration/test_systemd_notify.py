@@ -2,7 +2,8 @@
 
 The test binds the socket (a path in a short temporary directory, or a name in the
 abstract namespace), starts the server with ``NOTIFY_SOCKET`` and ``WATCHDOG_USEC``
-set, and reads what it is told: READY=1 only once the SIP port answers OPTIONS,
+set, and reads what it is told: READY=1 only once the SIP port answers OPTIONS and
+the admin listener answers ``/healthz``,
 WATCHDOG=1 again and again, RELOADING=1 then READY=1 around a SIGHUP reload,
 STOPPING=1 after SIGTERM; then the process exits 0.
 """
@@ -13,6 +14,7 @@ import secrets
 import signal
 import socket
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,6 +82,8 @@ def test_ready_watchdog_reload_and_stopping_reach_a_fake_notify_socket(
     kind: str, ports: PortAllocator, tmp_path: Path
 ) -> None:
     config = server_config(ports, groups=[group("Support", PILOT, "linear", [member_uri("m1", 9)])])
+    admin = f"127.0.0.1:{ports.port()}"
+    config["server"]["admin"] = {"listen": admin}
     with fake_systemd(kind) as (address, sock):
         server = HuntgroupServer(
             config,
@@ -99,8 +103,11 @@ def test_ready_watchdog_reload_and_stopping_reach_a_fake_notify_socket(
                 return False
 
             wait_until(ready, timeout=60, interval=0.005)
-            # told READY: the SIP port answers now (it was open before the datagram left)
+            # told READY: the SIP port and the admin listener answer now (they were open
+            # before the datagram left)
             assert options_ping(server.port, wait=2) == 200
+            with urllib.request.urlopen(f"http://{admin}/healthz", timeout=10) as health:
+                assert health.status == 200
             assert got.all[0] == {"READY": "1", "STATUS": "0 call(s), 0 queued"}
 
             wait_until(lambda: len(got.having("WATCHDOG")) >= 3, timeout=30)
