@@ -158,10 +158,13 @@ class Notifier:
         period = min(STATUS_INTERVAL, self.watchdog or STATUS_INTERVAL)
 
         def tick() -> None:
+            self._handle = loop.call_later(period, tick)  # first: nothing below stops it
             if self.watchdog is not None:
                 self.send(WATCHDOG="1")
-            self.status(status())
-            self._handle = loop.call_later(period, tick)
+            try:
+                self.status(status())
+            except Exception:  # a bug in the status line must not stop the pings
+                log.exception("systemd: the STATUS= line failed")
 
         tick()
 

@@ -152,3 +152,30 @@ def test_the_watchdog_pings_from_the_loop_and_a_reload_is_bracketed(
         notifier.ready()  # closed: a no-op
 
     asyncio.run(scenario())
+
+
+def test_a_failing_status_line_does_not_stop_the_watchdog(
+    abstract: tuple[str, socket.socket], caplog: pytest.LogCaptureFixture
+) -> None:
+    name, sock = abstract
+    sock.setblocking(False)
+    pings: list[bytes] = []
+
+    def broken() -> str:
+        raise RuntimeError("no gauges")
+
+    def drain() -> int:
+        try:
+            while True:
+                pings.append(sock.recv(4096))
+        except BlockingIOError:
+            return pings.count(b"WATCHDOG=1\n")
+
+    async def scenario() -> None:
+        notifier = Notifier.from_environment({"NOTIFY_SOCKET": name, "WATCHDOG_USEC": "20000"})
+        notifier.start(asyncio.get_running_loop(), broken)
+        await async_wait_until(lambda: drain() >= 3, timeout=30)
+        notifier.close()
+
+    asyncio.run(scenario())
+    assert "the STATUS= line failed" in caplog.text
