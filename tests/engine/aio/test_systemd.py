@@ -132,6 +132,12 @@ def test_the_watchdog_pings_from_the_loop_and_a_reload_is_bracketed(
         notifier.ready("0 call(s), 0 queued")
         notifier.start(loop, lambda: f"{calls[0]} call(s), 0 queued")
         await async_wait_until(lambda: drain().count(b"WATCHDOG=1\n") >= 3, timeout=30)
+        # a loop stuck in a callback (here this one, for 10 periods) sends no ping: the
+        # pings come from the loop itself, which is what makes the watchdog worth having
+        pinged = drain().count(b"WATCHDOG=1\n")
+        time.sleep(0.1)  # the stuck callback, not a synchronisation
+        assert drain().count(b"WATCHDOG=1\n") == pinged
+        await async_wait_until(lambda: drain().count(b"WATCHDOG=1\n") > pinged, timeout=30)
         calls[0] = 2
         await async_wait_until(lambda: b"STATUS=2 call(s), 0 queued\n" in drain(), timeout=30)
         received.clear()
