@@ -11,7 +11,8 @@ The server sends:
 - ``READY=1`` once every listener is open, so ``systemctl start`` returns (and units
   ordered after it start) only when SIP is answered;
 - ``STATUS=…`` (``3 call(s), 1 queued``), shown by ``systemctl status``, when it
-  changes (checked every :data:`STATUS_INTERVAL` seconds at most);
+  changes (looked at every :data:`STATUS_INTERVAL` seconds, or at each watchdog
+  ping when those come sooner);
 - ``STOPPING=1`` when draining begins (SIGTERM);
 - ``RELOADING=1`` with ``MONOTONIC_USEC`` when a SIGHUP reload begins, ``READY=1``
   once it is done (what ``Type=notify-reload``, systemd 253, expects);
