@@ -135,24 +135,32 @@ def _run_serve(args: argparse.Namespace) -> int:
     from huntgroup.engine.b2bua.connections import ResourceLimitError
     from huntgroup.node import serve
 
-    try:
-        cfg = load_config(args.config, checks=FILE_CHECKS)
-    except ConfigError as error:
-        report_config_error(error)
-        return EXIT_INVALID
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(log_formatter(args.log_format))
     logging.basicConfig(level=args.log_level, handlers=[handler])
-    if args.log_format == "json":
+    json_lines = args.log_format == "json"  # then every line on stderr is one object
+    if json_lines:
         capture_python_output()
+    try:
+        cfg = load_config(args.config, checks=FILE_CHECKS)
+    except ConfigError as error:
+        problems = [format_problem(problem) for problem in error.problems]
+        return _serve_failed(problems, "huntgroup.config", json_lines=json_lines)
     try:
         return asyncio.run(serve(cfg, config_path=args.config))
     except (OSError, StateError, ResourceLimitError, AdminTokenError) as err:
-        if args.log_format == "json":  # one object per line, this one too
-            logging.getLogger("huntgroup.server").error("huntgroup serve: %s", err)
+        return _serve_failed([f"huntgroup serve: {err}"], "huntgroup.server", json_lines=json_lines)
+
+
+def _serve_failed(lines: list[str], logger: str, *, json_lines: bool) -> int:
+    """Why ``serve`` stops: plain lines on stderr, or error records (JSON lines) with
+    ``--log-format json``; the exit status."""
+    for line in lines:
+        if json_lines:
+            logging.getLogger(logger).error("%s", line)
         else:
-            print(f"huntgroup serve: {err}", file=sys.stderr)
-        return EXIT_INVALID
+            print(line, file=sys.stderr)
+    return EXIT_INVALID
 
 
 # -- moh -------------------------------------------------------------------

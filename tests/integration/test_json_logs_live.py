@@ -12,14 +12,24 @@ like is tested in ``tests/engine/aio/test_json_logs.py``.)
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.ports import PortAllocator
-from tests.support.sip_harness import HOST, HuntgroupServer, Sipp, group, server_config
+from tests.support.sip_harness import (
+    HOST,
+    REPO_ROOT,
+    HuntgroupServer,
+    Sipp,
+    group,
+    server_config,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
 
@@ -92,3 +102,30 @@ def test_the_error_that_stops_the_server_at_start_is_a_json_line_too(
     entries = json_lines(server)
     assert entries[-1]["level"] == "ERROR", entries
     assert entries[-1]["message"].startswith("huntgroup serve: "), entries
+
+
+def test_a_configuration_that_cannot_load_is_reported_in_json_lines(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("server:\n  shutdown_grace: -1\ngroups: 7\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "huntgroup",
+            "serve",
+            "--config",
+            str(config),
+            "--log-format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert done.returncode == 1
+    entries = [json.loads(line) for line in done.stderr.splitlines()]
+    assert len(entries) >= 2, done.stderr
+    assert {(e["level"], e["logger"]) for e in entries} == {("ERROR", "huntgroup.config")}
+    assert all(e["message"].startswith(f"{config}:") for e in entries), entries
+    assert any("shutdown_grace" in e["message"] for e in entries), entries
