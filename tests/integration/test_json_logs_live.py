@@ -107,17 +107,9 @@ def test_the_error_that_stops_the_server_at_start_is_a_json_line_too(
 def test_a_configuration_that_cannot_load_is_reported_in_json_lines(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("server:\n  shutdown_grace: -1\ngroups: 7\n")
+    serve = [sys.executable, "-m", "huntgroup", "serve", "--config", str(config)]
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "huntgroup",
-            "serve",
-            "--config",
-            str(config),
-            "--log-format",
-            "json",
-        ],
+        [*serve, "--log-format", "json"],
         capture_output=True,
         text=True,
         timeout=60,
