@@ -66,7 +66,7 @@ class JsonFormatter(logging.Formatter):
             "time": rfc3339(record.created),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _message(record),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and key not in entry:
@@ -82,6 +82,15 @@ class JsonFormatter(logging.Formatter):
         except (TypeError, ValueError):  # NaN, a key that is no string...: all as text
             text = {str(key): _plain(value) for key, value in entry.items()}
             return json.dumps(text, ensure_ascii=True)
+
+
+def _message(record: logging.LogRecord) -> str:
+    """The record's message, arguments merged; a log call whose arguments do not fit
+    its format (a bug) still gives one line, with both, instead of a traceback."""
+    try:
+        return record.getMessage()
+    except Exception as err:  # what logging would print as "--- Logging error ---"
+        return f"{record.msg!r} % {record.args!r} (bad log call: {err})"
 
 
 def _plain(value: object) -> object:

@@ -153,3 +153,8 @@ def test_python_own_output_goes_through_logging(monkeypatch: pytest.MonkeyPatch)
     parsed = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert parsed[0]["level"] == "CRITICAL" and "OSError: uncaught" in parsed[0]["exception"]
     assert parsed[1]["logger"] == "py.warnings" and "a deprecated thing" in parsed[1]["message"]
+
+
+def test_a_log_call_whose_arguments_do_not_fit_still_gives_one_line() -> None:
+    parsed = json.loads(JsonFormatter().format(record("call %s: %d calls", "k1", "many")))
+    assert parsed["message"].startswith("'call %s: %d calls' % ('k1', 'many') (bad log call:")
