@@ -117,12 +117,12 @@ class CallRecord:
 class MemberChange:
     """A member logged in or out, paused or unpaused (emitted by the control API)."""
 
-    at: float
+    at: float  # wall-clock epoch seconds
     group: str
     member: str
     action: str  # login | logout | pause | unpause
     reason: str
-    origin: str
+    origin: str  # api | phone (*51/*52) | reload
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,6 +167,7 @@ def test_beyond_max_pending_records_are_dropped_and_counted(
     for i in range(8):
         out.call_ended(record(i))
     assert (out.pending, out.dropped) == (5, 3)
+    assert out.counters()["records_dropped"] == 3
     postgres.start()
     wait_until(lambda: out.written == 5, timeout=60)
     out.close()

@@ -225,3 +225,15 @@ def test_records_settings_keep_passwords_out_of_the_file(
         None,
     )
     assert Config().records.jsonl is None  # off unless set
+
+
+def test_the_stats_line_gets_the_sinks_counters() -> None:
+    class Counting(Collect):
+        def counters(self) -> dict[str, int]:
+            return {"records_pending": 3}
+
+    reports = Reports()
+    reports.add(Broken())
+    reports.add(Counting())
+    reports.deliver(ANSWERED)
+    assert reports.counters() == {"records_sink_errors": 1, "records_pending": 3}
