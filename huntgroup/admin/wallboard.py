@@ -67,6 +67,7 @@ def add_routes(app: web.Application, server: Server) -> None:
     levels = TodaysServiceLevels(
         admin.service_level, (g.name for g in server.config.groups), wall=time.time()
     )
+    server.reports.add(levels)  # every call record from now on
     data = WallboardData(server, levels)
     stream = EventStream(
         lambda: data.snapshot(now=server.loop.time(), wall=time.time()),

@@ -27,8 +27,8 @@ it first saw them (the wallboard watches only while a page is open).
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from huntgroup.admin.service_level import EndedCall, ServiceLevels
 
@@ -68,15 +68,25 @@ class TodaysServiceLevels:
         """Member changes do not move the service level."""
 
 
+class Views(Protocol):
+    """The B2BUA's views the wallboard reads (``B2BUA.view_queues``, ``view_members``)."""
+
+    def view_queues(self, *, now: float) -> list[dict[str, Any]]: ...
+
+    def view_members(self, group: str, *, now: float) -> list[dict[str, Any]] | None: ...
+
+
 class CoreViews:
-    """``view_queues``/``view_members`` built from the routing core (see the module doc).
+    """:class:`Views` built from the routing core (see the module docstring).
 
     ``_seen`` remembers, per queued call and per member, the state and the loop
-    time it was first seen in; entries not seen in a pass are dropped, so the
-    table holds no more than the queued calls and the members of the groups.
+    time it was first seen in; each pass (:meth:`view_queues` first) forgets
+    what the previous one did not see, so the table holds no more than the
+    queued calls and the members of the groups.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, b2bua: Callable[[], B2BUA]) -> None:
+        self._b2bua = b2bua
         self._seen: dict[tuple[str, str], tuple[str, float]] = {}
         self._touched: set[tuple[str, str]] = set()
 
@@ -88,12 +98,10 @@ class CoreViews:
             return 0.0
         return now - seen[1]
 
-    def sweep(self) -> None:
-        """Forget what the last pass did not see."""
+    def view_queues(self, *, now: float) -> list[dict[str, Any]]:
         self._seen = {k: v for k, v in self._seen.items() if k in self._touched}
         self._touched = set()
-
-    def view_queues(self, b2bua: B2BUA, *, now: float) -> list[dict[str, Any]]:
+        b2bua = self._b2bua()
         core = b2bua.core
         views: list[dict[str, Any]] = []
         for group in b2bua.config.groups:
@@ -113,7 +121,8 @@ class CoreViews:
             )
         return views
 
-    def view_members(self, b2bua: B2BUA, group: str, *, now: float) -> list[dict[str, Any]]:
+    def view_members(self, group: str, *, now: float) -> list[dict[str, Any]] | None:
+        b2bua = self._b2bua()
         names = {line.number: line.name for line in b2bua.config.lines}
         return [
             {
@@ -132,7 +141,7 @@ class WallboardData:
     def __init__(self, server: Server, service_levels: TodaysServiceLevels) -> None:
         self.server = server
         self.service_levels = service_levels
-        self.views = CoreViews()
+        self.views: Views = CoreViews(lambda: server.b2bua)
 
     def snapshot(self, *, now: float, wall: float) -> Snapshot:
         """Every group as the page shows it; ``now`` is the loop's clock, ``wall`` epoch."""
@@ -141,7 +150,7 @@ class WallboardData:
         levels.roll(wall)
         levels.levels.regroup(g.name for g in b2bua.config.groups)
         groups: list[dict[str, Any]] = []
-        for queue in self.views.view_queues(b2bua, now=now):
+        for queue in self.views.view_queues(now=now):
             name = queue["group"]
             callers = int(queue["callers"])
             groups.append(
@@ -162,11 +171,10 @@ class WallboardData:
                             "state": m["state"],
                             "since": round(wall - float(m["state_seconds"])),
                         }
-                        for m in self.views.view_members(b2bua, name, now=now) or []
+                        for m in self.views.view_members(name, now=now) or []
                     ],
                 }
             )
-        self.views.sweep()
         return {
             "time": wall,
             "day": levels.day.isoformat(),

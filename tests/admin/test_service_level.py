@@ -1,57 +1,66 @@
-"""Service level today: the accounting (hand-built call records with the fields of
-COMMON.md's CallRecord) and the local-day reset of the wallboard's report sink."""
+"""Service level today: the accounting (hand-built call records) and the local-day reset of
+the wallboard's report sink."""
 
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass, field
 
 import pytest
 
 from huntgroup.admin.service_level import ServiceLevels
 from huntgroup.admin.wallboard_data import TodaysServiceLevels
+from huntgroup.engine.b2bua.call_records import CallRecord, OfferRecord
 
 NOON = datetime.datetime(2026, 12, 7, 12, 0, 0).timestamp()  # local time
 
 
-@dataclass(frozen=True)
-class Record:
-    """A call record as the records helper defines it (COMMON.md field names)."""
-
-    outcome: str
-    wait: float
-    group: str | None = "sales"
-    kind: str = "group"
-    end: float = NOON
-    call_id: str = "c1"
-    node: str = "n1"
-    pilot: str | None = "600"
-    caller: str = "0611000001"
-    callee: str = "600"
-    identity: str = "0611000001"
-    arrival: float = NOON - 30
-    answer: float | None = None
-    talk: float = 0.0
-    member: str | None = None
-    release_code: int = 200
-    offers: tuple[object, ...] = field(default=())
+def _call(
+    outcome: str,
+    wait: float,
+    *,
+    group: str | None = "sales",
+    kind: str = "group",
+    end: float = NOON,
+) -> CallRecord:
+    """A call record as the B2BUA hands it to the report sinks, built by hand."""
+    answered = outcome == "answered"
+    arrival = end - wait - (30 if answered else 0)
+    return CallRecord(
+        call_id="c1",
+        node="n1",
+        kind=kind,
+        group=group,
+        pilot=None if group is None else "600",
+        caller="0611000001",
+        callee="600",
+        identity="0611000001",
+        arrival=arrival,
+        answer=arrival + wait if answered else None,
+        end=end,
+        wait=wait,
+        talk=30.0 if answered else 0.0,
+        member="201" if answered else None,
+        outcome=outcome,
+        release_code=200 if answered else 480,
+        offers=(OfferRecord("201", arrival, "answered" if answered else "no_answer"),),
+    )
 
 
 def test_answered_within_the_threshold_over_answered_and_late_unanswered() -> None:
     levels = ServiceLevels(20, ["sales", "support"])
     for record in (
-        Record("answered", 5),
-        Record("answered", 20),  # exactly N: within
-        Record("answered", 20.5),  # late: counted, not within
-        Record("abandoned", 45),  # late abandon: against the group
-        Record("timeout", 120),  # max_wait: against the group
-        Record("no_answer", 30),
-        Record("forwarded", 25),
-        Record("abandoned", 3),  # short abandon: not counted
-        Record("queue_full", 0),  # never entered the queue
-        Record("refused", 0),
-        Record("answered", 1, kind="direct", group=None),  # not a group call
-        Record("answered", 1, group="unknown"),  # a group it was not told about
+        _call("answered", 5),
+        _call("answered", 20),  # exactly N: within
+        _call("answered", 20.5),  # late: counted, not within
+        _call("abandoned", 45),  # late abandon: against the group
+        _call("timeout", 120),  # max_wait: against the group
+        _call("no_answer", 30),
+        _call("forwarded", 25),
+        _call("abandoned", 3),  # short abandon: not counted
+        _call("queue_full", 0),  # never entered the queue
+        _call("refused", 0),
+        _call("answered", 1, kind="direct", group=None),  # not a group call
+        _call("answered", 1, group="unknown"),  # a group it was not told about
     ):
         levels.add(record)
     sales = levels.of("sales")
@@ -72,11 +81,11 @@ def test_answered_within_the_threshold_over_answered_and_late_unanswered() -> No
 
 def test_reset_and_regroup() -> None:
     levels = ServiceLevels(10, ["a", "b"])
-    levels.add(Record("answered", 1, group="a"))
-    levels.add(Record("answered", 1, group="b"))
+    levels.add(_call("answered", 1, group="a"))
+    levels.add(_call("answered", 1, group="b"))
     levels.regroup(["b", "c"])  # a reload: a removed, c added, b kept
     assert levels.of("a").counted == 0 and levels.of("b").counted == 1
-    levels.add(Record("answered", 1, group="c"))
+    levels.add(_call("answered", 1, group="c"))
     assert levels.of("c").percent == 100.0
     levels.reset()
     assert levels.of("b").counted == 0 and levels.of("c").counted == 0
@@ -86,16 +95,16 @@ def test_reset_and_regroup() -> None:
 
 def test_today_starts_afresh_at_local_midnight() -> None:
     today = TodaysServiceLevels(20, ["sales"], wall=NOON)
-    today.call_ended(Record("answered", 5, end=NOON))
+    today.call_ended(_call("answered", 5, end=NOON))
     late = datetime.datetime(2026, 12, 7, 23, 59, 59).timestamp()
-    today.call_ended(Record("abandoned", 40, end=late))
+    today.call_ended(_call("abandoned", 40, end=late))
     assert today.levels.of("sales").counted == 2
     after_midnight = datetime.datetime(2026, 12, 8, 0, 0, 1).timestamp()
-    today.call_ended(Record("answered", 5, end=after_midnight))  # a new day: reset first
+    today.call_ended(_call("answered", 5, end=after_midnight))  # a new day: reset first
     assert today.day == datetime.date(2026, 12, 8)
     sales = today.levels.of("sales")
     assert (sales.answered, sales.unanswered_after) == (1, 0)
-    today.call_ended(Record("answered", 50, end=late))  # yesterday's, delivered late
+    today.call_ended(_call("answered", 50, end=late))  # yesterday's, delivered late
     assert today.levels.of("sales").counted == 1
     next_noon = datetime.datetime(2026, 12, 9, 12, 0, 0).timestamp()
     assert today.roll(next_noon) == datetime.date(2026, 12, 9)  # a snapshot rolls it too

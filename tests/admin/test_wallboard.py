@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from huntgroup.admin.listener import AdminListener
 from huntgroup.config.loader import load_config_text
 from huntgroup.config.models import Config
 from huntgroup.engine.aio.server import Server
+from huntgroup.engine.b2bua.call_records import CallRecord
 from huntgroup.node import start_admin
 from tests.support.sse import next_snapshot
 
@@ -34,6 +36,32 @@ groups:
     pilot: "600"
     members: [{{line: "201", position: 1}}]
 """
+
+
+def _record(outcome: str, *, wait: float) -> CallRecord:
+    """A group call of "sales" that ended now."""
+    end = time.time()
+    answer = end - 10 if outcome == "answered" else None
+    arrival = (answer or end) - wait
+    return CallRecord(
+        call_id=f"{outcome}-{wait}",
+        node="n1",
+        kind="group",
+        group="sales",
+        pilot="600",
+        caller="0611000001",
+        callee="600",
+        identity="0611000001",
+        arrival=arrival,
+        answer=answer,
+        end=end,
+        wait=wait,
+        talk=0.0 if answer is None else 10.0,
+        member="201" if answer else None,
+        outcome=outcome,
+        release_code=200 if answer else 487,
+        offers=(),
+    )
 
 
 def _config(admin: str = "") -> Config:
@@ -97,9 +125,17 @@ def test_events_send_a_snapshot_at_once_and_another_on_a_change() -> None:
             assert alice["member"] == "201" and alice["name"] == "Alice"
             assert alice["state"] == "unavailable"  # no phone registered
             assert abs(alice["since"] - first["time"]) < 5
+            # a call record reaches the report sinks: the service level moves
+            server.reports.deliver(_record("answered", wait=4.0))
+            server.reports.deliver(_record("abandoned", wait=40.0))
+            level = (await next_snapshot(r))["groups"][0]["service_level"]
+            assert (level["percent"], level["answered_within"], level["unanswered_after"]) == (
+                50.0,
+                1,
+                1,
+            )
             server.run(lambda now: server.b2bua.begin_shutdown(now=now, grace=30))
-            second = await next_snapshot(r)
-            assert second["draining"] is True
+            assert (await next_snapshot(r))["draining"] is True
 
     _run(_config(), body)
 

@@ -5,8 +5,9 @@ The group's only member is a line with no phone registered, so a caller waits in
 queue (``when_empty: wait``). The page is opened through its sign-in form; it must show the
 group with nobody waiting, then the caller waiting, then, once the line registers (its
 contact a SIPp phone that rings 3 s, answers, talks 8 s and hangs up), the member ringing,
-talking, and free again with nobody waiting. Each step is read from the page's DOM,
-updated by the event stream alone: the page is never reloaded.
+talking, and free again with nobody waiting, the call counted in today's service level.
+Each step is read from the page's DOM, updated by the event stream alone: the page is
+never reloaded.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ const rows = [...section.querySelectorAll("tr[data-member]")];
 return {
   waiting: section.querySelector(".waiting").textContent,
   oldest: section.querySelector(".oldest-wait").textContent,
+  level: section.querySelector(".service-level").textContent,
+  levelDetail: section.querySelector(".sl-detail").textContent,
   members: Object.fromEntries(rows.map((r) => [r.dataset.member, r.dataset.state])),
   connection: document.getElementById("connection").dataset.state,
   seen: window.statesSeen || [],
@@ -112,7 +115,11 @@ def test_the_wallboard_shows_a_caller_wait_and_the_member_take_it(
         lines=[_md5_line(LINE)],
         groups=[group("sales", PILOT, "linear", [LINE], no_answer_timeout=20)],
     )
-    config["server"]["admin"] = {"listen": f"127.0.0.1:{admin_port}", "token_file": str(token_file)}
+    config["server"]["admin"] = {
+        "listen": f"127.0.0.1:{admin_port}",
+        "token_file": str(token_file),
+        "service_level": 120,  # the caller waits a few seconds: answered within it
+    }
     server = start_server(config)
     base = f"http://127.0.0.1:{admin_port}"
     wait_until(lambda: _healthy(base), timeout=DEADLINE, message="no admin listener")
@@ -127,6 +134,7 @@ def test_the_wallboard_shows_a_caller_wait_and_the_member_take_it(
     shown = _page_shows(browser, "showed the group", lambda g: g["connection"] == "live")
     assert shown["waiting"] == "0" and shown["oldest"] == NONE
     assert shown["members"] == {LINE: "unavailable"}
+    assert (shown["level"], shown["levelDetail"]) == (NONE, "0 of 0 calls")
     browser.execute_script(WATCH_STATES)
 
     # a caller: nobody can take it, it waits; the oldest wait ticks on the page
@@ -150,5 +158,8 @@ def test_the_wallboard_shows_a_caller_wait_and_the_member_take_it(
         lambda g: g["members"][LINE] == "free" and g["waiting"] == "0",
     )
     assert shown["oldest"] == NONE
+    # its record counted: one call, answered within the service level's 120 s
+    shown = _page_shows(browser, "counted the call", lambda g: g["level"] == "100.0 %")
+    assert shown["levelDetail"] == "1 of 1 calls"
     assert shown["seen"] == ["unavailable", "ringing", "talking", "free"], shown["seen"]
     assert shown["connection"] == "live"
