@@ -64,9 +64,7 @@ def _file(body: bytes, content_type: str) -> web.Response:
 def add_routes(app: web.Application, server: Server) -> None:
     """``/`` (the page), ``/events``, ``/login``, ``/session`` and ``/static/`` files."""
     admin = server.config.server.admin
-    levels = TodaysServiceLevels(
-        admin.service_level, (g.name for g in server.config.groups), wall=time.time()
-    )
+    levels = TodaysServiceLevels(admin.service_level, lambda: server.config, wall=time.time())
     server.reports.add(levels)  # every call record from now on
     data = WallboardData(server, levels)
     stream = EventStream(

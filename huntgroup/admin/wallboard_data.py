@@ -27,12 +27,13 @@ it first saw them (the wallboard watches only while a page is open).
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from huntgroup.admin.service_level import EndedCall, ServiceLevels
 
 if TYPE_CHECKING:
+    from huntgroup.config.models import Config
     from huntgroup.engine.aio.server import Server
     from huntgroup.engine.b2bua import B2BUA
 
@@ -45,14 +46,26 @@ def local_day(wall: float) -> datetime.date:
 
 
 class TodaysServiceLevels:
-    """A report sink: today's service level per group (see the module docstring)."""
+    """A report sink: today's service level per group (see the module docstring).
 
-    def __init__(self, threshold: float, groups: Iterable[str], *, wall: float) -> None:
-        self.levels = ServiceLevels(threshold, groups)
+    ``config`` gives the running configuration: its groups are the ones
+    counted, followed across reloads (a group removed is forgotten, a new one
+    counted from its first call).
+    """
+
+    def __init__(self, threshold: float, config: Callable[[], Config], *, wall: float) -> None:
+        self._config = config
+        self._groups_of: Config = config()
+        self.levels = ServiceLevels(threshold, (g.name for g in self._groups_of.groups))
         self.day = local_day(wall)
 
     def roll(self, wall: float) -> datetime.date:
-        """Start afresh when ``wall`` is on a later local day; return that day."""
+        """Start afresh when ``wall`` is on a later local day; return that day. Follow a
+        reload of the configuration too."""
+        config = self._config()
+        if config is not self._groups_of:
+            self._groups_of = config
+            self.levels.regroup(g.name for g in config.groups)
         day = local_day(wall)
         if day > self.day:
             self.levels.reset()
@@ -148,7 +161,6 @@ class WallboardData:
         b2bua = self.server.b2bua
         levels = self.service_levels
         levels.roll(wall)
-        levels.levels.regroup(g.name for g in b2bua.config.groups)
         groups: list[dict[str, Any]] = []
         for queue in self.views.view_queues(now=now):
             name = queue["group"]

@@ -9,6 +9,7 @@ import pytest
 
 from huntgroup.admin.service_level import ServiceLevels
 from huntgroup.admin.wallboard_data import TodaysServiceLevels
+from huntgroup.config.models import Config, GroupConfig
 from huntgroup.engine.b2bua.call_records import CallRecord, OfferRecord
 
 NOON = datetime.datetime(2026, 12, 7, 12, 0, 0).timestamp()  # local time
@@ -93,8 +94,13 @@ def test_reset_and_regroup() -> None:
         ServiceLevels(0, [])
 
 
+def _groups(*names: str) -> Config:
+    return Config(groups=tuple(GroupConfig(name=n, pilot=f"60{i}") for i, n in enumerate(names)))
+
+
 def test_today_starts_afresh_at_local_midnight() -> None:
-    today = TodaysServiceLevels(20, ["sales"], wall=NOON)
+    config = _groups("sales")
+    today = TodaysServiceLevels(20, lambda: config, wall=NOON)
     today.call_ended(_call("answered", 5, end=NOON))
     late = datetime.datetime(2026, 12, 7, 23, 59, 59).timestamp()
     today.call_ended(_call("abandoned", 40, end=late))
@@ -110,3 +116,15 @@ def test_today_starts_afresh_at_local_midnight() -> None:
     assert today.roll(next_noon) == datetime.date(2026, 12, 9)  # a snapshot rolls it too
     assert today.levels.of("sales").counted == 0
     today.member_changed(object())  # member changes are not counted
+
+
+def test_today_follows_the_groups_of_a_reload() -> None:
+    running = [_groups("sales", "support")]
+    today = TodaysServiceLevels(20, lambda: running[0], wall=NOON)
+    today.call_ended(_call("answered", 5, group="support"))
+    today.call_ended(_call("answered", 5, group="new"))  # not a group yet: not counted
+    running[0] = _groups("sales", "new")  # a reload: support removed, new added
+    today.call_ended(_call("answered", 5, group="new"))
+    today.call_ended(_call("answered", 5, group="support"))
+    assert today.levels.of("new").counted == 1
+    assert today.levels.of("support").counted == 0
