@@ -22,7 +22,9 @@ from aiohttp import web
 COOKIE = "huntgroup_admin"
 COOKIE_PATHS = frozenset({"/", "/events", "/static/wallboard.js"})
 """What the cookie opens: the wallboard, read-only."""
-LOGIN_PATHS = frozenset({"/login", "/static/login.js", "/static/wallboard.css"})
+LOGIN_PATHS = frozenset(
+    {"/login", "/static/login.js", "/static/wallboard.css", "/static/favicon.svg"}
+)
 """Served without the token: the login page and what it loads (no data in them)."""
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 _PURPOSE = b"huntgroup admin listener: wallboard browser cookie, v1"

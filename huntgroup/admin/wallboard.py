@@ -40,6 +40,7 @@ STATIC = {
     "wallboard.js": "text/javascript",
     "login.js": "text/javascript",
     "wallboard.css": "text/css",
+    "favicon.svg": "image/svg+xml",
 }
 """The files served under ``/static/``, with their media types."""
 PAGE_HEADERS = {

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from huntgroup.admin.browser_session import COOKIE, cookie_value
+from huntgroup.admin.browser_session import COOKIE, LOGIN_PATHS, cookie_value
 from huntgroup.admin.listener import AdminListener
 from huntgroup.config.loader import load_config_text
 from huntgroup.config.models import Config
@@ -152,7 +152,7 @@ def test_a_browser_signs_in_once_and_its_cookie_opens_the_wallboard_only(
         async with aiohttp.ClientSession(cookie_jar=jar) as browser:
             async with browser.get(f"{base}/", allow_redirects=False) as r:
                 assert r.status == 303 and r.headers["Location"] == "/login"
-            for open_path in ("/login", "/static/login.js", "/static/wallboard.css"):
+            for open_path in sorted(LOGIN_PATHS):
                 async with browser.get(f"{base}{open_path}") as r:
                     assert r.status == 200, open_path
             for closed in ("/events", "/static/wallboard.js", "/readyz"):

@@ -23,6 +23,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.support.browser import console_errors
 from tests.support.ports import PortAllocator
 from tests.support.sip_harness import DOMAIN, HuntgroupServer, Sipp, group, server_config
 from tests.support.waiting import wait_until
@@ -163,3 +164,4 @@ def test_the_wallboard_shows_a_caller_wait_and_the_member_take_it(
     assert shown["levelDetail"] == "1 of 1 calls"
     assert shown["seen"] == ["unavailable", "ringing", "talking", "free"], shown["seen"]
     assert shown["connection"] == "live"
+    assert console_errors(browser) == []  # no script error, nothing the CSP refused

@@ -56,6 +56,7 @@ def chromium() -> Iterator[webdriver.Chrome]:
     options.binary_location = CHROMIUM
     for argument in (*ARGUMENTS, f"--user-data-dir={profile}"):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # see console_errors
     service = Service(CHROMEDRIVER, log_output=os.path.join(profile, "chromedriver.log"))
     offline = os.environ.get("SE_OFFLINE")
     os.environ["SE_OFFLINE"] = "true"  # Selenium Manager: never download anything
@@ -79,3 +80,9 @@ def browser() -> Iterator[webdriver.Chrome]:
     """A headless Chromium for one test (fails when Chromium is not installed)."""
     with chromium() as driver:
         yield driver
+
+
+def console_errors(driver: webdriver.Chrome) -> list[str]:
+    """The errors the pages logged to the console since the last call (script errors,
+    resources refused by the Content-Security-Policy, failed loads)."""
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
