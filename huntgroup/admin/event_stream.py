@@ -35,6 +35,8 @@ from typing import Any
 
 from aiohttp import web
 
+from huntgroup.engine.b2bua.connections import ReportThrottle
+
 log = logging.getLogger("huntgroup.admin")
 
 HEADERS = {
@@ -45,6 +47,8 @@ HEADERS = {
 RETRY_MS = 3000
 """How long a browser waits before it reconnects after a lost stream (the ``retry:`` field)."""
 HEARTBEAT = b": keepalive\n\n"
+FAILURE_REPORT_INTERVAL = 60.0
+"""Seconds between two log lines about snapshots that cannot be computed."""
 
 
 def event(name: str, data: dict[str, Any]) -> bytes:
@@ -93,6 +97,7 @@ class EventStream:
         self._sent_at = 0.0
         self._ticker: asyncio.Task[None] | None = None
         self._closed = False
+        self._failures = ReportThrottle(FAILURE_REPORT_INTERVAL)
 
     # ------------------------------------------------------------- the endpoint
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -132,14 +137,21 @@ class EventStream:
         self._computed_at = now
         try:
             snapshot = self.produce()
-        except Exception:  # a bug costs an update, never the stream
-            log.exception("event stream: the snapshot could not be computed")
+            key = self.key(snapshot)
+            if self._last is not None and key == self._last_key:
+                return
+            data = event(self.name, snapshot)
+        except Exception as err:  # a bug costs an update, never the stream
+            held = self._failures.due(now=now)
+            if held is not None:  # one line a minute at most, with a traceback
+                log.error(
+                    "event stream: the snapshot could not be computed%s",
+                    f" ({held} more failure(s) since the last report)" if held else "",
+                    exc_info=err,
+                )
             return
-        key = self.key(snapshot)
-        if self._last is not None and key == self._last_key:
-            return
-        self._last, self._last_key = event(self.name, snapshot), key
-        self._send(self._last, now)
+        self._last, self._last_key = data, key
+        self._send(data, now)
 
     def _send(self, data: bytes, now: float) -> None:
         """Queue ``data`` for every client, dropping those whose queue is full."""

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from huntgroup.admin.event_stream import EventStream
@@ -111,3 +112,19 @@ def test_a_client_that_reads_nothing_is_dropped_and_the_others_go_on() -> None:
         writer.close()
 
     _run(body, max_clients=4, interval=0.02, max_pending=2)
+
+
+def test_a_snapshot_that_fails_costs_an_update_not_the_stream(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def body(stream: EventStream, source: Source, url: str) -> None:
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            assert (await next_snapshot(response))["n"] == 0
+            source.value = {"n": float("nan")}  # not JSON: the snapshot cannot be sent
+            await async_wait_until(lambda: source.computed >= 5, timeout=30)
+            source.value = {"n": 2}
+            assert (await next_snapshot(response))["n"] == 2
+        failures = [r for r in caplog.records if "could not be computed" in r.getMessage()]
+        assert len(failures) == 1  # once, then held back: no line per second
+
+    _run(body, max_clients=4, interval=0.02)
