@@ -12,6 +12,7 @@ never reloaded.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import urllib.request
 from collections.abc import Callable
@@ -23,6 +24,9 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from huntgroup.config.loader import load_config_text
+from huntgroup.engine.aio.server import Server
+from huntgroup.node import start_admin
 from tests.support.browser import console_errors
 from tests.support.ports import PortAllocator
 from tests.support.sip_harness import DOMAIN, HuntgroupServer, Sipp, group, server_config
@@ -100,6 +104,16 @@ def _page_shows(
     return result
 
 
+def _sign_in(browser: webdriver.Chrome, base: str) -> None:
+    """Open the wallboard: sent to the sign-in form, give the token, get the page."""
+    browser.get(f"{base}/")
+    WebDriverWait(browser, DEADLINE).until(lambda d: d.current_url.endswith("/login"))
+    browser.find_element(By.ID, "token").send_keys(TOKEN)
+    browser.find_element(By.CSS_SELECTOR, "#login button").click()
+    WebDriverWait(browser, DEADLINE).until(lambda d: d.current_url == f"{base}/")
+    assert TOKEN not in browser.current_url
+
+
 def test_the_wallboard_shows_a_caller_wait_and_the_member_take_it(
     sipp: Sipp,
     ports: PortAllocator,
@@ -126,12 +140,7 @@ def test_the_wallboard_shows_a_caller_wait_and_the_member_take_it(
     wait_until(lambda: _healthy(base), timeout=DEADLINE, message="no admin listener")
 
     # the token, once, in the sign-in form: then the page itself
-    browser.get(f"{base}/")
-    WebDriverWait(browser, DEADLINE).until(lambda d: d.current_url.endswith("/login"))
-    browser.find_element(By.ID, "token").send_keys(TOKEN)
-    browser.find_element(By.CSS_SELECTOR, "#login button").click()
-    WebDriverWait(browser, DEADLINE).until(lambda d: d.current_url == f"{base}/")
-    assert TOKEN not in browser.current_url
+    _sign_in(browser, base)
     shown = _page_shows(browser, "showed the group", lambda g: g["connection"] == "live")
     assert shown["waiting"] == "0" and shown["oldest"] == NONE
     assert shown["members"] == {LINE: "unavailable"}
@@ -165,3 +174,47 @@ def test_the_wallboard_shows_a_caller_wait_and_the_member_take_it(
     assert shown["seen"] == ["unavailable", "ringing", "talking", "free"], shown["seen"]
     assert shown["connection"] == "live"
     assert console_errors(browser) == []  # no script error, nothing the CSP refused
+
+
+def test_a_page_whose_cookie_a_new_token_voids_goes_back_to_sign_in(
+    browser: webdriver.Chrome, ports: PortAllocator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listener restarts with another token (the server runs on, in this process): the
+    open page's stream is refused, and the page goes to the sign-in form by itself."""
+    port = ports.port()
+    base = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("HG_WALLBOARD_TOKEN", TOKEN)
+    config = load_config_text(
+        "server:\n"
+        '  listen: ["udp:127.0.0.1:0"]\n'
+        f'  admin: {{listen: "127.0.0.1:{port}", token_env: HG_WALLBOARD_TOKEN}}\n'
+        'groups: [{name: sales, pilot: "600", members: [{uri: "sip:a@127.0.0.1", position: 1}]}]\n',
+        "t.yaml",
+        Path("/etc/huntgroup"),
+    )
+
+    async def scenario() -> None:
+        server = Server(config, loop=asyncio.get_running_loop())
+        await server.start()
+        admin = await start_admin(server)
+        try:
+            await asyncio.to_thread(_sign_in, browser, base)
+            live = await asyncio.to_thread(
+                _page_shows, browser, "went live", lambda g: g["connection"] == "live"
+            )
+            assert live["members"] == {"sip:a@127.0.0.1": "free"}
+            assert admin is not None
+            await admin.stop()  # the streams end; the page tries again
+            monkeypatch.setenv("HG_WALLBOARD_TOKEN", TOKEN[::-1])
+            admin = await start_admin(server)
+            await asyncio.to_thread(
+                WebDriverWait(browser, DEADLINE).until,
+                lambda d: d.current_url == f"{base}/login",
+                "the page never went back to the sign-in form",
+            )
+        finally:
+            if admin is not None:
+                await admin.stop()
+            server.close()
+
+    asyncio.run(scenario())

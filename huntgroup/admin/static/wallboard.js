@@ -127,13 +127,13 @@ function showConnection(state, text) {
 }
 
 async function signedOut() {
-  // A stream the server refused: our cookie may be gone (a new token). "/" answers a
-  // redirect to the sign-in page then.
+  // A stream the server refused: our cookie may be void (the token changed). The page
+  // itself is refused then (a redirect to the sign-in page, or 401).
   try {
     const answer = await fetch("/", { method: "HEAD", redirect: "manual" });
-    return answer.type === "opaqueredirect";
+    return answer.type === "opaqueredirect" || answer.status === 401;
   } catch (failure) {
-    return false;
+    return false; // the server is away: try the stream again later
   }
 }
 
