@@ -78,6 +78,7 @@ def accept(
         to_tag=new_tag(ctx.rng),
         media=media,
         number=number,
+        arrived=ctx.now,
     )
     ctx.index.add(call)
     ctx.counters.calls += 1
