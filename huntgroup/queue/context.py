@@ -115,6 +115,10 @@ class RoutingContext:
         self.availability = Availability()
         self.times = MemberStatus()
         self._touched: set[str] = set()  # members whose state a timer may have changed
+        self.observed = False
+        """Operators look at this core (the live server): it stamps the time in state of
+        its members and keeps its control changes. The simulator and the benchmarks do
+        not pay for it."""
         self.changes: list[MembershipChange] | None = None
         """Control changes for the driver to take (None: not kept, e.g. the simulator)."""
         self.config = config

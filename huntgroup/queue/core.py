@@ -129,10 +129,11 @@ class RoutingCore(RoutingContext):
         *,
         now: float,
         store: StateStore | None = None,
-        keep_changes: bool = False,
+        observed: bool = False,
     ) -> None:
         super().__init__(config, now=now, store=store)
-        if keep_changes:
+        if observed:  # the live server: operators look (time in state, control changes)
+            self.observed = True
             self.changes = []
         self._install(config, now=now, first=True)
         self._stamp_states()
@@ -155,7 +156,7 @@ class RoutingCore(RoutingContext):
 
     def _stamp_states(self) -> None:
         """Time in state: the members whose state may have changed during this input are
-        looked at now (:mod:`~huntgroup.queue.member_status`)."""
+        looked at now (:mod:`~huntgroup.queue.member_status`), when ``observed``."""
         store_touched, available_touched, own = (
             self.store.touched,
             self.availability.touched,
@@ -163,22 +164,21 @@ class RoutingCore(RoutingContext):
         )
         if not (store_touched or available_touched or own):
             return
-        members = store_touched | available_touched | own
+        if self.observed:
+            groups_of, store, availability, now = (
+                self._groups_of,
+                self.store,
+                self.availability,
+                self._now,
+            )
+            observe = self.times.observe
+            for member in store_touched | available_touched | own:
+                for group in groups_of.get(member, ()):
+                    state = state_of(store, availability, group, member, now=now)
+                    observe(group, member, state, now=now)
         store_touched.clear()
         available_touched.clear()
         own.clear()
-        groups_of, store, availability, now = (
-            self._groups_of,
-            self.store,
-            self.availability,
-            self._now,
-        )
-        observe = self.times.observe
-        for member in members:
-            for group in groups_of.get(member, ()):
-                observe(
-                    group, member, state_of(store, availability, group, member, now=now), now=now
-                )
 
     def take_changes(self) -> list[MembershipChange]:
         """The control changes noted since the last call (empty when not kept)."""

@@ -161,11 +161,13 @@ def test_every_control_change_is_noted_once_with_its_origin() -> None:
     assert h.core.take_changes() == []
 
 
-def test_changes_are_not_kept_unless_asked() -> None:
+def test_changes_and_times_are_not_kept_unless_observed() -> None:
     h = Harness(make_config("linear", members=2))
     paused(h, m(1))
     assert h.core.changes is None
     assert h.core.take_changes() == []
+    assert len(h.core.times) == 0
+    assert not h.core.store.touched and not h.core.availability.touched
 
 
 def test_a_uri_member_logs_out_and_in() -> None:
@@ -190,7 +192,7 @@ def test_a_uri_member_logs_out_and_in() -> None:
 
 
 def test_the_time_in_state_is_stamped_by_the_inputs_that_change_it() -> None:
-    h = Harness(make_config("linear", members=2, wrap_up=5), now=100)
+    h = Harness(make_config("linear", members=2, wrap_up=5), now=100, observed=True)
 
     def since(member: str, now: float) -> tuple[MemberState | None, float | None]:
         return (
@@ -217,7 +219,7 @@ def test_the_time_in_state_is_stamped_by_the_inputs_that_change_it() -> None:
 
 def test_a_reload_forgets_the_times_of_removed_members() -> None:
     cfg = make_config("linear", members=3)
-    h = Harness(cfg)
+    h = Harness(cfg, observed=True)
     assert len(h.core.times) == 3
     h.core.reload(make_config("linear", members=2), now=5)
     assert len(h.core.times) == 2

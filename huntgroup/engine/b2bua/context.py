@@ -122,7 +122,7 @@ class Context(ABC):
         )
         # 100 Trying is ours to send: not when a 180 or a final answer leaves at once.
         self.layer = TransactionLayer(timers=self.timers, send_trying=False)
-        self.core = RoutingCore(config, now=now, store=store, keep_changes=True)
+        self.core = RoutingCore(config, now=now, store=store, observed=True)
         self.registrar = Registrar()
         # No line has a registered contact yet: none can be offered a call until it
         # registers (lines.report_contacts tells the core of every change).
