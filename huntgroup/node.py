@@ -46,6 +46,7 @@ async def start_admin(server: Server) -> AdminListener | None:
 async def serve(config: Config, *, config_path: str | None = None) -> int:
     loop = asyncio.get_running_loop()
     server = Server(config, loop=loop)
+    server.config_path = config_path
     await server.start()
     try:
         admin = await start_admin(server)
@@ -56,7 +57,7 @@ async def serve(config: Config, *, config_path: str | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     if config_path is not None:
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(server.reload(config_path)))
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(server.reload()))
     # Everything loaded so far lives as long as the process: keep it out of the
     # collector's way, and collect young objects less often (a call makes many).
     gc.collect()
