@@ -26,6 +26,8 @@ from huntgroup import __version__
 from huntgroup.config.diff import config_changes
 from huntgroup.config.loader import config_warnings, load_config, summarize
 from huntgroup.config.schema import json_schema
+from huntgroup.ctl import configure as configure_ctl
+from huntgroup.ctl import run as run_ctl
 from huntgroup.engine.aio.file_checks import FILE_CHECKS
 from huntgroup.errors import ConfigError, ConfigProblem, MediaError, StateError
 from huntgroup.media.audio import convert_file
@@ -190,6 +192,13 @@ COMMANDS: tuple[Command, ...] = (
         _run_schema,
     ),
     Command("serve", "run the SIP server on a configuration file", _configure_serve, _run_serve),
+    Command(
+        "ctl",
+        "the running server: status, queues, members, calls; login, logout, pause, "
+        "unpause a member; reload",
+        configure_ctl,
+        run_ctl,
+    ),
     Command("moh", "hold music tools (convert)", _configure_moh, _run_moh),
     Command(
         "simulate",
