@@ -173,7 +173,7 @@ def request(
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Plain aligned columns; numbers to the right."""
     cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     numeric = [
         bool(rows) and all(isinstance(r[i], int | float) for r in rows) for i in range(len(headers))
     ]
@@ -189,7 +189,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def _cell(value: object) -> str:
-    if value is None:
+    if value is None or value == "":
         return "-"
     if isinstance(value, float):
         return f"{value:.0f}" if value == int(value) else f"{value:.1f}"

@@ -95,7 +95,14 @@ from huntgroup.queue.events import (
 from huntgroup.queue.groups import install
 from huntgroup.queue.hunting import advance, dispatch, empty_groups, give_up
 from huntgroup.queue.member_status import MembershipChange
-from huntgroup.queue.membership import join, leave, line_activity, pause, reachability
+from huntgroup.queue.membership import (
+    join,
+    leave,
+    line_activity,
+    pause,
+    reachability,
+    withdraw_barred,
+)
 from huntgroup.queue.offers import end_offer, free_predicate
 from huntgroup.queue.outcomes import answered, hung_up, offers_failed, refused
 from huntgroup.queue.refusals import Refusal, refusal_of
@@ -189,10 +196,12 @@ class RoutingCore(RoutingContext):
         return changes
 
     def state_changed(self, *, now: float) -> list[Action]:
-        """Shared state changed behind the core (another node): serve queued callers."""
+        """Shared state changed behind the core (another node): offers to members it
+        logged out or paused end, queued callers are served."""
         self._now = max(self._now, now)
         actions: list[Action] = []
         self._touched.update(self._groups_of)  # another node's changes: anyone's state
+        withdraw_barred(self, actions)  # members it logged out or paused ring no more here
         dispatch(self, actions, None)
         follow_forwards(self, actions)
         self._stamp_states()

@@ -101,6 +101,25 @@ def pause(
         dispatch(core, actions, (group,))
 
 
+def withdraw_barred(core: RoutingContext, actions: list[Action]) -> None:
+    """Another node logged out or paused members: their offers for those groups end."""
+    store, groups = core.store, set()
+    for call in list(core._calls.values()):
+        if call.group is None or not call.offers:
+            continue
+        name = call.group.name
+        for member in list(call.offers):
+            barred = (
+                store.joined_since(name, member) is None or store.paused(name, member) is not None
+            )
+            if barred and member in call.offers:
+                actions.append(Cancel(call.id, member))
+                offers_failed(core, call, [member], actions, Refusal.UNREACHABLE)
+                groups.add(name)
+    if groups:
+        empty_groups(core, groups, actions)
+
+
 def _withdraw_offers(core: RoutingContext, group: str, member: str, actions: list[Action]) -> None:
     """``member`` may no longer take calls of ``group``: its offers for them end."""
     for call in list(core._calls.values()):

@@ -7,6 +7,7 @@ import json
 
 import redis.asyncio as aioredis
 
+from huntgroup.queue.actions import Cancel, Ring
 from huntgroup.queue.events import CallArrived, MemberJoined, MemberLeft, MemberPaused
 from huntgroup.queue.state.codec import (
     StoredState,
@@ -165,3 +166,19 @@ def test_a_node_gives_its_pauses_back_to_a_redis_that_lost_them(
         await sa.stop()
 
     run(main)
+
+
+def test_a_member_paused_on_another_node_stops_ringing_here() -> None:
+    cfg = make_config("linear")
+    sa, sb = JournalingStore("A"), JournalingStore("B")
+    a, b = Node(cfg, sa), Node(cfg, sb)
+    exchange(sa, sb)
+    a.ev(CallArrived("c1", "G", "0611111111"), at=1)
+    assert a.rings("c1") == [m(1)]
+    exchange(sa, sb)
+    b.ev(MemberPaused("G", m(1), True, "api", "break"), at=2)
+    b.ev(MemberLeft("G", m(2), "api"), at=2)
+    exchange(sa, sb)
+    out = a.core.state_changed(now=3)
+    assert Cancel("c1", m(1)) in out
+    assert [r.member for r in out if isinstance(r, Ring)] == [m(3)]
