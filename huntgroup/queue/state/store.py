@@ -214,7 +214,7 @@ class MemoryStore:
 
     def is_free(self, group: str, member: str, *, now: float, call_waiting: bool) -> bool:
         key = (group, member)
-        if self._joined.get(key) is None or key in self._paused:
+        if self._joined.get(key) is None or (self._paused and key in self._paused):
             return False
         act = self._activity.get(member)
         if act is None:
