@@ -22,6 +22,7 @@ from tests.support.openapi_check import check_answer, spec
 
 TOKEN = "api-token-of-at-least-32-chars-x"
 AGENT = "sip:agent@127.0.0.1:5999"
+OURS = ("/healthz", "/readyz")
 
 CONFIG = """\
 server:
@@ -110,8 +111,11 @@ def test_every_route_of_the_app_is_described(
             for route in admin._runner.app.router.routes()
             if route.method != "HEAD" and route.resource is not None
         }
-        assert routes - described == set()
-        assert described - routes == set()
+        assert routes - described == set()  # every route of the app is described
+        # what the file describes of this module and the listener exists (other route
+        # modules, /metrics..., are described here too and checked once they are added)
+        ours = {d for d in described if d[1].startswith("/api/") or d[1] in OURS}
+        assert ours - routes == set()
 
     run(tmp_path, monkeypatch, body)
 
