@@ -29,6 +29,7 @@ from huntgroup.config.schema import json_schema
 from huntgroup.ctl import configure as configure_ctl
 from huntgroup.ctl import run as run_ctl
 from huntgroup.engine.aio.file_checks import FILE_CHECKS
+from huntgroup.engine.aio.json_logs import LOG_FORMATS, capture_python_output, log_formatter
 from huntgroup.errors import ConfigError, ConfigProblem, MediaError, StateError
 from huntgroup.media.audio import convert_file
 from huntgroup.simulations.cli import configure as configure_simulate
@@ -121,6 +122,12 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=LOG_FORMATS,
+        help="text lines (the default), or one JSON object per line (docs/operations.md)",
+    )
 
 
 def _run_serve(args: argparse.Namespace) -> int:
@@ -130,21 +137,32 @@ def _run_serve(args: argparse.Namespace) -> int:
     from huntgroup.engine.b2bua.connections import ResourceLimitError
     from huntgroup.node import serve
 
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(log_formatter(args.log_format))
+    logging.basicConfig(level=args.log_level, handlers=[handler])
+    json_lines = args.log_format == "json"  # then every line on stderr is one object
+    if json_lines:
+        capture_python_output()
     try:
         cfg = load_config(args.config, checks=FILE_CHECKS)
     except ConfigError as error:
-        report_config_error(error)
-        return EXIT_INVALID
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+        problems = [format_problem(problem) for problem in error.problems]
+        return _serve_failed(problems, "huntgroup.config", json_lines=json_lines)
     try:
         return asyncio.run(serve(cfg, config_path=args.config))
     except (OSError, StateError, ResourceLimitError, AdminTokenError) as err:
-        print(f"huntgroup serve: {err}", file=sys.stderr)
-        return EXIT_INVALID
+        return _serve_failed([f"huntgroup serve: {err}"], "huntgroup.server", json_lines=json_lines)
+
+
+def _serve_failed(lines: list[str], logger: str, *, json_lines: bool) -> int:
+    """Why ``serve`` stops: plain lines on stderr, or error records (JSON lines) with
+    ``--log-format json``; the exit status."""
+    for line in lines:
+        if json_lines:
+            logging.getLogger(logger).error("%s", line)
+        else:
+            print(line, file=sys.stderr)
+    return EXIT_INVALID
 
 
 # -- moh -------------------------------------------------------------------
@@ -166,6 +184,43 @@ def _run_moh(args: argparse.Namespace) -> int:
         print(f"huntgroup moh convert: {err}", file=sys.stderr)
         return EXIT_INVALID
     print(f"wrote {args.dst}: {seconds:.1f} s, 8 kHz, mono, 16-bit PCM")
+    return EXIT_OK
+
+
+# -- records ---------------------------------------------------------------
+
+
+def _configure_records(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="records_command", metavar="ACTION", required=True)
+    init = sub.add_parser(
+        "init-db",
+        help="create the call-record tables and indexes in PostgreSQL (safe to run again)",
+    )
+    source = init.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--config", metavar="FILE", help="the YAML configuration: its records.postgres DSN"
+    )
+    source.add_argument("--dsn", help="a libpq connection string or URI")
+
+
+def _run_records(args: argparse.Namespace) -> int:
+    # psycopg and the sinks are imported when this runs: not at every --help.
+    from huntgroup.engine.aio.records.schema import init_db
+    from huntgroup.engine.aio.records.sinks import resolve_dsn
+
+    dsn = args.dsn
+    if dsn is None:
+        cfg = load_config(args.config)  # ConfigError: reported by main()
+        if cfg.records.postgres is None:
+            print(f"huntgroup records: {args.config}: no records.postgres", file=sys.stderr)
+            return EXIT_INVALID
+        dsn = resolve_dsn(cfg.records.postgres)
+    try:
+        init_db(dsn)
+    except Exception as err:  # psycopg.Error: the server, the credentials, the rights
+        print(f"huntgroup records init-db: {type(err).__name__}: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    print("call-record schema ready (tables calls, call_offers, member_changes)")
     return EXIT_OK
 
 
@@ -200,6 +255,7 @@ COMMANDS: tuple[Command, ...] = (
         run_ctl,
     ),
     Command("moh", "hold music tools (convert)", _configure_moh, _run_moh),
+    Command("records", "call-record tools (init-db)", _configure_records, _run_records),
     Command(
         "simulate",
         "simulate a QA scenario in virtual time through the routing core",

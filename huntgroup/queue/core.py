@@ -393,7 +393,11 @@ class RoutingCore(RoutingContext):
         if kind is TimerKind.RETRY:
             self._touched.add(key)
             if self.availability.is_reachable(key, now=self._now):
-                log.info("member %s: available again, its back-off is over", key)
+                log.info(
+                    "member %s: available again, its back-off is over",
+                    key,
+                    extra={"member": key, "event": "available"},
+                )
                 dispatch(self, actions, self._groups_of.get(key, ()))
             return
         call = self._calls[key]

@@ -128,4 +128,4 @@ def take_member_changes(ctx: Context) -> None:
 
 def emit_member_change(ctx: Context, change: MemberChange) -> None:
     """The one place a :class:`MemberChange` joins the outputs of the input."""
-    ctx.out.append(RecordOutput(change))  # type: ignore[arg-type]  # Output gains RecordOutput
+    ctx.out.append(RecordOutput(change))

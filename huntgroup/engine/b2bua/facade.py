@@ -69,6 +69,7 @@ from huntgroup.config.models import Config
 from huntgroup.engine.b2bua.admission import PASS
 from huntgroup.engine.b2bua.announcements import announcement_due
 from huntgroup.engine.b2bua.call_hold import move_to_music
+from huntgroup.engine.b2bua.call_log import about
 from huntgroup.engine.b2bua.caller_leg import retransmit_2xx
 from huntgroup.engine.b2bua.calls import CallState
 from huntgroup.engine.b2bua.context import Context, Output, TimerKind
@@ -256,6 +257,7 @@ class B2BUA(Context):
         if kind is TimerKind.SHUTDOWN:
             self.shutdown_at = None
             for call in list(self.index.calls.values()):
+                self.records.caused(call.key, "refused")  # drained
                 end_call(self, call, bye_caller=True, status=503)
             return
         call = self.index.calls[key]  # timer_live checked it
@@ -264,7 +266,11 @@ class B2BUA(Context):
         elif kind is TimerKind.SESSION:
             session_due(self, call, which, due)
         elif kind is TimerKind.MAX_DURATION:
-            log.info("call %s: longer than server.calls.max_duration, hanging up", call.key)
+            log.info(
+                "call %s: longer than server.calls.max_duration, hanging up",
+                call.key,
+                extra=about(self, call, "max_duration"),
+            )
             self.counters.max_duration_ended += 1
             end_call(self, call, bye_caller=True)
         elif kind is TimerKind.MEDIA_RETRY:
@@ -293,6 +299,7 @@ class B2BUA(Context):
                 call.key,
                 " and the ".join(fact.silent),
                 fact.after,
+                extra=about(self, call, "rtp_timeout"),
             )
             end_call(self, call, bye_caller=True)
         self._drain()
@@ -469,6 +476,7 @@ class B2BUA(Context):
             return
         call = self.index.by_invite.get(key)
         if call is not None:
+            self.records.caused(call.key, "refused")
             try:
                 end_call(self, call, bye_caller=True, status=status)
                 self._drain()  # the core forgets it too
@@ -481,9 +489,12 @@ class B2BUA(Context):
                 except Exception as third:
                     log.debug("forgetting it failed as well", exc_info=third)
                     self.index.drop(call)
+                    self.records.ended(self.out, call.key, wall=self.wall())
         if self.layer.awaits_final(key):
             try:
                 response = make_response(request, status, to_tag=new_tag(self.rng))
+                if call is None:  # an INVITE that never became a call: its record
+                    self.records.refused(self.out, request, status, self.core, wall=self.wall())
                 self.tx_actions(self.layer.send_response(key, response, now=self.now))
             except Exception as again:
                 log.debug("no answer could be built for a failed request", exc_info=again)

@@ -165,12 +165,12 @@ def test_the_feature_codes_are_recorded_with_their_origin() -> None:
     net, alice, _caller = world()
     call = dial(alice, "*52")
     call.ack(alice.response(200))
-    assert changes(net.media) == [MemberChange(0.0, GROUP, LINE_A, "logout", "", "phone")]
+    assert net.member_changes == [MemberChange(0.0, GROUP, LINE_A, "logout", "", "phone")]
     alice.drop()
     net.advance(1)
     call = dial(alice, "*51")
     call.ack(alice.response(200))
-    assert changes(net.media)[1:] == [MemberChange(1.0, GROUP, LINE_A, "login", "", "phone")]
+    assert net.member_changes[1:] == [MemberChange(1.0, GROUP, LINE_A, "login", "", "phone")]
 
 
 def test_a_reload_that_changes_joined_is_recorded() -> None:
