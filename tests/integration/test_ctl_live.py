@@ -29,6 +29,7 @@ from tests.support.sip_harness import (
     group,
     server_config,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
 
@@ -69,6 +70,10 @@ def states(server: HuntgroupServer) -> dict[str, str]:
     return {m["member"]: m["state"] for m in answer["members"]}
 
 
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
 def rung(server: HuntgroupServer, member: SippProcess) -> int:
     """Offers to ``member`` so far, from the server's log (reading SIPp's log stops it)."""
     return server.log().count(f"ringing {member.uri} ")
@@ -89,12 +94,20 @@ def test_ctl_pauses_logs_out_and_in_and_the_calls_follow(
         "listen": f"127.0.0.1:{ports.port()}",
         "token_file": str(token_file),
     }
+    queue_log = tmp_path / "queue_log"
+    config["records"] = {"queue_log": str(queue_log)}
     server = start_server(config)
 
     # paused: the first member, first in a linear hunt, is not rung
     out = ok(server, "pause", "Support", first.uri, "--reason", "lunch")
     assert out.strip() == f"member {first.uri} in group Support paused"
     assert "already" in ok(server, "pause", "Support", first.uri)
+    wait_until(  # recorded: queue_log's PAUSE with the reason (once: the repeat is no change)
+        lambda: f"|Support|{first.uri}|PAUSE|lunch" in _read(queue_log),
+        timeout=30,
+        message=lambda: f"no PAUSE in the queue_log:\n{_read(queue_log)}",
+    )
+    assert _read(queue_log).count("|PAUSE|") == 1
     table = ok(server, "members", "Support")
     assert table.splitlines()[0].split() == [
         "MEMBER", "NAME", "STATE", "FOR", "REASON", "JOINED", "TALK", "ANSWERED",
