@@ -200,7 +200,9 @@ class RoutingCore(RoutingContext):
         logged out or paused end, queued callers are served."""
         self._now = max(self._now, now)
         actions: list[Action] = []
-        self._touched.update(self._groups_of)  # another node's changes: anyone's state
+        # another node's changes touched the store (its members are in ``touched``); the
+        # end of a wrap-up it timed changes nothing there: those members are looked at again
+        self._touched.update(self.times.wrapping_up())
         withdraw_barred(self, actions)  # members it logged out or paused ring no more here
         dispatch(self, actions, None)
         follow_forwards(self, actions)

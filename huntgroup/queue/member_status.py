@@ -54,11 +54,12 @@ class MemberStatus:
     """Since when each member is in its state, and its answers, per group (see the module
     docstring)."""
 
-    __slots__ = ("_answered", "_seen")
+    __slots__ = ("_answered", "_seen", "_wrapping_up")
 
     def __init__(self) -> None:
         self._seen: dict[tuple[str, str], tuple[MemberState, float]] = {}
         self._answered: dict[tuple[str, str], int] = {}
+        self._wrapping_up: set[tuple[str, str]] = set()
 
     def count_answer(self, group: str, member: str) -> None:
         key = (group, member)
@@ -75,12 +76,22 @@ class MemberStatus:
         if seen is not None and seen[0] is state:
             return seen[1]
         self._seen[key] = (state, now)
+        if state is MemberState.WRAP_UP:
+            self._wrapping_up.add(key)
+        else:
+            self._wrapping_up.discard(key)
         return now
+
+    def wrapping_up(self) -> set[str]:
+        """Members last seen in wrap-up: its end, another node's timer, changes nothing
+        in the store, so the core looks at them again when that node says so."""
+        return {member for _, member in self._wrapping_up}
 
     def retain(self, memberships: Container[tuple[str, str]]) -> None:
         """Forget every (group, member) not in ``memberships`` (a reload removed it)."""
         self._seen = {k: v for k, v in self._seen.items() if k in memberships}
         self._answered = {k: v for k, v in self._answered.items() if k in memberships}
+        self._wrapping_up = {k for k in self._wrapping_up if k in memberships}
 
     def __len__(self) -> int:
         return len(self._seen)

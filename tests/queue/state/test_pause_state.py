@@ -8,7 +8,16 @@ import json
 import redis.asyncio as aioredis
 
 from huntgroup.queue.actions import Cancel, Ring
-from huntgroup.queue.events import CallArrived, MemberJoined, MemberLeft, MemberPaused
+from huntgroup.queue.availability import MemberState
+from huntgroup.queue.core import RoutingCore
+from huntgroup.queue.events import (
+    CallArrived,
+    CallHungUp,
+    MemberAnswered,
+    MemberJoined,
+    MemberLeft,
+    MemberPaused,
+)
 from huntgroup.queue.state.codec import (
     StoredState,
     decode_batch,
@@ -182,3 +191,27 @@ def test_a_member_paused_on_another_node_stops_ringing_here() -> None:
     out = a.core.state_changed(now=3)
     assert Cancel("c1", m(1)) in out
     assert [r.member for r in out if isinstance(r, Ring)] == [m(3)]
+
+
+def test_another_nodes_calls_stamp_the_time_in_state_here() -> None:
+    cfg = make_config("linear", wrap_up=5)
+    sa, sb = JournalingStore("A"), JournalingStore("B")
+    a = Node(cfg, sa)
+    b = RoutingCore(cfg, now=0.0, store=sb, observed=True)
+    exchange(sa, sb)
+    b.state_changed(now=0.5)
+
+    def seen(now: float) -> tuple[MemberState | None, float | None]:
+        return b.member_state("G", m(1), now=now), b.state_since("G", m(1), now=now)
+
+    a.ev(CallArrived("c1", "G", "0611111111"), at=1)
+    exchange(sa, sb)
+    b.state_changed(now=2)
+    assert seen(3) == (MemberState.RINGING, 2)
+    a.ev(MemberAnswered("c1", m(1)), at=4)
+    a.ev(CallHungUp("c1"), at=10)
+    exchange(sa, sb)
+    b.state_changed(now=11)
+    assert seen(12) == (MemberState.WRAP_UP, 11)
+    b.state_changed(now=15.5)  # node B's timer of A's wrap-up end (StateSync) wakes it
+    assert seen(20) == (MemberState.FREE, 15.5)
