@@ -29,6 +29,7 @@ from tests.support.sip_harness import (
     group,
     server_config,
 )
+from tests.support.state_harness import RedisServer
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
@@ -176,3 +177,40 @@ def test_ctl_says_when_it_cannot_reach_or_is_refused(ports: PortAllocator, tmp_p
     open_token.chmod(0o644)
     loose = run("--url", "http://127.0.0.1:1", "--token-file", str(open_token), "status")
     assert loose.returncode == 1 and "chmod 600" in loose.stderr
+
+
+def test_a_pause_reaches_the_other_node_and_survives_its_restart(
+    ports: PortAllocator, start_server: StartServer, tmp_path: Path
+) -> None:
+    """Two ``huntgroup serve`` nodes on one real Redis: a pause made through node A's
+    API shows on node B, stays through B's restart, and B's unpause reaches A."""
+    try:
+        redis_server = RedisServer(tmp_path)
+    except RuntimeError as err:
+        pytest.fail(str(err))
+    redis_server.start()
+    try:
+        agent = "sip:agent@127.0.0.1:5999"
+
+        def node() -> dict[str, Any]:
+            config = server_config(ports, groups=[group("Support", PILOT, "linear", [agent])])
+            config["server"]["state"] = redis_server.url
+            config["server"]["admin"] = {"listen": f"127.0.0.1:{ports.port()}"}
+            return config
+
+        a, b = start_server(node()), start_server(node())
+        ok(a, "pause", "Support", agent, "--reason", "training")
+
+        def on(server: HuntgroupServer) -> tuple[str, str | None]:
+            answer = view(server, "/api/v1/members/Support", "members", "Support")
+            member = answer["members"][0]
+            return member["state"], member["paused_reason"]
+
+        wait_until(lambda: on(b) == ("paused", "training"), timeout=30, interval=0.2)
+        b.stop()
+        b_again = start_server(b.config)
+        assert on(b_again) == ("paused", "training")
+        ok(b_again, "unpause", "Support", agent)
+        wait_until(lambda: on(a) == ("free", None), timeout=30, interval=0.2)
+    finally:
+        redis_server.stop()
