@@ -4,6 +4,7 @@ answer is checked against huntgroup/admin/openapi.yaml."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from huntgroup.admin.listener import AdminListener
 from huntgroup.config.loader import load_config
 from huntgroup.engine.aio.server import Server
 from huntgroup.node import start_admin
-from tests.support.openapi_check import check_answer, spec
+from tests.support.openapi_check import check_answer, resolve, spec
 
 TOKEN = "api-token-of-at-least-32-chars-x"
 AGENT = "sip:agent@127.0.0.1:5999"
@@ -224,3 +225,22 @@ def test_reload_answers_what_it_did_or_the_errors(
         assert status == 409
 
     run(tmp_path, monkeypatch, body)
+
+
+def test_the_openapi_file_declares_every_path_parameter_and_resolves_its_refs() -> None:
+    document = spec()
+    assert document["openapi"].startswith("3.1")
+    for template, item in document["paths"].items():
+        wanted = set(re.findall(r"\{([^}]+)\}", template))
+        for method, op in item.items():
+            declared = set()
+            for parameter in op.get("parameters", ()):
+                resolved = resolve(document, parameter)
+                assert resolved["in"] == "path" and resolved["required"] is True
+                declared.add(resolved["name"])
+            assert declared == wanted, (method, template)
+            for status, response in op["responses"].items():
+                resolved = resolve(document, response)
+                assert resolved["description"], (method, template, status)
+                for media in resolved.get("content", {}).values():
+                    resolve(document, media["schema"])

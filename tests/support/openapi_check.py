@@ -33,7 +33,7 @@ def spec() -> dict[str, Any]:
     return loaded
 
 
-def _resolve(document: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+def resolve(document: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     while "$ref" in node:
         ref = node["$ref"]
         assert ref.startswith("#/"), ref
@@ -52,7 +52,7 @@ def _is(value: object, name: str) -> bool:
 
 def validate(document: dict[str, Any], schema: dict[str, Any], value: object, where: str) -> None:
     """Raise AssertionError naming ``where`` when ``value`` breaks ``schema``."""
-    schema = _resolve(document, schema)
+    schema = resolve(document, schema)
     kind = schema.get("type")
     if kind is not None:
         kinds = kind if isinstance(kind, list) else [kind]
@@ -93,7 +93,7 @@ def check_answer(method: str, path: str, status: int, body: object) -> None:
     template, op = operation(document, method, path.split("?", 1)[0])
     responses = op["responses"]
     assert str(status) in responses, f"{method} {template}: status {status} is not described"
-    response = _resolve(document, responses[str(status)])
+    response = resolve(document, responses[str(status)])
     content = response["content"]
     media = "application/json" if "application/json" in content else next(iter(content))
     validate(document, content[media]["schema"], body, f"{method} {template} {status}")
