@@ -18,24 +18,22 @@ is read from the wall clock here, in the driver, never in the sans-I/O code).
 Records of an earlier day (a call that ended at 23:59:59, delivered after
 midnight) are not counted.
 
-Until the B2BUA exposes ``view_queues``/``view_members``, :class:`CoreViews`
-builds the same dictionaries from what the routing core exposes: the members'
-states and the queues; time in state and the wait are then measured from when
-it first saw them (the wallboard watches only while a page is open).
+The queues and members are the B2BUA's views (``view_queues``,
+``view_members``: the same figures as ``huntgroup ctl``); waits and times in
+state come as seconds at ``now`` and are turned into start times here.
 """
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from huntgroup.admin.service_level import EndedCall, ServiceLevels
 
 if TYPE_CHECKING:
     from huntgroup.config.models import Config
     from huntgroup.engine.aio.server import Server
-    from huntgroup.engine.b2bua import B2BUA
 
 Snapshot = dict[str, Any]
 
@@ -81,80 +79,12 @@ class TodaysServiceLevels:
         """Member changes do not move the service level."""
 
 
-class Views(Protocol):
-    """The B2BUA's views the wallboard reads (``B2BUA.view_queues``, ``view_members``)."""
-
-    def view_queues(self, *, now: float) -> list[dict[str, Any]]: ...
-
-    def view_members(self, group: str, *, now: float) -> list[dict[str, Any]] | None: ...
-
-
-class CoreViews:
-    """:class:`Views` built from the routing core (see the module docstring).
-
-    ``_seen`` remembers, per queued call and per member, the state and the loop
-    time it was first seen in; each pass (:meth:`view_queues` first) forgets
-    what the previous one did not see, so the table holds no more than the
-    queued calls and the members of the groups.
-    """
-
-    def __init__(self, b2bua: Callable[[], B2BUA]) -> None:
-        self._b2bua = b2bua
-        self._seen: dict[tuple[str, str], tuple[str, float]] = {}
-        self._touched: set[tuple[str, str]] = set()
-
-    def _age(self, key: tuple[str, str], state: str, now: float) -> float:
-        self._touched.add(key)
-        seen = self._seen.get(key)
-        if seen is None or seen[0] != state:
-            self._seen[key] = (state, now)
-            return 0.0
-        return now - seen[1]
-
-    def view_queues(self, *, now: float) -> list[dict[str, Any]]:
-        self._seen = {k: v for k, v in self._seen.items() if k in self._touched}
-        self._touched = set()
-        b2bua = self._b2bua()
-        core = b2bua.core
-        views: list[dict[str, Any]] = []
-        for group in b2bua.config.groups:
-            queued = core.queue(group.name)
-            waits = [self._age(("call", call_id), "queued", now) for call_id in queued]
-            states = core.member_states(group.name, now=now)
-            views.append(
-                {
-                    "group": group.name,
-                    "pilot": group.pilot,
-                    "algorithm": group.algorithm,
-                    "callers": len(queued),
-                    "oldest_wait_seconds": max(waits, default=0.0),
-                    "members_total": len(states),
-                    "members_free": sum(s.value == "free" for s in states.values()),
-                }
-            )
-        return views
-
-    def view_members(self, group: str, *, now: float) -> list[dict[str, Any]] | None:
-        b2bua = self._b2bua()
-        names = {line.number: line.name for line in b2bua.config.lines}
-        return [
-            {
-                "member": member,
-                "name": names.get(member, ""),
-                "state": state.value,
-                "state_seconds": self._age((group, member), state.value, now),
-            }
-            for member, state in b2bua.core.member_states(group, now=now).items()
-        ]
-
-
 class WallboardData:
     """Builds the wallboard's snapshots for one server (see the module docstring)."""
 
     def __init__(self, server: Server, service_levels: TodaysServiceLevels) -> None:
         self.server = server
         self.service_levels = service_levels
-        self.views: Views = CoreViews(lambda: server.b2bua)
 
     def snapshot(self, *, now: float, wall: float) -> Snapshot:
         """Every group as the page shows it; ``now`` is the loop's clock, ``wall`` epoch."""
@@ -162,7 +92,7 @@ class WallboardData:
         levels = self.service_levels
         levels.roll(wall)
         groups: list[dict[str, Any]] = []
-        for queue in self.views.view_queues(now=now):
+        for queue in b2bua.view_queues(now=now):
             name = queue["group"]
             callers = int(queue["callers"])
             groups.append(
@@ -182,8 +112,9 @@ class WallboardData:
                             "name": m["name"],
                             "state": m["state"],
                             "since": round(wall - float(m["state_seconds"])),
+                            "paused_reason": m["paused_reason"],
                         }
-                        for m in self.views.view_members(name, now=now) or []
+                        for m in b2bua.view_members(name, now=now) or []
                     ],
                 }
             )

@@ -85,6 +85,9 @@ function renderMembers(section, members) {
     const state = document.createElement("td");
     state.className = "state";
     state.textContent = STATES[member.state] || member.state;
+    if (member.state === "paused" && member.paused_reason) {
+      state.textContent += ` (${member.paused_reason})`;
+    }
     const since = document.createElement("td");
     since.className = "since";
     setSince(since, member.since);
