@@ -5,6 +5,7 @@ when a token is set (the login page, the cookie, and what the cookie does not op
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import time
@@ -136,6 +137,12 @@ def test_events_send_a_snapshot_at_once_and_another_on_a_change() -> None:
                 1,
                 1,
             )
+            # an operator pauses the member: its state and reason, a new since
+            pause = functools.partial(server.b2bua.control, "pause", "sales", "201", reason="lunch")
+            server.run(lambda now: pause(now=now)[1])
+            (paused,) = (await next_snapshot(r))["groups"][0]["members"]
+            assert (paused["state"], paused["paused_reason"]) == ("paused", "lunch")
+            assert paused["since"] >= alice["since"]
             server.run(lambda now: server.b2bua.begin_shutdown(now=now, grace=30))
             assert (await next_snapshot(r))["draining"] is True
 
