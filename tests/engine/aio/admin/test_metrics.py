@@ -1,0 +1,178 @@
+"""/metrics: the scrape of a real server in this process, parsed with prometheus_client's
+own parser (engine/aio/admin/metrics.py, server_collector.py, call_metrics.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from dataclasses import fields
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from huntgroup.config.models import (
+    Config,
+    GroupConfig,
+    LineConfig,
+    MediaConfig,
+    MemberConfig,
+    ServerConfig,
+)
+from huntgroup.engine.aio.admin.metrics import Metrics
+from huntgroup.engine.aio.admin.server_collector import COUNTERS, GAUGES, PER_GROUP_GAUGES
+from huntgroup.engine.aio.media_io import MediaCounters
+from huntgroup.engine.aio.server import Server
+from huntgroup.engine.b2bua.stats import (
+    OTHER_METHOD,
+    OTHER_STATUS,
+    ConnectionCounters,
+    SipCounters,
+    SipTraffic,
+)
+from huntgroup.queue.availability import MemberState
+from tests.support.b2bua_peers import build, sdp
+from tests.support.ports import free_port_range
+from tests.support.waiting import async_wait_until
+
+PILOT = "0140000000"
+LINE = "0102030405"
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(metrics: Metrics) -> Samples:
+    """Every sample of a scrape, by (name, sorted labels), parsed by prometheus_client."""
+    body, content_type = metrics.exposition()
+    assert content_type.startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples[(name, tuple(sorted(labels.items())))]
+
+
+def config() -> Config:
+    rtp_low, rtp_high = free_port_range(20)
+    return Config(
+        server=ServerConfig(
+            listen=("udp:127.0.0.1:0",),
+            media=MediaConfig(address="127.0.0.1", rtp_ports=f"{rtp_low}-{rtp_high}"),
+        ),
+        lines=(LineConfig(number=LINE, name="Agent", password="s3cret"),),
+        groups=(
+            GroupConfig(
+                name="Support", pilot=PILOT, members=(MemberConfig(line=LINE, position=1),)
+            ),
+        ),
+    )
+
+
+def invite(port: int, server_port: int) -> bytes:
+    uri = f"sip:{PILOT}@127.0.0.1:{server_port}"
+    return build(
+        f"INVITE {uri} SIP/2.0",
+        [
+            ("Via", f"SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-metrics-1;rport"),
+            ("Max-Forwards", "70"),
+            ("From", f"<sip:0611111111@127.0.0.1:{port}>;tag=caller"),
+            ("To", f"<{uri}>"),
+            ("Call-ID", "metrics-call-1"),
+            ("CSeq", "1 INVITE"),
+            ("Contact", f"<sip:0611111111@127.0.0.1:{port}>"),
+            ("Content-Type", "application/sdp"),
+        ],
+        sdp(port + 2),
+    )
+
+
+def test_a_queued_caller_shows_in_the_gauges_and_the_sip_counters() -> None:
+    """A caller queued for a group whose one member has no phone registered: the scrape
+    shows it waiting, the member unavailable, the INVITE received, the answer sent."""
+
+    async def scenario() -> tuple[Samples, Samples]:
+        loop = asyncio.get_running_loop()
+        server = Server(config(), loop=loop)
+        metrics = Metrics(server)
+        assert scrape(metrics).get(("huntgroup_calls_active", ())) is None  # not started
+        await server.start()
+        caller = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        caller.bind(("127.0.0.1", 0))
+        caller.setblocking(False)
+        try:
+            before = scrape(metrics)
+            server_port = server._udp[0][0].port
+            caller.sendto(invite(caller.getsockname()[1], server_port), ("127.0.0.1", server_port))
+            answers: list[bytes] = []
+
+            def answered() -> bool:
+                with contextlib.suppress(BlockingIOError):
+                    answers.append(caller.recv(65536))
+                return any(a.startswith(b"SIP/2.0 200 ") for a in answers)
+
+            await async_wait_until(answered, timeout=10, message="the queue never answered")
+            return before, scrape(metrics)
+        finally:
+            caller.close()
+            server.close()
+
+    before, after = asyncio.run(scenario())
+    assert value(before, "huntgroup_queue_callers", group="Support") == 0
+    assert value(after, "huntgroup_queue_callers", group="Support") == 1
+    assert value(after, "huntgroup_calls_active") == 1
+    assert value(after, "huntgroup_media_sessions") == 1
+    assert value(after, "huntgroup_rtp_ports_in_use") == 1  # one pair, the caller's
+    for state in MemberState:
+        expected = 1 if state is MemberState.UNAVAILABLE else 0
+        assert value(after, "huntgroup_members", group="Support", state=state.value) == expected
+    received = "huntgroup_sip_requests_received_total"
+    assert value(before, received, method="INVITE") == 0
+    assert value(after, received, method="INVITE") == 1
+    assert value(after, received, method="other") == 0
+    assert value(after, "huntgroup_sip_responses_sent_total", code="200") >= 1
+    assert value(after, "huntgroup_sip_messages_received_total") == 1
+    assert value(after, "huntgroup_admission_refusals_total", reason="overload") == 0
+    assert value(after, "huntgroup_draining") == 0
+    assert "huntgroup_event_loop_lag_seconds" in {name for name, _ in after}
+    assert value(after, "process_cpu_seconds_total") > 0
+
+
+def test_every_stats_counter_and_gauge_has_its_prometheus_name() -> None:
+    """The stats: line and /metrics read the same fields: none is left out, none is
+    mapped twice (a new counter must be named in COUNTERS)."""
+    mapped = [(source, field) for family in COUNTERS for source, field, _ in family.fields]
+    assert len(mapped) == len(set(mapped))
+    expected = {("sip", f.name) for f in fields(SipCounters)}
+    expected |= {("media", f.name) for f in fields(MediaCounters)}
+    expected |= {("conn", f.name) for f in fields(ConnectionCounters)}
+    assert set(mapped) == expected
+    names = [family.name for family in COUNTERS]
+    assert len(names) == len(set(names)) and all(n.startswith("huntgroup_") for n in names)
+    labelled = [family for family in COUNTERS if len(family.fields) > 1]
+    assert all(family.label for family in labelled)
+
+
+def test_every_gauge_of_the_server_is_exported() -> None:
+    async def gauges() -> dict[str, int]:
+        server = Server(config(), loop=asyncio.get_running_loop())
+        await server.start()
+        try:
+            return server.gauges()
+        finally:
+            server.close()
+
+    assert set(asyncio.run(gauges())) == set(GAUGES) | PER_GROUP_GAUGES
+    assert not set(GAUGES) & PER_GROUP_GAUGES
+
+
+def test_sip_traffic_keys_are_bounded() -> None:
+    """A method nobody knows, a status beyond 699: counted, under 'other'."""
+    traffic = SipTraffic(["INVITE", "BYE"])
+    for method in ("INVITE", "FOO", "BAR", "BYE"):
+        traffic.request_in(method)
+    for status in (180, 200, 700, 999, 99):
+        traffic.response_in(status)
+    assert traffic.requests_in == {"BYE": 1, "INVITE": 1, OTHER_METHOD: 2}
+    assert traffic.responses_in == {180: 1, 200: 1, OTHER_STATUS: 3}
