@@ -124,8 +124,9 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
 def _run_serve(args: argparse.Namespace) -> int:
     # The server (the B2BUA, the media engine, the Redis client) is imported when it
     # runs: at module level it would add about 0.5 s to every other command and --help.
-    from huntgroup.engine.aio.server import serve
+    from huntgroup.admin.token import AdminTokenError
     from huntgroup.engine.b2bua.connections import ResourceLimitError
+    from huntgroup.node import serve
 
     try:
         cfg = load_config(args.config, checks=FILE_CHECKS)
@@ -139,7 +140,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     )
     try:
         return asyncio.run(serve(cfg, config_path=args.config))
-    except (OSError, StateError, ResourceLimitError) as err:
+    except (OSError, StateError, ResourceLimitError, AdminTokenError) as err:
         print(f"huntgroup serve: {err}", file=sys.stderr)
         return EXIT_INVALID
 

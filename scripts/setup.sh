@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything huntgroup and its tests need on a fresh Debian machine:
-# system packages (SIPp, baresip, redis-server, libsndfile) with apt-get when missing,
+# system packages (SIPp, baresip, redis-server, libsndfile, PostgreSQL, Chromium) with
+# apt-get when missing,
 # then a virtual environment in .venv holding exactly requirements.lock (every file
 # checked against its sha256) and the package itself, editable, with no further
 # resolution: a new release elsewhere never changes what the tests run on.
@@ -15,6 +16,11 @@ ldconfig -p 2>/dev/null | grep -q 'libsndfile\.so' || need_apt+=(libsndfile1)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)  # test certificates
+# PostgreSQL server binaries (call records tests: a private cluster per run)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# headless Chromium and its driver (the wallboard's browser test; never a browser download)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} with apt-get" >&2
   SUDO=""

@@ -221,7 +221,18 @@ def load_config_document(
         cfg = cfg.model_copy(
             update={"server": server.model_copy(update={"tls": server.tls.model_copy(update=tls)})}
         )
-    return cfg
+    return _with_admin_token_path(cfg, base_dir)
+
+
+def _with_admin_token_path(cfg: Config, base_dir: Path) -> Config:
+    """``server.admin.token_file`` relative to the configuration file, made absolute (the
+    token itself is read when the listener starts: it may be written after the check)."""
+    admin = cfg.server.admin
+    if admin.token_file is None or os.path.isabs(admin.token_file):
+        return cfg
+    path = str(base_dir / admin.token_file)
+    server = cfg.server.model_copy(update={"admin": admin.model_copy(update={"token_file": path})})
+    return cfg.model_copy(update={"server": server})
 
 
 _FIRST_AT = re.compile(r"\(first at ([A-Za-z0-9_.]+)\)")

@@ -240,6 +240,63 @@ class SubscriptionsConfig(_Model):
         return self
 
 
+ADMIN_LISTEN_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[^:\[\]\s/]+):([0-9]{1,5})$")
+LOOPBACK_NAMES = ("localhost",)
+
+
+def admin_host_is_loopback(host: str) -> bool:
+    """Whether an admin listener on ``host`` (an address or ``localhost``) stays on the
+    machine: 127.0.0.0/8 or ::1. Any other name or address may be reachable from outside."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class AdminConfig(_Model):
+    """The operators' HTTP listener: health, metrics, the JSON API, the wallboard
+    (docs/operations.md, docs/security.md "The admin listener")."""
+
+    listen: str | None = None
+    token_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+    token_file: str | None = Field(None, min_length=1, max_length=4096)
+    max_connections: int = Field(64, ge=1, le=10_000)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        m = ADMIN_LISTEN_RE.match(value)
+        if not m or not (0 <= int(m.group(2)) <= 65535):
+            raise ValueError(f"{value!r} is not HOST:PORT (IPv6 in brackets)")
+        return value
+
+    @model_validator(mode="after")
+    def _token_outside_loopback(self) -> AdminConfig:
+        if self.token_env is not None and self.token_file is not None:
+            raise ValueError("give the token in token_env or in token_file, not both")
+        if self.listen is None or self.token_env is not None or self.token_file is not None:
+            return self
+        host = self.listen.rsplit(":", 1)[0]
+        if not admin_host_is_loopback(host):
+            raise ValueError(
+                f"listening on {host} needs a token (token_env or token_file): "
+                "without one, only a loopback address (127.0.0.1, [::1], localhost) is allowed"
+            )
+        return self
+
+    @property
+    def host_port(self) -> tuple[str, int] | None:
+        """The address to listen on, brackets stripped; None when the listener is off."""
+        if self.listen is None:
+            return None
+        host, port = self.listen.rsplit(":", 1)
+        return host.strip("[]"), int(port)
+
+
 class ServerConfig(_Model):
     listen: tuple[str, ...] = ("udp:0.0.0.0:5060", "tcp:0.0.0.0:5060")
     domain: str = "voip.example.net"
@@ -256,6 +313,7 @@ class ServerConfig(_Model):
     auth: AuthConfig = AuthConfig()
     calls: CallsConfig = CallsConfig()
     subscriptions: SubscriptionsConfig = SubscriptionsConfig()
+    admin: AdminConfig = AdminConfig()
 
     @field_validator("digest_algorithms")
     @classmethod

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from huntgroup.config.models import (
     NUMBER_RE,
+    AdminConfig,
     AnnouncementsConfig,
     AuthConfig,
     CallsConfig,
@@ -50,9 +51,11 @@ MODELS: tuple[type[BaseModel], ...] = (
     TlsConfig,
     ConnectionsConfig,
     LimitsConfig,
+    AdminConfig,
     AuthConfig,
     CallsConfig,
     SubscriptionsConfig,
+    AdminConfig,
     LineConfig,
     GroupConfig,
     QueueConfig,
@@ -79,6 +82,9 @@ MODEL_DESCRIPTIONS: dict[str, str] = {
     "SubscriptionsConfig": "Supervision keys («touches de supervision», BLF): the dialog "
     "event package (RFC 4235) served to lines, its bounds and expiry, and the server's own "
     "subscriptions to phones that report their calls.",
+    "AdminConfig": "The operators' HTTP listener: /healthz, /readyz, /metrics, the JSON "
+    "control API and the wallboard. Off unless listen is set; outside loopback it needs a "
+    "bearer token.",
     "TlsConfig": "SIP over TLS: our certificate for tls: listen addresses, and how the "
     "certificates of peers we call over TLS are checked.",
     "LineConfig": "A line (user licence, «licence»): its 10-digit number is also its SIP login.",
@@ -122,6 +128,7 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "calls": "Calls in progress: session timers (RFC 4028) and the longest call.",
         "subscriptions": "Supervision keys (BLF, RFC 4235 dialog events): bounds, expiry, "
         "what a watcher sees, subscriptions to phones.",
+        "admin": "The operators' HTTP listener (health, metrics, control API, wallboard).",
         "digest_algorithms": (
             "Digest algorithms offered to lines, preferred first (RFC 8760). Some phones "
             "only read the first challenge: list MD5 first, or only MD5, for them."
@@ -220,6 +227,15 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "watch_expires": "Expires asked for in those subscriptions, in seconds.",
         "watch_retry": "Seconds before a phone that refused them (489, 405, 501, or no "
         "answer) is asked again.",
+    },
+    "AdminConfig": {
+        "listen": "HOST:PORT of the admin HTTP listener (e.g. '127.0.0.1:9090', IPv6 in "
+        "brackets); null: off. A non-loopback address needs token_env or token_file.",
+        "token_env": "Name of the environment variable holding the bearer token; every "
+        "endpoint but /healthz then needs 'Authorization: Bearer TOKEN'.",
+        "token_file": "File holding the bearer token (relative to the configuration file; "
+        "surrounding whitespace ignored), instead of token_env.",
+        "max_connections": "Admin HTTP connections open at once; more are closed at once.",
     },
     "TlsConfig": {
         "certificate": "PEM file with our certificate (and its chain), relative to the "

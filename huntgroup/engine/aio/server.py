@@ -40,13 +40,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import logging
 import os
 import random
 import resource
 import secrets
-import signal
 import socket
 import ssl
 import time
@@ -209,6 +207,7 @@ class Server:
         self.datagram_bytes = 0
         self._datagrams_last = 0
         self._bytes_last = 0
+        self.listening = False  # every SIP listener is open (readiness)
 
     async def start(self) -> None:
         cfg = self.config
@@ -288,6 +287,16 @@ class Server:
         self._cpu_last = time.process_time()
         self._probe_due = self._probe_last + PROBE_INTERVAL
         self._probe_handle = self.loop.call_at(self._probe_due, self._probe)
+        self.listening = True
+
+    def readiness(self) -> dict[str, bool]:
+        """What ``/readyz`` checks: every one must hold for the node to take calls."""
+        sync = self.state_sync
+        return {
+            "listening": self.listening,
+            "state_store": sync is None or sync.connected,
+            "accepting": self.listening and self.b2bua.accepting,
+        }
 
     def _probe(self) -> None:
         """Measure how late inputs are handled and the CPU share, hand them to admission
@@ -788,28 +797,3 @@ def connection_limiter(config: Config) -> connections.ConnectionLimiter:
         max_total=total,
         outgoing_reserve=limits.outgoing_reserve,
     )
-
-
-async def serve(config: Config, *, config_path: str | None = None) -> int:
-    loop = asyncio.get_running_loop()
-    server = Server(config, loop=loop)
-    await server.start()
-    stopping = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
-    if config_path is not None:
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(server.reload(config_path)))
-    # Everything loaded so far lives as long as the process: keep it out of the
-    # collector's way, and collect young objects less often (a call makes many).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 20)
-    loop.add_signal_handler(signal.SIGUSR1, server.log_stats)
-    log.info("huntgroup ready: %d group(s), %d line(s)", len(config.groups), len(config.lines))
-    reporter = loop.create_task(server.report_stats(stats.INTERVAL))
-    await stopping.wait()
-    reporter.cancel()
-    await server.shutdown()
-    server.log_stats()
-    log.info("stopped")
-    return 0

@@ -1,0 +1,1 @@
+"""The operators' HTTP listener (``server.admin``): health, metrics, control API, wallboard."""
