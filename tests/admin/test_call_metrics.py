@@ -1,4 +1,4 @@
-"""The call metrics sink (engine/aio/admin/call_metrics.py): calls by outcome, wait and talk,
+"""The call metrics sink (admin/call_metrics.py): calls by outcome, wait and talk,
 calls per member with its series capped, series of removed members and groups dropped."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from huntgroup.admin.call_metrics import OTHER_MEMBER, CallMetrics
 from huntgroup.config.models import Config, GroupConfig, MemberConfig
-from huntgroup.engine.aio.admin.call_metrics import OTHER_MEMBER, CallMetrics
 
 
 @dataclass(frozen=True)

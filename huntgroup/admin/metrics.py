@@ -7,10 +7,10 @@ prometheus_client ``CollectorRegistry`` (:class:`Metrics`), never the
 process-wide default one, so that several servers in one process (the tests)
 keep their numbers apart. Three things fill it:
 
-- :class:`~huntgroup.engine.aio.admin.call_metrics.CallMetrics`, a report
+- :class:`~huntgroup.admin.call_metrics.CallMetrics`, a report
   sink added to ``Server.reports``: calls by outcome, wait and talk
   histograms, calls per member (bounded, see there);
-- :class:`~huntgroup.engine.aio.admin.server_collector.ServerCollector`:
+- :class:`~huntgroup.admin.server_collector.ServerCollector`:
   gauges, the ``stats:`` counters and the SIP message counts, read at scrape
   time;
 - prometheus_client's process and platform collectors (CPU seconds, memory,
@@ -30,23 +30,23 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 
-from huntgroup.engine.aio.admin.call_metrics import CallMetrics
-from huntgroup.engine.aio.admin.server_collector import ServerCollector
+from huntgroup.admin.call_metrics import CallMetrics
+from huntgroup.admin.server_collector import ServerCollector
 
 if TYPE_CHECKING:
     from huntgroup.engine.aio.server import Server
-
-MAX_MEMBER_SERIES = 2000
-"""Default of ``server.admin.metrics.max_member_series``."""
 
 
 class Metrics:
     """The registry of one server, and what feeds it (see the module docstring)."""
 
-    def __init__(self, server: Server, *, max_member_series: int = MAX_MEMBER_SERIES) -> None:
+    def __init__(self, server: Server) -> None:
         self.registry = CollectorRegistry()
         self.calls = CallMetrics(
-            self.registry, lambda: server.config, max_member_series=max_member_series
+            self.registry,
+            lambda: server.config,
+            # under server: (like every setting there) a reload keeps the value of the start
+            max_member_series=server.config.server.admin.metrics.max_member_series,
         )
         self.registry.register(ServerCollector(server))
         ProcessCollector(registry=self.registry)

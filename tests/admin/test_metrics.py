@@ -1,5 +1,5 @@
 """/metrics: the scrape of a real server in this process, parsed with prometheus_client's
-own parser (engine/aio/admin/metrics.py, server_collector.py, call_metrics.py)."""
+own parser (admin/metrics.py, server_collector.py, call_metrics.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ import contextlib
 import socket
 from dataclasses import fields
 
+import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from huntgroup.admin.metrics import Metrics
+from huntgroup.admin.server_collector import COUNTERS, GAUGES, PER_GROUP_GAUGES
 from huntgroup.config.models import (
+    AdminConfig,
     Config,
     GroupConfig,
     LineConfig,
@@ -18,8 +22,6 @@ from huntgroup.config.models import (
     MemberConfig,
     ServerConfig,
 )
-from huntgroup.engine.aio.admin.metrics import Metrics
-from huntgroup.engine.aio.admin.server_collector import COUNTERS, GAUGES, PER_GROUP_GAUGES
 from huntgroup.engine.aio.media_io import MediaCounters
 from huntgroup.engine.aio.server import Server
 from huntgroup.engine.b2bua.stats import (
@@ -29,6 +31,7 @@ from huntgroup.engine.b2bua.stats import (
     SipCounters,
     SipTraffic,
 )
+from huntgroup.node import start_admin
 from huntgroup.queue.availability import MemberState
 from tests.support.b2bua_peers import build, sdp
 from tests.support.ports import free_port_range
@@ -39,13 +42,18 @@ LINE = "0102030405"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def scrape(metrics: Metrics) -> Samples:
-    """Every sample of a scrape, by (name, sorted labels), parsed by prometheus_client."""
-    body, content_type = metrics.exposition()
-    assert content_type.startswith("text/plain")
+async def fetch(url: str) -> Samples:
+    """GET /metrics, parsed by prometheus_client's parser."""
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain; version=")
+        return parse(await response.text())
+
+
+def parse(text: str) -> Samples:
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(body.decode())
+        for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
 
@@ -59,6 +67,7 @@ def config() -> Config:
     return Config(
         server=ServerConfig(
             listen=("udp:127.0.0.1:0",),
+            admin=AdminConfig(listen="127.0.0.1:0"),
             media=MediaConfig(address="127.0.0.1", rtp_ports=f"{rtp_low}-{rtp_high}"),
         ),
         lines=(LineConfig(number=LINE, name="Agent", password="s3cret"),),
@@ -90,19 +99,20 @@ def invite(port: int, server_port: int) -> bytes:
 
 def test_a_queued_caller_shows_in_the_gauges_and_the_sip_counters() -> None:
     """A caller queued for a group whose one member has no phone registered: the scrape
-    shows it waiting, the member unavailable, the INVITE received, the answer sent."""
+    (real HTTP on the admin listener) shows it waiting, the member unavailable, the INVITE
+    received, the answer sent."""
 
     async def scenario() -> tuple[Samples, Samples]:
-        loop = asyncio.get_running_loop()
-        server = Server(config(), loop=loop)
-        metrics = Metrics(server)
-        assert scrape(metrics).get(("huntgroup_calls_active", ())) is None  # not started
+        server = Server(config(), loop=asyncio.get_running_loop())
         await server.start()
+        admin = await start_admin(server)
+        assert admin is not None and admin.address is not None
+        url = "http://{}:{}/metrics".format(*admin.address)
         caller = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         caller.bind(("127.0.0.1", 0))
         caller.setblocking(False)
         try:
-            before = scrape(metrics)
+            before = await fetch(url)
             server_port = server._udp[0][0].port
             caller.sendto(invite(caller.getsockname()[1], server_port), ("127.0.0.1", server_port))
             answers: list[bytes] = []
@@ -113,9 +123,10 @@ def test_a_queued_caller_shows_in_the_gauges_and_the_sip_counters() -> None:
                 return any(a.startswith(b"SIP/2.0 200 ") for a in answers)
 
             await async_wait_until(answered, timeout=10, message="the queue never answered")
-            return before, scrape(metrics)
+            return before, await fetch(url)
         finally:
             caller.close()
+            await admin.stop()
             server.close()
 
     before, after = asyncio.run(scenario())
@@ -176,3 +187,15 @@ def test_sip_traffic_keys_are_bounded() -> None:
         traffic.response_in(status)
     assert traffic.requests_in == {"BYE": 1, "INVITE": 1, OTHER_METHOD: 2}
     assert traffic.responses_in == {180: 1, 200: 1, OTHER_STATUS: 3}
+
+
+def test_a_server_not_started_yet_has_only_the_process_metrics() -> None:
+    async def scrape() -> Samples:
+        metrics = Metrics(Server(config(), loop=asyncio.get_running_loop()))
+        body, content_type = metrics.exposition()
+        assert content_type.startswith("text/plain")
+        return parse(body.decode())
+
+    samples = asyncio.run(scrape())
+    assert ("huntgroup_calls_active", ()) not in samples
+    assert value(samples, "process_cpu_seconds_total") > 0

@@ -1,1 +1,0 @@
-"""The operators' HTTP listener (``server.admin``): health, metrics, control, wallboard."""
