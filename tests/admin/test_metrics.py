@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import socket
 from dataclasses import fields
+from pathlib import Path
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -199,3 +200,22 @@ def test_a_server_not_started_yet_has_only_the_process_metrics() -> None:
     samples = asyncio.run(scrape())
     assert ("huntgroup_calls_active", ()) not in samples
     assert value(samples, "process_cpu_seconds_total") > 0
+
+
+def test_every_metric_is_in_the_operators_guide() -> None:
+    """docs/operations.md names every huntgroup_* family a scrape shows, as it is written."""
+
+    async def families() -> set[str]:
+        server = Server(config(), loop=asyncio.get_running_loop())
+        await server.start()
+        try:
+            body, _ = Metrics(server).exposition()
+        finally:
+            server.close()
+        return {f.name for f in text_string_to_metric_families(body.decode())}
+
+    guide = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+    ours = {name for name in asyncio.run(families()) if name.startswith("huntgroup_")}
+    assert len(ours) > 40
+    missing = [n for n in ours if f"`{n}_total`" not in guide and f"`{n}`" not in guide]
+    assert missing == []
