@@ -27,6 +27,7 @@ from huntgroup.config.diff import config_changes
 from huntgroup.config.loader import config_warnings, load_config, summarize
 from huntgroup.config.schema import json_schema
 from huntgroup.engine.aio.file_checks import FILE_CHECKS
+from huntgroup.engine.aio.json_logs import LOG_FORMATS, capture_python_output, log_formatter
 from huntgroup.errors import ConfigError, ConfigProblem, MediaError, StateError
 from huntgroup.media.audio import convert_file
 from huntgroup.simulations.cli import configure as configure_simulate
@@ -119,6 +120,12 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=LOG_FORMATS,
+        help="text lines (the default), or one JSON object per line (docs/operations.md)",
+    )
 
 
 def _run_serve(args: argparse.Namespace) -> int:
@@ -128,21 +135,32 @@ def _run_serve(args: argparse.Namespace) -> int:
     from huntgroup.engine.b2bua.connections import ResourceLimitError
     from huntgroup.node import serve
 
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(log_formatter(args.log_format))
+    logging.basicConfig(level=args.log_level, handlers=[handler])
+    json_lines = args.log_format == "json"  # then every line on stderr is one object
+    if json_lines:
+        capture_python_output()
     try:
         cfg = load_config(args.config, checks=FILE_CHECKS)
     except ConfigError as error:
-        report_config_error(error)
-        return EXIT_INVALID
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+        problems = [format_problem(problem) for problem in error.problems]
+        return _serve_failed(problems, "huntgroup.config", json_lines=json_lines)
     try:
         return asyncio.run(serve(cfg, config_path=args.config))
     except (OSError, StateError, ResourceLimitError, AdminTokenError) as err:
-        print(f"huntgroup serve: {err}", file=sys.stderr)
-        return EXIT_INVALID
+        return _serve_failed([f"huntgroup serve: {err}"], "huntgroup.server", json_lines=json_lines)
+
+
+def _serve_failed(lines: list[str], logger: str, *, json_lines: bool) -> int:
+    """Why ``serve`` stops: plain lines on stderr, or error records (JSON lines) with
+    ``--log-format json``; the exit status."""
+    for line in lines:
+        if json_lines:
+            logging.getLogger(logger).error("%s", line)
+        else:
+            print(line, file=sys.stderr)
+    return EXIT_INVALID
 
 
 # -- moh -------------------------------------------------------------------

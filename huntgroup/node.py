@@ -10,6 +10,10 @@ SIGHUP reloads the configuration file, SIGUSR1 logs the counters,
 SIGINT/SIGTERM drain the node. While it drains, the admin listener stays up
 (``/readyz`` answers 503); it closes once the last call is over.
 
+Under systemd (:mod:`~huntgroup.engine.aio.systemd`): READY=1 once the SIP and admin
+listeners are open, STATUS= lines, WATCHDOG=1 from the event loop, RELOADING=1 then
+READY=1 around a SIGHUP reload, STOPPING=1 when the drain begins.
+
 It sits above the asyncio drivers (``engine.aio``) so that the admin package
 may read any of them without the server importing it back.
 """
@@ -23,6 +27,7 @@ import signal
 
 from huntgroup.admin.listener import AdminListener
 from huntgroup.config.models import Config
+from huntgroup.engine.aio import systemd
 from huntgroup.engine.aio.server import Server
 from huntgroup.engine.b2bua import stats
 
@@ -53,10 +58,13 @@ async def serve(config: Config, *, config_path: str | None = None) -> int:
         server.close()
         raise
     stopping = asyncio.Event()
+    notifier = systemd.Notifier.from_environment()  # does nothing when not under systemd
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     if config_path is not None:
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(server.reload(config_path)))
+        loop.add_signal_handler(
+            signal.SIGHUP, lambda: loop.create_task(notifier.reload(server.reload(config_path)))
+        )
     # Everything loaded so far lives as long as the process: keep it out of the
     # collector's way, and collect young objects less often (a call makes many).
     gc.collect()
@@ -64,12 +72,20 @@ async def serve(config: Config, *, config_path: str | None = None) -> int:
     gc.set_threshold(20_000, 20, 20)
     loop.add_signal_handler(signal.SIGUSR1, server.log_stats)
     log.info("huntgroup ready: %d group(s), %d line(s)", len(config.groups), len(config.lines))
+
+    def status() -> str:
+        return systemd.status_line(server.b2bua.gauges(), draining=stopping.is_set())
+
+    notifier.ready(status())
+    notifier.start(loop, status)  # WATCHDOG=1 from this loop, STATUS= when it changes
     reporter = loop.create_task(server.report_stats(stats.INTERVAL))
     await stopping.wait()
+    notifier.stopping(status())
     reporter.cancel()
     await server.shutdown()
     if admin is not None:
         await admin.stop()
     server.log_stats()
     log.info("stopped")
+    notifier.close()
     return 0

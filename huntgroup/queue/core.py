@@ -269,7 +269,11 @@ class RoutingCore(RoutingContext):
             return
         if kind is TimerKind.RETRY:
             if self.availability.is_reachable(key, now=self._now):
-                log.info("member %s: available again, its back-off is over", key)
+                log.info(
+                    "member %s: available again, its back-off is over",
+                    key,
+                    extra={"member": key, "event": "available"},
+                )
                 dispatch(self, actions, self._groups_of.get(key, ()))
             return
         call = self._calls[key]

@@ -61,6 +61,7 @@ def reachability(core: RoutingContext, member: str, reachable: bool, actions: li
             "member %s: %s",
             member,
             "available (registered)" if reachable else "unavailable (no registered contact)",
+            extra={"member": member, "event": "available" if reachable else "unavailable"},
         )
     if now_reachable:
         dispatch(core, actions, groups)

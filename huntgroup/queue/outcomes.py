@@ -83,6 +83,7 @@ def refused(
             "member %s: unavailable (unreachable), tried again in %.0f s",
             member,
             until - core._now,
+            extra={"member": member, "event": "unavailable"},
         )
     offers_failed(core, call, [member], actions, refusal)
     if backing_off:

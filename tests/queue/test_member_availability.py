@@ -269,6 +269,8 @@ def test_availability_changes_are_logged(caplog: Any) -> None:
         f"member {m(1)}: unavailable (unreachable), tried again in 5 s",
         f"member {m(1)}: available again, its back-off is over",
     ]
+    fields = [(vars(r)["member"], vars(r)["event"]) for r in caplog.records]  # --log-format json
+    assert fields == [(m(1), e) for e in ("unavailable", "available") * 2]
 
 
 def test_answering_ends_a_back_off_series() -> None:

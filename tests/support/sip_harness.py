@@ -693,6 +693,8 @@ class HuntgroupServer:
     workdir: Path
     popen: subprocess.Popen[bytes] | None = None
     returncode: int | None = None
+    args: tuple[str, ...] = ()  # more arguments of serve (--log-format json)
+    env: dict[str, str] = field(default_factory=dict)  # more environment (NOTIFY_SOCKET)
 
     @property
     def port(self) -> int:
@@ -709,7 +711,8 @@ class HuntgroupServer:
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
-    def start(self, *, deadline: float = STARTUP_DEADLINE) -> HuntgroupServer:
+    def launch(self) -> subprocess.Popen[bytes]:
+        """Start the process, without waiting for it to answer (see :meth:`start`)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(yaml.safe_dump(self.config, sort_keys=False))
         env = dict(os.environ)
@@ -717,16 +720,21 @@ class HuntgroupServer:
             p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
         )
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.env)
+        command = [sys.executable, "-m", "huntgroup", "serve", "--config", str(self.config_file)]
         with open(self.log_file, "wb") as out:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "huntgroup", "serve", "--config", str(self.config_file)],
+                [*command, *self.args],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
                 env=env,
             )
-        popen = self.popen
+        return self.popen
+
+    def start(self, *, deadline: float = STARTUP_DEADLINE) -> HuntgroupServer:
+        popen = self.launch()
 
         def answers() -> bool:
             if popen.poll() is not None:

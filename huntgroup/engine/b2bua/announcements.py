@@ -37,6 +37,7 @@ import logging
 from collections.abc import Collection
 
 from huntgroup.config.models import AnnouncementsConfig, PositionAnnouncement
+from huntgroup.engine.b2bua.call_log import about
 from huntgroup.engine.b2bua.calls import Announcing, Call
 from huntgroup.engine.b2bua.context import Context, TimerKind
 from huntgroup.media.announcements import PlayAnnouncement
@@ -67,7 +68,7 @@ def start_announcements(ctx: Context, call: Call) -> None:
         now + position.every if position is not None else None,
     )
     if settings.greeting is not None:
-        log.info("call %s: greeting (%s)", call.key, group)
+        log.info("call %s: greeting (%s)", call.key, group, extra=about(ctx, call, "greeting"))
         _play(ctx, call, (settings.greeting,))
     _arm(ctx, call)
 

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import logging
 
+from huntgroup.engine.b2bua.call_log import about
 from huntgroup.engine.b2bua.calls import Call, CallState, HoldReinvite, Leg, MediaSide
 from huntgroup.engine.b2bua.context import Context, TimerKind
 from huntgroup.engine.b2bua.our_requests import glare_delay, reinvite, reinvite_answered
@@ -109,6 +110,7 @@ def on_offer(
             "put on hold" if holding else "resumed",
             side,
             f" (music {music or 'built-in'})" if holding else "",
+            extra=about(ctx, call, "hold" if holding else "resume"),
         )
     ctx.out.extend(ctx.media.bridge(media))
     return True
@@ -182,7 +184,12 @@ def hold_direct(
     try:
         ctx.out.extend(ctx.media.anchor(media))
     except PortsExhausted as err:
-        log.warning("call %s: no RTP port for the hold music: %s; relayed as is", call.key, err)
+        log.warning(
+            "call %s: no RTP port for the hold music: %s; relayed as is",
+            call.key,
+            err,
+            extra=about(ctx, call, "hold_music_failed"),
+        )
         return False
     body = ctx.media.answer_reoffer(media, offer, side)
     if body is None:  # no G.711 in the holder's offer: relayed as is, no music
@@ -190,7 +197,13 @@ def hold_direct(
         return False
     music = note_hold(ctx, call, side, True)
     answer_here(ctx, key, request, call, side, dialog, body)
-    log.info("call %s: put on hold by the %s (music %s)", call.key, side, music or "built-in")
+    log.info(
+        "call %s: put on hold by the %s (music %s)",
+        call.key,
+        side,
+        music or "built-in",
+        extra=about(ctx, call, "hold"),
+    )
     call.hold_retries = 0
     move_to_music(ctx, call, "member" if side == "caller" else "caller")
     return True
@@ -223,7 +236,12 @@ def moved_to_music(ctx: Context, ours: HoldReinvite, response: Response) -> None
         if media.music_offer_sdp is not None:  # what a refresh re-INVITE offers again
             dialog.local_sdp = media.music_offer_sdp.to_bytes()
         if not ctx.media.music_answered(media, side, response.body):
-            log.warning("call %s: unusable SDP from the %s; it hears no music", call.key, side)
+            log.warning(
+                "call %s: unusable SDP from the %s; it hears no music",
+                call.key,
+                side,
+                extra=about(ctx, call, "hold_music_failed"),
+            )
             return
         if call.bridged is not None:
             ctx.out.extend(ctx.media.bridge(media))
@@ -234,10 +252,22 @@ def moved_to_music(ctx: Context, ours: HoldReinvite, response: Response) -> None
         call.hold_retries += 1
         retry_later(ctx, call, side, glare_delay(ctx, side))
     elif status in (408, 481):  # §14.1: the dialog is gone
-        log.info("call %s: the %s's dialog is gone (%d)", call.key, side, status)
+        log.info(
+            "call %s: the %s's dialog is gone (%d)",
+            call.key,
+            side,
+            status,
+            extra=about(ctx, call, "dialog_gone"),
+        )
         end_call(ctx, call, bye_caller=True)
     else:  # the held party stays where it was: silence until the resume
-        log.info("call %s: the %s refused the hold music (%d)", call.key, side, status)
+        log.info(
+            "call %s: the %s refused the hold music (%d)",
+            call.key,
+            side,
+            status,
+            extra=about(ctx, call, "hold_music_failed"),
+        )
 
 
 def hears_music(call: Call, side: MediaSide) -> bool:
@@ -262,7 +292,12 @@ def resume_answered(ctx: Context, call: Call, response: Response) -> None:
     if side is None or not media.anchored or not 200 <= response.status < 300:
         return
     note_hold(ctx, call, side, False)
-    log.info("call %s: resumed by the %s; media end to end", call.key, side)
+    log.info(
+        "call %s: resumed by the %s; media end to end",
+        call.key,
+        side,
+        extra=about(ctx, call, "resume"),
+    )
     ctx.out.extend(ctx.media.bypass(media))
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 
 from huntgroup.engine.b2bua.announcements import start_announcements
+from huntgroup.engine.b2bua.call_log import about, refused
 from huntgroup.engine.b2bua.calls import Call, CallState, Leg, LegState
 from huntgroup.engine.b2bua.context import Context, TimerKind
 from huntgroup.engine.b2bua.direct_media import update_media
@@ -61,11 +62,13 @@ def accept(
             spoofable=source.transport == "UDP" and not trusted,
         )
     except ProtocolError as err:
-        log.info("INVITE to %s refused: %s", number, err)
+        log.info("INVITE to %s refused: %s", number, err, extra=refused(ctx, number))
         ctx.respond(key, request, err.status)
         return None
     except PortsExhausted as err:  # ours, not the caller's fault: 503, as SIP has it
-        log.info("INVITE to %s refused: no RTP port free: %s", number, err)
+        log.info(
+            "INVITE to %s refused: no RTP port free: %s", number, err, extra=refused(ctx, number)
+        )
         ctx.respond(key, request, NO_PORT_STATUS)
         return None
     ctx.out.extend(ctx.media.open_caller_port(media))
@@ -98,7 +101,12 @@ def hold(ctx: Context, call: Call, answer: bool, music: str | None) -> None:
     the built-in music)."""
     if music is None:
         music = ctx.config.server.media.music
-    log.info("call %s: queued (%s)", call.key, "answered" if answer else "early media")
+    log.info(
+        "call %s: queued (%s)",
+        call.key,
+        "answered" if answer else "early media",
+        extra=about(ctx, call, "queued"),
+    )
     if call.state is CallState.EARLY:
         if answer:
             answer_caller(ctx, call)
@@ -167,7 +175,11 @@ def retransmit_2xx(ctx: Context, call: Call) -> None:
         if isinstance(item, SendMessage):
             ctx.send(item.message, item.destination)
         elif isinstance(item, AckTimedOut):
-            log.info("call %s: no ACK for our 200, hanging up", call.key)
+            log.info(
+                "call %s: no ACK for our 200, hanging up",
+                call.key,
+                extra=about(ctx, call, "no_ack"),
+            )
             call.retransmit = None
             end_call(ctx, call, bye_caller=True)
     if call.retransmit is not None:
@@ -199,6 +211,7 @@ def connect(ctx: Context, call: Call, leg: Leg) -> None:
         call.key,
         leg.member or "forward target",
         " (media end to end)" if media.bypassed else "",
+        extra=about(ctx, call, "bridged", leg.member),
     )
     ctx.out.extend(ctx.media.bridge(media))
     if media.direct and not media.bypassed:

@@ -43,6 +43,7 @@ import logging
 
 from huntgroup.engine.b2bua.addressing import number_of, user_of
 from huntgroup.engine.b2bua.call_hold import note_hold
+from huntgroup.engine.b2bua.call_log import about
 from huntgroup.engine.b2bua.calls import (
     Call,
     CallState,
@@ -109,7 +110,14 @@ def caller_refer(
     status = destination_refusal(ctx, bridged.member, number)
     if status is not None:
         who = call.verified_line
-        log.info("call %s: %s may not transfer to %r (%d)", call.key, who, number, status)
+        log.info(
+            "call %s: %s may not transfer to %r (%d)",
+            call.key,
+            who,
+            number,
+            status,
+            extra=about(ctx, call, "transfer_refused"),
+        )
         ctx.respond(key, request, status)
         return
     log.info(
@@ -118,6 +126,7 @@ def caller_refer(
         call.verified_line,
         bridged.member,
         number,
+        extra=about(ctx, call, "transferred"),
     )
     domain = ctx.config.server.domain
     headers = (
@@ -184,7 +193,13 @@ def caller_attended(ctx: Context, call: Call, transfer: Transfer, replaces: Repl
     found = consultation(ctx, line, replaces)
     if isinstance(found, int) or found is call:
         status = found if isinstance(found, int) else 481
-        log.info("call %s: attended transfer by %s refused (%d)", call.key, line, status)
+        log.info(
+            "call %s: attended transfer by %s refused (%d)",
+            call.key,
+            line,
+            status,
+            extra=about(ctx, call, "transfer_refused"),
+        )
         notify(ctx, transfer, status, final=True)
         return
     join_caller_side(ctx, call, transfer, found)
@@ -203,6 +218,7 @@ def join_caller_side(ctx: Context, call: Call, transfer: Transfer, other: Call) 
         member,
         moved.member,
         other.key,
+        extra=about(ctx, call, "transferred"),
     )
     transferor = Leg(
         transfer.leg,

@@ -29,6 +29,7 @@ from huntgroup.engine.b2bua.addressing import (
     target_uri,
     user_of,
 )
+from huntgroup.engine.b2bua.call_log import CallEvent, about
 from huntgroup.engine.b2bua.caller_leg import connect, hold, ringing
 from huntgroup.engine.b2bua.calls import Call, CallState, LegState
 from huntgroup.engine.b2bua.context import Context
@@ -77,21 +78,40 @@ def carry_out(ctx: Context, actions: list[Action]) -> None:
                 if winner is not None:
                     connect(ctx, call, winner)
             case Release(_, status, reason):
-                log.info("call %s: released (%s, %d)", call.key, reason, status)
+                log.info(
+                    "call %s: released (%s, %d)",
+                    call.key,
+                    reason,
+                    status,
+                    extra=about(ctx, call, "released"),
+                )
                 end_call(ctx, call, bye_caller=True, status=status, tell_core=False)
             case Forward(_, target, reason):
                 forward(ctx, call, target, reason)
             case Reroute(_, target, reason, group):
-                log.info("call %s: forwarded to %s (%s)", call.key, target, reason)
+                log.info(
+                    "call %s: forwarded to %s (%s)",
+                    call.key,
+                    target,
+                    reason,
+                    extra=about(ctx, call, "forwarded"),
+                )
                 route(ctx, call, user_of(call.invite.from_.uri) or "anonymous", group, target)
             case RefuseForward(_, target, reason, status, route_so_far):
-                log.info("call %s: forwarded to %s (%s)", call.key, target, reason)
+                log.info(
+                    "call %s: forwarded to %s (%s)",
+                    call.key,
+                    target,
+                    reason,
+                    extra=about(ctx, call, "forwarded"),
+                )
                 log.warning(
                     "call %s: forward loop %s -> %s: ended (%d)",
                     call.key,
                     " -> ".join(route_so_far),
                     target,
                     status,
+                    extra=about(ctx, call, "forward_loop"),
                 )
                 end_call(ctx, call, bye_caller=True, status=status, tell_core=False)
 
@@ -104,9 +124,17 @@ def enter_core(ctx: Context, call: Call) -> None:
 def route(ctx: Context, call: Call, caller_number: str, group: str | None, number: str) -> None:
     """The call is at our ``number`` now (the pilot of ``group``, else a line): when it
     arrives, then at each forward to another of our numbers, which the core follows."""
+    event: CallEvent = "arrived" if call.number == number else "rerouted"
     call.number = number
     if group is not None:
-        log.info("call %s: %s -> group %s (%s)", call.key, caller_number, group, number)
+        log.info(
+            "call %s: %s -> group %s (%s)",
+            call.key,
+            caller_number,
+            group,
+            number,
+            extra=about(ctx, call, event),
+        )
     else:
         log.info(
             "call %s: %s -> line %s (%s)",
@@ -114,6 +142,7 @@ def route(ctx: Context, call: Call, caller_number: str, group: str | None, numbe
             caller_number,
             number,
             "internal" if call.verified_line is not None else "external",
+            extra=about(ctx, call, event),
         )
 
 
@@ -121,7 +150,13 @@ def outgoing(ctx: Context, call: Call, line: str, name: str, number: str) -> Non
     """Line ``line`` calls ``number`` out through the upstream."""
     enter_core(ctx, call)
     call.outgoing_line = line
-    log.info("call %s: line %s -> %s via upstream", call.key, line, number)
+    log.info(
+        "call %s: line %s -> %s via upstream",
+        call.key,
+        line,
+        number,
+        extra=about(ctx, call, "outgoing"),
+    )
     ctx.tell_core(OutgoingCallStarted(call.core_id, line))
     upstream = ctx.config.server.upstream
     assert upstream is not None
@@ -137,7 +172,13 @@ def forward(ctx: Context, call: Call, target: str, reason: str) -> None:
     """The core forwards ``call`` out of the server, to ``target``: a 302 (caller not
     answered yet) or a new leg out through the upstream. (The core follows forwards to
     our own numbers itself: :class:`Reroute`.)"""
-    log.info("call %s: forwarded to %s (%s)", call.key, target, reason)
+    log.info(
+        "call %s: forwarded to %s (%s)",
+        call.key,
+        target,
+        reason,
+        extra=about(ctx, call, "forwarded"),
+    )
     ctx.index.by_core.pop(call.core_id, None)
     uri = target_uri(target, ctx.config.server.domain, ctx.config.server.upstream)
     if call.state is CallState.EARLY:

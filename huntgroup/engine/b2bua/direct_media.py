@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 
+from huntgroup.engine.b2bua.call_log import about
 from huntgroup.engine.b2bua.calls import Call, CallState, MediaSide, MediaUpdate
 from huntgroup.engine.b2bua.context import Context, TimerKind
 from huntgroup.engine.b2bua.our_requests import glare_delay, reinvite, reinvite_answered
@@ -49,7 +50,11 @@ def update_media(ctx: Context, call: Call, side: MediaSide, *, again: bool = Fal
         retry_update(ctx, call, side, 1.0)
         return
     if call.media_updates >= MAX_MEDIA_UPDATES:
-        log.warning("call %s: media addresses keep moving; media stays relayed", call.key)
+        log.warning(
+            "call %s: media addresses keep moving; media stays relayed",
+            call.key,
+            extra=about(ctx, call, "media_relayed"),
+        )
         call.media_again = False
         return
     call.media_updates += 1
@@ -70,9 +75,14 @@ def media_updated(ctx: Context, ours: MediaUpdate, response: Response) -> None:
             return
         call.media_again = False
         if moved is None:
-            log.warning("call %s: unusable SDP from the %s; relayed", call.key, side)
+            log.warning(
+                "call %s: unusable SDP from the %s; relayed",
+                call.key,
+                side,
+                extra=about(ctx, call, "media_relayed"),
+            )
         else:
-            log.info("call %s: media end to end", call.key)
+            log.info("call %s: media end to end", call.key, extra=about(ctx, call, "media_direct"))
             ctx.out.extend(ctx.media.bypass(call.media))
         return
     if status == 491 and call.media_updates < MAX_MEDIA_UPDATES:
@@ -80,10 +90,22 @@ def media_updated(ctx: Context, ours: MediaUpdate, response: Response) -> None:
         return
     call.media_again = False
     if status in (408, 481):  # §14.1: the dialog is gone
-        log.info("call %s: the %s's dialog is gone (%d)", call.key, side, status)
+        log.info(
+            "call %s: the %s's dialog is gone (%d)",
+            call.key,
+            side,
+            status,
+            extra=about(ctx, call, "dialog_gone"),
+        )
         end_call(ctx, call, bye_caller=True)
     else:
-        log.info("call %s: the %s refused direct media (%d); relayed", call.key, side, status)
+        log.info(
+            "call %s: the %s refused direct media (%d); relayed",
+            call.key,
+            side,
+            status,
+            extra=about(ctx, call, "media_relayed"),
+        )
 
 
 def retry_update(ctx: Context, call: Call, side: MediaSide, delay: float) -> None:

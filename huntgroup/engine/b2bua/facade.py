@@ -68,6 +68,7 @@ from huntgroup.config.models import Config
 from huntgroup.engine.b2bua.admission import PASS
 from huntgroup.engine.b2bua.announcements import announcement_due
 from huntgroup.engine.b2bua.call_hold import move_to_music
+from huntgroup.engine.b2bua.call_log import about
 from huntgroup.engine.b2bua.caller_leg import retransmit_2xx
 from huntgroup.engine.b2bua.calls import CallState
 from huntgroup.engine.b2bua.context import Context, Output, TimerKind
@@ -262,7 +263,11 @@ class B2BUA(Context):
         elif kind is TimerKind.SESSION:
             session_due(self, call, which, due)
         elif kind is TimerKind.MAX_DURATION:
-            log.info("call %s: longer than server.calls.max_duration, hanging up", call.key)
+            log.info(
+                "call %s: longer than server.calls.max_duration, hanging up",
+                call.key,
+                extra=about(self, call, "max_duration"),
+            )
             self.counters.max_duration_ended += 1
             end_call(self, call, bye_caller=True)
         elif kind is TimerKind.MEDIA_RETRY:
@@ -291,6 +296,7 @@ class B2BUA(Context):
                 call.key,
                 " and the ".join(fact.silent),
                 fact.after,
+                extra=about(self, call, "rtp_timeout"),
             )
             end_call(self, call, bye_caller=True)
         self._drain()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 
 from huntgroup.engine.b2bua.addressing import asserted_values, identity_value, number_of, user_of
+from huntgroup.engine.b2bua.call_log import refused
 from huntgroup.engine.b2bua.caller_leg import accept
 from huntgroup.engine.b2bua.context import ALLOW, ALLOW_EVENTS, KNOWN_METHODS, Context
 from huntgroup.engine.b2bua.core_actions import enter_core, line_name, outgoing, route
@@ -166,7 +167,9 @@ def new_invite(ctx: Context, key: TransactionKey, request: Request, source: Peer
     refusal = ctx.admission.admit(len(ctx.index.calls), now=ctx.now)
     if refusal is not None:
         ctx.counters.over_limits += 1
-        log.info("INVITE to %s refused (503): %s", number, refusal.reason)
+        log.info(
+            "INVITE to %s refused (503): %s", number, refusal.reason, extra=refused(ctx, number)
+        )
         ctx.respond(key, request, 503, headers=(("Retry-After", str(refusal.retry_after)),))
         return
     call = accept(ctx, key, request, source, number)

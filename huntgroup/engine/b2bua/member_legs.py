@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 
 from huntgroup.engine.b2bua.addressing import ANONYMOUS, identity_value, peer_of
+from huntgroup.engine.b2bua.call_log import about
 from huntgroup.engine.b2bua.caller_leg import NO_PORT_STATUS, connect, ringing
 from huntgroup.engine.b2bua.calls import Call, CallState, Leg, LegState
 from huntgroup.engine.b2bua.context import ALLOW, Context
@@ -55,10 +56,21 @@ MAX_SESSION_INTERVAL = 7200
 def ring(ctx: Context, call: Call, member: str, caller: Identity, group: str | None) -> None:
     targets = targets_of(ctx, member)
     if not targets:
-        log.info("call %s: member %s unreachable (no contact)", call.key, member)
+        log.info(
+            "call %s: member %s unreachable (no contact)",
+            call.key,
+            member,
+            extra=about(ctx, call, "unreachable", member),
+        )
         ctx.tell_core(MemberUnreachable(call.core_id, member))
         return
-    log.info("call %s: ringing %s (%s)", call.key, member, group or "direct")
+    log.info(
+        "call %s: ringing %s (%s)",
+        call.key,
+        member,
+        group or "direct",
+        extra=about(ctx, call, "ringing", member),
+    )
     asserted = call.asserted
     g = next((x for x in ctx.config.groups if x.name == group), None)
     if g is not None and g.pilot_as_caller_id and caller.number == g.pilot:
@@ -117,7 +129,13 @@ def new_leg(
         offer = ctx.media.member_offer(call.media)
     except (PortsExhausted, ProtocolError) as err:  # no RTP port left: cannot be rung
         reason = f"no RTP port free: {err}" if isinstance(err, PortsExhausted) else str(err)
-        log.warning("call %s: cannot ring %s: %s", call.key, member or "target", reason)
+        log.warning(
+            "call %s: cannot ring %s: %s",
+            call.key,
+            member or "target",
+            reason,
+            extra=about(ctx, call, "ring_failed", member),
+        )
         if member:  # our shortage, not the member's fault: no back-off
             ctx.tell_core(MemberUnreachable(call.core_id, member, ours=True))
         else:
@@ -145,7 +163,13 @@ def new_leg(
     try:
         tx = ctx.start(invite, destination)
     except ProtocolError as err:
-        log.info("call %s: could not ring %s: %s", call.key, member, err)
+        log.info(
+            "call %s: could not ring %s: %s",
+            call.key,
+            member,
+            err,
+            extra=about(ctx, call, "ring_failed", member),
+        )
         ctx.tell_core(MemberUnreachable(call.core_id, member))
         return
     ctx.index.add_leg(call, Leg(leg_id, call.key, member, invite, tx, destination, me))
@@ -160,7 +184,13 @@ def leg_response(ctx: Context, call: Call, leg: Leg, response: Response, source:
         if status > 100 and has_option(response, "Require", "100rel"):
             # RFC 3262 §3: not ours to get, we never offer 100rel; taken as unreliable (the
             # member retransmits it, then gives up with a 5xx that ends the leg as a refusal)
-            log.debug("call %s: %s sent a reliable %d unasked", call.key, leg.member, status)
+            log.debug(
+                "call %s: %s sent a reliable %d unasked",
+                call.key,
+                leg.member,
+                status,
+                extra=about(ctx, call, "reliable_provisional", leg.member),
+            )
         if leg.state is LegState.CALLING:  # any provisional, 100 included (§9.1)
             leg.state = LegState.PROCEEDING
         if leg.cancel_pending:
@@ -208,6 +238,7 @@ def retry_brief(ctx: Context, call: Call, leg: Leg, response: Response) -> bool:
         call.key,
         leg.member or "the target",
         wanted,
+        extra=about(ctx, call, "session_retry", leg.member),
     )
     leg.invite, leg.state = invite, LegState.CALLING
     ctx.index.move_leg(call, leg, tx)
@@ -266,7 +297,12 @@ def leg_answered(ctx: Context, call: Call, leg: Leg, response: Response, source:
             ctx.tell_core(CallAnswered(call.core_id))
         connect(ctx, call, leg)
         return
-    log.info("call %s: member %s answered", call.key, leg.member)
+    log.info(
+        "call %s: member %s answered",
+        call.key,
+        leg.member,
+        extra=about(ctx, call, "answered", leg.member),
+    )
     ctx.tell_core(MemberAnswered(call.core_id, leg.member))
 
 
@@ -282,6 +318,7 @@ def leg_failed(ctx: Context, call: Call, leg: Leg, status: int) -> None:
             call.key,
             "outgoing call" if call.outgoing_line else "forwarding",
             status,
+            extra=about(ctx, call, "forward_failed"),
         )
         end_call(ctx, call, bye_caller=True, status=status)
         return
@@ -290,6 +327,12 @@ def leg_failed(ctx: Context, call: Call, leg: Leg, status: int) -> None:
     ]
     if others:
         return  # another contact of the same line still rings
-    log.info("call %s: member %s did not take the call (%d)", call.key, leg.member, status)
+    log.info(
+        "call %s: member %s did not take the call (%d)",
+        call.key,
+        leg.member,
+        status,
+        extra=about(ctx, call, "not_taken", leg.member),
+    )
     # what the status means (busy, declined, unreachable) is the core's reading
     ctx.tell_core(MemberFailed(call.core_id, leg.member, status))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 
+from huntgroup.engine.b2bua.call_log import about
 from huntgroup.engine.b2bua.calls import Call, CallState, MediaSide, OurReinvite, RelayedRequest
 from huntgroup.engine.b2bua.context import Context
 from huntgroup.engine.b2bua.session_refresh import refresh_answered
@@ -48,7 +49,13 @@ def reinvite(ctx: Context, call: Call, ours: OurReinvite, body: bytes, what: str
     try:
         tx = ctx.start(request, dialog.peer)
     except ProtocolError as err:
-        log.info("call %s: cannot re-INVITE %s: %s", call.key, what, err)
+        log.info(
+            "call %s: cannot re-INVITE %s: %s",
+            call.key,
+            what,
+            err,
+            extra=about(ctx, call, "reinvite_failed"),
+        )
         return False
     ctx.index.requests[tx] = ours
     call.reinvite_pending = True
@@ -91,7 +98,13 @@ def pass_on(
     try:
         client = ctx.start(outgoing, dialog.peer)
     except ProtocolError as err:
-        log.info("call %s: could not pass a %s on: %s", call.key, outgoing.method, err)
+        log.info(
+            "call %s: could not pass a %s on: %s",
+            call.key,
+            outgoing.method,
+            err,
+            extra=about(ctx, call, "relay_failed"),
+        )
         ctx.respond(key, received, 503)
         return False
     ctx.index.requests[client] = RelayedRequest(key, dialog)

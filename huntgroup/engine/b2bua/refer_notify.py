@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 
+from huntgroup.engine.b2bua.call_log import about
 from huntgroup.engine.b2bua.calls import Call, LegState, ReferNotify, Transfer
 from huntgroup.engine.b2bua.context import Context
 from huntgroup.engine.sip.message import Response
@@ -84,7 +85,12 @@ def notify_answered(ctx: Context, ours: ReferNotify, response: Response) -> None
     subscription (RFC 6665 §4.1.3): no more NOTIFYs, the transfer itself goes on."""
     call = ctx.index.calls.get(ours.call)
     if response.status >= 300 and call is not None and call.transfer is not None:
-        log.info("call %s: the transferor refused our NOTIFY (%d)", call.key, response.status)
+        log.info(
+            "call %s: the transferor refused our NOTIFY (%d)",
+            call.key,
+            response.status,
+            extra=about(ctx, call, "notify_refused"),
+        )
         call.transfer.subscribed = False
 
 
@@ -109,6 +115,7 @@ def transfer_outcome(ctx: Context, call: Call, status: int, *, reason: str = "no
         leg.member if leg is not None else "?",
         "done" if 200 <= status < 300 else "failed",
         status,
+        extra=about(ctx, call, "transfer_result", leg.member if leg is not None else ""),
     )
     if leg is None or leg.state is LegState.ENDED:
         return

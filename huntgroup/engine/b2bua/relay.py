@@ -26,6 +26,7 @@ import logging
 
 from huntgroup.engine.b2bua.addressing import is_sdp
 from huntgroup.engine.b2bua.call_hold import moved_to_music, on_offer, resume_answered
+from huntgroup.engine.b2bua.call_log import about
 from huntgroup.engine.b2bua.caller_transfer import caller_refer, on_notify
 from huntgroup.engine.b2bua.calls import (
     Call,
@@ -96,7 +97,7 @@ def on_cancel(
         return
     ctx.respond(key, request, 200)
     if call.state is CallState.EARLY:
-        log.info("call %s: caller cancelled", call.key)
+        log.info("call %s: caller cancelled", call.key, extra=about(ctx, call, "cancelled"))
         end_call(ctx, call, bye_caller=False, status=487)
 
 
@@ -128,10 +129,15 @@ def in_dialog(ctx: Context, key: TransactionKey, request: Request, source: Peer)
     if method == "BYE":
         ctx.respond(key, request, 200)
         if leg is None:
-            log.info("call %s: caller hung up", call.key)
+            log.info("call %s: caller hung up", call.key, extra=about(ctx, call, "caller_hangup"))
             end_call(ctx, call, bye_caller=False, status=487)
         else:
-            log.info("call %s: member %s hung up", call.key, leg.member or "(forward)")
+            log.info(
+                "call %s: member %s hung up",
+                call.key,
+                leg.member or "(forward)",
+                extra=about(ctx, call, "member_hangup", leg.member),
+            )
             leg.state = LegState.ENDED
             if leg.id != call.bridged:  # a leg no longer bridged (a transferor): it alone
                 transferor_left(ctx, call, leg.id)

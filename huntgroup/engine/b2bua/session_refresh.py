@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 
+from huntgroup.engine.b2bua.call_log import about
 from huntgroup.engine.b2bua.calls import Call, CallState, SessionRefresh
 from huntgroup.engine.b2bua.context import Context, TimerKind
 from huntgroup.engine.b2bua.session_timer import (
@@ -57,7 +58,12 @@ def session_due(ctx: Context, call: Call, which: str, at: float) -> None:
         refresh(ctx, call, which, timer, dialog)
     else:
         side = f"member {call.legs[which].member or '(forward)'}" if which else "caller"
-        log.info("call %s: no session refresh from the %s (RFC 4028)", call.key, side)
+        log.info(
+            "call %s: no session refresh from the %s (RFC 4028)",
+            call.key,
+            side,
+            extra=about(ctx, call, "session_expired"),
+        )
         ctx.counters.sessions_expired += 1
         end_call(ctx, call, bye_caller=True)
 
@@ -84,7 +90,12 @@ def refresh(ctx: Context, call: Call, which: str, timer: SessionTimer, dialog: D
     try:
         tx = ctx.start(request, dialog.peer)
     except ProtocolError as err:
-        log.info("call %s: cannot refresh the session: %s", call.key, err)
+        log.info(
+            "call %s: cannot refresh the session: %s",
+            call.key,
+            err,
+            extra=about(ctx, call, "session_expired"),
+        )
         end_call(ctx, call, bye_caller=True)
         return
     ctx.index.requests[tx] = SessionRefresh(call.key, which, dialog)
@@ -113,7 +124,13 @@ def refresh_done(
         timer.refreshed(ctx.now, interval=interval, we_refresh=we_refresh)
     elif dead or status in (408, 481):  # RFC 4028 §10: the session is over
         side = "member" if which else "caller"
-        log.info("call %s: session refresh to the %s failed (%d)", call.key, side, status)
+        log.info(
+            "call %s: session refresh to the %s failed (%d)",
+            call.key,
+            side,
+            status,
+            extra=about(ctx, call, "session_expired"),
+        )
         ctx.counters.sessions_expired += 1
         end_call(ctx, call, bye_caller=True)
         return

@@ -6,13 +6,15 @@ Theory of operation
 early, else a BYE when asked), every member leg still up (:func:`cancel_leg`:
 CANCEL once a provisional came, §9.1, or BYE once confirmed), the core's state
 (``CallHungUp``), then :func:`forget` closes the media and removes the call
-from the index. A call ends exactly once: a second call is a no-op.
+from the index, with the log line ``call k12: ended``. A call ends exactly once: a
+second call is a no-op.
 """
 
 from __future__ import annotations
 
 import logging
 
+from huntgroup.engine.b2bua.call_log import about
 from huntgroup.engine.b2bua.calls import Call, CallState, Leg, LegState
 from huntgroup.engine.b2bua.context import Context
 from huntgroup.engine.b2bua.refer_notify import transfer_outcome
@@ -53,7 +55,9 @@ def end_call(
 
 
 def forget(ctx: Context, call: Call) -> None:
-    """Close the call's media and remove it from the index (it has ended)."""
+    """Close the call's media and remove it from the index (it has ended): the call's
+    last log line, ``call k12: ended``."""
+    log.info("call %s: ended", call.key, extra=about(ctx, call, "ended"))
     ctx.out.extend(ctx.media.close(call.media))
     ctx.index.forget(call, ctx.layer)
 

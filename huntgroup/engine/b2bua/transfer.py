@@ -56,6 +56,7 @@ import logging
 
 from huntgroup.engine.b2bua.addressing import PHONE_NUMBER, number_of, user_of
 from huntgroup.engine.b2bua.call_hold import move_to_music, note_hold
+from huntgroup.engine.b2bua.call_log import about
 from huntgroup.engine.b2bua.calls import (
     Call,
     CallState,
@@ -105,7 +106,13 @@ def on_refer(
         target = refer_target(request)
         subscribed = wants_subscription(request)
     except ProtocolError as err:
-        log.info("call %s: REFER refused (%d): %s", call.key, err.status, err)
+        log.info(
+            "call %s: REFER refused (%d): %s",
+            call.key,
+            err.status,
+            err,
+            extra=about(ctx, call, "transfer_refused", leg.member),
+        )
         ctx.respond(key, request, err.status)
         return
     transfer = Transfer(leg.id, leg.dialog, subscribed, ctx.now + REFER_EXPIRES)
@@ -116,7 +123,14 @@ def on_refer(
     number = number_of(user_of(target.uri))
     status = destination_refusal(ctx, leg.member, number)
     if status is not None:
-        log.info("call %s: %s may not transfer to %r (%d)", call.key, leg.member, number, status)
+        log.info(
+            "call %s: %s may not transfer to %r (%d)",
+            call.key,
+            leg.member,
+            number,
+            status,
+            extra=about(ctx, call, "transfer_refused", leg.member),
+        )
         ctx.respond(key, request, status)
         return
     ctx.respond(key, request, 202, headers=refer_sub(subscribed))
@@ -163,7 +177,13 @@ def refer_sub(subscribed: bool) -> tuple[tuple[str, str], ...]:
 
 def blind(ctx: Context, call: Call, leg: Leg, transfer: Transfer, number: str) -> None:
     """The caller goes on to ``number``: the member's part ends now."""
-    log.info("call %s: %s transfers the call to %s", call.key, leg.member, number)
+    log.info(
+        "call %s: %s transfers the call to %s",
+        call.key,
+        leg.member,
+        number,
+        extra=about(ctx, call, "transferred", leg.member),
+    )
     start(ctx, call, transfer)
     call.bridged = None
     note_hold(ctx, call, "member", False)  # a hold before the REFER ends with that member
@@ -185,7 +205,12 @@ def wait_with_music(ctx: Context, call: Call, music: str | None) -> None:
         try:
             ctx.out.extend(ctx.media.anchor(media))
         except PortsExhausted as err:
-            log.warning("call %s: no RTP port for the transfer's music: %s", call.key, err)
+            log.warning(
+                "call %s: no RTP port for the transfer's music: %s",
+                call.key,
+                err,
+                extra=about(ctx, call, "transfer_music_failed"),
+            )
             return  # silence until the next bridge
         call.music = music or ""
         call.hold_retries = 0
@@ -243,7 +268,13 @@ def attended(ctx: Context, call: Call, leg: Leg, transfer: Transfer, replaces: R
     """REFER with Replaces (already answered 202): join, or NOTIFY why not."""
     found = consultation(ctx, leg.member, replaces)
     if isinstance(found, int):
-        log.info("call %s: attended transfer by %s refused (%d)", call.key, leg.member, found)
+        log.info(
+            "call %s: attended transfer by %s refused (%d)",
+            call.key,
+            leg.member,
+            found,
+            extra=about(ctx, call, "transfer_refused", leg.member),
+        )
         notify(ctx, transfer, found, final=True)
         return
     if found is call:
@@ -291,6 +322,7 @@ def join(ctx: Context, call: Call, leg: Leg, transfer: Transfer, other: Call) ->
         leg.member,
         moved.member,
         other.key,
+        extra=about(ctx, call, "transferred", leg.member),
     )
     ctx.tell_core(CallsJoined(call.core_id, leg.member, other.core_id))
     index = ctx.index
@@ -330,7 +362,12 @@ def join_answered(ctx: Context, ours: JoinOffer, response: Response) -> None:
     else:  # the consulted member, in place of the transferring caller
         usable = ctx.media.caller_rejoined(media, response.body, source_host=host, trusted=trusted)
     if not usable:
-        log.info("call %s: the joined member refused our media (%d)", call.key, status)
+        log.info(
+            "call %s: the joined member refused our media (%d)",
+            call.key,
+            status,
+            extra=about(ctx, call, "transfer_failed"),
+        )
         transfer_outcome(ctx, call, status if status >= 300 else 488)
         end_call(ctx, call, bye_caller=True)
         return
