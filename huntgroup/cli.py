@@ -185,6 +185,43 @@ def _run_moh(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- records ---------------------------------------------------------------
+
+
+def _configure_records(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="records_command", metavar="ACTION", required=True)
+    init = sub.add_parser(
+        "init-db",
+        help="create the call-record tables and indexes in PostgreSQL (safe to run again)",
+    )
+    source = init.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--config", metavar="FILE", help="the YAML configuration: its records.postgres DSN"
+    )
+    source.add_argument("--dsn", help="a libpq connection string or URI")
+
+
+def _run_records(args: argparse.Namespace) -> int:
+    # psycopg and the sinks are imported when this runs: not at every --help.
+    from huntgroup.engine.aio.records.schema import init_db
+    from huntgroup.engine.aio.records.sinks import resolve_dsn
+
+    dsn = args.dsn
+    if dsn is None:
+        cfg = load_config(args.config)  # ConfigError: reported by main()
+        if cfg.records.postgres is None:
+            print(f"huntgroup records: {args.config}: no records.postgres", file=sys.stderr)
+            return EXIT_INVALID
+        dsn = resolve_dsn(cfg.records.postgres)
+    try:
+        init_db(dsn)
+    except Exception as err:  # psycopg.Error: the server, the credentials, the rights
+        print(f"huntgroup records init-db: {type(err).__name__}: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    print("call-record schema ready (tables calls, call_offers, member_changes)")
+    return EXIT_OK
+
+
 # -- simulate --------------------------------------------------------------
 
 
@@ -209,6 +246,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("serve", "run the SIP server on a configuration file", _configure_serve, _run_serve),
     Command("moh", "hold music tools (convert)", _configure_moh, _run_moh),
+    Command("records", "call-record tools (init-db)", _configure_records, _run_records),
     Command(
         "simulate",
         "simulate a QA scenario in virtual time through the routing core",

@@ -6,7 +6,7 @@ Theory of operation
 :class:`~huntgroup.engine.aio.server.Server` (every SIP listener open, music
 loaded, the state store reached), then the admin HTTP listener when
 ``server.admin.listen`` is set, and hands the process's signals to them:
-SIGHUP reloads the configuration file, SIGUSR1 logs the counters,
+SIGHUP reopens the call-record files and reloads the configuration file, SIGUSR1 logs the counters,
 SIGINT/SIGTERM drain the node. While it drains, the admin listener stays up
 (``/readyz`` answers 503); it closes once the last call is over.
 
@@ -61,10 +61,10 @@ async def serve(config: Config, *, config_path: str | None = None) -> int:
     notifier = systemd.Notifier.from_environment()  # does nothing when not under systemd
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    if config_path is not None:
-        loop.add_signal_handler(
-            signal.SIGHUP, lambda: loop.create_task(notifier.reload(server.reload(config_path)))
-        )
+    # SIGHUP: reopen the call-record files (log rotation), reload the file if there is one
+    loop.add_signal_handler(
+        signal.SIGHUP, lambda: loop.create_task(notifier.reload(server.reload(config_path)))
+    )
     # Everything loaded so far lives as long as the process: keep it out of the
     # collector's way, and collect young objects less often (a call makes many).
     gc.collect()

@@ -66,6 +66,8 @@ LAZY = {
     ("huntgroup.cli", "huntgroup.node"): "serve: the server costs ~0.5 s at --help",
     ("huntgroup.cli", "huntgroup.admin.token"): "serve: same (the admin package)",
     ("huntgroup.cli", "huntgroup.engine.b2bua.connections"): "serve: same (the B2BUA package)",
+    ("huntgroup.cli", "huntgroup.engine.aio.records.schema"): "records init-db: psycopg at --help",
+    ("huntgroup.cli", "huntgroup.engine.aio.records.sinks"): "records init-db: same (the sinks)",
 }
 
 

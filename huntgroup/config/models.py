@@ -552,10 +552,57 @@ class GroupConfig(_Model):
         return tuple(sorted(self.members, key=lambda m: m.position))
 
 
+DSN_PASSWORD_RE = re.compile(
+    r"(?:^|\s|[?&])password\s*=|^[a-z]+://[^/@\s]*:[^/@\s]*@", re.IGNORECASE
+)
+"""A password in a libpq DSN: ``password=`` (keyword form) or ``user:secret@`` (URI form)."""
+
+
+class PostgresRecordsConfig(_Model):
+    """``records.postgres``: call records written to PostgreSQL (docs/configuration.md).
+
+    The connection string comes from exactly one of ``dsn`` (no password in it: use
+    ``dsn_env``, ``dsn_file`` or libpq's own ~/.pgpass / PGPASSFILE), ``dsn_env`` (the name
+    of an environment variable holding it) and ``dsn_file`` (a file holding it)."""
+
+    dsn: str | None = None
+    dsn_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    dsn_file: str | None = None
+    batch_size: int = Field(200, ge=1, le=10_000)
+    max_pending: int = Field(100_000, ge=1, le=10_000_000)
+    flush_interval: float = Field(1.0, gt=0, le=60)
+
+    @field_validator("dsn")
+    @classmethod
+    def _no_password(cls, value: str | None) -> str | None:
+        if value is not None and DSN_PASSWORD_RE.search(value):
+            raise ValueError(
+                "a password in records.postgres.dsn: put the DSN in dsn_env or dsn_file, "
+                "or the password in ~/.pgpass (PGPASSFILE)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PostgresRecordsConfig:
+        given = [x for x in (self.dsn, self.dsn_env, self.dsn_file) if x is not None]
+        if len(given) != 1:
+            raise ValueError("records.postgres needs exactly one of dsn, dsn_env, dsn_file")
+        return self
+
+
+class RecordsConfig(_Model):
+    """``records``: where call records go (docs/operations.md, "Call records")."""
+
+    jsonl: str | None = None  # a JSON-lines file, one object per call; None: none
+    queue_log: str | None = None  # an Asterisk queue_log file; None: none
+    postgres: PostgresRecordsConfig | None = None
+
+
 class Config(_Model):
     server: ServerConfig = ServerConfig()
     lines: tuple[LineConfig, ...] = ()
     groups: tuple[GroupConfig, ...] = ()
+    records: RecordsConfig = RecordsConfig()
 
     def group(self, name: str) -> GroupConfig:
         for g in self.groups:

@@ -35,7 +35,9 @@ from huntgroup.config.models import (
     NoAnswerConfig,
     PeriodicAnnouncement,
     PositionAnnouncement,
+    PostgresRecordsConfig,
     QueueConfig,
+    RecordsConfig,
     ServerConfig,
     SipTimers,
     SubscriptionsConfig,
@@ -66,6 +68,8 @@ MODELS: tuple[type[BaseModel], ...] = (
     PositionAnnouncement,
     NoAnswerConfig,
     MemberConfig,
+    RecordsConfig,
+    PostgresRecordsConfig,
 )
 
 MODEL_DESCRIPTIONS: dict[str, str] = {
@@ -102,6 +106,10 @@ MODEL_DESCRIPTIONS: dict[str, str] = {
     "from prompt files.",
     "NoAnswerConfig": "Where a call goes when nobody answers.",
     "MemberConfig": "A member of a group: a line or a fixed SIP URI, with a position (1 = first).",
+    "RecordsConfig": "Call records: one per call that reached the server, written to a JSON-lines "
+    "file, an Asterisk queue_log file and/or PostgreSQL (docs/operations.md, 'Call records').",
+    "PostgresRecordsConfig": "Call records in PostgreSQL: the connection string (from exactly one "
+    "of dsn, dsn_env, dsn_file; never a password in this file) and the writer's batching.",
 }
 
 FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
@@ -109,6 +117,26 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "server": "The SIP server: listen addresses, domain, upstream proxy, media, state store.",
         "lines": "The lines (user licences) that register to this server.",
         "groups": "The call groups (hunt groups).",
+        "records": "Where call records go: JSON lines, Asterisk queue_log, PostgreSQL "
+        "(none by default).",
+    },
+    "RecordsConfig": {
+        "jsonl": "A JSON-lines file: one object per call record and member change, appended, "
+        "reopened on SIGHUP (log rotation); null: none.",
+        "queue_log": "An Asterisk queue_log file (ENTERQUEUE, CONNECT, COMPLETECALLER...) for "
+        "queue report tools, reopened on SIGHUP; null: none.",
+        "postgres": "Write call records to PostgreSQL (create the tables with 'huntgroup records "
+        "init-db'); null: no database.",
+    },
+    "PostgresRecordsConfig": {
+        "dsn": "A libpq connection string or URI without a password (use ~/.pgpass, dsn_env "
+        "or dsn_file for one), e.g. 'host=db.example.net dbname=huntgroup user=huntgroup'.",
+        "dsn_env": "The name of an environment variable holding the connection string.",
+        "dsn_file": "A file holding the connection string (readable by the server only).",
+        "batch_size": "Records written per transaction, at most.",
+        "max_pending": "Records kept in memory while the database is unreachable; beyond, new "
+        "records are dropped, counted and logged (calls never wait).",
+        "flush_interval": "Seconds between two writes when fewer than batch_size records wait.",
     },
     "ServerConfig": {
         "listen": "Addresses to listen on, as TRANSPORT:HOST:PORT (udp, tcp or tls; IPv6 in "

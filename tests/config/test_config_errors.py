@@ -50,7 +50,7 @@ def test_unknown_key_points_at_the_key_and_lists_allowed_keys() -> None:
 
 def test_unknown_top_level_key() -> None:
     assert problems("grups: []\n") == [
-        "cfg.yaml:1:1: grups: unknown key 'grups'; allowed keys: server, lines, groups"
+        "cfg.yaml:1:1: grups: unknown key 'grups'; allowed keys: server, lines, groups, records"
     ]
 
 

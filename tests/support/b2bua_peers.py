@@ -10,8 +10,8 @@ to a time, like ``tests/support/core_harness.py`` does for the group core.
 Every output is routed at once: a :class:`Transmit` is parsed with the real
 parser and dropped in the inbox of the :class:`Phone` listening at its
 destination (or kept in ``Network.stray`` if nobody listens there); media
-commands are kept in ``Network.media``. A phone's inbox holds each distinct
-datagram once: byte-identical retransmissions are counted in
+commands are kept in ``Network.media``, call records in ``Network.records``. A
+phone's inbox holds each distinct datagram once: byte-identical retransmissions are counted in
 ``Phone.copies`` and not queued again, so tests can assert a flow message by
 message and check retransmissions separately.
 
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from huntgroup.config.models import Config
 from huntgroup.engine.b2bua import B2BUA, Output, Transmit
+from huntgroup.engine.b2bua.call_records import CallRecord, MemberChange, RecordOutput
 from huntgroup.engine.sip import digest
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.message import Message, Request, Response
@@ -144,6 +145,8 @@ class Network:
         self.phones: dict[tuple[str, int], Phone] = {}
         self.media: list[MediaCommand] = []
         self.stray: list[Transmit] = []
+        self.records: list[CallRecord] = []  # call records, in the order the calls ended
+        self.member_changes: list[MemberChange] = []
         self.transmits: list[tuple[float, Transmit]] = []
 
     # -- phones
@@ -186,6 +189,11 @@ class Network:
                     self.stray.append(out)
                 else:
                     phone.receive(out.data, self.now)
+            elif isinstance(out, RecordOutput):
+                if isinstance(out.record, CallRecord):
+                    self.records.append(out.record)
+                else:
+                    self.member_changes.append(out.record)
             else:
                 self.media.append(out)
 

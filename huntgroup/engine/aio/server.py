@@ -57,9 +57,12 @@ from huntgroup.engine.aio import tls, udp_errors
 from huntgroup.engine.aio.file_checks import FILE_CHECKS
 from huntgroup.engine.aio.loop_timer import LoopTimer
 from huntgroup.engine.aio.media_io import MediaEngine
+from huntgroup.engine.aio.records.reports import Reports
+from huntgroup.engine.aio.records.sinks import open_sinks
 from huntgroup.engine.aio.redis_state import RedisStateSync, default_node_id, redact
 from huntgroup.engine.aio.resolver import HostResolver, is_address
 from huntgroup.engine.b2bua import B2BUA, Output, Transmit, connections, stats
+from huntgroup.engine.b2bua.call_records import RecordOutput
 from huntgroup.engine.sip.address import Peer, bracket
 from huntgroup.engine.sip.parser import SipParseError, StreamParser
 from huntgroup.errors import ConfigError, MediaError
@@ -198,6 +201,8 @@ class Server:
         self.b2bua: B2BUA
         self.media: MediaEngine
         self.stopped = asyncio.Event()
+        # call records and member changes, to every report sink (engine/aio/records/)
+        self.reports = Reports()
         self.state_sync: RedisStateSync | None = None
         self._probe_handle: asyncio.TimerHandle | None = None
         self._probe_due = 0.0
@@ -211,6 +216,8 @@ class Server:
 
     async def start(self) -> None:
         cfg = self.config
+        for sink in open_sinks(cfg.records):  # OSError, ConfigError: the server does not start
+            self.reports.add(sink)
         rng = random.Random(secrets.randbits(64))
         media_cfg = cfg.server.media
         self.media = MediaEngine(
@@ -357,6 +364,8 @@ class Server:
             try:
                 if isinstance(out, Transmit):
                     self._transmit(out)
+                elif isinstance(out, RecordOutput):
+                    self.reports.deliver(out.record)  # a failing sink is its own problem
                 else:
                     self.media.execute(out)
             except (OSError, ValueError) as err:  # one bad address must not stop the rest
@@ -415,6 +424,7 @@ class Server:
             **self.gauges(),
             "loop_lag_ms": round(admission.lag(now=now) * 1000),
             "load_percent": round(admission.load(now=now) * 100),
+            **self.reports.counters(),
         }
         line = stats.stats_line(
             gauges, self.b2bua.counters, self.media.counters, self.conn_counters
@@ -673,8 +683,12 @@ class Server:
         finally:
             self._limiter.release(None)
 
-    async def reload(self, path: str) -> None:
-        """SIGHUP: read the file again; a bad file is reported and changes nothing."""
+    async def reload(self, path: str | None) -> None:
+        """SIGHUP: the record files are opened again (logrotate moved them), and the
+        configuration file read again; a bad file is reported and changes nothing."""
+        self.reports.reopen()
+        if path is None:
+            return
         try:
             config = await asyncio.to_thread(
                 functools.partial(load_config, path, checks=FILE_CHECKS)
@@ -683,6 +697,9 @@ class Server:
             log.error("reload refused, the running configuration stays:\n%s", err)
             return
         await self._preload_music(config)
+        if config.records != self.config.records:  # the sinks were opened at start
+            log.warning("reload: changes under 'records' take effect at the next restart")
+            config = config.model_copy(update={"records": self.config.records})
         changes = config_changes(self.config, config)
         for change in changes:
             log.info("reload: %s", change)
@@ -744,6 +761,7 @@ class Server:
         for writer in list(self._tcp.values()):
             writer.close()
         self.media.close_all()
+        self.reports.close()  # the records still pending are written (PostgreSQL: a while)
         self.stopped.set()
 
 

@@ -83,6 +83,7 @@ def accept(
         number=number,
     )
     ctx.index.add(call)
+    ctx.records.arrived(call.key, request, number, wall=ctx.wall())
     ctx.counters.calls += 1
     ctx.index.add_dialog(call, (request.call_id, call.to_tag, request.from_.tag or ""), None)
     return call
@@ -201,6 +202,7 @@ def connect(ctx: Context, call: Call, leg: Leg) -> None:
         else:
             answer_caller(ctx, call)
     call.bridged = leg.id
+    ctx.records.connected(call.key, leg.member, wall=ctx.wall())
     call.music = None
     call.announcing = None
     ctx.counters.bridged += 1

@@ -37,6 +37,7 @@ from enum import IntEnum
 from huntgroup.config.models import Config
 from huntgroup.engine.b2bua.admission import CallAdmission, SourceLimiter
 from huntgroup.engine.b2bua.auth_guard import AuthGuard
+from huntgroup.engine.b2bua.call_records import CallRecords, RecordOutput
 from huntgroup.engine.b2bua.calls import CallState
 from huntgroup.engine.b2bua.index import CallIndex
 from huntgroup.engine.b2bua.stats import SipCounters, SipTraffic
@@ -74,7 +75,7 @@ class Transmit:
     destination: Peer
 
 
-Output = Transmit | MediaCommand
+Output = Transmit | MediaCommand | RecordOutput
 
 
 class TimerKind(IntEnum):
@@ -163,6 +164,9 @@ class Context(ABC):
         # (``B2BUA.wall_clock_read``); without one, wall time is ``now``.
         self.wall_offset = 0.0 if wall is None else wall - now
         self.now = now
+        # call records (engine/b2bua/call_records.py), under the node's name (its id up to
+        # the "/" that the server adds to bind digest nonces to this run)
+        self.records = CallRecords(node_id.partition("/")[0])
         self.out: list[Output] = []
         self.events: list[Event] = []
         self.index = CallIndex()
@@ -240,11 +244,17 @@ class Context(ABC):
     ) -> Response:
         tag = to_tag if to_tag is not None else (new_tag(self.rng) if status > 100 else None)
         response = make_response(request, status, to_tag=tag, headers=headers, body=body)
+        if status >= 300 and key not in self.index.by_invite:  # a refused INVITE: its record
+            self.records.refused(self.out, request, status, self.core, wall=self.wall())
         try:
             self.tx_actions(self.layer.send_response(key, response, now=self.now))
         except ProtocolError as err:
             log.info("could not answer %s %s: %s", request.method, status, err)
         return response
+
+    def wall(self) -> float:
+        """Wall-clock time (epoch seconds) of this input: ``now`` plus the driver's offset."""
+        return self.now + self.wall_offset
 
     def start(self, request: Request, destination: Peer) -> TransactionKey:
         key, actions = self.layer.send_request(request, destination, now=self.now)

@@ -65,9 +65,11 @@ def carry_out(ctx: Context, actions: list[Action]) -> None:
                 ringing(ctx, call)
             case Hold(_, answer, music):
                 hold(ctx, call, answer, music)
-            case Ring(_, member, caller_id, group, _timeout):
+            case Ring(_, member, caller_id, group, timeout):
+                ctx.records.offered(call.key, member, wall=ctx.wall(), deadline=ctx.now + timeout)
                 ring(ctx, call, member, caller_id, group)
             case Cancel(_, member):
+                ctx.records.offer_cancelled(call.key, member, now=ctx.now)
                 for leg in call.legs.values():
                     if leg.member == member and leg.state is not LegState.ENDED:
                         cancel_leg(ctx, leg)
@@ -85,6 +87,7 @@ def carry_out(ctx: Context, actions: list[Action]) -> None:
                     status,
                     extra=about(ctx, call, "released"),
                 )
+                ctx.records.released(call.key, reason)
                 end_call(ctx, call, bye_caller=True, status=status, tell_core=False)
             case Forward(_, target, reason):
                 forward(ctx, call, target, reason)
@@ -113,6 +116,7 @@ def carry_out(ctx: Context, actions: list[Action]) -> None:
                     status,
                     extra=about(ctx, call, "forward_loop"),
                 )
+                ctx.records.caused(call.key, "refused")
                 end_call(ctx, call, bye_caller=True, status=status, tell_core=False)
 
 
@@ -126,6 +130,7 @@ def route(ctx: Context, call: Call, caller_number: str, group: str | None, numbe
     arrives, then at each forward to another of our numbers, which the core follows."""
     event: CallEvent = "arrived" if call.number == number else "rerouted"
     call.number = number
+    ctx.records.routed(call.key, group, number)
     if group is not None:
         log.info(
             "call %s: %s -> group %s (%s)",
@@ -157,11 +162,13 @@ def outgoing(ctx: Context, call: Call, line: str, name: str, number: str) -> Non
         number,
         extra=about(ctx, call, "outgoing"),
     )
+    ctx.records.outgoing(call.key)
     ctx.tell_core(OutgoingCallStarted(call.core_id, line))
     upstream = ctx.config.server.upstream
     assert upstream is not None
     destination = peer_of(parse_uri(upstream))
     if destination is None:
+        ctx.records.caused(call.key, "refused")
         end_call(ctx, call, bye_caller=False, status=502)
         return
     target = target_uri(number, ctx.config.server.domain, upstream)
@@ -179,6 +186,7 @@ def forward(ctx: Context, call: Call, target: str, reason: str) -> None:
         reason,
         extra=about(ctx, call, "forwarded"),
     )
+    ctx.records.caused(call.key, "forwarded")
     ctx.index.by_core.pop(call.core_id, None)
     uri = target_uri(target, ctx.config.server.domain, ctx.config.server.upstream)
     if call.state is CallState.EARLY:
@@ -186,6 +194,7 @@ def forward(ctx: Context, call: Call, target: str, reason: str) -> None:
             call.tx, call.invite, 302, to_tag=call.to_tag, headers=(("Contact", f"<{uri}>"),)
         )
         call.state = CallState.ENDED
+        ctx.records.ending(call.key, 302)
         forget(ctx, call)
         return
     destination = peer_of(parse_uri(ctx.config.server.upstream or str(uri)))

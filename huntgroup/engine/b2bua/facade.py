@@ -255,6 +255,7 @@ class B2BUA(Context):
         if kind is TimerKind.SHUTDOWN:
             self.shutdown_at = None
             for call in list(self.index.calls.values()):
+                self.records.caused(call.key, "refused")  # drained
                 end_call(self, call, bye_caller=True, status=503)
             return
         call = self.index.calls[key]  # timer_live checked it
@@ -443,6 +444,7 @@ class B2BUA(Context):
             return
         call = self.index.by_invite.get(key)
         if call is not None:
+            self.records.caused(call.key, "refused")
             try:
                 end_call(self, call, bye_caller=True, status=status)
                 self._drain()  # the core forgets it too
@@ -455,9 +457,12 @@ class B2BUA(Context):
                 except Exception as third:
                     log.debug("forgetting it failed as well", exc_info=third)
                     self.index.drop(call)
+                    self.records.ended(self.out, call.key, wall=self.wall())
         if self.layer.awaits_final(key):
             try:
                 response = make_response(request, status, to_tag=new_tag(self.rng))
+                if call is None:  # an INVITE that never became a call: its record
+                    self.records.refused(self.out, request, status, self.core, wall=self.wall())
                 self.tx_actions(self.layer.send_response(key, response, now=self.now))
             except Exception as again:
                 log.debug("no answer could be built for a failed request", exc_info=again)

@@ -251,6 +251,7 @@ def feature_code(
     if call is None:
         return
     call.feature = True
+    ctx.records.served(call.key, wall=ctx.wall())
     joining = code.group(1) == "51"
     for name in names:
         log.info("line %s %s group %s", line, "joins" if joining else "leaves", name)

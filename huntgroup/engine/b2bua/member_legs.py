@@ -62,6 +62,7 @@ def ring(ctx: Context, call: Call, member: str, caller: Identity, group: str | N
             member,
             extra=about(ctx, call, "unreachable", member),
         )
+        ctx.records.offer_failed(call.key, member, None)
         ctx.tell_core(MemberUnreachable(call.core_id, member))
         return
     log.info(
@@ -136,9 +137,11 @@ def new_leg(
             reason,
             extra=about(ctx, call, "ring_failed", member),
         )
+        ctx.records.offer_failed(call.key, member, None)
         if member:  # our shortage, not the member's fault: no back-off
             ctx.tell_core(MemberUnreachable(call.core_id, member, ours=True))
         else:
+            ctx.records.caused(call.key, "refused")
             end_call(ctx, call, bye_caller=True, status=NO_PORT_STATUS)
         return
     ctx.out.extend(ctx.media.open_member_port(call.media))
@@ -170,9 +173,11 @@ def new_leg(
             err,
             extra=about(ctx, call, "ring_failed", member),
         )
+        ctx.records.offer_failed(call.key, member, None)
         ctx.tell_core(MemberUnreachable(call.core_id, member))
         return
     ctx.index.add_leg(call, Leg(leg_id, call.key, member, invite, tx, destination, me))
+    ctx.records.presented(call.key, caller.number)
 
 
 def leg_response(ctx: Context, call: Call, leg: Leg, response: Response, source: Peer) -> None:
@@ -280,6 +285,7 @@ def leg_answered(ctx: Context, call: Call, leg: Leg, response: Response, source:
         is None
     ):
         bye_leg(ctx, leg)  # an answer we cannot relay counts as a refusal
+        ctx.records.offer_failed(call.key, leg.member, 488)
         ctx.tell_core(MemberFailed(call.core_id, leg.member, 488))
         return
     leg.state = LegState.CONFIRMED
@@ -313,6 +319,7 @@ def leg_failed(ctx: Context, call: Call, leg: Leg, status: int) -> None:
     if leg.cancelled:
         return
     if not leg.member:
+        ctx.records.caused(call.key, "no_answer")  # a forward out keeps "forwarded"
         log.info(
             "call %s: %s failed (%d)",
             call.key,
@@ -335,4 +342,5 @@ def leg_failed(ctx: Context, call: Call, leg: Leg, status: int) -> None:
         extra=about(ctx, call, "not_taken", leg.member),
     )
     # what the status means (busy, declined, unreachable) is the core's reading
+    ctx.records.offer_failed(call.key, leg.member, status)
     ctx.tell_core(MemberFailed(call.core_id, leg.member, status))

@@ -98,6 +98,7 @@ def on_cancel(
     ctx.respond(key, request, 200)
     if call.state is CallState.EARLY:
         log.info("call %s: caller cancelled", call.key, extra=about(ctx, call, "cancelled"))
+        ctx.records.hung_up(call.key, "caller")
         end_call(ctx, call, bye_caller=False, status=487)
 
 
@@ -130,6 +131,7 @@ def in_dialog(ctx: Context, key: TransactionKey, request: Request, source: Peer)
         ctx.respond(key, request, 200)
         if leg is None:
             log.info("call %s: caller hung up", call.key, extra=about(ctx, call, "caller_hangup"))
+            ctx.records.hung_up(call.key, "caller")
             end_call(ctx, call, bye_caller=False, status=487)
         else:
             log.info(
@@ -142,6 +144,7 @@ def in_dialog(ctx: Context, key: TransactionKey, request: Request, source: Peer)
             if leg.id != call.bridged:  # a leg no longer bridged (a transferor): it alone
                 transferor_left(ctx, call, leg.id)
                 return
+            ctx.records.hung_up(call.key, "member")
             end_call(ctx, call, bye_caller=True, skip_leg=leg.id)
         return
     if method == "OPTIONS":

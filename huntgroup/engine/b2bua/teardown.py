@@ -6,8 +6,8 @@ Theory of operation
 early, else a BYE when asked), every member leg still up (:func:`cancel_leg`:
 CANCEL once a provisional came, §9.1, or BYE once confirmed), the core's state
 (``CallHungUp``), then :func:`forget` closes the media and removes the call
-from the index, with the log line ``call k12: ended``. A call ends exactly once: a
-second call is a no-op.
+from the index, with the log line ``call k12: ended`` and the call's record
+(:mod:`call_records`). A call ends exactly once: a second call is a no-op.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def end_call(
     """End the whole call: caller leg, every member leg, media, core state."""
     if call.state is CallState.ENDED:
         return
+    ctx.records.ending(call.key, status)
     if call.state is CallState.EARLY:
         ctx.respond(call.tx, call.invite, status, to_tag=call.to_tag)
     elif bye_caller and call.dialog is not None:
@@ -56,8 +57,9 @@ def end_call(
 
 def forget(ctx: Context, call: Call) -> None:
     """Close the call's media and remove it from the index (it has ended): the call's
-    last log line, ``call k12: ended``."""
+    last log line, ``call k12: ended``, and its record."""
     log.info("call %s: ended", call.key, extra=about(ctx, call, "ended"))
+    ctx.records.ended(ctx.out, call.key, wall=ctx.wall())
     ctx.out.extend(ctx.media.close(call.media))
     ctx.index.forget(call, ctx.layer)
 

@@ -333,6 +333,7 @@ def join(ctx: Context, call: Call, leg: Leg, transfer: Transfer, other: Call) ->
     index.move_leg_to(moved, other, call)
     other.bridged = None
     call.bridged = moved.id
+    ctx.records.connected(call.key, moved.member, wall=ctx.wall())  # the caller's member now
     note_hold(ctx, call, "member", False)  # the transferor's hold ends with it
     start(ctx, call, transfer)
     end_call(ctx, other, bye_caller=True, tell_core=False)

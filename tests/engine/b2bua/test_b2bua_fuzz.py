@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from huntgroup.engine.b2bua import Transmit
+from huntgroup.engine.b2bua.call_records import RecordOutput
 from huntgroup.engine.sip.address import Peer
 from huntgroup.media.commands import CloseMedia, OpenPort, PlayMusic, StartRelay
 from tests.support.b2bua_peers import (
@@ -151,6 +152,7 @@ def finish(net: Network, call: UacCall, leg: UasCall) -> None:
     m1.respond(bye, 200, to_tag=leg.tag)
     net.advance(2000)  # every fuzz-made call times out (max_wait, Timer B, no ACK...)
     assert net.b2b.active_calls == 0
+    assert net.b2b.records.tracks == {}, "every call that ended gave its record"
     assert net.ports_in_use == 0
     assert net.b2b.get_timer() is None or net.b2b.get_timer() > net.now  # type: ignore[operator]
 
@@ -159,7 +161,9 @@ def deliver_all(net: Network, datagrams: list[tuple[bytes, float, Peer]]) -> Non
     for data, dt, source in datagrams:
         outputs = net.deliver(data, source)
         for out in outputs:
-            assert isinstance(out, Transmit | PlayMusic | StartRelay | OpenPort | CloseMedia)
+            assert isinstance(
+                out, Transmit | PlayMusic | StartRelay | OpenPort | CloseMedia | RecordOutput
+            )
         net.advance(dt)
 
 

@@ -1,0 +1,58 @@
+"""The report sinks that ``records:`` asks for, opened at start (docs/configuration.md)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from huntgroup.config.models import PostgresRecordsConfig, RecordsConfig
+from huntgroup.engine.aio.records.jsonl import JsonLinesSink
+from huntgroup.engine.aio.records.postgres import PostgresSink
+from huntgroup.engine.aio.records.queue_log import QueueLogSink
+from huntgroup.engine.aio.records.reports import ReportSink
+from huntgroup.errors import ConfigError, ConfigProblem
+
+
+def open_sinks(config: RecordsConfig) -> list[ReportSink]:
+    """The sinks of ``config``; a file that cannot be opened raises OSError, a DSN that
+    cannot be found ConfigError (the server does not start)."""
+    sinks: list[ReportSink] = []
+    if config.jsonl is not None:
+        sinks.append(JsonLinesSink(config.jsonl))
+    if config.queue_log is not None:
+        sinks.append(QueueLogSink(config.queue_log))
+    if config.postgres is not None:
+        pg = config.postgres
+        sinks.append(
+            PostgresSink(
+                resolve_dsn(pg),
+                batch_size=pg.batch_size,
+                max_pending=pg.max_pending,
+                flush_interval=pg.flush_interval,
+            )
+        )
+    return sinks
+
+
+def resolve_dsn(config: PostgresRecordsConfig) -> str:
+    """The connection string: ``dsn``, or the variable ``dsn_env``, or the file ``dsn_file``."""
+    if config.dsn is not None:
+        return config.dsn
+    if config.dsn_env is not None:
+        value = os.environ.get(config.dsn_env, "").strip()
+        if not value:
+            raise _problem("dsn_env", f"the environment variable {config.dsn_env} is not set")
+        return value
+    assert config.dsn_file is not None
+    try:
+        value = Path(config.dsn_file).read_text(encoding="utf-8").strip()
+    except OSError as err:
+        raise _problem("dsn_file", str(err)) from err
+    if not value:
+        raise _problem("dsn_file", f"{config.dsn_file} is empty")
+    return value
+
+
+def _problem(key: str, message: str) -> ConfigError:
+    """A DSN that cannot be found: the server's configuration is unusable."""
+    return ConfigError([ConfigProblem("records", 0, 0, f"records.postgres.{key}", message)])

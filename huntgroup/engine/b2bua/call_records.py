@@ -1,0 +1,328 @@
+"""Call records: one :class:`CallRecord` for every call that reached the server.
+
+Theory of operation
+-------------------
+:class:`CallRecords` is the builder. The B2BUA tells it, one line at each
+hook, what happens to a call: taken in (:meth:`~CallRecords.arrived`), routed
+to a pilot or a line (:meth:`~CallRecords.routed`, again at each forward to
+one of our numbers: the record keeps the group that handled the call last),
+out through the upstream (:meth:`~CallRecords.outgoing`), a member offered
+the call and how that offer ended, connected, why it ended; when the call is
+forgotten (:func:`~huntgroup.engine.b2bua.teardown.forget`, the one place
+every call ends) :meth:`~CallRecords.ended` turns the track into a frozen
+:class:`CallRecord` and appends a :class:`RecordOutput` to the outputs. The
+track is popped then, so a call yields its record exactly once, whatever
+ended it. An INVITE refused before it became a call (a 403, 404, 420, 503
+…, not a digest challenge: the caller asks again) yields its record at once
+(:meth:`~CallRecords.refused`).
+
+The tracks are kept by call key, one dict lookup per hook: no work per
+message. Their number is bounded by the calls in progress
+(``server.limits.max_calls``). Times are wall-clock epoch seconds, from the
+``now`` of the input plus the driver's wall-clock offset (the B2BUA reads no
+clock).
+
+Outcome, in this order: ``answered`` (a member, or for an outgoing call the
+called party, answered, whatever came later: a transfer, a forward); else the
+first cause noted: ``queue_full``, ``timeout`` (the queue's ``max_wait``),
+``no_answer`` (every offer failed, busy, or nobody free), ``forwarded`` (out
+of the server: 302, or a leg out), ``refused`` (by the server: before the
+core, a number that is no group or line, a forward loop, a drain, an
+internal error); else ``abandoned`` (the caller hung up first).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from huntgroup.engine.b2bua.addressing import user_of
+from huntgroup.engine.sip.message import Request
+from huntgroup.queue.refusals import Refusal, refusal_of
+
+CallKind = Literal["group", "direct", "outgoing"]
+Outcome = Literal[
+    "answered", "abandoned", "timeout", "queue_full", "no_answer", "forwarded", "refused"
+]
+OfferResult = Literal["answered", "no_answer", "busy", "declined", "unreachable", "cancelled"]
+ANSWERED_CODE = 200
+"""The release code of a call a member (or the called party) answered."""
+RELEASE_OUTCOMES: dict[str, Outcome] = {
+    "queue_full": "queue_full",
+    "max_wait": "timeout",
+    "no_answer": "no_answer",
+    "busy": "no_answer",
+    "empty": "no_answer",
+    "group_removed": "refused",
+    "not_found": "refused",
+}
+"""The outcome of a core ``Release``, by its reason."""
+REFUSALS: dict[Refusal, OfferResult] = {
+    Refusal.BUSY: "busy",
+    Refusal.DECLINED: "declined",
+    Refusal.UNREACHABLE: "unreachable",
+    Refusal.NO_ANSWER: "no_answer",
+}
+RETRIED_STATUSES = frozenset({401, 407, 422})
+"""Refusals of a new INVITE that the caller answers with a new INVITE (digest challenges,
+RFC 4028's Session Interval Too Small): no record, the retry is the call."""
+
+
+class RecordSink(Protocol):
+    """Where a record goes: the outputs of the input being handled."""
+
+    def append(self, item: RecordOutput, /) -> None: ...
+
+
+class Pilots(Protocol):
+    """Which group a number is the pilot of (the group core)."""
+
+    def group_of_pilot(self, number: str) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OfferRecord:
+    """One offer of a call to a member: when it started (epoch seconds) and its result."""
+
+    member: str
+    start: float
+    result: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """What one call was, once over (docs/operations.md, "Call records")."""
+
+    call_id: str
+    node: str
+    kind: str
+    group: str | None
+    pilot: str | None
+    caller: str
+    callee: str
+    identity: str
+    arrival: float
+    answer: float | None
+    end: float
+    wait: float
+    talk: float
+    member: str | None
+    outcome: str
+    release_code: int
+    offers: tuple[OfferRecord, ...]
+    hangup: str = "server"  # who hung up: caller | member | server (queue_log COMPLETE*)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberChange:
+    """A member logged in or out, paused or unpaused (emitted by the control API)."""
+
+    at: float  # wall-clock epoch seconds
+    group: str
+    member: str
+    action: str  # login | logout | pause | unpause
+    reason: str
+    origin: str  # api | phone (*51/*52) | reload
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutput:
+    """Output: a call record or a member change, for the driver's report sinks."""
+
+    record: CallRecord | MemberChange
+
+
+@dataclass(slots=True)
+class _Offer:
+    member: str
+    start: float  # wall clock
+    deadline: float  # the core's ``now`` its ring timeout runs out at
+    result: OfferResult | None = None
+
+
+@dataclass(slots=True)
+class _Track:
+    call_id: str
+    caller: str
+    callee: str
+    arrival: float
+    kind: CallKind = "direct"
+    group: str | None = None
+    pilot: str | None = None
+    identity: str = ""
+    answer: float | None = None
+    member: str | None = None
+    cause: Outcome | None = None
+    release_code: int = 0
+    hangup: str = "server"
+    offers: list[_Offer] = field(default_factory=list)
+
+
+class CallRecords:
+    """The tracks of the calls in progress, by call key (see the module docstring)."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.tracks: dict[str, _Track] = {}
+
+    def arrived(self, key: str, request: Request, number: str, *, wall: float) -> None:
+        """The call of ``request`` is taken in, at our ``number`` (the dialled one)."""
+        caller = user_of(request.from_.uri) or "anonymous"
+        self.tracks[key] = _Track(request.call_id, caller, number, wall)
+
+    def routed(self, key: str, group: str | None, number: str) -> None:
+        """The call is at our ``number`` now: the pilot of ``group``, else a line."""
+        track = self.tracks.get(key)
+        if track is not None:
+            track.kind = "direct" if group is None else "group"
+            track.group, track.pilot = group, None if group is None else number
+
+    def outgoing(self, key: str) -> None:
+        """The call goes out through the upstream (a line calling out)."""
+        track = self.tracks.get(key)
+        if track is not None:
+            track.kind = "outgoing"
+
+    def presented(self, key: str, number: str) -> None:
+        """A leg went out showing ``number`` as the caller: the first one is kept."""
+        track = self.tracks.get(key)
+        if track is not None and not track.identity:
+            track.identity = number
+
+    def offered(self, key: str, member: str, *, wall: float, deadline: float) -> None:
+        """The core offers the call to ``member`` until ``deadline`` (its own ``now``)."""
+        track = self.tracks.get(key)
+        if track is not None:
+            track.offers.append(_Offer(member, wall, deadline))
+
+    def offer_failed(self, key: str, member: str, status: int | None) -> None:
+        """``member`` did not take the call: its final SIP ``status`` (None: unreachable,
+        no status could come back)."""
+        offer = self._pending(key, member)
+        if offer is not None:
+            offer.result = "unreachable" if status is None else REFUSALS[refusal_of(status)]
+
+    def offer_cancelled(self, key: str, member: str, *, now: float) -> None:
+        """The core stops offering the call to ``member``: its ring timeout ran out
+        (``no_answer``), or the call went elsewhere (``cancelled``)."""
+        offer = self._pending(key, member)
+        if offer is not None:
+            offer.result = "no_answer" if now >= offer.deadline else "cancelled"
+
+    def connected(self, key: str, member: str, *, wall: float) -> None:
+        """The caller talks to ``member`` now ("" a forward or outgoing target)."""
+        track = self.tracks.get(key)
+        if track is None:
+            return
+        if track.answer is None:
+            track.answer = wall
+        if member:
+            track.member = member
+            offer = self._pending(key, member)
+            if offer is not None:
+                offer.result = "answered"
+        elif track.kind == "outgoing":
+            track.cause = "answered"
+
+    def served(self, key: str, *, wall: float) -> None:
+        """The server itself answered the call (a feature code): answered, no member."""
+        track = self.tracks.get(key)
+        if track is not None:
+            track.answer, track.cause = wall, "answered"
+
+    def caused(self, key: str, outcome: Outcome) -> None:
+        """What ends the call, unless a cause was noted before (the first one counts)."""
+        track = self.tracks.get(key)
+        if track is not None and track.cause is None:
+            track.cause = outcome
+
+    def released(self, key: str, reason: str) -> None:
+        """The core released the call for ``reason`` (a ``Release`` reason)."""
+        self.caused(key, RELEASE_OUTCOMES.get(reason, "refused"))
+
+    def hung_up(self, key: str, side: str) -> None:
+        """``side`` (caller, member) hung up: the call ends now."""
+        track = self.tracks.get(key)
+        if track is not None:
+            track.hangup = side
+
+    def ending(self, key: str, status: int) -> None:
+        """The call ends with ``status`` (the final response, or the reason of a BYE)."""
+        track = self.tracks.get(key)
+        if track is not None and not track.release_code:
+            track.release_code = status
+
+    def ended(self, out: RecordSink, key: str, *, wall: float) -> None:
+        """The call is over: its record goes to ``out`` (once: the track is dropped)."""
+        track = self.tracks.pop(key, None)
+        if track is None:
+            return
+        offers = tuple(
+            OfferRecord(x.member, x.start, x.result or "cancelled") for x in track.offers
+        )
+        answer = track.answer
+        answered = track.member is not None or track.cause == "answered"
+        outcome: Outcome = "answered" if answered else (track.cause or "abandoned")
+        record = CallRecord(
+            call_id=track.call_id,
+            node=self.node,
+            kind=track.kind,
+            group=track.group,
+            pilot=track.pilot,
+            caller=track.caller,
+            callee=track.callee,
+            identity=track.identity or track.caller,
+            arrival=track.arrival,
+            answer=answer,
+            end=wall,
+            wait=max(0.0, (wall if answer is None else answer) - track.arrival),
+            talk=0.0 if answer is None else max(0.0, wall - answer),
+            member=track.member,
+            outcome=outcome,
+            release_code=ANSWERED_CODE if answered else (track.release_code or 480),
+            offers=offers,
+            hangup=track.hangup,
+        )
+        out.append(RecordOutput(record))
+
+    def refused(
+        self, out: RecordSink, request: Request, status: int, pilots: Pilots, *, wall: float
+    ) -> None:
+        """A final ``status`` (300 or more) answers ``request`` outside any call: when it is
+        a new INVITE that no retry follows, it was refused before it became a call, and its
+        record goes to ``out`` at once."""
+        if request.method != "INVITE" or request.to.tag is not None or status in RETRIED_STATUSES:
+            return
+        callee = user_of(request.uri)
+        caller = user_of(request.from_.uri) or "anonymous"
+        group = pilots.group_of_pilot(callee) if callee else None
+        record = CallRecord(
+            call_id=request.call_id,
+            node=self.node,
+            kind="direct" if group is None else "group",
+            group=group,
+            pilot=None if group is None else callee,
+            caller=caller,
+            callee=callee,
+            identity=caller,
+            arrival=wall,
+            answer=None,
+            end=wall,
+            wait=0.0,
+            talk=0.0,
+            member=None,
+            outcome="refused",
+            release_code=status,
+            offers=(),
+        )
+        out.append(RecordOutput(record))
+
+    def _pending(self, key: str, member: str) -> _Offer | None:
+        """The last offer of the call to ``member``, when it has no result yet."""
+        track = self.tracks.get(key)
+        if track is None:
+            return None
+        for offer in reversed(track.offers):
+            if offer.member == member:
+                return offer if offer.result is None else None
+        return None
