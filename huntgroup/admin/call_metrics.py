@@ -32,11 +32,11 @@ the event loop; nothing here runs per SIP message.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from huntgroup.config.models import Config
+from huntgroup.engine.b2bua.call_records import CallRecord, MemberChange
 
 OUTCOMES = ("answered", "abandoned", "timeout", "queue_full", "no_answer", "forwarded", "refused")
 """The outcomes of a call record (docs/operations.md, "Call records")."""
@@ -48,30 +48,6 @@ OTHER_MEMBER = "other"
 """The member label of every member beyond ``max_member_series`` (or no longer listed)."""
 MEMBER_ACTIONS = ("login", "logout", "pause", "unpause")
 ANSWERED = {True: "true", False: "false"}
-
-
-class EndedCall(Protocol):
-    """The fields of a call record this sink reads (``call_records.CallRecord``)."""
-
-    @property
-    def kind(self) -> str: ...
-    @property
-    def group(self) -> str | None: ...
-    @property
-    def outcome(self) -> str: ...
-    @property
-    def wait(self) -> float: ...
-    @property
-    def talk(self) -> float: ...
-    @property
-    def member(self) -> str | None: ...
-
-
-class MemberChanged(Protocol):
-    """The field of a member change this sink reads (``call_records.MemberChange``)."""
-
-    @property
-    def action(self) -> str: ...
 
 
 class CallMetrics:
@@ -133,8 +109,8 @@ class CallMetrics:
         self._seen_members: set[tuple[str, str]] = set()  # member labels with a series
 
     # ------------------------------------------------------------- the sink
-    def call_ended(self, record: EndedCall) -> None:
-        """One ended call (a ``CallRecord``)."""
+    def call_ended(self, record: CallRecord) -> None:
+        """One ended call."""
         self.follow_config()
         group, outcome = record.group, record.outcome
         if group is None:
@@ -152,8 +128,8 @@ class CallMetrics:
             self._seen_members.add((group, label))
             self.member_answered.labels(group, label).inc()
 
-    def member_changed(self, change: MemberChanged) -> None:
-        """A member logged in or out, paused or unpaused (a ``MemberChange``)."""
+    def member_changed(self, change: MemberChange) -> None:
+        """A member logged in or out, paused or unpaused."""
         if change.action in MEMBER_ACTIONS:
             self.member_changes.labels(change.action).inc()
 

@@ -107,6 +107,7 @@ def add_routes(app: web.Application, server: Server) -> None:
     """``GET /metrics`` for ``server``; its call sink joins ``server.reports``."""
     metrics = Metrics(server)
     app[METRICS] = metrics
+    server.reports.add(metrics.calls)
 
     async def scrape(request: web.Request) -> web.Response:
         # Reading the server takes milliseconds on the loop; the text (thousands of lines

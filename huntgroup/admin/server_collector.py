@@ -15,7 +15,9 @@ no state of its own, and each scrape reads what the server already keeps:
   field to one family, a field that is one reason among several of the same
   thing (RTP drops, admission refusals) to a label value of a shared family;
 - SIP messages by method and status code (``SipTraffic``, counted where each
-  message passes in the B2BUA).
+  message passes in the B2BUA);
+- the call records' counts (``Server.reports.counters``: sink failures, and
+  the PostgreSQL writer's pending, written, dropped records).
 
 Nothing is counted twice: the ``stats:`` line and ``/metrics`` read the same
 fields. A scrape costs a walk over the groups and their members, on the event
@@ -229,6 +231,35 @@ GAUGES: dict[str, tuple[str, str]] = {
     ),
 }
 """The gauges of ``Server.gauges`` under their Prometheus names."""
+RECORDS: dict[str, tuple[str, str, bool]] = {
+    "records_sink_errors": (
+        "huntgroup_records_sink_errors",
+        "Call records or member changes a report sink failed to take.",
+        True,
+    ),
+    "records_pending": (
+        "huntgroup_records_pending",
+        "Call records waiting to be written to PostgreSQL (the batch being written included).",
+        False,
+    ),
+    "records_written": (
+        "huntgroup_records_written",
+        "Call records committed to PostgreSQL.",
+        True,
+    ),
+    "records_dropped": (
+        "huntgroup_records_dropped",
+        "Call records dropped: records.postgres.max_pending of them were already waiting.",
+        True,
+    ),
+    "records_db_failures": (
+        "huntgroup_records_db_failures",
+        "Batches of call records that failed to be written and were tried again.",
+        True,
+    ),
+}
+"""The call records' counts of ``Server.reports.counters`` (name, help, is a counter);
+the PostgreSQL ones only with ``records.postgres``."""
 PER_GROUP_GAUGES = frozenset({"queued"})
 """The gauges of ``Server.gauges`` shown per group instead (``huntgroup_queue_callers``)."""
 
@@ -251,6 +282,7 @@ class ServerCollector(Collector):
             {"sip": b2bua.counters, "media": server.media.counters, "conn": server.conn_counters}
         )
         yield from traffic(b2bua.traffic)
+        yield from records(server.reports.counters())
 
 
 def gauges(values: dict[str, int], b2bua: B2BUA, *, now: float) -> Iterator[Metric]:
@@ -331,3 +363,13 @@ def traffic(counts: SipTraffic) -> Iterator[Metric]:
         for code, value in sorted(by_code.items()):
             metric.add_metric(["other" if code == OTHER_STATUS else str(code)], value)
         yield metric
+
+
+def records(values: dict[str, int]) -> Iterator[Metric]:
+    """The call records' counts (:data:`RECORDS`), those the server has."""
+    for key, value in values.items():
+        name, text, counter = RECORDS[key]
+        if counter:
+            yield CounterMetricFamily(name, text, value=value)
+        else:
+            yield GaugeMetricFamily(name, text, value=value)

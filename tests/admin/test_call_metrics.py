@@ -3,30 +3,43 @@ calls per member with its series capped, series of removed members and groups dr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from huntgroup.admin.call_metrics import OTHER_MEMBER, CallMetrics
 from huntgroup.config.models import Config, GroupConfig, MemberConfig
+from huntgroup.engine.b2bua.call_records import CallRecord, MemberChange
 
 
-@dataclass(frozen=True)
-class Record:
-    """The fields of a CallRecord the sink reads (docs/operations.md, "Call records")."""
+def Record(
+    kind: str, group: str | None, outcome: str, wait: float, talk: float, member: str | None
+) -> CallRecord:
+    answered = outcome == "answered"
+    return CallRecord(
+        call_id="c1@test",
+        node="node-1",
+        kind=kind,
+        group=group,
+        pilot="0140000000" if group else None,
+        caller="0611111111",
+        callee="0140000000",
+        identity="0611111111",
+        arrival=1000.0,
+        answer=1000.0 + wait if answered else None,
+        end=1000.0 + wait + talk,
+        wait=wait,
+        talk=talk,
+        member=member,
+        outcome=outcome,
+        release_code=200 if answered else 487,
+        offers=(),
+    )
 
-    kind: str
-    group: str | None
-    outcome: str
-    wait: float
-    talk: float
-    member: str | None
 
-
-@dataclass(frozen=True)
-class Change:
-    action: str
+def Change(action: str) -> MemberChange:
+    return MemberChange(
+        at=1000.0, group="Support", member="0102030405", action=action, reason="", origin="api"
+    )
 
 
 def group(name: str, *members: str, pilot: str = "0140000000") -> GroupConfig:

@@ -10,10 +10,11 @@ from dataclasses import fields
 from pathlib import Path
 
 import aiohttp
+import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
 from huntgroup.admin.metrics import Metrics
-from huntgroup.admin.server_collector import COUNTERS, GAUGES, PER_GROUP_GAUGES
+from huntgroup.admin.server_collector import COUNTERS, GAUGES, PER_GROUP_GAUGES, RECORDS
 from huntgroup.config.models import (
     AdminConfig,
     Config,
@@ -24,6 +25,8 @@ from huntgroup.config.models import (
     ServerConfig,
 )
 from huntgroup.engine.aio.media_io import MediaCounters
+from huntgroup.engine.aio.records.postgres import PostgresSink
+from huntgroup.engine.aio.records.reports import Reports
 from huntgroup.engine.aio.server import Server
 from huntgroup.engine.b2bua.stats import (
     OTHER_METHOD,
@@ -219,3 +222,19 @@ def test_every_metric_is_in_the_operators_guide() -> None:
     assert len(ours) > 40
     missing = [n for n in ours if f"`{n}_total`" not in guide and f"`{n}`" not in guide]
     assert missing == []
+
+
+def test_every_call_records_count_has_its_prometheus_name() -> None:
+    """The stats: line's records_* keys (Server.reports.counters, the PostgreSQL writer's
+    included) are all in RECORDS, each once."""
+
+    def refuse(dsn: str) -> psycopg.Connection:
+        raise psycopg.OperationalError("no database in this test")
+
+    reports = Reports()
+    sink = PostgresSink("dbname=none", connector=refuse, close_timeout=0.1)
+    reports.add(sink)
+    try:
+        assert set(reports.counters()) == set(RECORDS)
+    finally:
+        sink.close()

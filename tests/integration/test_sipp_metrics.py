@@ -76,3 +76,14 @@ def test_a_queued_caller_and_an_answered_call_show_in_the_metrics(
     assert value(after, "huntgroup_calls_bridged_total") == 1
     assert value(after, "huntgroup_queue_callers", group="G") == 0
     assert value(after, "huntgroup_rtp_packets_sent_total", kind="music") > 0
+    # the call records' sink: one answered call, one that waited max_wait in vain
+    calls = "huntgroup_calls_total"
+    assert value(after, calls, group="G", outcome="answered") == 1
+    assert value(after, calls, group="G", outcome="timeout") == 1
+    assert value(after, "huntgroup_member_answered_total", group="G", member=m1.uri) == 1
+    gave_up = value(after, "huntgroup_wait_seconds_sum", group="G", answered="false")
+    assert 1.5 <= gave_up <= 10  # max_wait: 2 s
+    assert value(after, "huntgroup_wait_seconds_count", group="G", answered="true") == 1
+    talk = value(after, "huntgroup_talk_seconds_sum", group="G")
+    assert 5 <= talk <= 15  # the talking caller hangs up after 6 s
+    assert value(after, "huntgroup_records_sink_errors_total") == 0
