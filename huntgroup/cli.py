@@ -26,6 +26,8 @@ from huntgroup import __version__
 from huntgroup.config.diff import config_changes
 from huntgroup.config.loader import config_warnings, load_config, summarize
 from huntgroup.config.schema import json_schema
+from huntgroup.ctl import configure as configure_ctl
+from huntgroup.ctl import run as run_ctl
 from huntgroup.engine.aio.file_checks import FILE_CHECKS
 from huntgroup.engine.aio.json_logs import LOG_FORMATS, capture_python_output, log_formatter
 from huntgroup.errors import ConfigError, ConfigProblem, MediaError, StateError
@@ -245,6 +247,13 @@ COMMANDS: tuple[Command, ...] = (
         _run_schema,
     ),
     Command("serve", "run the SIP server on a configuration file", _configure_serve, _run_serve),
+    Command(
+        "ctl",
+        "the running server: status, queues, members, calls; login, logout, pause, "
+        "unpause a member; reload",
+        configure_ctl,
+        run_ctl,
+    ),
     Command("moh", "hold music tools (convert)", _configure_moh, _run_moh),
     Command("records", "call-record tools (init-db)", _configure_records, _run_records),
     Command(

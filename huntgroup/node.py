@@ -51,6 +51,7 @@ async def start_admin(server: Server) -> AdminListener | None:
 async def serve(config: Config, *, config_path: str | None = None) -> int:
     loop = asyncio.get_running_loop()
     server = Server(config, loop=loop)
+    server.config_path = config_path
     await server.start()
     try:
         admin = await start_admin(server)

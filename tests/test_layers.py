@@ -53,6 +53,7 @@ TOP = (
     "huntgroup.engine.aio",
     "huntgroup.admin",
     "huntgroup.node",
+    "huntgroup.ctl",
     "huntgroup.simulations",
     "huntgroup.cli",
 )

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from huntgroup.admin import metrics
+from huntgroup.admin import api, metrics
 from huntgroup.admin.token import authorized, read_token
 from huntgroup.config.models import AdminConfig
 
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("huntgroup.admin")
 
 RouteAdder = Callable[[web.Application, "Server"], None]
-ROUTE_MODULES: tuple[RouteAdder, ...] = (metrics.add_routes,)
+ROUTE_MODULES: tuple[RouteAdder, ...] = (api.add_routes, metrics.add_routes)
 """The ``add_routes`` of every route module, applied in this order."""
 
 OPEN_PATHS = frozenset({"/healthz"})

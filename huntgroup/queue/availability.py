@@ -23,7 +23,11 @@ is what this node's SIP engine sees, so it lives here, beside the core:
 
 An *unavailable* member (no contact, or backing off) is skipped by every
 algorithm without costing a pass and is not counted as free; a group whose
-joined members are all unavailable is *empty* (``queue.when_empty``).
+joined members are all unavailable or paused is *empty* (``queue.when_empty``).
+
+``touched`` gathers the members whose reachability or own-call activity
+changed, for the time in state (:mod:`~huntgroup.queue.member_status`); the
+core empties it after each input.
 
 Every table here is keyed by the members of the configuration (``retain``
 drops the others on a reload). Nothing reads a clock: times are given.
@@ -55,6 +59,7 @@ class MemberState(Enum):
     RINGING = "ringing"
     TALKING = "talking"  # on a call through the server, or busy on one of its own
     WRAP_UP = "wrap_up"
+    PAUSED = "paused"  # joined, on a break: offered no call (an operator's pause)
     UNAVAILABLE = "unavailable"  # no registered contact, or found unreachable (back-off)
     LOGGED_OUT = "logged_out"
 
@@ -73,12 +78,13 @@ def backoff_delay(failures: int) -> float:
 class Availability:
     """Reachability and own-call activity of the members, as this node sees them."""
 
-    __slots__ = ("_backoff", "_busy", "_no_contact")
+    __slots__ = ("_backoff", "_busy", "_no_contact", "touched")
 
     def __init__(self) -> None:
         self._no_contact: set[str] = set()
         self._backoff: dict[str, _Backoff] = {}
         self._busy: set[str] = set()
+        self.touched: set[str] = set()
 
     # ------------------------------------------------------------- queries
     def is_reachable(self, member: str, *, now: float) -> bool:
@@ -107,6 +113,7 @@ class Availability:
 
         A new contact also ends a back-off: the phone just registered again.
         """
+        self.touched.add(member)
         if reachable:
             self._backoff.pop(member, None)
             if member not in self._no_contact:
@@ -124,17 +131,22 @@ class Availability:
         failures = 1 if previous is None else previous.failures + 1
         until = now + backoff_delay(failures)
         self._backoff[member] = _Backoff(failures, until)
+        self.touched.add(member)
         return until
 
     def answered(self, member: str) -> bool:
         """``member`` answered something: the back-off series ends; True if there was one."""
-        return self._backoff.pop(member, None) is not None
+        if self._backoff.pop(member, None) is None:
+            return False
+        self.touched.add(member)
+        return True
 
     def set_busy(self, member: str, busy: bool) -> bool:
         """The line reports calls of its own (``busy``) or none; True when that changed."""
         if busy == (member in self._busy):
             return False
         (self._busy.add if busy else self._busy.discard)(member)
+        self.touched.add(member)
         return True
 
     def retain(self, members: Container[str]) -> None:
@@ -148,10 +160,12 @@ def state_of(
     store: StateStore, availability: Availability, group: str, member: str, *, now: float
 ) -> MemberState:
     """``member``'s state in ``group``: the first that applies of logged out,
-    unavailable, ringing, talking (on a call, or busy on calls of its own), in
-    wrap-up, free."""
+    paused (even on a call: the operator's word shows first), unavailable,
+    ringing, talking (on a call, or busy on calls of its own), in wrap-up, free."""
     if store.joined_since(group, member) is None:
         return MemberState.LOGGED_OUT
+    if store.paused(group, member) is not None:
+        return MemberState.PAUSED
     if not availability.is_reachable(member, now=now):
         return MemberState.UNAVAILABLE
     if store.is_ringing(member):

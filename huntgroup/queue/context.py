@@ -6,10 +6,12 @@ Theory of operation
 store, the calls it routes (:class:`RoutedCall`, by call id), the groups of
 the configuration (:mod:`~huntgroup.queue.groups`), our pilots and lines,
 which groups each member serves, the availability of the members
-(:mod:`~huntgroup.queue.availability`), the forwards to our own numbers still
-to follow (:mod:`~huntgroup.queue.forwards`), the latest ``now``, and the one
-timer heap. The parts of the core are functions over it, in modules by
-concern: who is free and the offers (:mod:`~huntgroup.queue.offers`), how a
+(:mod:`~huntgroup.queue.availability`), since when each member is in its state
+and the control changes not taken yet (:mod:`~huntgroup.queue.member_status`),
+the forwards to our own numbers still to follow
+(:mod:`~huntgroup.queue.forwards`), the latest ``now``, and the one timer heap.
+The parts of the core are functions over it, in modules by concern: who is free
+and the offers (:mod:`~huntgroup.queue.offers`), how a
 call leaves (:mod:`~huntgroup.queue.endings`), the hunt and the dispatch of
 the queues (:mod:`~huntgroup.queue.hunting`), what becomes of offers and calls
 (:mod:`~huntgroup.queue.outcomes`), arrivals (:mod:`~huntgroup.queue.arrivals`),
@@ -43,6 +45,7 @@ from huntgroup.queue.actions import Identity
 from huntgroup.queue.availability import Availability
 from huntgroup.queue.forwards import Reentry
 from huntgroup.queue.groups import GroupInfo
+from huntgroup.queue.member_status import MembershipChange, MemberStatus
 from huntgroup.queue.state.store import MemoryStore, StateStore
 
 
@@ -110,6 +113,14 @@ class RoutingContext:
         self._groups_of: dict[str, tuple[str, ...]] = {}
         self._reentries: deque[Reentry] = deque()  # forwards to our numbers, to follow
         self.availability = Availability()
+        self.times = MemberStatus()
+        self._touched: set[str] = set()  # members whose state a timer may have changed
+        self.observed = False
+        """Operators look at this core (the live server): it stamps the time in state of
+        its members and keeps its control changes. The simulator and the benchmarks do
+        not pay for it."""
+        self.changes: list[MembershipChange] | None = None
+        """Control changes for the driver to take (None: not kept, e.g. the simulator)."""
         self.config = config
 
     def _arm(self, when: float, kind: TimerKind, key: str, token: int = 0) -> None:

@@ -30,8 +30,10 @@ by functions over it:
   (:mod:`~huntgroup.queue.refusals`), an offer runs out, a call ends;
 - :mod:`~huntgroup.queue.endings`: how a call leaves the core (released,
   forwarded out, rerouted to one of our numbers);
-- :mod:`~huntgroup.queue.membership`: members logging in and out, lines
-  registering, phones busy on calls of their own;
+- :mod:`~huntgroup.queue.membership`: members logging in and out, pausing,
+  lines registering, phones busy on calls of their own;
+- :mod:`~huntgroup.queue.member_status`: since when each member is in its
+  state (stamped at the end of every input), the control changes noted;
 - :mod:`~huntgroup.queue.talk_time`: talk time per group;
 - :mod:`~huntgroup.queue.transfers`: blind and attended transfers;
 - :mod:`~huntgroup.queue.groups`: the groups of a configuration and what a
@@ -52,8 +54,9 @@ from __future__ import annotations
 
 import heapq
 import logging
+from dataclasses import dataclass
 
-from huntgroup.config.models import Config
+from huntgroup.config.models import Config, GroupConfig
 from huntgroup.queue.actions import Action, Cancel, Identity, Release
 from huntgroup.queue.arrivals import (
     call_arrived,
@@ -84,31 +87,63 @@ from huntgroup.queue.events import (
     MemberFailed,
     MemberJoined,
     MemberLeft,
+    MemberPaused,
     MemberReachable,
     MemberUnreachable,
     OutgoingCallStarted,
 )
 from huntgroup.queue.groups import install
 from huntgroup.queue.hunting import advance, dispatch, empty_groups, give_up
-from huntgroup.queue.membership import join, leave, line_activity, reachability
+from huntgroup.queue.member_status import MembershipChange
+from huntgroup.queue.membership import (
+    join,
+    leave,
+    line_activity,
+    pause,
+    reachability,
+    withdraw_barred,
+)
 from huntgroup.queue.offers import end_offer, free_predicate
 from huntgroup.queue.outcomes import answered, hung_up, offers_failed, refused
 from huntgroup.queue.refusals import Refusal, refusal_of
-from huntgroup.queue.state.store import StateStore
+from huntgroup.queue.state.store import Pause, StateStore
 from huntgroup.queue.talk_time import talk_time, talk_times
 from huntgroup.queue.transfers import transfer
 
-__all__ = ["CallKind", "CallState", "RoutingCore"]
+__all__ = ["CallKind", "CallState", "CallSummary", "RoutingCore"]
 
 log = logging.getLogger("huntgroup.members")
+
+
+@dataclass(frozen=True, slots=True)
+class CallSummary:
+    """What operators see of one call of the core (``arrival``: the core's ``now``)."""
+
+    call_id: str
+    group: str | None
+    caller: Identity
+    arrival: float
+    state: CallState
+    member: str | None
 
 
 class RoutingCore(RoutingContext):
     """Routes the calls of every group of one configuration."""
 
-    def __init__(self, config: Config, *, now: float, store: StateStore | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        now: float,
+        store: StateStore | None = None,
+        observed: bool = False,
+    ) -> None:
         super().__init__(config, now=now, store=store)
+        if observed:  # the live server: operators look (time in state, control changes)
+            self.observed = True
+            self.changes = []
         self._install(config, now=now, first=True)
+        self._stamp_states()
 
     # ------------------------------------------------------------------ setup
     def _install(
@@ -122,14 +157,56 @@ class RoutingCore(RoutingContext):
         self._pilots = {g.pilot: g.name for g in config.groups}
         self._lines = {line.number: line for line in config.lines}
         self.availability.retain({*self._groups_of, *self._lines})
+        self.times.retain({(g, m) for m, groups in self._groups_of.items() for g in groups})
+        self._touched.update(self._groups_of)
         return installed.flipped
 
+    def _stamp_states(self) -> None:
+        """Time in state: the members whose state may have changed during this input are
+        looked at now (:mod:`~huntgroup.queue.member_status`), when ``observed``."""
+        store_touched, available_touched, own = (
+            self.store.touched,
+            self.availability.touched,
+            self._touched,
+        )
+        if not (store_touched or available_touched or own):
+            return
+        if self.observed:
+            groups_of, store, availability, now = (
+                self._groups_of,
+                self.store,
+                self.availability,
+                self._now,
+            )
+            observe = self.times.observe
+            for member in store_touched | available_touched | own:
+                for group in groups_of.get(member, ()):
+                    state = state_of(store, availability, group, member, now=now)
+                    observe(group, member, state, now=now)
+        store_touched.clear()
+        available_touched.clear()
+        own.clear()
+
+    def take_changes(self) -> list[MembershipChange]:
+        """The control changes noted since the last call (empty when not kept)."""
+        changes = self.changes
+        if not changes:
+            return []
+        self.changes = []
+        return changes
+
     def state_changed(self, *, now: float) -> list[Action]:
-        """Shared state changed behind the core (another node): serve queued callers."""
+        """Shared state changed behind the core (another node): offers to members it
+        logged out or paused end, queued callers are served."""
         self._now = max(self._now, now)
         actions: list[Action] = []
+        # another node's changes touched the store (its members are in ``touched``); the
+        # end of a wrap-up it timed changes nothing there: those members are looked at again
+        self._touched.update(self.times.wrapping_up())
+        withdraw_barred(self, actions)  # members it logged out or paused ring no more here
         dispatch(self, actions, None)
         follow_forwards(self, actions)
+        self._stamp_states()
         return actions
 
     def reload(self, config: Config, *, now: float) -> list[Action]:
@@ -165,13 +242,44 @@ class RoutingCore(RoutingContext):
             log.info(
                 "reload: member %s %s group %s", member, "joins" if joined else "leaves", group
             )
-            (join if joined else leave)(self, group, member, actions)
+            (join if joined else leave)(self, group, member, actions, origin="reload")
         empty_groups(self, None, actions)
         dispatch(self, actions, None)
         follow_forwards(self, actions)
+        self._stamp_states()
         return actions
 
     # ------------------------------------------------------------ inspection
+    def group_config(self, group: str) -> GroupConfig | None:
+        info = self._groups.get(group)
+        return info.config if info is not None else None
+
+    def members_of(self, group: str) -> list[str]:
+        """The members of ``group`` by position (empty: no such group)."""
+        info = self._groups.get(group)
+        return [c.key for c in info.candidates] if info is not None else []
+
+    def summary(self, call_id: str) -> CallSummary | None:
+        call = self._calls.get(call_id)
+        if call is None:
+            return None
+        group = call.group.name if call.group is not None else None
+        return CallSummary(call.id, group, call.caller, call.arrival, call.state, call.member)
+
+    def waiting(self, group: str) -> list[CallSummary]:
+        """The callers of ``group`` not answered yet (queued, or hunting), earliest first."""
+        calls = sorted(
+            (
+                c
+                for c in self._calls.values()
+                if c.group is not None
+                and c.group.name == group
+                and c.state in (CallState.QUEUED, CallState.HUNTING)
+            ),
+            key=lambda c: c.rank,
+        )
+        return [CallSummary(c.id, group, c.caller, c.arrival, c.state, c.member) for c in calls]
+
     def call_state(self, call_id: str) -> CallState | None:
         call = self._calls.get(call_id)
         return call.state if call else None
@@ -205,12 +313,27 @@ class RoutingCore(RoutingContext):
         info = self._groups.get(group)
         return info is not None and free_predicate(self, info.config, now)(member)
 
+    def paused(self, group: str, member: str) -> Pause | None:
+        """``member``'s pause in ``group`` (None: not paused)."""
+        return self.store.paused(group, member)
+
+    def state_since(self, group: str, member: str, *, now: float) -> float | None:
+        """Since when ``member`` is in its state in ``group`` (None: not a member of it):
+        the start of its pause when paused (the same on every node), else the ``now``
+        of the input that changed its state, as this node saw it."""
+        state = self.member_state(group, member, now=now)
+        if state is None:
+            return None
+        since = self.times.observe(group, member, state, now=now)
+        pause = self.store.paused(group, member) if state is MemberState.PAUSED else None
+        return pause.since if pause is not None else since
+
     def member_state(self, group: str, member: str, *, now: float) -> MemberState | None:
         """What ``member`` is doing for ``group`` (None: not a member of that group).
 
-        The first that applies: logged out, unavailable (no registered contact,
-        or backing off after an unreachable offer), ringing, talking (on a call,
-        or busy on calls of its own), in wrap-up, free.
+        The first that applies: logged out, paused, unavailable (no registered
+        contact, or backing off after an unreachable offer), ringing, talking (on
+        a call, or busy on calls of its own), in wrap-up, free.
         """
         info = self._groups.get(group)
         if info is None or member not in info.positions:
@@ -245,6 +368,7 @@ class RoutingCore(RoutingContext):
                 self._fire(entry, actions)
         if self._reentries:
             follow_forwards(self, actions)
+        self._stamp_states()
         return actions
 
     def _timer_valid(self, entry: TimerEntry) -> bool:
@@ -265,9 +389,11 @@ class RoutingCore(RoutingContext):
     def _fire(self, entry: TimerEntry, actions: list[Action]) -> None:
         _, _, kind, key, token = entry
         if kind is TimerKind.WRAP_UP:
+            self._touched.add(key)
             dispatch(self, actions, self._groups_of.get(key, ()))
             return
         if kind is TimerKind.RETRY:
+            self._touched.add(key)
             if self.availability.is_reachable(key, now=self._now):
                 log.info(
                     "member %s: available again, its back-off is over",
@@ -313,10 +439,12 @@ class RoutingCore(RoutingContext):
                 refused(self, call_id, member, Refusal.UNREACHABLE, actions, ours=ours)
             case CallHungUp(call_id):
                 hung_up(self, call_id, actions)
-            case MemberJoined(group, member):
-                join(self, group, member, actions)
-            case MemberLeft(group, member):
-                leave(self, group, member, actions)
+            case MemberJoined(group, member, origin, reason):
+                join(self, group, member, actions, origin=origin, reason=reason)
+            case MemberLeft(group, member, origin, reason):
+                leave(self, group, member, actions, origin=origin, reason=reason)
+            case MemberPaused(group, member, paused, origin, reason):
+                pause(self, group, member, paused, actions, origin=origin, reason=reason)
             case MemberReachable(member, reachable):
                 reachability(self, member, reachable, actions)
             case LineActivity(member, busy):
@@ -325,4 +453,5 @@ class RoutingCore(RoutingContext):
                 transfer(self, event, actions)  # queue/transfers.py
         if self._reentries:
             follow_forwards(self, actions)
+        self._stamp_states()
         return actions

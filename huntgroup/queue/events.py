@@ -8,6 +8,7 @@ is named by its key: the line number for a line, the SIP URI for a fixed URI.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,20 +101,42 @@ class CallHungUp:
     call_id: str
 
 
+ChangeOrigin = Literal["api", "phone", "reload"]
+"""Where a control change comes from: ``api``, the operators' API (``huntgroup ctl``);
+``phone``, a feature code (``*51``/``*52``); ``reload``, a reload changed ``joined``."""
+
+
 @dataclass(frozen=True, slots=True)
 class MemberJoined:
     """A member logged into a group; its talk-time counter restarts at zero."""
 
     group: str
     member: str
+    origin: ChangeOrigin = "phone"
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class MemberLeft:
-    """A member logged out of a group; its offers for that group end."""
+    """A member logged out of a group; its offers for that group end (and its pause)."""
 
     group: str
     member: str
+    origin: ChangeOrigin = "phone"
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberPaused:
+    """A member joined to a group was paused (``paused``, with ``reason``) or unpaused:
+    paused, it stays joined, keeps its join date and talk time, and is offered no call
+    of that group; its offers for that group's calls end."""
+
+    group: str
+    member: str
+    paused: bool
+    origin: ChangeOrigin = "api"
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +193,7 @@ Event = (
     | CallHungUp
     | MemberJoined
     | MemberLeft
+    | MemberPaused
     | LineActivity
     | MemberReachable
     | CallTransferred

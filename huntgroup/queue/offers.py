@@ -3,12 +3,13 @@
 Theory of operation
 -------------------
 A member is *free* for a group when the shared state says so (joined, not
-ringing, not on a call, not in wrap-up) and this node can offer it a call
+paused, not ringing, not on a call, not in wrap-up) and this node can offer it a call
 (:mod:`~huntgroup.queue.availability`: a registered contact, no back-off, not
 busy on calls of its own unless the group has ``call_waiting``):
 :func:`free_predicate` is that test, the one the hunt and the dispatch use. A
 group with ``when_empty: overflow`` is *empty* (:func:`is_empty`) when none of
-its joined members is reachable.
+its joined members is reachable and unpaused (with ``when_empty: wait`` an
+all-paused group is waited for, as an all-busy one).
 
 At the start of a pass the group's strategy orders the members
 (:func:`order`) from what it may read of the group (:class:`GroupView`: who
@@ -68,12 +69,15 @@ def has_free(core: RoutingContext, info: GroupInfo) -> bool:
 
 
 def is_empty(core: RoutingContext, info: GroupInfo) -> bool:
-    """``when_empty: overflow`` applies: no member is available (joined and reachable)."""
+    """``when_empty: overflow`` applies: no member is available (joined, not paused,
+    reachable)."""
     if info.config.queue.when_empty != "overflow":
         return False
     name, now, store, reachable = info.config.name, core._now, core.store, core.availability
     return not any(
-        store.joined_since(name, c.key) is not None and reachable.is_reachable(c.key, now=now)
+        store.joined_since(name, c.key) is not None
+        and store.paused(name, c.key) is None
+        and reachable.is_reachable(c.key, now=now)
         for c in info.candidates
     )
 

@@ -53,6 +53,7 @@ def answered(core: RoutingContext, call_id: str, member: str, actions: list[Acti
     core.availability.answered(member)
     if call.group is not None:
         core.store.set_last_answered(call.group.name, member)
+        core.times.count_answer(call.group.name, member)
     actions.append(Bridge(call_id, member))
     dispatch(core, actions, core._groups_of.get(member, ()))
 

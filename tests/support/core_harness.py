@@ -45,8 +45,15 @@ def m(i: int) -> str:
 
 
 class Harness:
-    def __init__(self, config: Config, *, now: float = 0.0, store: MemoryStore | None = None):
-        self.core = RoutingCore(config, now=now, store=store)
+    def __init__(
+        self,
+        config: Config,
+        *,
+        now: float = 0.0,
+        store: MemoryStore | None = None,
+        observed: bool = False,
+    ):
+        self.core = RoutingCore(config, now=now, store=store, observed=observed)
         self.now = now
         self.log: list[tuple[float, Action]] = []
 

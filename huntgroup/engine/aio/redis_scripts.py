@@ -6,7 +6,7 @@ refreshes the node's keys and publishes the batch; it answers 1 (applied),
 0 (already applied) or -1 (the state marker is gone: Redis lost its data).
 ``RESTORE_SCRIPT`` writes a node's image (the payload of
 :func:`huntgroup.queue.state.codec.encode_image`) if the marker is gone, and
-answers 1 if it did. Membership and pointers are
+answers 1 if it did. Membership, pauses and pointers are
 written only by a newer Lamport stamp (``newer``: counter, then node id).
 """
 
@@ -30,7 +30,8 @@ local function newer(a, b)
 end
 """
 
-# KEYS: joined, joined stamps, talk, pointer, pointer stamps, seq, activity, queues, alive, marker
+# KEYS: joined, joined stamps, talk, pointer, pointer stamps, seq, activity, queues, alive, marker,
+#       paused, paused stamps
 # ARGV: node, seq, ttl, channel, message, writes (JSON list)
 BATCH_SCRIPT = (
     _NEWER
@@ -51,6 +52,11 @@ for _, w in ipairs(cjson.decode(ARGV[6])) do
       redis.call('HSET', KEYS[4], w[2], w[3])
       redis.call('HSET', KEYS[5], w[2], w[4])
     end
+  elseif k == 'u' then
+    if newer(w[4], redis.call('HGET', KEYS[12], w[2])) then
+      redis.call('HSET', KEYS[11], w[2], w[3])
+      redis.call('HSET', KEYS[12], w[2], w[4])
+    end
   elseif k == 't' then
     redis.call('HINCRBYFLOAT', KEYS[3], w[2], w[3])
   elseif k == 'a' or k == 'q' then
@@ -70,7 +76,7 @@ return 1
 """
 )
 
-# KEYS: joined, joined stamps, talk, pointer, pointer stamps, marker, seq
+# KEYS: joined, joined stamps, talk, pointer, pointer stamps, marker, seq, paused, paused stamps
 # ARGV: image (JSON), token, node, seq covered by the image, channel, message to publish
 RESTORE_SCRIPT = """
 if redis.call('EXISTS', KEYS[6]) == 1 then return 0 end
@@ -78,6 +84,10 @@ local img = cjson.decode(ARGV[1])
 for _, w in ipairs(img['j']) do
   redis.call('HSET', KEYS[1], w[1], w[2])
   redis.call('HSET', KEYS[2], w[1], w[3])
+end
+for _, w in ipairs(img['u'] or {}) do
+  redis.call('HSET', KEYS[8], w[1], w[2])
+  redis.call('HSET', KEYS[9], w[1], w[3])
 end
 for _, w in ipairs(img['t']) do redis.call('HSET', KEYS[3], w[1], w[2]) end
 for _, w in ipairs(img['p']) do

@@ -14,12 +14,12 @@ its local image, and catches up when it returns.
 - ``load()`` (at start): connect (a bad URL or an unreachable server is a
   :class:`StateError`), clear this node's keys, subscribe to ``huntgroup:ops``,
   then carry out ``Connected``: restore Redis if it lost its data, and read
-  the shared snapshot (membership, talk time, pointers, the activity of live
+  the shared snapshot (membership, pauses, talk time, pointers, the activity of live
   nodes) into the store. A node's activity and queues live in keys that
   expire unless the node refreshes them, so a dead node's calls are never
   resurrected.
 - ``flush()``: carries out ``FlushDue``: each ``PublishBatch`` runs ONE Lua
-  script, atomically: last-writer-wins writes of membership and pointers
+  script, atomically: last-writer-wins writes of membership, pauses and pointers
   (by Lamport stamp), ``HINCRBYFLOAT`` of talk time, this node's activity and
   queue hashes, its sequence number, its liveness key, and the ``PUBLISH`` of
   the batch. The script ignores a batch whose number it has already seen, so
@@ -165,6 +165,7 @@ class RedisStateSync:
             f"{p}:pointer:stamp",
             f"{p}:seq",
         ]
+        self._k_paused = [f"{p}:paused", f"{p}:paused:stamp"]
         self._k_activity_prefix = f"{p}:activity:"
         self._k_activity = f"{p}:activity:{self.node_id}"
         self._k_queues = f"{p}:queues:{self.node_id}"
@@ -378,6 +379,7 @@ class RedisStateSync:
             self._k_queues,
             f"{self._k_alive_prefix}{self.node_id}",
             self._k_marker,
+            *self._k_paused,
         ]
         args = [
             self.node_id,
@@ -391,7 +393,7 @@ class RedisStateSync:
 
     async def _run_restore(self, command: RestoreImage) -> bool:
         """Write this node's image if Redis has no state marker; True if we did."""
-        keys = [*self._k_state[:5], self._k_marker, self._k_state[5]]
+        keys = [*self._k_state[:5], self._k_marker, self._k_state[5], *self._k_paused]
         args = [
             command.image,
             self.node_id,
@@ -410,18 +412,28 @@ class RedisStateSync:
             key async for key in client.scan_iter(match=f"{self._k_activity_prefix}*", count=500)
         ]
         pipe = client.pipeline(transaction=True)
-        for key in self._k_state:
+        for key in [*self._k_state, *self._k_paused]:
             pipe.hgetall(key)
         for key in activity_keys:
             pipe.hgetall(key)
         results = await pipe.execute()
-        joined, joined_stamps, talk, pointers, pointer_stamps, seqs = results[:6]
+        joined, joined_stamps, talk, pointers, pointer_stamps, seqs, paused, paused_stamps = (
+            results[:8]
+        )
         activity = {
             key[len(self._k_activity_prefix) :]: members
-            for key, members in zip(activity_keys, results[6:], strict=True)
+            for key, members in zip(activity_keys, results[8:], strict=True)
         }
         return StoredState(
-            joined, joined_stamps, talk, pointers, pointer_stamps, seqs, activity=activity
+            joined,
+            joined_stamps,
+            talk,
+            pointers,
+            pointer_stamps,
+            seqs,
+            activity=activity,
+            paused=paused,
+            paused_stamps=paused_stamps,
         )
 
     async def resync(self) -> None:

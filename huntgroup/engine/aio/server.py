@@ -48,6 +48,7 @@ import secrets
 import socket
 import ssl
 import time
+from dataclasses import dataclass
 from typing import cast
 
 from huntgroup.config.diff import config_changes
@@ -181,6 +182,15 @@ class _Udp(asyncio.DatagramProtocol):
             self.server.loop.call_soon(self.server.undelivered, item.data, peer)
 
 
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """What a reload did: ``changes`` applied (one line each), or the file's ``error``."""
+
+    applied: bool
+    changes: tuple[str, ...]
+    error: str
+
+
 class Server:
     def __init__(self, config: Config, *, loop: asyncio.AbstractEventLoop) -> None:
         self.config = config
@@ -213,6 +223,7 @@ class Server:
         self._datagrams_last = 0
         self._bytes_last = 0
         self.listening = False  # every SIP listener is open (readiness)
+        self.config_path: str | None = None  # the file a reload reads (set by node.serve)
 
     async def start(self) -> None:
         cfg = self.config
@@ -683,19 +694,21 @@ class Server:
         finally:
             self._limiter.release(None)
 
-    async def reload(self, path: str | None) -> None:
-        """SIGHUP: the record files are opened again (logrotate moved them), and the
-        configuration file read again; a bad file is reported and changes nothing."""
+    async def reload(self, path: str | None = None) -> ReloadResult:
+        """SIGHUP (and ``POST /api/v1/reload``): the record files are opened again
+        (logrotate moved them), and the configuration file read again (``path``, else
+        the one the node was started with); a bad file is reported and changes nothing."""
         self.reports.reopen()
+        path = path if path is not None else self.config_path
         if path is None:
-            return
+            return ReloadResult(False, (), "the server was not started from a file")
         try:
             config = await asyncio.to_thread(
                 functools.partial(load_config, path, checks=FILE_CHECKS)
             )
         except ConfigError as err:
             log.error("reload refused, the running configuration stays:\n%s", err)
-            return
+            return ReloadResult(False, (), str(err))
         await self._preload_music(config)
         if config.records != self.config.records:  # the sinks were opened at start
             log.warning("reload: changes under 'records' take effect at the next restart")
@@ -707,6 +720,7 @@ class Server:
             log.info("reload: the file did not change")
         self.config = config
         self.run(lambda now: self.b2bua.reload(config, now=now))
+        return ReloadResult(True, tuple(changes), "")
 
     async def _preload_music(self, config: Config) -> None:
         """Load and encode every music file (the server's default, each line's, each

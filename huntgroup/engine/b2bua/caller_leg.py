@@ -81,6 +81,7 @@ def accept(
         to_tag=new_tag(ctx.rng),
         media=media,
         number=number,
+        arrived=ctx.now,
     )
     ctx.index.add(call)
     ctx.records.arrived(call.key, request, number, wall=ctx.wall())

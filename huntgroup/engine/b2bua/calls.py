@@ -95,6 +95,7 @@ class Call:
     to_tag: str
     media: CallMedia
     number: str  # our number the call is at: the one dialled, then each forward to ours
+    arrived: float = 0.0  # ``now`` of its INVITE (the operators' views show its age)
     state: CallState = CallState.EARLY
     ringing_sent: bool = False
     early_media: bool = False  # a 183 with our SDP went to the caller (queue.answer: false)

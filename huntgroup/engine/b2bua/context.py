@@ -115,6 +115,7 @@ class Context(ABC):
         if not locals_:
             raise ValueError("at least one local address is needed")
         self.config = config
+        self.node_id = node_id
         self.rng = rng
         self.locals = locals_
         self.media = media
@@ -123,7 +124,7 @@ class Context(ABC):
         )
         # 100 Trying is ours to send: not when a 180 or a final answer leaves at once.
         self.layer = TransactionLayer(timers=self.timers, send_trying=False)
-        self.core = RoutingCore(config, now=now, store=store)
+        self.core = RoutingCore(config, now=now, store=store, observed=True)
         self.registrar = Registrar()
         # No line has a registered contact yet: none can be offered a call until it
         # registers (lines.report_contacts tells the core of every change).

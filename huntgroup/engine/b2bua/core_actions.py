@@ -33,6 +33,7 @@ from huntgroup.engine.b2bua.call_log import CallEvent, about
 from huntgroup.engine.b2bua.caller_leg import connect, hold, ringing
 from huntgroup.engine.b2bua.calls import Call, CallState, LegState
 from huntgroup.engine.b2bua.context import Context
+from huntgroup.engine.b2bua.control import take_member_changes
 from huntgroup.engine.b2bua.member_legs import new_leg, ring
 from huntgroup.engine.b2bua.teardown import cancel_leg, end_call, forget
 from huntgroup.engine.sip.uri import parse_uri
@@ -55,6 +56,7 @@ log = logging.getLogger("huntgroup.calls")
 
 
 def carry_out(ctx: Context, actions: list[Action]) -> None:
+    take_member_changes(ctx)  # the control changes the core noted: records
     by_core = ctx.index.by_core
     for action in actions:
         call = by_core.get(action.call_id)

@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+from typing import Any
 
 from huntgroup.config.models import Config
 from huntgroup.engine.b2bua.admission import PASS
@@ -72,6 +73,8 @@ from huntgroup.engine.b2bua.call_log import about
 from huntgroup.engine.b2bua.caller_leg import retransmit_2xx
 from huntgroup.engine.b2bua.calls import CallState
 from huntgroup.engine.b2bua.context import Context, Output, TimerKind
+from huntgroup.engine.b2bua.control import ControlResult
+from huntgroup.engine.b2bua.control import prepare as prepare_control
 from huntgroup.engine.b2bua.core_actions import carry_out
 from huntgroup.engine.b2bua.direct_media import update_media
 from huntgroup.engine.b2bua.inbound import dispatch_request
@@ -90,6 +93,10 @@ from huntgroup.engine.b2bua.subscriptions import (
 )
 from huntgroup.engine.b2bua.teardown import end_call, forget
 from huntgroup.engine.b2bua.transfer import transfer_expired
+from huntgroup.engine.b2bua.views import calls as calls_view
+from huntgroup.engine.b2bua.views import members as members_view
+from huntgroup.engine.b2bua.views import queues as queues_view
+from huntgroup.engine.b2bua.views import status as status_view
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.layer import client_key_of_datagram
 from huntgroup.engine.sip.message import Message, Request, make_response, new_tag
@@ -343,6 +350,36 @@ class B2BUA(Context):
         self.arm(self.shutdown_at, TimerKind.SHUTDOWN)
         end_all(self, "deactivated")  # RFC 6665: subscribe again (to another node)
         return self.flush()
+
+    # ====================================================== operators' API
+    def control(
+        self, op: str, group: str, member: str, *, reason: str = "", now: float
+    ) -> tuple[ControlResult, list[Output]]:
+        """Log a member of ``group`` in or out, pause or unpause it (``op``); see
+        :mod:`~huntgroup.engine.b2bua.control`. The outputs carry out the change (offers
+        withdrawn, queued callers served) and hold its :class:`MemberChange` record."""
+        self.now = max(self.now, now)
+        result, event = prepare_control(self, op, group, member, reason)
+        if event is not None:
+            self.tell_core(event)
+            self._drain()
+        return result, self.flush()
+
+    def view_queues(self, *, now: float) -> list[dict[str, Any]]:
+        """Per group: its waiting callers and free members (:mod:`views`)."""
+        return queues_view(self, now=max(self.now, now))
+
+    def view_members(self, group: str, *, now: float) -> list[dict[str, Any]] | None:
+        """The members of ``group`` and their states (None: no such group)."""
+        return members_view(self, group, now=max(self.now, now))
+
+    def view_calls(self, *, now: float) -> list[dict[str, Any]]:
+        """The calls in progress."""
+        return calls_view(self, now=max(self.now, now))
+
+    def view_status(self, *, now: float) -> dict[str, Any]:
+        """The node, whether it drains, and the gauges."""
+        return status_view(self, self.gauges(), now=max(self.now, now))
 
     @property
     def active_calls(self) -> int:

@@ -12,14 +12,15 @@ Two forms, one module:
 - **the wire**: a batch of ops as one JSON object
   (``{"node":..,"seq":..,"ops":[[kind, ...], ...]}``), published to the other
   nodes; :func:`encode_batch` and :func:`decode_batch`.
-- **the store of record**: the hashes a store keeps (membership, stamps, talk
-  time, pointers, per-node sequence numbers, one activity hash per node).
+- **the store of record**: the hashes a store keeps (membership, pauses,
+  stamps, talk time, pointers, per-node sequence numbers, one activity hash per node).
   :func:`encode_writes` turns a batch into the writes the store's batch script
   makes, :func:`encode_image` turns a node's image into the payload of the
   restore script, and :func:`decode_stored` reads the hashes back into a
   :class:`Snapshot`. A hash field naming a (group, member) or (group, call)
   pair is a compact JSON list; a stamp is ``counter|node``; a time that is
-  unset is ``-`` (membership) or JSON ``null`` (wrap-up end).
+  unset is ``-`` (membership, pause) or JSON ``null`` (wrap-up end); a pause
+  is the JSON list ``[since, reason]``.
 
 Invariants: ``decode_batch(encode_batch(b, offset=o), offset=o) == b`` (up to
 float rounding of the shifted times); decoding raises :class:`StateError` on
@@ -49,6 +50,7 @@ from huntgroup.queue.state.operations import (
     Op,
     SetActive,
     SetJoined,
+    SetPaused,
     SetPointer,
     SetRinging,
     SetWrapUp,
@@ -78,6 +80,8 @@ def encode_op(op: Op, *, offset: float) -> list[Any]:
     match op:
         case SetJoined(g, m, since, (counter, node)):
             return ["j", g, m, None if since is None else since + offset, counter, node]
+        case SetPaused(g, m, since, reason, (counter, node)):
+            return ["u", g, m, None if since is None else since + offset, reason, counter, node]
         case AddTalk(g, m, seconds):
             return ["t", g, m, seconds]
         case SetPointer(g, member, (counter, node)):
@@ -178,6 +182,15 @@ def decode_op(data: object, *, offset: float) -> Op:
                 None if since is None else since - offset,
                 (_int(args[3]), _str(args[4])),
             )
+        case "u" if n == 6:
+            since = _opt_num(args[2])
+            return SetPaused(
+                _str(args[0]),
+                _str(args[1]),
+                None if since is None else since - offset,
+                _str(args[3]),
+                (_int(args[4]), _str(args[5])),
+            )
         case "t" if n == 3:
             return AddTalk(_str(args[0]), _str(args[1]), _num(args[2]))
         case "p" if n == 4:
@@ -261,6 +274,19 @@ def _stored_since(since: float | None, offset: float) -> str:
     return "-" if since is None else repr(since + offset)
 
 
+def _stored_pause(since: float | None, reason: str, offset: float) -> str:
+    return "-" if since is None else json.dumps([since + offset, reason])
+
+
+def _read_pause(text: str, offset: float) -> tuple[float | None, str]:
+    if text == "-":
+        return None, ""
+    value = json.loads(text)
+    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[1], str)):
+        raise ValueError(f"bad pause {text!r}")
+    return _num(value[0]) - offset, value[1]
+
+
 def _stored_rank(rank: tuple[float, int], offset: float) -> str:
     return json.dumps([rank[0] + offset, rank[1]])
 
@@ -300,6 +326,15 @@ def encode_writes(ops: Sequence[Op], store: JournalingStore, *, offset: float) -
                 writes.append(
                     ["j", hash_field(g, m), _stored_since(since, offset), encode_stamp(stamp)]
                 )
+            case SetPaused(g, m, since, reason, stamp):
+                writes.append(
+                    [
+                        "u",
+                        hash_field(g, m),
+                        _stored_pause(since, reason, offset),
+                        encode_stamp(stamp),
+                    ]
+                )
             case SetPointer(g, member, stamp):
                 writes.append(["p", g, _stored_pointer(member), encode_stamp(stamp)])
             case AddTalk(g, m, seconds):
@@ -326,11 +361,16 @@ def encode_writes(ops: Sequence[Op], store: JournalingStore, *, offset: float) -
 
 
 def encode_image(image: Snapshot, *, offset: float) -> str:
-    """The payload (JSON) of the restore script: membership, talk time and pointers."""
+    """The payload (JSON) of the restore script: membership, pauses, talk time and
+    pointers."""
     payload = {
         "j": [
             [hash_field(g, m), _stored_since(since, offset), encode_stamp(stamp)]
             for (g, m), (since, stamp) in image.joined.items()
+        ],
+        "u": [
+            [hash_field(g, m), _stored_pause(since, reason, offset), encode_stamp(stamp)]
+            for (g, m), (since, reason, stamp) in image.paused.items()
         ],
         "t": [[hash_field(g, m), repr(s)] for (g, m), s in image.talk.items()],
         "p": [
@@ -352,11 +392,14 @@ class StoredState:
     seqs: Mapping[str, str] = field(default_factory=dict)
     activity: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """Per node: member -> activity."""
+    paused: Mapping[str, str] = field(default_factory=dict)
+    paused_stamps: Mapping[str, str] = field(default_factory=dict)
 
 
 def decode_stored(stored: StoredState, *, offset: float) -> tuple[Snapshot, dict[str, int]]:
     """The snapshot and the last batch number of every node; bad entries are skipped."""
     joined: dict[tuple[str, str], tuple[float | None, Stamp]] = {}
+    paused: dict[tuple[str, str], tuple[float | None, str, Stamp]] = {}
     talk: dict[tuple[str, str], float] = {}
     pointers: dict[str, tuple[Pointer, Stamp]] = {}
     activity: dict[str, dict[str, MemberActivity]] = {}
@@ -367,6 +410,13 @@ def decode_stored(stored: StoredState, *, offset: float) -> tuple[Snapshot, dict
             joined[_pair(f)] = (since, decode_stamp(stored.joined_stamps.get(f, "0|")))
         except (ValueError, StateError) as err:
             log.warning("ignored a bad membership entry in Redis: %s", err)
+    for f, value in stored.paused.items():
+        try:
+            since, reason = _read_pause(value, offset)
+            stamp = decode_stamp(stored.paused_stamps.get(f, "0|"))
+            paused[_pair(f)] = (since, reason, stamp)
+        except (ValueError, StateError) as err:
+            log.warning("ignored a bad pause entry in Redis: %s", err)
     for f, value in stored.talk.items():
         try:
             talk[_pair(f)] = float(value)
@@ -388,5 +438,5 @@ def decode_stored(stored: StoredState, *, offset: float) -> tuple[Snapshot, dict
             except (ValueError, StateError) as err:
                 log.warning("ignored bad activity of node %s in Redis: %s", node, err)
         activity[node] = acts
-    snap = Snapshot(joined=joined, talk=talk, pointers=pointers, activity=activity)
+    snap = Snapshot(joined=joined, paused=paused, talk=talk, pointers=pointers, activity=activity)
     return snap, seqs

@@ -11,11 +11,14 @@ without recording anything. Nothing here does I/O or reads a clock.
 
 How the kinds of state merge:
 
-- **membership** and the **round-robin pointer** are last-writer-wins. Each
+- **membership**, **pause** and the **round-robin pointer** are
+  last-writer-wins. Each
   write carries a Lamport stamp ``(counter, node)``: a node's counter is above
   every stamp it has seen, so a write made after seeing another wins over it,
   and two concurrent writes are ordered the same way everywhere (the node id
-  breaks ties). A winning *join* restarts the talk-time counter at zero.
+  breaks ties). A winning *join* restarts the talk-time counter at zero. A
+  logout that ends a pause records the unpause as its own op, so that the two
+  registers never disagree about it.
 - **talk time** travels as increments (``AddTalk``), which commute: two nodes
   crediting the same member add up instead of overwriting each other.
 - **member activity** (ringing, on a call, wrap-up end) is owned by the node
@@ -53,6 +56,7 @@ from huntgroup.queue.state.operations import (
     Op,
     SetActive,
     SetJoined,
+    SetPaused,
     SetPointer,
     SetRinging,
     SetWrapUp,
@@ -60,7 +64,7 @@ from huntgroup.queue.state.operations import (
     Stamp,
     compact,
 )
-from huntgroup.queue.state.store import MemoryStore, Pointer
+from huntgroup.queue.state.store import MemoryStore, Pause, Pointer
 
 REMOTE_SEP = "\x00"
 """Separates node and call id in the activity sets of another node's calls."""
@@ -94,6 +98,7 @@ class JournalingStore(MemoryStore):
         self._journal: list[Op] = []
         self._clock = 0
         self._join_stamps: dict[tuple[str, str], Stamp] = {}
+        self._pause_stamps: dict[tuple[str, str], Stamp] = {}
         self._pointer_stamps: dict[str, Stamp] = {}
         self._local: dict[str, _Mutable] = {}
         self._remote: dict[str, dict[str, _Mutable]] = {}
@@ -136,12 +141,31 @@ class JournalingStore(MemoryStore):
         key = (group, member)
         known = key in self._joined
         before = self._joined.get(key)
+        was_paused = key in self._paused
         super().set_joined(group, member, joined, now=now)
         after = self._joined.get(key)
         if not known or (before is None) != (after is None):
             stamp = self._stamp()
             self._join_stamps[key] = stamp
             self._record(SetJoined(group, member, after, stamp))
+        if was_paused and key not in self._paused:
+            self._record_pause(key, None)
+
+    def set_paused(
+        self, group: str, member: str, paused: bool, *, reason: str = "", now: float
+    ) -> None:
+        key = (group, member)
+        before = self._paused.get(key)
+        super().set_paused(group, member, paused, reason=reason, now=now)
+        after = self._paused.get(key)
+        if (before is None) != (after is None):
+            self._record_pause(key, after)
+
+    def _record_pause(self, key: tuple[str, str], pause: Pause | None) -> None:
+        stamp = self._stamp()
+        self._pause_stamps[key] = stamp
+        since, reason = (None, "") if pause is None else (pause.since, pause.reason)
+        self._record(SetPaused(key[0], key[1], since, reason, stamp))
 
     def add_talk_time(self, group: str, member: str, seconds: float) -> None:
         super().add_talk_time(group, member, seconds)
@@ -227,7 +251,12 @@ class JournalingStore(MemoryStore):
         pointers = {
             g: (p, self._pointer_stamps.get(g, (0, self.node_id))) for g, p in self._pointer.items()
         }
-        return Snapshot(joined=joined, talk=talk, pointers=pointers)
+        paused: dict[tuple[str, str], tuple[float | None, str, Stamp]] = {
+            key: (None, "", stamp) for key, stamp in self._pause_stamps.items()
+        }
+        for key, pause in self._paused.items():
+            paused[key] = (pause.since, pause.reason, self._pause_stamps.get(key, (0, "")))
+        return Snapshot(joined=joined, paused=paused, talk=talk, pointers=pointers)
 
     # ------------------------------------------------------- remote changes
     def apply_remote(self, op: Op) -> bool:
@@ -240,8 +269,16 @@ class JournalingStore(MemoryStore):
                     return False
                 self._join_stamps[key] = stamp
                 self._joined[key] = since
+                self._touched.add(member)
                 if since is not None:
                     self._talk.setdefault(group, {})[member] = 0.0
+                return True
+            case SetPaused(group, member, since, reason, stamp):
+                self._seen(stamp)
+                key = (group, member)
+                if stamp <= self._pause_stamps.get(key, (0, "")):
+                    return False
+                self._set_pause(key, since, reason, stamp)
                 return True
             case AddTalk(group, member, seconds):
                 if seconds <= 0:
@@ -281,6 +318,16 @@ class JournalingStore(MemoryStore):
             case _:
                 return False  # our own echo, or another node's queue
 
+    def _set_pause(
+        self, key: tuple[str, str], since: float | None, reason: str, stamp: Stamp
+    ) -> None:
+        self._pause_stamps[key] = stamp
+        self._touched.add(key[1])
+        if since is None:
+            self._paused.pop(key, None)
+        else:
+            self._paused[key] = Pause(since, reason)
+
     def _remote_call(self, node: str, member: str, call: str, on: bool, *, ringing: bool) -> bool:
         acts = self._remote.setdefault(node, {})
         act = acts.setdefault(member, _Mutable())
@@ -319,7 +366,7 @@ class JournalingStore(MemoryStore):
     def apply_snapshot(self, snap: Snapshot, *, unsent: Iterable[Op] = ()) -> None:
         """Merge state read back from the store of record.
 
-        Membership and pointers merge by stamp. Talk counters take the
+        Membership, pause and pointers merge by stamp. Talk counters take the
         snapshot's value plus the increments the snapshot cannot hold: those
         recorded here and not drained yet, and the drained ones the driver has
         not sent (``unsent``); after such a local join, only the increments
@@ -330,6 +377,11 @@ class JournalingStore(MemoryStore):
             if stamp > self._join_stamps.get(key, (0, "")):
                 self._join_stamps[key] = stamp
                 self._joined[key] = since
+                self._touched.add(key[1])
+        for key, (paused_since, reason, stamp) in snap.paused.items():
+            self._seen(stamp)
+            if stamp > self._pause_stamps.get(key, (0, "")):
+                self._set_pause(key, paused_since, reason, stamp)
         for group, (member, stamp) in snap.pointers.items():
             self._seen(stamp)
             if stamp > self._pointer_stamps.get(group, (0, "")):

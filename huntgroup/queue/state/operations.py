@@ -3,19 +3,19 @@
 Theory of operation
 -------------------
 Every change a node makes to the shared state is one small frozen *op*
-(``SetJoined``, ``AddTalk``, ``SetPointer`` ...). A node records its own ops
+(``SetJoined``, ``SetPaused``, ``AddTalk``, ``SetPointer`` ...). A node records its own ops
 (:mod:`huntgroup.queue.state.journal`), numbers them in batches and ships them
 (:mod:`huntgroup.queue.state.sync`); the other nodes merge them by the rules of
 the journal. A :class:`Snapshot` is the state read back from the store of
 record; :class:`NodeState` states one node's whole activity at once.
 
-Membership and pointer writes carry a Lamport :data:`Stamp`; talk time travels
+Membership, pause and pointer writes carry a Lamport :data:`Stamp`; talk time travels
 as increments; activity and queue ops carry the node that owns the call.
 :func:`compact` shrinks a backlog of ops to one per key without losing what
 membership, pointers and talk time mean.
 
-Invariants: ops are immutable values; ``compact`` keeps the last membership
-and pointer write per key and the sum of the talk increments after the last
+Invariants: ops are immutable values; ``compact`` keeps the last membership,
+pause and pointer write per key and the sum of the talk increments after the last
 join, and says when it had to drop activity or queue ops.
 """
 
@@ -39,6 +39,18 @@ class SetJoined:
     group: str
     member: str
     since: float | None
+    stamp: Stamp
+
+
+@dataclass(frozen=True, slots=True)
+class SetPaused:
+    """A member was paused in a group (``since`` = when, ``reason``) or unpaused
+    (``since`` = None)."""
+
+    group: str
+    member: str
+    since: float | None
+    reason: str
     stamp: Stamp
 
 
@@ -123,6 +135,7 @@ class NodeState:
 
 Op = (
     SetJoined
+    | SetPaused
     | AddTalk
     | SetPointer
     | SetRinging
@@ -136,9 +149,11 @@ Op = (
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Shared state read back from a store of record (membership, talk, pointers, activity)."""
+    """Shared state read back from a store of record (membership, pause, talk, pointers,
+    activity)."""
 
     joined: Mapping[tuple[str, str], tuple[float | None, Stamp]] = field(default_factory=dict)
+    paused: Mapping[tuple[str, str], tuple[float | None, str, Stamp]] = field(default_factory=dict)
     talk: Mapping[tuple[str, str], float] = field(default_factory=dict)
     pointers: Mapping[str, tuple[Pointer, Stamp]] = field(default_factory=dict)
     activity: Mapping[str, Mapping[str, MemberActivity]] = field(default_factory=dict)
@@ -147,7 +162,7 @@ class Snapshot:
 def compact(ops: Iterable[Op]) -> tuple[list[Op], bool]:
     """Shrink a backlog of ops to one per key, keeping what they mean.
 
-    Membership and pointer writes keep the last one per key; talk increments
+    Membership, pause and pointer writes keep the last one per key; talk increments
     are summed per key (those before a join are dropped: the join restarts
     the counter). Activity and queue ops cannot be shrunk by key: they are
     dropped, and the second result says so; the caller then sends a
@@ -162,6 +177,9 @@ def compact(ops: Iterable[Op]) -> tuple[list[Op], bool]:
                 if since is not None:
                     out.pop(("t", group, member), None)
                 out[("j", group, member)] = op
+            case SetPaused(group, member, _, _, _):
+                out.pop(("u", group, member), None)
+                out[("u", group, member)] = op
             case SetPointer(group, _, _):
                 out.pop(("p", group), None)
                 out[("p", group)] = op

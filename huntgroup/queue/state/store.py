@@ -8,6 +8,9 @@ on, and what a reload or a restart must not lose, goes through this one
 interface:
 
 - membership: whether a member is joined to a group, and since when;
+- pause: whether a joined member is paused in a group (on a break: it stays
+  joined, keeps its join date and talk time, and is offered no call), since
+  when and why;
 - talk-time counters per (group, member), restarted at zero on each join;
 - the round-robin pointer of each group: the member who took the last call
   (its key; an integer is a position stored by a version before issue 11, read
@@ -20,7 +23,10 @@ Every method is synchronous and cheap: the in-memory implementation is a set
 of dicts; a networked implementation keeps a local image and writes through.
 
 Invariants: a call id is at most once in a queue; talk time never decreases
-except on a join; ``joined_since`` is None exactly when not joined.
+except on a join; ``joined_since`` is None exactly when not joined; a member
+is paused only while joined (logging out ends a pause), and a paused member is
+never free. ``touched`` gathers the members whose membership, pause or
+activity changed since the core last took it (for the time in state).
 """
 
 from __future__ import annotations
@@ -43,6 +49,19 @@ class StateStore(Protocol):
     def joined_since(self, group: str, member: str) -> float | None: ...
     def set_joined(self, group: str, member: str, joined: bool, *, now: float) -> None: ...
 
+    # pause -----------------------------------------------------------------
+    def paused(self, group: str, member: str) -> Pause | None: ...
+    def set_paused(
+        self, group: str, member: str, paused: bool, *, reason: str = "", now: float
+    ) -> None:
+        """Pause (with ``reason``) or unpause a member; a pause already on is kept."""
+        ...
+
+    @property
+    def touched(self) -> set[str]:
+        """Members whose membership, pause or activity changed (the core empties it)."""
+        ...
+
     # talk time -------------------------------------------------------------
     def talk_time(self, group: str, member: str) -> float: ...
     def add_talk_time(self, group: str, member: str, seconds: float) -> None: ...
@@ -61,7 +80,8 @@ class StateStore(Protocol):
     def wrap_up_until(self, member: str) -> float: ...
     def set_wrap_up_until(self, member: str, until: float) -> None: ...
     def is_free(self, group: str, member: str, *, now: float, call_waiting: bool) -> bool:
-        """Joined, not in wrap-up, not ringing, and not on a call unless ``call_waiting``."""
+        """Joined, not paused, not in wrap-up, not ringing, and not on a call unless
+        ``call_waiting``."""
         ...
 
     def talk_times(self, group: str) -> dict[str, float]:
@@ -72,6 +92,14 @@ class StateStore(Protocol):
     def queue(self, group: str) -> Sequence[str]: ...
     def enqueue(self, group: str, call_id: str, rank: tuple[float, int]) -> None: ...
     def dequeue(self, group: str, call_id: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """A member's pause in a group: since when (the core's ``now``) and why."""
+
+    since: float
+    reason: str
 
 
 @dataclass(slots=True)
@@ -90,6 +118,12 @@ class MemoryStore:
         self._pointer: dict[str, Pointer] = {}
         self._activity: dict[str, _Activity] = {}
         self._queues: dict[str, list[tuple[tuple[float, int], str]]] = {}
+        self._paused: dict[tuple[str, str], Pause] = {}
+        self._touched: set[str] = set()
+
+    @property
+    def touched(self) -> set[str]:
+        return self._touched
 
     def _act(self, member: str) -> _Activity:
         act = self._activity.get(member)
@@ -105,12 +139,27 @@ class MemoryStore:
 
     def set_joined(self, group: str, member: str, joined: bool, *, now: float) -> None:
         key = (group, member)
+        self._touched.add(member)
         if joined:
             if self._joined.get(key) is None:
                 self._joined[key] = now
                 self._talk.setdefault(group, {})[member] = 0.0
         else:
             self._joined[key] = None
+            self._paused.pop(key, None)
+
+    def paused(self, group: str, member: str) -> Pause | None:
+        return self._paused.get((group, member))
+
+    def set_paused(
+        self, group: str, member: str, paused: bool, *, reason: str = "", now: float
+    ) -> None:
+        key = (group, member)
+        self._touched.add(member)
+        if not paused:
+            self._paused.pop(key, None)
+        elif key not in self._paused:
+            self._paused[key] = Pause(now, reason)
 
     def talk_time(self, group: str, member: str) -> float:
         return self._talk.get(group, {}).get(member, 0.0)
@@ -130,6 +179,7 @@ class MemoryStore:
         return frozenset(act.ringing) if act else frozenset()
 
     def set_ringing(self, member: str, call_id: str, ringing: bool) -> None:
+        self._touched.add(member)
         if ringing:
             self._act(member).ringing.add(call_id)
         elif member in self._activity:
@@ -148,6 +198,7 @@ class MemoryStore:
         return frozenset(act.active) if act else frozenset()
 
     def set_active(self, member: str, call_id: str, active: bool) -> None:
+        self._touched.add(member)
         if active:
             self._act(member).active.add(call_id)
         elif member in self._activity:
@@ -158,10 +209,12 @@ class MemoryStore:
         return act.wrap_up_until if act else float("-inf")
 
     def set_wrap_up_until(self, member: str, until: float) -> None:
+        self._touched.add(member)
         self._act(member).wrap_up_until = until
 
     def is_free(self, group: str, member: str, *, now: float, call_waiting: bool) -> bool:
-        if self._joined.get((group, member)) is None:
+        key = (group, member)
+        if self._joined.get(key) is None or (self._paused and key in self._paused):
             return False
         act = self._activity.get(member)
         if act is None:
