@@ -9,7 +9,8 @@ no state of its own, and each scrape reads what the server already keeps:
   subscriptions, media sessions, RTP ports, connections (``Server.gauges``,
   the ``stats:`` line's), the admission probe's event-loop lag and CPU load,
   whether the node is draining; per group, the callers waiting and the oldest
-  wait, and how many members are in each state (``RoutingCore.member_states``);
+  wait (``RoutingCore.waiting``, as the wallboard and ``ctl queues`` count
+  them), and how many members are in each state (``RoutingCore.member_states``);
 - the counters of the ``stats:`` line (``SipCounters``, ``MediaCounters``,
   ``ConnectionCounters``) under Prometheus names: :data:`COUNTERS` maps every
   field to one family, a field that is one reason among several of the same
@@ -308,24 +309,35 @@ def gauges(values: dict[str, int], b2bua: B2BUA, *, now: float) -> Iterator[Metr
 
 
 def groups(b2bua: B2BUA, *, now: float) -> Iterator[Metric]:
-    """Per group: the callers waiting, and its members by state."""
+    """Per group: the callers waiting and the longest wait, and its members by state."""
     callers = GaugeMetricFamily(
-        "huntgroup_queue_callers", "Callers waiting in the group's queue.", labels=["group"]
+        "huntgroup_queue_callers",
+        "Callers of the group not answered yet (queued, or being offered).",
+        labels=["group"],
+    )
+    oldest = GaugeMetricFamily(
+        "huntgroup_queue_oldest_wait_seconds",
+        "Seconds the caller of the group waiting longest has waited (0: nobody waits).",
+        labels=["group"],
     )
     members = GaugeMetricFamily(
         "huntgroup_members",
         "Members of the group by state (free, ringing, talking, wrap_up, unavailable, "
-        "logged_out, and paused where members can pause).",
+        "paused, logged_out).",
         labels=["group", "state"],
     )
     core = b2bua.core
     for group in b2bua.config.groups:
         name = group.name
-        callers.add_metric([name], len(core.queue(name)))
+        waiting = core.waiting(name)  # what the wallboard and `ctl queues` show
+        callers.add_metric([name], len(waiting))
+        first = min((w.arrival for w in waiting), default=now)
+        oldest.add_metric([name], max(0.0, now - first))
         states = Counter(core.member_states(name, now=now).values())
         for state in MemberState:
             members.add_metric([name, state.value], states[state])
     yield callers
+    yield oldest
     yield members
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import urllib.parse
 from dataclasses import fields
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from tests.support.ports import free_port_range
 from tests.support.waiting import async_wait_until
 
 PILOT = "0140000000"
+GROUP = "Support"
 LINE = "0102030405"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -127,7 +129,15 @@ def test_a_queued_caller_shows_in_the_gauges_and_the_sip_counters() -> None:
                 return any(a.startswith(b"SIP/2.0 200 ") for a in answers)
 
             await async_wait_until(answered, timeout=10, message="the queue never answered")
-            return before, await fetch(url)
+            waited: list[Samples] = []
+
+            async def grows() -> bool:  # the caller stays queued (max_wait: 120 s)
+                waited.append(await fetch(url))
+                return value(waited[-1], "huntgroup_queue_oldest_wait_seconds", group=GROUP) >= 0.3
+
+            while not await grows():
+                await asyncio.sleep(0.05)  # the polling period of a condition
+            return before, waited[-1]
         finally:
             caller.close()
             await admin.stop()
@@ -135,6 +145,7 @@ def test_a_queued_caller_shows_in_the_gauges_and_the_sip_counters() -> None:
 
     before, after = asyncio.run(scenario())
     assert value(before, "huntgroup_queue_callers", group="Support") == 0
+    assert value(before, "huntgroup_queue_oldest_wait_seconds", group="Support") == 0
     assert value(after, "huntgroup_queue_callers", group="Support") == 1
     assert value(after, "huntgroup_calls_active") == 1
     assert value(after, "huntgroup_media_sessions") == 1
@@ -238,3 +249,39 @@ def test_every_call_records_count_has_its_prometheus_name() -> None:
         assert set(reports.counters()) == set(RECORDS)
     finally:
         sink.close()
+
+
+def test_a_pause_through_the_api_shows_in_the_member_states_and_changes() -> None:
+    """POST .../pause on the admin listener: the member counts as paused, and its change
+    reaches the metrics through the call records' report sinks."""
+    agent = "sip:agent@127.0.0.1:5999"
+    base = config()
+    group = GroupConfig(name=GROUP, pilot=PILOT, members=(MemberConfig(uri=agent, position=1),))
+    paused_config = base.model_copy(update={"groups": (group,)})
+
+    async def scenario() -> tuple[Samples, Samples]:
+        server = Server(paused_config, loop=asyncio.get_running_loop())
+        await server.start()
+        admin = await start_admin(server)
+        assert admin is not None and admin.address is not None
+        base_url = "http://{}:{}".format(*admin.address)
+        try:
+            before = await fetch(f"{base_url}/metrics")
+            member = urllib.parse.quote(agent, safe="")
+            pause = f"{base_url}/api/v1/members/{GROUP}/{member}/pause"
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(pause, json={"reason": "lunch"}) as answer,
+            ):
+                assert answer.status == 200
+            return before, await fetch(f"{base_url}/metrics")
+        finally:
+            await admin.stop()
+            server.close()
+
+    before, after = asyncio.run(scenario())
+    assert value(before, "huntgroup_members", group=GROUP, state="free") == 1
+    assert value(before, "huntgroup_members", group=GROUP, state="paused") == 0
+    assert value(after, "huntgroup_members", group=GROUP, state="paused") == 1
+    assert value(after, "huntgroup_members", group=GROUP, state="free") == 0
+    assert value(after, "huntgroup_member_changes_total", action="pause") == 1

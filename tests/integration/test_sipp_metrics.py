@@ -58,6 +58,7 @@ def test_a_queued_caller_and_an_answered_call_show_in_the_metrics(
     server.wait_for_log(r"call \S+: queued \(")
     busy = scrape(admin_port)
     assert value(busy, "huntgroup_queue_callers", group="G") == 1
+    assert 0 <= value(busy, "huntgroup_queue_oldest_wait_seconds", group="G") < 2.5
     assert value(busy, "huntgroup_members", group="G", state="talking") == 1
     assert value(busy, "huntgroup_members", group="G", state="free") == 0
     assert value(busy, "huntgroup_calls_active") == 2
