@@ -24,13 +24,11 @@ it away at once), ``RINGNOANSWER`` when an offer ends unanswered (its ring time
 from the offer's start to its end), ``CONNECT`` on an answer, then
 ``COMPLETECALLER``/``COMPLETEAGENT`` at the end; or an exit (``ABANDON``,
 ``EXITWITHTIMEOUT``, ``EXITEMPTY``) when it leaves the queue unanswered, and
-``RINGCANCELED`` for the offers still ringing when the caller hangs up. A
-caller's position is the number of the group's callers ahead of it plus one:
-:attr:`CallRecords.waiting` keeps, per group, the callers that entered its
-queue and are neither answered nor gone, in the order they entered (a caller
-being offered to a member still waits, as in Asterisk), on this node (each
-node has its queue, as in the state store). docs/operations.md, "queue_log",
-gives every event's data.
+``RINGCANCELED`` for the offers still ringing when the caller hangs up; an
+answered call sent on by its member ends its queue's part with
+``BLINDTRANSFER`` or ``ATTENDEDTRANSFER`` instead of ``COMPLETE*``. Positions
+are counted by :mod:`~huntgroup.engine.b2bua.queue_positions`.
+docs/operations.md, "queue_log", gives every event's data.
 
 The tracks are kept by call key, one dict lookup per hook: no work per
 message; a queue event is one small object at a step of a call. The tracks,
@@ -55,6 +53,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from huntgroup.engine.b2bua.addressing import user_of
+from huntgroup.engine.b2bua.queue_positions import QueuePositions
 from huntgroup.engine.sip.message import Request
 from huntgroup.queue.refusals import Refusal, refusal_of
 
@@ -227,8 +226,7 @@ class CallRecords:
     def __init__(self, node: str, emit: Callable[[RecordOutput], None] | None = None) -> None:
         self.node = node
         self.tracks: dict[str, _Track] = {}
-        # per group, the keys of the callers waiting in its queue, in the order they entered
-        self.waiting: dict[str, dict[str, None]] = {}
+        self.waiting = QueuePositions()  # the callers waiting in each group's queue
         self.emit = emit  # where queue events go (None: nowhere)
 
     def arrived(self, key: str, request: Request, number: str, *, wall: float) -> None:
@@ -253,18 +251,17 @@ class CallRecords:
         track.joining = False
         if track.queue is not None:  # still in another group's queue: it leaves it first
             self._exit(key, track, "EXITWITHTIMEOUT", wall)
-        waiting = self.waiting.setdefault(track.group, {})
-        position = len(waiting) + 1
-        waiting[key] = None
+        position = self.waiting.enter(track.group, key)
         track.queue, track.entered, track.opos = track.group, wall, position
         if track.position is None:
             track.position = position
         self._event(track, wall, "NONE", "ENTERQUEUE", "", track.caller, str(position))
 
-    def left(self, key: str, reason: str, *, wall: float) -> None:
+    def left(self, key: str, reason: str, *, wall: float, target: str = "") -> None:
         """The core ends the call's stay in its group, for ``reason`` (a ``Release`` or
-        forward reason): turned away before it entered (``FULL``, ``JOINEMPTY``), or out of
-        the queue unanswered (an exit, by :data:`QUEUE_EXITS`)."""
+        forward reason; ``target``: where a forward goes): turned away before it entered
+        (``FULL``, ``JOINEMPTY``), out of the queue unanswered (an exit, by
+        :data:`QUEUE_EXITS`), or, answered, sent on by its member (``BLINDTRANSFER``)."""
         track = self.tracks.get(key)
         if track is None:
             return
@@ -275,6 +272,8 @@ class CallRecords:
                 self._event(track, wall, "NONE", event, "")
         elif track.queue is not None:
             self._exit(key, track, QUEUE_EXITS.get(reason, "EXITWITHTIMEOUT"), wall)
+        elif track.served is not None and reason == "transfer":
+            self._served(track, wall, "BLINDTRANSFER", target, "")
 
     def outgoing(self, key: str) -> None:
         """The call goes out through the upstream (a line calling out)."""
@@ -323,13 +322,15 @@ class CallRecords:
         if track.answer is None:
             track.answer = wall
         if member:
+            if track.served is not None and member != track.member:  # joined to another
+                self._served(track, wall, "ATTENDEDTRANSFER", "BRIDGE", "")
             track.member = member
             offer = self._pending(key, member)
             if offer is not None:
                 offer.result, offer.end = "answered", wall
             group = track.queue
             if group is not None:  # answered out of the queue: CONNECT
-                self._leave(key, group)
+                self.waiting.leave(group, key)
                 track.queue, track.served = None, group
                 track.hold = round(wall - track.entered)
                 ring = 0 if offer is None else round(wall - offer.start)
@@ -378,10 +379,9 @@ class CallRecords:
                     if offer.result is None:
                         self._unanswered(key, offer, wall, "RINGCANCELED")
             self._exit(key, track, ENDING_EXITS.get(track.cause, "EXITWITHTIMEOUT"), wall)
-        elif track.served is not None and track.answer is not None and track.member:
+        elif track.served is not None:
             event = "COMPLETEAGENT" if track.hangup == "member" else "COMPLETECALLER"
-            data = (str(track.hold), str(round(wall - track.answer)), str(track.opos))
-            self._event(track, wall, track.member, event, *data, queue=track.served)
+            self._served(track, wall, event)
         del self.tracks[key]
         offers = tuple(
             OfferRecord(x.member, x.start, x.result or "cancelled", x.end or wall)
@@ -458,23 +458,18 @@ class CallRecords:
         """The caller leaves its queue unanswered: ``event`` with its position then, its
         position when it entered, and its wait (seconds)."""
         assert track.queue is not None
-        position = self._leave(key, track.queue)
+        position = self.waiting.leave(track.queue, key)
         wait = str(round(wall - track.entered))
         self._event(track, wall, "NONE", event, str(position), str(track.opos), wait)
         track.queue = None
 
-    def _leave(self, key: str, group: str) -> int:
-        """Take the call out of ``group``'s waiting callers: its position there (1 first)."""
-        waiting = self.waiting[group]
-        position = 1
-        for other in waiting:
-            if other == key:
-                break
-            position += 1
-        del waiting[key]
-        if not waiting:
-            del self.waiting[group]  # the table holds groups with callers only
-        return position
+    def _served(self, track: _Track, wall: float, event: str, *how: str) -> None:
+        """The part of an answered call that its queue reports is over: ``event`` with
+        ``how`` (a transfer's), the caller's hold time, the talk time and its position."""
+        assert track.served is not None and track.answer is not None
+        data = (*how, str(track.hold), str(round(wall - track.answer)), str(track.opos))
+        self._event(track, wall, track.member or "NONE", event, *data, queue=track.served)
+        track.served = None
 
     def _event(
         self, track: _Track, wall: float, agent: str, event: str, *data: str, queue: str = ""

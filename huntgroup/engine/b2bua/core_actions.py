@@ -101,7 +101,7 @@ def carry_out(ctx: Context, actions: list[Action]) -> None:
                     reason,
                     extra=about(ctx, call, "forwarded"),
                 )
-                ctx.records.left(call.key, reason, wall=ctx.wall())
+                ctx.records.left(call.key, reason, wall=ctx.wall(), target=target)
                 route(ctx, call, user_of(call.invite.from_.uri) or "anonymous", group, target)
             case RefuseForward(_, target, reason, status, route_so_far):
                 log.info(
@@ -191,7 +191,7 @@ def forward(ctx: Context, call: Call, target: str, reason: str) -> None:
         extra=about(ctx, call, "forwarded"),
     )
     ctx.records.caused(call.key, "forwarded")
-    ctx.records.left(call.key, reason, wall=ctx.wall())
+    ctx.records.left(call.key, reason, wall=ctx.wall(), target=target)
     ctx.index.by_core.pop(call.core_id, None)
     uri = target_uri(target, ctx.config.server.domain, ctx.config.server.upstream)
     if call.state is CallState.EARLY:

@@ -4,8 +4,20 @@ happen, with real positions and ring times (engine/b2bua/call_records.py)."""
 from __future__ import annotations
 
 from huntgroup.engine.b2bua.call_records import OfferRecord, QueueEvent
+from tests.engine.b2bua import test_b2bua_transfers as transfers
 from tests.engine.b2bua.test_b2bua_call_records import EPOCH, M1, M2, World
-from tests.support.b2bua_peers import CALLER_NUMBER, GROUP, PILOT, Phone, UacCall
+from tests.support.b2bua_peers import (
+    CALLER_NUMBER,
+    DOMAIN,
+    GROUP,
+    LINE_A,
+    PILOT,
+    Network,
+    Phone,
+    UacCall,
+    member_uri,
+    sdp,
+)
 
 
 def lines(w: World) -> list[tuple[float, str, str, tuple[str, ...]]]:
@@ -92,6 +104,7 @@ def test_positions_count_the_callers_ahead_and_move_up_as_they_leave() -> None:
     del b, in_b
     record = next(r for r in net.records if r.call_id == in_e.call_id)
     assert record.position == 4
+    assert len(net.b2b.records.waiting.groups[GROUP]) == 2  # b and c wait still
 
 
 def test_a_full_queue_writes_full_alone_and_max_wait_an_exit_with_timeout() -> None:
@@ -110,3 +123,57 @@ def test_a_full_queue_writes_full_alone_and_max_wait_an_exit_with_timeout() -> N
     ]
     net.advance(30.0)  # b's max_wait
     assert lines(w)[-1] == (EPOCH + 30.0, "NONE", "EXITWITHTIMEOUT", ("1", "1", "30"))
+
+
+def events_of(net: Network, call: UacCall) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """(queue, agent, event, data) of one call's queue events."""
+    return [
+        (e.queue, e.agent, e.event, e.data) for e in net.queue_events if e.call_id == call.call_id
+    ]
+
+
+def test_a_blind_transfer_to_another_pilot_ends_the_first_queues_part_and_enters_the_next() -> None:
+    t = transfers.World()
+    call, leg = t.call_alice()
+    t.net.advance(20.0)
+    assert transfers.refer(t.alice, leg, f"<sip:{transfers.SALES}@{DOMAIN}>").status == 202
+    transfers.notifies(t.alice)
+    offer = t.m2.answering(t.m2.request("INVITE"))
+    offer.reply(200, rtp=20002)
+    t.m2.request("ACK")
+    transfers.notifies(t.alice)
+    t.alice.respond(t.alice.request("BYE"), 200)
+    call.bye()
+    t.caller.response(200, "BYE")
+    t.m2.respond(t.m2.request("BYE"), 200)
+    assert [x[:3] for x in events_of(t.net, call)] == [
+        (GROUP, "NONE", "ENTERQUEUE"),
+        (GROUP, LINE_A, "CONNECT"),
+        (GROUP, LINE_A, "BLINDTRANSFER"),
+        ("Sales", "NONE", "ENTERQUEUE"),
+        ("Sales", member_uri(2), "CONNECT"),
+        ("Sales", member_uri(2), "COMPLETECALLER"),
+    ]
+    assert events_of(t.net, call)[2][3] == (transfers.SALES, "", "0", "20", "1")
+    assert t.net.b2b.records.waiting.groups == {}
+
+
+def test_an_attended_transfer_ends_the_queues_part_with_attendedtransfer() -> None:
+    t = transfers.World()
+    call, leg = t.call_alice()
+    consultation, m2_leg = transfers.consult(t)
+    assert transfers.refer(t.alice, leg, transfers.replaces_uri(consultation)).status == 202
+    t.alice.respond(t.alice.request("BYE"), 200)
+    reinvite = t.m2.request("INVITE")
+    t.m2.respond(reinvite, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    t.m2.request("ACK")
+    transfers.notifies(t.alice)
+    t.alice.respond(t.alice.request("BYE"), 200)
+    call.bye()
+    t.caller.response(200, "BYE")
+    t.m2.respond(t.m2.request("BYE"), 200)
+    assert [x[1:3] for x in events_of(t.net, call)] == [
+        ("NONE", "ENTERQUEUE"),
+        (LINE_A, "CONNECT"),
+        (LINE_A, "ATTENDEDTRANSFER"),
+    ]
