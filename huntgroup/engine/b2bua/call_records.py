@@ -380,7 +380,7 @@ class CallRecords:
                         self._unanswered(key, offer, wall, "RINGCANCELED")
             self._exit(key, track, ENDING_EXITS.get(track.cause, "EXITWITHTIMEOUT"), wall)
         elif track.served is not None:
-            event = "COMPLETEAGENT" if track.hangup == "member" else "COMPLETECALLER"
+            event = "COMPLETECALLER" if track.hangup == "caller" else "COMPLETEAGENT"
             self._served(track, wall, event)
         del self.tracks[key]
         offers = tuple(

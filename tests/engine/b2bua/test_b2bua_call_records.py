@@ -319,6 +319,8 @@ def test_max_duration_hangs_up_an_answered_call_with_its_record() -> None:
     net.advance(60.0)
     record = w.only()
     assert (record.outcome, record.hangup, record.talk) == ("answered", "server", 60.0)
+    # the server hung up, not the caller: queue_log's COMPLETEAGENT (operations.md)
+    assert [e.event for e in net.queue_events][-1] == "COMPLETEAGENT"
 
 
 def test_a_feature_code_is_a_short_call_answered_by_the_server() -> None:
