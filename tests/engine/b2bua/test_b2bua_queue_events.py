@@ -177,3 +177,11 @@ def test_an_attended_transfer_ends_the_queues_part_with_attendedtransfer() -> No
         (LINE_A, "CONNECT"),
         (LINE_A, "ATTENDEDTRANSFER"),
     ]
+
+
+def test_a_group_nobody_can_take_turns_the_caller_away_with_joinempty() -> None:
+    w = World(members=0, member_lines=[LINE_A], queue={"when_empty": "overflow"})
+    w.caller.invite(PILOT)  # LINE_A never registered: nobody available
+    assert w.caller.response(480)
+    assert lines(w) == [(EPOCH, "NONE", "JOINEMPTY", ("",))]
+    assert w.only().position is None
