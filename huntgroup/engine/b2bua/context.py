@@ -167,7 +167,8 @@ class Context(ABC):
         self.now = now
         # call records (engine/b2bua/call_records.py), under the node's name (its id up to
         # the "/" that the server adds to bind digest nonces to this run)
-        self.records = CallRecords(node_id.partition("/")[0])
+        # the live queue events go out with the outputs of the input being handled
+        self.records = CallRecords(node_id.partition("/")[0], lambda item: self.out.append(item))
         self.out: list[Output] = []
         self.events: list[Event] = []
         self.index = CallIndex()

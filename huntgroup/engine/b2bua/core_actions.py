@@ -64,14 +64,16 @@ def carry_out(ctx: Context, actions: list[Action]) -> None:
             continue
         match action:
             case Ringback():
+                ctx.records.entered(call.key, wall=ctx.wall())
                 ringing(ctx, call)
             case Hold(_, answer, music):
+                ctx.records.entered(call.key, wall=ctx.wall())
                 hold(ctx, call, answer, music)
             case Ring(_, member, caller_id, group, timeout):
                 ctx.records.offered(call.key, member, wall=ctx.wall(), deadline=ctx.now + timeout)
                 ring(ctx, call, member, caller_id, group)
             case Cancel(_, member):
-                ctx.records.offer_cancelled(call.key, member, now=ctx.now)
+                ctx.records.offer_cancelled(call.key, member, now=ctx.now, wall=ctx.wall())
                 for leg in call.legs.values():
                     if leg.member == member and leg.state is not LegState.ENDED:
                         cancel_leg(ctx, leg)
@@ -89,7 +91,7 @@ def carry_out(ctx: Context, actions: list[Action]) -> None:
                     status,
                     extra=about(ctx, call, "released"),
                 )
-                ctx.records.released(call.key, reason)
+                ctx.records.released(call.key, reason, wall=ctx.wall())
                 end_call(ctx, call, bye_caller=True, status=status, tell_core=False)
             case Forward(_, target, reason):
                 forward(ctx, call, target, reason)
@@ -101,6 +103,7 @@ def carry_out(ctx: Context, actions: list[Action]) -> None:
                     reason,
                     extra=about(ctx, call, "forwarded"),
                 )
+                ctx.records.left(call.key, reason, wall=ctx.wall(), target=target)
                 route(ctx, call, user_of(call.invite.from_.uri) or "anonymous", group, target)
             case RefuseForward(_, target, reason, status, route_so_far):
                 log.info(
@@ -119,6 +122,7 @@ def carry_out(ctx: Context, actions: list[Action]) -> None:
                     extra=about(ctx, call, "forward_loop"),
                 )
                 ctx.records.caused(call.key, "refused")
+                ctx.records.left(call.key, reason, wall=ctx.wall())
                 end_call(ctx, call, bye_caller=True, status=status, tell_core=False)
 
 
@@ -189,6 +193,7 @@ def forward(ctx: Context, call: Call, target: str, reason: str) -> None:
         extra=about(ctx, call, "forwarded"),
     )
     ctx.records.caused(call.key, "forwarded")
+    ctx.records.left(call.key, reason, wall=ctx.wall(), target=target)
     ctx.index.by_core.pop(call.core_id, None)
     uri = target_uri(target, ctx.config.server.domain, ctx.config.server.upstream)
     if call.state is CallState.EARLY:

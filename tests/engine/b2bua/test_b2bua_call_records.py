@@ -88,8 +88,9 @@ def test_an_answered_group_call_has_its_times_member_and_offer() -> None:
         member=M1,
         outcome="answered",
         release_code=200,
-        offers=(OfferRecord(M1, EPOCH, "answered"),),
+        offers=(OfferRecord(M1, EPOCH, "answered", EPOCH + 2.0),),
         hangup="caller",
+        position=1,
     )
 
 
@@ -106,8 +107,8 @@ def test_a_member_that_does_not_answer_in_time_is_no_answer_then_the_next_answer
     w.caller.respond(w.caller.request("BYE"), 200)
     record = w.only()
     assert record.offers == (
-        OfferRecord(M1, EPOCH, "no_answer"),
-        OfferRecord(M2, EPOCH + 10.0, "answered"),
+        OfferRecord(M1, EPOCH, "no_answer", EPOCH + 10.0),
+        OfferRecord(M2, EPOCH + 10.0, "answered", EPOCH + 10.0),
     )
     assert (record.member, record.outcome, record.hangup) == (M2, "answered", "member")
     assert (record.wait, record.talk) == (10.0, 5.0)
@@ -141,7 +142,7 @@ def test_a_caller_that_cancels_while_ringing_abandoned_the_call() -> None:
     assert record.release_code == 487
     assert record.hangup == "caller"
     assert record.wait == 4.0 and record.end == EPOCH + 4.0
-    assert record.offers == (OfferRecord(M1, EPOCH, "cancelled"),)
+    assert record.offers == (OfferRecord(M1, EPOCH, "cancelled", EPOCH + 4.0),)
 
 
 def test_a_full_queue_is_queue_full() -> None:
@@ -248,7 +249,7 @@ def test_a_direct_call_to_a_line_names_the_line_as_member_and_a_busy_line_forwar
         LINE_A,
         LINE_A,
     )
-    assert answered.offers == (OfferRecord(LINE_A, 0.0, "answered"),)
+    assert answered.offers == (OfferRecord(LINE_A, 0.0, "answered", 0.0),)
     assert (forwarded.outcome, forwarded.release_code, forwarded.member) == (
         "forwarded",
         302,
@@ -269,7 +270,7 @@ def test_an_internal_error_while_taking_a_call_in_still_ends_with_one_record(
     assert w.caller.response(500)
     record = w.only()
     assert record.outcome == "refused" and record.release_code == 500
-    assert record.offers == (OfferRecord(M1, EPOCH, "cancelled"),)
+    assert record.offers == (OfferRecord(M1, EPOCH, "cancelled", EPOCH),)
 
 
 def test_an_outgoing_call_answered_and_one_refused_by_the_far_end() -> None:
@@ -318,6 +319,8 @@ def test_max_duration_hangs_up_an_answered_call_with_its_record() -> None:
     net.advance(60.0)
     record = w.only()
     assert (record.outcome, record.hangup, record.talk) == ("answered", "server", 60.0)
+    # the server hung up, not the caller: queue_log's COMPLETEAGENT (operations.md)
+    assert [e.event for e in net.queue_events][-1] == "COMPLETEAGENT"
 
 
 def test_a_feature_code_is_a_short_call_answered_by_the_server() -> None:
