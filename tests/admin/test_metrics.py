@@ -23,12 +23,14 @@ from huntgroup.config.models import (
     LineConfig,
     MediaConfig,
     MemberConfig,
+    MetricsConfig,
     ServerConfig,
 )
 from huntgroup.engine.aio.media_io import MediaCounters
 from huntgroup.engine.aio.records.postgres import PostgresSink
 from huntgroup.engine.aio.records.reports import Reports
 from huntgroup.engine.aio.server import Server
+from huntgroup.engine.b2bua.call_records import CallRecord
 from huntgroup.engine.b2bua.stats import (
     OTHER_METHOD,
     OTHER_STATUS,
@@ -285,3 +287,49 @@ def test_a_pause_through_the_api_shows_in_the_member_states_and_changes() -> Non
     assert value(after, "huntgroup_members", group=GROUP, state="paused") == 1
     assert value(after, "huntgroup_members", group=GROUP, state="free") == 0
     assert value(after, "huntgroup_member_changes_total", action="pause") == 1
+
+
+def test_the_member_series_cap_holds_on_the_served_metrics() -> None:
+    """server.admin.metrics.max_member_series: 1 on a real listener: the records the
+    server's report sinks get count the first member apart, the second as "other"."""
+    first, second = "sip:a@127.0.0.1:5998", "sip:b@127.0.0.1:5999"
+    base = config()
+    group = GroupConfig(
+        name=GROUP,
+        pilot=PILOT,
+        members=(MemberConfig(uri=first, position=1), MemberConfig(uri=second, position=2)),
+    )
+    admin = AdminConfig(listen="127.0.0.1:0", metrics=MetricsConfig(max_member_series=1))
+    capped = base.model_copy(
+        update={"groups": (group,), "server": base.server.model_copy(update={"admin": admin})}
+    )
+
+    def answered(member: str) -> CallRecord:
+        return CallRecord(
+            call_id=f"{member}-call", node="n", kind="group", group=GROUP, pilot=PILOT,
+            caller="0611111111", callee=PILOT, identity="0611111111", arrival=0.0,
+            answer=5.0, end=65.0, wait=5.0, talk=60.0, member=member, outcome="answered",
+            release_code=200, offers=(),
+        )  # fmt: skip
+
+    async def scenario() -> Samples:
+        server = Server(capped, loop=asyncio.get_running_loop())
+        await server.start()
+        listener = await start_admin(server)
+        assert listener is not None and listener.address is not None
+        try:
+            for member in (first, second, second):
+                server.reports.deliver(answered(member))
+            return await fetch("http://{}:{}/metrics".format(*listener.address))
+        finally:
+            await listener.stop()
+            server.close()
+
+    samples = asyncio.run(scenario())
+    per_member = {
+        dict(labels)["member"]: v
+        for (name, labels), v in samples.items()
+        if name == "huntgroup_member_answered_total"
+    }
+    assert per_member == {first: 1, "other": 2}
+    assert value(samples, "huntgroup_calls_total", group=GROUP, outcome="answered") == 3
