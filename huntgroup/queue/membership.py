@@ -47,13 +47,8 @@ def join(
     origin: ChangeOrigin = "phone",
     reason: str = "",
 ) -> None:
-    info = core._groups.get(group)
-    if info is None or member not in info.positions:
-        return
-    if core.store.joined_since(group, member) is None:
-        _note(core, group, member, "login", reason, origin)
-    core.store.set_joined(group, member, True, now=core._now)
-    dispatch(core, actions, (group,))
+    if _set_joined(core, group, member, True, reason, origin):
+        dispatch(core, actions, (group,))
 
 
 def leave(
@@ -65,14 +60,9 @@ def leave(
     origin: ChangeOrigin = "phone",
     reason: str = "",
 ) -> None:
-    info = core._groups.get(group)
-    if info is None or member not in info.positions:
-        return
-    if core.store.joined_since(group, member) is not None:
-        _note(core, group, member, "logout", reason, origin)
-    core.store.set_joined(group, member, False, now=core._now)
-    _withdraw_offers(core, group, member, actions)
-    empty_groups(core, (group,), actions)
+    if _set_joined(core, group, member, False, reason, origin):
+        _withdraw_offers(core, group, member, actions)
+        empty_groups(core, (group,), actions)
 
 
 def pause(
@@ -86,9 +76,8 @@ def pause(
     reason: str = "",
 ) -> None:
     """Pause (``paused``) or unpause a member joined to ``group``; see the module docstring."""
-    info = core._groups.get(group)
     store = core.store
-    if info is None or member not in info.positions or store.joined_since(group, member) is None:
+    if not _member_known(core, group, member) or store.joined_since(group, member) is None:
         return
     if (store.paused(group, member) is not None) == paused:
         return  # already so
@@ -118,6 +107,30 @@ def withdraw_barred(core: RoutingContext, actions: list[Action]) -> None:
                 groups.add(name)
     if groups:
         empty_groups(core, groups, actions)
+
+
+def _member_known(core: RoutingContext, group: str, member: str) -> bool:
+    """``group`` is one of ours and ``member`` one of its members."""
+    info = core._groups.get(group)
+    return info is not None and member in info.positions
+
+
+def _set_joined(
+    core: RoutingContext,
+    group: str,
+    member: str,
+    joined: bool,
+    reason: str,
+    origin: ChangeOrigin,
+) -> bool:
+    """Log ``member`` in to ``group`` (``joined``) or out, noting the change when there
+    is one; False, and nothing done, when the group or the member is not ours."""
+    if not _member_known(core, group, member):
+        return False
+    if (core.store.joined_since(group, member) is not None) != joined:
+        _note(core, group, member, "login" if joined else "logout", reason, origin)
+    core.store.set_joined(group, member, joined, now=core._now)
+    return True
 
 
 def _withdraw_offers(core: RoutingContext, group: str, member: str, actions: list[Action]) -> None:
