@@ -478,6 +478,40 @@ def replaces_uri(consultation: UacCall, *, swap: bool = False, extra: str = "") 
     )
 
 
+def blind_transfer_to_sales(w: World, leg: UasCall) -> None:
+    """alice, on ``leg``, blind-transfers the caller to the Sales pilot: m2 answers, the
+    NOTIFYs come and go, alice's dialog ends."""
+    assert refer(w.alice, leg, f"<sip:{SALES}@{DOMAIN}>").status == 202
+    notifies(w.alice)
+    offer = w.m2.answering(w.m2.request("INVITE"))
+    offer.reply(200, rtp=20002)
+    w.m2.request("ACK")
+    notifies(w.alice)
+    w.alice.respond(w.alice.request("BYE"), 200)
+
+
+def attended_transfer(w: World, leg: UasCall) -> UacCall:
+    """alice, on ``leg``, consults m2 on Sales and joins the caller with it: her
+    consultation call (returned) and her first call end, m2 is re-INVITEd onto the
+    caller's call."""
+    consultation, m2_leg = consult(w)
+    assert refer(w.alice, leg, replaces_uri(consultation)).status == 202
+    w.alice.respond(w.alice.request("BYE"), 200)
+    reinvite = w.m2.request("INVITE")
+    w.m2.respond(reinvite, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    w.m2.request("ACK")
+    notifies(w.alice)
+    w.alice.respond(w.alice.request("BYE"), 200)
+    return consultation
+
+
+def caller_hangs_up_on_m2(w: World, call: UacCall) -> None:
+    """The transferred caller hangs up; m2, the member it talked to, gets the BYE."""
+    call.bye()
+    w.caller.response(200, "BYE")
+    w.m2.respond(w.m2.request("BYE"), 200)
+
+
 @pytest.mark.parametrize("swap", [False, True])
 def test_attended_transfer_joins_the_caller_with_the_consulted_member(swap: bool) -> None:
     w = World()
