@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-A member logs in to a group (:func:`join`, ``*51``, the operators' API, a
-reload) and the group serves its queue at once; it logs out (:func:`leave`,
+A member logs in to a group (:func:`set_joined`, ``*51``, the operators' API, a
+reload) and the group serves its queue at once; it logs out (the same,
 ``*52``, the API, a reload) and its offers for that group's calls end as if it
 were unreachable, so the hunt goes on; a pause ends with the logout.
 
@@ -38,29 +38,26 @@ from huntgroup.queue.refusals import Refusal
 log = logging.getLogger("huntgroup.members")
 
 
-def join(
+def set_joined(
     core: RoutingContext,
     group: str,
     member: str,
+    joined: bool,
     actions: list[Action],
     *,
     origin: ChangeOrigin = "phone",
     reason: str = "",
 ) -> None:
-    if _set_joined(core, group, member, True, reason, origin):
+    """Log a member in to ``group`` (``joined``) or out; see the module docstring."""
+    if not _member_known(core, group, member):
+        return
+    store = core.store
+    if (store.joined_since(group, member) is not None) != joined:
+        _note(core, group, member, "login" if joined else "logout", reason, origin)
+    store.set_joined(group, member, joined, now=core._now)
+    if joined:
         dispatch(core, actions, (group,))
-
-
-def leave(
-    core: RoutingContext,
-    group: str,
-    member: str,
-    actions: list[Action],
-    *,
-    origin: ChangeOrigin = "phone",
-    reason: str = "",
-) -> None:
-    if _set_joined(core, group, member, False, reason, origin):
+    else:
         _withdraw_offers(core, group, member, actions)
         empty_groups(core, (group,), actions)
 
@@ -113,24 +110,6 @@ def _member_known(core: RoutingContext, group: str, member: str) -> bool:
     """``group`` is one of ours and ``member`` one of its members."""
     info = core._groups.get(group)
     return info is not None and member in info.positions
-
-
-def _set_joined(
-    core: RoutingContext,
-    group: str,
-    member: str,
-    joined: bool,
-    reason: str,
-    origin: ChangeOrigin,
-) -> bool:
-    """Log ``member`` in to ``group`` (``joined``) or out, noting the change when there
-    is one; False, and nothing done, when the group or the member is not ours."""
-    if not _member_known(core, group, member):
-        return False
-    if (core.store.joined_since(group, member) is not None) != joined:
-        _note(core, group, member, "login" if joined else "logout", reason, origin)
-    core.store.set_joined(group, member, joined, now=core._now)
-    return True
 
 
 def _withdraw_offers(core: RoutingContext, group: str, member: str, actions: list[Action]) -> None:
