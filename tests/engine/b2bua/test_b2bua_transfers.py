@@ -490,16 +490,23 @@ def blind_transfer_to_sales(w: World, leg: UasCall) -> None:
     w.alice.respond(w.alice.request("BYE"), 200)
 
 
-def attended_transfer(w: World, leg: UasCall) -> UacCall:
-    """alice, on ``leg``, consults m2 on Sales and joins the caller with it: her
-    consultation call (returned) and her first call end, m2 is re-INVITEd onto the
-    caller's call."""
+def join_m2(w: World, leg: UasCall) -> tuple[UacCall, UasCall]:
+    """alice, on ``leg``, consults m2 on Sales and REFERs the caller to it: her
+    consultation call ends and m2's leg (returned with the consultation call) is
+    re-INVITEd onto the caller's call, answered and ACKed."""
     consultation, m2_leg = consult(w)
     assert refer(w.alice, leg, replaces_uri(consultation)).status == 202
     w.alice.respond(w.alice.request("BYE"), 200)
     reinvite = w.m2.request("INVITE")
     w.m2.respond(reinvite, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
     w.m2.request("ACK")
+    return consultation, m2_leg
+
+
+def attended_transfer(w: World, leg: UasCall) -> UacCall:
+    """:func:`join_m2`, then alice's NOTIFYs and her first call's end: returns the
+    consultation call."""
+    consultation, _ = join_m2(w, leg)
     notifies(w.alice)
     w.alice.respond(w.alice.request("BYE"), 200)
     return consultation
@@ -775,12 +782,7 @@ def test_direct_media_a_glare_on_the_callers_re_invite_after_a_join_is_retried(
     answers our re-INVITE 491 (RFC 3261 §14.1: retried after 0-2 s, media end to end)."""
     w = World(media_mode="direct")
     call, leg = w.call_alice()
-    consultation, m2_leg = consult(w)
-    assert refer(w.alice, leg, replaces_uri(consultation)).status == 202
-    w.alice.respond(w.alice.request("BYE"), 200)
-    reinvite = w.m2.request("INVITE")
-    w.m2.respond(reinvite, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
-    w.m2.request("ACK")
+    join_m2(w, leg)
     for _ in range(refusals):
         w.caller.respond(w.caller.request("INVITE"), 491, to_tag=call.from_tag)
         w.caller.request("ACK")
@@ -797,11 +799,7 @@ def test_direct_media_a_glare_on_the_callers_re_invite_after_a_join_is_retried(
 def test_direct_media_a_caller_moving_its_media_after_a_join_re_invites_the_member() -> None:
     w = World(media_mode="direct")
     call, leg = w.call_alice()
-    consultation, m2_leg = consult(w)
-    assert refer(w.alice, leg, replaces_uri(consultation)).status == 202
-    w.alice.respond(w.alice.request("BYE"), 200)
-    w.m2.respond(w.m2.request("INVITE"), 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
-    w.m2.request("ACK")
+    _, m2_leg = join_m2(w, leg)
     toward_caller = w.caller.request("INVITE")
     w.caller.respond(toward_caller, 200, to_tag=call.from_tag, body=sdp(10004))  # moved
     w.caller.request("ACK")
