@@ -28,6 +28,12 @@ itself there with ``--point SYSTEM RATE`` and prints one JSON line. sippy
 (and py-spy, for ``--profile``) are installed by this script into a venv
 under /tmp, outside the namespace; they are not project dependencies.
 
+``--point huntgroup RATE --operations`` runs huntgroup with what an operator
+turns on (:data:`OPERATIONS_CONFIG`): the admin listener with ``/metrics``
+scraped every :data:`SCRAPE_INTERVAL` s during the run, and the call records
+(JSON lines and queue_log, into the run's temporary directory) when the tree
+has them. ``bench_operations.py`` runs it beside the plain point.
+
 Run (as root, with sipp, unshare and ip installed):
     .venv/bin/python benchmarks/bench_b2bua.py [--systems direct,sippy,huntgroup]
         [--profile RATE] [--no-write]
@@ -45,7 +51,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -125,6 +133,42 @@ HUNTGROUP_CONFIG += "".join(
 )
 
 
+ADMIN_PORT = 9090
+SCRAPE_INTERVAL = 5.0
+"""Seconds between two scrapes of /metrics in an --operations run (Prometheus: 15 s by
+default; the benchmark scrapes three times as often)."""
+
+
+def operations_config(work: Path, tree: Path) -> tuple[str, str]:
+    """What an operator turns on, as YAML for an --operations run: (lines under
+    ``server:``, top-level sections). The admin listener (metrics), and the call
+    records into ``work`` when ``tree``'s configuration has them."""
+    server = f'  admin:\n    listen: "{HOST}:{ADMIN_PORT}"\n'
+    top = ""
+    if has_records(tree):
+        top = f'records:\n  jsonl: "{work / "calls.jsonl"}"\n  queue_log: "{work / "queue_log"}"\n'
+    return server, top
+
+
+def has_records(tree: Path) -> bool:
+    """Whether ``tree``'s configuration knows ``records:`` (the call records)."""
+    return "records: RecordsConfig" in (tree / "huntgroup" / "config" / "models.py").read_text()
+
+
+def _scrape(stop: threading.Event, done: list[int], failures: list[str]) -> None:
+    """GET /metrics every SCRAPE_INTERVAL s until ``stop``; count the good answers."""
+    while not stop.wait(SCRAPE_INTERVAL):
+        try:
+            url = f"http://{HOST}:{ADMIN_PORT}/metrics"
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                if b"huntgroup_calls_active" in answer.read():
+                    done.append(1)
+                    continue
+            failures.append("a scrape without huntgroup_calls_active")
+        except OSError as err:
+            failures.append(f"scrape failed: {err}")
+
+
 @dataclass(frozen=True, slots=True)
 class Point:
     """One 10 s run of one system at one rate."""
@@ -142,6 +186,9 @@ class Point:
     rss_steady_kib: int | None
     active_calls: float | None
     errors: str = ""  # the first lines of SIPp's error logs and the server's stderr
+    operations: str = ""  # what an --operations run had on: "metrics", "metrics+records"
+    scrapes: int = 0  # good /metrics answers during an --operations run
+    record_lines: int = 0  # lines in the JSON-lines call records after the run
 
     @property
     def held(self) -> bool:
@@ -236,12 +283,15 @@ def _sipp_ms(value: str) -> float:
     return ((h * 60 + m) * 60 + s) * 1000.0 + us / 1000.0
 
 
-def _server_command(system: str, work: Path) -> list[str] | None:
+def _server_command(system: str, work: Path, extra: tuple[str, str] = ("", "")) -> list[str] | None:
+    """The server's command line; ``extra``: YAML lines to add under ``server:``, and
+    top-level sections (huntgroup only, see :func:`operations_config`)."""
     if system == "direct":
         return None
     if system == "huntgroup":
         config = work / "bench.yaml"
-        config.write_text(HUNTGROUP_CONFIG)
+        head, _, groups = HUNTGROUP_CONFIG.partition("groups:\n")
+        config.write_text(head + extra[0] + "groups:\n" + groups + extra[1])
         return [
             sys.executable,
             "-m",
@@ -275,9 +325,19 @@ def _server_command(system: str, work: Path) -> list[str] | None:
     raise ValueError(f"unknown system {system!r}")
 
 
-def measure_point(system: str, rate: int, profile: Path | None = None, tree: Path = ROOT) -> Point:
+def measure_point(
+    system: str,
+    rate: int,
+    profile: Path | None = None,
+    tree: Path = ROOT,
+    *,
+    operations: bool = False,
+) -> Point:
     """One run; must be called inside the network namespace. ``tree``: the source
-    tree whose ``huntgroup`` package the server runs (another revision's, say)."""
+    tree whose ``huntgroup`` package the server runs (another revision's, say);
+    ``operations``: with metrics (scraped) and call records on (huntgroup only)."""
+    if operations and system != "huntgroup":
+        raise ValueError("--operations applies to huntgroup only")
     calls = rate * RUN_SECONDS
     with tempfile.TemporaryDirectory(prefix="hg-bench-") as tmp:
         work = Path(tmp)
@@ -293,7 +353,8 @@ def measure_point(system: str, rate: int, profile: Path | None = None, tree: Pat
             )  # fmt: skip
             started.append(uas)
             _wait_bound(UAS_PORT, uas, "the SIPp member")
-            command = _server_command(system, work)
+            extra = operations_config(work, tree) if operations else ("", "")
+            command = _server_command(system, work, extra)
             if command is not None:
                 server = subprocess.Popen(
                     command, cwd=work, env=env,
@@ -326,6 +387,14 @@ def measure_point(system: str, rate: int, profile: Path | None = None, tree: Pat
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work,
             )  # fmt: skip
             started.append(uac)
+            stop_scraping = threading.Event()
+            scrapes: list[int] = []
+            scrape_failures: list[str] = []
+            scraper = threading.Thread(
+                target=_scrape, args=(stop_scraping, scrapes, scrape_failures), daemon=True
+            )
+            if operations:
+                scraper.start()
             rss: list[int] = []
             active: list[int] = []
             while uac.poll() is None:
@@ -339,18 +408,24 @@ def measure_point(system: str, rate: int, profile: Path | None = None, tree: Pat
                 if elapsed > 60:
                     uac.kill()
             uac.wait()
+            stop_scraping.set()
+            if operations:
+                scraper.join(timeout=10)
             seconds = time.monotonic() - t0
             cpu = _proc_cpu_seconds(server.pid) - cpu0 if server and cpu0 is not None else None
             if spy is not None:
                 spy.wait(timeout=30)
             last = _last_stats(stats) if stats.exists() else {}
-            errors = _error_sample(work)
+            errors = "\n".join([_error_sample(work), *scrape_failures[:3]]).strip()
             if server is not None and server.poll() is not None:
                 err = (work / "server.err").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"{system} died during the run:\n{err}")
         finally:
             for proc in reversed(started):
                 _stop(proc, signal.SIGTERM if proc is server else signal.SIGKILL)
+        records = work / "calls.jsonl"
+        record_lines = len(records.read_bytes().splitlines()) if records.exists() else 0
+    on = ("metrics+records" if has_records(tree) else "metrics") if operations else ""
     return Point(
         system=system,
         rate=rate,
@@ -365,6 +440,9 @@ def measure_point(system: str, rate: int, profile: Path | None = None, tree: Pat
         rss_steady_kib=int(statistics.median(rss)) if rss else None,
         active_calls=statistics.median(active) if active else None,
         errors=errors,
+        operations=on,
+        scrapes=len(scrapes),
+        record_lines=record_lines,
     )
 
 
@@ -638,10 +716,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--point", nargs=2, metavar=("SYSTEM", "RATE"), help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--tree", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    parser.add_argument("--operations", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.point:  # inside the namespace: one run, one JSON line
-        point = measure_point(args.point[0], int(args.point[1]), args.profile_out, args.tree)
+        point = measure_point(
+            args.point[0],
+            int(args.point[1]),
+            args.profile_out,
+            args.tree,
+            operations=args.operations,
+        )
         print(json.dumps(asdict(point)))
         return 0
 

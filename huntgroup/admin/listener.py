@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from huntgroup.admin import api, wallboard
+from huntgroup.admin import api, metrics, wallboard
 from huntgroup.admin.browser_session import (
     COOKIE_VALUE,
     LOGIN_PATHS,
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("huntgroup.admin")
 
 RouteAdder = Callable[[web.Application, "Server"], None]
-ROUTE_MODULES: tuple[RouteAdder, ...] = (api.add_routes, wallboard.add_routes)
+ROUTE_MODULES: tuple[RouteAdder, ...] = (api.add_routes, metrics.add_routes, wallboard.add_routes)
 """The ``add_routes`` of every route module, applied in this order."""
 
 OPEN_PATHS = frozenset({"/healthz"}) | LOGIN_PATHS

@@ -255,6 +255,12 @@ def admin_host_is_loopback(host: str) -> bool:
         return False
 
 
+class MetricsConfig(_Model):
+    """``/metrics`` on the admin listener (docs/operations.md, "Metrics")."""
+
+    max_member_series: int = Field(2000, ge=0, le=100_000)
+
+
 class AdminConfig(_Model):
     """The operators' HTTP listener: health, metrics, the JSON API, the wallboard
     (docs/operations.md, docs/security.md "The admin listener")."""
@@ -263,6 +269,7 @@ class AdminConfig(_Model):
     token_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
     token_file: str | None = Field(None, min_length=1, max_length=4096)
     max_connections: int = Field(64, ge=1, le=10_000)
+    metrics: MetricsConfig = MetricsConfig()
     # the wallboard's service level: share of the calls answered within this many seconds
     service_level: float = Field(20, gt=0, le=3600)
 

@@ -31,6 +31,7 @@ from huntgroup.config.models import (
     LineConfig,
     MediaConfig,
     MemberConfig,
+    MetricsConfig,
     NoAnswerConfig,
     PeriodicAnnouncement,
     PositionAnnouncement,
@@ -54,6 +55,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     ConnectionsConfig,
     LimitsConfig,
     AdminConfig,
+    MetricsConfig,
     AuthConfig,
     CallsConfig,
     SubscriptionsConfig,
@@ -86,6 +88,7 @@ MODEL_DESCRIPTIONS: dict[str, str] = {
     "SubscriptionsConfig": "Supervision keys («touches de supervision», BLF): the dialog "
     "event package (RFC 4235) served to lines, its bounds and expiry, and the server's own "
     "subscriptions to phones that report their calls.",
+    "MetricsConfig": "/metrics (Prometheus): the bound on per-member series.",
     "AdminConfig": "The operators' HTTP listener: /healthz, /readyz, /metrics, the JSON "
     "control API and the wallboard. Off unless listen is set; outside loopback it needs a "
     "bearer token.",
@@ -266,6 +269,12 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "max_connections": "Admin HTTP connections open at once; more are closed at once.",
         "service_level": "The wallboard's service-level threshold, in seconds: the share of "
         "a group's calls answered within it, today.",
+        "metrics": "/metrics (Prometheus text format): bounds of its series.",
+    },
+    "MetricsConfig": {
+        "max_member_series": "Members with a series of their own in "
+        "huntgroup_member_answered_total, the first in the file's order (all groups "
+        'together); the others count as member="other" of their group. 0: none.',
     },
     "TlsConfig": {
         "certificate": "PEM file with our certificate (and its chain), relative to the "

@@ -28,6 +28,7 @@ from tests.support.waiting import wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
 
 PILOT = "0140000000"
+SALES = "0140000001"  # a second group, whose member takes 5 s to answer
 StartServer = Callable[[dict[str, Any]], HuntgroupServer]
 
 
@@ -52,7 +53,9 @@ def test_records_of_real_calls_in_every_sink_through_a_rotation_and_a_db_outage(
     init_db(postgres.dsn)
     jsonl, queue_log = tmp_path / "calls.jsonl", tmp_path / "queue_log"
     m1 = sipp.member("m1", "answer", answer_ms=200)
-    config = server_config(ports, groups=[group("Support", PILOT, "linear", [m1.uri])])
+    slow = sipp.member("m2", "answer", answer_ms=5000)
+    sales = group("Sales", SALES, "linear", [slow.uri], no_answer_timeout=20)
+    config = server_config(ports, groups=[group("Support", PILOT, "linear", [m1.uri]), sales])
     config["records"] = {
         "jsonl": str(jsonl),
         "queue_log": str(queue_log),
@@ -99,6 +102,21 @@ def test_records_of_real_calls_in_every_sink_through_a_rotation_and_a_db_outage(
     server.wait_for_log(r"records\.postgres: could not write 1 record\(s\), 1 pending")
     postgres.start()
     wait_until(lambda: len(calls_in(postgres.dsn)) == 2, timeout=60)
+    assert [r[0] for r in calls_in(postgres.dsn)] == [first["call_id"], second["call_id"]]
+
+    # live: a caller's ENTERQUEUE is in the file while its call is up (its member
+    # rings for 5 s); a second caller, queued behind it, enters at position 2
+    def entered() -> list[list[str]]:
+        return [x.split("|") for x in lines_of(queue_log) if "|Sales|NONE|ENTERQUEUE|" in x]
+
+    c3 = sipp.call("c3", server.port, SALES, duration_ms=300)
+    ringing = wait_until(lambda: entered() or None, timeout=30)[0]
+    assert c3.popen.poll() is None  # the caller is still in its call
+    assert [x for x in lines_of(queue_log) if x.split("|")[1] == ringing[1]] == ["|".join(ringing)]
+    c4 = sipp.call("c4", server.port, SALES, duration_ms=300)
+    waiting = wait_until(lambda: entered()[1] if len(entered()) == 2 else None, timeout=30)
+    assert (ringing[7], waiting[7]) == ("1", "2")  # ENTERQUEUE|url|callerid|position
+    c3.expect_success()
+    c4.expect_success()
     assert server.stop() == 0
     assert not (tmp_path / "other.jsonl").exists()
-    assert [r[0] for r in calls_in(postgres.dsn)] == [first["call_id"], second["call_id"]]

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from huntgroup.config.models import Config
 from huntgroup.engine.b2bua import B2BUA, Output, Transmit
-from huntgroup.engine.b2bua.call_records import CallRecord, MemberChange, RecordOutput
+from huntgroup.engine.b2bua.call_records import CallRecord, MemberChange, QueueEvent, RecordOutput
 from huntgroup.engine.sip import digest
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.message import Message, Request, Response
@@ -146,6 +146,7 @@ class Network:
         self.media: list[MediaCommand] = []
         self.stray: list[Transmit] = []
         self.records: list[CallRecord] = []  # call records, in the order the calls ended
+        self.queue_events: list[QueueEvent] = []  # queue_log events, as they came
         self.member_changes: list[MemberChange] = []
         self.transmits: list[tuple[float, Transmit]] = []
 
@@ -192,6 +193,8 @@ class Network:
             elif isinstance(out, RecordOutput):
                 if isinstance(out.record, CallRecord):
                     self.records.append(out.record)
+                elif isinstance(out.record, QueueEvent):
+                    self.queue_events.append(out.record)
                 else:
                     self.member_changes.append(out.record)
             else:

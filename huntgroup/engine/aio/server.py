@@ -418,14 +418,21 @@ class Server:
                 return
         log.warning("no UDP socket to reach %s:%d", host, port)
 
+    def gauges(self) -> dict[str, int]:
+        """What is in progress now: the B2BUA's gauges, media sessions, connections (the
+        stats line's and ``/metrics``')."""
+        return {
+            **self.b2bua.gauges(),
+            "media_sessions": self.media.sessions,
+            "connections": self._limiter.open,
+        }
+
     def log_stats(self) -> str:
         """Log (and return) the stats line: gauges and counters (see :mod:`stats`)."""
         now = self.loop.time()
         admission = self.b2bua.admission
         gauges = {
-            **self.b2bua.gauges(),
-            "media_sessions": self.media.sessions,
-            "connections": self._limiter.open,
+            **self.gauges(),
             "loop_lag_ms": round(admission.lag(now=now) * 1000),
             "load_percent": round(admission.load(now=now) * 100),
             **self.reports.counters(),

@@ -16,8 +16,23 @@ ended it. An INVITE refused before it became a call (a 403, 404, 420, 503
 …, not a digest challenge: the caller asks again) yields its record at once
 (:meth:`~CallRecords.refused`).
 
+Queue events: a group call also yields, as it happens, the Asterisk
+``queue_log`` events of its stay in the group's queue (:class:`QueueEvent`, in
+a :class:`RecordOutput`): ``ENTERQUEUE`` when the core takes it in (its first
+``Ringback`` or ``Hold``; ``FULL`` or ``JOINEMPTY`` instead when the core turns
+it away at once), ``RINGNOANSWER`` when an offer ends unanswered (its ring time
+from the offer's start to its end), ``CONNECT`` on an answer, then
+``COMPLETECALLER``/``COMPLETEAGENT`` at the end; or an exit (``ABANDON``,
+``EXITWITHTIMEOUT``, ``EXITEMPTY``) when it leaves the queue unanswered, and
+``RINGCANCELED`` for the offers still ringing when the caller hangs up; an
+answered call sent on by its member ends its queue's part with
+``BLINDTRANSFER`` or ``ATTENDEDTRANSFER`` instead of ``COMPLETE*``. Positions
+are counted by :mod:`~huntgroup.engine.b2bua.queue_positions`.
+docs/operations.md, "queue_log", gives every event's data.
+
 The tracks are kept by call key, one dict lookup per hook: no work per
-message. Their number is bounded by the calls in progress
+message; a queue event is one small object at a step of a call. The tracks,
+and the waiting callers, are bounded by the calls in progress
 (``server.limits.max_calls``). Times are wall-clock epoch seconds, from the
 ``now`` of the input plus the driver's wall-clock offset (the B2BUA reads no
 clock).
@@ -33,10 +48,12 @@ internal error); else ``abandoned`` (the caller hung up first).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from huntgroup.engine.b2bua.addressing import user_of
+from huntgroup.engine.b2bua.queue_positions import QueuePositions
 from huntgroup.engine.sip.message import Request
 from huntgroup.queue.refusals import Refusal, refusal_of
 
@@ -63,6 +80,27 @@ REFUSALS: dict[Refusal, OfferResult] = {
     Refusal.UNREACHABLE: "unreachable",
     Refusal.NO_ANSWER: "no_answer",
 }
+QUEUE_EXITS: dict[str, str] = {
+    "max_wait": "EXITWITHTIMEOUT",
+    "no_answer": "EXITWITHTIMEOUT",
+    "no_answer_after": "EXITWITHTIMEOUT",
+    "queue_full": "EXITWITHTIMEOUT",
+    "busy": "EXITWITHTIMEOUT",
+    "empty": "EXITEMPTY",
+    "group_removed": "EXITEMPTY",
+}
+"""The queue_log exit of a caller the core took out of its group's queue, by the reason of
+the core's ``Release`` or forward (else ``EXITWITHTIMEOUT``: Asterisk's queue timeout
+sends a caller on alike)."""
+ENDING_EXITS: dict[Outcome | None, str] = {
+    None: "ABANDON",
+    "abandoned": "ABANDON",
+    "refused": "EXITEMPTY",
+}
+"""The exit of a caller still waiting when its call ends, by its cause (else
+``EXITWITHTIMEOUT``): no cause, the caller hung up."""
+TURNED_AWAY = {"queue_full": "FULL", "empty": "JOINEMPTY"}
+"""What a caller the core turned away before it entered the queue writes, by reason."""
 RETRIED_STATUSES = frozenset({401, 407, 422})
 """Refusals of a new INVITE that the caller answers with a new INVITE (digest challenges,
 RFC 4028's Session Interval Too Small): no record, the retry is the call."""
@@ -82,11 +120,13 @@ class Pilots(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class OfferRecord:
-    """One offer of a call to a member: when it started (epoch seconds) and its result."""
+    """One offer of a call to a member: when it started and ended (epoch seconds; ``end``
+    None only in records made by hand) and its result."""
 
     member: str
     start: float
     result: str
+    end: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +151,7 @@ class CallRecord:
     release_code: int
     offers: tuple[OfferRecord, ...]
     hangup: str = "server"  # who hung up: caller | member | server (queue_log COMPLETE*)
+    position: int | None = None  # the caller's position when it first entered a queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,10 +167,23 @@ class MemberChange:
 
 
 @dataclass(frozen=True, slots=True)
-class RecordOutput:
-    """Output: a call record or a member change, for the driver's report sinks."""
+class QueueEvent:
+    """A queue_log event of a group call, when it happens (docs/operations.md, "queue_log"):
+    ``agent`` is the member, ``NONE`` when none; ``data`` the event's fields."""
 
-    record: CallRecord | MemberChange
+    at: float  # wall-clock epoch seconds
+    call_id: str
+    queue: str
+    agent: str
+    event: str
+    data: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutput:
+    """Output: a call record, a member change or a queue event, for the report sinks."""
+
+    record: CallRecord | MemberChange | QueueEvent
 
 
 @dataclass(slots=True)
@@ -138,6 +192,7 @@ class _Offer:
     start: float  # wall clock
     deadline: float  # the core's ``now`` its ring timeout runs out at
     result: OfferResult | None = None
+    end: float = 0.0  # wall clock, once it has a result
 
 
 @dataclass(slots=True)
@@ -156,14 +211,23 @@ class _Track:
     release_code: int = 0
     hangup: str = "server"
     offers: list[_Offer] = field(default_factory=list)
+    joining: bool = False  # at a pilot, not yet taken in by the group core
+    queue: str | None = None  # the group whose queue the caller waits in now
+    entered: float = 0.0  # when it entered that queue (wall clock)
+    opos: int = 0  # its position when it entered that queue
+    position: int | None = None  # its position when it entered its first queue
+    served: str | None = None  # the group whose queue it left answered (COMPLETE*)
+    hold: int = 0  # seconds it waited in that queue
 
 
 class CallRecords:
     """The tracks of the calls in progress, by call key (see the module docstring)."""
 
-    def __init__(self, node: str) -> None:
+    def __init__(self, node: str, emit: Callable[[RecordOutput], None] | None = None) -> None:
         self.node = node
         self.tracks: dict[str, _Track] = {}
+        self.waiting = QueuePositions()  # the callers waiting in each group's queue
+        self.emit = emit  # where queue events go (None: nowhere)
 
     def arrived(self, key: str, request: Request, number: str, *, wall: float) -> None:
         """The call of ``request`` is taken in, at our ``number`` (the dialled one)."""
@@ -176,6 +240,40 @@ class CallRecords:
         if track is not None:
             track.kind = "direct" if group is None else "group"
             track.group, track.pilot = group, None if group is None else number
+            track.joining = group is not None
+
+    def entered(self, key: str, *, wall: float) -> None:
+        """The group core took the call in (it rings members, or holds the caller): it
+        enters its group's queue, behind the callers waiting there (``ENTERQUEUE``)."""
+        track = self.tracks.get(key)
+        if track is None or not track.joining or track.group is None:
+            return
+        track.joining = False
+        if track.queue is not None:  # still in another group's queue: it leaves it first
+            self._exit(key, track, "EXITWITHTIMEOUT", wall)
+        position = self.waiting.enter(track.group, key)
+        track.queue, track.entered, track.opos = track.group, wall, position
+        if track.position is None:
+            track.position = position
+        self._event(track, wall, "NONE", "ENTERQUEUE", "", track.caller, str(position))
+
+    def left(self, key: str, reason: str, *, wall: float, target: str = "") -> None:
+        """The core ends the call's stay in its group, for ``reason`` (a ``Release`` or
+        forward reason; ``target``: where a forward goes): turned away before it entered
+        (``FULL``, ``JOINEMPTY``), out of the queue unanswered (an exit, by
+        :data:`QUEUE_EXITS`), or, answered, sent on by its member (``BLINDTRANSFER``)."""
+        track = self.tracks.get(key)
+        if track is None:
+            return
+        if track.joining and track.group is not None:
+            track.joining = False
+            event = TURNED_AWAY.get(reason)
+            if event is not None:
+                self._event(track, wall, "NONE", event, "")
+        elif track.queue is not None:
+            self._exit(key, track, QUEUE_EXITS.get(reason, "EXITWITHTIMEOUT"), wall)
+        elif track.served is not None and reason == "transfer":
+            self._served(track, wall, "BLINDTRANSFER", target, "")
 
     def outgoing(self, key: str) -> None:
         """The call goes out through the upstream (a line calling out)."""
@@ -195,19 +293,26 @@ class CallRecords:
         if track is not None:
             track.offers.append(_Offer(member, wall, deadline))
 
-    def offer_failed(self, key: str, member: str, status: int | None) -> None:
+    def offer_failed(self, key: str, member: str, status: int | None, *, wall: float) -> None:
         """``member`` did not take the call: its final SIP ``status`` (None: unreachable,
         no status could come back)."""
         offer = self._pending(key, member)
         if offer is not None:
             offer.result = "unreachable" if status is None else REFUSALS[refusal_of(status)]
+            self._unanswered(key, offer, wall, "RINGNOANSWER")
 
-    def offer_cancelled(self, key: str, member: str, *, now: float) -> None:
+    def offer_cancelled(self, key: str, member: str, *, now: float, wall: float) -> None:
         """The core stops offering the call to ``member``: its ring timeout ran out
-        (``no_answer``), or the call went elsewhere (``cancelled``)."""
+        (``no_answer``), or the call went elsewhere (``cancelled``: no queue event, as in
+        Asterisk when another member answers)."""
         offer = self._pending(key, member)
-        if offer is not None:
-            offer.result = "no_answer" if now >= offer.deadline else "cancelled"
+        if offer is None:
+            return
+        if now >= offer.deadline:
+            offer.result = "no_answer"
+            self._unanswered(key, offer, wall, "RINGNOANSWER")
+        else:
+            offer.result, offer.end = "cancelled", wall
 
     def connected(self, key: str, member: str, *, wall: float) -> None:
         """The caller talks to ``member`` now ("" a forward or outgoing target)."""
@@ -217,10 +322,20 @@ class CallRecords:
         if track.answer is None:
             track.answer = wall
         if member:
+            if track.served is not None and member != track.member:  # joined to another
+                self._served(track, wall, "ATTENDEDTRANSFER", "BRIDGE", "")
             track.member = member
             offer = self._pending(key, member)
             if offer is not None:
-                offer.result = "answered"
+                offer.result, offer.end = "answered", wall
+            group = track.queue
+            if group is not None:  # answered out of the queue: CONNECT
+                self.waiting.leave(group, key)
+                track.queue, track.served = None, group
+                track.hold = round(wall - track.entered)
+                ring = 0 if offer is None else round(wall - offer.start)
+                data = (str(track.hold), track.call_id, str(ring))
+                self._event(track, wall, member, "CONNECT", *data, queue=group)
         elif track.kind == "outgoing":
             track.cause = "answered"
 
@@ -236,9 +351,10 @@ class CallRecords:
         if track is not None and track.cause is None:
             track.cause = outcome
 
-    def released(self, key: str, reason: str) -> None:
+    def released(self, key: str, reason: str, *, wall: float) -> None:
         """The core released the call for ``reason`` (a ``Release`` reason)."""
         self.caused(key, RELEASE_OUTCOMES.get(reason, "refused"))
+        self.left(key, reason, wall=wall)
 
     def hung_up(self, key: str, side: str) -> None:
         """``side`` (caller, member) hung up: the call ends now."""
@@ -254,11 +370,22 @@ class CallRecords:
 
     def ended(self, out: RecordSink, key: str, *, wall: float) -> None:
         """The call is over: its record goes to ``out`` (once: the track is dropped)."""
-        track = self.tracks.pop(key, None)
+        track = self.tracks.get(key)
         if track is None:
             return
+        if track.queue is not None:  # still waiting: the offers ringing end, then its stay
+            if track.hangup == "caller":
+                for offer in track.offers:
+                    if offer.result is None:
+                        self._unanswered(key, offer, wall, "RINGCANCELED")
+            self._exit(key, track, ENDING_EXITS.get(track.cause, "EXITWITHTIMEOUT"), wall)
+        elif track.served is not None:
+            event = "COMPLETECALLER" if track.hangup == "caller" else "COMPLETEAGENT"
+            self._served(track, wall, event)
+        del self.tracks[key]
         offers = tuple(
-            OfferRecord(x.member, x.start, x.result or "cancelled") for x in track.offers
+            OfferRecord(x.member, x.start, x.result or "cancelled", x.end or wall)
+            for x in track.offers
         )
         answer = track.answer
         answered = track.member is not None or track.cause == "answered"
@@ -282,6 +409,7 @@ class CallRecords:
             release_code=ANSWERED_CODE if answered else (track.release_code or 480),
             offers=offers,
             hangup=track.hangup,
+            position=track.position,
         )
         out.append(RecordOutput(record))
 
@@ -316,6 +444,39 @@ class CallRecords:
             offers=(),
         )
         out.append(RecordOutput(record))
+
+    def _unanswered(self, key: str, offer: _Offer, wall: float, event: str) -> None:
+        """``offer`` ends unanswered at ``wall``: ``event`` with its ring time (ms), when
+        the caller waits in a queue."""
+        offer.end = wall
+        track = self.tracks[key]
+        if track.queue is not None:
+            ring = str(round(max(0.0, wall - offer.start) * 1000))
+            self._event(track, wall, offer.member, event, ring)
+
+    def _exit(self, key: str, track: _Track, event: str, wall: float) -> None:
+        """The caller leaves its queue unanswered: ``event`` with its position then, its
+        position when it entered, and its wait (seconds)."""
+        assert track.queue is not None
+        position = self.waiting.leave(track.queue, key)
+        wait = str(round(wall - track.entered))
+        self._event(track, wall, "NONE", event, str(position), str(track.opos), wait)
+        track.queue = None
+
+    def _served(self, track: _Track, wall: float, event: str, *how: str) -> None:
+        """The part of an answered call that its queue reports is over: ``event`` with
+        ``how`` (a transfer's), the caller's hold time, the talk time and its position."""
+        assert track.served is not None and track.answer is not None
+        data = (*how, str(track.hold), str(round(wall - track.answer)), str(track.opos))
+        self._event(track, wall, track.member or "NONE", event, *data, queue=track.served)
+        track.served = None
+
+    def _event(
+        self, track: _Track, wall: float, agent: str, event: str, *data: str, queue: str = ""
+    ) -> None:
+        if self.emit is not None:
+            name = queue or track.queue or track.group or ""
+            self.emit(RecordOutput(QueueEvent(wall, track.call_id, name, agent, event, data)))
 
     def _pending(self, key: str, member: str) -> _Offer | None:
         """The last offer of the call to ``member``, when it has no result yet."""

@@ -5,7 +5,8 @@ Theory of operation
 :class:`Context` holds the shared parts of one B2BUA: the configuration, the
 SIP stack (transaction layer, registrar, digest authenticator), the group
 core, the media planner, the index of calls (:mod:`index`), the one timer
-heap, the counters, the admission limits, and the output buffer of the input
+heap, the counters (and :class:`SipTraffic`, every message sent counted in
+:meth:`Context.send`), the admission limits, and the output buffer of the input
 being handled. The concern modules (:mod:`inbound`, :mod:`lines`,
 :mod:`caller_leg`, :mod:`member_legs`, :mod:`relay`, :mod:`direct_media`,
 :mod:`session_refresh`, :mod:`core_actions`, :mod:`shedding`, :mod:`teardown`)
@@ -39,7 +40,7 @@ from huntgroup.engine.b2bua.auth_guard import AuthGuard
 from huntgroup.engine.b2bua.call_records import CallRecords, RecordOutput
 from huntgroup.engine.b2bua.calls import CallState
 from huntgroup.engine.b2bua.index import CallIndex
-from huntgroup.engine.b2bua.stats import SipCounters
+from huntgroup.engine.b2bua.stats import SipCounters, SipTraffic
 from huntgroup.engine.b2bua.subscription_table import SubscriptionTable, WatchTable
 from huntgroup.engine.b2bua.trust import TrustDomain
 from huntgroup.engine.sip.address import Peer
@@ -166,7 +167,8 @@ class Context(ABC):
         self.now = now
         # call records (engine/b2bua/call_records.py), under the node's name (its id up to
         # the "/" that the server adds to bind digest nonces to this run)
-        self.records = CallRecords(node_id.partition("/")[0])
+        # the live queue events go out with the outputs of the input being handled
+        self.records = CallRecords(node_id.partition("/")[0], lambda item: self.out.append(item))
         self.out: list[Output] = []
         self.events: list[Event] = []
         self.index = CallIndex()
@@ -179,6 +181,7 @@ class Context(ABC):
         self.accepting = True
         self.shutdown_at: float | None = None
         self.counters = SipCounters()
+        self.traffic = SipTraffic(KNOWN_METHODS)  # messages by method and status (/metrics)
         limits = config.server.limits
         self.admission = CallAdmission(
             limits.max_calls,
@@ -225,6 +228,10 @@ class Context(ABC):
         return out
 
     def send(self, message: Request | Response, destination: Peer) -> None:
+        if isinstance(message, Response):
+            self.traffic.response_out(message.status)
+        else:
+            self.traffic.request_out(message.method)
         self.out.append(Transmit(message.to_bytes(), destination))
 
     def respond(

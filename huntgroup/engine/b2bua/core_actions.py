@@ -64,14 +64,16 @@ def carry_out(ctx: Context, actions: list[Action]) -> None:
             continue
         match action:
             case Ringback():
+                ctx.records.entered(call.key, wall=ctx.wall())
                 ringing(ctx, call)
             case Hold(_, answer, music):
+                ctx.records.entered(call.key, wall=ctx.wall())
                 hold(ctx, call, answer, music)
             case Ring(_, member, caller_id, group, timeout):
                 ctx.records.offered(call.key, member, wall=ctx.wall(), deadline=ctx.now + timeout)
                 ring(ctx, call, member, caller_id, group)
             case Cancel(_, member):
-                ctx.records.offer_cancelled(call.key, member, now=ctx.now)
+                ctx.records.offer_cancelled(call.key, member, now=ctx.now, wall=ctx.wall())
                 for leg in call.legs.values():
                     if leg.member == member and leg.state is not LegState.ENDED:
                         cancel_leg(ctx, leg)
@@ -89,27 +91,16 @@ def carry_out(ctx: Context, actions: list[Action]) -> None:
                     status,
                     extra=about(ctx, call, "released"),
                 )
-                ctx.records.released(call.key, reason)
+                ctx.records.released(call.key, reason, wall=ctx.wall())
                 end_call(ctx, call, bye_caller=True, status=status, tell_core=False)
             case Forward(_, target, reason):
                 forward(ctx, call, target, reason)
             case Reroute(_, target, reason, group):
-                log.info(
-                    "call %s: forwarded to %s (%s)",
-                    call.key,
-                    target,
-                    reason,
-                    extra=about(ctx, call, "forwarded"),
-                )
+                log_forwarded(ctx, call, target, reason)
+                ctx.records.left(call.key, reason, wall=ctx.wall(), target=target)
                 route(ctx, call, user_of(call.invite.from_.uri) or "anonymous", group, target)
             case RefuseForward(_, target, reason, status, route_so_far):
-                log.info(
-                    "call %s: forwarded to %s (%s)",
-                    call.key,
-                    target,
-                    reason,
-                    extra=about(ctx, call, "forwarded"),
-                )
+                log_forwarded(ctx, call, target, reason)
                 log.warning(
                     "call %s: forward loop %s -> %s: ended (%d)",
                     call.key,
@@ -119,6 +110,7 @@ def carry_out(ctx: Context, actions: list[Action]) -> None:
                     extra=about(ctx, call, "forward_loop"),
                 )
                 ctx.records.caused(call.key, "refused")
+                ctx.records.left(call.key, reason, wall=ctx.wall())
                 end_call(ctx, call, bye_caller=True, status=status, tell_core=False)
 
 
@@ -181,14 +173,9 @@ def forward(ctx: Context, call: Call, target: str, reason: str) -> None:
     """The core forwards ``call`` out of the server, to ``target``: a 302 (caller not
     answered yet) or a new leg out through the upstream. (The core follows forwards to
     our own numbers itself: :class:`Reroute`.)"""
-    log.info(
-        "call %s: forwarded to %s (%s)",
-        call.key,
-        target,
-        reason,
-        extra=about(ctx, call, "forwarded"),
-    )
+    log_forwarded(ctx, call, target, reason)
     ctx.records.caused(call.key, "forwarded")
+    ctx.records.left(call.key, reason, wall=ctx.wall(), target=target)
     ctx.index.by_core.pop(call.core_id, None)
     uri = target_uri(target, ctx.config.server.domain, ctx.config.server.upstream)
     if call.state is CallState.EARLY:
@@ -211,6 +198,18 @@ def forward(ctx: Context, call: Call, target: str, reason: str) -> None:
         destination,
         presented_outside(ctx, call),
         call.asserted,
+    )
+
+
+def log_forwarded(ctx: Context, call: Call, target: str, reason: str) -> None:
+    """The log line of a call the core forwards: out of the server, to one of our own
+    numbers, or into a forward loop."""
+    log.info(
+        "call %s: forwarded to %s (%s)",
+        call.key,
+        target,
+        reason,
+        extra=about(ctx, call, "forwarded"),
     )
 
 

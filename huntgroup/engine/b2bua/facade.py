@@ -128,8 +128,9 @@ class B2BUA(Context):
             return []  # keep-alive
         self.now = max(self.now, now)
         quick = quick_shed(self, data, source)
-        if quick is not None and quick != PASS:
+        if quick is not None and quick != PASS:  # an INVITE, REGISTER or ACK refused
             self.counters.messages_in += 1
+            self.traffic.request_in(data[: data.find(b" ")].decode("ascii"))
             return self.flush()
         try:
             message = parse_datagram(data)
@@ -152,8 +153,12 @@ class B2BUA(Context):
     ) -> list[Output]:
         self.now = max(self.now, now)
         self.counters.messages_in += 1
-        if not checked and isinstance(message, Request) and shed(self, message, source):
-            return self.flush()
+        if isinstance(message, Request):
+            self.traffic.request_in(message.method)
+            if not checked and shed(self, message, source):
+                return self.flush()
+        else:
+            self.traffic.response_in(message.status)
         try:
             self.tx_actions(self.layer.receive(message, source, now=self.now))
         except ProtocolError as err:  # a message whose fields break a later layer

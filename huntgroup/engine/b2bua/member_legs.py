@@ -62,7 +62,7 @@ def ring(ctx: Context, call: Call, member: str, caller: Identity, group: str | N
             member,
             extra=about(ctx, call, "unreachable", member),
         )
-        ctx.records.offer_failed(call.key, member, None)
+        ctx.records.offer_failed(call.key, member, None, wall=ctx.wall())
         ctx.tell_core(MemberUnreachable(call.core_id, member))
         return
     log.info(
@@ -137,7 +137,7 @@ def new_leg(
             reason,
             extra=about(ctx, call, "ring_failed", member),
         )
-        ctx.records.offer_failed(call.key, member, None)
+        ctx.records.offer_failed(call.key, member, None, wall=ctx.wall())
         if member:  # our shortage, not the member's fault: no back-off
             ctx.tell_core(MemberUnreachable(call.core_id, member, ours=True))
         else:
@@ -173,7 +173,7 @@ def new_leg(
             err,
             extra=about(ctx, call, "ring_failed", member),
         )
-        ctx.records.offer_failed(call.key, member, None)
+        ctx.records.offer_failed(call.key, member, None, wall=ctx.wall())
         ctx.tell_core(MemberUnreachable(call.core_id, member))
         return
     ctx.index.add_leg(call, Leg(leg_id, call.key, member, invite, tx, destination, me))
@@ -285,7 +285,7 @@ def leg_answered(ctx: Context, call: Call, leg: Leg, response: Response, source:
         is None
     ):
         bye_leg(ctx, leg)  # an answer we cannot relay counts as a refusal
-        ctx.records.offer_failed(call.key, leg.member, 488)
+        ctx.records.offer_failed(call.key, leg.member, 488, wall=ctx.wall())
         ctx.tell_core(MemberFailed(call.core_id, leg.member, 488))
         return
     leg.state = LegState.CONFIRMED
@@ -342,5 +342,5 @@ def leg_failed(ctx: Context, call: Call, leg: Leg, status: int) -> None:
         extra=about(ctx, call, "not_taken", leg.member),
     )
     # what the status means (busy, declined, unreachable) is the core's reading
-    ctx.records.offer_failed(call.key, leg.member, status)
+    ctx.records.offer_failed(call.key, leg.member, status, wall=ctx.wall())
     ctx.tell_core(MemberFailed(call.core_id, leg.member, status))

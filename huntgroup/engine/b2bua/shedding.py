@@ -247,6 +247,7 @@ def quick_refuse(
         b"",
         b"",
     ]
+    ctx.traffic.response_out(503)
     ctx.out.append(Transmit(b"\r\n".join(lines), source))
 
 

@@ -14,6 +14,15 @@ the gauges of the moment (calls, queued callers, media sessions, RTP ports
 in use, registered contacts, open transactions, connections), on one
 ``key=value`` line.
 
+:class:`SipTraffic` counts the SIP messages themselves, for ``/metrics``:
+requests received and sent by method, responses received and sent by status
+code. Each is one dict increment where every message passes (received: once
+parsed, :meth:`B2BUA._receive`, or refused from its bytes by
+:func:`~huntgroup.engine.b2bua.shedding.quick_shed`; sent: :meth:`Context.send`
+and the stateless 503 of ``quick_shed``), retransmissions included. The keys
+are bounded: a method outside the known ones counts as :data:`OTHER_METHOD`,
+a status outside 100-699 as :data:`OTHER_STATUS`.
+
 The server logs that line every :data:`INTERVAL` seconds when a counter
 moved, on ``SIGUSR1`` at once, and when it stops. Counters only grow; they
 restart at zero with the process.
@@ -21,6 +30,7 @@ restart at zero with the process.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -62,6 +72,41 @@ class ConnectionCounters:
     conn_write_overflows: int = 0  # closed: the peer did not read what we sent
     keepalive_pongs: int = 0  # RFC 5626 CRLF keep-alives answered
     responses_dropped: int = 0  # responses whose TCP/TLS connection was gone (never reopened)
+
+
+OTHER_METHOD = "other"
+"""The key of every request method outside the known ones."""
+OTHER_STATUS = 0
+"""The key of every status code outside 100-699."""
+
+
+class SipTraffic:
+    """SIP messages in and out, by method and by status code (see the module docstring)."""
+
+    __slots__ = ("requests_in", "requests_out", "responses_in", "responses_out")
+
+    def __init__(self, methods: Iterable[str]) -> None:
+        known = sorted(set(methods))
+        self.requests_in: dict[str, int] = dict.fromkeys([*known, OTHER_METHOD], 0)
+        self.requests_out: dict[str, int] = dict.fromkeys([*known, OTHER_METHOD], 0)
+        self.responses_in: dict[int, int] = {}
+        self.responses_out: dict[int, int] = {}
+
+    def request_in(self, method: str) -> None:
+        counts = self.requests_in
+        counts[method if method in counts else OTHER_METHOD] += 1
+
+    def request_out(self, method: str) -> None:
+        counts = self.requests_out
+        counts[method if method in counts else OTHER_METHOD] += 1
+
+    def response_in(self, status: int) -> None:
+        key = status if 100 <= status <= 699 else OTHER_STATUS
+        self.responses_in[key] = self.responses_in.get(key, 0) + 1
+
+    def response_out(self, status: int) -> None:
+        key = status if 100 <= status <= 699 else OTHER_STATUS
+        self.responses_out[key] = self.responses_out.get(key, 0) + 1
 
 
 def stats_line(gauges: dict[str, int], *counters: Any) -> str:

@@ -4,6 +4,7 @@ schema, batches off the caller's thread, an outage, the pending bound, never twi
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -76,6 +77,35 @@ def test_init_db_creates_the_schema_and_can_run_again(postgres: PgCluster) -> No
     assert tables == [("call_offers",), ("calls",), ("member_changes",)]
     indexes = {r[0] for r in rows(postgres.dsn, "SELECT indexname FROM pg_indexes")}
     assert {"calls_group_arrival", "calls_arrival", "member_changes_group_at"} <= indexes
+
+
+def test_init_db_adds_the_new_columns_to_an_older_database_and_they_are_written(
+    db: str,
+) -> None:
+    with psycopg.connect(db) as conn:  # a database made before the columns existed
+        conn.execute("ALTER TABLE calls DROP COLUMN queue_position")
+        conn.execute("ALTER TABLE call_offers DROP COLUMN end_at")
+    init_db(db)
+    out = sink(db)
+    first = record(0)
+    out.call_ended(replace(first, position=3, offers=(replace(first.offers[0], end=T0 + 4.5),)))
+    out.call_ended(record(1))  # made by hand: no position, no offer end
+    wait_until(lambda: out.written == 2, timeout=30, message=lambda: f"written {out.written}")
+    out.close()
+    assert rows(db, "SELECT call_id, queue_position FROM calls ORDER BY call_id") == [
+        ("call-0@test", 3),
+        ("call-1@test", None),
+    ]
+    ends = rows(
+        db,
+        "SELECT c.call_id, o.seq, extract(epoch FROM o.end_at) FROM call_offers o "
+        "JOIN calls c USING (record_id) ORDER BY c.call_id, o.seq",
+    )
+    assert ends == [
+        ("call-0@test", 0, T0 + 4.5),
+        ("call-1@test", 0, None),
+        ("call-1@test", 1, None),
+    ]
 
 
 def test_records_land_with_their_offers_and_member_changes(db: str) -> None:

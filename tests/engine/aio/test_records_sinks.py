@@ -12,10 +12,10 @@ import pytest
 
 from huntgroup.config.models import Config, PostgresRecordsConfig
 from huntgroup.engine.aio.records.jsonl import JsonLinesSink
-from huntgroup.engine.aio.records.queue_log import QueueLogSink, call_lines, change_line
+from huntgroup.engine.aio.records.queue_log import QueueLogSink, change_line, event_line
 from huntgroup.engine.aio.records.reports import Reports
 from huntgroup.engine.aio.records.sinks import resolve_dsn
-from huntgroup.engine.b2bua.call_records import CallRecord, MemberChange, OfferRecord
+from huntgroup.engine.b2bua.call_records import CallRecord, MemberChange, OfferRecord, QueueEvent
 from huntgroup.errors import ConfigError
 
 T0 = 1_800_000_000.0
@@ -36,8 +36,9 @@ ANSWERED = CallRecord(
     member="m2",
     outcome="answered",
     release_code=200,
-    offers=(OfferRecord("m1", T0, "no_answer"), OfferRecord("m2", T0 + 10, "answered")),
+    offers=(OfferRecord("m1", T0, "no_answer", T0 + 10), OfferRecord("m2", T0 + 10, "answered")),
     hangup="member",
+    position=2,
 )
 
 
@@ -113,9 +114,10 @@ def test_json_lines_one_object_per_record_and_reopened_after_a_rotation(tmp_path
         "member": "m2",
         "outcome": "answered",
         "release_code": 200,
+        "position": 2,
         "offers": [
-            {"member": "m1", "start": T0, "result": "no_answer"},
-            {"member": "m2", "start": T0 + 10, "result": "answered"},
+            {"member": "m1", "start": T0, "end": T0 + 10, "result": "no_answer"},
+            {"member": "m2", "start": T0 + 10, "end": None, "result": "answered"},
         ],
     }
     assert new == [
@@ -131,51 +133,31 @@ def test_json_lines_one_object_per_record_and_reopened_after_a_rotation(tmp_path
     ]
 
 
-def test_queue_log_of_an_answered_call() -> None:
+def test_queue_log_lines_are_written_as_the_events_come_before_the_call_ends(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "queue_log"
+    reports = Reports()
+    reports.add(Collect())  # a sink without queue_event gets no queue events
+    reports.add(QueueLogSink(str(path)))
     t = int(T0)
-    assert call_lines(ANSWERED) == [
-        f"{t}|abc@host|Support|NONE|ENTERQUEUE||0612345678|1\n",
-        f"{t + 10}|abc@host|Support|m1|RINGNOANSWER|10000\n",
-        f"{t + 12}|abc@host|Support|m2|CONNECT|12|abc@host|2\n",
-        f"{t + 72}|abc@host|Support|m2|COMPLETEAGENT|12|60|1\n",
-    ]
-    by_caller = replace(ANSWERED, hangup="caller")
-    assert call_lines(by_caller)[-1] == f"{t + 72}|abc@host|Support|m2|COMPLETECALLER|12|60|1\n"
+    reports.deliver(QueueEvent(T0, "abc@host", "Support", "NONE", "ENTERQUEUE", ("", "06", "2")))
+    assert path.read_text() == f"{t}|abc@host|Support|NONE|ENTERQUEUE||06|2\n"  # at once
+    reports.deliver(QueueEvent(T0 + 10.6, "abc@host", "Support", "m1", "RINGNOANSWER", ("10600",)))
+    reports.deliver(ANSWERED)  # the call's record writes nothing more
+    assert path.read_text().splitlines()[1:] == [f"{t + 10}|abc@host|Support|m1|RINGNOANSWER|10600"]
+    assert reports.failures == 0
 
 
-@pytest.mark.parametrize(
-    ("outcome", "offers", "event"),
-    [
-        ("abandoned", (OfferRecord("m1", T0, "cancelled"),), "ABANDON"),
-        ("timeout", (), "EXITWITHTIMEOUT"),
-        ("no_answer", (OfferRecord("m1", T0, "busy"),), "EXITWITHTIMEOUT"),
-        ("no_answer", (), "EXITEMPTY"),
-        ("forwarded", (), "EXITWITHTIMEOUT"),
-    ],
-)
-def test_queue_log_exits(outcome: str, offers: tuple[OfferRecord, ...], event: str) -> None:
-    record = replace(
-        ANSWERED, outcome=outcome, answer=None, member=None, wait=30.0, talk=0.0, offers=offers
+def test_queue_log_fields_full_and_hostile_callers() -> None:
+    full = QueueEvent(T0, "abc@host", "Support", "NONE", "FULL", ("",))
+    assert event_line(full) == f"{int(T0)}|abc@host|Support|NONE|FULL|\n"
+    hostile = QueueEvent(
+        T0, "x|y", "Support", "NONE", "ENTERQUEUE", ("", "06|evil\n1|x|y|z|CONNECT", "1")
     )
-    lines = call_lines(record)
-    assert lines[0].split("|")[4] == "ENTERQUEUE"
-    assert lines[-1] == f"{int(T0) + 72}|abc@host|Support|NONE|{event}|1|1|30\n"
-    busy = [x for x in lines if "|RINGNOANSWER|" in x]
-    assert busy == (
-        [f"{int(T0) + 72}|abc@host|Support|m1|RINGNOANSWER|0\n"]
-        if offers and offers[0].result == "busy"
-        else []
+    assert event_line(hostile) == (
+        f"{int(T0)}|x_y|Support|NONE|ENTERQUEUE||06_evil_1_x_y_z_CONNECT|1\n"
     )
-
-
-def test_queue_log_full_queue_direct_calls_and_hostile_fields() -> None:
-    full = replace(ANSWERED, outcome="queue_full", answer=None, member=None, offers=())
-    assert call_lines(full) == [f"{int(T0)}|abc@host|Support|NONE|FULL\n"]
-    assert call_lines(replace(ANSWERED, kind="direct", group=None)) == []
-    hostile = replace(ANSWERED, caller="06|evil\n1|x|y|z|CONNECT")
-    lines = call_lines(hostile)
-    assert len(lines) == 4 and all(x.count("\n") == 1 for x in lines)
-    assert lines[0] == f"{int(T0)}|abc@host|Support|NONE|ENTERQUEUE||06_evil_1_x_y_z_CONNECT|1\n"
 
 
 def test_queue_log_member_changes(tmp_path: Path) -> None:
@@ -190,7 +172,7 @@ def test_queue_log_member_changes(tmp_path: Path) -> None:
     sink.call_ended(ANSWERED)
     sink.member_changed(pause)
     sink.close()
-    assert len(path.read_text().splitlines()) == 5
+    assert path.read_text().splitlines() == [change_line(pause).strip()]
 
 
 def test_records_settings_keep_passwords_out_of_the_file(

@@ -18,7 +18,6 @@ from tests.engine.b2bua.test_b2bua_upstream import (
 )
 from tests.support.b2bua_peers import (
     CALLER_NUMBER,
-    DOMAIN,
     GROUP,
     LINE_A,
     PASSWORD,
@@ -28,7 +27,6 @@ from tests.support.b2bua_peers import (
     UasCall,
     make_config,
     member_uri,
-    sdp,
 )
 
 EPOCH = 1_800_000_000.0  # the wall clock the driver reads at now = 0
@@ -88,8 +86,9 @@ def test_an_answered_group_call_has_its_times_member_and_offer() -> None:
         member=M1,
         outcome="answered",
         release_code=200,
-        offers=(OfferRecord(M1, EPOCH, "answered"),),
+        offers=(OfferRecord(M1, EPOCH, "answered", EPOCH + 2.0),),
         hangup="caller",
+        position=1,
     )
 
 
@@ -106,8 +105,8 @@ def test_a_member_that_does_not_answer_in_time_is_no_answer_then_the_next_answer
     w.caller.respond(w.caller.request("BYE"), 200)
     record = w.only()
     assert record.offers == (
-        OfferRecord(M1, EPOCH, "no_answer"),
-        OfferRecord(M2, EPOCH + 10.0, "answered"),
+        OfferRecord(M1, EPOCH, "no_answer", EPOCH + 10.0),
+        OfferRecord(M2, EPOCH + 10.0, "answered", EPOCH + 10.0),
     )
     assert (record.member, record.outcome, record.hangup) == (M2, "answered", "member")
     assert (record.wait, record.talk) == (10.0, 5.0)
@@ -141,7 +140,7 @@ def test_a_caller_that_cancels_while_ringing_abandoned_the_call() -> None:
     assert record.release_code == 487
     assert record.hangup == "caller"
     assert record.wait == 4.0 and record.end == EPOCH + 4.0
-    assert record.offers == (OfferRecord(M1, EPOCH, "cancelled"),)
+    assert record.offers == (OfferRecord(M1, EPOCH, "cancelled", EPOCH + 4.0),)
 
 
 def test_a_full_queue_is_queue_full() -> None:
@@ -248,7 +247,7 @@ def test_a_direct_call_to_a_line_names_the_line_as_member_and_a_busy_line_forwar
         LINE_A,
         LINE_A,
     )
-    assert answered.offers == (OfferRecord(LINE_A, 0.0, "answered"),)
+    assert answered.offers == (OfferRecord(LINE_A, 0.0, "answered", 0.0),)
     assert (forwarded.outcome, forwarded.release_code, forwarded.member) == (
         "forwarded",
         302,
@@ -269,7 +268,7 @@ def test_an_internal_error_while_taking_a_call_in_still_ends_with_one_record(
     assert w.caller.response(500)
     record = w.only()
     assert record.outcome == "refused" and record.release_code == 500
-    assert record.offers == (OfferRecord(M1, EPOCH, "cancelled"),)
+    assert record.offers == (OfferRecord(M1, EPOCH, "cancelled", EPOCH),)
 
 
 def test_an_outgoing_call_answered_and_one_refused_by_the_far_end() -> None:
@@ -318,6 +317,8 @@ def test_max_duration_hangs_up_an_answered_call_with_its_record() -> None:
     net.advance(60.0)
     record = w.only()
     assert (record.outcome, record.hangup, record.talk) == ("answered", "server", 60.0)
+    # the server hung up, not the caller: queue_log's COMPLETEAGENT (operations.md)
+    assert [e.event for e in net.queue_events][-1] == "COMPLETEAGENT"
 
 
 def test_a_feature_code_is_a_short_call_answered_by_the_server() -> None:
@@ -342,16 +343,8 @@ def test_a_feature_code_is_a_short_call_answered_by_the_server() -> None:
 def test_a_blind_transfer_to_another_pilot_keeps_one_record_with_the_last_group() -> None:
     t = transfers.World()
     call, leg = t.call_alice()
-    assert transfers.refer(t.alice, leg, f"<sip:{transfers.SALES}@{DOMAIN}>").status == 202
-    transfers.notifies(t.alice)
-    offer = t.m2.answering(t.m2.request("INVITE"))
-    offer.reply(200, rtp=20002)
-    t.m2.request("ACK")
-    transfers.notifies(t.alice)
-    t.alice.respond(t.alice.request("BYE"), 200)
-    call.bye()
-    t.caller.response(200, "BYE")
-    t.m2.respond(t.m2.request("BYE"), 200)
+    transfers.blind_transfer_to_sales(t, leg)
+    transfers.caller_hangs_up_on_m2(t, call)
     assert t.net.b2b.active_calls == 0
     (record,) = t.net.records
     assert (record.group, record.pilot, record.callee) == ("Sales", transfers.SALES, PILOT)
@@ -365,20 +358,11 @@ def test_a_blind_transfer_to_another_pilot_keeps_one_record_with_the_last_group(
 def test_an_attended_transfer_ends_the_consultation_calls_record_at_the_join() -> None:
     t = transfers.World()
     call, leg = t.call_alice()
-    consultation, m2_leg = transfers.consult(t)
-    assert transfers.refer(t.alice, leg, transfers.replaces_uri(consultation)).status == 202
-    t.alice.respond(t.alice.request("BYE"), 200)
-    reinvite = t.m2.request("INVITE")
-    t.m2.respond(reinvite, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
-    t.m2.request("ACK")
-    transfers.notifies(t.alice)
-    t.alice.respond(t.alice.request("BYE"), 200)
+    consultation = transfers.attended_transfer(t, leg)
     (joined,) = t.net.records  # the consultation call ended at the join
     assert (joined.call_id, joined.caller, joined.group) == (consultation.call_id, LINE_A, "Sales")
     assert (joined.outcome, joined.member) == ("answered", member_uri(2))
-    call.bye()
-    t.caller.response(200, "BYE")
-    t.m2.respond(t.m2.request("BYE"), 200)
+    transfers.caller_hangs_up_on_m2(t, call)
     assert t.net.b2b.active_calls == 0
     first = t.net.records[1]
     assert (first.call_id, first.caller, first.member, first.outcome) == (

@@ -153,6 +153,7 @@ def finish(net: Network, call: UacCall, leg: UasCall) -> None:
     net.advance(2000)  # every fuzz-made call times out (max_wait, Timer B, no ACK...)
     assert net.b2b.active_calls == 0
     assert net.b2b.records.tracks == {}, "every call that ended gave its record"
+    assert net.b2b.records.waiting.groups == {}, "no caller is left waiting in a queue"
     assert net.ports_in_use == 0
     assert net.b2b.get_timer() is None or net.b2b.get_timer() > net.now  # type: ignore[operator]
 

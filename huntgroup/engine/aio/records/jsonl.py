@@ -2,7 +2,7 @@
 
 A call record is ``{"type": "call", ...}`` with the fields of
 :class:`~huntgroup.engine.b2bua.call_records.CallRecord` (``offers`` a list of
-``{"member", "start", "result"}``), a member change ``{"type": "member", ...}``
+``{"member", "start", "end", "result"}``), a member change ``{"type": "member", ...}``
 with those of :class:`~huntgroup.engine.b2bua.call_records.MemberChange`;
 times are epoch seconds (floats, millisecond precision). The file is a
 :class:`~huntgroup.engine.aio.records.line_file.LineFile`: appended, flushed
@@ -37,8 +37,14 @@ def call_dict(record: CallRecord) -> dict[str, Any]:
         "member": record.member,
         "outcome": record.outcome,
         "release_code": record.release_code,
+        "position": record.position,
         "offers": [
-            {"member": x.member, "start": round(x.start, 3), "result": x.result}
+            {
+                "member": x.member,
+                "start": round(x.start, 3),
+                "end": None if x.end is None else round(x.end, 3),
+                "result": x.result,
+            }
             for x in record.offers
         ],
     }

@@ -55,13 +55,13 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 INSERT_CALL = """\
 INSERT INTO calls (record_id, call_id, node, kind, group_name, pilot, caller, callee,
     identity, arrival, answer, end_at, wait_seconds, talk_seconds, member, outcome,
-    release_code, hangup)
+    release_code, hangup, queue_position)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s), to_timestamp(%s),
-    to_timestamp(%s), %s, %s, %s, %s, %s, %s)
+    to_timestamp(%s), %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (record_id) DO NOTHING"""
 INSERT_OFFER = """\
-INSERT INTO call_offers (record_id, seq, member, start_at, result)
-VALUES (%s, %s, %s, to_timestamp(%s), %s)
+INSERT INTO call_offers (record_id, seq, member, start_at, result, end_at)
+VALUES (%s, %s, %s, to_timestamp(%s), %s, to_timestamp(%s))
 ON CONFLICT (record_id, seq) DO NOTHING"""
 INSERT_CHANGE = """\
 INSERT INTO member_changes (record_id, at, group_name, member, action, reason, origin)
@@ -220,10 +220,12 @@ def write_batch(conn: Connection, batch: list[Item]) -> None:
                     record.outcome,
                     record.release_code,
                     record.hangup,
+                    record.position,
                 )
             )
             offers += [
-                (record_id, seq, x.member, x.start, x.result) for seq, x in enumerate(record.offers)
+                (record_id, seq, x.member, x.start, x.result, x.end)
+                for seq, x in enumerate(record.offers)
             ]
         else:
             changes.append(

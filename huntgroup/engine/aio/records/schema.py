@@ -5,7 +5,9 @@ Theory of operation
 :data:`SCHEMA` is the whole schema, in statements that can all run again
 (``CREATE ... IF NOT EXISTS``): :func:`init_db` applies it in one
 transaction, so running it twice, or on a database a running server already
-writes to, changes nothing. Every record carries a ``record_id`` (a UUID
+writes to, changes nothing; a column added by a later version is added to a
+database made by an earlier one (``ADD COLUMN IF NOT EXISTS``, nullable: the
+rows written before have NULL there). Every record carries a ``record_id`` (a UUID
 given when the record is queued, kept across retries): it is the primary key,
 and rows are inserted with ``ON CONFLICT DO NOTHING``, so a batch written
 again after a commit whose outcome was unknown adds nothing
@@ -37,8 +39,10 @@ CREATE TABLE IF NOT EXISTS calls (
     outcome       text NOT NULL,          -- answered | abandoned | timeout | queue_full
                                           -- | no_answer | forwarded | refused
     release_code  integer NOT NULL,
-    hangup        text NOT NULL           -- caller | member | server
+    hangup        text NOT NULL,          -- caller | member | server
+    queue_position integer                -- the caller's position when it entered the queue
 );
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS queue_position integer;
 CREATE INDEX IF NOT EXISTS calls_group_arrival ON calls (group_name, arrival);
 CREATE INDEX IF NOT EXISTS calls_arrival ON calls (arrival);
 CREATE INDEX IF NOT EXISTS calls_member_arrival ON calls (member, arrival)
@@ -51,8 +55,10 @@ CREATE TABLE IF NOT EXISTS call_offers (
     start_at   timestamptz NOT NULL,
     result     text NOT NULL,             -- answered | no_answer | busy | declined
                                           -- | unreachable | cancelled
+    end_at     timestamptz,               -- when the offer ended (its result)
     PRIMARY KEY (record_id, seq)
 );
+ALTER TABLE call_offers ADD COLUMN IF NOT EXISTS end_at timestamptz;
 CREATE INDEX IF NOT EXISTS call_offers_member_start ON call_offers (member, start_at);
 
 CREATE TABLE IF NOT EXISTS member_changes (
