@@ -250,7 +250,13 @@ RECORDS: dict[str, tuple[str, str, bool]] = {
     ),
     "records_dropped": (
         "huntgroup_records_dropped",
-        "Call records dropped: records.postgres.max_pending of them were already waiting.",
+        "Call records dropped: records.postgres.max_pending (or max_pending_bytes) were "
+        "already waiting.",
+        True,
+    ),
+    "records_rejected": (
+        "huntgroup_records_rejected",
+        "Call records the database refused (bad data): logged as dead letters, not retried.",
         True,
     ),
     "records_db_failures": (

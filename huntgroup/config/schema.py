@@ -136,7 +136,11 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "batch_size": "Records written per transaction, at most.",
         "max_pending": "Records kept in memory while the database is unreachable; beyond, new "
         "records are dropped, counted and logged (calls never wait).",
+        "max_pending_bytes": "The estimated memory those records may hold (1 KiB each plus "
+        "0.25 KiB per offer); beyond, new records are dropped like beyond max_pending.",
         "flush_interval": "Seconds between two writes when fewer than batch_size records wait.",
+        "spool": "A file (mode 0600) for the records not written at shutdown, written first at "
+        "the next start; null: they are lost (one ERROR line). Relative to this file.",
     },
     "ServerConfig": {
         "listen": "Addresses to listen on, as TRANSPORT:HOST:PORT (udp, tcp or tls; IPv6 in "

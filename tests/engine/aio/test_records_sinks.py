@@ -10,36 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from huntgroup.config.models import Config, PostgresRecordsConfig
+from huntgroup.config import load_config
+from huntgroup.config.models import Config, PostgresRecordsConfig, RecordsConfig
 from huntgroup.engine.aio.records.jsonl import JsonLinesSink
 from huntgroup.engine.aio.records.queue_log import QueueLogSink, change_line, event_line
 from huntgroup.engine.aio.records.reports import Reports
-from huntgroup.engine.aio.records.sinks import resolve_dsn
-from huntgroup.engine.b2bua.call_records import CallRecord, MemberChange, OfferRecord, QueueEvent
+from huntgroup.engine.aio.records.sinks import open_sinks, resolve_dsn
+from huntgroup.engine.b2bua.call_records import CallRecord, MemberChange, QueueEvent
 from huntgroup.errors import ConfigError
-
-T0 = 1_800_000_000.0
-ANSWERED = CallRecord(
-    call_id="abc@host",
-    node="node-a",
-    kind="group",
-    group="Support",
-    pilot="0140000000",
-    caller="0612345678",
-    callee="0140000000",
-    identity="0612345678",
-    arrival=T0,
-    answer=T0 + 12,
-    end=T0 + 72,
-    wait=12.0,
-    talk=60.0,
-    member="m2",
-    outcome="answered",
-    release_code=200,
-    offers=(OfferRecord("m1", T0, "no_answer", T0 + 10), OfferRecord("m2", T0 + 10, "answered")),
-    hangup="member",
-    position=2,
-)
+from tests.support.records import ANSWERED, T0
 
 
 class Collect:
@@ -219,3 +198,27 @@ def test_the_stats_line_gets_the_sinks_counters() -> None:
     reports.add(Counting())
     reports.deliver(ANSWERED)
     assert reports.counters() == {"records_sink_errors": 1, "records_pending": 3}
+
+
+def test_record_files_are_relative_to_the_config_and_their_directory_is_made(
+    tmp_path: Path,
+) -> None:
+    config_file = tmp_path / "conf" / "huntgroup.yaml"
+    config_file.parent.mkdir()
+    config_file.write_text(
+        "records:\n  jsonl: records/calls.jsonl\n  queue_log: /abs/queue_log\n", encoding="utf-8"
+    )
+    records = load_config(config_file).records
+    assert records.jsonl == str(tmp_path / "conf" / "records" / "calls.jsonl")
+    assert records.queue_log == "/abs/queue_log"
+    assert records.jsonl is not None
+    sinks = open_sinks(records.model_copy(update={"queue_log": None}))
+    try:
+        assert Path(records.jsonl).parent.is_dir() and Path(records.jsonl).exists()
+    finally:
+        for sink in sinks:
+            sink.close()  # type: ignore[attr-defined]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ConfigError, match=r"records\.queue_log.*cannot create the directory"):
+        open_sinks(RecordsConfig(queue_log=str(blocker / "logs" / "queue_log")))

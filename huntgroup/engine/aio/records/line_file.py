@@ -30,7 +30,9 @@ FILE_MODE = 0o640
 def open_append(path: str) -> TextIO:
     """``path`` opened for appending, created with :data:`FILE_MODE` when missing."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
-    return os.fdopen(fd, "a", encoding="utf-8", newline="\n")
+    # text from the network may hold lone surrogates (bytes that were not UTF-8, kept by
+    # the SIP parser as surrogate escapes): written as backslash escapes, never an error
+    return os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace", newline="\n")
 
 
 class LineFile:
