@@ -238,6 +238,11 @@ RECORDS: dict[str, tuple[str, str, bool]] = {
         "Call records or member changes a report sink failed to take.",
         True,
     ),
+    "records_file_dropped": (
+        "huntgroup_records_file_dropped",
+        "Lines of the call-record files dropped: records.max_queued_lines were waiting.",
+        True,
+    ),
     "records_pending": (
         "huntgroup_records_pending",
         "Call records waiting to be written to PostgreSQL (the batch being written included).",

@@ -599,6 +599,8 @@ class RecordsConfig(_Model):
     # paths relative to the configuration file's directory
     jsonl: str | None = None  # a JSON-lines file, one object per call; None: none
     queue_log: str | None = None  # an Asterisk queue_log file; None: none
+    # lines waiting for a file's writer thread, per file; beyond: dropped, counted
+    max_queued_lines: int = Field(10_000, ge=100, le=10_000_000)
     postgres: PostgresRecordsConfig | None = None
 
 

@@ -125,6 +125,8 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "reopened on SIGHUP (log rotation); null: none.",
         "queue_log": "An Asterisk queue_log file (ENTERQUEUE, CONNECT, COMPLETECALLER...) for "
         "queue report tools, reopened on SIGHUP; null: none.",
+        "max_queued_lines": "Lines waiting for a file's writer thread, per file; beyond (a disk "
+        "that cannot keep up), new lines are dropped, counted and logged.",
         "postgres": "Write call records to PostgreSQL (create the tables with 'huntgroup records "
         "init-db'); null: no database.",
     },

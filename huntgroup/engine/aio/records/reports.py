@@ -107,7 +107,8 @@ class Reports:
         for sink in self.sinks:
             counters = getattr(sink, "counters", None)
             if counters is not None:
-                found.update(counters())
+                for key, value in counters().items():  # two files: their drops summed
+                    found[key] = found.get(key, 0) + value
         return found
 
     def reopen(self) -> None:

@@ -18,10 +18,13 @@ def open_sinks(config: RecordsConfig) -> list[ReportSink]:
     cannot be found, or a file's directory that cannot be created, ConfigError (the
     server does not start). A missing directory is created (mode 0750)."""
     sinks: list[ReportSink] = []
+    queued = config.max_queued_lines
     if config.jsonl is not None:
-        sinks.append(JsonLinesSink(_directory_made(config.jsonl, "jsonl")))
+        sinks.append(JsonLinesSink(_directory_made(config.jsonl, "jsonl"), max_queued=queued))
     if config.queue_log is not None:
-        sinks.append(QueueLogSink(_directory_made(config.queue_log, "queue_log")))
+        sinks.append(
+            QueueLogSink(_directory_made(config.queue_log, "queue_log"), max_queued=queued)
+        )
     if config.postgres is not None:
         pg = config.postgres
         sinks.append(
