@@ -26,6 +26,7 @@ from huntgroup.engine.aio.records.queue_log import QueueLogSink
 from huntgroup.engine.aio.records.reports import Reports
 from huntgroup.engine.aio.records.schema import connect, init_db
 from huntgroup.engine.b2bua.call_records import MemberChange, QueueEvent
+from tests.engine.b2bua.test_b2bua_call_records import PILOT, World
 from tests.support.postgres import PgCluster, postgres  # noqa: F401  (the fixture)
 from tests.support.records import PAUSE, T0, record
 from tests.support.waiting import wait_until
@@ -318,3 +319,33 @@ def rows_when_up(postgres: PgCluster, dsn: str, sql: str) -> list[tuple[Any, ...
     """``rows`` with the cluster started again."""
     postgres.start()
     return rows(dsn, sql)
+
+
+def test_a_hostile_caller_over_sip_gets_its_record_in_every_sink(db: str, tmp_path: Path) -> None:
+    """A caller with an odd display name (a right-to-left override, an emoji) and a URI
+    user holding escaped bytes that are not UTF-8 and a NUL, through the B2BUA: its
+    record and queue events reach the three sinks."""
+    w = World()
+    call = w.caller.invite(PILOT, from_user="06%FF%00x", display="\u202eÉvïl \U0001f600")
+    w.answer(1, call)
+    call.bye()
+    w.caller.response(200, "BYE")
+    w.m[1].respond(w.m[1].request("BYE"), 200)
+    jsonl = JsonLinesSink(str(tmp_path / "calls.jsonl"))
+    queue_log = QueueLogSink(str(tmp_path / "queue_log"))
+    out = sink(db)
+    reports = Reports()
+    for each in (jsonl, queue_log, out):
+        reports.add(each)
+    for event in w.net.queue_events:
+        reports.deliver(event)
+    (built,) = w.net.records
+    reports.deliver(built)
+    wait_until(lambda: out.written + out.rejected == 1, timeout=30)
+    reports.close()
+    assert reports.failures == 0 and (out.written, out.rejected) == (1, 0)
+    (line,) = (tmp_path / "calls.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(line)["caller"] == built.caller == "06%FF%00x"  # as received
+    events = [x.split("|")[4] for x in (tmp_path / "queue_log").read_text().splitlines()]
+    assert events == ["ENTERQUEUE", "CONNECT", "COMPLETECALLER"]
+    assert rows(db, "SELECT caller, identity FROM calls") == [("06%FF%00x", "06%FF%00x")]
