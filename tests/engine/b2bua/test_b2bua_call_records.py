@@ -372,3 +372,28 @@ def test_an_attended_transfer_ends_the_consultation_calls_record_at_the_join() -
         "answered",
     )
     assert len(t.net.records) == 2
+
+
+def test_calls_still_up_when_the_driver_stops_get_their_records_as_they_stand() -> None:
+    """A bridged call (its BYE unanswered) and a ringing one, when the server stops: one
+    record each, answered (200) up to now and refused (503); never a second one."""
+    w = World()
+    net = w.net
+    bridged = w.caller.invite(PILOT)
+    w.answer(1, bridged)
+    other = net.phone("caller2", 6001, "0699999999")
+    other.invite(PILOT)  # m1 talks: m2 rings
+    net.advance(20.0)
+    net._route(net.b2b.abandon_all(now=net.now))
+    assert net.b2b.active_calls == 2  # the calls are not ended: their records are
+    by_caller = {r.caller: r for r in net.records}
+    assert len(net.records) == 2
+    answered, ringing = by_caller[CALLER_NUMBER], by_caller["0699999999"]
+    assert (answered.outcome, answered.release_code, answered.hangup) == ("answered", 200, "server")
+    assert (answered.end, answered.talk) == (EPOCH + 20.0, 20.0)
+    assert (ringing.outcome, ringing.release_code, ringing.answer) == ("refused", 503, None)
+    assert ringing.offers[0].member == M2 and ringing.offers[-1].result == "cancelled"
+    net._route(net.b2b.abandon_all(now=net.now))
+    bridged.bye()  # a late BYE ends the call: no second record
+    net.advance(1.0)
+    assert len(net.records) == 2
