@@ -179,7 +179,7 @@ class AdminListener:
         """(status, reason) when ``Host`` or ``Origin`` is not this listener's (rebinding,
         another site's page); see :mod:`.request_guard`."""
         host = request.headers.get("Host")
-        if not self._checks.host_allowed(host):
+        if self._token is None and not self._checks.host_allowed(host):
             return 421, "unknown Host: add it to server.admin.allowed_hosts"
         if not self._checks.origin_allowed(request.headers.get("Origin"), host):
             return 403, "cross-origin request refused"

@@ -13,7 +13,10 @@ and could read the calls. Three checks, applied before the token's, close that:
    navigated to that address, which no rebinding can do), ``localhost`` (or a
    name under ``.localhost``), the host of ``server.admin.listen``, or a name
    of ``server.admin.allowed_hosts`` (the proxy's public name). Otherwise
-   ``421``: a rebound page carries its own name.
+   ``421``: a rebound page carries its own name. Checked without a token only:
+   with one, a rebound page has neither the token nor the cookie (bound to the
+   listener's own name, ``SameSite=Strict``), and a scraper may name the node
+   as it likes.
 2. A request with an ``Origin`` must come from the listener's own origin, the
    scheme-less ``Origin`` host equal to ``Host`` (``403`` otherwise; ``null``
    too). Browsers send ``Origin`` on every cross-origin request and on every

@@ -15,7 +15,7 @@ from huntgroup.admin.request_guard import CLIENT_HEADER
 from huntgroup.config.loader import load_config_text
 from huntgroup.engine.aio.server import Server
 from huntgroup.errors import ConfigError
-from tests.admin.test_listener import _config, _run
+from tests.admin.test_listener import TOKEN, _config, _run
 
 
 async def _call(
@@ -86,3 +86,19 @@ def test_allowed_hosts_are_names() -> None:
     for bad in ("['a b']", "['evil/x']", "['']"):
         with pytest.raises(ConfigError):
             load(bad)
+
+
+def test_with_a_token_any_host_name_is_served_with_the_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HG_ADMIN_TOKEN", TOKEN)
+
+    async def body(server: Server, admin: AdminListener, base: str) -> None:
+        named = {"Host": "node1.example.net:9090"}  # a scraper naming the node
+        assert await _call("GET", f"{base}/readyz", named) == 401
+        named["Authorization"] = f"Bearer {TOKEN}"
+        assert await _call("GET", f"{base}/readyz", named) == 200
+        hostile = {**named, "Origin": "http://evil.example"}
+        assert await _call("GET", f"{base}/readyz", hostile) == 403  # Origin still checked
+
+    _run(_config(token_env="HG_ADMIN_TOKEN"), body)
