@@ -17,8 +17,8 @@ aligned tables, or the API's JSON with ``--json``; ``login``, ``logout``,
 
 Exit status: 0 done (a request that changed nothing is done too: the server
 says so); 1 refused or not found (the server's answer on stderr; a bad
-configuration file or token too); 2 the listener cannot be reached (or no
-``--url``/``--config`` says where it is).
+configuration file or token too); 3 the listener cannot be reached (or no
+``--url``/``--config`` says where it is); 2 a usage error (argparse).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
+from huntgroup.admin.request_guard import CLIENT_HEADER
 from huntgroup.admin.token import AdminTokenError, read_token
 from huntgroup.config.loader import load_config
 from huntgroup.config.models import AdminConfig
@@ -40,7 +41,7 @@ from huntgroup.errors import ConfigError
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
-EXIT_UNREACHABLE = 2
+EXIT_UNREACHABLE = 3  # not 2: argparse's usage errors
 TIMEOUT = 10.0
 """Seconds to wait for an answer (a reload reads and checks the file)."""
 MAX_ANSWER = 16 * 1024 * 1024
@@ -149,7 +150,7 @@ def request(
 ) -> tuple[int, Any]:
     """``method path`` on the API: (status, decoded JSON answer)."""
     data = None if body is None else json.dumps(body).encode()
-    headers = {"Accept": "application/json"}
+    headers = {"Accept": "application/json", CLIENT_HEADER: "ctl"}
     if data is not None:
         headers["Content-Type"] = "application/json"
     if token is not None:

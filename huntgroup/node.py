@@ -12,7 +12,7 @@ SIGINT/SIGTERM drain the node. While it drains, the admin listener stays up
 
 Under systemd (:mod:`~huntgroup.engine.aio.systemd`): READY=1 once the SIP and admin
 listeners are open, STATUS= lines, WATCHDOG=1 from the event loop, RELOADING=1 then
-READY=1 around a SIGHUP reload, STOPPING=1 when the drain begins.
+READY=1 around a reload (SIGHUP or the API), STOPPING=1 when the drain begins.
 
 It sits above the asyncio drivers (``engine.aio``) so that the admin package
 may read any of them without the server importing it back.
@@ -60,12 +60,11 @@ async def serve(config: Config, *, config_path: str | None = None) -> int:
         raise
     stopping = asyncio.Event()
     notifier = systemd.Notifier.from_environment()  # does nothing when not under systemd
+    server.notifier = notifier  # a reload (SIGHUP or the API) is bracketed by RELOADING=1
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     # SIGHUP: reopen the call-record files (log rotation), reload the file if there is one
-    loop.add_signal_handler(
-        signal.SIGHUP, lambda: loop.create_task(notifier.reload(server.reload(config_path)))
-    )
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(server.reload()))
     # Everything loaded so far lives as long as the process: keep it out of the
     # collector's way, and collect young objects less often (a call makes many).
     gc.collect()

@@ -9,7 +9,9 @@ or the server's reload, run on the server's own event loop with
 in ``openapi.yaml`` (OpenAPI 3.1, served at ``GET /api/v1/openapi.yaml``):
 
 - ``GET /api/v1/status``, ``/queues``, ``/members/{group}``, ``/calls``: the
-  views, as JSON objects;
+  views, as JSON objects; ``?limit=N`` (1 to :data:`MAX_LIST`, the default)
+  bounds the calls and each queue's waiting callers, so a huge queue cannot
+  make a huge answer (``/calls`` also says how many there are in ``total``);
 - ``POST /api/v1/members/{group}/{member}/{login|logout|pause|unpause}``, an
   optional JSON body ``{"reason": "..."}`` (at most :data:`MAX_CONTROL_BODY`
   bytes): the answer of :meth:`B2BUA.control` with its status (200, 400, 404,
@@ -42,6 +44,8 @@ MAX_CONTROL_BODY = 1024
 """The largest body of a control request, in bytes (413 beyond): a reason is short."""
 SPEC = resources.files("huntgroup.admin").joinpath("openapi.yaml")
 """The OpenAPI description of this API, shipped with the package."""
+MAX_LIST = 1000
+"""The most calls, or waiting callers of a queue, one answer holds (``?limit=``)."""
 
 
 def add_routes(app: web.Application, server: Server) -> None:
@@ -52,7 +56,12 @@ def add_routes(app: web.Application, server: Server) -> None:
     app.router.add_get(f"{PREFIX}/calls", api.calls)
     app.router.add_post(f"{PREFIX}/members/{{group}}/{{member}}/{{op}}", api.control)
     app.router.add_post(f"{PREFIX}/reload", api.reload)
-    app.router.add_get(f"{PREFIX}/openapi.yaml", _openapi)
+    spec_text = SPEC.read_text(encoding="utf-8")  # once: it never changes while running
+
+    async def openapi(request: web.Request) -> web.StreamResponse:
+        return web.Response(text=spec_text, content_type="application/yaml")
+
+    app.router.add_get(f"{PREFIX}/openapi.yaml", openapi)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -74,7 +83,13 @@ class _Api:
         return web.json_response({**view, "ready": server.readiness()})
 
     async def queues(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response({"queues": self.server.b2bua.view_queues(now=self._now())})
+        limit = _limit(request)
+        if isinstance(limit, web.Response):
+            return limit
+        queues = self.server.b2bua.view_queues(now=self._now())
+        return web.json_response(
+            {"queues": [{**q, "waiting": q["waiting"][:limit]} for q in queues]}
+        )
 
     async def members(self, request: web.Request) -> web.StreamResponse:
         group = request.match_info["group"]
@@ -84,7 +99,11 @@ class _Api:
         return web.json_response({"group": group, "members": view})
 
     async def calls(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response({"calls": self.server.b2bua.view_calls(now=self._now())})
+        limit = _limit(request)
+        if isinstance(limit, web.Response):
+            return limit
+        calls = self.server.b2bua.view_calls(now=self._now())
+        return web.json_response({"calls": calls[:limit], "total": len(calls)})
 
     async def control(self, request: web.Request) -> web.StreamResponse:
         group, member, op = (request.match_info[k] for k in ("group", "member", "op"))
@@ -139,5 +158,11 @@ async def _reason(request: web.Request) -> str | web.Response:
     return reason
 
 
-async def _openapi(request: web.Request) -> web.StreamResponse:
-    return web.Response(text=SPEC.read_text(encoding="utf-8"), content_type="application/yaml")
+def _limit(request: web.Request) -> int | web.Response:
+    """``?limit=`` (1 to :data:`MAX_LIST`, the default), or the error answer."""
+    raw = request.query.get("limit")
+    if raw is None:
+        return MAX_LIST
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST:
+        return _error(400, f"limit must be a whole number from 1 to {MAX_LIST}")
+    return int(raw)

@@ -14,11 +14,14 @@ token is configured (``server.admin.token_env`` or ``token_file``, read by
 :mod:`.token`), or, for the wallboard's reads only, the browser cookie of
 :mod:`.browser_session` (a browser without it is sent to ``/login``); without a
 token the configuration only lets the listener bind a loopback address.
-Connections are capped (``server.admin.max_connections``; one past the cap is
-closed at once), request bodies are capped at :data:`MAX_BODY` bytes, and idle
-keep-alive connections close after :data:`KEEPALIVE` seconds. The listener stays
-up while the node drains, so a load balancer sees ``/readyz`` turn 503, and
-closes with the server.
+Before the token, :mod:`.request_guard` refuses what a browser's page could
+forge (a foreign ``Host`` or ``Origin``, a state change without a JSON or client
+header). Connections are capped (``server.admin.max_connections``; one past the
+cap is closed at once; :mod:`.connection_guard` caps each source and closes a
+connection that does not send its first request head in time), request bodies
+are capped at :data:`MAX_BODY` bytes, and idle keep-alive connections close
+after :data:`KEEPALIVE` seconds. The listener stays up while the node drains, so
+a load balancer sees ``/readyz`` turn 503, and closes with the server.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from huntgroup.admin.browser_session import (
     browser_authorized,
     cookie_value,
 )
+from huntgroup.admin.connection_guard import HEAD_DEADLINE, Admission, GuardedConnection
+from huntgroup.admin.request_guard import RequestGuard
 from huntgroup.admin.token import authorized, read_token
 from huntgroup.config.models import AdminConfig
 
@@ -62,13 +67,6 @@ SERVER_KEY: web.AppKey[Server] = web.AppKey("server")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class _Refused(asyncio.Protocol):
-    """A connection past the cap: closed as soon as it is accepted."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.close()
-
-
 class AdminListener:
     """The admin HTTP listener of one :class:`Server` (see the module docstring)."""
 
@@ -76,7 +74,14 @@ class AdminListener:
         self.server = server
         self.config = config
         self.refused = 0  # connections closed at once: the cap was reached
+        self.refused_per_source = 0  # ... the source's cap, or only reserved slots were left
+        self.too_slow = 0  # connections closed: no complete request head in time
         self.unauthorized = 0  # requests answered 401
+        self.forbidden = 0  # requests refused by the browser checks (request_guard)
+        self.head_deadline = HEAD_DEADLINE
+        self.admission = Admission(config.max_connections)
+        where = config.host_port
+        self._checks = RequestGuard(where[0] if where else "", config.allowed_hosts)
         self.address: tuple[str, int] | None = None
         self._token: str | None = None
         self._cookie: str | None = None  # the wallboard's browser cookie (browser_session)
@@ -122,13 +127,28 @@ class AdminListener:
     def _protocol(self) -> asyncio.BaseProtocol:
         assert self._runner is not None and self._runner.server is not None
         handlers = self._runner.server
-        if len(handlers.connections) >= self.config.max_connections:
+        return GuardedConnection(
+            handlers(),
+            self.admission,
+            lambda: len(handlers.connections),
+            self.head_deadline,
+            self._count,
+        )
+
+    def _count(self, why: str) -> None:
+        if why == "cap":
             self.refused += 1
-            return _Refused()
-        return handlers()
+        elif why == "head_deadline":
+            self.too_slow += 1
+        else:
+            self.refused_per_source += 1
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        refusal = None if request.path == "/healthz" else self._browser_refusal(request)
+        if refusal is not None:
+            self.forbidden += 1
+            return web.json_response({"error": refusal[1]}, status=refusal[0])
         token, cookie = self._token, self._cookie
         if (
             token is not None
@@ -145,7 +165,25 @@ class AdminListener:
                 status=401,
                 headers={"WWW-Authenticate": 'Bearer realm="huntgroup"'},
             )
+        if not self._checks.intent_shown(
+            request.method, request.headers.get("Content-Type"), request.headers.keys()
+        ):
+            self.forbidden += 1
+            return web.json_response(
+                {"error": "send Content-Type: application/json (or X-Huntgroup-Client)"},
+                status=415,
+            )
         return await handler(request)
+
+    def _browser_refusal(self, request: web.Request) -> tuple[int, str] | None:
+        """(status, reason) when ``Host`` or ``Origin`` is not this listener's (rebinding,
+        another site's page); see :mod:`.request_guard`."""
+        host = request.headers.get("Host")
+        if self._token is None and not self._checks.host_allowed(host):
+            return 421, "unknown Host: add it to server.admin.allowed_hosts"
+        if not self._checks.origin_allowed(request.headers.get("Origin"), host):
+            return 403, "cross-origin request refused"
+        return None
 
     def close(self) -> None:
         """Stop listening and drop the open connections at once (the server closes)."""

@@ -269,6 +269,11 @@ class AdminConfig(_Model):
     token_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
     token_file: str | None = Field(None, min_length=1, max_length=4096)
     max_connections: int = Field(64, ge=1, le=10_000)
+    # host names a browser may use to reach the listener, beyond loopback and the listen host
+    # (docs/security.md "The admin listener": DNS rebinding)
+    allowed_hosts: tuple[
+        Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.-]+$")], ...
+    ] = Field((), max_length=64)
     metrics: MetricsConfig = MetricsConfig()
     # the wallboard's service level: share of the calls answered within this many seconds
     service_level: float = Field(20, gt=0, le=3600)

@@ -273,6 +273,9 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "token_file": "File holding the bearer token (relative to the configuration file; "
         "surrounding whitespace ignored), instead of token_env.",
         "max_connections": "Admin HTTP connections open at once; more are closed at once.",
+        "allowed_hosts": "Host names a browser may use to reach the listener besides IP "
+        "addresses, localhost and the listen host (a proxy's public name); others get 421 "
+        "(checked without a token only).",
         "service_level": "The wallboard's service-level threshold, in seconds: the share of "
         "a group's calls answered within it, today.",
         "metrics": "/metrics (Prometheus text format): bounds of its series.",

@@ -92,11 +92,12 @@ from huntgroup.queue.events import (
     MemberUnreachable,
     OutgoingCallStarted,
 )
-from huntgroup.queue.groups import install
+from huntgroup.queue.groups import Installed, install
 from huntgroup.queue.hunting import advance, dispatch, empty_groups, give_up
 from huntgroup.queue.member_status import MembershipChange
 from huntgroup.queue.membership import (
     line_activity,
+    note_change,
     pause,
     reachability,
     set_joined,
@@ -145,11 +146,9 @@ class RoutingCore(RoutingContext):
         self._stamp_states()
 
     # ------------------------------------------------------------------ setup
-    def _install(
-        self, config: Config, *, now: float, first: bool = False
-    ) -> list[tuple[str, str, bool]]:
-        """Take ``config`` on (:func:`~huntgroup.queue.groups.install`); returns the
-        (group, member, joined) whose ``joined`` flag the file changed."""
+    def _install(self, config: Config, *, now: float, first: bool = False) -> Installed:
+        """Take ``config`` on (:func:`~huntgroup.queue.groups.install`); returns what it
+        made of it (the members whose ``joined`` flag changed, those that left)."""
         installed = install(config, self._groups, self.store, now=now, first=first)
         self.config = config
         self._groups, self._groups_of = installed.groups, installed.groups_of
@@ -158,7 +157,7 @@ class RoutingCore(RoutingContext):
         self.availability.retain({*self._groups_of, *self._lines})
         self.times.retain({(g, m) for m, groups in self._groups_of.items() for g in groups})
         self._touched.update(self._groups_of)
-        return installed.flipped
+        return installed
 
     def _stamp_states(self) -> None:
         """Time in state: the members whose state may have changed during this input are
@@ -220,7 +219,7 @@ class RoutingCore(RoutingContext):
         """
         self._now = max(self._now, now)
         actions: list[Action] = []
-        flipped = self._install(config, now=now)
+        installed = self._install(config, now=now)
         for call in list(self._calls.values()):
             if call.kind is not CallKind.GROUP or call.state is CallState.CONNECTED:
                 continue
@@ -237,7 +236,10 @@ class RoutingCore(RoutingContext):
                 actions.append(Cancel(call.id, member))
             if call.state is CallState.HUNTING and not call.offers:
                 advance(self, call, actions)
-        for group, member, joined in flipped:
+        for group, member in installed.left:
+            log.info("reload: member %s leaves group %s (removed)", member, group)
+            note_change(self, group, member, "logout", "", "reload")
+        for group, member, joined in installed.flipped:
             log.info(
                 "reload: member %s %s group %s", member, "joins" if joined else "leaves", group
             )

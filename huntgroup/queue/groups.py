@@ -24,7 +24,7 @@ entry in the store; a member the file removed from a group is not joined to it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from huntgroup.config.models import Config, GroupConfig
 from huntgroup.distribution.algorithms import Candidate, Strategy, strategy_for
@@ -56,6 +56,8 @@ class Installed:
     groups: dict[str, GroupInfo]
     groups_of: dict[str, tuple[str, ...]]  # member -> the groups it is a member of
     flipped: list[tuple[str, str, bool]]  # (group, member, joined) the file changed
+    # (group, member) taken out of a group by a reload while logged in: they log out
+    left: list[tuple[str, str]] = field(default_factory=list)
 
 
 def install(
@@ -70,6 +72,7 @@ def install(
     groups: dict[str, GroupInfo] = {}
     groups_of: dict[str, list[str]] = {}
     flipped: list[tuple[str, str, bool]] = []
+    left: list[tuple[str, str]] = []
     for g in config.groups:
         members = g.ordered_members()
         info = groups[g.name] = GroupInfo(
@@ -85,29 +88,41 @@ def install(
             if m.key in before:
                 if before[m.key] != m.joined:
                     flipped.append((g.name, m.key, m.joined))
-            elif not first or not store.knows_membership(g.name, m.key):
-                store.set_joined(g.name, m.key, m.joined, now=now)  # joins afresh
+            elif first:
+                if not store.knows_membership(g.name, m.key):
+                    store.set_joined(g.name, m.key, m.joined, now=now)
+            elif m.joined:  # added by a reload: logs in (core.reload), noted as a login
+                flipped.append((g.name, m.key, True))
+            else:
+                store.set_joined(g.name, m.key, False, now=now)
         if was is not None:
-            _leave_removed(was, info, store, now=now)
+            left += _leave_removed(was, info, store, now=now)
     for name, was in old.items():
         if name not in groups:  # a group removed: its members leave it
             for c in was.candidates:
+                if store.joined_since(name, c.key) is not None:
+                    left.append((name, c.key))
                 store.set_joined(name, c.key, False, now=now)
-    return Installed(groups, {k: tuple(v) for k, v in groups_of.items()}, flipped)
+    return Installed(groups, {k: tuple(v) for k, v in groups_of.items()}, flipped, left)
 
 
-def _leave_removed(was: GroupInfo, info: GroupInfo, store: StateStore, *, now: float) -> None:
-    """Members a reload took out of a group leave it; the pointer leaves them too."""
+def _leave_removed(
+    was: GroupInfo, info: GroupInfo, store: StateStore, *, now: float
+) -> list[tuple[str, str]]:
+    """Members a reload took out of a group leave it; the pointer leaves them too.
+    Returns the (group, member) of those that were logged in."""
     name, kept = was.config.name, info.positions
     removed = [c.key for c in was.candidates if c.key not in kept]
+    left = [(name, key) for key in removed if store.joined_since(name, key) is not None]
     for key in removed:
         store.set_joined(name, key, False, now=now)
     pointer = store.last_answered(name)
     position = position_of(was, pointer)
     if not removed or position is None or (isinstance(pointer, str) and pointer in kept):
-        return
+        return left
     before = [c.key for c in was.candidates if c.position <= position]
     after = [c.key for c in was.candidates if c.position > position]
     survivor = next((k for k in reversed(after + before) if k in kept), None)
     if survivor is not None:
         store.set_last_answered(name, survivor)
+    return left

@@ -53,7 +53,7 @@ def set_joined(
         return
     store = core.store
     if (store.joined_since(group, member) is not None) != joined:
-        _note(core, group, member, "login" if joined else "logout", reason, origin)
+        note_change(core, group, member, "login" if joined else "logout", reason, origin)
     store.set_joined(group, member, joined, now=core._now)
     if joined:
         dispatch(core, actions, (group,))
@@ -79,7 +79,7 @@ def pause(
     if (store.paused(group, member) is not None) == paused:
         return  # already so
     store.set_paused(group, member, paused, reason=reason, now=core._now)
-    _note(core, group, member, "pause" if paused else "unpause", reason, origin)
+    note_change(core, group, member, "pause" if paused else "unpause", reason, origin)
     if paused:
         _withdraw_offers(core, group, member, actions)
         empty_groups(core, (group,), actions)
@@ -120,7 +120,7 @@ def _withdraw_offers(core: RoutingContext, group: str, member: str, actions: lis
             offers_failed(core, call, [member], actions, Refusal.UNREACHABLE)
 
 
-def _note(
+def note_change(
     core: RoutingContext,
     group: str,
     member: str,

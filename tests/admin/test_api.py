@@ -4,7 +4,10 @@ answer is checked against huntgroup/admin/openapi.yaml."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import secrets
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,10 +17,12 @@ import aiohttp
 import pytest
 import yaml
 
-from huntgroup.admin.api import MAX_CONTROL_BODY
+from huntgroup.admin import api
+from huntgroup.admin.api import MAX_CONTROL_BODY, MAX_LIST
 from huntgroup.admin.listener import AdminListener
 from huntgroup.config.loader import load_config
 from huntgroup.engine.aio.server import Server
+from huntgroup.engine.aio.systemd import Notifier
 from huntgroup.node import start_admin
 from tests.support.openapi_check import check_answer, resolve, spec
 
@@ -138,7 +143,7 @@ def test_views_answer_what_the_file_describes(
         assert members["0102030405"]["state"] == "unavailable"  # never registered
         assert members[AGENT]["state"] == "free"
         status, view = await client.get("/api/v1/calls")
-        assert (status, view) == (200, {"calls": []})
+        assert (status, view) == (200, {"calls": [], "total": 0})
         status, view = await client.get("/api/v1/members/Nope")
         assert status == 404 and "Nope" in view["error"]
         status, text = await client.call("GET", "/api/v1/openapi.yaml", raw=True)
@@ -146,6 +151,77 @@ def test_views_answer_what_the_file_describes(
         client.headers = {}
         status, view = await client.get("/api/v1/queues")
         assert status == 401
+
+    run(tmp_path, monkeypatch, body)
+
+
+def test_a_huge_queue_makes_a_bounded_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    many = MAX_LIST + 500
+    calls = [
+        {
+            "call_id": f"c{n}",
+            "caller": f"06{n:08d}",
+            "callee": "0140000000",
+            "group": "Support",
+            "state": "queued",
+            "member": None,
+            "age_seconds": float(many - n),
+        }
+        for n in range(many)
+    ]
+    waiting = [
+        {
+            "call_id": f"c{n}",
+            "caller": f"06{n:08d}",
+            "wait_seconds": float(many - n),
+            "position": n + 1,
+        }
+        for n in range(many)
+    ]
+
+    async def body(server: Server, admin: AdminListener, client: Client, path: Path) -> None:
+        real_queues = server.b2bua.view_queues
+
+        def queues(*, now: float) -> list[dict[str, Any]]:
+            return [{**q, "callers": many, "waiting": waiting} for q in real_queues(now=now)]
+
+        monkeypatch.setattr(server.b2bua, "view_calls", lambda *, now: calls)
+        monkeypatch.setattr(server.b2bua, "view_queues", queues)
+        status, view = await client.get("/api/v1/calls")
+        assert status == 200 and view["total"] == many and len(view["calls"]) == MAX_LIST
+        assert view["calls"][0]["call_id"] == "c0"  # the oldest first
+        status, view = await client.get("/api/v1/calls?limit=3")
+        assert [c["call_id"] for c in view["calls"]] == ["c0", "c1", "c2"]
+        status, view = await client.get("/api/v1/queues")
+        assert status == 200 and len(view["queues"][0]["waiting"]) == MAX_LIST
+        assert view["queues"][0]["callers"] == many
+        status, view = await client.get("/api/v1/queues?limit=2")
+        assert [w["position"] for w in view["queues"][0]["waiting"]] == [1, 2]
+        for bad in ("0", "1001", "-1", "x", "1e3", "", "\u0663"):
+            status, view = await client.get(f"/api/v1/calls?limit={quote(bad)}")
+            assert status == 400 and "limit" in view["error"], bad
+
+    run(tmp_path, monkeypatch, body)
+
+
+def test_the_openapi_file_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads = []
+    real = api.SPEC
+
+    class Counting:
+        def read_text(self, encoding: str) -> str:
+            reads.append(encoding)
+            return real.read_text(encoding=encoding)
+
+    monkeypatch.setattr(api, "SPEC", Counting())
+
+    async def body(server: Server, admin: AdminListener, client: Client, path: Path) -> None:
+        for _ in range(3):
+            status, text = await client.call("GET", "/api/v1/openapi.yaml", raw=True)
+            assert status == 200 and "openapi: 3.1.0" in text
+        assert len(reads) == 1
 
     run(tmp_path, monkeypatch, body)
 
@@ -237,6 +313,9 @@ def test_the_openapi_file_declares_every_path_parameter_and_resolves_its_refs() 
             declared = set()
             for parameter in op.get("parameters", ()):
                 resolved = resolve(document, parameter)
+                if resolved["in"] == "query":  # optional, bounded
+                    assert resolved["required"] is False and "maximum" in resolved["schema"]
+                    continue
                 assert resolved["in"] == "path" and resolved["required"] is True
                 declared.add(resolved["name"])
             assert declared == wanted, (method, template)
@@ -245,3 +324,34 @@ def test_the_openapi_file_declares_every_path_parameter_and_resolves_its_refs() 
                 assert resolved["description"], (method, template, status)
                 for media in resolved.get("content", {}).values():
                     resolve(document, media["schema"])
+
+
+def test_an_api_reload_and_a_sighup_one_take_turns_each_told_to_systemd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"huntgroup-test-{secrets.token_hex(8)}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(b"\0" + name.encode())
+    sock.setblocking(False)
+
+    def received() -> list[str]:
+        notices = []
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                notices.append(sock.recv(4096).decode())
+        return [n.split("\n", 1)[0] for n in notices]
+
+    async def body(server: Server, admin: AdminListener, client: Client, path: Path) -> None:
+        server.notifier = Notifier.from_environment({"NOTIFY_SOCKET": f"@{name}"})
+        sighup = asyncio.ensure_future(server.reload())  # as node.serve's SIGHUP handler
+        status, answer = await client.post("/api/v1/reload")
+        assert (status, answer["applied"]) == (200, True)
+        assert (await sighup).applied
+        # one after the other: never RELOADING=1 twice before a READY=1
+        assert [n.split("=")[0] for n in received()] == ["RELOADING", "READY"] * 2
+        server.notifier.close()
+
+    try:
+        run(tmp_path, monkeypatch, body)
+    finally:
+        sock.close()

@@ -154,3 +154,55 @@ def test_an_unusable_token_stops_the_server_from_starting() -> None:
 
     os.environ.pop("HG_UNSET_TOKEN", None)
     asyncio.run(scenario())
+
+
+async def _half_request(host: str, port: int, source: str) -> tuple[Any, Any]:
+    """A connection from ``source`` that sends a request head and never finishes it."""
+    reader, writer = await asyncio.open_connection(host, port, local_addr=(source, 0))
+    writer.write(b"GET /readyz HTTP/1.1\r\nHost: x\r\n")
+    await writer.drain()
+    return reader, writer
+
+
+def test_one_source_cannot_take_every_connection_nor_the_reserved_ones() -> None:
+    async def body(server: Server, admin: AdminListener, base: str) -> None:
+        assert admin.address is not None
+        host, port = admin.address
+        # 127.0.0.2 to 127.0.0.8 stand for hosts on the network: only 127.0.0.1 is local
+        admin.admission.trusted = lambda source: source == "127.0.0.1"
+        held = [await _half_request(host, port, "127.0.0.2") for _ in range(2)]
+        reader, writer = await _half_request(host, port, "127.0.0.2")  # its third
+        assert await asyncio.wait_for(reader.read(), 60) == b""  # closed at once
+        writer.close()
+        for n in range(3, 8):  # 7 open: the last of the 8 slots is kept for loopback
+            held.append(await _half_request(host, port, f"127.0.0.{n}"))
+        reader, writer = await _half_request(host, port, "127.0.0.8")
+        assert await asyncio.wait_for(reader.read(), 60) == b""
+        writer.close()
+        assert admin.refused_per_source == 2
+        assert (await _get(f"{base}/healthz"))[0] == 200  # a local probe still gets in
+        for _, w in held:
+            w.close()
+
+    _run(_config(max_connections=8), body)
+
+
+def test_a_connection_without_a_complete_request_head_is_closed() -> None:
+    async def body(server: Server, admin: AdminListener, base: str) -> None:
+        assert admin.address is not None
+        host, port = admin.address
+        admin.head_deadline = 0.2
+        reader, writer = await _half_request(host, port, "127.0.0.1")
+        assert await asyncio.wait_for(reader.read(), 60) == b""
+        assert admin.too_slow == 1
+        writer.close()
+        # a head in two pieces, the blank line split across them, is a complete head
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r")
+        await writer.drain()
+        writer.write(b"\n")
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        writer.close()
+        assert admin.too_slow == 1
+
+    _run(_config(max_connections=2), body)

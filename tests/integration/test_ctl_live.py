@@ -169,9 +169,9 @@ def test_ctl_says_when_it_cannot_reach_or_is_refused(ports: PortAllocator, tmp_p
         )
 
     down = run("--url", f"http://127.0.0.1:{ports.port()}", "status")
-    assert down.returncode == 2 and "cannot reach" in down.stderr
+    assert down.returncode == 3 and "cannot reach" in down.stderr
     nowhere = run("status")
-    assert nowhere.returncode == 2 and "--url" in nowhere.stderr
+    assert nowhere.returncode == 3 and "--url" in nowhere.stderr
     open_token = tmp_path / "token"
     open_token.write_text(TOKEN)
     open_token.chmod(0o644)

@@ -54,7 +54,7 @@ from typing import cast
 from huntgroup.config.diff import config_changes
 from huntgroup.config.loader import load_config
 from huntgroup.config.models import LISTEN_RE, Config, GroupConfig
-from huntgroup.engine.aio import tls, udp_errors
+from huntgroup.engine.aio import systemd, tls, udp_errors
 from huntgroup.engine.aio.file_checks import FILE_CHECKS
 from huntgroup.engine.aio.loop_timer import LoopTimer
 from huntgroup.engine.aio.media_io import MediaEngine
@@ -224,6 +224,8 @@ class Server:
         self._bytes_last = 0
         self.listening = False  # every SIP listener is open (readiness)
         self.config_path: str | None = None  # the file a reload reads (set by node.serve)
+        self.notifier = systemd.Notifier(None)  # sd_notify around a reload (node.serve sets it)
+        self._reload_lock = asyncio.Lock()  # a SIGHUP and an API reload never overlap
 
     async def start(self) -> None:
         cfg = self.config
@@ -697,7 +699,12 @@ class Server:
     async def reload(self, path: str | None = None) -> ReloadResult:
         """SIGHUP (and ``POST /api/v1/reload``): the record files are opened again
         (logrotate moved them), and the configuration file read again (``path``, else
-        the one the node was started with); a bad file is reported and changes nothing."""
+        the one the node was started with); a bad file is reported and changes nothing.
+        One reload at a time, each between systemd's ``RELOADING=1`` and ``READY=1``."""
+        async with self._reload_lock:
+            return await self.notifier.reload(self._reload(path))
+
+    async def _reload(self, path: str | None) -> ReloadResult:
         self.reports.reopen()
         path = path if path is not None else self.config_path
         if path is None:

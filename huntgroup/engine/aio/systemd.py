@@ -35,6 +35,9 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
 
 log = logging.getLogger("huntgroup.systemd")
 
@@ -136,12 +139,12 @@ class Notifier:
         self.send(STOPPING="1", STATUS=status)
         self._status = status
 
-    async def reload(self, work: Awaitable[object]) -> None:
+    async def reload(self, work: Awaitable[T]) -> T:
         """``RELOADING=1`` (with ``MONOTONIC_USEC``), ``work`` (the reload), then
-        ``READY=1`` again, whatever the reload's outcome."""
+        ``READY=1`` again, whatever the reload's outcome; returns what ``work`` did."""
         self.send(RELOADING="1", MONOTONIC_USEC=str(monotonic_usec()), STATUS="reloading")
         try:
-            await work
+            return await work
         finally:
             self.send(READY="1", STATUS=self._status or "ready")
 

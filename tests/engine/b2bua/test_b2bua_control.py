@@ -185,3 +185,23 @@ def test_a_reload_that_changes_joined_is_recorded() -> None:
     flipped = cfg.model_copy(update={"groups": (group.model_copy(update={"members": members}),)})
     outputs = w.net.b2b.reload(flipped, now=1005.0)
     assert changes(outputs) == [MemberChange(1005.0, GROUP, member_uri(2), "logout", "", "reload")]
+
+
+def test_a_reload_that_adds_or_removes_a_member_is_recorded() -> None:
+    w = World()
+    cfg = w.net.config
+    group = cfg.groups[0]
+    second = next(m for m in group.members if m.position == 2)
+    without = tuple(m for m in group.members if m.position != 2)
+    removed = cfg.model_copy(update={"groups": (group.model_copy(update={"members": without}),)})
+    outputs = w.net.b2b.reload(removed, now=1005.0)
+    assert changes(outputs) == [MemberChange(1005.0, GROUP, member_uri(2), "logout", "", "reload")]
+    assert changes(w.net.b2b.reload(removed, now=1006.0)) == []  # nothing changed
+    outputs = w.net.b2b.reload(cfg, now=1007.0)  # added back
+    assert changes(outputs) == [MemberChange(1007.0, GROUP, member_uri(2), "login", "", "reload")]
+    out = second.model_copy(update={"joined": False})
+    logged_out = cfg.model_copy(
+        update={"groups": (group.model_copy(update={"members": (*without, out)}),)}
+    )
+    w.net.b2b.reload(removed, now=1008.0)
+    assert changes(w.net.b2b.reload(logged_out, now=1009.0)) == []  # added, not logged in
