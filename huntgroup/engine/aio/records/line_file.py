@@ -4,10 +4,14 @@ the JSON-lines and queue_log sinks write to.
 Theory of operation
 -------------------
 The event loop never touches the file: :meth:`LineFile.write` appends the
-text to a bounded queue under a lock (a few microseconds) and wakes the
-file's writer thread, one per file. The thread takes everything queued, in
-order, writes it and flushes once: the lines are in the kernel a moment after
-the call is over, so a crash of the process loses at most what was still
+text to a bounded queue under a lock (a few microseconds); the file's writer
+thread, one per file, takes everything queued, in order, writes it and
+flushes once. Waking a thread costs more than writing a line (the two
+threads hand the interpreter lock over), so the thread is not woken per
+line: the first line queued wakes it, then it lets lines gather for
+:data:`GATHER` seconds (or until :data:`WAKE_AT` lines wait) before writing
+them in one go. The lines are in the kernel at most :data:`GATHER` seconds
+after their event, so a crash of the process loses at most what was still
 queued. The queue holds at most ``max_queued`` lines: a file that cannot keep
 up (a slow or full disk, a FIFO nobody reads) costs lines, never the loop:
 beyond the bound a new record's lines are dropped, counted (:attr:`dropped`)
@@ -51,6 +55,10 @@ FILE_MODE = 0o640
 MAX_QUEUED = 10_000
 """Lines waiting for a file's writer thread, at most (``records.max_queued_lines``)."""
 CLOSE_TIMEOUT = 10.0
+GATHER = 0.2
+"""Seconds the writer thread lets lines gather after the first one before writing them."""
+WAKE_AT = 512
+"""Lines waiting that wake the writer thread before :data:`GATHER` is over."""
 REPORT_INTERVAL = 60.0
 
 REOPEN = object()  # a job: open the path again
@@ -77,6 +85,7 @@ class LineFile:
         self._queued = 0  # lines in _jobs
         self._cond = threading.Condition()
         self._closed = False
+        self._urgent = False  # a reopen or the end is queued: no gathering
         self.written = 0  # lines written
         self.dropped = 0  # lines dropped: max_queued were waiting
         self._drop_log = ReportThrottle(REPORT_INTERVAL)
@@ -104,7 +113,8 @@ class LineFile:
                 return
             self._jobs.append((text, lines))
             self._queued += lines
-            self._cond.notify()
+            if len(self._jobs) == 1 or self._queued >= WAKE_AT:
+                self._cond.notify()  # the thread starts gathering, or has gathered enough
 
     def reopen(self) -> None:
         """Open the path again (after a rotation moved the file), once the lines queued
@@ -112,6 +122,7 @@ class LineFile:
         with self._cond:
             if not self._closed:
                 self._jobs.append((REOPEN, 0))
+                self._urgent = True
                 self._cond.notify()
 
     def close(self) -> None:
@@ -121,6 +132,7 @@ class LineFile:
                 return
             self._closed = True
             self._jobs.append((STOP, 0))
+            self._urgent = True
             self._cond.notify()
         self._thread.join(self.close_timeout)
         if self._thread.is_alive():
@@ -136,6 +148,9 @@ class LineFile:
             with self._cond:
                 while not self._jobs:
                     self._cond.wait()
+                if not self._urgent and self._queued < WAKE_AT:
+                    self._cond.wait(GATHER)  # let more lines come: one write for them all
+                self._urgent = False
                 jobs = list(self._jobs)
                 self._jobs.clear()
             for job, lines in jobs:
