@@ -221,7 +221,7 @@ def load_config_document(
         cfg = cfg.model_copy(
             update={"server": server.model_copy(update={"tls": server.tls.model_copy(update=tls)})}
         )
-    return _with_admin_token_path(cfg, base_dir)
+    return _with_state_paths(_with_admin_token_path(cfg, base_dir), base_dir)
 
 
 def _with_admin_token_path(cfg: Config, base_dir: Path) -> Config:
@@ -232,6 +232,24 @@ def _with_admin_token_path(cfg: Config, base_dir: Path) -> Config:
         return cfg
     path = str(base_dir / admin.token_file)
     server = cfg.server.model_copy(update={"admin": admin.model_copy(update={"token_file": path})})
+    return cfg.model_copy(update={"server": server})
+
+
+def _with_state_paths(cfg: Config, base_dir: Path) -> Config:
+    """``server.state_tls`` files and ``server.state_auth.password_file`` relative to the
+    configuration file, made absolute (they are read when the server connects to Redis)."""
+
+    def absolute(value: str | None) -> str | None:
+        return value if value is None or os.path.isabs(value) else str(base_dir / value)
+
+    server = cfg.server
+    tls = server.state_tls.model_copy(
+        update={key: absolute(getattr(server.state_tls, key)) for key in TLS_FILES}
+    )
+    auth = server.state_auth.model_copy(
+        update={"password_file": absolute(server.state_auth.password_file)}
+    )
+    server = server.model_copy(update={"state_tls": tls, "state_auth": auth})
     return cfg.model_copy(update={"server": server})
 
 
