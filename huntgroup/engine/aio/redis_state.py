@@ -431,18 +431,40 @@ class RedisStateSync:
                 log.exception("state change callback failed")
 
     async def _subscriber(self) -> None:
+        """Hand the channel's messages to the sync object; PING the subscription every
+        ``ttl / 3`` s and drop it when nothing (not even the PONG) came back for two beats
+        and a connection timeout: a master gone silent (host down, network split, a
+        Sentinel failover) never closes the socket, and a subscription left on it would
+        never hear the other nodes again."""
         delay = self.backoff[0]
+        loop = asyncio.get_running_loop()
+        beat = max(0.05, self.ttl / 3)
+        silence = 2 * beat + self._connect_timeout
+        heard = pinged = loop.time()
         while True:
             _still_running()
             try:
                 if self._pubsub is None:
                     assert self._client is not None
                     self._pubsub = await self._subscribe(self._client)
+                    heard = pinged = loop.time()
                     await self.resync()  # messages were missed while away
+                if loop.time() - pinged >= beat:
+                    pinged = loop.time()
+                    await self._pubsub.ping()
                 message = await self._pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=1.0
+                    ignore_subscribe_messages=True, timeout=min(1.0, beat)
                 )
                 delay = self.backoff[0]
+                if message is not None:
+                    heard = loop.time()
+                elif loop.time() - heard > silence:
+                    log.warning(
+                        "no answer on the subscription to Redis %s for %.0f s: subscribing again",
+                        redact(self.url),
+                        loop.time() - heard,
+                    )
+                    raise RedisTimeoutError("no answer on the subscription")
                 if message is not None and message.get("type") == "message":
                     self.handle_message(str(message["data"]))
             except UNREACHABLE as err:

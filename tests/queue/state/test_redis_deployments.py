@@ -7,7 +7,9 @@ a missing program FAILS the test.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -217,5 +219,32 @@ def test_the_state_under_the_old_key_names_is_copied_once(redis_server: RedisSer
         assert sb.store.talk_time("G", "0102030402") == 42.0
         await sb.stop()
         await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_subscription_gone_silent_is_dropped_and_made_again(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A master that stops answering without closing its sockets (a host down, a network
+    split: here SIGSTOP) must not keep the node's subscription forever."""
+    caplog.set_level(logging.WARNING, logger="huntgroup.state")
+    assert redis_server.proc is not None
+    pid = redis_server.proc.pid
+
+    async def main() -> None:
+        sa = sync_for(redis_server.url, "A", ttl=1.5)
+        sb = sync_for(redis_server.url, "B")
+        await sa.start()
+        await sb.start()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await until(lambda: "no answer on the subscription" in caplog.text, "detection")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        sb.store.set_last_answered("G", 2)
+        await until(lambda: sa.store.last_answered("G") == 2, "A hears B again")
+        await sa.stop()
+        await sb.stop()
 
     asyncio.run(main())
