@@ -211,6 +211,7 @@ def load_config_document(
     problems += [_problem(filename, doc.locations.of_value(p), p, m) for p, m in misfits]
     tls, tls_problems = _check_tls(doc, filename, base_dir, checks)
     problems += tls_problems
+    problems += _check_state_tls(doc, filename, base_dir)
     if problems or cfg is None:
         problems.sort(key=lambda p: (p.line, p.column))
         raise ConfigError(problems)
@@ -435,6 +436,22 @@ def _check_tls(
     for key, message in checks.tls(settings):
         problem(key, message)
     return resolved, problems
+
+
+def _check_state_tls(doc: Document, filename: str, base_dir: Path) -> list[ConfigProblem]:
+    """``server.state_tls`` files that do not exist or cannot be read (the server loads them
+    when it connects to Redis; a file that is there but unusable stops it then)."""
+    raw = _fields(_fields(doc.data.get("server")).get("state_tls"))
+    problems: list[ConfigProblem] = []
+    for key in TLS_FILES:
+        value = raw.get(key)
+        if not isinstance(value, str):
+            continue
+        _, message = _resolve_file(value, base_dir, "TLS file", "TLS file path")
+        if message is not None:
+            path: FieldPath = ("server", "state_tls", key)
+            problems.append(_problem(filename, doc.locations.of_value(path), path, message))
+    return problems
 
 
 def _resolve_file(value: str, base_dir: Path, what: str, path_word: str) -> tuple[str, str | None]:

@@ -35,20 +35,30 @@ def test_a_url_with_a_password_is_refused_and_points_to_the_env_or_file_settings
     assert "hunter2" not in message
 
 
-def test_the_password_and_tls_files_are_named_not_written() -> None:
-    cfg = load(
+def test_the_password_and_tls_files_are_named_not_written(tmp_path: Path) -> None:
+    for name in ("tls/ca.pem", "tls/key.pem", "abs/cert.pem"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("PEM")
+    text = (
         server("""\
         state: "rediss://redis.example.net:6380/2"
         state_auth: {username: huntgroup, password_file: secrets/redis}
-        state_tls: {ca: tls/ca.pem, certificate: /abs/cert.pem, private_key: tls/key.pem}
+        state_tls: {ca: tls/ca.pem, certificate: CERT, private_key: tls/key.pem}
         """)
-    )
+    ).replace("CERT", str(tmp_path / "abs/cert.pem"))
+    cfg = load_config_text(text, "cfg.yaml", tmp_path)
     assert cfg.server.state_auth.username == "huntgroup"
-    assert cfg.server.state_auth.password_file == "/etc/huntgroup/secrets/redis"
-    assert cfg.server.state_tls.ca == "/etc/huntgroup/tls/ca.pem"
-    assert cfg.server.state_tls.certificate == "/abs/cert.pem"
-    assert cfg.server.state_tls.private_key == "/etc/huntgroup/tls/key.pem"
+    assert cfg.server.state_auth.password_file == str(tmp_path / "secrets/redis")
+    assert cfg.server.state_tls.ca == str(tmp_path / "tls/ca.pem")
+    assert cfg.server.state_tls.certificate == str(tmp_path / "abs/cert.pem")
+    assert cfg.server.state_tls.private_key == str(tmp_path / "tls/key.pem")
     assert cfg.server.state_tls.verify
+    # a file that is not there is named where the file names it
+    (tmp_path / "tls/ca.pem").unlink()
+    with pytest.raises(ConfigError) as info:
+        load_config_text(text, "cfg.yaml", tmp_path)
+    (problem,) = [str(p) for p in info.value.problems]
+    assert problem.startswith("cfg.yaml:4:19: server.state_tls.ca: TLS file not found: ")
 
 
 @pytest.mark.parametrize(
