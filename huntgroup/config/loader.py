@@ -257,7 +257,7 @@ def _with_admin_token_path(cfg: Config, base_dir: Path) -> Config:
 
 
 def _with_state_paths(cfg: Config, base_dir: Path) -> Config:
-    """``server.state_tls`` files and ``server.state_auth.password_file`` relative to the
+    """``server.state_tls`` files and ``server.state_auth``'s password files relative to the
     configuration file, made absolute (they are read when the server connects to Redis)."""
 
     def absolute(value: str | None) -> str | None:
@@ -268,7 +268,10 @@ def _with_state_paths(cfg: Config, base_dir: Path) -> Config:
         update={key: absolute(getattr(server.state_tls, key)) for key in TLS_FILES}
     )
     auth = server.state_auth.model_copy(
-        update={"password_file": absolute(server.state_auth.password_file)}
+        update={
+            "password_file": absolute(server.state_auth.password_file),
+            "sentinel_password_file": absolute(server.state_auth.sentinel_password_file),
+        }
     )
     server = server.model_copy(update={"state_tls": tls, "state_auth": auth})
     return cfg.model_copy(update={"server": server})

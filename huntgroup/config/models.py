@@ -314,11 +314,18 @@ class StateAuthConfig(_Model):
     username: str | None = Field(None, min_length=1, max_length=256)
     password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
     password_file: str | None = Field(None, min_length=1, max_length=4096)
+    sentinel_password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+    sentinel_password_file: str | None = Field(None, min_length=1, max_length=4096)
 
     @model_validator(mode="after")
     def _one_source(self) -> StateAuthConfig:
         if self.password_env is not None and self.password_file is not None:
             raise ValueError("give the password in password_env or in password_file, not both")
+        if self.sentinel_password_env is not None and self.sentinel_password_file is not None:
+            raise ValueError(
+                "give the sentinels' password in sentinel_password_env or in "
+                "sentinel_password_file, not both"
+            )
         if self.username is not None and self.password_env is None and self.password_file is None:
             raise ValueError("a username needs a password (password_env or password_file)")
         return self

@@ -283,6 +283,10 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "password_env": "Name of the environment variable holding the Redis password.",
         "password_file": "File holding the Redis password instead (relative to the "
         "configuration file; chmod 600; one trailing newline ignored).",
+        "sentinel_password_env": "With redis+sentinel://: the environment variable holding "
+        "the sentinels' own password (their requirepass); null: sentinels without one.",
+        "sentinel_password_file": "With redis+sentinel://: the file holding the sentinels' "
+        "password instead (chmod 600).",
     },
     "StateTlsConfig": {
         "ca": "PEM file of the CAs that sign the Redis server's certificate; null: the "

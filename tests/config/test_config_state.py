@@ -69,6 +69,10 @@ def test_the_password_and_tls_files_are_named_not_written(tmp_path: Path) -> Non
             "password_env or in password_file, not both",
         ),
         ("state_auth: {username: u}\n", "a username needs a password"),
+        (
+            "state_auth: {sentinel_password_env: A, sentinel_password_file: /b}\n",
+            "sentinel_password_env or in sentinel_password_file, not both",
+        ),
         ("state_auth: {password_env: 'not a name'}\n", "password_env"),
         ("state_tls: {ca: /ca.pem}\n", "server.state is not a rediss://"),
         ('state: "rediss://h/0"\nstate_tls: {private_key: /k.pem}\n', "needs its certificate"),

@@ -40,7 +40,9 @@ def make_certificates(directory: Path) -> dict[str, Path]:
 class Sentinel:
     """One ``redis-sentinel`` process watching ``master`` (its config file is its own)."""
 
-    def __init__(self, workdir: Path, master_port: int, *, password: str, name: str) -> None:
+    def __init__(
+        self, workdir: Path, master_port: int, *, password: str, own_password: str, name: str
+    ) -> None:
         binary = shutil.which("redis-sentinel")
         if binary is None:
             raise RuntimeError(
@@ -56,11 +58,14 @@ class Sentinel:
             f"sentinel down-after-milliseconds {name} 500\n"
             f"sentinel failover-timeout {name} 3000\n"
             f"sentinel auth-pass {name} {password}\n"
+            f"requirepass {own_password}\nsentinel sentinel-pass {own_password}\n"
         )
         self.proc = subprocess.Popen(
             [binary, str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        self.client = redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
+        self.client = redis.Redis(
+            host="127.0.0.1", port=self.port, password=own_password, decode_responses=True
+        )
 
     def stop(self) -> None:
         self.client.close()
@@ -69,13 +74,14 @@ class Sentinel:
 
 
 class SentinelDeployment:
-    """A master, one replica and three sentinels, all with a password."""
+    """A master, one replica and three sentinels; Redis and the sentinels each with a password."""
 
     name = "hgmaster"
 
-    def __init__(self, workdir: Path, password: str) -> None:
+    def __init__(self, workdir: Path, password: str, sentinel_password: str) -> None:
         self.workdir = workdir
         self.password = password
+        self.sentinel_password = sentinel_password
         auth = ("--requirepass", password, "--masterauth", password)
         self.master = RedisServer(self._dir("master"), extra=auth)
         self.replica = RedisServer(self._dir("replica"), extra=auth)
@@ -110,7 +116,11 @@ class SentinelDeployment:
         replica.close()
         self.sentinels = [
             Sentinel(
-                self._dir(f"sentinel{i}"), self.master.port, password=self.password, name=self.name
+                self._dir(f"sentinel{i}"),
+                self.master.port,
+                password=self.password,
+                own_password=self.sentinel_password,
+                name=self.name,
             )
             for i in range(3)
         ]

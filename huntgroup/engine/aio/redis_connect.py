@@ -17,7 +17,8 @@ reloaded on ``NOSCRIPT`` by redis-py's script object.
 
 The password is read here, at connection, from the environment variable or the
 file ``server.state_auth`` names; the same credentials are given to the master
-and its replicas (sentinels are asked without a password). ``server.state_tls``
+and its replicas; the sentinels get their own password (``sentinel_password_env``
+or ``sentinel_password_file``), if they have one. ``server.state_tls``
 gives the CA, an optional client certificate, and whether to verify the
 server; TLS 1.2 is the minimum.
 """
@@ -58,20 +59,25 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def read_password(auth: StateAuthConfig, environ: Mapping[str, str] | None = None) -> str | None:
-    """The Redis password ``auth`` names (None: no password); StateError if it cannot be read."""
+def read_password(
+    auth: StateAuthConfig, environ: Mapping[str, str] | None = None, *, sentinel: bool = False
+) -> str | None:
+    """The Redis password ``auth`` names, or with ``sentinel`` the sentinels' (None: no
+    password); StateError if it cannot be read."""
     env = os.environ if environ is None else environ
-    if auth.password_env is not None:
-        password = env.get(auth.password_env, "")
+    what = "sentinel_password" if sentinel else "password"
+    variable = auth.sentinel_password_env if sentinel else auth.password_env
+    file = auth.sentinel_password_file if sentinel else auth.password_file
+    if variable is not None:
+        password = env.get(variable, "")
         if not password:
             raise StateError(
-                f"server.state_auth.password_env: environment variable {auth.password_env} "
-                "is unset or empty"
+                f"server.state_auth.{what}_env: environment variable {variable} is unset or empty"
             )
-    elif auth.password_file is not None:
-        where = f"server.state_auth.password_file: {auth.password_file}"
+    elif file is not None:
+        where = f"server.state_auth.{what}_file: {file}"
         try:
-            with open(auth.password_file, "rb") as f:
+            with open(file, "rb") as f:
                 raw = f.read(MAX_PASSWORD_LENGTH + 1)
                 mode = os.fstat(f.fileno()).st_mode
         except OSError as err:
@@ -125,7 +131,8 @@ def redis_client(
     }
     credentials = {"username": auth.username, "password": read_password(auth, environ)}
     if isinstance(target, SentinelTarget):
-        return _sentinel_client(target, tls, common, credentials)
+        sentinel_password = read_password(auth, environ, sentinel=True)
+        return _sentinel_client(target, tls, common, credentials, sentinel_password)
     options = tls_options(tls) if url.startswith("rediss://") else {}
     try:
         return aioredis.from_url(url, decode_responses=True, **common, **credentials, **options)
@@ -138,11 +145,17 @@ def _sentinel_client(
     tls: StateTlsConfig,
     common: dict[str, Any],
     credentials: dict[str, Any],
+    sentinel_password: str | None,
 ) -> aioredis.Redis:
     options = {"ssl": True, **tls_options(tls)} if target.tls else {}
     sentinel = Sentinel(
         list(target.sentinels),
-        sentinel_kwargs={**common, **options, "decode_responses": True},
+        sentinel_kwargs={
+            **common,
+            **options,
+            "decode_responses": True,
+            "password": sentinel_password,
+        },
         **common,
         **options,
     )

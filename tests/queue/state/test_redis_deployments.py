@@ -125,14 +125,19 @@ def test_a_password_file_readable_by_others_or_an_unset_variable_is_refused(
     asyncio.run(main())
 
 
-def test_nodes_carry_on_with_the_new_master_after_a_sentinel_failover(tmp_path: Path) -> None:
+def test_nodes_carry_on_with_the_new_master_after_a_sentinel_failover(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     try:
-        deployment = SentinelDeployment(tmp_path, PASSWORD)
+        deployment = SentinelDeployment(tmp_path, PASSWORD, "sentinels-own-password")
         deployment.start()
     except RuntimeError as err:
         pytest.fail(str(err))
     old_master = deployment.master.port
-    auth = StateAuthConfig(password_file=str(tmp_path / "pw"))
+    monkeypatch.setenv("HG_TEST_SENTINEL_PASSWORD", "sentinels-own-password")
+    auth = StateAuthConfig(
+        password_file=str(tmp_path / "pw"), sentinel_password_env="HG_TEST_SENTINEL_PASSWORD"
+    )
     (tmp_path / "pw").write_text(PASSWORD)
     os.chmod(tmp_path / "pw", 0o600)
 
