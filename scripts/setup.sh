@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything huntgroup and its tests need on a fresh Debian machine:
-# system packages (SIPp, baresip, redis-server, libsndfile, PostgreSQL, Chromium) with
-# apt-get when missing,
+# system packages (SIPp, baresip, redis-server, redis-sentinel, libsndfile, PostgreSQL,
+# Chromium) with apt-get when missing,
 # then a virtual environment in .venv holding exactly requirements.lock (every file
 # checked against its sha256) and the package itself, editable, with no further
 # resolution: a new release elsewhere never changes what the tests run on.
@@ -12,6 +12,7 @@ need_apt=()
 command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 command -v baresip >/dev/null 2>&1 || need_apt+=(baresip-core)  # headless softphone (tests)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v redis-sentinel >/dev/null 2>&1 || need_apt+=(redis-sentinel)  # failover test
 ldconfig -p 2>/dev/null | grep -q 'libsndfile\.so' || need_apt+=(libsndfile1)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)

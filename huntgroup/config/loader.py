@@ -211,6 +211,7 @@ def load_config_document(
     problems += [_problem(filename, doc.locations.of_value(p), p, m) for p, m in misfits]
     tls, tls_problems = _check_tls(doc, filename, base_dir, checks)
     problems += tls_problems
+    problems += _check_state_tls(doc, filename, base_dir)
     if problems or cfg is None:
         problems.sort(key=lambda p: (p.line, p.column))
         raise ConfigError(problems)
@@ -221,7 +222,8 @@ def load_config_document(
         cfg = cfg.model_copy(
             update={"server": server.model_copy(update={"tls": server.tls.model_copy(update=tls)})}
         )
-    return _with_records_paths(_with_admin_token_path(cfg, base_dir), base_dir)
+    cfg = _with_records_paths(_with_admin_token_path(cfg, base_dir), base_dir)
+    return _with_state_paths(cfg, base_dir)
 
 
 def _with_records_paths(cfg: Config, base_dir: Path) -> Config:
@@ -251,6 +253,27 @@ def _with_admin_token_path(cfg: Config, base_dir: Path) -> Config:
         return cfg
     path = str(base_dir / admin.token_file)
     server = cfg.server.model_copy(update={"admin": admin.model_copy(update={"token_file": path})})
+    return cfg.model_copy(update={"server": server})
+
+
+def _with_state_paths(cfg: Config, base_dir: Path) -> Config:
+    """``server.state_tls`` files and ``server.state_auth``'s password files relative to the
+    configuration file, made absolute (they are read when the server connects to Redis)."""
+
+    def absolute(value: str | None) -> str | None:
+        return value if value is None or os.path.isabs(value) else str(base_dir / value)
+
+    server = cfg.server
+    tls = server.state_tls.model_copy(
+        update={key: absolute(getattr(server.state_tls, key)) for key in TLS_FILES}
+    )
+    auth = server.state_auth.model_copy(
+        update={
+            "password_file": absolute(server.state_auth.password_file),
+            "sentinel_password_file": absolute(server.state_auth.sentinel_password_file),
+        }
+    )
+    server = server.model_copy(update={"state_tls": tls, "state_auth": auth})
     return cfg.model_copy(update={"server": server})
 
 
@@ -416,6 +439,22 @@ def _check_tls(
     for key, message in checks.tls(settings):
         problem(key, message)
     return resolved, problems
+
+
+def _check_state_tls(doc: Document, filename: str, base_dir: Path) -> list[ConfigProblem]:
+    """``server.state_tls`` files that do not exist or cannot be read (the server loads them
+    when it connects to Redis; a file that is there but unusable stops it then)."""
+    raw = _fields(_fields(doc.data.get("server")).get("state_tls"))
+    problems: list[ConfigProblem] = []
+    for key in TLS_FILES:
+        value = raw.get(key)
+        if not isinstance(value, str):
+            continue
+        _, message = _resolve_file(value, base_dir, "TLS file", "TLS file path")
+        if message is not None:
+            path: FieldPath = ("server", "state_tls", key)
+            problems.append(_problem(filename, doc.locations.of_value(path), path, message))
+    return problems
 
 
 def _resolve_file(value: str, base_dir: Path, what: str, path_word: str) -> tuple[str, str | None]:

@@ -17,6 +17,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from huntgroup.config.state_url import parse_state_url
+
 Algorithm = Literal["ring_all", "linear", "circular", "round_robin", "least_active"]
 WhenEmpty = Literal["wait", "overflow"]
 """What a caller does when no member of the group is available (``queue.when_empty``)."""
@@ -311,6 +313,44 @@ class AdminConfig(_Model):
         return host.strip("[]"), int(port)
 
 
+class StateAuthConfig(_Model):
+    """Credentials of the Redis of ``server.state``: from the environment or a file, never here."""
+
+    username: str | None = Field(None, min_length=1, max_length=256)
+    password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+    password_file: str | None = Field(None, min_length=1, max_length=4096)
+    sentinel_password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+    sentinel_password_file: str | None = Field(None, min_length=1, max_length=4096)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> StateAuthConfig:
+        if self.password_env is not None and self.password_file is not None:
+            raise ValueError("give the password in password_env or in password_file, not both")
+        if self.sentinel_password_env is not None and self.sentinel_password_file is not None:
+            raise ValueError(
+                "give the sentinels' password in sentinel_password_env or in "
+                "sentinel_password_file, not both"
+            )
+        if self.username is not None and self.password_env is None and self.password_file is None:
+            raise ValueError("a username needs a password (password_env or password_file)")
+        return self
+
+
+class StateTlsConfig(_Model):
+    """TLS to the Redis of ``server.state`` (``rediss://``, ``rediss+sentinel://``)."""
+
+    ca: str | None = Field(None, min_length=1, max_length=4096)
+    certificate: str | None = Field(None, min_length=1, max_length=4096)
+    private_key: str | None = Field(None, min_length=1, max_length=4096)
+    verify: bool = True
+
+    @model_validator(mode="after")
+    def _key_with_certificate(self) -> StateTlsConfig:
+        if self.private_key is not None and self.certificate is None:
+            raise ValueError("private_key needs its certificate")
+        return self
+
+
 class ServerConfig(_Model):
     listen: tuple[str, ...] = ("udp:0.0.0.0:5060", "tcp:0.0.0.0:5060")
     domain: str = "voip.example.net"
@@ -318,6 +358,8 @@ class ServerConfig(_Model):
     trusted_peers: tuple[PeerAddress, ...] = ()
     media: MediaConfig = MediaConfig()
     state: str = "memory"
+    state_auth: StateAuthConfig = StateAuthConfig()
+    state_tls: StateTlsConfig = StateTlsConfig()
     timers: SipTimers = SipTimers()
     shutdown_grace: float = Field(30.0, ge=0, le=3600)
     digest_algorithms: tuple[Literal["SHA-256", "MD5"], ...] = ("SHA-256", "MD5")
@@ -361,9 +403,20 @@ class ServerConfig(_Model):
     @field_validator("state")
     @classmethod
     def _state(cls, value: str) -> str:
-        if value != "memory" and not re.match(r"^rediss?://", value):
-            raise ValueError("expected 'memory' or a redis:// URL")
+        if value != "memory":
+            parse_state_url(value)
         return value
+
+    @model_validator(mode="after")
+    def _state_tls_needs_tls(self) -> ServerConfig:
+        tls = self.state_tls
+        asked = tls.ca is not None or tls.certificate is not None or not tls.verify
+        if asked and not self.state.startswith("rediss"):
+            raise ValueError(
+                "server.state_tls is set but server.state is not a rediss:// or "
+                "rediss+sentinel:// URL: TLS would not be used"
+            )
+        return self
 
 
 MAX_DISPLAY_NAME = 64

@@ -40,6 +40,8 @@ from huntgroup.config.models import (
     RecordsConfig,
     ServerConfig,
     SipTimers,
+    StateAuthConfig,
+    StateTlsConfig,
     SubscriptionsConfig,
     TlsConfig,
 )
@@ -49,6 +51,8 @@ SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 MODELS: tuple[type[BaseModel], ...] = (
     Config,
     ServerConfig,
+    StateAuthConfig,
+    StateTlsConfig,
     MediaConfig,
     SipTimers,
     TlsConfig,
@@ -92,6 +96,10 @@ MODEL_DESCRIPTIONS: dict[str, str] = {
     "AdminConfig": "The operators' HTTP listener: /healthz, /readyz, /metrics, the JSON "
     "control API and the wallboard. Off unless listen is set; outside loopback it needs a "
     "bearer token.",
+    "StateAuthConfig": "Credentials of the Redis of server.state, from the environment or a "
+    "file (never written in this file).",
+    "StateTlsConfig": "TLS to the Redis of server.state (rediss:// or rediss+sentinel://): the "
+    "CA, a client certificate, verification.",
     "TlsConfig": "SIP over TLS: our certificate for tls: listen addresses, and how the "
     "certificates of peers we call over TLS are checked.",
     "LineConfig": "A line (user licence, «licence»): its 10-digit number is also its SIP login.",
@@ -155,7 +163,12 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "or /32 IPv6). Their P-Asserted-Identity is kept and may make a call internal; "
         "they may register contacts on other hosts. Default: none.",
         "media": "Audio (RTP) settings.",
-        "state": "Where shared state lives: 'memory' (one node) or a redis:// URL (several nodes).",
+        "state": "Where shared state lives: 'memory' (one node), a redis:// or rediss:// URL, "
+        "or redis+sentinel://HOST:PORT,HOST:PORT/MASTER/DB (several nodes). No password in "
+        "the URL: use state_auth.",
+        "state_auth": "Redis credentials: username, and the password from password_env or "
+        "password_file.",
+        "state_tls": "TLS to Redis: CA, client certificate and key, verification.",
         "timers": "SIP transaction timers (T1, T2, T4) in seconds.",
         "shutdown_grace": "Seconds to let calls in progress finish on shutdown.",
         "tls": "SIP over TLS: certificate, key, and peer verification.",
@@ -264,6 +277,24 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "watch_expires": "Expires asked for in those subscriptions, in seconds.",
         "watch_retry": "Seconds before a phone that refused them (489, 405, 501, or no "
         "answer) is asked again.",
+    },
+    "StateAuthConfig": {
+        "username": "Redis ACL user (Redis 6+); null: the default user.",
+        "password_env": "Name of the environment variable holding the Redis password.",
+        "password_file": "File holding the Redis password instead (relative to the "
+        "configuration file; chmod 600; one trailing newline ignored).",
+        "sentinel_password_env": "With redis+sentinel://: the environment variable holding "
+        "the sentinels' own password (their requirepass); null: sentinels without one.",
+        "sentinel_password_file": "With redis+sentinel://: the file holding the sentinels' "
+        "password instead (chmod 600).",
+    },
+    "StateTlsConfig": {
+        "ca": "PEM file of the CAs that sign the Redis server's certificate; null: the "
+        "system's CAs.",
+        "certificate": "PEM client certificate, for a Redis with tls-auth-clients; null: none.",
+        "private_key": "PEM key of the client certificate (null: inside the certificate file).",
+        "verify": "Check the server's certificate and its name or IP address against the "
+        "URL's host; false only for tests.",
     },
     "AdminConfig": {
         "listen": "HOST:PORT of the admin HTTP listener (e.g. '127.0.0.1:9090', IPv6 in "

@@ -37,7 +37,8 @@ def test_check_invalid_file_lists_every_error(
     assert captured.out == ""
     assert captured.err.splitlines() == [
         f"{path}:2:3: server.colour: unknown key 'colour'; allowed keys: listen, domain, "
-        "upstream, trusted_peers, media, state, timers, shutdown_grace, digest_algorithms, "
+        "upstream, trusted_peers, media, state, state_auth, state_tls, timers, shutdown_grace, "
+        "digest_algorithms, "
         "tls, connections, limits, auth, calls, subscriptions, admin",
         f"{path}:6:16: groups.0.algorithm: unknown algorithm 'random'; valid algorithms: "
         "ring_all, linear, circular, round_robin, least_active",

@@ -227,7 +227,8 @@ def test_several_errors_are_all_reported_in_file_order(tmp_path: Path) -> None:
     """)
     assert problems(text, tmp_path) == [
         "cfg.yaml:3:3: server.colour: unknown key 'colour'; allowed keys: listen, domain, "
-        "upstream, trusted_peers, media, state, timers, shutdown_grace, digest_algorithms, "
+        "upstream, trusted_peers, media, state, state_auth, state_tls, timers, shutdown_grace, "
+        "digest_algorithms, "
         "tls, connections, limits, auth, calls, subscriptions, admin",
         "cfg.yaml:7:13: lines.1.number: duplicate line number '0102030401' (first at line 5)",
         "cfg.yaml:12:16: groups.0.algorithm: unknown algorithm 'random'; valid algorithms: "

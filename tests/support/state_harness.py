@@ -72,16 +72,20 @@ def journaling(node: str) -> JournalingStore:
 class RedisServer:
     """A throw-away redis-server on 127.0.0.1 without persistence."""
 
-    def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("redis-server")
+    def __init__(
+        self, workdir: Path, *, extra: tuple[str, ...] = (), program: str = "redis-server"
+    ) -> None:
+        binary = shutil.which(program)
         if binary is None:
             raise RuntimeError(
-                "redis-server is not installed: run scripts/setup.sh (it installs the "
-                "Debian package redis-server); the shared-state tests need a real server"
+                f"{program} is not installed: run scripts/setup.sh (it installs the "
+                f"Debian package {program}); the shared-state tests need a real server"
             )
         self.binary = binary
         self.workdir = workdir
         self.port = free_port()
+        self.extra = extra
+        """More arguments (TLS, requirepass, replicaof ...); ``--port`` stays ours."""
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -102,6 +106,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self.workdir),
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -126,6 +131,7 @@ class RedisServer:
         )
 
     def stop(self) -> None:
+        """Kill the server (SIGKILL: no goodbye to its clients or its replicas)."""
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait()

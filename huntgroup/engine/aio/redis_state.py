@@ -48,17 +48,18 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from huntgroup.config.models import StateAuthConfig, StateTlsConfig
 from huntgroup.engine.aio.loop_timer import LoopTimer
+from huntgroup.engine.aio.redis_connect import close_client, redact, redis_client
+from huntgroup.engine.aio.redis_keys import RedisKeys
+from huntgroup.engine.aio.redis_migration import migrate_legacy_keys
 from huntgroup.engine.aio.redis_scripts import BATCH_SCRIPT, RESTORE_SCRIPT
 from huntgroup.errors import StateError
 from huntgroup.queue.state.codec import StoredState
@@ -109,19 +110,6 @@ def default_node_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-def redact(url: str) -> str:
-    """``url`` without its password, for messages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 class RedisStateSync:
     """Keeps a :class:`JournalingStore` in step with Redis and with the other nodes."""
 
@@ -132,6 +120,8 @@ class RedisStateSync:
         node_id: str | None = None,
         *,
         prefix: str = "huntgroup",
+        auth: StateAuthConfig | None = None,
+        tls: StateTlsConfig | None = None,
         ttl: float = 15.0,
         resync_interval: float = 60.0,
         max_outbox: int = 10_000,
@@ -154,23 +144,17 @@ class RedisStateSync:
         self._local_clock = local_clock
         self._wall_clock = wall_clock
         self._connect_timeout = connect_timeout
-        p = prefix
-        self.channel = f"{p}:ops"
+        self._auth = auth or StateAuthConfig()
+        self._tls = tls or StateTlsConfig()
+        self.keys = RedisKeys(prefix)
+        """Every key name (one hash tag: the keys fit one Redis Cluster slot)."""
+        self.channel = self.keys.channel
         self.sync = StateSync(store, max_outbox=max_outbox, channel=self.channel)
-        self._k_state = [
-            f"{p}:joined",
-            f"{p}:joined:stamp",
-            f"{p}:talk",
-            f"{p}:pointer",
-            f"{p}:pointer:stamp",
-            f"{p}:seq",
-        ]
-        self._k_paused = [f"{p}:paused", f"{p}:paused:stamp"]
-        self._k_activity_prefix = f"{p}:activity:"
-        self._k_activity = f"{p}:activity:{self.node_id}"
-        self._k_queues = f"{p}:queues:{self.node_id}"
-        self._k_alive_prefix = f"{p}:alive:"
-        self._k_marker = f"{p}:marker"
+        self._k_state = self.keys.state
+        self._k_paused = self.keys.paused
+        self._k_activity_prefix = self.keys.activity_prefix
+        self._k_activity = self.keys.activity(self.node_id)
+        self._k_queues = self.keys.queues(self.node_id)
         self._client: aioredis.Redis | None = None
         self._pubsub: PubSub | None = None
         self._batch_script: Any = None
@@ -255,23 +239,15 @@ class RedisStateSync:
         """Connect and read the shared state into the store; StateError if impossible."""
         if self._client is not None:
             return
-        try:
-            client = aioredis.from_url(
-                self.url,
-                decode_responses=True,
-                socket_connect_timeout=self._connect_timeout,
-                socket_timeout=max(self._connect_timeout, 5.0),
-                retry=Retry(NoBackoff(), 0),
-            )
-        except ValueError as err:
-            raise StateError(
-                f"server.state: {redact(self.url)!r} is not a Redis URL: {err}"
-            ) from None
+        client = redis_client(
+            self.url, self._auth, self._tls, connect_timeout=self._connect_timeout
+        )
         self._batch_script = client.register_script(BATCH_SCRIPT)
         self._restore_script = client.register_script(RESTORE_SCRIPT)
         self._timer = LoopTimer(asyncio.get_running_loop(), self._on_timer)
         try:
             await client.ping()
+            await migrate_legacy_keys(client, self.keys)
             await client.delete(self._k_activity, self._k_queues)
             self._pubsub = await self._subscribe(client)
             self._client = client
@@ -289,8 +265,7 @@ class RedisStateSync:
         """A failed load: forget the connection."""
         self._client = None
         self._handle(StoreUnreachable())
-        with contextlib.suppress(Exception):
-            await client.aclose()
+        await close_client(client)
 
     async def start(self) -> None:
         """Load (if not done yet) and start the flusher, subscriber and heartbeat tasks."""
@@ -323,15 +298,12 @@ class RedisStateSync:
         client, self._client = self._client, None
         with contextlib.suppress(*UNREACHABLE, RedisError):
             if flushed:
-                await client.delete(
-                    self._k_activity, self._k_queues, f"{self._k_alive_prefix}{self.node_id}"
-                )
+                await client.delete(*self.keys.node_keys(self.node_id))
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
                 await self._pubsub.aclose()
             self._pubsub = None
-        with contextlib.suppress(Exception):
-            await client.aclose()
+        await close_client(client)
         self._handle(StoreUnreachable())
 
     # -------------------------------------------------------------- flush
@@ -373,14 +345,7 @@ class RedisStateSync:
         await self._execute(self.sync.publish(ops, now=self._now(), wall=self._wall_clock()))
 
     async def _run_batch(self, command: PublishBatch) -> int:
-        keys = [
-            *self._k_state,
-            self._k_activity,
-            self._k_queues,
-            f"{self._k_alive_prefix}{self.node_id}",
-            self._k_marker,
-            *self._k_paused,
-        ]
+        keys = self.keys.batch(self.node_id)
         args = [
             self.node_id,
             command.seq,
@@ -393,7 +358,7 @@ class RedisStateSync:
 
     async def _run_restore(self, command: RestoreImage) -> bool:
         """Write this node's image if Redis has no state marker; True if we did."""
-        keys = [*self._k_state[:5], self._k_marker, self._k_state[5], *self._k_paused]
+        keys = self.keys.restore()
         args = [
             command.image,
             self.node_id,
@@ -466,18 +431,40 @@ class RedisStateSync:
                 log.exception("state change callback failed")
 
     async def _subscriber(self) -> None:
+        """Hand the channel's messages to the sync object; PING the subscription every
+        ``ttl / 3`` s and drop it when nothing (not even the PONG) came back for two beats
+        and a connection timeout: a master gone silent (host down, network split, a
+        Sentinel failover) never closes the socket, and a subscription left on it would
+        never hear the other nodes again."""
         delay = self.backoff[0]
+        loop = asyncio.get_running_loop()
+        beat = max(0.05, self.ttl / 3)
+        silence = 2 * beat + self._connect_timeout
+        heard = pinged = loop.time()
         while True:
             _still_running()
             try:
                 if self._pubsub is None:
                     assert self._client is not None
                     self._pubsub = await self._subscribe(self._client)
+                    heard = pinged = loop.time()
                     await self.resync()  # messages were missed while away
+                if loop.time() - pinged >= beat:
+                    pinged = loop.time()
+                    await self._pubsub.ping()
                 message = await self._pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=1.0
+                    ignore_subscribe_messages=True, timeout=min(1.0, beat)
                 )
                 delay = self.backoff[0]
+                if message is not None:
+                    heard = loop.time()
+                elif loop.time() - heard > silence:
+                    log.warning(
+                        "no answer on the subscription to Redis %s for %.0f s: subscribing again",
+                        redact(self.url),
+                        loop.time() - heard,
+                    )
+                    raise RedisTimeoutError("no answer on the subscription")
                 if message is not None and message.get("type") == "message":
                     self.handle_message(str(message["data"]))
             except UNREACHABLE as err:
@@ -546,12 +533,12 @@ class RedisStateSync:
             return
         ttl = max(1, math.ceil(self.ttl))
         pipe = client.pipeline(transaction=False)
-        pipe.set(f"{self._k_alive_prefix}{self.node_id}", "1", ex=ttl)
+        pipe.set(self.keys.alive(self.node_id), "1", ex=ttl)
         pipe.expire(self._k_activity, ttl)
         pipe.expire(self._k_queues, ttl)
         nodes = sorted(self.store.remote_nodes())
         for node in nodes:
-            pipe.exists(f"{self._k_alive_prefix}{node}")
+            pipe.exists(self.keys.alive(node))
         results = await pipe.execute()
         dead = tuple(node for node, alive in zip(nodes, results[3:], strict=True) if not alive)
         if dead:

@@ -60,7 +60,8 @@ from huntgroup.engine.aio.loop_timer import LoopTimer
 from huntgroup.engine.aio.media_io import MediaEngine
 from huntgroup.engine.aio.records.reports import Reports
 from huntgroup.engine.aio.records.sinks import open_sinks
-from huntgroup.engine.aio.redis_state import RedisStateSync, default_node_id, redact
+from huntgroup.engine.aio.redis_connect import redact
+from huntgroup.engine.aio.redis_state import RedisStateSync, default_node_id
 from huntgroup.engine.aio.resolver import HostResolver, is_address
 from huntgroup.engine.b2bua import B2BUA, Output, Transmit, connections, stats
 from huntgroup.engine.b2bua.call_records import RecordOutput
@@ -281,7 +282,9 @@ class Server:
         node_id = os.environ.get("HUNTGROUP_NODE_ID") or default_node_id()
         if cfg.server.state != "memory":
             journal = JournalingStore(node_id)
-            self.state_sync = RedisStateSync(cfg.server.state, journal)
+            self.state_sync = RedisStateSync(
+                cfg.server.state, journal, auth=cfg.server.state_auth, tls=cfg.server.state_tls
+            )
             await self.state_sync.start()  # StateError: the server refuses to start
             store = journal
             log.info("shared state: %s (node %s)", redact(cfg.server.state), journal.node_id)

@@ -154,7 +154,7 @@ def test_a_node_gives_its_pauses_back_to_a_redis_that_lost_them(
         redis_server.start()  # an empty Redis: it lost everything
         client = aioredis.from_url(redis_server.url, decode_responses=True)
         for _ in range(2000):  # node A reconnects and restores its image (20 s at most)
-            if await client.hget("huntgroup:paused", f'["G","{m(2)}"]') is not None:
+            if await client.hget("{huntgroup}:paused", f'["G","{m(2)}"]') is not None:
                 break
             await asyncio.sleep(0.01)  # the polling period, not a synchronisation
         else:

@@ -8,7 +8,9 @@ from collections.abc import Awaitable, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from huntgroup.engine.aio.redis_state import RedisStateSync, redact
+from huntgroup.config.models import StateAuthConfig
+from huntgroup.engine.aio.redis_connect import redact
+from huntgroup.engine.aio.redis_state import RedisStateSync
 from huntgroup.errors import StateError
 from huntgroup.queue.events import CallArrived, CallHungUp, MemberAnswered, MemberLeft
 from huntgroup.queue.state.journal import JournalingStore
@@ -89,7 +91,7 @@ def test_talk_time_from_both_nodes_adds_up_in_redis(redis_server: RedisServer) -
         await sb.barrier()
         assert sa.store.talk_time("G", "m1") == sb.store.talk_time("G", "m1") == 15.0
         client = aioredis.from_url(redis_server.url, decode_responses=True)
-        assert float(await client.hget("huntgroup:talk", '["G","m1"]') or 0) == 15.0
+        assert float(await client.hget("{huntgroup}:talk", '["G","m1"]') or 0) == 15.0
         await client.aclose()
         await sa.stop()
         await sb.stop()
@@ -135,12 +137,12 @@ def test_activity_of_a_dead_node_is_not_resurrected(redis_server: RedisServer) -
         await sb.barrier()
         assert sb.store.is_on_call("m1")
         client = aioredis.from_url(redis_server.url, decode_responses=True)
-        assert 0 < await client.ttl("huntgroup:activity:A") <= 5
-        assert 0 < await client.ttl("huntgroup:alive:A") <= 5
+        assert 0 < await client.ttl("{huntgroup}:activity:A") <= 5
+        assert 0 < await client.ttl("{huntgroup}:alive:A") <= 5
         # node A dies without a word: its tasks stop, its keys expire (simulated)
         for task in sa._tasks:
             task.cancel()
-        await client.delete("huntgroup:alive:A", "huntgroup:activity:A")
+        await client.delete("{huntgroup}:alive:A", "{huntgroup}:activity:A")
         changes: list[int] = []
         sb.on_change = lambda: changes.append(1)
         await sb.heartbeat()
@@ -206,7 +208,7 @@ def test_a_batch_replayed_after_a_lost_reply_is_counted_once(redis_server: Redis
         sa.sync.seq -= 1  # as if the reply had been lost: the same batch is sent again
         await sa._write_batch(ops)
         client = aioredis.from_url(redis_server.url, decode_responses=True)
-        assert float(await client.hget("huntgroup:talk", '["G","m1"]') or 0) == 7.0
+        assert float(await client.hget("{huntgroup}:talk", '["G","m1"]') or 0) == 7.0
         await client.aclose()
         await sa.stop()
 
@@ -242,11 +244,23 @@ def test_an_invalid_url_is_a_state_error(url: str) -> None:
     run(main)
 
 
-def test_an_unreachable_server_is_a_state_error() -> None:
+def test_an_unreachable_server_is_a_state_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HG_TEST_REDIS_PASSWORD", "secret")
+    auth = StateAuthConfig(password_env="HG_TEST_REDIS_PASSWORD")
+
     async def main() -> None:
-        url = f"redis://:secret@127.0.0.1:{free_port()}/0"
+        url = f"redis://127.0.0.1:{free_port()}/0"
         with pytest.raises(StateError, match="cannot reach Redis") as info:
-            await sync_for(url, "A").start()
+            await sync_for(url, "A", auth=auth).start()
+        assert "secret" not in str(info.value)
+
+    run(main)
+
+
+def test_a_url_with_a_password_is_refused_without_showing_it() -> None:
+    async def main() -> None:
+        with pytest.raises(StateError, match="password_env") as info:
+            await sync_for(f"redis://:secret@127.0.0.1:{free_port()}/0", "A").start()
         assert "secret" not in str(info.value)
 
     run(main)

@@ -60,7 +60,7 @@ def test_serve_shares_its_state_in_redis(tmp_path: Path, redis_server: RedisServ
             nonlocal shared
             # Other keys (the node's liveness, the marker) may land first: wait
             # for the hash that names the member, not for any key at all.
-            keys = client.keys("huntgroup:*")
+            keys = client.keys("{huntgroup}:*")
             shared = b" ".join(
                 k + b" " + b" ".join(client.hkeys(k)) for k in keys if client.type(k) == b"hash"
             )
@@ -68,7 +68,7 @@ def test_serve_shares_its_state_in_redis(tmp_path: Path, redis_server: RedisServ
 
         with contextlib.suppress(WaitTimeout):
             wait_until(member_shared, timeout=DEADLINE, interval=0.1)
-        assert b"0102030405" in shared, f"membership not in Redis: {client.keys('huntgroup:*')}"
+        assert b"0102030405" in shared, f"membership not in Redis: {client.keys('{huntgroup}:*')}"
     finally:
         proc.terminate()
         assert proc.wait(timeout=20) == 0

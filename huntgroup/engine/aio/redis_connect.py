@@ -1,0 +1,179 @@
+"""The Redis client of the shared state: one server or a Sentinel master, password, TLS.
+
+Theory of operation
+-------------------
+``server.state`` names either one Redis server (``redis://``, ``rediss://``)
+or a master monitored by Redis Sentinel (``redis+sentinel://``,
+``rediss+sentinel://``, parsed by :mod:`huntgroup.config.state_url`). Both
+give one ``redis.asyncio.Redis`` client that the driver uses the same way.
+
+With Sentinel the client's pool (redis-py's ``SentinelConnectionPool``) asks
+the sentinels for the master's address whenever it opens a connection. After a
+failover the old master's connections fail (refused, reset, or ``READONLY``
+once it is back as a replica, which redis-py turns into a connection error);
+the driver treats that as Redis being away, keeps its changes and retries, and
+the next connection goes to the master the sentinels promoted. Scripts are
+reloaded on ``NOSCRIPT`` by redis-py's script object.
+
+The password is read here, at connection, from the environment variable or the
+file ``server.state_auth`` names; the same credentials are given to the master
+and its replicas; the sentinels get their own password (``sentinel_password_env``
+or ``sentinel_password_file``), if they have one. ``server.state_tls``
+gives the CA, an optional client certificate, and whether to verify the
+server; TLS 1.2 is the minimum.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import ssl
+import stat
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.backoff import NoBackoff
+
+from huntgroup.config.models import StateAuthConfig, StateTlsConfig
+from huntgroup.config.state_url import SentinelTarget, parse_state_url
+from huntgroup.errors import StateError
+
+MAX_PASSWORD_LENGTH = 4096
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<unparsable URL>"
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{port}" if port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def read_password(
+    auth: StateAuthConfig, environ: Mapping[str, str] | None = None, *, sentinel: bool = False
+) -> str | None:
+    """The Redis password ``auth`` names, or with ``sentinel`` the sentinels' (None: no
+    password); StateError if it cannot be read."""
+    env = os.environ if environ is None else environ
+    what = "sentinel_password" if sentinel else "password"
+    variable = auth.sentinel_password_env if sentinel else auth.password_env
+    file = auth.sentinel_password_file if sentinel else auth.password_file
+    if variable is not None:
+        password = env.get(variable, "")
+        if not password:
+            raise StateError(
+                f"server.state_auth.{what}_env: environment variable {variable} is unset or empty"
+            )
+    elif file is not None:
+        where = f"server.state_auth.{what}_file: {file}"
+        try:
+            with open(file, "rb") as f:
+                raw = f.read(MAX_PASSWORD_LENGTH + 1)
+                mode = os.fstat(f.fileno()).st_mode
+        except OSError as err:
+            raise StateError(f"{where}: cannot read it: {err.strerror or err}") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise StateError(
+                f"{where} is readable by others (mode {stat.S_IMODE(mode):o}); chmod 600 it"
+            )
+        try:
+            password = raw.decode("utf-8").strip("\r\n")
+        except UnicodeDecodeError:
+            raise StateError(f"{where} is not UTF-8 text") from None
+        if not password:
+            raise StateError(f"{where} is empty")
+    else:
+        return None
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise StateError(f"the Redis password is longer than {MAX_PASSWORD_LENGTH} characters")
+    return password
+
+
+def tls_options(tls: StateTlsConfig) -> dict[str, Any]:
+    """redis-py's connection options for ``tls``."""
+    return {
+        "ssl_ca_certs": tls.ca,
+        "ssl_certfile": tls.certificate,
+        "ssl_keyfile": tls.private_key,
+        "ssl_cert_reqs": "required" if tls.verify else "none",
+        "ssl_check_hostname": tls.verify,
+        "ssl_min_version": ssl.TLSVersion.TLSv1_2,
+    }
+
+
+def redis_client(
+    url: str,
+    auth: StateAuthConfig,
+    tls: StateTlsConfig,
+    *,
+    connect_timeout: float,
+    environ: Mapping[str, str] | None = None,
+) -> aioredis.Redis:
+    """The client of ``url``; StateError if the URL or the credentials are unusable."""
+    try:
+        target = parse_state_url(url)
+    except ValueError as err:
+        raise StateError(f"server.state: {redact(url)!r} is not a Redis URL: {err}") from None
+    common: dict[str, Any] = {
+        "socket_connect_timeout": connect_timeout,
+        "socket_timeout": max(connect_timeout, 5.0),
+        "retry": Retry(NoBackoff(), 0),
+    }
+    credentials = {"username": auth.username, "password": read_password(auth, environ)}
+    if isinstance(target, SentinelTarget):
+        sentinel_password = read_password(auth, environ, sentinel=True)
+        return _sentinel_client(target, tls, common, credentials, sentinel_password)
+    options = tls_options(tls) if url.startswith("rediss://") else {}
+    try:
+        return aioredis.from_url(url, decode_responses=True, **common, **credentials, **options)
+    except ValueError as err:
+        raise StateError(f"server.state: {redact(url)!r} is not a Redis URL: {err}") from None
+
+
+def _sentinel_client(
+    target: SentinelTarget,
+    tls: StateTlsConfig,
+    common: dict[str, Any],
+    credentials: dict[str, Any],
+    sentinel_password: str | None,
+) -> aioredis.Redis:
+    options = {"ssl": True, **tls_options(tls)} if target.tls else {}
+    sentinel = Sentinel(
+        list(target.sentinels),
+        sentinel_kwargs={
+            **common,
+            **options,
+            "decode_responses": True,
+            "password": sentinel_password,
+        },
+        **common,
+        **options,
+    )
+    client: aioredis.Redis = sentinel.master_for(
+        target.master,
+        redis_class=aioredis.Redis,
+        db=target.db,
+        decode_responses=True,
+        **credentials,
+    )
+    return client
+
+
+async def close_client(client: aioredis.Redis) -> None:
+    """Close ``client`` and, for a Sentinel master, its connections to the sentinels."""
+    pool = client.connection_pool
+    with contextlib.suppress(Exception):
+        await client.aclose()
+    if isinstance(pool, SentinelConnectionPool):
+        with contextlib.suppress(Exception):
+            await pool.sentinel_manager.aclose()

@@ -1,0 +1,114 @@
+"""The names of every Redis key and channel of the shared state, in one place.
+
+Theory of operation
+-------------------
+Every key huntgroup writes carries the same Redis Cluster hash tag: the
+prefix in braces (``{huntgroup}:joined``, ``{huntgroup}:activity:NODE`` ...).
+Redis Cluster hashes only the part between the first ``{`` and ``}``, so all
+the keys land in one slot, on one shard, and the multi-key Lua scripts never
+meet ``CROSSSLOT``. The shared state is small (a few hashes of one entry per
+member and group, plus one hash per live node), so one shard holds it with room
+to spare; a Cluster adds availability here, not capacity.
+
+The pub/sub channel (``huntgroup:ops``) is not a key: Cluster broadcasts
+``PUBLISH`` to every shard, and its name keeps the plain prefix.
+
+Versions before issue 13 used untagged names (``huntgroup:joined``): they are
+listed in :meth:`RedisKeys.legacy` for the one-time migration
+(``redis_migration.py``).
+
+The scripts take their keys in the fixed orders of :meth:`RedisKeys.batch` and
+:meth:`RedisKeys.restore`; a new key is added to those lists here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RedisKeys:
+    """The key names of one prefix (``huntgroup`` unless a test or an operator says otherwise)."""
+
+    prefix: str = "huntgroup"
+
+    @property
+    def tag(self) -> str:
+        """The hash tag every key starts with: ``{prefix}``."""
+        return "{" + self.prefix + "}"
+
+    def key(self, name: str) -> str:
+        """The key ``name`` under the shared hash tag."""
+        return f"{self.tag}:{name}"
+
+    @property
+    def channel(self) -> str:
+        """The pub/sub channel of the batches (not a key: no hash tag)."""
+        return f"{self.prefix}:ops"
+
+    @property
+    def state(self) -> list[str]:
+        """joined, joined stamps, talk, pointer, pointer stamps, batch numbers per node."""
+        return [
+            self.key("joined"),
+            self.key("joined:stamp"),
+            self.key("talk"),
+            self.key("pointer"),
+            self.key("pointer:stamp"),
+            self.key("seq"),
+        ]
+
+    @property
+    def paused(self) -> list[str]:
+        """paused, paused stamps."""
+        return [self.key("paused"), self.key("paused:stamp")]
+
+    @property
+    def marker(self) -> str:
+        """Present while Redis holds the state (absent: Redis lost its data)."""
+        return self.key("marker")
+
+    @property
+    def activity_prefix(self) -> str:
+        return self.key("activity:")
+
+    @property
+    def alive_prefix(self) -> str:
+        return self.key("alive:")
+
+    def activity(self, node: str) -> str:
+        return f"{self.activity_prefix}{node}"
+
+    def queues(self, node: str) -> str:
+        return self.key(f"queues:{node}")
+
+    def alive(self, node: str) -> str:
+        return f"{self.alive_prefix}{node}"
+
+    def node_keys(self, node: str) -> list[str]:
+        """The keys a node owns and removes when it stops."""
+        return [self.activity(node), self.queues(node), self.alive(node)]
+
+    def batch(self, node: str) -> list[str]:
+        """The KEYS of ``BATCH_SCRIPT``, in its order."""
+        return [
+            *self.state,
+            self.activity(node),
+            self.queues(node),
+            self.alive(node),
+            self.marker,
+            *self.paused,
+        ]
+
+    def restore(self) -> list[str]:
+        """The KEYS of ``RESTORE_SCRIPT``, in its order."""
+        return [*self.state[:5], self.marker, self.state[5], *self.paused]
+
+    def legacy(self) -> list[tuple[str, str]]:
+        """(name before issue 13, name now) of the keys that outlive the nodes."""
+        names = [*self.state, *self.paused]
+        return [(f"{self.prefix}:{name[len(self.tag) + 1 :]}", name) for name in names]
+
+    @property
+    def legacy_marker(self) -> str:
+        return f"{self.prefix}:marker"
