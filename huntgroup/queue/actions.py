@@ -45,6 +45,21 @@ class Ring:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """Claim the member in the shared state before ringing it (several nodes only).
+
+    The driver answers with ``ClaimGranted`` (the core then rings it) or
+    ``ClaimRefused`` (another node holds it). ``call_waiting``: the member may be
+    on calls elsewhere, as long as nobody else rings it or waits for its wrap-up.
+    """
+
+    call_id: str
+    member: str
+    group: str | None
+    call_waiting: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Cancel:
     """Stop offering the call to a member (CANCEL, or ACK+BYE if it had answered)."""
 
@@ -132,4 +147,6 @@ class RefuseForward:
     route: tuple[str, ...]
 
 
-Action = Ring | Cancel | Ringback | Hold | Bridge | Release | Forward | Reroute | RefuseForward
+Action = (
+    Ring | Claim | Cancel | Ringback | Hold | Bridge | Release | Forward | Reroute | RefuseForward
+)

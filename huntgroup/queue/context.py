@@ -41,7 +41,7 @@ from enum import Enum
 
 from huntgroup.config.models import Config, GroupConfig, LineConfig
 from huntgroup.distribution.hunt import Hunt
-from huntgroup.queue.actions import Identity
+from huntgroup.queue.actions import Identity, Ring
 from huntgroup.queue.availability import Availability
 from huntgroup.queue.forwards import Reentry
 from huntgroup.queue.groups import GroupInfo
@@ -92,6 +92,7 @@ class RoutedCall:
     line: LineConfig | None = None
     hunt: Hunt | None = None
     offers: dict[str, int] = field(default_factory=dict)  # member -> offer token
+    claiming: dict[str, Ring] = field(default_factory=dict)  # offers awaiting their claim
     member: str | None = None
     connected_at: float | None = None
     holding: bool = False
@@ -122,6 +123,9 @@ class RoutingContext:
         self.changes: list[MembershipChange] | None = None
         """Control changes for the driver to take (None: not kept, e.g. the simulator)."""
         self.config = config
+        self.claims = False
+        """Offers claim their member first (``Claim``; several nodes share the state).
+        Off (one node, the simulator, the benchmarks): members are rung at once."""
 
     def _arm(self, when: float, kind: TimerKind, key: str, token: int = 0) -> None:
         heapq.heappush(self._timers, (when, next(self._seq), kind, key, token))

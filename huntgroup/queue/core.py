@@ -80,6 +80,8 @@ from huntgroup.queue.events import (
     CallHungUp,
     CallsJoined,
     CallTransferred,
+    ClaimGranted,
+    ClaimRefused,
     DirectCallArrived,
     Event,
     LineActivity,
@@ -103,8 +105,8 @@ from huntgroup.queue.membership import (
     reachability,
     withdraw_barred,
 )
-from huntgroup.queue.offers import end_offer, free_predicate
-from huntgroup.queue.outcomes import answered, hung_up, offers_failed, refused
+from huntgroup.queue.offers import claim_granted, end_offer, free_predicate
+from huntgroup.queue.outcomes import answered, claim_refused, hung_up, offers_failed, refused
 from huntgroup.queue.refusals import Refusal, refusal_of
 from huntgroup.queue.state.store import Pause, StateStore
 from huntgroup.queue.talk_time import talk_time, talk_times
@@ -137,8 +139,10 @@ class RoutingCore(RoutingContext):
         now: float,
         store: StateStore | None = None,
         observed: bool = False,
+        claims: bool = False,
     ) -> None:
         super().__init__(config, now=now, store=store)
+        self.claims = claims
         if observed:  # the live server: operators look (time in state, control changes)
             self.observed = True
             self.changes = []
@@ -437,6 +441,10 @@ class RoutingCore(RoutingContext):
                 refused(self, call_id, member, refusal_of(status), actions)
             case MemberUnreachable(call_id, member, ours):
                 refused(self, call_id, member, Refusal.UNREACHABLE, actions, ours=ours)
+            case ClaimGranted(call_id, member):
+                claim_granted(self, call_id, member, actions)
+            case ClaimRefused(call_id, member):
+                claim_refused(self, call_id, member, actions)
             case CallHungUp(call_id):
                 hung_up(self, call_id, actions)
             case MemberJoined(group, member, origin, reason):

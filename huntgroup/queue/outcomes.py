@@ -13,7 +13,12 @@ line's forwarding. An ``UNREACHABLE`` member also backs off
 (:mod:`~huntgroup.queue.availability`) before the hunt goes on, so that the
 next pass does not pick it, unless the cause was ours (no media port left);
 any other answer shows the phone is there and ends its back-off series.
-Offers that ran out of time end the same way (:func:`offers_failed`).
+Offers that ran out of time end the same way (:func:`offers_failed`). A
+claim refused by the shared state (:func:`claim_refused`: another node holds
+the member) ends the offer as a busy member does, without touching its
+availability: the hunt moves on, a call to the line's own number finds it
+busy; an offer already ringing (a conflict found after a Redis outage) is
+cancelled.
 
 When a call ends (:func:`hung_up`), its offers are cancelled, it leaves its
 queue, and its member's part ends: talk time credited
@@ -89,6 +94,16 @@ def refused(
     offers_failed(core, call, [member], actions, refusal)
     if backing_off:
         empty_groups(core, core._groups_of.get(member, ()), actions)
+
+
+def claim_refused(core: RoutingContext, call_id: str, member: str, actions: list[Action]) -> None:
+    """Another node holds ``member``: see the module docstring."""
+    call = core._calls.get(call_id)
+    if call is None or member not in call.offers:
+        return
+    if call.claiming.pop(member, None) is None:
+        actions.append(Cancel(call_id, member))  # it was ringing already
+    offers_failed(core, call, [member], actions, Refusal.BUSY)
 
 
 def offers_failed(
