@@ -145,8 +145,10 @@ return 1
 # KEYS: the claims of each member written. ARGV: node, then JSON [[call, kind, ms], ...], one
 # per key: kind '' releases; r, t, w write (renew or re-assert) for ms. A claim the hash no
 # longer holds (the lease ran out, or Redis lost it) is taken again if no other node holds a
-# live claim on the member; else it is refused: a t or w claim is written all the same (the
-# member talks, or wraps up), an r claim is not. Answers the 1-based indexes of the refused.
+# live claim on the member; else it is refused: an r claim is not written, a t or w claim is
+# written all the same (the member talks, or wraps up) and drops the other nodes' r claims
+# (those nodes find them gone at their next renewal, and end their offers). Answers the
+# 1-based indexes of the claims refused.
 ASSERT_SCRIPT = (
     _CLAIMS
     + """
@@ -161,7 +163,13 @@ for i, w in ipairs(cjson.decode(ARGV[2])) do
     if not mine or tonumber(string.match(mine, '^(%d+)') or '0') <= now then
       if blocked(key, ARGV[1], '0', now) then
         table.insert(refused, i)
-        if kind ~= 'r' then hold(key, field, kind, ARGV[1], now, ms) end
+        if kind ~= 'r' then
+          local fields = redis.call('HGETALL', key)
+          for j = 1, #fields, 2 do
+            if string.match(fields[j + 1], '^%d+ r ') then redis.call('HDEL', key, fields[j]) end
+          end
+          hold(key, field, kind, ARGV[1], now, ms)
+        end
       else
         hold(key, field, kind, ARGV[1], now, ms)
       end
