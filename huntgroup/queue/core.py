@@ -381,6 +381,8 @@ class RoutingCore(RoutingContext):
             return True
         if kind is TimerKind.RETRY:
             return self.availability.backoff_until(key) == when
+        if kind is TimerKind.CLAIM_RETRY:
+            return self._claim_refused.get(key) == when
         call = self._calls.get(key)
         if call is None:
             return False
@@ -394,6 +396,10 @@ class RoutingCore(RoutingContext):
         _, _, kind, key, token = entry
         if kind is TimerKind.WRAP_UP:
             self._touched.add(key)
+            dispatch(self, actions, self._groups_of.get(key, ()))
+            return
+        if kind is TimerKind.CLAIM_RETRY:
+            del self._claim_refused[key]
             dispatch(self, actions, self._groups_of.get(key, ()))
             return
         if kind is TimerKind.RETRY:

@@ -26,11 +26,14 @@ instead of ``Ring``, which waits in ``RoutedCall.claiming`` until the driver
 reports ``ClaimGranted`` (:func:`claim_granted`: the ``Ring`` goes out) or
 ``ClaimRefused`` (:mod:`~huntgroup.queue.outcomes`). Meanwhile the member
 counts as ringing here, and the offer's timer runs as usual, so a claim never
-answered ends as an unanswered offer.
+answered ends as an unanswered offer. A member whose claim was refused is not
+free here for :data:`CLAIM_RETRY` seconds (the other node's activity reaches
+us well within it), so a node never spins on a member another node holds.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 from huntgroup.config.models import GroupConfig
@@ -38,6 +41,9 @@ from huntgroup.queue.actions import Action, Claim, Identity, Ring
 from huntgroup.queue.context import RoutedCall, RoutingContext, TimerKind
 from huntgroup.queue.groups import GroupInfo, position_of
 from huntgroup.queue.talk_time import talk_times
+
+CLAIM_RETRY = 1.0
+"""Seconds a member whose claim was refused is left alone by this node."""
 
 
 class GroupView:
@@ -65,6 +71,13 @@ def free_predicate(core: RoutingContext, g: GroupConfig, now: float) -> Callable
     and offerable from this node (``availability``); the hunt's predicate."""
     is_free, name, waiting = core.store.is_free, g.name, g.call_waiting
     offerable = core.availability.offerable
+    refused = core._claim_refused
+    if refused:  # several nodes: a member another node holds is left alone for a while
+        return lambda member: (
+            is_free(name, member, now=now, call_waiting=waiting)
+            and offerable(member, now=now, call_waiting=waiting)
+            and refused.get(member, -math.inf) <= now
+        )
     return lambda member: (
         is_free(name, member, now=now, call_waiting=waiting)
         and offerable(member, now=now, call_waiting=waiting)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from huntgroup.config.models import Config, GroupConfig, LineConfig, MemberConfig
-from huntgroup.queue.actions import Action, Cancel, Claim, Release, Ring
+from huntgroup.queue.actions import Action, Cancel, Claim, Hold, Release, Ring
 from huntgroup.queue.core import RoutingCore
 from huntgroup.queue.events import (
     CallArrived,
@@ -105,3 +105,15 @@ def test_a_direct_call_whose_line_is_claimed_elsewhere_is_busy() -> None:
     assert of(Claim, out) == [Claim("d1", LINES[0], None, False)]
     out = c.handle(ClaimRefused("d1", LINES[0]), now=1.01)
     assert [(a.status, a.reason) for a in of(Release, out)] == [(486, "busy")]
+
+
+def test_a_pass_whose_claims_were_all_refused_waits_instead_of_giving_up() -> None:
+    c = core("linear", members=[MemberConfig(line=LINES[0], position=1)])
+    c.handle(CallArrived("c1", "G", "0611"), now=1.0)
+    out = c.handle(ClaimRefused("c1", LINES[0]), now=1.01)
+    assert not of(Release, out)  # linear does not stop: nobody was free, the call waits
+    assert of(Hold, out) and c.queue("G") == ["c1"]
+    assert c.get_timer() == 2.01  # the member is left alone for CLAIM_RETRY seconds
+    out = c.handle_timer(now=2.01)
+    assert of(Claim, out) == [Claim("c1", LINES[0], "G", False)]  # then claimed again
+    assert of(Ring, c.handle(ClaimGranted("c1", LINES[0]), now=2.02))
