@@ -138,7 +138,7 @@ def offer(
         ring = Ring(call_id, member, caller, group, timeout)
         if claims:
             call.claiming[member] = ring
-            actions.append(Claim(call_id, member, group, waiting))
+            actions.append(Claim(call_id, member, group, waiting, call.rank[0]))
         else:
             actions.append(ring)
     core._arm(core._now + timeout, TimerKind.OFFER, call_id, token)

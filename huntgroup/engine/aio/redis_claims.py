@@ -40,12 +40,20 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from huntgroup.engine.aio.redis_scripts import ASSERT_SCRIPT, CLAIM_SCRIPT
+from huntgroup.errors import StateError
 from huntgroup.queue.state.claims import ClaimLedger, ClaimWrite
 from huntgroup.queue.state.journal import JournalingStore
 
 log = logging.getLogger("huntgroup.state")
 
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+FIFO_PATIENCE = 3
+"""Claims of one call a node lets the older callers of other nodes refuse; the next one
+skips the check (the node holding them cannot take the member: slow, or cannot reach it)."""
+
+MAX_DEFERRED = 10_000
+"""Calls whose refusals for older callers elsewhere are counted (beyond: counted afresh)."""
 
 
 class RedisClaims:
@@ -61,24 +69,40 @@ class RedisClaims:
         connected: Callable[[], bool],
         went_down: Callable[[BaseException], None],
         clock: Callable[[], float],
+        wall: Callable[[], float],
     ) -> None:
+        if " " in store.node_id:
+            raise StateError(f"node id {store.node_id!r}: no spaces allowed (claims use them)")
         self.ledger = ClaimLedger(store, lease=lease)
+        self.store = store
         self.node_id = store.node_id
         self.on_lost: Callable[[str, str], None] | None = None
         """Called with (call id, member) when an offer's claim was lost (after an outage)."""
         self.stale = False
         """A write failed: the next :meth:`write` re-asserts every claim."""
         self._prefix = f"{prefix}:claims:"
+        self._waiting_prefix = f"{prefix}:waiting:"
+        self.lease_prefix = f"{prefix}:lease:"
+        """A node's lease key (``PREFIX + node``) lives while it renews: its waiting callers
+        count for the other nodes' claims only while it does."""
         self._client = client
         self._connected = connected
         self._went_down = went_down
         self._clock = clock
+        self._wall = wall
+        self.published: dict[tuple[str, str], float] = {}
+        """(group, call) → arrival (wall clock) of this node's waiting callers, in Redis."""
+        self._deferred: dict[str, int] = {}
         self._claim: Any = None
         self._assert: Any = None
 
     def key(self, member: str) -> str:
         """The Redis key of ``member``'s claims."""
         return f"{self._prefix}{member}"
+
+    def waiting_key(self, group: str) -> str:
+        """The Redis key of ``group``'s waiting callers, every node's."""
+        return f"{self._waiting_prefix}{group}"
 
     def register(self, client: aioredis.Redis) -> None:
         self._claim = client.register_script(CLAIM_SCRIPT)
@@ -87,45 +111,74 @@ class RedisClaims:
     def _ms(self, seconds: float) -> int:
         return max(1, math.ceil(seconds * 1000))
 
-    async def claim(self, member: str, call_id: str, *, call_waiting: bool) -> bool:
-        """Claim ``member`` for ``call_id``: True (granted, or Redis away) or False."""
+    async def claim(
+        self,
+        member: str,
+        call_id: str,
+        *,
+        call_waiting: bool,
+        group: str | None = None,
+        arrival: float = 0.0,
+    ) -> bool:
+        """Claim ``member`` for ``call_id`` (of ``group``, arrived at ``arrival``, the
+        core's clock): True (granted, or Redis away) or False."""
         client = self._client()
         granted = True
         if client is None or not self._connected():
             self.stale = True  # granted locally: re-asserted when Redis is back
         else:
-            args = [
-                self.node_id,
-                call_id,
-                "1" if call_waiting else "0",
-                self._ms(self.ledger.lease),
-            ]
+            keys = [self.key(member)]
+            wall = arrival + self._wall() - self._clock()
+            if group is not None and self._deferred.get(call_id, 0) < FIFO_PATIENCE:
+                keys.append(self.waiting_key(group))
+            lease = self._ms(self.ledger.lease)
+            args = [self.node_id, call_id, int(call_waiting), lease, repr(wall), self.lease_prefix]
             try:
-                granted = int(await self._claim(keys=[self.key(member)], args=args)) == 1
+                answer = int(await self._claim(keys=keys, args=args))
             except _UNREACHABLE as err:
                 self._went_down(err)
                 self.stale = True
+                answer = 1
             except RedisError:
                 log.exception("Redis refused the claim of %s: granted locally", member)
                 self.stale = True
+                answer = 1
+            granted = answer == 1
+            if answer == 2:  # an older caller waits on another node: the member is its
+                if len(self._deferred) >= MAX_DEFERRED:
+                    self._deferred.clear()
+                self._deferred[call_id] = self._deferred.get(call_id, 0) + 1
         if granted:
+            self._deferred.pop(call_id, None)
             self.ledger.granted(member, call_id)
         return granted
 
     async def write(self, *, full: bool = False) -> bool:
-        """Write the ledger's changes (``full``: every claim, renewed); False if Redis is
-        away (the claims are re-asserted once it is back)."""
+        """Write the ledger's changes and this node's waiting callers (``full``: every
+        claim renewed, and this node's lease); False if Redis is away (the claims are
+        re-asserted once it is back)."""
         client = self._client()
         if client is None:
             return False
         now = self._clock()
         full = full or self.stale
         writes = self.ledger.renewals(now=now) if full else self.ledger.changes(now=now)
-        if not writes:
-            self.stale = False
+        queued = self._queue_changes(now)
+        if not writes and not queued and not full:
             return True
         try:
-            refused = await self._run(writes)
+            pipe = client.pipeline(transaction=False)
+            if full or queued:
+                pipe.set(f"{self.lease_prefix}{self.node_id}", "1", px=self._ms(self.ledger.lease))
+            for (group, call_id), wall in queued.items():
+                entry = f"{self.node_id} {call_id}"
+                if wall is None:
+                    pipe.zrem(self.waiting_key(group), entry)
+                else:
+                    pipe.zadd(self.waiting_key(group), {entry: wall})
+            if writes:
+                await self._script(pipe, writes)
+            results = await pipe.execute()
         except _UNREACHABLE as err:
             self._went_down(err)
             self.stale = True
@@ -134,23 +187,50 @@ class RedisClaims:
             log.exception("Redis refused %d claim write(s)", len(writes))
             self.stale = True
             return True
+        self._published(queued)
         self.stale = False
-        for write in refused:
-            self._conflict(write)
+        if writes:
+            for index in results[-1]:
+                self._conflict(writes[int(index) - 1])
         return True
 
+    def _queue_changes(self, now: float) -> dict[tuple[str, str], float | None]:
+        """This node's waiting callers to publish (arrival, wall clock) or withdraw (None)."""
+        offset = self._wall() - now
+        queued = {(g, c): rank[0] + offset for g, c, rank in self.store.node_state().queues}
+        changes: dict[tuple[str, str], float | None] = {
+            key: wall for key, wall in queued.items() if key not in self.published
+        }
+        changes.update((key, None) for key in self.published if key not in queued)
+        return changes
+
+    def _published(self, changes: dict[tuple[str, str], float | None]) -> None:
+        for key, wall in changes.items():
+            if wall is None:
+                self.published.pop(key, None)
+            else:
+                self.published[key] = wall
+
     async def release_all(self) -> None:
-        """Release every claim held (a node stopping)."""
+        """Release every claim held and withdraw the waiting callers (a node stopping)."""
         writes = [ClaimWrite(m, c, "", 0.0) for m, c in self.ledger.held]
         self.ledger.held.clear()
-        if writes and self._client() is not None:
-            await self._run(writes)
+        published, self.published = self.published, {}
+        client = self._client()
+        if client is None or not (writes or published):
+            return
+        pipe = client.pipeline(transaction=False)
+        for group, call_id in published:
+            pipe.zrem(self.waiting_key(group), f"{self.node_id} {call_id}")
+        pipe.delete(f"{self.lease_prefix}{self.node_id}")
+        if writes:
+            await self._script(pipe, writes)
+        await pipe.execute()
 
-    async def _run(self, writes: list[ClaimWrite]) -> list[ClaimWrite]:
+    async def _script(self, pipe: Any, writes: list[ClaimWrite]) -> None:
         keys = [self.key(w.member) for w in writes]
         payload = json.dumps([[w.call_id, w.kind, self._ms(w.lease)] for w in writes])
-        refused = await self._assert(keys=keys, args=[self.node_id, payload])
-        return [writes[int(i) - 1] for i in refused]
+        await self._assert(keys=keys, args=[self.node_id, payload], client=pipe)
 
     def _conflict(self, write: ClaimWrite) -> None:
         if write.kind == "r":

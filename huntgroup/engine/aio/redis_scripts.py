@@ -130,12 +130,25 @@ local function hold(key, field, kind, node, now, ms)
 end
 """
 
-# KEYS: the member's claims. ARGV: node, call, call_waiting (1 or 0), lease (ms).
-# Answers 1 (granted: the field holds the claim, ringing) or 0 (another node holds the member).
+# KEYS: the member's claims, then (a group call) the group's waiting callers (a sorted set of
+# "NODE CALL" by arrival, wall-clock seconds). ARGV: node, call, call_waiting (1 or 0), lease
+# (ms), the call's arrival, the prefix of the nodes' lease keys. Answers 1 (granted: the field
+# holds the claim, ringing), 0 (another node holds the member) or 2 (an older caller of the
+# group waits on another live node: the member is left for it; the entries of nodes whose
+# lease key is gone are dropped).
 CLAIM_SCRIPT = (
     _CLAIMS
     + """
 local now = clock()
+if KEYS[2] then
+  for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[5])) do
+    local owner = string.match(e, '^(%S+) ')
+    if owner ~= ARGV[1] then
+      if owner and redis.call('EXISTS', ARGV[6] .. owner) == 1 then return 2 end
+      redis.call('ZREM', KEYS[2], e)
+    end
+  end
+end
 if blocked(KEYS[1], ARGV[1], ARGV[3], now) then return 0 end
 hold(KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'r', ARGV[1], now, tonumber(ARGV[4]))
 return 1

@@ -193,6 +193,7 @@ class RedisStateSync:
             connected=lambda: self.connected,
             went_down=self._went_down,
             clock=self._now,
+            wall=wall_clock,
         )
         """This node's claims on members (``redis_claims.py``)."""
 

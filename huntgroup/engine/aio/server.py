@@ -397,7 +397,13 @@ class Server:
 
         async def ask() -> None:
             member, call_id = claim.member, claim.call_id
-            granted = await state.claims.claim(member, call_id, call_waiting=claim.call_waiting)
+            granted = await state.claims.claim(
+                member,
+                call_id,
+                call_waiting=claim.call_waiting,
+                group=claim.group,
+                arrival=claim.arrival,
+            )
             self.run(lambda now: self.b2bua.claim_answered(call_id, member, granted, now=now))
 
         task = self.loop.create_task(ask(), name="claim")

@@ -183,3 +183,100 @@ def test_redis_down_claims_locally_and_no_double_claim_after_it_returns(
         await sb.stop()
 
     run(main)
+
+
+FIFO = {"backoff": (0.02, 0.1), "wall_clock": lambda: 1000.0, "local_clock": lambda: 0.0}
+"""Both nodes' clocks agree: a core's time t is wall-clock 1000 + t on either node."""
+
+
+def claim_of(actions: list[object]) -> Claim:
+    (claim,) = [a for a in actions if isinstance(a, Claim)]
+    return claim
+
+
+async def ask(core: RoutingCore, sync: RedisStateSync, claim: Claim, now: float) -> list[object]:
+    """Ask Redis for ``claim`` as a node's server does (group and arrival included)."""
+    granted = await sync.claims.claim(
+        claim.member,
+        claim.call_id,
+        call_waiting=claim.call_waiting,
+        group=claim.group,
+        arrival=claim.arrival,
+    )
+    event = ClaimGranted if granted else ClaimRefused
+    return list(core.handle(event(claim.call_id, claim.member), now=now))
+
+
+def test_the_older_caller_on_node_b_gets_the_member_that_frees_on_node_a(
+    redis_server: RedisServer,
+) -> None:
+    async def main() -> None:
+        cfg = make_config("linear", members=1)
+        sa = sync_for(redis_server.url, "A", **FIFO)
+        sb = sync_for(redis_server.url, "B", **FIFO)
+        await sa.start()
+        await sb.start()
+        ca = RoutingCore(cfg, now=0.0, store=sa.store, claims=True)
+        cb = RoutingCore(cfg, now=0.0, store=sb.store, claims=True)
+        out = await ask(ca, sa, claim_of(ca.handle(CallArrived("a0", "G", "06"), now=1.0)), 1.0)
+        assert [r.member for r in out if isinstance(r, Ring)] == [m(1)]
+        ca.handle(MemberAnswered("a0", m(1)), now=1.5)
+        await until(lambda: sb.store.is_on_call(m(1)), "B sees m1 on A's call")
+        cb.handle(CallArrived("b1", "G", "07"), now=2.0)  # the older caller, queued on B
+        ca.handle(CallArrived("a2", "G", "08"), now=3.0)  # a younger one, queued on A
+        await until(lambda: ("G", "b1") in sb.claims.published, "B published its caller")
+        await until(lambda: ("G", "a2") in sa.claims.published, "A published its caller")
+        # m1 frees on A: A's head caller is younger than B's, so A leaves m1 to B
+        out = await ask(ca, sa, claim_of(ca.handle(CallHungUp("a0"), now=4.0)), 4.0)
+        assert not [r for r in out if isinstance(r, Ring)]
+        assert ca.queue("G") == ["a2"]
+        await until(lambda: not sb.store.is_on_call(m(1)), "B sees m1 free")
+        out = await ask(cb, sb, claim_of(cb.state_changed(now=4.1)), 4.1)
+        assert [(r.call_id, r.member) for r in out if isinstance(r, Ring)] == [("b1", m(1))]
+        await until(lambda: ("G", "b1") not in sb.claims.published, "B withdrew its caller")
+        await sa.stop()
+        await sb.stop()
+
+    run(main)
+
+
+def test_an_older_caller_elsewhere_is_waited_for_a_bounded_number_of_claims(
+    redis_server: RedisServer,
+) -> None:
+    async def main() -> None:
+        sa = sync_for(redis_server.url, "A", **FIFO)
+        sb = sync_for(redis_server.url, "B", **FIFO)
+        await sa.load()
+        await sb.load()
+        sb.store.enqueue("G", "b1", (2.0, 1))  # B holds an older caller, and never claims
+        assert await sb.claims.write(full=True)
+        refusals = 0
+        while not await sa.claims.claim(m(1), "a2", call_waiting=False, group="G", arrival=3.0):
+            refusals += 1
+            assert refusals <= 3
+        assert refusals == 3  # FIFO_PATIENCE: then the younger caller takes the member
+        sb.store.dequeue("G", "b1")
+        assert await sb.claims.write()
+        await sa.stop()
+        await sb.stop()
+
+    run(main)
+
+
+def test_the_callers_of_a_dead_node_do_not_hold_members_back(redis_server: RedisServer) -> None:
+    async def main() -> None:
+        sa = sync_for(redis_server.url, "A", **FIFO)
+        sb = sync_for(redis_server.url, "B", **FIFO)
+        await sa.load()
+        await sb.load()
+        sb.store.enqueue("G", "b1", (2.0, 1))
+        assert await sb.claims.write(full=True)
+        assert not await sa.claims.claim(m(1), "a2", call_waiting=False, group="G", arrival=3.0)
+        client = aioredis.from_url(redis_server.url, decode_responses=True)
+        await client.delete(f"{sb.claims.lease_prefix}B")  # B's lease ran out: B died
+        assert await sa.claims.claim(m(1), "a3", call_waiting=False, group="G", arrival=3.5)
+        assert await client.zrange(sa.claims.waiting_key("G"), 0, -1) == []  # B's entry went
+        await client.aclose()
+        await sa.stop()
+
+    run(main)
