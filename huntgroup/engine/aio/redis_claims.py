@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -162,8 +162,12 @@ class RedisClaims:
             return False
         now = self._clock()
         full = full or self.stale
-        writes = self.ledger.renewals(now=now) if full else self.ledger.changes(now=now)
-        queued = self._queue_changes(now)
+        state = self.store.node_state()
+        if full:
+            writes = self.ledger.renewals(now=now, activity=state.activity)
+        else:
+            writes = self.ledger.changes(now=now, activity=state.activity)
+        queued = self._queue_changes(now, state.queues)
         if not writes and not queued and not full:
             return True
         try:
@@ -194,10 +198,12 @@ class RedisClaims:
                 self._conflict(writes[int(index) - 1])
         return True
 
-    def _queue_changes(self, now: float) -> dict[tuple[str, str], float | None]:
+    def _queue_changes(
+        self, now: float, queues: Iterable[tuple[str, str, tuple[float, int]]]
+    ) -> dict[tuple[str, str], float | None]:
         """This node's waiting callers to publish (arrival, wall clock) or withdraw (None)."""
         offset = self._wall() - now
-        queued = {(g, c): rank[0] + offset for g, c, rank in self.store.node_state().queues}
+        queued = {(g, c): rank[0] + offset for g, c, rank in queues}
         changes: dict[tuple[str, str], float | None] = {
             key: wall for key, wall in queued.items() if key not in self.published
         }

@@ -40,10 +40,12 @@ with the member).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 from huntgroup.queue.state.journal import JournalingStore
+from huntgroup.queue.state.operations import MemberActivity
 
 LEASE = 6.0
 """Seconds a claim lasts unless renewed: a dead node's members are free within it."""
@@ -77,10 +79,15 @@ class ClaimLedger:
         self.held: dict[tuple[str, str], Kind] = {}
         """(member, call id) → what the call does with the member, as last written."""
 
-    def wanted(self) -> dict[tuple[str, str], Kind]:
-        """The claims this node's calls need: the members they ring or talk with."""
+    def wanted(
+        self, activity: Iterable[tuple[str, MemberActivity]] | None = None
+    ) -> dict[tuple[str, str], Kind]:
+        """The claims this node's calls need: the members they ring or talk with
+        (``activity``: the node's own, as :meth:`JournalingStore.node_state` gives it)."""
+        if activity is None:
+            activity = self.store.node_state().activity
         want: dict[tuple[str, str], Kind] = {}
-        for member, act in self.store.node_state().activity:
+        for member, act in activity:
             for call_id in act.ringing:
                 want[(member, call_id)] = "r"
             for call_id in act.active:
@@ -91,11 +98,13 @@ class ClaimLedger:
         """The store (or, while it is away, this node) granted a claim: it is held."""
         self.held[(member, call_id)] = "r"
 
-    def changes(self, *, now: float) -> list[ClaimWrite]:
+    def changes(
+        self, *, now: float, activity: Iterable[tuple[str, MemberActivity]] | None = None
+    ) -> list[ClaimWrite]:
         """The writes that bring the held claims in line with this node's activity;
         ``held`` is updated as if they succeed (a failed write is caught up by the next
         :meth:`renewals`, or its claim runs out by itself)."""
-        want = self.wanted()
+        want = self.wanted(activity)
         writes: list[ClaimWrite] = []
         for (member, call_id), kind in list(self.held.items()):
             now_kind = want.get((member, call_id))
@@ -117,9 +126,11 @@ class ClaimLedger:
                 writes.append(ClaimWrite(*key, "t", self.lease))
         return writes
 
-    def renewals(self, *, now: float) -> list[ClaimWrite]:
+    def renewals(
+        self, *, now: float, activity: Iterable[tuple[str, MemberActivity]] | None = None
+    ) -> list[ClaimWrite]:
         """:meth:`changes`, then every claim still held, renewed for a full lease."""
-        writes = self.changes(now=now)
+        writes = self.changes(now=now, activity=activity)
         renewed = {(w.member, w.call_id) for w in writes}
         writes.extend(
             ClaimWrite(member, call_id, kind, self.lease)
