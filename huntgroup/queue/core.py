@@ -25,7 +25,9 @@ by functions over it:
   spacing, the queue, and the dispatch of queue heads to free members, the
   group of the highest ``priority`` first;
 - :mod:`~huntgroup.queue.offers`: who is free (shared state and
-  :mod:`~huntgroup.queue.availability`), the order of a pass, the offers;
+  :mod:`~huntgroup.queue.availability`), the order of a pass, the offers
+  (claimed first when several nodes share the state: ``Claim``, answered by
+  ``ClaimGranted`` or ``ClaimRefused``);
 - :mod:`~huntgroup.queue.outcomes`: a member answers or refuses
   (:mod:`~huntgroup.queue.refusals`), an offer runs out, a call ends;
 - :mod:`~huntgroup.queue.endings`: how a call leaves the core (released,
