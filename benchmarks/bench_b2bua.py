@@ -139,6 +139,10 @@ SCRAPE_INTERVAL = 5.0
 default; the benchmark scrapes three times as often)."""
 
 
+POSTGRES_DSN_ENV = "HUNTGROUP_BENCH_POSTGRES_DSN"
+"""Set by bench_operations.py: the --operations run also writes its records to PostgreSQL."""
+
+
 def operations_config(work: Path, tree: Path) -> tuple[str, str]:
     """What an operator turns on, as YAML for an --operations run: (lines under
     ``server:``, top-level sections). The admin listener (metrics), and the call
@@ -147,6 +151,9 @@ def operations_config(work: Path, tree: Path) -> tuple[str, str]:
     top = ""
     if has_records(tree):
         top = f'records:\n  jsonl: "{work / "calls.jsonl"}"\n  queue_log: "{work / "queue_log"}"\n'
+        dsn = os.environ.get(POSTGRES_DSN_ENV)
+        if dsn:  # bench_operations.py started a private cluster (its socket is a file)
+            top += f"  postgres:\n    dsn_env: {POSTGRES_DSN_ENV}\n"
     return server, top
 
 
@@ -425,7 +432,10 @@ def measure_point(
                 _stop(proc, signal.SIGTERM if proc is server else signal.SIGKILL)
         records = work / "calls.jsonl"
         record_lines = len(records.read_bytes().splitlines()) if records.exists() else 0
-    on = ("metrics+records" if has_records(tree) else "metrics") if operations else ""
+    on = ""
+    if operations:
+        on = "metrics+records" if has_records(tree) else "metrics"
+        on += "+postgres" if has_records(tree) and os.environ.get(POSTGRES_DSN_ENV) else ""
     return Point(
         system=system,
         rate=rate,

@@ -12,8 +12,12 @@ in two configurations:
 - **on**: the same with what an operator turns on (``bench_b2bua.py
   --operations``): the admin listener with ``/metrics`` scraped every
   ``SCRAPE_INTERVAL`` seconds during the run, and the call records (JSON
-  lines and queue_log into the run's temporary directory) when the tree has
-  them (the report says which were on).
+  lines and queue_log into the run's temporary directory, and PostgreSQL: a
+  private cluster this script starts, as the tests do, reached over its Unix
+  socket, its schema made by ``huntgroup records init-db``; ``--no-postgres``
+  leaves it out) when the tree has them (the report says which were on). The
+  server's CPU includes its PostgreSQL writer thread; the database server's
+  own CPU is not counted.
 
 The two sides alternate (off on, on off, ...) ``--runs`` times; each figure
 is the median over the runs with the spread (min-max) beside it. The figure
@@ -21,24 +25,33 @@ that matters is the server's CPU per call (utime + stime over the run / the
 calls placed); the target is at most 10 % more with everything on.
 
 Run (as root, with sipp, unshare and ip installed, on a quiet machine):
-    .venv/bin/python benchmarks/bench_operations.py [--rate 150] [--runs 5] [--no-write]
+    .venv/bin/python benchmarks/bench_operations.py [--rate 150] [--runs 5] [--no-postgres]
+        [--no-write]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import statistics
+import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_b2bua import SCRAPE_INTERVAL, in_loopback_netns
+from bench_b2bua import POSTGRES_DSN_ENV, SCRAPE_INTERVAL, in_loopback_netns
 from bench_revisions import alternate, ratio, spread
 from report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.postgres import postgres_cluster  # noqa: E402  (the tests' private cluster)
+
 TARGET = 1.10
 """CPU per call with metrics and records on, over off: at most this."""
 
@@ -82,6 +95,23 @@ def point(side: Side, rate: int) -> None:
     )
 
 
+@contextlib.contextmanager
+def records_database(wanted: bool) -> Iterator[None]:
+    """A private PostgreSQL cluster with the records schema, named to the --operations
+    runs through the environment, while the runs go on (nothing when not ``wanted``)."""
+    if not wanted:
+        yield
+        return
+    with postgres_cluster() as cluster:
+        huntgroup = str(Path(sys.executable).parent / "huntgroup")
+        subprocess.run([huntgroup, "records", "init-db", "--dsn", cluster.dsn], check=True)
+        os.environ[POSTGRES_DSN_ENV] = cluster.dsn
+        try:
+            yield
+        finally:
+            del os.environ[POSTGRES_DSN_ENV]
+
+
 def verdict(on: Side, off: Side) -> str:
     if not on.cpu_ms_per_call or not off.cpu_ms_per_call:
         return "no measurement"
@@ -96,6 +126,8 @@ def render(off: Side, on: Side, args: argparse.Namespace) -> str:
         "tree: rerun once they are)",
         "metrics+records": "the admin listener and `/metrics`, call records in JSON lines "
         "and queue_log",
+        "metrics+records+postgres": "the admin listener and `/metrics`, call records in "
+        "JSON lines, queue_log and PostgreSQL (a private cluster on this machine)",
     }.get(on.on, on.on or "-")
     lines = [
         f"`bench_b2bua.py --point huntgroup {args.rate}` (10 s, a 100-member linear group, "
@@ -126,14 +158,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=int, default=150)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     off, on = Side("off", operations=False), Side("on", operations=True)
-    alternate((off, on), args.runs, lambda side: point(side, args.rate))
+    with records_database(not args.no_postgres):
+        alternate((off, on), args.runs, lambda side: point(side, args.rate))
     body = render(off, on, args)
     print(body)
     if not args.no_write:
         command = f"python benchmarks/bench_operations.py --rate {args.rate} --runs {args.runs}"
+        command += " --no-postgres" if args.no_postgres else ""
         write_section("operations", command, body)
     return 0
 

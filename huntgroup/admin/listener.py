@@ -11,12 +11,14 @@ not draining), and whatever the route modules of :data:`ROUTE_MODULES` add
 
 Every endpoint but ``/healthz`` needs ``Authorization: Bearer TOKEN`` when a
 token is configured (``server.admin.token_env`` or ``token_file``, read by
-:mod:`.token`); without a token the configuration only lets the listener bind a
-loopback address. Connections are capped (``server.admin.max_connections``; one
-past the cap is closed at once), request bodies are capped at
-:data:`MAX_BODY` bytes, and idle keep-alive connections close after
-:data:`KEEPALIVE` seconds. The listener stays up while the node drains, so a
-load balancer sees ``/readyz`` turn 503, and closes with the server.
+:mod:`.token`), or, for the wallboard's reads only, the browser cookie of
+:mod:`.browser_session` (a browser without it is sent to ``/login``); without a
+token the configuration only lets the listener bind a loopback address.
+Connections are capped (``server.admin.max_connections``; one past the cap is
+closed at once), request bodies are capped at :data:`MAX_BODY` bytes, and idle
+keep-alive connections close after :data:`KEEPALIVE` seconds. The listener stays
+up while the node drains, so a load balancer sees ``/readyz`` turn 503, and
+closes with the server.
 """
 
 from __future__ import annotations
@@ -28,7 +30,13 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from huntgroup.admin import api, metrics
+from huntgroup.admin import api, metrics, wallboard
+from huntgroup.admin.browser_session import (
+    COOKIE_VALUE,
+    LOGIN_PATHS,
+    browser_authorized,
+    cookie_value,
+)
 from huntgroup.admin.token import authorized, read_token
 from huntgroup.config.models import AdminConfig
 
@@ -38,11 +46,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("huntgroup.admin")
 
 RouteAdder = Callable[[web.Application, "Server"], None]
-ROUTE_MODULES: tuple[RouteAdder, ...] = (api.add_routes, metrics.add_routes)
+ROUTE_MODULES: tuple[RouteAdder, ...] = (api.add_routes, metrics.add_routes, wallboard.add_routes)
 """The ``add_routes`` of every route module, applied in this order."""
 
-OPEN_PATHS = frozenset({"/healthz"})
-"""Paths served without the token: a liveness probe carries no credentials."""
+OPEN_PATHS = frozenset({"/healthz"}) | LOGIN_PATHS
+"""Paths served without the token: a liveness probe carries no credentials, nor does a
+browser on the wallboard's sign-in page (which holds no data)."""
 MAX_BODY = 64 * 1024
 """The largest request body accepted, in bytes (413 beyond)."""
 KEEPALIVE = 15.0
@@ -70,6 +79,7 @@ class AdminListener:
         self.unauthorized = 0  # requests answered 401
         self.address: tuple[str, int] | None = None
         self._token: str | None = None
+        self._cookie: str | None = None  # the wallboard's browser cookie (browser_session)
         self._runner: web.AppRunner | None = None
         self._listening: asyncio.Server | None = None
 
@@ -82,8 +92,10 @@ class AdminListener:
         where = self.config.host_port
         assert where is not None
         self._token = read_token(self.config)
+        self._cookie = None if self._token is None else cookie_value(self._token)
         app = web.Application(middlewares=[self._guard], client_max_size=MAX_BODY)
         app[SERVER_KEY] = self.server
+        app[COOKIE_VALUE] = self._cookie
         app.router.add_get("/healthz", _healthz)
         app.router.add_get("/readyz", _readyz)
         for add_routes in ROUTE_MODULES:
@@ -117,13 +129,17 @@ class AdminListener:
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        token = self._token
+        token, cookie = self._token, self._cookie
         if (
             token is not None
+            and cookie is not None
             and request.path not in OPEN_PATHS
             and not authorized(request.headers.get("Authorization"), token)
+            and not browser_authorized(request, cookie)
         ):
             self.unauthorized += 1
+            if request.path == "/" and request.method == "GET":  # a browser: sign in first
+                raise web.HTTPSeeOther("/login", headers={"Cache-Control": "no-store"})
             return web.json_response(
                 {"error": "unauthorized: send Authorization: Bearer TOKEN"},
                 status=401,

@@ -238,6 +238,11 @@ RECORDS: dict[str, tuple[str, str, bool]] = {
         "Call records or member changes a report sink failed to take.",
         True,
     ),
+    "records_file_dropped": (
+        "huntgroup_records_file_dropped",
+        "Lines of the call-record files dropped: records.max_queued_lines were waiting.",
+        True,
+    ),
     "records_pending": (
         "huntgroup_records_pending",
         "Call records waiting to be written to PostgreSQL (the batch being written included).",
@@ -250,7 +255,13 @@ RECORDS: dict[str, tuple[str, str, bool]] = {
     ),
     "records_dropped": (
         "huntgroup_records_dropped",
-        "Call records dropped: records.postgres.max_pending of them were already waiting.",
+        "Call records dropped: records.postgres.max_pending (or max_pending_bytes) were "
+        "already waiting.",
+        True,
+    ),
+    "records_rejected": (
+        "huntgroup_records_rejected",
+        "Call records the database refused (bad data): logged as dead letters, not retried.",
         True,
     ),
     "records_db_failures": (

@@ -221,7 +221,26 @@ def load_config_document(
         cfg = cfg.model_copy(
             update={"server": server.model_copy(update={"tls": server.tls.model_copy(update=tls)})}
         )
-    return _with_admin_token_path(cfg, base_dir)
+    return _with_records_paths(_with_admin_token_path(cfg, base_dir), base_dir)
+
+
+def _with_records_paths(cfg: Config, base_dir: Path) -> Config:
+    """The files of ``records:`` (``jsonl``, ``queue_log``, ``postgres.spool``) relative to
+    the configuration file, made absolute (they are opened when the server starts)."""
+
+    def absolute(path: str | None) -> str | None:
+        return path if path is None else str(base_dir / Path(path).expanduser())
+
+    records = cfg.records
+    postgres = records.postgres
+    if postgres is not None:
+        postgres = postgres.model_copy(update={"spool": absolute(postgres.spool)})
+    update = {
+        "jsonl": absolute(records.jsonl),
+        "queue_log": absolute(records.queue_log),
+        "postgres": postgres,
+    }
+    return cfg.model_copy(update={"records": records.model_copy(update=update)})
 
 
 def _with_admin_token_path(cfg: Config, base_dir: Path) -> Config:

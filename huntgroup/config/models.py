@@ -270,6 +270,8 @@ class AdminConfig(_Model):
     token_file: str | None = Field(None, min_length=1, max_length=4096)
     max_connections: int = Field(64, ge=1, le=10_000)
     metrics: MetricsConfig = MetricsConfig()
+    # the wallboard's service level: share of the calls answered within this many seconds
+    service_level: float = Field(20, gt=0, le=3600)
 
     @field_validator("listen")
     @classmethod
@@ -570,7 +572,10 @@ class PostgresRecordsConfig(_Model):
     dsn_file: str | None = None
     batch_size: int = Field(200, ge=1, le=10_000)
     max_pending: int = Field(100_000, ge=1, le=10_000_000)
+    # the estimated memory of the records waiting (about 1 KiB each + 0.25 KiB per offer)
+    max_pending_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024, le=16 * 1024**3)
     flush_interval: float = Field(1.0, gt=0, le=60)
+    spool: str | None = None  # a file for the records not written at shutdown; None: lost
 
     @field_validator("dsn")
     @classmethod
@@ -593,8 +598,11 @@ class PostgresRecordsConfig(_Model):
 class RecordsConfig(_Model):
     """``records``: where call records go (docs/operations.md, "Call records")."""
 
+    # paths relative to the configuration file's directory
     jsonl: str | None = None  # a JSON-lines file, one object per call; None: none
     queue_log: str | None = None  # an Asterisk queue_log file; None: none
+    # lines waiting for a file's writer thread, per file; beyond: dropped, counted
+    max_queued_lines: int = Field(10_000, ge=100, le=10_000_000)
     postgres: PostgresRecordsConfig | None = None
 
 

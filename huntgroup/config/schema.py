@@ -125,6 +125,8 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "reopened on SIGHUP (log rotation); null: none.",
         "queue_log": "An Asterisk queue_log file (ENTERQUEUE, CONNECT, COMPLETECALLER...) for "
         "queue report tools, reopened on SIGHUP; null: none.",
+        "max_queued_lines": "Lines waiting for a file's writer thread, per file; beyond (a disk "
+        "that cannot keep up), new lines are dropped, counted and logged.",
         "postgres": "Write call records to PostgreSQL (create the tables with 'huntgroup records "
         "init-db'); null: no database.",
     },
@@ -136,7 +138,11 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "batch_size": "Records written per transaction, at most.",
         "max_pending": "Records kept in memory while the database is unreachable; beyond, new "
         "records are dropped, counted and logged (calls never wait).",
+        "max_pending_bytes": "The estimated memory those records may hold (1 KiB each plus "
+        "0.25 KiB per offer); beyond, new records are dropped like beyond max_pending.",
         "flush_interval": "Seconds between two writes when fewer than batch_size records wait.",
+        "spool": "A file (mode 0600) for the records not written at shutdown, written first at "
+        "the next start; null: they are lost (one ERROR line). Relative to this file.",
     },
     "ServerConfig": {
         "listen": "Addresses to listen on, as TRANSPORT:HOST:PORT (udp, tcp or tls; IPv6 in "
@@ -267,6 +273,8 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "token_file": "File holding the bearer token (relative to the configuration file; "
         "surrounding whitespace ignored), instead of token_env.",
         "max_connections": "Admin HTTP connections open at once; more are closed at once.",
+        "service_level": "The wallboard's service-level threshold, in seconds: the share of "
+        "a group's calls answered within it, today.",
         "metrics": "/metrics (Prometheus text format): bounds of its series.",
     },
     "MetricsConfig": {

@@ -100,11 +100,10 @@ from huntgroup.queue.groups import install
 from huntgroup.queue.hunting import advance, dispatch, empty_groups, give_up
 from huntgroup.queue.member_status import MembershipChange
 from huntgroup.queue.membership import (
-    join,
-    leave,
     line_activity,
     pause,
     reachability,
+    set_joined,
     withdraw_barred,
 )
 from huntgroup.queue.offers import claim_granted, end_offer, free_predicate
@@ -248,7 +247,7 @@ class RoutingCore(RoutingContext):
             log.info(
                 "reload: member %s %s group %s", member, "joins" if joined else "leaves", group
             )
-            (join if joined else leave)(self, group, member, actions, origin="reload")
+            set_joined(self, group, member, joined, actions, origin="reload")
         empty_groups(self, None, actions)
         dispatch(self, actions, None)
         follow_forwards(self, actions)
@@ -456,9 +455,9 @@ class RoutingCore(RoutingContext):
             case CallHungUp(call_id):
                 hung_up(self, call_id, actions)
             case MemberJoined(group, member, origin, reason):
-                join(self, group, member, actions, origin=origin, reason=reason)
+                set_joined(self, group, member, True, actions, origin=origin, reason=reason)
             case MemberLeft(group, member, origin, reason):
-                leave(self, group, member, actions, origin=origin, reason=reason)
+                set_joined(self, group, member, False, actions, origin=origin, reason=reason)
             case MemberPaused(group, member, paused, origin, reason):
                 pause(self, group, member, paused, actions, origin=origin, reason=reason)
             case MemberReachable(member, reachable):

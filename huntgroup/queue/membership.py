@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-A member logs in to a group (:func:`join`, ``*51``, the operators' API, a
-reload) and the group serves its queue at once; it logs out (:func:`leave`,
+A member logs in to a group (:func:`set_joined`, ``*51``, the operators' API, a
+reload) and the group serves its queue at once; it logs out (the same,
 ``*52``, the API, a reload) and its offers for that group's calls end as if it
 were unreachable, so the hunt goes on; a pause ends with the logout.
 
@@ -38,41 +38,28 @@ from huntgroup.queue.refusals import Refusal
 log = logging.getLogger("huntgroup.members")
 
 
-def join(
+def set_joined(
     core: RoutingContext,
     group: str,
     member: str,
+    joined: bool,
     actions: list[Action],
     *,
     origin: ChangeOrigin = "phone",
     reason: str = "",
 ) -> None:
-    info = core._groups.get(group)
-    if info is None or member not in info.positions:
+    """Log a member in to ``group`` (``joined``) or out; see the module docstring."""
+    if not _member_known(core, group, member):
         return
-    if core.store.joined_since(group, member) is None:
-        _note(core, group, member, "login", reason, origin)
-    core.store.set_joined(group, member, True, now=core._now)
-    dispatch(core, actions, (group,))
-
-
-def leave(
-    core: RoutingContext,
-    group: str,
-    member: str,
-    actions: list[Action],
-    *,
-    origin: ChangeOrigin = "phone",
-    reason: str = "",
-) -> None:
-    info = core._groups.get(group)
-    if info is None or member not in info.positions:
-        return
-    if core.store.joined_since(group, member) is not None:
-        _note(core, group, member, "logout", reason, origin)
-    core.store.set_joined(group, member, False, now=core._now)
-    _withdraw_offers(core, group, member, actions)
-    empty_groups(core, (group,), actions)
+    store = core.store
+    if (store.joined_since(group, member) is not None) != joined:
+        _note(core, group, member, "login" if joined else "logout", reason, origin)
+    store.set_joined(group, member, joined, now=core._now)
+    if joined:
+        dispatch(core, actions, (group,))
+    else:
+        _withdraw_offers(core, group, member, actions)
+        empty_groups(core, (group,), actions)
 
 
 def pause(
@@ -86,9 +73,8 @@ def pause(
     reason: str = "",
 ) -> None:
     """Pause (``paused``) or unpause a member joined to ``group``; see the module docstring."""
-    info = core._groups.get(group)
     store = core.store
-    if info is None or member not in info.positions or store.joined_since(group, member) is None:
+    if not _member_known(core, group, member) or store.joined_since(group, member) is None:
         return
     if (store.paused(group, member) is not None) == paused:
         return  # already so
@@ -118,6 +104,12 @@ def withdraw_barred(core: RoutingContext, actions: list[Action]) -> None:
                 groups.add(name)
     if groups:
         empty_groups(core, groups, actions)
+
+
+def _member_known(core: RoutingContext, group: str, member: str) -> bool:
+    """``group`` is one of ours and ``member`` one of its members."""
+    info = core._groups.get(group)
+    return info is not None and member in info.positions
 
 
 def _withdraw_offers(core: RoutingContext, group: str, member: str, actions: list[Action]) -> None:

@@ -188,6 +188,7 @@ def test_pause_and_login_through_the_api(tmp_path: Path, monkeypatch: pytest.Mon
         (member_path(AGENT, "pause"), b'{"reason": "x", "other": 1}', 400),
         (member_path(AGENT, "pause"), b'{"reason": "' + b"x" * 129 + b'"}', 400),
         (member_path(AGENT, "pause"), b'{"reason": "a\\nb"}', 400),
+        (member_path(AGENT, "pause"), b'{"reason": "\\ud800"}', 400),
         (member_path(AGENT, "pause"), b'{"reason": "' + b"x" * MAX_CONTROL_BODY + b'"}', 413),
     ],
 )

@@ -27,6 +27,7 @@ from huntgroup.config.models import (
     ServerConfig,
 )
 from huntgroup.engine.aio.media_io import MediaCounters
+from huntgroup.engine.aio.records.jsonl import JsonLinesSink
 from huntgroup.engine.aio.records.postgres import PostgresSink
 from huntgroup.engine.aio.records.reports import Reports
 from huntgroup.engine.aio.server import Server
@@ -237,7 +238,7 @@ def test_every_metric_is_in_the_operators_guide() -> None:
     assert missing == []
 
 
-def test_every_call_records_count_has_its_prometheus_name() -> None:
+def test_every_call_records_count_has_its_prometheus_name(tmp_path: Path) -> None:
     """The stats: line's records_* keys (Server.reports.counters, the PostgreSQL writer's
     included) are all in RECORDS, each once."""
 
@@ -247,10 +248,11 @@ def test_every_call_records_count_has_its_prometheus_name() -> None:
     reports = Reports()
     sink = PostgresSink("dbname=none", connector=refuse, close_timeout=0.1)
     reports.add(sink)
+    reports.add(JsonLinesSink(str(tmp_path / "calls.jsonl")))  # a file's counts too
     try:
         assert set(reports.counters()) == set(RECORDS)
     finally:
-        sink.close()
+        reports.close()
 
 
 def test_a_pause_through_the_api_shows_in_the_member_states_and_changes() -> None:

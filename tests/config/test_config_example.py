@@ -54,8 +54,35 @@ def _keys_used(data: Any, path: tuple[str | int, ...], used: dict[str, set[str]]
             _keys_used(item, (*path, i), used)
 
 
+def with_database(text: str) -> str:
+    """The example with its commented ``records.postgres`` block in use (it is off, so
+    that ``make serve`` needs no database)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("  postgres: null"))
+    block = [start + 1]
+    while block[-1] + 1 < len(lines) and lines[block[-1] + 1].startswith("  #   "):
+        block.append(block[-1] + 1)
+    uncommented = ["  " + lines[i].removeprefix("  # ") for i in block]
+    assert uncommented[0].startswith("  postgres:") and len(uncommented) > 5
+    return "\n".join([*lines[:start], *uncommented, *lines[block[-1] + 1 :]]) + "\n"
+
+
+def test_example_has_no_database_and_its_commented_block_loads(tmp_path: Path) -> None:
+    """The example runs without a database (``make serve``); the block shown is valid."""
+    assert load_config(EXAMPLE).records.postgres is None
+    copy = tmp_path / "huntgroup.yaml"
+    copy.write_text(with_database(EXAMPLE.read_text(encoding="utf-8")), encoding="utf-8")
+    for shipped in ("music", "tls", "announcements"):
+        if (EXAMPLE.parent / shipped).exists():
+            (tmp_path / shipped).symlink_to(EXAMPLE.parent / shipped)
+    postgres = load_config(copy).records.postgres
+    assert postgres is not None and postgres.dsn_env == "HUNTGROUP_RECORDS_DSN"
+    assert postgres.spool == str(tmp_path / "records" / "spool.jsonl")  # next to the file
+
+
 def test_example_uses_every_option() -> None:
-    doc = parse_yaml(EXAMPLE.read_text(encoding="utf-8"), str(EXAMPLE))
+    text = with_database(EXAMPLE.read_text(encoding="utf-8"))
+    doc = parse_yaml(text, str(EXAMPLE))
     used: dict[str, set[str]] = {}
     _keys_used(doc.data, (), used)
     for model in MODELS:

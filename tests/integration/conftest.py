@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.browser import browser as browser  # the fixture, for the wallboard test
 from tests.support.ports import PortAllocator
 from tests.support.sip_harness import Baresip, HuntgroupServer, Sipp, baresip_binary, sipp_binary
 
@@ -40,12 +41,15 @@ def sipp(tmp_path: Path, ports: PortAllocator, sipp_path: str) -> Iterator[Sipp]
 
 
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], HuntgroupServer]]:
-    """Starts ``huntgroup serve`` on a config dict; every server is stopped at teardown."""
+def start_server(tmp_path: Path) -> Iterator[Callable[..., HuntgroupServer]]:
+    """Starts ``huntgroup serve`` on a config dict, with more arguments of serve if any
+    (``"--log-format", "json"``); every server is stopped at teardown."""
     servers: list[HuntgroupServer] = []
 
-    def start(config: dict[str, Any]) -> HuntgroupServer:
-        server = HuntgroupServer(config=config, workdir=tmp_path / f"server{len(servers)}")
+    def start(config: dict[str, Any], *args: str) -> HuntgroupServer:
+        server = HuntgroupServer(
+            config=config, workdir=tmp_path / f"server{len(servers)}", args=args
+        )
         servers.append(server)
         return server.start()
 

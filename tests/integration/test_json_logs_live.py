@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,22 +54,18 @@ def json_lines(server: HuntgroupServer) -> list[dict[str, Any]]:
 
 
 def test_every_line_is_json_and_a_calls_lines_share_its_id_and_group(
-    sipp: Sipp, ports: PortAllocator, tmp_path: Path
+    sipp: Sipp, ports: PortAllocator, start_server: Callable[..., HuntgroupServer]
 ) -> None:
     m1 = sipp.member("m1", "busy")
     m2 = sipp.member("m2", "answer", answer_ms=100)
     config = server_config(ports, groups=[group("Support", PILOT, "linear", [m1.uri, m2.uri])])
-    server = HuntgroupServer(config, tmp_path / "server", args=("--log-format", "json"))
-    try:
-        server.start()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.sendto(HOSTILE, (HOST, server.port))
-        caller = sipp.call("caller", server.port, PILOT, caller=CALLER, duration_ms=300)
-        caller.expect_success()
-        server.wait_for_log(r'"event": "ended"')
-        assert server.stop() == 0
-    finally:
-        server.kill()
+    server = start_server(config, "--log-format", "json")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(HOSTILE, (HOST, server.port))
+    caller = sipp.call("caller", server.port, PILOT, caller=CALLER, duration_ms=300)
+    caller.expect_success()
+    server.wait_for_log(r'"event": "ended"')
+    assert server.stop() == 0
 
     entries = json_lines(server)
     for entry in entries:

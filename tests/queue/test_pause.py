@@ -16,7 +16,7 @@ from huntgroup.queue.events import (
     MemberPaused,
 )
 from huntgroup.queue.member_status import MembershipChange
-from tests.support.core_harness import Harness, m, make_config
+from tests.support.core_harness import Harness, m, make_config, with_members
 
 AGENT = "sip:agent@127.0.0.1:5080"
 
@@ -136,19 +136,10 @@ def test_every_control_change_is_noted_once_with_its_origin() -> None:
     h.ev(MemberLeft("G", m(2)), at=4)  # *52
     h.ev(MemberLeft("G", m(2)), at=5)  # already out: no change
     h.ev(MemberJoined("G", m(2)), at=6)  # *51
-    flipped = cfg.model_copy(
-        update={
-            "groups": (
-                cfg.groups[0].model_copy(
-                    update={
-                        "members": (
-                            MemberConfig(line=m(1), position=1, joined=False),
-                            MemberConfig(line=m(2), position=2),
-                        )
-                    }
-                ),
-            )
-        }
+    flipped = with_members(
+        cfg,
+        MemberConfig(line=m(1), position=1, joined=False),
+        MemberConfig(line=m(2), position=2),
     )
     h.core.reload(flipped, now=7)
     assert h.core.take_changes() == [

@@ -18,7 +18,7 @@ from huntgroup.queue.events import (
     OutgoingCallStarted,
 )
 from huntgroup.queue.state.store import MemoryStore
-from tests.support.core_harness import Harness, m, make_config
+from tests.support.core_harness import Harness, m, make_config, with_members
 
 
 def arrive(h: Harness, call: str, at: float | None = None, caller: str = "0611111111") -> None:
@@ -156,19 +156,10 @@ def test_config_joined_false_starts_logged_out() -> None:
     from huntgroup.config.models import MemberConfig
 
     cfg = make_config("linear", members=0)
-    cfg = cfg.model_copy(
-        update={
-            "groups": (
-                cfg.groups[0].model_copy(
-                    update={
-                        "members": (
-                            MemberConfig(line=m(1), position=1, joined=False),
-                            MemberConfig(line=m(2), position=2),
-                        )
-                    }
-                ),
-            )
-        }
+    cfg = with_members(
+        cfg,
+        MemberConfig(line=m(1), position=1, joined=False),
+        MemberConfig(line=m(2), position=2),
     )
     h = Harness(cfg)
     arrive(h, "a")

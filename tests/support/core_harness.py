@@ -39,6 +39,12 @@ def make_config(
     return Config(lines=tuple(line_cfgs), groups=tuple(all_groups))
 
 
+def with_members(cfg: Config, *members: MemberConfig) -> Config:
+    """``cfg`` with ``members`` as its first group's members, nothing else changed."""
+    first = cfg.groups[0].model_copy(update={"members": members})
+    return cfg.model_copy(update={"groups": (first, *cfg.groups[1:])})
+
+
 def m(i: int) -> str:
     """The key of member i (1-based) of the harness groups."""
     return LINES[i - 1]

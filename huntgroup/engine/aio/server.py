@@ -794,6 +794,9 @@ class Server:
         self.close()
 
     def close(self) -> None:
+        # the calls still up (a BYE unanswered) get their records before the sinks close
+        if hasattr(self, "b2bua"):  # started
+            self.run(lambda now: self.b2bua.abandon_all(now=now))
         self._timer.cancel()
         if self._probe_handle is not None:
             self._probe_handle.cancel()

@@ -50,7 +50,7 @@ from huntgroup.engine.b2bua.calls import Call, CallState, HoldReinvite, Leg, Med
 from huntgroup.engine.b2bua.context import Context, TimerKind
 from huntgroup.engine.b2bua.our_requests import glare_delay, reinvite, reinvite_answered
 from huntgroup.engine.b2bua.session_refresh import peer_refreshed
-from huntgroup.engine.b2bua.teardown import end_call
+from huntgroup.engine.b2bua.teardown import end_dialog_gone
 from huntgroup.engine.sip.dialogs import Dialog
 from huntgroup.engine.sip.message import Request, Response
 from huntgroup.engine.sip.transaction import TransactionKey
@@ -252,14 +252,7 @@ def moved_to_music(ctx: Context, ours: HoldReinvite, response: Response) -> None
         call.hold_retries += 1
         retry_later(ctx, call, side, glare_delay(ctx, side))
     elif status in (408, 481):  # §14.1: the dialog is gone
-        log.info(
-            "call %s: the %s's dialog is gone (%d)",
-            call.key,
-            side,
-            status,
-            extra=about(ctx, call, "dialog_gone"),
-        )
-        end_call(ctx, call, bye_caller=True)
+        end_dialog_gone(ctx, call, side, status)
     else:  # the held party stays where it was: silence until the resume
         log.info(
             "call %s: the %s refused the hold music (%d)",

@@ -58,6 +58,8 @@ from huntgroup.engine.sip.message import Request
 from huntgroup.queue.refusals import Refusal, refusal_of
 
 CallKind = Literal["group", "direct", "outgoing"]
+SHUTDOWN_CODE = 503
+"""The release code of a call left unanswered when the server stopped."""
 Outcome = Literal[
     "answered", "abandoned", "timeout", "queue_full", "no_answer", "forwarded", "refused"
 ]
@@ -412,6 +414,15 @@ class CallRecords:
             position=track.position,
         )
         out.append(RecordOutput(record))
+
+    def abandon_all(self, out: RecordSink, *, wall: float) -> None:
+        """Shutdown is over with calls still up (a BYE unanswered): each one's record, as
+        it stands, ending at ``wall``: an answered call answered (200), any other one
+        ``refused`` with :data:`SHUTDOWN_CODE`, unless a cause or code was noted before."""
+        for key in list(self.tracks):
+            self.caused(key, "refused")
+            self.ending(key, SHUTDOWN_CODE)
+            self.ended(out, key, wall=wall)
 
     def refused(
         self, out: RecordSink, request: Request, status: int, pilots: Pilots, *, wall: float

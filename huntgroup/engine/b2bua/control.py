@@ -9,7 +9,8 @@ B2BUA to log a member of a group in or out, or to pause or unpause it
 answers at once with a :class:`ControlResult`, an HTTP-like status:
 
 - 400: an unknown operation, or a reason that is too long
-  (:data:`MAX_REASON` characters) or holds control characters;
+  (:data:`MAX_REASON` characters), holds control, surrogate or private-use
+  characters, or does not encode as UTF-8 (so that every sink can write it);
 - 404: no such group, or no such member in it (a member is named by its key:
   the line's number, or the ``uri:`` member's URI);
 - 409: pausing a member that is logged out (log it in first);
@@ -58,8 +59,12 @@ def reason_problem(reason: str) -> str | None:
     """What is wrong with ``reason`` (hostile input), None when it is acceptable."""
     if len(reason) > MAX_REASON:
         return f"the reason is longer than {MAX_REASON} characters"
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in reason):
-        return "the reason holds control characters"
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co") for ch in reason):
+        return "the reason holds control, surrogate or private-use characters"
+    try:
+        reason.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the reason is not valid UTF-8 text"
     return None
 
 

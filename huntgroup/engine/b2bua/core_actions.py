@@ -100,23 +100,11 @@ def carry_out(ctx: Context, actions: list[Action]) -> None:
             case Forward(_, target, reason):
                 forward(ctx, call, target, reason)
             case Reroute(_, target, reason, group):
-                log.info(
-                    "call %s: forwarded to %s (%s)",
-                    call.key,
-                    target,
-                    reason,
-                    extra=about(ctx, call, "forwarded"),
-                )
+                log_forwarded(ctx, call, target, reason)
                 ctx.records.left(call.key, reason, wall=ctx.wall(), target=target)
                 route(ctx, call, user_of(call.invite.from_.uri) or "anonymous", group, target)
             case RefuseForward(_, target, reason, status, route_so_far):
-                log.info(
-                    "call %s: forwarded to %s (%s)",
-                    call.key,
-                    target,
-                    reason,
-                    extra=about(ctx, call, "forwarded"),
-                )
+                log_forwarded(ctx, call, target, reason)
                 log.warning(
                     "call %s: forward loop %s -> %s: ended (%d)",
                     call.key,
@@ -189,13 +177,7 @@ def forward(ctx: Context, call: Call, target: str, reason: str) -> None:
     """The core forwards ``call`` out of the server, to ``target``: a 302 (caller not
     answered yet) or a new leg out through the upstream. (The core follows forwards to
     our own numbers itself: :class:`Reroute`.)"""
-    log.info(
-        "call %s: forwarded to %s (%s)",
-        call.key,
-        target,
-        reason,
-        extra=about(ctx, call, "forwarded"),
-    )
+    log_forwarded(ctx, call, target, reason)
     ctx.records.caused(call.key, "forwarded")
     ctx.records.left(call.key, reason, wall=ctx.wall(), target=target)
     ctx.index.by_core.pop(call.core_id, None)
@@ -220,6 +202,18 @@ def forward(ctx: Context, call: Call, target: str, reason: str) -> None:
         destination,
         presented_outside(ctx, call),
         call.asserted,
+    )
+
+
+def log_forwarded(ctx: Context, call: Call, target: str, reason: str) -> None:
+    """The log line of a call the core forwards: out of the server, to one of our own
+    numbers, or into a forward loop."""
+    log.info(
+        "call %s: forwarded to %s (%s)",
+        call.key,
+        target,
+        reason,
+        extra=about(ctx, call, "forwarded"),
     )
 
 

@@ -26,7 +26,7 @@ from huntgroup.engine.b2bua.call_log import about
 from huntgroup.engine.b2bua.calls import Call, CallState, MediaSide, MediaUpdate
 from huntgroup.engine.b2bua.context import Context, TimerKind
 from huntgroup.engine.b2bua.our_requests import glare_delay, reinvite, reinvite_answered
-from huntgroup.engine.b2bua.teardown import end_call
+from huntgroup.engine.b2bua.teardown import end_dialog_gone
 from huntgroup.engine.sip.message import Response
 
 log = logging.getLogger("huntgroup.calls")
@@ -90,14 +90,7 @@ def media_updated(ctx: Context, ours: MediaUpdate, response: Response) -> None:
         return
     call.media_again = False
     if status in (408, 481):  # §14.1: the dialog is gone
-        log.info(
-            "call %s: the %s's dialog is gone (%d)",
-            call.key,
-            side,
-            status,
-            extra=about(ctx, call, "dialog_gone"),
-        )
-        end_call(ctx, call, bye_caller=True)
+        end_dialog_gone(ctx, call, side, status)
     else:
         log.info(
             "call %s: the %s refused direct media (%d); relayed",

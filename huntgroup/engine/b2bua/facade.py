@@ -363,6 +363,14 @@ class B2BUA(Context):
         end_all(self, "deactivated")  # RFC 6665: subscribe again (to another node)
         return self.flush()
 
+    def abandon_all(self, *, now: float) -> list[Output]:
+        """The driver stops with calls still up (shutdown's grace over, a BYE unanswered):
+        the records of those calls, as they stand (:meth:`CallRecords.abandon_all
+        <huntgroup.engine.b2bua.call_records.CallRecords.abandon_all>`)."""
+        self.now = max(self.now, now)
+        self.records.abandon_all(self.out, wall=self.wall())
+        return self.flush()
+
     # ====================================================== operators' API
     def control(
         self, op: str, group: str, member: str, *, reason: str = "", now: float

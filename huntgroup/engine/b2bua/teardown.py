@@ -8,6 +8,8 @@ CANCEL once a provisional came, §9.1, or BYE once confirmed), the core's state
 (``CallHungUp``), then :func:`forget` closes the media and removes the call
 from the index, with the log line ``call k12: ended`` and the call's record
 (:mod:`call_records`). A call ends exactly once: a second call is a no-op.
+:func:`end_dialog_gone` is the end when a re-INVITE or UPDATE of ours finds the
+peer's dialog gone (408 or 481, §14.1): one log line, then :func:`end_call`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import logging
 
 from huntgroup.engine.b2bua.call_log import about
-from huntgroup.engine.b2bua.calls import Call, CallState, Leg, LegState
+from huntgroup.engine.b2bua.calls import Call, CallState, Leg, LegState, MediaSide
 from huntgroup.engine.b2bua.context import Context
 from huntgroup.engine.b2bua.refer_notify import transfer_outcome
 from huntgroup.engine.sip.message import make_cancel
@@ -53,6 +55,19 @@ def end_call(
     if call.caller_line_id is not None:
         ctx.tell_core(CallHungUp(call.caller_line_id))
     forget(ctx, call)
+
+
+def end_dialog_gone(ctx: Context, call: Call, side: MediaSide, status: int) -> None:
+    """A re-INVITE or UPDATE of ours to ``side`` failed with 408 or 481: its dialog is
+    gone (RFC 3261 §14.1), so the whole call ends."""
+    log.info(
+        "call %s: the %s's dialog is gone (%d)",
+        call.key,
+        side,
+        status,
+        extra=about(ctx, call, "dialog_gone"),
+    )
+    end_call(ctx, call, bye_caller=True)
 
 
 def forget(ctx: Context, call: Call) -> None:

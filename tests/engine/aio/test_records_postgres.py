@@ -3,47 +3,33 @@ schema, batches off the caller's thread, an outage, the pending bound, never twi
 
 from __future__ import annotations
 
+import json
+import logging
+import stat
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
 from huntgroup.cli import main
-from huntgroup.engine.aio.records.postgres import PostgresSink
+from huntgroup.engine.aio.records.jsonl import JsonLinesSink
+from huntgroup.engine.aio.records.postgres import (
+    OFFER_BYTES,
+    RECORD_BYTES,
+    PostgresSink,
+    estimated_size,
+)
+from huntgroup.engine.aio.records.queue_log import QueueLogSink
+from huntgroup.engine.aio.records.reports import Reports
 from huntgroup.engine.aio.records.schema import connect, init_db
-from huntgroup.engine.b2bua.call_records import CallRecord, MemberChange, OfferRecord
+from huntgroup.engine.b2bua.call_records import MemberChange, QueueEvent
+from tests.engine.b2bua.test_b2bua_call_records import PILOT, World
 from tests.support.postgres import PgCluster, postgres  # noqa: F401  (the fixture)
+from tests.support.records import PAUSE, T0, record
 from tests.support.waiting import wait_until
-
-T0 = 1_800_000_000.0
-
-
-def record(i: int, *, offers: int = 2) -> CallRecord:
-    return CallRecord(
-        call_id=f"call-{i}@test",
-        node="node-a",
-        kind="group",
-        group="Support",
-        pilot="0140000000",
-        caller="0612345678",
-        callee="0140000000",
-        identity="0612345678",
-        arrival=T0 + i,
-        answer=T0 + i + 5,
-        end=T0 + i + 65,
-        wait=5.0,
-        talk=60.0,
-        member=f"m{offers}",
-        outcome="answered",
-        release_code=200,
-        offers=tuple(
-            OfferRecord(f"m{k + 1}", T0 + i + k, "answered" if k == offers - 1 else "no_answer")
-            for k in range(offers)
-        ),
-        hangup="caller",
-    )
 
 
 def rows(dsn: str, sql: str) -> list[tuple[Any, ...]]:
@@ -202,3 +188,164 @@ def test_beyond_max_pending_records_are_dropped_and_counted(
     wait_until(lambda: out.written == 5, timeout=60)
     out.close()
     assert rows(db, "SELECT count(*) FROM calls") == [(5,)]
+
+
+def test_a_bad_record_is_rejected_logged_and_the_others_keep_flowing(
+    db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="huntgroup.records")
+    out = sink(db, batch_size=10, flush_interval=0.5)
+    out_of_range = replace(record(2), call_id="too-big@test", release_code=2**40)
+    nul_member = replace(record(3), call_id="nul@test", member="m\x00")
+    for item in (record(0), record(1), out_of_range, nul_member, record(4)):
+        out.call_ended(item)
+    wait_until(
+        lambda: out.written + out.rejected == 5,
+        timeout=30,
+        message=lambda: f"written {out.written}, rejected {out.rejected}",
+    )
+    out.call_ended(record(5))  # later records keep flowing
+    wait_until(lambda: out.written == 4, timeout=30, message=lambda: f"written {out.written}")
+    out.close()
+    assert out.rejected == 2 and out.counters()["records_rejected"] == 2
+    assert out.failures == 0  # not retried
+    assert rows(db, "SELECT call_id FROM calls ORDER BY call_id") == [
+        (f"call-{i}@test",) for i in (0, 1, 4, 5)
+    ]
+    dead = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+    assert len(dead) == 2  # each logged once, the record itself in it
+    letters = [json.loads(line.split("not written: ", 1)[1]) for line in dead]
+    assert [(x["call_id"], x["release_code"], x["member"]) for x in letters] == [
+        ("too-big@test", 2**40, "m2"),
+        ("nul@test", 200, "m\x00"),
+    ]
+
+
+def test_hostile_caller_text_reaches_every_sink(db: str, tmp_path: Path) -> None:
+    """Bytes that were not UTF-8 (the SIP parser keeps them as lone surrogates), a NUL, a
+    right-to-left override: each sink still writes the record."""
+    hostile = replace(
+        record(0),
+        call_id="k\udcfe@evil",
+        caller="06\udcff\x00",
+        identity="\u202eÉvïl \udc80\U0001f600",
+    )
+    jsonl = JsonLinesSink(str(tmp_path / "calls.jsonl"))
+    queue_log = QueueLogSink(str(tmp_path / "queue_log"))
+    out = sink(db)
+    reports = Reports()
+    for each in (jsonl, queue_log, out):
+        reports.add(each)
+    event = QueueEvent(
+        T0, hostile.call_id, "Support", "NONE", "ENTERQUEUE", ("", hostile.caller, "1")
+    )
+    reports.deliver(event)
+    reports.deliver(hostile)
+    wait_until(lambda: out.written + out.rejected == 1, timeout=30)
+    reports.close()
+    assert reports.failures == 0 and out.rejected == 0
+    (line,) = (tmp_path / "calls.jsonl").read_text(encoding="utf-8").splitlines()
+    assert '"caller":"06\\udcff\\u0000"' in line  # a JSON escape: read back as it came
+    assert json.loads(line)["caller"] == hostile.caller
+    (entered,) = (tmp_path / "queue_log").read_text(encoding="utf-8").splitlines()
+    assert entered == f"{int(T0)}|k\\udcfe@evil|Support|NONE|ENTERQUEUE||06\\udcff_|1"
+    assert rows(db, "SELECT call_id, caller, identity FROM calls") == [
+        ("k\\udcfe@evil", "06\\udcff\\x00", "\u202eÉvïl \\udc80\U0001f600")
+    ]
+
+
+def test_beyond_max_pending_bytes_records_are_dropped_and_counted(
+    db: str,
+    postgres: PgCluster,  # noqa: F811
+) -> None:
+    postgres.stop()
+    two_offers = estimated_size(record(0))
+    assert two_offers == RECORD_BYTES + 2 * OFFER_BYTES
+    out = sink(db, max_pending_bytes=3 * two_offers + 100)
+    ring_all = replace(record(9), offers=record(9, offers=40).offers)
+    out.call_ended(ring_all)  # alone beyond the bound: dropped, though the count is far
+    for i in range(5):
+        out.call_ended(record(i))
+    assert (out.pending, out.dropped, out.pending_bytes) == (3, 3, 3 * two_offers)
+    postgres.start()
+    wait_until(lambda: out.written == 3, timeout=60)
+    assert out.pending_bytes == 0
+    out.call_ended(record(5))  # room again
+    wait_until(lambda: out.written == 4, timeout=60)
+    out.close()
+    assert rows(db, "SELECT count(*) FROM calls") == [(4,)]
+
+
+def test_records_left_at_a_shutdown_during_an_outage_are_spooled_then_written_once(
+    db: str,
+    postgres: PgCluster,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool" / "records.jsonl"
+    spool.parent.mkdir()
+    first = sink(db, spool=str(spool), close_timeout=30)
+    first.call_ended(record(0))
+    wait_until(lambda: first.written == 1, timeout=30)
+    postgres.stop()
+    for i in range(1, 4):  # calls end during the outage
+        first.call_ended(record(i))
+    first.member_changed(PAUSE)
+    first.close()
+    assert stat.S_IMODE(spool.stat().st_mode) == 0o600
+    spooled = spool.read_text(encoding="ascii").splitlines()
+    assert [json.loads(x)["type"] for x in spooled] == ["call"] * 3 + ["member"]
+    assert rows_when_up(postgres, db, "SELECT count(*) FROM calls") == [(1,)]
+
+    second = sink(db, spool=str(spool))  # the next start: the spool first
+    wait_until(lambda: second.written == 4, timeout=60, message=lambda: f"{second.written}")
+    wait_until(lambda: spool.stat().st_size == 0, timeout=30, message="the spool not emptied")
+    second.close()
+    assert spool.stat().st_size == 0
+    assert rows(db, "SELECT call_id FROM calls ORDER BY call_id") == [
+        (f"call-{i}@test",) for i in range(4)
+    ]
+    assert rows(db, "SELECT action FROM member_changes") == [("pause",)]
+
+    spool.write_text("\n".join(spooled) + "\n", encoding="ascii")  # replayed once more
+    third = sink(db, spool=str(spool))
+    wait_until(lambda: spool.stat().st_size == 0, timeout=60, message="the spool not emptied")
+    third.close()
+    assert rows(db, "SELECT count(*) FROM calls") == [(4,)]  # never twice
+    assert rows(db, "SELECT count(*) FROM call_offers") == [(8,)]
+    assert rows(db, "SELECT count(*) FROM member_changes") == [(1,)]
+
+
+def rows_when_up(postgres: PgCluster, dsn: str, sql: str) -> list[tuple[Any, ...]]:  # noqa: F811
+    """``rows`` with the cluster started again."""
+    postgres.start()
+    return rows(dsn, sql)
+
+
+def test_a_hostile_caller_over_sip_gets_its_record_in_every_sink(db: str, tmp_path: Path) -> None:
+    """A caller with an odd display name (a right-to-left override, an emoji) and a URI
+    user holding escaped bytes that are not UTF-8 and a NUL, through the B2BUA: its
+    record and queue events reach the three sinks."""
+    w = World()
+    call = w.caller.invite(PILOT, from_user="06%FF%00x", display="\u202eÉvïl \U0001f600")
+    w.answer(1, call)
+    call.bye()
+    w.caller.response(200, "BYE")
+    w.m[1].respond(w.m[1].request("BYE"), 200)
+    jsonl = JsonLinesSink(str(tmp_path / "calls.jsonl"))
+    queue_log = QueueLogSink(str(tmp_path / "queue_log"))
+    out = sink(db)
+    reports = Reports()
+    for each in (jsonl, queue_log, out):
+        reports.add(each)
+    for event in w.net.queue_events:
+        reports.deliver(event)
+    (built,) = w.net.records
+    reports.deliver(built)
+    wait_until(lambda: out.written + out.rejected == 1, timeout=30)
+    reports.close()
+    assert reports.failures == 0 and (out.written, out.rejected) == (1, 0)
+    (line,) = (tmp_path / "calls.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(line)["caller"] == built.caller == "06%FF%00x"  # as received
+    events = [x.split("|")[4] for x in (tmp_path / "queue_log").read_text().splitlines()]
+    assert events == ["ENTERQUEUE", "CONNECT", "COMPLETECALLER"]
+    assert rows(db, "SELECT caller, identity FROM calls") == [("06%FF%00x", "06%FF%00x")]

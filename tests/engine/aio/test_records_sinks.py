@@ -5,41 +5,23 @@ from __future__ import annotations
 import json
 import logging
 import stat
+import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 
-from huntgroup.config.models import Config, PostgresRecordsConfig
+from huntgroup.config import load_config
+from huntgroup.config.models import Config, PostgresRecordsConfig, RecordsConfig
 from huntgroup.engine.aio.records.jsonl import JsonLinesSink
 from huntgroup.engine.aio.records.queue_log import QueueLogSink, change_line, event_line
 from huntgroup.engine.aio.records.reports import Reports
-from huntgroup.engine.aio.records.sinks import resolve_dsn
-from huntgroup.engine.b2bua.call_records import CallRecord, MemberChange, OfferRecord, QueueEvent
+from huntgroup.engine.aio.records.sinks import open_sinks, resolve_dsn
+from huntgroup.engine.b2bua.call_records import CallRecord, MemberChange, QueueEvent
 from huntgroup.errors import ConfigError
-
-T0 = 1_800_000_000.0
-ANSWERED = CallRecord(
-    call_id="abc@host",
-    node="node-a",
-    kind="group",
-    group="Support",
-    pilot="0140000000",
-    caller="0612345678",
-    callee="0140000000",
-    identity="0612345678",
-    arrival=T0,
-    answer=T0 + 12,
-    end=T0 + 72,
-    wait=12.0,
-    talk=60.0,
-    member="m2",
-    outcome="answered",
-    release_code=200,
-    offers=(OfferRecord("m1", T0, "no_answer", T0 + 10), OfferRecord("m2", T0 + 10, "answered")),
-    hangup="member",
-    position=2,
-)
+from tests.support.records import ANSWERED, T0
+from tests.support.waiting import wait_until
 
 
 class Collect:
@@ -142,10 +124,12 @@ def test_queue_log_lines_are_written_as_the_events_come_before_the_call_ends(
     reports.add(QueueLogSink(str(path)))
     t = int(T0)
     reports.deliver(QueueEvent(T0, "abc@host", "Support", "NONE", "ENTERQUEUE", ("", "06", "2")))
-    assert path.read_text() == f"{t}|abc@host|Support|NONE|ENTERQUEUE||06|2\n"  # at once
+    entered = f"{t}|abc@host|Support|NONE|ENTERQUEUE||06|2\n"
+    wait_until(lambda: path.read_text() == entered, timeout=10, message="not written promptly")
     reports.deliver(QueueEvent(T0 + 10.6, "abc@host", "Support", "m1", "RINGNOANSWER", ("10600",)))
     reports.deliver(ANSWERED)  # the call's record writes nothing more
-    assert path.read_text().splitlines()[1:] == [f"{t + 10}|abc@host|Support|m1|RINGNOANSWER|10600"]
+    ring = f"{t + 10}|abc@host|Support|m1|RINGNOANSWER|10600\n"
+    wait_until(lambda: path.read_text() == entered + ring, timeout=10, message=path.read_text)
     assert reports.failures == 0
 
 
@@ -219,3 +203,89 @@ def test_the_stats_line_gets_the_sinks_counters() -> None:
     reports.add(Counting())
     reports.deliver(ANSWERED)
     assert reports.counters() == {"records_sink_errors": 1, "records_pending": 3}
+
+
+def test_record_files_are_relative_to_the_config_and_their_directory_is_made(
+    tmp_path: Path,
+) -> None:
+    config_file = tmp_path / "conf" / "huntgroup.yaml"
+    config_file.parent.mkdir()
+    config_file.write_text(
+        "records:\n  jsonl: records/calls.jsonl\n  queue_log: /abs/queue_log\n", encoding="utf-8"
+    )
+    records = load_config(config_file).records
+    assert records.jsonl == str(tmp_path / "conf" / "records" / "calls.jsonl")
+    assert records.queue_log == "/abs/queue_log"
+    assert records.jsonl is not None
+    sinks = open_sinks(records.model_copy(update={"queue_log": None}))
+    try:
+        assert Path(records.jsonl).parent.is_dir() and Path(records.jsonl).exists()
+    finally:
+        for sink in sinks:
+            sink.close()  # type: ignore[attr-defined]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ConfigError, match=r"records\.queue_log.*cannot create the directory"):
+        open_sinks(RecordsConfig(queue_log=str(blocker / "logs" / "queue_log")))
+
+
+class Stalled:
+    """A file whose writes block until released (a stalled disk), then go to ``file``."""
+
+    def __init__(self, file: TextIO) -> None:
+        self.file = file
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.closed = False
+
+    def write(self, text: str) -> int:
+        self.entered.set()
+        self.release.wait()
+        return self.file.write(text)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def fileno(self) -> int:
+        return self.file.fileno()
+
+    def close(self) -> None:
+        self.file.close()
+        self.closed = True
+
+
+def test_a_stalled_file_never_blocks_the_caller_and_drops_beyond_the_bound_are_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "calls.jsonl"
+    sink = JsonLinesSink(str(path), max_queued=5)
+    stalled = Stalled(sink.file._file)
+    sink.file._file = stalled  # type: ignore[assignment]
+    sink.call_ended(replace(ANSWERED, call_id="c0"))
+    wait_until(stalled.entered.is_set, timeout=10, message="the writer thread did not write")
+    for i in range(1, 11):  # the thread is stuck in write(): these only queue
+        sink.call_ended(replace(ANSWERED, call_id=f"c{i}"))
+    # c0 (being written) and c1..c4 fill the bound: c5..c10 dropped
+    assert (sink.file.dropped, sink.counters()) == (6, {"records_file_dropped": 6})
+    assert any("dropped" in r.getMessage() for r in caplog.records)
+    stalled.release.set()
+    sink.close()
+    ids = [json.loads(x)["call_id"] for x in path.read_text().splitlines()]
+    assert ids == [f"c{i}" for i in range(5)]  # in order, the dropped ones missing
+    assert stalled.closed
+
+
+def test_many_lines_keep_their_order_across_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "queue_log"
+    sink = QueueLogSink(str(path))
+    for i in range(300):
+        if i == 150:
+            path.rename(tmp_path / "queue_log.1")
+            sink.reopen()
+        sink.member_changed(MemberChange(T0 + i, "Support", f"m{i}", "pause", "", "api"))
+    wait_until(lambda: path.exists() and len(path.read_text().splitlines()) == 150, timeout=10)
+    sink.close()
+    old = (tmp_path / "queue_log.1").read_text().splitlines()
+    new = path.read_text().splitlines()
+    assert [x.split("|")[3] for x in old + new] == [f"m{i}" for i in range(300)]
+    assert len(old) == 150

@@ -13,7 +13,11 @@ import logging
 import pytest
 
 from huntgroup.engine.b2bua.call_log import EVENTS
-from tests.engine.b2bua.test_b2bua_forward_chains import B_PILOT, chain, refuse
+from tests.engine.b2bua.test_b2bua_forward_chains import (
+    B_PILOT,
+    chain,
+    forwarded_to_b_and_answered,
+)
 from tests.support.b2bua_peers import CALLER_NUMBER, PILOT, Network
 
 
@@ -26,14 +30,7 @@ def test_each_step_of_a_forwarded_call_names_its_call_group_event_and_member(
 ) -> None:
     caplog.set_level(logging.INFO, logger="huntgroup.calls")
     net = Network(chain(5))
-    caller = net.phone("caller", 6000, CALLER_NUMBER)
-    m1, m2 = net.phone("m1", 7001, "m1"), net.phone("m2", 7002, "m2")
-    call = caller.invite(PILOT)
-    refuse(m1)
-    leg = m2.answering(m2.request("INVITE"))
-    leg.reply(200)
-    m2.request("ACK")
-    call.ack(caller.response(200))
+    caller, m1, m2, call = forwarded_to_b_and_answered(net)
     call.bye()
     caller.response(200, "BYE")
 

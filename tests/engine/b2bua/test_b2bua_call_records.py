@@ -18,7 +18,6 @@ from tests.engine.b2bua.test_b2bua_upstream import (
 )
 from tests.support.b2bua_peers import (
     CALLER_NUMBER,
-    DOMAIN,
     GROUP,
     LINE_A,
     PASSWORD,
@@ -28,7 +27,6 @@ from tests.support.b2bua_peers import (
     UasCall,
     make_config,
     member_uri,
-    sdp,
 )
 
 EPOCH = 1_800_000_000.0  # the wall clock the driver reads at now = 0
@@ -345,16 +343,8 @@ def test_a_feature_code_is_a_short_call_answered_by_the_server() -> None:
 def test_a_blind_transfer_to_another_pilot_keeps_one_record_with_the_last_group() -> None:
     t = transfers.World()
     call, leg = t.call_alice()
-    assert transfers.refer(t.alice, leg, f"<sip:{transfers.SALES}@{DOMAIN}>").status == 202
-    transfers.notifies(t.alice)
-    offer = t.m2.answering(t.m2.request("INVITE"))
-    offer.reply(200, rtp=20002)
-    t.m2.request("ACK")
-    transfers.notifies(t.alice)
-    t.alice.respond(t.alice.request("BYE"), 200)
-    call.bye()
-    t.caller.response(200, "BYE")
-    t.m2.respond(t.m2.request("BYE"), 200)
+    transfers.blind_transfer_to_sales(t, leg)
+    transfers.caller_hangs_up_on_m2(t, call)
     assert t.net.b2b.active_calls == 0
     (record,) = t.net.records
     assert (record.group, record.pilot, record.callee) == ("Sales", transfers.SALES, PILOT)
@@ -368,20 +358,11 @@ def test_a_blind_transfer_to_another_pilot_keeps_one_record_with_the_last_group(
 def test_an_attended_transfer_ends_the_consultation_calls_record_at_the_join() -> None:
     t = transfers.World()
     call, leg = t.call_alice()
-    consultation, m2_leg = transfers.consult(t)
-    assert transfers.refer(t.alice, leg, transfers.replaces_uri(consultation)).status == 202
-    t.alice.respond(t.alice.request("BYE"), 200)
-    reinvite = t.m2.request("INVITE")
-    t.m2.respond(reinvite, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
-    t.m2.request("ACK")
-    transfers.notifies(t.alice)
-    t.alice.respond(t.alice.request("BYE"), 200)
+    consultation = transfers.attended_transfer(t, leg)
     (joined,) = t.net.records  # the consultation call ended at the join
     assert (joined.call_id, joined.caller, joined.group) == (consultation.call_id, LINE_A, "Sales")
     assert (joined.outcome, joined.member) == ("answered", member_uri(2))
-    call.bye()
-    t.caller.response(200, "BYE")
-    t.m2.respond(t.m2.request("BYE"), 200)
+    transfers.caller_hangs_up_on_m2(t, call)
     assert t.net.b2b.active_calls == 0
     first = t.net.records[1]
     assert (first.call_id, first.caller, first.member, first.outcome) == (
@@ -391,3 +372,28 @@ def test_an_attended_transfer_ends_the_consultation_calls_record_at_the_join() -
         "answered",
     )
     assert len(t.net.records) == 2
+
+
+def test_calls_still_up_when_the_driver_stops_get_their_records_as_they_stand() -> None:
+    """A bridged call (its BYE unanswered) and a ringing one, when the server stops: one
+    record each, answered (200) up to now and refused (503); never a second one."""
+    w = World()
+    net = w.net
+    bridged = w.caller.invite(PILOT)
+    w.answer(1, bridged)
+    other = net.phone("caller2", 6001, "0699999999")
+    other.invite(PILOT)  # m1 talks: m2 rings
+    net.advance(20.0)
+    net._route(net.b2b.abandon_all(now=net.now))
+    assert net.b2b.active_calls == 2  # the calls are not ended: their records are
+    by_caller = {r.caller: r for r in net.records}
+    assert len(net.records) == 2
+    answered, ringing = by_caller[CALLER_NUMBER], by_caller["0699999999"]
+    assert (answered.outcome, answered.release_code, answered.hangup) == ("answered", 200, "server")
+    assert (answered.end, answered.talk) == (EPOCH + 20.0, 20.0)
+    assert (ringing.outcome, ringing.release_code, ringing.answer) == ("refused", 503, None)
+    assert ringing.offers[0].member == M2 and ringing.offers[-1].result == "cancelled"
+    net._route(net.b2b.abandon_all(now=net.now))
+    bridged.bye()  # a late BYE ends the call: no second record
+    net.advance(1.0)
+    assert len(net.records) == 2

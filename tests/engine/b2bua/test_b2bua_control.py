@@ -80,6 +80,8 @@ def test_a_repeated_request_is_answered_200_and_changes_nothing() -> None:
         ("pause", GROUP, member_uri(1), "lunch\r\nX-Injected: 1", 400),
         ("pause", GROUP, member_uri(1), "bell\x07", 400),
         ("pause", GROUP, member_uri(1), "rtl\u202eevil", 400),
+        ("pause", GROUP, member_uri(1), "lone \ud800 surrogate", 400),
+        ("pause", GROUP, member_uri(1), "private \ue000 use", 400),
     ],
 )
 def test_bad_requests_are_refused_and_change_nothing(

@@ -12,7 +12,7 @@ import logging
 import pytest
 
 from huntgroup.config.models import Config, GroupConfig, MemberConfig
-from tests.support.b2bua_peers import CALLER_NUMBER, PILOT, Network, Phone, member_uri
+from tests.support.b2bua_peers import CALLER_NUMBER, PILOT, Network, Phone, UacCall, member_uri
 
 B_PILOT, C_PILOT = "0150000000", "0160000000"
 
@@ -44,11 +44,9 @@ def refuse(member: Phone) -> None:
     member.answering(member.request("INVITE")).reply(486)
 
 
-def test_a_group_forwarding_to_our_pilot_hands_the_call_to_that_group(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.INFO, logger="huntgroup.calls")
-    net = Network(chain(5))
+def forwarded_to_b_and_answered(net: Network) -> tuple[Phone, Phone, Phone, UacCall]:
+    """A call to A's pilot: m1 refuses it, A forwards it to B's pilot, m2 answers there.
+    Returns the caller, m1, m2 and the call."""
     caller = net.phone("caller", 6000, CALLER_NUMBER)
     m1, m2 = net.phone("m1", 7001, "m1"), net.phone("m2", 7002, "m2")
     call = caller.invite(PILOT)
@@ -57,6 +55,15 @@ def test_a_group_forwarding_to_our_pilot_hands_the_call_to_that_group(
     leg.reply(200)
     m2.request("ACK")
     call.ack(caller.response(200))
+    return caller, m1, m2, call
+
+
+def test_a_group_forwarding_to_our_pilot_hands_the_call_to_that_group(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="huntgroup.calls")
+    net = Network(chain(5))
+    forwarded_to_b_and_answered(net)
     assert net.b2b.active_calls == 1
     assert f"forwarded to {B_PILOT} (no_answer)" in caplog.text
     assert f"{CALLER_NUMBER} -> group B ({B_PILOT})" in caplog.text

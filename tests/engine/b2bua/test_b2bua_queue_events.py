@@ -8,7 +8,6 @@ from tests.engine.b2bua import test_b2bua_transfers as transfers
 from tests.engine.b2bua.test_b2bua_call_records import EPOCH, M1, M2, World
 from tests.support.b2bua_peers import (
     CALLER_NUMBER,
-    DOMAIN,
     GROUP,
     LINE_A,
     PILOT,
@@ -16,7 +15,6 @@ from tests.support.b2bua_peers import (
     Phone,
     UacCall,
     member_uri,
-    sdp,
 )
 
 
@@ -136,16 +134,8 @@ def test_a_blind_transfer_to_another_pilot_ends_the_first_queues_part_and_enters
     t = transfers.World()
     call, leg = t.call_alice()
     t.net.advance(20.0)
-    assert transfers.refer(t.alice, leg, f"<sip:{transfers.SALES}@{DOMAIN}>").status == 202
-    transfers.notifies(t.alice)
-    offer = t.m2.answering(t.m2.request("INVITE"))
-    offer.reply(200, rtp=20002)
-    t.m2.request("ACK")
-    transfers.notifies(t.alice)
-    t.alice.respond(t.alice.request("BYE"), 200)
-    call.bye()
-    t.caller.response(200, "BYE")
-    t.m2.respond(t.m2.request("BYE"), 200)
+    transfers.blind_transfer_to_sales(t, leg)
+    transfers.caller_hangs_up_on_m2(t, call)
     assert [x[:3] for x in events_of(t.net, call)] == [
         (GROUP, "NONE", "ENTERQUEUE"),
         (GROUP, LINE_A, "CONNECT"),
@@ -161,17 +151,8 @@ def test_a_blind_transfer_to_another_pilot_ends_the_first_queues_part_and_enters
 def test_an_attended_transfer_ends_the_queues_part_with_attendedtransfer() -> None:
     t = transfers.World()
     call, leg = t.call_alice()
-    consultation, m2_leg = transfers.consult(t)
-    assert transfers.refer(t.alice, leg, transfers.replaces_uri(consultation)).status == 202
-    t.alice.respond(t.alice.request("BYE"), 200)
-    reinvite = t.m2.request("INVITE")
-    t.m2.respond(reinvite, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
-    t.m2.request("ACK")
-    transfers.notifies(t.alice)
-    t.alice.respond(t.alice.request("BYE"), 200)
-    call.bye()
-    t.caller.response(200, "BYE")
-    t.m2.respond(t.m2.request("BYE"), 200)
+    transfers.attended_transfer(t, leg)
+    transfers.caller_hangs_up_on_m2(t, call)
     assert [x[1:3] for x in events_of(t.net, call)] == [
         ("NONE", "ENTERQUEUE"),
         (LINE_A, "CONNECT"),

@@ -478,6 +478,47 @@ def replaces_uri(consultation: UacCall, *, swap: bool = False, extra: str = "") 
     )
 
 
+def blind_transfer_to_sales(w: World, leg: UasCall) -> None:
+    """alice, on ``leg``, blind-transfers the caller to the Sales pilot: m2 answers, the
+    NOTIFYs come and go, alice's dialog ends."""
+    assert refer(w.alice, leg, f"<sip:{SALES}@{DOMAIN}>").status == 202
+    notifies(w.alice)
+    offer = w.m2.answering(w.m2.request("INVITE"))
+    offer.reply(200, rtp=20002)
+    w.m2.request("ACK")
+    notifies(w.alice)
+    w.alice.respond(w.alice.request("BYE"), 200)
+
+
+def join_m2(w: World, leg: UasCall) -> tuple[UacCall, UasCall]:
+    """alice, on ``leg``, consults m2 on Sales and REFERs the caller to it: her
+    consultation call ends and m2's leg (returned with the consultation call) is
+    re-INVITEd onto the caller's call, answered and ACKed."""
+    consultation, m2_leg = consult(w)
+    assert refer(w.alice, leg, replaces_uri(consultation)).status == 202
+    w.alice.respond(w.alice.request("BYE"), 200)
+    reinvite = w.m2.request("INVITE")
+    w.m2.respond(reinvite, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
+    w.m2.request("ACK")
+    return consultation, m2_leg
+
+
+def attended_transfer(w: World, leg: UasCall) -> UacCall:
+    """:func:`join_m2`, then alice's NOTIFYs and her first call's end: returns the
+    consultation call."""
+    consultation, _ = join_m2(w, leg)
+    notifies(w.alice)
+    w.alice.respond(w.alice.request("BYE"), 200)
+    return consultation
+
+
+def caller_hangs_up_on_m2(w: World, call: UacCall) -> None:
+    """The transferred caller hangs up; m2, the member it talked to, gets the BYE."""
+    call.bye()
+    w.caller.response(200, "BYE")
+    w.m2.respond(w.m2.request("BYE"), 200)
+
+
 @pytest.mark.parametrize("swap", [False, True])
 def test_attended_transfer_joins_the_caller_with_the_consulted_member(swap: bool) -> None:
     w = World()
@@ -741,12 +782,7 @@ def test_direct_media_a_glare_on_the_callers_re_invite_after_a_join_is_retried(
     answers our re-INVITE 491 (RFC 3261 §14.1: retried after 0-2 s, media end to end)."""
     w = World(media_mode="direct")
     call, leg = w.call_alice()
-    consultation, m2_leg = consult(w)
-    assert refer(w.alice, leg, replaces_uri(consultation)).status == 202
-    w.alice.respond(w.alice.request("BYE"), 200)
-    reinvite = w.m2.request("INVITE")
-    w.m2.respond(reinvite, 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
-    w.m2.request("ACK")
+    join_m2(w, leg)
     for _ in range(refusals):
         w.caller.respond(w.caller.request("INVITE"), 491, to_tag=call.from_tag)
         w.caller.request("ACK")
@@ -763,11 +799,7 @@ def test_direct_media_a_glare_on_the_callers_re_invite_after_a_join_is_retried(
 def test_direct_media_a_caller_moving_its_media_after_a_join_re_invites_the_member() -> None:
     w = World(media_mode="direct")
     call, leg = w.call_alice()
-    consultation, m2_leg = consult(w)
-    assert refer(w.alice, leg, replaces_uri(consultation)).status == 202
-    w.alice.respond(w.alice.request("BYE"), 200)
-    w.m2.respond(w.m2.request("INVITE"), 200, to_tag=m2_leg.tag, body=sdp(20002, session=2))
-    w.m2.request("ACK")
+    _, m2_leg = join_m2(w, leg)
     toward_caller = w.caller.request("INVITE")
     w.caller.respond(toward_caller, 200, to_tag=call.from_tag, body=sdp(10004))  # moved
     w.caller.request("ACK")

@@ -29,17 +29,9 @@ from huntgroup.queue.state.codec import (
 from huntgroup.queue.state.journal import JournalingStore
 from huntgroup.queue.state.operations import Batch, SetJoined, SetPaused, compact
 from huntgroup.queue.state.store import Pause
+from tests.queue.state.test_journal_store import exchange
 from tests.queue.state.test_redis_sync import run, sync_for, until
 from tests.support.state_harness import Node, RedisServer, m, make_config
-
-
-def exchange(*stores: JournalingStore) -> None:
-    batches = [(s, s.drain()) for s in stores]
-    for source, ops in batches:
-        for target in stores:
-            if target is not source:
-                for op in ops:
-                    target.apply_remote(op)
 
 
 def test_a_pause_is_journaled_and_merged_by_stamp() -> None:

@@ -5,8 +5,8 @@ A call record is ``{"type": "call", ...}`` with the fields of
 ``{"member", "start", "end", "result"}``), a member change ``{"type": "member", ...}``
 with those of :class:`~huntgroup.engine.b2bua.call_records.MemberChange`;
 times are epoch seconds (floats, millisecond precision). The file is a
-:class:`~huntgroup.engine.aio.records.line_file.LineFile`: appended, flushed
-per record, fsynced on reopen (SIGHUP) and close.
+:class:`~huntgroup.engine.aio.records.line_file.LineFile`: appended and flushed
+by its writer thread, fsynced on reopen (SIGHUP) and close.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from huntgroup.engine.aio.records.line_file import LineFile
+from huntgroup.engine.aio.records.line_file import MAX_QUEUED, LineFile
 from huntgroup.engine.b2bua.call_records import CallRecord, MemberChange
 
 
@@ -64,8 +64,12 @@ def change_dict(change: MemberChange) -> dict[str, Any]:
 class JsonLinesSink:
     """``records.jsonl``: appends one JSON object per record."""
 
-    def __init__(self, path: str) -> None:
-        self.file = LineFile(path)
+    def __init__(self, path: str, *, max_queued: int = MAX_QUEUED) -> None:
+        self.file = LineFile(path, max_queued=max_queued)
+
+    def counters(self) -> dict[str, int]:
+        """For the ``stats:`` line: the lines its file could not keep up with."""
+        return {"records_file_dropped": self.file.dropped}
 
     def call_ended(self, record: CallRecord) -> None:
         self._write({"type": "call", **call_dict(record)})

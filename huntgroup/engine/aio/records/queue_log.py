@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from huntgroup.engine.aio.records.line_file import LineFile
+from huntgroup.engine.aio.records.line_file import MAX_QUEUED, LineFile
 from huntgroup.engine.b2bua.call_records import CallRecord, MemberChange, QueueEvent
 
 UNSAFE = re.compile(r"[|\r\n\x00]")
@@ -60,8 +60,12 @@ def change_line(change: MemberChange) -> str:
 class QueueLogSink:
     """``records.queue_log``: appends Asterisk queue_log lines, one per event, at once."""
 
-    def __init__(self, path: str) -> None:
-        self.file = LineFile(path)
+    def __init__(self, path: str, *, max_queued: int = MAX_QUEUED) -> None:
+        self.file = LineFile(path, max_queued=max_queued)
+
+    def counters(self) -> dict[str, int]:
+        """For the ``stats:`` line: the lines its file could not keep up with."""
+        return {"records_file_dropped": self.file.dropped}
 
     def queue_event(self, event: QueueEvent) -> None:
         self.file.write(event_line(event))

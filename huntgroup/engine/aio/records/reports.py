@@ -107,25 +107,25 @@ class Reports:
         for sink in self.sinks:
             counters = getattr(sink, "counters", None)
             if counters is not None:
-                found.update(counters())
+                for key, value in counters().items():  # two files: their drops summed
+                    found[key] = found.get(key, 0) + value
         return found
 
     def reopen(self) -> None:
         """SIGHUP: the sinks that write files open them again (after a log rotation)."""
-        for sink in self.sinks:
-            reopen = getattr(sink, "reopen", None)
-            if reopen is not None:
-                try:
-                    reopen()
-                except Exception as err:
-                    log.error("report sink %s: could not reopen: %s", type(sink).__name__, err)
+        self._each("reopen")
 
     def close(self) -> None:
         """Shutdown: every sink that has a ``close()`` is closed (pending records flushed)."""
+        self._each("close")
+
+    def _each(self, method: str) -> None:
+        """Call ``method()`` on every sink that has it; a failure is logged, the others
+        still run."""
         for sink in self.sinks:
-            close = getattr(sink, "close", None)
-            if close is not None:
+            action = getattr(sink, method, None)
+            if action is not None:
                 try:
-                    close()
+                    action()
                 except Exception as err:
-                    log.error("report sink %s: could not close: %s", type(sink).__name__, err)
+                    log.error("report sink %s: could not %s: %s", type(sink).__name__, method, err)
