@@ -82,9 +82,9 @@ class RedisClaims:
         """A write failed: the next :meth:`write` re-asserts every claim."""
         self._prefix = f"{prefix}:claims:"
         self._waiting_prefix = f"{prefix}:waiting:"
-        self.lease_prefix = f"{prefix}:lease:"
-        """A node's lease key (``PREFIX + node``) lives while it renews: its waiting callers
-        count for the other nodes' claims only while it does."""
+        self.leases_key = f"{prefix}:leases"
+        """The nodes' leases (node → end, Redis's clock): a node's waiting callers count for
+        the other nodes' claims only while it renews its lease."""
         self._client = client
         self._connected = connected
         self._went_down = went_down
@@ -127,12 +127,12 @@ class RedisClaims:
         if client is None or not self._connected():
             self.stale = True  # granted locally: re-asserted when Redis is back
         else:
-            keys = [self.key(member)]
+            keys = [self.key(member), self.leases_key]
             wall = arrival + self._wall() - self._clock()
             if group is not None and self._deferred.get(call_id, 0) < FIFO_PATIENCE:
                 keys.append(self.waiting_key(group))
             lease = self._ms(self.ledger.lease)
-            args = [self.node_id, call_id, int(call_waiting), lease, repr(wall), self.lease_prefix]
+            args = [self.node_id, call_id, int(call_waiting), lease, repr(wall)]
             try:
                 answer = int(await self._claim(keys=keys, args=args))
             except _UNREACHABLE as err:
@@ -172,16 +172,13 @@ class RedisClaims:
             return True
         try:
             pipe = client.pipeline(transaction=False)
-            if full or queued:
-                pipe.set(f"{self.lease_prefix}{self.node_id}", "1", px=self._ms(self.ledger.lease))
             for (group, call_id), wall in queued.items():
                 entry = f"{self.node_id} {call_id}"
                 if wall is None:
                     pipe.zrem(self.waiting_key(group), entry)
                 else:
                     pipe.zadd(self.waiting_key(group), {entry: wall})
-            if writes:
-                await self._script(pipe, writes)
+            await self._script(pipe, writes, self._ms(self.ledger.lease))  # renews the lease
             results = await pipe.execute()
         except _UNREACHABLE as err:
             self._went_down(err)
@@ -193,9 +190,8 @@ class RedisClaims:
             return True
         self._published(queued)
         self.stale = False
-        if writes:
-            for index in results[-1]:
-                self._conflict(writes[int(index) - 1])
+        for index in results[-1]:
+            self._conflict(writes[int(index) - 1])
         return True
 
     def _queue_changes(
@@ -223,20 +219,21 @@ class RedisClaims:
         self.ledger.held.clear()
         published, self.published = self.published, {}
         client = self._client()
-        if client is None or not (writes or published):
+        if client is None:
             return
         pipe = client.pipeline(transaction=False)
         for group, call_id in published:
             pipe.zrem(self.waiting_key(group), f"{self.node_id} {call_id}")
-        pipe.delete(f"{self.lease_prefix}{self.node_id}")
-        if writes:
-            await self._script(pipe, writes)
+        await self._script(pipe, writes, None)  # and ends this node's lease
         await pipe.execute()
 
-    async def _script(self, pipe: Any, writes: list[ClaimWrite]) -> None:
-        keys = [self.key(w.member) for w in writes]
+    async def _script(self, pipe: Any, writes: list[ClaimWrite], lease_ms: int | None) -> None:
+        """Queue ``ASSERT_SCRIPT`` on ``pipe``: ``writes``, and this node's lease renewed
+        for ``lease_ms`` (None: ended)."""
+        keys = [self.leases_key, *(self.key(w.member) for w in writes)]
         payload = json.dumps([[w.call_id, w.kind, self._ms(w.lease)] for w in writes])
-        await self._assert(keys=keys, args=[self.node_id, payload], client=pipe)
+        lease = "" if lease_ms is None else str(lease_ms)
+        await self._assert(keys=keys, args=[self.node_id, payload, lease], client=pipe)
 
     def _conflict(self, write: ClaimWrite) -> None:
         if write.kind == "r":

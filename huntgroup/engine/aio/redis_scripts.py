@@ -130,22 +130,23 @@ local function hold(key, field, kind, node, now, ms)
 end
 """
 
-# KEYS: the member's claims, then (a group call) the group's waiting callers (a sorted set of
-# "NODE CALL" by arrival, wall-clock seconds). ARGV: node, call, call_waiting (1 or 0), lease
-# (ms), the call's arrival, the prefix of the nodes' lease keys. Answers 1 (granted: the field
-# holds the claim, ringing), 0 (another node holds the member) or 2 (an older caller of the
-# group waits on another live node: the member is left for it; the entries of nodes whose
-# lease key is gone are dropped).
+# KEYS: the member's claims, the nodes' leases (a hash: node -> end of its lease, ms), then (a
+# group call) the group's waiting callers (a sorted set of "NODE CALL" by arrival, wall-clock
+# seconds). ARGV: node, call, call_waiting (1 or 0), lease (ms), the call's arrival. Answers 1
+# (granted: the field holds the claim, ringing), 0 (another node holds the member) or 2 (an
+# older caller of the group waits on another live node: the member is left for it; the
+# entries of nodes whose lease ended are dropped).
 CLAIM_SCRIPT = (
     _CLAIMS
     + """
 local now = clock()
-if KEYS[2] then
-  for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[5])) do
+if KEYS[3] then
+  for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[5])) do
     local owner = string.match(e, '^(%S+) ')
     if owner ~= ARGV[1] then
-      if owner and redis.call('EXISTS', ARGV[6] .. owner) == 1 then return 2 end
-      redis.call('ZREM', KEYS[2], e)
+      local ends = owner and redis.call('HGET', KEYS[2], owner)
+      if ends and tonumber(ends) > now then return 2 end
+      redis.call('ZREM', KEYS[3], e)
     end
   end
 end
@@ -155,20 +156,31 @@ return 1
 """
 )
 
-# KEYS: the claims of each member written. ARGV: node, then JSON [[call, kind, ms], ...], one
-# per key: kind '' releases; r, t, w write (renew or re-assert) for ms. A claim the hash no
-# longer holds (the lease ran out, or Redis lost it) is taken again if no other node holds a
-# live claim on the member; else it is refused: an r claim is not written, a t or w claim is
-# written all the same (the member talks, or wraps up) and drops the other nodes' r claims
-# (those nodes find them gone at their next renewal, and end their offers). Answers the
-# 1-based indexes of the claims refused.
+# KEYS: the nodes' leases, then the claims of each member written. ARGV: node, JSON [[call,
+# kind, ms], ...] (one per member key), this node's lease (ms; '' ends it: the node stops).
+# The node's lease is renewed, and the leases that ended are dropped. For each claim: kind ''
+# releases; r, t, w write (renew or re-assert) for ms. A claim the hash no longer holds (the
+# lease ran out, or Redis lost it) is taken again if no other node holds a live claim on the
+# member; else it is refused: an r claim is not written, a t or w claim is written all the
+# same (the member talks, or wraps up) and drops the other nodes' r claims (those nodes find
+# them gone at their next renewal, and end their offers). Answers the 1-based indexes of the
+# claims refused.
 ASSERT_SCRIPT = (
     _CLAIMS
     + """
 local now = clock()
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], now + tonumber(ARGV[3]))
+  local leases = redis.call('HGETALL', KEYS[1])
+  for j = 1, #leases, 2 do
+    if tonumber(leases[j + 1]) <= now then redis.call('HDEL', KEYS[1], leases[j]) end
+  end
+end
 local refused = {}
 for i, w in ipairs(cjson.decode(ARGV[2])) do
-  local key, field, kind, ms = KEYS[i], ARGV[1] .. ' ' .. w[1], w[2], w[3]
+  local key, field, kind, ms = KEYS[i + 1], ARGV[1] .. ' ' .. w[1], w[2], w[3]
   if kind == '' then
     redis.call('HDEL', key, field)
   else

@@ -230,7 +230,7 @@ def test_the_older_caller_on_node_b_gets_the_member_that_frees_on_node_a(
         out = await ask(ca, sa, claim_of(ca.handle(CallHungUp("a0"), now=4.0)), 4.0)
         assert not [r for r in out if isinstance(r, Ring)]
         assert ca.queue("G") == ["a2"]
-        await until(lambda: not sb.store.is_on_call(m(1)), "B sees m1 free")
+        await until(lambda: cb.is_free("G", m(1), now=4.1), "B sees m1 free (A rang it not)")
         out = await ask(cb, sb, claim_of(cb.state_changed(now=4.1)), 4.1)
         assert [(r.call_id, r.member) for r in out if isinstance(r, Ring)] == [("b1", m(1))]
         await until(lambda: ("G", "b1") not in sb.claims.published, "B withdrew its caller")
@@ -273,7 +273,7 @@ def test_the_callers_of_a_dead_node_do_not_hold_members_back(redis_server: Redis
         assert await sb.claims.write(full=True)
         assert not await sa.claims.claim(m(1), "a2", call_waiting=False, group="G", arrival=3.0)
         client = aioredis.from_url(redis_server.url, decode_responses=True)
-        await client.delete(f"{sb.claims.lease_prefix}B")  # B's lease ran out: B died
+        await client.hdel(sb.claims.leases_key, "B")  # B's lease ran out: B died
         assert await sa.claims.claim(m(1), "a3", call_waiting=False, group="G", arrival=3.5)
         assert await client.zrange(sa.claims.waiting_key("G"), 0, -1) == []  # B's entry went
         await client.aclose()
