@@ -45,6 +45,25 @@ class Ring:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """Claim the member in the shared state before ringing it (several nodes only).
+
+    The driver answers with ``ClaimGranted`` (the core then rings it) or
+    ``ClaimRefused`` (another node holds it, or, for a group call, an older caller
+    of the group waits on another node). ``call_waiting``: the member may be on
+    calls elsewhere, as long as nobody else rings it or waits for its wrap-up.
+    ``arrival``: the call's place in its queue (the core's time of its arrival, or
+    of its transfer), to compare with the callers of other nodes.
+    """
+
+    call_id: str
+    member: str
+    group: str | None
+    call_waiting: bool
+    arrival: float
+
+
+@dataclass(frozen=True, slots=True)
 class Cancel:
     """Stop offering the call to a member (CANCEL, or ACK+BYE if it had answered)."""
 
@@ -132,4 +151,6 @@ class RefuseForward:
     route: tuple[str, ...]
 
 
-Action = Ring | Cancel | Ringback | Hold | Bridge | Release | Forward | Reroute | RefuseForward
+Action = (
+    Ring | Claim | Cancel | Ringback | Hold | Bridge | Release | Forward | Reroute | RefuseForward
+)

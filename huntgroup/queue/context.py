@@ -25,7 +25,7 @@ The attributes with a leading underscore are the core's own: only the modules
 of the group core read or change them, never a driver.
 
 The timer heap holds ``(due, seq, kind, key, token)`` entries: ``key`` is a
-call id, or a member for ``WRAP_UP`` and ``RETRY``; ``token`` tells an offer
+call id, or a member for ``WRAP_UP``, ``RETRY`` and ``CLAIM_RETRY``; ``token`` tells an offer
 or a pass from the later ones of the same call. An entry is never removed: it
 is skipped when it reaches the head or fires and no longer matches
 (:meth:`RoutingCore._timer_valid <huntgroup.queue.core.RoutingCore._timer_valid>`).
@@ -41,7 +41,7 @@ from enum import Enum
 
 from huntgroup.config.models import Config, GroupConfig, LineConfig
 from huntgroup.distribution.hunt import Hunt
-from huntgroup.queue.actions import Identity
+from huntgroup.queue.actions import Identity, Ring
 from huntgroup.queue.availability import Availability
 from huntgroup.queue.forwards import Reentry
 from huntgroup.queue.groups import GroupInfo
@@ -70,6 +70,7 @@ class TimerKind(Enum):
     NEXT_PASS = 4
     WRAP_UP = 5
     RETRY = 6  # a member's back-off ends: it may be offered calls again
+    CLAIM_RETRY = 7  # a member whose claim was refused may be claimed again
 
 
 TimerEntry = tuple[float, int, TimerKind, str, int]
@@ -92,6 +93,7 @@ class RoutedCall:
     line: LineConfig | None = None
     hunt: Hunt | None = None
     offers: dict[str, int] = field(default_factory=dict)  # member -> offer token
+    claiming: dict[str, Ring] = field(default_factory=dict)  # offers awaiting their claim
     member: str | None = None
     connected_at: float | None = None
     holding: bool = False
@@ -122,6 +124,11 @@ class RoutingContext:
         self.changes: list[MembershipChange] | None = None
         """Control changes for the driver to take (None: not kept, e.g. the simulator)."""
         self.config = config
+        self.claims = False
+        """Offers claim their member first (``Claim``; several nodes share the state).
+        Off (one node, the simulator, the benchmarks): members are rung at once."""
+        self._claim_refused: dict[str, float] = {}
+        """Members whose claim was refused → until when this node does not claim them again."""
 
     def _arm(self, when: float, kind: TimerKind, key: str, token: int = 0) -> None:
         heapq.heappush(self._timers, (when, next(self._seq), kind, key, token))

@@ -25,7 +25,9 @@ by functions over it:
   spacing, the queue, and the dispatch of queue heads to free members, the
   group of the highest ``priority`` first;
 - :mod:`~huntgroup.queue.offers`: who is free (shared state and
-  :mod:`~huntgroup.queue.availability`), the order of a pass, the offers;
+  :mod:`~huntgroup.queue.availability`), the order of a pass, the offers
+  (claimed first when several nodes share the state: ``Claim``, answered by
+  ``ClaimGranted`` or ``ClaimRefused``);
 - :mod:`~huntgroup.queue.outcomes`: a member answers or refuses
   (:mod:`~huntgroup.queue.refusals`), an offer runs out, a call ends;
 - :mod:`~huntgroup.queue.endings`: how a call leaves the core (released,
@@ -80,6 +82,8 @@ from huntgroup.queue.events import (
     CallHungUp,
     CallsJoined,
     CallTransferred,
+    ClaimGranted,
+    ClaimRefused,
     DirectCallArrived,
     Event,
     LineActivity,
@@ -103,8 +107,8 @@ from huntgroup.queue.membership import (
     set_joined,
     withdraw_barred,
 )
-from huntgroup.queue.offers import end_offer, free_predicate
-from huntgroup.queue.outcomes import answered, hung_up, offers_failed, refused
+from huntgroup.queue.offers import claim_granted, end_offer, free_predicate
+from huntgroup.queue.outcomes import answered, claim_refused, hung_up, offers_failed, refused
 from huntgroup.queue.refusals import Refusal, refusal_of
 from huntgroup.queue.state.store import Pause, StateStore
 from huntgroup.queue.talk_time import talk_time, talk_times
@@ -137,8 +141,10 @@ class RoutingCore(RoutingContext):
         now: float,
         store: StateStore | None = None,
         observed: bool = False,
+        claims: bool = False,
     ) -> None:
         super().__init__(config, now=now, store=store)
+        self.claims = claims
         if observed:  # the live server: operators look (time in state, control changes)
             self.observed = True
             self.changes = []
@@ -378,6 +384,8 @@ class RoutingCore(RoutingContext):
             return True
         if kind is TimerKind.RETRY:
             return self.availability.backoff_until(key) == when
+        if kind is TimerKind.CLAIM_RETRY:
+            return self._claim_refused.get(key) == when
         call = self._calls.get(key)
         if call is None:
             return False
@@ -391,6 +399,10 @@ class RoutingCore(RoutingContext):
         _, _, kind, key, token = entry
         if kind is TimerKind.WRAP_UP:
             self._touched.add(key)
+            dispatch(self, actions, self._groups_of.get(key, ()))
+            return
+        if kind is TimerKind.CLAIM_RETRY:
+            del self._claim_refused[key]
             dispatch(self, actions, self._groups_of.get(key, ()))
             return
         if kind is TimerKind.RETRY:
@@ -438,6 +450,10 @@ class RoutingCore(RoutingContext):
                 refused(self, call_id, member, refusal_of(status), actions)
             case MemberUnreachable(call_id, member, ours):
                 refused(self, call_id, member, Refusal.UNREACHABLE, actions, ours=ours)
+            case ClaimGranted(call_id, member):
+                claim_granted(self, call_id, member, actions)
+            case ClaimRefused(call_id, member):
+                claim_refused(self, call_id, member, actions)
             case CallHungUp(call_id):
                 hung_up(self, call_id, actions)
             case MemberJoined(group, member, origin, reason):

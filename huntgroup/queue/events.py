@@ -79,6 +79,23 @@ class MemberFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimGranted:
+    """The shared state granted this node the member of a ``Claim``: ring it."""
+
+    call_id: str
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRefused:
+    """Another node holds the member of a ``Claim`` (or, after a Redis outage, took it
+    first): the offer ends without penalty, and is cancelled if it was ringing."""
+
+    call_id: str
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
 class MemberUnreachable:
     """A member could not be offered the call at all, so no SIP status came back: no
     registered contact, no media port for its leg, its INVITE could not be sent.
@@ -190,6 +207,8 @@ Event = (
     | MemberAnswered
     | MemberFailed
     | MemberUnreachable
+    | ClaimGranted
+    | ClaimRefused
     | CallHungUp
     | MemberJoined
     | MemberLeft

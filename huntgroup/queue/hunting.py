@@ -42,6 +42,7 @@ from huntgroup.queue.actions import (
 )
 from huntgroup.queue.context import CallState, RoutedCall, RoutingContext, TimerKind
 from huntgroup.queue.endings import finish, overflow_empty, queue_full
+from huntgroup.queue.groups import GroupInfo
 from huntgroup.queue.offers import end_offer, free_predicate, has_free, is_empty, offer_all, order
 
 PASS_SPACING = 1.0
@@ -83,6 +84,9 @@ def advance(core: RoutingContext, call: RoutedCall, actions: list[Action]) -> No
             offer_all(core, call, chosen, actions)
             return
         hunt.end_pass()
+        if hunt.offers_in_pass == 0:  # its claims were all refused: nobody was free
+            nobody_free(core, call, info, actions)
+            return
         if info.strategy.stop_after_pass:
             give_up(core, call, g.no_answer.forward_to, "no_answer", actions, status=480)
             return
@@ -101,6 +105,16 @@ def advance(core: RoutingContext, call: RoutedCall, actions: list[Action]) -> No
         offer_all(core, call, chosen, actions)
         return
     hunt.end_pass()
+    nobody_free(core, call, info, actions)
+
+
+def nobody_free(
+    core: RoutingContext, call: RoutedCall, info: GroupInfo, actions: list[Action]
+) -> None:
+    """A pass found nobody free: the group overflows when empty, else the call waits
+    (released at once by a group without a queue)."""
+    g = call.group
+    assert g is not None
     if is_empty(core, info):
         overflow_empty(core, call, actions)
     elif g.queue.max_length == 0:

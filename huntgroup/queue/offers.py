@@ -19,17 +19,31 @@ An offer rings one or more members for a call (:func:`offer`): each is marked
 ringing in the shared state, a ``Ring`` goes out, and the offers made together
 share one timer token, so that they expire together. :func:`end_offer` undoes
 one, whatever ended it.
+
+With :attr:`~huntgroup.queue.context.RoutingContext.claims` (several nodes on
+one shared state) an offer first *claims* its member: ``Claim`` goes out
+instead of ``Ring``, which waits in ``RoutedCall.claiming`` until the driver
+reports ``ClaimGranted`` (:func:`claim_granted`: the ``Ring`` goes out) or
+``ClaimRefused`` (:mod:`~huntgroup.queue.outcomes`). Meanwhile the member
+counts as ringing here, and the offer's timer runs as usual, so a claim never
+answered ends as an unanswered offer. A member whose claim was refused is not
+free here for :data:`CLAIM_RETRY` seconds (the other node's activity reaches
+us well within it), so a node never spins on a member another node holds.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 from huntgroup.config.models import GroupConfig
-from huntgroup.queue.actions import Action, Identity, Ring
+from huntgroup.queue.actions import Action, Claim, Identity, Ring
 from huntgroup.queue.context import RoutedCall, RoutingContext, TimerKind
 from huntgroup.queue.groups import GroupInfo, position_of
 from huntgroup.queue.talk_time import talk_times
+
+CLAIM_RETRY = 1.0
+"""Seconds a member whose claim was refused is left alone by this node."""
 
 
 class GroupView:
@@ -57,6 +71,13 @@ def free_predicate(core: RoutingContext, g: GroupConfig, now: float) -> Callable
     and offerable from this node (``availability``); the hunt's predicate."""
     is_free, name, waiting = core.store.is_free, g.name, g.call_waiting
     offerable = core.availability.offerable
+    refused = core._claim_refused
+    if refused:  # several nodes: a member another node holds is left alone for a while
+        return lambda member: (
+            is_free(name, member, now=now, call_waiting=waiting)
+            and offerable(member, now=now, call_waiting=waiting)
+            and refused.get(member, -math.inf) <= now
+        )
     return lambda member: (
         is_free(name, member, now=now, call_waiting=waiting)
         and offerable(member, now=now, call_waiting=waiting)
@@ -109,13 +130,30 @@ def offer(
     token = next(core._seq)
     group = call.group.name if call.group is not None else None
     set_ringing, offers, call_id = core.store.set_ringing, call.offers, call.id
+    claims = core.claims
+    waiting = call.group is not None and call.group.call_waiting
     for member in members:
         offers[member] = token
         set_ringing(member, call_id, True)
-        actions.append(Ring(call_id, member, caller, group, timeout))
+        ring = Ring(call_id, member, caller, group, timeout)
+        if claims:
+            call.claiming[member] = ring
+            actions.append(Claim(call_id, member, group, waiting, call.rank[0]))
+        else:
+            actions.append(ring)
     core._arm(core._now + timeout, TimerKind.OFFER, call_id, token)
+
+
+def claim_granted(core: RoutingContext, call_id: str, member: str, actions: list[Action]) -> None:
+    """The member of a claiming offer is ours: ring it (a late grant changes nothing)."""
+    call = core._calls.get(call_id)
+    ring = call.claiming.pop(member, None) if call is not None else None
+    if ring is not None:
+        actions.append(ring)
 
 
 def end_offer(core: RoutingContext, call: RoutedCall, member: str) -> None:
     del call.offers[member]
+    if call.claiming:
+        call.claiming.pop(member, None)
     core.store.set_ringing(member, call.id, False)

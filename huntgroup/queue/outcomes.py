@@ -13,7 +13,14 @@ line's forwarding. An ``UNREACHABLE`` member also backs off
 (:mod:`~huntgroup.queue.availability`) before the hunt goes on, so that the
 next pass does not pick it, unless the cause was ours (no media port left);
 any other answer shows the phone is there and ends its back-off series.
-Offers that ran out of time end the same way (:func:`offers_failed`).
+Offers that ran out of time end the same way (:func:`offers_failed`). A
+claim refused by the shared state (:func:`claim_refused`: another node holds
+the member) ends the offer as a busy member does, without touching its
+availability: the hunt moves on (a pass whose every claim was refused found
+nobody free: the call waits at the head of the queue, even with ``linear``),
+a call to the line's own number finds it busy; an offer already ringing (a
+conflict found after a Redis outage) is cancelled. This node leaves the
+member alone for ``CLAIM_RETRY`` seconds.
 
 When a call ends (:func:`hung_up`), its offers are cancelled, it leaves its
 queue, and its member's part ends: talk time credited
@@ -30,7 +37,7 @@ from huntgroup.queue.actions import Action, Bridge, Cancel
 from huntgroup.queue.context import CallKind, CallState, RoutedCall, RoutingContext, TimerKind
 from huntgroup.queue.endings import line_rule
 from huntgroup.queue.hunting import advance, dispatch, empty_groups
-from huntgroup.queue.offers import end_offer
+from huntgroup.queue.offers import CLAIM_RETRY, end_offer
 from huntgroup.queue.refusals import Refusal
 from huntgroup.queue.talk_time import credit
 
@@ -89,6 +96,21 @@ def refused(
     offers_failed(core, call, [member], actions, refusal)
     if backing_off:
         empty_groups(core, core._groups_of.get(member, ()), actions)
+
+
+def claim_refused(core: RoutingContext, call_id: str, member: str, actions: list[Action]) -> None:
+    """Another node holds ``member``: see the module docstring."""
+    call = core._calls.get(call_id)
+    if call is None or member not in call.offers:
+        return
+    if call.claiming.pop(member, None) is None:
+        actions.append(Cancel(call_id, member))  # it was ringing already
+    elif call.hunt is not None:  # never offered: as if it was not free when the pass met it
+        call.hunt.offers_in_pass = max(0, call.hunt.offers_in_pass - 1)
+    until = core._now + CLAIM_RETRY
+    core._claim_refused[member] = until
+    core._arm(until, TimerKind.CLAIM_RETRY, member)
+    offers_failed(core, call, [member], actions, Refusal.BUSY)
 
 
 def offers_failed(

@@ -1,4 +1,4 @@
-"""The two Lua scripts of the shared state in Redis, each run atomically.
+"""The Lua scripts of the shared state in Redis, each run atomically.
 
 ``BATCH_SCRIPT`` applies one node's batch (the writes encoded by
 :func:`huntgroup.queue.state.codec.encode_writes`) unless its number was seen,
@@ -8,6 +8,8 @@ refreshes the node's keys and publishes the batch; it answers 1 (applied),
 :func:`huntgroup.queue.state.codec.encode_image`) if the marker is gone, and
 answers 1 if it did. Membership, pauses and pointers are
 written only by a newer Lamport stamp (``newer``: counter, then node id).
+``CLAIM_SCRIPT`` and ``ASSERT_SCRIPT`` claim members before they are rung, and renew,
+re-assert and release those claims (``docs/state.md``, "Several nodes: claims").
 """
 
 from __future__ import annotations
@@ -99,3 +101,108 @@ if tonumber(ARGV[4]) > 0 then redis.call('HSET', KEYS[7], ARGV[3], ARGV[4]) end
 if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
 return 1
 """
+
+# The claims on members (see huntgroup.queue.state.claims): one hash per member, one field
+# per holder ("NODE CALL"), its value "END KIND NODE": END the lease's end in milliseconds of
+# Redis's own clock, KIND r (rings), t (talks) or w (wraps up). Only another node's live claim
+# counts; an expired field is dropped when seen.
+_CLAIMS = """
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function blocked(key, node, waiting, now)
+  local fields = redis.call('HGETALL', key)
+  local found = false
+  for i = 1, #fields, 2 do
+    local ends, kind, owner = string.match(fields[i + 1], '^(%d+) (%a) (.*)$')
+    if not ends or tonumber(ends) <= now then
+      redis.call('HDEL', key, fields[i])
+    elseif owner ~= node and (waiting ~= '1' or kind ~= 't') then
+      found = true
+    end
+  end
+  return found
+end
+local function hold(key, field, kind, node, now, ms)
+  redis.call('HSET', key, field, string.format('%d %s %s', now + ms, kind, node))
+  if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
+end
+"""
+
+# KEYS: the member's claims, the nodes' leases (a hash: node -> end of its lease, ms), then (a
+# group call) the group's waiting callers (a sorted set of "NODE CALL" by arrival, wall-clock
+# seconds). ARGV: node, call, call_waiting (1 or 0), lease (ms), the call's arrival. Answers 1
+# (granted: the field holds the claim, ringing), 0 (another node holds the member) or 2 (an
+# older caller of the group waits on another live node: the member is left for it; the
+# entries of nodes whose lease ended are dropped).
+CLAIM_SCRIPT = (
+    _CLAIMS
+    + """
+local now = clock()
+if KEYS[3] then
+  for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[5])) do
+    local owner = string.match(e, '^(%S+) ')
+    if owner ~= ARGV[1] then
+      local ends = owner and redis.call('HGET', KEYS[2], owner)
+      if ends and tonumber(ends) > now then return 2 end
+      redis.call('ZREM', KEYS[3], e)
+    end
+  end
+end
+if blocked(KEYS[1], ARGV[1], ARGV[3], now) then return 0 end
+hold(KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'r', ARGV[1], now, tonumber(ARGV[4]))
+return 1
+"""
+)
+
+# KEYS: the nodes' leases, then the claims of each member written. ARGV: node, JSON [[call,
+# kind, ms], ...] (one per member key), this node's lease (ms; '' ends it: the node stops).
+# The node's lease is renewed, and the leases that ended are dropped. For each claim: kind ''
+# releases; r, t, w write (renew or re-assert) for ms. A claim the hash no longer holds (the
+# lease ran out, or Redis lost it) is taken again if no other node holds a live claim on the
+# member; else it is refused: an r claim is not written, a t or w claim is written all the
+# same (the member talks, or wraps up) and drops the other nodes' r claims (those nodes find
+# them gone at their next renewal, and end their offers). Answers the 1-based indexes of the
+# claims refused.
+ASSERT_SCRIPT = (
+    _CLAIMS
+    + """
+local now = clock()
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], now + tonumber(ARGV[3]))
+  local leases = redis.call('HGETALL', KEYS[1])
+  for j = 1, #leases, 2 do
+    if tonumber(leases[j + 1]) <= now then redis.call('HDEL', KEYS[1], leases[j]) end
+  end
+end
+local refused = {}
+for i, w in ipairs(cjson.decode(ARGV[2])) do
+  local key, field, kind, ms = KEYS[i + 1], ARGV[1] .. ' ' .. w[1], w[2], w[3]
+  if kind == '' then
+    redis.call('HDEL', key, field)
+  else
+    local mine = redis.call('HGET', key, field)
+    if not mine or tonumber(string.match(mine, '^(%d+)') or '0') <= now then
+      if blocked(key, ARGV[1], '0', now) then
+        table.insert(refused, i)
+        if kind ~= 'r' then
+          local fields = redis.call('HGETALL', key)
+          for j = 1, #fields, 2 do
+            if string.match(fields[j + 1], '^%d+ r ') then redis.call('HDEL', key, fields[j]) end
+          end
+          hold(key, field, kind, ARGV[1], now, ms)
+        end
+      else
+        hold(key, field, kind, ARGV[1], now, ms)
+      end
+    else
+      hold(key, field, kind, ARGV[1], now, ms)
+    end
+  end
+end
+return refused
+"""
+)

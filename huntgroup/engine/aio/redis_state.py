@@ -29,6 +29,8 @@ its local image, and catches up when it returns.
   does the flusher when the sync object asks for it.
 - a heartbeat task refreshes this node's keys, reports the nodes whose
   liveness key expired (``NodesExpired``) and resyncs periodically.
+- the claims on members (``redis_claims.py``) are written after every flush,
+  and renewed (re-asserted after an outage) by a task of their own.
 
 Invariants: every Redis reply is handed back to the sync object before the
 next command runs; the sync object's timer is armed after every fact; the
@@ -57,11 +59,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from huntgroup.config.models import StateAuthConfig, StateTlsConfig
 from huntgroup.engine.aio.loop_timer import LoopTimer
+from huntgroup.engine.aio.redis_claims import RedisClaims
 from huntgroup.engine.aio.redis_connect import close_client, redact, redis_client
 from huntgroup.engine.aio.redis_keys import RedisKeys
 from huntgroup.engine.aio.redis_migration import migrate_legacy_keys
 from huntgroup.engine.aio.redis_scripts import BATCH_SCRIPT, RESTORE_SCRIPT
 from huntgroup.errors import StateError
+from huntgroup.queue.state.claims import LEASE
 from huntgroup.queue.state.codec import StoredState
 from huntgroup.queue.state.journal import JournalingStore
 from huntgroup.queue.state.operations import Op
@@ -130,6 +134,7 @@ class RedisStateSync:
         local_clock: Callable[[], float] | None = None,
         wall_clock: Callable[[], float] = time.time,
         on_change: Callable[[], None] | None = None,
+        lease: float = LEASE,
     ) -> None:
         if node_id is not None and node_id != store.node_id:
             raise StateError(f"node id {node_id!r} differs from the store's {store.node_id!r}")
@@ -164,6 +169,17 @@ class RedisStateSync:
         self._tasks: list[asyncio.Task[None]] = []
         self._barriers: dict[str, asyncio.Future[None]] = {}
         self._timer: LoopTimer | None = None  # the sync object's wrap-up timer
+        self.claims = RedisClaims(
+            store,
+            prefix=prefix,
+            lease=lease,
+            client=lambda: self._client,
+            connected=lambda: self.connected,
+            went_down=self._went_down,
+            clock=self._now,
+            wall=wall_clock,
+        )
+        """This node's claims on members (``redis_claims.py``)."""
 
     @property
     def connected(self) -> bool:
@@ -244,6 +260,7 @@ class RedisStateSync:
         )
         self._batch_script = client.register_script(BATCH_SCRIPT)
         self._restore_script = client.register_script(RESTORE_SCRIPT)
+        self.claims.register(client)
         self._timer = LoopTimer(asyncio.get_running_loop(), self._on_timer)
         try:
             await client.ping()
@@ -275,6 +292,7 @@ class RedisStateSync:
             loop.create_task(self._flusher(), name="state-flusher"),
             loop.create_task(self._subscriber(), name="state-subscriber"),
             loop.create_task(self._heartbeat(), name="state-heartbeat"),
+            loop.create_task(self._renewer(), name="state-claims"),
         ]
         self._wake.set()
 
@@ -295,6 +313,8 @@ class RedisStateSync:
         flushed = await self.flush()
         if not flushed:
             log.warning("Redis unreachable at stop: %d state change(s) lost", self.outbox)
+        with contextlib.suppress(*UNREACHABLE, RedisError):
+            await self.claims.release_all()
         client, self._client = self._client, None
         with contextlib.suppress(*UNREACHABLE, RedisError):
             if flushed:
@@ -496,7 +516,7 @@ class RedisStateSync:
             _still_running()
             await self._wake.wait()
             self._wake.clear()
-            if await self.flush():
+            if await self.flush() and await self.claims.write():
                 delay = self.backoff[0]
                 if self.sync.needs_resync:
                     self.sync.needs_resync = False
@@ -524,6 +544,15 @@ class RedisStateSync:
                     await self.resync()
             except UNREACHABLE as err:
                 self._went_down(err)
+                self._wake.set()  # the flusher retries with backoff
+
+    async def _renewer(self) -> None:
+        """Renew this node's claims (and re-assert them after an outage)."""
+        every = self.claims.ledger.lease / 3
+        while True:
+            _still_running()
+            await asyncio.sleep(every)
+            if self.connected and not await self.claims.write(full=True):
                 self._wake.set()  # the flusher retries with backoff
 
     async def heartbeat(self) -> None:

@@ -70,6 +70,7 @@ from huntgroup.engine.sip.parser import SipParseError, StreamParser
 from huntgroup.errors import ConfigError, MediaError
 from huntgroup.media.commands import RtpTimedOut
 from huntgroup.media.offer_answer import MediaPlanner
+from huntgroup.queue.actions import Claim
 from huntgroup.queue.state.journal import JournalingStore
 
 log = logging.getLogger("huntgroup.server")
@@ -215,6 +216,7 @@ class Server:
         # call records and member changes, to every report sink (engine/aio/records/)
         self.reports = Reports()
         self.state_sync: RedisStateSync | None = None
+        self._claim_tasks: set[asyncio.Task[None]] = set()
         self._probe_handle: asyncio.TimerHandle | None = None
         self._probe_due = 0.0
         self._probe_last = 0.0
@@ -304,6 +306,10 @@ class Server:
             self.state_sync.on_change = lambda: self.run(
                 lambda now: self.b2bua.state_changed(now=now)
             )
+            self.b2bua.core.claims = True  # a member is claimed in Redis before it rings
+            self.state_sync.claims.on_lost = lambda call_id, member: self.run(
+                lambda now: self.b2bua.claim_answered(call_id, member, False, now=now)
+            )
         log.info("media: %s, RTP ports %d-%d", media_cfg.mode, *media_cfg.port_range)
         self._rearm()
         self._probe_last = self.loop.time()
@@ -382,10 +388,32 @@ class Server:
                     self._transmit(out)
                 elif isinstance(out, RecordOutput):
                     self.reports.deliver(out.record)  # a failing sink is its own problem
+                elif isinstance(out, Claim):
+                    self._claim(out)
                 else:
                     self.media.execute(out)
             except (OSError, ValueError) as err:  # one bad address must not stop the rest
                 log.warning("could not carry out %s: %s", type(out).__name__, err)
+
+    def _claim(self, claim: Claim) -> None:
+        """Ask Redis for the member of ``claim``, then tell the core (several nodes)."""
+        state = self.state_sync
+        assert state is not None, "claims are on only with a shared state"
+
+        async def ask() -> None:
+            member, call_id = claim.member, claim.call_id
+            granted = await state.claims.claim(
+                member,
+                call_id,
+                call_waiting=claim.call_waiting,
+                group=claim.group,
+                arrival=claim.arrival,
+            )
+            self.run(lambda now: self.b2bua.claim_answered(call_id, member, granted, now=now))
+
+        task = self.loop.create_task(ask(), name="claim")
+        self._claim_tasks.add(task)
+        task.add_done_callback(self._claim_tasks.discard)
 
     def _transmit(self, out: Transmit) -> None:
         dest = out.destination
@@ -769,6 +797,8 @@ class Server:
         while self.b2bua.active_calls and self.loop.time() < deadline:
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.2)  # let the last BYEs and responses leave
+        for task in list(self._claim_tasks):
+            task.cancel()
         if self.state_sync is not None:
             await self.state_sync.stop()
         self.close()

@@ -52,6 +52,7 @@ from huntgroup.engine.sip.transaction import TimerConfig, TransactionKey, Transa
 from huntgroup.errors import ProtocolError
 from huntgroup.media.commands import MediaCommand
 from huntgroup.media.offer_answer import MediaPlanner
+from huntgroup.queue.actions import Claim
 from huntgroup.queue.core import RoutingCore
 from huntgroup.queue.events import Event, MemberReachable
 from huntgroup.queue.state.store import StateStore
@@ -75,7 +76,9 @@ class Transmit:
     destination: Peer
 
 
-Output = Transmit | MediaCommand | RecordOutput
+Output = Transmit | MediaCommand | RecordOutput | Claim
+"""A ``Claim`` (several nodes only) goes to the driver, which asks the shared state and
+answers with :meth:`B2BUA.claim_answered <huntgroup.engine.b2bua.facade.B2BUA.claim_answered>`."""
 
 
 class TimerKind(IntEnum):

@@ -7,7 +7,8 @@ and becomes a core event: ``CallArrived`` for a pilot, ``DirectCallArrived``
 for a line (sent by :func:`~huntgroup.engine.b2bua.inbound.new_invite`, after
 :func:`route` noted the number the call is at), ``OutgoingCallStarted`` for a
 line calling out through the upstream (:func:`outgoing`). The core's actions
-come back through :func:`carry_out`: ``Ringback`` → 180, ``Hold`` → 183 or 200
+come back through :func:`carry_out`: ``Claim`` (several nodes) → to the driver,
+``Ringback`` → 180, ``Hold`` → 183 or 200
 with the group's music, ``Ring`` → member legs, ``Cancel`` → the member's legs
 cancelled, ``Bridge`` → the winning leg connected, ``Release`` → the call
 ended with its status, ``Forward`` (a target outside the server) →
@@ -41,6 +42,7 @@ from huntgroup.queue.actions import (
     Action,
     Bridge,
     Cancel,
+    Claim,
     Forward,
     Hold,
     Identity,
@@ -72,6 +74,8 @@ def carry_out(ctx: Context, actions: list[Action]) -> None:
             case Ring(_, member, caller_id, group, timeout):
                 ctx.records.offered(call.key, member, wall=ctx.wall(), deadline=ctx.now + timeout)
                 ring(ctx, call, member, caller_id, group)
+            case Claim():
+                ctx.out.append(action)  # the driver asks the shared state, then tells us
             case Cancel(_, member):
                 ctx.records.offer_cancelled(call.key, member, now=ctx.now, wall=ctx.wall())
                 for leg in call.legs.values():

@@ -115,6 +115,7 @@ from huntgroup.engine.sip.transaction import (
 )
 from huntgroup.errors import LocalProtocolError, ProtocolError
 from huntgroup.media.commands import RtpTimedOut
+from huntgroup.queue.events import ClaimGranted, ClaimRefused
 
 log = logging.getLogger("huntgroup.calls")
 
@@ -307,6 +308,17 @@ class B2BUA(Context):
                 extra=about(self, call, "rtp_timeout"),
             )
             end_call(self, call, bye_caller=True)
+        self._drain()
+        return self.flush()
+
+    def claim_answered(
+        self, call_id: str, member: str, granted: bool, *, now: float
+    ) -> list[Output]:
+        """The shared state answered a ``Claim`` of the core (``call_id``: its core id):
+        the member is rung, or the offer ends (another node holds the member)."""
+        self.now = max(self.now, now)
+        event = ClaimGranted(call_id, member) if granted else ClaimRefused(call_id, member)
+        carry_out(self, self.core.handle(event, now=self.now))
         self._drain()
         return self.flush()
 

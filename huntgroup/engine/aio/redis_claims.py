@@ -1,0 +1,253 @@
+"""Claims on members in Redis: the asyncio driver of a :class:`ClaimLedger`.
+
+Theory of operation
+-------------------
+Before a node rings a member its core asks for a claim (``Claim``); the
+server hands it to :meth:`RedisClaims.claim`, which runs ``CLAIM_SCRIPT``
+(``redis_scripts.py``) and answers granted or refused. The sans-I/O
+:class:`~huntgroup.queue.state.claims.ClaimLedger` knows which claims this
+node holds and wants; this driver writes what it computes, in one
+``ASSERT_SCRIPT`` each time:
+
+- :meth:`write` after every flush of the shared state (the node's activity
+  changed: an answer turns a claim ``r`` → ``t``, an ended offer or call
+  releases it, a wrap-up keeps it as ``w``);
+- :meth:`write` with ``full`` every :data:`~huntgroup.queue.state.claims.RENEW_EVERY`
+  seconds (the renewal), and after Redis comes back (the re-assertion).
+
+While Redis is away a claim is **granted locally**, at once (no round trip
+that would only time out); the re-assertion then resolves what the outage
+let happen: a claim refused on re-assertion is dropped, and an offer still
+ringing for it is ended through ``on_lost`` (the core cancels it). Claims
+are keyed by :meth:`key`, one hash per member (``docs/state.md``).
+
+Invariants: a claim is reported granted only after Redis granted it, or
+while Redis is known to be away; a failed write marks the ledger for a full
+re-assertion at the next successful flush.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from huntgroup.engine.aio.redis_scripts import ASSERT_SCRIPT, CLAIM_SCRIPT
+from huntgroup.errors import StateError
+from huntgroup.queue.state.claims import ClaimLedger, ClaimWrite
+from huntgroup.queue.state.journal import JournalingStore
+
+log = logging.getLogger("huntgroup.state")
+
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+FIFO_PATIENCE = 3
+"""Claims of one call a node lets the older callers of other nodes refuse; the next one
+skips the check (the node holding them cannot take the member: slow, or cannot reach it)."""
+
+MAX_DEFERRED = 10_000
+"""Calls whose refusals for older callers elsewhere are counted (beyond: counted afresh)."""
+
+
+class RedisClaims:
+    """This node's claims on members, in Redis (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: JournalingStore,
+        *,
+        prefix: str,
+        lease: float,
+        client: Callable[[], aioredis.Redis | None],
+        connected: Callable[[], bool],
+        went_down: Callable[[BaseException], None],
+        clock: Callable[[], float],
+        wall: Callable[[], float],
+    ) -> None:
+        if " " in store.node_id:
+            raise StateError(f"node id {store.node_id!r}: no spaces allowed (claims use them)")
+        self.ledger = ClaimLedger(store, lease=lease)
+        self.store = store
+        self.node_id = store.node_id
+        self.on_lost: Callable[[str, str], None] | None = None
+        """Called with (call id, member) when an offer's claim was lost (after an outage)."""
+        self.stale = False
+        """A write failed: the next :meth:`write` re-asserts every claim."""
+        self._prefix = f"{prefix}:claims:"
+        self._waiting_prefix = f"{prefix}:waiting:"
+        self.leases_key = f"{prefix}:leases"
+        """The nodes' leases (node → end, Redis's clock): a node's waiting callers count for
+        the other nodes' claims only while it renews its lease."""
+        self._client = client
+        self._connected = connected
+        self._went_down = went_down
+        self._clock = clock
+        self._wall = wall
+        self.published: dict[tuple[str, str], float] = {}
+        """(group, call) → arrival (wall clock) of this node's waiting callers, in Redis."""
+        self._deferred: dict[str, int] = {}
+        self._claim: Any = None
+        self._assert: Any = None
+
+    def key(self, member: str) -> str:
+        """The Redis key of ``member``'s claims."""
+        return f"{self._prefix}{member}"
+
+    def waiting_key(self, group: str) -> str:
+        """The Redis key of ``group``'s waiting callers, every node's."""
+        return f"{self._waiting_prefix}{group}"
+
+    def register(self, client: aioredis.Redis) -> None:
+        self._claim = client.register_script(CLAIM_SCRIPT)
+        self._assert = client.register_script(ASSERT_SCRIPT)
+
+    def _ms(self, seconds: float) -> int:
+        return max(1, math.ceil(seconds * 1000))
+
+    async def claim(
+        self,
+        member: str,
+        call_id: str,
+        *,
+        call_waiting: bool,
+        group: str | None = None,
+        arrival: float = 0.0,
+    ) -> bool:
+        """Claim ``member`` for ``call_id`` (of ``group``, arrived at ``arrival``, the
+        core's clock): True (granted, or Redis away) or False."""
+        client = self._client()
+        granted = True
+        if client is None or not self._connected():
+            self.stale = True  # granted locally: re-asserted when Redis is back
+        else:
+            keys = [self.key(member), self.leases_key]
+            wall = arrival + self._wall() - self._clock()
+            if group is not None and self._deferred.get(call_id, 0) < FIFO_PATIENCE:
+                keys.append(self.waiting_key(group))
+            lease = self._ms(self.ledger.lease)
+            args = [self.node_id, call_id, int(call_waiting), lease, repr(wall)]
+            try:
+                answer = int(await self._claim(keys=keys, args=args))
+            except _UNREACHABLE as err:
+                self._went_down(err)
+                self.stale = True
+                answer = 1
+            except RedisError:
+                log.exception("Redis refused the claim of %s: granted locally", member)
+                self.stale = True
+                answer = 1
+            granted = answer == 1
+            if answer == 2:  # an older caller waits on another node: the member is its
+                if len(self._deferred) >= MAX_DEFERRED:
+                    self._deferred.clear()
+                self._deferred[call_id] = self._deferred.get(call_id, 0) + 1
+        if granted:
+            self._deferred.pop(call_id, None)
+            self.ledger.granted(member, call_id)
+        return granted
+
+    async def write(self, *, full: bool = False) -> bool:
+        """Write the ledger's changes and this node's waiting callers (``full``: every
+        claim renewed, and this node's lease); False if Redis is away (the claims are
+        re-asserted once it is back)."""
+        client = self._client()
+        if client is None:
+            return False
+        now = self._clock()
+        full = full or self.stale
+        state = self.store.node_state()
+        if full:
+            writes = self.ledger.renewals(now=now, activity=state.activity)
+        else:
+            writes = self.ledger.changes(now=now, activity=state.activity)
+        queued = self._queue_changes(now, state.queues)
+        if not writes and not queued and not full:
+            return True
+        try:
+            pipe = client.pipeline(transaction=False)
+            for (group, call_id), wall in queued.items():
+                entry = f"{self.node_id} {call_id}"
+                if wall is None:
+                    pipe.zrem(self.waiting_key(group), entry)
+                else:
+                    pipe.zadd(self.waiting_key(group), {entry: wall})
+            await self._script(pipe, writes, self._ms(self.ledger.lease))  # renews the lease
+            results = await pipe.execute()
+        except _UNREACHABLE as err:
+            self._went_down(err)
+            self.stale = True
+            return False
+        except RedisError:
+            log.exception("Redis refused %d claim write(s)", len(writes))
+            self.stale = True
+            return True
+        self._published(queued)
+        self.stale = False
+        for index in results[-1]:
+            self._conflict(writes[int(index) - 1])
+        return True
+
+    def _queue_changes(
+        self, now: float, queues: Iterable[tuple[str, str, tuple[float, int]]]
+    ) -> dict[tuple[str, str], float | None]:
+        """This node's waiting callers to publish (arrival, wall clock) or withdraw (None)."""
+        offset = self._wall() - now
+        queued = {(g, c): rank[0] + offset for g, c, rank in queues}
+        changes: dict[tuple[str, str], float | None] = {
+            key: wall for key, wall in queued.items() if key not in self.published
+        }
+        changes.update((key, None) for key in self.published if key not in queued)
+        return changes
+
+    def _published(self, changes: dict[tuple[str, str], float | None]) -> None:
+        for key, wall in changes.items():
+            if wall is None:
+                self.published.pop(key, None)
+            else:
+                self.published[key] = wall
+
+    async def release_all(self) -> None:
+        """Release every claim held and withdraw the waiting callers (a node stopping)."""
+        writes = [ClaimWrite(m, c, "", 0.0) for m, c in self.ledger.held]
+        self.ledger.held.clear()
+        published, self.published = self.published, {}
+        client = self._client()
+        if client is None:
+            return
+        pipe = client.pipeline(transaction=False)
+        for group, call_id in published:
+            pipe.zrem(self.waiting_key(group), f"{self.node_id} {call_id}")
+        await self._script(pipe, writes, None)  # and ends this node's lease
+        await pipe.execute()
+
+    async def _script(self, pipe: Any, writes: list[ClaimWrite], lease_ms: int | None) -> None:
+        """Queue ``ASSERT_SCRIPT`` on ``pipe``: ``writes``, and this node's lease renewed
+        for ``lease_ms`` (None: ended)."""
+        keys = [self.leases_key, *(self.key(w.member) for w in writes)]
+        payload = json.dumps([[w.call_id, w.kind, self._ms(w.lease)] for w in writes])
+        lease = "" if lease_ms is None else str(lease_ms)
+        await self._assert(keys=keys, args=[self.node_id, payload, lease], client=pipe)
+
+    def _conflict(self, write: ClaimWrite) -> None:
+        if write.kind == "r":
+            self.ledger.lost(write.member, write.call_id)
+            log.warning(
+                "member %s: another node took it while Redis was away; offer of call %s ended",
+                write.member,
+                write.call_id,
+            )
+            if self.on_lost is not None:
+                self.on_lost(write.call_id, write.member)
+        else:
+            log.warning(
+                "member %s was claimed by two nodes during the Redis outage (call %s here)",
+                write.member,
+                write.call_id,
+            )
