@@ -18,8 +18,10 @@ node holds and wants; this driver writes what it computes, in one
 While Redis is away a claim is **granted locally**, at once (no round trip
 that would only time out); the re-assertion then resolves what the outage
 let happen: a claim refused on re-assertion is dropped, and an offer still
-ringing for it is ended through ``on_lost`` (the core cancels it). Claims
-are keyed by :meth:`key`, one hash per member (``docs/state.md``).
+ringing for it is ended through ``on_lost`` (the core cancels it). Every
+key is named by :class:`~huntgroup.engine.aio.redis_keys.RedisKeys`: one hash
+per member (``claims``), one sorted set per group (``waiting``), the nodes'
+leases (``leases``), all under the state's hash tag (``docs/state.md``).
 
 Invariants: a claim is reported granted only after Redis granted it, or
 while Redis is known to be away; a failed write marks the ledger for a full
@@ -39,6 +41,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from huntgroup.engine.aio.redis_keys import RedisKeys
 from huntgroup.engine.aio.redis_scripts import ASSERT_SCRIPT, CLAIM_SCRIPT
 from huntgroup.errors import StateError
 from huntgroup.queue.state.claims import ClaimLedger, ClaimWrite
@@ -63,7 +66,7 @@ class RedisClaims:
         self,
         store: JournalingStore,
         *,
-        prefix: str,
+        keys: RedisKeys,
         lease: float,
         client: Callable[[], aioredis.Redis | None],
         connected: Callable[[], bool],
@@ -80,11 +83,7 @@ class RedisClaims:
         """Called with (call id, member) when an offer's claim was lost (after an outage)."""
         self.stale = False
         """A write failed: the next :meth:`write` re-asserts every claim."""
-        self._prefix = f"{prefix}:claims:"
-        self._waiting_prefix = f"{prefix}:waiting:"
-        self.leases_key = f"{prefix}:leases"
-        """The nodes' leases (node → end, Redis's clock): a node's waiting callers count for
-        the other nodes' claims only while it renews its lease."""
+        self.keys = keys
         self._client = client
         self._connected = connected
         self._went_down = went_down
@@ -95,14 +94,6 @@ class RedisClaims:
         self._deferred: dict[str, int] = {}
         self._claim: Any = None
         self._assert: Any = None
-
-    def key(self, member: str) -> str:
-        """The Redis key of ``member``'s claims."""
-        return f"{self._prefix}{member}"
-
-    def waiting_key(self, group: str) -> str:
-        """The Redis key of ``group``'s waiting callers, every node's."""
-        return f"{self._waiting_prefix}{group}"
 
     def register(self, client: aioredis.Redis) -> None:
         self._claim = client.register_script(CLAIM_SCRIPT)
@@ -127,10 +118,10 @@ class RedisClaims:
         if client is None or not self._connected():
             self.stale = True  # granted locally: re-asserted when Redis is back
         else:
-            keys = [self.key(member), self.leases_key]
+            keys = [self.keys.claims(member), self.keys.leases]
             wall = arrival + self._wall() - self._clock()
             if group is not None and self._deferred.get(call_id, 0) < FIFO_PATIENCE:
-                keys.append(self.waiting_key(group))
+                keys.append(self.keys.waiting(group))
             lease = self._ms(self.ledger.lease)
             args = [self.node_id, call_id, int(call_waiting), lease, repr(wall)]
             try:
@@ -175,9 +166,9 @@ class RedisClaims:
             for (group, call_id), wall in queued.items():
                 entry = f"{self.node_id} {call_id}"
                 if wall is None:
-                    pipe.zrem(self.waiting_key(group), entry)
+                    pipe.zrem(self.keys.waiting(group), entry)
                 else:
-                    pipe.zadd(self.waiting_key(group), {entry: wall})
+                    pipe.zadd(self.keys.waiting(group), {entry: wall})
             await self._script(pipe, writes, self._ms(self.ledger.lease))  # renews the lease
             results = await pipe.execute()
         except _UNREACHABLE as err:
@@ -223,14 +214,14 @@ class RedisClaims:
             return
         pipe = client.pipeline(transaction=False)
         for group, call_id in published:
-            pipe.zrem(self.waiting_key(group), f"{self.node_id} {call_id}")
+            pipe.zrem(self.keys.waiting(group), f"{self.node_id} {call_id}")
         await self._script(pipe, writes, None)  # and ends this node's lease
         await pipe.execute()
 
     async def _script(self, pipe: Any, writes: list[ClaimWrite], lease_ms: int | None) -> None:
         """Queue ``ASSERT_SCRIPT`` on ``pipe``: ``writes``, and this node's lease renewed
         for ``lease_ms`` (None: ended)."""
-        keys = [self.leases_key, *(self.key(w.member) for w in writes)]
+        keys = [self.keys.leases, *(self.keys.claims(w.member) for w in writes)]
         payload = json.dumps([[w.call_id, w.kind, self._ms(w.lease)] for w in writes])
         lease = "" if lease_ms is None else str(lease_ms)
         await self._assert(keys=keys, args=[self.node_id, payload, lease], client=pipe)

@@ -18,7 +18,12 @@ listed in :meth:`RedisKeys.legacy` for the one-time migration
 (``redis_migration.py``).
 
 The scripts take their keys in the fixed orders of :meth:`RedisKeys.batch` and
-:meth:`RedisKeys.restore`; a new key is added to those lists here.
+:meth:`RedisKeys.restore`; a new key is added to those lists here. The claims'
+scripts (``redis_claims.py``) take a member's claims (:meth:`RedisKeys.claims`),
+the nodes' leases (:attr:`RedisKeys.leases`) and a group's waiting callers
+(:meth:`RedisKeys.waiting`): under the same tag, so that ``ASSERT_SCRIPT``,
+which writes the claims of several members in one call, stays in one slot.
+Claims are leases of a few seconds: they are not in :meth:`RedisKeys.legacy`.
 """
 
 from __future__ import annotations
@@ -84,6 +89,20 @@ class RedisKeys:
 
     def alive(self, node: str) -> str:
         return f"{self.alive_prefix}{node}"
+
+    def claims(self, member: str) -> str:
+        """``member``'s claims: one field per holder (``docs/state.md``)."""
+        return self.key(f"claims:{member}")
+
+    def waiting(self, group: str) -> str:
+        """``group``'s waiting callers, every node's (a sorted set by arrival)."""
+        return self.key(f"waiting:{group}")
+
+    @property
+    def leases(self) -> str:
+        """The nodes' leases (node → end, Redis's clock): a node's waiting callers count
+        for the other nodes' claims only while it renews its lease."""
+        return self.key("leases")
 
     def node_keys(self, node: str) -> list[str]:
         """The keys a node owns and removes when it stops."""

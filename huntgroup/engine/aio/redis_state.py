@@ -171,7 +171,7 @@ class RedisStateSync:
         self._timer: LoopTimer | None = None  # the sync object's wrap-up timer
         self.claims = RedisClaims(
             store,
-            prefix=prefix,
+            keys=self.keys,
             lease=lease,
             client=lambda: self._client,
             connected=lambda: self.connected,

@@ -80,7 +80,7 @@ def test_a_claim_is_refused_while_held_and_granted_once_released(
         assert await sa.claims.write()
         sb.claims.ledger.held.clear()
         client = aioredis.from_url(redis_server.url)
-        await client.delete(sb.claims.key(m(1)))
+        await client.delete(sb.keys.claims(m(1)))
         await client.aclose()
         assert await sb.claims.claim(m(1), "b3", call_waiting=False)
         await sa.stop()
@@ -126,12 +126,12 @@ def test_a_started_node_renews_its_claims_past_the_lease(redis_server: RedisServ
         sa.store.set_ringing(m(1), "a1", True)
         assert await sa.claims.claim(m(1), "a1", call_waiting=False)
         client = aioredis.from_url(redis_server.url, decode_responses=True)
-        first = await client.hget(sa.claims.key(m(1)), "A a1")
+        first = await client.hget(sa.keys.claims(m(1)), "A a1")
         assert first is not None and first.endswith(" r A")
         ends = int(first.split()[0])
         for _ in range(10):  # past several leases: each time the claim is still A's
             while True:  # polling Redis until the next renewal shows
-                now = await client.hget(sa.claims.key(m(1)), "A a1")
+                now = await client.hget(sa.keys.claims(m(1)), "A a1")
                 assert now is not None, "A's claim ran out although A renews it"
                 if int(now.split()[0]) > ends:
                     ends = int(now.split()[0])
@@ -174,7 +174,7 @@ def test_redis_down_claims_locally_and_no_double_claim_after_it_returns(
         out = cb.handle(ClaimRefused("b1", m(1)), now=5.0)
         assert Cancel("b1", m(1)) in out
         client = aioredis.from_url(redis_server.url, decode_responses=True)
-        holders = await client.hgetall(sa.claims.key(m(1)))
+        holders = await client.hgetall(sa.keys.claims(m(1)))
         assert list(holders) == ["A a1"]  # one claim on m1: A's call
         ca.handle(CallHungUp("a1"), now=9.0)
         await until(lambda: not sa.claims.ledger.held, "A released m1")
@@ -273,9 +273,9 @@ def test_the_callers_of_a_dead_node_do_not_hold_members_back(redis_server: Redis
         assert await sb.claims.write(full=True)
         assert not await sa.claims.claim(m(1), "a2", call_waiting=False, group="G", arrival=3.0)
         client = aioredis.from_url(redis_server.url, decode_responses=True)
-        await client.hdel(sb.claims.leases_key, "B")  # B's lease ran out: B died
+        await client.hdel(sb.keys.leases, "B")  # B's lease ran out: B died
         assert await sa.claims.claim(m(1), "a3", call_waiting=False, group="G", arrival=3.5)
-        assert await client.zrange(sa.claims.waiting_key("G"), 0, -1) == []  # B's entry went
+        assert await client.zrange(sa.keys.waiting("G"), 0, -1) == []  # B's entry went
         await client.aclose()
         await sa.stop()
 

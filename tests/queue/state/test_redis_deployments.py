@@ -22,7 +22,7 @@ from huntgroup.engine.aio.redis_state import RedisStateSync
 from huntgroup.errors import StateError
 from huntgroup.queue.state.journal import JournalingStore
 from tests.support.redis_deployments import SentinelDeployment, cluster_slot, make_certificates
-from tests.support.state_harness import RedisServer
+from tests.support.state_harness import RedisServer, m
 from tests.support.waiting import async_wait_until
 
 FAST = {"backoff": (0.02, 0.1), "wall_clock": lambda: 1000.0, "local_clock": lambda: 0.0}
@@ -182,22 +182,42 @@ def test_nodes_carry_on_with_the_new_master_after_a_sentinel_failover(
 
 def test_every_key_shares_one_cluster_slot(redis_server: RedisServer) -> None:
     keys = RedisKeys()
-    names = [*keys.batch("node-1"), *keys.restore(), *keys.node_keys("other-node")]
+    names = [
+        *keys.batch("node-1"),
+        *keys.restore(),
+        *keys.node_keys("other-node"),
+        keys.claims("0102030401"),
+        keys.claims("sip:alice@example.net"),
+        keys.waiting("Support"),
+        keys.leases,
+    ]
     assert len({cluster_slot(name) for name in names}) == 1
     assert cluster_slot("{huntgroup}:x") == cluster_slot("huntgroup")  # the tag is hashed alone
 
     async def main() -> None:  # and every key a running node writes is one of them
         sa = sync_for(redis_server.url, "A")
+        sb = sync_for(redis_server.url, "B")
         await sa.start()
+        await sb.load()
         sa.store.set_last_answered("G", 2)
         sa.store.add_talk_time("G", "m1", 3.0)
         assert await sa.flush()
         await sa.heartbeat()
+        # claims: B publishes a waiting caller (younger than A's), A claims two members with
+        # the group's FIFO check, then renews both in one ASSERT_SCRIPT call
+        sb.store.enqueue("G", "b1", (5.0, 1))
+        assert await sb.claims.write(full=True)
+        for call, member in (("a1", m(1)), ("a2", m(2))):
+            sa.store.set_ringing(member, call, True)
+            assert await sa.claims.claim(member, call, call_waiting=False, group="G")
+        assert await sa.claims.write(full=True)
         client = redis.Redis(host="127.0.0.1", port=redis_server.port, decode_responses=True)
         written = client.keys("*")
         client.close()
-        assert written
+        claim_keys = {keys.claims(m(1)), keys.claims(m(2)), keys.waiting("G"), keys.leases}
+        assert claim_keys <= set(written)
         assert {cluster_slot(key) for key in written} == {cluster_slot(keys.marker)}
+        await sb.stop()
         await sa.stop()
 
     asyncio.run(main())
