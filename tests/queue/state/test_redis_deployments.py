@@ -86,6 +86,9 @@ def test_tls_with_a_client_certificate_and_a_password_from_a_file_or_the_environ
         assert await sa.flush()
         await sb.barrier()
         assert sb.store.last_answered("G") == 2
+        sa.store.set_ringing(m(1), "a1", True)  # claims go over the same TLS client
+        assert await sa.claims.claim(m(1), "a1", call_waiting=False)
+        assert not await sb.claims.claim(m(1), "b1", call_waiting=False)
         await sa.stop()
         await sb.stop()
         # refused: no password, a wrong one, no client certificate, a CA that is not ours
@@ -159,8 +162,13 @@ def test_nodes_carry_on_with_the_new_master_after_a_sentinel_failover(
         await until(lambda: sb.store.last_answered("G") == 3, "B sees A's change", 60)
         sb.store.set_last_answered("H", 1)
         await until(lambda: sa.store.last_answered("H") == 1, "A sees B's change", 60)
+        # a claim made after the failover is granted by the new master, and B's refused
+        sa.store.set_ringing(m(1), "a1", True)
+        assert await sa.claims.claim(m(1), "a1", call_waiting=False)
+        assert not await sb.claims.claim(m(1), "b1", call_waiting=False)
         new_master = deployment.client(deployment.replica)
         stats = new_master.info("commandstats")
+        assert new_master.hget(sa.keys.claims(m(1)), "A a1") is not None
         new_master.close()
         # EVALSHA met NOSCRIPT on the new master, and the script was loaded there again
         assert stats["cmdstat_evalsha"]["failed_calls"] >= 1
