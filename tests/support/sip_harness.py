@@ -390,6 +390,42 @@ class Sipp:
             remote=f"{target_host}:{target_port}",
         )
 
+    def callers(
+        self,
+        name: str,
+        target_port: int,
+        dialled: str,
+        numbers: Sequence[str],
+        *,
+        rate: float,
+        scenario: str = "uac_queue.xml",
+        recv_timeout: float = 30,
+        timeout: float = 120,
+        target_host: str = HOST,
+    ) -> SippProcess:
+        """One SIPp placing ``len(numbers)`` calls at ``rate`` calls/s, the i-th from
+        ``numbers[i]`` (its From user), all in one message log. A call that waits
+        ``recv_timeout`` s for its next message is aborted; the whole run ends
+        after ``timeout`` s at most."""
+        csv = self.tmp_path / "sipp" / f"{name}.csv"
+        csv.parent.mkdir(exist_ok=True)
+        csv.write_text("SEQUENTIAL\n" + "".join(f"{number};\n" for number in numbers))
+        extra = [
+            "-inf", str(csv),
+            "-s", dialled,
+            "-m", str(len(numbers)), "-l", str(len(numbers)),
+            "-r", f"{rate:g}", "-rp", "1000",
+            "-recv_timeout", f"{recv_timeout * 1000:.0f}",
+        ]  # fmt: skip
+        return self._start(
+            name,
+            scenario,
+            extra,
+            port=None,
+            timeout=timeout,
+            remote=f"{target_host}:{target_port}",
+        )
+
     def register(
         self,
         name: str,
