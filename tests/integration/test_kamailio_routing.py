@@ -6,7 +6,8 @@ probes (OPTIONS) with 200 and records everything else; the "phone" and the
 with a Path naming Kamailio and the phone's address (RFC 3327), and the node's
 INVITE along that Path reaches the phone, record-routed; nothing from outside
 is relayed anywhere but to the node (a preloaded Route is dropped, an
-in-dialog request to a stranger is refused 403).
+in-dialog request to a stranger is refused 403, an asserted identity is
+removed).
 """
 
 from __future__ import annotations
@@ -159,8 +160,12 @@ def test_nothing_from_outside_is_relayed_but_to_a_node(
     # A preloaded route towards a stranger is dropped: the INVITE goes to the node.
     route = f"<sip:{HOST}:{kamailio.port};lr>, <sip:{HOST}:{stranger.port};lr>"
     target = f"sip:victim@{HOST}:{stranger.port}"
-    phone.send(request("INVITE", target, phone, route=route), kamailio.port)
-    assert node.next("INVITE").request_uri == target
+    pai = "P-Asserted-Identity: <sip:0102030405@voip.test>\n"
+    phone.send(request("INVITE", target, phone, route=route, extra=pai), kamailio.port)
+    invite = node.next("INVITE")
+    assert invite.request_uri == target
+    # The nodes trust Kamailio: an identity asserted from outside does not pass.
+    assert invite.header("P-Asserted-Identity") is None
     # An in-dialog request from outside to a stranger, along Kamailio: refused.
     phone.send(request("BYE", target, phone, to_tag="x1", route=route), kamailio.port)
     assert phone.next(403)
