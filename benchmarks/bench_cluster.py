@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import signal
 import statistics
@@ -64,7 +65,6 @@ from bench_b2bua import (
     UAC_PORT,
     UAS_PORT,
     _last_stats,
-    _quote,
     _stop,
     _wait_bound,
     in_loopback_netns,
@@ -420,7 +420,8 @@ def render(
     if any(len(runs) < 3 for runs in points.values()):
         notes.append(
             "- Fewer than three runs per set-up: a smoke test of the benchmark, not a "
-            "measurement. Run it with the defaults on a quiet machine."
+            "measurement. Run it with the defaults on a quiet machine "
+            "(`sudo .venv/bin/python benchmarks/bench_cluster.py`, about 25 minutes)."
         )
     return "\n".join(rows) + ("\n\n" + "\n".join(notes) if notes else "")
 
@@ -473,8 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(body)
     if not args.no_write:
-        command = "sudo .venv/bin/python benchmarks/bench_cluster.py " + " ".join(
-            _quote(a) for a in (argv if argv is not None else sys.argv[1:])
+        command = "sudo .venv/bin/python benchmarks/bench_cluster.py " + shlex.join(
+            argv if argv is not None else sys.argv[1:]
         )
         write_section("cluster", command.strip(), body)
     return 0

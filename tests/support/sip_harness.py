@@ -319,6 +319,7 @@ class Sipp:
         port: int | None = None,
         timeout: float = 60,
         transport: str = "udp",
+        more: Sequence[str] = (),
     ) -> SippProcess:
         """A SIPp UAS at ``sip:NAME@127.0.0.1:PORT`` that answers every call it gets the same way.
 
@@ -333,9 +334,9 @@ class Sipp:
         phone that answers the server's dialog SUBSCRIBE and reports a call of
         its own for ``answer_ms`` (RFC 4235). Answering members reply 487 to a
         CANCEL while ringing.
-        OPTIONS pings are answered 200 (``-aa``).
+        OPTIONS pings are answered 200 (``-aa``). ``more``: more SIPp arguments.
         """
-        extra = ["-aa", "-d", str(answer_ms)]
+        extra = ["-aa", "-d", str(answer_ms), *more]
         if behaviour == "bye":
             extra += ["-set", "hangup_ms", str(hangup_ms)]
         if behaviour == "dialog_notifier":  # one subscription, then exit (not at -timeout)
