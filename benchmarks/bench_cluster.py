@@ -421,7 +421,7 @@ def render(
         notes.append(
             "- Fewer than three runs per set-up: a smoke test of the benchmark, not a "
             "measurement. Run it with the defaults on a quiet machine "
-            "(`sudo .venv/bin/python benchmarks/bench_cluster.py`, about 25 minutes)."
+            "(`sudo .venv/bin/python benchmarks/bench_cluster.py`, about 30 minutes)."
         )
     return "\n".join(rows) + ("\n\n" + "\n".join(notes) if notes else "")
 

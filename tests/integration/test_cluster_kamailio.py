@@ -54,10 +54,16 @@ TALK_MS = 1500
 FIFO_TOLERANCE = 1.0  # s: Redis round trips, the nodes' timers, SIPp's log clock
 
 
-def test_shipped_config_passes_kamailio_check() -> None:
+def test_shipped_config_passes_kamailio_check(tmp_path: Path, ports: PortAllocator) -> None:
+    """``kamailio -c``, as shipped and with the defines the tests give it."""
     for defines in (
         (),
-        ("LISTEN_ADDR=127.0.0.1", "SIP_PORT=5999", 'DISPATCHER_LIST="/tmp/ds.list"'),
+        (
+            "LISTEN_ADDR=127.0.0.1",
+            f"SIP_PORT={ports.port()}",
+            f'DISPATCHER_LIST="{tmp_path / "dispatcher.list"}"',
+            f'CTL_SOCKET="unix:{tmp_path / "ctl"}"',
+        ),
     ):
         result = check_config(KAMAILIO_CFG, *defines)
         assert result.returncode == 0, result.stdout + result.stderr
