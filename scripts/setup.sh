@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything huntgroup and its tests need on a fresh Debian machine:
 # system packages (SIPp, baresip, redis-server, redis-sentinel, libsndfile, PostgreSQL,
-# Chromium) with apt-get when missing,
+# Chromium, Kamailio) with apt-get when missing,
 # then a virtual environment in .venv holding exactly requirements.lock (every file
 # checked against its sha256) and the package itself, editable, with no further
 # resolution: a new release elsewhere never changes what the tests run on.
@@ -23,6 +23,9 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)  # verifies the unit file
+# Kamailio in front of several nodes (contrib/kamailio; its dispatcher, path and rr
+# modules are in the base package): the cluster test and benchmark run it
+[ -x /usr/sbin/kamailio ] || command -v kamailio >/dev/null 2>&1 || need_apt+=(kamailio)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} with apt-get" >&2
   SUDO=""

@@ -13,6 +13,9 @@
   (so tests can send anything) and RTP sockets against a real server, for
   the media tests;
 - ``live_helpers``: a real server for the live simulation tests;
+- ``cluster``: Kamailio (the shipped ``contrib/kamailio/kamailio.cfg``) in front
+  of several ``huntgroup serve`` nodes on one redis-server, and the readers of
+  the peers' SIPp logs (calls per member, per caller; overlaps, FIFO order);
 - ``sim_helpers`` and ``queueing_theory``: scenario files, replication
   statistics and the exact formulas the simulator is checked against;
 - ``waiting``: ``wait_until`` and ``async_wait_until``, polling on a condition.

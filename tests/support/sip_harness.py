@@ -319,6 +319,7 @@ class Sipp:
         port: int | None = None,
         timeout: float = 60,
         transport: str = "udp",
+        more: Sequence[str] = (),
     ) -> SippProcess:
         """A SIPp UAS at ``sip:NAME@127.0.0.1:PORT`` that answers every call it gets the same way.
 
@@ -333,9 +334,9 @@ class Sipp:
         phone that answers the server's dialog SUBSCRIBE and reports a call of
         its own for ``answer_ms`` (RFC 4235). Answering members reply 487 to a
         CANCEL while ringing.
-        OPTIONS pings are answered 200 (``-aa``).
+        OPTIONS pings are answered 200 (``-aa``). ``more``: more SIPp arguments.
         """
-        extra = ["-aa", "-d", str(answer_ms)]
+        extra = ["-aa", "-d", str(answer_ms), *more]
         if behaviour == "bye":
             extra += ["-set", "hangup_ms", str(hangup_ms)]
         if behaviour == "dialog_notifier":  # one subscription, then exit (not at -timeout)
@@ -380,6 +381,42 @@ class Sipp:
             "-m", "1", "-l", "1", "-r", "1",
             "-d", str(duration_ms),
             "-timeout_error",
+        ]  # fmt: skip
+        return self._start(
+            name,
+            scenario,
+            extra,
+            port=None,
+            timeout=timeout,
+            remote=f"{target_host}:{target_port}",
+        )
+
+    def callers(
+        self,
+        name: str,
+        target_port: int,
+        dialled: str,
+        numbers: Sequence[str],
+        *,
+        rate: float,
+        scenario: str = "uac_queue.xml",
+        recv_timeout: float = 30,
+        timeout: float = 120,
+        target_host: str = HOST,
+    ) -> SippProcess:
+        """One SIPp placing ``len(numbers)`` calls at ``rate`` calls/s, the i-th from
+        ``numbers[i]`` (its From user), all in one message log. A call that waits
+        ``recv_timeout`` s for its next message is aborted; the whole run ends
+        after ``timeout`` s at most."""
+        csv = self.tmp_path / "sipp" / f"{name}.csv"
+        csv.parent.mkdir(exist_ok=True)
+        csv.write_text("SEQUENTIAL\n" + "".join(f"{number};\n" for number in numbers))
+        extra = [
+            "-inf", str(csv),
+            "-s", dialled,
+            "-m", str(len(numbers)), "-l", str(len(numbers)),
+            "-r", f"{rate:g}", "-rp", "1000",
+            "-recv_timeout", f"{recv_timeout * 1000:.0f}",
         ]  # fmt: skip
         return self._start(
             name,
