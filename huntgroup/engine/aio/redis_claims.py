@@ -44,6 +44,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from huntgroup.engine.aio.redis_keys import RedisKeys
 from huntgroup.engine.aio.redis_scripts import ASSERT_SCRIPT, CLAIM_SCRIPT
 from huntgroup.errors import StateError
+from huntgroup.queue.offers import CLAIM_RETRY
 from huntgroup.queue.state.claims import ClaimLedger, ClaimWrite
 from huntgroup.queue.state.journal import JournalingStore
 
@@ -52,8 +53,11 @@ log = logging.getLogger("huntgroup.state")
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 FIFO_PATIENCE = 3
-"""Claims of one call a node lets the older callers of other nodes refuse; the next one
-skips the check (the node holding them cannot take the member: slow, or cannot reach it)."""
+"""Refusals of one call's claims, for older callers of other nodes, a node accepts; the next
+claim skips the check (the node holding them cannot take the member: slow, or cannot reach
+it). Refusals count at most once per ``CLAIM_RETRY``: several members refused in one hunt
+pass (they freed together) count once; the claim that skips the check comes about 3 s
+after the first refusal."""
 
 MAX_DEFERRED = 10_000
 """Calls whose refusals for older callers elsewhere are counted (beyond: counted afresh)."""
@@ -91,7 +95,8 @@ class RedisClaims:
         self._wall = wall
         self.published: dict[tuple[str, str], float] = {}
         """(group, call) → arrival (wall clock) of this node's waiting callers, in Redis."""
-        self._deferred: dict[str, int] = {}
+        self._deferred: dict[str, tuple[int, float]] = {}
+        """call → (refusals counted for older callers elsewhere, clock of the last counted)."""
         self._claim: Any = None
         self._assert: Any = None
 
@@ -120,7 +125,8 @@ class RedisClaims:
         else:
             keys = [self.keys.claims(member), self.keys.leases]
             wall = arrival + self._wall() - self._clock()
-            if group is not None and self._deferred.get(call_id, 0) < FIFO_PATIENCE:
+            deferred = self._deferred.get(call_id, (0, 0.0))
+            if group is not None and deferred[0] < FIFO_PATIENCE:
                 keys.append(self.keys.waiting(group))
             lease = self._ms(self.ledger.lease)
             args = [self.node_id, call_id, int(call_waiting), lease, repr(wall)]
@@ -136,13 +142,22 @@ class RedisClaims:
                 answer = 1
             granted = answer == 1
             if answer == 2:  # an older caller waits on another node: the member is its
-                if len(self._deferred) >= MAX_DEFERRED:
-                    self._deferred.clear()
-                self._deferred[call_id] = self._deferred.get(call_id, 0) + 1
+                self._defer(call_id, deferred)
         if granted:
             self._deferred.pop(call_id, None)
             self.ledger.granted(member, call_id)
         return granted
+
+    def _defer(self, call_id: str, deferred: tuple[int, float]) -> None:
+        """Count a refusal of ``call_id``'s claim for an older caller elsewhere, unless the
+        last one counted is less than ``CLAIM_RETRY`` old (the same members' freeing)."""
+        count, last = deferred
+        now = self._clock()
+        if count and now - last < CLAIM_RETRY:
+            return
+        if len(self._deferred) >= MAX_DEFERRED:
+            self._deferred.clear()
+        self._deferred[call_id] = (count + 1, now)
 
     async def write(self, *, full: bool = False) -> bool:
         """Write the ledger's changes and this node's waiting callers (``full``: every

@@ -29,7 +29,8 @@ its local image, and catches up when it returns.
   does the flusher when the sync object asks for it.
 - a heartbeat task refreshes this node's keys, reports the nodes whose
   liveness key expired (``NodesExpired``) and resyncs periodically.
-- the claims on members (``redis_claims.py``) are written after every flush,
+- the claims on members (``redis_claims.py``) are written before every flush (a
+  claim is released before the activity that frees its member is published),
   and renewed (re-asserted after an outage) by a task of their own.
 
 Invariants: every Redis reply is handed back to the sync object before the
@@ -516,7 +517,9 @@ class RedisStateSync:
             _still_running()
             await self._wake.wait()
             self._wake.clear()
-            if await self.flush() and await self.claims.write():
+            # Claims first: a member's claim is released before its activity tells the
+            # other nodes it is free (else their claim of it is refused: CLAIM_RETRY lost).
+            if await self.claims.write() and await self.flush():
                 delay = self.backoff[0]
                 if self.sync.needs_resync:
                     self.sync.needs_resync = False

@@ -6,6 +6,7 @@ import asyncio
 
 import redis.asyncio as aioredis
 
+from huntgroup.engine.aio.redis_claims import FIFO_PATIENCE
 from huntgroup.engine.aio.redis_state import RedisStateSync
 from huntgroup.queue.actions import Cancel, Claim, Ring
 from huntgroup.queue.core import RoutingCore
@@ -16,6 +17,7 @@ from huntgroup.queue.events import (
     ClaimRefused,
     MemberAnswered,
 )
+from huntgroup.queue.offers import CLAIM_RETRY
 from huntgroup.queue.state.journal import JournalingStore
 from tests.queue.state.test_redis_sync import run, until
 from tests.support.state_harness import RedisServer, m, make_config
@@ -240,21 +242,37 @@ def test_the_older_caller_on_node_b_gets_the_member_that_frees_on_node_a(
     run(main)
 
 
-def test_an_older_caller_elsewhere_is_waited_for_a_bounded_number_of_claims(
+def test_an_older_caller_elsewhere_is_waited_for_a_bounded_time(
     redis_server: RedisServer,
 ) -> None:
+    """FIFO_PATIENCE counts refusals at least CLAIM_RETRY apart: several members freeing at
+    once (refusals a few ms apart, one hunt pass) do not use it up at once."""
+
     async def main() -> None:
-        sa = sync_for(redis_server.url, "A", **FIFO)
+        clock = [0.0]  # A's clock; wall clock 1000 + clock, as B's
+        sa = sync_for(
+            redis_server.url,
+            "A",
+            **{**FIFO, "local_clock": lambda: clock[0], "wall_clock": lambda: 1000 + clock[0]},
+        )
         sb = sync_for(redis_server.url, "B", **FIFO)
         await sa.load()
         await sb.load()
         sb.store.enqueue("G", "b1", (2.0, 1))  # B holds an older caller, and never claims
         assert await sb.claims.write(full=True)
-        refusals = 0
-        while not await sa.claims.claim(m(1), "a2", call_waiting=False, group="G", arrival=3.0):
-            refusals += 1
-            assert refusals <= 3
-        assert refusals == 3  # FIFO_PATIENCE: then the younger caller takes the member
+
+        async def claim(member: int) -> bool:
+            return await sa.claims.claim(
+                m(member), "a2", call_waiting=False, group="G", arrival=3.0
+            )
+
+        for i in range(1, 5):  # four members free at once: each refused for B's caller
+            assert not await claim(i)
+        while not await claim(1):  # then one claim per CLAIM_RETRY
+            assert clock[0] < 10
+            clock[0] += CLAIM_RETRY
+        # FIFO_PATIENCE refusals counted, CLAIM_RETRY apart: the claim after them skips the check
+        assert clock[0] == FIFO_PATIENCE * CLAIM_RETRY
         sb.store.dequeue("G", "b1")
         assert await sb.claims.write()
         await sa.stop()
@@ -276,6 +294,37 @@ def test_the_callers_of_a_dead_node_do_not_hold_members_back(redis_server: Redis
         await client.hdel(sb.keys.leases, "B")  # B's lease ran out: B died
         assert await sa.claims.claim(m(1), "a3", call_waiting=False, group="G", arrival=3.5)
         assert await client.zrange(sa.keys.waiting("G"), 0, -1) == []  # B's entry went
+        await client.aclose()
+        await sa.stop()
+
+    run(main)
+
+
+def test_a_member_is_published_free_only_after_its_claim_is_released(
+    redis_server: RedisServer,
+) -> None:
+    """Another node that hears a member is free finds its claim released: its own claim is
+    not refused (the member left idle for CLAIM_RETRY, then to whichever node retries first)."""
+
+    async def main() -> None:
+        sa = sync_for(redis_server.url, "A")
+        await sa.start()
+        client = aioredis.from_url(redis_server.url, decode_responses=True)
+        sa.store.set_ringing(m(1), "a1", True)
+        assert await sa.claims.claim(m(1), "a1", call_waiting=False)
+        await until(lambda: sa.outbox == 0, "A flushed m1 ringing")
+        claimed_at_flush: list[bool] = []
+        flush = sa.flush
+
+        async def spied_flush() -> bool:
+            claimed_at_flush.append(await client.hexists(sa.keys.claims(m(1)), "A a1"))
+            return await flush()
+
+        sa.flush = spied_flush  # type: ignore[method-assign]
+        sa.store.set_ringing(m(1), "a1", False)  # the offer ended: m1 is free
+        await until(lambda: sa.outbox == 0 and claimed_at_flush, "A flushed m1 free")
+        assert not await client.hexists(sa.keys.claims(m(1)), "A a1")
+        assert claimed_at_flush == [False] * len(claimed_at_flush)
         await client.aclose()
         await sa.stop()
 
