@@ -127,7 +127,7 @@ class RedisStateSync:
         prefix: str = "huntgroup",
         auth: StateAuthConfig | None = None,
         tls: StateTlsConfig | None = None,
-        ttl: float = 15.0,
+        ttl: float | None = None,
         resync_interval: float = 60.0,
         max_outbox: int = 10_000,
         backoff: tuple[float, float] = (0.1, 5.0),
@@ -142,7 +142,10 @@ class RedisStateSync:
         self.url = url
         self.store = store
         self.node_id = store.node_id
-        self.ttl = ttl
+        self.ttl = lease if ttl is None else ttl
+        """Seconds this node's keys (liveness, activity, queues) live unless refreshed
+        (every third of it): by default the claims' lease, so a dead node's members are
+        free for the others, claims and activity alike, within about the same time."""
         self.resync_interval = resync_interval
         self.backoff = backoff
         self.on_change = on_change

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -13,6 +14,7 @@ from huntgroup.engine.aio.redis_connect import redact
 from huntgroup.engine.aio.redis_state import RedisStateSync
 from huntgroup.errors import StateError
 from huntgroup.queue.events import CallArrived, CallHungUp, MemberAnswered, MemberLeft
+from huntgroup.queue.state.claims import LEASE
 from huntgroup.queue.state.journal import JournalingStore
 from huntgroup.queue.state.operations import AddTalk, SetJoined
 from tests.support.ports import free_port
@@ -154,6 +156,26 @@ def test_activity_of_a_dead_node_is_not_resurrected(redis_server: RedisServer) -
         await client.aclose()
         await sc.stop()
         await sb.stop()
+        await sa.stop()
+
+    run(main)
+
+
+def test_a_nodes_keys_expire_with_its_claims_lease(redis_server: RedisServer) -> None:
+    """A dead node's activity (its members busy for the others) goes within the lease of
+    its claims, not later: its members are free again for everyone at about the same time."""
+
+    async def main() -> None:
+        sa = sync_for(redis_server.url, "A")
+        await sa.start()
+        sa.store.set_active("m1", "c1", True)
+        assert await sa.flush()
+        client = aioredis.from_url(redis_server.url, decode_responses=True)
+        for key in ("{huntgroup}:alive:A", "{huntgroup}:activity:A"):
+            assert 0 < await client.ttl(key) <= math.ceil(LEASE)
+        assert sa.ttl == sa.claims.ledger.lease == LEASE
+        assert sync_for(redis_server.url, "B", lease=2.0).ttl == 2.0
+        await client.aclose()
         await sa.stop()
 
     run(main)
