@@ -12,8 +12,8 @@ SIPp callers -> Kamailio (contrib/kamailio/kamailio.cfg) -> node-a, node-b
 3. node-a is started again (same id, same address) and Kamailio puts it back;
 4. node-b is killed (SIGKILL): Kamailio takes it out (a request it does not
    answer, or the next probe) and the calls that arrive after keep being
-   answered by node-a, once node-b's members are free again (its claims in
-   Redis expire, docs/state.md "When a node dies").
+   answered by node-a, once node-b's members are free again (its claims and
+   keys in Redis expire: within 8 s, docs/state.md "When a node dies").
 
 Then, from the peers' own logs: no member ever had two calls at once; every
 call node-a answered ended normally (its member hung up and the caller got
@@ -28,9 +28,11 @@ from pathlib import Path
 
 import pytest
 
+from huntgroup.queue.state.claims import LEASE, RENEW_EVERY
 from tests.support.cluster import (
     KAMAILIO_CFG,
     Cluster,
+    MemberCall,
     caller_calls,
     check_config,
     fifo_inversions,
@@ -51,7 +53,10 @@ RATE = 3.0  # calls/s, for 18 s; the members serve about 2 calls/s: callers queu
 CALLS = BURST + STEADY
 ANSWER_MS = 200
 TALK_MS = 1500
-FIFO_TOLERANCE = 1.0  # s: Redis round trips, the nodes' timers, SIPp's log clock
+# s: docs/state.md "How closely FIFO holds": one clock here (no skew), a race window of a
+# flush and a Redis round trip (ms); the rest is this loaded machine's scheduling between
+# SIPp's log clock and the nodes' intake. No node here is unable to claim (no patience).
+FIFO_TOLERANCE = 1.0
 
 
 def test_shipped_config_passes_kamailio_check(tmp_path: Path, ports: PortAllocator) -> None:
@@ -163,8 +168,20 @@ def test_calls_survive_a_drain_and_a_kill_with_no_double_booking(
     assert len(caller_log) == CALLS, f"{len(caller_log)} calls placed{context}"
     problems: list[str] = []
 
-    # No member ever had two calls at once.
-    overlaps = overlapping_calls(member_log)
+    # No member ever had two calls at once. One exception, documented (docs/state.md "When
+    # a node dies"): a member that answered node-b's call just before the kill (its 200
+    # never ACKed, so it never hung up) retransmits that 200 for up to 32 s; the cluster
+    # frees it when node-b's lease and keys end, never sooner than LEASE - RENEW_EVERY
+    # after the kill (the last renewal may be that old), and may offer it a call then.
+    port_b = cluster.node_port("node-b")
+    freed_at = killed_at + LEASE - RENEW_EVERY - 0.5  # 0.5: killed_at is read after the kill
+
+    def dead_nodes_answer(pair: tuple[MemberCall, MemberCall]) -> bool:
+        earlier, later = pair
+        cut = earlier.hung_up is None and earlier.bye_received is None
+        return earlier.node_port == port_b and cut and later.offered >= freed_at
+
+    overlaps = [pair for pair in overlapping_calls(member_log) if not dead_nodes_answer(pair)]
     if overlaps:
         problems.append(f"members with two calls at once ({len(overlaps)}): {overlaps[:5]}")
 
