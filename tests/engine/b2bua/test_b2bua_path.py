@@ -51,6 +51,18 @@ def test_path_is_stored_echoed_to_a_phone_supporting_it_and_routes_the_calls() -
     ]
 
 
+def test_the_cancel_of_a_call_through_a_path_takes_the_same_route() -> None:
+    _net, proxy, caller = world(trusting())
+    register(proxy, LINE_A, PASSWORD, extra=(("Path", PATH),))
+    call = caller.invite(LINE_A)
+    invite = proxy.request("INVITE")
+    proxy.answering(invite).reply(180)
+    call.cancel()
+    cancel = proxy.request("CANCEL")  # RFC 3261 §9.1: the INVITE's Route set
+    assert cancel.headers.get_all("Route") == [PATH]
+    assert str(cancel.uri) == str(invite.uri)
+
+
 def test_path_is_stored_but_not_echoed_to_a_phone_not_supporting_it() -> None:
     net, proxy, _ = world(trusting())
     ok = register(proxy, LINE_A, PASSWORD, extra=(("Path", PATH),))
