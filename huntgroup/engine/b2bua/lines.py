@@ -9,7 +9,8 @@ wrong (401/407 challenge, 403, 400, 503 while locked out by
 same answers. :func:`register` then binds the contacts in the registrar
 (:func:`bind`: a line binds only contacts on its own source host, a trusted
 peer any; each binding keeps whether its REGISTER listed ``dialog`` in
-Allow-Events, for :mod:`phone_watch`). :func:`feature_code` handles ``*51``
+Allow-Events, for :mod:`phone_watch`; and the REGISTER's ``Path``, RFC 3327,
+when it comes from a trusted peer: :func:`accepted_path`). :func:`feature_code` handles ``*51``
 / ``*52`` [pilot]: the line joins or leaves its groups, the call is answered and hung up at the ACK.
 """
 
@@ -23,6 +24,7 @@ from huntgroup.engine.b2bua.auth_guard import address_of
 from huntgroup.engine.b2bua.caller_leg import accept, answer_caller
 from huntgroup.engine.b2bua.context import Context
 from huntgroup.engine.b2bua.phone_watch import WATCHED_EVENTS, registered
+from huntgroup.engine.b2bua.session_timer import has_option
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.dialog_info import allowed_events
 from huntgroup.engine.sip.digest import (
@@ -32,7 +34,7 @@ from huntgroup.engine.sip.digest import (
     uri_matches,
     usable_algorithms,
 )
-from huntgroup.engine.sip.fields import parse_contact_values
+from huntgroup.engine.sip.fields import parse_contact_values, parse_name_address
 from huntgroup.engine.sip.message import Request
 from huntgroup.engine.sip.registrar import contact_on_source
 from huntgroup.engine.sip.transaction import TransactionKey
@@ -40,6 +42,9 @@ from huntgroup.errors import ProtocolError
 from huntgroup.queue.events import MemberJoined, MemberLeft, MemberReachable
 
 log = logging.getLogger("huntgroup.calls")
+
+MAX_PATH = 8
+"""The most Path values a REGISTER may carry (a proxy or two in practice): more is a 400."""
 
 FEATURE_CODE = re.compile(r"\*(51|52)(\+?[0-9]{2,15})?")
 """*51 joins, *52 leaves: every group of the calling line, or the group of the pilot."""
@@ -188,6 +193,20 @@ def bind(ctx: Context, key: TransactionKey, request: Request, source: Peer, numb
             )
             ctx.respond(key, request, 403)
             return
+    path = accepted_path(ctx, request, source, number)
+    if path is None:
+        ctx.respond(key, request, 400)
+        return
+    if path and not ctx.trust.is_peer(source.host):
+        log.warning(
+            "line %s: REGISTER from %s:%s refused (403): a Path from a host that is not "
+            "in server.trusted_peers",
+            number,
+            source.host,
+            source.port,
+        )
+        ctx.respond(key, request, 403)
+        return
     result = ctx.registrar.register(
         number,
         entries,
@@ -197,8 +216,11 @@ def bind(ctx: Context, key: TransactionKey, request: Request, source: Peer, numb
         expires=request.expires,
         source=source,
         events=allowed_events(request) & WATCHED_EVENTS,
+        path=path,
     )
     headers: list[tuple[str, str]] = [("Contact", v) for v in result.contact_values]
+    if result.ok and path and has_option(request, "Supported", "path"):
+        headers.extend(("Path", v) for v in path)  # RFC 3327 §5.3
     if result.min_expires is not None:
         headers.append(("Min-Expires", str(result.min_expires)))
     ctx.respond(key, request, result.status, headers=tuple(headers))
@@ -206,6 +228,39 @@ def bind(ctx: Context, key: TransactionKey, request: Request, source: Peer, numb
         log.info("line %s: %d contact(s) registered", number, len(result.bindings))
         report_contacts(ctx, number)
         registered(ctx, number)
+
+
+def accepted_path(
+    ctx: Context, request: Request, source: Peer, number: str
+) -> tuple[str, ...] | None:
+    """The REGISTER's Path values (RFC 3327), or None when they are unusable (400).
+
+    Each must be a ``sip:``/``sips:`` address (requests to the contact are sent
+    to the first); at most :data:`MAX_PATH`. The Path is stored whether or not
+    the phone listed ``path`` in Supported: the proxy inserted it, and the
+    binding is only reachable through it (§5.3 leaves a registrar free to
+    store it; it is echoed in the 200 only to a phone that supports it).
+    """
+    values = tuple(request.headers.get_all("Path"))
+    if len(values) > MAX_PATH:
+        log.info(
+            "line %s: REGISTER from %s refused (400): %d Path values",
+            number,
+            source.host,
+            len(values),
+        )
+        return None
+    for value in values:
+        try:
+            address = parse_name_address(value)
+        except ProtocolError:
+            address = None
+        if address is None or str(address.uri).split(":", 1)[0].lower() not in ("sip", "sips"):
+            log.info(
+                "line %s: REGISTER from %s refused (400): Path %.120s", number, source.host, value
+            )
+            return None
+    return values
 
 
 def report_contacts(ctx: Context, number: str) -> None:

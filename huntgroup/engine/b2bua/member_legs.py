@@ -34,6 +34,7 @@ from huntgroup.engine.b2bua.session_timer import (
 from huntgroup.engine.b2bua.teardown import bye_leg, end_call, send_cancel
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.dialogs import uac_dialog
+from huntgroup.engine.sip.fields import parse_name_address
 from huntgroup.engine.sip.grammar import quote
 from huntgroup.engine.sip.headers import Headers
 from huntgroup.engine.sip.message import Request, Response, new_call_id, new_tag
@@ -77,26 +78,42 @@ def ring(ctx: Context, call: Call, member: str, caller: Identity, group: str | N
     if g is not None and g.pilot_as_caller_id and caller.number == g.pilot:
         # our own pilot: we vouch for it
         asserted = (identity_value(caller, ctx.config.server.domain),)
-    for uri, peer in targets:
-        new_leg(ctx, call, member, uri, peer, caller, asserted)
+    for uri, peer, route in targets:
+        new_leg(ctx, call, member, uri, peer, caller, asserted, route=route)
 
 
-def targets_of(ctx: Context, member: str) -> list[tuple[Uri, Peer]]:
+Target = tuple[Uri, Peer, tuple[str, ...]]
+"""Where an INVITE goes: Request-URI, next hop, and Route set (a binding's Path)."""
+
+
+def targets_of(ctx: Context, member: str) -> list[Target]:
     """Where to send INVITEs for a member: its registered contacts or its URI."""
     if member.lower().startswith(("sip:", "sips:")):
         uri = parse_uri(member)
         peer = peer_of(uri)
-        return [(uri, peer)] if peer else []
+        return [(uri, peer, ())] if peer else []
     bindings = ctx.registrar.contacts(member, now=ctx.now)
     return [t for t in map(binding_target, bindings) if t is not None]
 
 
-def binding_target(binding: Binding) -> tuple[Uri, Peer] | None:
-    """Where to send a request for a registered contact; None when it cannot be reached."""
+def binding_target(binding: Binding) -> Target | None:
+    """Where to send a request for a registered contact; None when it cannot be reached.
+
+    A binding with a Path (RFC 3327) is reached through it: the request goes to
+    the first Path URI with the Path as its Route set (the proxy that owns the
+    phone's connection or NAT binding forwards it); else to the contact, or to
+    the address its REGISTER came from when the phone is on TLS or behind NAT.
+    """
     try:
         uri = parse_uri(binding.uri)
     except ProtocolError:
         return None
+    if binding.path:
+        try:
+            hop = peer_of(parse_name_address(binding.path[0]).uri)
+        except ProtocolError:
+            return None
+        return (uri, hop, binding.path) if hop is not None else None
     peer = peer_of(uri)
     src = binding.source
     # A phone on TLS (or behind NAT) is reached over the way it came in.
@@ -104,7 +121,7 @@ def binding_target(binding: Binding) -> tuple[Uri, Peer] | None:
         peer is None or src.transport == "TLS" or behind_nat(peer.host, src.host)
     ):
         peer = src
-    return (uri, peer) if peer is not None else None
+    return (uri, peer, ()) if peer is not None else None
 
 
 def new_leg(
@@ -115,9 +132,12 @@ def new_leg(
     destination: Peer,
     caller: Identity,
     asserted: tuple[str, ...],
+    *,
+    route: tuple[str, ...] = (),
 ) -> None:
     """INVITE ``target``: From shows ``caller``; P-Asserted-Identity is ``asserted``
-    only, the identities the server vouches for (none for an outside caller)."""
+    only, the identities the server vouches for (none for an outside caller);
+    ``route`` is its Route set (a binding's Path; its CANCEL and ACKs copy it)."""
     me = ctx.local_for(destination)
     domain = ctx.config.server.domain
     calls = ctx.config.server.calls
@@ -153,6 +173,7 @@ def new_leg(
             ("To", to),
             ("Call-ID", call_id),
             ("CSeq", "1 INVITE"),
+            *(("Route", value) for value in route),
             ("Contact", me.contact()),
             *(("P-Asserted-Identity", value) for value in asserted),
             *((("Privacy", call.privacy),) if asserted and call.privacy else ()),

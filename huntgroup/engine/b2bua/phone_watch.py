@@ -138,8 +138,10 @@ def eligible(ctx: Context, line: str) -> list[tuple[str, Uri, Peer]]:
         if auto and EVENT not in binding.events:
             continue
         target = binding_target(binding)
-        if target is not None:
-            out.append((binding.uri, *target))
+        # a binding reached through a Path (RFC 3327) is not watched: SUBSCRIBEs carry no
+        # Route set yet (docs/registration.md)
+        if target is not None and not target[2]:
+            out.append((binding.uri, target[0], target[1]))
     return out
 
 

@@ -11,8 +11,10 @@ is so checked except CANCEL and ACK (their ``Require`` is that of their
 INVITE). ``Proxy-Require`` (§20.29) is for proxies: a UAS ignores it.
 
 :data:`SUPPORTED` is what the server understands: ``timer`` (RFC 4028
-session timers) and ``norefersub`` (RFC 4488: a REFER with ``Refer-Sub:
-false`` creates no subscription, engine/b2bua/transfer.py). Reliable
+session timers), ``norefersub`` (RFC 4488: a REFER with ``Refer-Sub:
+false`` creates no subscription, engine/b2bua/transfer.py) and ``path``
+(RFC 3327: a REGISTER's Path is stored with its bindings and becomes the
+Route set of requests to them, engine/b2bua/lines.py). Reliable
 provisional responses (``100rel``, RFC 3262) are *not* supported, so an INVITE
 with ``Require: 100rel`` is refused with 420 ``Unsupported: 100rel``, and our
 own requests never list ``100rel`` in ``Supported`` (a member must then not
@@ -40,7 +42,7 @@ __all__ = [
     "unsupported_required",
 ]
 
-SUPPORTED: Final = frozenset({"norefersub", "timer"})
+SUPPORTED: Final = frozenset({"norefersub", "path", "timer"})
 """The option tags this server understands (lower case)."""
 
 MAX_LISTED: Final = 16

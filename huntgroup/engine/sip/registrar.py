@@ -20,7 +20,10 @@ part case-sensitive; simplified: parameters are compared as written, lower
 case). Each binding keeps the transport address the REGISTER came from, so
 the engine can send to that address when the contact is private (NAT), and
 the event packages its last REGISTER advertised (``events``: what the caller
-read from Allow-Events and chose to keep; a refresh replaces them).
+read from Allow-Events and chose to keep; a refresh replaces them), and the
+``Path`` of that REGISTER (RFC 3327: the proxies the REGISTER crossed, which
+requests to the contact must cross back; a refresh replaces it, a changed
+Path counts as a change).
 
 Processing is atomic, as §10.3 asks: the new state of the AOR is computed on
 a copy and committed only when every contact passes. A contact whose binding
@@ -83,6 +86,9 @@ class Binding:
     source: Peer | None = None  # the transport address the REGISTER came from
     instance: str | None = None
     events: frozenset[str] = frozenset()  # event packages its last REGISTER said it notifies
+    # RFC 3327: the Path values of its last REGISTER, in order (the first is the next hop
+    # towards the phone): requests to the contact carry them as their Route set
+    path: tuple[str, ...] = ()
 
     def expires_in(self, now: float) -> int:
         """Whole seconds left, for the ``expires`` parameter of a 200 response."""
@@ -219,6 +225,7 @@ class Registrar:
         expires: int | None = None,
         source: Peer | None = None,
         events: frozenset[str] = frozenset(),
+        path: tuple[str, ...] = (),
     ) -> RegisterResult:
         """Apply one REGISTER for ``aor`` (RFC 3261 §10.3 steps 6 to 8).
 
@@ -227,7 +234,8 @@ class Registrar:
         address the request came from, ``events`` the event packages it
         advertised (Allow-Events, as far as the caller keeps them): every
         binding the request adds or refreshes takes them, a refresh without
-        them forgets the old ones.
+        them forgets the old ones. ``path`` (the request's Path values, as the
+        caller accepted them) is kept the same way.
         """
         if expires is not None and expires < 0:
             return RegisterResult(400, "Invalid Expires")
@@ -286,8 +294,14 @@ class Registrar:
                 source=source,
                 instance=entry.instance,
                 events=events,
+                path=path,
             )
-            if existing is None or existing.uri != entry.uri or existing.q != entry.q:
+            if (
+                existing is None
+                or existing.uri != entry.uri
+                or existing.q != entry.q
+                or existing.path != path
+            ):
                 changed = True
             updated[key] = binding
             touched.add(key)

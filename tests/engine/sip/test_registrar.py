@@ -73,6 +73,20 @@ def test_each_binding_keeps_the_events_its_last_register_advertised() -> None:
     assert [b.events for b in reg.contacts(AOR, now=11.0)] == [frozenset()]
 
 
+def test_each_binding_keeps_the_path_of_its_last_register_a_new_path_is_a_change() -> None:
+    reg = Registrar()
+    path = ("<sip:10.0.0.10;lr>",)
+    reg.register(AOR, [entry()], call_id="c", cseq=1, now=0.0, path=path)
+    assert [b.path for b in reg.contacts(AOR, now=1.0)] == [path]
+    same = reg.register(AOR, [entry()], call_id="c", cseq=2, now=10.0, path=path)
+    assert same.ok and not same.changed
+    other = ("<sip:10.0.0.11;lr>", "<sip:10.0.0.12;lr>")
+    moved = reg.register(AOR, [entry()], call_id="c", cseq=3, now=20.0, path=other)
+    assert moved.changed and [b.path for b in reg.contacts(AOR, now=21.0)] == [other]
+    direct = reg.register(AOR, [entry()], call_id="c", cseq=4, now=30.0)
+    assert direct.changed and [b.path for b in reg.contacts(AOR, now=31.0)] == [()]
+
+
 def test_uri_matching_ignores_case_of_scheme_and_host_not_user() -> None:
     reg = Registrar()
     reg.register(AOR, [entry("sip:alice@Example.COM:5060")], call_id="c", cseq=1, now=0.0)
