@@ -116,7 +116,7 @@ def test_ctl_pauses_logs_out_and_in_and_the_calls_follow(
     assert any(
         first.uri in row and "paused" in row and "lunch" in row for row in table.splitlines()
     )
-    caller = sipp.call("c1", server.port, PILOT, duration_ms=15_000, timeout=60)
+    caller = sipp.call("c1", server.port, PILOT, duration_ms=8_000, timeout=60)
     server.wait_for_log(r"call \S+: bridged to sip:second@")
     calls = view(server, "/api/v1/calls", "calls")["calls"]
     status = view(server, "/api/v1/status", "status")
