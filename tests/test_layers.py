@@ -69,6 +69,11 @@ LAZY = {
     ("huntgroup.cli", "huntgroup.engine.b2bua.connections"): "serve: same (the B2BUA package)",
     ("huntgroup.cli", "huntgroup.engine.aio.records.schema"): "records init-db: psycopg at --help",
     ("huntgroup.cli", "huntgroup.engine.aio.records.sinks"): "records init-db: same (the sinks)",
+    ("huntgroup.simulations.cli", "huntgroup.simulations.runner"): "simulate: scipy at every cmd",
+    ("huntgroup.simulations.cli", "huntgroup.simulations.live.sip"): "simulate: same (runner)",
+    ("huntgroup.simulations", "huntgroup.simulations.runner"): "same (package re-exports)",
+    ("huntgroup.simulations", "huntgroup.simulations.model.scenario"): "same",
+    ("huntgroup.simulations", "huntgroup.simulations.virtual.driver"): "same",
 }
 
 

@@ -37,7 +37,6 @@ from typing import Any, Final
 import numpy as np
 import soundfile as sf
 from numpy.typing import NDArray
-from scipy.signal import resample_poly
 
 from huntgroup.errors import MediaError
 
@@ -77,6 +76,10 @@ def resample_to_8k(mono: NDArray[np.floating[Any]], rate: int) -> NDArray[np.flo
     if rate == SAMPLE_RATE:
         return mono.astype(np.float64)
     ratio = _ratio(rate)
+    # imported here: scipy.signal costs ~1 s of start-up to every huntgroup command
+    # (ctl, check, serve) and only a file at another rate than 8 kHz needs it
+    from scipy.signal import resample_poly
+
     out = resample_poly(mono, ratio.numerator, ratio.denominator)
     return np.asarray(out, dtype=np.float64)
 

@@ -15,10 +15,8 @@ import sys
 from typing import Any
 
 from huntgroup.errors import ConfigError
-from huntgroup.simulations.live.sip import LiveError
-from huntgroup.simulations.runner import run_live_simulation, run_simulation
 
-__all__ = ["add_parser", "main_simulate", "run_simulation"]
+__all__ = ["add_parser", "main_simulate"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -114,6 +112,10 @@ def _plots_missing() -> str | None:
 
 
 def main_simulate(args: argparse.Namespace) -> int:
+    # imported here: the runner costs ~1 s of start-up (scipy) to every huntgroup command
+    from huntgroup.simulations.live.sip import LiveError
+    from huntgroup.simulations.runner import run_live_simulation, run_simulation
+
     progress = bool(args.progress) or sys.stderr.isatty()
     usage = _live_usage_error(args) or _plots_missing()
     if usage is not None:

@@ -42,9 +42,11 @@ def test_callers_wait_with_music_and_the_agent_takes_them_in_arrival_order(
     )
     lines = [{"number": n, "password": f"pw-{n}"} for n in LINES]
     server = start_server(server_config(ports, groups=[support], lines=lines))
-    # c1 talks 3 s; c2 talks 8 s from its answer by the queue (so it is still on the
-    # agent when c3 would be next); c3 stays long enough to be bridged after c2.
-    durations = {"c1": 3000, "c2": 8000, "c3": 14000}
+    # c1 talks 1.5 s (c2 and c3 queue meanwhile, or in its 2 s wrap-up); c2 talks 6 s
+    # from its answer by the queue (bridged ~3.5 s in, it is still on the agent when c3
+    # would be next); c3 stays long enough to be bridged after c2 (~8.5 s in; it hangs
+    # up ~12 s in: the same ~3.5 s margin for a loaded machine as before, 4 s less wait).
+    durations = {"c1": 1500, "c2": 6000, "c3": 11000}
     callers = {}
     for name, number in CALLERS.items():
         callers[name] = sipp.call(

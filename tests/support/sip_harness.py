@@ -204,20 +204,36 @@ class SippProcess:
         """End SIPp so that its logs are flushed.
 
         SIGUSR1 is SIPp's soft exit (calls in progress finish, no new one
-        starts); a second SIGUSR1 quits at once; SIGKILL is the last resort
-        (it loses the buffered message log, so the waits are generous: SIPp
-        usually exits in milliseconds, a loaded machine may take longer).
+        starts); after ``grace`` s, SIGTERM quits at once; SIGKILL is the last
+        resort (it loses the buffered message log, so the waits are generous:
+        SIPp usually exits in milliseconds, a loaded machine may take longer).
         """
-        for wait in (grace, 5.0):
-            if self.popen.poll() is not None:
-                break
-            with contextlib.suppress(ProcessLookupError):
-                self.popen.send_signal(signal.SIGUSR1)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(timeout=wait)
-        self.kill()
+        self.soft_exit()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=grace)
+        self.terminate()
         self.returncode = self.popen.poll()
         return self.returncode
+
+    def soft_exit(self) -> None:
+        """SIGUSR1: SIPp starts no new call and exits once its calls are over."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signal.SIGUSR1)
+
+    def terminate(self) -> None:
+        """SIGTERM (SIPp exits at once, its message log written), SIGKILL if it lingers.
+
+        Not a second SIGUSR1: SIPp 3.x then aborts its calls but never exits
+        while it counts a "call" that an auto-answered OPTIONS (``-aa``) opened
+        in a UAS scenario: it waited out every grace period until SIGKILL.
+        """
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=5)
+        self.kill()
 
     def kill(self) -> None:
         if self.popen.poll() is None:
@@ -482,10 +498,18 @@ class Sipp:
             name, scenario, extra, port=None, timeout=timeout, remote=f"{HOST}:{server_port}"
         )
 
-    def close(self) -> None:
+    def close(self, *, grace: float = 2) -> None:
+        """Soft exit for all at once, one shared ``grace`` for calls in progress to end,
+        then SIGTERM for the rest (one by one this cost up to 10 s per process)."""
         for proc in self.processes:
-            proc.stop()
-            proc.kill()
+            proc.soft_exit()
+        deadline = time.monotonic() + grace
+        for proc in self.processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+        for proc in self.processes:
+            proc.terminate()
+            proc.returncode = proc.popen.poll()
 
 
 # Start-up deadlines: generous, because a loaded 2-core CI machine can take
