@@ -384,15 +384,7 @@ def measure_point(
                 )  # fmt: skip
                 started.append(spy)
             t0 = time.monotonic()
-            uac = subprocess.Popen(
-                ["sipp", f"{HOST}:{target}", "-sf", str(SCENARIOS / "uac_1s.xml"),
-                 "-s", PILOT, "-i", HOST, "-p", str(UAC_PORT),
-                 "-r", str(rate), "-m", str(calls), "-l", str(rate * 3),
-                 "-nostdin", "-recv_timeout", "5000", "-timeout", "40s",
-                 "-trace_stat", "-stf", str(stats), "-fd", "1",
-                 "-trace_err", "-error_file", str(work / "uac.err")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work,
-            )  # fmt: skip
+            uac = start_uac(target, rate, calls, stats, work)
             started.append(uac)
             stop_scraping = threading.Event()
             scrapes: list[int] = []
@@ -457,6 +449,22 @@ def measure_point(
 
 
 # --------------------------------------------------------------- outside: driving
+
+
+def start_uac(
+    target: int, rate: int, calls: int, stats: Path, work: Path
+) -> subprocess.Popen[bytes]:
+    """The SIPp caller of a point run: ``calls`` calls at ``rate`` calls/s to the pilot on
+    ``target``, its statistics in ``stats`` and its errors in ``work``."""
+    return subprocess.Popen(
+        ["sipp", f"{HOST}:{target}", "-sf", str(SCENARIOS / "uac_1s.xml"),
+         "-s", PILOT, "-i", HOST, "-p", str(UAC_PORT),
+         "-r", str(rate), "-m", str(calls), "-l", str(rate * 3),
+         "-nostdin", "-recv_timeout", "5000", "-timeout", "40s",
+         "-trace_stat", "-stf", str(stats), "-fd", "1",
+         "-trace_err", "-error_file", str(work / "uac.err")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work,
+    )  # fmt: skip
 
 
 def in_loopback_netns(argv: list[str], what: str) -> dict[str, object]:

@@ -57,17 +57,16 @@ from bench_b2bua import (
     HOST,
     HUNTGROUP_CONFIG,
     LADDER,
-    PILOT,
     RUN_SECONDS,
     SCENARIOS,
     SERVER_PORT,
     SLACK_SECONDS,
-    UAC_PORT,
     UAS_PORT,
     _last_stats,
     _stop,
     _wait_bound,
     in_loopback_netns,
+    start_uac,
 )
 from report import machine, write_section
 
@@ -238,15 +237,7 @@ def measure_point(setup: str, rate: int) -> Point:
             ops0 = _redis_commands() if shared else 0
             stats = work / "uac.csv"
             t0 = time.monotonic()
-            uac = subprocess.Popen(
-                ["sipp", f"{HOST}:{target}", "-sf", str(SCENARIOS / "uac_1s.xml"),
-                 "-s", PILOT, "-i", HOST, "-p", str(UAC_PORT),
-                 "-r", str(rate), "-m", str(calls), "-l", str(rate * 3),
-                 "-nostdin", "-recv_timeout", "5000", "-timeout", "40s",
-                 "-trace_stat", "-stf", str(stats), "-fd", "1",
-                 "-trace_err", "-error_file", str(work / "uac.err")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work,
-            )  # fmt: skip
+            uac = start_uac(target, rate, calls, stats, work)
             started.append(uac)
             try:
                 uac.wait(timeout=60)
