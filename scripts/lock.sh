@@ -20,4 +20,7 @@ upgrade=(--upgrade)
   --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
   --extra sim --extra dev \
   --output-file requirements.lock pyproject.toml build-requirements.in
+# The lock names the pyproject.toml it was made from (tests/test_lock.py checks it), so a
+# change of pyproject.toml without a refreshed lock fails the suite.
+sed -i "1i # made from pyproject.toml sha256 $(sha256sum pyproject.toml | cut -c1-64)" requirements.lock
 echo "lock: requirements.lock refreshed; now run: make test" >&2

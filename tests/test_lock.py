@@ -6,6 +6,7 @@ without its hashes, or a .venv that drifted from the lock fails here.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from importlib import metadata
@@ -71,4 +72,15 @@ def test_the_environment_is_the_lock() -> None:
             drift[name] = (str(version), str(installed))
     assert not drift, (
         f"installed packages differ from requirements.lock (locked, installed): {drift}"
+    )
+
+
+def test_the_lock_was_made_from_this_pyproject() -> None:
+    """scripts/lock.sh writes the sha256 of the pyproject.toml it read at the top of the
+    lock: any later change of pyproject.toml needs a refreshed lock (and a test run)."""
+    first = (ROOT / "requirements.lock").read_text().splitlines()[0]
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    assert first == f"# made from pyproject.toml sha256 {digest}", (
+        "pyproject.toml changed since requirements.lock was made: run scripts/lock.sh -q "
+        "(keeps the pins), then make test"
     )
