@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hmac
 import os
-import stat
 
 from huntgroup.config.models import AdminConfig
+from huntgroup.engine.aio.secret_file import SecretFileError, read_secret_file
 from huntgroup.errors import HuntgroupError
 
 MIN_TOKEN_LENGTH = 16
@@ -35,16 +35,9 @@ def read_token(admin: AdminConfig, environ: dict[str, str] | None = None) -> str
     elif admin.token_file is not None:
         where = f"file {admin.token_file}"
         try:
-            with open(admin.token_file, "rb") as f:
-                raw = f.read(MAX_TOKEN_LENGTH + 1)
-                mode = os.fstat(f.fileno()).st_mode
-        except OSError as err:
-            raise AdminTokenError(f"server.admin.token_file: cannot read {where}: {err}") from err
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise AdminTokenError(
-                f"server.admin.token_file: {where} is readable by others "
-                f"(mode {stat.S_IMODE(mode):o}); chmod 600 it"
-            )
+            raw = read_secret_file(admin.token_file, MAX_TOKEN_LENGTH)
+        except SecretFileError as err:
+            raise AdminTokenError(f"server.admin.token_file: {where}: {err}") from None
         try:
             token = raw.decode("ascii").strip()
         except UnicodeDecodeError as err:

@@ -388,24 +388,13 @@ class Sipp:
         ``duration_ms`` is the pause of the scenario (-d): talk time before the
         BYE in ``uac_call.xml``, ringing time before the CANCEL in ``uac_cancel.xml``.
         """
-        csv = self.tmp_path / "sipp" / f"{name}.csv"
-        csv.parent.mkdir(exist_ok=True)
-        csv.write_text(f"SEQUENTIAL\n{caller};\n")
         extra = [
-            "-inf", str(csv),
             "-s", dialled,
             "-m", "1", "-l", "1", "-r", "1",
             "-d", str(duration_ms),
             "-timeout_error",
         ]  # fmt: skip
-        return self._start(
-            name,
-            scenario,
-            extra,
-            port=None,
-            timeout=timeout,
-            remote=f"{target_host}:{target_port}",
-        )
+        return self._dial(name, scenario, [caller], extra, f"{target_host}:{target_port}", timeout)
 
     def callers(
         self,
@@ -424,23 +413,30 @@ class Sipp:
         ``numbers[i]`` (its From user), all in one message log. A call that waits
         ``recv_timeout`` s for its next message is aborted; the whole run ends
         after ``timeout`` s at most."""
-        csv = self.tmp_path / "sipp" / f"{name}.csv"
-        csv.parent.mkdir(exist_ok=True)
-        csv.write_text("SEQUENTIAL\n" + "".join(f"{number};\n" for number in numbers))
         extra = [
-            "-inf", str(csv),
             "-s", dialled,
             "-m", str(len(numbers)), "-l", str(len(numbers)),
             "-r", f"{rate:g}", "-rp", "1000",
             "-recv_timeout", f"{recv_timeout * 1000:.0f}",
         ]  # fmt: skip
+        return self._dial(name, scenario, numbers, extra, f"{target_host}:{target_port}", timeout)
+
+    def _dial(
+        self,
+        name: str,
+        scenario: str,
+        numbers: Sequence[str],
+        extra: list[str],
+        remote: str,
+        timeout: float,
+    ) -> SippProcess:
+        """Start a caller SIPp towards ``remote``; its i-th call is from ``numbers[i]``
+        (the From user, read from an injection file)."""
+        csv = self.tmp_path / "sipp" / f"{name}.csv"
+        csv.parent.mkdir(exist_ok=True)
+        csv.write_text("SEQUENTIAL\n" + "".join(f"{number};\n" for number in numbers))
         return self._start(
-            name,
-            scenario,
-            extra,
-            port=None,
-            timeout=timeout,
-            remote=f"{target_host}:{target_port}",
+            name, scenario, ["-inf", str(csv), *extra], port=None, timeout=timeout, remote=remote
         )
 
     def register(

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import os
 import ssl
-import stat
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -40,6 +39,7 @@ from redis.backoff import NoBackoff
 
 from huntgroup.config.models import StateAuthConfig, StateTlsConfig
 from huntgroup.config.state_url import SentinelTarget, parse_state_url
+from huntgroup.engine.aio.secret_file import SecretFileError, read_secret_file
 from huntgroup.errors import StateError
 
 MAX_PASSWORD_LENGTH = 4096
@@ -77,15 +77,9 @@ def read_password(
     elif file is not None:
         where = f"server.state_auth.{what}_file: {file}"
         try:
-            with open(file, "rb") as f:
-                raw = f.read(MAX_PASSWORD_LENGTH + 1)
-                mode = os.fstat(f.fileno()).st_mode
-        except OSError as err:
-            raise StateError(f"{where}: cannot read it: {err.strerror or err}") from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise StateError(
-                f"{where} is readable by others (mode {stat.S_IMODE(mode):o}); chmod 600 it"
-            )
+            raw = read_secret_file(file, MAX_PASSWORD_LENGTH)
+        except SecretFileError as err:
+            raise StateError(f"{where}: {err}") from None
         try:
             password = raw.decode("utf-8").strip("\r\n")
         except UnicodeDecodeError:
