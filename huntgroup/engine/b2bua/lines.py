@@ -23,6 +23,7 @@ from huntgroup.engine.b2bua.addressing import user_of
 from huntgroup.engine.b2bua.auth_guard import address_of
 from huntgroup.engine.b2bua.caller_leg import accept, answer_caller
 from huntgroup.engine.b2bua.context import Context
+from huntgroup.engine.b2bua.line_contacts import publish_share, report_contacts
 from huntgroup.engine.b2bua.phone_watch import WATCHED_EVENTS, registered
 from huntgroup.engine.b2bua.session_timer import has_option
 from huntgroup.engine.sip.address import Peer
@@ -39,7 +40,7 @@ from huntgroup.engine.sip.message import Request
 from huntgroup.engine.sip.registrar import contact_on_source
 from huntgroup.engine.sip.transaction import TransactionKey
 from huntgroup.errors import ProtocolError
-from huntgroup.queue.events import MemberJoined, MemberLeft, MemberReachable
+from huntgroup.queue.events import MemberJoined, MemberLeft
 
 log = logging.getLogger("huntgroup.calls")
 
@@ -226,6 +227,8 @@ def bind(ctx: Context, key: TransactionKey, request: Request, source: Peer, numb
     ctx.respond(key, request, result.status, headers=tuple(headers))
     if result.ok:
         log.info("line %s: %d contact(s) registered", number, len(result.bindings))
+        if entries:  # not a mere query: the other nodes learn this node's share
+            publish_share(ctx, number, result.removed_keys)
         report_contacts(ctx, number)
         registered(ctx, number)
 
@@ -261,14 +264,6 @@ def accepted_path(
             )
             return None
     return values
-
-
-def report_contacts(ctx: Context, number: str) -> None:
-    """Tell the core whether line ``number`` has a live contact now: a line without one
-    is unavailable to its groups. Told after every REGISTER (a refresh from a phone
-    found unreachable ends its back-off), every expiry of its last contact, at start
-    (:class:`Context`) and after a reload (:func:`report_all_contacts`)."""
-    ctx.tell_core(MemberReachable(number, bool(ctx.registrar.contacts(number, now=ctx.now))))
 
 
 def report_all_contacts(ctx: Context) -> None:

@@ -1,0 +1,145 @@
+"""A line's contacts on every node, and this node's share of them for the others.
+
+Theory of operation
+-------------------
+:func:`line_bindings` answers "where is this line now" for ringing and for the
+core's reachability: this node's live bindings merged with the other nodes'
+that this node can reach (:func:`~huntgroup.engine.b2bua.shared_bindings.merge`).
+:func:`publish_share` hands this node's whole share of an AOR to the driver
+(a :class:`~huntgroup.engine.b2bua.shared_bindings.BindingsOutput`) after
+every accepted REGISTER, every expiry and every drop; :func:`receive_share`
+and :func:`reload_shares` take the other nodes' shares in (see
+:mod:`~huntgroup.engine.b2bua.shared_bindings` for the table, the wire format
+and the rules). Nothing goes out unless the driver shares bindings
+(``Context.share_bindings``: several nodes on Redis).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+
+from huntgroup.engine.b2bua.context import Context
+from huntgroup.engine.b2bua.shared_bindings import (
+    BindingsOutput,
+    ShareError,
+    decode_share,
+    encode_share,
+    merge,
+)
+from huntgroup.engine.sip.registrar import Binding, binding_key
+from huntgroup.queue.events import MemberReachable
+
+log = logging.getLogger("huntgroup.calls")
+
+
+def line_bindings(ctx: Context, number: str) -> list[Binding]:
+    """Line ``number``'s live contacts on every node that this node can reach."""
+    local = ctx.registrar.contacts(number, now=ctx.now)
+    remote = ctx.shared.of(number, now=ctx.now)
+    if not remote:
+        return local
+    return merge(local, remote)
+
+
+def report_contacts(ctx: Context, number: str) -> None:
+    """Tell the core whether line ``number`` has a live contact now (on any node this
+    node reaches): a line without one is unavailable to its groups. Told after every
+    REGISTER (a refresh from a phone found unreachable ends its back-off), every expiry
+    of its last contact, every share of another node that changed it, at start
+    (:class:`Context`) and after a reload."""
+    ctx.tell_core(MemberReachable(number, bool(line_bindings(ctx, number))))
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+def node_name(ctx: Context) -> str:
+    """This node's name in the shared state (its id up to the "/" of the run)."""
+    return ctx.node_id.partition("/")[0]
+
+
+def publish_share(ctx: Context, aor: str, removed_keys: Iterable[str] = ()) -> None:
+    """This node's share of ``aor`` changed (a REGISTER, an expiry, a drop): its whole
+    share goes out to the driver, with the keys ``removed_keys`` removed just now."""
+    if not ctx.share_bindings:
+        return
+    local = ctx.registrar.contacts(aor, now=ctx.now)
+    removed = [(key, ctx.now) for key in removed_keys]
+    value = encode_share(node_name(ctx), aor, local, removed=removed, wall_offset=ctx.wall_offset)
+    latest = max((b.expires_at for b in local), default=ctx.now) + ctx.wall_offset
+    ctx.out.append(BindingsOutput(aor, value, latest, len(local), removes=bool(removed)))
+
+
+def publish_all(ctx: Context) -> None:
+    """Every share of this node again (the driver rewrites them after Redis returned)."""
+    for aor in ctx.registrar.aors():
+        if ctx.registrar.contacts(aor, now=ctx.now):
+            publish_share(ctx, aor)
+
+
+def receive_share(ctx: Context, data: str | bytes) -> None:
+    """Another node's share (a published message or a value read): kept when it is
+    well formed, of another node, for one of our lines; older local bindings of the
+    same phones are dropped (and this node's share published again)."""
+    try:
+        share = decode_share(
+            data, wall_offset=ctx.wall_offset, max_contacts=ctx.registrar.max_contacts
+        )
+    except ShareError as err:
+        ctx.shared.bad_shares += 1
+        log.info("bindings: another node's share ignored: %s", err)
+        return
+    if share.node == node_name(ctx) or ctx.config.line(share.aor) is None:
+        return
+    aor = share.aor
+    before = bool(line_bindings(ctx, aor))
+    held = [b.registered_at for b in ctx.shared.of(aor, now=ctx.now)]
+    ctx.shared.replace(share.node, aor, share.bindings, now=ctx.now)
+    dropped: list[Binding] = []
+    for b in share.bindings:
+        dropped += ctx.registrar.discard(aor, binding_key(b), older_than=b.registered_at)
+    for key, at in share.removed:
+        dropped += ctx.registrar.discard(aor, key, older_than=at)
+    if dropped:
+        log.info(
+            "line %s: %d contact(s) registered again or removed through node %s, dropped here",
+            aor,
+            len(dropped),
+            share.node,
+        )
+        publish_share(ctx, aor)
+    fresh = any(b.registered_at > max(held, default=-math.inf) for b in share.bindings)
+    if fresh or before != bool(line_bindings(ctx, aor)):
+        report_contacts(ctx, aor)
+
+
+def reload_shares(ctx: Context, values: Iterable[str | bytes]) -> None:
+    """Every node's shares as read from Redis after a (re)connection: they replace the
+    table (shares deleted while this node was away go)."""
+    before = {aor: bool(line_bindings(ctx, aor)) for aor in ctx.shared.aors()}
+    ctx.shared.clear()
+    for value in values:
+        receive_share(ctx, value)
+    for aor, reachable in before.items():
+        if reachable != bool(line_bindings(ctx, aor)):
+            report_contacts(ctx, aor)
+
+
+def shares_expired(ctx: Context) -> None:
+    """Timers: other nodes' bindings that ran out; a line left without contact is told."""
+    for aor in ctx.shared.handle_timer(now=ctx.now):
+        if not line_bindings(ctx, aor):
+            report_contacts(ctx, aor)
+
+
+def forget_lines(ctx: Context) -> None:
+    """After a reload: the bindings, here and of other nodes, of lines that are gone."""
+    for aor in ctx.registrar.aors():
+        if ctx.config.line(aor) is None and ctx.registrar.drop(aor):
+            log.info("line %s: removed by the reload, its contacts dropped", aor)
+            publish_share(ctx, aor)
+    for aor in ctx.shared.aors():
+        if ctx.config.line(aor) is None:
+            ctx.shared.drop_aor(aor)
