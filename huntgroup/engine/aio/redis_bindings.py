@@ -22,8 +22,8 @@ This driver:
   is published while a node is away): ``SCAN`` over the prefix (at most
   ``max_keys`` keys), ``MGET`` in chunks, every value to ``on_reload`` (the
   B2BUA replaces its table, then publishes its own shares again: Redis may
-  have lost them). This node's keys found there are deleted first: the ones
-  it still has are rewritten from its registrar, the others are stale.
+  have lost them; a share of its own it no longer holds is deleted, one of a
+  previous run of the node is kept as another node's until it expires).
 
 Values are hostile-ish: one larger than :data:`MAX_SHARE_BYTES` is skipped
 here, the rest is checked by the decoder of the B2BUA. With
@@ -247,29 +247,24 @@ class RedisBindings:
                 delay = min(delay * 2, self.backoff[1])
 
     async def reload(self, client: aioredis.Redis) -> None:
-        """Read every node's shares; this node's are deleted (rewritten from its registrar
-        by ``on_reload``). At most ``max_keys`` keys are read."""
+        """Read every node's shares, this node's included (the B2BUA tells a stale one of
+        this run from one of a previous run), and hand them to ``on_reload``. At most
+        ``max_keys`` keys are read."""
         prefix = self.keys.bindings_prefix
-        own = self.keys.bindings(self.node, "")
         keys: list[str] = []
         async for raw in client.scan_iter(match=f"{_glob_escape(prefix)}*", count=READ_CHUNK):
-            key = raw.decode() if isinstance(raw, bytes) else str(raw)
-            keys.append(key)
+            keys.append(raw.decode() if isinstance(raw, bytes) else str(raw))
             if len(keys) >= self.max_keys:
                 log.warning("bindings: more than %d shares in Redis; the rest unread", len(keys))
                 break
-        mine = [k for k in keys if k.startswith(own) and ":" not in k[len(own) :]]
-        others = [k for k in keys if k not in set(mine)]
         values: list[str] = []
-        for start in range(0, len(others), READ_CHUNK):
-            for value in await client.mget(others[start : start + READ_CHUNK]):
+        for start in range(0, len(keys), READ_CHUNK):
+            for value in await client.mget(keys[start : start + READ_CHUNK]):
                 if value is None or len(value) > MAX_SHARE_BYTES:
                     continue
                 values.append(value.decode() if isinstance(value, bytes) else str(value))
-        for start in range(0, len(mine), READ_CHUNK):
-            await client.delete(*mine[start : start + READ_CHUNK])
         self.reloads += 1
-        log.info("bindings: %d share(s) of other nodes read from Redis", len(values))
+        log.info("bindings: %d share(s) read from Redis", len(values))
         self.on_reload(values)
         self._wake.set()
 

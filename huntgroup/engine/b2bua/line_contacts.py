@@ -66,6 +66,7 @@ def publish_share(ctx: Context, aor: str, removed_keys: Iterable[str] = ()) -> N
     if not ctx.share_bindings:
         return
     local = ctx.registrar.contacts(aor, now=ctx.now)
+    ctx.shared.replace(f"{node_name(ctx)}~previous", aor, (), now=ctx.now)  # overwritten
     removed = [(key, ctx.now) for key in removed_keys]
     value = encode_share(node_name(ctx), aor, local, removed=removed, wall_offset=ctx.wall_offset)
     latest = max((b.expires_at for b in local), default=ctx.now) + ctx.wall_offset
@@ -79,10 +80,15 @@ def publish_all(ctx: Context) -> None:
             publish_share(ctx, aor)
 
 
-def receive_share(ctx: Context, data: str | bytes) -> None:
-    """Another node's share (a published message or a value read): kept when it is
-    well formed, of another node, for one of our lines; older local bindings of the
-    same phones are dropped (and this node's share published again)."""
+def receive_share(ctx: Context, data: str | bytes, *, reading: bool = False) -> None:
+    """Another node's share (a published message, or with ``reading`` a value read from
+    Redis): kept when it is well formed, of another node, for one of our lines; older
+    local bindings of the same phones are dropped (and this node's share published
+    again). A share of this node read from Redis is either of this run and stale (this
+    node holds no binding of that line any more: deleted, by an empty share) or of a
+    previous run of this node (kept as another node's, ``NODE~previous``, so the phones
+    registered before a restart stay reachable until they expire or register again;
+    this run's first share of that line overwrites it in Redis, and here)."""
     try:
         share = decode_share(
             data, wall_offset=ctx.wall_offset, max_contacts=ctx.registrar.max_contacts
@@ -91,12 +97,21 @@ def receive_share(ctx: Context, data: str | bytes) -> None:
         ctx.shared.bad_shares += 1
         log.info("bindings: another node's share ignored: %s", err)
         return
-    if share.node == node_name(ctx) or ctx.config.line(share.aor) is None:
+    if share.aor not in _line_numbers(ctx):
         return
+    node = share.node
+    if node == node_name(ctx):
+        if not reading:
+            return
+        if share.run == ctx.node_id.partition("/")[2]:
+            if not ctx.registrar.contacts(share.aor, now=ctx.now):
+                publish_share(ctx, share.aor)  # stale: what Redis missed while away
+            return
+        node = f"{node}~previous"
     aor = share.aor
     before = bool(line_bindings(ctx, aor))
     held = [b.registered_at for b in ctx.shared.of(aor, now=ctx.now)]
-    ctx.shared.replace(share.node, aor, share.bindings, now=ctx.now)
+    ctx.shared.replace(node, aor, share.bindings, now=ctx.now)
     dropped: list[Binding] = []
     for b in share.bindings:
         dropped += ctx.registrar.discard(aor, binding_key(b), older_than=b.registered_at)
@@ -107,12 +122,21 @@ def receive_share(ctx: Context, data: str | bytes) -> None:
             "line %s: %d contact(s) registered again or removed through node %s, dropped here",
             aor,
             len(dropped),
-            share.node,
+            node,
         )
         publish_share(ctx, aor)
     fresh = any(b.registered_at > max(held, default=-math.inf) for b in share.bindings)
     if fresh or before != bool(line_bindings(ctx, aor)):
         report_contacts(ctx, aor)
+
+
+def _line_numbers(ctx: Context) -> frozenset[str]:
+    """The configured lines' numbers (kept with the table; made again after a reload)."""
+    table = ctx.shared
+    if table.lines_of is not ctx.config.lines:
+        table.lines_of = ctx.config.lines
+        table.line_numbers = frozenset(line.number for line in ctx.config.lines)
+    return table.line_numbers
 
 
 def reload_shares(ctx: Context, values: Iterable[str | bytes]) -> None:
@@ -121,7 +145,7 @@ def reload_shares(ctx: Context, values: Iterable[str | bytes]) -> None:
     before = {aor: bool(line_bindings(ctx, aor)) for aor in ctx.shared.aors()}
     ctx.shared.clear()
     for value in values:
-        receive_share(ctx, value)
+        receive_share(ctx, value, reading=True)
     for aor, reachable in before.items():
         if reachable != bool(line_bindings(ctx, aor)):
             report_contacts(ctx, aor)
@@ -136,10 +160,11 @@ def shares_expired(ctx: Context) -> None:
 
 def forget_lines(ctx: Context) -> None:
     """After a reload: the bindings, here and of other nodes, of lines that are gone."""
+    lines = _line_numbers(ctx)
     for aor in ctx.registrar.aors():
-        if ctx.config.line(aor) is None and ctx.registrar.drop(aor):
+        if aor not in lines and ctx.registrar.drop(aor):
             log.info("line %s: removed by the reload, its contacts dropped", aor)
             publish_share(ctx, aor)
     for aor in ctx.shared.aors():
-        if ctx.config.line(aor) is None:
+        if aor not in lines:
             ctx.shared.drop_aor(aor)

@@ -10,8 +10,13 @@ same answers. :func:`register` then binds the contacts in the registrar
 (:func:`bind`: a line binds only contacts on its own source host, a trusted
 peer any; each binding keeps whether its REGISTER listed ``dialog`` in
 Allow-Events, for :mod:`phone_watch`; and the REGISTER's ``Path``, RFC 3327,
-when it comes from a trusted peer: :func:`accepted_path`). :func:`feature_code` handles ``*51``
-/ ``*52`` [pilot]: the line joins or leaves its groups, the call is answered and hung up at the ACK.
+when it comes from a trusted peer: :func:`accepted_path`); an accepted REGISTER
+that binds or removes contacts publishes this node's share of the line for the
+other nodes (:func:`~huntgroup.engine.b2bua.line_contacts.publish_share`: several
+nodes only). The authentication and lockout checks read this node's own bindings
+only (a source address means something on the node that saw it).
+:func:`feature_code` handles ``*51`` / ``*52`` [pilot]: the line joins or leaves its
+groups, the call is answered and hung up at the ACK.
 """
 
 from __future__ import annotations

@@ -28,7 +28,11 @@ that expired or were evicted). A watch stays on its contact while that
 contact may be watched; when it goes, the watch stops (a busy line is then
 told not busy) and another eligible contact of the line, if any, is watched.
 A watch is refreshed at 80% of the Expires the phone granted
-(:func:`watches_due`).
+(:func:`watches_due`). A contact registered through a proxy (``Path``, RFC
+3327) is watched through it: the SUBSCRIBE goes to the first Path hop with the
+Path as its Route set, and so do its refreshes unless the answer brought a
+Record-Route. With several nodes only the node holding the binding watches
+the phone (this node's registrar, never the other nodes' bindings).
 
 Phones that do not serve the package: a refusal (``489 Bad Event``,
 ``405``, ``501``) is not asked again for ``watch_retry`` seconds; any other

@@ -97,6 +97,7 @@ class Share:
     aor: str
     bindings: tuple[Binding, ...]
     removed: tuple[tuple[str, float], ...]  # (binding key, when removed)
+    run: str = ""  # the node's process that wrote it (a restart is a new run)
 
 
 class ShareError(ValueError):
@@ -113,12 +114,15 @@ def encode_share(
     *,
     removed: Iterable[tuple[str, float]] = (),
     wall_offset: float,
+    run: str = "",
 ) -> str:
-    """The JSON of ``node``'s share of ``aor``; times (``now``-based) turned to wall clock."""
+    """The JSON of ``node``'s share of ``aor`` (``run``: which process of that node);
+    times (``now``-based) turned to wall clock."""
     return json.dumps(
         {
             "v": 1,
             "node": node,
+            "run": run,
             "aor": aor,
             "bindings": [
                 {
@@ -154,7 +158,7 @@ def decode_share(data: str | bytes, *, wall_offset: float, max_contacts: int) ->
         raise ShareError(f"not JSON: {err}") from None
     if not isinstance(raw, dict) or raw.get("v") != 1:
         raise ShareError("not a share of version 1")
-    node, aor = _text(raw.get("node")), _text(raw.get("aor"))
+    node, aor, run = _text(raw.get("node")), _text(raw.get("aor")), _text(raw.get("run", ""))
     items, gone = raw.get("bindings"), raw.get("removed", [])
     if not node or not aor or not isinstance(items, list) or not isinstance(gone, list):
         raise ShareError("node, aor, bindings or removed missing")
@@ -167,7 +171,7 @@ def decode_share(data: str | bytes, *, wall_offset: float, max_contacts: int) ->
         if not (isinstance(item, list) and len(item) == 2):
             raise ShareError("a removed entry is not [key, time]")
         removed.append((_text(item[0]), _number(item[1]) - wall_offset))
-    return Share(node, aor, tuple(bindings[:max_contacts]), tuple(removed[:max_contacts]))
+    return Share(node, aor, tuple(bindings[:max_contacts]), tuple(removed[:max_contacts]), run=run)
 
 
 def _binding(aor: str, item: Any, wall_offset: float) -> Binding:
@@ -231,6 +235,9 @@ class SharedBindings:
         self._count = 0
         self.refused_nodes = 0  # shares ignored: too many nodes for one AOR
         self.bad_shares = 0  # shares refused by decode_share
+        # the configured lines (only their AORs are kept), for line_contacts
+        self.lines_of: object = None
+        self.line_numbers: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         """Bindings held (expired ones may linger until :meth:`handle_timer`)."""

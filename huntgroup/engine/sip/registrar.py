@@ -38,6 +38,11 @@ earliest expiry; ``handle_timer(now=...)`` removes expired bindings and
 reports, per AOR, what went away and how many bindings remain, so the engine
 learns when a line has no contact any more.
 
+Several nodes: :func:`binding_key` is how a phone is recognised on every node;
+a result's ``removed_keys`` name what a request unbound (``*``: everything), and
+:meth:`Registrar.discard` drops a binding that another node has since seen
+registered again or removed (``engine/b2bua/line_contacts.py``).
+
 Invariants:
 
 - no AOR holds more than ``max_contacts`` bindings (the least recently

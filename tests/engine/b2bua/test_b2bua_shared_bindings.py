@@ -252,3 +252,44 @@ def test_a_reload_of_every_share_replaces_what_was_heard_and_republishes_our_own
     a._route(a.b2b.bindings_reloaded([], now=a.now))
     (again,) = shares(a)
     assert again.live == 1 and again.aor == LINE_A
+
+
+def test_a_line_removed_by_a_reload_loses_its_bindings_here_and_tells_the_others() -> None:
+    a, b = node("a"), node("b")
+    register(a.phone("alice", ALICE_PORT, LINE_A))
+    carry(a, b)
+    b._route(b.b2b.bindings_received(remote_share(a, transport="UDP"), now=b.now))
+    a._route(a.b2b.bindings_received(remote_share(a, transport="UDP"), now=a.now))
+    shares(a)
+    base = make_config("linear", members=1)
+    without = base.model_copy(
+        update={
+            "lines": tuple(x for x in base.lines if x.number != LINE_A),
+            "server": config().server,
+        }
+    )
+    a._route(a.b2b.reload(without, now=a.now))
+    assert a.b2b.registrar.binding_count == 0 and len(a.b2b.shared) == 0
+    (gone,) = shares(a)
+    assert gone.aor == LINE_A and gone.live == 0
+
+
+def test_own_shares_read_from_redis_stale_ones_deleted_a_previous_runs_kept() -> None:
+    a = node("a")
+    caller = a.phone("caller", 6000, CALLER_NUMBER)
+    alice = a.phone("alice", ALICE_PORT, LINE_A)
+    previous = remote_share(a, transport="UDP").replace('"node":"c","run":""', '"node":"a"')
+    stale = previous.replace('"node":"a"', '"node":"a","run":"run"')
+    assert '"node":"a"' in previous and '"run":"run"' in stale
+    # a share of this very run that this node no longer backs: deleted (an empty share)
+    a._route(a.b2b.bindings_reloaded([stale], now=a.now))
+    (deleted,) = shares(a)
+    assert deleted.live == 0 and deleted.aor == LINE_A and len(a.b2b.shared) == 0
+    # one of a previous run of this node (restarted): its phones stay reachable
+    a._route(a.b2b.bindings_reloaded([previous], now=a.now))
+    assert a.b2b.shared.nodes(LINE_A) == ["a~previous"] and shares(a) == []
+    caller.invite(PILOT)
+    assert alice.has("INVITE")
+    # ... until this run writes its own share of the line (it overwrites that one)
+    register(a.phone("alice2", ALICE_PORT + 1, LINE_A))
+    assert a.b2b.shared.nodes(LINE_A) == []
