@@ -9,7 +9,10 @@ at least one: the node it leaves drops its older binding when it hears the
 other's share. Then callers dial the ring_all pilot through Kamailio; the
 calls enter both nodes. From the phones' own logs (the Via a node adds under
 Kamailio's): every node that took calls rang the phones registered on the
-other node, through Kamailio (the Path), and every call was answered.
+other node, through Kamailio (the Path), and every call was answered. A fifth
+phone advertises dialog events: exactly one node (the one holding its binding)
+subscribes to it, through the Path, and hears its NOTIFYs back along
+Kamailio's Record-Route (busy, then free).
 Run with:  pytest tests/integration -m integration
 """
 
@@ -34,6 +37,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
 PILOT = "0140000000"
 PASSWORD = "s3cret"
 PHONES = [f"060100000{i}" for i in range(1, 5)]
+WATCHED = "0601000009"  # a member of another group, whose phone reports its own calls
 CALLS = 10  # through Kamailio: both nodes take some (by Call-ID hash; retried below)
 
 
@@ -44,22 +48,31 @@ def md5_line(number: str) -> dict[str, str]:
 
 
 def register(
-    sipp: Sipp, name: str, number: str, kamailio_port: int, port: int | None = None
+    sipp: Sipp,
+    name: str,
+    number: str,
+    kamailio_port: int,
+    port: int | None = None,
+    *,
+    notifier: bool = False,
 ) -> SippProcess:
-    """A SIPp phone that registers ``number`` through Kamailio, then answers calls."""
+    """A SIPp phone that registers ``number`` through Kamailio, then answers calls (or,
+    ``notifier``, advertises dialog events and reports a call of its own to the
+    server's SUBSCRIBE, through Kamailio's Record-Route)."""
     csv = sipp.tmp_path / "sipp" / f"{name}.csv"
     csv.parent.mkdir(exist_ok=True)
     csv.write_text(f"SEQUENTIAL\n{number};{DOMAIN};\n")
-    ooc = Path(__file__).parent / "scenarios" / "uas_answer.xml"
+    served = "uas_dialog_notifier_routed.xml" if notifier else "uas_answer.xml"
+    ooc = Path(__file__).parent / "scenarios" / served
     extra = [
         "-inf", str(csv),
         "-au", number, "-ap", PASSWORD, "-auth_uri", DOMAIN,
         "-m", "1", "-l", "1",
-        "-oocsf", str(ooc), "-aa", "-d", "200",
+        "-oocsf", str(ooc), "-aa", "-d", "1500" if notifier else "200",
     ]  # fmt: skip
     return sipp._start(
         name,
-        "uac_register_then_answer.xml",
+        "uac_register_dialog_then_serve.xml" if notifier else "uac_register_then_answer.xml",
         extra,
         port=port,
         timeout=120,
@@ -79,12 +92,15 @@ def node_port_of(invite: SipMessage, node_ports: set[int]) -> int | None:
 def test_calls_entering_either_node_reach_phones_registered_on_the_other(
     tmp_path: Path, ports: PortAllocator, sipp: Sipp
 ) -> None:
-    groups = [group("Support", PILOT, "ring_all", PHONES, no_answer_timeout=5)]
+    groups = [
+        group("Support", PILOT, "ring_all", PHONES, no_answer_timeout=5),
+        group("Watched", "0140000009", "linear", [WATCHED]),
+    ]
     cluster = Cluster(
         workdir=tmp_path / "cluster",
         ports=ports,
         groups=groups,
-        lines=[md5_line(n) for n in PHONES],
+        lines=[md5_line(n) for n in [*PHONES, WATCHED]],
         shutdown_grace=2,
         server={
             "trusted_peers": ["127.0.0.1"],  # Kamailio: its Path is taken
@@ -130,6 +146,18 @@ def test_calls_entering_either_node_reach_phones_registered_on_the_other(
             wait_until(again, timeout=30, interval=0.1)
         registered_on = {n: holder(n) for n in PHONES}
 
+        # phone watching through the Path: the node holding the binding (only that one)
+        # SUBSCRIBEs through Kamailio; the phone's NOTIFYs come back along the Record-Route
+        register(sipp, "watched", WATCHED, cluster.port, notifier=True)
+
+        def logged(text: str) -> list[str]:
+            return [r.workdir.name for r in cluster.runs if text in r.log()]
+
+        with contextlib.suppress(WaitTimeout):  # checked below, with the logs
+            wait_until(lambda: bool(logged(f"line {WATCHED}: free on its own")), timeout=30)
+        watchers = logged(f"line {WATCHED}: subscribing to its phone's dialog events")
+        busy = logged(f"line {WATCHED}: busy on its own")
+
         def known_everywhere() -> bool:  # each node's share reached Redis (then the other)
             assert cluster.redis is not None
             client = redis.Redis(host="127.0.0.1", port=cluster.redis.port)
@@ -158,6 +186,7 @@ def test_calls_entering_either_node_reach_phones_registered_on_the_other(
         cluster.close()
 
     context = f"registered on: {registered_on}\nrung: {rung}\n{cluster.logs()}"
+    assert len(watchers) == 1 and busy == watchers, f"watched by {watchers}{context}"
     took = [n for n in names if rung[n]]
     assert len(took) == 2, f"calls entered one node only{context}"
     for node in names:
