@@ -133,6 +133,12 @@ class RedisBindings:
             await asyncio.wait_for(self._write_pending(client), self._connect_timeout)
         await close_client(client)
 
+    def cancel(self) -> None:
+        """Stop the tasks at once, without waiting (the server closes without a shutdown)."""
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+
     # ----------------------------------------------------------------- out
     def offer(self, share: BindingsOutput) -> None:
         """Queue this node's new share of an AOR (never blocks)."""

@@ -831,6 +831,8 @@ class Server:
         if hasattr(self, "b2bua"):  # started
             self.run(lambda now: self.b2bua.abandon_all(now=now))
         self._timer.cancel()
+        if self.bindings is not None:
+            self.bindings.cancel()  # stopped already after a shutdown
         if self._probe_handle is not None:
             self._probe_handle.cancel()
         for _, proto in self._udp:
