@@ -60,6 +60,12 @@ def node_name(ctx: Context) -> str:
     return ctx.node_id.partition("/")[0]
 
 
+def run_of(ctx: Context) -> str:
+    """This process's run of the node (the id's part after the "/"): a restart is a new
+    run, and tells this run's shares from those a previous run left in Redis."""
+    return ctx.node_id.partition("/")[2]
+
+
 def publish_share(ctx: Context, aor: str, removed_keys: Iterable[str] = ()) -> None:
     """This node's share of ``aor`` changed (a REGISTER, an expiry, a drop): its whole
     share goes out to the driver, with the keys ``removed_keys`` removed just now."""
@@ -68,7 +74,9 @@ def publish_share(ctx: Context, aor: str, removed_keys: Iterable[str] = ()) -> N
     local = ctx.registrar.contacts(aor, now=ctx.now)
     ctx.shared.replace(f"{node_name(ctx)}~previous", aor, (), now=ctx.now)  # overwritten
     removed = [(key, ctx.now) for key in removed_keys]
-    value = encode_share(node_name(ctx), aor, local, removed=removed, wall_offset=ctx.wall_offset)
+    value = encode_share(
+        node_name(ctx), aor, local, removed=removed, wall_offset=ctx.wall_offset, run=run_of(ctx)
+    )
     latest = max((b.expires_at for b in local), default=ctx.now) + ctx.wall_offset
     ctx.out.append(BindingsOutput(aor, value, latest, len(local), removes=bool(removed)))
 
@@ -103,7 +111,7 @@ def receive_share(ctx: Context, data: str | bytes, *, reading: bool = False) -> 
     if node == node_name(ctx):
         if not reading:
             return
-        if share.run == ctx.node_id.partition("/")[2]:
+        if share.run == run_of(ctx):
             if not ctx.registrar.contacts(share.aor, now=ctx.now):
                 publish_share(ctx, share.aor)  # stale: what Redis missed while away
             return

@@ -1,4 +1,4 @@
-"""The other nodes' registrations: a bounded table, its wire format, and a line's contacts.
+"""The other nodes' registrations: a bounded table, its wire format, and the merge rule.
 
 Theory of operation
 -------------------
@@ -16,15 +16,15 @@ Times cross nodes as wall-clock seconds (the B2BUA's ``now`` is the driver's
 monotonic clock, different on every node): :func:`encode_share` adds the
 node's ``wall_offset``, :func:`decode_share` takes the receiver's away.
 
-:func:`line_bindings` is the one answer to "where is this line now": the live
-local bindings plus the other nodes' bindings that this node can reach
-(:func:`reachable_remotely`: through a Path, RFC 3327, or plain UDP; a
-TCP/TLS binding without Path lives on a connection only its own node holds),
-one per binding key (``+sip.instance``, else the URI: the most recently
-registered wins), ordered like :meth:`Registrar.contacts` (highest q, then
-most recently registered first). Authentication and the per-source
-protections look at the local registrar only: a source address means
-something on the node that saw it.
+:func:`~huntgroup.engine.b2bua.line_contacts.line_bindings` is the one answer
+to "where is this line now": the live local bindings plus the other nodes'
+bindings that this node can reach (:func:`reachable_remotely`: through a
+Path, RFC 3327, or plain UDP; a TCP/TLS binding without Path lives on a
+connection only its own node holds), one per binding key (``+sip.instance``,
+else the URI: the most recently registered wins, :func:`merge`), ordered like
+:meth:`Registrar.contacts` (highest q, then most recently registered first).
+Authentication and the per-source protections look at the local registrar
+only: a source address means something on the node that saw it.
 
 A share also names the binding keys its REGISTER removed (``expires=0`` or
 ``*``) and when: the receiver drops its own local binding with such a key,

@@ -293,3 +293,13 @@ def test_own_shares_read_from_redis_stale_ones_deleted_a_previous_runs_kept() ->
     # ... until this run writes its own share of the line (it overwrites that one)
     register(a.phone("alice2", ALICE_PORT + 1, LINE_A))
     assert a.b2b.shared.nodes(LINE_A) == []
+
+
+def test_a_share_of_this_run_read_back_after_its_bindings_went_is_deleted() -> None:
+    a = node("a")
+    register(a.phone("alice", ALICE_PORT, LINE_A), expires=300)
+    (written,) = shares(a)  # what Redis holds
+    a.b2b.registrar.drop(LINE_A)  # gone meanwhile (say an unregistration lost in an outage)
+    a._route(a.b2b.bindings_reloaded([written.value], now=a.now))
+    (deleted,) = shares(a)
+    assert deleted.live == 0 and len(a.b2b.shared) == 0
