@@ -301,3 +301,29 @@ def test_writes_wait_while_redis_is_away_and_ours_are_rewritten_when_it_returns(
         asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, ours))
     finally:
         redis_server.stop()
+
+
+def test_a_share_that_removed_bindings_is_published_even_when_a_later_one_replaces_it(
+    tmp_path: Path,
+) -> None:
+    redis_server = RedisServer(tmp_path)
+    redis_server.start()
+
+    async def body(
+        driver: RedisBindings, client: redis.Redis, heard: list[str], _: list[list[str]]
+    ) -> None:
+        removing = share("n1", "100", live=0)
+        removing = BindingsOutput("100", removing.value + " ", 0.0, 0, removes=True)
+        driver.offer(removing)  # both queued before the writer runs: coalesced...
+        driver.offer(share("n1", "100", live=1))
+        driver.offer(share("n1", "100", live=1, expires_in=70))
+        # ... but the removal still goes out (the other nodes drop their stale bindings)
+        await until(lambda: removing.value in heard, "the removing share was never published")
+        await until(lambda: driver.pending == 0, "not written")
+        assert driver.written == 1
+        assert client.exists(RedisKeys().bindings("n1", "100"))
+
+    try:
+        asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, []))
+    finally:
+        redis_server.stop()
