@@ -102,6 +102,7 @@ class RedisBindings:
         self.dropped = 0  # shares not queued: max_pending AORs waiting already
         self.reloads = 0  # reloads done (start and every new subscription)
         self.written = 0  # shares written to Redis
+        self.refused = 0  # shares Redis refused (dropped)
 
     # ------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -180,8 +181,11 @@ class RedisBindings:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff[1])
                 self._wake.set()
-            except RedisError:
-                log.exception("bindings: Redis refused a write; the share is dropped")
+            except RedisError as err:  # refused (not away): that share is lost, the next
+                # change of the line carries the whole share again, a reconnection all
+                self.refused += 1
+                log.warning("bindings: Redis refused a write, the share is dropped: %s", err)
+                self._wake.set()  # the rest of the queue
 
     async def _write_pending(self, client: aioredis.Redis) -> None:
         while self._pending:
@@ -199,7 +203,7 @@ class RedisBindings:
             pipe.publish(self.channel, share.value)
             try:
                 await pipe.execute()
-            except BaseException:
+            except (*UNREACHABLE, asyncio.CancelledError):
                 if aor not in self._pending:  # not replaced meanwhile: retried later
                     self._pending[aor] = share
                     if removals:

@@ -327,3 +327,26 @@ def test_a_share_that_removed_bindings_is_published_even_when_a_later_one_replac
         asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, []))
     finally:
         redis_server.stop()
+
+
+def test_a_write_redis_refuses_is_dropped_and_the_queue_goes_on(tmp_path: Path) -> None:
+    redis_server = RedisServer(tmp_path)
+    redis_server.start()
+
+    async def body(
+        driver: RedisBindings, client: redis.Redis, _: list[str], __: list[list[str]]
+    ) -> None:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", "1")  # every write refused: OOM
+        driver.offer(share("n1", "100", live=1))
+        await until(lambda: driver.refused == 1, "the refusal was not counted")
+        assert driver.pending == 0  # dropped, not retried for ever
+        client.config_set("maxmemory", "0")
+        driver.offer(share("n1", "200", live=1))
+        await until(lambda: driver.written == 1, "the next share was not written")
+        assert client.exists(RedisKeys().bindings("n1", "200"))
+
+    try:
+        asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, []))
+    finally:
+        redis_server.stop()
