@@ -214,6 +214,7 @@ class Cluster:
     ports: PortAllocator
     groups: Sequence[dict[str, Any]]
     names: Sequence[str] = ("node-a", "node-b")
+    lines: Sequence[dict[str, Any]] = ()  # the lines every node knows
     shutdown_grace: float = 20
     server: dict[str, Any] = field(default_factory=dict)  # more `server:` settings
     rtp_pairs: int = 100  # per node: one per caller waiting or talking on it
@@ -231,7 +232,7 @@ class Cluster:
         self.redis.start()
         for name in self.names:
             config = server_config(
-                self.ports, groups=self.groups, shutdown_grace=self.shutdown_grace
+                self.ports, groups=self.groups, lines=self.lines, shutdown_grace=self.shutdown_grace
             )
             config["server"].update(self.server, state=self.redis.url)
             rtp = self.ports.block(2 * self.rtp_pairs)

@@ -104,6 +104,21 @@ class RedisKeys:
         for the other nodes' claims only while it renews its lease."""
         return self.key("leases")
 
+    @property
+    def bindings_prefix(self) -> str:
+        """Every node's shares of registrations start with it (SCANned on reconnection)."""
+        return self.key("bindings:")
+
+    def bindings(self, node: str, aor: str) -> str:
+        """``node``'s registrations of ``aor`` (a JSON share, expiring at its last binding's
+        end: ``redis_bindings.py``)."""
+        return f"{self.bindings_prefix}{node}:{aor}"
+
+    @property
+    def bindings_channel(self) -> str:
+        """The pub/sub channel of the shares of registrations (not a key: no hash tag)."""
+        return f"{self.prefix}:bindings"
+
     def node_keys(self, node: str) -> list[str]:
         """The keys a node owns and removes when it stops."""
         return [self.activity(node), self.queues(node), self.alive(node)]

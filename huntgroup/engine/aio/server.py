@@ -60,11 +60,13 @@ from huntgroup.engine.aio.loop_timer import LoopTimer
 from huntgroup.engine.aio.media_io import MediaEngine
 from huntgroup.engine.aio.records.reports import Reports
 from huntgroup.engine.aio.records.sinks import open_sinks
+from huntgroup.engine.aio.redis_bindings import RedisBindings
 from huntgroup.engine.aio.redis_connect import redact
 from huntgroup.engine.aio.redis_state import RedisStateSync, default_node_id
 from huntgroup.engine.aio.resolver import HostResolver, is_address
 from huntgroup.engine.b2bua import B2BUA, Output, Transmit, connections, stats
 from huntgroup.engine.b2bua.call_records import RecordOutput
+from huntgroup.engine.b2bua.shared_bindings import BindingsOutput
 from huntgroup.engine.sip.address import Peer, bracket
 from huntgroup.engine.sip.parser import SipParseError, StreamParser
 from huntgroup.errors import ConfigError, MediaError
@@ -216,6 +218,7 @@ class Server:
         # call records and member changes, to every report sink (engine/aio/records/)
         self.reports = Reports()
         self.state_sync: RedisStateSync | None = None
+        self.bindings: RedisBindings | None = None  # registrations shared (several nodes)
         self._claim_tasks: set[asyncio.Task[None]] = set()
         self._probe_handle: asyncio.TimerHandle | None = None
         self._probe_due = 0.0
@@ -310,6 +313,21 @@ class Server:
             self.state_sync.claims.on_lost = lambda call_id, member: self.run(
                 lambda now: self.b2bua.claim_answered(call_id, member, False, now=now)
             )
+            # registrations: every node reaches the lines registered on any other one
+            self.bindings = RedisBindings(
+                cfg.server.state,
+                node_id,
+                on_share=lambda value: self.run(
+                    lambda now: self.b2bua.bindings_received(value, now=now)
+                ),
+                on_reload=lambda values: self.run(
+                    lambda now: self.b2bua.bindings_reloaded(list(values), now=now)
+                ),
+                auth=cfg.server.state_auth,
+                tls=cfg.server.state_tls,
+            )
+            self.b2bua.share_bindings = True
+            await self.bindings.start()
         log.info("media: %s, RTP ports %d-%d", media_cfg.mode, *media_cfg.port_range)
         self._rearm()
         self._probe_last = self.loop.time()
@@ -390,6 +408,9 @@ class Server:
                     self.reports.deliver(out.record)  # a failing sink is its own problem
                 elif isinstance(out, Claim):
                     self._claim(out)
+                elif isinstance(out, BindingsOutput):
+                    if self.bindings is not None:
+                        self.bindings.offer(out)
                 else:
                     self.media.execute(out)
             except (OSError, ValueError) as err:  # one bad address must not stop the rest
@@ -799,6 +820,8 @@ class Server:
         await asyncio.sleep(0.2)  # let the last BYEs and responses leave
         for task in list(self._claim_tasks):
             task.cancel()
+        if self.bindings is not None:
+            await self.bindings.stop()
         if self.state_sync is not None:
             await self.state_sync.stop()
         self.close()
@@ -808,6 +831,8 @@ class Server:
         if hasattr(self, "b2bua"):  # started
             self.run(lambda now: self.b2bua.abandon_all(now=now))
         self._timer.cancel()
+        if self.bindings is not None:
+            self.bindings.cancel()  # stopped already after a shutdown
         if self._probe_handle is not None:
             self._probe_handle.cancel()
         for _, proto in self._udp:

@@ -40,6 +40,7 @@ from huntgroup.engine.b2bua.auth_guard import AuthGuard
 from huntgroup.engine.b2bua.call_records import CallRecords, RecordOutput
 from huntgroup.engine.b2bua.calls import CallState
 from huntgroup.engine.b2bua.index import CallIndex
+from huntgroup.engine.b2bua.shared_bindings import BindingsOutput, SharedBindings
 from huntgroup.engine.b2bua.stats import SipCounters, SipTraffic
 from huntgroup.engine.b2bua.subscription_table import SubscriptionTable, WatchTable
 from huntgroup.engine.b2bua.trust import TrustDomain
@@ -76,9 +77,11 @@ class Transmit:
     destination: Peer
 
 
-Output = Transmit | MediaCommand | RecordOutput | Claim
+Output = Transmit | MediaCommand | RecordOutput | Claim | BindingsOutput
 """A ``Claim`` (several nodes only) goes to the driver, which asks the shared state and
-answers with :meth:`B2BUA.claim_answered <huntgroup.engine.b2bua.facade.B2BUA.claim_answered>`."""
+answers with :meth:`B2BUA.claim_answered <huntgroup.engine.b2bua.facade.B2BUA.claim_answered>`;
+a ``BindingsOutput`` (several nodes only: ``share_bindings``) is this node's share of an
+AOR's registrations, for the other nodes (:mod:`shared_bindings`)."""
 
 
 class TimerKind(IntEnum):
@@ -129,6 +132,9 @@ class Context(ABC):
         self.layer = TransactionLayer(timers=self.timers, send_trying=False)
         self.core = RoutingCore(config, now=now, store=store, observed=True)
         self.registrar = Registrar()
+        # the other nodes' registrations (several nodes only; engine/b2bua/shared_bindings.py)
+        self.shared = SharedBindings(max_contacts=self.registrar.max_contacts)
+        self.share_bindings = False  # the driver shares them: our own go out as outputs
         # No line has a registered contact yet: none can be offered a call until it
         # registers (lines.report_contacts tells the core of every change).
         for line in config.lines:

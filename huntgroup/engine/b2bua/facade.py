@@ -78,7 +78,17 @@ from huntgroup.engine.b2bua.control import prepare as prepare_control
 from huntgroup.engine.b2bua.core_actions import carry_out
 from huntgroup.engine.b2bua.direct_media import update_media
 from huntgroup.engine.b2bua.inbound import dispatch_request
-from huntgroup.engine.b2bua.lines import report_all_contacts, report_contacts
+from huntgroup.engine.b2bua.line_contacts import (
+    forget_lines,
+    line_bindings,
+    publish_all,
+    publish_share,
+    receive_share,
+    reload_shares,
+    report_contacts,
+    shares_expired,
+)
+from huntgroup.engine.b2bua.lines import report_all_contacts
 from huntgroup.engine.b2bua.phone_watch import look_at_registrations, reconcile, watches_due
 from huntgroup.engine.b2bua.relay import on_ack, on_cancel, on_failure, on_response
 from huntgroup.engine.b2bua.session_refresh import session_due
@@ -231,6 +241,7 @@ class B2BUA(Context):
             self.layer.get_timer(),
             self.core.get_timer(),
             self.registrar.get_timer(),
+            self.shared.get_timer(),
             self.guard.get_timer(),
             self.subscriptions.get_timer(),
             self.watches.get_timer(),
@@ -247,8 +258,10 @@ class B2BUA(Context):
         watches_due(self)
         for expired in self.registrar.handle_timer(now=self.now):
             log.info("line %s: %d contact(s) expired", expired.aor, len(expired.removed))
-            if expired.remaining == 0:
+            publish_share(self, expired.aor)
+            if not line_bindings(self, expired.aor):
                 report_contacts(self, expired.aor)
+        shares_expired(self)
         heap = self.timer_heap
         while heap and heap[0][0] <= self.now:
             entry = heapq.heappop(heap)
@@ -330,6 +343,7 @@ class B2BUA(Context):
             config = config.model_copy(update={"server": self.config.server})
         self.config = config
         carry_out(self, self.core.reload(config, now=self.now))
+        forget_lines(self)  # bindings of lines the reload removed
         report_all_contacts(self)
         end_unknown(self)  # subscriptions of lines or to numbers the reload removed
         reconcile(self)  # the phones watched follow the groups' members
@@ -346,6 +360,24 @@ class B2BUA(Context):
         """
         self.now = max(self.now, now)
         self.wall_offset = wall - now
+
+    def bindings_received(self, value: str | bytes, *, now: float) -> list[Output]:
+        """Another node's share of an AOR's registrations (published or read from Redis):
+        its bindings count for that line here (:mod:`shared_bindings`)."""
+        self.now = max(self.now, now)
+        receive_share(self, value)
+        self._drain()
+        return self.flush()
+
+    def bindings_reloaded(self, values: list[str | bytes], *, now: float) -> list[Output]:
+        """Every node's shares, read from Redis after a (re)connection: they replace what
+        was heard (messages were lost meanwhile); this node's own shares go out again
+        (Redis may have lost them)."""
+        self.now = max(self.now, now)
+        reload_shares(self, values)
+        publish_all(self)
+        self._drain()
+        return self.flush()
 
     def state_changed(self, *, now: float) -> list[Output]:
         """Another node changed the shared state: members may have become free."""

@@ -10,8 +10,13 @@ same answers. :func:`register` then binds the contacts in the registrar
 (:func:`bind`: a line binds only contacts on its own source host, a trusted
 peer any; each binding keeps whether its REGISTER listed ``dialog`` in
 Allow-Events, for :mod:`phone_watch`; and the REGISTER's ``Path``, RFC 3327,
-when it comes from a trusted peer: :func:`accepted_path`). :func:`feature_code` handles ``*51``
-/ ``*52`` [pilot]: the line joins or leaves its groups, the call is answered and hung up at the ACK.
+when it comes from a trusted peer: :func:`accepted_path`); an accepted REGISTER
+that binds or removes contacts publishes this node's share of the line for the
+other nodes (:func:`~huntgroup.engine.b2bua.line_contacts.publish_share`: several
+nodes only). The authentication and lockout checks read this node's own bindings
+only (a source address means something on the node that saw it).
+:func:`feature_code` handles ``*51`` / ``*52`` [pilot]: the line joins or leaves its
+groups, the call is answered and hung up at the ACK.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from huntgroup.engine.b2bua.addressing import user_of
 from huntgroup.engine.b2bua.auth_guard import address_of
 from huntgroup.engine.b2bua.caller_leg import accept, answer_caller
 from huntgroup.engine.b2bua.context import Context
+from huntgroup.engine.b2bua.line_contacts import publish_share, report_contacts
 from huntgroup.engine.b2bua.phone_watch import WATCHED_EVENTS, registered
 from huntgroup.engine.b2bua.session_timer import has_option
 from huntgroup.engine.sip.address import Peer
@@ -39,7 +45,7 @@ from huntgroup.engine.sip.message import Request
 from huntgroup.engine.sip.registrar import contact_on_source
 from huntgroup.engine.sip.transaction import TransactionKey
 from huntgroup.errors import ProtocolError
-from huntgroup.queue.events import MemberJoined, MemberLeft, MemberReachable
+from huntgroup.queue.events import MemberJoined, MemberLeft
 
 log = logging.getLogger("huntgroup.calls")
 
@@ -226,6 +232,8 @@ def bind(ctx: Context, key: TransactionKey, request: Request, source: Peer, numb
     ctx.respond(key, request, result.status, headers=tuple(headers))
     if result.ok:
         log.info("line %s: %d contact(s) registered", number, len(result.bindings))
+        if entries:  # not a mere query: the other nodes learn this node's share
+            publish_share(ctx, number, result.removed_keys)
         report_contacts(ctx, number)
         registered(ctx, number)
 
@@ -261,14 +269,6 @@ def accepted_path(
             )
             return None
     return values
-
-
-def report_contacts(ctx: Context, number: str) -> None:
-    """Tell the core whether line ``number`` has a live contact now: a line without one
-    is unavailable to its groups. Told after every REGISTER (a refresh from a phone
-    found unreachable ends its back-off), every expiry of its last contact, at start
-    (:class:`Context`) and after a reload (:func:`report_all_contacts`)."""
-    ctx.tell_core(MemberReachable(number, bool(ctx.registrar.contacts(number, now=ctx.now))))
 
 
 def report_all_contacts(ctx: Context) -> None:

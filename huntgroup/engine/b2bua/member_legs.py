@@ -24,6 +24,7 @@ from huntgroup.engine.b2bua.call_log import about
 from huntgroup.engine.b2bua.caller_leg import NO_PORT_STATUS, connect, ringing
 from huntgroup.engine.b2bua.calls import Call, CallState, Leg, LegState
 from huntgroup.engine.b2bua.context import ALLOW, Context
+from huntgroup.engine.b2bua.line_contacts import line_bindings
 from huntgroup.engine.b2bua.session_refresh import min_se, schedule_session
 from huntgroup.engine.b2bua.session_timer import (
     SessionTimer,
@@ -87,12 +88,13 @@ Target = tuple[Uri, Peer, tuple[str, ...]]
 
 
 def targets_of(ctx: Context, member: str) -> list[Target]:
-    """Where to send INVITEs for a member: its registered contacts or its URI."""
+    """Where to send INVITEs for a member: its registered contacts (on any node that this
+    node reaches: :func:`line_bindings`) or its URI."""
     if member.lower().startswith(("sip:", "sips:")):
         uri = parse_uri(member)
         peer = peer_of(uri)
         return [(uri, peer, ())] if peer else []
-    bindings = ctx.registrar.contacts(member, now=ctx.now)
+    bindings = line_bindings(ctx, member)
     return [t for t in map(binding_target, bindings) if t is not None]
 
 

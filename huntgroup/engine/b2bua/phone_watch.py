@@ -28,7 +28,11 @@ that expired or were evicted). A watch stays on its contact while that
 contact may be watched; when it goes, the watch stops (a busy line is then
 told not busy) and another eligible contact of the line, if any, is watched.
 A watch is refreshed at 80% of the Expires the phone granted
-(:func:`watches_due`).
+(:func:`watches_due`). A contact registered through a proxy (``Path``, RFC
+3327) is watched through it: the SUBSCRIBE goes to the first Path hop with the
+Path as its Route set, and so do its refreshes unless the answer brought a
+Record-Route. With several nodes only the node holding the binding watches
+the phone (this node's registrar, never the other nodes' bindings).
 
 Phones that do not serve the package: a refusal (``489 Bad Event``,
 ``405``, ``501``) is not asked again for ``watch_retry`` seconds; any other
@@ -119,7 +123,7 @@ def reconcile_line(ctx: Context, line: str) -> None:
     contacts = eligible(ctx, line)
     watch = table.watches.get(line)
     if watch is not None:
-        if any(contact == watch.contact for contact, _, _ in contacts):
+        if any(contact == watch.contact for contact, *_ in contacts):
             return
         log.info("line %s: contact %.120s no longer watched", line, watch.contact)
         stop(ctx, watch)
@@ -128,20 +132,20 @@ def reconcile_line(ctx: Context, line: str) -> None:
         start(ctx, line, *contacts[0])
 
 
-def eligible(ctx: Context, line: str) -> list[tuple[str, Uri, Peer]]:
+def eligible(ctx: Context, line: str) -> list[tuple[str, Uri, Peer, tuple[str, ...]]]:
     """``line``'s registered contacts that may be watched, best first, with where to
-    send: every one (``watch_phones: true``), or those whose REGISTER listed ``dialog``
-    in Allow-Events (``auto``)."""
+    send and the Route set (a binding's Path, RFC 3327): every one (``watch_phones:
+    true``), or those whose REGISTER listed ``dialog`` in Allow-Events (``auto``).
+    Only this node's own bindings: the node a phone registered with watches it, the
+    others do not (one subscription per phone, whatever the number of nodes)."""
     auto = ctx.config.server.subscriptions.watch_phones == "auto"
-    out: list[tuple[str, Uri, Peer]] = []
+    out: list[tuple[str, Uri, Peer, tuple[str, ...]]] = []
     for binding in ctx.registrar.contacts(line, now=ctx.now):
         if auto and EVENT not in binding.events:
             continue
         target = binding_target(binding)
-        # a binding reached through a Path (RFC 3327) is not watched: SUBSCRIBEs carry no
-        # Route set yet (docs/registration.md)
-        if target is not None and not target[2]:
-            out.append((binding.uri, target[0], target[1]))
+        if target is not None:
+            out.append((binding.uri, *target))
     return out
 
 
@@ -155,7 +159,11 @@ def watches_due(ctx: Context) -> None:
         reconcile(ctx)
 
 
-def start(ctx: Context, line: str, contact: str, uri: Uri, peer: Peer) -> None:
+def start(
+    ctx: Context, line: str, contact: str, uri: Uri, peer: Peer, route: tuple[str, ...] = ()
+) -> None:
+    """SUBSCRIBE to ``contact`` at ``peer``; ``route``: the binding's Path, the SUBSCRIBE's
+    Route set (and its refreshes', unless the answer brings a Record-Route)."""
     me = ctx.local_for(peer)
     domain = ctx.config.server.domain
     request = Request(
@@ -169,11 +177,14 @@ def start(ctx: Context, line: str, contact: str, uri: Uri, peer: Peer) -> None:
                 ("To", f"<sip:{line}@{domain}>"),
                 ("Call-ID", new_call_id(ctx.rng, me.host)),
                 ("CSeq", "1 SUBSCRIBE"),
+                *(("Route", value) for value in route),
                 *_subscribe_headers(ctx, me),
             ]
         ),
     )
-    watch = Watch(line, contact, request.call_id, request.from_.tag or "", request, peer)
+    watch = Watch(
+        line, contact, request.call_id, request.from_.tag or "", request, peer, route=route
+    )
     ctx.watches.add(watch)
     log.info("line %s: subscribing to its phone's dialog events", line)
     _send(ctx, watch, request)
@@ -212,6 +223,8 @@ def watch_response(ctx: Context, key: TransactionKey, response: Response) -> boo
             watch.dialog = uac_dialog(
                 watch.request, response, watch.peer, ctx.local_for(watch.peer)
             )
+            if not watch.dialog.route_set:  # no Record-Route: back through the Path
+                watch.dialog.route_set = list(watch.route)
     except ProtocolError as err:
         log.info("line %s: unusable answer to our SUBSCRIBE: %s", watch.line, err)
         failed(ctx, watch, 400)

@@ -174,6 +174,7 @@ class Watch:
     version: int | None = None  # of the last document taken
     dialogs: dict[str, ReportedDialog] = field(default_factory=dict)  # live on the phone
     busy: bool = False  # as last told to the core
+    route: tuple[str, ...] = ()  # the binding's Path (RFC 3327): the SUBSCRIBEs' Route set
 
 
 class WatchTable:

@@ -38,6 +38,11 @@ earliest expiry; ``handle_timer(now=...)`` removes expired bindings and
 reports, per AOR, what went away and how many bindings remain, so the engine
 learns when a line has no contact any more.
 
+Several nodes: :func:`binding_key` is how a phone is recognised on every node;
+a result's ``removed_keys`` name what a request unbound (``*``: everything), and
+:meth:`Registrar.discard` drops a binding that another node has since seen
+registered again or removed (``engine/b2bua/line_contacts.py``).
+
 Invariants:
 
 - no AOR holds more than ``max_contacts`` bindings (the least recently
@@ -68,6 +73,7 @@ __all__ = [
     "BindingsExpired",
     "RegisterResult",
     "Registrar",
+    "binding_key",
     "contact_on_source",
 ]
 
@@ -115,6 +121,9 @@ class RegisterResult:
     min_expires: int | None = None  # for a 423: the Min-Expires header value
     changed: bool = False  # bindings were added, moved or removed (not just refreshed)
     evicted: tuple[Binding, ...] = ()  # bindings dropped to honour max_contacts
+    # binding keys the request removed (expires=0), whether bound here or not; "*" for a
+    # wildcard: other nodes drop their own older bindings of them (shared_bindings)
+    removed_keys: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -146,6 +155,16 @@ def _uri_key(uri: str) -> str:
 
 def _binding_key(uri: str, instance: str | None) -> str:
     return f"instance:{instance.lower()}" if instance is not None else f"uri:{_uri_key(uri)}"
+
+
+def binding_key(binding: Binding) -> str:
+    """The key bindings are matched by: ``+sip.instance`` when it has one, else its URI
+    (case rules of §19.1.4). One phone has one key on every node."""
+    return _binding_key(binding.uri, binding.instance)
+
+
+WILDCARD = "*"
+"""The removed key of ``Contact: *``: every binding of the AOR."""
 
 
 def _format_q(q: float) -> str:
@@ -320,7 +339,10 @@ class Registrar:
             changed = True
 
         self._commit(aor, updated, touched)
-        return self._ok(aor, updated, now, changed=changed, evicted=tuple(evicted))
+        removed = tuple(sorted(k for k in touched if k not in updated))
+        return self._ok(
+            aor, updated, now, changed=changed, evicted=tuple(evicted), removed_keys=removed
+        )
 
     def _unregister_all(
         self,
@@ -342,7 +364,7 @@ class Registrar:
                 return RegisterResult(500, "Out of order REGISTER (CSeq not higher)")
         changed = bool(stored)
         self._commit(aor, {}, set())
-        return self._ok(aor, {}, now, changed=changed)
+        return self._ok(aor, {}, now, changed=changed, removed_keys=(WILDCARD,))
 
     def _ok(
         self,
@@ -352,6 +374,7 @@ class Registrar:
         *,
         changed: bool,
         evicted: tuple[Binding, ...] = (),
+        removed_keys: tuple[str, ...] = (),
     ) -> RegisterResult:
         ordered = sorted(bindings.values(), key=lambda b: (-b.q, -b.registered_at, b.uri))
         return RegisterResult(
@@ -361,6 +384,7 @@ class Registrar:
             contact_values=tuple(b.contact_value(now) for b in ordered),
             changed=changed,
             evicted=evicted,
+            removed_keys=removed_keys,
         )
 
     def _commit(self, aor: str, updated: dict[str, Binding], touched: set[str]) -> None:
@@ -398,6 +422,26 @@ class Registrar:
         for binding in removed:
             self._unindex(binding)
         return removed
+
+    def discard(self, aor: str, key: str, *, older_than: float) -> tuple[Binding, ...]:
+        """Remove ``aor``'s binding of ``key`` (:func:`binding_key`; :data:`WILDCARD`: every
+        binding) registered before ``older_than``: the phone registered or unregistered
+        through another node since. The bindings removed."""
+        bindings = self._aors.get(aor)
+        if not bindings:
+            return ()
+        keys = list(bindings) if key == WILDCARD else [key]
+        removed = []
+        for k in keys:
+            binding = bindings.get(k)
+            if binding is not None and binding.registered_at < older_than:
+                del bindings[k]
+                self._count -= 1
+                self._unindex(binding)
+                removed.append(binding)
+        if not bindings:
+            del self._aors[aor]
+        return tuple(removed)
 
     def _unindex(self, binding: Binding) -> None:
         if binding.source is None:

@@ -13,6 +13,7 @@ from tests.support.b2bua_peers import (
     Network,
     Phone,
     make_config,
+    response_bytes,
 )
 
 PROXY = "127.0.0.2"
@@ -88,3 +89,24 @@ def test_a_path_that_is_no_sip_address_or_too_long_is_a_400() -> None:
 
 def test_path_is_supported() -> None:
     assert "path" in SUPPORTED
+
+
+def test_a_phone_registered_through_a_path_is_watched_through_it() -> None:
+    """Phone watching (dialog events) of a Path binding: the SUBSCRIBE and its refreshes
+    go to the first Path hop with the Path as Route set (no Record-Route came back)."""
+    net, proxy, _ = world(trusting())
+    extra = (("Path", PATH), ("Allow-Events", "dialog"))
+    assert register(proxy, LINE_A, PASSWORD, extra=extra).status == 200
+    subscribe = proxy.request("SUBSCRIBE")
+    assert subscribe.headers.get_all("Route") == [PATH]
+    assert str(subscribe.uri) == f"sip:{LINE_A}@127.0.0.1:5070"
+    proxy.send(
+        response_bytes(
+            subscribe, 200, "OK", to_tag="ph1", contact=proxy.contact, extra=[("Expires", "300")]
+        )
+    )
+    net.advance(250)
+    again = proxy.request("SUBSCRIBE")
+    assert again.to.tag == "ph1" and again.headers.get_all("Route") == [PATH]
+    sent = [t.destination for _, t in net.transmits if t.data.startswith(b"SUBSCRIBE")]
+    assert set(sent) == {Peer(PROXY, 5070, "UDP")}  # the first, its refresh (retransmitted)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.fields import ContactEntry, parse_contact_values
-from huntgroup.engine.sip.registrar import Binding, BindingsExpired, Registrar
+from huntgroup.engine.sip.registrar import Binding, BindingsExpired, Registrar, binding_key
 from huntgroup.errors import RemoteProtocolError
 
 AOR = "0102030405"
@@ -521,3 +521,27 @@ def test_contact_parser_only_raises_remote_protocol_error(text: str) -> None:
             assert e.is_wildcard or ":" in e.uri
             assert 0.0 <= e.q <= 1.0
             assert e.expires is None or 0 <= e.expires <= 2**32 - 1
+
+
+def test_removed_keys_name_what_a_request_removed_and_discard_drops_only_older() -> None:
+    reg = Registrar()
+    ok = reg.register(AOR, [entry()], call_id="c1", cseq=1, now=0.0)
+    assert ok.removed_keys == ()
+    (bound,) = ok.bindings
+    key = binding_key(bound)
+    gone = reg.register(
+        AOR, [entry(expires=0), entry("sip:x@192.0.2.9", 0)], call_id="c2", cseq=1, now=5.0
+    )
+    assert set(gone.removed_keys) == {
+        key,
+        binding_key(Binding(AOR, "sip:x@192.0.2.9", 0, 1, "", 0, 0)),
+    }
+    assert reg.register(
+        AOR, [ContactEntry("*")], call_id="c2", cseq=2, now=6.0, expires=0
+    ).removed_keys == ("*",)
+    reg.register(AOR, [entry()], call_id="c3", cseq=1, now=10.0)
+    assert reg.discard(AOR, key, older_than=10.0) == ()  # not older: kept
+    assert reg.discard(AOR, "*", older_than=10.5)[0].call_id == "c3"
+    assert (
+        reg.binding_count == 0 and reg.aors() == [] and reg.aors_at(Peer("h", 1), now=11.0) == set()
+    )

@@ -1,0 +1,352 @@
+"""Registrations shared through a real Redis: two ``Server`` objects in this process.
+
+A phone (a UDP socket of the test) registers with node A; a caller enters node
+B: B rings the phone, at the contact A registered. Then the driver itself:
+one key per (node, AOR) with its expiry, deleted when empty, the values read
+again after a reconnection, hostile values ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+from huntgroup.config.models import Config, MediaConfig
+from huntgroup.engine.aio.redis_bindings import RedisBindings
+from huntgroup.engine.aio.redis_keys import RedisKeys
+from huntgroup.engine.aio.server import Server
+from huntgroup.engine.b2bua.line_contacts import line_bindings
+from huntgroup.engine.b2bua.shared_bindings import BindingsOutput
+from huntgroup.engine.sip.message import Request, Response
+from huntgroup.engine.sip.parser import parse_datagram
+from tests.support.b2bua_peers import (
+    CALLER_NUMBER,
+    DOMAIN,
+    LINE_A,
+    PASSWORD,
+    PILOT,
+    build,
+    digest_authorization,
+    make_config,
+    parse_challenge,
+    sdp,
+)
+from tests.support.state_harness import RedisServer
+
+DEADLINE = 30.0  # generous: a loaded 2-core machine
+
+
+def node_config(url: str, rtp: str) -> Config:
+    cfg = make_config("linear", members=0, member_lines=[LINE_A])
+    server = cfg.server.model_copy(
+        update={
+            "listen": ("udp:127.0.0.1:0",),
+            "state": url,
+            "media": MediaConfig(address="127.0.0.1", rtp_ports=rtp),
+        }
+    )
+    return cfg.model_copy(update={"server": server})
+
+
+async def until(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not check():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.02)  # the polling period, not a synchronisation
+
+
+class UdpPhone:
+    """A SIP endpoint of the test on 127.0.0.1 (blocking socket, read off the loop)."""
+
+    def __init__(self, user: str) -> None:
+        self.user = user
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(DEADLINE)
+        self.port = self.sock.getsockname()[1]
+        self.n = 0
+
+    def send(self, data: bytes, port: int) -> None:
+        self.sock.sendto(data, ("127.0.0.1", port))
+
+    async def receive(self, method_or_status: str | int) -> tuple[Request | Response, int]:
+        while True:
+            data, addr = await asyncio.to_thread(self.sock.recvfrom, 65535)
+            message = parse_datagram(data)
+            if isinstance(message, Request) and message.method == method_or_status:
+                return message, addr[1]
+            if isinstance(message, Response) and message.status == method_or_status:
+                return message, addr[1]
+
+    def register(self, port: int, cseq: int, authorization: str | None = None) -> None:
+        uri = f"sip:{self.user}@{DOMAIN}"
+        self.n += 1
+        headers = [
+            ("Via", f"SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bKreg{self.n};rport"),
+            ("Max-Forwards", "70"),
+            ("From", f"<{uri}>;tag=reg{self.n}"),
+            ("To", f"<{uri}>"),
+            ("Call-ID", "reg-redis@test"),
+            ("CSeq", f"{cseq} REGISTER"),
+            ("Contact", f"<sip:{self.user}@127.0.0.1:{self.port}>;expires=600"),
+        ]
+        if authorization:
+            headers.append(("Authorization", authorization))
+        self.send(build(f"REGISTER sip:{DOMAIN} SIP/2.0", headers), port)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_phone_registered_on_node_a_is_rung_by_a_call_entering_node_b(tmp_path: Path) -> None:
+    try:
+        redis_server = RedisServer(tmp_path)
+    except RuntimeError as err:
+        pytest.fail(str(err))
+    redis_server.start()
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        a = Server(node_config(redis_server.url, "32100-32149"), loop=loop)
+        b = Server(node_config(redis_server.url, "32150-32199"), loop=loop)
+        await a.start()
+        await b.start()
+        phone, caller = UdpPhone(LINE_A), UdpPhone(CALLER_NUMBER)
+        try:
+            port_a, port_b = a._udp[0][0].port, b._udp[0][0].port
+            phone.register(port_a, 1)
+            challenge, _ = await phone.receive(401)
+            offered = {
+                parse_challenge(v)["algorithm"]: v
+                for v in challenge.headers.get_all("WWW-Authenticate")
+            }
+            answer = digest_authorization(
+                offered["SHA-256"],
+                username=LINE_A,
+                password=PASSWORD,
+                method="REGISTER",
+                uri=f"sip:{DOMAIN}",
+            )
+            phone.register(port_a, 2, answer)
+            await phone.receive(200)
+            await until(
+                lambda: bool(line_bindings(b.b2bua, LINE_A)), "B never heard of A's REGISTER"
+            )
+            assert b.b2bua.registrar.binding_count == 0
+            keys = RedisKeys()
+            client = redis.Redis(host="127.0.0.1", port=redis_server.port)
+            stored = client.keys(keys.bindings_prefix.replace("{", "\\{") + "*")
+            assert len(stored) == 1
+            assert 0 < client.pttl(stored[0]) <= 600_000  # PXAT: the binding's own end
+            client.close()
+            invite = build(
+                f"INVITE sip:{PILOT}@{DOMAIN} SIP/2.0",
+                [
+                    ("Via", f"SIP/2.0/UDP 127.0.0.1:{caller.port};branch=z9hG4bKinv1;rport"),
+                    ("Max-Forwards", "70"),
+                    ("From", f"<sip:{CALLER_NUMBER}@{DOMAIN}>;tag=c1"),
+                    ("To", f"<sip:{PILOT}@{DOMAIN}>"),
+                    ("Call-ID", "call-redis@test"),
+                    ("CSeq", "1 INVITE"),
+                    ("Contact", f"<sip:{CALLER_NUMBER}@127.0.0.1:{caller.port}>"),
+                    ("Content-Type", "application/sdp"),
+                ],
+                sdp(caller.port + 2),
+            )
+            caller.send(invite, port_b)
+            ringing, source = await phone.receive("INVITE")
+            assert source == port_b  # node B rang the phone registered on node A
+            assert str(ringing.uri) == f"sip:{LINE_A}@127.0.0.1:{phone.port}"
+        finally:
+            phone.close()
+            caller.close()
+            for server in (a, b):
+                assert server.bindings is not None
+                await server.bindings.stop()
+                if server.state_sync is not None:
+                    await server.state_sync.stop()
+                server.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        redis_server.stop()
+
+
+# ------------------------------------------------------------------ the driver alone
+
+
+def share(node: str, aor: str, live: int, expires_in: float = 60.0) -> BindingsOutput:
+    value = json.dumps({"v": 1, "node": node, "aor": aor, "bindings": [], "removed": []})
+    return BindingsOutput(aor, value, time.time() + expires_in, live)
+
+
+async def _driver_scenario(
+    url: str, port: int, body: Callable[..., Awaitable[None]], own: list[BindingsOutput]
+) -> None:
+    """``body(driver, client, heard, reloads)``; after each reload the shares ``own`` are
+    offered again, as the B2BUA does (``bindings_reloaded``)."""
+    heard: list[str] = []
+    reloads: list[list[str]] = []
+
+    def reloaded(values: list[str]) -> None:
+        reloads.append(values)
+        for item in own:
+            driver.offer(item)
+
+    driver = RedisBindings(
+        url,
+        "n1",
+        on_share=heard.append,
+        on_reload=reloaded,
+        backoff=(0.05, 0.2),
+        ping_every=0.5,
+        connect_timeout=0.5,
+    )
+    await driver.start()
+    client = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+    try:
+        await until(lambda: len(reloads) == 1, "no reload at start")
+        await body(driver, client, heard, reloads)
+    finally:
+        client.close()
+        await driver.stop()
+
+
+def test_one_key_per_node_and_aor_written_published_and_deleted_when_empty(
+    tmp_path: Path,
+) -> None:
+    redis_server = RedisServer(tmp_path)
+    redis_server.start()
+    keys = RedisKeys()
+
+    async def body(
+        driver: RedisBindings, client: redis.Redis, heard: list[str], _: list[list[str]]
+    ) -> None:
+        # another node's share, published: handed on; our own are published too
+        client.publish(keys.bindings_channel, "from another node")
+        await until(lambda: "from another node" in heard, "a published share not handed on")
+        for i in range(50):  # coalesced per AOR: the last one wins
+            driver.offer(share("n1", "100", live=1, expires_in=60 + i))
+        driver.offer(share("n1", "200", live=1))
+        await until(lambda: driver.pending == 0 and driver.written >= 2, "not written")
+        assert client.exists(keys.bindings("n1", "100"), keys.bindings("n1", "200")) == 2
+        assert 100_000 <= client.pttl(keys.bindings("n1", "100")) <= 110_000
+        assert driver.written < 50
+        driver.offer(share("n1", "200", live=0))
+        await until(lambda: not client.exists(keys.bindings("n1", "200")), "not deleted")
+
+    try:
+        asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, []))
+    finally:
+        redis_server.stop()
+
+
+def test_after_a_reconnection_every_share_is_read_again(
+    tmp_path: Path,
+) -> None:
+    redis_server = RedisServer(tmp_path)
+    redis_server.start()
+    keys = RedisKeys()
+    hostile = "x" * 70_000
+
+    async def body(
+        driver: RedisBindings, client: redis.Redis, _: list[str], reloads: list[list[str]]
+    ) -> None:
+        client.set(keys.bindings("n2", "100"), "share of n2")
+        client.set(keys.bindings("n3", "100"), hostile)  # too large: never read
+        client.set(keys.bindings("n1", "300"), "a stale share of ours")
+        client.client_kill_filter(_type="pubsub")  # the subscription drops: messages lost
+        await until(lambda: len(reloads) == 2, "no reload after the subscription was lost")
+        # every share, ours too (the B2BUA tells a stale one of its run from a previous
+        # run's), the oversized one left out
+        assert sorted(reloads[1]) == ["a stale share of ours", "share of n2"]
+
+    try:
+        asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, []))
+    finally:
+        redis_server.stop()
+
+
+def test_writes_wait_while_redis_is_away_and_ours_are_rewritten_when_it_returns(
+    tmp_path: Path,
+) -> None:
+    redis_server = RedisServer(tmp_path)
+    redis_server.start()
+    keys = RedisKeys()
+    ours = [share("n1", "100", live=1)]
+
+    async def body(
+        driver: RedisBindings, client: redis.Redis, _: list[str], reloads: list[list[str]]
+    ) -> None:
+        redis_server.stop()
+        driver.offer(share("n1", "100", live=1))  # never blocks
+        await asyncio.sleep(0.3)
+        assert driver.pending == 1
+        redis_server.start()  # empty: Redis lost its data
+        await until(lambda: len(reloads) >= 2, "no reload after Redis returned")
+        await until(lambda: driver.pending == 0, "not written after Redis returned")
+        fresh = redis.Redis(host="127.0.0.1", port=redis_server.port, decode_responses=True)
+        await until(lambda: bool(fresh.exists(keys.bindings("n1", "100"))), "not rewritten")
+        fresh.close()
+
+    try:
+        asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, ours))
+    finally:
+        redis_server.stop()
+
+
+def test_a_share_that_removed_bindings_is_published_even_when_a_later_one_replaces_it(
+    tmp_path: Path,
+) -> None:
+    redis_server = RedisServer(tmp_path)
+    redis_server.start()
+
+    async def body(
+        driver: RedisBindings, client: redis.Redis, heard: list[str], _: list[list[str]]
+    ) -> None:
+        removing = share("n1", "100", live=0)
+        removing = BindingsOutput("100", removing.value + " ", 0.0, 0, removes=True)
+        driver.offer(removing)  # both queued before the writer runs: coalesced...
+        driver.offer(share("n1", "100", live=1))
+        driver.offer(share("n1", "100", live=1, expires_in=70))
+        # ... but the removal still goes out (the other nodes drop their stale bindings)
+        await until(lambda: removing.value in heard, "the removing share was never published")
+        await until(lambda: driver.pending == 0, "not written")
+        assert driver.written == 1
+        assert client.exists(RedisKeys().bindings("n1", "100"))
+
+    try:
+        asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, []))
+    finally:
+        redis_server.stop()
+
+
+def test_a_write_redis_refuses_is_dropped_and_the_queue_goes_on(tmp_path: Path) -> None:
+    redis_server = RedisServer(tmp_path)
+    redis_server.start()
+
+    async def body(
+        driver: RedisBindings, client: redis.Redis, _: list[str], __: list[list[str]]
+    ) -> None:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", "1")  # every write refused: OOM
+        driver.offer(share("n1", "100", live=1))
+        await until(lambda: driver.refused == 1, "the refusal was not counted")
+        assert driver.pending == 0  # dropped, not retried for ever
+        client.config_set("maxmemory", "0")
+        driver.offer(share("n1", "200", live=1))
+        await until(lambda: driver.written == 1, "the next share was not written")
+        assert client.exists(RedisKeys().bindings("n1", "200"))
+
+    try:
+        asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, []))
+    finally:
+        redis_server.stop()
