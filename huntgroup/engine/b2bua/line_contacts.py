@@ -108,7 +108,7 @@ def publish_share(ctx: Context, aor: str, removed_keys: Iterable[str] = ()) -> N
         b for b in ctx.shared.of_node(aor, previous_run(ctx), now=now) if binding_key(b) not in keys
     ]
     bindings = [b for b in [*local, *carried] if _fits(ctx, aor, b)]
-    value = _encode(ctx, aor, bindings, kept)
+    value, bindings = _encode(ctx, aor, bindings, kept)
     ends = [b.expires_at for b in bindings] + [at + lifetime for _, at in kept]
     latest = max(ends, default=now) + ctx.wall_offset
     ctx.out.append(
@@ -126,9 +126,11 @@ def _fits(ctx: Context, aor: str, binding: Binding) -> bool:
     return False
 
 
-def _encode(ctx: Context, aor: str, bindings: list[Binding], tombs: list[tuple[str, float]]) -> str:
-    """The share's JSON; while larger than the receivers take, its oldest binding is left
-    out (logged, counted)."""
+def _encode(
+    ctx: Context, aor: str, bindings: list[Binding], tombs: list[tuple[str, float]]
+) -> tuple[str, list[Binding]]:
+    """The share's JSON and the bindings in it: while larger than the receivers take, its
+    oldest binding is left out (logged, counted)."""
     ordered = sorted(bindings, key=lambda b: -b.registered_at)
     while True:
         value = encode_share(
@@ -140,7 +142,7 @@ def _encode(ctx: Context, aor: str, bindings: list[Binding], tombs: list[tuple[s
             run=run_of(ctx),
         )
         if len(value.encode()) <= MAX_SHARE_BYTES or not ordered:
-            return value
+            return value, ordered
         ordered.pop()
         ctx.shared.left_out += 1
         log.warning("line %s: share too large for the other nodes, a binding left out", aor)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from huntgroup.config.models import Config
 from huntgroup.engine.b2bua.line_contacts import line_bindings
 from huntgroup.engine.b2bua.member_legs import targets_of
-from huntgroup.engine.b2bua.shared_bindings import BindingsOutput, encode_share
+from huntgroup.engine.b2bua.shared_bindings import MAX_SHARE_BYTES, BindingsOutput, encode_share
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.message import Response
 from huntgroup.engine.sip.registrar import Binding
@@ -357,3 +357,53 @@ def test_a_binding_beyond_the_receivers_limits_is_left_out_the_others_travel() -
     assert share.live == 1 and a.b2b.shared.left_out == 1
     assert [x.call_id for x in line_bindings(b.b2b, LINE_A)] == ["alice@test"]
     assert b.b2b.shared.bad_shares == 0
+
+
+def test_a_restarted_node_keeps_sharing_the_phones_its_previous_run_registered() -> None:
+    """Review: P1's refresh on the restarted node replaced the whole share, so P2 (still
+    validly registered) was unreachable everywhere until it refreshed too."""
+    a, b = node("a"), node("b")
+    register(a.phone("p1", ALICE_PORT, LINE_A), call_id="p1@test")
+    register(a.phone("p2", ALICE_PORT + 1, LINE_A), call_id="p2@test")
+    stored = carry(a, b)[-1]  # what Redis holds of a's line
+    assert stored.live == 2
+    restarted = Network(config(), node_id="a/run2", now=100.0)  # same HUNTGROUP_NODE_ID
+    restarted.b2b.share_bindings = True
+    restarted._route(restarted.b2b.bindings_reloaded([stored.value], now=restarted.now))
+    b.advance(100)
+    register(restarted.phone("p1", ALICE_PORT, LINE_A), call_id="p1@test", cseq=3)
+    written = carry(restarted, b)[-1]
+    assert written.live == 2
+    for n in (restarted, b):
+        assert sorted(x.call_id for x in line_bindings(n.b2b, LINE_A)) == ["p1@test", "p2@test"]
+    # P2 unregisters through the restarted node: its carried binding goes everywhere
+    register(restarted.phone("p2", ALICE_PORT + 1, LINE_A), call_id="p2@test", cseq=3, expires=0)
+    (gone,) = carry(restarted, b)
+    assert gone.live == 1
+    for n in (restarted, b):
+        assert [x.call_id for x in line_bindings(n.b2b, LINE_A)] == ["p1@test"]
+
+
+def test_a_share_larger_than_the_receivers_take_leaves_its_oldest_bindings_out() -> None:
+    a, b = node("a"), node("b")
+    hops = tuple(f"<sip:{'p' * 1990}@proxy;lr>" for _ in range(8))  # ~16 KB a binding
+    big = tuple(
+        Binding(
+            aor=LINE_A,
+            uri=f"sip:{LINE_A}@127.0.0.1:{7200 + i}",
+            expires_at=600.0,
+            q=1.0,
+            call_id=f"old-{i}",
+            cseq=1,
+            registered_at=-10.0 + i,
+            path=hops,
+        )
+        for i in range(5)
+    )
+    a.b2b.shared.replace("a~previous", LINE_A, big, now=a.now)  # carried from a previous run
+    register(a.phone("alice", ALICE_PORT, LINE_A), call_id="alice@test")
+    (share,) = carry(a, b)
+    assert len(share.value) <= MAX_SHARE_BYTES and b.b2b.shared.bad_shares == 0
+    assert a.b2b.shared.left_out == 1 and share.live == 5
+    assert '"old-0"' not in share.value and '"old-1"' in share.value  # the oldest went
+    assert "alice@test" in share.value
