@@ -26,18 +26,25 @@ else the URI: the most recently registered wins, :func:`merge`), ordered like
 Authentication and the per-source protections look at the local registrar
 only: a source address means something on the node that saw it.
 
-A share also names the binding keys its REGISTER removed (``expires=0`` or
-``*``) and when: the receiver drops its own local binding with such a key,
-and any local binding with the key of one of the share's bindings, when
-older (:meth:`Registrar.discard`): a phone that re-registered or
-unregistered through another node is not rung at its stale binding here.
+A share also carries its node's *tombstones*: the binding keys removed
+through that node (``expires=0`` or ``*``) and when, each kept by the sender
+for as long as the removed binding could have lived (``max_expires``), so the
+share's key stays in Redis and a node that missed the removal reads it on
+its next reload. A tombstone hides, in :meth:`SharedBindings.of`, every
+other node's binding of its key registered before it (whatever node shared
+it, a dead one too), and the receiver drops its own older local binding of
+that key (:meth:`Registrar.discard`), as it does for one with the key of a
+newer binding of the share: a phone that re-registered or unregistered
+through another node is not rung at its stale binding anywhere.
 
 Bounds: only configured lines' AORs are kept (the caller checks); at most
 ``max_contacts`` bindings per (AOR, node) (the most recent); at most
 ``max_nodes`` nodes per AOR (a new node beyond is ignored, logged); a share
 larger than :data:`MAX_SHARE_BYTES` is refused before it is parsed. Every
 value decoded is checked field by field: a bad one is refused whole
-(:class:`ShareError`), never half applied.
+(:class:`ShareError`), never half applied. The sender applies the same
+limits (:func:`shareable`, :data:`MAX_SHARE_BYTES`) and leaves out what
+would exceed them, so the rest of its share still travels.
 """
 
 from __future__ import annotations
@@ -79,16 +86,16 @@ _MAX_HOPS = 8  # the most Path entries (and events) of one binding
 _TRANSPORTS = frozenset(["UDP", "TCP", "TLS"])
 OWN = ""
 """The table's name for this node's own tombstones (no share names an empty node)."""
-_NODE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_NODE_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
 def check_node_name(name: str) -> str:
     """``name`` when it can name a node in keys and shares (letters, digits, ``.``, ``_``,
-    ``-``; at most 64): ``:`` would break the key, ``/`` and ``~`` the run and the
+    ``-``; at most 128): ``:`` would break the key, ``/`` and ``~`` the run and the
     previous-run names. ValueError otherwise."""
     if not _NODE_NAME.fullmatch(name):
         raise ValueError(
-            f"node id {name!r}: use 1 to 64 letters, digits, '.', '_' or '-' "
+            f"node id {name!r}: use 1 to 128 letters, digits, '.', '_' or '-' "
             "(':', '/', '~' and spaces break the shared keys)"
         )
     return name
