@@ -168,8 +168,12 @@ class RedisBindings:
         client, self._client = self._client, None
         if client is None:
             return
-        with contextlib.suppress(*UNREACHABLE, RedisError):
+        try:
             await asyncio.wait_for(self._write_pending(client), self._connect_timeout)
+        except (*UNREACHABLE, RedisError, TimeoutError):
+            pass  # best effort: Redis keeps what it had, the shares expire on their own
+        except Exception:  # never stop the shutdown
+            log.exception("bindings: the last writes failed")
         await close_client(client)
 
     def cancel(self) -> None:

@@ -242,6 +242,11 @@ def test_one_key_per_node_and_aor_written_published_and_deleted_when_empty(
         assert driver.written < 50
         driver.offer(share("n1", "200", live=0))
         await until(lambda: not client.exists(keys.bindings("n1", "200")), "not deleted")
+        # no binding left but a tombstone: the key stays (a node that missed the removal
+        # reads it on its next reload), until the tombstone's end
+        removed = share("n1", "100", live=0, expires_in=3600)
+        driver.offer(BindingsOutput("100", removed.value, removed.expires_at, 0, True, 1))
+        await until(lambda: client.pttl(keys.bindings("n1", "100")) > 3_500_000, "deleted")
 
     try:
         asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, []))
