@@ -20,18 +20,25 @@ This driver:
   ``on_share`` (the server hands it to :meth:`B2BUA.bindings_received`).
 - **reloads** at start and after every new subscription (pub/sub loses what
   is published while a node is away): ``SCAN`` over the prefix (at most
-  ``max_keys`` keys), ``MGET`` in chunks, every value to ``on_reload`` (the
-  B2BUA replaces its table, then publishes its own shares again: Redis may
-  have lost them; a share of its own it no longer holds is deleted, one of a
-  previous run of the node is kept as another node's until it expires).
+  ``max_keys`` keys), only the keys of a well-formed node name and of a
+  configured line (``lines``) kept, ``MGET`` in chunks of :data:`MGET_CHUNK`,
+  at most ``max_bytes`` in all, every value to ``on_reload`` (the B2BUA
+  replaces its table, then publishes its own shares again: Redis may have
+  lost them). A reload Redis refuses (an ACL without ``SCAN``, say) is tried
+  again with back-off, on a new subscription.
 
-Values are hostile-ish: one larger than :data:`MAX_SHARE_BYTES` is skipped
-here, the rest is checked by the decoder of the B2BUA. With
+Values are hostile: the client does not decode replies (a value that is not
+UTF-8 would raise inside redis-py and end the task), this driver decodes and
+skips, logged and counted (``bad_values``), one that is not UTF-8 or larger
+than :data:`MAX_SHARE_BYTES`; the rest is checked by the decoder of the B2BUA.
+A write is one script: the ``SET`` (or ``DEL``) and then the ``PUBLISH``, so a
+share Redis refuses to store (``maxmemory``) is not announced either. With
 ``server.state: memory`` nothing of this runs.
 
 Invariants: one writer and one subscriber task; the queue holds at most one
-share per AOR (plus at most :data:`MAX_REMOVALS` older removing ones); the
-tasks end on :meth:`stop`.
+share per AOR (plus at most :data:`MAX_REMOVALS` older removing ones, kept
+when a write of their AOR fails even if a newer share was queued meanwhile);
+the tasks end on :meth:`stop`, which never raises.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
@@ -51,7 +58,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from huntgroup.config.models import StateAuthConfig, StateTlsConfig
 from huntgroup.engine.aio.redis_connect import close_client, redact, redis_client
 from huntgroup.engine.aio.redis_keys import RedisKeys
-from huntgroup.engine.b2bua.shared_bindings import MAX_SHARE_BYTES, BindingsOutput
+from huntgroup.engine.b2bua.shared_bindings import (
+    MAX_SHARE_BYTES,
+    BindingsOutput,
+    check_node_name,
+)
 
 log = logging.getLogger("huntgroup.state")
 
@@ -59,7 +70,21 @@ UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 MAX_REMOVALS = 8
 """Older shares of one AOR that removed bindings, published before the latest one."""
 READ_CHUNK = 500
-"""Keys per SCAN step and per MGET of a reload."""
+"""Keys per SCAN step of a reload."""
+MGET_CHUNK = 100
+"""Keys per MGET of a reload (at most 6.4 MB of values in one reply)."""
+MAX_RELOAD_BYTES = 64 * 1024 * 1024
+"""The most bytes of shares one reload keeps."""
+WRITE_SCRIPT = """
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+end
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+return 1
+"""
+"""A share stored (or its key deleted), then published: a refused SET publishes nothing."""
 
 
 class RedisBindings:
@@ -78,11 +103,15 @@ class RedisBindings:
         connect_timeout: float = 2.0,
         max_pending: int = 10_000,
         max_keys: int = 100_000,
+        max_bytes: int = MAX_RELOAD_BYTES,
+        lines: Callable[[], Collection[str]] | None = None,
         backoff: tuple[float, float] = (0.1, 5.0),
         ping_every: float = 5.0,
     ) -> None:
         self.url = url
-        self.node = node
+        self.node = check_node_name(node)  # ValueError: it would break the keys
+        self.lines = lines  # the configured lines' numbers (None: every AOR)
+        self.max_bytes = max_bytes
         self.keys = RedisKeys(prefix)
         self.channel = self.keys.bindings_channel
         self.on_share = on_share
@@ -103,13 +132,18 @@ class RedisBindings:
         self.reloads = 0  # reloads done (start and every new subscription)
         self.written = 0  # shares written to Redis
         self.refused = 0  # shares Redis refused (dropped)
+        self.bad_values = 0  # values read or heard that are not UTF-8 (ignored)
 
     # ------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         """Start the writer and the subscriber (which connects and reloads); never raises:
         Redis away at start is retried like an outage later."""
         self._client = redis_client(
-            self.url, self._auth, self._tls, connect_timeout=self._connect_timeout
+            self.url,
+            self._auth,
+            self._tls,
+            connect_timeout=self._connect_timeout,
+            decode_responses=False,  # values are not trusted to be UTF-8: decoded here
         )
         loop = asyncio.get_running_loop()
         self._tasks = [
@@ -124,14 +158,22 @@ class RedisBindings:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # a task that died must not stop the shutdown
+                log.exception("bindings: task %s had ended on an error", task.get_name())
         self._tasks = []
         client, self._client = self._client, None
         if client is None:
             return
-        with contextlib.suppress(*UNREACHABLE, RedisError):
+        try:
             await asyncio.wait_for(self._write_pending(client), self._connect_timeout)
+        except (*UNREACHABLE, RedisError, TimeoutError):
+            pass  # best effort: Redis keeps what it had, the shares expire on their own
+        except Exception:  # never stop the shutdown
+            log.exception("bindings: the last writes failed")
         await close_client(client)
 
     def cancel(self) -> None:
@@ -196,11 +238,9 @@ class RedisBindings:
             pipe = client.pipeline(transaction=False)
             for value in removals:
                 pipe.publish(self.channel, value)
-            if share.live:
-                pipe.set(key, share.value, pxat=max(1, math.ceil(share.expires_at * 1000)))
-            else:
-                pipe.delete(key)
-            pipe.publish(self.channel, share.value)
+            keep = share.live or share.tombstones
+            pxat = str(max(1, math.ceil(share.expires_at * 1000))) if keep else ""
+            pipe.eval(WRITE_SCRIPT, 1, key, share.value, pxat, self.channel)
             try:
                 await pipe.execute()
             except (*UNREACHABLE, asyncio.CancelledError):
@@ -208,6 +248,11 @@ class RedisBindings:
                     self._pending[aor] = share
                     if removals:
                         self._removals.setdefault(aor, [])[:0] = removals
+                else:  # a newer share waits: it goes after the removals of this one
+                    lost = [*removals, *([share.value] if share.removes else [])]
+                    if lost:
+                        kept = self._removals.setdefault(aor, [])
+                        kept[:] = [*lost, *kept][:MAX_REMOVALS]
                 raise
             self.written += 1
 
@@ -239,10 +284,10 @@ class RedisBindings:
                     heard = loop.time()
                 elif loop.time() - heard > silence:
                     raise RedisTimeoutError("no answer on the bindings subscription")
-                if message is not None and message.get("type") == "message":
-                    data = message["data"]
-                    if len(data) <= MAX_SHARE_BYTES:
-                        self.on_share(data.decode() if isinstance(data, bytes) else str(data))
+                if message is not None and message.get("type") in ("message", b"message"):
+                    value = self._text(message["data"])
+                    if value is not None:
+                        self.on_share(value)
             except UNREACHABLE as err:
                 log.debug("bindings: subscription lost: %s", err)
                 if pubsub is not None:
@@ -251,28 +296,74 @@ class RedisBindings:
                     pubsub = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff[1])
-            except RedisError as err:
+            except RedisError as err:  # refused (an ACL, a script): subscribe and reload again
                 log.warning("bindings: Redis %s refused: %s", redact(self.url), err)
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+                    pubsub = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff[1])
 
+    def _text(self, data: object) -> str | None:
+        """A value read or heard as text; None (counted, logged) when it is too large or
+        not UTF-8."""
+        if isinstance(data, str):
+            return data if len(data) <= MAX_SHARE_BYTES else None
+        if not isinstance(data, bytes) or len(data) > MAX_SHARE_BYTES:
+            return None
+        try:
+            return data.decode()
+        except UnicodeDecodeError:
+            self.bad_values += 1
+            if self.bad_values == 1 or self.bad_values % 1000 == 0:
+                log.warning("bindings: %d value(s) not UTF-8 ignored", self.bad_values)
+            return None
+
+    def _wanted(self, key: bytes | str, lines: Collection[str] | None) -> bool:
+        """A key of a well-formed node name and (``lines``) of a configured line."""
+        raw = key.encode() if isinstance(key, str) else key
+        prefix = self.keys.bindings_prefix.encode()
+        try:
+            rest = raw[len(prefix) :].decode()
+        except UnicodeDecodeError:
+            return False
+        node, _, aor = rest.partition(":")
+        try:
+            check_node_name(node)
+        except ValueError:
+            return False
+        return bool(aor) and (lines is None or aor in lines)
+
     async def reload(self, client: aioredis.Redis) -> None:
-        """Read every node's shares, this node's included (the B2BUA tells a stale one of
-        this run from one of a previous run), and hand them to ``on_reload``. At most
-        ``max_keys`` keys are read."""
+        """Read every node's shares of the configured lines, this node's included (the
+        B2BUA tells a stale one of this run from one of a previous run), and hand them to
+        ``on_reload``. At most ``max_keys`` keys are scanned, ``max_bytes`` kept."""
         prefix = self.keys.bindings_prefix
-        keys: list[str] = []
+        lines = None if self.lines is None else frozenset(self.lines())
+        keys: list[bytes | str] = []
+        scanned = 0
         async for raw in client.scan_iter(match=f"{_glob_escape(prefix)}*", count=READ_CHUNK):
-            keys.append(raw.decode() if isinstance(raw, bytes) else str(raw))
-            if len(keys) >= self.max_keys:
-                log.warning("bindings: more than %d shares in Redis; the rest unread", len(keys))
+            scanned += 1
+            if self._wanted(raw, lines):
+                keys.append(raw)
+            if scanned >= self.max_keys:
+                log.warning("bindings: more than %d shares in Redis; the rest unread", scanned)
                 break
         values: list[str] = []
-        for start in range(0, len(keys), READ_CHUNK):
-            for value in await client.mget(keys[start : start + READ_CHUNK]):
-                if value is None or len(value) > MAX_SHARE_BYTES:
+        size = 0
+        for start in range(0, len(keys), MGET_CHUNK):
+            for raw in await client.mget(keys[start : start + MGET_CHUNK]):
+                value = None if raw is None else self._text(raw)
+                if value is None:
                     continue
-                values.append(value.decode() if isinstance(value, bytes) else str(value))
+                size += len(value)
+                if size > self.max_bytes:
+                    log.warning("bindings: shares beyond %d bytes unread", self.max_bytes)
+                    break
+                values.append(value)
+            if size > self.max_bytes:
+                break
         self.reloads += 1
         log.info("bindings: %d share(s) read from Redis", len(values))
         self.on_reload(values)

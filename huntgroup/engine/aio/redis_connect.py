@@ -112,8 +112,10 @@ def redis_client(
     *,
     connect_timeout: float,
     environ: Mapping[str, str] | None = None,
+    decode_responses: bool = True,
 ) -> aioredis.Redis:
-    """The client of ``url``; StateError if the URL or the credentials are unusable."""
+    """The client of ``url``; StateError if the URL or the credentials are unusable.
+    ``decode_responses=False``: replies stay bytes (values not trusted to be UTF-8)."""
     try:
         target = parse_state_url(url)
     except ValueError as err:
@@ -126,10 +128,14 @@ def redis_client(
     credentials = {"username": auth.username, "password": read_password(auth, environ)}
     if isinstance(target, SentinelTarget):
         sentinel_password = read_password(auth, environ, sentinel=True)
-        return _sentinel_client(target, tls, common, credentials, sentinel_password)
+        return _sentinel_client(
+            target, tls, common, credentials, sentinel_password, decode_responses
+        )
     options = tls_options(tls) if url.startswith("rediss://") else {}
     try:
-        return aioredis.from_url(url, decode_responses=True, **common, **credentials, **options)
+        return aioredis.from_url(
+            url, decode_responses=decode_responses, **common, **credentials, **options
+        )
     except ValueError as err:
         raise StateError(f"server.state: {redact(url)!r} is not a Redis URL: {err}") from None
 
@@ -140,6 +146,7 @@ def _sentinel_client(
     common: dict[str, Any],
     credentials: dict[str, Any],
     sentinel_password: str | None,
+    decode_responses: bool = True,
 ) -> aioredis.Redis:
     options = {"ssl": True, **tls_options(tls)} if target.tls else {}
     sentinel = Sentinel(
@@ -157,7 +164,7 @@ def _sentinel_client(
         target.master,
         redis_class=aioredis.Redis,
         db=target.db,
-        decode_responses=True,
+        decode_responses=decode_responses,
         **credentials,
     )
     return client

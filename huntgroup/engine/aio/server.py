@@ -66,10 +66,10 @@ from huntgroup.engine.aio.redis_state import RedisStateSync, default_node_id
 from huntgroup.engine.aio.resolver import HostResolver, is_address
 from huntgroup.engine.b2bua import B2BUA, Output, Transmit, connections, stats
 from huntgroup.engine.b2bua.call_records import RecordOutput
-from huntgroup.engine.b2bua.shared_bindings import BindingsOutput
+from huntgroup.engine.b2bua.shared_bindings import BindingsOutput, check_node_name
 from huntgroup.engine.sip.address import Peer, bracket
 from huntgroup.engine.sip.parser import SipParseError, StreamParser
-from huntgroup.errors import ConfigError, MediaError
+from huntgroup.errors import ConfigError, MediaError, StateError
 from huntgroup.media.commands import RtpTimedOut
 from huntgroup.media.offer_answer import MediaPlanner
 from huntgroup.queue.actions import Claim
@@ -285,6 +285,10 @@ class Server:
         store = None
         # one id per node: names it in the shared state, and binds its digest nonces to it
         node_id = os.environ.get("HUNTGROUP_NODE_ID") or default_node_id()
+        try:  # the same name in every key and every share of this node
+            check_node_name(node_id)
+        except ValueError as err:
+            raise StateError(f"HUNTGROUP_NODE_ID: {err}") from None
         if cfg.server.state != "memory":
             journal = JournalingStore(node_id)
             self.state_sync = RedisStateSync(
@@ -325,6 +329,7 @@ class Server:
                 ),
                 auth=cfg.server.state_auth,
                 tls=cfg.server.state_tls,
+                lines=lambda: [line.number for line in self.b2bua.config.lines],
             )
             self.b2bua.share_bindings = True
             await self.bindings.start()

@@ -174,6 +174,7 @@ class Context(ABC):
         # (``B2BUA.wall_clock_read``); without one, wall time is ``now``.
         self.wall_offset = 0.0 if wall is None else wall - now
         self.now = now
+        self.run_started = now  # bindings registered before it are a previous run's
         # call records (engine/b2bua/call_records.py), under the node's name (its id up to
         # the "/" that the server adds to bind digest nonces to this run)
         # the live queue events go out with the outputs of the input being handled

@@ -26,18 +26,25 @@ else the URI: the most recently registered wins, :func:`merge`), ordered like
 Authentication and the per-source protections look at the local registrar
 only: a source address means something on the node that saw it.
 
-A share also names the binding keys its REGISTER removed (``expires=0`` or
-``*``) and when: the receiver drops its own local binding with such a key,
-and any local binding with the key of one of the share's bindings, when
-older (:meth:`Registrar.discard`): a phone that re-registered or
-unregistered through another node is not rung at its stale binding here.
+A share also carries its node's *tombstones*: the binding keys removed
+through that node (``expires=0`` or ``*``) and when, each kept by the sender
+for as long as the removed binding could have lived (``max_expires``), so the
+share's key stays in Redis and a node that missed the removal reads it on
+its next reload. A tombstone hides, in :meth:`SharedBindings.of`, every
+other node's binding of its key registered before it (whatever node shared
+it, a dead one too), and the receiver drops its own older local binding of
+that key (:meth:`Registrar.discard`), as it does for one with the key of a
+newer binding of the share: a phone that re-registered or unregistered
+through another node is not rung at its stale binding anywhere.
 
 Bounds: only configured lines' AORs are kept (the caller checks); at most
 ``max_contacts`` bindings per (AOR, node) (the most recent); at most
 ``max_nodes`` nodes per AOR (a new node beyond is ignored, logged); a share
 larger than :data:`MAX_SHARE_BYTES` is refused before it is parsed. Every
 value decoded is checked field by field: a bad one is refused whole
-(:class:`ShareError`), never half applied.
+(:class:`ShareError`), never half applied. The sender applies the same
+limits (:func:`shareable`, :data:`MAX_SHARE_BYTES`) and leaves out what
+would exceed them, so the rest of its share still travels.
 """
 
 from __future__ import annotations
@@ -45,13 +52,14 @@ from __future__ import annotations
 import heapq
 import json
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from huntgroup.engine.b2bua.addressing import peer_of
 from huntgroup.engine.sip.address import Peer
-from huntgroup.engine.sip.registrar import Binding, binding_key
+from huntgroup.engine.sip.registrar import WILDCARD, Binding, binding_key
 from huntgroup.engine.sip.uri import parse_uri
 from huntgroup.errors import ProtocolError
 
@@ -61,10 +69,12 @@ __all__ = [
     "Share",
     "ShareError",
     "SharedBindings",
+    "check_node_name",
     "decode_share",
     "encode_share",
     "merge",
     "reachable_remotely",
+    "shareable",
 ]
 
 MAX_SHARE_BYTES = 64 * 1024
@@ -72,7 +82,23 @@ MAX_SHARE_BYTES = 64 * 1024
 MAX_NODES = 64
 """The most nodes whose bindings of one AOR are kept."""
 _MAX_TEXT = 2048  # the longest URI, Call-ID, instance or Path value taken
+_MAX_HOPS = 8  # the most Path entries (and events) of one binding
 _TRANSPORTS = frozenset(["UDP", "TCP", "TLS"])
+OWN = ""
+"""The table's name for this node's own tombstones (no share names an empty node)."""
+_NODE_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+def check_node_name(name: str) -> str:
+    """``name`` when it can name a node in keys and shares (letters, digits, ``.``, ``_``,
+    ``-``; at most 128): ``:`` would break the key, ``/`` and ``~`` the run and the
+    previous-run names. ValueError otherwise."""
+    if not _NODE_NAME.fullmatch(name):
+        raise ValueError(
+            f"node id {name!r}: use 1 to 128 letters, digits, '.', '_' or '-' "
+            "(':', '/', '~' and spaces break the shared keys)"
+        )
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +113,7 @@ class BindingsOutput:
     expires_at: float
     live: int
     removes: bool = False  # it names removed keys: never coalesced away unpublished
+    tombstones: int = 0  # removed keys it carries: the key stays while it holds some
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +132,22 @@ class ShareError(ValueError):
 
 
 # --------------------------------------------------------------------------- wire
+
+
+def shareable(binding: Binding) -> bool:
+    """``binding`` passes the receivers' limits (:func:`decode_share`: every text at most
+    2048 characters, at most 8 Path hops and events); the sender leaves out one that does
+    not, so the rest of its share still travels."""
+    texts = [binding.uri, binding.call_id, *binding.path, *binding.events]
+    if binding.instance is not None:
+        texts.append(binding.instance)
+    if binding.source is not None:
+        texts.append(binding.source.host)
+    return (
+        all(len(t) <= _MAX_TEXT for t in texts)
+        and len(binding.path) <= _MAX_HOPS
+        and len(binding.events) <= _MAX_HOPS
+    )
 
 
 def encode_share(
@@ -187,7 +230,7 @@ def _binding(aor: str, item: Any, wall_offset: float) -> Binding:
             raise ShareError("a source's transport or port is unusable")
         peer = Peer(host, port, transport)
     events, path = item.get("events", []), item.get("path", [])
-    if not isinstance(events, list) or not isinstance(path, list) or len(path) > 8:
+    if not isinstance(events, list) or not isinstance(path, list) or len(path) > _MAX_HOPS:
         raise ShareError("events or path is not a list (of at most 8 hops)")
     instance = item.get("instance")
     q, cseq = _number(item.get("q")), item.get("cseq")
@@ -203,7 +246,7 @@ def _binding(aor: str, item: Any, wall_offset: float) -> Binding:
         registered_at=_number(item.get("registered")) - wall_offset,
         source=peer,
         instance=None if instance is None else _text(instance),
-        events=frozenset(_text(e) for e in events[:8]),
+        events=frozenset(_text(e) for e in events[:_MAX_HOPS]),
         path=tuple(_text(p) for p in path),
     )
 
@@ -230,11 +273,14 @@ class SharedBindings:
         self.max_contacts = max_contacts
         self.max_nodes = max_nodes
         self._aors: dict[str, dict[str, tuple[Binding, ...]]] = {}
+        # tombstones per AOR and node (OWN: this node's): (binding key, when removed)
+        self._tombs: dict[str, dict[str, tuple[tuple[str, float], ...]]] = {}
         self._heap: list[tuple[float, int, str, str]] = []  # (expires_at, seq, aor, node)
         self._seq = 0
         self._count = 0
         self.refused_nodes = 0  # shares ignored: too many nodes for one AOR
         self.bad_shares = 0  # shares refused by decode_share
+        self.left_out = 0  # own bindings not shared: beyond the receivers' limits
         # the configured lines (only their AORs are kept), for line_contacts
         self.lines_of: object = None
         self.line_numbers: frozenset[str] = frozenset()
@@ -247,18 +293,69 @@ class SharedBindings:
         return sorted(self._aors)
 
     def of(self, aor: str, *, now: float) -> list[Binding]:
-        """The live bindings of ``aor`` on every other node (not deduplicated)."""
+        """The live bindings of ``aor`` on every other node (not deduplicated), but those
+        a tombstone of any node (or of this one) removed since they registered."""
+        nodes = self._aors.get(aor)
+        if not nodes:
+            return []
+        return [b for node in nodes for b in self.of_node(aor, node, now=now)]
+
+    def of_node(self, aor: str, node: str, *, now: float) -> list[Binding]:
+        """``node``'s live bindings of ``aor`` that no tombstone removed."""
+        tombs = self.tombstones(aor)
         return [
-            b for shares in self._aors.get(aor, {}).values() for b in shares if b.expires_at > now
+            b
+            for b in self._aors.get(aor, {}).get(node, ())
+            if b.expires_at > now and not _removed(b, tombs)
         ]
+
+    def tombstones(self, aor: str) -> list[tuple[str, float]]:
+        """Every node's tombstones of ``aor`` (this node's included)."""
+        return [t for tombs in self._tombs.get(aor, {}).values() for t in tombs]
+
+    def own_tombstones(self, aor: str) -> tuple[tuple[str, float], ...]:
+        return self._tombs.get(aor, {}).get(OWN, ())
+
+    def set_own_tombstones(self, aor: str, tombs: Iterable[tuple[str, float]]) -> None:
+        """This node's tombstones of ``aor`` (kept across :meth:`clear`: a reload)."""
+        self._set_tombs(OWN, aor, tuple(tombs))
+
+    def own_tombstone_aors(self) -> list[str]:
+        return sorted(aor for aor, nodes in self._tombs.items() if nodes.get(OWN))
+
+    def _set_tombs(self, node: str, aor: str, tombs: tuple[tuple[str, float], ...]) -> None:
+        nodes = self._tombs.get(aor)
+        if not tombs:
+            if nodes is not None:
+                nodes.pop(node, None)
+                if not nodes:
+                    del self._tombs[aor]
+            return
+        nodes = self._tombs.setdefault(aor, {})
+        if node not in nodes and len(nodes) > self.max_nodes:  # OWN plus max_nodes others
+            self.refused_nodes += 1
+            return
+        nodes[node] = tombs[: self.max_contacts]
 
     def nodes(self, aor: str) -> list[str]:
         return sorted(self._aors.get(aor, {}))
 
-    def replace(self, node: str, aor: str, bindings: tuple[Binding, ...], *, now: float) -> bool:
+    def replace(
+        self,
+        node: str,
+        aor: str,
+        bindings: tuple[Binding, ...],
+        *,
+        now: float,
+        removed: tuple[tuple[str, float], ...] | None = None,
+    ) -> bool:
         """``node``'s share of ``aor`` is now ``bindings`` (the live ones, at most
-        ``max_contacts``, most recent first); False when nothing changed or the share is
-        refused (``max_nodes`` other nodes hold bindings of ``aor`` already)."""
+        ``max_contacts``, most recent first) and, when given, its tombstones ``removed``
+        (they hide older bindings of their key, whatever node holds them); False when
+        the bindings did not change or the share is refused (``max_nodes`` other nodes
+        hold bindings of ``aor`` already)."""
+        if removed is not None:
+            self._set_tombs(node, aor, removed)
         live = sorted(
             (b for b in bindings if b.expires_at > now), key=lambda b: (-b.registered_at, b.uri)
         )
@@ -287,6 +384,7 @@ class SharedBindings:
 
     def drop_aor(self, aor: str) -> bool:
         """Forget every node's bindings of ``aor`` (a line a reload removed)."""
+        self._tombs.pop(aor, None)
         nodes = self._aors.pop(aor, None)
         if nodes is None:
             return False
@@ -294,9 +392,15 @@ class SharedBindings:
         return True
 
     def clear(self) -> list[str]:
-        """Forget everything; the AORs that had bindings."""
+        """Forget the other nodes' bindings and tombstones (this node's tombstones stay);
+        the AORs that had bindings."""
         aors = sorted(self._aors)
         self._aors.clear()
+        for aor in list(self._tombs):
+            own = self._tombs[aor].get(OWN)
+            self._tombs[aor] = {OWN: own} if own else {}
+            if not own:
+                del self._tombs[aor]
         self._heap.clear()
         self._count = 0
         return aors
@@ -344,6 +448,14 @@ class SharedBindings:
                     self._seq += 1
                     self._heap.append((b.expires_at, self._seq, aor, node))
         heapq.heapify(self._heap)
+
+
+def _removed(binding: Binding, tombs: list[tuple[str, float]]) -> bool:
+    """A tombstone of ``binding``'s key (or of every key) is younger than it."""
+    if not tombs:
+        return False
+    key = binding_key(binding)
+    return any(at > binding.registered_at and k in (key, WILDCARD) for k, at in tombs)
 
 
 # --------------------------------------------------------------------------- a line's contacts

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from huntgroup.config.models import Config
 from huntgroup.engine.b2bua.line_contacts import line_bindings
 from huntgroup.engine.b2bua.member_legs import targets_of
-from huntgroup.engine.b2bua.shared_bindings import BindingsOutput, encode_share
+from huntgroup.engine.b2bua.shared_bindings import MAX_SHARE_BYTES, BindingsOutput, encode_share
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.message import Response
 from huntgroup.engine.sip.registrar import Binding
@@ -290,9 +290,12 @@ def test_own_shares_read_from_redis_stale_ones_deleted_a_previous_runs_kept() ->
     assert a.b2b.shared.nodes(LINE_A) == ["a~previous"] and shares(a) == []
     caller.invite(PILOT)
     assert alice.has("INVITE")
-    # ... until this run writes its own share of the line (it overwrites that one)
+    # this run's first share of the line carries the previous run's binding on (it
+    # overwrites that key in Redis): a restart loses no registered phone
     register(a.phone("alice2", ALICE_PORT + 1, LINE_A))
-    assert a.b2b.shared.nodes(LINE_A) == []
+    (written,) = shares(a)
+    assert written.live == 2 and '"call_id":"c-1"' in written.value
+    assert len(line_bindings(a.b2b, LINE_A)) == 2
 
 
 def test_a_share_of_this_run_read_back_after_its_bindings_went_is_deleted() -> None:
@@ -303,3 +306,104 @@ def test_a_share_of_this_run_read_back_after_its_bindings_went_is_deleted() -> N
     a._route(a.b2b.bindings_reloaded([written.value], now=a.now))
     (deleted,) = shares(a)
     assert deleted.live == 0 and len(a.b2b.shared) == 0
+
+
+def test_an_unregistration_through_b_hides_a_dead_nodes_binding_on_every_node() -> None:
+    a, b, c = node("a"), node("b"), node("c")
+    register(a.phone("alice", ALICE_PORT, LINE_A), call_id="first@test")
+    carry(a, b, c)
+    for n in (b, c):
+        n.advance(10)
+    # a dies; the phone's next REGISTER goes through b and unregisters
+    register(b.phone("alice", ALICE_PORT, LINE_A), call_id="bye@test", expires=0)
+    (removal,) = carry(b, c)
+    assert line_bindings(b.b2b, LINE_A) == [] and line_bindings(c.b2b, LINE_A) == []
+    # the share keeps its tombstone: the key stays in Redis (not deleted) until it ends
+    assert removal.live == 0 and removal.tombstones == 1
+    assert removal.expires_at >= b.now + b.b2b.registrar.max_expires
+    # a newer registration of the key through c: counts again everywhere
+    c.advance(1)
+    register(c.phone("alice", ALICE_PORT, LINE_A), call_id="again@test")
+    carry(c, b)
+    assert [x.call_id for x in line_bindings(b.b2b, LINE_A)] == ["again@test"]
+
+
+def test_a_node_that_missed_a_removal_learns_it_when_it_reads_the_shares_again() -> None:
+    a, b = node("a"), node("b")
+    register(a.phone("alice", ALICE_PORT, LINE_A), call_id="first@test")
+    carry(a, b)
+    a.advance(10)
+    b.advance(10)
+    register(b.phone("alice", ALICE_PORT, LINE_A), call_id="bye@test", expires=0)
+    (missed,) = shares(b)  # published while a's subscription was down: a never hears it
+    assert missed.tombstones == 1  # but it stays in Redis, where a's reload finds it
+    a._route(a.b2b.bindings_reloaded([missed.value], now=a.now))
+    assert line_bindings(a.b2b, LINE_A) == []
+    assert [s.live for s in shares(a)] == [0]  # a's own share of the phone is withdrawn
+    # b's tombstone outlives any binding it could have removed, then goes
+    b.advance(b.b2b.registrar.max_expires + 1)
+    register(b.phone("bob", ALICE_PORT + 1, LINE_A), call_id="bob@test")
+    (later,) = shares(b)
+    assert later.tombstones == 0 and later.live == 1
+
+
+def test_a_binding_beyond_the_receivers_limits_is_left_out_the_others_travel() -> None:
+    a, b = node("a"), node("b")
+    register(a.phone("alice", ALICE_PORT, LINE_A), call_id="alice@test")
+    shares(a)
+    long_id = "x" * 3000 + "@test"  # beyond the 2048 characters a receiver takes
+    register(a.phone("bob", ALICE_PORT + 1, LINE_A), call_id=long_id)
+    (share,) = carry(a, b)
+    assert share.live == 1 and a.b2b.shared.left_out == 1
+    assert [x.call_id for x in line_bindings(b.b2b, LINE_A)] == ["alice@test"]
+    assert b.b2b.shared.bad_shares == 0
+
+
+def test_a_restarted_node_keeps_sharing_the_phones_its_previous_run_registered() -> None:
+    """Review: P1's refresh on the restarted node replaced the whole share, so P2 (still
+    validly registered) was unreachable everywhere until it refreshed too."""
+    a, b = node("a"), node("b")
+    register(a.phone("p1", ALICE_PORT, LINE_A), call_id="p1@test")
+    register(a.phone("p2", ALICE_PORT + 1, LINE_A), call_id="p2@test")
+    stored = carry(a, b)[-1]  # what Redis holds of a's line
+    assert stored.live == 2
+    restarted = Network(config(), node_id="a/run2", now=100.0)  # same HUNTGROUP_NODE_ID
+    restarted.b2b.share_bindings = True
+    restarted._route(restarted.b2b.bindings_reloaded([stored.value], now=restarted.now))
+    b.advance(100)
+    register(restarted.phone("p1", ALICE_PORT, LINE_A), call_id="p1@test", cseq=3)
+    written = carry(restarted, b)[-1]
+    assert written.live == 2
+    for n in (restarted, b):
+        assert sorted(x.call_id for x in line_bindings(n.b2b, LINE_A)) == ["p1@test", "p2@test"]
+    # P2 unregisters through the restarted node: its carried binding goes everywhere
+    register(restarted.phone("p2", ALICE_PORT + 1, LINE_A), call_id="p2@test", cseq=3, expires=0)
+    (gone,) = carry(restarted, b)
+    assert gone.live == 1
+    for n in (restarted, b):
+        assert [x.call_id for x in line_bindings(n.b2b, LINE_A)] == ["p1@test"]
+
+
+def test_a_share_larger_than_the_receivers_take_leaves_its_oldest_bindings_out() -> None:
+    a, b = node("a"), node("b")
+    hops = tuple(f"<sip:{'p' * 1990}@proxy;lr>" for _ in range(8))  # ~16 KB a binding
+    big = tuple(
+        Binding(
+            aor=LINE_A,
+            uri=f"sip:{LINE_A}@127.0.0.1:{7200 + i}",
+            expires_at=600.0,
+            q=1.0,
+            call_id=f"old-{i}",
+            cseq=1,
+            registered_at=-10.0 + i,
+            path=hops,
+        )
+        for i in range(5)
+    )
+    a.b2b.shared.replace("a~previous", LINE_A, big, now=a.now)  # carried from a previous run
+    register(a.phone("alice", ALICE_PORT, LINE_A), call_id="alice@test")
+    (share,) = carry(a, b)
+    assert len(share.value) <= MAX_SHARE_BYTES and b.b2b.shared.bad_shares == 0
+    assert a.b2b.shared.left_out == 1 and share.live == 5
+    assert '"old-0"' not in share.value and '"old-1"' in share.value  # the oldest went
+    assert "alice@test" in share.value

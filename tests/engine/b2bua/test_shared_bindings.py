@@ -189,3 +189,23 @@ def test_merge_keeps_the_most_recent_binding_of_each_key_ordered_like_the_regist
         (f"sip:{AOR}@192.0.2.10:5062", 200.0),
         ("sip:other@192.0.2.3", 50.0),
     ]
+
+
+def test_a_tombstone_hides_older_bindings_of_its_key_whatever_node_holds_them() -> None:
+    table = SharedBindings(max_contacts=2)
+    old, other = binding(at=100.0), binding("sip:x@192.0.2.11", at=100.0)
+    table.replace("a", AOR, (old, other), now=0.0)
+    key = "uri:" + old.uri.lower()
+    table.replace("b", AOR, (), now=0.0, removed=((key, 150.0),))  # b: no binding, a tombstone
+    assert table.of(AOR, now=0.0) == [other]  # a is dead: its stale binding still hidden
+    newer = binding(at=200.0)  # registered again after the removal: counts
+    table.replace("c", AOR, (newer,), now=0.0)
+    assert sorted(b.registered_at for b in table.of(AOR, now=0.0)) == [100.0, 200.0]
+    table.replace("b", AOR, (), now=0.0, removed=(("*", 120.0),))  # every older phone
+    assert table.of(AOR, now=0.0) == [newer]
+    # a reload forgets the others' tombstones, never this node's own
+    table.set_own_tombstones(AOR, [(key, 300.0)])
+    table.clear()
+    assert table.own_tombstones(AOR) == ((key, 300.0),) and table.tombstones(AOR) == [(key, 300.0)]
+    table.set_own_tombstones(AOR, [(f"uri:{i}", float(i)) for i in range(5)])
+    assert len(table.own_tombstones(AOR)) == 2  # bounded per line: max_contacts

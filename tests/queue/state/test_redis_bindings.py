@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from huntgroup.config.models import Config, MediaConfig
+from huntgroup.config.models import Config, MediaConfig, StateAuthConfig
 from huntgroup.engine.aio.redis_bindings import RedisBindings
 from huntgroup.engine.aio.redis_keys import RedisKeys
 from huntgroup.engine.aio.server import Server
@@ -242,6 +242,11 @@ def test_one_key_per_node_and_aor_written_published_and_deleted_when_empty(
         assert driver.written < 50
         driver.offer(share("n1", "200", live=0))
         await until(lambda: not client.exists(keys.bindings("n1", "200")), "not deleted")
+        # no binding left but a tombstone: the key stays (a node that missed the removal
+        # reads it on its next reload), until the tombstone's end
+        removed = share("n1", "100", live=0, expires_in=3600)
+        driver.offer(BindingsOutput("100", removed.value, removed.expires_at, 0, True, 1))
+        await until(lambda: client.pttl(keys.bindings("n1", "100")) > 3_500_000, "deleted")
 
     try:
         asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, []))
@@ -350,3 +355,245 @@ def test_a_write_redis_refuses_is_dropped_and_the_queue_goes_on(tmp_path: Path) 
         asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, []))
     finally:
         redis_server.stop()
+
+
+def test_values_that_are_not_utf8_are_ignored_and_the_driver_goes_on(tmp_path: Path) -> None:
+    """Review: redis-py decoding replies raised UnicodeDecodeError in the subscriber,
+    which died for good, and stop() raised it again (the shutdown stopped there)."""
+    redis_server = RedisServer(tmp_path)
+    redis_server.start()
+    keys = RedisKeys()
+
+    async def body(
+        driver: RedisBindings, client: redis.Redis, heard: list[str], reloads: list[list[str]]
+    ) -> None:
+        client.publish(keys.bindings_channel, b"\xff\xfe")
+        client.publish(keys.bindings_channel, "after")
+        await until(lambda: "after" in heard, "the subscriber died on a value not UTF-8")
+        client.set(keys.bindings("evil", "100"), b"\xff\xfe")
+        client.set(keys.bindings("n2", "100"), "share of n2")
+        client.client_kill_filter(_type="pubsub")
+        await until(lambda: len(reloads) == 2, "no reload after the subscription was lost")
+        assert reloads[1] == ["share of n2"] and driver.bad_values == 2
+        assert all(not task.done() for task in driver._tasks)
+
+    try:
+        asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, []))
+    finally:
+        redis_server.stop()
+
+
+def test_stop_never_raises_from_a_task_that_died(tmp_path: Path) -> None:
+    redis_server = RedisServer(tmp_path)
+    redis_server.start()
+
+    def broken(_: str) -> None:
+        raise RuntimeError("a bug in the handler")
+
+    async def scenario() -> None:
+        driver = RedisBindings(
+            redis_server.url, "n1", on_share=broken, on_reload=lambda _: None, backoff=(0.05, 0.2)
+        )
+        await driver.start()
+        await until(lambda: driver.reloads == 1, "no reload at start")
+        client = redis.Redis(host="127.0.0.1", port=redis_server.port)
+        client.publish(RedisKeys().bindings_channel, "x")
+        client.close()
+        await until(lambda: driver._tasks[0].done(), "the subscriber did not die")
+        await driver.stop()  # does not raise
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        redis_server.stop()
+
+
+def test_a_share_redis_refuses_to_store_is_not_published_either(tmp_path: Path) -> None:
+    redis_server = RedisServer(tmp_path)
+    redis_server.start()
+
+    async def body(
+        driver: RedisBindings, client: redis.Redis, heard: list[str], __: list[list[str]]
+    ) -> None:
+        refused = share("n1", "100", live=1)
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", "1")
+        driver.offer(refused)
+        await until(lambda: driver.refused == 1, "the refusal was not counted")
+        client.config_set("maxmemory", "0")
+        stored = share("n1", "200", live=1)
+        driver.offer(stored)
+        await until(lambda: stored.value in heard, "the next share was not published")
+        assert refused.value not in heard  # announced only once stored
+
+    try:
+        asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, []))
+    finally:
+        redis_server.stop()
+
+
+class _Pipe:
+    """A pipeline whose execute() waits for ``release`` and then finds Redis away."""
+
+    def __init__(self, release: asyncio.Event) -> None:
+        self.release = release
+
+    def publish(self, *_: object) -> None:
+        pass
+
+    def eval(self, *_: object) -> None:
+        pass
+
+    def set(self, *_: object, **__: object) -> None:
+        pass
+
+    def delete(self, *_: object) -> None:
+        pass
+
+    async def execute(self) -> None:
+        await self.release.wait()
+        raise redis.exceptions.ConnectionError("away")
+
+
+class _Client:
+    def __init__(self, release: asyncio.Event) -> None:
+        self.release = release
+
+    def pipeline(self, transaction: bool) -> _Pipe:
+        return _Pipe(self.release)
+
+
+def test_a_failed_write_keeps_its_removals_for_the_newer_share_queued_meanwhile() -> None:
+    """Review: the share and its removals were popped before execute(); a newer share of
+    the line offered meanwhile and then a failure lost the removals."""
+
+    async def scenario() -> None:
+        driver = RedisBindings(
+            "redis://127.0.0.1:1/0", "n1", on_share=lambda _: None, on_reload=lambda _: None
+        )
+        release = asyncio.Event()
+        removing = BindingsOutput("100", "removing", 0.0, 0, removes=True)
+        driver.offer(removing)
+        writing = asyncio.ensure_future(driver._write_pending(_Client(release)))  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        assert driver.pending == 0  # taken by the write
+        newer = share("n1", "100", live=1)
+        driver.offer(newer)
+        release.set()
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await writing
+        assert driver._pending["100"] is newer
+        assert driver._removals["100"] == ["removing"]  # published before the newer one
+
+    asyncio.run(scenario())
+
+
+def test_a_reload_redis_refuses_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ACL user without SCAN: the reload fails (NOPERM); once allowed, it happens."""
+    redis_server = RedisServer(tmp_path)
+    redis_server.start()
+    admin = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    admin.acl_setuser(
+        "limited",
+        enabled=True,
+        passwords=["+secret"],
+        keys=["*"],
+        channels=["*"],
+        commands=["+@all", "-scan"],
+    )
+    reloads: list[list[str]] = []
+    monkeypatch.setenv("TEST_BINDINGS_PASSWORD", "secret")
+
+    async def scenario() -> None:
+        driver = RedisBindings(
+            redis_server.url,
+            "n1",
+            auth=StateAuthConfig(username="limited", password_env="TEST_BINDINGS_PASSWORD"),
+            on_share=lambda _: None,
+            on_reload=reloads.append,
+            backoff=(0.05, 0.1),
+            ping_every=0.5,
+            connect_timeout=0.5,
+        )
+        await driver.start()
+        try:
+            await asyncio.sleep(0.3)
+            assert reloads == []  # refused
+            admin.acl_setuser("limited", enabled=True, commands=["+scan"])
+            await until(lambda: len(reloads) == 1, "the refused reload was not tried again")
+        finally:
+            await driver.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        admin.close()
+        redis_server.stop()
+
+
+def test_a_reload_reads_only_configured_lines_and_well_named_nodes_within_a_byte_bound(
+    tmp_path: Path,
+) -> None:
+    redis_server = RedisServer(tmp_path)
+    redis_server.start()
+    client = redis.Redis(host="127.0.0.1", port=redis_server.port, decode_responses=True)
+    keys = RedisKeys()
+    for node in ("n2", "n3", "n4"):
+        client.set(keys.bindings(node, "100"), f"{node} of 100 " + "x" * 1000)
+    client.set(keys.bindings("n2", "999"), "a line not configured here")
+    client.set(f"{keys.bindings_prefix}bad/node:100", "a node name that breaks keys")
+    reloads: list[list[str]] = []
+
+    async def scenario() -> None:
+        driver = RedisBindings(
+            redis_server.url,
+            "n1",
+            on_share=lambda _: None,
+            on_reload=reloads.append,
+            lines=lambda: ["100"],
+            max_bytes=2500,
+        )
+        await driver.start()
+        try:
+            await until(lambda: len(reloads) == 1, "no reload")
+        finally:
+            await driver.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        client.close()
+        redis_server.stop()
+    (values,) = reloads
+    assert len(values) == 2 and all(" of 100 " in v for v in values)  # the third: beyond
+
+
+def test_a_node_id_that_would_break_the_keys_is_refused() -> None:
+    for bad in ("a/b", "a:b", "a~b", "", "a b"):
+        with pytest.raises(ValueError, match="node id"):
+            RedisBindings("redis://127.0.0.1:1/0", bad, on_share=print, on_reload=print)
+
+
+def test_a_server_refuses_a_node_id_that_would_break_the_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review: with a "/" in HUNTGROUP_NODE_ID, the B2BUA named the node by the part
+    before it and the driver by the whole id: its own shares looked like another node's."""
+    from huntgroup.config.models import ServerConfig
+    from huntgroup.errors import StateError
+
+    config = Config(server=ServerConfig(listen=("udp:127.0.0.1:0",)))
+
+    async def start() -> None:
+        server = Server(config, loop=asyncio.get_running_loop())
+        try:
+            await server.start()
+        finally:
+            server.close()
+
+    monkeypatch.setenv("HUNTGROUP_SECRET", "a shared secret of 32 bytes......")
+    monkeypatch.setenv("HUNTGROUP_NODE_ID", "rack1/node-7")
+    with pytest.raises(StateError, match="HUNTGROUP_NODE_ID"):
+        asyncio.run(start())
