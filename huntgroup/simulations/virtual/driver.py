@@ -578,16 +578,10 @@ def arrival_records(scenario: Scenario, seed: int, rep: int) -> list[CallRecord]
             if traffic.patience is not None
             else None
         )
+        name, at, talk = traffic.group, times.tolist(), talks.tolist()
+        waits = [None] * n if patience is None else patience.tolist()
         records += [
-            CallRecord(
-                call=f"{traffic.group}#{k + 1}",
-                group=traffic.group,
-                origin="pilot",
-                arrival=float(times[k]),
-                talk_planned=float(talks[k]),
-                patience=None if patience is None else float(patience[k]),
-                keys=(gi, k),
-            )
+            CallRecord(f"{name}#{k + 1}", name, "pilot", at[k], talk[k], waits[k], (gi, k))
             for k in range(n)
         ]
     return records
