@@ -244,6 +244,16 @@ def verdict(ratio: float) -> str:
     return "met" if ratio >= 2.0 else "not met"
 
 
+def rounds(n: int) -> str:
+    return f"{n} interleaved round{'s' if n != 1 else ''}"
+
+
+WHERE = (
+    "Where the time goes (profiles of both points, what was changed, what is left): "
+    "docs/simulations.md, section Performance."
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=5, help="rounds of the day point")
@@ -287,7 +297,7 @@ def main() -> None:
         f"**A day of a {MEMBERS}-member round-robin group**: Poisson arrivals at "
         f"{PER_HOUR:.1f}/h for 24 h, exponential talk (mean {TALK_MEAN:.0f} s) and patience "
         f"(mean {PATIENCE_MEAN:.0f} s), members answering {ANSWER_P:.0%} of offers after an "
-        f"exponential delay (mean {DELAY_MEAN:.0f} s). CPU time, {args.runs} interleaved rounds. "
+        f"exponential delay (mean {DELAY_MEAN:.0f} s). CPU time, {rounds(args.runs)}. "
         f"Simulated day with statistics: {full.median:.2f} s; SimPy time over huntgroup's: "
         f"{ratio:.2f}x (rounds: {round_ratios(full, baseline)}); target at least 2x: "
         f"{verdict(ratio)}.",
@@ -302,12 +312,13 @@ def main() -> None:
             f"**A month of a {MEMBERS * MONTH_GROUPS:,}-member centre**: {MONTH_GROUPS} such "
             f"groups of {MEMBERS}, each taking {OFFICE_PER_HOUR:.0f} calls/h from "
             f"{OFFICE_HOURS.start}:00 to {OFFICE_HOURS.stop}:00 and none at night, for "
-            f"{MONTH_DAYS} days. CPU time, {args.month_runs} interleaved rounds. Simulated "
+            f"{MONTH_DAYS} days. CPU time, {rounds(args.month_runs)}. Simulated "
             f"month with statistics: {m_full.median:.1f} s; SimPy time over huntgroup's: "
             f"{m_ratio:.2f}x (rounds: {round_ratios(m_full, m_base)}).",
             "",
             *table(month_points, m_base, args.month_runs),
         ]
+    body += ["", WHERE]
     text = "\n".join(body)
     print(text)
     if not args.no_write:
