@@ -56,7 +56,9 @@ from __future__ import annotations
 
 import heapq
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from huntgroup.config.models import Config, GroupConfig
 from huntgroup.queue.actions import Action, Cancel, Identity, Release
@@ -433,42 +435,63 @@ class RoutingCore(RoutingContext):
     # ----------------------------------------------------------------- events
     def handle(self, event: Event, *, now: float) -> list[Action]:
         """Feed one event; returns the actions to carry out, in order."""
-        self._now = max(self._now, now)
+        if now > self._now:
+            self._now = now
         actions: list[Action] = []
-        match event:
-            case CallArrived(call_id, group, caller, caller_name, internal):
-                call_arrived(self, call_id, group, Identity(caller, caller_name), internal, actions)
-            case DirectCallArrived(call_id, line, caller, caller_name, internal):
-                direct_call(self, call_id, line, Identity(caller, caller_name), internal, actions)
-            case OutgoingCallStarted(call_id, line):
-                outgoing(self, call_id, line)
-            case CallAnswered(call_id):
-                far_end_answered(self, call_id)
-            case MemberAnswered(call_id, member):
-                answered(self, call_id, member, actions)
-            case MemberFailed(call_id, member, status):
-                refused(self, call_id, member, refusal_of(status), actions)
-            case MemberUnreachable(call_id, member, ours):
-                refused(self, call_id, member, Refusal.UNREACHABLE, actions, ours=ours)
-            case ClaimGranted(call_id, member):
-                claim_granted(self, call_id, member, actions)
-            case ClaimRefused(call_id, member):
-                claim_refused(self, call_id, member, actions)
-            case CallHungUp(call_id):
-                hung_up(self, call_id, actions)
-            case MemberJoined(group, member, origin, reason):
-                set_joined(self, group, member, True, actions, origin=origin, reason=reason)
-            case MemberLeft(group, member, origin, reason):
-                set_joined(self, group, member, False, actions, origin=origin, reason=reason)
-            case MemberPaused(group, member, paused, origin, reason):
-                pause(self, group, member, paused, actions, origin=origin, reason=reason)
-            case MemberReachable(member, reachable):
-                reachability(self, member, reachable, actions)
-            case LineActivity(member, busy):
-                line_activity(self, member, busy, actions)
-            case CallTransferred() | CallsJoined():
-                transfer(self, event, actions)  # queue/transfers.py
+        route = _ROUTES.get(type(event))
+        if route is None:
+            route = _route_of(type(event))
+        route(self, event, actions)
         if self._reentries:
             follow_forwards(self, actions)
         self._stamp_states()
         return actions
+
+
+Route = Callable[[RoutingCore, Any, list[Action]], None]
+"""Where an event goes: the module of its concern, given the core, the event and the
+actions so far. One table, looked up by the event's type (a dispatch per event, where a
+``match`` over the cases tried them one after the other)."""
+
+_ROUTES: dict[type, Route] = {
+    CallArrived: lambda core, e, actions: call_arrived(
+        core, e.call_id, e.group, Identity(e.caller, e.caller_name), e.caller_internal, actions
+    ),
+    DirectCallArrived: lambda core, e, actions: direct_call(
+        core, e.call_id, e.line, Identity(e.caller, e.caller_name), e.caller_internal, actions
+    ),
+    OutgoingCallStarted: lambda core, e, actions: outgoing(core, e.call_id, e.line),
+    CallAnswered: lambda core, e, actions: far_end_answered(core, e.call_id),
+    MemberAnswered: lambda core, e, actions: answered(core, e.call_id, e.member, actions),
+    MemberFailed: lambda core, e, actions: refused(
+        core, e.call_id, e.member, refusal_of(e.status), actions
+    ),
+    MemberUnreachable: lambda core, e, actions: refused(
+        core, e.call_id, e.member, Refusal.UNREACHABLE, actions, ours=e.ours
+    ),
+    ClaimGranted: lambda core, e, actions: claim_granted(core, e.call_id, e.member, actions),
+    ClaimRefused: lambda core, e, actions: claim_refused(core, e.call_id, e.member, actions),
+    CallHungUp: lambda core, e, actions: hung_up(core, e.call_id, actions),
+    MemberJoined: lambda core, e, actions: set_joined(
+        core, e.group, e.member, True, actions, origin=e.origin, reason=e.reason
+    ),
+    MemberLeft: lambda core, e, actions: set_joined(
+        core, e.group, e.member, False, actions, origin=e.origin, reason=e.reason
+    ),
+    MemberPaused: lambda core, e, actions: pause(
+        core, e.group, e.member, e.paused, actions, origin=e.origin, reason=e.reason
+    ),
+    MemberReachable: lambda core, e, actions: reachability(core, e.member, e.reachable, actions),
+    LineActivity: lambda core, e, actions: line_activity(core, e.member, e.busy, actions),
+    CallTransferred: lambda core, e, actions: transfer(core, e, actions),  # queue/transfers.py
+    CallsJoined: lambda core, e, actions: transfer(core, e, actions),
+}
+
+
+def _route_of(kind: type) -> Route:
+    """The route of a subclass of an event (its nearest base's); an unknown type goes
+    nowhere."""
+    for base in kind.__mro__:
+        if base in _ROUTES:
+            return _ROUTES[base]
+    return lambda core, e, actions: None

@@ -6,14 +6,18 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from huntgroup.simulations.model.distributions import (
     Sampler,
     arrival_times,
     name_key,
     poisson_times,
+    prefix,
     stream,
     uniform,
+    uniform_after,
 )
 from huntgroup.simulations.model.scenario import (
     Exponential,
@@ -33,6 +37,35 @@ def test_uniform_is_a_pure_function_in_the_open_interval() -> None:
     assert all(0.0 < u < 1.0 for u in draws)
     assert statistics_ok(draws, 0.5, 1 / 12)
     assert uniform(1, 2, 3) != uniform(1, 3, 2) != uniform(2, 1, 3)
+
+
+@given(
+    st.lists(st.integers(-(2**70), 2**70), max_size=6),
+    st.integers(-(2**70), 2**70),
+    st.integers(-(2**70), 2**70),
+)
+def test_a_prefix_finished_later_is_the_same_uniform(head: list[int], a: int, b: int) -> None:
+    assert uniform_after(prefix(*head), a, b) == uniform(*head, a, b)
+    if head:
+        inner = prefix(head[0])
+        assert uniform_after(prefix(*head[1:], state=inner), a, b) == uniform(*head, a, b)
+
+
+@pytest.mark.parametrize(
+    "dist",
+    [
+        Fixed(fixed=3.5),
+        Exponential(exponential=_Mean(mean=7.25)),
+        Lognormal(lognormal=_LognormalParams(mean=180, sigma=0.6)),
+        Samples("talk.csv", (3.0, 1.0, 4.0, 1.5)),
+    ],
+)
+def test_a_drawer_draws_what_draw_draws_bit_for_bit(dist: object) -> None:
+    sampler = Sampler(dist)  # type: ignore[arg-type]
+    draw = sampler.drawer()
+    for k in range(2_000):
+        u = uniform(9, k)
+        assert draw(u) == sampler.draw(u)
 
 
 def statistics_ok(values: list[float], mean: float, variance: float) -> bool:

@@ -16,10 +16,15 @@ Two kinds of source:
   n-th call of a group, a member's own calls);
 - ``uniform(seed, replication, *keys)``: one uniform number in (0, 1) from a
   counter-based hash (SplitMix64), for decisions taken during the run (does
-  member m answer offer k of call c, and after how long).
+  member m answer offer k of call c, and after how long). The hash absorbs
+  the keys one after the other, so the keys several draws share (purpose,
+  seed, replication, call) can be absorbed once (``prefix``) and the last two
+  finished per draw (``uniform_after``): the same number, fewer steps.
 
 Distributions draw by inverse transform from a uniform, so both sources feed
-the same code: ``Sampler.draw(u)`` for one value, ``draw_many(u)`` for arrays.
+the same code: ``Sampler.draw(u)`` for one value, ``draw_many(u)`` for arrays,
+``drawer()`` for a function that draws one value without looking at the kind
+of distribution again.
 
 Invariants: draws are finite and >= 0; the same keys give the same numbers on
 every platform (integer hashing, numpy's PCG64 with explicit seed sequences).
@@ -28,6 +33,7 @@ every platform (integer hashing, numpy's PCG64 with explicit seed sequences).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -59,12 +65,36 @@ def _mix(x: int) -> int:
     return x ^ (x >> 31)
 
 
+_START = 0x2545F4914F6CDD1D
+
+
 def uniform(*keys: int) -> float:
     """A uniform number in the open interval (0, 1), a pure function of ``keys``."""
-    h = 0x2545F4914F6CDD1D
+    h = _START
     for k in keys:
         h = _mix(h ^ (k & _MASK))
     return ((h >> 11) + 0.5) * (1.0 / 9007199254740992.0)
+
+
+def prefix(*keys: int, state: int = _START) -> int:
+    """The hash state after ``keys`` (from ``state``): ``uniform_after(prefix(*a), *b)`` is
+    ``uniform(*a, *b)``, so a driver hashes the keys its draws share once, not per draw."""
+    h = state
+    for k in keys:
+        h = _mix(h ^ (k & _MASK))
+    return h
+
+
+def uniform_after(state: int, a: int, b: int) -> float:
+    """``uniform`` of the keys of ``state`` (:func:`prefix`) followed by ``a`` and ``b``:
+    the last two keys of a draw (which member, which attempt), SplitMix64 written out."""
+    x = ((state ^ (a & _MASK)) + 0x9E3779B97F4A7C15) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    x = ((x ^ (x >> 31) ^ (b & _MASK)) + 0x9E3779B97F4A7C15) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return (((x ^ (x >> 31)) >> 11) + 0.5) * (1.0 / 9007199254740992.0)
 
 
 def stream(*keys: int) -> np.random.Generator:
@@ -109,6 +139,24 @@ class Sampler:
             return math.exp(mu + p.sigma * _NORMAL.inv_cdf(u))
         values = d.values
         return values[min(int(u * len(values)), len(values) - 1)]
+
+    def drawer(self) -> Callable[[float], float]:
+        """``draw`` with the distribution looked at once: the same numbers, bit for bit,
+        for a driver that draws from one distribution many times."""
+        d = self.dist
+        if isinstance(d, Fixed):
+            fixed = d.fixed
+            return lambda u: fixed
+        if isinstance(d, Exponential):
+            negated = -d.exponential.mean  # -mean * log1p(-u), as ``draw`` computes it
+            log1p = math.log1p
+            return lambda u: negated * log1p(-u)
+        if isinstance(d, Lognormal):
+            p = d.lognormal
+            mu, sigma = math.log(p.mean) - p.sigma * p.sigma / 2, p.sigma
+            exp, inv_cdf = math.exp, _NORMAL.inv_cdf
+            return lambda u: exp(mu + sigma * inv_cdf(u))
+        return self.draw
 
     def draw_many(self, u: FloatArray) -> FloatArray:
         d = self.dist

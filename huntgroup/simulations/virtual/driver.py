@@ -2,13 +2,17 @@
 
 Theory of operation
 -------------------
-One replication is a loop over a heap of ``(time, seq, handler, payload)``
-entries; ``seq`` is an insertion counter, so entries due at the same instant
-run in the order they were scheduled. Before each entry the driver fires the
-core's own timers that are due no later than it (``get_timer`` /
-``handle_timer``), exactly as the live engine would. The routing itself
-(queue, hunt, algorithms, timers) is the :class:`RoutingCore`; this module
-only plays the outside world:
+One replication is a loop over the entries of the outside world, in time
+order. What is known before the run (availability changes, every pilot call,
+the members' own calls) is one list sorted once; what the run schedules (a
+caller's patience, a member's reaction, the end of a talk) goes to a heap of
+``(time, seq, handler, payload)``, ``seq`` an insertion counter. Entries due
+at the same instant run in the order they were scheduled (the list's first,
+as it was scheduled before the run). Before each entry the driver fires the
+core's own timers due no later than it (``get_timer`` / ``handle_timer``,
+asked again only after the core was fed), exactly as the live engine would.
+The routing itself (queue, hunt, algorithms, timers) is the
+:class:`RoutingCore`; this module only plays the outside world:
 
 - callers arrive (``CallArrived``) and, when they have a patience, hang up at
   ``arrival + patience`` unless answered or ended before (``CallHungUp``);
@@ -39,6 +43,11 @@ more so that calls in progress can end, and calls still open then are
 ``unfinished``. Every random number comes from ``distributions`` keyed by
 what it is for, never by event order (common random numbers).
 
+The queue length of each group is noted when it changes: the core's store is
+the in-memory one, told to note the groups whose queue an input changed, and
+only those are looked at after the input. Random numbers for the members'
+reactions hash the keys a call shares once per draw pair (``prefix``).
+
 Invariants: the driver never decides routing; an answer or decline is only
 sent for an offer still open (a cancelled offer drops its pending reaction);
 every call record gets exactly one outcome.
@@ -52,6 +61,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from huntgroup.config.models import Config
 from huntgroup.queue.actions import (
@@ -78,13 +89,15 @@ from huntgroup.queue.events import (
     MemberLeft,
     OutgoingCallStarted,
 )
+from huntgroup.queue.state.store import MemoryStore
 from huntgroup.simulations.model.distributions import (
     Sampler,
     arrival_times,
     name_key,
     poisson_times,
+    prefix,
     stream,
-    uniform,
+    uniform_after,
 )
 from huntgroup.simulations.model.scenario import ResolvedLoad, Scenario
 
@@ -161,6 +174,35 @@ class RunResult:
 
 Progress = Callable[[float], None]
 Handler = Callable[[Any], None]
+Entry = tuple[float, Handler, Any]
+"""A scheduled entry known before the run starts: (time, handler, payload)."""
+
+
+class _QueueWatch(MemoryStore):
+    """The core's in-memory store, noting the groups whose queue it changed: after an
+    input the driver looks at those queues only, not at every group's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed: set[str] = set()
+
+    def enqueue(self, group: str, call_id: str, rank: tuple[float, int]) -> None:
+        self.changed.add(group)
+        super().enqueue(group, call_id, rank)
+
+    def dequeue(self, group: str, call_id: str) -> bool:
+        self.changed.add(group)
+        return super().dequeue(group, call_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Member:
+    """How one member reacts to an offer (its behaviour, looked up once)."""
+
+    index: int
+    answer_probability: float
+    declines: bool  # on_no_answer: decline (603 after the delay) rather than ring on
+    delay: Callable[[float], float]  # the answer delay from a uniform number
 
 
 class _Run:
@@ -170,8 +212,10 @@ class _Run:
         self.keys = (scenario.seed & ((1 << 64) - 1), replication)
         self.replication = replication
         self.progress = progress
-        self.core = RoutingCore(self.config, now=0.0)
-        self.heap: list[tuple[float, int, Handler, Any]] = []
+        self.store = _QueueWatch()
+        self.core = RoutingCore(self.config, now=0.0, store=self.store)
+        self.handle = self.core.handle
+        self.heap: list[tuple[float, int, Handler, Any]] = []  # scheduled during the run
         self.seq = itertools.count()
         self.now = 0.0
         self.end = scenario.duration + scenario.drain
@@ -180,11 +224,18 @@ class _Run:
         self.pending: dict[tuple[str, str], Offer] = {}
         self.members = sorted({m.key for g in self.config.groups for m in g.members})
         self.member_index = {m: i for i, m in enumerate(self.members)}
-        self.answer_p = {m: scenario.behaviours[m].answer_probability for m in self.members}
-        self.delay = {m: Sampler(scenario.behaviours[m].answer_delay) for m in self.members}
-        self.declines = {
-            m for m in self.members if scenario.behaviours[m].on_no_answer == "decline"
+        self.behaviour = {
+            m: _Member(
+                i,
+                scenario.behaviours[m].answer_probability,
+                scenario.behaviours[m].on_no_answer == "decline",
+                Sampler(scenario.behaviours[m].answer_delay).drawer(),
+            )
+            for m, i in self.member_index.items()
         }
+        seed, rep = self.keys
+        self.answer_key = prefix(ANSWER, seed, rep)
+        self.delay_key = prefix(DELAY, seed, rep)
         self.tracked = [t.group for t in scenario.traffic]
         self.queue_len = {g: 0 for g in self.tracked}
         self.queue_series: dict[str, list[tuple[float, int]]] = {
@@ -209,71 +260,111 @@ class _Run:
                     out[(g.name, m.key)] = [(s, math.inf if e is None else e) for s, e in schedule]
         return out
 
-    def schedule_availability(self) -> None:
+    def schedule(self) -> list[Entry]:
+        """What is known before the run, in the order it happens: availability changes,
+        pilot calls and the members' own calls; entries due at the same instant keep
+        that order (availability, then calls group by group, then own calls)."""
+        entries = self.availability_entries()
+        entries += [
+            (rec.arrival, self.on_arrival, rec) for rec in arrival_records(self.sc, *self.keys)
+        ]
+        entries += self.own_call_entries()
+        times = np.fromiter((e[0] for e in entries), dtype=np.float64, count=len(entries))
+        return [entries[i] for i in np.argsort(times, kind="stable").tolist()]
+
+    def availability_entries(self) -> list[Entry]:
+        entries: list[Entry] = []
         for (group, member), intervals in self.joined_intervals().items():
             if self.sc.behaviours[member].joined is None:
                 continue
             configured = self.core.store.joined_since(group, member) is not None
             at_start = any(s <= 0.0 < e for s, e in intervals)
             if configured != at_start:
-                self.push(0.0, self.on_join if at_start else self.on_leave, (group, member))
+                entries.append((0.0, self.on_join if at_start else self.on_leave, (group, member)))
             for start, end in intervals:
                 if start > 0.0:
-                    self.push(start, self.on_join, (group, member))
+                    entries.append((start, self.on_join, (group, member)))
                 if end < math.inf:
-                    self.push(end, self.on_leave, (group, member))
+                    entries.append((end, self.on_leave, (group, member)))
+        return entries
 
-    def schedule_arrivals(self) -> None:
-        for rec in arrival_records(self.sc, *self.keys):
-            self.push(rec.arrival, self.on_arrival, rec)
-
-    def schedule_own_calls(self) -> None:
+    def own_call_entries(self) -> list[Entry]:
+        entries: list[Entry] = []
         for member in self.members:
             b = self.sc.behaviours[member]
-            self._own_calls(member, b.direct_calls, DIRECT)
-            self._own_calls(member, b.outgoing_calls, OUTGOING)
+            entries += self._own_calls(member, b.direct_calls, DIRECT)
+            entries += self._own_calls(member, b.outgoing_calls, OUTGOING)
+        return entries
 
-    def _own_calls(self, member: str, load: ResolvedLoad | None, purpose: int) -> None:
+    def _own_calls(self, member: str, load: ResolvedLoad | None, purpose: int) -> list[Entry]:
         if load is None:
-            return
+            return []
         mi = self.member_index[member]
         draws = own_call_draws(self.sc, member, load, purpose, self.replication)
-        for k, (t, talk) in enumerate(draws):
-            if purpose == DIRECT:
-                rec = direct_record(member, mi, k, t, talk)
-                self.push(t, self.on_direct_call, (rec, member))
-            else:
-                self.push(t, self.on_outgoing_call, (f"out:{member}#{k + 1}", member, talk))
+        if purpose == DIRECT:
+            return [
+                (t, self.on_direct_call, (direct_record(member, mi, k, t, talk), member))
+                for k, (t, talk) in enumerate(draws)
+            ]
+        return [
+            (t, self.on_outgoing_call, (f"out:{member}#{k + 1}", member, talk))
+            for k, (t, talk) in enumerate(draws)
+        ]
 
     # ----------------------------------------------------------------- loop
     def run(self) -> RunResult:
-        self.schedule_availability()
-        self.schedule_arrivals()
-        self.schedule_own_calls()
+        """The loop: the earliest of the next scheduled entry (known before the run, or
+        scheduled during it: the former first at the same instant, as they were
+        scheduled first) and the core's next timer; an entry strictly before the timer
+        runs first. The core's timer is asked again only after the core was fed."""
+        ahead = self.schedule()
+        count = len(ahead)
+        self.seq = itertools.count(count)
         core, heap, end = self.core, self.heap, self.end
-        tick = 0
+        heappop, get_timer, handle_timer = heapq.heappop, core.get_timer, core.handle_timer
+        apply, progress, duration = self.apply, self.progress, self.sc.duration
+        i = 0
+        events = 0
+        self.fed = False
+        due = get_timer()
         while True:
-            due = core.get_timer()
-            if heap and (due is None or heap[0][0] < due):
+            if self.fed:
+                self.fed = False
+                due = get_timer()
+            entry: Entry | None
+            if i < count:
+                entry = ahead[i]
+                when = entry[0]
+                if heap and heap[0][0] < when:
+                    when = heap[0][0]
+                    entry = None
+            elif heap:
                 when = heap[0][0]
+                entry = None
+            else:
+                when = math.inf
+            if when < math.inf and (due is None or when < due):
                 if when > end:
                     break
-                _, _, handler, payload = heapq.heappop(heap)
                 self.now = when
-                handler(payload)
+                if entry is None:
+                    _, _, handler, payload = heappop(heap)
+                    handler(payload)
+                else:
+                    i += 1
+                    entry[1](entry[2])
             elif due is not None:
                 if due > end:
                     break
                 self.now = due
-                self.apply(core.handle_timer(now=due))
+                apply(handle_timer(now=due))
+                self.fed = True
             else:
                 break
-            self.events += 1
-            tick += 1
-            if tick == 4096:
-                tick = 0
-                if self.progress is not None:
-                    self.progress(min(1.0, self.now / self.sc.duration))
+            events += 1
+            if not events & 4095 and progress is not None:
+                progress(min(1.0, self.now / duration))
+        self.events = events
         for rec in self.group_calls:
             if rec.outcome is None:
                 rec.outcome = "unfinished" if rec.answered_at is None else "answered"
@@ -289,14 +380,17 @@ class _Run:
         )
 
     def feed(self, event: Event) -> None:
-        self.apply(self.core.handle(event, now=self.now))
+        self.fed = True
+        self.apply(self.handle(event, now=self.now))
 
     # --------------------------------------------------------------- events
     def on_arrival(self, rec: CallRecord) -> None:
         self.calls[rec.call] = rec
         self.group_calls.append(rec)
         if rec.patience is not None:
-            self.push(self.now + rec.patience, self.on_give_up, rec)
+            heapq.heappush(
+                self.heap, (self.now + rec.patience, next(self.seq), self.on_give_up, rec)
+            )
         self.feed(CallArrived(rec.call, rec.group or "", _caller_number(rec)))
 
     def on_reaction(self, item: tuple[CallRecord, str, Offer, bool]) -> None:
@@ -357,6 +451,7 @@ class _Run:
             self.tracked.append(group)
             self.queue_len[group] = 0
             self.queue_series[group] = [(0.0, 0)]
+        self.store.changed.add(group)  # its queue is looked at after this input
 
     def _forwarded(self, forward: Forward | Reroute | RefuseForward) -> CallRecord:
         """The call left its group (or line) by a forward: its record ends there."""
@@ -391,14 +486,9 @@ class _Run:
     # -------------------------------------------------------------- actions
     def apply(self, actions: list[Action]) -> None:
         now = self.now
-        for a in actions:
+        for a in actions:  # the most frequent first
             if type(a) is Ring:
                 self._ring(a)
-            elif type(a) is Cancel:
-                offer = self.pending.pop((a.call_id, a.member), None)
-                if offer is not None:
-                    timed_out = now >= offer.at + offer.timeout - 1e-9
-                    offer.outcome = "no_answer" if timed_out else "cancelled"
             elif type(a) is Bridge:
                 rec = self.calls[a.call_id]
                 offer = self.pending.pop((a.call_id, a.member), None)
@@ -406,7 +496,14 @@ class _Run:
                     offer.outcome = "answered"
                 rec.answered_by = a.member
                 rec.answered_at = now
-                self.push(now + rec.talk_planned, self.on_talk_end, rec)
+                heapq.heappush(
+                    self.heap, (now + rec.talk_planned, next(self.seq), self.on_talk_end, rec)
+                )
+            elif type(a) is Cancel:
+                offer = self.pending.pop((a.call_id, a.member), None)
+                if offer is not None:
+                    timed_out = now >= offer.at + offer.timeout - 1e-9
+                    offer.outcome = "no_answer" if timed_out else "cancelled"
             elif type(a) is Release:
                 rec = self.calls[a.call_id]
                 self._close(rec, _RELEASE_OUTCOME.get(a.reason, "no_answer"))
@@ -422,11 +519,17 @@ class _Run:
                 self._reroute(a)
             elif type(a) is RefuseForward:
                 self._forwarded(a).forward_refused = a.status
-        for g in self.tracked:
-            n = len(self.core.store.queue(g))
-            if n != self.queue_len[g]:
-                self.queue_len[g] = n
-                self.queue_series[g].append((now, n))
+        changed = self.store.changed
+        if changed:
+            queue_len, queue = self.queue_len, self.store.queue
+            for g in changed:
+                last = queue_len.get(g)
+                if last is not None:
+                    n = len(queue(g))
+                    if n != last:
+                        queue_len[g] = n
+                        self.queue_series[g].append((now, n))
+            changed.clear()
 
     def _ring(self, ring: Ring) -> None:
         rec = self.calls[ring.call_id]
@@ -434,22 +537,27 @@ class _Run:
             self._adopt(rec, ring.group)
         member = ring.member
         offer = Offer(member, self.now, ring.timeout)
-        attempt = sum(1 for o in rec.offers if o.member == member)
+        offers = rec.offers
+        attempt = sum(1 for o in offers if o.member == member) if offers else 0
         earlier = rec.previous
         while earlier is not None:  # offers of the same call before a forward count too
             attempt += sum(1 for o in earlier.offers if o.member == member)
             earlier = earlier.previous
-        rec.offers.append(offer)
+        offers.append(offer)
         self.pending[(rec.call, member)] = offer
-        seed, rep = self.keys
-        mi = self.member_index.get(member, -1)
+        b = self.behaviour[member]
         g, k = rec.keys
-        answers = uniform(ANSWER, seed, rep, g, k, mi, attempt) < self.answer_p[member]
-        if not answers and member not in self.declines:
+        answers = uniform_after(prefix(g, k, state=self.answer_key), b.index, attempt) < (
+            b.answer_probability
+        )
+        if not answers and not b.declines:
             return  # lets it ring until the core's no-answer timeout
-        delay = self.delay[member].draw(uniform(DELAY, seed, rep, g, k, mi, attempt))
+        delay = b.delay(uniform_after(prefix(g, k, state=self.delay_key), b.index, attempt))
         if delay < ring.timeout:
-            self.push(self.now + delay, self.on_reaction, (rec, member, offer, answers))
+            heapq.heappush(
+                self.heap,
+                (self.now + delay, next(self.seq), self.on_reaction, (rec, member, offer, answers)),
+            )
 
 
 def arrival_records(scenario: Scenario, seed: int, rep: int) -> list[CallRecord]:
@@ -470,16 +578,10 @@ def arrival_records(scenario: Scenario, seed: int, rep: int) -> list[CallRecord]
             if traffic.patience is not None
             else None
         )
+        name, at, talk = traffic.group, times.tolist(), talks.tolist()
+        waits = [None] * n if patience is None else patience.tolist()
         records += [
-            CallRecord(
-                call=f"{traffic.group}#{k + 1}",
-                group=traffic.group,
-                origin="pilot",
-                arrival=float(times[k]),
-                talk_planned=float(talks[k]),
-                patience=None if patience is None else float(patience[k]),
-                keys=(gi, k),
-            )
+            CallRecord(f"{name}#{k + 1}", name, "pilot", at[k], talk[k], waits[k], (gi, k))
             for k in range(n)
         ]
     return records

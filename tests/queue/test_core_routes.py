@@ -1,0 +1,33 @@
+"""The core's dispatch of events: one route per event type (``core._ROUTES``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import get_args
+
+from huntgroup.queue.actions import Bridge, Cancel, Ring
+from huntgroup.queue.core import _ROUTES
+from huntgroup.queue.events import CallArrived, CallHungUp, Event, MemberAnswered
+from tests.support.core_harness import Harness, m, make_config
+
+
+def test_every_event_type_has_a_route() -> None:
+    assert set(_ROUTES) == set(get_args(Event))
+
+
+@dataclass(frozen=True, slots=True)
+class _TaggedHangUp(CallHungUp):
+    """A driver's own kind of hang-up: routed as its base, as ``match`` did."""
+
+    tag: str = ""
+
+
+def test_an_event_subclass_takes_its_base_route_and_an_unknown_type_none() -> None:
+    h = Harness(make_config("ring_all", 2))
+    rings = h.ev(CallArrived("c1", "G", "0600000001"), at=1.0)
+    assert [a.member for a in rings if isinstance(a, Ring)] == [m(1), m(2)]
+    assert Bridge("c1", m(1)) in h.ev(MemberAnswered("c1", m(1)), at=2.0)
+    assert h.ev(_TaggedHangUp("c1", "x"), at=3.0) == []
+    assert h.core.call_ids() == []
+    assert h.core.handle(object(), now=4.0) == []  # type: ignore[arg-type]
+    assert Cancel("c1", m(2)) in h.of(Cancel)
