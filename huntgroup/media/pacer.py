@@ -99,7 +99,7 @@ class PhasedPacer(Generic[K, T]):
         *,
         interval: float = 0.020,
         phases: int = 10,
-        max_burst: int = 2,
+        max_burst: int = 3,
         max_packets: int = 1000,
     ) -> None:
         if not (math.isfinite(interval) and interval > 0):

@@ -114,7 +114,7 @@ def test_a_stall_sends_at_most_max_burst_packets_with_the_newest_timestamps() ->
 
 
 def test_work_per_call_is_bounded_and_the_rest_is_due_at_once() -> None:
-    pacer: PhasedPacer[str, None] = PhasedPacer(phases=10, max_packets=250)
+    pacer: PhasedPacer[str, None] = PhasedPacer(phases=10, max_burst=2, max_packets=250)
     for i in range(1000):
         pacer.add(f"s{i}", _stream(i), None, now=0.0)
     sizes = []
