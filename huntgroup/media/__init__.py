@@ -7,6 +7,7 @@ Modules (all sans-I/O except the file reading in ``audio`` and ``music``):
 - ``music`` — ``HoldMusic`` (encoded once, shared clock), default music.
 - ``sdp``   — SDP parse/serialise, ``answer_offer``, ``make_offer``, ``accept_answer``.
 - ``rtp``   — RTP packets, ``RtpStream``, one ``PacingScheduler`` for all streams.
+- ``pacer`` — ``PhasedPacer``: the engine's hold-music pacing, in phase slots.
 - ``ports`` — ``PortAllocator`` for even RTP/RTCP port pairs.
 - ``offer_answer`` — ``MediaPlanner``, the B2BUA's media plan: which SDP each side gets.
 - ``planner_base``, ``direct_media``, ``hold_media`` — the planner's ports and ``o=``

@@ -16,14 +16,19 @@ clock* counts 20 ms frames since an epoch chosen by the driver (a monotonic
 time), and a caller who joins mid-file starts at the current frame
 (:meth:`HoldMusic.cursor`). From then on a :class:`MusicCursor` hands out one
 frame per packet, so a caller never skips or repeats a frame because of
-timer jitter.
+timer jitter. The frames of one period are cut once per codec, on first use, and
+shared: a packet's payload is an index into that tuple (the same object for every
+caller at that position), unless the period is too long to keep (``MAX_PREBUILT_BYTES``;
+a file whose length shares few factors with 160 samples), when each frame is cut as it
+is needed.
 
 Files are loaded once each by the driver's cache,
 :class:`huntgroup.engine.aio.music_library.MusicLibrary`.
 
 Invariants
 ----------
-* ``frame_at(i, codec)`` is always exactly 160 bytes, for every integer ``i``.
+* ``frame_at(i, codec)`` is always exactly 160 bytes, for every integer ``i``, and
+  ``frames(codec)[i % period_frames]`` (when prebuilt) is the same bytes.
 * ``frame_at(i + period_frames, c) == frame_at(i, c)``.
 * The concatenation of consecutive frames equals the encoded looped stream.
 * The default music is the same, sample for sample, in every process.
@@ -56,12 +61,14 @@ __all__ = [
 FRAME_SAMPLES: Final = 160  # 20 ms at 8 kHz
 FRAME_SECONDS: Final = FRAME_SAMPLES / SAMPLE_RATE
 _CLOCK_EPSILON: Final = 1e-6  # absorbs float error at exact frame boundaries
+MAX_PREBUILT_BYTES: Final = 16 << 20
+"""The most one codec's prebuilt period of frames may take (:meth:`HoldMusic.frames`)."""
 
 
 class HoldMusic:
     """A looped 8 kHz source, encoded once to PCMU and PCMA 20 ms frames."""
 
-    __slots__ = ("_encoded", "_last", "name", "samples")
+    __slots__ = ("_encoded", "_frames", "_last", "name", "samples")
 
     def __init__(self, pcm: NDArray[np.int16], *, name: str) -> None:
         array = np.asarray(pcm)
@@ -76,6 +83,7 @@ class HoldMusic:
         extended = np.tile(array, reps)[: array.size + FRAME_SAMPLES]
         self._encoded: dict[Codec, bytes] = {c: g711.encode(extended, c) for c in Codec}
         self._last: dict[Codec, tuple[int, bytes]] = {}
+        self._frames: dict[Codec, tuple[bytes, ...] | None] = {}
 
     def __repr__(self) -> str:
         return f"HoldMusic({self.name!r}, {self.duration:.2f} s)"
@@ -100,6 +108,19 @@ class HoldMusic:
         self._last[codec] = (start, frame)
         return frame
 
+    def frames(self, codec: Codec) -> tuple[bytes, ...] | None:
+        """Every frame of one period, cut once and shared by every caller (frame ``i`` is
+        ``frames[i % period_frames]``); None when a period would take more than
+        ``MAX_PREBUILT_BYTES`` (a loop whose length shares few factors with 160 samples
+        repeats only after that many frames): :meth:`frame_at` then cuts each one."""
+        if codec not in self._frames:
+            period = self.period_frames
+            if period * FRAME_SAMPLES > MAX_PREBUILT_BYTES:
+                self._frames[codec] = None
+            else:
+                self._frames[codec] = tuple(self.frame_at(i, codec) for i in range(period))
+        return self._frames[codec]
+
     @staticmethod
     def frame_index(*, now: float, epoch: float) -> int:
         """The shared position: frames of 20 ms elapsed since ``epoch``."""
@@ -111,19 +132,27 @@ class HoldMusic:
 
 
 class MusicCursor:
-    """One caller's position in a :class:`HoldMusic` (an RTP frame source)."""
+    """One caller's position in a :class:`HoldMusic` (an RTP frame source).
 
-    __slots__ = ("codec", "index", "music")
+    With the music's prebuilt frames (:meth:`HoldMusic.frames`), a frame is one index
+    into a tuple shared by every caller: no slicing, no look-up by codec per packet."""
+
+    __slots__ = ("_frames", "_period", "codec", "index", "music")
 
     def __init__(self, music: HoldMusic, codec: Codec, index: int) -> None:
         self.music = music
         self.codec = codec
         self.index = index
+        self._frames = music.frames(codec)
+        self._period = len(self._frames) if self._frames is not None else 0
 
     def next_frame(self) -> bytes:
-        frame = self.music.frame_at(self.index, self.codec)
-        self.index += 1
-        return frame
+        index = self.index
+        self.index = index + 1
+        frames = self._frames
+        if frames is not None:
+            return frames[index % self._period]
+        return self.music.frame_at(index, self.codec)
 
     def skip(self, count: int) -> None:
         self.index += count

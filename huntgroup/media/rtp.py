@@ -71,6 +71,7 @@ HEADER_SIZE: Final = 12
 SEQ_MOD: Final = 1 << 16
 TS_MOD: Final = 1 << 32
 _HEADER = struct.Struct("!BBHII")
+_pack_header_into = _HEADER.pack_into
 _EXT_HEADER = struct.Struct("!HH")
 
 
@@ -329,6 +330,27 @@ class RtpStream:
         self.sequence = seq_add(self.sequence, 1)
         self.timestamp = ts_add(self.timestamp, self.samples_per_frame)
         return packet
+
+    def write_into(self, buffer: bytearray) -> bool:
+        """The packet for one tick, written over ``buffer`` (at least 12 bytes: the header
+        patched in place, the payload copied after it, the buffer resized to fit): the bytes
+        :meth:`tick` returns,
+        without building an object. False, buffer untouched, when the source has nothing."""
+        source = self.source
+        payload = source.next_frame() if source is not None else None
+        timestamp = self.timestamp
+        if payload is None:
+            self.timestamp = (timestamp + self.samples_per_frame) & 0xFFFFFFFF
+            self._marker = True  # the next packet starts a talkspurt
+            return False
+        sequence = self.sequence
+        second = self.payload_type | 0x80 if self._marker else self.payload_type
+        _pack_header_into(buffer, 0, 0x80, second, sequence, timestamp, self.ssrc)
+        buffer[HEADER_SIZE:] = payload
+        self._marker = False
+        self.sequence = (sequence + 1) & 0xFFFF
+        self.timestamp = (timestamp + self.samples_per_frame) & 0xFFFFFFFF
+        return True
 
     def skip(self, count: int) -> None:
         """Let ``count`` ticks pass unsent (the driver was late)."""

@@ -8,10 +8,16 @@ the ports the planner allocated: one toward the caller, one toward members.
 Reading uses ``loop.add_reader`` (no task per call), writing is a
 non-blocking ``sendto`` (a full socket buffer drops the packet, as RTP may).
 
-Hold music goes through ONE :class:`PacingScheduler` for the whole process:
-one ``loop.call_at`` timer sends every due packet of every queued caller.
-A session keeps its :class:`RtpStream`, so sequence numbers and timestamps
-continue if the music stops and starts again.
+Hold music goes through ONE :class:`PhasedPacer` for the whole process: one
+``loop.call_at`` timer, firing once per phase slot of the 20 ms interval,
+sends every due packet of the streams of that slot (see
+:mod:`huntgroup.media.pacer`). Per packet, the header is patched into the
+stream's own buffer (``RtpStream.write_into``: no packet object, no new
+bytes), the shared music frame copied behind it, and the buffer handed to a
+plain non-blocking ``sendto`` toward the side the music goes to (the pacer
+keeps that side with the stream: no look-up per packet). A session keeps its
+:class:`RtpStream`, so sequence numbers and timestamps continue if the music
+stops and starts again.
 
 Ports are bound as soon as our SDP names them (``OpenPort``), so nothing sent
 to them is lost to a not-yet-bound port. Packets that reach the member port
@@ -87,7 +93,8 @@ from huntgroup.media.commands import (
     StartRelay,
 )
 from huntgroup.media.music import HoldMusic, default_music
-from huntgroup.media.rtp import PacingScheduler, RtpStream
+from huntgroup.media.pacer import PhasedPacer
+from huntgroup.media.rtp import RtpStream
 
 log = logging.getLogger("huntgroup.media")
 
@@ -154,7 +161,7 @@ class MediaEngine:
         self.on_timeout = on_timeout
         self.library = library or MusicLibrary()
         self.rng = rng or random.Random()
-        self.scheduler: PacingScheduler[str] = PacingScheduler()
+        self.scheduler: PhasedPacer[str, _Side] = PhasedPacer()
         self.counters = MediaCounters()
         self._sessions: dict[str, _Session] = {}
         self._sockets: dict[int, socket.socket] = {}  # every bound RTP port
@@ -412,10 +419,12 @@ class MediaEngine:
         if state.stream is None:
             state.stream = RtpStream(None, payload_type=cmd.payload_type, rng=self.rng)
         if cmd.session not in self.scheduler:
-            self.scheduler.add(cmd.session, state.stream, now=self.loop.time())
-        # The shared position is read at the stream's first tick, on the scheduler's
-        # grid: callers who hear the music at the same tick hear the same frame.
-        first = self.scheduler.next_tick_time(cmd.session)
+            self.scheduler.add(cmd.session, state.stream, side, now=self.loop.time())
+        else:  # the music moves to this side (a hold after the queue, a resume...)
+            self.scheduler.paced(cmd.session).target = side
+        # The shared position is read at the stream's first tick, on the pacer's grid
+        # (whatever its phase slot): callers at the same tick hear the same frame.
+        first = self.scheduler.frame_time(cmd.session)
         cursor = music.cursor(cmd.codec, now=first, epoch=self._epoch)
         state.stream.set_source(cursor, payload_type=cmd.payload_type)
 
@@ -542,18 +551,28 @@ class MediaEngine:
         self._timer.arm(self.scheduler.get_timer())
 
     def _tick(self) -> None:
-        for session, packet in self.scheduler.handle_timer(now=self.loop.time()):
-            state = self._sessions.get(session)
-            if state is None or state.music_port is None:
-                continue
-            side = state.sides.get(state.music_port)
-            if side is None:
-                continue
-            if self._send(side, packet):
-                self.counters.music_packets += 1
-            elif side.remote is None and state.stream is not None:
-                state.stream.mark()  # not sent (held, not latched): the first one sent is marked
-                _unsent(state.stream)
+        """Send what the pacer has due: the hot loop of hold music (one packet per stream
+        and tick, about ``max_packets`` per call at most)."""
+        sent = errors = 0
+        for batch in self.scheduler.take_due(self.loop.time()):
+            for paced in batch.streams:
+                stream = paced.stream
+                if not stream.write_into(paced.buffer):
+                    continue  # the source has nothing this tick
+                side = paced.target
+                remote = side.remote
+                if remote is None:  # held, not latched: the first one sent is marked
+                    stream.mark()
+                    _unsent(stream)
+                    continue
+                try:
+                    side.sock.sendto(paced.buffer, remote)
+                except OSError:  # BlockingIOError included: a full buffer drops it
+                    errors += 1
+                else:
+                    sent += 1
+        self.counters.music_packets += sent
+        self.counters.send_errors += errors
         self._rearm()
 
 

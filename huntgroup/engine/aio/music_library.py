@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from huntgroup.errors import MediaError
 from huntgroup.media.audio import load_audio
+from huntgroup.media.g711 import Codec
 from huntgroup.media.music import HoldMusic, default_music
 
 
@@ -48,6 +49,8 @@ class MusicLibrary:
             music = self._items.get(key)
             if music is None:
                 music = HoldMusic(self._loader(Path(key[0])), name=os.fspath(path))
+                for codec in Codec:  # cut here (off the event loop on a reload), not at a call
+                    music.frames(codec)
                 self._items[key] = music
             return music
 
