@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -61,6 +61,7 @@ from bench_b2bua import (
     SCENARIOS,
     SERVER_PORT,
     SLACK_SECONDS,
+    TOOLS_VENV,
     UAS_PORT,
     _last_stats,
     _stop,
@@ -103,6 +104,7 @@ class Point:
     idle_cpu_per_s: float  # CPU s per s of every process above, idle, before the calls
     redis_ops: int  # commands Redis ran during the run
     errors: str = ""
+    redis_commands: dict[str, int] = field(default_factory=dict)  # the same, by command
 
     @property
     def held(self) -> bool:
@@ -151,10 +153,17 @@ def _cpu_seconds(pids: Sequence[int]) -> float:
     return sum(ticks.get(pid, 0) for pid in wanted) / os.sysconf("SC_CLK_TCK")
 
 
-def _redis_commands() -> int:
-    """Commands run so far (INFO commandstats), not counting the INFO calls."""
+def _redis_commands() -> dict[str, int]:
+    """Commands run so far, by command (INFO commandstats: a script's own commands count
+    too), not counting the INFO calls."""
     stats = redis.Redis(host=HOST, port=REDIS_PORT).info("commandstats")
-    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+    return {
+        k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info"
+    }
+
+
+def _by_command(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: n - before.get(k, 0) for k, n in sorted(after.items()) if n > before.get(k, 0)}
 
 
 def _node_config(work: Path, index: int, shared: bool) -> Path:
@@ -168,8 +177,10 @@ def _node_config(work: Path, index: int, shared: bool) -> Path:
     return config
 
 
-def measure_point(setup: str, rate: int) -> Point:
-    """One run; must be called inside the network namespace."""
+def measure_point(setup: str, rate: int, trace: Path | None = None) -> Point:
+    """One run; must be called inside the network namespace. ``trace``: a directory where
+    py-spy's profile of each node (``SETUP-nodeN.txt``, collapsed stacks) and Redis's
+    MONITOR of the calls (``SETUP-monitor.txt``) are written."""
     if setup not in SETUPS:
         raise ValueError(f"unknown set-up {setup!r}")
     nodes = 2 if setup == "kamailio-2" else 1
@@ -234,8 +245,10 @@ def measure_point(setup: str, rate: int) -> Point:
             cpu0 = _cpu_seconds([p.pid for p in node_procs])
             redis_cpu0 = _cpu_seconds([redis_proc.pid]) if redis_proc else 0.0
             kam_cpu0 = _cpu_seconds([kamailio.pid]) if kamailio else 0.0
-            ops0 = _redis_commands() if shared else 0
+            ops0 = _redis_commands() if shared else {}
             stats = work / "uac.csv"
+            if trace is not None:
+                started.extend(_tracers(trace, setup, node_procs, shared))
             t0 = time.monotonic()
             uac = start_uac(target, rate, calls, stats, work)
             started.append(uac)
@@ -248,7 +261,7 @@ def measure_point(setup: str, rate: int) -> Point:
             cpu = _cpu_seconds([p.pid for p in node_procs]) - cpu0
             redis_cpu = _cpu_seconds([redis_proc.pid]) - redis_cpu0 if redis_proc else 0.0
             kam_cpu = _cpu_seconds([kamailio.pid]) - kam_cpu0 if kamailio else 0.0
-            ops = _redis_commands() - ops0 if shared else 0
+            by_command = _by_command(ops0, _redis_commands()) if shared else {}
             last = _last_stats(stats) if stats.exists() else {}
             errors = _errors(work)
             for node in node_procs:
@@ -267,10 +280,36 @@ def measure_point(setup: str, rate: int) -> Point:
         cpu_nodes=round(cpu, 3),
         cpu_redis=round(redis_cpu, 3),
         cpu_kamailio=round(kam_cpu, 3),
-        redis_ops=ops,
+        redis_ops=sum(by_command.values()),
         idle_cpu_per_s=round(idle, 4),
         errors=errors,
+        redis_commands=by_command,
     )
+
+
+def _tracers(
+    trace: Path, setup: str, nodes: Sequence[subprocess.Popen[bytes]], shared: bool
+) -> list[subprocess.Popen[bytes]]:
+    """py-spy on every node for the calls' duration, and redis-cli MONITOR (``--trace``)."""
+    trace.mkdir(parents=True, exist_ok=True)
+    spy = TOOLS_VENV / "bin" / "py-spy"
+    procs = []
+    for i, node in enumerate(nodes if spy.exists() else ()):
+        spying = subprocess.Popen(
+            [str(spy), "record", "--pid", str(node.pid), "--format", "raw", "--output",
+             str(trace / f"{setup}-node{i}.txt"), "--rate", "250",
+             "--duration", str(RUN_SECONDS + HOLD_SECONDS), "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        procs.append(spying)
+    if shared:
+        monitor = (trace / f"{setup}-monitor.txt").open("wb")
+        watching = subprocess.Popen(
+            ["redis-cli", "-h", HOST, "-p", str(REDIS_PORT), "monitor"],
+            stdout=monitor, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        procs.append(watching)
+    return procs
 
 
 def _wait_redis() -> None:
@@ -295,8 +334,10 @@ def _errors(work: Path, lines: int = 8) -> str:
 # --------------------------------------------------------------- outside: driving
 
 
-def run_isolated(setup: str, rate: int) -> Point:
+def run_isolated(setup: str, rate: int, trace: Path | None = None) -> Point:
     inner = [sys.executable, str(Path(__file__).resolve()), "--point", setup, str(rate)]
+    if trace is not None:
+        inner += ["--trace", str(trace)]
     return Point(**in_loopback_netns(inner, f"{setup} @ {rate}/s"))  # type: ignore[arg-type]
 
 
@@ -310,6 +351,12 @@ def _log(point: Point) -> None:
         f"{point.cpu_kamailio} s), Redis {point.redis_ops_per_call} ops/call",
         flush=True,
     )
+    if point.redis_commands and point.successful:
+        per_call = ", ".join(
+            f"{k} {v / point.successful:.2f}"
+            for k, v in sorted(point.redis_commands.items(), key=lambda kv: -kv[1])
+        )
+        print(f"    Redis commands per call: {per_call}", flush=True)
     if not point.held and point.errors:
         print("    " + point.errors.replace("\n", "\n    ")[:1500], flush=True)
 
@@ -425,11 +472,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-rate", type=int, default=LADDER[-1])
     parser.add_argument("--no-search", action="store_true", help="skip the calls/s held")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--trace", type=Path, default=None, metavar="DIR",
+        help="write py-spy profiles of the nodes and Redis's MONITOR of each run to DIR",
+    )  # fmt: skip
     parser.add_argument("--point", nargs=2, metavar=("SETUP", "RATE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.point:  # inside the namespace: one run, one JSON line
-        print(json.dumps(asdict(measure_point(args.point[0], int(args.point[1])))))
+        point = measure_point(args.point[0], int(args.point[1]), args.trace)
+        print(json.dumps(asdict(point)))
         return 0
 
     for tool in ("sipp", "unshare", "ip", "redis-server"):
@@ -448,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.runs} alternating run(s) at {args.rate} calls/s:", flush=True)
     for _ in range(args.runs):
         for setup in setups:
-            point = run_isolated(setup, args.rate)
+            point = run_isolated(setup, args.rate, args.trace)
             _log(point)
             points[setup].append(point)
     held: dict[str, int] = {}

@@ -29,9 +29,10 @@ its local image, and catches up when it returns.
   does the flusher when the sync object asks for it.
 - a heartbeat task refreshes this node's keys, reports the nodes whose
   liveness key expired (``NodesExpired``) and resyncs periodically.
-- the claims on members (``redis_claims.py``) are written before every flush (a
-  claim is released before the activity that frees its member is published),
-  and renewed (re-asserted after an outage) by a task of their own.
+- the claims on members (``redis_claims.py``) are written with every flush, in
+  the same pipeline as the batch and before it (one round trip; a claim is
+  released before the activity that frees its member is published), and
+  renewed (re-asserted after an outage) by a task of their own.
 
 Invariants: every Redis reply is handed back to the sync object before the
 next command runs; the sync object's timer is armed after every fact; the
@@ -60,11 +61,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from huntgroup.config.models import StateAuthConfig, StateTlsConfig
 from huntgroup.engine.aio.loop_timer import LoopTimer
-from huntgroup.engine.aio.redis_claims import RedisClaims
-from huntgroup.engine.aio.redis_connect import close_client, redact, redis_client
+from huntgroup.engine.aio.redis_claims import ClaimPlan, RedisClaims
+from huntgroup.engine.aio.redis_connect import close_client, redact, redis_client, run_pipeline
 from huntgroup.engine.aio.redis_keys import RedisKeys
 from huntgroup.engine.aio.redis_migration import migrate_legacy_keys
-from huntgroup.engine.aio.redis_scripts import BATCH_SCRIPT, RESTORE_SCRIPT
+from huntgroup.engine.aio.redis_scripts import (
+    ASSERT_SCRIPT,
+    BATCH_SCRIPT,
+    CLAIM_SCRIPT,
+    RESTORE_SCRIPT,
+)
 from huntgroup.errors import StateError
 from huntgroup.queue.state.claims import LEASE
 from huntgroup.queue.state.codec import StoredState
@@ -173,6 +179,7 @@ class RedisStateSync:
         self._tasks: list[asyncio.Task[None]] = []
         self._barriers: dict[str, asyncio.Future[None]] = {}
         self._timer: LoopTimer | None = None  # the sync object's wrap-up timer
+        self._prelude: ClaimPlan | None = None  # the claims sent with the next batch
         self.claims = RedisClaims(
             store,
             keys=self.keys,
@@ -268,6 +275,8 @@ class RedisStateSync:
         self._timer = LoopTimer(asyncio.get_running_loop(), self._on_timer)
         try:
             await client.ping()
+            for script in (BATCH_SCRIPT, ASSERT_SCRIPT, CLAIM_SCRIPT):  # no NOSCRIPT later
+                await client.script_load(script)
             await migrate_legacy_keys(client, self.keys)
             await client.delete(self._k_activity, self._k_queues)
             self._pubsub = await self._subscribe(client)
@@ -331,14 +340,20 @@ class RedisStateSync:
         self._handle(StoreUnreachable())
 
     # -------------------------------------------------------------- flush
-    async def flush(self) -> bool:
-        """Write the journal to Redis and publish it; False (ops kept) if Redis is away."""
+    async def flush(self, *, claims: bool = False) -> bool:
+        """Write the journal to Redis and publish it; False (ops kept) if Redis is away.
+        ``claims``: the claims' changes too (``RedisClaims.plan``), sent before the batch
+        in the same round trip."""
         if self._client is None:
             return False
         async with self._lock:
+            plan = self.claims.plan() if claims else None
             commands = self._handle(FlushDue())
+            if plan is not None and not commands:  # the claims alone
+                return await self._write_claims(plan)
             if not commands:
                 return True
+            self._prelude = plan
             was_connected = self.connected
             try:
                 await self._execute(commands)
@@ -350,9 +365,23 @@ class RedisStateSync:
                 count = commands[0].ops if isinstance(commands[0], PublishBatch) else 0
                 log.exception("Redis rejected a state batch; %d op(s) dropped", count)
                 self._handle(BatchFailed(refused=True))
+            finally:
+                self._prelude = None
             if self.connected and not was_connected:
                 log.info("Redis %s is back; state flushed", redact(self.url))
             return True
+
+    async def _write_claims(self, plan: ClaimPlan) -> bool:
+        assert self._client is not None
+        try:
+            results = await run_pipeline(
+                self._client, lambda pipe: self.claims.queue(pipe, plan), (ASSERT_SCRIPT,)
+            )
+        except UNREACHABLE as err:
+            self.claims.failed(err)
+            return False
+        self.claims.settle(plan, results)
+        return True
 
     def _went_down(self, err: BaseException) -> None:
         if self.connected:
@@ -369,6 +398,9 @@ class RedisStateSync:
         await self._execute(self.sync.publish(ops, now=self._now(), wall=self._wall_clock()))
 
     async def _run_batch(self, command: PublishBatch) -> int:
+        """Run the batch script; with the claims' plan of this flush (``_prelude``) before
+        it in the same pipeline: one round trip, and a claim released before the activity
+        that frees its member is published (the order Redis runs them in)."""
         keys = self.keys.batch(self.node_id)
         args = [
             self.node_id,
@@ -378,7 +410,24 @@ class RedisStateSync:
             command.message,
             command.writes,
         ]
-        return int(await self._batch_script(keys=keys, args=args))
+        plan, self._prelude = self._prelude, None
+        if plan is None:
+            return int(await self._batch_script(keys=keys, args=args))
+        assert self._client is not None
+
+        def fill(pipe: Any) -> None:
+            self.claims.queue(pipe, plan)
+            pipe.evalsha(self._batch_script.sha, len(keys), *keys, *args)
+
+        try:
+            results = await run_pipeline(self._client, fill, (ASSERT_SCRIPT, BATCH_SCRIPT))
+        except UNREACHABLE:
+            self.claims.stale = True  # re-asserted once Redis is back
+            raise
+        self.claims.settle(plan, results[:-1])
+        if isinstance(results[-1], Exception):
+            raise results[-1]
+        return int(results[-1])
 
     async def _run_restore(self, command: RestoreImage) -> bool:
         """Write this node's image if Redis has no state marker; True if we did."""
@@ -522,7 +571,7 @@ class RedisStateSync:
             self._wake.clear()
             # Claims first: a member's claim is released before its activity tells the
             # other nodes it is free (else their claim of it is refused: CLAIM_RETRY lost).
-            if await self.claims.write() and await self.flush():
+            if await self.flush(claims=True):
                 delay = self.backoff[0]
                 if self.sync.needs_resync:
                     self.sync.needs_resync = False
