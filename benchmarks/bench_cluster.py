@@ -34,6 +34,7 @@ Run (as root, with sipp, kamailio, redis-server, unshare and ip installed):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -247,8 +248,8 @@ def measure_point(setup: str, rate: int, trace: Path | None = None) -> Point:
             kam_cpu0 = _cpu_seconds([kamailio.pid]) if kamailio else 0.0
             ops0 = _redis_commands() if shared else {}
             stats = work / "uac.csv"
-            if trace is not None:
-                started.extend(_tracers(trace, setup, node_procs, shared))
+            tracers = _tracers(trace, setup, node_procs, shared) if trace is not None else []
+            started.extend(tracers)
             t0 = time.monotonic()
             uac = start_uac(target, rate, calls, stats, work)
             started.append(uac)
@@ -258,6 +259,9 @@ def measure_point(setup: str, rate: int, trace: Path | None = None) -> Point:
                 uac.kill()
                 uac.wait()
             seconds = time.monotonic() - t0
+            for spy in [t for t in tracers if "py-spy" in str(t.args)]:  # writes when it ends
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    spy.wait(timeout=30)
             cpu = _cpu_seconds([p.pid for p in node_procs]) - cpu0
             redis_cpu = _cpu_seconds([redis_proc.pid]) - redis_cpu0 if redis_proc else 0.0
             kam_cpu = _cpu_seconds([kamailio.pid]) - kam_cpu0 if kamailio else 0.0

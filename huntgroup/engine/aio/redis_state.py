@@ -18,7 +18,9 @@ its local image, and catches up when it returns.
   nodes) into the store. A node's activity and queues live in keys that
   expire unless the node refreshes them, so a dead node's calls are never
   resurrected.
-- ``flush()``: carries out ``FlushDue``: each ``PublishBatch`` runs ONE Lua
+- ``flush()``: carries out ``FlushDue`` (the flusher task: at once after a quiet
+  spell, else ``flush_interval`` after the last flush began, so that a burst of
+  changes goes in one batch): each ``PublishBatch`` runs ONE Lua
   script, atomically: last-writer-wins writes of membership, pauses and pointers
   (by Lamport stamp), ``HINCRBYFLOAT`` of talk time, this node's activity and
   queue hashes, its sequence number, its liveness key, and the ``PUBLISH`` of
@@ -100,6 +102,11 @@ from huntgroup.queue.state.sync import (
 
 log = logging.getLogger("huntgroup.state")
 
+FLUSH_INTERVAL = 0.01
+"""Seconds between two flushes at least (``RedisStateSync.flush_interval``): under load a
+node sends one batch per 10 ms (one round trip, one script, one message for the other nodes)
+rather than one per change; a change after a quiet spell goes at once."""
+
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 """Errors that mean Redis is away (the ops are kept and retried)."""
 
@@ -135,6 +142,7 @@ class RedisStateSync:
         tls: StateTlsConfig | None = None,
         ttl: float | None = None,
         resync_interval: float = 60.0,
+        flush_interval: float = FLUSH_INTERVAL,
         max_outbox: int = 10_000,
         backoff: tuple[float, float] = (0.1, 5.0),
         connect_timeout: float = 2.0,
@@ -153,6 +161,9 @@ class RedisStateSync:
         (every third of it): by default the claims' lease, so a dead node's members are
         free for the others, claims and activity alike, within about the same time."""
         self.resync_interval = resync_interval
+        self.flush_interval = flush_interval
+        """Seconds between the starts of two flushes at least: a change after a quiet spell
+        is sent at once; under load, the changes of that time go in one batch."""
         self.backoff = backoff
         self.on_change = on_change
         """Called after other nodes' changes were applied (members may have become free)."""
@@ -565,10 +576,16 @@ class RedisStateSync:
     # ------------------------------------------------------ flusher, heartbeat
     async def _flusher(self) -> None:
         delay = self.backoff[0]
+        loop = asyncio.get_running_loop()
+        last = -math.inf
         while True:
             _still_running()
             await self._wake.wait()
+            pause = last + self.flush_interval - loop.time()
+            if pause > 0:  # a flush just went: gather this one's changes a little longer
+                await asyncio.sleep(pause)
             self._wake.clear()
+            last = loop.time()
             # Claims first: a member's claim is released before its activity tells the
             # other nodes it is free (else their claim of it is refused: CLAIM_RETRY lost).
             if await self.flush(claims=True):

@@ -8,6 +8,7 @@ is pushed far away by a long lease, so that only the call is counted.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -72,6 +73,35 @@ def test_one_call_costs_a_bounded_number_of_redis_round_trips_and_commands(
         assert not await client.exists(sync.keys.claims(m(1)))
         assert round_trips <= ROUND_TRIPS_PER_CALL, round_trips
         assert ran <= RUN_PER_CALL, ran
+        await client.aclose()
+        await sync.stop()
+
+    run(main)
+
+
+def test_a_burst_of_changes_goes_in_one_batch_after_the_first(redis_server: RedisServer) -> None:
+    """A change after a quiet spell is flushed at once; those that follow within
+    ``flush_interval`` of it are gathered into one batch (one round trip, one message)."""
+
+    async def main() -> None:
+        kw = {**QUIET, "flush_interval": 2.0}
+        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **kw)  # type: ignore[arg-type]
+        store = sync.store
+        await sync.start()
+        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
+        await until(settled, "the first flush")
+        await asyncio.sleep(2.0)  # a quiet spell
+        first = sync.sync.seq
+        store.set_ringing(m(1), "c1", True)
+        await until(lambda: settled() and sync.sync.seq == first + 1, "flushed at once")
+        for call in ("c2", "c3", "c4"):  # each one would have been a batch of its own
+            store.set_ringing(m(1), call, True)
+            await asyncio.sleep(0.05)
+        await until(settled, "the burst flushed")
+        assert sync.sync.seq == first + 2
+        client = aioredis.from_url(redis_server.url, decode_responses=True)
+        ringing = await client.hget(sync.keys.activity("A"), m(1))
+        assert ringing is not None and all(c in ringing for c in ("c1", "c2", "c3", "c4"))
         await client.aclose()
         await sync.stop()
 
