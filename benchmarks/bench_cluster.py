@@ -29,6 +29,16 @@ SETUP RATE`` and prints one JSON line.
 Run (as root, with sipp, kamailio, redis-server, unshare and ip installed):
     .venv/bin/python benchmarks/bench_cluster.py [--runs 5] [--rate 100]
         [--setups memory,redis,kamailio-1,kamailio-2] [--no-search] [--no-write]
+        [--save FILE] [--trace DIR]
+    .venv/bin/python benchmarks/bench_cluster.py --merge FILE FILE ...
+
+The defaults take about 30 minutes. To keep each run short (a shared machine),
+split it: e.g. ``--setups memory,redis --no-search --save a.json``, then
+``--setups kamailio-1,kamailio-2 --no-search --save b.json``, then the calls/s
+held with ``--runs 0`` per set-up, and ``--merge a.json b.json ...`` writes
+the report (the set-ups compared side by side must be in one invocation: they
+alternate). ``--trace DIR`` writes py-spy's profile of every node and Redis's
+``MONITOR`` of each run (py-spy from ``bench_b2bua.py``'s tools venv).
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -439,6 +450,21 @@ def render(
                 f"  Less each set-up's idle background (heartbeats, resyncs, probes): "
                 f"{marginal_extra:+.0f}%. The background weighs less as the rate grows."
             )
+    one = [p for p in points.get("redis", []) if p.held and p.redis_commands]
+    if one:
+        names = sorted({k for p in one for k in p.redis_commands})
+        per_call = {
+            k: statistics.median(p.redis_commands.get(k, 0) / p.successful for p in one)
+            for k in names
+        }
+        top = sorted(per_call.items(), key=lambda kv: -kv[1])
+        notes.append(
+            "- Redis commands per call, one node (median; a script's own commands count, "
+            "`INFO commandstats`): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in top if v >= 0.05)
+            + ". `evalsha` is the scripts run: the claim, the state's batch and the "
+            "claims' writes (these two in one round trip)."
+        )
     if "kamailio-1" in medians and "kamailio-2" in medians:
         notes.append(
             f"- A second node behind Kamailio: {medians['kamailio-2']:.2f} ms of CPU per call "
@@ -461,9 +487,7 @@ def render(
         )
     if any(len(runs) < 3 for runs in points.values()):
         notes.append(
-            "- Fewer than three runs per set-up: a smoke test of the benchmark, not a "
-            "measurement. Run it with the defaults on a quiet machine "
-            "(`sudo .venv/bin/python benchmarks/bench_cluster.py`, about 30 minutes)."
+            "- Fewer than three runs per set-up: a smoke test of the benchmark, not a measurement."
         )
     return "\n".join(rows) + ("\n\n" + "\n".join(notes) if notes else "")
 
@@ -480,6 +504,20 @@ def main(argv: list[str] | None = None) -> int:
         "--trace", type=Path, default=None, metavar="DIR",
         help="write py-spy profiles of the nodes and Redis's MONITOR of each run to DIR",
     )  # fmt: skip
+    parser.add_argument(
+        "--save",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also save this invocation's runs (JSON) for --merge",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="run nothing: report the runs saved by several invocations",
+    )
     parser.add_argument("--point", nargs=2, metavar=("SETUP", "RATE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -488,6 +526,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(asdict(point)))
         return 0
 
+    invocation = "sudo .venv/bin/python benchmarks/bench_cluster.py " + shlex.join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    if args.merge:  # render the runs saved by earlier invocations (--save)
+        saved = [json.loads(Path(f).read_text()) for f in args.merge]
+        return _report(saved, invocation.strip(), write=not args.no_write)
     for tool in ("sipp", "unshare", "ip", "redis-server"):
         if shutil.which(tool) is None:
             print(f"bench_cluster: `{tool}` is not installed (scripts/setup.sh installs it)")
@@ -514,17 +558,44 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{LABELS[setup]}: calls/s held", flush=True)
             held[setup] = held_rate(setup, ladder)
             print(f"  -> {held[setup]} calls/s", flush=True)
-    body = render(setups, args.rate, points, held)
+    run = {
+        "command": invocation.strip(),
+        "rate": args.rate,
+        "setups": setups,
+        "points": {s: [asdict(p) for p in ps] for s, ps in points.items()},
+        "held": held,
+        "seconds": round(time.monotonic() - t0),
+    }
+    if args.save is not None:
+        args.save.write_text(json.dumps(run))
+    return _report([run], invocation.strip(), write=not args.no_write)
+
+
+def _report(runs: list[dict[str, Any]], invocation: str, *, write: bool) -> int:
+    """Render (and write to docs/benchmarks.md) one or several invocations' runs."""
+    rates = {r["rate"] for r in runs if any(r["points"].values())}
+    if len(rates) > 1:
+        print(f"bench_cluster: the runs to merge were made at different rates: {sorted(rates)}")
+        return 1
+    setups = [s for s in SETUPS if any(s in r["setups"] for r in runs)]
+    points: dict[str, list[Point]] = {s: [] for s in setups}
+    held: dict[str, int] = {}
+    for r in runs:
+        for s, ps in r["points"].items():
+            points[s].extend(Point(**p) for p in ps)
+        held.update(r["held"])
+    rate = rates.pop() if rates else runs[0]["rate"]
+    body = render(setups, rate, points, held)
     body += (
         f"\n\nMachine: {machine()}; {os.cpu_count()} cores shared by every process of the "
-        f"run (SIPp included); {time.monotonic() - t0:.0f} s in all."
+        f"run (SIPp included) and by other work on the machine; "
+        f"{sum(r['seconds'] for r in runs)} s of measurement in all."
     )
+    if len(runs) > 1:
+        body += "\n\nMerged from:\n" + "\n".join(f"- `{r['command']}`" for r in runs)
     print(body)
-    if not args.no_write:
-        command = "sudo .venv/bin/python benchmarks/bench_cluster.py " + shlex.join(
-            argv if argv is not None else sys.argv[1:]
-        )
-        write_section("cluster", command.strip(), body)
+    if write:
+        write_section("cluster", invocation, body)
     return 0
 
 

@@ -180,12 +180,8 @@ class RedisClaims:
         :meth:`queue` and :meth:`settle`, or :meth:`write`)."""
         now = self._clock()
         full = full or self.stale
-        state = self.store.node_state()
-        if full:
-            writes = self.ledger.renewals(now=now, activity=state.activity)
-        else:
-            writes = self.ledger.changes(now=now, activity=state.activity)
-        queued = self._queue_changes(now, state.queues)
+        writes = self.ledger.renewals(now=now) if full else self.ledger.changes(now=now)
+        queued = self._queue_changes(now, self.store.local_ranks())
         if not writes and not queued and not full:
             return None
         return ClaimPlan(writes, queued, full)
@@ -242,11 +238,11 @@ class RedisClaims:
         return True
 
     def _queue_changes(
-        self, now: float, queues: Iterable[tuple[str, str, tuple[float, int]]]
+        self, now: float, queues: Iterable[tuple[tuple[str, str], tuple[float, int]]]
     ) -> dict[tuple[str, str], float | None]:
         """This node's waiting callers to publish (arrival, wall clock) or withdraw (None)."""
         offset = self._wall() - now
-        queued = {(g, c): rank[0] + offset for g, c, rank in queues}
+        queued = {key: rank[0] + offset for key, rank in queues}
         changes: dict[tuple[str, str], float | None] = {
             key: wall for key, wall in queued.items() if key not in self.published
         }
