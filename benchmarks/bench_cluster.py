@@ -85,8 +85,13 @@ from report import machine, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 KAMAILIO_CFG = ROOT / "contrib" / "kamailio" / "kamailio.cfg"
-SETUPS = ("memory", "redis", "kamailio-1", "kamailio-2")
+SETUPS = ("memory", "redis", "kamailio-1", "kamailio-2", "redis-base")
+DEFAULT_SETUPS = SETUPS[:4]
+BASE_TREE = Path(tempfile.gettempdir()) / "huntgroup-bench-base"
+"""``redis-base``: one node, Redis, running the source tree found here (``--base REV``
+extracts a revision there with ``git archive``): the same set-up before a change."""
 LABELS = {
+    "redis-base": "one node, Redis store, before (`--base`)",
     "memory": "one node, memory store",
     "redis": "one node, Redis store",
     "kamailio-1": "Kamailio + one node (Redis)",
@@ -198,6 +203,7 @@ def measure_point(setup: str, rate: int, trace: Path | None = None) -> Point:
     nodes = 2 if setup == "kamailio-2" else 1
     shared = setup != "memory"
     behind = setup.startswith("kamailio")
+    tree = BASE_TREE if setup == "redis-base" else ROOT
     calls = rate * RUN_SECONDS
     with tempfile.TemporaryDirectory(prefix="hg-cluster-") as tmp:
         work = Path(tmp)
@@ -221,7 +227,7 @@ def measure_point(setup: str, rate: int, trace: Path | None = None) -> Point:
                 started.append(redis_proc)
                 _wait_redis()
             env = dict(
-                os.environ, PYTHONPATH=str(ROOT), HUNTGROUP_SECRET="bench-cluster-shared-secret"
+                os.environ, PYTHONPATH=str(tree), HUNTGROUP_SECRET="bench-cluster-shared-secret"
             )
             for index in range(nodes):
                 node = subprocess.Popen(
@@ -450,6 +456,12 @@ def render(
                 f"  Less each set-up's idle background (heartbeats, resyncs, probes): "
                 f"{marginal_extra:+.0f}%. The background weighs less as the rate grows."
             )
+    if "memory" in medians and "redis-base" in medians:
+        base = 100.0 * (medians["redis-base"] / medians["memory"] - 1)
+        notes.append(
+            f"- The same Redis node before the change (`--base`), in the same runs: "
+            f"{base:+.0f}% CPU per call against the memory store."
+        )
     one = [p for p in points.get("redis", []) if p.held and p.redis_commands]
     if one:
         names = sorted({k for p in one for k in p.redis_commands})
@@ -494,7 +506,11 @@ def render(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--setups", default=",".join(SETUPS))
+    parser.add_argument("--setups", default=",".join(DEFAULT_SETUPS))
+    parser.add_argument(
+        "--base", default=None, metavar="REV",
+        help="extract git revision REV for the set-up redis-base (the Redis node before a change)",
+    )  # fmt: skip
     parser.add_argument("--rate", type=int, default=100, help="the common rate (calls/s)")
     parser.add_argument("--runs", type=int, default=5, help="alternating runs at --rate")
     parser.add_argument("--max-rate", type=int, default=LADDER[-1])
@@ -543,6 +559,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(setups) - set(SETUPS)
     if unknown:
         parser.error(f"unknown set-up(s): {', '.join(sorted(unknown))}")
+    if "redis-base" in setups:
+        if args.base is None:
+            parser.error("the set-up redis-base needs --base REV")
+        _extract(args.base)
     t0 = time.monotonic()
     points: dict[str, list[Point]] = {s: [] for s in setups}
     print(f"{args.runs} alternating run(s) at {args.rate} calls/s:", flush=True)
@@ -569,6 +589,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.save is not None:
         args.save.write_text(json.dumps(run))
     return _report([run], invocation.strip(), write=not args.no_write)
+
+
+def _extract(rev: str) -> None:
+    """The source tree of git revision ``rev`` into :data:`BASE_TREE`."""
+    shutil.rmtree(BASE_TREE, ignore_errors=True)
+    BASE_TREE.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(BASE_TREE)], input=archive, check=True)
 
 
 def _report(runs: list[dict[str, Any]], invocation: str, *, write: bool) -> int:
