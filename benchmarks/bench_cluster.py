@@ -448,7 +448,8 @@ def render(
         verdict = "within" if extra <= 25 else "OVER"
         notes.append(
             f"- Shared state (Redis) costs {extra:+.0f}% CPU per call against the memory "
-            f"store, Redis included ({verdict} the 25% the issue allows)."
+            f"store, Redis included ({verdict} the 25% the issue allows). Where it goes, and "
+            'what is left: `state.md`, "What a call costs Redis and the node".'
         )
         if margins.get("memory") and "redis" in margins:
             marginal_extra = 100.0 * (margins["redis"] / margins["memory"] - 1)
