@@ -29,11 +29,22 @@ SETUP RATE`` and prints one JSON line.
 Run (as root, with sipp, kamailio, redis-server, unshare and ip installed):
     .venv/bin/python benchmarks/bench_cluster.py [--runs 5] [--rate 100]
         [--setups memory,redis,kamailio-1,kamailio-2] [--no-search] [--no-write]
+        [--save FILE] [--trace DIR]
+    .venv/bin/python benchmarks/bench_cluster.py --merge FILE FILE ...
+
+The defaults take about 30 minutes. To keep each run short (a shared machine),
+split it: e.g. ``--setups memory,redis --no-search --save a.json``, then
+``--setups kamailio-1,kamailio-2 --no-search --save b.json``, then the calls/s
+held with ``--runs 0`` per set-up, and ``--merge a.json b.json ...`` writes
+the report (the set-ups compared side by side must be in one invocation: they
+alternate). ``--trace DIR`` writes py-spy's profile of every node and Redis's
+``MONITOR`` of each run (py-spy from ``bench_b2bua.py``'s tools venv).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -45,8 +56,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -61,6 +73,7 @@ from bench_b2bua import (
     SCENARIOS,
     SERVER_PORT,
     SLACK_SECONDS,
+    TOOLS_VENV,
     UAS_PORT,
     _last_stats,
     _stop,
@@ -72,8 +85,13 @@ from report import machine, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 KAMAILIO_CFG = ROOT / "contrib" / "kamailio" / "kamailio.cfg"
-SETUPS = ("memory", "redis", "kamailio-1", "kamailio-2")
+SETUPS = ("memory", "redis", "kamailio-1", "kamailio-2", "redis-base")
+DEFAULT_SETUPS = SETUPS[:4]
+BASE_TREE = Path(tempfile.gettempdir()) / "huntgroup-bench-base"
+"""``redis-base``: one node, Redis, running the source tree found here (``--base REV``
+extracts a revision there with ``git archive``): the same set-up before a change."""
 LABELS = {
+    "redis-base": "one node, Redis store, before (`--base`)",
     "memory": "one node, memory store",
     "redis": "one node, Redis store",
     "kamailio-1": "Kamailio + one node (Redis)",
@@ -103,6 +121,7 @@ class Point:
     idle_cpu_per_s: float  # CPU s per s of every process above, idle, before the calls
     redis_ops: int  # commands Redis ran during the run
     errors: str = ""
+    redis_commands: dict[str, int] = field(default_factory=dict)  # the same, by command
 
     @property
     def held(self) -> bool:
@@ -151,10 +170,17 @@ def _cpu_seconds(pids: Sequence[int]) -> float:
     return sum(ticks.get(pid, 0) for pid in wanted) / os.sysconf("SC_CLK_TCK")
 
 
-def _redis_commands() -> int:
-    """Commands run so far (INFO commandstats), not counting the INFO calls."""
+def _redis_commands() -> dict[str, int]:
+    """Commands run so far, by command (INFO commandstats: a script's own commands count
+    too), not counting the INFO calls."""
     stats = redis.Redis(host=HOST, port=REDIS_PORT).info("commandstats")
-    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+    return {
+        k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info"
+    }
+
+
+def _by_command(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: n - before.get(k, 0) for k, n in sorted(after.items()) if n > before.get(k, 0)}
 
 
 def _node_config(work: Path, index: int, shared: bool) -> Path:
@@ -168,13 +194,16 @@ def _node_config(work: Path, index: int, shared: bool) -> Path:
     return config
 
 
-def measure_point(setup: str, rate: int) -> Point:
-    """One run; must be called inside the network namespace."""
+def measure_point(setup: str, rate: int, trace: Path | None = None) -> Point:
+    """One run; must be called inside the network namespace. ``trace``: a directory where
+    py-spy's profile of each node (``SETUP-nodeN.txt``, collapsed stacks) and Redis's
+    MONITOR of the calls (``SETUP-monitor.txt``) are written."""
     if setup not in SETUPS:
         raise ValueError(f"unknown set-up {setup!r}")
     nodes = 2 if setup == "kamailio-2" else 1
     shared = setup != "memory"
     behind = setup.startswith("kamailio")
+    tree = BASE_TREE if setup == "redis-base" else ROOT
     calls = rate * RUN_SECONDS
     with tempfile.TemporaryDirectory(prefix="hg-cluster-") as tmp:
         work = Path(tmp)
@@ -198,7 +227,7 @@ def measure_point(setup: str, rate: int) -> Point:
                 started.append(redis_proc)
                 _wait_redis()
             env = dict(
-                os.environ, PYTHONPATH=str(ROOT), HUNTGROUP_SECRET="bench-cluster-shared-secret"
+                os.environ, PYTHONPATH=str(tree), HUNTGROUP_SECRET="bench-cluster-shared-secret"
             )
             for index in range(nodes):
                 node = subprocess.Popen(
@@ -234,8 +263,10 @@ def measure_point(setup: str, rate: int) -> Point:
             cpu0 = _cpu_seconds([p.pid for p in node_procs])
             redis_cpu0 = _cpu_seconds([redis_proc.pid]) if redis_proc else 0.0
             kam_cpu0 = _cpu_seconds([kamailio.pid]) if kamailio else 0.0
-            ops0 = _redis_commands() if shared else 0
+            ops0 = _redis_commands() if shared else {}
             stats = work / "uac.csv"
+            tracers = _tracers(trace, setup, node_procs, shared) if trace is not None else []
+            started.extend(tracers)
             t0 = time.monotonic()
             uac = start_uac(target, rate, calls, stats, work)
             started.append(uac)
@@ -245,10 +276,13 @@ def measure_point(setup: str, rate: int) -> Point:
                 uac.kill()
                 uac.wait()
             seconds = time.monotonic() - t0
+            for spy in [t for t in tracers if "py-spy" in str(t.args)]:  # writes when it ends
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    spy.wait(timeout=30)
             cpu = _cpu_seconds([p.pid for p in node_procs]) - cpu0
             redis_cpu = _cpu_seconds([redis_proc.pid]) - redis_cpu0 if redis_proc else 0.0
             kam_cpu = _cpu_seconds([kamailio.pid]) - kam_cpu0 if kamailio else 0.0
-            ops = _redis_commands() - ops0 if shared else 0
+            by_command = _by_command(ops0, _redis_commands()) if shared else {}
             last = _last_stats(stats) if stats.exists() else {}
             errors = _errors(work)
             for node in node_procs:
@@ -267,10 +301,36 @@ def measure_point(setup: str, rate: int) -> Point:
         cpu_nodes=round(cpu, 3),
         cpu_redis=round(redis_cpu, 3),
         cpu_kamailio=round(kam_cpu, 3),
-        redis_ops=ops,
+        redis_ops=sum(by_command.values()),
         idle_cpu_per_s=round(idle, 4),
         errors=errors,
+        redis_commands=by_command,
     )
+
+
+def _tracers(
+    trace: Path, setup: str, nodes: Sequence[subprocess.Popen[bytes]], shared: bool
+) -> list[subprocess.Popen[bytes]]:
+    """py-spy on every node for the calls' duration, and redis-cli MONITOR (``--trace``)."""
+    trace.mkdir(parents=True, exist_ok=True)
+    spy = TOOLS_VENV / "bin" / "py-spy"
+    procs = []
+    for i, node in enumerate(nodes if spy.exists() else ()):
+        spying = subprocess.Popen(
+            [str(spy), "record", "--pid", str(node.pid), "--format", "raw", "--output",
+             str(trace / f"{setup}-node{i}.txt"), "--rate", "250",
+             "--duration", str(RUN_SECONDS + HOLD_SECONDS), "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        procs.append(spying)
+    if shared:
+        monitor = (trace / f"{setup}-monitor.txt").open("wb")
+        watching = subprocess.Popen(
+            ["redis-cli", "-h", HOST, "-p", str(REDIS_PORT), "monitor"],
+            stdout=monitor, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        procs.append(watching)
+    return procs
 
 
 def _wait_redis() -> None:
@@ -295,8 +355,10 @@ def _errors(work: Path, lines: int = 8) -> str:
 # --------------------------------------------------------------- outside: driving
 
 
-def run_isolated(setup: str, rate: int) -> Point:
+def run_isolated(setup: str, rate: int, trace: Path | None = None) -> Point:
     inner = [sys.executable, str(Path(__file__).resolve()), "--point", setup, str(rate)]
+    if trace is not None:
+        inner += ["--trace", str(trace)]
     return Point(**in_loopback_netns(inner, f"{setup} @ {rate}/s"))  # type: ignore[arg-type]
 
 
@@ -310,6 +372,12 @@ def _log(point: Point) -> None:
         f"{point.cpu_kamailio} s), Redis {point.redis_ops_per_call} ops/call",
         flush=True,
     )
+    if point.redis_commands and point.successful:
+        per_call = ", ".join(
+            f"{k} {v / point.successful:.2f}"
+            for k, v in sorted(point.redis_commands.items(), key=lambda kv: -kv[1])
+        )
+        print(f"    Redis commands per call: {per_call}", flush=True)
     if not point.held and point.errors:
         print("    " + point.errors.replace("\n", "\n    ")[:1500], flush=True)
 
@@ -380,7 +448,8 @@ def render(
         verdict = "within" if extra <= 25 else "OVER"
         notes.append(
             f"- Shared state (Redis) costs {extra:+.0f}% CPU per call against the memory "
-            f"store, Redis included ({verdict} the 25% the issue allows)."
+            f"store, Redis included ({verdict} the 25% the issue allows). Where it goes, and "
+            'what is left: `state.md`, "What a call costs Redis and the node".'
         )
         if margins.get("memory") and "redis" in margins:
             marginal_extra = 100.0 * (margins["redis"] / margins["memory"] - 1)
@@ -388,6 +457,27 @@ def render(
                 f"  Less each set-up's idle background (heartbeats, resyncs, probes): "
                 f"{marginal_extra:+.0f}%. The background weighs less as the rate grows."
             )
+    if "memory" in medians and "redis-base" in medians:
+        base = 100.0 * (medians["redis-base"] / medians["memory"] - 1)
+        notes.append(
+            f"- The same Redis node before the change (`--base`), in the same runs: "
+            f"{base:+.0f}% CPU per call against the memory store."
+        )
+    one = [p for p in points.get("redis", []) if p.held and p.redis_commands]
+    if one:
+        names = sorted({k for p in one for k in p.redis_commands})
+        per_call = {
+            k: statistics.median(p.redis_commands.get(k, 0) / p.successful for p in one)
+            for k in names
+        }
+        top = sorted(per_call.items(), key=lambda kv: -kv[1])
+        notes.append(
+            "- Redis commands per call, one node (median; a script's own commands count, "
+            "`INFO commandstats`): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in top if v >= 0.05)
+            + ". `evalsha` is the scripts run: the claim, the state's batch and the "
+            "claims' writes (these two in one round trip)."
+        )
     if "kamailio-1" in medians and "kamailio-2" in medians:
         notes.append(
             f"- A second node behind Kamailio: {medians['kamailio-2']:.2f} ms of CPU per call "
@@ -410,28 +500,55 @@ def render(
         )
     if any(len(runs) < 3 for runs in points.values()):
         notes.append(
-            "- Fewer than three runs per set-up: a smoke test of the benchmark, not a "
-            "measurement. Run it with the defaults on a quiet machine "
-            "(`sudo .venv/bin/python benchmarks/bench_cluster.py`, about 30 minutes)."
+            "- Fewer than three runs per set-up: a smoke test of the benchmark, not a measurement."
         )
     return "\n".join(rows) + ("\n\n" + "\n".join(notes) if notes else "")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--setups", default=",".join(SETUPS))
+    parser.add_argument("--setups", default=",".join(DEFAULT_SETUPS))
+    parser.add_argument(
+        "--base", default=None, metavar="REV",
+        help="extract git revision REV for the set-up redis-base (the Redis node before a change)",
+    )  # fmt: skip
     parser.add_argument("--rate", type=int, default=100, help="the common rate (calls/s)")
     parser.add_argument("--runs", type=int, default=5, help="alternating runs at --rate")
     parser.add_argument("--max-rate", type=int, default=LADDER[-1])
     parser.add_argument("--no-search", action="store_true", help="skip the calls/s held")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--trace", type=Path, default=None, metavar="DIR",
+        help="write py-spy profiles of the nodes and Redis's MONITOR of each run to DIR",
+    )  # fmt: skip
+    parser.add_argument(
+        "--save",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also save this invocation's runs (JSON) for --merge",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="run nothing: report the runs saved by several invocations",
+    )
     parser.add_argument("--point", nargs=2, metavar=("SETUP", "RATE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.point:  # inside the namespace: one run, one JSON line
-        print(json.dumps(asdict(measure_point(args.point[0], int(args.point[1])))))
+        point = measure_point(args.point[0], int(args.point[1]), args.trace)
+        print(json.dumps(asdict(point)))
         return 0
 
+    invocation = "sudo .venv/bin/python benchmarks/bench_cluster.py " + shlex.join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    if args.merge:  # render the runs saved by earlier invocations (--save)
+        saved = [json.loads(Path(f).read_text()) for f in args.merge]
+        return _report(saved, invocation.strip(), write=not args.no_write)
     for tool in ("sipp", "unshare", "ip", "redis-server"):
         if shutil.which(tool) is None:
             print(f"bench_cluster: `{tool}` is not installed (scripts/setup.sh installs it)")
@@ -443,12 +560,16 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(setups) - set(SETUPS)
     if unknown:
         parser.error(f"unknown set-up(s): {', '.join(sorted(unknown))}")
+    if "redis-base" in setups:
+        if args.base is None:
+            parser.error("the set-up redis-base needs --base REV")
+        _extract(args.base)
     t0 = time.monotonic()
     points: dict[str, list[Point]] = {s: [] for s in setups}
     print(f"{args.runs} alternating run(s) at {args.rate} calls/s:", flush=True)
     for _ in range(args.runs):
         for setup in setups:
-            point = run_isolated(setup, args.rate)
+            point = run_isolated(setup, args.rate, args.trace)
             _log(point)
             points[setup].append(point)
     held: dict[str, int] = {}
@@ -458,17 +579,54 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{LABELS[setup]}: calls/s held", flush=True)
             held[setup] = held_rate(setup, ladder)
             print(f"  -> {held[setup]} calls/s", flush=True)
-    body = render(setups, args.rate, points, held)
+    run = {
+        "command": invocation.strip(),
+        "rate": args.rate,
+        "setups": setups,
+        "points": {s: [asdict(p) for p in ps] for s, ps in points.items()},
+        "held": held,
+        "seconds": round(time.monotonic() - t0),
+    }
+    if args.save is not None:
+        args.save.write_text(json.dumps(run))
+    return _report([run], invocation.strip(), write=not args.no_write)
+
+
+def _extract(rev: str) -> None:
+    """The source tree of git revision ``rev`` into :data:`BASE_TREE`."""
+    shutil.rmtree(BASE_TREE, ignore_errors=True)
+    BASE_TREE.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(BASE_TREE)], input=archive, check=True)
+
+
+def _report(runs: list[dict[str, Any]], invocation: str, *, write: bool) -> int:
+    """Render (and write to docs/benchmarks.md) one or several invocations' runs."""
+    rates = {r["rate"] for r in runs if any(r["points"].values())}
+    if len(rates) > 1:
+        print(f"bench_cluster: the runs to merge were made at different rates: {sorted(rates)}")
+        return 1
+    setups = [s for s in SETUPS if any(s in r["setups"] for r in runs)]
+    points: dict[str, list[Point]] = {s: [] for s in setups}
+    held: dict[str, int] = {}
+    for r in runs:
+        for s, ps in r["points"].items():
+            points[s].extend(Point(**p) for p in ps)
+        held.update(r["held"])
+    rate = rates.pop() if rates else runs[0]["rate"]
+    body = render(setups, rate, points, held)
     body += (
         f"\n\nMachine: {machine()}; {os.cpu_count()} cores shared by every process of the "
-        f"run (SIPp included); {time.monotonic() - t0:.0f} s in all."
+        f"run (SIPp included) and by other work on the machine; "
+        f"{sum(r['seconds'] for r in runs)} s of measurement in all."
     )
+    if len(runs) > 1:
+        body += "\n\nMerged from:\n" + "\n".join(f"- `{r['command']}`" for r in runs)
     print(body)
-    if not args.no_write:
-        command = "sudo .venv/bin/python benchmarks/bench_cluster.py " + shlex.join(
-            argv if argv is not None else sys.argv[1:]
-        )
-        write_section("cluster", command.strip(), body)
+    if write:
+        write_section("cluster", invocation, body)
     return 0
 
 

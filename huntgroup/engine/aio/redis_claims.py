@@ -9,9 +9,10 @@ server hands it to :meth:`RedisClaims.claim`, which runs ``CLAIM_SCRIPT``
 node holds and wants; this driver writes what it computes, in one
 ``ASSERT_SCRIPT`` each time:
 
-- :meth:`write` after every flush of the shared state (the node's activity
-  changed: an answer turns a claim ``r`` → ``t``, an ended offer or call
-  releases it, a wrap-up keeps it as ``w``);
+- with every flush of the shared state (the node's activity changed: an
+  answer turns a claim ``r`` → ``t``, an ended offer or call releases it, a
+  wrap-up keeps it as ``w``): the flush sends :meth:`plan` in the same round
+  trip as its batch, claims first (``redis_state.py``);
 - :meth:`write` with ``full`` every :data:`~huntgroup.queue.state.claims.RENEW_EVERY`
   seconds (the renewal), and after Redis comes back (the re-assertion).
 
@@ -33,7 +34,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -41,6 +43,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from huntgroup.engine.aio.redis_connect import run_pipeline
 from huntgroup.engine.aio.redis_keys import RedisKeys
 from huntgroup.engine.aio.redis_scripts import ASSERT_SCRIPT, CLAIM_SCRIPT
 from huntgroup.errors import StateError
@@ -61,6 +64,17 @@ after the first refusal."""
 
 MAX_DEFERRED = 10_000
 """Calls whose refusals for older callers elsewhere are counted (beyond: counted afresh)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimPlan:
+    """The claim writes and waiting callers one round trip sends (:meth:`RedisClaims.plan`)."""
+
+    writes: list[ClaimWrite]
+    queued: dict[tuple[str, str], float | None]
+    """(group, call) → arrival (wall clock) to publish, or None to withdraw."""
+    full: bool
+    """Every claim renewed, and the other nodes' ended leases dropped."""
 
 
 class RedisClaims:
@@ -159,53 +173,76 @@ class RedisClaims:
             self._deferred.clear()
         self._deferred[call_id] = (count + 1, now)
 
+    def plan(self, *, full: bool = False) -> ClaimPlan | None:
+        """What to write now: the ledger's changes (``full``, or after a failed write: every
+        claim renewed, and this node's lease) and this node's waiting callers; None when
+        there is nothing. The ledger counts the writes as done: send the plan (with
+        :meth:`queue` and :meth:`settle`, or :meth:`write`)."""
+        now = self._clock()
+        full = full or self.stale
+        writes = self.ledger.renewals(now=now) if full else self.ledger.changes(now=now)
+        queued = self._queue_changes(now, self.store.local_ranks())
+        if not writes and not queued and not full:
+            return None
+        return ClaimPlan(writes, queued, full)
+
+    def queue(self, pipe: Any, plan: ClaimPlan) -> None:
+        """Queue ``plan``'s commands on ``pipe``: the waiting callers' ``ZADD``/``ZREM``,
+        then one ``ASSERT_SCRIPT`` (answers in that order, for :meth:`settle`)."""
+        for (group, call_id), wall in plan.queued.items():
+            entry = f"{self.node_id} {call_id}"
+            if wall is None:
+                pipe.zrem(self.keys.waiting(group), entry)
+            else:
+                pipe.zadd(self.keys.waiting(group), {entry: wall})
+        self._queue_assert(pipe, plan.writes, self._ms(self.ledger.lease), sweep=plan.full)
+
+    def settle(self, plan: ClaimPlan, results: Sequence[Any]) -> None:
+        """Take the answers of :meth:`queue`'s commands (an exception object for a
+        command Redis refused: the claims are re-asserted at the next write)."""
+        refused = next((r for r in results if isinstance(r, Exception)), None)
+        if refused is not None:
+            log.error("Redis refused %d claim write(s): %s", len(plan.writes), refused)
+            self.stale = True
+            return
+        self._published(plan.queued)
+        self.stale = False
+        for index in results[-1]:
+            self._conflict(plan.writes[int(index) - 1])
+
+    def failed(self, err: BaseException) -> None:
+        """Redis went away while a plan was sent: every claim is re-asserted once back."""
+        self._went_down(err)
+        self.stale = True
+
     async def write(self, *, full: bool = False) -> bool:
         """Write the ledger's changes and this node's waiting callers (``full``: every
-        claim renewed, and this node's lease); False if Redis is away (the claims are
-        re-asserted once it is back)."""
+        claim renewed, and this node's lease), in one round trip; False if Redis is away
+        (the claims are re-asserted once it is back)."""
         client = self._client()
         if client is None:
             return False
-        now = self._clock()
-        full = full or self.stale
-        state = self.store.node_state()
-        if full:
-            writes = self.ledger.renewals(now=now, activity=state.activity)
-        else:
-            writes = self.ledger.changes(now=now, activity=state.activity)
-        queued = self._queue_changes(now, state.queues)
-        if not writes and not queued and not full:
+        plan = self.plan(full=full)
+        if plan is None:
             return True
         try:
-            pipe = client.pipeline(transaction=False)
-            for (group, call_id), wall in queued.items():
-                entry = f"{self.node_id} {call_id}"
-                if wall is None:
-                    pipe.zrem(self.keys.waiting(group), entry)
-                else:
-                    pipe.zadd(self.keys.waiting(group), {entry: wall})
-            await self._script(pipe, writes, self._ms(self.ledger.lease))  # renews the lease
-            results = await pipe.execute()
+            results = await run_pipeline(client, lambda p: self.queue(p, plan), (ASSERT_SCRIPT,))
         except _UNREACHABLE as err:
-            self._went_down(err)
-            self.stale = True
+            self.failed(err)
             return False
         except RedisError:
-            log.exception("Redis refused %d claim write(s)", len(writes))
+            log.exception("Redis refused %d claim write(s)", len(plan.writes))
             self.stale = True
             return True
-        self._published(queued)
-        self.stale = False
-        for index in results[-1]:
-            self._conflict(writes[int(index) - 1])
+        self.settle(plan, results)
         return True
 
     def _queue_changes(
-        self, now: float, queues: Iterable[tuple[str, str, tuple[float, int]]]
+        self, now: float, queues: Iterable[tuple[tuple[str, str], tuple[float, int]]]
     ) -> dict[tuple[str, str], float | None]:
         """This node's waiting callers to publish (arrival, wall clock) or withdraw (None)."""
         offset = self._wall() - now
-        queued = {(g, c): rank[0] + offset for g, c, rank in queues}
+        queued = {key: rank[0] + offset for key, rank in queues}
         changes: dict[tuple[str, str], float | None] = {
             key: wall for key, wall in queued.items() if key not in self.published
         }
@@ -227,19 +264,24 @@ class RedisClaims:
         client = self._client()
         if client is None:
             return
-        pipe = client.pipeline(transaction=False)
-        for group, call_id in published:
-            pipe.zrem(self.keys.waiting(group), f"{self.node_id} {call_id}")
-        await self._script(pipe, writes, None)  # and ends this node's lease
-        await pipe.execute()
 
-    async def _script(self, pipe: Any, writes: list[ClaimWrite], lease_ms: int | None) -> None:
+        def fill(pipe: Any) -> None:
+            for group, call_id in published:
+                pipe.zrem(self.keys.waiting(group), f"{self.node_id} {call_id}")
+            self._queue_assert(pipe, writes, None)  # and ends this node's lease
+
+        await run_pipeline(client, fill, (ASSERT_SCRIPT,))
+
+    def _queue_assert(
+        self, pipe: Any, writes: list[ClaimWrite], lease_ms: int | None, *, sweep: bool = False
+    ) -> None:
         """Queue ``ASSERT_SCRIPT`` on ``pipe``: ``writes``, and this node's lease renewed
-        for ``lease_ms`` (None: ended)."""
+        for ``lease_ms`` (None: ended); ``sweep``: drop the other nodes' ended leases."""
         keys = [self.keys.leases, *(self.keys.claims(w.member) for w in writes)]
         payload = json.dumps([[w.call_id, w.kind, self._ms(w.lease)] for w in writes])
         lease = "" if lease_ms is None else str(lease_ms)
-        await self._assert(keys=keys, args=[self.node_id, payload, lease], client=pipe)
+        args = [self.node_id, payload, lease, "1" if sweep else ""]
+        pipe.evalsha(self._assert.sha, len(keys), *keys, *args)
 
     def _conflict(self, write: ClaimWrite) -> None:
         if write.kind == "r":

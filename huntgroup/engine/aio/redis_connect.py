@@ -13,7 +13,10 @@ failover the old master's connections fail (refused, reset, or ``READONLY``
 once it is back as a replica, which redis-py turns into a connection error);
 the driver treats that as Redis being away, keeps its changes and retries, and
 the next connection goes to the master the sentinels promoted. Scripts are
-reloaded on ``NOSCRIPT`` by redis-py's script object.
+reloaded on ``NOSCRIPT``: by redis-py's script object for a script run alone,
+by :func:`run_pipeline` for the scripts it sends together in one round trip
+(redis-py's own pipelines would ask ``SCRIPT EXISTS`` first, a second round
+trip every time).
 
 The password is read here, at connection, from the environment variable or the
 file ``server.state_auth`` names; the same credentials are given to the master
@@ -28,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,6 +39,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError
 
 from huntgroup.config.models import StateAuthConfig, StateTlsConfig
 from huntgroup.config.state_url import SentinelTarget, parse_state_url
@@ -178,3 +182,26 @@ async def close_client(client: aioredis.Redis) -> None:
     if isinstance(pool, SentinelConnectionPool):
         with contextlib.suppress(Exception):
             await pool.sentinel_manager.aclose()
+
+
+async def run_pipeline(
+    client: aioredis.Redis,
+    fill: Callable[[Any], None],
+    scripts: Iterable[str],
+) -> list[Any]:
+    """Run the commands ``fill`` queues on a pipeline (``EVALSHA`` of ``scripts`` among
+    them) in one round trip, and return their answers, an exception object for a command
+    Redis refused. A ``NOSCRIPT`` answer (a new master, a ``SCRIPT FLUSH``) loads
+    ``scripts`` and runs the whole pipeline once more: its commands must bear running
+    twice (the state's scripts do: a batch already applied is recognised, claims are
+    written again as they were). A lost connection raises, as for any command."""
+    results: list[Any] = []
+    for attempt in range(2):
+        pipe = client.pipeline(transaction=False)
+        fill(pipe)
+        results = await pipe.execute(raise_on_error=False)
+        if attempt or not any(isinstance(r, NoScriptError) for r in results):
+            break
+        for script in scripts:
+            await client.script_load(script)
+    return results

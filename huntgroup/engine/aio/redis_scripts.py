@@ -157,8 +157,9 @@ return 1
 )
 
 # KEYS: the nodes' leases, then the claims of each member written. ARGV: node, JSON [[call,
-# kind, ms], ...] (one per member key), this node's lease (ms; '' ends it: the node stops).
-# The node's lease is renewed, and the leases that ended are dropped. For each claim: kind ''
+# kind, ms], ...] (one per member key), this node's lease (ms; '' ends it: the node stops),
+# sweep ('1': the periodic renewal). The node's lease is renewed, and with sweep the leases
+# that ended are dropped. For each claim: kind ''
 # releases; r, t, w write (renew or re-assert) for ms. A claim the hash no longer holds (the
 # lease ran out, or Redis lost it) is taken again if no other node holds a live claim on the
 # member; else it is refused: an r claim is not written, a t or w claim is written all the
@@ -173,9 +174,11 @@ if ARGV[3] == '' then
   redis.call('HDEL', KEYS[1], ARGV[1])
 else
   redis.call('HSET', KEYS[1], ARGV[1], now + tonumber(ARGV[3]))
-  local leases = redis.call('HGETALL', KEYS[1])
-  for j = 1, #leases, 2 do
-    if tonumber(leases[j + 1]) <= now then redis.call('HDEL', KEYS[1], leases[j]) end
+  if ARGV[4] == '1' then
+    local leases = redis.call('HGETALL', KEYS[1])
+    for j = 1, #leases, 2 do
+      if tonumber(leases[j + 1]) <= now then redis.call('HDEL', KEYS[1], leases[j]) end
+    end
   end
 end
 local refused = {}

@@ -18,7 +18,9 @@ its local image, and catches up when it returns.
   nodes) into the store. A node's activity and queues live in keys that
   expire unless the node refreshes them, so a dead node's calls are never
   resurrected.
-- ``flush()``: carries out ``FlushDue``: each ``PublishBatch`` runs ONE Lua
+- ``flush()``: carries out ``FlushDue`` (the flusher task: at once after a quiet
+  spell, else ``flush_interval`` after the last flush began, so that a burst of
+  changes goes in one batch): each ``PublishBatch`` runs ONE Lua
   script, atomically: last-writer-wins writes of membership, pauses and pointers
   (by Lamport stamp), ``HINCRBYFLOAT`` of talk time, this node's activity and
   queue hashes, its sequence number, its liveness key, and the ``PUBLISH`` of
@@ -29,9 +31,10 @@ its local image, and catches up when it returns.
   does the flusher when the sync object asks for it.
 - a heartbeat task refreshes this node's keys, reports the nodes whose
   liveness key expired (``NodesExpired``) and resyncs periodically.
-- the claims on members (``redis_claims.py``) are written before every flush (a
-  claim is released before the activity that frees its member is published),
-  and renewed (re-asserted after an outage) by a task of their own.
+- the claims on members (``redis_claims.py``) are written with every flush, in
+  the same pipeline as the batch and before it (one round trip; a claim is
+  released before the activity that frees its member is published), and
+  renewed (re-asserted after an outage) by a task of their own.
 
 Invariants: every Redis reply is handed back to the sync object before the
 next command runs; the sync object's timer is armed after every fact; the
@@ -60,11 +63,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from huntgroup.config.models import StateAuthConfig, StateTlsConfig
 from huntgroup.engine.aio.loop_timer import LoopTimer
-from huntgroup.engine.aio.redis_claims import RedisClaims
-from huntgroup.engine.aio.redis_connect import close_client, redact, redis_client
+from huntgroup.engine.aio.redis_claims import ClaimPlan, RedisClaims
+from huntgroup.engine.aio.redis_connect import close_client, redact, redis_client, run_pipeline
 from huntgroup.engine.aio.redis_keys import RedisKeys
 from huntgroup.engine.aio.redis_migration import migrate_legacy_keys
-from huntgroup.engine.aio.redis_scripts import BATCH_SCRIPT, RESTORE_SCRIPT
+from huntgroup.engine.aio.redis_scripts import (
+    ASSERT_SCRIPT,
+    BATCH_SCRIPT,
+    CLAIM_SCRIPT,
+    RESTORE_SCRIPT,
+)
 from huntgroup.errors import StateError
 from huntgroup.queue.state.claims import LEASE
 from huntgroup.queue.state.codec import StoredState
@@ -93,6 +101,11 @@ from huntgroup.queue.state.sync import (
 )
 
 log = logging.getLogger("huntgroup.state")
+
+FLUSH_INTERVAL = 0.01
+"""Seconds between two flushes at least (``RedisStateSync.flush_interval``): under load a
+node sends one batch per 10 ms (one round trip, one script, one message for the other nodes)
+rather than one per change; a change after a quiet spell goes at once."""
 
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 """Errors that mean Redis is away (the ops are kept and retried)."""
@@ -129,6 +142,7 @@ class RedisStateSync:
         tls: StateTlsConfig | None = None,
         ttl: float | None = None,
         resync_interval: float = 60.0,
+        flush_interval: float = FLUSH_INTERVAL,
         max_outbox: int = 10_000,
         backoff: tuple[float, float] = (0.1, 5.0),
         connect_timeout: float = 2.0,
@@ -147,6 +161,9 @@ class RedisStateSync:
         (every third of it): by default the claims' lease, so a dead node's members are
         free for the others, claims and activity alike, within about the same time."""
         self.resync_interval = resync_interval
+        self.flush_interval = flush_interval
+        """Seconds between the starts of two flushes at least: a change after a quiet spell
+        is sent at once; under load, the changes of that time go in one batch."""
         self.backoff = backoff
         self.on_change = on_change
         """Called after other nodes' changes were applied (members may have become free)."""
@@ -173,6 +190,7 @@ class RedisStateSync:
         self._tasks: list[asyncio.Task[None]] = []
         self._barriers: dict[str, asyncio.Future[None]] = {}
         self._timer: LoopTimer | None = None  # the sync object's wrap-up timer
+        self._prelude: ClaimPlan | None = None  # the claims sent with the next batch
         self.claims = RedisClaims(
             store,
             keys=self.keys,
@@ -268,6 +286,8 @@ class RedisStateSync:
         self._timer = LoopTimer(asyncio.get_running_loop(), self._on_timer)
         try:
             await client.ping()
+            for script in (BATCH_SCRIPT, ASSERT_SCRIPT, CLAIM_SCRIPT):  # no NOSCRIPT later
+                await client.script_load(script)
             await migrate_legacy_keys(client, self.keys)
             await client.delete(self._k_activity, self._k_queues)
             self._pubsub = await self._subscribe(client)
@@ -331,14 +351,20 @@ class RedisStateSync:
         self._handle(StoreUnreachable())
 
     # -------------------------------------------------------------- flush
-    async def flush(self) -> bool:
-        """Write the journal to Redis and publish it; False (ops kept) if Redis is away."""
+    async def flush(self, *, claims: bool = False) -> bool:
+        """Write the journal to Redis and publish it; False (ops kept) if Redis is away.
+        ``claims``: the claims' changes too (``RedisClaims.plan``), sent before the batch
+        in the same round trip."""
         if self._client is None:
             return False
         async with self._lock:
+            plan = self.claims.plan() if claims else None
             commands = self._handle(FlushDue())
+            if plan is not None and not commands:  # the claims alone
+                return await self._write_claims(plan)
             if not commands:
                 return True
+            self._prelude = plan
             was_connected = self.connected
             try:
                 await self._execute(commands)
@@ -350,9 +376,23 @@ class RedisStateSync:
                 count = commands[0].ops if isinstance(commands[0], PublishBatch) else 0
                 log.exception("Redis rejected a state batch; %d op(s) dropped", count)
                 self._handle(BatchFailed(refused=True))
+            finally:
+                self._prelude = None
             if self.connected and not was_connected:
                 log.info("Redis %s is back; state flushed", redact(self.url))
             return True
+
+    async def _write_claims(self, plan: ClaimPlan) -> bool:
+        assert self._client is not None
+        try:
+            results = await run_pipeline(
+                self._client, lambda pipe: self.claims.queue(pipe, plan), (ASSERT_SCRIPT,)
+            )
+        except UNREACHABLE as err:
+            self.claims.failed(err)
+            return False
+        self.claims.settle(plan, results)
+        return True
 
     def _went_down(self, err: BaseException) -> None:
         if self.connected:
@@ -369,6 +409,9 @@ class RedisStateSync:
         await self._execute(self.sync.publish(ops, now=self._now(), wall=self._wall_clock()))
 
     async def _run_batch(self, command: PublishBatch) -> int:
+        """Run the batch script; with the claims' plan of this flush (``_prelude``) before
+        it in the same pipeline: one round trip, and a claim released before the activity
+        that frees its member is published (the order Redis runs them in)."""
         keys = self.keys.batch(self.node_id)
         args = [
             self.node_id,
@@ -378,7 +421,24 @@ class RedisStateSync:
             command.message,
             command.writes,
         ]
-        return int(await self._batch_script(keys=keys, args=args))
+        plan, self._prelude = self._prelude, None
+        if plan is None:
+            return int(await self._batch_script(keys=keys, args=args))
+        assert self._client is not None
+
+        def fill(pipe: Any) -> None:
+            self.claims.queue(pipe, plan)
+            pipe.evalsha(self._batch_script.sha, len(keys), *keys, *args)
+
+        try:
+            results = await run_pipeline(self._client, fill, (ASSERT_SCRIPT, BATCH_SCRIPT))
+        except UNREACHABLE:
+            self.claims.stale = True  # re-asserted once Redis is back
+            raise
+        self.claims.settle(plan, results[:-1])
+        if isinstance(results[-1], Exception):
+            raise results[-1]
+        return int(results[-1])
 
     async def _run_restore(self, command: RestoreImage) -> bool:
         """Write this node's image if Redis has no state marker; True if we did."""
@@ -516,13 +576,19 @@ class RedisStateSync:
     # ------------------------------------------------------ flusher, heartbeat
     async def _flusher(self) -> None:
         delay = self.backoff[0]
+        loop = asyncio.get_running_loop()
+        last = -math.inf
         while True:
             _still_running()
             await self._wake.wait()
+            pause = last + self.flush_interval - loop.time()
+            if pause > 0:  # a flush just went: gather this one's changes a little longer
+                await asyncio.sleep(pause)
             self._wake.clear()
+            last = loop.time()
             # Claims first: a member's claim is released before its activity tells the
             # other nodes it is free (else their claim of it is refused: CLAIM_RETRY lost).
-            if await self.claims.write() and await self.flush():
+            if await self.flush(claims=True):
                 delay = self.backoff[0]
                 if self.sync.needs_resync:
                     self.sync.needs_resync = False

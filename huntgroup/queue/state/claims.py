@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from huntgroup.queue.state.journal import JournalingStore
-from huntgroup.queue.state.operations import MemberActivity
+from huntgroup.queue.state.operations import MemberCalls
 
 LEASE = 6.0
 """Seconds a claim lasts unless renewed: a dead node's members are free within it."""
@@ -80,12 +80,13 @@ class ClaimLedger:
         """(member, call id) → what the call does with the member, as last written."""
 
     def wanted(
-        self, activity: Iterable[tuple[str, MemberActivity]] | None = None
+        self, activity: Iterable[tuple[str, MemberCalls]] | None = None
     ) -> dict[tuple[str, str], Kind]:
         """The claims this node's calls need: the members they ring or talk with
-        (``activity``: the node's own, as :meth:`JournalingStore.node_state` gives it)."""
+        (``activity``: the node's own; by default read from the store in place,
+        :meth:`JournalingStore.local_calls`)."""
         if activity is None:
-            activity = self.store.node_state().activity
+            activity = self.store.local_calls()
         want: dict[tuple[str, str], Kind] = {}
         for member, act in activity:
             for call_id in act.ringing:
@@ -99,7 +100,7 @@ class ClaimLedger:
         self.held[(member, call_id)] = "r"
 
     def changes(
-        self, *, now: float, activity: Iterable[tuple[str, MemberActivity]] | None = None
+        self, *, now: float, activity: Iterable[tuple[str, MemberCalls]] | None = None
     ) -> list[ClaimWrite]:
         """The writes that bring the held claims in line with this node's activity;
         ``held`` is updated as if they succeed (a failed write is caught up by the next
@@ -127,7 +128,7 @@ class ClaimLedger:
         return writes
 
     def renewals(
-        self, *, now: float, activity: Iterable[tuple[str, MemberActivity]] | None = None
+        self, *, now: float, activity: Iterable[tuple[str, MemberCalls]] | None = None
     ) -> list[ClaimWrite]:
         """:meth:`changes`, then every claim still held, renewed for a full lease."""
         writes = self.changes(now=now, activity=activity)

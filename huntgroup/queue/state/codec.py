@@ -230,6 +230,12 @@ def encode_batch(batch: Batch, *, offset: float) -> str:
     )
 
 
+def batch_prefix(node: str) -> str:
+    """How every message :func:`encode_batch` makes for ``node`` begins (a node hears its
+    own batches on the channel: it can tell them without decoding them)."""
+    return json.dumps({"node": node}, separators=(",", ":"))[:-1] + ","
+
+
 def decode_batch(text: str | bytes, *, offset: float) -> Batch:
     """Parse a batch; :class:`StateError` for anything malformed (never another exception)."""
     try:

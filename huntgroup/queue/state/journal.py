@@ -44,7 +44,7 @@ activity sets always contain ``REMOTE_SEP`` and local ones never do.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from huntgroup.queue.state.operations import (
@@ -52,6 +52,7 @@ from huntgroup.queue.state.operations import (
     Dequeue,
     Enqueue,
     MemberActivity,
+    MemberCalls,
     NodeState,
     Op,
     SetActive,
@@ -226,6 +227,15 @@ class JournalingStore(MemoryStore):
         """What this node's own calls make of ``member``."""
         act = self._local.get(member)
         return act.frozen() if act is not None else MemberActivity()
+
+    def local_calls(self) -> Iterator[tuple[str, MemberCalls]]:
+        """The members this node's own calls ring or talk with, read in place (no copy:
+        consume it before the store changes)."""
+        return ((m, act) for m, act in self._local.items() if act.ringing or act.active)
+
+    def local_ranks(self) -> Iterable[tuple[tuple[str, str], tuple[float, int]]]:
+        """(group, call) → rank of this node's waiting callers, read in place."""
+        return self._ranks.items()
 
     def node_state(self) -> NodeState:
         """This node's whole activity and queues, as one op."""

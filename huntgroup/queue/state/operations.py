@@ -22,8 +22,9 @@ join, and says when it had to drop activity or queue ops.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from huntgroup.queue.state.store import Pointer
 
@@ -102,6 +103,17 @@ class Enqueue:
     call: str
     rank: tuple[float, int]
     node: str
+
+
+class MemberCalls(Protocol):
+    """The calls of one node that ring or talk with a member (a :class:`MemberActivity`,
+    or the store's own mutable record of it, read without a copy)."""
+
+    @property
+    def ringing(self) -> Set[str]: ...
+
+    @property
+    def active(self) -> Set[str]: ...
 
 
 @dataclass(frozen=True, slots=True)

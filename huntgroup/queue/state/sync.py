@@ -20,7 +20,9 @@ the codec), and carries out the *commands* it returns:
   if another node restored first, it reads the snapshot (``LoadSnapshot``)
   with the batch counted as unsent, then writes the batch again. A second
   ``-1`` gives up (``AbandonBatch``): the driver treats it as an outage.
-- ``BatchReceived``: another node's batch is applied once, in order. A gap in
+- ``BatchReceived``: another node's batch is applied once, in order (this
+  node's own, echoed by the channel, is told by its first bytes and never
+  decoded). A gap in
   a node's numbers asks for a resync (``ScheduleResync``); so does the first
   successful batch after an outage (:attr:`needs_resync`).
 - ``SnapshotLoaded``: the shared state read back is merged, then the recent
@@ -48,6 +50,7 @@ from enum import Enum
 from huntgroup.errors import StateError
 from huntgroup.queue.state.codec import (
     StoredState,
+    batch_prefix,
     decode_batch,
     decode_stored,
     encode_batch,
@@ -241,6 +244,7 @@ class StateSync:
         self._recent: deque[Batch] = deque(maxlen=RECENT_BATCHES)
         self._flight: _Flight | None = None
         self._wrap_ups: list[float] = []  # remote wrap-up ends, a heap
+        self._own = batch_prefix(self.node_id)  # this node's batches, echoed by the channel
 
     # ------------------------------------------------------------ queries
     @property
@@ -366,6 +370,8 @@ class StateSync:
 
     # ----------------------------------------------------------- incoming
     def _received(self, data: str, *, now: float, offset: float) -> list[Command]:
+        if data.startswith(self._own):  # our own batch, back from the channel
+            return []
         try:
             batch = decode_batch(data, offset=offset)
         except StateError as err:

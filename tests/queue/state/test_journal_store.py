@@ -416,3 +416,24 @@ def test_stored_pointers_are_members_and_old_positions_stay_readable() -> None:
     )
     snap, _ = decode_stored(stored, offset=0.0)
     assert snap.pointers == {"G": ("sip:agent@127.0.0.1:5080", (1, "A")), "Old": (3, (2, "B"))}
+
+
+def test_local_calls_and_ranks_read_in_place_what_node_state_copies() -> None:
+    """The claims read the node's calls at every flush: in place, without the copy (sorted,
+    frozen) that ``node_state`` makes, and with the same content."""
+    store = JournalingStore("A")
+    store.set_ringing("m1", "c1", True)
+    store.set_active("m2", "c2", True)
+    store.set_ringing("m3", "c3", True)
+    store.set_ringing("m3", "c3", False)  # idle again: not listed
+    store.set_wrap_up_until("m4", 50.0)  # wrapping up, no call: not listed
+    store.enqueue("G", "c9", (3.0, 1))
+    calls = {m: (set(a.ringing), set(a.active)) for m, a in store.local_calls()}
+    assert calls == {"m1": ({"c1"}, set()), "m2": (set(), {"c2"})}
+    state = store.node_state()
+    assert {
+        m: (set(a.ringing), set(a.active))
+        for m, a in state.activity
+        if not (a.ringing == frozenset() and a.active == frozenset())
+    } == calls
+    assert {k: r for k, r in store.local_ranks()} == {(g, c): r for g, c, r in state.queues}

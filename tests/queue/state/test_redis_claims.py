@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 
+from huntgroup.engine.aio import redis_connect
 from huntgroup.engine.aio.redis_claims import FIFO_PATIENCE
 from huntgroup.engine.aio.redis_state import RedisStateSync
 from huntgroup.queue.actions import Cancel, Claim, Ring
@@ -301,10 +304,22 @@ def test_the_callers_of_a_dead_node_do_not_hold_members_back(redis_server: Redis
 
 
 def test_a_member_is_published_free_only_after_its_claim_is_released(
-    redis_server: RedisServer,
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another node that hears a member is free finds its claim released: its own claim is
-    not refused (the member left idle for CLAIM_RETRY, then to whichever node retries first)."""
+    not refused (the member left idle for CLAIM_RETRY, then to whichever node retries first).
+    The release and the batch go in one pipeline, which Redis runs in order: the release
+    (ASSERT_SCRIPT) comes first."""
+    sent: list[list[str]] = []
+
+    async def spied(client: aioredis.Redis, fill: Any, scripts: Any) -> list[Any]:
+        def record(pipe: Any) -> None:
+            fill(pipe)
+            sent.append([str(args[1]) for args, _ in pipe.command_stack if args[0] == "EVALSHA"])
+
+        return await redis_connect.run_pipeline(client, record, scripts)
+
+    monkeypatch.setattr("huntgroup.engine.aio.redis_state.run_pipeline", spied)
 
     async def main() -> None:
         sa = sync_for(redis_server.url, "A")
@@ -313,18 +328,12 @@ def test_a_member_is_published_free_only_after_its_claim_is_released(
         sa.store.set_ringing(m(1), "a1", True)
         assert await sa.claims.claim(m(1), "a1", call_waiting=False)
         await until(lambda: sa.outbox == 0, "A flushed m1 ringing")
-        claimed_at_flush: list[bool] = []
-        flush = sa.flush
-
-        async def spied_flush() -> bool:
-            claimed_at_flush.append(await client.hexists(sa.keys.claims(m(1)), "A a1"))
-            return await flush()
-
-        sa.flush = spied_flush  # type: ignore[method-assign]
+        sent.clear()
         sa.store.set_ringing(m(1), "a1", False)  # the offer ended: m1 is free
-        await until(lambda: sa.outbox == 0 and claimed_at_flush, "A flushed m1 free")
+        await until(lambda: sa.outbox == 0 and sent, "A flushed m1 free")
         assert not await client.hexists(sa.keys.claims(m(1)), "A a1")
-        assert claimed_at_flush == [False] * len(claimed_at_flush)
+        release, batch = sa.claims._assert.sha, sa._batch_script.sha
+        assert sent == [[release, batch]]  # one round trip: the release, then the batch
         await client.aclose()
         await sa.stop()
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from huntgroup.queue.actions import Hold, Ring
 from huntgroup.queue.events import CallArrived, CallHungUp, MemberAnswered
+from huntgroup.queue.state import sync as sync_module
 from huntgroup.queue.state.codec import StoredState
 from huntgroup.queue.state.journal import JournalingStore
+from huntgroup.queue.state.operations import Batch
 from huntgroup.queue.state.sync import (
     AbandonBatch,
     BatchFailed,
@@ -274,6 +278,34 @@ def test_a_gap_asks_for_a_resync_and_garbage_is_ignored() -> None:
     ]
     assert b.needs_resync and b.store.last_answered("G") == 3
     assert b.handle(BatchReceived(messages[1]), now=0.0, wall=0.0) == []  # too late: ignored
+
+
+def test_a_nodes_own_batches_echoed_by_the_channel_are_not_decoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every batch a node publishes comes back to it: told by its first bytes, never parsed
+    (one JSON decode saved per batch); a node whose id merely begins like it still counts."""
+    a = StateSync(JournalingStore("A"))
+    a.store.set_last_answered("G", 1)
+    (publish,) = a.handle(FlushDue(), now=0.0, wall=0.0)
+    assert isinstance(publish, PublishBatch)
+    a.handle(BatchWritten(publish.seq, 1), now=0.0, wall=0.0)
+    decoded: list[str] = []
+    real = sync_module.decode_batch
+
+    def counting(text: str, *, offset: float) -> Batch:
+        decoded.append(text)
+        return real(text, offset=offset)
+
+    monkeypatch.setattr(sync_module, "decode_batch", counting)
+    assert a.handle(BatchReceived(publish.message), now=0.0, wall=0.0) == []
+    assert decoded == []
+    ab = StateSync(JournalingStore("AB"))
+    ab.store.set_last_answered("G", 2)
+    (other,) = ab.handle(FlushDue(), now=0.0, wall=0.0)
+    assert isinstance(other, PublishBatch)
+    assert a.handle(BatchReceived(other.message), now=0.0, wall=0.0) == [NotifyCore()]
+    assert decoded == [other.message] and a.store.last_answered("G") == 2
 
 
 def test_remote_wrap_up_timers_fire_once_in_order() -> None:

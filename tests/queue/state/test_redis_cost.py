@@ -1,0 +1,108 @@
+"""What one call costs Redis: commands sent by a node, and commands Redis runs for them.
+
+One call of one node, as the B2BUA drives the shared state: the member is claimed, rings,
+answers, hangs up (three flushes of the node's activity, with the claim turned ``t`` at the
+answer and released at the end). The background (heartbeat, renewal, subscription PING)
+is pushed far away by a long lease, so that only the call is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection
+
+from huntgroup.engine.aio.redis_state import RedisStateSync
+from huntgroup.queue.state.journal import JournalingStore
+from tests.queue.state.test_redis_sync import run, until
+from tests.support.state_harness import RedisServer, m
+
+QUIET = {"backoff": (0.02, 0.1), "ttl": 600.0, "lease": 600.0, "resync_interval": 6000.0}
+
+ROUND_TRIPS_PER_CALL = 4
+"""The claim; the ringing batch; at the answer and at the end, the claim's write and the
+batch in one pipeline. Before: 8 (redis-py's pipelines asked ``SCRIPT EXISTS`` before each
+claims' write, which went apart from the batch)."""
+
+RUN_PER_CALL = 44
+"""Commands Redis runs for them, a script's own included (``INFO commandstats``). Before:
+48 (the claims' writes swept the nodes' leases every time; ``SCRIPT EXISTS`` twice)."""
+
+
+async def _commands_run(client: aioredis.Redis) -> int:
+    stats = await client.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+
+
+def test_one_call_costs_a_bounded_number_of_redis_round_trips_and_commands(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sends: list[int] = []  # one per round trip (a pipeline is sent at once)
+    send = AbstractConnection.send_packed_command
+
+    async def counted(self: AbstractConnection, *args: Any, **kwargs: Any) -> None:
+        sends.append(1)
+        await send(self, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+
+    async def main() -> None:
+        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+        store = sync.store
+        await sync.start()
+        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
+        await until(settled, "the first flush")
+        client = aioredis.from_url(redis_server.url, decode_responses=True)
+        for call in ("c1", "c2"):  # the second is counted (scripts loaded, connections open)
+            ran0 = await _commands_run(client)
+            sends.clear()
+            assert await sync.claims.claim(m(1), call, call_waiting=False)
+            store.set_ringing(m(1), call, True)
+            await until(settled, "ringing flushed")
+            store.set_ringing(m(1), call, False)
+            store.set_active(m(1), call, True)
+            held = {(m(1), call): "t"}
+            await until(lambda h=held: settled() and sync.claims.ledger.held == h, "answer")
+            store.set_active(m(1), call, False)
+            await until(lambda: settled() and not sync.claims.ledger.held, "the end flushed")
+        round_trips = len(sends)
+        ran = await _commands_run(client) - ran0
+        assert not await client.exists(sync.keys.claims(m(1)))
+        assert round_trips <= ROUND_TRIPS_PER_CALL, round_trips
+        assert ran <= RUN_PER_CALL, ran
+        await client.aclose()
+        await sync.stop()
+
+    run(main)
+
+
+def test_a_burst_of_changes_goes_in_one_batch_after_the_first(redis_server: RedisServer) -> None:
+    """A change after a quiet spell is flushed at once; those that follow within
+    ``flush_interval`` of it are gathered into one batch (one round trip, one message)."""
+
+    async def main() -> None:
+        kw = {**QUIET, "flush_interval": 2.0}
+        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **kw)  # type: ignore[arg-type]
+        store = sync.store
+        await sync.start()
+        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
+        await until(settled, "the first flush")
+        await asyncio.sleep(2.0)  # a quiet spell
+        first = sync.sync.seq
+        store.set_ringing(m(1), "c1", True)
+        await until(lambda: settled() and sync.sync.seq == first + 1, "flushed at once")
+        for call in ("c2", "c3", "c4"):  # each one would have been a batch of its own
+            store.set_ringing(m(1), call, True)
+            await asyncio.sleep(0.05)
+        await until(settled, "the burst flushed")
+        assert sync.sync.seq == first + 2
+        client = aioredis.from_url(redis_server.url, decode_responses=True)
+        ringing = await client.hget(sync.keys.activity("A"), m(1))
+        assert ringing is not None and all(c in ringing for c in ("c1", "c2", "c3", "c4"))
+        await client.aclose()
+        await sync.stop()
+
+    run(main)
