@@ -125,6 +125,7 @@ def offer(
     actions: list[Action],
 ) -> None:
     """Ring ``members`` for ``call``; offers made together share one timer."""
+    core.roster.refresh(core)  # so that ringing is the only change roster.rung is told of
     token = next(core._seq)
     group = call.group.name if call.group is not None else None
     set_ringing, offers, call_id = core.store.set_ringing, call.offers, call.id
@@ -139,6 +140,7 @@ def offer(
             actions.append(Claim(call_id, member, group, waiting, call.rank[0]))
         else:
             actions.append(ring)
+    core.roster.rung(core, members)
     core._arm(core._now + timeout, TimerKind.OFFER, call_id, token)
 
 

@@ -71,9 +71,10 @@ class RoutingContext(Protocol):
 class Roster:
     """The group indexes of one core."""
 
-    __slots__ = ("_indexes", "_parked", "_wake")
+    __slots__ = ("_groups", "_indexes", "_parked", "_wake")
 
     def __init__(self) -> None:
+        self._groups: Mapping[str, GroupInfo] | None = None  # the groups indexed
         self._indexes: dict[str, tuple[GroupInfo, GroupIndex]] = {}
         self._parked: list[tuple[float, str]] = []
         self._wake: dict[str, float] = {}
@@ -84,8 +85,6 @@ class Roster:
         got = self._indexes.get(info.config.name)
         if got is not None and got[0] is info:
             return got[1]
-        if got is not None:
-            got[1].retired = True
         index = GroupIndex(
             [c.key for c in info.candidates],
             [c.position for c in info.candidates],
@@ -98,6 +97,8 @@ class Roster:
 
     def refresh(self, core: RoutingContext) -> None:
         """Look again at the members that changed, and at those whose wait is over."""
+        if core._groups is not self._groups:
+            self._retire(core._groups)
         store_touched, available_touched = core.store.touched, core.availability.touched
         parked, now = self._parked, core._now
         due = bool(parked) and parked[0][0] <= now
@@ -115,14 +116,40 @@ class Roster:
             if wake.get(member) == when:
                 del wake[member]
             members.add(member)
-        indexes, groups, groups_of = self._indexes, core._groups, core._groups_of
+        indexes, groups_of = self._indexes, core._groups_of
         for member in members:
             for name in groups_of.get(member, ()):
                 got = indexes.get(name)
-                if got is None or groups.get(name) is not got[0]:
-                    continue  # rebuilt at its first use
+                if got is None:
+                    continue  # built at its first use
                 info, index = got
                 self._look(core, info, index, index.slot[member])
+
+    def _retire(self, groups: Mapping[str, GroupInfo]) -> None:
+        """A reload replaced the groups: the indexes of the old ones are retired (the
+        walks holding them fall back to the full order); new ones are built at first use."""
+        for name, (info, index) in list(self._indexes.items()):
+            if groups.get(name) is not info:
+                index.retired = True
+                del self._indexes[name]
+        self._groups = groups
+
+    def rung(self, core: RoutingContext, members: list[str]) -> None:
+        """``members`` were just set ringing, the only change since the last refresh: they
+        are not free any more (nothing else about them changed), without a full look."""
+        touched = core.store.touched
+        touched.difference_update(members)
+        core._touched.update(members)
+        indexes, groups_of = self._indexes, core._groups_of
+        for member in members:
+            for name in groups_of.get(member, ()):
+                got = indexes.get(name)
+                if got is None:
+                    continue
+                index = got[1]
+                slot = index.slot[member]
+                if index.flags[slot]:
+                    index.update(slot, False, index.available[slot] == 1, index.entries.get(member))
 
     def _look(self, core: RoutingContext, info: GroupInfo, index: GroupIndex, slot: int) -> None:
         member = index.keys[slot]
