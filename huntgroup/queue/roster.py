@@ -141,15 +141,14 @@ class Roster:
         touched.difference_update(members)
         core._touched.update(members)
         indexes, groups_of = self._indexes, core._groups_of
+        slots: dict[str, list[int]] = {}
         for member in members:
             for name in groups_of.get(member, ()):
                 got = indexes.get(name)
-                if got is None:
-                    continue
-                index = got[1]
-                slot = index.slot[member]
-                if index.flags[slot]:
-                    index.update(slot, False, index.available[slot] == 1, index.entries.get(member))
+                if got is not None and got[1].flags[slot := got[1].slot[member]]:
+                    slots.setdefault(name, []).append(slot)
+        for name, taken in slots.items():
+            indexes[name][1].busy(taken)
 
     def _look(self, core: RoutingContext, info: GroupInfo, index: GroupIndex, slot: int) -> None:
         member = index.keys[slot]
