@@ -86,9 +86,7 @@ def free_predicate(core: RoutingContext, g: GroupConfig, now: float) -> Callable
 
 
 def has_free(core: RoutingContext, info: GroupInfo) -> bool:
-    index = core.roster.index(core, info)  # the free members, kept up to date
-    free, keys = free_predicate(core, info.config, core._now), index.keys
-    return any(free(keys[slot]) for slot in index.free)
+    return bool(core.roster.index(core, info).free)  # the free members, kept up to date
 
 
 def is_empty(core: RoutingContext, info: GroupInfo) -> bool:

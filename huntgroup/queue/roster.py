@@ -155,14 +155,17 @@ class Roster:
         g, now, store, availability = info.config, core._now, core.store, core.availability
         name, waiting = g.name, g.call_waiting
         refused = core._claim_refused.get(member, -math.inf)
-        free = (
-            store.is_free(name, member, now=now, call_waiting=waiting)
-            and availability.offerable(member, now=now, call_waiting=waiting)
-            and refused <= now
-        )
         since = store.joined_since(name, member)
         reachable = availability.is_reachable(member, now=now)
-        available = since is not None and store.paused(name, member) is None and reachable
+        available = since is not None and reachable and store.paused(name, member) is None
+        # free_predicate: is_free (joined, not paused...) and offerable (reachable, and not
+        # busy on calls of its own unless call waiting) and no refused claim
+        free = (
+            available
+            and store.is_free(name, member, now=now, call_waiting=waiting)
+            and (waiting or not availability.busy_outside(member))
+            and refused <= now
+        )
         entry = _talk_entry(core, name, member, since) if index.least else None
         index.update(slot, free, available, entry)
         if not free or not reachable:
