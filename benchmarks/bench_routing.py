@@ -184,7 +184,8 @@ def render(figures: dict[tuple[str, ...], Runs], runs: int, calls: int) -> str:
     base = Runs()
     for size in SIZES:
         base.values += figures[("baseline", str(size))].values
-    scale = ISSUE_BARE_SCAN_US / base.median  # to the speed of the issue's machine
+    fastest = min(base.values)  # a 0.5 µs figure is noisy here: the strict reading
+    scale = ISSUE_BARE_SCAN_US / fastest  # to the speed of the issue's machine
     rows = [
         "| algorithm | decision, index | decision, full scan (before) | scan / index "
         "| decision / bare scan | last free: index | last free: full scan "
@@ -210,7 +211,7 @@ def render(figures: dict[tuple[str, ...], Runs], runs: int, calls: int) -> str:
             per = decide.median / rung
             verdicts.append(
                 f"- ring all: {decide.median:.1f} µs for {rung:.0f} members rung, "
-                f"{per:.2f} µs per member rung = {per / base.median:.2f} bare scans, "
+                f"{per:.2f} µs per member rung = {per / fastest:.2f} bare scans, "
                 f"{per * scale:.2f} µs at the issue's speed (target 0.2 µs: "
                 f"{'met' if per * scale < 0.2 else 'not met'}); the target list itself is a "
                 "slice of the index, the rest is the offer of each member (its `Ring` action "
@@ -219,7 +220,7 @@ def render(figures: dict[tuple[str, ...], Runs], runs: int, calls: int) -> str:
         else:
             worst = max(decide.median, f[("index", "last", "decide")].median)
             verdicts.append(
-                f"- `{algorithm}`: {worst:.1f} µs at worst = {worst / base.median:.0f} bare "
+                f"- `{algorithm}`: {worst:.1f} µs at worst = {worst / fastest:.0f} bare "
                 f"scans, {worst * scale:.1f} µs at the issue's speed (target 20 µs: "
                 f"{'met' if worst * scale < 20 else 'not met'})."
             )
@@ -243,8 +244,9 @@ def render(figures: dict[tuple[str, ...], Runs], runs: int, calls: int) -> str:
         "otherwise. *last free*: all members busy but the last. *upkeep per member freed*: "
         "(hang-up with the index - hang-up with the scan) / members that rang. Bare list scan "
         f"in the same runs (every size): {base.cell(2)} µs, against {ISSUE_BARE_SCAN_US} µs "
-        "where the issue's targets were set: the targets are read as ratios to it (*at the "
-        "issue's speed*: µs x that ratio). Other work shared the machine (load average "
+        "where the issue's targets were set: the targets are read as ratios to its fastest "
+        f"run here, {fastest:.2f} µs (the strict reading; *at the issue's speed*: µs x "
+        f"{scale:.2f}). Other work shared the machine (load average "
         f"{load:.1f} at the end).\n\n"
         + "\n".join(rows)
         + "\n\n"
