@@ -14,6 +14,12 @@ A strategy answers two questions for the hunt of one call:
 Members are given sorted by position. Strategies are stateless; what they read
 (round-robin pointer, talk time) comes through the ``OrderView``, never from a
 clock or a global.
+
+``order`` is the definition of a pass: the full order of every member. The
+core does not walk it: ``walk(index, view, now)`` gives the same members in
+the same order straight from the group's index of free members
+(:mod:`huntgroup.distribution.walks`), without visiting the others. The
+tests hold the two to the same decisions.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from huntgroup.config.models import Algorithm
+from huntgroup.distribution.index import GroupIndex
+from huntgroup.distribution.walks import LeastWalk, RotatedWalk, Walk
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +64,8 @@ class Strategy(Protocol):
 
     def order(self, members: Sequence[Candidate], view: OrderView) -> Iterator[str]: ...
 
+    def walk(self, index: GroupIndex, view: OrderView, now: float) -> Walk: ...
+
 
 def _by_position(members: Sequence[Candidate]) -> Iterator[str]:
     return (m.key for m in members)
@@ -72,6 +82,9 @@ class RingAll:
     def order(self, members: Sequence[Candidate], view: OrderView) -> Iterator[str]:
         return _by_position(members)
 
+    def walk(self, index: GroupIndex, view: OrderView, now: float) -> Walk:
+        return RotatedWalk(index)
+
 
 @dataclass(frozen=True, slots=True)
 class Linear:
@@ -84,6 +97,9 @@ class Linear:
     def order(self, members: Sequence[Candidate], view: OrderView) -> Iterator[str]:
         return _by_position(members)
 
+    def walk(self, index: GroupIndex, view: OrderView, now: float) -> Walk:
+        return RotatedWalk(index)
+
 
 @dataclass(frozen=True, slots=True)
 class Circular:
@@ -95,6 +111,9 @@ class Circular:
 
     def order(self, members: Sequence[Candidate], view: OrderView) -> Iterator[str]:
         return _by_position(members)
+
+    def walk(self, index: GroupIndex, view: OrderView, now: float) -> Walk:
+        return RotatedWalk(index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +132,12 @@ class RoundRobin:
         start = bisect.bisect_right(positions, pointer) % len(members)
         return (members[(start + i) % len(members)].key for i in range(len(members)))
 
+    def walk(self, index: GroupIndex, view: OrderView, now: float) -> Walk:
+        pointer = view.last_answered()
+        if pointer is None or not index.keys:
+            return RotatedWalk(index)
+        return RotatedWalk(index, bisect.bisect_right(index.positions, pointer) % len(index.keys))
+
 
 @dataclass(frozen=True, slots=True)
 class LeastActive:
@@ -129,6 +154,9 @@ class LeastActive:
         heapq.heapify(heap)
         while heap:
             yield heapq.heappop(heap)[2]
+
+    def walk(self, index: GroupIndex, view: OrderView, now: float) -> Walk:
+        return LeastWalk(index, now)
 
 
 STRATEGIES: dict[Algorithm, Callable[[], Strategy]] = {

@@ -2,7 +2,9 @@
 
 Theory of operation
 -------------------
-A hunt walks a strategy's order one *pass* at a time. ``take(is_free)``
+A hunt walks a strategy's order one *pass* at a time (a
+:class:`~huntgroup.distribution.walks.Walk`: the order of the pass, read from
+the group's index of free members). ``take(is_free)``
 returns the next member(s) to offer: the next free member of the pass (one at a
 time), or every free member left in the pass (``simultaneous``, ring all).
 Members that are not free when the walk reaches them are skipped for this
@@ -18,10 +20,11 @@ counts the offers of the pass in progress; no pass is in progress exactly when
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from huntgroup.distribution.algorithms import Strategy
+from huntgroup.distribution.walks import Walk
 
 
 @dataclass(slots=True)
@@ -31,16 +34,16 @@ class Hunt:
     passes: int = 0
     pass_started_at: float = float("-inf")
     offers_in_pass: int = 0
-    _walk: Iterator[str] | None = field(default=None, repr=False)
+    _walk: Walk | None = field(default=None, repr=False)
 
     @property
     def in_pass(self) -> bool:
         return self._walk is not None
 
-    def begin_pass(self, order: Iterator[str], *, now: float) -> None:
+    def begin_pass(self, walk: Walk, *, now: float) -> None:
         if self.started_at is None:
             self.started_at = now
-        self._walk = order
+        self._walk = walk
         self.passes += 1
         self.pass_started_at = now
         self.offers_in_pass = 0
@@ -54,12 +57,9 @@ class Hunt:
         if walk is None:
             return []
         if self.strategy.simultaneous:
-            chosen = [m for m in walk if is_free(m)]
+            chosen = walk.rest(is_free)
         else:
-            chosen = []
-            for member in walk:
-                if is_free(member):
-                    chosen.append(member)
-                    break
+            member = walk.next(is_free)
+            chosen = [] if member is None else [member]
         self.offers_in_pass += len(chosen)
         return chosen

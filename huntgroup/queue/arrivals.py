@@ -127,6 +127,8 @@ def far_end_answered(core: RoutingContext, call_id: str) -> None:
     if call is not None and call.state is CallState.DIALING:
         call.state = CallState.CONNECTED
         call.connected_at = core._now
+        if call.member is not None:
+            core.store.touched.add(call.member)  # its talk time runs (queue.roster)
 
 
 def follow_forwards(core: RoutingContext, actions: list[Action]) -> None:

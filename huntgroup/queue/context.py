@@ -46,6 +46,7 @@ from huntgroup.queue.availability import Availability
 from huntgroup.queue.forwards import Reentry
 from huntgroup.queue.groups import GroupInfo
 from huntgroup.queue.member_status import MembershipChange, MemberStatus
+from huntgroup.queue.roster import Roster
 from huntgroup.queue.state.store import MemoryStore, StateStore
 
 
@@ -115,6 +116,8 @@ class RoutingContext:
         self._groups_of: dict[str, tuple[str, ...]] = {}
         self._reentries: deque[Reentry] = deque()  # forwards to our numbers, to follow
         self.availability = Availability()
+        self.roster = Roster()
+        """Who is free in each group, kept up to date (:mod:`~huntgroup.queue.roster`)."""
         self.times = MemberStatus()
         self._touched: set[str] = set()  # members whose state a timer may have changed
         self.observed = False

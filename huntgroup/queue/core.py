@@ -169,7 +169,9 @@ class RoutingCore(RoutingContext):
 
     def _stamp_states(self) -> None:
         """Time in state: the members whose state may have changed during this input are
-        looked at now (:mod:`~huntgroup.queue.member_status`), when ``observed``."""
+        looked at now (:mod:`~huntgroup.queue.member_status`), when ``observed``; the
+        roster of free members takes the changes first (:mod:`~huntgroup.queue.roster`)."""
+        self.roster.refresh(self)
         store_touched, available_touched, own = (
             self.store.touched,
             self.availability.touched,

@@ -79,6 +79,7 @@ def advance(core: RoutingContext, call: RoutedCall, actions: list[Action]) -> No
     now = core._now
     free = free_predicate(core, g, now)
     if hunt.in_pass:
+        core.roster.refresh(core)  # the walk reads the index of free members
         chosen = hunt.take(free)
         if chosen:
             offer_all(core, call, chosen, actions)

@@ -34,9 +34,10 @@ us well within it), so a node never spins on a member another node holds.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from huntgroup.config.models import GroupConfig
+from huntgroup.distribution.walks import Walk
 from huntgroup.queue.actions import Action, Claim, Identity, Ring
 from huntgroup.queue.context import RoutedCall, RoutingContext, TimerKind
 from huntgroup.queue.groups import GroupInfo, position_of
@@ -85,8 +86,7 @@ def free_predicate(core: RoutingContext, g: GroupConfig, now: float) -> Callable
 
 
 def has_free(core: RoutingContext, info: GroupInfo) -> bool:
-    free = free_predicate(core, info.config, core._now)
-    return any(free(c.key) for c in info.candidates)
+    return bool(core.roster.index(core, info).free)  # the free members, kept up to date
 
 
 def is_empty(core: RoutingContext, info: GroupInfo) -> bool:
@@ -94,18 +94,14 @@ def is_empty(core: RoutingContext, info: GroupInfo) -> bool:
     reachable)."""
     if info.config.queue.when_empty != "overflow":
         return False
-    name, now, store, reachable = info.config.name, core._now, core.store, core.availability
-    return not any(
-        store.joined_since(name, c.key) is not None
-        and store.paused(name, c.key) is None
-        and reachable.is_reachable(c.key, now=now)
-        for c in info.candidates
-    )
+    return core.roster.index(core, info).n_available == 0  # kept up to date
 
 
-def order(core: RoutingContext, info: GroupInfo) -> Iterator[str]:
-    """The members of a new pass, in the order of the group's strategy."""
-    return info.strategy.order(info.candidates, GroupView(core, info.config.name, core._now))
+def order(core: RoutingContext, info: GroupInfo) -> Walk:
+    """The walk of a new pass, in the order of the group's strategy, over the index of
+    the group's free members (:mod:`~huntgroup.queue.roster`)."""
+    view = GroupView(core, info.config.name, core._now)
+    return info.strategy.walk(core.roster.index(core, info), view, core._now)
 
 
 def offer_all(
@@ -127,6 +123,7 @@ def offer(
     actions: list[Action],
 ) -> None:
     """Ring ``members`` for ``call``; offers made together share one timer."""
+    core.roster.refresh(core)  # so that ringing is the only change roster.rung is told of
     token = next(core._seq)
     group = call.group.name if call.group is not None else None
     set_ringing, offers, call_id = core.store.set_ringing, call.offers, call.id
@@ -141,6 +138,7 @@ def offer(
             actions.append(Claim(call_id, member, group, waiting, call.rank[0]))
         else:
             actions.append(ring)
+    core.roster.rung(core, members)
     core._arm(core._now + timeout, TimerKind.OFFER, call_id, token)
 
 

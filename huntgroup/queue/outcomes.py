@@ -56,6 +56,8 @@ def answered(core: RoutingContext, call_id: str, member: str, actions: list[Acti
     call.state = CallState.CONNECTED
     call.member = member
     call.connected_at = core._now
+    if call.hunt is not None:
+        call.hunt.end_pass()  # the hunt is over: its walk no longer holds the group's index
     core.store.set_active(member, call_id, True)
     core.availability.answered(member)
     if call.group is not None:

@@ -412,6 +412,7 @@ class JournalingStore(MemoryStore):
                 continue
             extra = pending.get((group, member), 0.0)
             self._talk.setdefault(group, {})[member] = max(0.0, seconds) + extra
+            self._touched.add(member)  # least talk time orders by it (queue.roster)
         for node in list(self._remote):
             if node not in snap.activity:
                 self.forget_node(node)

@@ -165,6 +165,7 @@ class MemoryStore:
         return self._talk.get(group, {}).get(member, 0.0)
 
     def add_talk_time(self, group: str, member: str, seconds: float) -> None:
+        self._touched.add(member)  # least talk time orders by it (queue.roster)
         counters = self._talk.setdefault(group, {})
         counters[member] = counters.get(member, 0.0) + max(0.0, seconds)
 

@@ -1,0 +1,198 @@
+"""Who is free in each group, kept up to date for the decisions.
+
+Theory of operation
+-------------------
+The core decides often (every arrival, every offer that ends, every member
+freed) and must not scan a 1,000-member group each time. :class:`Roster`
+keeps one :class:`~huntgroup.distribution.index.GroupIndex` per group: the
+members free for it (exactly the core's ``free_predicate``), how many are
+available (joined, unpaused, reachable: a group with none is empty), and for
+least talk time each member's talk entry.
+
+It learns of changes from the sets of members that changed which the core
+already has: the state store's ``touched`` (membership, pause, ringing, on a
+call, wrap-up, talk time; also another node's changes) and the availability's
+(contact, back-off, own calls). :meth:`Roster.refresh` takes those members
+(it hands them on to the core's own ``_touched``, for the time in state) and
+looks at each again in each of its groups: one test per member changed, not
+per decision. The core refreshes at the end of every input and before every
+decision, so that a decision pays only for the changes made within its own
+input.
+
+What changes with time alone (the end of a wrap-up, of a back-off, of a
+refused claim) is *parked*: a member found not free for such a reason is
+looked at again when the earliest of those ends. An index whose group the
+configuration replaced (a reload) is retired and rebuilt at its first use.
+
+Invariants: after :meth:`Roster.refresh`, a member is in a group's free slots
+exactly when ``free_predicate`` holds for it at the core's ``now``; an index
+is built for the ``GroupInfo`` it serves and for no other.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Mapping
+from typing import Protocol
+
+from huntgroup.distribution.index import GroupIndex, TalkEntry
+from huntgroup.queue.availability import Availability
+from huntgroup.queue.groups import GroupInfo
+from huntgroup.queue.state.store import StateStore
+
+
+class _Call(Protocol):
+    @property
+    def member(self) -> str | None: ...
+    @property
+    def connected_at(self) -> float | None: ...
+    @property
+    def rank(self) -> tuple[float, int]: ...
+
+
+class RoutingContext(Protocol):
+    """What the roster reads of the core (:class:`~huntgroup.queue.context.RoutingContext`)."""
+
+    store: StateStore
+    availability: Availability
+    _now: float
+    _touched: set[str]
+    _claim_refused: dict[str, float]
+
+    @property
+    def _groups(self) -> Mapping[str, GroupInfo]: ...
+    @property
+    def _groups_of(self) -> Mapping[str, tuple[str, ...]]: ...
+    @property
+    def _calls(self) -> Mapping[str, _Call]: ...
+
+
+class Roster:
+    """The group indexes of one core."""
+
+    __slots__ = ("_groups", "_indexes", "_parked", "_wake")
+
+    def __init__(self) -> None:
+        self._groups: Mapping[str, GroupInfo] | None = None  # the groups indexed
+        self._indexes: dict[str, tuple[GroupInfo, GroupIndex]] = {}
+        self._parked: list[tuple[float, str]] = []
+        self._wake: dict[str, float] = {}
+
+    def index(self, core: RoutingContext, info: GroupInfo) -> GroupIndex:
+        """The up-to-date index of the group of ``info``."""
+        self.refresh(core)
+        got = self._indexes.get(info.config.name)
+        if got is not None and got[0] is info:
+            return got[1]
+        index = GroupIndex(
+            [c.key for c in info.candidates],
+            [c.position for c in info.candidates],
+            least=info.strategy.name == "least_active",
+        )
+        self._indexes[info.config.name] = (info, index)
+        for slot in range(len(index.keys)):
+            self._look(core, info, index, slot)
+        return index
+
+    def refresh(self, core: RoutingContext) -> None:
+        """Look again at the members that changed, and at those whose wait is over."""
+        if core._groups is not self._groups:
+            self._retire(core._groups)
+        store_touched, available_touched = core.store.touched, core.availability.touched
+        parked, now = self._parked, core._now
+        due = bool(parked) and parked[0][0] <= now
+        if not (store_touched or available_touched or due):
+            return
+        members: set[str] = set()
+        for touched in (store_touched, available_touched):
+            if touched:
+                members |= touched
+                core._touched |= touched
+                touched.clear()
+        wake = self._wake
+        while parked and parked[0][0] <= now:
+            when, member = heapq.heappop(parked)
+            if wake.get(member) == when:
+                del wake[member]
+            members.add(member)
+        indexes, groups_of = self._indexes, core._groups_of
+        for member in members:
+            for name in groups_of.get(member, ()):
+                got = indexes.get(name)
+                if got is None:
+                    continue  # built at its first use
+                info, index = got
+                self._look(core, info, index, index.slot[member])
+
+    def _retire(self, groups: Mapping[str, GroupInfo]) -> None:
+        """A reload replaced the groups: the indexes of the old ones are retired (the
+        walks holding them fall back to the full order); new ones are built at first use."""
+        for name, (info, index) in list(self._indexes.items()):
+            if groups.get(name) is not info:
+                index.retired = True
+                del self._indexes[name]
+        self._groups = groups
+
+    def rung(self, core: RoutingContext, members: list[str]) -> None:
+        """``members`` were just set ringing, the only change since the last refresh: they
+        are not free any more (nothing else about them changed), without a full look."""
+        touched = core.store.touched
+        touched.difference_update(members)
+        core._touched.update(members)
+        indexes, groups_of = self._indexes, core._groups_of
+        slots: dict[str, list[int]] = {}
+        for member in members:
+            for name in groups_of.get(member, ()):
+                got = indexes.get(name)
+                if got is not None and got[1].flags[slot := got[1].slot[member]]:
+                    slots.setdefault(name, []).append(slot)
+        for name, taken in slots.items():
+            indexes[name][1].busy(taken)
+
+    def _look(self, core: RoutingContext, info: GroupInfo, index: GroupIndex, slot: int) -> None:
+        member = index.keys[slot]
+        g, now, store, availability = info.config, core._now, core.store, core.availability
+        name, waiting = g.name, g.call_waiting
+        refused = core._claim_refused.get(member, -math.inf)
+        since = store.joined_since(name, member)
+        reachable = availability.is_reachable(member, now=now)
+        available = since is not None and reachable and store.paused(name, member) is None
+        # free_predicate: is_free (joined, not paused...) and offerable (reachable, and not
+        # busy on calls of its own unless call waiting) and no refused claim
+        free = (
+            available
+            and store.is_free(name, member, now=now, call_waiting=waiting)
+            and (waiting or not availability.busy_outside(member))
+            and refused <= now
+        )
+        entry = _talk_entry(core, name, member, since) if index.least else None
+        index.update(slot, free, available, entry)
+        if not free or not reachable:
+            backoff = availability.backoff_until(member)
+            ends = (store.wrap_up_until(member), refused, -math.inf if backoff is None else backoff)
+            soonest = min((t for t in ends if t > now), default=None)
+            if soonest is not None:
+                self._park(member, soonest)
+
+    def _park(self, member: str, when: float) -> None:
+        planned = self._wake.get(member)
+        if planned is not None and planned <= when:
+            return
+        self._wake[member] = when
+        heapq.heappush(self._parked, (when, member))
+
+
+def _talk_entry(core: RoutingContext, group: str, member: str, since: float | None) -> TalkEntry:
+    """``member``'s talk entry in ``group``: its completed talk time, join date and the
+    connection times of its calls in progress, in the order the core holds the calls."""
+    stored = core.store.talk_time(group, member)
+    calls: list[_Call] = []
+    for call_id in core.store.active_calls(member):
+        call = core._calls.get(call_id)
+        if call is not None and call.member == member and call.connected_at is not None:
+            calls.append(call)
+    if not calls:
+        return (stored, since, ())
+    calls.sort(key=lambda c: c.rank[1])
+    return (stored, since, tuple(c.connected_at for c in calls if c.connected_at is not None))
