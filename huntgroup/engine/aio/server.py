@@ -6,10 +6,8 @@ A thin driver, aioquic-style: sockets feed bytes to the sans-I/O
 :class:`B2BUA` with ``now = loop.time()``, the outputs are carried out
 (``Transmit`` on the right socket, media commands on :class:`MediaEngine`),
 and ONE ``loop.call_at`` is re-armed at ``b2bua.get_timer()`` after every
-input (after every batch of datagrams). UDP uses one datagram endpoint per
-``server.listen`` entry (with ICMP errors read, see :mod:`udp_errors`); asyncio
-reads one datagram per loop turn, the protocol reads up to :data:`READ_BATCH` - 1
-more that are already waiting; TCP and TLS one server per entry,
+input. UDP uses one datagram endpoint per ``server.listen`` entry (with
+ICMP errors read, see :mod:`udp_errors`); TCP and TLS one server per entry,
 with a :class:`StreamParser` per connection. Requests to a TCP or TLS peer
 we have no connection to open one (TLS checked per :mod:`tls`); a connection
 that cannot be opened fails the requests it was to carry. Responses never
@@ -85,13 +83,6 @@ UDP_RECEIVE_BUFFER = 4 << 20
 SKB_OVERHEAD = 1400
 """Bytes the kernel accounts per queued datagram beyond its payload (Linux truesize,
 about 2.3 KB for a 900-byte INVITE), to count the datagrams in a receive queue."""
-READ_BATCH = 32
-"""Datagrams read from one SIP UDP socket per loop turn: asyncio reads one, the
-protocol reads the rest while the socket has them (fewer loop turns and timer
-re-arms under load; a burst still cannot hold the loop for long)."""
-MAX_DATAGRAM = 65536
-"""Bytes read per datagram (the largest UDP payload; the parser refuses what is larger
-than its own limit)."""
 _SO_MEMINFO = 55  # Linux: getsockopt(SOL_SOCKET) -> u32[9], the first the receive queue bytes
 
 
@@ -164,30 +155,10 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        """One datagram from asyncio, then up to :data:`READ_BATCH` - 1 more read here
-        while the socket has them; the B2BUA's timer is re-armed once, after the batch."""
-        server = self.server
-        self._one(data, addr)
-        sock = self.sock
-        for _ in range(READ_BATCH - 1):
-            if self.transport is None or self.transport.is_closing():
-                break
-            try:
-                data, addr = sock.recvfrom(MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:  # the pending ICMP error of an earlier send
-                self.error_received(exc)
-                break
-            self._one(data, addr)
-        server.rearm()
-
-    def _one(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        server = self.server
-        server.datagrams += 1
-        server.datagram_bytes += len(data)
+        self.server.datagrams += 1
+        self.server.datagram_bytes += len(data)
         peer = Peer(str(addr[0]), int(str(addr[1])), "UDP")
-        server.run(lambda now: server.b2bua.receive_datagram(data, peer, now=now), rearm=False)
+        self.server.run(lambda now: self.server.b2bua.receive_datagram(data, peer, now=now))
 
     def error_received(self, exc: Exception) -> None:
         log.debug("UDP error: %s", exc)
@@ -362,9 +333,9 @@ class Server:
 
         The lag is the larger of two: how late this callback runs, and how long the
         SIP datagrams waiting in the kernel will wait (their count, from the receive
-        queue's bytes, over the rate they were read at lately). A loop turn reads at
-        most :data:`READ_BATCH` datagrams per socket, so a saturated server keeps its
-        loop nearly on time while its queue grows: the queue is where saturation shows.
+        queue's bytes, over the rate they were read at lately). asyncio reads one
+        datagram per loop turn, so a saturated server keeps its loop on time while
+        its queue grows: the queue is where saturation shows.
         """
         now = self.loop.time()
         cpu = time.process_time()
@@ -399,9 +370,8 @@ class Server:
         return host
 
     # ---------------------------------------------------------------- driving
-    def run(self, step: object, *, rearm: bool = True) -> None:
-        """Run one B2BUA input (a callable taking ``now``) and carry out its outputs;
-        ``rearm=False``: the caller re-arms the timer (:meth:`rearm`) after a batch."""
+    def run(self, step: object) -> None:
+        """Run one B2BUA input (a callable taking ``now``) and carry out its outputs."""
         assert callable(step)
         try:
             outputs: list[Output] = step(self.loop.time())
@@ -409,11 +379,6 @@ class Server:
             log.exception("internal error while handling an input")
             outputs = []
         self._execute(outputs)
-        if rearm:
-            self._rearm()
-
-    def rearm(self) -> None:
-        """Re-arm the loop timer at the B2BUA's next due time (after a batch of inputs)."""
         self._rearm()
 
     def _execute(self, outputs: list[Output]) -> None:
