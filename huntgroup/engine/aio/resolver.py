@@ -23,6 +23,7 @@ than its TTL.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import socket
@@ -42,7 +43,10 @@ Fail = Callable[[], None]
 """Report the waiting datagram undeliverable."""
 
 
+@functools.lru_cache(maxsize=4096)
 def is_address(host: str) -> bool:
+    """Whether ``host`` is an IP address (not a name). Memoized: asked for every
+    datagram sent, about the same few peers."""
     try:
         ipaddress.ip_address(host)
     except ValueError:

@@ -69,8 +69,11 @@ def bracket(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+@functools.lru_cache(maxsize=4096)
 def ip_of(host: str) -> IPAddress | None:
-    """``host`` as an IP address (brackets and an IPv4 mapping undone), or None for a name."""
+    """``host`` as an IP address (brackets and an IPv4 mapping undone), or None for a name.
+    Memoized: the same few peers' addresses are looked at for every message (the
+    addresses are immutable)."""
     try:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
