@@ -288,16 +288,12 @@ class RedisBindings:
                     value = self._text(message["data"])
                     if value is not None:
                         self.on_share(value)
-            except UNREACHABLE as err:
-                log.debug("bindings: subscription lost: %s", err)
-                if pubsub is not None:
-                    with contextlib.suppress(Exception):
-                        await pubsub.aclose()
-                    pubsub = None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.backoff[1])
-            except RedisError as err:  # refused (an ACL, a script): subscribe and reload again
-                log.warning("bindings: Redis %s refused: %s", redact(self.url), err)
+            except (*UNREACHABLE, RedisError) as err:
+                # lost, or refused (an ACL, a script): subscribe and reload again, later
+                if isinstance(err, UNREACHABLE):
+                    log.debug("bindings: subscription lost: %s", err)
+                else:
+                    log.warning("bindings: Redis %s refused: %s", redact(self.url), err)
                 if pubsub is not None:
                     with contextlib.suppress(Exception):
                         await pubsub.aclose()
