@@ -63,7 +63,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from huntgroup.config.models import StateAuthConfig, StateTlsConfig
 from huntgroup.engine.aio.loop_timer import LoopTimer
-from huntgroup.engine.aio.redis_claims import ClaimPlan, RedisClaims
+from huntgroup.engine.aio.redis_claims import ClaimPlan, ClaimRequest, RedisClaims
 from huntgroup.engine.aio.redis_connect import close_client, redact, redis_client, run_pipeline
 from huntgroup.engine.aio.redis_keys import RedisKeys
 from huntgroup.engine.aio.redis_migration import migrate_legacy_keys
@@ -202,6 +202,10 @@ class RedisStateSync:
             wall=wall_clock,
         )
         """This node's claims on members (``redis_claims.py``)."""
+        self.claims.carrier = self._carry_claim
+        self._carried: ClaimRequest | None = None  # the claim sent with the next batch
+        self._carried_answer: Any = None
+        self._last_flush = -math.inf  # loop time the last flush began
 
     @property
     def connected(self) -> bool:
@@ -382,6 +386,29 @@ class RedisStateSync:
                 log.info("Redis %s is back; state flushed", redact(self.url))
             return True
 
+    async def _carry_claim(self, request: ClaimRequest) -> tuple[bool, Any]:
+        """Send ``request`` in the pipeline of a flush of the pending changes (and the
+        claims' writes), when there are some and no flush is under way: one round trip
+        where there were two, and the flusher's next batch waits ``flush_interval`` from
+        this one. (False, None) when the claim must go alone."""
+        if (
+            self._client is None
+            or self._lock.locked()
+            or not (self.store.pending or self.sync.outbox)
+        ):
+            return False, None
+        self._carried = request
+        self._carried_answer = None
+        self._last_flush = asyncio.get_running_loop().time()
+        try:
+            await self.flush(claims=True)
+        finally:
+            carried, self._carried = self._carried, None
+        if carried is not None:  # no batch went (nothing to send, or Redis away)
+            return False, None
+        answer, self._carried_answer = self._carried_answer, None
+        return True, answer
+
     async def _write_claims(self, plan: ClaimPlan) -> bool:
         assert self._client is not None
         try:
@@ -422,20 +449,30 @@ class RedisStateSync:
             command.writes,
         ]
         plan, self._prelude = self._prelude, None
-        if plan is None:
+        request, self._carried = self._carried, None
+        if plan is None and request is None:
             return int(await self._batch_script(keys=keys, args=args))
         assert self._client is not None
 
         def fill(pipe: Any) -> None:
-            self.claims.queue(pipe, plan)
+            if plan is not None:
+                self.claims.queue(pipe, plan)
             pipe.evalsha(self._batch_script.sha, len(keys), *keys, *args)
+            if request is not None:
+                self.claims.queue_claim(pipe, request)
 
         try:
-            results = await run_pipeline(self._client, fill, (ASSERT_SCRIPT, BATCH_SCRIPT))
-        except UNREACHABLE:
+            results = await run_pipeline(
+                self._client, fill, (ASSERT_SCRIPT, BATCH_SCRIPT, CLAIM_SCRIPT)
+            )
+        except UNREACHABLE as err:
             self.claims.stale = True  # re-asserted once Redis is back
+            self._carried_answer = err
             raise
-        self.claims.settle(plan, results[:-1])
+        if request is not None:
+            self._carried_answer = results.pop()
+        if plan is not None:
+            self.claims.settle(plan, results[:-1])
         if isinstance(results[-1], Exception):
             raise results[-1]
         return int(results[-1])
@@ -577,15 +614,15 @@ class RedisStateSync:
     async def _flusher(self) -> None:
         delay = self.backoff[0]
         loop = asyncio.get_running_loop()
-        last = -math.inf
         while True:
             _still_running()
             await self._wake.wait()
-            pause = last + self.flush_interval - loop.time()
-            if pause > 0:  # a flush just went: gather this one's changes a little longer
+            pause = self._last_flush + self.flush_interval - loop.time()
+            while pause > 0:  # a flush just went: gather this one's changes a little longer
                 await asyncio.sleep(pause)
+                pause = self._last_flush + self.flush_interval - loop.time()
             self._wake.clear()
-            last = loop.time()
+            self._last_flush = loop.time()
             # Claims first: a member's claim is released before its activity tells the
             # other nodes it is free (else their claim of it is refused: CLAIM_RETRY lost).
             if await self.flush(claims=True):

@@ -106,3 +106,53 @@ def test_a_burst_of_changes_goes_in_one_batch_after_the_first(redis_server: Redi
         await sync.stop()
 
     run(main)
+
+
+def test_a_claim_carries_the_pending_changes_in_one_round_trip(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load a claim finds changes not flushed yet (other calls ringing, answering):
+    they go in its round trip, and the flusher's next batch waits ``flush_interval`` from
+    it. Before: two round trips (the claim, then the batch)."""
+    sends: list[int] = []
+    send = AbstractConnection.send_packed_command
+
+    async def counted(self: AbstractConnection, *args: Any, **kwargs: Any) -> None:
+        sends.append(1)
+        await send(self, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+
+    async def main() -> None:
+        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+        store = sync.store
+        await sync.start()
+        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
+        await until(settled, "the first flush")
+        assert await sync.claims.claim(m(1), "c1", call_waiting=False)
+        store.set_ringing(m(1), "c1", True)
+        await until(settled, "ringing flushed")
+        await asyncio.sleep(0.05)
+        sends.clear()
+        store.set_active(m(1), "c1", True)  # not flushed yet when the next claim goes
+        assert store.pending
+        assert await sync.claims.claim(m(2), "c2", call_waiting=False)
+        assert len(sends) == 1 and not store.pending  # the batch went with the claim
+        store.set_ringing(m(2), "c2", True)
+        await until(lambda: settled() and sync.claims.ledger.held.get((m(1), "c1")) == "t", "t")
+        await asyncio.sleep(0.05)
+        assert len(sends) == 2, len(sends)  # and the ringing of c2
+        client = aioredis.from_url(redis_server.url, decode_responses=True)
+        assert await client.hget(sync.keys.activity("A"), m(1))
+        assert await client.exists(sync.keys.claims(m(2)))
+        # refused (another node holds the member): answered so, with the batch
+        await client.hset(sync.keys.claims(m(3)), "B x", "99999999999999 r B")
+        sends.clear()
+        store.set_ringing(m(2), "c2", False)
+        assert not await sync.claims.claim(m(3), "c3", call_waiting=False)
+        assert len(sends) == 1 and not store.pending
+        assert (m(3), "c3") not in sync.claims.ledger.held
+        await client.aclose()
+        await sync.stop()
+
+    run(main)
