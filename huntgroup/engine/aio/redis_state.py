@@ -175,6 +175,7 @@ class RedisStateSync:
         self.keys = RedisKeys(prefix)
         """Every key name (one hash tag: the keys fit one Redis Cluster slot)."""
         self.channel = self.keys.channel
+        self._own_channel = self.keys.own_channel(self.node_id)
         self.sync = StateSync(store, max_outbox=max_outbox, channel=self.channel)
         self._k_state = self.keys.state
         self._k_paused = self.keys.paused
@@ -447,6 +448,7 @@ class RedisStateSync:
             self.channel,
             command.message,
             command.writes,
+            self._own_channel,
         ]
         plan, self._prelude = self._prelude, None
         request, self._carried = self._carried, None
@@ -532,7 +534,7 @@ class RedisStateSync:
     # --------------------------------------------------------- subscriber
     async def _subscribe(self, client: aioredis.Redis) -> PubSub:
         pubsub = client.pubsub()
-        await pubsub.subscribe(self.channel)
+        await pubsub.subscribe(self.channel, self._own_channel)
         return pubsub
 
     def handle_message(self, data: str) -> None:

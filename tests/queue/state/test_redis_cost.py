@@ -27,8 +27,10 @@ ROUND_TRIPS_PER_CALL = 4
 batch in one pipeline. Before: 8 (redis-py's pipelines asked ``SCRIPT EXISTS`` before each
 claims' write, which went apart from the batch)."""
 
-RUN_PER_CALL = 44
-"""Commands Redis runs for them, a script's own included (``INFO commandstats``). Before:
+RUN_PER_CALL = 47
+"""Commands Redis runs for them, a script's own included (``INFO commandstats``): 44 before
+the batch script asked whether anyone else listens (``PUBSUB NUMSUB``, the leases' ``HKEYS``:
+two cheap reads where a lone node's ``PUBLISH`` was, and no message read back). Before that:
 48 (the claims' writes swept the nodes' leases every time; ``SCRIPT EXISTS`` twice)."""
 
 
@@ -152,6 +154,63 @@ def test_a_claim_carries_the_pending_changes_in_one_round_trip(
         assert not await sync.claims.claim(m(3), "c3", call_waiting=False)
         assert len(sends) == 1 and not store.pending
         assert (m(3), "c3") not in sync.claims.ledger.held
+        await client.aclose()
+        await sync.stop()
+
+    run(main)
+
+
+async def until_async(probe: Any, expected: Any) -> None:
+    for _ in range(200):
+        if await probe() == expected:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never {expected!r}")
+
+
+def test_a_batch_is_published_only_when_someone_else_listens(redis_server: RedisServer) -> None:
+    """A lone node does not read its own batches back: its batch script publishes them only
+    to another subscriber of the channel, or when another node holds a live lease (on a
+    Cluster its subscription may be on another shard). Before: every batch was published."""
+
+    async def main() -> None:
+        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+        store = sync.store
+        await sync.start()
+        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
+        await until(settled, "the first flush")
+        client = aioredis.from_url(redis_server.url, decode_responses=True)
+
+        async def published_by(call: str) -> int:
+            stats = await client.info("commandstats")
+            before = int(stats.get("cmdstat_publish", {}).get("calls", 0))
+            store.set_ringing(m(1), call, True)
+            await until(settled, f"{call} flushed")
+            stats = await client.info("commandstats")
+            return int(stats.get("cmdstat_publish", {}).get("calls", 0)) - before
+
+        assert await published_by("c1") == 0  # alone
+        listener = client.pubsub()
+        await listener.subscribe(sync.channel)  # another subscriber (a node, a tool)
+        assert await published_by("c2") == 1
+        message = None
+        while message is None or message["type"] != "message":
+            message = await listener.get_message(timeout=1.0)
+        assert "c2" in message["data"]
+        await listener.aclose()
+        numsub = client.pubsub_numsub
+        await until_async(lambda: numsub(sync.channel), [(sync.channel, 1)])
+        assert await published_by("c3") == 0
+        # another node's lease: published (its subscription may be on another shard)
+        await client.hset(sync.keys.leases, "B", "99999999999999")
+        assert await published_by("c4") == 1
+        await client.hdel(sync.keys.leases, "B")  # swept (ended)
+        assert await published_by("c5") == 0
+        # this node's own subscription gone, another node's there: published
+        assert sync._pubsub is not None
+        await sync._pubsub.unsubscribe(sync.keys.own_channel("A"))
+        await asyncio.sleep(0.05)
+        assert await published_by("c6") == 1
         await client.aclose()
         await sync.stop()
 
