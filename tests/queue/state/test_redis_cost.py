@@ -215,3 +215,62 @@ def test_a_batch_is_published_only_when_someone_else_listens(redis_server: Redis
         await sync.stop()
 
     run(main)
+
+
+def test_the_hot_path_uses_one_connection_and_no_redis_py_pipeline(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call's claims and flushes go on the fast lane (one connection, commands packed and
+    written at once), without a redis-py pipeline; ``NOSCRIPT`` (a ``SCRIPT FLUSH``) and a
+    killed connection are survived. Before: a pipeline (or a script object) per round trip."""
+    from redis.asyncio.client import Pipeline
+
+    pipelines: list[int] = []
+    execute = Pipeline.execute
+
+    async def counted(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
+        pipelines.append(1)
+        return await execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "execute", counted)
+
+    async def main() -> None:
+        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+        store = sync.store
+        await sync.start()
+        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
+        await until(settled, "the first flush")
+        client = aioredis.from_url(redis_server.url, decode_responses=True)
+
+        async def one_call(call: str) -> None:
+            assert await sync.claims.claim(m(1), call, call_waiting=False)
+            store.set_ringing(m(1), call, True)
+            await until(settled, "ringing flushed")
+            store.set_ringing(m(1), call, False)
+            store.set_active(m(1), call, True)
+            await until(lambda: settled() and sync.claims.ledger.held == {(m(1), call): "t"}, "t")
+            store.set_active(m(1), call, False)
+            await until(lambda: settled() and not sync.claims.ledger.held, "the end flushed")
+            assert not await client.exists(sync.keys.claims(m(1)))
+
+        pipelines.clear()
+        await one_call("c1")
+        assert pipelines == []
+        await client.script_flush()  # NOSCRIPT: loaded again, the commands sent again
+        await one_call("c2")
+        assert sync.connected
+        killed = await client.client_kill_filter(_type="normal", skipme=True)
+        assert killed  # the fast lane's connection among them: connected again
+        await asyncio.sleep(0.05)
+        for call in ("c3", "c4"):  # the first may find Redis away (granted locally)
+            assert await sync.claims.claim(m(2), call, call_waiting=False)
+            store.set_ringing(m(2), call, True)
+            await until(settled, "flushed after the kill")
+            store.set_ringing(m(2), call, False)
+            await until(lambda: settled() and not sync.claims.ledger.held, "released")
+        await one_call("c5")
+        assert sync.connected
+        await client.aclose()
+        await sync.stop()
+
+    run(main)
