@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +77,17 @@ class ClaimPlan:
     """Every claim renewed, and the other nodes' ended leases dropped."""
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """One claim to send (:meth:`RedisClaims.request`), alone or with a flush's batch."""
+
+    member: str
+    call_id: str
+    keys: list[str]
+    args: list[Any]
+    deferred: tuple[int, float]
+
+
 class RedisClaims:
     """This node's claims on members, in Redis (see the module docstring)."""
 
@@ -112,6 +123,9 @@ class RedisClaims:
         self._deferred: dict[str, tuple[int, float]] = {}
         """call → (refusals counted for older callers elsewhere, clock of the last counted)."""
         self._claim: Any = None
+        self.carrier: Callable[[ClaimRequest], Awaitable[tuple[bool, Any]]] | None = None
+        """Sends a claim with the pending batch, in one round trip (``redis_state.py``):
+        (True, the answer or the error) if it did, (False, None) to send it alone."""
         self._assert: Any = None
 
     def register(self, client: aioredis.Redis) -> None:
@@ -132,35 +146,60 @@ class RedisClaims:
     ) -> bool:
         """Claim ``member`` for ``call_id`` (of ``group``, arrived at ``arrival``, the
         core's clock): True (granted, or Redis away) or False."""
-        client = self._client()
-        granted = True
-        if client is None or not self._connected():
+        request = self.request(member, call_id, call_waiting, group, arrival)
+        answer: Any = None
+        if self._client() is None or not self._connected():
+            return self.answered(request, None)
+        if self.carrier is not None:
+            carried, answer = await self.carrier(request)
+            if carried:
+                return self.answered(request, answer)
+        try:
+            answer = await self._claim(keys=request.keys, args=request.args)
+        except _UNREACHABLE as err:
+            self._went_down(err)
+            answer = err
+        except RedisError as err:
+            answer = err
+        return self.answered(request, answer)
+
+    def request(
+        self, member: str, call_id: str, call_waiting: bool, group: str | None, arrival: float
+    ) -> ClaimRequest:
+        """The ``CLAIM_SCRIPT`` run that claims ``member`` for ``call_id`` (see :meth:`claim`)."""
+        keys = [self.keys.claims(member), self.keys.leases]
+        wall = arrival + self._wall() - self._clock()
+        deferred = self._deferred.get(call_id, (0, 0.0))
+        if group is not None and deferred[0] < FIFO_PATIENCE:
+            keys.append(self.keys.waiting(group))
+        lease = self._ms(self.ledger.lease)
+        args = [self.node_id, call_id, int(call_waiting), lease, repr(wall)]
+        return ClaimRequest(member, call_id, keys, args, deferred)
+
+    def queue_claim(self, pipe: Any, request: ClaimRequest) -> None:
+        """Queue ``request`` on ``pipe`` (its answer goes to :meth:`answered`)."""
+        keys = request.keys
+        pipe.evalsha(self._claim.sha, len(keys), *keys, *request.args)
+
+    def answered(self, request: ClaimRequest, answer: Any) -> bool:
+        """Take Redis's answer to ``request`` (None: Redis away, granted locally; an
+        exception: Redis unreachable or refusing, granted locally too): True if granted."""
+        code = 1
+        if answer is None or isinstance(answer, BaseException):
+            if isinstance(answer, RedisError) and not isinstance(answer, _UNREACHABLE):
+                log.error(
+                    "Redis refused the claim of %s (%s): granted locally", request.member, answer
+                )
             self.stale = True  # granted locally: re-asserted when Redis is back
         else:
-            keys = [self.keys.claims(member), self.keys.leases]
-            wall = arrival + self._wall() - self._clock()
-            deferred = self._deferred.get(call_id, (0, 0.0))
-            if group is not None and deferred[0] < FIFO_PATIENCE:
-                keys.append(self.keys.waiting(group))
-            lease = self._ms(self.ledger.lease)
-            args = [self.node_id, call_id, int(call_waiting), lease, repr(wall)]
-            try:
-                answer = int(await self._claim(keys=keys, args=args))
-            except _UNREACHABLE as err:
-                self._went_down(err)
-                self.stale = True
-                answer = 1
-            except RedisError:
-                log.exception("Redis refused the claim of %s: granted locally", member)
-                self.stale = True
-                answer = 1
-            granted = answer == 1
-            if answer == 2:  # an older caller waits on another node: the member is its
-                self._defer(call_id, deferred)
-        if granted:
-            self._deferred.pop(call_id, None)
-            self.ledger.granted(member, call_id)
-        return granted
+            code = int(answer)
+        if code == 2:  # an older caller waits on another node: the member is its
+            self._defer(request.call_id, request.deferred)
+        if code != 1:
+            return False
+        self._deferred.pop(request.call_id, None)
+        self.ledger.granted(request.member, request.call_id)
+        return True
 
     def _defer(self, call_id: str, deferred: tuple[int, float]) -> None:
         """Count a refusal of ``call_id``'s claim for an older caller elsewhere, unless the

@@ -16,7 +16,9 @@ the next connection goes to the master the sentinels promoted. Scripts are
 reloaded on ``NOSCRIPT``: by redis-py's script object for a script run alone,
 by :func:`run_pipeline` for the scripts it sends together in one round trip
 (redis-py's own pipelines would ask ``SCRIPT EXISTS`` first, a second round
-trip every time).
+trip every time), and by :class:`FastLane`, the hot path's own connection
+(a flush's scripts and a claim: commands packed and written at once on one
+connection of the client's pool, no pipeline object per round trip).
 
 The password is read here, at connection, from the environment variable or the
 file ``server.state_auth`` names; the same credentials are given to the master
@@ -28,6 +30,7 @@ server; TLS 1.2 is the minimum.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import ssl
@@ -39,7 +42,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from huntgroup.config.models import StateAuthConfig, StateTlsConfig
 from huntgroup.config.state_url import SentinelTarget, parse_state_url
@@ -205,3 +208,87 @@ async def run_pipeline(
         for script in scripts:
             await client.script_load(script)
     return results
+
+
+class PackedCommands:
+    """Commands gathered for :class:`FastLane` (the pipeline methods the hot path uses)."""
+
+    __slots__ = ("commands",)
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[Any, ...]] = []
+
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> None:
+        self.commands.append(("EVALSHA", sha, numkeys, *keys_and_args))
+
+    def zadd(self, key: str, mapping: Mapping[str, float]) -> None:
+        pairs = [part for member, score in mapping.items() for part in (score, member)]
+        self.commands.append(("ZADD", key, *pairs))
+
+    def zrem(self, key: str, *members: str) -> None:
+        self.commands.append(("ZREM", key, *members))
+
+
+class FastLane:
+    """The hot path's round trips (a flush's scripts, a claim) on ONE connection taken from
+    the client's pool, packed and written at once, their replies read in order: none of a
+    redis-py pipeline's or command's machinery per round trip (its objects, the pool's
+    lock, the retry wrapper), while the connection itself stays redis-py's (password,
+    TLS, the Sentinel master's address at every connect, ``READONLY`` turned into a
+    connection error). One round trip at a time (a lock). Any failure, a cancellation
+    included, drops the connection (a reply half read would poison the next); the next
+    run connects again. ``NOSCRIPT`` loads the scripts and runs the commands once more,
+    as :func:`run_pipeline` does."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._conn: Any = None
+        self._lock = asyncio.Lock()
+
+    async def run(
+        self, fill: Callable[[PackedCommands], None], scripts: Iterable[str]
+    ) -> list[Any]:
+        """Like :func:`run_pipeline`: the answers of ``fill``'s commands, an exception object
+        for a command Redis refused; a lost connection raises."""
+        packed = PackedCommands()
+        fill(packed)
+        async with self._lock:
+            results = await self._send(packed.commands)
+            if any(isinstance(r, NoScriptError) for r in results):
+                for script in scripts:
+                    await self._client.script_load(script)
+                results = await self._send(packed.commands)
+        return results
+
+    async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        conn = self._conn
+        if conn is None:
+            pool = self._client.connection_pool
+            conn = self._conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            results: list[Any] = []
+            for _ in commands:
+                try:
+                    results.append(await conn.read_response())
+                except ResponseError as err:
+                    results.append(err)
+            return results
+        except BaseException:
+            await self._drop()
+            raise
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.disconnect()
+            with contextlib.suppress(Exception):
+                await self._client.connection_pool.release(conn)
+
+    async def close(self) -> None:
+        """Give the connection back to the client's pool."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await self._client.connection_pool.release(conn)

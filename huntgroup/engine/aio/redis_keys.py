@@ -132,7 +132,13 @@ class RedisKeys:
             self.alive(node),
             self.marker,
             *self.paused,
+            self.leases,
         ]
+
+    def own_channel(self, node: str) -> str:
+        """A channel ``node`` subscribes to and nothing is published to: ``PUBSUB NUMSUB``
+        of it tells the node's own subscription to the state's channel from the others'."""
+        return f"{self.channel}:self:{node}"
 
     def restore(self) -> list[str]:
         """The KEYS of ``RESTORE_SCRIPT``, in its order."""

@@ -33,8 +33,13 @@ end
 """
 
 # KEYS: joined, joined stamps, talk, pointer, pointer stamps, seq, activity, queues, alive, marker,
-#       paused, paused stamps
-# ARGV: node, seq, ttl, channel, message, writes (JSON list)
+#       paused, paused stamps, the nodes' leases
+# ARGV: node, seq, ttl, channel, message, writes (JSON list), the node's own channel
+# The batch is published only if someone else listens: a subscriber of the channel other than
+# the node itself (its own channel, which nothing is published to, tells its subscription from
+# the others), or another node with a lease (its subscription may be on another shard of a
+# Cluster, where NUMSUB does not see it; ended leases are swept at every node's renewal). A
+# lone node does not read its own batches back.
 BATCH_SCRIPT = (
     _NEWER
     + """
@@ -73,7 +78,14 @@ redis.call('HSET', KEYS[6], ARGV[1], ARGV[2])
 redis.call('SET', KEYS[9], '1', 'EX', ARGV[3])
 redis.call('EXPIRE', KEYS[7], ARGV[3])
 redis.call('EXPIRE', KEYS[8], ARGV[3])
-redis.call('PUBLISH', ARGV[4], ARGV[5])
+local subs = redis.call('PUBSUB', 'NUMSUB', ARGV[4], ARGV[7])
+local others = subs[2] > subs[4]
+if not others then
+  for _, node in ipairs(redis.call('HKEYS', KEYS[13])) do
+    if node ~= ARGV[1] then others = true end
+  end
+end
+if others then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
 return 1
 """
 )

@@ -34,7 +34,11 @@ its local image, and catches up when it returns.
 - the claims on members (``redis_claims.py``) are written with every flush, in
   the same pipeline as the batch and before it (one round trip; a claim is
   released before the activity that frees its member is published), and
-  renewed (re-asserted after an outage) by a task of their own.
+  renewed (re-asserted after an outage) by a task of their own. A claim asked
+  while changes wait (and no flush is under way) goes in the pipeline of a
+  flush of them, after the batch (``_carry_claim``).
+- the flushes and the claims run on :class:`~huntgroup.engine.aio.redis_connect.FastLane`
+  (one connection of the client's, commands packed and written at once).
 
 Invariants: every Redis reply is handed back to the sync object before the
 next command runs; the sync object's timer is armed after every fact; the
@@ -63,8 +67,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from huntgroup.config.models import StateAuthConfig, StateTlsConfig
 from huntgroup.engine.aio.loop_timer import LoopTimer
-from huntgroup.engine.aio.redis_claims import ClaimPlan, RedisClaims
-from huntgroup.engine.aio.redis_connect import close_client, redact, redis_client, run_pipeline
+from huntgroup.engine.aio.redis_claims import ClaimPlan, ClaimRequest, RedisClaims
+from huntgroup.engine.aio.redis_connect import (
+    FastLane,
+    close_client,
+    redact,
+    redis_client,
+    run_pipeline,
+)
 from huntgroup.engine.aio.redis_keys import RedisKeys
 from huntgroup.engine.aio.redis_migration import migrate_legacy_keys
 from huntgroup.engine.aio.redis_scripts import (
@@ -175,6 +185,7 @@ class RedisStateSync:
         self.keys = RedisKeys(prefix)
         """Every key name (one hash tag: the keys fit one Redis Cluster slot)."""
         self.channel = self.keys.channel
+        self._own_channel = self.keys.own_channel(self.node_id)
         self.sync = StateSync(store, max_outbox=max_outbox, channel=self.channel)
         self._k_state = self.keys.state
         self._k_paused = self.keys.paused
@@ -182,6 +193,7 @@ class RedisStateSync:
         self._k_activity = self.keys.activity(self.node_id)
         self._k_queues = self.keys.queues(self.node_id)
         self._client: aioredis.Redis | None = None
+        self._lane: FastLane | None = None  # the hot path's connection (flushes, claims)
         self._pubsub: PubSub | None = None
         self._batch_script: Any = None
         self._restore_script: Any = None
@@ -202,6 +214,10 @@ class RedisStateSync:
             wall=wall_clock,
         )
         """This node's claims on members (``redis_claims.py``)."""
+        self.claims.carrier = self._carry_claim
+        self._carried: ClaimRequest | None = None  # the claim sent with the next batch
+        self._carried_answer: Any = None
+        self._last_flush = -math.inf  # loop time the last flush began
 
     @property
     def connected(self) -> bool:
@@ -292,6 +308,7 @@ class RedisStateSync:
             await client.delete(self._k_activity, self._k_queues)
             self._pubsub = await self._subscribe(client)
             self._client = client
+            self._lane = FastLane(client)
             await self._execute(self._handle(Connected()))
         except UNREACHABLE as err:
             await self._abandon(client)
@@ -305,6 +322,9 @@ class RedisStateSync:
     async def _abandon(self, client: aioredis.Redis) -> None:
         """A failed load: forget the connection."""
         self._client = None
+        if self._lane is not None:
+            await self._lane.close()
+            self._lane = None
         self._handle(StoreUnreachable())
         await close_client(client)
 
@@ -340,6 +360,9 @@ class RedisStateSync:
         with contextlib.suppress(*UNREACHABLE, RedisError):
             await self.claims.release_all()
         client, self._client = self._client, None
+        if self._lane is not None:
+            await self._lane.close()
+            self._lane = None
         with contextlib.suppress(*UNREACHABLE, RedisError):
             if flushed:
                 await client.delete(*self.keys.node_keys(self.node_id))
@@ -382,6 +405,40 @@ class RedisStateSync:
                 log.info("Redis %s is back; state flushed", redact(self.url))
             return True
 
+    async def _carry_claim(self, request: ClaimRequest) -> tuple[bool, Any]:
+        """Send ``request`` in the pipeline of a flush of the pending changes (and the
+        claims' writes) when there are some, no flush is under way and the flusher would
+        send them now (its ``flush_interval`` since the last flush is over): one round trip
+        where there were two, and no batch more; the flusher's next batch waits
+        ``flush_interval`` from this one. Otherwise the claim goes alone, on the fast lane.
+        (False, None) when it must go the ordinary way (no connection)."""
+        if self._client is None or self._lane is None:
+            return False, None
+        now = asyncio.get_running_loop().time()
+        due = now >= self._last_flush + self.flush_interval  # the flusher would send now
+        if self._lock.locked() or not due or not (self.store.pending or self.sync.outbox):
+            try:  # alone, on the hot path's connection
+                results = await self._lane.run(
+                    lambda pipe: self.claims.queue_claim(pipe, request), (CLAIM_SCRIPT,)
+                )
+            except UNREACHABLE as err:
+                self._went_down(err)
+                return True, err
+            except RedisError as err:
+                return True, err
+            return True, results[0]
+        self._carried = request
+        self._carried_answer = None
+        self._last_flush = now
+        try:
+            await self.flush(claims=True)
+        finally:
+            carried, self._carried = self._carried, None
+        if carried is not None:  # no batch went (nothing to send, or Redis away)
+            return False, None
+        answer, self._carried_answer = self._carried_answer, None
+        return True, answer
+
     async def _write_claims(self, plan: ClaimPlan) -> bool:
         assert self._client is not None
         try:
@@ -420,22 +477,29 @@ class RedisStateSync:
             self.channel,
             command.message,
             command.writes,
+            self._own_channel,
         ]
         plan, self._prelude = self._prelude, None
-        if plan is None:
-            return int(await self._batch_script(keys=keys, args=args))
-        assert self._client is not None
+        request, self._carried = self._carried, None
+        assert self._lane is not None
 
         def fill(pipe: Any) -> None:
-            self.claims.queue(pipe, plan)
+            if plan is not None:
+                self.claims.queue(pipe, plan)
             pipe.evalsha(self._batch_script.sha, len(keys), *keys, *args)
+            if request is not None:
+                self.claims.queue_claim(pipe, request)
 
         try:
-            results = await run_pipeline(self._client, fill, (ASSERT_SCRIPT, BATCH_SCRIPT))
-        except UNREACHABLE:
+            results = await self._lane.run(fill, (ASSERT_SCRIPT, BATCH_SCRIPT, CLAIM_SCRIPT))
+        except UNREACHABLE as err:
             self.claims.stale = True  # re-asserted once Redis is back
+            self._carried_answer = err
             raise
-        self.claims.settle(plan, results[:-1])
+        if request is not None:
+            self._carried_answer = results.pop()
+        if plan is not None:
+            self.claims.settle(plan, results[:-1])
         if isinstance(results[-1], Exception):
             raise results[-1]
         return int(results[-1])
@@ -495,7 +559,7 @@ class RedisStateSync:
     # --------------------------------------------------------- subscriber
     async def _subscribe(self, client: aioredis.Redis) -> PubSub:
         pubsub = client.pubsub()
-        await pubsub.subscribe(self.channel)
+        await pubsub.subscribe(self.channel, self._own_channel)
         return pubsub
 
     def handle_message(self, data: str) -> None:
@@ -577,15 +641,15 @@ class RedisStateSync:
     async def _flusher(self) -> None:
         delay = self.backoff[0]
         loop = asyncio.get_running_loop()
-        last = -math.inf
         while True:
             _still_running()
             await self._wake.wait()
-            pause = last + self.flush_interval - loop.time()
-            if pause > 0:  # a flush just went: gather this one's changes a little longer
+            pause = self._last_flush + self.flush_interval - loop.time()
+            while pause > 0:  # a flush just went: gather this one's changes a little longer
                 await asyncio.sleep(pause)
+                pause = self._last_flush + self.flush_interval - loop.time()
             self._wake.clear()
-            last = loop.time()
+            self._last_flush = loop.time()
             # Claims first: a member's claim is released before its activity tells the
             # other nodes it is free (else their claim of it is refused: CLAIM_RETRY lost).
             if await self.flush(claims=True):

@@ -312,14 +312,16 @@ def test_a_member_is_published_free_only_after_its_claim_is_released(
     (ASSERT_SCRIPT) comes first."""
     sent: list[list[str]] = []
 
-    async def spied(client: aioredis.Redis, fill: Any, scripts: Any) -> list[Any]:
-        def record(pipe: Any) -> None:
+    real_run = redis_connect.FastLane.run
+
+    async def spied(lane: redis_connect.FastLane, fill: Any, scripts: Any) -> list[Any]:
+        def record(pipe: redis_connect.PackedCommands) -> None:
             fill(pipe)
-            sent.append([str(args[1]) for args, _ in pipe.command_stack if args[0] == "EVALSHA"])
+            sent.append([str(c[1]) for c in pipe.commands if c[0] == "EVALSHA"])
 
-        return await redis_connect.run_pipeline(client, record, scripts)
+        return await real_run(lane, record, scripts)
 
-    monkeypatch.setattr("huntgroup.engine.aio.redis_state.run_pipeline", spied)
+    monkeypatch.setattr(redis_connect.FastLane, "run", spied)
 
     async def main() -> None:
         sa = sync_for(redis_server.url, "A")

@@ -27,8 +27,10 @@ ROUND_TRIPS_PER_CALL = 4
 batch in one pipeline. Before: 8 (redis-py's pipelines asked ``SCRIPT EXISTS`` before each
 claims' write, which went apart from the batch)."""
 
-RUN_PER_CALL = 44
-"""Commands Redis runs for them, a script's own included (``INFO commandstats``). Before:
+RUN_PER_CALL = 47
+"""Commands Redis runs for them, a script's own included (``INFO commandstats``): 44 before
+the batch script asked whether anyone else listens (``PUBSUB NUMSUB``, the leases' ``HKEYS``:
+two cheap reads where a lone node's ``PUBLISH`` was, and no message read back). Before that:
 48 (the claims' writes swept the nodes' leases every time; ``SCRIPT EXISTS`` twice)."""
 
 
@@ -102,6 +104,172 @@ def test_a_burst_of_changes_goes_in_one_batch_after_the_first(redis_server: Redi
         client = aioredis.from_url(redis_server.url, decode_responses=True)
         ringing = await client.hget(sync.keys.activity("A"), m(1))
         assert ringing is not None and all(c in ringing for c in ("c1", "c2", "c3", "c4"))
+        await client.aclose()
+        await sync.stop()
+
+    run(main)
+
+
+def test_a_claim_carries_the_pending_changes_in_one_round_trip(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load a claim finds changes not flushed yet (other calls ringing, answering):
+    they go in its round trip, and the flusher's next batch waits ``flush_interval`` from
+    it. Before: two round trips (the claim, then the batch)."""
+    sends: list[int] = []
+    send = AbstractConnection.send_packed_command
+
+    async def counted(self: AbstractConnection, *args: Any, **kwargs: Any) -> None:
+        sends.append(1)
+        await send(self, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+
+    async def main() -> None:
+        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+        store = sync.store
+        await sync.start()
+        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
+        await until(settled, "the first flush")
+        assert await sync.claims.claim(m(1), "c1", call_waiting=False)
+        store.set_ringing(m(1), "c1", True)
+        await until(settled, "ringing flushed")
+        await asyncio.sleep(0.05)
+        sends.clear()
+        store.set_active(m(1), "c1", True)  # not flushed yet when the next claim goes
+        assert store.pending
+        assert await sync.claims.claim(m(2), "c2", call_waiting=False)
+        assert len(sends) == 1 and not store.pending  # the batch went with the claim
+        store.set_ringing(m(2), "c2", True)
+        await until(lambda: settled() and sync.claims.ledger.held.get((m(1), "c1")) == "t", "t")
+        await asyncio.sleep(0.05)
+        assert len(sends) == 2, len(sends)  # and the ringing of c2
+        client = aioredis.from_url(redis_server.url, decode_responses=True)
+        assert await client.hget(sync.keys.activity("A"), m(1))
+        assert await client.exists(sync.keys.claims(m(2)))
+        # refused (another node holds the member): answered so, with the batch
+        await client.hset(sync.keys.claims(m(3)), "B x", "99999999999999 r B")
+        sends.clear()
+        store.set_ringing(m(2), "c2", False)
+        assert not await sync.claims.claim(m(3), "c3", call_waiting=False)
+        assert len(sends) == 1 and not store.pending
+        assert (m(3), "c3") not in sync.claims.ledger.held
+        await client.aclose()
+        await sync.stop()
+
+    run(main)
+
+
+async def until_async(probe: Any, expected: Any) -> None:
+    for _ in range(200):
+        if await probe() == expected:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never {expected!r}")
+
+
+def test_a_batch_is_published_only_when_someone_else_listens(redis_server: RedisServer) -> None:
+    """A lone node does not read its own batches back: its batch script publishes them only
+    to another subscriber of the channel, or when another node holds a live lease (on a
+    Cluster its subscription may be on another shard). Before: every batch was published."""
+
+    async def main() -> None:
+        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+        store = sync.store
+        await sync.start()
+        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
+        await until(settled, "the first flush")
+        client = aioredis.from_url(redis_server.url, decode_responses=True)
+
+        async def published_by(call: str) -> int:
+            stats = await client.info("commandstats")
+            before = int(stats.get("cmdstat_publish", {}).get("calls", 0))
+            store.set_ringing(m(1), call, True)
+            await until(settled, f"{call} flushed")
+            stats = await client.info("commandstats")
+            return int(stats.get("cmdstat_publish", {}).get("calls", 0)) - before
+
+        assert await published_by("c1") == 0  # alone
+        listener = client.pubsub()
+        await listener.subscribe(sync.channel)  # another subscriber (a node, a tool)
+        assert await published_by("c2") == 1
+        message = None
+        while message is None or message["type"] != "message":
+            message = await listener.get_message(timeout=1.0)
+        assert "c2" in message["data"]
+        await listener.aclose()
+        numsub = client.pubsub_numsub
+        await until_async(lambda: numsub(sync.channel), [(sync.channel, 1)])
+        assert await published_by("c3") == 0
+        # another node's lease: published (its subscription may be on another shard)
+        await client.hset(sync.keys.leases, "B", "99999999999999")
+        assert await published_by("c4") == 1
+        await client.hdel(sync.keys.leases, "B")  # swept (ended)
+        assert await published_by("c5") == 0
+        # this node's own subscription gone, another node's there: published
+        assert sync._pubsub is not None
+        await sync._pubsub.unsubscribe(sync.keys.own_channel("A"))
+        await asyncio.sleep(0.05)
+        assert await published_by("c6") == 1
+        await client.aclose()
+        await sync.stop()
+
+    run(main)
+
+
+def test_the_hot_path_uses_one_connection_and_no_redis_py_pipeline(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call's claims and flushes go on the fast lane (one connection, commands packed and
+    written at once), without a redis-py pipeline; ``NOSCRIPT`` (a ``SCRIPT FLUSH``) and a
+    killed connection are survived. Before: a pipeline (or a script object) per round trip."""
+    from redis.asyncio.client import Pipeline
+
+    pipelines: list[int] = []
+    execute = Pipeline.execute
+
+    async def counted(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
+        pipelines.append(1)
+        return await execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "execute", counted)
+
+    async def main() -> None:
+        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+        store = sync.store
+        await sync.start()
+        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
+        await until(settled, "the first flush")
+        client = aioredis.from_url(redis_server.url, decode_responses=True)
+
+        async def one_call(call: str) -> None:
+            assert await sync.claims.claim(m(1), call, call_waiting=False)
+            store.set_ringing(m(1), call, True)
+            await until(settled, "ringing flushed")
+            store.set_ringing(m(1), call, False)
+            store.set_active(m(1), call, True)
+            await until(lambda: settled() and sync.claims.ledger.held == {(m(1), call): "t"}, "t")
+            store.set_active(m(1), call, False)
+            await until(lambda: settled() and not sync.claims.ledger.held, "the end flushed")
+            assert not await client.exists(sync.keys.claims(m(1)))
+
+        pipelines.clear()
+        await one_call("c1")
+        assert pipelines == []
+        await client.script_flush()  # NOSCRIPT: loaded again, the commands sent again
+        await one_call("c2")
+        assert sync.connected
+        killed = await client.client_kill_filter(_type="normal", skipme=True)
+        assert killed  # the fast lane's connection among them: connected again
+        await asyncio.sleep(0.05)
+        for call in ("c3", "c4"):  # the first may find Redis away (granted locally)
+            assert await sync.claims.claim(m(2), call, call_waiting=False)
+            store.set_ringing(m(2), call, True)
+            await until(settled, "flushed after the kill")
+            store.set_ringing(m(2), call, False)
+            await until(lambda: settled() and not sync.claims.ledger.held, "released")
+        await one_call("c5")
+        assert sync.connected
         await client.aclose()
         await sync.stop()
 
