@@ -4,7 +4,8 @@ Theory of operation: a port is "free" when this process can bind it on
 127.0.0.1 right now (for UDP, and for TCP where asked); nothing holds it
 afterwards, so the process the test starts binds it a moment later.
 
-- :func:`free_port`: one port free for UDP and TCP (the kernel picks it);
+- :func:`free_port`: one port free for UDP and TCP, picked at random below the
+  kernel's ephemeral ports (see below);
 - :func:`free_port_range`: ``count`` consecutive UDP ports, the first even (an
   RTP range: RTP on even ports, RTCP on the next), picked at random below the
   kernel's ephemeral ports (32768 and up on Linux), which any socket may take
@@ -45,11 +46,12 @@ def bindable(port: int, kinds: Sequence[int] = (socket.SOCK_DGRAM,)) -> bool:
 
 
 def free_port(*, taken: Collection[int] = ()) -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (the kernel picks it), not in ``taken``."""
+    """A port free for both UDP and TCP on 127.0.0.1, not in ``taken``: picked at random
+    below the kernel's ephemeral ports, which an outgoing connection of any process (a
+    Redis client, a proxy) may take between our check and the server's bind."""
+    rng = secrets.SystemRandom()
     for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind((HOST, 0))
-            port = int(s.getsockname()[1])
+        port = rng.randrange(RANGE_LOW, RANGE_HIGH)
         if port not in taken and bindable(port, UDP_AND_TCP):
             return port
     raise NoFreePort("no loopback port free for both UDP and TCP")
@@ -76,7 +78,7 @@ class PortAllocator:
         self._given: set[int] = set()
 
     def port(self) -> int:
-        """A port free for both UDP and TCP on 127.0.0.1 (the kernel picks it)."""
+        """A port free for both UDP and TCP on 127.0.0.1 (see :func:`free_port`)."""
         port = free_port(taken=self._given)
         self._given.add(port)
         return port

@@ -237,7 +237,10 @@ def test_a_silent_bridged_call_is_ended_on_both_sides(tmp_path: Path, silent: st
             if talker.is_alive():
                 talker.join(timeout=5)
         ended_after = time.monotonic() - started
-        who = "member" if silent == "member" else "caller and the member"
+        # Both silent: the first side to reach 2 s ends the call; the other's last packet may
+        # have been read a little later (a loaded machine), so it is named only when it too
+        # was silent for 2 s when the timer ran.
+        who = "member" if silent == "member" else "(caller and the member|caller|member)"
         server.wait_log(rf"call \S+: no RTP from the {who} for 2 s")
 
         # The member is free: it is offered the next call at once.
