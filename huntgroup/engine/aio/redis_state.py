@@ -112,10 +112,12 @@ from huntgroup.queue.state.sync import (
 
 log = logging.getLogger("huntgroup.state")
 
-FLUSH_INTERVAL = 0.01
+FLUSH_INTERVAL = 0.03
 """Seconds between two flushes at least (``RedisStateSync.flush_interval``): under load a
-node sends one batch per 10 ms (one round trip, one script, one message for the other nodes)
-rather than one per change; a change after a quiet spell goes at once."""
+node sends one batch per 30 ms (one round trip, one script, one message for the other nodes)
+rather than one per change; a change after a quiet spell goes at once. 30 rather than 10 ms:
+the round trips are the node's largest Redis cost (py-spy, ``docs/state.md``); the other nodes
+see a change, and a released claim, up to 30 ms later (the claims still decide who rings)."""
 
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 """Errors that mean Redis is away (the ops are kept and retried)."""
