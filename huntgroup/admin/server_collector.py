@@ -295,6 +295,7 @@ class ServerCollector(Collector):
         )
         yield from traffic(b2bua.traffic)
         yield from records(server.reports.counters())
+        yield from shared_bindings(server, b2bua)
 
 
 def gauges(values: dict[str, int], b2bua: B2BUA, *, now: float) -> Iterator[Metric]:
@@ -396,3 +397,33 @@ def records(values: dict[str, int]) -> Iterator[Metric]:
             yield CounterMetricFamily(name, text, value=value)
         else:
             yield GaugeMetricFamily(name, text, value=value)
+
+
+def shared_bindings(server: Server, b2bua: B2BUA) -> Iterator[Metric]:
+    """Registrations shared with the other nodes (only with a shared state store): the
+    other nodes' bindings held, and what was refused or left out, by reason."""
+    driver = getattr(server, "bindings", None)
+    if driver is None:
+        return
+    table = b2bua.shared
+    yield GaugeMetricFamily(
+        "huntgroup_shared_bindings",
+        "Other nodes' registered contacts this node holds (shared registrations).",
+        value=len(table),
+    )
+    problems = CounterMetricFamily(
+        "huntgroup_shared_bindings_problems",
+        "Shared registrations refused or left out: bad_value (not UTF-8 or too large), "
+        "bad_share (malformed), too_many_nodes, left_out (an own binding beyond the "
+        "receivers' limits), write_refused (Redis refused a write).",
+        labels=["reason"],
+    )
+    for reason, value in (
+        ("bad_value", driver.bad_values),
+        ("bad_share", table.bad_shares),
+        ("too_many_nodes", table.refused_nodes),
+        ("left_out", table.left_out),
+        ("write_refused", driver.refused),
+    ):
+        problems.add_metric([reason], value)
+    yield problems

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from huntgroup.admin.server_collector import ServerCollector
 from huntgroup.config.models import Config, MediaConfig, StateAuthConfig
 from huntgroup.engine.aio.redis_bindings import RedisBindings
 from huntgroup.engine.aio.redis_keys import RedisKeys
@@ -142,6 +143,12 @@ def test_a_phone_registered_on_node_a_is_rung_by_a_call_entering_node_b(tmp_path
             assert b.b2bua.registrar.binding_count == 0
             keys = RedisKeys()
             client = redis.Redis(host="127.0.0.1", port=redis_server.port)
+            # /metrics: B holds A's contact; a value not UTF-8 on the channel is counted
+            assert shared_metrics(b) == {"": 1.0, "bad_value": 0.0, "bad_share": 0.0,
+                                         "too_many_nodes": 0.0, "left_out": 0.0,
+                                         "write_refused": 0.0}  # fmt: skip
+            client.publish(keys.bindings_channel, b"\xff\xfe")
+            await until(lambda: shared_metrics(b)["bad_value"] == 1.0, "bad value not counted")
             stored = client.keys(keys.bindings_prefix.replace("{", "\\{") + "*")
             assert len(stored) == 1
             assert 0 < client.pttl(stored[0]) <= 600_000  # PXAT: the binding's own end
@@ -178,6 +185,30 @@ def test_a_phone_registered_on_node_a_is_rung_by_a_call_entering_node_b(tmp_path
         asyncio.run(scenario())
     finally:
         redis_server.stop()
+
+
+def shared_metrics(server: Server) -> dict[str, float]:
+    """The shared registrations' samples of ``server``'s /metrics collector, by reason
+    ("" for the gauge of other nodes' contacts held)."""
+    out: dict[str, float] = {}
+    for family in ServerCollector(server).collect():
+        if family.name.startswith("huntgroup_shared_bindings"):
+            for sample in family.samples:
+                out[sample.labels.get("reason", "")] = sample.value
+    return out
+
+
+def test_a_node_without_shared_state_has_no_shared_bindings_metrics(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        server = Server(node_config("memory", "32200-32209"), loop=loop)
+        await server.start()
+        try:
+            assert server.bindings is None and shared_metrics(server) == {}
+        finally:
+            server.close()
+
+    asyncio.run(scenario())
 
 
 # ------------------------------------------------------------------ the driver alone
