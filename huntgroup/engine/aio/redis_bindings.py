@@ -51,12 +51,11 @@ from collections.abc import Callable, Collection
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from huntgroup.config.models import StateAuthConfig, StateTlsConfig
-from huntgroup.engine.aio.redis_connect import close_client, redact, redis_client
+from huntgroup.engine.aio.redis_connect import UNREACHABLE, close_client, redact, redis_client
 from huntgroup.engine.aio.redis_keys import RedisKeys
 from huntgroup.engine.b2bua.shared_bindings import (
     MAX_SHARE_BYTES,
@@ -66,7 +65,6 @@ from huntgroup.engine.b2bua.shared_bindings import (
 
 log = logging.getLogger("huntgroup.state")
 
-UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 MAX_REMOVALS = 8
 """Older shares of one AOR that removed bindings, published before the latest one."""
 READ_CHUNK = 500

@@ -42,7 +42,9 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from huntgroup.config.models import StateAuthConfig, StateTlsConfig
 from huntgroup.config.state_url import SentinelTarget, parse_state_url
@@ -64,6 +66,10 @@ def redact(url: str) -> str:
         return "<unparsable URL>"
     netloc = f"{parts.username or ''}:***@{host}" + (f":{port}" if port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+"""Errors that mean Redis is away (what was to be written is kept and retried)."""
 
 
 def read_password(

@@ -69,6 +69,7 @@ from huntgroup.config.models import StateAuthConfig, StateTlsConfig
 from huntgroup.engine.aio.loop_timer import LoopTimer
 from huntgroup.engine.aio.redis_claims import ClaimPlan, ClaimRequest, RedisClaims
 from huntgroup.engine.aio.redis_connect import (
+    UNREACHABLE,
     FastLane,
     close_client,
     redact,
@@ -118,9 +119,6 @@ node sends one batch per 30 ms (one round trip, one script, one message for the 
 rather than one per change; a change after a quiet spell goes at once. 30 rather than 10 ms:
 the round trips are the node's largest Redis cost (py-spy, ``docs/state.md``); the other nodes
 see a change, and a released claim, up to 30 ms later (the claims still decide who rings)."""
-
-UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
-"""Errors that mean Redis is away (the ops are kept and retried)."""
 
 
 def _still_running() -> None:

@@ -39,10 +39,10 @@ async def _commands_run(client: aioredis.Redis) -> int:
     return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
 
 
-def test_one_call_costs_a_bounded_number_of_redis_round_trips_and_commands(
-    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sends: list[int] = []  # one per round trip (a pipeline is sent at once)
+def count_sends(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one at every write to a Redis connection (one per round trip:
+    a pipeline is sent at once)."""
+    sends: list[int] = []
     send = AbstractConnection.send_packed_command
 
     async def counted(self: AbstractConnection, *args: Any, **kwargs: Any) -> None:
@@ -50,6 +50,13 @@ def test_one_call_costs_a_bounded_number_of_redis_round_trips_and_commands(
         await send(self, *args, **kwargs)
 
     monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+    return sends
+
+
+def test_one_call_costs_a_bounded_number_of_redis_round_trips_and_commands(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sends = count_sends(monkeypatch)  # one per round trip (a pipeline is sent at once)
 
     async def main() -> None:
         sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
@@ -142,14 +149,7 @@ def test_a_claim_carries_the_pending_changes_in_one_round_trip(
     """Under load a claim finds changes not flushed yet (other calls ringing, answering):
     they go in its round trip, and the flusher's next batch waits ``flush_interval`` from
     it. Before: two round trips (the claim, then the batch)."""
-    sends: list[int] = []
-    send = AbstractConnection.send_packed_command
-
-    async def counted(self: AbstractConnection, *args: Any, **kwargs: Any) -> None:
-        sends.append(1)
-        await send(self, *args, **kwargs)
-
-    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+    sends = count_sends(monkeypatch)
 
     async def main() -> None:
         sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
