@@ -314,6 +314,8 @@ def _tracers(
     """py-spy on every node for the calls' duration, and redis-cli MONITOR (``--trace``)."""
     trace.mkdir(parents=True, exist_ok=True)
     spy = TOOLS_VENV / "bin" / "py-spy"
+    if not spy.exists() and shutil.which("py-spy"):
+        spy = Path(str(shutil.which("py-spy")))
     procs = []
     for i, node in enumerate(nodes if spy.exists() else ()):
         spying = subprocess.Popen(

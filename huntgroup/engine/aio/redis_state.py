@@ -74,7 +74,6 @@ from huntgroup.engine.aio.redis_connect import (
     close_client,
     redact,
     redis_client,
-    run_pipeline,
 )
 from huntgroup.engine.aio.redis_keys import RedisKeys
 from huntgroup.engine.aio.redis_migration import migrate_legacy_keys
@@ -215,8 +214,9 @@ class RedisStateSync:
         )
         """This node's claims on members (``redis_claims.py``)."""
         self.claims.carrier = self._carry_claim
-        self._carried: ClaimRequest | None = None  # the claim sent with the next batch
-        self._carried_answer: Any = None
+        self._asked: list[tuple[ClaimRequest, asyncio.Future[Any]]] = []
+        """Claims waiting for the next flush (``_carry_claim``), each with its answer."""
+        self._riders: list[tuple[ClaimRequest, asyncio.Future[Any]]] = []  # sent with the batch
         self._last_flush = -math.inf  # loop time the last flush began
 
     @property
@@ -348,6 +348,8 @@ class RedisStateSync:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        asked = self._take_asked()
+        self._answer(asked, [0] * len(asked))  # refused: the node stops
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -377,47 +379,59 @@ class RedisStateSync:
     async def flush(self, *, claims: bool = False) -> bool:
         """Write the journal to Redis and publish it; False (ops kept) if Redis is away.
         ``claims``: the claims' changes too (``RedisClaims.plan``), sent before the batch
-        in the same round trip."""
+        in the same round trip, and the claims asked since the last flush, after it."""
         if self._client is None:
             return False
         async with self._lock:
-            plan = self.claims.plan() if claims else None
-            commands = self._handle(FlushDue())
-            if plan is not None and not commands:  # the claims alone
-                return await self._write_claims(plan)
-            if not commands:
-                return True
-            self._prelude = plan
-            was_connected = self.connected
+            asked = self._take_asked() if claims else []
             try:
-                await self._execute(commands)
-            except UNREACHABLE as err:
-                self._went_down(err)
-                self._handle(BatchFailed(refused=False))
-                return False
-            except RedisError:
-                count = commands[0].ops if isinstance(commands[0], PublishBatch) else 0
-                log.exception("Redis rejected a state batch; %d op(s) dropped", count)
-                self._handle(BatchFailed(refused=True))
-            finally:
-                self._prelude = None
-            if self.connected and not was_connected:
-                log.info("Redis %s is back; state flushed", redact(self.url))
-            return True
+                return await self._flush(claims, asked)
+            finally:  # not sent (Redis away, or an error): granted locally
+                self._answer(asked, [None] * len(asked))
+
+    async def _flush(
+        self, claims: bool, asked: list[tuple[ClaimRequest, asyncio.Future[Any]]]
+    ) -> bool:
+        plan = self.claims.plan() if claims else None
+        commands = self._handle(FlushDue())
+        if not commands:
+            if plan is None and not asked:
+                return True
+            return await self._write_claims(plan, asked)  # the claims alone
+        self._prelude = plan
+        self._riders = asked
+        was_connected = self.connected
+        try:
+            await self._execute(commands)
+        except UNREACHABLE as err:
+            self._went_down(err)
+            self._handle(BatchFailed(refused=False))
+            return False
+        except RedisError:
+            count = commands[0].ops if isinstance(commands[0], PublishBatch) else 0
+            log.exception("Redis rejected a state batch; %d op(s) dropped", count)
+            self._handle(BatchFailed(refused=True))
+        finally:
+            self._prelude = None
+            self._riders = []
+        if asked and self.connected:  # no batch carried them (none to send)
+            return await self._write_claims(None, asked)
+        if self.connected and not was_connected:
+            log.info("Redis %s is back; state flushed", redact(self.url))
+        return True
 
     async def _carry_claim(self, request: ClaimRequest) -> tuple[bool, Any]:
-        """Send ``request`` in the pipeline of a flush of the pending changes (and the
-        claims' writes) when there are some, no flush is under way and the flusher would
-        send them now (its ``flush_interval`` since the last flush is over): one round trip
-        where there were two, and no batch more; the flusher's next batch waits
-        ``flush_interval`` from this one. Otherwise the claim goes alone, on the fast lane.
-        (False, None) when it must go the ordinary way (no connection)."""
+        """Send ``request`` with the flusher's next flush: at once after a quiet spell, else
+        ``flush_interval`` after the last flush began, in one round trip with the pending
+        changes, the claims' writes and every other claim asked meanwhile (a claim no
+        longer costs a round trip of its own under load). (True, the answer or the error);
+        (False, None) when it must go the ordinary way (no connection, no flusher: sent
+        alone). A claim whose asker was cancelled after it went is still taken by the
+        ledger (``_answer``): the next flush releases it (its offer is gone)."""
         if self._client is None or self._lane is None:
             return False, None
-        now = asyncio.get_running_loop().time()
-        due = now >= self._last_flush + self.flush_interval  # the flusher would send now
-        if self._lock.locked() or not due or not (self.store.pending or self.sync.outbox):
-            try:  # alone, on the hot path's connection
+        if not self._tasks or self._tasks[0].done():  # no flusher (load() alone): alone
+            try:
                 results = await self._lane.run(
                     lambda pipe: self.claims.queue_claim(pipe, request), (CLAIM_SCRIPT,)
                 )
@@ -427,28 +441,54 @@ class RedisStateSync:
             except RedisError as err:
                 return True, err
             return True, results[0]
-        self._carried = request
-        self._carried_answer = None
-        self._last_flush = now
-        try:
-            await self.flush(claims=True)
-        finally:
-            carried, self._carried = self._carried, None
-        if carried is not None:  # no batch went (nothing to send, or Redis away)
-            return False, None
-        answer, self._carried_answer = self._carried_answer, None
-        return True, answer
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._asked.append((request, future))
+        self._wake.set()
+        return True, await future
 
-    async def _write_claims(self, plan: ClaimPlan) -> bool:
-        assert self._client is not None
+    def _take_asked(self) -> list[tuple[ClaimRequest, asyncio.Future[Any]]]:
+        """The claims asked since the last flush, those whose asker gave up left out."""
+        asked, self._asked = self._asked, []
+        return [(request, future) for request, future in asked if not future.done()]
+
+    def _answer(
+        self, asked: list[tuple[ClaimRequest, asyncio.Future[Any]]], answers: Sequence[Any]
+    ) -> None:
+        """Hand each claim its answer (an exception object: Redis refused it, or is away);
+        a claim whose asker gave up meanwhile goes to the ledger all the same."""
+        for (request, future), answer in zip(asked, answers, strict=True):
+            if future.done():
+                if not isinstance(answer, BaseException) and answer is not None:
+                    self.claims.answered(request, answer)
+            else:
+                future.set_result(answer)
+        asked.clear()
+
+    async def _write_claims(
+        self, plan: ClaimPlan | None, asked: list[tuple[ClaimRequest, asyncio.Future[Any]]]
+    ) -> bool:
+        """The claims' writes and the claims asked, without a batch: one round trip."""
+        assert self._lane is not None
+
+        def fill(pipe: Any) -> None:
+            if plan is not None:
+                self.claims.queue(pipe, plan)
+            for request, _ in asked:
+                self.claims.queue_claim(pipe, request)
+
         try:
-            results = await run_pipeline(
-                self._client, lambda pipe: self.claims.queue(pipe, plan), (ASSERT_SCRIPT,)
-            )
+            results = await self._lane.run(fill, (ASSERT_SCRIPT, CLAIM_SCRIPT))
         except UNREACHABLE as err:
-            self.claims.failed(err)
+            if plan is not None:
+                self.claims.failed(err)
+            else:
+                self._went_down(err)
+            self._answer(asked, [err] * len(asked))
             return False
-        self.claims.settle(plan, results)
+        cut = len(results) - len(asked)
+        self._answer(asked, results[cut:])
+        if plan is not None:
+            self.claims.settle(plan, results[:cut])
         return True
 
     def _went_down(self, err: BaseException) -> None:
@@ -480,24 +520,26 @@ class RedisStateSync:
             self._own_channel,
         ]
         plan, self._prelude = self._prelude, None
-        request, self._carried = self._carried, None
+        asked, self._riders = self._riders, []
         assert self._lane is not None
 
         def fill(pipe: Any) -> None:
             if plan is not None:
                 self.claims.queue(pipe, plan)
             pipe.evalsha(self._batch_script.sha, len(keys), *keys, *args)
-            if request is not None:
+            for request, _ in asked:
                 self.claims.queue_claim(pipe, request)
 
         try:
             results = await self._lane.run(fill, (ASSERT_SCRIPT, BATCH_SCRIPT, CLAIM_SCRIPT))
         except UNREACHABLE as err:
             self.claims.stale = True  # re-asserted once Redis is back
-            self._carried_answer = err
+            self._answer(asked, [err] * len(asked))
             raise
-        if request is not None:
-            self._carried_answer = results.pop()
+        if asked:
+            cut = len(results) - len(asked)
+            self._answer(asked, results[cut:])
+            del results[cut:]
         if plan is not None:
             self.claims.settle(plan, results[:-1])
         if isinstance(results[-1], Exception):

@@ -27,6 +27,11 @@ ROUND_TRIPS_PER_CALL = 4
 batch in one pipeline. Before: 8 (redis-py's pipelines asked ``SCRIPT EXISTS`` before each
 claims' write, which went apart from the batch)."""
 
+ROUND_TRIPS_UNDER_LOAD = 0.5
+"""Round trips per call of a steady stream of calls (``test_under_load_claims_cost_no_round
+_trip_of_their_own``): the claims ride the flushes. Before: more than one (every claim alone,
+unless a batch was due)."""
+
 RUN_PER_CALL = 47
 """Commands Redis runs for them, a script's own included (``INFO commandstats``): 44 before
 the batch script asked whether anyone else listens (``PUBSUB NUMSUB``, the leases' ``HKEYS``:
@@ -297,6 +302,113 @@ def test_the_hot_path_uses_one_connection_and_no_redis_py_pipeline(
         await one_call("c5")
         assert sync.connected
         await client.aclose()
+        await sync.stop()
+
+    run(main)
+
+
+def test_claims_asked_meanwhile_go_together_with_the_next_flush(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claims asked within ``flush_interval`` of the last flush wait for the next one and go
+    in its round trip, all of them, granted or refused one by one. Before: one round trip per
+    claim (each alone on the fast lane, unless a batch was due)."""
+    sends = count_sends(monkeypatch)
+
+    async def main() -> None:
+        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+        store = sync.store
+        await sync.start()
+        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
+        await until(settled, "the first flush")
+        client = aioredis.from_url(redis_server.url, decode_responses=True)
+        await client.hset(sync.keys.claims(m(3)), "B x", "99999999999999 r B")  # B holds m3
+        store.set_ringing(m(6), "c0", True)
+        await until(settled, "a flush")  # the next one waits flush_interval from it
+        sends.clear()
+        answers = await asyncio.gather(
+            *(sync.claims.claim(m(i), f"c{i}", call_waiting=False) for i in (1, 2, 3))
+        )
+        assert answers == [True, True, False]
+        assert len(sends) == 1, len(sends)
+        assert await client.exists(sync.keys.claims(m(1)), sync.keys.claims(m(2))) == 2
+        assert set(sync.claims.ledger.held) == {(m(1), "c1"), (m(2), "c2")}
+        await client.aclose()
+        await sync.stop()
+
+    run(main)
+
+
+def test_a_claim_whose_asker_gave_up_is_released_by_the_next_flush(
+    redis_server: RedisServer,
+) -> None:
+    """A claim asker cancelled (its offer ended) before the flush: the claim is not sent;
+    cancelled after it went: the ledger takes Redis's grant, and the next flush releases it
+    (the member is not left claimed for a lease)."""
+
+    async def main() -> None:
+        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+        store = sync.store
+        await sync.start()
+        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
+        await until(settled, "the first flush")
+        client = aioredis.from_url(redis_server.url, decode_responses=True)
+        store.set_ringing(m(6), "c0", True)
+        await until(settled, "a flush")
+        early = asyncio.ensure_future(sync.claims.claim(m(1), "c1", call_waiting=False))
+        await asyncio.sleep(0)
+        early.cancel()
+        late = asyncio.ensure_future(sync.claims.claim(m(2), "c2", call_waiting=False))
+        await until(lambda: not sync._asked, "the claims taken by a flush")
+        late.cancel()
+        await until(lambda: (m(2), "c2") in sync.claims.ledger.held, "the grant taken")
+        sync._wake.set()  # the next flush: c2 rings nothing here, its claim goes
+        await until(lambda: not sync.claims.ledger.held, "released")
+        await asyncio.sleep(0.05)
+        assert not await client.exists(sync.keys.claims(m(1)), sync.keys.claims(m(2)))
+        await client.aclose()
+        await sync.stop()
+
+    run(main)
+
+
+def test_under_load_claims_cost_no_round_trip_of_their_own(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A steady stream of calls (one claimed every 6 ms, each ringing, answering and ending
+    a few steps later): every claim rides a flush, so the round trips are bounded by the
+    flushes (one per ``flush_interval``), not by the calls. Before: at least one per call."""
+    sends = count_sends(monkeypatch)
+
+    async def main() -> None:
+        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+        store = sync.store
+        await sync.start()
+        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
+        await until(settled, "the first flush")
+        loop = asyncio.get_running_loop()
+        sends.clear()
+        began = loop.time()
+        calls = 40
+        asked: list[asyncio.Future[bool]] = []
+        for i in range(calls + 4):
+            if i < calls:
+                claim = sync.claims.claim(f"02{i:04d}", f"c{i}", call_waiting=False)
+                asked.append(asyncio.ensure_future(claim))
+            if 1 <= i <= calls:  # the call before rings (its claim is granted by now or soon)
+                store.set_ringing(f"02{i - 1:04d}", f"c{i - 1}", True)
+            if 2 <= i <= calls + 1:
+                store.set_ringing(f"02{i - 2:04d}", f"c{i - 2}", False)
+                store.set_active(f"02{i - 2:04d}", f"c{i - 2}", True)
+            if i >= 4:
+                store.set_active(f"02{i - 4:04d}", f"c{i - 4}", False)
+            await asyncio.sleep(0.006)
+        assert all(await asyncio.gather(*asked))
+        elapsed = loop.time() - began
+        await until(lambda: settled() and not sync.claims.ledger.held, "all ended")
+        round_trips = len(sends)
+        assert round_trips <= elapsed / 0.025 + 3, (round_trips, elapsed)
+        assert round_trips <= calls * ROUND_TRIPS_UNDER_LOAD, (round_trips, calls)
         await sync.stop()
 
     run(main)
