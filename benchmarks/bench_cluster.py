@@ -477,8 +477,8 @@ def render(
             "- Redis commands per call, one node (median; a script's own commands count, "
             "`INFO commandstats`): "
             + ", ".join(f"{k} {v:.2f}" for k, v in top if v >= 0.05)
-            + ". `evalsha` is the scripts run: the claim, the state's batch and the "
-            "claims' writes (these two in one round trip)."
+            + ". `evalsha` is the scripts run: the claims, the state's batch and the "
+            "claims' writes (under load all in the flusher's one round trip)."
         )
     if "kamailio-1" in medians and "kamailio-2" in medians:
         notes.append(

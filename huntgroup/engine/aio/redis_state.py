@@ -34,9 +34,11 @@ its local image, and catches up when it returns.
 - the claims on members (``redis_claims.py``) are written with every flush, in
   the same pipeline as the batch and before it (one round trip; a claim is
   released before the activity that frees its member is published), and
-  renewed (re-asserted after an outage) by a task of their own. A claim asked
-  while changes wait (and no flush is under way) goes in the pipeline of a
-  flush of them, after the batch (``_carry_claim``).
+  renewed (re-asserted after an outage) by a task of their own. A claim is
+  not sent alone: it waits for the flusher's next flush (at once after a quiet
+  spell, else ``flush_interval`` after the last one began) and goes in its
+  pipeline after the batch, with every claim asked meanwhile (``_carry_claim``):
+  a node's round trips follow its flushes, not its calls.
 - the flushes and the claims run on :class:`~huntgroup.engine.aio.redis_connect.FastLane`
   (one connection of the client's, commands packed and written at once).
 
