@@ -201,6 +201,7 @@ class RedisStateSync:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._flusher_task: asyncio.Task[None] | None = None
         self._barriers: dict[str, asyncio.Future[None]] = {}
         self._timer: LoopTimer | None = None  # the sync object's wrap-up timer
         self._prelude: ClaimPlan | None = None  # the claims sent with the next batch
@@ -334,8 +335,9 @@ class RedisStateSync:
         """Load (if not done yet) and start the flusher, subscriber and heartbeat tasks."""
         await self.load()
         loop = asyncio.get_running_loop()
+        self._flusher_task = loop.create_task(self._flusher(), name="state-flusher")
         self._tasks = [
-            loop.create_task(self._flusher(), name="state-flusher"),
+            self._flusher_task,
             loop.create_task(self._subscriber(), name="state-subscriber"),
             loop.create_task(self._heartbeat(), name="state-heartbeat"),
             loop.create_task(self._renewer(), name="state-claims"),
@@ -350,6 +352,7 @@ class RedisStateSync:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        self._flusher_task = None
         asked = self._take_asked()
         self._answer(asked, [0] * len(asked))  # refused: the node stops
         if self._timer is not None:
@@ -432,7 +435,8 @@ class RedisStateSync:
         ledger (``_answer``): the next flush releases it (its offer is gone)."""
         if self._client is None or self._lane is None:
             return False, None
-        if not self._tasks or self._tasks[0].done():  # no flusher (load() alone): alone
+        flusher = self._flusher_task
+        if flusher is None or flusher.done():  # no flusher (load() alone): sent alone
             try:
                 results = await self._lane.run(
                     lambda pipe: self.claims.queue_claim(pipe, request), (CLAIM_SCRIPT,)
