@@ -450,7 +450,12 @@ class RedisStateSync:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._asked.append((request, future))
         self._wake.set()
-        return True, await future
+        try:
+            return True, await future
+        except asyncio.CancelledError:  # answered, but cancelled before it was read
+            if future.done() and not future.cancelled():
+                self._take_grant(request, future.result())
+            raise
 
     def _take_asked(self) -> list[tuple[ClaimRequest, asyncio.Future[Any]]]:
         """The claims asked since the last flush, those whose asker gave up left out."""
@@ -464,11 +469,16 @@ class RedisStateSync:
         a claim whose asker gave up meanwhile goes to the ledger all the same."""
         for (request, future), answer in zip(asked, answers, strict=True):
             if future.done():
-                if not isinstance(answer, BaseException) and answer is not None:
-                    self.claims.answered(request, answer)
+                self._take_grant(request, answer)
             else:
                 future.set_result(answer)
         asked.clear()
+
+    def _take_grant(self, request: ClaimRequest, answer: Any) -> None:
+        """The answer to a claim whose asker gave up: a grant goes to the ledger (the next
+        flush releases it: no offer rings the member)."""
+        if answer is not None and not isinstance(answer, BaseException):
+            self.claims.answered(request, answer)
 
     async def _write_claims(
         self, plan: ClaimPlan | None, asked: list[tuple[ClaimRequest, asyncio.Future[Any]]]

@@ -9,6 +9,7 @@ is pushed far away by a long lease, so that only the call is counted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -346,9 +347,10 @@ def test_claims_asked_meanwhile_go_together_with_the_next_flush(
 def test_a_claim_whose_asker_gave_up_is_released_by_the_next_flush(
     redis_server: RedisServer,
 ) -> None:
-    """A claim asker cancelled (its offer ended) before the flush: the claim is not sent;
-    cancelled after it went: the ledger takes Redis's grant, and the next flush releases it
-    (the member is not left claimed for a lease)."""
+    """A claim's asker cancelled (the server stopping) before the flush: the claim is not
+    sent; cancelled after it was answered, before reading the answer: the ledger takes
+    Redis's grant, and the next flush releases it (the member is not left claimed until its
+    lease ends). Before: such a grant was lost to the ledger."""
 
     async def main() -> None:
         sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
@@ -363,9 +365,22 @@ def test_a_claim_whose_asker_gave_up_is_released_by_the_next_flush(
         await asyncio.sleep(0)
         early.cancel()
         late = asyncio.ensure_future(sync.claims.claim(m(2), "c2", call_waiting=False))
-        await until(lambda: not sync._asked, "the claims taken by a flush")
-        late.cancel()
-        await until(lambda: (m(2), "c2") in sync.claims.ledger.held, "the grant taken")
+        answer = sync._answer
+
+        def answer_then_cancel(asked: list[Any], answers: list[Any]) -> None:
+            sent = bool(asked)
+            answer(asked, answers)
+            if sent:  # answered, then cancelled before its asker read the answer
+                sync._answer = answer  # type: ignore[method-assign]
+                late.cancel()
+
+        sync._answer = answer_then_cancel  # type: ignore[method-assign]
+        with contextlib.suppress(asyncio.CancelledError):
+            await late
+        assert late.cancelled()
+        assert (m(2), "c2") in sync.claims.ledger.held  # the grant taken all the same
+        assert (m(1), "c1") not in sync.claims.ledger.held
+        assert not await client.exists(sync.keys.claims(m(1)))  # never sent
         sync._wake.set()  # the next flush: c2 rings nothing here, its claim goes
         await until(lambda: not sync.claims.ledger.held, "released")
         await asyncio.sleep(0.05)
