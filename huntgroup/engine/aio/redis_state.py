@@ -415,6 +415,7 @@ class RedisStateSync:
         except RedisError:
             count = commands[0].ops if isinstance(commands[0], PublishBatch) else 0
             log.exception("Redis rejected a state batch; %d op(s) dropped", count)
+            self.claims.stale = True  # the claims' writes may not have gone: re-asserted
             self._handle(BatchFailed(refused=True))
         finally:
             self._prelude = None
@@ -501,6 +502,11 @@ class RedisStateSync:
                 self._went_down(err)
             self._answer(asked, [err] * len(asked))
             return False
+        except RedisError as err:  # refused as a whole: re-asserted at the next write
+            log.error("Redis refused the claims' round trip: %s", err)
+            self.claims.stale = True
+            self._answer(asked, [err] * len(asked))
+            return True
         cut = len(results) - len(asked)
         self._answer(asked, results[cut:])
         if plan is not None:

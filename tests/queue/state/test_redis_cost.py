@@ -436,3 +436,44 @@ def test_under_load_claims_cost_no_round_trip_of_their_own(
         await sync.stop()
 
     run(main)
+
+
+def test_a_claims_round_trip_redis_refuses_leaves_the_flusher_running(
+    redis_server: RedisServer,
+) -> None:
+    """Redis refusing the claims' round trip as a whole (not unreachable): its claims are
+    answered (granted locally, re-asserted at the next write) and the flusher carries on.
+    Before the claims rode the flushes a lone claim caught this itself."""
+    from redis.exceptions import RedisError
+
+    async def main() -> None:
+        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+        store = sync.store
+        await sync.start()
+        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
+        await until(settled, "the first flush")
+        lane = sync._lane
+        assert lane is not None
+        run_lane = lane.run
+        refusals: list[int] = []
+
+        async def refused(fill: Any, scripts: Any) -> Any:
+            if len(scripts) == 2:  # the claims without a batch (``_write_claims``)
+                lane.run = run_lane  # type: ignore[method-assign]
+                refusals.append(1)
+                raise RedisError("refused")
+            return await run_lane(fill, scripts)
+
+        lane.run = refused  # type: ignore[method-assign]
+        await asyncio.sleep(0.1)
+        await until(settled, "nothing left to flush")
+        assert await sync.claims.claim(m(1), "c1", call_waiting=False)  # granted locally
+        assert refusals == [1]
+        assert await sync.claims.claim(m(2), "c2", call_waiting=False)
+        client = aioredis.from_url(redis_server.url, decode_responses=True)
+        assert await client.exists(sync.keys.claims(m(2)))  # the flusher sent it
+        assert all(not t.done() for t in sync._tasks)
+        await client.aclose()
+        await sync.stop()
+
+    run(main)
