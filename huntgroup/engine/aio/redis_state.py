@@ -712,6 +712,7 @@ class RedisStateSync:
             while pause > 0:  # a flush just went: gather this one's changes a little longer
                 await asyncio.sleep(pause)
                 pause = self._last_flush + self.flush_interval - loop.time()
+            await asyncio.sleep(0)  # the claims asked in this loop turn join this flush
             self._wake.clear()
             self._last_flush = loop.time()
             # Claims first: a member's claim is released before its activity tells the

@@ -477,3 +477,31 @@ def test_a_claims_round_trip_redis_refuses_leaves_the_flusher_running(
         await sync.stop()
 
     run(main)
+
+
+def test_a_claim_asked_with_a_change_goes_in_that_changes_flush(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a quiet spell an input that changes the state and asks a claim (one loop turn)
+    sends both in one round trip, at once: the flusher lets that turn's claims join its
+    flush. Before: the change went alone and the claim waited ``flush_interval`` for the
+    next flush (two round trips, the ringing later)."""
+    sends = count_sends(monkeypatch)
+
+    async def main() -> None:
+        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+        store = sync.store
+        await sync.start()
+        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
+        await until(settled, "the first flush")
+        await asyncio.sleep(0.1)  # a quiet spell
+        sends.clear()
+        store.set_ringing(m(6), "c0", False)  # another call's change, in the same turn
+        store.set_active(m(6), "c0", True)
+        asked = asyncio.ensure_future(sync.claims.claim(m(1), "c1", call_waiting=False))
+        assert await asked
+        assert len(sends) == 1, len(sends)
+        assert not store.pending  # the change went with it
+        await sync.stop()
+
+    run(main)
