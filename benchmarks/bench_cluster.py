@@ -314,6 +314,8 @@ def _tracers(
     """py-spy on every node for the calls' duration, and redis-cli MONITOR (``--trace``)."""
     trace.mkdir(parents=True, exist_ok=True)
     spy = TOOLS_VENV / "bin" / "py-spy"
+    if not spy.exists() and shutil.which("py-spy"):
+        spy = Path(str(shutil.which("py-spy")))
     procs = []
     for i, node in enumerate(nodes if spy.exists() else ()):
         spying = subprocess.Popen(
@@ -475,8 +477,8 @@ def render(
             "- Redis commands per call, one node (median; a script's own commands count, "
             "`INFO commandstats`): "
             + ", ".join(f"{k} {v:.2f}" for k, v in top if v >= 0.05)
-            + ". `evalsha` is the scripts run: the claim, the state's batch and the "
-            "claims' writes (these two in one round trip)."
+            + ". `evalsha` is the scripts run: the claims, the state's batch and the "
+            "claims' writes (under load all in the flusher's one round trip)."
         )
     if "kamailio-1" in medians and "kamailio-2" in medians:
         notes.append(

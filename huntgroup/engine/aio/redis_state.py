@@ -34,9 +34,11 @@ its local image, and catches up when it returns.
 - the claims on members (``redis_claims.py``) are written with every flush, in
   the same pipeline as the batch and before it (one round trip; a claim is
   released before the activity that frees its member is published), and
-  renewed (re-asserted after an outage) by a task of their own. A claim asked
-  while changes wait (and no flush is under way) goes in the pipeline of a
-  flush of them, after the batch (``_carry_claim``).
+  renewed (re-asserted after an outage) by a task of their own. A claim is
+  not sent alone: it waits for the flusher's next flush (at once after a quiet
+  spell, else ``flush_interval`` after the last one began) and goes in its
+  pipeline after the batch, with every claim asked meanwhile (``_carry_claim``):
+  a node's round trips follow its flushes, not its calls.
 - the flushes and the claims run on :class:`~huntgroup.engine.aio.redis_connect.FastLane`
   (one connection of the client's, commands packed and written at once).
 
@@ -74,7 +76,6 @@ from huntgroup.engine.aio.redis_connect import (
     close_client,
     redact,
     redis_client,
-    run_pipeline,
 )
 from huntgroup.engine.aio.redis_keys import RedisKeys
 from huntgroup.engine.aio.redis_migration import migrate_legacy_keys
@@ -200,6 +201,7 @@ class RedisStateSync:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._flusher_task: asyncio.Task[None] | None = None
         self._barriers: dict[str, asyncio.Future[None]] = {}
         self._timer: LoopTimer | None = None  # the sync object's wrap-up timer
         self._prelude: ClaimPlan | None = None  # the claims sent with the next batch
@@ -215,8 +217,9 @@ class RedisStateSync:
         )
         """This node's claims on members (``redis_claims.py``)."""
         self.claims.carrier = self._carry_claim
-        self._carried: ClaimRequest | None = None  # the claim sent with the next batch
-        self._carried_answer: Any = None
+        self._asked: list[tuple[ClaimRequest, asyncio.Future[Any]]] = []
+        """Claims waiting for the next flush (``_carry_claim``), each with its answer."""
+        self._riders: list[tuple[ClaimRequest, asyncio.Future[Any]]] = []  # sent with the batch
         self._last_flush = -math.inf  # loop time the last flush began
 
     @property
@@ -332,8 +335,9 @@ class RedisStateSync:
         """Load (if not done yet) and start the flusher, subscriber and heartbeat tasks."""
         await self.load()
         loop = asyncio.get_running_loop()
+        self._flusher_task = loop.create_task(self._flusher(), name="state-flusher")
         self._tasks = [
-            loop.create_task(self._flusher(), name="state-flusher"),
+            self._flusher_task,
             loop.create_task(self._subscriber(), name="state-subscriber"),
             loop.create_task(self._heartbeat(), name="state-heartbeat"),
             loop.create_task(self._renewer(), name="state-claims"),
@@ -348,6 +352,9 @@ class RedisStateSync:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        self._flusher_task = None
+        asked = self._take_asked()
+        self._answer(asked, [0] * len(asked))  # refused: the node stops
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -377,47 +384,61 @@ class RedisStateSync:
     async def flush(self, *, claims: bool = False) -> bool:
         """Write the journal to Redis and publish it; False (ops kept) if Redis is away.
         ``claims``: the claims' changes too (``RedisClaims.plan``), sent before the batch
-        in the same round trip."""
+        in the same round trip, and the claims asked since the last flush, after it."""
         if self._client is None:
             return False
         async with self._lock:
-            plan = self.claims.plan() if claims else None
-            commands = self._handle(FlushDue())
-            if plan is not None and not commands:  # the claims alone
-                return await self._write_claims(plan)
-            if not commands:
-                return True
-            self._prelude = plan
-            was_connected = self.connected
+            asked = self._take_asked() if claims else []
             try:
-                await self._execute(commands)
-            except UNREACHABLE as err:
-                self._went_down(err)
-                self._handle(BatchFailed(refused=False))
-                return False
-            except RedisError:
-                count = commands[0].ops if isinstance(commands[0], PublishBatch) else 0
-                log.exception("Redis rejected a state batch; %d op(s) dropped", count)
-                self._handle(BatchFailed(refused=True))
-            finally:
-                self._prelude = None
-            if self.connected and not was_connected:
-                log.info("Redis %s is back; state flushed", redact(self.url))
-            return True
+                return await self._flush(claims, asked)
+            finally:  # not sent (Redis away, or an error): granted locally
+                self._answer(asked, [None] * len(asked))
+
+    async def _flush(
+        self, claims: bool, asked: list[tuple[ClaimRequest, asyncio.Future[Any]]]
+    ) -> bool:
+        plan = self.claims.plan() if claims else None
+        commands = self._handle(FlushDue())
+        if not commands:
+            if plan is None and not asked:
+                return True
+            return await self._write_claims(plan, asked)  # the claims alone
+        self._prelude = plan
+        self._riders = asked
+        was_connected = self.connected
+        try:
+            await self._execute(commands)
+        except UNREACHABLE as err:
+            self._went_down(err)
+            self._handle(BatchFailed(refused=False))
+            return False
+        except RedisError:
+            count = commands[0].ops if isinstance(commands[0], PublishBatch) else 0
+            log.exception("Redis rejected a state batch; %d op(s) dropped", count)
+            self.claims.stale = True  # the claims' writes may not have gone: re-asserted
+            self._handle(BatchFailed(refused=True))
+        finally:
+            self._prelude = None
+            self._riders = []
+        if asked and self.connected:  # no batch carried them (none to send)
+            return await self._write_claims(None, asked)
+        if self.connected and not was_connected:
+            log.info("Redis %s is back; state flushed", redact(self.url))
+        return True
 
     async def _carry_claim(self, request: ClaimRequest) -> tuple[bool, Any]:
-        """Send ``request`` in the pipeline of a flush of the pending changes (and the
-        claims' writes) when there are some, no flush is under way and the flusher would
-        send them now (its ``flush_interval`` since the last flush is over): one round trip
-        where there were two, and no batch more; the flusher's next batch waits
-        ``flush_interval`` from this one. Otherwise the claim goes alone, on the fast lane.
-        (False, None) when it must go the ordinary way (no connection)."""
+        """Send ``request`` with the flusher's next flush: at once after a quiet spell, else
+        ``flush_interval`` after the last flush began, in one round trip with the pending
+        changes, the claims' writes and every other claim asked meanwhile (a claim no
+        longer costs a round trip of its own under load). (True, the answer or the error);
+        (False, None) when it must go the ordinary way (no connection, no flusher: sent
+        alone). A claim whose asker was cancelled after it went is still taken by the
+        ledger (``_answer``): the next flush releases it (its offer is gone)."""
         if self._client is None or self._lane is None:
             return False, None
-        now = asyncio.get_running_loop().time()
-        due = now >= self._last_flush + self.flush_interval  # the flusher would send now
-        if self._lock.locked() or not due or not (self.store.pending or self.sync.outbox):
-            try:  # alone, on the hot path's connection
+        flusher = self._flusher_task
+        if flusher is None or flusher.done():  # no flusher (load() alone): sent alone
+            try:
                 results = await self._lane.run(
                     lambda pipe: self.claims.queue_claim(pipe, request), (CLAIM_SCRIPT,)
                 )
@@ -427,28 +448,69 @@ class RedisStateSync:
             except RedisError as err:
                 return True, err
             return True, results[0]
-        self._carried = request
-        self._carried_answer = None
-        self._last_flush = now
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._asked.append((request, future))
+        self._wake.set()
         try:
-            await self.flush(claims=True)
-        finally:
-            carried, self._carried = self._carried, None
-        if carried is not None:  # no batch went (nothing to send, or Redis away)
-            return False, None
-        answer, self._carried_answer = self._carried_answer, None
-        return True, answer
+            return True, await future
+        except asyncio.CancelledError:  # answered, but cancelled before it was read
+            if future.done() and not future.cancelled():
+                self._take_grant(request, future.result())
+            raise
 
-    async def _write_claims(self, plan: ClaimPlan) -> bool:
-        assert self._client is not None
+    def _take_asked(self) -> list[tuple[ClaimRequest, asyncio.Future[Any]]]:
+        """The claims asked since the last flush, those whose asker gave up left out."""
+        asked, self._asked = self._asked, []
+        return [(request, future) for request, future in asked if not future.done()]
+
+    def _answer(
+        self, asked: list[tuple[ClaimRequest, asyncio.Future[Any]]], answers: Sequence[Any]
+    ) -> None:
+        """Hand each claim its answer (an exception object: Redis refused it, or is away);
+        a claim whose asker gave up meanwhile goes to the ledger all the same."""
+        for (request, future), answer in zip(asked, answers, strict=True):
+            if future.done():
+                self._take_grant(request, answer)
+            else:
+                future.set_result(answer)
+        asked.clear()
+
+    def _take_grant(self, request: ClaimRequest, answer: Any) -> None:
+        """The answer to a claim whose asker gave up: a grant goes to the ledger (the next
+        flush releases it: no offer rings the member)."""
+        if answer is not None and not isinstance(answer, BaseException):
+            self.claims.answered(request, answer)
+
+    async def _write_claims(
+        self, plan: ClaimPlan | None, asked: list[tuple[ClaimRequest, asyncio.Future[Any]]]
+    ) -> bool:
+        """The claims' writes and the claims asked, without a batch: one round trip."""
+        assert self._lane is not None
+
+        def fill(pipe: Any) -> None:
+            if plan is not None:
+                self.claims.queue(pipe, plan)
+            for request, _ in asked:
+                self.claims.queue_claim(pipe, request)
+
         try:
-            results = await run_pipeline(
-                self._client, lambda pipe: self.claims.queue(pipe, plan), (ASSERT_SCRIPT,)
-            )
+            results = await self._lane.run(fill, (ASSERT_SCRIPT, CLAIM_SCRIPT))
         except UNREACHABLE as err:
-            self.claims.failed(err)
+            if plan is not None:
+                self.claims.failed(err)
+            else:
+                self._went_down(err)
+            self._answer(asked, [err] * len(asked))
             return False
-        self.claims.settle(plan, results)
+        except RedisError as err:  # refused as a whole: re-asserted at the next write
+            log.error("Redis refused the claims' round trip: %s", err)
+            self.claims.stale = True
+            self._answer(asked, [err] * len(asked))
+            return True
+        cut = len(results) - len(asked)
+        self._answer(asked, results[cut:])
+        if plan is not None:
+            self.claims.settle(plan, results[:cut])
         return True
 
     def _went_down(self, err: BaseException) -> None:
@@ -480,24 +542,26 @@ class RedisStateSync:
             self._own_channel,
         ]
         plan, self._prelude = self._prelude, None
-        request, self._carried = self._carried, None
+        asked, self._riders = self._riders, []
         assert self._lane is not None
 
         def fill(pipe: Any) -> None:
             if plan is not None:
                 self.claims.queue(pipe, plan)
             pipe.evalsha(self._batch_script.sha, len(keys), *keys, *args)
-            if request is not None:
+            for request, _ in asked:
                 self.claims.queue_claim(pipe, request)
 
         try:
             results = await self._lane.run(fill, (ASSERT_SCRIPT, BATCH_SCRIPT, CLAIM_SCRIPT))
         except UNREACHABLE as err:
             self.claims.stale = True  # re-asserted once Redis is back
-            self._carried_answer = err
+            self._answer(asked, [err] * len(asked))
             raise
-        if request is not None:
-            self._carried_answer = results.pop()
+        if asked:
+            cut = len(results) - len(asked)
+            self._answer(asked, results[cut:])
+            del results[cut:]
         if plan is not None:
             self.claims.settle(plan, results[:-1])
         if isinstance(results[-1], Exception):
@@ -648,6 +712,7 @@ class RedisStateSync:
             while pause > 0:  # a flush just went: gather this one's changes a little longer
                 await asyncio.sleep(pause)
                 pause = self._last_flush + self.flush_interval - loop.time()
+            await asyncio.sleep(0)  # the claims asked in this loop turn join this flush
             self._wake.clear()
             self._last_flush = loop.time()
             # Claims first: a member's claim is released before its activity tells the

@@ -418,6 +418,24 @@ def test_stored_pointers_are_members_and_old_positions_stay_readable() -> None:
     assert snap.pointers == {"G": ("sip:agent@127.0.0.1:5080", (1, "A")), "Old": (3, (2, "B"))}
 
 
+def test_a_batch_writes_only_the_last_pointer_move_of_each_group() -> None:
+    """Every call moves its group's pointer: a batch of several calls writes each group's
+    last move only (its stamp is the newest of this node's, so the earlier ones could
+    never win where it loses). Before: one stamped write per move (``HGET`` and two
+    ``HSET`` each in Redis)."""
+    from huntgroup.queue.state.codec import encode_writes
+
+    store = JournalingStore("A")
+    store.set_last_answered("G", "sip:a@h")
+    store.set_last_answered("H", "sip:x@h")
+    store.set_last_answered("G", "sip:b@h")
+    store.set_last_answered("G", "sip:c@h")
+    ops = store.drain()
+    assert len(ops) == 4  # the other nodes still get every move (the batch's message)
+    writes = json.loads(encode_writes(ops, store, offset=0.0))
+    assert writes == [["p", "H", '"sip:x@h"', "2|A"], ["p", "G", '"sip:c@h"', "4|A"]]
+
+
 def test_local_calls_and_ranks_read_in_place_what_node_state_copies() -> None:
     """The claims read the node's calls at every flush: in place, without the copy (sorted,
     frozen) that ``node_state`` makes, and with the same content."""
