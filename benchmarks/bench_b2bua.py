@@ -45,6 +45,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -295,22 +296,16 @@ STEADY = (2.0, 9.0)
 calls' hang-ups started (1 s) and before the last calls were placed (10 s)."""
 
 
+_ABORTED_ON_503 = re.compile(r"Call-Id '([^']+)'[^\n]*received 'SIP/2\.0 503 ")
+
+
 def _shed_calls(work: Path) -> int:
-    """New calls the server refused with 503: distinct Call-IDs of the 503s in the
-    caller's error log (a 503 is unexpected for ``uac_1s.xml``, and logged there)."""
+    """New calls the server refused with 503: distinct Call-IDs of the calls SIPp
+    aborted on a 503 (unexpected for ``uac_1s.xml``), from the caller's error log."""
     path = work / "uac.err"
     if not path.exists():
         return 0
-    calls: set[str] = set()
-    in_503 = False
-    for line in path.read_text(errors="replace").splitlines():
-        text = line.strip()
-        if text.startswith("SIP/2.0 "):
-            in_503 = text.startswith("SIP/2.0 503")
-        elif in_503 and text.lower().startswith(("call-id:", "i:")):
-            calls.add(text.split(":", 1)[1].strip())
-            in_503 = False
-    return len(calls)
+    return len(set(_ABORTED_ON_503.findall(path.read_text(errors="replace"))))
 
 
 def _proc_rss_kib(pid: int) -> int:
