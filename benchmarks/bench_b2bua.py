@@ -707,6 +707,15 @@ def first_failure(result: Result) -> Point | None:
     return min(failed, key=lambda p: (p.rate, p.cpu_percent or 0.0))
 
 
+def _failure_cell(point: Point) -> str:
+    """``250/s at 83 % CPU (steady 90 % + 1 % waiting): 503 x544``."""
+    return (
+        f"{point.rate}/s at {_fmt(point.cpu_percent, '{:.0f} %')} CPU "
+        f"(steady {_fmt(point.steady_cpu_percent, '{:.0f} %')} + "
+        f"{_fmt(point.steady_wait_percent, '{:.0f} %')} waiting): {point.failure_kind}"
+    )
+
+
 def _spread(values: list[float]) -> str:
     """``median (min-max)`` of ``values``."""
     if not values:
@@ -735,9 +744,7 @@ def render_repeats(repeats: list[list[Result]]) -> str:
         cells = []
         for r in (sippy, hg):
             f = first_failure(r)
-            cells.append(
-                "none" if f is None else f"{f.rate}/s at {_fmt(f.cpu_percent, '{:.0f} %')} CPU"
-            )
+            cells.append("none" if f is None else _failure_cell(f))
         lines.append(
             f"| {i} | {sippy.best} | {hg.best} | {_fmt(ratio, '{:.2f}x')} "
             f"| {_fmt(s_cpu, '{:.2f} ms')} | {_fmt(h_cpu, '{:.2f} ms')} | {cells[0]} | {cells[1]} |"
@@ -762,7 +769,12 @@ def render_repeats(repeats: list[list[Result]]) -> str:
         f"(median {ratio:.2f}x: {'met' if ratio >= TARGET_RATIO else '**NOT met**'}); "
         f"CPU per call at most {TARGET_CPU_MS:g} ms (median {_fmt(per_call, '{:.2f} ms')}: "
         f"{'met' if per_call is not None and per_call <= TARGET_CPU_MS else '**NOT met**'}). "
-        "The first failure: the failed run at the lowest rate, with the server's CPU in it.",
+        "The first failure: the failed run at the lowest rate, with the server's CPU over "
+        "the run, over its steady part (seconds 2-9, calls arriving and ending at the same "
+        "rate) and the share of that time it was runnable but waiting for a core (other "
+        "processes held the cores), and what failed: `503 xN` new calls refused by the "
+        "overload limits, `timeout`, `other response` (486 when calls piled up on the "
+        "members), retransmissions.",
     ]
     return "\n".join(lines)
 
@@ -885,14 +897,19 @@ def render(results: list[Result], profile: tuple[Point, Path] | None, total_s: f
             f"huntgroup held {hg} calls/s = {ratio} sippy: target {verdict}.",
         ]
     lines += ["", "Every run (in order):", "", "| system | rate | calls ok | failed | "
-              "retransmissions | duration | server CPU | KiB/active call | held |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+              "retransmissions | duration | server CPU | steady CPU + waiting | CPU per call "
+              "| KiB/active call | held |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
     for r in results:
         for p in r.points:
             lines.append(
                 f"| {p.system} | {p.rate} | {p.successful}/{p.calls} | {p.failed} "
                 f"| {p.retransmissions} | {p.seconds:.1f} s | {_fmt(p.cpu_percent, '{:.0f} %')} "
-                f"| {_fmt(p.kib_per_call, '{:.1f}')} | {'yes' if p.held else 'no'} |"
+                f"| {_fmt(p.steady_cpu_percent, '{:.0f} %')} + "
+                f"{_fmt(p.steady_wait_percent, '{:.0f} %')} "
+                f"| {_fmt(p.cpu_per_call_ms, '{:.2f} ms')} "
+                f"| {_fmt(p.kib_per_call, '{:.1f}')} "
+                f"| {'yes' if p.held else 'no: ' + p.failure_kind} |"
             )
     if profile is not None:
         point, raw = profile
