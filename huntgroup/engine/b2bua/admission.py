@@ -44,9 +44,10 @@ The node becomes overloaded when the sustained lag passes ``max_loop_lag``
 or the load passes ``max_load``. From then on it refuses a *share* of new
 INVITEs (503 with ``Retry-After: 1``, spread evenly over the INVITEs), steered
 by each lag fact, since the node is now known to be at its capacity: the share
-rises by :data:`RISE` per second while input is later than ``max_loop_lag``,
-falls by :data:`FALL` per second while it is under half of it (and the load
-under ``max_load``), and never drops below what the excess asks for
+rises by :data:`RISE` per second while input is later than ``max_loop_lag``
+(for the last :data:`STEER` seconds: one late fact alone, a descheduling,
+does not push it), falls by :data:`FALL` per second while it is under half
+of it (and the load under ``max_load``), and never drops below what the excess asks for
 (``min(1, 2 x)`` past a limit by a share ``x``). The overload ends when the
 share is back to 0. This hysteresis keeps the queue short without
 all-or-nothing swings: entering needs sustained evidence, leaving is
@@ -93,6 +94,8 @@ RISE = 2.0
 """Share of new calls refused added per second while input is late, once overloaded."""
 FALL = 0.5
 """Share of new calls refused taken off per second while input is on time again."""
+STEER = 0.1
+"""Seconds the lag must last to steer the refused share (two facts: not one alone)."""
 STALE = 2.0
 """Seconds: a lag or load fact older than this no longer makes the node overloaded."""
 _SPANS = (LAG_WINDOW, LAG_WINDOW / 2, LAG_WINDOW / 4)
@@ -142,10 +145,10 @@ class _Sustained:
         # keep one fact at or before the window's start: it covers the start
         while len(facts) > 1 and facts[1][0] <= now - LAG_WINDOW:
             facts.popleft()
-        self.value = max(self._lasting(span, now) * span / LAG_WINDOW for span in _SPANS)
+        self.value = max(self.lasting(span, now) * span / LAG_WINDOW for span in _SPANS)
         return self.value
 
-    def _lasting(self, span: float, now: float) -> float:
+    def lasting(self, span: float, now: float) -> float:
         """The lag every fact reached over the last ``span`` seconds (0: not covered)."""
         start = now - span
         least = math.inf
@@ -246,10 +249,11 @@ class CallAdmission:
         if reason:
             self._reason = reason
         share = self._share
-        if share > 0.0:  # overloaded: each fact steers the share
-            if limit is not None and self._last_lag > limit:
+        if share > 0.0:  # overloaded: each fact steers the share, by the recent lag
+            recent = self._lag.lasting(STEER, now)  # one late fact alone does not count
+            if limit is not None and recent > limit:
                 share += RISE * dt
-            elif (limit is None or self._last_lag < limit / 2) and not load_over:
+            elif (limit is None or recent < limit / 2) and not load_over:
                 share -= FALL * dt
         self._share = min(1.0, max(floor, share, 0.0))
 

@@ -230,3 +230,18 @@ def test_a_flood_of_new_sources_cannot_evict_a_source_over_its_rate() -> None:
     assert not limiter.held("203.0.113.9", now=1.5)
     assert limiter.check("192.0.2.77", now=1.6) == PASS
     assert len(limiter) == 16
+
+
+def test_once_overloaded_single_late_facts_do_not_push_the_share_up() -> None:
+    """Other processes take the cores now and then: each descheduling leaves one late
+    fact. Only lateness that lasts (two facts or more) steers the share up."""
+    admission = both_limits()
+    t = feed(admission, 0.0, 1.0)
+    t = feed(admission, t, 0.6, lag=0.12)  # overloaded
+    t = feed(admission, t, 0.2, lag=0.07)  # held
+    held = admission.shedding(now=t)
+    assert held > 0.0
+    for _ in range(5):  # late once in every four facts, else between half the limit and it
+        t = feed(admission, t, PROBE, lag=0.3)
+        t = feed(admission, t, 3 * PROBE, lag=0.07)
+    assert admission.shedding(now=t) == held
