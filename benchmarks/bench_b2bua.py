@@ -45,6 +45,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -59,6 +60,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -200,6 +202,19 @@ class Point:
     operations: str = ""  # what an --operations run had on: "metrics", "metrics+records"
     scrapes: int = 0  # good /metrics answers during an --operations run
     record_lines: int = 0  # lines in the JSON-lines call records after the run
+    # What the failures were (SIPp's counters): new calls refused with 503 (distinct
+    # Call-IDs in the caller's error log), calls that timed out (no answer, UDP
+    # retransmissions exhausted), calls broken by another unexpected message.
+    shed: int = 0
+    timeouts: int = 0
+    unexpected: int = 0
+    # The steady part of the run (seconds STEADY of SIPp's run, when calls arrive and
+    # end at the same rate): the server's CPU, and the time its threads were runnable
+    # but waiting for a core (/proc/PID/task/*/schedstat), both in seconds.
+    steady_seconds: float | None = None
+    steady_cpu_seconds: float | None = None
+    steady_wait_seconds: float | None = None
+    limits: str = ""  # "off": an --limits-off run (max_loop_lag and max_load null)
 
     @property
     def held(self) -> bool:
@@ -211,6 +226,42 @@ class Point:
         if self.cpu_seconds is None or self.seconds <= 0:
             return None
         return 100.0 * self.cpu_seconds / self.seconds
+
+    @property
+    def steady_cpu_percent(self) -> float | None:
+        """The server's CPU in the steady part of the run, in % of one core."""
+        if self.steady_cpu_seconds is None or not self.steady_seconds:
+            return None
+        return 100.0 * self.steady_cpu_seconds / self.steady_seconds
+
+    @property
+    def steady_wait_percent(self) -> float | None:
+        """Time the server was runnable but not running (other processes had the
+        cores), in the steady part of the run, in % of the wall clock."""
+        if self.steady_wait_seconds is None or not self.steady_seconds:
+            return None
+        return 100.0 * self.steady_wait_seconds / self.steady_seconds
+
+    @property
+    def cpu_per_call_ms(self) -> float | None:
+        return None if self.cpu_seconds is None else 1000.0 * self.cpu_seconds / self.calls
+
+    @property
+    def failure_kind(self) -> str:
+        """``503 x24``, ``timeout x3``..., or ``""`` when no call failed."""
+        if self.held:
+            return ""
+        parts = [f"503 x{self.shed}"] if self.shed else []
+        if self.timeouts:
+            parts.append(f"timeout x{self.timeouts}")
+        other = self.unexpected - self.shed
+        if other > 0:
+            parts.append(f"other response x{other}")
+        if self.retransmissions:
+            parts.append(f"{self.retransmissions} retransmissions")
+        if not parts:
+            parts.append(f"{self.calls - self.successful} not completed in time")
+        return ", ".join(parts)
 
     @property
     def kib_per_call(self) -> float | None:
@@ -226,6 +277,35 @@ def _proc_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_wait_seconds(pid: int) -> float:
+    """Seconds the threads of ``pid`` spent runnable but waiting for a core (the second
+    field of ``/proc/PID/task/TID/schedstat``, in ns), summed over its threads."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended meanwhile
+    return total / 1e9
+
+
+STEADY = (2.0, 9.0)
+"""Seconds of the caller's run whose server CPU is the steady state: after the first
+calls' hang-ups started (1 s) and before the last calls were placed (10 s)."""
+
+
+_ABORTED_ON_503 = re.compile(r"Call-Id '([^']+)'[^\n]*received 'SIP/2\.0 503 ")
+
+
+def _shed_calls(work: Path) -> int:
+    """New calls the server refused with 503: distinct Call-IDs of the calls SIPp
+    aborted on a 503 (unexpected for ``uac_1s.xml``), from the caller's error log."""
+    path = work / "uac.err"
+    if not path.exists():
+        return 0
+    return len(set(_ABORTED_ON_503.findall(path.read_text(errors="replace"))))
 
 
 def _proc_rss_kib(pid: int) -> int:
@@ -294,6 +374,11 @@ def _sipp_ms(value: str) -> float:
     return ((h * 60 + m) * 60 + s) * 1000.0 + us / 1000.0
 
 
+LIMITS_OFF = "    max_loop_lag: null\n    max_load: null\n"
+"""YAML under ``server.limits`` of an ``--limits-off`` run: no overload shedding (what the
+engine does without it, a diagnostic)."""
+
+
 def _server_command(system: str, work: Path, extra: tuple[str, str] = ("", "")) -> list[str] | None:
     """The server's command line; ``extra``: YAML lines to add under ``server:``, and
     top-level sections (huntgroup only, see :func:`operations_config`)."""
@@ -302,6 +387,8 @@ def _server_command(system: str, work: Path, extra: tuple[str, str] = ("", "")) 
     if system == "huntgroup":
         config = work / "bench.yaml"
         head, _, groups = HUNTGROUP_CONFIG.partition("groups:\n")
+        if os.environ.get("HUNTGROUP_BENCH_LIMITS") == "off":
+            head = head.replace("  limits:\n", "  limits:\n" + LIMITS_OFF)
         config.write_text(head + extra[0] + "groups:\n" + groups + extra[1])
         return [
             sys.executable,
@@ -400,9 +487,14 @@ def measure_point(
                 scraper.start()
             rss: list[int] = []
             active: list[int] = []
+            steady: list[tuple[float, float, float]] = []  # (t, cpu, wait) at its ends
             while uac.poll() is None:
                 time.sleep(0.25)
                 elapsed = time.monotonic() - t0
+                due = STEADY[1] if steady else STEADY[0]
+                if server is not None and len(steady) < 2 and elapsed >= due:
+                    pid = server.pid
+                    steady.append((elapsed, _proc_cpu_seconds(pid), _proc_wait_seconds(pid)))
                 if server is not None and 3.0 <= elapsed <= RUN_SECONDS - 1.0 and stats.exists():
                     current = _last_stats(stats).get("CurrentCall")
                     if current:
@@ -419,6 +511,7 @@ def measure_point(
             if spy is not None:
                 spy.wait(timeout=30)
             last = _last_stats(stats) if stats.exists() else {}
+            shed = _shed_calls(work)
             errors = "\n".join([_error_sample(work), *scrape_failures[:3]]).strip()
             if server is not None and server.poll() is not None:
                 err = (work / "server.err").read_text(errors="replace")[-2000:]
@@ -449,6 +542,16 @@ def measure_point(
         operations=on,
         scrapes=len(scrapes),
         record_lines=record_lines,
+        shed=shed,
+        timeouts=sum(
+            int(last.get(f"{name}(C)", 0))
+            for name in ("FailedTimeoutOnRecv", "FailedMaxUDPRetrans", "FailedTimeoutOnSend")
+        ),
+        unexpected=int(last.get("FailedUnexpectedMessage(C)", 0)),
+        steady_seconds=round(steady[1][0] - steady[0][0], 3) if len(steady) == 2 else None,
+        steady_cpu_seconds=round(steady[1][1] - steady[0][1], 3) if len(steady) == 2 else None,
+        steady_wait_seconds=round(steady[1][2] - steady[0][2], 3) if len(steady) == 2 else None,
+        limits="off" if os.environ.get("HUNTGROUP_BENCH_LIMITS") == "off" else "",
     )
 
 
@@ -490,11 +593,14 @@ def in_loopback_netns(argv: list[str], what: str) -> dict[str, object]:
     return data
 
 
-def run_isolated(system: str, rate: int, profile: Path | None = None) -> Point:
-    """Run :func:`measure_point` in a fresh network namespace with only loopback."""
+def run_isolated(system: str, rate: int, profile: Path | None = None, tree: Path = ROOT) -> Point:
+    """Run :func:`measure_point` in a fresh network namespace with only loopback
+    (``tree``: the source tree the server runs, see :func:`measure_point`)."""
     inner = [sys.executable, str(Path(__file__).resolve()), "--point", system, str(rate)]
     if profile is not None:
         inner += ["--profile-out", str(profile)]
+    if tree != ROOT:
+        inner += ["--tree", str(tree)]
     return Point(**in_loopback_netns(inner, f"{system} @ {rate}/s"))  # type: ignore[arg-type]
 
 
@@ -502,13 +608,19 @@ def _quote(arg: str) -> str:
     return "'" + arg.replace("'", "'\"'\"'") + "'"
 
 
-def _log(point: Point) -> None:
-    cpu = f"{point.cpu_percent:.0f}%" if point.cpu_percent is not None else "-"
-    kib = f"{point.kib_per_call:.1f}" if point.kib_per_call is not None else "-"
+def _log(point: Point, file: TextIO = sys.stdout) -> None:
+    cpu = _fmt(point.cpu_percent, "{:.0f}%")
+    kib = _fmt(point.kib_per_call, "{:.1f}")
     print(
         f"  {point.system:9} {point.rate:5}/s  ok {point.successful:5}/{point.calls:<5} "
-        f"failed {point.failed:4}  {point.seconds:5.1f} s  cpu {cpu:>5}  KiB/call {kib:>6}  "
-        f"retrans {point.retransmissions}  {'HELD' if point.held else 'failed'}",
+        f"failed {point.failed:4}  {point.seconds:5.1f} s  cpu {cpu:>5} "
+        f"(steady {_fmt(point.steady_cpu_percent, '{:.0f}%')}, waiting for a core "
+        f"{_fmt(point.steady_wait_percent, '{:.0f}%')})  "
+        f"{_fmt(point.cpu_per_call_ms, '{:.2f}')} ms/call  KiB/call {kib:>6}  "
+        f"retrans {point.retransmissions}  "
+        f"{'HELD' if point.held else 'failed: ' + point.failure_kind}"
+        f"{'  [limits off]' if point.limits == 'off' else ''}",
+        file=file,
         flush=True,
     )
 
@@ -595,6 +707,15 @@ def first_failure(result: Result) -> Point | None:
     return min(failed, key=lambda p: (p.rate, p.cpu_percent or 0.0))
 
 
+def _failure_cell(point: Point) -> str:
+    """``250/s at 83 % CPU (steady 90 % + 1 % waiting): 503 x544``."""
+    return (
+        f"{point.rate}/s at {_fmt(point.cpu_percent, '{:.0f} %')} CPU "
+        f"(steady {_fmt(point.steady_cpu_percent, '{:.0f} %')} + "
+        f"{_fmt(point.steady_wait_percent, '{:.0f} %')} waiting): {point.failure_kind}"
+    )
+
+
 def _spread(values: list[float]) -> str:
     """``median (min-max)`` of ``values``."""
     if not values:
@@ -623,9 +744,7 @@ def render_repeats(repeats: list[list[Result]]) -> str:
         cells = []
         for r in (sippy, hg):
             f = first_failure(r)
-            cells.append(
-                "none" if f is None else f"{f.rate}/s at {_fmt(f.cpu_percent, '{:.0f} %')} CPU"
-            )
+            cells.append("none" if f is None else _failure_cell(f))
         lines.append(
             f"| {i} | {sippy.best} | {hg.best} | {_fmt(ratio, '{:.2f}x')} "
             f"| {_fmt(s_cpu, '{:.2f} ms')} | {_fmt(h_cpu, '{:.2f} ms')} | {cells[0]} | {cells[1]} |"
@@ -650,7 +769,12 @@ def render_repeats(repeats: list[list[Result]]) -> str:
         f"(median {ratio:.2f}x: {'met' if ratio >= TARGET_RATIO else '**NOT met**'}); "
         f"CPU per call at most {TARGET_CPU_MS:g} ms (median {_fmt(per_call, '{:.2f} ms')}: "
         f"{'met' if per_call is not None and per_call <= TARGET_CPU_MS else '**NOT met**'}). "
-        "The first failure: the failed run at the lowest rate, with the server's CPU in it.",
+        "The first failure: the failed run at the lowest rate, with the server's CPU over "
+        "the run, over its steady part (seconds 2-9, calls arriving and ending at the same "
+        "rate) and the share of that time it was runnable but waiting for a core (other "
+        "processes held the cores), and what failed: `503 xN` new calls refused by the "
+        "overload limits, `timeout`, `other response` (486 when calls piled up on the "
+        "members), retransmissions.",
     ]
     return "\n".join(lines)
 
@@ -773,14 +897,19 @@ def render(results: list[Result], profile: tuple[Point, Path] | None, total_s: f
             f"huntgroup held {hg} calls/s = {ratio} sippy: target {verdict}.",
         ]
     lines += ["", "Every run (in order):", "", "| system | rate | calls ok | failed | "
-              "retransmissions | duration | server CPU | KiB/active call | held |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+              "retransmissions | duration | server CPU | steady CPU + waiting | CPU per call "
+              "| KiB/active call | held |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
     for r in results:
         for p in r.points:
             lines.append(
                 f"| {p.system} | {p.rate} | {p.successful}/{p.calls} | {p.failed} "
                 f"| {p.retransmissions} | {p.seconds:.1f} s | {_fmt(p.cpu_percent, '{:.0f} %')} "
-                f"| {_fmt(p.kib_per_call, '{:.1f}')} | {'yes' if p.held else 'no'} |"
+                f"| {_fmt(p.steady_cpu_percent, '{:.0f} %')} + "
+                f"{_fmt(p.steady_wait_percent, '{:.0f} %')} "
+                f"| {_fmt(p.cpu_per_call_ms, '{:.2f} ms')} "
+                f"| {_fmt(p.kib_per_call, '{:.1f}')} "
+                f"| {'yes' if p.held else 'no: ' + p.failure_kind} |"
             )
     if profile is not None:
         point, raw = profile
@@ -821,7 +950,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-out", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--tree", type=Path, default=ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--operations", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--limits-off", action="store_true",
+        help="huntgroup without overload shedding (max_loop_lag, max_load null): a diagnostic",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.limits_off:
+        os.environ["HUNTGROUP_BENCH_LIMITS"] = "off"  # read by every run, in the namespace too
 
     if args.point:  # inside the namespace: one run, one JSON line
         point = measure_point(
@@ -831,6 +966,7 @@ def main(argv: list[str] | None = None) -> int:
             args.tree,
             operations=args.operations,
         )
+        _log(point, sys.stderr)
         print(json.dumps(asdict(point)))
         return 0
 

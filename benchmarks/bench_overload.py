@@ -2,7 +2,7 @@
 
 Command (as root, with sipp, unshare and ip installed):
     .venv/bin/python benchmarks/bench_overload.py [--held RATE] [--repeat N]
-        [--seconds S] [--no-write]
+        [--seconds S] [--no-write] [--tree DIR]
 
 What is measured
 ----------------
@@ -20,8 +20,9 @@ server is an expected outcome for this caller: it is ACKed and counted apart
 
 Two configurations of ``huntgroup serve`` run at every load:
 
-- ``shedding``: the defaults of ``server.limits`` (``max_loop_lag: 0.1``,
-  ``max_load: 0.9``), per-source limits off (SIPp is one source);
+- ``shedding``: the defaults of ``server.limits`` in the tree that runs (here
+  ``max_loop_lag: 0.1``, ``max_load: 0.98``), per-source limits off (SIPp is
+  one source);
 - ``baseline``: the same with ``max_loop_lag`` and ``max_load`` set to null, i.e.
   what the server did before it noticed saturation.
 
@@ -71,11 +72,13 @@ from bench_b2bua import (
 from report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
+TREE = ROOT
+"""The source tree the server runs (``--tree``)."""
 LADDER = (100, 200, 300, 400, 500, 600, 800, 1000)
 FACTORS = (1.0, 1.5, 2.0, 3.0)
 MODES = ("shedding", "baseline")
 LIMITS = {
-    "shedding": "    max_loop_lag: 0.1\n    max_load: 0.9\n",
+    "shedding": "",  # the tree's defaults
     "baseline": "    max_loop_lag: null\n    max_load: null\n",
 }
 
@@ -126,8 +129,9 @@ def _refused(work: Path) -> int:
     return total
 
 
-def measure(mode: str, rate: int, seconds: int) -> Run:
-    """One run; must be called inside the network namespace."""
+def measure(mode: str, rate: int, seconds: int, tree: Path = ROOT) -> Run:
+    """One run; must be called inside the network namespace. ``tree``: the source tree
+    whose ``huntgroup`` the server runs (another revision's, for an A/B)."""
     calls = rate * seconds
     with tempfile.TemporaryDirectory(prefix="hg-overload-") as tmp:
         work = Path(tmp)
@@ -146,7 +150,7 @@ def measure(mode: str, rate: int, seconds: int) -> Run:
             server = subprocess.Popen(
                 [sys.executable, "-m", "huntgroup", "serve", "--config", str(config),
                  "--log-level", "WARNING"],
-                cwd=work, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+                cwd=work, env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
                 stdout=subprocess.DEVNULL, stderr=(work / "server.err").open("wb"),
             )  # fmt: skip
             started.append(server)
@@ -197,7 +201,7 @@ def measure(mode: str, rate: int, seconds: int) -> Run:
 
 def run_isolated(mode: str, rate: int, seconds: int) -> Run:
     inner = [sys.executable, str(Path(__file__).resolve()), "--point", mode, str(rate)]
-    inner += [str(seconds)]
+    inner += [str(seconds), "--tree", str(TREE)]
     run = Run(**in_loopback_netns(inner, f"{mode} @ {rate}/s"))  # type: ignore[arg-type]
     print(
         f"  {run.mode:9} {run.rate:5}/s  completed {run.completed_rate:6.1f}/s  "
@@ -266,11 +270,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=10, help="seconds of load per run")
     parser.add_argument("--no-write", action="store_true", help="do not write the docs")
     parser.add_argument("--point", nargs=3, metavar=("MODE", "RATE", "S"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--tree", type=Path, default=ROOT,
+        help="the source tree the server runs (default: this one; another revision's for A/B)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.point is not None:
         mode, rate, seconds = args.point
-        print(json.dumps(asdict(measure(mode, int(rate), int(seconds)))))
+        print(json.dumps(asdict(measure(mode, int(rate), int(seconds), args.tree))))
         return 0
+    global TREE
+    TREE = args.tree.resolve()
     seconds = max(1, min(args.seconds, 30))
     repeat = max(1, min(args.repeat, 5))
     load_start = os.getloadavg()[0]

@@ -181,7 +181,7 @@ class LimitsConfig(_Model):
     """Forwards to our own numbers one call may follow (a chain at run time); then 483."""
     # overload and floods (docs/security.md, "Overload and floods")
     max_loop_lag: float | None = Field(0.1, gt=0, le=10)
-    max_load: float | None = Field(0.9, gt=0, le=1)
+    max_load: float | None = Field(0.98, gt=0, le=1)
     per_source_invite_rate: float | None = Field(50.0, gt=0)
     per_source_invite_burst: int = Field(100, ge=1)
     per_source_register_rate: float | None = Field(50.0, gt=0)

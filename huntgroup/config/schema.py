@@ -224,10 +224,13 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "503 with Retry-After. null: no limit.",
         "max_internal_forwards": "Forwards to our own numbers (lines, pilots) one call may "
         "follow; one more gets 483 Too Many Hops, a number seen twice 482 Loop Detected.",
-        "max_loop_lag": "Seconds the event loop may run late (smoothed) before new calls get "
-        "503 at once. null: never.",
-        "max_load": "Share of one CPU (0..1, smoothed) the process may use before new calls "
-        "get 503 at once. null: never.",
+        "max_loop_lag": "Seconds input may be handled late (the event loop, or the SIP "
+        "datagrams queued in the kernel) for a whole second (four times it for a quarter of "
+        "a second) before a share of new calls gets 503. One late moment (a garbage "
+        "collection, other processes on the cores) does not count. null: never.",
+        "max_load": "Share of the time (0..1, averaged over about 1 s) the process may be "
+        "busy, on a CPU or waiting for one, before a share of new calls gets 503. "
+        "null: never.",
         "per_source_invite_rate": "New INVITEs per second from one IP address; beyond, 503 "
         "with Retry-After, and past twice the rate no answer. null: no limit.",
         "per_source_invite_burst": "INVITEs one IP address may send at once before its rate "

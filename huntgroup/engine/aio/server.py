@@ -27,9 +27,13 @@ counts) must arrive every ``idle_timeout``. A peer that does not read what we
 send is cut off.
 
 Saturation: every :data:`PROBE_INTERVAL` a callback measures how late the
-event loop ran it and which share of a CPU the process used since the last
-one; both go to the B2BUA's admission as facts (``loop_lag``, ``loop_load``),
-which sheds new INVITEs past ``server.limits.max_loop_lag`` / ``max_load``.
+event loop ran it (or the SIP datagrams queued in the kernel will be read),
+which share of a CPU the process used since the last one, and which share of
+the time the loop's thread was runnable but waiting for a core
+(``/proc/thread-self/schedstat``, Linux); they go to the B2BUA's admission
+as facts (``loop_lag``, ``loop_load``), which sheds new INVITEs when the lag
+lasts past ``server.limits.max_loop_lag`` or the busy share passes
+``max_load`` (see :mod:`huntgroup.engine.b2bua.admission`).
 
 Shutdown (SIGINT/SIGTERM): newcomers and OPTIONS probes get 503, calls in progress may finish
 for ``server.shutdown_grace`` seconds, then the B2BUA ends them with BYE; the
@@ -86,6 +90,9 @@ SKB_OVERHEAD = 1400
 """Bytes the kernel accounts per queued datagram beyond its payload (Linux truesize,
 about 2.3 KB for a 900-byte INVITE), to count the datagrams in a receive queue."""
 _SO_MEMINFO = 55  # Linux: getsockopt(SOL_SOCKET) -> u32[9], the first the receive queue bytes
+SCHEDSTAT = "/proc/thread-self/schedstat"
+"""Linux: the calling thread's time on a CPU, time runnable but waiting for one (ns), and
+time slices; read by the event loop's thread at each probe (see :func:`run_delay`)."""
 
 
 TLS_HANDSHAKE_TIMEOUT = 10.0
@@ -129,6 +136,16 @@ def _udp_socket(host: str, port: int) -> socket.socket:
         except OSError:
             continue
     return sock
+
+
+def run_delay() -> float | None:
+    """Seconds the calling thread has spent runnable but waiting for a core since it
+    started (the second field of :data:`SCHEDSTAT`), or None where it cannot be read."""
+    try:
+        with open(SCHEDSTAT, "rb") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def udp_backlog(sock: socket.socket) -> int | None:
@@ -224,6 +241,7 @@ class Server:
         self._probe_due = 0.0
         self._probe_last = 0.0
         self._cpu_last = 0.0
+        self._waited_last: float | None = None  # run_delay() at the last probe
         self.datagrams = 0  # SIP datagrams read, and their bytes (for the probe)
         self.datagram_bytes = 0
         self._datagrams_last = 0
@@ -337,6 +355,7 @@ class Server:
         self._rearm()
         self._probe_last = self.loop.time()
         self._cpu_last = time.process_time()
+        self._waited_last = run_delay()
         self._probe_due = self._probe_last + PROBE_INTERVAL
         self._probe_handle = self.loop.call_at(self._probe_due, self._probe)
         self.listening = True
@@ -351,8 +370,9 @@ class Server:
         }
 
     def _probe(self) -> None:
-        """Measure how late inputs are handled and the CPU share, hand them to admission
-        as facts, and come back in :data:`PROBE_INTERVAL`.
+        """Measure how late inputs are handled, the CPU share and the share of time spent
+        waiting for a core, hand them to admission as facts, and come back in
+        :data:`PROBE_INTERVAL`.
 
         The lag is the larger of two: how late this callback runs, and how long the
         SIP datagrams waiting in the kernel will wait (their count, from the receive
@@ -362,21 +382,26 @@ class Server:
         """
         now = self.loop.time()
         cpu = time.process_time()
+        waited = run_delay()
         elapsed = now - self._probe_last
         admission = self.b2bua.admission
         lag = now - self._probe_due
         read = self.datagrams - self._datagrams_last
         if elapsed > 0:
-            admission.loop_load((cpu - self._cpu_last) / elapsed, now=now)
             backlog = sum(udp_backlog(proto.sock) or 0 for _, proto in self._udp)
             if backlog:
                 size = (self.datagram_bytes - self._bytes_last) / read if read else 0.0
-                waiting = backlog / (size + SKB_OVERHEAD)
-                lag = max(lag, waiting / (read / elapsed) if read else elapsed)
-        admission.loop_lag(lag, now=now)
+                queued = backlog / (size + SKB_OVERHEAD)
+                lag = max(lag, queued / (read / elapsed) if read else elapsed)
+        admission.loop_lag(lag, now=now)  # first: it steers the share refused
+        if elapsed > 0:
+            off_cpu = 0.0
+            if waited is not None and self._waited_last is not None:
+                off_cpu = (waited - self._waited_last) / elapsed
+            admission.loop_load((cpu - self._cpu_last) / elapsed, now=now, waiting=off_cpu)
         self.b2bua.wall_clock_read(time.time(), now=now)
         self._datagrams_last, self._bytes_last = self.datagrams, self.datagram_bytes
-        self._probe_last, self._cpu_last = now, cpu
+        self._probe_last, self._cpu_last, self._waited_last = now, cpu, waited
         self._probe_due = now + PROBE_INTERVAL
         self._probe_handle = self.loop.call_at(self._probe_due, self._probe)
 

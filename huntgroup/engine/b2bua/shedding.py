@@ -256,6 +256,6 @@ def overload_log(ctx: Context, refusal: Refusal | None) -> None:
     if refusal is not None and not ctx.overloaded:
         ctx.overloaded = True
         log.warning("overloaded, new calls get 503: %s", refusal.reason)
-    elif refusal is None and ctx.overloaded:
+    elif refusal is None and ctx.overloaded and not ctx.admission.shedding(now=ctx.now):
         ctx.overloaded = False
         log.warning("overload over: new calls are taken in again")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from huntgroup.engine.sip.address import Peer
@@ -299,3 +301,24 @@ def test_the_upstreams_registers_are_limited_a_trusted_peers_draw_a_tenfold_buck
     assert flood(net, "REGISTER", ["192.0.2.50"] * 30) == 30 - 2
     assert flood(net, "REGISTER", ["198.51.100.7"] * 30) == 30 - 20
     assert flood(net, "INVITE", ["198.51.100.7"] * 30) == 0  # its calls: not limited
+
+
+def test_one_warning_per_overload_episode_while_a_share_is_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Refusing a share lets some new calls in: that is no end of the overload (each
+    admitted call logged "overload over", then the next refusal "overloaded")."""
+    net = limited(max_loop_lag=0.1)
+    net.phone("m1", 7001, "m1")
+    t = net.now
+    for i in range(1, 13):  # 0.6 s of input 120 ms late: a share of new calls is refused
+        net.b2b.admission.loop_lag(0.12, now=t + i * 0.05)
+    net.advance(0.6)
+    assert 0.0 < net.b2b.admission.shedding(now=net.now) < 1.0
+    caplog.set_level(logging.WARNING, logger="huntgroup.calls")
+    for n in range(8):
+        net.phone(f"c{n}", 6100 + n, f"06000001{n:02d}").invite(PILOT)
+    assert 0 < net.b2b.counters.overload_refused < 8
+    warnings = [r.getMessage() for r in caplog.records]
+    assert sum(w.startswith("overloaded") for w in warnings) == 1
+    assert not any(w.startswith("overload over") for w in warnings)
