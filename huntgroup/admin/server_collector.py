@@ -305,13 +305,21 @@ def gauges(values: dict[str, int], b2bua: B2BUA, *, now: float) -> Iterator[Metr
     admission = b2bua.admission
     yield GaugeMetricFamily(
         "huntgroup_event_loop_lag_seconds",
-        "Smoothed lag of the event loop or of the SIP receive queue (the admission probe's).",
+        "Sustained lag of the event loop or of the SIP receive queue: the lateness that "
+        "lasted (the admission probe's, against server.limits.max_loop_lag).",
         value=admission.lag(now=now),
     )
     yield GaugeMetricFamily(
         "huntgroup_cpu_load_ratio",
-        "Smoothed share of one CPU the process uses (the admission probe's; 1 is one core).",
+        "Share of the time the process is busy, on a CPU or waiting for one, about 1 s "
+        "average (the admission probe's, against server.limits.max_load).",
         value=admission.load(now=now),
+    )
+    yield GaugeMetricFamily(
+        "huntgroup_overload_shedding_ratio",
+        "Share (0..1) of new calls refused with 503 right now because the node is "
+        "overloaded; 0 when it is not.",
+        value=admission.shedding(now=now),
     )
     yield GaugeMetricFamily(
         "huntgroup_draining",

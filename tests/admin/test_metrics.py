@@ -335,3 +335,27 @@ def test_the_member_series_cap_holds_on_the_served_metrics() -> None:
     }
     assert per_member == {first: 1, "other": 2}
     assert value(samples, "huntgroup_calls_total", group=GROUP, outcome="answered") == 3
+
+
+def test_the_overload_shedding_share_is_exported() -> None:
+    """A node whose input stays a second late sheds new calls: /metrics shows the share."""
+
+    async def scrape() -> tuple[Samples, Samples]:
+        server = Server(config(), loop=asyncio.get_running_loop())
+        await server.start()
+        try:
+            metrics = Metrics(server)
+            before = parse(metrics.exposition()[0].decode())
+            now = server.loop.time()
+            admission = server.b2bua.admission
+            for step in range(100, -1, -1):  # the last second: input 1 s late throughout
+                admission.loop_lag(1.0, now=now - step / 100)
+            after = parse(metrics.exposition()[0].decode())
+        finally:
+            server.close()
+        return before, after
+
+    before, after = asyncio.run(scrape())
+    assert value(before, "huntgroup_overload_shedding_ratio") == 0
+    assert value(after, "huntgroup_overload_shedding_ratio") > 0.5
+    assert value(after, "huntgroup_event_loop_lag_seconds") > 0.1
