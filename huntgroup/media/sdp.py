@@ -111,6 +111,15 @@ class SdpNotAcceptable(RemoteProtocolError):
 
 
 @functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
+def _unspecified(address: str) -> bool:
+    """Whether ``address`` is ``0.0.0.0`` or ``::`` (memoized: peers repeat theirs)."""
+    try:
+        return ipaddress.ip_address(address).is_unspecified
+    except ValueError:
+        return False
+
+
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def _addr_type_of(address: str) -> Literal["IP4", "IP6"] | None:
     try:
         ip = ipaddress.ip_address(address)
@@ -166,10 +175,7 @@ class Connection:
     @property
     def is_unspecified(self) -> bool:
         """``0.0.0.0`` or ``::``: the old (RFC 2543) way of putting a call on hold."""
-        try:
-            return ipaddress.ip_address(self.address).is_unspecified
-        except ValueError:
-            return False
+        return _unspecified(self.address)
 
     def __str__(self) -> str:
         return f"{self.net_type} {self.addr_type} {self.address}"
