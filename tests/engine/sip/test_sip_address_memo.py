@@ -50,3 +50,13 @@ def test_the_sdp_hold_address_check_is_memoized() -> None:
     assert sdp._unspecified.cache_info().hits == before + 1
     assert not sdp.Connection("192.0.2.7").is_unspecified
     assert not sdp.Connection("not.an.ip").is_unspecified
+
+
+def test_the_nat_address_check_is_memoized() -> None:
+    from huntgroup.media import nat
+
+    assert nat.unverified_media("10.1.2.3", "192.0.2.7") == "192.0.2.7"
+    before = nat._ip.cache_info().hits
+    assert nat.unverified_media("10.1.2.3", "192.0.2.7") == "192.0.2.7"
+    assert nat._ip.cache_info().hits >= before + 2
+    assert nat.unverified_media("93.184.216.34", "93.184.216.34") is None  # public, vouched
