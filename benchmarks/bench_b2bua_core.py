@@ -31,6 +31,9 @@ Two measures:
   ``--warmup + --calls`` calls, and the difference divided by ``--calls``, so
   start-up (imports, configuration) cancels out.
 
+Both set the garbage collector as ``node.py`` does after start-up (everything
+frozen, gen0 threshold 20,000).
+
 ``--tree PATH`` measures another checkout (a frozen copy of main, for an A/B):
 the harness runs itself in a child with ``PYTHONPATH=PATH``.
 
@@ -310,13 +313,18 @@ class Bench:
             raise SystemExit(f"{self.started - self.done} calls did not end with both 200s")
 
 
+def _like_the_node() -> None:
+    """The collector as ``node.py`` sets it after start-up (frozen, high gen0 threshold)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
 def measure_time(rate: float, warmup: int, calls: int, repeat: int) -> dict[str, object]:
     """CPU seconds per call, ``repeat`` times, after a warm-up."""
     bench = Bench(rate)
     bench.run(warmup)
-    gc.collect()
-    gc.freeze()  # as node.py does after start-up
-    gc.set_threshold(20_000, 20, 20)
+    _like_the_node()
     per_call: list[float] = []
     for _ in range(repeat):
         t0 = time.process_time()
@@ -365,6 +373,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.script is not None:  # under valgrind: just the script
         bench = Bench(args.rate)
+        _like_the_node()
         bench.run(args.script)
         return
     tree = args.tree.resolve()
