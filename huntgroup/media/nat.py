@@ -14,6 +14,7 @@ it or from the peer's signalling IP.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 
@@ -59,8 +60,10 @@ def unverified_media(
     return source_host
 
 
+@functools.lru_cache(maxsize=4096)
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """``host`` as an IP address (brackets, zone and IPv4 mapping undone); None for a name."""
+    """``host`` as an IP address (brackets, zone and IPv4 mapping undone); None for a name.
+    Memoized: asked twice per SDP about the same few peers (addresses are immutable)."""
     try:
         address = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
     except ValueError:

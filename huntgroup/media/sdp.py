@@ -111,6 +111,15 @@ class SdpNotAcceptable(RemoteProtocolError):
 
 
 @functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
+def _unspecified(address: str) -> bool:
+    """Whether ``address`` is ``0.0.0.0`` or ``::`` (memoized: peers repeat theirs)."""
+    try:
+        return ipaddress.ip_address(address).is_unspecified
+    except ValueError:
+        return False
+
+
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def _addr_type_of(address: str) -> Literal["IP4", "IP6"] | None:
     try:
         ip = ipaddress.ip_address(address)
@@ -166,10 +175,7 @@ class Connection:
     @property
     def is_unspecified(self) -> bool:
         """``0.0.0.0`` or ``::``: the old (RFC 2543) way of putting a call on hold."""
-        try:
-            return ipaddress.ip_address(self.address).is_unspecified
-        except ValueError:
-            return False
+        return _unspecified(self.address)
 
     def __str__(self) -> str:
         return f"{self.net_type} {self.addr_type} {self.address}"
@@ -467,6 +473,11 @@ _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 _CONTROL_NOT_EOL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+# The usual body in one match: every line ``x=value`` ended by CRLF, no other control
+# character than TAB. Such a text needs none of the per-line checks below.
+_WELL_FORMED = re.compile("(?:[a-z]=[^\x00-\x08\x0a-\x1f\x7f]*\r\n)+")
+
+
 def _split_lines(data: bytes | str) -> list[tuple[str, str]]:
     if len(data) > MAX_SDP_SIZE:
         raise SdpSyntaxError(f"body larger than {MAX_SDP_SIZE} bytes", 413)
@@ -477,6 +488,8 @@ def _split_lines(data: bytes | str) -> list[tuple[str, str]]:
             raise SdpSyntaxError("not UTF-8 text") from None
     else:
         text = data
+    if _WELL_FORMED.fullmatch(text) is not None:
+        return [(line[0], line[2:]) for line in text[:-2].split("\r\n")]
     # Usually no line holds a control character: every CR ends a line, nothing
     # else is below 0x20. Then the per-line search can be skipped.
     stray_cr = text.count("\r") - text.count("\r\n") - text.endswith("\r")

@@ -531,3 +531,32 @@ def test_fuzz_bytes_parse_or_raise_remote_protocol_error(data: bytes) -> None:
         parse_sdp(data)
     except RemoteProtocolError as exc:
         assert exc.status == 400
+
+
+_SDP_CHARS = st.sampled_from(
+    ["v=0", "a=", "s", "=", "x", " ", "\t", "\r", "\n", "\r\n", "\x01", "\x7f", "é", "A"]
+)
+
+
+@given(st.lists(_SDP_CHARS, max_size=30).map("".join))
+def test_the_one_match_fast_path_splits_as_the_line_by_line_checks_do(text: str) -> None:
+    """A well-formed body is split by one regular expression (issue 14); anything it
+    takes, the line-by-line checks take the same way, and it takes nothing they refuse."""
+    import re
+
+    from huntgroup.media import sdp
+
+    def split(fast: bool) -> object:
+        saved = sdp._WELL_FORMED
+        if not fast:
+            sdp._WELL_FORMED = re.compile("(?!)")  # never matches: the line by line path
+        try:
+            return sdp._split_lines(text)
+        except RemoteProtocolError as err:
+            return str(err)
+        finally:
+            sdp._WELL_FORMED = saved
+
+    assert split(True) == split(False)
+    if sdp._WELL_FORMED.fullmatch(text) is not None:
+        assert all(len(kind) == 1 for kind, _ in sdp._split_lines(text))

@@ -59,7 +59,14 @@ Sockets outlive calls: a port, once used, stays bound with its reader
 registered, and the next call given that port by the allocator takes the
 socket over (after reading away what was queued on it); at most
 ``MAX_IDLE_SOCKETS`` idle ones are kept. This saves a socket, a bind, two
-epoll changes and a close per port and per call.
+epoll changes and a close per port and per call. The bound is above the even
+ports of any range: the allocator draws a call's port at random from the
+pairs that cooled down longest (media/ports.py), never from the ones just
+released, so a smaller pool of the most recently released sockets is almost
+never the one asked for, and every leg would pay the socket again. Every
+port of ``server.media.rtp_ports`` already has its descriptor set aside
+(docs/security.md, "Media keeps its descriptors"), so keeping them all bound
+takes nothing signalling could have had.
 
 Invariant: a closed session owns no port and no paced stream; a port is used
 by at most one session at a time.
@@ -98,8 +105,9 @@ from huntgroup.media.rtp import RtpStream
 
 log = logging.getLogger("huntgroup.media")
 
-MAX_IDLE_SOCKETS = 1024
-"""Bound RTP sockets kept open between calls, at most (the oldest idle are closed)."""
+MAX_IDLE_SOCKETS = 32768
+"""Bound RTP sockets kept open between calls, at most (the oldest idle are closed): as
+many as there are even ports, so the range's ports stay bound once used."""
 
 
 @dataclass(slots=True)

@@ -218,8 +218,14 @@ class AuthGuard:
             entry.failures = 0
 
     def get_timer(self) -> float | None:
-        due = [t.first_due() for t in (self.sources, self.lines, self.pairs)]
-        return min((t for t in due if t is not None), default=None)
+        # asked after every input, usually with nothing counted: no list, no generator
+        best: float | None = None
+        for table in (self.sources, self.lines, self.pairs):
+            if table.entries:
+                due = table.first_due()
+                if due is not None and (best is None or due < best):
+                    best = due
+        return best
 
     def handle_timer(self, *, now: float) -> None:
         self.sources.expire(now)

@@ -237,8 +237,9 @@ class B2BUA(Context):
 
     # ================================================================ timers
     def get_timer(self) -> float | None:
-        times = (
-            self.layer.get_timer(),
+        # asked after every input: no tuple, no generator, just the smallest
+        best = self.layer.get_timer()
+        for due in (
             self.core.get_timer(),
             self.registrar.get_timer(),
             self.shared.get_timer(),
@@ -246,8 +247,10 @@ class B2BUA(Context):
             self.subscriptions.get_timer(),
             self.watches.get_timer(),
             self.next_timer(),
-        )
-        return min((t for t in times if t is not None), default=None)
+        ):
+            if due is not None and (best is None or due < best):
+                best = due
+        return best
 
     def handle_timer(self, *, now: float) -> list[Output]:
         self.now = max(self.now, now)

@@ -212,6 +212,8 @@ class WatchTable:
 
     def get_timer(self) -> float | None:
         """The next refresh of a watch, or the end of a back-off (one still to wait out)."""
+        if not self.watches and not self.backoff:
+            return None  # asked after every input: nothing watched, nothing to build
         times = [w.refresh_at for w in self.watches.values() if w.refresh_at is not None]
         times += [until for until, _ in self.backoff.values() if until != math.inf]
         return min(times, default=None)

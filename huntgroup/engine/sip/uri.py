@@ -86,8 +86,10 @@ def parse_host(text: str) -> str:
     return text.lower()
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_hostport(text: str) -> tuple[str, int | None]:
-    """``host[:port]`` -> ``(host, port or None)``."""
+    """``host[:port]`` -> ``(host, port or None)``. Memoized: the same few peers
+    (Via sent-by, Contact and Request-URI hosts) come back in every message."""
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
