@@ -42,9 +42,17 @@ its local image, and catches up when it returns.
 - the flushes and the claims run on :class:`~huntgroup.engine.aio.redis_connect.FastLane`
   (one connection of the client's, commands packed and written at once).
 
+- faults: after a failed flush the flusher backs off, but a wake-up ends the
+  wait once another task found Redis back; the claims waiting for a flush are
+  granted locally as soon as Redis is found away; ``stop()`` lets a flush under
+  way end before it cancels the tasks, and a flush cut all the same puts its
+  claims in the ledger (released by the stop) and refuses their askers; the
+  background tasks log an unexpected error and carry on.
+
 Invariants: every Redis reply is handed back to the sync object before the
 next command runs; the sync object's timer is armed after every fact; the
-background tasks end on ``stop()``.
+background tasks end on ``stop()``; every claim handed to the flusher is
+answered (Redis's answer, granted locally, or refused).
 """
 
 from __future__ import annotations
@@ -221,6 +229,7 @@ class RedisStateSync:
         """Claims waiting for the next flush (``_carry_claim``), each with its answer."""
         self._riders: list[tuple[ClaimRequest, asyncio.Future[Any]]] = []  # sent with the batch
         self._last_flush = -math.inf  # loop time the last flush began
+        self._stopping = False  # stop() began: claims are refused, none sent any more
 
     @property
     def connected(self) -> bool:
@@ -335,7 +344,9 @@ class RedisStateSync:
         """Load (if not done yet) and start the flusher, subscriber and heartbeat tasks."""
         await self.load()
         loop = asyncio.get_running_loop()
+        self._stopping = False
         self._flusher_task = loop.create_task(self._flusher(), name="state-flusher")
+        self._flusher_task.add_done_callback(self._flusher_ended)
         self._tasks = [
             self._flusher_task,
             loop.create_task(self._subscriber(), name="state-subscriber"),
@@ -345,12 +356,22 @@ class RedisStateSync:
         self._wake.set()
 
     async def stop(self) -> None:
-        """Flush what can be flushed, leave the cluster, close the connections."""
+        """Flush what can be flushed, leave the cluster, close the connections.
+
+        A flush under way ends first (the lock): its claims get Redis's answers and the
+        ledger its grants, so that ``release_all`` frees them. A background task that
+        failed is logged; the shutdown goes on."""
+        self._stopping = True  # a claim asked from now on is refused (``_carry_claim``)
+        async with self._lock:  # a flush under way is not cut in the middle
+            for task in self._tasks:
+                task.cancel()
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("state task %s had failed", task.get_name())
         self._tasks = []
         self._flusher_task = None
         asked = self._take_asked()
@@ -390,9 +411,42 @@ class RedisStateSync:
         async with self._lock:
             asked = self._take_asked() if claims else []
             try:
-                return await self._flush(claims, asked)
-            finally:  # not sent (Redis away, or an error): granted locally
-                self._answer(asked, [None] * len(asked))
+                done = await self._flush(claims, asked)
+            except BaseException:  # cancelled, or an unexpected error
+                if claims:  # the claims' writes may or may not have gone: re-asserted
+                    self.claims.stale = True
+                self._abandon_claims(asked)
+                raise
+            self._answer(asked, [None] * len(asked))  # not sent: granted locally
+            if not done:  # Redis away: the claims asked meanwhile too, at once
+                self._grant_asked_locally()
+            return done
+
+    def _abandon_claims(self, asked: list[tuple[ClaimRequest, asyncio.Future[Any]]]) -> None:
+        """Claims whose round trip was cut (cancelled, or an unexpected error): Redis may
+        have granted them, so the ledger holds them (``release_all``, or the next flush,
+        frees them: releasing only drops this node's own field) and their askers are
+        refused (they do not ring on an unknown answer)."""
+        for request, future in asked:
+            self.claims.ledger.granted(request.member, request.call_id)
+            if not future.done():
+                future.set_result(0)
+            self._wake.set()
+        asked.clear()
+
+    def _grant_asked_locally(self) -> None:
+        """Redis is away: the claims waiting for a flush are granted locally at once, as a
+        claim asked now would be (``RedisClaims.claim``)."""
+        asked = self._take_asked()
+        self._answer(asked, [None] * len(asked))
+
+    def _flusher_ended(self, task: asyncio.Task[None]) -> None:
+        """The flusher ended otherwise than by ``stop()``: the claims it would have sent are
+        granted locally (re-asserted by the renewal); later claims are sent alone."""
+        if task.cancelled() or self._stopping:
+            return
+        log.error("the state flusher ended: %r", task.exception())
+        self._grant_asked_locally()
 
     async def _flush(
         self, claims: bool, asked: list[tuple[ClaimRequest, asyncio.Future[Any]]]
@@ -434,6 +488,8 @@ class RedisStateSync:
         (False, None) when it must go the ordinary way (no connection, no flusher: sent
         alone). A claim whose asker was cancelled after it went is still taken by the
         ledger (``_answer``): the next flush releases it (its offer is gone)."""
+        if self._stopping:  # refused: the node stops (its claims are being released)
+            return True, 0
         if self._client is None or self._lane is None:
             return False, None
         flusher = self._flusher_task
@@ -478,8 +534,9 @@ class RedisStateSync:
     def _take_grant(self, request: ClaimRequest, answer: Any) -> None:
         """The answer to a claim whose asker gave up: a grant goes to the ledger (the next
         flush releases it: no offer rings the member)."""
-        if answer is not None and not isinstance(answer, BaseException):
-            self.claims.answered(request, answer)
+        granted = answer is not None and not isinstance(answer, BaseException)
+        if granted and self.claims.answered(request, answer):
+            self._wake.set()  # the next flush releases it
 
     async def _write_claims(
         self, plan: ClaimPlan | None, asked: list[tuple[ClaimRequest, asyncio.Future[Any]]]
@@ -521,6 +578,7 @@ class RedisStateSync:
                 err,
             )
         self._handle(StoreUnreachable())
+        self._grant_asked_locally()
 
     async def _write_batch(self, ops: list[Op]) -> None:
         """Send ``ops`` as the next batch, apart from the outbox."""
@@ -687,6 +745,11 @@ class RedisStateSync:
                     self._pubsub = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff[1])
+            except Exception:  # Redis refusing the resync (OOM...), or a bug: go on
+                log.exception("the state subscriber failed; it carries on")
+                self.sync.needs_resync = True  # the flusher resyncs after its next flush
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff[1])
 
     async def barrier(self) -> None:
         """Return once every message published before this call has been applied here."""
@@ -715,21 +778,45 @@ class RedisStateSync:
             await asyncio.sleep(0)  # the claims asked in this loop turn join this flush
             self._wake.clear()
             self._last_flush = loop.time()
-            # Claims first: a member's claim is released before its activity tells the
-            # other nodes it is free (else their claim of it is refused: CLAIM_RETRY lost).
-            if await self.flush(claims=True):
-                delay = self.backoff[0]
-                if self.sync.needs_resync:
-                    self.sync.needs_resync = False
-                    try:
-                        await self.resync()
-                    except UNREACHABLE as err:
-                        self._went_down(err)
-                        self.sync.needs_resync = True
-                continue
-            await asyncio.sleep(delay)
+            try:
+                # Claims first: a member's claim is released before its activity tells the
+                # other nodes it is free (else their claim of it is refused: CLAIM_RETRY lost).
+                if await self.flush(claims=True):
+                    delay = self.backoff[0]
+                    if self.sync.needs_resync:
+                        self.sync.needs_resync = False
+                        await self._resync_or_later()
+                    continue
+            except Exception:  # a bug: logged, the flusher carries on after a backoff
+                log.exception("the state flusher failed; it carries on")
+            await self._back_off(delay)
             delay = min(delay * 2, self.backoff[1])
             self._wake.set()
+
+    async def _back_off(self, delay: float) -> None:
+        """Wait ``delay`` s after a failed flush, or less: once another task found Redis
+        back (the subscriber's resync), a wake-up (a claim asked, a change) ends the wait."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + delay
+        while (left := end - loop.time()) > 0:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), left)
+            _still_running()
+            if self._wake.is_set() and self.connected:
+                return
+
+    async def _resync_or_later(self) -> None:
+        """Resync; if Redis is away or refuses it (OOM, a key of the wrong type), log it and
+        leave it for after the next flush."""
+        try:
+            await self.resync()
+        except UNREACHABLE as err:
+            self._went_down(err)
+            self.sync.needs_resync = True
+        except (RedisError, StateError) as err:
+            log.error("Redis %s refused the resync: %s", redact(self.url), err)
+            self.sync.needs_resync = True
 
     async def _heartbeat(self) -> None:
         beat = max(0.05, self.ttl / 3)
@@ -746,6 +833,10 @@ class RedisStateSync:
             except UNREACHABLE as err:
                 self._went_down(err)
                 self._wake.set()  # the flusher retries with backoff
+            except Exception:  # Redis refusing (OOM...), or a bug: the next beat goes on
+                log.exception("the state heartbeat failed; it carries on")
+                self.sync.needs_resync = True
+                self._wake.set()
 
     async def _renewer(self) -> None:
         """Renew this node's claims (and re-assert them after an outage)."""
