@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from report import write_section
 
 from huntgroup.config.models import ALGORITHMS, Config, GroupConfig, LineConfig, MemberConfig
-from huntgroup.queue.actions import Ring
+from huntgroup.queue.actions import Ring, RingAll
 from huntgroup.queue.core import RoutingCore
 from huntgroup.queue.events import CallAnswered, CallArrived, CallHungUp, OutgoingCallStarted
 from tests.support.reference_routing import reference_decisions
@@ -109,7 +109,11 @@ def measure(
         t2 = clock()
         decide += t1 - t0
         hang_up += t2 - t1
-        rings = sum(1 for a in actions if isinstance(a, Ring))
+        rings = sum(
+            1 if isinstance(a, Ring) else len(a.members)
+            for a in actions
+            if isinstance(a, Ring | RingAll)
+        )
         assert rings, actions
         rung += rings
         now += 0.001
