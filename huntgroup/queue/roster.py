@@ -140,7 +140,8 @@ class Roster:
         """``members`` were just set ringing, the only change since the last refresh: they
         are not free any more (nothing else about them changed), without a full look.
         ``group``: the group whose call they ring for (all of them are its members): its
-        index takes them in one step, the other groups of those in several groups one by one.
+        index takes many (ring all) in one step, the other groups of those in several
+        groups one by one.
         """
         touched = core.store.touched
         touched.difference_update(members)
@@ -148,7 +149,8 @@ class Roster:
         indexes, groups_of = self._indexes, core._groups_of
         slots: dict[str, list[int]] = {}
         shared: Collection[str]
-        got = indexes.get(group) if group is not None else None
+        got = indexes.get(group) if group is not None and len(members) > 8 else None
+        done = group if got is not None else None  # the group whose index took them
         if got is not None:
             index = got[1]
             flags = index.flags
@@ -163,7 +165,7 @@ class Roster:
         for member in shared:
             for name in groups_of.get(member, ()):
                 got = indexes.get(name)
-                if name != group and got is not None and got[1].flags[slot := got[1].slot[member]]:
+                if name != done and got is not None and got[1].flags[slot := got[1].slot[member]]:
                     slots.setdefault(name, []).append(slot)
         for name, taken in slots.items():
             if taken:
