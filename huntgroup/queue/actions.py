@@ -45,6 +45,28 @@ class Ring:
 
 
 @dataclass(frozen=True, slots=True)
+class RingAll:
+    """Offer the call to several members at once (ring all): the same as one ``Ring``
+    per member of ``members``, in that order, made in one action.
+
+    The core makes it for an offer of more than one member on one node (with
+    claims every member is claimed, then rung, on its own): the driver rings each
+    member (:meth:`rings`), and reports each member's outcome as for a ``Ring``.
+    """
+
+    call_id: str
+    members: tuple[str, ...]
+    caller_id: Identity
+    group: str | None
+    timeout: float
+
+    def rings(self) -> list[Ring]:
+        """The offer to each member, as the ``Ring`` it stands for."""
+        call_id, caller_id, group, timeout = self.call_id, self.caller_id, self.group, self.timeout
+        return [Ring(call_id, m, caller_id, group, timeout) for m in self.members]
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     """Claim the member in the shared state before ringing it (several nodes only).
 
@@ -152,5 +174,15 @@ class RefuseForward:
 
 
 Action = (
-    Ring | Claim | Cancel | Ringback | Hold | Bridge | Release | Forward | Reroute | RefuseForward
+    Ring
+    | RingAll
+    | Claim
+    | Cancel
+    | Ringback
+    | Hold
+    | Bridge
+    | Release
+    | Forward
+    | Reroute
+    | RefuseForward
 )

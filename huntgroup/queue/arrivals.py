@@ -69,12 +69,13 @@ def call_arrived(
     call.hunt = Hunt(info.strategy)
     if g.queue.max_wait is not None:
         core._arm(call.arrival + g.queue.max_wait, TimerKind.MAX_WAIT, call_id)
+    queued = core.store.queue(g.name)
     if is_empty(core, info):
         overflow_empty(core, call, actions)
-    elif not core.store.queue(g.name) and has_free(core, info):
+    elif not queued and has_free(core, info):
         actions.append(Ringback(call_id))
         start_hunting(core, call, actions)
-    elif len(core.store.queue(g.name)) < g.queue.max_length:
+    elif len(queued) < g.queue.max_length:
         enqueue(core, call, actions)
     else:
         queue_full(core, call, actions)

@@ -16,8 +16,10 @@ At the start of a pass the group's strategy orders the members
 took the last call, each member's talk time, read once per pass).
 
 An offer rings one or more members for a call (:func:`offer`): each is marked
-ringing in the shared state, a ``Ring`` goes out, and the offers made together
-share one timer token, so that they expire together. :func:`end_offer` undoes
+ringing in the shared state, a ``Ring`` goes out (one ``RingAll`` for several
+members, with one write of the store: ring all costs little more per member than
+its offer's own record), and the offers made together share one timer token, so
+that they expire together. :func:`end_offer` undoes
 one, whatever ended it.
 
 With :attr:`~huntgroup.queue.context.RoutingContext.claims` (several nodes on
@@ -38,7 +40,7 @@ from collections.abc import Callable
 
 from huntgroup.config.models import GroupConfig
 from huntgroup.distribution.walks import Walk
-from huntgroup.queue.actions import Action, Claim, Identity, Ring
+from huntgroup.queue.actions import Action, Claim, Identity, Ring, RingAll
 from huntgroup.queue.context import RoutedCall, RoutingContext, TimerKind
 from huntgroup.queue.groups import GroupInfo, position_of
 from huntgroup.queue.talk_time import talk_times
@@ -122,23 +124,38 @@ def offer(
     caller: Identity,
     actions: list[Action],
 ) -> None:
-    """Ring ``members`` for ``call``; offers made together share one timer."""
-    core.roster.refresh(core)  # so that ringing is the only change roster.rung is told of
+    """Ring ``members`` for ``call``; offers made together share one timer. Several
+    members on one node are one ``RingAll`` and one write of the store."""
+    roster = core.roster
+    roster.refresh(core)  # so that ringing is the only change roster.rung is told of
     token = next(core._seq)
-    group = call.group.name if call.group is not None else None
-    set_ringing, offers, call_id = core.store.set_ringing, call.offers, call.id
-    claims = core.claims
-    waiting = call.group is not None and call.group.call_waiting
-    for member in members:
-        offers[member] = token
-        set_ringing(member, call_id, True)
+    g = call.group
+    group = g.name if g is not None else None
+    call_id, store = call.id, core.store
+    if len(members) == 1:
+        member = members[0]
+        call.offers[member] = token
+        store.set_ringing(member, call_id, True)
         ring = Ring(call_id, member, caller, group, timeout)
-        if claims:
+        if core.claims:
             call.claiming[member] = ring
-            actions.append(Claim(call_id, member, group, waiting, call.rank[0]))
+            actions.append(
+                Claim(call_id, member, group, g is not None and g.call_waiting, call.rank[0])
+            )
         else:
             actions.append(ring)
-    core.roster.rung(core, members)
+    elif core.claims:  # each member is claimed, then rung, on its own
+        waiting = g is not None and g.call_waiting
+        for member in members:
+            call.offers[member] = token
+            store.set_ringing(member, call_id, True)
+            call.claiming[member] = Ring(call_id, member, caller, group, timeout)
+            actions.append(Claim(call_id, member, group, waiting, call.rank[0]))
+    else:
+        call.offers.update(dict.fromkeys(members, token))
+        store.set_ringing_many(members, call_id)
+        actions.append(RingAll(call_id, tuple(members), caller, group, timeout))
+    roster.rung(core, members, group)
     core._arm(core._now + timeout, TimerKind.OFFER, call_id, token)
 
 

@@ -146,7 +146,8 @@ def hung_up(core: RoutingContext, call_id: str, actions: list[Action]) -> None:
         actions.append(Cancel(call_id, member))
         touched.update(core._groups_of.get(member, ()))
     if call.group is not None:
-        core.store.dequeue(call.group.name, call_id)
+        if call.state is not CallState.CONNECTED:  # an answered call left the queue before
+            core.store.dequeue(call.group.name, call_id)
         touched.add(call.group.name)
     if call.member is not None:
         member = call.member

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Protocol
 
 from huntgroup.distribution.index import GroupIndex, TalkEntry
@@ -71,13 +71,14 @@ class RoutingContext(Protocol):
 class Roster:
     """The group indexes of one core."""
 
-    __slots__ = ("_groups", "_indexes", "_parked", "_wake")
+    __slots__ = ("_groups", "_indexes", "_parked", "_shared", "_wake")
 
     def __init__(self) -> None:
         self._groups: Mapping[str, GroupInfo] | None = None  # the groups indexed
         self._indexes: dict[str, tuple[GroupInfo, GroupIndex]] = {}
         self._parked: list[tuple[float, str]] = []
         self._wake: dict[str, float] = {}
+        self._shared: frozenset[str] = frozenset()  # the members of several groups
 
     def index(self, core: RoutingContext, info: GroupInfo) -> GroupIndex:
         """The up-to-date index of the group of ``info``."""
@@ -99,6 +100,7 @@ class Roster:
         """Look again at the members that changed, and at those whose wait is over."""
         if core._groups is not self._groups:
             self._retire(core._groups)
+            self._shared = frozenset(m for m, gs in core._groups_of.items() if len(gs) > 1)
         store_touched, available_touched = core.store.touched, core.availability.touched
         parked, now = self._parked, core._now
         due = bool(parked) and parked[0][0] <= now
@@ -134,21 +136,40 @@ class Roster:
                 del self._indexes[name]
         self._groups = groups
 
-    def rung(self, core: RoutingContext, members: list[str]) -> None:
+    def rung(self, core: RoutingContext, members: list[str], group: str | None = None) -> None:
         """``members`` were just set ringing, the only change since the last refresh: they
-        are not free any more (nothing else about them changed), without a full look."""
+        are not free any more (nothing else about them changed), without a full look.
+        ``group``: the group whose call they ring for (all of them are its members): its
+        index takes many (ring all) in one step, the other groups of those in several
+        groups one by one.
+        """
         touched = core.store.touched
         touched.difference_update(members)
         core._touched.update(members)
         indexes, groups_of = self._indexes, core._groups_of
         slots: dict[str, list[int]] = {}
-        for member in members:
+        shared: Collection[str]
+        got = indexes.get(group) if group is not None and len(members) > 8 else None
+        done = group if got is not None else None  # the group whose index took them
+        if got is not None:
+            index = got[1]
+            flags = index.flags
+            found = list(map(index.slot.get, members))
+            slots[got[0].config.name] = [s for s in found if s is not None and flags[s]]
+            if None in found:  # not all of them members of ``group`` (never expected)
+                shared = members
+            else:
+                shared = self._shared.intersection(members) if self._shared else ()
+        else:
+            shared = members
+        for member in shared:
             for name in groups_of.get(member, ()):
                 got = indexes.get(name)
-                if got is not None and got[1].flags[slot := got[1].slot[member]]:
+                if name != done and got is not None and got[1].flags[slot := got[1].slot[member]]:
                     slots.setdefault(name, []).append(slot)
         for name, taken in slots.items():
-            indexes[name][1].busy(taken)
+            if taken:
+                indexes[name][1].busy(taken)
 
     def _look(self, core: RoutingContext, info: GroupInfo, index: GroupIndex, slot: int) -> None:
         member = index.keys[slot]

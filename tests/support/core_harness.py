@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from huntgroup.config.models import Config, GroupConfig, LineConfig, MemberConfig
-from huntgroup.queue.actions import Action, Ring
+from huntgroup.queue.actions import Action, Ring, RingAll
 from huntgroup.queue.core import RoutingCore
 from huntgroup.queue.events import Event
 from huntgroup.queue.state.store import MemoryStore
@@ -45,6 +45,19 @@ def with_members(cfg: Config, *members: MemberConfig) -> Config:
     return cfg.model_copy(update={"groups": (first, *cfg.groups[1:])})
 
 
+def flat(actions: list[Action]) -> list[Action]:
+    """``actions``, each ``RingAll`` replaced by the ``Ring`` of each of its members."""
+    if not any(isinstance(a, RingAll) for a in actions):
+        return actions
+    out: list[Action] = []
+    for a in actions:
+        if isinstance(a, RingAll):
+            out += a.rings()
+        else:
+            out.append(a)
+    return out
+
+
 def m(i: int) -> str:
     """The key of member i (1-based) of the harness groups."""
     return LINES[i - 1]
@@ -62,8 +75,13 @@ class Harness:
         self.core = RoutingCore(config, now=now, store=store, observed=observed)
         self.now = now
         self.log: list[tuple[float, Action]] = []
+        self.raw: list[tuple[float, Action]] = []
 
     def _record(self, actions: list[Action]) -> list[Action]:
+        """The core's actions, a ``RingAll`` read as the ``Ring`` of each of its members
+        (what most tests check); ``raw`` keeps them as the core made them."""
+        self.raw.extend((self.now, a) for a in actions)
+        actions = flat(actions)
         self.log.extend((self.now, a) for a in actions)
         return actions
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from huntgroup.config.models import Config, GroupConfig, LineConfig, MemberConfig
-from huntgroup.queue.actions import Action, Ring
+from huntgroup.queue.actions import Action, Ring, RingAll
 from huntgroup.queue.core import RoutingCore
 from huntgroup.queue.events import Event
 from huntgroup.queue.state.journal import JournalingStore
@@ -62,7 +62,12 @@ class Node:
         return out + got
 
     def rings(self, call: str) -> list[str]:
-        return [a.member for _, a in self.log if isinstance(a, Ring) and a.call_id == call]
+        return [
+            m
+            for _, a in self.log
+            if isinstance(a, Ring | RingAll) and a.call_id == call
+            for m in ((a.member,) if isinstance(a, Ring) else a.members)
+        ]
 
 
 def journaling(node: str) -> JournalingStore:

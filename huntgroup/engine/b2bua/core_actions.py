@@ -6,16 +6,15 @@ A call taken in gets its id in the core for its whole life (:func:`enter_core`)
 and becomes a core event: ``CallArrived`` for a pilot, ``DirectCallArrived``
 for a line (sent by :func:`~huntgroup.engine.b2bua.inbound.new_invite`, after
 :func:`route` noted the number the call is at), ``OutgoingCallStarted`` for a
-line calling out through the upstream (:func:`outgoing`). The core's actions
-come back through :func:`carry_out`: ``Claim`` (several nodes) → to the driver,
-``Ringback`` → 180, ``Hold`` → 183 or 200
-with the group's music, ``Ring`` → member legs, ``Cancel`` → the member's legs
-cancelled, ``Bridge`` → the winning leg connected, ``Release`` → the call
-ended with its status, ``Forward`` (a target outside the server) →
-:func:`forward` (302, or a new leg out). A forward to one of our own numbers
-is followed by the core itself: ``Reroute`` is only noted (logged, and
-:func:`route`: the number the call is at now), ``RefuseForward`` ends the
-call (482 or 483: a forward loop).
+line calling out through the upstream (:func:`outgoing`). The core's actions come back
+through :func:`carry_out`: ``Claim`` (several nodes) → to the driver, ``Ringback`` →
+180, ``Hold`` → 183 or 200 with the group's music, ``Ring`` → member legs
+(``RingAll``, ring all: those of each of its members), ``Cancel`` → the member's legs
+cancelled, ``Bridge`` → the winning leg connected, ``Release`` → the call ended with
+its status, ``Forward`` (a target outside the server) → :func:`forward` (302, or a new
+leg out). A forward to one of our own numbers is followed by the core itself:
+``Reroute`` is only noted (logged, and :func:`route`: the number the call is at now),
+``RefuseForward`` ends the call (482 or 483: a forward loop).
 """
 
 from __future__ import annotations
@@ -50,6 +49,7 @@ from huntgroup.queue.actions import (
     Release,
     Reroute,
     Ring,
+    RingAll,
     Ringback,
 )
 from huntgroup.queue.events import OutgoingCallStarted
@@ -74,6 +74,12 @@ def carry_out(ctx: Context, actions: list[Action]) -> None:
             case Ring(_, member, caller_id, group, timeout):
                 ctx.records.offered(call.key, member, wall=ctx.wall(), deadline=ctx.now + timeout)
                 ring(ctx, call, member, caller_id, group)
+            case RingAll(_, members, caller_id, group, timeout):
+                for member in members:  # ring all: each member as for its own Ring
+                    ctx.records.offered(
+                        call.key, member, wall=ctx.wall(), deadline=ctx.now + timeout
+                    )
+                    ring(ctx, call, member, caller_id, group)
             case Claim():
                 ctx.out.append(action)  # the driver asks the shared state, then tells us
             case Cancel(_, member):

@@ -73,6 +73,11 @@ class StateStore(Protocol):
     # member activity -------------------------------------------------------
     def ringing(self, member: str) -> frozenset[str]: ...
     def set_ringing(self, member: str, call_id: str, ringing: bool) -> None: ...
+    def set_ringing_many(self, members: Sequence[str], call_id: str) -> None:
+        """``members`` start ringing for ``call_id`` (one offer to many: ring all); the
+        same as ``set_ringing(m, call_id, True)`` for each."""
+        ...
+
     def is_ringing(self, member: str) -> bool: ...
     def active_calls(self, member: str) -> frozenset[str]: ...
     def is_on_call(self, member: str) -> bool: ...
@@ -185,6 +190,19 @@ class MemoryStore:
             self._act(member).ringing.add(call_id)
         elif member in self._activity:
             self._activity[member].ringing.discard(call_id)
+
+    def set_ringing_many(self, members: Sequence[str], call_id: str) -> None:
+        if type(self).set_ringing is not MemoryStore.set_ringing:
+            for member in members:  # a subclass does more per write (a journal): its own
+                self.set_ringing(member, call_id, True)
+            return
+        self._touched.update(members)
+        activity = self._activity
+        for member in members:
+            act = activity.get(member)
+            if act is None:
+                act = activity[member] = _Activity()
+            act.ringing.add(call_id)
 
     def is_ringing(self, member: str) -> bool:
         act = self._activity.get(member)

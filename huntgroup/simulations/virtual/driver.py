@@ -16,10 +16,10 @@ The routing itself (queue, hunt, algorithms, timers) is the
 
 - callers arrive (``CallArrived``) and, when they have a patience, hang up at
   ``arrival + patience`` unless answered or ended before (``CallHungUp``);
-- members react to each ``Ring``: with their answer probability they answer
-  after their answer delay (``MemberAnswered``; a delay of 0 answers at the
-  same virtual instant, after the ring), otherwise they let it ring until the
-  core's ``no_answer_timeout`` or decline after the delay (``MemberFailed``
+- members react to each ``Ring`` (each member of a ``RingAll``): with their answer
+  probability they answer after their answer delay (``MemberAnswered``; a delay of 0
+  answers at the same virtual instant, after the ring), otherwise they let it ring
+  until the core's ``no_answer_timeout`` or decline after the delay (``MemberFailed``
   with 603);
 - a bridged call lasts its talk time, then ends (``CallHungUp``);
 - availability schedules log members in and out (``MemberJoined`` /
@@ -75,6 +75,7 @@ from huntgroup.queue.actions import (
     Release,
     Reroute,
     Ring,
+    RingAll,
 )
 from huntgroup.queue.core import RoutingCore
 from huntgroup.queue.events import (
@@ -488,7 +489,7 @@ class _Run:
         now = self.now
         for a in actions:  # the most frequent first
             if type(a) is Ring:
-                self._ring(a)
+                self._ring(a.call_id, a.member, a.group, a.timeout)
             elif type(a) is Bridge:
                 rec = self.calls[a.call_id]
                 offer = self.pending.pop((a.call_id, a.member), None)
@@ -519,6 +520,9 @@ class _Run:
                 self._reroute(a)
             elif type(a) is RefuseForward:
                 self._forwarded(a).forward_refused = a.status
+            elif type(a) is RingAll:
+                for member in a.members:
+                    self._ring(a.call_id, member, a.group, a.timeout)
         changed = self.store.changed
         if changed:
             queue_len, queue = self.queue_len, self.store.queue
@@ -531,12 +535,12 @@ class _Run:
                         self.queue_series[g].append((now, n))
             changed.clear()
 
-    def _ring(self, ring: Ring) -> None:
-        rec = self.calls[ring.call_id]
-        if rec.group is None and ring.group is not None:
-            self._adopt(rec, ring.group)
-        member = ring.member
-        offer = Offer(member, self.now, ring.timeout)
+    def _ring(self, call_id: str, member: str, group: str | None, timeout: float) -> None:
+        """A ``Ring`` of ``member`` (or its part of a ``RingAll``)."""
+        rec = self.calls[call_id]
+        if rec.group is None and group is not None:
+            self._adopt(rec, group)
+        offer = Offer(member, self.now, timeout)
         offers = rec.offers
         attempt = sum(1 for o in offers if o.member == member) if offers else 0
         earlier = rec.previous
@@ -553,7 +557,7 @@ class _Run:
         if not answers and not b.declines:
             return  # lets it ring until the core's no-answer timeout
         delay = b.delay(uniform_after(prefix(g, k, state=self.delay_key), b.index, attempt))
-        if delay < ring.timeout:
+        if delay < timeout:
             heapq.heappush(
                 self.heap,
                 (self.now + delay, next(self.seq), self.on_reaction, (rec, member, offer, answers)),
