@@ -47,8 +47,12 @@ by each lag fact, since the node is now known to be at its capacity: the share
 rises by :data:`RISE` per second while input is later than ``max_loop_lag``
 (for the last :data:`STEER` seconds: one late fact alone, a descheduling,
 does not push it), falls by :data:`FALL` per second while it is under half
-of it (and the load under ``max_load``), and never drops below what the excess asks for
-(``min(1, 2 x)`` past a limit by a share ``x``). The overload ends when the
+of it and by half that while it is between half of it and it, and never drops
+below what the excess asks for (``min(1, 2 x)`` past a limit by a share ``x``).
+A load past ``max_load`` thus holds only the share its own excess asks for,
+not the share reached during a lag episode: a node that keeps up while busy
+(relaying media, or waiting for a core on a shared machine) is not left
+refusing every new call. The overload ends when the
 share is back to 0. This hysteresis keeps the queue short without
 all-or-nothing swings: entering needs sustained evidence, leaving is
 gradual. Everything inside a dialog goes on. A fact older than :data:`STALE`
@@ -253,8 +257,10 @@ class CallAdmission:
             recent = self._lag.lasting(STEER, now)  # one late fact alone does not count
             if limit is not None and recent > limit:
                 share += RISE * dt
-            elif (limit is None or recent < limit / 2) and not load_over:
+            elif limit is None or recent < limit / 2:
                 share -= FALL * dt
+            else:  # keeping up, not with much room: back to the floor, but slowly
+                share -= FALL / 2 * dt
         self._share = min(1.0, max(floor, share, 0.0))
 
     def overloaded(self, *, now: float) -> Refusal | None:
