@@ -89,6 +89,11 @@ UDP_RECEIVE_BUFFER = 4 << 20
 SKB_OVERHEAD = 1400
 """Bytes the kernel accounts per queued datagram beyond its payload (Linux truesize,
 about 2.3 KB for a 900-byte INVITE), to count the datagrams in a receive queue."""
+FULL_QUEUE = 0.9
+"""Share of its ``SO_RCVBUF`` a SIP UDP receive queue may fill before it counts as full:
+the kernel is dropping datagrams (see :func:`input_lag`)."""
+FULL_LAG = 4.0
+"""A full receive queue counts as input this many times ``max_loop_lag`` late."""
 _SO_MEMINFO = 55  # Linux: getsockopt(SOL_SOCKET) -> u32[9], the first the receive queue bytes
 SCHEDSTAT = "/proc/thread-self/schedstat"
 """Linux: the calling thread's time on a CPU, time runnable but waiting for one (ns), and
@@ -154,6 +159,43 @@ def udp_backlog(sock: socket.socket) -> int | None:
         return int.from_bytes(sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, 36)[:4], "little")
     except OSError:
         return None
+
+
+def udp_queue_full(sock: socket.socket, backlog: int) -> bool:
+    """``backlog`` bytes fill ``sock``'s receive queue (:data:`FULL_QUEUE` of its
+    ``SO_RCVBUF``): the kernel drops what comes next."""
+    try:
+        capacity = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    except OSError:
+        return False
+    return capacity > 0 and backlog >= FULL_QUEUE * capacity
+
+
+def input_lag(
+    late: float,
+    backlog: int,
+    *,
+    full: bool,
+    read: int,
+    read_bytes: int,
+    elapsed: float,
+    max_loop_lag: float | None,
+) -> float:
+    """How late input is handled: the larger of how late the probe ran (``late``) and
+    how long the ``backlog`` bytes queued in the kernel will wait, at the rate
+    (``read`` datagrams of ``read_bytes`` bytes over ``elapsed`` seconds) they were
+    read lately. A full queue (``full``) counts at least :data:`FULL_LAG` times
+    ``max_loop_lag``: its wait is capped by its size (185 INVITEs in the 416 KiB an
+    unprivileged process gets by default, a fraction of a second at a fast read rate),
+    while the kernel drops the excess unmeasured."""
+    lag = late
+    if elapsed > 0 and backlog:
+        size = read_bytes / read if read else 0.0
+        queued = backlog / (size + SKB_OVERHEAD)
+        lag = max(lag, queued / (read / elapsed) if read else elapsed)
+    if full and max_loop_lag is not None:
+        lag = max(lag, FULL_LAG * max_loop_lag)
+    return lag
 
 
 def _buffered(transport: asyncio.DatagramTransport) -> int:
@@ -378,21 +420,29 @@ class Server:
         SIP datagrams waiting in the kernel will wait (their count, from the receive
         queue's bytes, over the rate they were read at lately). asyncio reads one
         datagram per loop turn, so a saturated server keeps its loop on time while
-        its queue grows: the queue is where saturation shows.
+        its queue grows: the queue is where saturation shows. A queue at its size
+        counts as input well past ``max_loop_lag`` (see :func:`input_lag`).
         """
         now = self.loop.time()
         cpu = time.process_time()
         waited = run_delay()
         elapsed = now - self._probe_last
         admission = self.b2bua.admission
-        lag = now - self._probe_due
-        read = self.datagrams - self._datagrams_last
+        backlog, full = 0, False
         if elapsed > 0:
-            backlog = sum(udp_backlog(proto.sock) or 0 for _, proto in self._udp)
-            if backlog:
-                size = (self.datagram_bytes - self._bytes_last) / read if read else 0.0
-                queued = backlog / (size + SKB_OVERHEAD)
-                lag = max(lag, queued / (read / elapsed) if read else elapsed)
+            for _, proto in self._udp:
+                queued = udp_backlog(proto.sock) or 0
+                backlog += queued
+                full = full or (queued > 0 and udp_queue_full(proto.sock, queued))
+        lag = input_lag(
+            now - self._probe_due,
+            backlog,
+            full=full,
+            read=self.datagrams - self._datagrams_last,
+            read_bytes=self.datagram_bytes - self._bytes_last,
+            elapsed=elapsed,
+            max_loop_lag=admission.max_loop_lag,
+        )
         admission.loop_lag(lag, now=now)  # first: it steers the share refused
         if elapsed > 0:
             off_cpu = 0.0

@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from huntgroup.engine.aio import server
-from huntgroup.engine.aio.server import UDP_RECEIVE_BUFFER, _udp_socket, run_delay, udp_backlog
+from huntgroup.engine.aio.server import (
+    FULL_LAG,
+    UDP_RECEIVE_BUFFER,
+    _udp_socket,
+    input_lag,
+    run_delay,
+    udp_backlog,
+    udp_queue_full,
+)
 
 
 def test_the_receive_queue_is_measured_in_bytes_and_drains_to_zero() -> None:
@@ -30,6 +38,38 @@ def test_the_receive_queue_is_measured_in_bytes_and_drains_to_zero() -> None:
     finally:
         sock.close()
         sender.close()
+
+
+def test_a_receive_queue_at_its_size_is_full_and_no_longer_once_read() -> None:
+    """Review M1: a small buffer (an unprivileged process) fills; the kernel drops the
+    rest, so the queue's own wait no longer tells how far behind the node is."""
+    sock = _udp_socket("127.0.0.1", 0)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for _ in range(200):  # far more than fits: the excess is dropped
+            sender.sendto(b"x" * 900, sock.getsockname())
+        queued = udp_backlog(sock)
+        assert queued is not None and udp_queue_full(sock, queued)
+        while True:
+            try:
+                sock.recv(2048)
+            except BlockingIOError:
+                break
+        assert not udp_queue_full(sock, udp_backlog(sock) or 0)
+    finally:
+        sock.close()
+        sender.close()
+
+
+def test_a_full_receive_queue_counts_as_input_well_past_the_lag_limit() -> None:
+    """185 INVITEs queued (416 KiB) read at 4000 a second wait 46 ms: under a 100 ms
+    limit, while the kernel drops the flood. Full, they count four times the limit."""
+    facts = {"backlog": 185 * 2300, "read": 200, "read_bytes": 200 * 900, "elapsed": 0.05}
+    assert input_lag(0.0, full=False, max_loop_lag=0.1, **facts) < 0.1
+    assert input_lag(0.0, full=True, max_loop_lag=0.1, **facts) == FULL_LAG * 0.1
+    assert input_lag(0.0, full=True, max_loop_lag=None, **facts) < 0.1, "no lag limit"
+    assert input_lag(0.7, full=True, max_loop_lag=0.1, **facts) == 0.7, "the larger"
 
 
 def test_sip_udp_sockets_ask_for_a_deep_receive_buffer() -> None:
