@@ -225,9 +225,10 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "max_internal_forwards": "Forwards to our own numbers (lines, pilots) one call may "
         "follow; one more gets 483 Too Many Hops, a number seen twice 482 Loop Detected.",
         "max_loop_lag": "Seconds input may be handled late (the event loop, or the SIP "
-        "datagrams queued in the kernel) for a whole second (four times it for a quarter of "
-        "a second) before a share of new calls gets 503. One late moment (a garbage "
-        "collection, other processes on the cores) does not count. null: never.",
+        "datagrams queued in the kernel) for half a second (a quarter of a second at twice "
+        "it, 125 ms at four times it) before a share of new calls gets 503. One late "
+        "moment (a garbage collection, other processes on the cores) does not count. "
+        "null: never.",
         "max_load": "Share of the time (0..1, averaged over about 1 s) the process may be "
         "busy, on a CPU or waiting for one, before a share of new calls gets 503. "
         "null: never.",

@@ -116,3 +116,18 @@ def test_glossary_maps_every_algorithm() -> None:
         ("Uniforme (la moins active)", "least_active"),
     ]:
         assert f"| {label} |" in glossary and f"`algorithm: {key}`" in glossary
+
+
+def test_the_lag_limit_is_described_with_the_windows_the_code_uses() -> None:
+    """Review L1: the schema and the example said "a whole second" (four times the
+    limit for a quarter of a second); admission uses 0.5 s, 0.25 s at 2x, 0.125 s at 4x."""
+    from huntgroup.engine.b2bua.admission import LAG_WINDOW
+
+    assert LAG_WINDOW == 0.5
+    limits = json_schema()["$defs"]["LimitsConfig"]["properties"]
+    text = limits["max_loop_lag"]["description"]
+    assert "half a second" in text and "125 ms at four times" in text
+    assert "whole second" not in text
+    example = (ROOT / "examples" / "huntgroup.yaml").read_text("utf-8")
+    line = next(x for x in example.splitlines() if "max_loop_lag:" in x)
+    assert "half a second" in line

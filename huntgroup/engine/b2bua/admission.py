@@ -31,9 +31,12 @@ drain. So the two facts are read over time:
 
 - *sustained lag*: the lateness every fact of the last :data:`LAG_WINDOW`
   seconds reached (their minimum, counted only when the facts cover the
-  whole window: a gap in the facts, the driver not running, covers
-  nothing), or of half or a quarter of that window at two or four times the
-  level: ``max(min over 0.5 s, min over 0.25 s / 2, min over 0.125 s / 4)``.
+  whole window; each fact stands until the next one, so the last fact
+  before the window's start covers it, and a gap in the facts, the driver
+  not running, counts at the level of the fact before it; facts that began
+  less than the window ago count 0), or of half or a quarter of that window
+  at two or four times the level:
+  ``max(min over 0.5 s, min over 0.25 s / 2, min over 0.125 s / 4)``.
   A 100 ms lateness that lasts half a second counts 100 ms; a flood, whose
   queue grows past 400 ms within 125 ms, counts as soon; one late fact never
   counts, however late;
