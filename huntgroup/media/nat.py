@@ -60,10 +60,21 @@ def unverified_media(
     return source_host
 
 
-@functools.lru_cache(maxsize=4096)
+MEMO_ADDRESS_MAX = 64
+"""Longest host :func:`_ip` memoizes (an IPv6 address with a zone fits): hostile unique
+long names cannot fill its memo with megabytes."""
+
+
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """``host`` as an IP address (brackets, zone and IPv4 mapping undone); None for a name.
-    Memoized: asked twice per SDP about the same few peers (addresses are immutable)."""
+    Memoized up to :data:`MEMO_ADDRESS_MAX` characters: asked twice per SDP about the same
+    few peers (addresses are immutable)."""
+    if len(host) > MEMO_ADDRESS_MAX:
+        return _parse_ip(host)
+    return _ip_memo(host)
+
+
+def _parse_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         address = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
     except ValueError:
@@ -71,3 +82,6 @@ def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+_ip_memo = functools.lru_cache(maxsize=4096)(_parse_ip)

@@ -110,13 +110,27 @@ class SdpNotAcceptable(RemoteProtocolError):
 # --- Model ------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
+MEMO_ADDRESS_MAX = 64
+"""Longest address :func:`_unspecified` memoizes: hostile unique long names cannot fill
+its memo with megabytes."""
+
+
 def _unspecified(address: str) -> bool:
-    """Whether ``address`` is ``0.0.0.0`` or ``::`` (memoized: peers repeat theirs)."""
+    """Whether ``address`` is ``0.0.0.0`` or ``::`` (memoized up to
+    :data:`MEMO_ADDRESS_MAX` characters: peers repeat theirs)."""
+    if len(address) > MEMO_ADDRESS_MAX:
+        return _is_unspecified(address)
+    return _unspecified_memo(address)
+
+
+def _is_unspecified(address: str) -> bool:
     try:
         return ipaddress.ip_address(address).is_unspecified
     except ValueError:
         return False
+
+
+_unspecified_memo = functools.lru_cache(maxsize=PARSE_CACHE_SIZE)(_is_unspecified)
 
 
 @functools.lru_cache(maxsize=PARSE_CACHE_SIZE)

@@ -237,7 +237,7 @@ class B2BUA(Context):
 
     # ================================================================ timers
     def get_timer(self) -> float | None:
-        # asked after every input: no tuple, no generator, just the smallest
+        # asked after every input: one small tuple of the dues, no generator, no min()
         best = self.layer.get_timer()
         for due in (
             self.core.get_timer(),

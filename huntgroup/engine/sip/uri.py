@@ -86,10 +86,21 @@ def parse_host(text: str) -> str:
     return text.lower()
 
 
-@functools.lru_cache(maxsize=4096)
+MEMO_HOSTPORT_MAX = 255
+"""Longest ``host[:port]`` :func:`parse_hostport` memoizes (a DNS name is at most 253
+characters): hostile unique long names cannot fill its memo with megabytes."""
+
+
 def parse_hostport(text: str) -> tuple[str, int | None]:
-    """``host[:port]`` -> ``(host, port or None)``. Memoized: the same few peers
-    (Via sent-by, Contact and Request-URI hosts) come back in every message."""
+    """``host[:port]`` -> ``(host, port or None)``. Memoized up to
+    :data:`MEMO_HOSTPORT_MAX` characters: the same few peers (Via sent-by, Contact and
+    Request-URI hosts) come back in every message."""
+    if len(text) > MEMO_HOSTPORT_MAX:
+        return _parse_hostport(text)
+    return _hostport_memo(text)
+
+
+def _parse_hostport(text: str) -> tuple[str, int | None]:
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
@@ -109,6 +120,9 @@ def parse_hostport(text: str) -> tuple[str, int | None]:
         if port > 65535:
             raise bad("Invalid port")
     return parse_host(host_text), port
+
+
+_hostport_memo = functools.lru_cache(maxsize=4096)(_parse_hostport)
 
 
 def format_hostport(host: str, port: int | None) -> str:
