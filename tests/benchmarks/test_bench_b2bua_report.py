@@ -40,8 +40,9 @@ def test_repeats_give_ratio_cpu_per_call_and_median_with_spread() -> None:
     ]
     text = render_repeats(repeats)
     assert (
-        "| 1 | 100 | 300 | 3.00x | 5.00 ms | 1.00 ms | 150/s at 90 % CPU | 400/s at 85 % CPU |"
-        in text
+        "| 1 | 100 | 300 | 3.00x | 5.00 ms | 1.00 ms | 150/s at 90 % CPU (steady - + - waiting): "
+        "5 not completed in time | 400/s at 85 % CPU (steady - + - waiting): 5 not completed "
+        "in time |" in text
     )
     assert "| median (min-max) | 125 (100-150) | 300 (300-300) | 2.50 (2.00-3.00) |" in text
     assert "**NOT met**" in text  # median ratio 2.5x < 3x
