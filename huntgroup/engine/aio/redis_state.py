@@ -487,7 +487,8 @@ class RedisStateSync:
         longer costs a round trip of its own under load). (True, the answer or the error);
         (False, None) when it must go the ordinary way (no connection, no flusher: sent
         alone). A claim whose asker was cancelled after it went is still taken by the
-        ledger (``_answer``): the next flush releases it (its offer is gone)."""
+        ledger (``_answer``): the next flush releases it (its offer is gone); so is one
+        answered after its offer ended (the flusher is woken at every answer)."""
         if self._stopping:  # refused: the node stops (its claims are being released)
             return True, 0
         if self._client is None or self._lane is None:
@@ -508,11 +509,17 @@ class RedisStateSync:
         self._asked.append((request, future))
         self._wake.set()
         try:
-            return True, await future
+            answer = await future
         except asyncio.CancelledError:  # answered, but cancelled before it was read
             if future.done() and not future.cancelled():
                 self._take_grant(request, future.result())
             raise
+        # A grant (Redis's, or local) reaches the ledger now (``RedisClaims.answered``),
+        # after the claims' changes of the flush that carried it were computed: the next
+        # flush releases it if its offer ended meanwhile (else it stayed held, the member
+        # claimed, until the renewal).
+        self._wake.set()
+        return True, answer
 
     def _take_asked(self) -> list[tuple[ClaimRequest, asyncio.Future[Any]]]:
         """The claims asked since the last flush, those whose asker gave up left out."""

@@ -391,6 +391,35 @@ def test_a_claim_whose_asker_gave_up_is_released_by_the_next_flush(
     run(main)
 
 
+def test_a_claim_granted_after_its_offer_ended_is_released_without_another_change(
+    redis_server: RedisServer,
+) -> None:
+    """A claim rides a flush that also carries the end of its offer (the offer rang and
+    ended while the claim waited for the flush): that flush's claims' changes were computed
+    before the grant reached the ledger, so the grant wakes the flusher and the next flush
+    releases it. Before: it stayed held, the member claimed, until the next renewal (a third
+    of the lease; under load a claim of the cost test never ended)."""
+
+    async def main() -> None:
+        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+        store = sync.store
+        await sync.start()
+        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
+        await until(settled, "the first flush")
+        client = aioredis.from_url(redis_server.url, decode_responses=True)
+        asked = asyncio.ensure_future(sync.claims.claim(m(1), "c1", call_waiting=False))
+        await asyncio.sleep(0)  # asked: it waits for the flusher
+        store.set_ringing(m(1), "c1", True)  # the offer rings and ends before that flush
+        store.set_ringing(m(1), "c1", False)
+        assert await asked
+        await until(lambda: not sync.claims.ledger.held, "released")
+        await until_async(lambda: client.exists(sync.keys.claims(m(1))), 0)  # released in Redis
+        await client.aclose()
+        await sync.stop()
+
+    run(main)
+
+
 def test_under_load_claims_cost_no_round_trip_of_their_own(
     redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
