@@ -38,7 +38,9 @@ share Redis refuses to store (``maxmemory``) is not announced either. With
 Invariants: one writer and one subscriber task; the queue holds at most one
 share per AOR (plus at most :data:`MAX_REMOVALS` older removing ones, kept
 when a write of their AOR fails even if a newer share was queued meanwhile);
-the tasks end on :meth:`stop`, which never raises.
+the tasks end on :meth:`stop` (which never raises, unless it is cancelled),
+even one that missed its cancellation: each looks at a stop flag before it
+waits again.
 """
 
 from __future__ import annotations
@@ -126,6 +128,7 @@ class RedisBindings:
         self._removals: dict[str, list[str]] = {}  # AOR -> older removing shares to publish
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False  # stop() began: the tasks end at their next look
         self.dropped = 0  # shares not queued: max_pending AORs waiting already
         self.reloads = 0  # reloads done (start and every new subscription)
         self.written = 0  # shares written to Redis
@@ -152,14 +155,19 @@ class RedisBindings:
     async def stop(self) -> None:
         """Stop the tasks; what is queued is written once more, best effort. This node's
         shares stay in Redis until they expire: the other nodes keep reaching the phones
-        (UDP, Path) that registered here."""
+        (UDP, Path) that registered here. The tasks are told to end as well as cancelled:
+        before Python 3.12 ``asyncio.wait_for`` (redis-py sends through it) drops a
+        cancellation that comes as its call ends, and the task carries on."""
+        self._stopping = True
+        self._wake.set()  # a writer that missed its cancellation looks at once
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             try:
                 await task
             except asyncio.CancelledError:
-                pass
+                if not task.done():  # this stop() itself is cancelled
+                    raise
             except Exception:  # a task that died must not stop the shutdown
                 log.exception("bindings: task %s had ended on an error", task.get_name())
         self._tasks = []
@@ -176,6 +184,8 @@ class RedisBindings:
 
     def cancel(self) -> None:
         """Stop the tasks at once, without waiting (the server closes without a shutdown)."""
+        self._stopping = True
+        self._wake.set()
         for task in self._tasks:
             task.cancel()
         self._tasks = []
@@ -209,6 +219,8 @@ class RedisBindings:
         delay = self.backoff[0]
         while True:
             await self._wake.wait()
+            if self._stopping:  # stop() writes what is left itself
+                return
             self._wake.clear()
             client = self._client
             if client is None:
@@ -265,7 +277,7 @@ class RedisBindings:
         heard = pinged = loop.time()
         while True:
             client = self._client
-            if client is None:
+            if client is None or self._stopping:  # stop() closes the client's connections
                 return
             try:
                 if pubsub is None:

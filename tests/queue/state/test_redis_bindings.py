@@ -9,6 +9,7 @@ again after a reconnection, hostile values ignored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
@@ -335,6 +336,51 @@ def test_writes_wait_while_redis_is_away_and_ours_are_rewritten_when_it_returns(
 
     try:
         asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, ours))
+    finally:
+        redis_server.stop()
+
+
+def test_stop_ends_a_writer_that_missed_its_cancellation(tmp_path: Path) -> None:
+    """Before Python 3.12 ``asyncio.wait_for`` (redis-py wraps every send in it) returns its
+    call's result and drops a cancellation that came as the call ended: the writer went on,
+    back to waiting for a share with no timeout, and ``stop()`` awaited it for ever (the
+    hang of the test above on a loaded machine: no timer left in the loop). Now ``stop()``
+    also tells the tasks to end and wakes the writer, and they look before every wait."""
+    redis_server = RedisServer(tmp_path)
+    redis_server.start()
+
+    async def scenario() -> None:
+        driver = RedisBindings(
+            redis_server.url,
+            "n1",
+            on_share=lambda _: None,
+            on_reload=lambda _: None,
+            backoff=(0.05, 0.2),
+            connect_timeout=0.5,
+        )
+        write = driver._write_pending
+        sending = asyncio.Event()
+
+        async def cancellation_dropped(client: object) -> None:
+            driver._write_pending = write  # type: ignore[method-assign]
+            sending.set()
+            # a send under way; its cancellation dropped, as wait_for does when its call
+            # ended at that moment
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
+
+        driver._write_pending = cancellation_dropped  # type: ignore[method-assign]
+        await driver.start()
+        driver.offer(share("n1", "100", live=1))
+        await asyncio.wait_for(sending.wait(), DEADLINE)
+        stopping = asyncio.ensure_future(driver.stop())
+        done, _ = await asyncio.wait([stopping], timeout=DEADLINE)
+        assert done, "stop() never returned"  # before: the writer waited for ever
+        await stopping
+        assert driver.pending == 0  # the last writes went all the same
+
+    try:
+        asyncio.run(scenario())
     finally:
         redis_server.stop()
 
