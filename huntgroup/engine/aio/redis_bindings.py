@@ -75,6 +75,9 @@ MGET_CHUNK = 100
 """Keys per MGET of a reload (at most 6.4 MB of values in one reply)."""
 MAX_RELOAD_BYTES = 64 * 1024 * 1024
 """The most bytes of shares one reload keeps."""
+STOP_GRACE = 5.0
+"""Seconds ``stop`` waits for its tasks at least (twice the connect timeout if longer);
+a task still running then is left cancelled and logged, and the shutdown goes on."""
 WRITE_SCRIPT = """
 if ARGV[2] == '' then
   redis.call('DEL', KEYS[1])
@@ -123,6 +126,7 @@ class RedisBindings:
         self._auth = auth or StateAuthConfig()
         self._tls = tls or StateTlsConfig()
         self._connect_timeout = connect_timeout
+        self._stop_grace = max(STOP_GRACE, 2 * connect_timeout)
         self._client: aioredis.Redis | None = None
         self._pending: dict[str, BindingsOutput] = {}
         self._removals: dict[str, list[str]] = {}  # AOR -> older removing shares to publish
@@ -162,14 +166,19 @@ class RedisBindings:
         self._wake.set()  # a writer that missed its cancellation looks at once
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not task.done():  # this stop() itself is cancelled
-                    raise
-            except Exception:  # a task that died must not stop the shutdown
-                log.exception("bindings: task %s had ended on an error", task.get_name())
+        if self._tasks:
+            # bounded: a task stuck on an await with no timeout must not hold the shutdown
+            done, stuck = await asyncio.wait(self._tasks, timeout=self._stop_grace)
+            for task in stuck:
+                log.warning("bindings: task %s did not end when stopped", task.get_name())
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    # a task that died must not stop the shutdown
+                    log.error(
+                        "bindings: task %s had ended on an error",
+                        task.get_name(),
+                        exc_info=task.exception(),
+                    )
         self._tasks = []
         client, self._client = self._client, None
         if client is None:

@@ -674,3 +674,47 @@ def test_a_server_refuses_a_node_id_that_would_break_the_keys(
     monkeypatch.setenv("HUNTGROUP_NODE_ID", "rack1/node-7")
     with pytest.raises(StateError, match="HUNTGROUP_NODE_ID"):
         asyncio.run(start())
+
+
+def test_stop_is_bounded_when_a_task_never_ends(tmp_path: Path) -> None:
+    """A task stuck on an await that ignores its cancellation (any other such cause than
+    the one above) does not hold the shutdown: ``stop()`` waits its grace, logs the task
+    and goes on to its last writes."""
+    redis_server = RedisServer(tmp_path)
+    redis_server.start()
+
+    async def scenario() -> None:
+        driver = RedisBindings(
+            redis_server.url,
+            "n1",
+            on_share=lambda _: None,
+            on_reload=lambda _: None,
+            backoff=(0.05, 0.2),
+            connect_timeout=0.1,
+        )
+        released = asyncio.Event()
+        sending = asyncio.Event()
+        write = driver._write_pending
+
+        async def stuck(client: object) -> None:
+            driver._write_pending = write  # type: ignore[method-assign]  # stop's last write
+            sending.set()
+            while not released.is_set():  # deaf to cancellation until the test lets go
+                with contextlib.suppress(asyncio.CancelledError):
+                    await released.wait()
+
+        driver._write_pending = stuck  # type: ignore[method-assign]
+        driver._stop_grace = 0.2
+        await driver.start()
+        await until(lambda: driver.reloads == 1, "no reload at start")
+        driver.offer(share("n1", "100", live=1))
+        await until(sending.is_set, "the writer did not write")
+        stopping = asyncio.ensure_future(driver.stop())
+        await until(stopping.done, "stop() never returned")
+        stopping.result()
+        released.set()  # the stuck task may end now (asyncio.run waits for it)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        redis_server.stop()
