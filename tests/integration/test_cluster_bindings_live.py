@@ -80,6 +80,14 @@ def register(
     )
 
 
+def registered_at(log: str, number: str) -> list[str]:
+    """The time stamps (``YYYY-MM-DD HH:MM:SS,mmm``, in order) of the log lines that
+    record a registration of ``number``."""
+    stamp = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
+    pattern = rf"^{stamp} .*line {re.escape(number)}: 1 contact\(s\) registered"
+    return re.findall(pattern, log, flags=re.MULTILINE)
+
+
 def node_port_of(invite: SipMessage, node_ports: set[int]) -> int | None:
     """The node that sent ``invite`` (its Via, under Kamailio's)."""
     for via in invite.headers_named("Via"):
@@ -112,14 +120,15 @@ def test_calls_entering_either_node_reach_phones_registered_on_the_other(
         names = list(cluster.names)
 
         def holder(number: str) -> str | None:
-            """The node whose log shows the latest REGISTER of ``number``."""
-            latest: tuple[int, str] | None = None
+            """The node whose log shows the latest REGISTER of ``number``: the nodes'
+            logs are compared by the time stamp of that line (an offset in one log
+            says nothing of an offset in the other)."""
+            latest: tuple[str, str] | None = None
             for run in cluster.runs:
-                text = run.log()
-                at = text.rfind(f"line {number}: 1 contact(s) registered")
+                stamps = registered_at(run.log(), number)
                 name = run.workdir.name.split(".")[0]
-                if at >= 0 and (latest is None or at > latest[0]):
-                    latest = (at, name)
+                if stamps and (latest is None or stamps[-1] > latest[0]):
+                    latest = (stamps[-1], name)
             return latest[1] if latest else None
 
         phones: dict[str, SippProcess] = {}
