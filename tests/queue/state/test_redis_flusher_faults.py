@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -400,5 +401,88 @@ def test_a_grant_whose_asker_gave_up_wakes_the_flusher_to_release_it(
         await asyncio.sleep(0.05)
         assert await claims_in_redis(redis_server.url, sync, m(2)) == 0
         await sync.stop()
+
+    run(main)
+
+
+# ------------------------------------------------- stop: a cancellation lost, a task stuck
+
+
+@pytest.mark.parametrize("uncancelled", [False, True], ids=["dropped", "dropped-and-uncancelled"])
+def test_stop_ends_a_flusher_that_missed_its_cancellation(
+    redis_server: RedisServer, uncancelled: bool
+) -> None:
+    """Before Python 3.12 ``asyncio.wait_for`` (redis-py sends through it) returns its call's
+    result and drops a cancellation that came as the call ended: the flusher, its flush
+    failed, went to back off (600 s here) and ``stop()`` awaited it as long. Now ``stop()``
+    raises a flag and wakes the flusher, which looks at it before every wait, its backoff's
+    too. "uncancelled": the task no longer even counts the cancel (as a timeout that took it
+    for its own), so only the flag can end the flusher. The grace is as long as the backoff:
+    a flusher ended by it would fail the test."""
+
+    async def main() -> None:
+        sync = await started(redis_server.url, backoff=LONG_BACKOFF)
+        sync._stop_grace = LONG_BACKOFF[0]
+        real_flush = sync.flush
+        under_way = asyncio.Event()
+
+        async def cancel_dropped(**kwargs: Any) -> bool:
+            sync.flush = real_flush  # type: ignore[method-assign]  # the stop's last flush
+            under_way.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()  # a round trip, its cancellation dropped
+            task = asyncio.current_task()
+            if uncancelled and task is not None:
+                task.uncancel()
+            return False  # Redis away, as far as the flusher knows: it backs off
+
+        sync.flush = cancel_dropped  # type: ignore[method-assign]
+        sync.store.set_ringing(m(6), "c0", True)
+        await until(under_way.is_set, "the flush under way")
+        flusher = sync._flusher_task
+        assert flusher is not None
+        stopping = asyncio.ensure_future(sync.stop())
+        await until(stopping.done, "stop() never returned")  # before: after the backoff
+        stopping.result()
+        assert flusher.done()
+        assert sync.outbox == 0 and sync.store.pending == 0  # the stop's flush wrote c0
+
+    run(main)
+
+
+def test_stop_is_bounded_when_a_flush_never_ends(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A flush stuck on an await that ignores its cancellation (holding the flushes' lock)
+    does not hold the shutdown: ``stop()`` waits a grace for the lock, a grace for its
+    tasks, logs the stuck flush and task and goes on without its last flush."""
+    caplog.set_level(logging.WARNING, logger="huntgroup.state")
+
+    async def main() -> None:
+        sync = await started(redis_server.url)
+        sync._stop_grace = 0.2
+        released = asyncio.Event()
+        under_way = asyncio.Event()
+
+        async def stuck(**kwargs: Any) -> bool:
+            async with sync._lock:
+                under_way.set()
+                while not released.is_set():  # deaf to cancellation until the test lets go
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await released.wait()
+            return True
+
+        sync.flush = stuck  # type: ignore[method-assign]
+        sync.store.set_ringing(m(6), "c0", True)
+        await until(under_way.is_set, "the flush under way")
+        stopping = asyncio.ensure_future(sync.stop())
+        try:
+            await until(stopping.done, "stop() never returned")
+        finally:
+            released.set()  # the stuck task may end now (asyncio.run waits for it)
+        stopping.result()
+        assert "a state flush did not end" in caplog.text
+        assert "state task state-flusher did not end when stopped" in caplog.text
+        assert "state changes not written" in caplog.text
 
     run(main)
