@@ -1,21 +1,27 @@
-"""Helpers of the shared-state tests: a small group config, a node, a real redis-server."""
+"""Helpers of the shared-state tests: a small group config, a node, a real redis-server,
+a started :class:`RedisStateSync` on it and the loop's waits."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
+
 from huntgroup.config.models import Config, GroupConfig, LineConfig, MemberConfig
+from huntgroup.engine.aio.redis_state import RedisStateSync
 from huntgroup.queue.actions import Action, Ring, RingAll
 from huntgroup.queue.core import RoutingCore
 from huntgroup.queue.events import Event
 from huntgroup.queue.state.journal import JournalingStore
 from huntgroup.queue.state.store import MemoryStore
 from tests.support.ports import free_port
-from tests.support.waiting import wait_until
+from tests.support.waiting import async_wait_until, wait_until
 
 LINES = [f"010000000{i}" for i in range(1, 7)]
 
@@ -72,6 +78,50 @@ class Node:
 
 def journaling(node: str) -> JournalingStore:
     return JournalingStore(node)
+
+
+# ------------------------------------------------------- a node on a redis-server
+async def until(cond: Callable[[], object], what: str) -> None:
+    """Yield to the loop until ``cond`` holds (fails after 20 s)."""
+    await async_wait_until(cond, timeout=20, interval=0.01, message=f"never happened: {what}")
+
+
+def run(coro: Callable[[], Awaitable[None]]) -> None:
+    """Run the scenario ``coro()`` in a fresh event loop."""
+    asyncio.run(coro())  # type: ignore[arg-type]
+
+
+def flushed(sync: RedisStateSync) -> bool:
+    """Nothing of ``sync``'s node waits to be written: its journal drained, its outbox empty."""
+    return sync.store.pending == 0 and sync.outbox == 0
+
+
+async def started(url: str, node: str = "A", **options: Any) -> RedisStateSync:
+    """A started :class:`RedisStateSync` of ``node`` on ``url`` (``options``: its keyword
+    arguments), its first flush done."""
+    sync = RedisStateSync(url, JournalingStore(node), node, **options)
+    await sync.start()
+    await until(lambda: flushed(sync), "the first flush")
+    return sync
+
+
+NodeBody = Callable[[RedisStateSync, aioredis.Redis], Awaitable[None]]
+"""A scenario on a started node: ``body(sync, client)``."""
+
+
+async def on_node(url: str, body: NodeBody, **options: Any) -> None:
+    """``await body(sync, client)``: ``sync`` :func:`started` (node "A", ``options``),
+    ``client`` a client of ``url`` (str replies); the client closed and the node stopped
+    after, whatever happened (a second ``stop()``, after the body's own, does nothing)."""
+    sync = await started(url, **options)
+    client = aioredis.from_url(url, decode_responses=True)
+    try:
+        await body(sync, client)
+    finally:
+        await client.aclose()
+        stopping = asyncio.ensure_future(sync.stop())
+        await until(stopping.done, "the node stopped")  # a stop that hangs fails the test
+        stopping.result()
 
 
 class RedisServer:

@@ -48,11 +48,20 @@ its local image, and catches up when it returns.
   way end before it cancels the tasks, and a flush cut all the same puts its
   claims in the ledger (released by the stop) and refuses their askers; the
   background tasks log an unexpected error and carry on.
+- stopping: a cancellation can be lost (before Python 3.12 ``asyncio.wait_for``,
+  which redis-py sends through, returns its call's result and drops a cancel
+  that comes as the call ends), so ``stop()`` also raises a stop flag and wakes
+  the flusher, which looks at the flag before every wait (its backoff too, whose
+  wait is a timer on the loop, not ``wait_for``); and ``stop()`` waits for the
+  lock and for its tasks at most a grace (``STOP_GRACE``), logs a task that did
+  not end and goes on.
 
 Invariants: every Redis reply is handed back to the sync object before the
 next command runs; the sync object's timer is armed after every fact; the
-background tasks end on ``stop()``; every claim handed to the flusher is
-answered (Redis's answer, granted locally, or refused).
+background tasks end on ``stop()``, which waits for them and for the lock at
+most a grace (its Redis commands are bounded by the socket timeout); every
+claim handed to the flusher is answered (Redis's answer, granted locally, or
+refused).
 """
 
 from __future__ import annotations
@@ -128,6 +137,10 @@ node sends one batch per 30 ms (one round trip, one script, one message for the 
 rather than one per change; a change after a quiet spell goes at once. 30 rather than 10 ms:
 the round trips are the node's largest Redis cost (py-spy, ``docs/state.md``); the other nodes
 see a change, and a released claim, up to 30 ms later (the claims still decide who rings)."""
+STOP_GRACE = 10.0
+"""Seconds ``stop`` waits at least for a flush under way and for its tasks (twice the connect
+timeout if longer): twice the socket timeout (5 s) a flush's round trip is bounded by. A task
+still running then is left cancelled and logged, and the shutdown goes on."""
 
 
 def _still_running() -> None:
@@ -189,6 +202,7 @@ class RedisStateSync:
         self._local_clock = local_clock
         self._wall_clock = wall_clock
         self._connect_timeout = connect_timeout
+        self._stop_grace = max(STOP_GRACE, 2 * connect_timeout)
         self._auth = auth or StateAuthConfig()
         self._tls = tls or StateTlsConfig()
         self.keys = RedisKeys(prefix)
@@ -229,7 +243,7 @@ class RedisStateSync:
         """Claims waiting for the next flush (``_carry_claim``), each with its answer."""
         self._riders: list[tuple[ClaimRequest, asyncio.Future[Any]]] = []  # sent with the batch
         self._last_flush = -math.inf  # loop time the last flush began
-        self._stopping = False  # stop() began: claims are refused, none sent any more
+        self._stopping = False  # stop() began: claims are refused, the flusher ends
 
     @property
     def connected(self) -> bool:
@@ -360,19 +374,19 @@ class RedisStateSync:
 
         A flush under way ends first (the lock): its claims get Redis's answers and the
         ledger its grants, so that ``release_all`` frees them. A background task that
-        failed is logged; the shutdown goes on."""
+        failed is logged; the shutdown goes on. The tasks are told to end (a flag, the
+        flusher woken) as well as cancelled, a cancellation may be lost; a task stuck all
+        the same does not hold the shutdown: each wait here lasts at most a grace."""
         self._stopping = True  # a claim asked from now on is refused (``_carry_claim``)
-        async with self._lock:  # a flush under way is not cut in the middle
-            for task in self._tasks:
-                task.cancel()
+        self._wake.set()  # a flusher backing off, or that missed its cancellation, looks
+        locked = await self._lock_within(self._stop_grace)  # a flush under way ends first
+        if not locked:
+            log.warning("stop: a state flush did not end within %.0f s", self._stop_grace)
         for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("state task %s had failed", task.get_name())
-        self._tasks = []
+            task.cancel()
+        if locked:
+            self._lock.release()
+        await self._end_tasks()
         self._flusher_task = None
         asked = self._take_asked()
         self._answer(asked, [0] * len(asked))  # refused: the node stops
@@ -382,9 +396,14 @@ class RedisStateSync:
         self.store.listener = None
         if self._client is None:
             return
-        flushed = await self.flush()
-        if not flushed:
-            log.warning("Redis unreachable at stop: %d state change(s) lost", self.outbox)
+        flushed = False
+        if not await self._lock_within(self._stop_grace):  # held by a task stuck in a flush
+            log.warning("stop: a flush still under way; state changes not written")
+        else:
+            self._lock.release()
+            flushed = await self.flush()
+            if not flushed:
+                log.warning("Redis unreachable at stop: %d state change(s) lost", self.outbox)
         with contextlib.suppress(*UNREACHABLE, RedisError):
             await self.claims.release_all()
         client, self._client = self._client, None
@@ -400,6 +419,35 @@ class RedisStateSync:
             self._pubsub = None
         await close_client(client)
         self._handle(StoreUnreachable())
+
+    async def _lock_within(self, grace: float) -> bool:
+        """Take the flushes' lock, waiting at most ``grace`` s; False (not taken) when a
+        task stuck in a flush (or a resync) still holds it."""
+        taking = asyncio.ensure_future(self._lock.acquire())
+        try:
+            await asyncio.wait([taking], timeout=grace)
+        except BaseException:  # stop() cancelled: the lock not kept
+            taking.cancel()
+            if taking.done() and not taking.cancelled():
+                self._lock.release()
+            raise
+        if taking.done():
+            return True
+        taking.cancel()  # a lock granted meanwhile goes to its next waiter (Lock.acquire)
+        return False
+
+    async def _end_tasks(self) -> None:
+        """Wait for the cancelled tasks, at most the grace; log those that failed or did
+        not end (left cancelled)."""
+        tasks, self._tasks = self._tasks, []
+        if not tasks:
+            return
+        done, stuck = await asyncio.wait(tasks, timeout=self._stop_grace)
+        for task in stuck:
+            log.warning("state task %s did not end when stopped", task.get_name())
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("state task %s had failed", task.get_name(), exc_info=task.exception())
 
     # -------------------------------------------------------------- flush
     async def flush(self, *, claims: bool = False) -> bool:
@@ -777,12 +825,18 @@ class RedisStateSync:
         loop = asyncio.get_running_loop()
         while True:
             _still_running()
+            if self._stopping:  # stop() flushes what is left itself
+                return
             await self._wake.wait()
+            if self._stopping:  # woken by stop(): a cancellation missed, perhaps
+                return
             pause = self._last_flush + self.flush_interval - loop.time()
             while pause > 0:  # a flush just went: gather this one's changes a little longer
                 await asyncio.sleep(pause)
                 pause = self._last_flush + self.flush_interval - loop.time()
             await asyncio.sleep(0)  # the claims asked in this loop turn join this flush
+            if self._stopping:
+                return
             self._wake.clear()
             self._last_flush = loop.time()
             try:
@@ -790,7 +844,7 @@ class RedisStateSync:
                 # other nodes it is free (else their claim of it is refused: CLAIM_RETRY lost).
                 if await self.flush(claims=True):
                     delay = self.backoff[0]
-                    if self.sync.needs_resync:
+                    if self.sync.needs_resync and not self._stopping:
                         self.sync.needs_resync = False
                         await self._resync_or_later()
                     continue
@@ -802,15 +856,21 @@ class RedisStateSync:
 
     async def _back_off(self, delay: float) -> None:
         """Wait ``delay`` s after a failed flush, or less: once another task found Redis
-        back (the subscriber's resync), a wake-up (a claim asked, a change) ends the wait."""
+        back (the subscriber's resync), a wake-up (a claim asked, a change) ends the wait;
+        so does ``stop()``. The wait is bounded by a timer on the loop that wakes it, not
+        by ``asyncio.wait_for`` (before Python 3.12 it may drop a cancellation), and the
+        stop flag is looked at before every wait."""
         loop = asyncio.get_running_loop()
         end = loop.time() + delay
-        while (left := end - loop.time()) > 0:
+        while not self._stopping and (left := end - loop.time()) > 0:
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), left)
+            timer = loop.call_later(left, self._wake.set)
+            try:
+                await self._wake.wait()
+            finally:
+                timer.cancel()
             _still_running()
-            if self._wake.is_set() and self.connected:
+            if self.connected:  # woken with Redis back (or the delay is over)
                 return
 
     async def _resync_or_later(self) -> None:

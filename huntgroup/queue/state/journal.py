@@ -44,7 +44,7 @@ activity sets always contain ``REMOTE_SEP`` and local ones never do.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from huntgroup.queue.state.operations import (
@@ -194,6 +194,12 @@ class JournalingStore(MemoryStore):
         (mine.add if ringing else mine.discard)(call_id)
         super().set_ringing(member, call_id, ringing)
         self._record(SetRinging(member, call_id, ringing, self.node_id))
+
+    def set_ringing_many(self, members: Sequence[str], call_id: str) -> None:
+        """Each member rung is its own op, as if rung alone: the journal, the listener
+        and the other nodes see what ``set_ringing`` per member gives."""
+        for member in members:
+            self.set_ringing(member, call_id, True)
 
     def set_active(self, member: str, call_id: str, active: bool) -> None:
         mine = self._mine(member).active

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.support.state_harness import RedisServer
+from tests.support.state_harness import NodeBody, RedisServer, on_node
 
 
 @pytest.fixture
@@ -22,3 +24,16 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def node_a(redis_server: RedisServer) -> Callable[..., None]:
+    """``node_a(body, **options)`` runs ``await body(sync, client)`` in a fresh event loop:
+    ``sync`` a started ``RedisStateSync`` of node "A" on the test's redis-server
+    (``options``: its keyword arguments), its first flush done; ``client`` a client of that
+    server. Both closed after (``state_harness.on_node``)."""
+
+    def drive(body: NodeBody, **options: Any) -> None:
+        asyncio.run(on_node(redis_server.url, body, **options))
+
+    return drive

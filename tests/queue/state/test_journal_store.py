@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import math
+import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import huntgroup
 from huntgroup.errors import StateError
 from huntgroup.queue.events import CallArrived, CallHungUp, MemberAnswered, MemberLeft
 from huntgroup.queue.state.codec import decode_batch, encode_batch
@@ -30,6 +34,7 @@ from huntgroup.queue.state.operations import (
     Snapshot,
     compact,
 )
+from huntgroup.queue.state.store import MemoryStore
 from tests.support.state_harness import Node, m, make_config
 
 
@@ -455,3 +460,54 @@ def test_local_calls_and_ranks_read_in_place_what_node_state_copies() -> None:
         if not (a.ringing == frozenset() and a.active == frozenset())
     } == calls
     assert {k: r for k, r in store.local_ranks()} == {(g, c): r for g, c, r in state.queues}
+
+
+# ------------------------------------- ring all: one write, each member journaled
+def test_a_ring_all_offer_is_journaled_and_replayed_as_each_members_ring() -> None:
+    """The core rings three members with one ``set_ringing_many``: the journal, its
+    listener, another node and a node state see what three ``set_ringing`` give."""
+    members = [m(1), m(2), m(3)]
+    a = Node(make_config("ring_all"), JournalingStore("A"))
+    store = a.store
+    assert isinstance(store, JournalingStore)
+    store.drain()
+    heard: list[int] = []
+    store.listener = lambda: heard.append(store.pending)
+    a.ev(CallArrived("c1", "G", "0611111111"))
+    assert a.rings("c1") == members
+    alone = JournalingStore("A")  # the same node, each member rung on its own
+    heard_alone: list[int] = []
+    alone.listener = lambda: heard_alone.append(alone.pending)
+    for member in members:
+        alone.set_ringing(member, "c1", True)
+    assert heard == heard_alone == [1, 2, 3]
+    assert store.node_state() == alone.node_state()
+    ops = store.drain()
+    assert ops == alone.drain() == [SetRinging(x, "c1", True, "A") for x in members]
+    b = JournalingStore("B")
+    for op in ops:
+        b.apply_remote(op)
+    assert [b.ringing(x) for x in members] == [{f"A{REMOTE_SEP}c1"}] * 3
+    a.ev(CallHungUp("c1"), at=1)
+    for op in store.drain():
+        b.apply_remote(op)
+    assert not any(b.is_ringing(x) for x in members)
+
+
+def test_a_store_that_rings_its_own_way_rings_many_its_own_way() -> None:
+    """``MemoryStore.set_ringing_many`` writes its dicts directly: a subclass whose
+    ``set_ringing`` does more must override ``set_ringing_many`` as well."""
+    root = Path(huntgroup.__file__).parent
+    for path in root.rglob("*.py"):
+        if re.search(r"^class \w+\(.*Store\b", path.read_text(), re.M):
+            parts = path.relative_to(root.parent).with_suffix("").parts
+            importlib.import_module(".".join(parts))
+    subclasses: list[type[MemoryStore]] = []
+    todo = [MemoryStore]
+    while todo:
+        subclasses += (found := todo.pop().__subclasses__())
+        todo += found
+    assert JournalingStore in subclasses
+    for cls in subclasses:
+        if cls.set_ringing is not MemoryStore.set_ringing:
+            assert cls.set_ringing_many is not MemoryStore.set_ringing_many, cls

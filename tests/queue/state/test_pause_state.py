@@ -30,8 +30,8 @@ from huntgroup.queue.state.journal import JournalingStore
 from huntgroup.queue.state.operations import Batch, SetJoined, SetPaused, compact
 from huntgroup.queue.state.store import Pause
 from tests.queue.state.test_journal_store import exchange
-from tests.queue.state.test_redis_sync import run, sync_for, until
-from tests.support.state_harness import Node, RedisServer, m, make_config
+from tests.queue.state.test_redis_sync import sync_for
+from tests.support.state_harness import Node, RedisServer, m, make_config, run, until
 
 
 def test_a_pause_is_journaled_and_merged_by_stamp() -> None:

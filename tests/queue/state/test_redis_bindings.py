@@ -13,8 +13,9 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -107,13 +108,9 @@ class UdpPhone:
         self.sock.close()
 
 
-def test_a_phone_registered_on_node_a_is_rung_by_a_call_entering_node_b(tmp_path: Path) -> None:
-    try:
-        redis_server = RedisServer(tmp_path)
-    except RuntimeError as err:
-        pytest.fail(str(err))
-    redis_server.start()
-
+def test_a_phone_registered_on_node_a_is_rung_by_a_call_entering_node_b(
+    redis_server: RedisServer,
+) -> None:
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
         a = Server(node_config(redis_server.url, "32100-32149"), loop=loop)
@@ -182,10 +179,7 @@ def test_a_phone_registered_on_node_a_is_rung_by_a_call_entering_node_b(tmp_path
                     await server.state_sync.stop()
                 server.close()
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        redis_server.stop()
+    asyncio.run(scenario())
 
 
 def shared_metrics(server: Server) -> dict[str, float]:
@@ -215,16 +209,28 @@ def test_a_node_without_shared_state_has_no_shared_bindings_metrics(tmp_path: Pa
 # ------------------------------------------------------------------ the driver alone
 
 
+def quiet_driver(url: str, **options: Any) -> RedisBindings:
+    """A driver of node "n1" on ``url`` that ignores what it hears, retrying fast
+    (``options``: other keyword arguments, or these overridden)."""
+    defaults: dict[str, Any] = {
+        "on_share": lambda _: None,
+        "on_reload": lambda _: None,
+        "backoff": (0.05, 0.2),
+    }
+    return RedisBindings(url, "n1", **{**defaults, **options})
+
+
 def share(node: str, aor: str, live: int, expires_in: float = 60.0) -> BindingsOutput:
     value = json.dumps({"v": 1, "node": node, "aor": aor, "bindings": [], "removed": []})
     return BindingsOutput(aor, value, time.time() + expires_in, live)
 
 
 async def _driver_scenario(
-    url: str, port: int, body: Callable[..., Awaitable[None]], own: list[BindingsOutput]
+    server: RedisServer, body: Callable[..., Awaitable[None]], own: Sequence[BindingsOutput] = ()
 ) -> None:
-    """``body(driver, client, heard, reloads)``; after each reload the shares ``own`` are
-    offered again, as the B2BUA does (``bindings_reloaded``)."""
+    """``body(driver, client, heard, reloads)`` with a driver of node "n1" on ``server``,
+    started and reloaded; after each reload the shares ``own`` are offered again, as the
+    B2BUA does (``bindings_reloaded``)."""
     heard: list[str] = []
     reloads: list[list[str]] = []
 
@@ -233,17 +239,11 @@ async def _driver_scenario(
         for item in own:
             driver.offer(item)
 
-    driver = RedisBindings(
-        url,
-        "n1",
-        on_share=heard.append,
-        on_reload=reloaded,
-        backoff=(0.05, 0.2),
-        ping_every=0.5,
-        connect_timeout=0.5,
+    driver = quiet_driver(
+        server.url, on_share=heard.append, on_reload=reloaded, ping_every=0.5, connect_timeout=0.5
     )
     await driver.start()
-    client = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+    client = redis.Redis(host="127.0.0.1", port=server.port, decode_responses=True)
     try:
         await until(lambda: len(reloads) == 1, "no reload at start")
         await body(driver, client, heard, reloads)
@@ -253,10 +253,8 @@ async def _driver_scenario(
 
 
 def test_one_key_per_node_and_aor_written_published_and_deleted_when_empty(
-    tmp_path: Path,
+    redis_server: RedisServer,
 ) -> None:
-    redis_server = RedisServer(tmp_path)
-    redis_server.start()
     keys = RedisKeys()
 
     async def body(
@@ -280,17 +278,12 @@ def test_one_key_per_node_and_aor_written_published_and_deleted_when_empty(
         driver.offer(BindingsOutput("100", removed.value, removed.expires_at, 0, True, 1))
         await until(lambda: client.pttl(keys.bindings("n1", "100")) > 3_500_000, "deleted")
 
-    try:
-        asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, []))
-    finally:
-        redis_server.stop()
+    asyncio.run(_driver_scenario(redis_server, body))
 
 
 def test_after_a_reconnection_every_share_is_read_again(
-    tmp_path: Path,
+    redis_server: RedisServer,
 ) -> None:
-    redis_server = RedisServer(tmp_path)
-    redis_server.start()
     keys = RedisKeys()
     hostile = "x" * 70_000
 
@@ -306,17 +299,12 @@ def test_after_a_reconnection_every_share_is_read_again(
         # run's), the oversized one left out
         assert sorted(reloads[1]) == ["a stale share of ours", "share of n2"]
 
-    try:
-        asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, []))
-    finally:
-        redis_server.stop()
+    asyncio.run(_driver_scenario(redis_server, body))
 
 
 def test_writes_wait_while_redis_is_away_and_ours_are_rewritten_when_it_returns(
-    tmp_path: Path,
+    redis_server: RedisServer,
 ) -> None:
-    redis_server = RedisServer(tmp_path)
-    redis_server.start()
     keys = RedisKeys()
     ours = [share("n1", "100", live=1)]
 
@@ -334,30 +322,18 @@ def test_writes_wait_while_redis_is_away_and_ours_are_rewritten_when_it_returns(
         await until(lambda: bool(fresh.exists(keys.bindings("n1", "100"))), "not rewritten")
         fresh.close()
 
-    try:
-        asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, ours))
-    finally:
-        redis_server.stop()
+    asyncio.run(_driver_scenario(redis_server, body, ours))
 
 
-def test_stop_ends_a_writer_that_missed_its_cancellation(tmp_path: Path) -> None:
+def test_stop_ends_a_writer_that_missed_its_cancellation(redis_server: RedisServer) -> None:
     """Before Python 3.12 ``asyncio.wait_for`` (redis-py wraps every send in it) returns its
     call's result and drops a cancellation that came as the call ended: the writer went on,
     back to waiting for a share with no timeout, and ``stop()`` awaited it for ever (the
     hang of the test above on a loaded machine: no timer left in the loop). Now ``stop()``
     also tells the tasks to end and wakes the writer, and they look before every wait."""
-    redis_server = RedisServer(tmp_path)
-    redis_server.start()
 
     async def scenario() -> None:
-        driver = RedisBindings(
-            redis_server.url,
-            "n1",
-            on_share=lambda _: None,
-            on_reload=lambda _: None,
-            backoff=(0.05, 0.2),
-            connect_timeout=0.5,
-        )
+        driver = quiet_driver(redis_server.url, connect_timeout=0.5)
         write = driver._write_pending
         sending = asyncio.Event()
 
@@ -379,17 +355,12 @@ def test_stop_ends_a_writer_that_missed_its_cancellation(tmp_path: Path) -> None
         await stopping
         assert driver.pending == 0  # the last writes went all the same
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        redis_server.stop()
+    asyncio.run(scenario())
 
 
 def test_a_share_that_removed_bindings_is_published_even_when_a_later_one_replaces_it(
-    tmp_path: Path,
+    redis_server: RedisServer,
 ) -> None:
-    redis_server = RedisServer(tmp_path)
-    redis_server.start()
 
     async def body(
         driver: RedisBindings, client: redis.Redis, heard: list[str], _: list[list[str]]
@@ -405,15 +376,10 @@ def test_a_share_that_removed_bindings_is_published_even_when_a_later_one_replac
         assert driver.written == 1
         assert client.exists(RedisKeys().bindings("n1", "100"))
 
-    try:
-        asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, []))
-    finally:
-        redis_server.stop()
+    asyncio.run(_driver_scenario(redis_server, body))
 
 
-def test_a_write_redis_refuses_is_dropped_and_the_queue_goes_on(tmp_path: Path) -> None:
-    redis_server = RedisServer(tmp_path)
-    redis_server.start()
+def test_a_write_redis_refuses_is_dropped_and_the_queue_goes_on(redis_server: RedisServer) -> None:
 
     async def body(
         driver: RedisBindings, client: redis.Redis, _: list[str], __: list[list[str]]
@@ -428,17 +394,14 @@ def test_a_write_redis_refuses_is_dropped_and_the_queue_goes_on(tmp_path: Path) 
         await until(lambda: driver.written == 1, "the next share was not written")
         assert client.exists(RedisKeys().bindings("n1", "200"))
 
-    try:
-        asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, []))
-    finally:
-        redis_server.stop()
+    asyncio.run(_driver_scenario(redis_server, body))
 
 
-def test_values_that_are_not_utf8_are_ignored_and_the_driver_goes_on(tmp_path: Path) -> None:
+def test_values_that_are_not_utf8_are_ignored_and_the_driver_goes_on(
+    redis_server: RedisServer,
+) -> None:
     """Review: redis-py decoding replies raised UnicodeDecodeError in the subscriber,
     which died for good, and stop() raised it again (the shutdown stopped there)."""
-    redis_server = RedisServer(tmp_path)
-    redis_server.start()
     keys = RedisKeys()
 
     async def body(
@@ -454,23 +417,16 @@ def test_values_that_are_not_utf8_are_ignored_and_the_driver_goes_on(tmp_path: P
         assert reloads[1] == ["share of n2"] and driver.bad_values == 2
         assert all(not task.done() for task in driver._tasks)
 
-    try:
-        asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, []))
-    finally:
-        redis_server.stop()
+    asyncio.run(_driver_scenario(redis_server, body))
 
 
-def test_stop_never_raises_from_a_task_that_died(tmp_path: Path) -> None:
-    redis_server = RedisServer(tmp_path)
-    redis_server.start()
+def test_stop_never_raises_from_a_task_that_died(redis_server: RedisServer) -> None:
 
     def broken(_: str) -> None:
         raise RuntimeError("a bug in the handler")
 
     async def scenario() -> None:
-        driver = RedisBindings(
-            redis_server.url, "n1", on_share=broken, on_reload=lambda _: None, backoff=(0.05, 0.2)
-        )
+        driver = quiet_driver(redis_server.url, on_share=broken)
         await driver.start()
         await until(lambda: driver.reloads == 1, "no reload at start")
         client = redis.Redis(host="127.0.0.1", port=redis_server.port)
@@ -479,15 +435,10 @@ def test_stop_never_raises_from_a_task_that_died(tmp_path: Path) -> None:
         await until(lambda: driver._tasks[0].done(), "the subscriber did not die")
         await driver.stop()  # does not raise
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        redis_server.stop()
+    asyncio.run(scenario())
 
 
-def test_a_share_redis_refuses_to_store_is_not_published_either(tmp_path: Path) -> None:
-    redis_server = RedisServer(tmp_path)
-    redis_server.start()
+def test_a_share_redis_refuses_to_store_is_not_published_either(redis_server: RedisServer) -> None:
 
     async def body(
         driver: RedisBindings, client: redis.Redis, heard: list[str], __: list[list[str]]
@@ -503,10 +454,7 @@ def test_a_share_redis_refuses_to_store_is_not_published_either(tmp_path: Path) 
         await until(lambda: stored.value in heard, "the next share was not published")
         assert refused.value not in heard  # announced only once stored
 
-    try:
-        asyncio.run(_driver_scenario(redis_server.url, redis_server.port, body, []))
-    finally:
-        redis_server.stop()
+    asyncio.run(_driver_scenario(redis_server, body))
 
 
 class _Pipe:
@@ -545,9 +493,7 @@ def test_a_failed_write_keeps_its_removals_for_the_newer_share_queued_meanwhile(
     the line offered meanwhile and then a failure lost the removals."""
 
     async def scenario() -> None:
-        driver = RedisBindings(
-            "redis://127.0.0.1:1/0", "n1", on_share=lambda _: None, on_reload=lambda _: None
-        )
+        driver = quiet_driver("redis://127.0.0.1:1/0")  # never started
         release = asyncio.Event()
         removing = BindingsOutput("100", "removing", 0.0, 0, removes=True)
         driver.offer(removing)
@@ -566,11 +512,9 @@ def test_a_failed_write_keeps_its_removals_for_the_newer_share_queued_meanwhile(
 
 
 def test_a_reload_redis_refuses_is_tried_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An ACL user without SCAN: the reload fails (NOPERM); once allowed, it happens."""
-    redis_server = RedisServer(tmp_path)
-    redis_server.start()
     admin = redis.Redis(host="127.0.0.1", port=redis_server.port)
     admin.acl_setuser(
         "limited",
@@ -607,14 +551,11 @@ def test_a_reload_redis_refuses_is_tried_again(
         asyncio.run(scenario())
     finally:
         admin.close()
-        redis_server.stop()
 
 
 def test_a_reload_reads_only_configured_lines_and_well_named_nodes_within_a_byte_bound(
-    tmp_path: Path,
+    redis_server: RedisServer,
 ) -> None:
-    redis_server = RedisServer(tmp_path)
-    redis_server.start()
     client = redis.Redis(host="127.0.0.1", port=redis_server.port, decode_responses=True)
     keys = RedisKeys()
     for node in ("n2", "n3", "n4"):
@@ -642,7 +583,6 @@ def test_a_reload_reads_only_configured_lines_and_well_named_nodes_within_a_byte
         asyncio.run(scenario())
     finally:
         client.close()
-        redis_server.stop()
     (values,) = reloads
     assert len(values) == 2 and all(" of 100 " in v for v in values)  # the third: beyond
 
@@ -676,22 +616,13 @@ def test_a_server_refuses_a_node_id_that_would_break_the_keys(
         asyncio.run(start())
 
 
-def test_stop_is_bounded_when_a_task_never_ends(tmp_path: Path) -> None:
+def test_stop_is_bounded_when_a_task_never_ends(redis_server: RedisServer) -> None:
     """A task stuck on an await that ignores its cancellation (any other such cause than
     the one above) does not hold the shutdown: ``stop()`` waits its grace, logs the task
     and goes on to its last writes."""
-    redis_server = RedisServer(tmp_path)
-    redis_server.start()
 
     async def scenario() -> None:
-        driver = RedisBindings(
-            redis_server.url,
-            "n1",
-            on_share=lambda _: None,
-            on_reload=lambda _: None,
-            backoff=(0.05, 0.2),
-            connect_timeout=0.1,
-        )
+        driver = quiet_driver(redis_server.url, connect_timeout=0.1)
         released = asyncio.Event()
         sending = asyncio.Event()
         write = driver._write_pending
@@ -714,7 +645,4 @@ def test_stop_is_bounded_when_a_task_never_ends(tmp_path: Path) -> None:
         stopping.result()
         released.set()  # the stuck task may end now (asyncio.run waits for it)
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        redis_server.stop()
+    asyncio.run(scenario())

@@ -22,8 +22,7 @@ from huntgroup.queue.events import (
 )
 from huntgroup.queue.offers import CLAIM_RETRY
 from huntgroup.queue.state.journal import JournalingStore
-from tests.queue.state.test_redis_sync import run, until
-from tests.support.state_harness import RedisServer, m, make_config
+from tests.support.state_harness import RedisServer, m, make_config, run, until
 
 FAST = {"backoff": (0.02, 0.1), "wall_clock": lambda: 1000.0}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,9 +18,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 
 from huntgroup.engine.aio.redis_state import RedisStateSync
-from huntgroup.queue.state.journal import JournalingStore
-from tests.queue.state.test_redis_sync import run, until
-from tests.support.state_harness import RedisServer, m
+from tests.support.state_harness import flushed, m, until
 
 QUIET = {"backoff": (0.02, 0.1), "ttl": 600.0, "lease": 600.0, "resync_interval": 6000.0}
 
@@ -63,113 +62,95 @@ def count_sends(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return sends
 
 
+async def a_call(sync: RedisStateSync, call: str) -> None:
+    """One call of member 1, as the B2BUA drives it: claimed, rung, answered (its claim
+    turned ``t``), ended (released); each step flushed before the next."""
+    store = sync.store
+    assert await sync.claims.claim(m(1), call, call_waiting=False)
+    store.set_ringing(m(1), call, True)
+    await until(lambda: flushed(sync), "ringing flushed")
+    store.set_ringing(m(1), call, False)
+    store.set_active(m(1), call, True)
+    held = {(m(1), call): "t"}
+    await until(lambda: flushed(sync) and sync.claims.ledger.held == held, "answered")
+    store.set_active(m(1), call, False)
+    await until(lambda: flushed(sync) and not sync.claims.ledger.held, "the end flushed")
+
+
 def test_one_call_costs_a_bounded_number_of_redis_round_trips_and_commands(
-    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    node_a: Callable[..., None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sends = count_sends(monkeypatch)  # one per round trip (a pipeline is sent at once)
 
-    async def main() -> None:
-        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
-        store = sync.store
-        await sync.start()
-        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
-        await until(settled, "the first flush")
-        client = aioredis.from_url(redis_server.url, decode_responses=True)
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         for call in ("c1", "c2"):  # the second is counted (scripts loaded, connections open)
             ran0 = await _commands_run(client)
             sends.clear()
-            assert await sync.claims.claim(m(1), call, call_waiting=False)
-            store.set_ringing(m(1), call, True)
-            await until(settled, "ringing flushed")
-            store.set_ringing(m(1), call, False)
-            store.set_active(m(1), call, True)
-            held = {(m(1), call): "t"}
-            await until(lambda h=held: settled() and sync.claims.ledger.held == h, "answer")
-            store.set_active(m(1), call, False)
-            await until(lambda: settled() and not sync.claims.ledger.held, "the end flushed")
+            await a_call(sync, call)
         round_trips = len(sends)
         ran = await _commands_run(client) - ran0
         assert not await client.exists(sync.keys.claims(m(1)))
         assert round_trips <= ROUND_TRIPS_PER_CALL, round_trips
         assert ran <= RUN_PER_CALL, ran
-        await client.aclose()
-        await sync.stop()
 
-    run(main)
+    node_a(main, **QUIET)
 
 
-def test_a_burst_of_changes_goes_in_one_batch_after_the_first(redis_server: RedisServer) -> None:
+def test_a_burst_of_changes_goes_in_one_batch_after_the_first(node_a: Callable[..., None]) -> None:
     """A change after a quiet spell is flushed at once; those that follow within
     ``flush_interval`` of it are gathered into one batch (one round trip, one message)."""
 
-    async def main() -> None:
-        kw = {**QUIET, "flush_interval": 2.0}
-        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **kw)  # type: ignore[arg-type]
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         store = sync.store
-        await sync.start()
-        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
-        await until(settled, "the first flush")
         await asyncio.sleep(2.0)  # a quiet spell
         first = sync.sync.seq
         store.set_ringing(m(1), "c1", True)
-        await until(lambda: settled() and sync.sync.seq == first + 1, "flushed at once")
+        await until(lambda: flushed(sync) and sync.sync.seq == first + 1, "flushed at once")
         for call in ("c2", "c3", "c4"):  # each one would have been a batch of its own
             store.set_ringing(m(1), call, True)
             await asyncio.sleep(0.05)
-        await until(settled, "the burst flushed")
+        await until(lambda: flushed(sync), "the burst flushed")
         assert sync.sync.seq == first + 2
-        client = aioredis.from_url(redis_server.url, decode_responses=True)
         ringing = await client.hget(sync.keys.activity("A"), m(1))
         assert ringing is not None and all(c in ringing for c in ("c1", "c2", "c3", "c4"))
-        await client.aclose()
-        await sync.stop()
 
-    run(main)
+    node_a(main, **QUIET, flush_interval=2.0)
 
 
-def test_under_load_a_node_sends_a_batch_per_30_ms_at_most(redis_server: RedisServer) -> None:
+def test_under_load_a_node_sends_a_batch_per_30_ms_at_most(node_a: Callable[..., None]) -> None:
     """With the default ``flush_interval`` a steady stream of changes (one per 6 ms, as
     the calls of a busy node ring, answer and end) goes in one batch per 30 ms: each batch is
     a round trip, a script and a message, so fewer of them is the cheapest gain (measured,
     ``state.md``). Before: one per 10 ms, about three times as many."""
 
-    async def main() -> None:
-        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         store = sync.store
-        await sync.start()
-        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
-        await until(settled, "the first flush")
         loop = asyncio.get_running_loop()
         first, began = sync.sync.seq, loop.time()
         for i in range(40):
             store.set_ringing(m(1 + i % 3), f"c{i}", True)
             await asyncio.sleep(0.006)
         elapsed = loop.time() - began
-        await until(settled, "the stream flushed")
+        await until(lambda: flushed(sync), "the stream flushed")
         batches = sync.sync.seq - first
         assert batches <= elapsed / 0.025 + 2, (batches, elapsed)
-        await sync.stop()
 
-    run(main)
+    node_a(main, **QUIET)
 
 
 def test_a_claim_carries_the_pending_changes_in_one_round_trip(
-    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    node_a: Callable[..., None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Under load a claim finds changes not flushed yet (other calls ringing, answering):
     they go in its round trip, and the flusher's next batch waits ``flush_interval`` from
     it. Before: two round trips (the claim, then the batch)."""
     sends = count_sends(monkeypatch)
 
-    async def main() -> None:
-        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         store = sync.store
-        await sync.start()
-        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
-        await until(settled, "the first flush")
         assert await sync.claims.claim(m(1), "c1", call_waiting=False)
         store.set_ringing(m(1), "c1", True)
-        await until(settled, "ringing flushed")
+        await until(lambda: flushed(sync), "ringing flushed")
         await asyncio.sleep(0.05)
         sends.clear()
         store.set_active(m(1), "c1", True)  # not flushed yet when the next claim goes
@@ -177,10 +158,9 @@ def test_a_claim_carries_the_pending_changes_in_one_round_trip(
         assert await sync.claims.claim(m(2), "c2", call_waiting=False)
         assert len(sends) == 1 and not store.pending  # the batch went with the claim
         store.set_ringing(m(2), "c2", True)
-        await until(lambda: settled() and sync.claims.ledger.held.get((m(1), "c1")) == "t", "t")
+        await until(lambda: flushed(sync) and sync.claims.ledger.held.get((m(1), "c1")) == "t", "t")
         await asyncio.sleep(0.05)
         assert len(sends) == 2, len(sends)  # and the ringing of c2
-        client = aioredis.from_url(redis_server.url, decode_responses=True)
         assert await client.hget(sync.keys.activity("A"), m(1))
         assert await client.exists(sync.keys.claims(m(2)))
         # refused (another node holds the member): answered so, with the batch
@@ -190,10 +170,8 @@ def test_a_claim_carries_the_pending_changes_in_one_round_trip(
         assert not await sync.claims.claim(m(3), "c3", call_waiting=False)
         assert len(sends) == 1 and not store.pending
         assert (m(3), "c3") not in sync.claims.ledger.held
-        await client.aclose()
-        await sync.stop()
 
-    run(main)
+    node_a(main, **QUIET)
 
 
 async def until_async(probe: Any, expected: Any) -> None:
@@ -204,24 +182,19 @@ async def until_async(probe: Any, expected: Any) -> None:
     raise AssertionError(f"never {expected!r}")
 
 
-def test_a_batch_is_published_only_when_someone_else_listens(redis_server: RedisServer) -> None:
+def test_a_batch_is_published_only_when_someone_else_listens(node_a: Callable[..., None]) -> None:
     """A lone node does not read its own batches back: its batch script publishes them only
     to another subscriber of the channel, or when another node holds a live lease (on a
     Cluster its subscription may be on another shard). Before: every batch was published."""
 
-    async def main() -> None:
-        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         store = sync.store
-        await sync.start()
-        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
-        await until(settled, "the first flush")
-        client = aioredis.from_url(redis_server.url, decode_responses=True)
 
         async def published_by(call: str) -> int:
             stats = await client.info("commandstats")
             before = int(stats.get("cmdstat_publish", {}).get("calls", 0))
             store.set_ringing(m(1), call, True)
-            await until(settled, f"{call} flushed")
+            await until(lambda: flushed(sync), f"{call} flushed")
             stats = await client.info("commandstats")
             return int(stats.get("cmdstat_publish", {}).get("calls", 0)) - before
 
@@ -247,14 +220,12 @@ def test_a_batch_is_published_only_when_someone_else_listens(redis_server: Redis
         await sync._pubsub.unsubscribe(sync.keys.own_channel("A"))
         await asyncio.sleep(0.05)
         assert await published_by("c6") == 1
-        await client.aclose()
-        await sync.stop()
 
-    run(main)
+    node_a(main, **QUIET)
 
 
 def test_the_hot_path_uses_one_connection_and_no_redis_py_pipeline(
-    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    node_a: Callable[..., None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A call's claims and flushes go on the fast lane (one connection, commands packed and
     written at once), without a redis-py pipeline; ``NOSCRIPT`` (a ``SCRIPT FLUSH``) and a
@@ -270,23 +241,11 @@ def test_the_hot_path_uses_one_connection_and_no_redis_py_pipeline(
 
     monkeypatch.setattr(Pipeline, "execute", counted)
 
-    async def main() -> None:
-        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         store = sync.store
-        await sync.start()
-        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
-        await until(settled, "the first flush")
-        client = aioredis.from_url(redis_server.url, decode_responses=True)
 
         async def one_call(call: str) -> None:
-            assert await sync.claims.claim(m(1), call, call_waiting=False)
-            store.set_ringing(m(1), call, True)
-            await until(settled, "ringing flushed")
-            store.set_ringing(m(1), call, False)
-            store.set_active(m(1), call, True)
-            await until(lambda: settled() and sync.claims.ledger.held == {(m(1), call): "t"}, "t")
-            store.set_active(m(1), call, False)
-            await until(lambda: settled() and not sync.claims.ledger.held, "the end flushed")
+            await a_call(sync, call)
             assert not await client.exists(sync.keys.claims(m(1)))
 
         pipelines.clear()
@@ -301,35 +260,28 @@ def test_the_hot_path_uses_one_connection_and_no_redis_py_pipeline(
         for call in ("c3", "c4"):  # the first may find Redis away (granted locally)
             assert await sync.claims.claim(m(2), call, call_waiting=False)
             store.set_ringing(m(2), call, True)
-            await until(settled, "flushed after the kill")
+            await until(lambda: flushed(sync), "flushed after the kill")
             store.set_ringing(m(2), call, False)
-            await until(lambda: settled() and not sync.claims.ledger.held, "released")
+            await until(lambda: flushed(sync) and not sync.claims.ledger.held, "released")
         await one_call("c5")
         assert sync.connected
-        await client.aclose()
-        await sync.stop()
 
-    run(main)
+    node_a(main, **QUIET)
 
 
 def test_claims_asked_meanwhile_go_together_with_the_next_flush(
-    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    node_a: Callable[..., None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Claims asked within ``flush_interval`` of the last flush wait for the next one and go
     in its round trip, all of them, granted or refused one by one. Before: one round trip per
     claim (each alone on the fast lane, unless a batch was due)."""
     sends = count_sends(monkeypatch)
 
-    async def main() -> None:
-        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         store = sync.store
-        await sync.start()
-        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
-        await until(settled, "the first flush")
-        client = aioredis.from_url(redis_server.url, decode_responses=True)
         await client.hset(sync.keys.claims(m(3)), "B x", "99999999999999 r B")  # B holds m3
         store.set_ringing(m(6), "c0", True)
-        await until(settled, "a flush")  # the next one waits flush_interval from it
+        await until(lambda: flushed(sync), "a flush")  # the next one waits flush_interval from it
         sends.clear()
         answers = await asyncio.gather(
             *(sync.claims.claim(m(i), f"c{i}", call_waiting=False) for i in (1, 2, 3))
@@ -338,29 +290,22 @@ def test_claims_asked_meanwhile_go_together_with_the_next_flush(
         assert len(sends) == 1, len(sends)
         assert await client.exists(sync.keys.claims(m(1)), sync.keys.claims(m(2))) == 2
         assert set(sync.claims.ledger.held) == {(m(1), "c1"), (m(2), "c2")}
-        await client.aclose()
-        await sync.stop()
 
-    run(main)
+    node_a(main, **QUIET)
 
 
 def test_a_claim_whose_asker_gave_up_is_released_by_the_next_flush(
-    redis_server: RedisServer,
+    node_a: Callable[..., None],
 ) -> None:
     """A claim's asker cancelled (the server stopping) before the flush: the claim is not
     sent; cancelled after it was answered, before reading the answer: the ledger takes
     Redis's grant, and the next flush releases it (the member is not left claimed until its
     lease ends). Before: such a grant was lost to the ledger."""
 
-    async def main() -> None:
-        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         store = sync.store
-        await sync.start()
-        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
-        await until(settled, "the first flush")
-        client = aioredis.from_url(redis_server.url, decode_responses=True)
         store.set_ringing(m(6), "c0", True)
-        await until(settled, "a flush")
+        await until(lambda: flushed(sync), "a flush")
         early = asyncio.ensure_future(sync.claims.claim(m(1), "c1", call_waiting=False))
         await asyncio.sleep(0)
         early.cancel()
@@ -385,14 +330,12 @@ def test_a_claim_whose_asker_gave_up_is_released_by_the_next_flush(
         await until(lambda: not sync.claims.ledger.held, "released")
         await asyncio.sleep(0.05)
         assert not await client.exists(sync.keys.claims(m(1)), sync.keys.claims(m(2)))
-        await client.aclose()
-        await sync.stop()
 
-    run(main)
+    node_a(main, **QUIET)
 
 
 def test_a_claim_granted_after_its_offer_ended_is_released_without_another_change(
-    redis_server: RedisServer,
+    node_a: Callable[..., None],
 ) -> None:
     """A claim rides a flush that also carries the end of its offer (the offer rang and
     ended while the claim waited for the flush): that flush's claims' changes were computed
@@ -400,13 +343,8 @@ def test_a_claim_granted_after_its_offer_ended_is_released_without_another_chang
     releases it. Before: it stayed held, the member claimed, until the next renewal (a third
     of the lease; under load a claim of the cost test never ended)."""
 
-    async def main() -> None:
-        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         store = sync.store
-        await sync.start()
-        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
-        await until(settled, "the first flush")
-        client = aioredis.from_url(redis_server.url, decode_responses=True)
         asked = asyncio.ensure_future(sync.claims.claim(m(1), "c1", call_waiting=False))
         await asyncio.sleep(0)  # asked: it waits for the flusher
         store.set_ringing(m(1), "c1", True)  # the offer rings and ends before that flush
@@ -414,28 +352,21 @@ def test_a_claim_granted_after_its_offer_ended_is_released_without_another_chang
         assert await asked
         await until(lambda: not sync.claims.ledger.held, "released")
         await until_async(lambda: client.exists(sync.keys.claims(m(1))), 0)  # released in Redis
-        await client.aclose()
-        await sync.stop()
 
-    run(main)
+    node_a(main, **QUIET)
 
 
 def test_under_load_claims_cost_no_round_trip_of_their_own(
-    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    node_a: Callable[..., None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A steady stream of calls (one claimed every 6 ms, each ringing, answering and ending
     a few steps later): every claim rides a flush, so the round trips are bounded by the
     flushes (one per ``flush_interval``), not by the calls. Before: at least one per call."""
     sends = count_sends(monkeypatch)
 
-    async def main() -> None:
-        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         store = sync.store
-        await sync.start()
-        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
-        await until(settled, "the first flush")
         loop = asyncio.get_running_loop()
-        client = aioredis.from_url(redis_server.url, decode_responses=True)
         ran0 = await _commands_run(client)
         sends.clear()
         began = loop.time()
@@ -455,32 +386,25 @@ def test_under_load_claims_cost_no_round_trip_of_their_own(
             await asyncio.sleep(0.006)
         assert all(await asyncio.gather(*asked))
         elapsed = loop.time() - began
-        await until(lambda: settled() and not sync.claims.ledger.held, "all ended")
+        await until(lambda: flushed(sync) and not sync.claims.ledger.held, "all ended")
         round_trips = len(sends)
         ran = await _commands_run(client) - ran0
-        await client.aclose()
         assert round_trips <= elapsed / 0.025 + 3, (round_trips, elapsed)
         assert round_trips <= calls * ROUND_TRIPS_UNDER_LOAD, (round_trips, calls)
         assert ran <= calls * RUN_UNDER_LOAD, ran / calls
-        await sync.stop()
 
-    run(main)
+    node_a(main, **QUIET)
 
 
 def test_a_claims_round_trip_redis_refuses_leaves_the_flusher_running(
-    redis_server: RedisServer,
+    node_a: Callable[..., None],
 ) -> None:
     """Redis refusing the claims' round trip as a whole (not unreachable): its claims are
     answered (granted locally, re-asserted at the next write) and the flusher carries on.
     Before the claims rode the flushes a lone claim caught this itself."""
     from redis.exceptions import RedisError
 
-    async def main() -> None:
-        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
-        store = sync.store
-        await sync.start()
-        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
-        await until(settled, "the first flush")
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         lane = sync._lane
         assert lane is not None
         run_lane = lane.run
@@ -495,21 +419,18 @@ def test_a_claims_round_trip_redis_refuses_leaves_the_flusher_running(
 
         lane.run = refused  # type: ignore[method-assign]
         await asyncio.sleep(0.1)
-        await until(settled, "nothing left to flush")
+        await until(lambda: flushed(sync), "nothing left to flush")
         assert await sync.claims.claim(m(1), "c1", call_waiting=False)  # granted locally
         assert refusals == [1]
         assert await sync.claims.claim(m(2), "c2", call_waiting=False)
-        client = aioredis.from_url(redis_server.url, decode_responses=True)
         assert await client.exists(sync.keys.claims(m(2)))  # the flusher sent it
         assert all(not t.done() for t in sync._tasks)
-        await client.aclose()
-        await sync.stop()
 
-    run(main)
+    node_a(main, **QUIET)
 
 
 def test_a_claim_asked_with_a_change_goes_in_that_changes_flush(
-    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    node_a: Callable[..., None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After a quiet spell an input that changes the state and asks a claim (one loop turn)
     sends both in one round trip, at once: the flusher lets that turn's claims join its
@@ -517,12 +438,8 @@ def test_a_claim_asked_with_a_change_goes_in_that_changes_flush(
     next flush (two round trips, the ringing later)."""
     sends = count_sends(monkeypatch)
 
-    async def main() -> None:
-        sync = RedisStateSync(redis_server.url, JournalingStore("A"), "A", **QUIET)  # type: ignore[arg-type]
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         store = sync.store
-        await sync.start()
-        settled = lambda: store.pending == 0 and sync.outbox == 0  # noqa: E731
-        await until(settled, "the first flush")
         await asyncio.sleep(0.1)  # a quiet spell
         sends.clear()
         store.set_ringing(m(6), "c0", False)  # another call's change, in the same turn
@@ -531,6 +448,5 @@ def test_a_claim_asked_with_a_change_goes_in_that_changes_flush(
         assert await asked
         assert len(sends) == 1, len(sends)
         assert not store.pending  # the change went with it
-        await sync.stop()
 
-    run(main)
+    node_a(main, **QUIET)

@@ -37,6 +37,16 @@ async def until(cond: object, what: str, timeout: float = 30) -> None:
     await async_wait_until(cond, timeout=timeout, interval=0.02, message=f"never happened: {what}")  # type: ignore[arg-type]
 
 
+async def started_sharing(sa: RedisStateSync, sb: RedisStateSync) -> None:
+    """Start ``sa`` and ``sb``: a pointer moved on ``sa`` reaches ``sb`` (through Redis)."""
+    await sa.start()
+    await sb.start()
+    sa.store.set_last_answered("G", 2)
+    assert await sa.flush()
+    await sb.barrier()
+    assert sb.store.last_answered("G") == 2
+
+
 def started(server: RedisServer) -> RedisServer:
     try:
         server.start()
@@ -80,12 +90,7 @@ def test_tls_with_a_client_certificate_and_a_password_from_a_file_or_the_environ
     async def main() -> None:
         sa = sync_for(url, "A", auth=from_file, tls=tls)
         sb = sync_for(url, "B", auth=from_env, tls=tls)
-        await sa.start()
-        await sb.start()
-        sa.store.set_last_answered("G", 2)
-        assert await sa.flush()
-        await sb.barrier()
-        assert sb.store.last_answered("G") == 2
+        await started_sharing(sa, sb)
         sa.store.set_ringing(m(1), "a1", True)  # claims go over the same TLS client
         assert await sa.claims.claim(m(1), "a1", call_waiting=False)
         assert not await sb.claims.claim(m(1), "b1", call_waiting=False)
@@ -147,12 +152,7 @@ def test_nodes_carry_on_with_the_new_master_after_a_sentinel_failover(
     async def main() -> None:
         sa = sync_for(deployment.url, "A", auth=auth)
         sb = sync_for(deployment.url, "B", auth=auth)
-        await sa.start()
-        await sb.start()
-        sa.store.set_last_answered("G", 2)
-        assert await sa.flush()
-        await sb.barrier()
-        assert sb.store.last_answered("G") == 2
+        await started_sharing(sa, sb)
         # the master dies without a word; the sentinels promote the replica
         deployment.master.stop()
         await until(lambda: deployment.master_port() != old_master, "the failover", 60)

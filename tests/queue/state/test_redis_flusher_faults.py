@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -19,20 +20,11 @@ from redis.exceptions import ResponseError
 
 from huntgroup.engine.aio.redis_state import RedisStateSync
 from huntgroup.queue.state.journal import JournalingStore
-from tests.queue.state.test_redis_sync import run, until
-from tests.support.state_harness import RedisServer, m
+from tests.support.state_harness import m, until
 
 QUIET = {"ttl": 600.0, "lease": 600.0, "resync_interval": 6000.0}
 LONG_BACKOFF = (600.0, 600.0)
 """A backoff no test outlives: what ends sooner ended by something else than its delay."""
-
-
-async def started(url: str, **kw: Any) -> RedisStateSync:
-    """A started node "A", its first flush done."""
-    sync = RedisStateSync(url, JournalingStore("A"), "A", **{**QUIET, **kw})
-    await sync.start()
-    await until(lambda: sync.store.pending == 0 and sync.outbox == 0, "the first flush")
-    return sync
 
 
 class HeldReplies:
@@ -54,26 +46,21 @@ class HeldReplies:
         return results
 
 
-async def claims_in_redis(url: str, sync: RedisStateSync, *members: str) -> int:
-    client = aioredis.from_url(url, decode_responses=True)
-    try:
-        return int(await client.exists(*(sync.keys.claims(member) for member in members)))
-    finally:
-        await client.aclose()
+async def claims_in_redis(client: aioredis.Redis, sync: RedisStateSync, *members: str) -> int:
+    return int(await client.exists(*(sync.keys.claims(member) for member in members)))
 
 
 # ------------------------------------------------------------------ finding 1: backoff
 
 
 def test_a_claim_goes_at_once_when_redis_came_back_during_the_flushers_backoff(
-    redis_server: RedisServer,
+    node_a: Callable[..., None],
 ) -> None:
     """Redis away, the flusher backs off; another task (the subscriber's resync) finds
     Redis back: a claim asked then is sent (granted by Redis) without waiting for the
     backoff's end. Before: it waited up to the backoff's delay (5 s at most by default)."""
 
-    async def main() -> None:
-        sync = await started(redis_server.url, backoff=LONG_BACKOFF)
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         lane = sync._lane
         assert lane is not None
         real = lane.run
@@ -92,21 +79,20 @@ def test_a_claim_goes_at_once_when_redis_came_back_during_the_flushers_backoff(
         await until(asked.done, "the claim answered")
         assert asked.result()
         assert not sync.claims.stale  # granted by Redis, not locally
-        assert await claims_in_redis(redis_server.url, sync, m(1)) == 1
+        assert await claims_in_redis(client, sync, m(1)) == 1
         await sync.stop()
 
-    run(main)
+    node_a(main, **QUIET, backoff=LONG_BACKOFF)
 
 
 def test_claims_asked_during_a_flush_that_fails_are_granted_locally_at_once(
-    redis_server: RedisServer,
+    node_a: Callable[..., None],
 ) -> None:
     """A flush under way finds Redis away: the claims asked while it was under way (queued
     for the next flush) are granted locally at once, as a claim asked during the outage is.
     Before: they waited for the flusher's backoff to end."""
 
-    async def main() -> None:
-        sync = await started(redis_server.url, backoff=LONG_BACKOFF)
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         lane = sync._lane
         assert lane is not None
         gate = asyncio.Event()
@@ -130,7 +116,7 @@ def test_claims_asked_during_a_flush_that_fails_are_granted_locally_at_once(
         assert (m(1), "c1") in sync.claims.ledger.held
         await sync.stop()
 
-    run(main)
+    node_a(main, **QUIET, backoff=LONG_BACKOFF)
 
 
 # ------------------------------------------------------------------ finding 2: stop
@@ -138,7 +124,7 @@ def test_claims_asked_during_a_flush_that_fails_are_granted_locally_at_once(
 
 @pytest.mark.parametrize("asker_cancelled", [True, False], ids=["asker-cancelled", "asker-live"])
 def test_stop_lets_a_claims_round_trip_under_way_end_and_releases_the_claim(
-    redis_server: RedisServer, asker_cancelled: bool
+    node_a: Callable[..., None], asker_cancelled: bool
 ) -> None:
     """``stop()`` while a claim's round trip is under way (Redis granted it, its reply not
     back yet): the round trip ends, its grant goes to the ledger (or to its asker) and the
@@ -147,8 +133,7 @@ def test_stop_lets_a_claims_round_trip_under_way_end_and_releases_the_claim(
     and the member stayed claimed for the whole lease; with a live asker, it was answered
     "granted locally" while Redis was reachable."""
 
-    async def main() -> None:
-        sync = await started(redis_server.url)
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         held = HeldReplies(sync)
         asker = asyncio.ensure_future(sync.claims.claim(m(1), "c1", call_waiting=False))
         await held.sent.wait()  # Redis granted it; the reply is on its way
@@ -165,22 +150,21 @@ def test_stop_lets_a_claims_round_trip_under_way_end_and_releases_the_claim(
         else:
             assert await asker  # Redis's grant
             assert not sync.claims.stale  # not granted locally
-        assert await claims_in_redis(redis_server.url, sync, m(1)) == 0
+        assert await claims_in_redis(client, sync, m(1)) == 0
 
-    run(main)
+    node_a(main, **QUIET)
 
 
 @pytest.mark.parametrize("asker_cancelled", [True, False], ids=["asker-cancelled", "asker-live"])
 def test_a_flusher_cancelled_in_the_middle_of_a_claim_keeps_it_in_the_ledger(
-    redis_server: RedisServer, asker_cancelled: bool
+    node_a: Callable[..., None], asker_cancelled: bool
 ) -> None:
     """The flusher cancelled while a claim's round trip is under way (not by ``stop()``: the
     loop's shutdown): Redis may have granted it, so the ledger holds it (the release frees
     it) and a live asker is refused (it does not ring on an unknown answer). Before: the
     asker was told "granted locally", and with the asker cancelled the grant was lost."""
 
-    async def main() -> None:
-        sync = await started(redis_server.url)
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         held = HeldReplies(sync)
         asker = asyncio.ensure_future(sync.claims.claim(m(1), "c1", call_waiting=False))
         await held.sent.wait()
@@ -198,24 +182,23 @@ def test_a_flusher_cancelled_in_the_middle_of_a_claim_keeps_it_in_the_ledger(
         assert (m(1), "c1") in sync.claims.ledger.held
         held.gate.set()
         await sync.stop()
-        assert await claims_in_redis(redis_server.url, sync, m(1)) == 0
+        assert await claims_in_redis(client, sync, m(1)) == 0
 
-    run(main)
+    node_a(main, **QUIET)
 
 
 # ------------------------------------------------------------------ finding 3: errors
 
 
 def test_redis_refusing_the_flushers_resync_leaves_the_node_working(
-    redis_server: RedisServer,
+    node_a: Callable[..., None],
 ) -> None:
     """Redis refusing the resync the flusher runs after a flush (``OOM``, a key of the
     wrong type): logged, the flusher carries on, the claims queued meanwhile are answered,
     and ``stop()`` still releases and removes the node's keys. Before: the flusher died,
     the queued claims were never answered and ``stop()`` raised before its cleanup."""
 
-    async def main() -> None:
-        sync = await started(redis_server.url, backoff=(0.02, 0.1))
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         held = HeldReplies(sync)
         refusals: list[int] = []
 
@@ -236,22 +219,19 @@ def test_redis_refusing_the_flushers_resync_leaves_the_node_working(
         assert sync._flusher_task is not None and not sync._flusher_task.done()
         assert sync.sync.needs_resync  # tried again after the next flush
         await sync.stop()
-        client = aioredis.from_url(redis_server.url, decode_responses=True)
         assert not await client.exists(sync.keys.alive("A"))  # the stop's cleanup ran
         assert not await client.exists(sync.keys.claims(m(1)), sync.keys.claims(m(2)))
-        await client.aclose()
 
-    run(main)
+    node_a(main, **QUIET, backoff=(0.02, 0.1))
 
 
 def test_redis_refusing_the_heartbeats_resync_leaves_the_heartbeat_running(
-    redis_server: RedisServer,
+    node_a: Callable[..., None],
 ) -> None:
     """The heartbeat's periodic resync refused by Redis: logged, the heartbeat beats on.
     Before: the heartbeat task died (the node's keys then expired under the others)."""
 
-    async def main() -> None:
-        sync = await started(redis_server.url, ttl=0.3, resync_interval=0.1)
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         refusals: list[int] = []
 
         async def refused() -> None:
@@ -264,18 +244,17 @@ def test_redis_refusing_the_heartbeats_resync_leaves_the_heartbeat_running(
         assert not heartbeat.done()
         await sync.stop()
 
-    run(main)
+    node_a(main, **{**QUIET, "ttl": 0.3, "resync_interval": 0.1})
 
 
 def test_a_failing_subscriber_turn_leaves_the_subscriber_running(
-    redis_server: RedisServer,
+    node_a: Callable[..., None],
 ) -> None:
     """An error that is not a lost connection in the subscriber's turn (Redis refusing its
     resync, say): logged, the subscriber goes on and hears the other nodes. Before: it
     died, and the node never heard another node's change again."""
 
-    async def main() -> None:
-        sync = await started(redis_server.url, backoff=(0.02, 0.1))
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         pubsub = sync._pubsub
         assert pubsub is not None
         real = pubsub.get_message
@@ -289,7 +268,7 @@ def test_a_failing_subscriber_turn_leaves_the_subscriber_running(
 
         pubsub.get_message = failing  # type: ignore[method-assign]
         await until(lambda: bool(failures), "the failure")
-        other = RedisStateSync(redis_server.url, JournalingStore("B"), "B", **QUIET)  # type: ignore[arg-type]
+        other = RedisStateSync(sync.url, JournalingStore("B"), "B", **QUIET)  # type: ignore[arg-type]
         await other.start()
         other.store.set_ringing(m(3), "cB", True)
         await until(lambda: "B" in sync.store.remote_nodes(), "B's change heard")
@@ -298,19 +277,18 @@ def test_a_failing_subscriber_turn_leaves_the_subscriber_running(
         await other.stop()
         await sync.stop()
 
-    run(main)
+    node_a(main, **QUIET, backoff=(0.02, 0.1))
 
 
 def test_a_flusher_that_died_answers_its_queued_claims_and_stop_still_cleans_up(
-    redis_server: RedisServer,
+    node_a: Callable[..., None],
 ) -> None:
     """The flusher ending with an error (a bug): the claims queued for it are granted
     locally at once (re-asserted by the renewal), later claims go alone, and ``stop()``
     logs the error and still releases the claims. Before: the queued claims were never
     answered and ``stop()`` raised the error, skipping its cleanup."""
 
-    async def main() -> None:
-        sync = await started(redis_server.url)
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         under_way = asyncio.Event()
 
         async def buggy_flush(**kwargs: Any) -> bool:
@@ -332,25 +310,24 @@ def test_a_flusher_that_died_answers_its_queued_claims_and_stop_still_cleans_up(
         assert sync._flusher_task is not None and sync._flusher_task.done()
         sync.flush = real_flush  # type: ignore[method-assign]
         assert await sync.claims.claim(m(2), "c2", call_waiting=False)  # sent alone
-        assert await claims_in_redis(redis_server.url, sync, m(2)) == 1
+        assert await claims_in_redis(client, sync, m(2)) == 1
         await sync.stop()
-        assert await claims_in_redis(redis_server.url, sync, m(1), m(2)) == 0
+        assert await claims_in_redis(client, sync, m(1), m(2)) == 0
 
-    run(main)
+    node_a(main, **QUIET)
 
 
 # ------------------------------------------------------------------ finding 4: stopping
 
 
 def test_a_claim_asked_while_the_node_stops_is_refused_and_not_left_in_redis(
-    redis_server: RedisServer,
+    node_a: Callable[..., None],
 ) -> None:
     """A claim asked during ``stop()`` (after the flusher ended, around the release of the
     claims) is refused: nothing is sent. Before: it went alone, after the release had
     cleared the ledger, and stayed claimed in Redis for the whole lease."""
 
-    async def main() -> None:
-        sync = await started(redis_server.url)
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         release_all = sync.claims.release_all
         late: list[asyncio.Future[bool]] = []
 
@@ -362,23 +339,22 @@ def test_a_claim_asked_while_the_node_stops_is_refused_and_not_left_in_redis(
         sync.claims.release_all = release_then_ask  # type: ignore[method-assign]
         await sync.stop()
         assert await late[0] is False
-        assert await claims_in_redis(redis_server.url, sync, m(4)) == 0
+        assert await claims_in_redis(client, sync, m(4)) == 0
 
-    run(main)
+    node_a(main, **QUIET)
 
 
 # ------------------------------------------------------------------ finding 5: wake
 
 
 def test_a_grant_whose_asker_gave_up_wakes_the_flusher_to_release_it(
-    redis_server: RedisServer,
+    node_a: Callable[..., None],
 ) -> None:
     """A claim answered, its asker cancelled before reading the answer: the ledger takes
     the grant and the flusher is woken, so the next flush releases it with nothing else
     to send. Before: the flusher slept until some other change woke it."""
 
-    async def main() -> None:
-        sync = await started(redis_server.url)
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         answer: Callable[..., None] = sync._answer
         late: list[asyncio.Future[bool]] = []
 
@@ -398,7 +374,88 @@ def test_a_grant_whose_asker_gave_up_wakes_the_flusher_to_release_it(
         await until(lambda: not sync.claims.ledger.held, "released by a flush")
         await until(lambda: not sync._wake.is_set(), "the flush taken")
         await asyncio.sleep(0.05)
-        assert await claims_in_redis(redis_server.url, sync, m(2)) == 0
+        assert await claims_in_redis(client, sync, m(2)) == 0
         await sync.stop()
 
-    run(main)
+    node_a(main, **QUIET)
+
+
+# ------------------------------------------------- stop: a cancellation lost, a task stuck
+
+
+@pytest.mark.parametrize("uncancelled", [False, True], ids=["dropped", "dropped-and-uncancelled"])
+def test_stop_ends_a_flusher_that_missed_its_cancellation(
+    node_a: Callable[..., None], uncancelled: bool
+) -> None:
+    """Before Python 3.12 ``asyncio.wait_for`` (redis-py sends through it) returns its call's
+    result and drops a cancellation that came as the call ended: the flusher, its flush
+    failed, went to back off (600 s here) and ``stop()`` awaited it as long. Now ``stop()``
+    raises a flag and wakes the flusher, which looks at it before every wait, its backoff's
+    too. "uncancelled": the task no longer even counts the cancel (as a timeout that took it
+    for its own), so only the flag can end the flusher. The grace is as long as the backoff:
+    a flusher ended by it would fail the test."""
+
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
+        sync._stop_grace = LONG_BACKOFF[0]
+        real_flush = sync.flush
+        under_way = asyncio.Event()
+
+        async def cancel_dropped(**kwargs: Any) -> bool:
+            sync.flush = real_flush  # type: ignore[method-assign]  # the stop's last flush
+            under_way.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()  # a round trip, its cancellation dropped
+            task = asyncio.current_task()
+            if uncancelled and task is not None:
+                task.uncancel()
+            return False  # Redis away, as far as the flusher knows: it backs off
+
+        sync.flush = cancel_dropped  # type: ignore[method-assign]
+        sync.store.set_ringing(m(6), "c0", True)
+        await until(under_way.is_set, "the flush under way")
+        flusher = sync._flusher_task
+        assert flusher is not None
+        stopping = asyncio.ensure_future(sync.stop())
+        await until(stopping.done, "stop() never returned")  # before: after the backoff
+        stopping.result()
+        assert flusher.done()
+        assert sync.outbox == 0 and sync.store.pending == 0  # the stop's flush wrote c0
+
+    node_a(main, **QUIET, backoff=LONG_BACKOFF)
+
+
+def test_stop_is_bounded_when_a_flush_never_ends(
+    node_a: Callable[..., None], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A flush stuck on an await that ignores its cancellation (holding the flushes' lock)
+    does not hold the shutdown: ``stop()`` waits a grace for the lock, a grace for its
+    tasks, logs the stuck flush and task and goes on without its last flush."""
+    caplog.set_level(logging.WARNING, logger="huntgroup.state")
+
+    async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
+        sync._stop_grace = 0.2
+        released = asyncio.Event()
+        under_way = asyncio.Event()
+
+        async def stuck(**kwargs: Any) -> bool:
+            async with sync._lock:
+                under_way.set()
+                while not released.is_set():  # deaf to cancellation until the test lets go
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await released.wait()
+            return True
+
+        sync.flush = stuck  # type: ignore[method-assign]
+        sync.store.set_ringing(m(6), "c0", True)
+        await until(under_way.is_set, "the flush under way")
+        stopping = asyncio.ensure_future(sync.stop())
+        try:
+            await until(stopping.done, "stop() never returned")
+        finally:
+            released.set()  # the stuck task may end now (asyncio.run waits for it)
+        stopping.result()
+        assert "a state flush did not end" in caplog.text
+        assert "state task state-flusher did not end when stopped" in caplog.text
+        assert "state changes not written" in caplog.text
+
+    node_a(main, **QUIET)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -18,23 +17,13 @@ from huntgroup.queue.state.claims import LEASE
 from huntgroup.queue.state.journal import JournalingStore
 from huntgroup.queue.state.operations import AddTalk, SetJoined
 from tests.support.ports import free_port
-from tests.support.state_harness import Node, RedisServer, m, make_config
-from tests.support.waiting import async_wait_until
+from tests.support.state_harness import Node, RedisServer, m, make_config, run, until
 
 FAST = {"backoff": (0.02, 0.1), "wall_clock": lambda: 1000.0, "local_clock": lambda: 0.0}
 
 
 def sync_for(url: str, node: str, **kw: object) -> RedisStateSync:
     return RedisStateSync(url, JournalingStore(node), node, **{**FAST, **kw})  # type: ignore[arg-type]
-
-
-async def until(cond: Callable[[], bool], what: str) -> None:
-    """Yield to the loop until ``cond`` holds (fails after 20 s)."""
-    await async_wait_until(cond, timeout=20, interval=0.01, message=f"never happened: {what}")
-
-
-def run(coro: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(coro())  # type: ignore[arg-type]
 
 
 def test_two_nodes_share_the_pointer_activity_and_talk_time(redis_server: RedisServer) -> None:
