@@ -122,7 +122,7 @@ def test_a_dead_nodes_claim_runs_out_within_the_lease(redis_server: RedisServer)
 
 def test_a_started_node_renews_its_claims_past_the_lease(redis_server: RedisServer) -> None:
     async def main() -> None:
-        lease = 0.3
+        lease = 1.2  # renewed every 0.4 s: a loaded machine's stall stays well inside it
         sa = sync_for(redis_server.url, "A", lease=lease)
         sb = sync_for(redis_server.url, "B", lease=lease)
         await sa.start()
@@ -133,7 +133,7 @@ def test_a_started_node_renews_its_claims_past_the_lease(redis_server: RedisServ
         first = await client.hget(sa.keys.claims(m(1)), "A a1")
         assert first is not None and first.endswith(" r A")
         ends = int(first.split()[0])
-        for _ in range(10):  # past several leases: each time the claim is still A's
+        for _ in range(5):  # past several leases: each time the claim is still A's
             while True:  # polling Redis until the next renewal shows
                 now = await client.hget(sa.keys.claims(m(1)), "A a1")
                 assert now is not None, "A's claim ran out although A renews it"
