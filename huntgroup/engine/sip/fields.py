@@ -74,7 +74,11 @@ class Via:
     @property
     def branch(self) -> str | None:
         """The branch parameter, or None."""
-        return param_lookup(self.params, "branch")[1]
+        # param_lookup(self.params, "branch")[1], inline: read several times per message
+        for name, value in self.params:
+            if name == "branch" or name.lower() == "branch":
+                return value
+        return None
 
     @property
     def received(self) -> str | None:
@@ -186,7 +190,11 @@ class NameAddress:
     @property
     def tag(self) -> str | None:
         """The tag parameter, or None."""
-        return param_lookup(self.params, "tag")[1]
+        # param_lookup(self.params, "tag")[1], inline: read several times per message
+        for name, value in self.params:
+            if name == "tag" or name.lower() == "tag":
+                return value
+        return None
 
     def param(self, name: str) -> str | None:
         """Value of header parameter ``name`` (``""`` for a bare name, None if absent)."""
