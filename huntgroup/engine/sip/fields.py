@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from huntgroup.engine.sip.grammar import (
     TOKEN_CHARS,
@@ -114,7 +114,8 @@ class Via:
 
     def with_param(self, name: str, value: str | None = None) -> Via:
         """A copy with parameter ``name`` set (bare when ``value`` is None)."""
-        return replace(self, params=set_param(self.params, name, value))
+        # the constructor, not dataclasses.replace (which walks the fields each time)
+        return Via(self.transport, self.host, self.port, set_param(self.params, name, value))
 
     def __str__(self) -> str:
         return f"SIP/2.0/{self.transport} {self.sent_by}{format_params(self.params)}"
@@ -209,7 +210,7 @@ class NameAddress:
 
     def with_param(self, name: str, value: str | None = None) -> NameAddress:
         """A copy with header parameter ``name`` set (bare when ``value`` is None)."""
-        return replace(self, params=set_param(self.params, name, value))
+        return NameAddress(self.uri, self.display_name, set_param(self.params, name, value))
 
     def __str__(self) -> str:
         display = f"{quote(self.display_name)} " if self.display_name else ""

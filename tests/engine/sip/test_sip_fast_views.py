@@ -53,3 +53,34 @@ def test_the_typed_views_read_the_first_field_and_name_a_missing_one() -> None:
             getattr(bare, view)
     with pytest.raises(RemoteProtocolError, match="Missing Via header"):
         _ = Request("OPTIONS", parse_uri("sip:a@b"), Headers()).top_via
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_the_received_content_length_is_dropped_wherever_it_stands(where: str) -> None:
+    fields = [
+        b"Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK-cl",
+        b"From: <sip:b@192.0.2.2>;tag=t1",
+        b"To: <sip:a@192.0.2.1>",
+        b"Call-ID: cl@x",
+        b"CSeq: 1 OPTIONS",
+    ]
+    at = {"first": 0, "middle": 2, "last": len(fields)}[where]
+    fields.insert(at, b"l: 4")
+    data = b"OPTIONS sip:a@192.0.2.1 SIP/2.0\r\n" + b"\r\n".join(fields) + b"\r\n\r\nbody"
+    message = parse_datagram(data)
+    names = [name for name, _ in message.headers]
+    assert names == ["Via", "From", "To", "Call-ID", "CSeq"]
+    assert "Content-Length" not in message.headers and message.body == b"body"
+    assert message.headers.get("Call-ID") == "cl@x"
+
+
+def test_a_copy_with_a_parameter_keeps_every_other_field() -> None:
+    via = parse_via("SIP/2.0/TCP [2001:db8::1]:5070;branch=z9hG4bK-p;rport")
+    stamped = via.with_param("rport", "5071").with_param("received", "2001:db8::2")
+    assert (stamped.transport, stamped.host, stamped.port) == ("TCP", via.host, 5070)
+    assert stamped.rport == 5071 and stamped.received == "2001:db8::2"
+    assert via.rport is None  # the original is untouched
+    to = parse_name_address('"Alice" <sip:a@b;transport=tcp>;x=1')
+    tagged = to.with_tag("t9")
+    assert (tagged.uri, tagged.display_name, tagged.tag) == (to.uri, "Alice", "t9")
+    assert tagged.params == (("x", "1"), ("tag", "t9"))
