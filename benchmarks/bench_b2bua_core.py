@@ -3,9 +3,10 @@
 What is measured
 ----------------
 The call of ``bench_b2bua.py`` (SIPp's ``uac_1s.xml`` and ``uas_answer.xml``,
-same configuration: one group of 100 fixed-URI members reaching one SIPp
-member) is replayed into one :class:`~huntgroup.engine.b2bua.B2BUA` as bytes,
-the way the asyncio driver hands them over, on a virtual clock:
+same configuration, imported from it: one group of 100 fixed-URI members
+reaching one SIPp member, the same limits) is replayed into one
+:class:`~huntgroup.engine.b2bua.B2BUA` as bytes, the way the asyncio driver hands
+them over, on a virtual clock:
 
 1. the caller's INVITE with a G.711 offer (SIPp's text, byte for byte);
 2. the member's 200 with its answer to the INVITE the B2BUA sent it;
@@ -59,40 +60,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
-SERVER = 5070
-CALLER = 5061
-MEMBER = 5090
-PILOT = "0140000000"
-MEMBERS = 100
-HOLD = 1.0
-CRLF = b"\r\n"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-CONFIG = f"""\
-server:
-  listen: ["udp:{HOST}:{SERVER}"]
-  media:
-    address: {HOST}
-    rtp_ports: "20000-29999"
-  shutdown_grace: 0
-  limits:
-    per_source_invite_rate: null
-    per_source_register_rate: null
-groups:
-  - name: Bench
-    pilot: "{PILOT}"
-    algorithm: linear
-    no_answer_timeout: 10
-    call_waiting: true
-    queue:
-      max_length: 0
-    members:
-""" + "".join(
-    f'      - uri: "sip:uas{i}@{HOST}:{MEMBER}"\n        position: {i}\n'
-    for i in range(1, MEMBERS + 1)
+# One source of truth: the live benchmark's addresses, group and limits.
+from bench_b2bua import (
+    HOLD_SECONDS,
+    HOST,
+    HUNTGROUP_CONFIG,
+    PILOT,
+    SERVER_PORT,
+    UAC_PORT,
+    UAS_PORT,
 )
-"""The configuration of ``bench_b2bua.py`` (same group, same limits)."""
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _msg(lines: list[str], body: bytes = b"") -> bytes:
@@ -165,7 +146,7 @@ class Bench:
         from huntgroup.engine.sip.address import Peer
         from huntgroup.media.offer_answer import MediaPlanner
 
-        cfg = load_config_text(CONFIG, "bench.yaml", ROOT)
+        cfg = load_config_text(HUNTGROUP_CONFIG, "bench.yaml", ROOT)
         media = cfg.server.media
         planner = MediaPlanner(
             media.address, media.port_range, random.Random(2), mode=media.mode,
@@ -174,7 +155,7 @@ class Bench:
         self.b2b = B2BUA(
             cfg,
             now=0.0,
-            locals_=[Peer(HOST, SERVER, "UDP")],
+            locals_=[Peer(HOST, SERVER_PORT, "UDP")],
             rng=random.Random(1),
             secret=b"bench-secret-0123456789abcdef0123",
             media=planner,
@@ -182,8 +163,8 @@ class Bench:
             node_id="bench/0",
         )
         self.transmit = Transmit
-        self.caller = Peer(HOST, CALLER, "UDP")
-        self.member = Peer(HOST, MEMBER, "UDP")
+        self.caller = Peer(HOST, UAC_PORT, "UDP")
+        self.member = Peer(HOST, UAS_PORT, "UDP")
         self.rate = rate
         self.now = 0.0
         self.events: list[tuple[float, int, Callable[[], None]]] = []
@@ -202,9 +183,9 @@ class Bench:
         for out in outputs:
             if isinstance(out, self.transmit):
                 port = out.destination.port
-                if port == CALLER:
+                if port == UAC_PORT:
                     self._to_caller(out.data)
-                elif port == MEMBER:
+                elif port == UAS_PORT:
                     self._to_member(out.data)
         self.due = self.b2b.get_timer()  # the driver re-arms its one timer
 
@@ -225,13 +206,13 @@ class Bench:
         self.calls[call_id] = {"tag": tag.encode()}
         invite = _msg(
             [
-                f"INVITE sip:{PILOT}@{HOST}:{SERVER} SIP/2.0",
-                f"Via: SIP/2.0/UDP {HOST}:{CALLER};branch=z9hG4bK-4242-{n}-0",
-                f'From: "bench" <sip:0600000000@{HOST}:{CALLER}>;tag={tag}',
-                f"To: <sip:{PILOT}@{HOST}:{SERVER}>",
+                f"INVITE sip:{PILOT}@{HOST}:{SERVER_PORT} SIP/2.0",
+                f"Via: SIP/2.0/UDP {HOST}:{UAC_PORT};branch=z9hG4bK-4242-{n}-0",
+                f'From: "bench" <sip:0600000000@{HOST}:{UAC_PORT}>;tag={tag}',
+                f"To: <sip:{PILOT}@{HOST}:{SERVER_PORT}>",
                 f"Call-ID: {call_id}",
                 "CSeq: 1 INVITE",
-                f"Contact: <sip:0600000000@{HOST}:{CALLER};transport=udp>",
+                f"Contact: <sip:0600000000@{HOST}:{UAC_PORT};transport=udp>",
                 "Max-Forwards: 70",
                 "Subject: bench",
                 "Content-Type: application/sdp",
@@ -261,19 +242,19 @@ class Bench:
         call["uri"] = contact.group(1)
         n = call_id.split("-", 1)[0]
         self._input(self._caller_request("ACK", 1, call_id, call, f"{n}-1"), self.caller)
-        self._later(self.now + HOLD, lambda: self._bye(call_id))
+        self._later(self.now + HOLD_SECONDS, lambda: self._bye(call_id))
 
     def _caller_request(self, method: str, cseq: int, call_id: str, call: dict[str, bytes],
                         branch: str) -> bytes:  # fmt: skip
         return _msg(
             [
                 f"{method} {call['uri'].decode()} SIP/2.0",
-                f"Via: SIP/2.0/UDP {HOST}:{CALLER};branch=z9hG4bK-4242-{branch}",
-                f'From: "bench" <sip:0600000000@{HOST}:{CALLER}>;tag={call["tag"].decode()}',
+                f"Via: SIP/2.0/UDP {HOST}:{UAC_PORT};branch=z9hG4bK-4242-{branch}",
+                f'From: "bench" <sip:0600000000@{HOST}:{UAC_PORT}>;tag={call["tag"].decode()}',
                 f"To: {call['to'].decode()}",
                 f"Call-ID: {call_id}",
                 f"CSeq: {cseq} {method}",
-                f"Contact: <sip:0600000000@{HOST}:{CALLER};transport=udp>",
+                f"Contact: <sip:0600000000@{HOST}:{UAC_PORT};transport=udp>",
                 "Max-Forwards: 70",
             ]
         )
@@ -285,7 +266,7 @@ class Bench:
 
     # -- SIPp, the member (uas_answer.xml)
     def _to_member(self, data: bytes) -> None:
-        contact = f"Contact: <sip:uas@{HOST}:{MEMBER};transport=udp>"
+        contact = f"Contact: <sip:uas@{HOST}:{UAS_PORT};transport=udp>"
         if data.startswith(b"INVITE "):
             tag = f"4242SIPpTag01{self.seq}"
             ok = _copied(data, "200 OK", [contact, "Content-Type: application/sdp"],

@@ -14,8 +14,9 @@ it or from the peer's signalling IP.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
+
+from huntgroup.memo import MAX_ADDRESS_KEY, bounded_memo
 
 
 def behind_nat(announced_host: str, source_host: str | None) -> bool:
@@ -60,21 +61,11 @@ def unverified_media(
     return source_host
 
 
-MEMO_ADDRESS_MAX = 64
-"""Longest host :func:`_ip` memoizes (an IPv6 address with a zone fits): hostile unique
-long names cannot fill its memo with megabytes."""
-
-
+@bounded_memo(max_key=MAX_ADDRESS_KEY)
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """``host`` as an IP address (brackets, zone and IPv4 mapping undone); None for a name.
-    Memoized up to :data:`MEMO_ADDRESS_MAX` characters: asked twice per SDP about the same
-    few peers (addresses are immutable)."""
-    if len(host) > MEMO_ADDRESS_MAX:
-        return _parse_ip(host)
-    return _ip_memo(host)
-
-
-def _parse_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    Memoized (:mod:`huntgroup.memo`): asked twice per SDP about the same few peers
+    (addresses are immutable)."""
     try:
         address = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
     except ValueError:
@@ -82,6 +73,3 @@ def _parse_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
-
-
-_ip_memo = functools.lru_cache(maxsize=4096)(_parse_ip)

@@ -36,7 +36,6 @@ Invariants
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
@@ -45,6 +44,7 @@ from typing import Final, Literal, cast
 
 from huntgroup.errors import LocalProtocolError, RemoteProtocolError
 from huntgroup.media.g711 import Codec
+from huntgroup.memo import MAX_ADDRESS_KEY, bounded_memo
 
 __all__ = [
     "Answer",
@@ -110,30 +110,16 @@ class SdpNotAcceptable(RemoteProtocolError):
 # --- Model ------------------------------------------------------------------
 
 
-MEMO_ADDRESS_MAX = 64
-"""Longest address :func:`_unspecified` memoizes: hostile unique long names cannot fill
-its memo with megabytes."""
-
-
+@bounded_memo(maxsize=PARSE_CACHE_SIZE, max_key=MAX_ADDRESS_KEY)
 def _unspecified(address: str) -> bool:
-    """Whether ``address`` is ``0.0.0.0`` or ``::`` (memoized up to
-    :data:`MEMO_ADDRESS_MAX` characters: peers repeat theirs)."""
-    if len(address) > MEMO_ADDRESS_MAX:
-        return _is_unspecified(address)
-    return _unspecified_memo(address)
-
-
-def _is_unspecified(address: str) -> bool:
+    """Whether ``address`` is ``0.0.0.0`` or ``::`` (memoized: peers repeat theirs)."""
     try:
         return ipaddress.ip_address(address).is_unspecified
     except ValueError:
         return False
 
 
-_unspecified_memo = functools.lru_cache(maxsize=PARSE_CACHE_SIZE)(_is_unspecified)
-
-
-@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
+@bounded_memo(maxsize=PARSE_CACHE_SIZE)
 def _addr_type_of(address: str) -> Literal["IP4", "IP6"] | None:
     try:
         ip = ipaddress.ip_address(address)
@@ -232,7 +218,7 @@ class RtpMap:
         return Codec.PCMU if name == "PCMU" else Codec.PCMA if name == "PCMA" else None
 
 
-@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
+@bounded_memo(maxsize=PARSE_CACHE_SIZE)
 def _parse_rtpmap(value: str) -> RtpMap:
     m = _RTPMAP.fullmatch(value)
     if m is None or int(m.group(1)) > 127:
@@ -410,7 +396,7 @@ def _parse_origin(value: str) -> Origin:
     return Origin(user, int(sid), int(version), address, cast(Literal["IP4", "IP6"], addr_type))
 
 
-@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
+@bounded_memo(maxsize=PARSE_CACHE_SIZE)
 def _parse_connection(value: str) -> Connection:
     parts = value.split(" ")
     if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
@@ -437,7 +423,7 @@ def _parse_media(value: str) -> MediaDescription:
     return MediaDescription(media, int(m.group(1)), proto, tuple(formats), count)
 
 
-@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
+@bounded_memo(maxsize=PARSE_CACHE_SIZE)
 def _parse_attribute(value: str) -> Attribute:
     name, sep, rest = value.partition(":")
     if not _TOKEN.fullmatch(name):

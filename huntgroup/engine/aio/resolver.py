@@ -23,12 +23,13 @@ than its TTL.
 from __future__ import annotations
 
 import asyncio
-import functools
 import ipaddress
 import logging
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+
+from huntgroup.memo import bounded_memo
 
 log = logging.getLogger("huntgroup.resolver")
 
@@ -43,7 +44,7 @@ Fail = Callable[[], None]
 """Report the waiting datagram undeliverable."""
 
 
-@functools.lru_cache(maxsize=4096)
+@bounded_memo()
 def is_address(host: str) -> bool:
     """Whether ``host`` is an IP address (not a name). Memoized: asked for every
     datagram sent, about the same few peers."""

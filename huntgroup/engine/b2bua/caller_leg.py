@@ -209,13 +209,14 @@ def connect(ctx: Context, call: Call, leg: Leg) -> None:
     ctx.counters.bridged += 1
     if call.caller_line_id is not None:
         ctx.tell_core(CallAnswered(call.caller_line_id))
-    log.info(
-        "call %s: bridged to %s%s",
-        call.key,
-        leg.member or "forward target",
-        " (media end to end)" if media.bypassed else "",
-        extra=about(ctx, call, "bridged", leg.member),
-    )
+    if log.isEnabledFor(logging.INFO):  # about() is work: only when the line is written
+        log.info(
+            "call %s: bridged to %s%s",
+            call.key,
+            leg.member or "forward target",
+            " (media end to end)" if media.bypassed else "",
+            extra=about(ctx, call, "bridged", leg.member),
+        )
     ctx.out.extend(ctx.media.bridge(media))
     if media.direct and not media.bypassed:
         if call.retransmit is not None:  # §14.1: our 200 first, then its ACK

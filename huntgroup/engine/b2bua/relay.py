@@ -130,16 +130,20 @@ def in_dialog(ctx: Context, key: TransactionKey, request: Request, source: Peer)
     if method == "BYE":
         ctx.respond(key, request, 200)
         if leg is None:
-            log.info("call %s: caller hung up", call.key, extra=about(ctx, call, "caller_hangup"))
+            if log.isEnabledFor(logging.INFO):  # about() is work: only when written
+                log.info(
+                    "call %s: caller hung up", call.key, extra=about(ctx, call, "caller_hangup")
+                )
             ctx.records.hung_up(call.key, "caller")
             end_call(ctx, call, bye_caller=False, status=487)
         else:
-            log.info(
-                "call %s: member %s hung up",
-                call.key,
-                leg.member or "(forward)",
-                extra=about(ctx, call, "member_hangup", leg.member),
-            )
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "call %s: member %s hung up",
+                    call.key,
+                    leg.member or "(forward)",
+                    extra=about(ctx, call, "member_hangup", leg.member),
+                )
             leg.state = LegState.ENDED
             if leg.id != call.bridged:  # a leg no longer bridged (a transferor): it alone
                 transferor_left(ctx, call, leg.id)

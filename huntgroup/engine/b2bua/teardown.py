@@ -73,7 +73,8 @@ def end_dialog_gone(ctx: Context, call: Call, side: MediaSide, status: int) -> N
 def forget(ctx: Context, call: Call) -> None:
     """Close the call's media and remove it from the index (it has ended): the call's
     last log line, ``call k12: ended``, and its record."""
-    log.info("call %s: ended", call.key, extra=about(ctx, call, "ended"))
+    if log.isEnabledFor(logging.INFO):  # about() is work: only when the line is written
+        log.info("call %s: ended", call.key, extra=about(ctx, call, "ended"))
     ctx.records.ended(ctx.out, call.key, wall=ctx.wall())
     ctx.out.extend(ctx.media.close(call.media))
     ctx.index.forget(call, ctx.layer)

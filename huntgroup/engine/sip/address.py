@@ -26,12 +26,12 @@ Invariants: pure functions, no clock, no socket, no name resolution.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import random
 from dataclasses import dataclass
 
 from huntgroup.engine.sip.message import new_branch
+from huntgroup.memo import bounded_memo
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -63,13 +63,13 @@ class Peer:
         return f"<sip:{user}@{bracket(self.host)}:{self.port}{param}>"
 
 
-@functools.lru_cache(maxsize=1024)
+@bounded_memo(maxsize=1024)
 def bracket(host: str) -> str:
     """``host`` as written in a URI or Via: IPv6 addresses in brackets."""
     return f"[{host}]" if ":" in host else host
 
 
-@functools.lru_cache(maxsize=4096)
+@bounded_memo()
 def ip_of(host: str) -> IPAddress | None:
     """``host`` as an IP address (brackets and an IPv4 mapping undone), or None for a name.
     Memoized: the same few peers' addresses are looked at for every message (the

@@ -12,10 +12,9 @@ and order; display names are stored unquoted and are always written quoted.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from huntgroup.engine.sip.grammar import (
     TOKEN_CHARS,
@@ -36,6 +35,7 @@ from huntgroup.engine.sip.grammar import (
     unquote,
 )
 from huntgroup.engine.sip.uri import SipUri, Uri, format_hostport, parse_hostport, parse_uri
+from huntgroup.memo import bounded_memo
 
 PARSE_CACHE_SIZE = 4096
 """Parsed header values are memoized (they are immutable): a message's fields are
@@ -48,7 +48,7 @@ MAX_CSEQ = 2**31 - 1
 MAX_DELTA_SECONDS = 2**32 - 1
 
 
-@functools.lru_cache(maxsize=1024)
+@bounded_memo(maxsize=1024)
 def _is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text[1:-1] if text.startswith("[") else text)
@@ -74,7 +74,11 @@ class Via:
     @property
     def branch(self) -> str | None:
         """The branch parameter, or None."""
-        return param_lookup(self.params, "branch")[1]
+        # param_lookup(self.params, "branch")[1], inline: read several times per message
+        for name, value in self.params:
+            if name == "branch" or name.lower() == "branch":
+                return value
+        return None
 
     @property
     def received(self) -> str | None:
@@ -110,7 +114,8 @@ class Via:
 
     def with_param(self, name: str, value: str | None = None) -> Via:
         """A copy with parameter ``name`` set (bare when ``value`` is None)."""
-        return replace(self, params=set_param(self.params, name, value))
+        # the constructor, not dataclasses.replace (which walks the fields each time)
+        return Via(self.transport, self.host, self.port, set_param(self.params, name, value))
 
     def __str__(self) -> str:
         return f"SIP/2.0/{self.transport} {self.sent_by}{format_params(self.params)}"
@@ -135,7 +140,7 @@ def _expect_slash(text: str, pos: int) -> int:
 _PLAIN_VIA = re.compile(r"SIP/2\.0/([A-Za-z]+) ([^; \t]+)")
 
 
-@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
+@bounded_memo(maxsize=PARSE_CACHE_SIZE)
 def parse_via(value: str) -> Via:
     """Parse one Via value (RFC 3261 §20.42, RFC 3581 rport)."""
     text = value.strip(WSP)
@@ -186,7 +191,11 @@ class NameAddress:
     @property
     def tag(self) -> str | None:
         """The tag parameter, or None."""
-        return param_lookup(self.params, "tag")[1]
+        # param_lookup(self.params, "tag")[1], inline: read several times per message
+        for name, value in self.params:
+            if name == "tag" or name.lower() == "tag":
+                return value
+        return None
 
     def param(self, name: str) -> str | None:
         """Value of header parameter ``name`` (``""`` for a bare name, None if absent)."""
@@ -201,7 +210,7 @@ class NameAddress:
 
     def with_param(self, name: str, value: str | None = None) -> NameAddress:
         """A copy with header parameter ``name`` set (bare when ``value`` is None)."""
-        return replace(self, params=set_param(self.params, name, value))
+        return NameAddress(self.uri, self.display_name, set_param(self.params, name, value))
 
     def __str__(self) -> str:
         display = f"{quote(self.display_name)} " if self.display_name else ""
@@ -245,7 +254,7 @@ def _split_address(text: str) -> tuple[str | None, str, int]:
     return display, uri_text, pos
 
 
-@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
+@bounded_memo(maxsize=PARSE_CACHE_SIZE)
 def parse_name_address(value: str) -> NameAddress:
     """Parse ``[display-name] <URI> *(;param)`` or ``URI *(;param)``."""
     text = value.strip(WSP)
@@ -346,7 +355,7 @@ class CSeq:
         return f"{self.number} {self.method}"
 
 
-@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
+@bounded_memo(maxsize=PARSE_CACHE_SIZE)
 def parse_cseq(value: str) -> CSeq:
     """Parse ``1*DIGIT LWS Method``; the number must be below 2**31."""
     parts = value.split()
@@ -355,7 +364,7 @@ def parse_cseq(value: str) -> CSeq:
     return CSeq(number=parse_uint(parts[0], what="CSeq", maximum=MAX_CSEQ), method=parts[1])
 
 
-@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
+@bounded_memo(maxsize=PARSE_CACHE_SIZE)
 def parse_call_id(value: str) -> str:
     """Validate ``word ["@" word]`` and return the Call-ID."""
     text = value.strip(WSP)

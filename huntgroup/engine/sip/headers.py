@@ -18,11 +18,11 @@ Invariants:
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable, Iterator
 
 from huntgroup.errors import LocalProtocolError
+from huntgroup.memo import bounded_memo
 
 COMPACT_FORMS: dict[str, str] = {
     "i": "Call-ID",
@@ -138,7 +138,7 @@ LIST_HEADERS = frozenset(
 """Lower-case names of headers whose values are comma-separated lists."""
 
 
-@functools.lru_cache(maxsize=1024)
+@bounded_memo(maxsize=1024)
 def canonical_name(name: str) -> str:
     """The full, conventionally spelled name for ``name`` (compact forms expanded)."""
     lower = name.lower()
@@ -147,7 +147,7 @@ def canonical_name(name: str) -> str:
     return _CANONICAL.get(lower, name)
 
 
-@functools.lru_cache(maxsize=1024)
+@bounded_memo(maxsize=1024)
 def _key(name: str) -> str:
     """The lookup key of a header name: canonical, lower-case."""
     return canonical_name(name).lower()
@@ -156,7 +156,7 @@ def _key(name: str) -> str:
 _BAD_NAME = re.compile(r"[: \t\r\n]")
 
 
-@functools.lru_cache(maxsize=1024)
+@bounded_memo(maxsize=1024)
 def _checked_name(name: str) -> str:
     """``canonical_name(name)``, after refusing a name no header may have."""
     if not name or _BAD_NAME.search(name) is not None:

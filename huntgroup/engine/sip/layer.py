@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from dataclasses import replace
 
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.fields import MAGIC_COOKIE, parse_via
@@ -158,7 +157,7 @@ class TransactionLayer:
             return actions
         self._transactions[key] = ServerNonInviteTransaction(key, request, destination, self.timers)
         if request.method == "CANCEL":
-            invite_key = replace(key, method="INVITE")
+            invite_key = key._replace(method="INVITE")
             target = self._transactions.get(invite_key)
             found = invite_key if isinstance(target, ServerInviteTransaction) else None
             return [CancelReceived(key, request, source, found)]

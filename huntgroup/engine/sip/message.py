@@ -114,6 +114,15 @@ class _Fields:
             raise bad(f"Missing {name} header")
         return value
 
+    def _first(self, key: str, name: str) -> str:
+        # The first value under lookup ``key`` (lower case): the typed views below are
+        # read a dozen times per message, so they skip the name's canonicalisation.
+        headers = self.headers
+        values = (headers._index or headers._lookup()).get(key)
+        if not values:
+            raise bad(f"Missing {name} header")
+        return values[0]
+
     @property
     def vias(self) -> tuple[Via, ...]:
         """Every Via, top first."""
@@ -122,27 +131,27 @@ class _Fields:
     @property
     def top_via(self) -> Via:
         """The topmost Via."""
-        return parse_via(self._one("Via"))
+        return parse_via(self._first("via", "Via"))
 
     @property
     def from_(self) -> NameAddress:
         """The From field."""
-        return parse_name_address(self._one("From"))
+        return parse_name_address(self._first("from", "From"))
 
     @property
     def to(self) -> NameAddress:
         """The To field."""
-        return parse_name_address(self._one("To"))
+        return parse_name_address(self._first("to", "To"))
 
     @property
     def call_id(self) -> str:
         """The Call-ID."""
-        return parse_call_id(self._one("Call-ID"))
+        return parse_call_id(self._first("call-id", "Call-ID"))
 
     @property
     def cseq(self) -> CSeq:
         """The CSeq field."""
-        return parse_cseq(self._one("CSeq"))
+        return parse_cseq(self._first("cseq", "CSeq"))
 
     @property
     def contacts(self) -> tuple[NameAddress, ...]:

@@ -33,7 +33,6 @@ Invariants:
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 
@@ -50,6 +49,7 @@ from huntgroup.engine.sip.headers import LIST_HEADERS, Headers, canonical_name
 from huntgroup.engine.sip.message import Message, Request, Response, reason_phrase
 from huntgroup.engine.sip.uri import SipUri, Uri, parse_uri
 from huntgroup.errors import HuntgroupError, RemoteProtocolError
+from huntgroup.memo import bounded_memo
 
 DEFAULT_MAX_MESSAGE_SIZE = 65536
 DEFAULT_MAX_HEADERS = 256
@@ -117,7 +117,7 @@ def _check_version(text: str) -> None:
         raise RemoteProtocolError(f"Unsupported version {text}", status=505)
 
 
-@functools.lru_cache(maxsize=1024)
+@bounded_memo(maxsize=1024)
 def _field_name(name: str) -> tuple[str, str, bool] | None:
     """``(canonical name, lookup key, is a list header)`` for a received header
     name (trailing whitespace allowed), or None when it is not a token. Memoized:
@@ -274,7 +274,12 @@ class _Head:
             # Content-Length is framing: the message's body length says it.
             index = dict(self.index)
             del index["content-length"]
-            items = tuple(item for item in headers if item[0] != "Content-Length")
+            items = headers._items
+            # one Content-Length at most (_validate_headers), usually the last field
+            for i in range(len(items) - 1, -1, -1):
+                if items[i][0] == "Content-Length":
+                    items = items[:i] + items[i + 1 :]
+                    break
             headers = Headers._trusted(items, index)
         if self.method is not None and self.uri is not None:
             return Request(method=self.method, uri=self.uri, headers=headers, body=body)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.headers import Headers
@@ -75,10 +76,12 @@ class TimerConfig:
         return 64 * self.t1
 
 
-@dataclass(frozen=True, slots=True)
-class TransactionKey:
+class TransactionKey(NamedTuple):
     """Identifies a transaction: top-Via branch and sent-by, and the method
-    (INVITE for an ACK to a non-2xx). ``server`` tells which side we are."""
+    (INVITE for an ACK to a non-2xx). ``server`` tells which side we are.
+
+    A named tuple, not a dataclass: it is hashed and compared several times per
+    message (every look-up of the transaction table), and a tuple does both in C."""
 
     branch: str
     sent_by: str

@@ -17,7 +17,6 @@ Invariants:
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 from dataclasses import dataclass, replace
 from urllib.parse import unquote_to_bytes
@@ -30,6 +29,7 @@ from huntgroup.engine.sip.grammar import (
     param_lookup,
     set_param,
 )
+from huntgroup.memo import bounded_memo
 
 _MARK = frozenset("-_.!~*'()")
 _UNRESERVED = ALPHANUM | _MARK
@@ -86,21 +86,11 @@ def parse_host(text: str) -> str:
     return text.lower()
 
 
-MEMO_HOSTPORT_MAX = 255
-"""Longest ``host[:port]`` :func:`parse_hostport` memoizes (a DNS name is at most 253
-characters): hostile unique long names cannot fill its memo with megabytes."""
-
-
+@bounded_memo()
 def parse_hostport(text: str) -> tuple[str, int | None]:
-    """``host[:port]`` -> ``(host, port or None)``. Memoized up to
-    :data:`MEMO_HOSTPORT_MAX` characters: the same few peers (Via sent-by, Contact and
-    Request-URI hosts) come back in every message."""
-    if len(text) > MEMO_HOSTPORT_MAX:
-        return _parse_hostport(text)
-    return _hostport_memo(text)
-
-
-def _parse_hostport(text: str) -> tuple[str, int | None]:
+    """``host[:port]`` -> ``(host, port or None)``. Memoized (:mod:`huntgroup.memo`): the
+    same few peers (Via sent-by, Contact and Request-URI hosts) come back in every
+    message."""
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
@@ -120,9 +110,6 @@ def _parse_hostport(text: str) -> tuple[str, int | None]:
         if port > 65535:
             raise bad("Invalid port")
     return parse_host(host_text), port
-
-
-_hostport_memo = functools.lru_cache(maxsize=4096)(_parse_hostport)
 
 
 def format_hostport(host: str, port: int | None) -> str:
@@ -279,9 +266,9 @@ def _parse_tel(text: str) -> TelUri:
     return TelUri(number=number, params=params)
 
 
-@functools.lru_cache(maxsize=4096)
+@bounded_memo()
 def parse_uri(text: str) -> Uri:
-    """Parse one URI (no surrounding ``<>``, no whitespace)."""
+    """Parse one URI (no surrounding ``<>``, no whitespace). Memoized (:mod:`huntgroup.memo`)."""
     scheme, colon, rest = text.partition(":")
     if not colon or not scheme or not scheme[0].isalpha():
         raise bad("Invalid URI: no scheme")

@@ -77,3 +77,34 @@ def test_an_invite_refused_before_it_is_a_call_names_the_group_and_no_call(
     other.response(503)
     refused = [r for r in caplog.records if getattr(r, "event", None) == "refused"]
     assert [(vars(r)["call_id"], vars(r)["group"]) for r in refused] == [(None, "B")]
+
+
+def test_the_fields_of_a_silenced_line_are_not_built(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: with INFO off (``--log-level WARNING``, the benchmark's), the bridged,
+    hung-up and ended lines cost no ``about()`` (a dict and a group look-up each)."""
+    from huntgroup.engine.b2bua import caller_leg, relay, teardown
+
+    built: list[str] = []
+
+    def counting(ctx: object, call: object, event: str, member: str = "") -> dict[str, object]:
+        built.append(event)
+        return {"call_id": None, "group": None, "event": event}
+
+    for module in (caller_leg, relay, teardown):
+        monkeypatch.setattr(module, "about", counting)
+    caplog.set_level(logging.WARNING, logger="huntgroup.calls")
+    net = Network(chain(5))
+    caller, _, _, call = forwarded_to_b_and_answered(net)
+    call.bye()
+    caller.response(200, "BYE")
+    assert built == []
+    assert not call_lines(caplog)
+
+    caplog.set_level(logging.INFO, logger="huntgroup.calls")
+    net = Network(chain(5))
+    caller, _, _, call = forwarded_to_b_and_answered(net)
+    call.bye()
+    caller.response(200, "BYE")
+    assert built == ["bridged", "caller_hangup", "ended"]
