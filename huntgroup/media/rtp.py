@@ -339,21 +339,21 @@ class RtpStream:
         :meth:`tick` returns,
         without building an object. False, buffer untouched, when the source has nothing.
 
-        The hot loop of hold music (once per packet): the wrap-arounds are a compare, not a
-        mask (``&`` on a 32-bit int builds a new int each time)."""
+        The hot loop of hold music (once per packet): the wrap-arounds are a compare with a
+        literal, not a mask (``&`` on a 32-bit int builds a new int each time)."""
         source = self.source
         payload = source.next_frame() if source is not None else None
         timestamp = self.timestamp
         after = timestamp + self.samples_per_frame
-        if after >= TS_MOD:
-            after %= TS_MOD
+        if after > 0xFFFFFFFF:  # literals, not globals: one LOAD_CONST each
+            after %= 0x100000000
         if payload is None:
             self.timestamp = after
             self._marker = True  # the next packet starts a talkspurt
             return False
         sequence = self.sequence
         second = self.payload_type | 0x80 if self._marker else self.payload_type
-        if len(payload) == FRAME_BYTES and len(buffer) == HEADER_SIZE + FRAME_BYTES:
+        if len(payload) == 160 and len(buffer) == 172:  # FRAME_BYTES, 12 + FRAME_BYTES: literals
             # the usual packet: header and frame in one call, no slice, no copy of the
             # frame into a temporary bytearray (what ``buffer[12:] = bytes`` makes)
             _pack_packet_into(buffer, 0, 0x80, second, sequence, timestamp, self.ssrc, payload)
@@ -361,7 +361,7 @@ class RtpStream:
             _pack_header_into(buffer, 0, 0x80, second, sequence, timestamp, self.ssrc)
             buffer[HEADER_SIZE:] = payload
         self._marker = False
-        self.sequence = sequence + 1 if sequence != SEQ_MOD - 1 else 0
+        self.sequence = 0 if sequence == 0xFFFF else sequence + 1
         self.timestamp = after
         return True
 
