@@ -839,40 +839,74 @@ the callers on other machines) the server pays none of that.
 
 `NET_RX per packet, CPU 0 / CPU 1` counts the NET_RX softirqs of each CPU in the window
 (`/proc/softirqs`, the whole machine: other work adds a little) per packet received: in
-loopback mode about 1 / 0 (every receive on the sender's CPU); in rps mode about 1 on
-CPU 1 (the receive) and a softirq on CPU 0 that only sends CPU 1 its wake-up (an
-inter-processor interrupt, IPI)."""
+loopback mode about 1 / 0 (every receive on the sender's CPU); in rps mode about 1 / 1:
+the receive on CPU 1, and on CPU 0 a softirq that only sends CPU 1 an inter-processor
+interrupt (IPI) to wake it.
+
+What RPS changes, measured apart (`perf record -g -C 0`, 4 kHz, on a bare `sendto` loop
+pinned to CPU 0: 1,000 sockets at 50 packets/s, 100,000 to 250,000 packets per run, the
+receiver polling on CPU 1, in the same namespaces; two rounds, 2026-12-07, the machine
+shared; shares of the sender's samples):
+
+| | CPU per packet | in softirqs | receive path (`process_backlog`) | IPI (`net_rps_send_ipi`) |
+|---|---:|---:|---:|---:|
+| loopback | 8.6 and 10.3 µs | 13-30% | 10-15% (0.8-1.6 µs) | - |
+| rps | 9.3 and 11.5 µs | 34% | none | 23-30% (2.6-2.8 µs) |
+
+RPS does take the receive path off the sender (no `process_backlog` left in its samples,
+NET_RX moves to CPU 1), but each packet then costs the sender an IPI: almost all of it is
+the write of the x2APIC register (`native_write_msr`, 21-27% of the samples), a VM exit on
+this Firecracker guest, paid once per packet because CPU 1 empties its queue before the
+next packet comes. On this VM that costs the sender more than the receive path did, so
+the rps rows show more CPU per packet than the loopback rows, not less. The rps mode is the
+one that models production for *where* the work runs and for the jitter (no receive path
+on the sender's timeline; the receive time is stamped as the packet is queued,
+`netdev_tstamp_prequeue` is 1). For the CPU per packet neither mode is production: the
+loopback figure includes the receive path, the rps figure the IPI; the sender's own cost
+(Python, the system call, UDP send, routing, loopback transmit) is the loopback figure
+less its receive path, 7-8.5 µs per packet on the bare loop in these two rounds, and what
+production pays per packet on top (a NIC's doorbell, shared by a batch of packets) is not
+measured here."""
 
 
-TIME_GOES = """Where the sender's time goes (cProfile of the sender alone, 2,000 streams for 3 s,
-2026-12-07; `CPU per packet` above is the same without the profiler):
+TIME_GOES = """Where the sender's time goes (cProfile of the sender alone, 2,000 streams for 3 s;
+callgrind of a fixed script, below; 2026-12-07):
 
-- **`sendto`** is most of it, and not ours to cut: a bare Python loop of `sendto` over
-  bound sockets costs 6-7 µs per packet on this VM (the system call, the UDP/IP stack and,
-  on loopback, the delivery into the receiving socket, all on the sender's CPU); with an
-  idle receiver asleep in epoll, its wake-up (an IPI, a VM exit) adds more, hence the
-  polled receiver. The reference design is that loop: 7.1-7.3 µs per packet here.
+- **`sendto`** is most of it, and not ours to cut: the system call, the UDP/IP send path,
+  routing and the loopback transmit, plus the receive path (loopback mode) or an IPI (rps
+  mode), all on the sender's CPU (see the split above). The reference design is the bare
+  loop of `sendto` calls.
 - **Today's sender** (before the phased pacer) added about 4-5 µs of Python per packet:
-  a frozen `RtpPacket` built and checked (`__init__`, `__post_init__`, the field checks),
-  `to_bytes` joining a list into new bytes, the scheduler's three passes over its streams
-  per tick, then a look-up of the session, its side and its socket; the music frame cost
-  an `Enum.__hash__` in Python per packet. Its one timer sent every stream in one burst:
-  p99 jitter grows with N (the last stream of the burst leaves later when the burst is
-  slower), 5.5 ms at 1,000 streams in this run.
-- **The phased pacer** leaves about 1-2 µs of Python per packet: the header patched with
-  one `pack_into` into the stream's own buffer, the payload copied from a frame prebuilt
-  once per music position and shared by every caller, the side kept with the stream, then
+  a frozen `RtpPacket` built and checked, `to_bytes` joining a list into new bytes, the
+  scheduler's three passes over its streams per tick, a look-up of the session, its side
+  and its socket; its one timer sent every stream in one burst, so p99 jitter grew with N.
+- **The phased pacer** leaves about 1 µs of Python per packet: the header and the music
+  frame (prebuilt once per music position, shared by every caller) packed with one
+  `pack_into` into the stream's own buffer, the side kept with the stream, then
   `sendto`. Timers: 500 wake-ups a second (10 slots), under 1% of a core. Spreading the
-  streams over 10 slots of 2 ms is what keeps the p99 jitter near 1 ms up to 1,500
-  streams, where the burst-per-tick reference is already over 2 ms at 1,000.
+  streams over 10 slots of 2 ms keeps the p99 jitter near 1 ms where a burst per tick
+  (the reference) is over 2 ms.
+- **Instructions per packet** of the hot loop (callgrind, user space only: the kernel's
+  share is not counted; a fixed script drives `MediaEngine._tick` by hand for 10,000
+  packets of 1,000 streams, real sockets): 9,710 before this round; 8,562 with header and
+  frame in one `pack_into` (`buffer[12:] = frame` copied the frame into a temporary
+  bytearray first: 1,430 instructions); 8,335 with the sequence and timestamp wraps
+  compared with literals (a mask on a 32-bit int builds a new int, and `SEQ_MOD - 1` was
+  computed per packet): -14% in all. A `sendto` bound once per side was tried and measured
+  worse (8,451), not kept. Of the 8,335, `sendto`'s C wrapper (argument and address
+  parsing, the GIL released and taken back) is 1,920 and `pack_into` 1,140; the rest is
+  the interpreter running `_tick`, `write_into` and the music cursor.
 
-The target (4,000 streams per core at p99 under 2 ms) is **not met on this machine**: at
-the measured 7 µs of kernel work per packet, 4,000 streams (200,000 packets/s) need
-1.4 cores for the `sendto` calls alone, whatever the Python around them. What would
-lower that cost, not done here: `connect()`ed sockets (`send` measured 4.6 against
-6.0 µs for `sendto` with an address here; but a connected socket takes packets from its
-peer only, so the latching and the count of strangers would need a second socket per
-port), or `sendmmsg`/io_uring batching, which Python's standard library does not offer
+The target (4,000 streams per core at p99 under 2 ms) is **not met on this machine**:
+4,000 streams are 200,000 packets/s, 5 µs per packet for a whole core, and the bare
+`sendto` loop alone costs more than that here (7-8.5 µs per packet without the receive
+path), whatever the Python around it. What would lower it, not done here:
+`connect()`ed sockets (`send` measured 4.6 against 6.0 µs for `sendto` with an address;
+the kernel also skips the route look-up), but a connected UDP socket takes packets from
+its peer only, so latching (a peer that may come from its signalling IP on any port) and
+the count of strangers would need a second, unconnected socket on the same port
+(`SO_REUSEADDR`, which lets another local program bind that port too: a security review
+first); or `sendmmsg`/io_uring batching, which Python's standard library does not offer
 and which cannot batch across sockets (one source port per stream)."""
 
 
