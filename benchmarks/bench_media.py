@@ -844,14 +844,14 @@ the receive on CPU 1, and on CPU 0 a softirq that only sends CPU 1 an inter-proc
 interrupt (IPI) to wake it.
 
 What RPS changes, measured apart (`perf record -g -C 0`, 4 kHz, on a bare `sendto` loop
-pinned to CPU 0: 1,000 sockets at 50 packets/s, 100,000 to 250,000 packets per run, the
+pinned to CPU 0: 1,000 sockets at 50 packets/s, 250,000 packets per run, the
 receiver polling on CPU 1, in the same namespaces; two rounds, 2026-12-07, the machine
 shared; shares of the sender's samples):
 
 | | CPU per packet | in softirqs | receive path (`process_backlog`) | IPI (`net_rps_send_ipi`) |
 |---|---:|---:|---:|---:|
 | loopback | 8.6 and 10.3 µs | 13-30% | 10-15% (0.8-1.6 µs) | - |
-| rps | 9.3 and 11.5 µs | 34% | none | 23-30% (2.6-2.8 µs) |
+| rps | 9.3 and 11.5 µs | 34% (second round) | none | 23-30% (2.6-2.8 µs) |
 
 RPS does take the receive path off the sender (no `process_backlog` left in its samples,
 NET_RX moves to CPU 1), but each packet then costs the sender an IPI: almost all of it is
@@ -864,7 +864,8 @@ on the sender's timeline; the receive time is stamped as the packet is queued,
 `netdev_tstamp_prequeue` is 1). For the CPU per packet neither mode is production: the
 loopback figure includes the receive path, the rps figure the IPI; the sender's own cost
 (Python, the system call, UDP send, routing, loopback transmit) is the loopback figure
-less its receive path, 7-8.5 µs per packet on the bare loop in these two rounds, and what
+less its softirqs or its receive path, 7.3-8.7 µs per packet on the bare loop in these two
+rounds, and what
 production pays per packet on top (a NIC's doorbell, shared by a batch of packets) is not
 measured here."""
 
@@ -899,7 +900,7 @@ callgrind of a fixed script, below; 2026-12-07):
 
 The target (4,000 streams per core at p99 under 2 ms) is **not met on this machine**:
 4,000 streams are 200,000 packets/s, 5 µs per packet for a whole core, and the bare
-`sendto` loop alone costs more than that here (7-8.5 µs per packet without the receive
+`sendto` loop alone costs more than that here (7.3-8.7 µs per packet without the receive
 path), whatever the Python around it. What would lower it, not done here:
 `connect()`ed sockets (`send` measured 4.6 against 6.0 µs for `sendto` with an address;
 the kernel also skips the route look-up), but a connected UDP socket takes packets from
