@@ -857,17 +857,17 @@ RPS does take the receive path off the sender (no `process_backlog` left in its 
 NET_RX moves to CPU 1), but each packet then costs the sender an IPI: almost all of it is
 the write of the x2APIC register (`native_write_msr`, 21-27% of the samples), a VM exit on
 this Firecracker guest, paid once per packet because CPU 1 empties its queue before the
-next packet comes. On this VM that costs the sender more than the receive path did, so
-the rps rows show more CPU per packet than the loopback rows, not less. The rps mode is the
+next packet comes. On this VM that costs the sender about as much as the receive path did
+or more, so the rps rows do not show less CPU per packet than the loopback rows. The rps
+mode is the
 one that models production for *where* the work runs and for the jitter (no receive path
 on the sender's timeline; the receive time is stamped as the packet is queued,
 `netdev_tstamp_prequeue` is 1). For the CPU per packet neither mode is production: the
 loopback figure includes the receive path, the rps figure the IPI; the sender's own cost
 (Python, the system call, UDP send, routing, loopback transmit) is the loopback figure
 less its softirqs or its receive path, 7.3-8.7 µs per packet on the bare loop in these two
-rounds, and what
-production pays per packet on top (a NIC's doorbell, shared by a batch of packets) is not
-measured here."""
+rounds; what production pays per packet on top (a NIC's doorbell, shared by a batch of
+packets) is not measured here."""
 
 
 TIME_GOES = """Where the sender's time goes (cProfile of the sender alone, 2,000 streams for 3 s;
@@ -956,6 +956,20 @@ def best_line(key: tuple[str, str], found: tuple[int, list[Level]], step: int) -
     )
 
 
+DESIGN_NOTES = {
+    "engine": "the engine as the server runs it (`PlayMusic`)",
+    "scheduler": "the engine's sender before the phased pacer, rebuilt from the same classes",
+    "floor": "one timer and one `sendto` per packet with nothing else, what any Python "
+    "sender pays on this kernel",
+    "naive": "an asyncio task per stream",
+}
+
+
+def designs_text(designs: list[str]) -> str:
+    """The designs of this run, each with what it is."""
+    return "Designs: " + "; ".join(f"**{DESIGNS[d]}**, {DESIGN_NOTES[d]}" for d in designs) + "."
+
+
 def render_music(
     args: argparse.Namespace,
     fixed: list[tuple[str, str, Level]],
@@ -980,10 +994,7 @@ run by run.
 
 {RX_MODES_TEXT}
 
-Designs: **{DESIGNS["engine"]}**, the engine as the server runs it (`PlayMusic`);
-**{DESIGNS["scheduler"]}**, the engine's sender before the phased pacer, rebuilt from the
-same classes; **{DESIGNS["floor"]}**, one timer and one `sendto` per packet with nothing
-else, what any Python sender pays on this kernel.
+{designs_text(sorted({d for d, _, _ in fixed} | {d for d, _ in found}, key=list(DESIGNS).index))}
 
 {music_table(fixed)}
 

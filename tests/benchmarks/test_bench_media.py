@@ -101,3 +101,9 @@ def test_music_rows_name_the_mode_and_where_the_receive_path_ran() -> None:
     assert "| rps |" in lines[2] and "| 0.99 / 0.98 |" in lines[2]
     assert "| loopback |" in lines[3] and "| 1.01 / 0.00 |" in lines[3]
     assert "| 10.00 |" in lines[2] and "| 8.00 |" in lines[3]  # µs of CPU per packet
+
+
+def test_the_designs_named_are_those_of_the_run() -> None:
+    text = bench_media.designs_text(["engine", "floor"])
+    assert bench_media.DESIGNS["engine"] in text and bench_media.DESIGNS["floor"] in text
+    assert bench_media.DESIGNS["scheduler"] not in text
