@@ -1,8 +1,8 @@
 """Media capacity of one core: hold-music streams and relayed calls, against baselines.
 
 Two measurements on loopback, each run inside its own network namespace with
-only loopback (``unshare -n`` then ``ip link set lo up``; ``--no-netns`` to
-stay in this one):
+only loopback (``unshare -n -m`` then ``ip link set lo up`` and a sysfs mounted
+for that namespace; ``--no-netns`` to stay in this one):
 
 * **Hold music.** The sender process plays N streams (one bound UDP socket
   each, PCMU, 50 packets/s) to a receiver process that reads every packet with
@@ -18,7 +18,13 @@ stay in this one):
   and sent per socket: what a Python sender cannot go below) and ``naive`` (a
   task per stream). Then the most streams that pass is searched for
   (``--search``): doubling from ``--search-start``, bisection to
-  ``--search-step``.
+  ``--search-step``. Every music run is made in each receive-path mode
+  (``--rx``): ``rps`` sets the namespace's ``lo`` to steer each packet's receive
+  path (IP, UDP, the socket queue) to the receiver's CPU with RPS, as in
+  production, where the server never pays its callers' receive path;
+  ``loopback`` leaves it in the sender's ``sendto``, charged to the sender (the
+  figure of earlier runs). The NET_RX softirqs of each CPU in the window
+  (``/proc/softirqs``) show where the receive path ran.
 * **Relay.** The engine process starts N ``StartRelay`` sessions (two sockets
   each). A traffic process sends 50 packets a second each way for every call
   (caller -> engine -> member and back) and counts what comes out. A level
@@ -87,6 +93,62 @@ PROCESS_TIMEOUT = 60.0
 PIN = False
 REALTIME = False
 POLL = 0.002  # the music receiver reads its sockets every 2 ms
+LO_RPS = Path("/sys/class/net/lo/queues/rx-0/rps_cpus")
+RX_MODES = {
+    "rps": "receive path on CPU 1 (RPS)",
+    "loopback": "receive path on the sender (plain loopback)",
+}
+
+
+def rps_mask(cpus: set[int]) -> str:
+    """The hexadecimal CPU mask ``rps_cpus`` takes ("0": RPS off)."""
+    return format(sum(1 << cpu for cpu in cpus), "x")
+
+
+def rx_mode_value(mode: str) -> str:
+    """What the namespace's ``lo`` gets in ``rps_cpus`` for a receive-path ``mode``:
+    ``rps`` steers every packet's receive path (IP, UDP, the socket queue) to the
+    receiver's CPU; ``loopback`` leaves it in the sender's context, as plain loopback does."""
+    if mode == "rps":
+        return rps_mask({PEER_CPU})
+    if mode == "loopback":
+        return "0"
+    raise ValueError(f"unknown receive-path mode {mode!r}")
+
+
+def own_sysfs() -> bool:
+    """True only inside the benchmark's own namespaces (``_in_netns``: ``unshare -n -m``
+    and a sysfs mounted there, which shows the namespace's ``lo`` alone): the host's
+    ``lo`` is never written to."""
+    if os.environ.get("HG_BENCH_SYSFS") != "1":
+        return False
+    try:
+        return sorted(os.listdir("/sys/class/net")) == ["lo"]
+    except OSError:
+        return False
+
+
+def set_rx_mode(mode: str, path: Path = LO_RPS) -> None:
+    """Put the namespace's ``lo`` in receive-path ``mode`` (see :func:`rx_mode_value`)."""
+    value = rx_mode_value(mode)
+    if path == LO_RPS and not own_sysfs():
+        if mode == "loopback":
+            return  # plain loopback is the default: nothing to do
+        raise RuntimeError("RPS needs the benchmark's own namespace and sysfs (unshare -n -m)")
+    path.write_text(value + "\n")
+    if int(path.read_text().strip().replace(",", "") or "0", 16) != int(value, 16):
+        raise RuntimeError(f"{path} did not take {value}")
+
+
+def net_rx_softirqs(text: str | None = None) -> list[int]:
+    """NET_RX softirqs run so far, per CPU (``/proc/softirqs``): where receive paths ran."""
+    if text is None:
+        text = Path("/proc/softirqs").read_text()
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "NET_RX:":
+            return [int(x) for x in fields[1:]]
+    return []
 
 
 def _pin(cpu: int, *, realtime: bool = False) -> None:
@@ -351,9 +413,11 @@ async def _music_engine(
             )
         started = len(tasks)
     await asyncio.sleep(WARMUP)
+    rx0 = net_rx_softirqs()
     t0, c0 = time.time(), time.process_time()
     await asyncio.sleep(measure)
     t1, c1 = time.time(), time.process_time()
+    rx1 = net_rx_softirqs()
     engine.close_all()
     stop()
     if sender is not None:
@@ -363,7 +427,15 @@ async def _music_engine(
     await asyncio.gather(*tasks, return_exceptions=True)
     for sock in socks:
         sock.close()
-    return {"t0": t0, "t1": t1, "cpu": (c1 - c0) / (t1 - t0), "started": started}
+    net_rx = [b - a for a, b in zip(rx0, rx1, strict=True)] + [0, 0]
+    return {
+        "t0": t0,
+        "t1": t1,
+        "cpu": (c1 - c0) / (t1 - t0),
+        "started": started,
+        "net_rx_sender": float(net_rx[ENGINE_CPU]),
+        "net_rx_peer": float(net_rx[PEER_CPU]),
+    }
 
 
 async def _naive_stream(
@@ -378,7 +450,8 @@ async def _naive_stream(
                 sock.sendto(packet, remote)
 
 
-def run_music(design: str, n: int, measure: float) -> dict[str, float]:
+def run_music(design: str, n: int, measure: float, mode: str = "loopback") -> dict[str, float]:
+    set_rx_mode(mode)
     ctx = mp.get_context("fork")
     rx_parent, rx_child = ctx.Pipe()
     receiver = ctx.Process(target=music_receiver, args=(rx_child, PROCESS_TIMEOUT))
@@ -681,20 +754,29 @@ DESIGNS = {
 }
 
 
-def music_table(levels: list[tuple[str, Level]]) -> str:
+def music_table(levels: list[tuple[str, str, Level]]) -> str:
+    """One row per (design, receive-path mode, level): medians, (min-max) over the runs."""
     rows = [
-        "| N streams | design | jitter p50 (ms) | jitter p99 (ms) | engine CPU (%) "
-        "| CPU per packet (µs) | sent (% of 50/s) | lost | receiver CPU (%) | verdict |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| N streams | design | receive path | jitter p50 (ms) | jitter p99 (ms) "
+        "| engine CPU (%) | CPU per packet (µs) | NET_RX per packet, CPU 0 / CPU 1 "
+        "| sent (% of 50/s) | lost | receiver CPU (%) | verdict |",
+        "|---:|---|---|---:|---:|---:|---:|---|---:|---:|---:|---|",
     ]
-    for design, lv in levels:
+    for design, mode, lv in levels:
         # per packet sent (a saturated design sends fewer than are due)
         per_packet = [
             1e6 * r["cpu"] * (r["t1"] - r["t0"]) / max(1.0, r["packets"]) for r in lv.rows
         ]
+        packets = max(1.0, lv.med("packets"))
+        net_rx = (
+            f"{lv.med('net_rx_sender') / packets:.2f} / {lv.med('net_rx_peer') / packets:.2f}"
+            if "net_rx_sender" in lv.rows[0]
+            else "-"
+        )
         rows.append(
-            f"| {lv.n:,} | {DESIGNS[design]} | {lv.spread('p50')} | {lv.spread('p99')} | "
-            f"{lv.spread('cpu', 100, '.0f')} | {statistics.median(per_packet):.2f} | "
+            f"| {lv.n:,} | {DESIGNS[design]} | {mode} | {lv.spread('p50')} | "
+            f"{lv.spread('p99')} | {lv.spread('cpu', 100, '.0f')} | "
+            f"{statistics.median(per_packet):.2f} | {net_rx} | "
             f"{100 * lv.med('packets') / lv.med('expected'):.1f} | {lv.med('lost'):.0f} | "
             f"{100 * lv.med('rx_cpu'):.0f} | {'ok' if music_ok(lv) else 'over limit'} |"
         )
@@ -727,79 +809,177 @@ def _in_netns() -> None:
         print("bench_media: unshare -n refused, running in this namespace", flush=True)
         return
     os.environ["HG_BENCH_NETNS"] = "1"
-    script = 'ip link set lo up && exec "$0" "$@"'
-    os.execvp("unshare", ["unshare", "-n", "sh", "-c", script, sys.executable, *sys.argv])
+    os.environ.pop("HG_BENCH_SYSFS", None)  # set by the script below only, once mounted
+    # -m: a mount namespace too (private), where a sysfs mounted shows this network
+    # namespace's devices (its lo alone): RPS is set on that lo, never on the host's.
+    # Without -m nothing is mounted (that would cover the host's /sys).
+    probe = subprocess.run(["unshare", "-n", "-m", "true"], capture_output=True, check=False)
+    flags = ["-n", "-m"] if probe.returncode == 0 else ["-n"]
+    sysfs = (
+        "if mount -t sysfs sysfs /sys 2>/dev/null; then export HG_BENCH_SYSFS=1; fi && "
+        if "-m" in flags
+        else ""
+    )
+    script = f'ip link set lo up && {sysfs}exec "$0" "$@"'
+    os.execvp("unshare", ["unshare", *flags, "sh", "-c", script, sys.executable, *sys.argv])
 
 
-TIME_GOES = """Where the sender's time goes (cProfile of the sender alone, 2,000 streams for 3 s,
-2026-12-07; `CPU per packet` above is the same without the profiler):
+RX_MODES_TEXT = """Receive-path modes (`--rx`). On loopback the kernel delivers each packet into
+the receiving socket (IP and UDP receive, the socket queue) inside the sender's `sendto`,
+on the sender's CPU, unless Receive Packet Steering (RPS) moves it; in production (a NIC,
+the callers on other machines) the server pays none of that.
 
-- **`sendto`** is most of it, and not ours to cut: a bare Python loop of `sendto` over
-  bound sockets costs 6-7 µs per packet on this VM (the system call, the UDP/IP stack and,
-  on loopback, the delivery into the receiving socket, all on the sender's CPU); with an
-  idle receiver asleep in epoll, its wake-up (an IPI, a VM exit) adds more, hence the
-  polled receiver. The reference design is that loop: 7.1-7.3 µs per packet here.
+- **rps**: the namespace's `lo` has `rps_cpus` set to CPU 1 (written into a sysfs mounted
+  inside the benchmark's own network and mount namespaces, `unshare -n -m`; the host's
+  `lo` is never touched), so the receive path runs in a NET_RX softirq on CPU 1, with the
+  receiver. RFS stays off (`rps_sock_flow_entries` is 0, a host-wide setting left alone):
+  with one CPU in the mask it adds nothing.
+- **loopback**: RPS off, the receive path charged to the sender, as in the runs before
+  2026-12-07 evening.
+
+`NET_RX per packet, CPU 0 / CPU 1` counts the NET_RX softirqs of each CPU in the window
+(`/proc/softirqs`, the whole machine: other work adds a little) per packet received: in
+loopback mode about 1 / 0 (every receive on the sender's CPU); in rps mode about 1 / 1:
+the receive on CPU 1, and on CPU 0 a softirq that only sends CPU 1 an inter-processor
+interrupt (IPI) to wake it.
+
+What RPS changes, measured apart (`perf record -g -C 0`, 4 kHz, on a bare `sendto` loop
+pinned to CPU 0: 1,000 sockets at 50 packets/s, 250,000 packets per run, the
+receiver polling on CPU 1, in the same namespaces; two rounds, 2026-12-07, the machine
+shared; shares of the sender's samples):
+
+| | CPU per packet | in softirqs | receive path (`process_backlog`) | IPI (`net_rps_send_ipi`) |
+|---|---:|---:|---:|---:|
+| loopback | 8.6 and 10.3 µs | 13-30% | 10-15% (0.8-1.6 µs) | - |
+| rps | 9.3 and 11.5 µs | 34% (second round) | none | 23-30% (2.6-2.8 µs) |
+
+RPS does take the receive path off the sender (no `process_backlog` left in its samples,
+NET_RX moves to CPU 1), but each packet then costs the sender an IPI: almost all of it is
+the write of the x2APIC register (`native_write_msr`, 21-27% of the samples), a VM exit on
+this Firecracker guest, paid once per packet because CPU 1 empties its queue before the
+next packet comes. On this VM that costs the sender about as much as the receive path did
+or more, so the rps rows do not show less CPU per packet than the loopback rows. The rps
+mode is the
+one that models production for *where* the work runs and for the jitter (no receive path
+on the sender's timeline; the receive time is stamped as the packet is queued,
+`netdev_tstamp_prequeue` is 1). For the CPU per packet neither mode is production: the
+loopback figure includes the receive path, the rps figure the IPI; the sender's own cost
+(Python, the system call, UDP send, routing, loopback transmit) is the loopback figure
+less its softirqs or its receive path, 7.3-8.7 µs per packet on the bare loop in these two
+rounds; what production pays per packet on top (a NIC's doorbell, shared by a batch of
+packets) is not measured here."""
+
+
+TIME_GOES = """Where the sender's time goes (cProfile of the sender alone, 2,000 streams for 3 s;
+callgrind of a fixed script, below; 2026-12-07):
+
+- **`sendto`** is most of it, and not ours to cut: the system call, the UDP/IP send path,
+  routing and the loopback transmit, plus the receive path (loopback mode) or an IPI (rps
+  mode), all on the sender's CPU (see the split above). The reference design is the bare
+  loop of `sendto` calls.
 - **Today's sender** (before the phased pacer) added about 4-5 µs of Python per packet:
-  a frozen `RtpPacket` built and checked (`__init__`, `__post_init__`, the field checks),
-  `to_bytes` joining a list into new bytes, the scheduler's three passes over its streams
-  per tick, then a look-up of the session, its side and its socket; the music frame cost
-  an `Enum.__hash__` in Python per packet. Its one timer sent every stream in one burst:
-  p99 jitter grows with N (the last stream of the burst leaves later when the burst is
-  slower), 5.5 ms at 1,000 streams in this run.
-- **The phased pacer** leaves about 1-2 µs of Python per packet: the header patched with
-  one `pack_into` into the stream's own buffer, the payload copied from a frame prebuilt
-  once per music position and shared by every caller, the side kept with the stream, then
+  a frozen `RtpPacket` built and checked, `to_bytes` joining a list into new bytes, the
+  scheduler's three passes over its streams per tick, a look-up of the session, its side
+  and its socket; its one timer sent every stream in one burst, so p99 jitter grew with N.
+- **The phased pacer** leaves about 1 µs of Python per packet: the header and the music
+  frame (prebuilt once per music position, shared by every caller) packed with one
+  `pack_into` into the stream's own buffer, the side kept with the stream, then
   `sendto`. Timers: 500 wake-ups a second (10 slots), under 1% of a core. Spreading the
-  streams over 10 slots of 2 ms is what keeps the p99 jitter near 1 ms up to 1,500
-  streams, where the burst-per-tick reference is already over 2 ms at 1,000.
+  streams over 10 slots of 2 ms keeps the p99 jitter near 1 ms where a burst per tick
+  (the reference) is over 2 ms.
+- **Instructions per packet** of the hot loop (callgrind, user space only: the kernel's
+  share is not counted; a fixed script drives `MediaEngine._tick` by hand for 10,000
+  packets of 1,000 streams, real sockets): 9,710 before this round; 8,562 with header and
+  frame in one `pack_into` (`buffer[12:] = frame` copied the frame into a temporary
+  bytearray first: 1,430 instructions); 8,335 with the sequence and timestamp wraps
+  compared with literals (a mask on a 32-bit int builds a new int, and `SEQ_MOD - 1` was
+  computed per packet): -14% in all. A `sendto` bound once per side was tried and measured
+  worse (8,451), not kept. Of the 8,335, `sendto`'s C wrapper (argument and address
+  parsing, the GIL released and taken back) is 1,920 and `pack_into` 1,140; the rest is
+  the interpreter running `_tick`, `write_into` and the music cursor.
 
-The target (4,000 streams per core at p99 under 2 ms) is **not met on this machine**: at
-the measured 7 µs of kernel work per packet, 4,000 streams (200,000 packets/s) need
-1.4 cores for the `sendto` calls alone, whatever the Python around them. What would
-lower that cost, not done here: `connect()`ed sockets (`send` measured 4.6 against
-6.0 µs for `sendto` with an address here; but a connected socket takes packets from its
-peer only, so the latching and the count of strangers would need a second socket per
-port), or `sendmmsg`/io_uring batching, which Python's standard library does not offer
+The target (4,000 streams per core at p99 under 2 ms) is **not met on this machine**:
+4,000 streams are 200,000 packets/s, 5 µs per packet for a whole core, and the bare
+`sendto` loop alone costs more than that here (7.3-8.7 µs per packet without the receive
+path), whatever the Python around it. What would lower it, not done here:
+`connect()`ed sockets (`send` measured 4.6 against 6.0 µs for `sendto` with an address;
+the kernel also skips the route look-up), but a connected UDP socket takes packets from
+its peer only, so latching (a peer that may come from its signalling IP on any port) and
+the count of strangers would need a second, unconnected socket on the same port
+(`SO_REUSEADDR`, which lets another local program bind that port too: a security review
+first); or `sendmmsg`/io_uring batching, which Python's standard library does not offer
 and which cannot batch across sockets (one source port per stream)."""
 
 
 def music_section(args: argparse.Namespace) -> str:
     designs = [d for d in args.designs.split(",") if d]
-    fixed: list[tuple[str, Level]] = []
+    modes = [m for m in args.rx.split(",") if m]
+    fixed: list[tuple[str, str, Level]] = []
     for n in args.levels:
-        rows: dict[str, list[dict[str, float]]] = {d: [] for d in designs}
-        for _ in range(args.runs):  # the designs alternate, run by run: drift hits all alike
-            for design in designs:
-                rows[design].append(run_music(design, n, args.seconds))
-        for design in designs:
-            level = Level(n, rows[design])
-            fixed.append((design, level))
-            print(f"music/{design} N={n}: {_describe(level)}", flush=True)
-    found: dict[str, tuple[int, list[Level]]] = {}
-    for design in [d for d in designs if d in args.search.split(",")]:
-        found[design] = search(
-            args.search_runs,
-            lambda n, d=design: run_music(d, n, args.seconds),  # type: ignore[misc]
-            f"search/{design}",
-            start=args.search_start,
-            step=args.search_step,
-            limit=args.search_limit,
-        )
+        rows: dict[tuple[str, str], list[dict[str, float]]] = {
+            (d, m): [] for m in modes for d in designs
+        }
+        for _ in range(args.runs):  # designs and modes alternate run by run: drift hits all
+            for mode in modes:
+                for design in designs:
+                    rows[design, mode].append(run_music(design, n, args.seconds, mode))
+        for (design, mode), runs in rows.items():
+            level = Level(n, runs)
+            fixed.append((design, mode, level))
+            print(f"music/{design}/{mode} N={n}: {_describe(level)}", flush=True)
+    found: dict[tuple[str, str], tuple[int, list[Level]]] = {}
+    for mode in modes:
+        for design in [d for d in designs if d in args.search.split(",")]:
+            found[design, mode] = search(
+                args.search_runs,
+                lambda n, d=design, m=mode: run_music(d, n, args.seconds, m),  # type: ignore[misc]
+                f"search/{design}/{mode}",
+                start=args.search_start,
+                step=args.search_step,
+                limit=args.search_limit,
+            )
+    return render_music(args, fixed, found)
 
-    def at_best(design: str) -> str:
-        n, levels = found[design]
-        level = next((lv for lv in levels if lv.n == n), None)
-        if level is None:
-            return f"**{DESIGNS[design]}**: no level passed"
-        per_core = n / level.med("cpu")
-        return (
-            f"**{DESIGNS[design]}**: {n:,} streams (to {args.search_step}), at "
-            f"{100 * level.med('cpu'):.0f}% of a core, p99 jitter {level.spread('p99')} ms "
-            f"-> {per_core:,.0f} streams per full core at that CPU cost"
-        )
 
-    searched = "\n".join(f"- {at_best(d)}" for d in found) or "(not searched)"
-    tried = music_table([(d, lv) for d in found for lv in found[d][1]])
+def best_line(key: tuple[str, str], found: tuple[int, list[Level]], step: int) -> str:
+    """The most streams a design held in one receive-path mode, and its per-core figure."""
+    design, mode = key
+    n, levels = found
+    level = next((lv for lv in levels if lv.n == n), None)
+    if level is None:
+        return f"**{DESIGNS[design]}**, {mode}: no level passed"
+    per_core = n / level.med("cpu")
+    return (
+        f"**{DESIGNS[design]}**, {mode}: {n:,} streams (to {step}), at "
+        f"{100 * level.med('cpu'):.0f}% of a core, p99 jitter {level.spread('p99')} ms "
+        f"-> {per_core:,.0f} streams per full core at that CPU cost"
+    )
+
+
+DESIGN_NOTES = {
+    "engine": "the engine as the server runs it (`PlayMusic`)",
+    "scheduler": "the engine's sender before the phased pacer, rebuilt from the same classes",
+    "floor": "one timer and one `sendto` per packet with nothing else, what any Python "
+    "sender pays on this kernel",
+    "naive": "an asyncio task per stream",
+}
+
+
+def designs_text(designs: list[str]) -> str:
+    """The designs of this run, each with what it is."""
+    return "Designs: " + "; ".join(f"**{DESIGNS[d]}**, {DESIGN_NOTES[d]}" for d in designs) + "."
+
+
+def render_music(
+    args: argparse.Namespace,
+    fixed: list[tuple[str, str, Level]],
+    found: dict[tuple[str, str], tuple[int, list[Level]]],
+) -> str:
+    searched = (
+        "\n".join(f"- {best_line(k, v, args.search_step)}" for k, v in found.items())
+        or "(not searched)"
+    )
+    tried = music_table([(d, m, lv) for (d, m), (_, levels) in found.items() for lv in levels])
     return f"""### Hold music
 
 Every run: the sender process (pinned to CPU {ENGINE_CPU}) plays N streams (one bound UDP
@@ -808,14 +988,13 @@ reads every packet with its kernel receive time (`SO_TIMESTAMPNS`: the receiver'
 scheduling does not count). Jitter is `|inter-arrival gap - 20 ms|` per stream over
 {args.seconds:g} s after {WARMUP:g} s of warm-up. A level passes when the median p99 jitter
 is under {JITTER_LIMIT_MS:g} ms, no sequence number is missing and at least 99% of the due
-packets arrive. CPU is the sender's CPU time over wall time (100% = one core); on loopback
-it includes the kernel's delivery of each packet to the receiving socket. Figures are the
-median (min-max) of {args.runs} runs; the designs alternate run by run.
+packets arrive. CPU is the sender's CPU time over wall time (100% = one core). Figures are
+the median (min-max) of {args.runs} runs; the designs and the receive-path modes alternate
+run by run.
 
-Designs: **{DESIGNS["engine"]}**, the engine as the server runs it (`PlayMusic`);
-**{DESIGNS["scheduler"]}**, the engine's sender before this change, rebuilt from the same
-classes; **{DESIGNS["floor"]}**, one timer and one `sendto` per packet with nothing
-else, what any Python sender pays on this kernel.
+{RX_MODES_TEXT}
+
+{designs_text(sorted({d for d, _, _ in fixed} | {d for d, _ in found}, key=list(DESIGNS).index))}
 
 {music_table(fixed)}
 
@@ -872,6 +1051,12 @@ def main() -> int:
         default="engine,scheduler",
         help="music designs whose most streams are searched for",
     )
+    parser.add_argument(
+        "--rx",
+        default="rps,loopback",
+        help="music: receive-path modes, rps (on the receiver's CPU) and/or loopback "
+        "(charged to the sender); rps needs the benchmark's own namespace",
+    )
     parser.add_argument("--search-runs", type=int, default=3)
     parser.add_argument("--search-start", type=int, default=1000)
     parser.add_argument("--search-step", type=int, default=250)
@@ -885,6 +1070,11 @@ def main() -> int:
         _in_netns()
     global PIN, REALTIME
     PIN, REALTIME = not args.no_pin, not args.no_rt
+    for mode in args.rx.split(","):
+        rx_mode_value(mode)  # an unknown mode fails here, not after minutes of runs
+    if "rps" in args.rx.split(",") and not own_sysfs():
+        print("bench_media: no namespace of our own with its sysfs: loopback mode only")
+        args.rx = "loopback"
     relay_levels = tuple(n for n in RELAY_LEVELS if n <= args.max_relay)
 
     def relay(design: str) -> list[Level]:
@@ -918,8 +1108,12 @@ Median of {args.runs} runs per level.
     if args.only == "music":
         parts.append(_earlier_relay())
     load_after = os.getloadavg()
+    with contextlib.suppress(OSError, RuntimeError):
+        set_rx_mode("loopback")
     netns = (
-        "its own network namespace (`unshare -n`, loopback only)"
+        "its own network and mount namespaces (`unshare -n -m`, loopback only)"
+        if own_sysfs()
+        else "its own network namespace (`unshare -n`, loopback only)"
         if os.environ.get("HG_BENCH_NETNS")
         else "the host's network namespace"
     )

@@ -72,6 +72,8 @@ SEQ_MOD: Final = 1 << 16
 TS_MOD: Final = 1 << 32
 _HEADER = struct.Struct("!BBHII")
 _pack_header_into = _HEADER.pack_into
+FRAME_BYTES: Final = 160  # a 20 ms G.711 frame: the payload of (almost) every paced packet
+_pack_packet_into = struct.Struct(f"!BBHII{FRAME_BYTES}s").pack_into  # header and frame
 _EXT_HEADER = struct.Struct("!HH")
 
 
@@ -335,21 +337,32 @@ class RtpStream:
         """The packet for one tick, written over ``buffer`` (at least 12 bytes: the header
         patched in place, the payload copied after it, the buffer resized to fit): the bytes
         :meth:`tick` returns,
-        without building an object. False, buffer untouched, when the source has nothing."""
+        without building an object. False, buffer untouched, when the source has nothing.
+
+        The hot loop of hold music (once per packet): the wrap-arounds are a compare with a
+        literal, not a mask (``&`` on a 32-bit int builds a new int each time)."""
         source = self.source
         payload = source.next_frame() if source is not None else None
         timestamp = self.timestamp
+        after = timestamp + self.samples_per_frame
+        if after > 0xFFFFFFFF:  # literals, not globals: one LOAD_CONST each
+            after %= 0x100000000
         if payload is None:
-            self.timestamp = (timestamp + self.samples_per_frame) & 0xFFFFFFFF
+            self.timestamp = after
             self._marker = True  # the next packet starts a talkspurt
             return False
         sequence = self.sequence
         second = self.payload_type | 0x80 if self._marker else self.payload_type
-        _pack_header_into(buffer, 0, 0x80, second, sequence, timestamp, self.ssrc)
-        buffer[HEADER_SIZE:] = payload
+        if len(payload) == 160 and len(buffer) == 172:  # FRAME_BYTES, 12 + FRAME_BYTES: literals
+            # the usual packet: header and frame in one call, no slice, no copy of the
+            # frame into a temporary bytearray (what ``buffer[12:] = bytes`` makes)
+            _pack_packet_into(buffer, 0, 0x80, second, sequence, timestamp, self.ssrc, payload)
+        else:
+            _pack_header_into(buffer, 0, 0x80, second, sequence, timestamp, self.ssrc)
+            buffer[HEADER_SIZE:] = payload
         self._marker = False
-        self.sequence = (sequence + 1) & 0xFFFF
-        self.timestamp = (timestamp + self.samples_per_frame) & 0xFFFFFFFF
+        self.sequence = 0 if sequence == 0xFFFF else sequence + 1
+        self.timestamp = after
         return True
 
     def skip(self, count: int) -> None:

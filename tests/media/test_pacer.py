@@ -168,6 +168,37 @@ def test_write_into_is_tick_without_the_objects() -> None:
     assert ts_diff(idle.timestamp, before) == 160
 
 
+class SizedFrames:
+    """Frames of the given sizes in turn, their bytes numbered (a G.711 frame is 160)."""
+
+    def __init__(self, sizes: list[int]) -> None:
+        self.sizes = sizes
+        self.position = 0
+
+    def next_frame(self) -> bytes:
+        size = self.sizes[self.position % len(self.sizes)]
+        self.position += 1
+        return bytes((self.position + i) & 0xFF for i in range(size))
+
+    def skip(self, count: int) -> None:
+        self.position += count
+
+
+def test_write_into_a_packet_sized_buffer_matches_tick_whatever_the_frame_size() -> None:
+    sizes = [160, 160, 100, 160, 200, 160, 0, 160]
+    a, b = _stream(7), _stream(7)
+    a.set_source(SizedFrames(sizes))
+    b.set_source(SizedFrames(sizes))
+    buffer = bytearray(12 + 160)  # the pacer's buffer: the usual packet in one pack
+    for i in range(3 * len(sizes)):
+        if i == 5:  # a talkspurt starts: the marker bit, then cleared
+            a.mark()
+            b.mark()
+        expected = b.tick()
+        assert a.write_into(buffer)
+        assert bytes(buffer) == expected
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
