@@ -132,6 +132,15 @@ class GroupIndex:
         else:
             del self.free[bisect.bisect_left(self.free, slot)]
 
+    def take(self, slot: int) -> None:
+        """Member ``slot``, free, is not free any more (nothing else changed): what
+        :meth:`update` does then, without its comparisons."""
+        self.flags[slot] = 0
+        free = self.free
+        del free[bisect.bisect_left(free, slot)]
+        if self.least:
+            self._unsort(slot, self.entries[self.keys[slot]])
+
     def busy(self, slots: list[int]) -> None:
         """Members ``slots``, free, are not free any more (nothing else changed): many at
         once (ring all) cost one filtering of the sorted lists, not one search each."""

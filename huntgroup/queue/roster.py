@@ -171,6 +171,20 @@ class Roster:
             if taken:
                 indexes[name][1].busy(taken)
 
+    def rung_one(self, core: RoutingContext, member: str) -> None:
+        """``member`` was just set ringing, the only change since the last refresh: as
+        :meth:`rung` for one member (one offer at a time), in each of its groups."""
+        core.store.touched.discard(member)
+        core._touched.add(member)
+        indexes = self._indexes
+        for name in core._groups_of.get(member, ()):
+            got = indexes.get(name)
+            if got is not None:
+                index = got[1]
+                slot = index.slot[member]
+                if index.flags[slot]:
+                    index.take(slot)
+
     def _look(self, core: RoutingContext, info: GroupInfo, index: GroupIndex, slot: int) -> None:
         member = index.keys[slot]
         g, now, store, availability = info.config, core._now, core.store, core.availability
