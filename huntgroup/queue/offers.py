@@ -158,7 +158,10 @@ def offer(
             call.claiming[member] = Ring(call_id, member, caller, group, timeout)
             actions.append(Claim(call_id, member, group, waiting, call.rank[0]))
     else:
-        call.offers.update(dict.fromkeys(members, token))
+        if call.offers:
+            call.offers.update(dict.fromkeys(members, token))
+        else:  # the usual case (ring all offers when nobody rings): one dict, not two
+            call.offers = dict.fromkeys(members, token)
         store.set_ringing_many(members, call_id)
         actions.append(RingAll(call_id, tuple(members), caller, group, timeout))
     roster.rung(core, members, group)

@@ -31,10 +31,11 @@ is built for the ``GroupInfo`` it serves and for no other.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections.abc import Collection, Mapping
-from typing import Protocol
+from typing import Protocol, cast
 
 from huntgroup.distribution.index import GroupIndex, TalkEntry
 from huntgroup.queue.availability import Availability
@@ -58,6 +59,7 @@ class RoutingContext(Protocol):
     availability: Availability
     _now: float
     _touched: set[str]
+    observed: bool
     _claim_refused: dict[str, float]
 
     @property
@@ -110,7 +112,8 @@ class Roster:
         for touched in (store_touched, available_touched):
             if touched:
                 members |= touched
-                core._touched |= touched
+                if core.observed:  # only the time in state reads the core's own set
+                    core._touched |= touched
                 touched.clear()
         wake = self._wake
         while parked and parked[0][0] <= now:
@@ -144,8 +147,12 @@ class Roster:
         groups one by one.
         """
         touched = core.store.touched
-        touched.difference_update(members)
-        core._touched.update(members)
+        if len(touched) == len(members):  # exactly them (distinct, all just marked)
+            touched.clear()
+        else:
+            touched.difference_update(members)
+        if core.observed:  # only the time in state reads the core's own set
+            core._touched.update(members)
         indexes, groups_of = self._indexes, core._groups_of
         slots: dict[str, list[int]] = {}
         shared: Collection[str]
@@ -154,11 +161,16 @@ class Roster:
         if got is not None:
             index = got[1]
             flags = index.flags
-            found = list(map(index.slot.get, members))
-            slots[got[0].config.name] = [s for s in found if s is not None and flags[s]]
+            found = list(map(index.slot.get, members))  # a builtin: no Python loop
             if None in found:  # not all of them members of ``group`` (never expected)
+                slots[got[0].config.name] = [s for s in found if s is not None and flags[s]]
                 shared = members
-            else:
+            else:  # every one free there, as a walk's slice of the free slots gives them
+                known = cast(list[int], found)
+                i = bisect.bisect_left(index.free, known[0])
+                if index.free[i : i + len(known)] != known:  # not a run of the free slots
+                    known = [s for s in known if flags[s]]
+                slots[got[0].config.name] = known
                 shared = self._shared.intersection(members) if self._shared else ()
         else:
             shared = members
@@ -175,7 +187,8 @@ class Roster:
         """``member`` was just set ringing, the only change since the last refresh: as
         :meth:`rung` for one member (one offer at a time), in each of its groups."""
         core.store.touched.discard(member)
-        core._touched.add(member)
+        if core.observed:
+            core._touched.add(member)
         indexes = self._indexes
         for name in core._groups_of.get(member, ()):
             got = indexes.get(name)
