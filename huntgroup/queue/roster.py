@@ -73,7 +73,7 @@ class RoutingContext(Protocol):
 class Roster:
     """The group indexes of one core."""
 
-    __slots__ = ("_groups", "_indexes", "_parked", "_shared", "_wake")
+    __slots__ = ("_groups", "_indexes", "_parked", "_shared", "_store", "_store_touched", "_wake")
 
     def __init__(self) -> None:
         self._groups: Mapping[str, GroupInfo] | None = None  # the groups indexed
@@ -81,11 +81,20 @@ class Roster:
         self._parked: list[tuple[float, str]] = []
         self._wake: dict[str, float] = {}
         self._shared: frozenset[str] = frozenset()  # the members of several groups
+        # the store's ``touched`` set, read once per store (a store keeps one set for its
+        # life): a property read at every refresh costs a call, several per decision
+        self._store: StateStore | None = None
+        self._store_touched: set[str] = set()
+
+    def _touched_of(self, store: StateStore) -> set[str]:
+        if store is not self._store:
+            self._store, self._store_touched = store, store.touched
+        return self._store_touched
 
     def index(self, core: RoutingContext, info: GroupInfo) -> GroupIndex:
         """The up-to-date index of the group of ``info``."""
         self.refresh(core)
-        got = self._indexes.get(info.config.name)
+        got = self._indexes.get(info.name)
         if got is not None and got[0] is info:
             return got[1]
         index = GroupIndex(
@@ -103,7 +112,9 @@ class Roster:
         if core._groups is not self._groups:
             self._retire(core._groups)
             self._shared = frozenset(m for m, gs in core._groups_of.items() if len(gs) > 1)
-        store_touched, available_touched = core.store.touched, core.availability.touched
+        store = core.store
+        store_touched = self._store_touched if store is self._store else self._touched_of(store)
+        available_touched = core.availability.touched
         parked, now = self._parked, core._now
         due = bool(parked) and parked[0][0] <= now
         if not (store_touched or available_touched or due):
@@ -146,7 +157,7 @@ class Roster:
         index takes many (ring all) in one step, the other groups of those in several
         groups one by one.
         """
-        touched = core.store.touched
+        touched = self._touched_of(core.store)
         if len(touched) == len(members):  # exactly them (distinct, all just marked)
             touched.clear()
         else:
@@ -186,7 +197,7 @@ class Roster:
     def rung_one(self, core: RoutingContext, member: str) -> None:
         """``member`` was just set ringing, the only change since the last refresh: as
         :meth:`rung` for one member (one offer at a time), in each of its groups."""
-        core.store.touched.discard(member)
+        self._touched_of(core.store).discard(member)
         if core.observed:
             core._touched.add(member)
         indexes = self._indexes
