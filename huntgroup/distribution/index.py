@@ -76,6 +76,7 @@ class GroupIndex:
         "entries",
         "flags",
         "free",
+        "given",
         "keys",
         "least",
         "live",
@@ -102,6 +103,9 @@ class GroupIndex:
         self._log_base = 0
         self._walks: weakref.WeakSet[_Walk] = weakref.WeakSet()
         self.retired = False
+        self.given: tuple[list[str], list[int]] | None = None
+        """The last members a walk's ``rest`` gave (ring all) and their slots: the roster,
+        told those very members rang, takes the slots without looking the keys up."""
 
     # ------------------------------------------------------------ changes
     def update(self, slot: int, free: bool, available: bool, entry: TalkEntry | None) -> None:

@@ -107,7 +107,9 @@ class RotatedWalk:
         else:
             slots = free[bisect.bisect_left(free, lo - n) : bisect.bisect_left(free, s0)]
         if len(slots) > 1:  # one C call for them all (ring all: hundreds)
-            return list(itemgetter(*slots)(keys))
+            members = list(itemgetter(*slots)(keys))
+            idx.given = (members, slots)
+            return members
         return [keys[s] for s in slots]
 
     def _remaining(self) -> Iterator[str]:

@@ -172,7 +172,12 @@ class Roster:
         if got is not None:
             index = got[1]
             flags = index.flags
-            found = list(map(index.slot.get, members))  # a builtin: no Python loop
+            given = index.given
+            if given is not None and given[0] is members:  # the walk's own slice: its slots
+                found = cast(list[int | None], given[1])
+            else:
+                found = list(map(index.slot.get, members))  # a builtin: no Python loop
+            index.given = None
             if None in found:  # not all of them members of ``group`` (never expected)
                 slots[got[0].config.name] = [s for s in found if s is not None and flags[s]]
                 shared = members
