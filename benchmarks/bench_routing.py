@@ -53,18 +53,35 @@ ISSUE_BARE_SCAN_US = 0.42
 20 µs there is 20 / 0.42 = 48 bare scans; 0.2 µs per member rung, 0.48 bare scans."""
 
 PROFILE = """What cProfile found before the index (1,000 members, 300 decisions each):
-`least_active` spent about 55% of a decision in `talk_times` (a copy of every
-member's talk time, then a pass over every call of the core for the calls in
-progress) and 40% building the heap of every member; `ring_all` tested each
-member twice (`has_free` scanning for a free one, then the pass) and then made
-each offer (a `Ring` action and the ringing state in the store, about half of
-its time); the one-at-a-time algorithms made about 70 function calls per
-decision with no hot spot, but scanned the group past every busy member.
-Now: no decision visits a member that is not free. What is left per decision
-is the core's own work (the call, its timers, the offer). `ring_all` offers its
-members in one `RingAll` action and one store write (issue 14); per member rung
-are left the walk's slice of the index, the offer's token, the ringing mark in
-the store and the index taking it (a handful of dict and set operations)."""
+`least_active` spent about 55% of a decision in `talk_times` and 40% building
+the heap of every member; `ring_all` tested each member twice and then made each
+offer; the one-at-a-time algorithms scanned the group past every busy member.
+With the index no decision visits a member that is not free.
+
+What py-spy and callgrind found next (issue 14, second round), with the index
+at 1,000 members: a one-at-a-time decision was about 99,000 instructions of the
+core's own per-call work, none of it a hot spot: 12% building frozen dataclasses
+(a frozen dataclass's generated `__init__` stores each field through
+`object.__setattr__`: a `Ring` cost 8,500 instructions, an `Identity` 4,200),
+the rest spread over 50 Python frames (the group's settings read through the
+configuration's nested models, the call made then filled field by field, the
+member rung handed to the roster's many-member path, five reads of the store's
+`touched` property). A ring all cost 3,600 instructions per member rung: Python
+comprehensions per member in the walk (`rest`), the roster (`rung`) and the
+index (`busy`), the core's own touched set fed for a time in state only an
+observed core reads, and the store's `set_ringing_many` (about 1,070 per member,
+the state store's own loop).
+
+Cut: the actions keep their frozen dataclasses but get a quicker `__init__`
+(each slot's setter bound once); `GroupInfo` copies the settings a decision
+reads when the group is installed or reloaded; the call is made whole at once;
+one member rung leaves the index directly (`Roster.rung_one`,
+`GroupIndex.take`); the roster reads the store's touched set once per store. A
+ring all's members leave the index as one run of its free slots (their flags
+zeroed as one slice, the slots taken from the walk that gave them), the walk's
+keys come from one `itemgetter` call, and the store's touched set is cleared
+rather than emptied member by member. What is left per member rung is mostly
+the store's ringing mark."""
 
 
 def build(algorithm: str, size: int, *, last_free: bool = False) -> RoutingCore:

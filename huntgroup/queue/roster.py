@@ -13,7 +13,8 @@ It learns of changes from the sets of members that changed which the core
 already has: the state store's ``touched`` (membership, pause, ringing, on a
 call, wrap-up, talk time; also another node's changes) and the availability's
 (contact, back-off, own calls). :meth:`Roster.refresh` takes those members
-(it hands them on to the core's own ``_touched``, for the time in state) and
+(it hands them on to the core's own ``_touched``, for the time in state, when the
+core is ``observed``) and
 looks at each again in each of its groups: one test per member changed, not
 per decision. The core refreshes at the end of every input and before every
 decision, so that a decision pays only for the changes made within its own
