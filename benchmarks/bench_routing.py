@@ -22,12 +22,22 @@ scan of a Python list of dicts for the first free member, with no queue, no
 timers and no state store.
 
 Run: .venv/bin/python benchmarks/bench_routing.py [--runs 5] [--calls 1000] [--no-write]
+
+Instruction counts (steady on a shared machine, for an A/B of the core): a fixed
+script of decisions with each ``CallArrived`` handled inside ``operator.call``, so
+that callgrind counts the decisions alone (the hang-ups and the set-up not)::
+
+    valgrind --tool=callgrind --toggle-collect=_operator_call \
+        .venv/bin/python benchmarks/bench_routing.py --callgrind linear --size 1000 --calls 200
+
+instructions per decision = "Collected" / calls.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import operator
 import os
 import statistics
 import sys
@@ -279,12 +289,29 @@ def render(figures: dict[tuple[str, ...], Runs], runs: int, calls: int) -> str:
     )
 
 
+def script(algorithm: str, size: int, calls: int) -> None:
+    """The fixed script of ``--callgrind``: every decision inside ``operator.call``."""
+    core = build(algorithm, size)
+    core.handle(CallArrived("warm-up", "G", "0611111111"), now=0.5)  # the index is built
+    core.handle(CallHungUp("warm-up"), now=0.5)
+    call, handle, now = operator.call, core.handle, 1.0
+    for k in range(calls):
+        call(handle, CallArrived(f"c{k}", "G", "0611111111"), now=now)
+        handle(CallHungUp(f"c{k}"), now=now)
+        now += 0.001
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--callgrind", choices=ALGORITHMS, help="run the fixed script only")
+    parser.add_argument("--size", type=int, default=1000, help="members (--callgrind)")
     args = parser.parse_args()
+    if args.callgrind:
+        script(args.callgrind, args.size, args.calls)
+        return
     figures = collect(args.runs, args.calls, lambda s: print(s, file=sys.stderr, flush=True))
     body = render(figures, args.runs, args.calls)
     print(body)
