@@ -22,12 +22,22 @@ scan of a Python list of dicts for the first free member, with no queue, no
 timers and no state store.
 
 Run: .venv/bin/python benchmarks/bench_routing.py [--runs 5] [--calls 1000] [--no-write]
+
+Instruction counts (steady on a shared machine, for an A/B of the core): a fixed
+script of decisions with each ``CallArrived`` handled inside ``operator.call``, so
+that callgrind counts the decisions alone (the hang-ups and the set-up not)::
+
+    valgrind --tool=callgrind --toggle-collect=_operator_call \
+        .venv/bin/python benchmarks/bench_routing.py --callgrind linear --size 1000 --calls 200
+
+instructions per decision = "Collected" / calls.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import operator
 import os
 import statistics
 import sys
@@ -53,18 +63,54 @@ ISSUE_BARE_SCAN_US = 0.42
 20 µs there is 20 / 0.42 = 48 bare scans; 0.2 µs per member rung, 0.48 bare scans."""
 
 PROFILE = """What cProfile found before the index (1,000 members, 300 decisions each):
-`least_active` spent about 55% of a decision in `talk_times` (a copy of every
-member's talk time, then a pass over every call of the core for the calls in
-progress) and 40% building the heap of every member; `ring_all` tested each
-member twice (`has_free` scanning for a free one, then the pass) and then made
-each offer (a `Ring` action and the ringing state in the store, about half of
-its time); the one-at-a-time algorithms made about 70 function calls per
-decision with no hot spot, but scanned the group past every busy member.
-Now: no decision visits a member that is not free. What is left per decision
-is the core's own work (the call, its timers, the offer). `ring_all` offers its
-members in one `RingAll` action and one store write (issue 14); per member rung
-are left the walk's slice of the index, the offer's token, the ringing mark in
-the store and the index taking it (a handful of dict and set operations)."""
+`least_active` spent about 55% of a decision in `talk_times` and 40% building
+the heap of every member; `ring_all` tested each member twice and then made each
+offer; the one-at-a-time algorithms scanned the group past every busy member.
+With the index no decision visits a member that is not free.
+
+What py-spy and callgrind found next (issue 14, second round), with the index
+at 1,000 members: a one-at-a-time decision was about 99,000 instructions of the
+core's own per-call work, none of it a hot spot: 12% building frozen dataclasses
+(a frozen dataclass's generated `__init__` stores each field through
+`object.__setattr__`: a `Ring` cost 8,500 instructions, an `Identity` 4,200),
+the rest spread over 50 Python frames (the group's settings read through the
+configuration's nested models, the call made then filled field by field, the
+member rung handed to the roster's many-member path, five reads of the store's
+`touched` property). A ring all cost 3,600 instructions per member rung: Python
+comprehensions per member in the walk (`rest`), the roster (`rung`) and the
+index (`busy`), the core's own touched set fed for a time in state only an
+observed core reads, and the store's `set_ringing_many` (about 1,070 per member,
+the state store's own loop).
+
+Cut: the actions keep their frozen dataclasses but get a quicker `__init__`
+(each slot's setter bound once); `GroupInfo` copies the settings a decision
+reads when the group is installed or reloaded; the call is made whole at once;
+one member rung leaves the index directly (`Roster.rung_one`,
+`GroupIndex.take`); the roster reads the store's touched set once per store. A
+ring all's members leave the index as one run of its free slots (their flags
+zeroed as one slice, the slots taken from the walk that gave them), the walk's
+keys come from one `itemgetter` call, and the store's touched set is cleared
+rather than emptied member by member. What is left per member rung is mostly
+the store's ringing mark.
+
+Instructions per decision (callgrind, steady whatever else runs; `valgrind
+--tool=callgrind --toggle-collect=_operator_call python benchmarks/bench_routing.py
+--callgrind ALGORITHM --size 1000 --calls 200`, 50 calls for ring all; "Collected" /
+calls), the frozen tree before this round (main at 0f737ce) against the tree after,
+same script:
+
+| algorithm (1,000 members) | before | after | change |
+|---|---|---|---|
+| `linear` | 98,898 | 75,002 | -24% |
+| `circular` | 99,251 | 74,993 | -24% |
+| `round_robin` | 100,861 | 76,956 | -24% |
+| `least_active` | 111,734 | 86,890 | -22% |
+| `ring_all` (500 rung) | 1,801,532 | 946,406 | -47% (3,600 -> 1,890 per member rung) |
+| `linear`, 10 members | 96,168 | 80,178 | -17% |
+
+Of the 1,890 instructions left per member rung, about 1,070 are the state
+store's `set_ringing_many` (its loop over the members, outside the core's
+modules)."""
 
 
 def build(algorithm: str, size: int, *, last_free: bool = False) -> RoutingCore:
@@ -262,12 +308,29 @@ def render(figures: dict[tuple[str, ...], Runs], runs: int, calls: int) -> str:
     )
 
 
+def script(algorithm: str, size: int, calls: int) -> None:
+    """The fixed script of ``--callgrind``: every decision inside ``operator.call``."""
+    core = build(algorithm, size)
+    core.handle(CallArrived("warm-up", "G", "0611111111"), now=0.5)  # the index is built
+    core.handle(CallHungUp("warm-up"), now=0.5)
+    call, handle, now = operator.call, core.handle, 1.0
+    for k in range(calls):
+        call(handle, CallArrived(f"c{k}", "G", "0611111111"), now=now)
+        handle(CallHungUp(f"c{k}"), now=now)
+        now += 0.001
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--callgrind", choices=ALGORITHMS, help="run the fixed script only")
+    parser.add_argument("--size", type=int, default=1000, help="members (--callgrind)")
     args = parser.parse_args()
+    if args.callgrind:
+        script(args.callgrind, args.size, args.calls)
+        return
     figures = collect(args.runs, args.calls, lambda s: print(s, file=sys.stderr, flush=True))
     body = render(figures, args.runs, args.calls)
     print(body)

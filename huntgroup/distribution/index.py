@@ -76,6 +76,7 @@ class GroupIndex:
         "entries",
         "flags",
         "free",
+        "given",
         "keys",
         "least",
         "live",
@@ -102,6 +103,9 @@ class GroupIndex:
         self._log_base = 0
         self._walks: weakref.WeakSet[_Walk] = weakref.WeakSet()
         self.retired = False
+        self.given: tuple[list[str], list[int]] | None = None
+        """The last members a walk's ``rest`` gave (ring all) and their slots: the roster,
+        told those very members rang, takes the slots without looking the keys up."""
 
     # ------------------------------------------------------------ changes
     def update(self, slot: int, free: bool, available: bool, entry: TalkEntry | None) -> None:
@@ -132,19 +136,38 @@ class GroupIndex:
         else:
             del self.free[bisect.bisect_left(self.free, slot)]
 
+    def take(self, slot: int) -> None:
+        """Member ``slot``, free, is not free any more (nothing else changed): what
+        :meth:`update` does then, without its comparisons."""
+        self.flags[slot] = 0
+        free = self.free
+        del free[bisect.bisect_left(free, slot)]
+        if self.least:
+            self._unsort(slot, self.entries[self.keys[slot]])
+
     def busy(self, slots: list[int]) -> None:
         """Members ``slots``, free, are not free any more (nothing else changed): many at
-        once (ring all) cost one filtering of the sorted lists, not one search each."""
+        once (ring all) cost one filtering of the sorted lists, not one search each; a
+        run of the free slots in order (a walk's slice of them: ring all) is cut out of
+        them in one step."""
         if len(slots) < 16:
             for slot in slots:
                 self.update(
                     slot, False, self.available[slot] == 1, self.entries.get(self.keys[slot])
                 )
             return
-        flags = self.flags
-        for slot in slots:
-            flags[slot] = 0
-        self.free = [s for s in self.free if flags[s]]
+        flags, free, n = self.flags, self.free, len(slots)
+        i = bisect.bisect_left(free, slots[0])
+        if free[i : i + n] == slots:
+            # a run of the free slots (ring all's pass): every free slot between its
+            # ends is one of them, so that stretch of flags is all zeros after
+            lo, hi = slots[0], slots[-1] + 1
+            flags[lo:hi] = bytes(hi - lo)
+            del free[i : i + n]
+        else:
+            for slot in slots:
+                flags[slot] = 0
+            self.free = [s for s in free if flags[s]]
         if self.least:
             slot_of = self.slot
             self.by_talk = [item for item in self.by_talk if flags[slot_of[item[2]]]]

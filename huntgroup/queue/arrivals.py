@@ -61,21 +61,31 @@ def call_arrived(
     if info is None:
         actions.append(Release(call_id, 480, "group_removed"))
         return
-    g = info.config
-    call = new_call(core, call_id, CallKind.GROUP, CallState.HUNTING, caller)
-    call.group = g
-    call.route = route or (g.pilot,)
-    call.caller_internal = internal
-    call.hunt = Hunt(info.strategy)
-    if g.queue.max_wait is not None:
-        core._arm(call.arrival + g.queue.max_wait, TimerKind.MAX_WAIT, call_id)
-    queued = core.store.queue(g.name)
+    now = core._now  # the call, made whole at once (its settings read from ``info``)
+    call = RoutedCall(
+        call_id,
+        CallKind.GROUP,
+        CallState.HUNTING,
+        now,
+        (now, next(core._seq)),
+        caller,
+        route or info.route,
+        internal,
+        info.config,
+        None,
+        Hunt(info.strategy),
+    )
+    core._calls[call_id] = call
+    max_wait = info.max_wait
+    if max_wait is not None:
+        core._arm(now + max_wait, TimerKind.MAX_WAIT, call_id)
+    queued = core.store.queue(info.name)
     if is_empty(core, info):
         overflow_empty(core, call, actions)
     elif not queued and has_free(core, info):
         actions.append(Ringback(call_id))
-        start_hunting(core, call, actions)
-    elif len(queued) < g.queue.max_length:
+        start_hunting(core, call, actions, info)
+    elif len(queued) < info.max_length:
         enqueue(core, call, actions)
     else:
         queue_full(core, call, actions)

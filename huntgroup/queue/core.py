@@ -171,13 +171,9 @@ class RoutingCore(RoutingContext):
         """Time in state: the members whose state may have changed during this input are
         looked at now (:mod:`~huntgroup.queue.member_status`), when ``observed``; the
         roster of free members takes the changes first (:mod:`~huntgroup.queue.roster`)."""
-        self.roster.refresh(self)
-        store_touched, available_touched, own = (
-            self.store.touched,
-            self.availability.touched,
-            self._touched,
-        )
-        if not (store_touched or available_touched or own):
+        self.roster.refresh(self)  # it empties the store's and the availability's sets
+        own = self._touched  # (handed on to this one when observed)
+        if not own:
             return
         if self.observed:
             groups_of, store, availability, now = (
@@ -187,12 +183,10 @@ class RoutingCore(RoutingContext):
                 self._now,
             )
             observe = self.times.observe
-            for member in store_touched | available_touched | own:
+            for member in own:
                 for group in groups_of.get(member, ()):
                     state = state_of(store, availability, group, member, now=now)
                     observe(group, member, state, now=now)
-        store_touched.clear()
-        available_touched.clear()
         own.clear()
 
     def take_changes(self) -> list[MembershipChange]:

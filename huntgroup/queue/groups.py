@@ -28,17 +28,42 @@ from dataclasses import dataclass, field
 
 from huntgroup.config.models import Config, GroupConfig
 from huntgroup.distribution.algorithms import Candidate, Strategy, strategy_for
+from huntgroup.queue.actions import Identity
 from huntgroup.queue.state.store import Pointer, StateStore
 
 
 @dataclass(frozen=True, slots=True)
 class GroupInfo:
-    """One group: its settings, its strategy, its members by position."""
+    """One group: its settings, its strategy, its members by position.
+
+    The settings every decision reads are copied out of ``config`` into plain
+    attributes once, when the group is installed (at start and at each reload), so
+    that a decision does not walk the configuration's nested models (issue 14).
+    """
 
     config: GroupConfig
     strategy: Strategy
     candidates: tuple[Candidate, ...]
     positions: dict[str, int]
+    name: str = field(init=False)
+    route: tuple[str, ...] = field(init=False)  # a call to the pilot: its route
+    pilot_caller: Identity | None = field(init=False)  # ``pilot_as_caller_id``: the caller
+    max_wait: float | None = field(init=False)
+    max_length: int = field(init=False)
+    overflow_when_empty: bool = field(init=False)  # ``queue.when_empty: overflow``
+    no_answer_timeout: float = field(init=False)
+    no_answer_after: float | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        g, put = self.config, object.__setattr__
+        put(self, "name", g.name)
+        put(self, "route", (g.pilot,))
+        put(self, "pilot_caller", Identity(g.pilot, g.name) if g.pilot_as_caller_id else None)
+        put(self, "max_wait", g.queue.max_wait)
+        put(self, "max_length", g.queue.max_length)
+        put(self, "overflow_when_empty", g.queue.when_empty == "overflow")
+        put(self, "no_answer_timeout", g.no_answer_timeout)
+        put(self, "no_answer_after", g.no_answer.after)
 
 
 def position_of(info: GroupInfo, pointer: Pointer | None) -> int | None:

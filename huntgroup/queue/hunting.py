@@ -59,30 +59,39 @@ def enqueue(core: RoutingContext, call: RoutedCall, actions: list[Action]) -> No
         actions.append(Hold(call.id, call.group.queue.answer, call.group.queue.music))
 
 
-def start_hunting(core: RoutingContext, call: RoutedCall, actions: list[Action]) -> None:
+def start_hunting(
+    core: RoutingContext, call: RoutedCall, actions: list[Action], info: GroupInfo | None = None
+) -> None:
+    """The call hunts (``info``: its group's, when the caller has it at hand)."""
     call.state = CallState.HUNTING
     assert call.group is not None and call.hunt is not None
     first = call.hunt.started_at is None
-    advance(core, call, actions)
-    after = call.group.no_answer.after
+    if info is None:
+        info = core._groups[call.group.name]
+    advance(core, call, actions, info)
+    after = info.no_answer_after
     if first and after is not None and call.id in core._calls:
         core._arm(core._now + after, TimerKind.AFTER, call.id)
 
 
-def advance(core: RoutingContext, call: RoutedCall, actions: list[Action]) -> None:
-    """Make the next offer(s) of a hunting call, or apply the end-of-pass rule."""
+def advance(
+    core: RoutingContext, call: RoutedCall, actions: list[Action], info: GroupInfo | None = None
+) -> None:
+    """Make the next offer(s) of a hunting call, or apply the end-of-pass rule
+    (``info``: the call's group's, when the caller has it at hand)."""
     if call.offers:
         return  # ring all: the pass goes on while someone still rings
     hunt, g = call.hunt, call.group
     assert hunt is not None and g is not None
-    info = core._groups[g.name]
+    if info is None:
+        info = core._groups[g.name]
     now = core._now
     free = free_predicate(core, g, now)
     if hunt.in_pass:
         core.roster.refresh(core)  # the walk reads the index of free members
         chosen = hunt.take(free)
         if chosen:
-            offer_all(core, call, chosen, actions)
+            offer_all(core, call, chosen, actions, info)
             return
         hunt.end_pass()
         if hunt.offers_in_pass == 0:  # its claims were all refused: nobody was free
@@ -103,7 +112,7 @@ def advance(core: RoutingContext, call: RoutedCall, actions: list[Action]) -> No
     hunt.begin_pass(order(core, info), now=now)
     chosen = hunt.take(free)
     if chosen:
-        offer_all(core, call, chosen, actions)
+        offer_all(core, call, chosen, actions, info)
         return
     hunt.end_pass()
     nobody_free(core, call, info, actions)

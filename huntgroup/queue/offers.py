@@ -94,7 +94,7 @@ def has_free(core: RoutingContext, info: GroupInfo) -> bool:
 def is_empty(core: RoutingContext, info: GroupInfo) -> bool:
     """``when_empty: overflow`` applies: no member is available (joined, not paused,
     reachable)."""
-    if info.config.queue.when_empty != "overflow":
+    if not info.overflow_when_empty:
         return False
     return core.roster.index(core, info).n_available == 0  # kept up to date
 
@@ -107,13 +107,16 @@ def order(core: RoutingContext, info: GroupInfo) -> Walk:
 
 
 def offer_all(
-    core: RoutingContext, call: RoutedCall, members: list[str], actions: list[Action]
+    core: RoutingContext,
+    call: RoutedCall,
+    members: list[str],
+    actions: list[Action],
+    info: GroupInfo,
 ) -> None:
-    """Ring ``members`` for a group call, for the group's ``no_answer_timeout``."""
-    g = call.group
-    assert g is not None
-    caller = Identity(g.pilot, g.name) if g.pilot_as_caller_id else call.caller
-    offer(core, call, members, g.no_answer_timeout, caller, actions)
+    """Ring ``members`` for a group call (of group ``info``), for the group's
+    ``no_answer_timeout``."""
+    caller = info.pilot_caller or call.caller
+    offer(core, call, members, info.no_answer_timeout, caller, actions)
 
 
 def offer(
@@ -144,6 +147,9 @@ def offer(
             )
         else:
             actions.append(ring)
+        roster.rung_one(core, member)
+        core._arm(core._now + timeout, TimerKind.OFFER, call_id, token)
+        return
     elif core.claims:  # each member is claimed, then rung, on its own
         waiting = g is not None and g.call_waiting
         for member in members:
@@ -152,7 +158,10 @@ def offer(
             call.claiming[member] = Ring(call_id, member, caller, group, timeout)
             actions.append(Claim(call_id, member, group, waiting, call.rank[0]))
     else:
-        call.offers.update(dict.fromkeys(members, token))
+        if call.offers:
+            call.offers.update(dict.fromkeys(members, token))
+        else:  # the usual case (ring all offers when nobody rings): one dict, not two
+            call.offers = dict.fromkeys(members, token)
         store.set_ringing_many(members, call_id)
         actions.append(RingAll(call_id, tuple(members), caller, group, timeout))
     roster.rung(core, members, group)

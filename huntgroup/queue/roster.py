@@ -13,7 +13,8 @@ It learns of changes from the sets of members that changed which the core
 already has: the state store's ``touched`` (membership, pause, ringing, on a
 call, wrap-up, talk time; also another node's changes) and the availability's
 (contact, back-off, own calls). :meth:`Roster.refresh` takes those members
-(it hands them on to the core's own ``_touched``, for the time in state) and
+(it hands them on to the core's own ``_touched``, for the time in state, when the
+core is ``observed``) and
 looks at each again in each of its groups: one test per member changed, not
 per decision. The core refreshes at the end of every input and before every
 decision, so that a decision pays only for the changes made within its own
@@ -31,10 +32,11 @@ is built for the ``GroupInfo`` it serves and for no other.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections.abc import Collection, Mapping
-from typing import Protocol
+from typing import Protocol, cast
 
 from huntgroup.distribution.index import GroupIndex, TalkEntry
 from huntgroup.queue.availability import Availability
@@ -58,6 +60,7 @@ class RoutingContext(Protocol):
     availability: Availability
     _now: float
     _touched: set[str]
+    observed: bool
     _claim_refused: dict[str, float]
 
     @property
@@ -71,7 +74,7 @@ class RoutingContext(Protocol):
 class Roster:
     """The group indexes of one core."""
 
-    __slots__ = ("_groups", "_indexes", "_parked", "_shared", "_wake")
+    __slots__ = ("_groups", "_indexes", "_parked", "_shared", "_store", "_store_touched", "_wake")
 
     def __init__(self) -> None:
         self._groups: Mapping[str, GroupInfo] | None = None  # the groups indexed
@@ -79,11 +82,20 @@ class Roster:
         self._parked: list[tuple[float, str]] = []
         self._wake: dict[str, float] = {}
         self._shared: frozenset[str] = frozenset()  # the members of several groups
+        # the store's ``touched`` set, read once per store (a store keeps one set for its
+        # life): a property read at every refresh costs a call, several per decision
+        self._store: StateStore | None = None
+        self._store_touched: set[str] = set()
+
+    def _touched_of(self, store: StateStore) -> set[str]:
+        if store is not self._store:
+            self._store, self._store_touched = store, store.touched
+        return self._store_touched
 
     def index(self, core: RoutingContext, info: GroupInfo) -> GroupIndex:
         """The up-to-date index of the group of ``info``."""
         self.refresh(core)
-        got = self._indexes.get(info.config.name)
+        got = self._indexes.get(info.name)
         if got is not None and got[0] is info:
             return got[1]
         index = GroupIndex(
@@ -101,7 +113,9 @@ class Roster:
         if core._groups is not self._groups:
             self._retire(core._groups)
             self._shared = frozenset(m for m, gs in core._groups_of.items() if len(gs) > 1)
-        store_touched, available_touched = core.store.touched, core.availability.touched
+        store = core.store
+        store_touched = self._store_touched if store is self._store else self._touched_of(store)
+        available_touched = core.availability.touched
         parked, now = self._parked, core._now
         due = bool(parked) and parked[0][0] <= now
         if not (store_touched or available_touched or due):
@@ -110,7 +124,8 @@ class Roster:
         for touched in (store_touched, available_touched):
             if touched:
                 members |= touched
-                core._touched |= touched
+                if core.observed:  # only the time in state reads the core's own set
+                    core._touched |= touched
                 touched.clear()
         wake = self._wake
         while parked and parked[0][0] <= now:
@@ -143,9 +158,13 @@ class Roster:
         index takes many (ring all) in one step, the other groups of those in several
         groups one by one.
         """
-        touched = core.store.touched
-        touched.difference_update(members)
-        core._touched.update(members)
+        touched = self._touched_of(core.store)
+        if len(touched) == len(members):  # exactly them (distinct, all just marked)
+            touched.clear()
+        else:
+            touched.difference_update(members)
+        if core.observed:  # only the time in state reads the core's own set
+            core._touched.update(members)
         indexes, groups_of = self._indexes, core._groups_of
         slots: dict[str, list[int]] = {}
         shared: Collection[str]
@@ -154,11 +173,21 @@ class Roster:
         if got is not None:
             index = got[1]
             flags = index.flags
-            found = list(map(index.slot.get, members))
-            slots[got[0].config.name] = [s for s in found if s is not None and flags[s]]
-            if None in found:  # not all of them members of ``group`` (never expected)
-                shared = members
+            given = index.given
+            if given is not None and given[0] is members:  # the walk's own slice: its slots
+                found = cast(list[int | None], given[1])
             else:
+                found = list(map(index.slot.get, members))  # a builtin: no Python loop
+            index.given = None
+            if None in found:  # not all of them members of ``group`` (never expected)
+                slots[got[0].config.name] = [s for s in found if s is not None and flags[s]]
+                shared = members
+            else:  # every one free there, as a walk's slice of the free slots gives them
+                known = cast(list[int], found)
+                i = bisect.bisect_left(index.free, known[0])
+                if index.free[i : i + len(known)] != known:  # not a run of the free slots
+                    known = [s for s in known if flags[s]]
+                slots[got[0].config.name] = known
                 shared = self._shared.intersection(members) if self._shared else ()
         else:
             shared = members
@@ -170,6 +199,21 @@ class Roster:
         for name, taken in slots.items():
             if taken:
                 indexes[name][1].busy(taken)
+
+    def rung_one(self, core: RoutingContext, member: str) -> None:
+        """``member`` was just set ringing, the only change since the last refresh: as
+        :meth:`rung` for one member (one offer at a time), in each of its groups."""
+        self._touched_of(core.store).discard(member)
+        if core.observed:
+            core._touched.add(member)
+        indexes = self._indexes
+        for name in core._groups_of.get(member, ()):
+            got = indexes.get(name)
+            if got is not None:
+                index = got[1]
+                slot = index.slot[member]
+                if index.flags[slot]:
+                    index.take(slot)
 
     def _look(self, core: RoutingContext, info: GroupInfo, index: GroupIndex, slot: int) -> None:
         member = index.keys[slot]

@@ -75,3 +75,27 @@ def test_an_answered_call_no_longer_holds_the_log_of_talk_changes() -> None:
         h.ev(CallHungUp(f"o{k}"))
     got = h.core.roster._indexes["G"][1]
     assert len(got.log) <= 4 * len(got.keys) + 64
+
+
+def test_many_members_rung_at_once_as_a_run_or_scattered_leave_the_index_as_one_by_one() -> None:
+    free = list(range(0, 40, 2))
+    for taken in (free[2:19], free[1::2], free[5:] + free[:2], [4, 3, 6, *free[10:]]):
+        bulk, single = index(free), index(free)
+        bulk.busy([s for s in taken if s in free])
+        for slot in taken:
+            if slot in free:
+                single.update(slot, False, True, None)
+        assert bulk.free == single.free
+        assert bytes(bulk.flags) == bytes(single.flags)
+
+
+def test_a_ring_all_rest_gives_every_free_member_left_in_order_wrapping_around() -> None:
+    free = list(range(0, 40, 3))
+    assert RotatedWalk(index(free)).rest(yes) == [f"m{s + 1}" for s in free]
+    walk = RotatedWalk(index(free), start=20)
+    assert walk.next(yes) == "m22"
+    assert walk.rest(yes) == [f"m{s + 1}" for s in free if s > 21] + [
+        f"m{s + 1}" for s in free if s < 20
+    ]
+    one = RotatedWalk(index([7]))
+    assert one.rest(yes) == ["m8"]
