@@ -6,4 +6,6 @@ scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff" && ruff check huntgroup tests benchmarks && ruff format --check huntgroup tests benchmarks
 echo "== mypy" && mypy
-echo "== pytest" && pytest "$@"
+# Two workers (pytest-xdist), a test file per worker at a time: the integration tests
+# mostly wait on peers and timers, so the suite takes about half the wall time.
+echo "== pytest" && pytest -n "${HUNTGROUP_TEST_WORKERS:-2}" --dist loadfile "$@"
