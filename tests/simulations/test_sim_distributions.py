@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from huntgroup.simulations.model.distributions import (
@@ -15,6 +15,7 @@ from huntgroup.simulations.model.distributions import (
     name_key,
     poisson_times,
     prefix,
+    prefixes,
     stream,
     uniform,
     uniform_after,
@@ -49,6 +50,20 @@ def test_a_prefix_finished_later_is_the_same_uniform(head: list[int], a: int, b:
     if head:
         inner = prefix(head[0])
         assert uniform_after(prefix(*head[1:], state=inner), a, b) == uniform(*head, a, b)
+
+
+@given(
+    st.integers(-(2**63), 2**64 - 1),
+    st.lists(st.integers(-(2**63), 2**63 - 1), max_size=50),
+    st.integers(0, 2**64 - 1),
+)
+@settings(deadline=None)  # no wall-clock limit (numpy's first call is slow on a busy machine)
+def test_prefixes_in_bulk_are_the_prefixes_one_by_one(
+    head: int, last: list[int], state: int
+) -> None:
+    found = prefixes(head, np.asarray(last, dtype=np.int64), state=state)
+    assert found == [prefix(head, k, state=state) for k in last]
+    assert all(type(h) is int for h in found)  # Python integers, as uniform_after takes
 
 
 @pytest.mark.parametrize(

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from huntgroup.queue.core import RoutingCore
 from huntgroup.simulations.model.scenario import Scenario, load_scenario
-from huntgroup.simulations.virtual.driver import RunResult, run_replication
+from huntgroup.simulations.virtual import driver
+from huntgroup.simulations.virtual.driver import (
+    RunResult,
+    arrival_records,
+    caller_number,
+    run_replication,
+)
 from tests.support.sim_helpers import groups_config, member_number, write_scenario
 
 M1, M2, M3 = member_number(1), member_number(2), member_number(3)
@@ -284,3 +292,73 @@ def test_same_seed_same_run_other_seed_other_run(tmp_path: Path) -> None:
         traffic={"patience": {"exponential": {"mean": 60}}},
     )
     assert trace(run(other)) != trace(run(sc))
+
+
+def busy_scenario(tmp_path: Path) -> Scenario:
+    return scenario(
+        tmp_path,
+        members=4,
+        group={"queue": {"max_length": 10, "max_wait": 60}, "no_answer_timeout": 10},
+        traffic={
+            "arrivals": {"poisson": {"per_hour": 200}},
+            "patience": {"exponential": {"mean": 40}},
+        },
+        behaviours={
+            "default": {"answer_probability": 0.6, "answer_delay": {"exponential": {"mean": 6}}}
+        },
+        duration=6 * 3600,  # some 5,000 events: progress is told every 4,096
+    )
+
+
+def test_the_collector_is_off_during_a_run_and_as_it_was_after(tmp_path: Path) -> None:
+    sc = busy_scenario(tmp_path)
+    seen: list[bool] = []
+    run_replication(sc, 0, progress=lambda _: seen.append(gc.isenabled()))
+    assert seen and not any(seen)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        run_replication(sc, 0)
+        assert not gc.isenabled()  # left off, as it was
+    finally:
+        gc.enable()
+
+
+def test_a_run_makes_no_cyclic_garbage(tmp_path: Path) -> None:
+    """What makes turning the collector off during a run free: nothing is left for it."""
+    sc = busy_scenario(tmp_path)
+    gc.collect()
+    result = run_replication(sc, 0)
+    assert len(result.calls) > 300
+    assert gc.collect() == 0
+
+
+def test_the_core_is_asked_for_its_timer_only_when_it_could_come_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = itertools.count()
+    fed = itertools.count()
+
+    class Counting(RoutingCore):
+        def get_timer(self) -> float | None:
+            next(asked)
+            return super().get_timer()
+
+        def handle(self, event: Any, *, now: float) -> Any:
+            next(fed)
+            return super().handle(event, now=now)
+
+    monkeypatch.setattr(driver, "RoutingCore", Counting)
+    result = run_replication(busy_scenario(tmp_path), 0)
+    assert len(result.calls) > 300
+    assert next(asked) < next(fed) / 2  # not after every input
+
+
+def test_the_callers_numbers_made_in_bulk_are_those_of_each_call(tmp_path: Path) -> None:
+    sc = busy_scenario(tmp_path)
+    records = arrival_records(sc, sc.seed, 0)
+    run = driver._Run(sc, 0, None)
+    run.draw_states(records)
+    assert [run.callers[r.keys[0]][r.keys[1]] for r in records] == [
+        caller_number(r) for r in records
+    ]

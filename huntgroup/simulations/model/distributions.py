@@ -19,7 +19,9 @@ Two kinds of source:
   member m answer offer k of call c, and after how long). The hash absorbs
   the keys one after the other, so the keys several draws share (purpose,
   seed, replication, call) can be absorbed once (``prefix``) and the last two
-  finished per draw (``uniform_after``): the same number, fewer steps.
+  finished per draw (``uniform_after``): the same number, fewer steps. The
+  driver absorbs the keys of every call of a group before the run, in bulk
+  (``prefixes``, numpy's wrapping uint64 arithmetic: the same integers).
 
 Distributions draw by inverse transform from a uniform, so both sources feed
 the same code: ``Sampler.draw(u)`` for one value, ``draw_many(u)`` for arrays,
@@ -52,6 +54,7 @@ from huntgroup.simulations.model.scenario import (
 )
 
 FloatArray = npt.NDArray[np.float64]
+UintArray = npt.NDArray[np.uint64]
 
 _MASK = (1 << 64) - 1
 _NORMAL = NormalDist()
@@ -83,6 +86,26 @@ def prefix(*keys: int, state: int = _START) -> int:
     for k in keys:
         h = _mix(h ^ (k & _MASK))
     return h
+
+
+def _mix_many(x: UintArray) -> UintArray:
+    """``_mix`` of every element (numpy's uint64 arithmetic wraps modulo 2**64, as the
+    masks of ``_mix`` do): the same integers, bit for bit."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    mixed: UintArray = x ^ (x >> np.uint64(31))
+    return mixed
+
+
+def prefixes(head: int, last: npt.NDArray[np.int64], *, state: int = _START) -> list[int]:
+    """``prefix(head, k, state=state)`` for every ``k`` of ``last`` at once: the hash
+    states of the draws of many calls (``head`` the group, ``last`` the calls' numbers),
+    computed in bulk before a run rather than one by one during it."""
+    first = np.uint64(prefix(head, state=state))
+    keys = np.asarray(last, dtype=np.int64).astype(np.uint64)  # two's complement: k & _MASK
+    states: list[int] = _mix_many(first ^ keys).tolist()
+    return states
 
 
 def uniform_after(state: int, a: int, b: int) -> float:

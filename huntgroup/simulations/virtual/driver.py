@@ -46,7 +46,12 @@ what it is for, never by event order (common random numbers).
 The queue length of each group is noted when it changes: the core's store is
 the in-memory one, told to note the groups whose queue an input changed, and
 only those are looked at after the input. Random numbers for the members'
-reactions hash the keys a call shares once per draw pair (``prefix``).
+reactions hash the keys a pilot call shares before the run, for all calls at
+once (``prefixes``); a ring finishes its two draws (``uniform_after``). The
+core's timer is asked for only when it could come before the next entry (the
+head of its heap bounds it), and the cyclic garbage collector is off during a
+replication (it makes no cyclic garbage: the collections would only walk the
+records it keeps).
 
 Invariants: the driver never decides routing; an answer or decline is only
 sent for an offer still open (a cancelled offer drops its pending reaction);
@@ -55,6 +60,7 @@ every call record gets exactly one outcome.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import math
@@ -97,6 +103,7 @@ from huntgroup.simulations.model.distributions import (
     name_key,
     poisson_times,
     prefix,
+    prefixes,
     stream,
     uniform_after,
 )
@@ -177,6 +184,10 @@ Progress = Callable[[float], None]
 Handler = Callable[[Any], None]
 Entry = tuple[float, Handler, Any]
 """A scheduled entry known before the run starts: (time, handler, payload)."""
+Scheduled = tuple[float, int, Callable[["_Run", Any], None], Any]
+"""An entry the run schedules: (time, seq, a function of ``_Run``, payload); the function
+is called with the run, so no bound method is made per entry (nor a reference cycle from
+the run to itself)."""
 
 
 class _QueueWatch(MemoryStore):
@@ -216,7 +227,7 @@ class _Run:
         self.store = _QueueWatch()
         self.core = RoutingCore(self.config, now=0.0, store=self.store)
         self.handle = self.core.handle
-        self.heap: list[tuple[float, int, Handler, Any]] = []  # scheduled during the run
+        self.heap: list[Scheduled] = []  # scheduled during the run
         self.seq = itertools.count()
         self.now = 0.0
         self.end = scenario.duration + scenario.drain
@@ -237,6 +248,11 @@ class _Run:
         seed, rep = self.keys
         self.answer_key = prefix(ANSWER, seed, rep)
         self.delay_key = prefix(DELAY, seed, rep)
+        # the hash states of each pilot call's draws and its caller's number, by traffic
+        # then call: ``draw_states``
+        self.answer_states: list[list[int]] = []
+        self.delay_states: list[list[int]] = []
+        self.callers: list[list[str]] = []
         self.tracked = [t.group for t in scenario.traffic]
         self.queue_len = {g: 0 for g in self.tracked}
         self.queue_series: dict[str, list[tuple[float, int]]] = {
@@ -247,7 +263,7 @@ class _Run:
         self.events = 0
 
     # ------------------------------------------------------------ schedule
-    def push(self, when: float, handler: Handler, payload: Any) -> None:
+    def push(self, when: float, handler: Callable[[_Run, Any], None], payload: Any) -> None:
         heapq.heappush(self.heap, (when, next(self.seq), handler, payload))
 
     def joined_intervals(self) -> dict[tuple[str, str], list[tuple[float, float]]]:
@@ -266,12 +282,28 @@ class _Run:
         pilot calls and the members' own calls; entries due at the same instant keep
         that order (availability, then calls group by group, then own calls)."""
         entries = self.availability_entries()
-        entries += [
-            (rec.arrival, self.on_arrival, rec) for rec in arrival_records(self.sc, *self.keys)
-        ]
+        records = arrival_records(self.sc, *self.keys)
+        self.draw_states(records)
+        arrive = self.on_arrival
+        entries += [(rec.arrival, arrive, rec) for rec in records]
         entries += self.own_call_entries()
         times = np.fromiter((e[0] for e in entries), dtype=np.float64, count=len(entries))
         return [entries[i] for i in np.argsort(times, kind="stable").tolist()]
+
+    def draw_states(self, records: list[CallRecord]) -> None:
+        """The keys the answer and delay draws of each pilot call share (purpose, seed,
+        replication, traffic, call), hashed for all calls at once (``prefixes``): a ring
+        then finishes two draws, not four hashes and two draws. And the callers' numbers
+        (``caller_number``), made in bulk too."""
+        sizes = [0] * len(self.sc.traffic)
+        for rec in records:  # group by group, the k-th call of a traffic has keys (g, k)
+            sizes[rec.keys[0]] += 1
+        for g, n in enumerate(sizes):
+            calls = np.arange(n, dtype=np.int64)
+            self.answer_states.append(prefixes(g, calls, state=self.answer_key))
+            self.delay_states.append(prefixes(g, calls, state=self.delay_key))
+            numbers = ((g * 1_000_003 + calls) % 100_000_000).tolist()
+            self.callers.append(["06%08d" % n for n in numbers])  # noqa: UP031 (quicker)
 
     def availability_entries(self) -> list[Entry]:
         entries: list[Entry] = []
@@ -317,22 +349,31 @@ class _Run:
         """The loop: the earliest of the next scheduled entry (known before the run, or
         scheduled during it: the former first at the same instant, as they were
         scheduled first) and the core's next timer; an entry strictly before the timer
-        runs first. The core's timer is asked again only after the core was fed."""
+        runs first.
+
+        The core is asked for its next timer (``get_timer``, which drops the timers no
+        longer valid first) only when that could change what runs next: after the core
+        was fed, the head of its timer heap is a lower bound of the answer (a timer
+        cancelled meanwhile stays in the heap until it comes due), and an entry strictly
+        before that bound runs without asking."""
         ahead = self.schedule()
         count = len(ahead)
         self.seq = itertools.count(count)
-        core, heap, end = self.core, self.heap, self.end
+        core, heap, end, inf = self.core, self.heap, self.end, math.inf
+        timers = core._timers  # the core's heap of (due, ...): read, never changed here
         heappop, get_timer, handle_timer = heapq.heappop, core.get_timer, core.handle_timer
         apply, progress, duration = self.apply, self.progress, self.sc.duration
         i = 0
         events = 0
-        self.fed = False
-        due = get_timer()
+        self.fed = True
+        due = inf  # when the core's next timer is due, or a lower bound of it
+        exact = False  # due is the core's own answer, not a bound
         while True:
             if self.fed:
                 self.fed = False
-                due = get_timer()
-            entry: Entry | None
+                due = timers[0][0] if timers else inf
+                exact = False
+            entry: Entry | None = None
             if i < count:
                 entry = ahead[i]
                 when = entry[0]
@@ -341,20 +382,23 @@ class _Run:
                     entry = None
             elif heap:
                 when = heap[0][0]
-                entry = None
             else:
-                when = math.inf
-            if when < math.inf and (due is None or when < due):
+                when = inf
+            if when >= due and not exact:
+                timer = get_timer()
+                due = inf if timer is None else timer
+                exact = True
+            if when < due:
                 if when > end:
                     break
                 self.now = when
                 if entry is None:
                     _, _, handler, payload = heappop(heap)
-                    handler(payload)
+                    handler(self, payload)
                 else:
                     i += 1
                     entry[1](entry[2])
-            elif due is not None:
+            elif due < inf:
                 if due > end:
                     break
                 self.now = due
@@ -390,9 +434,10 @@ class _Run:
         self.group_calls.append(rec)
         if rec.patience is not None:
             heapq.heappush(
-                self.heap, (self.now + rec.patience, next(self.seq), self.on_give_up, rec)
+                self.heap, (self.now + rec.patience, next(self.seq), _Run.on_give_up, rec)
             )
-        self.feed(CallArrived(rec.call, rec.group or "", _caller_number(rec)))
+        g, k = rec.keys  # a pilot call: its caller's number was made before the run
+        self.feed(CallArrived(rec.call, rec.group or "", self.callers[g][k]))
 
     def on_reaction(self, item: tuple[CallRecord, str, Offer, bool]) -> None:
         rec, member, offer, answers = item
@@ -426,7 +471,7 @@ class _Run:
     def on_direct_call(self, item: tuple[CallRecord, str]) -> None:
         rec, member = item
         self.calls[rec.call] = rec
-        self.feed(DirectCallArrived(rec.call, member, _caller_number(rec)))
+        self.feed(DirectCallArrived(rec.call, member, caller_number(rec)))
 
     def on_outgoing_call(self, item: tuple[str, str, float]) -> None:
         call_id, member, talk = item
@@ -436,7 +481,7 @@ class _Run:
             return
         self.feed(OutgoingCallStarted(call_id, member))
         self.feed(CallAnswered(call_id))
-        self.push(self.now + talk, self.on_outgoing_end, (call_id, member, self.now))
+        self.push(self.now + talk, _Run.on_outgoing_end, (call_id, member, self.now))
 
     def on_outgoing_end(self, item: tuple[str, str, float]) -> None:
         call_id, member, start = item
@@ -498,7 +543,7 @@ class _Run:
                 rec.answered_by = a.member
                 rec.answered_at = now
                 heapq.heappush(
-                    self.heap, (now + rec.talk_planned, next(self.seq), self.on_talk_end, rec)
+                    self.heap, (now + rec.talk_planned, next(self.seq), _Run.on_talk_end, rec)
                 )
             elif type(a) is Cancel:
                 offer = self.pending.pop((a.call_id, a.member), None)
@@ -551,16 +596,19 @@ class _Run:
         self.pending[(rec.call, member)] = offer
         b = self.behaviour[member]
         g, k = rec.keys
-        answers = uniform_after(prefix(g, k, state=self.answer_key), b.index, attempt) < (
-            b.answer_probability
-        )
+        if g >= 0:  # a pilot call: its states were hashed before the run
+            answer_state, delay_state = self.answer_states[g][k], self.delay_states[g][k]
+        else:  # a direct call (keys of the line)
+            answer_state = prefix(g, k, state=self.answer_key)
+            delay_state = prefix(g, k, state=self.delay_key)
+        answers = uniform_after(answer_state, b.index, attempt) < b.answer_probability
         if not answers and not b.declines:
             return  # lets it ring until the core's no-answer timeout
-        delay = b.delay(uniform_after(prefix(g, k, state=self.delay_key), b.index, attempt))
+        delay = b.delay(uniform_after(delay_state, b.index, attempt))
         if delay < timeout:
             heapq.heappush(
                 self.heap,
-                (self.now + delay, next(self.seq), self.on_reaction, (rec, member, offer, answers)),
+                (self.now + delay, next(self.seq), _Run.on_reaction, (rec, member, offer, answers)),
             )
 
 
@@ -624,7 +672,9 @@ def direct_record(member: str, member_index: int, k: int, at: float, talk: float
     )
 
 
-def _caller_number(rec: CallRecord) -> str:
+def caller_number(rec: CallRecord) -> str:
+    """The number a simulated call comes from (the driver makes those of the pilot calls
+    in bulk, ``_Run.draw_states``: the same strings)."""
     g, k = rec.keys
     return f"06{(abs(g) * 1_000_003 + k) % 100_000_000:08d}"
 
@@ -632,5 +682,17 @@ def _caller_number(rec: CallRecord) -> str:
 def run_replication(
     scenario: Scenario, replication: int, *, progress: Progress | None = None
 ) -> RunResult:
-    """Simulate one replication of ``scenario`` through a fresh RoutingCore."""
-    return _Run(scenario, replication, progress).run()
+    """Simulate one replication of ``scenario`` through a fresh RoutingCore.
+
+    The cyclic garbage collector is off meanwhile (as it was before, after): a
+    replication makes no cyclic garbage (every object it makes lives until it
+    returns or is freed by its count), so the collections would only walk the
+    records it keeps, ever more of them as the run goes on.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _Run(scenario, replication, progress).run()
+    finally:
+        if enabled:
+            gc.enable()
