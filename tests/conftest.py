@@ -20,6 +20,11 @@ peers, time calls and sometimes load the machine on purpose, so two of them neve
 run at once (``--dist loadgroup`` in scripts/test.sh puts a group on one worker)."""
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # known with --strict-markers even where pytest-xdist is not installed
+    config.addinivalue_line("markers", "xdist_group(name): tests run on one xdist worker")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("integration") is not None:

@@ -363,6 +363,14 @@ class RoutingCore(RoutingContext):
             heapq.heappop(timers)
         return timers[0][0] if timers else None
 
+    def timer_lower_bound(self) -> float | None:
+        """A lower bound of :meth:`get_timer`, dropping nothing: the head of the timer
+        heap (a timer cancelled since it was set stays there until it comes due). A
+        driver asking it after each input calls :meth:`get_timer` only when its own next
+        event is not before this bound (the simulator's loop)."""
+        timers = self._timers
+        return timers[0][0] if timers else None
+
     def handle_timer(self, *, now: float) -> list[Action]:
         self._now = max(self._now, now)
         actions: list[Action] = []

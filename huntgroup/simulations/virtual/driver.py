@@ -360,7 +360,7 @@ class _Run:
         count = len(ahead)
         self.seq = itertools.count(count)
         core, heap, end, inf = self.core, self.heap, self.end, math.inf
-        timers = core._timers  # the core's heap of (due, ...): read, never changed here
+        lower_bound = core.timer_lower_bound
         heappop, get_timer, handle_timer = heapq.heappop, core.get_timer, core.handle_timer
         apply, progress, duration = self.apply, self.progress, self.sc.duration
         i = 0
@@ -371,7 +371,8 @@ class _Run:
         while True:
             if self.fed:
                 self.fed = False
-                due = timers[0][0] if timers else inf
+                bound = lower_bound()
+                due = inf if bound is None else bound
                 exact = False
             entry: Entry | None = None
             if i < count:
