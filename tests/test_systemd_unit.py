@@ -17,10 +17,14 @@ import sys
 from pathlib import Path
 
 from huntgroup.config.models import ServerConfig
+from huntgroup.engine.aio.redis_bindings import STOP_GRACE as BINDINGS_STOP_GRACE
+from huntgroup.engine.aio.redis_state import STOP_GRACE as STATE_STOP_GRACE
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "contrib/systemd/huntgroup.service"
-DRAIN_MARGIN = 5  # Server.shutdown: the drain waits grace + 5 s at most, then exits
+# Server.shutdown: the drain waits grace + 5 s at most; with a shared Redis state the
+# bindings and the state then stop, each waiting its tasks at most its grace
+DRAIN_MARGIN = 5 + BINDINGS_STOP_GRACE + STATE_STOP_GRACE
 
 
 def read_unit(text: str) -> dict[str, dict[str, list[str]]]:

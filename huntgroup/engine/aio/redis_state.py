@@ -53,8 +53,8 @@ its local image, and catches up when it returns.
   that comes as the call ends), so ``stop()`` also raises a stop flag and wakes
   the flusher, which looks at the flag before every wait (its backoff too, whose
   wait is a timer on the loop, not ``wait_for``); and ``stop()`` waits for the
-  lock and for its tasks at most a grace (``STOP_GRACE``), logs a task that did
-  not end and goes on.
+  lock and for its tasks at most one grace in all (``STOP_GRACE``), logs a task
+  that did not end and goes on.
 
 Invariants: every Redis reply is handed back to the sync object before the
 next command runs; the sync object's timer is armed after every fact; the
@@ -138,7 +138,7 @@ rather than one per change; a change after a quiet spell goes at once. 30 rather
 the round trips are the node's largest Redis cost (py-spy, ``docs/state.md``); the other nodes
 see a change, and a released claim, up to 30 ms later (the claims still decide who rings)."""
 STOP_GRACE = 10.0
-"""Seconds ``stop`` waits at least for a flush under way and for its tasks (twice the connect
+"""Seconds ``stop`` waits, in all, for a flush under way and for its tasks (twice the connect
 timeout if longer): twice the socket timeout (5 s) a flush's round trip is bounded by. A task
 still running then is left cancelled and logged, and the shutdown goes on."""
 
@@ -376,17 +376,24 @@ class RedisStateSync:
         ledger its grants, so that ``release_all`` frees them. A background task that
         failed is logged; the shutdown goes on. The tasks are told to end (a flag, the
         flusher woken) as well as cancelled, a cancellation may be lost; a task stuck all
-        the same does not hold the shutdown: each wait here lasts at most a grace."""
+        the same does not hold the shutdown: the waits here share one grace, in all (then
+        the Redis calls, each bounded by the socket timeout)."""
         self._stopping = True  # a claim asked from now on is refused (``_carry_claim``)
         self._wake.set()  # a flusher backing off, or that missed its cancellation, looks
-        locked = await self._lock_within(self._stop_grace)  # a flush under way ends first
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._stop_grace
+
+        def left() -> float:
+            return max(0.0, deadline - loop.time())
+
+        locked = await self._lock_within(left())  # a flush under way ends first
         if not locked:
             log.warning("stop: a state flush did not end within %.0f s", self._stop_grace)
         for task in self._tasks:
             task.cancel()
         if locked:
             self._lock.release()
-        await self._end_tasks()
+        await self._end_tasks(left())
         self._flusher_task = None
         asked = self._take_asked()
         self._answer(asked, [0] * len(asked))  # refused: the node stops
@@ -397,7 +404,7 @@ class RedisStateSync:
         if self._client is None:
             return
         flushed = False
-        if not await self._lock_within(self._stop_grace):  # held by a task stuck in a flush
+        if not await self._lock_within(left()):  # held by a task stuck in a flush
             log.warning("stop: a flush still under way; state changes not written")
         else:
             self._lock.release()
@@ -423,6 +430,9 @@ class RedisStateSync:
     async def _lock_within(self, grace: float) -> bool:
         """Take the flushes' lock, waiting at most ``grace`` s; False (not taken) when a
         task stuck in a flush (or a resync) still holds it."""
+        if not self._lock.locked():  # free: taken at once, even with no time left
+            await self._lock.acquire()
+            return True
         taking = asyncio.ensure_future(self._lock.acquire())
         try:
             await asyncio.wait([taking], timeout=grace)
@@ -436,13 +446,13 @@ class RedisStateSync:
         taking.cancel()  # a lock granted meanwhile goes to its next waiter (Lock.acquire)
         return False
 
-    async def _end_tasks(self) -> None:
-        """Wait for the cancelled tasks, at most the grace; log those that failed or did
+    async def _end_tasks(self, grace: float) -> None:
+        """Wait for the cancelled tasks, at most ``grace`` s; log those that failed or did
         not end (left cancelled)."""
         tasks, self._tasks = self._tasks, []
         if not tasks:
             return
-        done, stuck = await asyncio.wait(tasks, timeout=self._stop_grace)
+        done, stuck = await asyncio.wait(tasks, timeout=grace)
         for task in stuck:
             log.warning("state task %s did not end when stopped", task.get_name())
         for task in done:

@@ -428,12 +428,25 @@ def test_stop_is_bounded_when_a_flush_never_ends(
     node_a: Callable[..., None], caplog: pytest.LogCaptureFixture
 ) -> None:
     """A flush stuck on an await that ignores its cancellation (holding the flushes' lock)
-    does not hold the shutdown: ``stop()`` waits a grace for the lock, a grace for its
-    tasks, logs the stuck flush and task and goes on without its last flush."""
+    does not hold the shutdown: ``stop()``'s waits for the lock and for its tasks share
+    one grace, it logs the stuck flush and task and goes on without its last flush."""
     caplog.set_level(logging.WARNING, logger="huntgroup.state")
 
     async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         sync._stop_grace = 0.2
+        given: list[float] = []  # the time each of stop()'s waits was allowed
+        lock_within, end_tasks = sync._lock_within, sync._end_tasks
+
+        async def lock_timed(grace: float) -> bool:
+            given.append(grace)
+            return await lock_within(grace)
+
+        async def end_timed(grace: float) -> None:
+            given.append(grace)
+            await end_tasks(grace)
+
+        sync._lock_within = lock_timed  # type: ignore[method-assign]
+        sync._end_tasks = end_timed  # type: ignore[method-assign]
         released = asyncio.Event()
         under_way = asyncio.Event()
 
@@ -457,5 +470,6 @@ def test_stop_is_bounded_when_a_flush_never_ends(
         assert "a state flush did not end" in caplog.text
         assert "state task state-flusher did not end when stopped" in caplog.text
         assert "state changes not written" in caplog.text
+        assert len(given) == 3 and sum(given) <= 0.2 + 0.01, given  # one grace in all
 
     node_a(main, **QUIET)
