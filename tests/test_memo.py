@@ -98,6 +98,12 @@ def test_every_network_memo_is_bounded_and_answers_as_its_function(
     assert memo.max_key in (MAX_KEY, MAX_ADDRESS_KEY)
     assert function(key) == memo.compute(key)
     assert key in memo
+    long_key = LONG_VALID.get(memo.compute.__name__)
+    if long_key is not None:  # a key the parser takes: computed, answered, not stored
+        assert len(long_key) > memo.max_key
+        assert function(long_key) == memo.compute(long_key)
+        assert long_key not in memo
+        return
     long_key = key + " " * (memo.max_key + 1 - len(key))
     try:
         expected: object = memo.compute(long_key)
@@ -107,3 +113,21 @@ def test_every_network_memo_is_bounded_and_answers_as_its_function(
     else:
         assert function(long_key) == expected
     assert long_key not in memo
+
+
+# Memos whose parser refuses the padded key: a long key it takes instead, so the bound
+# itself (not the refusal) keeps it out. (sdp._parse_connection takes no key that long:
+# its address is an IP address.)
+LONG_VALID = {
+    "parse_uri": "sip:" + "a" * 300 + "@192.0.2.1",
+    "parse_hostport": "a." * 130 + "example:5060",
+    "_checked_name": "X-" + "a" * 300,
+}
+
+
+def test_the_connection_memo_takes_no_key_over_its_bound() -> None:
+    memo = memo_of(sdp._parse_connection)
+    longest = "IN IP6 " + "ffff:" * 7 + "ffff"
+    assert len(longest) <= memo.max_key
+    with pytest.raises(HuntgroupError):
+        sdp._parse_connection("IN IP4 " + "a." * 130 + "example")
