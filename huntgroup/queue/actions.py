@@ -23,8 +23,15 @@ def _quick_init(cls: type[_T]) -> type[_T]:
     ``object.__setattr__`` (found anew per field); this one calls each slot's own
     setter, bound once here: the same instance, made in about half the instructions
     (the core makes an action or two per decision, issue 14). Frozenness, equality,
-    hashing and ``repr`` are the dataclass's own, untouched.
+    hashing and ``repr`` are the dataclass's own, untouched. It knows plain fields
+    only (a default value at most): a class it cannot make the same ``__init__`` for
+    (a default factory, ``init=False``, keyword-only, ``__post_init__``) is refused.
     """
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.default_factory is not MISSING or not f.init or f.kw_only:
+            raise TypeError(f"{cls.__name__}.{f.name}: a plain field is needed (_quick_init)")
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__}: __post_init__ is not run by _quick_init")
     names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
     env: dict[str, Any] = {f"_set_{n}": cls.__dict__[n].__set__ for n in names}
     params = []
