@@ -211,6 +211,23 @@ class Headers:
             self._index = index
         return index
 
+    def first_of_key(self, key: str) -> str | None:
+        """The first value under the lookup ``key`` (lower case already: no
+        canonicalisation), None when absent: the typed views' fast path."""
+        values = (self._index or self._lookup()).get(key)
+        return values[0] if values else None
+
+    def without_single(self, name: str, index: dict[str, tuple[str, ...]]) -> Headers:
+        """These headers without the field ``name`` (as written, a header allowed once:
+        the last such field goes), ``index`` being their lookup index without it.
+        Package-internal, like :meth:`_trusted`."""
+        items = self._items
+        for i in range(len(items) - 1, -1, -1):  # usually the last field
+            if items[i][0] == name:
+                items = items[:i] + items[i + 1 :]
+                break
+        return Headers._trusted(items, index)
+
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
 

@@ -117,11 +117,10 @@ class _Fields:
     def _first(self, key: str, name: str) -> str:
         # The first value under lookup ``key`` (lower case): the typed views below are
         # read a dozen times per message, so they skip the name's canonicalisation.
-        headers = self.headers
-        values = (headers._index or headers._lookup()).get(key)
-        if not values:
+        value = self.headers.first_of_key(key)
+        if value is None:
             raise bad(f"Missing {name} header")
-        return values[0]
+        return value
 
     @property
     def vias(self) -> tuple[Via, ...]:

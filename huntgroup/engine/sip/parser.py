@@ -274,13 +274,8 @@ class _Head:
             # Content-Length is framing: the message's body length says it.
             index = dict(self.index)
             del index["content-length"]
-            items = headers._items
-            # one Content-Length at most (_validate_headers), usually the last field
-            for i in range(len(items) - 1, -1, -1):
-                if items[i][0] == "Content-Length":
-                    items = items[:i] + items[i + 1 :]
-                    break
-            headers = Headers._trusted(items, index)
+            # one Content-Length at most (_validate_headers)
+            headers = headers.without_single("Content-Length", index)
         if self.method is not None and self.uri is not None:
             return Request(method=self.method, uri=self.uri, headers=headers, body=body)
         assert self.status is not None
