@@ -204,6 +204,11 @@ def _buffered(transport: asyncio.DatagramTransport) -> int:
     return int(size()) if size is not None else 0
 
 
+def _same(protocol: _Udp) -> _Udp:
+    """A protocol factory that gives the protocol already made for a bound socket."""
+    return protocol
+
+
 class _Udp(asyncio.DatagramProtocol):
     """One SIP UDP socket; ICMP errors on it fail the transaction they concern."""
 
@@ -315,18 +320,20 @@ class Server:
         self._tls_client = tls.client_context(cfg.server.tls)  # for sips: and transport=tls
         for entry in cfg.server.listen:
             addr = parse_listen(entry)
+            # Bound now (the ports go in the B2BUA's own addresses), read from only once
+            # the B2BUA exists (_start_serving): nothing is handled half-built.
             if addr.transport == "UDP":
                 sock = _udp_socket(addr.host, addr.port)
-                transport, protocol = await self.loop.create_datagram_endpoint(
-                    functools.partial(_Udp, self, sock), sock=sock
-                )
-                port = transport.get_extra_info("sockname")[1]
-                self._udp.append((Peer(addr.host, port, "UDP"), protocol))
+                port = sock.getsockname()[1]
+                self._udp.append((Peer(addr.host, port, "UDP"), _Udp(self, sock)))
             else:  # TCP or TLS (TLS is started per connection, once it is within the caps)
                 if addr.transport == "TLS" and self._tls_server is None:
                     self._tls_server = tls.server_context(cfg.server.tls)  # once for every entry
                 server = await asyncio.start_server(
-                    functools.partial(self._accept, addr.transport), addr.host, addr.port
+                    functools.partial(self._accept, addr.transport),
+                    addr.host,
+                    addr.port,
+                    start_serving=False,
                 )
                 port = server.sockets[0].getsockname()[1]
                 self._tcp_servers.append(server)
@@ -369,6 +376,7 @@ class Server:
             # a restart forgets the replay table: the challenges of the last run go stale
             node_id=f"{node_id}/{secrets.token_hex(8)}",
         )
+        await self._start_serving()
         if self.state_sync is not None:
             self.state_sync.on_change = lambda: self.run(
                 lambda now: self.b2bua.state_changed(now=now)
@@ -401,6 +409,15 @@ class Server:
         self._probe_due = self._probe_last + PROBE_INTERVAL
         self._probe_handle = self.loop.call_at(self._probe_due, self._probe)
         self.listening = True
+
+    async def _start_serving(self) -> None:
+        """Read the bound SIP sockets and accept on the listeners (the B2BUA exists)."""
+        for _, protocol in self._udp:
+            await self.loop.create_datagram_endpoint(
+                functools.partial(_same, protocol), sock=protocol.sock
+            )
+        for server in self._tcp_servers:
+            await server.start_serving()
 
     def readiness(self) -> dict[str, bool]:
         """What ``/readyz`` checks: every one must hold for the node to take calls."""
@@ -918,6 +935,8 @@ class Server:
         for _, proto in self._udp:
             if proto.transport is not None:
                 proto.transport.close()
+            else:  # bound, never read (start() failed before serving)
+                proto.sock.close()
         for server in self._tcp_servers:
             server.close()
         for writer in list(self._tcp.values()):
