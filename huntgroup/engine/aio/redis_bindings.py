@@ -57,7 +57,13 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from huntgroup.config.models import StateAuthConfig, StateTlsConfig
-from huntgroup.engine.aio.redis_connect import UNREACHABLE, close_client, redact, redis_client
+from huntgroup.engine.aio.redis_connect import (
+    UNREACHABLE,
+    close_client,
+    end_tasks,
+    redact,
+    redis_client,
+)
 from huntgroup.engine.aio.redis_keys import RedisKeys
 from huntgroup.engine.b2bua.shared_bindings import (
     MAX_SHARE_BYTES,
@@ -166,20 +172,8 @@ class RedisBindings:
         self._wake.set()  # a writer that missed its cancellation looks at once
         for task in self._tasks:
             task.cancel()
-        if self._tasks:
-            # bounded: a task stuck on an await with no timeout must not hold the shutdown
-            done, stuck = await asyncio.wait(self._tasks, timeout=self._stop_grace)
-            for task in stuck:
-                log.warning("bindings: task %s did not end when stopped", task.get_name())
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    # a task that died must not stop the shutdown
-                    log.error(
-                        "bindings: task %s had ended on an error",
-                        task.get_name(),
-                        exc_info=task.exception(),
-                    )
-        self._tasks = []
+        tasks, self._tasks = self._tasks, []
+        await end_tasks(tasks, self._stop_grace, log, "bindings")
         client, self._client = self._client, None
         if client is None:
             return

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import ssl
 from collections.abc import Callable, Iterable, Mapping
@@ -191,6 +192,28 @@ async def close_client(client: aioredis.Redis) -> None:
     if isinstance(pool, SentinelConnectionPool):
         with contextlib.suppress(Exception):
             await pool.sentinel_manager.aclose()
+
+
+async def end_tasks(
+    tasks: Iterable[asyncio.Task[Any]], grace: float, logger: logging.Logger, label: str
+) -> None:
+    """Wait for ``tasks`` (cancelled by the caller) at most ``grace`` s: one stuck on an
+    await with no timeout must not hold a shutdown. Those that did not end are logged
+    (and left cancelled), and so are those that had died of an error; none is raised."""
+    tasks = list(tasks)
+    if not tasks:
+        return
+    done, stuck = await asyncio.wait(tasks, timeout=grace)
+    for task in stuck:
+        logger.warning("%s task %s did not end when stopped", label, task.get_name())
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "%s task %s had ended on an error",
+                label,
+                task.get_name(),
+                exc_info=task.exception(),
+            )
 
 
 async def run_pipeline(

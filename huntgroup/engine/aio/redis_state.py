@@ -91,6 +91,7 @@ from huntgroup.engine.aio.redis_connect import (
     UNREACHABLE,
     FastLane,
     close_client,
+    end_tasks,
     redact,
     redis_client,
 )
@@ -393,7 +394,8 @@ class RedisStateSync:
             task.cancel()
         if locked:
             self._lock.release()
-        await self._end_tasks(left())
+        tasks, self._tasks = self._tasks, []
+        await end_tasks(tasks, left(), log, "state")
         self._flusher_task = None
         asked = self._take_asked()
         self._answer(asked, [0] * len(asked))  # refused: the node stops
@@ -445,19 +447,6 @@ class RedisStateSync:
             return True
         taking.cancel()  # a lock granted meanwhile goes to its next waiter (Lock.acquire)
         return False
-
-    async def _end_tasks(self, grace: float) -> None:
-        """Wait for the cancelled tasks, at most ``grace`` s; log those that failed or did
-        not end (left cancelled)."""
-        tasks, self._tasks = self._tasks, []
-        if not tasks:
-            return
-        done, stuck = await asyncio.wait(tasks, timeout=grace)
-        for task in stuck:
-            log.warning("state task %s did not end when stopped", task.get_name())
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                log.error("state task %s had failed", task.get_name(), exc_info=task.exception())
 
     # -------------------------------------------------------------- flush
     async def flush(self, *, claims: bool = False) -> bool:

@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from huntgroup.engine.aio import redis_connect
 from huntgroup.engine.aio.redis_state import RedisStateSync
 from huntgroup.queue.state.journal import JournalingStore
 from tests.support.state_harness import m, until
@@ -425,7 +426,9 @@ def test_stop_ends_a_flusher_that_missed_its_cancellation(
 
 
 def test_stop_is_bounded_when_a_flush_never_ends(
-    node_a: Callable[..., None], caplog: pytest.LogCaptureFixture
+    node_a: Callable[..., None],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A flush stuck on an await that ignores its cancellation (holding the flushes' lock)
     does not hold the shutdown: ``stop()``'s waits for the lock and for its tasks share
@@ -435,18 +438,18 @@ def test_stop_is_bounded_when_a_flush_never_ends(
     async def main(sync: RedisStateSync, client: aioredis.Redis) -> None:
         sync._stop_grace = 0.2
         given: list[float] = []  # the time each of stop()'s waits was allowed
-        lock_within, end_tasks = sync._lock_within, sync._end_tasks
+        lock_within, end_tasks = sync._lock_within, redis_connect.end_tasks
 
         async def lock_timed(grace: float) -> bool:
             given.append(grace)
             return await lock_within(grace)
 
-        async def end_timed(grace: float) -> None:
+        async def end_timed(tasks: Any, grace: float, *args: Any) -> None:
             given.append(grace)
-            await end_tasks(grace)
+            await end_tasks(tasks, grace, *args)
 
         sync._lock_within = lock_timed  # type: ignore[method-assign]
-        sync._end_tasks = end_timed  # type: ignore[method-assign]
+        monkeypatch.setattr("huntgroup.engine.aio.redis_state.end_tasks", end_timed)
         released = asyncio.Event()
         under_way = asyncio.Event()
 
