@@ -36,6 +36,12 @@ from huntgroup.config.models import Config
 from huntgroup.engine.sip import SipUri, parse_uri
 from huntgroup.errors import ProtocolError
 from huntgroup.simulations.live.sip import LiveError
+from huntgroup.simulations.model.numbers import (
+    DIRECT_PREFIX,
+    OUTGOING_PREFIX,
+    PILOT_PREFIX,
+    caller_number_of,
+)
 from huntgroup.simulations.model.scenario import Scenario
 from huntgroup.simulations.virtual.driver import (
     DIRECT,
@@ -103,14 +109,12 @@ def caller_number(rec: CallRecord) -> str:
     call to a line (the driver keys those calls by member, so the two ranges
     must not share numbers).
     """
-    g, k = rec.keys
-    prefix = "07" if rec.origin == "direct" else "06"
-    return f"{prefix}{(abs(g) * 1_000_003 + k) % 100_000_000:08d}"
+    return caller_number_of(*rec.keys, DIRECT_PREFIX if rec.origin == "direct" else PILOT_PREFIX)
 
 
 def outgoing_number(member_index: int, k: int) -> str:
     """The external number the ``k``-th (from 0) outgoing call of a member dials."""
-    return f"09{((member_index + 1) * 1_000_003 + k) % 100_000_000:08d}"
+    return caller_number_of(member_index + 1, k, OUTGOING_PREFIX)
 
 
 def plan_calls(scenario: Scenario) -> list[CallRecord]:

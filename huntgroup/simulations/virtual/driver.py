@@ -107,6 +107,7 @@ from huntgroup.simulations.model.distributions import (
     stream,
     uniform_after,
 )
+from huntgroup.simulations.model.numbers import caller_number_of, caller_numbers
 from huntgroup.simulations.model.scenario import ResolvedLoad, Scenario
 
 # What a random number is for: the first key of every stream. Live mode (live.plan,
@@ -302,8 +303,7 @@ class _Run:
             calls = np.arange(n, dtype=np.int64)
             self.answer_states.append(prefixes(g, calls, state=self.answer_key))
             self.delay_states.append(prefixes(g, calls, state=self.delay_key))
-            numbers = ((g * 1_000_003 + calls) % 100_000_000).tolist()
-            self.callers.append(["06%08d" % n for n in numbers])  # noqa: UP031 (quicker)
+            self.callers.append(caller_numbers(g, calls))
 
     def availability_entries(self) -> list[Entry]:
         entries: list[Entry] = []
@@ -676,8 +676,7 @@ def direct_record(member: str, member_index: int, k: int, at: float, talk: float
 def caller_number(rec: CallRecord) -> str:
     """The number a simulated call comes from (the driver makes those of the pilot calls
     in bulk, ``_Run.draw_states``: the same strings)."""
-    g, k = rec.keys
-    return f"06{(abs(g) * 1_000_003 + k) % 100_000_000:08d}"
+    return caller_number_of(*rec.keys)
 
 
 def run_replication(
