@@ -57,6 +57,7 @@ from huntgroup.queue.actions import Claim
 from huntgroup.queue.core import RoutingCore
 from huntgroup.queue.events import Event, MemberReachable
 from huntgroup.queue.state.store import StateStore
+from huntgroup.quick_init import quick_init
 
 log = logging.getLogger("huntgroup.calls")
 
@@ -69,6 +70,7 @@ TRUSTED_PEER_REGISTER_FACTOR = 10
 per-source limit: an SBC registers every phone behind it from one address."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Transmit:
     """Output: send ``data`` to ``destination``."""

@@ -39,6 +39,7 @@ from huntgroup.engine.sip.grammar import bad, parse_uint
 from huntgroup.engine.sip.headers import Headers, check_field
 from huntgroup.engine.sip.uri import Uri
 from huntgroup.errors import LocalProtocolError
+from huntgroup.quick_init import quick_init
 
 SIP_VERSION = "SIP/2.0"
 
@@ -199,6 +200,7 @@ class _Fields:
         return encode_text(f"{start_line}\r\n{fields}Content-Length: {len(self.body)}\r\n\r\n")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Request(_Fields):
     """A SIP request."""
@@ -221,6 +223,7 @@ class Request(_Fields):
         return self.to_bytes()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Response(_Fields):
     """A SIP response."""

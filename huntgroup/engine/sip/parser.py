@@ -103,6 +103,9 @@ class ParserLimits:
     max_line_length: int = DEFAULT_MAX_LINE_LENGTH
 
 
+_DEFAULT_LIMITS = ParserLimits()  # frozen: one for every message parsed without its own
+
+
 def _wrap(exc: RemoteProtocolError, partial: PartialMessage | None) -> SipParseError:
     if isinstance(exc, SipParseError):
         return exc
@@ -361,7 +364,7 @@ def _too_large(raw: bytes, limits: ParserLimits) -> SipParseError:
 
 def parse_datagram(data: bytes, *, limits: ParserLimits | None = None) -> Message:
     """Parse one message received as a datagram (UDP)."""
-    limits = limits or ParserLimits()
+    limits = limits or _DEFAULT_LIMITS
     if len(data) > limits.max_message_size:
         raise _too_large(data[: limits.max_message_size], limits)
     start = 0
@@ -392,7 +395,7 @@ class StreamParser:
     __slots__ = ("_buffer", "_crlfs", "_error", "_head", "_head_size", "_pings", "limits")
 
     def __init__(self, *, limits: ParserLimits | None = None) -> None:
-        self.limits = limits or ParserLimits()
+        self.limits = limits or _DEFAULT_LIMITS
         self._buffer = bytearray()
         self._head: _Head | None = None
         self._head_size = 0
