@@ -190,6 +190,10 @@ class Context(ABC):
         self.timer_heap: list[TimerEntry] = []
         self.compact_at = 64  # heap size that triggers dropping stale entries
         self.seq = itertools.count(1)
+        # B2BUA.get_timer: the earliest due time of the sources that change rarely, and
+        # the sum of their change counters when it was asked (-1: never asked)
+        self.quiet_due: float | None = None
+        self.quiet_stamp = -1
         self.accepting = True
         self.shutdown_at: float | None = None
         self.counters = SipCounters()
