@@ -217,6 +217,11 @@ class Headers:
         values = (self._index or self._lookup()).get(key)
         return values[0] if values else None
 
+    def values_of_key(self, key: str) -> tuple[str, ...]:
+        """Every value under the lookup ``key`` (lower case already), in order: the
+        builders' fast path, like :meth:`first_of_key`."""
+        return (self._index or self._lookup()).get(key, ())
+
     def without_single(self, name: str, index: dict[str, tuple[str, ...]]) -> Headers:
         """These headers without the field ``name`` (as written, a header allowed once:
         the last such field goes), ``index`` being their lookup index without it.

@@ -195,8 +195,15 @@ class _Fields:
         return self.headers.get("Content-Type")
 
     def _head_bytes(self, start_line: str) -> bytes:
-        # Names are canonical in Headers, so any Content-Length is spelled so.
-        fields = "".join([f"{n}: {v}\r\n" for n, v in self.headers if n != "Content-Length"])
+        # Every field as ``name: value``, joined in C (no Python step per field). Names
+        # are canonical in Headers, so any Content-Length is spelled so, and no value
+        # holds a line break, so a field starts the text or follows a CRLF: one search
+        # says whether one must be left out (it is written from the body below).
+        fields = "\r\n".join(map(": ".join, self.headers))
+        if fields.startswith("Content-Length: ") or "\r\nContent-Length: " in fields:
+            fields = "\r\n".join([f"{n}: {v}" for n, v in self.headers if n != "Content-Length"])
+        if fields:
+            fields += "\r\n"
         return encode_text(f"{start_line}\r\n{fields}Content-Length: {len(self.body)}\r\n\r\n")
 
 
@@ -261,6 +268,10 @@ def reason_phrase(status: int) -> str:
     return REASON_PHRASES.get(status // 100 * 100, "Unknown")
 
 
+_COPIED = (("From", "from"), ("To", "to"), ("Call-ID", "call-id"), ("CSeq", "cseq"))
+"""The single fields a response copies from its request (name, lookup key)."""
+
+
 def make_response(
     request: Request,
     status: int,
@@ -280,20 +291,24 @@ def make_response(
     if not 100 <= status <= 699:
         raise LocalProtocolError(f"Invalid status code {status}")
     # Fields copied from the request were checked when it was built or parsed.
-    copied: list[tuple[str, str]] = [("Via", v) for v in request.headers.get_all("Via")]
-    for name in ("From", "To", "Call-ID", "CSeq"):
-        value = request.headers.get(name)
+    fields = request.headers
+    copied: list[tuple[str, str]] = [("Via", v) for v in fields.values_of_key("via")]
+    for name, key in _COPIED:
+        value = fields.first_of_key(key)
         if value is None:
             raise LocalProtocolError(f"Request has no {name} header")
-        if name == "To" and to_tag is not None and status != 100:
+        if key == "to" and to_tag is not None and status != 100:
             to = parse_name_address(value)
             if to.tag is None:
                 value = str(to.with_tag(to_tag))
                 check_field(name, value)
         copied.append((name, value))
     if 100 < status < 300:
-        copied.extend(("Record-Route", v) for v in request.headers.get_all("Record-Route"))
-    copied.extend(Headers(headers))
+        route = fields.values_of_key("record-route")
+        if route:
+            copied.extend([("Record-Route", v) for v in route])
+    if headers:
+        copied.extend(Headers(headers))
     return Response(
         status=status,
         reason=reason if reason is not None else reason_phrase(status),
