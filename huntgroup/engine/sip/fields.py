@@ -220,6 +220,9 @@ class NameAddress:
         return f"{display}<{self.uri}>{format_params(self.params)}"
 
 
+_NOT_IN_URI = re.compile(f'[{WSP}<>"]')  # whitespace, angle brackets, double quotes
+
+
 def _split_address(text: str) -> tuple[str | None, str, int]:
     """``(display name, URI text as written, index of the parameters)`` of a
     stripped, non-empty ``name-addr`` or ``addr-spec`` with its parameters."""
@@ -252,7 +255,7 @@ def _split_address(text: str) -> tuple[str | None, str, int]:
         if any(c in uri_text for c in ",?" + WSP):
             raise bad("Invalid address: URI with ',', '?' or spaces needs '<>'")
         pos = len(text) if semi < 0 else semi
-    if any(c in uri_text for c in WSP + '<>"'):
+    if _NOT_IN_URI.search(uri_text) is not None:
         raise bad("Invalid address: bad URI")
     return display, uri_text, pos
 

@@ -95,3 +95,15 @@ def test_writing_a_response_runs_no_python_step_per_field() -> None:
     many = make_response(request, 200, to_tag="abc", headers=[("X-A", str(i)) for i in range(20)])
     assert _lines(many.to_bytes, "sip/message.py") == few  # 20 more fields, no more lines
     assert response.to_bytes().count(b"Content-Length") == 1
+
+
+def test_an_address_read_for_the_first_time_runs_no_python_step_per_character() -> None:
+    from huntgroup.engine.sip.fields import parse_name_address
+    from huntgroup.memo import memo_of
+
+    parse = memo_of(parse_name_address).compute  # the parser behind the memo: a miss
+    short = '"ab" <sip:0600000000@127.0.0.1:5061>;tag=1'
+    long = '"' + "a" * 40 + '" <sip:0600000000@127.0.0.1:5061>;tag=1'
+    parse(short)  # the URI's own memo is warm, as in a call
+    assert _lines(lambda: parse(long), "sip/") == _lines(lambda: parse(short), "sip/")
+    assert parse('"a\\"b" <sip:x@y>').display_name == 'a"b'  # an escape: the loop
