@@ -33,7 +33,7 @@ URI = parse_uri("sip:alice@192.0.2.1:5060")
 HEADERS = Headers([("Via", "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1"), ("Call-ID", "a@b")])
 
 
-HOT = (Via, NameAddress, CSeq, SipUri, Request, Response, SendMessage, RequestReceived,
+HOT = (Peer, Via, NameAddress, CSeq, SipUri, Request, Response, SendMessage, RequestReceived,
        ResponseReceived, Transmit, Origin, Connection, Attribute, MediaDescription,
        SessionDescription)  # fmt: skip
 
