@@ -113,6 +113,8 @@ def _wrap(exc: RemoteProtocolError, partial: PartialMessage | None) -> SipParseE
 
 
 def _check_version(text: str) -> None:
+    if text == "SIP/2.0":  # what every peer writes: no regular expression
+        return
     match = _VERSION.fullmatch(text)
     if match is None:
         raise bad("Invalid SIP version")
@@ -330,13 +332,14 @@ def _parse_head(raw: bytes, limits: ParserLimits) -> _Head:
             _validate_headers(index)
             return _Head(start_line, headers, index, _content_length(index), status=status)
         first = start_line.split(" ", 1)[0]
-        if is_token(first):
+        first_is_token = is_token(first)
+        if first_is_token:
             method = first
         parts = start_line.split(" ")
         if len(parts) != 3 or not all(parts):
             raise bad("Invalid Request-Line")
         method_text, uri_text, version = parts
-        if not is_token(method_text):
+        if not first_is_token:  # method_text is ``first``: checked above
             raise bad("Invalid method")
         method = method_text
         _check_version(version)

@@ -107,3 +107,28 @@ def test_an_address_read_for_the_first_time_runs_no_python_step_per_character() 
     parse(short)  # the URI's own memo is warm, as in a call
     assert _lines(lambda: parse(long), "sip/") == _lines(lambda: parse(short), "sip/")
     assert parse('"a\\"b" <sip:x@y>').display_name == 'a"b'  # an escape: the loop
+
+
+def test_the_start_line_of_a_usual_request_is_checked_once_without_the_version_pattern(
+    monkeypatch: Any,
+) -> None:
+    calls: list[str] = []
+    real_is_token = parser.is_token
+    real_version = parser._VERSION
+
+    class Version:
+        def fullmatch(self, text: str) -> object:
+            calls.append(f"version {text}")
+            return real_version.fullmatch(text)
+
+    def is_token(text: str) -> bool:
+        calls.append(f"token {text}")
+        return real_is_token(text)
+
+    monkeypatch.setattr(parser, "is_token", is_token)
+    monkeypatch.setattr(parser, "_VERSION", Version())
+    parse_datagram(INVITE)
+    assert calls == ["token INVITE"]  # the method once; "SIP/2.0" needs no pattern
+    calls.clear()
+    parse_datagram(INVITE.replace(b"SIP/2.0\r\n", b"sip/2.0\r\n", 1))  # any case: allowed
+    assert calls == ["token INVITE", "version sip/2.0"]
