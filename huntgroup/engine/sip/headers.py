@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from huntgroup.errors import LocalProtocolError
+from huntgroup.errors import LocalProtocolError, RemoteProtocolError
 from huntgroup.memo import bounded_memo
 
 COMPACT_FORMS: dict[str, str] = {
@@ -216,6 +216,15 @@ class Headers:
         canonicalisation), None when absent: the typed views' fast path."""
         values = (self._index or self._lookup()).get(key)
         return values[0] if values else None
+
+    def required_of_key(self, key: str, name: str) -> str:
+        """:meth:`first_of_key`, for a field the message must have: a missing one raises
+        ``RemoteProtocolError`` (400, ``Missing <name> header``), as a received message
+        without it would. The typed views' path: one frame per read."""
+        values = (self._index or self._lookup()).get(key)
+        if not values:
+            raise RemoteProtocolError(f"Missing {name} header", status=400)
+        return values[0]
 
     def values_of_key(self, key: str) -> tuple[str, ...]:
         """Every value under the lookup ``key`` (lower case already), in order: the

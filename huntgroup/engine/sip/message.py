@@ -115,43 +115,38 @@ class _Fields:
             raise bad(f"Missing {name} header")
         return value
 
-    def _first(self, key: str, name: str) -> str:
-        # The first value under lookup ``key`` (lower case): the typed views below are
-        # read a dozen times per message, so they skip the name's canonicalisation.
-        value = self.headers.first_of_key(key)
-        if value is None:
-            raise bad(f"Missing {name} header")
-        return value
-
     @property
     def vias(self) -> tuple[Via, ...]:
         """Every Via, top first."""
         return tuple(parse_via(v) for v in self.headers.get_all("Via"))
 
+    # The typed views below are read a dozen times per message: each is one frame over
+    # the lookup index by lower-case key (no canonicalisation of the name).
+
     @property
     def top_via(self) -> Via:
         """The topmost Via."""
-        return parse_via(self._first("via", "Via"))
+        return parse_via(self.headers.required_of_key("via", "Via"))
 
     @property
     def from_(self) -> NameAddress:
         """The From field."""
-        return parse_name_address(self._first("from", "From"))
+        return parse_name_address(self.headers.required_of_key("from", "From"))
 
     @property
     def to(self) -> NameAddress:
         """The To field."""
-        return parse_name_address(self._first("to", "To"))
+        return parse_name_address(self.headers.required_of_key("to", "To"))
 
     @property
     def call_id(self) -> str:
         """The Call-ID."""
-        return parse_call_id(self._first("call-id", "Call-ID"))
+        return parse_call_id(self.headers.required_of_key("call-id", "Call-ID"))
 
     @property
     def cseq(self) -> CSeq:
         """The CSeq field."""
-        return parse_cseq(self._first("cseq", "CSeq"))
+        return parse_cseq(self.headers.required_of_key("cseq", "CSeq"))
 
     @property
     def contacts(self) -> tuple[NameAddress, ...]:

@@ -132,3 +132,23 @@ def test_the_start_line_of_a_usual_request_is_checked_once_without_the_version_p
     calls.clear()
     parse_datagram(INVITE.replace(b"SIP/2.0\r\n", b"sip/2.0\r\n", 1))  # any case: allowed
     assert calls == ["token INVITE", "version sip/2.0"]
+
+
+def test_a_typed_view_is_two_python_frames() -> None:
+    request = parse_datagram(INVITE)
+    assert isinstance(request, Request)
+    request.cseq, request.top_via  # noqa: B018  (the memos are warm, as in a call)
+    frames = 0
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> None:
+        nonlocal frames
+        frames += event == "call"
+
+    for read in (lambda: request.top_via, lambda: request.cseq, lambda: request.call_id):
+        frames = 0
+        sys.settrace(tracer)
+        try:
+            read()
+        finally:
+            sys.settrace(None)
+        assert frames == 3, frames  # the lambda, the property, the index read (no helper)
