@@ -185,7 +185,16 @@ class Headers:
     _index: dict[str, tuple[str, ...]] | None
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items = tuple([(check_field(name, value), value) for name, value in items])
+        # check_field inline (the builders make a few dozen fields per call): the name
+        # first, then the value, as check_field does
+        checked_name = _checked_name
+        fields = []
+        for name, value in items:
+            canon = checked_name(name)
+            if "\r" in value or "\n" in value:
+                raise LocalProtocolError(f"Header {name} holds a line break")
+            fields.append((canon, value))
+        self._items = tuple(fields)
         self._index = None
 
     @classmethod

@@ -152,3 +152,30 @@ def test_a_typed_view_is_two_python_frames() -> None:
         finally:
             sys.settrace(None)
         assert frames == 3, frames  # the lambda, the property, the index read (no helper)
+
+
+def test_building_header_fields_is_one_python_frame_whatever_their_number() -> None:
+    from huntgroup.engine.sip.headers import Headers
+    from huntgroup.errors import LocalProtocolError
+
+    fields = [("X-A", str(i)) for i in range(20)]
+    Headers(fields)  # the names' memo is warm
+    frames = 0
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> None:
+        nonlocal frames
+        frames += event == "call"
+
+    sys.settrace(tracer)
+    try:
+        Headers(fields)
+    finally:
+        sys.settrace(None)
+    assert frames == 1, frames  # __init__ only (was a check_field frame per field)
+    for bad_field in (("X:A", "1"), ("X-A", "a\r\nb")):
+        try:
+            Headers([bad_field])
+        except LocalProtocolError:
+            pass
+        else:
+            raise AssertionError(bad_field)
