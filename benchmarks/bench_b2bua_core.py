@@ -326,7 +326,14 @@ def _instructions(tree: Path, calls: int, rate: float) -> int:
             "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
             sys.executable, __file__, "--script", str(calls), "--rate", str(rate),
         ]  # fmt: skip
-        env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
+        # One BLAS thread (media/g711 imports numpy): OpenBLAS's idle threads spin
+        # for a while and their instructions would be counted, differently each run.
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(tree),
+            "PYTHONHASHSEED": "0",
+            "OPENBLAS_NUM_THREADS": "1",
+        }
         subprocess.run(cmd, env=env, check=True, capture_output=True)
         for line in out.read_text().splitlines():
             if line.startswith(("summary:", "totals:")):

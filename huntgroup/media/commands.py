@@ -31,6 +31,7 @@ from typing import Literal
 
 from huntgroup.media.announcements import PlayAnnouncement
 from huntgroup.media.g711 import Codec
+from huntgroup.quick_init import quick_init
 
 MediaSide = Literal["caller", "member"]
 
@@ -52,6 +53,7 @@ class PlayMusic:
     # or the member (held by the caller); ``port`` is that side's port
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class StartRelay:
     """Relay RTP between the two ports; each side is latched onto its SDP address,
@@ -71,6 +73,7 @@ class StartRelay:
     caller_unconfirmed: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ConfirmMedia:
     """The caller's dialog is confirmed (its ACK to our 2xx came, with our To tag that a
@@ -90,6 +93,7 @@ class RtpTimedOut:
     after: float
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OpenPort:
     """Bind a port as soon as our SDP names it (to the caller, or to members), so
@@ -100,6 +104,7 @@ class OpenPort:
     side: Literal["caller", "member"]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CloseMedia:
     session: str

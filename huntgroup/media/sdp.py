@@ -45,6 +45,7 @@ from typing import Final, Literal, cast
 from huntgroup.errors import LocalProtocolError, RemoteProtocolError
 from huntgroup.media.g711 import Codec
 from huntgroup.memo import MAX_ADDRESS_KEY, bounded_memo
+from huntgroup.quick_init import quick_init
 
 __all__ = [
     "Answer",
@@ -138,6 +139,7 @@ def _check_address(addr_type: str, address: str, where: str) -> None:
         raise SdpSyntaxError(f"{where}: {address!r} is not an {addr_type} address")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Origin:
     """The ``o=`` line."""
@@ -156,6 +158,7 @@ class Origin:
         )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Connection:
     """A ``c=`` line."""
@@ -181,6 +184,7 @@ class Connection:
         return f"{self.net_type} {self.addr_type} {self.address}"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Attribute:
     """An ``a=`` line: a property (``value`` None) or ``name:value``."""
@@ -192,6 +196,7 @@ class Attribute:
         return self.name if self.value is None else f"{self.name}:{self.value}"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RtpMap:
     """The value of ``a=rtpmap``: payload type, encoding name, clock rate, channels."""
@@ -227,6 +232,7 @@ def _parse_rtpmap(value: str) -> RtpMap:
     return RtpMap(int(m.group(1)), m.group(2), int(m.group(3)), channels)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MediaDescription:
     """One ``m=`` line with its ``i c b k a`` lines."""
@@ -319,6 +325,7 @@ class MediaDescription:
         return out
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SessionDescription:
     """A whole SDP body."""
@@ -583,6 +590,7 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
 # --- Offer / answer ---------------------------------------------------------
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MediaPlan:
     """What was agreed for the audio stream, from our side."""
@@ -611,6 +619,7 @@ class MediaPlan:
         return self.direction in ("sendrecv", "recvonly")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Answer:
     """An SDP answer and the plan it agrees to."""

@@ -99,7 +99,7 @@ class _Table:
         self.kind = kind
         self.limit = limit
         self.guard = guard
-        self.entries: OrderedDict[str, _Entry] = OrderedDict()
+        self.entries: OrderedDict[str, _Entry] = OrderedDict()  # changes: bump guard.changes
 
     def locked_for(self, key: str, now: float) -> float:
         entry = self.entries.get(key)
@@ -107,6 +107,7 @@ class _Table:
 
     def fail(self, key: str, now: float) -> Lockout | None:
         guard = self.guard
+        guard.changes += 1
         entry = self.entries.pop(key, None)
         if entry is None:
             entry = _Entry(window_start=now)
@@ -137,6 +138,7 @@ class _Table:
             if entry.last_failure + self.guard.forget_after > now:
                 break
             self.entries.popitem(last=False)
+            self.guard.changes += 1
 
 
 class AuthGuard:
@@ -164,6 +166,7 @@ class AuthGuard:
         self.sources = _Table("source", max_failures_per_source, self)
         self.lines = _Table("line", max_failures_per_line, self)
         self.pairs = _Table("pair", max_failures_per_line, self)
+        self.changes = 0  # bumped whenever get_timer's answer may change
 
     def locked(
         self,

@@ -56,6 +56,7 @@ from huntgroup.engine.b2bua.addressing import user_of
 from huntgroup.engine.b2bua.queue_positions import QueuePositions
 from huntgroup.engine.sip.message import Request
 from huntgroup.queue.refusals import Refusal, refusal_of
+from huntgroup.quick_init import quick_init
 
 CallKind = Literal["group", "direct", "outgoing"]
 SHUTDOWN_CODE = 503
@@ -120,6 +121,7 @@ class Pilots(Protocol):
     def group_of_pilot(self, number: str) -> str | None: ...
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OfferRecord:
     """One offer of a call to a member: when it started and ended (epoch seconds; ``end``
@@ -131,6 +133,7 @@ class OfferRecord:
     end: float | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CallRecord:
     """What one call was, once over (docs/operations.md, "Call records")."""
@@ -168,6 +171,7 @@ class MemberChange:
     origin: str  # api | phone (*51/*52) | reload
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class QueueEvent:
     """A queue_log event of a group call, when it happens (docs/operations.md, "queue_log"):
@@ -181,6 +185,7 @@ class QueueEvent:
     data: tuple[str, ...]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RecordOutput:
     """Output: a call record, a member change or a queue event, for the report sinks."""

@@ -57,6 +57,7 @@ from huntgroup.queue.actions import Claim
 from huntgroup.queue.core import RoutingCore
 from huntgroup.queue.events import Event, MemberReachable
 from huntgroup.queue.state.store import StateStore
+from huntgroup.quick_init import quick_init
 
 log = logging.getLogger("huntgroup.calls")
 
@@ -69,6 +70,7 @@ TRUSTED_PEER_REGISTER_FACTOR = 10
 per-source limit: an SBC registers every phone behind it from one address."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Transmit:
     """Output: send ``data`` to ``destination``."""
@@ -188,6 +190,10 @@ class Context(ABC):
         self.timer_heap: list[TimerEntry] = []
         self.compact_at = 64  # heap size that triggers dropping stale entries
         self.seq = itertools.count(1)
+        # B2BUA.get_timer: the earliest due time of the sources that change rarely, and
+        # the sum of their change counters when it was asked (-1: never asked)
+        self.quiet_due: float | None = None
+        self.quiet_stamp = -1
         self.accepting = True
         self.shutdown_at: float | None = None
         self.counters = SipCounters()

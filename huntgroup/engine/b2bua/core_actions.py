@@ -135,6 +135,13 @@ def route(ctx: Context, call: Call, caller_number: str, group: str | None, numbe
     event: CallEvent = "arrived" if call.number == number else "rerouted"
     call.number = number
     ctx.records.routed(call.key, group, number)
+    if log.isEnabledFor(logging.INFO):  # about() is work: only when the line is written
+        _log_routed(ctx, call, caller_number, group, number, event)
+
+
+def _log_routed(
+    ctx: Context, call: Call, caller_number: str, group: str | None, number: str, event: CallEvent
+) -> None:
     if group is not None:
         log.info(
             "call %s: %s -> group %s (%s)",

@@ -237,19 +237,42 @@ class B2BUA(Context):
 
     # ================================================================ timers
     def get_timer(self) -> float | None:
-        # asked after every input: one small tuple of the dues, no generator, no min()
-        best = self.layer.get_timer()
-        for due in (
-            self.core.get_timer(),
-            self.registrar.get_timer(),
-            self.shared.get_timer(),
-            self.guard.get_timer(),
-            self.subscriptions.get_timer(),
-            self.watches.get_timer(),
-            self.next_timer(),
-        ):
-            if due is not None and (best is None or due < best):
-                best = due
+        """The earliest due time of every timer source (the driver asks after every input).
+
+        The transaction layer, the core and this object's own heap change with almost
+        every input: they are asked each time. The five others (the registrar, the
+        other nodes' bindings, the authentication guard, the subscriptions we serve,
+        our watches of phones) change only on REGISTER, SUBSCRIBE, failed digests and
+        their timers: each bumps its ``changes`` counter whenever its answer may
+        change, and their earliest due time is kept until one of the counters moves
+        (counters only grow, so their sum moves exactly when one of them does).
+        """
+        stamp = (
+            self.registrar.changes
+            + self.shared.changes
+            + self.guard.changes
+            + self.subscriptions.changes
+            + self.watches.changes
+        )
+        if stamp != self.quiet_stamp:
+            self.quiet_due = _earliest(
+                self.registrar.get_timer(),
+                self.shared.get_timer(),
+                self.guard.get_timer(),
+                self.subscriptions.get_timer(),
+                self.watches.get_timer(),
+            )
+            self.quiet_stamp = stamp
+        best = self.quiet_due
+        due = self.layer.get_timer()
+        if due is not None and (best is None or due < best):
+            best = due
+        due = self.core.get_timer()
+        if due is not None and (best is None or due < best):
+            best = due
+        due = self.next_timer()
+        if due is not None and (best is None or due < best):
+            best = due
         return best
 
     def handle_timer(self, *, now: float) -> list[Output]:
@@ -561,6 +584,15 @@ class B2BUA(Context):
         if self.layer.awaits_final(key):
             self.layer.abandon(key)
         self.untried = [(k, r) for k, r in self.untried if k != key]
+
+
+def _earliest(*dues: float | None) -> float | None:
+    """The smallest of ``dues`` that is not None (None when all are)."""
+    best: float | None = None
+    for due in dues:
+        if due is not None and (best is None or due < best):
+            best = due
+    return best
 
 
 def _kind(message: Message) -> str:

@@ -67,13 +67,14 @@ def ring(ctx: Context, call: Call, member: str, caller: Identity, group: str | N
         ctx.records.offer_failed(call.key, member, None, wall=ctx.wall())
         ctx.tell_core(MemberUnreachable(call.core_id, member))
         return
-    log.info(
-        "call %s: ringing %s (%s)",
-        call.key,
-        member,
-        group or "direct",
-        extra=about(ctx, call, "ringing", member),
-    )
+    if log.isEnabledFor(logging.INFO):  # about() is work: only when the line is written
+        log.info(
+            "call %s: ringing %s (%s)",
+            call.key,
+            member,
+            group or "direct",
+            extra=about(ctx, call, "ringing", member),
+        )
     asserted = call.asserted
     g = next((x for x in ctx.config.groups if x.name == group), None)
     if g is not None and g.pilot_as_caller_id and caller.number == g.pilot:
@@ -326,12 +327,13 @@ def leg_answered(ctx: Context, call: Call, leg: Leg, response: Response, source:
             ctx.tell_core(CallAnswered(call.core_id))
         connect(ctx, call, leg)
         return
-    log.info(
-        "call %s: member %s answered",
-        call.key,
-        leg.member,
-        extra=about(ctx, call, "answered", leg.member),
-    )
+    if log.isEnabledFor(logging.INFO):  # about() is work: only when the line is written
+        log.info(
+            "call %s: member %s answered",
+            call.key,
+            leg.member,
+            extra=about(ctx, call, "answered", leg.member),
+        )
     ctx.tell_core(MemberAnswered(call.core_id, leg.member))
 
 

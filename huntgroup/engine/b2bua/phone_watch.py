@@ -107,6 +107,8 @@ def reconcile(ctx: Context) -> None:
     for line, watch in list(table.watches.items()):
         if line not in lines:
             stop(ctx, watch)
+    if table.backoff:
+        table.changes += 1  # back-offs forgotten or waited out below
     for line, (until, failures) in list(table.backoff.items()):
         if line not in lines:
             del table.backoff[line]
@@ -236,6 +238,7 @@ def watch_response(ctx: Context, key: TransactionKey, response: Response) -> boo
         return True
     watch.refresh_at = ctx.now + max(5.0, 0.8 * granted)
     table.backoff.pop(watch.line, None)
+    table.changes += 1
     return True
 
 
@@ -255,6 +258,7 @@ def failed(ctx: Context, watch: Watch, status: int) -> None:
     retry = ctx.config.server.subscriptions.watch_retry
     delay = retry if status in REFUSALS else min(retry, FIRST_RETRY * 2 ** min(failures - 1, 20))
     table.backoff[watch.line] = (ctx.now + delay, failures)
+    table.changes += 1
     log.info(
         "line %s: the phone's dialog events are not watched (%d); asked again in %.0f s",
         watch.line,
@@ -330,6 +334,7 @@ def _send(ctx: Context, watch: Watch, request: Request) -> None:
     watch.pending = key
     watch.refresh_at = None
     ctx.watches.by_tx[key] = watch.line
+    ctx.watches.changes += 1
 
 
 def _subscribe_headers(ctx: Context, me: Peer) -> tuple[tuple[str, str], ...]:

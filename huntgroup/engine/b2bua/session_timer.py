@@ -40,6 +40,7 @@ from huntgroup.engine.sip.extensions import supported_value
 from huntgroup.engine.sip.grammar import param_lookup, parse_params, parse_uint
 from huntgroup.engine.sip.message import Message, Request, Response
 from huntgroup.errors import ProtocolError
+from huntgroup.quick_init import quick_init
 
 MAX_INTERVAL = 86400 * 7
 MIN_INTERVAL = 90
@@ -131,6 +132,7 @@ def uas_refusal(request: Request, *, min_se: int) -> tuple[int, tuple[tuple[str,
     return None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Negotiated:
     interval: int

@@ -284,6 +284,7 @@ class SharedBindings:
         # the configured lines (only their AORs are kept), for line_contacts
         self.lines_of: object = None
         self.line_numbers: frozenset[str] = frozenset()
+        self.changes = 0  # bumped whenever get_timer's answer may change
 
     def __len__(self) -> int:
         """Bindings held (expired ones may linger until :meth:`handle_timer`)."""
@@ -354,6 +355,7 @@ class SharedBindings:
         (they hide older bindings of their key, whatever node holds them); False when
         the bindings did not change or the share is refused (``max_nodes`` other nodes
         hold bindings of ``aor`` already)."""
+        self.changes += 1
         if removed is not None:
             self._set_tombs(node, aor, removed)
         live = sorted(
@@ -384,6 +386,7 @@ class SharedBindings:
 
     def drop_aor(self, aor: str) -> bool:
         """Forget every node's bindings of ``aor`` (a line a reload removed)."""
+        self.changes += 1
         self._tombs.pop(aor, None)
         nodes = self._aors.pop(aor, None)
         if nodes is None:
@@ -394,6 +397,7 @@ class SharedBindings:
     def clear(self) -> list[str]:
         """Forget the other nodes' bindings and tombstones (this node's tombstones stay);
         the AORs that had bindings."""
+        self.changes += 1
         aors = sorted(self._aors)
         self._aors.clear()
         for aor in list(self._tombs):
@@ -420,6 +424,7 @@ class SharedBindings:
         due: set[tuple[str, str]] = set()
         while self._heap and self._heap[0][0] <= now:
             _, _, aor, node = heapq.heappop(self._heap)
+            self.changes += 1
             due.add((aor, node))
         changed: set[str] = set()
         for aor, node in due:

@@ -93,7 +93,17 @@ class Subscription:
 class SubscriptionTable:
     """Every subscription we serve, and every way of finding one."""
 
-    __slots__ = ("_heap", "_seq", "by_dialog", "by_target", "last", "notifies", "per_line", "subs")
+    __slots__ = (
+        "_heap",
+        "_seq",
+        "by_dialog",
+        "by_target",
+        "changes",
+        "last",
+        "notifies",
+        "per_line",
+        "subs",
+    )
 
     def __init__(self) -> None:
         self.subs: dict[str, Subscription] = {}
@@ -104,6 +114,9 @@ class SubscriptionTable:
         self.last: dict[str, tuple[DialogEntry, ...]] = {}  # watched numbers not idle, as notified
         self._heap: list[tuple[float, int, str]] = []
         self._seq = itertools.count(1)
+        # Bumped whenever get_timer's answer may change: a subscription added, re-armed,
+        # removed, expired or ending (``end_subscription``).
+        self.changes = 0
 
     def __len__(self) -> int:
         return len(self.subs)
@@ -118,6 +131,7 @@ class SubscriptionTable:
     def rearm(self, sub: Subscription, at: float) -> None:
         """``sub`` now expires at ``at``."""
         sub.expires_at = at
+        self.changes += 1
         heapq.heappush(self._heap, (at, next(self._seq), sub.id))
         if len(self._heap) > 2 * len(self.subs) + 64:  # refreshes leave stale entries
             self._heap = [e for e in self._heap if self._live(e)]
@@ -126,6 +140,7 @@ class SubscriptionTable:
     def remove(self, sub: Subscription) -> None:
         if self.subs.pop(sub.id, None) is None:
             return
+        self.changes += 1
         self.by_dialog.pop(sub.key, None)
         ids = self.by_target.get(sub.target)
         if ids is not None:
@@ -149,6 +164,7 @@ class SubscriptionTable:
         heap = self._heap
         while heap and heap[0][0] <= now:
             entry = heapq.heappop(heap)
+            self.changes += 1
             if self._live(entry):
                 out.append(self.subs[entry[2]])
         return out
@@ -185,7 +201,7 @@ class WatchTable:
     line is watched again or no longer a member).
     """
 
-    __slots__ = ("backoff", "by_call", "by_tx", "registrations", "watches")
+    __slots__ = ("backoff", "by_call", "by_tx", "changes", "registrations", "watches")
 
     def __init__(self) -> None:
         self.watches: dict[str, Watch] = {}  # by line
@@ -193,12 +209,17 @@ class WatchTable:
         self.by_call: dict[tuple[str, str], str] = {}  # (Call-ID, our tag) -> line
         self.backoff: dict[str, tuple[float, int]] = {}  # line -> (not before, failures)
         self.registrations = -1  # the registrar's binding count at the last look
+        # Bumped whenever get_timer's answer may change: a watch added or dropped, a
+        # ``refresh_at`` or a back-off set (phone_watch bumps it where it sets them).
+        self.changes = 0
 
     def add(self, watch: Watch) -> None:
+        self.changes += 1
         self.watches[watch.line] = watch
         self.by_call[(watch.call_id, watch.tag)] = watch.line
 
     def drop(self, watch: Watch) -> None:
+        self.changes += 1
         if self.watches.get(watch.line) is watch:
             del self.watches[watch.line]
         self.by_call.pop((watch.call_id, watch.tag), None)

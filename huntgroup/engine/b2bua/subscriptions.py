@@ -173,6 +173,7 @@ def notify(ctx: Context, sub: Subscription) -> None:
 def end(ctx: Context, sub: Subscription, reason: str) -> None:
     """End ``sub`` with a final NOTIFY (``terminated;reason=``), once none is in flight."""
     sub.ending = reason
+    ctx.subscriptions.changes += 1  # an ending subscription's expiry no longer counts
     if sub.pending is None:
         _send(ctx, sub, _state(ctx, sub.target), final=reason)
 

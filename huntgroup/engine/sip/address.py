@@ -32,12 +32,14 @@ from dataclasses import dataclass
 
 from huntgroup.engine.sip.message import new_branch
 from huntgroup.memo import bounded_memo
+from huntgroup.quick_init import quick_init
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 __all__ = ["IPAddress", "Peer", "bracket", "ip_of"]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Peer:
     """One end of a hop: ``host`` (IP or name; IPv6 without brackets), ``port``, and

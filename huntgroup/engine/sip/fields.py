@@ -36,6 +36,7 @@ from huntgroup.engine.sip.grammar import (
 )
 from huntgroup.engine.sip.uri import SipUri, Uri, format_hostport, parse_hostport, parse_uri
 from huntgroup.memo import bounded_memo
+from huntgroup.quick_init import quick_init
 
 PARSE_CACHE_SIZE = 4096
 """Parsed header values are memoized (they are immutable): a message's fields are
@@ -57,6 +58,7 @@ def _is_ip(text: str) -> bool:
     return True
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Via:
     """One Via value: ``SIP/2.0/<transport> host[:port];params``."""
@@ -179,6 +181,7 @@ def parse_via(value: str) -> Via:
     return Via(transport=transport.upper(), host=host, port=port, params=params)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class NameAddress:
     """A ``name-addr`` or ``addr-spec`` with header parameters (From, To, Contact,
@@ -217,6 +220,9 @@ class NameAddress:
         return f"{display}<{self.uri}>{format_params(self.params)}"
 
 
+_NOT_IN_URI = re.compile(f'[{WSP}<>"]')  # whitespace, angle brackets, double quotes
+
+
 def _split_address(text: str) -> tuple[str | None, str, int]:
     """``(display name, URI text as written, index of the parameters)`` of a
     stripped, non-empty ``name-addr`` or ``addr-spec`` with its parameters."""
@@ -249,7 +255,7 @@ def _split_address(text: str) -> tuple[str | None, str, int]:
         if any(c in uri_text for c in ",?" + WSP):
             raise bad("Invalid address: URI with ',', '?' or spaces needs '<>'")
         pos = len(text) if semi < 0 else semi
-    if any(c in uri_text for c in WSP + '<>"'):
+    if _NOT_IN_URI.search(uri_text) is not None:
         raise bad("Invalid address: bad URI")
     return display, uri_text, pos
 
@@ -344,6 +350,7 @@ def _contact_entry(text: str) -> ContactEntry:
     return ContactEntry(uri=uri_text, expires=expires, q=q, instance=instance)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CSeq:
     """The CSeq field: a sequence number and a method."""

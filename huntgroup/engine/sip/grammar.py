@@ -94,6 +94,8 @@ def unquote(text: str) -> str:
     """The content of a quoted string, escapes resolved; other text unchanged."""
     if len(text) < 2 or text[0] != '"' or text[-1] != '"':
         return text
+    if "\\" not in text:  # nothing escaped: the content as it is
+        return text[1:-1]
     out: list[str] = []
     i = 1
     end = len(text) - 1

@@ -39,6 +39,7 @@ from huntgroup.engine.sip.grammar import bad, parse_uint
 from huntgroup.engine.sip.headers import Headers, check_field
 from huntgroup.engine.sip.uri import Uri
 from huntgroup.errors import LocalProtocolError
+from huntgroup.quick_init import quick_init
 
 SIP_VERSION = "SIP/2.0"
 
@@ -114,43 +115,38 @@ class _Fields:
             raise bad(f"Missing {name} header")
         return value
 
-    def _first(self, key: str, name: str) -> str:
-        # The first value under lookup ``key`` (lower case): the typed views below are
-        # read a dozen times per message, so they skip the name's canonicalisation.
-        value = self.headers.first_of_key(key)
-        if value is None:
-            raise bad(f"Missing {name} header")
-        return value
-
     @property
     def vias(self) -> tuple[Via, ...]:
         """Every Via, top first."""
         return tuple(parse_via(v) for v in self.headers.get_all("Via"))
 
+    # The typed views below are read a dozen times per message: each is one frame over
+    # the lookup index by lower-case key (no canonicalisation of the name).
+
     @property
     def top_via(self) -> Via:
         """The topmost Via."""
-        return parse_via(self._first("via", "Via"))
+        return parse_via(self.headers.required_of_key("via", "Via"))
 
     @property
     def from_(self) -> NameAddress:
         """The From field."""
-        return parse_name_address(self._first("from", "From"))
+        return parse_name_address(self.headers.required_of_key("from", "From"))
 
     @property
     def to(self) -> NameAddress:
         """The To field."""
-        return parse_name_address(self._first("to", "To"))
+        return parse_name_address(self.headers.required_of_key("to", "To"))
 
     @property
     def call_id(self) -> str:
         """The Call-ID."""
-        return parse_call_id(self._first("call-id", "Call-ID"))
+        return parse_call_id(self.headers.required_of_key("call-id", "Call-ID"))
 
     @property
     def cseq(self) -> CSeq:
         """The CSeq field."""
-        return parse_cseq(self._first("cseq", "CSeq"))
+        return parse_cseq(self.headers.required_of_key("cseq", "CSeq"))
 
     @property
     def contacts(self) -> tuple[NameAddress, ...]:
@@ -194,11 +190,19 @@ class _Fields:
         return self.headers.get("Content-Type")
 
     def _head_bytes(self, start_line: str) -> bytes:
-        # Names are canonical in Headers, so any Content-Length is spelled so.
-        fields = "".join([f"{n}: {v}\r\n" for n, v in self.headers if n != "Content-Length"])
+        # Every field as ``name: value``, joined in C (no Python step per field). Names
+        # are canonical in Headers, so any Content-Length is spelled so, and no value
+        # holds a line break, so a field starts the text or follows a CRLF: one search
+        # says whether one must be left out (it is written from the body below).
+        fields = "\r\n".join(map(": ".join, self.headers))
+        if fields.startswith("Content-Length: ") or "\r\nContent-Length: " in fields:
+            fields = "\r\n".join([f"{n}: {v}" for n, v in self.headers if n != "Content-Length"])
+        if fields:
+            fields += "\r\n"
         return encode_text(f"{start_line}\r\n{fields}Content-Length: {len(self.body)}\r\n\r\n")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Request(_Fields):
     """A SIP request."""
@@ -221,6 +225,7 @@ class Request(_Fields):
         return self.to_bytes()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Response(_Fields):
     """A SIP response."""
@@ -258,6 +263,10 @@ def reason_phrase(status: int) -> str:
     return REASON_PHRASES.get(status // 100 * 100, "Unknown")
 
 
+_COPIED = (("From", "from"), ("To", "to"), ("Call-ID", "call-id"), ("CSeq", "cseq"))
+"""The single fields a response copies from its request (name, lookup key)."""
+
+
 def make_response(
     request: Request,
     status: int,
@@ -277,20 +286,24 @@ def make_response(
     if not 100 <= status <= 699:
         raise LocalProtocolError(f"Invalid status code {status}")
     # Fields copied from the request were checked when it was built or parsed.
-    copied: list[tuple[str, str]] = [("Via", v) for v in request.headers.get_all("Via")]
-    for name in ("From", "To", "Call-ID", "CSeq"):
-        value = request.headers.get(name)
+    fields = request.headers
+    copied: list[tuple[str, str]] = [("Via", v) for v in fields.values_of_key("via")]
+    for name, key in _COPIED:
+        value = fields.first_of_key(key)
         if value is None:
             raise LocalProtocolError(f"Request has no {name} header")
-        if name == "To" and to_tag is not None and status != 100:
+        if key == "to" and to_tag is not None and status != 100:
             to = parse_name_address(value)
             if to.tag is None:
                 value = str(to.with_tag(to_tag))
                 check_field(name, value)
         copied.append((name, value))
     if 100 < status < 300:
-        copied.extend(("Record-Route", v) for v in request.headers.get_all("Record-Route"))
-    copied.extend(Headers(headers))
+        route = fields.values_of_key("record-route")
+        if route:
+            copied.extend([("Record-Route", v) for v in route])
+    if headers:
+        copied.extend(Headers(headers))
     return Response(
         status=status,
         reason=reason if reason is not None else reason_phrase(status),

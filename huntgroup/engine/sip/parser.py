@@ -103,6 +103,9 @@ class ParserLimits:
     max_line_length: int = DEFAULT_MAX_LINE_LENGTH
 
 
+_DEFAULT_LIMITS = ParserLimits()  # frozen: one for every message parsed without its own
+
+
 def _wrap(exc: RemoteProtocolError, partial: PartialMessage | None) -> SipParseError:
     if isinstance(exc, SipParseError):
         return exc
@@ -110,6 +113,8 @@ def _wrap(exc: RemoteProtocolError, partial: PartialMessage | None) -> SipParseE
 
 
 def _check_version(text: str) -> None:
+    if text == "SIP/2.0":  # what every peer writes: no regular expression
+        return
     match = _VERSION.fullmatch(text)
     if match is None:
         raise bad("Invalid SIP version")
@@ -164,15 +169,17 @@ def _split_head(
     items: list[tuple[str, str]] = []
     index: Index = {}
     deferred: RemoteProtocolError | None = None
+    append = items.append
+    field_name = _field_name
     for line in logical:
         name, colon, value = line.partition(":")
-        known = _field_name(name)
-        if not colon or known is None:
+        known = field_name(name)
+        if known is None or not colon:
             raise bad("Invalid header line")
         canon, key, is_list = known
         value = value.strip(WSP)
-        values = index.get(key, ())
-        if is_list and value and ("," in value or '"' in value):
+        if is_list and ("," in value or '"' in value):
+            values = index.get(key, ())
             try:
                 elements = split_list(value)
             except RemoteProtocolError as exc:
@@ -181,21 +188,30 @@ def _split_head(
             items.extend([(canon, element) for element in elements])
             index[key] = (*values, *elements)
         else:  # the usual case: one plain element
-            items.append((canon, value))
-            index[key] = (*values, value) if values else (value,)
+            append((canon, value))
+            before = index.get(key)
+            index[key] = (value,) if before is None else (*before, value)
     if len(items) > limits.max_headers:
         raise bad("Too many header fields")
     return start_line, items, index, deferred
 
 
+_REQUIRED_KEYS = frozenset(key for _, key in _REQUIRED)
+_SMALL_UINT = re.compile(r"[0-9]{1,3}")
+
+
 def _validate_headers(index: Index) -> None:
-    for name, key in _REQUIRED:
-        if key not in index:
-            raise bad(f"Missing {name} header")
-    for name, key in _SINGLE:
-        values = index.get(key)
-        if values is not None and len(values) > 1:
-            raise bad(f"Several {name} headers")
+    # The usual message has every required field and no field twice: both checked in C
+    # (a key set, a count of values); the loops that name the culprit run otherwise.
+    if not index.keys() >= _REQUIRED_KEYS:
+        for name, key in _REQUIRED:
+            if key not in index:
+                raise bad(f"Missing {name} header")
+    if sum(map(len, index.values())) != len(index):  # some field given more than once
+        for name, key in _SINGLE:
+            values = index.get(key)
+            if values is not None and len(values) > 1:
+                raise bad(f"Several {name} headers")
     for value in index["via"]:
         parse_via(value)
     for name, key in (("From", "from"), ("To", "to")):
@@ -207,7 +223,11 @@ def _validate_headers(index: Index) -> None:
     parse_cseq(index["cseq"][0])
     values = index.get("max-forwards")
     if values is not None:
-        parse_uint(values[0], what="Max-Forwards", maximum=255)
+        value = values[0]
+        # 1 to 3 ASCII digits up to 255 is what parse_uint accepts there; anything else
+        # goes through it (and its error)
+        if _SMALL_UINT.fullmatch(value) is None or int(value) > 255:
+            parse_uint(value, what="Max-Forwards", maximum=255)
     values = index.get("expires")
     if values is not None:
         parse_uint(values[0], what="Expires", maximum=MAX_DELTA_SECONDS)
@@ -215,15 +235,16 @@ def _validate_headers(index: Index) -> None:
     if values is not None:
         parse_date(values[0])
     contacts = index.get("contact", ())
-    if any(c.strip(WSP) == "*" for c in contacts):
+    if "*" in contacts:  # values are stripped by _split_head
         if len(contacts) != 1:
             raise bad("Invalid Contact: '*' mixed with addresses")
     else:
         for value in contacts:
             address = parse_name_address(value)
-            expires_param = address.param("expires")
-            if expires_param is not None:
-                parse_uint(expires_param, what="Contact expires", maximum=MAX_DELTA_SECONDS)
+            if "expires" in value.lower():  # else no parameter can be called so
+                expires_param = address.param("expires")
+                if expires_param is not None:
+                    parse_uint(expires_param, what="Contact expires", maximum=MAX_DELTA_SECONDS)
     for key in _ADDRESS_LISTS:
         for value in index.get(key, ()):
             parse_name_address(value)
@@ -270,9 +291,10 @@ class _Head:
 
     def build(self, body: bytes) -> Message:
         headers = self.headers
-        if "content-length" in self.index:
-            # Content-Length is framing: the message's body length says it.
-            index = dict(self.index)
+        index = self.index
+        if "content-length" in index:
+            # Content-Length is framing: the message's body length says it. The index
+            # is this head's own, and the head is done with once built: changed in place.
             del index["content-length"]
             # one Content-Length at most (_validate_headers)
             headers = headers.without_single("Content-Length", index)
@@ -310,13 +332,14 @@ def _parse_head(raw: bytes, limits: ParserLimits) -> _Head:
             _validate_headers(index)
             return _Head(start_line, headers, index, _content_length(index), status=status)
         first = start_line.split(" ", 1)[0]
-        if is_token(first):
+        first_is_token = is_token(first)
+        if first_is_token:
             method = first
         parts = start_line.split(" ")
         if len(parts) != 3 or not all(parts):
             raise bad("Invalid Request-Line")
         method_text, uri_text, version = parts
-        if not is_token(method_text):
+        if not first_is_token:  # method_text is ``first``: checked above
             raise bad("Invalid method")
         method = method_text
         _check_version(version)
@@ -361,7 +384,7 @@ def _too_large(raw: bytes, limits: ParserLimits) -> SipParseError:
 
 def parse_datagram(data: bytes, *, limits: ParserLimits | None = None) -> Message:
     """Parse one message received as a datagram (UDP)."""
-    limits = limits or ParserLimits()
+    limits = limits or _DEFAULT_LIMITS
     if len(data) > limits.max_message_size:
         raise _too_large(data[: limits.max_message_size], limits)
     start = 0
@@ -392,7 +415,7 @@ class StreamParser:
     __slots__ = ("_buffer", "_crlfs", "_error", "_head", "_head_size", "_pings", "limits")
 
     def __init__(self, *, limits: ParserLimits | None = None) -> None:
-        self.limits = limits or ParserLimits()
+        self.limits = limits or _DEFAULT_LIMITS
         self._buffer = bytearray()
         self._head: _Head | None = None
         self._head_size = 0

@@ -202,6 +202,9 @@ class Registrar:
         # transport address a REGISTER came from -> AOR -> bindings registered from it
         # (at most one entry per binding: bounded like the bindings themselves)
         self._by_source: dict[Peer, dict[str, int]] = {}
+        # Bumped whenever get_timer's answer may change (a binding added, refreshed or
+        # removed): a driver asking after every input asks again only then.
+        self.changes = 0
 
     # -- queries
 
@@ -388,6 +391,7 @@ class Registrar:
         )
 
     def _commit(self, aor: str, updated: dict[str, Binding], touched: set[str]) -> None:
+        self.changes += 1
         old = self._aors.pop(aor, {})
         self._count -= len(old)
         for gone in old.values():
@@ -416,6 +420,7 @@ class Registrar:
         heapq.heapify(self._heap)
 
     def drop(self, aor: str) -> tuple[Binding, ...]:
+        self.changes += 1
         """Remove every binding of ``aor`` (e.g. a line deleted by a reload)."""
         removed = tuple(self._aors.pop(aor, {}).values())
         self._count -= len(removed)
@@ -424,6 +429,7 @@ class Registrar:
         return removed
 
     def discard(self, aor: str, key: str, *, older_than: float) -> tuple[Binding, ...]:
+        self.changes += 1
         """Remove ``aor``'s binding of ``key`` (:func:`binding_key`; :data:`WILDCARD`: every
         binding) registered before ``older_than``: the phone registered or unregistered
         through another node since. The bindings removed."""
@@ -473,6 +479,7 @@ class Registrar:
         removed: dict[str, list[Binding]] = {}
         while self._heap and self._heap[0][0] <= now:
             expires_at, _, aor, key = heapq.heappop(self._heap)
+            self.changes += 1
             bindings = self._aors.get(aor)
             binding = bindings.get(key) if bindings is not None else None
             if bindings is None or binding is None or binding.expires_at != expires_at:

@@ -48,6 +48,7 @@ from huntgroup.engine.sip.address import Peer
 from huntgroup.engine.sip.headers import Headers
 from huntgroup.engine.sip.message import Request, Response
 from huntgroup.errors import ConfigError, ConfigProblem, LocalProtocolError, ProtocolError
+from huntgroup.quick_init import quick_init
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,7 @@ class TransactionKey(NamedTuple):
 # ---- actions and events ---------------------------------------------------
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SendMessage:
     """Action: put ``message`` on the wire towards ``destination``."""
@@ -101,6 +103,7 @@ class SendMessage:
     key: TransactionKey | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RequestReceived:
     """Event: a new request for the transaction user. ``key`` is None for an
@@ -111,6 +114,7 @@ class RequestReceived:
     source: Peer
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CancelReceived:
     """Event: a CANCEL arrived (its own transaction is ``key``). ``invite_key``
@@ -122,6 +126,7 @@ class CancelReceived:
     invite_key: TransactionKey | None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ResponseReceived:
     """Event: a response for the transaction user. ``key`` is None for a
@@ -132,6 +137,7 @@ class ResponseReceived:
     source: Peer
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TransactionTimedOut:
     """Event: timer ``timer`` (B, F or H) fired. For a client transaction the
@@ -142,6 +148,7 @@ class TransactionTimedOut:
     timer: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TransportFailed:
     """Event: the transport could not send for this transaction (§17.1.4, §17.2.4);

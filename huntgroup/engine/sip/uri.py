@@ -30,6 +30,7 @@ from huntgroup.engine.sip.grammar import (
     set_param,
 )
 from huntgroup.memo import bounded_memo
+from huntgroup.quick_init import quick_init
 
 _MARK = frozenset("-_.!~*'()")
 _UNRESERVED = ALPHANUM | _MARK
@@ -117,6 +118,7 @@ def format_hostport(host: str, port: int | None) -> str:
     return host if port is None else f"{host}:{port}"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SipUri:
     """A ``sip:`` or ``sips:`` URI. ``user``/``password`` keep their escapes."""

@@ -1,6 +1,6 @@
-"""engine/sip is a leaf: it imports only huntgroup.errors, huntgroup.memo (a leaf too)
-and itself (module- or function-level), so the SIP library never depends on the call
-logic or a driver."""
+"""engine/sip is a leaf: it imports only huntgroup.errors, huntgroup.memo,
+huntgroup.quick_init (leaves too) and itself (module- or function-level), so the SIP
+library never depends on the call logic or a driver."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import huntgroup.engine.sip
 
 SIP = Path(huntgroup.engine.sip.__file__).parent
-ALLOWED = ("huntgroup.engine.sip", "huntgroup.errors", "huntgroup.memo")
+ALLOWED = ("huntgroup.engine.sip", "huntgroup.errors", "huntgroup.memo", "huntgroup.quick_init")
 DRIVER_MODULES = {"asyncio", "socket", "ssl", "time", "selectors"}
 
 

@@ -1,0 +1,99 @@
+"""huntgroup.quick_init: the same frozen dataclasses, made without ``object.__setattr__``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from huntgroup.engine.b2bua.context import Transmit
+from huntgroup.engine.sip.address import Peer
+from huntgroup.engine.sip.fields import CSeq, NameAddress, Via
+from huntgroup.engine.sip.headers import Headers
+from huntgroup.engine.sip.message import Request, Response
+from huntgroup.engine.sip.transaction import RequestReceived, ResponseReceived, SendMessage
+from huntgroup.engine.sip.uri import SipUri, parse_uri
+from huntgroup.media.sdp import (
+    Attribute,
+    Connection,
+    MediaDescription,
+    Origin,
+    SessionDescription,
+)
+from huntgroup.quick_init import quick_init
+
+
+def _stores_through_object_setattr(cls: type) -> bool:
+    """True when ``cls.__init__`` is the one ``dataclass`` writes for a frozen class: it
+    stores each field with ``object.__setattr__``."""
+    return "__setattr__" in cls.__init__.__code__.co_names
+
+
+URI = parse_uri("sip:alice@192.0.2.1:5060")
+HEADERS = Headers([("Via", "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1"), ("Call-ID", "a@b")])
+
+
+HOT = (Peer, Via, NameAddress, CSeq, SipUri, Request, Response, SendMessage, RequestReceived,
+       ResponseReceived, Transmit, Origin, Connection, Attribute, MediaDescription,
+       SessionDescription)  # fmt: skip
+
+
+@pytest.mark.parametrize("cls", HOT, ids=lambda c: c.__name__)
+def test_the_objects_made_per_message_are_set_without_object_setattr(cls: type) -> None:
+    assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    assert not _stores_through_object_setattr(cls)
+
+
+def test_the_check_sees_a_dataclass_init() -> None:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Plain:
+        x: int
+
+    assert _stores_through_object_setattr(Plain)
+    assert not _stores_through_object_setattr(quick_init(Plain))
+    assert Plain(1).x == 1
+
+
+def test_same_object_as_the_dataclass_init() -> None:
+    via = Via("UDP", "h", port=5060, params=(("branch", "z9hG4bK1"),))
+    assert via == Via(transport="UDP", host="h", port=5060, params=(("branch", "z9hG4bK1"),))
+    assert repr(Via("UDP", "h")) == "Via(transport='UDP', host='h', port=None, params=())"
+    assert hash(via) == hash(Via("UDP", "h", 5060, (("branch", "z9hG4bK1"),)))
+    assert dataclasses.replace(via, port=5061).port == 5061
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        via.port = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Via("UDP")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        Via("UDP", "h", nope=1)  # type: ignore[call-arg]
+    assert SipUri.__init__.__qualname__ == "SipUri.__init__"
+    request = Request("INVITE", URI, HEADERS)
+    assert request.body == b""
+    assert RequestReceived(None, request, Peer("h", 1, "UDP")).key is None  # type: ignore[arg-type]
+    media = MediaDescription.__init__.__defaults__
+    assert media is not None
+
+
+def test_refuses_a_class_it_would_change() -> None:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Factory:
+        items: list[int] = dataclasses.field(default_factory=list)
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Post:
+        x: int
+
+        def __post_init__(self) -> None:
+            pass
+
+    @dataclasses.dataclass(frozen=True)
+    class NoSlots:
+        x: int
+
+    @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+    class KeywordOnly:
+        x: int
+
+    for cls in (Factory, Post, NoSlots, KeywordOnly):
+        with pytest.raises(TypeError):
+            quick_init(cls)
