@@ -34,7 +34,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "huntgroup.config": frozenset({"huntgroup.errors"}),
     "huntgroup.distribution": frozenset({"huntgroup.errors", "huntgroup.config"}),
     "huntgroup.queue": frozenset(
-        {"huntgroup.errors", "huntgroup.config", "huntgroup.distribution"}
+        {"huntgroup.errors", "huntgroup.quick_init", "huntgroup.config", "huntgroup.distribution"}
     ),
     "huntgroup.media": frozenset({"huntgroup.errors", "huntgroup.memo", "huntgroup.quick_init"}),
     "huntgroup.engine.sip": frozenset(

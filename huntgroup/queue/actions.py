@@ -10,45 +10,10 @@ numbers is no end: the core routes the call there itself and says so with
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, fields
-from typing import Any, Literal, TypeVar
+from dataclasses import dataclass
+from typing import Literal
 
-_T = TypeVar("_T")
-
-
-def _quick_init(cls: type[_T]) -> type[_T]:
-    """Give a frozen, slotted dataclass a quicker ``__init__`` with the same signature.
-
-    The generated one of a frozen dataclass stores each field through
-    ``object.__setattr__`` (found anew per field); this one calls each slot's own
-    setter, bound once here: the same instance, made in about half the instructions
-    (the core makes an action or two per decision, issue 14). Frozenness, equality,
-    hashing and ``repr`` are the dataclass's own, untouched. It knows plain fields
-    only (a default value at most): a class it cannot make the same ``__init__`` for
-    (a default factory, ``init=False``, keyword-only, ``__post_init__``) is refused.
-    """
-    for f in fields(cls):  # type: ignore[arg-type]
-        if f.default_factory is not MISSING or not f.init or f.kw_only:
-            raise TypeError(f"{cls.__name__}.{f.name}: a plain field is needed (_quick_init)")
-    if hasattr(cls, "__post_init__"):
-        raise TypeError(f"{cls.__name__}: __post_init__ is not run by _quick_init")
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    env: dict[str, Any] = {f"_set_{n}": cls.__dict__[n].__set__ for n in names}
-    params = []
-    for f in fields(cls):  # type: ignore[arg-type]
-        if f.default is MISSING:
-            params.append(f.name)
-        else:
-            env[f"_default_{f.name}"] = f.default
-            params.append(f"{f.name}=_default_{f.name}")
-    body = "".join(f"    _set_{n}(self, {n})\n" for n in names)
-    exec(f"def __init__(self, {', '.join(params)}):\n{body}", env)
-    init = env["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__module__ = cls.__module__
-    cls.__init__ = init  # type: ignore[method-assign]
-    return cls
-
+from huntgroup.quick_init import quick_init
 
 ReleaseReason = Literal[
     "queue_full", "max_wait", "no_answer", "busy", "group_removed", "not_found", "empty"
@@ -59,7 +24,7 @@ ForwardReason = Literal[
 """``empty``: no member of the group was available (``queue.when_empty: overflow``)."""
 
 
-@_quick_init
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Identity:
     """The caller identity presented to a member's phone (From / P-Asserted-Identity)."""
@@ -68,7 +33,7 @@ class Identity:
     display_name: str = ""
 
 
-@_quick_init
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Ring:
     """Offer the call to a member: ring it for at most ``timeout`` seconds.
@@ -83,7 +48,7 @@ class Ring:
     timeout: float
 
 
-@_quick_init
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RingAll:
     """Offer the call to several members at once (ring all): the same as one ``Ring``
@@ -106,7 +71,7 @@ class RingAll:
         return [Ring(call_id, m, caller_id, group, timeout) for m in self.members]
 
 
-@_quick_init
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Claim:
     """Claim the member in the shared state before ringing it (several nodes only).
@@ -126,7 +91,7 @@ class Claim:
     arrival: float
 
 
-@_quick_init
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Cancel:
     """Stop offering the call to a member (CANCEL, or ACK+BYE if it had answered)."""
@@ -135,7 +100,7 @@ class Cancel:
     member: str
 
 
-@_quick_init
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Ringback:
     """Tell the caller that members are being rung (180 Ringing)."""
@@ -143,7 +108,7 @@ class Ringback:
     call_id: str
 
 
-@_quick_init
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Hold:
     """The caller enters the queue: answer with hold music, or 183 early media.
@@ -157,7 +122,7 @@ class Hold:
     music: str | None = None
 
 
-@_quick_init
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Bridge:
     """Connect the caller to the member who answered."""
@@ -166,7 +131,7 @@ class Bridge:
     member: str
 
 
-@_quick_init
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Release:
     """End the caller's call: final ``status`` if not answered yet, BYE otherwise."""
@@ -176,7 +141,7 @@ class Release:
     reason: ReleaseReason
 
 
-@_quick_init
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Forward:
     """Send the caller's call to ``target``, outside the server (a number or a SIP URI)."""
@@ -186,7 +151,7 @@ class Forward:
     reason: ForwardReason
 
 
-@_quick_init
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Reroute:
     """The call goes on at ``target``, one of our own numbers: note it, send nothing.
@@ -204,7 +169,7 @@ class Reroute:
     route: tuple[str, ...]
 
 
-@_quick_init
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RefuseForward:
     """End the caller's call instead of forwarding it to ``target``, one of our numbers.

@@ -121,29 +121,3 @@ def test_the_settings_a_decision_reads_follow_a_reload() -> None:
     assert [(a.member, a.timeout, a.caller_id) for a in h.of(actions.Ring, "c2")] == [
         (m(2), 30, actions.Identity("0140000000", "G"))
     ]
-
-
-def test_the_quick_init_refuses_a_field_it_would_get_wrong() -> None:
-    """A default factory, ``init=False``, a keyword-only field or ``__post_init__``:
-    the generated ``__init__`` would differ from the dataclass's, so it is refused."""
-
-    for spec in (
-        {"default_factory": list},
-        {"default": 0, "init": False},
-        {"kw_only": True},
-    ):
-        cls = dataclasses.make_dataclass(
-            "Odd", [("a", int, dataclasses.field(**spec))], frozen=True, slots=True
-        )
-        with pytest.raises(TypeError):
-            actions._quick_init(cls)
-
-    @dataclasses.dataclass(frozen=True, slots=True)
-    class Checked:
-        a: int
-
-        def __post_init__(self) -> None:
-            pass
-
-    with pytest.raises(TypeError):
-        actions._quick_init(Checked)
