@@ -55,6 +55,8 @@ it moves the oldest into its members' own sets: a read of one member looks at ea
 BULK_MIN = 16
 """Fewer members rung at once are written member by member (no bulk record)."""
 
+_ABSENT = object()
+
 Pointer = str | int
 """A round-robin pointer: the key of the member who took the last call, or (stored
 by an older version) the position of that member, an ``int``."""
@@ -220,12 +222,11 @@ class MemoryStore:
         if ringing:
             self._act(member).ringing.add(call_id)
             return
-        if self._bulk:
-            record = self._bulk.get(call_id)
-            if record is not None and member in record:
-                del record[member]
-                if not record:
-                    del self._bulk[call_id]
+        bulk = self._bulk
+        if bulk:
+            record = bulk.get(call_id)
+            if record is not None and record.pop(member, _ABSENT) is not _ABSENT and not record:
+                del bulk[call_id]
         act = self._activity.get(member)
         if act is not None:
             act.ringing.discard(call_id)
