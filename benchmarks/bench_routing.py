@@ -106,11 +106,40 @@ same script:
 | `round_robin` | 100,861 | 76,956 | -24% |
 | `least_active` | 111,734 | 86,890 | -22% |
 | `ring_all` (500 rung) | 1,801,532 | 946,406 | -47% (3,600 -> 1,890 per member rung) |
+| `ring_all`, third round | 944,641 | 378,359 | -60% (1,889 -> 757 per rung) |
 | `linear`, 10 members | 96,168 | 80,178 | -17% |
 
-Of the 1,890 instructions left per member rung, about 1,070 are the state
-store's `set_ringing_many` (its loop over the members, outside the core's
-modules)."""
+Third round (ring all, 500 rung; `--callgrind ring_all --size 1000 --calls 50`,
+the row above marked so: before at 99322af, after on top of it). Of the
+1,890 instructions per member rung, about 1,070 were the state store's
+`set_ringing_many` (per member a dict lookup, an activity's `ringing` set, and
+the store's touched set grown from empty only for the roster to empty it), 360
+the call's offers (`dict.fromkeys`), 150 the roster's check that the walk's slots
+held no `None` (each `int` compared with `None` through the full rich
+comparison), 120 two comparisons of those slots with the free list (roster, then
+index), 150 the walk's `itemgetter`. Cut: the memory store keeps the members of a
+ring all as one *bulk record* of the call, a copy of the call's offers dict made
+in C (its keys are not hashed again), instead of one entry per member; a member
+rings for a call when the pair is in its own set or in a bulk record, at most 4
+of them (the oldest moves into the members' sets past that), so that a read of
+one member stays a few lookups. The core writes it with `touch=False`: the
+roster takes note of the members itself, the store's touched set is not grown.
+The index takes the members a walk gave without a lookup or a comparison per
+member (`GroupIndex.take_given`: every change of the free list forgets what the
+walk gave, so those slots are still a stretch of it, checked by its ends).
+Left per member rung: the offers dict (360, the one hashing of each member), the
+walk's `itemgetter` (150), the store's copy (37), about 50 more; the rest of the
+757 is the decision's fixed part, about 80,000 instructions whatever the size
+(a 100-member group, 50 rung, costs 110,293; the cost grows by about 600 per
+member rung). Counts move by about 0.3% with the hash seed (`PYTHONHASHSEED` 0
+and 1: 946,100 and 948,389 before, 377,579 and 379,649 after). The hang-up of a
+ring all (not counted above) costs about 2% more, some 440 instructions per
+member freed of about 22,000: each member's unringing pops it from the bulk
+record. Tried and dropped: a list of the free members' keys kept beside `free`
+in the index, so that the walk's `rest` is a slice rather than an `itemgetter`
+call: 618 instead of 757 per member rung, but the hang-up's upkeep grew by about
+1,000 instructions per member freed (two list inserts per member instead of one
+`insort`)."""
 
 
 def build(algorithm: str, size: int, *, last_free: bool = False) -> RoutingCore:

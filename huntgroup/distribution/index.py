@@ -104,8 +104,10 @@ class GroupIndex:
         self._walks: weakref.WeakSet[_Walk] = weakref.WeakSet()
         self.retired = False
         self.given: tuple[list[str], list[int]] | None = None
-        """The last members a walk's ``rest`` gave (ring all) and their slots: the roster,
-        told those very members rang, takes the slots without looking the keys up."""
+        """The last members a walk's ``rest`` gave (ring all) and their slots (a rotation
+        of a sorted run of ``free``: a run, or its tail then its head), while ``free`` has
+        not changed since (every change forgets it): the roster, told those very members
+        rang, takes the slots without looking the keys up (:meth:`take_given`)."""
 
     # ------------------------------------------------------------ changes
     def update(self, slot: int, free: bool, available: bool, entry: TalkEntry | None) -> None:
@@ -130,6 +132,7 @@ class GroupIndex:
                     self._sort(slot, entry)
         if was_free == free:
             return
+        self.given = None
         self.flags[slot] = 1 if free else 0
         if free:
             bisect.insort(self.free, slot)
@@ -139,6 +142,7 @@ class GroupIndex:
     def take(self, slot: int) -> None:
         """Member ``slot``, free, is not free any more (nothing else changed): what
         :meth:`update` does then, without its comparisons."""
+        self.given = None
         self.flags[slot] = 0
         free = self.free
         del free[bisect.bisect_left(free, slot)]
@@ -156,22 +160,51 @@ class GroupIndex:
                     slot, False, self.available[slot] == 1, self.entries.get(self.keys[slot])
                 )
             return
+        self.given = None
         flags, free, n = self.flags, self.free, len(slots)
         i = bisect.bisect_left(free, slots[0])
         if free[i : i + n] == slots:
-            # a run of the free slots (ring all's pass): every free slot between its
-            # ends is one of them, so that stretch of flags is all zeros after
-            lo, hi = slots[0], slots[-1] + 1
-            flags[lo:hi] = bytes(hi - lo)
-            del free[i : i + n]
-        else:
-            for slot in slots:
-                flags[slot] = 0
-            self.free = [s for s in free if flags[s]]
+            self._cut(i, n)
+            return
+        for slot in slots:
+            flags[slot] = 0
+        self.free = [s for s in free if flags[s]]
         if self.least:
-            slot_of = self.slot
-            self.by_talk = [item for item in self.by_talk if flags[slot_of[item[2]]]]
-            self.live.difference_update(slots)
+            self._unsort_taken(slots)
+
+    def take_given(self, members: list[str]) -> bool:
+        """``members``, free, are not free any more, if they are the very list a walk's
+        ``rest`` gave last (ring all) and ``free`` has not changed since: their slots are
+        known without a lookup, and when they are a run of ``free`` (a sorted sub-list
+        with the ends and the length of a stretch of ``free`` is that stretch) the run
+        is cut out at once, with no step per member. False, nothing done, otherwise."""
+        given, self.given = self.given, None
+        if given is None or given[0] is not members:
+            return False
+        slots = given[1]
+        free, n = self.free, len(slots)
+        i = bisect.bisect_left(free, slots[0])
+        if i + n <= len(free) and free[i + n - 1] == slots[-1]:
+            self._cut(i, n)
+        else:  # the tail then the head of ``free`` (a walk started past the first slot)
+            self.busy(slots)
+        return True
+
+    def _cut(self, i: int, n: int) -> None:
+        """The free slots ``free[i:i + n]`` are not free any more: every free slot between
+        their ends is one of them, so that stretch of flags is all zeros after."""
+        free = self.free
+        lo, hi = free[i], free[i + n - 1] + 1
+        self.flags[lo:hi] = bytes(hi - lo)
+        taken = free[i : i + n] if self.least else None
+        del free[i : i + n]
+        if taken is not None:
+            self._unsort_taken(taken)
+
+    def _unsort_taken(self, slots: list[int]) -> None:
+        flags, slot_of = self.flags, self.slot
+        self.by_talk = [item for item in self.by_talk if flags[slot_of[item[2]]]]
+        self.live.difference_update(slots)
 
     def _sort(self, slot: int, entry: TalkEntry) -> None:
         if entry[1] is not None and entry[2]:

@@ -157,14 +157,18 @@ def offer(
             store.set_ringing(member, call_id, True)
             call.claiming[member] = Ring(call_id, member, caller, group, timeout)
             actions.append(Claim(call_id, member, group, waiting, call.rank[0]))
+        roster.rung(core, members, group)
     else:
+        rung = dict.fromkeys(members, token)  # the one hashing of the members
         if call.offers:
-            call.offers.update(dict.fromkeys(members, token))
+            call.offers.update(rung)
         else:  # the usual case (ring all offers when nobody rings): one dict, not two
-            call.offers = dict.fromkeys(members, token)
-        store.set_ringing_many(members, call_id)
+            call.offers = rung
+        # the store copies the dict's keys whole; the roster takes note of the members
+        # itself (they stay out of the store's touched set)
+        store.set_ringing_many(rung, call_id, touch=False)
         actions.append(RingAll(call_id, tuple(members), caller, group, timeout))
-    roster.rung(core, members, group)
+        roster.rung(core, members, group, noted=False)
     core._arm(core._now + timeout, TimerKind.OFFER, call_id, token)
 
 

@@ -151,18 +151,27 @@ class Roster:
                 del self._indexes[name]
         self._groups = groups
 
-    def rung(self, core: RoutingContext, members: list[str], group: str | None = None) -> None:
+    def rung(
+        self,
+        core: RoutingContext,
+        members: list[str],
+        group: str | None = None,
+        *,
+        noted: bool = True,
+    ) -> None:
         """``members`` were just set ringing, the only change since the last refresh: they
         are not free any more (nothing else about them changed), without a full look.
         ``group``: the group whose call they ring for (all of them are its members): its
         index takes many (ring all) in one step, the other groups of those in several
-        groups one by one.
+        groups one by one. ``noted=False``: the store was told not to add them to its
+        ``touched`` set (``set_ringing_many(..., touch=False)``), there is none to remove.
         """
-        touched = self._touched_of(core.store)
-        if len(touched) == len(members):  # exactly them (distinct, all just marked)
-            touched.clear()
-        else:
-            touched.difference_update(members)
+        if noted:
+            touched = self._touched_of(core.store)
+            if len(touched) == len(members):  # exactly them (distinct, all just marked)
+                touched.clear()
+            else:
+                touched.difference_update(members)
         if core.observed:  # only the time in state reads the core's own set
             core._touched.update(members)
         indexes, groups_of = self._indexes, core._groups_of
@@ -170,15 +179,12 @@ class Roster:
         shared: Collection[str]
         got = indexes.get(group) if group is not None and len(members) > 8 else None
         done = group if got is not None else None  # the group whose index took them
-        if got is not None:
+        if got is not None and got[1].take_given(members):  # the walk's own slice (ring all)
+            shared = self._shared.intersection(members) if self._shared else ()
+        elif got is not None:
             index = got[1]
             flags = index.flags
-            given = index.given
-            if given is not None and given[0] is members:  # the walk's own slice: its slots
-                found = cast(list[int | None], given[1])
-            else:
-                found = list(map(index.slot.get, members))  # a builtin: no Python loop
-            index.given = None
+            found = list(map(index.slot.get, members))  # a builtin: no Python loop
             if None in found:  # not all of them members of ``group`` (never expected)
                 slots[got[0].config.name] = [s for s in found if s is not None and flags[s]]
                 shared = members

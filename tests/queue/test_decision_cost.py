@@ -4,10 +4,10 @@ A wall-clock limit has no place in a unit test; the Python work of one decision
 does: the frames the core enters and the lines it runs in its own modules
 (``huntgroup/queue`` but the state store, ``huntgroup/distribution``), counted by
 a tracer around one ``CallArrived``. These hold the cuts of issue 14: a ring all
-runs no Python loop per member rung in the core, and a one-at-a-time decision
-enters a bounded number of Python frames (actions made by their quick
-``__init__``, the group's settings read from ``GroupInfo``, one member taken out
-of the index directly).
+runs no Python loop per member rung in the core (nor in the state store: counted
+apart), and a one-at-a-time decision enters a bounded number of Python frames
+(actions made by their quick ``__init__``, the group's settings read from
+``GroupInfo``, one member taken out of the index directly).
 """
 
 from __future__ import annotations
@@ -76,6 +76,36 @@ def test_a_ring_all_decision_runs_no_python_loop_per_member_in_the_core() -> Non
     # comprehension per member in the walk, the roster and the index, ~2,700 lines)
     assert large[1] <= small[1] + 20, (small, large)
     assert large[0] <= small[0], (small, large)
+
+
+def store_lines(algorithm: str, size: int) -> int:
+    """Lines run in the state store (``huntgroup/queue/state``) by one decision."""
+    core = _core(algorithm, size)
+    lines = 0
+
+    def trace(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal lines
+        if "huntgroup/queue/state/" not in frame.f_code.co_filename.replace("\\", "/"):
+            return None if event == "call" else trace
+        if event == "line":
+            lines += 1
+        return trace
+
+    sys.settrace(trace)
+    try:
+        core.handle(CallArrived("c1", "G", "0611111111"), now=1.0)
+    finally:
+        sys.settrace(None)
+    assert core.offers_of("c1")
+    return lines
+
+
+def test_a_ring_all_decision_runs_no_python_loop_per_member_in_the_store() -> None:
+    # 20 then 500 members rung: the store writes one bulk record of the call (before:
+    # four lines per member in set_ringing_many, ~2,000 lines at 1,000 members)
+    small, large = store_lines("ring_all", 40), store_lines("ring_all", 1000)
+    assert large <= small, (small, large)
+    assert large < 20, large
 
 
 @pytest.mark.parametrize("algorithm", ["linear", "circular", "round_robin", "least_active"])

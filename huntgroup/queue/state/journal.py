@@ -44,7 +44,7 @@ activity sets always contain ``REMOTE_SEP`` and local ones never do.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from huntgroup.queue.state.operations import (
@@ -195,11 +195,16 @@ class JournalingStore(MemoryStore):
         super().set_ringing(member, call_id, ringing)
         self._record(SetRinging(member, call_id, ringing, self.node_id))
 
-    def set_ringing_many(self, members: Sequence[str], call_id: str) -> None:
+    def set_ringing_many(
+        self, members: Collection[str], call_id: str, *, touch: bool = True
+    ) -> None:
         """Each member rung is its own op, as if rung alone: the journal, the listener
         and the other nodes see what ``set_ringing`` per member gives."""
+        touched = self._touched
+        fresh = () if touch else [m for m in members if m not in touched]
         for member in members:
             self.set_ringing(member, call_id, True)
+        touched.difference_update(fresh)
 
     def set_active(self, member: str, call_id: str, active: bool) -> None:
         mine = self._mine(member).active

@@ -22,6 +22,18 @@ interface:
 Every method is synchronous and cheap: the in-memory implementation is a set
 of dicts; a networked implementation keeps a local image and writes through.
 
+Ringing is kept in two places by :class:`MemoryStore`. A member rung on its own
+is in its activity's ``ringing`` set (member -> calls). The members a ring all
+rings at once (:meth:`StateStore.set_ringing_many`) are one *bulk record* of
+the call (call -> members, a dict used as an ordered set), written as one C-level
+copy rather than one Python step per member: ring all's hundreds of members
+cost the store no Python loop. A member rings for a call when the pair is in
+either place (a pair may be in both: unringing removes it from both), so a
+reader of one member also looks through the bulk records; there are at most
+:data:`MAX_BULK` of them (a ring all that would make one more moves the oldest
+record into the members' own sets), so that a read costs a bounded number of
+lookups.
+
 Invariants: a call id is at most once in a queue; talk time never decreases
 except on a join; ``joined_since`` is None exactly when not joined; a member
 is paused only while joined (logging out ends a pause), and a paused member is
@@ -32,9 +44,18 @@ activity changed since the core last took it (for the time in state).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+MAX_BULK = 4
+"""Bulk ringing records (ring alls ringing at once) a :class:`MemoryStore` keeps before
+it moves the oldest into its members' own sets: a read of one member looks at each."""
+
+BULK_MIN = 16
+"""Fewer members rung at once are written member by member (no bulk record)."""
+
+_ABSENT = object()
 
 Pointer = str | int
 """A round-robin pointer: the key of the member who took the last call, or (stored
@@ -73,9 +94,13 @@ class StateStore(Protocol):
     # member activity -------------------------------------------------------
     def ringing(self, member: str) -> frozenset[str]: ...
     def set_ringing(self, member: str, call_id: str, ringing: bool) -> None: ...
-    def set_ringing_many(self, members: Sequence[str], call_id: str) -> None:
-        """``members`` start ringing for ``call_id`` (one offer to many: ring all); the
-        same as ``set_ringing(m, call_id, True)`` for each."""
+    def set_ringing_many(
+        self, members: Collection[str], call_id: str, *, touch: bool = True
+    ) -> None:
+        """``members`` (distinct) start ringing for ``call_id`` (one offer to many: ring
+        all); the same as ``set_ringing(m, call_id, True)`` for each, except that with
+        ``touch=False`` they are not added to ``touched`` (the caller, the core's
+        roster, takes note of them itself; members already there stay)."""
         ...
 
     def is_ringing(self, member: str) -> bool: ...
@@ -125,6 +150,9 @@ class MemoryStore:
         self._queues: dict[str, list[tuple[tuple[float, int], str]]] = {}
         self._paused: dict[tuple[str, str], Pause] = {}
         self._touched: set[str] = set()
+        self._bulk: dict[str, dict[str, object]] = {}
+        """Ring all's bulk records: call -> the members rung together (keys; the values
+        mean nothing), oldest first, at most ``MAX_BULK``."""
 
     @property
     def touched(self) -> set[str]:
@@ -182,20 +210,51 @@ class MemoryStore:
 
     def ringing(self, member: str) -> frozenset[str]:
         act = self._activity.get(member)
-        return frozenset(act.ringing) if act else frozenset()
+        calls = frozenset(act.ringing) if act else frozenset()
+        if self._bulk:
+            bulk = [call for call, record in self._bulk.items() if member in record]
+            if bulk:
+                return calls.union(bulk)
+        return calls
 
     def set_ringing(self, member: str, call_id: str, ringing: bool) -> None:
         self._touched.add(member)
         if ringing:
             self._act(member).ringing.add(call_id)
-        elif member in self._activity:
-            self._activity[member].ringing.discard(call_id)
+            return
+        bulk = self._bulk
+        if bulk:
+            record = bulk.get(call_id)
+            if record is not None and record.pop(member, _ABSENT) is not _ABSENT and not record:
+                del bulk[call_id]
+        act = self._activity.get(member)
+        if act is not None:
+            act.ringing.discard(call_id)
 
-    def set_ringing_many(self, members: Sequence[str], call_id: str) -> None:
-        """Ring ``members`` for ``call_id`` in one pass (ring all's hot path). It does not
-        go through ``set_ringing``: a subclass that does more per write (a journal)
-        overrides this method too."""
-        self._touched.update(members)
+    def set_ringing_many(
+        self, members: Collection[str], call_id: str, *, touch: bool = True
+    ) -> None:
+        """Ring ``members`` for ``call_id`` at once (ring all's hot path): a bulk record
+        of the call, a copy of ``members`` made in C (a ``dict``'s keys, as the core
+        gives them, are copied whole: no hashing). It does not go through
+        ``set_ringing``: a subclass that does more per write (a journal) overrides
+        this method too."""
+        if len(members) < BULK_MIN:
+            self._ring_each(members, call_id)
+        else:
+            bulk = self._bulk
+            record = members.copy() if isinstance(members, dict) else dict.fromkeys(members)
+            old = bulk.get(call_id)
+            if old is not None:
+                old.update(record)
+            else:
+                if len(bulk) >= MAX_BULK:
+                    self._unbulk(next(iter(bulk)))
+                bulk[call_id] = record
+        if touch:
+            self._touched.update(members)
+
+    def _ring_each(self, members: Iterable[str], call_id: str) -> None:
         activity = self._activity
         for member in members:
             act = activity.get(member)
@@ -203,9 +262,19 @@ class MemoryStore:
                 act = activity[member] = _Activity()
             act.ringing.add(call_id)
 
+    def _unbulk(self, call_id: str) -> None:
+        """The bulk record of ``call_id`` goes into its members' own sets."""
+        self._ring_each(self._bulk.pop(call_id), call_id)
+
     def is_ringing(self, member: str) -> bool:
         act = self._activity.get(member)
-        return bool(act and act.ringing)
+        if act is not None and act.ringing:
+            return True
+        if self._bulk:
+            for record in self._bulk.values():
+                if member in record:
+                    return True
+        return False
 
     def is_on_call(self, member: str) -> bool:
         act = self._activity.get(member)
@@ -235,9 +304,15 @@ class MemoryStore:
         if self._joined.get(key) is None or (self._paused and key in self._paused):
             return False
         act = self._activity.get(member)
-        if act is None:
-            return True
-        return act.wrap_up_until <= now and not act.ringing and (call_waiting or not act.active)
+        if act is not None and not (
+            act.wrap_up_until <= now and not act.ringing and (call_waiting or not act.active)
+        ):
+            return False
+        if self._bulk:
+            for record in self._bulk.values():
+                if member in record:
+                    return False
+        return True
 
     def talk_times(self, group: str) -> dict[str, float]:
         return dict(self._talk.get(group, {}))
