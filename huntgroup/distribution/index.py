@@ -69,7 +69,6 @@ class GroupIndex:
     """Free and available members of one group, and their talk entries."""
 
     __slots__ = (
-        "_log_base",
         "_walks",
         "available",
         "by_talk",
@@ -81,6 +80,7 @@ class GroupIndex:
         "least",
         "live",
         "log",
+        "log_base",
         "n_available",
         "positions",
         "retired",
@@ -100,8 +100,10 @@ class GroupIndex:
         self.by_talk: list[TalkKey] = []
         self.live: set[int] = set()
         self.log: list[tuple[str, TalkEntry]] = []
-        self._log_base = 0
-        self._walks: weakref.WeakSet[_Walk] = weakref.WeakSet()
+        self.log_base = 0
+        # the live walks, by weak reference; a walk that dies takes its reference out
+        # (``set.discard``, a builtin, is the callback: no Python frame per walk)
+        self._walks: set[weakref.ref[_Walk]] = set()
         self.retired = False
         self.given: tuple[list[str], list[int]] | None = None
         """The last members a walk's ``rest`` gave (ring all) and their slots: the roster,
@@ -142,8 +144,17 @@ class GroupIndex:
         self.flags[slot] = 0
         free = self.free
         del free[bisect.bisect_left(free, slot)]
-        if self.least:
-            self._unsort(slot, self.entries[self.keys[slot]])
+        if self.least:  # _unsort, written out (one frame less per offer)
+            live = self.live
+            if slot in live:
+                live.discard(slot)
+                return
+            key = self.keys[slot]
+            item = (self.entries[key][0], self.positions[slot], key)
+            by_talk = self.by_talk
+            i = bisect.bisect_left(by_talk, item)
+            if i < len(by_talk) and by_talk[i] == item:
+                del by_talk[i]
 
     def busy(self, slots: list[int]) -> None:
         """Members ``slots``, free, are not free any more (nothing else changed): many at
@@ -191,22 +202,24 @@ class GroupIndex:
     # -------------------------------------------------------- talk at T0
     def watch(self, walk: _Walk) -> int:
         """A walk starts: entries replaced from now on are logged; returns its log start."""
-        if not self._walks:
-            self._log_base += len(self.log)
+        walks = self._walks
+        if not walks:
+            self.log_base += len(self.log)
             self.log.clear()
         elif len(self.log) > 4 * len(self.keys) + 64:
-            low = min(w.log_start for w in self._walks)
-            if low > self._log_base:
-                del self.log[: low - self._log_base]
-                self._log_base = low
-        self._walks.add(walk)
-        return self._log_base + len(self.log)
+            starts = [w.log_start for r in walks if (w := r()) is not None]
+            low = min(starts, default=self.log_base + len(self.log))
+            if low > self.log_base:
+                del self.log[: low - self.log_base]
+                self.log_base = low
+        walks.add(weakref.ref(walk, walks.discard))
+        return self.log_base + len(self.log)
 
     def entries_since(self, start: int) -> dict[str, TalkEntry]:
         """The entries as they were when the log stood at ``start``, of the members whose
         entry changed since (the others are as they are now)."""
         old: dict[str, TalkEntry] = {}
-        for key, entry in self.log[start - self._log_base :]:
+        for key, entry in self.log[start - self.log_base :]:
             if key not in old:
                 old[key] = entry
         return old
