@@ -70,6 +70,7 @@ class GroupIndex:
 
     __slots__ = (
         "_walks",
+        "after_position",
         "available",
         "by_talk",
         "entries",
@@ -90,6 +91,9 @@ class GroupIndex:
     def __init__(self, keys: Sequence[str], positions: Sequence[int], *, least: bool) -> None:
         self.keys = tuple(keys)
         self.positions = tuple(positions)
+        # position -> the slot after the last member at it: ``bisect_right(positions,
+        # position)`` without the search (round robin's start after the pointer)
+        self.after_position = {p: i + 1 for i, p in enumerate(self.positions)}
         self.slot = {k: i for i, k in enumerate(self.keys)}
         self.flags = bytearray(len(self.keys))
         self.free: list[int] = []
@@ -143,7 +147,8 @@ class GroupIndex:
         :meth:`update` does then, without its comparisons."""
         self.flags[slot] = 0
         free = self.free
-        del free[bisect.bisect_left(free, slot)]
+        # the first free slot (linear, circular) is found without a search
+        del free[0 if free[0] == slot else bisect.bisect_left(free, slot)]
         if self.least:  # _unsort, written out (one frame less per offer)
             live = self.live
             if slot in live:
@@ -152,7 +157,8 @@ class GroupIndex:
             key = self.keys[slot]
             item = (self.entries[key][0], self.positions[slot], key)
             by_talk = self.by_talk
-            i = bisect.bisect_left(by_talk, item)
+            # the first of the order (a pass's first offer) is found without a search
+            i = 0 if by_talk and by_talk[0] == item else bisect.bisect_left(by_talk, item)
             if i < len(by_talk) and by_talk[i] == item:
                 del by_talk[i]
 
@@ -204,8 +210,9 @@ class GroupIndex:
         """A walk starts: entries replaced from now on are logged; returns its log start."""
         walks = self._walks
         if not walks:
-            self.log_base += len(self.log)
-            self.log.clear()
+            if self.log:
+                self.log_base += len(self.log)
+                self.log.clear()
         elif len(self.log) > 4 * len(self.keys) + 64:
             starts = [w.log_start for r in walks if (w := r()) is not None]
             low = min(starts, default=self.log_base + len(self.log))

@@ -73,7 +73,7 @@ class RotatedWalk:
             lo = s0 + self.done
             slot: int | None = None
             if lo < n:
-                i = bisect.bisect_left(free, lo)
+                i = bisect.bisect_left(free, lo) if lo else 0  # slots are >= 0
                 if i < len(free):
                     slot = free[i]
                 elif free and free[0] < s0:
@@ -137,7 +137,6 @@ class LeastWalk:
         self.cursor: TalkKey | None = None
         self.done = False
         self._fallback: Iterator[str] | None = None
-        self.log_start = 0
         self.log_start = index.watch(self)
 
     def next(self, is_free: IsFree) -> str | None:

@@ -21,6 +21,13 @@ the earliest arrival first between groups of equal priority. When the last
 available member of a group with ``when_empty: overflow`` goes (unreachable,
 logged out, removed), its waiting callers overflow (:func:`empty_groups`).
 
+The usual decision, a new call that finds a free member with nobody waiting
+in a group that rings one member at a time (no claims), takes a fused path
+(:func:`ring_first`, issue 14): the same steps as :func:`start_hunting`,
+:func:`advance` and the offer, in the same order, in one frame, with the
+index the arrival just refreshed. Every other case takes the general path;
+a property test holds the two to the same actions and state.
+
 The hunt and the dispatch call each other (a call that gives up frees its
 group for the next caller, whose hunt may give up in turn), so they live
 together here; every step either makes an offer, queues the call or ends it,
@@ -130,33 +137,35 @@ def ring_first(
         and (not refused or refused.get(member, -math.inf) <= now)
     ):
         member = walk.next(free_predicate(core, info.config, now))
-    seq, timers = core._seq, core._timers
+    seq, timers, max_wait = core._seq, core._timers, info.max_wait
+    rank = (now, next(seq))
+    waits = next(seq) if max_wait is not None else 0  # the sequence of max_wait's timer
+    if member is None:  # begin_pass, then take: nobody, and the pass ended
+        token, hunt, offers = 0, Hunt(strategy, now, 1, now, 0, None), {}
+    else:  # begin_pass, then take: one offer in the pass (made below), its token
+        token = next(seq)
+        hunt, offers = Hunt(strategy, now, 1, now, 1, walk), {member: token}
     call = RoutedCall(
         call_id,
         _GROUP,
         _HUNTING,
         now,
-        (now, next(seq)),
+        rank,
         caller,
         route,
         internal,
         info.config,
         None,
-        # begin_pass, then take: one offer in the pass, or none and the pass ended
-        Hunt(strategy, now, 1, now, 1, walk)
-        if member is not None
-        else Hunt(strategy, now, 1, now, 0, None),
+        hunt,
+        offers,
     )
     core._calls[call_id] = call
-    max_wait = info.max_wait
     if max_wait is not None:
-        heappush(timers, (now + max_wait, next(seq), _MAX_WAIT, call_id, 0))
+        heappush(timers, (now + max_wait, waits, _MAX_WAIT, call_id, 0))
     actions.append(Ringback(call_id))
     if member is None:
         nobody_free(core, call, info, actions)
     else:
-        token = next(seq)
-        call.offers[member] = token
         store.set_ringing(member, call_id, True)
         timeout = info.no_answer_timeout
         actions.append(Ring(call_id, member, info.pilot_caller or caller, name, timeout))
