@@ -136,7 +136,10 @@ class RoundRobin:
         pointer = view.last_answered()
         if pointer is None or not index.keys:
             return RotatedWalk(index)
-        return RotatedWalk(index, bisect.bisect_right(index.positions, pointer) % len(index.keys))
+        start = index.after_position.get(pointer)
+        if start is None:  # a position no member has now (an older version's pointer)
+            start = bisect.bisect_right(index.positions, pointer)
+        return RotatedWalk(index, start % len(index.keys))
 
 
 @dataclass(frozen=True, slots=True)

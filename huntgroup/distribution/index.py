@@ -69,8 +69,8 @@ class GroupIndex:
     """Free and available members of one group, and their talk entries."""
 
     __slots__ = (
-        "_log_base",
         "_walks",
+        "after_position",
         "available",
         "by_talk",
         "entries",
@@ -81,6 +81,7 @@ class GroupIndex:
         "least",
         "live",
         "log",
+        "log_base",
         "n_available",
         "positions",
         "retired",
@@ -90,6 +91,9 @@ class GroupIndex:
     def __init__(self, keys: Sequence[str], positions: Sequence[int], *, least: bool) -> None:
         self.keys = tuple(keys)
         self.positions = tuple(positions)
+        # position -> the slot after the last member at it: ``bisect_right(positions,
+        # position)`` without the search (round robin's start after the pointer)
+        self.after_position = {p: i + 1 for i, p in enumerate(self.positions)}
         self.slot = {k: i for i, k in enumerate(self.keys)}
         self.flags = bytearray(len(self.keys))
         self.free: list[int] = []
@@ -100,8 +104,10 @@ class GroupIndex:
         self.by_talk: list[TalkKey] = []
         self.live: set[int] = set()
         self.log: list[tuple[str, TalkEntry]] = []
-        self._log_base = 0
-        self._walks: weakref.WeakSet[_Walk] = weakref.WeakSet()
+        self.log_base = 0
+        # the live walks, by weak reference; a walk that dies takes its reference out
+        # (``set.discard``, a builtin, is the callback: no Python frame per walk)
+        self._walks: set[weakref.ref[_Walk]] = set()
         self.retired = False
         self.given: tuple[list[str], list[int]] | None = None
         """The last members a walk's ``rest`` gave (ring all) and their slots (a rotation
@@ -145,9 +151,20 @@ class GroupIndex:
         self.given = None
         self.flags[slot] = 0
         free = self.free
-        del free[bisect.bisect_left(free, slot)]
-        if self.least:
-            self._unsort(slot, self.entries[self.keys[slot]])
+        # the first free slot (linear, circular) is found without a search
+        del free[0 if free[0] == slot else bisect.bisect_left(free, slot)]
+        if self.least:  # _unsort, written out (one frame less per offer)
+            live = self.live
+            if slot in live:
+                live.discard(slot)
+                return
+            key = self.keys[slot]
+            item = (self.entries[key][0], self.positions[slot], key)
+            by_talk = self.by_talk
+            # the first of the order (a pass's first offer) is found without a search
+            i = 0 if by_talk and by_talk[0] == item else bisect.bisect_left(by_talk, item)
+            if i < len(by_talk) and by_talk[i] == item:
+                del by_talk[i]
 
     def busy(self, slots: list[int]) -> None:
         """Members ``slots``, free, are not free any more (nothing else changed): many at
@@ -224,22 +241,25 @@ class GroupIndex:
     # -------------------------------------------------------- talk at T0
     def watch(self, walk: _Walk) -> int:
         """A walk starts: entries replaced from now on are logged; returns its log start."""
-        if not self._walks:
-            self._log_base += len(self.log)
-            self.log.clear()
+        walks = self._walks
+        if not walks:
+            if self.log:
+                self.log_base += len(self.log)
+                self.log.clear()
         elif len(self.log) > 4 * len(self.keys) + 64:
-            low = min(w.log_start for w in self._walks)
-            if low > self._log_base:
-                del self.log[: low - self._log_base]
-                self._log_base = low
-        self._walks.add(walk)
-        return self._log_base + len(self.log)
+            starts = [w.log_start for r in walks if (w := r()) is not None]
+            low = min(starts, default=self.log_base + len(self.log))
+            if low > self.log_base:
+                del self.log[: low - self.log_base]
+                self.log_base = low
+        walks.add(weakref.ref(walk, walks.discard))
+        return self.log_base + len(self.log)
 
     def entries_since(self, start: int) -> dict[str, TalkEntry]:
         """The entries as they were when the log stood at ``start``, of the members whose
         entry changed since (the others are as they are now)."""
         old: dict[str, TalkEntry] = {}
-        for key, entry in self.log[start - self._log_base :]:
+        for key, entry in self.log[start - self.log_base :]:
             if key not in old:
                 old[key] = entry
         return old

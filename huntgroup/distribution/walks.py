@@ -73,7 +73,7 @@ class RotatedWalk:
             lo = s0 + self.done
             slot: int | None = None
             if lo < n:
-                i = bisect.bisect_left(free, lo)
+                i = bisect.bisect_left(free, lo) if lo else 0  # slots are >= 0
                 if i < len(free):
                     slot = free[i]
                 elif free and free[0] < s0:
@@ -137,7 +137,6 @@ class LeastWalk:
         self.cursor: TalkKey | None = None
         self.done = False
         self._fallback: Iterator[str] | None = None
-        self.log_start = 0
         self.log_start = index.watch(self)
 
     def next(self, is_free: IsFree) -> str | None:
@@ -146,9 +145,17 @@ class LeastWalk:
         idx = self.index
         if idx.retired:
             return next((m for m in self._remaining() if is_free(m)), None)
-        changed = idx.entries_since(self.log_start)
+        log_start = self.log_start
+        # the entries changed since T0 (usually none: nothing logged since the walk began)
+        changed = idx.entries_since(log_start) if len(idx.log) > log_start - idx.log_base else {}
+        by_talk = idx.by_talk
         while True:
-            best = self._first_free(changed)
+            if not changed and not idx.live:  # _first_free when only by_talk counts
+                cursor = self.cursor
+                i = 0 if cursor is None else bisect.bisect_right(by_talk, cursor)
+                best = by_talk[i] if i < len(by_talk) else None
+            else:
+                best = self._first_free(changed)
             if best is None:
                 self.done = True
                 return None

@@ -32,7 +32,7 @@ from huntgroup.distribution.hunt import Hunt
 from huntgroup.queue.actions import Action, Identity, Release, Ringback
 from huntgroup.queue.context import CallKind, CallState, RoutedCall, RoutingContext, TimerKind
 from huntgroup.queue.endings import line_rule, overflow_empty, queue_full
-from huntgroup.queue.hunting import enqueue, start_hunting
+from huntgroup.queue.hunting import enqueue, ring_first, start_hunting
 from huntgroup.queue.offers import has_free, is_empty, offer
 
 
@@ -61,6 +61,12 @@ def call_arrived(
     if info is None:
         actions.append(Release(call_id, 480, "group_removed"))
         return
+    queued = core.store.queue(info.name)
+    if not queued and core.quick and not core.claims and not info.strategy.simultaneous:
+        index = core.roster.index(core, info)
+        if index.free:  # the usual case: the fused path rings the first free member
+            ring_first(core, call_id, caller, internal, route or info.route, info, index, actions)
+            return
     now = core._now  # the call, made whole at once (its settings read from ``info``)
     call = RoutedCall(
         call_id,
@@ -79,7 +85,6 @@ def call_arrived(
     max_wait = info.max_wait
     if max_wait is not None:
         core._arm(now + max_wait, TimerKind.MAX_WAIT, call_id)
-    queued = core.store.queue(info.name)
     if is_empty(core, info):
         overflow_empty(core, call, actions)
     elif not queued and has_free(core, info):

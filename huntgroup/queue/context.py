@@ -104,6 +104,11 @@ class RoutedCall:
 class RoutingContext:
     """The state of one group core, shared by the modules that route its calls."""
 
+    quick = True
+    """A new call that finds a free member and nobody waiting, one member at a time,
+    takes the fused path (:func:`~huntgroup.queue.hunting.ring_first`); off, the general
+    path's steps one by one (the tests hold the two to the same actions and state)."""
+
     def __init__(self, config: Config, *, now: float, store: StateStore | None = None) -> None:
         self.store: StateStore = store if store is not None else MemoryStore()
         self._calls: dict[str, RoutedCall] = {}

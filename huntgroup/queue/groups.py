@@ -53,6 +53,7 @@ class GroupInfo:
     overflow_when_empty: bool = field(init=False)  # ``queue.when_empty: overflow``
     no_answer_timeout: float = field(init=False)
     no_answer_after: float | None = field(init=False)
+    call_waiting: bool = field(init=False)
 
     def __post_init__(self) -> None:
         g, put = self.config, object.__setattr__
@@ -64,6 +65,7 @@ class GroupInfo:
         put(self, "overflow_when_empty", g.queue.when_empty == "overflow")
         put(self, "no_answer_timeout", g.no_answer_timeout)
         put(self, "no_answer_after", g.no_answer.after)
+        put(self, "call_waiting", g.call_waiting)
 
 
 def position_of(info: GroupInfo, pointer: Pointer | None) -> int | None:

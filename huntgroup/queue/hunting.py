@@ -21,6 +21,13 @@ the earliest arrival first between groups of equal priority. When the last
 available member of a group with ``when_empty: overflow`` goes (unreachable,
 logged out, removed), its waiting callers overflow (:func:`empty_groups`).
 
+The usual decision, a new call that finds a free member with nobody waiting
+in a group that rings one member at a time (no claims), takes a fused path
+(:func:`ring_first`, issue 14): the same steps as :func:`start_hunting`,
+:func:`advance` and the offer, in the same order, in one frame, with the
+index the arrival just refreshed. Every other case takes the general path;
+a property test holds the two to the same actions and state.
+
 The hunt and the dispatch call each other (a call that gives up frees its
 group for the next caller, whose hunt may give up in turn), so they live
 together here; every step either makes an offer, queues the call or ends it,
@@ -29,24 +36,44 @@ so the recursion ends.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from heapq import heappush
 
+from huntgroup.distribution.hunt import Hunt
+from huntgroup.distribution.index import GroupIndex
 from huntgroup.queue.actions import (
     Action,
     Cancel,
     Forward,
     ForwardReason,
     Hold,
+    Identity,
     Release,
     ReleaseReason,
+    Ring,
+    Ringback,
 )
-from huntgroup.queue.context import CallState, RoutedCall, RoutingContext, TimerKind
+from huntgroup.queue.context import CallKind, CallState, RoutedCall, RoutingContext, TimerKind
 from huntgroup.queue.endings import finish, overflow_empty, queue_full
 from huntgroup.queue.groups import GroupInfo
-from huntgroup.queue.offers import end_offer, free_predicate, has_free, is_empty, offer_all, order
+from huntgroup.queue.offers import (
+    GroupView,
+    end_offer,
+    free_predicate,
+    has_free,
+    is_empty,
+    offer_all,
+    order,
+)
 
 PASS_SPACING = 1.0
 """Minimum seconds between the starts of two passes of one hunt."""
+
+# the members of the enums :func:`ring_first` reads, as module globals: a member read
+# through its class goes through the enum metaclass's ``__getattr__`` hook each time
+_GROUP, _HUNTING = CallKind.GROUP, CallState.HUNTING
+_MAX_WAIT, _OFFER, _AFTER = TimerKind.MAX_WAIT, TimerKind.OFFER, TimerKind.AFTER
 
 
 def enqueue(core: RoutingContext, call: RoutedCall, actions: list[Action]) -> None:
@@ -72,6 +99,81 @@ def start_hunting(
     after = info.no_answer_after
     if first and after is not None and call.id in core._calls:
         core._arm(core._now + after, TimerKind.AFTER, call.id)
+
+
+def ring_first(
+    core: RoutingContext,
+    call_id: str,
+    caller: Identity,
+    internal: bool,
+    route: tuple[str, ...],
+    info: GroupInfo,
+    index: GroupIndex,
+    actions: list[Action],
+) -> None:
+    """A new call to group ``info`` with nobody waiting, whose ``index`` (just refreshed)
+    has a free member, one member at a time and no claims: the fused path of the usual
+    decision (issue 14).
+
+    It does what the general path does, in the same order (the same actions, the same
+    state, the same sequence numbers), in one frame: the call made with its hunt already
+    in its first pass, ``max_wait`` armed, ``Ringback``, the pass's walk and its first
+    take (:func:`start_hunting`, :func:`advance`), the offer of that one member
+    (:func:`~huntgroup.queue.offers.offer`: marked ringing, ``Ring``, out of the index,
+    its timer) and ``no_answer.after``. The member the index gives first is checked once
+    more, written out (:func:`~huntgroup.queue.offers.free_predicate`); one found not
+    free is passed and the walk goes on with the predicate, as in :meth:`Hunt.take
+    <huntgroup.distribution.hunt.Hunt.take>`; nobody found ends as the general path
+    does (:func:`nobody_free`). Nothing writes the store between the refresh of
+    ``index`` and the offer, so the roster is not refreshed again before it.
+    """
+    now, name, strategy = core._now, info.name, info.strategy
+    walk = strategy.walk(index, GroupView(core, name, now), now)
+    member = walk.next(bool)  # the index's first free member of the pass, unchecked
+    store, waiting, refused = core.store, info.call_waiting, core._claim_refused
+    if member is not None and not (
+        store.is_free(name, member, now=now, call_waiting=waiting)
+        and core.availability.offerable(member, now=now, call_waiting=waiting)
+        and (not refused or refused.get(member, -math.inf) <= now)
+    ):
+        member = walk.next(free_predicate(core, info.config, now))
+    seq, timers, max_wait = core._seq, core._timers, info.max_wait
+    rank = (now, next(seq))
+    waits = next(seq) if max_wait is not None else 0  # the sequence of max_wait's timer
+    if member is None:  # begin_pass, then take: nobody, and the pass ended
+        token, hunt, offers = 0, Hunt(strategy, now, 1, now, 0, None), {}
+    else:  # begin_pass, then take: one offer in the pass (made below), its token
+        token = next(seq)
+        hunt, offers = Hunt(strategy, now, 1, now, 1, walk), {member: token}
+    call = RoutedCall(
+        call_id,
+        _GROUP,
+        _HUNTING,
+        now,
+        rank,
+        caller,
+        route,
+        internal,
+        info.config,
+        None,
+        hunt,
+        offers,
+    )
+    core._calls[call_id] = call
+    if max_wait is not None:
+        heappush(timers, (now + max_wait, waits, _MAX_WAIT, call_id, 0))
+    actions.append(Ringback(call_id))
+    if member is None:
+        nobody_free(core, call, info, actions)
+    else:
+        store.set_ringing(member, call_id, True)
+        timeout = info.no_answer_timeout
+        actions.append(Ring(call_id, member, info.pilot_caller or caller, name, timeout))
+        core.roster.rung_one(core, member)
+        heappush(timers, (now + timeout, next(seq), _OFFER, call_id, token))
+    after = info.no_answer_after
+    if after is not None and call_id in core._calls:
+        heappush(timers, (now + after, next(seq), _AFTER, call_id, 0))
 
 
 def advance(

@@ -42,7 +42,7 @@ from huntgroup.config.models import GroupConfig
 from huntgroup.distribution.walks import Walk
 from huntgroup.queue.actions import Action, Claim, Identity, Ring, RingAll
 from huntgroup.queue.context import RoutedCall, RoutingContext, TimerKind
-from huntgroup.queue.groups import GroupInfo, position_of
+from huntgroup.queue.groups import GroupInfo
 from huntgroup.queue.talk_time import talk_times
 
 CLAIM_RETRY = 1.0
@@ -60,8 +60,11 @@ class GroupView:
 
     def last_answered(self) -> int | None:
         """The position, in today's numbering, of the member who took the last call."""
-        info = self._core._groups[self._group]
-        return position_of(info, self._core.store.last_answered(self._group))
+        core = self._core
+        pointer = core.store.last_answered(self._group)
+        if pointer is None or isinstance(pointer, int):  # position_of, written out
+            return pointer
+        return core._groups[self._group].positions.get(pointer)
 
     def talk_time(self, member: str) -> float:
         if self._talk is None:

@@ -209,7 +209,9 @@ class Roster:
     def rung_one(self, core: RoutingContext, member: str) -> None:
         """``member`` was just set ringing, the only change since the last refresh: as
         :meth:`rung` for one member (one offer at a time), in each of its groups."""
-        self._touched_of(core.store).discard(member)
+        store = core.store
+        touched = self._store_touched if store is self._store else self._touched_of(store)
+        touched.discard(member)
         if core.observed:
             core._touched.add(member)
         indexes = self._indexes

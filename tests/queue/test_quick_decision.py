@@ -1,0 +1,296 @@
+"""The fused path of a decision (``hunting.ring_first``) against the general path.
+
+A new call that finds a free member and nobody waiting, one member at a time, takes
+the fused path (issue 14); ``RoutingCore.quick = False`` sends it through the
+general path's steps instead. Two cores, one of each, are driven by the same random
+scenario (the events of ``test_core_properties``, one or two groups sharing
+members, every algorithm and the options a decision reads): after every step they
+must have returned the same actions and hold the same state (calls, hunts and
+their walks, timers, the store, the indexes of free members).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from huntgroup.config.models import ALGORITHMS
+from huntgroup.distribution.walks import LeastWalk, RotatedWalk
+from huntgroup.queue import hunting
+from huntgroup.queue.actions import Action, Ring
+from huntgroup.queue.core import CallState, RoutingCore
+from huntgroup.queue.events import (
+    CallAnswered,
+    CallArrived,
+    CallHungUp,
+    CallTransferred,
+    Event,
+    LineActivity,
+    MemberAnswered,
+    MemberFailed,
+    MemberJoined,
+    MemberLeft,
+    MemberPaused,
+    MemberReachable,
+    MemberUnreachable,
+    OutgoingCallStarted,
+)
+from huntgroup.queue.state.store import MemoryStore
+from tests.queue.test_core_properties import ops
+from tests.support.core_harness import LINES, Harness, m, make_config
+
+
+def _walk_state(walk: object) -> object:
+    if isinstance(walk, RotatedWalk):
+        return ("rotated", id(walk.index), walk.start, walk.done)
+    if isinstance(walk, LeastWalk):
+        return ("least", id(walk.index), walk.t0, walk.cursor, walk.done, walk.log_start)
+    return walk
+
+
+def _indexes(core: RoutingCore) -> dict[str, Any]:
+    out = {}
+    for name, (_, index) in core.roster._indexes.items():
+        out[name] = (
+            list(index.free),
+            bytes(index.flags),
+            bytes(index.available),
+            index.n_available,
+            dict(index.entries),
+            list(index.by_talk),
+            set(index.live),
+            list(index.log),
+        )
+    return out
+
+
+def state(core: RoutingCore) -> Any:
+    """What the core holds, walks by their position (not their identity)."""
+    calls = []
+    for call in core._calls.values():
+        hunt = call.hunt
+        h = (
+            None
+            if hunt is None
+            else (
+                hunt.strategy,
+                hunt.started_at,
+                hunt.passes,
+                hunt.pass_started_at,
+                hunt.offers_in_pass,
+                _walk_state(hunt._walk),
+            )
+        )
+        fields = (
+            call.id,
+            call.kind,
+            call.state,
+            call.arrival,
+            call.rank,
+            call.caller,
+            call.route,
+            call.caller_internal,
+            call.group,
+            call.offers,
+            call.claiming,
+            call.member,
+            call.connected_at,
+            call.holding,
+            call.pass_token,
+        )
+        calls.append((fields, h))
+    store = core.store
+    assert isinstance(store, MemoryStore)
+    store_state = {k: v for k, v in vars(store).items() if k != "_touched"}
+    return (
+        calls,
+        sorted(core._timers),
+        repr(store_state),
+        _indexes(core),
+        {k: v for k, v in core.roster._wake.items()},
+        sorted(core.roster._parked),
+    )
+
+
+def _index_ids_free(st_: Any) -> Any:
+    """The walks name their index by ``id``: the two cores' differ, drop them."""
+    calls, *rest = st_
+    fixed = []
+    for fields, h in calls:
+        if h is not None and isinstance(h[-1], tuple):
+            h = (*h[:-1], (h[-1][0], *h[-1][2:]))
+        fixed.append((fields, h))
+    return (fixed, *rest)
+
+
+class Pair:
+    """The same events to a quick core and a general one; both must agree."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.quick, self.general = Harness(cfg), Harness(cfg)
+        self.general.core.quick = False
+        self.taken = 0
+
+    def check(self, a: list[Action], b: list[Action]) -> list[Action]:
+        assert a == b
+        assert _index_ids_free(state(self.quick.core)) == _index_ids_free(state(self.general.core))
+        return a
+
+    def ev(self, event: Event) -> list[Action]:
+        return self.check(self.quick.ev(event), self.general.ev(event))
+
+    def at(self, t: float) -> list[Action]:
+        return self.check(self.quick.at(t), self.general.at(t))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    algorithm=st.sampled_from(ALGORITHMS),
+    members=st.integers(1, 4),
+    second=st.booleans(),
+    max_length=st.integers(0, 3),
+    max_wait=st.one_of(st.none(), st.floats(5, 120)),
+    after=st.one_of(st.none(), st.floats(5, 60)),
+    wrap_up=st.sampled_from([0, 0, 5, 30]),
+    call_waiting=st.booleans(),
+    pilot_caller=st.booleans(),
+    timeout=st.sampled_from([3, 15]),
+    when_empty=st.sampled_from(["wait", "overflow"]),
+    script=ops,
+)
+def test_the_fused_path_does_what_the_general_path_does(
+    algorithm: str,
+    members: int,
+    second: bool,
+    max_length: int,
+    max_wait: float | None,
+    after: float | None,
+    wrap_up: float,
+    call_waiting: bool,
+    pilot_caller: bool,
+    timeout: float,
+    when_empty: str,
+    script: list[tuple[str, int, float]],
+) -> None:
+    groups = None
+    if second:  # a second group sharing the members, in the other order
+        groups = [
+            {
+                "name": "H",
+                "pilot": "0140000001",
+                "algorithm": "least_active" if algorithm != "least_active" else "linear",
+                "members": [{"line": LINES[i], "position": members - i} for i in range(members)],
+            }
+        ]
+    cfg = make_config(
+        algorithm,
+        members=members,
+        groups=groups,
+        wrap_up=wrap_up,
+        call_waiting=call_waiting,
+        no_answer_timeout=timeout,
+        pilot_as_caller_id=pilot_caller,
+        no_answer={"after": after, "forward_to": "0699999998" if after else None},
+        queue={"max_length": max_length, "max_wait": max_wait, "when_empty": when_empty},
+    )
+    pair = Pair(cfg)
+    core = pair.quick.core
+    keys = LINES[:members]
+    calls: list[str] = []
+    outgoing: list[str] = []
+    for n, (op, pick, dt) in enumerate(script):
+        pair.at(pair.quick.now + dt)
+        live = [c for c in calls if core.call_state(c) is not None]
+        if op == "arrive":
+            cid = f"c{n}"
+            calls.append(cid)
+            group = "H" if second and pick % 3 == 0 else "G"
+            pair.ev(CallArrived(cid, group, "0611111111"))
+        elif op in ("answer", "decline", "unreachable"):
+            offered = [(c, mem) for c in live for mem in core.offers_of(c)]
+            if offered:
+                c, mem = offered[pick % len(offered)]
+                event: Event = {
+                    "answer": MemberAnswered(c, mem),
+                    "decline": MemberFailed(c, mem, 603),
+                    "unreachable": MemberUnreachable(c, mem),
+                }[op]
+                pair.ev(event)
+        elif op == "hangup":
+            pool = live + [o for o in outgoing if core.call_state(o) is not None]
+            if pool:
+                pair.ev(CallHungUp(pool[pick % len(pool)]))
+        elif op in ("join", "leave"):
+            mem = keys[pick % len(keys)]
+            if pick % 5 == 0:  # a pause instead, now and then
+                pair.ev(MemberPaused("G", mem, op == "leave"))
+            else:
+                pair.ev((MemberJoined if op == "join" else MemberLeft)("G", mem))
+        elif op in ("contact", "no_contact"):
+            pair.ev(MemberReachable(keys[pick % len(keys)], op == "contact"))
+        elif op in ("own_call", "idle"):
+            pair.ev(LineActivity(keys[pick % len(keys)], op == "own_call"))
+        elif op == "out":
+            oid = f"o{len(outgoing)}"
+            outgoing.append(oid)
+            pair.ev(OutgoingCallStarted(oid, keys[pick % len(keys)]))
+            pair.ev(CallAnswered(oid))
+        elif op == "transfer":
+            connected = [c for c in live if core.call_state(c) is CallState.CONNECTED]
+            if connected:
+                c = connected[pick % len(connected)]
+                target = ("0140000000", LINES[pick % len(LINES)], "0699999999")[pick % 3]
+                member = next(x for x in LINES if c in core.store.active_calls(x))
+                pair.ev(CallTransferred(c, member, target))
+    for c in calls + outgoing:
+        if core.call_state(c) is not None:
+            pair.ev(CallHungUp(c))
+    pair.at(pair.quick.now + 10_000)
+
+
+def test_the_usual_decision_takes_the_fused_path(monkeypatch: Any) -> None:
+    taken: list[str] = []
+    real = hunting.ring_first
+
+    def counted(core: Any, call_id: str, *args: Any) -> None:
+        taken.append(call_id)
+        real(core, call_id, *args)
+
+    import huntgroup.queue.arrivals as arrivals
+
+    monkeypatch.setattr(arrivals, "ring_first", counted)
+    h = Harness(make_config("linear", 2))
+    h.ev(CallArrived("c1", "G", "0600000001"), at=1.0)
+    h.ev(CallArrived("c2", "G", "0600000002"), at=1.0)
+    h.ev(CallArrived("c3", "G", "0600000003"), at=1.0)  # nobody free: queued
+    assert taken == ["c1", "c2"]
+    assert [(a.call_id, a.member) for a in h.of(Ring)] == [("c1", m(1)), ("c2", m(2))]
+    general = Harness(make_config("linear", 2))
+    general.core.quick = False
+    for cid, caller in (("c1", "0600000001"), ("c2", "0600000002"), ("c3", "0600000003")):
+        general.ev(CallArrived(cid, "G", caller), at=1.0)
+    assert general.log == h.log
+
+
+def test_a_member_the_index_still_shows_free_is_passed_as_the_general_path_does() -> None:
+    """Two cores on one memory store (as two nodes would be, without their own touched
+    sets): the other one rings member 1 and takes the store's news of it, so this
+    core's index still shows member 1 free. The check of the fused path finds it
+    ringing and the walk goes on to member 2, as the general path's ``take``."""
+    results = []
+    for quick in (True, False):
+        store = MemoryStore()
+        cfg = make_config("circular", 3)
+        mine = RoutingCore(cfg, now=0.0, store=store)
+        mine.quick = quick
+        other = RoutingCore(cfg, now=0.0, store=store)
+        mine.handle(CallArrived("warm", "G", "0600000009"), now=0.5)  # its index is built
+        mine.handle(CallHungUp("warm"), now=0.5)
+        other.handle(CallArrived("x", "G", "0600000008"), now=1.0)  # rings member 1
+        assert store.is_ringing(m(1))
+        actions = mine.handle(CallArrived("c1", "G", "0600000001"), now=2.0)
+        results.append((actions, _index_ids_free(state(mine))))
+    assert [(a.member) for a in results[0][0] if isinstance(a, Ring)] == [m(2)]
+    assert results[0] == results[1]
