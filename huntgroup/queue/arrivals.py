@@ -113,7 +113,12 @@ def direct_call(
         actions.append(Release(call_id, 404, "not_found"))
         return
     route = route or (number,)  # default: the line was dialled
-    busy = core.store.is_ringing(number) or core.store.is_on_call(number)
+    # busy: ringing, on a call through us, or on a call of its own that its phone reports
+    busy = (
+        core.store.is_ringing(number)
+        or core.store.is_on_call(number)
+        or core.availability.busy_outside(number)
+    )
     if busy and not internal:
         for g in core._groups_of.get(number, ()):
             cfg = core._groups[g].config
@@ -124,6 +129,11 @@ def direct_call(
     call.line, call.route, call.caller_internal = line, route, internal
     if busy:
         line_rule(core, call, busy=True, actions=actions)
+        return
+    if not core.availability.is_reachable(number, now=core._now):
+        # no contact, or backing off after an offer found it unreachable: what an offer
+        # would come to (MemberUnreachable), without ringing a phone known not to answer
+        line_rule(core, call, busy=False, actions=actions)
         return
     offer(core, call, [number], line.no_answer_timeout, caller, actions)
 

@@ -26,9 +26,12 @@ from huntgroup.queue.events import (
     CallAnswered,
     CallArrived,
     CallHungUp,
+    CallTransferred,
     DirectCallArrived,
+    LineActivity,
     MemberAnswered,
     MemberFailed,
+    MemberReachable,
     MemberUnreachable,
     OutgoingCallStarted,
 )
@@ -293,6 +296,58 @@ def test_a_lines_forwarding_follows_the_meaning_of_its_status(
     h = Harness(cfg)
     h.ev(DirectCallArrived("d", m(1), "0612345678"))
     assert h.ev(event) == [expected]
+
+
+def _ringing(actions: list[Action]) -> list[str]:
+    return [a.member for a in actions if isinstance(a, Ring)]
+
+
+@pytest.mark.parametrize(
+    ("forwards", "expected"),
+    [
+        ({}, Release("d", 480, "no_answer")),
+        ({"forward_no_answer": "0688"}, Forward("d", "0688", "no_answer")),
+    ],
+)
+def test_a_direct_call_to_a_line_with_no_contact_does_not_ring_it(
+    forwards: dict[str, str], expected: Action
+) -> None:
+    """Found by the core's property test: a line known to have no contact was rung (a
+    Ring the B2BUA cannot place). It now goes where its MemberUnreachable would lead."""
+    h = Harness(make_config(lines=[{"number": m(1), **forwards}]))
+    h.ev(MemberReachable(m(1), False))
+    out = h.ev(DirectCallArrived("d", m(1), "0612345678"))
+    assert _ringing(out) == [] and expected in out
+
+
+def test_a_direct_call_to_a_line_backing_off_does_not_ring_it_until_the_retry() -> None:
+    h = Harness(make_config(lines=[{"number": m(1), "forward_no_answer": "0688"}]))
+    h.ev(DirectCallArrived("d1", m(1), "0612345678"))
+    h.ev(MemberUnreachable("d1", m(1)))  # its back-off starts
+    assert _ringing(h.ev(DirectCallArrived("d2", m(1), "0612345678"))) == []
+    h.at(h.now + 3600)  # long past the back-off
+    assert _ringing(h.ev(DirectCallArrived("d3", m(1), "0612345678"))) == [m(1)]
+
+
+def test_a_direct_call_to_a_line_busy_on_its_own_call_follows_its_busy_forward() -> None:
+    h = Harness(make_config(lines=[{"number": m(1), "forward_busy": "0677"}]))
+    h.ev(LineActivity(m(1), True))  # its phone reports a call of its own
+    out = h.ev(DirectCallArrived("d", m(1), "0612345678"))
+    assert _ringing(out) == [] and Forward("d", "0677", "busy") in out
+    h.ev(LineActivity(m(1), False))
+    assert _ringing(h.ev(DirectCallArrived("d2", m(1), "0612345678"))) == [m(1)]
+
+
+def test_a_call_transferred_to_a_line_with_no_contact_does_not_ring_it() -> None:
+    """The property test's case: ring all, a call answered by m1, m2's contact gone,
+    m1 transfers the call to m2's line."""
+    h = Harness(make_config("ring_all", members=2))
+    h.ev(CallArrived("c1", "G", "0611111111"))
+    h.ev(MemberAnswered("c1", m(1)))
+    h.ev(MemberReachable(m(2), False))
+    out = h.ev(CallTransferred("c1", m(1), m(2)))
+    assert _ringing(out) == []
+    assert Release("c1", 480, "no_answer") in out
 
 
 # --- invariants over random chains -------------------------------------------------------
