@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -48,14 +49,25 @@ def _ours(filename: str) -> bool:
     )
 
 
-def decision_work(algorithm: str, size: int) -> tuple[int, int]:
-    """(Python frames entered, lines run in the core's modules) by one decision."""
+def _in_core(filename: str) -> bool:
+    return _ours(filename) or filename == "<string>"  # "<string>": a quick __init__
+
+
+def _in_store(filename: str) -> bool:
+    return "huntgroup/queue/state/" in filename.replace("\\", "/")
+
+
+def decision_work(
+    algorithm: str, size: int, counted: Callable[[str], bool] = _in_core
+) -> tuple[int, int]:
+    """(Python frames entered, lines run in the modules ``counted`` names: by default the
+    core's) by one decision."""
     core = _core(algorithm, size)
     frames = lines = 0
 
     def trace(frame: FrameType, event: str, arg: Any) -> Any:
         nonlocal frames, lines
-        ours = _ours(frame.f_code.co_filename) or frame.f_code.co_filename == "<string>"
+        ours = counted(frame.f_code.co_filename)
         if event == "call":
             frames += 1
             return trace if ours else None
@@ -82,24 +94,7 @@ def test_a_ring_all_decision_runs_no_python_loop_per_member_in_the_core() -> Non
 
 def store_lines(algorithm: str, size: int) -> int:
     """Lines run in the state store (``huntgroup/queue/state``) by one decision."""
-    core = _core(algorithm, size)
-    lines = 0
-
-    def trace(frame: FrameType, event: str, arg: Any) -> Any:
-        nonlocal lines
-        if "huntgroup/queue/state/" not in frame.f_code.co_filename.replace("\\", "/"):
-            return None if event == "call" else trace
-        if event == "line":
-            lines += 1
-        return trace
-
-    sys.settrace(trace)
-    try:
-        core.handle(CallArrived("c1", "G", "0611111111"), now=1.0)
-    finally:
-        sys.settrace(None)
-    assert core.offers_of("c1")
-    return lines
+    return decision_work(algorithm, size, _in_store)[1]
 
 
 def test_a_ring_all_decision_runs_no_python_loop_per_member_in_the_store() -> None:
