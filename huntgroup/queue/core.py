@@ -229,7 +229,10 @@ class RoutingCore(RoutingContext):
                 continue
             assert call.group is not None
             info = self._groups.get(call.group.name)
-            if info is None:
+            if info is None:  # its offers end first: their members ring for nothing now
+                for member in list(call.offers):
+                    end_offer(self, call, member)
+                    actions.append(Cancel(call.id, member))
                 finish(self, call, Release(call.id, 480, "group_removed"), actions)
                 continue
             call.group = info.config

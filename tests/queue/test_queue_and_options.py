@@ -280,6 +280,36 @@ def test_reload_that_removes_a_group_releases_its_waiting_calls() -> None:
     assert h.core.call_state("a") is CallState.CONNECTED
 
 
+@pytest.mark.parametrize("algorithm", ["ring_all", "linear"])
+def test_reload_that_removes_a_group_ends_its_ringing_offers(algorithm: str) -> None:
+    """Review finding: the call of a removed group was released but its members stayed
+    ringing for it in the store, and were never offered a call again (another group's
+    callers waited for them until a restart)."""
+    cfg = make_config(
+        algorithm,
+        members=3,
+        groups=[
+            {
+                "name": "H",
+                "pilot": "0140000001",
+                "algorithm": "linear",
+                "members": [{"line": m(i), "position": i} for i in (1, 2, 3)],
+            }
+        ],
+    )
+    h = Harness(cfg)
+    h.ev(CallArrived("a", "G", "0611111111"))
+    rung = list(h.core.offers_of("a"))
+    assert len(rung) == (3 if algorithm == "ring_all" else 1)
+    only_h = cfg.model_copy(update={"groups": cfg.groups[1:]})
+    out = h.core.reload(only_h, now=h.now + 1)
+    assert sorted(a.member for a in out if isinstance(a, Cancel)) == sorted(rung)
+    assert Release("a", 480, "group_removed") in out
+    assert not any(h.core.store.is_ringing(member) for member in rung)
+    ring = [a for a in h.ev(CallArrived("b", "H", "0611111111")) if isinstance(a, Ring)]
+    assert [a.member for a in ring] == [m(1)]
+
+
 def test_reload_that_removes_a_ringing_member_moves_the_hunt_on() -> None:
     h = Harness(make_config("linear", members=3))
     arrive(h, "a")
