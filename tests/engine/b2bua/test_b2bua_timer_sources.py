@@ -14,8 +14,6 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from huntgroup.engine.b2bua.facade import B2BUA
 from tests.engine.b2bua.test_b2bua_lines import register
 from tests.support.b2bua_peers import (
@@ -55,6 +53,7 @@ def world() -> tuple[Network, Phone, Phone, Counter[str]]:
     alice = net.phone("alice", 7101, LINE_A)
     caller = net.phone("caller", 6000, CALLER_NUMBER)
     net.phone("m1", 7001, "m1")
+    net.check_timers = False  # the harness's check would ask the sources the spy counts
     net.b2b.get_timer()  # the first answer is worked out once
     return net, alice, caller, spy(net.b2b)
 
@@ -101,9 +100,3 @@ def test_a_failed_digest_arms_the_guard_and_its_end_is_seen() -> None:
     net.at(forget)
     assert net.b2b.guard.get_timer() is None
     assert net.b2b.get_timer() is None
-
-
-@pytest.mark.parametrize("name", QUIET)
-def test_every_quiet_source_counts_its_changes(name: str) -> None:
-    net = Network(make_config("linear", members=1))
-    assert isinstance(getattr(net.b2b, name).changes, int)
