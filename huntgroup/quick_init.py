@@ -24,6 +24,7 @@ and ``engine.b2bua`` use it.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import MISSING, fields
 from typing import Any, TypeVar
 
@@ -38,26 +39,42 @@ def quick_init(cls: type[_T]) -> type[_T]:
     for f in found:
         if f.default_factory is not MISSING or not f.init or f.kw_only:
             raise TypeError(f"{cls.__name__}.{f.name}: a plain field is needed (quick_init)")
+        if f.name == "self" or f.name.startswith("__qi_"):
+            raise TypeError(f"{cls.__name__}.{f.name}: a name quick_init keeps for itself")
     if hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__}: __post_init__ is not run by quick_init")
     names = [f.name for f in found]
+    # the setters and defaults are globals of the new function, named by position: no
+    # field's name can hide one of them
     env: dict[str, Any] = {}
-    for name in names:
+    for i, name in enumerate(names):
         slot = cls.__dict__.get(name)
         if slot is None or not hasattr(slot, "__set__"):
             raise TypeError(f"{cls.__name__}.{name}: a slot is needed (quick_init)")
-        env[f"_set_{name}"] = slot.__set__
+        env[f"__qi_set_{i}"] = slot.__set__
     params = []
-    for f in found:
+    for i, f in enumerate(found):
         if f.default is MISSING:
             params.append(f.name)
         else:
-            env[f"_default_{f.name}"] = f.default
-            params.append(f"{f.name}=_default_{f.name}")
-    body = "".join(f"    _set_{n}(self, {n})\n" for n in names) or "    pass\n"
+            env[f"__qi_default_{i}"] = f.default
+            params.append(f"{f.name}=__qi_default_{i}")
+    body = "".join(f"    __qi_set_{i}(self, {n})\n" for i, n in enumerate(names)) or "    pass\n"
     exec(f"def __init__(self, {', '.join(params)}):\n{body}", env)
     init = env["__init__"]
+    if not _same_parameters(init, cls.__init__):  # e.g. an InitVar (not in fields())
+        raise TypeError(f"{cls.__name__}: quick_init would change the signature of __init__")
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
     cls.__init__ = init  # type: ignore[method-assign]
     return cls
+
+
+def _same_parameters(ours: Any, theirs: Any) -> bool:
+    """The same parameters: names, kinds, and the very same default objects."""
+    a = list(inspect.signature(ours).parameters.values())
+    b = list(inspect.signature(theirs).parameters.values())
+    return len(a) == len(b) and all(
+        p.name == q.name and p.kind == q.kind and p.default is q.default
+        for p, q in zip(a, b, strict=True)
+    )

@@ -94,6 +94,26 @@ def test_refuses_a_class_it_would_change() -> None:
     class KeywordOnly:
         x: int
 
-    for cls in (Factory, Post, NoSlots, KeywordOnly):
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class WithInitVar:  # review: fields() leaves the InitVar out of the new __init__
+        x: int
+        y: dataclasses.InitVar[int] = 0
+
+    for cls in (Factory, Post, NoSlots, KeywordOnly, WithInitVar):
         with pytest.raises(TypeError):
             quick_init(cls)
+
+
+def test_a_field_name_cannot_hide_the_setters() -> None:
+    """Review: a field called ``_set_x`` beside ``x`` hid the setter of ``x``."""
+
+    @quick_init
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Crowded:
+        x: int
+        _set_x: int = 7
+        _default_x: str = "d"
+
+    made = Crowded(1)
+    assert (made.x, made._set_x, made._default_x) == (1, 7, "d")
+    assert Crowded(1, 2, "e") == Crowded(x=1, _set_x=2, _default_x="e")

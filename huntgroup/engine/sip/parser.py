@@ -286,7 +286,8 @@ class _Head:
 
     @property
     def partial(self) -> PartialMessage:
-        """What an error found after the head (in the body's framing) carries."""
+        """What an error found after the head (in the body's framing) carries. Take it
+        before :meth:`build`: that drops Content-Length from the shared index in place."""
         return PartialMessage(self.start_line, self.headers, self.method, self.status)
 
     def build(self, body: bytes) -> Message:

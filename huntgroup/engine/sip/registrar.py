@@ -420,8 +420,8 @@ class Registrar:
         heapq.heapify(self._heap)
 
     def drop(self, aor: str) -> tuple[Binding, ...]:
-        self.changes += 1
         """Remove every binding of ``aor`` (e.g. a line deleted by a reload)."""
+        self.changes += 1
         removed = tuple(self._aors.pop(aor, {}).values())
         self._count -= len(removed)
         for binding in removed:
@@ -429,10 +429,10 @@ class Registrar:
         return removed
 
     def discard(self, aor: str, key: str, *, older_than: float) -> tuple[Binding, ...]:
-        self.changes += 1
         """Remove ``aor``'s binding of ``key`` (:func:`binding_key`; :data:`WILDCARD`: every
         binding) registered before ``older_than``: the phone registered or unregistered
         through another node since. The bindings removed."""
+        self.changes += 1
         bindings = self._aors.get(aor)
         if not bindings:
             return ()
