@@ -177,7 +177,6 @@ class Network:
     def deliver(self, data: bytes, source: Peer) -> list[Output]:
         outputs = self.b2b.receive_datagram(data, source, now=self.now)
         self._route(outputs)
-        self.timer()  # what the driver asks after every input
         return outputs
 
     def at(self, t: float) -> None:
@@ -217,6 +216,7 @@ class Network:
                     self.member_changes.append(out.record)
             else:
                 self.media.append(out)
+        self.timer()  # what the driver asks after every input it carried out
 
     # -- media views
     def media_of(self, kind: type) -> list[MediaCommand]:
