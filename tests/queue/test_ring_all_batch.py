@@ -8,7 +8,8 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from huntgroup.queue.actions import Cancel, Claim, Identity, Ring, RingAll
+from huntgroup.config.models import Config, GroupConfig, LineConfig, MemberConfig
+from huntgroup.queue.actions import Cancel, Claim, Identity, Ring, RingAll, Ringback
 from huntgroup.queue.events import CallArrived, CallHungUp, MemberAnswered
 from huntgroup.queue.state.journal import REMOTE_SEP, JournalingStore
 from huntgroup.queue.state.operations import SetRinging
@@ -216,3 +217,26 @@ def test_a_journal_rings_many_quietly_with_the_same_ops() -> None:
         other.apply_remote(op)
     assert all(other.ringing(x) == {f"A{REMOTE_SEP}c1"} for x in members)
     assert quiet.node_state() == loud.node_state()
+
+
+def test_members_a_ring_all_rang_leave_the_index_of_another_group_they_are_in() -> None:
+    """Review: nothing failed when the roster skipped the other groups' indexes after a
+    ring all's members left its own at once (``take_given``): a later call to the other
+    group rang them a second time."""
+    lines = [f"01000{i:05d}" for i in range(20)]
+    members = [MemberConfig(line=n, position=i + 1) for i, n in enumerate(lines)]
+    cfg = Config(
+        lines=tuple(LineConfig(number=n, password="pw") for n in lines),
+        groups=(
+            GroupConfig(name="G", pilot="0140000000", algorithm="ring_all", members=members),
+            GroupConfig(name="H", pilot="0140000001", algorithm="ring_all", members=members[:12]),
+        ),
+    )
+    h = Harness(cfg)
+    h.ev(CallArrived("h0", "H", "0611111111"))  # H's index is built
+    h.ev(CallHungUp("h0"))
+    h.ev(CallArrived("g1", "G", "0611111111"))
+    assert [type(a) for _, a in h.raw[-2:]] == [Ringback, RingAll]  # one action, 20 rung
+    assert len(h.core.offers_of("g1")) == 20
+    again = h.ev(CallArrived("h1", "H", "0611111111"))
+    assert not [a for a in again if isinstance(a, (Ring, RingAll))], again
