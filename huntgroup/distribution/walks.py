@@ -21,9 +21,12 @@ for the first free member past it.
   talk entry changed since ``T0`` (their ``T0`` entry comes from the index's
   log), each keyed by its talk time at ``T0``.
 
-Each member the index gives is checked once more with the caller's
+Each member ``next`` gets from the index is checked once more with the caller's
 ``is_free`` (one test, not a scan); one found not free is passed, as the full
-walk would. A walk over a *retired* index (its group was reloaded) falls
+walk would. ``rest`` (ring all: hundreds of members) checks none of them: it
+is a slice of the free slots, exact because the roster refreshed the index
+from every change of the store just before the offer (:mod:`huntgroup.queue.roster`),
+so a member the index calls free is free. A walk over a *retired* index (its group was reloaded) falls
 back to the full order of the old members, each checked with ``is_free``.
 
 Invariants: a member is given at most once per pass; the members given, and
