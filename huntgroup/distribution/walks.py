@@ -26,8 +26,9 @@ Each member ``next`` gets from the index is checked once more with the caller's
 walk would. ``rest`` (ring all: hundreds of members) checks none of them: it
 is a slice of the free slots, exact because the roster refreshed the index
 from every change of the store just before the offer (:mod:`huntgroup.queue.roster`),
-so a member the index calls free is free. A walk over a *retired* index (its group was reloaded) falls
-back to the full order of the old members, each checked with ``is_free``.
+so a member the index calls free is free. A walk over a *retired* index (its
+group was reloaded) falls back to the full order of the old members, each
+checked with ``is_free``.
 
 Invariants: a member is given at most once per pass; the members given, and
 the order they come in, are those of the full order of the strategy filtered
