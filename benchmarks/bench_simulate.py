@@ -26,6 +26,7 @@ Run: .venv/bin/python benchmarks/bench_simulate.py [--runs 5] [--month-runs 3] [
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -290,9 +291,9 @@ def main() -> None:
     full, baseline = points[1], points[2]
     ratio = baseline.median / full.median
     body = [
-        "Other work shared the 2-core machine during these runs (helpers building and "
-        "measuring in parallel): absolute times vary from run to run, the ratios to the "
-        "SimPy baseline, measured interleaved in the same run, are the figures to read.",
+        f"Load average {os.getloadavg()[0]:.1f} at the end of these runs, on this 2-core "
+        "machine: absolute times vary from run to run with what else runs, the ratios to "
+        "the SimPy baseline, measured interleaved in the same run, are the figures to read.",
         "",
         f"**A day of a {MEMBERS}-member round-robin group**: Poisson arrivals at "
         f"{PER_HOUR:.1f}/h for 24 h, exponential talk (mean {TALK_MEAN:.0f} s) and patience "
