@@ -270,11 +270,11 @@ class MemoryStore:
         act = self._activity.get(member)
         if act is not None and act.ringing:
             return True
-        if self._bulk:
-            for record in self._bulk.values():
-                if member in record:
-                    return True
-        return False
+        return bool(self._bulk) and self._in_bulk(member)
+
+    def _in_bulk(self, member: str) -> bool:
+        """``member`` rings for the call of a bulk record."""
+        return any(member in record for record in self._bulk.values())
 
     def is_on_call(self, member: str) -> bool:
         act = self._activity.get(member)
@@ -308,11 +308,7 @@ class MemoryStore:
             act.wrap_up_until <= now and not act.ringing and (call_waiting or not act.active)
         ):
             return False
-        if self._bulk:
-            for record in self._bulk.values():
-                if member in record:
-                    return False
-        return True
+        return not (self._bulk and self._in_bulk(member))
 
     def talk_times(self, group: str) -> dict[str, float]:
         return dict(self._talk.get(group, {}))
