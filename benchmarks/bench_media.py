@@ -23,7 +23,10 @@ for that namespace; ``--no-netns`` to stay in this one):
   path (IP, UDP, the socket queue) to the receiver's CPU with RPS, as in
   production, where the server never pays its callers' receive path;
   ``loopback`` leaves it in the sender's ``sendto``, charged to the sender (the
-  figure of earlier runs). The NET_RX softirqs of each CPU in the window
+  figure of earlier runs); ``discard`` sends through a network device that drops every
+  packet at its transmit (a veth whose peer is down) and stamps one stream in 16 with a
+  packet socket on a second device: the sender's own cost, with no receive path at all.
+  The NET_RX softirqs of each CPU in the window
   (``/proc/softirqs``) show where the receive path ran.
 * **Relay.** The engine process starts N ``StartRelay`` sessions (two sockets
   each). A traffic process sends 50 packets a second each way for every call
@@ -97,7 +100,25 @@ LO_RPS = Path("/sys/class/net/lo/queues/rx-0/rps_cpus")
 RX_MODES = {
     "rps": "receive path on CPU 1 (RPS)",
     "loopback": "receive path on the sender (plain loopback)",
+    "discard": "sent through a device that discards them; sampled streams tapped",
 }
+# The discard mode's two veth pairs, made in the benchmark's own namespace only. Every
+# stream goes to the first pair's far address (10.77.0.2) but one in DISCARD_SAMPLE, which
+# goes to the second's (10.78.0.2). The first pair's peer stays down: each packet runs the
+# whole send path (UDP, IP, routing, a permanent neighbour, the device's queue) and is
+# dropped there, as a NIC would take it to send, with no receive path anywhere. The
+# second pair is up, so that its packets reach the device's transmit, where a packet
+# socket (ETH_P_ALL: taps see only what is transmitted) stamps them; its peer drops them
+# at once (another host's MAC). Only the sampled share pays the tap and that drop.
+DISCARD_DEVICES = {
+    # device: (peer, our address, the far address, the far end's MAC)
+    "hgm0": ("hgm1", "10.77.0.1", "10.77.0.2", "02:00:00:00:77:02"),
+    "hgs0": ("hgs1", "10.78.0.1", "10.78.0.2", "02:00:00:00:78:02"),
+}
+DISCARD_SAMPLE = 16  # one stream in 16 is tapped (measured for jitter and loss)
+DISCARD_UP = {"hgs1"}  # the sampled pair's peer is up (see above)
+ETH_P_ALL, ETH_P_IP = 0x0003, 0x0800
+PACKET_OUTGOING = 4
 
 
 def rps_mask(cpus: set[int]) -> str:
@@ -111,8 +132,8 @@ def rx_mode_value(mode: str) -> str:
     receiver's CPU; ``loopback`` leaves it in the sender's context, as plain loopback does."""
     if mode == "rps":
         return rps_mask({PEER_CPU})
-    if mode == "loopback":
-        return "0"
+    if mode in ("loopback", "discard"):
+        return "0"  # discard: nothing reaches lo
     raise ValueError(f"unknown receive-path mode {mode!r}")
 
 
@@ -123,9 +144,54 @@ def own_sysfs() -> bool:
     if os.environ.get("HG_BENCH_SYSFS") != "1":
         return False
     try:
-        return sorted(os.listdir("/sys/class/net")) == ["lo"]
+        devices = set(os.listdir("/sys/class/net"))
     except OSError:
         return False
+    # lo, and the discard mode's devices once made (by this process, in this namespace)
+    return "lo" in devices and devices <= {"lo", *DISCARD_DEVICES, *own_peers()}
+
+
+def own_peers() -> set[str]:
+    return {peer for peer, *_ in DISCARD_DEVICES.values()}
+
+
+def setup_discard() -> None:
+    """Make the discard mode's devices (idempotent); only in the benchmark's own
+    namespaces, never in the host's."""
+    if not own_sysfs():
+        raise RuntimeError("the discard mode needs the benchmark's own namespace (unshare -n -m)")
+    present = set(os.listdir("/sys/class/net"))
+    for dev, (peer, local, far, mac) in DISCARD_DEVICES.items():
+        if dev in present:
+            continue
+        commands = [
+            f"ip link add {dev} type veth peer name {peer}",
+            f"ip link set {dev} up",
+            f"ip addr add {local}/24 dev {dev}",
+            f"ip neigh add {far} lladdr {mac} dev {dev} nud permanent",
+        ]
+        if peer in DISCARD_UP:
+            commands.append(f"ip link set {peer} up")
+        for name in (dev, peer):  # no IPv6 chatter in the devices' counts
+            with contextlib.suppress(OSError):
+                Path(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6").write_text("1\n")
+        for command in commands:
+            subprocess.run(command.split(), check=True, capture_output=True)
+
+
+def device_tx(text: str | None = None) -> dict[str, int]:
+    """Packets each device took to send so far, sent or dropped (``/proc/net/dev``, this
+    namespace's): the discard devices count every packet as a transmit drop."""
+    if text is None:
+        text = Path("/proc/net/dev").read_text()
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        name, colon, rest = line.partition(":")
+        fields = rest.split()
+        if not colon or len(fields) < 16 or not fields[0].isdigit():
+            continue
+        out[name.strip()] = int(fields[9]) + int(fields[11])  # TX packets + TX drop
+    return out
 
 
 def set_rx_mode(mode: str, path: Path = LO_RPS) -> None:
@@ -172,7 +238,7 @@ def _big_buffer(sock: socket.socket, size: int) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
-def free_even_ports(count: int) -> list[int]:
+def free_even_ports(count: int, host: str = HOST) -> list[int]:
     """``count`` even ports from BASE_PORT up that nothing else holds now (other programs
     on the machine may use some: a session on a taken port would count as loss)."""
     ports: list[int] = []
@@ -180,7 +246,7 @@ def free_even_ports(count: int) -> list[int]:
     while len(ports) < count and port < 32000:
         probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            probe.bind((HOST, port))
+            probe.bind((host, port))
             ports.append(port)
         except OSError:
             pass
@@ -255,6 +321,70 @@ def music_receiver(conn: Connection, seconds: float) -> None:
         s.close()
 
 
+def rtp_of_ip(packet: bytes) -> tuple[int, int] | None:
+    """(sequence number, SSRC) of an RTP packet in an IPv4/UDP datagram as a packet
+    socket gives it (from the IP header on), or None when it is not one."""
+    if len(packet) < 20 or packet[0] >> 4 != 4 or packet[9] != socket.IPPROTO_UDP:
+        return None
+    rtp = (packet[0] & 0x0F) * 4 + 8
+    if len(packet) < rtp + 12:
+        return None
+    seq, ssrc = struct.unpack_from("!H4xI", packet, rtp + 2)
+    return seq, ssrc
+
+
+def tap_receiver(conn: Connection, seconds: float) -> None:
+    """Discard mode: a packet socket on the sampled device records (ssrc, seq, kernel
+    time) of every packet the engine sends there; the time is stamped as the device
+    takes the packet to send (the tap), the moment a NIC would."""
+    _pin(PEER_CPU, realtime=REALTIME)
+    dev = "hgs0"
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
+    sock.bind((dev, ETH_P_ALL))
+    sock.setblocking(False)
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    _big_buffer(sock, 32 << 20)
+    far = DISCARD_DEVICES["hgm0"][2], DISCARD_DEVICES[dev][2]
+    # stream i goes to remotes[i % DISCARD_SAMPLE]: the first is tapped
+    remotes = [(far[1], 40000)] + [(far[0], 40000 + 2 * k) for k in range(1, DISCARD_SAMPLE)]
+    conn.send(remotes)
+    ssrcs: list[int] = []
+    seqs: list[int] = []
+    times: list[float] = []
+    space = socket.CMSG_SPACE(16)
+    stamp = struct.Struct("qq")
+    deadline = time.monotonic() + seconds
+    window: tuple[float, float] | None = None
+    stop_at = deadline
+    c0, w0 = time.process_time(), time.monotonic()
+    while time.monotonic() < min(deadline, stop_at):
+        if window is None and conn.poll():
+            window = conn.recv()
+            stop_at = time.monotonic() + 0.3
+        got = 0
+        for _ in range(65536):  # bounded drain
+            try:
+                data, anc, _flags, addr = sock.recvmsg(64, space)
+            except BlockingIOError:
+                break
+            got += 1
+            fields = rtp_of_ip(data)
+            if fields is None or not anc or addr[1:3] != (ETH_P_IP, PACKET_OUTGOING):
+                continue
+            sec, nsec = stamp.unpack_from(anc[0][2])
+            seqs.append(fields[0])
+            ssrcs.append(fields[1])
+            times.append(sec + nsec * 1e-9)
+        if got < 64:
+            time.sleep(POLL)
+    rx_cpu = (time.process_time() - c0) / max(1e-9, time.monotonic() - w0)
+    if window is None:
+        window = conn.recv()
+    stats = _music_stats(np.array(ssrcs), np.array(seqs), np.array(times), window)
+    conn.send({**stats, "rx_cpu": rx_cpu})
+    sock.close()
+
+
 def _music_stats(
     ssrc: np.ndarray[Any, Any],
     seq: np.ndarray[Any, Any],
@@ -281,25 +411,30 @@ def _music_stats(
 
 
 def music_engine(
-    conn: Connection, design: str, n: int, remotes: list[tuple[str, int]], measure: float
+    conn: Connection,
+    design: str,
+    n: int,
+    remotes: list[tuple[str, int]],
+    measure: float,
+    host: str = HOST,
 ) -> None:
     _pin(ENGINE_CPU, realtime=REALTIME)
     logging.disable(logging.WARNING)
     default_music()  # built before the clock starts, as the server preloads it
-    result = asyncio.run(_music_engine(design, n, remotes, measure))
+    result = asyncio.run(_music_engine(design, n, remotes, measure, host))
     conn.send(result)
 
 
 class _Sender:
     """The sockets of a reference sender (one per stream, bound like the engine's)."""
 
-    def __init__(self, n: int, remotes: list[tuple[str, int]]) -> None:
+    def __init__(self, n: int, remotes: list[tuple[str, int]], host: str = HOST) -> None:
         self.socks: list[socket.socket] = []
         self.remotes: list[tuple[str, int]] = []
-        for i, port in enumerate(free_even_ports(n)):
+        for i, port in enumerate(free_even_ports(n, host)):
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             sock.setblocking(False)
-            sock.bind((HOST, port))
+            sock.bind((host, port))
             self.socks.append(sock)
             self.remotes.append(remotes[i % len(remotes)])
 
@@ -309,12 +444,12 @@ class _Sender:
 
 
 def _start_scheduler(
-    loop: asyncio.AbstractEventLoop, n: int, remotes: list[tuple[str, int]]
+    loop: asyncio.AbstractEventLoop, n: int, remotes: list[tuple[str, int]], host: str
 ) -> tuple[_Sender, Callable[[], None]]:
     """Today's sender before the phased pacer (the engine up to this change): one
     ``PacingScheduler`` timer for every stream, a packet object and new bytes per packet,
     then a look-up of the session's socket and address and a ``sendto``."""
-    sender = _Sender(n, remotes)
+    sender = _Sender(n, remotes, host)
     sched: PacingScheduler[str] = PacingScheduler()
     table: dict[str, tuple[socket.socket, tuple[str, int]]] = {}
     rng = random.Random(1)
@@ -342,13 +477,13 @@ def _start_scheduler(
 
 
 def _start_floor(
-    loop: asyncio.AbstractEventLoop, n: int, remotes: list[tuple[str, int]]
+    loop: asyncio.AbstractEventLoop, n: int, remotes: list[tuple[str, int]], host: str
 ) -> tuple[_Sender, Callable[[], None]]:
     """The minimal reference: one timer on a 20 ms grid, one loop over the sockets that
     patches a sequence number and timestamp into a prebuilt packet and sends it. No
     per-stream state beyond that, no source, no catch-up: the cost floor of a Python
     sender on this kernel (the ``sendto`` itself)."""
-    sender = _Sender(n, remotes)
+    sender = _Sender(n, remotes, host)
     buffers = [bytearray(RtpPacket(0, 0, 0, 1000 + i, b"\xff" * 160).to_bytes()) for i in range(n)]
     pairs = list(zip(sender.socks, sender.remotes, buffers, strict=True))
     patch = struct.Struct("!HI").pack_into
@@ -371,37 +506,37 @@ def _start_floor(
 
 
 async def _music_engine(
-    design: str, n: int, remotes: list[tuple[str, int]], measure: float
+    design: str, n: int, remotes: list[tuple[str, int]], measure: float, host: str = HOST
 ) -> dict[str, float]:
     loop = asyncio.get_running_loop()
     stop_at = loop.time() + WARMUP + measure + 0.5
     tasks: list[asyncio.Task[None]] = []
     socks: list[socket.socket] = []
-    engine = MediaEngine(loop, HOST, rng=random.Random(1))
+    engine = MediaEngine(loop, host, rng=random.Random(1))
     stop: Callable[[], None] = lambda: None  # noqa: E731
     sender: _Sender | None = None
     if design == "engine":
-        ports = free_even_ports(n)
+        ports = free_even_ports(n, host)
         for i in range(n):
             engine.execute(
                 PlayMusic(f"s{i}", ports[i], remotes[i % len(remotes)], Codec.PCMU, 0, None)
             )
         started = engine.sessions
     elif design == "scheduler":
-        sender, stop = _start_scheduler(loop, n, remotes)
+        sender, stop = _start_scheduler(loop, n, remotes, host)
         started = len(sender.socks)
     elif design == "floor":
-        sender, stop = _start_floor(loop, n, remotes)
+        sender, stop = _start_floor(loop, n, remotes, host)
         started = len(sender.socks)
     else:
         rng = random.Random(1)
         music = default_music()
-        ports = free_even_ports(n)
+        ports = free_even_ports(n, host)
         for i in range(n):
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             sock.setblocking(False)
             try:
-                sock.bind((HOST, ports[i]))
+                sock.bind((host, ports[i]))
             except OSError:
                 sock.close()
                 continue
@@ -413,11 +548,11 @@ async def _music_engine(
             )
         started = len(tasks)
     await asyncio.sleep(WARMUP)
-    rx0 = net_rx_softirqs()
+    rx0, tx0 = net_rx_softirqs(), device_tx()
     t0, c0 = time.time(), time.process_time()
     await asyncio.sleep(measure)
     t1, c1 = time.time(), time.process_time()
-    rx1 = net_rx_softirqs()
+    rx1, tx1 = net_rx_softirqs(), device_tx()
     engine.close_all()
     stop()
     if sender is not None:
@@ -435,6 +570,7 @@ async def _music_engine(
         "started": started,
         "net_rx_sender": float(net_rx[ENGINE_CPU]),
         "net_rx_peer": float(net_rx[PEER_CPU]),
+        "device_sent": float(sum(tx1.get(d, 0) - tx0.get(d, 0) for d in DISCARD_DEVICES)),
     }
 
 
@@ -452,13 +588,19 @@ async def _naive_stream(
 
 def run_music(design: str, n: int, measure: float, mode: str = "loopback") -> dict[str, float]:
     set_rx_mode(mode)
+    discard = mode == "discard"
+    if discard:
+        setup_discard()
+    host = DISCARD_DEVICES["hgm0"][1] if discard else HOST
     ctx = mp.get_context("fork")
     rx_parent, rx_child = ctx.Pipe()
-    receiver = ctx.Process(target=music_receiver, args=(rx_child, PROCESS_TIMEOUT))
+    receiver = ctx.Process(
+        target=tap_receiver if discard else music_receiver, args=(rx_child, PROCESS_TIMEOUT)
+    )
     receiver.start()
     remotes = rx_parent.recv()
     en_parent, en_child = ctx.Pipe()
-    engine = ctx.Process(target=music_engine, args=(en_child, design, n, remotes, measure))
+    engine = ctx.Process(target=music_engine, args=(en_child, design, n, remotes, measure, host))
     engine.start()
     try:
         if not en_parent.poll(PROCESS_TIMEOUT):
@@ -476,7 +618,21 @@ def run_music(design: str, n: int, measure: float, mode: str = "loopback") -> di
     if result["started"] != n:
         raise RuntimeError(f"music ({design}): {result['started']} of {n} streams started")
     expected = result["started"] * (result["t1"] - result["t0"]) / INTERVAL
+    if discard:  # every packet counted by the devices; jitter and loss of the sampled
+        return {**result, **stats, **discard_counts(result, stats, n), "expected": expected}
     return {**result, **stats, "expected": expected}
+
+
+def discard_counts(result: dict[str, float], stats: dict[str, float], n: int) -> dict[str, float]:
+    """Discard mode: ``packets`` is what the devices took in the window (every stream);
+    the tap's own count must match its share, or sampled packets were missed."""
+    sampled = len(range(0, n, DISCARD_SAMPLE))
+    due = sampled * (result["t1"] - result["t0"]) / INTERVAL
+    return {
+        "packets": result["device_sent"],
+        "sampled_packets": stats["packets"],
+        "sampled_due": due,
+    }
 
 
 # ===================================================================== relay
@@ -726,10 +882,14 @@ def _describe(level: Level) -> str:
 
 
 def music_ok(level: Level) -> bool:
+    tapped = "sampled_due" not in level.rows[0] or (
+        level.med("sampled_packets") >= 0.99 * level.med("sampled_due")
+    )
     return (
         level.med("p99") < JITTER_LIMIT_MS
         and level.med("lost") == 0
         and level.med("packets") >= 0.99 * level.med("expected")
+        and tapped
     )
 
 
@@ -836,6 +996,17 @@ the callers on other machines) the server pays none of that.
   with one CPU in the mask it adds nothing.
 - **loopback**: RPS off, the receive path charged to the sender, as in the runs before
   2026-12-07 evening.
+- **discard** (since 2026-12-07 night): no receiver at all. The streams go out of a
+  veth device whose peer is down, to a far address with a permanent neighbour entry:
+  each packet runs the sender's whole path (system call, UDP, IP, routing, neighbour,
+  the device's queue) and is dropped where a NIC's driver would take it, so the CPU per
+  packet is the sender's own, with no receive path and no IPI. One stream in
+  16 goes out of a second veth pair instead, whose peer is up: a packet socket there
+  (a tap, `ETH_P_ALL`) stamps each of their packets as the device transmits it, and
+  those give the jitter and the loss; the count of every packet (`sent`) is the
+  devices' own (`/proc/net/dev`). The sampled sixteenth pays the tap's copy and its
+  drop at the peer (NET_RX per packet about 0.06 on CPU 0). What a real NIC adds (the
+  driver, its doorbell) is still not counted.
 
 `NET_RX per packet, CPU 0 / CPU 1` counts the NET_RX softirqs of each CPU in the window
 (`/proc/softirqs`, the whole machine: other work adds a little) per packet received: in
@@ -1054,8 +1225,9 @@ def main() -> int:
     parser.add_argument(
         "--rx",
         default="rps,loopback",
-        help="music: receive-path modes, rps (on the receiver's CPU) and/or loopback "
-        "(charged to the sender); rps needs the benchmark's own namespace",
+        help="music: receive-path modes, rps (on the receiver's CPU), loopback "
+        "(charged to the sender) and/or discard (no receive path: a device drops them, "
+        "a sample is tapped); rps and discard need the benchmark's own namespace",
     )
     parser.add_argument("--search-runs", type=int, default=3)
     parser.add_argument("--search-start", type=int, default=1000)
@@ -1072,9 +1244,10 @@ def main() -> int:
     PIN, REALTIME = not args.no_pin, not args.no_rt
     for mode in args.rx.split(","):
         rx_mode_value(mode)  # an unknown mode fails here, not after minutes of runs
-    if "rps" in args.rx.split(",") and not own_sysfs():
-        print("bench_media: no namespace of our own with its sysfs: loopback mode only")
-        args.rx = "loopback"
+    own = {"rps", "discard"} & set(args.rx.split(","))
+    if own and not own_sysfs():
+        print(f"bench_media: no namespace of our own with its sysfs: no {', '.join(sorted(own))}")
+        args.rx = ",".join(m for m in args.rx.split(",") if m not in own) or "loopback"
     relay_levels = tuple(n for n in RELAY_LEVELS if n <= args.max_relay)
 
     def relay(design: str) -> list[Level]:

@@ -38,6 +38,7 @@ def test_rps_mode_steers_the_receive_path_to_the_receivers_cpu_only() -> None:
     assert rps_mask(set()) == "0"
     assert rx_mode_value("rps") == rps_mask({bench_media.PEER_CPU})
     assert rx_mode_value("loopback") == "0"
+    assert rx_mode_value("discard") == "0"  # nothing reaches lo: no RPS
     with pytest.raises(ValueError):
         rx_mode_value("veth")
 
@@ -67,6 +68,14 @@ def test_the_hosts_lo_is_never_written_outside_our_own_namespace(
         set_rx_mode("rps", LO_RPS)
     monkeypatch.setattr(os, "listdir", lambda _path: ["lo"])
     assert own_sysfs()
+    # the discard mode's own devices, once made there, keep it ours; anything else not
+    ours = ["lo", *bench_media.DISCARD_DEVICES, *bench_media.own_peers()]
+    monkeypatch.setattr(os, "listdir", lambda _path: ours)
+    assert own_sysfs()
+    monkeypatch.setattr(os, "listdir", lambda _path: [*ours, "eth0"])
+    assert not own_sysfs()
+    with pytest.raises(RuntimeError):
+        bench_media.setup_discard()  # refused before any device is made
 
 
 def test_net_rx_softirqs_are_read_per_cpu() -> None:
@@ -107,3 +116,46 @@ def test_the_designs_named_are_those_of_the_run() -> None:
     text = bench_media.designs_text(["engine", "floor"])
     assert bench_media.DESIGNS["engine"] in text and bench_media.DESIGNS["floor"] in text
     assert bench_media.DESIGNS["scheduler"] not in text
+
+
+# /proc/net/dev's shape (its two heading lines, then one line per device)
+PROC_NET_DEV = "\n".join(
+    [
+        "Inter-|   Receive                    |  Transmit",
+        " face |bytes packets errs drop fifo frame compressed multicast|bytes packets ...",
+        "    lo: 1000 10 0 0 0 0 0 0 1000 10 0 0 0 0 0 0",
+        "  hgm0: 0 0 0 0 0 0 0 0 0 0 0 99998 0 0 0 0",
+        "  hgs0: 176 2 0 0 0 0 0 0 876000 6250 0 0 0 0 0 0",
+    ]
+)
+
+
+def test_the_devices_count_what_they_sent_or_dropped() -> None:
+    counts = bench_media.device_tx(PROC_NET_DEV)
+    assert counts == {"lo": 10, "hgm0": 99_998, "hgs0": 6_250}
+    assert len(bench_media.device_tx()) >= 1  # this namespace's: lo at least
+
+
+def _ipv4_udp(payload: bytes, *, proto: int = 17, ihl: int = 5) -> bytes:
+    header = bytes([0x40 | ihl, 0]) + (20 + 8 + len(payload)).to_bytes(2, "big")
+    header += bytes(5) + bytes([proto]) + bytes(10) + bytes(4 * (ihl - 5))
+    return header + bytes(8) + payload
+
+
+def test_the_tap_reads_sequence_and_ssrc_of_rtp_in_ipv4_udp() -> None:
+    rtp = bench_media.RtpPacket(0, 4242, 160, 0xCAFE, b"\xff" * 160).to_bytes()
+    assert bench_media.rtp_of_ip(_ipv4_udp(rtp)) == (4242, 0xCAFE)
+    assert bench_media.rtp_of_ip(_ipv4_udp(rtp, ihl=6)) == (4242, 0xCAFE)  # IP options
+    assert bench_media.rtp_of_ip(_ipv4_udp(rtp, proto=6)) is None  # not UDP
+    assert bench_media.rtp_of_ip(_ipv4_udp(rtp[:11])) is None  # too short for RTP
+    assert bench_media.rtp_of_ip(b"\x60" + bytes(60)) is None  # IPv6
+
+
+def test_a_discard_level_passes_only_when_the_tap_saw_its_share() -> None:
+    result = {"t0": 0.0, "t1": 2.0, "device_sent": 100_000.0}
+    counts = bench_media.discard_counts(result, {"packets": 6_300.0}, 1000)
+    assert counts == {"packets": 100_000.0, "sampled_packets": 6_300.0, "sampled_due": 6_300.0}
+    row = {**_row(0.5, 100_000, (6_000, 0)), **counts}
+    assert bench_media.music_ok(Level(1000, [row] * 3))
+    missed = {**row, "sampled_packets": 6_000.0}  # the tap lost some: not a pass
+    assert not bench_media.music_ok(Level(1000, [missed] * 3))
