@@ -263,6 +263,50 @@ def _percentile(values: np.ndarray[Any, Any], q: float) -> float:
 
 
 # ===================================================================== music
+class _Stamps:
+    """(ssrc, seq, kernel time) of every RTP packet a receiver read."""
+
+    STAMP = struct.Struct("qq")  # the SO_TIMESTAMPNS control message: a timespec
+
+    def __init__(self) -> None:
+        self.ssrcs: list[int] = []
+        self.seqs: list[int] = []
+        self.times: list[float] = []
+
+    def add(self, seq: int, ssrc: int, stamp: bytes) -> None:
+        sec, nsec = self.STAMP.unpack_from(stamp)
+        self.ssrcs.append(ssrc)
+        self.seqs.append(seq)
+        self.times.append(sec + nsec * 1e-9)
+
+
+def _poll_and_report(conn: Connection, seconds: float, drain: Callable[[_Stamps], int]) -> None:
+    """A receiver's loop: ``drain`` reads what is queued (how many packets) every
+    ``POLL`` until the engine's window arrives on ``conn`` (plus 0.3 s for what is still
+    queued) or ``seconds`` pass; then the window's statistics go back on ``conn``.
+
+    Polled, not selected: a receiver asleep in epoll would be woken by every packet, and
+    on loopback the sender pays that wake-up (an IPI, a VM exit here), which a sender on
+    a real network never does. The kernel time stamps the packets, so reading them a few
+    ms later changes nothing measured."""
+    stamps = _Stamps()
+    deadline = time.monotonic() + seconds  # bound, in case the parent never answers
+    window: tuple[float, float] | None = None
+    stop_at = deadline
+    c0, w0 = time.process_time(), time.monotonic()
+    while time.monotonic() < min(deadline, stop_at):
+        if window is None and conn.poll():
+            window = conn.recv()  # the engine is done: drain what is queued, then stop
+            stop_at = time.monotonic() + 0.3
+        if drain(stamps) < 64:
+            time.sleep(POLL)
+    rx_cpu = (time.process_time() - c0) / max(1e-9, time.monotonic() - w0)
+    if window is None:
+        window = conn.recv()
+    arrays = (np.array(stamps.ssrcs), np.array(stamps.seqs), np.array(stamps.times))
+    conn.send({**_music_stats(*arrays, window), "rx_cpu": rx_cpu})
+
+
 def music_receiver(conn: Connection, seconds: float) -> None:
     """Bind the sockets the streams go to, record (ssrc, seq, kernel time) per packet."""
     _pin(PEER_CPU, realtime=REALTIME)
@@ -276,25 +320,10 @@ def music_receiver(conn: Connection, seconds: float) -> None:
         socks.append(s)
     readers = [s.recvmsg for s in socks]
     conn.send([s.getsockname() for s in socks])
-    ssrcs: list[int] = []
-    seqs: list[int] = []
-    times: list[float] = []
     space = socket.CMSG_SPACE(16)
     header = struct.Struct("!H4xI")
-    stamp = struct.Struct("qq")
-    deadline = time.monotonic() + seconds  # bound, in case the parent never answers
-    window: tuple[float, float] | None = None
-    stop_at = deadline
-    c0, w0 = time.process_time(), time.monotonic()
-    add_ssrc, add_seq, add_time = ssrcs.append, seqs.append, times.append
-    while time.monotonic() < min(deadline, stop_at):
-        if window is None and conn.poll():
-            window = conn.recv()  # the engine is done: drain what is queued, then stop
-            stop_at = time.monotonic() + 0.3
-        # Polled, not selected: a receiver asleep in epoll would be woken by every
-        # packet, and on loopback the sender pays that wake-up (an IPI, a VM exit here),
-        # which a sender on a real network never does. The kernel time stamps the
-        # packets, so reading them a few ms later changes nothing measured.
+
+    def drain(stamps: _Stamps) -> int:
         got = 0
         for recvmsg in readers:
             for _ in range(4096):  # bounded drain of one socket
@@ -303,20 +332,12 @@ def music_receiver(conn: Connection, seconds: float) -> None:
                 except BlockingIOError:
                     break
                 got += 1
-                if len(data) < 12 or not anc:
-                    continue
-                seq, ssrc = header.unpack_from(data, 2)
-                sec, nsec = stamp.unpack_from(anc[0][2])
-                add_ssrc(ssrc)
-                add_seq(seq)
-                add_time(sec + nsec * 1e-9)
-        if got < 64:
-            time.sleep(POLL)
-    rx_cpu = (time.process_time() - c0) / max(1e-9, time.monotonic() - w0)
-    if window is None:
-        window = conn.recv()
-    stats = _music_stats(np.array(ssrcs), np.array(seqs), np.array(times), window)
-    conn.send({**stats, "rx_cpu": rx_cpu})
+                if len(data) >= 12 and anc:
+                    seq, ssrc = header.unpack_from(data, 2)
+                    stamps.add(seq, ssrc, anc[0][2])
+        return got
+
+    _poll_and_report(conn, seconds, drain)
     for s in socks:
         s.close()
 
@@ -348,19 +369,9 @@ def tap_receiver(conn: Connection, seconds: float) -> None:
     # stream i goes to remotes[i % DISCARD_SAMPLE]: the first is tapped
     remotes = [(far[1], 40000)] + [(far[0], 40000 + 2 * k) for k in range(1, DISCARD_SAMPLE)]
     conn.send(remotes)
-    ssrcs: list[int] = []
-    seqs: list[int] = []
-    times: list[float] = []
     space = socket.CMSG_SPACE(16)
-    stamp = struct.Struct("qq")
-    deadline = time.monotonic() + seconds
-    window: tuple[float, float] | None = None
-    stop_at = deadline
-    c0, w0 = time.process_time(), time.monotonic()
-    while time.monotonic() < min(deadline, stop_at):
-        if window is None and conn.poll():
-            window = conn.recv()
-            stop_at = time.monotonic() + 0.3
+
+    def drain(stamps: _Stamps) -> int:
         got = 0
         for _ in range(65536):  # bounded drain
             try:
@@ -369,19 +380,11 @@ def tap_receiver(conn: Connection, seconds: float) -> None:
                 break
             got += 1
             fields = rtp_of_ip(data)
-            if fields is None or not anc or addr[1:3] != (ETH_P_IP, PACKET_OUTGOING):
-                continue
-            sec, nsec = stamp.unpack_from(anc[0][2])
-            seqs.append(fields[0])
-            ssrcs.append(fields[1])
-            times.append(sec + nsec * 1e-9)
-        if got < 64:
-            time.sleep(POLL)
-    rx_cpu = (time.process_time() - c0) / max(1e-9, time.monotonic() - w0)
-    if window is None:
-        window = conn.recv()
-    stats = _music_stats(np.array(ssrcs), np.array(seqs), np.array(times), window)
-    conn.send({**stats, "rx_cpu": rx_cpu})
+            if fields is not None and anc and addr[1:3] == (ETH_P_IP, PACKET_OUTGOING):
+                stamps.add(*fields, anc[0][2])
+        return got
+
+    _poll_and_report(conn, seconds, drain)
     sock.close()
 
 
