@@ -1072,17 +1072,25 @@ callgrind of a fixed script, below; 2026-12-07):
   parsing, the GIL released and taken back) is 1,920 and `pack_into` 1,140; the rest is
   the interpreter running `_tick`, `write_into` and the music cursor.
 
-The target (4,000 streams per core at p99 under 2 ms) is **not met on this machine**:
-4,000 streams are 200,000 packets/s, 5 µs per packet for a whole core, and the bare
-`sendto` loop alone costs more than that here (7.3-8.7 µs per packet without the receive
-path), whatever the Python around it. What would lower it, not done here:
-`connect()`ed sockets (`send` measured 4.6 against 6.0 µs for `sendto` with an address;
-the kernel also skips the route look-up), but a connected UDP socket takes packets from
-its peer only, so latching (a peer that may come from its signalling IP on any port) and
-the count of strangers would need a second, unconnected socket on the same port
-(`SO_REUSEADDR`, which lets another local program bind that port too: a security review
-first); or `sendmmsg`/io_uring batching, which Python's standard library does not offer
-and which cannot batch across sockets (one source port per stream)."""
+The target (4,000 streams per core at p99 under 2 ms) is **not met on this machine**,
+and no Python sender could meet it here: 4,000 streams are 200,000 packets/s, 5 µs per
+packet for a whole core, and the kernel's send path alone costs more on this VM. The
+discard mode (2026-12-07 night) measures the sender's own path with no receive path
+anywhere: there the bare `sendto` loop (prebuilt packets, nothing else) costs 5.6-7.0 µs
+per packet, so even it would need 1.1-1.4 cores for 4,000 streams; the engine costs
+7.7-7.9 µs per packet (its Python, 1-2 µs, and the pacer's timers on top of the
+same `sendto`) and holds 2,000 streams at 77% of a core with a p99 jitter of 1.0 ms,
+about 2,600 streams per full core at that cost, with a lower p99 than the bare loop
+(whose one burst per tick reaches 3-4 ms at 1,000-2,000 streams). What would lower
+the kernel's share, not done here: `connect()`ed sockets (`send` measured 4.6 against
+6.0 µs for `sendto` with an address on loopback; the kernel also skips the route
+look-up), but a connected UDP socket takes packets from its peer only, so latching (a
+peer that may come from its signalling IP on any port) and the count of strangers
+would need a second, unconnected socket on the same port (`SO_REUSEADDR`, which lets
+another local program bind that port too: a security review first); even then the
+floor would stay above 4 µs per packet here. `sendmmsg` and io_uring batching are not
+in Python's standard library, and `sendmmsg` cannot batch across sockets (one source
+port per stream)."""
 
 
 def music_section(args: argparse.Namespace) -> str:
