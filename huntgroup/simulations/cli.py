@@ -16,6 +16,8 @@ from typing import Any
 
 from huntgroup.errors import ConfigError
 
+MAX_JOBS = 256  # as huntgroup.simulations.virtual.parallel (not imported here: scipy)
+
 __all__ = ["add_parser", "main_simulate"]
 
 
@@ -32,6 +34,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--progress",
         action="store_true",
         help="draw a progress bar on stderr even when it is not a terminal",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the replications (and --compare's algorithms) in N worker processes, "
+        "0 for one per CPU; the results are the same as with 1 (the default)",
     )
     live = parser.add_argument_group("live mode (real SIP calls against 'huntgroup serve')")
     live.add_argument(
@@ -84,11 +94,16 @@ def _live_usage_error(args: argparse.Namespace) -> str | None:
         for name in ("target", "speed", "bind", "max_calls")
         if getattr(args, name, None) is not None
     ]
+    jobs = getattr(args, "jobs", None)
     if not getattr(args, "live", False):
         if live_only:
             flag = "--" + live_only[0].replace("_", "-")
             return f"{flag} only goes with --live"
+        if jobs is not None and not 0 <= jobs <= MAX_JOBS:
+            return f"--jobs takes 0 (one per CPU) to {MAX_JOBS}, not {jobs}"
         return None
+    if jobs is not None:
+        return "--jobs cannot be combined with --live (the calls are placed in real time)"
     if args.target is None:
         return "--live needs --target HOST:PORT (the address of a running 'huntgroup serve')"
     if args.compare:
@@ -134,7 +149,11 @@ def main_simulate(args: argparse.Namespace) -> int:
             )
         else:
             summary = run_simulation(
-                args.scenario, args.out, compare=args.compare, progress=progress
+                args.scenario,
+                args.out,
+                compare=args.compare,
+                progress=progress,
+                jobs=1 if args.jobs is None else args.jobs,
             )
     except ConfigError as exc:
         for problem in exc.problems:

@@ -57,8 +57,10 @@ def run_simulation(
     *,
     compare: bool = False,
     progress: bool = False,
+    jobs: int = 1,
 ) -> dict[str, Any]:
-    """Simulate a scenario file and write its outputs in ``out_dir``.
+    """Simulate a scenario file and write its outputs in ``out_dir``; ``jobs``: worker
+    processes for the replications (and ``compare``'s algorithms), 0 for one per CPU.
 
     Returns the summary (as in summary.json); with ``compare`` it also holds
     ``"compare": {"algorithms": {ALGORITHM: {"groups": ...}}}``. Raises
@@ -68,11 +70,11 @@ def run_simulation(
     out = Path(out_dir)
     bar = ProgressBar() if progress else None
     try:
-        summary, runs = simulate(scenario, progress=bar)
+        summary, runs = simulate(scenario, progress=bar, jobs=jobs)
         sections: list[str] = []
         result: dict[str, Any] = dict(summary)
         if compare:
-            table, section = compare_algorithms(scenario, out, progress=bar)
+            table, section = compare_algorithms(scenario, out, progress=bar, jobs=jobs)
             sections.append(section)
             result["compare"] = table
         end = scenario.duration + scenario.drain

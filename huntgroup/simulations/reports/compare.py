@@ -26,7 +26,7 @@ from huntgroup.simulations.reports.report import (
     write_json,
     write_outputs,
 )
-from huntgroup.simulations.virtual.replications import ProgressFn, simulate
+from huntgroup.simulations.virtual.replications import ProgressFn, simulate_variants
 
 ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("offered", ("offered",)),
@@ -124,13 +124,17 @@ def plot_compare(path: Path, table: dict[str, Any]) -> None:
 
 
 def compare_algorithms(
-    scenario: Scenario, out_dir: Path, *, progress: ProgressFn | None = None
+    scenario: Scenario, out_dir: Path, *, progress: ProgressFn | None = None, jobs: int = 1
 ) -> tuple[dict[str, Any], str]:
-    """Run the scenario once per algorithm; write the comparison; return (table, html)."""
+    """Run the scenario once per algorithm; write the comparison; return (table, html).
+    ``jobs``: worker processes for every replication of every algorithm (1: here)."""
     table: dict[str, Any] = {"algorithms": {}}
-    for algorithm in ALGORITHMS:
-        variant = scenario.with_config(with_algorithm(scenario.config, algorithm))
-        summary, runs = simulate(variant, progress=progress, label=f"compare {algorithm}")
+    variants = [
+        (scenario.with_config(with_algorithm(scenario.config, a)), f"compare {a}")
+        for a in ALGORITHMS
+    ]
+    results = simulate_variants(variants, progress=progress, jobs=jobs)
+    for algorithm, (summary, runs) in zip(ALGORITHMS, results, strict=True):
         end = min(scenario.duration + scenario.drain, max(r.end for r in runs))
         write_outputs(out_dir / "compare" / algorithm, summary, runs, end=end)
         table["algorithms"][algorithm] = {"groups": summary["groups"]}
