@@ -454,6 +454,45 @@ class RoutingCore(RoutingContext):
         self._stamp_states()
         return actions
 
+    # The three most frequent inputs of a simulated call, without the event object:
+    # each is ``handle`` of its event, step for step (a test holds them to it). The
+    # simulator feeds a call's arrival, answer and hang-up through them (issue 14).
+
+    def handle_call_arrived(
+        self, call_id: str, group: str, caller: str, *, now: float
+    ) -> list[Action]:
+        """``handle(CallArrived(call_id, group, caller), now=now)``."""
+        if now > self._now:
+            self._now = now
+        actions: list[Action] = []
+        call_arrived(self, call_id, group, Identity(caller, ""), False, actions)
+        if self._reentries:
+            follow_forwards(self, actions)
+        self._stamp_states()
+        return actions
+
+    def handle_member_answered(self, call_id: str, member: str, *, now: float) -> list[Action]:
+        """``handle(MemberAnswered(call_id, member), now=now)``."""
+        if now > self._now:
+            self._now = now
+        actions: list[Action] = []
+        answered(self, call_id, member, actions)
+        if self._reentries:
+            follow_forwards(self, actions)
+        self._stamp_states()
+        return actions
+
+    def handle_call_hung_up(self, call_id: str, *, now: float) -> list[Action]:
+        """``handle(CallHungUp(call_id), now=now)``."""
+        if now > self._now:
+            self._now = now
+        actions: list[Action] = []
+        hung_up(self, call_id, actions)
+        if self._reentries:
+            follow_forwards(self, actions)
+        self._stamp_states()
+        return actions
+
 
 Route = Callable[[RoutingCore, Any, list[Action]], None]
 """Where an event goes: the module of its concern, given the core, the event and the

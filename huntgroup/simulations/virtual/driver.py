@@ -86,11 +86,8 @@ from huntgroup.queue.actions import (
 from huntgroup.queue.core import RoutingCore
 from huntgroup.queue.events import (
     CallAnswered,
-    CallArrived,
-    CallHungUp,
     DirectCallArrived,
     Event,
-    MemberAnswered,
     MemberFailed,
     MemberJoined,
     MemberLeft,
@@ -429,6 +426,11 @@ class _Run:
         self.fed = True
         self.apply(self.handle(event, now=self.now))
 
+    def hang_up(self, call_id: str) -> None:
+        """``feed(CallHungUp(call_id))``, without the event object."""
+        self.fed = True
+        self.apply(self.core.handle_call_hung_up(call_id, now=self.now))
+
     # --------------------------------------------------------------- events
     def on_arrival(self, rec: CallRecord) -> None:
         self.calls[rec.call] = rec
@@ -438,14 +440,20 @@ class _Run:
                 self.heap, (self.now + rec.patience, next(self.seq), _Run.on_give_up, rec)
             )
         g, k = rec.keys  # a pilot call: its caller's number was made before the run
-        self.feed(CallArrived(rec.call, rec.group or "", self.callers[g][k]))
+        self.fed = True  # handle(CallArrived(...)), without the event object
+        self.apply(
+            self.core.handle_call_arrived(
+                rec.call, rec.group or "", self.callers[g][k], now=self.now
+            )
+        )
 
     def on_reaction(self, item: tuple[CallRecord, str, Offer, bool]) -> None:
         rec, member, offer, answers = item
         if self.pending.get((rec.call, member)) is not offer:
             return  # the offer ended before the member reacted
         if answers:
-            self.feed(MemberAnswered(rec.call, member))
+            self.fed = True  # handle(MemberAnswered(...))
+            self.apply(self.core.handle_member_answered(rec.call, member, now=self.now))
         else:
             del self.pending[(rec.call, member)]
             offer.outcome = "declined"
@@ -455,13 +463,13 @@ class _Run:
         if rec.group is None and rec.answered_by is not None and rec.answered_at is not None:
             self.own_calls.append(("direct", rec.answered_by, rec.answered_at, self.now))
         self._close(rec, "answered")
-        self.feed(CallHungUp(rec.call))
+        self.hang_up(rec.call)
 
     def on_give_up(self, first: CallRecord) -> None:
         rec = self.calls[first.call]  # where the call is now (it may have been forwarded)
         if rec.outcome is None and rec.answered_at is None:
             self._close(rec, "abandoned")
-            self.feed(CallHungUp(rec.call))
+            self.hang_up(rec.call)
 
     def on_join(self, item: tuple[str, str]) -> None:
         self.feed(MemberJoined(*item))
@@ -487,7 +495,7 @@ class _Run:
     def on_outgoing_end(self, item: tuple[str, str, float]) -> None:
         call_id, member, start = item
         self.own_calls.append(("outgoing", member, start, self.now))
-        self.feed(CallHungUp(call_id))
+        self.hang_up(call_id)
 
     def _adopt(self, rec: CallRecord, group: str) -> None:
         """A call reached a group other than by its pilot: a direct call the core hunts to
