@@ -43,6 +43,12 @@ from huntgroup.queue.talk_time import credit
 
 log = logging.getLogger("huntgroup.members")
 
+# the members of the enums read here, as module globals: a member read through its class
+# goes through the enum metaclass's ``__getattr__`` hook each time (issue 14)
+_CONNECTED, _DIRECT = CallState.CONNECTED, CallKind.DIRECT
+_UNREACHABLE, _BUSY = Refusal.UNREACHABLE, Refusal.BUSY
+_RETRY, _CLAIM_RETRY, _WRAP_UP = TimerKind.RETRY, TimerKind.CLAIM_RETRY, TimerKind.WRAP_UP
+
 
 def answered(core: RoutingContext, call_id: str, member: str, actions: list[Action]) -> None:
     call = core._calls.get(call_id)
@@ -53,7 +59,7 @@ def answered(core: RoutingContext, call_id: str, member: str, actions: list[Acti
     for other in list(call.offers):
         end_offer(core, call, other)
         actions.append(Cancel(call_id, other))
-    call.state = CallState.CONNECTED
+    call.state = _CONNECTED
     call.member = member
     call.connected_at = core._now
     if call.hunt is not None:
@@ -81,14 +87,12 @@ def refused(
     call = core._calls.get(call_id)
     if call is None or member not in call.offers:
         return
-    if refusal is not Refusal.UNREACHABLE:
+    if refusal is not _UNREACHABLE:
         core.availability.answered(member)
-    backing_off = (
-        refusal is Refusal.UNREACHABLE and not ours and core.availability.has_contact(member)
-    )
+    backing_off = refusal is _UNREACHABLE and not ours and core.availability.has_contact(member)
     if backing_off:  # before the hunt goes on: the next pass must not pick it
         until = core.availability.failed(member, now=core._now)
-        core._arm(until, TimerKind.RETRY, member)
+        core._arm(until, _RETRY, member)
         log.info(
             "member %s: unavailable (unreachable), tried again in %.0f s",
             member,
@@ -111,8 +115,8 @@ def claim_refused(core: RoutingContext, call_id: str, member: str, actions: list
         call.hunt.offers_in_pass = max(0, call.hunt.offers_in_pass - 1)
     until = core._now + CLAIM_RETRY
     core._claim_refused[member] = until
-    core._arm(until, TimerKind.CLAIM_RETRY, member)
-    offers_failed(core, call, [member], actions, Refusal.BUSY)
+    core._arm(until, _CLAIM_RETRY, member)
+    offers_failed(core, call, [member], actions, _BUSY)
 
 
 def offers_failed(
@@ -128,8 +132,8 @@ def offers_failed(
     for member in members:
         end_offer(core, call, member)
         touched.update(core._groups_of.get(member, ()))
-    if call.kind is CallKind.DIRECT:
-        line_rule(core, call, busy=refusal is Refusal.BUSY, actions=actions)
+    if call.kind is _DIRECT:
+        line_rule(core, call, busy=refusal is _BUSY, actions=actions)
     else:
         advance(core, call, actions)
     dispatch(core, actions, touched)
@@ -146,7 +150,7 @@ def hung_up(core: RoutingContext, call_id: str, actions: list[Action]) -> None:
         actions.append(Cancel(call_id, member))
         touched.update(core._groups_of.get(member, ()))
     if call.group is not None:
-        if call.state is not CallState.CONNECTED:  # an answered call left the queue before
+        if call.state is not _CONNECTED:  # an answered call left the queue before
             core.store.dequeue(call.group.name, call_id)
         touched.add(call.group.name)
     if call.member is not None:
@@ -157,6 +161,6 @@ def hung_up(core: RoutingContext, call_id: str, actions: list[Action]) -> None:
         if call.group is not None and call.group.wrap_up > 0:
             until = core._now + call.group.wrap_up
             core.store.set_wrap_up_until(member, max(until, core.store.wrap_up_until(member)))
-            core._arm(until, TimerKind.WRAP_UP, member)
+            core._arm(until, _WRAP_UP, member)
         touched.update(core._groups_of.get(member, ()))
     dispatch(core, actions, touched)

@@ -241,10 +241,14 @@ class Roster:
         )
         entry = _talk_entry(core, name, member, since) if index.least else None
         index.update(slot, free, available, entry)
-        if not free or not reachable:
+        if not free or not reachable:  # the earliest of these ends still to come, if any
+            wrap_up = store.wrap_up_until(member)  # (written out: no generator per look)
+            soonest = wrap_up if wrap_up > now else None
+            if refused > now and (soonest is None or refused < soonest):
+                soonest = refused
             backoff = availability.backoff_until(member)
-            ends = (store.wrap_up_until(member), refused, -math.inf if backoff is None else backoff)
-            soonest = min((t for t in ends if t > now), default=None)
+            if backoff is not None and backoff > now and (soonest is None or backoff < soonest):
+                soonest = backoff
             if soonest is not None:
                 self._park(member, soonest)
 
