@@ -37,7 +37,7 @@ so the recursion ends.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from heapq import heappush
 
 from huntgroup.distribution.hunt import Hunt
@@ -286,11 +286,20 @@ def empty_groups(core: RoutingContext, groups: Iterable[str] | None, actions: li
 def dispatch(core: RoutingContext, actions: list[Action], groups: Iterable[str] | None) -> None:
     """Hand queued callers to free members: the group of the highest ``priority``
     first, then the earliest arrival."""
-    names = list(core._groups) if groups is None else [g for g in groups if g in core._groups]
+    known = core._groups
+    names: Collection[str]
+    if groups is None:
+        names = list(known)
+    elif type(groups) is tuple or type(groups) is set:  # the callers' (no list made)
+        names = groups
+    else:
+        names = list(groups)
     store, calls = core.store, core._calls
     while True:
         best: tuple[tuple[int, float, int], RoutedCall] | None = None
         for name in names:
+            if name not in known:
+                continue
             queued = store.queue(name)
             while queued and queued[0] not in calls:
                 store.dequeue(name, queued[0])  # stale: a call this core no longer has

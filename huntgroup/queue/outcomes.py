@@ -64,11 +64,14 @@ def answered(core: RoutingContext, call_id: str, member: str, actions: list[Acti
     call.connected_at = core._now
     if call.hunt is not None:
         call.hunt.end_pass()  # the hunt is over: its walk no longer holds the group's index
-    core.store.set_active(member, call_id, True)
+    store = core.store
+    store.set_active(member, call_id, True)
     core.availability.answered(member)
-    if call.group is not None:
-        core.store.set_last_answered(call.group.name, member)
-        core.times.count_answer(call.group.name, member)
+    g = call.group
+    if g is not None:
+        name = g.name  # (a model's field, read once)
+        store.set_last_answered(name, member)
+        core.times.count_answer(name, member)
     actions.append(Bridge(call_id, member))
     dispatch(core, actions, core._groups_of.get(member, ()))
 
@@ -145,22 +148,26 @@ def hung_up(core: RoutingContext, call_id: str, actions: list[Action]) -> None:
     if call is None:
         return
     touched: set[str] = set()
-    for member in list(call.offers):
-        end_offer(core, call, member)
-        actions.append(Cancel(call_id, member))
-        touched.update(core._groups_of.get(member, ()))
-    if call.group is not None:
+    if call.offers:
+        for member in list(call.offers):
+            end_offer(core, call, member)
+            actions.append(Cancel(call_id, member))
+            touched.update(core._groups_of.get(member, ()))
+    g, store = call.group, core.store  # (the group's settings read once each)
+    if g is not None:
+        name = g.name
         if call.state is not _CONNECTED:  # an answered call left the queue before
-            core.store.dequeue(call.group.name, call_id)
-        touched.add(call.group.name)
+            store.dequeue(name, call_id)
+        touched.add(name)
     if call.member is not None:
         member = call.member
-        core.store.set_active(member, call_id, False)
+        store.set_active(member, call_id, False)
         if call.connected_at is not None:
             credit(core, member, call.connected_at)
-        if call.group is not None and call.group.wrap_up > 0:
-            until = core._now + call.group.wrap_up
-            core.store.set_wrap_up_until(member, max(until, core.store.wrap_up_until(member)))
+        wrap_up = g.wrap_up if g is not None else 0
+        if wrap_up > 0:
+            until = core._now + wrap_up
+            store.set_wrap_up_until(member, max(until, store.wrap_up_until(member)))
             core._arm(until, _WRAP_UP, member)
         touched.update(core._groups_of.get(member, ()))
     dispatch(core, actions, touched)

@@ -225,8 +225,8 @@ class Roster:
 
     def _look(self, core: RoutingContext, info: GroupInfo, index: GroupIndex, slot: int) -> None:
         member = index.keys[slot]
-        g, now, store, availability = info.config, core._now, core.store, core.availability
-        name, waiting = g.name, g.call_waiting
+        now, store, availability = core._now, core.store, core.availability
+        name, waiting = info.name, info.call_waiting  # (the config's, read once: no model read)
         refused = core._claim_refused.get(member, -math.inf)
         since = store.joined_since(name, member)
         reachable = availability.is_reachable(member, now=now)

@@ -314,7 +314,10 @@ class MemoryStore:
         return dict(self._talk.get(group, {}))
 
     def queue(self, group: str) -> Sequence[str]:
-        return [call_id for _, call_id in self._queues.get(group, ())]
+        items = self._queues.get(group)
+        if not items:  # the usual case: nobody waits (no comprehension run)
+            return []
+        return [call_id for _, call_id in items]
 
     def enqueue(self, group: str, call_id: str, rank: tuple[float, int]) -> None:
         items = self._queues.setdefault(group, [])

@@ -82,6 +82,7 @@ from huntgroup.queue.actions import (
     Reroute,
     Ring,
     RingAll,
+    Ringback,
 )
 from huntgroup.queue.core import RoutingCore
 from huntgroup.queue.events import (
@@ -203,6 +204,10 @@ class _QueueWatch(MemoryStore):
     def dequeue(self, group: str, call_id: str) -> bool:
         self.changed.add(group)
         return super().dequeue(group, call_id)
+
+    def length(self, group: str) -> int:
+        """``len(self.queue(group))``, without the list."""
+        return len(self._queues.get(group, ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -544,6 +549,8 @@ class _Run:
         for a in actions:  # the most frequent first
             if type(a) is Ring:
                 self._ring(a.call_id, a.member, a.group, a.timeout)
+            elif type(a) is Ringback:
+                pass  # the caller hears ringing: nothing to play
             elif type(a) is Bridge:
                 rec = self.calls[a.call_id]
                 offer = self.pending.pop((a.call_id, a.member), None)
@@ -577,13 +584,14 @@ class _Run:
             elif type(a) is RingAll:
                 for member in a.members:
                     self._ring(a.call_id, member, a.group, a.timeout)
-        changed = self.store.changed
+        store = self.store
+        changed = store.changed
         if changed:
-            queue_len, queue = self.queue_len, self.store.queue
+            queue_len, length = self.queue_len, store.length
             for g in changed:
                 last = queue_len.get(g)
                 if last is not None:
-                    n = len(queue(g))
+                    n = length(g)
                     if n != last:
                         queue_len[g] = n
                         self.queue_series[g].append((now, n))
