@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -382,6 +382,12 @@ class RoutingCore(RoutingContext):
         event is not before this bound (the simulator's loop)."""
         timers = self._timers
         return timers[0][0] if timers else None
+
+    def timer_heap(self) -> Sequence[TimerEntry]:
+        """The timer heap itself, to be read and never written: the due time of its head
+        (``heap[0][0]``, when not empty) is :meth:`timer_lower_bound`. A driver that holds it
+        reads that bound after every input without a call (the simulator's loop)."""
+        return self._timers
 
     def handle_timer(self, *, now: float) -> list[Action]:
         self._now = max(self._now, now)

@@ -362,7 +362,7 @@ class _Run:
         count = len(ahead)
         self.seq = itertools.count(count)
         core, heap, end, inf = self.core, self.heap, self.end, math.inf
-        lower_bound = core.timer_lower_bound
+        timers = core.timer_heap()  # its head: the core's timer_lower_bound, read without a call
         heappop, get_timer, handle_timer = heapq.heappop, core.get_timer, core.handle_timer
         apply, progress, duration = self.apply, self.progress, self.sc.duration
         i = 0
@@ -373,8 +373,7 @@ class _Run:
         while True:
             if self.fed:
                 self.fed = False
-                bound = lower_bound()
-                due = inf if bound is None else bound
+                due = timers[0][0] if timers else inf
                 exact = False
             entry: Entry | None = None
             if i < count:
