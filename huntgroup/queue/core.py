@@ -181,9 +181,13 @@ class RoutingCore(RoutingContext):
         looked at now (:mod:`~huntgroup.queue.member_status`), when ``observed``; the
         roster of free members takes the changes first (:mod:`~huntgroup.queue.roster`)."""
         self.roster.refresh(self)  # it empties the store's and the availability's sets
-        own = self._touched  # (handed on to this one when observed)
-        if not own:
-            return
+        if self._touched:  # (handed on to this one when observed)
+            self._stamp_touched()
+
+    def _stamp_touched(self) -> None:
+        """The second half of :meth:`_stamp_states`, when members were touched (the
+        inputs a simulated call makes write both halves out: one frame less each)."""
+        own = self._touched
         if self.observed:
             groups_of, store, availability, now = (
                 self._groups_of,
@@ -466,7 +470,9 @@ class RoutingCore(RoutingContext):
         route(self, event, actions)
         if self._reentries:
             follow_forwards(self, actions)
-        self._stamp_states()
+        self.roster.refresh(self)  # _stamp_states, written out
+        if self._touched:
+            self._stamp_touched()
         return actions
 
     # The three most frequent inputs of a simulated call, without the event object:
@@ -483,7 +489,9 @@ class RoutingCore(RoutingContext):
         call_arrived(self, call_id, group, Identity(caller, ""), False, actions)
         if self._reentries:
             follow_forwards(self, actions)
-        self._stamp_states()
+        self.roster.refresh(self)  # _stamp_states, written out
+        if self._touched:
+            self._stamp_touched()
         return actions
 
     def handle_member_answered(self, call_id: str, member: str, *, now: float) -> list[Action]:
@@ -494,7 +502,9 @@ class RoutingCore(RoutingContext):
         answered(self, call_id, member, actions)
         if self._reentries:
             follow_forwards(self, actions)
-        self._stamp_states()
+        self.roster.refresh(self)  # _stamp_states, written out
+        if self._touched:
+            self._stamp_touched()
         return actions
 
     def handle_call_hung_up(self, call_id: str, *, now: float) -> list[Action]:
@@ -505,7 +515,9 @@ class RoutingCore(RoutingContext):
         hung_up(self, call_id, actions)
         if self._reentries:
             follow_forwards(self, actions)
-        self._stamp_states()
+        self.roster.refresh(self)  # _stamp_states, written out
+        if self._touched:
+            self._stamp_touched()
         return actions
 
 

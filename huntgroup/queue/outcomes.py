@@ -56,9 +56,10 @@ def answered(core: RoutingContext, call_id: str, member: str, actions: list[Acti
         actions.append(Cancel(call_id, member))  # too late: hang that leg up
         return
     end_offer(core, call, member)
-    for other in list(call.offers):
-        end_offer(core, call, other)
-        actions.append(Cancel(call_id, other))
+    if call.offers:  # ring all: the others ring no more
+        for other in list(call.offers):
+            end_offer(core, call, other)
+            actions.append(Cancel(call_id, other))
     call.state = _CONNECTED
     call.member = member
     call.connected_at = core._now
