@@ -6,7 +6,11 @@ Theory of operation
 (``handle(event, now=...)``) and carries out the actions it returns; it asks
 ``get_timer()`` when the core next needs to run and calls
 ``handle_timer(now=...)`` then. The live engine and the simulator drive the
-very same object.
+very same object. The three most frequent inputs of a call (its arrival at a
+pilot, a member's answer, its hang-up) can also be given without an event object
+(``handle_call_arrived``, ``handle_member_answered``, ``handle_call_hung_up``:
+``handle`` of the event, step for step); the simulator does, and reads the head
+of the timer heap (``timer_heap``) after each input rather than asking for it.
 
 One core routes every group of a configuration, because a line can be a
 member of several groups and its activity (ringing, on a call, wrap-up) is

@@ -51,7 +51,9 @@ once (``prefixes``); a ring finishes its two draws (``uniform_after``). The
 core's timer is asked for only when it could come before the next entry (the
 head of its heap bounds it), and the cyclic garbage collector is off during a
 replication (it makes no cyclic garbage: the collections would only walk the
-records it keeps).
+records it keeps). A pilot call's arrival, a member's answer and a hang-up go to
+the core through its direct inputs (``RoutingCore.handle_call_arrived`` and the
+others: ``handle`` of the event, without making the event).
 
 Invariants: the driver never decides routing; an answer or decline is only
 sent for an offer still open (a cancelled offer drops its pending reaction);
