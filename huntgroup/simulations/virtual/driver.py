@@ -232,6 +232,10 @@ class _Run:
         self.store = _QueueWatch()
         self.core = RoutingCore(self.config, now=0.0, store=self.store)
         self.handle = self.core.handle
+        # the core's direct inputs (handle of a CallArrived, MemberAnswered, CallHungUp)
+        self.arrived = self.core.handle_call_arrived
+        self.answered = self.core.handle_member_answered
+        self.hung_up = self.core.handle_call_hung_up
         self.heap: list[Scheduled] = []  # scheduled during the run
         self.seq = itertools.count()
         self.now = 0.0
@@ -435,7 +439,7 @@ class _Run:
     def hang_up(self, call_id: str) -> None:
         """``feed(CallHungUp(call_id))``, without the event object."""
         self.fed = True
-        self.apply(self.core.handle_call_hung_up(call_id, now=self.now))
+        self.apply(self.hung_up(call_id, now=self.now))
 
     # --------------------------------------------------------------- events
     def on_arrival(self, rec: CallRecord) -> None:
@@ -447,11 +451,7 @@ class _Run:
             )
         g, k = rec.keys  # a pilot call: its caller's number was made before the run
         self.fed = True  # handle(CallArrived(...)), without the event object
-        self.apply(
-            self.core.handle_call_arrived(
-                rec.call, rec.group or "", self.callers[g][k], now=self.now
-            )
-        )
+        self.apply(self.arrived(rec.call, rec.group or "", self.callers[g][k], now=self.now))
 
     def on_reaction(self, item: tuple[CallRecord, str, Offer, bool]) -> None:
         rec, member, offer, answers = item
@@ -459,7 +459,7 @@ class _Run:
             return  # the offer ended before the member reacted
         if answers:
             self.fed = True  # handle(MemberAnswered(...))
-            self.apply(self.core.handle_member_answered(rec.call, member, now=self.now))
+            self.apply(self.answered(rec.call, member, now=self.now))
         else:
             del self.pending[(rec.call, member)]
             offer.outcome = "declined"
@@ -468,8 +468,10 @@ class _Run:
     def on_talk_end(self, rec: CallRecord) -> None:
         if rec.group is None and rec.answered_by is not None and rec.answered_at is not None:
             self.own_calls.append(("direct", rec.answered_by, rec.answered_at, self.now))
-        self._close(rec, "answered")
-        self.hang_up(rec.call)
+        if rec.outcome is None:  # _close(rec, "answered"), written out
+            rec.outcome, rec.ended_at, rec.forwarded_to = "answered", self.now, None
+        self.fed = True  # hang_up, written out
+        self.apply(self.hung_up(rec.call, now=self.now))
 
     def on_give_up(self, first: CallRecord) -> None:
         rec = self.calls[first.call]  # where the call is now (it may have been forwarded)
