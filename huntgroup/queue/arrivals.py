@@ -35,6 +35,10 @@ from huntgroup.queue.endings import line_rule, overflow_empty, queue_full
 from huntgroup.queue.hunting import enqueue, ring_first, start_hunting
 from huntgroup.queue.offers import has_free, is_empty, offer
 
+# the members of the enums a pilot call's arrival reads, as module globals: a member read
+# through its class goes through the enum metaclass's ``__getattr__`` hook (issue 14)
+_GROUP, _HUNTING, _MAX_WAIT = CallKind.GROUP, CallState.HUNTING, TimerKind.MAX_WAIT
+
 
 def new_call(
     core: RoutingContext, call_id: str, kind: CallKind, state: CallState, caller: Identity
@@ -70,8 +74,8 @@ def call_arrived(
     now = core._now  # the call, made whole at once (its settings read from ``info``)
     call = RoutedCall(
         call_id,
-        CallKind.GROUP,
-        CallState.HUNTING,
+        _GROUP,
+        _HUNTING,
         now,
         (now, next(core._seq)),
         caller,
@@ -84,7 +88,7 @@ def call_arrived(
     core._calls[call_id] = call
     max_wait = info.max_wait
     if max_wait is not None:
-        core._arm(now + max_wait, TimerKind.MAX_WAIT, call_id)
+        core._arm(now + max_wait, _MAX_WAIT, call_id)
     if is_empty(core, info):
         overflow_empty(core, call, actions)
     elif not queued and has_free(core, info):

@@ -6,7 +6,11 @@ Theory of operation
 (``handle(event, now=...)``) and carries out the actions it returns; it asks
 ``get_timer()`` when the core next needs to run and calls
 ``handle_timer(now=...)`` then. The live engine and the simulator drive the
-very same object.
+very same object. The three most frequent inputs of a call (its arrival at a
+pilot, a member's answer, its hang-up) can also be given without an event object
+(``handle_call_arrived``, ``handle_member_answered``, ``handle_call_hung_up``:
+``handle`` of the event, step for step); the simulator does, and reads the head
+of the timer heap (``timer_heap``) after each input rather than asking for it.
 
 One core routes every group of a configuration, because a line can be a
 member of several groups and its activity (ringing, on a call, wrap-up) is
@@ -56,7 +60,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,6 +124,15 @@ __all__ = ["CallKind", "CallState", "CallSummary", "RoutingCore"]
 
 log = logging.getLogger("huntgroup.members")
 
+# the members of the enums the timers read, as module globals: a member read through its
+# class goes through the enum metaclass's ``__getattr__`` hook each time (about ten
+# times the cost of a global; issue 14)
+_OFFER, _MAX_WAIT, _AFTER = TimerKind.OFFER, TimerKind.MAX_WAIT, TimerKind.AFTER
+_NEXT_PASS, _WRAP_UP = TimerKind.NEXT_PASS, TimerKind.WRAP_UP
+_RETRY, _CLAIM_RETRY = TimerKind.RETRY, TimerKind.CLAIM_RETRY
+_QUEUED, _HUNTING = CallState.QUEUED, CallState.HUNTING
+_NO_ANSWER = Refusal.NO_ANSWER
+
 
 @dataclass(frozen=True, slots=True)
 class CallSummary:
@@ -172,9 +185,13 @@ class RoutingCore(RoutingContext):
         looked at now (:mod:`~huntgroup.queue.member_status`), when ``observed``; the
         roster of free members takes the changes first (:mod:`~huntgroup.queue.roster`)."""
         self.roster.refresh(self)  # it empties the store's and the availability's sets
-        own = self._touched  # (handed on to this one when observed)
-        if not own:
-            return
+        if self._touched:  # (handed on to this one when observed)
+            self._stamp_touched()
+
+    def _stamp_touched(self) -> None:
+        """The second half of :meth:`_stamp_states`, when members were touched (the
+        inputs a simulated call makes write both halves out: one frame less each)."""
+        own = self._touched
         if self.observed:
             groups_of, store, availability, now = (
                 self._groups_of,
@@ -374,6 +391,12 @@ class RoutingCore(RoutingContext):
         timers = self._timers
         return timers[0][0] if timers else None
 
+    def timer_heap(self) -> Sequence[TimerEntry]:
+        """The timer heap itself, to be read and never written: the due time of its head
+        (``heap[0][0]``, when not empty) is :meth:`timer_lower_bound`. A driver that holds it
+        reads that bound after every input without a call (the simulator's loop)."""
+        return self._timers
+
     def handle_timer(self, *, now: float) -> list[Action]:
         self._now = max(self._now, now)
         actions: list[Action] = []
@@ -389,32 +412,32 @@ class RoutingCore(RoutingContext):
 
     def _timer_valid(self, entry: TimerEntry) -> bool:
         when, _, kind, key, token = entry
-        if kind is TimerKind.WRAP_UP:
+        if kind is _OFFER:  # the most frequent first: an offer's, then a call's max_wait
+            call = self._calls.get(key)
+            return call is not None and token in call.offers.values()
+        if kind is _MAX_WAIT or kind is _AFTER:
+            call = self._calls.get(key)
+            return call is not None and (call.state is _QUEUED or call.state is _HUNTING)
+        if kind is _NEXT_PASS:
+            call = self._calls.get(key)
+            return call is not None and call.state is _HUNTING and call.pass_token == token
+        if kind is _WRAP_UP:
             return True
-        if kind is TimerKind.RETRY:
+        if kind is _RETRY:
             return self.availability.backoff_until(key) == when
-        if kind is TimerKind.CLAIM_RETRY:
-            return self._claim_refused.get(key) == when
-        call = self._calls.get(key)
-        if call is None:
-            return False
-        if kind is TimerKind.OFFER:
-            return token in call.offers.values()
-        if kind is TimerKind.NEXT_PASS:
-            return call.state is CallState.HUNTING and call.pass_token == token
-        return call.state in (CallState.QUEUED, CallState.HUNTING)
+        return self._claim_refused.get(key) == when  # CLAIM_RETRY
 
     def _fire(self, entry: TimerEntry, actions: list[Action]) -> None:
         _, _, kind, key, token = entry
-        if kind is TimerKind.WRAP_UP:
+        if kind is _WRAP_UP:
             self._touched.add(key)
             dispatch(self, actions, self._groups_of.get(key, ()))
             return
-        if kind is TimerKind.CLAIM_RETRY:
+        if kind is _CLAIM_RETRY:
             del self._claim_refused[key]
             dispatch(self, actions, self._groups_of.get(key, ()))
             return
-        if kind is TimerKind.RETRY:
+        if kind is _RETRY:
             self._touched.add(key)
             if self.availability.is_reachable(key, now=self._now):
                 log.info(
@@ -425,17 +448,17 @@ class RoutingCore(RoutingContext):
                 dispatch(self, actions, self._groups_of.get(key, ()))
             return
         call = self._calls[key]
-        if kind is TimerKind.OFFER:
+        if kind is _OFFER:
             expired = [m for m, t in call.offers.items() if t == token]
             for member in expired:
                 actions.append(Cancel(call.id, member))
-            offers_failed(self, call, expired, actions, Refusal.NO_ANSWER)
-        elif kind is TimerKind.NEXT_PASS:
+            offers_failed(self, call, expired, actions, _NO_ANSWER)
+        elif kind is _NEXT_PASS:
             advance(self, call, actions)
-        elif kind is TimerKind.MAX_WAIT:
+        elif kind is _MAX_WAIT:
             assert call.group is not None
             give_up(self, call, call.group.queue.overflow_to, "max_wait", actions)
-        elif kind is TimerKind.AFTER:
+        elif kind is _AFTER:
             assert call.group is not None
             give_up(self, call, call.group.no_answer.forward_to, "no_answer_after", actions)
 
@@ -451,7 +474,54 @@ class RoutingCore(RoutingContext):
         route(self, event, actions)
         if self._reentries:
             follow_forwards(self, actions)
-        self._stamp_states()
+        self.roster.refresh(self)  # _stamp_states, written out
+        if self._touched:
+            self._stamp_touched()
+        return actions
+
+    # The three most frequent inputs of a simulated call, without the event object:
+    # each is ``handle`` of its event, step for step (a test holds them to it). The
+    # simulator feeds a call's arrival, answer and hang-up through them (issue 14).
+
+    def handle_call_arrived(
+        self, call_id: str, group: str, caller: str, *, now: float
+    ) -> list[Action]:
+        """``handle(CallArrived(call_id, group, caller), now=now)``."""
+        if now > self._now:
+            self._now = now
+        actions: list[Action] = []
+        call_arrived(self, call_id, group, Identity(caller, ""), False, actions)
+        if self._reentries:
+            follow_forwards(self, actions)
+        self.roster.refresh(self)  # _stamp_states, written out
+        if self._touched:
+            self._stamp_touched()
+        return actions
+
+    def handle_member_answered(self, call_id: str, member: str, *, now: float) -> list[Action]:
+        """``handle(MemberAnswered(call_id, member), now=now)``."""
+        if now > self._now:
+            self._now = now
+        actions: list[Action] = []
+        answered(self, call_id, member, actions)
+        if self._reentries:
+            follow_forwards(self, actions)
+        self.roster.refresh(self)  # _stamp_states, written out
+        if self._touched:
+            self._stamp_touched()
+        return actions
+
+    def handle_call_hung_up(self, call_id: str, *, now: float) -> list[Action]:
+        """``handle(CallHungUp(call_id), now=now)``."""
+        if now > self._now:
+            self._now = now
+        actions: list[Action] = []
+        hung_up(self, call_id, actions)
+        if self._reentries:
+            follow_forwards(self, actions)
+        self.roster.refresh(self)  # _stamp_states, written out
+        if self._touched:
+            self._stamp_touched()
         return actions
 
 

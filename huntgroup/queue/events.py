@@ -1,7 +1,9 @@
 """Events: facts that drivers (the SIP engine, the simulator) feed the group core.
 
-Each event is a frozen, slotted dataclass named as a fact. Time is never part
-of an event: it is given to ``RoutingCore.handle(event, now=...)``. A *member*
+Each event is a frozen, slotted dataclass named as a fact, made by the quicker
+``__init__`` of :func:`~huntgroup.quick_init.quick_init` (the simulator and the
+B2BUA make several per call). Time is never part of an event: it is given to
+``RoutingCore.handle(event, now=...)``. A *member*
 is named by its key: the line number for a line, the SIP URI for a fixed URI.
 """
 
@@ -10,7 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from huntgroup.quick_init import quick_init
 
+
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CallArrived:
     """A caller dialled a group's pilot number.
@@ -27,6 +32,7 @@ class CallArrived:
     caller_internal: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DirectCallArrived:
     """A caller dialled a line's own number.
@@ -42,6 +48,7 @@ class DirectCallArrived:
     caller_internal: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OutgoingCallStarted:
     """A line started a call of its own (to another number): it is busy."""
@@ -50,6 +57,7 @@ class OutgoingCallStarted:
     line: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CallAnswered:
     """The far end of an outgoing call answered: talk time starts."""
@@ -57,6 +65,7 @@ class CallAnswered:
     call_id: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MemberAnswered:
     """A member (or a line rung directly) answered an offer of a call."""
@@ -65,6 +74,7 @@ class MemberAnswered:
     member: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MemberFailed:
     """A member's leg ended with a final status other than 2xx (486, 603, 408, 503...).
@@ -78,6 +88,7 @@ class MemberFailed:
     status: int = 486
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ClaimGranted:
     """The shared state granted this node the member of a ``Claim``: ring it."""
@@ -86,6 +97,7 @@ class ClaimGranted:
     member: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ClaimRefused:
     """Another node holds the member of a ``Claim`` (or, after a Redis outage, took it
@@ -95,6 +107,7 @@ class ClaimRefused:
     member: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MemberUnreachable:
     """A member could not be offered the call at all, so no SIP status came back: no
@@ -108,6 +121,7 @@ class MemberUnreachable:
     ours: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CallHungUp:
     """The call ended from outside the core: caller CANCEL/BYE, member BYE.
@@ -123,6 +137,7 @@ ChangeOrigin = Literal["api", "phone", "reload"]
 ``phone``, a feature code (``*51``/``*52``); ``reload``, a reload changed ``joined``."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MemberJoined:
     """A member logged into a group; its talk-time counter restarts at zero."""
@@ -133,6 +148,7 @@ class MemberJoined:
     reason: str = ""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MemberLeft:
     """A member logged out of a group; its offers for that group end (and its pause)."""
@@ -143,6 +159,7 @@ class MemberLeft:
     reason: str = ""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MemberPaused:
     """A member joined to a group was paused (``paused``, with ``reason``) or unpaused:
@@ -156,6 +173,7 @@ class MemberPaused:
     reason: str = ""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class LineActivity:
     """A line's phone reports calls of its own (RFC 4235 dialog events it publishes or
@@ -166,6 +184,7 @@ class LineActivity:
     busy: bool
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MemberReachable:
     """Whether a line can be reached at all: ``reachable`` when it registered its first
@@ -176,6 +195,7 @@ class MemberReachable:
     reachable: bool
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CallTransferred:
     """Blind transfer (RFC 3515): ``member``, connected to the call, sent it on to
@@ -187,6 +207,7 @@ class CallTransferred:
     target: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CallsJoined:
     """Attended transfer (RFC 3891): ``member``, connected to ``call_id``, joined that

@@ -37,7 +37,7 @@ so the recursion ends.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from heapq import heappush
 
 from huntgroup.distribution.hunt import Hunt
@@ -74,12 +74,13 @@ PASS_SPACING = 1.0
 # through its class goes through the enum metaclass's ``__getattr__`` hook each time
 _GROUP, _HUNTING = CallKind.GROUP, CallState.HUNTING
 _MAX_WAIT, _OFFER, _AFTER = TimerKind.MAX_WAIT, TimerKind.OFFER, TimerKind.AFTER
+_QUEUED, _NEXT_PASS = CallState.QUEUED, TimerKind.NEXT_PASS
 
 
 def enqueue(core: RoutingContext, call: RoutedCall, actions: list[Action]) -> None:
     """The call waits at its place in its group's queue, hearing the group's music."""
     assert call.group is not None
-    call.state = CallState.QUEUED
+    call.state = _QUEUED
     core.store.enqueue(call.group.name, call.id, call.rank)
     if not call.holding:
         call.holding = True
@@ -90,7 +91,7 @@ def start_hunting(
     core: RoutingContext, call: RoutedCall, actions: list[Action], info: GroupInfo | None = None
 ) -> None:
     """The call hunts (``info``: its group's, when the caller has it at hand)."""
-    call.state = CallState.HUNTING
+    call.state = _HUNTING
     assert call.group is not None and call.hunt is not None
     first = call.hunt.started_at is None
     if info is None:
@@ -98,7 +99,7 @@ def start_hunting(
     advance(core, call, actions, info)
     after = info.no_answer_after
     if first and after is not None and call.id in core._calls:
-        core._arm(core._now + after, TimerKind.AFTER, call.id)
+        core._arm(core._now + after, _AFTER, call.id)
 
 
 def ring_first(
@@ -206,7 +207,7 @@ def advance(
             call.pass_token = next(core._seq)
             core._arm(
                 hunt.pass_started_at + PASS_SPACING,
-                TimerKind.NEXT_PASS,
+                _NEXT_PASS,
                 call.id,
                 call.pass_token,
             )
@@ -274,7 +275,7 @@ def empty_groups(core: RoutingContext, groups: Iterable[str] | None, actions: li
             if c.group is not None
             and c.group.name in empty
             and not c.offers
-            and c.state in (CallState.QUEUED, CallState.HUNTING)
+            and c.state in (_QUEUED, _HUNTING)
         ),
         key=lambda c: c.rank,
     )
@@ -285,11 +286,20 @@ def empty_groups(core: RoutingContext, groups: Iterable[str] | None, actions: li
 def dispatch(core: RoutingContext, actions: list[Action], groups: Iterable[str] | None) -> None:
     """Hand queued callers to free members: the group of the highest ``priority``
     first, then the earliest arrival."""
-    names = list(core._groups) if groups is None else [g for g in groups if g in core._groups]
+    known = core._groups
+    names: Collection[str]
+    if groups is None:
+        names = list(known)
+    elif type(groups) is tuple or type(groups) is set:  # the callers' (no list made)
+        names = groups
+    else:
+        names = list(groups)
     store, calls = core.store, core._calls
     while True:
         best: tuple[tuple[int, float, int], RoutedCall] | None = None
         for name in names:
+            if name not in known:
+                continue
             queued = store.queue(name)
             while queued and queued[0] not in calls:
                 store.dequeue(name, queued[0])  # stale: a call this core no longer has

@@ -48,6 +48,10 @@ from huntgroup.queue.talk_time import talk_times
 CLAIM_RETRY = 1.0
 """Seconds a member whose claim was refused is left alone by this node."""
 
+# the members of the enums read here, as module globals: a member read through its class
+# goes through the enum metaclass's ``__getattr__`` hook each time (issue 14)
+_OFFER = TimerKind.OFFER
+
 
 class GroupView:
     """What strategies read about a group at the start of a pass."""
@@ -151,7 +155,7 @@ def offer(
         else:
             actions.append(ring)
         roster.rung_one(core, member)
-        core._arm(core._now + timeout, TimerKind.OFFER, call_id, token)
+        core._arm(core._now + timeout, _OFFER, call_id, token)
         return
     elif core.claims:  # each member is claimed, then rung, on its own
         waiting = g is not None and g.call_waiting
@@ -172,7 +176,7 @@ def offer(
         store.set_ringing_many(rung, call_id, touch=False)
         actions.append(RingAll(call_id, tuple(members), caller, group, timeout))
         roster.rung(core, members, group, noted=False)
-    core._arm(core._now + timeout, TimerKind.OFFER, call_id, token)
+    core._arm(core._now + timeout, _OFFER, call_id, token)
 
 
 def claim_granted(core: RoutingContext, call_id: str, member: str, actions: list[Action]) -> None:

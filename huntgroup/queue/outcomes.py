@@ -43,6 +43,12 @@ from huntgroup.queue.talk_time import credit
 
 log = logging.getLogger("huntgroup.members")
 
+# the members of the enums read here, as module globals: a member read through its class
+# goes through the enum metaclass's ``__getattr__`` hook each time (issue 14)
+_CONNECTED, _DIRECT = CallState.CONNECTED, CallKind.DIRECT
+_UNREACHABLE, _BUSY = Refusal.UNREACHABLE, Refusal.BUSY
+_RETRY, _CLAIM_RETRY, _WRAP_UP = TimerKind.RETRY, TimerKind.CLAIM_RETRY, TimerKind.WRAP_UP
+
 
 def answered(core: RoutingContext, call_id: str, member: str, actions: list[Action]) -> None:
     call = core._calls.get(call_id)
@@ -50,19 +56,23 @@ def answered(core: RoutingContext, call_id: str, member: str, actions: list[Acti
         actions.append(Cancel(call_id, member))  # too late: hang that leg up
         return
     end_offer(core, call, member)
-    for other in list(call.offers):
-        end_offer(core, call, other)
-        actions.append(Cancel(call_id, other))
-    call.state = CallState.CONNECTED
+    if call.offers:  # ring all: the others ring no more
+        for other in list(call.offers):
+            end_offer(core, call, other)
+            actions.append(Cancel(call_id, other))
+    call.state = _CONNECTED
     call.member = member
     call.connected_at = core._now
     if call.hunt is not None:
         call.hunt.end_pass()  # the hunt is over: its walk no longer holds the group's index
-    core.store.set_active(member, call_id, True)
+    store = core.store
+    store.set_active(member, call_id, True)
     core.availability.answered(member)
-    if call.group is not None:
-        core.store.set_last_answered(call.group.name, member)
-        core.times.count_answer(call.group.name, member)
+    g = call.group
+    if g is not None:
+        name = g.name  # (a model's field, read once)
+        store.set_last_answered(name, member)
+        core.times.count_answer(name, member)
     actions.append(Bridge(call_id, member))
     dispatch(core, actions, core._groups_of.get(member, ()))
 
@@ -81,14 +91,12 @@ def refused(
     call = core._calls.get(call_id)
     if call is None or member not in call.offers:
         return
-    if refusal is not Refusal.UNREACHABLE:
+    if refusal is not _UNREACHABLE:
         core.availability.answered(member)
-    backing_off = (
-        refusal is Refusal.UNREACHABLE and not ours and core.availability.has_contact(member)
-    )
+    backing_off = refusal is _UNREACHABLE and not ours and core.availability.has_contact(member)
     if backing_off:  # before the hunt goes on: the next pass must not pick it
         until = core.availability.failed(member, now=core._now)
-        core._arm(until, TimerKind.RETRY, member)
+        core._arm(until, _RETRY, member)
         log.info(
             "member %s: unavailable (unreachable), tried again in %.0f s",
             member,
@@ -111,8 +119,8 @@ def claim_refused(core: RoutingContext, call_id: str, member: str, actions: list
         call.hunt.offers_in_pass = max(0, call.hunt.offers_in_pass - 1)
     until = core._now + CLAIM_RETRY
     core._claim_refused[member] = until
-    core._arm(until, TimerKind.CLAIM_RETRY, member)
-    offers_failed(core, call, [member], actions, Refusal.BUSY)
+    core._arm(until, _CLAIM_RETRY, member)
+    offers_failed(core, call, [member], actions, _BUSY)
 
 
 def offers_failed(
@@ -128,8 +136,8 @@ def offers_failed(
     for member in members:
         end_offer(core, call, member)
         touched.update(core._groups_of.get(member, ()))
-    if call.kind is CallKind.DIRECT:
-        line_rule(core, call, busy=refusal is Refusal.BUSY, actions=actions)
+    if call.kind is _DIRECT:
+        line_rule(core, call, busy=refusal is _BUSY, actions=actions)
     else:
         advance(core, call, actions)
     dispatch(core, actions, touched)
@@ -141,22 +149,26 @@ def hung_up(core: RoutingContext, call_id: str, actions: list[Action]) -> None:
     if call is None:
         return
     touched: set[str] = set()
-    for member in list(call.offers):
-        end_offer(core, call, member)
-        actions.append(Cancel(call_id, member))
-        touched.update(core._groups_of.get(member, ()))
-    if call.group is not None:
-        if call.state is not CallState.CONNECTED:  # an answered call left the queue before
-            core.store.dequeue(call.group.name, call_id)
-        touched.add(call.group.name)
+    if call.offers:
+        for member in list(call.offers):
+            end_offer(core, call, member)
+            actions.append(Cancel(call_id, member))
+            touched.update(core._groups_of.get(member, ()))
+    g, store = call.group, core.store  # (the group's settings read once each)
+    if g is not None:
+        name = g.name
+        if call.state is not _CONNECTED:  # an answered call left the queue before
+            store.dequeue(name, call_id)
+        touched.add(name)
     if call.member is not None:
         member = call.member
-        core.store.set_active(member, call_id, False)
+        store.set_active(member, call_id, False)
         if call.connected_at is not None:
             credit(core, member, call.connected_at)
-        if call.group is not None and call.group.wrap_up > 0:
-            until = core._now + call.group.wrap_up
-            core.store.set_wrap_up_until(member, max(until, core.store.wrap_up_until(member)))
-            core._arm(until, TimerKind.WRAP_UP, member)
+        wrap_up = g.wrap_up if g is not None else 0
+        if wrap_up > 0:
+            until = core._now + wrap_up
+            store.set_wrap_up_until(member, max(until, store.wrap_up_until(member)))
+            core._arm(until, _WRAP_UP, member)
         touched.update(core._groups_of.get(member, ()))
     dispatch(core, actions, touched)

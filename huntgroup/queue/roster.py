@@ -110,15 +110,22 @@ class Roster:
 
     def refresh(self, core: RoutingContext) -> None:
         """Look again at the members that changed, and at those whose wait is over."""
-        if core._groups is not self._groups:
-            self._retire(core._groups)
-            self._shared = frozenset(m for m, gs in core._groups_of.items() if len(gs) > 1)
         store = core.store
         store_touched = self._store_touched if store is self._store else self._touched_of(store)
         available_touched = core.availability.touched
-        parked, now = self._parked, core._now
-        due = bool(parked) and parked[0][0] <= now
-        if not (store_touched or available_touched or due):
+        parked = self._parked
+        if (
+            not store_touched
+            and not available_touched
+            and (not parked or parked[0][0] > core._now)
+            and core._groups is self._groups
+        ):
+            return  # the usual case (several times per input): nothing to look at
+        if core._groups is not self._groups:
+            self._retire(core._groups)
+            self._shared = frozenset(m for m, gs in core._groups_of.items() if len(gs) > 1)
+        now = core._now
+        if not (store_touched or available_touched or (parked and parked[0][0] <= now)):
             return
         members: set[str] = set()
         for touched in (store_touched, available_touched):
@@ -225,26 +232,35 @@ class Roster:
 
     def _look(self, core: RoutingContext, info: GroupInfo, index: GroupIndex, slot: int) -> None:
         member = index.keys[slot]
-        g, now, store, availability = info.config, core._now, core.store, core.availability
-        name, waiting = g.name, g.call_waiting
+        now, store, availability = core._now, core.store, core.availability
+        name, waiting = info.name, info.call_waiting  # (the config's, read once: no model read)
         refused = core._claim_refused.get(member, -math.inf)
-        since = store.joined_since(name, member)
         reachable = availability.is_reachable(member, now=now)
-        available = since is not None and reachable and store.paused(name, member) is None
+        # joined and not paused (1), and free in the store too (2): one read of the store
+        standing = store.standing(name, member, now=now, call_waiting=waiting)
+        available = reachable and standing > 0
         # free_predicate: is_free (joined, not paused...) and offerable (reachable, and not
         # busy on calls of its own unless call waiting) and no refused claim
         free = (
             available
-            and store.is_free(name, member, now=now, call_waiting=waiting)
+            and standing == 2
             and (waiting or not availability.busy_outside(member))
             and refused <= now
         )
-        entry = _talk_entry(core, name, member, since) if index.least else None
+        entry = (
+            _talk_entry(core, name, member, store.joined_since(name, member))
+            if index.least
+            else None
+        )
         index.update(slot, free, available, entry)
-        if not free or not reachable:
+        if not free or not reachable:  # the earliest of these ends still to come, if any
+            wrap_up = store.wrap_up_until(member)  # (written out: no generator per look)
+            soonest = wrap_up if wrap_up > now else None
+            if refused > now and (soonest is None or refused < soonest):
+                soonest = refused
             backoff = availability.backoff_until(member)
-            ends = (store.wrap_up_until(member), refused, -math.inf if backoff is None else backoff)
-            soonest = min((t for t in ends if t > now), default=None)
+            if backoff is not None and backoff > now and (soonest is None or backoff < soonest):
+                soonest = backoff
             if soonest is not None:
                 self._park(member, soonest)
 

@@ -47,8 +47,8 @@ def talk_times(core: RoutingContext, group: str, *, now: float) -> dict[str, flo
 def credit(core: RoutingContext, member: str, connected_at: float) -> None:
     """``member``'s part of a call connected at ``connected_at`` ends now: its talk time
     goes to every group it is joined to, from when it joined."""
-    now = core._now
+    now, store = core._now, core.store
     for g in core._groups_of.get(member, ()):
-        since = core.store.joined_since(g, member)
+        since = store.joined_since(g, member)
         if since is not None:
-            core.store.add_talk_time(g, member, now - max(connected_at, since))
+            store.add_talk_time(g, member, now - max(connected_at, since))

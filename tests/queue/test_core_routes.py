@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import get_args
+
+import pytest
 
 from huntgroup.queue.actions import Bridge, Cancel, Ring
 from huntgroup.queue.core import _ROUTES
@@ -31,3 +34,19 @@ def test_an_event_subclass_takes_its_base_route_and_an_unknown_type_none() -> No
     assert h.core.call_ids() == []
     assert h.core.handle(object(), now=4.0) == []  # type: ignore[arg-type]
     assert Cancel("c1", m(2)) in h.of(Cancel)
+
+
+def test_every_event_keeps_its_dataclass_contract_with_the_quick_init() -> None:
+    """Events are made by ``quick_init``'s ``__init__`` (issue 14): the same dataclasses."""
+    arrived = CallArrived("c1", "G", "0600000001")
+    assert arrived == CallArrived(call_id="c1", group="G", caller="0600000001", caller_name="")
+    assert hash(arrived) == hash(dataclasses.replace(arrived))
+    assert repr(CallHungUp("c1")) == "CallHungUp(call_id='c1')"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        arrived.group = "H"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        MemberAnswered("c1")  # type: ignore[call-arg]
+    for kind in get_args(Event):
+        assert kind.__init__.__qualname__ == f"{kind.__qualname__}.__init__"
+        assert kind.__init__.__code__.co_filename == "<string>"
+        assert "__qi_set_0" in kind.__init__.__code__.co_names  # quick_init's, not dataclass's

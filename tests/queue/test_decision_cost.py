@@ -112,8 +112,9 @@ def test_a_one_at_a_time_decision_enters_a_bounded_number_of_frames(algorithm: s
     # before the cuts of issue 14 (a group with a max_wait timer, one frame more): 51
     # (linear, circular), 54 (round robin), 57 (least); after the first round, in the
     # benchmark's group (no max_wait): 43, 46, 49; with the fused path of the usual
-    # decision (hunting.ring_first) and the helpers written out: 26, 28, 27
-    limit = {"linear": 26, "circular": 26, "round_robin": 28, "least_active": 27}[algorithm]
+    # decision (hunting.ring_first) and the helpers written out: 26, 28, 27; with the
+    # end of an input's stamping written out in the core (simulator round): 24, 26, 25
+    limit = {"linear": 24, "circular": 24, "round_robin": 26, "least_active": 25}[algorithm]
     assert frames <= limit, frames
 
 

@@ -6,7 +6,10 @@ general path's steps instead. Two cores, one of each, are driven by the same ran
 scenario (the events of ``test_core_properties``, one or two groups sharing
 members, every algorithm and the options a decision reads): after every step they
 must have returned the same actions and hold the same state (calls, hunts and
-their walks, timers, the store, the indexes of free members).
+their walks, timers, the store, the indexes of free members). Half the examples feed
+the quick core a call's arrival, answer and hang-up through the core's direct inputs
+(``RoutingCore.handle_call_arrived`` and the others, the simulator's), the general
+core through ``handle``: the same actions and state again.
 """
 
 from __future__ import annotations
@@ -125,13 +128,28 @@ def _index_ids_free(st_: Any) -> Any:
     return (fixed, *rest)
 
 
-class Pair:
-    """The same events to a quick core and a general one; both must agree."""
+def direct(core: RoutingCore, event: Event, now: float) -> list[Action]:
+    """``core.handle(event, now=now)``, through the core's direct input when the event
+    has one (``handle_call_arrived``, ``handle_member_answered``, ``handle_call_hung_up``:
+    the simulator's)."""
+    if type(event) is CallArrived and not event.caller_name and not event.caller_internal:
+        return core.handle_call_arrived(event.call_id, event.group, event.caller, now=now)
+    if type(event) is MemberAnswered:
+        return core.handle_member_answered(event.call_id, event.member, now=now)
+    if type(event) is CallHungUp:
+        return core.handle_call_hung_up(event.call_id, now=now)
+    return core.handle(event, now=now)
 
-    def __init__(self, cfg: Any) -> None:
+
+class Pair:
+    """The same events to a quick core and a general one; both must agree. ``direct``:
+    the quick core takes the events that have one through its direct input."""
+
+    def __init__(self, cfg: Any, direct: bool = False) -> None:
         self.quick, self.general = Harness(cfg), Harness(cfg)
         self.general.core.quick = False
         self.taken = 0
+        self.direct = direct
 
     def check(self, a: list[Action], b: list[Action]) -> list[Action]:
         assert a == b
@@ -139,6 +157,9 @@ class Pair:
         return a
 
     def ev(self, event: Event) -> list[Action]:
+        if self.direct:
+            quick = self.quick._record(direct(self.quick.core, event, self.quick.now))
+            return self.check(quick, self.general.ev(event))
         return self.check(self.quick.ev(event), self.general.ev(event))
 
     def at(self, t: float) -> list[Action]:
@@ -159,6 +180,7 @@ class Pair:
     timeout=st.sampled_from([3, 15]),
     when_empty=st.sampled_from(["wait", "overflow"]),
     script=ops,
+    direct_inputs=st.booleans(),
 )
 def test_the_fused_path_does_what_the_general_path_does(
     algorithm: str,
@@ -173,6 +195,7 @@ def test_the_fused_path_does_what_the_general_path_does(
     timeout: float,
     when_empty: str,
     script: list[tuple[str, int, float]],
+    direct_inputs: bool,
 ) -> None:
     groups = None
     if second:  # a second group sharing the members, in the other order
@@ -195,7 +218,7 @@ def test_the_fused_path_does_what_the_general_path_does(
         no_answer={"after": after, "forward_to": "0699999998" if after else None},
         queue={"max_length": max_length, "max_wait": max_wait, "when_empty": when_empty},
     )
-    pair = Pair(cfg)
+    pair = Pair(cfg, direct_inputs)
     core = pair.quick.core
     keys = LINES[:members]
     calls: list[str] = []

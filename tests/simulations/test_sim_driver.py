@@ -348,6 +348,18 @@ def test_the_core_is_asked_for_its_timer_only_when_it_could_come_first(
             next(fed)
             return super().handle(event, now=now)
 
+        def handle_call_arrived(self, call_id: str, group: str, caller: str, *, now: float) -> Any:
+            next(fed)
+            return super().handle_call_arrived(call_id, group, caller, now=now)
+
+        def handle_member_answered(self, call_id: str, member: str, *, now: float) -> Any:
+            next(fed)
+            return super().handle_member_answered(call_id, member, now=now)
+
+        def handle_call_hung_up(self, call_id: str, *, now: float) -> Any:
+            next(fed)
+            return super().handle_call_hung_up(call_id, now=now)
+
     monkeypatch.setattr(driver, "RoutingCore", Counting)
     result = run_replication(busy_scenario(tmp_path), 0)
     assert len(result.calls) > 300

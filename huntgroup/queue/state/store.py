@@ -114,6 +114,12 @@ class StateStore(Protocol):
         ``call_waiting``."""
         ...
 
+    def standing(self, group: str, member: str, *, now: float, call_waiting: bool) -> int:
+        """``member`` in ``group`` in one read: 0 not joined, or paused; 1 joined and not
+        paused, but not free; 2 free (:meth:`is_free`). What the core's roster of free
+        members reads of a member it looks at again (:mod:`~huntgroup.queue.roster`)."""
+        ...
+
     def talk_times(self, group: str) -> dict[str, float]:
         """Talk time of every member of ``group`` with a counter (completed calls only)."""
         ...
@@ -310,11 +316,25 @@ class MemoryStore:
             return False
         return not (self._bulk and self._in_bulk(member))
 
+    def standing(self, group: str, member: str, *, now: float, call_waiting: bool) -> int:
+        key = (group, member)  # is_free's tests, in its order
+        if self._joined.get(key) is None or (self._paused and key in self._paused):
+            return 0
+        act = self._activity.get(member)
+        if act is not None and not (
+            act.wrap_up_until <= now and not act.ringing and (call_waiting or not act.active)
+        ):
+            return 1
+        return 1 if self._bulk and self._in_bulk(member) else 2
+
     def talk_times(self, group: str) -> dict[str, float]:
         return dict(self._talk.get(group, {}))
 
     def queue(self, group: str) -> Sequence[str]:
-        return [call_id for _, call_id in self._queues.get(group, ())]
+        items = self._queues.get(group)
+        if not items:  # the usual case: nobody waits (no comprehension run)
+            return []
+        return [call_id for _, call_id in items]
 
     def enqueue(self, group: str, call_id: str, rank: tuple[float, int]) -> None:
         items = self._queues.setdefault(group, [])

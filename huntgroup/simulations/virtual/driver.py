@@ -51,7 +51,9 @@ once (``prefixes``); a ring finishes its two draws (``uniform_after``). The
 core's timer is asked for only when it could come before the next entry (the
 head of its heap bounds it), and the cyclic garbage collector is off during a
 replication (it makes no cyclic garbage: the collections would only walk the
-records it keeps).
+records it keeps). A pilot call's arrival, a member's answer and a hang-up go to
+the core through its direct inputs (``RoutingCore.handle_call_arrived`` and the
+others: ``handle`` of the event, without making the event).
 
 Invariants: the driver never decides routing; an answer or decline is only
 sent for an offer still open (a cancelled offer drops its pending reaction);
@@ -82,15 +84,13 @@ from huntgroup.queue.actions import (
     Reroute,
     Ring,
     RingAll,
+    Ringback,
 )
 from huntgroup.queue.core import RoutingCore
 from huntgroup.queue.events import (
     CallAnswered,
-    CallArrived,
-    CallHungUp,
     DirectCallArrived,
     Event,
-    MemberAnswered,
     MemberFailed,
     MemberJoined,
     MemberLeft,
@@ -207,6 +207,10 @@ class _QueueWatch(MemoryStore):
         self.changed.add(group)
         return super().dequeue(group, call_id)
 
+    def length(self, group: str) -> int:
+        """``len(self.queue(group))``, without the list."""
+        return len(self._queues.get(group, ()))
+
 
 @dataclass(frozen=True, slots=True)
 class _Member:
@@ -228,6 +232,10 @@ class _Run:
         self.store = _QueueWatch()
         self.core = RoutingCore(self.config, now=0.0, store=self.store)
         self.handle = self.core.handle
+        # the core's direct inputs (handle of a CallArrived, MemberAnswered, CallHungUp)
+        self.arrived = self.core.handle_call_arrived
+        self.answered = self.core.handle_member_answered
+        self.hung_up = self.core.handle_call_hung_up
         self.heap: list[Scheduled] = []  # scheduled during the run
         self.seq = itertools.count()
         self.now = 0.0
@@ -360,7 +368,7 @@ class _Run:
         count = len(ahead)
         self.seq = itertools.count(count)
         core, heap, end, inf = self.core, self.heap, self.end, math.inf
-        lower_bound = core.timer_lower_bound
+        timers = core.timer_heap()  # its head: the core's timer_lower_bound, read without a call
         heappop, get_timer, handle_timer = heapq.heappop, core.get_timer, core.handle_timer
         apply, progress, duration = self.apply, self.progress, self.sc.duration
         i = 0
@@ -371,8 +379,7 @@ class _Run:
         while True:
             if self.fed:
                 self.fed = False
-                bound = lower_bound()
-                due = inf if bound is None else bound
+                due = timers[0][0] if timers else inf
                 exact = False
             entry: Entry | None = None
             if i < count:
@@ -429,6 +436,11 @@ class _Run:
         self.fed = True
         self.apply(self.handle(event, now=self.now))
 
+    def hang_up(self, call_id: str) -> None:
+        """``feed(CallHungUp(call_id))``, without the event object."""
+        self.fed = True
+        self.apply(self.hung_up(call_id, now=self.now))
+
     # --------------------------------------------------------------- events
     def on_arrival(self, rec: CallRecord) -> None:
         self.calls[rec.call] = rec
@@ -438,14 +450,16 @@ class _Run:
                 self.heap, (self.now + rec.patience, next(self.seq), _Run.on_give_up, rec)
             )
         g, k = rec.keys  # a pilot call: its caller's number was made before the run
-        self.feed(CallArrived(rec.call, rec.group or "", self.callers[g][k]))
+        self.fed = True  # handle(CallArrived(...)), without the event object
+        self.apply(self.arrived(rec.call, rec.group or "", self.callers[g][k], now=self.now))
 
     def on_reaction(self, item: tuple[CallRecord, str, Offer, bool]) -> None:
         rec, member, offer, answers = item
         if self.pending.get((rec.call, member)) is not offer:
             return  # the offer ended before the member reacted
         if answers:
-            self.feed(MemberAnswered(rec.call, member))
+            self.fed = True  # handle(MemberAnswered(...))
+            self.apply(self.answered(rec.call, member, now=self.now))
         else:
             del self.pending[(rec.call, member)]
             offer.outcome = "declined"
@@ -454,14 +468,16 @@ class _Run:
     def on_talk_end(self, rec: CallRecord) -> None:
         if rec.group is None and rec.answered_by is not None and rec.answered_at is not None:
             self.own_calls.append(("direct", rec.answered_by, rec.answered_at, self.now))
-        self._close(rec, "answered")
-        self.feed(CallHungUp(rec.call))
+        if rec.outcome is None:  # _close(rec, "answered"), written out
+            rec.outcome, rec.ended_at, rec.forwarded_to = "answered", self.now, None
+        self.fed = True  # hang_up, written out
+        self.apply(self.hung_up(rec.call, now=self.now))
 
     def on_give_up(self, first: CallRecord) -> None:
         rec = self.calls[first.call]  # where the call is now (it may have been forwarded)
         if rec.outcome is None and rec.answered_at is None:
             self._close(rec, "abandoned")
-            self.feed(CallHungUp(rec.call))
+            self.hang_up(rec.call)
 
     def on_join(self, item: tuple[str, str]) -> None:
         self.feed(MemberJoined(*item))
@@ -487,7 +503,7 @@ class _Run:
     def on_outgoing_end(self, item: tuple[str, str, float]) -> None:
         call_id, member, start = item
         self.own_calls.append(("outgoing", member, start, self.now))
-        self.feed(CallHungUp(call_id))
+        self.hang_up(call_id)
 
     def _adopt(self, rec: CallRecord, group: str) -> None:
         """A call reached a group other than by its pilot: a direct call the core hunts to
@@ -536,6 +552,8 @@ class _Run:
         for a in actions:  # the most frequent first
             if type(a) is Ring:
                 self._ring(a.call_id, a.member, a.group, a.timeout)
+            elif type(a) is Ringback:
+                pass  # the caller hears ringing: nothing to play
             elif type(a) is Bridge:
                 rec = self.calls[a.call_id]
                 offer = self.pending.pop((a.call_id, a.member), None)
@@ -569,13 +587,14 @@ class _Run:
             elif type(a) is RingAll:
                 for member in a.members:
                     self._ring(a.call_id, member, a.group, a.timeout)
-        changed = self.store.changed
+        store = self.store
+        changed = store.changed
         if changed:
-            queue_len, queue = self.queue_len, self.store.queue
+            queue_len, length = self.queue_len, store.length
             for g in changed:
                 last = queue_len.get(g)
                 if last is not None:
-                    n = len(queue(g))
+                    n = length(g)
                     if n != last:
                         queue_len[g] = n
                         self.queue_series[g].append((now, n))
