@@ -20,12 +20,20 @@ back), with none of the group core's rules (no queue bound, no max_wait timer,
 no hunt passes, no state store). The ratio is SimPy's CPU time over
 huntgroup's: above 1, huntgroup simulates faster. Target (issue 14): at least 2.
 
-Run: .venv/bin/python benchmarks/bench_simulate.py [--runs 5] [--month-runs 3] [--no-write]
+Worker processes (``simulate --jobs``): the day's scenario with ``--jobs-replications``
+replications, simulated with ``jobs=1`` (one after the other) and with ``jobs`` equal
+to the CPUs this process may use, in wall-clock seconds (``time.perf_counter``: what
+``--jobs`` saves is waiting, not CPU), interleaved, with a check that both give the same
+summary.
+
+Run: .venv/bin/python benchmarks/bench_simulate.py [--runs 5] [--month-runs 3]
+                                                   [--jobs-runs 3] [--no-write]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -46,6 +54,8 @@ from report import write_section
 from huntgroup.simulations.model.scenario import Scenario, load_scenario
 from huntgroup.simulations.virtual.driver import run_replication
 from huntgroup.simulations.virtual.metrics import summarize_run
+from huntgroup.simulations.virtual.parallel import cpu_count
+from huntgroup.simulations.virtual.replications import simulate
 
 MEMBERS = 100
 PER_HOUR = 20_000 / 24
@@ -126,6 +136,39 @@ def measure_driver(scenario: Scenario, *, with_stats: bool) -> tuple[float, int]
     if with_stats:
         summarize_run(run, scenario)
     return time.process_time() - t0, len(run.calls)
+
+
+def measure_jobs(scenario: Scenario, jobs: int, summaries: list[Any]) -> tuple[float, int]:
+    """Wall seconds of :func:`simulate` with ``jobs`` workers; its summary is kept."""
+    t0 = time.perf_counter()
+    summary, runs = simulate(scenario, jobs=jobs)
+    summaries.append(summary)
+    return time.perf_counter() - t0, sum(len(run.calls) for run in runs)
+
+
+def jobs_section(scenario: Scenario, runs: int) -> list[str]:
+    """The day's replications one after the other, and in one worker per CPU."""
+    workers = cpu_count()
+    summaries: list[Any] = []
+    points = interleaved(
+        runs,
+        {
+            "simulate, jobs 1": lambda: measure_jobs(scenario, 1, summaries),
+            f"simulate, jobs {workers}": lambda: measure_jobs(scenario, workers, summaries),
+        },
+    )
+    if any(summary != summaries[0] for summary in summaries):
+        raise SystemExit("--jobs changed the results")
+    alone, side = points
+    return [
+        f"**{scenario.replications} replications of the day, in worker processes** "
+        f"(`simulate --jobs`): wall-clock seconds, {rounds(runs)}; one after the other "
+        f"{alone.median:.2f} s ({alone.spread()}), in {workers} workers (one per CPU this "
+        f"process may use) {side.median:.2f} s ({side.spread()}): "
+        f"{alone.median / side.median:.2f}x less waiting, the same summary in every run. "
+        "The CPU time is the same (each worker also pays its start, about a second); the "
+        "ratio grows with the cores.",
+    ]
 
 
 def simpy_model(
@@ -259,10 +302,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=5, help="rounds of the day point")
     parser.add_argument("--month-runs", type=int, default=3, help="rounds of the month (0: skip)")
+    parser.add_argument(
+        "--jobs-runs", type=int, default=3, help="rounds of the --jobs point (0: skip)"
+    )
+    parser.add_argument("--jobs-replications", type=int, default=4)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     command = (
         f"python benchmarks/bench_simulate.py --runs {args.runs} --month-runs {args.month_runs}"
+        f" --jobs-runs {args.jobs_runs}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         day = build_scenario(Path(tmp))
@@ -276,6 +324,10 @@ def main() -> None:
                 "baseline: plain SimPy model": lambda: simpy_day(1),
             },
         )
+        jobs_lines: list[str] = []
+        if args.jobs_runs > 0:
+            several = dataclasses.replace(day, replications=args.jobs_replications)
+            jobs_lines = ["", *jobs_section(several, args.jobs_runs)]
         month_points: list[Point] = []
         if args.month_runs > 0:
             month = build_month(Path(tmp))
@@ -319,7 +371,7 @@ def main() -> None:
             "",
             *table(month_points, m_base, args.month_runs),
         ]
-    body += ["", WHERE]
+    body += [*jobs_lines, "", WHERE]
     text = "\n".join(body)
     print(text)
     if not args.no_write:

@@ -5,6 +5,7 @@ and comparison as one after the other, in the same order; errors and bad values 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 from pathlib import Path
@@ -76,11 +77,32 @@ def fail_on_one(task: Task) -> Outcome:
     return parallel.replicate(task)
 
 
-def test_a_workers_error_is_raised_here(tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_workers_error_is_raised_here(tmp_path: Path, method: str) -> None:
     scenario = _scenario(tmp_path)
     tasks = [(scenario, r) for r in range(3)]
     with pytest.raises(RuntimeError, match="replication 1 failed"):
-        run_many(tasks, 2, work=fail_on_one)
+        run_many(tasks, 2, work=fail_on_one, start_method=method)
+
+
+def test_fresh_interpreters_give_the_same_outcomes(tmp_path: Path) -> None:
+    """The fallback where a system cannot fork: workers that import everything again."""
+    scenario = _scenario(tmp_path, replications=2)
+    tasks = [(scenario, r) for r in range(2)]
+    assert run_many(tasks, 2, start_method="spawn") == [parallel.replicate(t) for t in tasks]
+
+
+def test_the_collector_is_back_as_it_was(tmp_path: Path) -> None:
+    scenario = _scenario(tmp_path, replications=2)
+    tasks = [(scenario, r) for r in range(2)]
+    run_many(tasks, 2)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        run_many(tasks, 2)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_jobs_zero_is_one_per_cpu_and_bad_values_are_refused() -> None:
