@@ -477,6 +477,9 @@ class RoutingCore(RoutingContext):
     # The three most frequent inputs of a simulated call, without the event object:
     # each is ``handle`` of its event, step for step (a test holds them to it). The
     # simulator feeds a call's arrival, answer and hang-up through them (issue 14).
+    # An answer or a hang-up forwards no call to a number of ours while the roster is
+    # exact (``dispatch`` hunts a queued call only where a member is free: it rings);
+    # they follow such a forward all the same, as ``handle`` does (a test forces one).
 
     def handle_call_arrived(
         self, call_id: str, group: str, caller: str, *, now: float

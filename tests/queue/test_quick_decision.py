@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 from huntgroup.config.models import ALGORITHMS
 from huntgroup.distribution.walks import LeastWalk, RotatedWalk
 from huntgroup.queue import hunting
-from huntgroup.queue.actions import Action, Ring
+from huntgroup.queue.actions import Action, Forward, Reroute, Ring
 from huntgroup.queue.core import CallState, RoutingCore
+from huntgroup.queue.endings import finish
 from huntgroup.queue.events import (
     CallAnswered,
     CallArrived,
@@ -360,4 +361,46 @@ def test_a_call_through_the_direct_inputs_is_handle_of_its_events(
     pair.at(41.0)
     pair.ev(CallHungUp("c2"))
     pair.at(10_000)
+    assert pair.quick.log == pair.general.log
+
+
+@pytest.mark.parametrize("input_", ["answer", "hang-up"])
+def test_the_direct_inputs_follow_a_forward_to_our_own_number_as_handle_does(
+    monkeypatch: Any, input_: str
+) -> None:
+    """An answer or a hang-up serves the queues of the member's groups (``dispatch``),
+    which hands a queued call to a member the roster shows free: it rings, and no
+    forward can come of it while the roster's index is exact. Should a call nonetheless
+    leave for one of our own numbers there, the direct inputs follow it within the
+    input, as ``handle`` does: here ``dispatch`` is made to forward the waiting call to
+    the second group's pilot, and both paths must give the same actions and state."""
+    import huntgroup.queue.outcomes as outcomes
+
+    real = outcomes.dispatch
+
+    def forwarding(core: Any, actions: list[Action], groups: Any) -> None:
+        call = core._calls.get("c2")
+        if call is not None and call.state is CallState.QUEUED:
+            finish(core, call, Forward("c2", "0140000001", "empty"), actions)
+        real(core, actions, groups)
+
+    monkeypatch.setattr(outcomes, "dispatch", forwarding)
+    second = {
+        "name": "H",
+        "pilot": "0140000001",
+        "algorithm": "linear",
+        "members": [{"line": LINES[1], "position": 1}],
+    }
+    pair = Pair(make_config("linear", members=1, groups=[second]), direct=True)
+    pair.at(1.0)
+    pair.ev(CallArrived("c1", "G", "0611111111"))
+    pair.ev(CallArrived("c2", "G", "0622222222"))
+    assert pair.quick.core.call_state("c2") is CallState.QUEUED
+    pair.at(2.0)
+    if input_ == "answer":
+        out = pair.ev(MemberAnswered("c1", LINES[0]))
+    else:
+        out = pair.ev(CallHungUp("c1"))
+    assert any(isinstance(a, Reroute) for a in out)
+    assert any(isinstance(a, Ring) and a.call_id == "c2" and a.member == LINES[1] for a in out)
     assert pair.quick.log == pair.general.log
