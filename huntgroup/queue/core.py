@@ -10,7 +10,7 @@ very same object. The three most frequent inputs of a call (its arrival at a
 pilot, a member's answer, its hang-up) can also be given without an event object
 (``handle_call_arrived``, ``handle_member_answered``, ``handle_call_hung_up``:
 ``handle`` of the event, step for step); the simulator does, and reads the head
-of the timer heap (``timer_heap``) after each input rather than asking for it.
+of the timer heap (``timer_entries``) after each input rather than asking for it.
 
 One core routes every group of a configuration, because a line can be a
 member of several groups and its activity (ringing, on a call, wrap-up) is
@@ -383,18 +383,13 @@ class RoutingCore(RoutingContext):
             heapq.heappop(timers)
         return timers[0][0] if timers else None
 
-    def timer_lower_bound(self) -> float | None:
-        """A lower bound of :meth:`get_timer`, dropping nothing: the head of the timer
-        heap (a timer cancelled since it was set stays there until it comes due). A
-        driver asking it after each input calls :meth:`get_timer` only when its own next
-        event is not before this bound (the simulator's loop)."""
-        timers = self._timers
-        return timers[0][0] if timers else None
-
-    def timer_heap(self) -> Sequence[TimerEntry]:
-        """The timer heap itself, to be read and never written: the due time of its head
-        (``heap[0][0]``, when not empty) is :meth:`timer_lower_bound`. A driver that holds it
-        reads that bound after every input without a call (the simulator's loop)."""
+    def timer_entries(self) -> Sequence[TimerEntry]:
+        """The core's timer heap itself, to be read and never written. Its head's due
+        time (``entries[0][0]``, when not empty) is a lower bound of :meth:`get_timer`
+        that drops nothing: a timer cancelled since it was set stays in the heap until
+        it comes due. A driver that holds it reads that bound after every input without
+        a call, and calls :meth:`get_timer` only when its own next event is not before
+        the bound (the simulator's loop)."""
         return self._timers
 
     def handle_timer(self, *, now: float) -> list[Action]:
@@ -482,6 +477,9 @@ class RoutingCore(RoutingContext):
     # The three most frequent inputs of a simulated call, without the event object:
     # each is ``handle`` of its event, step for step (a test holds them to it). The
     # simulator feeds a call's arrival, answer and hang-up through them (issue 14).
+    # An answer or a hang-up forwards no call to a number of ours while the roster is
+    # exact (``dispatch`` hunts a queued call only where a member is free: it rings);
+    # they follow such a forward all the same, as ``handle`` does (a test forces one).
 
     def handle_call_arrived(
         self, call_id: str, group: str, caller: str, *, now: float

@@ -118,7 +118,7 @@ class Roster:
             not store_touched
             and not available_touched
             and (not parked or parked[0][0] > core._now)
-            and core._groups is self._groups
+            and core._groups is self._groups  # a reload touching nobody still retires
         ):
             return  # the usual case (several times per input): nothing to look at
         if core._groups is not self._groups:

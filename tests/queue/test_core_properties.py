@@ -102,30 +102,30 @@ class Observer:
             calls.discard(call)
 
 
-ops = st.lists(
-    st.tuples(
-        st.sampled_from(
-            [
-                "arrive",
-                "answer",
-                "decline",
-                "unreachable",
-                "hangup",
-                "join",
-                "leave",
-                "out",
-                "contact",
-                "no_contact",
-                "own_call",
-                "idle",
-                "transfer",
-            ]
-        ),
-        st.integers(0, 10_000),
-        st.floats(0, 40),
+script_step = st.tuples(
+    st.sampled_from(
+        [
+            "arrive",
+            "answer",
+            "decline",
+            "unreachable",
+            "hangup",
+            "join",
+            "leave",
+            "out",
+            "contact",
+            "no_contact",
+            "own_call",
+            "idle",
+            "transfer",
+        ]
     ),
-    max_size=60,
+    st.integers(0, 10_000),
+    st.floats(0, 40),
 )
+"""One step of a script: what happens, a pick among the candidates, the seconds before it."""
+
+ops = st.lists(script_step, max_size=60)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

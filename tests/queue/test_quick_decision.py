@@ -16,14 +16,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from huntgroup.config.models import ALGORITHMS
 from huntgroup.distribution.walks import LeastWalk, RotatedWalk
 from huntgroup.queue import hunting
-from huntgroup.queue.actions import Action, Ring
+from huntgroup.queue.actions import Action, Forward, Reroute, Ring
 from huntgroup.queue.core import CallState, RoutingCore
+from huntgroup.queue.endings import finish
 from huntgroup.queue.events import (
     CallAnswered,
     CallArrived,
@@ -41,7 +43,7 @@ from huntgroup.queue.events import (
     OutgoingCallStarted,
 )
 from huntgroup.queue.state.store import MemoryStore
-from tests.queue.test_core_properties import ops
+from tests.queue.test_core_properties import script_step
 from tests.support.core_harness import LINES, Harness, m, make_config
 
 
@@ -166,6 +168,12 @@ class Pair:
         return self.check(self.quick.at(t), self.general.at(t))
 
 
+long_scripts = st.lists(script_step, min_size=30, max_size=90)
+"""Longer than ``test_core_properties``' scripts: time moves on between a call's
+arrival, its answer and its hang-up in nearly every example (the direct inputs must
+take the time from their own ``now``)."""
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     algorithm=st.sampled_from(ALGORITHMS),
@@ -179,7 +187,7 @@ class Pair:
     pilot_caller=st.booleans(),
     timeout=st.sampled_from([3, 15]),
     when_empty=st.sampled_from(["wait", "overflow"]),
-    script=ops,
+    script=long_scripts,
     direct_inputs=st.booleans(),
 )
 def test_the_fused_path_does_what_the_general_path_does(
@@ -317,3 +325,82 @@ def test_a_member_the_index_still_shows_free_is_passed_as_the_general_path_does(
         results.append((actions, _index_ids_free(state(mine))))
     assert [(a.member) for a in results[0][0] if isinstance(a, Ring)] == [m(2)]
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("wrap_up", [0, 5])
+def test_a_call_through_the_direct_inputs_is_handle_of_its_events(
+    algorithm: str, wrap_up: float
+) -> None:
+    """A call's arrival, its answer and its hang-up, each later than anything before it
+    with no timer due in between (so the core learns the time from the input itself),
+    through the core's direct inputs and through ``handle``: the same actions and the
+    same state (the call's arrival, its ``connected_at``, the wrap-up's end and timer,
+    the members' talk time) after each. A second call queued behind the first is served
+    at its hang-up."""
+    cfg = make_config(algorithm, members=1, wrap_up=wrap_up, no_answer_timeout=15)
+    pair = Pair(cfg, direct=True)
+    quick, general = pair.quick.core, pair.general.core
+    pair.at(2.0)
+    pair.ev(CallArrived("c1", "G", "0611111111"))
+    assert quick.call_state("c1") is CallState.HUNTING
+    pair.at(4.5)
+    pair.ev(CallArrived("c2", "G", "0622222222"))
+    assert quick.call_state("c2") is CallState.QUEUED
+    pair.at(9.25)  # before the offer's timeout (2 + 15): no timer runs on the way
+    (member,) = quick.offers_of("c1")
+    assert pair.ev(MemberAnswered("c1", member))
+    assert quick._calls["c1"].connected_at == general._calls["c1"].connected_at == 9.25
+    pair.at(40.5)
+    pair.ev(CallHungUp("c1"))
+    assert sorted(quick._timers) == sorted(general._timers)
+    if wrap_up:
+        assert quick.store.wrap_up_until(member) == 45.5
+    else:
+        assert quick.offers_of("c2") == [member]
+    pair.at(41.0)
+    pair.ev(CallHungUp("c2"))
+    pair.at(10_000)
+    assert pair.quick.log == pair.general.log
+
+
+@pytest.mark.parametrize("input_", ["answer", "hang-up"])
+def test_the_direct_inputs_follow_a_forward_to_our_own_number_as_handle_does(
+    monkeypatch: Any, input_: str
+) -> None:
+    """An answer or a hang-up serves the queues of the member's groups (``dispatch``),
+    which hands a queued call to a member the roster shows free: it rings, and no
+    forward can come of it while the roster's index is exact. Should a call nonetheless
+    leave for one of our own numbers there, the direct inputs follow it within the
+    input, as ``handle`` does: here ``dispatch`` is made to forward the waiting call to
+    the second group's pilot, and both paths must give the same actions and state."""
+    import huntgroup.queue.outcomes as outcomes
+
+    real = outcomes.dispatch
+
+    def forwarding(core: Any, actions: list[Action], groups: Any) -> None:
+        call = core._calls.get("c2")
+        if call is not None and call.state is CallState.QUEUED:
+            finish(core, call, Forward("c2", "0140000001", "empty"), actions)
+        real(core, actions, groups)
+
+    monkeypatch.setattr(outcomes, "dispatch", forwarding)
+    second = {
+        "name": "H",
+        "pilot": "0140000001",
+        "algorithm": "linear",
+        "members": [{"line": LINES[1], "position": 1}],
+    }
+    pair = Pair(make_config("linear", members=1, groups=[second]), direct=True)
+    pair.at(1.0)
+    pair.ev(CallArrived("c1", "G", "0611111111"))
+    pair.ev(CallArrived("c2", "G", "0622222222"))
+    assert pair.quick.core.call_state("c2") is CallState.QUEUED
+    pair.at(2.0)
+    if input_ == "answer":
+        out = pair.ev(MemberAnswered("c1", LINES[0]))
+    else:
+        out = pair.ev(CallHungUp("c1"))
+    assert any(isinstance(a, Reroute) for a in out)
+    assert any(isinstance(a, Ring) and a.call_id == "c2" and a.member == LINES[1] for a in out)
+    assert pair.quick.log == pair.general.log

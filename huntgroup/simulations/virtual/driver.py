@@ -368,7 +368,7 @@ class _Run:
         count = len(ahead)
         self.seq = itertools.count(count)
         core, heap, end, inf = self.core, self.heap, self.end, math.inf
-        timers = core.timer_heap()  # its head: the core's timer_lower_bound, read without a call
+        timers = core.timer_entries()  # its head: a lower bound of get_timer, read without a call
         heappop, get_timer, handle_timer = heapq.heappop, core.get_timer, core.handle_timer
         apply, progress, duration = self.apply, self.progress, self.sc.duration
         i = 0

@@ -511,3 +511,9 @@ def test_a_store_that_rings_its_own_way_rings_many_its_own_way() -> None:
     for cls in subclasses:
         if cls.set_ringing is not MemoryStore.set_ringing:
             assert cls.set_ringing_many is not MemoryStore.set_ringing_many, cls
+        # ``standing`` is ``is_free`` (and the joined and paused reads) written out: a
+        # subclass that answers one its own way must answer the other its own way too
+        if cls.is_free is not MemoryStore.is_free:
+            assert cls.standing is not MemoryStore.standing, cls
+        if cls.standing is not MemoryStore.standing:
+            assert cls.is_free is not MemoryStore.is_free, cls

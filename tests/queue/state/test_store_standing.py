@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from huntgroup.queue.state.journal import JournalingStore
@@ -34,6 +34,8 @@ step = st.tuples(
 
 @settings(max_examples=200, deadline=None)
 @given(script=st.lists(step, max_size=40), journaled=st.booleans())
+@example(script=[("join", 0, 0, 0.0), ("wrap_up", 0, 0, 7.5)], journaled=False)  # now == until
+@example(script=[("join", 0, 0, 0.0), ("wrap_up", 0, 0, 7.5)], journaled=True)
 def test_standing_is_joined_unpaused_then_free(
     script: list[tuple[str, int, int, float]], journaled: bool
 ) -> None:
@@ -52,9 +54,10 @@ def test_standing_is_joined_unpaused_then_free(
             store.set_active(member, call, op == "active")
         else:
             store.set_wrap_up_until(member, t)
+    times = sorted({0.0, 50.0, 150.0, *(t for *_, t in script)})  # a wrap-up's end exactly
     for group in GROUPS:
         for member in MEMBERS:
-            for now in (0.0, 50.0, 150.0):
+            for now in times:
                 for waiting in (False, True):
                     available = (
                         store.joined_since(group, member) is not None
