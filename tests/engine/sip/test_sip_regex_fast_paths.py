@@ -142,3 +142,39 @@ def test_the_usual_values_run_no_regular_expression(monkeypatch: object) -> None
     sdp._parse_time("0 0")
     assert [spy.calls for spy in spies.values()] == [0] * len(spies)
     assert not grammar.is_token("a b") and spies[(grammar, "_TOKEN_RE")].calls == 1
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet='sip:ab@1.;=<>" \t\\,', max_size=16))
+def test_an_address_uri_is_refused_as_before(text: str) -> None:
+    from huntgroup.engine.sip import fields
+    from huntgroup.errors import RemoteProtocolError
+
+    def outcome(value: str) -> object:
+        try:
+            return fields._split_address(value)
+        except RemoteProtocolError as exc:
+            return str(exc)
+
+    value = text.strip(" \t")
+    if not value:
+        return
+    result = outcome(value)
+    if not isinstance(result, str):  # accepted: the URI holds none of the five
+        assert fields._NOT_IN_URI.search(result[1]) is None
+    elif result == "Invalid address: bad URI":
+        lt = value.find("<")
+        uri = value[lt + 1 : value.find(">", lt)] if lt >= 0 else value.partition(";")[0]
+        assert fields._NOT_IN_URI.search(uri.strip(" \t")) is not None
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.binary(max_size=60), st.sampled_from([b"", b";tag=shed-1", b"; TAG = x", b";Tag=SHED-2"]))
+def test_the_shed_checks_answer_as_the_expressions(noise: bytes, tail: bytes) -> None:
+    from huntgroup.engine.b2bua import shedding
+
+    data = b"ACK sip:a SIP/2.0\r\nTo: <sip:b>" + tail + noise + b"\r\n\r\n"
+    expected = shedding._SHED_ACK.search(data, 0, 4096) is not None
+    assert (b"shed-" in data[:4096].lower()) or not expected
+    to = b"<sip:b>" + tail + noise
+    assert (b";" in to) or shedding._TO_TAG.search(to) is None
