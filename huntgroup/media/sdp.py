@@ -40,7 +40,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal, cast
+from typing import Final, Literal
 
 from huntgroup.errors import LocalProtocolError, RemoteProtocolError
 from huntgroup.media.g711 import Codec
@@ -85,6 +85,9 @@ _RTPMAP = re.compile(r"([0-9]{1,3}) +([^/ ]+)/([0-9]{1,9})(?:/([0-9]{1,3}))?\s*"
 _PORT = re.compile(r"([0-9]{1,5})(?:/([0-9]{1,5}))?")
 _PROTO = re.compile(r"[A-Za-z0-9/._+-]+")
 _FMTP = re.compile(r"\S+( .*)?")
+_ADDR_TYPES: Final[dict[str, Literal["IP4", "IP6"]]] = {"IP4": "IP4", "IP6": "IP6"}
+"""An address type checked as one of the two, typed as such (was a ``cast`` whose
+``Literal[...]`` subscript ran two Python frames of ``typing`` per line)."""
 PARSE_CACHE_SIZE: Final = 1024
 """Lines that recur in every call (``a=rtpmap:0 PCMU/8000``, ``c=IN IP4 ...``) are
 parsed once: their parsers are pure and return immutable values."""
@@ -390,17 +393,35 @@ def _parse_ptime(value: str) -> int:
     return round(ms)
 
 
+def _is_digits(text: str) -> bool:
+    """``_DIGITS.fullmatch(text)`` (1 to 20 ASCII digits), with string methods: a regular
+    expression call costs a few thousand instructions of set-up, more than the scan."""
+    return len(text) <= 20 and text.isascii() and text.isdigit()
+
+
+def _is_token(text: str) -> bool:
+    """``_TOKEN.fullmatch(text)``; ASCII letters and digits (a subset of the class:
+    media types, payload types) without the regular expression."""
+    return (text.isascii() and text.isalnum()) or _TOKEN.fullmatch(text) is not None
+
+
+_USUAL_PROTOS: Final = frozenset(
+    {"RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF", "UDP/TLS/RTP/SAVPF"}
+)
+"""Transport protocols that match ``_PROTO`` (checked by a test), taken without it."""
+
+
 def _parse_origin(value: str) -> Origin:
     parts = value.split(" ")
     if len(parts) != 6:
         raise SdpSyntaxError(f"o={value!r} needs 6 fields")
     user, sid, version, net, addr_type, address = parts
-    if not (_DIGITS.fullmatch(sid) and _DIGITS.fullmatch(version)):
+    if not (_is_digits(sid) and _is_digits(version)):
         raise SdpSyntaxError(f"o={value!r}: session id and version must be numbers")
     if not user or net != "IN" or addr_type not in ("IP4", "IP6"):
         raise SdpSyntaxError(f"o={value!r}: expected 'user id version IN IP4|IP6 address'")
     _check_address(addr_type, address, "o=")
-    return Origin(user, int(sid), int(version), address, cast(Literal["IP4", "IP6"], addr_type))
+    return Origin(user, int(sid), int(version), address, _ADDR_TYPES[addr_type])
 
 
 @bounded_memo(maxsize=PARSE_CACHE_SIZE)
@@ -409,7 +430,7 @@ def _parse_connection(value: str) -> Connection:
     if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
         raise SdpSyntaxError(f"c={value!r}: expected 'IN IP4|IP6 address'")
     _check_address(parts[1], parts[2], "c=")
-    return Connection(parts[2], cast(Literal["IP4", "IP6"], parts[1]))
+    return Connection(parts[2], _ADDR_TYPES[parts[1]])
 
 
 def _parse_media(value: str) -> MediaDescription:
@@ -417,17 +438,27 @@ def _parse_media(value: str) -> MediaDescription:
     if len(parts) < 4 or not all(parts):
         raise SdpSyntaxError(f"m={value!r}: expected 'media port proto format...'")
     media, port_text, proto, *formats = parts
-    m = _PORT.fullmatch(port_text)
-    if not _TOKEN.fullmatch(media) or m is None or int(m.group(1)) > 65535:
+    # The usual line (a port without a count, a known protocol, numeric formats) is
+    # checked with string methods; the regular expressions decide anything else.
+    count: int | None
+    if len(port_text) <= 5 and port_text.isascii() and port_text.isdigit():
+        port, count = int(port_text), None  # what _PORT reads from plain digits
+    else:
+        m = _PORT.fullmatch(port_text)
+        if m is None:
+            raise SdpSyntaxError(f"m={value!r}: bad media type or port")
+        port = int(m.group(1))
+        count = int(m.group(2)) if m.group(2) is not None else None
+    if not _is_token(media) or port > 65535:
         raise SdpSyntaxError(f"m={value!r}: bad media type or port")
-    if not _PROTO.fullmatch(proto):
+    if proto not in _USUAL_PROTOS and not _PROTO.fullmatch(proto):
         raise SdpSyntaxError(f"m={value!r}: bad transport protocol")
-    if not all(_TOKEN.fullmatch(f) for f in formats):
+    every = "".join(formats)  # no format is empty (checked above)
+    if not (every.isascii() and every.isalnum()) and not all(map(_is_token, formats)):
         raise SdpSyntaxError(f"m={value!r}: bad format list")
-    count = int(m.group(2)) if m.group(2) is not None else None
     if count == 0:
         raise SdpSyntaxError(f"m={value!r}: port count 0")
-    return MediaDescription(media, int(m.group(1)), proto, tuple(formats), count)
+    return MediaDescription(media, port, proto, tuple(formats), count)
 
 
 @bounded_memo(maxsize=PARSE_CACHE_SIZE)
@@ -447,7 +478,7 @@ def _parse_attribute(value: str) -> Attribute:
 
 def _parse_time(value: str) -> tuple[int, int]:
     parts = value.split(" ")
-    if len(parts) != 2 or not all(_DIGITS.fullmatch(p) for p in parts):
+    if len(parts) != 2 or not (_is_digits(parts[0]) and _is_digits(parts[1])):
         raise SdpSyntaxError(f"t={value!r}: expected 'start stop'")
     return int(parts[0]), int(parts[1])
 

@@ -151,6 +151,9 @@ def quick_shed(ctx: Context, data: bytes, source: Peer) -> Verdict | None:
 
 def quick_verdict(ctx: Context, data: bytes, source: Peer) -> Verdict | None:
     if data.startswith(b"ACK "):
+        # a match holds ``shed-`` in any case: most ACKs are told apart without the search
+        if b"shed-" not in data[:4096].lower():
+            return None
         return DROP if _SHED_ACK.search(data, 0, 4096) is not None else None
     if data.startswith(b"INVITE "):
         method = "INVITE"
@@ -162,7 +165,8 @@ def quick_verdict(ctx: Context, data: bytes, source: Peer) -> Verdict | None:
     if fields is None:
         return None
     vias, found = fields
-    if _TO_TAG.search(found["to"]) is not None:
+    to = found["to"]
+    if b";" in to and _TO_TAG.search(to) is not None:  # a match holds ``;``
         return None  # inside a dialog
     via = parse_via(vias[0].partition(b",")[0].decode("utf-8", "surrogateescape"))
     branch = via.branch

@@ -255,7 +255,8 @@ def _split_address(text: str) -> tuple[str | None, str, int]:
         if any(c in uri_text for c in ",?" + WSP):
             raise bad("Invalid address: URI with ',', '?' or spaces needs '<>'")
         pos = len(text) if semi < 0 else semi
-    if _NOT_IN_URI.search(uri_text) is not None:
+    # _NOT_IN_URI.search(uri_text), as five substring tests (no expression set-up)
+    if " " in uri_text or "<" in uri_text or ">" in uri_text or '"' in uri_text or "\t" in uri_text:
         raise bad("Invalid address: bad URI")
     return display, uri_text, pos
 

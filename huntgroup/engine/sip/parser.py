@@ -197,7 +197,6 @@ def _split_head(
 
 
 _REQUIRED_KEYS = frozenset(key for _, key in _REQUIRED)
-_SMALL_UINT = re.compile(r"[0-9]{1,3}")
 
 
 def _validate_headers(index: Index) -> None:
@@ -225,8 +224,8 @@ def _validate_headers(index: Index) -> None:
     if values is not None:
         value = values[0]
         # 1 to 3 ASCII digits up to 255 is what parse_uint accepts there; anything else
-        # goes through it (and its error)
-        if _SMALL_UINT.fullmatch(value) is None or int(value) > 255:
+        # goes through it (and its error). String methods, not a regular expression.
+        if not (len(value) <= 3 and value.isascii() and value.isdigit()) or int(value) > 255:
             parse_uint(value, what="Max-Forwards", maximum=255)
     values = index.get("expires")
     if values is not None:
