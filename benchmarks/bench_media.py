@@ -1076,12 +1076,14 @@ The target (4,000 streams per core at p99 under 2 ms) is **not met on this machi
 and no Python sender could meet it here: 4,000 streams are 200,000 packets/s, 5 µs per
 packet for a whole core, and the kernel's send path alone costs more on this VM. The
 discard mode (2026-12-07 night) measures the sender's own path with no receive path
-anywhere: there the bare `sendto` loop (prebuilt packets, nothing else) costs 5.6-7.0 µs
-per packet, so even it would need 1.1-1.4 cores for 4,000 streams; the engine costs
-7.7-7.9 µs per packet (its Python, 1-2 µs, and the pacer's timers on top of the
-same `sendto`) and holds 2,000 streams at 77% of a core with a p99 jitter of 1.0 ms,
-about 2,600 streams per full core at that cost, with a lower p99 than the bare loop
-(whose one burst per tick reaches 3-4 ms at 1,000-2,000 streams). What would lower
+anywhere. In two runs of it (2026-12-07 night, the first with other work on the
+machine, the second alone) the bare `sendto` loop (prebuilt packets, nothing else)
+cost 5.6-7.0 µs per packet, so even it would need 1.1-1.4 cores for 4,000 streams;
+the engine cost 7.7-9.6 µs per packet (its Python, 1-2 µs, and the pacer's timers on
+top of the same `sendto`) and held 2,000 and 1,750 streams at 77-79% of a core with
+a p99 jitter of 1.0-1.7 ms, 2,200-2,600 streams per full core at that cost, with a
+lower p99 than the bare loop (whose one burst per tick reaches 2.5-5 ms at 1,000-2,000
+streams). The same tree's figures move by 10-20 % between runs on this VM. What would lower
 the kernel's share, not done here: `connect()`ed sockets (`send` measured 4.6 against
 6.0 µs for `sendto` with an address on loopback; the kernel also skips the route
 look-up), but a connected UDP socket takes packets from its peer only, so latching (a

@@ -166,8 +166,8 @@ def jobs_section(scenario: Scenario, runs: int) -> list[str]:
         f"{alone.median:.2f} s ({alone.spread()}), in {workers} workers (one per CPU this "
         f"process may use) {side.median:.2f} s ({side.spread()}): "
         f"{alone.median / side.median:.2f}x less waiting, the same summary in every run. "
-        "The CPU time is the same (each worker also pays its start, about a second); the "
-        "ratio grows with the cores.",
+        "The CPU time is about the same (a forked worker starts at once, but each run goes "
+        "back pickled and is read here, one after the other); the ratio grows with the cores.",
     ]
 
 
