@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import multiprocessing as mp
 import os
@@ -642,7 +643,8 @@ def discard_counts(result: dict[str, float], stats: dict[str, float], n: int) ->
 def relay_peers(conn: Connection, n: int) -> None:
     """Two sockets per call (caller, member): send 50 pps each way, count what comes back."""
     _pin(PEER_CPU)
-    callers, members = [], []
+    callers: list[socket.socket] = []
+    members: list[socket.socket] = []
     for _ in range(n):
         for side in (callers, members):
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -748,10 +750,10 @@ async def _relay_engine(
             engine.execute(StartRelay(f"r{i}", cp, caller, mp_, member))
             continue
         _, a = await loop.create_datagram_endpoint(
-            lambda c=caller: _NaiveSide(c), local_addr=(HOST, cp)
+            functools.partial(_NaiveSide, caller), local_addr=(HOST, cp)
         )
         _, b = await loop.create_datagram_endpoint(
-            lambda m=member: _NaiveSide(m), local_addr=(HOST, mp_)
+            functools.partial(_NaiveSide, member), local_addr=(HOST, mp_)
         )
         a.other, b.other = b, a
         naive += [a, b]
@@ -879,8 +881,8 @@ def search(
 
 
 def _describe(level: Level) -> str:
-    keys = ("p50", "p99", "cpu", "rx_cpu", "lost", "lost_in", "peer_cpu", "packets", "expected")
-    keys = tuple(k for k in keys if k in level.rows[0])
+    every = ("p50", "p99", "cpu", "rx_cpu", "lost", "lost_in", "peer_cpu", "packets", "expected")
+    keys = [k for k in every if k in level.rows[0]]
     return ", ".join(f"{k}={level.med(k):.3g}" for k in keys)
 
 
