@@ -83,9 +83,9 @@ def run_many(
     ``work`` is what each worker runs on a task (a module-level function: it is
     sent to the workers by name); ``start_method``: how they start (None: fork
     where the system can, else spawn)."""
-    outcomes: list[Outcome | None] = [None] * len(tasks)
     if not tasks:
         return []
+    outcomes: list[Outcome | None] = [None] * len(tasks)
     workers = min(resolve_jobs(jobs), len(tasks))
     method = start_method or (
         "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
@@ -99,6 +99,7 @@ def run_many(
     finally:
         if collecting:
             gc.enable()
+    # every index is filled once _collect returns (it raises otherwise)
     return [outcome for outcome in outcomes if outcome is not None]
 
 
