@@ -18,6 +18,11 @@ a default value): a class it could not give the same ``__init__`` (a default
 factory, ``init=False``, keyword-only fields, ``__post_init__``, no slots) is
 refused at import, so a later change to such a class cannot silently lose behaviour.
 
+A class compiled by mypyc (``scripts/build_native.sh``, ``docs/native.md``) whose
+``__init__`` is written out in its body keeps it: a compiled ``__init__`` is not a
+Python function, and it is quicker still than this one. The same class run
+interpreted gets this one, which must then take the same parameters (checked).
+
 This module is a leaf (it imports nothing of huntgroup): ``engine.sip``, ``media``
 and ``engine.b2bua`` use it.
 """
@@ -35,6 +40,9 @@ def quick_init(cls: type[_T]) -> type[_T]:
     """Give the frozen, slotted dataclass ``cls`` a quicker ``__init__`` with the same
     signature (see the module docstring); returns ``cls``. Apply it above
     ``@dataclass(frozen=True, slots=True)``."""
+    own = cls.__dict__.get("__init__")
+    if own is not None and not inspect.isfunction(own):
+        return cls  # compiled (mypyc): its own __init__ is the quicker one
     found = fields(cls)  # type: ignore[arg-type]
     for f in found:
         if f.default_factory is not MISSING or not f.init or f.kw_only:

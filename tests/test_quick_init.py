@@ -117,3 +117,31 @@ def test_a_field_name_cannot_hide_the_setters() -> None:
     made = Crowded(1)
     assert (made.x, made._set_x, made._default_x) == (1, 7, "d")
     assert Crowded(1, 2, "e") == Crowded(x=1, _set_x=2, _default_x="e")
+
+
+def test_an_init_that_is_no_python_function_is_kept() -> None:
+    """A mypyc-compiled ``__init__`` (not a Python function) is quicker than ours: kept."""
+
+    @dataclasses.dataclass(frozen=True, slots=True, init=False)
+    class Compiledish:
+        x: int
+
+    native = object.__init__  # stands for a compiled __init__: a slot wrapper, no code
+    Compiledish.__init__ = native  # type: ignore[method-assign]
+    assert quick_init(Compiledish).__init__ is native
+
+
+def test_an_explicit_init_is_replaced_when_interpreted() -> None:
+    @dataclasses.dataclass(frozen=True, slots=True, init=False)
+    class Explicit:
+        x: int
+        y: str = ""
+
+        def __init__(self, x: int, y: str = "") -> None:
+            object.__setattr__(self, "x", x)
+            object.__setattr__(self, "y", y)
+
+    written = Explicit.__init__
+    made = quick_init(Explicit)
+    assert made.__init__ is not written and not _stores_through_object_setattr(made)
+    assert Explicit(1) == Explicit(1, "") and Explicit(2, "a").y == "a"
