@@ -13,8 +13,8 @@
 #
 # Sets (docs/native.md explains the choice):
 #   core  huntgroup/queue/** and huntgroup/distribution/**
-#   sim   core + huntgroup/simulations/virtual/**
-#   sip   huntgroup/engine/sip/** (not registrar, digest) + huntgroup/engine/b2bua/**
+#   sim   core + huntgroup/simulations/virtual/** and simulations/model/**
+#   sip   huntgroup/engine/sip/** (not registrar, digest) + huntgroup/engine/b2bua/** + media/sdp.py
 #   all   sim + sip
 # or give module paths (relative to the repository root) after --.
 #
@@ -61,11 +61,12 @@ if [[ $check == 1 ]]; then
 fi
 
 core=(huntgroup/queue huntgroup/distribution)
-sim=("${core[@]}" huntgroup/simulations/virtual)
+sim=("${core[@]}" huntgroup/simulations/virtual huntgroup/simulations/model)
 sip_files() {
     # registrar and digest are left out: not on the per-call path of a plain call.
     find huntgroup/engine/sip -name '*.py' ! -name registrar.py ! -name digest.py | sort
     echo huntgroup/engine/b2bua
+    echo huntgroup/media/sdp.py
 }
 case $set_name in
     core) modules=("${core[@]}") ;;
