@@ -26,16 +26,26 @@ to the CPUs this process may use, in wall-clock seconds (``time.perf_counter``: 
 ``--jobs`` saves is waiting, not CPU), interleaved, with a check that both give the same
 summary.
 
+The compiled build (``--native DIR``, made by ``scripts/build_native.sh --out DIR``,
+docs/native.md): the same replication plus statistics, timed the same way in a child
+process that imports huntgroup from DIR, one child per run, interleaved with the others
+in every round. The child refuses to run when the core and the driver are not extension
+modules there, the bench refuses a build older than the sources, and the compiled run
+must simulate the same number of calls as the interpreted one.
+
 Run: .venv/bin/python benchmarks/bench_simulate.py [--runs 5] [--month-runs 3]
-                                                   [--jobs-runs 3] [--no-write]
+                                                   [--jobs-runs 3] [--native build/native]
+                                                   [--no-write]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -136,6 +146,64 @@ def measure_driver(scenario: Scenario, *, with_stats: bool) -> tuple[float, int]
     if with_stats:
         summarize_run(run, scenario)
     return time.process_time() - t0, len(run.calls)
+
+
+NATIVE_PROBES = ("huntgroup.queue.core", "huntgroup.simulations.virtual.driver")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def not_compiled() -> list[str]:
+    """The probe modules this process runs interpreted (imported from a .py file)."""
+    return [name for name in NATIVE_PROBES if not str(sys.modules[name].__file__).endswith(".so")]
+
+
+def native_worker(point: str) -> None:
+    """The child of :func:`measure_native`: one timed run, one JSON line on stdout."""
+    import huntgroup.queue.core  # noqa: F401  (a probe; the driver is imported above)
+
+    if missing := not_compiled():
+        raise SystemExit(f"not compiled in this build: {', '.join(missing)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        scenario = build_scenario(Path(tmp)) if point == "day" else build_month(Path(tmp))
+        seconds, calls = measure_driver(scenario, with_stats=True)
+    print(json.dumps({"seconds": seconds, "calls": calls}))
+
+
+def measure_native(build: Path, point: str) -> tuple[float, int]:
+    """CPU seconds and calls of one run of the compiled build in ``build`` (a child)."""
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", point],
+        env=dict(os.environ, PYTHONPATH=str(build)),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the compiled run failed:\n{done.stderr[-2000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(result["seconds"]), int(result["calls"])
+
+
+def check_native(build: Path) -> None:
+    """Refuse a missing build or one older than the sources (it would time old code)."""
+    check = subprocess.run(
+        ["bash", str(ROOT / "scripts/build_native.sh"), "--check", "--out", str(build)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check.returncode != 0:
+        raise SystemExit(
+            f"{check.stderr.strip()}: build it first with "
+            f"scripts/build_native.sh --out {build} --set sim"
+        )
+
+
+def same_calls(points: list[Point]) -> None:
+    """Every model of huntgroup simulated the same calls (the compiled build too)."""
+    counts = {p.label: p.calls for p in points if p.label.startswith("huntgroup")}
+    if len(set(counts.values())) > 1:
+        raise SystemExit(f"the builds simulated different runs: {counts}")
 
 
 def measure_jobs(scenario: Scenario, jobs: int, summaries: list[Any]) -> tuple[float, int]:
@@ -284,6 +352,22 @@ def round_ratios(point: Point, baseline: Point) -> str:
     return ", ".join(f"{r:.2f}" for r in ratios)
 
 
+COMPILED = "huntgroup compiled (mypyc) driver + RoutingCore + statistics"
+
+
+def compiled_line(points: list[Point], baseline: Point) -> str:
+    """The compiled build's sentence, when it was measured."""
+    for p in points:
+        if p.label == COMPILED:
+            ratio = baseline.median / p.median
+            return (
+                f" Compiled build (`scripts/build_native.sh`): {p.median:.2f} s; SimPy time "
+                f"over its: {ratio:.2f}x (rounds: {round_ratios(p, baseline)}); target at "
+                f"least 2x: {verdict(ratio)}."
+            )
+    return ""
+
+
 def verdict(ratio: float) -> str:
     return "met" if ratio >= 2.0 else "not met"
 
@@ -306,24 +390,35 @@ def main() -> None:
         "--jobs-runs", type=int, default=3, help="rounds of the --jobs point (0: skip)"
     )
     parser.add_argument("--jobs-replications", type=int, default=4)
+    parser.add_argument(
+        "--native", type=Path, help="also time the compiled build in this directory"
+    )
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--worker", choices=("day", "month"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        native_worker(args.worker)
+        return
+    native: Path | None = args.native.resolve() if args.native else None
+    if native is not None:
+        check_native(native)
     command = (
         f"python benchmarks/bench_simulate.py --runs {args.runs} --month-runs {args.month_runs}"
-        f" --jobs-runs {args.jobs_runs}"
+        f" --jobs-runs {args.jobs_runs}" + (f" --native {args.native}" if native else "")
     )
     with tempfile.TemporaryDirectory() as tmp:
         day = build_scenario(Path(tmp))
-        points = interleaved(
-            args.runs,
-            {
-                "huntgroup driver + RoutingCore": lambda: measure_driver(day, with_stats=False),
-                "huntgroup driver + RoutingCore + statistics": lambda: measure_driver(
-                    day, with_stats=True
-                ),
-                "baseline: plain SimPy model": lambda: simpy_day(1),
-            },
-        )
+        day_models: dict[str, Callable[[], tuple[float, int]]] = {
+            "huntgroup driver + RoutingCore": lambda: measure_driver(day, with_stats=False),
+            "huntgroup driver + RoutingCore + statistics": lambda: measure_driver(
+                day, with_stats=True
+            ),
+        }
+        if native is not None:
+            day_models[COMPILED] = lambda: measure_native(native, "day")
+        day_models["baseline: plain SimPy model"] = lambda: simpy_day(1)
+        points = interleaved(args.runs, day_models)
+        same_calls(points)
         jobs_lines: list[str] = []
         if args.jobs_runs > 0:
             several = dataclasses.replace(day, replications=args.jobs_replications)
@@ -331,16 +426,17 @@ def main() -> None:
         month_points: list[Point] = []
         if args.month_runs > 0:
             month = build_month(Path(tmp))
-            month_points = interleaved(
-                args.month_runs,
-                {
-                    "huntgroup driver + RoutingCore + statistics": lambda: measure_driver(
-                        month, with_stats=True
-                    ),
-                    "baseline: plain SimPy model": lambda: simpy_month(1),
-                },
-            )
-    full, baseline = points[1], points[2]
+            month_models: dict[str, Callable[[], tuple[float, int]]] = {
+                "huntgroup driver + RoutingCore + statistics": lambda: measure_driver(
+                    month, with_stats=True
+                ),
+            }
+            if native is not None:
+                month_models[COMPILED] = lambda: measure_native(native, "month")
+            month_models["baseline: plain SimPy model"] = lambda: simpy_month(1)
+            month_points = interleaved(args.month_runs, month_models)
+            same_calls(month_points)
+    full, baseline = points[1], points[-1]
     ratio = baseline.median / full.median
     body = [
         f"Load average {os.getloadavg()[0]:.1f} at the end of these runs, on this 2-core "
@@ -353,12 +449,12 @@ def main() -> None:
         f"exponential delay (mean {DELAY_MEAN:.0f} s). CPU time, {rounds(args.runs)}. "
         f"Simulated day with statistics: {full.median:.2f} s; SimPy time over huntgroup's: "
         f"{ratio:.2f}x (rounds: {round_ratios(full, baseline)}); target at least 2x: "
-        f"{verdict(ratio)}.",
+        f"{verdict(ratio)}.{compiled_line(points, baseline)}",
         "",
         *table(points, baseline, args.runs),
     ]
     if month_points:
-        m_full, m_base = month_points
+        m_full, m_base = month_points[0], month_points[-1]
         m_ratio = m_base.median / m_full.median
         body += [
             "",
@@ -367,7 +463,8 @@ def main() -> None:
             f"{OFFICE_HOURS.start}:00 to {OFFICE_HOURS.stop}:00 and none at night, for "
             f"{MONTH_DAYS} days. CPU time, {rounds(args.month_runs)}. Simulated "
             f"month with statistics: {m_full.median:.1f} s; SimPy time over huntgroup's: "
-            f"{m_ratio:.2f}x (rounds: {round_ratios(m_full, m_base)}).",
+            f"{m_ratio:.2f}x (rounds: {round_ratios(m_full, m_base)})."
+            f"{compiled_line(month_points, m_base)}",
             "",
             *table(month_points, m_base, args.month_runs),
         ]
