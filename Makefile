@@ -3,3 +3,6 @@ serve:
 	scripts/serve.sh
 test:
 	scripts/test.sh
+.PHONY: native
+native:
+	scripts/build_native.sh --set sim

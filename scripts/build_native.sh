@@ -18,9 +18,11 @@
 #   all   sim + sip
 # or give module paths (relative to the repository root) after --.
 #
+# NATIVE_MULTI_FILE=1: one C file per module, compiled in parallel (quicker to build;
+# scripts/native_setup.py). PYTHON: the interpreter (default .venv/bin/python).
 # Options: --out DIR, --patch FILE (applied to the copy before compiling, e.g. the
 # edits some modules need to compile: see docs/native.md), --src DIR (another tree,
-# e.g. a frozen baseline).  Needs mypy (mypyc) on PATH, gcc and the Python headers.
+# e.g. a frozen baseline).  Needs mypy (mypyc) in that interpreter, gcc and the Python headers.
 # The build stamps OUT/NATIVE_STAMP with the source hash; `--check` exits 1 when the
 # sources changed since (a stale native copy would silently run old code).
 set -euo pipefail
@@ -40,7 +42,7 @@ while [[ $# -gt 0 ]]; do
         --set) set_name=$2; shift 2 ;;
         --check) check=1; shift ;;
         --) shift; modules=("$@"); set_name=custom; break ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "build_native: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -86,7 +88,10 @@ if [[ -n $patch ]]; then
 fi
 start=$(date +%s)
 # mypyc reads [tool.mypy] of the copied pyproject.toml (strict, the pydantic plugin).
-(cd "$out" && mypyc "${modules[@]}" > mypyc.log 2>&1) || {
+py=${PYTHON:-$here/.venv/bin/python}
+[[ -x $py ]] || py=python
+(cd "$out" && "$py" "$here/scripts/native_setup.py" "${modules[@]}" -- build_ext --inplace \
+    > mypyc.log 2>&1) || {
     tail -40 "$out/mypyc.log" >&2
     echo "build_native: mypyc failed (log: $out/mypyc.log)" >&2
     exit 1

@@ -35,3 +35,19 @@ def test_modules_imported_from_the_checkout_are_refused(tmp_path: Path) -> None:
         "huntgroup.queue.core",
     ]
     assert all(".py)" in w for w in wrong)
+
+
+def test_native_run_refuses_a_missing_build(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [str(root / "scripts/native_run.sh"), "--help"],
+        env=dict(os.environ, HUNTGROUP_NATIVE_OUT=str(tmp_path / "none")),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "no build in" in done.stderr and "scripts/build_native.sh --out" in done.stderr
