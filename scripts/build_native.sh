@@ -18,8 +18,8 @@
 #   all   sim + sip
 # or give module paths (relative to the repository root) after --.
 #
-# NATIVE_MULTI_FILE=1: one C file per module, compiled in parallel (quicker to build;
-# scripts/native_setup.py). PYTHON: the interpreter (default .venv/bin/python).
+# NATIVE_MULTI_FILE=0: one C file for all modules, compiled by one compiler (slower to
+# build, about as fast to run: scripts/native_setup.py). PYTHON: the interpreter (default .venv/bin/python).
 # Options: --out DIR, --patch FILE (applied to the copy before compiling, e.g. the
 # edits some modules need to compile: see docs/native.md), --src DIR (another tree,
 # e.g. a frozen baseline).  Needs mypy (mypyc) in that interpreter, gcc and the Python headers.

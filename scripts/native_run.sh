@@ -3,7 +3,7 @@
 # line as `.venv/bin/huntgroup`, e.g.
 #
 #     scripts/build_native.sh --set sim                       # once, and after each change
-#     scripts/native_run.sh simulate --scenario examples/simulation.yaml --jobs 0
+#     scripts/native_run.sh simulate examples/scenarios/support-day.yaml --out /tmp/day --jobs 0
 #
 # It refuses a missing build or one older than the sources (it would run old code).
 # HUNTGROUP_NATIVE_OUT names another build directory (default build/native).
