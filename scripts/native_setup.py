@@ -17,11 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from mypyc.build import mypycify
-from setuptools import setup
-from setuptools.command.build_ext import build_ext
+from setuptools import setup  # type: ignore[import-untyped]
+from setuptools.command.build_ext import build_ext  # type: ignore[import-untyped]
 
 
-class ParallelBuildExt(build_ext):
+class ParallelBuildExt(build_ext):  # type: ignore[misc]
     """``build_ext`` that compiles an extension's C files side by side."""
 
     def build_extensions(self) -> None:
@@ -32,7 +32,7 @@ class ParallelBuildExt(build_ext):
                 done = pool.map(lambda s: compile_some([s], *args, **kwargs), sources)
                 return [obj for objs in done for obj in objs]
 
-        self.compiler.compile = compile_all  # type: ignore[method-assign]
+        self.compiler.compile = compile_all
         super().build_extensions()
 
 
