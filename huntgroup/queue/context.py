@@ -78,7 +78,7 @@ TimerEntry = tuple[float, int, TimerKind, str, int]
 """(due, seq, kind, key, token)."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class RoutedCall:
     """One call as the group core knows it: where it is, who it was offered to."""
 
@@ -99,6 +99,44 @@ class RoutedCall:
     connected_at: float | None = None
     holding: bool = False
     pass_token: int = 0
+
+    def __init__(
+        self,
+        id: str,
+        kind: CallKind,
+        state: CallState,
+        arrival: float,
+        rank: tuple[float, int],
+        caller: Identity,
+        route: tuple[str, ...] = (),
+        caller_internal: bool = False,
+        group: GroupConfig | None = None,
+        line: LineConfig | None = None,
+        hunt: Hunt | None = None,
+        offers: dict[str, int] | None = None,
+        claiming: dict[str, Ring] | None = None,
+        member: str | None = None,
+        connected_at: float | None = None,
+        holding: bool = False,
+        pass_token: int = 0,
+    ) -> None:
+        self.id = id
+        self.kind = kind
+        self.state = state
+        self.arrival = arrival
+        self.rank = rank
+        self.caller = caller
+        self.route = route
+        self.caller_internal = caller_internal
+        self.group = group
+        self.line = line
+        self.hunt = hunt
+        self.offers = {} if offers is None else offers
+        self.claiming = {} if claiming is None else claiming
+        self.member = member
+        self.connected_at = connected_at
+        self.holding = holding
+        self.pass_token = pass_token
 
 
 class RoutingContext:

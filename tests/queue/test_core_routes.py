@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass
 from typing import get_args
 
@@ -48,5 +49,7 @@ def test_every_event_keeps_its_dataclass_contract_with_the_quick_init() -> None:
         MemberAnswered("c1")  # type: ignore[call-arg]
     for kind in get_args(Event):
         assert kind.__init__.__qualname__ == f"{kind.__qualname__}.__init__"
+        if not inspect.isfunction(kind.__init__):
+            continue  # compiled by mypyc: its own __init__ in C (docs/native.md)
         assert kind.__init__.__code__.co_filename == "<string>"
         assert "__qi_set_0" in kind.__init__.__code__.co_names  # quick_init's, not dataclass's

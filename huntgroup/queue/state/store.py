@@ -130,19 +130,33 @@ class StateStore(Protocol):
     def dequeue(self, group: str, call_id: str) -> bool: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Pause:
     """A member's pause in a group: since when (the core's ``now``) and why."""
 
     since: float
     reason: str
 
+    def __init__(self, since: float, reason: str) -> None:
+        object.__setattr__(self, "since", since)
+        object.__setattr__(self, "reason", reason)
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class _Activity:
     ringing: set[str] = field(default_factory=set)
     active: set[str] = field(default_factory=set)
     wrap_up_until: float = float("-inf")
+
+    def __init__(
+        self,
+        ringing: set[str] | None = None,
+        active: set[str] | None = None,
+        wrap_up_until: float = float("-inf"),
+    ) -> None:
+        self.ringing = set() if ringing is None else ringing
+        self.active = set() if active is None else active
+        self.wrap_up_until = wrap_up_until
 
 
 class MemoryStore:

@@ -121,7 +121,7 @@ OUTCOMES = ("answered", "abandoned", "timed_out", "rejected_full", "forwarded", 
 _RELEASE_OUTCOME = {"queue_full": "rejected_full", "max_wait": "timed_out"}
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Offer:
     """One offer of a call to a member: answered, declined, no_answer or cancelled."""
 
@@ -130,8 +130,14 @@ class Offer:
     timeout: float
     outcome: str = "open"
 
+    def __init__(self, member: str, at: float, timeout: float, outcome: str = "open") -> None:
+        self.member = member
+        self.at = at
+        self.timeout = timeout
+        self.outcome = outcome
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class CallRecord:
     """What happened to one call in one group, as written to calls.jsonl.
 
@@ -155,6 +161,42 @@ class CallRecord:
     forward_refused: int | None = None  # 482 or 483: the forward to forwarded_to was refused
     forwarded_from: str | None = None  # origin "forward": the group it left (or the line)
     previous: CallRecord | None = None  # the record of the same call before its forward
+
+    def __init__(
+        self,
+        call: str,
+        group: str | None,
+        origin: str,
+        arrival: float,
+        talk_planned: float,
+        patience: float | None,
+        keys: tuple[int, int],
+        offers: list[Offer] | None = None,
+        answered_by: str | None = None,
+        answered_at: float | None = None,
+        ended_at: float | None = None,
+        outcome: str | None = None,
+        forwarded_to: str | None = None,
+        forward_refused: int | None = None,
+        forwarded_from: str | None = None,
+        previous: CallRecord | None = None,
+    ) -> None:
+        self.call = call
+        self.group = group
+        self.origin = origin
+        self.arrival = arrival
+        self.talk_planned = talk_planned
+        self.patience = patience
+        self.keys = keys
+        self.offers = [] if offers is None else offers
+        self.answered_by = answered_by
+        self.answered_at = answered_at
+        self.ended_at = ended_at
+        self.outcome = outcome
+        self.forwarded_to = forwarded_to
+        self.forward_refused = forward_refused
+        self.forwarded_from = forwarded_from
+        self.previous = previous
 
     @property
     def wait(self) -> float | None:
