@@ -44,9 +44,8 @@ from huntgroup.distribution.hunt import Hunt
 from huntgroup.queue.actions import Identity, Ring
 from huntgroup.queue.availability import Availability
 from huntgroup.queue.forwards import Reentry
-from huntgroup.queue.groups import GroupInfo
 from huntgroup.queue.member_status import MembershipChange, MemberStatus
-from huntgroup.queue.roster import Roster
+from huntgroup.queue.roster import Roster, RosterCore
 from huntgroup.queue.state.store import MemoryStore, StateStore
 
 
@@ -139,7 +138,7 @@ class RoutedCall:
         self.pass_token = pass_token
 
 
-class RoutingContext:
+class RoutingContext(RosterCore):
     """The state of one group core, shared by the modules that route its calls."""
 
     quick = True
@@ -148,21 +147,21 @@ class RoutingContext:
     path's steps one by one (the tests hold the two to the same actions and state)."""
 
     def __init__(self, config: Config, *, now: float, store: StateStore | None = None) -> None:
-        self.store: StateStore = store if store is not None else MemoryStore()
+        self.store = store if store is not None else MemoryStore()
         self._calls: dict[str, RoutedCall] = {}
         self._timers: list[TimerEntry] = []
         self._seq = itertools.count(1)
         self._now = now
-        self._groups: dict[str, GroupInfo] = {}
+        self._groups = {}
         self._pilots: dict[str, str] = {}
         self._lines: dict[str, LineConfig] = {}
-        self._groups_of: dict[str, tuple[str, ...]] = {}
+        self._groups_of = {}
         self._reentries: deque[Reentry] = deque()  # forwards to our numbers, to follow
         self.availability = Availability()
         self.roster = Roster()
         """Who is free in each group, kept up to date (:mod:`~huntgroup.queue.roster`)."""
         self.times = MemberStatus()
-        self._touched: set[str] = set()  # members whose state a timer may have changed
+        self._touched = set()  # members whose state a timer may have changed
         self.observed = False
         """Operators look at this core (the live server): it stamps the time in state of
         its members and keeps its control changes. The simulator and the benchmarks do
@@ -173,7 +172,7 @@ class RoutingContext:
         self.claims = False
         """Offers claim their member first (``Claim``; several nodes share the state).
         Off (one node, the simulator, the benchmarks): members are rung at once."""
-        self._claim_refused: dict[str, float] = {}
+        self._claim_refused = {}
         """Members whose claim was refused → until when this node does not claim them again."""
 
     def _arm(self, when: float, kind: TimerKind, key: str, token: int = 0) -> None:
