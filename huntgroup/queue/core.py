@@ -62,7 +62,7 @@ import heapq
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from huntgroup.config.models import Config, GroupConfig
 from huntgroup.queue.actions import Action, Cancel, Identity, Release
@@ -127,11 +127,16 @@ log = logging.getLogger("huntgroup.members")
 # the members of the enums the timers read, as module globals: a member read through its
 # class goes through the enum metaclass's ``__getattr__`` hook each time (about ten
 # times the cost of a global; issue 14)
-_OFFER, _MAX_WAIT, _AFTER = TimerKind.OFFER, TimerKind.MAX_WAIT, TimerKind.AFTER
-_NEXT_PASS, _WRAP_UP = TimerKind.NEXT_PASS, TimerKind.WRAP_UP
-_RETRY, _CLAIM_RETRY = TimerKind.RETRY, TimerKind.CLAIM_RETRY
-_QUEUED, _HUNTING = CallState.QUEUED, CallState.HUNTING
-_NO_ANSWER = Refusal.NO_ANSWER
+_OFFER: Final = TimerKind.OFFER
+_MAX_WAIT: Final = TimerKind.MAX_WAIT
+_AFTER: Final = TimerKind.AFTER
+_NEXT_PASS: Final = TimerKind.NEXT_PASS
+_WRAP_UP: Final = TimerKind.WRAP_UP
+_RETRY: Final = TimerKind.RETRY
+_CLAIM_RETRY: Final = TimerKind.CLAIM_RETRY
+_QUEUED: Final = CallState.QUEUED
+_HUNTING: Final = CallState.HUNTING
+_NO_ANSWER: Final = Refusal.NO_ANSWER
 
 
 @dataclass(frozen=True, slots=True)
