@@ -64,7 +64,7 @@ core=(huntgroup/queue huntgroup/distribution)
 # simulations/model/scenario.py stays interpreted: its pydantic models make mypyc emit C
 # that does not compile (an undeclared CPyModule_pydantic___main)
 sim=("${core[@]}" huntgroup/simulations/virtual huntgroup/simulations/model/distributions.py
-     huntgroup/simulations/model/numbers.py)
+     huntgroup/simulations/model/numbers.py huntgroup/simulations/model/splitmix.py)
 sip_files() {
     # registrar and digest are left out: not on the per-call path of a plain call.
     find huntgroup/engine/sip -name '*.py' ! -name registrar.py ! -name digest.py | sort

@@ -109,6 +109,7 @@ from huntgroup.simulations.model.distributions import (
 )
 from huntgroup.simulations.model.numbers import caller_number_of, caller_numbers
 from huntgroup.simulations.model.scenario import ResolvedLoad, Scenario
+from huntgroup.simulations.model.splitmix import COMPILED, signed, uniform_after_native
 
 # What a random number is for: the first key of every stream. Live mode (live.plan,
 # live.members) draws from the very same streams.
@@ -301,6 +302,9 @@ class _Run:
         self.delay_key = prefix(DELAY, seed, rep)
         # the hash states of each pilot call's draws and its caller's number, by traffic
         # then call: ``draw_states``
+        self.native_draws = COMPILED
+        """The draws are finished in native integers (``splitmix``, the compiled build):
+        the hash states are kept as signed 64-bit integers."""
         self.answer_states: list[list[int]] = []
         self.delay_states: list[list[int]] = []
         self.callers: list[list[str]] = []
@@ -351,8 +355,9 @@ class _Run:
             sizes[rec.keys[0]] += 1
         for g, n in enumerate(sizes):
             calls = np.arange(n, dtype=np.int64)
-            self.answer_states.append(prefixes(g, calls, state=self.answer_key))
-            self.delay_states.append(prefixes(g, calls, state=self.delay_key))
+            native = self.native_draws
+            self.answer_states.append(prefixes(g, calls, state=self.answer_key, signed=native))
+            self.delay_states.append(prefixes(g, calls, state=self.delay_key, signed=native))
             self.callers.append(caller_numbers(g, calls))
 
     def availability_entries(self) -> list[Entry]:
@@ -663,10 +668,18 @@ class _Run:
         else:  # a direct call (keys of the line)
             answer_state = prefix(g, k, state=self.answer_key)
             delay_state = prefix(g, k, state=self.delay_key)
-        answers = uniform_after(answer_state, b.index, attempt) < b.answer_probability
+            if self.native_draws:
+                answer_state, delay_state = signed(answer_state), signed(delay_state)
+        if self.native_draws:  # the same numbers, in native integers (compiled)
+            answers = uniform_after_native(answer_state, b.index, attempt) < b.answer_probability
+        else:
+            answers = uniform_after(answer_state, b.index, attempt) < b.answer_probability
         if not answers and not b.declines:
             return  # lets it ring until the core's no-answer timeout
-        delay = b.delay(uniform_after(delay_state, b.index, attempt))
+        if self.native_draws:
+            delay = b.delay(uniform_after_native(delay_state, b.index, attempt))
+        else:
+            delay = b.delay(uniform_after(delay_state, b.index, attempt))
         if delay < timeout:
             heapq.heappush(
                 self.heap,
