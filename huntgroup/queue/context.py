@@ -33,11 +33,11 @@ is skipped when it reaches the head or fires and no longer matches
 
 from __future__ import annotations
 
-import heapq
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
+from heapq import heappush
 
 from huntgroup.config.models import Config, GroupConfig, LineConfig
 from huntgroup.distribution.hunt import Hunt
@@ -176,4 +176,4 @@ class RoutingContext(RosterCore):
         """Members whose claim was refused → until when this node does not claim them again."""
 
     def _arm(self, when: float, kind: TimerKind, key: str, token: int = 0) -> None:
-        heapq.heappush(self._timers, (when, next(self._seq), kind, key, token))
+        heappush(self._timers, (when, next(self._seq), kind, key, token))

@@ -58,10 +58,10 @@ nobody waits past ``max_wait``.
 
 from __future__ import annotations
 
-import heapq
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from heapq import heappop
 from typing import Any, Final
 
 from huntgroup.config.models import Config, GroupConfig
@@ -385,7 +385,7 @@ class RoutingCore(RoutingContext):
         """When the core next needs ``handle_timer``; None when it has nothing due."""
         timers = self._timers
         while timers and not self._timer_valid(timers[0]):
-            heapq.heappop(timers)
+            heappop(timers)
         return timers[0][0] if timers else None
 
     def timer_entries(self) -> Sequence[TimerEntry]:
@@ -402,7 +402,7 @@ class RoutingCore(RoutingContext):
         actions: list[Action] = []
         timers = self._timers
         while timers and timers[0][0] <= now:
-            entry = heapq.heappop(timers)
+            entry = heappop(timers)
             if self._timer_valid(entry):
                 self._fire(entry, actions)
         if self._reentries:

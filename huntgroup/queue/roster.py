@@ -33,9 +33,9 @@ is built for the ``GroupInfo`` it serves and for no other.
 from __future__ import annotations
 
 import bisect
-import heapq
 import math
 from collections.abc import Collection, Mapping
+from heapq import heappop, heappush
 from typing import Protocol, cast
 
 from huntgroup.distribution.index import GroupIndex, TalkEntry
@@ -142,7 +142,7 @@ class Roster:
                 touched.clear()
         wake = self._wake
         while parked and parked[0][0] <= now:
-            when, member = heapq.heappop(parked)
+            when, member = heappop(parked)
             if wake.get(member) == when:
                 del wake[member]
             members.add(member)
@@ -275,7 +275,7 @@ class Roster:
         if planned is not None and planned <= when:
             return
         self._wake[member] = when
-        heapq.heappush(self._parked, (when, member))
+        heappush(self._parked, (when, member))
 
 
 def _talk_entry(core: RosterCore, group: str, member: str, since: float | None) -> TalkEntry:

@@ -64,11 +64,11 @@ every call record gets exactly one outcome.
 from __future__ import annotations
 
 import gc
-import heapq
 import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 from typing import Any, Final
 
 import numpy as np
@@ -330,7 +330,7 @@ class _Run:
 
     # ------------------------------------------------------------ schedule
     def push(self, when: float, kind: int, payload: Any) -> None:
-        heapq.heappush(self.heap, (when, next(self.seq), kind, payload))
+        heappush(self.heap, (when, next(self.seq), kind, payload))
 
     def joined_intervals(self) -> dict[tuple[str, str], list[tuple[float, float]]]:
         out: dict[tuple[str, str], list[tuple[float, float]]] = {}
@@ -426,7 +426,6 @@ class _Run:
         self.seq = itertools.count(count)
         core, heap, end, inf = self.core, self.heap, self.end, math.inf
         timers = core.timer_entries()  # its head: a lower bound of get_timer, read without a call
-        heappop = heapq.heappop
         progress, duration = self.progress, self.sc.duration
         i = 0
         events = 0
@@ -520,7 +519,7 @@ class _Run:
         self.calls[rec.call] = rec
         self.group_calls.append(rec)
         if rec.patience is not None:
-            heapq.heappush(self.heap, (self.now + rec.patience, next(self.seq), GIVE_UP, rec))
+            heappush(self.heap, (self.now + rec.patience, next(self.seq), GIVE_UP, rec))
         g, k = rec.keys  # a pilot call: its caller's number was made before the run
         self.fed = True  # handle(CallArrived(...)), without the event object
         caller = self.callers[g][k]
@@ -634,7 +633,7 @@ class _Run:
                     offer.outcome = "answered"
                 rec.answered_by = a.member
                 rec.answered_at = now
-                heapq.heappush(self.heap, (now + rec.talk_planned, next(self.seq), TALK_END, rec))
+                heappush(self.heap, (now + rec.talk_planned, next(self.seq), TALK_END, rec))
             elif type(a) is Cancel:
                 offer = self.pending.pop((a.call_id, a.member), None)
                 if offer is not None:
@@ -705,7 +704,7 @@ class _Run:
         else:
             delay = b.delay(uniform_after(delay_state, b.index, attempt))
         if delay < timeout:
-            heapq.heappush(
+            heappush(
                 self.heap,
                 (self.now + delay, next(self.seq), REACTION, (rec, member, offer, answers)),
             )
