@@ -138,6 +138,12 @@ class Offer:
         self.timeout = timeout
         self.outcome = outcome
 
+    def __reduce__(self) -> tuple[type[Offer], tuple[str, float, float, str]]:
+        """Pickled by its fields (a run comes back from a worker process): compiled
+        (mypyc, docs/native.md), a native class with an ``__init__`` of its own is not
+        made the way pickle makes a plain one."""
+        return (Offer, (self.member, self.at, self.timeout, self.outcome))
+
 
 @dataclass(slots=True, init=False)
 class CallRecord:
@@ -199,6 +205,30 @@ class CallRecord:
         self.forward_refused = forward_refused
         self.forwarded_from = forwarded_from
         self.previous = previous
+
+    def __reduce__(self) -> tuple[type[CallRecord], tuple[Any, ...]]:
+        """Pickled by its fields, as :meth:`Offer.__reduce__`."""
+        return (
+            CallRecord,
+            (
+                self.call,
+                self.group,
+                self.origin,
+                self.arrival,
+                self.talk_planned,
+                self.patience,
+                self.keys,
+                self.offers,
+                self.answered_by,
+                self.answered_at,
+                self.ended_at,
+                self.outcome,
+                self.forwarded_to,
+                self.forward_refused,
+                self.forwarded_from,
+                self.previous,
+            ),
+        )
 
     @property
     def wait(self) -> float | None:
