@@ -133,20 +133,28 @@ class Roster:
         now = core._now
         if not (store_touched or available_touched or (parked and parked[0][0] <= now)):
             return
-        members: set[str] = set()
-        for touched in (store_touched, available_touched):
-            if touched:
-                members |= touched
-                if core.observed:  # only the time in state reads the core's own set
-                    core._touched |= touched
-                touched.clear()
-        wake = self._wake
-        while parked and parked[0][0] <= now:
-            when, member = heappop(parked)
-            if wake.get(member) == when:
-                del wake[member]
-            members.add(member)
         indexes, groups_of = self._indexes, core._groups_of
+        members: set[str]
+        if not available_touched and not (parked and parked[0][0] <= now):
+            # the usual case: the store's set only, looked through as it is (no set made;
+            # a look reads the store, never writes it), then emptied
+            members = store_touched
+            if core.observed:
+                core._touched |= members
+        else:
+            members = set()
+            for touched in (store_touched, available_touched):
+                if touched:
+                    members |= touched
+                    if core.observed:  # only the time in state reads the core's own set
+                        core._touched |= touched
+                    touched.clear()
+            wake = self._wake
+            while parked and parked[0][0] <= now:
+                when, member = heappop(parked)
+                if wake.get(member) == when:
+                    del wake[member]
+                members.add(member)
         for member in members:
             for name in groups_of.get(member, ()):
                 got = indexes.get(name)
@@ -154,6 +162,8 @@ class Roster:
                     continue  # built at its first use
                 info, index = got
                 self._look(core, info, index, index.slot[member])
+        if members is store_touched:
+            store_touched.clear()
 
     def _retire(self, groups: Mapping[str, GroupInfo]) -> None:
         """A reload replaced the groups: the indexes of the old ones are retired (the
