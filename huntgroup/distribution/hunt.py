@@ -27,7 +27,7 @@ from huntgroup.distribution.algorithms import Strategy
 from huntgroup.distribution.walks import Walk
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Hunt:
     strategy: Strategy
     started_at: float | None = None
@@ -35,6 +35,22 @@ class Hunt:
     pass_started_at: float = float("-inf")
     offers_in_pass: int = 0
     _walk: Walk | None = field(default=None, repr=False)
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        started_at: float | None = None,
+        passes: int = 0,
+        pass_started_at: float = float("-inf"),
+        offers_in_pass: int = 0,
+        _walk: Walk | None = None,
+    ) -> None:
+        self.strategy = strategy
+        self.started_at = started_at
+        self.passes = passes
+        self.pass_started_at = pass_started_at
+        self.offers_in_pass = offers_in_pass
+        self._walk = _walk
 
     @property
     def in_pass(self) -> bool:

@@ -40,7 +40,7 @@ from __future__ import annotations
 import bisect
 import weakref
 from collections.abc import Sequence
-from typing import Protocol
+from functools import partial
 
 TalkEntry = tuple[float, float | None, tuple[float, ...]]
 """(completed talk time, joined since or None, connection times of calls in progress,
@@ -58,11 +58,6 @@ def talk_at(entry: TalkEntry, now: float) -> float:
         for start in starts:
             total += max(0.0, now - max(start, since))
     return total
-
-
-class _Walk(Protocol):
-    @property
-    def log_start(self) -> int: ...
 
 
 class GroupIndex:
@@ -107,7 +102,8 @@ class GroupIndex:
         self.log_base = 0
         # the live walks, by weak reference; a walk that dies takes its reference out
         # (``set.discard``, a builtin, is the callback: no Python frame per walk)
-        self._walks: set[weakref.ref[_Walk]] = set()
+        # the tokens of the walks (watch), by their id (a set hashes by value)
+        self._walks: dict[int, weakref.ref[set[int]]] = {}
         self.retired = False
         self.given: tuple[list[str], list[int]] | None = None
         """The last members a walk's ``rest`` gave (ring all) and their slots (a rotation
@@ -239,21 +235,28 @@ class GroupIndex:
             del self.by_talk[i]
 
     # -------------------------------------------------------- talk at T0
-    def watch(self, walk: _Walk) -> int:
-        """A walk starts: entries replaced from now on are logged; returns its log start."""
+    def watch(self) -> tuple[int, set[int]]:
+        """A walk starts: entries replaced from now on are logged; returns its log start
+        and its token, for the walk to hold for its life: a set of that one start, the
+        object the index refers to weakly (a walk of a build compiled by mypyc could not
+        be: a native class takes no weak reference; docs/native.md). The start is kept
+        while the token lives, that is while its walk does."""
         walks = self._walks
         if not walks:
             if self.log:
                 self.log_base += len(self.log)
                 self.log.clear()
         elif len(self.log) > 4 * len(self.keys) + 64:
-            starts = [w.log_start for r in walks if (w := r()) is not None]
+            starts = [min(t) for r in walks.values() if (t := r()) is not None]
             low = min(starts, default=self.log_base + len(self.log))
             if low > self.log_base:
                 del self.log[: low - self.log_base]
                 self.log_base = low
-        walks.add(weakref.ref(walk, walks.discard))
-        return self.log_base + len(self.log)
+        start = self.log_base + len(self.log)
+        token = {start}
+        key = id(token)  # unique while the token lives: its callback runs when it dies
+        walks[key] = weakref.ref(token, partial(walks.pop, key))
+        return start, token
 
     def entries_since(self, start: int) -> dict[str, TalkEntry]:
         """The entries as they were when the log stood at ``start``, of the members whose

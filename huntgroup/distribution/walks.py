@@ -133,7 +133,7 @@ class RotatedWalk:
 class LeastWalk:
     """Members by talk time at ``t0``, ties by position then key."""
 
-    __slots__ = ("__weakref__", "_fallback", "cursor", "done", "index", "log_start", "t0")
+    __slots__ = ("_fallback", "_token", "cursor", "done", "index", "log_start", "t0")
 
     def __init__(self, index: GroupIndex, t0: float) -> None:
         self.index = index
@@ -141,7 +141,7 @@ class LeastWalk:
         self.cursor: TalkKey | None = None
         self.done = False
         self._fallback: Iterator[str] | None = None
-        self.log_start = index.watch(self)
+        self.log_start, self._token = index.watch()  # the index watches while it lives
 
     def next(self, is_free: IsFree) -> str | None:
         if self.done:

@@ -24,17 +24,19 @@ ForwardReason = Literal[
 """``empty``: no member of the group was available (``queue.when_empty: overflow``)."""
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Identity:
     """The caller identity presented to a member's phone (From / P-Asserted-Identity)."""
 
     number: str
     display_name: str = ""
 
+    def __init__(self, number: str, display_name: str = "") -> None:
+        object.__setattr__(self, "number", number)
+        object.__setattr__(self, "display_name", display_name)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class Ring:
     """Offer the call to a member: ring it for at most ``timeout`` seconds.
 
@@ -47,9 +49,22 @@ class Ring:
     group: str | None
     timeout: float
 
+    def __init__(
+        self,
+        call_id: str,
+        member: str,
+        caller_id: Identity,
+        group: str | None,
+        timeout: float,
+    ) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "member", member)
+        object.__setattr__(self, "caller_id", caller_id)
+        object.__setattr__(self, "group", group)
+        object.__setattr__(self, "timeout", timeout)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class RingAll:
     """Offer the call to several members at once (ring all): the same as one ``Ring``
     per member of ``members``, in that order, made in one action.
@@ -65,14 +80,27 @@ class RingAll:
     group: str | None
     timeout: float
 
+    def __init__(
+        self,
+        call_id: str,
+        members: tuple[str, ...],
+        caller_id: Identity,
+        group: str | None,
+        timeout: float,
+    ) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "members", members)
+        object.__setattr__(self, "caller_id", caller_id)
+        object.__setattr__(self, "group", group)
+        object.__setattr__(self, "timeout", timeout)
+
     def rings(self) -> list[Ring]:
         """The offer to each member, as the ``Ring`` it stands for."""
         call_id, caller_id, group, timeout = self.call_id, self.caller_id, self.group, self.timeout
         return [Ring(call_id, m, caller_id, group, timeout) for m in self.members]
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Claim:
     """Claim the member in the shared state before ringing it (several nodes only).
 
@@ -90,26 +118,44 @@ class Claim:
     call_waiting: bool
     arrival: float
 
+    def __init__(
+        self,
+        call_id: str,
+        member: str,
+        group: str | None,
+        call_waiting: bool,
+        arrival: float,
+    ) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "member", member)
+        object.__setattr__(self, "group", group)
+        object.__setattr__(self, "call_waiting", call_waiting)
+        object.__setattr__(self, "arrival", arrival)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class Cancel:
     """Stop offering the call to a member (CANCEL, or ACK+BYE if it had answered)."""
 
     call_id: str
     member: str
 
+    def __init__(self, call_id: str, member: str) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "member", member)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class Ringback:
     """Tell the caller that members are being rung (180 Ringing)."""
 
     call_id: str
 
+    def __init__(self, call_id: str) -> None:
+        object.__setattr__(self, "call_id", call_id)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class Hold:
     """The caller enters the queue: answer with hold music, or 183 early media.
 
@@ -121,18 +167,25 @@ class Hold:
     answer: bool
     music: str | None = None
 
+    def __init__(self, call_id: str, answer: bool, music: str | None = None) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "answer", answer)
+        object.__setattr__(self, "music", music)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class Bridge:
     """Connect the caller to the member who answered."""
 
     call_id: str
     member: str
 
+    def __init__(self, call_id: str, member: str) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "member", member)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class Release:
     """End the caller's call: final ``status`` if not answered yet, BYE otherwise."""
 
@@ -140,9 +193,13 @@ class Release:
     status: int
     reason: ReleaseReason
 
+    def __init__(self, call_id: str, status: int, reason: ReleaseReason) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "reason", reason)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class Forward:
     """Send the caller's call to ``target``, outside the server (a number or a SIP URI)."""
 
@@ -150,9 +207,13 @@ class Forward:
     target: str
     reason: ForwardReason
 
+    def __init__(self, call_id: str, target: str, reason: ForwardReason) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "reason", reason)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class Reroute:
     """The call goes on at ``target``, one of our own numbers: note it, send nothing.
 
@@ -168,9 +229,22 @@ class Reroute:
     group: str | None
     route: tuple[str, ...]
 
+    def __init__(
+        self,
+        call_id: str,
+        target: str,
+        reason: ForwardReason,
+        group: str | None,
+        route: tuple[str, ...],
+    ) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "group", group)
+        object.__setattr__(self, "route", route)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class RefuseForward:
     """End the caller's call instead of forwarding it to ``target``, one of our numbers.
 
@@ -186,6 +260,20 @@ class RefuseForward:
     status: int
     route: tuple[str, ...]
 
+    def __init__(
+        self,
+        call_id: str,
+        target: str,
+        reason: ForwardReason,
+        status: int,
+        route: tuple[str, ...],
+    ) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "route", route)
+
 
 Action = (
     Ring
@@ -200,3 +288,19 @@ Action = (
     | Reroute
     | RefuseForward
 )
+
+# quick_init is applied after the classes, not as their decorator: mypyc makes a class
+# with a decorator other than dataclass an ordinary Python class (no native attributes,
+# a Python-level __init__; docs/native.md). Compiled, each keeps its own __init__.
+quick_init(Identity)
+quick_init(Ring)
+quick_init(RingAll)
+quick_init(Claim)
+quick_init(Cancel)
+quick_init(Ringback)
+quick_init(Hold)
+quick_init(Bridge)
+quick_init(Release)
+quick_init(Forward)
+quick_init(Reroute)
+quick_init(RefuseForward)

@@ -28,6 +28,8 @@ retransmission and changes nothing.
 
 from __future__ import annotations
 
+from typing import Final
+
 from huntgroup.distribution.hunt import Hunt
 from huntgroup.queue.actions import Action, Identity, Release, Ringback
 from huntgroup.queue.context import CallKind, CallState, RoutedCall, RoutingContext, TimerKind
@@ -37,7 +39,9 @@ from huntgroup.queue.offers import has_free, is_empty, offer
 
 # the members of the enums a pilot call's arrival reads, as module globals: a member read
 # through its class goes through the enum metaclass's ``__getattr__`` hook (issue 14)
-_GROUP, _HUNTING, _MAX_WAIT = CallKind.GROUP, CallState.HUNTING, TimerKind.MAX_WAIT
+_GROUP: Final = CallKind.GROUP
+_HUNTING: Final = CallState.HUNTING
+_MAX_WAIT: Final = TimerKind.MAX_WAIT
 
 
 def new_call(

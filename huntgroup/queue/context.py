@@ -33,20 +33,19 @@ is skipped when it reaches the head or fires and no longer matches
 
 from __future__ import annotations
 
-import heapq
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
+from heapq import heappush
 
 from huntgroup.config.models import Config, GroupConfig, LineConfig
 from huntgroup.distribution.hunt import Hunt
 from huntgroup.queue.actions import Identity, Ring
 from huntgroup.queue.availability import Availability
 from huntgroup.queue.forwards import Reentry
-from huntgroup.queue.groups import GroupInfo
 from huntgroup.queue.member_status import MembershipChange, MemberStatus
-from huntgroup.queue.roster import Roster
+from huntgroup.queue.roster import Roster, RosterCore
 from huntgroup.queue.state.store import MemoryStore, StateStore
 
 
@@ -78,7 +77,7 @@ TimerEntry = tuple[float, int, TimerKind, str, int]
 """(due, seq, kind, key, token)."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class RoutedCall:
     """One call as the group core knows it: where it is, who it was offered to."""
 
@@ -100,8 +99,46 @@ class RoutedCall:
     holding: bool = False
     pass_token: int = 0
 
+    def __init__(
+        self,
+        id: str,
+        kind: CallKind,
+        state: CallState,
+        arrival: float,
+        rank: tuple[float, int],
+        caller: Identity,
+        route: tuple[str, ...] = (),
+        caller_internal: bool = False,
+        group: GroupConfig | None = None,
+        line: LineConfig | None = None,
+        hunt: Hunt | None = None,
+        offers: dict[str, int] | None = None,
+        claiming: dict[str, Ring] | None = None,
+        member: str | None = None,
+        connected_at: float | None = None,
+        holding: bool = False,
+        pass_token: int = 0,
+    ) -> None:
+        self.id = id
+        self.kind = kind
+        self.state = state
+        self.arrival = arrival
+        self.rank = rank
+        self.caller = caller
+        self.route = route
+        self.caller_internal = caller_internal
+        self.group = group
+        self.line = line
+        self.hunt = hunt
+        self.offers = {} if offers is None else offers
+        self.claiming = {} if claiming is None else claiming
+        self.member = member
+        self.connected_at = connected_at
+        self.holding = holding
+        self.pass_token = pass_token
 
-class RoutingContext:
+
+class RoutingContext(RosterCore):
     """The state of one group core, shared by the modules that route its calls."""
 
     quick = True
@@ -110,21 +147,21 @@ class RoutingContext:
     path's steps one by one (the tests hold the two to the same actions and state)."""
 
     def __init__(self, config: Config, *, now: float, store: StateStore | None = None) -> None:
-        self.store: StateStore = store if store is not None else MemoryStore()
+        self.store = store if store is not None else MemoryStore()
         self._calls: dict[str, RoutedCall] = {}
         self._timers: list[TimerEntry] = []
         self._seq = itertools.count(1)
         self._now = now
-        self._groups: dict[str, GroupInfo] = {}
+        self._groups = {}
         self._pilots: dict[str, str] = {}
         self._lines: dict[str, LineConfig] = {}
-        self._groups_of: dict[str, tuple[str, ...]] = {}
+        self._groups_of = {}
         self._reentries: deque[Reentry] = deque()  # forwards to our numbers, to follow
         self.availability = Availability()
         self.roster = Roster()
         """Who is free in each group, kept up to date (:mod:`~huntgroup.queue.roster`)."""
         self.times = MemberStatus()
-        self._touched: set[str] = set()  # members whose state a timer may have changed
+        self._touched = set()  # members whose state a timer may have changed
         self.observed = False
         """Operators look at this core (the live server): it stamps the time in state of
         its members and keeps its control changes. The simulator and the benchmarks do
@@ -135,8 +172,8 @@ class RoutingContext:
         self.claims = False
         """Offers claim their member first (``Claim``; several nodes share the state).
         Off (one node, the simulator, the benchmarks): members are rung at once."""
-        self._claim_refused: dict[str, float] = {}
+        self._claim_refused = {}
         """Members whose claim was refused → until when this node does not claim them again."""
 
     def _arm(self, when: float, kind: TimerKind, key: str, token: int = 0) -> None:
-        heapq.heappush(self._timers, (when, next(self._seq), kind, key, token))
+        heappush(self._timers, (when, next(self._seq), kind, key, token))

@@ -58,11 +58,11 @@ nobody waits past ``max_wait``.
 
 from __future__ import annotations
 
-import heapq
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from heapq import heappop
+from typing import Any, Final
 
 from huntgroup.config.models import Config, GroupConfig
 from huntgroup.queue.actions import Action, Cancel, Identity, Release
@@ -127,11 +127,16 @@ log = logging.getLogger("huntgroup.members")
 # the members of the enums the timers read, as module globals: a member read through its
 # class goes through the enum metaclass's ``__getattr__`` hook each time (about ten
 # times the cost of a global; issue 14)
-_OFFER, _MAX_WAIT, _AFTER = TimerKind.OFFER, TimerKind.MAX_WAIT, TimerKind.AFTER
-_NEXT_PASS, _WRAP_UP = TimerKind.NEXT_PASS, TimerKind.WRAP_UP
-_RETRY, _CLAIM_RETRY = TimerKind.RETRY, TimerKind.CLAIM_RETRY
-_QUEUED, _HUNTING = CallState.QUEUED, CallState.HUNTING
-_NO_ANSWER = Refusal.NO_ANSWER
+_OFFER: Final = TimerKind.OFFER
+_MAX_WAIT: Final = TimerKind.MAX_WAIT
+_AFTER: Final = TimerKind.AFTER
+_NEXT_PASS: Final = TimerKind.NEXT_PASS
+_WRAP_UP: Final = TimerKind.WRAP_UP
+_RETRY: Final = TimerKind.RETRY
+_CLAIM_RETRY: Final = TimerKind.CLAIM_RETRY
+_QUEUED: Final = CallState.QUEUED
+_HUNTING: Final = CallState.HUNTING
+_NO_ANSWER: Final = Refusal.NO_ANSWER
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,7 +385,7 @@ class RoutingCore(RoutingContext):
         """When the core next needs ``handle_timer``; None when it has nothing due."""
         timers = self._timers
         while timers and not self._timer_valid(timers[0]):
-            heapq.heappop(timers)
+            heappop(timers)
         return timers[0][0] if timers else None
 
     def timer_entries(self) -> Sequence[TimerEntry]:
@@ -397,7 +402,7 @@ class RoutingCore(RoutingContext):
         actions: list[Action] = []
         timers = self._timers
         while timers and timers[0][0] <= now:
-            entry = heapq.heappop(timers)
+            entry = heappop(timers)
             if self._timer_valid(entry):
                 self._fire(entry, actions)
         if self._reentries:

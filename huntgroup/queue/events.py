@@ -15,8 +15,7 @@ from typing import Literal
 from huntgroup.quick_init import quick_init
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class CallArrived:
     """A caller dialled a group's pilot number.
 
@@ -31,9 +30,22 @@ class CallArrived:
     caller_name: str = ""
     caller_internal: bool = False
 
+    def __init__(
+        self,
+        call_id: str,
+        group: str,
+        caller: str,
+        caller_name: str = "",
+        caller_internal: bool = False,
+    ) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "group", group)
+        object.__setattr__(self, "caller", caller)
+        object.__setattr__(self, "caller_name", caller_name)
+        object.__setattr__(self, "caller_internal", caller_internal)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class DirectCallArrived:
     """A caller dialled a line's own number.
 
@@ -47,35 +59,56 @@ class DirectCallArrived:
     caller_name: str = ""
     caller_internal: bool = False
 
+    def __init__(
+        self,
+        call_id: str,
+        line: str,
+        caller: str,
+        caller_name: str = "",
+        caller_internal: bool = False,
+    ) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "line", line)
+        object.__setattr__(self, "caller", caller)
+        object.__setattr__(self, "caller_name", caller_name)
+        object.__setattr__(self, "caller_internal", caller_internal)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class OutgoingCallStarted:
     """A line started a call of its own (to another number): it is busy."""
 
     call_id: str
     line: str
 
+    def __init__(self, call_id: str, line: str) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "line", line)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class CallAnswered:
     """The far end of an outgoing call answered: talk time starts."""
 
     call_id: str
 
+    def __init__(self, call_id: str) -> None:
+        object.__setattr__(self, "call_id", call_id)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class MemberAnswered:
     """A member (or a line rung directly) answered an offer of a call."""
 
     call_id: str
     member: str
 
+    def __init__(self, call_id: str, member: str) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "member", member)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class MemberFailed:
     """A member's leg ended with a final status other than 2xx (486, 603, 408, 503...).
 
@@ -87,18 +120,25 @@ class MemberFailed:
     member: str
     status: int = 486
 
+    def __init__(self, call_id: str, member: str, status: int = 486) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "member", member)
+        object.__setattr__(self, "status", status)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class ClaimGranted:
     """The shared state granted this node the member of a ``Claim``: ring it."""
 
     call_id: str
     member: str
 
+    def __init__(self, call_id: str, member: str) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "member", member)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class ClaimRefused:
     """Another node holds the member of a ``Claim`` (or, after a Redis outage, took it
     first): the offer ends without penalty, and is cancelled if it was ringing."""
@@ -106,9 +146,12 @@ class ClaimRefused:
     call_id: str
     member: str
 
+    def __init__(self, call_id: str, member: str) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "member", member)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class MemberUnreachable:
     """A member could not be offered the call at all, so no SIP status came back: no
     registered contact, no media port for its leg, its INVITE could not be sent.
@@ -120,9 +163,13 @@ class MemberUnreachable:
     member: str
     ours: bool = False
 
+    def __init__(self, call_id: str, member: str, ours: bool = False) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "member", member)
+        object.__setattr__(self, "ours", ours)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class CallHungUp:
     """The call ended from outside the core: caller CANCEL/BYE, member BYE.
 
@@ -131,14 +178,16 @@ class CallHungUp:
 
     call_id: str
 
+    def __init__(self, call_id: str) -> None:
+        object.__setattr__(self, "call_id", call_id)
+
 
 ChangeOrigin = Literal["api", "phone", "reload"]
 """Where a control change comes from: ``api``, the operators' API (``huntgroup ctl``);
 ``phone``, a feature code (``*51``/``*52``); ``reload``, a reload changed ``joined``."""
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class MemberJoined:
     """A member logged into a group; its talk-time counter restarts at zero."""
 
@@ -147,9 +196,20 @@ class MemberJoined:
     origin: ChangeOrigin = "phone"
     reason: str = ""
 
+    def __init__(
+        self,
+        group: str,
+        member: str,
+        origin: ChangeOrigin = "phone",
+        reason: str = "",
+    ) -> None:
+        object.__setattr__(self, "group", group)
+        object.__setattr__(self, "member", member)
+        object.__setattr__(self, "origin", origin)
+        object.__setattr__(self, "reason", reason)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class MemberLeft:
     """A member logged out of a group; its offers for that group end (and its pause)."""
 
@@ -158,9 +218,20 @@ class MemberLeft:
     origin: ChangeOrigin = "phone"
     reason: str = ""
 
+    def __init__(
+        self,
+        group: str,
+        member: str,
+        origin: ChangeOrigin = "phone",
+        reason: str = "",
+    ) -> None:
+        object.__setattr__(self, "group", group)
+        object.__setattr__(self, "member", member)
+        object.__setattr__(self, "origin", origin)
+        object.__setattr__(self, "reason", reason)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class MemberPaused:
     """A member joined to a group was paused (``paused``, with ``reason``) or unpaused:
     paused, it stays joined, keeps its join date and talk time, and is offered no call
@@ -172,9 +243,22 @@ class MemberPaused:
     origin: ChangeOrigin = "api"
     reason: str = ""
 
+    def __init__(
+        self,
+        group: str,
+        member: str,
+        paused: bool,
+        origin: ChangeOrigin = "api",
+        reason: str = "",
+    ) -> None:
+        object.__setattr__(self, "group", group)
+        object.__setattr__(self, "member", member)
+        object.__setattr__(self, "paused", paused)
+        object.__setattr__(self, "origin", origin)
+        object.__setattr__(self, "reason", reason)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class LineActivity:
     """A line's phone reports calls of its own (RFC 4235 dialog events it publishes or
     notifies), calls that may never have gone through the server: ``busy`` while it has
@@ -183,9 +267,12 @@ class LineActivity:
     member: str
     busy: bool
 
+    def __init__(self, member: str, busy: bool) -> None:
+        object.__setattr__(self, "member", member)
+        object.__setattr__(self, "busy", busy)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class MemberReachable:
     """Whether a line can be reached at all: ``reachable`` when it registered its first
     contact, not when it lost its last one (unregistered, expired), and for every line
@@ -194,9 +281,12 @@ class MemberReachable:
     member: str
     reachable: bool
 
+    def __init__(self, member: str, reachable: bool) -> None:
+        object.__setattr__(self, "member", member)
+        object.__setattr__(self, "reachable", reachable)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class CallTransferred:
     """Blind transfer (RFC 3515): ``member``, connected to the call, sent it on to
     ``target`` (a pilot, a line or an outside number). The member's part ends (talk time
@@ -206,9 +296,13 @@ class CallTransferred:
     member: str
     target: str
 
+    def __init__(self, call_id: str, member: str, target: str) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "member", member)
+        object.__setattr__(self, "target", target)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class CallsJoined:
     """Attended transfer (RFC 3891): ``member``, connected to ``call_id``, joined that
     call's caller with the member connected to ``joined`` (a call it made itself, to a
@@ -218,6 +312,11 @@ class CallsJoined:
     call_id: str
     member: str
     joined: str
+
+    def __init__(self, call_id: str, member: str, joined: str) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "member", member)
+        object.__setattr__(self, "joined", joined)
 
 
 Event = (
@@ -239,3 +338,24 @@ Event = (
     | CallTransferred
     | CallsJoined
 )
+
+# quick_init is applied after the classes, not as their decorator: mypyc makes a class
+# with a decorator other than dataclass an ordinary Python class (no native attributes,
+# a Python-level __init__; docs/native.md). Compiled, each keeps its own __init__.
+quick_init(CallArrived)
+quick_init(DirectCallArrived)
+quick_init(OutgoingCallStarted)
+quick_init(CallAnswered)
+quick_init(MemberAnswered)
+quick_init(MemberFailed)
+quick_init(ClaimGranted)
+quick_init(ClaimRefused)
+quick_init(MemberUnreachable)
+quick_init(CallHungUp)
+quick_init(MemberJoined)
+quick_init(MemberLeft)
+quick_init(MemberPaused)
+quick_init(LineActivity)
+quick_init(MemberReachable)
+quick_init(CallTransferred)
+quick_init(CallsJoined)

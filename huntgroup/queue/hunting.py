@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable
 from heapq import heappush
+from typing import Final
 
 from huntgroup.distribution.hunt import Hunt
 from huntgroup.distribution.index import GroupIndex
@@ -72,9 +73,13 @@ PASS_SPACING = 1.0
 
 # the members of the enums :func:`ring_first` reads, as module globals: a member read
 # through its class goes through the enum metaclass's ``__getattr__`` hook each time
-_GROUP, _HUNTING = CallKind.GROUP, CallState.HUNTING
-_MAX_WAIT, _OFFER, _AFTER = TimerKind.MAX_WAIT, TimerKind.OFFER, TimerKind.AFTER
-_QUEUED, _NEXT_PASS = CallState.QUEUED, TimerKind.NEXT_PASS
+_GROUP: Final = CallKind.GROUP
+_HUNTING: Final = CallState.HUNTING
+_MAX_WAIT: Final = TimerKind.MAX_WAIT
+_OFFER: Final = TimerKind.OFFER
+_AFTER: Final = TimerKind.AFTER
+_QUEUED: Final = CallState.QUEUED
+_NEXT_PASS: Final = TimerKind.NEXT_PASS
 
 
 def enqueue(core: RoutingContext, call: RoutedCall, actions: list[Action]) -> None:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Final
 
 from huntgroup.config.models import GroupConfig
 from huntgroup.distribution.walks import Walk
@@ -50,7 +51,7 @@ CLAIM_RETRY = 1.0
 
 # the members of the enums read here, as module globals: a member read through its class
 # goes through the enum metaclass's ``__getattr__`` hook each time (issue 14)
-_OFFER = TimerKind.OFFER
+_OFFER: Final = TimerKind.OFFER
 
 
 class GroupView:

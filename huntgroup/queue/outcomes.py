@@ -32,6 +32,7 @@ serves its queue (:func:`~huntgroup.queue.hunting.dispatch`).
 from __future__ import annotations
 
 import logging
+from typing import Final
 
 from huntgroup.queue.actions import Action, Bridge, Cancel
 from huntgroup.queue.context import CallKind, CallState, RoutedCall, RoutingContext, TimerKind
@@ -45,9 +46,13 @@ log = logging.getLogger("huntgroup.members")
 
 # the members of the enums read here, as module globals: a member read through its class
 # goes through the enum metaclass's ``__getattr__`` hook each time (issue 14)
-_CONNECTED, _DIRECT = CallState.CONNECTED, CallKind.DIRECT
-_UNREACHABLE, _BUSY = Refusal.UNREACHABLE, Refusal.BUSY
-_RETRY, _CLAIM_RETRY, _WRAP_UP = TimerKind.RETRY, TimerKind.CLAIM_RETRY, TimerKind.WRAP_UP
+_CONNECTED: Final = CallState.CONNECTED
+_DIRECT: Final = CallKind.DIRECT
+_UNREACHABLE: Final = Refusal.UNREACHABLE
+_BUSY: Final = Refusal.BUSY
+_RETRY: Final = TimerKind.RETRY
+_CLAIM_RETRY: Final = TimerKind.CLAIM_RETRY
+_WRAP_UP: Final = TimerKind.WRAP_UP
 
 
 def answered(core: RoutingContext, call_id: str, member: str, actions: list[Action]) -> None:

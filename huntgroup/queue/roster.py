@@ -33,9 +33,9 @@ is built for the ``GroupInfo`` it serves and for no other.
 from __future__ import annotations
 
 import bisect
-import heapq
 import math
 from collections.abc import Collection, Mapping
+from heapq import heappop, heappush
 from typing import Protocol, cast
 
 from huntgroup.distribution.index import GroupIndex, TalkEntry
@@ -53,8 +53,19 @@ class _Call(Protocol):
     def rank(self) -> tuple[float, int]: ...
 
 
-class RoutingContext(Protocol):
-    """What the roster reads of the core (:class:`~huntgroup.queue.context.RoutingContext`)."""
+class _HasCalls(Protocol):
+    @property
+    def _calls(self) -> Mapping[str, _Call]: ...
+
+
+class RosterCore:
+    """What the roster reads of the core: the base class of
+    :class:`~huntgroup.queue.context.RoutingContext`, which sets these attributes.
+
+    A base class rather than a ``Protocol``: compiled by mypyc (docs/native.md),
+    the roster's reads of them are then native attribute reads, where a Protocol's
+    are Python attribute lookups. (The calls, read for least talk time only, stay
+    behind a Protocol: their class is the core's own.)"""
 
     store: StateStore
     availability: Availability
@@ -62,13 +73,8 @@ class RoutingContext(Protocol):
     _touched: set[str]
     observed: bool
     _claim_refused: dict[str, float]
-
-    @property
-    def _groups(self) -> Mapping[str, GroupInfo]: ...
-    @property
-    def _groups_of(self) -> Mapping[str, tuple[str, ...]]: ...
-    @property
-    def _calls(self) -> Mapping[str, _Call]: ...
+    _groups: dict[str, GroupInfo]
+    _groups_of: dict[str, tuple[str, ...]]
 
 
 class Roster:
@@ -92,7 +98,7 @@ class Roster:
             self._store, self._store_touched = store, store.touched
         return self._store_touched
 
-    def index(self, core: RoutingContext, info: GroupInfo) -> GroupIndex:
+    def index(self, core: RosterCore, info: GroupInfo) -> GroupIndex:
         """The up-to-date index of the group of ``info``."""
         self.refresh(core)
         got = self._indexes.get(info.name)
@@ -108,7 +114,7 @@ class Roster:
             self._look(core, info, index, slot)
         return index
 
-    def refresh(self, core: RoutingContext) -> None:
+    def refresh(self, core: RosterCore) -> None:
         """Look again at the members that changed, and at those whose wait is over."""
         store = core.store
         store_touched = self._store_touched if store is self._store else self._touched_of(store)
@@ -127,20 +133,28 @@ class Roster:
         now = core._now
         if not (store_touched or available_touched or (parked and parked[0][0] <= now)):
             return
-        members: set[str] = set()
-        for touched in (store_touched, available_touched):
-            if touched:
-                members |= touched
-                if core.observed:  # only the time in state reads the core's own set
-                    core._touched |= touched
-                touched.clear()
-        wake = self._wake
-        while parked and parked[0][0] <= now:
-            when, member = heapq.heappop(parked)
-            if wake.get(member) == when:
-                del wake[member]
-            members.add(member)
         indexes, groups_of = self._indexes, core._groups_of
+        members: set[str]
+        if not available_touched and not (parked and parked[0][0] <= now):
+            # the usual case: the store's set only, looked through as it is (no set made;
+            # a look reads the store, never writes it), then emptied
+            members = store_touched
+            if core.observed:
+                core._touched |= members
+        else:
+            members = set()
+            for touched in (store_touched, available_touched):
+                if touched:
+                    members |= touched
+                    if core.observed:  # only the time in state reads the core's own set
+                        core._touched |= touched
+                    touched.clear()
+            wake = self._wake
+            while parked and parked[0][0] <= now:
+                when, member = heappop(parked)
+                if wake.get(member) == when:
+                    del wake[member]
+                members.add(member)
         for member in members:
             for name in groups_of.get(member, ()):
                 got = indexes.get(name)
@@ -148,6 +162,8 @@ class Roster:
                     continue  # built at its first use
                 info, index = got
                 self._look(core, info, index, index.slot[member])
+        if members is store_touched:
+            store_touched.clear()
 
     def _retire(self, groups: Mapping[str, GroupInfo]) -> None:
         """A reload replaced the groups: the indexes of the old ones are retired (the
@@ -160,7 +176,7 @@ class Roster:
 
     def rung(
         self,
-        core: RoutingContext,
+        core: RosterCore,
         members: list[str],
         group: str | None = None,
         *,
@@ -213,7 +229,7 @@ class Roster:
             if taken:
                 indexes[name][1].busy(taken)
 
-    def rung_one(self, core: RoutingContext, member: str) -> None:
+    def rung_one(self, core: RosterCore, member: str) -> None:
         """``member`` was just set ringing, the only change since the last refresh: as
         :meth:`rung` for one member (one offer at a time), in each of its groups."""
         store = core.store
@@ -230,7 +246,7 @@ class Roster:
                 if index.flags[slot]:
                     index.take(slot)
 
-    def _look(self, core: RoutingContext, info: GroupInfo, index: GroupIndex, slot: int) -> None:
+    def _look(self, core: RosterCore, info: GroupInfo, index: GroupIndex, slot: int) -> None:
         member = index.keys[slot]
         now, store, availability = core._now, core.store, core.availability
         name, waiting = info.name, info.call_waiting  # (the config's, read once: no model read)
@@ -269,16 +285,16 @@ class Roster:
         if planned is not None and planned <= when:
             return
         self._wake[member] = when
-        heapq.heappush(self._parked, (when, member))
+        heappush(self._parked, (when, member))
 
 
-def _talk_entry(core: RoutingContext, group: str, member: str, since: float | None) -> TalkEntry:
+def _talk_entry(core: RosterCore, group: str, member: str, since: float | None) -> TalkEntry:
     """``member``'s talk entry in ``group``: its completed talk time, join date and the
     connection times of its calls in progress, in the order the core holds the calls."""
     stored = core.store.talk_time(group, member)
     calls: list[_Call] = []
     for call_id in core.store.active_calls(member):
-        call = core._calls.get(call_id)
+        call = cast(_HasCalls, core)._calls.get(call_id)
         if call is not None and call.member == member and call.connected_at is not None:
             calls.append(call)
     if not calls:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass
 from typing import get_args
 
@@ -18,14 +19,15 @@ def test_every_event_type_has_a_route() -> None:
     assert set(_ROUTES) == set(get_args(Event))
 
 
-@dataclass(frozen=True, slots=True)
-class _TaggedHangUp(CallHungUp):
-    """A driver's own kind of hang-up: routed as its base, as ``match`` did."""
-
-    tag: str = ""
-
-
+@pytest.mark.native_incompatible  # an interpreted subclass of an event: a compiled class takes none
 def test_an_event_subclass_takes_its_base_route_and_an_unknown_type_none() -> None:
+    @dataclass(frozen=True, slots=True)
+    class _TaggedHangUp(CallHungUp):
+        """A driver's own kind of hang-up: routed as its base, as ``match`` did. (Made
+        here: a compiled build refuses the class, and only this test is marked.)"""
+
+        tag: str = ""
+
     h = Harness(make_config("ring_all", 2))
     rings = h.ev(CallArrived("c1", "G", "0600000001"), at=1.0)
     assert [a.member for a in rings if isinstance(a, Ring)] == [m(1), m(2)]
@@ -48,5 +50,7 @@ def test_every_event_keeps_its_dataclass_contract_with_the_quick_init() -> None:
         MemberAnswered("c1")  # type: ignore[call-arg]
     for kind in get_args(Event):
         assert kind.__init__.__qualname__ == f"{kind.__qualname__}.__init__"
+        if not inspect.isfunction(kind.__init__):
+            continue  # compiled by mypyc: its own __init__ in C (docs/native.md)
         assert kind.__init__.__code__.co_filename == "<string>"
         assert "__qi_set_0" in kind.__init__.__code__.co_names  # quick_init's, not dataclass's

@@ -333,6 +333,7 @@ def test_a_run_makes_no_cyclic_garbage(tmp_path: Path) -> None:
     assert gc.collect() == 0
 
 
+@pytest.mark.native_incompatible  # an interpreted RoutingCore subclass: refused compiled
 def test_the_core_is_asked_for_its_timer_only_when_it_could_come_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -44,9 +44,9 @@ activity changed since the core last took it (for the time in state).
 from __future__ import annotations
 
 import bisect
+from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 MAX_BULK = 4
 """Bulk ringing records (ring alls ringing at once) a :class:`MemoryStore` keeps before
@@ -62,16 +62,25 @@ Pointer = str | int
 by an older version) the position of that member, an ``int``."""
 
 
-class StateStore(Protocol):
-    """What the group core reads and writes about members, pointers and queues."""
+class StateStore(ABC):
+    """What the group core reads and writes about members, pointers and queues.
+
+    An abstract base class rather than a ``Protocol``: compiled by mypyc
+    (docs/native.md), a call through a ``StateStore`` is then a native method call
+    (a vtable), where a Protocol's is a Python attribute lookup and call."""
 
     # membership -----------------------------------------------------------
+    @abstractmethod
     def knows_membership(self, group: str, member: str) -> bool: ...
+    @abstractmethod
     def joined_since(self, group: str, member: str) -> float | None: ...
+    @abstractmethod
     def set_joined(self, group: str, member: str, joined: bool, *, now: float) -> None: ...
 
     # pause -----------------------------------------------------------------
+    @abstractmethod
     def paused(self, group: str, member: str) -> Pause | None: ...
+    @abstractmethod
     def set_paused(
         self, group: str, member: str, paused: bool, *, reason: str = "", now: float
     ) -> None:
@@ -79,21 +88,29 @@ class StateStore(Protocol):
         ...
 
     @property
+    @abstractmethod
     def touched(self) -> set[str]:
         """Members whose membership, pause or activity changed (the core empties it)."""
         ...
 
     # talk time -------------------------------------------------------------
+    @abstractmethod
     def talk_time(self, group: str, member: str) -> float: ...
+    @abstractmethod
     def add_talk_time(self, group: str, member: str, seconds: float) -> None: ...
 
     # round robin -----------------------------------------------------------
+    @abstractmethod
     def last_answered(self, group: str) -> Pointer | None: ...
+    @abstractmethod
     def set_last_answered(self, group: str, member: Pointer) -> None: ...
 
     # member activity -------------------------------------------------------
+    @abstractmethod
     def ringing(self, member: str) -> frozenset[str]: ...
+    @abstractmethod
     def set_ringing(self, member: str, call_id: str, ringing: bool) -> None: ...
+    @abstractmethod
     def set_ringing_many(
         self, members: Collection[str], call_id: str, *, touch: bool = True
     ) -> None:
@@ -103,49 +120,75 @@ class StateStore(Protocol):
         roster, takes note of them itself; members already there stay)."""
         ...
 
+    @abstractmethod
     def is_ringing(self, member: str) -> bool: ...
+    @abstractmethod
     def active_calls(self, member: str) -> frozenset[str]: ...
+    @abstractmethod
     def is_on_call(self, member: str) -> bool: ...
+    @abstractmethod
     def set_active(self, member: str, call_id: str, active: bool) -> None: ...
+    @abstractmethod
     def wrap_up_until(self, member: str) -> float: ...
+    @abstractmethod
     def set_wrap_up_until(self, member: str, until: float) -> None: ...
+    @abstractmethod
     def is_free(self, group: str, member: str, *, now: float, call_waiting: bool) -> bool:
         """Joined, not paused, not in wrap-up, not ringing, and not on a call unless
         ``call_waiting``."""
         ...
 
+    @abstractmethod
     def standing(self, group: str, member: str, *, now: float, call_waiting: bool) -> int:
         """``member`` in ``group`` in one read: 0 not joined, or paused; 1 joined and not
         paused, but not free; 2 free (:meth:`is_free`). What the core's roster of free
         members reads of a member it looks at again (:mod:`~huntgroup.queue.roster`)."""
         ...
 
+    @abstractmethod
     def talk_times(self, group: str) -> dict[str, float]:
         """Talk time of every member of ``group`` with a counter (completed calls only)."""
         ...
 
     # queue order -----------------------------------------------------------
+    @abstractmethod
     def queue(self, group: str) -> Sequence[str]: ...
+    @abstractmethod
     def enqueue(self, group: str, call_id: str, rank: tuple[float, int]) -> None: ...
+    @abstractmethod
     def dequeue(self, group: str, call_id: str) -> bool: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Pause:
     """A member's pause in a group: since when (the core's ``now``) and why."""
 
     since: float
     reason: str
 
+    def __init__(self, since: float, reason: str) -> None:
+        object.__setattr__(self, "since", since)
+        object.__setattr__(self, "reason", reason)
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class _Activity:
     ringing: set[str] = field(default_factory=set)
     active: set[str] = field(default_factory=set)
     wrap_up_until: float = float("-inf")
 
+    def __init__(
+        self,
+        ringing: set[str] | None = None,
+        active: set[str] | None = None,
+        wrap_up_until: float = float("-inf"),
+    ) -> None:
+        self.ringing = set() if ringing is None else ringing
+        self.active = set() if active is None else active
+        self.wrap_up_until = wrap_up_until
 
-class MemoryStore:
+
+class MemoryStore(StateStore):
     """The default store: plain dicts in this process."""
 
     def __init__(self) -> None:

@@ -98,13 +98,18 @@ def _mix_many(x: UintArray) -> UintArray:
     return mixed
 
 
-def prefixes(head: int, last: npt.NDArray[np.int64], *, state: int = _START) -> list[int]:
+def prefixes(
+    head: int, last: npt.NDArray[np.int64], *, state: int = _START, signed: bool = False
+) -> list[int]:
     """``prefix(head, k, state=state)`` for every ``k`` of ``last`` at once: the hash
     states of the draws of many calls (``head`` the group, ``last`` the calls' numbers),
-    computed in bulk before a run rather than one by one during it."""
+    computed in bulk before a run rather than one by one during it. ``signed``: each
+    as the signed integer of its 64 bits (:func:`~huntgroup.simulations.model.splitmix.signed`,
+    what the compiled draws take)."""
     first = np.uint64(prefix(head, state=state))
     keys = np.asarray(last, dtype=np.int64).astype(np.uint64)  # two's complement: k & _MASK
-    states: list[int] = _mix_many(first ^ keys).tolist()
+    mixed = _mix_many(first ^ keys)
+    states: list[int] = (mixed.view(np.int64) if signed else mixed).tolist()
     return states
 
 

@@ -6,7 +6,8 @@ One replication is a loop over the entries of the outside world, in time
 order. What is known before the run (availability changes, every pilot call,
 the members' own calls) is one list sorted once; what the run schedules (a
 caller's patience, a member's reaction, the end of a talk) goes to a heap of
-``(time, seq, handler, payload)``, ``seq`` an insertion counter. Entries due
+``(time, seq, kind, payload)``, ``seq`` an insertion counter, ``kind`` which
+handler of the run takes it. Entries due
 at the same instant run in the order they were scheduled (the list's first,
 as it was scheduled before the run). Before each entry the driver fires the
 core's own timers due no later than it (``get_timer`` / ``handle_timer``,
@@ -63,12 +64,12 @@ every call record gets exactly one outcome.
 from __future__ import annotations
 
 import gc
-import heapq
 import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from heapq import heappop, heappush
+from typing import Any, Final
 
 import numpy as np
 
@@ -109,6 +110,7 @@ from huntgroup.simulations.model.distributions import (
 )
 from huntgroup.simulations.model.numbers import caller_number_of, caller_numbers
 from huntgroup.simulations.model.scenario import ResolvedLoad, Scenario
+from huntgroup.simulations.model.splitmix import COMPILED, signed, uniform_after_native
 
 # What a random number is for: the first key of every stream. Live mode (live.plan,
 # live.members) draws from the very same streams.
@@ -121,7 +123,7 @@ OUTCOMES = ("answered", "abandoned", "timed_out", "rejected_full", "forwarded", 
 _RELEASE_OUTCOME = {"queue_full": "rejected_full", "max_wait": "timed_out"}
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Offer:
     """One offer of a call to a member: answered, declined, no_answer or cancelled."""
 
@@ -130,8 +132,20 @@ class Offer:
     timeout: float
     outcome: str = "open"
 
+    def __init__(self, member: str, at: float, timeout: float, outcome: str = "open") -> None:
+        self.member = member
+        self.at = at
+        self.timeout = timeout
+        self.outcome = outcome
 
-@dataclass(slots=True)
+    def __reduce__(self) -> tuple[type[Offer], tuple[str, float, float, str]]:
+        """Pickled by its fields (a run comes back from a worker process): compiled
+        (mypyc, docs/native.md), a native class with an ``__init__`` of its own is not
+        made the way pickle makes a plain one."""
+        return (Offer, (self.member, self.at, self.timeout, self.outcome))
+
+
+@dataclass(slots=True, init=False)
 class CallRecord:
     """What happened to one call in one group, as written to calls.jsonl.
 
@@ -155,6 +169,66 @@ class CallRecord:
     forward_refused: int | None = None  # 482 or 483: the forward to forwarded_to was refused
     forwarded_from: str | None = None  # origin "forward": the group it left (or the line)
     previous: CallRecord | None = None  # the record of the same call before its forward
+
+    def __init__(
+        self,
+        call: str,
+        group: str | None,
+        origin: str,
+        arrival: float,
+        talk_planned: float,
+        patience: float | None,
+        keys: tuple[int, int],
+        offers: list[Offer] | None = None,
+        answered_by: str | None = None,
+        answered_at: float | None = None,
+        ended_at: float | None = None,
+        outcome: str | None = None,
+        forwarded_to: str | None = None,
+        forward_refused: int | None = None,
+        forwarded_from: str | None = None,
+        previous: CallRecord | None = None,
+    ) -> None:
+        self.call = call
+        self.group = group
+        self.origin = origin
+        self.arrival = arrival
+        self.talk_planned = talk_planned
+        self.patience = patience
+        self.keys = keys
+        self.offers = [] if offers is None else offers
+        self.answered_by = answered_by
+        self.answered_at = answered_at
+        self.ended_at = ended_at
+        self.outcome = outcome
+        self.forwarded_to = forwarded_to
+        self.forward_refused = forward_refused
+        self.forwarded_from = forwarded_from
+        self.previous = previous
+
+    def __reduce__(self) -> tuple[type[CallRecord], tuple[Any, ...]]:
+        """Pickled by its fields, as :meth:`Offer.__reduce__`."""
+        return (
+            CallRecord,
+            (
+                self.call,
+                self.group,
+                self.origin,
+                self.arrival,
+                self.talk_planned,
+                self.patience,
+                self.keys,
+                self.offers,
+                self.answered_by,
+                self.answered_at,
+                self.ended_at,
+                self.outcome,
+                self.forwarded_to,
+                self.forward_refused,
+                self.forwarded_from,
+                self.previous,
+            ),
+        )
 
     @property
     def wait(self) -> float | None:
@@ -182,13 +256,26 @@ class RunResult:
 
 
 Progress = Callable[[float], None]
-Handler = Callable[[Any], None]
-Entry = tuple[float, Handler, Any]
-"""A scheduled entry known before the run starts: (time, handler, payload)."""
-Scheduled = tuple[float, int, Callable[["_Run", Any], None], Any]
-"""An entry the run schedules: (time, seq, a function of ``_Run``, payload); the function
-is called with the run, so no bound method is made per entry (nor a reference cycle from
-the run to itself)."""
+
+# What an entry is (the ``kind`` of Entry and Scheduled): the run's loop calls the
+# ``_Run`` method of that name with the payload. Integers rather than the methods
+# themselves: compiled (mypyc, docs/native.md) the loop's call is then a native call, not
+# a Python call through a function object; interpreted, a test or two in the loop for a
+# call as quick.
+ARRIVAL: Final = 0  # on_arrival (known before the run)
+JOIN: Final = 1  # on_join
+LEAVE: Final = 2  # on_leave
+DIRECT_CALL: Final = 3  # on_direct_call
+OUTGOING_CALL: Final = 4  # on_outgoing_call
+REACTION: Final = 5  # on_reaction (scheduled by the run)
+TALK_END: Final = 6  # on_talk_end
+GIVE_UP: Final = 7  # on_give_up
+OUTGOING_END: Final = 8  # on_outgoing_end
+
+Entry = tuple[float, int, Any]
+"""A scheduled entry known before the run starts: (time, kind, payload)."""
+Scheduled = tuple[float, int, int, Any]
+"""An entry the run schedules: (time, seq, kind, payload)."""
 
 
 class _QueueWatch(MemoryStore):
@@ -231,11 +318,8 @@ class _Run:
         self.progress = progress
         self.store = _QueueWatch()
         self.core = RoutingCore(self.config, now=0.0, store=self.store)
-        self.handle = self.core.handle
         # the core's direct inputs (handle of a CallArrived, MemberAnswered, CallHungUp)
-        self.arrived = self.core.handle_call_arrived
-        self.answered = self.core.handle_member_answered
-        self.hung_up = self.core.handle_call_hung_up
+        # are called as its methods, not kept as bound methods: compiled, a native call
         self.heap: list[Scheduled] = []  # scheduled during the run
         self.seq = itertools.count()
         self.now = 0.0
@@ -259,6 +343,9 @@ class _Run:
         self.delay_key = prefix(DELAY, seed, rep)
         # the hash states of each pilot call's draws and its caller's number, by traffic
         # then call: ``draw_states``
+        self.native_draws = COMPILED
+        """The draws are finished in native integers (``splitmix``, the compiled build):
+        the hash states are kept as signed 64-bit integers."""
         self.answer_states: list[list[int]] = []
         self.delay_states: list[list[int]] = []
         self.callers: list[list[str]] = []
@@ -272,8 +359,8 @@ class _Run:
         self.events = 0
 
     # ------------------------------------------------------------ schedule
-    def push(self, when: float, handler: Callable[[_Run, Any], None], payload: Any) -> None:
-        heapq.heappush(self.heap, (when, next(self.seq), handler, payload))
+    def push(self, when: float, kind: int, payload: Any) -> None:
+        heappush(self.heap, (when, next(self.seq), kind, payload))
 
     def joined_intervals(self) -> dict[tuple[str, str], list[tuple[float, float]]]:
         out: dict[tuple[str, str], list[tuple[float, float]]] = {}
@@ -293,8 +380,7 @@ class _Run:
         entries = self.availability_entries()
         records = arrival_records(self.sc, *self.keys)
         self.draw_states(records)
-        arrive = self.on_arrival
-        entries += [(rec.arrival, arrive, rec) for rec in records]
+        entries += [(rec.arrival, ARRIVAL, rec) for rec in records]
         entries += self.own_call_entries()
         times = np.fromiter((e[0] for e in entries), dtype=np.float64, count=len(entries))
         return [entries[i] for i in np.argsort(times, kind="stable").tolist()]
@@ -309,8 +395,9 @@ class _Run:
             sizes[rec.keys[0]] += 1
         for g, n in enumerate(sizes):
             calls = np.arange(n, dtype=np.int64)
-            self.answer_states.append(prefixes(g, calls, state=self.answer_key))
-            self.delay_states.append(prefixes(g, calls, state=self.delay_key))
+            native = self.native_draws
+            self.answer_states.append(prefixes(g, calls, state=self.answer_key, signed=native))
+            self.delay_states.append(prefixes(g, calls, state=self.delay_key, signed=native))
             self.callers.append(caller_numbers(g, calls))
 
     def availability_entries(self) -> list[Entry]:
@@ -321,12 +408,12 @@ class _Run:
             configured = self.core.store.joined_since(group, member) is not None
             at_start = any(s <= 0.0 < e for s, e in intervals)
             if configured != at_start:
-                entries.append((0.0, self.on_join if at_start else self.on_leave, (group, member)))
+                entries.append((0.0, JOIN if at_start else LEAVE, (group, member)))
             for start, end in intervals:
                 if start > 0.0:
-                    entries.append((start, self.on_join, (group, member)))
+                    entries.append((start, JOIN, (group, member)))
                 if end < math.inf:
-                    entries.append((end, self.on_leave, (group, member)))
+                    entries.append((end, LEAVE, (group, member)))
         return entries
 
     def own_call_entries(self) -> list[Entry]:
@@ -344,11 +431,11 @@ class _Run:
         draws = own_call_draws(self.sc, member, load, purpose, self.replication)
         if purpose == DIRECT:
             return [
-                (t, self.on_direct_call, (direct_record(member, mi, k, t, talk), member))
+                (t, DIRECT_CALL, (direct_record(member, mi, k, t, talk), member))
                 for k, (t, talk) in enumerate(draws)
             ]
         return [
-            (t, self.on_outgoing_call, (f"out:{member}#{k + 1}", member, talk))
+            (t, OUTGOING_CALL, (f"out:{member}#{k + 1}", member, talk))
             for k, (t, talk) in enumerate(draws)
         ]
 
@@ -369,8 +456,7 @@ class _Run:
         self.seq = itertools.count(count)
         core, heap, end, inf = self.core, self.heap, self.end, math.inf
         timers = core.timer_entries()  # its head: a lower bound of get_timer, read without a call
-        heappop, get_timer, handle_timer = heapq.heappop, core.get_timer, core.handle_timer
-        apply, progress, duration = self.apply, self.progress, self.sc.duration
+        progress, duration = self.progress, self.sc.duration
         i = 0
         events = 0
         self.fed = True
@@ -393,24 +479,41 @@ class _Run:
             else:
                 when = inf
             if when >= due and not exact:
-                timer = get_timer()
+                timer = core.get_timer()
                 due = inf if timer is None else timer
                 exact = True
             if when < due:
                 if when > end:
                     break
                 self.now = when
-                if entry is None:
-                    _, _, handler, payload = heappop(heap)
-                    handler(self, payload)
+                if entry is None:  # the run's own, the most frequent first
+                    _, _, kind, payload = heappop(heap)
+                    if kind == REACTION:
+                        self.on_reaction(payload)
+                    elif kind == TALK_END:
+                        self.on_talk_end(payload)
+                    elif kind == GIVE_UP:
+                        self.on_give_up(payload)
+                    else:
+                        self.on_outgoing_end(payload)
                 else:
                     i += 1
-                    entry[1](entry[2])
+                    kind, payload = entry[1], entry[2]
+                    if kind == ARRIVAL:
+                        self.on_arrival(payload)
+                    elif kind == JOIN:
+                        self.on_join(payload)
+                    elif kind == LEAVE:
+                        self.on_leave(payload)
+                    elif kind == DIRECT_CALL:
+                        self.on_direct_call(payload)
+                    else:
+                        self.on_outgoing_call(payload)
             elif due < inf:
                 if due > end:
                     break
                 self.now = due
-                apply(handle_timer(now=due))
+                self.apply(core.handle_timer(now=due))
                 self.fed = True
             else:
                 break
@@ -434,24 +537,23 @@ class _Run:
 
     def feed(self, event: Event) -> None:
         self.fed = True
-        self.apply(self.handle(event, now=self.now))
+        self.apply(self.core.handle(event, now=self.now))
 
     def hang_up(self, call_id: str) -> None:
         """``feed(CallHungUp(call_id))``, without the event object."""
         self.fed = True
-        self.apply(self.hung_up(call_id, now=self.now))
+        self.apply(self.core.handle_call_hung_up(call_id, now=self.now))
 
     # --------------------------------------------------------------- events
     def on_arrival(self, rec: CallRecord) -> None:
         self.calls[rec.call] = rec
         self.group_calls.append(rec)
         if rec.patience is not None:
-            heapq.heappush(
-                self.heap, (self.now + rec.patience, next(self.seq), _Run.on_give_up, rec)
-            )
+            heappush(self.heap, (self.now + rec.patience, next(self.seq), GIVE_UP, rec))
         g, k = rec.keys  # a pilot call: its caller's number was made before the run
         self.fed = True  # handle(CallArrived(...)), without the event object
-        self.apply(self.arrived(rec.call, rec.group or "", self.callers[g][k], now=self.now))
+        caller = self.callers[g][k]
+        self.apply(self.core.handle_call_arrived(rec.call, rec.group or "", caller, now=self.now))
 
     def on_reaction(self, item: tuple[CallRecord, str, Offer, bool]) -> None:
         rec, member, offer, answers = item
@@ -459,7 +561,7 @@ class _Run:
             return  # the offer ended before the member reacted
         if answers:
             self.fed = True  # handle(MemberAnswered(...))
-            self.apply(self.answered(rec.call, member, now=self.now))
+            self.apply(self.core.handle_member_answered(rec.call, member, now=self.now))
         else:
             del self.pending[(rec.call, member)]
             offer.outcome = "declined"
@@ -471,7 +573,7 @@ class _Run:
         if rec.outcome is None:  # _close(rec, "answered"), written out
             rec.outcome, rec.ended_at, rec.forwarded_to = "answered", self.now, None
         self.fed = True  # hang_up, written out
-        self.apply(self.hung_up(rec.call, now=self.now))
+        self.apply(self.core.handle_call_hung_up(rec.call, now=self.now))
 
     def on_give_up(self, first: CallRecord) -> None:
         rec = self.calls[first.call]  # where the call is now (it may have been forwarded)
@@ -498,7 +600,7 @@ class _Run:
             return
         self.feed(OutgoingCallStarted(call_id, member))
         self.feed(CallAnswered(call_id))
-        self.push(self.now + talk, _Run.on_outgoing_end, (call_id, member, self.now))
+        self.push(self.now + talk, OUTGOING_END, (call_id, member, self.now))
 
     def on_outgoing_end(self, item: tuple[str, str, float]) -> None:
         call_id, member, start = item
@@ -561,9 +663,7 @@ class _Run:
                     offer.outcome = "answered"
                 rec.answered_by = a.member
                 rec.answered_at = now
-                heapq.heappush(
-                    self.heap, (now + rec.talk_planned, next(self.seq), _Run.on_talk_end, rec)
-                )
+                heappush(self.heap, (now + rec.talk_planned, next(self.seq), TALK_END, rec))
             elif type(a) is Cancel:
                 offer = self.pending.pop((a.call_id, a.member), None)
                 if offer is not None:
@@ -621,14 +721,22 @@ class _Run:
         else:  # a direct call (keys of the line)
             answer_state = prefix(g, k, state=self.answer_key)
             delay_state = prefix(g, k, state=self.delay_key)
-        answers = uniform_after(answer_state, b.index, attempt) < b.answer_probability
+            if self.native_draws:
+                answer_state, delay_state = signed(answer_state), signed(delay_state)
+        if self.native_draws:  # the same numbers, in native integers (compiled)
+            answers = uniform_after_native(answer_state, b.index, attempt) < b.answer_probability
+        else:
+            answers = uniform_after(answer_state, b.index, attempt) < b.answer_probability
         if not answers and not b.declines:
             return  # lets it ring until the core's no-answer timeout
-        delay = b.delay(uniform_after(delay_state, b.index, attempt))
+        if self.native_draws:
+            delay = b.delay(uniform_after_native(delay_state, b.index, attempt))
+        else:
+            delay = b.delay(uniform_after(delay_state, b.index, attempt))
         if delay < timeout:
-            heapq.heappush(
+            heappush(
                 self.heap,
-                (self.now + delay, next(self.seq), _Run.on_reaction, (rec, member, offer, answers)),
+                (self.now + delay, next(self.seq), REACTION, (rec, member, offer, answers)),
             )
 
 

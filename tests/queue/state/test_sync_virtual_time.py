@@ -280,6 +280,7 @@ def test_a_gap_asks_for_a_resync_and_garbage_is_ignored() -> None:
     assert b.handle(BatchReceived(messages[1]), now=0.0, wall=0.0) == []  # too late: ignored
 
 
+@pytest.mark.native_incompatible  # monkeypatches sync.decode_batch: no effect in a compiled caller
 def test_a_nodes_own_batches_echoed_by_the_channel_are_not_decoded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
