@@ -132,12 +132,24 @@ def uas_refusal(request: Request, *, min_se: int) -> tuple[int, tuple[tuple[str,
     return None
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Negotiated:
     interval: int
     we_refresh: bool
     headers: tuple[tuple[str, str], ...]  # for our 2xx
+
+    def __init__(
+        self,
+        interval: int,
+        we_refresh: bool,
+        headers: tuple[tuple[str, str], ...],
+    ) -> None:
+        object.__setattr__(self, "interval", interval)
+        object.__setattr__(self, "we_refresh", we_refresh)
+        object.__setattr__(self, "headers", headers)
+
+
+quick_init(Negotiated)
 
 
 def negotiate_as_uas(request: Request, *, session_expires: int, min_se: int) -> Negotiated:
