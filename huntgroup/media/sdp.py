@@ -581,13 +581,27 @@ def _parse_time(value: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class _MediaBuilder:
     description: MediaDescription
     connection: Connection | None = None
     bandwidths: list[str] = field(default_factory=list)
     attributes: list[Attribute] = field(default_factory=list)
     info: list[tuple[str, str]] = field(default_factory=list)
+
+    def __init__(
+        self,
+        description: MediaDescription,
+        connection: Connection | None = None,
+        bandwidths: list[str] | None = None,
+        attributes: list[Attribute] | None = None,
+        info: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self.description = description
+        self.connection = connection
+        self.bandwidths = [] if bandwidths is None else bandwidths
+        self.attributes = [] if attributes is None else attributes
+        self.info = [] if info is None else info
 
     def build(self) -> MediaDescription:
         d = self.description

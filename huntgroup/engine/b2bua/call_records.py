@@ -268,7 +268,7 @@ class RecordOutput:
 quick_init(RecordOutput)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class _Offer:
     member: str
     start: float  # wall clock
@@ -276,8 +276,22 @@ class _Offer:
     result: OfferResult | None = None
     end: float = 0.0  # wall clock, once it has a result
 
+    def __init__(
+        self,
+        member: str,
+        start: float,
+        deadline: float,
+        result: OfferResult | None = None,
+        end: float = 0.0,
+    ) -> None:
+        self.member = member
+        self.start = start
+        self.deadline = deadline
+        self.result = result
+        self.end = end
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class _Track:
     call_id: str
     caller: str
@@ -300,6 +314,52 @@ class _Track:
     position: int | None = None  # its position when it entered its first queue
     served: str | None = None  # the group whose queue it left answered (COMPLETE*)
     hold: int = 0  # seconds it waited in that queue
+
+    def __init__(
+        self,
+        call_id: str,
+        caller: str,
+        callee: str,
+        arrival: float,
+        kind: CallKind = "direct",
+        group: str | None = None,
+        pilot: str | None = None,
+        identity: str = "",
+        answer: float | None = None,
+        member: str | None = None,
+        cause: Outcome | None = None,
+        release_code: int = 0,
+        hangup: str = "server",
+        offers: list[_Offer] | None = None,
+        joining: bool = False,
+        queue: str | None = None,
+        entered: float = 0.0,
+        opos: int = 0,
+        position: int | None = None,
+        served: str | None = None,
+        hold: int = 0,
+    ) -> None:
+        self.call_id = call_id
+        self.caller = caller
+        self.callee = callee
+        self.arrival = arrival
+        self.kind = kind
+        self.group = group
+        self.pilot = pilot
+        self.identity = identity
+        self.answer = answer
+        self.member = member
+        self.cause = cause
+        self.release_code = release_code
+        self.hangup = hangup
+        self.offers = [] if offers is None else offers
+        self.joining = joining
+        self.queue = queue
+        self.entered = entered
+        self.opos = opos
+        self.position = position
+        self.served = served
+        self.hold = hold
 
 
 class CallRecords:

@@ -53,7 +53,7 @@ class SessionExpires:
     refresher: str | None  # "uac" | "uas" | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class SessionTimer:
     """One dialog's session timer."""
 
@@ -65,6 +65,26 @@ class SessionTimer:
     refreshing_invite: bool = False  # ... and it is a re-INVITE (one at a time per call)
     scheduled: float | None = None  # the time of its entry in the B2BUA's heap
     retry_at: float | None = None  # a refresh to try again then (491, re-INVITE pending)
+
+    def __init__(
+        self,
+        interval: int,
+        we_refresh: bool,
+        last: float,
+        use_update: bool = False,
+        refreshing: bool = False,
+        refreshing_invite: bool = False,
+        scheduled: float | None = None,
+        retry_at: float | None = None,
+    ) -> None:
+        self.interval = interval
+        self.we_refresh = we_refresh
+        self.last = last
+        self.use_update = use_update
+        self.refreshing = refreshing
+        self.refreshing_invite = refreshing_invite
+        self.scheduled = scheduled
+        self.retry_at = retry_at
 
     def refreshed(
         self, now: float, *, interval: int | None = None, we_refresh: bool | None = None
