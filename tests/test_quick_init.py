@@ -15,6 +15,7 @@ from huntgroup.engine.sip.headers import Headers
 from huntgroup.engine.sip.message import Request, Response
 from huntgroup.engine.sip.transaction import RequestReceived, ResponseReceived, SendMessage
 from huntgroup.engine.sip.uri import SipUri, parse_uri
+from huntgroup.media.commands import CloseMedia, ConfirmMedia, OpenPort, StartRelay
 from huntgroup.media.sdp import (
     Attribute,
     Connection,
@@ -44,7 +45,7 @@ HEADERS = Headers([("Via", "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1"), ("Call-ID",
 
 HOT = (Peer, Via, NameAddress, CSeq, SipUri, Request, Response, SendMessage, RequestReceived,
        ResponseReceived, Transmit, Origin, Connection, Attribute, MediaDescription,
-       SessionDescription)  # fmt: skip
+       SessionDescription, StartRelay, ConfirmMedia, OpenPort, CloseMedia)  # fmt: skip
 
 
 @pytest.mark.parametrize("cls", HOT, ids=lambda c: c.__name__)
