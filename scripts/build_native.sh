@@ -14,7 +14,9 @@
 # Sets (docs/native.md explains the choice):
 #   core  huntgroup/queue/** and huntgroup/distribution/**
 #   sim   core + huntgroup/simulations/virtual/** and simulations/model/ (not scenario.py)
-#   sip   huntgroup/engine/sip/** (not registrar, digest) + huntgroup/engine/b2bua/** + media/sdp.py
+#   sip   huntgroup/engine/sip/** (not registrar, digest) + huntgroup/engine/b2bua/** + media's
+#         sdp and planner (offer_answer, planner_base, hold_media, direct_media, call_media,
+#         hold, nat, ports, commands)
 #   all   sim + sip
 # or give module paths (relative to the repository root) after --.
 #
@@ -42,7 +44,7 @@ while [[ $# -gt 0 ]]; do
         --set) set_name=$2; shift 2 ;;
         --check) check=1; shift ;;
         --) shift; modules=("$@"); set_name=custom; break ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) echo "build_native: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -71,7 +73,10 @@ sip_files() {
     # registrar and digest are left out: not on the per-call path of a plain call.
     find huntgroup/engine/sip -name '*.py' ! -name registrar.py ! -name digest.py | sort
     echo huntgroup/engine/b2bua
-    echo huntgroup/media/sdp.py
+    # media: the SDP code and the planner the B2BUA calls on every call (not the relay,
+    # the audio, g711 or the music: sockets and numpy, outside the sans-I/O core)
+    printf 'huntgroup/media/%s.py\n' sdp offer_answer planner_base hold_media direct_media \
+        call_media hold nat ports commands
 }
 case $set_name in
     core) modules=("${core[@]}") ;;

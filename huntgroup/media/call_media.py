@@ -28,7 +28,7 @@ from huntgroup.media.nat import unverified_media
 from huntgroup.media.sdp import MediaPlan, Origin, SessionDescription
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class CallMedia:
     """The media state of one call."""
 
@@ -72,6 +72,76 @@ class CallMedia:
     resuming: MediaSide | None = None  # direct mode: the last resume, relayed end to end
     music_offer_sdp: SessionDescription | None = None  # our offer moving a side onto music
     caller_offer_sdp: SessionDescription | None = None  # our offer to a new caller side
+
+    def __init__(
+        self,
+        session: str,
+        caller_port: int,
+        caller_answer: bytes,
+        caller_plan: MediaPlan,
+        member_port: int | None = None,
+        member_offer: bytes = b"",
+        member_offer_sdp: SessionDescription | None = None,
+        member_plan: MediaPlan | None = None,
+        caller_origin: Origin | None = None,
+        member_origin: Origin | None = None,
+        member_port_open: bool = False,
+        closed: bool = False,
+        caller_source: str | None = None,
+        caller_trusted: bool = False,
+        caller_nat: str | None = None,
+        caller_spoofable: bool = False,
+        caller_confirmed: bool = False,
+        member_source: str | None = None,
+        member_trusted: bool = False,
+        member_nat: str | None = None,
+        direct: bool = False,
+        caller_sdp: SessionDescription | None = None,
+        member_sdp: SessionDescription | None = None,
+        told_caller: tuple[str, int] | None = None,
+        told_member: tuple[str, int] | None = None,
+        bypassed: bool = False,
+        caller_holds: bool = False,
+        member_holds: bool = False,
+        hold_music: str | None = None,
+        anchored: bool = False,
+        resuming: MediaSide | None = None,
+        music_offer_sdp: SessionDescription | None = None,
+        caller_offer_sdp: SessionDescription | None = None,
+    ) -> None:
+        self.session = session
+        self.caller_port = caller_port
+        self.caller_answer = caller_answer
+        self.caller_plan = caller_plan
+        self.member_port = member_port
+        self.member_offer = member_offer
+        self.member_offer_sdp = member_offer_sdp
+        self.member_plan = member_plan
+        self.caller_origin = caller_origin
+        self.member_origin = member_origin
+        self.member_port_open = member_port_open
+        self.closed = closed
+        self.caller_source = caller_source
+        self.caller_trusted = caller_trusted
+        self.caller_nat = caller_nat
+        self.caller_spoofable = caller_spoofable
+        self.caller_confirmed = caller_confirmed
+        self.member_source = member_source
+        self.member_trusted = member_trusted
+        self.member_nat = member_nat
+        self.direct = direct
+        self.caller_sdp = caller_sdp
+        self.member_sdp = member_sdp
+        self.told_caller = told_caller
+        self.told_member = told_member
+        self.bypassed = bypassed
+        self.caller_holds = caller_holds
+        self.member_holds = member_holds
+        self.hold_music = hold_music
+        self.anchored = anchored
+        self.resuming = resuming
+        self.music_offer_sdp = music_offer_sdp
+        self.caller_offer_sdp = caller_offer_sdp
 
 
 MediaMode = Literal["relay", "direct"]

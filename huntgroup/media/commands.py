@@ -53,8 +53,7 @@ class PlayMusic:
     # or the member (held by the caller); ``port`` is that side's port
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class StartRelay:
     """Relay RTP between the two ports; each side is latched onto its SDP address,
     or, when that address is unverified (``*_nat``: its signalling IP), onto its
@@ -72,15 +71,46 @@ class StartRelay:
     watch: bool = True
     caller_unconfirmed: bool = False
 
+    def __init__(
+        self,
+        session: str,
+        caller_port: int,
+        caller_remote: tuple[str, int],
+        member_port: int,
+        member_remote: tuple[str, int],
+        caller_nat: str | None = None,
+        member_nat: str | None = None,
+        watch: bool = True,
+        caller_unconfirmed: bool = False,
+    ) -> None:
+        object.__setattr__(self, "session", session)
+        object.__setattr__(self, "caller_port", caller_port)
+        object.__setattr__(self, "caller_remote", caller_remote)
+        object.__setattr__(self, "member_port", member_port)
+        object.__setattr__(self, "member_remote", member_remote)
+        object.__setattr__(self, "caller_nat", caller_nat)
+        object.__setattr__(self, "member_nat", member_nat)
+        object.__setattr__(self, "watch", watch)
+        object.__setattr__(self, "caller_unconfirmed", caller_unconfirmed)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+quick_init(StartRelay)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class ConfirmMedia:
     """The caller's dialog is confirmed (its ACK to our 2xx came, with our To tag that a
     forger never sees): its SDP address, if vouched for, may be sent to from now on."""
 
     session: str
     port: int
+
+    def __init__(self, session: str, port: int) -> None:
+        object.__setattr__(self, "session", session)
+        object.__setattr__(self, "port", port)
+
+
+quick_init(ConfirmMedia)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +123,7 @@ class RtpTimedOut:
     after: float
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class OpenPort:
     """Bind a port as soon as our SDP names it (to the caller, or to members), so
     the first packets sent to it are never lost before music or relay start."""
@@ -103,12 +132,26 @@ class OpenPort:
     port: int
     side: Literal["caller", "member"]
 
+    def __init__(self, session: str, port: int, side: Literal["caller", "member"]) -> None:
+        object.__setattr__(self, "session", session)
+        object.__setattr__(self, "port", port)
+        object.__setattr__(self, "side", side)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+quick_init(OpenPort)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class CloseMedia:
     session: str
     ports: tuple[int, ...]
+
+    def __init__(self, session: str, ports: tuple[int, ...]) -> None:
+        object.__setattr__(self, "session", session)
+        object.__setattr__(self, "ports", ports)
+
+
+quick_init(CloseMedia)
 
 
 MediaCommand = PlayMusic | StartRelay | OpenPort | ConfirmMedia | CloseMedia | PlayAnnouncement

@@ -21,14 +21,14 @@ from dataclasses import replace
 from huntgroup.errors import ProtocolError
 from huntgroup.media.call_media import CallMedia, bump_origin, hears_music, learn, next_version
 from huntgroup.media.commands import MediaCommand, MediaSide, OpenPort
+from huntgroup.media.direct_media import DirectMedia
 from huntgroup.media.g711 import Codec
 from huntgroup.media.hold import answer_in_place
-from huntgroup.media.planner_base import PlannerBase
 from huntgroup.media.ports import PortsExhausted
 from huntgroup.media.sdp import SessionDescription, accept_answer, make_offer, parse_sdp
 
 
-class HoldMedia(PlannerBase):
+class HoldMedia(DirectMedia):
     """The call-hold part of the media planner."""
 
     def answer_reoffer(

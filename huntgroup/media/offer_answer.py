@@ -45,7 +45,10 @@ With ``server.media.mode: direct`` a call whose caller's SDP address is
 vouched for keeps its media end to end once bridged
 (:mod:`~huntgroup.media.direct_media`). Call hold, in either mode, is
 :mod:`~huntgroup.media.hold_media`. The planner is one object,
-:class:`MediaPlanner`, made of those parts over
+:class:`MediaPlanner`, made of those parts in one line of
+single inheritance (``MediaPlanner(HoldMedia)``, ``HoldMedia(DirectMedia)``,
+``DirectMedia(PlannerBase)``: mypyc compiles only single inheritance to native
+classes, docs/performance.md) over
 :class:`~huntgroup.media.planner_base.PlannerBase` (the address, the ports,
 our ``o=`` sessions); a call's media state is
 :class:`~huntgroup.media.call_media.CallMedia`, and the commands are
@@ -78,7 +81,6 @@ from huntgroup.media.commands import (
     PlayMusic,
     StartRelay,
 )
-from huntgroup.media.direct_media import DirectMedia
 from huntgroup.media.hold import on_hold
 from huntgroup.media.hold_media import HoldMedia
 from huntgroup.media.nat import unverified_media
@@ -93,7 +95,7 @@ from huntgroup.media.sdp import (
 )
 
 
-class MediaPlanner(HoldMedia, DirectMedia):
+class MediaPlanner(HoldMedia):
     """The media plan of every call of one B2BUA (see the module docstring)."""
 
     def caller_offer(

@@ -142,8 +142,7 @@ def _check_address(addr_type: str, address: str, where: str) -> None:
         raise SdpSyntaxError(f"{where}: {address!r} is not an {addr_type} address")
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Origin:
     """The ``o=`` line."""
 
@@ -154,6 +153,22 @@ class Origin:
     addr_type: Literal["IP4", "IP6"] = "IP4"
     net_type: str = "IN"
 
+    def __init__(
+        self,
+        username: str,
+        session_id: int,
+        session_version: int,
+        address: str,
+        addr_type: Literal["IP4", "IP6"] = "IP4",
+        net_type: str = "IN",
+    ) -> None:
+        object.__setattr__(self, "username", username)
+        object.__setattr__(self, "session_id", session_id)
+        object.__setattr__(self, "session_version", session_version)
+        object.__setattr__(self, "address", address)
+        object.__setattr__(self, "addr_type", addr_type)
+        object.__setattr__(self, "net_type", net_type)
+
     def __str__(self) -> str:
         return (
             f"{self.username} {self.session_id} {self.session_version} "
@@ -161,14 +176,26 @@ class Origin:
         )
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+quick_init(Origin)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Connection:
     """A ``c=`` line."""
 
     address: str
     addr_type: Literal["IP4", "IP6"] = "IP4"
     net_type: str = "IN"
+
+    def __init__(
+        self,
+        address: str,
+        addr_type: Literal["IP4", "IP6"] = "IP4",
+        net_type: str = "IN",
+    ) -> None:
+        object.__setattr__(self, "address", address)
+        object.__setattr__(self, "addr_type", addr_type)
+        object.__setattr__(self, "net_type", net_type)
 
     @classmethod
     def for_address(cls, address: str) -> Connection:
@@ -187,20 +214,28 @@ class Connection:
         return f"{self.net_type} {self.addr_type} {self.address}"
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+quick_init(Connection)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Attribute:
     """An ``a=`` line: a property (``value`` None) or ``name:value``."""
 
     name: str
     value: str | None = None
 
+    def __init__(self, name: str, value: str | None = None) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "value", value)
+
     def __str__(self) -> str:
         return self.name if self.value is None else f"{self.name}:{self.value}"
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+quick_init(Attribute)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class RtpMap:
     """The value of ``a=rtpmap``: payload type, encoding name, clock rate, channels."""
 
@@ -208,6 +243,18 @@ class RtpMap:
     encoding: str
     clock_rate: int
     channels: int | None = None
+
+    def __init__(
+        self,
+        payload_type: int,
+        encoding: str,
+        clock_rate: int,
+        channels: int | None = None,
+    ) -> None:
+        object.__setattr__(self, "payload_type", payload_type)
+        object.__setattr__(self, "encoding", encoding)
+        object.__setattr__(self, "clock_rate", clock_rate)
+        object.__setattr__(self, "channels", channels)
 
     @classmethod
     def parse(cls, value: str) -> RtpMap:
@@ -226,6 +273,9 @@ class RtpMap:
         return Codec.PCMU if name == "PCMU" else Codec.PCMA if name == "PCMA" else None
 
 
+quick_init(RtpMap)
+
+
 @bounded_memo(maxsize=PARSE_CACHE_SIZE)
 def _parse_rtpmap(value: str) -> RtpMap:
     m = _RTPMAP.fullmatch(value)
@@ -235,8 +285,7 @@ def _parse_rtpmap(value: str) -> RtpMap:
     return RtpMap(int(m.group(1)), m.group(2), int(m.group(3)), channels)
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class MediaDescription:
     """One ``m=`` line with its ``i c b k a`` lines."""
 
@@ -249,6 +298,28 @@ class MediaDescription:
     bandwidths: tuple[str, ...] = ()
     attributes: tuple[Attribute, ...] = ()
     info: tuple[tuple[str, str], ...] = ()  # i= and k= lines, in order
+
+    def __init__(
+        self,
+        media: str,
+        port: int,
+        proto: str,
+        formats: tuple[str, ...],
+        port_count: int | None = None,
+        connection: Connection | None = None,
+        bandwidths: tuple[str, ...] = (),
+        attributes: tuple[Attribute, ...] = (),
+        info: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        object.__setattr__(self, "media", media)
+        object.__setattr__(self, "port", port)
+        object.__setattr__(self, "proto", proto)
+        object.__setattr__(self, "formats", formats)
+        object.__setattr__(self, "port_count", port_count)
+        object.__setattr__(self, "connection", connection)
+        object.__setattr__(self, "bandwidths", bandwidths)
+        object.__setattr__(self, "attributes", attributes)
+        object.__setattr__(self, "info", info)
 
     def attribute_values(self, name: str) -> list[str]:
         return [a.value or "" for a in self.attributes if a.name == name]
@@ -328,8 +399,10 @@ class MediaDescription:
         return out
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+quick_init(MediaDescription)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class SessionDescription:
     """A whole SDP body."""
 
@@ -342,6 +415,28 @@ class SessionDescription:
     bandwidths: tuple[str, ...] = ()
     info: tuple[tuple[str, str], ...] = ()  # i u e p r z k lines, in order
     version: int = 0
+
+    def __init__(
+        self,
+        origin: Origin,
+        session_name: str = "-",
+        connection: Connection | None = None,
+        times: tuple[tuple[int, int], ...] = ((0, 0),),
+        attributes: tuple[Attribute, ...] = (),
+        media: tuple[MediaDescription, ...] = (),
+        bandwidths: tuple[str, ...] = (),
+        info: tuple[tuple[str, str], ...] = (),
+        version: int = 0,
+    ) -> None:
+        object.__setattr__(self, "origin", origin)
+        object.__setattr__(self, "session_name", session_name)
+        object.__setattr__(self, "connection", connection)
+        object.__setattr__(self, "times", times)
+        object.__setattr__(self, "attributes", attributes)
+        object.__setattr__(self, "media", media)
+        object.__setattr__(self, "bandwidths", bandwidths)
+        object.__setattr__(self, "info", info)
+        object.__setattr__(self, "version", version)
 
     @property
     def direction(self) -> Direction:
@@ -378,6 +473,9 @@ class SessionDescription:
 
     def to_bytes(self) -> bytes:
         return str(self).encode("utf-8")
+
+
+quick_init(SessionDescription)
 
 
 # --- Parsing ----------------------------------------------------------------
@@ -483,13 +581,27 @@ def _parse_time(value: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class _MediaBuilder:
     description: MediaDescription
     connection: Connection | None = None
     bandwidths: list[str] = field(default_factory=list)
     attributes: list[Attribute] = field(default_factory=list)
     info: list[tuple[str, str]] = field(default_factory=list)
+
+    def __init__(
+        self,
+        description: MediaDescription,
+        connection: Connection | None = None,
+        bandwidths: list[str] | None = None,
+        attributes: list[Attribute] | None = None,
+        info: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self.description = description
+        self.connection = connection
+        self.bandwidths = [] if bandwidths is None else bandwidths
+        self.attributes = [] if attributes is None else attributes
+        self.info = [] if info is None else info
 
     def build(self) -> MediaDescription:
         d = self.description
@@ -621,8 +733,7 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
 # --- Offer / answer ---------------------------------------------------------
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class MediaPlan:
     """What was agreed for the audio stream, from our side."""
 
@@ -634,6 +745,26 @@ class MediaPlan:
     direction: Direction  # ours: "sendonly" means we send and do not receive
     remote_ptime: int | None = None
     stream_index: int = 0  # which m= line
+
+    def __init__(
+        self,
+        codec: Codec,
+        payload_type: int,
+        telephone_event: int | None,
+        remote_address: str,
+        remote_port: int,
+        direction: Direction,
+        remote_ptime: int | None = None,
+        stream_index: int = 0,
+    ) -> None:
+        object.__setattr__(self, "codec", codec)
+        object.__setattr__(self, "payload_type", payload_type)
+        object.__setattr__(self, "telephone_event", telephone_event)
+        object.__setattr__(self, "remote_address", remote_address)
+        object.__setattr__(self, "remote_port", remote_port)
+        object.__setattr__(self, "direction", direction)
+        object.__setattr__(self, "remote_ptime", remote_ptime)
+        object.__setattr__(self, "stream_index", stream_index)
 
     @property
     def sends(self) -> bool:
@@ -650,13 +781,22 @@ class MediaPlan:
         return self.direction in ("sendrecv", "recvonly")
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+quick_init(MediaPlan)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Answer:
     """An SDP answer and the plan it agrees to."""
 
     sdp: SessionDescription
     plan: MediaPlan
+
+    def __init__(self, sdp: SessionDescription, plan: MediaPlan) -> None:
+        object.__setattr__(self, "sdp", sdp)
+        object.__setattr__(self, "plan", plan)
+
+
+quick_init(Answer)
 
 
 def _intersect(theirs_mirrored: Direction, ours: Direction) -> Direction:

@@ -121,8 +121,7 @@ class Pilots(Protocol):
     def group_of_pilot(self, number: str) -> str | None: ...
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class OfferRecord:
     """One offer of a call to a member: when it started and ended (epoch seconds; ``end``
     None only in records made by hand) and its result."""
@@ -132,9 +131,17 @@ class OfferRecord:
     result: str
     end: float | None = None
 
+    def __init__(self, member: str, start: float, result: str, end: float | None = None) -> None:
+        object.__setattr__(self, "member", member)
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "result", result)
+        object.__setattr__(self, "end", end)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+quick_init(OfferRecord)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class CallRecord:
     """What one call was, once over (docs/operations.md, "Call records")."""
 
@@ -158,6 +165,51 @@ class CallRecord:
     hangup: str = "server"  # who hung up: caller | member | server (queue_log COMPLETE*)
     position: int | None = None  # the caller's position when it first entered a queue
 
+    def __init__(
+        self,
+        call_id: str,
+        node: str,
+        kind: str,
+        group: str | None,
+        pilot: str | None,
+        caller: str,
+        callee: str,
+        identity: str,
+        arrival: float,
+        answer: float | None,
+        end: float,
+        wait: float,
+        talk: float,
+        member: str | None,
+        outcome: str,
+        release_code: int,
+        offers: tuple[OfferRecord, ...],
+        hangup: str = "server",
+        position: int | None = None,
+    ) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "node", node)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "group", group)
+        object.__setattr__(self, "pilot", pilot)
+        object.__setattr__(self, "caller", caller)
+        object.__setattr__(self, "callee", callee)
+        object.__setattr__(self, "identity", identity)
+        object.__setattr__(self, "arrival", arrival)
+        object.__setattr__(self, "answer", answer)
+        object.__setattr__(self, "end", end)
+        object.__setattr__(self, "wait", wait)
+        object.__setattr__(self, "talk", talk)
+        object.__setattr__(self, "member", member)
+        object.__setattr__(self, "outcome", outcome)
+        object.__setattr__(self, "release_code", release_code)
+        object.__setattr__(self, "offers", offers)
+        object.__setattr__(self, "hangup", hangup)
+        object.__setattr__(self, "position", position)
+
+
+quick_init(CallRecord)
+
 
 @dataclass(frozen=True, slots=True)
 class MemberChange:
@@ -171,8 +223,7 @@ class MemberChange:
     origin: str  # api | phone (*51/*52) | reload
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class QueueEvent:
     """A queue_log event of a group call, when it happens (docs/operations.md, "queue_log"):
     ``agent`` is the member, ``NONE`` when none; ``data`` the event's fields."""
@@ -184,16 +235,40 @@ class QueueEvent:
     event: str
     data: tuple[str, ...]
 
+    def __init__(
+        self,
+        at: float,
+        call_id: str,
+        queue: str,
+        agent: str,
+        event: str,
+        data: tuple[str, ...],
+    ) -> None:
+        object.__setattr__(self, "at", at)
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "queue", queue)
+        object.__setattr__(self, "agent", agent)
+        object.__setattr__(self, "event", event)
+        object.__setattr__(self, "data", data)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+quick_init(QueueEvent)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class RecordOutput:
     """Output: a call record, a member change or a queue event, for the report sinks."""
 
     record: CallRecord | MemberChange | QueueEvent
 
+    def __init__(self, record: CallRecord | MemberChange | QueueEvent) -> None:
+        object.__setattr__(self, "record", record)
 
-@dataclass(slots=True)
+
+quick_init(RecordOutput)
+
+
+@dataclass(slots=True, init=False)
 class _Offer:
     member: str
     start: float  # wall clock
@@ -201,8 +276,22 @@ class _Offer:
     result: OfferResult | None = None
     end: float = 0.0  # wall clock, once it has a result
 
+    def __init__(
+        self,
+        member: str,
+        start: float,
+        deadline: float,
+        result: OfferResult | None = None,
+        end: float = 0.0,
+    ) -> None:
+        self.member = member
+        self.start = start
+        self.deadline = deadline
+        self.result = result
+        self.end = end
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class _Track:
     call_id: str
     caller: str
@@ -225,6 +314,52 @@ class _Track:
     position: int | None = None  # its position when it entered its first queue
     served: str | None = None  # the group whose queue it left answered (COMPLETE*)
     hold: int = 0  # seconds it waited in that queue
+
+    def __init__(
+        self,
+        call_id: str,
+        caller: str,
+        callee: str,
+        arrival: float,
+        kind: CallKind = "direct",
+        group: str | None = None,
+        pilot: str | None = None,
+        identity: str = "",
+        answer: float | None = None,
+        member: str | None = None,
+        cause: Outcome | None = None,
+        release_code: int = 0,
+        hangup: str = "server",
+        offers: list[_Offer] | None = None,
+        joining: bool = False,
+        queue: str | None = None,
+        entered: float = 0.0,
+        opos: int = 0,
+        position: int | None = None,
+        served: str | None = None,
+        hold: int = 0,
+    ) -> None:
+        self.call_id = call_id
+        self.caller = caller
+        self.callee = callee
+        self.arrival = arrival
+        self.kind = kind
+        self.group = group
+        self.pilot = pilot
+        self.identity = identity
+        self.answer = answer
+        self.member = member
+        self.cause = cause
+        self.release_code = release_code
+        self.hangup = hangup
+        self.offers = [] if offers is None else offers
+        self.joining = joining
+        self.queue = queue
+        self.entered = entered
+        self.opos = opos
+        self.position = position
+        self.served = served
+        self.hold = hold
 
 
 class CallRecords:

@@ -55,7 +55,7 @@ class LegState(Enum):
     ENDED = "ended"  # failed, cancelled or hung up
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Leg:
     """One INVITE we sent: to a member's contact, or to a forwarding target."""
 
@@ -72,6 +72,34 @@ class Leg:
     dialog: Dialog | None = None
     session: SessionTimer | None = None  # RFC 4028, once the leg is confirmed
 
+    def __init__(
+        self,
+        id: str,
+        call: str,
+        member: str,
+        invite: Request,
+        tx: TransactionKey,
+        destination: Peer,
+        me: Peer,
+        state: LegState = LegState.CALLING,
+        cancel_pending: bool = False,
+        cancelled: bool = False,
+        dialog: Dialog | None = None,
+        session: SessionTimer | None = None,
+    ) -> None:
+        self.id = id
+        self.call = call
+        self.member = member
+        self.invite = invite
+        self.tx = tx
+        self.destination = destination
+        self.me = me
+        self.state = state
+        self.cancel_pending = cancel_pending
+        self.cancelled = cancelled
+        self.dialog = dialog
+        self.session = session
+
 
 @dataclass(slots=True)
 class Announcing:
@@ -83,7 +111,7 @@ class Announcing:
     due: float | None = None  # the armed timer: the earlier of the two
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Call:
     """The caller's leg and everything hanging off it."""
 
@@ -123,6 +151,78 @@ class Call:
     session: SessionTimer | None = None  # RFC 4028 on the caller's dialog, once answered
     transfer: Transfer | None = None  # a blind or attended transfer under way (REFER)
     refer_passed: int = 0  # CSeq of the caller's REFER passed on to the member's phone
+
+    def __init__(
+        self,
+        key: str,
+        invite: Request,
+        tx: TransactionKey,
+        source: Peer,
+        me: Peer,
+        to_tag: str,
+        media: CallMedia,
+        number: str,
+        arrived: float = 0.0,
+        state: CallState = CallState.EARLY,
+        ringing_sent: bool = False,
+        early_media: bool = False,
+        dialog: Dialog | None = None,
+        retransmit: TwoXXRetransmitter | None = None,
+        legs: dict[str, Leg] | None = None,
+        bridged: str | None = None,
+        core_id: str = "",
+        outgoing_line: str | None = None,
+        caller_line_id: str | None = None,
+        feature: bool = False,
+        dialog_keys: list[DialogKey] | None = None,
+        reinvite_pending: bool = False,
+        media_update_after_ack: bool = False,
+        media_updates: int = 0,
+        media_again: bool = False,
+        hold_retries: int = 0,
+        music: str | None = None,
+        announcing: Announcing | None = None,
+        verified_line: str | None = None,
+        asserted: tuple[str, ...] = (),
+        privacy: str | None = None,
+        session: SessionTimer | None = None,
+        transfer: Transfer | None = None,
+        refer_passed: int = 0,
+    ) -> None:
+        self.key = key
+        self.invite = invite
+        self.tx = tx
+        self.source = source
+        self.me = me
+        self.to_tag = to_tag
+        self.media = media
+        self.number = number
+        self.arrived = arrived
+        self.state = state
+        self.ringing_sent = ringing_sent
+        self.early_media = early_media
+        self.dialog = dialog
+        self.retransmit = retransmit
+        self.legs = {} if legs is None else legs
+        self.bridged = bridged
+        self.core_id = core_id
+        self.outgoing_line = outgoing_line
+        self.caller_line_id = caller_line_id
+        self.feature = feature
+        self.dialog_keys = [] if dialog_keys is None else dialog_keys
+        self.reinvite_pending = reinvite_pending
+        self.media_update_after_ack = media_update_after_ack
+        self.media_updates = media_updates
+        self.media_again = media_again
+        self.hold_retries = hold_retries
+        self.music = music
+        self.announcing = announcing
+        self.verified_line = verified_line
+        self.asserted = asserted
+        self.privacy = privacy
+        self.session = session
+        self.transfer = transfer
+        self.refer_passed = refer_passed
 
     def session_of(self, which: str) -> tuple[SessionTimer | None, Dialog | None]:
         """The session timer and dialog of the caller (``which`` = "") or of a confirmed leg."""

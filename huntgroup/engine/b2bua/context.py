@@ -70,13 +70,19 @@ TRUSTED_PEER_REGISTER_FACTOR = 10
 per-source limit: an SBC registers every phone behind it from one address."""
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Transmit:
     """Output: send ``data`` to ``destination``."""
 
     data: bytes
     destination: Peer
+
+    def __init__(self, data: bytes, destination: Peer) -> None:
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "destination", destination)
+
+
+quick_init(Transmit)
 
 
 Output = Transmit | MediaCommand | RecordOutput | Claim | BindingsOutput

@@ -53,7 +53,7 @@ class SessionExpires:
     refresher: str | None  # "uac" | "uas" | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class SessionTimer:
     """One dialog's session timer."""
 
@@ -65,6 +65,26 @@ class SessionTimer:
     refreshing_invite: bool = False  # ... and it is a re-INVITE (one at a time per call)
     scheduled: float | None = None  # the time of its entry in the B2BUA's heap
     retry_at: float | None = None  # a refresh to try again then (491, re-INVITE pending)
+
+    def __init__(
+        self,
+        interval: int,
+        we_refresh: bool,
+        last: float,
+        use_update: bool = False,
+        refreshing: bool = False,
+        refreshing_invite: bool = False,
+        scheduled: float | None = None,
+        retry_at: float | None = None,
+    ) -> None:
+        self.interval = interval
+        self.we_refresh = we_refresh
+        self.last = last
+        self.use_update = use_update
+        self.refreshing = refreshing
+        self.refreshing_invite = refreshing_invite
+        self.scheduled = scheduled
+        self.retry_at = retry_at
 
     def refreshed(
         self, now: float, *, interval: int | None = None, we_refresh: bool | None = None
@@ -132,12 +152,24 @@ def uas_refusal(request: Request, *, min_se: int) -> tuple[int, tuple[tuple[str,
     return None
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Negotiated:
     interval: int
     we_refresh: bool
     headers: tuple[tuple[str, str], ...]  # for our 2xx
+
+    def __init__(
+        self,
+        interval: int,
+        we_refresh: bool,
+        headers: tuple[tuple[str, str], ...],
+    ) -> None:
+        object.__setattr__(self, "interval", interval)
+        object.__setattr__(self, "we_refresh", we_refresh)
+        object.__setattr__(self, "headers", headers)
+
+
+quick_init(Negotiated)
 
 
 def negotiate_as_uas(request: Request, *, session_expires: int, min_se: int) -> Negotiated:

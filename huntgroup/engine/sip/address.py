@@ -39,8 +39,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 __all__ = ["IPAddress", "Peer", "bracket", "ip_of"]
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Peer:
     """One end of a hop: ``host`` (IP or name; IPv6 without brackets), ``port``, and
     ``transport``, always upper case: ``"UDP"``, ``"TCP"`` or ``"TLS"``."""
@@ -48,6 +47,11 @@ class Peer:
     host: str
     port: int
     transport: str = "UDP"
+
+    def __init__(self, host: str, port: int, transport: str = "UDP") -> None:
+        object.__setattr__(self, "host", host)
+        object.__setattr__(self, "port", port)
+        object.__setattr__(self, "transport", transport)
 
     @property
     def reliable(self) -> bool:
@@ -63,6 +67,9 @@ class Peer:
         """A Contact value naming ``user`` at this address (``;transport=`` unless UDP)."""
         param = f";transport={self.transport.lower()}" if self.transport != "UDP" else ""
         return f"<sip:{user}@{bracket(self.host)}:{self.port}{param}>"
+
+
+quick_init(Peer)
 
 
 @bounded_memo(maxsize=1024)

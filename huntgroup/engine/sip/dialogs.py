@@ -27,7 +27,7 @@ from huntgroup.engine.sip.message import Request, Response
 from huntgroup.engine.sip.uri import Uri
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Dialog:
     call_id: str
     local: NameAddress  # with our tag
@@ -39,6 +39,30 @@ class Dialog:
     local_cseq: int
     remote_cseq: int = 0
     local_sdp: bytes = b""  # the last SDP we sent on it (a session refresh offers it again)
+
+    def __init__(
+        self,
+        call_id: str,
+        local: NameAddress,
+        remote: NameAddress,
+        remote_target: Uri,
+        route_set: list[str],
+        peer: Peer,
+        me: Peer,
+        local_cseq: int,
+        remote_cseq: int = 0,
+        local_sdp: bytes = b"",
+    ) -> None:
+        self.call_id = call_id
+        self.local = local
+        self.remote = remote
+        self.remote_target = remote_target
+        self.route_set = route_set
+        self.peer = peer
+        self.me = me
+        self.local_cseq = local_cseq
+        self.remote_cseq = remote_cseq
+        self.local_sdp = local_sdp
 
     @property
     def local_tag(self) -> str:

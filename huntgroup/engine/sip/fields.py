@@ -58,8 +58,7 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Via:
     """One Via value: ``SIP/2.0/<transport> host[:port];params``."""
 
@@ -67,6 +66,18 @@ class Via:
     host: str
     port: int | None = None
     params: Params = ()
+
+    def __init__(
+        self,
+        transport: str,
+        host: str,
+        port: int | None = None,
+        params: Params = (),
+    ) -> None:
+        object.__setattr__(self, "transport", transport)
+        object.__setattr__(self, "host", host)
+        object.__setattr__(self, "port", port)
+        object.__setattr__(self, "params", params)
 
     @property
     def sent_by(self) -> str:
@@ -121,6 +132,9 @@ class Via:
 
     def __str__(self) -> str:
         return f"SIP/2.0/{self.transport} {self.sent_by}{format_params(self.params)}"
+
+
+quick_init(Via)
 
 
 def _read_token(text: str, pos: int) -> tuple[str, int]:
@@ -181,8 +195,7 @@ def parse_via(value: str) -> Via:
     return Via(transport=transport.upper(), host=host, port=port, params=params)
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class NameAddress:
     """A ``name-addr`` or ``addr-spec`` with header parameters (From, To, Contact,
     Route, Record-Route...). ``display_name`` is unquoted (None when absent)."""
@@ -190,6 +203,11 @@ class NameAddress:
     uri: Uri
     display_name: str | None = None
     params: Params = ()
+
+    def __init__(self, uri: Uri, display_name: str | None = None, params: Params = ()) -> None:
+        object.__setattr__(self, "uri", uri)
+        object.__setattr__(self, "display_name", display_name)
+        object.__setattr__(self, "params", params)
 
     @property
     def tag(self) -> str | None:
@@ -218,6 +236,9 @@ class NameAddress:
     def __str__(self) -> str:
         display = f"{quote(self.display_name)} " if self.display_name else ""
         return f"{display}<{self.uri}>{format_params(self.params)}"
+
+
+quick_init(NameAddress)
 
 
 _NOT_IN_URI = re.compile(f'[{WSP}<>"]')  # whitespace, angle brackets, double quotes
@@ -351,16 +372,22 @@ def _contact_entry(text: str) -> ContactEntry:
     return ContactEntry(uri=uri_text, expires=expires, q=q, instance=instance)
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class CSeq:
     """The CSeq field: a sequence number and a method."""
 
     number: int
     method: str
 
+    def __init__(self, number: int, method: str) -> None:
+        object.__setattr__(self, "number", number)
+        object.__setattr__(self, "method", method)
+
     def __str__(self) -> str:
         return f"{self.number} {self.method}"
+
+
+quick_init(CSeq)
 
 
 @bounded_memo(maxsize=PARSE_CACHE_SIZE)

@@ -204,7 +204,9 @@ class Headers:
         """Headers from ``items`` already checked and canonical (the parser's, or a
         copy of another collection's), with their lookup ``index`` when known.
         Package-internal: nothing here validates ``items`` again."""
-        obj = cls.__new__(cls)
+        # ``cls.__new__(cls)`` written out crashes mypyc (docs/native.md); read through
+        # the module's ``_new_headers`` it is the same allocation, __init__ not run
+        obj = _new_headers(cls)
         obj._items = items
         obj._index = index
         return obj
@@ -339,3 +341,7 @@ class Headers:
         if not placed:
             out.extend((canon, value) for value in values)
         return Headers._trusted(tuple(out))
+
+
+_new_headers = Headers.__new__
+"""``Headers.__new__``: an empty, uninitialised collection (for :meth:`Headers._trusted`)."""

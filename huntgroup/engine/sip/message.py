@@ -202,8 +202,7 @@ class _Fields:
         return encode_text(f"{start_line}\r\n{fields}Content-Length: {len(self.body)}\r\n\r\n")
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Request(_Fields):
     """A SIP request."""
 
@@ -211,6 +210,12 @@ class Request(_Fields):
     uri: Uri
     headers: Headers
     body: bytes = b""
+
+    def __init__(self, method: str, uri: Uri, headers: Headers, body: bytes = b"") -> None:
+        object.__setattr__(self, "method", method)
+        object.__setattr__(self, "uri", uri)
+        object.__setattr__(self, "headers", headers)
+        object.__setattr__(self, "body", body)
 
     @property
     def is_invite(self) -> bool:
@@ -225,8 +230,10 @@ class Request(_Fields):
         return self.to_bytes()
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+quick_init(Request)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Response(_Fields):
     """A SIP response."""
 
@@ -234,6 +241,12 @@ class Response(_Fields):
     reason: str
     headers: Headers
     body: bytes = b""
+
+    def __init__(self, status: int, reason: str, headers: Headers, body: bytes = b"") -> None:
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "headers", headers)
+        object.__setattr__(self, "body", body)
 
     @property
     def is_provisional(self) -> bool:
@@ -251,6 +264,9 @@ class Response(_Fields):
 
     def __bytes__(self) -> bytes:
         return self.to_bytes()
+
+
+quick_init(Response)
 
 
 Message = Request | Response

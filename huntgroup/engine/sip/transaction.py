@@ -93,8 +93,7 @@ class TransactionKey(NamedTuple):
 # ---- actions and events ---------------------------------------------------
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class SendMessage:
     """Action: put ``message`` on the wire towards ``destination``."""
 
@@ -102,9 +101,21 @@ class SendMessage:
     destination: Peer
     key: TransactionKey | None = None
 
+    def __init__(
+        self,
+        message: Request | Response,
+        destination: Peer,
+        key: TransactionKey | None = None,
+    ) -> None:
+        object.__setattr__(self, "message", message)
+        object.__setattr__(self, "destination", destination)
+        object.__setattr__(self, "key", key)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+quick_init(SendMessage)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class RequestReceived:
     """Event: a new request for the transaction user. ``key`` is None for an
     ACK outside any transaction (the ACK of a 2xx, which the TU handles)."""
@@ -113,9 +124,16 @@ class RequestReceived:
     request: Request
     source: Peer
 
+    def __init__(self, key: TransactionKey | None, request: Request, source: Peer) -> None:
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "request", request)
+        object.__setattr__(self, "source", source)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+quick_init(RequestReceived)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class CancelReceived:
     """Event: a CANCEL arrived (its own transaction is ``key``). ``invite_key``
     is the INVITE server transaction it cancels, or None (answer 481 then)."""
@@ -125,9 +143,23 @@ class CancelReceived:
     source: Peer
     invite_key: TransactionKey | None
 
+    def __init__(
+        self,
+        key: TransactionKey,
+        request: Request,
+        source: Peer,
+        invite_key: TransactionKey | None,
+    ) -> None:
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "request", request)
+        object.__setattr__(self, "source", source)
+        object.__setattr__(self, "invite_key", invite_key)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+quick_init(CancelReceived)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class ResponseReceived:
     """Event: a response for the transaction user. ``key`` is None for a
     response that matched no transaction (e.g. a late 2xx retransmission)."""
@@ -136,9 +168,16 @@ class ResponseReceived:
     response: Response
     source: Peer
 
+    def __init__(self, key: TransactionKey | None, response: Response, source: Peer) -> None:
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "response", response)
+        object.__setattr__(self, "source", source)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+quick_init(ResponseReceived)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class TransactionTimedOut:
     """Event: timer ``timer`` (B, F or H) fired. For a client transaction the
     TU must act as if it received 408 Request Timeout."""
@@ -147,15 +186,29 @@ class TransactionTimedOut:
     request: Request
     timer: str
 
+    def __init__(self, key: TransactionKey, request: Request, timer: str) -> None:
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "request", request)
+        object.__setattr__(self, "timer", timer)
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+
+quick_init(TransactionTimedOut)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class TransportFailed:
     """Event: the transport could not send for this transaction (§17.1.4, §17.2.4);
     the transaction is over. For a client transaction treat it as 503."""
 
     key: TransactionKey
     request: Request
+
+    def __init__(self, key: TransactionKey, request: Request) -> None:
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "request", request)
+
+
+quick_init(TransportFailed)
 
 
 @dataclass(frozen=True, slots=True)

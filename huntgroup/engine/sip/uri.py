@@ -118,8 +118,7 @@ def format_hostport(host: str, port: int | None) -> str:
     return host if port is None else f"{host}:{port}"
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class SipUri:
     """A ``sip:`` or ``sips:`` URI. ``user``/``password`` keep their escapes."""
 
@@ -130,6 +129,24 @@ class SipUri:
     params: Params = ()
     headers: tuple[tuple[str, str], ...] = ()
     scheme: str = "sip"
+
+    def __init__(
+        self,
+        host: str,
+        user: str | None = None,
+        password: str | None = None,
+        port: int | None = None,
+        params: Params = (),
+        headers: tuple[tuple[str, str], ...] = (),
+        scheme: str = "sip",
+    ) -> None:
+        object.__setattr__(self, "host", host)
+        object.__setattr__(self, "user", user)
+        object.__setattr__(self, "password", password)
+        object.__setattr__(self, "port", port)
+        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "headers", headers)
+        object.__setattr__(self, "scheme", scheme)
 
     @property
     def secure(self) -> bool:
@@ -163,6 +180,9 @@ class SipUri:
         if self.headers:
             out.append("?" + "&".join(f"{n}={v}" for n, v in self.headers))
         return "".join(out)
+
+
+quick_init(SipUri)
 
 
 @dataclass(frozen=True, slots=True)

@@ -256,6 +256,9 @@ def test_a_direct_call_to_a_line_names_the_line_as_member_and_a_busy_line_forwar
     assert len(net.records) == 2 and net.b2b.active_calls == 0
 
 
+@pytest.mark.native_incompatible(
+    "monkeypatches core_actions.ring: compiled callers call the original directly"
+)
 def test_an_internal_error_while_taking_a_call_in_still_ends_with_one_record(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -14,6 +14,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from huntgroup.engine.b2bua.facade import B2BUA
 from tests.engine.b2bua.test_b2bua_lines import register
 from tests.support.b2bua_peers import (
@@ -90,6 +92,9 @@ def test_a_register_is_seen_and_its_expiry_is_the_timer() -> None:
     assert net.b2b.registrar.get_timer() is None
 
 
+@pytest.mark.native_incompatible(
+    "wraps AuthGuard in an interpreted subclass: a compiled attribute refuses it"
+)
 def test_a_failed_digest_arms_the_guard_and_its_end_is_seen() -> None:
     net, alice, _, asked = world()
     assert register(alice, LINE_A, "wrong").status in (401, 403)

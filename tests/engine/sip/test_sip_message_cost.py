@@ -15,6 +15,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+import pytest
+
 from huntgroup.engine.sip import parser
 from huntgroup.engine.sip.message import Request, make_response
 from huntgroup.engine.sip.parser import SipParseError, parse_datagram
@@ -109,6 +111,7 @@ def test_an_address_read_for_the_first_time_runs_no_python_step_per_character() 
     assert parse('"a\\"b" <sip:x@y>').display_name == 'a"b'  # an escape: the loop
 
 
+@pytest.mark.native_incompatible("counts Python frames and lines: a compiled module runs none")
 def test_the_start_line_of_a_usual_request_is_checked_once_without_the_version_pattern(
     monkeypatch: Any,
 ) -> None:
@@ -134,6 +137,7 @@ def test_the_start_line_of_a_usual_request_is_checked_once_without_the_version_p
     assert calls == ["token INVITE", "version sip/2.0"]
 
 
+@pytest.mark.native_incompatible("counts Python frames: a compiled module runs none")
 def test_a_typed_view_is_two_python_frames() -> None:
     request = parse_datagram(INVITE)
     assert isinstance(request, Request)
@@ -154,6 +158,7 @@ def test_a_typed_view_is_two_python_frames() -> None:
         assert frames == 3, frames  # the lambda, the property, the index read (no helper)
 
 
+@pytest.mark.native_incompatible("counts Python frames: a compiled module runs none")
 def test_building_header_fields_is_one_python_frame_whatever_their_number() -> None:
     from huntgroup.engine.sip.headers import Headers
     from huntgroup.errors import LocalProtocolError
