@@ -5,4 +5,4 @@ test:
 	scripts/test.sh
 .PHONY: native
 native:
-	scripts/build_native.sh --set sim
+	scripts/build_native.sh --set all

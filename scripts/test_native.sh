@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 out=${HUNTGROUP_NATIVE_OUT:-build/native}
-set_name=${HUNTGROUP_NATIVE_SET:-sim}
+set_name=${HUNTGROUP_NATIVE_SET:-all}
 echo "== native: build ($set_name set, $out)"
 scripts/build_native.sh --out "$out" --set "$set_name"
 echo "== native: pytest against the compiled build"

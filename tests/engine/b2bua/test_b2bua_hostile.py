@@ -257,6 +257,9 @@ def test_a_0xff_byte_in_a_quoted_digest_parameter_gets_400_and_leaves_nothing(pa
 # --------------------------------------------------------- a bug in a handler
 
 
+@pytest.mark.native_incompatible(
+    "patches the core's handle on the instance: a compiled RoutingCore has no instance dict"
+)
 def test_a_handler_that_raises_answers_500_once_and_logs_one_warning(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
