@@ -46,7 +46,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# the checkout last, for tests.support: a huntgroup already on the path (a compiled build
+# under PYTHONPATH, say) must stay the one imported, also by the tests importing this
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 from report import write_section
 

@@ -19,4 +19,5 @@ echo "== native: pytest against the compiled build"
 build=$(realpath "$out")
 export HUNTGROUP_NATIVE_BUILD="$build" PYTHONPATH="$build"
 exec pytest -p no:cacheprovider --import-mode=append -m "not integration and not native_incompatible" \
-  tests/queue tests/distribution tests/simulations tests/engine/sip tests/engine/b2bua tests/media "$@"
+  tests/queue tests/distribution tests/simulations tests/engine/sip tests/engine/b2bua tests/media \
+  tests/test_quick_init.py tests/test_layers.py tests/test_sans_io.py "$@"
