@@ -22,26 +22,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_b2bua import ROOT, Point, run_isolated
-from report import write_section
+from report import check_native_build, write_section
 
 
 def check_build(native: Path) -> None:
-    """Refuse a missing build or one older than the sources (it would time old code)."""
-    done = subprocess.run(
-        ["bash", str(ROOT / "scripts/build_native.sh"), "--check", "--out", str(native)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"{done.stderr.strip()}: scripts/build_native.sh --out {native} --set all")
+    """Refuse a missing or stale build, or one where the B2BUA is interpreted."""
+    check_native_build(native, "all")
     if not list((native / "huntgroup/engine/b2bua").glob("*.so")):
         raise SystemExit(f"{native}: the B2BUA is not compiled there (use --set all)")
 

@@ -59,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import simpy
 import yaml
-from report import write_section
+from report import check_native_build, write_section
 
 from huntgroup.simulations.model.scenario import Scenario, load_scenario
 from huntgroup.simulations.virtual.driver import run_replication
@@ -185,18 +185,8 @@ def measure_native(build: Path, point: str) -> tuple[float, int]:
 
 
 def check_native(build: Path) -> None:
-    """Refuse a missing build or one older than the sources (it would time old code)."""
-    check = subprocess.run(
-        ["bash", str(ROOT / "scripts/build_native.sh"), "--check", "--out", str(build)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if check.returncode != 0:
-        raise SystemExit(
-            f"{check.stderr.strip()}: build it first with "
-            f"scripts/build_native.sh --out {build} --set sim"
-        )
+    """Refuse a missing or stale build (see :func:`report.check_native_build`)."""
+    check_native_build(build, "sim")
 
 
 def same_calls(points: list[Point]) -> None:

@@ -7,6 +7,7 @@ import os
 import platform
 import re
 import statistics
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,3 +49,25 @@ def write_section(name: str, command: str, body: str) -> None:
     text = pattern.sub(section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text(text)
+
+
+def check_native_build(build: Path, build_set: str) -> None:
+    """Refuse a missing compiled build, or one older than the sources (it would time
+    old code), naming the command that makes it (``scripts/build_native.sh``)."""
+    done = subprocess.run(
+        [
+            "bash",
+            str(DOC.parent.parent / "scripts/build_native.sh"),
+            "--check",
+            "--out",
+            str(build),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(
+            f"{done.stderr.strip()}: build it first with "
+            f"scripts/build_native.sh --out {build} --set {build_set}"
+        )
