@@ -47,8 +47,9 @@ _MAX_WAIT: Final = TimerKind.MAX_WAIT
 def new_call(
     core: RoutingContext, call_id: str, kind: CallKind, state: CallState, caller: Identity
 ) -> RoutedCall:
-    now = core._now
-    call = RoutedCall(call_id, kind, state, now, (now, next(core._seq)), caller)
+    now, seq = core._now, core._seq
+    core._seq = seq + 1
+    call = RoutedCall(call_id, kind, state, now, (now, seq), caller)
     core._calls[call_id] = call
     return call
 
@@ -75,13 +76,14 @@ def call_arrived(
         if index.free:  # the usual case: the fused path rings the first free member
             ring_first(core, call_id, caller, internal, route or info.route, info, index, actions)
             return
-    now = core._now  # the call, made whole at once (its settings read from ``info``)
+    now, seq = core._now, core._seq  # the call, made whole at once (settings from ``info``)
+    core._seq = seq + 1
     call = RoutedCall(
         call_id,
         _GROUP,
         _HUNTING,
         now,
-        (now, next(core._seq)),
+        (now, seq),
         caller,
         route or info.route,
         internal,

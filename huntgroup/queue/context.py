@@ -33,7 +33,6 @@ is skipped when it reaches the head or fires and no longer matches
 
 from __future__ import annotations
 
-import itertools
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
@@ -150,7 +149,10 @@ class RoutingContext(RosterCore):
         self.store = store if store is not None else MemoryStore()
         self._calls: dict[str, RoutedCall] = {}
         self._timers: list[TimerEntry] = []
-        self._seq = itertools.count(1)
+        self._seq = 1
+        """The next sequence number (timer tie-breaks, tokens, ranks): a plain int, taken
+        with ``n = core._seq; core._seq = n + 1`` (compiled, C integer ops; an
+        ``itertools.count`` was a call through the C API each time)."""
         self._now = now
         self._groups = {}
         self._pilots: dict[str, str] = {}
@@ -176,4 +178,6 @@ class RoutingContext(RosterCore):
         """Members whose claim was refused → until when this node does not claim them again."""
 
     def _arm(self, when: float, kind: TimerKind, key: str, token: int = 0) -> None:
-        heappush(self._timers, (when, next(self._seq), kind, key, token))
+        seq = self._seq
+        self._seq = seq + 1
+        heappush(self._timers, (when, seq, kind, key, token))

@@ -144,13 +144,20 @@ def ring_first(
     ):
         member = walk.next(free_predicate(core, info.config, now))
     seq, timers, max_wait = core._seq, core._timers, info.max_wait
-    rank = (now, next(seq))
-    waits = next(seq) if max_wait is not None else 0  # the sequence of max_wait's timer
+    rank = (now, seq)
+    seq += 1
+    if max_wait is not None:  # the sequence of max_wait's timer
+        waits = seq
+        seq += 1
+    else:
+        waits = 0
     if member is None:  # begin_pass, then take: nobody, and the pass ended
         token, hunt, offers = 0, Hunt(strategy, now, 1, now, 0, None), {}
     else:  # begin_pass, then take: one offer in the pass (made below), its token
-        token = next(seq)
+        token = seq
+        seq += 1
         hunt, offers = Hunt(strategy, now, 1, now, 1, walk), {member: token}
+    core._seq = seq
     call = RoutedCall(
         call_id,
         _GROUP,
@@ -176,10 +183,14 @@ def ring_first(
         timeout = info.no_answer_timeout
         actions.append(Ring(call_id, member, info.pilot_caller or caller, name, timeout))
         core.roster.rung_one(core, member)
-        heappush(timers, (now + timeout, next(seq), _OFFER, call_id, token))
+        seq = core._seq
+        core._seq = seq + 1
+        heappush(timers, (now + timeout, seq, _OFFER, call_id, token))
     after = info.no_answer_after
     if after is not None and call_id in core._calls:
-        heappush(timers, (now + after, next(seq), _AFTER, call_id, 0))
+        seq = core._seq
+        core._seq = seq + 1
+        heappush(timers, (now + after, seq, _AFTER, call_id, 0))
 
 
 def advance(
@@ -209,7 +220,8 @@ def advance(
             give_up(core, call, g.no_answer.forward_to, "no_answer", actions, status=480)
             return
         if now < hunt.pass_started_at + PASS_SPACING:
-            call.pass_token = next(core._seq)
+            call.pass_token = core._seq
+            core._seq += 1
             core._arm(
                 hunt.pass_started_at + PASS_SPACING,
                 _NEXT_PASS,

@@ -139,7 +139,8 @@ def offer(
     members on one node are one ``RingAll`` and one write of the store."""
     roster = core.roster
     roster.refresh(core)  # so that ringing is the only change roster.rung is told of
-    token = next(core._seq)
+    token = core._seq
+    core._seq = token + 1
     g = call.group
     group = g.name if g is not None else None
     call_id, store = call.id, core.store

@@ -64,7 +64,6 @@ every call record gets exactly one outcome.
 from __future__ import annotations
 
 import gc
-import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -321,7 +320,7 @@ class _Run:
         # the core's direct inputs (handle of a CallArrived, MemberAnswered, CallHungUp)
         # are called as its methods, not kept as bound methods: compiled, a native call
         self.heap: list[Scheduled] = []  # scheduled during the run
-        self.seq = itertools.count()
+        self.seq = 0  # the next sequence number (a plain int: C ops when compiled)
         self.now = 0.0
         self.end = scenario.duration + scenario.drain
         self.calls: dict[str, CallRecord] = {}
@@ -360,7 +359,9 @@ class _Run:
 
     # ------------------------------------------------------------ schedule
     def push(self, when: float, kind: int, payload: Any) -> None:
-        heappush(self.heap, (when, next(self.seq), kind, payload))
+        seq = self.seq
+        self.seq = seq + 1
+        heappush(self.heap, (when, seq, kind, payload))
 
     def joined_intervals(self) -> dict[tuple[str, str], list[tuple[float, float]]]:
         out: dict[tuple[str, str], list[tuple[float, float]]] = {}
@@ -453,7 +454,7 @@ class _Run:
         before that bound runs without asking."""
         ahead = self.schedule()
         count = len(ahead)
-        self.seq = itertools.count(count)
+        self.seq = count
         core, heap, end, inf = self.core, self.heap, self.end, math.inf
         timers = core.timer_entries()  # its head: a lower bound of get_timer, read without a call
         progress, duration = self.progress, self.sc.duration
@@ -549,7 +550,9 @@ class _Run:
         self.calls[rec.call] = rec
         self.group_calls.append(rec)
         if rec.patience is not None:
-            heappush(self.heap, (self.now + rec.patience, next(self.seq), GIVE_UP, rec))
+            seq = self.seq
+            self.seq = seq + 1
+            heappush(self.heap, (self.now + rec.patience, seq, GIVE_UP, rec))
         g, k = rec.keys  # a pilot call: its caller's number was made before the run
         self.fed = True  # handle(CallArrived(...)), without the event object
         caller = self.callers[g][k]
@@ -663,7 +666,9 @@ class _Run:
                     offer.outcome = "answered"
                 rec.answered_by = a.member
                 rec.answered_at = now
-                heappush(self.heap, (now + rec.talk_planned, next(self.seq), TALK_END, rec))
+                seq = self.seq
+                self.seq = seq + 1
+                heappush(self.heap, (now + rec.talk_planned, seq, TALK_END, rec))
             elif type(a) is Cancel:
                 offer = self.pending.pop((a.call_id, a.member), None)
                 if offer is not None:
@@ -734,10 +739,9 @@ class _Run:
         else:
             delay = b.delay(uniform_after(delay_state, b.index, attempt))
         if delay < timeout:
-            heappush(
-                self.heap,
-                (self.now + delay, next(self.seq), REACTION, (rec, member, offer, answers)),
-            )
+            seq = self.seq
+            self.seq = seq + 1
+            heappush(self.heap, (self.now + delay, seq, REACTION, (rec, member, offer, answers)))
 
 
 def arrival_records(scenario: Scenario, seed: int, rep: int) -> list[CallRecord]:
