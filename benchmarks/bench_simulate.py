@@ -372,6 +372,24 @@ WHERE = (
 )
 
 
+def with_compiled_and_baseline(
+    runs: int,
+    ours: dict[str, Callable[[], tuple[float, int]]],
+    native: Path | None,
+    point: str,
+    simpy: Callable[[], tuple[float, int]],
+) -> list[Point]:
+    """``ours``, then the compiled build (when given) and the SimPy baseline last,
+    interleaved; every huntgroup model must have simulated the same calls."""
+    models = dict(ours)
+    if native is not None:
+        models[COMPILED] = lambda: measure_native(native, point)
+    models["baseline: plain SimPy model"] = simpy
+    points = interleaved(runs, models)
+    same_calls(points)
+    return points
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=5, help="rounds of the day point")
@@ -398,17 +416,18 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         day = build_scenario(Path(tmp))
-        day_models: dict[str, Callable[[], tuple[float, int]]] = {
-            "huntgroup driver + RoutingCore": lambda: measure_driver(day, with_stats=False),
-            "huntgroup driver + RoutingCore + statistics": lambda: measure_driver(
-                day, with_stats=True
-            ),
-        }
-        if native is not None:
-            day_models[COMPILED] = lambda: measure_native(native, "day")
-        day_models["baseline: plain SimPy model"] = lambda: simpy_day(1)
-        points = interleaved(args.runs, day_models)
-        same_calls(points)
+        points = with_compiled_and_baseline(
+            args.runs,
+            {
+                "huntgroup driver + RoutingCore": lambda: measure_driver(day, with_stats=False),
+                "huntgroup driver + RoutingCore + statistics": lambda: measure_driver(
+                    day, with_stats=True
+                ),
+            },
+            native,
+            "day",
+            lambda: simpy_day(1),
+        )
         jobs_lines: list[str] = []
         if args.jobs_runs > 0:
             several = dataclasses.replace(day, replications=args.jobs_replications)
@@ -416,16 +435,17 @@ def main() -> None:
         month_points: list[Point] = []
         if args.month_runs > 0:
             month = build_month(Path(tmp))
-            month_models: dict[str, Callable[[], tuple[float, int]]] = {
-                "huntgroup driver + RoutingCore + statistics": lambda: measure_driver(
-                    month, with_stats=True
-                ),
-            }
-            if native is not None:
-                month_models[COMPILED] = lambda: measure_native(native, "month")
-            month_models["baseline: plain SimPy model"] = lambda: simpy_month(1)
-            month_points = interleaved(args.month_runs, month_models)
-            same_calls(month_points)
+            month_points = with_compiled_and_baseline(
+                args.month_runs,
+                {
+                    "huntgroup driver + RoutingCore + statistics": lambda: measure_driver(
+                        month, with_stats=True
+                    ),
+                },
+                native,
+                "month",
+                lambda: simpy_month(1),
+            )
     full, baseline = points[1], points[-1]
     ratio = baseline.median / full.median
     body = [
